@@ -1,0 +1,325 @@
+// Package config holds telegate's configuration: the schema of its one YAML
+// file, the safe defaults, and (in load.go) strict decoding and whole-file
+// validation with file:line for every error.
+//
+// The types here are the contract between the planes: gateway, auth,
+// policies and media each read their own section and nothing else.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the whole configuration file. Field names follow the YAML keys.
+type Config struct {
+	// DataDir holds the session store, the local CA, certmagic storage, the
+	// gateway signing key and the audit trail. Default "./telegate-data".
+	DataDir string `yaml:"data_dir"`
+
+	Server     Server     `yaml:"server"`
+	TLS        TLS        `yaml:"tls"`
+	Sessions   Sessions   `yaml:"sessions"`
+	Assertion  Assertion  `yaml:"assertion"`
+	Providers  []Provider `yaml:"providers"`
+	Bearer     []Bearer   `yaml:"bearer"`
+	ClientCAs  []ClientCA `yaml:"client_cas"`
+	Routes     []Route    `yaml:"routes"`
+	RateLimits RateLimits `yaml:"rate_limits"`
+	Inspection Inspection `yaml:"inspection"`
+	Audit      Audit      `yaml:"audit"`
+	Relay      Relay      `yaml:"relay"`
+	Visits     Visits     `yaml:"visits"`
+	Redis      Redis      `yaml:"redis"`
+	Log        Log        `yaml:"log"`
+
+	// Source is the file the configuration was read from ("" for built-in
+	// configurations such as the demo). Not part of the YAML.
+	Source string `yaml:"-"`
+}
+
+// Server configures the listeners and HTTP hardening.
+type Server struct {
+	// Listen is the public HTTPS listener, "host:port". Default ":443".
+	Listen string `yaml:"listen"`
+	// HTTPListen is the plain-HTTP listener that only redirects to HTTPS and
+	// answers ACME HTTP-01 challenges. "" disables it. Default ":80".
+	HTTPListen string `yaml:"http_listen"`
+	// Admin is the admin listener (/healthz, /readyz, /metrics). It must be a
+	// loopback or private address. Default "127.0.0.1:9090".
+	Admin string `yaml:"admin"`
+	// PublicURL is the external base URL of the gateway, e.g.
+	// "https://gw.hospital.example". It is the assertion issuer and the base
+	// of every redirect URI. Default derived from the first TLS host.
+	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For / Forwarded are
+	// honoured. Default none.
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"` // default 5s
+	ReadTimeout       time.Duration `yaml:"read_timeout"`        // default 30s
+	WriteTimeout      time.Duration `yaml:"write_timeout"`       // default 0 (streaming); per-route timeouts apply
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 65536
+	// MaxQueryParams is the cap on query parameters per request (400 past it).
+	// Default 100.
+	MaxQueryParams int `yaml:"max_query_params"`
+	// H2MaxRequestsPerSecond bounds new streams per HTTP/2 connection; a
+	// connection past it is closed (CVE-2023-44487 rapid reset). Default 200.
+	H2MaxRequestsPerSecond float64 `yaml:"h2_max_requests_per_second"`
+	// H2MaxConcurrentStreams per HTTP/2 connection. Default 100.
+	H2MaxConcurrentStreams uint32 `yaml:"h2_max_concurrent_streams"`
+	// HSTSMaxAge for Strict-Transport-Security on telegate's own pages.
+	// Default 365 days.
+	HSTSMaxAge time.Duration `yaml:"hsts_max_age"`
+}
+
+// TLS configures certificates: one entry per set of host names.
+type TLS struct {
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string    `yaml:"min_version"`
+	Hosts      []TLSHost `yaml:"hosts"`
+	ACME       ACME      `yaml:"acme"`
+}
+
+// TLSHost says how certificates for Names are obtained.
+type TLSHost struct {
+	Names []string `yaml:"names"`
+	// Mode is "acme", "files" or "local".
+	Mode string `yaml:"mode"`
+	// CertFile and KeyFile (PEM) for mode "files"; picked up again when
+	// they change.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// ACME configures the ACME issuer (RFC 8555) used by hosts in mode "acme".
+type ACME struct {
+	// CA is the directory URL. Default Let's Encrypt production.
+	CA    string `yaml:"ca"`
+	Email string `yaml:"email"`
+	// CARootFile is a PEM bundle to trust for the CA's own HTTPS (a private
+	// ACME CA). Optional.
+	CARootFile string `yaml:"ca_root_file"`
+	// Challenges enabled: "http-01", "tls-alpn-01". Default both.
+	Challenges []string `yaml:"challenges"`
+	// RenewBefore is the fraction of the lifetime left at which certificates
+	// are renewed. Default certmagic's (1/3).
+	RenewalWindowRatio float64 `yaml:"renewal_window_ratio"`
+}
+
+// Sessions configures server-side sessions.
+type Sessions struct {
+	// CookieName must start with "__Host-". Default "__Host-telegate".
+	CookieName string `yaml:"cookie_name"`
+	// IdleTimeout: a session unused this long ends. Default 15m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// AbsoluteTimeout: a session ends this long after sign-in. Default 12h.
+	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
+	// Store is "file" (default; encrypted embedded store in the data
+	// directory) or "redis".
+	Store string `yaml:"store"`
+	// EncryptionKey (base64, 32 bytes) encrypts sessions at rest; from
+	// ${ENV} or EncryptionKeyFile. Default: generated once in the data
+	// directory.
+	EncryptionKey     string `yaml:"encryption_key"`
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// MaxSessions caps the store; the least recently used are evicted.
+	// Default 100000.
+	MaxSessions int `yaml:"max_sessions"`
+}
+
+// Assertion configures the identity assertion minted for upstreams.
+type Assertion struct {
+	// Issuer of the assertion JWT. Default Server.PublicURL.
+	Issuer string `yaml:"issuer"`
+	// TTL of each assertion. Default 60s.
+	TTL time.Duration `yaml:"ttl"`
+	// SigningKeyFile is a PEM EC P-256 private key. Default: generated once
+	// in the data directory.
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// Header carrying the assertion. Default "X-Telegate-Assertion".
+	Header string `yaml:"header"`
+}
+
+// Provider is one OpenID Provider the relying party trusts.
+type Provider struct {
+	// ID names the provider in routes and URLs ([a-z0-9-]+).
+	ID string `yaml:"id"`
+	// DisplayName on the chooser page.
+	DisplayName string `yaml:"display_name"`
+	// Issuer URL; discovery at Issuer/.well-known/openid-configuration must
+	// return exactly this issuer.
+	Issuer   string `yaml:"issuer"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecret from ${ENV} or ClientSecretFile; never inline.
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// RedirectURL defaults to PublicURL + "/.telegate/callback/" + ID.
+	RedirectURL string `yaml:"redirect_url"`
+	// Scopes requested; "openid" is always included.
+	Scopes []string `yaml:"scopes"`
+	// SigningAlgs accepted for ID tokens. Default [RS256, ES256].
+	SigningAlgs []string `yaml:"signing_algs"`
+	// UserInfo: fetch UserInfo and require its sub to equal the ID token's.
+	UserInfo bool `yaml:"userinfo"`
+	// Roles maps claims to telegate roles.
+	Roles RoleMapping `yaml:"roles"`
+	// CARootFile trusts a private CA for this provider's HTTPS. Optional.
+	CARootFile string `yaml:"ca_root_file"`
+	// Timeout for each call to the provider. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// BackchannelLogout enables /.telegate/backchannel-logout/{id}.
+	BackchannelLogout bool `yaml:"backchannel_logout"`
+}
+
+// RoleMapping turns claims into roles.
+type RoleMapping struct {
+	// Claim holding group names. Default "groups".
+	Claim string `yaml:"claim"`
+	// Map from a group value to roles.
+	Map map[string][]string `yaml:"map"`
+	// Always: roles everyone from this provider gets (e.g. [patient]).
+	Always []string `yaml:"always"`
+}
+
+// Bearer accepts JWT access tokens (RFC 9068) from an issuer on API routes.
+type Bearer struct {
+	ID       string   `yaml:"id"`
+	Issuer   string   `yaml:"issuer"`
+	Audience []string `yaml:"audience"`
+	// JWKSURL defaults to the discovered jwks_uri.
+	JWKSURL     string      `yaml:"jwks_url"`
+	SigningAlgs []string    `yaml:"signing_algs"`
+	Roles       RoleMapping `yaml:"roles"`
+	CARootFile  string      `yaml:"ca_root_file"`
+}
+
+// ClientCA is a CA whose client certificates identify devices.
+type ClientCA struct {
+	ID     string `yaml:"id"`
+	CAFile string `yaml:"ca_file"`
+}
+
+// Route is one host+path prefix with its upstream and policy.
+type Route struct {
+	ID string `yaml:"id"`
+	// Hosts matched case-insensitively, trailing dot removed. Empty means
+	// every host named in tls.hosts.
+	Hosts []string `yaml:"hosts"`
+	// Path prefix, e.g. "/clinic/". Longest prefix wins.
+	Path        string      `yaml:"path"`
+	Upstream    string      `yaml:"upstream"`
+	UpstreamTLS UpstreamTLS `yaml:"upstream_tls"`
+	// Providers accepted for sign-in (chooser page when several). Default
+	// all providers.
+	Providers []string `yaml:"providers"`
+	// API routes answer 401 JSON with WWW-Authenticate instead of a
+	// redirect, and accept bearer tokens from Bearer.
+	API    bool     `yaml:"api"`
+	Bearer []string `yaml:"bearer"`
+	// ClientCert requires a client certificate from one of these CA ids.
+	ClientCert []string `yaml:"client_cert"`
+	Policy     *Policy  `yaml:"policy"`
+	// AllowSemicolon permits ';' in the path.
+	AllowSemicolon bool `yaml:"allow_semicolon"`
+	// WebSocket permits upgrades, from Origins (default the route's hosts).
+	WebSocket bool     `yaml:"websocket"`
+	Origins   []string `yaml:"origins"`
+	// MaxBodyBytes default 10 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Timeout for the upstream response headers. Default 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// AssertionClaims are the claims copied into the assertion (allow-list).
+	AssertionClaims []string `yaml:"assertion_claims"`
+	// IdentityHeaders also sends X-Telegate-Subject and X-Telegate-Roles.
+	IdentityHeaders bool `yaml:"identity_headers"`
+	// ResponseHeaders set on proxied responses (e.g. CSP).
+	ResponseHeaders map[string]string `yaml:"response_headers"`
+	// RateLimit overrides rate_limits for this route.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Inspect overrides inspection.enabled for this route.
+	Inspect *bool `yaml:"inspect"`
+}
+
+// UpstreamTLS configures TLS toward an https upstream.
+type UpstreamTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Policy says who may pass a route. Deny by default: a route without a
+// policy, or with an empty allow list and no Public, admits nobody.
+type Policy struct {
+	Public bool `yaml:"public"`
+	// Allow: a request passes when it matches any one entry.
+	Allow      []Rule   `yaml:"allow"`
+	RequireMFA bool     `yaml:"require_mfa"`
+	Methods    []string `yaml:"methods"`
+}
+
+// Rule matches when every non-empty field matches.
+type Rule struct {
+	Roles     []string            `yaml:"roles"`
+	Groups    []string            `yaml:"groups"`
+	Claims    map[string][]string `yaml:"claims"`
+	Issuers   []string            `yaml:"issuers"`
+	Subjects  []string            `yaml:"subjects"`
+	Devices   []string            `yaml:"devices"`
+	Providers []string            `yaml:"providers"`
+	// Authenticated: any signed-in identity.
+	Authenticated bool `yaml:"authenticated"`
+}
+
+// RateLimits are token buckets (golang.org/x/time/rate).
+type RateLimits struct {
+	PerClient  RateLimit `yaml:"per_client"`
+	PerSubject RateLimit `yaml:"per_subject"`
+	// MaxClients caps the per-client table (LRU eviction). Default 100000.
+	MaxClients int `yaml:"max_clients"`
+}
+
+// RateLimit is a token bucket: Rate per second with Burst.
+type RateLimit struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+}
+
+// Inspection configures the WAF (Coraza with the OWASP CRS).
+type Inspection struct {
+	Enabled bool `yaml:"enabled"`
+	// ParanoiaLevel 1..4. Default 1.
+	ParanoiaLevel int `yaml:"paranoia_level"`
+	// AnomalyThreshold for inbound requests. Default 5.
+	AnomalyThreshold int `yaml:"anomaly_threshold"`
+	// DetectOnly logs instead of blocking.
+	DetectOnly bool `yaml:"detect_only"`
+}
+
+// Audit configures the hash-chained audit trail.
+type Audit struct {
+	// File default DataDir/audit/audit.log.
+	File string `yaml:"file"`
+	// Key (base64) keys the chain's HMAC and the IP hashes in logs; from
+	// ${ENV} or KeyFile. Default: generated once in the data directory.
+	Key     string `yaml:"key"`
+	KeyFile string `yaml:"key_file"`
+}
+
+// Redis for several nodes.
+type Redis struct {
+	Addr         string `yaml:"addr"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	DB           int    `yaml:"db"`
+}
+
+// Log configures ordinary logging (log/slog).
+type Log struct {
+	// Format "json" (default) or "text".
+	Format string `yaml:"format"`
+	// Level "debug", "info" (default), "warn", "error".
+	Level string `yaml:"level"`
+}

@@ -1,0 +1,45 @@
+// Package audit is telegate's tamper-evident audit trail: an append-only
+// file of JSON lines, each carrying the HMAC-SHA256 of the previous line so
+// that any edit, deletion or reordering is found by `telegate audit verify`.
+// Records are PHI-free except the client address, which the trail keeps
+// (DESIGN.md principle 6).
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// Event is one audit record. Keep it PHI-free: no names, e-mail, tokens,
+// cookies, SDP, query strings or bodies.
+type Event struct {
+	Time time.Time `json:"time"`
+	// Type: "request", "signin", "signout", "session.end", "relay.allocation",
+	// "visit.create", "visit.admit", …
+	Type      string `json:"type"`
+	RequestID string `json:"request_id,omitempty"`
+	RouteID   string `json:"route,omitempty"`
+	Method    string `json:"method,omitempty"`
+	// Path is the canonical path without the query.
+	Path    string `json:"path,omitempty"`
+	Status  int    `json:"status,omitempty"`
+	Client  string `json:"client,omitempty"`
+	Issuer  string `json:"iss,omitempty"`
+	Subject string `json:"sub,omitempty"`
+	// Decision "allow" or "deny"; Reason the short reason.
+	Decision string            `json:"decision,omitempty"`
+	Reason   string            `json:"reason,omitempty"`
+	Attrs    map[string]string `json:"attrs,omitempty"`
+}
+
+// Sink receives audit events. Implementations must be safe for concurrent
+// use and must not block the request path for long.
+type Sink interface {
+	Record(ctx context.Context, e Event)
+}
+
+// Discard is a Sink that drops every event (tests that do not look at it).
+type Discard struct{}
+
+// Record implements Sink.
+func (Discard) Record(context.Context, Event) {}

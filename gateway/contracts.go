@@ -1,0 +1,37 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"net/http"
+)
+
+// Authenticator is the control plane's "who is this" stage (package auth).
+type Authenticator interface {
+	// Authenticate attaches scope.Identity from a client certificate, a
+	// bearer token (API routes) or the session cookie, and strips
+	// telegate's own cookies from the request. It never denies on its own
+	// except for a malformed or invalid bearer token (401).
+	Authenticate(next http.Handler) http.Handler
+	// Challenge answers a request that needs an identity and has none:
+	// a redirect to sign in for browsers, 401 JSON with WWW-Authenticate
+	// for API routes (RFC 6750 §3).
+	Challenge(w http.ResponseWriter, r *http.Request)
+	// Handler serves telegate's own auth endpoints under /.telegate/
+	// (login, callback/{provider}, logout, backchannel-logout/{provider}).
+	Handler() http.Handler
+}
+
+// Inspector is the WAF stage (package policies).
+type Inspector interface {
+	Inspect(next http.Handler) http.Handler
+}
+
+// Certificates supplies TLS for the public listener (package gateway/edgetls).
+type Certificates interface {
+	// TLSConfig for the HTTPS listener: certificates by SNI, TLS 1.2+,
+	// ALPN h2/http1.1/acme-tls/1, client certificates verified if given.
+	TLSConfig() *tls.Config
+	// HTTPHandler answers ACME HTTP-01 challenges and redirects everything
+	// else to HTTPS.
+	HTTPHandler() http.Handler
+}
