@@ -6,5 +6,5 @@
 //
 // Policy evaluation follows the route id the router chose; it never matches
 // URLs again. Each allow-rule criterion lives in its own file
-// (criterion_*.go) with its own test.
+// (criterion_*.go) with its own test table in criteria_test.go.
 package policies

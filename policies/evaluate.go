@@ -1,0 +1,153 @@
+package policies
+
+import (
+	"slices"
+	"strconv"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/scope"
+)
+
+// Decision reasons returned by Evaluate. Allowing rules report "rule:N"
+// (N the zero-based index in Policy.Allow); a denied identity reports the
+// criterion that failed ("role", "group", "claim", "issuer", "subject",
+// "device", "provider", "authenticated") when every rule failed on the same
+// one, and "no-match" otherwise.
+const (
+	ReasonNoPolicy        = "no-policy"
+	ReasonPublic          = "public"
+	ReasonUnauthenticated = "unauthenticated"
+	ReasonMethod          = "method"
+	ReasonMFARequired     = "mfa-required"
+	ReasonNoRules         = "no-rules"
+	ReasonEmptyRule       = "empty-rule"
+	ReasonNoMatch         = "no-match"
+)
+
+// Evaluate decides whether id may pass a route with policy p (DESIGN.md
+// principle 2: deny by default). id is nil for an anonymous request; method
+// is the request method exactly as received (methods are case-sensitive,
+// RFC 9110 §9.1).
+//
+// The order of checks is fixed:
+//  1. nil policy: deny "no-policy".
+//  2. Public: allow "public" when the method is permitted, else deny "method".
+//  3. anonymous: deny "unauthenticated" (the gateway then challenges).
+//  4. method not in Methods (when set; HEAD passes where GET does,
+//     RFC 9110 §9.3.2): deny "method".
+//  5. RequireMFA and no second factor (RFC 8176 amr, scope.Identity.HasMFA):
+//     deny "mfa-required".
+//  6. allow "rule:N" for the first rule of Allow that matches: every
+//     criterion the rule sets must match, and a rule that sets none matches
+//     nobody.
+//
+// Evaluate never panics on partial identities and never returns Allow with
+// an empty Reason.
+func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decision {
+	if p == nil {
+		return deny(ReasonNoPolicy)
+	}
+	if p.Public {
+		if !methodAllowed(p.Methods, method) {
+			return deny(ReasonMethod)
+		}
+		return scope.Decision{Allow: true, Reason: ReasonPublic}
+	}
+	if id == nil {
+		return deny(ReasonUnauthenticated)
+	}
+	if !methodAllowed(p.Methods, method) {
+		return deny(ReasonMethod)
+	}
+	if p.RequireMFA && !id.HasMFA() {
+		return deny(ReasonMFARequired)
+	}
+	if len(p.Allow) == 0 {
+		return deny(ReasonNoRules)
+	}
+	reason := ""
+	for i := range p.Allow {
+		failed := matchRule(&p.Allow[i], id)
+		if failed == "" {
+			return scope.Decision{Allow: true, Reason: "rule:" + strconv.Itoa(i)}
+		}
+		switch reason {
+		case "":
+			reason = failed
+		case failed:
+		default:
+			reason = ReasonNoMatch
+		}
+	}
+	return deny(reason)
+}
+
+func deny(reason string) scope.Decision {
+	return scope.Decision{Allow: false, Reason: reason}
+}
+
+// methodAllowed reports whether method passes the Methods list: an empty
+// list admits every method; HEAD is admitted wherever GET is.
+func methodAllowed(methods []string, method string) bool {
+	if len(methods) == 0 {
+		return true
+	}
+	if slices.Contains(methods, method) {
+		return true
+	}
+	return method == "HEAD" && slices.Contains(methods, "GET")
+}
+
+// criterion is one condition of an allow rule. set reports whether the rule
+// uses it; match whether the identity satisfies it. Each criterion lives in
+// its own criterion_*.go file.
+type criterion struct {
+	name  string
+	set   func(r *config.Rule) bool
+	match func(r *config.Rule, id *scope.Identity) bool
+}
+
+// criteria in evaluation order (cheapest first).
+var criteria = []criterion{
+	authenticatedCriterion,
+	providersCriterion,
+	issuersCriterion,
+	subjectsCriterion,
+	devicesCriterion,
+	rolesCriterion,
+	groupsCriterion,
+	claimsCriterion,
+}
+
+// matchRule returns "" when the rule admits id, else the name of the first
+// criterion that failed (ReasonEmptyRule for a rule that sets none).
+func matchRule(r *config.Rule, id *scope.Identity) string {
+	if id == nil {
+		return ReasonUnauthenticated
+	}
+	used := false
+	for _, c := range criteria {
+		if !c.set(r) {
+			continue
+		}
+		used = true
+		if !c.match(r, id) {
+			return c.name
+		}
+	}
+	if !used {
+		return ReasonEmptyRule
+	}
+	return ""
+}
+
+// anyOf reports whether have and want share a value (exact, case-sensitive
+// comparison).
+func anyOf(have, want []string) bool {
+	for _, w := range want {
+		if slices.Contains(have, w) {
+			return true
+		}
+	}
+	return false
+}
