@@ -1,6 +1,195 @@
 package config
 
-// Relay configures the embedded TURN relay (RFC 8656). See media/relay.
+import (
+	"net/netip"
+	"time"
+)
+
+// Relay configures the embedded TURN relay (RFC 8656) that carries the
+// end-to-end encrypted media of visits. See media/relay.
+//
+// Zero values mean "use the default"; Defaults returns a copy with every
+// default filled in. Defaults are the safe ones: loopback-free relaying,
+// small per-participant quotas, a bandwidth cap and the full deny list.
 type Relay struct {
 	Enabled bool `yaml:"enabled"`
+
+	// Realm is the long-term credential realm (RFC 8489 §9.2). Default
+	// "telegate".
+	Realm string `yaml:"realm"`
+
+	// Listen is the UDP listener, "host:port". Default ":3478" (RFC 8656
+	// §3.1 default port).
+	Listen string `yaml:"listen"`
+	// UDPSockets is the number of SO_REUSEPORT sockets bound to Listen, each
+	// served by its own goroutine. Default: the number of CPUs.
+	UDPSockets int `yaml:"udp_sockets"`
+	// TLSListen is an optional dedicated TURN-over-TLS listener (RFC 8656
+	// §3.1, default port 5349). "" (default) disables it: TURN over TLS is
+	// then only reached through the HTTPS listener, told apart by SNI or the
+	// STUN magic cookie.
+	TLSListen string `yaml:"tls_listen"`
+	// TLSPort is the port advertised in turns: URLs. Default 443 (the HTTPS
+	// listener), or the port of TLSListen when set.
+	TLSPort int `yaml:"tls_port"`
+	// UDPPort is the port advertised in turn: URLs. Default the port of
+	// Listen.
+	UDPPort int `yaml:"udp_port"`
+
+	// RelayAddresses are the local addresses relay sockets bind to, at most
+	// one IPv4 and one IPv6. Required: the operator sets the public-facing
+	// interface address(es); the demo uses 127.0.0.1.
+	RelayAddresses []netip.Addr `yaml:"relay_addresses"`
+	// ExternalAddresses, when the relay sits behind a 1:1 NAT, are the
+	// addresses announced in XOR-RELAYED-ADDRESS, paired by position with
+	// RelayAddresses. Default: announce RelayAddresses as they are.
+	ExternalAddresses []netip.Addr `yaml:"external_addresses"`
+	// PortMin and PortMax bound the relay port range (inclusive). Default
+	// 49152–65535 (RFC 8656 §7.2 recommends the dynamic port range).
+	PortMin uint16 `yaml:"port_min"`
+	PortMax uint16 `yaml:"port_max"`
+
+	// Secrets sign and verify relay credentials in the TURN REST form
+	// (username "expiry:visit:participant", password
+	// base64(HMAC-SHA1(secret, username)), as coturn's use-auth-secret).
+	// The first signs, all verify (rotation). Each at least 16 bytes. From
+	// ${ENV} or SecretsFile (one secret per line); never inline. When both
+	// are empty a secret is generated once in DataDir/relay/secret.
+	Secrets     []string `yaml:"secrets"`
+	SecretsFile string   `yaml:"secrets_file"`
+	// CredentialTTL is how long a credential admits new allocations.
+	// Default 10m.
+	CredentialTTL time.Duration `yaml:"credential_ttl"`
+	// AllocationLifetime is the default allocation lifetime granted (RFC
+	// 8656 §7.2, clients refresh before it ends). Default 10m.
+	AllocationLifetime time.Duration `yaml:"allocation_lifetime"`
+
+	// MaxAllocationsPerParticipant, MaxAllocationsPerVisit and
+	// MaxAllocations cap live allocations; past a cap Allocate fails with
+	// 486 Allocation Quota Reached. Defaults 3, 10, 1000.
+	MaxAllocationsPerParticipant int `yaml:"max_allocations_per_participant"`
+	MaxAllocationsPerVisit       int `yaml:"max_allocations_per_visit"`
+	MaxAllocations               int `yaml:"max_allocations"`
+	// AllocationRate limits Allocate requests per credential (token bucket,
+	// per second). Default rate 1, burst 6.
+	AllocationRate RateLimit `yaml:"allocation_rate"`
+	// MaxCredentials caps the per-credential rate table (LRU eviction).
+	// Default 10000.
+	MaxCredentials int `yaml:"max_credentials"`
+	// UnauthenticatedRate limits responses without MESSAGE-INTEGRITY
+	// (challenges, errors, Binding answers) per source address, so the
+	// relay is no reflection amplifier. Default rate 5, burst 20.
+	UnauthenticatedRate RateLimit `yaml:"unauthenticated_rate"`
+	// MaxSources caps the per-source table (LRU eviction). Default 10000.
+	MaxSources int `yaml:"max_sources"`
+	// BandwidthBitsPerSecond caps each allocation in each direction.
+	// Default 4000000 (4 Mbit/s).
+	BandwidthBitsPerSecond int64 `yaml:"bandwidth_bits_per_second"`
+
+	// DenyPeers are peer prefixes no allocation may reach (403 Forbidden).
+	// Default: loopback, private, CGNAT, link-local, documentation,
+	// benchmarking, multicast, reserved ranges (see DefaultRelayDenyPeers).
+	// When set it replaces the default, except that 0.0.0.0/8, 127.0.0.0/8,
+	// ::/128 and ::1/128 are always denied. IPv6 forms embedding IPv4
+	// (mapped, compatible, NAT64, 6to4, Teredo) are checked as the IPv4.
+	DenyPeers []netip.Prefix `yaml:"deny_peers"`
+
+	// MaxTLSConns caps concurrent TURN-over-TLS connections. Default 1000.
+	MaxTLSConns int `yaml:"max_tls_conns"`
+	// TLSIdleTimeout closes a TURN-over-TLS connection that sends nothing
+	// for this long. Default 5m.
+	TLSIdleTimeout time.Duration `yaml:"tls_idle_timeout"`
+}
+
+// DefaultRelayDenyPeers is the default peer deny list: special-purpose
+// address blocks (RFC 6890 registries) a relay must never reach.
+var DefaultRelayDenyPeers = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("192.88.99.0/24"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("::/128"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("fc00::/7"),
+	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("ff00::/8"),
+	netip.MustParsePrefix("100::/64"),
+	netip.MustParsePrefix("2001:db8::/32"),
+}
+
+// relayAlwaysDenied are denied whatever DenyPeers says.
+var relayAlwaysDenied = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("::/128"),
+	netip.MustParsePrefix("::1/128"),
+}
+
+// Defaults returns r with every zero field set to its default.
+func (r Relay) Defaults() Relay {
+	if r.Realm == "" {
+		r.Realm = "telegate"
+	}
+	if r.Listen == "" {
+		r.Listen = ":3478"
+	}
+	if r.PortMin == 0 {
+		r.PortMin = 49152
+	}
+	if r.PortMax == 0 {
+		r.PortMax = 65535
+	}
+	if r.CredentialTTL == 0 {
+		r.CredentialTTL = 10 * time.Minute
+	}
+	if r.AllocationLifetime == 0 {
+		r.AllocationLifetime = 10 * time.Minute
+	}
+	if r.MaxAllocationsPerParticipant == 0 {
+		r.MaxAllocationsPerParticipant = 3
+	}
+	if r.MaxAllocationsPerVisit == 0 {
+		r.MaxAllocationsPerVisit = 10
+	}
+	if r.MaxAllocations == 0 {
+		r.MaxAllocations = 1000
+	}
+	if r.AllocationRate == (RateLimit{}) {
+		r.AllocationRate = RateLimit{Rate: 1, Burst: 6}
+	}
+	if r.MaxCredentials == 0 {
+		r.MaxCredentials = 10000
+	}
+	if r.UnauthenticatedRate == (RateLimit{}) {
+		r.UnauthenticatedRate = RateLimit{Rate: 5, Burst: 20}
+	}
+	if r.MaxSources == 0 {
+		r.MaxSources = 10000
+	}
+	if r.BandwidthBitsPerSecond == 0 {
+		r.BandwidthBitsPerSecond = 4_000_000
+	}
+	if r.DenyPeers == nil {
+		r.DenyPeers = append([]netip.Prefix(nil), DefaultRelayDenyPeers...)
+	} else {
+		r.DenyPeers = append(append([]netip.Prefix(nil), r.DenyPeers...), relayAlwaysDenied...)
+	}
+	if r.MaxTLSConns == 0 {
+		r.MaxTLSConns = 1000
+	}
+	if r.TLSIdleTimeout == 0 {
+		r.TLSIdleTimeout = 5 * time.Minute
+	}
+	return r
 }
