@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -136,7 +137,12 @@ var relayAlwaysDenied = []netip.Prefix{
 	netip.MustParsePrefix("::1/128"),
 }
 
-// Defaults returns r with every zero field set to its default.
+// ApplyDefaults implements SectionDefaulter: it fills r's zero fields with
+// their defaults. It is idempotent.
+func (r *Relay) ApplyDefaults(*Config) { *r = r.Defaults() }
+
+// Defaults returns r with every zero field set to its default. It is
+// idempotent.
 func (r Relay) Defaults() Relay {
 	if r.Realm == "" {
 		r.Realm = "telegate"
@@ -183,7 +189,13 @@ func (r Relay) Defaults() Relay {
 	if r.DenyPeers == nil {
 		r.DenyPeers = append([]netip.Prefix(nil), DefaultRelayDenyPeers...)
 	} else {
-		r.DenyPeers = append(append([]netip.Prefix(nil), r.DenyPeers...), relayAlwaysDenied...)
+		deny := append([]netip.Prefix(nil), r.DenyPeers...)
+		for _, p := range relayAlwaysDenied {
+			if !slices.Contains(deny, p) {
+				deny = append(deny, p)
+			}
+		}
+		r.DenyPeers = deny
 	}
 	if r.MaxTLSConns == 0 {
 		r.MaxTLSConns = 1000
