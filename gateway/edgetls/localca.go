@@ -1,0 +1,248 @@
+package edgetls
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+const (
+	// rootLifetime is the validity of a generated local root.
+	rootLifetime = 10 * 365 * 24 * time.Hour
+	// leafLifetime is the validity of a leaf the local CA issues; certmagic
+	// renews it when RenewalWindowRatio of it is left.
+	leafLifetime = 7 * 24 * time.Hour
+	// clockSkew back-dates NotBefore so slightly slow clients accept new
+	// certificates.
+	clockSkew = 5 * time.Minute
+)
+
+// localCA is the local certificate authority kept in <data_dir>/ca: a
+// self-signed ECDSA P-256 root (root.pem) and its PKCS #8 key (root.key,
+// mode 0600), generated once. Its root carries name constraints
+// (RFC 5280 §4.2.1.10) so that, even if trusted and leaked, it can only
+// vouch for local names.
+type localCA struct {
+	root    *x509.Certificate
+	key     crypto.Signer
+	keyID   string          // certmagic issuer key; changes with the root
+	allowed map[string]bool // normalized configured names
+}
+
+// loadOrCreateLocalCA loads the root from dir, or creates it when neither
+// file exists. A half-present pair (one file missing) is an error rather
+// than being overwritten.
+func loadOrCreateLocalCA(dir string) (*localCA, error) {
+	certPath, keyPath := filepath.Join(dir, "root.pem"), filepath.Join(dir, "root.key")
+	_, certErr := os.Stat(certPath)
+	_, keyErr := os.Stat(keyPath)
+	switch {
+	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
+		if err := createLocalCA(dir, certPath, keyPath); err != nil {
+			return nil, fmt.Errorf("creating local CA in %s: %w", dir, err)
+		}
+	case certErr != nil || keyErr != nil:
+		return nil, fmt.Errorf("local CA in %s is incomplete (root.pem: %v, root.key: %v); restore both files or remove both to create a new root", dir, certErr, keyErr)
+	}
+	ca, err := readLocalCA(certPath, keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("local CA in %s: %w", dir, err)
+	}
+	return ca, nil
+}
+
+func createLocalCA(dir, certPath, keyPath string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	var ipRanges []*net.IPNet
+	for _, p := range localPrefixes {
+		ipRanges = append(ipRanges, &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:                serial,
+		Subject:                     pkix.Name{CommonName: "telegate local CA " + serial.Text(16)[:8], Organization: []string{"telegate (local development)"}},
+		NotBefore:                   now.Add(-clockSkew),
+		NotAfter:                    now.Add(rootLifetime),
+		KeyUsage:                    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid:       true,
+		IsCA:                        true,
+		MaxPathLen:                  0,
+		MaxPathLenZero:              true,
+		PermittedDNSDomainsCritical: true,
+		PermittedDNSDomains:         localSuffixes,
+		PermittedIPRanges:           ipRanges,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	// The key first, exclusively: a concurrent creator fails here instead
+	// of pairing its certificate with our key.
+	if err := writeFileExcl(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	return writeFileExcl(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func writeFileExcl(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func readLocalCA(certPath, keyPath string) (*localCA, error) {
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, errors.New("root.pem holds no PEM CERTIFICATE")
+	}
+	root, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("root.pem: %w", err)
+	}
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil || kb.Type != "PRIVATE KEY" {
+		return nil, errors.New("root.key holds no PEM PRIVATE KEY (PKCS #8)")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("root.key: %w", err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("root.key is not a signing key")
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(root.PublicKey) {
+		return nil, errors.New("root.key does not match root.pem")
+	}
+	if !root.IsCA || root.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, errors.New("root.pem is not a CA certificate")
+	}
+	if time.Now().After(root.NotAfter.Add(-leafLifetime)) {
+		return nil, fmt.Errorf("root.pem expires %s; remove root.pem and root.key to create a new root", root.NotAfter.UTC().Format(time.RFC3339))
+	}
+	sum := sha256.Sum256(root.Raw)
+	return &localCA{root: root, key: signer, keyID: "telegate-local-" + hex.EncodeToString(sum[:8])}, nil
+}
+
+func randomSerial() (*big.Int, error) {
+	// 128 random bits, positive (RFC 5280 §4.1.2.2 allows up to 20 octets).
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+}
+
+// IssuerKey implements certmagic.Issuer. It names the root, so leaves of
+// an earlier root kept in storage are never served after a new root.
+func (ca *localCA) IssuerKey() string { return ca.keyID }
+
+// Issue implements certmagic.Issuer: it signs a leaf for the CSR's names,
+// valid for leafLifetime (capped by the root), after checking the CSR's
+// signature (RFC 2986 §3) and that every name is a configured local name.
+func (ca *localCA) Issue(_ context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("local CA: CSR signature: %w", err)
+	}
+	if len(csr.DNSNames)+len(csr.IPAddresses) == 0 {
+		return nil, errors.New("local CA: CSR names no host")
+	}
+	if len(csr.URIs) > 0 || len(csr.EmailAddresses) > 0 {
+		return nil, errors.New("local CA: CSR carries URI or e-mail names")
+	}
+	for _, n := range csr.DNSNames {
+		if nn, ok := normalizeName(n, true); !ok || !ca.allowed[nn] {
+			return nil, fmt.Errorf("local CA: %q is not a configured local host name", n)
+		}
+	}
+	for _, ip := range csr.IPAddresses {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok || !ca.allowed[a.Unmap().String()] {
+			return nil, fmt.Errorf("local CA: %s is not a configured local address", ip)
+		}
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	notAfter := now.Add(leafLifetime)
+	if notAfter.After(ca.root.NotAfter) {
+		notAfter = ca.root.NotAfter
+	}
+	cn := ""
+	if len(csr.DNSNames) > 0 {
+		cn = csr.DNSNames[0]
+	}
+	ku := x509.KeyUsageDigitalSignature
+	if _, isEC := csr.PublicKey.(*ecdsa.PublicKey); !isEC {
+		ku |= x509.KeyUsageKeyEncipherment
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              notAfter,
+		KeyUsage:              ku,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              csr.DNSNames,
+		IPAddresses:           csr.IPAddresses,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.root, csr.PublicKey, ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("local CA: signing: %w", err)
+	}
+	var buf bytes.Buffer
+	_ = pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return &certmagic.IssuedCertificate{Certificate: buf.Bytes()}, nil
+}
