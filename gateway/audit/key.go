@@ -127,4 +127,3 @@ func HashIP(key []byte, addr netip.Addr) string {
 	m.Write(a)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:12])
 }
-
