@@ -1,0 +1,553 @@
+package media
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/telegate/telegate/scope"
+)
+
+// maxBodyBytes caps every JSON request body.
+const maxBodyBytes = 16 << 10
+
+func (s *Service) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /.telegate/visits", s.handleCreate)
+	mux.HandleFunc("GET /.telegate/visits", s.handleList)
+	mux.HandleFunc("GET /.telegate/visits/lobby", s.page("lobby.html"))
+	mux.HandleFunc("GET /.telegate/visits/join", s.page("join.html"))
+	mux.HandleFunc("POST /.telegate/visits/join", s.handleJoin)
+	mux.HandleFunc("GET /.telegate/visits/{id}", s.handleGet)
+	mux.HandleFunc("POST /.telegate/visits/{id}/invite", s.handleInvite)
+	mux.HandleFunc("POST /.telegate/visits/{id}/{action}", s.handleDecide)
+	mux.HandleFunc("GET /.telegate/visits/{id}/ice", s.handleICE)
+	mux.HandleFunc("GET /.telegate/visits/{id}/signal", s.handleSignal)
+	mux.HandleFunc("GET /.telegate/visits/{id}/call", s.page("call.html"))
+	mux.HandleFunc("GET /.telegate/visit.js", s.static)
+	mux.HandleFunc("GET /.telegate/visit/{file}", s.static)
+	return mux
+}
+
+// identity returns the caller's identity from the request scope, or nil.
+func identity(r *http.Request) *scope.Identity {
+	if sc := scope.From(r.Context()); sc != nil {
+		return sc.Identity
+	}
+	return nil
+}
+
+func requestID(r *http.Request) string {
+	if sc := scope.From(r.Context()); sc != nil {
+		return sc.RequestID
+	}
+	return ""
+}
+
+// writeJSON answers v with status; responses are never cached.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type errorBody struct {
+	Error     string `json:"error"`
+	Reason    string `json:"reason,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// writeError answers err: an *apiError with its status, anything else 500.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = fail(http.StatusInternalServerError, "internal", "something went wrong; try again")
+	}
+	writeJSON(w, ae.status, errorBody{Error: ae.msg, Reason: ae.reason, RequestID: requestID(r)})
+}
+
+// wantsHTML reports whether the client asked for a page.
+func wantsHTML(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// requireIdentity returns the caller's identity, or answers 401 (a redirect
+// to /.telegate/login?rd=<this URL> for browsers) and returns nil.
+func requireIdentity(w http.ResponseWriter, r *http.Request) *scope.Identity {
+	id := identity(r)
+	if id != nil && id.Subject != "" {
+		return id
+	}
+	if wantsHTML(r) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, "/.telegate/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		return nil
+	}
+	writeJSON(w, http.StatusUnauthorized, errorBody{Error: "sign in first", Reason: "unauthenticated", RequestID: requestID(r)})
+	return nil
+}
+
+// sameOrigin reports whether the request's Origin names this host
+// (RFC 6454 §7). With no Origin, Sec-Fetch-Site: same-origin (Fetch
+// Metadata) is accepted instead.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if u.Scheme != scheme {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+// checkCSRF guards a state-changing request made with an ambient credential
+// (session cookie, client certificate): it needs a same-origin Origin (or
+// Sec-Fetch-Site) and the X-Telegate-CSRF: 1 header, which no cross-site
+// form can set without a CORS preflight. Bearer tokens are not ambient.
+func checkCSRF(w http.ResponseWriter, r *http.Request, id *scope.Identity) bool {
+	if id.Kind == "bearer" {
+		return true
+	}
+	if r.Header.Get("X-Telegate-CSRF") == "1" && sameOrigin(r) {
+		return true
+	}
+	writeJSON(w, http.StatusForbidden, errorBody{Error: "cross-site request refused", Reason: "csrf", RequestID: requestID(r)})
+	return false
+}
+
+// decodeJSON reads a JSON body of at most maxBodyBytes into v, strictly.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	ct := r.Header.Get("Content-Type")
+	if ct != "application/json" && !strings.HasPrefix(ct, "application/json;") {
+		return fail(http.StatusUnsupportedMediaType, "content-type", "send application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fail(http.StatusRequestEntityTooLarge, "body-too-large", "the request is too large")
+		}
+		return fail(http.StatusBadRequest, "bad-json", "the request body is not valid JSON for this endpoint")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fail(http.StatusBadRequest, "bad-json", "the request body has trailing data")
+	}
+	return nil
+}
+
+// principalJSON names a user by issuer and subject (OIDC Core §2).
+type principalJSON struct {
+	Iss string `json:"iss"`
+	Sub string `json:"sub"`
+}
+
+// createRequest is the body of POST /.telegate/visits.
+type createRequest struct {
+	// Title shown to the clinician (may be PHI; never logged). Up to 200
+	// characters; default "Video visit".
+	Title string `json:"title"`
+	// Scheduled start (RFC 3339), optional.
+	Scheduled *time.Time `json:"scheduled,omitempty"`
+	// Participants is the cap, the owner included. Default from config.
+	Participants int `json:"participants,omitempty"`
+	// Owner is required for a service caller: the clinician who will own
+	// the visit. Ignored for clinicians (they own what they create).
+	Owner *principalJSON `json:"owner,omitempty"`
+	// OwnerName is the owner's display name when a service creates the visit.
+	OwnerName string `json:"owner_name,omitempty"`
+}
+
+type inviteJSON struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}
+
+type participantJSON struct {
+	ID     string    `json:"id"`
+	Name   string    `json:"name,omitempty"`
+	Role   string    `json:"role"`
+	State  string    `json:"state"`
+	Joined time.Time `json:"joined"`
+}
+
+// visitJSON is a visit as its manager (or a participant, with fewer
+// fields) sees it.
+type visitJSON struct {
+	ID            string            `json:"id"`
+	Title         string            `json:"title,omitempty"`
+	Status        string            `json:"status"` // "open" or "ended"
+	EndReason     string            `json:"end_reason,omitempty"`
+	Cap           int               `json:"participants_cap"`
+	Scheduled     *time.Time        `json:"scheduled,omitempty"`
+	Created       time.Time         `json:"created"`
+	Started       *time.Time        `json:"started,omitempty"`
+	EndsAt        *time.Time        `json:"ends_at,omitempty"`
+	InviteExpires *time.Time        `json:"invite_expires,omitempty"`
+	Manage        bool              `json:"manage"`
+	Self          *participantJSON  `json:"self,omitempty"`
+	Participants  []participantJSON `json:"participants,omitempty"`
+	Waiting       int               `json:"waiting"`
+	Invite        *inviteJSON       `json:"invite,omitempty"`
+	CallURL       string            `json:"call_url,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func pJSON(p *participant, withName bool) participantJSON {
+	j := participantJSON{ID: p.ID, Role: p.Role, State: p.State, Joined: p.Joined}
+	if withName {
+		j.Name = p.Name
+	}
+	return j
+}
+
+// view renders v for id. Caller holds s.mu.
+func (s *Service) view(v *visit, id *scope.Identity) visitJSON {
+	j := visitJSON{
+		ID: v.ID, Status: "open", EndReason: v.EndReason, Cap: v.Cap,
+		Created: v.Created, Started: timePtr(v.Started), EndsAt: timePtr(v.EndsAt),
+		Waiting: v.count(stateWaiting),
+	}
+	if !v.active() {
+		j.Status = "ended"
+	}
+	self := v.byIdentity(id)
+	if self != nil {
+		sj := pJSON(self, true)
+		j.Self = &sj
+		if self.State == stateAdmitted && v.active() {
+			j.CallURL = "/.telegate/visits/" + v.ID + "/call"
+		}
+	}
+	if s.canManage(v, id) || id.HasRole("service") {
+		j.Manage = s.canManage(v, id)
+		j.Title = v.Title
+		j.Scheduled = timePtr(v.Scheduled)
+		j.InviteExpires = timePtr(v.InviteExpires)
+		for _, p := range v.Participants {
+			j.Participants = append(j.Participants, pJSON(p, true))
+		}
+	}
+	return j
+}
+
+// baseURL is the scheme and host the request came in on.
+func baseURL(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
+}
+
+func inviteURL(r *http.Request, tok string) string {
+	return baseURL(r) + "/.telegate/visits/join?invite=" + url.QueryEscape(tok)
+}
+
+func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
+	id := requireIdentity(w, r)
+	if id == nil || !checkCSRF(w, r, id) {
+		return
+	}
+	deny := func(err error) {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			s.auditVisit(r, "visit.create", id, "", "", "deny", ae.reason)
+		}
+		writeError(w, r, err)
+	}
+	var req createRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		deny(err)
+		return
+	}
+	p := createParams{Title: cleanText(req.Title, 200), Participants: req.Participants}
+	switch {
+	case id.HasRole("clinician"):
+		p.OwnerIss, p.OwnerSub, p.OwnerName = id.Issuer, id.Subject, displayName(id)
+	case id.HasRole("service"):
+		if req.Owner == nil || req.Owner.Iss == "" || req.Owner.Sub == "" || len(req.Owner.Iss) > 512 || len(req.Owner.Sub) > 512 {
+			deny(fail(http.StatusBadRequest, "owner", "a service must name the owning clinician (owner.iss, owner.sub)"))
+			return
+		}
+		p.OwnerIss, p.OwnerSub = req.Owner.Iss, req.Owner.Sub
+		p.OwnerName = cleanText(req.OwnerName, 80)
+		if p.OwnerName == "" {
+			p.OwnerName = "Clinician"
+		}
+	default:
+		deny(fail(http.StatusForbidden, "role", "only clinicians can create visits"))
+		return
+	}
+	if p.Title == "" {
+		p.Title = "Video visit"
+	}
+	if p.Participants == 0 {
+		p.Participants = s.cfg.DefaultParticipants
+	}
+	if p.Participants < 2 || p.Participants > s.cfg.MaxParticipants {
+		deny(fail(http.StatusBadRequest, "participants", "participants must be between 2 and the configured maximum"))
+		return
+	}
+	if req.Scheduled != nil {
+		p.Scheduled = req.Scheduled.UTC()
+	}
+	v, tok, err := s.create(p)
+	if err != nil {
+		deny(err)
+		return
+	}
+	s.auditVisit(r, "visit.create", id, v.ID, "", "allow", "")
+	s.mu.Lock()
+	j := s.view(v, id)
+	s.mu.Unlock()
+	j.Invite = &inviteJSON{URL: inviteURL(r, tok), Expires: v.InviteExpires}
+	w.Header().Set("Location", "/.telegate/visits/"+v.ID)
+	writeJSON(w, http.StatusCreated, j)
+}
+
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	id := requireIdentity(w, r)
+	if id == nil {
+		return
+	}
+	out := []visitJSON{}
+	s.mu.Lock()
+	for _, v := range s.visits {
+		if v.active() && v.ownedBy(id) {
+			out = append(out, s.view(v, id))
+		}
+	}
+	s.mu.Unlock()
+	sortVisits(out)
+	writeJSON(w, http.StatusOK, map[string]any{"visits": out})
+}
+
+// lookupVisit returns the visit from the path and whether id may see it
+// (manager, service or participant); it answers the error itself.
+func (s *Service) lookupVisit(w http.ResponseWriter, r *http.Request, id *scope.Identity) *visit {
+	vid := r.PathValue("id")
+	if !validID(vid) {
+		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
+		return nil
+	}
+	v := s.visits[vid]
+	if v == nil {
+		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
+		return nil
+	}
+	if !s.canManage(v, id) && !id.HasRole("service") && v.byIdentity(id) == nil {
+		writeError(w, r, fail(http.StatusForbidden, "not-participant", "you are not part of this visit"))
+		return nil
+	}
+	return v
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	id := requireIdentity(w, r)
+	if id == nil {
+		return
+	}
+	s.mu.Lock()
+	v := s.lookupVisit(w, r, id)
+	if v == nil {
+		s.mu.Unlock()
+		return
+	}
+	j := s.view(v, id)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Service) handleInvite(w http.ResponseWriter, r *http.Request) {
+	id := requireIdentity(w, r)
+	if id == nil || !checkCSRF(w, r, id) {
+		return
+	}
+	tok, exp, err := s.reissue(id, r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inviteJSON{URL: inviteURL(r, tok), Expires: exp})
+}
+
+// joinRequest is the body of POST /.telegate/visits/join.
+type joinRequest struct {
+	Invite string `json:"invite"`
+}
+
+func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
+	id := requireIdentity(w, r)
+	if id == nil || !checkCSRF(w, r, id) {
+		return
+	}
+	var req joinRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	v, p, err := s.join(id, req.Invite)
+	vid, pid := "", ""
+	if v != nil {
+		vid = v.ID
+	}
+	if p != nil {
+		pid = p.ID
+	}
+	if err != nil {
+		var ae *apiError
+		errors.As(err, &ae)
+		s.auditVisit(r, "visit.join", id, vid, pid, "deny", ae.reason)
+		writeError(w, r, err)
+		return
+	}
+	s.auditVisit(r, "visit.join", id, vid, pid, "allow", p.State)
+	s.mu.Lock()
+	j := s.view(v, id)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, j)
+}
+
+// decideRequest is the body of admit, decline and remove.
+type decideRequest struct {
+	Participant string `json:"participant"`
+}
+
+func (s *Service) handleDecide(w http.ResponseWriter, r *http.Request) {
+	id := requireIdentity(w, r)
+	if id == nil || !checkCSRF(w, r, id) {
+		return
+	}
+	action := r.PathValue("action")
+	vid := r.PathValue("id")
+	if action == "end" {
+		err := s.end(id, vid)
+		if err != nil {
+			var ae *apiError
+			errors.As(err, &ae)
+			s.auditVisit(r, "visit.end", id, vid, "", "deny", ae.reason)
+			writeError(w, r, err)
+			return
+		}
+		s.auditVisit(r, "visit.end", id, vid, "", "allow", "ended")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if action != "admit" && action != "decline" && action != "remove" {
+		writeError(w, r, fail(http.StatusNotFound, "unknown-action", "no such action"))
+		return
+	}
+	var req decideRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.decide(id, vid, req.Participant, action); err != nil {
+		var ae *apiError
+		errors.As(err, &ae)
+		s.auditVisit(r, "visit."+action, id, vid, req.Participant, "deny", ae.reason)
+		writeError(w, r, err)
+		return
+	}
+	s.auditVisit(r, "visit."+action, id, vid, req.Participant, "allow", "")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// iceServer and iceConfig are an RTCConfiguration subset (W3C WebRTC
+// §4.2.1, RTCIceServer and iceTransportPolicy).
+type iceServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username"`
+	Credential string   `json:"credential"`
+}
+
+type iceConfig struct {
+	ICEServers         []iceServer `json:"iceServers"`
+	ICETransportPolicy string      `json:"iceTransportPolicy"`
+	Expires            time.Time   `json:"expires"`
+}
+
+// admittedParticipant returns (under s.mu) the visit and the caller's
+// admitted participant, or answers 401/403/404/410.
+func (s *Service) admittedParticipant(w http.ResponseWriter, r *http.Request, id *scope.Identity) (*visit, *participant) {
+	vid := r.PathValue("id")
+	v := s.visits[vid]
+	if !validID(vid) || v == nil {
+		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
+		return nil, nil
+	}
+	if !v.active() {
+		writeError(w, r, fail(http.StatusGone, "ended", "this visit has ended"))
+		return nil, nil
+	}
+	p := v.byIdentity(id)
+	if p == nil || p.State != stateAdmitted {
+		writeError(w, r, fail(http.StatusForbidden, "not-admitted", "you have not been admitted to this visit"))
+		return nil, nil
+	}
+	return v, p
+}
+
+func (s *Service) handleICE(w http.ResponseWriter, r *http.Request) {
+	id := requireIdentity(w, r)
+	if id == nil {
+		return
+	}
+	s.mu.Lock()
+	v, p := s.admittedParticipant(w, r, id)
+	if v == nil {
+		s.mu.Unlock()
+		s.auditVisit(r, "visit.ice", id, r.PathValue("id"), "", "deny", "not-admitted")
+		return
+	}
+	vid, pid := v.ID, p.ID
+	s.mu.Unlock()
+	// Admission on the relay is idempotent; it is renewed here because a
+	// sign-out revokes it while the participant stays admitted.
+	s.relay.Admit(vid, pid)
+	c := s.relay.Credential(vid, pid)
+	host := s.cfg.ICEHost
+	if host == "" {
+		host = hostOnly(r.Host)
+	}
+	writeJSON(w, http.StatusOK, iceConfig{
+		ICEServers:         []iceServer{{URLs: s.relay.ICEURLs(host), Username: c.Username, Credential: c.Password}},
+		ICETransportPolicy: "relay",
+		Expires:            c.Expires,
+	})
+}
+
+// hostOnly strips a port (and IPv6 brackets) from a Host header value.
+func hostOnly(h string) string {
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			return h[1:i]
+		}
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[:i], ":") {
+		return h[:i]
+	}
+	return h
+}

@@ -1,0 +1,272 @@
+// Package media runs telegate's video visits: a clinician creates a visit
+// and sends the patient a signed invite link; the patient signs in and waits
+// in the waiting room; the clinician admits (or declines, removes, ends);
+// admitted participants fetch short-lived TURN relay credentials and
+// exchange SDP offers, answers and ICE candidates over one signaling
+// WebSocket each. The media itself stays end-to-end encrypted (DTLS-SRTP,
+// RFC 5764): telegate forwards SDP unchanged, never rewrites a fingerprint,
+// and refuses a participant whose DTLS fingerprint (RFC 8122 §5) changes
+// without an ICE restart (RFC 8445 §9).
+//
+// Identity comes from the gateway's authentication stage through
+// scope.From(r.Context()).Identity; this package never reads cookies or
+// tokens itself. Every decision is written to the audit trail without names,
+// titles, SDP or invite tokens.
+//
+// Endpoints (all below /.telegate/):
+//
+//	POST /visits                     create a visit (clinician, or service with an owner)
+//	GET  /visits                     the caller's open visits (JSON)
+//	GET  /visits/lobby               clinician lobby page
+//	GET  /visits/join?invite=…       patient waiting-room page (redirects to sign-in)
+//	POST /visits/join                join the waiting room with an invite
+//	GET  /visits/{id}                visit status (manager or participant view)
+//	POST /visits/{id}/invite         issue a fresh invite link
+//	POST /visits/{id}/admit|decline|remove   {"participant": id}
+//	POST /visits/{id}/end            end the visit
+//	GET  /visits/{id}/ice            ICE servers for an admitted participant
+//	GET  /visits/{id}/signal         signaling WebSocket (admitted participants)
+//	GET  /visits/{id}/call           call page
+//	GET  /visit.js, /visit/…         embedded web client
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/gateway/audit"
+)
+
+// Credential is a TURN credential in the TURN REST form
+// (draft-uberti-behave-turn-rest-00 §2.2): Username "expiry:visit:participant",
+// Password base64(HMAC-SHA1(secret, Username)), valid until Expires.
+type Credential struct {
+	Username string
+	Password string
+	Expires  time.Time
+}
+
+// Relay is what visits need from the TURN relay (package media/relay).
+// Every method must be safe for concurrent use.
+type Relay interface {
+	// Credential mints a relay credential bound to (visitID, participantID).
+	Credential(visitID, participantID string) Credential
+	// ICEURLs lists the relay's URLs for publicHost (a host name without
+	// port): turn:…?transport=udp and turns:…:443?transport=tcp (RFC 7065).
+	ICEURLs(publicHost string) []string
+	// Admit lets the participant's credentials allocate and permits its
+	// allocations toward the other admitted participants of the visit.
+	Admit(visitID, participantID string)
+	// Remove revokes the participant: its allocations close within 1 s.
+	Remove(visitID, participantID string)
+	// EndVisit revokes every participant of the visit.
+	EndVisit(visitID string)
+}
+
+// Options configure a Service.
+type Options struct {
+	// Config is the visits section; zero fields take their defaults.
+	Config config.Visits
+	// DataDir holds visits.db (visit state, encrypted at rest) and, when
+	// InviteKey is nil, keys/invite.key. Required.
+	DataDir string
+	// Relay mints credentials and enforces admission on the TURN relay.
+	// Required.
+	Relay Relay
+	// Audit receives visit.* events. nil discards them.
+	Audit audit.Sink
+	// Logger for operational messages (never PHI). nil uses slog.Default.
+	Logger *slog.Logger
+	// Now is the clock. nil uses time.Now.
+	Now func() time.Time
+	// InviteKey is the HMAC-SHA256 key for invite links (at least 32
+	// bytes). nil loads or generates <DataDir>/keys/invite.key.
+	InviteKey []byte
+}
+
+// Service is the visits plane: API, pages, signaling hub and expiry.
+type Service struct {
+	cfg    config.Visits
+	relay  Relay
+	audit  audit.Sink
+	log    *slog.Logger
+	now    func() time.Time
+	invite []byte
+	store  *store
+
+	mu     sync.Mutex
+	visits map[string]*visit
+	rooms  map[string]map[string]*peer // visit id → participant id → socket
+	npeers int
+	closed bool
+
+	handler  http.Handler
+	stop     chan struct{}
+	sweepers sync.WaitGroup
+	peersWG  sync.WaitGroup
+}
+
+// applyDefaults fills zero fields with the documented defaults.
+func applyDefaults(c config.Visits) config.Visits {
+	if c.InviteTTL <= 0 {
+		c.InviteTTL = 24 * time.Hour
+	}
+	if c.MaxDuration <= 0 {
+		c.MaxDuration = 2 * time.Hour
+	}
+	if c.DefaultParticipants <= 0 {
+		c.DefaultParticipants = 2
+	}
+	if c.MaxParticipants <= 0 {
+		c.MaxParticipants = 6
+	}
+	if c.DefaultParticipants > c.MaxParticipants {
+		c.MaxParticipants = c.DefaultParticipants
+	}
+	if c.MaxWaiting <= 0 {
+		c.MaxWaiting = 10
+	}
+	if c.MaxVisits <= 0 {
+		c.MaxVisits = 10000
+	}
+	if c.MaxVisitsPerOwner <= 0 {
+		c.MaxVisitsPerOwner = 50
+	}
+	if c.Retention <= 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.MaxPeers <= 0 {
+		c.MaxPeers = 2000
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.MessageRate <= 0 {
+		c.MessageRate = 20
+	}
+	if c.MessageBurst <= 0 {
+		c.MessageBurst = 200
+	}
+	return c
+}
+
+// New opens the visit store in o.DataDir, loads the visits that survive a
+// restart and starts the expiry loop. It fails when DataDir or Relay is
+// missing, or the store or invite key cannot be opened.
+func New(o Options) (*Service, error) {
+	if o.DataDir == "" {
+		return nil, errors.New("media: a data directory is required for visit state")
+	}
+	if o.Relay == nil {
+		return nil, errors.New("media: a relay is required for visit media")
+	}
+	s := &Service{
+		cfg:    applyDefaults(o.Config),
+		relay:  o.Relay,
+		audit:  o.Audit,
+		log:    o.Logger,
+		now:    o.Now,
+		visits: make(map[string]*visit),
+		rooms:  make(map[string]map[string]*peer),
+		stop:   make(chan struct{}),
+	}
+	if s.audit == nil {
+		s.audit = audit.Discard{}
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	key := o.InviteKey
+	if key == nil {
+		k, err := loadOrCreateKey(o.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	}
+	if len(key) < 32 {
+		return nil, errors.New("media: the invite key must be at least 32 bytes")
+	}
+	s.invite = key
+	st, err := openStore(o.DataDir, key)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	vs, err := st.load(s.log)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	for _, v := range vs {
+		s.visits[v.ID] = v
+		// Re-establish relay admission for visits still running.
+		if v.Ended.IsZero() {
+			for _, p := range v.Participants {
+				if p.State == stateAdmitted {
+					s.relay.Admit(v.ID, p.ID)
+				}
+			}
+		}
+	}
+	s.handler = s.routes()
+	s.sweepers.Add(1)
+	go s.sweepLoop(time.Second)
+	return s, nil
+}
+
+// Handler serves the visits API, pages and signaling under /.telegate/visits
+// and the web client under /.telegate/visit.js and /.telegate/visit/. Mount
+// it on those paths with the full path left intact.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Close ends the expiry loop, closes every signaling socket (status 1001,
+// going away; visits stay open and resume after a restart) and closes the
+// store.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var all []*peer
+	for _, room := range s.rooms {
+		for _, p := range room {
+			all = append(all, p)
+		}
+	}
+	s.mu.Unlock()
+	close(s.stop)
+	s.sweepers.Wait()
+	for _, p := range all {
+		p.shutdown(statusGoingAway, "server shutting down", nil)
+	}
+	done := make(chan struct{})
+	go func() { s.peersWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+	}
+	if err := s.store.close(); err != nil {
+		return fmt.Errorf("media: closing the visit store: %w", err)
+	}
+	return nil
+}
+
+// record writes one audit event, filling request facts from ctx.
+func (s *Service) record(ctx context.Context, e audit.Event) {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	s.audit.Record(ctx, e)
+}

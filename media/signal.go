@@ -1,0 +1,542 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/telegate/telegate/scope"
+)
+
+// Signaling WebSocket close codes (RFC 6455 §7.4; 4000–4999 are private).
+const (
+	statusGoingAway   = websocket.StatusGoingAway       // server shutting down
+	statusPolicy      = websocket.StatusPolicyViolation // rate limit, malformed message
+	statusFingerprint = websocket.StatusCode(4001)      // DTLS fingerprint changed without ICE restart
+	statusRemoved     = websocket.StatusCode(4003)      // removed from the visit
+	statusEnded       = websocket.StatusCode(4004)      // the visit ended
+	statusSignedOut   = websocket.StatusCode(4005)      // the sign-in session ended
+	statusReplaced    = websocket.StatusCode(4009)      // a newer socket of the same participant
+)
+
+const (
+	sendQueue    = 64
+	writeTimeout = 5 * time.Second
+	pingInterval = 20 * time.Second
+	pingTimeout  = 10 * time.Second
+)
+
+// Signaling messages. A client sends one JSON object per text message:
+//
+//	{"type":"offer"|"answer","sdp":"v=0…","to":"<participant id>"}
+//	{"type":"candidate","candidate":{"candidate":"candidate:…","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"…"},"to":"…"}
+//	{"type":"ping"} / {"type":"bye"}
+//
+// "to" is optional (default: every other participant). A "from" field is
+// accepted and ignored: the server stamps the sender. The server sends:
+//
+//	{"type":"welcome","self":"<id>","peers":[{"id","name","role"}],"ends_at":"…"}
+//	{"type":"peer-joined","peer":{…}} / {"type":"peer-left","id":"…"}
+//	{"type":"offer"|"answer","from":"<id>","sdp":"…"} (the SDP unchanged)
+//	{"type":"candidate","from":"<id>","candidate":{…}} (unchanged)
+//	{"type":"pong"} / {"type":"removed"} / {"type":"ended"} / {"type":"error","error":"…"}
+
+// candidateJSON is an RTCIceCandidateInit (W3C WebRTC §4.8.1).
+type candidateJSON struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// clientMsg is one message from a participant.
+type clientMsg struct {
+	Type      string          `json:"type"`
+	To        string          `json:"to,omitempty"`
+	From      json.RawMessage `json:"from,omitempty"` // ignored
+	SDP       string          `json:"sdp,omitempty"`
+	Candidate *candidateJSON  `json:"candidate,omitempty"`
+
+	facts sdpFacts
+}
+
+// peerInfo describes a connected participant to the others.
+type peerInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// serverMsg is one message from the server.
+type serverMsg struct {
+	Type      string         `json:"type"`
+	From      string         `json:"from,omitempty"`
+	SDP       string         `json:"sdp,omitempty"`
+	Candidate *candidateJSON `json:"candidate,omitempty"`
+	Self      string         `json:"self,omitempty"`
+	Peers     []peerInfo     `json:"peers,omitempty"`
+	Peer      *peerInfo      `json:"peer,omitempty"`
+	ID        string         `json:"id,omitempty"`
+	EndsAt    *time.Time     `json:"ends_at,omitempty"`
+	Error     string         `json:"error,omitempty"`
+}
+
+var errMessage = errors.New("malformed signaling message")
+
+// parseClientMessage decodes and checks one signaling message of at most
+// max bytes: known fields only, a known type, the fields that type needs,
+// and for offers and answers an SDP with a DTLS fingerprint and ICE
+// credentials.
+func parseClientMessage(b []byte, max int64) (*clientMsg, error) {
+	if int64(len(b)) > max {
+		return nil, errMessage
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	m := new(clientMsg)
+	if err := dec.Decode(m); err != nil {
+		return nil, errMessage
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errMessage
+	}
+	if m.To != "" && !validID(m.To) {
+		return nil, errMessage
+	}
+	switch m.Type {
+	case "offer", "answer":
+		if m.Candidate != nil || m.SDP == "" {
+			return nil, errMessage
+		}
+		f, err := parseSDPFacts(m.SDP)
+		if err != nil {
+			return nil, errMessage
+		}
+		m.facts = f
+	case "candidate":
+		c := m.Candidate
+		if c == nil || m.SDP != "" || len(c.Candidate) > 1024 ||
+			(c.SDPMid != nil && len(*c.SDPMid) > 64) ||
+			(c.UsernameFragment != nil && len(*c.UsernameFragment) > 256) {
+			return nil, errMessage
+		}
+		// An empty candidate is end-of-candidates (RFC 8838 §4.5).
+		if c.Candidate != "" && !bytes.HasPrefix([]byte(c.Candidate), []byte("candidate:")) {
+			return nil, errMessage
+		}
+	case "ping", "bye":
+		if m.SDP != "" || m.Candidate != nil || m.To != "" {
+			return nil, errMessage
+		}
+	default:
+		return nil, errMessage
+	}
+	return m, nil
+}
+
+// peer is one participant's signaling socket.
+type peer struct {
+	s         *Service
+	visitID   string
+	pid       string
+	info      peerInfo
+	iss, sub  string
+	sessionID string
+	conn      *websocket.Conn
+	send      chan []byte
+	done      chan struct{}
+	wrote     chan struct{}
+	once      sync.Once
+	code      websocket.StatusCode
+	reason    string
+	final     []byte
+	limiter   *rate.Limiter
+}
+
+// shutdown closes the socket with code and reason after sending final (a
+// message value or nil). Safe to call more than once and from any goroutine.
+func (p *peer) shutdown(code websocket.StatusCode, reason string, final any) {
+	p.once.Do(func() {
+		p.code, p.reason = code, reason
+		if final != nil {
+			p.final, _ = json.Marshal(final)
+		}
+		close(p.done)
+	})
+}
+
+// enqueue queues b for the writer; a peer too slow to keep up is closed.
+func (p *peer) enqueue(b []byte) {
+	select {
+	case p.send <- b:
+	case <-p.done:
+	default:
+		p.shutdown(websocket.StatusTryAgainLater, "too slow", nil)
+	}
+}
+
+func (p *peer) writer() {
+	defer close(p.wrote)
+	write := func(b []byte) error {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		defer cancel()
+		return p.conn.Write(ctx, websocket.MessageText, b)
+	}
+	for {
+		select {
+		case b := <-p.send:
+			if err := write(b); err != nil {
+				p.shutdown(websocket.StatusGoingAway, "write failed", nil)
+			}
+		case <-p.done:
+			if p.final != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = p.conn.Write(ctx, websocket.MessageText, p.final)
+				cancel()
+			}
+			closed := make(chan struct{})
+			go func() {
+				_ = p.conn.Close(p.code, p.reason)
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-time.After(time.Second):
+				_ = p.conn.CloseNow()
+			}
+			return
+		}
+	}
+}
+
+func (p *peer) pinger() {
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+			err := p.conn.Ping(ctx)
+			cancel()
+			if err != nil {
+				p.shutdown(websocket.StatusGoingAway, "ping timeout", nil)
+				return
+			}
+		}
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// handleSignal upgrades an admitted participant's request to the signaling
+// WebSocket (RFC 6455). 401 without identity, 403 with a missing or foreign
+// Origin (RFC 6455 §10.2), 403 before admission, 410 after the visit ends,
+// 503 when the socket table is full.
+func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
+	id := identity(r)
+	if id == nil || id.Subject == "" {
+		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "sign in first", Reason: "unauthenticated", RequestID: requestID(r)})
+		return
+	}
+	if r.Header.Get("Origin") == "" || !sameOrigin(r) {
+		s.auditVisit(r, "visit.signal", id, r.PathValue("id"), "", "deny", "origin")
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "cross-origin WebSocket refused", Reason: "origin", RequestID: requestID(r)})
+		return
+	}
+	s.mu.Lock()
+	v, part := s.admittedParticipant(w, r, id)
+	if v == nil {
+		s.mu.Unlock()
+		s.auditVisit(r, "visit.signal", id, r.PathValue("id"), "", "deny", "not-admitted")
+		return
+	}
+	full := s.npeers >= s.cfg.MaxPeers && s.rooms[v.ID][part.ID] == nil
+	p := &peer{
+		s: s, visitID: v.ID, pid: part.ID,
+		info: peerInfo{ID: part.ID, Name: part.Name, Role: part.Role},
+		iss:  id.Issuer, sub: id.Subject, sessionID: id.SessionID,
+		send:    make(chan []byte, sendQueue),
+		done:    make(chan struct{}),
+		wrote:   make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst),
+	}
+	s.mu.Unlock()
+	if full {
+		writeError(w, r, fail(http.StatusServiceUnavailable, "max-peers", "too many calls at the moment; try again shortly"))
+		return
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return // Accept answered
+	}
+	conn.SetReadLimit(s.cfg.MaxMessageBytes)
+	p.conn = conn
+
+	old, others, endsAt, err := s.register(p)
+	if err != nil {
+		_ = conn.Close(statusPolicy, err.Error())
+		return
+	}
+	s.peersWG.Add(1)
+	defer s.peersWG.Done()
+	if old != nil {
+		old.shutdown(statusReplaced, "replaced by a newer connection", nil)
+	}
+	go p.writer()
+	go p.pinger()
+
+	welcome := serverMsg{Type: "welcome", Self: p.pid, Peers: []peerInfo{}, EndsAt: timePtr(endsAt)}
+	for _, o := range others {
+		welcome.Peers = append(welcome.Peers, o.info)
+	}
+	p.enqueue(mustJSON(welcome))
+	joined := mustJSON(serverMsg{Type: "peer-joined", Peer: &p.info})
+	for _, o := range others {
+		o.enqueue(joined)
+	}
+
+	s.readLoop(p)
+	p.shutdown(websocket.StatusNormalClosure, "", nil)
+	<-p.wrote
+	s.unregister(p)
+}
+
+// register adds p to its visit's room after checking again (under the
+// lock) that the visit is open and the participant admitted.
+func (s *Service) register(p *peer) (old *peer, others []*peer, endsAt time.Time, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil, time.Time{}, errors.New("shutting down")
+	}
+	v := s.visits[p.visitID]
+	if v == nil || !v.active() {
+		return nil, nil, time.Time{}, errors.New("visit ended")
+	}
+	if part := v.participant(p.pid); part == nil || part.State != stateAdmitted {
+		return nil, nil, time.Time{}, errors.New("not admitted")
+	}
+	room := s.rooms[p.visitID]
+	if room == nil {
+		room = make(map[string]*peer)
+		s.rooms[p.visitID] = room
+	}
+	old = room[p.pid]
+	if old == nil {
+		if s.npeers >= s.cfg.MaxPeers {
+			return nil, nil, time.Time{}, errors.New("too many peers")
+		}
+		s.npeers++
+	}
+	room[p.pid] = p
+	for pid, o := range room {
+		if pid != p.pid {
+			others = append(others, o)
+		}
+	}
+	slices.SortFunc(others, func(a, b *peer) int { return compareStrings(a.pid, b.pid) })
+	return old, others, v.EndsAt, nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// unregister removes p (if it is still the participant's current socket)
+// and tells the others it left.
+func (s *Service) unregister(p *peer) {
+	s.mu.Lock()
+	room := s.rooms[p.visitID]
+	if room == nil || room[p.pid] != p {
+		s.mu.Unlock()
+		return
+	}
+	delete(room, p.pid)
+	s.npeers--
+	var others []*peer
+	for _, o := range room {
+		others = append(others, o)
+	}
+	if len(room) == 0 {
+		delete(s.rooms, p.visitID)
+	}
+	s.mu.Unlock()
+	left := mustJSON(serverMsg{Type: "peer-left", ID: p.pid})
+	for _, o := range others {
+		o.enqueue(left)
+	}
+}
+
+// readLoop reads p's messages until the socket closes or p breaks a rule.
+func (s *Service) readLoop(p *peer) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			// The writer closes the socket; make sure the read ends.
+			time.Sleep(2 * time.Second)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		typ, b, err := p.conn.Read(ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			p.shutdown(websocket.StatusUnsupportedData, "text messages only", nil)
+			return
+		}
+		if !p.limiter.Allow() {
+			s.auditVisit(nil, "visit.signal", &scope.Identity{Issuer: p.iss, Subject: p.sub}, p.visitID, p.pid, "deny", "rate")
+			p.shutdown(statusPolicy, "too many messages", serverMsg{Type: "error", Error: "too many messages"})
+			return
+		}
+		m, err := parseClientMessage(b, s.cfg.MaxMessageBytes)
+		if err != nil {
+			p.shutdown(statusPolicy, "malformed message", serverMsg{Type: "error", Error: "malformed message"})
+			return
+		}
+		if !s.forward(p, m) {
+			return
+		}
+	}
+}
+
+// forward checks m from p and sends it to its recipients. It returns false
+// when p's socket is being closed.
+func (s *Service) forward(p *peer, m *clientMsg) bool {
+	switch m.Type {
+	case "ping":
+		p.enqueue([]byte(`{"type":"pong"}`))
+		return true
+	case "bye":
+		p.shutdown(websocket.StatusNormalClosure, "bye", nil)
+		return false
+	}
+	s.mu.Lock()
+	v := s.visits[p.visitID]
+	var part *participant
+	if v != nil {
+		part = v.participant(p.pid)
+	}
+	if v == nil || !v.active() || part == nil || part.State != stateAdmitted || s.rooms[p.visitID][p.pid] != p {
+		s.mu.Unlock()
+		p.shutdown(statusRemoved, "no longer admitted", nil)
+		return false
+	}
+	if m.Type == "offer" || m.Type == "answer" {
+		ok, changed := acceptFingerprint(part, m.facts)
+		if !ok {
+			s.mu.Unlock()
+			s.auditVisit(nil, "visit.signal", &scope.Identity{Issuer: p.iss, Subject: p.sub}, p.visitID, p.pid, "deny", "fingerprint-change")
+			p.shutdown(statusFingerprint, "DTLS fingerprint changed without an ICE restart",
+				serverMsg{Type: "error", Error: "fingerprint changed without an ICE restart"})
+			return false
+		}
+		if changed {
+			_ = s.persist(v)
+		}
+	}
+	var targets []*peer
+	for pid, o := range s.rooms[p.visitID] {
+		if pid != p.pid && (m.To == "" || m.To == pid) {
+			targets = append(targets, o)
+		}
+	}
+	s.mu.Unlock()
+	if len(targets) == 0 {
+		if m.To != "" {
+			p.enqueue([]byte(`{"type":"error","error":"no such peer"}`))
+		}
+		return true
+	}
+	out := mustJSON(serverMsg{Type: m.Type, From: p.pid, SDP: m.SDP, Candidate: m.Candidate})
+	for _, t := range targets {
+		t.enqueue(out)
+	}
+	return true
+}
+
+// acceptFingerprint applies the rule that a participant's DTLS fingerprint
+// may change only together with an ICE restart (new ice-ufrag and ice-pwd,
+// RFC 8445 §9). It records f and reports whether f was accepted and whether
+// the fingerprint changed (to be persisted).
+func acceptFingerprint(part *participant, f sdpFacts) (ok, changed bool) {
+	switch {
+	case len(part.FP) == 0:
+		changed = true
+	case slices.Equal(part.FP, f.FP):
+	case disjoint(f.Ufrag, part.Ufrag) && disjoint(f.Pwd, part.Pwd):
+		changed = true
+	default:
+		return false, false
+	}
+	part.FP, part.Ufrag, part.Pwd = f.FP, f.Ufrag, f.Pwd
+	return true, changed
+}
+
+// SessionEnded closes the signaling sockets opened with sessionID and
+// revokes those participants on the relay (their allocations close within
+// a second). When id is given, the identity's other admitted participations
+// without a live socket are revoked too. The auth plane calls it on
+// sign-out, back-channel logout and session expiry. A participant stays
+// admitted: signing in again and reopening the call fetches fresh
+// credentials.
+func (s *Service) SessionEnded(sessionID string, id *scope.Identity) {
+	type ref struct{ visit, pid string }
+	var socks []*peer
+	var revoke []ref
+	s.mu.Lock()
+	for vid, room := range s.rooms {
+		for pid, p := range room {
+			if sessionID != "" && p.sessionID == sessionID ||
+				sessionID == "" && id != nil && p.iss == id.Issuer && p.sub == id.Subject {
+				socks = append(socks, p)
+				revoke = append(revoke, ref{vid, pid})
+			}
+		}
+	}
+	if id != nil && id.Subject != "" {
+		for _, v := range s.visits {
+			if !v.active() {
+				continue
+			}
+			if p := v.byIdentity(id); p != nil && p.State == stateAdmitted && s.rooms[v.ID][p.ID] == nil {
+				revoke = append(revoke, ref{v.ID, p.ID})
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range revoke {
+		s.relay.Remove(r.visit, r.pid)
+	}
+	for _, p := range socks {
+		p.shutdown(statusSignedOut, "signed out", serverMsg{Type: "error", Error: "signed out"})
+	}
+}

@@ -1,0 +1,519 @@
+package media
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/scope"
+)
+
+// Participant states.
+const (
+	stateWaiting  = "waiting"
+	stateAdmitted = "admitted"
+	stateDeclined = "declined"
+	stateRemoved  = "removed"
+)
+
+// Participant roles within a visit.
+const (
+	roleHost  = "host"
+	roleGuest = "guest"
+)
+
+// visit is one visit's state; it is stored (sealed) in visits.db. Guarded by
+// Service.mu.
+type visit struct {
+	ID            string         `json:"id"`
+	Title         string         `json:"title"`
+	OwnerIss      string         `json:"owner_iss"`
+	OwnerSub      string         `json:"owner_sub"`
+	Cap           int            `json:"cap"`
+	Scheduled     time.Time      `json:"scheduled,omitzero"`
+	Created       time.Time      `json:"created"`
+	InviteExpires time.Time      `json:"invite_expires"`
+	Started       time.Time      `json:"started,omitzero"`
+	EndsAt        time.Time      `json:"ends_at,omitzero"`
+	Ended         time.Time      `json:"ended,omitzero"`
+	EndReason     string         `json:"end_reason,omitempty"`
+	Participants  []*participant `json:"participants"`
+}
+
+// participant is one person in a visit, keyed by (Iss, Sub).
+type participant struct {
+	ID      string    `json:"id"`
+	Iss     string    `json:"iss"`
+	Sub     string    `json:"sub"`
+	Name    string    `json:"name"`
+	Role    string    `json:"role"`
+	State   string    `json:"state"`
+	Joined  time.Time `json:"joined"`
+	Decided time.Time `json:"decided,omitzero"`
+	// FP, Ufrag and Pwd are the DTLS fingerprints (RFC 8122 §5) and ICE
+	// credentials (RFC 8839 §5.4) of the participant's last accepted SDP.
+	FP    []string `json:"fp,omitempty"`
+	Ufrag []string `json:"ufrag,omitempty"`
+	Pwd   []string `json:"pwd,omitempty"`
+}
+
+func (v *visit) active() bool { return v.Ended.IsZero() }
+
+func (v *visit) participant(pid string) *participant {
+	for _, p := range v.Participants {
+		if p.ID == pid {
+			return p
+		}
+	}
+	return nil
+}
+
+func (v *visit) byIdentity(id *scope.Identity) *participant {
+	if id == nil || id.Subject == "" {
+		return nil
+	}
+	for _, p := range v.Participants {
+		if p.Iss == id.Issuer && p.Sub == id.Subject {
+			return p
+		}
+	}
+	return nil
+}
+
+func (v *visit) count(state string) int {
+	n := 0
+	for _, p := range v.Participants {
+		if p.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+func (v *visit) ownedBy(id *scope.Identity) bool {
+	return id != nil && id.Subject != "" && v.OwnerIss == id.Issuer && v.OwnerSub == id.Subject
+}
+
+// canManage: the owning clinician, or any clinician with AllowAnyClinician.
+func (s *Service) canManage(v *visit, id *scope.Identity) bool {
+	if !id.HasRole("clinician") {
+		return false
+	}
+	return v.ownedBy(id) || s.cfg.AllowAnyClinician
+}
+
+// apiError is an error with the status and a short audit reason.
+type apiError struct {
+	status int
+	reason string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func fail(status int, reason, msg string) *apiError {
+	return &apiError{status: status, reason: reason, msg: msg}
+}
+
+// displayName takes the OIDC "name" claim (OIDC Core §5.1), cleaned and
+// capped at 80 characters.
+func displayName(id *scope.Identity) string {
+	n, _ := id.Claims["name"].(string)
+	n = cleanText(n, 80)
+	if n == "" {
+		return "Guest"
+	}
+	return n
+}
+
+// cleanText drops control and format characters, collapses space, and caps
+// the result at max runes.
+func cleanText(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "")
+	}
+	var b strings.Builder
+	n := 0
+	space := false
+	for _, r := range strings.TrimSpace(s) {
+		if unicode.IsControl(r) || unicode.In(r, unicode.Cf) {
+			continue
+		}
+		if unicode.IsSpace(r) {
+			if space {
+				continue
+			}
+			space = true
+			r = ' '
+		} else {
+			space = false
+		}
+		if n == max {
+			break
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// auditVisit records one visit.* decision. Names and titles never go in.
+func (s *Service) auditVisit(r *http.Request, typ string, id *scope.Identity, visitID, pid, decision, reason string) {
+	e := audit.Event{Type: typ, Decision: decision, Reason: reason, Attrs: map[string]string{}}
+	if visitID != "" {
+		e.Attrs["visit"] = visitID
+	}
+	if pid != "" {
+		e.Attrs["participant"] = pid
+	}
+	ctx := context.Background()
+	if r != nil {
+		ctx = r.Context()
+		e.Method = r.Method
+		e.Path = r.URL.Path
+		if sc := scope.From(ctx); sc != nil {
+			e.RequestID = sc.RequestID
+			e.RouteID = sc.RouteID
+			if sc.Path != "" {
+				e.Path = sc.Path
+			}
+			if sc.ClientAddr.IsValid() {
+				e.Client = sc.ClientAddr.String()
+			}
+		}
+	}
+	if id != nil {
+		e.Issuer, e.Subject = id.Issuer, id.Subject
+	}
+	s.record(ctx, e)
+}
+
+// persist writes v; a failure is logged (without PHI) and reported.
+func (s *Service) persist(v *visit) error {
+	if err := s.store.put(v); err != nil {
+		s.log.Error("visit store write failed", "visit", v.ID, "err", err)
+		return fail(http.StatusServiceUnavailable, "store", "visit state could not be saved; try again")
+	}
+	return nil
+}
+
+// createParams are the validated inputs of a new visit.
+type createParams struct {
+	Title        string
+	Scheduled    time.Time
+	Participants int
+	OwnerIss     string
+	OwnerSub     string
+	OwnerName    string
+}
+
+// create adds a visit owned by p.Owner with the owner admitted as host.
+func (s *Service) create(p createParams) (*visit, string, error) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, "", fail(http.StatusServiceUnavailable, "closed", "visits are shutting down; try again")
+	}
+	open, mine := 0, 0
+	for _, v := range s.visits {
+		if v.active() {
+			open++
+			if v.OwnerIss == p.OwnerIss && v.OwnerSub == p.OwnerSub {
+				mine++
+			}
+		}
+	}
+	if open >= s.cfg.MaxVisits {
+		return nil, "", fail(http.StatusServiceUnavailable, "max-visits", "too many open visits; end one and try again")
+	}
+	if mine >= s.cfg.MaxVisitsPerOwner {
+		return nil, "", fail(http.StatusTooManyRequests, "max-visits-per-owner", "you have too many open visits; end one and try again")
+	}
+	v := &visit{
+		ID:            newID(),
+		Title:         p.Title,
+		OwnerIss:      p.OwnerIss,
+		OwnerSub:      p.OwnerSub,
+		Cap:           p.Participants,
+		Scheduled:     p.Scheduled,
+		Created:       now,
+		InviteExpires: inviteExpiry(now, p.Scheduled, s.cfg.InviteTTL),
+	}
+	v.Participants = []*participant{{
+		ID: newID(), Iss: p.OwnerIss, Sub: p.OwnerSub, Name: p.OwnerName,
+		Role: roleHost, State: stateAdmitted, Joined: now, Decided: now,
+	}}
+	if err := s.persist(v); err != nil {
+		return nil, "", err
+	}
+	s.visits[v.ID] = v
+	return v, signInvite(s.invite, v.ID, v.InviteExpires), nil
+}
+
+// inviteExpiry is InviteTTL after now, or after the scheduled time when the
+// visit is scheduled later.
+func inviteExpiry(now, scheduled time.Time, ttl time.Duration) time.Time {
+	base := now
+	if scheduled.After(now) {
+		base = scheduled
+	}
+	return base.Add(ttl).Truncate(time.Second)
+}
+
+// reissue extends the invite and returns a fresh token.
+func (s *Service) reissue(id *scope.Identity, visitID string) (string, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, err := s.manageable(id, visitID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp := inviteExpiry(s.now(), v.Scheduled, s.cfg.InviteTTL)
+	if exp.After(v.InviteExpires) {
+		v.InviteExpires = exp
+		if err := s.persist(v); err != nil {
+			return "", time.Time{}, err
+		}
+	}
+	return signInvite(s.invite, v.ID, exp), exp, nil
+}
+
+// manageable returns the active visit id may manage. Caller holds s.mu.
+func (s *Service) manageable(id *scope.Identity, visitID string) (*visit, error) {
+	v := s.visits[visitID]
+	if v == nil {
+		return nil, fail(http.StatusNotFound, "unknown-visit", "no such visit")
+	}
+	if !s.canManage(v, id) {
+		return nil, fail(http.StatusForbidden, "not-owner", "only the clinician who created this visit can do that")
+	}
+	if !v.active() {
+		return nil, fail(http.StatusGone, "ended", "this visit has ended")
+	}
+	return v, nil
+}
+
+// join puts id in the waiting room of the invite's visit, or returns its
+// existing place.
+func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, error) {
+	now := s.now()
+	visitID, _, err := parseInvite(s.invite, token, now)
+	if err != nil {
+		reason := "invite-malformed"
+		switch err {
+		case errInviteExpired:
+			reason = "invite-expired"
+		case errInviteSignature:
+			reason = "invite-signature"
+		}
+		return nil, nil, fail(http.StatusForbidden, reason, err.Error())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.visits[visitID]
+	if v == nil {
+		return nil, nil, fail(http.StatusGone, "unknown-visit", "this visit no longer exists")
+	}
+	if !v.active() {
+		return v, nil, fail(http.StatusGone, "ended", "this visit has ended")
+	}
+	if p := v.byIdentity(id); p != nil {
+		switch p.State {
+		case stateWaiting, stateAdmitted:
+			return v, p, nil
+		default:
+			return v, p, fail(http.StatusForbidden, p.State, "you cannot join this visit")
+		}
+	}
+	if v.count(stateAdmitted) >= v.Cap {
+		return v, nil, fail(http.StatusConflict, "full", "this visit is full")
+	}
+	if v.count(stateWaiting) >= s.cfg.MaxWaiting {
+		return v, nil, fail(http.StatusConflict, "waiting-room-full", "the waiting room is full; try again later")
+	}
+	// Bound the record: drop the oldest declined or removed entries.
+	if len(v.Participants) >= v.Cap+s.cfg.MaxWaiting+16 {
+		for i, p := range v.Participants {
+			if p.State == stateDeclined || p.State == stateRemoved {
+				v.Participants = append(v.Participants[:i], v.Participants[i+1:]...)
+				break
+			}
+		}
+	}
+	p := &participant{
+		ID: newID(), Iss: id.Issuer, Sub: id.Subject, Name: displayName(id),
+		Role: roleGuest, State: stateWaiting, Joined: now,
+	}
+	v.Participants = append(v.Participants, p)
+	if err := s.persist(v); err != nil {
+		v.Participants = v.Participants[:len(v.Participants)-1]
+		return nil, nil, err
+	}
+	return v, p, nil
+}
+
+// decide applies admit, decline or remove to participant pid.
+func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error {
+	var after func()
+	err := func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		v, err := s.manageable(id, visitID)
+		if err != nil {
+			return err
+		}
+		p := v.participant(pid)
+		if p == nil {
+			return fail(http.StatusNotFound, "unknown-participant", "no such participant")
+		}
+		now := s.now()
+		switch action {
+		case "admit":
+			if p.State == stateAdmitted {
+				return nil
+			}
+			if p.State != stateWaiting {
+				return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
+			}
+			if v.count(stateAdmitted) >= v.Cap {
+				return fail(http.StatusConflict, "full", "this visit is full")
+			}
+			p.State, p.Decided = stateAdmitted, now
+			if v.Started.IsZero() {
+				v.Started = now
+				v.EndsAt = now.Add(s.cfg.MaxDuration)
+			}
+			after = func() { s.relay.Admit(v.ID, p.ID) }
+		case "decline":
+			if p.State == stateDeclined {
+				return nil
+			}
+			if p.State != stateWaiting {
+				return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
+			}
+			p.State, p.Decided = stateDeclined, now
+		case "remove":
+			if p.Role == roleHost {
+				return fail(http.StatusConflict, "host", "the host cannot be removed; end the visit instead")
+			}
+			if p.State == stateRemoved {
+				return nil
+			}
+			if p.State != stateAdmitted && p.State != stateWaiting {
+				return fail(http.StatusConflict, "not-present", "this participant is not in the visit")
+			}
+			p.State, p.Decided = stateRemoved, now
+			sock := s.rooms[v.ID][p.ID]
+			vid := v.ID
+			after = func() {
+				s.relay.Remove(vid, pid)
+				if sock != nil {
+					sock.shutdown(statusRemoved, "removed from the visit", serverMsg{Type: "removed"})
+				}
+			}
+		default:
+			return fail(http.StatusNotFound, "unknown-action", "no such action")
+		}
+		return s.persist(v)
+	}()
+	if err == nil && after != nil {
+		after()
+	}
+	return err
+}
+
+// end ends visitID on behalf of id.
+func (s *Service) end(id *scope.Identity, visitID string) error {
+	s.mu.Lock()
+	v := s.visits[visitID]
+	switch {
+	case v == nil:
+		s.mu.Unlock()
+		return fail(http.StatusNotFound, "unknown-visit", "no such visit")
+	case !s.canManage(v, id) && !id.HasRole("service"):
+		s.mu.Unlock()
+		return fail(http.StatusForbidden, "not-owner", "only the clinician who created this visit can end it")
+	case !v.active():
+		s.mu.Unlock()
+		return nil
+	}
+	after, err := s.endLocked(v, "ended")
+	s.mu.Unlock()
+	after()
+	return err
+}
+
+// endLocked marks v ended and returns what to do after unlocking: revoke
+// the relay and close the visit's sockets. Caller holds s.mu.
+func (s *Service) endLocked(v *visit, reason string) (func(), error) {
+	v.Ended = s.now()
+	v.EndReason = reason
+	err := s.persist(v)
+	var socks []*peer
+	for _, p := range s.rooms[v.ID] {
+		socks = append(socks, p)
+	}
+	vid := v.ID
+	return func() {
+		s.relay.EndVisit(vid)
+		for _, p := range socks {
+			p.shutdown(statusEnded, "the visit has ended", serverMsg{Type: "ended"})
+		}
+	}, err
+}
+
+// sweepLoop ends visits past their maximum duration and deletes ended
+// visits past retention, every interval.
+func (s *Service) sweepLoop(interval time.Duration) {
+	defer s.sweepers.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep runs one expiry pass at s.now().
+func (s *Service) sweep() {
+	now := s.now()
+	var afters []func()
+	var ended []string
+	s.mu.Lock()
+	for id, v := range s.visits {
+		switch {
+		case !v.active():
+			if now.Sub(v.Ended) >= s.cfg.Retention {
+				if err := s.store.delete(id); err != nil {
+					s.log.Error("visit store delete failed", "visit", id, "err", err)
+					continue
+				}
+				delete(s.visits, id)
+			}
+		case !v.EndsAt.IsZero() && !now.Before(v.EndsAt):
+			a, _ := s.endLocked(v, "max-duration")
+			afters = append(afters, a)
+			ended = append(ended, id)
+		case v.Started.IsZero() && !now.Before(v.InviteExpires.Add(s.cfg.MaxDuration)):
+			a, _ := s.endLocked(v, "lapsed")
+			afters = append(afters, a)
+			ended = append(ended, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, a := range afters {
+		a()
+	}
+	for _, id := range ended {
+		s.auditVisit(nil, "visit.end", nil, id, "", "allow", "expired")
+	}
+}

@@ -1,0 +1,104 @@
+package media
+
+import (
+	"embed"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+)
+
+// web holds the built-in client: pages, the call logic, styles and the
+// embeddable module visit.js. No external CDN; no inline script or style.
+//
+//go:embed web
+var web embed.FS
+
+// cspFor is the Content-Security-Policy of telegate's visit pages.
+func cspFor(host string) string {
+	return "default-src 'self'; script-src 'self'; connect-src 'self' wss://" + host +
+		"; img-src 'self' data:; media-src 'self' blob: mediastream:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+}
+
+func setPageHeaders(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", cspFor(r.Host))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=()")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+}
+
+// page serves an HTML page to a signed-in caller; without identity it
+// redirects to sign-in and back here (the invite URL for the join page).
+func (s *Service) page(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") != "" && !validID(r.PathValue("id")) {
+			http.NotFound(w, r)
+			return
+		}
+		if !requireIdentityPage(w, r) {
+			return
+		}
+		b, err := web.ReadFile("web/" + name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		setPageHeaders(w, r)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(b)
+	}
+}
+
+// requireIdentityPage is requireIdentity for pages: any GET without identity
+// is sent to sign in, whatever its Accept header.
+func requireIdentityPage(w http.ResponseWriter, r *http.Request) bool {
+	if id := identity(r); id != nil && id.Subject != "" {
+		return true
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if strings.Contains(r.Header.Get("Accept"), "text/html") || r.Header.Get("Accept") == "" {
+		http.Redirect(w, r, "/.telegate/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		return false
+	}
+	writeJSON(w, http.StatusUnauthorized, errorBody{Error: "sign in first", Reason: "unauthenticated", RequestID: requestID(r)})
+	return false
+}
+
+var staticTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+	".svg": "image/svg+xml",
+}
+
+// static serves /.telegate/visit.js and /.telegate/visit/{file}.
+func (s *Service) static(w http.ResponseWriter, r *http.Request) {
+	name := "visit.js"
+	if f := r.PathValue("file"); f != "" {
+		name = f
+	}
+	ct, ok := staticTypes[path.Ext(name)]
+	if !ok || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+		http.NotFound(w, r)
+		return
+	}
+	b, err := web.ReadFile("web/" + name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	_, _ = w.Write(b)
+}
+
+func sortVisits(vs []visitJSON) {
+	slices.SortFunc(vs, func(a, b visitJSON) int { return a.Created.Compare(b.Created) })
+}
