@@ -36,6 +36,10 @@ type Config struct {
 	// Source is the file the configuration was read from ("" for built-in
 	// configurations such as the demo). Not part of the YAML.
 	Source string `yaml:"-"`
+	// Warnings are settings that are valid but probably not what was meant
+	// (a route without a policy, an inline secret), found by Load or
+	// Validate. Not part of the YAML.
+	Warnings []FieldError `yaml:"-"`
 }
 
 // Server configures the listeners and HTTP hardening.

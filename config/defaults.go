@@ -1,0 +1,338 @@
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"net"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The defaults, in one place. Each is the safe choice; docs/config.md and
+// the comments in config.go name them.
+const (
+	DefaultDataDir                = "./telegate-data"
+	DefaultListen                 = ":443"
+	DefaultHTTPListen             = ":80"
+	DefaultAdmin                  = "127.0.0.1:9090"
+	DefaultReadHeaderTimeout      = 5 * time.Second
+	DefaultReadTimeout            = 30 * time.Second
+	DefaultIdleTimeout            = 120 * time.Second
+	DefaultMaxHeaderBytes         = 64 << 10
+	DefaultMaxQueryParams         = 100
+	DefaultH2MaxRequestsPerSecond = 200
+	DefaultH2MaxConcurrentStreams = 100
+	DefaultHSTSMaxAge             = 365 * 24 * time.Hour
+	DefaultTLSMinVersion          = "1.2"
+	// DefaultACMECA is Let's Encrypt's production directory (RFC 8555 §7.1.1).
+	DefaultACMECA             = "https://acme-v02.api.letsencrypt.org/directory"
+	DefaultCookieName         = "__Host-telegate"
+	DefaultSessionIdle        = 15 * time.Minute
+	DefaultSessionAbsolute    = 12 * time.Hour
+	DefaultSessionStore       = "file"
+	DefaultMaxSessions        = 100000
+	DefaultAssertionTTL       = 60 * time.Second
+	DefaultAssertionHeader    = "X-Telegate-Assertion"
+	DefaultRoleClaim          = "groups"
+	DefaultProviderTimeout    = 10 * time.Second
+	DefaultRouteMaxBodyBytes  = 10 << 20
+	DefaultRouteTimeout       = 30 * time.Second
+	DefaultMaxClients         = 100000
+	DefaultParanoiaLevel      = 1
+	DefaultAnomalyThreshold   = 5
+	DefaultLogFormat          = "json"
+	DefaultLogLevel           = "info"
+	callbackPathPrefix        = "/.telegate/callback/"
+	defaultAuditFileInDataDir = "audit/audit.log"
+)
+
+// DefaultSigningAlgs are the ID token and access token algorithms accepted
+// when a provider or bearer issuer names none (RFC 7518 §3.1).
+var DefaultSigningAlgs = []string{"RS256", "ES256"}
+
+// DefaultACMEChallenges are the ACME challenge types enabled by default
+// (RFC 8555 §8.3, RFC 8737).
+var DefaultACMEChallenges = []string{"http-01", "tls-alpn-01"}
+
+// SectionDefaulter is implemented (on the pointer) by a section of Config,
+// such as Relay or Visits, that fills its own defaults. ApplyDefaults calls
+// it after the common defaults, with the whole configuration for context.
+type SectionDefaulter interface {
+	ApplyDefaults(c *Config)
+}
+
+// DemoDefaulter is implemented (on the pointer) by a section of Config that
+// has settings of its own in demo mode (e.g. the relay on loopback). Demo
+// calls it before ApplyDefaults.
+type DemoDefaulter interface {
+	DemoDefaults(c *Config, o DemoOptions)
+}
+
+// ApplyDefaults fills every field left at its zero value with its default
+// (see the constants above). It is idempotent. A zero value that is
+// meaningful is kept only when the file set it explicitly, which only Load
+// can know: an explicit `http_listen: ""` disables the redirect listener,
+// while ApplyDefaults on a Config built in code sets ":80".
+func (c *Config) ApplyDefaults() {
+	c.applyDefaults(nil)
+}
+
+func (c *Config) applyDefaults(present func(path string) bool) {
+	set := func(path string) bool { return present != nil && present(path) }
+	str := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	dur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	num := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+
+	str(&c.DataDir, DefaultDataDir)
+
+	s := &c.Server
+	str(&s.Listen, DefaultListen)
+	if !set("server.http_listen") {
+		str(&s.HTTPListen, DefaultHTTPListen)
+	}
+	str(&s.Admin, DefaultAdmin)
+	dur(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	dur(&s.ReadTimeout, DefaultReadTimeout)
+	dur(&s.IdleTimeout, DefaultIdleTimeout)
+	num(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	num(&s.MaxQueryParams, DefaultMaxQueryParams)
+	if s.H2MaxRequestsPerSecond == 0 {
+		s.H2MaxRequestsPerSecond = DefaultH2MaxRequestsPerSecond
+	}
+	if s.H2MaxConcurrentStreams == 0 {
+		s.H2MaxConcurrentStreams = DefaultH2MaxConcurrentStreams
+	}
+	dur(&s.HSTSMaxAge, DefaultHSTSMaxAge)
+	if s.PublicURL == "" {
+		s.PublicURL = derivePublicURL(c)
+	}
+	s.PublicURL = strings.TrimSuffix(s.PublicURL, "/")
+
+	str(&c.TLS.MinVersion, DefaultTLSMinVersion)
+	str(&c.TLS.ACME.CA, DefaultACMECA)
+	if len(c.TLS.ACME.Challenges) == 0 {
+		c.TLS.ACME.Challenges = slices.Clone(DefaultACMEChallenges)
+	}
+
+	ss := &c.Sessions
+	str(&ss.CookieName, DefaultCookieName)
+	dur(&ss.IdleTimeout, DefaultSessionIdle)
+	dur(&ss.AbsoluteTimeout, DefaultSessionAbsolute)
+	str(&ss.Store, DefaultSessionStore)
+	num(&ss.MaxSessions, DefaultMaxSessions)
+
+	str(&c.Assertion.Issuer, s.PublicURL)
+	dur(&c.Assertion.TTL, DefaultAssertionTTL)
+	str(&c.Assertion.Header, DefaultAssertionHeader)
+
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		if p.RedirectURL == "" && s.PublicURL != "" && p.ID != "" {
+			p.RedirectURL = s.PublicURL + callbackPathPrefix + p.ID
+		}
+		if !slices.Contains(p.Scopes, "openid") {
+			p.Scopes = append([]string{"openid"}, p.Scopes...)
+		}
+		if len(p.SigningAlgs) == 0 {
+			p.SigningAlgs = slices.Clone(DefaultSigningAlgs)
+		}
+		str(&p.Roles.Claim, DefaultRoleClaim)
+		dur(&p.Timeout, DefaultProviderTimeout)
+	}
+	for i := range c.Bearer {
+		b := &c.Bearer[i]
+		if len(b.SigningAlgs) == 0 {
+			b.SigningAlgs = slices.Clone(DefaultSigningAlgs)
+		}
+		str(&b.Roles.Claim, DefaultRoleClaim)
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.MaxBodyBytes == 0 {
+			r.MaxBodyBytes = DefaultRouteMaxBodyBytes
+		}
+		dur(&r.Timeout, DefaultRouteTimeout)
+	}
+
+	num(&c.RateLimits.MaxClients, DefaultMaxClients)
+	num(&c.Inspection.ParanoiaLevel, DefaultParanoiaLevel)
+	num(&c.Inspection.AnomalyThreshold, DefaultAnomalyThreshold)
+
+	if c.Audit.File == "" {
+		c.Audit.File = filepath.Join(c.DataDir, filepath.FromSlash(defaultAuditFileInDataDir))
+	}
+
+	str(&c.Log.Format, DefaultLogFormat)
+	str(&c.Log.Level, DefaultLogLevel)
+
+	forEachSection(c, func(_ string, sec reflect.Value) {
+		if d, ok := sec.Addr().Interface().(SectionDefaulter); ok {
+			d.ApplyDefaults(c)
+		}
+	})
+}
+
+// derivePublicURL is https:// + the first TLS host name, with the listen
+// port when it is not 443.
+func derivePublicURL(c *Config) string {
+	if len(c.TLS.Hosts) == 0 || len(c.TLS.Hosts[0].Names) == 0 {
+		return ""
+	}
+	host := strings.TrimSuffix(strings.ToLower(c.TLS.Hosts[0].Names[0]), ".")
+	if host == "" || strings.HasPrefix(host, "*") {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(c.Server.Listen); err == nil && port != "443" && port != "" {
+		return "https://" + net.JoinHostPort(host, port)
+	}
+	return "https://" + host
+}
+
+// forEachSection calls fn with every top-level section of c (each exported
+// struct field with a YAML key), addressable.
+func forEachSection(c *Config, fn func(key string, sec reflect.Value)) {
+	v := reflect.ValueOf(c).Elem()
+	fields, names := yamlFields(v.Type())
+	for _, key := range names {
+		f := v.Field(fields[key])
+		if f.Kind() == reflect.Struct {
+			fn(key, f)
+		}
+	}
+}
+
+// DemoSource is Config.Source for the built-in demo configuration.
+const DemoSource = "(built-in demo)"
+
+// Demo defaults.
+const (
+	DemoListen   = "localhost:8443"
+	DemoAdmin    = "127.0.0.1:9090"
+	DemoClientID = "telegate-demo"
+)
+
+// DemoOptions are the runtime facts the demo configuration needs.
+type DemoOptions struct {
+	// Listen is the public HTTPS listener. Default DemoListen.
+	Listen string
+	// Admin is the admin listener. Default DemoAdmin.
+	Admin string
+	// DataDir default DefaultDataDir; made absolute against the working
+	// directory.
+	DataDir string
+	// Issuer is the running development OpenID Provider's issuer URL.
+	Issuer string
+	// ClientSecret registered at the development OpenID Provider for
+	// DemoClientID; "" generates a fresh random one (32 bytes, base64url).
+	ClientSecret string
+	// Upstream is the URL of the demo upstream app.
+	Upstream string
+}
+
+// Demo returns the built-in demo configuration: the whole product on
+// localhost with a local CA, the development OpenID Provider "demo", and
+// four routes to the demo app — "/" (any signed-in user), "/clinic/" (role
+// clinician), "/admin/" (role admin with MFA) and "/public/" (public).
+// Defaults are applied; the plain-HTTP redirect listener is off.
+// Source is DemoSource. Call Validate on the result before use.
+func Demo(o DemoOptions) *Config {
+	if o.Listen == "" {
+		o.Listen = DemoListen
+	}
+	if o.Admin == "" {
+		o.Admin = DemoAdmin
+	}
+	if o.DataDir == "" {
+		o.DataDir = DefaultDataDir
+	}
+	if abs, err := filepath.Abs(o.DataDir); err == nil {
+		o.DataDir = abs
+	}
+	if o.ClientSecret == "" {
+		o.ClientSecret = randomSecret()
+	}
+	publicURL := "https://localhost"
+	if _, port, err := net.SplitHostPort(o.Listen); err == nil && port != "443" {
+		publicURL = "https://" + net.JoinHostPort("localhost", port)
+	}
+	claims := []string{"name", "email"}
+	route := func(id, path string, p *Policy) Route {
+		return Route{
+			ID:              id,
+			Path:            path,
+			Upstream:        o.Upstream,
+			Providers:       []string{"demo"},
+			Policy:          p,
+			AssertionClaims: slices.Clone(claims),
+		}
+	}
+	c := &Config{
+		DataDir: o.DataDir,
+		Server: Server{
+			Listen:    o.Listen,
+			Admin:     o.Admin,
+			PublicURL: publicURL,
+		},
+		TLS: TLS{Hosts: []TLSHost{{Names: []string{"localhost"}, Mode: "local"}}},
+		Providers: []Provider{{
+			ID:           "demo",
+			DisplayName:  "Demo sign-in (development only)",
+			Issuer:       o.Issuer,
+			ClientID:     DemoClientID,
+			ClientSecret: o.ClientSecret,
+			Scopes:       []string{"openid", "profile", "email", "groups"},
+			Roles: RoleMapping{
+				Claim: "groups",
+				Map: map[string][]string{
+					"clinicians": {"clinician"},
+					"admins":     {"admin"},
+					"patients":   {"patient"},
+				},
+			},
+		}},
+		Routes: []Route{
+			route("home", "/", &Policy{Allow: []Rule{{Authenticated: true}}}),
+			route("clinic", "/clinic/", &Policy{Allow: []Rule{{Roles: []string{"clinician"}}}}),
+			route("admin", "/admin/", &Policy{Allow: []Rule{{Roles: []string{"admin"}}}, RequireMFA: true}),
+			route("public", "/public/", &Policy{Public: true}),
+		},
+		Log:    Log{Format: "text", Level: "info"},
+		Source: DemoSource,
+	}
+
+	// Relay and visits in demo mode, on loopback only. Sections that
+	// implement DemoDefaulter (Relay, Visits, …) set their own demo
+	// settings here, before the common defaults.
+	c.Relay.Enabled = true
+	c.Visits.Enabled = true
+	forEachSection(c, func(_ string, sec reflect.Value) {
+		if d, ok := sec.Addr().Interface().(DemoDefaulter); ok {
+			d.DemoDefaults(c, o)
+		}
+	})
+
+	c.ApplyDefaults()
+	c.Server.HTTPListen = "" // no plain-HTTP listener in demo mode
+	return c
+}
+
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

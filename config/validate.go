@@ -1,0 +1,887 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Validator is implemented (on the pointer) by a section of Config, such as
+// Relay or Visits, that checks its own fields. Validate calls it with the
+// whole configuration (defaults applied) and a Report scoped to the
+// section's key, so that r.Errorf("listen", …) is reported as
+// "relay.listen" with its file:line.
+type Validator interface {
+	Validate(c *Config, r *Report)
+}
+
+// Report collects the problems of one configuration. Field paths given to
+// its methods are relative to the report's scope: "listen",
+// "ports[0]", "allow[2].roles"; "" means the scope itself.
+type Report struct {
+	prefix string
+	errs   *Errors
+	warns  *Errors
+}
+
+func newReport() *Report {
+	return &Report{errs: &Errors{}, warns: &Errors{}}
+}
+
+// Path returns the full field path of field within the report's scope.
+func (r *Report) Path(field string) string {
+	switch {
+	case field == "":
+		return r.prefix
+	case r.prefix == "":
+		return field
+	case strings.HasPrefix(field, "["):
+		return r.prefix + field
+	}
+	return r.prefix + "." + field
+}
+
+// Sub returns a report scoped to field (e.g. "routes[2]").
+func (r *Report) Sub(field string) *Report {
+	return &Report{prefix: r.Path(field), errs: r.errs, warns: r.warns}
+}
+
+// Errorf records an error at field: the configuration is refused.
+func (r *Report) Errorf(field, format string, args ...any) {
+	*r.errs = append(*r.errs, FieldError{Field: r.Path(field), Message: fmt.Sprintf(format, args...)})
+}
+
+// Warnf records a warning at field: the configuration is accepted but
+// probably not what was meant.
+func (r *Report) Warnf(field, format string, args ...any) {
+	*r.warns = append(*r.warns, FieldError{Field: r.Path(field), Message: fmt.Sprintf(format, args...)})
+}
+
+// check records err (if any) as an error at field.
+func (r *Report) check(field string, err error) {
+	if err != nil {
+		r.Errorf(field, "%s", err.Error())
+	}
+}
+
+// Validate checks the whole configuration (with defaults applied) and
+// returns every problem at once as Errors (nil when valid). Warnings are
+// stored in c.Warnings. Problems carry c.Source as the file name but no
+// line; Load adds lines.
+func (c *Config) Validate() error {
+	errs, warns := c.check(nil)
+	for i := range errs {
+		errs[i].File = c.Source
+	}
+	for i := range warns {
+		warns[i].File = c.Source
+	}
+	c.Warnings = warns
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// check runs every rule. fromEnv holds the field paths whose value came
+// from ${ENV} or a *_file (not inline).
+func (c *Config) check(fromEnv map[string]bool) (Errors, Errors) {
+	r := newReport()
+	if c.DataDir == "" {
+		r.Errorf("data_dir", "must not be empty")
+	}
+	c.checkServer(r.Sub("server"))
+	c.checkTLS(r.Sub("tls"))
+	c.checkSessions(r.Sub("sessions"), fromEnv)
+	c.checkAssertion(r.Sub("assertion"))
+	c.checkProviders(r, fromEnv)
+	c.checkBearer(r)
+	c.checkClientCAs(r)
+	c.checkRoutes(r)
+	c.checkRateLimits(r.Sub("rate_limits"))
+	c.checkInspection(r.Sub("inspection"))
+	c.checkAudit(r.Sub("audit"), fromEnv)
+	c.checkRedis(r.Sub("redis"), fromEnv)
+	c.checkLog(r.Sub("log"))
+	checkDurations(reflect.ValueOf(c).Elem(), "", r)
+	forEachSection(c, func(key string, sec reflect.Value) {
+		if v, ok := sec.Addr().Interface().(Validator); ok {
+			v.Validate(c, r.Sub(key))
+		}
+	})
+	return *r.errs, *r.warns
+}
+
+// ---- reusable checks (sections may use them in their Validate) ----
+
+// CheckListenAddr requires "host:port" where host is empty (every
+// interface), an IP address or a host name, and port is 0–65535 (0 picks a
+// free port).
+func CheckListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, e.g. \":443\" or \"127.0.0.1:9090\"")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if host == "" {
+		return nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if !validHostname(host, false) {
+		return fmt.Errorf("host %q is neither an IP address nor a host name", host)
+	}
+	return nil
+}
+
+// CheckPrivateListenAddr requires a listen address (see CheckListenAddr)
+// whose host is a loopback or private address (RFC 1918, RFC 4193) or
+// "localhost": never every interface.
+func CheckPrivateListenAddr(addr string) error {
+	if err := CheckListenAddr(addr); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !(ip.IsLoopback() || ip.IsPrivate()) {
+		return fmt.Errorf("must listen on a loopback or private address such as 127.0.0.1:9090, not %q", host)
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host (no port) is "localhost", a name
+// under ".localhost" (RFC 6761 §6.3) or a loopback IP address.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.IsLoopback()
+}
+
+// CheckHTTPSURL requires an absolute https URL with a host, no user
+// information and no fragment; http is accepted only when allowLoopbackHTTP
+// is set and the host is a loopback host.
+func CheckHTTPSURL(raw string, allowLoopbackHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("must be an absolute https URL")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowLoopbackHTTP || !IsLoopbackHost(u.Hostname()) {
+			if allowLoopbackHTTP {
+				return fmt.Errorf("must use https (http is allowed only for loopback hosts)")
+			}
+			return fmt.Errorf("must use https")
+		}
+	default:
+		return fmt.Errorf("must be an absolute https URL")
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not carry user information (user:password@); secrets belong in ${ENV} or *_file")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("must not have a fragment")
+	}
+	return nil
+}
+
+// checkFile is the check for a path that must name a readable file.
+func checkFile(r *Report, field, path string) {
+	if path != "" {
+		r.check(field, checkReadableFile(path))
+	}
+}
+
+// checkKeyFile is the check for a private key file: it must exist and not
+// be world-readable.
+func checkKeyFile(r *Report, field, path string) {
+	if path != "" {
+		r.check(field, checkPrivateFile(path))
+	}
+}
+
+var (
+	idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	// tokenPattern is an RFC 9110 §5.6.2 token (header names, methods).
+	tokenPattern = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+// validHostname reports whether h is a DNS host name (RFC 1123 §2.1),
+// optionally with a leading "*." wildcard label.
+func validHostname(h string, wildcard bool) bool {
+	h = strings.TrimSuffix(h, ".")
+	if wildcard {
+		h = strings.TrimPrefix(h, "*.")
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := range len(label) {
+			ch := label[i]
+			if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkID checks an id and its uniqueness in seen.
+func checkID(r *Report, id string, seen map[string]bool, what string) {
+	switch {
+	case id == "":
+		r.Errorf("id", "is required")
+	case !idPattern.MatchString(id):
+		r.Errorf("id", "%q must be lower-case letters, digits and '-' (at most 63)", id)
+	case seen[id]:
+		r.Errorf("id", "%s id %q is used twice", what, id)
+	}
+	seen[id] = true
+}
+
+// ---- sections ----
+
+func (c *Config) checkServer(r *Report) {
+	s := &c.Server
+	if s.Listen == "" {
+		r.Errorf("listen", "is required")
+	} else {
+		r.check("listen", CheckListenAddr(s.Listen))
+	}
+	if s.HTTPListen != "" {
+		r.check("http_listen", CheckListenAddr(s.HTTPListen))
+	}
+	if s.Admin == "" {
+		r.Errorf("admin", "is required")
+	} else {
+		r.check("admin", CheckPrivateListenAddr(s.Admin))
+		if s.Admin == s.Listen {
+			r.Errorf("admin", "must differ from server.listen: health and metrics never share the public listener")
+		}
+	}
+	if s.PublicURL == "" {
+		r.Errorf("public_url", "is required (or name a host in tls.hosts to derive it)")
+	} else if err := CheckHTTPSURL(s.PublicURL, false); err != nil {
+		r.check("public_url", err)
+	} else if u, _ := url.Parse(s.PublicURL); (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery {
+		r.Errorf("public_url", "must be a base URL without a path or query, e.g. https://gw.hospital.example")
+	}
+	for i, p := range s.TrustedProxies {
+		if !p.IsValid() {
+			r.Errorf(fmt.Sprintf("trusted_proxies[%d]", i), "is not a CIDR prefix")
+		} else if p.Bits() == 0 {
+			r.Errorf(fmt.Sprintf("trusted_proxies[%d]", i), "%s trusts every address: any client could forge X-Forwarded-For; list your proxies' prefixes", p)
+		} else if p.Masked() != p {
+			r.Errorf(fmt.Sprintf("trusted_proxies[%d]", i), "%s has host bits set; did you mean %s?", p, p.Masked())
+		}
+	}
+	if s.MaxHeaderBytes <= 0 {
+		r.Errorf("max_header_bytes", "must be positive")
+	}
+	if s.MaxQueryParams <= 0 {
+		r.Errorf("max_query_params", "must be positive")
+	}
+	if s.H2MaxRequestsPerSecond <= 0 {
+		r.Errorf("h2_max_requests_per_second", "must be positive")
+	}
+	if s.H2MaxConcurrentStreams == 0 {
+		r.Errorf("h2_max_concurrent_streams", "must be positive")
+	}
+}
+
+var tlsModes = []string{"acme", "files", "local"}
+
+func (c *Config) checkTLS(r *Report) {
+	t := &c.TLS
+	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+		r.Errorf("min_version", "must be \"1.2\" or \"1.3\", not %q", t.MinVersion)
+	}
+	if len(t.Hosts) == 0 {
+		r.Errorf("hosts", "at least one host is required: the public listener serves HTTPS only")
+	}
+	seen := map[string]bool{}
+	usesACME := false
+	for i, h := range t.Hosts {
+		hr := r.Sub(fmt.Sprintf("hosts[%d]", i))
+		if len(h.Names) == 0 {
+			hr.Errorf("names", "at least one host name is required")
+		}
+		for j, n := range h.Names {
+			n = strings.ToLower(strings.TrimSuffix(n, "."))
+			field := fmt.Sprintf("names[%d]", j)
+			switch {
+			case !validHostname(n, true):
+				hr.Errorf(field, "%q is not a host name", n)
+			case strings.HasPrefix(n, "*.") && h.Mode == "acme":
+				hr.Errorf(field, "wildcard names need the ACME DNS challenge, which telegate does not offer; use mode \"files\"")
+			case seen[n]:
+				hr.Errorf(field, "%q is named by two tls hosts", n)
+			}
+			seen[n] = true
+		}
+		switch h.Mode {
+		case "acme", "local":
+			usesACME = usesACME || h.Mode == "acme"
+			if h.CertFile != "" || h.KeyFile != "" {
+				hr.Errorf("mode", "cert_file and key_file are used only with mode \"files\"")
+			}
+		case "files":
+			if h.CertFile == "" {
+				hr.Errorf("cert_file", "is required with mode \"files\"")
+			}
+			if h.KeyFile == "" {
+				hr.Errorf("key_file", "is required with mode \"files\"")
+			}
+			checkFile(hr, "cert_file", h.CertFile)
+			checkKeyFile(hr, "key_file", h.KeyFile)
+		case "":
+			hr.Errorf("mode", "is required: one of %s", strings.Join(tlsModes, ", "))
+		default:
+			hr.Errorf("mode", "%q is not one of %s", h.Mode, strings.Join(tlsModes, ", "))
+		}
+	}
+	a := &t.ACME
+	ar := r.Sub("acme")
+	if usesACME {
+		ar.check("ca", CheckHTTPSURL(a.CA, true))
+		if a.Email != "" && !strings.Contains(a.Email, "@") {
+			ar.Errorf("email", "is not an e-mail address")
+		}
+		onlyHTTP01 := true
+		for _, ch := range a.Challenges {
+			if ch != "http-01" {
+				onlyHTTP01 = false
+			}
+		}
+		if onlyHTTP01 && c.Server.HTTPListen == "" {
+			ar.Errorf("challenges", "http-01 needs server.http_listen; enable it or add tls-alpn-01")
+		}
+	}
+	for i, ch := range a.Challenges {
+		if ch != "http-01" && ch != "tls-alpn-01" {
+			ar.Errorf(fmt.Sprintf("challenges[%d]", i), "%q is not one of http-01, tls-alpn-01", ch)
+		}
+	}
+	if a.RenewalWindowRatio < 0 || a.RenewalWindowRatio >= 1 {
+		ar.Errorf("renewal_window_ratio", "must be between 0 and 1")
+	}
+	checkFile(ar, "ca_root_file", a.CARootFile)
+}
+
+// cookieNamePattern is an RFC 6265 §4.1.1 cookie-name (a token).
+var cookieNamePattern = tokenPattern
+
+func (c *Config) checkSessions(r *Report, fromEnv map[string]bool) {
+	s := &c.Sessions
+	switch {
+	case !strings.HasPrefix(s.CookieName, "__Host-"):
+		r.Errorf("cookie_name", "must start with \"__Host-\" so browsers bind it to this host over HTTPS (RFC 6265bis §4.1.3.2)")
+	case !cookieNamePattern.MatchString(s.CookieName):
+		r.Errorf("cookie_name", "must be a cookie token (letters, digits, and !#$%%&'*+-.^_`|~)")
+	}
+	if s.IdleTimeout > 0 && s.AbsoluteTimeout > 0 && s.IdleTimeout > s.AbsoluteTimeout {
+		r.Errorf("idle_timeout", "(%s) must not exceed absolute_timeout (%s)", s.IdleTimeout, s.AbsoluteTimeout)
+	}
+	switch s.Store {
+	case "file":
+	case "redis":
+		if c.Redis.Addr == "" {
+			r.Errorf("store", "\"redis\" needs redis.addr")
+		}
+	default:
+		r.Errorf("store", "%q is not one of file, redis", s.Store)
+	}
+	if s.MaxSessions <= 0 {
+		r.Errorf("max_sessions", "must be positive")
+	}
+	if s.EncryptionKey != "" {
+		if k, ok := decodeBase64(s.EncryptionKey); !ok || len(k) != 32 {
+			r.Errorf("encryption_key", "must be 32 bytes in base64 (e.g. openssl rand -base64 32)")
+		}
+		inlineSecret(r, "encryption_key", fromEnv)
+	}
+}
+
+// inlineSecret warns when a secret was written in the file itself.
+func inlineSecret(r *Report, field string, fromEnv map[string]bool) {
+	if fromEnv != nil && !fromEnv[r.Path(field)] {
+		r.Warnf(field, "secret written inline; use \"${NAME}\" or %s_file so it stays out of the file", field)
+	}
+}
+
+func decodeBase64(s string) ([]byte, bool) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+// hopByHop headers (RFC 9110 §7.6.1) and others a proxy rewrites.
+var reservedHeaders = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "cookie", "authorization", "forwarded"}
+
+func (c *Config) checkAssertion(r *Report) {
+	a := &c.Assertion
+	if a.Issuer == "" {
+		r.Errorf("issuer", "is required (defaults to server.public_url)")
+	} else if u, err := url.Parse(a.Issuer); err != nil || !u.IsAbs() || u.Host == "" {
+		r.Errorf("issuer", "must be an absolute URL")
+	}
+	if a.TTL > 5*time.Minute {
+		r.Errorf("ttl", "(%s) must be at most 5m: assertions are short-lived", a.TTL)
+	}
+	if !tokenPattern.MatchString(a.Header) {
+		r.Errorf("header", "%q is not a header name", a.Header)
+	} else if slices.Contains(reservedHeaders, strings.ToLower(a.Header)) {
+		r.Errorf("header", "%q is a header the proxy manages; choose another", a.Header)
+	}
+	checkKeyFile(r, "signing_key_file", a.SigningKeyFile)
+}
+
+// SigningAlgs are the JWS algorithms accepted in signing_algs
+// (RFC 7518 §3.1, RFC 8037 §3.1). "none" and the HMAC algorithms are never
+// accepted.
+var SigningAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"}
+
+func checkAlgs(r *Report, algs []string) {
+	for i, a := range algs {
+		if !slices.Contains(SigningAlgs, a) {
+			r.Errorf(fmt.Sprintf("signing_algs[%d]", i), "%q is not one of %s", a, strings.Join(SigningAlgs, ", "))
+		}
+	}
+}
+
+func checkRoleMapping(r *Report, m RoleMapping) {
+	for k, roles := range m.Map {
+		if len(roles) == 0 {
+			r.Errorf("map."+k, "maps to no roles")
+		}
+		for i, role := range roles {
+			if strings.TrimSpace(role) == "" {
+				r.Errorf(fmt.Sprintf("map.%s[%d]", k, i), "role must not be empty")
+			}
+		}
+	}
+	for i, role := range m.Always {
+		if strings.TrimSpace(role) == "" {
+			r.Errorf(fmt.Sprintf("always[%d]", i), "role must not be empty")
+		}
+	}
+}
+
+func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
+	seen := map[string]bool{}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		r := root.Sub(fmt.Sprintf("providers[%d]", i))
+		checkID(r, p.ID, seen, "provider")
+		if p.Issuer == "" {
+			r.Errorf("issuer", "is required")
+		} else {
+			r.check("issuer", CheckHTTPSURL(p.Issuer, true))
+		}
+		if p.ClientID == "" {
+			r.Errorf("client_id", "is required")
+		}
+		if p.ClientSecret == "" {
+			r.Errorf("client_secret", "is required: set \"${NAME}\" or client_secret_file")
+		} else {
+			inlineSecret(r, "client_secret", fromEnv)
+		}
+		if p.RedirectURL != "" && p.RedirectURL != c.Server.PublicURL+callbackPathPrefix+p.ID {
+			r.check("redirect_url", CheckHTTPSURL(p.RedirectURL, true))
+		}
+		for j, s := range p.Scopes {
+			if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
+				r.Errorf(fmt.Sprintf("scopes[%d]", j), "is not a scope token (RFC 6749 §3.3)")
+			}
+		}
+		checkAlgs(r, p.SigningAlgs)
+		checkRoleMapping(r.Sub("roles"), p.Roles)
+		checkFile(r, "ca_root_file", p.CARootFile)
+	}
+}
+
+func (c *Config) checkBearer(root *Report) {
+	seen := map[string]bool{}
+	for i := range c.Bearer {
+		b := &c.Bearer[i]
+		r := root.Sub(fmt.Sprintf("bearer[%d]", i))
+		checkID(r, b.ID, seen, "bearer")
+		if b.Issuer == "" {
+			r.Errorf("issuer", "is required")
+		} else {
+			r.check("issuer", CheckHTTPSURL(b.Issuer, true))
+		}
+		if len(b.Audience) == 0 {
+			r.Errorf("audience", "at least one audience is required (RFC 9068 §4)")
+		}
+		if b.JWKSURL != "" {
+			r.check("jwks_url", CheckHTTPSURL(b.JWKSURL, true))
+		}
+		checkAlgs(r, b.SigningAlgs)
+		checkRoleMapping(r.Sub("roles"), b.Roles)
+		checkFile(r, "ca_root_file", b.CARootFile)
+	}
+}
+
+func (c *Config) checkClientCAs(root *Report) {
+	seen := map[string]bool{}
+	for i := range c.ClientCAs {
+		ca := &c.ClientCAs[i]
+		r := root.Sub(fmt.Sprintf("client_cas[%d]", i))
+		checkID(r, ca.ID, seen, "client CA")
+		if ca.CAFile == "" {
+			r.Errorf("ca_file", "is required")
+		}
+		checkFile(r, "ca_file", ca.CAFile)
+	}
+}
+
+// OwnPathPrefix is where telegate's own endpoints live on every host; no
+// route may claim it.
+const OwnPathPrefix = "/.telegate/"
+
+// CheckRoutePath requires a canonical path prefix: it starts with "/" and
+// ends with "/" (or is "/"), has no empty, "." or ".." segments, no
+// percent-encoding, backslash, ';', '?', '#' or control characters, and is
+// not under OwnPathPrefix.
+func CheckRoutePath(p string) error {
+	if p == "" {
+		return fmt.Errorf("is required, e.g. \"/\" or \"/clinic/\"")
+	}
+	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+		return fmt.Errorf("%q must start and end with \"/\", e.g. \"/clinic/\"", p)
+	}
+	if strings.HasPrefix(strings.ToLower(p), OwnPathPrefix) {
+		return fmt.Errorf("%q is under %s, which telegate keeps for its own endpoints", p, OwnPathPrefix)
+	}
+	if p != "/" {
+		for _, seg := range strings.Split(p[1:len(p)-1], "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				return fmt.Errorf("%q is not canonical: no empty, \".\" or \"..\" segments", p)
+			}
+		}
+	}
+	for _, ch := range p {
+		if ch < 0x21 || ch == 0x7f || strings.ContainsRune(`%\;?#`, ch) {
+			return fmt.Errorf("%q is not canonical: write it decoded, without %%, \\, ;, ?, # or spaces", p)
+		}
+	}
+	return nil
+}
+
+// CheckUpstream requires an absolute http or https URL with a host and no
+// user information, query or fragment.
+func CheckUpstream(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("must be an absolute http or https URL, e.g. http://10.0.0.5:8080")
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not carry user information (user:password@)")
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("must not have a query or fragment")
+	}
+	return nil
+}
+
+func (c *Config) checkRoutes(root *Report) {
+	if len(c.Routes) == 0 {
+		root.Errorf("routes", "at least one route is required")
+	}
+	ids := map[string]bool{}
+	providers := map[string]bool{}
+	for _, p := range c.Providers {
+		providers[p.ID] = true
+	}
+	bearers := map[string]bool{}
+	for _, b := range c.Bearer {
+		bearers[b.ID] = true
+	}
+	cas := map[string]bool{}
+	for _, ca := range c.ClientCAs {
+		cas[ca.ID] = true
+	}
+	tlsNames := map[string]bool{}
+	var wildcards []string
+	for _, h := range c.TLS.Hosts {
+		for _, n := range h.Names {
+			n = strings.ToLower(strings.TrimSuffix(n, "."))
+			if s, ok := strings.CutPrefix(n, "*."); ok {
+				wildcards = append(wildcards, s)
+			}
+			tlsNames[n] = true
+		}
+	}
+	covered := func(h string) bool {
+		if tlsNames[h] {
+			return true
+		}
+		if i := strings.IndexByte(h, '.'); i > 0 {
+			return slices.Contains(wildcards, h[i+1:])
+		}
+		return false
+	}
+	seenPrefix := map[string]int{} // host + path → route index
+	for i := range c.Routes {
+		rt := &c.Routes[i]
+		r := root.Sub(fmt.Sprintf("routes[%d]", i))
+		checkID(r, rt.ID, ids, "route")
+		r.check("path", CheckRoutePath(rt.Path))
+		if rt.Upstream == "" {
+			r.Errorf("upstream", "is required")
+		} else {
+			r.check("upstream", CheckUpstream(rt.Upstream))
+		}
+		hosts := rt.Hosts
+		if len(hosts) == 0 {
+			hosts = []string{"*"}
+		}
+		for j, h := range rt.Hosts {
+			h = strings.ToLower(strings.TrimSuffix(h, "."))
+			field := fmt.Sprintf("hosts[%d]", j)
+			switch {
+			case !validHostname(h, false):
+				r.Errorf(field, "%q is not a host name", h)
+			case len(c.TLS.Hosts) > 0 && !covered(h):
+				r.Errorf(field, "%q is not named in tls.hosts: no certificate would be served for it", h)
+			}
+		}
+		for _, h := range hosts {
+			k := strings.ToLower(strings.TrimSuffix(h, ".")) + " " + rt.Path
+			if prev, ok := seenPrefix[k]; ok && rt.Path != "" {
+				r.Errorf("path", "%q on the same hosts as routes[%d]: the router could not choose", rt.Path, prev)
+				break
+			}
+			seenPrefix[k] = i
+		}
+		for j, id := range rt.Providers {
+			if !providers[id] {
+				r.Errorf(fmt.Sprintf("providers[%d]", j), "no provider has id %q", id)
+			}
+		}
+		for j, id := range rt.Bearer {
+			if !bearers[id] {
+				r.Errorf(fmt.Sprintf("bearer[%d]", j), "no bearer issuer has id %q", id)
+			}
+		}
+		if len(rt.Bearer) > 0 && !rt.API {
+			r.Errorf("bearer", "bearer tokens are accepted only on API routes; set api: true")
+		}
+		for j, id := range rt.ClientCert {
+			if !cas[id] {
+				r.Errorf(fmt.Sprintf("client_cert[%d]", j), "no client CA has id %q", id)
+			}
+		}
+		if rt.UpstreamTLS != (UpstreamTLS{}) {
+			ur := r.Sub("upstream_tls")
+			if u, err := url.Parse(rt.Upstream); err == nil && u.Scheme == "http" {
+				ur.Errorf("", "is used only with an https upstream")
+			}
+			if (rt.UpstreamTLS.CertFile == "") != (rt.UpstreamTLS.KeyFile == "") {
+				ur.Errorf("cert_file", "cert_file and key_file go together")
+			}
+			checkFile(ur, "ca_file", rt.UpstreamTLS.CAFile)
+			checkFile(ur, "cert_file", rt.UpstreamTLS.CertFile)
+			checkKeyFile(ur, "key_file", rt.UpstreamTLS.KeyFile)
+		}
+		if rt.MaxBodyBytes < 0 {
+			r.Errorf("max_body_bytes", "must not be negative")
+		}
+		for j, o := range rt.Origins {
+			if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				r.Errorf(fmt.Sprintf("origins[%d]", j), "must be an origin such as https://app.hospital.example")
+			}
+		}
+		if len(rt.Origins) > 0 && !rt.WebSocket {
+			r.Errorf("origins", "applies only with websocket: true")
+		}
+		for name := range rt.ResponseHeaders {
+			if !tokenPattern.MatchString(name) {
+				r.Errorf("response_headers."+name, "is not a header name")
+			}
+		}
+		for j, claim := range rt.AssertionClaims {
+			if strings.TrimSpace(claim) == "" {
+				r.Errorf(fmt.Sprintf("assertion_claims[%d]", j), "must not be empty")
+			}
+		}
+		if rt.RateLimit != nil {
+			checkRateLimit(r.Sub("rate_limit"), *rt.RateLimit)
+		}
+		c.checkPolicy(r, rt, providers, bearers, cas)
+	}
+}
+
+func (c *Config) checkPolicy(r *Report, rt *Route, providers, bearers, cas map[string]bool) {
+	p := rt.Policy
+	if p == nil {
+		r.Warnf("policy", "route %q has no policy and admits nobody (deny by default); add policy.allow or policy.public", rt.ID)
+		return
+	}
+	pr := r.Sub("policy")
+	if p.Public && len(p.Allow) > 0 {
+		pr.Errorf("public", "public: true admits everyone; remove it or the allow rules")
+	}
+	if p.Public && p.RequireMFA {
+		pr.Errorf("require_mfa", "cannot be combined with public: true")
+	}
+	if !p.Public && len(p.Allow) == 0 {
+		pr.Warnf("allow", "route %q has no allow rules and admits nobody", rt.ID)
+	}
+	for i, m := range p.Methods {
+		if !tokenPattern.MatchString(m) || strings.ToUpper(m) != m {
+			pr.Errorf(fmt.Sprintf("methods[%d]", i), "%q is not an upper-case HTTP method", m)
+		}
+	}
+	for i, rule := range p.Allow {
+		rr := pr.Sub(fmt.Sprintf("allow[%d]", i))
+		if reflect.ValueOf(rule).IsZero() {
+			rr.Errorf("", "an empty rule would match every request; set authenticated: true or a criterion such as roles")
+			continue
+		}
+		lists := map[string][]string{"roles": rule.Roles, "groups": rule.Groups, "issuers": rule.Issuers, "subjects": rule.Subjects, "devices": rule.Devices, "providers": rule.Providers}
+		for name, l := range lists {
+			for j, v := range l {
+				if strings.TrimSpace(v) == "" {
+					rr.Errorf(fmt.Sprintf("%s[%d]", name, j), "must not be empty")
+				}
+			}
+		}
+		for j, id := range rule.Providers {
+			if id != "" && !providers[id] && !bearers[id] && !cas[id] {
+				rr.Errorf(fmt.Sprintf("providers[%d]", j), "no provider, bearer issuer or client CA has id %q", id)
+			}
+		}
+		for name, vals := range rule.Claims {
+			if len(vals) == 0 {
+				rr.Errorf("claims."+name, "lists no accepted values")
+			}
+		}
+	}
+}
+
+func checkRateLimit(r *Report, l RateLimit) {
+	if l.Rate < 0 {
+		r.Errorf("rate", "must not be negative")
+	}
+	if l.Burst < 0 {
+		r.Errorf("burst", "must not be negative")
+	}
+	if l.Rate > 0 && l.Burst == 0 {
+		r.Errorf("burst", "must be at least 1 when rate is set, or every request is refused")
+	}
+}
+
+func (c *Config) checkRateLimits(r *Report) {
+	checkRateLimit(r.Sub("per_client"), c.RateLimits.PerClient)
+	checkRateLimit(r.Sub("per_subject"), c.RateLimits.PerSubject)
+	if c.RateLimits.MaxClients <= 0 {
+		r.Errorf("max_clients", "must be positive")
+	}
+}
+
+func (c *Config) checkInspection(r *Report) {
+	if l := c.Inspection.ParanoiaLevel; l < 1 || l > 4 {
+		r.Errorf("paranoia_level", "must be 1 to 4")
+	}
+	if c.Inspection.AnomalyThreshold < 1 {
+		r.Errorf("anomaly_threshold", "must be at least 1")
+	}
+}
+
+func (c *Config) checkAudit(r *Report, fromEnv map[string]bool) {
+	if c.Audit.File == "" {
+		r.Errorf("file", "is required")
+	}
+	if c.Audit.Key != "" {
+		if k, ok := decodeBase64(c.Audit.Key); !ok || len(k) < 16 {
+			r.Errorf("key", "must be at least 16 bytes in base64 (e.g. openssl rand -base64 32)")
+		}
+		inlineSecret(r, "key", fromEnv)
+	}
+}
+
+func (c *Config) checkRedis(r *Report, fromEnv map[string]bool) {
+	rd := &c.Redis
+	if rd.Addr != "" {
+		if _, _, err := net.SplitHostPort(rd.Addr); err != nil {
+			r.Errorf("addr", "must be host:port, e.g. 127.0.0.1:6379")
+		}
+	}
+	if rd.Password != "" {
+		inlineSecret(r, "password", fromEnv)
+	}
+	if rd.DB < 0 {
+		r.Errorf("db", "must not be negative")
+	}
+}
+
+func (c *Config) checkLog(r *Report) {
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		r.Errorf("format", "%q is not one of json, text", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		r.Errorf("level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+}
+
+// checkDurations refuses every negative duration anywhere in the
+// configuration.
+func checkDurations(v reflect.Value, path string, r *Report) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			checkDurations(v.Elem(), path, r)
+		}
+	case reflect.Slice:
+		if !isLeaf(v.Type().Elem()) {
+			for i := range v.Len() {
+				checkDurations(v.Index(i), indexPath(path, i), r)
+			}
+		}
+	case reflect.Struct:
+		if isLeaf(v.Type()) {
+			return
+		}
+		fields, names := yamlFields(v.Type())
+		for _, key := range names {
+			f := v.Field(fields[key])
+			fp := joinPath(path, key)
+			if f.Type() == durationType {
+				if f.Int() < 0 {
+					r.Errorf(fp, "must be positive")
+				}
+				continue
+			}
+			checkDurations(f, fp, r)
+		}
+	}
+}
