@@ -1,0 +1,225 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/scope"
+)
+
+// maxBearerLen caps the Authorization header a bearer token may use.
+const maxBearerLen = 16 << 10
+
+// bearerVerifier verifies JWT access tokens (RFC 9068) from one issuer.
+type bearerVerifier struct {
+	cfg      config.Bearer
+	algs     []jose.SignatureAlgorithm
+	verifier *oidc.IDTokenVerifier
+	now      func() time.Time
+}
+
+// newBearerVerifier prepares verification for b: the key set at b.JWKSURL,
+// or else the jwks_uri found by discovery at b.Issuer.
+func newBearerVerifier(ctx context.Context, b config.Bearer, base *http.Client, now func() time.Time) (*bearerVerifier, error) {
+	algs, err := pinAlgs(b.SigningAlgs)
+	if err != nil {
+		return nil, err
+	}
+	if b.Issuer == "" {
+		return nil, errors.New("issuer is required")
+	}
+	if len(b.Audience) == 0 {
+		return nil, errors.New("audience is required")
+	}
+	call, jwksClient, err := idpClients(base, b.CARootFile, 0)
+	if err != nil {
+		return nil, err
+	}
+	jwksURL := b.JWKSURL
+	if jwksURL == "" {
+		dctx, cancel := context.WithTimeout(ctx, call.Timeout)
+		defer cancel()
+		op, err := oidc.NewProvider(oidc.ClientContext(dctx, call), b.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("discovery at %s: %w", b.Issuer, err)
+		}
+		var doc discoveryDoc
+		if err := op.Claims(&doc); err != nil || doc.JWKSURI == "" {
+			return nil, errors.New("discovery document has no jwks_uri")
+		}
+		jwksURL = doc.JWKSURI
+	}
+	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), jwksClient), jwksURL)
+	bv := &bearerVerifier{
+		cfg: b,
+		verifier: oidc.NewVerifier(b.Issuer, keys, &oidc.Config{
+			SkipClientIDCheck:    true, // audience is checked against the list below
+			SupportedSigningAlgs: algs,
+			Now:                  now,
+		}),
+		now: now,
+	}
+	for _, a := range algs {
+		bv.algs = append(bv.algs, jose.SignatureAlgorithm(a))
+	}
+	return bv, nil
+}
+
+// bearerFromRequest returns the token of "Authorization: Bearer <token>"
+// (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1). present
+// reports whether a Bearer credential was sent at all; ok is false for a
+// malformed one (several headers, empty or oversized token, bad characters).
+func bearerFromRequest(r *http.Request) (token string, present, ok bool) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		return "", false, false
+	}
+	scheme, rest, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		if len(vals) == 1 {
+			return "", false, false
+		}
+		return "", true, false
+	}
+	if len(vals) > 1 || len(vals[0]) > maxBearerLen {
+		return "", true, false
+	}
+	token = strings.TrimSpace(rest)
+	if token == "" {
+		return "", true, false
+	}
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/=", c) >= 0) {
+			return "", true, false
+		}
+	}
+	return token, true, true
+}
+
+// accessClaims are the RFC 9068 §2.2 claims telegate reads.
+type accessClaims struct {
+	Issuer   string      `json:"iss"`
+	Audience audience    `json:"aud"`
+	AMR      []string    `json:"amr"`
+	ACR      string      `json:"acr"`
+	AuthTime json.Number `json:"auth_time"`
+}
+
+// audience accepts "aud" as a string or an array (RFC 7519 §4.1.3).
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// verifyBearer verifies raw against the route's bearer issuers: signature
+// with a pinned algorithm, iss, exp (go-oidc), aud one of the configured
+// audiences, iat present and not in the future, non-empty sub (RFC 9068 §4).
+// It returns the identity, or nil and a short reason.
+func (s *Service) verifyBearer(ctx context.Context, route *config.Route, raw string) (*scope.Identity, string) {
+	// Find the issuer without trusting the token yet.
+	var iss string
+	for _, id := range route.Bearer {
+		bv := s.bearers[id]
+		if bv == nil {
+			continue
+		}
+		jws, err := jose.ParseSigned(raw, bv.algs)
+		if err != nil {
+			continue
+		}
+		var c accessClaims
+		if json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c) != nil {
+			return nil, "malformed"
+		}
+		iss = c.Issuer
+		break
+	}
+	if iss == "" {
+		return nil, "malformed"
+	}
+	var bv *bearerVerifier
+	for _, id := range route.Bearer {
+		if b := s.bearers[id]; b != nil && b.cfg.Issuer == iss {
+			bv = b
+			break
+		}
+	}
+	if bv == nil {
+		return nil, "issuer"
+	}
+	tok, err := bv.verifier.Verify(ctx, raw)
+	if err != nil {
+		var exp *oidc.TokenExpiredError
+		if errors.As(err, &exp) {
+			return nil, "expired"
+		}
+		return nil, "signature"
+	}
+	var c accessClaims
+	var all map[string]json.RawMessage
+	if tok.Claims(&c) != nil || tok.Claims(&all) != nil {
+		return nil, "malformed"
+	}
+	if !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(bv.cfg.Audience, a) }) {
+		return nil, "audience"
+	}
+	if tok.Subject == "" {
+		return nil, "sub_missing"
+	}
+	if tok.IssuedAt.IsZero() || tok.IssuedAt.After(bv.now().Add(iatSkew)) {
+		return nil, "iat"
+	}
+	groups, roles := mapRoles(bv.cfg.Roles, all)
+	id := &scope.Identity{
+		Kind:     "bearer",
+		Provider: bv.cfg.ID,
+		Issuer:   tok.Issuer,
+		Subject:  tok.Subject,
+		Roles:    roles,
+		Groups:   groups,
+		AMR:      c.AMR,
+		ACR:      c.ACR,
+		AuthTime: authTime(c.AuthTime, time.Time{}),
+	}
+	if kept := keptClaims(all); len(kept) > 0 {
+		id.Claims = make(map[string]any, len(kept))
+		for k, v := range kept {
+			id.Claims[k] = v
+		}
+	}
+	return id, ""
+}
+
+// bearerError answers 401 with `WWW-Authenticate: Bearer realm="telegate",
+// error="invalid_token"` (RFC 6750 §3, §3.1) and a JSON body.
+func (s *Service) bearerError(w http.ResponseWriter, r *http.Request, reason string) {
+	rid := ""
+	if sc := scope.From(r.Context()); sc != nil {
+		rid = sc.RequestID
+	}
+	s.log.Info("auth: bearer token refused", "reason", reason, "request_id", rid)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="telegate", error="invalid_token"`)
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "request_id": rid})
+}

@@ -1,0 +1,286 @@
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/scope"
+)
+
+// setCookie writes one of telegate's cookies: __Host- prefixed, Secure,
+// HttpOnly, SameSite=Lax, Path=/ (RFC 6265bis §4.1.3.2). maxAge 0 makes a
+// browser-session cookie; a negative maxAge deletes it.
+func setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// candidates returns the providers a login may use: the route's, or all.
+func (s *Service) candidates(routeID string) []string {
+	if r := s.routes[routeID]; r != nil && len(r.Providers) > 0 {
+		var out []string
+		for _, id := range r.Providers {
+			if s.providers[id] != nil {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	return s.provOrder
+}
+
+// serveLogin starts a sign-in: GET /.telegate/login?rd=/path&provider=id.
+// With one candidate provider (or provider named) it redirects to the
+// provider's authorization endpoint (OIDC Core §3.1.2.1) with state, nonce
+// and a PKCE S256 challenge (RFC 7636 §4.2), all bound to a short-lived
+// pre-auth cookie; with several it shows a chooser page.
+func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	rd := SafeReturnPath(q.Get("rd"))
+	routeID := q.Get("route")
+	cands := s.candidates(routeID)
+	if len(cands) == 0 {
+		s.errorPage(w, r, http.StatusNotFound, "No sign-in method is configured here.", "Contact your administrator.")
+		return
+	}
+	pid := q.Get("provider")
+	if pid == "" && len(cands) == 1 {
+		pid = cands[0]
+	}
+	if pid == "" {
+		d := pageData{Title: "Sign in", RequestID: requestID(r)}
+		for _, id := range cands {
+			v := url.Values{"rd": {rd}, "provider": {id}}
+			if routeID != "" {
+				v.Set("route", routeID)
+			}
+			name := s.providers[id].cfg.DisplayName
+			if name == "" {
+				name = id
+			}
+			d.Choices = append(d.Choices, choice{Name: name, URL: "/.telegate/login?" + v.Encode()})
+		}
+		renderPage(w, http.StatusOK, "chooser", d)
+		return
+	}
+	if !slices.Contains(cands, pid) {
+		s.errorPage(w, r, http.StatusBadRequest, "That sign-in method is not offered here.", "Go back and choose another.")
+		return
+	}
+	rp := s.providers[pid]
+	rec := &preAuth{
+		Kind:     "login",
+		Provider: pid,
+		State:    randomToken(32),
+		Nonce:    randomToken(32),
+		Verifier: oauth2.GenerateVerifier(),
+		ReturnTo: rd,
+		Expires:  s.now().Add(preAuthTTL),
+	}
+	handle := s.preauth.put(rec)
+	setCookie(w, s.preCookie, handle, int(preAuthTTL/time.Second))
+	target := rp.oauth.AuthCodeURL(rec.State, oidc.Nonce(rec.Nonce), oauth2.S256ChallengeOption(rec.Verifier))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// serveCallback completes a sign-in at GET /.telegate/callback/{provider}
+// (OIDC Core §3.1.2.5–§3.1.3.7). Any failure refuses the sign-in: no
+// session cookie, an error page with the request id, a "signin" deny audit
+// event with a short reason.
+func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request) {
+	pid := r.PathValue("provider")
+	rp := s.providers[pid]
+	// The pre-auth record is single-use: taken now, whatever the outcome.
+	own := s.cookies(r)
+	rec := s.preauth.take(own.preauth, s.now())
+	if own.preauth != "" {
+		setCookie(w, s.preCookie, "", -1)
+	}
+	if rp == nil {
+		s.denySignin(w, r, pid, "", refuse("unknown_provider", http.StatusNotFound, nil))
+		return
+	}
+	if rec == nil {
+		s.denySignin(w, r, pid, "", refuse("no_preauth", http.StatusBadRequest, nil))
+		return
+	}
+	q := r.URL.Query()
+	if rec.Kind != "login" || rec.Provider != pid {
+		s.denySignin(w, r, pid, "", refuse("preauth_mismatch", http.StatusBadRequest, nil))
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(rec.State)) != 1 {
+		s.denySignin(w, r, pid, "", refuse("state_mismatch", http.StatusBadRequest, nil))
+		return
+	}
+	if q.Get("error") != "" {
+		s.denySignin(w, r, pid, "", refuse("idp_error", http.StatusUnauthorized, nil))
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		s.denySignin(w, r, pid, "", refuse("code_missing", http.StatusBadRequest, nil))
+		return
+	}
+	sess, ref := s.completeSignin(r.Context(), rp, rec, code)
+	if ref != nil {
+		s.denySignin(w, r, pid, "", ref)
+		return
+	}
+	evicted, err := s.store.Put(r.Context(), sess.Session)
+	if err != nil {
+		s.denySignin(w, r, pid, sess.Subject, refuse("store_failed", http.StatusServiceUnavailable, err))
+		return
+	}
+	for _, old := range evicted {
+		s.ended(r.Context(), old, "evicted")
+	}
+	// A sign-in always gets a fresh session; the one the browser had ends.
+	if own.session != "" && validHandle(own.session) {
+		if old := sessionIDFor(own.session); old != sess.ID {
+			s.endSession(r.Context(), old, "replaced")
+		}
+	}
+	setCookie(w, s.cookieName, sess.handle, 0)
+	s.auditSignin(r, pid, sess.Issuer, sess.Subject, "allow", "ok")
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, rec.ReturnTo, http.StatusFound)
+}
+
+// newSession is a session about to be stored and the cookie handle for it.
+type newSession struct {
+	*Session
+	handle string
+}
+
+// completeSignin exchanges the code (with the PKCE verifier), verifies the
+// ID token, optionally checks UserInfo, and builds the session.
+func (s *Service) completeSignin(ctx context.Context, rp *relyingParty, rec *preAuth, code string) (*newSession, *refusal) {
+	cctx, cancel := rp.ctx(ctx)
+	defer cancel()
+	tok, err := rp.oauth.Exchange(cctx, code, oauth2.VerifierOption(rec.Verifier))
+	if err != nil {
+		return nil, refuse("token_exchange", http.StatusUnauthorized, err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, refuse("id_token_missing", http.StatusUnauthorized, nil)
+	}
+	v, ref := rp.verifyIDToken(cctx, raw, rec.Nonce, tok.AccessToken)
+	if ref != nil {
+		return nil, ref
+	}
+	if rp.cfg.UserInfo {
+		if ref := rp.checkUserInfo(ctx, tok, v.token.Subject); ref != nil {
+			return nil, ref
+		}
+	}
+	now := s.now()
+	handle, id := newHandle()
+	groups, roles := mapRoles(rp.cfg.Roles, v.all)
+	sess := &Session{
+		ID:           id,
+		Provider:     rp.cfg.ID,
+		Issuer:       v.token.Issuer,
+		Subject:      v.token.Subject,
+		SID:          v.claims.SID,
+		Roles:        roles,
+		Groups:       groups,
+		AMR:          v.claims.AMR,
+		ACR:          v.claims.ACR,
+		Claims:       keptClaims(v.all),
+		AuthTime:     authTime(v.claims.AuthTime, now),
+		Created:      now,
+		LastSeen:     now,
+		IDToken:      raw,
+		AccessToken:  tok.AccessToken,
+		RefreshToken: tok.RefreshToken,
+		TokenExpiry:  tok.Expiry,
+	}
+	s.sessionTimes(sess)
+	return &newSession{Session: sess, handle: handle}, nil
+}
+
+// denySignin answers a refused sign-in and records it.
+func (s *Service) denySignin(w http.ResponseWriter, r *http.Request, pid, sub string, ref *refusal) {
+	s.log.Info("auth: sign-in refused", "provider", pid, "reason", ref.reason, "request_id", requestID(r), "detail", safeDetail(ref.err))
+	s.auditSignin(r, pid, "", sub, "deny", ref.reason)
+	msg, next := "The sign-in could not be completed.", "Go back to the page you wanted and sign in again."
+	switch ref.status {
+	case http.StatusNotFound:
+		msg, next = "This sign-in method does not exist.", "Go back and choose another."
+	case http.StatusServiceUnavailable:
+		msg, next = "Signing in is not possible right now.", "Try again in a minute."
+	}
+	s.errorPage(w, r, ref.status, msg, next)
+}
+
+func (s *Service) auditSignin(r *http.Request, pid, iss, sub, decision, reason string) {
+	ev := audit.Event{
+		Time:     s.now(),
+		Type:     "signin",
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		Issuer:   iss,
+		Subject:  sub,
+		Decision: decision,
+		Reason:   reason,
+		Attrs:    map[string]string{"provider": pid},
+	}
+	if sc := scope.From(r.Context()); sc != nil {
+		ev.RequestID = sc.RequestID
+		if sc.ClientAddr.IsValid() {
+			ev.Client = sc.ClientAddr.String()
+		}
+	}
+	s.audit.Record(r.Context(), ev)
+}
+
+// safeDetail describes err for the log without anything a provider sent
+// back verbatim (bodies may carry personal data): the OAuth error code of a
+// token endpoint error, "timeout", or go-oidc's own validation message.
+func safeDetail(err error) string {
+	if err == nil {
+		return ""
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		if re.ErrorCode != "" && len(re.ErrorCode) <= 64 {
+			return "token endpoint: " + re.ErrorCode
+		}
+		if re.Response != nil {
+			return "token endpoint: HTTP " + strconv.Itoa(re.Response.StatusCode)
+		}
+		return "token endpoint"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "oidc: ") || strings.HasPrefix(msg, "failed to verify signature") {
+		if len(msg) > 200 {
+			msg = msg[:200]
+		}
+		return msg
+	}
+	return "error"
+}

@@ -1,0 +1,212 @@
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/scope"
+)
+
+const (
+	// maxLogoutBody caps a back-channel logout request body.
+	maxLogoutBody = 64 << 10
+	// backchannelEvent is the event a logout token must carry (OIDC
+	// Back-Channel Logout 1.0 §2.4).
+	backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
+)
+
+// serveLogoutConfirm shows the sign-out confirmation form (GET).
+func (s *Service) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
+	renderPage(w, http.StatusOK, "logout", pageData{
+		Title:     "Sign out",
+		RequestID: requestID(r),
+		ReturnTo:  SafeReturnPath(r.URL.Query().Get("rd")),
+	})
+}
+
+// currentSession returns the id of the request's session, from the
+// identity Authenticate attached or else the session cookie.
+func (s *Service) currentSessionID(r *http.Request) string {
+	if sc := scope.From(r.Context()); sc != nil && sc.Identity != nil && sc.Identity.Kind == "session" && sc.Identity.SessionID != "" {
+		return sc.Identity.SessionID
+	}
+	if h := s.cookies(r).session; validHandle(h) {
+		return sessionIDFor(h)
+	}
+	return ""
+}
+
+// serveLogout signs out (POST, same-origin only: Sec-Fetch-Site / Origin
+// via http.CrossOriginProtection): it destroys the server-side session,
+// clears the cookie, then starts RP-initiated logout (OIDC RP-Initiated
+// Logout 1.0 §2) at the provider's end_session_endpoint with id_token_hint,
+// post_logout_redirect_uri = /.telegate/signed-out and state, or goes
+// straight to /.telegate/signed-out when the provider has none.
+func (s *Service) serveLogout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	_ = r.ParseForm()
+	rd := SafeReturnPath(r.PostForm.Get("rd"))
+	setCookie(w, s.cookieName, "", -1)
+	rec := &preAuth{Kind: "logout", State: randomToken(32), ReturnTo: rd, Expires: s.now().Add(preAuthTTL)}
+	target := "/.telegate/signed-out?" + url.Values{"state": {rec.State}}.Encode()
+	if id := s.currentSessionID(r); id != "" {
+		sess, err := s.store.Delete(r.Context(), id)
+		if err != nil {
+			s.log.Warn("auth: sign-out could not delete session", "error", err)
+			s.errorPage(w, r, http.StatusServiceUnavailable, "Signing out did not finish.", "Try again in a minute.")
+			return
+		}
+		if sess != nil {
+			s.ended(r.Context(), sess, "signout")
+			s.auditSignout(r, sess)
+			if rp := s.providers[sess.Provider]; rp != nil && rp.endSession != "" {
+				rec.Provider = sess.Provider
+				v := url.Values{
+					"post_logout_redirect_uri": {s.publicURL + "/.telegate/signed-out"},
+					"state":                    {rec.State},
+					"client_id":                {rp.cfg.ClientID},
+				}
+				if sess.IDToken != "" {
+					v.Set("id_token_hint", sess.IDToken)
+				}
+				if u, err := url.Parse(rp.endSession); err == nil {
+					q := u.Query()
+					for k, vals := range v {
+						q[k] = vals
+					}
+					u.RawQuery = q.Encode()
+					target = u.String()
+				}
+			}
+		}
+	}
+	setCookie(w, s.preCookie, s.preauth.put(rec), int(preAuthTTL/time.Second))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// serveSignedOut is the post_logout_redirect_uri: it shows the signed-out
+// page, linking to the return path chosen at sign-out only when the state
+// matches the pre-auth record (OIDC RP-Initiated Logout 1.0 §3).
+func (s *Service) serveSignedOut(w http.ResponseWriter, r *http.Request) {
+	own := s.cookies(r)
+	rd := "/"
+	if own.preauth != "" {
+		setCookie(w, s.preCookie, "", -1)
+		if rec := s.preauth.take(own.preauth, s.now()); rec != nil && rec.Kind == "logout" &&
+			subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("state")), []byte(rec.State)) == 1 {
+			rd = rec.ReturnTo
+		}
+	}
+	renderPage(w, http.StatusOK, "signedout", pageData{Title: "Signed out", RequestID: requestID(r), ReturnTo: rd})
+}
+
+// logoutClaims are the logout token claims go-oidc does not check.
+type logoutClaims struct {
+	IssuedAt *json.Number               `json:"iat"`
+	Events   map[string]json.RawMessage `json:"events"`
+}
+
+// serveBackchannel implements OIDC Back-Channel Logout 1.0 §2.5–§2.8 at
+// POST /.telegate/backchannel-logout/{provider}: the form field
+// logout_token is verified as a JWT from the provider (pinned algorithms,
+// iss, aud = client id, exp, events with the back-channel logout event, sub
+// or sid, no nonce, iat present, jti not seen before), then every matching
+// session ends. 200 on success, 400 with a JSON error otherwise, both
+// Cache-Control: no-store.
+func (s *Service) serveBackchannel(w http.ResponseWriter, r *http.Request) {
+	rp := s.providers[r.PathValue("provider")]
+	if rp == nil || !rp.cfg.BackchannelLogout {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
+		return
+	}
+	bad := func(reason string) {
+		s.log.Info("auth: back-channel logout refused", "provider", rp.cfg.ID, "reason", reason)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason})
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
+	if err := r.ParseForm(); err != nil {
+		bad("malformed form")
+		return
+	}
+	raw := r.PostForm.Get("logout_token")
+	if raw == "" {
+		bad("logout_token missing")
+		return
+	}
+	cctx, cancel := rp.ctx(r.Context())
+	defer cancel()
+	lt, err := rp.verifier.VerifyLogout(cctx, raw)
+	if err != nil {
+		bad("logout_token invalid")
+		return
+	}
+	var c logoutClaims
+	if err := lt.Claims(&c); err != nil || c.IssuedAt == nil {
+		bad("iat missing")
+		return
+	}
+	if _, ok := c.Events[backchannelEvent]; !ok {
+		bad("event missing")
+		return
+	}
+	if iat, err := c.IssuedAt.Float64(); err != nil || time.Unix(int64(iat), 0).After(s.now().Add(iatSkew)) {
+		bad("iat invalid")
+		return
+	}
+	if !s.rememberJTI(lt.Issuer, lt.TokenID, lt.Expiry) {
+		bad("logout_token replayed")
+		return
+	}
+	gone, err := s.store.DeleteBySubject(r.Context(), lt.Issuer, lt.Subject, lt.SessionID)
+	if err != nil {
+		// §2.8: a logout that could not be carried out is an error.
+		s.log.Warn("auth: back-channel logout could not delete sessions", "error", err)
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "logout_failed"})
+		return
+	}
+	for _, sess := range gone {
+		s.ended(context.WithoutCancel(r.Context()), sess, "backchannel")
+	}
+	s.audit.Record(r.Context(), audit.Event{
+		Time: s.now(), Type: "signout", RequestID: requestID(r), Issuer: lt.Issuer, Subject: lt.Subject,
+		Decision: "allow", Reason: "backchannel", Attrs: map[string]string{"provider": rp.cfg.ID},
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// rememberJTI records (iss, jti) until the token's exp and reports false
+// when it was already recorded and not yet expired: a replay (OIDC
+// Back-Channel Logout 1.0 §2.6 step 6). The cache holds maxJTIs entries,
+// least recently seen evicted first.
+func (s *Service) rememberJTI(iss, jti string, exp time.Time) bool {
+	now := s.now()
+	k := iss + "\x00" + jti
+	s.jtiMu.Lock()
+	defer s.jtiMu.Unlock()
+	if until, ok := s.jtis.Peek(k); ok && now.Before(until) {
+		return false
+	}
+	s.jtis.Add(k, exp)
+	return true
+}
+
+func (s *Service) auditSignout(r *http.Request, sess *Session) {
+	ev := audit.Event{
+		Time: s.now(), Type: "signout", Method: r.Method, Path: r.URL.Path, Issuer: sess.Issuer, Subject: sess.Subject,
+		Decision: "allow", Reason: "user", Attrs: map[string]string{"provider": sess.Provider},
+	}
+	if sc := scope.From(r.Context()); sc != nil {
+		ev.RequestID = sc.RequestID
+		if sc.ClientAddr.IsValid() {
+			ev.Client = sc.ClientAddr.String()
+		}
+	}
+	s.audit.Record(r.Context(), ev)
+}

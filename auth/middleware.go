@@ -1,0 +1,263 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/oauth2"
+
+	"github.com/telegate/telegate/scope"
+)
+
+// ownCookies are telegate's cookie values, taken from the request before
+// Authenticate strips them so that Handler can still read them.
+type ownCookies struct {
+	session string
+	preauth string
+}
+
+type ownCookiesKey struct{}
+
+// cookies returns telegate's cookie values of r: those Authenticate saw, or
+// else those still in the Cookie header.
+func (s *Service) cookies(r *http.Request) ownCookies {
+	if c, ok := r.Context().Value(ownCookiesKey{}).(ownCookies); ok {
+		return c
+	}
+	var c ownCookies
+	for _, k := range r.Cookies() {
+		switch k.Name {
+		case s.cookieName:
+			if c.session == "" {
+				c.session = k.Value
+			}
+		case s.preCookie:
+			if c.preauth == "" {
+				c.preauth = k.Value
+			}
+		}
+	}
+	return c
+}
+
+// stripOwnCookies removes telegate's cookies from every Cookie header of r
+// (RFC 6265 §5.4 cookie-string), keeping the others byte for byte.
+func (s *Service) stripOwnCookies(r *http.Request) {
+	lines := r.Header.Values("Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range lines {
+		for _, part := range strings.Split(line, ";") {
+			p := strings.TrimSpace(part)
+			if p == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(p, "=")
+			name = strings.TrimSpace(name)
+			if strings.EqualFold(name, s.cookieName) || strings.EqualFold(name, s.preCookie) {
+				continue
+			}
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		r.Header.Del("Cookie")
+		return
+	}
+	r.Header.Set("Cookie", strings.Join(kept, "; "))
+}
+
+// Authenticate attaches scope.Identity: on routes naming client CAs, from a
+// client certificate only; on API routes with bearer issuers, from
+// "Authorization: Bearer" (RFC 6750 §2.1) when present, answering 401
+// invalid_token (§3.1) for a token that fails verification; otherwise from
+// the session cookie. It removes telegate's own cookies from the request
+// before calling next. It never denies otherwise: policy decides.
+func (s *Service) Authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sc := scope.From(r.Context())
+		if sc == nil {
+			sc = &scope.Scope{Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+			r = r.WithContext(scope.With(r.Context(), sc))
+		}
+		own := s.cookies(r)
+		s.stripOwnCookies(r)
+		ctx := context.WithValue(r.Context(), ownCookiesKey{}, own)
+		r = r.WithContext(ctx)
+		sc.Identity = nil
+
+		route := sc.Route
+		if route != nil && len(route.ClientCert) > 0 {
+			sc.Identity = s.deviceIdentity(r, route)
+			next.ServeHTTP(w, r)
+			return
+		}
+		if route != nil && route.API && len(route.Bearer) > 0 {
+			if raw, present, ok := bearerFromRequest(r); present {
+				if !ok {
+					s.bearerError(w, r, "malformed")
+					return
+				}
+				id, reason := s.verifyBearer(ctx, route, raw)
+				if id == nil {
+					s.bearerError(w, r, reason)
+					return
+				}
+				sc.Identity = id
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		if own.session != "" {
+			if sess := s.loadSession(ctx, own.session); sess != nil {
+				sc.Identity = sess.Identity()
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loadSession returns the live session for a cookie handle, or nil. It ends
+// sessions past their idle or absolute deadline, refreshes an expired access
+// token once (a failed refresh ends the session) and records use at most
+// every touchInterval.
+func (s *Service) loadSession(ctx context.Context, handle string) *Session {
+	if !validHandle(handle) {
+		return nil
+	}
+	id := sessionIDFor(handle)
+	sess, err := s.store.Get(ctx, id)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			s.log.Warn("auth: session lookup failed", "error", err)
+		}
+		return nil
+	}
+	now := s.now()
+	switch {
+	case !now.Before(sess.Created.Add(s.absolute)):
+		s.endSession(ctx, id, "absolute")
+		return nil
+	case !now.Before(sess.LastSeen.Add(s.idle)):
+		s.endSession(ctx, id, "idle")
+		return nil
+	}
+	if sess.RefreshToken != "" && !sess.TokenExpiry.IsZero() && !now.Before(sess.TokenExpiry) {
+		fresh, err := s.refresh(ctx, sess)
+		if err != nil {
+			s.log.Info("auth: token refresh failed; session ended", "provider", sess.Provider, "error", err)
+			s.endSession(ctx, id, "refresh_failed")
+			return nil
+		}
+		sess = fresh
+	}
+	if now.Sub(sess.LastSeen) >= touchInterval {
+		sess.LastSeen = now
+		s.sessionTimes(sess)
+		if _, err := s.store.Put(ctx, sess); err != nil {
+			s.log.Warn("auth: session touch failed", "error", err)
+		}
+	}
+	return sess
+}
+
+// refresh exchanges the session's refresh token (RFC 6749 §6) once per
+// session even under concurrent requests, and stores the new tokens.
+func (s *Service) refresh(ctx context.Context, sess *Session) (*Session, error) {
+	v, err, _ := s.refreshes.Do(sess.ID, func() (any, error) {
+		cur, err := s.store.Get(ctx, sess.ID)
+		if err != nil {
+			return nil, err
+		}
+		if cur.TokenExpiry.IsZero() || s.now().Before(cur.TokenExpiry) {
+			return cur, nil // refreshed by an earlier flight
+		}
+		rp := s.providers[cur.Provider]
+		if rp == nil {
+			return nil, errors.New("provider no longer configured")
+		}
+		cctx, cancel := rp.ctx(ctx)
+		defer cancel()
+		tok, err := rp.oauth.TokenSource(cctx, &oauth2.Token{RefreshToken: cur.RefreshToken}).Token()
+		if err != nil {
+			return nil, err
+		}
+		if raw, _ := tok.Extra("id_token").(string); raw != "" {
+			v, ref := rp.verifyIDToken(cctx, raw, "", tok.AccessToken)
+			if ref != nil {
+				return nil, ref
+			}
+			if v.token.Subject != cur.Subject || v.token.Issuer != cur.Issuer {
+				return nil, errors.New("refreshed ID token names another subject")
+			}
+			cur.IDToken = raw
+			cur.Groups, cur.Roles = mapRoles(rp.cfg.Roles, v.all)
+		}
+		cur.AccessToken = tok.AccessToken
+		if tok.RefreshToken != "" {
+			cur.RefreshToken = tok.RefreshToken
+		}
+		cur.TokenExpiry = tok.Expiry
+		if _, err := s.store.Put(ctx, cur); err != nil {
+			return nil, err
+		}
+		return cur, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cp := *v.(*Session)
+	return &cp, nil
+}
+
+// Challenge answers a request that needs an identity and has none. Routes
+// naming client CAs get a 401 page (no certificate) or 403 page (a
+// certificate that no named CA vouches for), never a redirect. API routes get
+// 401 application/json with `WWW-Authenticate: Bearer realm="telegate"`
+// (RFC 6750 §3) unless a browser asks for HTML with GET or HEAD; browsers
+// making GET or HEAD requests are redirected (302) to
+// /.telegate/login?rd=<path+query>; other methods get a 401 page.
+func (s *Service) Challenge(w http.ResponseWriter, r *http.Request) {
+	sc := scope.From(r.Context())
+	if sc == nil {
+		sc = &scope.Scope{Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	}
+	route := sc.Route
+	if route != nil && len(route.ClientCert) > 0 {
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			s.errorPage(w, r, http.StatusForbidden, "Your device certificate is not accepted here.", "Ask your administrator to enrol this device.")
+			return
+		}
+		s.errorPage(w, r, http.StatusUnauthorized, "This page needs a device certificate.", "Use an enrolled device.")
+		return
+	}
+	getLike := r.Method == http.MethodGet || r.Method == http.MethodHead
+	wantsHTML := strings.Contains(r.Header.Get("Accept"), "text/html")
+	if route != nil && route.API && !(getLike && wantsHTML) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="telegate"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "request_id": sc.RequestID})
+		return
+	}
+	if !getLike {
+		s.errorPage(w, r, http.StatusUnauthorized, "You need to sign in first.", "Open the page again to sign in.")
+		return
+	}
+	path := sc.Path
+	if path == "" {
+		path = r.URL.Path
+	}
+	if sc.RawQuery != "" {
+		path += "?" + sc.RawQuery
+	}
+	q := url.Values{"rd": {SafeReturnPath(path)}}
+	if route != nil && route.ID != "" && len(route.Providers) > 0 {
+		q.Set("route", route.ID)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/.telegate/login?"+q.Encode(), http.StatusFound)
+}

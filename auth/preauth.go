@@ -1,0 +1,73 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+const (
+	// preAuthTTL is how long a sign-in (or sign-out) round trip through the
+	// OpenID Provider may take.
+	preAuthTTL = 10 * time.Minute
+	// maxPreAuth caps the pre-auth table; the least recently created
+	// records are evicted first.
+	maxPreAuth = 10000
+)
+
+// preAuth is the server-side half of a round trip through the OpenID
+// Provider, keyed by SHA-256 of the random handle in the pre-auth cookie.
+type preAuth struct {
+	// Kind is "login" or "logout".
+	Kind     string
+	Provider string
+	State    string
+	Nonce    string
+	Verifier string // PKCE code_verifier (RFC 7636 §4.1)
+	ReturnTo string
+	Expires  time.Time
+}
+
+// preAuthTable is a bounded, single-use table of pre-auth records.
+type preAuthTable struct {
+	mu    sync.Mutex
+	cache *lru.Cache[[32]byte, *preAuth]
+}
+
+func newPreAuthTable(size int) *preAuthTable {
+	c, err := lru.New[[32]byte, *preAuth](size)
+	if err != nil {
+		panic(err) // size is a positive constant
+	}
+	return &preAuthTable{cache: c}
+}
+
+// put stores rec under a fresh handle and returns the handle for the cookie.
+func (t *preAuthTable) put(rec *preAuth) string {
+	h := randomToken(32)
+	t.cache.Add(sha256.Sum256([]byte(h)), rec)
+	return h
+}
+
+// take removes and returns the record for handle when it exists and has not
+// expired at now. A record is returned at most once.
+func (t *preAuthTable) take(handle string, now time.Time) *preAuth {
+	if handle == "" || len(handle) > 64 {
+		return nil
+	}
+	k := sha256.Sum256([]byte(handle))
+	t.mu.Lock()
+	rec, ok := t.cache.Peek(k)
+	if ok {
+		t.cache.Remove(k)
+	}
+	t.mu.Unlock()
+	if !ok || !now.Before(rec.Expires) {
+		return nil
+	}
+	return rec
+}
+
+func (t *preAuthTable) len() int { return t.cache.Len() }

@@ -1,0 +1,314 @@
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/telegate/telegate/config"
+)
+
+const (
+	// iatSkew is how far in the future an "iat" may lie (clock skew).
+	iatSkew = 2 * time.Minute
+	// maxGroups and maxClaimLen bound what a token may put in a session.
+	maxGroups   = 1000
+	maxClaimLen = 256
+)
+
+// defaultSigningAlgs are accepted when a provider names none.
+var defaultSigningAlgs = []string{oidc.RS256, oidc.ES256}
+
+// allowedAlgs are the asymmetric JWS algorithms (RFC 7518 §3.1) telegate
+// accepts at all; "none" and the HMAC family are never accepted.
+var allowedAlgs = map[string]bool{
+	oidc.RS256: true, oidc.RS384: true, oidc.RS512: true,
+	oidc.ES256: true, oidc.ES384: true, oidc.ES512: true,
+	oidc.PS256: true, oidc.PS384: true, oidc.PS512: true,
+	oidc.EdDSA: true,
+}
+
+// pinAlgs validates a configured algorithm list, defaulting to RS256+ES256.
+func pinAlgs(algs []string) ([]string, error) {
+	if len(algs) == 0 {
+		return slices.Clone(defaultSigningAlgs), nil
+	}
+	for _, a := range algs {
+		if !allowedAlgs[a] {
+			return nil, fmt.Errorf("signing_algs: %q is not accepted (use asymmetric algorithms such as RS256 or ES256)", a)
+		}
+	}
+	return slices.Clone(algs), nil
+}
+
+// relyingParty is telegate's client registration at one OpenID Provider.
+type relyingParty struct {
+	cfg        config.Provider
+	oauth      *oauth2.Config
+	provider   *oidc.Provider
+	verifier   *oidc.IDTokenVerifier
+	client     *http.Client
+	timeout    time.Duration
+	endSession string
+	now        func() time.Time
+}
+
+// discoveryDoc holds the discovery fields go-oidc does not expose.
+type discoveryDoc struct {
+	JWKSURI            string `json:"jwks_uri"`
+	EndSessionEndpoint string `json:"end_session_endpoint"`
+}
+
+// newRelyingParty discovers p (OpenID Connect Discovery 1.0 §4; the issuer
+// must match exactly, §4.3) and prepares its OAuth 2.0 client.
+func newRelyingParty(ctx context.Context, p config.Provider, publicURL string, base *http.Client, now func() time.Time) (*relyingParty, error) {
+	algs, err := pinAlgs(p.SigningAlgs)
+	if err != nil {
+		return nil, err
+	}
+	if p.ClientID == "" {
+		return nil, errors.New("client_id is required")
+	}
+	secret := p.ClientSecret
+	if secret == "" && p.ClientSecretFile != "" {
+		b, err := os.ReadFile(p.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("client_secret_file: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	call, jwksClient, err := idpClients(base, p.CARootFile, p.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	timeout := call.Timeout
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	op, err := oidc.NewProvider(oidc.ClientContext(dctx, call), p.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("discovery at %s: %w", p.Issuer, err)
+	}
+	var doc discoveryDoc
+	if err := op.Claims(&doc); err != nil {
+		return nil, fmt.Errorf("discovery document: %w", err)
+	}
+	if doc.JWKSURI == "" {
+		return nil, errors.New("discovery document has no jwks_uri")
+	}
+	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), jwksClient), doc.JWKSURI)
+	verifier := oidc.NewVerifier(p.Issuer, keys, &oidc.Config{
+		ClientID:             p.ClientID,
+		SupportedSigningAlgs: algs,
+		Now:                  now,
+	})
+	redirect := p.RedirectURL
+	if redirect == "" {
+		redirect = strings.TrimSuffix(publicURL, "/") + "/.telegate/callback/" + p.ID
+	}
+	scopes := []string{oidc.ScopeOpenID}
+	for _, s := range p.Scopes {
+		if !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
+	return &relyingParty{
+		cfg: p,
+		oauth: &oauth2.Config{
+			ClientID:     p.ClientID,
+			ClientSecret: secret,
+			Endpoint:     op.Endpoint(),
+			RedirectURL:  redirect,
+			Scopes:       scopes,
+		},
+		provider:   op,
+		verifier:   verifier,
+		client:     call,
+		timeout:    timeout,
+		endSession: doc.EndSessionEndpoint,
+		now:        now,
+	}, nil
+}
+
+// ctx returns a context for one call to the provider: its HTTP client and
+// its timeout.
+func (rp *relyingParty) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), rp.timeout)
+	return oidc.ClientContext(ctx, rp.client), cancel
+}
+
+// refusal is a sign-in refused for a reason that is safe to log, audit and
+// count (a metric label).
+type refusal struct {
+	reason string
+	status int
+	err    error
+}
+
+func (r *refusal) Error() string {
+	if r.err != nil {
+		return r.reason + ": " + r.err.Error()
+	}
+	return r.reason
+}
+
+func refuse(reason string, status int, err error) *refusal {
+	return &refusal{reason: reason, status: status, err: err}
+}
+
+// tokenClaims are the ID token claims telegate reads beyond go-oidc's.
+type tokenClaims struct {
+	AZP      string          `json:"azp"`
+	SID      string          `json:"sid"`
+	AMR      []string        `json:"amr"`
+	ACR      string          `json:"acr"`
+	AuthTime json.Number     `json:"auth_time"`
+	Name     json.RawMessage `json:"name"`
+	Email    json.RawMessage `json:"email"`
+	PrefUser json.RawMessage `json:"preferred_username"`
+}
+
+// verifiedID is what a verified ID token contributes to a session.
+type verifiedID struct {
+	token  *oidc.IDToken
+	raw    string
+	claims tokenClaims
+	all    map[string]json.RawMessage
+}
+
+// verifyIDToken applies OIDC Core §3.1.3.7: signature with a pinned
+// algorithm, iss, aud, exp (go-oidc), then the checks go-oidc leaves to the
+// caller: nonce equality (step 11), non-empty sub (§2), iat present and not
+// in the future beyond iatSkew (step 10), azp equal to the client id when
+// present and required when aud has several values (steps 4–5), and
+// at_hash when present (§3.1.3.8). nonce "" skips the nonce check (refresh,
+// §12.2).
+func (rp *relyingParty) verifyIDToken(ctx context.Context, raw, nonce, accessToken string) (*verifiedID, *refusal) {
+	tok, err := rp.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, refuse("id_token_invalid", http.StatusUnauthorized, err)
+	}
+	if nonce != "" && subtle.ConstantTimeCompare([]byte(tok.Nonce), []byte(nonce)) != 1 {
+		return nil, refuse("nonce_mismatch", http.StatusUnauthorized, nil)
+	}
+	if tok.Subject == "" {
+		return nil, refuse("sub_missing", http.StatusUnauthorized, nil)
+	}
+	if tok.IssuedAt.IsZero() {
+		return nil, refuse("iat_missing", http.StatusUnauthorized, nil)
+	}
+	if tok.IssuedAt.After(rp.now().Add(iatSkew)) {
+		return nil, refuse("iat_future", http.StatusUnauthorized, nil)
+	}
+	v := &verifiedID{token: tok, raw: raw}
+	if err := tok.Claims(&v.claims); err != nil {
+		return nil, refuse("id_token_claims", http.StatusUnauthorized, err)
+	}
+	if err := tok.Claims(&v.all); err != nil {
+		return nil, refuse("id_token_claims", http.StatusUnauthorized, err)
+	}
+	if v.claims.AZP != "" && v.claims.AZP != rp.cfg.ClientID {
+		return nil, refuse("azp_mismatch", http.StatusUnauthorized, nil)
+	}
+	if len(tok.Audience) > 1 && v.claims.AZP == "" {
+		return nil, refuse("azp_missing", http.StatusUnauthorized, nil)
+	}
+	if tok.AccessTokenHash != "" && accessToken != "" {
+		if err := tok.VerifyAccessToken(accessToken); err != nil {
+			return nil, refuse("at_hash_mismatch", http.StatusUnauthorized, err)
+		}
+	}
+	return v, nil
+}
+
+// checkUserInfo fetches UserInfo (OIDC Core §5.3) and requires its sub to
+// equal the ID token's (§5.3.2).
+func (rp *relyingParty) checkUserInfo(ctx context.Context, tok *oauth2.Token, sub string) *refusal {
+	cctx, cancel := rp.ctx(ctx)
+	defer cancel()
+	ui, err := rp.provider.UserInfo(cctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return refuse("userinfo_failed", http.StatusUnauthorized, err)
+	}
+	if ui.Subject == "" || subtle.ConstantTimeCompare([]byte(ui.Subject), []byte(sub)) != 1 {
+		return refuse("userinfo_sub_mismatch", http.StatusUnauthorized, nil)
+	}
+	return nil
+}
+
+// mapRoles turns the group claim into groups and roles by m: every value of
+// the claim (a string or an array of strings) is a group; roles are
+// m.Always plus m.Map[group] for each group. Both are sorted and unique.
+func mapRoles(m config.RoleMapping, all map[string]json.RawMessage) (groups, roles []string) {
+	claim := m.Claim
+	if claim == "" {
+		claim = "groups"
+	}
+	if raw, ok := all[claim]; ok {
+		var list []any
+		if err := json.Unmarshal(raw, &list); err == nil {
+			for _, g := range list {
+				if s, ok := g.(string); ok && s != "" && len(s) <= maxClaimLen && len(groups) < maxGroups {
+					groups = append(groups, s)
+				}
+			}
+		} else {
+			var one string
+			if err := json.Unmarshal(raw, &one); err == nil && one != "" && len(one) <= maxClaimLen {
+				groups = append(groups, one)
+			}
+		}
+	}
+	sort.Strings(groups)
+	groups = slices.Compact(groups)
+	roles = append(roles, m.Always...)
+	for _, g := range groups {
+		roles = append(roles, m.Map[g]...)
+	}
+	sort.Strings(roles)
+	roles = slices.Compact(roles)
+	return groups, roles
+}
+
+// keptClaims returns the string claims a session keeps for policy and the
+// assertion allow-list.
+func keptClaims(all map[string]json.RawMessage) map[string]string {
+	var out map[string]string
+	for _, name := range []string{"name", "email", "preferred_username"} {
+		raw, ok := all[name]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(raw, &s) != nil || s == "" || len(s) > maxClaimLen {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, 3)
+		}
+		out[name] = s
+	}
+	return out
+}
+
+// authTime returns the auth_time claim (OIDC Core §2) or def.
+func authTime(n json.Number, def time.Time) time.Time {
+	if n == "" {
+		return def
+	}
+	f, err := n.Float64()
+	if err != nil || f <= 0 {
+		return def
+	}
+	return time.Unix(int64(f), 0)
+}

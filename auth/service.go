@@ -1,0 +1,360 @@
+// Package auth is telegate's "who is this" stage: the OpenID Connect relying
+// party (authorization code flow with PKCE, several providers, RP-initiated
+// and back-channel logout), server-side sessions encrypted at rest, bearer
+// JWT access tokens on API routes (RFC 6750, RFC 9068) and devices
+// identified by client certificates.
+//
+// Service implements gateway.Authenticator.
+package auth
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/scope"
+)
+
+const (
+	defaultCookieName      = "__Host-telegate"
+	defaultIdleTimeout     = 15 * time.Minute
+	defaultAbsoluteTimeout = 12 * time.Hour
+	defaultMaxSessions     = 100000
+	// touchInterval: the idle clock of a session is written at most this
+	// often, so reads do not turn into writes.
+	touchInterval = time.Minute
+	// sweepInterval: expired sessions are removed (and their end hooks
+	// run) this often.
+	sweepInterval = time.Minute
+	// maxJTIs caps the back-channel logout replay cache.
+	maxJTIs = 10000
+)
+
+// Options configure a Service.
+type Options struct {
+	// Config is the whole configuration; the service reads Sessions,
+	// Providers, Bearer, ClientCAs, Routes, Server.PublicURL and DataDir.
+	Config *config.Config
+	// Audit receives "signin", "signout" and "session.end" events.
+	// Default audit.Discard.
+	Audit audit.Sink
+	// Logger for operational messages (never tokens, cookies or claims).
+	// Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for sessions and token checks. Default time.Now.
+	Now func() time.Time
+	// HTTPClient is the base client for calls to OpenID Providers (its
+	// Transport is used; each provider's Timeout still applies).
+	HTTPClient *http.Client
+	// ClientCAs are the device CA pools by config.ClientCA id; nil loads
+	// them from Config.ClientCAs.
+	ClientCAs map[string]*x509.CertPool
+	// Store replaces the default encrypted bbolt store in
+	// <DataDir>/sessions.db. The service closes it on Close.
+	Store SessionStore
+}
+
+// Service is the authentication stage. Create it with New; it is safe for
+// concurrent use.
+type Service struct {
+	cfg       *config.Config
+	audit     audit.Sink
+	log       *slog.Logger
+	now       func() time.Time
+	publicURL string
+
+	cookieName  string
+	preCookie   string
+	idle        time.Duration
+	absolute    time.Duration
+	store       SessionStore
+	preauth     *preAuthTable
+	providers   map[string]*relyingParty
+	provOrder   []string
+	bearers     map[string]*bearerVerifier
+	clientCAs   map[string]*x509.CertPool
+	routes      map[string]*config.Route
+	refreshes   singleflight.Group
+	jtiMu       sync.Mutex
+	jtis        *lru.Cache[string, time.Time]
+	hooksMu     sync.RWMutex
+	hooks       []func(string, *scope.Identity)
+	handler     http.Handler
+	stop        chan struct{}
+	stopped     chan struct{}
+	closeOnce   sync.Once
+	csrfChecker *http.CrossOriginProtection
+}
+
+// New builds the service: it opens the session store, loads the device CA
+// pools and performs OpenID Connect Discovery for every provider and bearer
+// issuer (errors name the provider). ctx bounds discovery only.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Config == nil {
+		return nil, errors.New("auth: no configuration")
+	}
+	cfg := o.Config
+	s := &Service{
+		cfg:       cfg,
+		audit:     o.Audit,
+		log:       o.Logger,
+		now:       o.Now,
+		publicURL: strings.TrimSuffix(cfg.Server.PublicURL, "/"),
+		providers: map[string]*relyingParty{},
+		bearers:   map[string]*bearerVerifier{},
+		routes:    map[string]*config.Route{},
+		preauth:   newPreAuthTable(maxPreAuth),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+	}
+	if s.audit == nil {
+		s.audit = audit.Discard{}
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.jtis, _ = lru.New[string, time.Time](maxJTIs)
+
+	sc := cfg.Sessions
+	s.cookieName = sc.CookieName
+	if s.cookieName == "" {
+		s.cookieName = defaultCookieName
+	}
+	if !strings.HasPrefix(s.cookieName, "__Host-") {
+		return nil, fmt.Errorf("auth: sessions.cookie_name %q must start with __Host-", s.cookieName)
+	}
+	s.preCookie = s.cookieName + "-login"
+	s.idle = sc.IdleTimeout
+	if s.idle <= 0 {
+		s.idle = defaultIdleTimeout
+	}
+	s.absolute = sc.AbsoluteTimeout
+	if s.absolute <= 0 {
+		s.absolute = defaultAbsoluteTimeout
+	}
+	if len(cfg.Providers) > 0 && s.publicURL == "" {
+		return nil, errors.New("auth: server.public_url is required to build redirect URIs")
+	}
+	for i := range cfg.Routes {
+		s.routes[cfg.Routes[i].ID] = &cfg.Routes[i]
+	}
+
+	// Device CA pools.
+	s.clientCAs = o.ClientCAs
+	if s.clientCAs == nil {
+		pools, err := loadClientCAs(cfg.ClientCAs)
+		if err != nil {
+			return nil, err
+		}
+		s.clientCAs = pools
+	}
+
+	// Providers and bearer issuers.
+	for _, p := range cfg.Providers {
+		if _, dup := s.providers[p.ID]; dup || p.ID == "" {
+			return nil, fmt.Errorf("auth: provider %q: missing or duplicate id", p.ID)
+		}
+		rp, err := newRelyingParty(ctx, p, s.publicURL, o.HTTPClient, s.now)
+		if err != nil {
+			return nil, fmt.Errorf("auth: provider %q: %w", p.ID, err)
+		}
+		s.providers[p.ID] = rp
+		s.provOrder = append(s.provOrder, p.ID)
+	}
+	for _, b := range cfg.Bearer {
+		if _, dup := s.bearers[b.ID]; dup || b.ID == "" {
+			return nil, fmt.Errorf("auth: bearer %q: missing or duplicate id", b.ID)
+		}
+		bv, err := newBearerVerifier(ctx, b, o.HTTPClient, s.now)
+		if err != nil {
+			return nil, fmt.Errorf("auth: bearer %q: %w", b.ID, err)
+		}
+		s.bearers[b.ID] = bv
+	}
+
+	// Session store.
+	s.store = o.Store
+	if s.store == nil {
+		key, err := sessionKey(sc, cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		max := sc.MaxSessions
+		if max <= 0 {
+			max = defaultMaxSessions
+		}
+		dir := cfg.DataDir
+		if dir == "" {
+			dir = "./telegate-data"
+		}
+		st, err := OpenBoltStore(filepath.Join(dir, "sessions.db"), key, max)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+	}
+
+	s.csrfChecker = http.NewCrossOriginProtection()
+	s.csrfChecker.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.errorPage(w, r, http.StatusForbidden, "This sign-out request did not come from this site.", "Use the sign-out button on the page instead.")
+	}))
+	s.handler = s.routesMux()
+	go s.sweepLoop()
+	return s, nil
+}
+
+// loadClientCAs reads each CA's PEM file into its own pool.
+func loadClientCAs(cas []config.ClientCA) (map[string]*x509.CertPool, error) {
+	pools := make(map[string]*x509.CertPool, len(cas))
+	for _, ca := range cas {
+		b, err := os.ReadFile(ca.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth: client CA %q: %w", ca.ID, err)
+		}
+		p := x509.NewCertPool()
+		if !p.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("auth: client CA %q: %s holds no PEM certificates", ca.ID, ca.CAFile)
+		}
+		pools[ca.ID] = p
+	}
+	return pools, nil
+}
+
+// OnSessionEnd registers f to be called when a session ends: sign-out,
+// back-channel logout, idle or absolute expiry, failed refresh, eviction or
+// replacement at a new sign-in. f runs synchronously and must not block.
+func (s *Service) OnSessionEnd(f func(sessionID string, id *scope.Identity)) {
+	if f == nil {
+		return
+	}
+	s.hooksMu.Lock()
+	s.hooks = append(s.hooks, f)
+	s.hooksMu.Unlock()
+}
+
+// ended runs the end hooks and records a "session.end" audit event.
+func (s *Service) ended(ctx context.Context, sess *Session, reason string) {
+	if sess == nil {
+		return
+	}
+	id := sess.Identity()
+	s.hooksMu.RLock()
+	hooks := s.hooks
+	s.hooksMu.RUnlock()
+	for _, f := range hooks {
+		f(sess.ID, id)
+	}
+	ev := audit.Event{
+		Time:     s.now(),
+		Type:     "session.end",
+		Issuer:   sess.Issuer,
+		Subject:  sess.Subject,
+		Decision: "deny",
+		Reason:   reason,
+		Attrs:    map[string]string{"provider": sess.Provider},
+	}
+	if sc := scope.From(ctx); sc != nil {
+		ev.RequestID = sc.RequestID
+		if sc.ClientAddr.IsValid() {
+			ev.Client = sc.ClientAddr.String()
+		}
+	}
+	s.audit.Record(ctx, ev)
+}
+
+// endSession deletes the session with id and runs the end hooks.
+func (s *Service) endSession(ctx context.Context, id, reason string) {
+	sess, err := s.store.Delete(ctx, id)
+	if err != nil {
+		s.log.Warn("auth: delete session", "reason", reason, "error", err)
+		return
+	}
+	s.ended(ctx, sess, reason)
+}
+
+func (s *Service) sweepLoop() {
+	defer close(s.stopped)
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sweep(context.Background())
+		}
+	}
+}
+
+// sweep removes every session past its idle or absolute deadline.
+func (s *Service) sweep(ctx context.Context) {
+	gone, err := s.store.DeleteExpired(ctx, s.now())
+	if err != nil {
+		s.log.Warn("auth: sweep sessions", "error", err)
+	}
+	for _, sess := range gone {
+		reason := "idle"
+		if !s.now().Before(sess.Created.Add(s.absolute)) {
+			reason = "absolute"
+		}
+		s.ended(ctx, sess, reason)
+	}
+}
+
+// Close stops the sweeper and closes the session store.
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.stopped
+		err = s.store.Close()
+	})
+	return err
+}
+
+// Handler serves telegate's auth endpoints:
+//
+//	GET  /.telegate/login?rd=/path&provider=id&route=id
+//	GET  /.telegate/callback/{provider}
+//	GET  /.telegate/logout (confirm form), POST /.telegate/logout
+//	GET  /.telegate/signed-out
+//	POST /.telegate/backchannel-logout/{provider}
+func (s *Service) Handler() http.Handler { return s.handler }
+
+func (s *Service) routesMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.telegate/login", s.serveLogin)
+	mux.HandleFunc("GET /.telegate/callback/{provider}", s.serveCallback)
+	mux.HandleFunc("GET /.telegate/logout", s.serveLogoutConfirm)
+	mux.Handle("POST /.telegate/logout", s.csrfChecker.Handler(http.HandlerFunc(s.serveLogout)))
+	mux.HandleFunc("GET /.telegate/signed-out", s.serveSignedOut)
+	mux.HandleFunc("POST /.telegate/backchannel-logout/{provider}", s.serveBackchannel)
+	return mux
+}
+
+// sessionTimes sets the session's Expires from its clocks.
+func (s *Service) sessionTimes(sess *Session) {
+	idle := sess.LastSeen.Add(s.idle)
+	abs := sess.Created.Add(s.absolute)
+	if idle.Before(abs) {
+		sess.Expires = idle
+	} else {
+		sess.Expires = abs
+	}
+}

@@ -1,0 +1,374 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names of the embedded store.
+var (
+	bucketSessions = []byte("sessions")  // id → header | nonce | AES-GCM(record)
+	bucketExpiry   = []byte("by-expiry") // expires(8, big endian ns) | id → ""
+	bucketSubject  = []byte("by-sub")    // H(iss, sub)(16) | id → ""
+	bucketSID      = []byte("by-sid")    // H(iss, sid)(16) | id → ""
+)
+
+const (
+	hashLen   = 16
+	headerLen = 8 + hashLen + hashLen // expires | H(iss,sub) | H(iss,sid) (zero when no sid)
+)
+
+// BoltStore is the default SessionStore: a bbolt file in the data directory
+// with every record sealed with AES-256-GCM (NIST SP 800-38D) under a
+// 32-byte key, the session id and the clear-text index header as associated
+// data. Index keys hold only truncated SHA-256 hashes of issuer+subject and
+// issuer+sid, so the file yields neither cookies nor user names.
+type BoltStore struct {
+	db   *bolt.DB
+	aead cipher.AEAD
+	max  int
+
+	mu    sync.Mutex // guards count (writes are serialised by bbolt too)
+	count int
+}
+
+// OpenBoltStore opens (creating if needed, mode 0600) the store at path with
+// a 32-byte AES-256 key; maxSessions caps the number of records (≤0 means
+// no cap). It fails if another process holds the file for more than 2s.
+func OpenBoltStore(path string, key []byte, maxSessions int) (*BoltStore, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("auth: session encryption key must be 32 bytes, got %d", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("auth: session cipher: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("auth: session cipher: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("auth: session store directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("auth: open session store %s: %w", path, err)
+	}
+	s := &BoltStore{db: db, aead: aead, max: maxSessions}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketSessions, bucketExpiry, bucketSubject, bucketSID} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		s.count = tx.Bucket(bucketSessions).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("auth: prepare session store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func indexHash(issuer, v string) []byte {
+	h := sha256.New()
+	h.Write([]byte(issuer))
+	h.Write([]byte{0})
+	h.Write([]byte(v))
+	return h.Sum(nil)[:hashLen]
+}
+
+func expiryKey(t time.Time, id string) []byte {
+	k := make([]byte, 8+len(id))
+	ns := t.UnixNano()
+	if ns < 0 {
+		ns = 0
+	}
+	binary.BigEndian.PutUint64(k, uint64(ns))
+	copy(k[8:], id)
+	return k
+}
+
+func (s *BoltStore) seal(sess *Session) ([]byte, error) {
+	plain, err := json.Marshal(sess)
+	if err != nil {
+		return nil, err
+	}
+	hdr := make([]byte, headerLen, headerLen+s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	ns := sess.Expires.UnixNano()
+	if ns < 0 {
+		ns = 0
+	}
+	binary.BigEndian.PutUint64(hdr, uint64(ns))
+	copy(hdr[8:], indexHash(sess.Issuer, sess.Subject))
+	if sess.SID != "" {
+		copy(hdr[8+hashLen:], indexHash(sess.Issuer, sess.SID))
+	}
+	nonce := make([]byte, s.aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	out := append(hdr, nonce...)
+	return s.aead.Seal(out, nonce, plain, aad(sess.ID, hdr)), nil
+}
+
+func aad(id string, hdr []byte) []byte {
+	a := make([]byte, 0, len(id)+1+len(hdr))
+	a = append(a, id...)
+	a = append(a, 0)
+	return append(a, hdr[:headerLen]...)
+}
+
+// open decrypts v (valid only inside the transaction) into a new Session.
+func (s *BoltStore) open(id string, v []byte) (*Session, error) {
+	ns := s.aead.NonceSize()
+	if len(v) < headerLen+ns+s.aead.Overhead() {
+		return nil, errors.New("auth: session record truncated")
+	}
+	hdr, nonce, ct := v[:headerLen], v[headerLen:headerLen+ns], v[headerLen+ns:]
+	plain, err := s.aead.Open(nil, nonce, ct, aad(id, hdr))
+	if err != nil {
+		return nil, errors.New("auth: session record fails authentication")
+	}
+	sess := new(Session)
+	if err := json.Unmarshal(plain, sess); err != nil {
+		return nil, fmt.Errorf("auth: session record: %w", err)
+	}
+	if sess.ID != id {
+		return nil, errors.New("auth: session record id mismatch")
+	}
+	return sess, nil
+}
+
+// Get implements SessionStore.
+func (s *BoltStore) Get(_ context.Context, id string) (*Session, error) {
+	var sess *Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSessions).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		sess, err = s.open(id, v)
+		return err
+	})
+	return sess, err
+}
+
+// removeLocked deletes the record with id and its index entries inside tx.
+// It returns the decrypted record when it can be read (nil otherwise).
+func (s *BoltStore) removeLocked(tx *bolt.Tx, id string) (*Session, bool) {
+	b := tx.Bucket(bucketSessions)
+	v := b.Get([]byte(id))
+	if v == nil {
+		return nil, false
+	}
+	if len(v) >= headerLen {
+		hdr := v[:headerLen]
+		exp := make([]byte, 8+len(id))
+		copy(exp, hdr[:8])
+		copy(exp[8:], id)
+		_ = tx.Bucket(bucketExpiry).Delete(exp)
+		_ = tx.Bucket(bucketSubject).Delete(append(bytes.Clone(hdr[8:8+hashLen]), id...))
+		if sid := hdr[8+hashLen:]; !allZero(sid) {
+			_ = tx.Bucket(bucketSID).Delete(append(bytes.Clone(sid), id...))
+		}
+	}
+	sess, _ := s.open(id, v)
+	_ = b.Delete([]byte(id))
+	return sess, true
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Put implements SessionStore.
+func (s *BoltStore) Put(_ context.Context, sess *Session) ([]*Session, error) {
+	if sess == nil || sess.ID == "" {
+		return nil, errors.New("auth: session without id")
+	}
+	val, err := s.seal(sess)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var evicted []*Session
+	delta := 0
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		evicted, delta = nil, 0
+		id := sess.ID
+		if _, existed := s.removeLocked(tx, id); !existed {
+			delta = 1
+		}
+		if delta == 1 && s.max > 0 {
+			c := tx.Bucket(bucketExpiry).Cursor()
+			for n := s.count; n >= s.max; n-- {
+				k, _ := c.First()
+				if k == nil {
+					break
+				}
+				old, _ := s.removeLocked(tx, string(k[8:]))
+				delta--
+				if old != nil {
+					evicted = append(evicted, old)
+				}
+			}
+		}
+		hdr := val[:headerLen]
+		if err := tx.Bucket(bucketSessions).Put([]byte(id), val); err != nil {
+			return err
+		}
+		exp := make([]byte, 8+len(id))
+		copy(exp, hdr[:8])
+		copy(exp[8:], id)
+		if err := tx.Bucket(bucketExpiry).Put(exp, nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketSubject).Put(append(bytes.Clone(hdr[8:8+hashLen]), id...), nil); err != nil {
+			return err
+		}
+		if sid := hdr[8+hashLen:]; !allZero(sid) {
+			if err := tx.Bucket(bucketSID).Put(append(bytes.Clone(sid), id...), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: store session: %w", err)
+	}
+	s.count += delta
+	return evicted, nil
+}
+
+// Delete implements SessionStore.
+func (s *BoltStore) Delete(_ context.Context, id string) (*Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sess *Session
+	var existed bool
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		sess, existed = s.removeLocked(tx, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: delete session: %w", err)
+	}
+	if existed {
+		s.count--
+	}
+	return sess, nil
+}
+
+// DeleteBySubject implements SessionStore.
+func (s *BoltStore) DeleteBySubject(_ context.Context, issuer, subject, sid string) ([]*Session, error) {
+	if subject == "" && sid == "" {
+		return nil, errors.New("auth: delete by subject needs a subject or a sid")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Session
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out, n = nil, 0
+		var bucket []byte
+		var prefix []byte
+		if subject != "" {
+			bucket, prefix = bucketSubject, indexHash(issuer, subject)
+		} else {
+			bucket, prefix = bucketSID, indexHash(issuer, sid)
+		}
+		var sidHash []byte
+		if sid != "" {
+			sidHash = indexHash(issuer, sid)
+		}
+		var ids []string
+		c := tx.Bucket(bucket).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ids = append(ids, string(k[hashLen:]))
+		}
+		sessions := tx.Bucket(bucketSessions)
+		for _, id := range ids {
+			v := sessions.Get([]byte(id))
+			if v == nil || len(v) < headerLen {
+				continue
+			}
+			if sidHash != nil && !bytes.Equal(v[8+hashLen:headerLen], sidHash) {
+				continue
+			}
+			if sess, ok := s.removeLocked(tx, id); ok {
+				n++
+				if sess != nil {
+					out = append(out, sess)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: delete sessions: %w", err)
+	}
+	s.count -= n
+	return out, nil
+}
+
+// DeleteExpired implements SessionStore.
+func (s *BoltStore) DeleteExpired(_ context.Context, now time.Time) ([]*Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := expiryKey(now, "\xff")
+	var out []*Session
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out, n = nil, 0
+		var ids []string
+		c := tx.Bucket(bucketExpiry).Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit[:8]) <= 0; k, _ = c.Next() {
+			ids = append(ids, string(k[8:]))
+		}
+		for _, id := range ids {
+			if sess, ok := s.removeLocked(tx, id); ok {
+				n++
+				if sess != nil {
+					out = append(out, sess)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: sweep sessions: %w", err)
+	}
+	s.count -= n
+	return out, nil
+}
+
+// Len returns the number of stored sessions.
+func (s *BoltStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
+// Close implements SessionStore.
+func (s *BoltStore) Close() error { return s.db.Close() }
