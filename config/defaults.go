@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -319,6 +320,8 @@ func Demo(o DemoOptions) *Config {
 	// implement DemoDefaulter (Relay, Visits, …) set their own demo
 	// settings here, before the common defaults.
 	c.Relay.Enabled = true
+	c.Relay.Listen = "127.0.0.1:3478"
+	c.Relay.RelayAddresses = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	c.Visits.Enabled = true
 	forEachSection(c, func(_ string, sec reflect.Value) {
 		if d, ok := sec.Addr().Interface().(DemoDefaulter); ok {

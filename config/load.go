@@ -111,7 +111,9 @@ func sortErrors(es Errors) {
 //  4. Secrets given as *_file (client_secret_file, encryption_key_file,
 //     key_file, password_file, …) are read; the file must be a regular
 //     file of at most MaxSecretFileBytes that is not world-readable
-//     (mode o+r is refused), and one trailing newline is trimmed.
+//     (mode o+r is refused), and one trailing newline is trimmed. The
+//     secret lands in its plain field (client_secret, …) and the *_file
+//     field is emptied, so consumers read one field only.
 //  5. ApplyDefaults fills what the file leaves out.
 //  6. Validate checks the whole configuration.
 //
@@ -663,6 +665,13 @@ func (d *decoder) readSecrets(v reflect.Value, path string) {
 			return
 		}
 		secret.SetString(val)
+		// Consumers see exactly one source: the secret itself.
+		f.SetString("")
+		if pos, ok := d.pos[fp]; ok {
+			if _, ok := d.pos[sibling]; !ok {
+				d.pos[sibling] = pos // problems with the secret point at its file
+			}
+		}
 		d.envPaths[sibling] = true // not inline: it came from a file
 	})
 }

@@ -820,8 +820,8 @@ func (c *Config) checkAudit(r *Report, fromEnv map[string]bool) {
 		r.Errorf("file", "is required")
 	}
 	if c.Audit.Key != "" {
-		if k, ok := decodeBase64(c.Audit.Key); !ok || len(k) < 16 {
-			r.Errorf("key", "must be at least 16 bytes in base64 (e.g. openssl rand -base64 32)")
+		if k, ok := decodeBase64(strings.TrimSpace(c.Audit.Key)); !ok || len(k) < 32 {
+			r.Errorf("key", "must be at least 32 bytes in base64 (e.g. openssl rand -base64 32)")
 		}
 		inlineSecret(r, "key", fromEnv)
 	}
