@@ -3,6 +3,7 @@ package devop
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -65,19 +66,31 @@ func (s *Server) reclock(body []byte) ([]byte, error) {
 	if err := json.Unmarshal(raw, &idToken); err != nil {
 		return nil, err
 	}
-	tok, err := jwt.ParseSigned(idToken, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSigned(idToken, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		return nil, err
+	}
+	payload, err := jws.Verify(&s.st.key.key.PublicKey)
 	if err != nil {
 		return nil, err
 	}
 	claims := map[string]any{}
-	if err := tok.Claims(&s.st.key.key.PublicKey, &claims); err != nil {
+	pd := json.NewDecoder(bytes.NewReader(payload))
+	pd.UseNumber()
+	if err := pd.Decode(&claims); err != nil {
 		return nil, err
 	}
-	shift := s.st.now().Sub(time.Now()).Round(time.Second)
+	shift := int64(s.st.now().Sub(time.Now()).Round(time.Second) / time.Second)
 	for _, name := range []string{"iat", "exp"} {
-		if v, ok := claims[name].(float64); ok {
-			claims[name] = int64(v) + int64(shift/time.Second)
+		n, ok := claims[name].(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("ID token without numeric %s", name)
 		}
+		v, err := n.Int64()
+		if err != nil {
+			return nil, err
+		}
+		claims[name] = v + shift
 	}
 	signed, err := s.sign(claims, "JWT")
 	if err != nil {

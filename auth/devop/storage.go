@@ -391,7 +391,9 @@ func (s *storage) CreateAccessToken(_ context.Context, r op.TokenRequest) (strin
 		return "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the session has ended")
 	}
 	t := s.newAccessTokenLocked(clientID, r.GetSubject(), sid, "", r.GetScopes())
-	return t.id, t.expires, nil
+	// The op library turns the expiry into expires_in against the wall
+	// clock (RFC 6749 §5.1), so it gets a wall-clock time.
+	return t.id, time.Now().Add(accessTokenLifetime), nil
 }
 
 // CreateAccessAndRefreshTokens issues an access token and a refresh token;
@@ -429,7 +431,7 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, r op.TokenRequ
 	at := s.newAccessTokenLocked(clientID, rt.subject, sid, rt.token, rt.scopes)
 	rt.accessID = at.id
 	s.refresh.Add(rt.token, rt)
-	return at.id, rt.token, at.expires, nil
+	return at.id, rt.token, time.Now().Add(accessTokenLifetime), nil
 }
 
 // TokenRequestByRefreshToken returns the request behind a live refresh
