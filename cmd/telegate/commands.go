@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/gateway/audit"
+)
+
+// run: telegate [run] -c FILE [--watch INTERVAL]
+func (c cli) run(ctx context.Context, args []string) int {
+	fs := c.flags("run", "telegate run -c FILE [--watch INTERVAL]")
+	var path string
+	fs.StringVar(&path, "c", "", "configuration `FILE` (YAML; see docs/config.md)")
+	fs.StringVar(&path, "config", "", "configuration `FILE` (same as -c)")
+	poll := fs.Duration("watch", 0, "also reload when FILE changes, checking every `INTERVAL` such as 5s (0: reload only on SIGHUP)")
+	if st := c.parse(fs, args); st >= 0 {
+		return st
+	}
+	if path == "" {
+		return c.usageError(fs, `-c FILE is required (to try telegate without one, run "telegate demo")`)
+	}
+	if *poll < 0 {
+		return c.usageError(fs, "--watch must not be negative")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		c.printErrors(err)
+		return exitFail
+	}
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.Log.Level))
+	logger := newLogger(c.stderr, cfg.Log.Format, level)
+	logWarnings(logger, cfg.Warnings)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once
+	}()
+	reloads := make(chan *config.Config, 1)
+	go watchConfig(ctx, path, *poll, logger, level, reloads)
+
+	logger.Info("telegate starting", "config", path, "version", versionString())
+	err = serve(ctx, cfg, serveOptions{
+		Logger:  logger,
+		Reloads: reloads,
+		Ready: func(r readyInfo) {
+			logger.Info("telegate ready", "url", r.URL, "admin", r.AdminAddr)
+		},
+	})
+	if err != nil && ctx.Err() == nil {
+		logger.Error("telegate stopped", "error", err)
+		return exitFail
+	}
+	logger.Info("telegate stopped")
+	return exitOK
+}
+
+// watchConfig reloads the configuration at path on SIGHUP and, when poll
+// is positive, whenever the file's content changes. A configuration that
+// loads and validates is handed to serve through reloads (a newer one
+// replaces one not yet taken); an invalid one is logged, every problem on
+// its own line, and the running configuration stays.
+func watchConfig(ctx context.Context, path string, poll time.Duration, logger *slog.Logger, level *slog.LevelVar, reloads chan *config.Config) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	last := fileStamp(path)
+	if poll > 0 {
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			logger.Info("reloading configuration", "reason", "SIGHUP")
+		case <-tick:
+			now := fileStamp(path)
+			if now == last {
+				continue
+			}
+			logger.Info("reloading configuration", "reason", "file changed")
+		}
+		last = fileStamp(path)
+		cfg, err := config.Load(path)
+		if err != nil {
+			var fes config.Errors
+			if errors.As(err, &fes) {
+				for _, fe := range fes {
+					logger.Error("invalid configuration", "problem", fe.Error())
+				}
+			} else {
+				logger.Error("invalid configuration", "problem", err.Error())
+			}
+			logger.Error("configuration reload refused; the running configuration stays", "config", path)
+			continue
+		}
+		logWarnings(logger, cfg.Warnings)
+		level.Set(parseLevel(cfg.Log.Level))
+		select { // drop a reload serve has not taken yet: this one is newer
+		case <-reloads:
+		default:
+		}
+		reloads <- cfg
+		logger.Info("configuration reloaded", "config", path)
+	}
+}
+
+// fileStamp identifies a version of the file cheaply: size and mtime.
+func fileStamp(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano())
+}
+
+// check: telegate check -c FILE
+func (c cli) check(args []string) int {
+	fs := c.flags("check", "telegate check -c FILE")
+	var path string
+	fs.StringVar(&path, "c", "", "configuration `FILE` to validate")
+	fs.StringVar(&path, "config", "", "configuration `FILE` (same as -c)")
+	if st := c.parse(fs, args); st >= 0 {
+		return st
+	}
+	if path == "" {
+		return c.usageError(fs, "-c FILE is required")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		c.printErrors(err)
+		return exitFail
+	}
+	for _, w := range cfg.Warnings {
+		w.Message = "warning: " + w.Message
+		fmt.Fprintln(c.stderr, w.Error())
+	}
+	fmt.Fprintf(c.stdout, "%s: ok\n", path)
+	return exitOK
+}
+
+// printErrors prints every configuration problem on its own line.
+func (c cli) printErrors(err error) {
+	var fes config.Errors
+	if errors.As(err, &fes) {
+		for _, fe := range fes {
+			fmt.Fprintln(c.stderr, fe.Error())
+		}
+		return
+	}
+	fmt.Fprintln(c.stderr, err)
+}
+
+// version: telegate version
+func (c cli) version(args []string) int {
+	fs := c.flags("version", "telegate version")
+	if st := c.parse(fs, args); st >= 0 {
+		return st
+	}
+	fmt.Fprintf(c.stdout, "telegate %s %s %s/%s\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
+
+// versionString is the module version and VCS revision from the build
+// information, e.g. "v1.2.0 (rev 4f1c2ab, modified)" or
+// "(devel) (rev unknown)".
+func versionString() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	rev, modified := "unknown", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if modified {
+		return fmt.Sprintf("%s (rev %s, modified)", v, rev)
+	}
+	return fmt.Sprintf("%s (rev %s)", v, rev)
+}
+
+// audit: telegate audit verify [-c FILE | --file PATH] [--key-file PATH] [--data-dir DIR]
+func (c cli) audit(args []string) int {
+	const usage = "telegate audit verify [-c FILE | --file PATH [--key-file PATH] [--data-dir DIR]]"
+	if len(args) == 0 || args[0] != "verify" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fmt.Fprintf(c.stdout, "Usage: %s\n", usage)
+			return exitOK
+		}
+		fmt.Fprintf(c.stderr, "telegate audit: expected the subcommand \"verify\"\n\nUsage: %s\n", usage)
+		return exitUsage
+	}
+	fs := c.flags("audit verify", usage)
+	var cfgPath string
+	fs.StringVar(&cfgPath, "c", "", "configuration `FILE` naming the audit file and key")
+	fs.StringVar(&cfgPath, "config", "", "configuration `FILE` (same as -c)")
+	file := fs.String("file", "", "audit trail `PATH` to verify (default: the configuration's audit.file, or DIR/audit/audit.log)")
+	keyFile := fs.String("key-file", "", "audit key `PATH` (base64; default: the configuration's key, or DIR/keys/audit.key)")
+	dataDir := fs.String("data-dir", config.DefaultDataDir, "data `DIR` when no configuration is given")
+	if st := c.parse(fs, args[1:]); st >= 0 {
+		return st
+	}
+	if cfgPath == "" && *file == "" {
+		return c.usageError(fs, "give -c FILE or --file PATH")
+	}
+
+	ac, dir := config.Audit{}, *dataDir
+	if cfgPath != "" {
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			c.printErrors(err)
+			return exitFail
+		}
+		ac, dir = cfg.Audit, cfg.DataDir
+	}
+	if *keyFile != "" {
+		k, err := config.ReadSecretFile(*keyFile)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
+			return exitFail
+		}
+		ac.Key, ac.KeyFile = k, ""
+	}
+	if ac.Key == "" && ac.KeyFile == "" {
+		// audit.Key would generate a fresh key here; verifying needs the
+		// one the trail was written with.
+		if _, err := os.Stat(filepath.Join(dir, "keys", "audit.key")); err != nil {
+			fmt.Fprintf(c.stderr, "telegate audit verify: no audit key in %s; give -c FILE or --key-file PATH\n", dir)
+			return exitFail
+		}
+	}
+	key, err := audit.Key(ac, dir)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
+		return exitFail
+	}
+	path := *file
+	if path == "" {
+		path = audit.Path(ac, dir)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
+		return exitFail
+	}
+	defer f.Close()
+	n, err := audit.Verify(f, key)
+	if err != nil {
+		fmt.Fprintf(c.stdout, "%s: BROKEN after %d intact records: %v\n", path, n, err)
+		return exitFail
+	}
+	fmt.Fprintf(c.stdout, "%s: ok, %d records verified\n", path, n)
+	return exitOK
+}
+
+// newLogger returns the process logger: JSON (default) or text on w.
+func newLogger(w io.Writer, format string, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// logWarnings logs each configuration warning.
+func logWarnings(logger *slog.Logger, ws []config.FieldError) {
+	for _, w := range ws {
+		logger.Warn("configuration warning", "problem", w.Error())
+	}
+}
