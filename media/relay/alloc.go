@@ -1,0 +1,461 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/pion/turn/v5"
+
+	"github.com/telegate/telegate/gateway/audit"
+)
+
+// tupleKey names an allocation's 5-tuple: the listening socket (index into
+// the guards) and the client's transport address.
+type tupleKey struct {
+	listener int
+	src      netip.AddrPort
+}
+
+// ticket is a quota reservation made when pion asks the QuotaHandler, and
+// consumed when it asks for the relay socket right after.
+type ticket struct {
+	user     Username
+	username string
+	key      tupleKey
+	vs       *visitState
+	p        *participant
+	deadline time.Time
+}
+
+// allocation is telegate's record of one pion allocation.
+type allocation struct {
+	s           *Server
+	username    string
+	visit       string
+	participant string
+	vs          *visitState
+	p           *participant
+	key         tupleKey
+	transport   string
+	relay       *relayAddr
+	port        uint16
+	local       netip.AddrPort // bound socket
+	advertised  netip.AddrPort // XOR-RELAYED-ADDRESS
+	conn        *relayConn
+	peers       atomic.Pointer[peerSet]
+	created     time.Time
+	once        sync.Once
+}
+
+// peerSet is what an allocation may reach: the relayed addresses of the
+// other admitted participants of its visit.
+type peerSet struct {
+	ips map[netip.Addr]struct{}              // advertised IPs (permissions are per IP, RFC 8656 §9)
+	out map[netip.AddrPort]*net.UDPAddr      // advertised or local address → local socket to write to
+	in  map[netip.AddrPort]*net.UDPAddr      // sibling local socket → advertised address shown to pion
+	adv map[netip.AddrPort]struct{}          // advertised addresses (ChannelBind)
+}
+
+var emptyPeers = &peerSet{}
+
+// permitIP decides a CreatePermission peer (RFC 8656 §9): "" or the denial
+// reason.
+func (a *allocation) permitIP(ip netip.Addr) string {
+	ps := a.peers.Load()
+	if ps == nil {
+		ps = emptyPeers
+	}
+	if _, ok := ps.ips[ip.WithZone("")]; ok {
+		return ""
+	}
+	if a.s.deny.denied(ip) {
+		return "deny_list"
+	}
+	return "not_in_visit"
+}
+
+// permitAddr decides a ChannelBind peer: the exact relayed transport
+// address of a sibling.
+func (a *allocation) permitAddr(ap netip.AddrPort) string {
+	ps := a.peers.Load()
+	if ps == nil {
+		ps = emptyPeers
+	}
+	if _, ok := ps.adv[ap]; ok {
+		return ""
+	}
+	if a.s.deny.denied(ap.Addr()) {
+		return "deny_list"
+	}
+	return "not_in_visit"
+}
+
+// recomputeLocked rebuilds the peer sets of every allocation of visitID.
+func (s *Server) recomputeLocked(visitID string) {
+	v := s.visits[visitID]
+	if v == nil {
+		return
+	}
+	var all []*allocation
+	for _, p := range v.parts {
+		for a := range p.allocs {
+			all = append(all, a)
+		}
+	}
+	for _, a := range all {
+		ps := &peerSet{
+			ips: map[netip.Addr]struct{}{},
+			out: map[netip.AddrPort]*net.UDPAddr{},
+			in:  map[netip.AddrPort]*net.UDPAddr{},
+			adv: map[netip.AddrPort]struct{}{},
+		}
+		for _, b := range all {
+			if b.participant == a.participant || b.local.Addr().Is4() != a.local.Addr().Is4() {
+				continue
+			}
+			ps.ips[b.advertised.Addr()] = struct{}{}
+			ps.adv[b.advertised] = struct{}{}
+			ps.out[b.advertised] = net.UDPAddrFromAddrPort(b.local)
+			ps.out[b.local] = net.UDPAddrFromAddrPort(b.local)
+			ps.in[b.local] = net.UDPAddrFromAddrPort(b.advertised)
+		}
+		a.peers.Store(ps)
+	}
+}
+
+// relayGen implements turn.RelayAddressGenerator: UDP relay sockets only,
+// bound to the configured relay address from the port pool.
+type relayGen struct{ s *Server }
+
+var (
+	errNoTicket       = errors.New("relay: no allocation reservation")
+	errNoFamily       = errors.New("relay: no relay address of the requested family")
+	errNoPort         = errors.New("relay: no free relay port")
+	errTCPUnsupported = errors.New("relay: TCP relaying (RFC 6062) is not offered")
+)
+
+func (relayGen) Validate() error { return nil }
+
+func (relayGen) AllocateListener(turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	return nil, nil, errTCPUnsupported
+}
+
+func (relayGen) AllocateConn(turn.AllocateConnConfig) (net.Conn, error) {
+	return nil, errTCPUnsupported
+}
+
+func (g relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	s := g.s
+	s.mu.Lock()
+	t := s.tickets[c.UserID]
+	delete(s.tickets, c.UserID)
+	if t == nil {
+		s.mu.Unlock()
+		return nil, nil, errNoTicket
+	}
+	if vs, p := s.admittedLocked(t.user.Visit, t.user.Participant); vs != t.vs || p != t.p || p == nil {
+		s.unreserveLocked(t.user.Visit, t.user.Participant, t.vs, t.p)
+		s.mu.Unlock()
+		s.denyAllocation(t.username, t.user, t.key, "not-admitted")
+		return nil, nil, errNoTicket
+	}
+	s.mu.Unlock()
+
+	fail := func(err error) (net.PacketConn, net.Addr, error) {
+		s.mu.Lock()
+		s.unreserveLocked(t.user.Visit, t.user.Participant, t.vs, t.p)
+		s.mu.Unlock()
+		s.m.total("error")
+		return nil, nil, err
+	}
+	ra := s.relay4
+	if c.Network == "udp6" {
+		ra = s.relay6
+	}
+	if ra == nil {
+		return fail(errNoFamily)
+	}
+	var pc net.PacketConn
+	var port uint16
+	for range 16 {
+		p, ok := ra.pool.take()
+		if !ok {
+			return fail(errNoPort)
+		}
+		conn, err := net.ListenUDP(c.Network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ra.local, p)))
+		if err != nil {
+			ra.pool.put(p)
+			continue
+		}
+		pc, port = conn, p
+		break
+	}
+	if pc == nil {
+		return fail(errNoPort)
+	}
+	if s.wrapRelay != nil {
+		pc = s.wrapRelay(pc)
+	}
+	a := &allocation{
+		s:           s,
+		username:    t.username,
+		visit:       t.user.Visit,
+		participant: t.user.Participant,
+		vs:          t.vs,
+		p:           t.p,
+		key:         t.key,
+		transport:   "udp",
+		relay:       ra,
+		port:        port,
+		local:       netip.AddrPortFrom(ra.local, port),
+		advertised:  netip.AddrPortFrom(ra.advertised, port),
+		created:     s.now(),
+	}
+	if t.key.listener == s.muxID {
+		a.transport = "tls"
+	}
+	a.conn = &relayConn{
+		PacketConn: pc,
+		a:          a,
+		up:         rate.NewLimiter(s.bandwidth, s.burst),
+		down:       rate.NewLimiter(s.bandwidth, s.burst),
+	}
+	a.peers.Store(emptyPeers)
+	s.mu.Lock()
+	if vs, p := s.admittedLocked(a.visit, a.participant); vs != a.vs || p != a.p || p == nil {
+		// Revoked while the socket was being bound.
+		s.mu.Unlock()
+		_ = pc.Close()
+		ra.pool.put(port)
+		s.denyAllocation(t.username, t.user, t.key, "not-admitted")
+		return nil, nil, errNoTicket
+	}
+	// The reservation becomes the allocation: counts stay as they are.
+	a.p.allocs[a] = struct{}{}
+	if old := s.byTuple[a.key]; old != nil {
+		go old.close("replaced")
+	}
+	s.byTuple[a.key] = a
+	s.recomputeLocked(a.visit)
+	s.mu.Unlock()
+
+	s.m.active.Inc()
+	s.m.total("created")
+	s.record(audit.Event{
+		Type:     "relay.allocation",
+		Client:   a.key.src.Addr().String(),
+		Decision: "allow",
+		Reason:   "created",
+		Attrs: map[string]string{
+			"event": "created", "visit": a.visit, "participant": a.participant,
+			"transport": a.transport, "relay": a.advertised.String(),
+		},
+	})
+	s.log.Debug("relay allocation created", "visit", a.visit, "participant", a.participant, "client", s.hashIP(a.key.src.Addr()), "transport", a.transport)
+	return a.conn, net.UDPAddrFromAddrPort(a.advertised), nil
+}
+
+// unreserveLocked gives back one reservation if the participant is still
+// the registered one (Remove and EndVisit already gave back theirs).
+func (s *Server) unreserveLocked(visit, part string, vs *visitState, p *participant) {
+	if s.visits[visit] != vs || vs == nil || vs.parts[part] != p || p == nil {
+		return
+	}
+	p.count--
+	vs.count--
+	s.total--
+}
+
+func (s *Server) expireTicketsLocked(now time.Time) {
+	for id, t := range s.tickets {
+		if now.After(t.deadline) {
+			delete(s.tickets, id)
+			s.unreserveLocked(t.user.Visit, t.user.Participant, t.vs, t.p)
+		}
+	}
+}
+
+// close ends the allocation once: the relay socket is closed (pion then
+// drops its allocation), the port returns to the pool, quotas are given
+// back and the visit's peer sets are rebuilt.
+func (a *allocation) close(reason string) {
+	a.once.Do(func() {
+		s := a.s
+		_ = a.conn.PacketConn.Close()
+		a.relay.pool.put(a.port)
+		s.mu.Lock()
+		if s.byTuple[a.key] == a {
+			delete(s.byTuple, a.key)
+		}
+		if _, ok := a.p.allocs[a]; ok {
+			delete(a.p.allocs, a)
+			s.unreserveLocked(a.visit, a.participant, a.vs, a.p)
+		}
+		s.recomputeLocked(a.visit)
+		s.mu.Unlock()
+		s.m.active.Dec()
+		s.record(audit.Event{
+			Type:     "relay.allocation",
+			Client:   a.key.src.Addr().String(),
+			Decision: "allow",
+			Reason:   reason,
+			Attrs: map[string]string{
+				"event": "closed", "visit": a.visit, "participant": a.participant,
+				"transport": a.transport, "relay": a.advertised.String(),
+				"duration_s": fmt.Sprintf("%.0f", s.now().Sub(a.created).Seconds()),
+			},
+		})
+	})
+}
+
+// lookup returns the allocation of a 5-tuple, or nil.
+func (s *Server) lookup(k tupleKey) *allocation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byTuple[k]
+}
+
+// closeTuple closes the allocation of a 5-tuple, if any.
+func (s *Server) closeTuple(k tupleKey, reason string) {
+	if a := s.lookup(k); a != nil {
+		a.close(reason)
+	}
+}
+
+// denyAllocation records a refused Allocate.
+func (s *Server) denyAllocation(username string, u Username, k tupleKey, reason string) {
+	s.m.total(strings.ReplaceAll(reason, "-", "_"))
+	s.record(audit.Event{
+		Type:     "relay.allocation",
+		Client:   k.src.Addr().String(),
+		Decision: "deny",
+		Reason:   reason,
+		Attrs: map[string]string{
+			"event": "denied", "visit": u.Visit, "participant": u.Participant,
+		},
+	})
+	s.log.Info("relay allocation denied", "reason", reason, "visit", u.Visit, "participant", u.Participant, "client", s.hashIP(k.src.Addr()))
+}
+
+// relayConn is an allocation's relay socket. It forwards packets unchanged
+// (the payload is DTLS-SRTP end to end) and enforces, per packet, the peer
+// set and the bandwidth cap in each direction.
+type relayConn struct {
+	net.PacketConn
+	a        *allocation
+	up, down *rate.Limiter
+}
+
+func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
+	case *net.TCPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
+	}
+	if a == nil {
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err == nil
+}
+
+// ReadFrom returns the next datagram from a sibling allocation, with the
+// sender shown as its advertised relayed address. Datagrams from anyone
+// else, or past the bandwidth cap, are dropped.
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, from, err
+		}
+		ap, _ := addrPortOf(from)
+		adv, ok := c.a.peers.Load().in[ap]
+		if !ok {
+			c.a.s.m.denial("ingress")
+			continue
+		}
+		if !c.down.AllowN(time.Now(), n) {
+			c.a.s.m.denial("bandwidth")
+			continue
+		}
+		c.a.s.m.packet(n)
+		return n, adv, nil
+	}
+}
+
+// WriteTo sends p to a sibling allocation. Any other destination, or a
+// packet past the bandwidth cap, is dropped silently (RFC 8656 §11.2:
+// a Send indication has no response).
+func (c *relayConn) WriteTo(p []byte, to net.Addr) (int, error) {
+	ap, _ := addrPortOf(to)
+	dst, ok := c.a.peers.Load().out[ap]
+	if !ok {
+		c.a.s.m.denial("send")
+		return len(p), nil
+	}
+	if !c.up.AllowN(time.Now(), len(p)) {
+		c.a.s.m.denial("bandwidth")
+		return len(p), nil
+	}
+	c.a.s.m.packet(len(p))
+	return c.PacketConn.WriteTo(p, dst)
+}
+
+// Close ends the allocation (pion calls it when the allocation expires or
+// is refreshed to zero).
+func (c *relayConn) Close() error {
+	c.a.close("ended")
+	return nil
+}
+
+// portPool is the free relay ports of one relay address.
+type portPool struct {
+	mu   sync.Mutex
+	free []uint16
+}
+
+func newPortPool(lo, hi uint16) *portPool {
+	p := &portPool{free: make([]uint16, 0, int(hi)-int(lo)+1)}
+	for v := int(lo); v <= int(hi); v++ {
+		p.free = append(p.free, uint16(v))
+	}
+	return p
+}
+
+func (p *portPool) take() (uint16, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.free)
+	if n == 0 {
+		return 0, false
+	}
+	i := rand.IntN(n)
+	v := p.free[i]
+	p.free[i] = p.free[n-1]
+	p.free = p.free[:n-1]
+	return v, true
+}
+
+func (p *portPool) put(v uint16) {
+	p.mu.Lock()
+	p.free = append(p.free, v)
+	p.mu.Unlock()
+}
+
+func (p *portPool) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free)
+}

@@ -1,0 +1,108 @@
+package relay
+
+// visitState is the relay's view of one visit: its admitted participants.
+type visitState struct {
+	parts map[string]*participant
+	count int // live allocations + reservations
+}
+
+type participant struct {
+	allocs map[*allocation]struct{}
+	count  int // live allocations + reservations
+}
+
+// Admit lets participantID of visitID make allocations with its
+// credentials. Ids that fail ValidID, visits that have ended, and visits or
+// participants past the relay's table caps are ignored (fail closed).
+func (s *Server) Admit(visitID, participantID string) {
+	if !ValidID(visitID) || !ValidID(participantID) {
+		s.log.Warn("relay: admit with an invalid id ignored")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended.Contains(visitID) {
+		s.log.Warn("relay: admit into an ended visit ignored")
+		return
+	}
+	v := s.visits[visitID]
+	if v == nil {
+		if len(s.visits) >= maxVisits {
+			s.log.Warn("relay: visit table full, admit ignored")
+			return
+		}
+		v = &visitState{parts: make(map[string]*participant)}
+		s.visits[visitID] = v
+	}
+	if v.parts[participantID] == nil {
+		if len(v.parts) >= maxParticipants {
+			s.log.Warn("relay: participant table of visit full, admit ignored")
+			return
+		}
+		v.parts[participantID] = &participant{allocs: make(map[*allocation]struct{})}
+	}
+	s.recomputeLocked(visitID)
+}
+
+// Remove revokes participantID of visitID: its allocations are closed
+// before Remove returns (so well within one second) and new ones are
+// refused until it is admitted again.
+func (s *Server) Remove(visitID, participantID string) {
+	s.mu.Lock()
+	var victims []*allocation
+	if v := s.visits[visitID]; v != nil {
+		if p := v.parts[participantID]; p != nil {
+			for a := range p.allocs {
+				victims = append(victims, a)
+			}
+			delete(v.parts, participantID)
+			v.count -= p.count
+			s.total -= p.count
+			p.count = 0
+			p.allocs = map[*allocation]struct{}{}
+		}
+		if len(v.parts) == 0 {
+			delete(s.visits, visitID)
+		}
+		s.recomputeLocked(visitID)
+	}
+	s.mu.Unlock()
+	for _, a := range victims {
+		a.close("revoked")
+	}
+}
+
+// EndVisit revokes every participant of visitID; the visit cannot be
+// admitted into again.
+func (s *Server) EndVisit(visitID string) {
+	s.mu.Lock()
+	s.ended.Add(visitID, struct{}{})
+	var victims []*allocation
+	if v := s.visits[visitID]; v != nil {
+		for _, p := range v.parts {
+			for a := range p.allocs {
+				victims = append(victims, a)
+			}
+			p.allocs = map[*allocation]struct{}{}
+		}
+		s.total -= v.count
+		delete(s.visits, visitID)
+	}
+	s.mu.Unlock()
+	for _, a := range victims {
+		a.close("visit-ended")
+	}
+}
+
+// admittedLocked reports whether the participant may allocate.
+func (s *Server) admittedLocked(visitID, participantID string) (*visitState, *participant) {
+	v := s.visits[visitID]
+	if v == nil {
+		return nil, nil
+	}
+	p := v.parts[participantID]
+	if p == nil {
+		return nil, nil
+	}
+	return v, p
+}
