@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/tls"
 	"net/http"
+	"net/netip"
 )
 
 // Authenticator is the control plane's "who is this" stage (package auth).
@@ -34,4 +35,16 @@ type Certificates interface {
 	// HTTPHandler answers ACME HTTP-01 challenges and redirects everything
 	// else to HTTPS.
 	HTTPHandler() http.Handler
+}
+
+// Limiter holds the rate-limit buckets (package policies). Both calls take
+// one token from a bucket and report whether one was there; the route id
+// picks the route's own limits (config.Route.RateLimit) over the defaults.
+// Implementations are bounded (cap + eviction) and safe for concurrent use.
+type Limiter interface {
+	// AllowClient is the per-client-address bucket of routeID.
+	AllowClient(routeID string, addr netip.Addr) bool
+	// AllowSubject is the per-identity bucket of routeID; subjectKey is
+	// unique per (issuer, subject).
+	AllowSubject(routeID, subjectKey string) bool
 }

@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/policies"
+	"github.com/telegate/telegate/scope"
+)
+
+// evaluatePolicy decides a route's policy: policies.Evaluate (deny by
+// default, DESIGN.md principle 2).
+var evaluatePolicy func(p *config.Policy, id *scope.Identity, method string) scope.Decision = policies.Evaluate
+
+// authenticate runs the Authenticator (session cookie, bearer token or
+// client certificate), which attaches scope.Identity. Without an
+// Authenticator (tests of public routes) every request is anonymous.
+func (g *Gateway) authenticate(next http.Handler) http.Handler {
+	if g.o.Auth == nil {
+		return next
+	}
+	return g.o.Auth.Authenticate(next)
+}
+
+// authorise evaluates the route's policy for the identity and method, once,
+// against the route id the router chose (DESIGN.md "Router decides, policy
+// follows"). The decision goes into the scope. An anonymous request that
+// needs an identity is challenged (sign-in redirect, or 401 on API routes,
+// RFC 6750 §3); every other deny is 403.
+func (g *Gateway) authorise(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := scope.From(r.Context())
+		d := evaluatePolicy(s.Route.Policy, s.Identity, r.Method)
+		if d.Allow && d.Reason == "" {
+			d = scope.Decision{Allow: false, Reason: "error"} // fail closed
+		}
+		s.Decision = d
+		if d.Allow {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.Identity == nil && d.Reason == "unauthenticated" && g.o.Auth != nil {
+			g.o.Auth.Challenge(w, r)
+			return
+		}
+		if s.Identity == nil && d.Reason == "unauthenticated" {
+			writeError(w, r, http.StatusUnauthorized, "Sign-in is required.")
+			return
+		}
+		writeError(w, r, http.StatusForbidden, "You are not allowed to open this page.")
+	})
+}

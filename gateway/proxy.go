@@ -1,0 +1,315 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/scope"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Route.MaxBodyBytes is
+// unset (10 MiB).
+const DefaultMaxBodyBytes = 10 << 20
+
+// upstream is one route's target and its own transport.
+type upstream struct {
+	url       *url.URL
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+}
+
+// newUpstream builds the transport of one route: dial, TLS-handshake and
+// response-header timeouts (Route.Timeout, default 30s), and for https
+// upstreams the route's CA, client certificate and server name.
+func newUpstream(r *config.Route) (*upstream, error) {
+	u, err := upstreamURL(r.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		Proxy:                  nil, // never an environment proxy
+		DialContext:            dialer.DialContext,
+		TLSHandshakeTimeout:    min(timeout, 10*time.Second),
+		ResponseHeaderTimeout:  timeout,
+		ExpectContinueTimeout:  time.Second,
+		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConnsPerHost:    64,
+		MaxResponseHeaderBytes: 1 << 20,
+		ForceAttemptHTTP2:      u.Scheme == "https",
+	}
+	ut := r.UpstreamTLS
+	if u.Scheme == "https" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: ut.ServerName}
+		if ut.CAFile != "" {
+			pem, err := os.ReadFile(ut.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("upstream_tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("upstream_tls.ca_file %s: no PEM certificates", ut.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if ut.CertFile != "" || ut.KeyFile != "" {
+			cert, err := tls.LoadX509KeyPair(ut.CertFile, ut.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("upstream_tls client certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		t.TLSClientConfig = tc
+	} else if ut != (config.UpstreamTLS{}) {
+		return nil, errors.New("upstream_tls is set but the upstream is not https")
+	}
+	return &upstream{url: u, transport: t}, nil
+}
+
+func (u *upstream) close() { u.transport.CloseIdleConnections() }
+
+// proxyHandler is the reverse proxy: the route's httputil.ReverseProxy
+// (built with Rewrite, never Director, in reverseProxy).
+func (g *Gateway) proxyHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := scope.From(r.Context())
+		up := g.current().upstreams[s.RouteID]
+		if up == nil || up.proxy == nil {
+			writeError(w, r, http.StatusBadGateway, "The service is not available.")
+			return
+		}
+		up.proxy.ServeHTTP(w, r)
+	})
+}
+
+// reverseProxy builds a route's proxy. Rewrite sets the upstream request
+// from the canonical form in the scope (path and query byte for byte), then
+// adds telegate's own headers after ReverseProxy has removed the hop-by-hop
+// ones: the assertion, X-Forwarded-For/Host/Proto, Forwarded (RFC 7239),
+// X-Request-Id and, where the route asks, X-Telegate-Subject and
+// X-Telegate-Roles.
+func (g *Gateway) reverseProxy(up *upstream) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        g.rewrite(up),
+		Transport:      up.transport,
+		FlushInterval:  -1,
+		ErrorHandler:   g.proxyError,
+		ModifyResponse: g.modifyResponse,
+		ErrorLog:       slogErrorLog(g.log),
+	}
+}
+
+func (g *Gateway) rewrite(up *upstream) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		ctx := pr.In.Context()
+		s := scope.From(ctx)
+		rs := stateFrom(ctx)
+		st := g.current()
+		out := pr.Out
+		out.URL.Scheme, out.URL.Host = up.url.Scheme, up.url.Host
+		out.URL.Path, out.URL.RawPath = unescapedPath(s.Path), s.Path
+		out.URL.RawQuery = s.RawQuery
+		out.URL.Opaque, out.URL.User, out.URL.Fragment = "", nil, ""
+		out.Host = ""
+		h := out.Header
+		// ReverseProxy copied the inbound header; the reserved ones were
+		// removed by forwardHeaders. Set ours now, after hop-by-hop removal.
+		StripReservedHeaders(h, st.assertionHeader)
+		client := s.ClientAddr.String()
+		xff := client
+		if rs.forwardedFor != "" {
+			xff = rs.forwardedFor + ", " + peerAddr(pr.In.RemoteAddr).String()
+		}
+		h.Set("X-Forwarded-For", xff)
+		h.Set("X-Forwarded-Host", s.Host)
+		h.Set("X-Forwarded-Proto", rs.forwardedProto)
+		h.Set("Forwarded", fmt.Sprintf("for=%s;host=%q;proto=%s", forwardedNode(s.ClientAddr.String()), s.Host, rs.forwardedProto))
+		h.Set(RequestIDHeader, s.RequestID)
+		if s.Identity != nil && rs.assertion != "" {
+			h.Set(st.assertionHeader, rs.assertion)
+			if s.Route.IdentityHeaders {
+				h.Set("X-Telegate-Subject", s.Identity.Subject)
+				h.Set("X-Telegate-Roles", strings.Join(s.Identity.Roles, ","))
+			}
+		}
+		if rs.body != nil {
+			out.Body = rs.body
+		}
+	}
+}
+
+// forwardedNode quotes IPv6 nodes as RFC 7239 §6 requires.
+func forwardedNode(ip string) string {
+	if strings.Contains(ip, ":") {
+		return `"[` + ip + `]"`
+	}
+	return ip
+}
+
+// modifyResponse marks the response as proxied, so that securityHeaders
+// applies the proxied-response set (HSTS, nosniff, Route.ResponseHeaders).
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	if rs := stateFrom(resp.Request.Context()); rs != nil {
+		rs.proxied.Store(true)
+	}
+	return nil
+}
+
+// proxyError maps proxy failures to pages with the request id and nothing
+// internal: a request body over the route's limit → 413; a malformed
+// request body (client fault) → 400; an upstream timeout → 504; anything
+// else (unreachable, refused, reset) → 502.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	rs := stateFrom(r.Context())
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe) || rs != nil && rs.body != nil && rs.body.tooLarge():
+		rs.reason = "body:too-large"
+		w.Header().Set("Connection", "close")
+		writeError(w, r, http.StatusRequestEntityTooLarge, "The request body is too large.")
+	case rs != nil && rs.body != nil && rs.body.failed():
+		rs.reason = "body:malformed"
+		w.Header().Set("Connection", "close")
+		writeError(w, r, http.StatusBadRequest, "The request body could not be read.")
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		rs.reason = "client-gone"
+		w.WriteHeader(499) // nginx's "client closed request"; never seen by the client
+	case isTimeout(err):
+		rs.reason = "upstream:timeout"
+		writeError(w, r, http.StatusGatewayTimeout, "The service did not answer in time.")
+	default:
+		rs.reason = "upstream:unavailable"
+		writeError(w, r, http.StatusBadGateway, "The service is not available.")
+	}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// bodyReader wraps the request body to bound it (Route.MaxBodyBytes,
+// default 10 MiB) and to tell a client's malformed body from an upstream
+// failure.
+type bodyReader struct {
+	mu   sync.Mutex
+	rc   io.ReadCloser
+	left int64
+	big  bool
+	err  error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.big {
+		return 0, &http.MaxBytesError{}
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) > b.left {
+		b.big = true
+		return int(b.left), &http.MaxBytesError{}
+	}
+	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return b.rc.Close() }
+
+func (b *bodyReader) tooLarge() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.big }
+func (b *bodyReader) failed() bool   { b.mu.Lock(); defer b.mu.Unlock(); return b.err != nil }
+
+// limitBody refuses a declared Content-Length over the route's limit with
+// 413 before anything is read, and bounds every other body while it is
+// streamed.
+func (g *Gateway) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := scope.From(r.Context())
+		limit := s.Route.MaxBodyBytes
+		if limit <= 0 {
+			limit = DefaultMaxBodyBytes
+		}
+		if r.ContentLength > limit {
+			w.Header().Set("Connection", "close")
+			refuse(w, r, http.StatusRequestEntityTooLarge, "body:too-large")
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			br := &bodyReader{rc: r.Body, left: limit}
+			stateFrom(r.Context()).body = br
+			r.Body = br
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// websocketGate admits protocol upgrades (RFC 9110 §7.8) only as WebSocket
+// (RFC 6455) on routes with WebSocket: true, after authentication and
+// policy, and only from an Origin in Route.Origins (default
+// "https://<route host>" for each of the route's hosts and the request's
+// host); every other upgrade attempt (h2c included) is 403.
+func (g *Gateway) websocketGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.Header.Values("Upgrade")) == 0 && r.Method != http.MethodConnect {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s := scope.From(r.Context())
+		if r.Method == http.MethodConnect || !s.Route.WebSocket ||
+			!strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket") {
+			refuse(w, r, http.StatusForbidden, "upgrade:not-allowed")
+			return
+		}
+		if !originAllowed(r.Header.Values("Origin"), s) {
+			refuse(w, r, http.StatusForbidden, "upgrade:origin")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func originAllowed(origins []string, s *scope.Scope) bool {
+	if len(origins) != 1 {
+		return false
+	}
+	o := strings.ToLower(strings.TrimSuffix(origins[0], "/"))
+	allowed := s.Route.Origins
+	if len(allowed) == 0 {
+		allowed = []string{"https://" + s.Host}
+		for _, h := range s.Route.Hosts {
+			allowed = append(allowed, "https://"+strings.ToLower(strings.TrimSuffix(h, ".")))
+		}
+	}
+	for _, a := range allowed {
+		if strings.ToLower(strings.TrimSuffix(a, "/")) == o {
+			return true
+		}
+	}
+	return false
+}
