@@ -118,3 +118,34 @@ func TestClientCertificates(t *testing.T) {
 		t.Fatalf("ClientCAs() = %v, want one pool \"devices\"", pools)
 	}
 }
+
+func TestACMETLSALPNRefusedForNonACMEHosts(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig(t, config.TLSHost{Names: []string{"localhost"}, Mode: ModeLocal})
+	m := newManager(t, Options{Config: cfg})
+	addr := serveHTTPS(t, m, nil)
+	for _, tc := range []struct {
+		name   string
+		protos []string
+		ok     bool
+		want   string
+	}{
+		{"h2", []string{"h2", "http/1.1"}, true, "h2"},
+		{"http/1.1", []string{"http/1.1"}, true, "http/1.1"},
+		{"acme-tls/1 only", []string{"acme-tls/1"}, false, ""},
+	} {
+		cs, err := handshake(addr, &tls.Config{RootCAs: rootPool(t, m.LocalRootPath()), ServerName: "localhost", NextProtos: tc.protos})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: handshake err %v, want ok=%v", tc.name, err, tc.ok)
+			continue
+		}
+		if tc.ok && cs.NegotiatedProtocol != tc.want {
+			t.Errorf("%s: negotiated %q, want %q", tc.name, cs.NegotiatedProtocol, tc.want)
+		}
+	}
+	for _, p := range m.TLSConfig().NextProtos {
+		if p == "acme-tls/1" {
+			t.Error("acme-tls/1 offered in ALPN with no acme host")
+		}
+	}
+}
