@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +15,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/telegate/telegate/auth/devop"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/gateway/demoapp"
 )
 
 // errDemoNotLoopback is the message for a non-loopback address in demo mode.
@@ -59,7 +63,8 @@ func (c cli) demo(ctx context.Context, args []string) int {
 		return exitFail
 	}
 	defer op.Close()
-	upstream, closeApp, err := startDemoApp(ctx, logger, cfg)
+	roots := &rootFile{path: filepath.Join(cfg.DataDir, "ca", "root.pem")}
+	upstream, closeApp, err := startDemoApp(ctx, logger, cfg, roots)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "telegate demo: starting the demo app: %v\n", err)
 		return exitFail
@@ -76,6 +81,7 @@ func (c cli) demo(ctx context.Context, args []string) int {
 	err = serve(ctx, cfg, serveOptions{
 		Logger: logger,
 		Ready: func(r readyInfo) {
+			roots.setPath(r.LocalRoot)
 			printBanner(c.stdout, r, cfg, op.Issuer())
 		},
 	})
@@ -117,23 +123,31 @@ func startDevOP(ctx context.Context, logger *slog.Logger, publicURL, secret stri
 	})
 }
 
-// startDemoApp starts the demo upstream app on an ephemeral loopback port
-// and returns its URL and a function that stops it.
-//
-// The demo app (package gateway/demoapp, which verifies the assertion) is
-// wired here once it is in the tree; until then a small placeholder page
-// stands in for it.
-func startDemoApp(ctx context.Context, logger *slog.Logger, cfg *config.Config) (string, func(), error) {
-	_ = cfg
+// startDemoApp starts the demo upstream app (gateway/demoapp, which
+// verifies the gateway's assertion against its JWKS) on an ephemeral
+// loopback port and returns its URL and a function that stops it. The app
+// fetches the JWKS over HTTPS from the gateway, trusting the local CA root
+// that the gateway creates when it starts (roots names the file).
+func startDemoApp(ctx context.Context, logger *slog.Logger, cfg *config.Config, roots *rootFile) (string, func(), error) {
+	ids := make([]string, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		ids = append(ids, r.ID)
+	}
+	h, err := demoapp.New(demoapp.Options{
+		JWKSURL:    cfg.Server.PublicURL + "/.telegate/jwks.json",
+		Issuer:     cfg.Assertion.Issuer,
+		Audiences:  ids,
+		Header:     cfg.Assertion.Header,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: roots},
+		Logger:     logger.With("component", "demoapp"),
+	})
+	if err != nil {
+		return "", nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		fmt.Fprintf(w, "telegate demo upstream (DEMO MODE, not for patients)\npath: %s\n", r.URL.Path)
-	})
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -152,6 +166,52 @@ func startDemoApp(ctx context.Context, logger *slog.Logger, cfg *config.Config) 
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
+}
+
+// rootFile is an http.RoundTripper that trusts only the CA root in a PEM
+// file, read on first use (the gateway creates it when it starts) and again
+// while it cannot be read.
+type rootFile struct {
+	mu   sync.Mutex
+	path string
+	rt   *http.Transport
+}
+
+// setPath names the root file (from readyInfo.LocalRoot).
+func (f *rootFile) setPath(p string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p != "" && p != f.path {
+		f.path, f.rt = p, nil
+	}
+}
+
+// RoundTrip implements http.RoundTripper.
+func (f *rootFile) RoundTrip(req *http.Request) (*http.Response, error) {
+	f.mu.Lock()
+	rt := f.rt
+	if rt == nil {
+		pem, err := os.ReadFile(f.path)
+		if err != nil {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("demo: local CA root: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("demo: local CA root %s holds no certificate", f.path)
+		}
+		rt = &http.Transport{
+			TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Second,
+			MaxIdleConns:          4,
+			IdleConnTimeout:       30 * time.Second,
+		}
+		f.rt = rt
+	}
+	f.mu.Unlock()
+	return rt.RoundTrip(req)
 }
 
 // printBanner tells the person at the terminal what is running and how to
