@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Visits configures video visits: the waiting room, admission, signaling
 // and the built-in web client (package media). A zero field takes the
@@ -46,4 +49,78 @@ type Visits struct {
 	// ICEHost is the host name put into TURN URLs. Default the host the
 	// request came in on.
 	ICEHost string `yaml:"ice_host"`
+}
+
+// ApplyDefaults implements SectionDefaulter: it fills v's zero fields with
+// their defaults. It is idempotent.
+func (v *Visits) ApplyDefaults(*Config) { *v = v.Defaults() }
+
+// Defaults returns v with every zero field set to its default (see the
+// field comments). It is idempotent.
+func (v Visits) Defaults() Visits {
+	if v.InviteTTL <= 0 {
+		v.InviteTTL = 24 * time.Hour
+	}
+	if v.MaxDuration <= 0 {
+		v.MaxDuration = 2 * time.Hour
+	}
+	if v.DefaultParticipants <= 0 {
+		v.DefaultParticipants = 2
+	}
+	if v.MaxParticipants <= 0 {
+		v.MaxParticipants = 6
+		if v.DefaultParticipants > v.MaxParticipants {
+			v.MaxParticipants = v.DefaultParticipants
+		}
+	}
+	if v.MaxWaiting <= 0 {
+		v.MaxWaiting = 10
+	}
+	if v.MaxVisits <= 0 {
+		v.MaxVisits = 10000
+	}
+	if v.MaxVisitsPerOwner <= 0 {
+		v.MaxVisitsPerOwner = 50
+	}
+	if v.Retention <= 0 {
+		v.Retention = 24 * time.Hour
+	}
+	if v.MaxPeers <= 0 {
+		v.MaxPeers = 2000
+	}
+	if v.MaxMessageBytes <= 0 {
+		v.MaxMessageBytes = 64 << 10
+	}
+	if v.MessageRate <= 0 {
+		v.MessageRate = 20
+	}
+	if v.MessageBurst <= 0 {
+		v.MessageBurst = 200
+	}
+	return v
+}
+
+// Validate implements Validator for the visits section (defaults applied).
+func (v *Visits) Validate(_ *Config, r *Report) {
+	if v.InviteTTL < time.Minute || v.InviteTTL > 30*24*time.Hour {
+		r.Errorf("invite_ttl", "must be between 1m and 720h")
+	}
+	if v.MaxDuration < time.Minute || v.MaxDuration > 24*time.Hour {
+		r.Errorf("max_duration", "must be between 1m and 24h")
+	}
+	if v.MaxParticipants < 2 || v.MaxParticipants > 16 {
+		r.Errorf("max_participants", "must be between 2 and 16 (every participant connects to every other)")
+	}
+	if v.DefaultParticipants < 2 || v.DefaultParticipants > v.MaxParticipants {
+		r.Errorf("default_participants", "must be between 2 and max_participants")
+	}
+	if v.MaxMessageBytes < 4096 || v.MaxMessageBytes > 1<<20 {
+		r.Errorf("max_message_bytes", "must be between 4096 and 1048576")
+	}
+	if v.MaxWaiting > 1000 {
+		r.Errorf("max_waiting", "must be at most 1000")
+	}
+	if strings.ContainsAny(v.ICEHost, ":/ ?#@[]") {
+		r.Errorf("ice_host", "must be a host name without scheme, port or path")
+	}
 }

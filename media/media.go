@@ -113,48 +113,7 @@ type Service struct {
 }
 
 // applyDefaults fills zero fields with the documented defaults.
-func applyDefaults(c config.Visits) config.Visits {
-	if c.InviteTTL <= 0 {
-		c.InviteTTL = 24 * time.Hour
-	}
-	if c.MaxDuration <= 0 {
-		c.MaxDuration = 2 * time.Hour
-	}
-	if c.DefaultParticipants <= 0 {
-		c.DefaultParticipants = 2
-	}
-	if c.MaxParticipants <= 0 {
-		c.MaxParticipants = 6
-	}
-	if c.DefaultParticipants > c.MaxParticipants {
-		c.MaxParticipants = c.DefaultParticipants
-	}
-	if c.MaxWaiting <= 0 {
-		c.MaxWaiting = 10
-	}
-	if c.MaxVisits <= 0 {
-		c.MaxVisits = 10000
-	}
-	if c.MaxVisitsPerOwner <= 0 {
-		c.MaxVisitsPerOwner = 50
-	}
-	if c.Retention <= 0 {
-		c.Retention = 24 * time.Hour
-	}
-	if c.MaxPeers <= 0 {
-		c.MaxPeers = 2000
-	}
-	if c.MaxMessageBytes <= 0 {
-		c.MaxMessageBytes = 64 << 10
-	}
-	if c.MessageRate <= 0 {
-		c.MessageRate = 20
-	}
-	if c.MessageBurst <= 0 {
-		c.MessageBurst = 200
-	}
-	return c
-}
+func applyDefaults(c config.Visits) config.Visits { return c.Defaults() }
 
 // New opens the visit store in o.DataDir, loads the visits that survive a
 // restart and starts the expiry loop. It fails when DataDir or Relay is
