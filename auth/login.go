@@ -214,7 +214,7 @@ func (s *Service) completeSignin(ctx context.Context, rp *relyingParty, rec *pre
 		IDToken:      raw,
 		AccessToken:  tok.AccessToken,
 		RefreshToken: tok.RefreshToken,
-		TokenExpiry:  tok.Expiry,
+		TokenExpiry:  tokenExpiry(tok, now),
 	}
 	s.sessionTimes(sess)
 	return &newSession{Session: sess, handle: handle}, nil

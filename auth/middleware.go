@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -202,7 +203,7 @@ func (s *Service) refresh(ctx context.Context, sess *Session) (*Session, error) 
 		if tok.RefreshToken != "" {
 			cur.RefreshToken = tok.RefreshToken
 		}
-		cur.TokenExpiry = tok.Expiry
+		cur.TokenExpiry = tokenExpiry(tok, s.now())
 		if _, err := s.store.Put(ctx, cur); err != nil {
 			return nil, err
 		}
@@ -260,4 +261,14 @@ func (s *Service) Challenge(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/.telegate/login?"+q.Encode(), http.StatusFound)
+}
+
+// tokenExpiry is when tok's access token expires by the service's clock:
+// now + expires_in (RFC 6749 §5.1), else the expiry oauth2 computed, else
+// zero (no known expiry: never refreshed).
+func tokenExpiry(tok *oauth2.Token, now time.Time) time.Time {
+	if tok.ExpiresIn > 0 {
+		return now.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	}
+	return tok.Expiry
 }
