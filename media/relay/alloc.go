@@ -59,10 +59,10 @@ type allocation struct {
 // peerSet is what an allocation may reach: the relayed addresses of the
 // other admitted participants of its visit.
 type peerSet struct {
-	ips map[netip.Addr]struct{}              // advertised IPs (permissions are per IP, RFC 8656 §9)
-	out map[netip.AddrPort]*net.UDPAddr      // advertised or local address → local socket to write to
-	in  map[netip.AddrPort]*net.UDPAddr      // sibling local socket → advertised address shown to pion
-	adv map[netip.AddrPort]struct{}          // advertised addresses (ChannelBind)
+	ips map[netip.Addr]struct{}         // advertised IPs (permissions are per IP, RFC 8656 §9)
+	out map[netip.AddrPort]*net.UDPAddr // advertised or local address → local socket to write to
+	in  map[netip.AddrPort]*net.UDPAddr // sibling local socket → advertised address shown to pion
+	adv map[netip.AddrPort]struct{}     // advertised addresses (ChannelBind)
 }
 
 var emptyPeers = &peerSet{}

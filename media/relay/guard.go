@@ -1,0 +1,559 @@
+package relay
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pion/stun/v4"
+	"github.com/pion/turn/v5"
+	"golang.org/x/time/rate"
+
+	"github.com/telegate/telegate/gateway/audit"
+)
+
+// STUN/TURN constants pion/stun does not name.
+const (
+	attrAccessToken    stun.AttrType = 0x001B // RFC 7635 §6.2
+	protoUDP                         = 17     // REQUESTED-TRANSPORT, RFC 8656 §18.7
+	protoTCP                         = 6
+	typeSendIndication               = 0x0016
+	typeDataIndication               = 0x0017
+)
+
+// guardConn stands in front of pion on one listening socket (a UDP socket
+// or the TLS stream mux). Pion reads requests through it and writes its
+// answers through it.
+//
+// Inbound, every TURN request needing authentication is checked here
+// first: the long-term credential (RFC 8489 §9.2) with telegate's own
+// nonces, then the relay's rules (expiry, admission, 437 Allocation
+// Mismatch, 441 Wrong Credentials, 442 for TCP, 403 for peers outside the
+// visit). A request that passes is handed to pion re-signed with a nonce
+// pion accepts; its MESSAGE-INTEGRITY key is handed over by the
+// AuthHandler. ChannelData and Send indications pass untouched (the relay
+// socket filters them).
+//
+// Outbound, answers without MESSAGE-INTEGRITY to sources without an
+// allocation are rate limited per source address, and pion's own nonces
+// are replaced by telegate's.
+type guardConn struct {
+	net.PacketConn
+	s         *Server
+	id        int
+	transport string
+	held      *heldRequest
+}
+
+// heldRequest waits while a probe obtains a fresh pion nonce.
+type heldRequest struct {
+	m    *stun.Message
+	ac   *authCtx
+	from net.Addr
+}
+
+// authCtx is an authenticated request.
+type authCtx struct {
+	username string
+	user     Username
+	key      stun.MessageIntegrity
+}
+
+// inflight hands the key of a request the guard authenticated to pion's
+// AuthHandler.
+type inflight struct {
+	userID string
+	key    []byte
+	at     time.Time
+}
+
+type harvestedNonce struct {
+	nonce string
+	at    time.Time
+}
+
+// probeAddr is the source of the guard's own probe requests; answers to it
+// never leave the process.
+var probeAddr = &net.UDPAddr{IP: net.IPv4zero, Port: 0}
+
+func isProbe(a net.Addr) bool {
+	u, ok := a.(*net.UDPAddr)
+	return ok && u.Port == 0 && u.IP.IsUnspecified()
+}
+
+func inflightKey(username string, from net.Addr) string {
+	return username + "\x00" + from.String()
+}
+
+// ReadFrom implements net.PacketConn for pion.
+func (g *guardConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		if h := g.held; h != nil {
+			g.held = nil
+			if out, ok := g.handOver(h.m, h.ac, h.from, false); ok && len(out) <= len(p) {
+				return copy(p, out), h.from, nil
+			}
+			continue
+		}
+		n, from, err := g.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, from, err
+		}
+		out, ok := g.inspect(p[:n], from)
+		if !ok || len(out) > len(p) {
+			continue
+		}
+		if len(out) > 0 && &out[0] != &p[0] {
+			n = copy(p, out)
+		} else {
+			n = len(out)
+		}
+		if g.held != nil {
+			return n, probeAddr, nil
+		}
+		return n, from, nil
+	}
+}
+
+// inspect returns the packet to give pion (possibly rewritten) or false to
+// drop it, having answered the client itself where that is due.
+func (g *guardConn) inspect(pkt []byte, from net.Addr) ([]byte, bool) {
+	if len(pkt) < 4 {
+		return nil, false
+	}
+	if pkt[0]&0xC0 == 0x40 { // ChannelData, RFC 8656 §12.4
+		return pkt, true
+	}
+	if !stun.IsMessage(pkt) {
+		return nil, false
+	}
+	if t := binary.BigEndian.Uint16(pkt[0:2]); t == typeSendIndication {
+		return pkt, true
+	}
+	m := &stun.Message{Raw: append([]byte(nil), pkt...)}
+	if err := m.Decode(); err != nil || m.Type.Class != stun.ClassRequest {
+		return nil, false
+	}
+	switch m.Type.Method {
+	case stun.MethodBinding:
+		return pkt, true
+	case stun.MethodAllocate, stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind,
+		stun.MethodConnect, stun.MethodConnectionBind:
+	default:
+		return nil, false
+	}
+	ac, ok := g.authenticate(m, from)
+	if !ok {
+		return nil, false
+	}
+	src, _ := addrPortOf(from)
+	key := tupleKey{listener: g.id, src: src}
+	s := g.s
+	switch m.Type.Method {
+	case stun.MethodConnect, stun.MethodConnectionBind:
+		g.reply(from, m, stun.CodeBadRequest, ac.key)
+		return nil, false
+	case stun.MethodAllocate:
+		if s.lookup(key) != nil {
+			break // pion answers a retransmission or 437
+		}
+		if s.now().After(ac.user.Expires) {
+			s.denyAllocation(ac.username, ac.user, key, "expired")
+			g.challenge(from, m, stun.CodeUnauthorized)
+			return nil, false
+		}
+		s.mu.Lock()
+		_, p := s.admittedLocked(ac.user.Visit, ac.user.Participant)
+		s.mu.Unlock()
+		if p == nil {
+			s.denyAllocation(ac.username, ac.user, key, "not-admitted")
+			g.reply(from, m, stun.CodeForbidden, ac.key)
+			return nil, false
+		}
+		if v, err := m.Get(stun.AttrRequestedTransport); err == nil && len(v) == 4 && v[0] != protoUDP {
+			s.denyAllocation(ac.username, ac.user, key, "unsupported-transport")
+			g.reply(from, m, stun.CodeUnsupportedTransProto, ac.key)
+			return nil, false
+		}
+	default: // Refresh, CreatePermission, ChannelBind: RFC 8656 §7.3, §9, §12
+		a := s.lookup(key)
+		if a == nil {
+			s.m.denial("allocation_mismatch")
+			g.reply(from, m, stun.CodeAllocMismatch, ac.key)
+			return nil, false
+		}
+		if a.username != ac.username {
+			s.m.denial("wrong_credentials")
+			g.reply(from, m, stun.CodeWrongCredentials, ac.key)
+			return nil, false
+		}
+		if reason := g.checkPeers(m, a); reason != "" {
+			s.m.denial(reason)
+			s.record(audit.Event{
+				Type: "relay.permission", Client: src.Addr().String(), Decision: "deny", Reason: reason,
+				Attrs: map[string]string{"visit": a.visit, "participant": a.participant, "method": m.Type.Method.String()},
+			})
+			code := stun.CodeForbidden
+			if reason == "bad_request" {
+				code = stun.CodeBadRequest
+			}
+			g.reply(from, m, code, ac.key)
+			return nil, false
+		}
+	}
+	return g.handOver(m, ac, from, true)
+}
+
+// checkPeers applies the peer filter to CreatePermission (every
+// XOR-PEER-ADDRESS, by IP: RFC 8656 §9) and ChannelBind (the exact
+// transport address, §12). "" admits.
+func (g *guardConn) checkPeers(m *stun.Message, a *allocation) string {
+	switch m.Type.Method {
+	case stun.MethodCreatePermission, stun.MethodChannelBind:
+	default:
+		return ""
+	}
+	peers, err := peerAddresses(m)
+	if err != nil || len(peers) == 0 || (m.Type.Method == stun.MethodChannelBind && len(peers) != 1) {
+		return "bad_request"
+	}
+	for _, ap := range peers {
+		var r string
+		if m.Type.Method == stun.MethodCreatePermission {
+			r = a.permitIP(ap.Addr())
+		} else {
+			r = a.permitAddr(ap)
+		}
+		if r != "" {
+			return r
+		}
+	}
+	return ""
+}
+
+// peerAddresses decodes every XOR-PEER-ADDRESS of m (RFC 8656 §18.3) as
+// sent: an IPv4-mapped IPv6 address stays an IPv6 address.
+func peerAddresses(m *stun.Message) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, at := range m.Attributes {
+		if at.Type != stun.AttrXORPeerAddress {
+			continue
+		}
+		tmp := &stun.Message{TransactionID: m.TransactionID}
+		tmp.WriteHeader()
+		tmp.Add(stun.AttrXORPeerAddress, at.Value)
+		var xa stun.XORMappedAddress
+		if err := xa.GetFromAs(tmp, stun.AttrXORPeerAddress); err != nil {
+			return nil, err
+		}
+		ip, ok := netip.AddrFromSlice(xa.IP)
+		if !ok || xa.Port < 0 || xa.Port > 65535 {
+			return nil, fmt.Errorf("relay: bad peer address")
+		}
+		out = append(out, netip.AddrPortFrom(ip, uint16(xa.Port)))
+	}
+	return out, nil
+}
+
+// authenticate checks the long-term credential of m (RFC 8489 §9.2.4),
+// answering 400, 401 or 438 itself when it fails.
+func (g *guardConn) authenticate(m *stun.Message, from net.Addr) (*authCtx, bool) {
+	s := g.s
+	if !m.Contains(stun.AttrMessageIntegrity) || m.Contains(attrAccessToken) {
+		g.challenge(from, m, stun.CodeUnauthorized)
+		return nil, false
+	}
+	var (
+		user  stun.Username
+		realm stun.Realm
+		nonce stun.Nonce
+	)
+	if user.GetFrom(m) != nil || realm.GetFrom(m) != nil || nonce.GetFrom(m) != nil {
+		g.reply(from, m, stun.CodeBadRequest, nil)
+		return nil, false
+	}
+	if realm.String() != s.cfg.Realm {
+		g.challenge(from, m, stun.CodeUnauthorized)
+		return nil, false
+	}
+	if s.nonces.check(nonce.String(), s.now(), nonceLifetime) != nil {
+		g.challenge(from, m, stun.CodeStaleNonce)
+		return nil, false
+	}
+	name := user.String()
+	u, err := ParseUsername(name)
+	if err != nil {
+		s.m.total("unauthorized")
+		g.challenge(from, m, stun.CodeUnauthorized)
+		return nil, false
+	}
+	for _, sec := range s.secrets {
+		key := stun.NewLongTermIntegrity(name, s.cfg.Realm, Password(sec, name))
+		if key.Check(m) == nil {
+			return &authCtx{username: name, user: u, key: key}, true
+		}
+	}
+	s.m.total("unauthorized")
+	g.challenge(from, m, stun.CodeUnauthorized)
+	return nil, false
+}
+
+// handOver re-signs an authenticated request with a nonce pion accepts,
+// dropping everything after MESSAGE-INTEGRITY, and registers its key for
+// the AuthHandler. When no fresh pion nonce is known and probe is true, it
+// holds the request and returns a probe instead.
+func (g *guardConn) handOver(m *stun.Message, ac *authCtx, from net.Addr, probe bool) ([]byte, bool) {
+	s := g.s
+	hn := s.pionNonce.Load()
+	if hn == nil || s.now().Sub(hn.at) > pionNonceRefresh {
+		if !probe {
+			return nil, false
+		}
+		g.held = &heldRequest{m: m, ac: ac, from: from}
+		pm, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest))
+		if err != nil {
+			g.held = nil
+			return nil, false
+		}
+		return pm.Raw, true
+	}
+	src, _ := addrPortOf(from)
+	userID := ac.username + "|" + strconv.Itoa(g.id) + "|" + src.String()
+	s.inflight.Store(inflightKey(ac.username, from), &inflight{userID: userID, key: ac.key, at: s.now()})
+	out := resign(m, hn.nonce, ac.key)
+	return out, true
+}
+
+// resign copies m without NONCE, MESSAGE-INTEGRITY(-SHA256), FINGERPRINT
+// and anything after MESSAGE-INTEGRITY, then adds nonce and a
+// MESSAGE-INTEGRITY with key.
+func resign(m *stun.Message, nonce string, key stun.MessageIntegrity) []byte {
+	out := &stun.Message{TransactionID: m.TransactionID, Type: m.Type}
+	out.WriteHeader()
+	for _, at := range m.Attributes {
+		if at.Type == stun.AttrMessageIntegrity {
+			break
+		}
+		switch at.Type {
+		case stun.AttrNonce, stun.AttrFingerprint, stun.AttrMessageIntegritySHA256:
+			continue
+		}
+		out.Add(at.Type, at.Value)
+	}
+	out.Add(stun.AttrNonce, []byte(nonce))
+	_ = key.AddTo(out)
+	return out.Raw
+}
+
+// challenge answers 401 or 438 with REALM and a fresh NONCE (RFC 8489
+// §9.2.4), subject to the per-source limit.
+func (g *guardConn) challenge(from net.Addr, m *stun.Message, code stun.ErrorCode) {
+	g.send(from, false,
+		&stun.Message{TransactionID: m.TransactionID},
+		stun.NewType(m.Type.Method, stun.ClassErrorResponse),
+		&stun.ErrorCodeAttribute{Code: code},
+		stun.NewRealm(g.s.cfg.Realm),
+		stun.NewNonce(g.s.nonces.issue(g.s.now())),
+	)
+}
+
+// reply answers an error; with MESSAGE-INTEGRITY when key is set.
+func (g *guardConn) reply(from net.Addr, m *stun.Message, code stun.ErrorCode, key stun.MessageIntegrity) {
+	setters := []stun.Setter{
+		&stun.Message{TransactionID: m.TransactionID},
+		stun.NewType(m.Type.Method, stun.ClassErrorResponse),
+		&stun.ErrorCodeAttribute{Code: code},
+	}
+	if key != nil {
+		setters = append(setters, key)
+	}
+	g.send(from, key != nil, setters...)
+}
+
+func (g *guardConn) send(to net.Addr, authenticated bool, setters ...stun.Setter) {
+	if !authenticated && !g.allowUnauthenticated(to) {
+		return
+	}
+	msg, err := stun.Build(setters...)
+	if err != nil {
+		return
+	}
+	_, _ = g.PacketConn.WriteTo(msg.Raw, to)
+}
+
+// allowUnauthenticated applies the per-source limit on answers without
+// MESSAGE-INTEGRITY. Sources holding an allocation are exempt.
+func (g *guardConn) allowUnauthenticated(to net.Addr) bool {
+	ap, ok := addrPortOf(to)
+	if !ok {
+		return false
+	}
+	s := g.s
+	if s.lookup(tupleKey{listener: g.id, src: ap}) != nil {
+		return true
+	}
+	lim, ok := s.unauth.Get(ap.Addr())
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(s.cfg.UnauthenticatedRate.Rate), s.cfg.UnauthenticatedRate.Burst)
+		if prev, found, _ := s.unauth.PeekOrAdd(ap.Addr(), lim); found {
+			lim = prev
+		}
+	}
+	if lim.Allow() {
+		return true
+	}
+	s.m.denial("unauthenticated_rate")
+	return false
+}
+
+// WriteTo implements net.PacketConn for pion's answers.
+func (g *guardConn) WriteTo(p []byte, to net.Addr) (int, error) {
+	if len(p) >= 20 && p[0]&0xC0 == 0 {
+		t := binary.BigEndian.Uint16(p[0:2])
+		if t != typeDataIndication && stun.IsMessage(p) {
+			return g.writeSTUN(p, to)
+		}
+	}
+	if isProbe(to) {
+		return len(p), nil
+	}
+	return g.PacketConn.WriteTo(p, to)
+}
+
+func (g *guardConn) writeSTUN(p []byte, to net.Addr) (int, error) {
+	m := &stun.Message{Raw: append([]byte(nil), p...)}
+	if err := m.Decode(); err != nil {
+		return len(p), nil
+	}
+	if m.Contains(stun.AttrMessageIntegrity) {
+		if isProbe(to) {
+			return len(p), nil
+		}
+		return g.PacketConn.WriteTo(p, to)
+	}
+	var nonce stun.Nonce
+	if m.Type.Class == stun.ClassErrorResponse && nonce.GetFrom(m) == nil {
+		// A challenge from pion: learn its nonce, answer with ours.
+		g.s.pionNonce.Store(&harvestedNonce{nonce: nonce.String(), at: g.s.now()})
+		if isProbe(to) {
+			return len(p), nil
+		}
+		out := &stun.Message{TransactionID: m.TransactionID, Type: m.Type}
+		out.WriteHeader()
+		for _, at := range m.Attributes {
+			switch at.Type {
+			case stun.AttrNonce, stun.AttrFingerprint, stun.AttrSoftware:
+				continue
+			}
+			out.Add(at.Type, at.Value)
+		}
+		out.Add(stun.AttrNonce, []byte(g.s.nonces.issue(g.s.now())))
+		p = out.Raw
+	}
+	if isProbe(to) || !g.allowUnauthenticated(to) {
+		return len(p), nil
+	}
+	return g.PacketConn.WriteTo(p, to)
+}
+
+// authHandler is pion's AuthHandler: it only hands over the key of a
+// request the guard has just authenticated (fail closed otherwise).
+func (s *Server) authHandler(ra *turn.RequestAttributes) (string, []byte, bool) {
+	if ra == nil || ra.SrcAddr == nil {
+		return "", nil, false
+	}
+	v, ok := s.inflight.LoadAndDelete(inflightKey(ra.Username, ra.SrcAddr))
+	if !ok {
+		return "", nil, false
+	}
+	in := v.(*inflight)
+	return in.userID, in.key, true
+}
+
+// quotaHandler is pion's QuotaHandler: it reserves one allocation against
+// the participant, visit and total caps and the per-credential rate, or
+// refuses (486 Allocation Quota Reached, RFC 8656 §7.2 step 8).
+func (s *Server) quotaHandler(userID, _ string, srcAddr net.Addr) bool {
+	parts := strings.SplitN(userID, "|", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	name := parts[0]
+	listener, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return false
+	}
+	u, err := ParseUsername(name)
+	if err != nil {
+		return false
+	}
+	src, _ := addrPortOf(srcAddr)
+	key := tupleKey{listener: listener, src: src}
+
+	lim, ok := s.allocRate.Get(name)
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(s.cfg.AllocationRate.Rate), s.cfg.AllocationRate.Burst)
+		if prev, found, _ := s.allocRate.PeekOrAdd(name, lim); found {
+			lim = prev
+		}
+	}
+	if !lim.Allow() {
+		s.denyAllocation(name, u, key, "rate-limited")
+		return false
+	}
+
+	now := s.now()
+	s.mu.Lock()
+	s.expireTicketsLocked(now)
+	vs, p := s.admittedLocked(u.Visit, u.Participant)
+	reason := ""
+	switch {
+	case p == nil:
+		reason = "not-admitted"
+	case p.count >= s.cfg.MaxAllocationsPerParticipant:
+		reason = "quota-participant"
+	case vs.count >= s.cfg.MaxAllocationsPerVisit:
+		reason = "quota-visit"
+	case s.total >= s.cfg.MaxAllocations:
+		reason = "quota-total"
+	}
+	if reason == "" {
+		if old := s.tickets[userID]; old != nil {
+			s.unreserveLocked(old.user.Visit, old.user.Participant, old.vs, old.p)
+		}
+		p.count++
+		vs.count++
+		s.total++
+		s.tickets[userID] = &ticket{user: u, username: name, key: key, vs: vs, p: p, deadline: now.Add(ticketLifetime)}
+	}
+	s.mu.Unlock()
+	if reason != "" {
+		s.denyAllocation(name, u, key, reason)
+		return false
+	}
+	return true
+}
+
+// permissionHandler is pion's PermissionHandler for listener id: a second
+// line behind the guard, admitting only the advertised IPs of siblings.
+func (s *Server) permissionHandler(id int) turn.PermissionHandler {
+	return func(clientAddr net.Addr, peerIP net.IP) bool {
+		src, ok := addrPortOf(clientAddr)
+		if !ok {
+			return false
+		}
+		a := s.lookup(tupleKey{listener: id, src: src})
+		if a == nil {
+			return false
+		}
+		ip, ok := netip.AddrFromSlice(peerIP)
+		if !ok || (len(peerIP) == 16 && ip.Is4In6()) {
+			return false
+		}
+		return a.permitIP(ip) == ""
+	}
+}

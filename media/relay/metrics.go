@@ -1,0 +1,63 @@
+package relay
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the relay's Prometheus metrics (names
+// telegate_media_relay_*). No label carries an address or an id.
+type metrics struct {
+	active  prometheus.Gauge
+	totals  *prometheus.CounterVec
+	denials *prometheus.CounterVec
+	packets prometheus.Counter
+	bytes   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "telegate_media_relay_allocations_active",
+			Help: "TURN allocations currently open.",
+		}),
+		totals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telegate_media_relay_allocations_total",
+			Help: "Allocate outcomes: created, unauthorized, expired, not_admitted, unsupported_transport, rate_limited, quota_participant, quota_visit, quota_total, error.",
+		}, []string{"outcome"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telegate_media_relay_permission_denials_total",
+			Help: "Refused peer operations and dropped packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, bandwidth, unauthenticated_rate.",
+		}, []string{"reason"}),
+		packets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "telegate_media_relay_packets_total",
+			Help: "Datagrams relayed, counted at each relay socket crossing (client to peer, and peer to client).",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "telegate_media_relay_bytes_total",
+			Help: "Payload bytes relayed, counted like telegate_media_relay_packets_total.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.active, m.totals, m.denials, m.packets, m.bytes} {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if errors.As(err, &are) {
+					return nil, errors.New("relay: metrics already registered on this registry")
+				}
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) total(outcome string) { m.totals.WithLabelValues(outcome).Inc() }
+
+func (m *metrics) denial(reason string) { m.denials.WithLabelValues(reason).Inc() }
+
+func (m *metrics) packet(n int) {
+	m.packets.Inc()
+	m.bytes.Add(float64(n))
+}
