@@ -71,8 +71,8 @@ small{color:#556}
 {{end}}
 {{define "denied"}}{{template "top" "Not verified"}}<header><strong>telegate demo app</strong></header>
 <main>
-<h1>401 — not verified</h1>
-<p class="bad">The gateway's assertion did not verify, so this app refuses the request.</p>
+<h1>401: the gateway's assertion did not verify</h1>
+<p class="bad">This app refuses the request: the identity assertion that came with it is not one the gateway signed for this app, or it has expired.</p>
 <p><small>The app checks the assertion's signature (ES256, keys from the gateway's JWKS), issuer, audience and expiry itself.</small></p>
 </main>
 </body>
