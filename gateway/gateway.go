@@ -85,6 +85,7 @@ type Gateway struct {
 	state  atomic.Pointer[state]
 	gen    atomic.Uint64
 	ready  atomic.Bool
+	addrs  atomic.Pointer[boundAddrs]
 	reload sync.Mutex
 }
 

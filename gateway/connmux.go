@@ -1,0 +1,278 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// stunMagicCookie is the fixed value at bytes 4..8 of every STUN message
+// (RFC 8489 §5).
+const stunMagicCookie = 0x2112A442
+
+// IsSTUN reports whether b starts like a STUN message: the two top bits
+// zero (RFC 8489 §5, RFC 7983 §7) and the magic cookie at bytes 4..8.
+func IsSTUN(b []byte) bool {
+	return len(b) >= 8 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == stunMagicCookie
+}
+
+// muxListener accepts TCP connections, completes the TLS handshake itself
+// (bounded in time and in number at once) and dispatches each connection:
+// a server name in Options.ConnHandlers → that handler; ALPN "h2" →
+// net/http's HTTP/2 server (the *tls.Conn itself); ALPN "acme-tls/1" →
+// closed after the handshake (the challenge is answered in it); a STUN
+// message first (Options.STUNConn set; no ALPN, "http/1.1" or "stun.turn")
+// → Options.STUNConn; everything else → HTTP/1 through the framing scanner
+// (h1Conn).
+type muxListener struct {
+	ln        net.Listener
+	g         *Gateway
+	tlsCfg    *tls.Config
+	handlers  map[string]func(net.Conn)
+	stun      func(net.Conn)
+	peek      time.Duration
+	handshake time.Duration
+	maxHead   int
+
+	conns     chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+	sem       chan struct{}
+	wg        sync.WaitGroup
+}
+
+// maxHandshakes bounds TLS handshakes in progress at once.
+const maxHandshakes = 1024
+
+func newMuxListener(g *Gateway, ln net.Listener, tlsCfg *tls.Config) *muxListener {
+	sc := g.current().cfg.Server
+	m := &muxListener{
+		ln: ln, g: g, tlsCfg: tlsCfg, stun: g.o.STUNConn,
+		handlers:  map[string]func(net.Conn){},
+		peek:      2 * time.Second,
+		handshake: 10 * time.Second,
+		maxHead:   orInt(sc.MaxHeaderBytes, 64<<10),
+		conns:     make(chan net.Conn),
+		done:      make(chan struct{}),
+		sem:       make(chan struct{}, maxHandshakes),
+	}
+	if rht := sc.ReadHeaderTimeout; rht > 0 && rht < m.peek {
+		m.peek = rht
+	}
+	for name, h := range g.o.ConnHandlers {
+		if c, err := CanonicalHost(name); err == nil {
+			m.handlers[c] = h
+		}
+	}
+	return m
+}
+
+func (m *muxListener) run() {
+	var delay time.Duration
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			m.Close()
+			return
+		}
+		delay = 0
+		select {
+		case m.sem <- struct{}{}:
+		default:
+			c.Close() // too many handshakes in progress
+			continue
+		}
+		m.wg.Add(1)
+		go m.handle(c)
+	}
+}
+
+// handle completes the handshake and dispatches one connection.
+func (m *muxListener) handle(raw net.Conn) {
+	defer m.wg.Done()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-m.sem
+		}
+	}
+	defer release()
+	_ = raw.SetDeadline(time.Now().Add(m.handshake))
+	tc := tls.Server(raw, m.tlsCfg)
+	ctx, cancel := context.WithTimeout(context.Background(), m.handshake)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		raw.Close()
+		return
+	}
+	_ = raw.SetDeadline(time.Time{})
+	release()
+	cs := tc.ConnectionState()
+	if sni, err := CanonicalHost(cs.ServerName); err == nil {
+		if h := m.handlers[sni]; h != nil {
+			h(tc)
+			return
+		}
+	}
+	switch cs.NegotiatedProtocol {
+	case "h2":
+		m.deliver(tc)
+		return
+	case "acme-tls/1":
+		tc.Close()
+		return
+	case "stun.turn":
+		if m.stun != nil {
+			m.stun(tc)
+		} else {
+			tc.Close()
+		}
+		return
+	}
+	var prefix []byte
+	if m.stun != nil {
+		buf := make([]byte, 8)
+		_ = tc.SetReadDeadline(time.Now().Add(m.peek))
+		n, err := io.ReadFull(tc, buf)
+		_ = tc.SetReadDeadline(time.Time{})
+		if err != nil && !isTimeout(err) && n < 8 {
+			tc.Close()
+			return
+		}
+		prefix = buf[:n]
+		if IsSTUN(prefix) {
+			m.stun(&replayConn{Conn: tc, prefix: prefix})
+			return
+		}
+	}
+	info := &connInfo{tls: &cs, h1: true}
+	m.deliver(newH1Conn(tc, info, m.maxHead, prefix))
+}
+
+func (m *muxListener) deliver(c net.Conn) {
+	select {
+	case m.conns <- c:
+	case <-m.done:
+		c.Close()
+	}
+}
+
+// Accept implements net.Listener.
+func (m *muxListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.conns:
+		return c, nil
+	case <-m.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (m *muxListener) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.done)
+		err = m.ln.Close()
+	})
+	return err
+}
+
+// Addr implements net.Listener.
+func (m *muxListener) Addr() net.Addr { return m.ln.Addr() }
+
+// replayConn returns prefix before reading on from Conn.
+type replayConn struct {
+	net.Conn
+	mu     sync.Mutex
+	prefix []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	if len(r.prefix) > 0 {
+		n := copy(p, r.prefix)
+		r.prefix = r.prefix[n:]
+		r.mu.Unlock()
+		return n, nil
+	}
+	r.mu.Unlock()
+	return r.Conn.Read(p)
+}
+
+// ConnectionState reports the TLS state of the wrapped connection.
+func (r *replayConn) ConnectionState() tls.ConnectionState {
+	if tc, ok := r.Conn.(*tls.Conn); ok {
+		return tc.ConnectionState()
+	}
+	return tls.ConnectionState{}
+}
+
+// ConnectionState reports the TLS state (net/http sets Request.TLS from
+// it for HTTP/1 connections that are not a *tls.Conn).
+func (h *h1Conn) ConnectionState() tls.ConnectionState {
+	if h.info.tls != nil {
+		return *h.info.tls
+	}
+	return tls.ConnectionState{}
+}
+
+// h2Guard bounds new streams per HTTP/2 connection (CVE-2023-44487 "rapid
+// reset"): every request that reaches the chain takes a token; past the
+// bucket the connection is told to go away (GOAWAY) and closed a moment
+// later.
+type h2Guard struct {
+	conn    net.Conn
+	lim     *rate.Limiter
+	mu      sync.Mutex
+	closing bool
+}
+
+// allow takes one token; false once the connection is being closed.
+func (h *h2Guard) allow() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	if h.lim.Allow() {
+		return true
+	}
+	h.closing = true
+	time.AfterFunc(500*time.Millisecond, func() { h.conn.Close() })
+	return false
+}
+
+func orInt(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func orDur(v, def time.Duration) time.Duration {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,272 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// h1Conn is an HTTP/1 connection read through a framing scanner. It holds
+// back each request head until the head is complete, checks it, and hands
+// it to net/http only when it is unambiguous. A head that is not (Content-
+// Length with Transfer-Encoding, a Transfer-Encoding other than one
+// "chunked", several Content-Length fields, obs-fold, bare LF, a duplicate
+// Host, an absolute-form target whose authority differs from Host, the
+// asterisk form) is replaced by a stand-in request, marked on the
+// connection's connInfo, and answered 400 with the request id by the chain
+// (canonicalise); nothing after it is read. RFC 9112 §6.1 requires closing
+// the connection after such a request; net/http alone keeps it open for
+// Content-Length with chunked, and accepts obs-fold.
+//
+// Bodies are followed by Content-Length; after a chunked body or an
+// upgrade the scanner stops and the connection ends with that exchange.
+type h1Conn struct {
+	net.Conn
+	info     *connInfo
+	maxHead  int
+	mu       sync.Mutex
+	pending  []byte // bytes released to net/http but not yet read
+	head     []byte // bytes of an incomplete head, held back
+	bodyLeft int64
+	heads    int64
+	stopped  bool // scanning ended (chunked body, upgrade, oversize)
+	dead     bool // poisoned: the stand-in was released, then EOF
+	rerr     error
+	rbuf     []byte
+}
+
+// standIn replaces a refused head; the chain answers it 400.
+const standIn = "GET / HTTP/1.1\r\nHost: refused.invalid\r\nConnection: close\r\n\r\n"
+
+func newH1Conn(c net.Conn, info *connInfo, maxHead int, prefix []byte) *h1Conn {
+	if maxHead <= 0 {
+		maxHead = 64 << 10
+	}
+	h := &h1Conn{Conn: c, info: info, maxHead: maxHead + 4096}
+	h.feed(prefix)
+	return h
+}
+
+// Read implements net.Conn.
+func (h *h1Conn) Read(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for len(h.pending) == 0 {
+		if h.dead {
+			return 0, io.EOF
+		}
+		if h.rerr != nil {
+			err := h.rerr
+			h.rerr = nil
+			return 0, err
+		}
+		if h.rbuf == nil {
+			h.rbuf = make([]byte, 16<<10)
+		}
+		buf := h.rbuf
+		h.mu.Unlock()
+		n, err := h.Conn.Read(buf)
+		h.mu.Lock()
+		h.feed(buf[:n])
+		if err != nil && len(h.pending) == 0 {
+			if h.dead {
+				continue
+			}
+			return 0, err
+		}
+		if err != nil {
+			h.rerr = err
+		}
+	}
+	n := copy(p, h.pending)
+	h.pending = h.pending[n:]
+	return n, nil
+}
+
+// feed scans b and moves what may be released into pending.
+func (h *h1Conn) feed(b []byte) {
+	for len(b) > 0 && !h.dead {
+		switch {
+		case h.stopped:
+			h.pending = append(h.pending, b...)
+			return
+		case h.bodyLeft > 0:
+			n := int64(len(b))
+			if n > h.bodyLeft {
+				n = h.bodyLeft
+			}
+			h.pending = append(h.pending, b[:n]...)
+			h.bodyLeft -= n
+			b = b[n:]
+		default:
+			h.head = append(h.head, b...)
+			b = nil
+			end := headEnd(h.head)
+			if end < 0 {
+				if len(h.head) > h.maxHead {
+					// net/http answers 431 and closes.
+					h.stopped = true
+					h.info.poison(h.heads+2, "unscanned")
+					h.pending = append(h.pending, h.head...)
+					h.head = nil
+				}
+				return
+			}
+			head, rest := h.head[:end], h.head[end:]
+			h.head = nil
+			h.heads++
+			v := checkHead(head)
+			if v.reason != "" {
+				h.info.poison(h.heads, v.reason)
+				h.pending = append(h.pending, standIn...)
+				h.dead = true
+				return
+			}
+			h.pending = append(h.pending, head...)
+			switch {
+			case v.stop:
+				// Nothing after this exchange is scanned: a later request
+				// on this connection is refused.
+				h.stopped = true
+				h.info.poison(h.heads+1, "unscanned")
+			case v.contentLength > 0:
+				h.bodyLeft = v.contentLength
+			}
+			b = append([]byte(nil), rest...)
+		}
+	}
+}
+
+// headEnd returns the index just past the blank line that ends the
+// request head (CRLF CRLF, or a bare-LF variant, which checkHead refuses),
+// skipping leading empty lines (RFC 9112 §2.2), or -1.
+func headEnd(b []byte) int {
+	i := 0
+	for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	for j := i; j < len(b); j++ {
+		if b[j] != '\n' {
+			continue
+		}
+		// b[j] ends a line; is the next line empty?
+		k := j + 1
+		if k < len(b) && b[k] == '\r' {
+			k++
+		}
+		if k < len(b) && b[k] == '\n' {
+			return k + 1
+		}
+	}
+	return -1
+}
+
+type headVerdict struct {
+	reason        string
+	contentLength int64
+	stop          bool
+}
+
+// checkHead checks one request head (request line and fields).
+func checkHead(head []byte) headVerdict {
+	head = bytes.TrimLeft(head, "\r\n")
+	var v headVerdict
+	lines := bytes.Split(head, []byte("\n"))
+	// The last two elements are the blank line's pieces.
+	var (
+		target          string
+		hosts           []string
+		cls             []string
+		tes             []string
+		upgrade, connUp bool
+		method          string
+	)
+	for i, ln := range lines {
+		if i == len(lines)-1 {
+			break // after the final LF
+		}
+		if len(ln) == 0 || ln[len(ln)-1] != '\r' {
+			return headVerdict{reason: "bare-lf"}
+		}
+		ln = ln[:len(ln)-1]
+		if len(ln) == 0 {
+			continue // the blank line
+		}
+		if i == 0 {
+			parts := strings.Split(string(ln), " ")
+			if len(parts) != 3 {
+				return headVerdict{reason: "request-line"}
+			}
+			method, target = parts[0], parts[1]
+			continue
+		}
+		if ln[0] == ' ' || ln[0] == '\t' {
+			return headVerdict{reason: "obs-fold"}
+		}
+		name, value, ok := bytes.Cut(ln, []byte(":"))
+		if !ok {
+			return headVerdict{reason: "field"}
+		}
+		val := strings.TrimSpace(string(value))
+		switch strings.ToLower(string(name)) {
+		case "host":
+			hosts = append(hosts, val)
+		case "content-length":
+			cls = append(cls, val)
+		case "transfer-encoding":
+			tes = append(tes, val)
+		case "upgrade":
+			upgrade = true
+		case "connection":
+			for _, t := range strings.Split(val, ",") {
+				if strings.EqualFold(strings.TrimSpace(t), "upgrade") {
+					connUp = true
+				}
+			}
+		}
+	}
+	switch {
+	case len(hosts) > 1:
+		return headVerdict{reason: "duplicate-host"}
+	case len(cls) > 0 && len(tes) > 0:
+		return headVerdict{reason: "cl-te"}
+	case len(tes) > 1 || len(tes) == 1 && !strings.EqualFold(tes[0], "chunked"):
+		return headVerdict{reason: "transfer-encoding"}
+	case len(cls) > 1:
+		return headVerdict{reason: "content-length"}
+	case target == "*":
+		return headVerdict{reason: "asterisk-form"}
+	}
+	if len(cls) == 1 {
+		n, err := strconv.ParseInt(cls[0], 10, 64)
+		if err != nil || n < 0 || cls[0][0] == '+' {
+			return headVerdict{reason: "content-length"}
+		}
+		v.contentLength = n
+	}
+	if target != "" && target[0] != '/' {
+		// absolute-form (RFC 9112 §3.2.2): the authority must be Host.
+		rest, ok := strings.CutPrefix(strings.ToLower(target), "https://")
+		if !ok {
+			rest, ok = strings.CutPrefix(strings.ToLower(target), "http://")
+		}
+		if !ok || len(hosts) != 1 {
+			return headVerdict{reason: "target-form"}
+		}
+		auth, _, _ := strings.Cut(rest, "/")
+		auth, _, _ = strings.Cut(auth, "?")
+		a, err1 := CanonicalHost(auth)
+		b, err2 := CanonicalHost(hosts[0])
+		if err1 != nil || err2 != nil || a != b {
+			return headVerdict{reason: "authority"}
+		}
+	}
+	if len(tes) == 1 || upgrade || connUp || method == "CONNECT" {
+		v.stop = true
+	}
+	return v
+}
+
