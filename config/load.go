@@ -156,7 +156,11 @@ func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	cfg := &Config{Source: name}
 	switch {
 	case len(f.Docs) > 1:
-		d.errAt(f.Docs[1].GetToken(), "", "only one YAML document is allowed")
+		tk := f.Docs[1].Start // the "---" that starts the second document
+		if tk == nil {
+			tk = f.Docs[1].GetToken()
+		}
+		d.errAt(tk, "", "only one YAML document is allowed")
 	case len(f.Docs) == 1 && f.Docs[0].Body != nil:
 		body := d.prepare(f.Docs[0].Body, "")
 		d.decode(body, reflect.ValueOf(cfg).Elem(), "")
@@ -169,9 +173,9 @@ func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 		failed = append(failed, e.Field)
 	}
 
-	base := filepath.Dir(name)
-	if name == "" {
-		base = "."
+	base, err := filepath.Abs(filepath.Dir(name))
+	if err != nil {
+		base = filepath.Dir(name)
 	}
 	root := reflect.ValueOf(cfg).Elem()
 	d.resolvePaths(root, "", base)

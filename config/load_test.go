@@ -1,0 +1,603 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testEnv is the environment the tests' configurations see.
+var testEnv = map[string]string{
+	"STAFF_SECRET": "s3cret-value",
+	"WITH_DOLLAR":  "${STAFF_SECRET}",
+}
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// parseTest parses src as testdata/<name> with testEnv.
+func parseTest(src, name string) (*Config, error) {
+	return parse([]byte(src), filepath.Join("testdata", name), lookup(testEnv))
+}
+
+func errorLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+func TestValidFile(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseTest(string(readTestdata(t, "valid.yaml")), "valid.yaml")
+	if err != nil {
+		t.Fatalf("valid.yaml: %v", err)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings: %v", cfg.Warnings)
+	}
+	if got := cfg.Providers[0].ClientSecret; got != "s3cret-value" {
+		t.Errorf("client_secret = %q, want the value of STAFF_SECRET", got)
+	}
+	abs, _ := filepath.Abs("testdata")
+	if want := filepath.Join(abs, "data"); cfg.DataDir != want && cfg.DataDir != filepath.Join("testdata", "data") {
+		t.Errorf("data_dir = %q, want %q (relative to the file)", cfg.DataDir, want)
+	}
+	if want := filepath.Join("testdata", "ca.pem"); !strings.HasSuffix(cfg.ClientCAs[0].CAFile, want) {
+		t.Errorf("ca_file = %q, want it resolved against the file's directory", cfg.ClientCAs[0].CAFile)
+	}
+	if cfg.Source != filepath.Join("testdata", "valid.yaml") {
+		t.Errorf("Source = %q", cfg.Source)
+	}
+}
+
+// marker is the comment that marks the line an error must point at.
+const marker = "# <-"
+
+// TestBadConfigs: each case edits valid.yaml so that exactly one field is
+// wrong and expects an error "file:line: field: " at the marked line.
+func TestBadConfigs(t *testing.T) {
+	t.Parallel()
+	base := string(readTestdata(t, "valid.yaml"))
+	type edit struct{ old, new string }
+	cases := []struct {
+		name  string
+		edits []edit
+		field string // expected field path
+		msg   string // expected fragment of the message
+	}{
+		{"unknown top-level key", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbogus: 1 # <-\n"}}, "bogus", `unknown key "bogus"`},
+		{"unknown key with suggestion", []edit{{"    upstream: http://127.0.0.1:8080", "    upstrem: http://127.0.0.1:8080 # <-"}}, "routes[0].upstrem", `did you mean "upstream"`},
+		{"duration type", []edit{{"  idle_timeout: 15m", "  idle_timeout: soon # <-"}}, "sessions.idle_timeout", "expected a duration"},
+		{"int type", []edit{{"  listen: \":8443\"", "  listen: \":8443\"\n  max_header_bytes: lots # <-"}}, "server.max_header_bytes", "expected an integer"},
+		{"mapping expected", []edit{{"sessions:\n  idle_timeout: 15m\n  absolute_timeout: 12h", "sessions: [a, b] # <-"}}, "sessions", "expected a mapping"},
+		{"list expected", []edit{{"routes:\n", "routes: 3 # <-\nroutes_old:\n"}}, "routes", "expected a list"},
+		{"listen not host:port", []edit{{"  listen: \":8443\"", "  listen: \"8443\" # <-"}}, "server.listen", "host:port"},
+		{"listen bad port", []edit{{"  listen: \":8443\"", "  listen: \":99999\" # <-"}}, "server.listen", "port"},
+		{"admin on every interface", []edit{{"  admin: 127.0.0.1:9090", "  admin: 0.0.0.0:9090 # <-"}}, "server.admin", "loopback or private"},
+		{"admin public address", []edit{{"  admin: 127.0.0.1:9090", "  admin: 8.8.8.8:9090 # <-"}}, "server.admin", "loopback or private"},
+		{"admin without host", []edit{{"  admin: 127.0.0.1:9090", "  admin: \":9090\" # <-"}}, "server.admin", "loopback or private"},
+		{"public_url http", []edit{{"  public_url: https://gw.example.test", "  public_url: http://gw.example.test # <-"}}, "server.public_url", "https"},
+		{"public_url relative", []edit{{"  public_url: https://gw.example.test", "  public_url: gw.example.test # <-"}}, "server.public_url", "absolute https"},
+		{"public_url with path", []edit{{"  public_url: https://gw.example.test", "  public_url: https://gw.example.test/app # <-"}}, "server.public_url", "without a path"},
+		{"trusted proxies everything", []edit{{"  admin: 127.0.0.1:9090", "  admin: 127.0.0.1:9090\n  trusted_proxies: [0.0.0.0/0] # <-"}}, "server.trusted_proxies[0]", "trusts every address"},
+		{"trusted proxies not a prefix", []edit{{"  admin: 127.0.0.1:9090", "  admin: 127.0.0.1:9090\n  trusted_proxies: [proxy] # <-"}}, "server.trusted_proxies", "CIDR"},
+		{"tls mode unknown", []edit{{"      mode: local", "      mode: magic # <-"}}, "tls.hosts[0].mode", `"magic" is not one of`},
+		{"tls files missing cert", []edit{{"      mode: local", "      mode: files\n      cert_file: missing.pem # <-\n      key_file: missing.key"}}, "tls.hosts[0].cert_file", "cannot read"},
+		{"tls files without files", []edit{{"    - names: [gw.example.test]\n      mode: local", "    - names: [gw.example.test] # <-\n      mode: files"}}, "tls.hosts[0].cert_file", "is required"},
+		{"tls bad name", []edit{{"    - names: [gw.example.test]", "    - names: [\"gw example\"] # <-"}}, "tls.hosts[0].names[0]", "not a host name"},
+		{"tls min version", []edit{{"tls:\n", "tls:\n  min_version: \"1.0\" # <-\n"}}, "tls.min_version", `"1.2" or "1.3"`},
+		{"provider id pattern", []edit{{"  - id: staff", "  - id: Staff_1 # <-"}}, "providers[0].id", "lower-case"},
+		{"provider issuer http", []edit{{"    issuer: https://idp.example.test\n    client_id", "    issuer: http://idp.example.test # <-\n    client_id"}}, "providers[0].issuer", "http is allowed only for loopback"},
+		{"provider client id missing", []edit{{"  - id: staff", "  - id: staff # <-"}, {"    client_id: telegate\n", ""}}, "providers[0].client_id", "is required"},
+		{"provider secret env missing", []edit{{"    client_secret: ${STAFF_SECRET}", "    client_secret: ${NO_SUCH_VARIABLE} # <-"}}, "providers[0].client_secret", "environment variable NO_SUCH_VARIABLE is not set"},
+		{"provider secret partial env", []edit{{"    client_secret: ${STAFF_SECRET}", "    client_secret: pre-${STAFF_SECRET} # <-"}}, "providers[0].client_secret", "whole value"},
+		{"provider secret empty", []edit{{"    client_secret: ${STAFF_SECRET}", "    client_secret: \"\" # <-"}}, "providers[0].client_secret", "is required"},
+		{"provider duplicate id", []edit{{"bearer:\n", "  - id: staff # <-\n    issuer: https://idp2.example.test\n    client_id: b\n    client_secret: ${STAFF_SECRET}\nbearer:\n"}}, "providers[1].id", "used twice"},
+		{"provider signing alg none", []edit{{"    signing_algs: [RS256]", "    signing_algs: [none] # <-"}}, "providers[0].signing_algs[0]", `"none" is not one of`},
+		{"provider signing alg HMAC", []edit{{"    signing_algs: [RS256]", "    signing_algs:\n      - RS256\n      - HS256 # <-"}}, "providers[0].signing_algs[1]", `"HS256" is not one of`},
+		{"bearer without audience", []edit{{"    audience: [telegate]\n", ""}, {"  - id: api\n    issuer", "  - id: api # <-\n    issuer"}}, "bearer[0].audience", "audience"},
+		{"route duplicate id", []edit{{"  - id: api\n    path: /api/", "  - id: home # <-\n    path: /api/"}}, "routes[1].id", "used twice"},
+		{"route path without trailing slash", []edit{{"    path: /api/", "    path: /api # <-"}}, "routes[1].path", "must start and end"},
+		{"route path under own prefix", []edit{{"    path: /api/", "    path: /.telegate/api/ # <-"}}, "routes[1].path", "/.telegate/"},
+		{"route path own prefix case", []edit{{"    path: /api/", "    path: /.TELEGATE/ # <-"}}, "routes[1].path", "/.telegate/"},
+		{"route path dot segment", []edit{{"    path: /api/", "    path: /a/../api/ # <-"}}, "routes[1].path", "canonical"},
+		{"route path encoded", []edit{{"    path: /api/", "    path: /a%2fb/ # <-"}}, "routes[1].path", "canonical"},
+		{"route duplicate path", []edit{{"    path: /api/", "    path: / # <-"}}, "routes[1].path", "could not choose"},
+		{"upstream relative", []edit{{"    upstream: http://127.0.0.1:8081", "    upstream: /backend # <-"}}, "routes[1].upstream", "absolute http or https"},
+		{"upstream other scheme", []edit{{"    upstream: http://127.0.0.1:8081", "    upstream: ftp://127.0.0.1/ # <-"}}, "routes[1].upstream", "absolute http or https"},
+		{"upstream credentials", []edit{{"    upstream: http://127.0.0.1:8081", "    upstream: http://u:p@127.0.0.1:8081 # <-"}}, "routes[1].upstream", "user information"},
+		{"route unknown provider", []edit{{"    providers: [staff]", "    providers: [ghost] # <-"}}, "routes[1].providers[0]", `no provider has id "ghost"`},
+		{"route unknown bearer", []edit{{"    bearer: [api]", "    bearer: [ghost] # <-"}}, "routes[1].bearer[0]", `no bearer issuer has id "ghost"`},
+		{"route unknown client CA", []edit{{"    client_cert: [devices]", "    client_cert: [ghost] # <-"}}, "routes[1].client_cert[0]", `no client CA has id "ghost"`},
+		{"bearer on browser route", []edit{{"    api: true\n", ""}, {"    bearer: [api]", "    bearer: [api] # <-"}}, "routes[1].bearer", "api: true"},
+		{"route host not in tls", []edit{{"    path: /api/", "    hosts: [other.example.test] # <-\n    path: /api/"}}, "routes[1].hosts[0]", "not named in tls.hosts"},
+		{"public with allow rules", []edit{{"    policy:\n      allow:\n        - authenticated: true", "    policy:\n      public: true # <-\n      allow:\n        - authenticated: true"}}, "routes[0].policy.public", "admits everyone"},
+		{"public with mfa", []edit{{"    policy:\n      allow:\n        - authenticated: true", "    policy:\n      public: true\n      require_mfa: true # <-"}}, "routes[0].policy.require_mfa", "public"},
+		{"empty allow rule", []edit{{"        - authenticated: true", "        - {} # <-"}}, "routes[0].policy.allow[0]", "empty rule"},
+		{"lower-case method", []edit{{"        - roles: [scheduler]", "        - roles: [scheduler]\n      methods: [get] # <-"}}, "routes[1].policy.methods[0]", "upper-case"},
+		{"cookie without __Host-", []edit{{"sessions:\n", "sessions:\n  cookie_name: sid # <-\n"}}, "sessions.cookie_name", "__Host-"},
+		{"negative duration", []edit{{"  absolute_timeout: 12h", "  absolute_timeout: -1h # <-"}}, "sessions.absolute_timeout", "positive"},
+		{"negative route timeout", []edit{{"    upstream: http://127.0.0.1:8080", "    upstream: http://127.0.0.1:8080\n    timeout: -5s # <-"}}, "routes[0].timeout", "positive"},
+		{"idle above absolute", []edit{{"  idle_timeout: 15m", "  idle_timeout: 13h # <-"}}, "sessions.idle_timeout", "must not exceed absolute_timeout"},
+		{"session store redis without addr", []edit{{"sessions:\n", "sessions:\n  store: redis # <-\n"}}, "sessions.store", "redis.addr"},
+		{"encryption key short", []edit{{"sessions:\n", "sessions:\n  encryption_key: ${STAFF_SECRET} # <-\n"}}, "sessions.encryption_key", "32 bytes"},
+		{"anchor refused", []edit{{"data_dir: ./data", "data_dir: &d ./data # <-"}}, "data_dir", "anchors"},
+		{"env in key not expanded", []edit{{"data_dir: ./data\n", "data_dir: ./data\n${STAFF_SECRET}: x # <-\n"}}, "${STAFF_SECRET}", "unknown key"},
+		{"expanded value not expanded again", []edit{{"  absolute_timeout: 12h", "  absolute_timeout: ${WITH_DOLLAR} # <-"}}, "sessions.absolute_timeout", "expected a duration"},
+		{"log format", []edit{{"data_dir: ./data\n", "data_dir: ./data\nlog:\n  format: xml # <-\n"}}, "log.format", `"xml" is not one of`},
+		{"paranoia level", []edit{{"data_dir: ./data\n", "data_dir: ./data\ninspection:\n  paranoia_level: 7 # <-\n"}}, "inspection.paranoia_level", "1 to 4"},
+		{"rate without burst", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrate_limits:\n  per_client: {rate: 5} # <-\n"}}, "rate_limits.per_client.burst", "at least 1"},
+		{"assertion ttl long", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  ttl: 1h # <-\n"}}, "assertion.ttl", "at most 5m"},
+		{"assertion header reserved", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  header: Authorization # <-\n"}}, "assertion.header", "proxy manages"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := base
+			for _, e := range tc.edits {
+				if !strings.Contains(src, e.old) {
+					t.Fatalf("edit target %q not in valid.yaml", e.old)
+				}
+				src = strings.Replace(src, e.old, e.new, 1)
+			}
+			line := 0
+			for i, l := range strings.Split(src, "\n") {
+				if strings.Contains(l, marker) {
+					line = i + 1
+				}
+			}
+			if line == 0 {
+				t.Fatal("case has no marker")
+			}
+			name := "case.yaml"
+			_, err := parseTest(src, name)
+			want := fmt.Sprintf("%s:%d: %s: ", filepath.Join("testdata", name), line, tc.field)
+			var fes Errors
+			if !errors.As(err, &fes) {
+				t.Fatalf("err = %v, want Errors with %q", err, want)
+			}
+			for _, l := range errorLines(err) {
+				if strings.HasPrefix(l, want) && strings.Contains(l, tc.msg) {
+					return
+				}
+			}
+			t.Errorf("no error %q…%q in:\n%v", want, tc.msg, err)
+		})
+	}
+}
+
+// TestSeveralErrors: one file with many problems reports every one, in
+// file order, each with its line.
+func TestSeveralErrors(t *testing.T) {
+	t.Parallel()
+	name := filepath.Join("testdata", "several-errors.yaml")
+	_, err := parse(readTestdata(t, "several-errors.yaml"), name, lookup(testEnv))
+	var fes Errors
+	if !errors.As(err, &fes) {
+		t.Fatalf("err = %v, want Errors", err)
+	}
+	want := []string{
+		"3: server.listen: ",
+		"4: server.admin: ",
+		"5: server.public_url: ",
+		"6: server.colour: unknown key",
+		"10: tls.hosts[0].mode: ",
+		"12: sessions.cookie_name: ",
+		"13: sessions.idle_timeout: expected a duration",
+		"15: providers[0].id: ",
+		"16: providers[0].issuer: ",
+		"18: providers[0].client_secret: environment variable MISSING_SECRET is not set",
+		"21: routes[0].path: ",
+		"22: routes[0].upstream: ",
+		"24: routes[0].policy.public: ",
+		"27: routes[1].id: route id \"home\" is used twice",
+		"28: routes[1].path: ",
+	}
+	got := errorLines(err)
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			if strings.HasPrefix(g, name+":"+w) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("missing %q", name+":"+w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d errors, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	// File order.
+	lineRE := regexp.MustCompile(`:(\d+): `)
+	prev := 0
+	for _, g := range got {
+		m := lineRE.FindStringSubmatch(g)
+		if m == nil {
+			t.Errorf("error without a line: %q", g)
+			continue
+		}
+		var n int
+		fmt.Sscan(m[1], &n)
+		if n < prev {
+			t.Errorf("errors out of file order at %q", g)
+		}
+		prev = n
+	}
+}
+
+func TestSyntaxErrorsCarryLines(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, src string
+		line      int
+	}{
+		{"duplicate key", "data_dir: a\nserver:\n  listen: \":1\"\ndata_dir: b\n", 4},
+		{"bad indentation", "server:\n  listen: \":1\"\n admin: x\n", 3},
+		{"two documents", "data_dir: a\n---\ndata_dir: b\n", 2},
+		{"unterminated quote", "data_dir: \"abc\nserver: {}\n", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := parse([]byte(tc.src), "s.yaml", lookup(nil))
+			var fes Errors
+			if !errors.As(err, &fes) || len(fes) == 0 {
+				t.Fatalf("err = %v, want Errors", err)
+			}
+			if fes[0].Line == 0 || (tc.line > 0 && fes[0].Line != tc.line) {
+				t.Errorf("first error %q at line %d, want line %d", fes[0].Error(), fes[0].Line, tc.line)
+			}
+			if !strings.HasPrefix(fes[0].Error(), fmt.Sprintf("s.yaml:%d: ", fes[0].Line)) {
+				t.Errorf("error %q does not start with file:line", fes[0].Error())
+			}
+		})
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	t.Parallel()
+	big := make([]byte, MaxFileBytes+1)
+	for i := range big {
+		big[i] = '#'
+	}
+	_, err := parse(big, "big.yaml", lookup(nil))
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err = %v, want a size error", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseTest(string(readTestdata(t, "valid.yaml")), "valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"http_listen explicit empty stays off", cfg.Server.HTTPListen, ""},
+		{"read_header_timeout", cfg.Server.ReadHeaderTimeout, 5 * time.Second},
+		{"idle_timeout", cfg.Server.IdleTimeout, 120 * time.Second},
+		{"max_header_bytes", cfg.Server.MaxHeaderBytes, 65536},
+		{"max_query_params", cfg.Server.MaxQueryParams, 100},
+		{"h2 rps", cfg.Server.H2MaxRequestsPerSecond, 200.0},
+		{"hsts", cfg.Server.HSTSMaxAge, 365 * 24 * time.Hour},
+		{"tls min", cfg.TLS.MinVersion, "1.2"},
+		{"cookie", cfg.Sessions.CookieName, "__Host-telegate"},
+		{"store", cfg.Sessions.Store, "file"},
+		{"assertion issuer", cfg.Assertion.Issuer, "https://gw.example.test"},
+		{"assertion ttl", cfg.Assertion.TTL, 60 * time.Second},
+		{"assertion header", cfg.Assertion.Header, "X-Telegate-Assertion"},
+		{"redirect url", cfg.Providers[0].RedirectURL, "https://gw.example.test/.telegate/callback/staff"},
+		{"scopes include openid", cfg.Providers[0].Scopes, []string{"openid"}},
+		{"provider timeout", cfg.Providers[0].Timeout, 10 * time.Second},
+		{"role claim", cfg.Providers[0].Roles.Claim, "groups"},
+		{"bearer algs", cfg.Bearer[0].SigningAlgs, []string{"RS256", "ES256"}},
+		{"route body", cfg.Routes[0].MaxBodyBytes, int64(10 << 20)},
+		{"route timeout", cfg.Routes[0].Timeout, 30 * time.Second},
+		{"paranoia", cfg.Inspection.ParanoiaLevel, 1},
+		{"anomaly", cfg.Inspection.AnomalyThreshold, 5},
+		{"audit file", cfg.Audit.File, filepath.Join(cfg.DataDir, "audit", "audit.log")},
+		{"log format", cfg.Log.Format, "json"},
+		{"log level", cfg.Log.Level, "info"},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %#v, want %#v", c.name, c.got, c.want)
+		}
+	}
+
+	// Absent http_listen takes the default; public_url is derived from the
+	// first TLS host and the listen port.
+	src := strings.Replace(string(readTestdata(t, "valid.yaml")), "  http_listen: \"\"\n", "", 1)
+	src = strings.Replace(src, "  public_url: https://gw.example.test\n", "", 1)
+	cfg, err = parseTest(src, "valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.HTTPListen != ":80" {
+		t.Errorf("http_listen = %q, want :80", cfg.Server.HTTPListen)
+	}
+	if cfg.Server.PublicURL != "https://gw.example.test:8443" {
+		t.Errorf("public_url = %q, want derived https://gw.example.test:8443", cfg.Server.PublicURL)
+	}
+
+	// ApplyDefaults is idempotent.
+	again := *cfg
+	again.ApplyDefaults()
+	if !reflect.DeepEqual(&again, cfg) {
+		t.Error("ApplyDefaults changed an already defaulted configuration")
+	}
+}
+
+func TestRouteWithoutPolicyWarns(t *testing.T) {
+	t.Parallel()
+	src := strings.Replace(string(readTestdata(t, "valid.yaml")), "    policy:\n      allow:\n        - authenticated: true\n", "", 1)
+	cfg, err := parseTest(src, "w.yaml")
+	if err != nil {
+		t.Fatalf("a route without a policy is allowed: %v", err)
+	}
+	if len(cfg.Warnings) != 1 || cfg.Warnings[0].Field != "routes[0].policy" || !strings.Contains(cfg.Warnings[0].Message, "admits nobody") {
+		t.Fatalf("warnings = %v, want one for routes[0].policy", cfg.Warnings)
+	}
+	if !strings.HasPrefix(cfg.Warnings[0].Error(), filepath.Join("testdata", "w.yaml")+":29: routes[0].policy: ") {
+		t.Errorf("warning %q lacks file:line", cfg.Warnings[0].Error())
+	}
+}
+
+func TestInlineSecretWarns(t *testing.T) {
+	t.Parallel()
+	src := strings.Replace(string(readTestdata(t, "valid.yaml")), "${STAFF_SECRET}", "written-inline", 1)
+	cfg, err := parseTest(src, "w.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 || cfg.Warnings[0].Field != "providers[0].client_secret" {
+		t.Fatalf("warnings = %v, want one for the inline secret", cfg.Warnings)
+	}
+	if strings.Contains(cfg.Warnings[0].Error(), "written-inline") {
+		t.Error("the warning repeats the secret")
+	}
+}
+
+func TestLoopbackIssuerMayUseHTTP(t *testing.T) {
+	t.Parallel()
+	for _, iss := range []string{"http://127.0.0.1:5556", "http://localhost:5556/dex", "http://[::1]:8080"} {
+		src := strings.Replace(string(readTestdata(t, "valid.yaml")), "    issuer: https://idp.example.test\n    client_id", "    issuer: "+iss+"\n    client_id", 1)
+		if _, err := parseTest(src, "l.yaml"); err != nil {
+			t.Errorf("issuer %s: %v", iss, err)
+		}
+	}
+}
+
+// writeSecret writes a secret file with mode perm.
+func writeSecret(t *testing.T, dir, name, content string, perm os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, perm); err != nil { // umask-proof
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSecretFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), readTestdata(t, "ca.pem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeSecret(t, dir, "secret", "from-a-file\n", 0o600)
+	writeSecret(t, dir, "crlf", "windows\r\n", 0o640)
+	writeSecret(t, dir, "open", "everyone-reads-this\n", 0o644)
+	base := string(readTestdata(t, "valid.yaml"))
+	cases := []struct {
+		name, line string
+		want       string // client secret, or "" when an error is expected
+		errFrag    string
+	}{
+		{"trailing newline trimmed", "    client_secret_file: secret", "from-a-file", ""},
+		{"crlf trimmed", "    client_secret_file: crlf", "windows", ""},
+		{"absolute path", "    client_secret_file: " + filepath.Join(dir, "secret"), "from-a-file", ""},
+		{"missing file", "    client_secret_file: nope", "", "cannot read"},
+		{"world-readable refused", "    client_secret_file: open", "", "readable by every user"},
+		{"both set", "    client_secret: ${STAFF_SECRET}\n    client_secret_file: secret", "", "not both"},
+		{"directory", "    client_secret_file: .", "", "not a regular file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := strings.Replace(base, "    client_secret: ${STAFF_SECRET}", tc.line, 1)
+			name := filepath.Join(dir, "c.yaml")
+			cfg, err := parse([]byte(src), name, lookup(testEnv))
+			if tc.errFrag != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errFrag) {
+					t.Fatalf("err = %v, want %q", err, tc.errFrag)
+				}
+				if !regexp.MustCompile(regexp.QuoteMeta(name) + `:(19|20): providers\[0\]\.client_secret`).MatchString(err.Error()) {
+					t.Errorf("error lacks file:line and field: %v", err)
+				}
+				if strings.Contains(err.Error(), "everyone-reads-this") {
+					t.Error("the error repeats the secret")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Providers[0].ClientSecret; got != tc.want {
+				t.Errorf("client_secret = %q, want %q", got, tc.want)
+			}
+			if cfg.Providers[0].ClientSecretFile != "" {
+				t.Error("client_secret_file not emptied after reading")
+			}
+			if len(cfg.Warnings) != 0 {
+				t.Errorf("warnings for a secret from a file: %v", cfg.Warnings)
+			}
+		})
+	}
+}
+
+// TestRegressionWorldReadableSecretRefused: a secret file anyone on the host
+// can read must not be accepted, directly or through ReadSecretFile.
+func TestRegressionWorldReadableSecretRefused(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
+	p := writeSecret(t, t.TempDir(), "key", "c2VjcmV0\n", 0o604)
+	if _, err := ReadSecretFile(p); err == nil || !strings.Contains(err.Error(), "chmod o-r") {
+		t.Fatalf("ReadSecretFile of a mode 0604 file: err = %v, want a refusal", err)
+	}
+	p = writeSecret(t, t.TempDir(), "key", "c2VjcmV0\n", 0o600)
+	if s, err := ReadSecretFile(p); err != nil || s != "c2VjcmV0" {
+		t.Fatalf("ReadSecretFile of a mode 0600 file = %q, %v", s, err)
+	}
+}
+
+// TestRegressionEmptyAllowRuleRefused: a rule with no criteria would match
+// every request, anonymous ones included; it must be an error, not an
+// open door.
+func TestRegressionEmptyAllowRuleRefused(t *testing.T) {
+	t.Parallel()
+	src := strings.Replace(string(readTestdata(t, "valid.yaml")), "        - authenticated: true", "        - authenticated: false", 1)
+	_, err := parseTest(src, "r.yaml")
+	if err == nil || !strings.Contains(err.Error(), "routes[0].policy.allow[0]: an empty rule") {
+		t.Fatalf("err = %v, want the empty rule refused", err)
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	t.Parallel()
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	var fes Errors
+	if !errors.As(err, &fes) || !strings.Contains(err.Error(), "nope.yaml: cannot read configuration") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestEmptyFileReportsWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	_, err := parse([]byte("# nothing\n"), "e.yaml", lookup(nil))
+	for _, want := range []string{"e.yaml: tls.hosts: at least one host", "e.yaml: routes: at least one route", "e.yaml: server.public_url: is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+}
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	c := Demo(DemoOptions{Issuer: "http://127.0.0.1:5556", Upstream: "http://127.0.0.1:5557", DataDir: "demo-data"})
+	if err := c.Validate(); err != nil {
+		t.Fatalf("demo configuration invalid: %v", err)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings: %v", c.Warnings)
+	}
+	if c.Source != DemoSource || c.Server.Listen != "localhost:8443" || c.Server.Admin != "127.0.0.1:9090" || c.Server.HTTPListen != "" {
+		t.Errorf("listeners/source: %+v %q", c.Server, c.Source)
+	}
+	if c.Server.PublicURL != "https://localhost:8443" || c.TLS.Hosts[0].Mode != "local" || !filepath.IsAbs(c.DataDir) {
+		t.Errorf("public url %q, tls %+v, data dir %q", c.Server.PublicURL, c.TLS.Hosts, c.DataDir)
+	}
+	p := c.Providers[0]
+	if p.ID != "demo" || p.ClientID != "telegate-demo" || len(p.ClientSecret) < 32 || p.Issuer != "http://127.0.0.1:5556" {
+		t.Errorf("provider: %+v", p)
+	}
+	if other := Demo(DemoOptions{}); other.Providers[0].ClientSecret == p.ClientSecret {
+		t.Error("the demo client secret is not generated per run")
+	}
+	want := map[string]string{"clinicians": "clinician", "admins": "admin", "patients": "patient"}
+	for g, r := range want {
+		if got := p.Roles.Map[g]; len(got) != 1 || got[0] != r {
+			t.Errorf("group %s → %v, want %s", g, got, r)
+		}
+	}
+	routes := map[string]Route{}
+	for _, r := range c.Routes {
+		routes[r.Path] = r
+		if r.Upstream != "http://127.0.0.1:5557" || !reflect.DeepEqual(r.AssertionClaims, []string{"name", "email"}) {
+			t.Errorf("route %s: upstream %q claims %v", r.Path, r.Upstream, r.AssertionClaims)
+		}
+	}
+	if r := routes["/"]; r.Policy == nil || len(r.Policy.Allow) != 1 || !r.Policy.Allow[0].Authenticated {
+		t.Errorf("/ policy %+v", r.Policy)
+	}
+	if r := routes["/clinic/"]; r.Policy == nil || !reflect.DeepEqual(r.Policy.Allow[0].Roles, []string{"clinician"}) {
+		t.Errorf("/clinic/ policy %+v", r.Policy)
+	}
+	if r := routes["/admin/"]; r.Policy == nil || !r.Policy.RequireMFA || !reflect.DeepEqual(r.Policy.Allow[0].Roles, []string{"admin"}) {
+		t.Errorf("/admin/ policy %+v", r.Policy)
+	}
+	if r := routes["/public/"]; r.Policy == nil || !r.Policy.Public {
+		t.Errorf("/public/ policy %+v", r.Policy)
+	}
+	if c.Log.Format != "text" {
+		t.Errorf("demo log format %q, want text", c.Log.Format)
+	}
+}
+
+func TestReportPaths(t *testing.T) {
+	t.Parallel()
+	r := newReport()
+	relay := r.Sub("relay")
+	relay.Errorf("listen", "bad %d", 1)
+	relay.Sub("ports").Errorf("[2]", "x")
+	relay.Warnf("", "w")
+	got := []string{(*r.errs)[0].Field, (*r.errs)[1].Field, (*r.warns)[0].Field}
+	want := []string{"relay.listen", "relay.ports[2]", "relay"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("paths %v, want %v", got, want)
+	}
+	if (*r.errs)[0].Message != "bad 1" {
+		t.Errorf("message %q", (*r.errs)[0].Message)
+	}
+}
+
+func TestFieldErrorFormat(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		e    FieldError
+		want string
+	}{
+		{FieldError{File: "a.yaml", Line: 3, Field: "server.listen", Message: "bad"}, "a.yaml:3: server.listen: bad"},
+		{FieldError{File: "a.yaml", Field: "routes", Message: "missing"}, "a.yaml: routes: missing"},
+		{FieldError{File: "a.yaml", Line: 1, Message: "syntax"}, "a.yaml:1: syntax"},
+		{FieldError{Field: "x", Message: "m"}, "x: m"},
+	}
+	for _, c := range cases {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("%+v → %q, want %q", c.e, got, c.want)
+		}
+	}
+	es := Errors{cases[0].e, cases[1].e}
+	if es.Error() != "a.yaml:3: server.listen: bad\na.yaml: routes: missing" {
+		t.Errorf("Errors.Error() = %q", es.Error())
+	}
+}
