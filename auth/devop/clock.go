@@ -66,7 +66,7 @@ func (s *Server) reclock(body []byte) ([]byte, error) {
 	if err := json.Unmarshal(raw, &idToken); err != nil {
 		return nil, err
 	}
-	jws, err := jose.ParseSigned(idToken, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(idToken, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (s *Server) reclock(body []byte) ([]byte, error) {
 	if err := pd.Decode(&claims); err != nil {
 		return nil, err
 	}
-	shift := int64(s.st.now().Sub(time.Now()).Round(time.Second) / time.Second)
+	shift := int64(time.Until(s.st.now()).Round(time.Second) / time.Second)
 	for _, name := range []string{"iat", "exp"} {
 		n, ok := claims[name].(json.Number)
 		if !ok {
