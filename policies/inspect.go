@@ -1,0 +1,397 @@
+package policies
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/types"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/scope"
+)
+
+// Inspection defaults (DESIGN.md: defaults live in one place).
+const (
+	// DefaultParanoiaLevel is the OWASP CRS blocking paranoia level.
+	DefaultParanoiaLevel = 1
+	// DefaultAnomalyThreshold is the CRS inbound anomaly score at which a
+	// request is blocked (one critical match scores 5).
+	DefaultAnomalyThreshold = 5
+	// DefaultInspectBodyBytes is the body limit for a request without a
+	// route (telegate's own endpoints) or with MaxBodyBytes unset.
+	DefaultInspectBodyBytes int64 = 10 << 20
+	// maxCorazaBody is Coraza's hard request body limit (1 GiB).
+	maxCorazaBody = 1 << 30
+)
+
+// AllowedMethods are the methods the Core Rule Set lets through
+// (tx.allowed_methods, CRS rule 911100). Route policies narrow them.
+const AllowedMethods = "GET HEAD POST OPTIONS PUT PATCH DELETE"
+
+// AllowedContentTypes are the request body media types the Core Rule Set
+// lets through (tx.allowed_request_content_type, CRS rule 920420): the CRS
+// defaults plus the FHIR media types (HL7 FHIR R4 §3.1.0.1.8) and the plain
+// upload types telehealth apps send. Types outside the list are refused.
+const AllowedContentTypes = "|application/x-www-form-urlencoded| |multipart/form-data| |multipart/related| " +
+	"|text/xml| |application/xml| |application/soap+xml| |application/json| " +
+	"|application/fhir+json| |application/fhir+xml| |application/json-patch+json| |application/merge-patch+json| " +
+	"|text/plain| |application/octet-stream| |application/pdf| |image/jpeg| |image/png| |image/heic| |image/webp|"
+
+// Inspector is the WAF stage (gateway.Inspector): Coraza v3 with the
+// embedded OWASP Core Rule Set v4, request phases only (headers, URI,
+// arguments, body). The engine is built once by NewInspector and shared by
+// every request. Safe for concurrent use.
+type Inspector struct {
+	waf        coraza.WAF
+	enabled    bool
+	detectOnly bool
+	sink       audit.Sink
+	logger     *slog.Logger
+
+	inspected atomic.Uint64
+	blocked   atomic.Uint64
+	detected  atomic.Uint64
+}
+
+// NewInspector builds the inspection engine for cfg: CRS at
+// cfg.ParanoiaLevel (1..4, default 1) with the inbound anomaly threshold
+// cfg.AnomalyThreshold (default 5). Requests are inspected when
+// cfg.Enabled, unless a route's Inspect says otherwise. With
+// cfg.DetectOnly a request that would be blocked is logged and audited but
+// passes. sink receives an "inspect" event for every request that matched
+// (nil means audit.Discard); logger receives one line per such request
+// (nil means slog.Default), never with bodies, query strings or matched
+// data. Building the engine parses the whole rule set and takes about a
+// second; do it once.
+//
+// Errors: a paranoia level outside 1..4, a threshold below 1, or rules
+// that fail to load.
+func NewInspector(cfg config.Inspection, sink audit.Sink, logger *slog.Logger) (*Inspector, error) {
+	pl := cfg.ParanoiaLevel
+	if pl == 0 {
+		pl = DefaultParanoiaLevel
+	}
+	if pl < 1 || pl > 4 {
+		return nil, fmt.Errorf("inspection.paranoia_level %d: must be 1 to 4", cfg.ParanoiaLevel)
+	}
+	threshold := cfg.AnomalyThreshold
+	if threshold == 0 {
+		threshold = DefaultAnomalyThreshold
+	}
+	if threshold < 1 {
+		return nil, fmt.Errorf("inspection.anomaly_threshold %d: must be at least 1", cfg.AnomalyThreshold)
+	}
+	if sink == nil {
+		sink = audit.Discard{}
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	waf, err := coraza.NewWAF(coraza.NewWAFConfig().
+		WithRootFS(coreruleset.FS).
+		WithDirectives(directives(pl, threshold)))
+	if err != nil {
+		return nil, fmt.Errorf("inspection: load the Core Rule Set: %w", err)
+	}
+	return &Inspector{waf: waf, enabled: cfg.Enabled, detectOnly: cfg.DetectOnly, sink: sink, logger: logger}, nil
+}
+
+// directives is the engine configuration: Coraza's recommended settings,
+// the CRS setup, telegate's choices, then the request rules. Binary upload
+// types (images, PDF, octet-stream) get the RAW body processor: CRS would
+// otherwise parse them as a form (rule 901340) and refuse their NUL bytes.
+func directives(paranoia, threshold int) string {
+	return fmt.Sprintf(`Include @coraza.conf-recommended
+Include @crs-setup.conf.example
+SecRuleEngine On
+SecRequestBodyAccess On
+SecResponseBodyAccess Off
+SecRequestBodyLimit %[3]d
+SecRequestBodyInMemoryLimit %[3]d
+SecRequestBodyLimitAction Reject
+SecAuditEngine Off
+SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:image/(?:jpeg|png|heic|webp)|application/(?:octet-stream|pdf))(?:$|[;\s])" "id:200100,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=RAW"
+SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%[1]d"
+SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%[2]d,setvar:tx.outbound_anomaly_score_threshold=4"
+SecAction "id:900200,phase:1,pass,t:none,nolog,setvar:'tx.allowed_methods=%[4]s'"
+SecAction "id:900220,phase:1,pass,t:none,nolog,setvar:'tx.allowed_request_content_type=%[5]s'"
+Include @owasp_crs/REQUEST-*.conf
+`, paranoia, threshold, maxCorazaBody, AllowedMethods, AllowedContentTypes)
+}
+
+// Stats returns how many requests were inspected, blocked, and matched in
+// detect-only mode since NewInspector (export as
+// telegate_control_inspected_requests_total and
+// telegate_control_inspection_blocked_requests_total).
+func (i *Inspector) Stats() (inspected, blocked, detected uint64) {
+	return i.inspected.Load(), i.blocked.Load(), i.detected.Load()
+}
+
+// enabledFor reports whether the request's route is inspected: the route's
+// Inspect when set, else inspection.enabled.
+func (i *Inspector) enabledFor(s *scope.Scope) bool {
+	if s != nil && s.Route != nil && s.Route.Inspect != nil {
+		return *s.Route.Inspect
+	}
+	return i.enabled
+}
+
+// Inspect implements gateway.Inspector. For an inspected route it runs the
+// request phases of the rule set over the request line, headers, query and
+// body. The body is read up to the route's MaxBodyBytes (413 past it; 400
+// when it cannot be read), kept in memory and handed on unchanged to next
+// with ContentLength set. A request the rules block gets 403 (or Coraza's
+// 400/413 for an unparsable or oversized body) carrying the request id, an
+// "inspect" audit event with the rule ids, and one log line; next is not
+// called. In detect-only mode the same is recorded and the request passes.
+// Reads scope.From for the request id, route, client address and identity.
+func (i *Inspector) Inspect(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := scope.From(r.Context())
+		if !i.enabledFor(s) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		i.inspected.Add(1)
+		var tx types.Transaction
+		if s != nil && s.RequestID != "" {
+			tx = i.waf.NewTransactionWithID(s.RequestID)
+		} else {
+			tx = i.waf.NewTransaction()
+		}
+		defer func() {
+			tx.ProcessLogging()
+			_ = tx.Close()
+		}()
+
+		it, status, err := i.process(tx, r, s)
+		if err != nil {
+			i.logger.Warn("inspection could not read the request", "request_id", requestID(s), "route", routeID(s), "status", status, "err", errKind(err))
+			writeBlocked(w, s, status)
+			return
+		}
+		if it == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		st := it.Status
+		if st != http.StatusBadRequest && st != http.StatusRequestEntityTooLarge {
+			st = http.StatusForbidden
+		}
+		rules := matchedRuleIDs(tx.MatchedRules())
+		i.record(r, s, it.RuleID, rules, st)
+		if i.detectOnly {
+			i.detected.Add(1)
+			next.ServeHTTP(w, r)
+			return
+		}
+		i.blocked.Add(1)
+		writeBlocked(w, s, st)
+	})
+}
+
+// errTooLarge is returned by process for a body past the route's limit.
+var errTooLarge = errors.New("request body too large")
+
+// process feeds the request to tx and returns Coraza's interruption, or an
+// error with the status to answer.
+func (i *Inspector) process(tx types.Transaction, r *http.Request, s *scope.Scope) (*types.Interruption, int, error) {
+	client, cport := clientOf(r, s)
+	server, sport := "", 0
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+			server, sport = ap.Addr().String(), int(ap.Port())
+		}
+	}
+	tx.ProcessConnection(client, cport, server, sport)
+	tx.ProcessURI(r.URL.RequestURI(), r.Method, r.Proto)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			tx.AddRequestHeader(k, v)
+		}
+	}
+	if r.Host != "" {
+		tx.AddRequestHeader("Host", r.Host)
+		tx.SetServerName(hostOnly(r.Host))
+	}
+	for _, te := range r.TransferEncoding {
+		tx.AddRequestHeader("Transfer-Encoding", te)
+	}
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return it, 0, nil
+	}
+	if r.Body != nil && r.Body != http.NoBody && tx.IsRequestBodyAccessible() {
+		limit := DefaultInspectBodyBytes
+		if s != nil && s.Route != nil && s.Route.MaxBodyBytes > 0 {
+			limit = s.Route.MaxBodyBytes
+		}
+		if r.ContentLength > limit {
+			return nil, http.StatusRequestEntityTooLarge, errTooLarge
+		}
+		it, n, err := tx.ReadRequestBodyFrom(&io.LimitedReader{R: r.Body, N: limit + 1})
+		if err != nil {
+			return nil, http.StatusBadRequest, err
+		}
+		if it != nil {
+			return it, 0, nil
+		}
+		if int64(n) > limit {
+			return nil, http.StatusRequestEntityTooLarge, errTooLarge
+		}
+		body, err := tx.RequestBodyReader()
+		if err != nil {
+			return nil, http.StatusInternalServerError, err
+		}
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{body, r.Body}
+		r.ContentLength = int64(n)
+		r.TransferEncoding = nil
+		r.GetBody = nil
+	}
+	it, err := tx.ProcessRequestBody()
+	if err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	return it, 0, nil
+}
+
+// record writes the audit event and the log line for a matched request:
+// rule ids only, never matched data, the query or the body.
+func (i *Inspector) record(r *http.Request, s *scope.Scope, ruleID int, rules []string, status int) {
+	e := audit.Event{
+		Type:     "inspect",
+		Method:   r.Method,
+		Status:   status,
+		Decision: "deny",
+		Reason:   "inspect",
+		Attrs:    map[string]string{"rule_id": strconv.Itoa(ruleID), "matched_rules": strings.Join(rules, ",")},
+	}
+	if i.detectOnly {
+		e.Decision, e.Reason, e.Status = "allow", "inspect-detect-only", 0
+	}
+	if s != nil {
+		e.RequestID, e.RouteID, e.Path = s.RequestID, s.RouteID, s.Path
+		if s.ClientAddr.IsValid() {
+			e.Client = s.ClientAddr.String()
+		}
+		if s.Identity != nil {
+			e.Issuer, e.Subject = s.Identity.Issuer, s.Identity.Subject
+		}
+	}
+	i.sink.Record(r.Context(), e)
+	msg := "request blocked by inspection"
+	if i.detectOnly {
+		msg = "request would be blocked by inspection (detect only)"
+	}
+	i.logger.Warn(msg, "request_id", requestID(s), "route", routeID(s), "rule_id", ruleID, "matched_rules", e.Attrs["matched_rules"], "status", status)
+}
+
+// matchedRuleIDs lists the ids of the CRS detection rules that matched and
+// carry a message (911000 to 948999: not the paranoia-level markers, not
+// the blocking evaluation 949xxx), at most 16, in ascending order.
+func matchedRuleIDs(mrs []types.MatchedRule) []string {
+	var ids []int
+	for _, mr := range mrs {
+		id := mr.Rule().ID()
+		if id >= 911000 && id < 949000 && mr.Message() != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	if len(ids) > 16 {
+		ids = ids[:16]
+	}
+	out := make([]string, len(ids))
+	for k, id := range ids {
+		out[k] = strconv.Itoa(id)
+	}
+	return out
+}
+
+// writeBlocked answers a refused request: JSON for API routes, plain text
+// otherwise, with the request id and nothing about the rule.
+func writeBlocked(w http.ResponseWriter, s *scope.Scope, status int) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	id := requestID(s)
+	if s != nil && s.Route != nil && s.Route.API {
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "request_blocked", "request_id": id})
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		fmt.Fprintf(w, "The request body is too large for this service.\nRequest id: %s\n", id)
+	case http.StatusBadRequest:
+		fmt.Fprintf(w, "The request could not be read. Check the form or file and try again.\nRequest id: %s\n", id)
+	default:
+		fmt.Fprintf(w, "The request was blocked by the gateway's security inspection. If this is an error, contact support with the request id.\nRequest id: %s\n", id)
+	}
+}
+
+func requestID(s *scope.Scope) string {
+	if s == nil {
+		return ""
+	}
+	return s.RequestID
+}
+
+func routeID(s *scope.Scope) string {
+	if s == nil {
+		return ""
+	}
+	return s.RouteID
+}
+
+// errKind names an error for logs without its text (which may quote input).
+func errKind(err error) string {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return "body-too-large"
+	default:
+		return "read-error"
+	}
+}
+
+// clientOf returns the client address and port for the rule set: the
+// scope's client address (trusted-proxy aware) or the TCP peer.
+func clientOf(r *http.Request, s *scope.Scope) (string, int) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	port := 0
+	if err == nil {
+		port = int(ap.Port())
+	}
+	if s != nil && s.ClientAddr.IsValid() {
+		return s.ClientAddr.String(), port
+	}
+	if err == nil {
+		return ap.Addr().Unmap().String(), port
+	}
+	return "", 0
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
