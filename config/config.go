@@ -88,6 +88,8 @@ type TLS struct {
 
 // TLSHost says how certificates for Names are obtained.
 type TLSHost struct {
+	// Names are the host names (RFC 1123) this entry covers; "*.example"
+	// wildcards only with mode "files" or "local".
 	Names []string `yaml:"names"`
 	// Mode is "acme", "files" or "local".
 	Mode string `yaml:"mode"`
@@ -100,7 +102,8 @@ type TLSHost struct {
 // ACME configures the ACME issuer (RFC 8555) used by hosts in mode "acme".
 type ACME struct {
 	// CA is the directory URL. Default Let's Encrypt production.
-	CA    string `yaml:"ca"`
+	CA string `yaml:"ca"`
+	// Email is the ACME account contact (RFC 8555 §7.3). Optional.
 	Email string `yaml:"email"`
 	// CARootFile is a PEM bundle to trust for the CA's own HTTPS (a private
 	// ACME CA). Optional.
@@ -154,7 +157,8 @@ type Provider struct {
 	DisplayName string `yaml:"display_name"`
 	// Issuer URL; discovery at Issuer/.well-known/openid-configuration must
 	// return exactly this issuer.
-	Issuer   string `yaml:"issuer"`
+	Issuer string `yaml:"issuer"`
+	// ClientID registered at the provider (RFC 6749 §2.2). Required.
 	ClientID string `yaml:"client_id"`
 	// ClientSecret from ${ENV} or ClientSecretFile; never inline.
 	ClientSecret     string `yaml:"client_secret"`
@@ -189,31 +193,45 @@ type RoleMapping struct {
 
 // Bearer accepts JWT access tokens (RFC 9068) from an issuer on API routes.
 type Bearer struct {
-	ID       string   `yaml:"id"`
-	Issuer   string   `yaml:"issuer"`
+	// ID names the issuer in routes' bearer lists ([a-z0-9-]+).
+	ID string `yaml:"id"`
+	// Issuer is the exact "iss" of accepted tokens; https (http only for
+	// loopback hosts).
+	Issuer string `yaml:"issuer"`
+	// Audience: a token's "aud" must contain one of these (RFC 9068 §4).
+	// Required.
 	Audience []string `yaml:"audience"`
 	// JWKSURL defaults to the discovered jwks_uri.
-	JWKSURL     string      `yaml:"jwks_url"`
-	SigningAlgs []string    `yaml:"signing_algs"`
-	Roles       RoleMapping `yaml:"roles"`
-	CARootFile  string      `yaml:"ca_root_file"`
+	JWKSURL string `yaml:"jwks_url"`
+	// SigningAlgs accepted for access tokens. Default [RS256, ES256].
+	SigningAlgs []string `yaml:"signing_algs"`
+	// Roles maps the token's claims to telegate roles.
+	Roles RoleMapping `yaml:"roles"`
+	// CARootFile trusts a private CA for the issuer's HTTPS. Optional.
+	CARootFile string `yaml:"ca_root_file"`
 }
 
 // ClientCA is a CA whose client certificates identify devices.
 type ClientCA struct {
-	ID     string `yaml:"id"`
+	// ID names the CA in routes' client_cert lists ([a-z0-9-]+).
+	ID string `yaml:"id"`
+	// CAFile is the PEM bundle of the CA certificates. Required.
 	CAFile string `yaml:"ca_file"`
 }
 
 // Route is one host+path prefix with its upstream and policy.
 type Route struct {
+	// ID names the route in policy decisions, audit records and the
+	// assertion's audience ([a-z0-9-]+, unique).
 	ID string `yaml:"id"`
 	// Hosts matched case-insensitively, trailing dot removed. Empty means
 	// every host named in tls.hosts.
 	Hosts []string `yaml:"hosts"`
 	// Path prefix, e.g. "/clinic/". Longest prefix wins.
-	Path        string      `yaml:"path"`
-	Upstream    string      `yaml:"upstream"`
+	Path string `yaml:"path"`
+	// Upstream is the absolute http or https URL requests are forwarded to.
+	Upstream string `yaml:"upstream"`
+	// UpstreamTLS configures TLS toward an https upstream.
 	UpstreamTLS UpstreamTLS `yaml:"upstream_tls"`
 	// Providers accepted for sign-in (chooser page when several). Default
 	// all providers.
@@ -248,31 +266,48 @@ type Route struct {
 
 // UpstreamTLS configures TLS toward an https upstream.
 type UpstreamTLS struct {
-	CAFile     string `yaml:"ca_file"`
-	CertFile   string `yaml:"cert_file"`
-	KeyFile    string `yaml:"key_file"`
+	// CAFile (PEM) is trusted for the upstream's certificate instead of the
+	// system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile (PEM) are the gateway's client certificate for
+	// mutual TLS toward the upstream; both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name verified in the upstream's certificate
+	// (and sent as SNI).
 	ServerName string `yaml:"server_name"`
 }
 
 // Policy says who may pass a route. Deny by default: a route without a
 // policy, or with an empty allow list and no Public, admits nobody.
 type Policy struct {
+	// Public admits everyone, signed in or not; not with Allow.
 	Public bool `yaml:"public"`
 	// Allow: a request passes when it matches any one entry.
-	Allow      []Rule   `yaml:"allow"`
-	RequireMFA bool     `yaml:"require_mfa"`
-	Methods    []string `yaml:"methods"`
+	Allow []Rule `yaml:"allow"`
+	// RequireMFA also requires a multi-factor sign-in (amr, RFC 8176).
+	RequireMFA bool `yaml:"require_mfa"`
+	// Methods, when set, are the only HTTP methods admitted (upper case).
+	Methods []string `yaml:"methods"`
 }
 
 // Rule matches when every non-empty field matches.
 type Rule struct {
-	Roles     []string            `yaml:"roles"`
-	Groups    []string            `yaml:"groups"`
-	Claims    map[string][]string `yaml:"claims"`
-	Issuers   []string            `yaml:"issuers"`
-	Subjects  []string            `yaml:"subjects"`
-	Devices   []string            `yaml:"devices"`
-	Providers []string            `yaml:"providers"`
+	// Roles: the identity holds any one of these telegate roles.
+	Roles []string `yaml:"roles"`
+	// Groups: the identity is in any one of these groups.
+	Groups []string `yaml:"groups"`
+	// Claims: for every claim named, its value is one of those listed.
+	Claims map[string][]string `yaml:"claims"`
+	// Issuers: the identity's issuer is one of these.
+	Issuers []string `yaml:"issuers"`
+	// Subjects: the identity's subject is one of these.
+	Subjects []string `yaml:"subjects"`
+	// Devices: the client certificate's subject is one of these.
+	Devices []string `yaml:"devices"`
+	// Providers: the provider, bearer or client CA id that vouched is one
+	// of these.
+	Providers []string `yaml:"providers"`
 	// Authenticated: any signed-in identity.
 	Authenticated bool `yaml:"authenticated"`
 }
@@ -287,12 +322,16 @@ type RateLimits struct {
 
 // RateLimit is a token bucket: Rate per second with Burst.
 type RateLimit struct {
-	Rate  float64 `yaml:"rate"`
-	Burst int     `yaml:"burst"`
+	// Rate is the sustained rate in requests per second; 0 is no limit.
+	Rate float64 `yaml:"rate"`
+	// Burst is the bucket size; at least 1 when Rate is set.
+	Burst int `yaml:"burst"`
 }
 
 // Inspection configures the WAF (Coraza with the OWASP CRS).
 type Inspection struct {
+	// Enabled turns inspection on for every route (routes[].inspect
+	// overrides). Default false.
 	Enabled bool `yaml:"enabled"`
 	// ParanoiaLevel 1..4. Default 1.
 	ParanoiaLevel int `yaml:"paranoia_level"`
@@ -314,10 +353,13 @@ type Audit struct {
 
 // Redis for several nodes.
 type Redis struct {
-	Addr         string `yaml:"addr"`
+	// Addr is the server, "host:port". Required with sessions.store "redis".
+	Addr string `yaml:"addr"`
+	// Password (AUTH) from ${ENV} or PasswordFile; never inline.
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
-	DB           int    `yaml:"db"`
+	// DB is the database number. Default 0.
+	DB int `yaml:"db"`
 }
 
 // Log configures ordinary logging (log/slog).
