@@ -148,6 +148,8 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	}
 
 	ctx, m.cancel = context.WithCancel(ctx)
+	// The end of ctx ends everything Close ends.
+	context.AfterFunc(ctx, func() { m.Close() })
 	m.storage = &certmagic.FileStorage{Path: filepath.Join(c.DataDir, "certmagic")}
 	zl := zapToSlog(log)
 

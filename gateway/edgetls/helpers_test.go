@@ -32,7 +32,7 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newTestCA(t *testing.T, cn string) *testCA {
+func newTestCA(t testing.TB, cn string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -70,7 +70,7 @@ func (ca *testCA) certPEM() []byte {
 
 // issue signs a leaf; names become DNS or IP SANs. client selects the
 // clientAuth extended key usage instead of serverAuth.
-func (ca *testCA) issue(t *testing.T, serial int64, client bool, notAfter time.Time, names ...string) (certPEM, keyPEM []byte) {
+func (ca *testCA) issue(t testing.TB, serial int64, client bool, notAfter time.Time, names ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -248,3 +248,5 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	}
 	return p
 }
+
+func writeBytes(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }
