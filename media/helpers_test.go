@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,43 +21,69 @@ import (
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/media/relay"
 	"github.com/telegate/telegate/scope"
 )
 
-// testRelay is a Relay that keeps the admitted set the way the real relay
-// does, so tests can see what a participant's credentials would allow.
-type testRelay struct {
+// spyRelay is the real relay (media/relay, serving on loopback) with a
+// record of the calls media made, so tests can see the decisions reach it.
+type spyRelay struct {
+	*relay.Server
+	addr     *net.UDPAddr
 	mu       sync.Mutex
 	admitted map[string]bool // visit/participant
 	removed  []string
 	ended    []string
 }
 
-func newTestRelay() *testRelay { return &testRelay{admitted: map[string]bool{}} }
+var relayPorts atomic.Int32
 
-func (r *testRelay) Credential(visitID, participantID string) Credential {
-	exp := time.Now().Add(10 * time.Minute).Truncate(time.Second)
-	return Credential{Username: fmt.Sprintf("%d:%s:%s", exp.Unix(), visitID, participantID), Password: "pw-" + participantID, Expires: exp}
+// newSpyRelay starts a relay on 127.0.0.1 with a port range of its own.
+func newSpyRelay(t testing.TB) *spyRelay {
+	t.Helper()
+	lo := uint16(30000 + 100*(relayPorts.Add(1)%300))
+	srv, err := relay.New(relay.Options{
+		Config: config.Relay{
+			Enabled:             true,
+			Listen:              "127.0.0.1:0",
+			UDPSockets:          1,
+			RelayAddresses:      []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+			PortMin:             lo,
+			PortMax:             lo + 99,
+			Secrets:             []string{"media-test-secret-0123456789"},
+			AllocationRate:      config.RateLimit{Rate: 1000, Burst: 1000},
+			UnauthenticatedRate: config.RateLimit{Rate: 1000, Burst: 1000},
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	ua := srv.LocalAddr().(*net.UDPAddr)
+	return &spyRelay{Server: srv, addr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ua.Port}, admitted: map[string]bool{}}
 }
 
-func (r *testRelay) ICEURLs(host string) []string {
-	return []string{"turn:" + host + ":3478?transport=udp", "turns:" + host + ":443?transport=tcp"}
-}
-
-func (r *testRelay) Admit(v, p string) {
+func (r *spyRelay) Admit(v, p string) {
+	r.Server.Admit(v, p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.admitted[v+"/"+p] = true
 }
 
-func (r *testRelay) Remove(v, p string) {
+func (r *spyRelay) Remove(v, p string) {
+	r.Server.Remove(v, p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.admitted, v+"/"+p)
 	r.removed = append(r.removed, v+"/"+p)
 }
 
-func (r *testRelay) EndVisit(v string) {
+func (r *spyRelay) EndVisit(v string) {
+	r.Server.EndVisit(v)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k := range r.admitted {
@@ -65,13 +94,13 @@ func (r *testRelay) EndVisit(v string) {
 	r.ended = append(r.ended, v)
 }
 
-func (r *testRelay) isAdmitted(v, p string) bool {
+func (r *spyRelay) isAdmitted(v, p string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.admitted[v+"/"+p]
 }
 
-func (r *testRelay) wasEnded(v string) bool {
+func (r *spyRelay) wasEnded(v string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range r.ended {
@@ -144,7 +173,7 @@ type harness struct {
 	t     *testing.T
 	svc   *Service
 	srv   *httptest.Server
-	relay *testRelay
+	relay *spyRelay
 	sink  *recordSink
 	clock *clock
 	dir   string
@@ -154,7 +183,7 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg config.Visits) *harness {
 	t.Helper()
-	h := &harness{t: t, relay: newTestRelay(), sink: &recordSink{}, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, dir: t.TempDir(), cfg: cfg}
+	h := &harness{t: t, relay: newSpyRelay(t), sink: &recordSink{}, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, dir: t.TempDir(), cfg: cfg}
 	h.start()
 	t.Cleanup(func() {
 		h.srv.Close()

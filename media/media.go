@@ -41,16 +41,16 @@ import (
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/media/relay"
 )
 
 // Credential is a TURN credential in the TURN REST form
 // (draft-uberti-behave-turn-rest-00 §2.2): Username "expiry:visit:participant",
 // Password base64(HMAC-SHA1(secret, Username)), valid until Expires.
-type Credential struct {
-	Username string
-	Password string
-	Expires  time.Time
-}
+type Credential = relay.Credential
+
+// *relay.Server is the Relay of a telegate node.
+var _ Relay = (*relay.Server)(nil)
 
 // Relay is what visits need from the TURN relay (package media/relay).
 // Every method must be safe for concurrent use.

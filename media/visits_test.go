@@ -2,6 +2,7 @@ package media
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -58,7 +59,7 @@ func TestVisitFlow(t *testing.T) {
 		t.Fatalf("credential not bound to the participant: %v", srv)
 	}
 	urls := srv["urls"].([]any)
-	if len(urls) != 2 || urls[0] != "turn:127.0.0.1:3478?transport=udp" {
+	if len(urls) != 2 || urls[0] != fmt.Sprintf("turn:127.0.0.1:%d?transport=udp", h.relay.addr.Port) || !strings.HasPrefix(urls[1].(string), "turns:127.0.0.1:") {
 		t.Fatalf("urls = %v", urls)
 	}
 	if !h.relay.isAdmitted(vid, pid) {
