@@ -78,8 +78,9 @@ func lookupName[T any](table map[string]T, name string) (string, T, bool) {
 
 // localSuffixes are the DNS names a local CA may certify, and the name
 // constraints (RFC 5280 §4.2.1.10) written into its root: names that are
-// never delegated in the public DNS (RFC 6761 §6.2-6.4, RFC 8375, and
-// the ".internal" TLD reserved by ICANN in 2024).
+// never delegated in the public DNS (".test" and "localhost", RFC 6761
+// §6.2-6.3; ".local", RFC 6762; "home.arpa", RFC 8375; ".internal",
+// reserved by ICANN in 2024).
 var localSuffixes = []string{"localhost", "local", "internal", "home.arpa", "test"}
 
 // localPrefixes are the IP ranges a local CA may certify (RFC 1918,
