@@ -212,7 +212,6 @@ func (s *Service) completeSignin(ctx context.Context, rp *relyingParty, rec *pre
 		Created:      now,
 		LastSeen:     now,
 		IDToken:      raw,
-		AccessToken:  tok.AccessToken,
 		RefreshToken: tok.RefreshToken,
 		TokenExpiry:  tokenExpiry(tok, now),
 	}

@@ -199,7 +199,6 @@ func (s *Service) refresh(ctx context.Context, sess *Session) (*Session, error) 
 			cur.IDToken = raw
 			cur.Groups, cur.Roles = mapRoles(rp.cfg.Roles, v.all)
 		}
-		cur.AccessToken = tok.AccessToken
 		if tok.RefreshToken != "" {
 			cur.RefreshToken = tok.RefreshToken
 		}

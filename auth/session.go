@@ -53,8 +53,10 @@ type Session struct {
 
 	// IDToken is the raw ID token, kept for id_token_hint at sign-out
 	// (OIDC RP-Initiated Logout 1.0 §2).
-	IDToken      string    `json:"idt,omitempty"`
-	AccessToken  string    `json:"act,omitempty"`
+	IDToken string `json:"idt,omitempty"`
+	// RefreshToken (RFC 6749 §6) renews the sign-in when the access token
+	// expires at TokenExpiry. The access token itself is not kept: telegate
+	// never forwards it.
 	RefreshToken string    `json:"rt,omitempty"`
 	TokenExpiry  time.Time `json:"tex,omitzero"`
 }

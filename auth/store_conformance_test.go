@@ -30,7 +30,7 @@ func runStoreConformance(t *testing.T, newStore func(t *testing.T, max int) Sess
 			ID: id, Provider: "staff", Issuer: "https://idp.test", Subject: sub, SID: sid,
 			Roles: []string{"clinician"}, Groups: []string{"g1"}, AMR: []string{"pwd"}, ACR: "1",
 			Claims: map[string]string{"email": sub + "@h.test"}, AuthTime: now, Created: now, LastSeen: now,
-			Expires: expires, IDToken: "idt", AccessToken: "at", RefreshToken: "rt", TokenExpiry: now.Add(time.Hour),
+			Expires: expires, IDToken: "idt", RefreshToken: "rt", TokenExpiry: now.Add(time.Hour),
 		}
 	}
 	ids := func(ss []*Session) []string {

@@ -1,0 +1,108 @@
+package auth
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/telegate/telegate/gateway/audit"
+)
+
+// benchService is a Service with only a store and a clock: what a session
+// lookup touches.
+func benchService(tb testing.TB, n int) (*Service, []string, string) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "sessions.db")
+	st, err := OpenBoltStore(path, testKey(3), n+1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st.db.NoSync = true // setup speed only; lookups are reads
+	now := time.Now()
+	s := &Service{store: st, now: func() time.Time { return now }, idle: 15 * time.Minute, absolute: 12 * time.Hour,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), audit: audit.Discard{}}
+	tb.Cleanup(func() { _ = st.Close() })
+	handles := make([]string, 0, n)
+	groups := []string{"clinicians", "cardiology", "on-call", "staff-all", "badge-holders"}
+	ctx := context.Background()
+	const batch = 500
+	for i := 0; i < n; i += batch {
+		err := func() error {
+			for j := i; j < i+batch && j < n; j++ {
+				h, id := newHandle()
+				sess := &Session{
+					ID: id, Provider: "staff", Issuer: "https://idp.hospital.example/realms/staff", Subject: randomToken(16),
+					SID: randomToken(12), Roles: []string{"clinician", "staff"}, Groups: groups, AMR: []string{"pwd", "otp"},
+					Claims:   map[string]string{"name": "Dr Alice Example", "email": "alice@hospital.example", "preferred_username": "alice"},
+					AuthTime: now, Created: now, LastSeen: now,
+					IDToken:      randomToken(600), // a typical ~800-byte ID token
+					RefreshToken: randomToken(100), TokenExpiry: now.Add(time.Hour),
+				}
+				s.sessionTimes(sess)
+				if _, err := st.Put(ctx, sess); err != nil {
+					return err
+				}
+				handles = append(handles, h)
+			}
+			return nil
+		}()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return s, handles, path
+}
+
+// BenchmarkSessionLookup measures one authenticated request's session work:
+// hash the handle, read and decrypt the record, check the clocks.
+func BenchmarkSessionLookup(b *testing.B) {
+	s, handles, _ := benchService(b, 2000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if s.loadSession(ctx, handles[i%len(handles)]) == nil {
+			b.Fatal("session not found")
+		}
+		i++
+	}
+}
+
+// TestIdleSessionFootprint measures what an idle session costs: Go heap
+// (the store keeps records in its memory-mapped file, not on the heap) and
+// bytes in the store file. Run with -v to see the figures.
+func TestIdleSessionFootprint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures 2000 sessions")
+	}
+	const n = 2000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s, handles, path := benchService(t, n)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heapPer := (int64(after.HeapAlloc) - int64(before.HeapAlloc) - int64(len(handles))*(16+43)) / n
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data int
+	_ = s.store.(*BoltStore).db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			return b.ForEach(func(k, v []byte) error { data += len(k) + len(v); return nil })
+		})
+	})
+	t.Logf("idle session: %d B of Go heap; %d B of records and indexes; file %d KiB for %d sessions", heapPer, data/n, fi.Size()>>10, n)
+	if heapPer > 2048 {
+		t.Errorf("idle session costs %d B of heap, budget 2048", heapPer)
+	}
+}
