@@ -1,0 +1,240 @@
+// Package stack assembles one telegate node from its configuration: the
+// certificates (edgetls), the audit trail, sign-in (auth), inspection
+// (policies), the TURN relay and visits (media), and the gateway that puts
+// them on the listeners. cmd/telegate and the end-to-end tests both run it.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/telegate/telegate/auth"
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/gateway"
+	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/gateway/edgetls"
+	"github.com/telegate/telegate/media"
+	"github.com/telegate/telegate/media/relay"
+	"github.com/telegate/telegate/policies"
+)
+
+// Options are what the caller hands to Run besides the configuration.
+type Options struct {
+	Logger *slog.Logger
+	// Reloads delivers configurations that have already been loaded and
+	// validated (SIGHUP or file change). nil in demo mode.
+	Reloads <-chan *config.Config
+	// HTTPClient is used for calls to OpenID Providers and ACME CAs; nil
+	// means a default client with timeouts.
+	HTTPClient *http.Client
+	// Ready is called once every listener is up, with facts to print.
+	Ready func(r Ready)
+}
+
+// Ready describes a running node.
+type Ready struct {
+	// URL of the public listener, e.g. "https://localhost:8443/".
+	URL string
+	// AdminAddr is the admin listener's address.
+	AdminAddr string
+	// LocalRoot is the path of the local CA root certificate, or "".
+	LocalRoot string
+	// RelayAddr is the TURN relay's UDP address, or "" when it is off.
+	RelayAddr string
+}
+
+// Run wires the planes for cfg — certificates (edgetls), the audit
+// trail, authentication (auth), inspection (policies), the TURN relay and
+// visits (media) — into one gateway and runs it until ctx ends. Every
+// component is closed on the way out, in reverse order.
+//
+// Reloads swap the gateway's routes and policies atomically
+// (gateway.Reload); a reload the gateway refuses keeps the running
+// configuration and is logged with its reason. Changes to providers, TLS,
+// listeners or the relay take effect at the next start.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	if cfg == nil {
+		return errors.New("telegate: no configuration")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](); err != nil {
+				log.Warn("closing", "error", err)
+			}
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	auditKey, err := audit.Key(cfg.Audit, cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	trail, err := audit.OpenWithLogger(audit.Path(cfg.Audit, cfg.DataDir), auditKey, log.With("component", "audit"))
+	if err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	closers = append(closers, trail.Close)
+
+	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log.With("component", "tls"), HTTPClient: o.HTTPClient})
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	closers = append(closers, certs.Close)
+
+	authn, err := auth.New(ctx, auth.Options{
+		Config:     cfg,
+		Audit:      trail,
+		Logger:     log.With("component", "auth"),
+		HTTPClient: o.HTTPClient,
+		ClientCAs:  certs.ClientCAs(),
+	})
+	if err != nil {
+		return fmt.Errorf("sign-in: %w", err)
+	}
+	closers = append(closers, authn.Close)
+
+	gw := gateway.Options{
+		Config:   cfg,
+		Auth:     authn,
+		Certs:    certs,
+		Audit:    trail,
+		Logger:   log.With("component", "gateway"),
+		Registry: reg,
+	}
+	if cfg.Inspection.Enabled {
+		insp, err := policies.NewInspector(cfg.Inspection, trail, log.With("component", "inspect"))
+		if err != nil {
+			return fmt.Errorf("inspection: %w", err)
+		}
+		gw.Inspector = insp
+	}
+
+	var turn *relay.Server
+	if cfg.Relay.Enabled {
+		turn, err = relay.New(relay.Options{
+			Config:    cfg.Relay,
+			Audit:     trail,
+			Logger:    log.With("component", "relay"),
+			Registry:  reg,
+			TLSConfig: certs.TLSConfig(),
+			DataDir:   cfg.DataDir,
+			IPHashKey: auditKey,
+		})
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		if err := turn.Start(ctx); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		closers = append(closers, turn.Close)
+		gw.STUNConn = turn.ServeTLSConn
+	}
+	if cfg.Visits.Enabled {
+		if turn == nil {
+			return errors.New("visits: the relay must be enabled (relay.enabled: true)")
+		}
+		visits, err := media.New(media.Options{
+			Config:  cfg.Visits,
+			DataDir: cfg.DataDir,
+			Relay:   turn,
+			Audit:   trail,
+			Logger:  log.With("component", "visits"),
+		})
+		if err != nil {
+			return fmt.Errorf("visits: %w", err)
+		}
+		closers = append(closers, visits.Close)
+		authn.OnSessionEnd(visits.SessionEnded)
+		h := visits.Handler()
+		gw.Endpoints = append(gw.Endpoints,
+			gateway.Endpoint{Prefix: "/.telegate/visits", Handler: h},
+			gateway.Endpoint{Prefix: "/.telegate/visit.js", Handler: h},
+			gateway.Endpoint{Prefix: "/.telegate/visit/", Handler: h},
+		)
+	}
+
+	g, err := gateway.New(gw)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(ctx) }()
+	if err := waitListening(ctx, g, errc); err != nil {
+		return err
+	}
+	if o.Ready != nil {
+		info := Ready{
+			URL:       publicURL(cfg, g.PublicAddr()),
+			AdminAddr: g.AdminAddr().String(),
+			LocalRoot: certs.LocalRootPath(),
+		}
+		if turn != nil && turn.LocalAddr() != nil {
+			info.RelayAddr = turn.LocalAddr().String()
+		}
+		o.Ready(info)
+	}
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case next, ok := <-o.Reloads:
+			if !ok {
+				o.Reloads = nil
+				continue
+			}
+			if err := g.Reload(next); err != nil {
+				log.Error("configuration reload refused; the running configuration stays", "error", err)
+				continue
+			}
+			log.Info("configuration reloaded", "routes", len(next.Routes))
+		}
+	}
+}
+
+// waitListening returns once the gateway's listeners are bound, or the
+// error that stopped it.
+func waitListening(ctx context.Context, g *gateway.Gateway, errc <-chan error) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for g.PublicAddr() == nil || g.AdminAddr() == nil {
+		select {
+		case err := <-errc:
+			if err == nil {
+				err = errors.New("gateway stopped before it listened")
+			}
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// publicURL is the configured public URL, or one made from the bound
+// address.
+func publicURL(cfg *config.Config, addr net.Addr) string {
+	if cfg.Server.PublicURL != "" {
+		return cfg.Server.PublicURL + "/"
+	}
+	return "https://" + addr.String() + "/"
+}
