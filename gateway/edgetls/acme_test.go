@@ -97,11 +97,15 @@ func TestACMEObtainsCertificateFromPebble(t *testing.T) {
 	for _, tc := range []struct {
 		challenge string
 		name      string
+		// late binds the gateway's listeners only after New, as
+		// cmd/telegate does: certmagic must not grab the ports meanwhile.
+		late bool
 	}{
-		{ChallengeHTTP01, "clinic.telegate.test"},
-		{ChallengeTLSALPN01, "video.telegate.test"},
+		{ChallengeHTTP01, "clinic.telegate.test", false},
+		{ChallengeTLSALPN01, "video.telegate.test", true},
+		{ChallengeHTTP01, "portal.telegate.test", true},
 	} {
-		t.Run(tc.challenge, func(t *testing.T) {
+		t.Run(tc.challenge+"/"+tc.name, func(t *testing.T) {
 			t.Parallel()
 			httpsLn, httpsPort := listenLoopback(t)
 			httpLn, httpPort := listenLoopback(t)
@@ -113,8 +117,21 @@ func TestACMEObtainsCertificateFromPebble(t *testing.T) {
 			cfg.TLS.ACME = config.ACME{CA: pebble.directory, Email: "pki@hospital.test",
 				Challenges: []string{tc.challenge}, RenewalWindowRatio: 0.5}
 
-			// Listeners are bound before New, as the gateway does.
+			if tc.late {
+				httpsLn.Close()
+				httpLn.Close()
+			}
 			m := newManager(t, Options{Config: cfg, HTTPClient: pebble.client})
+			if tc.late {
+				time.Sleep(300 * time.Millisecond)
+				var err error
+				if httpsLn, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+					t.Fatalf("gateway cannot bind its HTTPS port after New: %v", err)
+				}
+				if httpLn, err = net.Listen("tcp", cfg.Server.HTTPListen); err != nil {
+					t.Fatalf("gateway cannot bind its HTTP port after New: %v", err)
+				}
+			}
 			if m.acmeCfg.RenewalWindowRatio != 0.5 {
 				t.Errorf("renewal window ratio %v, want 0.5 from the configuration", m.acmeCfg.RenewalWindowRatio)
 			}

@@ -108,9 +108,10 @@ var errUnknownServerName = errors.New("edgetls: no certificate for this server n
 //
 // ACME challenges are answered by the gateway's own listeners: HTTP-01
 // through HTTPHandler on server.http_listen, TLS-ALPN-01 through
-// TLSConfig on server.listen. Bind both listeners before calling New:
-// when nobody listens on a challenge port, certmagic binds it itself for
-// the length of the challenge.
+// TLSConfig on server.listen. ACME certificates already in storage are
+// loaded before New returns; obtaining and renewal start once those
+// listeners accept TCP connections (at most a minute later), because
+// certmagic binds a challenge port itself when nobody listens on it.
 func New(ctx context.Context, o Options) (*Manager, error) {
 	if o.Config == nil {
 		return nil, errors.New("edgetls: no configuration")
@@ -258,12 +259,80 @@ func (m *Manager) startACME(ctx context.Context, c *config.Config, o Options, zl
 	m.acmeIssuer = certmagic.NewACMEIssuer(cfg, tmpl)
 	cfg.Issuers = []certmagic.Issuer{m.acmeIssuer}
 	m.acmeCfg = cfg
-	if err := cfg.ManageAsync(ctx, m.plan.acmeNames); err != nil {
-		return fmt.Errorf("acme: managing %s: %w", strings.Join(m.plan.acmeNames, ", "), err)
+
+	// Certificates already in storage are served at once.
+	for _, n := range m.plan.acmeNames {
+		if _, err := cfg.CacheManagedCertificate(ctx, n); err == nil {
+			m.log.Info("acme certificate loaded from storage", "name", n)
+		}
 	}
-	m.log.Info("acme certificate management started", "ca", tmpl.CA, "names", m.plan.acmeNames,
-		"http-01", m.plan.http01, "tls-alpn-01", m.plan.tlsalpn01)
+	// Obtaining waits until the gateway's listeners accept connections:
+	// certmagic binds a challenge port itself when nobody listens on it,
+	// which would keep the gateway from binding it a moment later.
+	var wait []string
+	if m.plan.http01 {
+		wait = append(wait, c.Server.HTTPListen)
+	}
+	if m.plan.tlsalpn01 {
+		wait = append(wait, c.Server.Listen)
+	}
+	m.wg.Go(func() {
+		waitListening(ctx, m.log, wait, listenerWait)
+		if ctx.Err() != nil {
+			return
+		}
+		if err := cfg.ManageAsync(ctx, m.plan.acmeNames); err != nil {
+			m.log.Error("acme certificate management failed to start", "names", m.plan.acmeNames, "error", err.Error())
+			return
+		}
+		m.log.Info("acme certificate management started", "ca", tmpl.CA, "names", m.plan.acmeNames,
+			"http-01", m.plan.http01, "tls-alpn-01", m.plan.tlsalpn01)
+	})
 	return nil
+}
+
+// listenerWait bounds how long ACME management waits for the gateway's
+// listeners before it starts anyway.
+const listenerWait = time.Minute
+
+// waitListening returns once a TCP connection to every listen address
+// succeeds (an unspecified host is dialled on loopback), when ctx ends, or
+// after max.
+func waitListening(ctx context.Context, log *slog.Logger, addrs []string, max time.Duration) {
+	deadline := time.Now().Add(max)
+	d := &net.Dialer{Timeout: time.Second}
+	for _, a := range addrs {
+		h, port, ok := listenHostPort(a)
+		if !ok {
+			continue
+		}
+		if ip, err := netip.ParseAddr(h); h == "" || (err == nil && ip.IsUnspecified()) {
+			h = "127.0.0.1"
+			if err == nil && ip.Is6() {
+				h = "::1"
+			}
+		}
+		target := net.JoinHostPort(h, strconv.Itoa(port))
+		for {
+			conn, err := d.DialContext(ctx, "tcp", target)
+			if err == nil {
+				conn.Close()
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				log.Warn("listener not accepting connections; starting acme management anyway", "listen", a)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // tls12Suites are the TLS 1.2 cipher suites offered: ECDHE key exchange
