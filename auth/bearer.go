@@ -145,7 +145,7 @@ func (s *Service) verifyBearer(ctx context.Context, route *config.Route, raw str
 		if bv == nil {
 			continue
 		}
-		jws, err := jose.ParseSigned(raw, bv.algs)
+		jws, err := jose.ParseSignedCompact(raw, bv.algs)
 		if err != nil {
 			continue
 		}

@@ -71,15 +71,6 @@ type authReq struct {
 	challenge, nonce, redirect string
 }
 
-func newRSAKey(t testing.TB, kid string) *opKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &opKey{kid: kid, alg: jose.RS256, priv: k}
-}
-
 func newECKey(t testing.TB, kid string) *opKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

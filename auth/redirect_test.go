@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -177,5 +178,35 @@ func TestStripOwnCookiesKeepsOthers(t *testing.T) {
 		if got := r.Header.Get("Cookie"); got != tc.want {
 			t.Errorf("strip(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestPreAuthTableSingleUseBoundedExpiring(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	tbl := newPreAuthTable(3)
+	h := tbl.put(&preAuth{State: "s", Expires: now.Add(time.Minute)})
+	if rec := tbl.take(h, now); rec == nil || rec.State != "s" {
+		t.Fatal("record not returned")
+	}
+	if tbl.take(h, now) != nil {
+		t.Fatal("record returned twice")
+	}
+	old := tbl.put(&preAuth{Expires: now.Add(time.Minute)})
+	if tbl.take(old, now.Add(2*time.Minute)) != nil {
+		t.Fatal("expired record returned")
+	}
+	var hs []string
+	for i := 0; i < 5; i++ {
+		hs = append(hs, tbl.put(&preAuth{Expires: now.Add(time.Minute)}))
+	}
+	if tbl.len() != 3 {
+		t.Fatalf("table holds %d records, cap 3", tbl.len())
+	}
+	if tbl.take(hs[0], now) != nil || tbl.take(hs[4], now) == nil {
+		t.Fatal("eviction did not drop the oldest record")
+	}
+	if tbl.take("", now) != nil || tbl.take(strings.Repeat("a", 100), now) != nil {
+		t.Fatal("malformed handle matched")
 	}
 }

@@ -310,7 +310,7 @@ func (s *BoltStore) DeleteBySubject(_ context.Context, issuer, subject, sid stri
 		sessions := tx.Bucket(bucketSessions)
 		for _, id := range ids {
 			v := sessions.Get([]byte(id))
-			if v == nil || len(v) < headerLen {
+			if len(v) < headerLen {
 				continue
 			}
 			if sidHash != nil && !bytes.Equal(v[8+hashLen:headerLen], sidHash) {
