@@ -1,0 +1,74 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestIsReservedHeader(t *testing.T) {
+	t.Parallel()
+	reserved := []string{
+		"X-Telegate-Assertion", "x-telegate-assertion", "X_Telegate_Assertion", "X.Telegate.Assertion",
+		"X-Telegate-Subject", "X_TELEGATE_ROLES", "X-Forwarded-For", "X_Forwarded_For", "x.forwarded.host",
+		"X-Forwarded-Uri", "Forwarded", "X-Real-IP", "X_Real_Ip", "X-Original-URL", "X-Rewrite-URL",
+		"X-Client-IP", "True-Client-IP", "True_Client_IP", "X-Remote-User", "Remote-User", "Remote_User",
+		"X-Auth-Request-User", "X_Auth_Request_Email", "X-Request-Id", "X-App-Identity",
+	}
+	for _, h := range reserved {
+		if !IsReservedHeader(h, "X-App-Identity") {
+			t.Errorf("%q not reserved", h)
+		}
+	}
+	for _, h := range []string{"Authorization", "Cookie", "X-Forwarded", "Accept", "X-Telegate", "Forwarded-For", "Content-Type"} {
+		if IsReservedHeader(h, "X-App-Identity") {
+			t.Errorf("%q reserved", h)
+		}
+	}
+}
+
+func TestSanitizeConnection(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, want string }{
+		{"keep-alive", "keep-alive"},
+		{"Upgrade", "Upgrade"},
+		{"close, X-Telegate-Assertion", "close"},
+		{"Authorization, Cookie", ""},
+		{"keep-alive, X-Forwarded-For, te", "keep-alive, te"},
+	}
+	for _, tc := range cases {
+		h := http.Header{"Connection": {tc.in}}
+		SanitizeConnection(h)
+		if got := h.Get("Connection"); got != tc.want {
+			t.Errorf("Connection %q → %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzStripReservedHeaders: after stripping, no name folds to a reserved
+// one, and every other field is kept unchanged.
+func FuzzStripReservedHeaders(f *testing.F) {
+	f.Add("X_Forwarded_For", "Accept", "x.telegate.subject")
+	f.Add("Forwarded", "Remote_User", "Cookie")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		h := http.Header{}
+		for i, k := range []string{a, b, c} {
+			h[k] = []string{strings.Repeat("v", i+1)}
+		}
+		orig := h.Clone()
+		StripReservedHeaders(h, DefaultAssertionHeader)
+		for k, v := range orig {
+			_, kept := h[k]
+			if IsReservedHeader(k, DefaultAssertionHeader) == kept {
+				t.Fatalf("%q: reserved=%v kept=%v", k, IsReservedHeader(k, DefaultAssertionHeader), kept)
+			}
+			if kept && h[k][0] != v[0] {
+				t.Fatalf("%q changed", k)
+			}
+			f := FoldHeaderName(k)
+			if kept && (strings.HasPrefix(f, "x-telegate-") || strings.HasPrefix(f, "x-forwarded-") || f == "forwarded") {
+				t.Fatalf("%q kept", k)
+			}
+		}
+	})
+}
