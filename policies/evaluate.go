@@ -69,7 +69,7 @@ func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decisio
 	for i := range p.Allow {
 		failed := matchRule(&p.Allow[i], id)
 		if failed == "" {
-			return scope.Decision{Allow: true, Reason: "rule:" + strconv.Itoa(i)}
+			return scope.Decision{Allow: true, Reason: ruleReason(i)}
 		}
 		switch reason {
 		case "":
@@ -80,6 +80,22 @@ func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decisio
 		}
 	}
 	return deny(reason)
+}
+
+// ruleReasons caches "rule:N" for the first rules.
+var ruleReasons = func() [64]string {
+	var r [64]string
+	for i := range r {
+		r[i] = "rule:" + strconv.Itoa(i)
+	}
+	return r
+}()
+
+func ruleReason(i int) string {
+	if i < len(ruleReasons) {
+		return ruleReasons[i]
+	}
+	return "rule:" + strconv.Itoa(i)
 }
 
 func deny(reason string) scope.Decision {

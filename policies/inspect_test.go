@@ -380,3 +380,84 @@ func rawAudit(t testing.TB, al *trail) string {
 	}
 	return string(data)
 }
+
+// TestRegressionDuplicateContentType: a second Content-Type must not switch
+// the body processor away from the one the upstream will use (Coraza
+// GHSA-w253-m66g-rx24); a JSON injection behind two Content-Type headers is
+// still refused.
+func TestRegressionDuplicateContentType(t *testing.T) {
+	t.Parallel()
+	in, _, _ := inspectorFor(t, true, false)
+	srv, seen := serve(t, in, &config.Route{ID: "r"})
+	hr, _ := http.NewRequest("POST", srv.URL+"/r", strings.NewReader(`{"q":"1' UNION SELECT password FROM users --"}`))
+	hr.Host = "clinic.test"
+	hr.Header.Set("User-Agent", "telegate-test")
+	hr.Header.Set("Accept", "*/*")
+	hr.Header["Content-Type"] = []string{"application/json", "text/plain"}
+	resp, err := srv.Client().Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || seen.calls != 0 {
+		t.Fatalf("status %d, upstream calls %d: injection passed", resp.StatusCode, seen.calls)
+	}
+}
+
+// FuzzInspect sends arbitrary queries and bodies through the real stage:
+// it must answer 200 (with the body forwarded unchanged), 400, 403 or 413,
+// and never panic.
+func FuzzInspect(f *testing.F) {
+	in, _, _ := inspectorFor(f, true, false)
+	in.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt := &config.Route{ID: "r", MaxBodyBytes: 4096}
+	f.Add("page=2&sort=name", "application/json", clinicalForm)
+	f.Add("id=1'%20OR%20'1'='1", "application/x-www-form-urlencoded", "a=b&c=d")
+	f.Add("", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--x--\r\n")
+	f.Add("q=%zz", "application/json", `{"a":[[[[[[1]]]]]]}`)
+	f.Add("", "text/xml", "<a><b>1</b></a>")
+	f.Add("", "image/png", "\x89PNG\r\n\x1a\n\x00\x00")
+	f.Fuzz(func(t *testing.T, query, ctype, body string) {
+		var got []byte
+		called := false
+		h := in.Inspect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			called = true
+			got, _ = io.ReadAll(r.Body)
+		}))
+		r := httptest.NewRequest("POST", "http://clinic.test/r", strings.NewReader(body))
+		r.URL.RawQuery = query
+		r.Header.Set("Content-Type", ctype)
+		r = r.WithContext(scope.With(r.Context(), &scope.Scope{RequestID: "f", RouteID: "r", Route: rt}))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		switch {
+		case called:
+			if string(got) != body {
+				t.Fatalf("forwarded body differs: %q vs %q", got, body)
+			}
+		case w.Code == 400 || w.Code == 403 || w.Code == 413:
+		default:
+			t.Fatalf("status %d without calling next", w.Code)
+		}
+	})
+}
+
+func BenchmarkInspectCleanGET(b *testing.B) {
+	in, _, _ := inspectorFor(b, true, false)
+	h := in.Inspect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	rt := &config.Route{ID: "clinic"}
+	s := &scope.Scope{RequestID: "b", RouteID: "clinic", Route: rt, ClientAddr: netip.MustParseAddr("192.0.2.1")}
+	r := httptest.NewRequest("GET", "http://clinic.test/clinic/patients?page=2&sort=last_name&ward=cardiology", nil)
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36")
+	r.Header.Set("Accept", "text/html")
+	r.Header.Set("Cookie", "__Host-telegate=abc")
+	r = r.WithContext(scope.With(r.Context(), s))
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+}
