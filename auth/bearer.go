@@ -219,6 +219,7 @@ func (s *Service) bearerError(w http.ResponseWriter, r *http.Request, reason str
 	if sc := scope.From(r.Context()); sc != nil {
 		rid = sc.RequestID
 	}
+	s.metrics.bearer.WithLabelValues(reason).Inc()
 	s.log.Info("auth: bearer token refused", "reason", reason, "request_id", rid)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="telegate", error="invalid_token"`)
 	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "request_id": rid})

@@ -28,6 +28,7 @@ func benchService(tb testing.TB, n int) (*Service, []string, string) {
 	now := time.Now()
 	s := &Service{store: st, now: func() time.Time { return now }, idle: 15 * time.Minute, absolute: 12 * time.Hour,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), audit: audit.Discard{}}
+	s.metrics, _ = newMetrics(nil)
 	tb.Cleanup(func() { _ = st.Close() })
 	handles := make([]string, 0, n)
 	groups := []string{"clinicians", "cardiology", "on-call", "staff-all", "badge-holders"}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/telegate/telegate/config"
 )
@@ -147,6 +149,9 @@ func TestIDTokenConformance(t *testing.T) {
 			}
 			if !h.audit.find("signin", "deny", tc.reason) {
 				t.Errorf("no signin deny audit event with reason %q", tc.reason)
+			}
+			if got := counterValue(h.svc.metrics.signins.WithLabelValues("staff", "deny", tc.reason)); got != 1 {
+				t.Errorf("telegate_auth_signins_total{reason=%q} = %v, want 1", tc.reason, got)
 			}
 			if tc.userinfo && h.op.userinfoHits.Load() == 0 {
 				t.Error("UserInfo was not called")
@@ -761,4 +766,12 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

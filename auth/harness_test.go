@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/scope"
@@ -73,6 +75,7 @@ type harness struct {
 	cfg    *config.Config
 	clock  *fakeClock
 	audit  *auditLog
+	reg    *prometheus.Registry
 	svc    *Service
 	gw     *httptest.Server
 	url    string
@@ -94,6 +97,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	t.Helper()
 	h := &harness{t: t, op: newTestOP(t), clock: newFakeClock(), audit: &auditLog{}}
 	h.op.now = h.clock.Now
+	h.reg = prometheus.NewRegistry()
 	var handler atomic.Value
 	h.gw = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handler.Load().(http.Handler).ServeHTTP(w, r)
@@ -146,6 +150,7 @@ func (h *harness) start() {
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:        h.clock.Now,
 		HTTPClient: h.op.srv.Client(),
+		Registry:   h.reg,
 	})
 	if err != nil {
 		h.t.Fatalf("New: %v", err)

@@ -234,6 +234,10 @@ func (s *Service) denySignin(w http.ResponseWriter, r *http.Request, pid, sub st
 }
 
 func (s *Service) auditSignin(r *http.Request, pid, iss, sub, decision, reason string) {
+	if s.providers[pid] == nil {
+		pid = "unknown" // keep label values to configured ids
+	}
+	s.metrics.signins.WithLabelValues(pid, decision, reason).Inc()
 	ev := audit.Event{
 		Time:     s.now(),
 		Type:     "signin",

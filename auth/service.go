@@ -21,6 +21,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/telegate/telegate/config"
@@ -62,6 +63,10 @@ type Options struct {
 	// ClientCAs are the device CA pools by config.ClientCA id; nil loads
 	// them from Config.ClientCAs.
 	ClientCAs map[string]*x509.CertPool
+	// Registry receives telegate_auth_signins_total{provider,result,reason},
+	// telegate_auth_session_ends_total{reason} and
+	// telegate_auth_bearer_refusals_total{reason}. Nil: not registered.
+	Registry prometheus.Registerer
 	// Store replaces the default encrypted bbolt store in
 	// <DataDir>/sessions.db. The service closes it on Close.
 	Store SessionStore
@@ -97,6 +102,7 @@ type Service struct {
 	stopped     chan struct{}
 	closeOnce   sync.Once
 	csrfChecker *http.CrossOriginProtection
+	metrics     *metrics
 }
 
 // New builds the service: it opens the session store, loads the device CA
@@ -130,6 +136,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		s.now = time.Now
 	}
 	s.jtis, _ = lru.New[string, time.Time](maxJTIs)
+	m, err := newMetrics(o.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("auth: metrics: %w", err)
+	}
+	s.metrics = m
 
 	sc := cfg.Sessions
 	s.cookieName = sc.CookieName
@@ -254,6 +265,7 @@ func (s *Service) ended(ctx context.Context, sess *Session, reason string) {
 		return
 	}
 	id := sess.Identity()
+	s.metrics.ends.WithLabelValues(reason).Inc()
 	s.hooksMu.RLock()
 	hooks := s.hooks
 	s.hooksMu.RUnlock()
