@@ -6,24 +6,20 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/telegate/telegate/e2e/webclient"
 )
 
 // telegateBin is the binary built once by TestMain.
@@ -129,123 +125,64 @@ func (d *demo) Stop() {
 // Output is what the process printed so far.
 func (d *demo) Output() string { return d.out.String() }
 
-// browser is an HTTP client with a cookie jar that trusts the demo's local
-// CA and dials only loopback.
+// browser wraps webclient.Client with test failure handling.
 type browser struct {
 	t      testing.TB
-	c      *http.Client
-	jar    http.CookieJar
+	c      *webclient.Client
 	accept string
 }
 
 func newBrowser(t testing.TB, d *demo) *browser {
 	t.Helper()
-	pem, err := os.ReadFile(filepath.Join(d.dataDir, "ca", "root.pem"))
+	c, err := webclient.New(filepath.Join(d.dataDir, "ca", "root.pem"))
 	if err != nil {
-		t.Fatalf("local CA root: %v", err)
+		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("local CA root: no certificate")
-	}
-	jar, _ := cookiejar.New(nil)
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool},
-		// Everything the demo serves is on loopback; never dial elsewhere.
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			_, port, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			return dialer.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", port))
-		},
-		ForceAttemptHTTP2: true,
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &browser{t: t, jar: jar, accept: "application/json", c: &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second}}
+	t.Cleanup(c.Close)
+	return &browser{t: t, c: c, accept: "application/json"}
 }
 
-// noRedirect returns a copy of the client that stops at the first
-// response.
-func (b *browser) noRedirect() *http.Client {
-	c := *b.c
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
-}
+// noRedirect returns a client that stops at the first response.
+func (b *browser) noRedirect() *http.Client { return b.c.NoRedirect() }
 
-var formAction = regexp.MustCompile(`<form[^>]*method="post"[^>]*action="([^"]*)"`)
-var hiddenID = regexp.MustCompile(`<input type="hidden" name="id" value="([^"]*)"`)
-
-// signIn opens path on the gateway, is sent to the development OpenID
-// Provider, fills in its login form as a person would and returns the page
-// the gateway finally serves.
+// signIn opens path on the gateway, signs in at the development OpenID
+// Provider's form and returns the page the gateway finally serves.
 func (b *browser) signIn(base, path, user, password string) (*http.Response, []byte) {
 	b.t.Helper()
-	resp, body := b.get(base + path)
-	m := formAction.FindSubmatch(body)
-	if m == nil {
-		b.t.Fatalf("GET %s: expected the identity provider's login form, got %d %s:\n%.500s", path, resp.StatusCode, resp.Request.URL, body)
-	}
-	action, err := resp.Request.URL.Parse(string(m[1]))
+	b.c.Accept = b.accept
+	resp, body, err := b.c.SignIn(base+path, user, password)
 	if err != nil {
-		b.t.Fatal(err)
+		b.t.Fatalf("sign-in as %s: %v\n%.500s", user, err, body)
 	}
-	form := url.Values{"username": {user}, "password": {password}}
-	if id := hiddenID.FindSubmatch(body); id != nil {
-		form.Set("id", string(id[1]))
-	}
-	return b.post(action.String(), form, nil)
+	return resp, body
 }
 
 func (b *browser) get(u string) (*http.Response, []byte) {
 	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Accept", b.accept)
-	return b.do(b.c, req)
+	return b.do(nil, mustRequest(b.t, http.MethodGet, u, b.accept))
 }
 
 func (b *browser) post(u string, form url.Values, hdr http.Header) (*http.Response, []byte) {
 	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	b.c.Accept = b.accept
+	resp, body, err := b.c.PostForm(u, form, hdr)
 	if err != nil {
-		b.t.Fatal(err)
+		b.t.Fatalf("POST %s: %v", u, err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", b.accept)
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	return b.do(b.c, req)
+	return resp, body
 }
 
 func (b *browser) do(c *http.Client, req *http.Request) (*http.Response, []byte) {
 	b.t.Helper()
-	resp, err := c.Do(req)
+	resp, body, err := b.c.Do(c, req)
 	if err != nil {
 		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		b.t.Fatal(err)
 	}
 	return resp, body
 }
 
 // cookie returns the named cookie the jar holds for base, or nil.
-func (b *browser) cookie(base, name string) *http.Cookie {
-	u, _ := url.Parse(base + "/")
-	for _, c := range b.jar.Cookies(u) {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
+func (b *browser) cookie(base, name string) *http.Cookie { return b.c.Cookie(base, name) }
 
 // upstreamView is the demo app's JSON: what the upstream saw in the
 // gateway's assertion.
