@@ -209,8 +209,10 @@ func (g *guardConn) inspect(pkt []byte, from net.Addr) ([]byte, bool) {
 }
 
 // checkPeers applies the peer filter to CreatePermission (every
-// XOR-PEER-ADDRESS, by IP: RFC 8656 §9) and ChannelBind (the exact
-// transport address, §12). "" admits.
+// XOR-PEER-ADDRESS, RFC 8656 §9) and ChannelBind (§12): each must be the
+// exact relayed transport address of a sibling. A permission is per IP
+// (§9), so the port is checked here, where it is still known: clients
+// (browsers, pion) send the remote candidate's full address. "" admits.
 func (g *guardConn) checkPeers(m *stun.Message, a *allocation) string {
 	switch m.Type.Method {
 	case stun.MethodCreatePermission, stun.MethodChannelBind:
@@ -222,13 +224,7 @@ func (g *guardConn) checkPeers(m *stun.Message, a *allocation) string {
 		return "bad_request"
 	}
 	for _, ap := range peers {
-		var r string
-		if m.Type.Method == stun.MethodCreatePermission {
-			r = a.permitIP(ap.Addr())
-		} else {
-			r = a.permitAddr(ap)
-		}
-		if r != "" {
+		if r := a.permitAddr(ap); r != "" {
 			return r
 		}
 	}
