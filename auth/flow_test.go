@@ -775,3 +775,37 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestReloadOnSharedStore: a configuration reload builds a new Service on the
+// caller's open store; closing the old service leaves the store and its
+// sessions alone.
+func TestReloadOnSharedStore(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.signIn("/app/")
+	id := sessionIDFor(h.sessionCookie())
+	if err := h.svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := 0; i < 2; i++ {
+		svc, err := New(context.Background(), Options{Config: h.cfg, Store: st, HTTPClient: h.op.srv.Client(), Now: h.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.Get(context.Background(), id); err != nil {
+		t.Fatalf("session lost across reloads: %v", err)
+	}
+	h.cfg.Sessions.Store = "redis"
+	if _, err := OpenStore(h.cfg); err == nil {
+		t.Error("an unsupported store was accepted")
+	}
+}

@@ -167,6 +167,7 @@ func (s *Service) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// §2.8: a logout that could not be carried out is an error.
 		s.log.Warn("auth: back-channel logout could not delete sessions", "error", err)
+		s.forgetJTI(lt.Issuer, lt.TokenID) // let the provider retry
 		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "logout_failed"})
 		return
 	}
@@ -195,6 +196,13 @@ func (s *Service) rememberJTI(iss, jti string, exp time.Time) bool {
 	}
 	s.jtis.Add(k, exp)
 	return true
+}
+
+// forgetJTI drops a recorded (iss, jti).
+func (s *Service) forgetJTI(iss, jti string) {
+	s.jtiMu.Lock()
+	s.jtis.Remove(iss + "\x00" + jti)
+	s.jtiMu.Unlock()
 }
 
 func (s *Service) auditSignout(r *http.Request, sess *Session) {

@@ -67,8 +67,10 @@ type Options struct {
 	// telegate_auth_session_ends_total{reason} and
 	// telegate_auth_bearer_refusals_total{reason}. Nil: not registered.
 	Registry prometheus.Registerer
-	// Store replaces the default encrypted bbolt store in
-	// <DataDir>/sessions.db. The service closes it on Close.
+	// Store replaces the default store (OpenStore). A store passed here
+	// belongs to the caller, who closes it: this lets a configuration
+	// reload build a new Service on the same open store. Without it the
+	// service opens the default store and closes it on Close.
 	Store SessionStore
 }
 
@@ -86,6 +88,7 @@ type Service struct {
 	idle        time.Duration
 	absolute    time.Duration
 	store       SessionStore
+	ownStore    bool
 	preauth     *preAuthTable
 	providers   map[string]*relyingParty
 	provOrder   []string
@@ -202,23 +205,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	// Session store.
 	s.store = o.Store
 	if s.store == nil {
-		key, err := sessionKey(sc, cfg.DataDir)
-		if err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
-		}
-		max := sc.MaxSessions
-		if max <= 0 {
-			max = defaultMaxSessions
-		}
-		dir := cfg.DataDir
-		if dir == "" {
-			dir = "./telegate-data"
-		}
-		st, err := OpenBoltStore(filepath.Join(dir, "sessions.db"), key, max)
+		st, err := OpenStore(cfg)
 		if err != nil {
 			return nil, err
 		}
-		s.store = st
+		s.store, s.ownStore = st, true
 	}
 
 	s.csrfChecker = http.NewCrossOriginProtection()
@@ -228,6 +219,31 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s.handler = s.routesMux()
 	go s.sweepLoop()
 	return s, nil
+}
+
+// OpenStore opens the default session store for cfg: the encrypted bbolt
+// store <DataDir>/sessions.db (default DataDir "./telegate-data"), keyed by
+// Sessions.EncryptionKey, EncryptionKeyFile or <DataDir>/keys/session.key
+// (generated once, mode 0600), capped at Sessions.MaxSessions (default
+// 100000). Sessions.Store "redis" is not available yet and is an error.
+func OpenStore(cfg *config.Config) (SessionStore, error) {
+	sc := cfg.Sessions
+	if sc.Store != "" && sc.Store != "file" {
+		return nil, fmt.Errorf("auth: sessions.store %q is not supported by this build (use \"file\")", sc.Store)
+	}
+	key, err := sessionKey(sc, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	max := sc.MaxSessions
+	if max <= 0 {
+		max = defaultMaxSessions
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = "./telegate-data"
+	}
+	return OpenBoltStore(filepath.Join(dir, "sessions.db"), key, max)
 }
 
 // loadClientCAs reads each CA's PEM file into its own pool.
@@ -329,13 +345,15 @@ func (s *Service) sweep(ctx context.Context) {
 	}
 }
 
-// Close stops the sweeper and closes the session store.
+// Close stops the sweeper and closes the session store it opened.
 func (s *Service) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.stopped
-		err = s.store.Close()
+		if s.ownStore {
+			err = s.store.Close()
+		}
 	})
 	return err
 }
