@@ -109,8 +109,8 @@ func (l *Limiter) AllowClient(routeID string, addr netip.Addr, override *config.
 		return true
 	}
 	k := clientKey{route: routeID, prefix: clientPrefix(addr)}
-	b := getBucket(l.clients, k, lim)
-	if b.AllowN(l.now(), 1) {
+	now := l.now()
+	if getBucket(l.clients, k, lim, now).AllowN(now, 1) {
 		return true
 	}
 	l.limitedClient.Add(1)
@@ -131,8 +131,8 @@ func (l *Limiter) AllowSubject(routeID, subjectKey string, override *config.Rate
 	if lim.Rate <= 0 || subjectKey == "" {
 		return true
 	}
-	b := getBucket(l.subjects, subjectKeyOf(routeID, subjectKey), lim)
-	if b.AllowN(l.now(), 1) {
+	now := l.now()
+	if getBucket(l.subjects, subjectKeyOf(routeID, subjectKey), lim, now).AllowN(now, 1) {
 		return true
 	}
 	l.limitedSubject.Add(1)
@@ -170,7 +170,7 @@ func clientPrefix(addr netip.Addr) netip.Prefix {
 
 // getBucket returns the bucket for k, creating it full, and brings its
 // limit in line with lim (an override may change on reload).
-func getBucket[K comparable](c *lru.Cache[K, *rate.Limiter], k K, lim config.RateLimit) *rate.Limiter {
+func getBucket[K comparable](c *lru.Cache[K, *rate.Limiter], k K, lim config.RateLimit, now time.Time) *rate.Limiter {
 	burst := lim.Burst
 	if burst <= 0 {
 		burst = int(math.Max(1, math.Ceil(lim.Rate)))
@@ -178,8 +178,8 @@ func getBucket[K comparable](c *lru.Cache[K, *rate.Limiter], k K, lim config.Rat
 	want := rate.Limit(lim.Rate)
 	if b, ok := c.Get(k); ok {
 		if b.Limit() != want || b.Burst() != burst {
-			b.SetLimit(want)
-			b.SetBurst(burst)
+			b.SetLimitAt(now, want)
+			b.SetBurstAt(now, burst)
 		}
 		return b
 	}
