@@ -151,7 +151,7 @@ func (s *Service) loadSession(ctx context.Context, handle string) *Session {
 	if sess.RefreshToken != "" && !sess.TokenExpiry.IsZero() && !now.Before(sess.TokenExpiry) {
 		fresh, err := s.refresh(ctx, sess)
 		if err != nil {
-			s.log.Info("auth: token refresh failed; session ended", "provider", sess.Provider, "error", err)
+			s.log.Info("auth: token refresh failed; session ended", "provider", sess.Provider, "detail", safeDetail(err))
 			s.endSession(ctx, id, "refresh_failed")
 			return nil
 		}
