@@ -809,3 +809,34 @@ func TestReloadOnSharedStore(t *testing.T) {
 		t.Error("an unsupported store was accepted")
 	}
 }
+
+// TestNothingSensitiveInLogs: tokens, cookies, claims and query strings
+// never reach the log, on success or refusal.
+func TestNothingSensitiveInLogs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.op.set(func(op *testOP) { op.expiresIn = 60 })
+	h.signIn("/app/secret-path?patient=4711")
+	handle := h.sessionCookie()
+	h.clock.Advance(2 * time.Minute)
+	h.op.set(func(op *testOP) { op.refreshFail = true })
+	h.get("/app/") // failed refresh
+	h.op.set(func(op *testOP) { op.idClaims = func(c map[string]any) { c["nonce"] = "x" } })
+	h.signIn("/app/?mrn=998877")
+	h.op.mu.Lock()
+	var rts []string
+	for rt := range h.op.refreshTokens {
+		rts = append(rts, rt)
+	}
+	state := h.op.lastAuthorize.Get("state")
+	h.op.mu.Unlock()
+	logs := h.logs.String()
+	if logs == "" {
+		t.Fatal("no log output at all: the test would prove nothing")
+	}
+	for _, secret := range append(rts, handle, state, "alice@hospital.example", "Alice Example", "4711", "998877", h.op.clientSecret) {
+		if secret != "" && strings.Contains(logs, secret) {
+			t.Errorf("log contains %q:\n%s", secret, logs)
+		}
+	}
+}

@@ -76,6 +76,7 @@ type harness struct {
 	clock  *fakeClock
 	audit  *auditLog
 	reg    *prometheus.Registry
+	logs   *syncBuffer
 	svc    *Service
 	gw     *httptest.Server
 	url    string
@@ -98,6 +99,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	h := &harness{t: t, op: newTestOP(t), clock: newFakeClock(), audit: &auditLog{}}
 	h.op.now = h.clock.Now
 	h.reg = prometheus.NewRegistry()
+	h.logs = &syncBuffer{}
 	var handler atomic.Value
 	h.gw = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handler.Load().(http.Handler).ServeHTTP(w, r)
@@ -147,7 +149,7 @@ func (h *harness) start() {
 	svc, err := New(context.Background(), Options{
 		Config:     h.cfg,
 		Audit:      h.audit,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:     slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:        h.clock.Now,
 		HTTPClient: h.op.srv.Client(),
 		Registry:   h.reg,
@@ -302,4 +304,22 @@ func (h *harness) tlsClientWithCert(cert *tls.Certificate) *http.Client {
 	}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
