@@ -151,7 +151,7 @@ func TestIDTokenConformance(t *testing.T) {
 				t.Errorf("no signin deny audit event with reason %q", tc.reason)
 			}
 			if got := counterValue(h.svc.metrics.signins.WithLabelValues("staff", "deny", tc.reason)); got != 1 {
-				t.Errorf("telegate_auth_signins_total{reason=%q} = %v, want 1", tc.reason, got)
+				t.Errorf("telegate_control_signins_total{reason=%q} = %v, want 1", tc.reason, got)
 			}
 			if tc.userinfo && h.op.userinfoHits.Load() == 0 {
 				t.Error("UserInfo was not called")

@@ -7,7 +7,7 @@ import (
 )
 
 // metrics are the control plane's sign-in metrics (names
-// telegate_auth_*). Labels carry only configured ids and short reasons,
+// telegate_control_*). Labels carry only configured ids and short reasons,
 // never a subject, token or address.
 type metrics struct {
 	signins *prometheus.CounterVec
@@ -18,15 +18,15 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "telegate_auth_signins_total",
+			Name: "telegate_control_signins_total",
 			Help: "OpenID Connect sign-ins by provider, result (allow, deny) and reason (ok, no_preauth, state_mismatch, nonce_mismatch, id_token_invalid, sub_missing, iat_missing, iat_future, azp_missing, azp_mismatch, at_hash_mismatch, userinfo_failed, userinfo_sub_mismatch, token_exchange, idp_error, ...).",
 		}, []string{"provider", "result", "reason"}),
 		ends: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "telegate_auth_session_ends_total",
+			Name: "telegate_control_session_ends_total",
 			Help: "Sessions ended by reason: signout, backchannel, idle, absolute, refresh_failed, evicted, replaced.",
 		}, []string{"reason"}),
 		bearer: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "telegate_auth_bearer_refusals_total",
+			Name: "telegate_control_bearer_refusals_total",
 			Help: "Bearer tokens refused on API routes by reason: malformed, issuer, signature, expired, audience, sub_missing, iat.",
 		}, []string{"reason"}),
 	}

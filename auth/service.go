@@ -63,9 +63,9 @@ type Options struct {
 	// ClientCAs are the device CA pools by config.ClientCA id; nil loads
 	// them from Config.ClientCAs.
 	ClientCAs map[string]*x509.CertPool
-	// Registry receives telegate_auth_signins_total{provider,result,reason},
-	// telegate_auth_session_ends_total{reason} and
-	// telegate_auth_bearer_refusals_total{reason}. Nil: not registered.
+	// Registry receives telegate_control_signins_total{provider,result,reason},
+	// telegate_control_session_ends_total{reason} and
+	// telegate_control_bearer_refusals_total{reason}. Nil: not registered.
 	Registry prometheus.Registerer
 	// Store replaces the default store (OpenStore). A store passed here
 	// belongs to the caller, who closes it: this lets a configuration
