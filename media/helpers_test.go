@@ -159,10 +159,17 @@ var users = map[string]*scope.Identity{
 	"svc":  {Kind: "bearer", Issuer: "https://scheduler", Subject: "scheduler", Roles: []string{"service"}},
 }
 
+// benchUser is a patient identity with subject name.
+func benchUser(name string) *scope.Identity {
+	return &scope.Identity{Kind: "session", Issuer: "https://patient-idp", Subject: name, Roles: []string{"patient"}, Claims: map[string]any{"name": name}, SessionID: "sess-" + name}
+}
+
 func withTestIdentity(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sc := &scope.Scope{RequestID: "req-test", ClientAddr: netip.MustParseAddr("127.0.0.1"), Host: "127.0.0.1", Path: r.URL.Path}
-		if u := r.Header.Get("X-Test-User"); u != "" {
+		if u := r.Header.Get("X-Test-User"); strings.HasPrefix(u, "bench-") {
+			sc.Identity = benchUser(u)
+		} else if u != "" {
 			sc.Identity = users[u]
 		}
 		next.ServeHTTP(w, r.WithContext(scope.With(r.Context(), sc)))
