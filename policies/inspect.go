@@ -245,10 +245,9 @@ func (i *Inspector) process(tx types.Transaction, r *http.Request, s *scope.Scop
 		if err != nil {
 			return nil, http.StatusBadRequest, err
 		}
-		if it != nil {
-			return it, 0, nil
-		}
-		if int64(n) > limit {
+		if it != nil || int64(n) > limit {
+			// Coraza's own limit (1 GiB) or the route's: the body was only
+			// partly read, so it can be neither inspected nor forwarded.
 			return nil, http.StatusRequestEntityTooLarge, errTooLarge
 		}
 		body, err := tx.RequestBodyReader()

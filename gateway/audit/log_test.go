@@ -296,3 +296,22 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkRecord(b *testing.B) {
+	l, err := OpenWithLogger(filepath.Join(b.TempDir(), "a.log"), testKey, quietLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := Event{Type: "request", RequestID: "01J9Z8K3M4N5P6Q7R8S9T0V1W2", RouteID: "clinic", Method: "GET", Path: "/clinic/patients",
+		Status: 200, Client: "2001:db8::17", Issuer: "https://idp.hospital.test", Subject: "c-1", Decision: "allow", Reason: "rule:0"}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Record(context.Background(), e)
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if l.Dropped() != 0 {
+		b.Fatalf("dropped %d", l.Dropped())
+	}
+}
