@@ -277,7 +277,7 @@ func (c *Config) checkServer(r *Report) {
 		r.Errorf("admin", "is required")
 	} else {
 		r.check("admin", CheckPrivateListenAddr(s.Admin))
-		if s.Admin == s.Listen {
+		if s.Admin == s.Listen && !strings.HasSuffix(s.Admin, ":0") {
 			r.Errorf("admin", "must differ from server.listen: health and metrics never share the public listener")
 		}
 	}
