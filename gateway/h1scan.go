@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -55,9 +54,6 @@ func (h *h1Conn) Read(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for len(h.pending) == 0 {
-		if h.dead {
-			return 0, io.EOF
-		}
 		if h.rerr != nil {
 			err := h.rerr
 			h.rerr = nil
@@ -67,14 +63,20 @@ func (h *h1Conn) Read(p []byte) (int, error) {
 			h.rbuf = make([]byte, 16<<10)
 		}
 		buf := h.rbuf
+		dead := h.dead
 		h.mu.Unlock()
 		n, err := h.Conn.Read(buf)
 		h.mu.Lock()
+		if dead {
+			// After the stand-in the client's bytes are dropped; reads
+			// block like a silent client until a deadline or close.
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
 		h.feed(buf[:n])
 		if err != nil && len(h.pending) == 0 {
-			if h.dead {
-				continue
-			}
 			return 0, err
 		}
 		if err != nil {
