@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corazawaf/coraza/v3"
+
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/scope"
@@ -458,6 +460,25 @@ func BenchmarkInspectCleanGET(b *testing.B) {
 		h.ServeHTTP(w, r)
 		if w.Code != 200 {
 			b.Fatal(w.Code)
+		}
+	}
+}
+
+// TestRegressionPartialBodyNeverForwarded: when the engine's own body limit
+// stops reading before the route's limit, the request is refused with 413
+// in every mode; a truncated body must never reach the upstream.
+func TestRegressionPartialBodyNeverForwarded(t *testing.T) {
+	t.Parallel()
+	waf, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives("SecRuleEngine On\nSecRequestBodyAccess On\nSecRequestBodyLimit 100\nSecRequestBodyLimitAction Reject"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, detectOnly := range []bool{false, true} {
+		in := &Inspector{waf: waf, enabled: true, detectOnly: detectOnly, sink: audit.Discard{}, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		srv, seen := serve(t, in, &config.Route{ID: "r", MaxBodyBytes: 1000})
+		resp, _ := req{"POST", "/r", "text/plain", strings.Repeat("b", 500)}.do(t, srv)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || seen.calls != 0 {
+			t.Errorf("detectOnly=%v: status %d, upstream calls %d; want 413 and none", detectOnly, resp.StatusCode, seen.calls)
 		}
 	}
 }
