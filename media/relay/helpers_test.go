@@ -76,7 +76,7 @@ type fixture struct {
 
 // newFixture starts a relay on 127.0.0.1 with test-friendly limits; mod
 // adjusts the configuration first.
-func newFixture(t *testing.T, mod func(*config.Relay), opts ...func(*Server)) *fixture {
+func newFixture(t testing.TB, mod func(*config.Relay), opts ...func(*Server)) *fixture {
 	t.Helper()
 	cfg := config.Relay{
 		Enabled:             true,
