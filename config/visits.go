@@ -1,6 +1,8 @@
 package config
 
 import (
+	"net"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -122,5 +124,20 @@ func (v *Visits) Validate(_ *Config, r *Report) {
 	}
 	if strings.ContainsAny(v.ICEHost, ":/ ?#@[]") {
 		r.Errorf("ice_host", "must be a host name without scheme, port or path")
+	}
+}
+
+// DemoDefaults implements DemoDefaulter: visits on, and TURN URLs naming the
+// relay's loopback address literally, so that browsers do not have to pick
+// between the addresses "localhost" resolves to.
+func (v *Visits) DemoDefaults(c *Config, _ DemoOptions) {
+	v.Enabled = true
+	if v.ICEHost != "" {
+		return
+	}
+	if host, _, err := net.SplitHostPort(c.Relay.Listen); err == nil {
+		if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+			v.ICEHost = a.String()
+		}
 	}
 }
