@@ -105,6 +105,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		Logger:     log.With("component", "auth"),
 		HTTPClient: o.HTTPClient,
 		ClientCAs:  certs.ClientCAs(),
+		Registry:   reg,
 	})
 	if err != nil {
 		return fmt.Errorf("sign-in: %w", err)
