@@ -2,6 +2,7 @@ package policies
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/telegate/telegate/config"
@@ -62,4 +63,57 @@ func withClaim(name string, v any) *scope.Identity {
 	id := patient()
 	id.Claims = map[string]any{name: v}
 	return id
+}
+
+// FuzzEvaluateClaims feeds claim sets as an OpenID Provider could send them
+// (any JSON) to a claims rule: Evaluate must not panic, and must allow only
+// when the claim holds the wanted value as a string, boolean, number or an
+// array element.
+func FuzzEvaluateClaims(f *testing.F) {
+	f.Add(`{"ward":"icu"}`, "icu")
+	f.Add(`{"ward":["a","icu"]}`, "icu")
+	f.Add(`{"ward":{"icu":true}}`, "icu")
+	f.Add(`{"ward":true}`, "true")
+	f.Add(`{"ward":1e3}`, "1000")
+	f.Add(`{"ward":null}`, "")
+	f.Add(`{"ward":[["icu"]]}`, "icu")
+	f.Fuzz(func(t *testing.T, claims, want string) {
+		var m map[string]any
+		if json.Unmarshal([]byte(claims), &m) != nil {
+			return
+		}
+		p := &config.Policy{Allow: []config.Rule{{Claims: map[string][]string{"ward": {want}}}}}
+		id := &scope.Identity{Kind: "session", Issuer: "i", Subject: "s", Claims: m}
+		d := Evaluate(p, id, "GET")
+		if !d.Allow {
+			return
+		}
+		ok := false
+		var elems []any
+		switch v := m["ward"].(type) {
+		case []any:
+			elems = v
+		default:
+			elems = []any{v}
+		}
+		for _, e := range elems {
+			b, _ := json.Marshal(e)
+			var s string
+			if json.Unmarshal(b, &s) == nil && s == want {
+				ok = true
+			}
+			if _, isStr := e.(string); !isStr && e != nil && string(b) == want {
+				ok = true
+			}
+			if f, isNum := e.(float64); isNum && want != "" && strings.TrimSpace(want) == want {
+				var w float64
+				if json.Unmarshal([]byte(want), &w) == nil && w == f {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			t.Fatalf("claims %s allowed for %q", claims, want)
+		}
+	})
 }
