@@ -149,6 +149,7 @@ func TestBadConfigs(t *testing.T) {
 		{"paranoia level", []edit{{"data_dir: ./data\n", "data_dir: ./data\ninspection:\n  paranoia_level: 7 # <-\n"}}, "inspection.paranoia_level", "1 to 4"},
 		{"rate without burst", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrate_limits:\n  per_client: {rate: 5} # <-\n"}}, "rate_limits.per_client.burst", "at least 1"},
 		{"assertion ttl long", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  ttl: 1h # <-\n"}}, "assertion.ttl", "at most 5m"},
+		{"section validator (visits)", []edit{{"data_dir: ./data\n", "data_dir: ./data\nvisits:\n  enabled: true\n  max_participants: 99 # <-\n"}}, "visits.max_participants", "between 2 and 16"},
 		{"assertion header reserved", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  header: Authorization # <-\n"}}, "assertion.header", "proxy manages"},
 	}
 	for _, tc := range cases {

@@ -308,16 +308,9 @@ func waitFor(t *testing.T, buf *syncBuffer, want string, d time.Duration) {
 	t.Fatalf("no %q within %s in:\n%s", want, d, buf.String())
 }
 
-// TestRunReloadsOnSIGHUP starts a real gateway on loopback, sends SIGHUP
-// with a broken file (refused, old configuration kept, every problem
-// logged), then with a good one (reloaded), then SIGTERM (clean stop).
-func TestRunReloadsOnSIGHUP(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no SIGHUP")
-	}
-	t.Parallel()
-	dir := t.TempDir()
-	good := fmt.Sprintf(`data_dir: %s
+// reloadConfig is a configuration that runs on loopback with no IdP.
+func reloadConfig(dir string) string {
+	return fmt.Sprintf(`data_dir: %s
 server:
   listen: 127.0.0.1:0
   http_listen: ""
@@ -336,6 +329,56 @@ routes:
 log:
   format: json
 `, filepath.Join(dir, "data"))
+}
+
+// TestRunReloadsOnFileChange: with --watch, a changed file is reloaded
+// without a signal; a broken one is refused.
+func TestRunReloadsOnFileChange(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := reloadConfig(dir)
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "-c", path, "--watch", "100ms")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, &logs, "telegate ready", 30*time.Second)
+	if err := os.WriteFile(path, []byte(strings.Replace(good, "      public: true", "      public: maybe", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &logs, "configuration reload refused", 10*time.Second)
+	if !strings.Contains(logs.String(), path+":16: routes[0].policy.public: expected true or false") {
+		t.Errorf("reload log lacks the problem:\n%s", logs.String())
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(good, "format: json", "format: json\n  level: debug", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &logs, "configuration reloaded", 10*time.Second)
+	_ = cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGINT: %v", err)
+	}
+}
+
+// TestRunReloadsOnSIGHUP starts a real gateway on loopback, sends SIGHUP
+// with a broken file (refused, old configuration kept, every problem
+// logged), then with a good one (reloaded), then SIGTERM (clean stop).
+func TestRunReloadsOnSIGHUP(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGHUP")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	good := reloadConfig(dir)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
 		t.Fatal(err)
