@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"github.com/telegate/telegate/config"
+)
+
+func TestRouterMatch(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{
+		TLS: config.TLS{Hosts: []config.TLSHost{{Names: []string{"a.test", "B.test."}}}},
+		Routes: []config.Route{
+			{ID: "root", Hosts: []string{"a.test"}, Path: "/"},
+			{ID: "clinic", Hosts: []string{"a.test"}, Path: "/clinic/"},
+			{ID: "clinic-admin", Hosts: []string{"a.test"}, Path: "/clinic/admin/"},
+			{ID: "api", Hosts: []string{"A.TEST."}, Path: "/api"},
+			{ID: "every-tls-host", Path: "/shared/"},
+		},
+	}
+	rt, err := newRouter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ host, path, want string }{
+		{"a.test", "/", "root"},
+		{"a.test", "/x", "root"},
+		{"a.test", "/clinic/x", "clinic"},
+		{"a.test", "/clinic", "clinic"},
+		{"a.test", "/clinicx", "root"},
+		{"a.test", "/clinic/admin/", "clinic-admin"},
+		{"a.test", "/clinic/admin", "clinic-admin"},
+		{"a.test", "/clinic/ADMIN/", "clinic"},
+		{"a.test", "/api", "api"},
+		{"a.test", "/api/v1", "api"},
+		{"a.test", "/apix", "root"},
+		{"b.test", "/shared/x", "every-tls-host"},
+		{"b.test", "/x", ""},
+		{"c.test", "/", ""},
+		{"A.test", "/", ""}, // callers pass canonical hosts only
+	}
+	for _, tc := range cases {
+		got := ""
+		if r := rt.match(tc.host, tc.path); r != nil {
+			got = r.ID
+		}
+		if got != tc.want {
+			t.Errorf("match(%q, %q) = %q, want %q", tc.host, tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestOwnEndpoints(t *testing.T) {
+	t.Parallel()
+	ep := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
+	}
+	tg := newTestGateway(t, func(_ *config.Config, o *Options) {
+		o.Endpoints = []Endpoint{
+			{Prefix: "/.telegate/visits", Handler: ep("visits")},
+			{Prefix: "/.telegate/visits/admin/", Handler: ep("visits-admin")},
+		}
+	})
+	for _, tc := range []struct{ host, path, body string }{
+		{appHost, "/.telegate/visits", "visits"},
+		{appHost, "/.telegate/visits/1", "visits"},
+		{"other.example.test", "/.telegate/visits/1", "visits"}, // every host
+		{appHost, "/.telegate/visits/admin/x", "visits-admin"},
+		{appHost, "/.telegate/login", "login page"},
+		{appHost, "/.telegate/%76isits", "visits"}, // canonical form first
+	} {
+		req := httptest.NewRequest("GET", "https://"+tc.host+tc.path, nil)
+		w := httptest.NewRecorder()
+		tg.g.Handler().ServeHTTP(w, req)
+		if w.Code != 200 || w.Body.String() != tc.body {
+			t.Errorf("%s%s: %d %q, want %q", tc.host, tc.path, w.Code, w.Body.String(), tc.body)
+		}
+	}
+	if _, err := New(Options{Config: &config.Config{DataDir: t.TempDir()}, Endpoints: []Endpoint{{Prefix: "/visits", Handler: ep("x")}}}); err == nil {
+		t.Error("endpoint outside /.telegate/ accepted")
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, func(c *config.Config, _ *Options) {
+		c.RateLimits.PerClient = config.RateLimit{Rate: 0.001, Burst: 3}
+		c.RateLimits.PerSubject = config.RateLimit{Rate: 0.001, Burst: 2}
+		c.Routes[0].RateLimit = &config.RateLimit{Rate: 0.001, Burst: 1}
+	})
+	do := func(path, cookie string) int {
+		req := httptest.NewRequest("GET", "https://"+appHost+path, nil)
+		req.RemoteAddr = "192.0.2.7:1234"
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: "tg-test", Value: cookie})
+		}
+		w := httptest.NewRecorder()
+		tg.g.Handler().ServeHTTP(w, req)
+		if w.Code == 429 && w.Header().Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		return w.Code
+	}
+	// Route override: burst 1.
+	if a, b := do("/public/x", ""), do("/public/x", ""); a != 200 || b != 429 {
+		t.Errorf("public route: %d %d, want 200 429", a, b)
+	}
+	// Per subject: burst 2 (client bucket of the route has 3).
+	got := []int{do("/admin/x", "root"), do("/admin/x", "root"), do("/admin/x", "root")}
+	if fmt.Sprint(got) != "[200 200 429]" {
+		t.Errorf("per subject: %v", got)
+	}
+	// The limiter's tables are bounded.
+	m := newMemLimiter(&config.Config{RateLimits: config.RateLimits{MaxClients: 10, PerClient: config.RateLimit{Rate: 1, Burst: 1}}})
+	for i := range 100 {
+		m.AllowClient("r", netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
+	}
+	if n := m.clients.Len(); n > 10 {
+		t.Errorf("client table holds %d entries, cap 10", n)
+	}
+}
+
+func BenchmarkRouteMatch(b *testing.B) {
+	cfg := &config.Config{}
+	for i := range 50 {
+		cfg.Routes = append(cfg.Routes, config.Route{ID: fmt.Sprint("r", i), Hosts: []string{"a.test", "b.test"}, Path: fmt.Sprintf("/app%d/", i)})
+	}
+	cfg.Routes = append(cfg.Routes, config.Route{ID: "root", Hosts: []string{"a.test"}, Path: "/"})
+	rt, err := newRouter(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if rt.match("a.test", "/app42/patients/1") == nil {
+			b.Fatal("no match")
+		}
+	}
+}
