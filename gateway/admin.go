@@ -72,4 +72,3 @@ func (g *Gateway) AdminHandler() http.Handler {
 func slogErrorLog(l *slog.Logger) *log.Logger {
 	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
 }
-

@@ -253,4 +253,3 @@ func BenchmarkAssertionMint(b *testing.B) {
 		}
 	})
 }
-

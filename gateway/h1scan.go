@@ -271,4 +271,3 @@ func checkHead(head []byte) headVerdict {
 	}
 	return v
 }
-
