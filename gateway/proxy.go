@@ -290,6 +290,12 @@ func (g *Gateway) websocketGate(next http.Handler) http.Handler {
 			refuse(w, r, http.StatusForbidden, "upgrade:origin")
 			return
 		}
+		// The upgraded connection outlives the request: the server's
+		// read and write deadlines (Server.ReadTimeout, WriteTimeout) must
+		// not cut a visit's signaling socket.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
 		next.ServeHTTP(w, r)
 	})
 }

@@ -164,14 +164,17 @@ func TestWebSocketThroughGateway(t *testing.T) {
 		}
 	}))
 	t.Cleanup(echo.Close)
-	tg := newTestGateway(t, func(c *config.Config, _ *Options) {
+	// Served with a short read timeout: the upgraded connection must
+	// outlive it.
+	s := serveTestGateway(t, func(c *config.Config, _ *Options) {
+		c.Server.ReadTimeout = 300 * time.Millisecond
 		for i := range c.Routes {
 			if c.Routes[i].ID == "ws" {
 				c.Routes[i].Upstream = echo.URL
 			}
 		}
 	})
-	hc := tg.client(tg.ts.Listener.Addr().String())
+	hc := s.client(s.addr)
 	hc.Transport.(*http.Transport).ForceAttemptHTTP2 = false
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -198,12 +201,15 @@ func TestWebSocketThroughGateway(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
-		if err := c.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
-			t.Fatal(err)
-		}
-		_, b, err := c.Read(ctx)
-		if err != nil || string(b) != "hello" {
-			t.Fatalf("echo %q %v", b, err)
+		for _, pause := range []time.Duration{0, 600 * time.Millisecond} {
+			time.Sleep(pause)
+			if err := c.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			_, b, err := c.Read(ctx)
+			if err != nil || string(b) != "hello" {
+				t.Fatalf("echo after %v: %q %v", pause, b, err)
+			}
 		}
 		c.Close(websocket.StatusNormalClosure, "")
 	}

@@ -55,6 +55,13 @@ func (sw *secWriter) apply(status int) {
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	rs := stateFrom(sw.r.Context())
+	if rs != nil && rs.conn != nil && rs.conn.h1 && status != http.StatusSwitchingProtocols {
+		// The framing scanner stops after this request (chunked body,
+		// refused upgrade): end the connection with this response.
+		if idx, why := rs.conn.poisoned(); why == "unscanned" && idx == rs.connIndex+1 {
+			h.Set("Connection", "close")
+		}
+	}
 	s := scope.From(sw.r.Context())
 	if rs != nil && rs.proxied.Load() {
 		if s != nil && s.Route != nil {
