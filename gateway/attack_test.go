@@ -126,6 +126,7 @@ func TestAttackRequests(t *testing.T) {
 		{"TE xchunked", "POST /public/a HTTP/1.1\r\n" + h + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400, true, noUpstream},
 		{"TE twice", "POST /public/a HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", 400, true, noUpstream},
 		{"bare LF in chunk size", "POST /public/a HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400, true, nil},
+		{"space before colon", "POST /public/a HTTP/1.1\r\n" + h + "Transfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc", 400, true, noUpstream},
 		{"obs-fold", "GET /public/a HTTP/1.1\r\n" + h + "X-A: b\r\n c\r\n\r\n", 400, true, noUpstream},
 		{"bare LF in head", "GET /public/a HTTP/1.1\n" + h + "\r\n", 400, true, noUpstream},
 		{"conflicting Content-Length", "POST /public/a HTTP/1.1\r\n" + h + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400, true, noUpstream},

@@ -161,7 +161,7 @@ func (g *Gateway) chain() http.Handler {
 	own := stages(g.own, g.limitClient, g.authenticate)
 	routed := stages(g.proxyHandler(),
 		g.limitClient, g.authenticate, g.authorise, g.limitSubject,
-		g.inspect, g.websocketGate, g.forwardHeaders, g.limitBody)
+		g.limitBody, g.inspect, g.websocketGate, g.forwardHeaders)
 	return stages(g.route(own, routed),
 		g.requestID, g.record, g.securityHeaders, g.canonicalise)
 }

@@ -199,7 +199,8 @@ func checkHead(head []byte) headVerdict {
 		}
 		if i == 0 {
 			parts := strings.Split(string(ln), " ")
-			if len(parts) != 3 {
+			if len(parts) != 3 || !isToken(parts[0]) || parts[1] == "" ||
+				(parts[2] != "HTTP/1.1" && parts[2] != "HTTP/1.0") {
 				return headVerdict{reason: "request-line"}
 			}
 			method, target = parts[0], parts[1]
@@ -209,7 +210,7 @@ func checkHead(head []byte) headVerdict {
 			return headVerdict{reason: "obs-fold"}
 		}
 		name, value, ok := bytes.Cut(ln, []byte(":"))
-		if !ok {
+		if !ok || !isToken(string(name)) {
 			return headVerdict{reason: "field"}
 		}
 		val := strings.TrimSpace(string(value))
@@ -270,4 +271,19 @@ func checkHead(head []byte) headVerdict {
 		v.stop = true
 	}
 	return v
+}
+
+// isToken reports whether s is a non-empty token (RFC 9110 §5.6.2): field
+// names and methods.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

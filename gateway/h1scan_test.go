@@ -101,6 +101,10 @@ func TestCheckHead(t *testing.T) {
 		{"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "asterisk-form", 0, false},
 		{"GET /  HTTP/1.1\r\nHost: a\r\n\r\n", "request-line", 0, false},
 		{"GET / HTTP/1.1\r\nnocolon\r\n\r\n", "field", 0, false},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", "field", 0, false},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent Length: 5\r\n\r\n", "field", 0, false},
+		{"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "request-line", 0, false},
+		{"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", "request-line", 0, false},
 	}
 	for _, tc := range cases {
 		v := checkHead([]byte(tc.head))

@@ -149,9 +149,6 @@ func (g *Gateway) rewrite(up *upstream) func(*httputil.ProxyRequest) {
 				h.Set("X-Telegate-Roles", strings.Join(s.Identity.Roles, ","))
 			}
 		}
-		if rs.body != nil {
-			out.Body = rs.body
-		}
 	}
 }
 

@@ -275,3 +275,50 @@ func TestRouteValidation(t *testing.T) {
 		}
 	}
 }
+
+// bufferingInspector reads the whole body and replaces it, as a WAF does.
+type bufferingInspector struct{ saw chan int }
+
+func (b bufferingInspector) Inspect(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		b.saw <- len(body)
+		if err != nil {
+			http.Error(w, "blocked", http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestInspectorSeesBoundedBodyAndItsReplacementIsForwarded: the body limit
+// applies before inspection, and a body the inspector buffered and
+// replaced reaches the upstream whole.
+func TestInspectorSeesBoundedBodyAndItsReplacementIsForwarded(t *testing.T) {
+	t.Parallel()
+	insp := bufferingInspector{saw: make(chan int, 4)}
+	tg := newTestGateway(t, func(_ *config.Config, o *Options) { o.Inspector = insp })
+	c := tg.client(tg.ts.Listener.Addr().String())
+	resp, err := c.Post("https://"+appHost+"/api/x", "text/plain", strings.NewReader("0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	seen, _ := tg.rec.last()
+	if resp.StatusCode != 200 || seen.Body != "0123456789" || <-insp.saw != 10 {
+		t.Errorf("status %d, upstream body %q", resp.StatusCode, seen.Body)
+	}
+	// Streamed (no Content-Length) and over the 16-byte limit: the
+	// inspector never holds more than the limit.
+	pr, pw := io.Pipe()
+	go func() { pw.Write([]byte(strings.Repeat("x", 4096))); pw.Close() }()
+	resp, err = c.Post("https://"+appHost+"/api/x", "text/plain", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := <-insp.saw; n > 16 || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("inspector saw %d bytes, status %d", n, resp.StatusCode)
+	}
+}
