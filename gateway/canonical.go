@@ -296,6 +296,14 @@ func (g *Gateway) canonicalise(next http.Handler) http.Handler {
 			refuse(w, r, http.StatusBadRequest, "host:malformed")
 			return
 		}
+		// HTTP/2 carries :authority; a Host field that says otherwise is
+		// ambiguous (RFC 9113 §8.3.1).
+		for _, v := range r.Header.Values("Host") {
+			if h2, err := CanonicalHost(v); err != nil || h2 != host {
+				refuse(w, r, http.StatusBadRequest, "host:conflict")
+				return
+			}
+		}
 		path, semi, err := CanonicalPath(rawPath)
 		if err != nil {
 			refuse(w, r, http.StatusBadRequest, "path:"+pathReason(err))

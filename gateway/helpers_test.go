@@ -57,6 +57,9 @@ func newRecorder(t testing.TB) *recorder {
 			}
 		}
 		w.Header().Set("X-Upstream", "yes")
+		w.Header().Set("X-Request-Id", "upstream-chosen")
+		w.Header().Add("Set-Cookie", "__Host-telegate=fixated; Path=/; Secure")
+		w.Header().Add("Set-Cookie", "app=1; Path=/")
 		_, _ = io.WriteString(w, "upstream ok")
 	}))
 	t.Cleanup(rec.srv.Close)

@@ -162,9 +162,33 @@ func forwardedNode(ip string) string {
 
 // modifyResponse marks the response as proxied, so that securityHeaders
 // applies the proxied-response set (HSTS, nosniff, Route.ResponseHeaders).
+//
+// An upstream may not set telegate's own cookies: Set-Cookie fields naming
+// the session cookie (Sessions.CookieName, default "__Host-telegate") or
+// any cookie starting with "__Host-telegate" are dropped, so a compromised
+// app cannot fix or overwrite a user's gateway session.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if rs := stateFrom(resp.Request.Context()); rs != nil {
 		rs.proxied.Store(true)
+	}
+	own := g.current().cfg.Sessions.CookieName
+	if own == "" {
+		own = "__Host-telegate"
+	}
+	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
+		keep := sc[:0:0]
+		for _, c := range sc {
+			name, _, _ := strings.Cut(c, "=")
+			name = strings.TrimSpace(name)
+			if name == own || strings.HasPrefix(name, "__Host-telegate") {
+				continue
+			}
+			keep = append(keep, c)
+		}
+		resp.Header["Set-Cookie"] = keep
+		if len(keep) == 0 {
+			resp.Header.Del("Set-Cookie")
+		}
 	}
 	return nil
 }

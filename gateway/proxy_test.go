@@ -77,6 +77,12 @@ func TestSecurityHeaders(t *testing.T) {
 		h.Get("Content-Security-Policy") != "default-src 'self'" || h.Get("X-Upstream") != "yes" {
 		t.Errorf("proxied headers: %v", h)
 	}
+	if ids := h.Values(RequestIDHeader); len(ids) != 1 || ids[0] == "upstream-chosen" {
+		t.Errorf("request id %q", ids)
+	}
+	if sc := h.Values("Set-Cookie"); len(sc) != 1 || !strings.HasPrefix(sc[0], "app=1") {
+		t.Errorf("upstream Set-Cookie passed: %q (the session cookie must be dropped)", sc)
+	}
 	// telegate's own page.
 	resp, _ = get(t, tg, "/.telegate/login", nil)
 	h = resp.Header

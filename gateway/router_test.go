@@ -142,3 +142,20 @@ func BenchmarkRouteMatch(b *testing.B) {
 		}
 	}
 }
+
+// TestHostFieldConflict: an HTTP/2 request whose Host field differs from
+// :authority is refused (RFC 9113 §8.3.1).
+func TestHostFieldConflict(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, nil)
+	for host, want := range map[string]int{"other.example.test": 400, "APP.example.test.": 200} {
+		req := httptest.NewRequest("GET", "https://"+appHost+"/public/x", nil)
+		req.ProtoMajor, req.ProtoMinor, req.Proto = 2, 0, "HTTP/2.0"
+		req.Header.Set("Host", host)
+		w := httptest.NewRecorder()
+		tg.g.Handler().ServeHTTP(w, req)
+		if w.Code != want {
+			t.Errorf("Host %q: %d, want %d", host, w.Code, want)
+		}
+	}
+}

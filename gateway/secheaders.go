@@ -55,6 +55,10 @@ func (sw *secWriter) apply(status int) {
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	rs := stateFrom(sw.r.Context())
+	s := scope.From(sw.r.Context())
+	if s != nil {
+		h.Set(RequestIDHeader, s.RequestID) // never the upstream's
+	}
 	if rs != nil && rs.conn != nil && rs.conn.h1 && status != http.StatusSwitchingProtocols {
 		// The framing scanner stops after this request (chunked body,
 		// refused upgrade): end the connection with this response.
@@ -62,7 +66,6 @@ func (sw *secWriter) apply(status int) {
 			h.Set("Connection", "close")
 		}
 	}
-	s := scope.From(sw.r.Context())
 	if rs != nil && rs.proxied.Load() {
 		if s != nil && s.Route != nil {
 			for k, v := range s.Route.ResponseHeaders {
