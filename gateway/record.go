@@ -21,8 +21,17 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &statusWriter{ResponseWriter: w}
 		defer func() {
+			// A panic below (http.ErrAbortHandler from the proxy when a
+			// stream breaks) is recorded, then passed on to net/http.
+			p := recover()
+			if p != nil {
+				defer panic(p)
+			}
 			s := scope.From(r.Context())
 			rs := stateFrom(r.Context())
+			if rw.status == 0 && p != nil {
+				rw.status = http.StatusInternalServerError
+			}
 			if rw.status == 0 {
 				rw.status = http.StatusOK
 			}

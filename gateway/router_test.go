@@ -159,3 +159,27 @@ func TestHostFieldConflict(t *testing.T) {
 		}
 	}
 }
+
+// TestPanicIsAudited: a handler that aborts still leaves one audit record.
+func TestPanicIsAudited(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, func(_ *config.Config, o *Options) {
+		o.Endpoints = []Endpoint{{Prefix: "/.telegate/boom", Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+			panic(http.ErrAbortHandler)
+		})}}
+	})
+	req := httptest.NewRequest("GET", "https://"+appHost+"/.telegate/boom", nil)
+	w := httptest.NewRecorder()
+	func() {
+		defer func() {
+			if p := recover(); p != http.ErrAbortHandler {
+				t.Errorf("panic %v not passed on", p)
+			}
+		}()
+		tg.g.Handler().ServeHTTP(w, req)
+	}()
+	e, ok := tg.audit.find(w.Header().Get(RequestIDHeader))
+	if !ok || e.Status != 500 || e.RouteID != ownRouteID {
+		t.Errorf("audit %+v", e)
+	}
+}
