@@ -25,5 +25,16 @@ func listenUDP(ctx context.Context, addr string, reusePort bool) (net.PacketConn
 			return serr
 		}
 	}
-	return lc.ListenPacket(ctx, "udp", addr)
+	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		// Absorb bursts; the kernel caps these at net.core.[rw]mem_max.
+		_ = uc.SetReadBuffer(listenSocketBuffer)
+		_ = uc.SetWriteBuffer(listenSocketBuffer)
+	}
+	return pc, nil
 }
+
+const listenSocketBuffer = 4 << 20

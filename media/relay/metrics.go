@@ -28,11 +28,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_permission_denials_total",
-			Help: "Refused peer operations and dropped packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, bandwidth, unauthenticated_rate.",
+			Help: "Refused peer operations and dropped packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, bandwidth, queue_full, unauthenticated_rate.",
 		}, []string{"reason"}),
 		packets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telegate_media_relay_packets_total",
-			Help: "Datagrams relayed, counted at each relay socket crossing (client to peer, and peer to client).",
+			Help: "Datagrams relayed from one allocation to another.",
 		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telegate_media_relay_bytes_total",

@@ -52,6 +52,9 @@ type Client struct {
 	Nonce                     string
 	// Timeout for each transaction. Default 2s.
 	Timeout time.Duration
+	// RTO is the first retransmission timeout over UDP, doubled after each
+	// retransmission (RFC 8489 §6.2.1). Default 200ms.
+	RTO time.Duration
 	// Last is the last response received.
 	Last *stun.Message
 }
@@ -127,7 +130,10 @@ func (c *Client) Raw(setters ...stun.Setter) (*stun.Message, error) {
 func (c *Client) roundTrip(req *stun.Message) (*stun.Message, error) {
 	buf := make([]byte, 2048)
 	deadline := time.Now().Add(c.Timeout)
-	rto := 200 * time.Millisecond
+	rto := c.RTO
+	if rto <= 0 {
+		rto = 200 * time.Millisecond
+	}
 	for time.Now().Before(deadline) {
 		if err := c.Write(req.Raw); err != nil {
 			return nil, err
@@ -362,4 +368,10 @@ func ParseData(b []byte) (netip.AddrPort, []byte, bool) {
 	}
 	ip, _ := netip.AddrFromSlice(xa.IP)
 	return netip.AddrPortFrom(ip, uint16(xa.Port)), d, true
+}
+
+// ServerAddr is the server's UDP address (nil for a stream client).
+func (c *Client) ServerAddr() *net.UDPAddr {
+	u, _ := c.server.(*net.UDPAddr)
+	return u
 }
