@@ -203,9 +203,6 @@ func (g relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketC
 	if pc == nil {
 		return fail(errNoPort)
 	}
-	if uc, ok := pc.(*net.UDPConn); ok {
-		_ = uc.SetReadBuffer(relaySocketBuffer)
-	}
 	a := &allocation{
 		s:           s,
 		username:    t.username,
@@ -383,9 +380,8 @@ type inPacket struct {
 }
 
 const (
-	inboxLen          = 128
-	relaySocketBuffer = 256 << 10
-	maxDatagram       = 1600
+	inboxLen    = 128
+	maxDatagram = 1600
 )
 
 var packetPool = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
