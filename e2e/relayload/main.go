@@ -171,23 +171,39 @@ func setup(srv *net.UDPAddr, secret []byte, prefix string, pairs int) ([]*endpoi
 	return eps, firstErr
 }
 
-// allocate opens the endpoint's socket and allocates a UDP relay.
+// allocate opens the endpoint's socket and allocates a UDP relay. A 437
+// (a server still holding an allocation for a reused ephemeral port from an
+// earlier run) is retried from another socket.
 func (e *endpoint) allocate() error {
-	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return err
+	var stale []*net.UDPConn
+	defer func() {
+		for _, pc := range stale {
+			_ = pc.Close()
+		}
+	}()
+	var err error
+	for range 3 {
+		var pc *net.UDPConn
+		pc, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return err
+		}
+		_ = pc.SetReadBuffer(4 << 20)
+		_ = pc.SetWriteBuffer(4 << 20)
+		c := turnwire.NewUDP(pc, e.srv, e.user, e.pass)
+		c.Timeout = 5 * time.Second
+		var r netip.AddrPort
+		r, err = c.Allocate(turnwire.UDP)
+		if err == nil {
+			e.c, e.pc, e.relayed = c, pc, r
+			return nil
+		}
+		stale = append(stale, pc)
+		if turnwire.Code(err) != 437 {
+			return err
+		}
 	}
-	_ = pc.SetReadBuffer(4 << 20)
-	_ = pc.SetWriteBuffer(4 << 20)
-	c := turnwire.NewUDP(pc, e.srv, e.user, e.pass)
-	c.Timeout = 5 * time.Second
-	r, err := c.Allocate(turnwire.UDP)
-	if err != nil {
-		_ = pc.Close()
-		return err
-	}
-	e.c, e.pc, e.relayed = c, pc, r
-	return nil
+	return err
 }
 
 func preparePair(p [2]*endpoint) error {
