@@ -1,0 +1,43 @@
+package relay
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestRedactAddrs(t *testing.T) {
+	t.Parallel()
+	h := func(a netip.Addr) string { return "H" }
+	tests := map[string]string{
+		"Failed to send ChannelData from allocation 127.0.0.1:5000 10.1.2.3:9": "Failed to send ChannelData from allocation H H",
+		"permission denied for client [2001:db8::1]:443 to peer ::ffff:1.2.3.4": "permission denied for client H to peer H",
+		"no permission for 192.168.1.1:":                                        "no permission for H:",
+		"Relay socket deadbeef received 12 bytes":                               "Relay socket deadbeef received 12 bytes",
+		"version 1.2 of 3.4":                                                    "version 1.2 of 3.4",
+	}
+	for in, want := range tests {
+		if got := redactAddrs(in, h); got != want {
+			t.Errorf("redactAddrs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzRedactAddrs(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1}, uint16(5000), "from ", " to")
+	f.Add(netip.MustParseAddr("2001:db8::1").AsSlice(), uint16(0), "[", "]")
+	f.Fuzz(func(t *testing.T, ip []byte, port uint16, pre, post string) {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok || strings.ContainsAny(pre+post, "0123456789abcdefABCDEF:.[]%") {
+			return
+		}
+		msg := pre + a.String() + post
+		if port != 0 {
+			msg = pre + netip.AddrPortFrom(a, port).String() + post
+		}
+		out := redactAddrs(msg, func(netip.Addr) string { return "<h>" })
+		if strings.Contains(out, a.String()) {
+			t.Fatalf("%q still names %v: %q", msg, a, out)
+		}
+	})
+}
