@@ -10,11 +10,11 @@ func TestRedactAddrs(t *testing.T) {
 	t.Parallel()
 	h := func(a netip.Addr) string { return "H" }
 	tests := map[string]string{
-		"Failed to send ChannelData from allocation 127.0.0.1:5000 10.1.2.3:9": "Failed to send ChannelData from allocation H H",
+		"Failed to send ChannelData from allocation 127.0.0.1:5000 10.1.2.3:9":  "Failed to send ChannelData from allocation H H",
 		"permission denied for client [2001:db8::1]:443 to peer ::ffff:1.2.3.4": "permission denied for client H to peer H",
 		"no permission for 192.168.1.1:":                                        "no permission for H:",
 		"Relay socket deadbeef received 12 bytes":                               "Relay socket deadbeef received 12 bytes",
-		"version 1.2 of 3.4":                                                    "version 1.2 of 3.4",
+		"version 1.2 of 3.4": "version 1.2 of 3.4",
 	}
 	for in, want := range tests {
 		if got := redactAddrs(in, h); got != want {
