@@ -92,6 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		return fmt.Errorf("audit trail: %w", err)
 	}
 	closers = append(closers, trail.Close)
+	reg.MustRegister(trail)
 
 	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log.With("component", "tls"), HTTPClient: o.HTTPClient})
 	if err != nil {
@@ -120,13 +121,19 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		Logger:   log.With("component", "gateway"),
 		Registry: reg,
 	}
-	if cfg.Inspection.Enabled {
+	// The inspector is built whenever any route may be inspected, so a
+	// route's `inspect: true` holds even with inspection off globally.
+	if inspectsAny(cfg) {
 		insp, err := policies.NewInspector(cfg.Inspection, trail, log.With("component", "inspect"))
 		if err != nil {
 			return fmt.Errorf("inspection: %w", err)
 		}
+		reg.MustRegister(insp)
 		gw.Inspector = insp
 	}
+	limiter := policies.NewRouteLimiter(cfg.RateLimits, cfg.Routes, nil)
+	reg.MustRegister(limiter)
+	gw.Limiter = limiter
 
 	var turn *relay.Server
 	if cfg.Relay.Enabled {
@@ -206,6 +213,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 				log.Error("configuration reload refused; the running configuration stays", "error", err)
 				continue
 			}
+			limiter.SetRoutes(next.Routes)
 			log.Info("configuration reloaded", "routes", len(next.Routes))
 		}
 	}
@@ -238,4 +246,17 @@ func publicURL(cfg *config.Config, addr net.Addr) string {
 		return cfg.Server.PublicURL + "/"
 	}
 	return "https://" + addr.String() + "/"
+}
+
+// inspectsAny reports whether inspection is on globally or for any route.
+func inspectsAny(cfg *config.Config) bool {
+	if cfg.Inspection.Enabled {
+		return true
+	}
+	for _, r := range cfg.Routes {
+		if r.Inspect != nil && *r.Inspect {
+			return true
+		}
+	}
+	return false
 }
