@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -322,6 +323,13 @@ func Demo(o DemoOptions) *Config {
 	c.Relay.Enabled = true
 	c.Relay.Listen = "127.0.0.1:3478"
 	c.Relay.RelayAddresses = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	// TURN over TLS shares the HTTPS listener (told apart by the STUN magic
+	// cookie), so turns: URLs name its port.
+	if _, port, err := net.SplitHostPort(o.Listen); err == nil {
+		if p, err := strconv.Atoi(port); err == nil {
+			c.Relay.TLSPort = p
+		}
+	}
 	c.Visits.Enabled = true
 	forEachSection(c, func(_ string, sec reflect.Value) {
 		if d, ok := sec.Addr().Interface().(DemoDefaulter); ok {
