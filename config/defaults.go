@@ -331,6 +331,8 @@ func Demo(o DemoOptions) *Config {
 		}
 	}
 	c.Visits.Enabled = true
+	// The WAF (Coraza + OWASP CRS) inspects every demo route.
+	c.Inspection.Enabled = true
 	forEachSection(c, func(_ string, sec reflect.Value) {
 		if d, ok := sec.Addr().Interface().(DemoDefaulter); ok {
 			d.DemoDefaults(c, o)

@@ -214,3 +214,21 @@ func mustRequest(t testing.TB, method, u, accept string) *http.Request {
 	req.Header.Set("Accept", accept)
 	return req
 }
+
+// TestDemoInspection: the demo inspects requests with the OWASP Core Rule
+// Set, so a classic SQL injection never reaches the upstream.
+func TestDemoInspection(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	b := newBrowser(t, d)
+	resp, body := b.get(d.Base() + "/public/?id=" + url.QueryEscape("1' OR '1'='1"))
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("SQL injection on /public/: %d, want 403\n%.300s", resp.StatusCode, body)
+	}
+	if rid := resp.Header.Get("X-Request-Id"); rid == "" || !strings.Contains(string(body), rid) {
+		t.Errorf("refusal does not carry the request id %q: %.300s", rid, body)
+	}
+	resp, _ = b.get(d.Base() + "/public/?q=blood+pressure")
+	if resp.StatusCode != 200 {
+		t.Errorf("ordinary query on /public/: %d", resp.StatusCode)
+	}
+}
