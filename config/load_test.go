@@ -15,8 +15,9 @@ import (
 
 // testEnv is the environment the tests' configurations see.
 var testEnv = map[string]string{
-	"STAFF_SECRET": "s3cret-value",
-	"WITH_DOLLAR":  "${STAFF_SECRET}",
+	"STAFF_SECRET":       "s3cret-value",
+	"SHORT_RELAY_SECRET": "short",
+	"WITH_DOLLAR":        "${STAFF_SECRET}",
 }
 
 func lookup(env map[string]string) func(string) (string, bool) {
@@ -150,6 +151,9 @@ func TestBadConfigs(t *testing.T) {
 		{"rate without burst", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrate_limits:\n  per_client: {rate: 5} # <-\n"}}, "rate_limits.per_client.burst", "at least 1"},
 		{"assertion ttl long", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  ttl: 1h # <-\n"}}, "assertion.ttl", "at most 5m"},
 		{"section validator (visits)", []edit{{"data_dir: ./data\n", "data_dir: ./data\nvisits:\n  enabled: true\n  max_participants: 99 # <-\n"}}, "visits.max_participants", "between 2 and 16"},
+		{"relay without relay addresses", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay: # <-\n  enabled: true\n"}}, "relay.relay_addresses", "is required"},
+		{"relay server name without certificate", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  server_names: [turn.elsewhere.test] # <-\n"}}, "relay.server_names[0]", "not a name in tls.hosts"},
+		{"relay short secret", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  secrets:\n    - ${SHORT_RELAY_SECRET} # <-\n"}}, "relay.secrets[0]", "at least 16 bytes"},
 		{"assertion header reserved", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  header: Authorization # <-\n"}}, "assertion.header", "proxy manages"},
 	}
 	for _, tc := range cases {

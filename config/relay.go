@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,6 +32,13 @@ type Relay struct {
 	// then only reached through the HTTPS listener, told apart by SNI or the
 	// STUN magic cookie.
 	TLSListen string `yaml:"tls_listen"`
+	// ServerNames are TLS server names (SNI) on the HTTPS listener whose
+	// connections are handed to the relay as TURN over TLS, e.g.
+	// "turn.hospital.example"; each must also be a name in tls.hosts.
+	// Connections to the web's own names still reach the relay when their
+	// first bytes are a STUN message (magic cookie 0x2112A442, RFC 8489
+	// §5). Default none.
+	ServerNames []string `yaml:"server_names"`
 	// TLSPort is the port advertised in turns: URLs. Default 443 (the HTTPS
 	// listener), or the port of TLSListen when set.
 	TLSPort int `yaml:"tls_port"`
@@ -204,4 +213,67 @@ func (r Relay) Defaults() Relay {
 		r.TLSIdleTimeout = 5 * time.Minute
 	}
 	return r
+}
+
+// Validate implements Validator: with the relay enabled, its listeners
+// parse, it has relay addresses (at most one IPv4 and one IPv6), external
+// addresses pair with them, the port range is ordered, secrets are long
+// enough, and every server name is one the gateway has a certificate for.
+func (r *Relay) Validate(c *Config, rep *Report) {
+	if !r.Enabled {
+		return
+	}
+	if err := CheckListenAddr(r.Listen); err != nil {
+		rep.Errorf("listen", "%v", err)
+	}
+	if r.TLSListen != "" {
+		if err := CheckListenAddr(r.TLSListen); err != nil {
+			rep.Errorf("tls_listen", "%v", err)
+		}
+	}
+	if len(r.RelayAddresses) == 0 {
+		rep.Errorf("relay_addresses", "is required with the relay enabled: the address(es) relay sockets bind to, e.g. [203.0.113.10]")
+	}
+	var v4, v6 int
+	for _, a := range r.RelayAddresses {
+		if a.Unmap().Is4() {
+			v4++
+		} else {
+			v6++
+		}
+		if a.IsUnspecified() || a.IsMulticast() {
+			rep.Errorf("relay_addresses", "%s is not a unicast address", a)
+		}
+	}
+	if v4 > 1 || v6 > 1 {
+		rep.Errorf("relay_addresses", "at most one IPv4 and one IPv6 address")
+	}
+	if len(r.ExternalAddresses) > 0 && len(r.ExternalAddresses) != len(r.RelayAddresses) {
+		rep.Errorf("external_addresses", "must pair with relay_addresses by position (%d vs %d)", len(r.ExternalAddresses), len(r.RelayAddresses))
+	}
+	if r.PortMin > r.PortMax {
+		rep.Errorf("port_min", "must not be above port_max")
+	}
+	for i, s := range r.Secrets {
+		if len(s) < 16 {
+			rep.Errorf(fmt.Sprintf("secrets[%d]", i), "must be at least 16 bytes")
+		}
+	}
+	for i, name := range r.ServerNames {
+		if !tlsNamed(c, name) {
+			rep.Errorf(fmt.Sprintf("server_names[%d]", i), "%q is not a name in tls.hosts: the gateway has no certificate for it", name)
+		}
+	}
+}
+
+// tlsNamed reports whether name is one of the tls.hosts names (case-insensitively).
+func tlsNamed(c *Config, name string) bool {
+	for _, h := range c.TLS.Hosts {
+		for _, n := range h.Names {
+			if strings.EqualFold(strings.TrimSuffix(n, "."), strings.TrimSuffix(name, ".")) {
+				return true
+			}
+		}
+	}
+	return false
 }

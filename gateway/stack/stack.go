@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,6 +155,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		}
 		closers = append(closers, turn.Close)
 		gw.STUNConn = turn.ServeTLSConn
+		for _, name := range cfg.Relay.ServerNames {
+			if gw.ConnHandlers == nil {
+				gw.ConnHandlers = map[string]func(net.Conn){}
+			}
+			gw.ConnHandlers[strings.ToLower(name)] = turn.ServeTLSConn
+		}
 	}
 	if cfg.Visits.Enabled {
 		if turn == nil {
