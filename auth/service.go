@@ -225,11 +225,15 @@ func New(ctx context.Context, o Options) (*Service, error) {
 // store <DataDir>/sessions.db (default DataDir "./telegate-data"), keyed by
 // Sessions.EncryptionKey, EncryptionKeyFile or <DataDir>/keys/session.key
 // (generated once, mode 0600), capped at Sessions.MaxSessions (default
-// 100000). Sessions.Store "redis" is not available yet and is an error.
+// 100000). Sessions.Store "redis" opens a RedisStore on cfg.Redis instead
+// (see openRedisFromConfig).
 func OpenStore(cfg *config.Config) (SessionStore, error) {
 	sc := cfg.Sessions
+	if sc.Store == "redis" {
+		return openRedisFromConfig(cfg)
+	}
 	if sc.Store != "" && sc.Store != "file" {
-		return nil, fmt.Errorf("auth: sessions.store %q is not supported by this build (use \"file\")", sc.Store)
+		return nil, fmt.Errorf("auth: sessions.store %q is not supported (use \"file\" or \"redis\")", sc.Store)
 	}
 	key, err := sessionKey(sc, cfg.DataDir)
 	if err != nil {
