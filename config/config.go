@@ -289,6 +289,21 @@ type Policy struct {
 	RequireMFA bool `yaml:"require_mfa"`
 	// Methods, when set, are the only HTTP methods admitted (upper case).
 	Methods []string `yaml:"methods"`
+	// BreakGlass, when set, lets the identities it allows open this route
+	// in an emergency although Allow denies them: signed in with MFA, with
+	// a reason from a fixed list, for a limited time, and every grant and
+	// request audited. It never opens a route to anonymous callers, never
+	// waives RequireMFA or Methods. Default none.
+	BreakGlass *BreakGlass `yaml:"break_glass"`
+}
+
+// BreakGlass is a route's emergency-access rule.
+type BreakGlass struct {
+	// Allow: who may grant themselves access, matched like Policy.Allow.
+	// Required.
+	Allow []Rule `yaml:"allow"`
+	// Duration of one grant. Default 1h, at most 12h.
+	Duration time.Duration `yaml:"duration"`
 }
 
 // Rule matches when every non-empty field matches.

@@ -759,8 +759,27 @@ func (c *Config) checkPolicy(r *Report, rt *Route, providers, bearers, cas map[s
 			pr.Errorf(fmt.Sprintf("methods[%d]", i), "%q is not an upper-case HTTP method", m)
 		}
 	}
-	for i, rule := range p.Allow {
-		rr := pr.Sub(fmt.Sprintf("allow[%d]", i))
+	checkRules(pr, "allow", p.Allow, providers, bearers, cas)
+	if bg := p.BreakGlass; bg != nil {
+		br := pr.Sub("break_glass")
+		if p.Public {
+			br.Errorf("", "a public route needs no break-glass")
+		}
+		if len(bg.Allow) == 0 {
+			br.Errorf("allow", "is required: who may break the glass")
+		}
+		checkRules(br, "allow", bg.Allow, providers, bearers, cas)
+		if bg.Duration < 0 || bg.Duration > 12*time.Hour {
+			br.Errorf("duration", "must be between 0 (default 1h) and 12h")
+		}
+	}
+}
+
+// checkRules checks a list of policy rules (policy.allow,
+// policy.break_glass.allow) under field.
+func checkRules(pr *Report, field string, rules []Rule, providers, bearers, cas map[string]bool) {
+	for i, rule := range rules {
+		rr := pr.Sub(fmt.Sprintf("%s[%d]", field, i))
 		if reflect.ValueOf(rule).IsZero() {
 			rr.Errorf("", "an empty rule would match every request; set authenticated: true or a criterion such as roles")
 			continue

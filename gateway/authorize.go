@@ -30,7 +30,7 @@ func (g *Gateway) authenticate(next http.Handler) http.Handler {
 func (g *Gateway) authorise(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
-		d := evaluatePolicy(s.Route.Policy, s.Identity, r.Method)
+		d := g.breakGlassDecide(s, evaluatePolicy(s.Route.Policy, s.Identity, r.Method), r.Method)
 		if d.Allow && d.Reason == "" {
 			d = scope.Decision{Allow: false, Reason: "error"} // fail closed
 		}
@@ -45,6 +45,9 @@ func (g *Gateway) authorise(next http.Handler) http.Handler {
 		}
 		if s.Identity == nil && d.Reason == "unauthenticated" {
 			writeError(w, r, http.StatusUnauthorized, "Sign-in is required.")
+			return
+		}
+		if g.breakGlassOffer(w, r, s) {
 			return
 		}
 		writeError(w, r, http.StatusForbidden, "You are not allowed to open this page.")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/policies"
 )
 
 // Options configure a Gateway.
@@ -53,6 +54,9 @@ type Options struct {
 	// the TLS connection after the handshake (TURN over TLS on the HTTPS
 	// port); such connections are not served as HTTP.
 	ConnHandlers map[string]func(net.Conn)
+	// BreakGlass holds emergency-access grants for routes whose policy has
+	// a break_glass section; nil disables break-glass.
+	BreakGlass *policies.BreakGlass
 	// STUNConn, when set, takes TLS connections without ALPN (or with
 	// "http/1.1" or "stun.turn") whose first bytes are a STUN message
 	// (magic cookie 0x2112A442 at bytes 4..8, RFC 8489 §5).
@@ -299,6 +303,7 @@ func (g *Gateway) ownEndpoints() http.Handler {
 			}
 		}
 	}
+	breakGlass := g.breakGlassHandler()
 	var authH http.Handler
 	if g.o.Auth != nil {
 		authH = g.o.Auth.Handler()
@@ -314,6 +319,10 @@ func (g *Gateway) ownEndpoints() http.Handler {
 			w.Header().Set("Content-Type", "application/jwk-set+json")
 			w.Header().Set("Cache-Control", "public, max-age=300")
 			_, _ = w.Write(g.signer.jwks)
+			return
+		}
+		if p == BreakGlassPath {
+			breakGlass.ServeHTTP(w, r)
 			return
 		}
 		for _, e := range eps {

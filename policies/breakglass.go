@@ -41,14 +41,8 @@ var (
 )
 
 // BreakGlassRule says who may break the glass on one route and for how
-// long. (Configuration: the route policy's break_glass section.)
-type BreakGlassRule struct {
-	// Allow: who may grant themselves access, matched like Policy.Allow.
-	Allow []config.Rule
-	// Duration of a grant; default DefaultBreakGlassDuration, at most
-	// MaxBreakGlassDuration.
-	Duration time.Duration
-}
+// long: the route policy's break_glass section.
+type BreakGlassRule = config.BreakGlass
 
 type grantKey struct{ route, issuer, subject string }
 

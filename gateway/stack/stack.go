@@ -132,6 +132,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		reg.MustRegister(insp)
 		gw.Inspector = insp
 	}
+	gw.BreakGlass = policies.NewBreakGlass(0, trail, nil)
 	limiter := policies.NewRouteLimiter(cfg.RateLimits, cfg.Routes, nil)
 	reg.MustRegister(limiter)
 	gw.Limiter = limiter
