@@ -118,6 +118,8 @@ func TestBadConfigs(t *testing.T) {
 		{"provider signing alg none", []edit{{"    signing_algs: [RS256]", "    signing_algs: [none] # <-"}}, "providers[0].signing_algs[0]", `"none" is not one of`},
 		{"provider signing alg HMAC", []edit{{"    signing_algs: [RS256]", "    signing_algs:\n      - RS256\n      - HS256 # <-"}}, "providers[0].signing_algs[1]", `"HS256" is not one of`},
 		{"bearer without audience", []edit{{"    audience: [telegate]\n", ""}, {"  - id: api\n    issuer", "  - id: api # <-\n    issuer"}}, "bearer[0].audience", "audience"},
+		{"break-glass without allow", []edit{{"      allow:\n        - authenticated: true\n  - id: api", "      allow:\n        - authenticated: true\n      break_glass: # <-\n        duration: 1h\n  - id: api"}}, "routes[0].policy.break_glass.allow", "is required"},
+		{"break-glass too long", []edit{{"      allow:\n        - authenticated: true\n  - id: api", "      allow:\n        - authenticated: true\n      break_glass:\n        allow:\n          - roles: [nurse]\n        duration: 24h # <-\n  - id: api"}}, "routes[0].policy.break_glass.duration", "12h"},
 		{"route duplicate id", []edit{{"  - id: api\n    path: /api/", "  - id: home # <-\n    path: /api/"}}, "routes[1].id", "used twice"},
 		{"route path without trailing slash", []edit{{"    path: /api/", "    path: /api # <-"}}, "routes[1].path", "must start and end"},
 		{"route path under own prefix", []edit{{"    path: /api/", "    path: /.telegate/api/ # <-"}}, "routes[1].path", "/.telegate/"},
