@@ -1,0 +1,369 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/config"
+)
+
+// testRedis is a redis-server the test started on 127.0.0.1 with a
+// password, no persistence, killed at cleanup.
+type testRedis struct {
+	addr, password string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// startRedis starts /usr/bin/redis-server (or redis-server on PATH). It
+// skips only when the binary is absent and CI is unset; in CI a missing
+// binary fails the test.
+func startRedis(t *testing.T) *testRedis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if _, serr := os.Stat("/usr/bin/redis-server"); serr == nil {
+			bin = "/usr/bin/redis-server"
+		} else if os.Getenv("CI") == "" {
+			t.Skip("redis-server is not installed (apt-get install redis-server, or run scripts/test); set CI to make this a failure")
+		} else {
+			t.Fatal("redis-server is not installed; scripts/test installs it")
+		}
+	}
+	r := &testRedis{password: randomToken(18)}
+	dir := t.TempDir()
+	for attempt := 0; attempt < 5; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		var logs bytes.Buffer
+		cmd := exec.Command(bin,
+			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--requirepass", r.password, "--protected-mode", "yes",
+			"--maxmemory-policy", "noeviction", "--loglevel", "warning")
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		r.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if r.ready(exited) {
+			r.cmd = cmd
+			t.Cleanup(r.stop)
+			return r
+		}
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	t.Fatal("redis-server did not start")
+	return nil
+}
+
+func (r *testRedis) ready(exited <-chan struct{}) bool {
+	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, DialTimeout: time.Second, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// stop kills the server (idempotent).
+func (r *testRedis) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		_ = r.cmd.Process.Kill()
+		r.cmd = nil
+	}
+}
+
+// client is a raw client for inspecting what the store wrote.
+func (r *testRedis) client(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, DisableIdentity: true, Protocol: 2})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (r *testRedis) store(t *testing.T, key []byte, max int, prefix string) *RedisStore {
+	t.Helper()
+	if prefix == "" {
+		prefix = "t{" + randomToken(9) + "}:"
+	}
+	st, err := OpenRedisStore(context.Background(), RedisOptions{
+		Addr: r.addr, Password: r.password, Key: key, MaxSessions: max, Prefix: prefix,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func TestRedisStoreConformance(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	runStoreConformance(t, func(t *testing.T, max int) SessionStore {
+		return r.store(t, testKey(1), max, "")
+	})
+}
+
+func TestRedisStoreAtRest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := startRedis(t)
+	prefix := "rest{x}:"
+	st := r.store(t, testKey(1), 10, prefix)
+	handle, id := newHandle()
+	s := &Session{ID: id, Issuer: "https://idp.test", Subject: "patient-4711", SID: "idp-sid",
+		Claims: map[string]string{"email": "patient@h.test"}, RefreshToken: "refresh-token-value", Expires: time.Now().Add(time.Hour)}
+	if _, err := st.Put(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	_, id2 := newHandle()
+	s2 := *s
+	s2.ID = id2
+	if _, err := st.Put(ctx, &s2); err != nil {
+		t.Fatal(err)
+	}
+
+	raw := r.client(t)
+	keys, err := raw.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all bytes.Buffer
+	for _, k := range keys {
+		all.WriteString(k)
+		switch raw.Type(ctx, k).Val() {
+		case "string":
+			all.WriteString(raw.Get(ctx, k).Val())
+		case "set":
+			all.WriteString(strings.Join(raw.SMembers(ctx, k).Val(), " "))
+		case "zset":
+			all.WriteString(strings.Join(raw.ZRange(ctx, k, 0, -1).Val(), " "))
+		}
+	}
+	for _, secret := range []string{handle, "patient-4711", "patient@h.test", "refresh-token-value", "idp-sid", "idp.test"} {
+		if bytes.Contains(all.Bytes(), []byte(secret)) {
+			t.Errorf("redis holds %q in the clear", secret)
+		}
+	}
+
+	// A record copied to another id fails authentication (id is AAD).
+	v := raw.Get(ctx, prefix+"s:"+id).Val()
+	raw.Set(ctx, prefix+"s:"+id2, v, time.Hour)
+	if _, err := st.Get(ctx, id2); err == nil {
+		t.Error("a record copied to another id was accepted")
+	}
+	// Another node with another key opens nothing.
+	other := r.store(t, testKey(2), 10, prefix)
+	if _, err := other.Get(ctx, id); err == nil {
+		t.Error("a record decrypted under the wrong key")
+	}
+}
+
+func TestRedisStoreTTL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := startRedis(t)
+	prefix := "ttl{x}:"
+	st := r.store(t, testKey(1), 10, prefix)
+	raw := r.client(t)
+	_, id := newHandle()
+	s := &Session{ID: id, Issuer: "https://idp.test", Subject: "a", SID: "s", Expires: time.Now().Add(10 * time.Minute)}
+	if _, err := st.Put(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	want := 10*time.Minute + 5*time.Minute // Expires − now + Grace
+	for _, k := range []string{
+		prefix + "s:" + id,
+		prefix + "sub:" + fmt.Sprintf("%x", indexHash(s.Issuer, s.Subject)),
+		prefix + "sid:" + fmt.Sprintf("%x", indexHash(s.Issuer, s.SID)),
+	} {
+		got := raw.PTTL(ctx, k).Val()
+		if got < want-5*time.Second || got > want {
+			t.Errorf("TTL of %s = %v, want about %v", k, got, want)
+		}
+	}
+	// A second session of the same subject that ends sooner leaves the
+	// subject's index as long-lived as its longest member.
+	_, id2 := newHandle()
+	s2 := &Session{ID: id2, Issuer: s.Issuer, Subject: s.Subject, Expires: time.Now().Add(time.Minute)}
+	if _, err := st.Put(ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	if got := raw.PTTL(ctx, prefix+"s:"+id2).Val(); got > 6*time.Minute || got < 5*time.Minute {
+		t.Errorf("TTL of the shorter record = %v, want about 6m", got)
+	}
+	if got := raw.PTTL(ctx, prefix+"sub:"+fmt.Sprintf("%x", indexHash(s.Issuer, s.Subject))).Val(); got < want-5*time.Second {
+		t.Errorf("index TTL shrank to %v", got)
+	}
+}
+
+// TestRedisStoreSweepAcrossNodes: two nodes share one Redis; each expired
+// session is handed to exactly one node's sweep, so its end hooks run once.
+func TestRedisStoreSweepAcrossNodes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := startRedis(t)
+	a := r.store(t, testKey(1), 1000, "nodes{x}:")
+	b := r.store(t, testKey(1), 1000, "nodes{x}:")
+	now := time.Now()
+	const n = 200
+	for i := 0; i < n; i++ {
+		_, id := newHandle()
+		if _, err := a.Put(ctx, &Session{ID: id, Issuer: "i", Subject: fmt.Sprint(i), Expires: now.Add(-time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var ga, gb []*Session
+	var ea, eb error
+	wg.Add(2)
+	go func() { defer wg.Done(); ga, ea = a.DeleteExpired(ctx, now) }()
+	go func() { defer wg.Done(); gb, eb = b.DeleteExpired(ctx, now) }()
+	wg.Wait()
+	if ea != nil || eb != nil {
+		t.Fatal(ea, eb)
+	}
+	seen := map[string]bool{}
+	for _, s := range append(ga, gb...) {
+		if seen[s.ID] {
+			t.Fatalf("session %s swept by both nodes", s.ID)
+		}
+		seen[s.ID] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("swept %d sessions, want %d", len(seen), n)
+	}
+}
+
+// TestRedisStoreDownFailsClosed is the regression test for the rule that
+// a dependency that is down never turns a deny into an allow: a signed-in
+// user whose session lives in Redis is treated as signed out once Redis
+// stops, and the error is not mistaken for "no such session".
+func TestRedisStoreDownFailsClosed(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	h := newHarness(t, func(h *harness) {
+		h.cfg.Sessions.Store = "redis"
+		h.cfg.Sessions.EncryptionKey = base64.StdEncoding.EncodeToString(testKey(7))
+		h.cfg.Redis = config.Redis{Addr: r.addr, Password: r.password}
+	})
+	if _, ok := h.svc.store.(*RedisStore); !ok {
+		t.Fatalf("store is %T, want *RedisStore", h.svc.store)
+	}
+	h.signIn("/app/")
+	if resp := h.get("/app/"); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Subject") != "alice" {
+		t.Fatalf("signed in with Redis up: %d", resp.StatusCode)
+	}
+
+	r.stop()
+	start := time.Now()
+	if resp := h.do(h.noRedirectClient(), http.MethodGet, "/app/", nil); resp.StatusCode != http.StatusFound || resp.Header.Get("X-Subject") != "" {
+		t.Fatalf("page with Redis down: %d subject %q, want 302 to sign-in", resp.StatusCode, resp.Header.Get("X-Subject"))
+	}
+	if resp := h.get("/api/x"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API with Redis down: %d, want 401", resp.StatusCode)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("requests with Redis down took %v", d)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "session lookup failed") {
+		t.Errorf("the lookup failure was not logged:\n%s", logs)
+	}
+	if strings.Contains(logs, r.password) || strings.Contains(logs, h.sessionCookie()) {
+		t.Error("logs hold the Redis password or the session cookie")
+	}
+
+	// The Redis store's own calls fail with an error, never ErrNotFound.
+	st := h.svc.store.(*RedisStore)
+	if _, err := st.Get(context.Background(), sessionIDFor(h.sessionCookie())); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("Get with Redis down = %v, want a connection error", err)
+	}
+}
+
+func TestOpenStoreRedisConfig(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	key := base64.StdEncoding.EncodeToString(testKey(3))
+	pwFile := filepath.Join(t.TempDir(), "redis.pw")
+	if err := os.WriteFile(pwFile, []byte(r.password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		cfg     config.Config
+		wantErr string
+	}{
+		{"password file", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key},
+			Redis: config.Redis{Addr: r.addr, PasswordFile: pwFile}}, ""},
+		{"inline password", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key},
+			Redis: config.Redis{Addr: r.addr, Password: r.password}}, ""},
+		{"wrong password", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key},
+			Redis: config.Redis{Addr: r.addr, Password: "wrong"}}, "WRONGPASS"},
+		{"no password", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key},
+			Redis: config.Redis{Addr: r.addr}}, "NOAUTH"},
+		{"no shared key", config.Config{DataDir: t.TempDir(), Sessions: config.Sessions{Store: "redis"},
+			Redis: config.Redis{Addr: r.addr, Password: r.password}}, "encryption_key"},
+		{"no address", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key}}, "redis.addr"},
+		{"unknown store", config.Config{Sessions: config.Sessions{Store: "memcached"}}, "not supported"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st, err := OpenStore(&tc.cfg)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := st.(*RedisStore); !ok {
+					t.Fatalf("store is %T", st)
+				}
+				_ = st.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("OpenStore = %v, want an error containing %q", err, tc.wantErr)
+			}
+			if r.password != "" && strings.Contains(err.Error(), r.password) {
+				t.Fatal("error holds the password")
+			}
+		})
+	}
+}
