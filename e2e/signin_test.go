@@ -232,3 +232,29 @@ func TestDemoInspection(t *testing.T) {
 		t.Errorf("ordinary query on /public/: %d", resp.StatusCode)
 	}
 }
+
+// TestDemoClinicianFindsVisitLobby: a clinician's home page leads to the
+// video visit lobby, which opens for them; a patient's does not offer it.
+func TestDemoClinicianFindsVisitLobby(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	for _, tc := range []struct {
+		user string
+		link bool
+	}{{"clinician@demo.test", true}, {"patient@demo.test", false}} {
+		b := newBrowser(t, d)
+		b.accept = "text/html"
+		resp, body := b.signIn(d.Base(), "/", tc.user, "demo")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: sign-in %d", tc.user, resp.StatusCode)
+		}
+		if got := strings.Contains(string(body), `href="/.telegate/visits/lobby"`); got != tc.link {
+			t.Errorf("%s: home page links to the lobby: %v, want %v", tc.user, got, tc.link)
+		}
+		if tc.link {
+			resp, body := b.get(d.Base() + "/.telegate/visits/lobby")
+			if resp.StatusCode != 200 || !strings.Contains(string(body), "invite") {
+				t.Errorf("lobby for %s: %d %.200s", tc.user, resp.StatusCode, body)
+			}
+		}
+	}
+}

@@ -244,3 +244,7 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request) {
 		a.log.Error("demo app: render page", "error", err)
 	}
 }
+
+// IsClinician reports whether the asserted roles include clinician (the
+// page then links to the visit lobby).
+func (v View) IsClinician() bool { return slices.Contains(v.Roles, "clinician") }
