@@ -177,6 +177,7 @@ export async function callStats(pc) {
  *   welcome {self, peers}, peer {peer} (joined), remotestream {peerId, stream},
  *   state {peerId, state} (RTCPeerConnectionState), code {peerId, code},
  *   stats {peerId, stats} (every second), peerleft {peerId},
+ *   iceerror {peerId, code, text, url} (a TURN server error while gathering),
  *   closed {code, reason, why: 'ended'|'removed'|'signed-out'|'replaced'|'refused'|'hangup'|'network'}.
  */
 export class Call extends EventTarget {
@@ -211,7 +212,7 @@ export class Call extends EventTarget {
     ws.onmessage = ev => {
       let m;
       try { m = JSON.parse(ev.data); } catch (_) { return; }
-      this.onSignal(m).catch(err => console.warn('signaling:', err.name));
+      this.onSignal(m).catch(err => console.warn('signaling:', m.type, err.name));
     };
     ws.onclose = ev => {
       if (this.ws !== ws || this.closed) return;
@@ -302,6 +303,10 @@ export class Call extends EventTarget {
     }
     pc.onicecandidate = e => {
       if (e.candidate && e.candidate.candidate) this.send({ type: 'candidate', to: peerId, candidate: e.candidate.toJSON() });
+    };
+    pc.onicecandidateerror = e => {
+      console.warn('ICE candidate error', e.errorCode, e.errorText, e.url);
+      this.emit('iceerror', { peerId, code: e.errorCode, text: e.errorText, url: e.url });
     };
     pc.ontrack = e => {
       const stream = e.streams[0] || new MediaStream([e.track]);
