@@ -1,0 +1,262 @@
+package policies
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"math"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/config"
+)
+
+// RedisLimiterOptions configures a RedisLimiter.
+type RedisLimiterOptions struct {
+	// Addr is the Redis server, "host:port". Required.
+	Addr string
+	// Password is sent with AUTH; "" sends none.
+	Password string
+	// DB is the database number (SELECT). Default 0.
+	DB int
+	// Prefix starts every bucket key. Default "telegate:rl:".
+	Prefix string
+	// HashKey keys the HMAC-SHA-256 (RFC 2104) that names buckets, so Redis
+	// holds neither client addresses nor subjects. Every node must use the
+	// same key, or their buckets differ (derive it from a secret all nodes
+	// share, such as sessions.encryption_key). nil uses an empty key.
+	HashKey []byte
+	// Timeout bounds each Redis call (dial, read, write, pool wait and the
+	// whole script). It is on every request's path, so it is short: a
+	// Redis slower than this is treated as down. Default 500ms.
+	Timeout time.Duration
+	// RetryAfter is how long decisions stay local after a Redis error
+	// before Redis is tried again, so a Redis that is down costs at most one
+	// timeout per RetryAfter instead of one per request. Default 1s.
+	RetryAfter time.Duration
+	// Now is the clock of the local fallback limiter. Default time.Now.
+	// Buckets in Redis use the Redis server's clock (TIME), the one clock
+	// every node shares.
+	Now func() time.Time
+}
+
+// RedisLimiter is the rate limiter for several nodes (DESIGN.md "State":
+// rate-limit buckets in Redis for global limits). It has the same contract
+// and limits as RouteLimiter (gateway.Limiter; rate_limits.per_client,
+// rate_limits.per_subject, routes[].rate_limit; IPv6 clients per /64) but
+// keeps each bucket in Redis, so a limit holds across every node.
+//
+// Each decision is one Lua script: GCRA, the generic cell rate algorithm
+// (ITU-T I.371 §4.4.2, the "virtual scheduling" form), which admits the
+// same traffic as a token bucket of Rate per second and size Burst and
+// stores one number per bucket, the theoretical arrival time, with a Redis
+// TTL of the time until the bucket is full again. Buckets nobody uses
+// vanish by themselves, so Redis memory is bounded by the clients active
+// within one bucket refill time.
+//
+// When Redis fails (down, slow past Timeout, refused password) the
+// decision is taken by a local in-memory RouteLimiter with the same limits
+// and counted in telegate_control_ratelimit_redis_fallbacks_total; Redis
+// is tried again after RetryAfter. This is a deliberate choice for
+// availability of the hospital's front door: a rate limit is not an
+// authorisation, every request still passes authentication and policy
+// (which fail closed), and the local limiter still bounds each node, so
+// with Redis down the global limit becomes a per-node limit (at most
+// nodes × limit) rather than no limit. Safe for concurrent use.
+type RedisLimiter struct {
+	rdb        *redis.Client
+	local      *RouteLimiter
+	prefix     string
+	hashKey    []byte
+	timeout    time.Duration
+	retryAfter time.Duration
+	now        func() time.Time
+
+	downUntil atomic.Int64 // Unix ns; decisions are local before it
+	fallbacks atomic.Uint64
+	errors    atomic.Uint64
+}
+
+// NewRedisLimiter returns a RedisLimiter with the limits of cfg and routes
+// (defaults as NewLimiter). It does not contact Redis: a Redis that is down
+// at start is the same as one that fails later (local decisions).
+func NewRedisLimiter(cfg config.RateLimits, routes []config.Route, o RedisLimiterOptions) (*RedisLimiter, error) {
+	if o.Addr == "" {
+		return nil, errors.New("policies: redis address missing (redis.addr)")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 500 * time.Millisecond
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = time.Second
+	}
+	if o.Prefix == "" {
+		o.Prefix = "telegate:rl:"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	rdb := redis.NewClient(&redis.Options{
+		Addr:                  o.Addr,
+		Password:              o.Password,
+		DB:                    o.DB,
+		DialTimeout:           o.Timeout,
+		ReadTimeout:           o.Timeout,
+		WriteTimeout:          o.Timeout,
+		PoolTimeout:           o.Timeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1, // a retry would double the wait; the fallback answers instead
+		DisableIdentity:       true,
+		Protocol:              2,
+	})
+	return &RedisLimiter{
+		rdb:        rdb,
+		local:      NewRouteLimiter(cfg, routes, o.Now),
+		prefix:     o.Prefix,
+		hashKey:    o.HashKey,
+		timeout:    o.Timeout,
+		retryAfter: o.RetryAfter,
+		now:        o.Now,
+	}, nil
+}
+
+// gcraScript: KEYS[1] bucket; ARGV[1] emission interval (µs per request),
+// ARGV[2] burst. Returns 1 (allowed) or 0 (refused).
+var gcraScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new = tat + interval
+if now < new - interval * burst then
+  return 0
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - now) / 1000) + 1)
+return 1
+`)
+
+// SetRoutes replaces the per-route limits (as RouteLimiter.SetRoutes).
+func (r *RedisLimiter) SetRoutes(routes []config.Route) { r.local.SetRoutes(routes) }
+
+// Local returns the in-memory limiter that decides while Redis fails.
+func (r *RedisLimiter) Local() *RouteLimiter { return r.local }
+
+// AllowClient takes one token from the global bucket of (routeID, client
+// network) and reports whether the request may proceed; false means answer
+// 429 (RFC 6585 §4). Limits and grouping as Limiter.AllowClient.
+func (r *RedisLimiter) AllowClient(routeID string, addr netip.Addr) bool {
+	lim := r.local.l.perClient
+	if o := (*r.local.routes.Load())[routeID]; o != nil {
+		lim = *o
+	}
+	if lim.Rate <= 0 {
+		return true
+	}
+	ok, err := r.take("c", routeID, clientPrefix(addr).String(), lim)
+	if err != nil {
+		return r.local.AllowClient(routeID, addr)
+	}
+	if !ok {
+		r.local.l.limitedClient.Add(1)
+	}
+	return ok
+}
+
+// AllowSubject takes one token from the global bucket of (routeID,
+// subjectKey) and reports whether the request may proceed. "" (anonymous)
+// is not limited here. Limits as Limiter.AllowSubject.
+func (r *RedisLimiter) AllowSubject(routeID, subjectKey string) bool {
+	lim := r.local.l.perSubject
+	if o := (*r.local.routes.Load())[routeID]; o != nil {
+		lim = *o
+	}
+	if lim.Rate <= 0 || subjectKey == "" {
+		return true
+	}
+	ok, err := r.take("s", routeID, subjectKey, lim)
+	if err != nil {
+		return r.local.AllowSubject(routeID, subjectKey)
+	}
+	if !ok {
+		r.local.l.limitedSubject.Add(1)
+	}
+	return ok
+}
+
+// errRedisResting is returned while decisions stay local after an error.
+var errRedisResting = errors.New("policies: redis resting after an error")
+
+// take runs the GCRA script for one bucket. An error means the caller
+// decides locally.
+func (r *RedisLimiter) take(kind, routeID, who string, lim config.RateLimit) (bool, error) {
+	if time.Now().UnixNano() < r.downUntil.Load() {
+		r.fallbacks.Add(1)
+		return false, errRedisResting
+	}
+	burst := lim.Burst
+	if burst <= 0 {
+		burst = int(math.Max(1, math.Ceil(lim.Rate)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	n, err := gcraScript.Run(ctx, r.rdb, []string{r.bucketKey(kind, routeID, who)}, 1e6/lim.Rate, burst).Int()
+	if err != nil {
+		r.errors.Add(1)
+		r.fallbacks.Add(1)
+		r.downUntil.Store(time.Now().Add(r.retryAfter).UnixNano())
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// bucketKey is Prefix + kind + ":" + base64url(HMAC-SHA-256(HashKey,
+// route NUL who))[:22]: no address or subject in clear.
+func (r *RedisLimiter) bucketKey(kind, routeID, who string) string {
+	m := hmac.New(sha256.New, r.hashKey)
+	m.Write([]byte(routeID))
+	m.Write([]byte{0})
+	m.Write([]byte(who))
+	return r.prefix + kind + ":" + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// Fallbacks returns how many decisions were taken locally because Redis
+// failed, and how many Redis calls failed.
+func (r *RedisLimiter) Fallbacks() (decisions, redisErrors uint64) {
+	return r.fallbacks.Load(), r.errors.Load()
+}
+
+// Close releases the Redis connections.
+func (r *RedisLimiter) Close() error { return r.rdb.Close() }
+
+var (
+	descRedisFallbacks = prometheus.NewDesc("telegate_control_ratelimit_redis_fallbacks_total",
+		"Rate-limit decisions taken by the local in-memory limiter because Redis failed.", nil, nil)
+	descRedisErrors = prometheus.NewDesc("telegate_control_ratelimit_redis_errors_total",
+		"Redis calls of the rate limiter that failed (down, timeout, refused).", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (r *RedisLimiter) Describe(ch chan<- *prometheus.Desc) {
+	r.local.Describe(ch)
+	ch <- descRedisFallbacks
+	ch <- descRedisErrors
+}
+
+// Collect implements prometheus.Collector: the refusals and local buckets
+// of RouteLimiter (refusals count Redis and local decisions alike), and
+// telegate_control_ratelimit_redis_fallbacks_total and
+// telegate_control_ratelimit_redis_errors_total.
+func (r *RedisLimiter) Collect(ch chan<- prometheus.Metric) {
+	r.local.Collect(ch)
+	d, e := r.Fallbacks()
+	ch <- prometheus.MustNewConstMetric(descRedisFallbacks, prometheus.CounterValue, float64(d))
+	ch <- prometheus.MustNewConstMetric(descRedisErrors, prometheus.CounterValue, float64(e))
+}
