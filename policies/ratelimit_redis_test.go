@@ -1,0 +1,322 @@
+package policies
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/config"
+)
+
+// testRedis is a redis-server the test started on 127.0.0.1 with a
+// password and no persistence, killed at cleanup.
+type testRedis struct {
+	addr, password string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// startRedis starts redis-server; it skips only when the binary is absent
+// and CI is unset (in CI a missing binary fails the test).
+func startRedis(t *testing.T) *testRedis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if _, serr := os.Stat("/usr/bin/redis-server"); serr == nil {
+			bin = "/usr/bin/redis-server"
+		} else if os.Getenv("CI") == "" {
+			t.Skip("redis-server is not installed (apt-get install redis-server, or run scripts/test); set CI to make this a failure")
+		} else {
+			t.Fatal("redis-server is not installed; scripts/test installs it")
+		}
+	}
+	pw := make([]byte, 16)
+	_, _ = rand.Read(pw)
+	r := &testRedis{password: hex.EncodeToString(pw)}
+	dir := t.TempDir()
+	for attempt := 0; attempt < 5; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		var logs bytes.Buffer
+		cmd := exec.Command(bin,
+			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--requirepass", r.password, "--protected-mode", "yes", "--loglevel", "warning")
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		r.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if r.ready(exited) {
+			r.cmd = cmd
+			t.Cleanup(r.stop)
+			return r
+		}
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+	t.Fatal("redis-server did not start")
+	return nil
+}
+
+func (r *testRedis) ready(exited <-chan struct{}) bool {
+	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, DialTimeout: time.Second, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	defer c.Close()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func (r *testRedis) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		_ = r.cmd.Process.Kill()
+		r.cmd = nil
+	}
+}
+
+func (r *testRedis) limiter(t *testing.T, cfg config.RateLimits, routes []config.Route) *RedisLimiter {
+	t.Helper()
+	l, err := NewRedisLimiter(cfg, routes, RedisLimiterOptions{Addr: r.addr, Password: r.password, HashKey: []byte("shared")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// slow is a limit that does not refill within a test.
+var slow = config.RateLimit{Rate: 0.001, Burst: 5}
+
+func TestRedisLimiterIsGlobal(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	cfg := config.RateLimits{PerClient: slow, PerSubject: config.RateLimit{Rate: 0.001, Burst: 3}}
+	routes := []config.Route{{ID: "own", RateLimit: &config.RateLimit{Rate: 0.001, Burst: 2}}, {ID: "free", RateLimit: &config.RateLimit{Rate: 0, Burst: 1}}}
+	a := r.limiter(t, cfg, routes) // node A
+	b := r.limiter(t, cfg, routes) // node B, same Redis
+	alice := netip.MustParseAddr("203.0.113.7")
+	bob := netip.MustParseAddr("203.0.113.8")
+	v6a := netip.MustParseAddr("2001:db8:1:2::1")
+	v6b := netip.MustParseAddr("2001:db8:1:2:ffff::9") // same /64
+	nodes := func(f func(l *RedisLimiter) bool) func() bool {
+		i := 0
+		return func() bool { i++; return f([]*RedisLimiter{a, b}[i%2]) }
+	}
+	tests := []struct {
+		name string
+		n    int
+		f    func() bool
+		want int
+	}{
+		{"one client over two nodes shares one bucket", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("app", alice) }), 5},
+		{"another client has its own bucket", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("app", bob) }), 5},
+		{"another route has its own bucket", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("api", alice) }), 5},
+		{"route's own limit", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("own", alice) }), 2},
+		{"route without limit", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("free", alice) }), 10},
+		{"IPv6 per /64", 10, nodes(func(l *RedisLimiter) bool {
+			return l.AllowClient("v6", v6a) && l.AllowClient("v6", v6b)
+		}), 2},
+		{"subject over two nodes", 10, nodes(func(l *RedisLimiter) bool { return l.AllowSubject("app", "https://idp\x00alice") }), 3},
+		{"anonymous subject not limited here", 10, nodes(func(l *RedisLimiter) bool { return l.AllowSubject("app", "") }), 10},
+	}
+	for _, tc := range tests {
+		if got := allowed(tc.n, tc.f); got != tc.want {
+			t.Errorf("%s: %d of %d allowed, want %d", tc.name, got, tc.n, tc.want)
+		}
+	}
+	if d, e := a.Fallbacks(); d != 0 || e != 0 {
+		t.Errorf("fallbacks with Redis up: %d decisions, %d errors", d, e)
+	}
+	byClient, bySubject := a.Local().Limiter().Limited()
+	byClientB, bySubjectB := b.Local().Limiter().Limited()
+	if byClient+byClientB == 0 || bySubject+bySubjectB != 7 {
+		t.Errorf("refusals counted: client %d+%d subject %d+%d", byClient, byClientB, bySubject, bySubjectB)
+	}
+}
+
+func TestRedisLimiterRefills(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	l := r.limiter(t, config.RateLimits{PerClient: config.RateLimit{Rate: 4, Burst: 1}}, nil)
+	c := netip.MustParseAddr("198.51.100.1")
+	if !l.AllowClient("app", c) || l.AllowClient("app", c) {
+		t.Fatal("burst of 1 not enforced")
+	}
+	time.Sleep(300 * time.Millisecond) // one token per 250ms
+	if !l.AllowClient("app", c) {
+		t.Fatal("bucket did not refill")
+	}
+}
+
+// TestRedisLimiterConcurrentIsAtomic: one bucket hit from many goroutines
+// on two nodes admits exactly the burst.
+func TestRedisLimiterConcurrentIsAtomic(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	cfg := config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 50}}
+	nodes := []*RedisLimiter{r.limiter(t, cfg, nil), r.limiter(t, cfg, nil)}
+	c := netip.MustParseAddr("198.51.100.2")
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				if nodes[(g+i)%2].AllowClient("app", c) {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 50 {
+		t.Fatalf("%d of 200 allowed, want exactly 50", ok.Load())
+	}
+}
+
+func TestRedisLimiterKeysHoldNoAddressOrSubject(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	l := r.limiter(t, config.RateLimits{}, nil)
+	l.AllowClient("app", netip.MustParseAddr("203.0.113.99"))
+	l.AllowSubject("app", "https://idp.test\x00patient-4711")
+	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, DisableIdentity: true, Protocol: 2})
+	defer c.Close()
+	keys, err := c.Keys(context.Background(), "*").Result()
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	for _, k := range keys {
+		for _, secret := range []string{"203.0.113.99", "patient-4711", "idp.test"} {
+			if strings.Contains(k, secret) {
+				t.Errorf("key %q holds %q", k, secret)
+			}
+		}
+		if ttl := c.PTTL(context.Background(), k).Val(); ttl <= 0 || ttl > 3*time.Second {
+			t.Errorf("key %q TTL %v, want until the bucket is full again (≤2s at the defaults)", k, ttl)
+		}
+	}
+}
+
+// TestRedisLimiterFallsBackWhenRedisStops is the regression test for the
+// documented choice: with Redis down the front door stays open, and the
+// local limiter still refuses past the limit (never unlimited).
+func TestRedisLimiterFallsBackWhenRedisStops(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	l := r.limiter(t, config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 3}}, nil)
+	c := netip.MustParseAddr("198.51.100.3")
+	if !l.AllowClient("app", c) {
+		t.Fatal("first request refused")
+	}
+	r.stop()
+	start := time.Now()
+	if got := allowed(10, func() bool { return l.AllowClient("app", c) }); got != 3 {
+		t.Errorf("with Redis down %d of 10 allowed, want the local burst 3", got)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("10 decisions with Redis down took %v", d)
+	}
+	d, e := l.Fallbacks()
+	if d != 10 || e == 0 {
+		t.Errorf("fallbacks %d (want 10), errors %d (want >0)", d, e)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(l)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fallbacks float64 = -1
+	for _, mf := range mfs {
+		if mf.GetName() == "telegate_control_ratelimit_redis_fallbacks_total" {
+			fallbacks = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if fallbacks != 10 {
+		t.Errorf("telegate_control_ratelimit_redis_fallbacks_total = %v, want 10", fallbacks)
+	}
+}
+
+// TestRedisLimiterTimesOut: a Redis that accepts connections and never
+// answers costs one Timeout, then decisions are local.
+func TestRedisLimiterTimesOut(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	silent := make(chan struct{})
+	defer close(silent)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { <-silent; c.Close() }() // reads nothing, answers nothing
+		}
+	}()
+	l, err := NewRedisLimiter(config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 2}}, nil,
+		RedisLimiterOptions{Addr: ln.Addr().String(), Timeout: 200 * time.Millisecond, RetryAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c := netip.MustParseAddr("198.51.100.4")
+	start := time.Now()
+	got := allowed(5, func() bool { return l.AllowClient("app", c) })
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("5 decisions against a silent Redis took %v, want about one timeout", d)
+	}
+	if got != 2 {
+		t.Errorf("%d of 5 allowed, want the local burst 2", got)
+	}
+	if _, e := l.Fallbacks(); e != 1 {
+		t.Errorf("Redis tried %d times within RetryAfter, want 1", e)
+	}
+}
+
+func TestNewRedisLimiterNeedsAddr(t *testing.T) {
+	t.Parallel()
+	if _, err := NewRedisLimiter(config.RateLimits{}, nil, RedisLimiterOptions{}); err == nil {
+		t.Fatal("no address accepted")
+	}
+}
