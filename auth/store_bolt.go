@@ -13,11 +13,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	bolt "go.etcd.io/bbolt"
 )
+
+// DefaultSessionCacheSize is how many decrypted sessions a BoltStore keeps
+// in memory for Get (least recently used evicted first).
+const DefaultSessionCacheSize = 4096
 
 // Bucket names of the embedded store.
 var (
@@ -37,6 +43,15 @@ const (
 // 32-byte key, the session id and the clear-text index header as associated
 // data. Index keys hold only truncated SHA-256 hashes of issuer+subject and
 // issuer+sid, so the file yields neither cookies nor user names.
+//
+// Get is served from a bounded in-memory cache of decrypted records
+// (DefaultSessionCacheSize entries, least recently used evicted), keyed by
+// the session id (the SHA-256 of the cookie handle, never the handle). Only
+// Get fills it; every write (Put, Delete, DeleteBySubject, DeleteExpired,
+// eviction) drops the records it touches before it returns, so a session
+// that was ended is never served from memory afterwards. The cache is
+// coherent because bbolt locks the file to one process. Callers still check
+// the idle and absolute deadlines on every Get (the store does not).
 type BoltStore struct {
 	db   *bolt.DB
 	aead cipher.AEAD
@@ -44,6 +59,12 @@ type BoltStore struct {
 
 	mu    sync.Mutex // guards count (writes are serialised by bbolt too)
 	count int
+
+	cacheMu sync.Mutex // guards cache and epoch
+	cache   *simplelru.LRU[string, *Session]
+	// epoch counts invalidations: a Get that read the file before an
+	// invalidation does not put what it read into the cache.
+	epoch uint64
 }
 
 // OpenBoltStore opens (creating if needed, mode 0600) the store at path with
@@ -69,6 +90,7 @@ func OpenBoltStore(path string, key []byte, maxSessions int) (*BoltStore, error)
 		return nil, fmt.Errorf("auth: open session store %s: %w", path, err)
 	}
 	s := &BoltStore{db: db, aead: aead, max: maxSessions}
+	s.cache, _ = simplelru.NewLRU[string, *Session](DefaultSessionCacheSize, nil)
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketSessions, bucketExpiry, bucketSubject, bucketSID} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -153,8 +175,18 @@ func (s *BoltStore) open(id string, v []byte) (*Session, error) {
 	return sess, nil
 }
 
-// Get implements SessionStore.
+// Get implements SessionStore. The returned Session is the caller's own
+// copy; its slices and Claims map are shared with the cache and must not be
+// modified in place (assign new ones instead).
 func (s *BoltStore) Get(_ context.Context, id string) (*Session, error) {
+	s.cacheMu.Lock()
+	if c, ok := s.cache.Get(id); ok {
+		s.cacheMu.Unlock()
+		cp := *c
+		return &cp, nil
+	}
+	epoch := s.epoch
+	s.cacheMu.Unlock()
 	var sess *Session
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSessions).Get([]byte(id))
@@ -165,7 +197,38 @@ func (s *BoltStore) Get(_ context.Context, id string) (*Session, error) {
 		sess, err = s.open(id, v)
 		return err
 	})
-	return sess, err
+	if err != nil {
+		return nil, err
+	}
+	// Clipped slices: an append by a caller reallocates instead of writing
+	// into the cached record's arrays.
+	sess.Roles, sess.Groups, sess.AMR = slices.Clip(sess.Roles), slices.Clip(sess.Groups), slices.Clip(sess.AMR)
+	c := *sess
+	s.cacheMu.Lock()
+	if s.epoch == epoch {
+		s.cache.Add(id, &c)
+	}
+	s.cacheMu.Unlock()
+	return sess, nil
+}
+
+// forget drops ids from the cache and makes every Get in flight skip
+// filling it. Writers call it after their transaction, whatever its
+// outcome.
+func (s *BoltStore) forget(ids ...string) {
+	s.cacheMu.Lock()
+	s.epoch++
+	for _, id := range ids {
+		s.cache.Remove(id)
+	}
+	s.cacheMu.Unlock()
+}
+
+// cached reports whether id is in the memory cache (tests).
+func (s *BoltStore) cached(id string) bool {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	return s.cache.Contains(id)
 }
 
 // removeLocked deletes the record with id and its index entries inside tx.
@@ -213,9 +276,11 @@ func (s *BoltStore) Put(_ context.Context, sess *Session) ([]*Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var evicted []*Session
+	var gone []string
 	delta := 0
+	defer func() { s.forget(append(gone, sess.ID)...) }()
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		evicted, delta = nil, 0
+		evicted, gone, delta = nil, nil, 0
 		id := sess.ID
 		if _, existed := s.removeLocked(tx, id); !existed {
 			delta = 1
@@ -228,6 +293,7 @@ func (s *BoltStore) Put(_ context.Context, sess *Session) ([]*Session, error) {
 					break
 				}
 				old, _ := s.removeLocked(tx, string(k[8:]))
+				gone = append(gone, string(k[8:]))
 				delta--
 				if old != nil {
 					evicted = append(evicted, old)
@@ -265,6 +331,7 @@ func (s *BoltStore) Put(_ context.Context, sess *Session) ([]*Session, error) {
 func (s *BoltStore) Delete(_ context.Context, id string) (*Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.forget(id)
 	var sess *Session
 	var existed bool
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -288,7 +355,9 @@ func (s *BoltStore) DeleteBySubject(_ context.Context, issuer, subject, sid stri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*Session
+	var gone []string
 	n := 0
+	defer func() { s.forget(gone...) }()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out, n = nil, 0
 		var bucket []byte
@@ -316,6 +385,7 @@ func (s *BoltStore) DeleteBySubject(_ context.Context, issuer, subject, sid stri
 			if sidHash != nil && !bytes.Equal(v[8+hashLen:headerLen], sidHash) {
 				continue
 			}
+			gone = append(gone, id)
 			if sess, ok := s.removeLocked(tx, id); ok {
 				n++
 				if sess != nil {
@@ -338,7 +408,9 @@ func (s *BoltStore) DeleteExpired(_ context.Context, now time.Time) ([]*Session,
 	defer s.mu.Unlock()
 	limit := expiryKey(now, "\xff")
 	var out []*Session
+	var gone []string
 	n := 0
+	defer func() { s.forget(gone...) }()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out, n = nil, 0
 		var ids []string
@@ -346,6 +418,7 @@ func (s *BoltStore) DeleteExpired(_ context.Context, now time.Time) ([]*Session,
 		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit[:8]) <= 0; k, _ = c.Next() {
 			ids = append(ids, string(k[8:]))
 		}
+		gone = append(gone, ids...)
 		for _, id := range ids {
 			if sess, ok := s.removeLocked(tx, id); ok {
 				n++
