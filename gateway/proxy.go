@@ -113,7 +113,29 @@ func (g *Gateway) reverseProxy(up *upstream) *httputil.ReverseProxy {
 		ErrorHandler:   g.proxyError,
 		ModifyResponse: g.modifyResponse,
 		ErrorLog:       slogErrorLog(g.log),
+		BufferPool:     copyBuffers,
 	}
+}
+
+// copyBuffers lends the reverse proxy its 32 KiB body copy buffers, so that
+// a request does not allocate (and the collector reclaim) one of its own.
+var copyBuffers httputil.BufferPool = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) != 32<<10 {
+		return
+	}
+	buf = buf[:cap(buf)]
+	b.p.Put(&buf)
 }
 
 func (g *Gateway) rewrite(up *upstream) func(*httputil.ProxyRequest) {

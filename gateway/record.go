@@ -69,6 +69,9 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 			if decision == "deny" && reason != "" {
 				g.metrics.denials.WithLabelValues(metricReason(reason)).Inc()
 			}
+			if !g.log.Enabled(r.Context(), slog.LevelInfo) {
+				return
+			}
 			g.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", s.RequestID),
 				slog.String("route", route),
