@@ -1,0 +1,795 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// attackDemo starts one demo for a group of attacks and signs a patient, a
+// clinician and an admin in, each in their own cookie jar.
+type attackDemo struct {
+	*demo
+	patient, clinician, admin *browser
+}
+
+func startAttackDemo(t *testing.T) *attackDemo {
+	t.Helper()
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	a := &attackDemo{demo: d}
+	for _, u := range []struct {
+		b    **browser
+		user string
+	}{{&a.patient, "patient@demo.test"}, {&a.clinician, "clinician@demo.test"}, {&a.admin, "admin@demo.test"}} {
+		b := newBrowser(t, d)
+		if resp, body := b.signIn(d.Base(), "/", u.user, "demo"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("sign-in as %s: %d %.300s", u.user, resp.StatusCode, body)
+		}
+		*u.b = b
+	}
+	return a
+}
+
+// logLines is what the process logged, without the banner (which names
+// the demo users on purpose).
+func logLines(d *demo) string {
+	var b strings.Builder
+	for _, l := range strings.Split(d.Output(), "\n") {
+		if strings.HasPrefix(l, "time=") || strings.HasPrefix(l, "{") {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// rootPool trusts the demo's local CA root.
+func rootPool(t testing.TB, d *demo) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(d.dataDir, "ca", "root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in root.pem")
+	}
+	return pool
+}
+
+// dialTLS opens a raw TLS connection to the demo's public listener with
+// SNI serverName, offering the ALPN protocols protos.
+func dialTLS(t testing.TB, d *demo, serverName string, protos ...string) *tls.Conn {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", d.port),
+		&tls.Config{ServerName: serverName, RootCAs: rootPool(t, d), NextProtos: protos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// rawExchange writes raw on a fresh HTTP/1.1 TLS connection and returns
+// the response status (0 if none came) and whether the server closed the
+// connection afterwards.
+func rawExchange(t testing.TB, d *demo, raw string) (status int, body string, closed bool) {
+	t.Helper()
+	c := dialTLS(t, d, "localhost", "http/1.1")
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		return 0, "", true
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, "", true
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = br.ReadByte()
+	var ne net.Error
+	closed = err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	return resp.StatusCode, string(b), closed
+}
+
+// TestAttackRequests sends hostile requests through the real binary and
+// asserts what the client sees and, through the demo app's JSON view,
+// what the upstream saw. Reserved headers are stripped whatever their
+// spelling (DESIGN principle 3); paths that cannot be normalised are
+// refused with 400 (principle 1); a Host that is not the TLS server name
+// is refused with 421 (RFC 9110 §15.5.20).
+func TestAttackRequests(t *testing.T) {
+	a := startAttackDemo(t)
+	type who int
+	const (
+		anon who = iota
+		patient
+		clinician
+	)
+	cases := []struct {
+		name    string
+		as      who
+		method  string
+		path    string
+		host    string
+		hdr     map[string]string
+		status  int
+		subject string // when status is 200: the subject the upstream saw
+		route   string // when status is 200: the route the upstream saw
+	}{
+		{name: "X-Forwarded-User spoof", as: patient, path: "/", hdr: map[string]string{"X-Forwarded-User": "admin@demo.test"}, status: 200, subject: "patient@demo.test", route: "home"},
+		{name: "underscore subject spoof", as: patient, path: "/", hdr: map[string]string{"X_Telegate_Subject": "admin@demo.test"}, status: 200, subject: "patient@demo.test", route: "home"},
+		{name: "dotted assertion spoof", as: patient, path: "/", hdr: map[string]string{"X.Telegate.Assertion": "eyJhbGciOiJub25lIn0.e30."}, status: 200, subject: "patient@demo.test", route: "home"},
+		{name: "assertion spoof", as: patient, path: "/", hdr: map[string]string{"X-Telegate-Assertion": "eyJhbGciOiJub25lIn0.e30."}, status: 200, subject: "patient@demo.test", route: "home"},
+		{name: "anonymous subject spoof on public", as: anon, path: "/public/", hdr: map[string]string{"X-Telegate-Subject": "admin@demo.test", "X-Forwarded-User": "admin@demo.test"}, status: 200, subject: "", route: ""},
+		{name: "X-Original-URL to admin", as: patient, path: "/", hdr: map[string]string{"X-Original-URL": "/admin/", "X-Rewrite-URL": "/admin/"}, status: 200, subject: "patient@demo.test", route: "home"},
+		{name: "X-Forwarded-Host", as: patient, path: "/", hdr: map[string]string{"X-Forwarded-Host": "evil.example", "X-Forwarded-For": "10.0.0.1"}, status: 200, subject: "patient@demo.test", route: "home"},
+		{name: "dot-dot from public to admin", as: patient, path: "/public/../admin/", status: 400},
+		{name: "encoded dot-dot", as: patient, path: "/public/%2e%2e/admin/", status: 400},
+		{name: "encoded slash", as: patient, path: "/public%2f..%2fadmin/", status: 400},
+		{name: "encoded backslash", as: patient, path: "/public/%5c..%5cadmin/", status: 400},
+		{name: "raw backslash", as: patient, path: "/public/..\\admin/", status: 400},
+		{name: "empty segment", as: patient, path: "/public//admin/", status: 400},
+		{name: "NUL", as: patient, path: "/public/%00", status: 400},
+		{name: "path parameter", as: patient, path: "/admin;x=1/", status: 400},
+		{name: "dot segment", as: patient, path: "/public/./x", status: 400},
+		{name: "telegate dot-dot", as: patient, path: "/.telegate/../admin/", status: 400},
+		{name: "percent-encoded admin", as: patient, path: "/%61dmin/", status: 403},
+		{name: "admin without slash", as: patient, path: "/admin", status: 403},
+		{name: "clinic as patient", as: patient, path: "/clinic/", status: 403},
+		{name: "double-encoded dot-dot never reaches admin", as: patient, path: "/public/%252e%252e/admin/", status: 403},
+		{name: "foreign Host", as: patient, path: "/", host: "evil.example", status: 421},
+		{name: "IP Host with SNI localhost", as: anon, path: "/public/", host: "127.0.0.1", status: 421},
+		{name: "admin metrics not on public listener", as: clinician, path: "/metrics", status: 200, subject: "clinician@demo.test", route: "home"},
+		{name: "admin readyz not on public listener", as: anon, path: "/readyz", status: 302},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var b *browser
+			switch tc.as {
+			case patient:
+				b = a.patient
+			case clinician:
+				b = a.clinician
+			default:
+				b = newBrowser(t, a.demo)
+			}
+			u := a.Base() + tc.path
+			method := tc.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			req, err := http.NewRequest(method, a.Base()+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Opaque keeps the path byte for byte as written.
+			req.URL.Opaque = tc.path
+			req.Header.Set("Accept", "application/json")
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			for k, v := range tc.hdr {
+				req.Header[k] = []string{v}
+			}
+			resp, body := b.do(b.noRedirect(), req)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%s %s: %d, want %d\n%.300s", method, u, resp.StatusCode, tc.status, body)
+			}
+			if tc.status >= 400 {
+				if rid := resp.Header.Get("X-Request-Id"); rid == "" || !strings.Contains(string(body), rid) {
+					t.Errorf("refusal does not carry its request id %q: %.300s", rid, body)
+				}
+				for _, leak := range []string{"goroutine", ".go:", "panic", "runtime error", "127.0.0.1:"} {
+					if strings.Contains(string(body), leak) {
+						t.Errorf("error page leaks %q: %.300s", leak, body)
+					}
+				}
+				if strings.Contains(string(body), `"subject"`) {
+					t.Errorf("a refused request reached the upstream: %.300s", body)
+				}
+				return
+			}
+			if tc.status != http.StatusOK {
+				return
+			}
+			v := decodeView(t, body)
+			if v.Subject != tc.subject || v.Route != tc.route {
+				t.Errorf("upstream saw subject %q route %q, want %q %q", v.Subject, v.Route, tc.subject, tc.route)
+			}
+			if strings.Contains(string(body), "# HELP") {
+				t.Errorf("public listener served metrics")
+			}
+		})
+	}
+}
+
+// TestAttackRawHTTP1 writes malformed or ambiguous HTTP/1.1 requests
+// byte for byte over TLS: request smuggling (RFC 9112 §6.3, §11.2),
+// obs-fold (RFC 9112 §5.2), duplicate Host (RFC 9112 §3.2), a fragment in
+// the target (RFC 9112 §3.2) and whitespace before the colon (RFC 9112
+// §5.1) each get 400 and a closed connection, never a route.
+func TestAttackRawHTTP1(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	host := fmt.Sprintf("localhost:%d", d.port)
+	cases := []struct {
+		name, raw string
+	}{
+		{"CL and TE", "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG"},
+		{"TE and CL", "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nG"},
+		{"two Content-Length", "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 1\r\nContent-Length: 30\r\n\r\nx"},
+		{"Content-Length list", "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 1, 30\r\n\r\nx"},
+		{"TE obfuscated", "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"},
+		{"TE with space before colon", "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n"},
+		{"obs-fold", "GET /public/ HTTP/1.1\r\nHost: " + host + "\r\nX-Folded: a\r\n b\r\n\r\n"},
+		{"obs-fold of TE", "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nX-A: a\r\n Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc"},
+		{"duplicate Host", "GET /public/ HTTP/1.1\r\nHost: " + host + "\r\nHost: evil.example\r\n\r\n"},
+		{"no Host", "GET /public/ HTTP/1.1\r\n\r\n"},
+		{"fragment in target", "GET /public/x#/../../admin/ HTTP/1.1\r\nHost: " + host + "\r\n\r\n"},
+		{"absolute-form to another host", "GET https://evil.example/admin/ HTTP/1.1\r\nHost: " + host + "\r\n\r\n"},
+		{"NUL in a field value", "GET /public/ HTTP/1.1\r\nHost: " + host + "\r\nX-A: a\x00b\r\n\r\n"},
+		{"space in target", "GET /public/ x HTTP/1.1\r\nHost: " + host + "\r\n\r\n"},
+		{"chunk size overflow", "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF1\r\nx\r\n0\r\n\r\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			status, body, closed := rawExchange(t, d, tc.raw)
+			if status != http.StatusBadRequest && status != http.StatusMisdirectedRequest && status != http.StatusNotImplemented {
+				t.Errorf("status %d, want 400\n%.300s", status, body)
+			}
+			if !closed {
+				t.Errorf("connection left open after a refused request (status %d)", status)
+			}
+			if strings.Contains(body, `"subject"`) {
+				t.Errorf("the upstream answered: %.300s", body)
+			}
+		})
+	}
+}
+
+// TestAttackSmuggledSecondRequest: a body that hides a second request
+// behind CL/TE disagreement never reaches the admin route; the client
+// sees one 400 and the connection ends.
+func TestAttackSmuggledSecondRequest(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	host := fmt.Sprintf("localhost:%d", d.port)
+	smuggled := "GET /admin/ HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+	raw := "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: " + fmt.Sprint(5+len(smuggled)) +
+		"\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled
+	c := dialTLS(t, d, "localhost", "http/1.1")
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := io.ReadAll(c)
+	if n := strings.Count(string(all), "HTTP/1.1 "); n != 1 || !strings.HasPrefix(string(all), "HTTP/1.1 400") {
+		t.Errorf("want exactly one 400 response, got %d responses:\n%.600s", n, all)
+	}
+}
+
+// TestAttackLimits: oversized header sections get 431 (RFC 6585 §5),
+// slow header sections are cut off by the read-header timeout, TLS below
+// 1.2 is refused (RFC 8996), and HTTP/2 rapid reset (CVE-2023-44487)
+// ends in GOAWAY and a closed connection.
+func TestAttackLimits(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	host := fmt.Sprintf("localhost:%d", d.port)
+
+	t.Run("oversized header", func(t *testing.T) {
+		t.Parallel()
+		raw := "GET /public/ HTTP/1.1\r\nHost: " + host + "\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n"
+		status, body, _ := rawExchange(t, d, raw)
+		if status != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("70 KiB header: %d, want 431\n%.200s", status, body)
+		}
+	})
+
+	t.Run("oversized header over h2", func(t *testing.T) {
+		t.Parallel()
+		b := newBrowser(t, d)
+		req := mustRequest(t, "GET", d.Base()+"/public/", "application/json")
+		req.Header.Set("X-Big", strings.Repeat("a", 70<<10))
+		resp, body, err := b.c.Do(nil, req)
+		if err == nil && resp.StatusCode == http.StatusOK {
+			t.Errorf("70 KiB header over h2 reached the upstream: %.200s", body)
+		}
+	})
+
+	t.Run("slow headers", func(t *testing.T) {
+		t.Parallel()
+		c := dialTLS(t, d, "localhost", "http/1.1")
+		if _, err := io.WriteString(c, "GET /public/ HTTP/1.1\r\nHost: "+host+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_ = c.SetReadDeadline(time.Now().Add(12 * time.Second))
+		_, err := io.ReadAll(c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection still open %v after an unfinished header section", time.Since(start))
+		}
+		t.Logf("closed after %v", time.Since(start).Round(100*time.Millisecond))
+	})
+
+	t.Run("TLS 1.1 refused", func(t *testing.T) {
+		t.Parallel()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", d.port),
+			&tls.Config{ServerName: "localhost", RootCAs: rootPool(t, d), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+		if err == nil {
+			c.Close()
+			t.Fatal("TLS 1.1 handshake succeeded")
+		}
+	})
+
+	t.Run("HTTP/2 rapid reset", func(t *testing.T) {
+		t.Parallel()
+		c := dialTLS(t, d, "localhost", "h2")
+		if c.ConnectionState().NegotiatedProtocol != "h2" {
+			t.Fatal("h2 not negotiated")
+		}
+		if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(c, c)
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", host}, {":path", "/public/rr"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		block := hb.Bytes()
+		done := make(chan struct {
+			goaway bool
+			err    error
+		}, 1)
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			goaway := false
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					done <- struct {
+						goaway bool
+						err    error
+					}{goaway, err}
+					return
+				}
+				if _, ok := f.(*http2.GoAwayFrame); ok {
+					goaway = true
+				}
+			}
+		}()
+		var werr error
+		for i := uint32(0); i < 3000 && werr == nil; i++ {
+			id := 2*i + 1
+			werr = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true})
+			if werr == nil {
+				werr = fr.WriteRSTStream(id, http2.ErrCodeCancel)
+			}
+		}
+		select {
+		case r := <-done:
+			var ne net.Error
+			if errors.As(r.err, &ne) && ne.Timeout() {
+				t.Fatalf("connection not closed after rapid reset: %v", r.err)
+			}
+			if !r.goaway {
+				t.Errorf("connection closed without GOAWAY")
+			}
+		case <-time.After(11 * time.Second):
+			t.Fatal("connection still open after rapid reset")
+		}
+	})
+}
+
+// TestAttackWebSocketSignal: the visit's signaling WebSocket needs a
+// session (401), a same-origin Origin (RFC 6455 §10.2: 403 for a foreign,
+// null or missing one) and admission to the visit (403).
+func TestAttackWebSocketSignal(t *testing.T) {
+	a := startAttackDemo(t)
+	id := createVisit(t, a.clinician, a.Base())
+	cases := []struct {
+		name   string
+		b      *browser
+		origin string
+		status int
+	}{
+		{"no session", nil, a.Base(), http.StatusUnauthorized},
+		{"foreign Origin", a.clinician, "https://evil.example", http.StatusForbidden},
+		{"null Origin", a.clinician, "null", http.StatusForbidden},
+		{"no Origin", a.clinician, "", http.StatusForbidden},
+		{"http Origin", a.clinician, strings.Replace(a.Base(), "https:", "http:", 1), http.StatusForbidden},
+		{"other port Origin", a.clinician, "https://localhost:1", http.StatusForbidden},
+		{"patient not admitted", a.patient, a.Base(), http.StatusForbidden},
+		{"host admitted", a.clinician, a.Base(), http.StatusSwitchingProtocols},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var cookie string
+			if tc.b != nil {
+				cookie = tc.b.cookie(a.Base(), sessionCookie).Value
+			}
+			c := dialTLS(t, a.demo, "localhost", "http/1.1")
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			raw := "GET /.telegate/visits/" + id + "/signal HTTP/1.1\r\nHost: " + strings.TrimPrefix(a.Base(), "https://") +
+				"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			if tc.origin != "" {
+				raw += "Origin: " + tc.origin + "\r\n"
+			}
+			if cookie != "" {
+				raw += "Cookie: " + sessionCookie + "=" + cookie + "\r\n"
+			}
+			if _, err := io.WriteString(c, raw+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Errorf("upgrade: %d, want %d", resp.StatusCode, tc.status)
+			}
+		})
+	}
+}
+
+// createVisit creates a visit as b (a clinician) and returns its id.
+func createVisit(t *testing.T, b *browser, base string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/.telegate/visits", strings.NewReader(`{"title":"attack","participants":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", base)
+	req.Header.Set("X-Telegate-CSRF", "1")
+	resp, body := b.do(b.noRedirect(), req)
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create visit: %d %.300s", resp.StatusCode, body)
+	}
+	m := regexp.MustCompile(`"id":"([a-z0-9]+)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no visit id in %.300s", body)
+	}
+	return string(m[1])
+}
+
+// TestAttackCSRF: sign-out and the visits API refuse cross-site requests
+// (Fetch Metadata, Origin: RFC 6454 §7), and the session survives them.
+func TestAttackCSRF(t *testing.T) {
+	a := startAttackDemo(t)
+	before := countVisits(t, a.clinician, a.Base())
+	cases := []struct {
+		name   string
+		b      *browser
+		path   string
+		ctype  string
+		body   string
+		hdr    map[string]string
+		status int
+	}{
+		{"sign-out from a foreign Origin", a.patient, "/.telegate/logout", "application/x-www-form-urlencoded", "rd=%2F", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"sign-out cross-site fetch metadata", a.patient, "/.telegate/logout", "application/x-www-form-urlencoded", "rd=%2F", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"sign-out null Origin", a.patient, "/.telegate/logout", "application/x-www-form-urlencoded", "", map[string]string{"Origin": "null"}, 403},
+		{"create visit from a foreign Origin", a.clinician, "/.telegate/visits", "application/json", `{"title":"x"}`, map[string]string{"Origin": "https://evil.example", "X-Telegate-CSRF": "1"}, 403},
+		{"create visit without the CSRF header", a.clinician, "/.telegate/visits", "application/json", `{"title":"x"}`, map[string]string{"Origin": a.Base()}, 403},
+		{"create visit as a text/plain form", a.clinician, "/.telegate/visits", "text/plain", `{"title":"x"}`, map[string]string{"Origin": "https://evil.example"}, 403},
+		{"create visit as a patient", a.patient, "/.telegate/visits", "application/json", `{"title":"x"}`, map[string]string{"Origin": a.Base(), "X-Telegate-CSRF": "1"}, 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, a.Base()+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", tc.ctype)
+			req.Header.Set("Accept", "application/json")
+			for k, v := range tc.hdr {
+				req.Header.Set(k, v)
+			}
+			resp, body := tc.b.do(tc.b.noRedirect(), req)
+			if resp.StatusCode != tc.status {
+				t.Errorf("%d, want %d: %.300s", resp.StatusCode, tc.status, body)
+			}
+			// The session is still there.
+			resp, body = tc.b.do(tc.b.noRedirect(), mustRequest(t, "GET", a.Base()+"/", "application/json"))
+			if resp.StatusCode != http.StatusOK || !decodeView(t, body).Authenticated {
+				t.Errorf("after the refused request the session is gone: %d", resp.StatusCode)
+			}
+		})
+	}
+	if after := countVisits(t, a.clinician, a.Base()); after != before {
+		t.Errorf("visits went from %d to %d after refused requests", before, after)
+	}
+}
+
+func countVisits(t *testing.T, b *browser, base string) int {
+	t.Helper()
+	resp, body := b.do(b.noRedirect(), mustRequest(t, "GET", base+"/.telegate/visits", "application/json"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("list visits: %d %.200s", resp.StatusCode, body)
+	}
+	return strings.Count(string(body), `"status":`)
+}
+
+// signInUntilCallback walks the sign-in up to the gateway's callback and
+// returns the callback URL without opening it.
+func signInUntilCallback(t *testing.T, b *browser, base, rd, user string) string {
+	t.Helper()
+	var callback string
+	hc := *b.c.HTTP
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if strings.HasPrefix(req.URL.Path, "/.telegate/callback/") {
+			callback = req.URL.String()
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, body := b.do(&hc, mustRequest(t, "GET", base+"/.telegate/login?rd="+url.QueryEscape(rd), "text/html"))
+	m := regexp.MustCompile(`<form[^>]*method="post"[^>]*action="([^"]*)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no login form: %d %.300s", resp.StatusCode, body)
+	}
+	action, err := resp.Request.URL.Parse(string(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"username": {user}, "password": {"demo"}}
+	if id := regexp.MustCompile(`<input type="hidden" name="id" value="([^"]*)"`).FindSubmatch(body); id != nil {
+		form.Set("id", string(id[1]))
+	}
+	req, _ := http.NewRequest(http.MethodPost, action.String(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	b.do(&hc, req)
+	if callback == "" {
+		t.Fatal("the identity provider did not send the browser to the callback")
+	}
+	return callback
+}
+
+// sessionSetCookie returns the Set-Cookie line for the session cookie.
+func sessionSetCookie(resp *http.Response) string {
+	for _, l := range resp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(l, sessionCookie+"=") {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestAttackSignInFlow: the callback needs the state cookie of the browser
+// that started the sign-in (RFC 6749 §10.12), a code works once (RFC 6749
+// §4.1.2), a session cookie planted before sign-in does not survive it
+// (session fixation, OWASP ASVS V3.2.1), and the session cookie is
+// __Host-, Secure, HttpOnly and SameSite (RFC 6265bis §4.1.3).
+func TestAttackSignInFlow(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+
+	t.Run("fixation, flags and replay", func(t *testing.T) {
+		b := newBrowser(t, d)
+		base, _ := url.Parse(d.Base() + "/")
+		const planted = "plantedBeforeSignInplantedBeforeSignIn1234"
+		b.c.Jar.SetCookies(base, []*http.Cookie{{Name: sessionCookie, Value: planted, Path: "/", Secure: true}})
+		cb := signInUntilCallback(t, b, d.Base(), "/clinic/", "clinician@demo.test")
+
+		resp, _ := b.do(b.noRedirect(), mustRequest(t, "GET", cb, "text/html"))
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/clinic/" {
+			t.Fatalf("callback: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		sc := sessionSetCookie(resp)
+		for _, attr := range []string{"; Path=/", "; Secure", "; HttpOnly", "; SameSite="} {
+			if !strings.Contains(sc, attr) {
+				t.Errorf("session cookie lacks %q: %s", attr, sc)
+			}
+		}
+		if strings.Contains(strings.ToLower(sc), "domain=") {
+			t.Errorf("__Host- cookie with a Domain: %s", sc)
+		}
+		if got := b.cookie(d.Base(), sessionCookie); got == nil || got.Value == planted {
+			t.Errorf("the planted session cookie survived sign-in")
+		}
+		// The planted value opens nothing.
+		other := newBrowser(t, d)
+		req := mustRequest(t, "GET", d.Base()+"/clinic/", "application/json")
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: planted})
+		if resp, _ := other.do(other.noRedirect(), req); resp.StatusCode != http.StatusFound {
+			t.Errorf("planted cookie: %d, want 302 to sign in", resp.StatusCode)
+		}
+
+		// Replaying the callback in the same browser, and in another.
+		resp, _ = b.do(b.noRedirect(), mustRequest(t, "GET", cb, "text/html"))
+		if resp.StatusCode != http.StatusBadRequest || sessionSetCookie(resp) != "" {
+			t.Errorf("replayed callback: %d %q, want 400 and no session", resp.StatusCode, sessionSetCookie(resp))
+		}
+		resp, _ = other.do(other.noRedirect(), mustRequest(t, "GET", cb, "text/html"))
+		if resp.StatusCode != http.StatusBadRequest || sessionSetCookie(resp) != "" {
+			t.Errorf("callback in another browser: %d, want 400 and no session", resp.StatusCode)
+		}
+	})
+
+	t.Run("callback in the victim's browser", func(t *testing.T) {
+		// Login CSRF: the attacker's callback URL opened by a victim who
+		// has a sign-in of their own pending.
+		attacker := newBrowser(t, d)
+		cb := signInUntilCallback(t, attacker, d.Base(), "/", "patient@demo.test")
+		victim := newBrowser(t, d)
+		victim.do(victim.noRedirect(), mustRequest(t, "GET", d.Base()+"/.telegate/login?rd=/", "text/html"))
+		resp, _ := victim.do(victim.noRedirect(), mustRequest(t, "GET", cb, "text/html"))
+		if resp.StatusCode != http.StatusBadRequest || sessionSetCookie(resp) != "" {
+			t.Errorf("foreign callback: %d, want 400 and no session", resp.StatusCode)
+		}
+	})
+
+	t.Run("callback without state", func(t *testing.T) {
+		b := newBrowser(t, d)
+		for _, q := range []string{"?code=abc&state=xyz", "?code=abc", "?state=xyz", "?error=access_denied&state=xyz", ""} {
+			resp, body := b.do(b.noRedirect(), mustRequest(t, "GET", d.Base()+"/.telegate/callback/demo"+q, "text/html"))
+			if resp.StatusCode != http.StatusBadRequest || sessionSetCookie(resp) != "" {
+				t.Errorf("callback %q: %d, want 400 and no session", q, resp.StatusCode)
+			}
+			if rid := resp.Header.Get("X-Request-Id"); rid == "" || !strings.Contains(string(body), rid) {
+				t.Errorf("callback %q: error page lacks the request id", q)
+			}
+		}
+		resp, _ := b.do(b.noRedirect(), mustRequest(t, "GET", d.Base()+"/.telegate/callback/nosuch?code=a&state=b", "text/html"))
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+			t.Errorf("callback of an unknown provider: %d", resp.StatusCode)
+		}
+	})
+}
+
+// TestAttackOpenRedirect: the return path after sign-in and after sign-out
+// never leaves the gateway's origin (OWASP Unvalidated Redirects).
+func TestAttackOpenRedirect(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	gw := strings.TrimPrefix(d.Base(), "https://")
+	hostile := []string{
+		"//evil.example/", "https://evil.example/", "/\\evil.example", "/%2F%2Fevil.example", "/%09/evil.example",
+		"javascript:alert(1)", "\\\\evil.example", "https:evil.example", "/%5Cevil.example", "/%252F%252Fevil.example",
+		"/..//evil.example", "///evil.example", "/\t/evil.example", "http://localhost@evil.example/",
+	}
+	// stay follows redirects only to the gateway and the demo provider.
+	stay := func(b *browser) *http.Client {
+		hc := *b.c.HTTP
+		hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if req.URL.Host != gw && req.URL.Hostname() != "127.0.0.1" {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
+		return &hc
+	}
+	for _, rd := range hostile {
+		t.Run("sign-in rd="+rd, func(t *testing.T) {
+			b := newBrowser(t, d)
+			b.c.HTTP = stay(b)
+			resp, _ := b.signIn(d.Base(), "/.telegate/login?rd="+url.QueryEscape(rd), "patient@demo.test", "demo")
+			if resp.Request.URL.Host != gw || resp.StatusCode/100 == 3 {
+				t.Errorf("after sign-in: %d at %s Location %q", resp.StatusCode, resp.Request.URL, resp.Header.Get("Location"))
+			}
+		})
+	}
+	// A same-origin return path is kept, query and all.
+	b := newBrowser(t, d)
+	resp, _ := b.signIn(d.Base(), "/.telegate/login?rd="+url.QueryEscape("/clinic/?x=1"), "clinician@demo.test", "demo")
+	if got := resp.Request.URL.RequestURI(); resp.StatusCode != http.StatusOK || got != "/clinic/?x=1" {
+		t.Errorf("sign-in with rd=/clinic/?x=1: %d at %s", resp.StatusCode, got)
+	}
+	for _, rd := range hostile {
+		t.Run("sign-out rd="+rd, func(t *testing.T) {
+			b := newBrowser(t, d)
+			b.signIn(d.Base(), "/", "patient@demo.test", "demo")
+			b.c.HTTP = stay(b)
+			resp, _ := b.post(d.Base()+"/.telegate/logout", url.Values{"rd": {rd}}, http.Header{"Origin": {d.Base()}})
+			if resp.Request.URL.Host != gw || resp.StatusCode/100 == 3 {
+				t.Errorf("after sign-out: %d at %s Location %q", resp.StatusCode, resp.Request.URL, resp.Header.Get("Location"))
+			}
+		})
+	}
+}
+
+// TestAttackLeaksAndAudit runs hostile requests, then checks that the
+// process's log holds no cookie, code, state, token, e-mail address or
+// query string (DESIGN principle 6), that the audit trail has a record
+// for each refusal, and that `telegate audit verify` notices one edited
+// byte.
+func TestAttackLeaksAndAudit(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	b := newBrowser(t, d)
+	cb := signInUntilCallback(t, b, d.Base(), "/clinic/?secretq=needle1", "clinician@demo.test")
+	b.do(nil, mustRequest(t, "GET", cb, "application/json"))
+	sess := b.cookie(d.Base(), sessionCookie)
+	if sess == nil {
+		t.Fatal("no session")
+	}
+	cbu, _ := url.Parse(cb)
+	code, state := cbu.Query().Get("code"), cbu.Query().Get("state")
+
+	var refused []string
+	for _, p := range []string{"/admin/?needle2=x", "/public/../admin/", "/public/?id=" + url.QueryEscape("1' OR '1'='1 needle3")} {
+		req := mustRequest(t, "GET", d.Base()+"/", "application/json")
+		req.URL.Opaque = p
+		req.Header.Set("X-Forwarded-User", "needle4@evil.example")
+		resp, _ := b.do(b.noRedirect(), req)
+		if resp.StatusCode < 400 {
+			t.Fatalf("%s: %d, want a refusal", p, resp.StatusCode)
+		}
+		refused = append(refused, resp.Header.Get("X-Request-Id"))
+	}
+	resp, _ := b.do(b.noRedirect(), mustRequest(t, "GET", cb, "application/json")) // replayed code
+	refused = append(refused, resp.Header.Get("X-Request-Id"))
+	req := mustRequest(t, "GET", d.Base()+"/", "application/json")
+	req.Host = "evil.example"
+	resp, _ = b.do(b.noRedirect(), req)
+	refused = append(refused, resp.Header.Get("X-Request-Id"))
+	time.Sleep(300 * time.Millisecond)
+
+	logs := logLines(d)
+	for name, secret := range map[string]string{
+		"session cookie": sess.Value, "code": code, "state value": state, "state=": "state=", "code=": "code=",
+		"id_token": "id_token", "e-mail address": "@demo.test", "spoofed header": "needle4", "query string": "needle",
+		"sign-in query": "secretq",
+	} {
+		if secret != "" && strings.Contains(logs, secret) {
+			t.Errorf("the log holds the %s (%q)", name, secret)
+		}
+	}
+
+	trail := filepath.Join(d.dataDir, "audit", "audit.log")
+	raw, err := os.ReadFile(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rid := range refused {
+		if rid == "" || !strings.Contains(string(raw), `"request_id":"`+rid+`"`) {
+			t.Errorf("no audit record for refused request %q", rid)
+		}
+	}
+	for name, secret := range map[string]string{"session cookie": sess.Value, "code": code, "query string": "needle"} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("the audit trail holds the %s", name)
+		}
+	}
+	d.Stop()
+
+	key := filepath.Join(d.dataDir, "keys", "audit.key")
+	if out, err := runBinary(t, "audit", "verify", "--file", trail, "--key-file", key); err != nil {
+		t.Fatalf("audit verify of the untouched trail: %v\n%s", err, out)
+	}
+	i := bytes.Index(raw, []byte(`"status":4`))
+	if i < 0 {
+		t.Fatal("no refusal in the trail")
+	}
+	edited := bytes.Clone(raw)
+	edited[i+len(`"status":4`)] ^= 1 // 403 → 413 and so on
+	bad := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(bad, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runBinary(t, "audit", "verify", "--file", bad, "--key-file", key)
+	if err == nil || !strings.Contains(out, "BROKEN") {
+		t.Errorf("audit verify of an edited trail passed:\n%s", out)
+	}
+}
