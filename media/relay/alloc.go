@@ -380,8 +380,11 @@ type inPacket struct {
 }
 
 const (
-	inboxLen    = 128
-	maxDatagram = 1600
+	inboxLen = 128
+	// handOverWait bounds how long a listener's reader waits for a full
+	// inbox before dropping the datagram.
+	handOverWait = 2 * time.Millisecond
+	maxDatagram  = 1600
 )
 
 var packetPool = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
@@ -420,10 +423,25 @@ func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
 	}
 	b := packetPool.Get().(*[]byte)
 	n := copy(*b, p)
+	pk := inPacket{buf: b, n: n, from: from}
 	select {
-	case c.inbox <- inPacket{buf: b, n: n, from: from}:
+	case c.inbox <- pk:
 		c.a.s.m.packet(n)
+		return
 	default:
+	}
+	// The inbox is full: its reader is runnable but not yet running. Wait
+	// for it briefly rather than throw away a datagram already read; the
+	// listening socket's buffer absorbs what arrives meanwhile, and past
+	// overload the kernel drops there, before any work is spent on it.
+	t := time.NewTimer(handOverWait)
+	defer t.Stop()
+	select {
+	case c.inbox <- pk:
+		c.a.s.m.packet(n)
+	case <-c.done:
+		packetPool.Put(b)
+	case <-t.C:
 		packetPool.Put(b)
 		c.a.s.m.denial("queue_full")
 	}

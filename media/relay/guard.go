@@ -47,6 +47,7 @@ type guardConn struct {
 	id        int
 	transport string
 	held      *heldRequest
+	batch     *batchReader // nil: read one datagram per call
 }
 
 // heldRequest waits while a probe obtains a fresh pion nonce.
@@ -99,7 +100,16 @@ func (g *guardConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			}
 			continue
 		}
-		n, from, err := g.PacketConn.ReadFrom(p)
+		var (
+			n    int
+			from net.Addr
+			err  error
+		)
+		if g.batch != nil {
+			n, from, err = g.batch.ReadFrom(p)
+		} else {
+			n, from, err = g.PacketConn.ReadFrom(p)
+		}
 		if err != nil {
 			return n, from, err
 		}

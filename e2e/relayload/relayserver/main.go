@@ -15,7 +15,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/media/relay"
@@ -32,6 +35,7 @@ func main() {
 		bandwidth = flag.Int64("bandwidth", 0, "per-allocation cap, bit/s each way; 0 = the default (4 Mbit/s)")
 		maxAllocs = flag.Int("max-allocations", 0, "total allocation cap; 0 = the default")
 		cpuProf   = flag.String("cpuprofile", "", "write a CPU profile to this file")
+		counters  = flag.Bool("counters", false, "print the relay's packet and drop counters to stderr on exit")
 	)
 	flag.Parse()
 	if *cpuProf != "" {
@@ -58,9 +62,11 @@ func main() {
 		AllocationRate:         config.RateLimit{Rate: 100, Burst: 100},
 		UnauthenticatedRate:    config.RateLimit{Rate: 1000, Burst: 1000},
 	}
+	reg := prometheus.NewRegistry()
 	s, err := relay.New(relay.Options{
-		Config: cfg,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Config:   cfg,
+		Registry: reg,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -78,4 +84,29 @@ func main() {
 	fmt.Fprintf(os.Stderr, "relayserver: listening on %s, %d visits admitted\n", s.LocalAddr(), *visits)
 	<-ctx.Done()
 	_ = s.Close()
+	if *counters {
+		printCounters(reg)
+	}
+}
+
+// printCounters writes every relay counter with a non-zero value, one
+// "name{labels} value" line each.
+func printCounters(g prometheus.Gatherer) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			v := m.GetCounter().GetValue()
+			if v == 0 {
+				continue
+			}
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			fmt.Fprintf(os.Stderr, "%s{%s} %.0f\n", mf.GetName(), strings.Join(labels, ","), v)
+		}
+	}
 }
