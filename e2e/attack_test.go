@@ -793,3 +793,169 @@ func TestAttackLeaksAndAudit(t *testing.T) {
 		t.Errorf("audit verify of an edited trail passed:\n%s", out)
 	}
 }
+
+// iceURLs creates a visit as the clinician and returns the ICE server
+// URLs the gateway hands the admitted host.
+func iceURLs(t *testing.T, a *attackDemo) []string {
+	t.Helper()
+	id := createVisit(t, a.clinician, a.Base())
+	resp, body := a.clinician.do(a.clinician.noRedirect(), mustRequest(t, "GET", a.Base()+"/.telegate/visits/"+id+"/ice", "application/json"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("ice: %d %.300s", resp.StatusCode, body)
+	}
+	var urls []string
+	for _, m := range regexp.MustCompile(`"(turns?:[^"]+)"`).FindAllSubmatch(body, -1) {
+		urls = append(urls, string(m[1]))
+	}
+	if len(urls) == 0 {
+		t.Fatalf("no TURN URLs in %s", body)
+	}
+	return urls
+}
+
+// TestRegression_TurnsURLHandshake: every turns: URL (RFC 7065) the demo
+// hands a participant must complete a TLS handshake as a browser makes
+// it: to the URL's host, with that host as the server name (no SNI for an
+// IP literal, RFC 6066 §3), verified against the local CA, and then answer
+// a STUN Binding request (RFC 8489 §6).
+func TestRegression_TurnsURLHandshake(t *testing.T) {
+	knownFault(t, "the demo advertises turns:127.0.0.1:PORT, but the HTTPS listener answers a ClientHello without SNI with an internal_error alert and its certificate names only localhost")
+	a := startAttackDemo(t)
+	for _, raw := range iceURLs(t, a) {
+		if !strings.HasPrefix(raw, "turns:") {
+			continue
+		}
+		hostport, _, _ := strings.Cut(strings.TrimPrefix(raw, "turns:"), "?")
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			t.Fatalf("%s: the demo must name a loopback address, and a test may only dial loopback", raw)
+		}
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(host, port),
+			&tls.Config{ServerName: host, RootCAs: rootPool(t, a.demo)})
+		if err != nil {
+			t.Errorf("%s: TLS handshake: %v", raw, err)
+			continue
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		// Binding request: type 0x0001, length 0, magic cookie, transaction id.
+		req := []byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+		buf := make([]byte, 512)
+		if _, err := c.Write(req); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		} else if n, err := c.Read(buf); err != nil || n < 20 || buf[0] != 1 || buf[1] != 1 {
+			t.Errorf("%s: no Binding success response: %v %x", raw, err, buf[:n])
+		}
+		c.Close()
+	}
+}
+
+// TestRegression_HeaderTooLargeRequestID: the 431 for an oversized header
+// section (RFC 6585 §5) is a refusal like any other: it carries the
+// request id (DESIGN, Conventions) and has an audit record.
+func TestRegression_HeaderTooLargeRequestID(t *testing.T) {
+	knownFault(t, "net/http answers 431 itself: bare text, no X-Request-Id, no security headers, no log line, no audit record")
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	c := dialTLS(t, d, "localhost", "http/1.1")
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	raw := "GET /public/ HTTP/1.1\r\nHost: " + strings.TrimPrefix(d.Base(), "https://") + "\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n"
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %d, want 431", resp.StatusCode)
+	}
+	rid := resp.Header.Get("X-Request-Id")
+	if rid == "" || !strings.Contains(string(body), rid) {
+		t.Errorf("431 without its request id (header %q): %q", rid, body)
+	}
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("431 without the security headers: %v", resp.Header)
+	}
+	time.Sleep(300 * time.Millisecond)
+	trail, _ := os.ReadFile(filepath.Join(d.dataDir, "audit", "audit.log"))
+	if !bytes.Contains(trail, []byte(`"status":431`)) {
+		t.Errorf("no audit record for the 431")
+	}
+}
+
+// TestRegression_TelegateNotFoundRequestID: an unknown path or method
+// under /.telegate/ gets an error page that carries the request id, like
+// every other refusal (DESIGN, Conventions).
+func TestRegression_TelegateNotFoundRequestID(t *testing.T) {
+	knownFault(t, `the /.telegate/ muxes fall back to net/http's bare "404 page not found" and "Method Not Allowed" without the request id`)
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	b := newBrowser(t, d)
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/.telegate/nonexistent"},
+		{"GET", "/.telegate/callback/"},
+		{"GET", "/.telegate/jwks.json/x"},
+		{"GET", "/.telegate/visit/nosuch.js"},
+		{"POST", "/.telegate/login"},
+		{"POST", "/.telegate/signed-out"},
+	} {
+		req := mustRequest(t, tc.method, d.Base()+tc.path, "text/html")
+		req.Header.Set("Origin", d.Base())
+		resp, body := b.do(b.noRedirect(), req)
+		if resp.StatusCode < 400 {
+			t.Errorf("%s %s: %d", tc.method, tc.path, resp.StatusCode)
+			continue
+		}
+		if rid := resp.Header.Get("X-Request-Id"); rid == "" || !strings.Contains(string(body), rid) {
+			t.Errorf("%s %s: %d page without its request id %q: %.200q", tc.method, tc.path, resp.StatusCode, rid, body)
+		}
+	}
+}
+
+// TestRegression_ScannerRefusalAuditMethod: a request the HTTP/1 scanner
+// refuses (here CL+TE, RFC 9112 §6.3) is recorded with the method and
+// path the client sent, not those of the stand-in request.
+func TestRegression_ScannerRefusalAuditMethod(t *testing.T) {
+	knownFault(t, "the audit record of a request refused by the HTTP/1 scanner says GET with no path for a POST to /public/")
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	host := strings.TrimPrefix(d.Base(), "https://")
+	c := dialTLS(t, d, "localhost", "http/1.1")
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	raw := "POST /public/ HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG"
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	rid := resp.Header.Get("X-Request-Id")
+	time.Sleep(300 * time.Millisecond)
+	trail, _ := os.ReadFile(filepath.Join(d.dataDir, "audit", "audit.log"))
+	var rec string
+	for _, l := range strings.Split(string(trail), "\n") {
+		if rid != "" && strings.Contains(l, rid) {
+			rec = l
+		}
+	}
+	if rec == "" {
+		t.Fatalf("no audit record for %q", rid)
+	}
+	if !strings.Contains(rec, `"method":"POST"`) || !strings.Contains(rec, `"path":"/public/"`) {
+		t.Errorf("audit record does not name POST /public/: %s", rec)
+	}
+}
+
+// knownFault skips a test that pins a fault not fixed yet, with the fault
+// in one line. TELEGATE_E2E_KNOWN_FAULTS=1 runs it anyway, to see it fail
+// (and to check a fix).
+func knownFault(t *testing.T, fault string) {
+	t.Helper()
+	if os.Getenv("TELEGATE_E2E_KNOWN_FAULTS") != "1" {
+		t.Skip("known fault: " + fault)
+	}
+}
