@@ -6,8 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +32,9 @@ type RedisLimiterOptions struct {
 	Prefix string
 	// HashKey keys the HMAC-SHA-256 (RFC 2104) that names buckets, so Redis
 	// holds neither client addresses nor subjects. Every node must use the
-	// same key, or their buckets differ (derive it from a secret all nodes
-	// share, such as sessions.encryption_key). nil uses an empty key.
+	// same key, or their buckets differ. nil uses Password, which every
+	// node shares by construction (so whoever can read Redis can also test
+	// guesses of an address; pass another shared secret to prevent that).
 	HashKey []byte
 	// Timeout bounds each Redis call (dial, read, write, pool wait and the
 	// whole script). It is on every request's path, so it is short: a
@@ -102,6 +106,9 @@ func NewRedisLimiter(cfg config.RateLimits, routes []config.Route, o RedisLimite
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.HashKey == nil {
+		o.HashKey = []byte(o.Password)
+	}
 	rdb := redis.NewClient(&redis.Options{
 		Addr:                  o.Addr,
 		Password:              o.Password,
@@ -124,6 +131,25 @@ func NewRedisLimiter(cfg config.RateLimits, routes []config.Route, o RedisLimite
 		retryAfter: o.RetryAfter,
 		now:        o.Now,
 	}, nil
+}
+
+// RedisLimiterOptionsFrom returns the options for the redis section of
+// the configuration: Addr, DB and the password from Password or
+// PasswordFile (surrounding white space removed). It fails when Addr is
+// empty or PasswordFile cannot be read.
+func RedisLimiterOptionsFrom(rc config.Redis) (RedisLimiterOptions, error) {
+	if rc.Addr == "" {
+		return RedisLimiterOptions{}, errors.New("policies: redis address missing (redis.addr)")
+	}
+	o := RedisLimiterOptions{Addr: rc.Addr, Password: rc.Password, DB: rc.DB}
+	if o.Password == "" && rc.PasswordFile != "" {
+		b, err := os.ReadFile(rc.PasswordFile)
+		if err != nil {
+			return RedisLimiterOptions{}, fmt.Errorf("policies: redis.password_file: %w", err)
+		}
+		o.Password = strings.TrimSpace(string(b))
+	}
+	return o, nil
 }
 
 // gcraScript: KEYS[1] bucket; ARGV[1] emission interval (µs per request),

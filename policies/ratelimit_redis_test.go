@@ -320,3 +320,50 @@ func TestNewRedisLimiterNeedsAddr(t *testing.T) {
 		t.Fatal("no address accepted")
 	}
 }
+
+func TestRedisLimiterOptionsFrom(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	pwFile := t.TempDir() + "/redis.pw"
+	if err := os.WriteFile(pwFile, []byte(r.password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		rc      config.Redis
+		wantErr bool
+		allows  int // of 3 requests at burst 1
+	}{
+		{"password file", config.Redis{Addr: r.addr, PasswordFile: pwFile}, false, 1},
+		{"inline password", config.Redis{Addr: r.addr, Password: r.password}, false, 1},
+		{"missing file", config.Redis{Addr: r.addr, PasswordFile: pwFile + ".missing"}, true, 0},
+		{"no address", config.Redis{Password: "x"}, true, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o, err := RedisLimiterOptionsFrom(tc.rc)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := NewRedisLimiter(config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 1}}, nil, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			c := netip.MustParseAddr("198.51.100.5")
+			if got := allowed(3, func() bool { return l.AllowClient(tc.name, c) }); got != tc.allows {
+				t.Errorf("%d of 3 allowed, want %d", got, tc.allows)
+			}
+			if _, e := l.Fallbacks(); e != 0 {
+				t.Errorf("Redis refused the configured password (%d errors)", e)
+			}
+		})
+	}
+}
