@@ -57,7 +57,13 @@ type RedisOptions struct {
 //	exp           sorted set of ids scored by Expires (Unix milliseconds)
 //	sub:<hex>     set of ids of one (issuer, subject), hex(H(iss, sub))
 //	sid:<hex>     set of ids of one (issuer, OP session id)
+//	gone:<id>     tombstone of an ended session (sign-out, back-channel
+//	              logout, eviction, sweep), kept as long as its record
+//	              would have lived (at least a minute)
 //
+// A Put of an id that has a tombstone fails with ErrSessionEnded: a
+// request on another node that read the session just before it ended
+// cannot bring it back by recording its use (the idle-clock touch).
 // Every operation that touches more than one key runs as one Lua script,
 // so it is atomic across nodes. Index sets carry a TTL at least as long as
 // their longest member's.
@@ -180,11 +186,18 @@ local function unindex(id, v)
     end
   end
 end
-local function remove(id)
+local function remove(id, tomb)
   local k = prefix .. 's:' .. id
   local v = redis.call('GET', k)
   unindex(id, v)
-  if v then redis.call('DEL', k) end
+  if v then
+    if tomb then
+      local ttl = redis.call('PTTL', k)
+      if ttl < 60000 then ttl = 60000 end
+      redis.call('SET', prefix .. 'gone:' .. id, '1', 'PX', ttl)
+    end
+    redis.call('DEL', k)
+  end
   return v
 end
 local function keepset(k, ttl)
@@ -197,13 +210,16 @@ end
 // ("" when none). Returns the evicted records as id, value pairs.
 var putScript = redis.NewScript(luaLib + `
 local id, val, ttl, score, max = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local old = remove(id)
+if redis.call('EXISTS', prefix .. 'gone:' .. id) == 1 then
+  return redis.error_reply('ENDED session ended')
+end
+local old = remove(id, false)
 local out = {}
 if not old and max > 0 then
   while redis.call('ZCARD', prefix .. 'exp') >= max do
     local p = redis.call('ZPOPMIN', prefix .. 'exp')
     if #p == 0 then break end
-    local v = remove(p[1])
+    local v = remove(p[1], true)
     if v then
       table.insert(out, p[1])
       table.insert(out, v)
@@ -225,7 +241,7 @@ return out
 
 // deleteScript: ARGV prefix, id. Returns the removed record or nil.
 var deleteScript = redis.NewScript(luaLib + `
-return remove(ARGV[2])
+return remove(ARGV[2], true)
 `)
 
 // deleteSetScript: ARGV prefix, index key suffix, sid hash (raw 16 bytes, ""
@@ -239,7 +255,7 @@ for _, id in ipairs(redis.call('SMEMBERS', set)) do
   if not v then
     redis.call('SREM', set, id)
   elseif ARGV[3] == '' or string.sub(v, 25, 40) == ARGV[3] then
-    remove(id)
+    remove(id, true)
     table.insert(out, id)
     table.insert(out, v)
   end
@@ -254,12 +270,17 @@ var expireScript = redis.NewScript(luaLib + `
 local ids = redis.call('ZRANGEBYSCORE', prefix .. 'exp', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(ids) do
-  local v = remove(id)
+  local v = remove(id, true)
   table.insert(out, id)
   table.insert(out, v or '')
 end
 return out
 `)
+
+// ErrSessionEnded is returned by RedisStore.Put for a session id that was
+// deleted (by any node) within its lifetime: an ended session is never
+// stored again.
+var ErrSessionEnded = errors.New("auth: session already ended; not stored again")
 
 // expiryScore is Expires in Unix milliseconds, rounded up so that a
 // session is never swept before its Expires.
@@ -308,7 +329,8 @@ func (s *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
 }
 
 // Put implements SessionStore. The record's Redis TTL is
-// Expires − now + Grace (at least one second).
+// Expires − now + Grace (at least one second). It fails with
+// ErrSessionEnded when the id was deleted within its lifetime.
 func (s *RedisStore) Put(ctx context.Context, sess *Session) ([]*Session, error) {
 	if sess == nil || sess.ID == "" {
 		return nil, errors.New("auth: session without id")
@@ -331,6 +353,9 @@ func (s *RedisStore) Put(ctx context.Context, sess *Session) ([]*Session, error)
 		s.prefix, sess.ID, val, ttl.Milliseconds(), expiryScore(sess.Expires), s.max,
 		hex.EncodeToString(indexHash(sess.Issuer, sess.Subject)), sidHex).Result()
 	if err != nil {
+		if strings.HasPrefix(err.Error(), "ENDED") {
+			return nil, ErrSessionEnded
+		}
 		return nil, fmt.Errorf("auth: redis store session: %w", err)
 	}
 	return s.pairs(res), nil

@@ -411,3 +411,47 @@ func mustCodec(tb testing.TB) *BoltStore {
 	}
 	return &BoltStore{aead: aead}
 }
+
+// TestRedisStoreLogoutNotUndoneByTouch is the regression test for a
+// sign-out racing a request on another node: node B read the session just
+// before node A ended it (back-channel logout); B's touch must not store
+// the session again.
+func TestRedisStoreLogoutNotUndoneByTouch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := startRedis(t)
+	a := r.store(t, testKey(1), 100, "race{x}:")
+	b := r.store(t, testKey(1), 100, "race{x}:")
+	ends := []struct {
+		name string
+		end  func(s *Session) error
+	}{
+		{"sign-out", func(s *Session) error { _, err := a.Delete(ctx, s.ID); return err }},
+		{"back-channel logout", func(s *Session) error {
+			_, err := a.DeleteBySubject(ctx, s.Issuer, s.Subject, "")
+			return err
+		}},
+		{"sweep", func(s *Session) error { _, err := a.DeleteExpired(ctx, s.Expires.Add(time.Millisecond)); return err }},
+	}
+	for _, tc := range ends {
+		_, id := newHandle()
+		s := &Session{ID: id, Issuer: "https://idp.test", Subject: "alice-" + tc.name, Expires: time.Now().Add(time.Hour)}
+		if _, err := a.Put(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		seen, err := b.Get(ctx, id) // node B, mid-request
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.end(s); err != nil {
+			t.Fatal(err)
+		}
+		seen.LastSeen = time.Now()
+		if _, err := b.Put(ctx, seen); !errors.Is(err, ErrSessionEnded) {
+			t.Errorf("%s: touch after the end = %v, want ErrSessionEnded", tc.name, err)
+		}
+		if _, err := a.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: session back after its end (%v)", tc.name, err)
+		}
+	}
+}
