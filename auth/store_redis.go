@@ -138,6 +138,7 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 		PoolTimeout:           o.Timeout,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            1,
+		DialerRetries:         2,
 		// No CLIENT SETINFO / HELLO probing beyond what AUTH needs.
 		DisableIdentity: true,
 		Protocol:        2,

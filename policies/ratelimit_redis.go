@@ -119,6 +119,7 @@ func NewRedisLimiter(cfg config.RateLimits, routes []config.Route, o RedisLimite
 		PoolTimeout:           o.Timeout,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1, // a retry would double the wait; the fallback answers instead
+		DialerRetries:         1,
 		DisableIdentity:       true,
 		Protocol:              2,
 	})
