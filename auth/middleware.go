@@ -160,11 +160,23 @@ func (s *Service) loadSession(ctx context.Context, handle string) *Session {
 	if now.Sub(sess.LastSeen) >= touchInterval {
 		sess.LastSeen = now
 		s.sessionTimes(sess)
-		if _, err := s.store.Put(ctx, sess); err != nil {
-			s.log.Warn("auth: session touch failed", "error", err)
-		}
+		s.touch(ctx, sess)
 	}
 	return sess
+}
+
+// touch records sess's use in the store. Concurrent requests of one session
+// write it once: while one write is in flight the others skip theirs (the
+// idle deadline moves all the same), so a busy session does not queue a
+// burst of store writes every touchInterval.
+func (s *Service) touch(ctx context.Context, sess *Session) {
+	if _, busy := s.touching.LoadOrStore(sess.ID, struct{}{}); busy {
+		return
+	}
+	defer s.touching.Delete(sess.ID)
+	if _, err := s.store.Put(ctx, sess); err != nil {
+		s.log.Warn("auth: session touch failed", "error", err)
+	}
 }
 
 // refresh exchanges the session's refresh token (RFC 6749 §6) once per

@@ -96,6 +96,7 @@ type Service struct {
 	clientCAs   map[string]*x509.CertPool
 	routes      map[string]*config.Route
 	refreshes   singleflight.Group
+	touching    sync.Map // session id → struct{}: a use being recorded
 	jtiMu       sync.Mutex
 	jtis        *lru.Cache[string, time.Time]
 	hooksMu     sync.RWMutex

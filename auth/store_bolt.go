@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -224,6 +225,34 @@ func (s *BoltStore) forget(ids ...string) {
 	s.cacheMu.Unlock()
 }
 
+// forgetReplace is forget for Put: it drops the evicted ids and, when the
+// record of sess was cached and the write committed, replaces it with a
+// copy of sess (otherwise drops it), so a session in use stays warm after
+// its use is recorded.
+func (s *BoltStore) forgetReplace(gone []string, sess *Session, committed bool) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.epoch++
+	for _, id := range gone {
+		s.cache.Remove(id)
+	}
+	if !committed || !s.cache.Contains(sess.ID) {
+		s.cache.Remove(sess.ID)
+		return
+	}
+	c := *sess
+	c.Roles, c.Groups, c.AMR = clipClone(sess.Roles), clipClone(sess.Groups), clipClone(sess.AMR)
+	c.Claims = maps.Clone(sess.Claims)
+	s.cache.Add(sess.ID, &c)
+}
+
+func clipClone(v []string) []string {
+	if v == nil {
+		return nil
+	}
+	return slices.Clip(slices.Clone(v))
+}
+
 // cached reports whether id is in the memory cache (tests).
 func (s *BoltStore) cached(id string) bool {
 	s.cacheMu.Lock()
@@ -278,7 +307,7 @@ func (s *BoltStore) Put(_ context.Context, sess *Session) ([]*Session, error) {
 	var evicted []*Session
 	var gone []string
 	delta := 0
-	defer func() { s.forget(append(gone, sess.ID)...) }()
+	defer func() { s.forgetReplace(gone, sess, err == nil) }()
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		evicted, gone, delta = nil, nil, 0
 		id := sess.ID

@@ -260,3 +260,60 @@ func TestCachedSessionDeadlines(t *testing.T) {
 		})
 	}
 }
+
+// countingStore counts Put calls on a real store.
+type countingStore struct {
+	SessionStore
+	mu   sync.Mutex
+	puts int
+}
+
+func (c *countingStore) Put(ctx context.Context, s *Session) ([]*Session, error) {
+	c.mu.Lock()
+	c.puts++
+	c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond) // a slow disk: the window for a burst
+	return c.SessionStore.Put(ctx, s)
+}
+
+// TestSessionTouchOnce: many concurrent requests of one session past
+// touchInterval record its use once, the new LastSeen is persisted, and the
+// session stays in the cache.
+func TestSessionTouchOnce(t *testing.T) {
+	t.Parallel()
+	s, handles, _ := benchService(t, 1)
+	bolt := s.store.(*BoltStore)
+	cs := &countingStore{SessionStore: bolt}
+	s.store = cs
+	ctx := context.Background()
+	clock := s.now().Add(2 * touchInterval)
+	s.now = func() time.Time { return clock }
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.loadSession(ctx, handles[0]) == nil {
+				t.Error("live session not found")
+			}
+		}()
+	}
+	wg.Wait()
+	if cs.puts != 1 {
+		t.Errorf("%d store writes for one touch, want 1", cs.puts)
+	}
+	id := sessionIDFor(handles[0])
+	if !bolt.cached(id) {
+		t.Error("touched session left the cache")
+	}
+	bolt.cacheMu.Lock()
+	bolt.cache.Purge()
+	bolt.cacheMu.Unlock()
+	got, err := bolt.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastSeen.Equal(clock) {
+		t.Errorf("stored LastSeen = %v, want %v", got.LastSeen, clock)
+	}
+}

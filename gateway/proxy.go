@@ -107,9 +107,13 @@ func (g *Gateway) proxyHandler() http.Handler {
 // X-Telegate-Roles.
 func (g *Gateway) reverseProxy(up *upstream) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:        g.rewrite(up),
-		Transport:      up.transport,
-		FlushInterval:  -1,
+		Rewrite:   g.rewrite(up),
+		Transport: up.transport,
+		// 0: a response of known length is written in one go when it
+		// ends; server-sent events (text/event-stream) and responses of
+		// unknown length are still flushed after every write (ReverseProxy
+		// flushes those immediately whatever FlushInterval says).
+		FlushInterval:  0,
 		ErrorHandler:   g.proxyError,
 		ModifyResponse: g.modifyResponse,
 		ErrorLog:       slogErrorLog(g.log),
