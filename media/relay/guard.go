@@ -48,6 +48,7 @@ type guardConn struct {
 	transport string
 	held      *heldRequest
 	batch     *batchReader // nil: read one datagram per call
+	out       *batchWriter // nil: write one datagram per call
 }
 
 // heldRequest waits while a probe obtains a fresh pion nonce.
@@ -426,6 +427,9 @@ func (g *guardConn) WriteTo(p []byte, to net.Addr) (int, error) {
 	}
 	if isProbe(to) {
 		return len(p), nil
+	}
+	if g.out != nil {
+		return g.out.WriteTo(p, to)
 	}
 	return g.PacketConn.WriteTo(p, to)
 }

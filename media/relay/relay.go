@@ -340,7 +340,7 @@ func (s *Server) Start(ctx context.Context) error {
 		if i == 0 {
 			s.udpPort = pc.LocalAddr().(*net.UDPAddr).Port
 		}
-		g := &guardConn{PacketConn: pc, s: s, id: i, transport: "udp", batch: newBatchReader(pc)}
+		g := &guardConn{PacketConn: pc, s: s, id: i, transport: "udp", batch: newBatchReader(pc), out: newBatchWriter(pc)}
 		s.guards = append(s.guards, g)
 		pcs = append(pcs, turn.PacketConnConfig{PacketConn: g, RelayAddressGenerator: relayGen{s}, PermissionHandler: s.permissionHandler(i)})
 	}
