@@ -959,3 +959,53 @@ func knownFault(t *testing.T, fault string) {
 		t.Skip("known fault: " + fault)
 	}
 }
+
+// TestRegression_InspectionArgumentLimit: an SQL injection in a request
+// body is blocked however many harmless arguments come before it; the
+// engine's argument cap (Coraza's ArgumentsLimit, 1000 by default) must
+// not become a way around the Core Rule Set.
+func TestRegression_InspectionArgumentLimit(t *testing.T) {
+	knownFault(t, "a form or JSON body with 1000 harmless arguments before an SQL injection passes inspection and reaches the upstream (query strings are capped by the gateway, bodies are not)")
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	b := newBrowser(t, d)
+	const sqli = "1' OR '1'='1"
+	form := func(n int) (string, string) {
+		var s strings.Builder
+		for i := range n {
+			fmt.Fprintf(&s, "a%d=1&", i)
+		}
+		s.WriteString("id=" + url.QueryEscape(sqli))
+		return "application/x-www-form-urlencoded", s.String()
+	}
+	jsonBody := func(n int) (string, string) {
+		var s strings.Builder
+		s.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&s, `"a%d":1,`, i)
+		}
+		s.WriteString(`"id":"` + sqli + `"}`)
+		return "application/json", s.String()
+	}
+	for _, tc := range []struct {
+		name string
+		body func(int) (string, string)
+		n    int
+	}{
+		{"form", form, 0}, {"form after 999", form, 999}, {"form after 1000", form, 1000}, {"form after 5000", form, 5000},
+		{"json", jsonBody, 0}, {"json after 1000", jsonBody, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctype, body := tc.body(tc.n)
+			req, err := http.NewRequest(http.MethodPost, d.Base()+"/public/", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", ctype)
+			req.Header.Set("Accept", "application/json")
+			resp, out := b.do(b.noRedirect(), req)
+			if resp.StatusCode == http.StatusOK || strings.Contains(string(out), `"subject"`) {
+				t.Errorf("%d-argument %s body with an SQL injection reached the upstream: %d", tc.n, ctype, resp.StatusCode)
+			}
+		})
+	}
+}
