@@ -340,6 +340,53 @@ func TestAttackLimits(t *testing.T) {
 		}
 	})
 
+	t.Run("HTTP/2 CONTINUATION flood", func(t *testing.T) {
+		// CVE-2024-27316 and kin: a header block that never ends must not
+		// be buffered without bound; the server closes the connection.
+		t.Parallel()
+		c := dialTLS(t, d, "localhost", "h2")
+		if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		fr := http2.NewFramer(c, c)
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", host}, {":path", "/public/"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		closed := make(chan error, 1)
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				if _, err := fr.ReadFrame(); err != nil {
+					closed <- err
+					return
+				}
+			}
+		}()
+		werr := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true})
+		hb.Reset()
+		_ = enc.WriteField(hpack.HeaderField{Name: "x-pad", Value: strings.Repeat("a", 8000)})
+		for i := 0; i < 2000 && werr == nil; i++ { // 16 MB of header block, never ended
+			werr = fr.WriteContinuation(1, false, hb.Bytes())
+		}
+		select {
+		case err := <-closed:
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("connection still open after an endless header block: %v", err)
+			}
+		case <-time.After(11 * time.Second):
+			t.Fatal("connection still open after an endless header block")
+		}
+		if werr == nil {
+			t.Errorf("the server read 16 MB of CONTINUATION frames without closing")
+		}
+	})
+
 	t.Run("HTTP/2 rapid reset", func(t *testing.T) {
 		t.Parallel()
 		c := dialTLS(t, d, "localhost", "h2")
