@@ -410,6 +410,9 @@ func (c *Config) checkSessions(r *Report, fromEnv map[string]bool) {
 		if c.Redis.Addr == "" {
 			r.Errorf("store", "\"redis\" needs redis.addr")
 		}
+		if s.EncryptionKey == "" && s.EncryptionKeyFile == "" {
+			r.Errorf("store", "\"redis\" needs encryption_key or encryption_key_file: every node must seal sessions with the same key")
+		}
 	default:
 		r.Errorf("store", "%q is not one of file, redis", s.Store)
 	}

@@ -133,7 +133,22 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		gw.Inspector = insp
 	}
 	gw.BreakGlass = policies.NewBreakGlass(0, trail, nil)
-	limiter := policies.NewRouteLimiter(cfg.RateLimits, cfg.Routes, nil)
+	// Rate limits: in memory on one node; in Redis (global across nodes,
+	// falling back to per-node limits while Redis is down) when redis.addr
+	// is set.
+	var limiter routeLimiter = policies.NewRouteLimiter(cfg.RateLimits, cfg.Routes, nil)
+	if cfg.Redis.Addr != "" {
+		ro, err := policies.RedisLimiterOptionsFrom(cfg.Redis)
+		if err != nil {
+			return fmt.Errorf("rate limits: %w", err)
+		}
+		rl, err := policies.NewRedisLimiter(cfg.RateLimits, cfg.Routes, ro)
+		if err != nil {
+			return fmt.Errorf("rate limits: %w", err)
+		}
+		closers = append(closers, rl.Close)
+		limiter = rl
+	}
 	reg.MustRegister(limiter)
 	gw.Limiter = limiter
 
@@ -267,4 +282,12 @@ func inspectsAny(cfg *config.Config) bool {
 		}
 	}
 	return false
+}
+
+// routeLimiter is a per-route rate limiter the gateway calls, that exports
+// metrics and follows configuration reloads.
+type routeLimiter interface {
+	gateway.Limiter
+	prometheus.Collector
+	SetRoutes([]config.Route)
 }
