@@ -62,18 +62,31 @@ func benchService(tb testing.TB, n int) (*Service, []string, string) {
 }
 
 // BenchmarkSessionLookup measures one authenticated request's session work:
-// hash the handle, read and decrypt the record, check the clocks.
+// hash the handle, find the record, check the clocks. "cold": the record is
+// not in the memory cache (bbolt read, AES-GCM open, JSON decode); "cached":
+// it is.
 func BenchmarkSessionLookup(b *testing.B) {
-	s, handles, _ := benchService(b, 2000)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		if s.loadSession(ctx, handles[i%len(handles)]) == nil {
-			b.Fatal("session not found")
-		}
-		i++
+	for _, tc := range []struct {
+		name  string
+		cache int
+	}{{"cold", 1}, {"cached", DefaultSessionCacheSize}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s, handles, _ := benchService(b, 2000)
+			s.store.(*BoltStore).cache.Resize(tc.cache)
+			ctx := context.Background()
+			for _, h := range handles {
+				_ = s.loadSession(ctx, h)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				if s.loadSession(ctx, handles[i%len(handles)]) == nil {
+					b.Fatal("session not found")
+				}
+				i++
+			}
+		})
 	}
 }
 
@@ -106,4 +119,22 @@ func TestIdleSessionFootprint(t *testing.T) {
 	if heapPer > 2048 {
 		t.Errorf("idle session costs %d B of heap, budget 2048", heapPer)
 	}
+
+	// A session in use also has its decrypted record in the store's
+	// bounded cache (at most DefaultSessionCacheSize of them).
+	ctx := context.Background()
+	for _, h := range handles {
+		if s.loadSession(ctx, h) == nil {
+			t.Fatal("session not found")
+		}
+	}
+	var cached runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&cached)
+	cachedPer := (int64(cached.HeapAlloc) - int64(after.HeapAlloc)) / n
+	t.Logf("session in the cache: %d B of Go heap each; cache bound %d sessions = %d KiB at most", cachedPer, DefaultSessionCacheSize, cachedPer*DefaultSessionCacheSize>>10)
+	if cachedPer <= 0 || cachedPer > 8192 {
+		t.Errorf("cached session costs %d B of heap, want 1..8192", cachedPer)
+	}
+	runtime.KeepAlive(s)
 }
