@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -163,11 +164,12 @@ func (g *Gateway) rewrite(up *upstream) func(*httputil.ProxyRequest) {
 		if rs.forwardedFor != "" {
 			xff = rs.forwardedFor + ", " + peerAddr(pr.In.RemoteAddr).String()
 		}
-		h.Set("X-Forwarded-For", xff)
-		h.Set("X-Forwarded-Host", s.Host)
-		h.Set("X-Forwarded-Proto", rs.forwardedProto)
-		h.Set("Forwarded", fmt.Sprintf("for=%s;host=%q;proto=%s", forwardedNode(s.ClientAddr.String()), s.Host, rs.forwardedProto))
-		h.Set(RequestIDHeader, s.RequestID)
+		setHeaders(h,
+			"X-Forwarded-For", xff,
+			"X-Forwarded-Host", s.Host,
+			"X-Forwarded-Proto", rs.forwardedProto,
+			"Forwarded", "for="+forwardedNode(client)+";host="+strconv.Quote(s.Host)+";proto="+rs.forwardedProto,
+			RequestIDHeader, s.RequestID)
 		if s.Identity != nil && rs.assertion != "" {
 			h.Set(st.assertionHeader, rs.assertion)
 			if s.Route.IdentityHeaders {
@@ -175,6 +177,18 @@ func (g *Gateway) rewrite(up *upstream) func(*httputil.ProxyRequest) {
 				h.Set("X-Telegate-Roles", strings.Join(s.Identity.Roles, ","))
 			}
 		}
+	}
+}
+
+// setHeaders sets each field of kv (pairs of canonical name and value) to
+// its one value, like http.Header.Set, with a single allocation for all the
+// values. Each value slice has its own capacity, so an Add reallocates.
+func setHeaders(h http.Header, kv ...string) {
+	vals := make([]string, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		j := i / 2
+		vals[j] = kv[i+1]
+		h[kv[i]] = vals[j : j+1 : j+1]
 	}
 }
 

@@ -46,18 +46,22 @@ func (sw *secWriter) apply(status int) {
 	sw.done = true
 	h := sw.ResponseWriter.Header()
 	cfg := sw.g.current().cfg
-	if sw.r.TLS != nil {
-		age := cfg.Server.HSTSMaxAge
-		if age <= 0 {
-			age = 365 * 24 * time.Hour
-		}
-		h.Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(age/time.Second), 10))
-	}
-	h.Set("X-Content-Type-Options", "nosniff")
 	rs := stateFrom(sw.r.Context())
 	s := scope.From(sw.r.Context())
+	rid := ""
 	if s != nil {
-		h.Set(RequestIDHeader, s.RequestID) // never the upstream's
+		rid = s.RequestID
+	}
+	switch {
+	case sw.r.TLS != nil && s != nil:
+		setHeaders(h, "Strict-Transport-Security", hstsValue(cfg.Server.HSTSMaxAge),
+			"X-Content-Type-Options", "nosniff", RequestIDHeader, rid) // never the upstream's id
+	case sw.r.TLS != nil:
+		setHeaders(h, "Strict-Transport-Security", hstsValue(cfg.Server.HSTSMaxAge), "X-Content-Type-Options", "nosniff")
+	case s != nil:
+		setHeaders(h, "X-Content-Type-Options", "nosniff", RequestIDHeader, rid)
+	default:
+		h.Set("X-Content-Type-Options", "nosniff")
 	}
 	if rs != nil && rs.conn != nil && rs.conn.h1 && status != http.StatusSwitchingProtocols {
 		// The framing scanner stops after this request (chunked body,
@@ -82,6 +86,19 @@ func (sw *secWriter) apply(status int) {
 	if h.Get("Cache-Control") == "" && (rs != nil && rs.own || status >= 400) {
 		h.Set("Cache-Control", "no-store")
 	}
+}
+
+// defaultHSTS is the Strict-Transport-Security value for the default
+// max-age of 365 days.
+var defaultHSTS = "max-age=" + strconv.FormatInt(int64(365*24*time.Hour/time.Second), 10)
+
+// hstsValue is the Strict-Transport-Security field value (RFC 6797 §6.1)
+// for Server.HSTSMaxAge (≤0: 365 days).
+func hstsValue(age time.Duration) string {
+	if age <= 0 {
+		return defaultHSTS
+	}
+	return "max-age=" + strconv.FormatInt(int64(age/time.Second), 10)
 }
 
 func (sw *secWriter) WriteHeader(code int) {
