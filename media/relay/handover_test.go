@@ -1,0 +1,105 @@
+package relay
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/time/rate"
+)
+
+// counterValue reads a counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// newTestRelayConn is a relayConn with an inbox of n datagrams and no
+// bandwidth cap.
+func newTestRelayConn(t *testing.T, n int) *relayConn {
+	t.Helper()
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &allocation{s: &Server{m: m}}
+	c := &relayConn{
+		a:     a,
+		up:    rate.NewLimiter(rate.Inf, 0),
+		down:  rate.NewLimiter(rate.Inf, 0),
+		inbox: make(chan inPacket, n),
+		done:  make(chan struct{}),
+	}
+	a.conn = c
+	return c
+}
+
+// TestHandOverFullInbox: a datagram for an allocation whose inbox is full
+// waits for its reader for a bounded time instead of being dropped at
+// once (under overload the listening socket's buffer then takes the
+// excess, where dropping costs nothing); a reader that never comes makes
+// it drop after handOverWait, counted as queue_full; a closed allocation
+// releases the wait at once. The inbox never holds more than its length.
+func TestHandOverFullInbox(t *testing.T) {
+	t.Parallel()
+	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
+	for _, tc := range []struct {
+		name      string
+		act       func(c *relayConn) // while deliver waits
+		delivered bool
+		minWait   time.Duration
+		maxWait   time.Duration
+	}{
+		{"reader drains", func(c *relayConn) {
+			time.Sleep(handOverWait / 4)
+			<-c.inbox
+		}, true, 0, time.Second},
+		{"no reader", func(*relayConn) {}, false, handOverWait, time.Second},
+		{"allocation closed", func(c *relayConn) {
+			time.Sleep(handOverWait / 4)
+			close(c.done)
+		}, false, 0, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newTestRelayConn(t, 2)
+			c.deliver([]byte("one"), from)
+			c.deliver([]byte("two"), from)
+			go tc.act(c)
+			start := time.Now()
+			c.deliver([]byte("three"), from)
+			took := time.Since(start)
+			if took < tc.minWait || took > tc.maxWait {
+				t.Errorf("deliver took %v, want %v..%v", took, tc.minWait, tc.maxWait)
+			}
+			if len(c.inbox) > cap(c.inbox) {
+				t.Fatalf("inbox holds %d, cap %d", len(c.inbox), cap(c.inbox))
+			}
+			packets := counterValue(t, c.a.s.m.packets)
+			full := counterValue(t, c.a.s.m.denials.WithLabelValues("queue_full"))
+			if tc.delivered {
+				if packets != 3 || full != 0 {
+					t.Fatalf("packets %v, queue_full %v; want 3, 0", packets, full)
+				}
+				// The third datagram is in the inbox, after "two".
+				<-c.inbox
+				if pk := <-c.inbox; string((*pk.buf)[:pk.n]) != "three" {
+					t.Fatalf("inbox holds %q, want three", (*pk.buf)[:pk.n])
+				}
+				return
+			}
+			if packets != 2 {
+				t.Fatalf("packets %v, want 2", packets)
+			}
+			if tc.name == "no reader" && full != 1 {
+				t.Fatalf("queue_full %v, want 1", full)
+			}
+		})
+	}
+}
