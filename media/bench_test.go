@@ -23,7 +23,9 @@ import (
 // round ends when all 500 arrived; so 500 messages are in flight at once.
 // It reports forwarded messages per second, the p50/p99 forwarding delay
 // (client write to client read, through the server's parse, checks and
-// fan-out), and the heap per visit with its two open sockets.
+// fan-out), the heap of a visit's state alone (state-KiB/visit), and the
+// heap per visit with its two open sockets, both ends counted since the
+// clients run in the same process (heap-KiB/visit).
 //
 //	go test -run '^$' -bench Signaling500Visits -benchtime 200x ./media/
 func BenchmarkSignaling500Visits(b *testing.B) {
@@ -46,6 +48,7 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 	dr := users["dr"]
 	type pair struct{ host, pat *websocket.Conn }
 	pairs := make([]pair, visits)
+	ids := make([]string, visits)
 	for i := range visits {
 		v, tok, err := svc.create(createParams{Title: "bench", Participants: 2, OwnerIss: dr.Issuer, OwnerSub: dr.Subject, OwnerName: "Dr"})
 		if err != nil {
@@ -58,9 +61,15 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 		if err := svc.decide(dr, v.ID, p.ID, "admit"); err != nil {
 			b.Fatal(err)
 		}
-		pairs[i].host = h.benchDial(b, "dr", v.ID)
+		ids[i] = v.ID
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	for i, vid := range ids {
+		pairs[i].host = h.benchDial(b, "dr", vid)
 		benchRead(b, pairs[i].host) // welcome; the patient joins after
-		pairs[i].pat = h.benchDial(b, "bench-"+strconv.Itoa(i), v.ID)
+		pairs[i].pat = h.benchDial(b, "bench-"+strconv.Itoa(i), vid)
 	}
 	// Drain peer-joined and the patients' welcome.
 	for _, p := range pairs {
@@ -71,6 +80,7 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 	var m1 runtime.MemStats
 	runtime.ReadMemStats(&m1)
 
+	statePerVisit := float64(ms.HeapAlloc-m0.HeapAlloc) / visits / 1024
 	heapPerVisit := float64(m1.HeapAlloc-m0.HeapAlloc) / visits / 1024
 	goroutinesPerVisit := float64(runtime.NumGoroutine()) / visits
 
@@ -98,6 +108,24 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 				round.Done()
 			}
 		}(p.host)
+		// Keep reading the patient's side too, so that it answers the
+		// server's pings.
+		go func(c *websocket.Conn) {
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}(p.pat)
+	}
+	wait := func(b *testing.B) {
+		done := make(chan struct{})
+		go func() { round.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			b.Fatal("messages lost: a round did not complete in 30 s")
+		}
 	}
 	send := func(b *testing.B, c *websocket.Conn) {
 		uf := strconv.FormatInt(time.Now().UnixNano(), 10)
@@ -114,6 +142,7 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
 		b.ReportMetric(float64(delays[n/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(delays[n*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(statePerVisit, "state-KiB/visit")
 		b.ReportMetric(heapPerVisit, "heap-KiB/visit")
 		b.ReportMetric(goroutinesPerVisit, "goroutines/visit")
 		delays = nil
@@ -126,7 +155,7 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 			for _, p := range pairs {
 				send(b, p.pat)
 			}
-			round.Wait()
+			wait(b)
 		}
 		report(b, time.Since(start))
 	})
@@ -137,7 +166,7 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 		for i := range b.N {
 			round.Add(1)
 			send(b, pairs[i%visits].pat)
-			round.Wait()
+			wait(b)
 		}
 		report(b, time.Since(start))
 	})
