@@ -730,3 +730,17 @@ func TestStaticClient(t *testing.T) {
 		}
 	}
 }
+
+func TestCSPHost(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"gw.hospital.example:8443": "connect-src 'self' wss://gw.hospital.example:8443;",
+		"[::1]:443":                "connect-src 'self' wss://[::1]:443;",
+		"evil; script-src *":       "connect-src 'self';",
+	}
+	for host, want := range cases {
+		if got := cspFor(host); !strings.Contains(got, want) || strings.Count(got, "script-src") != 1 {
+			t.Errorf("cspFor(%q) = %q", host, got)
+		}
+	}
+}

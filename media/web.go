@@ -15,9 +15,15 @@ import (
 //go:embed web
 var web embed.FS
 
-// cspFor is the Content-Security-Policy of telegate's visit pages.
+// cspFor is the Content-Security-Policy of telegate's visit pages. A host
+// with characters outside a host[:port] is left out (connect-src 'self'
+// still covers same-origin WebSockets in CSP 3).
 func cspFor(host string) string {
-	return "default-src 'self'; script-src 'self'; connect-src 'self' wss://" + host +
+	connect := "'self'"
+	if host != "" && strings.Trim(strings.ToLower(host), "abcdefghijklmnopqrstuvwxyz0123456789.-:[]") == "" {
+		connect += " wss://" + host
+	}
+	return "default-src 'self'; script-src 'self'; connect-src " + connect +
 		"; img-src 'self' data:; media-src 'self' blob: mediastream:; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
 }
 
