@@ -1069,3 +1069,29 @@ func TestRegression_InspectionArgumentLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackForwardedForRateLimit: X-Forwarded-For and X-Real-IP from a
+// client that is not a trusted proxy (the demo trusts none) change neither
+// the rate-limit key nor the address the upstream is told (DESIGN
+// principle 3), so rotating them does not escape the per-client limit.
+func TestAttackForwardedForRateLimit(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	b := newBrowser(t, d)
+	limited := 0
+	for i := range 400 {
+		req := mustRequest(t, "GET", d.Base()+"/public/", "application/json")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256))
+		req.Header.Set("X-Real-IP", fmt.Sprintf("10.200.%d.%d", i/256, i%256))
+		resp, _ := b.do(b.noRedirect(), req)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Errorf("400 requests with rotating X-Forwarded-For were never rate-limited")
+	}
+	trail, _ := os.ReadFile(filepath.Join(d.dataDir, "audit", "audit.log"))
+	if bytes.Contains(trail, []byte(`"client":"10.`)) {
+		t.Errorf("the audit trail took a client-supplied X-Forwarded-For as the client address")
+	}
+}
