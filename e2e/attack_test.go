@@ -1095,3 +1095,19 @@ func TestAttackForwardedForRateLimit(t *testing.T) {
 		t.Errorf("the audit trail took a client-supplied X-Forwarded-For as the client address")
 	}
 }
+
+// TestRegression_TwoTabSignIn: a browser that starts sign-in in two tabs
+// (both sent to sign in after the session expired) and finishes the first
+// one is signed in, not refused: each pending sign-in keeps its own state
+// (RFC 6749 §10.12 binds state to the user agent, not to the latest tab).
+func TestRegression_TwoTabSignIn(t *testing.T) {
+	knownFault(t, "the pre-auth cookie __Host-telegate-login holds one pending sign-in: starting a second one in another tab makes the first tab's callback fail with 400")
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	b := newBrowser(t, d)
+	first := signInUntilCallback(t, b, d.Base(), "/clinic/", "clinician@demo.test")
+	b.do(b.noRedirect(), mustRequest(t, "GET", d.Base()+"/.telegate/login?rd=/public/", "text/html")) // second tab
+	resp, body := b.do(b.noRedirect(), mustRequest(t, "GET", first, "text/html"))
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/clinic/" {
+		t.Errorf("first tab's callback: %d Location %q\n%.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}
