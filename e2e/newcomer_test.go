@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"net/url"
 	"os"
@@ -138,5 +140,41 @@ func TestRegression_AuditVerifyDataDir(t *testing.T) {
 	d.Stop()
 	if out, err := runBinary(t, "audit", "verify", "--data-dir", dir); err != nil || !strings.Contains(out, "ok") {
 		t.Errorf("audit verify --data-dir: %v\n%s", err, out)
+	}
+}
+
+// TestRegression_DemoCANameConstraints: README invites a newcomer to add
+// the demo's root to the system trust store, so the root must only be able
+// to vouch for what the demo serves (loopback): its name constraints
+// (RFC 5280 §4.2.1.10) permit no private network range and no shared
+// internal domain, where a stolen root.key would let anyone impersonate
+// the hospital's own hosts.
+func TestRegression_DemoCANameConstraints(t *testing.T) {
+	knownFault(t, "the demo's local CA root permits 10/8, 172.16/12, 192.168/16, fc00::/7 and the .internal, .local, .home.arpa and .test domains, not only loopback")
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	pemBytes, err := os.ReadFile(filepath.Join(d.dataDir, "ca", "root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(pemBytes)
+	if blk == nil {
+		t.Fatal("root.pem holds no PEM block")
+	}
+	root, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !root.PermittedDNSDomainsCritical || len(root.PermittedDNSDomains)+len(root.PermittedIPRanges) == 0 {
+		t.Fatalf("the root has no critical name constraints")
+	}
+	for _, dom := range root.PermittedDNSDomains {
+		if dom != "localhost" {
+			t.Errorf("the root may vouch for *.%s", dom)
+		}
+	}
+	for _, n := range root.PermittedIPRanges {
+		if !n.IP.IsLoopback() {
+			t.Errorf("the root may vouch for %s", n)
+		}
 	}
 }
