@@ -90,7 +90,7 @@ type writeBatch struct {
 const (
 	// writeBatchLen is the most datagrams queued per socket (and sent
 	// per system call).
-	writeBatchLen = 64
+	writeBatchLen = 32
 	// writeBufSize holds a ChannelData message or Data indication of any
 	// datagram the relay forwards.
 	writeBufSize = 2048
