@@ -142,6 +142,7 @@ func TestAttackRequests(t *testing.T) {
 		{name: "anonymous subject spoof on public", as: anon, path: "/public/", hdr: map[string]string{"X-Telegate-Subject": "admin@demo.test", "X-Forwarded-User": "admin@demo.test"}, status: 200, subject: "", route: ""},
 		{name: "X-Original-URL to admin", as: patient, path: "/", hdr: map[string]string{"X-Original-URL": "/admin/", "X-Rewrite-URL": "/admin/"}, status: 200, subject: "patient@demo.test", route: "home"},
 		{name: "X-Forwarded-Host", as: patient, path: "/", hdr: map[string]string{"X-Forwarded-Host": "evil.example", "X-Forwarded-For": "10.0.0.1"}, status: 200, subject: "patient@demo.test", route: "home"},
+		{name: "method override never reaches the upstream", as: patient, path: "/", hdr: map[string]string{"X-HTTP-Method-Override": "DELETE"}, status: 403},
 		{name: "dot-dot from public to admin", as: patient, path: "/public/../admin/", status: 400},
 		{name: "encoded dot-dot", as: patient, path: "/public/%2e%2e/admin/", status: 400},
 		{name: "encoded slash", as: patient, path: "/public%2f..%2fadmin/", status: 400},
@@ -166,9 +167,9 @@ func TestAttackRequests(t *testing.T) {
 			var b *browser
 			switch tc.as {
 			case patient:
-				b = a.patient
+				b = &browser{t: t, c: a.patient.c, accept: a.patient.accept}
 			case clinician:
-				b = a.clinician
+				b = &browser{t: t, c: a.clinician.c, accept: a.clinician.accept}
 			default:
 				b = newBrowser(t, a.demo)
 			}
@@ -219,6 +220,24 @@ func TestAttackRequests(t *testing.T) {
 				t.Errorf("public listener served metrics")
 			}
 		})
+	}
+}
+
+// TestAttackConnectionNomination: a client that names telegate's
+// assertion, Authorization or Cookie in its Connection field (RFC 9110
+// §7.6.1) cannot have them dropped on the way: the upstream still sees
+// the signed-in user (the Caddy hop-by-hop advisory).
+func TestAttackConnectionNomination(t *testing.T) {
+	a := startAttackDemo(t)
+	cookie := a.patient.cookie(a.Base(), sessionCookie).Value
+	raw := "GET / HTTP/1.1\r\nHost: " + strings.TrimPrefix(a.Base(), "https://") + "\r\nAccept: application/json\r\n" +
+		"Cookie: " + sessionCookie + "=" + cookie + "\r\nConnection: keep-alive, X-Telegate-Assertion, Authorization, Cookie, X-Request-Id\r\n\r\n"
+	status, body, _ := rawExchange(t, a.demo, raw)
+	if status != http.StatusOK {
+		t.Fatalf("status %d\n%.300s", status, body)
+	}
+	if v := decodeView(t, []byte(body)); v.Subject != "patient@demo.test" || !v.Authenticated {
+		t.Errorf("upstream saw %+v, want the patient", v)
 	}
 }
 
