@@ -575,12 +575,13 @@ func TestAttackCSRF(t *testing.T) {
 			for k, v := range tc.hdr {
 				req.Header.Set(k, v)
 			}
-			resp, body := tc.b.do(tc.b.noRedirect(), req)
+			b := &browser{t: t, c: tc.b.c, accept: tc.b.accept}
+			resp, body := b.do(b.noRedirect(), req)
 			if resp.StatusCode != tc.status {
 				t.Errorf("%d, want %d: %.300s", resp.StatusCode, tc.status, body)
 			}
 			// The session is still there.
-			resp, body = tc.b.do(tc.b.noRedirect(), mustRequest(t, "GET", a.Base()+"/", "application/json"))
+			resp, body = b.do(b.noRedirect(), mustRequest(t, "GET", a.Base()+"/", "application/json"))
 			if resp.StatusCode != http.StatusOK || !decodeView(t, body).Authenticated {
 				t.Errorf("after the refused request the session is gone: %d", resp.StatusCode)
 			}
