@@ -28,18 +28,14 @@ func (s *Service) cookies(r *http.Request) ownCookies {
 	if c, ok := r.Context().Value(ownCookiesKey{}).(ownCookies); ok {
 		return c
 	}
+	// r.Cookie parses like r.Cookies but allocates only for the name it
+	// looks for; the first cookie of each name wins, as before.
 	var c ownCookies
-	for _, k := range r.Cookies() {
-		switch k.Name {
-		case s.cookieName:
-			if c.session == "" {
-				c.session = k.Value
-			}
-		case s.preCookie:
-			if c.preauth == "" {
-				c.preauth = k.Value
-			}
-		}
+	if k, err := r.Cookie(s.cookieName); err == nil {
+		c.session = k.Value
+	}
+	if k, err := r.Cookie(s.preCookie); err == nil {
+		c.preauth = k.Value
 	}
 	return c
 }
@@ -51,9 +47,11 @@ func (s *Service) stripOwnCookies(r *http.Request) {
 	if len(lines) == 0 {
 		return
 	}
-	var kept []string
+	var kept strings.Builder
 	for _, line := range lines {
-		for _, part := range strings.Split(line, ";") {
+		for rest := line; rest != ""; {
+			var part string
+			part, rest, _ = strings.Cut(rest, ";")
 			p := strings.TrimSpace(part)
 			if p == "" {
 				continue
@@ -63,14 +61,19 @@ func (s *Service) stripOwnCookies(r *http.Request) {
 			if strings.EqualFold(name, s.cookieName) || strings.EqualFold(name, s.preCookie) {
 				continue
 			}
-			kept = append(kept, p)
+			if kept.Len() > 0 {
+				kept.WriteString("; ")
+			} else {
+				kept.Grow(len(line))
+			}
+			kept.WriteString(p)
 		}
 	}
-	if len(kept) == 0 {
+	if kept.Len() == 0 {
 		r.Header.Del("Cookie")
 		return
 	}
-	r.Header.Set("Cookie", strings.Join(kept, "; "))
+	r.Header.Set("Cookie", kept.String())
 }
 
 // Authenticate attaches scope.Identity: on routes naming client CAs, from a
