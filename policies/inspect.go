@@ -109,6 +109,11 @@ func NewInspector(cfg config.Inspection, sink audit.Sink, logger *slog.Logger) (
 	return &Inspector{waf: waf, enabled: cfg.Enabled, detectOnly: cfg.DetectOnly, sink: sink, logger: logger}, nil
 }
 
+// MaxInspectedArguments is the most arguments (query, form and JSON leaves
+// together) the engine inspects in one request. A request with more is
+// refused (403): arguments past the cap would otherwise go uninspected.
+const MaxInspectedArguments = 5000
+
 // directives is the engine configuration: Coraza's recommended settings,
 // the CRS setup, telegate's choices, then the request rules. Binary upload
 // types (images, PDF, octet-stream) get the RAW body processor: CRS would
@@ -123,13 +128,15 @@ SecRequestBodyLimit %[3]d
 SecRequestBodyInMemoryLimit %[3]d
 SecRequestBodyLimitAction Reject
 SecAuditEngine Off
+SecArgumentsLimit %[6]d
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200110,phase:2,t:none,deny,status:403,log,msg:'More arguments than can be inspected'"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:image/(?:jpeg|png|heic|webp)|application/(?:octet-stream|pdf))(?:$|[;\s])" "id:200100,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=RAW"
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%[1]d"
 SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%[2]d,setvar:tx.outbound_anomaly_score_threshold=4"
 SecAction "id:900200,phase:1,pass,t:none,nolog,setvar:'tx.allowed_methods=%[4]s'"
 SecAction "id:900220,phase:1,pass,t:none,nolog,setvar:'tx.allowed_request_content_type=%[5]s'"
 Include @owasp_crs/REQUEST-*.conf
-`, paranoia, threshold, maxCorazaBody, AllowedMethods, AllowedContentTypes)
+`, paranoia, threshold, maxCorazaBody, AllowedMethods, AllowedContentTypes, MaxInspectedArguments)
 }
 
 // Stats returns how many requests were inspected, blocked, and matched in

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -479,6 +480,58 @@ func TestRegressionPartialBodyNeverForwarded(t *testing.T) {
 		resp, _ := req{"POST", "/r", "text/plain", strings.Repeat("b", 500)}.do(t, srv)
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || seen.calls != 0 {
 			t.Errorf("detectOnly=%v: status %d, upstream calls %d; want 413 and none", detectOnly, resp.StatusCode, seen.calls)
+		}
+	}
+}
+
+// TestRegressionArgumentLimitBypass: an SQL injection placed after many
+// harmless body arguments is still blocked — arguments past the engine's
+// cap are refused, never passed uninspected — while a large but clean
+// request passes.
+func TestRegressionArgumentLimitBypass(t *testing.T) {
+	t.Parallel()
+	in, _, _ := inspectorFor(t, true, false)
+	srv, seen := serve(t, in, nil)
+	form := func(n int, tail string) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "a%d=1&", i)
+		}
+		return b.String() + tail
+	}
+	jsonBody := func(n int, tail string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, `"a%d":1,`, i)
+		}
+		return b.String() + tail + "}"
+	}
+	sqli := "id=" + url.QueryEscape("1' OR '1'='1")
+	cases := []struct {
+		name   string
+		q      req
+		status int
+	}{
+		{"form sqli after 1000", req{"POST", "/", "application/x-www-form-urlencoded", form(1000, sqli)}, 403},
+		{"form sqli after cap", req{"POST", "/", "application/x-www-form-urlencoded", form(MaxInspectedArguments, sqli)}, 403},
+		{"json sqli after cap", req{"POST", "/", "application/json", jsonBody(MaxInspectedArguments, `"id":"1' OR '1'='1"`)}, 403},
+		{"clean form over the cap", req{"POST", "/", "application/x-www-form-urlencoded", form(MaxInspectedArguments+10, "z=1")}, 403},
+		{"clean form of 1200", req{"POST", "/", "application/x-www-form-urlencoded", form(1200, "z=1")}, 200},
+	}
+	for _, tc := range cases {
+		seen.mu.Lock()
+		before := seen.calls
+		seen.mu.Unlock()
+		resp, _ := tc.q.do(t, srv)
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.status)
+		}
+		seen.mu.Lock()
+		reached := seen.calls > before
+		seen.mu.Unlock()
+		if reached != (tc.status == 200) {
+			t.Errorf("%s: reached the upstream: %v", tc.name, reached)
 		}
 	}
 }
