@@ -283,7 +283,7 @@ func TestVisitInBrowsers(t *testing.T) {
 	if c1 != c2 {
 		t.Fatalf("security codes differ: clinician %s, patient %s", c1, c2)
 	}
-	shot, err := chromedp.Run(pat.ctx, chromedp.CaptureScreenshot())
+	shot, err := chromedp.Run(pat.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
