@@ -133,7 +133,7 @@ func TestNewcomerCommands(t *testing.T) {
 // DIR` checks the demo's trail, as its --help promises (--file defaults to
 // DIR/audit/audit.log, --key-file to DIR/keys/audit.key).
 func TestRegression_AuditVerifyDataDir(t *testing.T) {
-	knownFault(t, "audit verify --data-dir DIR refuses with \"give -c FILE or --file PATH\" although --help says --file defaults to DIR/audit/audit.log")
+
 	dir := filepath.Join(t.TempDir(), "data")
 	d := startDemo(t, dir, freePort(t), freePort(t))
 	newBrowser(t, d).get(d.Base() + "/public/")

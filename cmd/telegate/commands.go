@@ -211,7 +211,7 @@ func versionString() string {
 
 // audit: telegate audit verify [-c FILE | --file PATH] [--key-file PATH] [--data-dir DIR]
 func (c cli) audit(args []string) int {
-	const usage = "telegate audit verify [-c FILE | --file PATH [--key-file PATH] [--data-dir DIR]]"
+	const usage = "telegate audit verify [-c FILE | [--file PATH] [--key-file PATH] [--data-dir DIR]]"
 	if len(args) == 0 || args[0] != "verify" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 			fmt.Fprintf(c.stdout, "Usage: %s\n", usage)
@@ -230,10 +230,8 @@ func (c cli) audit(args []string) int {
 	if st := c.parse(fs, args[1:]); st >= 0 {
 		return st
 	}
-	if cfgPath == "" && *file == "" {
-		return c.usageError(fs, "give -c FILE or --file PATH")
-	}
-
+	// Without -c the trail and key are found in the data directory
+	// (--data-dir, default the demo's ./telegate-data).
 	ac, dir := config.Audit{}, *dataDir
 	if cfgPath != "" {
 		cfg, err := config.Load(cfgPath)

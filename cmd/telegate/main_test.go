@@ -138,7 +138,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"demo", "--bogus"}, "flag provided but not defined"},
 		{[]string{"run"}, "-c FILE is required"},
 		{[]string{"audit"}, `expected the subcommand "verify"`},
-		{[]string{"audit", "verify"}, "give -c FILE or --file PATH"},
+		{[]string{"audit", "verify", "extra"}, `unexpected argument "extra"`},
 		{[]string{}, "-c FILE is required"},
 	}
 	for _, tc := range cases {
