@@ -180,6 +180,22 @@ func requireFreeRelayPort(t *testing.T) {
 	c.Close()
 }
 
+// screenshot saves a full-page PNG of p as dir/name and returns its path.
+func (p *page) screenshot(dir, name string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatalf("%s: screenshot: %v", p.name, err)
+	}
+	out := filepath.Join(dir, name)
+	if err := os.WriteFile(out, shot, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	return out
+}
+
 func artifactsDir(t *testing.T) string {
 	if d := os.Getenv("TELEGATE_TEST_ARTIFACTS"); d != "" {
 		if err := os.MkdirAll(d, 0o755); err == nil {
@@ -221,6 +237,7 @@ func TestVisitInBrowsers(t *testing.T) {
 		}
 	})
 	newCtx := chromium(t)
+	artifacts := artifactsDir(t)
 	dr := newPage(t, newCtx, "clinician")
 	pat := newPage(t, newCtx, "patient")
 
@@ -250,6 +267,8 @@ func TestVisitInBrowsers(t *testing.T) {
 
 	// Clinician admits from the waiting list, then joins the call.
 	dr.waitFor("the waiting patient", `document.querySelector('#waiting-list button[data-action=admit]') !== null`, 15*time.Second)
+	dr.screenshot(artifacts, "visit-lobby.png")
+	pat.screenshot(artifacts, "visit-waiting-room.png")
 	if name := eval[string](dr, `document.querySelector('#waiting-list li .name').textContent`); name != "Demo Patient" {
 		t.Fatalf("waiting list shows %q", name)
 	}
@@ -283,15 +302,7 @@ func TestVisitInBrowsers(t *testing.T) {
 	if c1 != c2 {
 		t.Fatalf("security codes differ: clinician %s, patient %s", c1, c2)
 	}
-	shot, err := chromedp.Run(pat.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(artifactsDir(t), "visit-call.png")
-	if err := os.WriteFile(out, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("call page screenshot: %s; security code %s", out, c1)
+	t.Logf("call page screenshot: %s; security code %s", pat.screenshot(artifacts, "visit-call.png"), c1)
 
 	// A third user cannot join the two-person visit.
 	third := newPage(t, newCtx, "third")
