@@ -17,7 +17,8 @@ type Visits struct {
 	// issued. Default 24h.
 	InviteTTL time.Duration `yaml:"invite_ttl"`
 	// MaxDuration ends a visit this long after its first admission. A visit
-	// nobody was admitted to lapses when its invite expires. Default 2h.
+	// nobody was admitted to lapses MaxDuration after its invite expires.
+	// Default 2h.
 	MaxDuration time.Duration `yaml:"max_duration"`
 	// DefaultParticipants is the participant cap (the owner included) of a
 	// visit created without one. Default 2.
