@@ -371,6 +371,9 @@ type relayConn struct {
 	up, down       *rate.Limiter
 	inbox          chan inPacket
 	done           chan struct{}
+	// stalled: a hand-over waited handOverWait in vain and the inbox has
+	// not been read since; until it is, a full inbox drops at once.
+	stalled atomic.Bool
 }
 
 type inPacket struct {
@@ -430,10 +433,20 @@ func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
 		return
 	default:
 	}
-	// The inbox is full: its reader is runnable but not yet running. Wait
-	// for it briefly rather than throw away a datagram already read; the
+	// The inbox is full. For a UDP client its reader only writes
+	// datagrams, so it is runnable but not yet running: wait for it
+	// briefly rather than throw away a datagram already read; the
 	// listening socket's buffer absorbs what arrives meanwhile, and past
 	// overload the kernel drops there, before any work is spent on it.
+	// The caller is the read loop of a listening socket shared with other
+	// clients, so it never waits for a reader that can be held up by its
+	// client (a TLS stream that is not read), nor again for one that
+	// already let a wait run out and has not taken a datagram since.
+	if c.a.transport != "udp" || c.stalled.Load() {
+		packetPool.Put(b)
+		c.a.s.m.denial("queue_full")
+		return
+	}
 	t := time.NewTimer(handOverWait)
 	defer t.Stop()
 	select {
@@ -442,6 +455,7 @@ func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
 	case <-c.done:
 		packetPool.Put(b)
 	case <-t.C:
+		c.stalled.Store(true)
 		packetPool.Put(b)
 		c.a.s.m.denial("queue_full")
 	}
@@ -471,6 +485,9 @@ func (c *relayConn) readSocket() {
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
 	case pk := <-c.inbox:
+		if c.stalled.Load() {
+			c.stalled.Store(false)
+		}
 		n := copy(p, (*pk.buf)[:pk.n])
 		packetPool.Put(pk.buf)
 		return n, pk.from, nil
