@@ -178,7 +178,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 
 func (m *Manager) startLocal(ctx context.Context, c *config.Config, zl *zap.Logger) error {
 	dir := filepath.Join(c.DataDir, "ca")
-	ca, err := loadOrCreateLocalCA(dir)
+	ca, err := loadOrCreateLocalCA(dir, m.plan.localNames)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,7 +116,9 @@ func TestUnknownServerNameFailsHandshake(t *testing.T) {
 }
 
 // TestLocalRootIsNameConstrained: a trusted local root, even with its key
-// leaked, must not vouch for a public name.
+// leaked, vouches only for the configured local names and loopback — not
+// for a public name nor for the hospital's internal hosts
+// (TestRegression_DemoCANameConstraints in e2e).
 func TestLocalRootIsNameConstrained(t *testing.T) {
 	t.Parallel()
 	cfg := baseConfig(t, config.TLSHost{Names: []string{"localhost"}, Mode: ModeLocal})
@@ -131,7 +134,9 @@ func TestLocalRootIsNameConstrained(t *testing.T) {
 		ok   bool
 	}{
 		{"localhost", "localhost", true},
-		{"sub of test", "gw.clinic.test", true},
+		{"sub of localhost", "app.localhost", true},
+		{"unconfigured .test name", "gw.clinic.test", false},
+		{"hospital-internal name", "ehr.hospital.internal", false},
 		{"public name", "portal.hospital.example.com", false},
 	} {
 		tmpl := &x509.Certificate{
@@ -172,5 +177,20 @@ func TestLocalCAIncompleteIsNotOverwritten(t *testing.T) {
 	}
 	if _, err := os.Stat(keyPath); err == nil {
 		t.Fatal("a new root.key was written next to the old root.pem")
+	}
+}
+
+// TestLocalRootRefusesNamesOutsideItsConstraints: a root made for
+// localhost cannot later be used for another name; New says how to make a
+// new root instead of failing at issuance.
+func TestLocalRootRefusesNamesOutsideItsConstraints(t *testing.T) {
+	t.Parallel()
+	cfg := baseConfig(t, config.TLSHost{Names: []string{"localhost"}, Mode: ModeLocal})
+	m := newManager(t, Options{Config: cfg})
+	m.Close()
+	cfg.TLS.Hosts[0].Names = []string{"localhost", "gw.clinic.test"}
+	_, err := New(t.Context(), Options{Config: cfg})
+	if err == nil || !strings.Contains(err.Error(), "gw.clinic.test") || !strings.Contains(err.Error(), "make a new root") {
+		t.Fatalf("New with a name outside the root's constraints: %v", err)
 	}
 }

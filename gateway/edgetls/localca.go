@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -49,15 +50,17 @@ type localCA struct {
 }
 
 // loadOrCreateLocalCA loads the root from dir, or creates it when neither
-// file exists. A half-present pair (one file missing) is an error rather
-// than being overwritten.
-func loadOrCreateLocalCA(dir string) (*localCA, error) {
+// file exists, constrained to names (the configured local names) and
+// loopback. A half-present pair (one file missing) is an error rather than
+// being overwritten, and so is a root whose constraints do not cover every
+// name.
+func loadOrCreateLocalCA(dir string, names []string) (*localCA, error) {
 	certPath, keyPath := filepath.Join(dir, "root.pem"), filepath.Join(dir, "root.key")
 	_, certErr := os.Stat(certPath)
 	_, keyErr := os.Stat(keyPath)
 	switch {
 	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
-		if err := createLocalCA(dir, certPath, keyPath); err != nil {
+		if err := createLocalCA(dir, certPath, keyPath, names); err != nil {
 			return nil, fmt.Errorf("creating local CA in %s: %w", dir, err)
 		}
 	case certErr != nil || keyErr != nil:
@@ -67,10 +70,68 @@ func loadOrCreateLocalCA(dir string) (*localCA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local CA in %s: %w", dir, err)
 	}
+	for _, n := range names {
+		if !rootPermits(ca.root, n) {
+			return nil, fmt.Errorf("local CA in %s may not vouch for %q (its name constraints cover only the names configured when it was made); remove root.pem and root.key there to make a new root, and trust the new one", dir, n)
+		}
+	}
 	return ca, nil
 }
 
-func createLocalCA(dir, certPath, keyPath string) error {
+// rootConstraints are the name constraints (RFC 5280 §4.2.1.10) of a new
+// local root: exactly the configured names (a wildcard's parent domain) and
+// "localhost", and loopback plus any configured IP literal. Trusted and
+// leaked, such a root can vouch for nothing else — least of all the
+// hospital's internal hosts.
+func rootConstraints(names []string) (dns []string, ips []*net.IPNet) {
+	seen := map[string]bool{}
+	add := func(d string) {
+		if !seen[d] {
+			seen[d] = true
+			dns = append(dns, d)
+		}
+	}
+	add("localhost")
+	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, n := range names {
+		if ip, err := netip.ParseAddr(n); err == nil {
+			loop = append(loop, netip.PrefixFrom(ip, ip.BitLen()))
+			continue
+		}
+		add(strings.TrimPrefix(n, "*."))
+	}
+	for _, p := range loop {
+		ips = append(ips, &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
+	}
+	return dns, ips
+}
+
+// rootPermits reports whether root's name constraints allow name.
+func rootPermits(root *x509.Certificate, name string) bool {
+	if ip, err := netip.ParseAddr(name); err == nil {
+		if len(root.PermittedIPRanges) == 0 {
+			return true
+		}
+		for _, r := range root.PermittedIPRanges {
+			if r.Contains(ip.AsSlice()) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(root.PermittedDNSDomains) == 0 {
+		return true
+	}
+	name = strings.TrimPrefix(name, "*.")
+	for _, d := range root.PermittedDNSDomains {
+		if name == d || strings.HasSuffix(name, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+func createLocalCA(dir, certPath, keyPath string, names []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -83,10 +144,7 @@ func createLocalCA(dir, certPath, keyPath string) error {
 		return err
 	}
 	now := time.Now()
-	var ipRanges []*net.IPNet
-	for _, p := range localPrefixes {
-		ipRanges = append(ipRanges, &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
-	}
+	dnsDomains, ipRanges := rootConstraints(names)
 	tmpl := &x509.Certificate{
 		SerialNumber:                serial,
 		Subject:                     pkix.Name{CommonName: "telegate local CA " + serial.Text(16)[:8], Organization: []string{"telegate (local development)"}},
@@ -98,7 +156,7 @@ func createLocalCA(dir, certPath, keyPath string) error {
 		MaxPathLen:                  0,
 		MaxPathLenZero:              true,
 		PermittedDNSDomainsCritical: true,
-		PermittedDNSDomains:         localSuffixes,
+		PermittedDNSDomains:         dnsDomains,
 		PermittedIPRanges:           ipRanges,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
