@@ -95,8 +95,10 @@ func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
 		ReturnTo: rd,
 		Expires:  s.now().Add(preAuthTTL),
 	}
-	handle := s.preauth.put(rec)
-	setCookie(w, s.preCookie, handle, int(preAuthTTL/time.Second))
+	// Other tabs' sign-ins in flight stay pending beside this one.
+	handles := append([]string{s.preauth.put(rec)}, pendingHandles(s.cookies(r).preauth)...)
+	handles = handles[:min(len(handles), maxPendingSignins)]
+	setCookie(w, s.preCookie, strings.Join(handles, "."), int(preAuthTTL/time.Second))
 	target := rp.oauth.AuthCodeURL(rec.State, oidc.Nonce(rec.Nonce), oauth2.S256ChallengeOption(rec.Verifier))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
@@ -109,21 +111,20 @@ func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request) {
 	pid := r.PathValue("provider")
 	rp := s.providers[pid]
-	// The pre-auth record is single-use: taken now, whatever the outcome.
-	own := s.cookies(r)
-	rec := s.preauth.take(own.preauth, s.now())
-	if own.preauth != "" {
-		setCookie(w, s.preCookie, "", -1)
-	}
+	q := r.URL.Query()
+	rec, pending := s.takePreAuth(w, r, q.Get("state"))
 	if rp == nil {
 		s.denySignin(w, r, pid, "", refuse("unknown_provider", http.StatusNotFound, nil))
+		return
+	}
+	if rec == nil && pending {
+		s.denySignin(w, r, pid, "", refuse("state_mismatch", http.StatusBadRequest, nil))
 		return
 	}
 	if rec == nil {
 		s.denySignin(w, r, pid, "", refuse("no_preauth", http.StatusBadRequest, nil))
 		return
 	}
-	q := r.URL.Query()
 	if rec.Kind != "login" || rec.Provider != pid {
 		s.denySignin(w, r, pid, "", refuse("preauth_mismatch", http.StatusBadRequest, nil))
 		return
@@ -155,7 +156,7 @@ func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request) {
 		s.ended(r.Context(), old, "evicted")
 	}
 	// A sign-in always gets a fresh session; the one the browser had ends.
-	if own.session != "" && validHandle(own.session) {
+	if own := s.cookies(r); own.session != "" && validHandle(own.session) {
 		if old := sessionIDFor(own.session); old != sess.ID {
 			s.endSession(r.Context(), old, "replaced")
 		}
@@ -286,4 +287,40 @@ func safeDetail(err error) string {
 		return msg
 	}
 	return "error"
+}
+
+// takePreAuth takes the pending sign-in whose state matches the callback's
+// (one per tab, from the pre-auth cookie) and rewrites the cookie with the
+// others. A record is single-use: the matching one is taken whatever the
+// outcome, and a state that matches none of them takes them all (fail
+// closed). pending reports whether the cookie named any live record.
+func (s *Service) takePreAuth(w http.ResponseWriter, r *http.Request, state string) (rec *preAuth, pending bool) {
+	now := s.now()
+	handles := pendingHandles(s.cookies(r).preauth)
+	var rest []string
+	for _, h := range handles {
+		p := s.preauth.peek(h, now)
+		if p == nil {
+			continue
+		}
+		pending = true
+		if rec == nil && p.Kind == "login" && subtle.ConstantTimeCompare([]byte(state), []byte(p.State)) == 1 {
+			rec = s.preauth.take(h, now)
+			continue
+		}
+		rest = append(rest, h)
+	}
+	if rec == nil {
+		for _, h := range rest {
+			s.preauth.take(h, now)
+		}
+		rest = nil
+	}
+	switch {
+	case len(rest) > 0:
+		setCookie(w, s.preCookie, strings.Join(rest, "."), int(preAuthTTL/time.Second))
+	case s.cookies(r).preauth != "":
+		setCookie(w, s.preCookie, "", -1)
+	}
+	return rec, pending
 }

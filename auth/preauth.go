@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/sha256"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,41 @@ func (t *preAuthTable) take(handle string, now time.Time) *preAuth {
 		return nil
 	}
 	return rec
+}
+
+// peek returns the record for handle when it exists and has not expired
+// at now, leaving it in the table.
+func (t *preAuthTable) peek(handle string, now time.Time) *preAuth {
+	if handle == "" || len(handle) > 64 {
+		return nil
+	}
+	t.mu.Lock()
+	rec, ok := t.cache.Peek(sha256.Sum256([]byte(handle)))
+	t.mu.Unlock()
+	if !ok || !now.Before(rec.Expires) {
+		return nil
+	}
+	return rec
+}
+
+// maxPendingSignins is how many sign-ins one browser may have in flight at
+// once (one per tab); the pre-auth cookie holds their handles, newest
+// first, separated by ".".
+const maxPendingSignins = 4
+
+// pendingHandles parses the pre-auth cookie value: at most
+// maxPendingSignins well-formed handles.
+func pendingHandles(v string) []string {
+	var hs []string
+	for h := range strings.SplitSeq(v, ".") {
+		if len(hs) == maxPendingSignins {
+			break
+		}
+		if validHandle(h) {
+			hs = append(hs, h)
+		}
+	}
+	return hs
 }
 
 func (t *preAuthTable) len() int { return t.cache.Len() }

@@ -1121,7 +1121,7 @@ func TestAttackForwardedForRateLimit(t *testing.T) {
 // one is signed in, not refused: each pending sign-in keeps its own state
 // (RFC 6749 §10.12 binds state to the user agent, not to the latest tab).
 func TestRegression_TwoTabSignIn(t *testing.T) {
-	knownFault(t, "the pre-auth cookie __Host-telegate-login holds one pending sign-in: starting a second one in another tab makes the first tab's callback fail with 400")
+
 	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
 	b := newBrowser(t, d)
 	first := signInUntilCallback(t, b, d.Base(), "/clinic/", "clinician@demo.test")
