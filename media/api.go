@@ -528,15 +528,39 @@ func (s *Service) handleICE(w http.ResponseWriter, r *http.Request) {
 	// sign-out revokes it while the participant stays admitted.
 	s.relay.Admit(vid, pid)
 	c := s.relay.Credential(vid, pid)
-	host := s.cfg.ICEHost
-	if host == "" {
-		host = hostOnly(r.Host)
-	}
 	writeJSON(w, http.StatusOK, iceConfig{
-		ICEServers:         []iceServer{{URLs: s.relay.ICEURLs(host), Username: c.Username, Credential: c.Password}},
+		ICEServers:         []iceServer{{URLs: s.iceURLs(r), Username: c.Username, Credential: c.Password}},
 		ICETransportPolicy: "relay",
 		Expires:            c.Expires,
 	})
+}
+
+// iceURLs are the relay's URLs for this request (RFC 7065): turn: (UDP)
+// at visits.ice_host when set, and turns: (TLS on the HTTPS listener) at
+// the host the browser reached the gateway by — the name its certificate
+// covers, which an IP literal in ice_host is not (a browser sends no SNI
+// for an IP and cannot verify it).
+func (s *Service) iceURLs(r *http.Request) []string {
+	web := hostOnly(r.Host)
+	if sc := scope.From(r.Context()); sc != nil && sc.Host != "" {
+		web = sc.Host
+	}
+	udpHost := s.cfg.ICEHost
+	if udpHost == "" {
+		udpHost = web
+	}
+	var urls []string
+	for _, u := range s.relay.ICEURLs(udpHost) {
+		if !strings.HasPrefix(u, "turns:") {
+			urls = append(urls, u)
+		}
+	}
+	for _, u := range s.relay.ICEURLs(web) {
+		if strings.HasPrefix(u, "turns:") {
+			urls = append(urls, u)
+		}
+	}
+	return urls
 }
 
 // hostOnly strips a port (and IPv6 brackets) from a Host header value.
