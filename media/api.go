@@ -19,7 +19,7 @@ func (s *Service) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /.telegate/visits", s.handleCreate)
 	mux.HandleFunc("GET /.telegate/visits", s.handleList)
-	mux.HandleFunc("GET /.telegate/visits/lobby", s.page("lobby.html"))
+	mux.HandleFunc("GET /.telegate/visits/lobby", s.lobby(s.page("lobby.html")))
 	mux.HandleFunc("GET /.telegate/visits/join", s.page("join.html"))
 	mux.HandleFunc("POST /.telegate/visits/join", s.handleJoin)
 	mux.HandleFunc("GET /.telegate/visits/{id}", s.handleGet)

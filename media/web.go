@@ -2,6 +2,7 @@ package media
 
 import (
 	"embed"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -57,6 +58,25 @@ func (s *Service) page(name string) http.HandlerFunc {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write(b)
+	}
+}
+
+// lobby serves the clinician lobby to clinicians; anyone else signed in
+// gets a 403 page that says how patients join (an invite link), instead of
+// a create form the visits API would refuse.
+func (s *Service) lobby(page http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if id := identity(r); id != nil && id.Subject != "" && !id.HasRole("clinician") {
+			setPageHeaders(w, r)
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">`+
+				`<title>Video visits</title><link rel="stylesheet" href="/.telegate/visit/style.css"><main><h1>Video visits</h1>`+
+				`<p id="lobby-refused">Video visits are started by clinicians. To join a visit, open the invite link your clinician sent you.</p></main></html>`)
+			return
+		}
+		page(w, r)
 	}
 }
 
