@@ -59,9 +59,6 @@ func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decisio
 	if !methodAllowed(p.Methods, method) {
 		return deny(ReasonMethod)
 	}
-	if p.RequireMFA && !id.HasMFA() {
-		return deny(ReasonMFARequired)
-	}
 	if len(p.Allow) == 0 {
 		return deny(ReasonNoRules)
 	}
@@ -69,6 +66,12 @@ func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decisio
 	for i := range p.Allow {
 		failed := matchRule(&p.Allow[i], id)
 		if failed == "" {
+			// MFA is checked once a rule admits the identity, so that a
+			// refusal names what is really missing (the role, or else the
+			// second factor).
+			if p.RequireMFA && !id.HasMFA() {
+				return deny(ReasonMFARequired)
+			}
 			return scope.Decision{Allow: true, Reason: ruleReason(i)}
 		}
 		switch reason {

@@ -52,6 +52,7 @@ func TestEvaluate(t *testing.T) {
 		{"method case-sensitive", &config.Policy{Methods: []string{"GET"}, Allow: clinicians.Allow}, clinician(), "get", false, "method"},
 		{"mfa satisfied", &config.Policy{RequireMFA: true, Allow: []config.Rule{{Authenticated: true}}}, clinician(), "GET", true, "rule:0"},
 		{"mfa missing", &config.Policy{RequireMFA: true, Allow: []config.Rule{{Authenticated: true}}}, patient(), "GET", false, "mfa-required"},
+		{"missing role named before missing mfa", &config.Policy{RequireMFA: true, Allow: clinicians.Allow}, patient(), "GET", false, "role"},
 		{"mfa device never", &config.Policy{RequireMFA: true, Allow: []config.Rule{{Devices: []string{"cart-7"}}}}, device(), "GET", false, "mfa-required"},
 		{"second rule", &config.Policy{Allow: []config.Rule{{Roles: []string{"admin"}}, {Roles: []string{"patient"}}}}, patient(), "GET", true, "rule:1"},
 		{"empty rule matches nobody", &config.Policy{Allow: []config.Rule{{}}}, clinician(), "GET", false, "empty-rule"},
