@@ -223,8 +223,10 @@ const DemoSource = "(built-in demo)"
 
 // Demo defaults.
 const (
-	DemoListen   = "localhost:8443"
-	DemoAdmin    = "127.0.0.1:9090"
+	DemoListen = "localhost:8443"
+	DemoAdmin  = "127.0.0.1:9090"
+	// DemoRelay is the demo relay's UDP listener and relay address.
+	DemoRelay    = "127.0.0.1:3478"
 	DemoClientID = "telegate-demo"
 )
 
@@ -234,6 +236,9 @@ type DemoOptions struct {
 	Listen string
 	// Admin is the admin listener. Default DemoAdmin.
 	Admin string
+	// Relay is the TURN relay's UDP listener, a loopback IP and port; it
+	// is also the relay address. Default DemoRelay.
+	Relay string
 	// DataDir default DefaultDataDir; made absolute against the working
 	// directory.
 	DataDir string
@@ -321,8 +326,14 @@ func Demo(o DemoOptions) *Config {
 	// implement DemoDefaulter (Relay, Visits, …) set their own demo
 	// settings here, before the common defaults.
 	c.Relay.Enabled = true
-	c.Relay.Listen = "127.0.0.1:3478"
+	if o.Relay == "" {
+		o.Relay = DemoRelay
+	}
+	c.Relay.Listen = o.Relay
 	c.Relay.RelayAddresses = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	if ap, err := netip.ParseAddrPort(o.Relay); err == nil {
+		c.Relay.RelayAddresses = []netip.Addr{ap.Addr()}
+	}
 	// TURN over TLS shares the HTTPS listener (told apart by the STUN magic
 	// cookie), so turns: URLs name its port.
 	if _, port, err := net.SplitHostPort(o.Listen); err == nil {

@@ -27,18 +27,19 @@ import (
 // errDemoNotLoopback is the message for a non-loopback address in demo mode.
 const errDemoNotLoopback = `demo mode listens on loopback only; use "telegate run -c FILE" for a real deployment`
 
-// demo: telegate demo [--listen ADDR] [--admin ADDR] [--data-dir DIR]
+// demo: telegate demo [--listen ADDR] [--admin ADDR] [--relay ADDR] [--data-dir DIR]
 func (c cli) demo(ctx context.Context, args []string) int {
-	fs := c.flags("demo", "telegate demo [--listen ADDR] [--admin ADDR] [--data-dir DIR]\n\n"+
+	fs := c.flags("demo", "telegate demo [--listen ADDR] [--admin ADDR] [--relay ADDR] [--data-dir DIR]\n\n"+
 		"Runs the whole product on localhost with a local CA, a development OpenID Provider\n"+
 		"and a demo upstream app. DEMO MODE: not for patients or real data.")
 	listen := fs.String("listen", config.DemoListen, "public HTTPS `ADDR` (loopback only)")
 	admin := fs.String("admin", config.DemoAdmin, "admin `ADDR` for /healthz, /readyz, /metrics (loopback only)")
+	relayAddr := fs.String("relay", config.DemoRelay, "TURN relay UDP `ADDR`, a loopback IP and port")
 	dataDir := fs.String("data-dir", config.DefaultDataDir, "data `DIR` for the local CA, keys, sessions and the audit trail")
 	if st := c.parse(fs, args); st >= 0 {
 		return st
 	}
-	for _, a := range []struct{ flag, addr string }{{"--listen", *listen}, {"--admin", *admin}} {
+	for _, a := range []struct{ flag, addr string }{{"--listen", *listen}, {"--admin", *admin}, {"--relay", *relayAddr}} {
 		if err := checkLoopbackListen(a.addr); err != nil {
 			fmt.Fprintf(c.stderr, "telegate demo: %s %s: %v\n", a.flag, a.addr, err)
 			return exitUsage
@@ -54,7 +55,11 @@ func (c cli) demo(ctx context.Context, args []string) int {
 		stop()
 	}()
 
-	o := config.DemoOptions{Listen: *listen, Admin: *admin, DataDir: *dataDir}
+	if ap, err := netip.ParseAddrPort(*relayAddr); err != nil || !ap.Addr().IsLoopback() {
+		fmt.Fprintf(c.stderr, "telegate demo: --relay %s: must be a loopback IP and port, e.g. 127.0.0.1:3478\n", *relayAddr)
+		return exitUsage
+	}
+	o := config.DemoOptions{Listen: *listen, Admin: *admin, Relay: *relayAddr, DataDir: *dataDir}
 	cfg := config.Demo(o) // first pass: the public URL and the generated secret
 	secret := cfg.Providers[0].ClientSecret
 	op, err := startDevOP(ctx, logger, cfg.Server.PublicURL, secret)
