@@ -54,12 +54,24 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// freeUDPPort returns a loopback UDP port that was free a moment ago.
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
 // demo is a running `telegate demo` process.
 type demo struct {
 	t       testing.TB
 	dataDir string
 	port    int
 	admin   int
+	relay   int // UDP port of the TURN relay
 	cmd     *exec.Cmd
 	out     *lockedBuffer
 	done    chan struct{}
@@ -76,9 +88,11 @@ func (d *demo) AdminURL() string { return fmt.Sprintf("http://127.0.0.1:%d", d.a
 func startDemo(t testing.TB, dataDir string, port, admin int) *demo {
 	t.Helper()
 	d := &demo{t: t, dataDir: dataDir, port: port, admin: admin, out: &lockedBuffer{}, done: make(chan struct{})}
+	d.relay = freeUDPPort(t)
 	d.cmd = exec.Command(telegateBin, "demo",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--admin", fmt.Sprintf("127.0.0.1:%d", admin),
+		"--relay", fmt.Sprintf("127.0.0.1:%d", d.relay),
 		"--data-dir", dataDir)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {

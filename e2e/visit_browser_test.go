@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,22 +163,6 @@ func (p *page) signIn(target, user, landing string) {
 	p.waitFor("landing on "+landing, fmt.Sprintf(`location.pathname.startsWith(%q) && document.readyState === 'complete'`, landing), 20*time.Second)
 }
 
-// demoRelayAddr is the relay address of `telegate demo` (config.Demo).
-const demoRelayAddr = "127.0.0.1:3478"
-
-// requireFreeRelayPort fails early when another process holds the demo's
-// relay port. The relay binds with SO_REUSEPORT, so a second demo would
-// start anyway and the kernel would hand some browsers' TURN packets to the
-// other process, whose relay secret differs: allocations fail with 401.
-func requireFreeRelayPort(t *testing.T) {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", demoRelayAddr)
-	if err != nil {
-		t.Fatalf("%s is in use by another process (another telegate demo?); stop it first: %v", demoRelayAddr, err)
-	}
-	c.Close()
-}
-
 // screenshot saves a full-page PNG of p as dir/name and returns its path.
 func (p *page) screenshot(dir, name string) string {
 	p.t.Helper()
@@ -212,7 +195,6 @@ func artifactsDir(t *testing.T) string {
 // video, and show the same security code. A declined patient never gets
 // ICE credentials and a third user cannot join a two-person visit.
 func TestVisitInBrowsers(t *testing.T) {
-	requireFreeRelayPort(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	d := startDemo(t, dataDir, freePort(t), freePort(t))
 	t.Cleanup(func() {
