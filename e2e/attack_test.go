@@ -1003,7 +1003,7 @@ func TestRegression_TelegateNotFoundRequestID(t *testing.T) {
 // refuses (here CL+TE, RFC 9112 §6.3) is recorded with the method and
 // path the client sent, not those of the stand-in request.
 func TestRegression_ScannerRefusalAuditMethod(t *testing.T) {
-	knownFault(t, "the audit record of a request refused by the HTTP/1 scanner says GET with no path for a POST to /public/")
+
 	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
 	host := strings.TrimPrefix(d.Base(), "https://")
 	c := dialTLS(t, d, "localhost", "http/1.1")

@@ -245,6 +245,13 @@ func (g *Gateway) canonicalise(next http.Handler) http.Handler {
 		}
 		if rs.conn != nil && rs.conn.h1 {
 			if idx, reason := rs.conn.poisoned(); idx > 0 && rs.connIndex >= idx {
+				if rs.connIndex == idx {
+					// r is the stand-in: record what the client sent.
+					rs.method, s.Path = rs.conn.refusedHead()
+					if rs.method == "" {
+						rs.method = "-" // unreadable
+					}
+				}
 				refuse(w, r, http.StatusBadRequest, "framing:"+reason)
 				return
 			}

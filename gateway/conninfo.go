@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/tls"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -22,6 +24,9 @@ type connInfo struct {
 	mu          sync.Mutex
 	poisonIndex int64
 	poisonWhy   string
+	// refusedMethod and refusedPath are what the refused head asked for
+	// (sanitised; "" when not readable), for the audit record.
+	refusedMethod, refusedPath string
 }
 
 type connInfoKey struct{}
@@ -34,6 +39,36 @@ func (ci *connInfo) poison(idx int64, reason string) {
 	if ci.poisonIndex == 0 || idx < ci.poisonIndex {
 		ci.poisonIndex, ci.poisonWhy = idx, reason
 	}
+}
+
+// poisonHead is poison for a head the scanner refused: it also keeps the
+// head's method and path (without query) for the audit record, when they
+// read as a token and an origin-form path of printable ASCII.
+func (ci *connInfo) poisonHead(idx int64, reason string, head []byte) {
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	method, rest, _ := bytes.Cut(bytes.TrimRight(line, "\r"), []byte(" "))
+	target, _, _ := bytes.Cut(rest, []byte(" "))
+	path, _, _ := bytes.Cut(target, []byte("?"))
+	m, p := string(method), string(path)
+	if len(m) == 0 || len(m) > 16 || strings.IndexFunc(m, func(c rune) bool { return c < 'A' || c > 'Z' }) >= 0 {
+		m = ""
+	}
+	if len(p) == 0 || len(p) > 256 || p[0] != '/' || strings.IndexFunc(p, func(c rune) bool { return c <= ' ' || c > '~' }) >= 0 {
+		p = ""
+	}
+	ci.poison(idx, reason)
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	if ci.poisonIndex == idx {
+		ci.refusedMethod, ci.refusedPath = m, p
+	}
+}
+
+// refusedHead returns the method and path kept by poisonHead.
+func (ci *connInfo) refusedHead() (method, path string) {
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	return ci.refusedMethod, ci.refusedPath
 }
 
 // poisoned returns the first refused head index (0: none) and the reason.

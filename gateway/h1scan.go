@@ -122,7 +122,7 @@ func (h *h1Conn) feed(b []byte) {
 			h.heads++
 			v := checkHead(head)
 			if v.reason != "" {
-				h.info.poison(h.heads, v.reason)
+				h.info.poisonHead(h.heads, v.reason, head)
 				h.pending = append(h.pending, standIn...)
 				h.dead = true
 				return

@@ -50,9 +50,13 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 			if rs.own && reason == "" {
 				decision = ""
 			}
+			method := r.Method
+			if rs.method != "" {
+				method = rs.method
+			}
 			e := audit.Event{
 				Time: s.Start, Type: "request", RequestID: s.RequestID, RouteID: route,
-				Method: r.Method, Path: s.Path, Status: rw.status, Client: s.ClientAddr.String(),
+				Method: method, Path: s.Path, Status: rw.status, Client: s.ClientAddr.String(),
 				Decision: decision, Reason: reason,
 			}
 			if s.Identity != nil {
@@ -75,7 +79,7 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 			g.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", s.RequestID),
 				slog.String("route", route),
-				slog.String("method", r.Method),
+				slog.String("method", method),
 				slog.String("path", s.Path),
 				slog.Int("status", rw.status),
 				slog.String("client", g.hashAddr(s.ClientAddr.String())),
