@@ -975,7 +975,7 @@ func TestRegression_HeaderTooLargeRequestID(t *testing.T) {
 // under /.telegate/ gets an error page that carries the request id, like
 // every other refusal (DESIGN, Conventions).
 func TestRegression_TelegateNotFoundRequestID(t *testing.T) {
-	knownFault(t, `the /.telegate/ muxes fall back to net/http's bare "404 page not found" and "Method Not Allowed" without the request id`)
+
 	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
 	b := newBrowser(t, d)
 	for _, tc := range []struct{ method, path string }{

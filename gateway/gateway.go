@@ -308,7 +308,7 @@ func (g *Gateway) ownEndpoints() http.Handler {
 	if g.o.Auth != nil {
 		authH = g.o.Auth.Handler()
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return ownErrors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.EscapedPath()
 		if p == OwnPrefix+"jwks.json" {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -336,7 +336,7 @@ func (g *Gateway) ownEndpoints() http.Handler {
 			return
 		}
 		writeError(w, r, http.StatusNotFound, "Not found.")
-	})
+	}))
 }
 
 // checkAdminAddr refuses an admin listener that is not on a loopback or
