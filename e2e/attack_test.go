@@ -929,7 +929,7 @@ func TestRegression_TurnsURLHandshake(t *testing.T) {
 // refusals like any other: the page carries the request id and the
 // security headers (DESIGN, Conventions) and the audit trail records them.
 func TestRegression_HeaderTooLargeRequestID(t *testing.T) {
-	knownFault(t, "net/http answers 431 and \"400 Bad Request: malformed Host header\" itself: bare text, no X-Request-Id, no security headers, no log line, no audit record")
+
 	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
 	host := strings.TrimPrefix(d.Base(), "https://")
 	for _, tc := range []struct {
@@ -1034,15 +1034,6 @@ func TestRegression_ScannerRefusalAuditMethod(t *testing.T) {
 	}
 }
 
-// knownFault skips a test that pins a fault not fixed yet, with the fault
-// in one line. TELEGATE_E2E_KNOWN_FAULTS=1 runs it anyway, to see it fail
-// (and to check a fix).
-func knownFault(t *testing.T, fault string) {
-	t.Helper()
-	if os.Getenv("TELEGATE_E2E_KNOWN_FAULTS") != "1" {
-		t.Skip("known fault: " + fault)
-	}
-}
 
 // TestRegression_InspectionArgumentLimit: an SQL injection in a request
 // body is blocked however many harmless arguments come before it; the

@@ -252,7 +252,11 @@ func (g *Gateway) canonicalise(next http.Handler) http.Handler {
 						rs.method = "-" // unreadable
 					}
 				}
-				refuse(w, r, http.StatusBadRequest, "framing:"+reason)
+				status := http.StatusBadRequest
+				if reason == "header-too-large" {
+					status = http.StatusRequestHeaderFieldsTooLarge
+				}
+				refuse(w, r, status, "framing:"+reason)
 				return
 			}
 		}

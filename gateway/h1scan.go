@@ -44,7 +44,7 @@ func newH1Conn(c net.Conn, info *connInfo, maxHead int, prefix []byte) *h1Conn {
 	if maxHead <= 0 {
 		maxHead = 64 << 10
 	}
-	h := &h1Conn{Conn: c, info: info, maxHead: maxHead + 4096}
+	h := &h1Conn{Conn: c, info: info, maxHead: maxHead}
 	h.feed(prefix)
 	return h
 }
@@ -107,14 +107,17 @@ func (h *h1Conn) feed(b []byte) {
 			h.head = append(h.head, b...)
 			b = nil
 			end := headEnd(h.head)
+			if end > h.maxHead || end < 0 && len(h.head) > h.maxHead {
+				// A head past the cap is refused like any other (431 by
+				// the chain, RFC 6585 §5), not by net/http's bare page.
+				h.heads++
+				h.info.poisonHead(h.heads, "header-too-large", h.head)
+				h.pending = append(h.pending, standIn...)
+				h.head = nil
+				h.dead = true
+				return
+			}
 			if end < 0 {
-				if len(h.head) > h.maxHead {
-					// net/http answers 431 and closes.
-					h.stopped = true
-					h.info.poison(h.heads+2, "unscanned")
-					h.pending = append(h.pending, h.head...)
-					h.head = nil
-				}
 				return
 			}
 			head, rest := h.head[:end], h.head[end:]
@@ -234,6 +237,8 @@ func checkHead(head []byte) headVerdict {
 	switch {
 	case len(hosts) > 1:
 		return headVerdict{reason: "duplicate-host"}
+	case len(hosts) == 1 && !validHostField(hosts[0]):
+		return headVerdict{reason: "host"}
 	case len(cls) > 0 && len(tes) > 0:
 		return headVerdict{reason: "cl-te"}
 	case len(tes) > 1 || len(tes) == 1 && !strings.EqualFold(tes[0], "chunked"):
@@ -286,4 +291,15 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// validHostField reports whether a Host field value is a host with an
+// optional port (RFC 9110 §7.2): no userinfo, path, or other delimiters.
+func validHostField(v string) bool {
+	v = strings.TrimSpace(v)
+	if v == "" || strings.ContainsAny(v, "@/\\?#%") {
+		return false
+	}
+	_, err := CanonicalHost(v)
+	return err == nil
 }
