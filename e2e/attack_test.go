@@ -1034,7 +1034,6 @@ func TestRegression_ScannerRefusalAuditMethod(t *testing.T) {
 	}
 }
 
-
 // TestRegression_InspectionArgumentLimit: an SQL injection in a request
 // body is blocked however many harmless arguments come before it; the
 // engine's argument cap (Coraza's ArgumentsLimit, 1000 by default) must
