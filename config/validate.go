@@ -509,7 +509,7 @@ func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
 		if p.ClientID == "" {
 			r.Errorf("client_id", "is required")
 		}
-		if p.ClientSecret == "" {
+		if p.ClientSecret == "" && p.ClientSecretFile == "" { // an unreadable file is reported on its own
 			r.Errorf("client_secret", "is required: set \"${NAME}\" or client_secret_file")
 		} else {
 			inlineSecret(r, "client_secret", fromEnv)
