@@ -241,13 +241,14 @@ func printBanner(w io.Writer, r readyInfo, cfg *config.Config, issuer string) {
   A development identity provider with fixed passwords is running.
 %[1]s
 
-  Open:             %[2]s
-  Trust this CA:    %[3]s
-                    (the local CA root; add it to your browser or OS trust store)
-  Demo users:       clinician@demo.test   patient@demo.test   admin@demo.test
-  Password:         demo
-  Identity provider %[4]s
-  Admin listener    http://%[5]s/healthz
+  Open:               %[2]s
+  Video visits:       %[2]s.telegate/visits/lobby (sign in as the clinician)
+  Trust this CA:      %[3]s
+                      (the local CA root; your browser warns until you trust it)
+  Demo users:         clinician@demo.test   patient@demo.test   admin@demo.test
+  Password:           demo
+  Identity provider:  %[4]s
+  Admin listener:     http://%[5]s/healthz
 
   Stop with Ctrl-C.
 %[1]s

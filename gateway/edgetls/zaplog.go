@@ -23,7 +23,7 @@ var droppedLogKeys = map[string]bool{
 // zapToSlog returns a zap logger whose entries go to l, so certmagic's logs
 // share telegate's format and level.
 func zapToSlog(l *slog.Logger) *zap.Logger {
-	return zap.New(&slogCore{h: l.With("component", "certmagic").Handler()})
+	return zap.New(&slogCore{h: l.With("library", "certmagic").Handler()})
 }
 
 // slogCore is a zapcore.Core writing to a slog.Handler.

@@ -24,7 +24,7 @@ func TestCertmagicLogsDropClientAddresses(t *testing.T) {
 			t.Errorf("log carries client address %s: %s", leak, out)
 		}
 	}
-	for _, want := range []string{`"level":"ERROR"`, `"msg":"tls-alpn challenge"`, `"server_name":"gw.hospital.test"`, `"attempt":2`, `"logger":"handshake"`, `"component":"certmagic"`} {
+	for _, want := range []string{`"level":"ERROR"`, `"msg":"tls-alpn challenge"`, `"server_name":"gw.hospital.test"`, `"attempt":2`, `"logger":"handshake"`, `"library":"certmagic"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s: %s", want, out)
 		}

@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	closers = append(closers, trail.Close)
 	reg.MustRegister(trail)
 
-	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log.With("component", "tls"), HTTPClient: o.HTTPClient})
+	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient}) // it names itself "edgetls"
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -157,7 +157,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		turn, err = relay.New(relay.Options{
 			Config:    cfg.Relay,
 			Audit:     trail,
-			Logger:    log.With("component", "relay"),
+			Logger:    log, // it names itself "relay"
 			Registry:  reg,
 			TLSConfig: certs.TLSConfig(),
 			DataDir:   cfg.DataDir,
