@@ -245,6 +245,6 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// IsClinician reports whether the asserted roles include clinician (the
-// page then links to the visit lobby).
-func (v View) IsClinician() bool { return slices.Contains(v.Roles, "clinician") }
+// HasRole reports whether the asserted roles include role (the page links
+// clinicians to the visit lobby and tells patients how to join).
+func (v View) HasRole(role string) bool { return slices.Contains(v.Roles, role) }

@@ -62,8 +62,8 @@ small{color:#556}
 <dt>Route</dt><dd id="route">{{.Route}}</dd>
 <dt>Path</dt><dd>{{.Path}}</dd>
 </dl>
-{{if .IsClinician}}<p><a id="visits" href="/.telegate/visits/lobby">Start a video visit</a> — create a visit, copy the patient's invite link, and admit the patient from the waiting room.</p>
-{{else}}<p><small>Joining a video visit? Open the invite link your clinician sent you.</small></p>{{end}}
+{{if .HasRole "clinician"}}<p><a id="visits" href="/.telegate/visits/lobby">Start a video visit</a> — create a visit, copy the patient's invite link, and admit the patient from the waiting room.</p>
+{{else if .HasRole "patient"}}<p><small>Joining a video visit? Open the invite link your clinician sent you.</small></p>{{end}}
 <form method="post" action="/.telegate/logout"><button type="submit">Sign out</button></form>
 {{else}}<p id="anonymous">No identity assertion came with this request: this is a public route and the app does not know who you are.</p>
 <dl><dt>Path</dt><dd>{{.Path}}</dd></dl>
