@@ -383,7 +383,10 @@ type inPacket struct {
 }
 
 const (
-	inboxLen = 128
+	// inboxLen bounds the datagrams queued for one client: with
+	// maxDatagram buffers at most 24 × 1600 B = 37.5 KiB, which keeps an
+	// allocation under 64 KiB even when its client falls behind.
+	inboxLen = 24
 	// handOverWait bounds how long a listener's reader waits for a full
 	// inbox before dropping the datagram.
 	handOverWait = 2 * time.Millisecond
