@@ -327,6 +327,18 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	var pcs []turn.PacketConnConfig
 	addr := s.cfg.Listen
+	if n > 1 {
+		// SO_REUSEPORT would let the group join a port another relay
+		// already holds (same user), and the kernel would then split
+		// clients between two relays with different secrets. A plain
+		// bind first proves the port free.
+		probe, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("relay.listen: %s is in use (another relay?): %w", addr, err)
+		}
+		addr = probe.LocalAddr().String()
+		_ = probe.Close()
+	}
 	for i := range n {
 		pc, err := listenUDP(ctx, addr, n > 1)
 		if err != nil {

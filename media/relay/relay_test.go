@@ -1,12 +1,14 @@
 package relay
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/netip"
@@ -687,3 +689,24 @@ func errorsAs(err error, target **turnwire.ErrorResponse) bool {
 }
 
 const passwordVector = "gMY1ouTcOBArNA4nrTkbJmhVCnU="
+
+// TestRegressionListenPortInUse: a relay whose UDP port another relay
+// already holds refuses to start. With SO_REUSEPORT alone the second would
+// join the port and the kernel would split clients between two relays
+// with different secrets (allocations failing 401 at random).
+func TestRegressionListenPortInUse(t *testing.T) {
+	t.Parallel()
+	first := newFixture(t, func(c *config.Relay) { c.UDPSockets = 2 })
+	s, err := New(Options{Config: config.Relay{
+		Enabled: true, Listen: first.s.LocalAddr().String(), UDPSockets: 2,
+		RelayAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		Secrets:        []string{"another-relay-secret-0123456789"},
+	}.Defaults(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second relay on %s: Start = %v, want an in-use error", first.s.LocalAddr(), err)
+	}
+}
