@@ -17,12 +17,14 @@ import (
 )
 
 // STUN/TURN constants pion/stun does not name.
+const attrAccessToken stun.AttrType = 0x001B // RFC 7635 §6.2
+
+// More STUN/TURN numbers, untyped.
 const (
-	attrAccessToken    stun.AttrType = 0x001B // RFC 7635 §6.2
-	protoUDP                         = 17     // REQUESTED-TRANSPORT, RFC 8656 §18.7
-	protoTCP                         = 6
-	typeSendIndication               = 0x0016
-	typeDataIndication               = 0x0017
+	protoUDP           = 17 // REQUESTED-TRANSPORT, RFC 8656 §18.7
+	protoTCP           = 6
+	typeSendIndication = 0x0016
+	typeDataIndication = 0x0017
 )
 
 // guardConn stands in front of pion on one listening socket (a UDP socket
