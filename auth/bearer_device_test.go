@@ -200,3 +200,42 @@ func TestDeviceCertificates(t *testing.T) {
 		t.Errorf("device on a browser route: %d", r.StatusCode)
 	}
 }
+
+// TestVisitsAPIBearer: the visits API takes access tokens from the issuers
+// in visits.bearer (a scheduling app), and only from them; without that
+// setting a token there is ignored and the caller is anonymous.
+func TestVisitsAPIBearer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		enabled bool
+		tamper  bool
+		status  int
+		kind    string
+	}{
+		{"accepted from visits.bearer", true, false, 200, "bearer"},
+		{"bad token refused", true, true, 401, ""},
+		{"not configured: anonymous", false, false, 302, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, withBearer, func(h *harness) {
+				if tc.enabled {
+					h.cfg.Visits.Bearer = []string{"api-idp"}
+				}
+			})
+			now := time.Now()
+			tok := h.op.signClaims(map[string]any{
+				"iss": h.op.issuer, "sub": "svc-scheduler", "aud": "https://api.hospital.test",
+				"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "roles": []string{"reader"},
+			})
+			if tc.tamper {
+				tok = tok[:len(tok)-4] + "AAAA"
+			}
+			r := h.do(h.noRedirectClient(), "GET", VisitsAPIPrefix+"/abc", http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"text/html"}})
+			if r.StatusCode != tc.status || r.Header.Get("X-Kind") != tc.kind {
+				t.Fatalf("status %d kind %q, want %d %q", r.StatusCode, r.Header.Get("X-Kind"), tc.status, tc.kind)
+			}
+		})
+	}
+}

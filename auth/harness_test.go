@@ -187,7 +187,7 @@ func (h *harness) endedCount() int {
 func (h *harness) front() http.Handler {
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sc := scope.From(r.Context())
-		if strings.HasPrefix(r.URL.Path, "/.telegate/") {
+		if strings.HasPrefix(r.URL.Path, "/.telegate/") && !strings.HasPrefix(r.URL.Path, VisitsAPIPrefix) {
 			h.svc.Handler().ServeHTTP(w, r)
 			return
 		}

@@ -14,6 +14,10 @@ import (
 )
 
 // ownCookies are telegate's cookie values, taken from the request before
+// VisitsAPIPrefix is the visits API, the one endpoint of telegate's own that
+// takes bearer tokens (from the issuers in visits.bearer) besides sessions.
+const VisitsAPIPrefix = "/.telegate/visits"
+
 // Authenticate strips them so that Handler can still read them.
 type ownCookies struct {
 	session string
@@ -96,6 +100,9 @@ func (s *Service) Authenticate(next http.Handler) http.Handler {
 		sc.Identity = nil
 
 		route := sc.Route
+		if route == nil && s.visitsAPI != nil && (sc.Path == VisitsAPIPrefix || strings.HasPrefix(sc.Path, VisitsAPIPrefix+"/")) {
+			route = s.visitsAPI
+		}
 		if route != nil && len(route.ClientCert) > 0 {
 			sc.Identity = s.deviceIdentity(r, route)
 			next.ServeHTTP(w, r)

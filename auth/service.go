@@ -95,6 +95,9 @@ type Service struct {
 	bearers     map[string]*bearerVerifier
 	clientCAs   map[string]*x509.CertPool
 	routes      map[string]*config.Route
+	// visitsAPI stands for the visits API (/.telegate/visits) when
+	// visits.bearer names bearer issuers: an API route taking their tokens.
+	visitsAPI *config.Route
 	refreshes   singleflight.Group
 	touching    sync.Map // session id → struct{}: a use being recorded
 	jtiMu       sync.Mutex
@@ -168,6 +171,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	for i := range cfg.Routes {
 		s.routes[cfg.Routes[i].ID] = &cfg.Routes[i]
+	}
+	if len(cfg.Visits.Bearer) > 0 {
+		s.visitsAPI = &config.Route{ID: "visits-api", Path: VisitsAPIPrefix, API: true, Bearer: cfg.Visits.Bearer}
 	}
 
 	// Device CA pools.

@@ -153,6 +153,7 @@ func TestBadConfigs(t *testing.T) {
 		{"paranoia level", []edit{{"data_dir: ./data\n", "data_dir: ./data\ninspection:\n  paranoia_level: 7 # <-\n"}}, "inspection.paranoia_level", "1 to 4"},
 		{"rate without burst", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrate_limits:\n  per_client: {rate: 5} # <-\n"}}, "rate_limits.per_client.burst", "at least 1"},
 		{"assertion ttl long", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  ttl: 1h # <-\n"}}, "assertion.ttl", "at most 5m"},
+		{"visits bearer unknown", []edit{{"data_dir: ./data\n", "data_dir: ./data\nvisits:\n  enabled: true\n  bearer:\n    - nosuch # <-\n"}}, "visits.bearer[0]", "no bearer issuer"},
 		{"section validator (visits)", []edit{{"data_dir: ./data\n", "data_dir: ./data\nvisits:\n  enabled: true\n  max_participants: 99 # <-\n"}}, "visits.max_participants", "between 2 and 16"},
 		{"relay without relay addresses", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay: # <-\n  enabled: true\n"}}, "relay.relay_addresses", "is required"},
 		{"relay server name without certificate", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  server_names: [turn.elsewhere.test] # <-\n"}}, "relay.server_names[0]", "not a name in tls.hosts"},

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -52,6 +54,11 @@ type Visits struct {
 	// ICEHost is the host name put into TURN URLs. Default the host the
 	// request came in on.
 	ICEHost string `yaml:"ice_host"`
+	// Bearer lists bearer issuer ids (from bearer:) whose JWT access tokens
+	// may call the visits API (RFC 6750 §2.1), e.g. a hospital's scheduling
+	// app whose tokens map to role "service". Default none: the API then
+	// takes sign-in sessions only.
+	Bearer []string `yaml:"bearer"`
 }
 
 // ApplyDefaults implements SectionDefaulter: it fills v's zero fields with
@@ -104,7 +111,7 @@ func (v Visits) Defaults() Visits {
 }
 
 // Validate implements Validator for the visits section (defaults applied).
-func (v *Visits) Validate(_ *Config, r *Report) {
+func (v *Visits) Validate(c *Config, r *Report) {
 	if v.InviteTTL < time.Minute || v.InviteTTL > 30*24*time.Hour {
 		r.Errorf("invite_ttl", "must be between 1m and 720h")
 	}
@@ -125,6 +132,11 @@ func (v *Visits) Validate(_ *Config, r *Report) {
 	}
 	if strings.ContainsAny(v.ICEHost, ":/ ?#@[]") {
 		r.Errorf("ice_host", "must be a host name without scheme, port or path")
+	}
+	for i, id := range v.Bearer {
+		if !slices.ContainsFunc(c.Bearer, func(b Bearer) bool { return b.ID == id }) {
+			r.Errorf(fmt.Sprintf("bearer[%d]", i), "no bearer issuer has id %q", id)
+		}
 	}
 }
 
