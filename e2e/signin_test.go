@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -145,6 +146,23 @@ func TestDemoSignOutRefusesOldCookie(t *testing.T) {
 	old := b.cookie(d.Base(), sessionCookie)
 	if old == nil {
 		t.Fatal("no session cookie")
+	}
+	// The admin listener counts the sign-in, the requests by route and
+	// status, and their latency.
+	mresp, err := http.Get(d.AdminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{
+		`telegate_control_signins_total{provider="demo",reason="ok",result="allow"} 1`,
+		`telegate_edge_requests_total{code="200",route="home"}`,
+		`telegate_edge_request_duration_seconds_bucket{route="home"`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("admin /metrics lacks %s", want)
+		}
 	}
 
 	resp, body := b.post(d.Base()+"/.telegate/logout", url.Values{}, http.Header{"Origin": {d.Base()}})

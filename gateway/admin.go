@@ -18,7 +18,6 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	denials  *prometheus.CounterVec
-	signins  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -33,11 +32,8 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_edge_denials_total", Help: "Requests refused, by reason.",
 		}, []string{"reason"}),
-		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "telegate_edge_signins_total", Help: "Sign-ins, by provider and outcome.",
-		}, []string{"provider", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.denials, m.signins} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.denials} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -286,12 +286,6 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 // "ES256" and "use": "sig". It is served at /.telegate/jwks.json.
 func (g *Gateway) JWKS() []byte { return append([]byte(nil), g.signer.jwks...) }
 
-// SigninMetric returns a hook for the auth plane that counts sign-ins in
-// telegate_edge_signins_total{provider,outcome}.
-func (g *Gateway) SigninMetric() func(provider, outcome string) {
-	return func(provider, outcome string) { g.metrics.signins.WithLabelValues(provider, outcome).Inc() }
-}
-
 // ownEndpoints serves /.telegate/: the JWKS, Options.Endpoints (longest
 // prefix first) and the auth handler; anything else is 404.
 func (g *Gateway) ownEndpoints() http.Handler {
