@@ -95,8 +95,13 @@ func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
 		ReturnTo: rd,
 		Expires:  s.now().Add(preAuthTTL),
 	}
+	h, err := s.preauth.put(r.Context(), rec)
+	if err != nil {
+		s.denySignin(w, r, pid, "", refuse("preauth_unavailable", http.StatusServiceUnavailable, err))
+		return
+	}
 	// Other tabs' sign-ins in flight stay pending beside this one.
-	handles := append([]string{s.preauth.put(rec)}, pendingHandles(s.cookies(r).preauth)...)
+	handles := append([]string{h}, pendingHandles(s.cookies(r).preauth)...)
 	handles = handles[:min(len(handles), maxPendingSignins)]
 	setCookie(w, s.preCookie, strings.Join(handles, "."), int(preAuthTTL/time.Second))
 	target := rp.oauth.AuthCodeURL(rec.State, oidc.Nonce(rec.Nonce), oauth2.S256ChallengeOption(rec.Verifier))
@@ -112,9 +117,13 @@ func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request) {
 	pid := r.PathValue("provider")
 	rp := s.providers[pid]
 	q := r.URL.Query()
-	rec, pending := s.takePreAuth(w, r, q.Get("state"))
+	rec, pending, err := s.takePreAuth(w, r, q.Get("state"))
 	if rp == nil {
 		s.denySignin(w, r, pid, "", refuse("unknown_provider", http.StatusNotFound, nil))
+		return
+	}
+	if err != nil {
+		s.denySignin(w, r, pid, "", refuse("preauth_unavailable", http.StatusServiceUnavailable, err))
 		return
 	}
 	if rec == nil && pending {
@@ -293,26 +302,40 @@ func safeDetail(err error) string {
 // (one per tab, from the pre-auth cookie) and rewrites the cookie with the
 // others. A record is single-use: the matching one is taken whatever the
 // outcome, and a state that matches none of them takes them all (fail
-// closed). pending reports whether the cookie named any live record.
-func (s *Service) takePreAuth(w http.ResponseWriter, r *http.Request, state string) (rec *preAuth, pending bool) {
+// closed). pending reports whether the cookie named any live record. When
+// the pre-auth store fails (Redis down) it returns the error, no record,
+// and deletes the cookie: the sign-in is refused and starts over.
+func (s *Service) takePreAuth(w http.ResponseWriter, r *http.Request, state string) (rec *preAuth, pending bool, err error) {
 	now := s.now()
+	ctx := r.Context()
 	handles := pendingHandles(s.cookies(r).preauth)
 	var rest []string
+	fail := func(e error) (*preAuth, bool, error) {
+		setCookie(w, s.preCookie, "", -1)
+		return nil, pending, e
+	}
 	for _, h := range handles {
-		p := s.preauth.peek(h, now)
+		p, err := s.preauth.peek(ctx, h, now)
+		if err != nil {
+			return fail(err)
+		}
 		if p == nil {
 			continue
 		}
 		pending = true
 		if rec == nil && p.Kind == "login" && subtle.ConstantTimeCompare([]byte(state), []byte(p.State)) == 1 {
-			rec = s.preauth.take(h, now)
+			if rec, err = s.preauth.take(ctx, h, now); err != nil {
+				return fail(err)
+			}
 			continue
 		}
 		rest = append(rest, h)
 	}
 	if rec == nil {
 		for _, h := range rest {
-			s.preauth.take(h, now)
+			if _, err := s.preauth.take(ctx, h, now); err != nil {
+				return fail(err)
+			}
 		}
 		rest = nil
 	}
@@ -322,5 +345,5 @@ func (s *Service) takePreAuth(w http.ResponseWriter, r *http.Request, state stri
 	case s.cookies(r).preauth != "":
 		setCookie(w, s.preCookie, "", -1)
 	}
-	return rec, pending
+	return rec, pending, nil
 }

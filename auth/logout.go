@@ -85,7 +85,12 @@ func (s *Service) serveLogout(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	setCookie(w, s.preCookie, s.preauth.put(rec), int(preAuthTTL/time.Second))
+	// Without its pre-auth record the signed-out page links to "/" only.
+	if h, err := s.preauth.put(r.Context(), rec); err != nil {
+		s.log.Warn("auth: sign-out return path not kept", "error", err)
+	} else {
+		setCookie(w, s.preCookie, h, int(preAuthTTL/time.Second))
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
@@ -98,7 +103,11 @@ func (s *Service) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 	rd := "/"
 	if own.preauth != "" {
 		setCookie(w, s.preCookie, "", -1)
-		if rec := s.preauth.take(own.preauth, s.now()); rec != nil && rec.Kind == "logout" &&
+		rec, err := s.preauth.take(r.Context(), own.preauth, s.now())
+		if err != nil {
+			s.log.Warn("auth: sign-out return path unavailable", "error", err)
+		}
+		if rec != nil && rec.Kind == "logout" &&
 			subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("state")), []byte(rec.State)) == 1 {
 			rd = rec.ReturnTo
 		}

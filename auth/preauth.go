@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"strings"
 	"sync"
@@ -29,6 +30,42 @@ type preAuth struct {
 	Verifier string // PKCE code_verifier (RFC 7636 §4.1)
 	ReturnTo string
 	Expires  time.Time
+}
+
+// preAuthStore holds the pre-auth records of round trips in flight. Every
+// implementation is single-use (take returns a record at most once, across
+// every node that shares it), never returns a record whose Expires is not
+// after now, matches nothing for a handle that is empty or longer than 64
+// bytes, and is bounded. An error means the store could not answer (Redis
+// down or slow): callers refuse the sign-in, never accept it without its
+// record (fail closed).
+type preAuthStore interface {
+	// put stores rec under a fresh random handle and returns the handle
+	// for the pre-auth cookie.
+	put(ctx context.Context, rec *preAuth) (string, error)
+	// take removes and returns the record for handle; nil, nil when there
+	// is none or it expired at now.
+	take(ctx context.Context, handle string, now time.Time) (*preAuth, error)
+	// peek returns the record for handle without removing it; nil, nil
+	// when there is none or it expired at now.
+	peek(ctx context.Context, handle string, now time.Time) (*preAuth, error)
+}
+
+// memoryPreAuth is the preAuthStore of a single node: a preAuthTable in
+// this process (bounded by maxPreAuth, least recently created evicted
+// first). It never fails.
+type memoryPreAuth struct{ t *preAuthTable }
+
+func (m memoryPreAuth) put(_ context.Context, rec *preAuth) (string, error) {
+	return m.t.put(rec), nil
+}
+
+func (m memoryPreAuth) take(_ context.Context, handle string, now time.Time) (*preAuth, error) {
+	return m.t.take(handle, now), nil
+}
+
+func (m memoryPreAuth) peek(_ context.Context, handle string, now time.Time) (*preAuth, error) {
+	return m.t.peek(handle, now), nil
 }
 
 // preAuthTable is a bounded, single-use table of pre-auth records.

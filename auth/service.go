@@ -83,21 +83,21 @@ type Service struct {
 	now       func() time.Time
 	publicURL string
 
-	cookieName  string
-	preCookie   string
-	idle        time.Duration
-	absolute    time.Duration
-	store       SessionStore
-	ownStore    bool
-	preauth     *preAuthTable
-	providers   map[string]*relyingParty
-	provOrder   []string
-	bearers     map[string]*bearerVerifier
-	clientCAs   map[string]*x509.CertPool
-	routes      map[string]*config.Route
+	cookieName string
+	preCookie  string
+	idle       time.Duration
+	absolute   time.Duration
+	store      SessionStore
+	ownStore   bool
+	preauth    preAuthStore
+	providers  map[string]*relyingParty
+	provOrder  []string
+	bearers    map[string]*bearerVerifier
+	clientCAs  map[string]*x509.CertPool
+	routes     map[string]*config.Route
 	// visitsAPI stands for the visits API (/.telegate/visits) when
 	// visits.bearer names bearer issuers: an API route taking their tokens.
-	visitsAPI *config.Route
+	visitsAPI   *config.Route
 	refreshes   singleflight.Group
 	touching    sync.Map // session id → struct{}: a use being recorded
 	jtiMu       sync.Mutex
@@ -129,7 +129,6 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		providers: map[string]*relyingParty{},
 		bearers:   map[string]*bearerVerifier{},
 		routes:    map[string]*config.Route{},
-		preauth:   newPreAuthTable(maxPreAuth),
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
@@ -217,6 +216,13 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			return nil, err
 		}
 		s.store, s.ownStore = st, true
+	}
+	// Pre-auth records live where sessions do: with a shared Redis, a
+	// sign-in may complete on another node than the one it started on.
+	if rs, ok := s.store.(*RedisStore); ok {
+		s.preauth = newRedisPreAuth(rs, s.now)
+	} else {
+		s.preauth = memoryPreAuth{newPreAuthTable(maxPreAuth)}
 	}
 
 	s.csrfChecker = http.NewCrossOriginProtection()

@@ -1,0 +1,153 @@
+package auth
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisPreAuth is the preAuthStore for several nodes (sessions.store
+// "redis"): a sign-in that starts on one node completes on any other that
+// shares the Redis.
+//
+// It uses the RedisStore's connection, timeout, key prefix and AES-256-GCM
+// key (NIST SP 800-38D). Each record is one key,
+//
+//	<prefix>pre:<hex SHA-256(handle)>
+//
+// holding nonce(12) | AES-256-GCM(JSON record), with the key name as
+// associated data, so Redis, its replicas and dumps see neither the handle
+// nor the state, nonce, PKCE verifier or return path, and a record moved to
+// another key does not open. The record's Redis TTL is its Expires − now
+// (at least one second, at most preAuthTTL).
+//
+// Single use: take is GETDEL (Redis ≥ 6.2), atomic across nodes, so a
+// record is returned to exactly one caller. peek is GET.
+//
+// Bounds: Redis drops every record by itself when its TTL ends, so the
+// table holds at most the records created in the last preAuthTTL (10
+// minutes); the rate limits in front of /.telegate/login bound that rate.
+// There is no count cap (unlike the in-memory table), and Redis's
+// maxmemory policy must be "noeviction" as for sessions.
+//
+// Failure: every call is bounded by the store's Timeout; an error (down,
+// slow, refused password, a record that fails authentication) is returned
+// as is and the caller refuses the sign-in.
+type redisPreAuth struct {
+	rdb     *redis.Client
+	aead    cipher.AEAD
+	prefix  string
+	timeout time.Duration
+	now     func() time.Time
+}
+
+// newRedisPreAuth keeps pre-auth records in st's Redis, with now the clock
+// that sets their TTL.
+func newRedisPreAuth(st *RedisStore, now func() time.Time) *redisPreAuth {
+	if now == nil {
+		now = time.Now
+	}
+	return &redisPreAuth{rdb: st.rdb, aead: st.codec.aead, prefix: st.prefix, timeout: st.timeout, now: now}
+}
+
+// key is the Redis key of handle's record.
+func (p *redisPreAuth) key(handle string) string {
+	h := sha256.Sum256([]byte(handle))
+	return p.prefix + "pre:" + hex.EncodeToString(h[:])
+}
+
+func (p *redisPreAuth) seal(key string, rec *preAuth) ([]byte, error) {
+	plain, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	ns := p.aead.NonceSize()
+	out := make([]byte, ns, ns+len(plain)+p.aead.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		return nil, err
+	}
+	return p.aead.Seal(out, out[:ns], plain, []byte(key)), nil
+}
+
+func (p *redisPreAuth) open(key string, v []byte) (*preAuth, error) {
+	ns := p.aead.NonceSize()
+	if len(v) < ns+p.aead.Overhead() {
+		return nil, errors.New("auth: pre-auth record truncated")
+	}
+	plain, err := p.aead.Open(nil, v[:ns], v[ns:], []byte(key))
+	if err != nil {
+		return nil, errors.New("auth: pre-auth record fails authentication")
+	}
+	rec := new(preAuth)
+	if err := json.Unmarshal(plain, rec); err != nil {
+		return nil, errors.New("auth: pre-auth record malformed")
+	}
+	return rec, nil
+}
+
+func (p *redisPreAuth) put(ctx context.Context, rec *preAuth) (string, error) {
+	h := randomToken(32)
+	k := p.key(h)
+	v, err := p.seal(k, rec)
+	if err != nil {
+		return "", err
+	}
+	ttl := min(rec.Expires.Sub(p.now()), preAuthTTL)
+	ttl = max(ttl, time.Second)
+	cctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	ok, err := p.rdb.SetNX(cctx, k, v, ttl).Result()
+	if err != nil {
+		return "", fmt.Errorf("auth: redis store pre-auth record: %w", err)
+	}
+	if !ok { // 256-bit handles do not collide; refuse rather than overwrite
+		return "", errors.New("auth: pre-auth handle already in use")
+	}
+	return h, nil
+}
+
+func (p *redisPreAuth) take(ctx context.Context, handle string, now time.Time) (*preAuth, error) {
+	return p.read(ctx, handle, now, true)
+}
+
+func (p *redisPreAuth) peek(ctx context.Context, handle string, now time.Time) (*preAuth, error) {
+	return p.read(ctx, handle, now, false)
+}
+
+func (p *redisPreAuth) read(ctx context.Context, handle string, now time.Time, del bool) (*preAuth, error) {
+	if handle == "" || len(handle) > 64 {
+		return nil, nil
+	}
+	k := p.key(handle)
+	cctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	var cmd *redis.StringCmd
+	if del {
+		cmd = p.rdb.GetDel(cctx, k)
+	} else {
+		cmd = p.rdb.Get(cctx, k)
+	}
+	v, err := cmd.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: redis read pre-auth record: %w", err)
+	}
+	rec, err := p.open(k, v)
+	if err != nil {
+		return nil, err
+	}
+	if !now.Before(rec.Expires) {
+		return nil, nil
+	}
+	return rec, nil
+}
