@@ -331,3 +331,43 @@ func FuzzRedisPreAuthRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestPreAuthSignOutAcrossNodes: the sign-out round trip through the OP
+// (RP-Initiated Logout 1.0) starts on one node and returns to the other,
+// which still offers the return path chosen at sign-out.
+func TestPreAuthSignOutAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n := newTwoNodes(t)
+	n.use(n.a)
+	n.signIn("/app/")
+	if n.sessionCookie() == "" {
+		t.Fatal("not signed in")
+	}
+	c := n.noRedirectClient()
+	req, _ := http.NewRequest(http.MethodPost, n.url+"/.telegate/logout", strings.NewReader("rd=%2Fapp%2Fbye"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", n.url)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	op, err := c.Get(resp.Header.Get("Location")) // end_session_endpoint
+	if err != nil {
+		t.Fatal(err)
+	}
+	op.Body.Close()
+	back := op.Header.Get("Location")
+	if !strings.HasPrefix(back, n.url+"/.telegate/signed-out") {
+		t.Fatalf("OP sent the browser to %q", back)
+	}
+	n.use(n.b)
+	page := n.do(c, http.MethodGet, strings.TrimPrefix(back, n.url), nil)
+	if body := bodyOf(page); page.StatusCode != http.StatusOK || !strings.Contains(body, `href="/app/bye"`) {
+		t.Fatalf("signed-out page on the other node: %d\n%s", page.StatusCode, body)
+	}
+}
