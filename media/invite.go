@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -47,11 +46,17 @@ func validID(s string) bool {
 	return true
 }
 
+// inviteError is a refusal of an invite link, worded for the patient who
+// sees it on the waiting-room page.
+type inviteError string
+
+func (e inviteError) Error() string { return string(e) }
+
 // Invite errors.
 var (
-	errInviteMalformed = errors.New("the invite link is malformed")
-	errInviteSignature = errors.New("the invite link is not valid")
-	errInviteExpired   = errors.New("the invite link has expired; ask the clinician for a new one")
+	errInviteMalformed error = inviteError("This invite link is incomplete or damaged. Open the link exactly as your clinician sent it, or ask for a new one.")
+	errInviteSignature error = inviteError("This invite link is not valid. Ask your clinician to send you a new one.")
+	errInviteExpired   error = inviteError("This invite link has expired. Ask your clinician to send you a new one.")
 )
 
 func inviteMAC(key []byte, visitID string, exp int64) []byte {

@@ -142,6 +142,8 @@ async function join() {
     location.assign(v.call_url);
   } catch (err) {
     $('#waiting').classList.add('refused');
+    // Nothing to wait for: drop the spinner and the "keep this page open" hint.
+    for (const n of document.querySelectorAll('#waiting .spinner, #waiting .hint')) n.hidden = true;
     say('#waiting-status', err.message);
   }
 }
