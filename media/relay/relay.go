@@ -392,7 +392,11 @@ func (s *Server) Start(ctx context.Context) error {
 		case <-s.stop:
 		}
 	}()
-	s.log.Info("relay listening", "udp", s.guards[0].LocalAddr().String(), "sockets", n, "tls", s.cfg.TLSListen)
+	tlsAt := "the HTTPS listener"
+	if s.cfg.TLSListen != "" {
+		tlsAt = s.cfg.TLSListen + " and the HTTPS listener"
+	}
+	s.log.Info("relay listening", "udp", s.guards[0].LocalAddr().String(), "sockets", n, "tls", tlsAt)
 	return nil
 }
 
