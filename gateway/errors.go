@@ -48,6 +48,6 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, text string)
 	w.WriteHeader(status)
 	title := fmt.Sprintf("%d %s", status, http.StatusText(status))
 	fmt.Fprintf(w, "<!doctype html><html lang=en><meta charset=utf-8><title>%s</title>"+
-		"<h1>%s</h1><p>%s</p><p>Request id: <code>%s</code></p></html>\n",
+		"<h1>%s</h1><p>%s</p><p>Request id: <code>%s</code></p><p><a href=\"/\">Home</a></p></html>\n",
 		html.EscapeString(title), html.EscapeString(title), html.EscapeString(text), html.EscapeString(id))
 }
