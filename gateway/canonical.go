@@ -236,13 +236,6 @@ func (g *Gateway) canonicalise(next http.Handler) http.Handler {
 		s := scope.From(r.Context())
 		rs := stateFrom(r.Context())
 		cfg := g.current().cfg
-		if rs.conn != nil && rs.conn.h2 != nil && !rs.conn.h2.allow() {
-			// HTTP/2 stream budget spent (rapid reset): "Connection: close"
-			// makes net/http send GOAWAY; h2Guard closes the connection.
-			w.Header().Set("Connection", "close")
-			refuse(w, r, http.StatusTooManyRequests, "h2:stream-rate")
-			return
-		}
 		if rs.conn != nil && rs.conn.h1 {
 			if idx, reason := rs.conn.poisoned(); idx > 0 && rs.connIndex >= idx {
 				if rs.connIndex == idx {

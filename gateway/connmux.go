@@ -238,9 +238,9 @@ func (h *h1Conn) ConnectionState() tls.ConnectionState {
 }
 
 // h2Guard bounds new streams per HTTP/2 connection (CVE-2023-44487 "rapid
-// reset"): every request that reaches the chain takes a token; past the
-// bucket the connection is told to go away (GOAWAY) and closed a moment
-// later.
+// reset"): every HEADERS frame the client sends takes a token
+// (h2FrameBudget); past the bucket the connection is told to go away
+// (GOAWAY, ENHANCE_YOUR_CALM) and closed a moment later.
 type h2Guard struct {
 	conn    net.Conn
 	lim     *rate.Limiter
@@ -248,8 +248,10 @@ type h2Guard struct {
 	closing bool
 }
 
-// allow takes one token; false once the connection is being closed.
-func (h *h2Guard) allow() bool {
+// take spends one token for a new stream (a HEADERS frame, counted by
+// h2FrameBudget); false once the budget is spent, and the connection is
+// then closed within 500 ms whatever the HTTP/2 server does.
+func (h *h2Guard) take() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {

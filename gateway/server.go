@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"golang.org/x/time/rate"
 )
 
@@ -113,11 +115,8 @@ func (g *Gateway) publicTLS(base *tls.Config) *tls.Config {
 // read and idle timeouts, a header size cap, HTTP/1.1 and HTTP/2 over TLS
 // only (no h2c), MaxConcurrentStreams per HTTP/2 connection, and a
 // per-connection stream budget (h2Guard).
-func (g *Gateway) publicServer(tlsCfg *tls.Config) *http.Server {
+func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 	sc := g.current().cfg.Server
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetHTTP2(true)
 	streams := sc.H2MaxConcurrentStreams
 	if streams == 0 {
 		streams = 100
@@ -127,7 +126,7 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) *http.Server {
 		perSec = 200
 	}
 	burst := max(int(perSec), 2*int(streams))
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           g.handler,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: orDur(sc.ReadHeaderTimeout, DefaultReadHeaderTimeout),
@@ -135,8 +134,6 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) *http.Server {
 		WriteTimeout:      sc.WriteTimeout,
 		IdleTimeout:       orDur(sc.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    orInt(sc.MaxHeaderBytes, DefaultMaxHeaderBytes),
-		Protocols:         &protos,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: int(streams)},
 		ErrorLog:          slogErrorLog(g.log),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			switch cc := c.(type) {
@@ -153,12 +150,23 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) *http.Server {
 			return ctx
 		},
 	}
+	// HTTP/2 over TLS only (no h2c): connections that negotiated h2 go to
+	// the HTTP/2 server through their stream budget (h2frames.go).
+	h2s := &http2.Server{MaxConcurrentStreams: streams}
+	if err := http2.ConfigureServer(srv, h2s); err != nil {
+		return nil, fmt.Errorf("gateway: HTTP/2: %w", err)
+	}
+	srv.TLSNextProto["h2"] = serveH2(h2s)
+	return srv, nil
 }
 
 // serve runs the servers on ls until ctx ends.
 func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) error {
 	tlsCfg := g.publicTLS(base)
-	pub := g.publicServer(tlsCfg)
+	pub, err := g.publicServer(tlsCfg)
+	if err != nil {
+		return err
+	}
 	mux := newMuxListener(g, ls.public, tlsCfg)
 	go mux.run()
 	servers := []*http.Server{pub}
@@ -196,7 +204,6 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 	g.ready.Store(true)
 	g.log.Info("listening", "public", ls.public.Addr().String(), "admin", ls.admin.Addr().String())
 
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
