@@ -261,7 +261,9 @@ func (h *h2Guard) take() bool {
 		return true
 	}
 	h.closing = true
-	time.AfterFunc(500*time.Millisecond, func() { h.conn.Close() })
+	if h.conn != nil {
+		time.AfterFunc(500*time.Millisecond, func() { h.conn.Close() })
+	}
 	return false
 }
 

@@ -98,6 +98,8 @@ func (f *h2FrameBudget) scan(b []byte) int {
 
 // serveH2 is the HTTP/2 side of the public server: the connection goes to
 // h2s through the frame budget of its connInfo (set by ConnContext).
+//
+//lint:ignore SA1019 net/http serves HTTP/2 only from a *tls.Conn; see publicServer
 func serveH2(h2s *http2.Server) func(*http.Server, *tls.Conn, http.Handler) {
 	type baseContexter interface{ BaseContext() context.Context }
 	return func(hs *http.Server, c *tls.Conn, h http.Handler) {
@@ -109,6 +111,7 @@ func serveH2(h2s *http2.Server) func(*http.Server, *tls.Conn, http.Handler) {
 		if ci, _ := ctx.Value(connInfoKey{}).(*connInfo); ci != nil && ci.h2 != nil {
 			conn = newH2FrameBudget(c, ci.h2)
 		}
+		//lint:ignore SA1019 net/http serves HTTP/2 only from a *tls.Conn; see publicServer
 		h2s.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs})
 	}
 }
