@@ -51,8 +51,8 @@ type Limiter struct {
 	perSubject config.RateLimit
 	now        func() time.Time
 
-	clients  *lru.Cache[clientKey, *rate.Limiter]
-	subjects *lru.Cache[subjectKey, *rate.Limiter]
+	clients  *bucketTable[clientKey]
+	subjects *bucketTable[subjectKey]
 
 	limitedClient  atomic.Uint64
 	limitedSubject atomic.Uint64
@@ -77,14 +77,8 @@ func NewLimiter(cfg config.RateLimits, now func() time.Time) *Limiter {
 	if size <= 0 {
 		size = DefaultMaxClients
 	}
-	clients, err := lru.New[clientKey, *rate.Limiter](size)
-	if err != nil {
-		panic(err) // only for size <= 0, excluded above
-	}
-	subjects, err := lru.New[subjectKey, *rate.Limiter](size)
-	if err != nil {
-		panic(err)
-	}
+	clients := newBucketTable[clientKey](size)
+	subjects := newBucketTable[subjectKey](size)
 	return &Limiter{
 		perClient:  cfg.PerClient,
 		perSubject: cfg.PerSubject,
@@ -110,7 +104,7 @@ func (l *Limiter) AllowClient(routeID string, addr netip.Addr, override *config.
 	}
 	k := clientKey{route: routeID, prefix: clientPrefix(addr)}
 	now := l.now()
-	if getBucket(l.clients, k, lim, now).AllowN(now, 1) {
+	if l.clients.get(k, lim, now).AllowN(now, 1) {
 		return true
 	}
 	l.limitedClient.Add(1)
@@ -132,7 +126,7 @@ func (l *Limiter) AllowSubject(routeID, subjectKey string, override *config.Rate
 		return true
 	}
 	now := l.now()
-	if getBucket(l.subjects, subjectKeyOf(routeID, subjectKey), lim, now).AllowN(now, 1) {
+	if l.subjects.get(subjectKeyOf(routeID, subjectKey), lim, now).AllowN(now, 1) {
 		return true
 	}
 	l.limitedSubject.Add(1)
@@ -152,7 +146,7 @@ func (l *Limiter) Limited() (byClient, bySubject uint64) {
 
 // Len returns the number of buckets held per client and per subject.
 func (l *Limiter) Len() (clients, subjects int) {
-	return l.clients.Len(), l.subjects.Len()
+	return l.clients.c.Len(), l.subjects.c.Len()
 }
 
 // clientPrefix is the network a client address is limited as.
@@ -170,22 +164,58 @@ func clientPrefix(addr netip.Addr) netip.Prefix {
 
 // getBucket returns the bucket for k, creating it full, and brings its
 // limit in line with lim (an override may change on reload).
-func getBucket[K comparable](c *lru.Cache[K, *rate.Limiter], k K, lim config.RateLimit, now time.Time) *rate.Limiter {
+// bucketTable is a bounded table of token buckets with least-recently-used
+// eviction. A hit takes the table's read lock only; it moves the bucket to
+// the front of the recency list (the exclusive lock) only once a quarter of
+// the table has been inserted since it last did. A bucket in use is
+// therefore always promoted before it could reach the end of the list, so
+// churning new keys never evicts (and so never refills) a busy bucket, and
+// the busy bucket of a single client no longer serialises its requests on
+// the table's lock.
+type bucketTable[K comparable] struct {
+	c       *lru.Cache[K, *bucket]
+	inserts atomic.Uint64
+	every   uint64
+}
+
+// bucket is a token bucket and the insert count at its last promotion.
+type bucket struct {
+	*rate.Limiter
+	promoted atomic.Uint64
+}
+
+func newBucketTable[K comparable](size int) *bucketTable[K] {
+	c, err := lru.New[K, *bucket](size)
+	if err != nil {
+		panic(err) // only for size <= 0, excluded by NewLimiter
+	}
+	return &bucketTable[K]{c: c, every: uint64(max(1, size/4))}
+}
+
+// get returns k's bucket for lim, making it on first use; a bucket whose
+// settings differ (a reload changed the limit) keeps its tokens and takes
+// the new settings.
+func (t *bucketTable[K]) get(k K, lim config.RateLimit, now time.Time) *rate.Limiter {
 	burst := lim.Burst
 	if burst <= 0 {
 		burst = int(math.Max(1, math.Ceil(lim.Rate)))
 	}
 	want := rate.Limit(lim.Rate)
-	if b, ok := c.Get(k); ok {
+	if b, ok := t.c.Peek(k); ok {
+		if n := t.inserts.Load(); n-b.promoted.Load() >= t.every {
+			b.promoted.Store(n)
+			t.c.Get(k)
+		}
 		if b.Limit() != want || b.Burst() != burst {
 			b.SetLimitAt(now, want)
 			b.SetBurstAt(now, burst)
 		}
-		return b
+		return b.Limiter
 	}
-	b := rate.NewLimiter(want, burst)
-	if prev, ok, _ := c.PeekOrAdd(k, b); ok {
-		return prev
+	b := &bucket{Limiter: rate.NewLimiter(want, burst)}
+	b.promoted.Store(t.inserts.Add(1))
+	if prev, ok, _ := t.c.PeekOrAdd(k, b); ok {
+		return prev.Limiter
 	}
-	return b
+	return b.Limiter
 }

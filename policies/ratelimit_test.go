@@ -216,3 +216,25 @@ func BenchmarkAllowClientEvicting(b *testing.B) {
 		l.AllowClient("clinic", netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), nil)
 	}
 }
+
+// TestRegressionChurnNeverRefillsBusyBucket: hits take only the table's
+// read lock and promote a bucket lazily, yet a client that stays busy while
+// new keys churn through a small table is never evicted, so its bucket is
+// never refilled (a churn of fresh keys would otherwise reset it).
+func TestRegressionChurnNeverRefillsBusyBucket(t *testing.T) {
+	t.Parallel()
+	l := NewLimiter(config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 5}, MaxClients: 8}, newClock().now)
+	hot := netip.MustParseAddr("192.0.2.1")
+	passed := 0
+	for i := range 400 {
+		if l.AllowClient("r", hot, nil) {
+			passed++
+		}
+		for j := range 3 {
+			l.AllowClient("r", netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(j)}), nil)
+		}
+	}
+	if passed != 5 {
+		t.Fatalf("busy client passed %d requests with a burst of 5 while keys churned", passed)
+	}
+}
