@@ -29,7 +29,7 @@ func newTwoNodes(t *testing.T) *twoNodes {
 	h := newHarness(t, func(h *harness) {
 		h.cfg.Sessions.Store = "redis"
 		h.cfg.Sessions.EncryptionKey = base64.StdEncoding.EncodeToString(testKey(9))
-		h.cfg.Redis = config.Redis{Addr: r.addr, Password: r.password}
+		h.cfg.Redis = config.Redis{Addr: r.Addr, Password: r.Password}
 	})
 	b, err := New(context.Background(), Options{
 		Config:     h.cfg,
@@ -204,7 +204,7 @@ func TestPreAuthRedisDownFailsClosed(t *testing.T) {
 	n.use(n.a)
 	cb := n.startLogin("/app/")
 	pre := n.preCookie()
-	n.redis.stop()
+	n.redis.Stop()
 	n.use(n.b)
 
 	start := time.Now()
@@ -228,7 +228,7 @@ func TestPreAuthRedisDownFailsClosed(t *testing.T) {
 	}
 	state := mustURL(cb).Query().Get("state")
 	logs := n.logs.String()
-	for _, secret := range []string{pre, state, n.redis.password} {
+	for _, secret := range []string{pre, state, n.redis.Password} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("logs hold a secret (%.6s…)", secret)
 		}
@@ -251,7 +251,7 @@ func TestRedisPreAuthAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := r.client(t)
+	raw := r.Client(t)
 	keys, err := raw.Keys(ctx, prefix+"*").Result()
 	if err != nil || len(keys) != 1 || keys[0] != st.key(h) {
 		t.Fatalf("keys %v, %v; want [%s]", keys, err, st.key(h))
@@ -295,7 +295,7 @@ func TestRedisPreAuthDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.stop()
+	r.Stop()
 	if _, err := st.put(ctx, &preAuth{Expires: now.Add(time.Minute)}); err == nil {
 		t.Error("put with Redis down succeeded")
 	}

@@ -8,117 +8,23 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/telegate/telegate/internal/redistest"
 
 	"github.com/telegate/telegate/config"
 )
 
-// testRedis is a redis-server the test started on 127.0.0.1 with a
-// password, no persistence, killed at cleanup.
-type testRedis struct {
-	addr, password string
+// testRedis is a redis-server the test started (internal/redistest).
+type testRedis struct{ *redistest.Server }
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
-}
-
-// startRedis starts /usr/bin/redis-server (or redis-server on PATH). It
-// skips only when the binary is absent and CI is unset; in CI a missing
-// binary fails the test.
-func startRedis(t *testing.T) *testRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if _, serr := os.Stat("/usr/bin/redis-server"); serr == nil {
-			bin = "/usr/bin/redis-server"
-		} else if os.Getenv("CI") == "" {
-			t.Skip("redis-server is not installed (apt-get install redis-server, or run scripts/test); set CI to make this a failure")
-		} else {
-			t.Fatal("redis-server is not installed; scripts/test installs it")
-		}
-	}
-	r := &testRedis{password: randomToken(18)}
-	dir := t.TempDir()
-	for attempt := 0; attempt < 5; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		var logs bytes.Buffer
-		cmd := exec.Command(bin,
-			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--save", "", "--appendonly", "no", "--dir", dir,
-			"--requirepass", r.password, "--protected-mode", "yes",
-			"--maxmemory-policy", "noeviction", "--loglevel", "warning")
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		r.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if r.ready(exited) {
-			r.cmd = cmd
-			t.Cleanup(r.stop)
-			return r
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	t.Fatal("redis-server did not start")
-	return nil
-}
-
-func (r *testRedis) ready(exited <-chan struct{}) bool {
-	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, DialTimeout: time.Second, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
-	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
-
-// stop kills the server (idempotent).
-func (r *testRedis) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		_ = r.cmd.Process.Kill()
-		r.cmd = nil
-	}
-}
-
-// client is a raw client for inspecting what the store wrote.
-func (r *testRedis) client(t *testing.T) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, DisableIdentity: true, Protocol: 2})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
+func startRedis(t *testing.T) *testRedis { return &testRedis{redistest.Start(t)} }
 
 func (r *testRedis) store(t *testing.T, key []byte, max int, prefix string) *RedisStore {
 	t.Helper()
@@ -126,7 +32,7 @@ func (r *testRedis) store(t *testing.T, key []byte, max int, prefix string) *Red
 		prefix = "t{" + randomToken(9) + "}:"
 	}
 	st, err := OpenRedisStore(context.Background(), RedisOptions{
-		Addr: r.addr, Password: r.password, Key: key, MaxSessions: max, Prefix: prefix,
+		Addr: r.Addr, Password: r.Password, Key: key, MaxSessions: max, Prefix: prefix,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +68,7 @@ func TestRedisStoreAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	raw := r.client(t)
+	raw := r.Client(t)
 	keys, err := raw.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +110,7 @@ func TestRedisStoreTTL(t *testing.T) {
 	r := startRedis(t)
 	prefix := "ttl{x}:"
 	st := r.store(t, testKey(1), 10, prefix)
-	raw := r.client(t)
+	raw := r.Client(t)
 	_, id := newHandle()
 	s := &Session{ID: id, Issuer: "https://idp.test", Subject: "a", SID: "s", Expires: time.Now().Add(10 * time.Minute)}
 	if _, err := st.Put(ctx, s); err != nil {
@@ -284,7 +190,7 @@ func TestRedisStoreDownFailsClosed(t *testing.T) {
 	h := newHarness(t, func(h *harness) {
 		h.cfg.Sessions.Store = "redis"
 		h.cfg.Sessions.EncryptionKey = base64.StdEncoding.EncodeToString(testKey(7))
-		h.cfg.Redis = config.Redis{Addr: r.addr, Password: r.password}
+		h.cfg.Redis = config.Redis{Addr: r.Addr, Password: r.Password}
 	})
 	if _, ok := h.svc.store.(*RedisStore); !ok {
 		t.Fatalf("store is %T, want *RedisStore", h.svc.store)
@@ -294,7 +200,7 @@ func TestRedisStoreDownFailsClosed(t *testing.T) {
 		t.Fatalf("signed in with Redis up: %d", resp.StatusCode)
 	}
 
-	r.stop()
+	r.Stop()
 	start := time.Now()
 	if resp := h.do(h.noRedirectClient(), http.MethodGet, "/app/", nil); resp.StatusCode != http.StatusFound || resp.Header.Get("X-Subject") != "" {
 		t.Fatalf("page with Redis down: %d subject %q, want 302 to sign-in", resp.StatusCode, resp.Header.Get("X-Subject"))
@@ -309,7 +215,7 @@ func TestRedisStoreDownFailsClosed(t *testing.T) {
 	if !strings.Contains(logs, "session lookup failed") {
 		t.Errorf("the lookup failure was not logged:\n%s", logs)
 	}
-	if strings.Contains(logs, r.password) || strings.Contains(logs, h.sessionCookie()) {
+	if strings.Contains(logs, r.Password) || strings.Contains(logs, h.sessionCookie()) {
 		t.Error("logs hold the Redis password or the session cookie")
 	}
 
@@ -325,7 +231,7 @@ func TestOpenStoreRedisConfig(t *testing.T) {
 	r := startRedis(t)
 	key := base64.StdEncoding.EncodeToString(testKey(3))
 	pwFile := filepath.Join(t.TempDir(), "redis.pw")
-	if err := os.WriteFile(pwFile, []byte(r.password+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(pwFile, []byte(r.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -334,15 +240,15 @@ func TestOpenStoreRedisConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"password file", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key},
-			Redis: config.Redis{Addr: r.addr, PasswordFile: pwFile}}, ""},
+			Redis: config.Redis{Addr: r.Addr, PasswordFile: pwFile}}, ""},
 		{"inline password", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key},
-			Redis: config.Redis{Addr: r.addr, Password: r.password}}, ""},
+			Redis: config.Redis{Addr: r.Addr, Password: r.Password}}, ""},
 		{"wrong password", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key},
-			Redis: config.Redis{Addr: r.addr, Password: "wrong"}}, "WRONGPASS"},
+			Redis: config.Redis{Addr: r.Addr, Password: "wrong"}}, "WRONGPASS"},
 		{"no password", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key},
-			Redis: config.Redis{Addr: r.addr}}, "NOAUTH"},
+			Redis: config.Redis{Addr: r.Addr}}, "NOAUTH"},
 		{"no shared key", config.Config{DataDir: t.TempDir(), Sessions: config.Sessions{Store: "redis"},
-			Redis: config.Redis{Addr: r.addr, Password: r.password}}, "encryption_key"},
+			Redis: config.Redis{Addr: r.Addr, Password: r.Password}}, "encryption_key"},
 		{"no address", config.Config{Sessions: config.Sessions{Store: "redis", EncryptionKey: key}}, "redis.addr"},
 		{"unknown store", config.Config{Sessions: config.Sessions{Store: "memcached"}}, "not supported"},
 	}
@@ -363,7 +269,7 @@ func TestOpenStoreRedisConfig(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("OpenStore = %v, want an error containing %q", err, tc.wantErr)
 			}
-			if r.password != "" && strings.Contains(err.Error(), r.password) {
+			if r.Password != "" && strings.Contains(err.Error(), r.Password) {
 				t.Fatal("error holds the password")
 			}
 		})

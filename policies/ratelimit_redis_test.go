@@ -1,20 +1,17 @@
 package policies
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/telegate/telegate/internal/redistest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -22,96 +19,14 @@ import (
 	"github.com/telegate/telegate/config"
 )
 
-// testRedis is a redis-server the test started on 127.0.0.1 with a
-// password and no persistence, killed at cleanup.
-type testRedis struct {
-	addr, password string
+// testRedis is a redis-server the test started (internal/redistest).
+type testRedis struct{ *redistest.Server }
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
-}
-
-// startRedis starts redis-server; it skips only when the binary is absent
-// and CI is unset (in CI a missing binary fails the test).
-func startRedis(t *testing.T) *testRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if _, serr := os.Stat("/usr/bin/redis-server"); serr == nil {
-			bin = "/usr/bin/redis-server"
-		} else if os.Getenv("CI") == "" {
-			t.Skip("redis-server is not installed (apt-get install redis-server, or run scripts/test); set CI to make this a failure")
-		} else {
-			t.Fatal("redis-server is not installed; scripts/test installs it")
-		}
-	}
-	pw := make([]byte, 16)
-	_, _ = rand.Read(pw)
-	r := &testRedis{password: hex.EncodeToString(pw)}
-	dir := t.TempDir()
-	for attempt := 0; attempt < 5; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		var logs bytes.Buffer
-		cmd := exec.Command(bin,
-			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-			"--save", "", "--appendonly", "no", "--dir", dir,
-			"--requirepass", r.password, "--protected-mode", "yes", "--loglevel", "warning")
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		r.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if r.ready(exited) {
-			r.cmd = cmd
-			t.Cleanup(r.stop)
-			return r
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	t.Fatal("redis-server did not start")
-	return nil
-}
-
-func (r *testRedis) ready(exited <-chan struct{}) bool {
-	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, DialTimeout: time.Second, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
-	defer c.Close()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
-
-func (r *testRedis) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		_ = r.cmd.Process.Kill()
-		r.cmd = nil
-	}
-}
+func startRedis(t *testing.T) *testRedis { return &testRedis{redistest.Start(t)} }
 
 func (r *testRedis) limiter(t *testing.T, cfg config.RateLimits, routes []config.Route) *RedisLimiter {
 	t.Helper()
-	l, err := NewRedisLimiter(cfg, routes, RedisLimiterOptions{Addr: r.addr, Password: r.password, HashKey: []byte("shared")})
+	l, err := NewRedisLimiter(cfg, routes, RedisLimiterOptions{Addr: r.Addr, Password: r.Password, HashKey: []byte("shared")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +131,7 @@ func TestRedisLimiterKeysHoldNoAddressOrSubject(t *testing.T) {
 	l := r.limiter(t, config.RateLimits{}, nil)
 	l.AllowClient("app", netip.MustParseAddr("203.0.113.99"))
 	l.AllowSubject("app", "https://idp.test\x00patient-4711")
-	c := redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, DisableIdentity: true, Protocol: 2})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password, DisableIdentity: true, Protocol: 2})
 	defer c.Close()
 	keys, err := c.Keys(context.Background(), "*").Result()
 	if err != nil || len(keys) != 2 {
@@ -245,7 +160,7 @@ func TestRedisLimiterFallsBackWhenRedisStops(t *testing.T) {
 	if !l.AllowClient("app", c) {
 		t.Fatal("first request refused")
 	}
-	r.stop()
+	r.Stop()
 	start := time.Now()
 	if got := allowed(10, func() bool { return l.AllowClient("app", c) }); got != 3 {
 		t.Errorf("with Redis down %d of 10 allowed, want the local burst 3", got)
@@ -325,7 +240,7 @@ func TestRedisLimiterOptionsFrom(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
 	pwFile := t.TempDir() + "/redis.pw"
-	if err := os.WriteFile(pwFile, []byte(r.password+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(pwFile, []byte(r.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -334,9 +249,9 @@ func TestRedisLimiterOptionsFrom(t *testing.T) {
 		wantErr bool
 		allows  int // of 3 requests at burst 1
 	}{
-		{"password file", config.Redis{Addr: r.addr, PasswordFile: pwFile}, false, 1},
-		{"inline password", config.Redis{Addr: r.addr, Password: r.password}, false, 1},
-		{"missing file", config.Redis{Addr: r.addr, PasswordFile: pwFile + ".missing"}, true, 0},
+		{"password file", config.Redis{Addr: r.Addr, PasswordFile: pwFile}, false, 1},
+		{"inline password", config.Redis{Addr: r.Addr, Password: r.Password}, false, 1},
+		{"missing file", config.Redis{Addr: r.Addr, PasswordFile: pwFile + ".missing"}, true, 0},
 		{"no address", config.Redis{Password: "x"}, true, 0},
 	}
 	for _, tc := range tests {
