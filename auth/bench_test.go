@@ -26,7 +26,7 @@ func benchService(tb testing.TB, n int) (*Service, []string, string) {
 	}
 	st.db.NoSync = true // setup speed only; lookups are reads
 	now := time.Now()
-	s := &Service{store: st, now: func() time.Time { return now }, idle: 15 * time.Minute, absolute: 12 * time.Hour,
+	s := &Service{store: st, now: func() time.Time { return now }, idle: 15 * time.Minute, touchEvery: touchIntervalFor(15 * time.Minute), absolute: 12 * time.Hour,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), audit: audit.Discard{}}
 	s.metrics, _ = newMetrics(nil)
 	tb.Cleanup(func() { _ = st.Close() })
@@ -75,13 +75,13 @@ func BenchmarkSessionLookup(b *testing.B) {
 			s.store.(*BoltStore).cache.Resize(tc.cache)
 			ctx := context.Background()
 			for _, h := range handles {
-				_ = s.loadSession(ctx, h)
+				_ = s.loadSession(ctx, h, true)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			i := 0
 			for b.Loop() {
-				if s.loadSession(ctx, handles[i%len(handles)]) == nil {
+				if s.loadSession(ctx, handles[i%len(handles)], true) == nil {
 					b.Fatal("session not found")
 				}
 				i++
@@ -124,7 +124,7 @@ func TestIdleSessionFootprint(t *testing.T) {
 	// bounded cache (at most DefaultSessionCacheSize of them).
 	ctx := context.Background()
 	for _, h := range handles {
-		if s.loadSession(ctx, h) == nil {
+		if s.loadSession(ctx, h, true) == nil {
 			t.Fatal("session not found")
 		}
 	}

@@ -125,7 +125,7 @@ func (s *Service) Authenticate(next http.Handler) http.Handler {
 			}
 		}
 		if own.session != "" {
-			if sess := s.loadSession(ctx, own.session); sess != nil {
+			if sess := s.loadSession(ctx, own.session, r.Header.Get(BackgroundHeader) != "1"); sess != nil {
 				sc.Identity = sess.Identity()
 			}
 		}
@@ -133,11 +133,19 @@ func (s *Service) Authenticate(next http.Handler) http.Handler {
 	})
 }
 
+// BackgroundHeader marks a request that a page sends by itself, not on a
+// person's action: "X-Telegate-Background: 1" on a poll (the visit lobby's
+// refresh, say). Such a request is authenticated as any other but is not
+// use of the session: it does not move the idle clock, so a page left open
+// and unattended is still signed out after sessions.idle_timeout. Like
+// every X-Telegate-* header it never reaches an upstream.
+const BackgroundHeader = "X-Telegate-Background"
+
 // loadSession returns the live session for a cookie handle, or nil. It ends
 // sessions past their idle or absolute deadline, refreshes an expired access
-// token once (a failed refresh ends the session) and records use at most
-// every touchInterval.
-func (s *Service) loadSession(ctx context.Context, handle string) *Session {
+// token once (a failed refresh ends the session) and, when use is set,
+// records the use at most every touch interval.
+func (s *Service) loadSession(ctx context.Context, handle string, use bool) *Session {
 	if !validHandle(handle) {
 		return nil
 	}
@@ -167,10 +175,8 @@ func (s *Service) loadSession(ctx context.Context, handle string) *Session {
 		}
 		sess = fresh
 	}
-	if now.Sub(sess.LastSeen) >= touchInterval {
-		sess.LastSeen = now
-		s.sessionTimes(sess)
-		s.touch(ctx, sess)
+	if use {
+		s.recordUse(ctx, sess, now)
 	}
 	return sess
 }
@@ -184,7 +190,11 @@ func (s *Service) touch(ctx context.Context, sess *Session) {
 		return
 	}
 	defer s.touching.Delete(sess.ID)
-	if _, err := s.store.Put(ctx, sess); err != nil {
+	err := s.store.Touch(ctx, sess)
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound), errors.Is(err, ErrSessionEnded):
+		// Ended meanwhile (sign-out, sweep): it stays ended.
+	default:
 		s.log.Warn("auth: session touch failed", "error", err)
 	}
 }

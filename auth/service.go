@@ -34,9 +34,9 @@ const (
 	defaultIdleTimeout     = 15 * time.Minute
 	defaultAbsoluteTimeout = 12 * time.Hour
 	defaultMaxSessions     = 100000
-	// touchInterval: the idle clock of a session is written at most this
-	// often, so reads do not turn into writes.
-	touchInterval = time.Minute
+	// maxTouchInterval: the idle clock of a session is written at most
+	// this often, so reads do not turn into writes (see touchIntervalFor).
+	maxTouchInterval = time.Minute
 	// sweepInterval: expired sessions are removed (and their end hooks
 	// run) this often.
 	sweepInterval = time.Minute
@@ -86,6 +86,7 @@ type Service struct {
 	cookieName string
 	preCookie  string
 	idle       time.Duration
+	touchEvery time.Duration // touchIntervalFor(idle)
 	absolute   time.Duration
 	store      SessionStore
 	ownStore   bool
@@ -161,6 +162,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if s.idle <= 0 {
 		s.idle = defaultIdleTimeout
 	}
+	s.touchEvery = touchIntervalFor(s.idle)
 	s.absolute = sc.AbsoluteTimeout
 	if s.absolute <= 0 {
 		s.absolute = defaultAbsoluteTimeout
@@ -393,6 +395,50 @@ func (s *Service) routesMux() http.Handler {
 	mux.HandleFunc("GET /.telegate/signed-out", s.serveSignedOut)
 	mux.HandleFunc("POST /.telegate/backchannel-logout/{provider}", s.serveBackchannel)
 	return mux
+}
+
+// touchIntervalFor is how often the use of a session is written to the
+// store for an idle timeout of idle: a quarter of it, at most
+// maxTouchInterval. A session in use is so recorded at least three times
+// within every idle period, however short the timeout, and ends at most a
+// quarter of it (or a minute) early.
+func touchIntervalFor(idle time.Duration) time.Duration {
+	return min(maxTouchInterval, idle/4)
+}
+
+// TouchInterval is how often a session in use has its use recorded (a
+// quarter of sessions.idle_timeout, at most a minute). Active called at
+// least this often keeps a session from reaching its idle timeout.
+func (s *Service) TouchInterval() time.Duration { return s.touchEvery }
+
+// Active records that the session with id (scope.Identity.SessionID) is in
+// use although its browser sends no request: a participant in a video
+// visit, whose call page talks only over signaling and the relay. It moves
+// the idle clock as a request does, writes at most once per TouchInterval,
+// and never brings back a session that has ended or passed its idle or
+// absolute deadline (those end at their next use or sweep). Unknown ids
+// are ignored.
+func (s *Service) Active(ctx context.Context, id string) {
+	sess, err := s.store.Get(ctx, id)
+	if err != nil {
+		return
+	}
+	now := s.now()
+	if !now.Before(sess.Created.Add(s.absolute)) || !now.Before(sess.LastSeen.Add(s.idle)) {
+		return
+	}
+	s.recordUse(ctx, sess, now)
+}
+
+// recordUse moves sess's idle clock to now when its last recorded use is
+// at least a touch interval old.
+func (s *Service) recordUse(ctx context.Context, sess *Session, now time.Time) {
+	if now.Sub(sess.LastSeen) < s.touchEvery {
+		return
+	}
+	sess.LastSeen = now
+	s.sessionTimes(sess)
+	s.touch(ctx, sess)
 }
 
 // sessionTimes sets the session's Expires from its clocks.

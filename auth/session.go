@@ -95,6 +95,11 @@ type SessionStore interface {
 	// its cap, the sessions with the earliest Expires are evicted and
 	// returned so the caller can end them.
 	Put(ctx context.Context, s *Session) (evicted []*Session, err error)
+	// Touch replaces the stored record of s with s (its use recorded: a
+	// later LastSeen and Expires) only while a record with s.ID is still
+	// stored; otherwise it returns ErrNotFound (or ErrSessionEnded), so
+	// recording a use never brings back a session that ended meanwhile.
+	Touch(ctx context.Context, s *Session) error
 	// Delete removes the session with id and returns it (nil, nil when
 	// there was none).
 	Delete(ctx context.Context, id string) (*Session, error)

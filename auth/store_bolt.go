@@ -295,6 +295,18 @@ func allZero(b []byte) bool {
 
 // Put implements SessionStore.
 func (s *BoltStore) Put(_ context.Context, sess *Session) ([]*Session, error) {
+	return s.put(sess, false)
+}
+
+// Touch implements SessionStore.
+func (s *BoltStore) Touch(_ context.Context, sess *Session) error {
+	_, err := s.put(sess, true)
+	return err
+}
+
+// put stores sess; with existing it replaces a stored record only and
+// returns ErrNotFound when there is none.
+func (s *BoltStore) put(sess *Session, existing bool) ([]*Session, error) {
 	if sess == nil || sess.ID == "" {
 		return nil, errors.New("auth: session without id")
 	}
@@ -311,6 +323,9 @@ func (s *BoltStore) Put(_ context.Context, sess *Session) ([]*Session, error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		evicted, gone, delta = nil, nil, 0
 		id := sess.ID
+		if existing && tx.Bucket(bucketSessions).Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
 		if _, existed := s.removeLocked(tx, id); !existed {
 			delta = 1
 		}
@@ -349,6 +364,9 @@ func (s *BoltStore) Put(_ context.Context, sess *Session) ([]*Session, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: store session: %w", err)
 	}

@@ -105,6 +105,50 @@ func runStoreConformance(t *testing.T, newStore func(t *testing.T, max int) Sess
 			t.Fatalf("second Delete = %v, %v", got, err)
 		}
 	})
+	t.Run("touch records use and never revives", func(t *testing.T) {
+		st := newStore(t, 10)
+		s := mk("alice", "sid1", now.Add(time.Hour))
+		if _, err := st.Put(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		s.LastSeen, s.Expires = now.Add(time.Minute), now.Add(2*time.Hour)
+		if err := st.Touch(ctx, s); err != nil {
+			t.Fatalf("Touch of a stored session: %v", err)
+		}
+		if got, _ := st.Get(ctx, s.ID); got == nil || !got.LastSeen.Equal(s.LastSeen) || !got.Expires.Equal(s.Expires) {
+			t.Fatalf("Touch did not record the use: %+v", got)
+		}
+		// Ended by each way a session ends: a touch in flight from before
+		// must not bring it back.
+		for _, end := range []struct {
+			name string
+			do   func(*Session)
+		}{
+			{"delete", func(x *Session) { _, _ = st.Delete(ctx, x.ID) }},
+			{"delete by subject", func(x *Session) { _, _ = st.DeleteBySubject(ctx, x.Issuer, x.Subject, "") }},
+			{"sweep", func(x *Session) { _, _ = st.DeleteExpired(ctx, x.Expires) }},
+		} {
+			x := mk("bob-"+end.name, "", now.Add(time.Hour))
+			if _, err := st.Put(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+			end.do(x)
+			x.LastSeen = now.Add(time.Minute)
+			if err := st.Touch(ctx, x); !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrSessionEnded) {
+				t.Errorf("%s: Touch of an ended session = %v, want ErrNotFound or ErrSessionEnded", end.name, err)
+			}
+			if _, err := st.Get(ctx, x.ID); !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s: Touch brought an ended session back: %v", end.name, err)
+			}
+		}
+		never := mk("carol", "", now.Add(time.Hour))
+		if err := st.Touch(ctx, never); !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrSessionEnded) {
+			t.Errorf("Touch of a session never stored = %v", err)
+		}
+		if _, err := st.Get(ctx, never.ID); !errors.Is(err, ErrNotFound) {
+			t.Error("Touch created a session")
+		}
+	})
 	t.Run("delete by subject and sid", func(t *testing.T) {
 		st := newStore(t, 10)
 		a1 := mk("alice", "sid1", now.Add(time.Hour))

@@ -208,11 +208,15 @@ end
 `
 
 // putScript: ARGV prefix, id, value, ttl ms, score, max, sub hex, sid hex
-// ("" when none). Returns the evicted records as id, value pairs.
+// ("" when none), existing ("1": replace a stored record only). Returns
+// the evicted records as id, value pairs.
 var putScript = redis.NewScript(luaLib + `
 local id, val, ttl, score, max = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 if redis.call('EXISTS', prefix .. 'gone:' .. id) == 1 then
   return redis.error_reply('ENDED session ended')
+end
+if ARGV[9] == '1' and redis.call('EXISTS', prefix .. 's:' .. id) == 0 then
+  return redis.error_reply('NOTFOUND no such session')
 end
 local old = remove(id, false)
 local out = {}
@@ -333,6 +337,17 @@ func (s *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
 // Expires − now + Grace (at least one second). It fails with
 // ErrSessionEnded when the id was deleted within its lifetime.
 func (s *RedisStore) Put(ctx context.Context, sess *Session) ([]*Session, error) {
+	return s.put(ctx, sess, false)
+}
+
+// Touch implements SessionStore: a record that ended (tombstone) or that
+// Redis already dropped is not written again.
+func (s *RedisStore) Touch(ctx context.Context, sess *Session) error {
+	_, err := s.put(ctx, sess, true)
+	return err
+}
+
+func (s *RedisStore) put(ctx context.Context, sess *Session, existing bool) ([]*Session, error) {
 	if sess == nil || sess.ID == "" {
 		return nil, errors.New("auth: session without id")
 	}
@@ -352,14 +367,24 @@ func (s *RedisStore) Put(ctx context.Context, sess *Session) ([]*Session, error)
 	defer cancel()
 	res, err := putScript.Run(cctx, s.rdb, []string{s.recKey(sess.ID), s.expKey()},
 		s.prefix, sess.ID, val, ttl.Milliseconds(), expiryScore(sess.Expires), s.max,
-		hex.EncodeToString(indexHash(sess.Issuer, sess.Subject)), sidHex).Result()
+		hex.EncodeToString(indexHash(sess.Issuer, sess.Subject)), sidHex, existingFlag(existing)).Result()
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "ENDED") {
 			return nil, ErrSessionEnded
 		}
+		if strings.HasPrefix(err.Error(), "NOTFOUND") {
+			return nil, ErrNotFound
+		}
 		return nil, fmt.Errorf("auth: redis store session: %w", err)
 	}
 	return s.pairs(res), nil
+}
+
+func existingFlag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // Delete implements SessionStore.

@@ -119,7 +119,10 @@ type ACME struct {
 type Sessions struct {
 	// CookieName must start with "__Host-". Default "__Host-telegate".
 	CookieName string `yaml:"cookie_name"`
-	// IdleTimeout: a session unused this long ends. Default 15m.
+	// IdleTimeout: a session unused this long ends. Use is a request
+	// (not one marked X-Telegate-Background: 1) or an open video call;
+	// it is recorded every quarter of this (at most every minute).
+	// Default 15m.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// AbsoluteTimeout: a session ends this long after sign-in. Default 12h.
 	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`

@@ -143,6 +143,7 @@ func TestBadConfigs(t *testing.T) {
 		{"negative duration", []edit{{"  absolute_timeout: 12h", "  absolute_timeout: -1h # <-"}}, "sessions.absolute_timeout", "positive"},
 		{"negative route timeout", []edit{{"    upstream: http://127.0.0.1:8080", "    upstream: http://127.0.0.1:8080\n    timeout: -5s # <-"}}, "routes[0].timeout", "positive"},
 		{"idle above absolute", []edit{{"  idle_timeout: 15m", "  idle_timeout: 13h # <-"}}, "sessions.idle_timeout", "must not exceed absolute_timeout"},
+		{"idle below a second", []edit{{"  idle_timeout: 15m", "  idle_timeout: 500ms # <-"}}, "sessions.idle_timeout", "must be at least 1s"},
 		{"session store redis without a shared key", []edit{{"sessions:\n", "redis:\n  addr: 127.0.0.1:6379\nsessions:\n  store: redis # <-\n"}}, "sessions.store", "encryption_key"},
 		{"session store redis without addr", []edit{{"sessions:\n", "sessions:\n  store: redis # <-\n"}}, "sessions.store", "redis.addr"},
 		{"encryption key short", []edit{{"sessions:\n", "sessions:\n  encryption_key: ${STAFF_SECRET} # <-\n"}}, "sessions.encryption_key", "32 bytes"},

@@ -401,6 +401,9 @@ func (c *Config) checkSessions(r *Report, fromEnv map[string]bool) {
 	case !cookieNamePattern.MatchString(s.CookieName):
 		r.Errorf("cookie_name", "must be a cookie token (letters, digits, and !#$%%&'*+-.^_`|~)")
 	}
+	if s.IdleTimeout > 0 && s.IdleTimeout < time.Second {
+		r.Errorf("idle_timeout", "(%s) must be at least 1s; use is recorded every quarter of it", s.IdleTimeout)
+	}
 	if s.IdleTimeout > 0 && s.AbsoluteTimeout > 0 && s.IdleTimeout > s.AbsoluteTimeout {
 		r.Errorf("idle_timeout", "(%s) must not exceed absolute_timeout (%s)", s.IdleTimeout, s.AbsoluteTimeout)
 	}

@@ -1,0 +1,71 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestRegression_IdleClockCountsActivity: the idle timeout ends a session
+// that nobody uses, and never one in use, whatever the timeout — at, below
+// or above the interval at which use is recorded. Use is a request, or
+// Active (a participant in a video call, whose page sends no request). A
+// poll the page sends by itself (X-Telegate-Background: 1) is not use.
+func TestRegression_IdleClockCountsActivity(t *testing.T) {
+	t.Parallel()
+	idles := []time.Duration{2 * time.Second, 30 * time.Second, maxTouchInterval, maxTouchInterval + time.Second, 15 * time.Minute}
+	uses := []struct {
+		name string
+		use  func(h *harness, session string)
+	}{
+		{"request", func(h *harness, _ string) {
+			if st := h.do(h.noRedirectClient(), http.MethodGet, "/app/", nil).StatusCode; st != http.StatusOK {
+				h.t.Fatalf("request while in use: %d", st)
+			}
+		}},
+		{"call", func(h *harness, session string) { h.svc.Active(context.Background(), session) }},
+	}
+	background := http.Header{BackgroundHeader: {"1"}}
+	for _, idle := range idles {
+		for _, u := range uses {
+			t.Run(idle.String()+"/"+u.name, func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t, func(h *harness) { h.cfg.Sessions.IdleTimeout = idle })
+				if resp := h.signIn("/app/"); resp.StatusCode != http.StatusOK {
+					t.Fatalf("sign-in: %d", resp.StatusCode)
+				}
+				nr := h.noRedirectClient()
+				session := h.do(nr, http.MethodGet, "/app/", nil).Header.Get("X-Session")
+				// In use for five idle periods: every step is a whole touch
+				// interval, the longest gap the recorder allows.
+				step := h.svc.TouchInterval()
+				for elapsed := time.Duration(0); elapsed < 5*idle; elapsed += step {
+					h.clock.Advance(step)
+					u.use(h, session)
+					if resp := h.do(nr, http.MethodGet, "/app/", background); resp.StatusCode != http.StatusOK {
+						t.Fatalf("signed out after %v in use (idle_timeout %v): %d", elapsed+step, idle, resp.StatusCode)
+					}
+				}
+				// Unused (background polls only): signed out once idle.
+				for elapsed := time.Duration(0); elapsed < idle; elapsed += step {
+					h.clock.Advance(step)
+					h.do(nr, http.MethodGet, "/app/", background)
+				}
+				h.clock.Advance(time.Second)
+				if resp := h.do(nr, http.MethodGet, "/app/", background); resp.StatusCode != http.StatusFound {
+					t.Fatalf("unused for %v (idle_timeout %v): %d, want 302 to sign-in", idle+time.Second, idle, resp.StatusCode)
+				}
+				if !h.audit.find("session.end", "deny", "idle") {
+					t.Error("no session.end audit record with reason idle")
+				}
+				// Active never brings the ended session back.
+				h.svc.Active(context.Background(), session)
+				if _, err := h.svc.store.Get(context.Background(), session); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("ended session back in the store after Active: %v", err)
+				}
+			})
+		}
+	}
+}
