@@ -43,26 +43,59 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// handedOut are the ports freePort and freeUDPPort gave out in this
+// process: the kernel may offer a port again once it is closed, and two
+// listeners of one test (public and admin, say) must never be told the
+// same one.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
+
+// unusedPort returns a port that open found free a moment ago and that no
+// earlier call handed out.
+func unusedPort(t testing.TB, network string, open func() (int, func(), error)) int {
+	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		port, closeIt, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		closeIt()
+		key := fmt.Sprintf("%s/%d", network, port)
+		if !handedOut.ports[key] {
+			handedOut.ports[key] = true
+			return port
+		}
+	}
+	t.Fatalf("no unused %s port", network)
+	return 0
+}
+
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return unusedPort(t, "tcp", func() (int, func(), error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, nil, err
+		}
+		return ln.Addr().(*net.TCPAddr).Port, func() { ln.Close() }, nil
+	})
 }
 
 // freeUDPPort returns a loopback UDP port that was free a moment ago.
 func freeUDPPort(t testing.TB) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return unusedPort(t, "udp", func() (int, func(), error) {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			return 0, nil, err
+		}
+		return c.LocalAddr().(*net.UDPAddr).Port, func() { c.Close() }, nil
+	})
 }
 
 // demo is a running `telegate demo` process.
@@ -87,13 +120,22 @@ func (d *demo) AdminURL() string { return fmt.Sprintf("http://127.0.0.1:%d", d.a
 // until its admin listener says it is ready.
 func startDemo(t testing.TB, dataDir string, port, admin int) *demo {
 	t.Helper()
-	d := &demo{t: t, dataDir: dataDir, port: port, admin: admin, out: &lockedBuffer{}, done: make(chan struct{})}
-	d.relay = freeUDPPort(t)
-	d.cmd = exec.Command(telegateBin, "demo",
+	d := &demo{t: t, dataDir: dataDir, port: port, admin: admin, relay: freeUDPPort(t)}
+	return d.start("demo",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--admin", fmt.Sprintf("127.0.0.1:%d", admin),
 		"--relay", fmt.Sprintf("127.0.0.1:%d", d.relay),
 		"--data-dir", dataDir)
+}
+
+// start runs the telegate binary with args for d (whose ports and data
+// directory the arguments name) and waits until its admin listener says
+// it is ready.
+func (d *demo) start(args ...string) *demo {
+	t := d.t
+	t.Helper()
+	d.out, d.done = &lockedBuffer{}, make(chan struct{})
+	d.cmd = exec.Command(telegateBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -104,7 +146,7 @@ func startDemo(t testing.TB, dataDir string, port, admin int) *demo {
 	for time.Now().Before(deadline) {
 		select {
 		case <-d.done:
-			t.Fatalf("telegate demo exited early:\n%s", d.out.String())
+			t.Fatalf("telegate %s exited early:\n%s", args[0], d.out.String())
 		default:
 		}
 		resp, err := http.Get(d.AdminURL() + "/readyz")
@@ -116,7 +158,7 @@ func startDemo(t testing.TB, dataDir string, port, admin int) *demo {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("telegate demo not ready in time:\n%s", d.out.String())
+	t.Fatalf("telegate %s not ready in time:\n%s", args[0], d.out.String())
 	return nil
 }
 

@@ -197,41 +197,67 @@ func artifactsDir(t *testing.T) string {
 func TestVisitInBrowsers(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	d := startDemo(t, dataDir, freePort(t), freePort(t))
-	t.Cleanup(func() {
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dataDir, "audit", "audit.log")); err == nil {
-				var lines []string
-				for _, l := range strings.Split(string(b), "\n") {
-					if strings.Contains(l, `"relay.`) || strings.Contains(l, `"visit.`) {
-						lines = append(lines, l)
-					}
-				}
-				t.Logf("audit (relay and visit events):\n%s", strings.Join(lines, "\n"))
-			}
-			var keep []string
-			for _, l := range strings.Split(d.Output(), "\n") {
-				if !strings.Contains(l, "msg=request ") {
-					keep = append(keep, l)
-				}
-			}
-			out := strings.Join(keep, "\n")
-			t.Logf("telegate demo output, requests left out (last 6000 bytes):\n%s", out[max(0, len(out)-6000):])
-		}
-	})
+	d.logVisitOnFailure()
 	newCtx := chromium(t)
 	artifacts := artifactsDir(t)
 	dr := newPage(t, newCtx, "clinician")
 	pat := newPage(t, newCtx, "patient")
+	visitID, invite := startCall(t, d.Base(), dr, pat, artifacts)
 
+	// The same security code on both sides.
+	for _, p := range []*page{dr, pat} {
+		p.waitFor("the security code", `/^[0-9]{6}$/.test(document.querySelector('#security-code').dataset.code || '')`, 15*time.Second)
+	}
+	c1 := eval[string](dr, `document.querySelector('#security-code').dataset.code`)
+	c2 := eval[string](pat, `document.querySelector('#security-code').dataset.code`)
+	if c1 != c2 {
+		t.Fatalf("security codes differ: clinician %s, patient %s", c1, c2)
+	}
+	t.Logf("call page screenshot: %s; security code %s", pat.screenshot(artifacts, "visit-call.png"), c1)
+
+	// A third user cannot join the two-person visit.
+	third := newPage(t, newCtx, "third")
+	third.signIn(invite, "admin@demo.test", "/.telegate/visits/join")
+	third.waitFor("the refusal", `document.querySelector('#waiting-status').textContent.includes('full')`, 15*time.Second)
+	if st := eval[float64](third, fmt.Sprintf(`fetch('/.telegate/visits/%s/ice').then(r => r.status)`, visitID)); st != 403 {
+		t.Fatalf("third user ICE: %v", st)
+	}
+
+	// A declined patient never receives ICE credentials.
+	dr.do(chromedp.Navigate(d.Base() + "/.telegate/visits/lobby"))
+	dr.do(
+		chromedp.SetValue(chromedp.CSS("#visit-title"), "Second visit"),
+		chromedp.Click(chromedp.CSS("#create-visit")),
+	)
+	dr.waitFor("the second invite", fmt.Sprintf(`document.querySelector('#invite-link').value.includes('invite=') && document.querySelector('#invite-link').value !== %q`, invite), 15*time.Second)
+	invite2 := eval[string](dr, `document.querySelector('#invite-link').value`)
+	third.do(chromedp.Navigate(invite2))
+	third.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('waiting room')`, 15*time.Second)
+	visit2 := eval[string](third, `new URLSearchParams(location.search).get('visit')`)
+	dr.waitFor("the waiting user", `document.querySelector('#waiting-list button[data-action=decline]') !== null`, 15*time.Second)
+	dr.do(chromedp.Click(chromedp.CSS("#waiting-list button[data-action=decline]")))
+	third.waitFor("the decline", `document.querySelector('#waiting-status').textContent.includes('declined')`, 15*time.Second)
+	if st := eval[float64](third, fmt.Sprintf(`fetch('/.telegate/visits/%s/ice').then(r => r.status)`, visit2)); st != 403 {
+		t.Fatalf("declined user ICE: %v", st)
+	}
+}
+
+// startCall holds a visit as README's walk-through does, up to video
+// flowing both ways through the relay: dr signs in at the lobby, creates a
+// visit and reads the invite link; pat signs in through the invite and
+// waits (no ICE credentials yet); dr admits and joins the call. It returns
+// the visit id and the invite link. Screenshots go to artifacts.
+func startCall(t *testing.T, base string, dr, pat *page, artifacts string) (visitID, invite string) {
+	t.Helper()
 	// Clinician: sign in, create a visit, read the invite link.
-	dr.signIn(d.Base()+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
+	dr.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
 	dr.do(
 		chromedp.SetValue(chromedp.CSS("#visit-title"), "Browser test visit"),
 		chromedp.Click(chromedp.CSS("#create-visit")),
 	)
 	dr.waitFor("the invite link", `document.querySelector('#invite-link').value.includes('invite=')`, 15*time.Second)
-	invite := eval[string](dr, `document.querySelector('#invite-link').value`)
-	if !strings.HasPrefix(invite, d.Base()+"/.telegate/visits/join?invite=") {
+	invite = eval[string](dr, `document.querySelector('#invite-link').value`)
+	if !strings.HasPrefix(invite, base+"/.telegate/visits/join?invite=") {
 		t.Fatalf("invite link %q", invite)
 	}
 
@@ -242,7 +268,7 @@ func TestVisitInBrowsers(t *testing.T) {
 		t.Fatal("the invite token stays in the patient's address bar")
 	}
 	// No ICE credentials before admission.
-	visitID := eval[string](pat, `new URLSearchParams(location.search).get('visit')`)
+	visitID = eval[string](pat, `new URLSearchParams(location.search).get('visit')`)
 	if st := eval[float64](pat, fmt.Sprintf(`fetch('/.telegate/visits/%s/ice').then(r => r.status)`, visitID)); st != 403 {
 		t.Fatalf("ICE before admission: %v", st)
 	}
@@ -282,40 +308,32 @@ func TestVisitInBrowsers(t *testing.T) {
 		b0 := eval[string](p, `document.querySelector('#stats').dataset.inboundVideoBytes`)
 		p.waitFor("inbound video to grow", fmt.Sprintf(`Number(document.querySelector('#stats').dataset.inboundVideoBytes) > %s + 20000`, b0), 20*time.Second)
 	}
-	// The same security code on both sides.
-	for _, p := range []*page{dr, pat} {
-		p.waitFor("the security code", `/^[0-9]{6}$/.test(document.querySelector('#security-code').dataset.code || '')`, 15*time.Second)
-	}
-	c1 := eval[string](dr, `document.querySelector('#security-code').dataset.code`)
-	c2 := eval[string](pat, `document.querySelector('#security-code').dataset.code`)
-	if c1 != c2 {
-		t.Fatalf("security codes differ: clinician %s, patient %s", c1, c2)
-	}
-	t.Logf("call page screenshot: %s; security code %s", pat.screenshot(artifacts, "visit-call.png"), c1)
+	return visitID, invite
+}
 
-	// A third user cannot join the two-person visit.
-	third := newPage(t, newCtx, "third")
-	third.signIn(invite, "admin@demo.test", "/.telegate/visits/join")
-	third.waitFor("the refusal", `document.querySelector('#waiting-status').textContent.includes('full')`, 15*time.Second)
-	if st := eval[float64](third, fmt.Sprintf(`fetch('/.telegate/visits/%s/ice').then(r => r.status)`, visitID)); st != 403 {
-		t.Fatalf("third user ICE: %v", st)
-	}
-
-	// A declined patient never receives ICE credentials.
-	dr.do(chromedp.Navigate(d.Base() + "/.telegate/visits/lobby"))
-	dr.do(
-		chromedp.SetValue(chromedp.CSS("#visit-title"), "Second visit"),
-		chromedp.Click(chromedp.CSS("#create-visit")),
-	)
-	dr.waitFor("the second invite", fmt.Sprintf(`document.querySelector('#invite-link').value.includes('invite=') && document.querySelector('#invite-link').value !== %q`, invite), 15*time.Second)
-	invite2 := eval[string](dr, `document.querySelector('#invite-link').value`)
-	third.do(chromedp.Navigate(invite2))
-	third.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('waiting room')`, 15*time.Second)
-	visit2 := eval[string](third, `new URLSearchParams(location.search).get('visit')`)
-	dr.waitFor("the waiting user", `document.querySelector('#waiting-list button[data-action=decline]') !== null`, 15*time.Second)
-	dr.do(chromedp.Click(chromedp.CSS("#waiting-list button[data-action=decline]")))
-	third.waitFor("the decline", `document.querySelector('#waiting-status').textContent.includes('declined')`, 15*time.Second)
-	if st := eval[float64](third, fmt.Sprintf(`fetch('/.telegate/visits/%s/ice').then(r => r.status)`, visit2)); st != 403 {
-		t.Fatalf("declined user ICE: %v", st)
-	}
+// logVisitOnFailure logs, if the test fails, the relay and visit records
+// of d's audit trail and what the process printed (request lines left out).
+func (d *demo) logVisitOnFailure() {
+	t := d.t
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(d.dataDir, "audit", "audit.log")); err == nil {
+				var lines []string
+				for _, l := range strings.Split(string(b), "\n") {
+					if strings.Contains(l, `"relay.`) || strings.Contains(l, `"visit.`) {
+						lines = append(lines, l)
+					}
+				}
+				t.Logf("audit (relay and visit events):\n%s", strings.Join(lines, "\n"))
+			}
+			var keep []string
+			for _, l := range strings.Split(d.Output(), "\n") {
+				if !strings.Contains(l, "msg=request ") {
+					keep = append(keep, l)
+				}
+			}
+			out := strings.Join(keep, "\n")
+			t.Logf("telegate output, requests left out (last 6000 bytes):\n%s", out[max(0, len(out)-6000):])
+		}
+	})
 }

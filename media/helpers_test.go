@@ -186,6 +186,8 @@ type harness struct {
 	dir   string
 	cfg   config.Visits
 	key   []byte
+	// sessions, when set before start, is told of calls in progress.
+	sessions Sessions
 }
 
 func newHarness(t *testing.T, cfg config.Visits) *harness {
@@ -201,7 +203,7 @@ func newHarness(t *testing.T, cfg config.Visits) *harness {
 
 func (h *harness) start() {
 	h.t.Helper()
-	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key})
+	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -69,6 +69,19 @@ type Relay interface {
 	EndVisit(visitID string)
 }
 
+// Sessions is what visits need from the sign-in plane (package auth): a
+// participant in a call is using their session although the call page
+// sends no HTTP request, so the session's idle timeout must not end the
+// call (docs/visits.md, "How long a call lasts").
+type Sessions interface {
+	// Active records that the session with id (scope.Identity.SessionID)
+	// is in use now. It never revives a session that has ended.
+	Active(ctx context.Context, sessionID string)
+	// TouchInterval is how often Active must be called for a session in
+	// use never to reach its idle timeout.
+	TouchInterval() time.Duration
+}
+
 // Options configure a Service.
 type Options struct {
 	// Config is the visits section; zero fields take their defaults.
@@ -79,6 +92,10 @@ type Options struct {
 	// Relay mints credentials and enforces admission on the TURN relay.
 	// Required.
 	Relay Relay
+	// Sessions is told, every Sessions.TouchInterval, of each session
+	// with an open signaling socket, so a participant in a call is never
+	// signed out for being idle. nil: calls do not count as activity.
+	Sessions Sessions
 	// Audit receives visit.* events. nil discards them.
 	Audit audit.Sink
 	// Logger for operational messages (never PHI). nil uses slog.Default.
@@ -92,13 +109,14 @@ type Options struct {
 
 // Service is the visits plane: API, pages, signaling hub and expiry.
 type Service struct {
-	cfg    config.Visits
-	relay  Relay
-	audit  audit.Sink
-	log    *slog.Logger
-	now    func() time.Time
-	invite []byte
-	store  *store
+	cfg      config.Visits
+	relay    Relay
+	sessions Sessions
+	audit    audit.Sink
+	log      *slog.Logger
+	now      func() time.Time
+	invite   []byte
+	store    *store
 
 	mu     sync.Mutex
 	visits map[string]*visit
@@ -126,14 +144,15 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("media: a relay is required for visit media")
 	}
 	s := &Service{
-		cfg:    applyDefaults(o.Config),
-		relay:  o.Relay,
-		audit:  o.Audit,
-		log:    o.Logger,
-		now:    o.Now,
-		visits: make(map[string]*visit),
-		rooms:  make(map[string]map[string]*peer),
-		stop:   make(chan struct{}),
+		cfg:      applyDefaults(o.Config),
+		relay:    o.Relay,
+		sessions: o.Sessions,
+		audit:    o.Audit,
+		log:      o.Logger,
+		now:      o.Now,
+		visits:   make(map[string]*visit),
+		rooms:    make(map[string]map[string]*peer),
+		stop:     make(chan struct{}),
 	}
 	if s.audit == nil {
 		s.audit = audit.Discard{}

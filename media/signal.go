@@ -237,6 +237,30 @@ func (p *peer) pinger() {
 	}
 }
 
+// keepSessionActive tells the sign-in plane, while the socket is open,
+// that the participant's session is in use: a participant in a call sends
+// no HTTP request, and its session's idle timeout must not end the call.
+// An open socket is a live one: the pinger closes it when the browser
+// stops answering. Participants with a bearer token have no session.
+func (p *peer) keepSessionActive() {
+	sessions := p.s.sessions
+	if sessions == nil || p.sessionID == "" {
+		return
+	}
+	t := time.NewTicker(max(sessions.TouchInterval(), 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			sessions.Active(ctx, p.sessionID)
+			cancel()
+		}
+	}
+}
+
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -301,6 +325,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	}
 	go p.writer()
 	go p.pinger()
+	go p.keepSessionActive()
 
 	welcome := serverMsg{Type: "welcome", Self: p.pid, Peers: []peerInfo{}, EndsAt: timePtr(endsAt)}
 	for _, o := range others {

@@ -183,11 +183,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			return errors.New("visits: the relay must be enabled (relay.enabled: true)")
 		}
 		visits, err := media.New(media.Options{
-			Config:  cfg.Visits,
-			DataDir: cfg.DataDir,
-			Relay:   turn,
-			Audit:   trail,
-			Logger:  log.With("component", "visits"),
+			Config:   cfg.Visits,
+			DataDir:  cfg.DataDir,
+			Relay:    turn,
+			Sessions: authn,
+			Audit:    trail,
+			Logger:   log.With("component", "visits"),
 		})
 		if err != nil {
 			return fmt.Errorf("visits: %w", err)

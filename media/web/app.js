@@ -44,7 +44,7 @@ async function lobby() {
       say('#lobby-status', 'Visit created. Send the invite link to the patient.');
       await refresh();
     } catch (err) {
-      say('#lobby-status', err.message);
+      failed(err);
     }
   });
   $('#copy-invite').addEventListener('click', async () => {
@@ -59,11 +59,11 @@ async function lobby() {
   });
   $('#new-invite').addEventListener('click', async () => {
     if (!current) return;
-    try { showInvite(await visit.reissueInvite(current)); } catch (err) { say('#lobby-status', err.message); }
+    try { showInvite(await visit.reissueInvite(current)); } catch (err) { failed(err); }
   });
   $('#end-visit').addEventListener('click', async () => {
     if (!current) return;
-    try { await visit.endVisit(current); current = null; await refresh(); say('#lobby-status', 'Visit ended.'); } catch (err) { say('#lobby-status', err.message); }
+    try { await visit.endVisit(current); current = null; await refresh(); say('#lobby-status', 'Visit ended.'); } catch (err) { failed(err); }
   });
 
   function showInvite(inv) {
@@ -73,12 +73,35 @@ async function lobby() {
   }
 
   async function act(fn, pid) {
-    try { await fn(current, pid); await refresh(); } catch (err) { say('#lobby-status', err.message); }
+    try { await fn(current, pid); await refresh(); } catch (err) { failed(err); }
   }
 
-  async function refresh() {
+  let poll = null;
+  // Signed out (idle timeout, sign-out elsewhere): take the patients'
+  // names off the screen, stop polling and offer to sign in again.
+  function signedOut() {
+    clearInterval(poll);
+    const again = el('a', { class: 'button', href: '/.telegate/login?rd=' + encodeURIComponent('/.telegate/visits/lobby'), text: 'Sign in again' });
+    const card = el('section', { class: 'card', id: 'signed-out', 'data-testid': 'signed-out', role: 'alert' },
+      el('h2', { text: 'You were signed out' }),
+      el('p', { text: 'This page was left unused, so you were signed out to protect patient information. Visits stay open.' }),
+      again);
+    $('main').replaceChildren(card);
+  }
+
+  function failed(err) {
+    if (err.status === 401) signedOut();
+    else say('#lobby-status', err.message);
+  }
+
+  async function refresh(opts = {}) {
     let visits;
-    try { visits = await visit.listVisits(); } catch (err) { say('#lobby-status', err.message); return; }
+    try {
+      visits = await visit.listVisits(opts);
+    } catch (err) {
+      failed(err);
+      return;
+    }
     const list = $('#visit-list');
     list.replaceChildren();
     for (const v of visits) {
@@ -117,7 +140,9 @@ async function lobby() {
   }
 
   await refresh();
-  setInterval(refresh, 2000);
+  // The poll is the page's own doing, not the clinician's: it does not
+  // count as use of the session (see visit.listVisits).
+  poll = setInterval(() => refresh({ background: true }), 2000);
 }
 
 // --------------------------------------------------------- waiting room ---

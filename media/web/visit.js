@@ -39,10 +39,16 @@ export class VisitError extends Error {
   }
 }
 
-async function api(method, path, body) {
+// opts.background marks a request the page sends by itself (a poll): it is
+// not use of the sign-in session, so an unattended page is still signed out
+// after the idle timeout (X-Telegate-Background: 1).
+async function api(method, path, body, opts = {}) {
   const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
   if (method !== 'GET') {
     init.headers['X-Telegate-CSRF'] = '1';
+  }
+  if (opts.background) {
+    init.headers['X-Telegate-Background'] = '1';
   }
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -63,8 +69,11 @@ export function createVisit(opts = {}) {
   if (opts.participants) body.participants = opts.participants;
   return api('POST', BASE, body);
 }
-/** The caller's open visits. */
-export async function listVisits() { return (await api('GET', BASE)).visits; }
+/**
+ * The caller's open visits. opts.background: a poll the page makes by itself,
+ * which does not keep the sign-in session from its idle timeout.
+ */
+export async function listVisits(opts = {}) { return (await api('GET', BASE, undefined, opts)).visits; }
 /** One visit as the caller may see it. */
 export function getVisit(id) { return api('GET', `${BASE}/${encodeURIComponent(id)}`); }
 /** A fresh invite link {url, expires} (owner). */
