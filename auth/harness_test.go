@@ -19,8 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/scope"
 )
 

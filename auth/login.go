@@ -14,7 +14,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/scope"
 )
 

@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/scope"
 )
 

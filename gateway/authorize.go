@@ -9,7 +9,7 @@ import (
 )
 
 // evaluatePolicy decides a route's policy: policies.Evaluate (deny by
-// default, DESIGN.md principle 2).
+// default, docs/architecture.md principle 2).
 var evaluatePolicy func(p *config.Policy, id *scope.Identity, method string) scope.Decision = policies.Evaluate
 
 // authenticate runs the Authenticator (session cookie, bearer token or
@@ -23,7 +23,7 @@ func (g *Gateway) authenticate(next http.Handler) http.Handler {
 }
 
 // authorise evaluates the route's policy for the identity and method, once,
-// against the route id the router chose (DESIGN.md "Router decides, policy
+// against the route id the router chose (docs/architecture.md "Router decides, policy
 // follows"). The decision goes into the scope. An anonymous request that
 // needs an identity is challenged (sign-in redirect, or 401 on API routes,
 // RFC 6750 §3); every other deny is 403.

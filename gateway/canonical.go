@@ -28,7 +28,7 @@ const upperhex = "0123456789ABCDEF"
 
 // CanonicalPath returns the one canonical form of an origin-form path
 // (RFC 9112 §3.2.1, without the query), or an error when the path cannot be
-// normalised unambiguously (DESIGN.md principle 1).
+// normalised unambiguously (docs/architecture.md principle 1).
 //
 // The result is what the router and policy match and, byte for byte, what
 // is forwarded upstream:
@@ -224,7 +224,7 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, reason string) {
 // the canonical host, path and query into the scope; r.URL.Path and
 // r.URL.RawPath are set from the canonical form so that every later stage
 // and the proxy see exactly it. Anything ambiguous is answered 400
-// (DESIGN.md principle 1): framing faults found on the connection
+// (docs/architecture.md principle 1): framing faults found on the connection
 // (Content-Length with Transfer-Encoding, obs-fold, …; see h1scan.go), a
 // Transfer-Encoding other than "chunked" (RFC 9112 §6.1), a target that is
 // not origin-form or whose authority differs from Host (RFC 9112 §3.2.2),

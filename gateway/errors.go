@@ -11,7 +11,7 @@ import (
 )
 
 // writeError answers with a small error page carrying the status and the
-// request id and nothing internal (DESIGN.md "Conventions"). API routes and
+// request id and nothing internal (docs/architecture.md "Conventions"). API routes and
 // clients that accept JSON but not HTML get
 // {"error": text, "status": code, "request_id": id}.
 func writeError(w http.ResponseWriter, r *http.Request, status int, text string) {

@@ -2,7 +2,7 @@
 // request chain (request id → canonicalise → route → rate limit →
 // authenticate → authorise → rate limit by subject → inspect → reserved
 // headers and assertion → reverse proxy → security headers → audit), the
-// identity assertion and its JWKS, and the admin listener (DESIGN.md
+// identity assertion and its JWKS, and the admin listener (docs/architecture.md
 // "Request path").
 package gateway
 
@@ -21,8 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/policies"
 )
 
@@ -159,7 +159,7 @@ func New(o Options) (*Gateway, error) {
 	return g, nil
 }
 
-// chain writes the request path once (DESIGN.md "Request path"). The first
+// chain writes the request path once (docs/architecture.md "Request path"). The first
 // stage listed is the outermost.
 func (g *Gateway) chain() http.Handler {
 	own := stages(g.own, g.limitClient, g.authenticate)

@@ -5,7 +5,7 @@ import "net/http"
 // ownErrors makes the bare error answers of net/http's ServeMux and
 // http.Error/http.NotFound inside telegate's own endpoints ("404 page not
 // found", "Method Not Allowed" as text/plain) into telegate's error page
-// with the request id (DESIGN.md "Conventions"). Answers the endpoints
+// with the request id (docs/architecture.md "Conventions"). Answers the endpoints
 // write themselves (JSON, HTML pages) pass through untouched.
 func ownErrors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -103,7 +103,7 @@ func metricReason(reason string) string {
 }
 
 // hashAddr is the keyed hash (HMAC-SHA-256, first 16 bytes) of a client
-// address for ordinary logs (DESIGN.md principle 6).
+// address for ordinary logs (docs/architecture.md principle 6).
 func (g *Gateway) hashAddr(a string) string {
 	m := hmac.New(sha256.New, g.ipKey)
 	m.Write([]byte(a))

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Listener defaults (DESIGN.md principle 7: every read has a timeout).
+// Listener defaults (docs/architecture.md principle 7: every read has a timeout).
 const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultReadTimeout       = 30 * time.Second

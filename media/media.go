@@ -39,8 +39,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/media/relay"
 )
 

@@ -121,7 +121,7 @@ func disjoint(a, b []string) bool {
 }
 
 // SecurityCode returns the six-digit code two participants compare aloud to
-// confirm that no one sits between them (DESIGN.md principle 4). a and b
+// confirm that no one sits between them (docs/architecture.md principle 4). a and b
 // are the two DTLS certificate fingerprints as RFC 8122 §5 writes them
 // ("sha-256 AB:CD:…"; the hash function's case and the hex case do not
 // matter). The code is the first four bytes of SHA-256 over the two

@@ -8,7 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/scope"
 )
 

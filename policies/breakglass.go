@@ -8,8 +8,8 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/scope"
 )
 

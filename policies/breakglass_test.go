@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/scope"
 )
 

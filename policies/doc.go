@@ -1,6 +1,6 @@
 // Package policies is telegate's control-plane "may they pass" and "how
 // fast" and "is the request clean" stages: route policy evaluation (deny by
-// default, DESIGN.md principle 2), token-bucket rate limits per client
+// default, docs/architecture.md principle 2), token-bucket rate limits per client
 // address and per subject, and request inspection with Coraza and the OWASP
 // Core Rule Set.
 //

@@ -24,7 +24,7 @@ const (
 	ReasonNoMatch         = "no-match"
 )
 
-// Evaluate decides whether id may pass a route with policy p (DESIGN.md
+// Evaluate decides whether id may pass a route with policy p (docs/architecture.md
 // principle 2: deny by default). id is nil for an anonymous request; method
 // is the request method exactly as received (methods are case-sensitive,
 // RFC 9110 §9.1).

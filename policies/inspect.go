@@ -18,12 +18,12 @@ import (
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/scope"
 )
 
-// Inspection defaults (DESIGN.md: defaults live in one place).
+// Inspection defaults (docs/architecture.md: defaults live in one place).
 const (
 	// DefaultParanoiaLevel is the OWASP CRS blocking paranoia level.
 	DefaultParanoiaLevel = 1

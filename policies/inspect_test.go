@@ -20,8 +20,8 @@ import (
 
 	"github.com/corazawaf/coraza/v3"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/scope"
 )
 

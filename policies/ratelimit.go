@@ -12,7 +12,7 @@ import (
 	"github.com/telegate/telegate/config"
 )
 
-// Safe defaults for rate limits (DESIGN.md "defaults live in one place and
+// Safe defaults for rate limits (docs/architecture.md "defaults live in one place and
 // are the safe ones"), used when rate_limits leaves a limit out.
 var (
 	// DefaultPerClient: 50 requests per second, bursts of 100, per route
@@ -42,7 +42,7 @@ type subjectKey struct {
 
 // Limiter holds token buckets (golang.org/x/time/rate) per route and client
 // address and per route and subject, in two tables bounded by MaxClients
-// entries each with least-recently-used eviction (DESIGN.md principle 7).
+// entries each with least-recently-used eviction (docs/architecture.md principle 7).
 // An evicted client starts again with a full bucket; with the default cap
 // that takes 100000 more recently active clients. A Limiter is safe for
 // concurrent use.

@@ -50,7 +50,7 @@ type RedisLimiterOptions struct {
 	Now func() time.Time
 }
 
-// RedisLimiter is the rate limiter for several nodes (DESIGN.md "State":
+// RedisLimiter is the rate limiter for several nodes (docs/architecture.md "State":
 // rate-limit buckets in Redis for global limits). It has the same contract
 // and limits as RouteLimiter (gateway.Limiter; rate_limits.per_client,
 // rate_limits.per_subject, routes[].rate_limit; IPv6 clients per /64) but

@@ -147,7 +147,7 @@ func TestAllowSubjectSeparatesSubjectsAndRoutes(t *testing.T) {
 }
 
 // TestLimiterTableBounded: a flood of distinct clients cannot grow the
-// table past MaxClients (DESIGN.md principle 7).
+// table past MaxClients (docs/architecture.md principle 7).
 func TestLimiterTableBounded(t *testing.T) {
 	t.Parallel()
 	l := NewLimiter(config.RateLimits{MaxClients: 50}, newClock().now)

@@ -30,7 +30,7 @@ var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "
 
 // Validate checks a route policy for contradictions and mistakes and returns
 // every problem found (nil when p is sound). A nil policy is valid: the route
-// admits nobody (DESIGN.md principle 2). Each error is a *ValidationError.
+// admits nobody (docs/architecture.md principle 2). Each error is a *ValidationError.
 //
 // Problems reported: public together with allow rules or require_mfa (a
 // public route admits anonymous requests, so both would be ignored); a

@@ -14,8 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/node"
 )
 
 // run: telegate [run] -c FILE [--watch INTERVAL]
@@ -54,10 +55,10 @@ func (c cli) run(ctx context.Context, args []string) int {
 	go watchConfig(ctx, path, *poll, logger, level, reloads)
 
 	logger.Info("telegate starting", "config", path, "version", versionString())
-	err = serve(ctx, cfg, serveOptions{
+	err = node.Run(ctx, cfg, node.Options{
 		Logger:  logger,
 		Reloads: reloads,
-		Ready: func(r readyInfo) {
+		Ready: func(r node.Ready) {
 			logger.Info("telegate ready", "url", r.URL, "admin", r.AdminAddr)
 		},
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/telegate/telegate/auth/devop"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway/demoapp"
+	"github.com/telegate/telegate/node"
 )
 
 // errDemoNotLoopback is the message for a non-loopback address in demo mode.
@@ -83,9 +84,9 @@ func (c cli) demo(ctx context.Context, args []string) int {
 		return exitFail
 	}
 
-	err = serve(ctx, cfg, serveOptions{
+	err = node.Run(ctx, cfg, node.Options{
 		Logger: logger,
-		Ready: func(r readyInfo) {
+		Ready: func(r node.Ready) {
 			roots.setPath(r.LocalRoot)
 			printBanner(c.stdout, r, cfg, op.Issuer())
 		},
@@ -182,7 +183,7 @@ type rootFile struct {
 	rt   *http.Transport
 }
 
-// setPath names the root file (from readyInfo.LocalRoot).
+// setPath names the root file (from node.Ready.LocalRoot).
 func (f *rootFile) setPath(p string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -221,7 +222,7 @@ func (f *rootFile) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // printBanner tells the person at the terminal what is running and how to
 // use it, loudly.
-func printBanner(w io.Writer, r readyInfo, cfg *config.Config, issuer string) {
+func printBanner(w io.Writer, r node.Ready, cfg *config.Config, issuer string) {
 	url := r.URL
 	if url == "" {
 		url = cfg.Server.PublicURL + "/"

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/audit"
 )
 
 // bin is the telegate binary built once for these tests.

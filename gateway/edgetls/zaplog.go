@@ -10,7 +10,7 @@ import (
 )
 
 // droppedLogKeys are certmagic log fields that are never forwarded: client
-// addresses are PHI once joined to a visit (DESIGN.md principle 6), and
+// addresses are PHI once joined to a visit (docs/architecture.md principle 6), and
 // certmagic names them in handshake errors.
 var droppedLogKeys = map[string]bool{
 	"remote":       true,

@@ -15,7 +15,7 @@ import (
 
 	"github.com/pion/turn/v5"
 
-	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/audit"
 )
 
 // tupleKey names an allocation's 5-tuple: the listening socket (index into

@@ -140,7 +140,7 @@ func coturnReady(t *testing.T, addr *net.UDPAddr, exited <-chan struct{}) bool {
 	return false
 }
 
-// TestCoturnAcceptsRelayCredentials: DESIGN.md "Relay credentials follow
+// TestCoturnAcceptsRelayCredentials: docs/architecture.md "Relay credentials follow
 // the TURN REST convention … so an external coturn fleet can serve the
 // same credentials". A credential minted by Server.Credential allocates on
 // coturn 4.6 configured with the same secret; anything else is refused

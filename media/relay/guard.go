@@ -13,7 +13,7 @@ import (
 	"github.com/pion/turn/v5"
 	"golang.org/x/time/rate"
 
-	"github.com/telegate/telegate/gateway/audit"
+	"github.com/telegate/telegate/audit"
 )
 
 // STUN/TURN constants pion/stun does not name.

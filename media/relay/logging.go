@@ -11,7 +11,7 @@ import (
 
 // pionLoggerFactory routes pion's logs to slog: warnings and errors only,
 // rate limited, with every IP address replaced by its keyed hash
-// (DESIGN.md principle 6). Pion's debug and info lines name client and
+// (docs/architecture.md principle 6). Pion's debug and info lines name client and
 // peer addresses on every packet and are dropped.
 type pionLoggerFactory struct{ s *Server }
 

@@ -3,7 +3,7 @@
 //
 // It relays the DTLS-SRTP packets of a visit between the participants'
 // browsers and nothing else: packets are forwarded unchanged, no key is
-// ever held here (DESIGN.md principle 4). An allocation reaches only the
+// ever held here (docs/architecture.md principle 4). An allocation reaches only the
 // relayed transport addresses of the other admitted participants of its
 // visit (principle 5); every other peer, and every address in the deny
 // list in any IPv6 form that embeds an IPv4 address, is refused with 403.
@@ -52,8 +52,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/audit"
 )
 
 // Options configures New.

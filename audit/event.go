@@ -2,7 +2,7 @@
 // file of JSON lines, each carrying the HMAC-SHA256 of the previous line so
 // that any edit, deletion or reordering is found by `telegate audit verify`.
 // Records are PHI-free except the client address, which the trail keeps
-// (DESIGN.md principle 6).
+// (docs/architecture.md principle 6).
 package audit
 
 import (

@@ -1,8 +1,8 @@
-// Package stack assembles one telegate node from its configuration: the
+// Package node assembles one telegate node from its configuration: the
 // certificates (edgetls), the audit trail, sign-in (auth), inspection
 // (policies), the TURN relay and visits (media), and the gateway that puts
 // them on the listeners. cmd/telegate and the end-to-end tests both run it.
-package stack
+package node
 
 import (
 	"context"
@@ -17,10 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/auth"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway"
-	"github.com/telegate/telegate/gateway/audit"
 	"github.com/telegate/telegate/gateway/edgetls"
 	"github.com/telegate/telegate/media"
 	"github.com/telegate/telegate/media/relay"

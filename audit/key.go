@@ -110,7 +110,7 @@ func decodeKey(s string) ([]byte, error) {
 var ipHashLabel = []byte("telegate ip hash v1")
 
 // HashIP returns a keyed, one-way pseudonym of addr for ordinary logs
-// (DESIGN.md principle 6): the first 12 bytes of HMAC-SHA256(K, addr) in
+// (docs/architecture.md principle 6): the first 12 bytes of HMAC-SHA256(K, addr) in
 // unpadded base64url (16 characters), where K = HMAC-SHA256(key,
 // "telegate ip hash v1") so the audit chain key is not used directly.
 // IPv4-mapped IPv6 addresses hash like their IPv4 form; zones are ignored.
