@@ -30,6 +30,11 @@ type Event struct {
 	Decision string            `json:"decision,omitempty"`
 	Reason   string            `json:"reason,omitempty"`
 	Attrs    map[string]string `json:"attrs,omitempty"`
+	// Generation is the configuration generation the event was decided
+	// under (1 at start, one more per reload); with the configuration
+	// hash of that generation's "config.apply" record it shows which
+	// policy a node applied. 0: stamped by the trail with the current one.
+	Generation uint64 `json:"gen,omitempty"`
 }
 
 // Sink receives audit events. Implementations must be safe for concurrent

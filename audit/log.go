@@ -82,6 +82,7 @@ type Log struct {
 	seq  uint64
 	prev string
 
+	gen       atomic.Uint64
 	written   atomic.Uint64
 	dropped   atomic.Uint64
 	errs      atomic.Uint64
@@ -171,7 +172,12 @@ func OpenWithLogger(path string, key []byte, logger *slog.Logger) (*Log, error) 
 	return l, nil
 }
 
-// Record implements Sink. It stamps e.Time (UTC) when zero and queues e; it
+// SetGeneration sets the configuration generation stamped on events that
+// carry none (Event.Generation 0).
+func (l *Log) SetGeneration(id uint64) { l.gen.Store(id) }
+
+// Record implements Sink. It stamps e.Time (UTC) and e.Generation when
+// zero and queues e; it
 // never blocks longer than EnqueueTimeout. After Close, events are dropped
 // and counted.
 func (l *Log) Record(ctx context.Context, e Event) {
@@ -179,6 +185,9 @@ func (l *Log) Record(ctx context.Context, e Event) {
 		e.Time = time.Now()
 	}
 	e.Time = e.Time.UTC()
+	if e.Generation == 0 {
+		e.Generation = l.gen.Load()
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {

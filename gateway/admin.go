@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"log"
 	"log/slog"
 	"net/http"
@@ -43,8 +44,11 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 
 // AdminHandler serves the admin listener: /healthz (200 while the process
 // serves), /readyz (200 once the listeners are up and a configuration is
-// loaded, else 503) and /metrics (Prometheus text format). None of it is
-// reachable through Handler().
+// loaded, else 503; the body names the running generation and its
+// configuration hash), /metrics (Prometheus text format) and POST /reload
+// (Options.Reload: 200 with the generation now running, 409 with the
+// problems, one per line, when the configuration is refused). None of it
+// is reachable through Handler().
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -58,8 +62,25 @@ func (g *Gateway) AdminHandler() http.Handler {
 			_, _ = w.Write([]byte("not ready\n"))
 			return
 		}
-		_, _ = w.Write([]byte("ready\n"))
+		id, hash := g.Current()
+		_, _ = fmt.Fprintf(w, "ready\ngeneration %d\nconfig_hash %s\n", id, hash)
 	})
+	// A page in a browser on this host must not trigger a reload.
+	mux.Handle("POST /reload", http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if g.o.Reload == nil {
+			http.Error(w, "reload is not available on this node", http.StatusNotFound)
+			return
+		}
+		id, hash, err := g.o.Reload()
+		if err != nil {
+			w.WriteHeader(http.StatusConflict)
+			_, _ = fmt.Fprintf(w, "reload refused; generation %d keeps running\n%s\n", id, err)
+			return
+		}
+		_, _ = fmt.Fprintf(w, "reloaded\ngeneration %d\nconfig_hash %s\n", id, hash)
+	})))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	return mux
 }

@@ -15,11 +15,11 @@ var evaluatePolicy func(p *config.Policy, id *scope.Identity, method string) sco
 // authenticate runs the Authenticator (session cookie, bearer token or
 // client certificate), which attaches scope.Identity. Without an
 // Authenticator (tests of public routes) every request is anonymous.
-func (g *Gateway) authenticate(next http.Handler) http.Handler {
-	if g.o.Auth == nil {
+func (g *generation) authenticate(next http.Handler) http.Handler {
+	if g.Auth == nil {
 		return next
 	}
-	return g.o.Auth.Authenticate(next)
+	return g.Auth.Authenticate(next)
 }
 
 // authorise evaluates the route's policy for the identity and method, once,
@@ -27,7 +27,7 @@ func (g *Gateway) authenticate(next http.Handler) http.Handler {
 // follows"). The decision goes into the scope. An anonymous request that
 // needs an identity is challenged (sign-in redirect, or 401 on API routes,
 // RFC 6750 §3); every other deny is 403.
-func (g *Gateway) authorise(next http.Handler) http.Handler {
+func (g *generation) authorise(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
 		d := g.breakGlassDecide(s, evaluatePolicy(s.Route.Policy, s.Identity, r.Method), r.Method)
@@ -39,8 +39,8 @@ func (g *Gateway) authorise(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if s.Identity == nil && d.Reason == "unauthenticated" && g.o.Auth != nil {
-			g.o.Auth.Challenge(w, r)
+		if s.Identity == nil && d.Reason == "unauthenticated" && g.Auth != nil {
+			g.Auth.Challenge(w, r)
 			return
 		}
 		if s.Identity == nil && d.Reason == "unauthenticated" {

@@ -22,7 +22,7 @@ const BreakGlassPath = OwnPrefix + "break-glass"
 
 // breakGlassDecide re-decides a denied request with break-glass when the
 // route has a break_glass section and a BreakGlass table is configured.
-func (g *Gateway) breakGlassDecide(s *scope.Scope, d scope.Decision, method string) scope.Decision {
+func (g *generation) breakGlassDecide(s *scope.Scope, d scope.Decision, method string) scope.Decision {
 	if d.Allow || g.o.BreakGlass == nil || s.Route == nil || s.Route.Policy == nil || s.Route.Policy.BreakGlass == nil {
 		return d
 	}
@@ -33,7 +33,7 @@ func (g *Gateway) breakGlassDecide(s *scope.Scope, d scope.Decision, method stri
 // identity could break the glass on the denied route (eligible by the
 // route's break_glass.allow and signed in with MFA), and reports whether
 // it did.
-func (g *Gateway) breakGlassOffer(w http.ResponseWriter, r *http.Request, s *scope.Scope) bool {
+func (g *generation) breakGlassOffer(w http.ResponseWriter, r *http.Request, s *scope.Scope) bool {
 	if g.o.BreakGlass == nil || s.Route == nil || s.Route.Policy == nil || s.Route.Policy.BreakGlass == nil || s.Route.API {
 		return false
 	}
@@ -66,7 +66,7 @@ func (g *Gateway) breakGlassOffer(w http.ResponseWriter, r *http.Request, s *sco
 // identity grants emergency access to the named route (policies.BreakGlass
 // checks eligibility, MFA and the reason, and audits the grant) and
 // redirects to rd on that route (303, RFC 9110 §15.4.4).
-func (g *Gateway) breakGlassHandler() http.Handler {
+func (g *generation) breakGlassHandler() http.Handler {
 	csrf := http.NewCrossOriginProtection()
 	return csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -85,9 +85,9 @@ func (g *Gateway) breakGlassHandler() http.Handler {
 			return
 		}
 		var route *config.Route
-		for i, rt := range g.current().cfg.Routes {
+		for i, rt := range g.cfg.Routes {
 			if rt.ID == r.PostForm.Get("route") {
-				route = &g.current().cfg.Routes[i]
+				route = &g.cfg.Routes[i]
 				break
 			}
 		}

@@ -231,11 +231,11 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, reason string) {
 // the faults of CanonicalPath and CanonicalHost, more query parameters than
 // Server.MaxQueryParams, an unparsable query, and an access_token query
 // parameter (RFC 6750 §2.3 is not accepted: tokens in URLs leak to logs).
-func (g *Gateway) canonicalise(next http.Handler) http.Handler {
+func (g *generation) canonicalise(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
 		rs := stateFrom(r.Context())
-		cfg := g.current().cfg
+		cfg := g.cfg
 		if rs.conn != nil && rs.conn.h1 {
 			if idx, reason := rs.conn.poisoned(); idx > 0 && rs.connIndex >= idx {
 				if rs.connIndex == idx {

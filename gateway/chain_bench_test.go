@@ -79,7 +79,7 @@ func newChainBench(b *testing.B) *chainBench {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = svc.Close() })
-	g, err := New(Options{Config: cfg, Auth: svc, Logger: quietLogger()})
+	g, err := New(Options{Config: cfg, Auth: svc.View(), Logger: quietLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -57,6 +57,14 @@ type Options struct {
 	// BreakGlass holds emergency-access grants for routes whose policy has
 	// a break_glass section; nil disables break-glass.
 	BreakGlass *policies.BreakGlass
+	// Reload, when set, is run by POST /reload on the admin listener: it
+	// reads and applies the configuration again and returns the running
+	// generation's ID and hash, or why the configuration was refused.
+	Reload func() (generation uint64, hash string, err error)
+	// First, when its Config is set, is the first generation (its ID,
+	// Hash, Auth and Inspector); otherwise the first generation is
+	// Config with Auth and Inspector.
+	First Generation
 	// STUNConn, when set, takes TLS connections without ALPN (or with
 	// "http/1.1" or "stun.turn") whose first bytes are a STUN message
 	// (magic cookie 0x2112A442 at bytes 4..8, RFC 8489 §5).
@@ -71,8 +79,10 @@ type Endpoint struct {
 	Handler http.Handler
 }
 
-// Gateway is the edge plane. Its configuration can be swapped atomically
-// with Reload.
+// Gateway is the edge plane. Everything a request needs that comes from the
+// configuration is one generation (generation): Swap replaces it whole, and
+// every request runs start to end on the generation it started with
+// (docs/architecture.md "Generations").
 type Gateway struct {
 	o       Options
 	log     *slog.Logger
@@ -83,31 +93,59 @@ type Gateway struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	ipKey   []byte
-	handler http.Handler
-	own     http.Handler
 
-	state  atomic.Pointer[state]
-	gen    atomic.Uint64
+	gen    atomic.Pointer[generation]
 	ready  atomic.Bool
 	addrs  atomic.Pointer[boundAddrs]
 	reload sync.Mutex
 }
 
-// state is one configuration generation: swapped whole by Reload.
-type state struct {
+// Generation is what a configuration generation hands the edge: the
+// configuration and the stages other planes built from it. It is never
+// changed after it is handed over.
+type Generation struct {
+	// ID numbers generations from 1 at start; it goes into every audit
+	// record and the assertion cache key.
+	ID uint64
+	// Hash identifies the effective configuration (hex SHA-256).
+	Hash   string
+	Config *config.Config
+	// Auth authenticates requests and serves the sign-in endpoints; nil
+	// only in tests of public routes.
+	Auth Authenticator
+	// Inspector is the WAF stage; nil means no inspection.
+	Inspector Inspector
+}
+
+// generation is one configuration generation of the edge: router, upstream
+// transports, assertion settings and the request chain built from them.
+// It embeds the Gateway for what lives as long as the node (logger,
+// metrics, signing key, audit sink). A request reads the current
+// generation once, in ServeHTTP, and every stage is a closure over it.
+type generation struct {
+	*Gateway
+	Generation
 	cfg             *config.Config
-	gen             uint64
 	router          *router
 	trusted         []netip.Prefix
 	assertionHeader string
 	issuer          string
 	ttl             time.Duration
 	upstreams       map[string]*upstream // route id → upstream
+	handler         http.Handler
+
+	// inflight counts requests running on this generation; retired is set
+	// once a newer one has replaced it. The last request out of a retired
+	// generation closes what only it used.
+	inflight atomic.Int64
+	retired  atomic.Bool
+	closed   sync.Once
 }
 
-// New validates o.Config and builds a Gateway. It loads (or creates once)
-// the assertion signing key and the log-hash key in the data directory,
-// and refuses an admin address that is neither loopback nor private.
+// New validates o.Config and builds a Gateway whose first generation is
+// o.Config with o.Auth and o.Inspector. It loads (or creates once) the
+// assertion signing key and the log-hash key in the data directory, and
+// refuses an admin address that is neither loopback nor private.
 func New(o Options) (*Gateway, error) {
 	if o.Config == nil {
 		return nil, errors.New("gateway: no configuration")
@@ -126,10 +164,6 @@ func New(o Options) (*Gateway, error) {
 		g.reg = prometheus.NewRegistry()
 	}
 	if err := checkAdminAddr(o.Config.Server.Admin); err != nil {
-		return nil, err
-	}
-	st, err := g.build(o.Config)
-	if err != nil {
 		return nil, err
 	}
 	key, err := loadSigningKey(o.Config.Assertion.SigningKeyFile, o.Config.DataDir)
@@ -153,16 +187,22 @@ func New(o Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: endpoint %q must be under %s and have a handler", e.Prefix, OwnPrefix)
 		}
 	}
-	g.state.Store(st)
-	g.own = g.ownEndpoints()
-	g.handler = g.chain()
+	first := o.First
+	if first.Config == nil {
+		first = Generation{ID: 1, Config: o.Config, Auth: o.Auth, Inspector: o.Inspector}
+	}
+	st, err := g.build(first)
+	if err != nil {
+		return nil, err
+	}
+	g.gen.Store(st)
 	return g, nil
 }
 
-// chain writes the request path once (docs/architecture.md "Request path"). The first
-// stage listed is the outermost.
-func (g *Gateway) chain() http.Handler {
-	own := stages(g.own, g.limitClient, g.authenticate)
+// chain writes the request path once (docs/architecture.md "Request path").
+// The first stage listed is the outermost.
+func (g *generation) chain() http.Handler {
+	own := stages(g.ownEndpoints(), g.limitClient, g.authenticate)
 	routed := stages(g.proxyHandler(),
 		g.limitClient, g.authenticate, g.authorise, g.limitSubject,
 		g.limitBody, g.inspect, g.websocketGate, g.forwardHeaders)
@@ -178,26 +218,38 @@ func stages(h http.Handler, s ...func(http.Handler) http.Handler) http.Handler {
 	return h
 }
 
-// inspect runs the Inspector (WAF), when there is one.
-func (g *Gateway) inspect(next http.Handler) http.Handler {
-	if g.o.Inspector == nil {
+// inspect runs the generation's Inspector (WAF), when there is one.
+func (g *generation) inspect(next http.Handler) http.Handler {
+	if g.Inspector == nil {
 		return next
 	}
-	return g.o.Inspector.Inspect(next)
+	return g.Inspector.Inspect(next)
 }
 
-func (g *Gateway) current() *state { return g.state.Load() }
+// current is the generation new requests start on.
+func (g *Gateway) current() *generation { return g.gen.Load() }
 
-// build validates cfg and prepares a configuration generation: router,
-// upstream transports, assertion settings. It changes nothing.
-func (g *Gateway) build(cfg *config.Config) (*state, error) {
-	var errs []error
+// Current returns the running generation's ID and Hash.
+func (g *Gateway) Current() (id uint64, hash string) {
+	st := g.current()
+	return st.ID, st.Hash
+}
+
+// build validates gen.Config and prepares a generation: router, upstream
+// transports, assertion settings and the chain. It changes nothing.
+func (g *Gateway) build(in Generation) (*generation, error) {
+	cfg := in.Config
+	if cfg == nil {
+		return nil, errors.New("gateway: no configuration")
+	}
+	var errs config.Errors
 	rt, err := newRouter(cfg)
 	if err != nil {
-		errs = append(errs, err)
+		errs = append(errs, cfg.Problem("routes", "%s", err.Error()))
 	}
-	st := &state{
-		cfg: cfg, gen: g.gen.Add(1), router: rt, trusted: cfg.Server.TrustedProxies,
+	st := &generation{
+		Gateway: g, Generation: in,
+		cfg: cfg, router: rt, trusted: cfg.Server.TrustedProxies,
 		assertionHeader: cfg.Assertion.Header, issuer: cfg.Assertion.Issuer, ttl: cfg.Assertion.TTL,
 		upstreams: map[string]*upstream{},
 	}
@@ -211,72 +263,124 @@ func (g *Gateway) build(cfg *config.Config) (*state, error) {
 		st.ttl = 60 * time.Second
 	}
 	if !IsReservedHeader(st.assertionHeader, DefaultAssertionHeader) && !strings.HasPrefix(FoldHeaderName(st.assertionHeader), "x-") {
-		errs = append(errs, fmt.Errorf("assertion.header %q: use an X- name", st.assertionHeader))
+		errs = append(errs, cfg.Problem("assertion.header", "%q: use an X- name", st.assertionHeader))
 	}
 	ids := map[string]bool{}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
+		at := func(field string) string { return fmt.Sprintf("routes[%d].%s", i, field) }
 		if r.ID == "" || r.ID == ownRouteID {
-			errs = append(errs, fmt.Errorf("route %d: id is required", i))
+			errs = append(errs, cfg.Problem(at("id"), "a route id is required (and %q is telegate's own)", ownRouteID))
 			continue
 		}
 		if ids[r.ID] {
-			errs = append(errs, fmt.Errorf("route %q: duplicate id", r.ID))
+			errs = append(errs, cfg.Problem(at("id"), "duplicate route id %q", r.ID))
 		}
 		ids[r.ID] = true
 		if !strings.HasPrefix(r.Path, "/") {
-			errs = append(errs, fmt.Errorf("route %q: path %q must start with /", r.ID, r.Path))
+			errs = append(errs, cfg.Problem(at("path"), "%q must start with /", r.Path))
 		} else if c, _, err := CanonicalPath(r.Path); err != nil || c != r.Path {
-			errs = append(errs, fmt.Errorf("route %q: path %q is not canonical", r.ID, r.Path))
+			errs = append(errs, cfg.Problem(at("path"), "%q is not canonical", r.Path))
 		} else if strings.HasPrefix(r.Path, OwnPrefix) || r.Path+"/" == OwnPrefix {
-			errs = append(errs, fmt.Errorf("route %q: path %q is reserved for telegate", r.ID, r.Path))
+			errs = append(errs, cfg.Problem(at("path"), "%q is reserved for telegate", r.Path))
 		}
 		up, err := newUpstream(r)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("route %q: %w", r.ID, err))
+			errs = append(errs, cfg.Problem(at("upstream"), "%s", err.Error()))
 			continue
 		}
-		up.proxy = g.reverseProxy(up)
+		up.proxy = st.reverseProxy(up)
 		st.upstreams[r.ID] = up
 	}
-	if err := errors.Join(errs...); err != nil {
-		for _, up := range st.upstreams {
+	if len(errs) > 0 {
+		st.closeUpstreams()
+		return nil, errs
+	}
+	st.handler = st.chain()
+	return st, nil
+}
+
+// Check builds gen as Swap would and throws it away: nil exactly when
+// Swap (or New, with an admin address that New accepts) would take it. It
+// opens no connection.
+func Check(gen Generation) error {
+	if gen.Config == nil {
+		return errors.New("gateway: no configuration")
+	}
+	if err := checkAdminAddr(gen.Config.Server.Admin); err != nil {
+		return err
+	}
+	g := &Gateway{log: slog.New(slog.DiscardHandler)}
+	st, err := g.build(gen)
+	if err != nil {
+		return err
+	}
+	st.closeUpstreams()
+	return nil
+}
+
+// closeUpstreams closes the idle connections of the generation's upstream
+// transports (requests still running keep theirs until they end).
+func (g *generation) closeUpstreams() {
+	g.closed.Do(func() {
+		for _, up := range g.upstreams {
 			up.close()
 		}
-		return nil, fmt.Errorf("gateway configuration: %w", err)
+	})
+}
+
+// leave ends one request on g; the last request out of a retired
+// generation closes its upstreams.
+func (g *generation) leave() {
+	if g.inflight.Add(-1) == 0 && g.retired.Load() {
+		g.closeUpstreams()
 	}
-	return st, nil
+}
+
+// ServeHTTP is the whole public chain: it reads the current generation
+// once and runs the request on it to the end.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := g.current()
+	st.inflight.Add(1)
+	defer st.leave()
+	st.handler.ServeHTTP(w, r)
 }
 
 // Handler is the whole public chain, for tests that serve it themselves
 // (httptest.NewUnstartedServer with TLS). Serve uses the same handler.
-func (g *Gateway) Handler() http.Handler { return g.handler }
+func (g *Gateway) Handler() http.Handler { return g }
 
-// Reload validates cfg and then swaps routes, upstreams and assertion
-// settings atomically; on error the running configuration stays and the
-// error says why. Listener addresses and the signing key are not
-// reloaded.
+// Reload swaps in a generation of cfg with the running generation's Auth
+// and Inspector (see Swap).
 func (g *Gateway) Reload(cfg *config.Config) error {
-	if cfg == nil {
+	cur := g.current()
+	return g.Swap(Generation{ID: cur.ID + 1, Config: cfg, Auth: cur.Auth, Inspector: cur.Inspector})
+}
+
+// Swap builds next and makes it the generation new requests start on; on
+// error the running generation stays and the error says why. Requests
+// already running finish on the generation they started with; the old
+// generation's upstream transports are closed when its last request ends.
+// Listener addresses and the signing key belong to the node, not to a
+// generation: the caller refuses changes to them.
+func (g *Gateway) Swap(next Generation) error {
+	if next.Config == nil {
 		return errors.New("gateway: reload: no configuration")
 	}
 	g.reload.Lock()
 	defer g.reload.Unlock()
-	st, err := g.build(cfg)
+	st, err := g.build(next)
 	if err != nil {
 		return fmt.Errorf("reload refused, previous configuration kept: %w", err)
 	}
-	old := g.state.Swap(st)
+	old := g.gen.Swap(st)
 	if m, ok := g.limiter.(*memLimiter); ok {
-		m.configure(cfg)
+		m.configure(next.Config)
 	}
 	if old != nil {
-		go func() {
-			time.Sleep(time.Second)
-			for _, up := range old.upstreams {
-				up.close()
-			}
-		}()
+		old.retired.Store(true)
+		old.inflight.Add(1)
+		old.leave() // closes now when nothing runs on it
 	}
 	return nil
 }
@@ -288,7 +392,7 @@ func (g *Gateway) JWKS() []byte { return append([]byte(nil), g.signer.jwks...) }
 
 // ownEndpoints serves /.telegate/: the JWKS, Options.Endpoints (longest
 // prefix first) and the auth handler; anything else is 404.
-func (g *Gateway) ownEndpoints() http.Handler {
+func (g *generation) ownEndpoints() http.Handler {
 	eps := append([]Endpoint(nil), g.o.Endpoints...)
 	for i := range eps {
 		for j := i + 1; j < len(eps); j++ {
@@ -299,8 +403,8 @@ func (g *Gateway) ownEndpoints() http.Handler {
 	}
 	breakGlass := g.breakGlassHandler()
 	var authH http.Handler
-	if g.o.Auth != nil {
-		authH = g.o.Auth.Handler()
+	if g.Auth != nil {
+		authH = g.Auth.Handler()
 	}
 	return ownErrors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.EscapedPath()

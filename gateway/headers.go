@@ -116,16 +116,16 @@ func SanitizeConnection(h http.Header) {
 // hop-by-hop, and mints the assertion for an identified request (an error
 // minting is a 500: no request goes upstream without its assertion). The
 // proxy's Rewrite then adds the assertion and the X-Forwarded-* fields.
-func (g *Gateway) forwardHeaders(next http.Handler) http.Handler {
+func (g *generation) forwardHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := g.current()
+		st := g
 		StripReservedHeaders(r.Header, st.assertionHeader)
 		SanitizeConnection(r.Header)
 		r.Trailer = nil
 		s := scope.From(r.Context())
 		if s.Identity != nil {
 			tok, err := g.signer.mint(s.Identity, assertionInput{
-				issuer: st.issuer, audience: s.RouteID, ttl: st.ttl, claims: s.Route.AssertionClaims, gen: st.gen,
+				issuer: st.issuer, audience: s.RouteID, ttl: st.ttl, claims: s.Route.AssertionClaims, gen: st.ID,
 			}, g.now())
 			if err != nil {
 				g.log.Error("assertion minting failed", "request_id", s.RequestID, "err", err)

@@ -88,10 +88,10 @@ func (u *upstream) close() { u.transport.CloseIdleConnections() }
 
 // proxyHandler is the reverse proxy: the route's httputil.ReverseProxy
 // (built with Rewrite, never Director, in reverseProxy).
-func (g *Gateway) proxyHandler() http.Handler {
+func (g *generation) proxyHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
-		up := g.current().upstreams[s.RouteID]
+		up := g.upstreams[s.RouteID]
 		if up == nil || up.proxy == nil {
 			writeError(w, r, http.StatusBadGateway, "The service is not available.")
 			return
@@ -106,7 +106,7 @@ func (g *Gateway) proxyHandler() http.Handler {
 // ones: the assertion, X-Forwarded-For/Host/Proto, Forwarded (RFC 7239),
 // X-Request-Id and, where the route asks, X-Telegate-Subject and
 // X-Telegate-Roles.
-func (g *Gateway) reverseProxy(up *upstream) *httputil.ReverseProxy {
+func (g *generation) reverseProxy(up *upstream) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:   g.rewrite(up),
 		Transport: up.transport,
@@ -143,12 +143,12 @@ func (b *bufferPool) Put(buf []byte) {
 	b.p.Put(&buf)
 }
 
-func (g *Gateway) rewrite(up *upstream) func(*httputil.ProxyRequest) {
+func (g *generation) rewrite(up *upstream) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		ctx := pr.In.Context()
 		s := scope.From(ctx)
 		rs := stateFrom(ctx)
-		st := g.current()
+		st := g
 		out := pr.Out
 		out.URL.Scheme, out.URL.Host = up.url.Scheme, up.url.Host
 		out.URL.Path, out.URL.RawPath = unescapedPath(s.Path), s.Path
@@ -207,11 +207,11 @@ func forwardedNode(ip string) string {
 // the session cookie (Sessions.CookieName, default "__Host-telegate") or
 // any cookie starting with "__Host-telegate" are dropped, so a compromised
 // app cannot fix or overwrite a user's gateway session.
-func (g *Gateway) modifyResponse(resp *http.Response) error {
+func (g *generation) modifyResponse(resp *http.Response) error {
 	if rs := stateFrom(resp.Request.Context()); rs != nil {
 		rs.proxied.Store(true)
 	}
-	own := g.current().cfg.Sessions.CookieName
+	own := g.cfg.Sessions.CookieName
 	if own == "" {
 		own = "__Host-telegate"
 	}
@@ -237,7 +237,7 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 // internal: a request body over the route's limit → 413; a malformed
 // request body (client fault) → 400; an upstream timeout → 504; anything
 // else (unreachable, refused, reset) → 502.
-func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+func (g *generation) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	rs := stateFrom(r.Context())
 	var mbe *http.MaxBytesError
 	switch {
@@ -309,7 +309,7 @@ func (b *bodyReader) failed() bool   { b.mu.Lock(); defer b.mu.Unlock(); return 
 // limitBody refuses a declared Content-Length over the route's limit with
 // 413 before anything is read, and bounds every other body while it is
 // streamed.
-func (g *Gateway) limitBody(next http.Handler) http.Handler {
+func (g *generation) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
 		limit := s.Route.MaxBodyBytes
@@ -335,7 +335,7 @@ func (g *Gateway) limitBody(next http.Handler) http.Handler {
 // policy, and only from an Origin in Route.Origins (default
 // "https://<route host>" for each of the route's hosts and the request's
 // host); every other upgrade attempt (h2c included) is 403.
-func (g *Gateway) websocketGate(next http.Handler) http.Handler {
+func (g *generation) websocketGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.Header.Values("Upgrade")) == 0 && r.Method != http.MethodConnect {
 			next.ServeHTTP(w, r)

@@ -91,7 +91,7 @@ func (m *memLimiter) AllowSubject(routeID, subjectKey string) bool {
 
 // limitClient is the per-client-address rate limit: 429 with Retry-After
 // (RFC 6585 §4) past the bucket.
-func (g *Gateway) limitClient(next http.Handler) http.Handler {
+func (g *generation) limitClient(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
 		id := s.RouteID
@@ -113,7 +113,7 @@ func subjectKey(id *scope.Identity) string {
 }
 
 // limitSubject is the per-identity rate limit (after authorisation).
-func (g *Gateway) limitSubject(next http.Handler) http.Handler {
+func (g *generation) limitSubject(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
 		if s.Identity != nil && !g.limiter.AllowSubject(s.RouteID, subjectKey(s.Identity)) {

@@ -17,7 +17,7 @@ import (
 // canonical path without query, status, client address, iss/sub, decision,
 // reason), the request metrics, and at most one ordinary log line with no
 // PHI: the client address only as a keyed hash, no query, no headers.
-func (g *Gateway) record(next http.Handler) http.Handler {
+func (g *generation) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &statusWriter{ResponseWriter: w}
 		defer func() {
@@ -57,7 +57,7 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 			e := audit.Event{
 				Time: s.Start, Type: "request", RequestID: s.RequestID, RouteID: route,
 				Method: method, Path: s.Path, Status: rw.status, Client: s.ClientAddr.String(),
-				Decision: decision, Reason: reason,
+				Decision: decision, Reason: reason, Generation: g.ID,
 			}
 			if s.Identity != nil {
 				e.Issuer, e.Subject = s.Identity.Issuer, s.Identity.Subject

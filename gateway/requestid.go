@@ -64,9 +64,9 @@ func newRequestID() string {
 // a fresh request id, the start time and the client address (the TCP peer,
 // or X-Forwarded-For's client when the peer is in Server.TrustedProxies),
 // and sets the X-Request-Id response header.
-func (g *Gateway) requestID(next http.Handler) http.Handler {
+func (g *generation) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := g.current()
+		st := g
 		s := &scope.Scope{RequestID: newRequestID(), Start: g.now()}
 		rs := &reqState{forwardedProto: "http"}
 		if ci, ok := r.Context().Value(connInfoKey{}).(*connInfo); ok && ci != nil {

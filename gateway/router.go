@@ -86,7 +86,7 @@ func prefixMatch(prefix, path string) bool {
 // name that differs from the canonical Host → 421 Misdirected Request
 // (RFC 9110 §15.5.20); ';' in the path of a route without AllowSemicolon →
 // 400.
-func (g *Gateway) route(own, routed http.Handler) http.Handler {
+func (g *generation) route(own, routed http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
 		rs := stateFrom(r.Context())
@@ -106,7 +106,7 @@ func (g *Gateway) route(own, routed http.Handler) http.Handler {
 			own.ServeHTTP(w, r)
 			return
 		}
-		route := g.current().router.match(s.Host, s.Path)
+		route := g.router.match(s.Host, s.Path)
 		if route == nil {
 			refuse(w, r, http.StatusNotFound, "no-route")
 			return

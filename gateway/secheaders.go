@@ -22,7 +22,7 @@ const ownPageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
 //     a strict CSP with frame-ancestors 'none' (unless the handler set
 //     one), X-Frame-Options: DENY, and Cache-Control: no-store under
 //     /.telegate/ and on errors (unless the handler set one).
-func (g *Gateway) securityHeaders(next http.Handler) http.Handler {
+func (g *generation) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &secWriter{ResponseWriter: w, r: r, g: g}
 		next.ServeHTTP(sw, r)
@@ -32,7 +32,7 @@ func (g *Gateway) securityHeaders(next http.Handler) http.Handler {
 type secWriter struct {
 	http.ResponseWriter
 	r    *http.Request
-	g    *Gateway
+	g    *generation
 	done bool
 }
 
@@ -45,7 +45,7 @@ func (sw *secWriter) apply(status int) {
 	}
 	sw.done = true
 	h := sw.ResponseWriter.Header()
-	cfg := sw.g.current().cfg
+	cfg := sw.g.cfg
 	rs := stateFrom(sw.r.Context())
 	s := scope.From(sw.r.Context())
 	rid := ""

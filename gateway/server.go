@@ -127,7 +127,7 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 	}
 	burst := max(int(perSec), 2*int(streams))
 	srv := &http.Server{
-		Handler:           g.handler,
+		Handler:           g,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: orDur(sc.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       orDur(sc.ReadTimeout, DefaultReadTimeout),
