@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -22,15 +22,20 @@ const maxBearerLen = 16 << 10
 
 // bearerVerifier verifies JWT access tokens (RFC 9068) from one issuer.
 type bearerVerifier struct {
-	cfg      config.Bearer
-	algs     []jose.SignatureAlgorithm
-	verifier *oidc.IDTokenVerifier
-	now      func() time.Time
+	cfg        config.Bearer
+	algs       []jose.SignatureAlgorithm
+	oidcAlgs   []string
+	client     *http.Client
+	jwksClient *http.Client
+	now        func() time.Time
+	disc       *discovery
+	live       atomic.Pointer[oidc.IDTokenVerifier]
 }
 
-// newBearerVerifier prepares verification for b: the key set at b.JWKSURL,
-// or else the jwks_uri found by discovery at b.Issuer.
-func newBearerVerifier(ctx context.Context, b config.Bearer, base *http.Client, now func() time.Time) (*bearerVerifier, error) {
+// newBearerVerifier prepares b's access-token checks (pinned algorithms,
+// issuer, audiences). Its keys come from the issuer's discovery or from
+// b.JWKSURL; it contacts nothing.
+func newBearerVerifier(b config.Bearer, base *http.Client, now func() time.Time) (*bearerVerifier, error) {
 	algs, err := pinAlgs(b.SigningAlgs)
 	if err != nil {
 		return nil, err
@@ -45,40 +50,31 @@ func newBearerVerifier(ctx context.Context, b config.Bearer, base *http.Client, 
 	if err != nil {
 		return nil, err
 	}
-	jwksURL := b.JWKSURL
-	if jwksURL == "" {
-		dctx, cancel := context.WithTimeout(ctx, call.Timeout)
-		defer cancel()
-		op, err := oidc.NewProvider(oidc.ClientContext(dctx, call), b.Issuer)
-		if err != nil {
-			return nil, fmt.Errorf("discovery at %s: %w", b.Issuer, err)
-		}
-		var doc discoveryDoc
-		if err := op.Claims(&doc); err != nil || doc.JWKSURI == "" {
-			return nil, errors.New("discovery document has no jwks_uri")
-		}
-		jwksURL = doc.JWKSURI
-	}
-	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), jwksClient), jwksURL)
-	bv := &bearerVerifier{
-		cfg: b,
-		verifier: oidc.NewVerifier(b.Issuer, keys, &oidc.Config{
-			SkipClientIDCheck:    true, // audience is checked against the list below
-			SupportedSigningAlgs: algs,
-			Now:                  now,
-		}),
-		now: now,
-	}
+	bv := &bearerVerifier{cfg: b, oidcAlgs: algs, client: call, jwksClient: jwksClient, now: now}
 	for _, a := range algs {
 		bv.algs = append(bv.algs, jose.SignatureAlgorithm(a))
 	}
 	return bv, nil
 }
 
-// bearerFromRequest returns the token of "Authorization: Bearer <token>"
-// (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1). present
-// reports whether a Bearer credential was sent at all; ok is false for a
-// malformed one (several headers, empty or oversized token, bad characters).
+// verifier is the token verifier once the issuer's keys are known.
+func (bv *bearerVerifier) verifier() (*oidc.IDTokenVerifier, error) {
+	if v := bv.live.Load(); v != nil {
+		return v, nil
+	}
+	d, err := bv.disc.result()
+	if err != nil {
+		return nil, err
+	}
+	v := oidc.NewVerifier(bv.cfg.Issuer, d.keys, &oidc.Config{
+		SkipClientIDCheck:    true, // audience is checked against the list below
+		SupportedSigningAlgs: bv.oidcAlgs,
+		Now:                  bv.now,
+	})
+	bv.live.CompareAndSwap(nil, v)
+	return bv.live.Load(), nil
+}
+
 func bearerFromRequest(r *http.Request) (token string, present, ok bool) {
 	vals := r.Header.Values("Authorization")
 	if len(vals) == 0 {
@@ -137,7 +133,7 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 // with a pinned algorithm, iss, exp (go-oidc), aud one of the configured
 // audiences, iat present and not in the future, non-empty sub (RFC 9068 §4).
 // It returns the identity, or nil and a short reason.
-func (s *Service) verifyBearer(ctx context.Context, route *config.Route, raw string) (*scope.Identity, string) {
+func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string) (*scope.Identity, string) {
 	// Find the issuer without trusting the token yet.
 	var iss string
 	for _, id := range route.Bearer {
@@ -169,7 +165,11 @@ func (s *Service) verifyBearer(ctx context.Context, route *config.Route, raw str
 	if bv == nil {
 		return nil, "issuer"
 	}
-	tok, err := bv.verifier.Verify(ctx, raw)
+	verifier, err := bv.verifier()
+	if err != nil {
+		return nil, "unavailable"
+	}
+	tok, err := verifier.Verify(ctx, raw)
 	if err != nil {
 		var exp *oidc.TokenExpiredError
 		if errors.As(err, &exp) {
@@ -214,7 +214,7 @@ func (s *Service) verifyBearer(ctx context.Context, route *config.Route, raw str
 
 // bearerError answers 401 with `WWW-Authenticate: Bearer realm="telegate",
 // error="invalid_token"` (RFC 6750 §3, §3.1) and a JSON body.
-func (s *Service) bearerError(w http.ResponseWriter, r *http.Request, reason string) {
+func (s *View) bearerError(w http.ResponseWriter, r *http.Request, reason string) {
 	rid := ""
 	if sc := scope.From(r.Context()); sc != nil {
 		rid = sc.RequestID

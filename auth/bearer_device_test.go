@@ -149,7 +149,7 @@ func TestDeviceCertificates(t *testing.T) {
 	h := newHarness(t, func(h *harness) {
 		h.cfg.Routes = append(h.cfg.Routes, config.Route{ID: "cart", Path: "/cart/", ClientCert: []string{"carts"}})
 	})
-	h.svc.clientCAs = map[string]*x509.CertPool{"carts": carts.pool, "other": other.pool}
+	h.svc.View().clientCAs = map[string]*x509.CertPool{"carts": carts.pool, "other": other.pool}
 
 	// A TLS listener that asks for any client certificate, as the public
 	// listener does; auth verifies against the route's CA itself.

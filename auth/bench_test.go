@@ -17,7 +17,7 @@ import (
 
 // benchService is a Service with only a store and a clock: what a session
 // lookup touches.
-func benchService(tb testing.TB, n int) (*Service, []string, string) {
+func benchService(tb testing.TB, n int) (*View, []string, string) {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "sessions.db")
 	st, err := OpenBoltStore(path, testKey(3), n+1)
@@ -26,8 +26,9 @@ func benchService(tb testing.TB, n int) (*Service, []string, string) {
 	}
 	st.db.NoSync = true // setup speed only; lookups are reads
 	now := time.Now()
-	s := &Service{store: st, now: func() time.Time { return now }, idle: 15 * time.Minute, touchEvery: touchIntervalFor(15 * time.Minute), absolute: 12 * time.Hour,
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), audit: audit.Discard{}}
+	s := &View{Service: &Service{store: st, now: func() time.Time { return now },
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), audit: audit.Discard{}},
+		idle: 15 * time.Minute, touchEvery: touchIntervalFor(15 * time.Minute), absolute: 12 * time.Hour}
 	s.metrics, _ = newMetrics(nil)
 	tb.Cleanup(func() { _ = st.Close() })
 	handles := make([]string, 0, n)

@@ -13,7 +13,7 @@ import (
 // clientAuth extended key usage (RFC 5280 §4.2.1.12), at the service's
 // clock; nil otherwise. The subject is the first URI SAN, else the first DNS
 // SAN, else the subject common name.
-func (s *Service) deviceIdentity(r *http.Request, route *config.Route) *scope.Identity {
+func (s *View) deviceIdentity(r *http.Request, route *config.Route) *scope.Identity {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/scope"
 )
 
 func TestSignInSucceeds(t *testing.T) {
@@ -164,20 +166,56 @@ func claims(f func(map[string]any)) func(op *testOP) {
 	return func(op *testOP) { op.idClaims = f }
 }
 
-func TestDiscoveryIssuerMismatchFailsNew(t *testing.T) {
+// TestRegression_ProviderDiscoveryFailureIsRetried: a provider whose
+// discovery fails (an issuer that does not match, a provider that is down)
+// does not keep the service from starting; its sign-in answers 503 with
+// the request id until discovery works, and the reason names the issuer.
+func TestRegression_ProviderDiscoveryFailureIsRetried(t *testing.T) {
 	t.Parallel()
 	op := newTestOP(t)
 	op.set(func(op *testOP) { op.discoveryIssuer = "https://evil.example" })
-	_, err := New(context.Background(), Options{
+	down := httptest.NewTLSServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+	svc, err := New(context.Background(), Options{
 		Config: &config.Config{
-			DataDir:   t.TempDir(),
-			Server:    config.Server{PublicURL: "https://gw.test"},
-			Providers: []config.Provider{{ID: "staff", Issuer: op.issuer, ClientID: "c", ClientSecret: "s"}},
+			DataDir: t.TempDir(),
+			Server:  config.Server{PublicURL: "https://gw.test"},
+			Providers: []config.Provider{
+				{ID: "staff", Issuer: op.issuer, ClientID: "c", ClientSecret: "s"},
+				{ID: "gone", Issuer: downURL, ClientID: "c", ClientSecret: "s"},
+			},
 		},
 		HTTPClient: op.srv.Client(),
 	})
-	if err == nil || !strings.Contains(err.Error(), `provider "staff"`) {
-		t.Fatalf("New = %v, want an issuer mismatch error naming the provider", err)
+	if err != nil {
+		t.Fatalf("New: %v (a provider that cannot be discovered must not stop the service)", err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	for _, id := range []string{"staff", "gone"} {
+		err := svc.View().ProviderReady(id)
+		if err == nil {
+			t.Fatalf("%s: ready, want a discovery error", id)
+		}
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/.telegate/login?provider="+id+"&rd=/", nil)
+		req = req.WithContext(scope.With(req.Context(), &scope.Scope{RequestID: "rid-" + id}))
+		svc.View().Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "rid-"+id) {
+			t.Errorf("%s: login %d %q, want 503 with the request id", id, rec.Code, rec.Body.String())
+		}
+	}
+	if err := svc.View().ProviderReady("staff"); !strings.Contains(err.Error(), "evil.example") {
+		t.Errorf("staff: %v, want the issuer mismatch named", err)
+	}
+	// Once the provider answers correctly, the retry makes it ready.
+	op.set(func(op *testOP) { op.discoveryIssuer = "" })
+	deadline := time.Now().Add(10 * time.Second)
+	for svc.View().ProviderReady("staff") != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("staff never became ready: %v", svc.View().ProviderReady("staff"))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -205,7 +243,7 @@ func TestSigningKeyRotation(t *testing.T) {
 		op.keys = append(op.keys, k)
 		op.sign = k
 	})
-	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.cookieName, Value: "", MaxAge: -1}})
+	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.View().cookieName, Value: "", MaxAge: -1}})
 	if r := h.signIn("/app/"); r.StatusCode != 200 {
 		t.Fatalf("sign-in after rotation: %d", r.StatusCode)
 	}
@@ -219,12 +257,16 @@ func TestSigningKeyRotation(t *testing.T) {
 func TestJWKSRefetchIsRateLimited(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	rp := h.svc.providers["staff"]
+	rp := h.svc.View().providers["staff"]
 	for i := 0; i < 50; i++ {
 		k := &opKey{kid: randomToken(6), alg: jose.RS256, priv: cachedRSA(t, "", true).priv}
 		c := h.op.idTokenClaims("n")
 		p, _ := json.Marshal(c)
-		if _, err := rp.verifier.Verify(context.Background(), signJWT(t, k, p, nil)); err == nil {
+		l, err := rp.ready()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.verifier.Verify(context.Background(), signJWT(t, k, p, nil)); err == nil {
 			t.Fatal("token with unknown kid accepted")
 		}
 	}
@@ -248,7 +290,7 @@ func TestStateReplayRefused(t *testing.T) {
 	// Keep the pre-auth cookie to replay it together with the state.
 	pre := ""
 	for _, ck := range h.jar.Cookies(mustURL(h.url)) {
-		if ck.Name == h.svc.preCookie {
+		if ck.Name == h.svc.View().preCookie {
 			pre = ck.Value
 		}
 	}
@@ -260,8 +302,8 @@ func TestStateReplayRefused(t *testing.T) {
 	if r3.StatusCode != http.StatusFound || h.sessionCookie() == "" {
 		t.Fatalf("first callback: %d", r3.StatusCode)
 	}
-	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.cookieName, Value: "", MaxAge: -1}})
-	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.preCookie, Value: pre, Path: "/"}})
+	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.View().cookieName, Value: "", MaxAge: -1}})
+	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.View().preCookie, Value: pre, Path: "/"}})
 	r4, err := c.Get(callback)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +338,7 @@ func TestCallbackWithoutPreAuthCookieRefused(t *testing.T) {
 		t.Fatalf("status %d, want 400", r3.StatusCode)
 	}
 	for _, sc := range r3.Header.Values("Set-Cookie") {
-		if strings.HasPrefix(sc, h.svc.cookieName+"=") {
+		if strings.HasPrefix(sc, h.svc.View().cookieName+"=") {
 			t.Fatalf("refusal set a session cookie: %q", sc)
 		}
 	}
@@ -431,7 +473,7 @@ func TestSignOutEndsSessionAndOldCookieIsRefused(t *testing.T) {
 		t.Error("session cookie not cleared")
 	}
 	// The old cookie value, replayed, is refused.
-	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.cookieName, Value: old, Path: "/"}})
+	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.View().cookieName, Value: old, Path: "/"}})
 	c := h.noRedirectClient()
 	if r := h.do(c, "GET", "/app/", nil); r.StatusCode != http.StatusFound {
 		t.Fatalf("old cookie accepted: %d", r.StatusCode)
@@ -638,7 +680,7 @@ func TestFreshSessionIDAtEverySignIn(t *testing.T) {
 	if first == "" || first == second {
 		t.Fatal("sign-in reused the session handle")
 	}
-	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.cookieName, Value: first, Path: "/"}})
+	h.jar.SetCookies(mustURL(h.url), []*http.Cookie{{Name: h.svc.View().cookieName, Value: first, Path: "/"}})
 	if r := h.do(h.noRedirectClient(), "GET", "/app/", nil); r.StatusCode != http.StatusFound {
 		t.Fatal("the replaced session still works")
 	}

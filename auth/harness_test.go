@@ -188,11 +188,11 @@ func (h *harness) front() http.Handler {
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sc := scope.From(r.Context())
 		if strings.HasPrefix(r.URL.Path, "/.telegate/") && !strings.HasPrefix(r.URL.Path, VisitsAPIPrefix) {
-			h.svc.Handler().ServeHTTP(w, r)
+			h.svc.View().Handler().ServeHTTP(w, r)
 			return
 		}
 		if sc.Identity == nil {
-			h.svc.Challenge(w, r)
+			h.svc.View().Challenge(w, r)
 			return
 		}
 		w.Header().Set("X-Kind", sc.Identity.Kind)
@@ -212,14 +212,14 @@ func (h *harness) front() http.Handler {
 			RawQuery:   r.URL.RawQuery,
 		}
 		if !strings.HasPrefix(r.URL.Path, "/.telegate/") {
-			for i := range h.svc.cfg.Routes {
-				rt := &h.svc.cfg.Routes[i]
+			for i := range h.svc.View().cfg.Routes {
+				rt := &h.svc.View().cfg.Routes[i]
 				if strings.HasPrefix(r.URL.Path, rt.Path) {
 					sc.Route, sc.RouteID = rt, rt.ID
 				}
 			}
 		}
-		h.svc.Authenticate(app).ServeHTTP(w, r.WithContext(scope.With(r.Context(), sc)))
+		h.svc.View().Authenticate(app).ServeHTTP(w, r.WithContext(scope.With(r.Context(), sc)))
 	})
 }
 
@@ -273,7 +273,7 @@ func bodyOf(r *http.Response) string {
 func (h *harness) sessionCookie() string {
 	u, _ := url.Parse(h.url)
 	for _, c := range h.jar.Cookies(u) {
-		if c.Name == h.svc.cookieName && c.Value != "" {
+		if c.Name == h.svc.View().cookieName && c.Value != "" {
 			return c.Value
 		}
 	}

@@ -34,7 +34,7 @@ func setCookie(w http.ResponseWriter, name, value string, maxAge int) {
 }
 
 // candidates returns the providers a login may use: the route's, or all.
-func (s *Service) candidates(routeID string) []string {
+func (s *View) candidates(routeID string) []string {
 	if r := s.routes[routeID]; r != nil && len(r.Providers) > 0 {
 		var out []string
 		for _, id := range r.Providers {
@@ -52,7 +52,7 @@ func (s *Service) candidates(routeID string) []string {
 // provider's authorization endpoint (OIDC Core §3.1.2.1) with state, nonce
 // and a PKCE S256 challenge (RFC 7636 §4.2), all bound to a short-lived
 // pre-auth cookie; with several it shows a chooser page.
-func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
+func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	rd := SafeReturnPath(q.Get("rd"))
 	routeID := q.Get("route")
@@ -85,7 +85,13 @@ func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusBadRequest, "That sign-in method is not offered here.", "Go back and choose another.")
 		return
 	}
-	rp := s.providers[pid]
+	l, err := s.providers[pid].ready()
+	if err != nil {
+		s.log.Warn("auth: sign-in refused while the identity provider is unreachable", "provider", pid, "error", err)
+		s.auditSignin(r, pid, "", "", "deny", "provider_unavailable")
+		s.errorPage(w, r, http.StatusServiceUnavailable, "Sign-in with "+s.providers[pid].displayName()+" is not available right now.", "Try again in a minute.")
+		return
+	}
 	rec := &preAuth{
 		Kind:     "login",
 		Provider: pid,
@@ -104,7 +110,7 @@ func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
 	handles := append([]string{h}, pendingHandles(s.cookies(r).preauth)...)
 	handles = handles[:min(len(handles), maxPendingSignins)]
 	setCookie(w, s.preCookie, strings.Join(handles, "."), int(preAuthTTL/time.Second))
-	target := rp.oauth.AuthCodeURL(rec.State, oidc.Nonce(rec.Nonce), oauth2.S256ChallengeOption(rec.Verifier))
+	target := l.oauth.AuthCodeURL(rec.State, oidc.Nonce(rec.Nonce), oauth2.S256ChallengeOption(rec.Verifier))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
 }
@@ -113,7 +119,7 @@ func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
 // (OIDC Core §3.1.2.5–§3.1.3.7). Any failure refuses the sign-in: no
 // session cookie, an error page with the request id, a "signin" deny audit
 // event with a short reason.
-func (s *Service) serveCallback(w http.ResponseWriter, r *http.Request) {
+func (s *View) serveCallback(w http.ResponseWriter, r *http.Request) {
 	pid := r.PathValue("provider")
 	rp := s.providers[pid]
 	q := r.URL.Query()
@@ -184,10 +190,14 @@ type newSession struct {
 
 // completeSignin exchanges the code (with the PKCE verifier), verifies the
 // ID token, optionally checks UserInfo, and builds the session.
-func (s *Service) completeSignin(ctx context.Context, rp *relyingParty, rec *preAuth, code string) (*newSession, *refusal) {
+func (s *View) completeSignin(ctx context.Context, rp *relyingParty, rec *preAuth, code string) (*newSession, *refusal) {
+	l, err := rp.ready()
+	if err != nil {
+		return nil, refuse("provider_unavailable", http.StatusServiceUnavailable, err)
+	}
 	cctx, cancel := rp.ctx(ctx)
 	defer cancel()
-	tok, err := rp.oauth.Exchange(cctx, code, oauth2.VerifierOption(rec.Verifier))
+	tok, err := l.oauth.Exchange(cctx, code, oauth2.VerifierOption(rec.Verifier))
 	if err != nil {
 		return nil, refuse("token_exchange", http.StatusUnauthorized, err)
 	}
@@ -230,7 +240,7 @@ func (s *Service) completeSignin(ctx context.Context, rp *relyingParty, rec *pre
 }
 
 // denySignin answers a refused sign-in and records it.
-func (s *Service) denySignin(w http.ResponseWriter, r *http.Request, pid, sub string, ref *refusal) {
+func (s *View) denySignin(w http.ResponseWriter, r *http.Request, pid, sub string, ref *refusal) {
 	s.log.Info("auth: sign-in refused", "provider", pid, "reason", ref.reason, "request_id", requestID(r), "detail", safeDetail(ref.err))
 	s.auditSignin(r, pid, "", sub, "deny", ref.reason)
 	msg, next := "The sign-in could not be completed.", "Go back to the page you wanted and sign in again."
@@ -243,7 +253,7 @@ func (s *Service) denySignin(w http.ResponseWriter, r *http.Request, pid, sub st
 	s.errorPage(w, r, ref.status, msg, next)
 }
 
-func (s *Service) auditSignin(r *http.Request, pid, iss, sub, decision, reason string) {
+func (s *View) auditSignin(r *http.Request, pid, iss, sub, decision, reason string) {
 	if s.providers[pid] == nil {
 		pid = "unknown" // keep label values to configured ids
 	}
@@ -305,7 +315,7 @@ func safeDetail(err error) string {
 // closed). pending reports whether the cookie named any live record. When
 // the pre-auth store fails (Redis down) it returns the error, no record,
 // and deletes the cookie: the sign-in is refused and starts over.
-func (s *Service) takePreAuth(w http.ResponseWriter, r *http.Request, state string) (rec *preAuth, pending bool, err error) {
+func (s *View) takePreAuth(w http.ResponseWriter, r *http.Request, state string) (rec *preAuth, pending bool, err error) {
 	now := s.now()
 	ctx := r.Context()
 	handles := pendingHandles(s.cookies(r).preauth)

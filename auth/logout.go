@@ -21,7 +21,7 @@ const (
 )
 
 // serveLogoutConfirm shows the sign-out confirmation form (GET).
-func (s *Service) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
+func (s *View) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
 	renderPage(w, http.StatusOK, "logout", pageData{
 		Title:     "Sign out",
 		RequestID: requestID(r),
@@ -31,7 +31,7 @@ func (s *Service) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
 
 // currentSession returns the id of the request's session, from the
 // identity Authenticate attached or else the session cookie.
-func (s *Service) currentSessionID(r *http.Request) string {
+func (s *View) currentSessionID(r *http.Request) string {
 	if sc := scope.From(r.Context()); sc != nil && sc.Identity != nil && sc.Identity.Kind == "session" && sc.Identity.SessionID != "" {
 		return sc.Identity.SessionID
 	}
@@ -47,7 +47,7 @@ func (s *Service) currentSessionID(r *http.Request) string {
 // Logout 1.0 §2) at the provider's end_session_endpoint with id_token_hint,
 // post_logout_redirect_uri = /.telegate/signed-out and state, or goes
 // straight to /.telegate/signed-out when the provider has none.
-func (s *Service) serveLogout(w http.ResponseWriter, r *http.Request) {
+func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	_ = r.ParseForm()
 	rd := SafeReturnPath(r.PostForm.Get("rd"))
@@ -64,17 +64,17 @@ func (s *Service) serveLogout(w http.ResponseWriter, r *http.Request) {
 		if sess != nil {
 			s.ended(r.Context(), sess, "signout")
 			s.auditSignout(r, sess)
-			if rp := s.providers[sess.Provider]; rp != nil && rp.endSession != "" {
+			if l := s.discovered(sess.Provider); l != nil && l.endSession != "" {
 				rec.Provider = sess.Provider
 				v := url.Values{
 					"post_logout_redirect_uri": {s.publicURL + "/.telegate/signed-out"},
 					"state":                    {rec.State},
-					"client_id":                {rp.cfg.ClientID},
+					"client_id":                {l.oauth.ClientID},
 				}
 				if sess.IDToken != "" {
 					v.Set("id_token_hint", sess.IDToken)
 				}
-				if u, err := url.Parse(rp.endSession); err == nil {
+				if u, err := url.Parse(l.endSession); err == nil {
 					q := u.Query()
 					for k, vals := range v {
 						q[k] = vals
@@ -98,7 +98,7 @@ func (s *Service) serveLogout(w http.ResponseWriter, r *http.Request) {
 // serveSignedOut is the post_logout_redirect_uri: it shows the signed-out
 // page, linking to the return path chosen at sign-out only when the state
 // matches the pre-auth record (OIDC RP-Initiated Logout 1.0 §3).
-func (s *Service) serveSignedOut(w http.ResponseWriter, r *http.Request) {
+func (s *View) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 	own := s.cookies(r)
 	rd := "/"
 	if own.preauth != "" {
@@ -128,7 +128,7 @@ type logoutClaims struct {
 // or sid, no nonce, iat present, jti not seen before), then every matching
 // session ends. 200 on success, 400 with a JSON error otherwise, both
 // Cache-Control: no-store.
-func (s *Service) serveBackchannel(w http.ResponseWriter, r *http.Request) {
+func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	rp := s.providers[r.PathValue("provider")]
 	if rp == nil || !rp.cfg.BackchannelLogout {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
@@ -150,7 +150,12 @@ func (s *Service) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	}
 	cctx, cancel := rp.ctx(r.Context())
 	defer cancel()
-	lt, err := rp.verifier.VerifyLogout(cctx, raw)
+	l, err := rp.ready()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	lt, err := l.verifier.VerifyLogout(cctx, raw)
 	if err != nil {
 		bad("logout_token invalid")
 		return
@@ -214,7 +219,7 @@ func (s *Service) forgetJTI(iss, jti string) {
 	s.jtiMu.Unlock()
 }
 
-func (s *Service) auditSignout(r *http.Request, sess *Session) {
+func (s *View) auditSignout(r *http.Request, sess *Session) {
 	ev := audit.Event{
 		Time: s.now(), Type: "signout", Method: r.Method, Path: r.URL.Path, Issuer: sess.Issuer, Subject: sess.Subject,
 		Decision: "allow", Reason: "user", Attrs: map[string]string{"provider": sess.Provider},

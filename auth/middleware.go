@@ -28,7 +28,7 @@ type ownCookiesKey struct{}
 
 // cookies returns telegate's cookie values of r: those Authenticate saw, or
 // else those still in the Cookie header.
-func (s *Service) cookies(r *http.Request) ownCookies {
+func (s *View) cookies(r *http.Request) ownCookies {
 	if c, ok := r.Context().Value(ownCookiesKey{}).(ownCookies); ok {
 		return c
 	}
@@ -46,7 +46,7 @@ func (s *Service) cookies(r *http.Request) ownCookies {
 
 // stripOwnCookies removes telegate's cookies from every Cookie header of r
 // (RFC 6265 §5.4 cookie-string), keeping the others byte for byte.
-func (s *Service) stripOwnCookies(r *http.Request) {
+func (s *View) stripOwnCookies(r *http.Request) {
 	lines := r.Header.Values("Cookie")
 	if len(lines) == 0 {
 		return
@@ -86,7 +86,7 @@ func (s *Service) stripOwnCookies(r *http.Request) {
 // invalid_token (§3.1) for a token that fails verification; otherwise from
 // the session cookie. It removes telegate's own cookies from the request
 // before calling next. It never denies otherwise: policy decides.
-func (s *Service) Authenticate(next http.Handler) http.Handler {
+func (s *View) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sc := scope.From(r.Context())
 		if sc == nil {
@@ -145,7 +145,7 @@ const BackgroundHeader = "X-Telegate-Background"
 // sessions past their idle or absolute deadline, refreshes an expired access
 // token once (a failed refresh ends the session) and, when use is set,
 // records the use at most every touch interval.
-func (s *Service) loadSession(ctx context.Context, handle string, use bool) *Session {
+func (s *View) loadSession(ctx context.Context, handle string, use bool) *Session {
 	if !validHandle(handle) {
 		return nil
 	}
@@ -201,7 +201,7 @@ func (s *Service) touch(ctx context.Context, sess *Session) {
 
 // refresh exchanges the session's refresh token (RFC 6749 §6) once per
 // session even under concurrent requests, and stores the new tokens.
-func (s *Service) refresh(ctx context.Context, sess *Session) (*Session, error) {
+func (s *View) refresh(ctx context.Context, sess *Session) (*Session, error) {
 	v, err, _ := s.refreshes.Do(sess.ID, func() (any, error) {
 		cur, err := s.store.Get(ctx, sess.ID)
 		if err != nil {
@@ -214,9 +214,13 @@ func (s *Service) refresh(ctx context.Context, sess *Session) (*Session, error) 
 		if rp == nil {
 			return nil, errors.New("provider no longer configured")
 		}
+		l, err := rp.ready()
+		if err != nil {
+			return nil, err
+		}
 		cctx, cancel := rp.ctx(ctx)
 		defer cancel()
-		tok, err := rp.oauth.TokenSource(cctx, &oauth2.Token{RefreshToken: cur.RefreshToken}).Token()
+		tok, err := l.oauth.TokenSource(cctx, &oauth2.Token{RefreshToken: cur.RefreshToken}).Token()
 		if err != nil {
 			return nil, err
 		}
@@ -254,7 +258,7 @@ func (s *Service) refresh(ctx context.Context, sess *Session) (*Session, error) 
 // (RFC 6750 §3) unless a browser asks for HTML with GET or HEAD; browsers
 // making GET or HEAD requests are redirected (302) to
 // /.telegate/login?rd=<path+query>; other methods get a 401 page.
-func (s *Service) Challenge(w http.ResponseWriter, r *http.Request) {
+func (s *View) Challenge(w http.ResponseWriter, r *http.Request) {
 	sc := scope.From(r.Context())
 	if sc == nil {
 		sc = &scope.Scope{Path: r.URL.Path, RawQuery: r.URL.RawQuery}

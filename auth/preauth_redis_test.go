@@ -83,7 +83,7 @@ func (n *twoNodes) callback(cb string) *http.Response {
 // preCookie is the pre-auth cookie in the browser, "" if none.
 func (n *twoNodes) preCookie() string {
 	for _, ck := range n.jar.Cookies(mustURL(n.url)) {
-		if ck.Name == n.a.preCookie {
+		if ck.Name == n.a.View().preCookie {
 			return ck.Value
 		}
 	}
@@ -121,8 +121,8 @@ func TestPreAuthSigninAcrossNodes(t *testing.T) {
 
 	n.use(n.b)
 	resp := n.callback(cb)
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/app/chart" || !setsSession(resp, n.b.cookieName) {
-		t.Fatalf("callback on the other node: %d to %q, session cookie %v", resp.StatusCode, resp.Header.Get("Location"), setsSession(resp, n.b.cookieName))
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/app/chart" || !setsSession(resp, n.b.View().cookieName) {
+		t.Fatalf("callback on the other node: %d to %q, session cookie %v", resp.StatusCode, resp.Header.Get("Location"), setsSession(resp, n.b.View().cookieName))
 	}
 	if got := n.get("/app/chart"); got.StatusCode != http.StatusOK || got.Header.Get("X-Subject") != "alice" {
 		t.Fatalf("page after sign-in: %d subject %q", got.StatusCode, got.Header.Get("X-Subject"))
@@ -131,11 +131,11 @@ func TestPreAuthSigninAcrossNodes(t *testing.T) {
 	// Replay: the same browser state (pre-auth cookie, no session) on the
 	// first node.
 	n.use(n.a)
-	n.jar.SetCookies(mustURL(n.url), []*http.Cookie{{Name: n.a.cookieName, Value: "", MaxAge: -1}})
-	n.setCookie(n.a.preCookie, pre)
+	n.jar.SetCookies(mustURL(n.url), []*http.Cookie{{Name: n.a.View().cookieName, Value: "", MaxAge: -1}})
+	n.setCookie(n.a.View().preCookie, pre)
 	resp = n.callback(cb)
-	if resp.StatusCode != http.StatusBadRequest || setsSession(resp, n.a.cookieName) || n.sessionCookie() != "" {
-		t.Fatalf("replayed callback on the first node: %d, session cookie set %v", resp.StatusCode, setsSession(resp, n.a.cookieName))
+	if resp.StatusCode != http.StatusBadRequest || setsSession(resp, n.a.View().cookieName) || n.sessionCookie() != "" {
+		t.Fatalf("replayed callback on the first node: %d, session cookie set %v", resp.StatusCode, setsSession(resp, n.a.View().cookieName))
 	}
 	if !n.audit.find("signin", "deny", "no_preauth") {
 		t.Error("no audit event for the replay")
@@ -166,7 +166,7 @@ func TestPreAuthTwoTabsAcrossNodes(t *testing.T) {
 	for _, tc := range tests {
 		n.use(tc.node)
 		resp := n.callback(tc.cb)
-		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != tc.want || !setsSession(resp, n.a.cookieName) {
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != tc.want || !setsSession(resp, n.a.View().cookieName) {
 			t.Fatalf("callback for %s: %d to %q", tc.want, resp.StatusCode, resp.Header.Get("Location"))
 		}
 		if got := len(pendingHandles(n.preCookie())); got != tc.left {
@@ -186,8 +186,8 @@ func TestPreAuthExpiredAcrossNodes(t *testing.T) {
 	n.clock.Advance(preAuthTTL + time.Second)
 	n.use(n.b)
 	resp := n.callback(cb)
-	if resp.StatusCode != http.StatusBadRequest || setsSession(resp, n.b.cookieName) {
-		t.Fatalf("late callback: %d, session cookie %v", resp.StatusCode, setsSession(resp, n.b.cookieName))
+	if resp.StatusCode != http.StatusBadRequest || setsSession(resp, n.b.View().cookieName) {
+		t.Fatalf("late callback: %d, session cookie %v", resp.StatusCode, setsSession(resp, n.b.View().cookieName))
 	}
 	if !n.audit.find("signin", "deny", "no_preauth") {
 		t.Error("no audit event for the late callback")
@@ -209,8 +209,8 @@ func TestPreAuthRedisDownFailsClosed(t *testing.T) {
 
 	start := time.Now()
 	resp := n.callback(cb)
-	if resp.StatusCode != http.StatusServiceUnavailable || setsSession(resp, n.b.cookieName) || n.sessionCookie() != "" {
-		t.Fatalf("callback with Redis down: %d, session cookie %v", resp.StatusCode, setsSession(resp, n.b.cookieName))
+	if resp.StatusCode != http.StatusServiceUnavailable || setsSession(resp, n.b.View().cookieName) || n.sessionCookie() != "" {
+		t.Fatalf("callback with Redis down: %d, session cookie %v", resp.StatusCode, setsSession(resp, n.b.View().cookieName))
 	}
 	if n.preCookie() != "" {
 		t.Error("pre-auth cookie kept after a refused callback")

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -52,16 +53,27 @@ func pinAlgs(algs []string) ([]string, error) {
 	return slices.Clone(algs), nil
 }
 
-// relyingParty is telegate's client registration at one OpenID Provider.
+// relyingParty is telegate's client registration at one OpenID Provider,
+// as one View configures it. Its endpoints and keys come from the issuer's
+// discovery, shared between views (see discovery).
 type relyingParty struct {
 	cfg        config.Provider
+	algs       []string
+	oauth      oauth2.Config // without Endpoint: ready() adds it
+	client     *http.Client
+	jwksClient *http.Client
+	timeout    time.Duration
+	now        func() time.Time
+	disc       *discovery
+	live       atomic.Pointer[rpLive]
+}
+
+// rpLive is a relying party whose provider has been discovered.
+type rpLive struct {
 	oauth      *oauth2.Config
 	provider   *oidc.Provider
 	verifier   *oidc.IDTokenVerifier
-	client     *http.Client
-	timeout    time.Duration
 	endSession string
-	now        func() time.Time
 }
 
 // discoveryDoc holds the discovery fields go-oidc does not expose.
@@ -70,9 +82,10 @@ type discoveryDoc struct {
 	EndSessionEndpoint string `json:"end_session_endpoint"`
 }
 
-// newRelyingParty discovers p (OpenID Connect Discovery 1.0 §4; the issuer
-// must match exactly, §4.3) and prepares its OAuth 2.0 client.
-func newRelyingParty(ctx context.Context, p config.Provider, publicURL string, base *http.Client, now func() time.Time) (*relyingParty, error) {
+// newRelyingParty prepares p's OAuth 2.0 client: pinned algorithms, the
+// client secret (read from client_secret_file), redirect URI and scopes. It
+// contacts nothing.
+func newRelyingParty(p config.Provider, publicURL string, base *http.Client, now func() time.Time) (*relyingParty, error) {
 	algs, err := pinAlgs(p.SigningAlgs)
 	if err != nil {
 		return nil, err
@@ -92,26 +105,6 @@ func newRelyingParty(ctx context.Context, p config.Provider, publicURL string, b
 	if err != nil {
 		return nil, err
 	}
-	timeout := call.Timeout
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	op, err := oidc.NewProvider(oidc.ClientContext(dctx, call), p.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("discovery at %s: %w", p.Issuer, err)
-	}
-	var doc discoveryDoc
-	if err := op.Claims(&doc); err != nil {
-		return nil, fmt.Errorf("discovery document: %w", err)
-	}
-	if doc.JWKSURI == "" {
-		return nil, errors.New("discovery document has no jwks_uri")
-	}
-	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), jwksClient), doc.JWKSURI)
-	verifier := oidc.NewVerifier(p.Issuer, keys, &oidc.Config{
-		ClientID:             p.ClientID,
-		SupportedSigningAlgs: algs,
-		Now:                  now,
-	})
 	redirect := p.RedirectURL
 	if redirect == "" {
 		redirect = strings.TrimSuffix(publicURL, "/") + "/.telegate/callback/" + p.ID
@@ -123,21 +116,63 @@ func newRelyingParty(ctx context.Context, p config.Provider, publicURL string, b
 		}
 	}
 	return &relyingParty{
-		cfg: p,
-		oauth: &oauth2.Config{
+		cfg:  p,
+		algs: algs,
+		oauth: oauth2.Config{
 			ClientID:     p.ClientID,
 			ClientSecret: secret,
-			Endpoint:     op.Endpoint(),
 			RedirectURL:  redirect,
 			Scopes:       scopes,
 		},
-		provider:   op,
-		verifier:   verifier,
 		client:     call,
-		timeout:    timeout,
-		endSession: doc.EndSessionEndpoint,
+		jwksClient: jwksClient,
+		timeout:    call.Timeout,
 		now:        now,
 	}, nil
+}
+
+// displayName is the provider's name on pages: display_name, else its id.
+func (rp *relyingParty) displayName() string {
+	if rp.cfg.DisplayName != "" {
+		return rp.cfg.DisplayName
+	}
+	return rp.cfg.ID
+}
+
+// discovered is provider id's relying party once discovered, or nil.
+func (s *View) discovered(id string) *rpLive {
+	rp := s.providers[id]
+	if rp == nil {
+		return nil
+	}
+	l, _ := rp.ready()
+	return l
+}
+
+// ready is the relying party with its provider discovered, or the reason
+// it cannot sign anyone in yet (errNotDiscovered: answer 503).
+func (rp *relyingParty) ready() (*rpLive, error) {
+	if l := rp.live.Load(); l != nil {
+		return l, nil
+	}
+	d, err := rp.disc.result()
+	if err != nil {
+		return nil, err
+	}
+	oc := rp.oauth
+	oc.Endpoint = d.op.Endpoint()
+	l := &rpLive{
+		oauth:    &oc,
+		provider: d.op,
+		verifier: oidc.NewVerifier(rp.cfg.Issuer, d.keys, &oidc.Config{
+			ClientID:             rp.cfg.ClientID,
+			SupportedSigningAlgs: rp.algs,
+			Now:                  rp.now,
+		}),
+		endSession: d.endSession,
+	}
+	rp.live.CompareAndSwap(nil, l)
+	return rp.live.Load(), nil
 }
 
 // ctx returns a context for one call to the provider: its HTTP client and
@@ -194,7 +229,11 @@ type verifiedID struct {
 // at_hash when present (§3.1.3.8). nonce "" skips the nonce check (refresh,
 // §12.2).
 func (rp *relyingParty) verifyIDToken(ctx context.Context, raw, nonce, accessToken string) (*verifiedID, *refusal) {
-	tok, err := rp.verifier.Verify(ctx, raw)
+	l, err := rp.ready()
+	if err != nil {
+		return nil, refuse("provider_unavailable", http.StatusServiceUnavailable, err)
+	}
+	tok, err := l.verifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, refuse("id_token_invalid", http.StatusUnauthorized, err)
 	}
@@ -236,7 +275,11 @@ func (rp *relyingParty) verifyIDToken(ctx context.Context, raw, nonce, accessTok
 func (rp *relyingParty) checkUserInfo(ctx context.Context, tok *oauth2.Token, sub string) *refusal {
 	cctx, cancel := rp.ctx(ctx)
 	defer cancel()
-	ui, err := rp.provider.UserInfo(cctx, oauth2.StaticTokenSource(tok))
+	l, err := rp.ready()
+	if err != nil {
+		return refuse("provider_unavailable", http.StatusServiceUnavailable, err)
+	}
+	ui, err := l.provider.UserInfo(cctx, oauth2.StaticTokenSource(tok))
 	if err != nil {
 		return refuse("userinfo_failed", http.StatusUnauthorized, err)
 	}

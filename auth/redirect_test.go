@@ -137,7 +137,7 @@ func FuzzBearerFromRequest(f *testing.F) {
 }
 
 func FuzzStripOwnCookies(f *testing.F) {
-	s := &Service{cookieName: "__Host-telegate", preCookie: "__Host-telegate-login"}
+	s := &View{cookieName: "__Host-telegate", preCookie: "__Host-telegate-login"}
 	for _, c := range []string{"__Host-telegate=abc; theme=dark", "a=1;__Host-telegate-login=x;b=2", "__HOST-TELEGATE=x", ";;", "theme"} {
 		f.Add(c)
 	}
@@ -163,7 +163,7 @@ func FuzzStripOwnCookies(f *testing.F) {
 
 func TestStripOwnCookiesKeepsOthers(t *testing.T) {
 	t.Parallel()
-	s := &Service{cookieName: "__Host-telegate", preCookie: "__Host-telegate-login"}
+	s := &View{cookieName: "__Host-telegate", preCookie: "__Host-telegate-login"}
 	cases := []struct{ in, want string }{
 		{"__Host-telegate=abc; theme=dark", "theme=dark"},
 		{"a=1; __Host-telegate-login=x; b=2", "a=1; b=2"},

@@ -16,8 +16,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -77,35 +77,24 @@ type Options struct {
 // Service is the authentication stage. Create it with New; it is safe for
 // concurrent use.
 type Service struct {
-	cfg       *config.Config
-	audit     audit.Sink
-	log       *slog.Logger
-	now       func() time.Time
-	publicURL string
+	audit      audit.Sink
+	log        *slog.Logger
+	now        func() time.Time
+	httpClient *http.Client
 
-	cookieName string
-	preCookie  string
-	idle       time.Duration
-	touchEvery time.Duration // touchIntervalFor(idle)
-	absolute   time.Duration
-	store      SessionStore
-	ownStore   bool
-	preauth    preAuthStore
-	providers  map[string]*relyingParty
-	provOrder  []string
-	bearers    map[string]*bearerVerifier
-	clientCAs  map[string]*x509.CertPool
-	routes     map[string]*config.Route
-	// visitsAPI stands for the visits API (/.telegate/visits) when
-	// visits.bearer names bearer issuers: an API route taking their tokens.
-	visitsAPI   *config.Route
+	store     SessionStore
+	ownStore  bool
+	preauth   preAuthStore
+	discovery discoveries
+	// cur is the view of the running generation, for work no request
+	// carries (the sweeper, Active from signaling).
+	cur         atomic.Pointer[View]
 	refreshes   singleflight.Group
 	touching    sync.Map // session id → struct{}: a use being recorded
 	jtiMu       sync.Mutex
 	jtis        *lru.Cache[string, time.Time]
 	hooksMu     sync.RWMutex
 	hooks       []func(string, *scope.Identity)
-	handler     http.Handler
 	stop        chan struct{}
 	stopped     chan struct{}
 	closeOnce   sync.Once
@@ -113,25 +102,22 @@ type Service struct {
 	metrics     *metrics
 }
 
-// New builds the service: it opens the session store, loads the device CA
-// pools and performs OpenID Connect Discovery for every provider and bearer
-// issuer (errors name the provider). ctx bounds discovery only.
+// New builds the service: it opens the session store (Options.Store or
+// OpenStore) and makes the first View of Options.Config current. Provider
+// and bearer discovery runs in the background and is retried with backoff
+// (see View); New contacts no provider. ctx is not retained.
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Config == nil {
 		return nil, errors.New("auth: no configuration")
 	}
 	cfg := o.Config
 	s := &Service{
-		cfg:       cfg,
-		audit:     o.Audit,
-		log:       o.Logger,
-		now:       o.Now,
-		publicURL: strings.TrimSuffix(cfg.Server.PublicURL, "/"),
-		providers: map[string]*relyingParty{},
-		bearers:   map[string]*bearerVerifier{},
-		routes:    map[string]*config.Route{},
-		stop:      make(chan struct{}),
-		stopped:   make(chan struct{}),
+		audit:      o.Audit,
+		log:        o.Logger,
+		now:        o.Now,
+		httpClient: o.HTTPClient,
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
 	if s.audit == nil {
 		s.audit = audit.Discard{}
@@ -142,72 +128,21 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.discovery.init(s.log)
 	s.jtis, _ = lru.New[string, time.Time](maxJTIs)
 	m, err := newMetrics(o.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("auth: metrics: %w", err)
 	}
 	s.metrics = m
-
-	sc := cfg.Sessions
-	s.cookieName = sc.CookieName
-	if s.cookieName == "" {
-		s.cookieName = defaultCookieName
-	}
-	if !strings.HasPrefix(s.cookieName, "__Host-") {
-		return nil, fmt.Errorf("auth: sessions.cookie_name %q must start with __Host-", s.cookieName)
-	}
-	s.preCookie = s.cookieName + "-login"
-	s.idle = sc.IdleTimeout
-	if s.idle <= 0 {
-		s.idle = defaultIdleTimeout
-	}
-	s.touchEvery = touchIntervalFor(s.idle)
-	s.absolute = sc.AbsoluteTimeout
-	if s.absolute <= 0 {
-		s.absolute = defaultAbsoluteTimeout
-	}
-	if len(cfg.Providers) > 0 && s.publicURL == "" {
-		return nil, errors.New("auth: server.public_url is required to build redirect URIs")
-	}
-	for i := range cfg.Routes {
-		s.routes[cfg.Routes[i].ID] = &cfg.Routes[i]
-	}
-	if len(cfg.Visits.Bearer) > 0 {
-		s.visitsAPI = &config.Route{ID: "visits-api", Path: VisitsAPIPrefix, API: true, Bearer: cfg.Visits.Bearer}
-	}
-
-	// Device CA pools.
-	s.clientCAs = o.ClientCAs
-	if s.clientCAs == nil {
-		pools, err := loadClientCAs(cfg.ClientCAs)
-		if err != nil {
-			return nil, err
-		}
-		s.clientCAs = pools
-	}
-
-	// Providers and bearer issuers.
-	for _, p := range cfg.Providers {
-		if _, dup := s.providers[p.ID]; dup || p.ID == "" {
-			return nil, fmt.Errorf("auth: provider %q: missing or duplicate id", p.ID)
-		}
-		rp, err := newRelyingParty(ctx, p, s.publicURL, o.HTTPClient, s.now)
-		if err != nil {
-			return nil, fmt.Errorf("auth: provider %q: %w", p.ID, err)
-		}
-		s.providers[p.ID] = rp
-		s.provOrder = append(s.provOrder, p.ID)
-	}
-	for _, b := range cfg.Bearer {
-		if _, dup := s.bearers[b.ID]; dup || b.ID == "" {
-			return nil, fmt.Errorf("auth: bearer %q: missing or duplicate id", b.ID)
-		}
-		bv, err := newBearerVerifier(ctx, b, o.HTTPClient, s.now)
-		if err != nil {
-			return nil, fmt.Errorf("auth: bearer %q: %w", b.ID, err)
-		}
-		s.bearers[b.ID] = bv
+	s.csrfChecker = http.NewCrossOriginProtection()
+	s.csrfChecker.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.errorPage(w, r, http.StatusForbidden, "This sign-out request did not come from this site.", "Use the sign-out button on the page instead.")
+	}))
+	v, err := NewView(cfg, s, o.ClientCAs)
+	if err != nil {
+		s.discovery.stop()
+		return nil, err
 	}
 
 	// Session store.
@@ -215,6 +150,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if s.store == nil {
 		st, err := OpenStore(cfg)
 		if err != nil {
+			s.discovery.stop()
 			return nil, err
 		}
 		s.store, s.ownStore = st, true
@@ -226,12 +162,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	} else {
 		s.preauth = memoryPreAuth{newPreAuthTable(maxPreAuth)}
 	}
-
-	s.csrfChecker = http.NewCrossOriginProtection()
-	s.csrfChecker.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.errorPage(w, r, http.StatusForbidden, "This sign-out request did not come from this site.", "Use the sign-out button on the page instead.")
-	}))
-	s.handler = s.routesMux()
+	s.Activate(v)
+	v.WaitDiscovered(ctx)
 	go s.sweepLoop()
 	return s, nil
 }
@@ -265,21 +197,17 @@ func OpenStore(cfg *config.Config) (SessionStore, error) {
 	return OpenBoltStore(filepath.Join(dir, "sessions.db"), key, max)
 }
 
-// loadClientCAs reads each CA's PEM file into its own pool.
-func loadClientCAs(cas []config.ClientCA) (map[string]*x509.CertPool, error) {
-	pools := make(map[string]*x509.CertPool, len(cas))
-	for _, ca := range cas {
-		b, err := os.ReadFile(ca.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth: client CA %q: %w", ca.ID, err)
-		}
-		p := x509.NewCertPool()
-		if !p.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("auth: client CA %q: %s holds no PEM certificates", ca.ID, ca.CAFile)
-		}
-		pools[ca.ID] = p
+// loadClientCA reads a device CA's PEM file into a pool of its own.
+func loadClientCA(ca config.ClientCA) (*x509.CertPool, error) {
+	b, err := os.ReadFile(ca.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("client CA %q: %w", ca.ID, err)
 	}
-	return pools, nil
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("client CA %q: %s holds no PEM certificates", ca.ID, ca.CAFile)
+	}
+	return p, nil
 }
 
 // OnSessionEnd registers f to be called when a session ends: sign-out,
@@ -357,7 +285,7 @@ func (s *Service) sweep(ctx context.Context) {
 	}
 	for _, sess := range gone {
 		reason := "idle"
-		if !s.now().Before(sess.Created.Add(s.absolute)) {
+		if !s.now().Before(sess.Created.Add(s.View().absolute)) {
 			reason = "absolute"
 		}
 		s.ended(ctx, sess, reason)
@@ -370,6 +298,7 @@ func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.stopped
+		s.discovery.stop()
 		if s.ownStore {
 			err = s.store.Close()
 		}
@@ -384,9 +313,9 @@ func (s *Service) Close() error {
 //	GET  /.telegate/logout (confirm form), POST /.telegate/logout
 //	GET  /.telegate/signed-out
 //	POST /.telegate/backchannel-logout/{provider}
-func (s *Service) Handler() http.Handler { return s.handler }
+func (s *View) Handler() http.Handler { return s.handler }
 
-func (s *Service) routesMux() http.Handler {
+func (s *View) routesMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.telegate/login", s.serveLogin)
 	mux.HandleFunc("GET /.telegate/callback/{provider}", s.serveCallback)
@@ -409,7 +338,7 @@ func touchIntervalFor(idle time.Duration) time.Duration {
 // TouchInterval is how often a session in use has its use recorded (a
 // quarter of sessions.idle_timeout, at most a minute). Active called at
 // least this often keeps a session from reaching its idle timeout.
-func (s *Service) TouchInterval() time.Duration { return s.touchEvery }
+func (s *Service) TouchInterval() time.Duration { return s.View().touchEvery }
 
 // Active records that the session with id (scope.Identity.SessionID) is in
 // use although its browser sends no request: a participant in a video
@@ -419,6 +348,10 @@ func (s *Service) TouchInterval() time.Duration { return s.touchEvery }
 // absolute deadline (those end at their next use or sweep). Unknown ids
 // are ignored.
 func (s *Service) Active(ctx context.Context, id string) {
+	s.View().active(ctx, id)
+}
+
+func (s *View) active(ctx context.Context, id string) {
 	sess, err := s.store.Get(ctx, id)
 	if err != nil {
 		return
@@ -432,7 +365,7 @@ func (s *Service) Active(ctx context.Context, id string) {
 
 // recordUse moves sess's idle clock to now when its last recorded use is
 // at least a touch interval old.
-func (s *Service) recordUse(ctx context.Context, sess *Session, now time.Time) {
+func (s *View) recordUse(ctx context.Context, sess *Session, now time.Time) {
 	if now.Sub(sess.LastSeen) < s.touchEvery {
 		return
 	}
@@ -442,7 +375,7 @@ func (s *Service) recordUse(ctx context.Context, sess *Session, now time.Time) {
 }
 
 // sessionTimes sets the session's Expires from its clocks.
-func (s *Service) sessionTimes(sess *Session) {
+func (s *View) sessionTimes(sess *Session) {
 	idle := sess.LastSeen.Add(s.idle)
 	abs := sess.Created.Add(s.absolute)
 	if idle.Before(abs) {
