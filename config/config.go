@@ -40,6 +40,9 @@ type Config struct {
 	// (a route without a policy, an inline secret), found by Load or
 	// Validate. Not part of the YAML.
 	Warnings []FieldError `yaml:"-"`
+
+	// positions are the file positions of the fields (see Problem).
+	positions *decoder
 }
 
 // Server configures the listeners and HTTP hardening.

@@ -201,7 +201,21 @@ func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	if len(d.errs) > 0 {
 		return nil, d.errs
 	}
+	cfg.positions = d
 	return cfg, nil
+}
+
+// Problem is a FieldError at field (a full path such as
+// "routes[2].upstream") with the file and line the configuration has for
+// it, or for the nearest enclosing field: the code that builds a part
+// from the configuration reports through it, so that what it refuses is
+// located like every validation error.
+func (c *Config) Problem(field, format string, args ...any) FieldError {
+	e := FieldError{File: c.Source, Field: field, Message: fmt.Sprintf(format, args...)}
+	if c.positions != nil {
+		c.positions.place(&e)
+	}
+	return e
 }
 
 // decoder walks the YAML AST alongside the Config type so that every

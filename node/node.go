@@ -30,14 +30,20 @@ import (
 // Options are what the caller hands to Run besides the configuration.
 type Options struct {
 	Logger *slog.Logger
-	// Reloads delivers configurations that have already been loaded and
-	// validated (SIGHUP or file change). nil in demo mode.
-	Reloads <-chan *config.Config
+	// Reloads asks for a reload (SIGHUP or file change): Load is called
+	// and its configuration applied. nil in demo mode.
+	Reloads <-chan struct{}
 	// HTTPClient is used for calls to OpenID Providers and ACME CAs; nil
 	// means a default client with timeouts.
 	HTTPClient *http.Client
 	// Ready is called once every listener is up, with facts to print.
 	Ready func(r Ready)
+	// Load reads the configuration file again, for Reloads and POST
+	// /reload on the admin listener; nil (demo) makes reloads refuse.
+	Load func() (*config.Config, error)
+	// Applied, when set, is called with each configuration that took
+	// effect on a reload.
+	Applied func(*config.Config)
 }
 
 // Ready describes a running node.
@@ -52,15 +58,18 @@ type Ready struct {
 	RelayAddr string
 }
 
-// Run wires the planes for cfg — certificates (edgetls), the audit
-// trail, authentication (auth), inspection (policies), the TURN relay and
-// visits (media) — into one gateway and runs it until ctx ends. Every
-// component is closed on the way out, in reverse order.
+// Run builds the first generation of cfg (Build), opens what lives as long
+// as the process — certificates (edgetls), the audit trail, the session
+// store (auth), the rate-limit buckets, the TURN relay and visits (media),
+// the listeners (gateway) — and serves until ctx ends. Every component is
+// closed on the way out, in reverse order.
 //
-// Reloads swap the gateway's routes and policies atomically
-// (gateway.Reload); a reload the gateway refuses keeps the running
-// configuration and is logged with its reason. Changes to providers, TLS,
-// listeners or the relay take effect at the next start.
+// Each configuration from Options.Reloads, and each POST /reload on the
+// admin listener, becomes a new generation: built whole, then swapped in
+// at once (see reload). A configuration that does not build, or that
+// changes a setting of the process (listeners, data directory, TLS,
+// stores, relay, visits), is refused with every problem named, and the
+// running generation stays.
 func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if cfg == nil {
 		return errors.New("telegate: no configuration")
@@ -80,6 +89,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			}
 		}
 	}()
+
+	// Check the whole configuration before anything is opened.
+	if _, err := Build(cfg, Env{}); err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -113,24 +127,21 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 	closers = append(closers, authn.Close)
+	env := Env{Auth: authn, Audit: trail, Logger: log, ClientCAs: certs.ClientCAs()}
+	first, err := Build(cfg, env)
+	if err != nil {
+		return err
+	}
+	authn.Activate(first.Auth)
+	trail.SetGeneration(first.ID)
 
 	gw := gateway.Options{
 		Config:   cfg,
-		Auth:     authn,
+		First:    first.edge(),
 		Certs:    certs,
 		Audit:    trail,
 		Logger:   log.With("component", "gateway"),
 		Registry: reg,
-	}
-	// The inspector is built whenever any route may be inspected, so a
-	// route's `inspect: true` holds even with inspection off globally.
-	if inspectsAny(cfg) {
-		insp, err := policies.NewInspector(cfg.Inspection, trail, log.With("component", "inspect"))
-		if err != nil {
-			return fmt.Errorf("inspection: %w", err)
-		}
-		reg.MustRegister(insp)
-		gw.Inspector = insp
 	}
 	gw.BreakGlass = policies.NewBreakGlass(0, trail, nil)
 	// Rate limits: in memory on one node; in Redis (global across nodes,
@@ -179,9 +190,6 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		}
 	}
 	if cfg.Visits.Enabled {
-		if turn == nil {
-			return errors.New("visits: the relay must be enabled (relay.enabled: true)")
-		}
 		visits, err := media.New(media.Options{
 			Config:   cfg.Visits,
 			DataDir:  cfg.DataDir,
@@ -203,10 +211,17 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		)
 	}
 
+	n := &running{log: log, env: env, trail: trail, limiter: limiter, cur: first, load: o.Load, applied: o.Applied}
+	gw.Reload = n.reload
 	g, err := gateway.New(gw)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	n.gw = g
+	if err := n.registerMetrics(reg); err != nil {
+		return err
+	}
+	n.record(first, "start")
 
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(ctx) }()
@@ -228,17 +243,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		select {
 		case err := <-errc:
 			return err
-		case next, ok := <-o.Reloads:
+		case _, ok := <-o.Reloads:
 			if !ok {
 				o.Reloads = nil
 				continue
 			}
-			if err := g.Reload(next); err != nil {
-				log.Error("configuration reload refused; the running configuration stays", "error", err)
-				continue
-			}
-			limiter.SetRoutes(next.Routes)
-			log.Info("configuration reloaded", "routes", len(next.Routes))
+			_, _, _ = n.reload()
 		}
 	}
 }
@@ -270,19 +280,6 @@ func publicURL(cfg *config.Config, addr net.Addr) string {
 		return cfg.Server.PublicURL + "/"
 	}
 	return "https://" + addr.String() + "/"
-}
-
-// inspectsAny reports whether inspection is on globally or for any route.
-func inspectsAny(cfg *config.Config) bool {
-	if cfg.Inspection.Enabled {
-		return true
-	}
-	for _, r := range cfg.Routes {
-		if r.Inspect != nil && *r.Inspect {
-			return true
-		}
-	}
-	return false
 }
 
 // routeLimiter is a per-route rate limiter the gateway calls, that exports

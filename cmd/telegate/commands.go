@@ -51,8 +51,8 @@ func (c cli) run(ctx context.Context, args []string) int {
 		<-ctx.Done()
 		stop() // a second signal ends the process at once
 	}()
-	reloads := make(chan *config.Config, 1)
-	go watchConfig(ctx, path, *poll, logger, level, reloads)
+	reloads := make(chan struct{}, 1)
+	go watchConfig(ctx, path, *poll, logger, reloads)
 
 	logger.Info("telegate starting", "config", path, "version", versionString())
 	err = node.Run(ctx, cfg, node.Options{
@@ -60,6 +60,11 @@ func (c cli) run(ctx context.Context, args []string) int {
 		Reloads: reloads,
 		Ready: func(r node.Ready) {
 			logger.Info("telegate ready", "url", r.URL, "admin", r.AdminAddr)
+		},
+		Load: func() (*config.Config, error) { return config.Load(path) },
+		Applied: func(cfg *config.Config) {
+			logWarnings(logger, cfg.Warnings)
+			level.Set(parseLevel(cfg.Log.Level))
 		},
 	})
 	if err != nil && ctx.Err() == nil {
@@ -70,12 +75,11 @@ func (c cli) run(ctx context.Context, args []string) int {
 	return exitOK
 }
 
-// watchConfig reloads the configuration at path on SIGHUP and, when poll
-// is positive, whenever the file's content changes. A configuration that
-// loads and validates is handed to serve through reloads (a newer one
-// replaces one not yet taken); an invalid one is logged, every problem on
-// its own line, and the running configuration stays.
-func watchConfig(ctx context.Context, path string, poll time.Duration, logger *slog.Logger, level *slog.LevelVar, reloads chan *config.Config) {
+// watchConfig asks the node to reload its configuration on SIGHUP and,
+// when poll is positive, whenever the file's content changes (a request
+// not yet taken is not queued twice). The node reads, checks and applies
+// the file and logs the outcome (node.Run).
+func watchConfig(ctx context.Context, path string, poll time.Duration, logger *slog.Logger, reloads chan<- struct{}) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -100,27 +104,10 @@ func watchConfig(ctx context.Context, path string, poll time.Duration, logger *s
 			logger.Info("reloading configuration", "reason", "file changed")
 		}
 		last = fileStamp(path)
-		cfg, err := config.Load(path)
-		if err != nil {
-			var fes config.Errors
-			if errors.As(err, &fes) {
-				for _, fe := range fes {
-					logger.Error("invalid configuration", "problem", fe.Error())
-				}
-			} else {
-				logger.Error("invalid configuration", "problem", err.Error())
-			}
-			logger.Error("configuration reload refused; the running configuration stays", "config", path)
-			continue
+		select {
+		case reloads <- struct{}{}:
+		default: // one is pending: it will read the newest file
 		}
-		logWarnings(logger, cfg.Warnings)
-		level.Set(parseLevel(cfg.Log.Level))
-		select { // drop a reload serve has not taken yet: this one is newer
-		case <-reloads:
-		default:
-		}
-		reloads <- cfg
-		logger.Info("configuration reloaded", "config", path)
 	}
 }
 
@@ -133,7 +120,9 @@ func fileStamp(path string) string {
 	return fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano())
 }
 
-// check: telegate check -c FILE
+// check: telegate check -c FILE. It builds the configuration's generation
+// as run does (node.Build) without listening or contacting anything, so a
+// file check accepts is one run starts with.
 func (c cli) check(args []string) int {
 	fs := c.flags("check", "telegate check -c FILE")
 	var path string
@@ -146,6 +135,9 @@ func (c cli) check(args []string) int {
 		return c.usageError(fs, "-c FILE is required")
 	}
 	cfg, err := config.Load(path)
+	if err == nil {
+		_, err = node.Build(cfg, node.Env{})
+	}
 	if err != nil {
 		c.printErrors(err)
 		return exitFail

@@ -362,7 +362,7 @@ func TestRunReloadsOnFileChange(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Replace(good, "format: json", "format: json\n  level: debug", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &logs, "configuration reloaded", 10*time.Second)
+	waitFor(t, &logs, `"reason":"reload"`, 10*time.Second)
 	_ = cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("after SIGINT: %v", err)
@@ -415,7 +415,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &logs, "configuration reloaded", 10*time.Second)
+	waitFor(t, &logs, `"reason":"reload"`, 10*time.Second)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

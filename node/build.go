@@ -1,0 +1,194 @@
+package node
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+
+	"github.com/telegate/telegate/audit"
+	"github.com/telegate/telegate/auth"
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/gateway"
+	"github.com/telegate/telegate/policies"
+)
+
+// Generation is one configuration generation: everything a request needs
+// that comes from the configuration. It is built whole by Build, handed to
+// the edge in one swap, and never changed; a request runs start to end on
+// the generation it started with.
+type Generation struct {
+	// ID is 1 for the configuration a node starts with and one more for
+	// each reload that took effect.
+	ID uint64
+	// Hash identifies the effective configuration (see Hash), the same on
+	// every node that runs the same one.
+	Hash   string
+	Config *config.Config
+	// Auth is auth's view: providers, bearer issuers, device CAs, routes,
+	// session timeouts.
+	Auth *auth.View
+	// Inspector is the WAF, nil when no route is inspected.
+	Inspector *policies.Inspector
+}
+
+// Env is what Build takes besides the configuration: the parts of a
+// running node a generation binds to. The zero Env builds a generation
+// only to check it (telegate check): nothing is opened or contacted.
+type Env struct {
+	// Auth is the running sign-in service; nil when only checking.
+	Auth *auth.Service
+	// Audit receives the inspection records; nil discards.
+	Audit audit.Sink
+	// Logger for the parts built; nil discards.
+	Logger *slog.Logger
+	// ClientCAs are the device CA pools the TLS listener verifies with
+	// (edgetls); nil: auth loads client_cas itself.
+	ClientCAs map[string]*x509.CertPool
+}
+
+// Build turns cfg (loaded and validated by config.Load) into a
+// Generation. It is where the rules of each part live: the part's own
+// constructor refuses what it cannot run, and Build reports every refusal
+// at once as config.Errors, located at the field's file:line. It listens
+// on nothing and contacts no identity provider or CA, so `telegate check`
+// accepts exactly the files `telegate run` starts with.
+func Build(cfg *config.Config, env Env) (*Generation, error) {
+	if cfg == nil {
+		return nil, errors.New("telegate: no configuration")
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	sink := env.Audit
+	if sink == nil {
+		sink = audit.Discard{}
+	}
+	var errs config.Errors
+	add := func(field string, err error) {
+		var fes config.Errors
+		if errors.As(err, &fes) {
+			errs = append(errs, fes...)
+			return
+		}
+		errs = append(errs, cfg.Problem(field, "%s", err.Error()))
+	}
+	g := &Generation{ID: 1, Hash: Hash(cfg), Config: cfg}
+	for i := range cfg.Routes {
+		for _, err := range policies.Validate(cfg.Routes[i].Policy) {
+			var ve *policies.ValidationError
+			field := fmt.Sprintf("routes[%d].policy", i)
+			if errors.As(err, &ve) && ve.Field != "" {
+				field += "." + ve.Field
+			}
+			add(field, errors.New(ve.Message))
+		}
+	}
+	view, err := auth.NewView(cfg, env.Auth, env.ClientCAs)
+	if err != nil {
+		add("providers", err)
+	}
+	g.Auth = view
+	if inspectsAny(cfg) {
+		insp, err := policies.NewInspector(cfg.Inspection, sink, log.With("component", "inspect"))
+		if err != nil {
+			add("inspection", err)
+		}
+		g.Inspector = insp
+	}
+	if cfg.Visits.Enabled && !cfg.Relay.Enabled {
+		add("visits.enabled", errors.New("visits need the relay: set relay.enabled: true"))
+	}
+	if err := gateway.Check(g.edge()); err != nil {
+		add("routes", err)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return g, nil
+}
+
+// edge is what the gateway takes of g.
+func (g *Generation) edge() gateway.Generation {
+	e := gateway.Generation{ID: g.ID, Hash: g.Hash, Config: g.Config}
+	if g.Auth != nil {
+		e.Auth = g.Auth
+	}
+	if g.Inspector != nil {
+		e.Inspector = g.Inspector
+	}
+	return e
+}
+
+// Hash is the hex SHA-256 of cfg's effective settings (its JSON encoding,
+// defaults applied and secret files read), so that two nodes' hashes match
+// exactly when they run the same configuration. It is shown only on the
+// admin listener and in the audit trail.
+func Hash(cfg *config.Config) string {
+	b, _ := json.Marshal(cfg)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// fixed are the settings that belong to the process rather than to a
+// generation: a reload that changes one is refused with the field named
+// (restart telegate to apply it).
+var fixed = []struct {
+	field string
+	get   func(*config.Config) any
+}{
+	{"data_dir", func(c *config.Config) any { return c.DataDir }},
+	{"server.listen", func(c *config.Config) any { return c.Server.Listen }},
+	{"server.http_listen", func(c *config.Config) any { return c.Server.HTTPListen }},
+	{"server.admin", func(c *config.Config) any { return c.Server.Admin }},
+	{"server.public_url", func(c *config.Config) any { return c.Server.PublicURL }},
+	{"tls", func(c *config.Config) any { return c.TLS }},
+	{"client_cas", func(c *config.Config) any { return c.ClientCAs }},
+	{"sessions.store", func(c *config.Config) any { return c.Sessions.Store }},
+	{"sessions.cookie_name", func(c *config.Config) any { return c.Sessions.CookieName }},
+	{"sessions.encryption_key", func(c *config.Config) any { return c.Sessions.EncryptionKey }},
+	{"sessions.encryption_key_file", func(c *config.Config) any { return c.Sessions.EncryptionKeyFile }},
+	{"sessions.max_sessions", func(c *config.Config) any { return c.Sessions.MaxSessions }},
+	{"redis", func(c *config.Config) any { return c.Redis }},
+	{"audit", func(c *config.Config) any { return c.Audit }},
+	{"assertion.signing_key_file", func(c *config.Config) any { return c.Assertion.SigningKeyFile }},
+	{"rate_limits.max_clients", func(c *config.Config) any { return c.RateLimits.MaxClients }},
+	{"relay", func(c *config.Config) any { return c.Relay }},
+	{"visits", func(c *config.Config) any { return c.Visits }},
+}
+
+// checkFixed refuses next when it changes a setting of the process, one
+// problem per field, located in next's file.
+func checkFixed(cur, next *config.Config) error {
+	var errs config.Errors
+	for _, f := range fixed {
+		if !reflect.DeepEqual(f.get(cur), f.get(next)) {
+			errs = append(errs, next.Problem(f.field, "changed, but it cannot change while telegate runs: restart telegate to apply it (the running configuration stays)"))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// inspectsAny reports whether inspection is on globally or for any route:
+// the inspector is then built, so a route's `inspect: true` holds even
+// with inspection off globally.
+func inspectsAny(cfg *config.Config) bool {
+	if cfg.Inspection.Enabled {
+		return true
+	}
+	for _, r := range cfg.Routes {
+		if r.Inspect != nil && *r.Inspect {
+			return true
+		}
+	}
+	return false
+}
