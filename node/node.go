@@ -80,6 +80,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			}
 		}
 	}()
+	stopDev, err := startDevelopmentProviders(ctx, cfg, log) // fills cfg's development providers
+	if err != nil {
+		return fmt.Errorf("development provider: %w", err)
+	}
+	closers = append(closers, stopDev)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
