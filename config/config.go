@@ -159,14 +159,29 @@ type Assertion struct {
 type Provider struct {
 	// ID names the provider in routes and URLs ([a-z0-9-]+).
 	ID string `yaml:"id"`
-	// DisplayName on the chooser page.
+	// DisplayName on the chooser page. Default "Development sign-in — not
+	// for patients" for the development provider.
 	DisplayName string `yaml:"display_name"`
+	// Development makes this the development provider: telegate starts its
+	// built-in development OpenID Provider (the one `telegate demo` uses,
+	// with the demo clinician, patient and admin, password "demo") on
+	// loopback and fills in Issuer, ClientID and ClientSecret, which must
+	// then be absent. Allowed only when every listener (server.listen,
+	// server.http_listen, server.admin, the relay's listeners and relay
+	// addresses) is on loopback and public_url names a loopback host. Its
+	// scopes default to [openid, profile, email, groups] and its role
+	// mapping to the demo's (clinicians, patients, admins). For trying
+	// `telegate run` locally: development sign-in, not for patients.
+	Development bool `yaml:"development"`
 	// Issuer URL; discovery at Issuer/.well-known/openid-configuration must
-	// return exactly this issuer.
+	// return exactly this issuer. Required, except for the development
+	// provider.
 	Issuer string `yaml:"issuer"`
-	// ClientID registered at the provider (RFC 6749 §2.2). Required.
+	// ClientID registered at the provider (RFC 6749 §2.2). Required, except
+	// for the development provider.
 	ClientID string `yaml:"client_id"`
-	// ClientSecret from ${ENV} or ClientSecretFile; never inline.
+	// ClientSecret from ${ENV} or ClientSecretFile; never inline. Required,
+	// except for the development provider.
 	ClientSecret     string `yaml:"client_secret"`
 	ClientSecretFile string `yaml:"client_secret_file"`
 	// RedirectURL defaults to PublicURL + "/.telegate/callback/" + ID.

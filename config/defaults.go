@@ -1,8 +1,6 @@
 package config
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -50,6 +48,32 @@ const (
 	callbackPathPrefix        = "/.telegate/callback/"
 	defaultAuditFileInDataDir = "audit/audit.log"
 )
+
+// The development provider (providers[].development: true): telegate
+// starts the development OpenID Provider on loopback and registers itself
+// there as DevelopmentClientID.
+const (
+	DevelopmentClientID    = "telegate"
+	DevelopmentDisplayName = "Development sign-in — not for patients"
+)
+
+// DevelopmentScopes are the scopes of a development provider that names
+// none.
+var DevelopmentScopes = []string{"openid", "profile", "email", "groups"}
+
+// DevelopmentRoles is the role mapping of a development provider that sets
+// neither roles.map nor roles.always: the groups of the demo users
+// (clinicians, admins, patients) to the roles clinician, admin and patient.
+func DevelopmentRoles() RoleMapping {
+	return RoleMapping{
+		Claim: "groups",
+		Map: map[string][]string{
+			"clinicians": {"clinician"},
+			"admins":     {"admin"},
+			"patients":   {"patient"},
+		},
+	}
+}
 
 // DefaultSigningAlgs are the ID token and access token algorithms accepted
 // when a provider or bearer issuer names none (RFC 7518 §3.1).
@@ -144,6 +168,15 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 
 	for i := range c.Providers {
 		p := &c.Providers[i]
+		if p.Development {
+			str(&p.DisplayName, DevelopmentDisplayName)
+			if len(p.Scopes) == 0 {
+				p.Scopes = slices.Clone(DevelopmentScopes)
+			}
+			if p.Roles.Map == nil && len(p.Roles.Always) == 0 {
+				p.Roles.Map = DevelopmentRoles().Map
+			}
+		}
 		if p.RedirectURL == "" && s.PublicURL != "" && p.ID != "" {
 			p.RedirectURL = s.PublicURL + callbackPathPrefix + p.ID
 		}
@@ -226,8 +259,7 @@ const (
 	DemoListen = "localhost:8443"
 	DemoAdmin  = "127.0.0.1:9090"
 	// DemoRelay is the demo relay's UDP listener and relay address.
-	DemoRelay    = "127.0.0.1:3478"
-	DemoClientID = "telegate-demo"
+	DemoRelay = "127.0.0.1:3478"
 )
 
 // DemoOptions are the runtime facts the demo configuration needs.
@@ -242,19 +274,15 @@ type DemoOptions struct {
 	// DataDir default DefaultDataDir; made absolute against the working
 	// directory.
 	DataDir string
-	// Issuer is the running development OpenID Provider's issuer URL.
-	Issuer string
-	// ClientSecret registered at the development OpenID Provider for
-	// DemoClientID; "" generates a fresh random one (32 bytes, base64url).
-	ClientSecret string
 	// Upstream is the URL of the demo upstream app.
 	Upstream string
 }
 
 // Demo returns the built-in demo configuration: the whole product on
-// localhost with a local CA, the development OpenID Provider "demo", and
-// four routes to the demo app — "/" (any signed-in user), "/clinic/" (role
-// clinician), "/admin/" (role admin with MFA) and "/public/" (public).
+// localhost with a local CA, the development provider "demo" (node.Run
+// starts it and fills in its issuer and client), and four routes to the
+// demo app — "/" (any signed-in user), "/clinic/" (role clinician),
+// "/admin/" (role admin with MFA) and "/public/" (public).
 // Defaults are applied; the plain-HTTP redirect listener is off.
 // Source is DemoSource. Call Validate on the result before use.
 func Demo(o DemoOptions) *Config {
@@ -269,9 +297,6 @@ func Demo(o DemoOptions) *Config {
 	}
 	if abs, err := filepath.Abs(o.DataDir); err == nil {
 		o.DataDir = abs
-	}
-	if o.ClientSecret == "" {
-		o.ClientSecret = randomSecret()
 	}
 	publicURL := "https://localhost"
 	if _, port, err := net.SplitHostPort(o.Listen); err == nil && port != "443" {
@@ -295,23 +320,8 @@ func Demo(o DemoOptions) *Config {
 			Admin:     o.Admin,
 			PublicURL: publicURL,
 		},
-		TLS: TLS{Hosts: []TLSHost{{Names: []string{"localhost"}, Mode: "local"}}},
-		Providers: []Provider{{
-			ID:           "demo",
-			DisplayName:  "Demo sign-in (development only)",
-			Issuer:       o.Issuer,
-			ClientID:     DemoClientID,
-			ClientSecret: o.ClientSecret,
-			Scopes:       []string{"openid", "profile", "email", "groups"},
-			Roles: RoleMapping{
-				Claim: "groups",
-				Map: map[string][]string{
-					"clinicians": {"clinician"},
-					"admins":     {"admin"},
-					"patients":   {"patient"},
-				},
-			},
-		}},
+		TLS:       TLS{Hosts: []TLSHost{{Names: []string{"localhost"}, Mode: "local"}}},
+		Providers: []Provider{{ID: "demo", Development: true}},
 		Routes: []Route{
 			route("home", "/", &Policy{Allow: []Rule{{Authenticated: true}}}),
 			route("clinic", "/clinic/", &Policy{Allow: []Rule{{Roles: []string{"clinician"}}}}),
@@ -353,10 +363,4 @@ func Demo(o DemoOptions) *Config {
 	c.ApplyDefaults()
 	c.Server.HTTPListen = "" // no plain-HTTP listener in demo mode
 	return c
-}
-
-func randomSecret() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -279,25 +279,22 @@ func TestDocsNameEveryKey(t *testing.T) {
 	}
 }
 
-// TestExampleLoads: config.example.yaml is a valid configuration once the
-// environment variables and files it names exist.
-func TestExampleLoads(t *testing.T) {
-	// t.Setenv: not parallel.
-	src, err := os.ReadFile("../config.example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+// withPlaceholders validates src as the file name in a fresh directory,
+// once every ${NAME} it uses has a value (32 bytes in base64 for a *_KEY,
+// a dummy secret otherwise) and every *_file it names outside comments
+// exists, private, relative to that directory.
+func withPlaceholders(t *testing.T, src []byte, name string) (*Config, error) {
+	t.Helper()
 	dir := t.TempDir()
-	// Every ${NAME} the example uses.
+	env := map[string]string{}
 	for _, m := range regexp.MustCompile(`\$\{([A-Z0-9_]+)\}`).FindAllStringSubmatch(string(src), -1) {
 		switch {
 		case strings.HasSuffix(m[1], "_KEY"):
-			t.Setenv(m[1], "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=") // 32 bytes
+			env[m[1]] = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=" // 32 bytes
 		default:
-			t.Setenv(m[1], "example-secret-"+strings.ToLower(m[1]))
+			env[m[1]] = "example-secret-" + strings.ToLower(m[1])
 		}
 	}
-	// Every *_file the example uses outside comments, created private.
 	fileRE := regexp.MustCompile(`(?m)^[^#\n]*?\b[a-z_]+_file:\s*([^\s#]+)`)
 	for _, m := range fileRE.FindAllStringSubmatch(string(src), -1) {
 		p := m[1]
@@ -312,11 +309,18 @@ func TestExampleLoads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, src, 0o600); err != nil {
+	return parse(src, filepath.Join(dir, name), lookup(env))
+}
+
+// TestExampleLoads: config.example.yaml is a valid configuration once the
+// environment variables and files it names exist.
+func TestExampleLoads(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(path)
+	cfg, err := withPlaceholders(t, src, "config.yaml")
 	if err != nil {
 		t.Fatalf("config.example.yaml:\n%v", err)
 	}
@@ -325,6 +329,64 @@ func TestExampleLoads(t *testing.T) {
 	}
 	if len(cfg.Routes) < 4 || len(cfg.Providers) != 2 {
 		t.Errorf("example decoded %d routes, %d providers", len(cfg.Routes), len(cfg.Providers))
+	}
+}
+
+// yamlBlocks returns the ```yaml fenced blocks of a Markdown document
+// with the line each starts on.
+func yamlBlocks(doc string) (blocks []string, lines []int) {
+	var cur *strings.Builder
+	for i, l := range strings.Split(doc, "\n") {
+		switch {
+		case cur == nil && strings.TrimSpace(l) == "```yaml":
+			cur = &strings.Builder{}
+			lines = append(lines, i+2)
+		case cur != nil && strings.TrimSpace(l) == "```":
+			blocks = append(blocks, cur.String())
+			cur = nil
+		case cur != nil:
+			cur.WriteString(l + "\n")
+		}
+	}
+	return blocks, lines
+}
+
+// TestDeploymentSnippetsLoad: every YAML block in docs/deployment.md and
+// README.md is a whole configuration that `telegate check` accepts once
+// the environment variables it names are set, with no warning but the
+// development provider's label; the identity provider set-ups cover
+// Keycloak, Microsoft Entra ID and Okta, and README shows the development
+// provider.
+func TestDeploymentSnippetsLoad(t *testing.T) {
+	t.Parallel()
+	ids := map[string]bool{}
+	for _, file := range []string{"../docs/deployment.md", "../README.md"} {
+		doc, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks, lines := yamlBlocks(string(doc))
+		for i, b := range blocks {
+			where := fmt.Sprintf("%s:%d", strings.TrimPrefix(file, "../"), lines[i])
+			cfg, err := withPlaceholders(t, []byte(b), "telegate.yaml")
+			if err != nil {
+				t.Errorf("%s: the snippet is refused:\n%v", where, err)
+				continue
+			}
+			for _, w := range cfg.Warnings {
+				if !strings.HasSuffix(w.Field, ".development") {
+					t.Errorf("%s: warning: %v", where, w)
+				}
+			}
+			for _, p := range cfg.Providers {
+				ids[file+" "+p.ID] = true
+			}
+		}
+	}
+	for _, want := range []string{"../docs/deployment.md keycloak", "../docs/deployment.md entra", "../docs/deployment.md okta", "../docs/deployment.md dev", "../README.md dev"} {
+		if !ids[want] {
+			t.Errorf("no snippet with the provider %q", want)
+		}
 	}
 }
 

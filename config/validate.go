@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -161,6 +162,21 @@ func CheckPrivateListenAddr(addr string) error {
 		return fmt.Errorf("must listen on a loopback or private address such as 127.0.0.1:9090, not %q", host)
 	}
 	return nil
+}
+
+// IsLoopbackListenAddr reports whether addr is "host:port" whose host is
+// "localhost" or a loopback IP literal; never an empty host, which means
+// every interface.
+func IsLoopbackListenAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // IsLoopbackHost reports whether host (no port) is "localhost", a name
@@ -504,18 +520,22 @@ func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
 		p := &c.Providers[i]
 		r := root.Sub(fmt.Sprintf("providers[%d]", i))
 		checkID(r, p.ID, seen, "provider")
-		if p.Issuer == "" {
-			r.Errorf("issuer", "is required")
+		if p.Development {
+			c.checkDevelopmentProvider(r, p)
 		} else {
-			r.check("issuer", CheckHTTPSURL(p.Issuer, true))
-		}
-		if p.ClientID == "" {
-			r.Errorf("client_id", "is required")
-		}
-		if p.ClientSecret == "" && p.ClientSecretFile == "" { // an unreadable file is reported on its own
-			r.Errorf("client_secret", "is required: set \"${NAME}\" or client_secret_file")
-		} else {
-			inlineSecret(r, "client_secret", fromEnv)
+			if p.Issuer == "" {
+				r.Errorf("issuer", "is required")
+			} else {
+				r.check("issuer", CheckHTTPSURL(p.Issuer, true))
+			}
+			if p.ClientID == "" {
+				r.Errorf("client_id", "is required")
+			}
+			if p.ClientSecret == "" && p.ClientSecretFile == "" { // an unreadable file is reported on its own
+				r.Errorf("client_secret", "is required: set \"${NAME}\" or client_secret_file")
+			} else {
+				inlineSecret(r, "client_secret", fromEnv)
+			}
 		}
 		if p.RedirectURL != "" && p.RedirectURL != c.Server.PublicURL+callbackPathPrefix+p.ID {
 			r.check("redirect_url", CheckHTTPSURL(p.RedirectURL, true))
@@ -529,6 +549,75 @@ func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
 		checkRoleMapping(r.Sub("roles"), p.Roles)
 		checkFile(r, "ca_root_file", p.CARootFile)
 	}
+}
+
+// checkDevelopmentProvider checks a provider with development: true: no
+// issuer, client id or secret (telegate fills them in when it starts the
+// development OpenID Provider), and every listener on loopback. It always
+// warns: anyone can sign in there with the demo passwords.
+func (c *Config) checkDevelopmentProvider(r *Report, p *Provider) {
+	const filled = "must be absent with development: true: telegate starts the development provider on loopback and fills it in"
+	if p.Issuer != "" {
+		r.Errorf("issuer", filled)
+	}
+	if p.ClientID != "" {
+		r.Errorf("client_id", filled)
+	}
+	switch {
+	case p.ClientSecretFile != "":
+		r.Errorf("client_secret_file", filled)
+	case p.ClientSecret != "":
+		r.Errorf("client_secret", filled)
+	}
+	for _, problem := range c.developmentLoopbackProblems() {
+		r.Errorf("development", "%s", problem)
+	}
+	r.Warnf("development", "development sign-in — not for patients: telegate runs its development OpenID Provider, where anyone signs in as the demo clinician, patient or admin with the password \"demo\"")
+}
+
+// CheckDevelopmentLoopback returns an error naming the first listener
+// (server.listen, server.http_listen, server.admin and, with the relay
+// enabled, relay.listen, relay.tls_listen and relay.relay_addresses) that
+// is not on loopback, or server.public_url when its host is not a loopback
+// host; nil when everything is on loopback. A development provider runs
+// only then: Validate refuses it otherwise, and node.Run checks again
+// before it starts one.
+func (c *Config) CheckDevelopmentLoopback() error {
+	if ps := c.developmentLoopbackProblems(); len(ps) > 0 {
+		return errors.New(ps[0])
+	}
+	return nil
+}
+
+// developmentLoopbackProblems says, for each listener or public URL that
+// is not on loopback, that the development provider needs it there.
+// Listeners left empty are reported elsewhere (or are off).
+func (c *Config) developmentLoopbackProblems() []string {
+	const onLoopback = "the development provider runs only with loopback listeners"
+	var out []string
+	listener := func(field, addr, hint string) {
+		if addr != "" && !IsLoopbackListenAddr(addr) {
+			out = append(out, fmt.Sprintf("%s; %s is %s%s", onLoopback, field, addr, hint))
+		}
+	}
+	listener("server.listen", c.Server.Listen, "")
+	listener("server.http_listen", c.Server.HTTPListen, ` (set http_listen: "" to turn the redirect listener off, or give it a loopback address)`)
+	listener("server.admin", c.Server.Admin, "")
+	if c.Relay.Enabled {
+		listener("relay.listen", c.Relay.Listen, "")
+		listener("relay.tls_listen", c.Relay.TLSListen, "")
+		for i, a := range c.Relay.RelayAddresses {
+			if !a.Unmap().IsLoopback() {
+				out = append(out, fmt.Sprintf("%s; relay.relay_addresses[%d] is %s", onLoopback, i, a))
+			}
+		}
+	}
+	if pu := c.Server.PublicURL; pu != "" {
+		if u, err := url.Parse(pu); err != nil || !IsLoopbackHost(u.Hostname()) {
+			out = append(out, fmt.Sprintf("the development provider runs only with a loopback public_url; server.public_url is %s", pu))
+		}
+	}
+	return out
 }
 
 func (c *Config) checkBearer(root *Report) {

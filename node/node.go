@@ -89,6 +89,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			}
 		}
 	}()
+	stopDev, err := startDevelopmentProviders(ctx, cfg, log) // fills cfg's development providers
+	if err != nil {
+		return fmt.Errorf("development provider: %w", err)
+	}
+	closers = append(closers, stopDev)
 
 	// Check the whole configuration before anything is opened.
 	if _, err := Build(cfg, Env{}); err != nil {

@@ -1,5 +1,7 @@
 // Package devop is telegate's development OpenID Provider: a DEMO identity
-// provider for `telegate demo` and for end-to-end tests. It is built on
+// provider for `telegate demo`, for a provider declared with
+// `development: true` under `telegate run` (node starts both the same way),
+// and for end-to-end tests. It is built on
 // github.com/zitadel/oidc/v3/pkg/op with an in-memory, bounded op.Storage and
 // serves plain HTTP on a loopback address only.
 //

@@ -32,7 +32,7 @@ small{color:#555}
 </style>
 </head>
 <body>
-<div class="demo" role="note">DEMO IDENTITY PROVIDER — for development and testing only. Never use real accounts or patient data.</div>
+<div class="demo" role="note">DEMO IDENTITY PROVIDER · development sign-in — not for patients. For development and testing only: never use real accounts or patient data.</div>
 <main>
 {{end}}
 {{define "bottom"}}</main>

@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/telegate/telegate/auth/devop"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway/demoapp"
 	"github.com/telegate/telegate/node"
@@ -61,14 +60,7 @@ func (c cli) demo(ctx context.Context, args []string) int {
 		return exitUsage
 	}
 	o := config.DemoOptions{Listen: *listen, Admin: *admin, Relay: *relayAddr, DataDir: *dataDir}
-	cfg := config.Demo(o) // first pass: the public URL and the generated secret
-	secret := cfg.Providers[0].ClientSecret
-	op, err := startDevOP(ctx, logger, cfg.Server.PublicURL, secret)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "telegate demo: starting the development OpenID Provider: %v\n", err)
-		return exitFail
-	}
-	defer op.Close()
+	cfg := config.Demo(o) // first pass: the public URL and the routes for the demo app
 	roots := &rootFile{path: filepath.Join(cfg.DataDir, "ca", "root.pem")}
 	upstream, closeApp, err := startDemoApp(ctx, logger, cfg, roots)
 	if err != nil {
@@ -77,18 +69,20 @@ func (c cli) demo(ctx context.Context, args []string) int {
 	}
 	defer closeApp()
 
-	o.Issuer, o.ClientSecret, o.Upstream = op.Issuer(), secret, upstream
+	o.Upstream = upstream
 	cfg = config.Demo(o)
 	if err := cfg.Validate(); err != nil {
 		c.printErrors(err)
 		return exitFail
 	}
 
+	// The demo's provider is a development provider: node.Run starts the
+	// development OpenID Provider and fills in its issuer and client.
 	err = node.Run(ctx, cfg, node.Options{
 		Logger: logger,
 		Ready: func(r node.Ready) {
 			roots.setPath(r.LocalRoot)
-			printBanner(c.stdout, r, cfg, op.Issuer())
+			printBanner(c.stdout, r, cfg)
 		},
 	})
 	if err != nil && ctx.Err() == nil {
@@ -104,29 +98,10 @@ func checkLoopbackListen(addr string) error {
 	if err := config.CheckListenAddr(addr); err != nil {
 		return err
 	}
-	host, _, _ := net.SplitHostPort(addr)
-	if strings.EqualFold(host, "localhost") {
-		return nil
+	if !config.IsLoopbackListenAddr(addr) {
+		return errors.New(errDemoNotLoopback)
 	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
-		return nil
-	}
-	return errors.New(errDemoNotLoopback)
-}
-
-// startDevOP starts the development OpenID Provider on an ephemeral
-// loopback port with the demo users and telegate's client registered.
-func startDevOP(ctx context.Context, logger *slog.Logger, publicURL, secret string) (*devop.Server, error) {
-	return devop.Start(ctx, devop.Options{
-		Addr:   "127.0.0.1:0",
-		Logger: logger.With("component", "devop"),
-		Clients: []devop.Client{{
-			ID:                     config.DemoClientID,
-			Secret:                 secret,
-			RedirectURIs:           []string{publicURL + "/.telegate/callback/demo"},
-			PostLogoutRedirectURIs: []string{publicURL + "/", publicURL + "/.telegate/signed-out"},
-		}},
-	})
+	return nil
 }
 
 // startDemoApp starts the demo upstream app (gateway/demoapp, which
@@ -222,7 +197,8 @@ func (f *rootFile) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // printBanner tells the person at the terminal what is running and how to
 // use it, loudly.
-func printBanner(w io.Writer, r node.Ready, cfg *config.Config, issuer string) {
+func printBanner(w io.Writer, r node.Ready, cfg *config.Config) {
+	issuer := cfg.Providers[0].Issuer // filled in by node.Run
 	url := r.URL
 	if url == "" {
 		url = cfg.Server.PublicURL + "/"

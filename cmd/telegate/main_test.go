@@ -205,6 +205,50 @@ func TestCheckPrintsWarnings(t *testing.T) {
 	}
 }
 
+// devConfig is a configuration for trying `telegate run` locally with the
+// development provider.
+const devConfig = `server:
+  listen: 127.0.0.1:8443
+  http_listen: ""
+  admin: 127.0.0.1:9090
+tls:
+  hosts:
+    - names: [localhost]
+      mode: local
+providers:
+  - id: dev
+    development: true
+routes:
+  - id: home
+    path: /
+    upstream: http://127.0.0.1:8080
+    policy:
+      allow:
+        - authenticated: true
+`
+
+// TestCheckDevelopmentProvider: check accepts the development provider on
+// loopback with a warning that labels it, and refuses it beside a listener
+// that is not on loopback, naming the field with file:line.
+func TestCheckDevelopmentProvider(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "dev.yaml")
+	if err := os.WriteFile(path, []byte(devConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := telegate(t, nil, "check", "-c", path)
+	if r.code != 0 || r.stdout != path+": ok\n" || !strings.Contains(r.stderr, path+":11: providers[0].development: warning: development sign-in — not for patients") {
+		t.Fatalf("check: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(devConfig, "listen: 127.0.0.1:8443", "listen: 0.0.0.0:443", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = telegate(t, nil, "check", "-c", path)
+	if r.code != 1 || !strings.Contains(r.stderr, path+":11: providers[0].development: the development provider runs only with loopback listeners; server.listen is 0.0.0.0:443") {
+		t.Fatalf("check beside 0.0.0.0: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
 func TestDemoRefusesNonLoopback(t *testing.T) {
 	t.Parallel()
 	cases := [][]string{

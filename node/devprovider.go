@@ -1,0 +1,84 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/telegate/telegate/auth/devop"
+	"github.com/telegate/telegate/config"
+)
+
+// startDevelopmentProviders starts the development OpenID Provider
+// (auth/devop, with the demo users) on an ephemeral loopback port for every
+// provider that cfg declares with `development: true`, registers telegate
+// there as config.DevelopmentClientID with a fresh random secret and the
+// provider's redirect URI, and fills that provider's Issuer, ClientID and
+// ClientSecret in cfg, so that the rest of start-up signs in through it as
+// through any other provider. Role mapping and scopes come from the
+// configuration's defaults (config.DevelopmentRoles). `telegate demo` and
+// `telegate run` both start theirs here.
+//
+// It refuses a development provider whose issuer or client is already set,
+// and one whose listeners or public URL are not all on loopback
+// (config.Config.CheckDevelopmentLoopback), even when the configuration was
+// built in code and never validated. stop closes every provider started.
+func startDevelopmentProviders(ctx context.Context, cfg *config.Config, log *slog.Logger) (stop func() error, err error) {
+	var ops []*devop.Server
+	stop = func() error {
+		var errs []error
+		for _, op := range ops {
+			errs = append(errs, op.Close())
+		}
+		return errors.Join(errs...)
+	}
+	for i := range cfg.Providers {
+		p := &cfg.Providers[i]
+		if !p.Development {
+			continue
+		}
+		if p.Issuer != "" || p.ClientID != "" || p.ClientSecret != "" || p.ClientSecretFile != "" {
+			_ = stop()
+			return nil, fmt.Errorf("providers[%d] (%s): development: true, but issuer or client already set", i, p.ID)
+		}
+		if err := cfg.CheckDevelopmentLoopback(); err != nil {
+			_ = stop()
+			return nil, fmt.Errorf("providers[%d] (%s): %w", i, p.ID, err)
+		}
+		public := cfg.Server.PublicURL
+		redirect := p.RedirectURL
+		if redirect == "" {
+			redirect = public + "/.telegate/callback/" + p.ID
+		}
+		secret := randomSecret()
+		op, err := devop.Start(ctx, devop.Options{
+			Addr:   "127.0.0.1:0",
+			Logger: log.With("component", "devop", "provider", p.ID),
+			Clients: []devop.Client{{
+				ID:                     config.DevelopmentClientID,
+				Secret:                 secret,
+				RedirectURIs:           []string{redirect},
+				PostLogoutRedirectURIs: []string{public + "/", public + "/.telegate/signed-out"},
+			}},
+		})
+		if err != nil {
+			_ = stop()
+			return nil, fmt.Errorf("providers[%d] (%s): starting the development OpenID Provider: %w", i, p.ID, err)
+		}
+		ops = append(ops, op)
+		p.Issuer, p.ClientID, p.ClientSecret = op.Issuer(), config.DevelopmentClientID, secret
+		log.Warn("development sign-in — not for patients: the development OpenID Provider is running; anyone signs in as the demo clinician, patient or admin with the password \"demo\"",
+			"provider", p.ID, "issuer", op.Issuer())
+	}
+	return stop, nil
+}
+
+// randomSecret is a fresh client secret: 32 random bytes, base64url.
+func randomSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
