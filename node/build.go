@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/auth"
@@ -90,7 +91,7 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 			add(field, errors.New(ve.Message))
 		}
 	}
-	view, err := auth.NewView(cfg, env.Auth, env.ClientCAs)
+	view, err := auth.NewView(asStarted(cfg), env.Auth, env.ClientCAs)
 	if err != nil {
 		add("providers", err)
 	}
@@ -112,6 +113,28 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 		return nil, errs
 	}
 	return g, nil
+}
+
+// asStarted is cfg as Run sees it once the development providers are
+// started (startDevelopmentProviders): a configuration that is only
+// checked has none running, so each unfilled development provider gets a
+// loopback issuer and the development client in a copy.
+func asStarted(cfg *config.Config) *config.Config {
+	out := cfg
+	for i, p := range cfg.Providers {
+		if !p.Development || p.Issuer != "" {
+			continue
+		}
+		if out == cfg {
+			c := *cfg
+			c.Providers = slices.Clone(cfg.Providers)
+			out = &c
+		}
+		out.Providers[i].Issuer = "http://127.0.0.1/development"
+		out.Providers[i].ClientID = config.DevelopmentClientID
+		out.Providers[i].ClientSecret = "development"
+	}
+	return out
 }
 
 // edge is what the gateway takes of g.
@@ -165,17 +188,14 @@ var fixed = []struct {
 
 // checkFixed refuses next when it changes a setting of the process, one
 // problem per field, located in next's file.
-func checkFixed(cur, next *config.Config) error {
+func checkFixed(cur, next *config.Config) config.Errors {
 	var errs config.Errors
 	for _, f := range fixed {
 		if !reflect.DeepEqual(f.get(cur), f.get(next)) {
 			errs = append(errs, next.Problem(f.field, "changed, but it cannot change while telegate runs: restart telegate to apply it (the running configuration stays)"))
 		}
 	}
-	if len(errs) > 0 {
-		return errs
-	}
-	return nil
+	return errs
 }
 
 // inspectsAny reports whether inspection is on globally or for any route:

@@ -82,3 +82,30 @@ func randomSecret() string {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// keepDevelopmentProviders gives next's development providers the issuer
+// and client of the ones running under cur (same id): a reload keeps the
+// development OpenID Provider started at start-up. A development provider
+// that cur does not have is refused with the field named, since starting
+// one belongs to start-up.
+func keepDevelopmentProviders(cur, next *config.Config) config.Errors {
+	var errs config.Errors
+	for i := range next.Providers {
+		p := &next.Providers[i]
+		if !p.Development {
+			continue
+		}
+		var was *config.Provider
+		for j := range cur.Providers {
+			if q := &cur.Providers[j]; q.Development && q.ID == p.ID {
+				was = q
+			}
+		}
+		if was == nil {
+			errs = append(errs, next.Problem(fmt.Sprintf("providers[%d].development", i), "a development provider can be added only at start: restart telegate to apply it"))
+			continue
+		}
+		p.Issuer, p.ClientID, p.ClientSecret = was.Issuer, was.ClientID, was.ClientSecret
+	}
+	return errs
+}

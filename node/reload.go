@@ -53,7 +53,9 @@ func (n *running) reload() (uint64, string, error) {
 		next, err = n.load()
 	}
 	if err == nil {
-		err = checkFixed(n.cur.Config, next)
+		if probs := append(checkFixed(n.cur.Config, next), keepDevelopmentProviders(n.cur.Config, next)...); len(probs) > 0 {
+			err = probs
+		}
 	}
 	var gen *Generation
 	if err == nil {
