@@ -34,8 +34,10 @@ type Options struct {
 	Auth Authenticator
 	// Inspector is the WAF stage; nil means no inspection.
 	Inspector Inspector
-	// Limiter holds rate-limit buckets; nil means a built-in bounded
-	// in-memory limiter configured from Config.RateLimits.
+	// Limiter holds rate-limit buckets; nil means policies.NewLimiter, the
+	// in-memory limiter, with Config.RateLimits.MaxClients buckets per
+	// table and the gateway's clock (Now). The limits come from each
+	// configuration generation either way.
 	Limiter Limiter
 	// Certs supplies TLS for Serve; nil when tests serve TLS themselves
 	// via Handler().
@@ -103,6 +105,7 @@ type state struct {
 	issuer          string
 	ttl             time.Duration
 	upstreams       map[string]*upstream // route id → upstream
+	limits          *policies.RouteLimits
 }
 
 // New validates o.Config and builds a Gateway. It loads (or creates once)
@@ -146,7 +149,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, err
 	}
 	if g.limiter == nil {
-		g.limiter = newMemLimiter(o.Config)
+		g.limiter = policies.NewLimiter(o.Config.RateLimits.MaxClients, g.now)
 	}
 	for _, e := range o.Endpoints {
 		if !strings.HasPrefix(e.Prefix, OwnPrefix) || e.Handler == nil {
@@ -189,7 +192,8 @@ func (g *Gateway) inspect(next http.Handler) http.Handler {
 func (g *Gateway) current() *state { return g.state.Load() }
 
 // build validates cfg and prepares a configuration generation: router,
-// upstream transports, assertion settings. It changes nothing.
+// upstream transports, assertion settings, each route's rate limits. It
+// changes nothing.
 func (g *Gateway) build(cfg *config.Config) (*state, error) {
 	var errs []error
 	rt, err := newRouter(cfg)
@@ -199,7 +203,7 @@ func (g *Gateway) build(cfg *config.Config) (*state, error) {
 	st := &state{
 		cfg: cfg, gen: g.gen.Add(1), router: rt, trusted: cfg.Server.TrustedProxies,
 		assertionHeader: cfg.Assertion.Header, issuer: cfg.Assertion.Issuer, ttl: cfg.Assertion.TTL,
-		upstreams: map[string]*upstream{},
+		upstreams: map[string]*upstream{}, limits: policies.NewRouteLimits(cfg),
 	}
 	if st.assertionHeader == "" {
 		st.assertionHeader = DefaultAssertionHeader
@@ -252,10 +256,12 @@ func (g *Gateway) build(cfg *config.Config) (*state, error) {
 // (httptest.NewUnstartedServer with TLS). Serve uses the same handler.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
-// Reload validates cfg and then swaps routes, upstreams and assertion
-// settings atomically; on error the running configuration stays and the
-// error says why. Listener addresses and the signing key are not
-// reloaded.
+// Reload validates cfg and then swaps routes, upstreams, assertion
+// settings and rate limits atomically; on error the running configuration
+// stays and the error says why. A changed rate limit applies to each
+// bucket's next request; buckets keep what they have taken. Listener
+// addresses, the signing key and the size of the in-memory limiter's
+// tables (rate_limits.max_clients) are not reloaded.
 func (g *Gateway) Reload(cfg *config.Config) error {
 	if cfg == nil {
 		return errors.New("gateway: reload: no configuration")
@@ -267,9 +273,6 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		return fmt.Errorf("reload refused, previous configuration kept: %w", err)
 	}
 	old := g.state.Swap(st)
-	if m, ok := g.limiter.(*memLimiter); ok {
-		m.configure(cfg)
-	}
 	if old != nil {
 		go func() {
 			time.Sleep(time.Second)

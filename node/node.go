@@ -136,13 +136,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	// Rate limits: in memory on one node; in Redis (global across nodes,
 	// falling back to per-node limits while Redis is down) when redis.addr
 	// is set.
-	var limiter routeLimiter = policies.NewRouteLimiter(cfg.RateLimits, cfg.Routes, nil)
+	var limiter routeLimiter = policies.NewLimiter(cfg.RateLimits.MaxClients, nil)
 	if cfg.Redis.Addr != "" {
 		ro, err := policies.RedisLimiterOptionsFrom(cfg.Redis)
 		if err != nil {
 			return fmt.Errorf("rate limits: %w", err)
 		}
-		rl, err := policies.NewRedisLimiter(cfg.RateLimits, cfg.Routes, ro)
+		ro.MaxClients = cfg.RateLimits.MaxClients
+		rl, err := policies.NewRedisLimiter(ro)
 		if err != nil {
 			return fmt.Errorf("rate limits: %w", err)
 		}
@@ -237,7 +238,6 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 				log.Error("configuration reload refused; the running configuration stays", "error", err)
 				continue
 			}
-			limiter.SetRoutes(next.Routes)
 			log.Info("configuration reloaded", "routes", len(next.Routes))
 		}
 	}
@@ -285,10 +285,9 @@ func inspectsAny(cfg *config.Config) bool {
 	return false
 }
 
-// routeLimiter is a per-route rate limiter the gateway calls, that exports
-// metrics and follows configuration reloads.
+// routeLimiter is a rate limiter the gateway calls (each configuration
+// generation passes its routes' limits), that exports metrics.
 type routeLimiter interface {
 	gateway.Limiter
 	prometheus.Collector
-	SetRoutes([]config.Route)
 }
