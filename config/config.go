@@ -332,7 +332,7 @@ type Rule struct {
 	Authenticated bool `yaml:"authenticated"`
 }
 
-// RateLimits are token buckets (golang.org/x/time/rate) per route: a
+// RateLimits are token buckets per route (package policies): a
 // request past its bucket is answered 429 with Retry-After (RFC 6585 §4).
 // There is no unlimited setting: every route is limited.
 type RateLimits struct {
