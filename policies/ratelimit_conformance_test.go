@@ -1,8 +1,10 @@
 package policies
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,14 +251,15 @@ func runLimiterConformance(t *testing.T, h limiterHarness) {
 	}
 }
 
-// containsField reports whether err mentions the field path f.
+// containsField reports whether err holds a problem at field path f or
+// inside it.
 func containsField(err error, f string) bool {
 	var fes config.Errors
-	if e, ok := err.(config.Errors); ok {
-		fes = e
+	if !errors.As(err, &fes) {
+		return false
 	}
 	for _, fe := range fes {
-		if len(fe.Field) >= len(f) && fe.Field[:len(f)] == f {
+		if strings.HasPrefix(fe.Field, f) {
 			return true
 		}
 	}
