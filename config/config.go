@@ -279,7 +279,9 @@ type Route struct {
 	IdentityHeaders bool `yaml:"identity_headers"`
 	// ResponseHeaders set on proxied responses (e.g. CSP).
 	ResponseHeaders map[string]string `yaml:"response_headers"`
-	// RateLimit overrides rate_limits for this route.
+	// RateLimit replaces both rate_limits.per_client and
+	// rate_limits.per_subject for this route (its own buckets either way).
+	// Default: those of rate_limits.
 	RateLimit *RateLimit `yaml:"rate_limit"`
 	// Inspect overrides inspection.enabled for this route.
 	Inspect *bool `yaml:"inspect"`
@@ -348,19 +350,31 @@ type Rule struct {
 	Authenticated bool `yaml:"authenticated"`
 }
 
-// RateLimits are token buckets (golang.org/x/time/rate).
+// RateLimits are token buckets per route (package policies): a
+// request past its bucket is answered 429 with Retry-After (RFC 6585 §4).
+// There is no unlimited setting: every route is limited.
 type RateLimits struct {
-	PerClient  RateLimit `yaml:"per_client"`
+	// PerClient is the bucket per route and client network: one per IPv4
+	// address (IPv4-mapped IPv6 counts as IPv4), one per IPv6 /64. Default
+	// rate 50, burst 100.
+	PerClient RateLimit `yaml:"per_client"`
+	// PerSubject is the bucket per route and signed-in identity (issuer and
+	// subject), after authorisation. Default rate 20, burst 40.
 	PerSubject RateLimit `yaml:"per_subject"`
-	// MaxClients caps the per-client table (LRU eviction). Default 100000.
+	// MaxClients caps each bucket table, per client and per subject (LRU
+	// eviction: an evicted client starts again with a full bucket). Default
+	// 100000.
 	MaxClients int `yaml:"max_clients"`
 }
 
-// RateLimit is a token bucket: Rate per second with Burst.
+// RateLimit is a token bucket: Rate per second with Burst. Both are
+// required when the limit is given; a limit left out takes its default.
 type RateLimit struct {
-	// Rate is the sustained rate in requests per second; 0 is no limit.
+	// Rate is the sustained rate in requests per second, a finite number
+	// above 0 (e.g. 0.5 is one request every 2 s). 0 is refused, not read as
+	// "no limit": to let a route take more, set a higher rate.
 	Rate float64 `yaml:"rate"`
-	// Burst is the bucket size; at least 1 when Rate is set.
+	// Burst is the bucket size, the requests admitted at once; at least 1.
 	Burst int `yaml:"burst"`
 }
 

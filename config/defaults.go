@@ -75,6 +75,37 @@ func DevelopmentRoles() RoleMapping {
 	}
 }
 
+// Rate-limit defaults (rate_limits): token buckets per route, in requests
+// per second (rate) and bucket size (burst).
+const (
+	// DefaultPerClientRate and DefaultPerClientBurst are rate_limits.per_client:
+	// per route and client network (IPv4 address, IPv6 /64).
+	DefaultPerClientRate  = 50.0
+	DefaultPerClientBurst = 100
+	// DefaultPerSubjectRate and DefaultPerSubjectBurst are
+	// rate_limits.per_subject: per route and signed-in identity (issuer,
+	// subject).
+	DefaultPerSubjectRate  = 20.0
+	DefaultPerSubjectBurst = 40
+	// RateLimitIPv6PrefixLen groups IPv6 clients into one per-client
+	// bucket per /64, the smallest block an end site is usually given
+	// (RFC 6177), so that one host cannot escape its limit by rotating
+	// addresses within its own network. IPv4 clients (and IPv4-mapped IPv6,
+	// RFC 4291 §2.5.5.2) are limited per address.
+	RateLimitIPv6PrefixLen = 64
+)
+
+// DefaultRateLimits returns rate_limits as ApplyDefaults fills it when the
+// file leaves it out: DefaultPerClientRate/Burst, DefaultPerSubjectRate/Burst
+// and DefaultMaxClients.
+func DefaultRateLimits() RateLimits {
+	return RateLimits{
+		PerClient:  RateLimit{Rate: DefaultPerClientRate, Burst: DefaultPerClientBurst},
+		PerSubject: RateLimit{Rate: DefaultPerSubjectRate, Burst: DefaultPerSubjectBurst},
+		MaxClients: DefaultMaxClients,
+	}
+}
+
 // DefaultSigningAlgs are the ID token and access token algorithms accepted
 // when a provider or bearer issuer names none (RFC 7518 §3.1).
 var DefaultSigningAlgs = []string{"RS256", "ES256"}
@@ -204,7 +235,16 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 		dur(&r.Timeout, DefaultRouteTimeout)
 	}
 
-	num(&c.RateLimits.MaxClients, DefaultMaxClients)
+	rl, drl := &c.RateLimits, DefaultRateLimits()
+	// A limit the file sets, even to zeros, is kept for Validate to refuse
+	// (rate 0 is not "no limit"); only a limit left out takes the default.
+	if rl.PerClient == (RateLimit{}) && !set("rate_limits.per_client") {
+		rl.PerClient = drl.PerClient
+	}
+	if rl.PerSubject == (RateLimit{}) && !set("rate_limits.per_subject") {
+		rl.PerSubject = drl.PerSubject
+	}
+	num(&rl.MaxClients, drl.MaxClients)
 	num(&c.Inspection.ParanoiaLevel, DefaultParanoiaLevel)
 	num(&c.Inspection.AnomalyThreshold, DefaultAnomalyThreshold)
 

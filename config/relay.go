@@ -254,6 +254,8 @@ func (r *Relay) Validate(c *Config, rep *Report) {
 	if r.PortMin > r.PortMax {
 		rep.Errorf("port_min", "must not be above port_max")
 	}
+	CheckRateLimit(rep.Sub("allocation_rate"), r.AllocationRate)
+	CheckRateLimit(rep.Sub("unauthenticated_rate"), r.UnauthenticatedRate)
 	for i, s := range r.Secrets {
 		if len(s) < 16 {
 			rep.Errorf(fmt.Sprintf("secrets[%d]", i), "must be at least 16 bytes")

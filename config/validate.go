@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -827,7 +828,7 @@ func (c *Config) checkRoutes(root *Report) {
 			}
 		}
 		if rt.RateLimit != nil {
-			checkRateLimit(r.Sub("rate_limit"), *rt.RateLimit)
+			CheckRateLimit(r.Sub("rate_limit"), *rt.RateLimit)
 		}
 		c.checkPolicy(r, rt, providers, bearers, cas)
 	}
@@ -900,21 +901,21 @@ func checkRules(pr *Report, field string, rules []Rule, providers, bearers, cas 
 	}
 }
 
-func checkRateLimit(r *Report, l RateLimit) {
-	if l.Rate < 0 {
-		r.Errorf("rate", "must not be negative")
+// CheckRateLimit requires a finite rate above 0 and a burst of at least 1.
+// Rate 0 is refused rather than read as "no limit": a limit left blank or
+// templated to zero must not switch protection off silently.
+func CheckRateLimit(r *Report, l RateLimit) {
+	if !(l.Rate > 0) || math.IsInf(l.Rate, 0) {
+		r.Errorf("rate", "must be a number of requests per second above 0 (got %v); there is no unlimited rate, set a higher one to allow more", l.Rate)
 	}
-	if l.Burst < 0 {
-		r.Errorf("burst", "must not be negative")
-	}
-	if l.Rate > 0 && l.Burst == 0 {
-		r.Errorf("burst", "must be at least 1 when rate is set, or every request is refused")
+	if l.Burst < 1 {
+		r.Errorf("burst", "must be at least 1 (got %d), the requests admitted at once", l.Burst)
 	}
 }
 
 func (c *Config) checkRateLimits(r *Report) {
-	checkRateLimit(r.Sub("per_client"), c.RateLimits.PerClient)
-	checkRateLimit(r.Sub("per_subject"), c.RateLimits.PerSubject)
+	CheckRateLimit(r.Sub("per_client"), c.RateLimits.PerClient)
+	CheckRateLimit(r.Sub("per_subject"), c.RateLimits.PerSubject)
 	if c.RateLimits.MaxClients <= 0 {
 		r.Errorf("max_clients", "must be positive")
 	}

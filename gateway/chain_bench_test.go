@@ -45,6 +45,11 @@ func newChainBench(b *testing.B) *chainBench {
 	b.Cleanup(func() { _ = op.Close() })
 	cfg := testConfig(b, up.URL)
 	cfg.Sessions = config.Sessions{IdleTimeout: 15 * time.Minute, AbsoluteTimeout: 12 * time.Hour}
+	// Every request of the benchmark is one client (and one subject): the
+	// limits are high enough never to refuse, but the buckets are taken as
+	// in production (as e2e/edgebench does).
+	cfg.RateLimits.PerClient = config.RateLimit{Rate: 1e9, Burst: 1e9}
+	cfg.RateLimits.PerSubject = config.RateLimit{Rate: 1e9, Burst: 1e9}
 	cfg.Providers = []config.Provider{{ID: "staff", Issuer: op.Issuer(), ClientID: "bench", ClientSecret: "bench-secret-0123456789abcdef",
 		Roles: config.RoleMapping{Claim: "groups", Map: map[string][]string{"clinicians": {"clinician"}}}}}
 	for i := range cfg.Routes {

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/netip"
+
+	"github.com/telegate/telegate/config"
 )
 
 // Authenticator is the control plane's "who is this" stage (package auth).
@@ -37,14 +39,18 @@ type Certificates interface {
 	HTTPHandler() http.Handler
 }
 
-// Limiter holds the rate-limit buckets (package policies). Both calls take
-// one token from a bucket and report whether one was there; the route id
-// picks the route's own limits (config.Route.RateLimit) over the defaults.
-// Implementations are bounded (cap + eviction) and safe for concurrent use.
+// Limiter holds the rate-limit buckets (package policies: Limiter in
+// memory, RedisLimiter across nodes) and no limits: the running
+// configuration generation resolves each route's limit
+// (policies.RouteLimits) and passes it with every call, so a reload's new
+// limit applies to the next request. Both calls take one token and report
+// whether one was there; false is answered 429 with Retry-After (RFC 6585
+// §4). A limit that is not valid (rate not above 0, burst below 1) refuses.
+// Implementations are bounded (cap + eviction, or expiry) and safe for
+// concurrent use.
 type Limiter interface {
-	// AllowClient is the per-client-address bucket of routeID.
-	AllowClient(routeID string, addr netip.Addr) bool
-	// AllowSubject is the per-identity bucket of routeID; subjectKey is
-	// unique per (issuer, subject).
-	AllowSubject(routeID, subjectKey string) bool
+	// AllowClient takes one token from the per-client bucket (IPv4 address, IPv6 /64) of routeID under lim.
+	AllowClient(routeID string, addr netip.Addr, lim config.RateLimit) bool
+	// AllowSubject takes one token from the per-identity bucket of routeID under lim.
+	AllowSubject(routeID, subjectKey string, lim config.RateLimit) bool
 }

@@ -34,8 +34,10 @@ type Options struct {
 	Auth Authenticator
 	// Inspector is the WAF stage; nil means no inspection.
 	Inspector Inspector
-	// Limiter holds rate-limit buckets; nil means a built-in bounded
-	// in-memory limiter configured from Config.RateLimits.
+	// Limiter holds rate-limit buckets; nil means policies.NewLimiter, the
+	// in-memory limiter, with Config.RateLimits.MaxClients buckets per
+	// table and the gateway's clock (Now). The limits come from each
+	// configuration generation either way.
 	Limiter Limiter
 	// Certs supplies TLS for Serve; nil when tests serve TLS themselves
 	// via Handler().
@@ -140,6 +142,7 @@ type generation struct {
 	inflight atomic.Int64
 	retired  atomic.Bool
 	closed   sync.Once
+	limits   *policies.RouteLimits
 }
 
 // New validates o.Config and builds a Gateway whose first generation is
@@ -180,7 +183,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, err
 	}
 	if g.limiter == nil {
-		g.limiter = newMemLimiter(o.Config)
+		g.limiter = policies.NewLimiter(o.Config.RateLimits.MaxClients, g.now)
 	}
 	for _, e := range o.Endpoints {
 		if !strings.HasPrefix(e.Prefix, OwnPrefix) || e.Handler == nil {
@@ -251,7 +254,7 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 		Gateway: g, Generation: in,
 		cfg: cfg, router: rt, trusted: cfg.Server.TrustedProxies,
 		assertionHeader: cfg.Assertion.Header, issuer: cfg.Assertion.Issuer, ttl: cfg.Assertion.TTL,
-		upstreams: map[string]*upstream{},
+		upstreams: map[string]*upstream{}, limits: policies.NewRouteLimits(cfg),
 	}
 	if st.assertionHeader == "" {
 		st.assertionHeader = DefaultAssertionHeader
@@ -351,7 +354,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) Handler() http.Handler { return g }
 
 // Reload swaps in a generation of cfg with the running generation's Auth
-// and Inspector (see Swap).
+// and Inspector (see Swap). A changed rate limit applies to each bucket's
+// next request; buckets keep what they have taken. Listener addresses, the
+// signing key and the size of the in-memory limiter's tables
+// (rate_limits.max_clients) are not reloaded.
 func (g *Gateway) Reload(cfg *config.Config) error {
 	cur := g.current()
 	return g.Swap(Generation{ID: cur.ID + 1, Config: cfg, Auth: cur.Auth, Inspector: cur.Inspector})
@@ -374,9 +380,6 @@ func (g *Gateway) Swap(next Generation) error {
 		return fmt.Errorf("reload refused, previous configuration kept: %w", err)
 	}
 	old := g.gen.Swap(st)
-	if m, ok := g.limiter.(*memLimiter); ok {
-		m.configure(next.Config)
-	}
 	if old != nil {
 		old.retired.Store(true)
 		old.inflight.Add(1)

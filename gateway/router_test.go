@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"testing"
 
 	"github.com/telegate/telegate/config"
@@ -114,14 +113,6 @@ func TestRateLimits(t *testing.T) {
 	got := []int{do("/admin/x", "root"), do("/admin/x", "root"), do("/admin/x", "root")}
 	if fmt.Sprint(got) != "[200 200 429]" {
 		t.Errorf("per subject: %v", got)
-	}
-	// The limiter's tables are bounded.
-	m := newMemLimiter(&config.Config{RateLimits: config.RateLimits{MaxClients: 10, PerClient: config.RateLimit{Rate: 1, Burst: 1}}})
-	for i := range 100 {
-		m.AllowClient("r", netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
-	}
-	if n := m.clients.Len(); n > 10 {
-		t.Errorf("client table holds %d entries, cap 10", n)
 	}
 }
 

@@ -152,13 +152,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	// Rate limits: in memory on one node; in Redis (global across nodes,
 	// falling back to per-node limits while Redis is down) when redis.addr
 	// is set.
-	var limiter routeLimiter = policies.NewRouteLimiter(cfg.RateLimits, cfg.Routes, nil)
+	var limiter routeLimiter = policies.NewLimiter(cfg.RateLimits.MaxClients, nil)
 	if cfg.Redis.Addr != "" {
 		ro, err := policies.RedisLimiterOptionsFrom(cfg.Redis)
 		if err != nil {
 			return fmt.Errorf("rate limits: %w", err)
 		}
-		rl, err := policies.NewRedisLimiter(cfg.RateLimits, cfg.Routes, ro)
+		ro.MaxClients = cfg.RateLimits.MaxClients
+		rl, err := policies.NewRedisLimiter(ro)
 		if err != nil {
 			return fmt.Errorf("rate limits: %w", err)
 		}
@@ -216,7 +217,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		)
 	}
 
-	n := &running{log: log, env: env, trail: trail, limiter: limiter, cur: first, load: o.Load, applied: o.Applied}
+	n := &running{log: log, env: env, trail: trail, cur: first, load: o.Load, applied: o.Applied}
 	gw.Reload = n.reload
 	g, err := gateway.New(gw)
 	if err != nil {
@@ -287,10 +288,9 @@ func publicURL(cfg *config.Config, addr net.Addr) string {
 	return "https://" + addr.String() + "/"
 }
 
-// routeLimiter is a per-route rate limiter the gateway calls, that exports
-// metrics and follows configuration reloads.
+// routeLimiter is a rate limiter the gateway calls (each configuration
+// generation passes its routes' limits), that exports metrics.
 type routeLimiter interface {
 	gateway.Limiter
 	prometheus.Collector
-	SetRoutes([]config.Route)
 }

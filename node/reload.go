@@ -24,7 +24,6 @@ type running struct {
 	log     *slog.Logger
 	env     Env
 	trail   *audit.Log
-	limiter routeLimiter
 	gw      *gateway.Gateway
 	load    func() (*config.Config, error)
 	applied func(*config.Config)
@@ -82,7 +81,6 @@ func (n *running) reload() (uint64, string, error) {
 		return n.cur.ID, n.cur.Hash, err
 	}
 	n.env.Auth.Activate(gen.Auth)
-	n.limiter.SetRoutes(next.Routes)
 	n.cur = gen
 	n.record(gen, "reload")
 	if n.applied != nil {

@@ -32,12 +32,6 @@ func (l *Limiter) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Describe implements prometheus.Collector.
-func (r *RouteLimiter) Describe(ch chan<- *prometheus.Desc) { r.l.Describe(ch) }
-
-// Collect implements prometheus.Collector (the underlying Limiter's metrics).
-func (r *RouteLimiter) Collect(ch chan<- prometheus.Metric) { r.l.Collect(ch) }
-
-// Describe implements prometheus.Collector.
 func (i *Inspector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descInspected
 	ch <- descInspectMatched

@@ -50,12 +50,13 @@ func checkMetrics(t *testing.T, got, want map[string]float64) {
 
 func TestLimiterMetrics(t *testing.T) {
 	t.Parallel()
-	r := NewRouteLimiter(config.RateLimits{PerClient: config.RateLimit{Rate: 1, Burst: 1}}, nil, newClock().now)
+	r := NewLimiter(0, newClock().now)
+	lim := config.RateLimit{Rate: 1, Burst: 1}
 	a := netip.MustParseAddr("192.0.2.9")
-	r.AllowClient("r", a)
-	r.AllowClient("r", a)
-	r.AllowClient("r", a)
-	r.AllowSubject("r", "iss\x00alice")
+	r.AllowClient("r", a, lim)
+	r.AllowClient("r", a, lim)
+	r.AllowClient("r", a, lim)
+	r.AllowSubject("r", "iss\x00alice", config.DefaultRateLimits().PerSubject)
 	checkMetrics(t, gather(t, r), map[string]float64{
 		"telegate_control_ratelimit_refusals_total{by=client}":  2,
 		"telegate_control_ratelimit_refusals_total{by=subject}": 0,

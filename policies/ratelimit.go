@@ -3,32 +3,14 @@ package policies
 import (
 	"math"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/time/rate"
 
 	"github.com/telegate/telegate/config"
 )
-
-// Safe defaults for rate limits (docs/architecture.md "defaults live in one place and
-// are the safe ones"), used when rate_limits leaves a limit out.
-var (
-	// DefaultPerClient: 50 requests per second, bursts of 100, per route
-	// and client address (IPv6 per /64).
-	DefaultPerClient = config.RateLimit{Rate: 50, Burst: 100}
-	// DefaultPerSubject: 20 requests per second, bursts of 40, per route and
-	// signed-in subject.
-	DefaultPerSubject = config.RateLimit{Rate: 20, Burst: 40}
-	// DefaultMaxClients bounds each bucket table.
-	DefaultMaxClients = 100000
-)
-
-// IPv6PrefixBits groups IPv6 clients: one bucket per /64, the smallest
-// block an end site is usually given (RFC 6177), so one host cannot escape
-// its limit by rotating addresses within its own network.
-const IPv6PrefixBits = 64
 
 type clientKey struct {
 	route  string
@@ -40,16 +22,25 @@ type subjectKey struct {
 	subject string
 }
 
-// Limiter holds token buckets (golang.org/x/time/rate) per route and client
-// address and per route and subject, in two tables bounded by MaxClients
-// entries each with least-recently-used eviction (docs/architecture.md principle 7).
+// Limiter is the in-memory rate limiter (gateway.Limiter): token buckets
+// per route and client network and per route and subject, in two tables
+// bounded by MaxClients entries each with least-recently-used eviction
+// (docs/architecture.md principle 7). It holds buckets only, no limits:
+// every call passes the limit in force for its route (RouteLimits of the
+// running configuration).
+//
+// A bucket records the tokens taken and not yet refilled (its level) and
+// when it last changed; a request is admitted when level+1 <= Burst, and
+// the level drains at Rate per second. Because the bucket stores no
+// parameters, a changed limit applies to its very next request in both
+// directions: a lower Burst leaves Burst-level tokens, a higher Rate
+// drains faster from then on. RedisLimiter keeps the same two numbers per
+// bucket in Redis, so the two behave alike (ratelimit_conformance_test.go).
 // An evicted client starts again with a full bucket; with the default cap
 // that takes 100000 more recently active clients. A Limiter is safe for
 // concurrent use.
 type Limiter struct {
-	perClient  config.RateLimit
-	perSubject config.RateLimit
-	now        func() time.Time
+	now func() time.Time
 
 	clients  *bucketTable[clientKey]
 	subjects *bucketTable[subjectKey]
@@ -58,76 +49,63 @@ type Limiter struct {
 	limitedSubject atomic.Uint64
 }
 
-// NewLimiter returns a Limiter for cfg. now is the clock (time.Now when
-// nil). A limit left out of cfg (rate and burst both 0) takes
-// DefaultPerClient or DefaultPerSubject; a limit with rate 0 and a burst is
-// unlimited; a rate with burst 0 gets a burst of ceil(rate). MaxClients <= 0
-// means DefaultMaxClients.
-func NewLimiter(cfg config.RateLimits, now func() time.Time) *Limiter {
+// NewLimiter returns an empty Limiter whose two tables hold at most
+// maxClients buckets each (rate_limits.max_clients; <= 0 means
+// config.DefaultMaxClients). now is the clock (time.Now when nil).
+func NewLimiter(maxClients int, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	if cfg.PerClient == (config.RateLimit{}) {
-		cfg.PerClient = DefaultPerClient
+	if maxClients <= 0 {
+		maxClients = config.DefaultMaxClients
 	}
-	if cfg.PerSubject == (config.RateLimit{}) {
-		cfg.PerSubject = DefaultPerSubject
-	}
-	size := cfg.MaxClients
-	if size <= 0 {
-		size = DefaultMaxClients
-	}
-	clients := newBucketTable[clientKey](size)
-	subjects := newBucketTable[subjectKey](size)
 	return &Limiter{
-		perClient:  cfg.PerClient,
-		perSubject: cfg.PerSubject,
-		now:        now,
-		clients:    clients,
-		subjects:   subjects,
+		now:      now,
+		clients:  newBucketTable[clientKey](maxClients),
+		subjects: newBucketTable[subjectKey](maxClients),
 	}
 }
 
+// validLimit reports whether lim is a limit a bucket can enforce: a finite
+// rate above 0 and a burst of at least 1 (config.CheckRateLimit). Validated
+// configurations hold no other; any other is refused (fail closed), never
+// read as "no limit".
+func validLimit(lim config.RateLimit) bool {
+	return lim.Rate > 0 && !math.IsInf(lim.Rate, 0) && lim.Burst >= 1
+}
+
 // AllowClient takes one token from the bucket of (routeID, client network)
-// and reports whether the request may proceed; false means answer 429
-// (RFC 6585 §4). addr is grouped: IPv4 (and IPv4-mapped IPv6) per address,
-// IPv6 per /64. An invalid addr shares one bucket per route. override, when
-// not nil, replaces rate_limits.per_client for this route; a zero Rate is
-// unlimited and keeps no state.
-func (l *Limiter) AllowClient(routeID string, addr netip.Addr, override *config.RateLimit) bool {
-	lim := l.perClient
-	if override != nil {
-		lim = *override
-	}
-	if lim.Rate <= 0 {
-		return true
-	}
-	k := clientKey{route: routeID, prefix: clientPrefix(addr)}
-	now := l.now()
-	if l.clients.get(k, lim, now).AllowN(now, 1) {
-		return true
+// under lim (Rate per second, Burst) and reports whether the request may
+// proceed; false means answer 429 (RFC 6585 §4). addr is grouped: IPv4
+// (and IPv4-mapped IPv6, RFC 4291 §2.5.5.2) per address, IPv6 per
+// config.RateLimitIPv6PrefixLen (/64), zones ignored. An invalid addr
+// shares one bucket per route. An invalid lim (rate not above 0 or not
+// finite, burst below 1) refuses the request and keeps no state.
+func (l *Limiter) AllowClient(routeID string, addr netip.Addr, lim config.RateLimit) bool {
+	if validLimit(lim) {
+		now := l.now()
+		if l.clients.get(clientKey{route: routeID, prefix: clientPrefix(addr)}).take(now, lim) {
+			return true
+		}
 	}
 	l.limitedClient.Add(1)
 	return false
 }
 
-// AllowSubject takes one token from the bucket of (routeID, subjectKey) and
-// reports whether the request may proceed. subjectKey identifies the
-// signed-in principal (issuer and subject); "" (anonymous) is not limited
-// here, the per-client limit applies to it. override, when not nil,
-// replaces rate_limits.per_subject for this route; a zero Rate is
-// unlimited.
-func (l *Limiter) AllowSubject(routeID, subjectKey string, override *config.RateLimit) bool {
-	lim := l.perSubject
-	if override != nil {
-		lim = *override
-	}
-	if lim.Rate <= 0 || subjectKey == "" {
+// AllowSubject takes one token from the bucket of (routeID, subjectKey)
+// under lim and reports whether the request may proceed. subjectKey
+// identifies the signed-in principal (issuer and subject, OIDC Core §2);
+// "" (anonymous) is not limited here, the per-client limit applies to it.
+// An invalid lim refuses a signed-in request, as AllowClient.
+func (l *Limiter) AllowSubject(routeID, subjectKey string, lim config.RateLimit) bool {
+	if subjectKey == "" {
 		return true
 	}
-	now := l.now()
-	if l.subjects.get(subjectKeyOf(routeID, subjectKey), lim, now).AllowN(now, 1) {
-		return true
+	if validLimit(lim) {
+		now := l.now()
+		if l.subjects.get(subjectKeyOf(routeID, subjectKey)).take(now, lim) {
+			return true
+		}
 	}
 	l.limitedSubject.Add(1)
 	return false
@@ -139,7 +117,7 @@ func subjectKeyOf(routeID, subject string) subjectKey {
 
 // Limited returns how many requests were refused since NewLimiter, by
 // client address and by subject (export as
-// telegate_control_ratelimited_requests_total{by="client"|"subject"}).
+// telegate_control_ratelimit_refusals_total{by="client"|"subject"}).
 func (l *Limiter) Limited() (byClient, bySubject uint64) {
 	return l.limitedClient.Load(), l.limitedSubject.Load()
 }
@@ -158,12 +136,10 @@ func clientPrefix(addr netip.Addr) netip.Prefix {
 	if addr.Is4() {
 		return netip.PrefixFrom(addr, 32)
 	}
-	p, _ := addr.Prefix(IPv6PrefixBits)
+	p, _ := addr.Prefix(config.RateLimitIPv6PrefixLen)
 	return p
 }
 
-// getBucket returns the bucket for k, creating it full, and brings its
-// limit in line with lim (an override may change on reload).
 // bucketTable is a bounded table of token buckets with least-recently-used
 // eviction. A hit takes the table's read lock only; it moves the bucket to
 // the front of the recency list (the exclusive lock) only once a quarter of
@@ -178,10 +154,31 @@ type bucketTable[K comparable] struct {
 	every   uint64
 }
 
-// bucket is a token bucket and the insert count at its last promotion.
+// bucket is one token bucket: level is the tokens taken and not yet
+// refilled (0 = full), last the time level was computed for. promoted is
+// the table's insert count at its last promotion.
 type bucket struct {
-	*rate.Limiter
+	mu       sync.Mutex
+	level    float64
+	last     time.Time
 	promoted atomic.Uint64
+}
+
+// take drains the bucket to now at lim.Rate, then takes one token if
+// level+1 <= lim.Burst. lim must be valid. A clock that goes back refills
+// nothing.
+func (b *bucket) take(now time.Time, lim config.RateLimit) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d := now.Sub(b.last); d > 0 {
+		b.level = max(0, b.level-d.Seconds()*lim.Rate)
+		b.last = now
+	}
+	if b.level+1 > float64(lim.Burst) {
+		return false
+	}
+	b.level++
+	return true
 }
 
 func newBucketTable[K comparable](size int) *bucketTable[K] {
@@ -192,30 +189,19 @@ func newBucketTable[K comparable](size int) *bucketTable[K] {
 	return &bucketTable[K]{c: c, every: uint64(max(1, size/4))}
 }
 
-// get returns k's bucket for lim, making it on first use; a bucket whose
-// settings differ (a reload changed the limit) keeps its tokens and takes
-// the new settings.
-func (t *bucketTable[K]) get(k K, lim config.RateLimit, now time.Time) *rate.Limiter {
-	burst := lim.Burst
-	if burst <= 0 {
-		burst = int(math.Max(1, math.Ceil(lim.Rate)))
-	}
-	want := rate.Limit(lim.Rate)
+// get returns k's bucket, making a full one on first use.
+func (t *bucketTable[K]) get(k K) *bucket {
 	if b, ok := t.c.Peek(k); ok {
 		if n := t.inserts.Load(); n-b.promoted.Load() >= t.every {
 			b.promoted.Store(n)
 			t.c.Get(k)
 		}
-		if b.Limit() != want || b.Burst() != burst {
-			b.SetLimitAt(now, want)
-			b.SetBurstAt(now, burst)
-		}
-		return b.Limiter
+		return b
 	}
-	b := &bucket{Limiter: rate.NewLimiter(want, burst)}
+	b := &bucket{}
 	b.promoted.Store(t.inserts.Add(1))
 	if prev, ok, _ := t.c.PeekOrAdd(k, b); ok {
-		return prev.Limiter
+		return prev
 	}
-	return b.Limiter
+	return b
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"os"
 	"strings"
@@ -48,24 +47,28 @@ type RedisLimiterOptions struct {
 	// Buckets in Redis use the Redis server's clock (TIME), the one clock
 	// every node shares.
 	Now func() time.Time
+	// MaxClients bounds each table of the local fallback limiter
+	// (rate_limits.max_clients). Default config.DefaultMaxClients.
+	MaxClients int
 }
 
 // RedisLimiter is the rate limiter for several nodes (docs/architecture.md "State":
 // rate-limit buckets in Redis for global limits). It has the same contract
-// and limits as RouteLimiter (gateway.Limiter; rate_limits.per_client,
-// rate_limits.per_subject, routes[].rate_limit; IPv6 clients per /64) but
-// keeps each bucket in Redis, so a limit holds across every node.
+// as Limiter (gateway.Limiter: the caller passes each route's limit, from
+// RouteLimits; IPv4 per address, IPv6 clients per /64; an invalid limit
+// refuses) but keeps each bucket in Redis, so a limit holds across every
+// node. The limit travels with every call, so a changed limit applies to
+// the bucket's next request on every node.
 //
-// Each decision is one Lua script: GCRA, the generic cell rate algorithm
-// (ITU-T I.371 §4.4.2, the "virtual scheduling" form), which admits the
-// same traffic as a token bucket of Rate per second and size Burst and
-// stores one number per bucket, the theoretical arrival time, with a Redis
-// TTL of the time until the bucket is full again. Buckets nobody uses
-// vanish by themselves, so Redis memory is bounded by the clients active
-// within one bucket refill time.
+// Each decision is one Lua script (atomic in Redis) running Limiter's
+// token bucket: two numbers per bucket, the tokens taken and the time of
+// the last change (the Redis server's clock), with a Redis TTL of the time
+// until the bucket is full again. Buckets nobody uses vanish by
+// themselves, so Redis memory is bounded by the clients active within one
+// bucket refill time.
 //
 // When Redis fails (down, slow past Timeout, refused password) the
-// decision is taken by a local in-memory RouteLimiter with the same limits
+// decision is taken by a local in-memory Limiter with the same limits
 // and counted in telegate_control_ratelimit_redis_fallbacks_total; Redis
 // is tried again after RetryAfter. This is a deliberate choice for
 // availability of the hospital's front door: a rate limit is not an
@@ -75,7 +78,7 @@ type RedisLimiterOptions struct {
 // nodes × limit) rather than no limit. Safe for concurrent use.
 type RedisLimiter struct {
 	rdb        *redis.Client
-	local      *RouteLimiter
+	local      *Limiter
 	prefix     string
 	hashKey    []byte
 	timeout    time.Duration
@@ -87,10 +90,10 @@ type RedisLimiter struct {
 	errors    atomic.Uint64
 }
 
-// NewRedisLimiter returns a RedisLimiter with the limits of cfg and routes
-// (defaults as NewLimiter). It does not contact Redis: a Redis that is down
-// at start is the same as one that fails later (local decisions).
-func NewRedisLimiter(cfg config.RateLimits, routes []config.Route, o RedisLimiterOptions) (*RedisLimiter, error) {
+// NewRedisLimiter returns a RedisLimiter for the Redis server of o. It does
+// not contact Redis: a Redis that is down at start is the same as one that
+// fails later (local decisions). It fails only when o.Addr is empty.
+func NewRedisLimiter(o RedisLimiterOptions) (*RedisLimiter, error) {
 	if o.Addr == "" {
 		return nil, errors.New("policies: redis address missing (redis.addr)")
 	}
@@ -125,7 +128,7 @@ func NewRedisLimiter(cfg config.RateLimits, routes []config.Route, o RedisLimite
 	})
 	return &RedisLimiter{
 		rdb:        rdb,
-		local:      NewRouteLimiter(cfg, routes, o.Now),
+		local:      NewLimiter(o.MaxClients, o.Now),
 		prefix:     o.Prefix,
 		hashKey:    o.HashKey,
 		timeout:    o.Timeout,
@@ -153,67 +156,69 @@ func RedisLimiterOptionsFrom(rc config.Redis) (RedisLimiterOptions, error) {
 	return o, nil
 }
 
-// gcraScript: KEYS[1] bucket; ARGV[1] emission interval (µs per request),
-// ARGV[2] burst. Returns 1 (allowed) or 0 (refused).
-var gcraScript = redis.NewScript(`
+// bucketScript is Limiter's token bucket in Redis: KEYS[1] the bucket, a
+// hash of l (tokens taken and not yet refilled) and t (when l was
+// computed, µs of the server's TIME); ARGV[1] the rate in tokens per µs,
+// ARGV[2] the burst. It drains l to now, admits when l+1 <= burst, and
+// keeps the key until the bucket is full again. Returns 1 (allowed) or 0
+// (refused). The limit is an argument, not stored, so a changed limit
+// applies to the next request.
+var bucketScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
+local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new = tat + interval
-if now < new - interval * burst then
+local v = redis.call('HMGET', KEYS[1], 'l', 't')
+local level = tonumber(v[1]) or 0
+local last = tonumber(v[2]) or now
+if now > last then
+  level = math.max(0, level - (now - last) * rate)
+  last = now
+end
+if level + 1 > burst then
   return 0
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - now) / 1000) + 1)
+level = level + 1
+redis.call('HSET', KEYS[1], 'l', string.format('%.17g', level), 't', string.format('%.0f', last))
+redis.call('PEXPIRE', KEYS[1], math.ceil(level / rate / 1000) + 1)
 return 1
 `)
 
-// SetRoutes replaces the per-route limits (as RouteLimiter.SetRoutes).
-func (r *RedisLimiter) SetRoutes(routes []config.Route) { r.local.SetRoutes(routes) }
-
-// Local returns the in-memory limiter that decides while Redis fails.
-func (r *RedisLimiter) Local() *RouteLimiter { return r.local }
+// Local returns the in-memory limiter that decides while Redis fails; its
+// counters (Limited) count the refusals of Redis and local decisions alike.
+func (r *RedisLimiter) Local() *Limiter { return r.local }
 
 // AllowClient takes one token from the global bucket of (routeID, client
-// network) and reports whether the request may proceed; false means answer
-// 429 (RFC 6585 §4). Limits and grouping as Limiter.AllowClient.
-func (r *RedisLimiter) AllowClient(routeID string, addr netip.Addr) bool {
-	lim := r.local.l.perClient
-	if o := (*r.local.routes.Load())[routeID]; o != nil {
-		lim = *o
+// network) under lim and reports whether the request may proceed; false
+// means answer 429 (RFC 6585 §4). Grouping and invalid limits as
+// Limiter.AllowClient.
+func (r *RedisLimiter) AllowClient(routeID string, addr netip.Addr, lim config.RateLimit) bool {
+	if !validLimit(lim) {
+		return r.local.AllowClient(routeID, addr, lim) // refuses and counts
 	}
-	if lim.Rate <= 0 {
-		return true
-	}
-	ok, err := r.take("c", routeID, clientPrefix(addr).String(), lim)
+	ok, err := r.take("bc", routeID, clientPrefix(addr).String(), lim)
 	if err != nil {
-		return r.local.AllowClient(routeID, addr)
+		return r.local.AllowClient(routeID, addr, lim)
 	}
 	if !ok {
-		r.local.l.limitedClient.Add(1)
+		r.local.limitedClient.Add(1)
 	}
 	return ok
 }
 
 // AllowSubject takes one token from the global bucket of (routeID,
-// subjectKey) and reports whether the request may proceed. "" (anonymous)
-// is not limited here. Limits as Limiter.AllowSubject.
-func (r *RedisLimiter) AllowSubject(routeID, subjectKey string) bool {
-	lim := r.local.l.perSubject
-	if o := (*r.local.routes.Load())[routeID]; o != nil {
-		lim = *o
+// subjectKey) under lim and reports whether the request may proceed. ""
+// (anonymous) is not limited here. Invalid limits as Limiter.AllowSubject.
+func (r *RedisLimiter) AllowSubject(routeID, subjectKey string, lim config.RateLimit) bool {
+	if subjectKey == "" || !validLimit(lim) {
+		return r.local.AllowSubject(routeID, subjectKey, lim)
 	}
-	if lim.Rate <= 0 || subjectKey == "" {
-		return true
-	}
-	ok, err := r.take("s", routeID, subjectKey, lim)
+	ok, err := r.take("bs", routeID, subjectKey, lim)
 	if err != nil {
-		return r.local.AllowSubject(routeID, subjectKey)
+		return r.local.AllowSubject(routeID, subjectKey, lim)
 	}
 	if !ok {
-		r.local.l.limitedSubject.Add(1)
+		r.local.limitedSubject.Add(1)
 	}
 	return ok
 }
@@ -221,20 +226,16 @@ func (r *RedisLimiter) AllowSubject(routeID, subjectKey string) bool {
 // errRedisResting is returned while decisions stay local after an error.
 var errRedisResting = errors.New("policies: redis resting after an error")
 
-// take runs the GCRA script for one bucket. An error means the caller
-// decides locally.
+// take runs bucketScript for one bucket under lim (valid). An error
+// means the caller decides locally.
 func (r *RedisLimiter) take(kind, routeID, who string, lim config.RateLimit) (bool, error) {
 	if time.Now().UnixNano() < r.downUntil.Load() {
 		r.fallbacks.Add(1)
 		return false, errRedisResting
 	}
-	burst := lim.Burst
-	if burst <= 0 {
-		burst = int(math.Max(1, math.Ceil(lim.Rate)))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	n, err := gcraScript.Run(ctx, r.rdb, []string{r.bucketKey(kind, routeID, who)}, 1e6/lim.Rate, burst).Int()
+	n, err := bucketScript.Run(ctx, r.rdb, []string{r.bucketKey(kind, routeID, who)}, lim.Rate/1e6, lim.Burst).Int()
 	if err != nil {
 		r.errors.Add(1)
 		r.fallbacks.Add(1)
@@ -245,7 +246,10 @@ func (r *RedisLimiter) take(kind, routeID, who string, lim config.RateLimit) (bo
 }
 
 // bucketKey is Prefix + kind + ":" + base64url(HMAC-SHA-256(HashKey,
-// route NUL who))[:22]: no address or subject in clear.
+// route NUL who))[:22]: no address or subject in clear. The kinds are "bc"
+// (client) and "bs" (subject): hashes of bucketScript, never read as the
+// single-number buckets ("c", "s") of earlier versions, which expire by
+// themselves.
 func (r *RedisLimiter) bucketKey(kind, routeID, who string) string {
 	m := hmac.New(sha256.New, r.hashKey)
 	m.Write([]byte(routeID))
@@ -278,7 +282,7 @@ func (r *RedisLimiter) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector: the refusals and local buckets
-// of RouteLimiter (refusals count Redis and local decisions alike), and
+// of the local Limiter (refusals count Redis and local decisions alike), and
 // telegate_control_ratelimit_redis_fallbacks_total and
 // telegate_control_ratelimit_redis_errors_total.
 func (r *RedisLimiter) Collect(ch chan<- prometheus.Metric) {

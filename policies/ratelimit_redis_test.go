@@ -24,9 +24,9 @@ type testRedis struct{ *redistest.Server }
 
 func startRedis(t *testing.T) *testRedis { return &testRedis{redistest.Start(t)} }
 
-func (r *testRedis) limiter(t *testing.T, cfg config.RateLimits, routes []config.Route) *RedisLimiter {
+func (r *testRedis) limiter(t *testing.T) *RedisLimiter {
 	t.Helper()
-	l, err := NewRedisLimiter(cfg, routes, RedisLimiterOptions{Addr: r.Addr, Password: r.Password, HashKey: []byte("shared")})
+	l, err := NewRedisLimiter(RedisLimiterOptions{Addr: r.Addr, Password: r.Password, HashKey: []byte("shared")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,16 +34,21 @@ func (r *testRedis) limiter(t *testing.T, cfg config.RateLimits, routes []config
 	return l
 }
 
-// slow is a limit that does not refill within a test.
-var slow = config.RateLimit{Rate: 0.001, Burst: 5}
-
 func TestRedisLimiterIsGlobal(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
-	cfg := config.RateLimits{PerClient: slow, PerSubject: config.RateLimit{Rate: 0.001, Burst: 3}}
-	routes := []config.Route{{ID: "own", RateLimit: &config.RateLimit{Rate: 0.001, Burst: 2}}, {ID: "free", RateLimit: &config.RateLimit{Rate: 0, Burst: 1}}}
-	a := r.limiter(t, cfg, routes) // node A
-	b := r.limiter(t, cfg, routes) // node B, same Redis
+	limits := NewRouteLimits(&config.Config{
+		RateLimits: config.RateLimits{PerClient: slowLimit(5), PerSubject: slowLimit(3)},
+		Routes:     []config.Route{{ID: "own", RateLimit: &config.RateLimit{Rate: 0.001, Burst: 2}}},
+	})
+	a := r.limiter(t) // node A
+	b := r.limiter(t) // node B, same Redis
+	client := func(l *RedisLimiter, route string, addr netip.Addr) bool {
+		return l.AllowClient(route, addr, limits.Client(route))
+	}
+	subject := func(l *RedisLimiter, route, key string) bool {
+		return l.AllowSubject(route, key, limits.Subject(route))
+	}
 	alice := netip.MustParseAddr("203.0.113.7")
 	bob := netip.MustParseAddr("203.0.113.8")
 	v6a := netip.MustParseAddr("2001:db8:1:2::1")
@@ -58,16 +63,15 @@ func TestRedisLimiterIsGlobal(t *testing.T) {
 		f    func() bool
 		want int
 	}{
-		{"one client over two nodes shares one bucket", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("app", alice) }), 5},
-		{"another client has its own bucket", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("app", bob) }), 5},
-		{"another route has its own bucket", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("api", alice) }), 5},
-		{"route's own limit", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("own", alice) }), 2},
-		{"route without limit", 10, nodes(func(l *RedisLimiter) bool { return l.AllowClient("free", alice) }), 10},
+		{"one client over two nodes shares one bucket", 10, nodes(func(l *RedisLimiter) bool { return client(l, "app", alice) }), 5},
+		{"another client has its own bucket", 10, nodes(func(l *RedisLimiter) bool { return client(l, "app", bob) }), 5},
+		{"another route has its own bucket", 10, nodes(func(l *RedisLimiter) bool { return client(l, "api", alice) }), 5},
+		{"route's own limit", 10, nodes(func(l *RedisLimiter) bool { return client(l, "own", alice) }), 2},
 		{"IPv6 per /64", 10, nodes(func(l *RedisLimiter) bool {
-			return l.AllowClient("v6", v6a) && l.AllowClient("v6", v6b)
+			return client(l, "v6", v6a) && client(l, "v6", v6b)
 		}), 2},
-		{"subject over two nodes", 10, nodes(func(l *RedisLimiter) bool { return l.AllowSubject("app", "https://idp\x00alice") }), 3},
-		{"anonymous subject not limited here", 10, nodes(func(l *RedisLimiter) bool { return l.AllowSubject("app", "") }), 10},
+		{"subject over two nodes", 10, nodes(func(l *RedisLimiter) bool { return subject(l, "app", "https://idp\x00alice") }), 3},
+		{"anonymous subject not limited here", 10, nodes(func(l *RedisLimiter) bool { return subject(l, "app", "") }), 10},
 	}
 	for _, tc := range tests {
 		if got := allowed(tc.n, tc.f); got != tc.want {
@@ -77,24 +81,10 @@ func TestRedisLimiterIsGlobal(t *testing.T) {
 	if d, e := a.Fallbacks(); d != 0 || e != 0 {
 		t.Errorf("fallbacks with Redis up: %d decisions, %d errors", d, e)
 	}
-	byClient, bySubject := a.Local().Limiter().Limited()
-	byClientB, bySubjectB := b.Local().Limiter().Limited()
+	byClient, bySubject := a.Local().Limited()
+	byClientB, bySubjectB := b.Local().Limited()
 	if byClient+byClientB == 0 || bySubject+bySubjectB != 7 {
 		t.Errorf("refusals counted: client %d+%d subject %d+%d", byClient, byClientB, bySubject, bySubjectB)
-	}
-}
-
-func TestRedisLimiterRefills(t *testing.T) {
-	t.Parallel()
-	r := startRedis(t)
-	l := r.limiter(t, config.RateLimits{PerClient: config.RateLimit{Rate: 4, Burst: 1}}, nil)
-	c := netip.MustParseAddr("198.51.100.1")
-	if !l.AllowClient("app", c) || l.AllowClient("app", c) {
-		t.Fatal("burst of 1 not enforced")
-	}
-	time.Sleep(300 * time.Millisecond) // one token per 250ms
-	if !l.AllowClient("app", c) {
-		t.Fatal("bucket did not refill")
 	}
 }
 
@@ -103,8 +93,8 @@ func TestRedisLimiterRefills(t *testing.T) {
 func TestRedisLimiterConcurrentIsAtomic(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
-	cfg := config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 50}}
-	nodes := []*RedisLimiter{r.limiter(t, cfg, nil), r.limiter(t, cfg, nil)}
+	lim := slowLimit(50)
+	nodes := []*RedisLimiter{r.limiter(t), r.limiter(t)}
 	c := netip.MustParseAddr("198.51.100.2")
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -113,7 +103,7 @@ func TestRedisLimiterConcurrentIsAtomic(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 25; i++ {
-				if nodes[(g+i)%2].AllowClient("app", c) {
+				if nodes[(g+i)%2].AllowClient("app", c, lim) {
 					ok.Add(1)
 				}
 			}
@@ -128,9 +118,10 @@ func TestRedisLimiterConcurrentIsAtomic(t *testing.T) {
 func TestRedisLimiterKeysHoldNoAddressOrSubject(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
-	l := r.limiter(t, config.RateLimits{}, nil)
-	l.AllowClient("app", netip.MustParseAddr("203.0.113.99"))
-	l.AllowSubject("app", "https://idp.test\x00patient-4711")
+	l := r.limiter(t)
+	d := config.DefaultRateLimits()
+	l.AllowClient("app", netip.MustParseAddr("203.0.113.99"), d.PerClient)
+	l.AllowSubject("app", "https://idp.test\x00patient-4711", d.PerSubject)
 	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password, DisableIdentity: true, Protocol: 2})
 	defer c.Close()
 	keys, err := c.Keys(context.Background(), "*").Result()
@@ -155,14 +146,15 @@ func TestRedisLimiterKeysHoldNoAddressOrSubject(t *testing.T) {
 func TestRedisLimiterFallsBackWhenRedisStops(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
-	l := r.limiter(t, config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 3}}, nil)
+	l := r.limiter(t)
+	lim := slowLimit(3)
 	c := netip.MustParseAddr("198.51.100.3")
-	if !l.AllowClient("app", c) {
+	if !l.AllowClient("app", c, lim) {
 		t.Fatal("first request refused")
 	}
 	r.Stop()
 	start := time.Now()
-	if got := allowed(10, func() bool { return l.AllowClient("app", c) }); got != 3 {
+	if got := allowed(10, func() bool { return l.AllowClient("app", c, lim) }); got != 3 {
 		t.Errorf("with Redis down %d of 10 allowed, want the local burst 3", got)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -209,15 +201,14 @@ func TestRedisLimiterTimesOut(t *testing.T) {
 			go func() { <-silent; c.Close() }() // reads nothing, answers nothing
 		}
 	}()
-	l, err := NewRedisLimiter(config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 2}}, nil,
-		RedisLimiterOptions{Addr: ln.Addr().String(), Timeout: 200 * time.Millisecond, RetryAfter: time.Minute})
+	l, err := NewRedisLimiter(RedisLimiterOptions{Addr: ln.Addr().String(), Timeout: 200 * time.Millisecond, RetryAfter: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	c := netip.MustParseAddr("198.51.100.4")
 	start := time.Now()
-	got := allowed(5, func() bool { return l.AllowClient("app", c) })
+	got := allowed(5, func() bool { return l.AllowClient("app", c, slowLimit(2)) })
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("5 decisions against a silent Redis took %v, want about one timeout", d)
 	}
@@ -231,7 +222,7 @@ func TestRedisLimiterTimesOut(t *testing.T) {
 
 func TestNewRedisLimiterNeedsAddr(t *testing.T) {
 	t.Parallel()
-	if _, err := NewRedisLimiter(config.RateLimits{}, nil, RedisLimiterOptions{}); err == nil {
+	if _, err := NewRedisLimiter(RedisLimiterOptions{}); err == nil {
 		t.Fatal("no address accepted")
 	}
 }
@@ -267,13 +258,13 @@ func TestRedisLimiterOptionsFrom(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := NewRedisLimiter(config.RateLimits{PerClient: config.RateLimit{Rate: 0.001, Burst: 1}}, nil, o)
+			l, err := NewRedisLimiter(o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close()
 			c := netip.MustParseAddr("198.51.100.5")
-			if got := allowed(3, func() bool { return l.AllowClient(tc.name, c) }); got != tc.allows {
+			if got := allowed(3, func() bool { return l.AllowClient(tc.name, c, slowLimit(1)) }); got != tc.allows {
 				t.Errorf("%d of 3 allowed, want %d", got, tc.allows)
 			}
 			if _, e := l.Fallbacks(); e != 0 {
