@@ -478,6 +478,14 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		v.Set(out)
 	default:
 		d.recordLeafPositions(n, path)
+		if t.Kind() == reflect.Pointer {
+			// A pointer to a scalar (routes[].inspect): decode the value
+			// and point at it. go-yaml leaves a **T it is handed nil.
+			p := reflect.New(t.Elem())
+			d.decode(n, p.Elem(), path)
+			v.Set(p)
+			return
+		}
 		p := reflect.New(t)
 		if err := yaml.NodeToValue(n, p.Interface(), yaml.Strict()); err != nil {
 			fe := d.yamlError(path, err)
