@@ -19,11 +19,21 @@ import (
 // format string whose indexed verbs are %[1]s the data directory, %[2]d
 // the public port, %[3]d the admin port, %[4]d the relay's UDP port, %[5]s
 // the issuer, %[6]s the client secret file and %[7]s the relay secrets
-// file. Everything listens on loopback.
-func runWithDevOP(t *testing.T, cfgYAML string) *demo {
+// file; extra values follow as %[8]v, %[9]v, …. Everything listens on
+// loopback.
+func runWithDevOP(t *testing.T, cfgYAML string, extra ...any) *demo {
+	t.Helper()
+	d, _ := startWithDevOP(t, cfgYAML, extra...)
+	return d
+}
+
+// startWithDevOP is runWithDevOP that also returns rewrite, which writes
+// the configuration file anew from another format string with the same
+// verbs (for reloads).
+func startWithDevOP(t *testing.T, cfgYAML string, extra ...any) (d *demo, rewrite func(cfgYAML string, extra ...any)) {
 	t.Helper()
 	dir := t.TempDir()
-	d := &demo{t: t, dataDir: filepath.Join(dir, "data"), port: freePort(t), admin: freePort(t), relay: freeUDPPort(t)}
+	d = &demo{t: t, dataDir: filepath.Join(dir, "data"), port: freePort(t), admin: freePort(t), relay: freeUDPPort(t)}
 	secret := func(name string) string {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
@@ -52,13 +62,17 @@ func runWithDevOP(t *testing.T, cfgYAML string) *demo {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = op.Close() })
-	cfg := fmt.Sprintf(cfgYAML, d.dataDir, d.port, d.admin, d.relay, op.Issuer(),
-		filepath.Join(dir, "client-secret"), filepath.Join(dir, "relay-secrets"))
 	path := filepath.Join(dir, "telegate.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	rewrite = func(cfgYAML string, extra ...any) {
+		t.Helper()
+		args := append([]any{d.dataDir, d.port, d.admin, d.relay, op.Issuer(),
+			filepath.Join(dir, "client-secret"), filepath.Join(dir, "relay-secrets")}, extra...)
+		if err := os.WriteFile(path, []byte(fmt.Sprintf(cfgYAML, args...)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return d.start("run", "-c", path)
+	rewrite(cfgYAML, extra...)
+	return d.start("run", "-c", path), rewrite
 }
 
 // shortTimeouts is a visits configuration whose sign-in idle timeout and

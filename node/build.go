@@ -48,6 +48,10 @@ type Env struct {
 	Audit audit.Sink
 	// Logger for the parts built; nil discards.
 	Logger *slog.Logger
+	// Previous is the running generation, whose parts Build reuses where
+	// the configuration of a part is unchanged (the WAF's compiled rules);
+	// nil at start.
+	Previous *Generation
 	// ClientCAs are the device CA pools the TLS listener verifies with
 	// (edgetls); nil: auth loads client_cas itself.
 	ClientCAs map[string]*x509.CertPool
@@ -96,7 +100,9 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 		add("providers", err)
 	}
 	g.Auth = view
-	if inspectsAny(cfg) {
+	if prev := env.Previous; inspectsAny(cfg) && prev != nil && prev.Inspector != nil && reflect.DeepEqual(prev.Config.Inspection, cfg.Inspection) {
+		g.Inspector = prev.Inspector
+	} else if inspectsAny(cfg) {
 		insp, err := policies.NewInspector(cfg.Inspection, sink, log.With("component", "inspect"))
 		if err != nil {
 			add("inspection", err)

@@ -31,6 +31,7 @@ type running struct {
 	mu  sync.Mutex // one reload at a time
 	cur *Generation
 
+	reg       *prometheus.Registry
 	genGauge  prometheus.Gauge
 	hashGauge *prometheus.GaugeVec
 }
@@ -58,7 +59,9 @@ func (n *running) reload() (uint64, string, error) {
 	}
 	var gen *Generation
 	if err == nil {
-		gen, err = Build(next, n.env)
+		env := n.env
+		env.Previous = n.cur
+		gen, err = Build(next, env)
 	}
 	if err == nil {
 		wctx, cancel := context.WithTimeout(context.Background(), discoveryWait)
@@ -81,7 +84,16 @@ func (n *running) reload() (uint64, string, error) {
 		return n.cur.ID, n.cur.Hash, err
 	}
 	n.env.Auth.Activate(gen.Auth)
+	prev := n.cur
 	n.cur = gen
+	if prev.Inspector != gen.Inspector {
+		if prev.Inspector != nil {
+			n.reg.Unregister(prev.Inspector)
+		}
+		if gen.Inspector != nil {
+			n.reg.MustRegister(gen.Inspector)
+		}
+	}
 	n.record(gen, "reload")
 	if n.applied != nil {
 		n.applied(next)
@@ -105,7 +117,13 @@ func (n *running) record(gen *Generation, why string) {
 // generation's ID) and telegate_config_hash_info{hash} (1 for the running
 // configuration's hash), so a fleet can show that all nodes run the same
 // configuration.
-func (n *running) registerMetrics(reg prometheus.Registerer) error {
+func (n *running) registerMetrics(reg *prometheus.Registry) error {
+	n.reg = reg
+	if n.cur.Inspector != nil {
+		if err := reg.Register(n.cur.Inspector); err != nil {
+			return err
+		}
+	}
 	n.genGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "telegate_config_generation", Help: "ID of the running configuration generation (1 at start, one more per reload that took effect).",
 	})
