@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/telegate/telegate/audit"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -58,7 +59,7 @@ func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
 	routeID := q.Get("route")
 	cands := s.candidates(routeID)
 	if len(cands) == 0 {
-		s.errorPage(w, r, http.StatusNotFound, "No sign-in method is configured here.", "Contact your administrator.")
+		page.Error(w, r, http.StatusNotFound, "No sign-in method is configured here.", "Contact your administrator.")
 		return
 	}
 	pid := q.Get("provider")
@@ -78,11 +79,11 @@ func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request) {
 			}
 			d.Choices = append(d.Choices, choice{Name: name, URL: "/.telegate/login?" + v.Encode()})
 		}
-		renderPage(w, http.StatusOK, "chooser", d)
+		renderPage(w, r, http.StatusOK, "chooser", d)
 		return
 	}
 	if !slices.Contains(cands, pid) {
-		s.errorPage(w, r, http.StatusBadRequest, "That sign-in method is not offered here.", "Go back and choose another.")
+		page.Error(w, r, http.StatusBadRequest, "That sign-in method is not offered here.", "Go back and choose another.")
 		return
 	}
 	rp := s.providers[pid]
@@ -240,7 +241,7 @@ func (s *Service) denySignin(w http.ResponseWriter, r *http.Request, pid, sub st
 	case http.StatusServiceUnavailable:
 		msg, next = "Signing in is not possible right now.", "Try again in a minute."
 	}
-	s.errorPage(w, r, ref.status, msg, next)
+	page.Error(w, r, ref.status, msg, next)
 }
 
 func (s *Service) auditSignin(r *http.Request, pid, iss, sub, decision, reason string) {

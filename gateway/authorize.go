@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/policies"
 	"github.com/telegate/telegate/scope"
 )
@@ -44,12 +45,12 @@ func (g *Gateway) authorise(next http.Handler) http.Handler {
 			return
 		}
 		if s.Identity == nil && d.Reason == "unauthenticated" {
-			writeError(w, r, http.StatusUnauthorized, "Sign-in is required.")
+			page.Error(w, r, http.StatusUnauthorized, "Sign-in is required.", "")
 			return
 		}
 		if g.breakGlassOffer(w, r, s) {
 			return
 		}
-		writeError(w, r, http.StatusForbidden, "You are not allowed to open this page.")
+		page.Error(w, r, http.StatusForbidden, "You are not allowed to open this page.", "")
 	})
 }

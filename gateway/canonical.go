@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -217,7 +218,7 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, reason string) {
 	if status == http.StatusBadRequest && r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
-	writeError(w, r, status, "The request was refused.")
+	page.Error(w, r, status, "The request was refused.", "")
 }
 
 // canonicalise is the second stage: it parses the request once and puts

@@ -23,6 +23,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/policies"
 )
 
@@ -307,7 +308,7 @@ func (g *Gateway) ownEndpoints() http.Handler {
 		if p == OwnPrefix+"jwks.json" {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				w.Header().Set("Allow", "GET, HEAD")
-				writeError(w, r, http.StatusMethodNotAllowed, "Method not allowed.")
+				page.Error(w, r, http.StatusMethodNotAllowed, "Method not allowed.", "")
 				return
 			}
 			w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -329,7 +330,7 @@ func (g *Gateway) ownEndpoints() http.Handler {
 			authH.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, r, http.StatusNotFound, "Not found.")
+		page.Error(w, r, http.StatusNotFound, "Not found.", "")
 	}))
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -93,7 +94,7 @@ func (g *Gateway) proxyHandler() http.Handler {
 		s := scope.From(r.Context())
 		up := g.current().upstreams[s.RouteID]
 		if up == nil || up.proxy == nil {
-			writeError(w, r, http.StatusBadGateway, "The service is not available.")
+			page.Error(w, r, http.StatusBadGateway, "The service is not available.", "")
 			return
 		}
 		up.proxy.ServeHTTP(w, r)
@@ -244,20 +245,20 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.As(err, &mbe) || rs != nil && rs.body != nil && rs.body.tooLarge():
 		rs.reason = "body:too-large"
 		w.Header().Set("Connection", "close")
-		writeError(w, r, http.StatusRequestEntityTooLarge, "The request body is too large.")
+		page.Error(w, r, http.StatusRequestEntityTooLarge, "The request body is too large.", "")
 	case rs != nil && rs.body != nil && rs.body.failed():
 		rs.reason = "body:malformed"
 		w.Header().Set("Connection", "close")
-		writeError(w, r, http.StatusBadRequest, "The request body could not be read.")
+		page.Error(w, r, http.StatusBadRequest, "The request body could not be read.", "")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		rs.reason = "client-gone"
 		w.WriteHeader(499) // nginx's "client closed request"; never seen by the client
 	case isTimeout(err):
 		rs.reason = "upstream:timeout"
-		writeError(w, r, http.StatusGatewayTimeout, "The service did not answer in time.")
+		page.Error(w, r, http.StatusGatewayTimeout, "The service did not answer in time.", "")
 	default:
 		rs.reason = "upstream:unavailable"
-		writeError(w, r, http.StatusBadGateway, "The service is not available.")
+		page.Error(w, r, http.StatusBadGateway, "The service is not available.", "")
 	}
 }
 
