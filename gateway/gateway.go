@@ -42,8 +42,12 @@ type Options struct {
 	// via Handler().
 	Certs Certificates
 	// Audit receives one "request" event per request; nil means discard.
-	Audit  audit.Sink
-	Logger *slog.Logger
+	Audit audit.Sink
+	// PseudonymKey keys the pseudonym (audit.Pseudonym) that stands for
+	// the client address in ordinary logs; nil means
+	// audit.PseudonymKey(<data_dir>). Never the audit chain key.
+	PseudonymKey []byte
+	Logger       *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Endpoints are telegate's own endpoints under /.telegate/ besides the
@@ -75,17 +79,17 @@ type Endpoint struct {
 // Gateway is the edge plane. Its configuration can be swapped atomically
 // with Reload.
 type Gateway struct {
-	o       Options
-	log     *slog.Logger
-	now     func() time.Time
-	audit   audit.Sink
-	limiter Limiter
-	signer  *assertionSigner
-	metrics *metrics
-	reg     *prometheus.Registry
-	ipKey   []byte
-	handler http.Handler
-	own     http.Handler
+	o         Options
+	log       *slog.Logger
+	now       func() time.Time
+	audit     audit.Sink
+	limiter   Limiter
+	signer    *assertionSigner
+	metrics   *metrics
+	reg       *prometheus.Registry
+	pseudoKey []byte
+	handler   http.Handler
+	own       http.Handler
 
 	state  atomic.Pointer[state]
 	gen    atomic.Uint64
@@ -140,8 +144,10 @@ func New(o Options) (*Gateway, error) {
 	if g.signer, err = newAssertionSigner(key); err != nil {
 		return nil, err
 	}
-	if g.ipKey, err = logKey(o.Config.Audit.Key, o.Config.Audit.KeyFile, o.Config.DataDir); err != nil {
-		return nil, err
+	if g.pseudoKey = o.PseudonymKey; g.pseudoKey == nil {
+		if g.pseudoKey, err = audit.PseudonymKey(dataDir(o.Config.DataDir)); err != nil {
+			return nil, err
+		}
 	}
 	if g.metrics, err = newMetrics(g.reg); err != nil {
 		return nil, err

@@ -1,9 +1,6 @@
 package gateway
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,7 +13,7 @@ import (
 // writes one audit.Event of type "request" (request id, route, method,
 // canonical path without query, status, client address, iss/sub, decision,
 // reason), the request metrics, and at most one ordinary log line with no
-// PHI: the client address only as a keyed hash, no query, no headers.
+// PHI: the client address only as its pseudonym (audit.Pseudonym), no query, no headers.
 func (g *Gateway) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &statusWriter{ResponseWriter: w}
@@ -82,7 +79,7 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 				slog.String("method", method),
 				slog.String("path", s.Path),
 				slog.Int("status", rw.status),
-				slog.String("client", g.hashAddr(s.ClientAddr.String())),
+				slog.String("client", audit.Pseudonym(g.pseudoKey, s.ClientAddr)),
 				slog.String("decision", decision),
 				slog.String("reason", reason),
 				slog.Duration("duration", elapsed),
@@ -100,14 +97,6 @@ func metricReason(reason string) string {
 		}
 	}
 	return reason
-}
-
-// hashAddr is the keyed hash (HMAC-SHA-256, first 16 bytes) of a client
-// address for ordinary logs (docs/architecture.md principle 6).
-func (g *Gateway) hashAddr(a string) string {
-	m := hmac.New(sha256.New, g.ipKey)
-	m.Write([]byte(a))
-	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // statusWriter records the final status.
