@@ -33,18 +33,18 @@ func (g *Gateway) authorise(next http.Handler) http.Handler {
 		s := scope.From(r.Context())
 		d := g.breakGlassDecide(s, evaluatePolicy(s.Route.Policy, s.Identity, r.Method), r.Method)
 		if d.Allow && d.Reason == "" {
-			d = scope.Decision{Allow: false, Reason: "error"} // fail closed
+			d = scope.Decision{Allow: false, Reason: scope.ReasonError} // fail closed
 		}
 		s.Decision = d
 		if d.Allow {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if s.Identity == nil && d.Reason == "unauthenticated" && g.o.Auth != nil {
+		if s.Identity == nil && d.Reason == scope.ReasonUnauthenticated && g.o.Auth != nil {
 			g.o.Auth.Challenge(w, r)
 			return
 		}
-		if s.Identity == nil && d.Reason == "unauthenticated" {
+		if s.Identity == nil && d.Reason == scope.ReasonUnauthenticated {
 			page.Error(w, r, http.StatusUnauthorized, "Sign-in is required.", "")
 			return
 		}

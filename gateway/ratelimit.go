@@ -100,7 +100,7 @@ func (g *Gateway) limitClient(next http.Handler) http.Handler {
 		}
 		if !g.limiter.AllowClient(id, s.ClientAddr) {
 			w.Header().Set("Retry-After", "1")
-			refuse(w, r, http.StatusTooManyRequests, "rate:client")
+			refuse(w, r, http.StatusTooManyRequests, scope.ReasonRateClient)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -118,7 +118,7 @@ func (g *Gateway) limitSubject(next http.Handler) http.Handler {
 		s := scope.From(r.Context())
 		if s.Identity != nil && !g.limiter.AllowSubject(s.RouteID, subjectKey(s.Identity)) {
 			w.Header().Set("Retry-After", "1")
-			refuse(w, r, http.StatusTooManyRequests, "rate:subject")
+			refuse(w, r, http.StatusTooManyRequests, scope.ReasonRateSubject)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -54,7 +54,7 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 			e := audit.Event{
 				Time: s.Start, Type: "request", RequestID: s.RequestID, RouteID: route,
 				Method: method, Path: s.Path, Status: rw.status, Client: s.ClientAddr.String(),
-				Decision: decision, Reason: reason,
+				Decision: decision, Reason: string(reason),
 			}
 			if s.Identity != nil {
 				e.Issuer, e.Subject = s.Identity.Issuer, s.Identity.Subject
@@ -68,7 +68,7 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 			g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.status)).Inc()
 			g.metrics.duration.WithLabelValues(label).Observe(elapsed.Seconds())
 			if decision == "deny" && reason != "" {
-				g.metrics.denials.WithLabelValues(metricReason(reason)).Inc()
+				g.metrics.denials.WithLabelValues(reason.Kind()).Inc()
 			}
 			if !g.log.Enabled(r.Context(), slog.LevelInfo) {
 				return
@@ -81,22 +81,12 @@ func (g *Gateway) record(next http.Handler) http.Handler {
 				slog.Int("status", rw.status),
 				slog.String("client", audit.Pseudonym(g.pseudoKey, s.ClientAddr)),
 				slog.String("decision", decision),
-				slog.String("reason", reason),
+				slog.String("reason", string(reason)),
 				slog.Duration("duration", elapsed),
 			)
 		}()
 		next.ServeHTTP(rw, r)
 	})
-}
-
-// metricReason keeps the denial label set small: "path:dot-segment" → "path".
-func metricReason(reason string) string {
-	for i := 0; i < len(reason); i++ {
-		if reason[i] == ':' {
-			return reason[:i]
-		}
-	}
-	return reason
 }
 
 // statusWriter records the final status.
