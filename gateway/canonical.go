@@ -247,10 +247,10 @@ func (g *Gateway) canonicalise(next http.Handler) http.Handler {
 					}
 				}
 				status := http.StatusBadRequest
-				if reason == "header-too-large" {
+				if reason == scope.ReasonFramingHeaderTooLarge {
 					status = http.StatusRequestHeaderFieldsTooLarge
 				}
-				refuse(w, r, status, scope.FramingReason(reason))
+				refuse(w, r, status, reason)
 				return
 			}
 		}

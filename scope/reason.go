@@ -8,8 +8,8 @@ import (
 // Reason is the short machine-readable reason of a Decision: why the
 // request was allowed or refused. Its string is what the audit trail
 // records ("reason") and, up to the first ':' (Kind), the label of the
-// denial metric. Build reasons only from the constants below, RuleReason,
-// FramingReason; compare them with ==.
+// denial metric. Build reasons only from the constants below and
+// RuleReason; compare them with ==.
 type Reason string
 
 // Reasons of policy evaluation (policies.Evaluate), in the order of its
@@ -54,15 +54,36 @@ const (
 	ReasonError Reason = "error"
 )
 
-// Refusals by the gateway before or instead of policy: "kind:detail".
+// Refusals of a request whose framing the gateway does not accept, most
+// of them found by the HTTP/1 head scanner before net/http parses the
+// head (RFC 9112).
+const (
+	ReasonFramingBareLF         Reason = "framing:bare-lf"
+	ReasonFramingRequestLine    Reason = "framing:request-line"
+	ReasonFramingObsFold        Reason = "framing:obs-fold"
+	ReasonFramingField          Reason = "framing:field"
+	ReasonFramingDuplicateHost  Reason = "framing:duplicate-host"
+	ReasonFramingHost           Reason = "framing:host"
+	ReasonFramingCLTE           Reason = "framing:cl-te"
+	ReasonFramingTE             Reason = "framing:transfer-encoding"
+	ReasonFramingContentLength  Reason = "framing:content-length"
+	ReasonFramingAsteriskForm   Reason = "framing:asterisk-form"
+	ReasonFramingTargetForm     Reason = "framing:target-form"
+	ReasonFramingAuthority      Reason = "framing:authority"
+	ReasonFramingHeaderTooLarge Reason = "framing:header-too-large"
+	// ReasonFramingUnscanned: a head after one the scanner could not
+	// follow on the same connection.
+	ReasonFramingUnscanned Reason = "framing:unscanned"
+)
+
+// Other refusals by the gateway before or instead of policy:
+// "kind:detail".
 const (
 	ReasonNoRoute              Reason = "no-route"
 	ReasonClientGone           Reason = "client-gone"
 	ReasonRateClient           Reason = "rate:client"
 	ReasonRateSubject          Reason = "rate:subject"
 	ReasonAssertionError       Reason = "assertion:error"
-	ReasonFramingTE            Reason = "framing:transfer-encoding"
-	ReasonFramingCLTE          Reason = "framing:cl-te"
 	ReasonHostDuplicate        Reason = "host:duplicate"
 	ReasonHostMalformed        Reason = "host:malformed"
 	ReasonHostConflict         Reason = "host:conflict"
@@ -98,7 +119,11 @@ var declared = map[Reason]bool{
 	ReasonDevice: true, ReasonRole: true, ReasonGroup: true, ReasonClaim: true,
 	ReasonBreakGlass: true, ReasonError: true,
 	ReasonNoRoute: true, ReasonClientGone: true, ReasonRateClient: true, ReasonRateSubject: true,
-	ReasonAssertionError: true, ReasonFramingTE: true, ReasonFramingCLTE: true,
+	ReasonAssertionError: true,
+	ReasonFramingBareLF:  true, ReasonFramingRequestLine: true, ReasonFramingObsFold: true, ReasonFramingField: true,
+	ReasonFramingDuplicateHost: true, ReasonFramingHost: true, ReasonFramingCLTE: true, ReasonFramingTE: true,
+	ReasonFramingContentLength: true, ReasonFramingAsteriskForm: true, ReasonFramingTargetForm: true,
+	ReasonFramingAuthority: true, ReasonFramingHeaderTooLarge: true, ReasonFramingUnscanned: true,
 	ReasonHostDuplicate: true, ReasonHostMalformed: true, ReasonHostConflict: true, ReasonHostSNIMismatch: true,
 	ReasonTargetForm: true, ReasonTargetAuthority: true,
 	ReasonQueryTooMany: true, ReasonQueryMalformed: true, ReasonQueryAccessToken: true,
@@ -150,11 +175,6 @@ func (r Reason) Rule() (int, bool) {
 	}
 	return i, true
 }
-
-// FramingReason is the refusal of a request whose HTTP/1 head the
-// connection scanner refused for verdict (e.g. "bare-lf", "obs-fold",
-// "header-too-large"): "framing:verdict".
-func FramingReason(verdict string) Reason { return Reason("framing:" + verdict) }
 
 // Kind is the reason up to its first ':' ("path:dot-segment" → "path",
 // "rule:3" → "rule"), the reason itself when it has none: the label of

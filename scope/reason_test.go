@@ -67,7 +67,7 @@ func TestRuleReason(t *testing.T) {
 	if k := ReasonNoPolicy.Kind(); k != "no-policy" {
 		t.Errorf("Kind = %q", k)
 	}
-	if r := FramingReason("bare-lf"); r != "framing:bare-lf" || r.Kind() != "framing" {
-		t.Errorf("FramingReason = %q", r)
+	if k := ReasonFramingBareLF.Kind(); k != "framing" {
+		t.Errorf("Kind = %q", k)
 	}
 }
