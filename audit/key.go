@@ -1,19 +1,17 @@
 package audit
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/secretfile"
 )
 
 // KeyBytes is the size of a generated audit key.
@@ -70,24 +68,16 @@ func Key(cfg config.Audit, dataDir string) ([]byte, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("audit: read %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("audit: create %s: %w", filepath.Dir(path), err)
-	}
 	k := make([]byte, KeyBytes)
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("audit: generate key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err := secretfile.Write(path, []byte(base64.StdEncoding.EncodeToString(k)+"\n"))
 	if errors.Is(err, fs.ErrExist) {
 		// Another process generated it first: use that one.
 		return Key(cfg, dataDir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("audit: create %s: %w", path, err)
-	}
-	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		os.Remove(path)
 		return nil, fmt.Errorf("audit: write %s: %w", path, err)
 	}
 	return k, nil
@@ -104,26 +94,4 @@ func decodeKey(s string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("key is not base64")
-}
-
-// ipHashLabel separates the IP-hash key from the chain's HMAC key.
-var ipHashLabel = []byte("telegate ip hash v1")
-
-// HashIP returns a keyed, one-way pseudonym of addr for ordinary logs
-// (docs/architecture.md principle 6): the first 12 bytes of HMAC-SHA256(K, addr) in
-// unpadded base64url (16 characters), where K = HMAC-SHA256(key,
-// "telegate ip hash v1") so the audit chain key is not used directly.
-// IPv4-mapped IPv6 addresses hash like their IPv4 form; zones are ignored.
-// The same address gives the same value for the same key. An invalid
-// address gives "-".
-func HashIP(key []byte, addr netip.Addr) string {
-	if !addr.IsValid() {
-		return "-"
-	}
-	sub := hmac.New(sha256.New, key)
-	sub.Write(ipHashLabel)
-	m := hmac.New(sha256.New, sub.Sum(nil))
-	a := addr.Unmap().WithZone("").AsSlice()
-	m.Write(a)
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:12])
 }

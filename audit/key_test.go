@@ -90,23 +90,56 @@ func TestPath(t *testing.T) {
 	}
 }
 
-func TestHashIP(t *testing.T) {
+func TestPseudonym(t *testing.T) {
 	t.Parallel()
 	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
 	v4 := netip.MustParseAddr("192.0.2.10")
 	mapped := netip.MustParseAddr("::ffff:192.0.2.10")
 	v6 := netip.MustParseAddr("2001:db8::10")
-	h := HashIP(k1, v4)
-	if len(h) != 16 || strings.Contains(h, "192") {
-		t.Fatalf("HashIP = %q", h)
+	h := Pseudonym(k1, v4)
+	if len(h) != 24 || strings.Trim(h, "0123456789abcdef") != "" {
+		t.Fatalf("Pseudonym = %q, want 24 lower-case hex digits", h)
 	}
-	if HashIP(k1, v4) != h || HashIP(k1, mapped) != h {
-		t.Error("hash not stable across calls or IPv4-mapped form")
+	if Pseudonym(k1, v4) != h || Pseudonym(k1, mapped) != h {
+		t.Error("pseudonym not stable across calls or IPv4-mapped form")
 	}
-	if HashIP(k2, v4) == h || HashIP(k1, v6) == h || HashIP(k1, netip.MustParseAddr("192.0.2.11")) == h {
-		t.Error("hash collides across keys or addresses")
+	if Pseudonym(k1, netip.MustParseAddr("fe80::1%eth0")) != Pseudonym(k1, netip.MustParseAddr("fe80::1")) {
+		t.Error("zone changes the pseudonym")
 	}
-	if HashIP(k1, netip.Addr{}) != "-" {
+	if Pseudonym(k2, v4) == h || Pseudonym(k1, v6) == h || Pseudonym(k1, netip.MustParseAddr("192.0.2.11")) == h {
+		t.Error("pseudonym collides across keys or addresses")
+	}
+	if Pseudonym(k1, netip.Addr{}) != "-" {
 		t.Error("invalid address not '-'")
+	}
+}
+
+func TestPseudonymKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	k, err := PseudonymKey(dir)
+	if err != nil || len(k) != KeyBytes {
+		t.Fatalf("PseudonymKey = %d bytes, %v", len(k), err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "keys", "pseudonym.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	again, err := PseudonymKey(dir)
+	if err != nil || !bytes.Equal(again, k) {
+		t.Errorf("second load gave another key (%v)", err)
+	}
+	ak, err := Key(config.Audit{}, dir)
+	if err != nil || bytes.Equal(ak, k) {
+		t.Errorf("pseudonym key is the audit key (%v)", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys", "pseudonym.key"), []byte("short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PseudonymKey(dir); err == nil {
+		t.Error("a malformed key file was accepted")
+	}
+	if _, err := PseudonymKey(""); err == nil {
+		t.Error("no data directory accepted")
 	}
 }

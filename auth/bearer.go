@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -215,12 +216,9 @@ func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string
 // bearerError answers 401 with `WWW-Authenticate: Bearer realm="telegate",
 // error="invalid_token"` (RFC 6750 §3, §3.1) and a JSON body.
 func (s *View) bearerError(w http.ResponseWriter, r *http.Request, reason string) {
-	rid := ""
-	if sc := scope.From(r.Context()); sc != nil {
-		rid = sc.RequestID
-	}
+	rid := requestID(r)
 	s.metrics.bearer.WithLabelValues(reason).Inc()
 	s.log.Info("auth: bearer token refused", "reason", reason, "request_id", rid)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="telegate", error="invalid_token"`)
-	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "request_id": rid})
+	page.Write(w, r, page.Problem{Status: http.StatusUnauthorized, Reason: "invalid_token", Message: "The access token was not accepted.", JSON: true})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 )
 
 func withBearer(h *harness) {
@@ -81,8 +82,8 @@ func TestBearerTokens(t *testing.T) {
 		if got := r.Header.Get("WWW-Authenticate"); got != `Bearer realm="telegate", error="invalid_token"` {
 			t.Errorf("%s: WWW-Authenticate %q", tc.name, got)
 		}
-		var b map[string]string
-		if json.Unmarshal([]byte(bodyOf(r)), &b) != nil || b["error"] != "invalid_token" {
+		var b page.Body
+		if json.Unmarshal([]byte(bodyOf(r)), &b) != nil || b.Reason != "invalid_token" || b.Status != 401 || b.RequestID == "" {
 			t.Errorf("%s: body %q", tc.name, bodyOf(r))
 		}
 	}

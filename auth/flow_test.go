@@ -17,6 +17,7 @@ import (
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/scope"
+	"github.com/telegate/telegate/page"
 )
 
 func TestSignInSucceeds(t *testing.T) {
@@ -771,8 +772,8 @@ func TestChallenge(t *testing.T) {
 		{name: "browser GET", method: "GET", path: "/app/x?y=1", status: 302, location: "/.telegate/login?rd=%2Fapp%2Fx%3Fy%3D1"},
 		{name: "browser HEAD", method: "HEAD", path: "/app/", status: 302, location: "/.telegate/login?rd=%2Fapp%2F"},
 		{name: "browser POST", method: "POST", path: "/app/form", status: 401, ctype: "text/html; charset=utf-8"},
-		{name: "API", method: "GET", path: "/api/v1", status: 401, ctype: "application/json", wwwAuth: `Bearer realm="telegate"`},
-		{name: "API POST", method: "POST", path: "/api/v1", status: 401, ctype: "application/json", wwwAuth: `Bearer realm="telegate"`},
+		{name: "API", method: "GET", path: "/api/v1", status: 401, ctype: "application/json; charset=utf-8", wwwAuth: `Bearer realm="telegate"`},
+		{name: "API POST", method: "POST", path: "/api/v1", status: 401, ctype: "application/json; charset=utf-8", wwwAuth: `Bearer realm="telegate"`},
 		{name: "API from a browser page load", method: "GET", path: "/api/v1", accept: "text/html", status: 302, location: "/.telegate/login?rd=%2Fapi%2Fv1"},
 	}
 	for _, tc := range cases {
@@ -793,9 +794,9 @@ func TestChallenge(t *testing.T) {
 		if tc.wwwAuth != "" && r.Header.Get("WWW-Authenticate") != tc.wwwAuth {
 			t.Errorf("%s: WWW-Authenticate %q", tc.name, r.Header.Get("WWW-Authenticate"))
 		}
-		if tc.ctype == "application/json" {
-			var b map[string]string
-			if json.Unmarshal([]byte(bodyOf(r)), &b) != nil || b["error"] != "unauthenticated" || !strings.HasPrefix(b["request_id"], "req-") {
+		if tc.ctype == "application/json; charset=utf-8" {
+			var b page.Body
+			if json.Unmarshal([]byte(bodyOf(r)), &b) != nil || b.Reason != "unauthenticated" || !strings.HasPrefix(b.RequestID, "req-") {
 				t.Errorf("%s: body %q", tc.name, bodyOf(r))
 			}
 		}

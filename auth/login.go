@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/telegate/telegate/audit"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -58,7 +59,7 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	routeID := q.Get("route")
 	cands := s.candidates(routeID)
 	if len(cands) == 0 {
-		s.errorPage(w, r, http.StatusNotFound, "No sign-in method is configured here.", "Contact your administrator.")
+		page.Error(w, r, http.StatusNotFound, "No sign-in method is configured here.", "Contact your administrator.")
 		return
 	}
 	pid := q.Get("provider")
@@ -78,18 +79,18 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 			}
 			d.Choices = append(d.Choices, choice{Name: name, URL: "/.telegate/login?" + v.Encode()})
 		}
-		renderPage(w, http.StatusOK, "chooser", d)
+		renderPage(w, r, http.StatusOK, "chooser", d)
 		return
 	}
 	if !slices.Contains(cands, pid) {
-		s.errorPage(w, r, http.StatusBadRequest, "That sign-in method is not offered here.", "Go back and choose another.")
+		page.Error(w, r, http.StatusBadRequest, "That sign-in method is not offered here.", "Go back and choose another.")
 		return
 	}
 	l, err := s.providers[pid].ready()
 	if err != nil {
 		s.log.Warn("auth: sign-in refused while the identity provider is unreachable", "provider", pid, "error", err)
 		s.auditSignin(r, pid, "", "", "deny", "provider_unavailable")
-		s.errorPage(w, r, http.StatusServiceUnavailable, "Sign-in with "+s.providers[pid].displayName()+" is not available right now.", "Try again in a minute.")
+		page.Error(w, r, http.StatusServiceUnavailable, "Sign-in with "+s.providers[pid].displayName()+" is not available right now.", "Try again in a minute.")
 		return
 	}
 	rec := &preAuth{
@@ -250,7 +251,7 @@ func (s *View) denySignin(w http.ResponseWriter, r *http.Request, pid, sub strin
 	case http.StatusServiceUnavailable:
 		msg, next = "Signing in is not possible right now.", "Try again in a minute."
 	}
-	s.errorPage(w, r, ref.status, msg, next)
+	page.Error(w, r, ref.status, msg, next)
 }
 
 func (s *View) auditSignin(r *http.Request, pid, iss, sub, decision, reason string) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/audit"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -22,7 +23,7 @@ const (
 
 // serveLogoutConfirm shows the sign-out confirmation form (GET).
 func (s *View) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
-	renderPage(w, http.StatusOK, "logout", pageData{
+	renderPage(w, r, http.StatusOK, "logout", pageData{
 		Title:     "Sign out",
 		RequestID: requestID(r),
 		ReturnTo:  SafeReturnPath(r.URL.Query().Get("rd")),
@@ -58,7 +59,7 @@ func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 		sess, err := s.store.Delete(r.Context(), id)
 		if err != nil {
 			s.log.Warn("auth: sign-out could not delete session", "error", err)
-			s.errorPage(w, r, http.StatusServiceUnavailable, "Signing out did not finish.", "Try again in a minute.")
+			page.Error(w, r, http.StatusServiceUnavailable, "Signing out did not finish.", "Try again in a minute.")
 			return
 		}
 		if sess != nil {
@@ -112,7 +113,7 @@ func (s *View) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 			rd = rec.ReturnTo
 		}
 	}
-	renderPage(w, http.StatusOK, "signedout", pageData{Title: "Signed out", RequestID: requestID(r), ReturnTo: rd})
+	renderPage(w, r, http.StatusOK, "signedout", pageData{Title: "Signed out", RequestID: requestID(r), ReturnTo: rd})
 }
 
 // logoutClaims are the logout token claims go-oidc does not check.
@@ -131,12 +132,12 @@ type logoutClaims struct {
 func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	rp := s.providers[r.PathValue("provider")]
 	if rp == nil || !rp.cfg.BackchannelLogout {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
+		page.Write(w, r, page.Problem{Status: http.StatusNotFound, Message: "No back-channel logout for this provider.", JSON: true})
 		return
 	}
 	bad := func(reason string) {
 		s.log.Info("auth: back-channel logout refused", "provider", rp.cfg.ID, "reason", reason)
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": reason})
+		page.Write(w, r, page.Problem{Status: http.StatusBadRequest, Reason: "invalid-request", Message: "The logout request was refused: " + reason + ".", JSON: true})
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
 	if err := r.ParseForm(); err != nil {
@@ -152,7 +153,7 @@ func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	l, err := rp.ready()
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		page.Write(w, r, page.Problem{Status: http.StatusServiceUnavailable, Reason: "provider-unavailable", Message: "The identity provider has not been reached yet; try again.", JSON: true})
 		return
 	}
 	lt, err := l.verifier.VerifyLogout(cctx, raw)
@@ -182,7 +183,7 @@ func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 		// §2.8: a logout that could not be carried out is an error.
 		s.log.Warn("auth: back-channel logout could not delete sessions", "error", err)
 		s.forgetJTI(lt.Issuer, lt.TokenID) // let the provider retry
-		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "logout_failed"})
+		page.Write(w, r, page.Problem{Status: http.StatusNotImplemented, Reason: "logout-failed", Message: "The sessions could not be ended; try again.", JSON: true})
 		return
 	}
 	for _, sess := range gone {

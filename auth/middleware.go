@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -266,21 +267,21 @@ func (s *View) Challenge(w http.ResponseWriter, r *http.Request) {
 	route := sc.Route
 	if route != nil && len(route.ClientCert) > 0 {
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-			s.errorPage(w, r, http.StatusForbidden, "Your device certificate is not accepted here.", "Ask your administrator to enrol this device.")
+			page.Error(w, r, http.StatusForbidden, "Your device certificate is not accepted here.", "Ask your administrator to enrol this device.")
 			return
 		}
-		s.errorPage(w, r, http.StatusUnauthorized, "This page needs a device certificate.", "Use an enrolled device.")
+		page.Error(w, r, http.StatusUnauthorized, "This page needs a device certificate.", "Use an enrolled device.")
 		return
 	}
 	getLike := r.Method == http.MethodGet || r.Method == http.MethodHead
 	wantsHTML := strings.Contains(r.Header.Get("Accept"), "text/html")
 	if route != nil && route.API && !(getLike && wantsHTML) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="telegate"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated", "request_id": sc.RequestID})
+		page.Write(w, r, page.Problem{Status: http.StatusUnauthorized, Reason: "unauthenticated", Message: "Sign in or send a bearer token first.", JSON: true})
 		return
 	}
 	if !getLike {
-		s.errorPage(w, r, http.StatusUnauthorized, "You need to sign in first.", "Open the page again to sign in.")
+		page.Error(w, r, http.StatusUnauthorized, "You need to sign in first.", "Open the page again to sign in.")
 		return
 	}
 	path := sc.Path

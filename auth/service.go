@@ -26,6 +26,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -137,7 +138,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s.metrics = m
 	s.csrfChecker = http.NewCrossOriginProtection()
 	s.csrfChecker.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.errorPage(w, r, http.StatusForbidden, "This sign-out request did not come from this site.", "Use the sign-out button on the page instead.")
+		page.Error(w, r, http.StatusForbidden, "This sign-out request did not come from this site.", "Use the sign-out button on the page instead.")
 	}))
 	v, err := NewView(cfg, s, o.ClientCAs)
 	if err != nil {

@@ -395,7 +395,8 @@ type Inspection struct {
 type Audit struct {
 	// File default DataDir/audit/audit.log.
 	File string `yaml:"file"`
-	// Key (base64) keys the chain's HMAC and the IP hashes in logs; from
+	// Key (base64) keys the chain's HMAC, and only that (client addresses
+	// in logs have their own key, DataDir/keys/pseudonym.key); from
 	// ${ENV} or KeyFile. Default: generated once in the data directory.
 	Key     string `yaml:"key"`
 	KeyFile string `yaml:"key_file"`

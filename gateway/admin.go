@@ -31,7 +31,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "telegate_edge_denials_total", Help: "Requests refused, by reason.",
+			Name: "telegate_edge_denials_total", Help: "Requests refused, by the kind of their reason (\"role\", \"path\", \"rate\", …).",
 		}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.denials} {

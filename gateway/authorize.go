@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/policies"
 	"github.com/telegate/telegate/scope"
 )
@@ -32,24 +33,24 @@ func (g *generation) authorise(next http.Handler) http.Handler {
 		s := scope.From(r.Context())
 		d := g.breakGlassDecide(s, evaluatePolicy(s.Route.Policy, s.Identity, r.Method), r.Method)
 		if d.Allow && d.Reason == "" {
-			d = scope.Decision{Allow: false, Reason: "error"} // fail closed
+			d = scope.Decision{Allow: false, Reason: scope.ReasonError} // fail closed
 		}
 		s.Decision = d
 		if d.Allow {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if s.Identity == nil && d.Reason == "unauthenticated" && g.Auth != nil {
+		if s.Identity == nil && d.Reason == scope.ReasonUnauthenticated && g.Auth != nil {
 			g.Auth.Challenge(w, r)
 			return
 		}
-		if s.Identity == nil && d.Reason == "unauthenticated" {
-			writeError(w, r, http.StatusUnauthorized, "Sign-in is required.")
+		if s.Identity == nil && d.Reason == scope.ReasonUnauthenticated {
+			page.Error(w, r, http.StatusUnauthorized, "Sign-in is required.", "")
 			return
 		}
 		if g.breakGlassOffer(w, r, s) {
 			return
 		}
-		writeError(w, r, http.StatusForbidden, "You are not allowed to open this page.")
+		page.Error(w, r, http.StatusForbidden, "You are not allowed to open this page.", "")
 	})
 }

@@ -2,13 +2,12 @@ package gateway
 
 import (
 	"errors"
-	"fmt"
-	"html"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/policies"
 	"github.com/telegate/telegate/scope"
 )
@@ -29,6 +28,20 @@ func (g *generation) breakGlassDecide(s *scope.Scope, d scope.Decision, method s
 	return g.o.BreakGlass.Decide(s.RouteID, s.Route.Policy, s.Identity, method)
 }
 
+// breakGlassPage is the 403 page that offers emergency access.
+var breakGlassPage = page.Parse(`{{define "break-glass"}}{{template "head" .}}<h1>{{.Title}}</h1><p>Your role does not open this page.</p>
+<h2>Emergency access</h2><p>In an emergency you may open it for {{.For}}. Your access and your reason are recorded and reviewed.</p>
+<form method="post" action="{{.Action}}"><input type="hidden" name="route" value="{{.RouteID}}"><input type="hidden" name="rd" value="{{.ReturnTo}}">
+<label for="reason">Reason</label> <select id="reason" name="reason" required>{{range .Reasons}}<option value="{{.Value}}">{{.Label}}</option>{{end}}</select>
+<button type="submit">Break the glass</button></form>{{template "foot" .}}{{end}}`)
+
+type breakGlassData struct {
+	Title, For, Action, RouteID, ReturnTo, RequestID string
+	Reasons                                          []breakGlassChoice
+}
+
+type breakGlassChoice struct{ Value, Label string }
+
 // breakGlassOffer writes the 403 page with a break-glass form when the
 // identity could break the glass on the denied route (eligible by the
 // route's break_glass.allow and signed in with MFA), and reports whether
@@ -43,22 +56,15 @@ func (g *generation) breakGlassOffer(w http.ResponseWriter, r *http.Request, s *
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
 		return false
 	}
-	var opts strings.Builder
-	for _, reason := range policies.BreakGlassReasons {
-		fmt.Fprintf(&opts, `<option value="%s">%s</option>`, html.EscapeString(reason), html.EscapeString(strings.ReplaceAll(reason, "-", " ")))
-	}
-	rd := s.Path
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusForbidden)
-	fmt.Fprintf(w, `<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content="width=device-width, initial-scale=1"><title>403 Forbidden</title>`+
-		`<h1>403 Forbidden</h1><p>Your role does not open this page.</p>`+
-		`<h2>Emergency access</h2><p>In an emergency you may open it for %s. Your access and your reason are recorded and reviewed.</p>`+
-		`<form method="post" action="%s"><input type="hidden" name="route" value="%s"><input type="hidden" name="rd" value="%s">`+
-		`<label for="reason">Reason</label> <select id="reason" name="reason" required>%s</select> `+
-		`<button type="submit">Break the glass</button></form><p>Request id: <code>%s</code></p></html>`+"\n",
-		breakGlassGrantTTL(s.Route.Policy.BreakGlass), BreakGlassPath, html.EscapeString(s.RouteID), html.EscapeString(rd), opts.String(), html.EscapeString(s.RequestID))
+	page.Render(w, r, http.StatusForbidden, breakGlassPage, "break-glass", breakGlassData{
+		Title:     http.StatusText(http.StatusForbidden),
+		For:       breakGlassGrantTTL(s.Route.Policy.BreakGlass).String(),
+		Action:    BreakGlassPath,
+		RouteID:   s.RouteID,
+		ReturnTo:  s.Path,
+		Reasons:   breakGlassChoices(),
+		RequestID: s.RequestID,
+	})
 	return true
 }
 
@@ -71,17 +77,17 @@ func (g *generation) breakGlassHandler() http.Handler {
 	return csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST")
-			writeError(w, r, http.StatusMethodNotAllowed, "Method not allowed.")
+			page.Error(w, r, http.StatusMethodNotAllowed, "Method not allowed.", "")
 			return
 		}
 		s := scope.From(r.Context())
 		if s == nil || s.Identity == nil {
-			writeError(w, r, http.StatusUnauthorized, "Sign-in is required.")
+			page.Error(w, r, http.StatusUnauthorized, "Sign-in is required.", "")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4096)
 		if err := r.ParseForm(); err != nil {
-			writeError(w, r, http.StatusBadRequest, "The form could not be read.")
+			page.Error(w, r, http.StatusBadRequest, "The form could not be read.", "")
 			return
 		}
 		var route *config.Route
@@ -92,19 +98,19 @@ func (g *generation) breakGlassHandler() http.Handler {
 			}
 		}
 		if route == nil || route.Policy == nil || route.Policy.BreakGlass == nil || g.o.BreakGlass == nil {
-			writeError(w, r, http.StatusForbidden, "Emergency access is not available for this page.")
+			page.Error(w, r, http.StatusForbidden, "Emergency access is not available for this page.", "")
 			return
 		}
 		_, err := g.o.BreakGlass.Grant(r.Context(), route.ID, route.Policy.BreakGlass, s.Identity, r.PostForm.Get("reason"))
 		switch {
 		case errors.Is(err, policies.ErrBreakGlassReason):
-			writeError(w, r, http.StatusBadRequest, "Choose one of the listed reasons.")
+			page.Error(w, r, http.StatusBadRequest, "Choose one of the listed reasons.", "")
 			return
 		case errors.Is(err, policies.ErrBreakGlassMFA):
-			writeError(w, r, http.StatusForbidden, "Sign in with a second factor first.")
+			page.Error(w, r, http.StatusForbidden, "Sign in with a second factor first.", "")
 			return
 		case err != nil:
-			writeError(w, r, http.StatusForbidden, "Emergency access is not available to you on this page.")
+			page.Error(w, r, http.StatusForbidden, "Emergency access is not available to you on this page.", "")
 			return
 		}
 		// Back to a canonical path on the same route, or its root: never
@@ -116,6 +122,15 @@ func (g *generation) breakGlassHandler() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, rd, http.StatusSeeOther)
 	}))
+}
+
+// breakGlassChoices are policies.BreakGlassReasons with readable labels.
+func breakGlassChoices() []breakGlassChoice {
+	out := make([]breakGlassChoice, len(policies.BreakGlassReasons))
+	for i, reason := range policies.BreakGlassReasons {
+		out[i] = breakGlassChoice{Value: reason, Label: strings.ReplaceAll(reason, "-", " ")}
+	}
+	return out
 }
 
 // breakGlassGrantTTL is how long a grant on a route lasts.

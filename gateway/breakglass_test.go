@@ -103,7 +103,7 @@ func TestBreakGlass(t *testing.T) {
 		t.Errorf("upstream saw %+v", seen)
 	}
 	ev, ok := tg.audit.find(resp.Header.Get(RequestIDHeader))
-	if !ok || ev.Decision != "allow" || ev.Reason != policies.ReasonBreakGlass {
+	if !ok || ev.Decision != "allow" || ev.Reason != string(scope.ReasonBreakGlass) {
 		t.Errorf("audit record of the request: %+v, want allow by break-glass", ev)
 	}
 	granted := false

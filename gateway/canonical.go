@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -207,7 +208,7 @@ func isPort(s string) bool {
 
 // refuse answers 400 with the request id, closes the connection
 // (Connection: close) and records reason for audit and metrics.
-func refuse(w http.ResponseWriter, r *http.Request, status int, reason string) {
+func refuse(w http.ResponseWriter, r *http.Request, status int, reason scope.Reason) {
 	if st := stateFrom(r.Context()); st != nil {
 		st.reason = reason
 	}
@@ -217,7 +218,7 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, reason string) {
 	if status == http.StatusBadRequest && r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
-	writeError(w, r, status, "The request was refused.")
+	page.Error(w, r, status, "The request was refused.", "")
 }
 
 // canonicalise is the second stage: it parses the request once and puts
@@ -246,20 +247,20 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 					}
 				}
 				status := http.StatusBadRequest
-				if reason == "header-too-large" {
+				if reason == scope.ReasonFramingHeaderTooLarge {
 					status = http.StatusRequestHeaderFieldsTooLarge
 				}
-				refuse(w, r, status, "framing:"+reason)
+				refuse(w, r, status, reason)
 				return
 			}
 		}
 		if len(r.TransferEncoding) > 0 {
 			if len(r.TransferEncoding) != 1 || !strings.EqualFold(r.TransferEncoding[0], "chunked") {
-				refuse(w, r, http.StatusBadRequest, "framing:transfer-encoding")
+				refuse(w, r, http.StatusBadRequest, scope.ReasonFramingTE)
 				return
 			}
 			if r.Header.Get("Content-Length") != "" {
-				refuse(w, r, http.StatusBadRequest, "framing:cl-te")
+				refuse(w, r, http.StatusBadRequest, scope.ReasonFramingCLTE)
 				return
 			}
 			if r.ProtoMajor == 1 {
@@ -269,24 +270,24 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 			}
 		}
 		if len(r.Header.Values("Host")) > 1 {
-			refuse(w, r, http.StatusBadRequest, "host:duplicate")
+			refuse(w, r, http.StatusBadRequest, scope.ReasonHostDuplicate)
 			return
 		}
 		target := r.RequestURI
 		if strings.IndexByte(target, '#') >= 0 {
-			refuse(w, r, http.StatusBadRequest, "path:fragment")
+			refuse(w, r, http.StatusBadRequest, scope.ReasonPathFragment)
 			return
 		}
 		if target != "" && target[0] != '/' {
 			u, err := url.ParseRequestURI(target)
 			if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-				refuse(w, r, http.StatusBadRequest, "target:form")
+				refuse(w, r, http.StatusBadRequest, scope.ReasonTargetForm)
 				return
 			}
 			a, err1 := CanonicalHost(u.Host)
 			b, err2 := CanonicalHost(r.Host)
 			if err1 != nil || err2 != nil || a != b {
-				refuse(w, r, http.StatusBadRequest, "target:authority")
+				refuse(w, r, http.StatusBadRequest, scope.ReasonTargetAuthority)
 				return
 			}
 			target = u.RequestURI()
@@ -297,20 +298,20 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 		rawPath, rawQuery, _ := strings.Cut(target, "?")
 		host, err := CanonicalHost(r.Host)
 		if err != nil {
-			refuse(w, r, http.StatusBadRequest, "host:malformed")
+			refuse(w, r, http.StatusBadRequest, scope.ReasonHostMalformed)
 			return
 		}
 		// HTTP/2 carries :authority; a Host field that says otherwise is
 		// ambiguous (RFC 9113 §8.3.1).
 		for _, v := range r.Header.Values("Host") {
 			if h2, err := CanonicalHost(v); err != nil || h2 != host {
-				refuse(w, r, http.StatusBadRequest, "host:conflict")
+				refuse(w, r, http.StatusBadRequest, scope.ReasonHostConflict)
 				return
 			}
 		}
 		path, semi, err := CanonicalPath(rawPath)
 		if err != nil {
-			refuse(w, r, http.StatusBadRequest, "path:"+pathReason(err))
+			refuse(w, r, http.StatusBadRequest, pathReason(err))
 			return
 		}
 		if rawQuery != "" {
@@ -319,17 +320,17 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 				max = 100
 			}
 			if strings.Count(rawQuery, "&")+1 > max {
-				refuse(w, r, http.StatusBadRequest, "query:too-many")
+				refuse(w, r, http.StatusBadRequest, scope.ReasonQueryTooMany)
 				return
 			}
 			q, err := url.ParseQuery(rawQuery)
 			if err != nil {
-				refuse(w, r, http.StatusBadRequest, "query:malformed")
+				refuse(w, r, http.StatusBadRequest, scope.ReasonQueryMalformed)
 				return
 			}
 			for k := range q {
 				if strings.EqualFold(k, "access_token") {
-					refuse(w, r, http.StatusBadRequest, "query:access-token")
+					refuse(w, r, http.StatusBadRequest, scope.ReasonQueryAccessToken)
 					return
 				}
 			}
@@ -357,24 +358,25 @@ func unescapedPath(p string) string {
 	return u
 }
 
-func pathReason(err error) string {
+// pathReason is the refusal reason of a CanonicalPath error.
+func pathReason(err error) scope.Reason {
 	switch err {
 	case ErrNotOriginForm:
-		return "form"
+		return scope.ReasonPathForm
 	case ErrControlChar:
-		return "control"
+		return scope.ReasonPathControl
 	case ErrBackslash:
-		return "backslash"
+		return scope.ReasonPathBackslash
 	case ErrFragment:
-		return "fragment"
+		return scope.ReasonPathFragment
 	case ErrEncodedSeparator:
-		return "encoded-separator"
+		return scope.ReasonPathEncodedSeparator
 	case ErrBadPercent:
-		return "percent"
+		return scope.ReasonPathPercent
 	case ErrDotSegment:
-		return "dot-segment"
+		return scope.ReasonPathDotSegment
 	case ErrEmptySegment:
-		return "empty-segment"
+		return scope.ReasonPathEmptySegment
 	}
-	return "malformed"
+	return scope.ReasonPathMalformed
 }

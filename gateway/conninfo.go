@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/telegate/telegate/scope"
 )
 
 // connInfo is what the listener knows about one connection, attached to
@@ -23,7 +25,7 @@ type connInfo struct {
 
 	mu          sync.Mutex
 	poisonIndex int64
-	poisonWhy   string
+	poisonWhy   scope.Reason
 	// refusedMethod and refusedPath are what the refused head asked for
 	// (sanitised; "" when not readable), for the audit record.
 	refusedMethod, refusedPath string
@@ -33,7 +35,7 @@ type connInfoKey struct{}
 
 // poison marks request head number idx (1-based) and every later one on
 // the connection as refused, for reason.
-func (ci *connInfo) poison(idx int64, reason string) {
+func (ci *connInfo) poison(idx int64, reason scope.Reason) {
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
 	if ci.poisonIndex == 0 || idx < ci.poisonIndex {
@@ -44,7 +46,7 @@ func (ci *connInfo) poison(idx int64, reason string) {
 // poisonHead is poison for a head the scanner refused: it also keeps the
 // head's method and path (without query) for the audit record, when they
 // read as a token and an origin-form path of printable ASCII.
-func (ci *connInfo) poisonHead(idx int64, reason string, head []byte) {
+func (ci *connInfo) poisonHead(idx int64, reason scope.Reason, head []byte) {
 	line, _, _ := bytes.Cut(head, []byte("\n"))
 	method, rest, _ := bytes.Cut(bytes.TrimRight(line, "\r"), []byte(" "))
 	target, _, _ := bytes.Cut(rest, []byte(" "))
@@ -72,7 +74,7 @@ func (ci *connInfo) refusedHead() (method, path string) {
 }
 
 // poisoned returns the first refused head index (0: none) and the reason.
-func (ci *connInfo) poisoned() (int64, string) {
+func (ci *connInfo) poisoned() (int64, scope.Reason) {
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
 	return ci.poisonIndex, ci.poisonWhy

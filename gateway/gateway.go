@@ -23,6 +23,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/policies"
 )
 
@@ -43,8 +44,12 @@ type Options struct {
 	// via Handler().
 	Certs Certificates
 	// Audit receives one "request" event per request; nil means discard.
-	Audit  audit.Sink
-	Logger *slog.Logger
+	Audit audit.Sink
+	// PseudonymKey keys the pseudonym (audit.Pseudonym) that stands for
+	// the client address in ordinary logs; nil means
+	// audit.PseudonymKey(<data_dir>). Never the audit chain key.
+	PseudonymKey []byte
+	Logger       *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Endpoints are telegate's own endpoints under /.telegate/ besides the
@@ -86,15 +91,15 @@ type Endpoint struct {
 // every request runs start to end on the generation it started with
 // (docs/architecture.md "Generations").
 type Gateway struct {
-	o       Options
-	log     *slog.Logger
-	now     func() time.Time
-	audit   audit.Sink
-	limiter Limiter
-	signer  *assertionSigner
-	metrics *metrics
-	reg     *prometheus.Registry
-	ipKey   []byte
+	o         Options
+	log       *slog.Logger
+	now       func() time.Time
+	audit     audit.Sink
+	limiter   Limiter
+	signer    *assertionSigner
+	metrics   *metrics
+	reg       *prometheus.Registry
+	pseudoKey []byte
 
 	gen    atomic.Pointer[generation]
 	ready  atomic.Bool
@@ -176,8 +181,10 @@ func New(o Options) (*Gateway, error) {
 	if g.signer, err = newAssertionSigner(key); err != nil {
 		return nil, err
 	}
-	if g.ipKey, err = logKey(o.Config.Audit.Key, o.Config.Audit.KeyFile, o.Config.DataDir); err != nil {
-		return nil, err
+	if g.pseudoKey = o.PseudonymKey; g.pseudoKey == nil {
+		if g.pseudoKey, err = audit.PseudonymKey(dataDir(o.Config.DataDir)); err != nil {
+			return nil, err
+		}
 	}
 	if g.metrics, err = newMetrics(g.reg); err != nil {
 		return nil, err
@@ -414,7 +421,7 @@ func (g *generation) ownEndpoints() http.Handler {
 		if p == OwnPrefix+"jwks.json" {
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				w.Header().Set("Allow", "GET, HEAD")
-				writeError(w, r, http.StatusMethodNotAllowed, "Method not allowed.")
+				page.Error(w, r, http.StatusMethodNotAllowed, "Method not allowed.", "")
 				return
 			}
 			w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -436,7 +443,7 @@ func (g *generation) ownEndpoints() http.Handler {
 			authH.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, r, http.StatusNotFound, "Not found.")
+		page.Error(w, r, http.StatusNotFound, "Not found.", "")
 	}))
 }
 

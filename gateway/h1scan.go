@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/telegate/telegate/scope"
 )
 
 // h1Conn is an HTTP/1 connection read through a framing scanner. It holds
@@ -111,7 +113,7 @@ func (h *h1Conn) feed(b []byte) {
 				// A head past the cap is refused like any other (431 by
 				// the chain, RFC 6585 §5), not by net/http's bare page.
 				h.heads++
-				h.info.poisonHead(h.heads, "header-too-large", h.head)
+				h.info.poisonHead(h.heads, scope.ReasonFramingHeaderTooLarge, h.head)
 				h.pending = append(h.pending, standIn...)
 				h.head = nil
 				h.dead = true
@@ -136,7 +138,7 @@ func (h *h1Conn) feed(b []byte) {
 				// Nothing after this exchange is scanned: a later request
 				// on this connection is refused.
 				h.stopped = true
-				h.info.poison(h.heads+1, "unscanned")
+				h.info.poison(h.heads+1, scope.ReasonFramingUnscanned)
 			case v.contentLength > 0:
 				h.bodyLeft = v.contentLength
 			}
@@ -170,7 +172,7 @@ func headEnd(b []byte) int {
 }
 
 type headVerdict struct {
-	reason        string
+	reason        scope.Reason
 	contentLength int64
 	stop          bool
 }
@@ -194,7 +196,7 @@ func checkHead(head []byte) headVerdict {
 			break // after the final LF
 		}
 		if len(ln) == 0 || ln[len(ln)-1] != '\r' {
-			return headVerdict{reason: "bare-lf"}
+			return headVerdict{reason: scope.ReasonFramingBareLF}
 		}
 		ln = ln[:len(ln)-1]
 		if len(ln) == 0 {
@@ -204,17 +206,17 @@ func checkHead(head []byte) headVerdict {
 			parts := strings.Split(string(ln), " ")
 			if len(parts) != 3 || !isToken(parts[0]) || parts[1] == "" ||
 				(parts[2] != "HTTP/1.1" && parts[2] != "HTTP/1.0") {
-				return headVerdict{reason: "request-line"}
+				return headVerdict{reason: scope.ReasonFramingRequestLine}
 			}
 			method, target = parts[0], parts[1]
 			continue
 		}
 		if ln[0] == ' ' || ln[0] == '\t' {
-			return headVerdict{reason: "obs-fold"}
+			return headVerdict{reason: scope.ReasonFramingObsFold}
 		}
 		name, value, ok := bytes.Cut(ln, []byte(":"))
 		if !ok || !isToken(string(name)) {
-			return headVerdict{reason: "field"}
+			return headVerdict{reason: scope.ReasonFramingField}
 		}
 		val := strings.TrimSpace(string(value))
 		switch strings.ToLower(string(name)) {
@@ -236,22 +238,22 @@ func checkHead(head []byte) headVerdict {
 	}
 	switch {
 	case len(hosts) > 1:
-		return headVerdict{reason: "duplicate-host"}
+		return headVerdict{reason: scope.ReasonFramingDuplicateHost}
 	case len(hosts) == 1 && !validHostField(hosts[0]):
-		return headVerdict{reason: "host"}
+		return headVerdict{reason: scope.ReasonFramingHost}
 	case len(cls) > 0 && len(tes) > 0:
-		return headVerdict{reason: "cl-te"}
+		return headVerdict{reason: scope.ReasonFramingCLTE}
 	case len(tes) > 1 || len(tes) == 1 && !strings.EqualFold(tes[0], "chunked"):
-		return headVerdict{reason: "transfer-encoding"}
+		return headVerdict{reason: scope.ReasonFramingTE}
 	case len(cls) > 1:
-		return headVerdict{reason: "content-length"}
+		return headVerdict{reason: scope.ReasonFramingContentLength}
 	case target == "*":
-		return headVerdict{reason: "asterisk-form"}
+		return headVerdict{reason: scope.ReasonFramingAsteriskForm}
 	}
 	if len(cls) == 1 {
 		n, err := strconv.ParseInt(cls[0], 10, 64)
 		if err != nil || n < 0 || cls[0][0] == '+' {
-			return headVerdict{reason: "content-length"}
+			return headVerdict{reason: scope.ReasonFramingContentLength}
 		}
 		v.contentLength = n
 	}
@@ -262,14 +264,14 @@ func checkHead(head []byte) headVerdict {
 			rest, ok = strings.CutPrefix(strings.ToLower(target), "http://")
 		}
 		if !ok || len(hosts) != 1 {
-			return headVerdict{reason: "target-form"}
+			return headVerdict{reason: scope.ReasonFramingTargetForm}
 		}
 		auth, _, _ := strings.Cut(rest, "/")
 		auth, _, _ = strings.Cut(auth, "?")
 		a, err1 := CanonicalHost(auth)
 		b, err2 := CanonicalHost(hosts[0])
 		if err1 != nil || err2 != nil || a != b {
-			return headVerdict{reason: "authority"}
+			return headVerdict{reason: scope.ReasonFramingAuthority}
 		}
 	}
 	if len(tes) == 1 || upgrade || connUp || method == "CONNECT" {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/telegate/telegate/scope"
 )
 
 // pipeline writes reqs at once on one connection and reads the answers.
@@ -108,7 +110,11 @@ func TestCheckHead(t *testing.T) {
 	}
 	for _, tc := range cases {
 		v := checkHead([]byte(tc.head))
-		if v.reason != tc.reason || v.contentLength != tc.cl || v.stop != tc.stop {
+		want := scope.Reason("")
+		if tc.reason != "" {
+			want = scope.Reason("framing:" + tc.reason)
+		}
+		if v.reason != want || !(want == "" || want.Declared()) || v.contentLength != tc.cl || v.stop != tc.stop {
 			t.Errorf("checkHead(%q) = %+v, want reason %q cl %d stop %v", tc.head, v, tc.reason, tc.cl, tc.stop)
 		}
 	}

@@ -129,7 +129,7 @@ func (g *generation) forwardHeaders(next http.Handler) http.Handler {
 			}, g.now())
 			if err != nil {
 				g.log.Error("assertion minting failed", "request_id", s.RequestID, "err", err)
-				refuse(w, r, http.StatusInternalServerError, "assertion:error")
+				refuse(w, r, http.StatusInternalServerError, scope.ReasonAssertionError)
 				return
 			}
 			stateFrom(r.Context()).assertion = tok

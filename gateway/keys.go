@@ -5,13 +5,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/telegate/telegate/internal/secretfile"
 )
 
 // dataDir returns cfg.DataDir or its documented default.
@@ -37,7 +37,7 @@ func loadSigningKey(file, dir string) (*ecdsa.PrivateKey, error) {
 			if err != nil {
 				return nil, fmt.Errorf("assertion key: %w", err)
 			}
-			if err := writeSecretFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+			if err := secretfile.Write(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 				return nil, fmt.Errorf("assertion key: %w", err)
 			}
 		}
@@ -67,68 +67,4 @@ func loadSigningKey(file, dir string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("assertion key %s: not an EC P-256 key (ES256, RFC 7518 §3.4)", file)
 	}
 	return ek, nil
-}
-
-// writeSecretFile creates path (and its directory, 0700) with mode 0600,
-// atomically; it fails if path already exists.
-func writeSecretFile(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), path)
-}
-
-// logKey returns the key for the keyed hash of client addresses in
-// ordinary logs: derived from audit.key / audit.key_file when set, else
-// generated once in <dataDir>/keys/log.key.
-func logKey(cfgKey, cfgKeyFile, dir string) ([]byte, error) {
-	raw := cfgKey
-	if raw == "" && cfgKeyFile != "" {
-		b, err := os.ReadFile(cfgKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("audit key file: %w", err)
-		}
-		raw = strings.TrimSpace(string(b))
-	}
-	if raw != "" {
-		k, err := base64.StdEncoding.DecodeString(raw)
-		if err != nil || len(k) < 16 {
-			return nil, errors.New("audit key: want base64 of at least 16 bytes")
-		}
-		return append([]byte("telegate log address hash\x00"), k...), nil
-	}
-	file := filepath.Join(dataDir(dir), "keys", "log.key")
-	b, err := os.ReadFile(file)
-	if errors.Is(err, os.ErrNotExist) {
-		k := make([]byte, 32)
-		_, _ = rand.Read(k)
-		if err := writeSecretFile(file, []byte(base64.StdEncoding.EncodeToString(k))); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("log key: %w", err)
-		}
-		b, err = os.ReadFile(file)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("log key: %w", err)
-	}
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(k) < 16 {
-		return nil, fmt.Errorf("log key %s: malformed", file)
-	}
-	return k, nil
 }

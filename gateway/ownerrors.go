@@ -1,6 +1,10 @@
 package gateway
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/telegate/telegate/page"
+)
 
 // ownErrors makes the bare error answers of net/http's ServeMux and
 // http.Error/http.NotFound inside telegate's own endpoints ("404 page not
@@ -34,7 +38,7 @@ func (p *plainErrorWriter) WriteHeader(code int) {
 		if code == http.StatusMethodNotAllowed {
 			text = "Method not allowed."
 		}
-		writeError(p.ResponseWriter, p.r, code, text)
+		page.Error(p.ResponseWriter, p.r, code, text, "")
 		return
 	}
 	p.ResponseWriter.WriteHeader(code)

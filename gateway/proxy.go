@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -93,7 +94,7 @@ func (g *generation) proxyHandler() http.Handler {
 		s := scope.From(r.Context())
 		up := g.upstreams[s.RouteID]
 		if up == nil || up.proxy == nil {
-			writeError(w, r, http.StatusBadGateway, "The service is not available.")
+			page.Error(w, r, http.StatusBadGateway, "The service is not available.", "")
 			return
 		}
 		up.proxy.ServeHTTP(w, r)
@@ -242,22 +243,22 @@ func (g *generation) proxyError(w http.ResponseWriter, r *http.Request, err erro
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe) || rs != nil && rs.body != nil && rs.body.tooLarge():
-		rs.reason = "body:too-large"
+		rs.reason = scope.ReasonBodyTooLarge
 		w.Header().Set("Connection", "close")
-		writeError(w, r, http.StatusRequestEntityTooLarge, "The request body is too large.")
+		page.Error(w, r, http.StatusRequestEntityTooLarge, "The request body is too large.", "")
 	case rs != nil && rs.body != nil && rs.body.failed():
-		rs.reason = "body:malformed"
+		rs.reason = scope.ReasonBodyMalformed
 		w.Header().Set("Connection", "close")
-		writeError(w, r, http.StatusBadRequest, "The request body could not be read.")
+		page.Error(w, r, http.StatusBadRequest, "The request body could not be read.", "")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		rs.reason = "client-gone"
+		rs.reason = scope.ReasonClientGone
 		w.WriteHeader(499) // nginx's "client closed request"; never seen by the client
 	case isTimeout(err):
-		rs.reason = "upstream:timeout"
-		writeError(w, r, http.StatusGatewayTimeout, "The service did not answer in time.")
+		rs.reason = scope.ReasonUpstreamTimeout
+		page.Error(w, r, http.StatusGatewayTimeout, "The service did not answer in time.", "")
 	default:
-		rs.reason = "upstream:unavailable"
-		writeError(w, r, http.StatusBadGateway, "The service is not available.")
+		rs.reason = scope.ReasonUpstreamUnavailable
+		page.Error(w, r, http.StatusBadGateway, "The service is not available.", "")
 	}
 }
 
@@ -318,7 +319,7 @@ func (g *generation) limitBody(next http.Handler) http.Handler {
 		}
 		if r.ContentLength > limit {
 			w.Header().Set("Connection", "close")
-			refuse(w, r, http.StatusRequestEntityTooLarge, "body:too-large")
+			refuse(w, r, http.StatusRequestEntityTooLarge, scope.ReasonBodyTooLarge)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
@@ -344,11 +345,11 @@ func (g *generation) websocketGate(next http.Handler) http.Handler {
 		s := scope.From(r.Context())
 		if r.Method == http.MethodConnect || !s.Route.WebSocket ||
 			!strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket") {
-			refuse(w, r, http.StatusForbidden, "upgrade:not-allowed")
+			refuse(w, r, http.StatusForbidden, scope.ReasonUpgradeNotAllowed)
 			return
 		}
 		if !originAllowed(r.Header.Values("Origin"), s) {
-			refuse(w, r, http.StatusForbidden, "upgrade:origin")
+			refuse(w, r, http.StatusForbidden, scope.ReasonUpgradeOrigin)
 			return
 		}
 		// The upgraded connection outlives the request: the server's

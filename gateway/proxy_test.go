@@ -44,7 +44,7 @@ func TestUpstreamFailurePages(t *testing.T) {
 	}{
 		{"/down/x", http.StatusBadGateway, "text/html", "text/html; charset=utf-8"},
 		{"/slow/x", http.StatusGatewayTimeout, "text/html", "text/html; charset=utf-8"},
-		{"/down/x", http.StatusBadGateway, "application/json", "application/json"},
+		{"/down/x", http.StatusBadGateway, "application/json", "application/json; charset=utf-8"},
 	}
 	for _, tc := range cases {
 		resp, body := get(t, tg, tc.path, map[string]string{"Accept": tc.accept})

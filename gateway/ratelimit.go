@@ -23,7 +23,7 @@ func (g *generation) limitClient(next http.Handler) http.Handler {
 		}
 		if !g.limiter.AllowClient(id, s.ClientAddr, st.limits.Client(id)) {
 			w.Header().Set("Retry-After", "1")
-			refuse(w, r, http.StatusTooManyRequests, "rate:client")
+			refuse(w, r, http.StatusTooManyRequests, scope.ReasonRateClient)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -43,7 +43,7 @@ func (g *generation) limitSubject(next http.Handler) http.Handler {
 		s := scope.From(r.Context())
 		if s.Identity != nil && !g.limiter.AllowSubject(s.RouteID, subjectKey(s.Identity), st.limits.Subject(s.RouteID)) {
 			w.Header().Set("Retry-After", "1")
-			refuse(w, r, http.StatusTooManyRequests, "rate:subject")
+			refuse(w, r, http.StatusTooManyRequests, scope.ReasonRateSubject)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -1,9 +1,6 @@
 package gateway
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,7 +13,7 @@ import (
 // writes one audit.Event of type "request" (request id, route, method,
 // canonical path without query, status, client address, iss/sub, decision,
 // reason), the request metrics, and at most one ordinary log line with no
-// PHI: the client address only as a keyed hash, no query, no headers.
+// PHI: the client address only as its pseudonym (audit.Pseudonym), no query, no headers.
 func (g *generation) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &statusWriter{ResponseWriter: w}
@@ -57,7 +54,7 @@ func (g *generation) record(next http.Handler) http.Handler {
 			e := audit.Event{
 				Time: s.Start, Type: "request", RequestID: s.RequestID, RouteID: route,
 				Method: method, Path: s.Path, Status: rw.status, Client: s.ClientAddr.String(),
-				Decision: decision, Reason: reason, Generation: g.ID,
+				Decision: decision, Reason: string(reason), Generation: g.ID,
 			}
 			if s.Identity != nil {
 				e.Issuer, e.Subject = s.Identity.Issuer, s.Identity.Subject
@@ -71,7 +68,7 @@ func (g *generation) record(next http.Handler) http.Handler {
 			g.metrics.requests.WithLabelValues(label, strconv.Itoa(rw.status)).Inc()
 			g.metrics.duration.WithLabelValues(label).Observe(elapsed.Seconds())
 			if decision == "deny" && reason != "" {
-				g.metrics.denials.WithLabelValues(metricReason(reason)).Inc()
+				g.metrics.denials.WithLabelValues(reason.Kind()).Inc()
 			}
 			if !g.log.Enabled(r.Context(), slog.LevelInfo) {
 				return
@@ -82,32 +79,14 @@ func (g *generation) record(next http.Handler) http.Handler {
 				slog.String("method", method),
 				slog.String("path", s.Path),
 				slog.Int("status", rw.status),
-				slog.String("client", g.hashAddr(s.ClientAddr.String())),
+				slog.String("client", audit.Pseudonym(g.pseudoKey, s.ClientAddr)),
 				slog.String("decision", decision),
-				slog.String("reason", reason),
+				slog.String("reason", string(reason)),
 				slog.Duration("duration", elapsed),
 			)
 		}()
 		next.ServeHTTP(rw, r)
 	})
-}
-
-// metricReason keeps the denial label set small: "path:dot-segment" → "path".
-func metricReason(reason string) string {
-	for i := 0; i < len(reason); i++ {
-		if reason[i] == ':' {
-			return reason[:i]
-		}
-	}
-	return reason
-}
-
-// hashAddr is the keyed hash (HMAC-SHA-256, first 16 bytes) of a client
-// address for ordinary logs (docs/architecture.md principle 6).
-func (g *Gateway) hashAddr(a string) string {
-	m := hmac.New(sha256.New, g.ipKey)
-	m.Write([]byte(a))
-	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // statusWriter records the final status.

@@ -40,7 +40,7 @@ type reqState struct {
 	assertion string
 	// reason is the refusal reason for audit and metrics ("" when the
 	// decision stage gave one).
-	reason string
+	reason scope.Reason
 	// method overrides r.Method in the audit record: the method the client
 	// sent in a head the HTTP/1 scanner refused (r is then the stand-in).
 	method string

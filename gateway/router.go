@@ -93,13 +93,13 @@ func (g *generation) route(own, routed http.Handler) http.Handler {
 		if r.TLS != nil && r.TLS.ServerName != "" {
 			sni, err := CanonicalHost(r.TLS.ServerName)
 			if err != nil || sni != s.Host {
-				refuse(w, r, http.StatusMisdirectedRequest, "host:sni-mismatch")
+				refuse(w, r, http.StatusMisdirectedRequest, scope.ReasonHostSNIMismatch)
 				return
 			}
 		}
 		if strings.HasPrefix(s.Path, OwnPrefix) {
 			if rs.semicolon {
-				refuse(w, r, http.StatusBadRequest, "path:semicolon")
+				refuse(w, r, http.StatusBadRequest, scope.ReasonPathSemicolon)
 				return
 			}
 			rs.own = true
@@ -108,12 +108,12 @@ func (g *generation) route(own, routed http.Handler) http.Handler {
 		}
 		route := g.router.match(s.Host, s.Path)
 		if route == nil {
-			refuse(w, r, http.StatusNotFound, "no-route")
+			refuse(w, r, http.StatusNotFound, scope.ReasonNoRoute)
 			return
 		}
 		s.RouteID, s.Route = route.ID, route
 		if rs.semicolon && !route.AllowSemicolon {
-			refuse(w, r, http.StatusBadRequest, "path:semicolon")
+			refuse(w, r, http.StatusBadRequest, scope.ReasonPathSemicolon)
 			return
 		}
 		routed.ServeHTTP(w, r)

@@ -66,7 +66,7 @@ func (sw *secWriter) apply(status int) {
 	if rs != nil && rs.conn != nil && rs.conn.h1 && status != http.StatusSwitchingProtocols {
 		// The framing scanner stops after this request (chunked body,
 		// refused upgrade): end the connection with this response.
-		if idx, why := rs.conn.poisoned(); why == "unscanned" && idx == rs.connIndex+1 {
+		if idx, why := rs.conn.poisoned(); why == scope.ReasonFramingUnscanned && idx == rs.connIndex+1 {
 			h.Set("Connection", "close")
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"golang.org/x/net/http2"
 
 	"golang.org/x/time/rate"
+
+	"github.com/telegate/telegate/page"
 )
 
 // Listener defaults (docs/architecture.md principle 7: every read has a timeout).
@@ -177,7 +179,9 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 	servers := []*http.Server{pub}
 	var httpSrv, adminSrv *http.Server
 	if ls.http != nil {
-		var h http.Handler = http.NotFoundHandler()
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			page.Error(w, r, http.StatusNotFound, "Not found.", "")
+		})
 		if g.o.Certs != nil {
 			h = g.o.Certs.HTTPHandler()
 		}

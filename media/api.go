@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -41,13 +42,6 @@ func identity(r *http.Request) *scope.Identity {
 	return nil
 }
 
-func requestID(r *http.Request) string {
-	if sc := scope.From(r.Context()); sc != nil {
-		return sc.RequestID
-	}
-	return ""
-}
-
 // writeJSON answers v with status; responses are never cached.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
@@ -58,19 +52,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-type errorBody struct {
-	Error     string `json:"error"`
-	Reason    string `json:"reason,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
-// writeError answers err: an *apiError with its status, anything else 500.
+// writeError answers err as the one JSON error shape (page.Body): an
+// *apiError with its status, reason and message, anything else 500.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		ae = fail(http.StatusInternalServerError, "internal", "something went wrong; try again")
 	}
-	writeJSON(w, ae.status, errorBody{Error: ae.msg, Reason: ae.reason, RequestID: requestID(r)})
+	page.Write(w, r, page.Problem{Status: ae.status, Reason: ae.reason, Message: ae.msg, JSON: true})
 }
 
 // wantsHTML reports whether the client asked for a page.
@@ -90,7 +79,7 @@ func requireIdentity(w http.ResponseWriter, r *http.Request) *scope.Identity {
 		http.Redirect(w, r, "/.telegate/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return nil
 	}
-	writeJSON(w, http.StatusUnauthorized, errorBody{Error: "sign in first", Reason: "unauthenticated", RequestID: requestID(r)})
+	writeError(w, r, fail(http.StatusUnauthorized, "unauthenticated", "sign in first"))
 	return nil
 }
 
@@ -127,7 +116,7 @@ func checkCSRF(w http.ResponseWriter, r *http.Request, id *scope.Identity) bool 
 	if r.Header.Get("X-Telegate-CSRF") == "1" && sameOrigin(r) {
 		return true
 	}
-	writeJSON(w, http.StatusForbidden, errorBody{Error: "cross-site request refused", Reason: "csrf", RequestID: requestID(r)})
+	writeError(w, r, fail(http.StatusForbidden, "csrf", "cross-site request refused"))
 	return false
 }
 

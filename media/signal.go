@@ -276,12 +276,12 @@ func mustJSON(v any) []byte {
 func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	id := identity(r)
 	if id == nil || id.Subject == "" {
-		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "sign in first", Reason: "unauthenticated", RequestID: requestID(r)})
+		writeError(w, r, fail(http.StatusUnauthorized, "unauthenticated", "sign in first"))
 		return
 	}
 	if r.Header.Get("Origin") == "" || !sameOrigin(r) {
 		s.auditVisit(r, "visit.signal", id, r.PathValue("id"), "", "deny", "origin")
-		writeJSON(w, http.StatusForbidden, errorBody{Error: "cross-origin WebSocket refused", Reason: "origin", RequestID: requestID(r)})
+		writeError(w, r, fail(http.StatusForbidden, "origin", "cross-origin WebSocket refused"))
 		return
 	}
 	s.mu.Lock()

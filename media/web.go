@@ -8,6 +8,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/telegate/telegate/page"
 )
 
 // web holds the built-in client: pages, the call logic, styles and the
@@ -43,7 +45,7 @@ func setPageHeaders(w http.ResponseWriter, r *http.Request) {
 func (s *Service) page(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") != "" && !validID(r.PathValue("id")) {
-			http.NotFound(w, r)
+			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
 		}
 		if !requireIdentityPage(w, r) {
@@ -51,7 +53,7 @@ func (s *Service) page(name string) http.HandlerFunc {
 		}
 		b, err := web.ReadFile("web/" + name)
 		if err != nil {
-			http.NotFound(w, r)
+			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
 		}
 		setPageHeaders(w, r)
@@ -91,7 +93,7 @@ func requireIdentityPage(w http.ResponseWriter, r *http.Request) bool {
 		http.Redirect(w, r, "/.telegate/login?rd="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return false
 	}
-	writeJSON(w, http.StatusUnauthorized, errorBody{Error: "sign in first", Reason: "unauthenticated", RequestID: requestID(r)})
+	writeError(w, r, fail(http.StatusUnauthorized, "unauthenticated", "sign in first"))
 	return false
 }
 
@@ -109,12 +111,12 @@ func (s *Service) static(w http.ResponseWriter, r *http.Request) {
 	}
 	ct, ok := staticTypes[path.Ext(name)]
 	if !ok || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
-		http.NotFound(w, r)
+		page.Error(w, r, http.StatusNotFound, "Not found.", "")
 		return
 	}
 	b, err := web.ReadFile("web/" + name)
 	if err != nil {
-		http.NotFound(w, r)
+		page.Error(w, r, http.StatusNotFound, "Not found.", "")
 		return
 	}
 	h := w.Header()

@@ -113,6 +113,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	closers = append(closers, trail.Close)
 	reg.MustRegister(trail)
+	// Client addresses in logs: one pseudonym key for every plane, never
+	// the audit key.
+	pseudonymKey, err := audit.PseudonymKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 
 	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient}) // it names itself "edgetls"
 	if err != nil {
@@ -149,6 +155,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		Registry: reg,
 	}
 	gw.BreakGlass = policies.NewBreakGlass(0, trail, nil)
+	gw.PseudonymKey = pseudonymKey
 	// Rate limits: in memory on one node; in Redis (global across nodes,
 	// falling back to per-node limits while Redis is down) when redis.addr
 	// is set.
@@ -178,7 +185,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			Registry:  reg,
 			TLSConfig: certs.TLSConfig(),
 			DataDir:   cfg.DataDir,
-			IPHashKey: auditKey,
+
+			PseudonymKey: pseudonymKey,
 		})
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)

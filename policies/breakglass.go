@@ -18,9 +18,6 @@ import (
 // reason, and leaves a loud audit record. It never opens a route without a
 // policy, never waives MFA, a method restriction or sign-in.
 
-// ReasonBreakGlass is the Decision reason of a request admitted by a grant.
-const ReasonBreakGlass = "break-glass"
-
 // Break-glass defaults and bounds.
 const (
 	DefaultBreakGlassDuration = time.Hour
@@ -143,13 +140,13 @@ func (b *BreakGlass) Decide(routeID string, p *config.Policy, id *scope.Identity
 		return d
 	}
 	switch d.Reason {
-	case ReasonNoPolicy, ReasonNoRules, ReasonUnauthenticated, ReasonMethod, ReasonMFARequired:
+	case scope.ReasonNoPolicy, scope.ReasonNoRules, scope.ReasonUnauthenticated, scope.ReasonMethod, scope.ReasonMFARequired:
 		return d
 	}
 	if p.Public || !id.HasMFA() || !b.Active(routeID, id) {
 		return d
 	}
-	return scope.Decision{Allow: true, Reason: ReasonBreakGlass}
+	return scope.Decision{Allow: true, Reason: scope.ReasonBreakGlass}
 }
 
 func anyRuleMatches(rules []config.Rule, id *scope.Identity) bool {

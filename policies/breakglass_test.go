@@ -64,7 +64,7 @@ func TestBreakGlass(t *testing.T) {
 		id     *scope.Identity
 		method string
 		allow  bool
-		reason string
+		reason scope.Reason
 	}{
 		{"granted", "onc", oncology, doc, "GET", true, "break-glass"},
 		{"method still applies", "onc", oncology, doc, "DELETE", false, "method"},

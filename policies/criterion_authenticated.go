@@ -8,7 +8,7 @@ import (
 // authenticatedCriterion (Rule.Authenticated) admits any signed-in identity:
 // one with an issuer and a subject.
 var authenticatedCriterion = criterion{
-	name: "authenticated",
+	name: scope.ReasonAuthenticated,
 	set:  func(r *config.Rule) bool { return r.Authenticated },
 	match: func(_ *config.Rule, id *scope.Identity) bool {
 		return id != nil && id.Issuer != "" && id.Subject != ""

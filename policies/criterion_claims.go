@@ -15,7 +15,7 @@ import (
 // values are JSON values). A missing claim, an object value, or a claim
 // listed with no values never matches.
 var claimsCriterion = criterion{
-	name: "claim",
+	name: scope.ReasonClaim,
 	set:  func(r *config.Rule) bool { return len(r.Claims) > 0 },
 	match: func(r *config.Rule, id *scope.Identity) bool {
 		for name, want := range r.Claims {

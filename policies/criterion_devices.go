@@ -11,7 +11,7 @@ import (
 // certificates, Kind "device") whose subject is listed. A user identity
 // never matches, whatever its subject.
 var devicesCriterion = criterion{
-	name: "device",
+	name: scope.ReasonDevice,
 	set:  func(r *config.Rule) bool { return len(r.Devices) > 0 },
 	match: func(r *config.Rule, id *scope.Identity) bool {
 		return id.Kind == "device" && id.Subject != "" && slices.Contains(r.Devices, id.Subject)

@@ -8,7 +8,7 @@ import (
 // groupsCriterion (Rule.Groups) admits identities in any one of the listed
 // groups.
 var groupsCriterion = criterion{
-	name: "group",
+	name: scope.ReasonGroup,
 	set:  func(r *config.Rule) bool { return len(r.Groups) > 0 },
 	match: func(r *config.Rule, id *scope.Identity) bool {
 		return anyOf(id.Groups, r.Groups)

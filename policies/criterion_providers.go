@@ -10,7 +10,7 @@ import (
 // providersCriterion (Rule.Providers) admits identities vouched for by one
 // of the listed provider, bearer or client-CA ids.
 var providersCriterion = criterion{
-	name: "provider",
+	name: scope.ReasonProvider,
 	set:  func(r *config.Rule) bool { return len(r.Providers) > 0 },
 	match: func(r *config.Rule, id *scope.Identity) bool {
 		return id.Provider != "" && slices.Contains(r.Providers, id.Provider)

@@ -8,7 +8,7 @@ import (
 // rolesCriterion (Rule.Roles) admits identities holding any one of the
 // listed telegate roles.
 var rolesCriterion = criterion{
-	name: "role",
+	name: scope.ReasonRole,
 	set:  func(r *config.Rule) bool { return len(r.Roles) > 0 },
 	match: func(r *config.Rule, id *scope.Identity) bool {
 		return anyOf(id.Roles, r.Roles)

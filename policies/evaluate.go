@@ -2,26 +2,9 @@ package policies
 
 import (
 	"slices"
-	"strconv"
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/scope"
-)
-
-// Decision reasons returned by Evaluate. Allowing rules report "rule:N"
-// (N the zero-based index in Policy.Allow); a denied identity reports the
-// criterion that failed ("role", "group", "claim", "issuer", "subject",
-// "device", "provider", "authenticated") when every rule failed on the same
-// one, and "no-match" otherwise.
-const (
-	ReasonNoPolicy        = "no-policy"
-	ReasonPublic          = "public"
-	ReasonUnauthenticated = "unauthenticated"
-	ReasonMethod          = "method"
-	ReasonMFARequired     = "mfa-required"
-	ReasonNoRules         = "no-rules"
-	ReasonEmptyRule       = "empty-rule"
-	ReasonNoMatch         = "no-match"
 )
 
 // Evaluate decides whether id may pass a route with policy p (docs/architecture.md
@@ -41,28 +24,33 @@ const (
 //     criterion the rule sets must match, and a rule that sets none matches
 //     nobody.
 //
+// Every reason is one of scope's Reason constants or scope.RuleReason(N).
+// A denied identity reports the criterion every rule failed on
+// (scope.ReasonRole, scope.ReasonGroup, …) when they all failed on the
+// same one, and scope.ReasonNoMatch otherwise.
+//
 // Evaluate never panics on partial identities and never returns Allow with
 // an empty Reason.
 func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decision {
 	if p == nil {
-		return deny(ReasonNoPolicy)
+		return deny(scope.ReasonNoPolicy)
 	}
 	if p.Public {
 		if !methodAllowed(p.Methods, method) {
-			return deny(ReasonMethod)
+			return deny(scope.ReasonMethod)
 		}
-		return scope.Decision{Allow: true, Reason: ReasonPublic}
+		return scope.Decision{Allow: true, Reason: scope.ReasonPublic}
 	}
 	if id == nil {
-		return deny(ReasonUnauthenticated)
+		return deny(scope.ReasonUnauthenticated)
 	}
 	if !methodAllowed(p.Methods, method) {
-		return deny(ReasonMethod)
+		return deny(scope.ReasonMethod)
 	}
 	if len(p.Allow) == 0 {
-		return deny(ReasonNoRules)
+		return deny(scope.ReasonNoRules)
 	}
-	reason := ""
+	var reason scope.Reason
 	for i := range p.Allow {
 		failed := matchRule(&p.Allow[i], id)
 		if failed == "" {
@@ -70,38 +58,22 @@ func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decisio
 			// refusal names what is really missing (the role, or else the
 			// second factor).
 			if p.RequireMFA && !id.HasMFA() {
-				return deny(ReasonMFARequired)
+				return deny(scope.ReasonMFARequired)
 			}
-			return scope.Decision{Allow: true, Reason: ruleReason(i)}
+			return scope.Decision{Allow: true, Reason: scope.RuleReason(i)}
 		}
 		switch reason {
 		case "":
 			reason = failed
 		case failed:
 		default:
-			reason = ReasonNoMatch
+			reason = scope.ReasonNoMatch
 		}
 	}
 	return deny(reason)
 }
 
-// ruleReasons caches "rule:N" for the first rules.
-var ruleReasons = func() [64]string {
-	var r [64]string
-	for i := range r {
-		r[i] = "rule:" + strconv.Itoa(i)
-	}
-	return r
-}()
-
-func ruleReason(i int) string {
-	if i < len(ruleReasons) {
-		return ruleReasons[i]
-	}
-	return "rule:" + strconv.Itoa(i)
-}
-
-func deny(reason string) scope.Decision {
+func deny(reason scope.Reason) scope.Decision {
 	return scope.Decision{Allow: false, Reason: reason}
 }
 
@@ -121,7 +93,7 @@ func methodAllowed(methods []string, method string) bool {
 // uses it; match whether the identity satisfies it. Each criterion lives in
 // its own criterion_*.go file.
 type criterion struct {
-	name  string
+	name  scope.Reason
 	set   func(r *config.Rule) bool
 	match func(r *config.Rule, id *scope.Identity) bool
 }
@@ -139,10 +111,10 @@ var criteria = []criterion{
 }
 
 // matchRule returns "" when the rule admits id, else the name of the first
-// criterion that failed (ReasonEmptyRule for a rule that sets none).
-func matchRule(r *config.Rule, id *scope.Identity) string {
+// criterion that failed (scope.ReasonEmptyRule for a rule that sets none).
+func matchRule(r *config.Rule, id *scope.Identity) scope.Reason {
 	if id == nil {
-		return ReasonUnauthenticated
+		return scope.ReasonUnauthenticated
 	}
 	used := false
 	for _, c := range criteria {
@@ -155,7 +127,7 @@ func matchRule(r *config.Rule, id *scope.Identity) string {
 		}
 	}
 	if !used {
-		return ReasonEmptyRule
+		return scope.ReasonEmptyRule
 	}
 	return ""
 }

@@ -26,17 +26,20 @@ func device() *scope.Identity {
 	return &scope.Identity{Kind: "device", Provider: "devices", Issuer: "device:devices", Subject: "cart-7", Roles: []string{"device"}}
 }
 
-func TestEvaluate(t *testing.T) {
-	t.Parallel()
+// evaluateCase is one case of the evaluator's table; reason is the wire
+// string the audit trail records.
+type evaluateCase struct {
+	name   string
+	p      *config.Policy
+	id     *scope.Identity
+	method string
+	allow  bool
+	reason scope.Reason
+}
+
+func evaluateCases() []evaluateCase {
 	clinicians := &config.Policy{Allow: []config.Rule{{Roles: []string{"clinician"}}}}
-	tests := []struct {
-		name   string
-		p      *config.Policy
-		id     *scope.Identity
-		method string
-		allow  bool
-		reason string
-	}{
+	return []evaluateCase{
 		{"nil policy denies", nil, clinician(), "GET", false, "no-policy"},
 		{"nil policy denies anonymous", nil, nil, "GET", false, "no-policy"},
 		{"empty policy denies", &config.Policy{}, clinician(), "GET", false, "no-rules"},
@@ -64,8 +67,17 @@ func TestEvaluate(t *testing.T) {
 		{"authenticated without subject", &config.Policy{Allow: []config.Rule{{Authenticated: true}}}, &scope.Identity{Kind: "session"}, "GET", false, "authenticated"},
 		{"device allowed", &config.Policy{Allow: []config.Rule{{Devices: []string{"cart-7"}}}}, device(), "GET", true, "rule:0"},
 		{"user with device subject is not a device", &config.Policy{Allow: []config.Rule{{Devices: []string{"c-1"}}}}, clinician(), "GET", false, "device"},
+		{"issuer denies", &config.Policy{Allow: []config.Rule{{Issuers: []string{"https://other.test"}}}}, clinician(), "GET", false, "issuer"},
+		{"subject denies", &config.Policy{Allow: []config.Rule{{Subjects: []string{"c-2"}}}}, clinician(), "GET", false, "subject"},
+		{"provider denies", &config.Policy{Allow: []config.Rule{{Providers: []string{"patients"}}}}, clinician(), "GET", false, "provider"},
+		{"claim denies", &config.Policy{Allow: []config.Rule{{Claims: map[string][]string{"department": {"oncology"}}}}}, clinician(), "GET", false, "claim"},
+		{"rule past the cached indexes", &config.Policy{Allow: append(make([]config.Rule, 70, 71), config.Rule{Authenticated: true})}, patient(), "GET", true, "rule:70"},
 	}
-	for _, tt := range tests {
+}
+
+func TestEvaluate(t *testing.T) {
+	t.Parallel()
+	for _, tt := range evaluateCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := Evaluate(tt.p, tt.id, tt.method)
@@ -73,6 +85,28 @@ func TestEvaluate(t *testing.T) {
 				t.Fatalf("Evaluate = %+v, want allow=%v reason=%q", got, tt.allow, tt.reason)
 			}
 		})
+	}
+}
+
+// TestEvaluateReasonsDeclared: every reason the evaluator gives, over its
+// whole table, is one of scope's declared Reason constants or a
+// scope.RuleReason — never a string made up on the spot — and every
+// criterion names a declared reason.
+func TestEvaluateReasonsDeclared(t *testing.T) {
+	t.Parallel()
+	for _, tt := range evaluateCases() {
+		got := Evaluate(tt.p, tt.id, tt.method).Reason
+		if !got.Declared() {
+			t.Errorf("%s: reason %q is not a declared scope.Reason", tt.name, got)
+		}
+		if _, isRule := got.Rule(); isRule != tt.allow && got != scope.ReasonPublic {
+			t.Errorf("%s: reason %q with allow=%v", tt.name, got, tt.allow)
+		}
+	}
+	for _, c := range criteria {
+		if !c.name.Declared() {
+			t.Errorf("criterion %q is not a declared scope.Reason", c.name)
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -187,7 +187,7 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 		it, status, err := i.process(tx, r, s)
 		if err != nil {
 			i.logger.Warn("inspection could not read the request", "request_id", requestID(s), "route", routeID(s), "status", status, "err", errKind(err))
-			writeBlocked(w, s, status)
+			writeBlocked(w, r, status)
 			return
 		}
 		if it == nil {
@@ -206,7 +206,7 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 			return
 		}
 		i.blocked.Add(1)
-		writeBlocked(w, s, st)
+		writeBlocked(w, r, st)
 	})
 }
 
@@ -329,29 +329,21 @@ func matchedRuleIDs(mrs []types.MatchedRule) []string {
 	return out
 }
 
-// writeBlocked answers a refused request: JSON for API routes, plain text
-// otherwise, with the request id and nothing about the rule.
-func writeBlocked(w http.ResponseWriter, s *scope.Scope, status int) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	id := requestID(s)
-	if s != nil && s.Route != nil && s.Route.API {
-		h.Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": "request_blocked", "request_id": id})
-		return
-	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
+// writeBlocked answers a refused request with telegate's error answer
+// (page.Write): the request id and nothing about the rule.
+func writeBlocked(w http.ResponseWriter, r *http.Request, status int) {
+	p := page.Problem{Status: status, Reason: "blocked",
+		Message: "The request was blocked by the gateway's security inspection.",
+		Next:    "If this is an error, contact support with the request id."}
 	switch status {
 	case http.StatusRequestEntityTooLarge:
-		fmt.Fprintf(w, "The request body is too large for this service.\nRequest id: %s\n", id)
+		p.Reason, p.Message, p.Next = "too-large", "The request body is too large for this service.", ""
 	case http.StatusBadRequest:
-		fmt.Fprintf(w, "The request could not be read. Check the form or file and try again.\nRequest id: %s\n", id)
-	default:
-		fmt.Fprintf(w, "The request was blocked by the gateway's security inspection. If this is an error, contact support with the request id.\nRequest id: %s\n", id)
+		p.Reason, p.Message, p.Next = "unreadable", "The request could not be read.", "Check the form or file and try again."
+	case http.StatusInternalServerError:
+		p.Reason, p.Message, p.Next = "not-inspected", "The request could not be inspected.", "Try again in a minute."
 	}
+	page.Write(w, r, p)
 }
 
 func requestID(s *scope.Scope) string {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -167,7 +168,7 @@ func TestInspectBlocksAttacks(t *testing.T) {
 			t.Errorf("%s: status %d, want 403", a.name, resp.StatusCode)
 			continue
 		}
-		if !strings.Contains(body, "Request id: req-t1") {
+		if !strings.Contains(body, "Request id: <code>req-t1</code>") {
 			t.Errorf("%s: body %q lacks the request id", a.name, body)
 		}
 	}
@@ -310,8 +311,8 @@ func TestInspectModes(t *testing.T) {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
 			}
 			if tt.api {
-				var j map[string]string
-				if err := json.Unmarshal([]byte(body), &j); err != nil || j["request_id"] != "req-t1" || j["error"] != "request_blocked" {
+				var j page.Body
+				if err := json.Unmarshal([]byte(body), &j); err != nil || j.RequestID != "req-t1" || j.Reason != "blocked" || j.Status != 403 {
 					t.Errorf("API body %q", body)
 				}
 			}

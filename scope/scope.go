@@ -72,9 +72,8 @@ func (id *Identity) HasMFA() bool {
 // Decision is the outcome of authorisation for the request.
 type Decision struct {
 	Allow bool
-	// Reason is a short machine-readable reason: "public", "rule:0",
-	// "no-policy", "unauthenticated", "role", "mfa-required", "method", …
-	Reason string
+	// Reason says why (see Reason for every value).
+	Reason Reason
 }
 
 // Scope is the one request-scoped value. Stages set their own fields once.

@@ -46,6 +46,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
 )
 
 // defaultPollInterval is how often operator certificate files are checked.
@@ -430,14 +431,14 @@ func (m *Manager) HTTPHandler() http.Handler {
 		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 		name, st, ok := lookupName(m.plan.hosts, host)
 		if !ok {
-			http.NotFound(w, r)
+			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
 		}
 		if st.mode == ModeACME && m.acmeIssuer != nil && m.acmeIssuer.HandleHTTPChallenge(w, r) {
 			return
 		}
 		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
-			http.NotFound(w, r)
+			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
 		}
 		if ip, err := netip.ParseAddr(name); err == nil && ip.Is6() {

@@ -261,7 +261,7 @@ func (g relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketC
 			"transport": a.transport, "relay": a.advertised.String(),
 		},
 	})
-	s.log.Debug("relay allocation created", "visit", a.visit, "participant", a.participant, "client", s.hashIP(a.key.src.Addr()), "transport", a.transport)
+	s.log.Debug("relay allocation created", "visit", a.visit, "participant", a.participant, "client", s.pseudonym(a.key.src.Addr()), "transport", a.transport)
 	go a.conn.readSocket()
 	var ret net.PacketConn = a.conn
 	if s.wrapRelay != nil {
@@ -350,7 +350,7 @@ func (s *Server) denyAllocation(username string, u Username, k tupleKey, reason 
 			"event": "denied", "visit": u.Visit, "participant": u.Participant,
 		},
 	})
-	s.log.Info("relay allocation denied", "reason", reason, "visit", u.Visit, "participant", u.Participant, "client", s.hashIP(k.src.Addr()))
+	s.log.Info("relay allocation denied", "reason", reason, "visit", u.Visit, "participant", u.Participant, "client", s.pseudonym(k.src.Addr()))
 }
 
 // relayConn is what pion reads and writes an allocation's relayed

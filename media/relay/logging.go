@@ -28,7 +28,7 @@ func (l pionLogger) emit(level, msg string) {
 	if !l.s.logLimit.Allow() {
 		return
 	}
-	l.s.log.Warn("turn: "+redactAddrs(msg, l.s.hashIP), "scope", l.scope, "level", level)
+	l.s.log.Warn("turn: "+redactAddrs(msg, l.s.pseudonym), "scope", l.scope, "level", level)
 }
 
 func (pionLogger) Trace(string)          {}

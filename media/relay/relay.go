@@ -27,12 +27,9 @@ package relay
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,9 +81,11 @@ type Options struct {
 	// names none (DataDir/relay/secret). "" with no configured secret: an
 	// ephemeral secret for this process only.
 	DataDir string
-	// IPHashKey keys the hash that stands for IP addresses in logs.
+	// PseudonymKey keys the pseudonym (audit.Pseudonym) that stands for a
+	// client address in logs: the node's one pseudonym key, so the relay
+	// and the gateway log an address alike. Never the audit chain key.
 	// Default: random per process.
-	IPHashKey []byte
+	PseudonymKey []byte
 }
 
 // Server is the TURN relay. Create it with New, then Start.
@@ -98,7 +97,7 @@ type Server struct {
 	tlsConfig *tls.Config
 	secrets   [][]byte
 	deny      denyList
-	ipKey     []byte
+	pseudoKey []byte
 	m         *metrics
 	nonces    *nonceSource
 	relay4    *relayAddr
@@ -161,7 +160,7 @@ func New(o Options) (*Server, error) {
 		now:       o.Now,
 		tlsConfig: o.TLSConfig,
 		deny:      denyList(cfg.DenyPeers),
-		ipKey:     o.IPHashKey,
+		pseudoKey: o.PseudonymKey,
 		nonces:    newNonceSource(),
 		visits:    make(map[string]*visitState),
 		byTuple:   make(map[tupleKey]*allocation),
@@ -179,9 +178,9 @@ func New(o Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if len(s.ipKey) == 0 {
-		s.ipKey = make([]byte, 32)
-		_, _ = rand.Read(s.ipKey)
+	if len(s.pseudoKey) == 0 {
+		s.pseudoKey = make([]byte, 32)
+		_, _ = rand.Read(s.pseudoKey)
 	}
 	var errs []error
 	bad := func(key, format string, a ...any) {
@@ -556,12 +555,8 @@ func (s *Server) sweep() {
 	}
 }
 
-// hashIP is the keyed hash that stands for an address in ordinary logs.
-func (s *Server) hashIP(a netip.Addr) string {
-	m := hmac.New(sha256.New, s.ipKey)
-	m.Write(a.Unmap().AsSlice())
-	return "ip-" + hex.EncodeToString(m.Sum(nil)[:6])
-}
+// pseudonym is the pseudonym (audit.Pseudonym) that stands for an address in ordinary logs.
+func (s *Server) pseudonym(a netip.Addr) string { return audit.Pseudonym(s.pseudoKey, a) }
 
 func (s *Server) record(e audit.Event) {
 	e.Time = s.now()
