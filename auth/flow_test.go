@@ -16,8 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/scope"
 	"github.com/telegate/telegate/page"
+	"github.com/telegate/telegate/scope"
 )
 
 func TestSignInSucceeds(t *testing.T) {
