@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -470,11 +469,11 @@ func openRedisFromConfig(cfg *config.Config) (SessionStore, error) {
 	}
 	pw := rc.Password
 	if pw == "" && rc.PasswordFile != "" {
-		b, err := os.ReadFile(rc.PasswordFile)
+		s, err := config.ReadSecretFile(rc.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("auth: redis.password_file: %w", err)
 		}
-		pw = strings.TrimSpace(string(b))
+		pw = strings.TrimSpace(s)
 	}
 	max := sc.MaxSessions
 	if max <= 0 {

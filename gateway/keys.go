@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/telegate/telegate/config"
 )
 
 // dataDir returns cfg.DataDir or its documented default.
@@ -24,10 +26,11 @@ func dataDir(d string) string {
 
 // loadSigningKey reads a PEM EC P-256 private key (SEC 1 "EC PRIVATE KEY"
 // or PKCS #8 "PRIVATE KEY") from file, or, when file is "", from
-// <dataDir>/keys/assertion.pem, generating that once (mode 0600).
+// <dataDir>/keys/assertion.pem, generating that once (mode 0600). Both
+// are read by config's rule for secret files (config.ReadSigningKeyFile).
 func loadSigningKey(file, dir string) (*ecdsa.PrivateKey, error) {
 	if file == "" {
-		file = filepath.Join(dataDir(dir), "keys", "assertion.pem")
+		file = config.InDataDir(dataDir(dir), config.SigningKeyInDataDir)
 		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {
@@ -42,31 +45,11 @@ func loadSigningKey(file, dir string) (*ecdsa.PrivateKey, error) {
 			}
 		}
 	}
-	b, err := os.ReadFile(file)
+	k, err := config.ReadSigningKeyFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("assertion key: %w (set assertion.signing_key_file to a PEM EC P-256 key, or leave it empty to generate one)", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("assertion key %s: no PEM block", file)
-	}
-	var key any
-	switch blk.Type {
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(blk.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	default:
-		err = fmt.Errorf("PEM type %q, want EC PRIVATE KEY or PRIVATE KEY", blk.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("assertion key %s: %w", file, err)
-	}
-	ek, ok := key.(*ecdsa.PrivateKey)
-	if !ok || ek.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("assertion key %s: not an EC P-256 key (ES256, RFC 7518 §3.4)", file)
-	}
-	return ek, nil
+	return k, nil
 }
 
 // writeSecretFile creates path (and its directory, 0700) with mode 0600,
@@ -98,19 +81,18 @@ func writeSecretFile(path string, data []byte) error {
 // ordinary logs: derived from audit.key / audit.key_file when set, else
 // generated once in <dataDir>/keys/log.key.
 func logKey(cfgKey, cfgKeyFile, dir string) ([]byte, error) {
-	raw := cfgKey
-	if raw == "" && cfgKeyFile != "" {
-		b, err := os.ReadFile(cfgKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("audit key file: %w", err)
-		}
-		raw = strings.TrimSpace(string(b))
+	var k []byte
+	var err error
+	switch {
+	case cfgKey != "":
+		k, err = config.DecodeAuditKey(cfgKey)
+	case cfgKeyFile != "":
+		k, err = config.ReadAuditKeyFile(cfgKeyFile)
 	}
-	if raw != "" {
-		k, err := base64.StdEncoding.DecodeString(raw)
-		if err != nil || len(k) < 16 {
-			return nil, errors.New("audit key: want base64 of at least 16 bytes")
-		}
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	if k != nil {
 		return append([]byte("telegate log address hash\x00"), k...), nil
 	}
 	file := filepath.Join(dataDir(dir), "keys", "log.key")
@@ -126,7 +108,7 @@ func logKey(cfgKey, cfgKeyFile, dir string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	k, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(k) < 16 {
 		return nil, fmt.Errorf("log key %s: malformed", file)
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -137,18 +136,19 @@ func NewRedisLimiter(cfg config.RateLimits, routes []config.Route, o RedisLimite
 // RedisLimiterOptionsFrom returns the options for the redis section of
 // the configuration: Addr, DB and the password from Password or
 // PasswordFile (surrounding white space removed). It fails when Addr is
-// empty or PasswordFile cannot be read.
+// empty or PasswordFile fails config's rule for secret files
+// (config.ReadSecretFile).
 func RedisLimiterOptionsFrom(rc config.Redis) (RedisLimiterOptions, error) {
 	if rc.Addr == "" {
 		return RedisLimiterOptions{}, errors.New("policies: redis address missing (redis.addr)")
 	}
 	o := RedisLimiterOptions{Addr: rc.Addr, Password: rc.Password, DB: rc.DB}
 	if o.Password == "" && rc.PasswordFile != "" {
-		b, err := os.ReadFile(rc.PasswordFile)
+		s, err := config.ReadSecretFile(rc.PasswordFile)
 		if err != nil {
 			return RedisLimiterOptions{}, fmt.Errorf("policies: redis.password_file: %w", err)
 		}
-		o.Password = strings.TrimSpace(string(b))
+		o.Password = strings.TrimSpace(s)
 	}
 	return o, nil
 }
