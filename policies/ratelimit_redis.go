@@ -170,6 +170,16 @@ redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.ceil((new - no
 return 1
 `)
 
+// Ping checks that the Redis server answers PING (for a readiness check;
+// decisions fall back to per-node limits while it does not). The error
+// names the failure, never the password.
+func (r *RedisLimiter) Ping(ctx context.Context) error {
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis PING: %w", err)
+	}
+	return nil
+}
+
 // SetRoutes replaces the per-route limits (as RouteLimiter.SetRoutes).
 func (r *RedisLimiter) SetRoutes(routes []config.Route) { r.local.SetRoutes(routes) }
 
