@@ -2,11 +2,13 @@ package relay
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -51,6 +53,9 @@ type guardConn struct {
 	held      *heldRequest
 	batch     *batchReader // nil: read one datagram per call
 	out       *batchWriter // nil: write one datagram per call
+	// readErr is the error that ended reading (the socket failed), unless
+	// the server was closing.
+	readErr atomic.Pointer[error]
 }
 
 // heldRequest waits while a probe obtains a fresh pion nonce.
@@ -114,6 +119,10 @@ func (g *guardConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			n, from, err = g.PacketConn.ReadFrom(p)
 		}
 		if err != nil {
+			var ne net.Error
+			if !g.s.closed.Load() && !(errors.As(err, &ne) && ne.Timeout()) {
+				g.readErr.Store(&err)
+			}
 			return n, from, err
 		}
 		out, ok := g.inspect(p[:n], from)

@@ -120,7 +120,9 @@ type Server struct {
 	logLimit  *rate.Limiter
 
 	started  atomic.Bool
+	serving  atomic.Bool // Start completed: guards and listeners are set
 	closed   atomic.Bool
+	tlsErr   atomic.Pointer[error] // why the dedicated TLS listener stopped accepting
 	turn     *turn.Server
 	guards   []*guardConn
 	mux      *streamMux
@@ -388,6 +390,7 @@ func (s *Server) Start(ctx context.Context) error {
 		case <-s.stop:
 		}
 	}()
+	s.serving.Store(true)
 	tlsAt := "the HTTPS listener"
 	if s.cfg.TLSListen != "" {
 		tlsAt = s.cfg.TLSListen + " and the HTTPS listener"
@@ -406,6 +409,9 @@ func (s *Server) acceptTLS(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
+			if !s.closed.Load() {
+				s.tlsErr.Store(&err)
+			}
 			return
 		}
 		go func() {
@@ -434,6 +440,27 @@ func (s *Server) ServeTLSConn(c net.Conn) {
 		return
 	}
 	s.mux.serve(c)
+}
+
+// Healthy returns nil while the relay serves, and otherwise why not (for a
+// readiness check): not started yet, closed, or a listening socket (UDP,
+// or the dedicated TLS listener) failed and no longer receives.
+func (s *Server) Healthy() error {
+	switch {
+	case s.closed.Load():
+		return errors.New("relay: closed")
+	case !s.serving.Load():
+		return errors.New("relay: not started")
+	}
+	for _, g := range s.guards {
+		if p := g.readErr.Load(); p != nil {
+			return fmt.Errorf("relay: %s socket %d stopped receiving: %v", g.transport, g.id, *p)
+		}
+	}
+	if p := s.tlsErr.Load(); p != nil {
+		return fmt.Errorf("relay: TLS listener stopped accepting: %v", *p)
+	}
+	return nil
 }
 
 // LocalAddr is the address of the first UDP socket (nil before Start).
