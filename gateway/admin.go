@@ -42,8 +42,9 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 }
 
 // AdminHandler serves the admin listener: /healthz (200 while the process
-// serves), /readyz (200 once the listeners are up and a configuration is
-// loaded, else 503) and /metrics (Prometheus text format). None of it is
+// serves), /readyz (JSON Readiness: 200 once the listeners are up, a
+// configuration is loaded and every Options.Dependencies check passes,
+// else 503) and /metrics (Prometheus text format). None of it is
 // reachable through Handler().
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -51,15 +52,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !g.ready.Load() || g.current() == nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready\n"))
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("GET /readyz", g.serveReadyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	return mux
 }

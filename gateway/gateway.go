@@ -61,6 +61,9 @@ type Options struct {
 	// "http/1.1" or "stun.turn") whose first bytes are a STUN message
 	// (magic cookie 0x2112A442 at bytes 4..8, RFC 8489 §5).
 	STUNConn func(net.Conn)
+	// Dependencies are checked by /readyz on the admin listener, which
+	// answers 503 while any is not ready. Nil: only the listeners count.
+	Dependencies []Dependency
 }
 
 // Endpoint is one of telegate's own endpoints. It is reached after
@@ -85,6 +88,8 @@ type Gateway struct {
 	ipKey   []byte
 	handler http.Handler
 	own     http.Handler
+
+	readiness *readiness
 
 	state  atomic.Pointer[state]
 	gen    atomic.Uint64
@@ -153,6 +158,7 @@ func New(o Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: endpoint %q must be under %s and have a handler", e.Prefix, OwnPrefix)
 		}
 	}
+	g.readiness = newReadiness(o.Dependencies, g.now, g.log)
 	g.state.Store(st)
 	g.own = g.ownEndpoints()
 	g.handler = g.chain()
