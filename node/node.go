@@ -203,6 +203,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		)
 	}
 
+	gw.Dependencies = dependencies(readyParts{Config: cfg, Auth: authn, Limiter: limiter, Relay: turn, Audit: trail})
 	g, err := gateway.New(gw)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
