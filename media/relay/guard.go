@@ -2,7 +2,6 @@ package relay
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -119,8 +118,8 @@ func (g *guardConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			n, from, err = g.PacketConn.ReadFrom(p)
 		}
 		if err != nil {
-			var ne net.Error
-			if !g.s.closed.Load() && !(errors.As(err, &ne) && ne.Timeout()) {
+			// pion's read loop ends on any error: the socket serves no more.
+			if !g.s.closed.Load() {
 				g.readErr.Store(&err)
 			}
 			return n, from, err
