@@ -180,7 +180,11 @@ func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	}
 	root := reflect.ValueOf(cfg).Elem()
 	d.resolvePaths(root, "", base)
+	n := len(d.errs)
 	d.readSecrets(root, "")
+	for _, e := range d.errs[n:] { // a secret file already refused is not checked again
+		failed = append(failed, e.Field)
+	}
 	cfg.applyDefaults(d.present)
 	d.resolvePaths(root, "", base) // defaults such as data_dir are relative too
 

@@ -202,6 +202,9 @@ func TestRegression_CheckRefusesWhatRunRefuses(t *testing.T) {
 				if !want.MatchString(r.stderr) {
 					t.Errorf("check does not report %s:%d: %s: …%s; stderr:\n%s", cfgPath, line, f.field, frag, r.stderr)
 				}
+				if n := strings.Count(r.stderr, ": "+f.field+": "); n != 1 {
+					t.Errorf("check reports %s %d times, want once:\n%s", f.field, n, r.stderr)
+				}
 				if strings.Contains(r.stderr, strings.TrimSpace(f.good)) {
 					t.Error("check repeats the secret")
 				}
