@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/internal/secretfile"
@@ -27,7 +25,8 @@ func Path(cfg config.Audit, dataDir string) string {
 }
 
 // Key returns the audit HMAC key: cfg.Key (base64, standard or URL
-// alphabet, padded or not), else the base64 content of cfg.KeyFile, else
+// alphabet, padded or not), else the base64 content of cfg.KeyFile (read
+// by config's rule for secret files, config.ReadAuditKeyFile), else
 // the key in <dataDir>/keys/audit.key, generated once (32 random bytes,
 // base64, mode 0600, directory 0700) when it does not exist yet.
 //
@@ -45,28 +44,20 @@ func Key(cfg config.Audit, dataDir string) ([]byte, error) {
 		}
 		return k, nil
 	case cfg.KeyFile != "":
-		b, err := os.ReadFile(cfg.KeyFile)
+		k, err := config.ReadAuditKeyFile(cfg.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("audit.key_file: %w", err)
-		}
-		k, err := decodeKey(string(b))
-		if err != nil {
-			return nil, fmt.Errorf("audit.key_file %s: %w", cfg.KeyFile, err)
 		}
 		return k, nil
 	}
 	if dataDir == "" {
 		return nil, errors.New("audit: no key configured and no data directory to keep one in")
 	}
-	path := filepath.Join(dataDir, "keys", "audit.key")
-	if b, err := os.ReadFile(path); err == nil {
-		k, err := decodeKey(string(b))
-		if err != nil {
-			return nil, fmt.Errorf("audit: %s: %w", path, err)
-		}
+	path := config.InDataDir(dataDir, config.AuditKeyInDataDir)
+	if k, err := config.ReadAuditKeyFile(path); err == nil {
 		return k, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("audit: read %s: %w", path, err)
+		return nil, fmt.Errorf("audit: %w", err)
 	}
 	k := make([]byte, KeyBytes)
 	if _, err := rand.Read(k); err != nil {
@@ -83,15 +74,5 @@ func Key(cfg config.Audit, dataDir string) ([]byte, error) {
 	return k, nil
 }
 
-func decodeKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(s); err == nil {
-			if len(k) < 32 {
-				return nil, fmt.Errorf("key is %d bytes, need at least 32 (generate one with `openssl rand -base64 32`)", len(k))
-			}
-			return k, nil
-		}
-	}
-	return nil, errors.New("key is not base64")
-}
+// decodeKey is config.DecodeAuditKey: base64 of at least 32 bytes.
+func decodeKey(s string) ([]byte, error) { return config.DecodeAuditKey(s) }

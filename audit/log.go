@@ -249,8 +249,11 @@ func (l *Log) Dropped() uint64 { return l.dropped.Load() }
 // WriteErrors is the number of failed writes or syncs.
 func (l *Log) WriteErrors() uint64 { return l.errs.Load() }
 
-// Healthy returns nil while the trail is being written, and the last write
-// or sync error otherwise (for a readiness check).
+// Healthy returns nil while the trail is being written, and otherwise why
+// not (for a readiness check): the last write or sync error (the writer
+// does not recover from one: restart to reopen the file), the log is
+// closed, or the open file is no longer the one at its path (removed or
+// replaced, so records would land where nobody finds them).
 func (l *Log) Healthy() error {
 	if p := l.lastErr.Load(); p != nil {
 		return *p
@@ -259,6 +262,15 @@ func (l *Log) Healthy() error {
 	defer l.mu.RUnlock()
 	if l.closed {
 		return errors.New("audit: log closed")
+	}
+	// l.f stays open while l.closed is false and the read lock is held.
+	open, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit: %s: %w", l.path, err)
+	}
+	at, err := os.Stat(l.path)
+	if err != nil || !os.SameFile(open, at) {
+		return fmt.Errorf("audit: %s was removed or replaced while open; new records do not reach that path (restart to reopen it)", l.path)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -95,11 +94,11 @@ func newRelyingParty(p config.Provider, publicURL string, base *http.Client, now
 	}
 	secret := p.ClientSecret
 	if secret == "" && p.ClientSecretFile != "" {
-		b, err := os.ReadFile(p.ClientSecretFile)
+		s, err := config.ReadSecretFile(p.ClientSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("client_secret_file: %w", err)
 		}
-		secret = strings.TrimSpace(string(b))
+		secret = strings.TrimSpace(s)
 	}
 	call, jwksClient, err := idpClients(base, p.CARootFile, p.Timeout)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -454,6 +453,26 @@ func (s *RedisStore) DeleteExpired(ctx context.Context, now time.Time) ([]*Sessi
 // Close implements SessionStore.
 func (s *RedisStore) Close() error { return s.rdb.Close() }
 
+// Ping checks that the Redis server answers PING (for a readiness check).
+// The error names the failure (e.g. connection refused), never the
+// password.
+func (s *RedisStore) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis PING: %w", err)
+	}
+	return nil
+}
+
+// PingSessionStore checks the server the sessions live on (Ping) when the
+// session store is Redis, and returns nil for the file store, which has
+// no server to lose.
+func (s *Service) PingSessionStore(ctx context.Context) error {
+	if p, ok := s.store.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
 // openRedisFromConfig opens the RedisStore for sessions.store "redis": the
 // server in cfg.Redis (password from Password or PasswordFile), records
 // sealed with sessions.encryption_key(_file), which must be set so every
@@ -470,11 +489,11 @@ func openRedisFromConfig(cfg *config.Config) (SessionStore, error) {
 	}
 	pw := rc.Password
 	if pw == "" && rc.PasswordFile != "" {
-		b, err := os.ReadFile(rc.PasswordFile)
+		s, err := config.ReadSecretFile(rc.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("auth: redis.password_file: %w", err)
 		}
-		pw = strings.TrimSpace(string(b))
+		pw = strings.TrimSpace(s)
 	}
 	max := sc.MaxSessions
 	if max <= 0 {

@@ -106,6 +106,16 @@ func DefaultRateLimits() RateLimits {
 	}
 }
 
+// Readiness (/readyz on the admin listener); not settings of the file.
+const (
+	// DefaultReadyCheckTimeout bounds each dependency check behind /readyz.
+	DefaultReadyCheckTimeout = time.Second
+	// DefaultReadyCacheFor is how long /readyz reuses the dependency
+	// checks' results, so that frequent probes cost each dependency at most
+	// one check per period.
+	DefaultReadyCacheFor = time.Second
+)
+
 // DefaultSigningAlgs are the ID token and access token algorithms accepted
 // when a provider or bearer issuer names none (RFC 7518 §3.1).
 var DefaultSigningAlgs = []string{"RS256", "ES256"}

@@ -178,7 +178,7 @@ func TestDevelopmentProviderRefusesIssuerAndClient(t *testing.T) {
 		{"issuer: http://127.0.0.1:5556", "issuer"},
 		{"client_id: telegate", "client_id"},
 		{`client_secret: "${STAFF_SECRET}"`, "client_secret"},
-		{"client_secret_file: " + secretFile, "client_secret"},
+		{"client_secret_file: " + secretFile, "client_secret_file"},
 	} {
 		t.Run(tc.line, func(t *testing.T) {
 			t.Parallel()
@@ -188,8 +188,8 @@ func TestDevelopmentProviderRefusesIssuerAndClient(t *testing.T) {
 				t.Fatal("accepted")
 			}
 			key := strings.SplitN(tc.line, ":", 2)[0]
-			want := fmt.Sprintf("%s:%d: providers[0].%s: must be absent with development: true", filepath.Join("testdata", "dev.yaml"), lineOf(t, src, key+":"), tc.field)
-			if lines := errorLines(err); len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
+			want := fmt.Sprintf("%s:%d: providers[0].%s: ", filepath.Join("testdata", "dev.yaml"), lineOf(t, src, key+":"), tc.field)
+			if lines := errorLines(err); len(lines) != 1 || !strings.HasPrefix(lines[0], want) || !strings.Contains(lines[0], "must be absent with development: true") {
 				t.Errorf("errors:\n%v\nwant exactly one starting %q", err, want)
 			}
 			if strings.Contains(err.Error(), "s3cret") {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -109,9 +108,10 @@ func sortErrors(es Errors) {
 //  3. Relative paths (data_dir, audit.file and every *_file) are made
 //     absolute against the directory of path.
 //  4. Secrets given as *_file (client_secret_file, encryption_key_file,
-//     key_file, password_file, …) are read; the file must be a regular
-//     file of at most MaxSecretFileBytes that is not world-readable
-//     (mode o+r is refused), and one trailing newline is trimmed. The
+//     key_file, password_file, …) are read by the rule for secret files
+//     (see CheckSecretFile: a regular, non-empty file of at most
+//     MaxSecretFileBytes that is neither readable nor writable by every
+//     user), and one trailing newline is trimmed. The
 //     secret lands in its plain field (client_secret, …) and the *_file
 //     field is emptied, so consumers read one field only.
 //  5. ApplyDefaults fills what the file leaves out.
@@ -144,6 +144,7 @@ func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 		file:      name,
 		pos:       map[string]token.Position{},
 		envPaths:  map[string]bool{},
+		fromFile:  map[string]secretSource{},
 		lookupEnv: lookupEnv,
 	}
 	if len(data) > MaxFileBytes {
@@ -179,14 +180,18 @@ func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	}
 	root := reflect.ValueOf(cfg).Elem()
 	d.resolvePaths(root, "", base)
+	n := len(d.errs)
 	d.readSecrets(root, "")
+	for _, e := range d.errs[n:] { // a secret file already refused is not checked again
+		failed = append(failed, e.Field)
+	}
 	cfg.applyDefaults(d.present)
 	d.resolvePaths(root, "", base) // defaults such as data_dir are relative too
 
 	errs, warns := cfg.check(d.envPaths)
 	for _, e := range errs {
 		if !underAny(e.Field, failed) {
-			d.errs = append(d.errs, e)
+			d.errs = append(d.errs, d.atSecretFile(e))
 		}
 	}
 	for i := range d.errs {
@@ -225,6 +230,7 @@ type decoder struct {
 	file      string
 	pos       map[string]token.Position // field path → position of its key
 	envPaths  map[string]bool           // field paths whose value came from ${ENV}
+	fromFile  map[string]secretSource   // secret field path → the *_file it was read from
 	lookupEnv func(string) (string, bool)
 	errs      Errors
 }
@@ -691,6 +697,7 @@ func (d *decoder) readSecrets(v reflect.Value, path string) {
 			return
 		}
 		secret.SetString(val)
+		d.fromFile[sibling] = secretSource{field: fp, path: f.String()}
 		// Consumers see exactly one source: the secret itself.
 		f.SetString("")
 		if pos, ok := d.pos[fp]; ok {
@@ -702,45 +709,33 @@ func (d *decoder) readSecrets(v reflect.Value, path string) {
 	})
 }
 
-// ReadSecretFile reads a secret from path: a regular file of at most
-// MaxSecretFileBytes that is not world-readable (on Unix, mode o+r is
-// refused: "chmod o-r" it). One trailing "\n" or "\r\n" is trimmed. The
-// error never contains the file's content.
+// secretSource is the *_file field a secret was read from, and its path.
+type secretSource struct{ field, path string }
+
+// atSecretFile reports a problem with a secret that was read from a file
+// at the file's field, naming the file: the operator fixes the file, not
+// a key the configuration does not have.
+func (d *decoder) atSecretFile(e FieldError) FieldError {
+	if src, ok := d.fromFile[e.Field]; ok {
+		e.Field = src.field
+		e.Message = src.path + ": " + e.Message
+	}
+	return e
+}
+
+// ReadSecretFile reads a secret from path by the rule for secret files
+// (CheckSecretFile: a regular file of at most MaxSecretFileBytes, not
+// empty, that is neither readable nor writable by every user: on Unix,
+// mode&0o007 must be 0, "chmod 600" it). One trailing "\n" or "\r\n" is
+// trimmed. The error never contains the file's content.
 func ReadSecretFile(path string) (string, error) {
-	if err := checkPrivateFile(path); err != nil {
+	b, err := readSecretBytes(path)
+	if err != nil {
 		return "", err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("cannot read secret file %s: %w", path, unwrapPathError(err))
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxSecretFileBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("cannot read secret file %s: %w", path, err)
-	}
-	if len(b) > MaxSecretFileBytes {
-		return "", fmt.Errorf("secret file %s is larger than %d bytes", path, MaxSecretFileBytes)
 	}
 	s := strings.TrimSuffix(string(b), "\n")
 	s = strings.TrimSuffix(s, "\r")
 	return s, nil
-}
-
-// checkPrivateFile requires path to be an existing regular file that is
-// not readable by everyone.
-func checkPrivateFile(path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("cannot read %s: %w", path, unwrapPathError(err))
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", path)
-	}
-	if runtime.GOOS != "windows" && st.Mode().Perm()&0o004 != 0 {
-		return fmt.Errorf("%s is readable by every user (mode %04o); restrict it with \"chmod o-r %s\"", path, st.Mode().Perm(), path)
-	}
-	return nil
 }
 
 // checkReadableFile requires path to be an existing regular file.

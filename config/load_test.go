@@ -491,7 +491,7 @@ func TestRegressionWorldReadableSecretRefused(t *testing.T) {
 		t.Skip("no Unix permission bits")
 	}
 	p := writeSecret(t, t.TempDir(), "key", "c2VjcmV0\n", 0o604)
-	if _, err := ReadSecretFile(p); err == nil || !strings.Contains(err.Error(), "chmod o-r") {
+	if _, err := ReadSecretFile(p); err == nil || !strings.Contains(err.Error(), "chmod 600 "+p) {
 		t.Fatalf("ReadSecretFile of a mode 0604 file: err = %v, want a refusal", err)
 	}
 	p = writeSecret(t, t.TempDir(), "key", "c2VjcmV0\n", 0o600)

@@ -257,8 +257,15 @@ func (r *Relay) Validate(c *Config, rep *Report) {
 	CheckRateLimit(rep.Sub("allocation_rate"), r.AllocationRate)
 	CheckRateLimit(rep.Sub("unauthenticated_rate"), r.UnauthenticatedRate)
 	for i, s := range r.Secrets {
-		if len(s) < 16 {
-			rep.Errorf(fmt.Sprintf("secrets[%d]", i), "must be at least 16 bytes")
+		if err := CheckRelaySecret(s); err != nil {
+			rep.Errorf(fmt.Sprintf("secrets[%d]", i), "%v", err)
+		}
+	}
+	if r.SecretsFile != "" {
+		if len(r.Secrets) > 0 {
+			rep.Errorf("secrets_file", "set either secrets or secrets_file, not both")
+		} else if _, err := ReadRelaySecretsFile(r.SecretsFile); err != nil {
+			rep.Errorf("secrets_file", "%v", err)
 		}
 	}
 	for i, name := range r.ServerNames {

@@ -1,13 +1,16 @@
 package config
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -113,6 +116,7 @@ func (c *Config) check(fromEnv map[string]bool) (Errors, Errors) {
 	c.checkAudit(r.Sub("audit"), fromEnv)
 	c.checkRedis(r.Sub("redis"), fromEnv)
 	c.checkLog(r.Sub("log"))
+	c.checkGeneratedSecrets(r)
 	checkDurations(reflect.ValueOf(c).Elem(), "", r)
 	forEachSection(c, func(key string, sec reflect.Value) {
 		if v, ok := sec.Addr().Interface().(Validator); ok {
@@ -227,11 +231,25 @@ func checkFile(r *Report, field, path string) {
 	}
 }
 
-// checkKeyFile is the check for a private key file: it must exist and not
-// be world-readable.
-func checkKeyFile(r *Report, field, path string) {
-	if path != "" {
-		r.check(field, checkPrivateFile(path))
+// checkKeyPair checks cert_file (a readable file) and key_file (the rule
+// for secret files), and, when both pass, that they form a certificate
+// and key pair as the TLS loaders at start require (tls.X509KeyPair; its
+// errors never contain the key).
+func checkKeyPair(r *Report, certFile, keyFile string) {
+	certErr, keyErr := error(nil), error(nil)
+	if certFile != "" {
+		certErr = checkReadableFile(certFile)
+		r.check("cert_file", certErr)
+	}
+	if keyFile != "" {
+		keyErr = CheckSecretFile(keyFile)
+		r.check("key_file", keyErr)
+	}
+	if certFile == "" || keyFile == "" || certErr != nil || keyErr != nil {
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		r.Errorf("key_file", "%s and cert_file %s are not a certificate and key pair: %v", keyFile, certFile, err)
 	}
 }
 
@@ -371,8 +389,7 @@ func (c *Config) checkTLS(r *Report) {
 			if h.KeyFile == "" {
 				hr.Errorf("key_file", "is required with mode \"files\"")
 			}
-			checkFile(hr, "cert_file", h.CertFile)
-			checkKeyFile(hr, "key_file", h.KeyFile)
+			checkKeyPair(hr, h.CertFile, h.KeyFile)
 		case "":
 			hr.Errorf("mode", "is required: one of %s", strings.Join(tlsModes, ", "))
 		default:
@@ -440,10 +457,14 @@ func (c *Config) checkSessions(r *Report, fromEnv map[string]bool) {
 		r.Errorf("max_sessions", "must be positive")
 	}
 	if s.EncryptionKey != "" {
-		if k, ok := decodeBase64(s.EncryptionKey); !ok || len(k) != 32 {
-			r.Errorf("encryption_key", "must be 32 bytes in base64 (e.g. openssl rand -base64 32)")
+		if _, err := DecodeSessionKey([]byte(s.EncryptionKey)); err != nil {
+			r.check("encryption_key", err)
 		}
 		inlineSecret(r, "encryption_key", fromEnv)
+	}
+	if s.EncryptionKeyFile != "" { // a configuration built in code; Load reads it into encryption_key
+		_, err := ReadSessionKeyFile(s.EncryptionKeyFile)
+		r.check("encryption_key_file", err)
 	}
 }
 
@@ -481,7 +502,10 @@ func (c *Config) checkAssertion(r *Report) {
 	} else if slices.Contains(reservedHeaders, strings.ToLower(a.Header)) {
 		r.Errorf("header", "%q is a header the proxy manages; choose another", a.Header)
 	}
-	checkKeyFile(r, "signing_key_file", a.SigningKeyFile)
+	if a.SigningKeyFile != "" {
+		_, err := ReadSigningKeyFile(a.SigningKeyFile)
+		r.check("signing_key_file", err)
+	}
 }
 
 // SigningAlgs are the JWS algorithms accepted in signing_algs
@@ -532,10 +556,14 @@ func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
 			if p.ClientID == "" {
 				r.Errorf("client_id", "is required")
 			}
-			if p.ClientSecret == "" && p.ClientSecretFile == "" { // an unreadable file is reported on its own
+			switch {
+			case p.ClientSecret == "" && p.ClientSecretFile == "": // an unreadable file is reported on its own
 				r.Errorf("client_secret", "is required: set \"${NAME}\" or client_secret_file")
-			} else {
+			case p.ClientSecret != "":
 				inlineSecret(r, "client_secret", fromEnv)
+			default: // a configuration built in code; Load reads it into client_secret
+				_, err := ReadSecretFile(p.ClientSecretFile)
+				r.check("client_secret_file", err)
 			}
 		}
 		if p.RedirectURL != "" && p.RedirectURL != c.Server.PublicURL+callbackPathPrefix+p.ID {
@@ -803,8 +831,7 @@ func (c *Config) checkRoutes(root *Report) {
 				ur.Errorf("cert_file", "cert_file and key_file go together")
 			}
 			checkFile(ur, "ca_file", rt.UpstreamTLS.CAFile)
-			checkFile(ur, "cert_file", rt.UpstreamTLS.CertFile)
-			checkKeyFile(ur, "key_file", rt.UpstreamTLS.KeyFile)
+			checkKeyPair(ur, rt.UpstreamTLS.CertFile, rt.UpstreamTLS.KeyFile)
 		}
 		if rt.MaxBodyBytes < 0 {
 			r.Errorf("max_body_bytes", "must not be negative")
@@ -935,10 +962,14 @@ func (c *Config) checkAudit(r *Report, fromEnv map[string]bool) {
 		r.Errorf("file", "is required")
 	}
 	if c.Audit.Key != "" {
-		if k, ok := decodeBase64(strings.TrimSpace(c.Audit.Key)); !ok || len(k) < 32 {
-			r.Errorf("key", "must be at least 32 bytes in base64 (e.g. openssl rand -base64 32)")
+		if _, err := DecodeAuditKey(c.Audit.Key); err != nil {
+			r.check("key", err)
 		}
 		inlineSecret(r, "key", fromEnv)
+	}
+	if c.Audit.KeyFile != "" { // a configuration built in code; Load reads it into key
+		_, err := ReadAuditKeyFile(c.Audit.KeyFile)
+		r.check("key_file", err)
 	}
 }
 
@@ -951,9 +982,49 @@ func (c *Config) checkRedis(r *Report, fromEnv map[string]bool) {
 	}
 	if rd.Password != "" {
 		inlineSecret(r, "password", fromEnv)
+	} else if rd.PasswordFile != "" { // a configuration built in code; Load reads it into password
+		_, err := ReadSecretFile(rd.PasswordFile)
+		r.check("password_file", err)
 	}
 	if rd.DB < 0 {
 		r.Errorf("db", "must not be negative")
+	}
+}
+
+// checkGeneratedSecrets applies the rule for secret files to the keys
+// telegate generated in the data directory on an earlier start, where the
+// configuration names none: absent they are fine (the next start creates
+// them), present they must pass as they will be read.
+func (c *Config) checkGeneratedSecrets(r *Report) {
+	if c.DataDir == "" {
+		return
+	}
+	type generated struct {
+		name string
+		used bool
+		read func(path string) error
+	}
+	list := []generated{
+		{SessionKeyInDataDir, c.Sessions.Store == "file" && c.Sessions.EncryptionKey == "" && c.Sessions.EncryptionKeyFile == "",
+			func(p string) error { _, err := ReadSessionKeyFile(p); return err }},
+		{AuditKeyInDataDir, c.Audit.Key == "" && c.Audit.KeyFile == "",
+			func(p string) error { _, err := ReadAuditKeyFile(p); return err }},
+		{SigningKeyInDataDir, c.Assertion.SigningKeyFile == "",
+			func(p string) error { _, err := ReadSigningKeyFile(p); return err }},
+		{RelaySecretInDataDir, c.Relay.Enabled && len(c.Relay.Secrets) == 0 && c.Relay.SecretsFile == "",
+			func(p string) error { _, err := ReadRelaySecretsFile(p); return err }},
+	}
+	for _, g := range list {
+		p := InDataDir(c.DataDir, g.name)
+		if !g.used {
+			continue
+		}
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := g.read(p); err != nil {
+			r.Errorf("data_dir", "%v (a key telegate generated on an earlier start)", err)
+		}
 	}
 }
 

@@ -43,28 +43,20 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 }
 
 // AdminHandler serves the admin listener: /healthz (200 while the process
-// serves), /readyz (200 once the listeners are up and a configuration is
-// loaded, else 503; the body names the running generation and its
-// configuration hash), /metrics (Prometheus text format) and POST /reload
-// (Options.Reload: 200 with the generation now running, 409 with the
-// problems, one per line, when the configuration is refused). None of it
-// is reachable through Handler().
+// serves), /readyz (JSON Readiness: 200 once the listeners are up, a
+// configuration is loaded and every Options.Dependencies check passes,
+// else 503; it names the running generation and its configuration hash),
+// /metrics (Prometheus text format) and POST /reload (Options.Reload: 200
+// with the generation now running, 409 with the problems, one per line,
+// when the configuration is refused). None of it is reachable through
+// Handler().
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !g.ready.Load() || g.current() == nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready\n"))
-			return
-		}
-		id, hash := g.Current()
-		_, _ = fmt.Fprintf(w, "ready\ngeneration %d\nconfig_hash %s\n", id, hash)
-	})
+	mux.HandleFunc("GET /readyz", g.serveReadyz)
 	// A page in a browser on this host must not trigger a reload.
 	mux.Handle("POST /reload", http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -76,6 +76,9 @@ type Options struct {
 	// "http/1.1" or "stun.turn") whose first bytes are a STUN message
 	// (magic cookie 0x2112A442 at bytes 4..8, RFC 8489 §5).
 	STUNConn func(net.Conn)
+	// Dependencies are checked by /readyz on the admin listener, which
+	// answers 503 while any is not ready. Nil: only the listeners count.
+	Dependencies []Dependency
 }
 
 // Endpoint is one of telegate's own endpoints. It is reached after
@@ -101,6 +104,8 @@ type Gateway struct {
 	reg       *prometheus.Registry
 	pseudoKey []byte
 
+	readiness *readiness
+
 	gen    atomic.Pointer[generation]
 	ready  atomic.Bool
 	addrs  atomic.Pointer[boundAddrs]
@@ -122,6 +127,9 @@ type Generation struct {
 	Auth Authenticator
 	// Inspector is the WAF stage; nil means no inspection.
 	Inspector Inspector
+	// Dependencies are /readyz checks that belong to this generation (its
+	// identity providers), after Options.Dependencies.
+	Dependencies []Dependency
 }
 
 // generation is one configuration generation of the edge: router, upstream
@@ -197,6 +205,10 @@ func New(o Options) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: endpoint %q must be under %s and have a handler", e.Prefix, OwnPrefix)
 		}
 	}
+	g.readiness = newReadiness(o.Dependencies, func() (uint64, []Dependency) {
+		st := g.current()
+		return st.ID, st.Dependencies
+	}, g.now, g.log)
 	first := o.First
 	if first.Config == nil {
 		first = Generation{ID: 1, Config: o.Config, Auth: o.Auth, Inspector: o.Inspector}

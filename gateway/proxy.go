@@ -72,6 +72,10 @@ func newUpstream(r *config.Route) (*upstream, error) {
 			tc.RootCAs = pool
 		}
 		if ut.CertFile != "" || ut.KeyFile != "" {
+			// The key file follows config's rule for secret files, as at check.
+			if err := config.CheckSecretFile(ut.KeyFile); err != nil {
+				return nil, fmt.Errorf("upstream_tls.key_file: %w", err)
+			}
 			cert, err := tls.LoadX509KeyPair(ut.CertFile, ut.KeyFile)
 			if err != nil {
 				return nil, fmt.Errorf("upstream_tls client certificate: %w", err)

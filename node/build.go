@@ -148,6 +148,7 @@ func (g *Generation) edge() gateway.Generation {
 	e := gateway.Generation{ID: g.ID, Hash: g.Hash, Config: g.Config}
 	if g.Auth != nil {
 		e.Auth = g.Auth
+		e.Dependencies = providerDependencies(g.Auth)
 	}
 	if g.Inspector != nil {
 		e.Inspector = g.Inspector

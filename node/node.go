@@ -50,6 +50,8 @@ type Options struct {
 type Ready struct {
 	// URL of the public listener, e.g. "https://localhost:8443/".
 	URL string
+	// ListenAddr is the public listener's bound address ("host:port").
+	ListenAddr string
 	// AdminAddr is the admin listener's address.
 	AdminAddr string
 	// LocalRoot is the path of the local CA root certificate, or "".
@@ -225,6 +227,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		)
 	}
 
+	gw.Dependencies = dependencies(readyParts{Config: cfg, Auth: authn, Limiter: limiter, Relay: turn, Audit: trail})
 	n := &running{log: log, env: env, trail: trail, cur: first, load: o.Load, applied: o.Applied}
 	gw.Reload = n.reload
 	g, err := gateway.New(gw)
@@ -244,9 +247,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	if o.Ready != nil {
 		info := Ready{
-			URL:       publicURL(cfg, g.PublicAddr()),
-			AdminAddr: g.AdminAddr().String(),
-			LocalRoot: certs.LocalRootPath(),
+			URL:        publicURL(cfg, g.PublicAddr()),
+			ListenAddr: g.PublicAddr().String(),
+			AdminAddr:  g.AdminAddr().String(),
+			LocalRoot:  certs.LocalRootPath(),
 		}
 		if turn != nil && turn.LocalAddr() != nil {
 			info.RelayAddr = turn.LocalAddr().String()

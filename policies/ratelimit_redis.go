@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -140,18 +139,19 @@ func NewRedisLimiter(o RedisLimiterOptions) (*RedisLimiter, error) {
 // RedisLimiterOptionsFrom returns the options for the redis section of
 // the configuration: Addr, DB and the password from Password or
 // PasswordFile (surrounding white space removed). It fails when Addr is
-// empty or PasswordFile cannot be read.
+// empty or PasswordFile fails config's rule for secret files
+// (config.ReadSecretFile).
 func RedisLimiterOptionsFrom(rc config.Redis) (RedisLimiterOptions, error) {
 	if rc.Addr == "" {
 		return RedisLimiterOptions{}, errors.New("policies: redis address missing (redis.addr)")
 	}
 	o := RedisLimiterOptions{Addr: rc.Addr, Password: rc.Password, DB: rc.DB}
 	if o.Password == "" && rc.PasswordFile != "" {
-		b, err := os.ReadFile(rc.PasswordFile)
+		s, err := config.ReadSecretFile(rc.PasswordFile)
 		if err != nil {
 			return RedisLimiterOptions{}, fmt.Errorf("policies: redis.password_file: %w", err)
 		}
-		o.Password = strings.TrimSpace(string(b))
+		o.Password = strings.TrimSpace(s)
 	}
 	return o, nil
 }
@@ -183,6 +183,16 @@ redis.call('HSET', KEYS[1], 'l', string.format('%.17g', level), 't', string.form
 redis.call('PEXPIRE', KEYS[1], math.ceil(level / rate / 1000) + 1)
 return 1
 `)
+
+// Ping checks that the Redis server answers PING (for a readiness check;
+// decisions fall back to per-node limits while it does not). The error
+// names the failure, never the password.
+func (r *RedisLimiter) Ping(ctx context.Context) error {
+	if err := r.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis PING: %w", err)
+	}
+	return nil
+}
 
 // Local returns the in-memory limiter that decides while Redis fails; its
 // counters (Limited) count the refusals of Redis and local decisions alike.

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/telegate/telegate/config"
 )
 
 // maxPEMFileBytes bounds what is read from an operator certificate or key
@@ -34,6 +36,10 @@ func (f *fileCert) load(now time.Time) (*tls.Certificate, [sha256.Size]byte, err
 	certPEM, err := readBounded(f.certFile)
 	if err != nil {
 		return nil, sum, fmt.Errorf("cert_file: %w", err)
+	}
+	// The key file follows config's rule for secret files, as at check.
+	if err := config.CheckSecretFile(f.keyFile); err != nil {
+		return nil, sum, fmt.Errorf("key_file: %w", err)
 	}
 	keyPEM, err := readBounded(f.keyFile)
 	if err != nil {

@@ -24,8 +24,11 @@ import (
 type Server struct {
 	Addr, Password string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
+	bin    string
+	args   []string // the command line minus the binary, for Restart
 }
 
 // Start starts redis-server (on PATH or /usr/bin). It skips the test only
@@ -54,29 +57,66 @@ func Start(t testing.TB) *Server {
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
-		var logs bytes.Buffer
-		cmd := exec.Command(bin,
+		s.bin = bin
+		s.args = []string{
 			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 			"--save", "", "--appendonly", "no", "--dir", dir,
 			"--requirepass", s.Password, "--protected-mode", "yes",
-			"--maxmemory-policy", "noeviction", "--loglevel", "warning")
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
+			"--maxmemory-policy", "noeviction", "--loglevel", "warning"}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		cmd, exited, err := s.start()
+		if err != nil {
 			t.Fatal(err)
 		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if s.ready(exited) {
-			s.cmd = cmd
+		if cmd != nil {
+			s.cmd, s.exited = cmd, exited
 			t.Cleanup(s.Stop)
 			return s
 		}
-		_ = cmd.Process.Kill()
-		<-exited
 	}
 	t.Fatal("redis-server did not start")
 	return nil
+}
+
+// start runs the server and waits until it answers; it returns a nil
+// command (and no error) when the server exited or did not answer in
+// time.
+func (s *Server) start() (*exec.Cmd, chan struct{}, error) {
+	var logs bytes.Buffer
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	if s.ready(exited) {
+		return cmd, exited, nil
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+	return nil, nil, nil
+}
+
+// Restart starts the server again after Stop, on the same address with
+// the same password (and, without persistence, no data): tests use it to
+// bring Redis back. It fails the test when the server does not come up
+// (for instance because the port was taken meanwhile).
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return
+	}
+	cmd, exited, err := s.start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd == nil {
+		t.Fatalf("redis-server did not start again on %s", s.Addr)
+	}
+	s.cmd, s.exited = cmd, exited
 }
 
 // ready waits up to 5 s for the server to answer PING.
@@ -101,14 +141,15 @@ func (s *Server) ready(exited <-chan struct{}) bool {
 	return false
 }
 
-// Stop kills the server (idempotent): tests use it to take Redis away
-// mid-test.
+// Stop kills the server and waits for it to exit (idempotent): tests use
+// it to take Redis away mid-test.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil {
 		_ = s.cmd.Process.Kill()
-		s.cmd = nil
+		<-s.exited
+		s.cmd, s.exited = nil, nil
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -51,6 +52,9 @@ type guardConn struct {
 	held      *heldRequest
 	batch     *batchReader // nil: read one datagram per call
 	out       *batchWriter // nil: write one datagram per call
+	// readErr is the error that ended reading (the socket failed), unless
+	// the server was closing.
+	readErr atomic.Pointer[error]
 }
 
 // heldRequest waits while a probe obtains a fresh pion nonce.
@@ -114,6 +118,10 @@ func (g *guardConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			n, from, err = g.PacketConn.ReadFrom(p)
 		}
 		if err != nil {
+			// pion's read loop ends on any error: the socket serves no more.
+			if !g.s.closed.Load() {
+				g.readErr.Store(&err)
+			}
 			return n, from, err
 		}
 		out, ok := g.inspect(p[:n], from)

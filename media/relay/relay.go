@@ -119,7 +119,9 @@ type Server struct {
 	logLimit  *rate.Limiter
 
 	started  atomic.Bool
+	serving  atomic.Bool // Start completed: guards and listeners are set
 	closed   atomic.Bool
+	tlsErr   atomic.Pointer[error] // why the dedicated TLS listener stopped accepting
 	turn     *turn.Server
 	guards   []*guardConn
 	mux      *streamMux
@@ -265,40 +267,36 @@ func New(o Options) (*Server, error) {
 }
 
 // loadSecrets returns the configured secrets, those of SecretsFile, or the
-// one generated in dataDir (or an ephemeral one).
+// one generated in dataDir (or an ephemeral one). Files are read, and
+// secrets checked, by config's rule for secret files
+// (config.ReadRelaySecretsFile, config.CheckRelaySecret).
 func loadSecrets(cfg config.Relay, dataDir string) ([][]byte, error) {
 	var list []string
 	switch {
 	case len(cfg.Secrets) > 0:
 		list = cfg.Secrets
 	case cfg.SecretsFile != "":
-		b, err := os.ReadFile(cfg.SecretsFile)
+		l, err := config.ReadRelaySecretsFile(cfg.SecretsFile)
 		if err != nil {
 			return nil, fmt.Errorf("relay.secrets_file: %w", err)
 		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				list = append(list, l)
-			}
-		}
-		if len(list) == 0 {
-			return nil, fmt.Errorf("relay.secrets_file: %s holds no secret", cfg.SecretsFile)
-		}
+		list = l
 	case dataDir != "":
-		p := filepath.Join(dataDir, "relay", "secret")
-		b, err := os.ReadFile(p)
+		p := config.InDataDir(dataDir, config.RelaySecretInDataDir)
+		l, err := config.ReadRelaySecretsFile(p)
 		if errors.Is(err, os.ErrNotExist) {
 			raw := make([]byte, 32)
 			_, _ = rand.Read(raw)
-			b = []byte(base64.RawURLEncoding.EncodeToString(raw))
+			b := []byte(base64.RawURLEncoding.EncodeToString(raw))
 			if err = os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
 				err = os.WriteFile(p, b, 0o600)
 			}
+			l = []string{string(b)}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("relay secret in data directory: %w", err)
 		}
-		list = []string{strings.TrimSpace(string(b))}
+		list = l
 	default:
 		raw := make([]byte, 32)
 		_, _ = rand.Read(raw)
@@ -306,8 +304,8 @@ func loadSecrets(cfg config.Relay, dataDir string) ([][]byte, error) {
 	}
 	out := make([][]byte, 0, len(list))
 	for i, sec := range list {
-		if len(sec) < 16 {
-			return nil, fmt.Errorf("relay.secrets[%d]: shorter than 16 bytes", i)
+		if err := config.CheckRelaySecret(sec); err != nil {
+			return nil, fmt.Errorf("relay.secrets[%d]: %w", i, err)
 		}
 		out = append(out, []byte(sec))
 	}
@@ -391,6 +389,7 @@ func (s *Server) Start(ctx context.Context) error {
 		case <-s.stop:
 		}
 	}()
+	s.serving.Store(true)
 	tlsAt := "the HTTPS listener"
 	if s.cfg.TLSListen != "" {
 		tlsAt = s.cfg.TLSListen + " and the HTTPS listener"
@@ -409,6 +408,9 @@ func (s *Server) acceptTLS(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
+			if !s.closed.Load() {
+				s.tlsErr.Store(&err)
+			}
 			return
 		}
 		go func() {
@@ -437,6 +439,27 @@ func (s *Server) ServeTLSConn(c net.Conn) {
 		return
 	}
 	s.mux.serve(c)
+}
+
+// Healthy returns nil while the relay serves, and otherwise why not (for a
+// readiness check): not started yet, closed, or a listening socket (UDP,
+// or the dedicated TLS listener) failed and no longer receives.
+func (s *Server) Healthy() error {
+	switch {
+	case s.closed.Load():
+		return errors.New("relay: closed")
+	case !s.serving.Load():
+		return errors.New("relay: not started")
+	}
+	for _, g := range s.guards {
+		if p := g.readErr.Load(); p != nil {
+			return fmt.Errorf("relay: %s socket %d stopped receiving: %v", g.transport, g.id, *p)
+		}
+	}
+	if p := s.tlsErr.Load(); p != nil {
+		return fmt.Errorf("relay: TLS listener stopped accepting: %v", *p)
+	}
+	return nil
 }
 
 // LocalAddr is the address of the first UDP socket (nil before Start).
