@@ -151,7 +151,7 @@ func TestRegression_ReloadAppliesProvidersAndRefusesFixedSettings(t *testing.T) 
 		if st != http.StatusConflict || !strings.Contains(body, tc.field) || !strings.Contains(body, "telegate.yaml:") {
 			t.Errorf("%s: reload %d %q, want 409 naming %s with file:line", tc.name, st, body, tc.field)
 		}
-		if r := readyz(t, d); !strings.Contains(r, "generation 3\n") {
+		if r := readyz(t, d); !strings.Contains(r, `"generation":3,`) {
 			t.Errorf("%s: readyz %q, want generation 3 still running", tc.name, r)
 		}
 		if resp, _ := b.get(d.Base() + "/chart/"); resp.StatusCode != http.StatusOK {
