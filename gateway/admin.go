@@ -43,8 +43,9 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 
 // AdminHandler serves the admin listener: /healthz (200 while the process
 // serves), /readyz (200 once the listeners are up and a configuration is
-// loaded, else 503) and /metrics (Prometheus text format). None of it is
-// reachable through Handler().
+// loaded; 503 before, and from the moment a shutdown begins, so a load
+// balancer stops sending) and /metrics (Prometheus text format). None of
+// it is reachable through Handler().
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -53,7 +54,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !g.ready.Load() || g.current() == nil {
+		if !g.Ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("not ready\n"))
 			return

@@ -47,6 +47,11 @@ type muxListener struct {
 	closeOnce sync.Once
 	sem       chan struct{}
 	wg        sync.WaitGroup
+
+	// live are the HTTP/1 connections handed to net/http and not yet
+	// closed, hijacked ones included (closeLive).
+	liveMu sync.Mutex
+	live   map[*h1Conn]struct{}
 }
 
 // maxHandshakes bounds TLS handshakes in progress at once.
@@ -63,6 +68,7 @@ func newMuxListener(g *Gateway, ln net.Listener, tlsCfg *tls.Config) *muxListene
 		conns:     make(chan net.Conn),
 		done:      make(chan struct{}),
 		sem:       make(chan struct{}, maxHandshakes),
+		live:      map[*h1Conn]struct{}{},
 	}
 	if rht := sc.ReadHeaderTimeout; rht > 0 && rht < m.peek {
 		m.peek = rht
@@ -167,7 +173,30 @@ func (m *muxListener) handle(raw net.Conn) {
 		}
 	}
 	info := &connInfo{tls: &cs, h1: true}
-	m.deliver(newH1Conn(tc, info, m.maxHead, prefix))
+	hc := newH1Conn(tc, info, m.maxHead, prefix)
+	m.liveMu.Lock()
+	m.live[hc] = struct{}{}
+	m.liveMu.Unlock()
+	hc.onClose = func() {
+		m.liveMu.Lock()
+		delete(m.live, hc)
+		m.liveMu.Unlock()
+	}
+	m.deliver(hc)
+}
+
+// closeLive closes every HTTP/1 connection still open, hijacked ones
+// (WebSockets) included: net/http's Server.Close does not know those.
+func (m *muxListener) closeLive() {
+	m.liveMu.Lock()
+	all := make([]*h1Conn, 0, len(m.live))
+	for c := range m.live {
+		all = append(all, c)
+	}
+	m.liveMu.Unlock()
+	for _, c := range all {
+		_ = c.Close()
+	}
 }
 
 func (m *muxListener) deliver(c net.Conn) {

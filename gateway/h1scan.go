@@ -35,6 +35,10 @@ type h1Conn struct {
 	dead     bool // poisoned: the stand-in was released, then EOF
 	rerr     error
 	rbuf     []byte
+
+	// onClose, when set, runs once at the first Close.
+	onClose   func()
+	closeOnce sync.Once
 }
 
 // standIn replaces a refused head; the chain answers it 400.
@@ -47,6 +51,14 @@ func newH1Conn(c net.Conn, info *connInfo, maxHead int, prefix []byte) *h1Conn {
 	h := &h1Conn{Conn: c, info: info, maxHead: maxHead}
 	h.feed(prefix)
 	return h
+}
+
+// Close implements net.Conn.
+func (h *h1Conn) Close() error {
+	if h.onClose != nil {
+		h.closeOnce.Do(h.onClose)
+	}
+	return h.Conn.Close()
 }
 
 // Read implements net.Conn.

@@ -22,7 +22,15 @@ const (
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
-	shutdownGrace            = 10 * time.Second
+	// DefaultShutdownTimeout bounds the drain when Server.ShutdownTimeout
+	// is unset (config.DefaultShutdownTimeout).
+	DefaultShutdownTimeout = 20 * time.Second
+	// adminGrace is how long the admin listener may take to finish its
+	// own requests once the public listeners have drained.
+	adminGrace = time.Second
+	// afterDeadline is how long handlers whose connections were closed at
+	// the drain deadline get to return.
+	afterDeadline = time.Second
 )
 
 // listeners are the sockets Serve runs on (tests pass their own).
@@ -33,8 +41,19 @@ type listeners struct {
 // Serve runs the public HTTPS listener (Server.Listen, default ":443"),
 // the plain-HTTP listener (Server.HTTPListen; Certs.HTTPHandler: ACME
 // HTTP-01 and redirects; "" disables it) and the admin listener
-// (Server.Admin, default 127.0.0.1:9090) until ctx ends, then shuts them
-// down gracefully (10s). /readyz turns ready once all listen.
+// (Server.Admin, default 127.0.0.1:9090) until ctx ends or BeginShutdown
+// is called, then drains. /readyz turns ready once all listen.
+//
+// The drain: /readyz answers 503 at once and the public and plain-HTTP
+// listeners stop accepting (a new connection is refused); requests in
+// flight, over HTTP/1.1 and HTTP/2 (GOAWAY), get Server.ShutdownTimeout
+// (default 20s) to finish, and long-lived handlers see
+// scope.Scope.Draining closed so they can end their connections
+// themselves (signaling WebSockets close with 1001). Whatever is still
+// open at the deadline is closed, hijacked connections included. The
+// admin listener answers until the public side has drained. Serve returns
+// nil after a drain, even one cut short by the deadline (which is
+// logged); an error only when a listener failed.
 func (g *Gateway) Serve(ctx context.Context) error {
 	if g.o.Certs == nil {
 		return errors.New("gateway: no certificates (Options.Certs) to serve TLS")
@@ -165,29 +184,58 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 	return srv, nil
 }
 
-// serve runs the servers on ls until ctx ends.
+// BeginShutdown starts the drain (see Serve): /readyz answers 503 from
+// now on, Serve stops accepting connections, and scope.Scope.Draining of
+// every request is closed. It is safe to call more than once and from any
+// goroutine; Serve calls it when its context ends.
+func (g *Gateway) BeginShutdown() {
+	g.drainOnce.Do(func() {
+		g.ready.Store(false)
+		close(g.draining)
+	})
+}
+
+// Ready reports whether /readyz answers 200: the listeners are up, a
+// configuration is loaded and no shutdown has begun.
+func (g *Gateway) Ready() bool {
+	return g.ready.Load() && g.current() != nil && !g.shuttingDown()
+}
+
+func (g *Gateway) shuttingDown() bool {
+	select {
+	case <-g.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// serve runs the servers on ls until ctx ends or BeginShutdown is called,
+// then drains them (see Serve).
 func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) error {
 	tlsCfg := g.publicTLS(base)
 	pub, err := g.publicServer(tlsCfg)
 	if err != nil {
 		return err
 	}
+	// Every handler is counted while it runs, including those that
+	// hijacked their connection (WebSockets), which http.Server.Shutdown
+	// does not wait for.
+	var active handlerCount
+	pub.Handler = active.track(pub.Handler)
 	mux := newMuxListener(g, ls.public, tlsCfg)
 	go mux.run()
-	servers := []*http.Server{pub}
-	var httpSrv, adminSrv *http.Server
+	var httpSrv *http.Server
 	if ls.http != nil {
 		var h http.Handler = http.NotFoundHandler()
 		if g.o.Certs != nil {
 			h = g.o.Certs.HTTPHandler()
 		}
-		httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
+		httpSrv = &http.Server{Handler: active.track(h), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: slogErrorLog(g.log)}
-		servers = append(servers, httpSrv)
 	}
-	adminSrv = &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
+	adminSrv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: slogErrorLog(g.log)}
-	servers = append(servers, adminSrv)
 
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
@@ -200,8 +248,10 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 			}
 		}()
 	}
+	public := []*http.Server{pub}
 	start(pub, mux)
 	if httpSrv != nil {
+		public = append(public, httpSrv)
 		start(httpSrv, ls.http)
 	}
 	start(adminSrv, ls.admin)
@@ -211,15 +261,101 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 
 	select {
 	case <-ctx.Done():
+	case <-g.draining:
 	case err = <-errc:
 	}
-	g.ready.Store(false)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	g.BeginShutdown()
+	g.drain(public, mux, &active)
+	actx, cancel := context.WithTimeout(context.Background(), adminGrace)
 	defer cancel()
-	for _, s := range servers {
-		_ = s.Shutdown(sctx)
+	if adminSrv.Shutdown(actx) != nil {
+		adminSrv.Close()
 	}
-	mux.Close()
 	wg.Wait()
 	return err
+}
+
+// drain stops the public servers accepting, waits for their requests
+// (hijacked connections included) until Server.ShutdownTimeout, then
+// closes whatever is left.
+func (g *Gateway) drain(servers []*http.Server, mux *muxListener, active *handlerCount) {
+	timeout := orDur(g.current().cfg.Server.ShutdownTimeout, DefaultShutdownTimeout)
+	began := time.Now()
+	g.log.Info("draining", "requests", active.count(), "timeout", timeout.String())
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var swg sync.WaitGroup
+	for _, s := range servers {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			_ = s.Shutdown(dctx) // closes the listener (mux) at once
+		}()
+	}
+	swg.Wait()
+	select {
+	case <-active.idle():
+		g.log.Info("drained", "took", time.Since(began).Round(time.Millisecond).String())
+		return
+	case <-dctx.Done():
+	}
+	left := active.count()
+	for _, s := range servers {
+		_ = s.Close()
+	}
+	mux.closeLive() // hijacked HTTP/1 connections
+	select {
+	case <-active.idle():
+	case <-time.After(afterDeadline):
+	}
+	g.log.Warn("drain deadline reached; closed the connections still open",
+		"requests", left, "timeout", timeout.String())
+}
+
+// handlerCount counts handlers running, for the drain to wait on.
+type handlerCount struct {
+	mu     sync.Mutex
+	n      int
+	idleCh chan struct{} // closed when n drops to 0; nil when nobody waits
+}
+
+func (c *handlerCount) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+		defer c.done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *handlerCount) done() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n == 0 && c.idleCh != nil {
+		close(c.idleCh)
+		c.idleCh = nil
+	}
+}
+
+func (c *handlerCount) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// idle returns a channel closed once no handler runs.
+func (c *handlerCount) idle() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if c.idleCh == nil {
+		c.idleCh = make(chan struct{})
+	}
+	return c.idleCh
 }
