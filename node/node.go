@@ -57,11 +57,19 @@ type Ready struct {
 // visits (media) — into one gateway and runs it until ctx ends. Every
 // component is closed on the way out, in reverse order.
 //
+// When ctx ends the gateway drains (gateway.Serve: /readyz 503, no new
+// connections, requests in flight finished within
+// server.shutdown_timeout, signaling sockets told the node is
+// restarting); then visits close, the relay closes its allocations, and
+// the audit trail records "node.stop" and is flushed and closed. Run
+// returns nil after such a shutdown, or the errors of the components that
+// failed to close (an audit trail that could not be flushed, say).
+//
 // Reloads swap the gateway's routes and policies atomically
 // (gateway.Reload); a reload the gateway refuses keeps the running
 // configuration and is logged with its reason. Changes to providers, TLS,
 // listeners or the relay take effect at the next start.
-func Run(ctx context.Context, cfg *config.Config, o Options) error {
+func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if cfg == nil {
 		return errors.New("telegate: no configuration")
 	}
@@ -75,8 +83,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	var closers []func() error
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
-			if err := closers[i](); err != nil {
-				log.Warn("closing", "error", err)
+			if cerr := closers[i](); cerr != nil {
+				log.Error("closing", "error", cerr)
+				err = errors.Join(err, cerr)
 			}
 		}
 	}()
@@ -92,7 +101,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
-	closers = append(closers, trail.Close)
+	closers = append(closers, func() error {
+		// The trail's last record, after those of the components closed
+		// before it (visits, relay allocations).
+		reason := "shutdown"
+		if err != nil && ctx.Err() == nil {
+			reason = "error"
+		}
+		trail.Record(context.Background(), audit.Event{Type: "node.stop", Reason: reason})
+		return trail.Close()
+	})
 	reg.MustRegister(trail)
 
 	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient}) // it names itself "edgetls"
