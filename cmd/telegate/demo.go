@@ -63,14 +63,16 @@ func (c cli) demo(ctx context.Context, args []string) int {
 	o := config.DemoOptions{Listen: *listen, Admin: *admin, Relay: *relayAddr, DataDir: *dataDir}
 	cfg := config.Demo(o) // first pass: the public URL and the generated secret
 	secret := cfg.Providers[0].ClientSecret
-	op, err := startDevOP(ctx, logger, cfg.Server.PublicURL, secret)
+	// The provider and the demo app outlive the signal: they are closed
+	// (deferred) once the gateway has drained the requests that need them.
+	op, err := startDevOP(context.WithoutCancel(ctx), logger, cfg.Server.PublicURL, secret)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "telegate demo: starting the development OpenID Provider: %v\n", err)
 		return exitFail
 	}
 	defer op.Close()
 	roots := &rootFile{path: filepath.Join(cfg.DataDir, "ca", "root.pem")}
-	upstream, closeApp, err := startDemoApp(ctx, logger, cfg, roots)
+	upstream, closeApp, err := startDemoApp(context.WithoutCancel(ctx), logger, cfg, roots)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "telegate demo: starting the demo app: %v\n", err)
 		return exitFail
@@ -91,11 +93,7 @@ func (c cli) demo(ctx context.Context, args []string) int {
 			printBanner(c.stdout, r, cfg, op.Issuer())
 		},
 	})
-	if err != nil && ctx.Err() == nil {
-		logger.Error("telegate stopped", "error", err)
-		return exitFail
-	}
-	return exitOK
+	return stopped(ctx, logger, err)
 }
 
 // checkLoopbackListen requires host:port whose host is "localhost" or a
