@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // h1Conn is an HTTP/1 connection read through a framing scanner. It holds
@@ -39,6 +40,8 @@ type h1Conn struct {
 	// onClose, when set, runs once at the first Close.
 	onClose   func()
 	closeOnce sync.Once
+	// heard is set once the client has sent a byte after the handshake.
+	heard atomic.Bool
 }
 
 // standIn replaces a refused head; the chain answers it 400.
@@ -49,6 +52,7 @@ func newH1Conn(c net.Conn, info *connInfo, maxHead int, prefix []byte) *h1Conn {
 		maxHead = 64 << 10
 	}
 	h := &h1Conn{Conn: c, info: info, maxHead: maxHead}
+	h.heard.Store(len(prefix) > 0)
 	h.feed(prefix)
 	return h
 }
@@ -78,6 +82,9 @@ func (h *h1Conn) Read(p []byte) (int, error) {
 		dead := h.dead
 		h.mu.Unlock()
 		n, err := h.Conn.Read(buf)
+		if n > 0 {
+			h.heard.Store(true)
+		}
 		h.mu.Lock()
 		if dead {
 			// After the stand-in the client's bytes are dropped; reads

@@ -31,6 +31,9 @@ const (
 	// afterDeadline is how long handlers whose connections were closed at
 	// the drain deadline get to return.
 	afterDeadline = time.Second
+	// handshakeGrace is how long the drain lets connections accepted
+	// before it began finish their TLS handshake.
+	handshakeGrace = time.Second
 )
 
 // listeners are the sockets Serve runs on (tests pass their own).
@@ -45,15 +48,18 @@ type listeners struct {
 // is called, then drains. /readyz turns ready once all listen.
 //
 // The drain: /readyz answers 503 at once and the public and plain-HTTP
-// listeners stop accepting (a new connection is refused); requests in
-// flight, over HTTP/1.1 and HTTP/2 (GOAWAY), get Server.ShutdownTimeout
-// (default 20s) to finish, and long-lived handlers see
-// scope.Scope.Draining closed so they can end their connections
-// themselves (signaling WebSockets close with 1001). Whatever is still
-// open at the deadline is closed, hijacked connections included. The
-// admin listener answers until the public side has drained. Serve returns
-// nil after a drain, even one cut short by the deadline (which is
-// logged); an error only when a listener failed.
+// listeners stop accepting (a new connection is refused). Requests in
+// flight get Server.ShutdownTimeout (default 20s) to finish: connections
+// already accepted complete their TLS handshake; HTTP/1.1 ones serve the
+// exchange they are in and close after it (Connection: close; idle ones,
+// and those that send nothing within a second of their handshake, are
+// closed); HTTP/2 ones are sent GOAWAY and finish their streams.
+// Long-lived handlers see scope.Scope.Draining closed so they can end
+// their connections themselves (signaling WebSockets close with 1001).
+// Whatever is still open at the deadline is closed, hijacked connections
+// included. The admin listener answers until the public side has
+// drained. Serve returns nil after a drain, even one cut short by the
+// deadline (which is logged); an error only when a listener failed.
 func (g *Gateway) Serve(ctx context.Context) error {
 	if g.o.Certs == nil {
 		return errors.New("gateway: no certificates (Options.Certs) to serve TLS")
@@ -221,9 +227,10 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 	// Every handler is counted while it runs, including those that
 	// hijacked their connection (WebSockets), which http.Server.Shutdown
 	// does not wait for.
-	var active handlerCount
+	var active inFlight
 	pub.Handler = active.track(pub.Handler)
 	mux := newMuxListener(g, ls.public, tlsCfg)
+	pub.ConnState = mux.observe
 	go mux.run()
 	var httpSrv *http.Server
 	if ls.http != nil {
@@ -277,19 +284,38 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 
 // drain stops the public servers accepting, waits for their requests
 // (hijacked connections included) until Server.ShutdownTimeout, then
-// closes whatever is left.
-func (g *Gateway) drain(servers []*http.Server, mux *muxListener, active *handlerCount) {
+// closes whatever is left. servers[0] is the HTTPS server behind mux.
+func (g *Gateway) drain(servers []*http.Server, mux *muxListener, active *inFlight) {
 	timeout := orDur(g.current().cfg.Server.ShutdownTimeout, DefaultShutdownTimeout)
 	began := time.Now()
 	g.log.Info("draining", "requests", active.count(), "timeout", timeout.String())
 	dctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var swg sync.WaitGroup
+	// Every HTTP/1.1 response from here on says Connection: close, and
+	// idle connections are closed.
 	for _, s := range servers {
+		s.SetKeepAlivesEnabled(false)
+	}
+	// No new connection is accepted. On the HTTPS listener those already
+	// accepted finish their TLS handshake and are served first.
+	mux.stopAccepting()
+	var swg sync.WaitGroup
+	for i, s := range servers {
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
-			_ = s.Shutdown(dctx) // closes the listener (mux) at once
+			if i == 0 {
+				select {
+				case <-mux.pending.idle():
+				case <-time.After(min(handshakeGrace, timeout)):
+				}
+				// net/http's Shutdown drops a request whose head it
+				// reads after Shutdown began: let every HTTP/1
+				// connection finish its exchange first (keep-alive is
+				// off, so each ends after its response).
+				mux.settleH1(dctx)
+			}
+			_ = s.Shutdown(dctx) // HTTP/2: GOAWAY, then the streams in flight
 		}()
 	}
 	swg.Wait()
@@ -312,24 +338,30 @@ func (g *Gateway) drain(servers []*http.Server, mux *muxListener, active *handle
 		"requests", left, "timeout", timeout.String())
 }
 
-// handlerCount counts handlers running, for the drain to wait on.
-type handlerCount struct {
+// inFlight counts things under way (handlers running, connections in
+// their TLS handshake), for the drain to wait on.
+type inFlight struct {
 	mu     sync.Mutex
 	n      int
 	idleCh chan struct{} // closed when n drops to 0; nil when nobody waits
 }
 
-func (c *handlerCount) track(h http.Handler) http.Handler {
+// track counts h's calls while they run.
+func (c *inFlight) track(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		c.n++
-		c.mu.Unlock()
+		c.add()
 		defer c.done()
 		h.ServeHTTP(w, r)
 	})
 }
 
-func (c *handlerCount) done() {
+func (c *inFlight) add() {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+}
+
+func (c *inFlight) done() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n--
@@ -339,14 +371,14 @@ func (c *handlerCount) done() {
 	}
 }
 
-func (c *handlerCount) count() int {
+func (c *inFlight) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n
 }
 
 // idle returns a channel closed once no handler runs.
-func (c *handlerCount) idle() <-chan struct{} {
+func (c *inFlight) idle() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == 0 {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -100,9 +101,10 @@ func readyz(t *testing.T, admin string) int {
 
 // TestShutdownDrainsInFlightRequests: requests that reached the gateway
 // before the shutdown began finish with their upstream's answer, over
-// HTTP/1.1 and HTTP/2; from the moment it begins /readyz answers 503 and
-// a new connection is refused; Serve then returns nil without waiting for
-// the deadline.
+// HTTP/1.1 and HTTP/2, and so does a connection accepted before it that
+// was in its TLS handshake; from the moment it begins /readyz answers 503
+// and a new connection is refused; Serve then returns nil without waiting
+// for the deadline, or for a connection that never sends a request.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	t.Parallel()
 	const delay = 300 * time.Millisecond
@@ -147,6 +149,24 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		}
 	}
 
+	// A connection accepted before the shutdown, in its TLS handshake: the
+	// gateway has answered its ClientHello, the client has not read it yet.
+	raw, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	early := &gatedConn{Conn: raw, answered: make(chan struct{}), gate: make(chan struct{})}
+	tc := tls.Client(early, &tls.Config{ServerName: appHost, RootCAs: d.pool, NextProtos: []string{"http/1.1"}})
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	handshake := make(chan error, 1)
+	go func() { handshake <- tc.Handshake() }()
+	<-early.answered
+
+	// A connection that completed its handshake and sends nothing (a
+	// browser's preconnect) does not hold the drain up.
+	pre := d.dialTLS(t, appHost, "http/1.1")
+
 	began := time.Now()
 	d.cancel() // what SIGTERM does through node.Run
 	if st := readyz(t, d.admin); st != http.StatusServiceUnavailable {
@@ -172,6 +192,20 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Errorf("new connections still accepted %v after the shutdown began", delay)
 	}
 
+	// The early connection completes its handshake and is served.
+	close(early.gate)
+	if err := <-handshake; err != nil {
+		t.Fatalf("the connection accepted before the shutdown: handshake: %v", err)
+	}
+	if _, err := io.WriteString(tc, "GET /public/early HTTP/1.1\r\nHost: "+appHost+"\r\n\r\n"); err != nil {
+		t.Fatalf("the connection accepted before the shutdown: %v", err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(tc), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the connection accepted before the shutdown: %v %v", resp, err)
+	} else if !resp.Close {
+		t.Error("a response while draining does not close its HTTP/1.1 connection")
+	}
+
 	protos := map[string]bool{}
 	for range 2 {
 		r := <-results
@@ -192,6 +226,10 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	took := time.Since(began)
 	if took > 3*time.Second {
 		t.Errorf("the drain took %v for requests of %v", took, delay)
+	}
+	_ = pre.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := pre.Read(make([]byte, 1)); isTimeout(err) {
+		t.Error("the unused connection is still open after the drain")
 	}
 	t.Logf("readyz 503 after %v, new connection refused after %v, drained and returned after %v",
 		readyzAt.Round(time.Millisecond), refusedAt.Round(time.Millisecond), took.Round(time.Millisecond))
@@ -305,4 +343,21 @@ func TestShutdownDeadlineClosesWhatIsLeft(t *testing.T) {
 	}
 	t.Logf("Draining seen after %v; deadline %v: hijacked connection closed after %v, Serve returned after %v",
 		politeAt.Round(time.Millisecond), timeout, stubbornAt.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+}
+
+// gatedConn holds back what the server sent first until gate is closed,
+// and closes answered once the server has sent it.
+type gatedConn struct {
+	net.Conn
+	answered, gate chan struct{}
+	once           sync.Once
+}
+
+func (c *gatedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.once.Do(func() {
+		close(c.answered)
+		<-c.gate
+	})
+	return n, err
 }
