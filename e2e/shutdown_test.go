@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,4 +286,107 @@ func lastAuditRecord(t *testing.T, path string) struct{ Type, Reason string } {
 		t.Fatalf("last audit record %q: %v", last, err)
 	}
 	return rec
+}
+
+// deadlineConfig is `telegate run -c` with a route to a slow upstream
+// (%[8]s, filled in before runWithDevOP) and a one-second drain.
+const deadlineConfig = `
+data_dir: %[1]s
+server:
+  listen: 127.0.0.1:%[2]d
+  http_listen: ""
+  admin: 127.0.0.1:%[3]d
+  shutdown_timeout: 1s
+tls:
+  hosts:
+    - names: [localhost]
+      mode: local
+providers:
+  - id: dev
+    display_name: Development sign-in
+    issuer: %[5]s
+    client_id: telegate
+    client_secret_file: %[6]s
+    scopes: [openid, profile, email, groups]
+routes:
+  - id: hang
+    path: /hang/
+    upstream: UPSTREAM
+    timeout: 60s
+    policy:
+      public: true
+log:
+  format: text
+`
+
+// TestRegression_SIGTERMDrainDeadlineClosesWhatIsLeft: a request that
+// outlasts server.shutdown_timeout does not keep the node up: at the
+// deadline its connection is closed, and `telegate run` still exits 0
+// with an audit trail that ends with node.stop and verifies.
+func TestRegression_SIGTERMDrainDeadlineClosesWhatIsLeft(t *testing.T) {
+	started := make(chan struct{}, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer up.Close()
+	d := runWithDevOP(t, strings.Replace(deadlineConfig, "UPSTREAM", up.URL, 1))
+
+	hung := make(chan error, 1)
+	go func() {
+		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: rootPool(t, d)}}}
+		resp, err := hc.Get(d.Base() + "/hang/x")
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				err = fmt.Errorf("answered %s", resp.Status)
+			}
+		}
+		hung <- err
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the request did not reach the upstream:\n%s", logLines(d))
+	}
+	sigAt := time.Now()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	const timeout = time.Second
+	select {
+	case <-d.done:
+	case <-time.After(timeout + 10*time.Second):
+		t.Fatalf("still running %v after SIGTERM (shutdown_timeout %v):\n%s", timeout+10*time.Second, timeout, logLines(d))
+	}
+	exitAfter := time.Since(sigAt)
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status %d after a drain cut short at its deadline, want 0:\n%s", code, logLines(d))
+	}
+	if exitAfter < timeout || exitAfter > timeout+4*time.Second {
+		t.Errorf("exited %v after SIGTERM, want just after the %v deadline", exitAfter, timeout)
+	}
+	if !strings.Contains(logLines(d), "drain deadline reached") {
+		t.Errorf("the cut-short drain is not logged:\n%s", logLines(d))
+	}
+	var hungErr error
+	select {
+	case hungErr = <-hung:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request outlasting the deadline is still open after the process exited")
+	}
+	last := lastAuditRecord(t, filepath.Join(d.dataDir, "audit", "audit.log"))
+	if last.Type != "node.stop" || last.Reason != "shutdown" {
+		t.Errorf("last audit record %+v, want node.stop (shutdown)", last)
+	}
+	out, err := runBinary(t, "audit", "verify", "--data-dir", d.dataDir)
+	if err != nil || !strings.Contains(out, ": ok,") {
+		t.Errorf("audit verify: %v\n%s", err, out)
+	}
+	t.Logf("exit 0 %v after SIGTERM (shutdown_timeout %v); the request outlasting it ended with: %v; %s",
+		exitAfter.Round(time.Millisecond), timeout, hungErr, strings.TrimSpace(out))
 }
