@@ -113,6 +113,9 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		c.Routes = append(c.Routes, config.Route{ID: "drain", Hosts: []string{appHost}, Path: "/drain/",
 			Upstream: up, Policy: &config.Policy{Public: true}})
 		c.Server.ShutdownTimeout = 10 * time.Second
+		// Longer than the drain may take: the unused connection must be
+		// closed by the drain, not by the header timeout.
+		c.Server.ReadHeaderTimeout = 8 * time.Second
 	})
 	if st := readyz(t, d.admin); st != http.StatusOK {
 		t.Fatalf("readyz before the shutdown: %d", st)
@@ -169,15 +172,21 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 
 	began := time.Now()
 	d.cancel() // what SIGTERM does through node.Run
-	if st := readyz(t, d.admin); st != http.StatusServiceUnavailable {
-		t.Errorf("readyz right after the shutdown began: %d, want 503", st)
+	// /readyz turns 503 as soon as Serve sees its context end, while the
+	// slow requests are still in flight.
+	var readyzAt time.Duration
+	for readyzAt == 0 && time.Since(began) < delay {
+		if readyz(t, d.admin) == http.StatusServiceUnavailable {
+			readyzAt = time.Since(began)
+		}
+	}
+	if readyzAt == 0 {
+		t.Errorf("readyz still 200 %v after the shutdown began", delay)
 	}
 	if d.g.Ready() {
 		t.Error("Ready() after the shutdown began")
 	}
-	readyzAt := time.Since(began)
-	// The listener is closed at once: a new connection is refused while
-	// the slow requests are still in flight.
+	// The listener is closed as soon: a new connection is refused.
 	var refusedAt time.Duration
 	for time.Since(began) < delay {
 		c, err := net.DialTimeout("tcp", d.addr, time.Second)
@@ -224,7 +233,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Errorf("Serve after the drain: %v", err)
 	}
 	took := time.Since(began)
-	if took > 3*time.Second {
+	if took > 4*time.Second {
 		t.Errorf("the drain took %v for requests of %v", took, delay)
 	}
 	_ = pre.SetReadDeadline(time.Now().Add(time.Second))
