@@ -79,6 +79,12 @@ type Server struct {
 	// HSTSMaxAge for Strict-Transport-Security on telegate's own pages.
 	// Default 365 days.
 	HSTSMaxAge time.Duration `yaml:"hsts_max_age"`
+	// ShutdownTimeout bounds the drain on SIGTERM or SIGINT: /readyz answers
+	// 503 at once, the listeners stop accepting, and requests in flight get
+	// this long to finish while signaling WebSockets are closed with 1001
+	// (going away) so their pages rejoin; connections still open after it
+	// are closed. Default 20s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // TLS configures certificates: one entry per set of host names.

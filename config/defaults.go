@@ -26,6 +26,7 @@ const (
 	DefaultH2MaxRequestsPerSecond = 200
 	DefaultH2MaxConcurrentStreams = 100
 	DefaultHSTSMaxAge             = 365 * 24 * time.Hour
+	DefaultShutdownTimeout        = 20 * time.Second
 	DefaultTLSMinVersion          = "1.2"
 	// DefaultACMECA is Let's Encrypt's production directory (RFC 8555 §7.1.1).
 	DefaultACMECA             = "https://acme-v02.api.letsencrypt.org/directory"
@@ -185,6 +186,7 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 		s.H2MaxConcurrentStreams = DefaultH2MaxConcurrentStreams
 	}
 	dur(&s.HSTSMaxAge, DefaultHSTSMaxAge)
+	dur(&s.ShutdownTimeout, DefaultShutdownTimeout)
 	if s.PublicURL == "" {
 		s.PublicURL = derivePublicURL(c)
 	}

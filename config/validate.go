@@ -344,6 +344,9 @@ func (c *Config) checkServer(r *Report) {
 	if s.H2MaxConcurrentStreams == 0 {
 		r.Errorf("h2_max_concurrent_streams", "must be positive")
 	}
+	if s.ShutdownTimeout < 0 {
+		r.Errorf("shutdown_timeout", "must not be negative")
+	}
 }
 
 var tlsModes = []string{"acme", "files", "local"}

@@ -44,12 +44,13 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 
 // AdminHandler serves the admin listener: /healthz (200 while the process
 // serves), /readyz (JSON Readiness: 200 once the listeners are up, a
-// configuration is loaded and every Options.Dependencies check passes,
-// else 503; it names the running generation and its configuration hash),
-// /metrics (Prometheus text format) and POST /reload (Options.Reload: 200
-// with the generation now running, 409 with the problems, one per line,
-// when the configuration is refused). None of it is reachable through
-// Handler().
+// configuration is loaded and every Options.Dependencies check passes;
+// 503 before, and from the moment a shutdown begins, so a load balancer
+// stops sending; it names the running generation and its configuration
+// hash), /metrics (Prometheus text format) and POST /reload
+// (Options.Reload: 200 with the generation now running, 409 with the
+// problems, one per line, when the configuration is refused). None of it
+// is reachable through Handler().
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,9 +47,32 @@ type muxListener struct {
 	conns     chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
-	sem       chan struct{}
-	wg        sync.WaitGroup
+	// stopping is set by stopAccepting; ran is closed when run returns.
+	stopping atomic.Bool
+	ran      chan struct{}
+	// pending counts the connections accepted and not yet handed on
+	// (TLS handshake, first bytes).
+	pending inFlight
+	sem     chan struct{}
+	wg      sync.WaitGroup
+
+	// live are the HTTP/1 connections handed to net/http and not yet
+	// closed, hijacked ones included (closeLive), with their state as
+	// net/http last reported it (observe).
+	liveMu sync.Mutex
+	live   map[*h1Conn]*h1State
 }
+
+// h1State is what the drain knows of an HTTP/1 connection.
+type h1State struct {
+	state     http.ConnState
+	delivered time.Time
+}
+
+// quietGrace is how long the drain lets a connection that has completed
+// its TLS handshake take to send its first byte before closing it as
+// unused (a browser's preconnect).
+const quietGrace = time.Second
 
 // maxHandshakes bounds TLS handshakes in progress at once.
 const maxHandshakes = 1024
@@ -62,7 +87,9 @@ func newMuxListener(g *Gateway, ln net.Listener, tlsCfg *tls.Config) *muxListene
 		maxHead:   orInt(sc.MaxHeaderBytes, 64<<10),
 		conns:     make(chan net.Conn),
 		done:      make(chan struct{}),
+		ran:       make(chan struct{}),
 		sem:       make(chan struct{}, maxHandshakes),
+		live:      map[*h1Conn]*h1State{},
 	}
 	if rht := sc.ReadHeaderTimeout; rht > 0 && rht < m.peek {
 		m.peek = rht
@@ -76,6 +103,7 @@ func newMuxListener(g *Gateway, ln net.Listener, tlsCfg *tls.Config) *muxListene
 }
 
 func (m *muxListener) run() {
+	defer close(m.ran)
 	var delay time.Duration
 	for {
 		c, err := m.ln.Accept()
@@ -84,6 +112,9 @@ func (m *muxListener) run() {
 			case <-m.done:
 				return
 			default:
+			}
+			if m.stopping.Load() {
+				return
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
@@ -101,9 +132,20 @@ func (m *muxListener) run() {
 			c.Close() // too many handshakes in progress
 			continue
 		}
+		m.pending.add()
 		m.wg.Add(1)
 		go m.handle(c)
 	}
+}
+
+// stopAccepting closes the TCP listener: new connections are refused,
+// while those accepted go on through their handshake to Accept (until
+// Close). It returns once the accept loop has ended, so pending counts
+// every connection that will ever be accepted.
+func (m *muxListener) stopAccepting() {
+	m.stopping.Store(true)
+	_ = m.ln.Close()
+	<-m.ran
 }
 
 // handle completes the handshake and dispatches one connection.
@@ -117,6 +159,14 @@ func (m *muxListener) handle(raw net.Conn) {
 		}
 	}
 	defer release()
+	handedOn := false
+	handOn := func() { // before a handler that may keep the connection long
+		if !handedOn {
+			handedOn = true
+			m.pending.done()
+		}
+	}
+	defer handOn()
 	_ = raw.SetDeadline(time.Now().Add(m.handshake))
 	tc := tls.Server(raw, m.tlsCfg)
 	ctx, cancel := context.WithTimeout(context.Background(), m.handshake)
@@ -131,6 +181,7 @@ func (m *muxListener) handle(raw net.Conn) {
 	cs := tc.ConnectionState()
 	if sni, err := CanonicalHost(cs.ServerName); err == nil {
 		if h := m.handlers[sni]; h != nil {
+			handOn()
 			h(tc)
 			return
 		}
@@ -144,6 +195,7 @@ func (m *muxListener) handle(raw net.Conn) {
 		return
 	case "stun.turn":
 		if m.stun != nil {
+			handOn()
 			m.stun(tc)
 		} else {
 			tc.Close()
@@ -162,12 +214,88 @@ func (m *muxListener) handle(raw net.Conn) {
 		}
 		prefix = buf[:n]
 		if IsSTUN(prefix) {
+			handOn()
 			m.stun(&replayConn{Conn: tc, prefix: prefix})
 			return
 		}
 	}
 	info := &connInfo{tls: &cs, h1: true}
-	m.deliver(newH1Conn(tc, info, m.maxHead, prefix))
+	hc := newH1Conn(tc, info, m.maxHead, prefix)
+	m.liveMu.Lock()
+	m.live[hc] = &h1State{state: http.StateNew, delivered: time.Now()}
+	m.liveMu.Unlock()
+	hc.onClose = func() {
+		m.liveMu.Lock()
+		delete(m.live, hc)
+		m.liveMu.Unlock()
+	}
+	m.deliver(hc)
+}
+
+// observe is the public server's ConnState hook: it follows the state of
+// the HTTP/1 connections.
+func (m *muxListener) observe(c net.Conn, st http.ConnState) {
+	hc, ok := c.(*h1Conn)
+	if !ok {
+		return
+	}
+	m.liveMu.Lock()
+	defer m.liveMu.Unlock()
+	if s := m.live[hc]; s != nil {
+		s.state = st
+	}
+}
+
+// settleH1 returns once no HTTP/1 connection is left in an exchange, or
+// when ctx ends: net/http's Shutdown drops a request whose head it reads
+// after Shutdown began. With keep-alive off each connection ends after
+// its response; those idle, or that have sent nothing for quietGrace
+// since their handshake, are closed (a client must expect that of an
+// unused connection). Hijacked connections are not waited for.
+func (m *muxListener) settleH1(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var unused []*h1Conn
+		busy := 0
+		m.liveMu.Lock()
+		for c, s := range m.live {
+			switch {
+			case s.state == http.StateHijacked || s.state == http.StateClosed:
+			case s.state == http.StateIdle,
+				s.state == http.StateNew && !c.heard.Load() && time.Since(s.delivered) > quietGrace:
+				unused = append(unused, c)
+			default:
+				busy++
+			}
+		}
+		m.liveMu.Unlock()
+		for _, c := range unused {
+			_ = c.Close()
+		}
+		if busy == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// closeLive closes every HTTP/1 connection still open, hijacked ones
+// (WebSockets) included: net/http's Server.Close does not know those.
+func (m *muxListener) closeLive() {
+	m.liveMu.Lock()
+	all := make([]*h1Conn, 0, len(m.live))
+	for c := range m.live {
+		all = append(all, c)
+	}
+	m.liveMu.Unlock()
+	for _, c := range all {
+		_ = c.Close()
+	}
 }
 
 func (m *muxListener) deliver(c net.Conn) {

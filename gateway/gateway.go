@@ -110,6 +110,10 @@ type Gateway struct {
 	ready  atomic.Bool
 	addrs  atomic.Pointer[boundAddrs]
 	reload sync.Mutex
+
+	// draining is closed by BeginShutdown (once).
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // Generation is what a configuration generation hands the edge: the
@@ -166,7 +170,8 @@ func New(o Options) (*Gateway, error) {
 	if o.Config == nil {
 		return nil, errors.New("gateway: no configuration")
 	}
-	g := &Gateway{o: o, log: o.Logger, now: o.Now, audit: o.Audit, reg: o.Registry, limiter: o.Limiter}
+	g := &Gateway{o: o, log: o.Logger, now: o.Now, audit: o.Audit, reg: o.Registry, limiter: o.Limiter,
+		draining: make(chan struct{})}
 	if g.log == nil {
 		g.log = slog.Default()
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/telegate/telegate/scope"
 )
@@ -37,6 +38,12 @@ type h1Conn struct {
 	dead     bool // poisoned: the stand-in was released, then EOF
 	rerr     error
 	rbuf     []byte
+
+	// onClose, when set, runs once at the first Close.
+	onClose   func()
+	closeOnce sync.Once
+	// heard is set once the client has sent a byte after the handshake.
+	heard atomic.Bool
 }
 
 // standIn replaces a refused head; the chain answers it 400.
@@ -47,8 +54,17 @@ func newH1Conn(c net.Conn, info *connInfo, maxHead int, prefix []byte) *h1Conn {
 		maxHead = 64 << 10
 	}
 	h := &h1Conn{Conn: c, info: info, maxHead: maxHead}
+	h.heard.Store(len(prefix) > 0)
 	h.feed(prefix)
 	return h
+}
+
+// Close implements net.Conn.
+func (h *h1Conn) Close() error {
+	if h.onClose != nil {
+		h.closeOnce.Do(h.onClose)
+	}
+	return h.Conn.Close()
 }
 
 // Read implements net.Conn.
@@ -68,6 +84,9 @@ func (h *h1Conn) Read(p []byte) (int, error) {
 		dead := h.dead
 		h.mu.Unlock()
 		n, err := h.Conn.Read(buf)
+		if n > 0 {
+			h.heard.Store(true)
+		}
 		h.mu.Lock()
 		if dead {
 			// After the stand-in the client's bytes are dropped; reads

@@ -204,7 +204,7 @@ func shortError(err error) string {
 // listens and every dependency is ready, else 503 with the same JSON.
 func (g *Gateway) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	rd := Readiness{
-		Listening:    g.ready.Load() && g.current() != nil,
+		Listening:    g.Ready(),
 		Dependencies: g.readiness.statuses(r.Context()),
 	}
 	rd.Generation, rd.ConfigHash = g.Current()

@@ -67,7 +67,7 @@ func newRequestID() string {
 func (g *generation) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := g
-		s := &scope.Scope{RequestID: newRequestID(), Start: g.now()}
+		s := &scope.Scope{RequestID: newRequestID(), Start: g.now(), Draining: g.draining}
 		rs := &reqState{forwardedProto: "http"}
 		if ci, ok := r.Context().Value(connInfoKey{}).(*connInfo); ok && ci != nil {
 			rs.conn = ci

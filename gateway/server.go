@@ -24,7 +24,18 @@ const (
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
-	shutdownGrace            = 10 * time.Second
+	// DefaultShutdownTimeout bounds the drain when Server.ShutdownTimeout
+	// is unset (config.DefaultShutdownTimeout).
+	DefaultShutdownTimeout = 20 * time.Second
+	// adminGrace is how long the admin listener may take to finish its
+	// own requests once the public listeners have drained.
+	adminGrace = time.Second
+	// afterDeadline is how long handlers whose connections were closed at
+	// the drain deadline get to return.
+	afterDeadline = time.Second
+	// handshakeGrace is how long the drain lets connections accepted
+	// before it began finish their TLS handshake.
+	handshakeGrace = time.Second
 )
 
 // listeners are the sockets Serve runs on (tests pass their own).
@@ -35,8 +46,22 @@ type listeners struct {
 // Serve runs the public HTTPS listener (Server.Listen, default ":443"),
 // the plain-HTTP listener (Server.HTTPListen; Certs.HTTPHandler: ACME
 // HTTP-01 and redirects; "" disables it) and the admin listener
-// (Server.Admin, default 127.0.0.1:9090) until ctx ends, then shuts them
-// down gracefully (10s). /readyz turns ready once all listen.
+// (Server.Admin, default 127.0.0.1:9090) until ctx ends or BeginShutdown
+// is called, then drains. /readyz turns ready once all listen.
+//
+// The drain: /readyz answers 503 at once and the public and plain-HTTP
+// listeners stop accepting (a new connection is refused). Requests in
+// flight get Server.ShutdownTimeout (default 20s) to finish: connections
+// already accepted complete their TLS handshake; HTTP/1.1 ones serve the
+// exchange they are in and close after it (Connection: close; idle ones,
+// and those that send nothing within a second of their handshake, are
+// closed); HTTP/2 ones are sent GOAWAY and finish their streams.
+// Long-lived handlers see scope.Scope.Draining closed so they can end
+// their connections themselves (signaling WebSockets close with 1001).
+// Whatever is still open at the deadline is closed, hijacked connections
+// included. The admin listener answers until the public side has
+// drained. Serve returns nil after a drain, even one cut short by the
+// deadline (which is logged); an error only when a listener failed.
 func (g *Gateway) Serve(ctx context.Context) error {
 	if g.o.Certs == nil {
 		return errors.New("gateway: no certificates (Options.Certs) to serve TLS")
@@ -167,17 +192,49 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 	return srv, nil
 }
 
-// serve runs the servers on ls until ctx ends.
+// BeginShutdown starts the drain (see Serve): /readyz answers 503 from
+// now on, Serve stops accepting connections, and scope.Scope.Draining of
+// every request is closed. It is safe to call more than once and from any
+// goroutine; Serve calls it when its context ends.
+func (g *Gateway) BeginShutdown() {
+	g.drainOnce.Do(func() {
+		g.ready.Store(false)
+		close(g.draining)
+	})
+}
+
+// Ready reports whether /readyz answers 200: the listeners are up, a
+// configuration is loaded and no shutdown has begun.
+func (g *Gateway) Ready() bool {
+	return g.ready.Load() && g.current() != nil && !g.shuttingDown()
+}
+
+func (g *Gateway) shuttingDown() bool {
+	select {
+	case <-g.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// serve runs the servers on ls until ctx ends or BeginShutdown is called,
+// then drains them (see Serve).
 func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) error {
 	tlsCfg := g.publicTLS(base)
 	pub, err := g.publicServer(tlsCfg)
 	if err != nil {
 		return err
 	}
+	// Every handler is counted while it runs, including those that
+	// hijacked their connection (WebSockets), which http.Server.Shutdown
+	// does not wait for.
+	var active inFlight
+	pub.Handler = active.track(pub.Handler)
 	mux := newMuxListener(g, ls.public, tlsCfg)
+	pub.ConnState = mux.observe
 	go mux.run()
-	servers := []*http.Server{pub}
-	var httpSrv, adminSrv *http.Server
+	var httpSrv *http.Server
 	if ls.http != nil {
 		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			page.Error(w, r, http.StatusNotFound, "Not found.", "")
@@ -185,13 +242,11 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 		if g.o.Certs != nil {
 			h = g.o.Certs.HTTPHandler()
 		}
-		httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
+		httpSrv = &http.Server{Handler: active.track(h), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: slogErrorLog(g.log)}
-		servers = append(servers, httpSrv)
 	}
-	adminSrv = &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
+	adminSrv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: slogErrorLog(g.log)}
-	servers = append(servers, adminSrv)
 
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
@@ -204,8 +259,10 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 			}
 		}()
 	}
+	public := []*http.Server{pub}
 	start(pub, mux)
 	if httpSrv != nil {
+		public = append(public, httpSrv)
 		start(httpSrv, ls.http)
 	}
 	start(adminSrv, ls.admin)
@@ -215,15 +272,126 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 
 	select {
 	case <-ctx.Done():
+	case <-g.draining:
 	case err = <-errc:
 	}
-	g.ready.Store(false)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	g.BeginShutdown()
+	g.drain(public, mux, &active)
+	actx, cancel := context.WithTimeout(context.Background(), adminGrace)
 	defer cancel()
-	for _, s := range servers {
-		_ = s.Shutdown(sctx)
+	if adminSrv.Shutdown(actx) != nil {
+		adminSrv.Close()
 	}
-	mux.Close()
 	wg.Wait()
 	return err
+}
+
+// drain stops the public servers accepting, waits for their requests
+// (hijacked connections included) until Server.ShutdownTimeout, then
+// closes whatever is left. servers[0] is the HTTPS server behind mux.
+func (g *Gateway) drain(servers []*http.Server, mux *muxListener, active *inFlight) {
+	timeout := orDur(g.current().cfg.Server.ShutdownTimeout, DefaultShutdownTimeout)
+	began := time.Now()
+	g.log.Info("draining", "requests", active.count(), "timeout", timeout.String())
+	dctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// Every HTTP/1.1 response from here on says Connection: close, and
+	// idle connections are closed.
+	for _, s := range servers {
+		s.SetKeepAlivesEnabled(false)
+	}
+	// No new connection is accepted. On the HTTPS listener those already
+	// accepted finish their TLS handshake and are served first.
+	mux.stopAccepting()
+	var swg sync.WaitGroup
+	for i, s := range servers {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			if i == 0 {
+				select {
+				case <-mux.pending.idle():
+				case <-time.After(min(handshakeGrace, timeout)):
+				}
+				// net/http's Shutdown drops a request whose head it
+				// reads after Shutdown began: let every HTTP/1
+				// connection finish its exchange first (keep-alive is
+				// off, so each ends after its response).
+				mux.settleH1(dctx)
+			}
+			_ = s.Shutdown(dctx) // HTTP/2: GOAWAY, then the streams in flight
+		}()
+	}
+	swg.Wait()
+	select {
+	case <-active.idle():
+		g.log.Info("drained", "took", time.Since(began).Round(time.Millisecond).String())
+		return
+	case <-dctx.Done():
+	}
+	left := active.count()
+	for _, s := range servers {
+		_ = s.Close()
+	}
+	mux.closeLive() // hijacked HTTP/1 connections
+	select {
+	case <-active.idle():
+	case <-time.After(afterDeadline):
+	}
+	g.log.Warn("drain deadline reached; closed the connections still open",
+		"requests", left, "timeout", timeout.String())
+}
+
+// inFlight counts things under way (handlers running, connections in
+// their TLS handshake), for the drain to wait on.
+type inFlight struct {
+	mu     sync.Mutex
+	n      int
+	idleCh chan struct{} // closed when n drops to 0; nil when nobody waits
+}
+
+// track counts h's calls while they run.
+func (c *inFlight) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.add()
+		defer c.done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *inFlight) add() {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+}
+
+func (c *inFlight) done() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n == 0 && c.idleCh != nil {
+		close(c.idleCh)
+		c.idleCh = nil
+	}
+}
+
+func (c *inFlight) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// idle returns a channel closed once no handler runs.
+func (c *inFlight) idle() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if c.idleCh == nil {
+		c.idleCh = make(chan struct{})
+	}
+	return c.idleCh
 }

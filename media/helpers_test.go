@@ -188,11 +188,15 @@ type harness struct {
 	key   []byte
 	// sessions, when set before start, is told of calls in progress.
 	sessions Sessions
+	// draining is every request's scope.Scope.Draining: the gateway
+	// closes it when the node begins to shut down.
+	draining chan struct{}
 }
 
 func newHarness(t *testing.T, cfg config.Visits) *harness {
 	t.Helper()
-	h := &harness{t: t, relay: newSpyRelay(t), sink: &recordSink{}, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, dir: t.TempDir(), cfg: cfg}
+	h := &harness{t: t, relay: newSpyRelay(t), sink: &recordSink{}, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, dir: t.TempDir(), cfg: cfg,
+		draining: make(chan struct{})}
 	h.start()
 	t.Cleanup(func() {
 		h.srv.Close()
@@ -208,7 +212,11 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.svc = svc
-	h.srv = httptest.NewServer(withTestIdentity(svc.Handler()))
+	draining := h.draining
+	h.srv = httptest.NewServer(withTestIdentity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scope.From(r.Context()).Draining = draining
+		svc.Handler().ServeHTTP(w, r)
+	})))
 }
 
 // restart closes the service and opens a new one on the same data dir.

@@ -208,8 +208,12 @@ func New(o Options) (*Service, error) {
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Close ends the expiry loop, closes every signaling socket (status 1001,
-// going away; visits stay open and resume after a restart) and closes the
-// store.
+// going away, with a reason saying the node is restarting: visits stay
+// open, and the page reconnects and resumes the call) and closes the
+// store. Call it before closing the relay, so participants hear why their
+// relay allocations end. The sockets are usually closed already: they
+// close themselves when the gateway begins to drain
+// (scope.Scope.Draining).
 func (s *Service) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -227,7 +231,7 @@ func (s *Service) Close() error {
 	close(s.stop)
 	s.sweepers.Wait()
 	for _, p := range all {
-		p.shutdown(statusGoingAway, "server shutting down", nil)
+		p.shutdown(statusGoingAway, restartReason, nil)
 	}
 	done := make(chan struct{})
 	go func() { s.peersWG.Wait(); close(done) }()

@@ -19,7 +19,7 @@ import (
 
 // Signaling WebSocket close codes (RFC 6455 §7.4; 4000–4999 are private).
 const (
-	statusGoingAway   = websocket.StatusGoingAway       // server shutting down
+	statusGoingAway   = websocket.StatusGoingAway       // the node is shutting down (restartReason)
 	statusPolicy      = websocket.StatusPolicyViolation // rate limit, malformed message
 	statusFingerprint = websocket.StatusCode(4001)      // DTLS fingerprint changed without ICE restart
 	statusRemoved     = websocket.StatusCode(4003)      // removed from the visit
@@ -27,6 +27,11 @@ const (
 	statusSignedOut   = websocket.StatusCode(4005)      // the sign-in session ended
 	statusReplaced    = websocket.StatusCode(4009)      // a newer socket of the same participant
 )
+
+// restartReason is the close reason of the signaling sockets (1001) when
+// the node shuts down: the visit goes on, and the page reconnects — to
+// another node behind the load balancer, or to this one once it is back.
+const restartReason = "telegate is restarting; rejoining the call"
 
 const (
 	sendQueue    = 64
@@ -306,6 +311,15 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fail(http.StatusServiceUnavailable, "max-peers", "too many calls at the moment; try again shortly"))
 		return
 	}
+	var draining <-chan struct{}
+	if sc := scope.From(r.Context()); sc != nil {
+		draining = sc.Draining
+	}
+	if isClosed(draining) {
+		w.Header().Set("Retry-After", "2")
+		writeError(w, r, fail(http.StatusServiceUnavailable, "restarting", restartReason))
+		return
+	}
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return // Accept answered
@@ -326,6 +340,17 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	go p.writer()
 	go p.pinger()
 	go p.keepSessionActive()
+	if draining != nil {
+		// The node is shutting down: tell the page at once, while the
+		// gateway drains the requests in flight.
+		go func() {
+			select {
+			case <-draining:
+				p.shutdown(statusGoingAway, restartReason, nil)
+			case <-p.done:
+			}
+		}()
+	}
 
 	welcome := serverMsg{Type: "welcome", Self: p.pid, Peers: []peerInfo{}, EndsAt: timePtr(endsAt)}
 	for _, o := range others {
@@ -563,5 +588,18 @@ func (s *Service) SessionEnded(sessionID string, id *scope.Identity) {
 	}
 	for _, p := range socks {
 		p.shutdown(statusSignedOut, "signed out", serverMsg{Type: "error", Error: "signed out"})
+	}
+}
+
+// isClosed reports whether ch (which may be nil) is closed.
+func isClosed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }

@@ -2,6 +2,7 @@ package media
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -742,5 +743,80 @@ func TestCSPHost(t *testing.T) {
 		if got := cspFor(host); !strings.Contains(got, want) || strings.Count(got, "script-src") != 1 {
 			t.Errorf("cspFor(%q) = %q", host, got)
 		}
+	}
+}
+
+// closeError reads until the socket closes and returns the close frame
+// the server sent.
+func closeError(t *testing.T, c *websocket.Conn) websocket.CloseError {
+	t.Helper()
+	for {
+		if _, err := readMsg(t, c); err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("the socket ended without a close frame: %v", err)
+			}
+			return ce
+		}
+	}
+}
+
+// TestDrainingClosesSocketsWithRestartReason: when the node begins to shut
+// down (the gateway closes scope.Scope.Draining) every signaling socket is
+// closed at once with 1001 and a reason the page shows while it rejoins;
+// a new socket is refused with 503 and Retry-After; the visit and the
+// participants' admission stay.
+func TestDrainingClosesSocketsWithRestartReason(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Visits{})
+	vid, _, pid := h.admitted()
+	dr := h.mustDial("dr", vid)
+	readType(t, dr, "welcome")
+	pat := h.mustDial("pat", vid)
+	readType(t, pat, "welcome")
+
+	began := time.Now()
+	close(h.draining)
+	for name, c := range map[string]*websocket.Conn{"clinician": dr, "patient": pat} {
+		ce := closeError(t, c)
+		if ce.Code != websocket.StatusGoingAway || ce.Reason != restartReason {
+			t.Errorf("%s: closed with %d %q, want 1001 %q", name, ce.Code, ce.Reason, restartReason)
+		}
+	}
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("the sockets closed %v after the drain began", d)
+	}
+	conn, resp, err := h.dial("pat", vid, h.srv.URL)
+	if err == nil {
+		conn.CloseNow()
+		t.Fatal("a new signaling socket was accepted while draining")
+	}
+	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a new signaling socket while draining: %v, want 503 with Retry-After", resp)
+	}
+	if st, _ := h.do("pat", "GET", "/.telegate/visits/"+vid, nil); st != http.StatusOK {
+		t.Errorf("the visit after the drain began: %d", st)
+	}
+	if !h.relay.isAdmitted(vid, pid) {
+		t.Error("the patient lost relay admission when the node began to drain")
+	}
+}
+
+// TestCloseTellsParticipantsTheNodeRestarts: Close closes the sockets
+// still open with 1001 and the restart reason, before the relay goes.
+func TestCloseTellsParticipantsTheNodeRestarts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Visits{})
+	vid, _, _ := h.admitted()
+	pat := h.mustDial("pat", vid)
+	readType(t, pat, "welcome")
+	done := make(chan error, 1)
+	go func() { done <- h.svc.Close() }()
+	ce := closeError(t, pat)
+	if ce.Code != websocket.StatusGoingAway || ce.Reason != restartReason {
+		t.Errorf("closed with %d %q, want 1001 %q", ce.Code, ce.Reason, restartReason)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -66,13 +66,21 @@ type Ready struct {
 // the listeners (gateway) — and serves until ctx ends. Every component is
 // closed on the way out, in reverse order.
 //
+// When ctx ends the gateway drains (gateway.Serve: /readyz 503, no new
+// connections, requests in flight finished within
+// server.shutdown_timeout, signaling sockets told the node is
+// restarting); then visits close, the relay closes its allocations, and
+// the audit trail records "node.stop" and is flushed and closed. Run
+// returns nil after such a shutdown, or the errors of the components that
+// failed to close (an audit trail that could not be flushed, say).
+//
 // Each configuration from Options.Reloads, and each POST /reload on the
 // admin listener, becomes a new generation: built whole, then swapped in
 // at once (see reload). A configuration that does not build, or that
 // changes a setting of the process (listeners, data directory, TLS,
 // stores, relay, visits), is refused with every problem named, and the
 // running generation stays.
-func Run(ctx context.Context, cfg *config.Config, o Options) error {
+func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if cfg == nil {
 		return errors.New("telegate: no configuration")
 	}
@@ -86,12 +94,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	var closers []func() error
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
-			if err := closers[i](); err != nil {
-				log.Warn("closing", "error", err)
+			if cerr := closers[i](); cerr != nil {
+				log.Error("closing", "error", cerr)
+				err = errors.Join(err, cerr)
 			}
 		}
 	}()
-	stopDev, err := startDevelopmentProviders(ctx, cfg, log) // fills cfg's development providers
+	stopDev, err := startDevelopmentProviders(context.WithoutCancel(ctx), cfg, log) // fills cfg's development providers
 	if err != nil {
 		return fmt.Errorf("development provider: %w", err)
 	}
@@ -113,7 +122,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
-	closers = append(closers, trail.Close)
+	closers = append(closers, func() error {
+		// The trail's last record, after those of the components closed
+		// before it (visits, relay allocations).
+		reason := "shutdown"
+		if err != nil && ctx.Err() == nil {
+			reason = "error"
+		}
+		trail.Record(context.Background(), audit.Event{Type: "node.stop", Reason: reason})
+		return trail.Close()
+	})
 	reg.MustRegister(trail)
 	// Client addresses in logs: one pseudonym key for every plane, never
 	// the audit key.

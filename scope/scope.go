@@ -96,6 +96,11 @@ type Scope struct {
 	Decision Decision
 	// Status is the response status, recorded for audit and metrics.
 	Status int
+	// Draining is closed once the node begins to shut down. A long-lived
+	// handler (a signaling WebSocket) ends its connection then, telling
+	// its client why, instead of waiting for the drain deadline. nil
+	// outside the gateway chain.
+	Draining <-chan struct{}
 }
 
 type key struct{}

@@ -67,7 +67,15 @@ func (c cli) run(ctx context.Context, args []string) int {
 			level.Set(parseLevel(cfg.Log.Level))
 		},
 	})
-	if err != nil && ctx.Err() == nil {
+	return stopped(ctx, logger, err)
+}
+
+// stopped logs how node.Run ended and returns the exit status: 0 after a
+// signal and a clean drain (or a signal during start-up), 1 when the node
+// failed, before or during its shutdown (an audit trail that could not be
+// flushed, say).
+func stopped(ctx context.Context, logger *slog.Logger, err error) int {
+	if err != nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
 		logger.Error("telegate stopped", "error", err)
 		return exitFail
 	}

@@ -62,7 +62,7 @@ func (c cli) demo(ctx context.Context, args []string) int {
 	o := config.DemoOptions{Listen: *listen, Admin: *admin, Relay: *relayAddr, DataDir: *dataDir}
 	cfg := config.Demo(o) // first pass: the public URL and the routes for the demo app
 	roots := &rootFile{path: filepath.Join(cfg.DataDir, "ca", "root.pem")}
-	upstream, closeApp, err := startDemoApp(ctx, logger, cfg, roots)
+	upstream, closeApp, err := startDemoApp(context.WithoutCancel(ctx), logger, cfg, roots)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "telegate demo: starting the demo app: %v\n", err)
 		return exitFail
@@ -85,11 +85,7 @@ func (c cli) demo(ctx context.Context, args []string) int {
 			printBanner(c.stdout, r, cfg)
 		},
 	})
-	if err != nil && ctx.Err() == nil {
-		logger.Error("telegate stopped", "error", err)
-		return exitFail
-	}
-	return exitOK
+	return stopped(ctx, logger, err)
 }
 
 // checkLoopbackListen requires host:port whose host is "localhost" or a

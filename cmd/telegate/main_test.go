@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -472,6 +473,36 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	for sc.Scan() {
 		if l := sc.Text(); !strings.HasPrefix(l, "{") {
 			t.Errorf("log line is not JSON: %q", l)
+		}
+	}
+}
+
+// TestStoppedExitStatus: after a signal a clean drain (or a signal during
+// start-up) exits 0; a node that failed, before or during its shutdown,
+// exits 1.
+func TestStoppedExitStatus(t *testing.T) {
+	t.Parallel()
+	live := context.Background()
+	signalled, cancel := context.WithCancel(context.Background())
+	cancel()
+	flush := errors.New("audit: flush: no space left on device")
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want int
+	}{
+		{"drained after a signal", signalled, nil, exitOK},
+		{"signal during start-up", signalled, fmt.Errorf("certificates: %w", context.Canceled), exitOK},
+		{"audit trail not flushed on the way out", signalled, flush, exitFail},
+		{"stopped by itself", live, errors.New("public listener: address in use"), exitFail},
+	} {
+		var log bytes.Buffer
+		if got := stopped(tc.ctx, newLogger(&log, "text", new(slog.LevelVar)), tc.err); got != tc.want {
+			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.want)
+		}
+		if tc.err != nil && tc.want == exitFail && !strings.Contains(log.String(), tc.err.Error()) {
+			t.Errorf("%s: the failure is not logged: %s", tc.name, log.String())
 		}
 	}
 }

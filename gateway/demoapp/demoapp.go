@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,6 +126,25 @@ func New(o Options) (http.Handler, error) {
 	return &app{header: http.CanonicalHeaderKey(o.Header), audiences: slices.Clone(o.Audiences), verifier: v, log: o.Logger}, nil
 }
 
+// SlowPath answers like any other path, after a delay: ?ms= milliseconds
+// (default 300, at most 5000). It stands for a slow upstream, to watch the
+// gateway drain requests in flight when it shuts down.
+const SlowPath = "/public/slow"
+
+const (
+	defaultSlow = 300 * time.Millisecond
+	maxSlow     = 5 * time.Second
+)
+
+// slowDelay is the delay asked of SlowPath.
+func slowDelay(r *http.Request) time.Duration {
+	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+	if err != nil || ms < 0 {
+		return defaultSlow
+	}
+	return min(time.Duration(ms)*time.Millisecond, maxSlow)
+}
+
 // errNotVerified is the one answer to every bad assertion.
 var errNotVerified = errors.New("the gateway's assertion did not verify")
 
@@ -191,13 +211,20 @@ func wantsJSON(r *http.Request) bool {
 
 // ServeHTTP answers every path with the view of the request: 200 with or
 // without a verified assertion, 401 when an assertion is present and does
-// not verify.
+// not verify. SlowPath answers so after its delay.
 func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Vary", "Accept")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	if r.URL.Path == SlowPath {
+		select {
+		case <-time.After(slowDelay(r)):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	c, route, err := a.verify(r)
 	if err != nil {
 		a.fail(w, r)

@@ -338,3 +338,30 @@ func FuzzAssertionHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestSlowPathAnswersAfterItsDelay(t *testing.T) {
+	t.Parallel()
+	g := shared(t)
+	for _, tc := range []struct {
+		query    string
+		min, max time.Duration
+	}{
+		{"", 300 * time.Millisecond, 3 * time.Second},
+		{"?ms=50", 50 * time.Millisecond, 2 * time.Second},
+		{"?ms=bogus", 300 * time.Millisecond, 3 * time.Second},
+	} {
+		start := time.Now()
+		resp, body := do(t, g.app, SlowPath+tc.query, "application/json")
+		took := time.Since(start)
+		var v View
+		if err := json.Unmarshal([]byte(body), &v); err != nil || resp.StatusCode != http.StatusOK || v.Path != SlowPath {
+			t.Fatalf("%s: %d %s", tc.query, resp.StatusCode, body)
+		}
+		if took < tc.min || took > tc.max {
+			t.Errorf("%s: answered after %v, want at least %v", tc.query, took, tc.min)
+		}
+	}
+	if d := slowDelay(httptest.NewRequest(http.MethodGet, SlowPath+"?ms=999999", nil)); d != maxSlow {
+		t.Errorf("delay capped at %v, want %v", d, maxSlow)
+	}
+}

@@ -252,6 +252,9 @@ async function call() {
       say('#call-status', 'The other participant left. Waiting…');
     }
   });
+  c.addEventListener('reconnecting', e => {
+    say('#call-status', e.detail.reason || 'Reconnecting…');
+  });
   c.addEventListener('closed', e => {
     const msg = {
       ended: 'The visit has ended.', removed: 'You were removed from the visit.', 'signed-out': 'You were signed out.',

@@ -187,6 +187,7 @@ export async function callStats(pc) {
  *   state {peerId, state} (RTCPeerConnectionState), code {peerId, code},
  *   stats {peerId, stats} (every second), peerleft {peerId},
  *   iceerror {peerId, code, text, url} (a TURN server error while gathering),
+ *   reconnecting {code, reason} (the node is restarting; the call rejoins by itself),
  *   closed {code, reason, why: 'ended'|'removed'|'signed-out'|'replaced'|'refused'|'hangup'|'network'}.
  */
 export class Call extends EventTarget {
@@ -230,10 +231,19 @@ export class Call extends EventTarget {
         this.stop(why, ev.code, ev.reason);
         return;
       }
-      // Network trouble: reconnect; the peer connections keep their media.
-      setTimeout(() => { if (!this.closed) this.connect(); }, 2000);
+      // 1001: the node is restarting (the reason says so); the visit goes
+      // on. Otherwise network trouble. Either way rejoin; the peer
+      // connections keep their media meanwhile.
+      if (ev.code === 1001) this.emit('reconnecting', { code: ev.code, reason: ev.reason });
+      setTimeout(() => { if (!this.closed) this.reconnect(); }, 2000);
     };
     this.pingTimer = this.pingTimer || setInterval(() => this.send({ type: 'ping' }), 25000);
+  }
+
+  /** Fetch fresh relay credentials (the node may have changed), then reopen the socket. */
+  async reconnect() {
+    try { this.ice = await iceConfig(this.visitId); } catch (_) { /* keep the last ones */ }
+    if (!this.closed) this.connect();
   }
 
   send(m) {
