@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/node"
+)
+
+// corpusEntry is one configuration of the check ⇔ Build ⇔ run corpus.
+type corpusEntry struct {
+	name string
+	yaml string
+	// mode is the permission of the secret files the entry names (0600
+	// unless a variant makes one world-readable).
+	mode os.FileMode
+}
+
+// configCorpus is every configuration the repository ships or documents
+// (the example, the test data, the YAML snippets of README.md and the
+// docs) and variants of the valid test configuration, one per rule a
+// part of telegate applies, accepted and refused.
+func configCorpus(t *testing.T) []corpusEntry {
+	t.Helper()
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	out := []corpusEntry{
+		{name: "config.example.yaml", yaml: read("../../config.example.yaml")},
+		{name: "testdata/valid.yaml", yaml: read("../../config/testdata/valid.yaml")},
+		{name: "testdata/several-errors.yaml", yaml: read("../../config/testdata/several-errors.yaml")},
+	}
+	for _, doc := range []string{"../../README.md", "../../docs/deployment.md", "../../docs/config.md", "../../docs/visits.md", "../../docs/security-model.md"} {
+		text := read(doc)
+		for i, b := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(text, -1) {
+			out = append(out, corpusEntry{name: fmt.Sprintf("%s#%d", filepath.Base(doc), i+1), yaml: b[1]})
+		}
+	}
+	valid := read("../../config/testdata/valid.yaml")
+	variant := func(name, from, to string) {
+		if !strings.Contains(valid, from) {
+			t.Fatalf("variant %s: %q is not in valid.yaml", name, from)
+		}
+		out = append(out, corpusEntry{name: "valid+" + name, yaml: strings.Replace(valid, from, to, 1)})
+	}
+	variant("upstream with a path", "upstream: http://127.0.0.1:8080", "upstream: http://127.0.0.1:8080/app")
+	variant("upstream https", "upstream: http://127.0.0.1:8080", "upstream: https://127.0.0.1:8443")
+	variant("path not canonical", "path: /api/", "path: /api//")
+	variant("path with dot segment", "path: /api/", "path: /x/../api/")
+	variant("path reserved", "path: /api/", "path: /.telegate/api/")
+	variant("assertion header not X-", "sessions:", "assertion:\n  header: Telegate-Identity\nsessions:")
+	variant("assertion header X-", "sessions:", "assertion:\n  header: X-Hospital-Identity\nsessions:")
+	variant("admin public", "admin: 127.0.0.1:9090", "admin: 0.0.0.0:9090")
+	variant("admin private", "admin: 127.0.0.1:9090", "admin: 10.1.2.3:9090")
+	variant("cookie without __Host-", "sessions:", "sessions:\n  cookie_name: telegate")
+	variant("symmetric signing alg", "signing_algs: [RS256]", "signing_algs: [HS256]")
+	variant("policy admits nobody", "- authenticated: true", "- {}")
+	variant("public and allow", "policy:\n      allow:\n        - authenticated: true", "policy:\n      public: true\n      allow:\n        - authenticated: true")
+	variant("idle timeout too short", "idle_timeout: 15m", "idle_timeout: 500ms")
+	variant("unknown key", "sessions:", "session:\n  idle_timeout: 1m\nsessions:")
+	variant("duplicate route id", "id: api\n    path: /api/", "id: home\n    path: /api/")
+	variant("missing client CA", "ca_file: ca.pem", "ca_file: missing.pem")
+	variant("visits without relay", "routes:", "visits:\n  enabled: true\nroutes:")
+	variant("inspection on", "routes:", "inspection:\n  enabled: true\nroutes:")
+	variant("route inspected", "api: true\n", "api: true\n    inspect: true\n")
+	variant("rate zero", "routes:", "rate_limits:\n  per_client: {rate: 0, burst: 10}\nroutes:")
+	variant("development provider off loopback", "  - id: staff\n", "  - id: dev\n    development: true\n  - id: staff\n")
+	variant("secret file", "client_secret: ${STAFF_SECRET}", "client_secret_file: staff.secret")
+	readable := corpusEntry{name: "valid+world-readable secret file", yaml: strings.Replace(valid, "client_secret: ${STAFF_SECRET}", "client_secret_file: staff.secret", 1), mode: 0o644}
+	return append(out, readable)
+}
+
+// writeCorpusEntry writes e into a fresh directory with every file it
+// names (secrets 32 bytes in base64; certificate files a real certificate
+// and key) and returns the path and the environment its ${NAME}s need.
+func writeCorpusEntry(t *testing.T, e corpusEntry) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	var env []string
+	for _, m := range regexp.MustCompile(`\$\{([A-Z0-9_]+)\}`).FindAllStringSubmatch(e.yaml, -1) {
+		v := "example-secret-value-" + strings.ToLower(m[1])
+		if strings.HasSuffix(m[1], "_KEY") {
+			v = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=" // 32 bytes
+		}
+		env = append(env, m[1]+"="+v)
+	}
+	certPEM, keyPEM := testCertificate(t)
+	caPEM, err := os.ReadFile("../../config/testdata/ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode := e.mode
+	if mode == 0 {
+		mode = 0o600
+	}
+	for _, m := range regexp.MustCompile(`(?m)^[^#\n]*?\b([a-z_]+_file):\s*([^\s#]+)`).FindAllStringSubmatch(e.yaml, -1) {
+		field, p := m[1], m[2]
+		if strings.HasPrefix(p, "${") || p == "missing.pem" {
+			continue
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		} else {
+			// An absolute path in a document (/etc/telegate/…) is kept
+			// inside the test's directory.
+			p = filepath.Join(dir, p)
+			e.yaml = strings.ReplaceAll(e.yaml, m[2], p)
+		}
+		content, fileMode := []byte("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=\n"), mode
+		switch field {
+		case "ca_file", "ca_root_file":
+			content, fileMode = caPEM, 0o644
+		case "cert_file":
+			content, fileMode = certPEM, 0o644
+		case "key_file":
+			if strings.HasSuffix(p, ".pem") { // a TLS key; audit.key_file is base64
+				content = keyPEM
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, content, fileMode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, fileMode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "telegate.yaml")
+	if err := os.WriteFile(path, []byte(e.yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, env
+}
+
+// testCertificate is a self-signed P-256 certificate for names (a few
+// documented ones when none) and its key, PEM.
+func testCertificate(t *testing.T, names ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	if len(names) == 0 {
+		names = []string{"gw.hospital.example", "gw.example.test", "localhost"}
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gw.hospital.example"},
+		DNSNames: names, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// loopbackOnly is an HTTP client that reaches nothing but loopback: the
+// configurations name real identity providers and ACME CAs, which a test
+// must never contact.
+func loopbackOnly() *http.Client {
+	d := &net.Dialer{Timeout: time.Second}
+	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+				return nil, fmt.Errorf("test: %s is not on loopback", host)
+			}
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// onLoopback is cfg with every listener on an ephemeral loopback port,
+// its data in dir, and certificate files instead of ACME (which would
+// reach a CA on the Internet), so that run can start it here. Everything
+// else stays as the file says.
+func onLoopback(t *testing.T, cfg *config.Config, dir string) *config.Config {
+	t.Helper()
+	c := *cfg
+	c.DataDir = dir
+	c.Server.Listen, c.Server.Admin, c.Server.HTTPListen = "127.0.0.1:0", "127.0.0.1:0", ""
+	c.TLS.Hosts = append([]config.TLSHost(nil), cfg.TLS.Hosts...)
+	for i := range c.TLS.Hosts {
+		h := &c.TLS.Hosts[i]
+		if h.Mode != "acme" {
+			continue
+		}
+		certPEM, keyPEM := testCertificate(t, h.Names...)
+		h.Mode, h.CertFile, h.KeyFile = "files", filepath.Join(t.TempDir(), "cert.pem"), filepath.Join(t.TempDir(), "key.pem")
+		if err := os.WriteFile(h.CertFile, certPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(h.KeyFile, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Relay.Enabled {
+		c.Relay.Listen = "127.0.0.1:0"
+		if c.Relay.TLSListen != "" {
+			c.Relay.TLSListen = "127.0.0.1:0"
+		}
+		c.Relay.RelayAddresses = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+		c.Relay.UDPSockets = 1
+	}
+	return &c
+}
+
+// TestRegression_CheckAcceptsExactlyWhatRunStarts: for every configuration
+// of the corpus, `telegate check` accepts it exactly when node.Build
+// builds it, and run starts exactly the configurations that build. Before
+// this, check passed files run then refused (an upstream URL with a path,
+// an assertion header only the gateway refused, a relay secrets file that
+// was missing or world-readable).
+func TestRegression_CheckAcceptsExactlyWhatRunStarts(t *testing.T) {
+	t.Parallel()
+	corpus := configCorpus(t)
+	var accepted, refused int
+	for _, e := range corpus {
+		path, env := writeCorpusEntry(t, e)
+		r := telegate(t, env, "check", "-c", path)
+		checked := r.code == 0
+		t.Logf("%s: check exit %d %s", e.name, r.code, strings.TrimSpace(r.stderr))
+		var built error
+		cfg, err := loadWithEnv(path, env)
+		if err == nil {
+			_, built = node.Build(cfg, node.Env{})
+		} else {
+			built = err
+		}
+		if checked != (built == nil) {
+			t.Errorf("%s: check exit %d (%s) but Build: %v", e.name, r.code, strings.TrimSpace(r.stderr), built)
+			continue
+		}
+		if !checked {
+			refused++
+			if !strings.Contains(r.stderr, path) {
+				t.Errorf("%s: refused without file:line: %q", e.name, r.stderr)
+			}
+			if cfg != nil {
+				if err := runUntilReady(t, cfg); err == nil {
+					t.Errorf("%s: check refused it but run started", e.name)
+				}
+			}
+			continue
+		}
+		accepted++
+		if cfg.Redis.Addr != "" {
+			continue // runs with its Redis in the node and auth tests
+		}
+		lc := onLoopback(t, cfg, filepath.Join(t.TempDir(), "data"))
+		if _, err := node.Build(lc, node.Env{}); err != nil {
+			t.Errorf("%s: on loopback it no longer builds: %v", e.name, err)
+			continue
+		}
+		if err := runUntilReady(t, lc); err != nil {
+			t.Errorf("%s: check accepted it but run did not start: %v", e.name, err)
+		}
+	}
+	t.Logf("corpus: %d configurations, %d accepted and started, %d refused by both", len(corpus), accepted, refused)
+	if accepted < 10 || refused < 10 {
+		t.Errorf("the corpus should hold at least 10 accepted and 10 refused configurations: %d, %d", accepted, refused)
+	}
+}
+
+// loadWithEnv loads path with env set for the ${NAME}s it names.
+func loadWithEnv(path string, env []string) (*config.Config, error) {
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if old, ok := os.LookupEnv(k); ok && old != v {
+			return nil, fmt.Errorf("test: %s is already set differently", k)
+		}
+		_ = os.Setenv(k, v) // unique names per placeholder; same value everywhere
+	}
+	return config.Load(path)
+}
+
+// runUntilReady runs a node for cfg until it is ready, then stops it: nil
+// when it got ready, else why it stopped.
+func runUntilReady(t *testing.T, cfg *config.Config) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- node.Run(ctx, cfg, node.Options{
+			Logger:     slog.New(slog.DiscardHandler),
+			HTTPClient: loopbackOnly(),
+			Ready:      func(node.Ready) { close(ready) },
+		})
+	}()
+	select {
+	case <-ready:
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("node did not stop")
+		}
+		return nil
+	case err := <-done:
+		if err == nil {
+			err = errors.New("stopped before it was ready")
+		}
+		return err
+	case <-time.After(60 * time.Second):
+		return errors.New("not ready within 60s")
+	}
+}
