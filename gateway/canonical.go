@@ -212,13 +212,10 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, reason scope.Rea
 	if st := stateFrom(r.Context()); st != nil {
 		st.reason = reason
 	}
-	if s := scope.From(r.Context()); s != nil {
-		s.Decision = scope.Decision{Allow: false, Reason: reason}
-	}
 	if status == http.StatusBadRequest && r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
-	page.Error(w, r, status, "The request was refused.", "")
+	page.Refuse(w, r, status, reason)
 }
 
 // canonicalise is the second stage: it parses the request once and puts

@@ -3,9 +3,8 @@ package gateway
 import (
 	"crypto/tls"
 	"net/http"
-	"net/netip"
 
-	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/policies"
 )
 
 // Authenticator is the control plane's "who is this" stage (package auth).
@@ -39,18 +38,7 @@ type Certificates interface {
 	HTTPHandler() http.Handler
 }
 
-// Limiter holds the rate-limit buckets (package policies: Limiter in
-// memory, RedisLimiter across nodes) and no limits: the running
-// configuration generation resolves each route's limit
-// (policies.RouteLimits) and passes it with every call, so a reload's new
-// limit applies to the next request. Both calls take one token and report
-// whether one was there; false is answered 429 with Retry-After (RFC 6585
-// §4). A limit that is not valid (rate not above 0, burst below 1) refuses.
-// Implementations are bounded (cap + eviction, or expiry) and safe for
-// concurrent use.
-type Limiter interface {
-	// AllowClient takes one token from the per-client bucket (IPv4 address, IPv6 /64) of routeID under lim.
-	AllowClient(routeID string, addr netip.Addr, lim config.RateLimit) bool
-	// AllowSubject takes one token from the per-identity bucket of routeID under lim.
-	AllowSubject(routeID, subjectKey string, lim config.RateLimit) bool
-}
+// Limiter holds the rate-limit buckets (package policies): the
+// in-memory policies.Limiter or the policies.RedisLimiter. Bounded (cap +
+// eviction) and safe for concurrent use.
+type Limiter = policies.Buckets

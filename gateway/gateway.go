@@ -229,9 +229,10 @@ func New(o Options) (*Gateway, error) {
 // chain writes the request path once (docs/architecture.md "Request path").
 // The first stage listed is the outermost.
 func (g *generation) chain() http.Handler {
-	own := stages(g.ownEndpoints(), g.limitClient, g.authenticate)
+	limitClient := policies.LimitClient(g.limiter, g.limits)
+	own := stages(g.ownEndpoints(), limitClient, g.authenticate)
 	routed := stages(g.proxyHandler(),
-		g.limitClient, g.authenticate, g.authorise, g.limitSubject,
+		limitClient, g.authenticate, g.authorise, policies.LimitSubject(g.limiter, g.limits),
 		g.limitBody, g.inspect, g.websocketGate, g.forwardHeaders)
 	return stages(g.route(own, routed),
 		g.requestID, g.record, g.securityHeaders, g.canonicalise)
@@ -296,8 +297,8 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		at := func(field string) string { return fmt.Sprintf("routes[%d].%s", i, field) }
-		if r.ID == "" || r.ID == ownRouteID {
-			errs = append(errs, cfg.Problem(at("id"), "a route id is required (and %q is telegate's own)", ownRouteID))
+		if r.ID == "" || r.ID == policies.OwnRouteID {
+			errs = append(errs, cfg.Problem(at("id"), "a route id is required (and %q is telegate's own)", policies.OwnRouteID))
 			continue
 		}
 		if ids[r.ID] {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/telegate/telegate/audit"
+	"github.com/telegate/telegate/policies"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -35,7 +36,7 @@ func (g *generation) record(next http.Handler) http.Handler {
 			s.Status = rw.status
 			route := s.RouteID
 			if rs.own {
-				route = ownRouteID
+				route = policies.OwnRouteID
 			}
 			decision, reason := "deny", s.Decision.Reason
 			if s.Decision.Allow {

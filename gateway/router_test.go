@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/policies"
 )
 
 func TestRouterMatch(t *testing.T) {
@@ -170,7 +171,7 @@ func TestPanicIsAudited(t *testing.T) {
 		tg.g.Handler().ServeHTTP(w, req)
 	}()
 	e, ok := tg.audit.find(w.Header().Get(RequestIDHeader))
-	if !ok || e.Status != 500 || e.RouteID != ownRouteID {
+	if !ok || e.Status != 500 || e.RouteID != policies.OwnRouteID {
 		t.Errorf("audit %+v", e)
 	}
 }

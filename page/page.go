@@ -111,6 +111,17 @@ func Error(w http.ResponseWriter, r *http.Request, status int, message, next str
 	Write(w, r, Problem{Status: status, Message: message, Next: next})
 }
 
+// Refuse records a refusal for the request's audit record and metrics
+// (scope.Scope.Decision: deny with reason) and answers status with the
+// generic "The request was refused." message: the writer every stage uses
+// to turn a request away.
+func Refuse(w http.ResponseWriter, r *http.Request, status int, reason scope.Reason) {
+	if s := scope.From(r.Context()); s != nil {
+		s.Decision = scope.Decision{Allow: false, Reason: reason}
+	}
+	Error(w, r, status, "The request was refused.", "")
+}
+
 // Write answers p: Body as JSON when p.JSON or WantsJSON(r), else the error
 // page. The answer replaces any entity headers already set (an upstream's
 // Content-Encoding, Content-Length, ETag, …) and carries the request id in
