@@ -31,7 +31,7 @@ func (g *generation) authenticate(next http.Handler) http.Handler {
 func (g *generation) authorise(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
-		d := g.breakGlassDecide(s, evaluatePolicy(s.Route.Policy, s.Identity, r.Method), r.Method)
+		d := g.o.BreakGlass.Reconsider(s, evaluatePolicy(s.Route.Policy, s.Identity, r.Method), r.Method)
 		if d.Allow && d.Reason == "" {
 			d = scope.Decision{Allow: false, Reason: scope.ReasonError} // fail closed
 		}
@@ -48,7 +48,7 @@ func (g *generation) authorise(next http.Handler) http.Handler {
 			page.Error(w, r, http.StatusUnauthorized, "Sign-in is required.", "")
 			return
 		}
-		if g.breakGlassOffer(w, r, s) {
+		if g.o.BreakGlass.Offer(w, r, s) {
 			return
 		}
 		page.Error(w, r, http.StatusForbidden, "You are not allowed to open this page.", "")

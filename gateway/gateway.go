@@ -429,7 +429,7 @@ func (g *generation) ownEndpoints() http.Handler {
 			}
 		}
 	}
-	breakGlass := g.breakGlassHandler()
+	breakGlass := g.o.BreakGlass.Handler(g.routeByID, breakGlassReturn)
 	var authH http.Handler
 	if g.Auth != nil {
 		authH = g.Auth.Handler()

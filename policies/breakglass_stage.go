@@ -1,0 +1,134 @@
+package policies
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/page"
+	"github.com/telegate/telegate/scope"
+)
+
+// BreakGlassPath is the endpoint where an eligible clinician grants
+// themselves emergency access to a route (policy.break_glass): POST with
+// form fields route (the route id), reason (one of BreakGlassReasons) and
+// rd (the path to return to, on that route). Same-origin requests only.
+const BreakGlassPath = "/.telegate/break-glass"
+
+// Reconsider re-decides a denied request with break-glass when the route
+// has a break_glass section: an active grant of the identity on the route
+// allows it (Decide). Allowed decisions, and a nil BreakGlass, are
+// returned as they are.
+func (b *BreakGlass) Reconsider(s *scope.Scope, d scope.Decision, method string) scope.Decision {
+	if d.Allow || b == nil || s.Route == nil || s.Route.Policy == nil || s.Route.Policy.BreakGlass == nil {
+		return d
+	}
+	return b.Decide(s.RouteID, s.Route.Policy, s.Identity, method)
+}
+
+// breakGlassPage is the 403 page that offers emergency access.
+var breakGlassPage = page.Parse(`{{define "break-glass"}}{{template "head" .}}<h1>{{.Title}}</h1><p>Your role does not open this page.</p>
+<h2>Emergency access</h2><p>In an emergency you may open it for {{.For}}. Your access and your reason are recorded and reviewed.</p>
+<form method="post" action="{{.Action}}"><input type="hidden" name="route" value="{{.RouteID}}"><input type="hidden" name="rd" value="{{.ReturnTo}}">
+<label for="reason">Reason</label> <select id="reason" name="reason" required>{{range .Reasons}}<option value="{{.Value}}">{{.Label}}</option>{{end}}</select>
+<button type="submit">Break the glass</button></form>{{template "foot" .}}{{end}}`)
+
+type breakGlassData struct {
+	Title, For, Action, RouteID, ReturnTo, RequestID string
+	Reasons                                          []breakGlassChoice
+}
+
+type breakGlassChoice struct{ Value, Label string }
+
+// Offer writes the 403 page with a break-glass form when the identity
+// could break the glass on the denied route (eligible by the route's
+// break_glass.allow and signed in with MFA; HTML requests on non-API
+// routes only), and reports whether it did. A nil BreakGlass offers
+// nothing.
+func (b *BreakGlass) Offer(w http.ResponseWriter, r *http.Request, s *scope.Scope) bool {
+	if b == nil || s.Route == nil || s.Route.Policy == nil || s.Route.Policy.BreakGlass == nil || s.Route.API {
+		return false
+	}
+	if !s.Identity.HasMFA() || !Evaluate(&config.Policy{Allow: s.Route.Policy.BreakGlass.Allow}, s.Identity, http.MethodGet).Allow {
+		return false
+	}
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		return false
+	}
+	page.Render(w, r, http.StatusForbidden, breakGlassPage, "break-glass", breakGlassData{
+		Title:     http.StatusText(http.StatusForbidden),
+		For:       breakGlassGrantTTL(s.Route.Policy.BreakGlass).String(),
+		Action:    BreakGlassPath,
+		RouteID:   s.RouteID,
+		ReturnTo:  s.Path,
+		Reasons:   breakGlassChoices(),
+		RequestID: s.RequestID,
+	})
+	return true
+}
+
+// Handler serves BreakGlassPath: a same-origin POST by a signed-in
+// identity grants emergency access to the named route (Grant checks
+// eligibility, MFA and the reason, and audits the grant) and redirects
+// (303, RFC 9110 §15.4.4) to returnTo(route, rd): a canonical path on
+// that route, never anywhere else. route finds a route of the request's
+// generation by id (nil when there is none). A nil BreakGlass refuses
+// every grant.
+func (b *BreakGlass) Handler(route func(id string) *config.Route, returnTo func(rt *config.Route, rd string) string) http.Handler {
+	csrf := http.NewCrossOriginProtection()
+	return csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			page.Error(w, r, http.StatusMethodNotAllowed, "Method not allowed.", "")
+			return
+		}
+		s := scope.From(r.Context())
+		if s == nil || s.Identity == nil {
+			page.Error(w, r, http.StatusUnauthorized, "Sign-in is required.", "")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 4096)
+		if err := r.ParseForm(); err != nil {
+			page.Error(w, r, http.StatusBadRequest, "The form could not be read.", "")
+			return
+		}
+		rt := route(r.PostForm.Get("route"))
+		if rt == nil || rt.Policy == nil || rt.Policy.BreakGlass == nil || b == nil {
+			page.Error(w, r, http.StatusForbidden, "Emergency access is not available for this page.", "")
+			return
+		}
+		_, err := b.Grant(r.Context(), rt.ID, rt.Policy.BreakGlass, s.Identity, r.PostForm.Get("reason"))
+		switch {
+		case errors.Is(err, ErrBreakGlassReason):
+			page.Error(w, r, http.StatusBadRequest, "Choose one of the listed reasons.", "")
+			return
+		case errors.Is(err, ErrBreakGlassMFA):
+			page.Error(w, r, http.StatusForbidden, "Sign in with a second factor first.", "")
+			return
+		case err != nil:
+			page.Error(w, r, http.StatusForbidden, "Emergency access is not available to you on this page.", "")
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, returnTo(rt, r.PostForm.Get("rd")), http.StatusSeeOther)
+	}))
+}
+
+// breakGlassChoices are BreakGlassReasons with readable labels.
+func breakGlassChoices() []breakGlassChoice {
+	out := make([]breakGlassChoice, len(BreakGlassReasons))
+	for i, reason := range BreakGlassReasons {
+		out[i] = breakGlassChoice{Value: reason, Label: strings.ReplaceAll(reason, "-", " ")}
+	}
+	return out
+}
+
+// breakGlassGrantTTL is how long a grant on a route lasts.
+func breakGlassGrantTTL(bg *config.BreakGlass) time.Duration {
+	if bg.Duration <= 0 {
+		return DefaultBreakGlassDuration
+	}
+	return min(bg.Duration, MaxBreakGlassDuration)
+}
