@@ -224,22 +224,13 @@ func (p *peer) writer() {
 }
 
 func (p *peer) pinger() {
-	t := time.NewTicker(pingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
-			err := p.conn.Ping(ctx)
-			cancel()
-			if err != nil {
-				p.shutdown(websocket.StatusGoingAway, "ping timeout", nil)
-				return
-			}
+	p.every(pingInterval, pingTimeout, func(ctx context.Context) bool {
+		if err := p.conn.Ping(ctx); err != nil {
+			p.shutdown(websocket.StatusGoingAway, "ping timeout", nil)
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // keepSessionActive tells the sign-in plane, while the socket is open,
@@ -252,16 +243,28 @@ func (p *peer) keepSessionActive() {
 	if sessions == nil || p.sessionID == "" {
 		return
 	}
-	t := time.NewTicker(max(sessions.TouchInterval(), 10*time.Millisecond))
+	p.every(max(sessions.TouchInterval(), 10*time.Millisecond), writeTimeout, func(ctx context.Context) bool {
+		sessions.Active(ctx, p.sessionID)
+		return true
+	})
+}
+
+// every runs f every interval, each run bounded by timeout, until the
+// peer is done or f returns false.
+func (p *peer) every(interval, timeout time.Duration, f func(ctx context.Context) bool) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.done:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-			sessions.Active(ctx, p.sessionID)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			ok := f(ctx)
 			cancel()
+			if !ok {
+				return
+			}
 		}
 	}
 }
