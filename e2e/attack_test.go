@@ -113,7 +113,7 @@ func rawExchange(t testing.TB, d *demo, raw string) (status int, body string, cl
 // TestAttackRequests sends hostile requests through the real binary and
 // asserts what the client sees and, through the demo app's JSON view,
 // what the upstream saw. Reserved headers are stripped whatever their
-// spelling (DESIGN principle 3); paths that cannot be normalised are
+// spelling (docs/architecture.md principle 3); paths that cannot be normalised are
 // refused with 400 (principle 1); a Host that is not the TLS server name
 // is refused with 421 (RFC 9110 §15.5.20).
 func TestAttackRequests(t *testing.T) {
@@ -779,7 +779,7 @@ func TestAttackOpenRedirect(t *testing.T) {
 
 // TestAttackLeaksAndAudit runs hostile requests, then checks that the
 // process's log holds no cookie, code, state, token, e-mail address or
-// query string (DESIGN principle 6), that the audit trail has a record
+// query string (docs/architecture.md principle 6), that the audit trail has a record
 // for each refusal, and that `telegate audit verify` notices one edited
 // byte.
 func TestAttackLeaksAndAudit(t *testing.T) {
@@ -927,7 +927,7 @@ func TestRegression_TurnsURLHandshake(t *testing.T) {
 // refuses before the gateway's handler runs (an oversized header section,
 // RFC 6585 §5; a Host field with userinfo or a path, RFC 9112 §3.2) are
 // refusals like any other: the page carries the request id and the
-// security headers (DESIGN, Conventions) and the audit trail records them.
+// security headers (docs/architecture.md "Conventions") and the audit trail records them.
 func TestRegression_HeaderTooLargeRequestID(t *testing.T) {
 
 	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
@@ -973,7 +973,7 @@ func TestRegression_HeaderTooLargeRequestID(t *testing.T) {
 
 // TestRegression_TelegateNotFoundRequestID: an unknown path or method
 // under /.telegate/ gets an error page that carries the request id, like
-// every other refusal (DESIGN, Conventions).
+// every other refusal (docs/architecture.md "Conventions").
 func TestRegression_TelegateNotFoundRequestID(t *testing.T) {
 
 	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
@@ -1086,7 +1086,7 @@ func TestRegression_InspectionArgumentLimit(t *testing.T) {
 
 // TestAttackForwardedForRateLimit: X-Forwarded-For and X-Real-IP from a
 // client that is not a trusted proxy (the demo trusts none) change neither
-// the rate-limit key nor the address the upstream is told (DESIGN
+// the rate-limit key nor the address the upstream is told (docs/architecture.md
 // principle 3), so rotating them does not escape the per-client limit.
 func TestAttackForwardedForRateLimit(t *testing.T) {
 	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))

@@ -3,7 +3,7 @@
 // authenticate → authorise → rate limit by subject → inspect → reserved
 // headers and assertion → reverse proxy → security headers → audit), the
 // identity assertion and its JWKS, and the admin listener (docs/architecture.md
-// "Request path").
+// "Request path (HTTP)").
 package gateway
 
 import (
@@ -226,7 +226,7 @@ func New(o Options) (*Gateway, error) {
 	return g, nil
 }
 
-// chain writes the request path once (docs/architecture.md "Request path").
+// chain writes the request path once (docs/architecture.md "Request path (HTTP)").
 // The first stage listed is the outermost.
 func (g *generation) chain() http.Handler {
 	limitClient := policies.LimitClient(g.limiter, g.limits)
