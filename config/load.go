@@ -1,7 +1,10 @@
 package config
 
 import (
+	"crypto/sha256"
 	"encoding"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -674,9 +677,14 @@ func (d *decoder) resolvePaths(v reflect.Value, path, base string) {
 
 // readSecrets reads every X_file that has a sibling string field X (a
 // secret) into X.
+// secretFileSuffix marks a setting read from a file: a field "x_file"
+// beside a field "x" holds the path of x's secret (readSecrets), and x is
+// then a secret (Hash leaves it out).
+const secretFileSuffix = "_file"
+
 func (d *decoder) readSecrets(v reflect.Value, path string) {
 	walkStrings(v, path, func(parent reflect.Value, key, fp string, f reflect.Value) {
-		name, ok := strings.CutSuffix(key, "_file")
+		name, ok := strings.CutSuffix(key, secretFileSuffix)
 		if !ok || f.String() == "" {
 			return
 		}
@@ -756,4 +764,46 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// Hash is the hex SHA-256 of c's effective settings — defaults applied,
+// files read — without its secrets (every field "x" beside an "x_file",
+// see secretFileSuffix): nodes that run the same configuration report the
+// same hash, and the hash, shown on the admin listener and in the audit
+// trail, gives nothing to guess a secret against.
+func (c *Config) Hash() string {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return ""
+	}
+	var tree any
+	if err := yaml.Unmarshal(b, &tree); err != nil {
+		return ""
+	}
+	b, _ = json.Marshal(withoutSecrets(tree))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// withoutSecrets drops from every mapping of v each key whose sibling
+// key+secretFileSuffix is a key of the same mapping.
+func withoutSecrets(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			if _, ok := t[k+secretFileSuffix]; ok {
+				continue
+			}
+			out[k] = withoutSecrets(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = withoutSecrets(e)
+		}
+		return out
+	}
+	return v
 }

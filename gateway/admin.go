@@ -3,11 +3,14 @@ package gateway
 import (
 	"fmt"
 	"log"
-	"log/slog"
 	"net/http"
+	"net/netip"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/telegate/telegate/audit"
 )
 
 // DefaultAdminAddr is the admin listener when Server.Admin is unset.
@@ -78,7 +81,19 @@ func (g *Gateway) AdminHandler() http.Handler {
 	return mux
 }
 
-// slogErrorLog adapts the logger for net/http's ErrorLog.
-func slogErrorLog(l *slog.Logger) *log.Logger {
-	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
+// errorLog is net/http's and the reverse proxy's ErrorLog: their lines
+// go to the gateway's logger at warning level with every IP address
+// replaced by its pseudonym (audit.RedactAddrs), since some of them name
+// the client ("http: panic serving 203.0.113.7:51234: …",
+// "http2: server: error reading preface from client …").
+func (g *Gateway) errorLog() *log.Logger {
+	return log.New(redactingWriter{g}, "", 0)
+}
+
+type redactingWriter struct{ g *Gateway }
+
+func (w redactingWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimRight(string(p), "\n")
+	w.g.log.Warn(audit.RedactAddrs(msg, func(a netip.Addr) string { return audit.Pseudonym(w.g.pseudoKey, a) }))
+	return len(p), nil
 }

@@ -122,7 +122,7 @@ func (g *generation) reverseProxy(up *upstream) *httputil.ReverseProxy {
 		FlushInterval:  0,
 		ErrorHandler:   g.proxyError,
 		ModifyResponse: g.modifyResponse,
-		ErrorLog:       slogErrorLog(g.log),
+		ErrorLog:       g.errorLog(),
 		BufferPool:     copyBuffers,
 	}
 }

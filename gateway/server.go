@@ -161,7 +161,7 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 		WriteTimeout:      sc.WriteTimeout,
 		IdleTimeout:       orDur(sc.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    orInt(sc.MaxHeaderBytes, DefaultMaxHeaderBytes),
-		ErrorLog:          slogErrorLog(g.log),
+		ErrorLog:          g.errorLog(),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			switch cc := c.(type) {
 			case *h1Conn:
@@ -243,10 +243,10 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 			h = g.o.Certs.HTTPHandler()
 		}
 		httpSrv = &http.Server{Handler: active.track(h), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
-			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: slogErrorLog(g.log)}
+			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: g.errorLog()}
 	}
 	adminSrv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: slogErrorLog(g.log)}
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: g.errorLog()}
 
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup

@@ -1,10 +1,7 @@
 package node
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -156,15 +153,9 @@ func (g *Generation) edge() gateway.Generation {
 	return e
 }
 
-// Hash is the hex SHA-256 of cfg's effective settings (its JSON encoding,
-// defaults applied and secret files read), so that two nodes' hashes match
-// exactly when they run the same configuration. It is shown only on the
-// admin listener and in the audit trail.
-func Hash(cfg *config.Config) string {
-	b, _ := json.Marshal(cfg)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
+// Hash identifies cfg's effective configuration, without its secrets
+// (config.Config.Hash).
+func Hash(cfg *config.Config) string { return cfg.Hash() }
 
 // fixed are the settings that belong to the process rather than to a
 // generation: a reload that changes one is refused with the field named

@@ -93,7 +93,7 @@ func TestRegression_PseudonymKeyIsNotAuditKey(t *testing.T) {
 			t.Errorf("relay logs %v as %q, want %q", a, got, want)
 		}
 	}
-	if got := redactAddrs("peer 192.0.2.10:3478 refused", s.pseudonym); got != "peer "+want+" refused" {
+	if got := audit.RedactAddrs("peer 192.0.2.10:3478 refused", s.pseudonym); got != "peer "+want+" refused" {
 		t.Errorf("redacted relay log %q", got)
 	}
 }

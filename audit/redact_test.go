@@ -1,4 +1,4 @@
-package relay
+package audit
 
 import (
 	"net/netip"
@@ -13,12 +13,13 @@ func TestRedactAddrs(t *testing.T) {
 		"Failed to send ChannelData from allocation 127.0.0.1:5000 10.1.2.3:9":  "Failed to send ChannelData from allocation H H",
 		"permission denied for client [2001:db8::1]:443 to peer ::ffff:1.2.3.4": "permission denied for client H to peer H",
 		"no permission for 192.168.1.1:":                                        "no permission for H:",
+		"http: panic serving 203.0.113.7:51234: boom":                           "http: panic serving H: boom",
 		"Relay socket deadbeef received 12 bytes":                               "Relay socket deadbeef received 12 bytes",
-		"version 1.2 of 3.4": "version 1.2 of 3.4",
+		"version 1.2 of 3.4":                                                    "version 1.2 of 3.4",
 	}
 	for in, want := range tests {
-		if got := redactAddrs(in, h); got != want {
-			t.Errorf("redactAddrs(%q) = %q, want %q", in, got, want)
+		if got := RedactAddrs(in, h); got != want {
+			t.Errorf("RedactAddrs(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -35,7 +36,7 @@ func FuzzRedactAddrs(f *testing.F) {
 		if port != 0 {
 			msg = pre + netip.AddrPortFrom(a, port).String() + post
 		}
-		out := redactAddrs(msg, func(netip.Addr) string { return "<h>" })
+		out := RedactAddrs(msg, func(netip.Addr) string { return "<h>" })
 		if strings.Contains(out, a.String()) {
 			t.Fatalf("%q still names %v: %q", msg, a, out)
 		}

@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/telegate/telegate/audit"
+	"github.com/telegate/telegate/config"
+)
+
+// lockedLog is a log destination safe for concurrent writes.
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRegression_ServerLogNamesNoClient: the lines net/http and the HTTP/2
+// server write themselves (a panic in a handler, a bad connection
+// preface) reach the log with the client's address replaced by its
+// pseudonym — IPv4, IPv6 in brackets, IPv4-mapped — like every other
+// ordinary log line (docs/architecture.md principle 6).
+func TestRegression_ServerLogNamesNoClient(t *testing.T) {
+	t.Parallel()
+	var out lockedLog
+	s := serveTestGateway(t, func(_ *config.Config, o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&out, nil))
+	})
+	key := s.g.pseudoKey
+	for _, addr := range []string{"203.0.113.7:51234", "[2001:db8::7]:443", "[::ffff:198.51.100.9]:8443"} {
+		s.g.errorLog().Printf("http: panic serving %s: runtime error", addr)
+		ap := netip.MustParseAddrPort(addr)
+		if got := out.String(); strings.Contains(got, ap.Addr().String()) || strings.Contains(got, ap.Addr().Unmap().String()) ||
+			!strings.Contains(got, audit.Pseudonym(key, ap.Addr())) {
+			t.Errorf("%s: log %q", addr, got)
+		}
+	}
+	// A real one: an HTTP/2 connection whose preface is not one.
+	c := s.dialTLS(t, appHost, "h2")
+	_, _ = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(out.String(), "preface") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := out.String()
+	var warn []string // the lines net/http wrote
+	for _, l := range strings.Split(got, "\n") {
+		if strings.Contains(l, "level=WARN") {
+			warn = append(warn, l)
+		}
+	}
+	got = strings.Join(warn, "\n")
+	if !strings.Contains(got, "preface") {
+		t.Fatalf("no preface error logged: %q", got)
+	}
+	local := c.LocalAddr().String()
+	host, _, _ := strings.Cut(local, ":")
+	if strings.Contains(got, local) || strings.Contains(got, host+":") {
+		t.Errorf("the HTTP/2 server's line names the client %s: %q", local, got)
+	}
+}
