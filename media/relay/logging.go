@@ -44,4 +44,3 @@ func (l pionLogger) Error(msg string) { l.emit("error", msg) }
 func (l pionLogger) Errorf(format string, args ...any) {
 	l.emit("error", fmt.Sprintf(format, args...))
 }
-
