@@ -91,9 +91,9 @@ type Options struct {
 // every handshake and every plain-HTTP request reads.
 type Manager struct {
 	log       *slog.Logger
-	start     *plan        // the plan of New: the settings that stay (min version, challenges)
-	fixed     fixedTLS     // New's settings that Prepare refuses to change
-	httpsPort string       // ":port" for redirects, "" for 443
+	start     *plan           // the plan of New: the settings that stay (min version, challenges)
+	fixed     fixedTLS        // New's settings that Prepare refuses to change
+	httpsPort string          // ":port" for redirects, "" for 443
 	ctx       context.Context // background work; ends with Close
 	interval  time.Duration   // file polling
 
@@ -104,10 +104,10 @@ type Manager struct {
 	localDir   string
 	zl         *zap.Logger
 
-	mu          sync.Mutex // Prepare, Apply, Discard, one at a time
-	acmeStarted bool       // under mu: ACME management began (see startACME)
-	local atomic.Pointer[localState]  // started with the first local host
-	cur   atomic.Pointer[selection]   // what is served
+	mu          sync.Mutex                 // Prepare, Apply, Discard, one at a time
+	acmeStarted bool                       // under mu: ACME management began (see startACME)
+	local       atomic.Pointer[localState] // started with the first local host
+	cur         atomic.Pointer[selection]  // what is served
 
 	clientCAs  map[string]*x509.CertPool
 	clientPool *x509.CertPool

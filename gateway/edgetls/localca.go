@@ -46,7 +46,7 @@ const (
 type localCA struct {
 	root    *x509.Certificate
 	key     crypto.Signer
-	keyID   string          // certmagic issuer key; changes with the root
+	keyID   string                          // certmagic issuer key; changes with the root
 	allowed atomic.Pointer[map[string]bool] // normalized names it may certify (allow)
 }
 
