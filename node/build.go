@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/auth"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway"
+	"github.com/telegate/telegate/media/relay"
 	"github.com/telegate/telegate/policies"
 )
 
@@ -33,6 +35,10 @@ type Generation struct {
 	Auth *auth.View
 	// Inspector is the WAF, nil when no route is inspected.
 	Inspector *policies.Inspector
+	// RelayLimits are the relay's quotas, rates, bandwidth cap and
+	// credential lifetime, checked; nil when the relay is off. The
+	// running relay takes them with the swap (relay.Server.SetLimits).
+	RelayLimits *relay.Limits
 }
 
 // Env is what Build takes besides the configuration: the parts of a
@@ -106,6 +112,17 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 		}
 		g.Inspector = insp
 	}
+	if cfg.Relay.Enabled {
+		lim, err := relay.NewLimits(cfg.Relay)
+		for _, e := range unjoin(err) {
+			field, msg, ok := strings.Cut(e.Error(), ": ")
+			if !ok {
+				field, msg = "relay", e.Error()
+			}
+			add(field, errors.New(msg))
+		}
+		g.RelayLimits = lim
+	}
 	if cfg.Visits.Enabled && !cfg.Relay.Enabled {
 		add("visits.enabled", errors.New("visits need the relay: set relay.enabled: true"))
 	}
@@ -157,19 +174,47 @@ func (g *Generation) edge() gateway.Generation {
 // (config.Config.Hash).
 func Hash(cfg *config.Config) string { return cfg.Hash() }
 
+// unjoin splits an errors.Join error into its errors.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// fixedSetting is one setting that belongs to the process.
+type fixedSetting struct {
+	field string
+	get   func(*config.Config) any
+}
+
 // fixed are the settings that belong to the process rather than to a
 // generation: a reload that changes one is refused with the field named
 // (restart telegate to apply it).
-var fixed = []struct {
-	field string
-	get   func(*config.Config) any
-}{
+//
+// TLS: the host table (tls.hosts: names, modes, certificate files)
+// reloads (edgetls.Manager.Prepare); tls.min_version stays, since it is
+// set on the listeners' tls.Config that the gateway and the relay clone
+// at start, and so does tls.acme, the ACME account, CA directory,
+// challenge set and renewal ratio of the issuer certmagic runs for the
+// process. client_cas stay: the device CA pools are the listeners'
+// ClientCAs in that same cloned tls.Config (a per-handshake config from
+// GetConfigForClient would drop the ALPN protocols the gateway and the
+// relay add to their clones), and auth.Service holds them from New.
+//
+// Relay: the limits (relay.LimitFields) reload; every other relay
+// setting is fixed, one entry per field (relayFixed).
+var fixed = append([]fixedSetting{
 	{"data_dir", func(c *config.Config) any { return c.DataDir }},
 	{"server.listen", func(c *config.Config) any { return c.Server.Listen }},
 	{"server.http_listen", func(c *config.Config) any { return c.Server.HTTPListen }},
 	{"server.admin", func(c *config.Config) any { return c.Server.Admin }},
 	{"server.public_url", func(c *config.Config) any { return c.Server.PublicURL }},
-	{"tls", func(c *config.Config) any { return c.TLS }},
+	{"tls.min_version", func(c *config.Config) any { return c.TLS.MinVersion }},
+	{"tls.acme", func(c *config.Config) any { return c.TLS.ACME }},
 	{"client_cas", func(c *config.Config) any { return c.ClientCAs }},
 	{"sessions.store", func(c *config.Config) any { return c.Sessions.Store }},
 	{"sessions.cookie_name", func(c *config.Config) any { return c.Sessions.CookieName }},
@@ -180,8 +225,26 @@ var fixed = []struct {
 	{"audit", func(c *config.Config) any { return c.Audit }},
 	{"assertion.signing_key_file", func(c *config.Config) any { return c.Assertion.SigningKeyFile }},
 	{"rate_limits.max_clients", func(c *config.Config) any { return c.RateLimits.MaxClients }},
-	{"relay", func(c *config.Config) any { return c.Relay }},
 	{"visits", func(c *config.Config) any { return c.Visits }},
+}, relayFixed()...)
+
+// relayFixed is a fixed entry for every field of config.Relay that is not
+// one of relay.LimitFields, named by its YAML key ("relay.listen"): a
+// relay field added later is fixed until the relay can apply it.
+func relayFixed() []fixedSetting {
+	var out []fixedSetting
+	t := reflect.TypeFor[config.Relay]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if key == "" || key == "-" || slices.Contains(relay.LimitFields, key) {
+			continue
+		}
+		out = append(out, fixedSetting{"relay." + key, func(c *config.Config) any {
+			return reflect.ValueOf(c.Relay).Field(i).Interface()
+		}})
+	}
+	return out
 }
 
 // checkFixed refuses next when it changes a setting of the process, one

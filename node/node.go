@@ -76,10 +76,12 @@ type Ready struct {
 //
 // Each configuration from Options.Reloads, and each POST /reload on the
 // admin listener, becomes a new generation: built whole, then swapped in
-// at once (see reload). A configuration that does not build, or that
-// changes a setting of the process (listeners, data directory, TLS,
-// stores, relay, visits), is refused with every problem named, and the
-// running generation stays.
+// at once (see reload), with the TLS host table and the relay's limits.
+// A configuration that does not build, or that changes a setting of the
+// process (listeners, data directory, the TLS protocol version and ACME
+// account, device CAs, stores, the relay's listeners, addresses and
+// secrets, visits), is refused with every problem named, and the running
+// generation stays.
 func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if cfg == nil {
 		return errors.New("telegate: no configuration")
@@ -246,7 +248,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 
 	gw.Dependencies = dependencies(readyParts{Config: cfg, Auth: authn, Limiter: limiter, Relay: turn, Audit: trail})
-	n := &running{log: log, env: env, trail: trail, cur: first, load: o.Load, applied: o.Applied}
+	n := &running{log: log, env: env, trail: trail, cur: first, load: o.Load, applied: o.Applied, certs: certs, turn: turn}
 	gw.Reload = n.reload
 	g, err := gateway.New(gw)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,11 +13,16 @@ import (
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway"
+	"github.com/telegate/telegate/gateway/edgetls"
+	"github.com/telegate/telegate/media/relay"
 )
 
 // discoveryWait bounds how long a reload waits for the first discovery
 // of a provider it adds.
 const discoveryWait = 10 * time.Second
+
+// tlsPrepareWait bounds the local CA's issuing for names a reload adds.
+const tlsPrepareWait = 30 * time.Second
 
 // running is a node's generation state: the one place a new generation is
 // built and made current.
@@ -27,6 +33,12 @@ type running struct {
 	gw      *gateway.Gateway
 	load    func() (*config.Config, error)
 	applied func(*config.Config)
+	// certs serves the public listener's certificates; a reload readies
+	// its host table before the swap and applies it with the swap.
+	certs *edgetls.Manager
+	// turn is the relay, nil when it is off; it takes the generation's
+	// limits with the swap.
+	turn *relay.Server
 
 	mu  sync.Mutex // one reload at a time
 	cur *Generation
@@ -40,10 +52,15 @@ type running struct {
 // generation and swaps it in: the
 // edge's router, upstreams, policies and assertion settings, auth's
 // providers, routes and timeouts, inspection and rate limits change
-// together, for requests that start after the swap. Requests already
-// running finish on their generation. A configuration that changes a
-// setting of the process (see fixed) or does not build is refused with
-// every problem, logged one per line; the running generation stays.
+// together, for requests that start after the swap; in the same step the
+// TLS host table (names, modes, certificate files) is served from the
+// next handshake and the relay's limits apply to the next allocation.
+// Requests already running finish on their generation. Everything is
+// built and checked before anything changes: a configuration that
+// changes a setting of the process (see fixed), does not build, or whose
+// TLS hosts cannot be served (unreadable or mismatched files, names the
+// local CA may not vouch for) is refused with every problem, logged one
+// per line; the running generation stays.
 func (n *running) reload() (uint64, string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -63,12 +80,31 @@ func (n *running) reload() (uint64, string, error) {
 		env.Previous = n.cur
 		gen, err = Build(next, env)
 	}
+	var hosts *edgetls.Pending
+	if err == nil && n.certs != nil {
+		pctx, cancel := context.WithTimeout(context.Background(), tlsPrepareWait)
+		hosts, err = n.certs.Prepare(pctx, next)
+		cancel()
+		if err != nil {
+			err = config.Errors{next.Problem("tls.hosts", "%s", strings.TrimPrefix(err.Error(), "tls configuration: "))}
+		}
+	}
 	if err == nil {
 		wctx, cancel := context.WithTimeout(context.Background(), discoveryWait)
 		gen.Auth.WaitDiscovered(wctx) // a new provider can sign in at once
 		cancel()
 		gen.ID = n.cur.ID + 1
 		err = n.gw.Swap(gen.edge())
+	}
+	if hosts != nil {
+		if err != nil {
+			hosts.Discard()
+		} else {
+			hosts.Apply()
+		}
+	}
+	if err == nil && n.turn != nil {
+		n.turn.SetLimits(gen.RelayLimits)
 	}
 	if err != nil {
 		var fes config.Errors

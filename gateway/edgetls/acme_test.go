@@ -170,3 +170,56 @@ func TestACMEObtainsCertificateFromPebble(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadAddsAndRemovesACMENames: a name added to an acme host entry
+// on reload is obtained from the CA and served; a name removed is no
+// longer served.
+func TestReloadAddsAndRemovesACMENames(t *testing.T) {
+	t.Parallel()
+	httpsLn, httpsPort := listenLoopback(t)
+	httpLn, httpPort := listenLoopback(t)
+	pebble := startPebble(t, httpPort, httpsPort)
+	cfg := baseConfig(t, config.TLSHost{Names: []string{"clinic.telegate.test"}, Mode: ModeACME})
+	cfg.Server.Listen = "127.0.0.1:" + strconv.Itoa(httpsPort)
+	cfg.Server.HTTPListen = "127.0.0.1:" + strconv.Itoa(httpPort)
+	cfg.TLS.ACME = config.ACME{CA: pebble.directory, Challenges: []string{ChallengeHTTP01}}
+	m := newManager(t, Options{Config: cfg, HTTPClient: pebble.client})
+	httpSrv := &http.Server{Handler: m.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go httpSrv.Serve(httpLn)
+	t.Cleanup(func() { httpSrv.Close() })
+	addr := serveHTTPS(t, m, httpsLn)
+	waitServed := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			_, err := handshake(addr, &tls.Config{RootCAs: pebble.roots, ServerName: name})
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not served within 60s: %v", name, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitServed("clinic.telegate.test")
+
+	next := *cfg
+	next.TLS.Hosts = []config.TLSHost{{Names: []string{"clinic.telegate.test", "video.telegate.test"}, Mode: ModeACME}}
+	if err := m.Reload(t.Context(), &next); err != nil {
+		t.Fatalf("Reload adding video.telegate.test: %v", err)
+	}
+	waitServed("video.telegate.test")
+
+	next.TLS.Hosts = []config.TLSHost{{Names: []string{"video.telegate.test"}, Mode: ModeACME}}
+	if err := m.Reload(t.Context(), &next); err != nil {
+		t.Fatalf("Reload removing clinic.telegate.test: %v", err)
+	}
+	if _, err := handshake(addr, &tls.Config{RootCAs: pebble.roots, ServerName: "clinic.telegate.test"}); err == nil {
+		t.Error("clinic.telegate.test still served after it was removed")
+	}
+	if got := len(m.acmeCache.AllMatchingCertificates("clinic.telegate.test")); got != 0 {
+		t.Errorf("%d certificates for clinic.telegate.test still managed", got)
+	}
+	waitServed("video.telegate.test")
+}

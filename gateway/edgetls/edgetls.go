@@ -22,6 +22,13 @@
 //
 // Certificates and ACME state live in certmagic file storage under
 // <data_dir>/certmagic.
+//
+// A configuration reload changes the host table (Manager.Reload, or
+// Prepare then Apply): names, their modes and certificate files. The
+// listener's tls.Config stays; each handshake reads the table in force.
+// What belongs to the process — tls.min_version, tls.acme (account, CA
+// directory, challenges), client_cas and data_dir — is refused, and so is
+// the first acme host when none was configured at start.
 package edgetls
 
 import (
@@ -39,6 +46,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -73,18 +81,33 @@ type Options struct {
 
 // Manager serves the public listener's certificates. Its methods are safe
 // for concurrent use.
+//
+// What a Manager serves comes in two layers. The process keeps one
+// tls.Config (TLSConfig), the certmagic caches and storage, the ACME
+// account and its challenge solvers, the local CA, and the client CA
+// pools; those follow the configuration New was given. The host table —
+// which names are served, in which mode, from which certificate files —
+// is a selection swapped atomically by Reload (Prepare, then Apply), which
+// every handshake and every plain-HTTP request reads.
 type Manager struct {
 	log       *slog.Logger
-	plan      *plan
-	httpsPort string // ":port" for redirects, "" for 443
+	start     *plan           // the plan of New: the settings that stay (min version, challenges)
+	fixed     fixedTLS        // New's settings that Prepare refuses to change
+	httpsPort string          // ":port" for redirects, "" for 443
+	ctx       context.Context // background work; ends with Close
+	interval  time.Duration   // file polling
 
 	storage    certmagic.Storage
 	acmeCache  *certmagic.Cache
 	acmeCfg    *certmagic.Config
 	acmeIssuer *certmagic.ACMEIssuer
-	localCache *certmagic.Cache
-	localCfg   *certmagic.Config
-	localRoot  string
+	localDir   string
+	zl         *zap.Logger
+
+	mu          sync.Mutex                 // Prepare, Apply, Discard, one at a time
+	acmeStarted bool                       // under mu: ACME management began (see startACME)
+	local       atomic.Pointer[localState] // started with the first local host
+	cur         atomic.Pointer[selection]  // what is served
 
 	clientCAs  map[string]*x509.CertPool
 	clientPool *x509.CertPool
@@ -92,6 +115,32 @@ type Manager struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+}
+
+// fixedTLS are the settings a Manager takes from New's configuration for
+// the life of the process; Prepare refuses a configuration that changes
+// one, naming it.
+type fixedTLS struct {
+	dataDir    string
+	minVersion string
+	acme       config.ACME
+	clientCAs  []config.ClientCA
+}
+
+// localState is the local CA and the certmagic cache of its leaves.
+type localState struct {
+	ca    *localCA
+	cache *certmagic.Cache
+	cfg   *certmagic.Config
+	root  string // <data_dir>/ca/root.pem
+}
+
+// selection is one generation's host table: the checked plan (hosts,
+// modes, loaded certificate files) and the file watchers' cancel.
+type selection struct {
+	plan      *plan
+	local     *localState // nil when no host uses mode local
+	stopFiles context.CancelFunc
 }
 
 // errUnknownServerName fails a handshake for a name that is not configured.
@@ -127,15 +176,59 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls configuration: %w", err)
 	}
-	m := &Manager{log: log, plan: p}
+	m := &Manager{log: log, start: p, interval: o.pollInterval,
+		fixed: fixedTLS{dataDir: c.DataDir, minVersion: c.TLS.MinVersion, acme: c.TLS.ACME, clientCAs: c.ClientCAs}}
+	if m.interval <= 0 {
+		m.interval = defaultPollInterval
+	}
 	if _, port, ok := listenHostPort(c.Server.Listen); ok && port != 443 {
 		m.httpsPort = ":" + strconv.Itoa(port)
 	}
 	if m.clientCAs, m.clientPool, err = loadClientCAs(c.ClientCAs); err != nil {
 		return nil, fmt.Errorf("client certificate CAs: %w", err)
 	}
+	if err := loadFiles(p, time.Now()); err != nil {
+		return nil, err
+	}
+
+	ctx, m.cancel = context.WithCancel(ctx)
+	m.ctx = ctx
+	// The end of ctx ends everything Close ends.
+	context.AfterFunc(ctx, func() { m.Close() })
+	m.storage = &certmagic.FileStorage{Path: filepath.Join(c.DataDir, "certmagic")}
+	m.localDir = filepath.Join(c.DataDir, "ca")
+	m.zl = zapToSlog(log)
+
+	sel := &selection{plan: p}
+	if len(p.localNames) > 0 {
+		ls, err := m.startLocal(p.localNames)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		ls.ca.allow(p.localNames)
+		if err := ls.cfg.ManageSync(ctx, p.localNames); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("local CA: issuing certificates for %s: %w", strings.Join(p.localNames, ", "), err)
+		}
+		m.log.Info("local CA ready", "root", ls.root, "names", p.localNames)
+		sel.local = ls
+	}
+	if len(p.acmeNames) > 0 {
+		if err := m.startACME(ctx, c, o, m.zl); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	m.watchFiles(sel)
+	m.cur.Store(sel)
+	return m, nil
+}
+
+// loadFiles reads and checks every files entry of p and installs each
+// pair in its entry; every problem is reported at once.
+func loadFiles(p *plan, now time.Time) error {
 	var ferrs []error
-	now := time.Now()
 	for _, f := range p.files {
 		cert, sum, err := f.load(now)
 		if err != nil {
@@ -146,67 +239,54 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		f.lastSum = sum
 	}
 	if err := errors.Join(ferrs...); err != nil {
-		return nil, fmt.Errorf("tls certificate files: %w", err)
+		return fmt.Errorf("tls certificate files: %w", err)
 	}
-
-	ctx, m.cancel = context.WithCancel(ctx)
-	// The end of ctx ends everything Close ends.
-	context.AfterFunc(ctx, func() { m.Close() })
-	m.storage = &certmagic.FileStorage{Path: filepath.Join(c.DataDir, "certmagic")}
-	zl := zapToSlog(log)
-
-	if len(p.localNames) > 0 {
-		if err := m.startLocal(ctx, c, zl); err != nil {
-			m.Close()
-			return nil, err
-		}
-	}
-	if len(p.acmeNames) > 0 {
-		if err := m.startACME(ctx, c, o, zl); err != nil {
-			m.Close()
-			return nil, err
-		}
-	}
-	interval := o.pollInterval
-	if interval <= 0 {
-		interval = defaultPollInterval
-	}
-	for _, f := range p.files {
-		m.wg.Go(func() { f.watch(ctx, log, interval) })
-	}
-	return m, nil
+	return nil
 }
 
-func (m *Manager) startLocal(ctx context.Context, c *config.Config, zl *zap.Logger) error {
-	dir := filepath.Join(c.DataDir, "ca")
-	ca, err := loadOrCreateLocalCA(dir, m.plan.localNames)
+// watchFiles starts polling sel's certificate files until sel is replaced
+// or the Manager closes.
+func (m *Manager) watchFiles(sel *selection) {
+	ctx, cancel := context.WithCancel(m.ctx)
+	sel.stopFiles = cancel
+	for _, f := range sel.plan.files {
+		m.wg.Go(func() { f.watch(ctx, m.log, m.interval) })
+	}
+}
+
+// startLocal loads or creates the local CA (its name constraints must
+// cover names) and its certmagic cache, once per process; later calls
+// check names against the root and return the same state.
+func (m *Manager) startLocal(names []string) (*localState, error) {
+	if ls := m.local.Load(); ls != nil {
+		for _, n := range names {
+			if !rootPermits(ls.ca.root, n) {
+				return nil, fmt.Errorf("local CA in %s may not vouch for %q (its name constraints cover only the names configured when it was made); remove root.pem and root.key there to make a new root, trust the new one, and restart telegate", m.localDir, n)
+			}
+		}
+		return ls, nil
+	}
+	ca, err := loadOrCreateLocalCA(m.localDir, names)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ca.allowed = make(map[string]bool, len(m.plan.localNames))
-	for _, n := range m.plan.localNames {
-		ca.allowed[n] = true
-	}
-	m.localRoot = filepath.Join(dir, "root.pem")
+	ls := &localState{ca: ca, root: filepath.Join(m.localDir, "root.pem")}
 	var cfg *certmagic.Config
-	m.localCache = certmagic.NewCache(certmagic.CacheOptions{
+	ls.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
-		Logger:           zl,
+		Logger:           m.zl,
 	})
-	cfg = certmagic.New(m.localCache, certmagic.Config{
-		RenewalWindowRatio: c.TLS.ACME.RenewalWindowRatio,
+	cfg = certmagic.New(ls.cache, certmagic.Config{
+		RenewalWindowRatio: m.fixed.acme.RenewalWindowRatio,
 		Issuers:            []certmagic.Issuer{ca},
 		Storage:            m.storage,
 		OCSP:               certmagic.OCSPConfig{DisableStapling: true},
 		DisableARI:         true,
-		Logger:             zl,
+		Logger:             m.zl,
 	})
-	m.localCfg = cfg
-	if err := cfg.ManageSync(ctx, m.plan.localNames); err != nil {
-		return fmt.Errorf("local CA: issuing certificates for %s: %w", strings.Join(m.plan.localNames, ", "), err)
-	}
-	m.log.Info("local CA ready", "root", m.localRoot, "names", m.plan.localNames)
-	return nil
+	ls.cfg = cfg
+	m.local.Store(ls)
+	return ls, nil
 }
 
 func (m *Manager) startACME(ctx context.Context, c *config.Config, o Options, zl *zap.Logger) error {
@@ -242,8 +322,8 @@ func (m *Manager) startACME(ctx context.Context, c *config.Config, o Options, zl
 		Email:  a.Email,
 		Agreed: true, // configuring mode acme accepts the CA's subscriber agreement
 		// Challenge ports: the gateway's own listeners answer (see New).
-		DisableHTTPChallenge:    !m.plan.http01,
-		DisableTLSALPNChallenge: !m.plan.tlsalpn01,
+		DisableHTTPChallenge:    !m.start.http01,
+		DisableTLSALPNChallenge: !m.start.tlsalpn01,
 		TrustedRoots:            roots,
 		HTTPProxy:               proxy,
 		Logger:                  zl,
@@ -262,7 +342,7 @@ func (m *Manager) startACME(ctx context.Context, c *config.Config, o Options, zl
 	m.acmeCfg = cfg
 
 	// Certificates already in storage are served at once.
-	for _, n := range m.plan.acmeNames {
+	for _, n := range m.start.acmeNames {
 		if _, err := cfg.CacheManagedCertificate(ctx, n); err == nil {
 			m.log.Info("acme certificate loaded from storage", "name", n)
 		}
@@ -271,10 +351,10 @@ func (m *Manager) startACME(ctx context.Context, c *config.Config, o Options, zl
 	// certmagic binds a challenge port itself when nobody listens on it,
 	// which would keep the gateway from binding it a moment later.
 	var wait []string
-	if m.plan.http01 {
+	if m.start.http01 {
 		wait = append(wait, c.Server.HTTPListen)
 	}
-	if m.plan.tlsalpn01 {
+	if m.start.tlsalpn01 {
 		wait = append(wait, c.Server.Listen)
 	}
 	m.wg.Go(func() {
@@ -282,12 +362,24 @@ func (m *Manager) startACME(ctx context.Context, c *config.Config, o Options, zl
 		if ctx.Err() != nil {
 			return
 		}
-		if err := cfg.ManageAsync(ctx, m.plan.acmeNames); err != nil {
-			m.log.Error("acme certificate management failed to start", "names", m.plan.acmeNames, "error", err.Error())
+		// The names of the selection served now: a reload may have
+		// changed them while this waited.
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		names := m.start.acmeNames
+		if cur := m.cur.Load(); cur != nil {
+			names = cur.plan.acmeNames
+		}
+		m.acmeStarted = true
+		if len(names) == 0 {
 			return
 		}
-		m.log.Info("acme certificate management started", "ca", tmpl.CA, "names", m.plan.acmeNames,
-			"http-01", m.plan.http01, "tls-alpn-01", m.plan.tlsalpn01)
+		if err := cfg.ManageAsync(ctx, names); err != nil {
+			m.log.Error("acme certificate management failed to start", "names", names, "error", err.Error())
+			return
+		}
+		m.log.Info("acme certificate management started", "ca", tmpl.CA, "names", names,
+			"http-01", m.start.http01, "tls-alpn-01", m.start.tlsalpn01)
 	})
 	return nil
 }
@@ -365,11 +457,11 @@ var tls12Suites = []uint16{
 //     ClientCAs().
 func (m *Manager) TLSConfig() *tls.Config {
 	protos := []string{"h2", "http/1.1"}
-	if len(m.plan.acmeNames) > 0 && m.plan.tlsalpn01 {
+	if len(m.start.acmeNames) > 0 && m.start.tlsalpn01 {
 		protos = append(protos, acmez.ACMETLS1Protocol)
 	}
 	tc := &tls.Config{
-		MinVersion:     m.plan.minVersion,
+		MinVersion:     m.start.minVersion,
 		CipherSuites:   tls12Suites,
 		NextProtos:     protos,
 		GetCertificate: m.getCertificate,
@@ -391,14 +483,15 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 			name = ap.Addr().Unmap().String()
 		}
 	}
-	_, h, ok := lookupName(m.plan.hosts, name)
+	sel := m.cur.Load()
+	_, h, ok := lookupName(sel.plan.hosts, name)
 	if !ok {
 		return nil, errUnknownServerName
 	}
 	challenge := len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol
 	switch h.mode {
 	case ModeACME:
-		if challenge && !m.plan.tlsalpn01 {
+		if challenge && !m.start.tlsalpn01 {
 			return nil, errUnknownServerName
 		}
 		return m.acmeCfg.GetCertificate(hello)
@@ -406,7 +499,10 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		if challenge {
 			return nil, errUnknownServerName
 		}
-		return m.localCfg.GetCertificate(hello)
+		if sel.local == nil {
+			return nil, errUnknownServerName
+		}
+		return sel.local.cfg.GetCertificate(hello)
 	case ModeFiles:
 		if challenge {
 			return nil, errUnknownServerName
@@ -429,7 +525,7 @@ func (m *Manager) HTTPHandler() http.Handler {
 			host = h
 		}
 		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-		name, st, ok := lookupName(m.plan.hosts, host)
+		name, st, ok := lookupName(m.cur.Load().plan.hosts, host)
 		if !ok {
 			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
@@ -459,8 +555,14 @@ func (m *Manager) HTTPHandler() http.Handler {
 }
 
 // LocalRootPath returns "<data_dir>/ca/root.pem", the local CA's root
-// certificate (PEM), when any host uses mode local, else "".
-func (m *Manager) LocalRootPath() string { return m.localRoot }
+// certificate (PEM), once a host used mode local (at start or in a
+// reload), else "".
+func (m *Manager) LocalRootPath() string {
+	if ls := m.local.Load(); ls != nil {
+		return ls.root
+	}
+	return ""
+}
 
 // ClientCAs returns the configured client CAs (config.ClientCAs), id →
 // pool, for the route-level client certificate check. The map and pools
@@ -479,8 +581,8 @@ func (m *Manager) Close() error {
 		if m.acmeCache != nil {
 			m.acmeCache.Stop()
 		}
-		if m.localCache != nil {
-			m.localCache.Stop()
+		if ls := m.local.Load(); ls != nil {
+			ls.cache.Stop()
 		}
 	})
 	return nil

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -45,8 +46,24 @@ const (
 type localCA struct {
 	root    *x509.Certificate
 	key     crypto.Signer
-	keyID   string          // certmagic issuer key; changes with the root
-	allowed map[string]bool // normalized configured names
+	keyID   string                          // certmagic issuer key; changes with the root
+	allowed atomic.Pointer[map[string]bool] // normalized names it may certify (allow)
+}
+
+// allow sets the names the CA may certify from now on (the configured
+// local names; during a reload, those served and those being added).
+func (ca *localCA) allow(names []string) {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	ca.allowed.Store(&m)
+}
+
+// allows reports whether a normalized name may be certified.
+func (ca *localCA) allows(n string) bool {
+	m := ca.allowed.Load()
+	return m != nil && (*m)[n]
 }
 
 // loadOrCreateLocalCA loads the root from dir, or creates it when neither
@@ -258,13 +275,13 @@ func (ca *localCA) Issue(_ context.Context, csr *x509.CertificateRequest) (*cert
 		return nil, errors.New("local CA: CSR carries URI or e-mail names")
 	}
 	for _, n := range csr.DNSNames {
-		if nn, ok := normalizeName(n, true); !ok || !ca.allowed[nn] {
+		if nn, ok := normalizeName(n, true); !ok || !ca.allows(nn) {
 			return nil, fmt.Errorf("local CA: %q is not a configured local host name", n)
 		}
 	}
 	for _, ip := range csr.IPAddresses {
 		a, ok := netip.AddrFromSlice(ip)
-		if !ok || !ca.allowed[a.Unmap().String()] {
+		if !ok || !ca.allows(a.Unmap().String()) {
 			return nil, fmt.Errorf("local CA: %s is not a configured local address", ip)
 		}
 	}

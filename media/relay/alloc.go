@@ -222,11 +222,12 @@ func (g relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketC
 		a.transport = "tls"
 	}
 	a.advUDP = net.UDPAddrFromAddrPort(a.advertised)
+	bw := s.limits()
 	a.conn = &relayConn{
 		PacketConn: pc,
 		a:          a,
-		up:         rate.NewLimiter(s.bandwidth, s.burst),
-		down:       rate.NewLimiter(s.bandwidth, s.burst),
+		up:         rate.NewLimiter(bw.bandwidth, bw.burst),
+		down:       rate.NewLimiter(bw.bandwidth, bw.burst),
 		inbox:      make(chan inPacket, inboxLen),
 		done:       make(chan struct{}),
 	}
@@ -247,6 +248,13 @@ func (g relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketC
 	}
 	s.byTuple[a.key] = a
 	s.recomputeLocked(a.visit)
+	if l := s.limits(); l != bw {
+		// SetLimits ran meanwhile (it stores under mu).
+		for _, r := range []*rate.Limiter{a.conn.up, a.conn.down} {
+			r.SetLimit(l.bandwidth)
+			r.SetBurst(l.burst)
+		}
+	}
 	s.mu.Unlock()
 
 	s.m.active.Inc()

@@ -415,7 +415,7 @@ func (g *guardConn) allowUnauthenticated(to net.Addr) bool {
 	}
 	lim, ok := s.unauth.Get(ap.Addr())
 	if !ok {
-		lim = rate.NewLimiter(rate.Limit(s.cfg.UnauthenticatedRate.Rate), s.cfg.UnauthenticatedRate.Burst)
+		lim = rate.NewLimiter(rate.Limit(s.limits().unauthRate.Rate), s.limits().unauthRate.Burst)
 		if prev, found, _ := s.unauth.PeekOrAdd(ap.Addr(), lim); found {
 			lim = prev
 		}
@@ -516,7 +516,7 @@ func (s *Server) quotaHandler(userID, _ string, srcAddr net.Addr) bool {
 
 	lim, ok := s.allocRate.Get(name)
 	if !ok {
-		lim = rate.NewLimiter(rate.Limit(s.cfg.AllocationRate.Rate), s.cfg.AllocationRate.Burst)
+		lim = rate.NewLimiter(rate.Limit(s.limits().allocRate.Rate), s.limits().allocRate.Burst)
 		if prev, found, _ := s.allocRate.PeekOrAdd(name, lim); found {
 			lim = prev
 		}
@@ -527,6 +527,7 @@ func (s *Server) quotaHandler(userID, _ string, srcAddr net.Addr) bool {
 	}
 
 	now := s.now()
+	l := s.limits()
 	s.mu.Lock()
 	s.expireTicketsLocked(now)
 	vs, p := s.admittedLocked(u.Visit, u.Participant)
@@ -534,11 +535,11 @@ func (s *Server) quotaHandler(userID, _ string, srcAddr net.Addr) bool {
 	switch {
 	case p == nil:
 		reason = "not-admitted"
-	case p.count >= s.cfg.MaxAllocationsPerParticipant:
+	case p.count >= l.perParticipant:
 		reason = "quota-participant"
-	case vs.count >= s.cfg.MaxAllocationsPerVisit:
+	case vs.count >= l.perVisit:
 		reason = "quota-visit"
-	case s.total >= s.cfg.MaxAllocations:
+	case s.total >= l.total:
 		reason = "quota-total"
 	}
 	if reason == "" {

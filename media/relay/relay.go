@@ -102,8 +102,7 @@ type Server struct {
 	nonces    *nonceSource
 	relay4    *relayAddr
 	relay6    *relayAddr
-	bandwidth rate.Limit // bytes per second, each direction
-	burst     int
+	lim       atomic.Pointer[Limits] // SetLimits
 
 	mu      sync.Mutex
 	visits  map[string]*visitState
@@ -231,18 +230,11 @@ func New(o Options) (*Server, error) {
 			bad("relay_addresses", "at most one IPv4 and one IPv6 address")
 		}
 	}
-	if cfg.MaxAllocationsPerParticipant < 0 || cfg.MaxAllocationsPerVisit < 0 || cfg.MaxAllocations < 0 {
-		bad("max_allocations", "caps must be positive")
+	lim, err := NewLimits(cfg)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if cfg.BandwidthBitsPerSecond < 8*1600 {
-		bad("bandwidth_bits_per_second", "%d is below one packet per second", cfg.BandwidthBitsPerSecond)
-	}
-	if cfg.UnauthenticatedRate.Rate <= 0 || cfg.UnauthenticatedRate.Burst <= 0 {
-		bad("unauthenticated_rate", "rate and burst must be positive")
-	}
-	if cfg.AllocationRate.Rate <= 0 || cfg.AllocationRate.Burst <= 0 {
-		bad("allocation_rate", "rate and burst must be positive")
-	}
+	s.lim.Store(lim)
 	if cfg.UDPSockets < 0 {
 		bad("udp_sockets", "must be positive")
 	}
@@ -254,8 +246,6 @@ func New(o Options) (*Server, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	s.bandwidth = rate.Limit(float64(cfg.BandwidthBitsPerSecond) / 8)
-	s.burst = max(int(cfg.BandwidthBitsPerSecond/8/4), 16*1024)
 	s.ended, _ = lru.New[string, struct{}](maxVisits)
 	s.allocRate, _ = lru.New[string, *rate.Limiter](cfg.MaxCredentials)
 	s.unauth, _ = lru.New[netip.Addr, *rate.Limiter](cfg.MaxSources)
@@ -479,14 +469,15 @@ func (s *Server) TLSAddr() net.Addr {
 }
 
 // Credential returns a credential for (visitID, participantID) in the TURN
-// REST form, valid for new allocations for relay.credential_ttl. Both ids
+// REST form, valid for new allocations for relay.credential_ttl (as of
+// the last SetLimits). Both ids
 // must satisfy ValidID; otherwise the zero Credential is returned, which
 // the relay never accepts.
 func (s *Server) Credential(visitID, participantID string) Credential {
 	if !ValidID(visitID) || !ValidID(participantID) {
 		return Credential{}
 	}
-	exp := time.Unix(s.now().Add(s.cfg.CredentialTTL).Unix(), 0).UTC()
+	exp := time.Unix(s.now().Add(s.limits().credentialTTL).Unix(), 0).UTC()
 	u := FormatUsername(exp, visitID, participantID)
 	return Credential{Username: u, Password: Password(s.secrets[0], u), Expires: exp}
 }

@@ -116,7 +116,7 @@ func (m *streamMux) serve(c net.Conn) {
 		return
 	default:
 	}
-	if len(m.conns) >= m.s.cfg.MaxTLSConns || m.conns[ap] != nil {
+	if len(m.conns) >= m.s.limits().maxTLSConns || m.conns[ap] != nil {
 		m.mu.Unlock()
 		_ = c.Close()
 		return
@@ -139,7 +139,7 @@ func (m *streamMux) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
-		timeout = m.s.cfg.TLSIdleTimeout
+		timeout = m.s.limits().tlsIdleTimeout
 		select {
 		case m.in <- muxPacket{b: b, from: from}:
 		case <-m.done:

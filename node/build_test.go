@@ -1,0 +1,69 @@
+package node
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/media/relay"
+)
+
+// TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload: every relay
+// setting is either a limit the relay applies on reload or fixed under
+// its own name; the TLS host table reloads while tls.min_version,
+// tls.acme and client_cas stay fixed.
+func TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload(t *testing.T) {
+	t.Parallel()
+	names := map[string]bool{}
+	for _, f := range fixed {
+		names[f.field] = true
+	}
+	for _, want := range []string{"relay.listen", "relay.tls_listen", "relay.relay_addresses", "relay.external_addresses",
+		"relay.port_min", "relay.port_max", "relay.secrets", "relay.secrets_file", "relay.enabled", "relay.server_names",
+		"tls.min_version", "tls.acme", "client_cas", "server.listen", "data_dir"} {
+		if !names[want] {
+			t.Errorf("%s is not fixed", want)
+		}
+	}
+	for _, f := range relay.LimitFields {
+		if names["relay."+f] {
+			t.Errorf("relay.%s is a limit the relay applies, yet fixed", f)
+		}
+	}
+	if names["relay"] || names["tls"] || names["tls.hosts"] {
+		t.Error("a whole section is still fixed")
+	}
+
+	cur := &config.Config{
+		TLS: config.TLS{Hosts: []config.TLSHost{{Names: []string{"localhost"}, Mode: "local"}}},
+		Relay: config.Relay{Enabled: true, Listen: "127.0.0.1:3478",
+			RelayAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}.Defaults(),
+	}
+	next := *cur
+	next.TLS.Hosts = []config.TLSHost{{Names: []string{"localhost", "app.localhost"}, Mode: "local"}}
+	next.Relay.MaxAllocationsPerParticipant = 1
+	next.Relay.CredentialTTL = time.Minute
+	next.Relay.AllocationRate = config.RateLimit{Rate: 2, Burst: 3}
+	if probs := checkFixed(cur, &next); len(probs) > 0 {
+		t.Fatalf("TLS hosts and relay limits refused: %v", probs)
+	}
+	next.Relay.Listen = "127.0.0.1:3479"
+	next.Relay.PortMin = 40000
+	next.TLS.MinVersion = "1.3"
+	probs := checkFixed(cur, &next)
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.Error())
+	}
+	for _, want := range []string{"relay.listen", "relay.port_min", "tls.min_version"} {
+		if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, want) }) {
+			t.Errorf("change of %s not refused by name: %v", want, got)
+		}
+	}
+	if len(probs) != 3 {
+		t.Errorf("%d problems, want 3: %v", len(probs), got)
+	}
+}
