@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/telegate/telegate/audit"
+	"github.com/telegate/telegate/config"
 )
 
 // benchService is a Service with only a store and a clock: what a session
@@ -28,7 +29,8 @@ func benchService(tb testing.TB, n int) (*View, []string, string) {
 	now := time.Now()
 	s := &View{Service: &Service{store: st, now: func() time.Time { return now },
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), audit: audit.Discard{}},
-		idle: 15 * time.Minute, touchEvery: touchIntervalFor(15 * time.Minute), absolute: 12 * time.Hour}
+		idle: 15 * time.Minute, touchEvery: touchIntervalFor(15 * time.Minute), absolute: 12 * time.Hour,
+		providers: map[string]*relyingParty{"staff": {cfg: config.Provider{ID: "staff", Issuer: "https://idp.hospital.example/realms/staff"}}}}
 	s.metrics, _ = newMetrics(nil)
 	tb.Cleanup(func() { _ = st.Close() })
 	handles := make([]string, 0, n)

@@ -142,6 +142,26 @@ func (s *View) Authenticate(next http.Handler) http.Handler {
 // every X-Telegate-* header it never reaches an upstream.
 const BackgroundHeader = "X-Telegate-Background"
 
+// ends is why sess must end now, or "": past its absolute or idle
+// deadline, or its provider is no longer configured with the issuer that
+// signed it in (a reload that removes a provider, or points its id at
+// another issuer, ends its sessions at their next use: a hospital that
+// drops a compromised identity provider drops its sign-ins with it).
+func (s *View) ends(sess *Session, now time.Time) string {
+	switch {
+	case !now.Before(sess.Created.Add(s.absolute)):
+		return "absolute"
+	case !now.Before(sess.LastSeen.Add(s.idle)):
+		return "idle"
+	}
+	if sess.Provider != "" {
+		if rp := s.providers[sess.Provider]; rp == nil || rp.cfg.Issuer != sess.Issuer {
+			return "provider_removed"
+		}
+	}
+	return ""
+}
+
 // loadSession returns the live session for a cookie handle, or nil. It ends
 // sessions past their idle or absolute deadline, refreshes an expired access
 // token once (a failed refresh ends the session) and, when use is set,
@@ -159,12 +179,8 @@ func (s *View) loadSession(ctx context.Context, handle string, use bool) *Sessio
 		return nil
 	}
 	now := s.now()
-	switch {
-	case !now.Before(sess.Created.Add(s.absolute)):
-		s.endSession(ctx, id, "absolute")
-		return nil
-	case !now.Before(sess.LastSeen.Add(s.idle)):
-		s.endSession(ctx, id, "idle")
+	if why := s.ends(sess, now); why != "" {
+		s.endSession(ctx, id, why)
 		return nil
 	}
 	if sess.RefreshToken != "" && !sess.TokenExpiry.IsZero() && !now.Before(sess.TokenExpiry) {

@@ -345,9 +345,9 @@ func (s *Service) TouchInterval() time.Duration { return s.View().touchEvery }
 // use although its browser sends no request: a participant in a video
 // visit, whose call page talks only over signaling and the relay. It moves
 // the idle clock as a request does, writes at most once per TouchInterval,
-// and never brings back a session that has ended or passed its idle or
-// absolute deadline (those end at their next use or sweep). Unknown ids
-// are ignored.
+// and never brings back a session that has ended: one past its idle or
+// absolute deadline, or whose provider is gone, ends now (and its end
+// hooks close its signaling). Unknown ids are ignored.
 func (s *Service) Active(ctx context.Context, id string) {
 	s.View().active(ctx, id)
 }
@@ -358,7 +358,8 @@ func (s *View) active(ctx context.Context, id string) {
 		return
 	}
 	now := s.now()
-	if !now.Before(sess.Created.Add(s.absolute)) || !now.Before(sess.LastSeen.Add(s.idle)) {
+	if why := s.ends(sess, now); why != "" {
+		s.endSession(ctx, id, why)
 		return
 	}
 	s.recordUse(ctx, sess, now)

@@ -1,0 +1,78 @@
+package auth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/telegate/telegate/config"
+)
+
+// TestRegression_SessionsEndWithTheirProvider: a reload that removes an
+// identity provider, or points its id at another issuer, ends the
+// sessions it signed in at their next use — by a request or by a call's
+// signaling (Active) — with a "session.end" audit record; a reload that
+// keeps the provider (a new client secret or role mapping) keeps them. A
+// hospital that drops a compromised identity provider drops its
+// sign-ins with it.
+func TestRegression_SessionsEndWithTheirProvider(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		edit  func(p *[]config.Provider)
+		keeps bool
+	}{
+		{"provider removed", func(p *[]config.Provider) { *p = nil }, false},
+		{"issuer changed", func(p *[]config.Provider) { (*p)[0].Issuer = "https://other-idp.example.test" }, false},
+		{"another id", func(p *[]config.Provider) { (*p)[0].ID = "staff-2" }, false},
+		{"secret and roles changed", func(p *[]config.Provider) {
+			(*p)[0].ClientSecret = "rotated-secret"
+			(*p)[0].Roles.Always = []string{"staff", "on-call"}
+		}, true},
+	} {
+		for _, via := range []string{"request", "signaling"} {
+			t.Run(tc.name+" via "+via, func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t)
+				if resp := h.signIn("/app/"); resp.StatusCode != http.StatusOK {
+					t.Fatalf("sign-in: %d", resp.StatusCode)
+				}
+				sessID := h.get("/app/").Header.Get("X-Session")
+				if sessID == "" {
+					t.Fatal("no session")
+				}
+				next := *h.cfg
+				next.Providers = append([]config.Provider(nil), h.cfg.Providers...)
+				tc.edit(&next.Providers)
+				v, err := NewView(&next, h.svc, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.svc.Activate(v)
+				switch via {
+				case "request":
+					resp := h.get("/app/")
+					if signedIn := resp.Header.Get("X-Session") == sessID; signedIn != tc.keeps {
+						t.Fatalf("after the reload: signed in %v, want %v", signedIn, tc.keeps)
+					}
+				case "signaling":
+					h.svc.Active(context.Background(), sessID)
+				}
+				_, err = h.svc.store.Get(context.Background(), sessID)
+				if gone := err != nil; gone == tc.keeps {
+					t.Fatalf("session in the store after the reload: %v, want %v", !gone, tc.keeps)
+				}
+				if ended := h.audit.find("session.end", "deny", "provider_removed"); ended == tc.keeps {
+					t.Errorf("session.end provider_removed recorded: %v", ended)
+				}
+				h.endedMu.Lock()
+				hooked := strings.Contains(strings.Join(h.ended, " "), sessID)
+				h.endedMu.Unlock()
+				if hooked == tc.keeps {
+					t.Errorf("the end hooks ran for the session: %v", hooked)
+				}
+			})
+		}
+	}
+}
