@@ -43,6 +43,10 @@ type Config struct {
 
 	// positions are the file positions of the fields (see Problem).
 	positions *decoder
+	// defaulted is set by ApplyDefaults (and Load): the builders read
+	// every setting from the configuration and have no defaults of their
+	// own, so they refuse a configuration built in code without it.
+	defaulted bool
 }
 
 // Server configures the listeners and HTTP hardening.
@@ -331,7 +335,7 @@ type BreakGlass struct {
 	// Allow: who may grant themselves access, matched like Policy.Allow.
 	// Required.
 	Allow []Rule `yaml:"allow"`
-	// Duration of one grant. Default 1h, at most 12h.
+	// Duration of one grant, at most 12h. Default 1h.
 	Duration time.Duration `yaml:"duration"`
 }
 
