@@ -10,9 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// DefaultAdminAddr is the admin listener when Server.Admin is unset.
-const DefaultAdminAddr = "127.0.0.1:9090"
-
 // metrics are the edge plane's Prometheus metrics
 // (telegate_<plane>_<thing>_<unit>).
 type metrics struct {
