@@ -161,7 +161,8 @@ type Assertion struct {
 	// SigningKeyFile is a PEM EC P-256 private key. Default: generated once
 	// in the data directory.
 	SigningKeyFile string `yaml:"signing_key_file"`
-	// Header carrying the assertion. Default "X-Telegate-Assertion".
+	// Header carrying the assertion: an X- header name that the proxy does
+	// not manage. Default "X-Telegate-Assertion".
 	Header string `yaml:"header"`
 }
 
@@ -260,7 +261,9 @@ type Route struct {
 	Hosts []string `yaml:"hosts"`
 	// Path prefix, e.g. "/clinic/". Longest prefix wins.
 	Path string `yaml:"path"`
-	// Upstream is the absolute http or https URL requests are forwarded to.
+	// Upstream is the absolute http or https URL requests are forwarded
+	// to: scheme, host and port only, without a path (the request path is
+	// forwarded as it is).
 	Upstream string `yaml:"upstream"`
 	// UpstreamTLS configures TLS toward an https upstream.
 	UpstreamTLS UpstreamTLS `yaml:"upstream_tls"`
