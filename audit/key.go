@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/internal/secretfile"
@@ -14,15 +13,6 @@ import (
 
 // KeyBytes is the size of a generated audit key.
 const KeyBytes = 32
-
-// Path returns the audit file for cfg: cfg.File, or
-// <dataDir>/audit/audit.log by default.
-func Path(cfg config.Audit, dataDir string) string {
-	if cfg.File != "" {
-		return cfg.File
-	}
-	return filepath.Join(dataDir, "audit", "audit.log")
-}
 
 // Key returns the audit HMAC key: cfg.Key (base64, standard or URL
 // alphabet, padded or not), else the base64 content of cfg.KeyFile (read

@@ -80,16 +80,6 @@ func TestKeySources(t *testing.T) {
 	}
 }
 
-func TestPath(t *testing.T) {
-	t.Parallel()
-	if p := Path(config.Audit{}, "/d"); p != "/d/audit/audit.log" {
-		t.Error(p)
-	}
-	if p := Path(config.Audit{File: "/x.log"}, "/d"); p != "/x.log" {
-		t.Error(p)
-	}
-}
-
 func TestPseudonym(t *testing.T) {
 	t.Parallel()
 	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)

@@ -179,14 +179,14 @@ func TestRegression_ProviderDiscoveryFailureIsRetried(t *testing.T) {
 	downURL := down.URL
 	down.Close()
 	svc, err := New(context.Background(), Options{
-		Config: &config.Config{
+		Config: defaulted(&config.Config{
 			DataDir: t.TempDir(),
 			Server:  config.Server{PublicURL: "https://gw.test"},
 			Providers: []config.Provider{
 				{ID: "staff", Issuer: op.issuer, ClientID: "c", ClientSecret: "s"},
 				{ID: "gone", Issuer: downURL, ClientID: "c", ClientSecret: "s"},
 			},
-		},
+		}),
 		HTTPClient: op.srv.Client(),
 	})
 	if err != nil {
@@ -227,8 +227,12 @@ func TestRefusesInsecureSigningAlgsInConfig(t *testing.T) {
 			t.Errorf("pinAlgs(%q) accepted", alg)
 		}
 	}
-	if got, _ := pinAlgs(nil); strings.Join(got, ",") != "RS256,ES256" {
-		t.Errorf("default algs %v", got)
+	// The default list is config's, applied before auth sees the provider.
+	if _, err := pinAlgs(nil); err == nil {
+		t.Error("pinAlgs(nil) accepted: the default comes from config")
+	}
+	if got, err := pinAlgs(config.DefaultSigningAlgs); err != nil || strings.Join(got, ",") != "RS256,ES256" {
+		t.Errorf("default algs %v, %v", got, err)
 	}
 }
 

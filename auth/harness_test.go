@@ -146,6 +146,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 // start (re)creates the service from h.cfg.
 func (h *harness) start() {
 	h.t.Helper()
+	h.cfg.ApplyDefaults() // a configuration built in code, as Load would have it
 	svc, err := New(context.Background(), Options{
 		Config:     h.cfg,
 		Audit:      h.audit,
@@ -322,4 +323,11 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// defaulted applies config's defaults to a configuration built in code,
+// as Load does for a file.
+func defaulted(cfg *config.Config) *config.Config {
+	cfg.ApplyDefaults()
+	return cfg
 }

@@ -27,26 +27,17 @@ const (
 	maxClaimLen = 256
 )
 
-// defaultSigningAlgs are accepted when a provider names none.
-var defaultSigningAlgs = []string{oidc.RS256, oidc.ES256}
-
-// allowedAlgs are the asymmetric JWS algorithms (RFC 7518 §3.1) telegate
-// accepts at all; "none" and the HMAC family are never accepted.
-var allowedAlgs = map[string]bool{
-	oidc.RS256: true, oidc.RS384: true, oidc.RS512: true,
-	oidc.ES256: true, oidc.ES384: true, oidc.ES512: true,
-	oidc.PS256: true, oidc.PS384: true, oidc.PS512: true,
-	oidc.EdDSA: true,
-}
-
-// pinAlgs validates a configured algorithm list, defaulting to RS256+ES256.
+// pinAlgs is the algorithm list token verification is pinned to: the
+// configured signing_algs (config.DefaultSigningAlgs when the file names
+// none), each by config's rule (config.CheckSigningAlg: the asymmetric JWS
+// algorithms of config.SigningAlgs; "none" and the HMAC family never).
 func pinAlgs(algs []string) ([]string, error) {
 	if len(algs) == 0 {
-		return slices.Clone(defaultSigningAlgs), nil
+		return nil, errors.New("signing_algs: none configured")
 	}
-	for _, a := range algs {
-		if !allowedAlgs[a] {
-			return nil, fmt.Errorf("signing_algs: %q is not accepted (use asymmetric algorithms such as RS256 or ES256)", a)
+	for i, a := range algs {
+		if err := config.CheckSigningAlg(a); err != nil {
+			return nil, fmt.Errorf("signing_algs[%d]: %w", i, err)
 		}
 	}
 	return slices.Clone(algs), nil
@@ -84,13 +75,10 @@ type discoveryDoc struct {
 // newRelyingParty prepares p's OAuth 2.0 client: pinned algorithms, the
 // client secret (read from client_secret_file), redirect URI and scopes. It
 // contacts nothing.
-func newRelyingParty(p config.Provider, publicURL string, base *http.Client, now func() time.Time) (*relyingParty, error) {
+func newRelyingParty(p config.Provider, base *http.Client, now func() time.Time) (*relyingParty, error) {
 	algs, err := pinAlgs(p.SigningAlgs)
 	if err != nil {
 		return nil, err
-	}
-	if p.ClientID == "" {
-		return nil, errors.New("client_id is required")
 	}
 	secret := p.ClientSecret
 	if secret == "" && p.ClientSecretFile != "" {
@@ -105,9 +93,6 @@ func newRelyingParty(p config.Provider, publicURL string, base *http.Client, now
 		return nil, err
 	}
 	redirect := p.RedirectURL
-	if redirect == "" {
-		redirect = strings.TrimSuffix(publicURL, "/") + "/.telegate/callback/" + p.ID
-	}
 	scopes := []string{oidc.ScopeOpenID}
 	for _, s := range p.Scopes {
 		if !slices.Contains(scopes, s) {
@@ -293,9 +278,6 @@ func (rp *relyingParty) checkUserInfo(ctx context.Context, tok *oauth2.Token, su
 // m.Always plus m.Map[group] for each group. Both are sorted and unique.
 func mapRoles(m config.RoleMapping, all map[string]json.RawMessage) (groups, roles []string) {
 	claim := m.Claim
-	if claim == "" {
-		claim = "groups"
-	}
 	if raw, ok := all[claim]; ok {
 		var list []any
 		if err := json.Unmarshal(raw, &list); err == nil {

@@ -31,10 +31,6 @@ import (
 )
 
 const (
-	defaultCookieName      = "__Host-telegate"
-	defaultIdleTimeout     = 15 * time.Minute
-	defaultAbsoluteTimeout = 12 * time.Hour
-	defaultMaxSessions     = 100000
 	// maxTouchInterval: the idle clock of a session is written at most
 	// this often, so reads do not turn into writes (see touchIntervalFor).
 	maxTouchInterval = time.Minute
@@ -170,12 +166,15 @@ func New(ctx context.Context, o Options) (*Service, error) {
 }
 
 // OpenStore opens the default session store for cfg: the encrypted bbolt
-// store <DataDir>/sessions.db (default DataDir "./telegate-data"), keyed by
-// Sessions.EncryptionKey, EncryptionKeyFile or <DataDir>/keys/session.key
-// (generated once, mode 0600), capped at Sessions.MaxSessions (default
-// 100000). Sessions.Store "redis" opens a RedisStore on cfg.Redis instead
+// store <DataDir>/sessions.db, keyed by Sessions.EncryptionKey,
+// EncryptionKeyFile or <DataDir>/keys/session.key (generated once, mode
+// 0600), capped at Sessions.MaxSessions. cfg's defaults must be applied
+// (config.Load, or ApplyDefaults on a configuration built in code). Sessions.Store "redis" opens a RedisStore on cfg.Redis instead
 // (see openRedisFromConfig).
 func OpenStore(cfg *config.Config) (SessionStore, error) {
+	if err := cfg.CheckDefaulted(); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 	sc := cfg.Sessions
 	if sc.Store == "redis" {
 		return openRedisFromConfig(cfg)
@@ -187,15 +186,7 @@ func OpenStore(cfg *config.Config) (SessionStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	max := sc.MaxSessions
-	if max <= 0 {
-		max = defaultMaxSessions
-	}
-	dir := cfg.DataDir
-	if dir == "" {
-		dir = "./telegate-data"
-	}
-	return OpenBoltStore(filepath.Join(dir, "sessions.db"), key, max)
+	return OpenBoltStore(filepath.Join(cfg.DataDir, "sessions.db"), key, sc.MaxSessions)
 }
 
 // loadClientCA reads a device CA's PEM file into a pool of its own.

@@ -495,11 +495,7 @@ func openRedisFromConfig(cfg *config.Config) (SessionStore, error) {
 		}
 		pw = strings.TrimSpace(s)
 	}
-	max := sc.MaxSessions
-	if max <= 0 {
-		max = defaultMaxSessions
-	}
 	return OpenRedisStore(context.Background(), RedisOptions{
-		Addr: rc.Addr, Password: pw, DB: rc.DB, Key: key, MaxSessions: max,
+		Addr: rc.Addr, Password: pw, DB: rc.DB, Key: key, MaxSessions: sc.MaxSessions,
 	})
 }

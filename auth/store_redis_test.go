@@ -255,6 +255,7 @@ func TestOpenStoreRedisConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			tc.cfg.ApplyDefaults()
 			st, err := OpenStore(&tc.cfg)
 			if tc.wantErr == "" {
 				if err != nil {

@@ -17,8 +17,6 @@ const (
 	// maxIdPBody caps every response body read from an OpenID Provider
 	// (discovery, JWKS, token, UserInfo).
 	maxIdPBody = 1 << 20
-	// defaultIdPTimeout bounds each call to an OpenID Provider.
-	defaultIdPTimeout = 10 * time.Second
 	// jwksRefetchEvery and jwksRefetchBurst bound how often a key set is
 	// fetched, so that a flood of tokens with unknown "kid" values cannot
 	// hammer the provider (OIDC Core §10.1.1 refetch on unknown kid).
@@ -82,9 +80,6 @@ func (t *rateLimitedTransport) RoundTrip(r *http.Request) (*http.Response, error
 // call, capped bodies, optional private root CA) and the client for its key
 // set (the same, rate-limited).
 func idpClients(base *http.Client, caFile string, timeout time.Duration) (call, jwks *http.Client, err error) {
-	if timeout <= 0 {
-		timeout = defaultIdPTimeout
-	}
 	var rt http.RoundTripper = http.DefaultTransport
 	if base != nil && base.Transport != nil {
 		rt = base.Transport

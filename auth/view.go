@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -49,6 +48,9 @@ type View struct {
 // issuer, so a reload that changes a client secret or a role mapping takes
 // effect at the next sign-in without discovering again.
 func NewView(cfg *config.Config, s *Service, clientCAs map[string]*x509.CertPool) (*View, error) {
+	if err := cfg.CheckDefaulted(); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
 	v := &View{
 		Service:   s,
 		cfg:       cfg,
@@ -60,26 +62,17 @@ func NewView(cfg *config.Config, s *Service, clientCAs map[string]*x509.CertPool
 	var errs config.Errors
 	problem := func(field string, err error) { errs = append(errs, cfg.Problem(field, "%s", err.Error())) }
 	sc := cfg.Sessions
+	// The settings come defaulted and validated by config; where auth keys
+	// or builds something by a rule (the cookie name, the ids), it applies
+	// config's rule, so that a configuration built in code meets it too.
 	v.cookieName = sc.CookieName
-	if v.cookieName == "" {
-		v.cookieName = defaultCookieName
-	}
-	if !strings.HasPrefix(v.cookieName, "__Host-") {
-		problem("sessions.cookie_name", fmt.Errorf("%q must start with __Host-", v.cookieName))
+	if err := config.CheckCookieName(v.cookieName); err != nil {
+		problem("sessions.cookie_name", err)
 	}
 	v.preCookie = v.cookieName + "-login"
 	v.idle = sc.IdleTimeout
-	if v.idle <= 0 {
-		v.idle = defaultIdleTimeout
-	}
 	v.touchEvery = touchIntervalFor(v.idle)
 	v.absolute = sc.AbsoluteTimeout
-	if v.absolute <= 0 {
-		v.absolute = defaultAbsoluteTimeout
-	}
-	if len(cfg.Providers) > 0 && v.publicURL == "" {
-		problem("server.public_url", errors.New("is required to build the providers' redirect URIs"))
-	}
 	for i := range cfg.Routes {
 		v.routes[cfg.Routes[i].ID] = &cfg.Routes[i]
 	}
@@ -103,12 +96,13 @@ func NewView(cfg *config.Config, s *Service, clientCAs map[string]*x509.CertPool
 	if s != nil {
 		base, now = s.httpClient, s.now
 	}
+	seen := map[string]bool{}
 	for i, p := range cfg.Providers {
-		if _, dup := v.providers[p.ID]; dup || p.ID == "" {
-			problem(fmt.Sprintf("providers[%d].id", i), fmt.Errorf("%q: missing or duplicate id", p.ID))
+		if err := config.CheckID(p.ID, seen, "provider"); err != nil {
+			problem(fmt.Sprintf("providers[%d].id", i), err)
 			continue
 		}
-		rp, err := newRelyingParty(p, v.publicURL, base, now)
+		rp, err := newRelyingParty(p, base, now)
 		if err != nil {
 			problem(fmt.Sprintf("providers[%d]", i), err)
 			continue
@@ -119,9 +113,10 @@ func NewView(cfg *config.Config, s *Service, clientCAs map[string]*x509.CertPool
 		v.providers[p.ID] = rp
 		v.provOrder = append(v.provOrder, p.ID)
 	}
+	seen = map[string]bool{}
 	for i, b := range cfg.Bearer {
-		if _, dup := v.bearers[b.ID]; dup || b.ID == "" {
-			problem(fmt.Sprintf("bearer[%d].id", i), fmt.Errorf("%q: missing or duplicate id", b.ID))
+		if err := config.CheckID(b.ID, seen, "bearer"); err != nil {
+			problem(fmt.Sprintf("bearer[%d].id", i), err)
 			continue
 		}
 		bv, err := newBearerVerifier(b, base, now)

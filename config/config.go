@@ -43,6 +43,10 @@ type Config struct {
 
 	// positions are the file positions of the fields (see Problem).
 	positions *decoder
+	// defaulted is set by ApplyDefaults (and Load): the builders read
+	// every setting from the configuration and have no defaults of their
+	// own, so they refuse a configuration built in code without it.
+	defaulted bool
 }
 
 // Server configures the listeners and HTTP hardening.
@@ -157,7 +161,8 @@ type Assertion struct {
 	// SigningKeyFile is a PEM EC P-256 private key. Default: generated once
 	// in the data directory.
 	SigningKeyFile string `yaml:"signing_key_file"`
-	// Header carrying the assertion. Default "X-Telegate-Assertion".
+	// Header carrying the assertion: an X- header name that the proxy does
+	// not manage. Default "X-Telegate-Assertion".
 	Header string `yaml:"header"`
 }
 
@@ -256,7 +261,9 @@ type Route struct {
 	Hosts []string `yaml:"hosts"`
 	// Path prefix, e.g. "/clinic/". Longest prefix wins.
 	Path string `yaml:"path"`
-	// Upstream is the absolute http or https URL requests are forwarded to.
+	// Upstream is the absolute http or https URL requests are forwarded
+	// to: scheme, host and port only, without a path (the request path is
+	// forwarded as it is).
 	Upstream string `yaml:"upstream"`
 	// UpstreamTLS configures TLS toward an https upstream.
 	UpstreamTLS UpstreamTLS `yaml:"upstream_tls"`
@@ -331,7 +338,7 @@ type BreakGlass struct {
 	// Allow: who may grant themselves access, matched like Policy.Allow.
 	// Required.
 	Allow []Rule `yaml:"allow"`
-	// Duration of one grant. Default 1h, at most 12h.
+	// Duration of one grant, at most 12h. Default 1h.
 	Duration time.Duration `yaml:"duration"`
 }
 

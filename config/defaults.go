@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -44,6 +45,7 @@ const (
 	DefaultMaxClients         = 100000
 	DefaultParanoiaLevel      = 1
 	DefaultAnomalyThreshold   = 5
+	DefaultBreakGlassDuration = time.Hour
 	DefaultLogFormat          = "json"
 	DefaultLogLevel           = "info"
 	callbackPathPrefix        = "/.telegate/callback/"
@@ -260,9 +262,13 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	num(&c.Inspection.ParanoiaLevel, DefaultParanoiaLevel)
 	num(&c.Inspection.AnomalyThreshold, DefaultAnomalyThreshold)
 
-	if c.Audit.File == "" {
-		c.Audit.File = filepath.Join(c.DataDir, filepath.FromSlash(defaultAuditFileInDataDir))
+	for i := range c.Routes {
+		if p := c.Routes[i].Policy; p != nil && p.BreakGlass != nil {
+			dur(&p.BreakGlass.Duration, DefaultBreakGlassDuration)
+		}
 	}
+
+	str(&c.Audit.File, AuditFileIn(c.DataDir))
 
 	str(&c.Log.Format, DefaultLogFormat)
 	str(&c.Log.Level, DefaultLogLevel)
@@ -272,6 +278,30 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 			d.ApplyDefaults(c)
 		}
 	})
+	c.defaulted = true
+}
+
+// AuditFileIn is the default audit trail in dataDir:
+// <dataDir>/audit/audit.log.
+func AuditFileIn(dataDir string) string {
+	return filepath.Join(dataDir, filepath.FromSlash(defaultAuditFileInDataDir))
+}
+
+// ErrNoDefaults is returned by the builders (node.Build, gateway.New,
+// auth.NewView, …) for a configuration whose defaults were never applied:
+// they read every setting from the configuration and fill in none.
+var ErrNoDefaults = errors.New("configuration without defaults: load it with config.Load or call its ApplyDefaults method first")
+
+// Defaulted reports whether ApplyDefaults (or Load, which calls it) has
+// run on c. CheckDefaulted is the same as an error.
+func (c *Config) Defaulted() bool { return c != nil && c.defaulted }
+
+// CheckDefaulted returns ErrNoDefaults unless c's defaults are applied.
+func (c *Config) CheckDefaulted() error {
+	if !c.Defaulted() {
+		return ErrNoDefaults
+	}
+	return nil
 }
 
 // derivePublicURL is https:// + the first TLS host name, with the listen

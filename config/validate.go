@@ -285,15 +285,24 @@ func validHostname(h string, wildcard bool) bool {
 
 // checkID checks an id and its uniqueness in seen.
 func checkID(r *Report, id string, seen map[string]bool, what string) {
+	r.check("id", CheckID(id, seen, what))
+}
+
+// CheckID is the rule for the ids of routes, providers, bearer issuers and
+// client CAs (what names which): required, lower-case letters, digits and
+// '-' (at most 63), and not already in seen, to which it adds id. It is
+// the one rule for ids: the builders that key their parts by id call it.
+func CheckID(id string, seen map[string]bool, what string) error {
+	defer func() { seen[id] = true }()
 	switch {
 	case id == "":
-		r.Errorf("id", "is required")
+		return errors.New("is required")
 	case !idPattern.MatchString(id):
-		r.Errorf("id", "%q must be lower-case letters, digits and '-' (at most 63)", id)
+		return fmt.Errorf("%q must be lower-case letters, digits and '-' (at most 63)", id)
 	case seen[id]:
-		r.Errorf("id", "%s id %q is used twice", what, id)
+		return fmt.Errorf("%s id %q is used twice", what, id)
 	}
-	seen[id] = true
+	return nil
 }
 
 // ---- sections ----
@@ -430,14 +439,21 @@ func (c *Config) checkTLS(r *Report) {
 // cookieNamePattern is an RFC 6265 §4.1.1 cookie-name (a token).
 var cookieNamePattern = tokenPattern
 
+// CheckCookieName is the rule for sessions.cookie_name: a cookie token
+// that starts with "__Host-". auth builds its cookies by it.
+func CheckCookieName(name string) error {
+	switch {
+	case !strings.HasPrefix(name, "__Host-"):
+		return errors.New("must start with \"__Host-\" so browsers bind it to this host over HTTPS (RFC 6265bis §4.1.3.2)")
+	case !cookieNamePattern.MatchString(name):
+		return errors.New("must be a cookie token (letters, digits, and !#$%&'*+-.^_`|~)")
+	}
+	return nil
+}
+
 func (c *Config) checkSessions(r *Report, fromEnv map[string]bool) {
 	s := &c.Sessions
-	switch {
-	case !strings.HasPrefix(s.CookieName, "__Host-"):
-		r.Errorf("cookie_name", "must start with \"__Host-\" so browsers bind it to this host over HTTPS (RFC 6265bis §4.1.3.2)")
-	case !cookieNamePattern.MatchString(s.CookieName):
-		r.Errorf("cookie_name", "must be a cookie token (letters, digits, and !#$%%&'*+-.^_`|~)")
-	}
+	r.check("cookie_name", CheckCookieName(s.CookieName))
 	if s.IdleTimeout > 0 && s.IdleTimeout < time.Second {
 		r.Errorf("idle_timeout", "(%s) must be at least 1s; use is recorded every quarter of it", s.IdleTimeout)
 	}
@@ -490,6 +506,21 @@ func decodeBase64(s string) ([]byte, bool) {
 // hopByHop headers (RFC 9110 §7.6.1) and others a proxy rewrites.
 var reservedHeaders = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "cookie", "authorization", "forwarded"}
 
+// CheckAssertionHeader is the rule for assertion.header: a header name
+// (RFC 9110 §5.1) that starts with "X-" and is none of the headers the
+// proxy manages. The gateway sends the assertion in it.
+func CheckAssertionHeader(h string) error {
+	switch {
+	case !tokenPattern.MatchString(h):
+		return fmt.Errorf("%q is not a header name", h)
+	case slices.Contains(reservedHeaders, strings.ToLower(h)):
+		return fmt.Errorf("%q is a header the proxy manages; choose another", h)
+	case !strings.HasPrefix(strings.ToLower(h), "x-"):
+		return fmt.Errorf("%q: use an X- name", h)
+	}
+	return nil
+}
+
 func (c *Config) checkAssertion(r *Report) {
 	a := &c.Assertion
 	if a.Issuer == "" {
@@ -500,11 +531,7 @@ func (c *Config) checkAssertion(r *Report) {
 	if a.TTL > 5*time.Minute {
 		r.Errorf("ttl", "(%s) must be at most 5m: assertions are short-lived", a.TTL)
 	}
-	if !tokenPattern.MatchString(a.Header) {
-		r.Errorf("header", "%q is not a header name", a.Header)
-	} else if slices.Contains(reservedHeaders, strings.ToLower(a.Header)) {
-		r.Errorf("header", "%q is a header the proxy manages; choose another", a.Header)
-	}
+	r.check("header", CheckAssertionHeader(a.Header))
 	if a.SigningKeyFile != "" {
 		_, err := ReadSigningKeyFile(a.SigningKeyFile)
 		r.check("signing_key_file", err)
@@ -518,10 +545,17 @@ var SigningAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
 
 func checkAlgs(r *Report, algs []string) {
 	for i, a := range algs {
-		if !slices.Contains(SigningAlgs, a) {
-			r.Errorf(fmt.Sprintf("signing_algs[%d]", i), "%q is not one of %s", a, strings.Join(SigningAlgs, ", "))
-		}
+		r.check(fmt.Sprintf("signing_algs[%d]", i), CheckSigningAlg(a))
 	}
+}
+
+// CheckSigningAlg is the rule for an entry of signing_algs: one of
+// SigningAlgs. auth pins token verification to the list by it.
+func CheckSigningAlg(a string) error {
+	if !slices.Contains(SigningAlgs, a) {
+		return fmt.Errorf("%q is not one of %s", a, strings.Join(SigningAlgs, ", "))
+	}
+	return nil
 }
 
 func checkRoleMapping(r *Report, m RoleMapping) {
@@ -722,7 +756,9 @@ func CheckRoutePath(p string) error {
 }
 
 // CheckUpstream requires an absolute http or https URL with a host and no
-// user information, query or fragment.
+// user information, path (other than "/": the canonical request path is
+// forwarded as it is), query or fragment. It is the one rule for
+// routes[].upstream: the gateway parses upstreams by it.
 func CheckUpstream(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -730,6 +766,9 @@ func CheckUpstream(raw string) error {
 	}
 	if u.User != nil {
 		return fmt.Errorf("must not carry user information (user:password@)")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawPath != "" {
+		return fmt.Errorf("%q must not have a path: the request path is forwarded as it is, write http(s)://host[:port]", raw)
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") {
 		return fmt.Errorf("must not have a query or fragment")
@@ -864,6 +903,12 @@ func (c *Config) checkRoutes(root *Report) {
 	}
 }
 
+// checkPolicy checks what of a route's policy refers to the rest of the
+// file: the provider, bearer and client CA ids its rules name, and the
+// break_glass section. What a policy means (public with allow rules, a
+// policy that admits nobody, methods, empty rules) is the rule of the
+// policy engine, policies.Validate, which node.Build runs for check and
+// run alike.
 func (c *Config) checkPolicy(r *Report, rt *Route, providers, bearers, cas map[string]bool) {
 	p := rt.Policy
 	if p == nil {
@@ -871,21 +916,7 @@ func (c *Config) checkPolicy(r *Report, rt *Route, providers, bearers, cas map[s
 		return
 	}
 	pr := r.Sub("policy")
-	if p.Public && len(p.Allow) > 0 {
-		pr.Errorf("public", "public: true admits everyone; remove it or the allow rules")
-	}
-	if p.Public && p.RequireMFA {
-		pr.Errorf("require_mfa", "cannot be combined with public: true")
-	}
-	if !p.Public && len(p.Allow) == 0 {
-		pr.Warnf("allow", "route %q has no allow rules and admits nobody", rt.ID)
-	}
-	for i, m := range p.Methods {
-		if !tokenPattern.MatchString(m) || strings.ToUpper(m) != m {
-			pr.Errorf(fmt.Sprintf("methods[%d]", i), "%q is not an upper-case HTTP method", m)
-		}
-	}
-	checkRules(pr, "allow", p.Allow, providers, bearers, cas)
+	checkRuleRefs(pr, "allow", p.Allow, providers, bearers, cas)
 	if bg := p.BreakGlass; bg != nil {
 		br := pr.Sub("break_glass")
 		if p.Public {
@@ -894,38 +925,21 @@ func (c *Config) checkPolicy(r *Report, rt *Route, providers, bearers, cas map[s
 		if len(bg.Allow) == 0 {
 			br.Errorf("allow", "is required: who may break the glass")
 		}
-		checkRules(br, "allow", bg.Allow, providers, bearers, cas)
+		checkRuleRefs(br, "allow", bg.Allow, providers, bearers, cas)
 		if bg.Duration < 0 || bg.Duration > 12*time.Hour {
 			br.Errorf("duration", "must be between 0 (default 1h) and 12h")
 		}
 	}
 }
 
-// checkRules checks a list of policy rules (policy.allow,
-// policy.break_glass.allow) under field.
-func checkRules(pr *Report, field string, rules []Rule, providers, bearers, cas map[string]bool) {
+// checkRuleRefs checks that the ids a list of policy rules
+// (policy.allow, policy.break_glass.allow) names under field exist.
+func checkRuleRefs(pr *Report, field string, rules []Rule, providers, bearers, cas map[string]bool) {
 	for i, rule := range rules {
 		rr := pr.Sub(fmt.Sprintf("%s[%d]", field, i))
-		if reflect.ValueOf(rule).IsZero() {
-			rr.Errorf("", "an empty rule would match every request; set authenticated: true or a criterion such as roles")
-			continue
-		}
-		lists := map[string][]string{"roles": rule.Roles, "groups": rule.Groups, "issuers": rule.Issuers, "subjects": rule.Subjects, "devices": rule.Devices, "providers": rule.Providers}
-		for name, l := range lists {
-			for j, v := range l {
-				if strings.TrimSpace(v) == "" {
-					rr.Errorf(fmt.Sprintf("%s[%d]", name, j), "must not be empty")
-				}
-			}
-		}
 		for j, id := range rule.Providers {
 			if id != "" && !providers[id] && !bearers[id] && !cas[id] {
 				rr.Errorf(fmt.Sprintf("providers[%d]", j), "no provider, bearer issuer or client CA has id %q", id)
-			}
-		}
-		for name, vals := range rule.Claims {
-			if len(vals) == 0 {
-				rr.Errorf("claims."+name, "lists no accepted values")
 			}
 		}
 	}

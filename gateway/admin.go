@@ -13,9 +13,6 @@ import (
 	"github.com/telegate/telegate/audit"
 )
 
-// DefaultAdminAddr is the admin listener when Server.Admin is unset.
-const DefaultAdminAddr = "127.0.0.1:9090"
-
 // metrics are the edge plane's Prometheus metrics
 // (telegate_<plane>_<thing>_<unit>).
 type metrics struct {

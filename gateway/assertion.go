@@ -16,9 +16,6 @@ import (
 	"github.com/telegate/telegate/scope"
 )
 
-// DefaultAssertionHeader carries the identity assertion to upstreams.
-const DefaultAssertionHeader = "X-Telegate-Assertion"
-
 // Claim names of the assertion besides the registered ones (RFC 7519 §4.1:
 // iss, sub, aud, exp, iat, jti).
 const (

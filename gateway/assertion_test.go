@@ -56,7 +56,7 @@ func TestAssertionVerifiesAgainstJWKS(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	seen, _ := tg.rec.last()
-	raw := seen.Header.Get(DefaultAssertionHeader)
+	raw := seen.Header.Get(config.DefaultAssertionHeader)
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatalf("parse assertion: %v", err)
@@ -100,7 +100,7 @@ func TestAssertionVerifiesAgainstJWKS(t *testing.T) {
 	}
 	resp.Body.Close()
 	seen, _ = tg.rec.last()
-	tok, err = jwt.ParseSigned(seen.Header.Get(DefaultAssertionHeader), []jose.SignatureAlgorithm{jose.ES256})
+	tok, err = jwt.ParseSigned(seen.Header.Get(config.DefaultAssertionHeader), []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestAssertionVerifiesAgainstJWKS(t *testing.T) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	seen, _ = tg.rec.last()
-	if v := seen.Header.Get(DefaultAssertionHeader); v != "" {
+	if v := seen.Header.Get(config.DefaultAssertionHeader); v != "" {
 		t.Errorf("anonymous request carries an assertion")
 	}
 }
@@ -196,7 +196,7 @@ func TestSigningKeyGeneratedOnceWithMode0600(t *testing.T) {
 
 func TestJWKSIsPublicOnly(t *testing.T) {
 	t.Parallel()
-	g, err := New(Options{Config: &config.Config{DataDir: t.TempDir()}, Logger: quietLogger()})
+	g, err := New(Options{Config: defaulted(&config.Config{DataDir: t.TempDir()}), Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

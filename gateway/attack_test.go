@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/telegate/telegate/config"
+
 	"strconv"
 	"strings"
 	"testing"
@@ -42,7 +44,7 @@ func TestAttackRequests(t *testing.T) {
 				}
 				continue
 			}
-			if IsReservedHeader(k, DefaultAssertionHeader) {
+			if IsReservedHeader(k, config.DefaultAssertionHeader) {
 				t.Errorf("upstream saw reserved header %s: %q", k, v)
 			}
 		}
@@ -74,7 +76,7 @@ func TestAttackRequests(t *testing.T) {
 				if !got {
 					t.Fatal("upstream not reached")
 				}
-				for _, k := range []string{DefaultAssertionHeader, "Authorization", "X-App", "X-Request-Id", "X-Forwarded-For", "X-Telegate-Subject"} {
+				for _, k := range []string{config.DefaultAssertionHeader, "Authorization", "X-App", "X-Request-Id", "X-Forwarded-For", "X-Telegate-Subject"} {
 					if r.Header.Get(k) == "" {
 						t.Errorf("upstream lost %s", k)
 					}

@@ -312,11 +312,7 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 			return
 		}
 		if rawQuery != "" {
-			max := cfg.Server.MaxQueryParams
-			if max <= 0 {
-				max = 100
-			}
-			if strings.Count(rawQuery, "&")+1 > max {
+			if strings.Count(rawQuery, "&")+1 > cfg.Server.MaxQueryParams {
 				refuse(w, r, http.StatusBadRequest, scope.ReasonQueryTooMany)
 				return
 			}

@@ -45,6 +45,7 @@ func newChainBench(b *testing.B) *chainBench {
 	b.Cleanup(func() { _ = op.Close() })
 	cfg := testConfig(b, up.URL)
 	cfg.Sessions = config.Sessions{IdleTimeout: 15 * time.Minute, AbsoluteTimeout: 12 * time.Hour}
+	cfg.ApplyDefaults()
 	// Every request of the benchmark is one client (and one subject): the
 	// limits are high enough never to refuse, but the buckets are taken as
 	// in production (as e2e/edgebench does).

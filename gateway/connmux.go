@@ -84,7 +84,7 @@ func newMuxListener(g *Gateway, ln net.Listener, tlsCfg *tls.Config) *muxListene
 		handlers:  map[string]func(net.Conn){},
 		peek:      2 * time.Second,
 		handshake: 10 * time.Second,
-		maxHead:   orInt(sc.MaxHeaderBytes, 64<<10),
+		maxHead:   sc.MaxHeaderBytes,
 		conns:     make(chan net.Conn),
 		done:      make(chan struct{}),
 		ran:       make(chan struct{}),
@@ -393,18 +393,4 @@ func (h *h2Guard) take() bool {
 		time.AfterFunc(500*time.Millisecond, func() { h.conn.Close() })
 	}
 	return false
-}
-
-func orInt(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
-func orDur(v, def time.Duration) time.Duration {
-	if v <= 0 {
-		return def
-	}
-	return v
 }

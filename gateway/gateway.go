@@ -184,7 +184,10 @@ func New(o Options) (*Gateway, error) {
 	if g.reg == nil {
 		g.reg = prometheus.NewRegistry()
 	}
-	if err := checkAdminAddr(o.Config.Server.Admin); err != nil {
+	if err := o.Config.CheckDefaulted(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := checkAdminAddr(o.Config); err != nil {
 		return nil, err
 	}
 	key, err := loadSigningKey(o.Config.Assertion.SigningKeyFile, o.Config.DataDir)
@@ -195,7 +198,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, err
 	}
 	if g.pseudoKey = o.PseudonymKey; g.pseudoKey == nil {
-		if g.pseudoKey, err = audit.PseudonymKey(dataDir(o.Config.DataDir)); err != nil {
+		if g.pseudoKey, err = audit.PseudonymKey(o.Config.DataDir); err != nil {
 			return nil, err
 		}
 	}
@@ -270,6 +273,9 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 	if cfg == nil {
 		return nil, errors.New("gateway: no configuration")
 	}
+	if err := cfg.CheckDefaulted(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	var errs config.Errors
 	rt, err := newRouter(cfg)
 	if err != nil {
@@ -281,36 +287,22 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 		assertionHeader: cfg.Assertion.Header, issuer: cfg.Assertion.Issuer, ttl: cfg.Assertion.TTL,
 		upstreams: map[string]*upstream{}, limits: policies.NewRouteLimits(cfg),
 	}
-	if st.assertionHeader == "" {
-		st.assertionHeader = DefaultAssertionHeader
-	}
-	if st.issuer == "" {
-		st.issuer = cfg.Server.PublicURL
-	}
-	if st.ttl <= 0 {
-		st.ttl = 60 * time.Second
-	}
-	if !IsReservedHeader(st.assertionHeader, DefaultAssertionHeader) && !strings.HasPrefix(FoldHeaderName(st.assertionHeader), "x-") {
-		errs = append(errs, cfg.Problem("assertion.header", "%q: use an X- name", st.assertionHeader))
+	// The rules for these settings are config's (one rule each, reported
+	// by Load with file:line); a configuration built in code meets them
+	// here.
+	if err := config.CheckAssertionHeader(st.assertionHeader); err != nil {
+		errs = append(errs, cfg.Problem("assertion.header", "%s", err.Error()))
 	}
 	ids := map[string]bool{}
 	for i := range cfg.Routes {
 		r := &cfg.Routes[i]
 		at := func(field string) string { return fmt.Sprintf("routes[%d].%s", i, field) }
-		if r.ID == "" || r.ID == policies.OwnRouteID {
-			errs = append(errs, cfg.Problem(at("id"), "a route id is required (and %q is telegate's own)", policies.OwnRouteID))
+		if err := config.CheckID(r.ID, ids, "route"); err != nil {
+			errs = append(errs, cfg.Problem(at("id"), "%s", err.Error()))
 			continue
 		}
-		if ids[r.ID] {
-			errs = append(errs, cfg.Problem(at("id"), "duplicate route id %q", r.ID))
-		}
-		ids[r.ID] = true
-		if !strings.HasPrefix(r.Path, "/") {
-			errs = append(errs, cfg.Problem(at("path"), "%q must start with /", r.Path))
-		} else if c, _, err := CanonicalPath(r.Path); err != nil || c != r.Path {
-			errs = append(errs, cfg.Problem(at("path"), "%q is not canonical", r.Path))
-		} else if strings.HasPrefix(r.Path, OwnPrefix) || r.Path+"/" == OwnPrefix {
-			errs = append(errs, cfg.Problem(at("path"), "%q is reserved for telegate", r.Path))
+		if err := config.CheckRoutePath(r.Path); err != nil {
+			errs = append(errs, cfg.Problem(at("path"), "%s", err.Error()))
 		}
 		up, err := newUpstream(r)
 		if err != nil {
@@ -335,7 +327,10 @@ func Check(gen Generation) error {
 	if gen.Config == nil {
 		return errors.New("gateway: no configuration")
 	}
-	if err := checkAdminAddr(gen.Config.Server.Admin); err != nil {
+	if err := gen.Config.CheckDefaulted(); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if err := checkAdminAddr(gen.Config); err != nil {
 		return err
 	}
 	g := &Gateway{log: slog.New(slog.DiscardHandler)}
@@ -466,36 +461,25 @@ func (g *generation) ownEndpoints() http.Handler {
 }
 
 // checkAdminAddr refuses an admin listener that is not on a loopback or
-// private (RFC 1918, RFC 4193) address; "" means the default
-// 127.0.0.1:9090.
-func checkAdminAddr(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("server.admin %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || !(ip.IsLoopback() || ip.IsPrivate()) {
-		return fmt.Errorf("server.admin %q: must be a loopback or private IP address (health and metrics are never public)", addr)
+// private (RFC 1918, RFC 4193) address, by config's rule for
+// server.admin (config.CheckPrivateListenAddr), located at the field.
+func checkAdminAddr(cfg *config.Config) error {
+	if err := config.CheckPrivateListenAddr(cfg.Server.Admin); err != nil {
+		return config.Errors{cfg.Problem("server.admin", "%s", err.Error())}
 	}
 	return nil
 }
 
-// upstreamURL parses a route's upstream: http or https, a host, no path
-// (the canonical path is forwarded as it is), no query, no user info.
+// upstreamURL parses a route's upstream by config's rule for
+// routes[].upstream (config.CheckUpstream): http or https, a host, no
+// path (the canonical path is forwarded as it is), no query, no user info.
 func upstreamURL(s string) (*url.URL, error) {
+	if err := config.CheckUpstream(s); err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("upstream %q: %w", s, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("upstream %q: want http(s)://host[:port] without path", s)
+		return nil, err
 	}
 	u.Path = ""
 	return u, nil

@@ -49,10 +49,9 @@ type h1Conn struct {
 // standIn replaces a refused head; the chain answers it 400.
 const standIn = "GET / HTTP/1.1\r\nHost: refused.invalid\r\nConnection: close\r\n\r\n"
 
+// newH1Conn scans the HTTP/1.1 heads on c; maxHead is
+// server.max_header_bytes.
 func newH1Conn(c net.Conn, info *connInfo, maxHead int, prefix []byte) *h1Conn {
-	if maxHead <= 0 {
-		maxHead = 64 << 10
-	}
 	h := &h1Conn{Conn: c, info: info, maxHead: maxHead}
 	h.heard.Store(len(prefix) > 0)
 	h.feed(prefix)

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/telegate/telegate/config"
+
 	"net/http"
 	"strings"
 	"testing"
@@ -56,11 +58,11 @@ func FuzzStripReservedHeaders(f *testing.F) {
 			h[k] = []string{strings.Repeat("v", i+1)}
 		}
 		orig := h.Clone()
-		StripReservedHeaders(h, DefaultAssertionHeader)
+		StripReservedHeaders(h, config.DefaultAssertionHeader)
 		for k, v := range orig {
 			_, kept := h[k]
-			if IsReservedHeader(k, DefaultAssertionHeader) == kept {
-				t.Fatalf("%q: reserved=%v kept=%v", k, IsReservedHeader(k, DefaultAssertionHeader), kept)
+			if IsReservedHeader(k, config.DefaultAssertionHeader) == kept {
+				t.Fatalf("%q: reserved=%v kept=%v", k, IsReservedHeader(k, config.DefaultAssertionHeader), kept)
 			}
 			if kept && h[k][0] != v[0] {
 				t.Fatalf("%q changed", k)

@@ -154,7 +154,7 @@ func (testAuth) Handler() http.Handler {
 func testConfig(t testing.TB, upstream string) *config.Config {
 	app := []string{appHost}
 	pub := &config.Policy{Public: true}
-	return &config.Config{
+	cfg := &config.Config{
 		DataDir: t.TempDir(),
 		Server: config.Server{
 			PublicURL: "https://" + appHost, MaxQueryParams: 5,
@@ -176,6 +176,9 @@ func testConfig(t testing.TB, upstream string) *config.Config {
 				ResponseHeaders: map[string]string{"Content-Security-Policy": "default-src 'self'"}},
 		},
 	}
+	cfg.ApplyDefaults()
+	cfg.Server.HTTPListen = "" // no plain-HTTP listener
+	return cfg
 }
 
 type testGateway struct {
@@ -199,6 +202,7 @@ func newTestGateway(t testing.TB, edit func(*config.Config, *Options)) *testGate
 	o := Options{Config: cfg, Auth: testAuth{}, Audit: al, Logger: quietLogger()}
 	if edit != nil {
 		edit(cfg, &o)
+		o.Config.ApplyDefaults() // for what edit added
 	}
 	g, err := New(o)
 	if err != nil {
@@ -333,4 +337,11 @@ func (s *served) raw(t testing.TB, req string, waitClose bool) rawResult {
 		res.closed = err != nil && !isTimeout(err)
 	}
 	return res
+}
+
+// defaulted applies config's defaults to a configuration built in code,
+// as Load does for a file.
+func defaulted(cfg *config.Config) *config.Config {
+	cfg.ApplyDefaults()
+	return cfg
 }

@@ -15,21 +15,13 @@ import (
 	"github.com/telegate/telegate/internal/secretfile"
 )
 
-// dataDir returns cfg.DataDir or its documented default.
-func dataDir(d string) string {
-	if d == "" {
-		return "./telegate-data"
-	}
-	return d
-}
-
 // loadSigningKey reads a PEM EC P-256 private key (SEC 1 "EC PRIVATE KEY"
 // or PKCS #8 "PRIVATE KEY") from file, or, when file is "", from
 // <dataDir>/keys/assertion.pem, generating that once (mode 0600). Both
 // are read by config's rule for secret files (config.ReadSigningKeyFile).
 func loadSigningKey(file, dir string) (*ecdsa.PrivateKey, error) {
 	if file == "" {
-		file = config.InDataDir(dataDir(dir), config.SigningKeyInDataDir)
+		file = config.InDataDir(dir, config.SigningKeyInDataDir)
 		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
 			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {

@@ -22,10 +22,6 @@ import (
 	"github.com/telegate/telegate/scope"
 )
 
-// DefaultMaxBodyBytes is the request body limit when Route.MaxBodyBytes is
-// unset (10 MiB).
-const DefaultMaxBodyBytes = 10 << 20
-
 // upstream is one route's target and its own transport.
 type upstream struct {
 	url       *url.URL
@@ -42,9 +38,6 @@ func newUpstream(r *config.Route) (*upstream, error) {
 		return nil, err
 	}
 	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
 	dialer := &net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		Proxy:                  nil, // never an environment proxy
@@ -318,9 +311,6 @@ func (g *generation) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
 		limit := s.Route.MaxBodyBytes
-		if limit <= 0 {
-			limit = DefaultMaxBodyBytes
-		}
 		if r.ContentLength > limit {
 			w.Header().Set("Connection", "close")
 			refuse(w, r, http.StatusRequestEntityTooLarge, scope.ReasonBodyTooLarge)

@@ -81,7 +81,7 @@ func TestOwnEndpoints(t *testing.T) {
 			t.Errorf("%s%s: %d %q, want %q", tc.host, tc.path, w.Code, w.Body.String(), tc.body)
 		}
 	}
-	if _, err := New(Options{Config: &config.Config{DataDir: t.TempDir()}, Endpoints: []Endpoint{{Prefix: "/visits", Handler: ep("x")}}}); err == nil {
+	if _, err := New(Options{Config: defaulted(&config.Config{DataDir: t.TempDir()}), Endpoints: []Endpoint{{Prefix: "/visits", Handler: ep("x")}}}); err == nil {
 		t.Error("endpoint outside /.telegate/ accepted")
 	}
 }

@@ -88,16 +88,9 @@ func (sw *secWriter) apply(status int) {
 	}
 }
 
-// defaultHSTS is the Strict-Transport-Security value for the default
-// max-age of 365 days.
-var defaultHSTS = "max-age=" + strconv.FormatInt(int64(365*24*time.Hour/time.Second), 10)
-
 // hstsValue is the Strict-Transport-Security field value (RFC 6797 §6.1)
-// for Server.HSTSMaxAge (≤0: 365 days).
+// for Server.HSTSMaxAge.
 func hstsValue(age time.Duration) string {
-	if age <= 0 {
-		return defaultHSTS
-	}
 	return "max-age=" + strconv.FormatInt(int64(age/time.Second), 10)
 }
 

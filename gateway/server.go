@@ -18,15 +18,15 @@ import (
 	"github.com/telegate/telegate/page"
 )
 
-// Listener defaults (docs/architecture.md principle 7: every read has a timeout).
+// Timeouts of the listeners' own (docs/architecture.md principle 7: every
+// read has a timeout). The public listener's come from the configuration
+// (server.read_header_timeout, …), defaulted by config.
 const (
-	DefaultReadHeaderTimeout = 5 * time.Second
-	DefaultReadTimeout       = 30 * time.Second
-	DefaultIdleTimeout       = 120 * time.Second
-	DefaultMaxHeaderBytes    = 64 << 10
-	// DefaultShutdownTimeout bounds the drain when Server.ShutdownTimeout
-	// is unset (config.DefaultShutdownTimeout).
-	DefaultShutdownTimeout = 20 * time.Second
+	// ownReadHeaderTimeout and ownReadTimeout bound reads on the
+	// plain-HTTP and admin listeners, which serve only telegate's own
+	// small requests.
+	ownReadHeaderTimeout = 5 * time.Second
+	ownReadTimeout       = 10 * time.Second
 	// adminGrace is how long the admin listener may take to finish its
 	// own requests once the public listeners have drained.
 	adminGrace = time.Second
@@ -43,15 +43,14 @@ type listeners struct {
 	public, http, admin net.Listener
 }
 
-// Serve runs the public HTTPS listener (Server.Listen, default ":443"),
-// the plain-HTTP listener (Server.HTTPListen; Certs.HTTPHandler: ACME
-// HTTP-01 and redirects; "" disables it) and the admin listener
-// (Server.Admin, default 127.0.0.1:9090) until ctx ends or BeginShutdown
+// Serve runs the public HTTPS listener (Server.Listen), the plain-HTTP
+// listener (Server.HTTPListen; Certs.HTTPHandler: ACME HTTP-01 and
+// redirects; "" disables it) and the admin listener (Server.Admin) until ctx ends or BeginShutdown
 // is called, then drains. /readyz turns ready once all listen.
 //
 // The drain: /readyz answers 503 at once and the public and plain-HTTP
 // listeners stop accepting (a new connection is refused). Requests in
-// flight get Server.ShutdownTimeout (default 20s) to finish: connections
+// flight get Server.ShutdownTimeout to finish: connections
 // already accepted complete their TLS handshake; HTTP/1.1 ones serve the
 // exchange they are in and close after it (Connection: close; idle ones,
 // and those that send nothing within a second of their handshake, are
@@ -76,11 +75,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 			}
 		}
 	}
-	listen := sc.Listen
-	if listen == "" {
-		listen = ":443"
-	}
-	if ls.public, err = net.Listen("tcp", listen); err != nil {
+	if ls.public, err = net.Listen("tcp", sc.Listen); err != nil {
 		return fmt.Errorf("public listener: %w", err)
 	}
 	if sc.HTTPListen != "" {
@@ -89,11 +84,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 			return fmt.Errorf("http listener: %w", err)
 		}
 	}
-	admin := sc.Admin
-	if admin == "" {
-		admin = DefaultAdminAddr
-	}
-	if ls.admin, err = net.Listen("tcp", admin); err != nil {
+	if ls.admin, err = net.Listen("tcp", sc.Admin); err != nil {
 		closeAll()
 		return fmt.Errorf("admin listener: %w", err)
 	}
@@ -145,22 +136,16 @@ func (g *Gateway) publicTLS(base *tls.Config) *tls.Config {
 func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 	sc := g.current().cfg.Server
 	streams := sc.H2MaxConcurrentStreams
-	if streams == 0 {
-		streams = 100
-	}
 	perSec := sc.H2MaxRequestsPerSecond
-	if perSec <= 0 {
-		perSec = 200
-	}
 	burst := max(int(perSec), 2*int(streams))
 	srv := &http.Server{
 		Handler:           g,
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: orDur(sc.ReadHeaderTimeout, DefaultReadHeaderTimeout),
-		ReadTimeout:       orDur(sc.ReadTimeout, DefaultReadTimeout),
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		ReadTimeout:       sc.ReadTimeout,
 		WriteTimeout:      sc.WriteTimeout,
-		IdleTimeout:       orDur(sc.IdleTimeout, DefaultIdleTimeout),
-		MaxHeaderBytes:    orInt(sc.MaxHeaderBytes, DefaultMaxHeaderBytes),
+		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    sc.MaxHeaderBytes,
 		ErrorLog:          g.errorLog(),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			switch cc := c.(type) {
@@ -242,10 +227,10 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 		if g.o.Certs != nil {
 			h = g.o.Certs.HTTPHandler()
 		}
-		httpSrv = &http.Server{Handler: active.track(h), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
+		httpSrv = &http.Server{Handler: active.track(h), ReadHeaderTimeout: ownReadHeaderTimeout, ReadTimeout: ownReadTimeout,
 			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: g.errorLog()}
 	}
-	adminSrv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: 10 * time.Second,
+	adminSrv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: ownReadHeaderTimeout, ReadTimeout: ownReadTimeout,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: g.errorLog()}
 
 	errc := make(chan error, 3)
@@ -290,7 +275,7 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 // (hijacked connections included) until Server.ShutdownTimeout, then
 // closes whatever is left. servers[0] is the HTTPS server behind mux.
 func (g *Gateway) drain(servers []*http.Server, mux *muxListener, active *inFlight) {
-	timeout := orDur(g.current().cfg.Server.ShutdownTimeout, DefaultShutdownTimeout)
+	timeout := g.current().cfg.Server.ShutdownTimeout
 	began := time.Now()
 	g.log.Info("draining", "requests", active.count(), "timeout", timeout.String())
 	dctx, cancel := context.WithTimeout(context.Background(), timeout)

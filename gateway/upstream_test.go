@@ -148,6 +148,7 @@ func TestServeBindsConfiguredListeners(t *testing.T) {
 	cfg := testConfig(t, rec.srv.URL)
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.Admin = "127.0.0.1:0"
+	cfg.Server.HTTPListen = ""
 	cert, pool := testCert(t, appHost)
 	g, err := New(Options{Config: cfg, Certs: testCerts{cert}, Logger: quietLogger()})
 	if err != nil {

@@ -28,7 +28,9 @@ func TestRegression_CallKeepsSessionActive(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = store.Close() })
-			signIn := auth.Options{Config: &config.Config{DataDir: dir, Sessions: config.Sessions{IdleTimeout: idle, AbsoluteTimeout: time.Hour}}, Store: store}
+			cfg := &config.Config{DataDir: dir, Sessions: config.Sessions{IdleTimeout: idle, AbsoluteTimeout: time.Hour}}
+			cfg.ApplyDefaults()
+			signIn := auth.Options{Config: cfg, Store: store}
 			svc, err := auth.New(context.Background(), signIn)
 			if err != nil {
 				t.Fatal(err)

@@ -70,6 +70,9 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 	if cfg == nil {
 		return nil, errors.New("telegate: no configuration")
 	}
+	if err := cfg.CheckDefaulted(); err != nil {
+		return nil, fmt.Errorf("telegate: %w", err)
+	}
 	log := env.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
 	}
-	trail, err := audit.OpenWithLogger(audit.Path(cfg.Audit, cfg.DataDir), auditKey, log.With("component", "audit"))
+	trail, err := audit.OpenWithLogger(cfg.Audit.File, auditKey, log.With("component", "audit"))
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}

@@ -20,9 +20,10 @@ import (
 
 // Break-glass defaults and bounds.
 const (
-	DefaultBreakGlassDuration = time.Hour
-	MaxBreakGlassDuration     = 12 * time.Hour
-	DefaultMaxBreakGlass      = 10000
+	// MaxBreakGlassDuration caps a grant; the duration itself defaults in
+	// config (config.DefaultBreakGlassDuration).
+	MaxBreakGlassDuration = 12 * time.Hour
+	DefaultMaxBreakGlass  = 10000
 )
 
 // BreakGlassReasons are the justifications a grant may give: a fixed list
@@ -89,11 +90,7 @@ func (b *BreakGlass) Grant(ctx context.Context, routeID string, rule *BreakGlass
 	case !slices.Contains(BreakGlassReasons, reason):
 		return time.Time{}, ErrBreakGlassReason
 	}
-	d := rule.Duration
-	if d <= 0 {
-		d = DefaultBreakGlassDuration
-	}
-	d = min(d, MaxBreakGlassDuration)
+	d := min(rule.Duration, MaxBreakGlassDuration)
 	now := b.now()
 	exp := now.Add(d)
 	b.grants.Add(grantKey{routeID, id.Issuer, id.Subject}, exp)

@@ -127,8 +127,5 @@ func breakGlassChoices() []breakGlassChoice {
 
 // breakGlassGrantTTL is how long a grant on a route lasts.
 func breakGlassGrantTTL(bg *config.BreakGlass) time.Duration {
-	if bg.Duration <= 0 {
-		return DefaultBreakGlassDuration
-	}
 	return min(bg.Duration, MaxBreakGlassDuration)
 }

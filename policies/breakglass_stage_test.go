@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
@@ -21,7 +22,7 @@ func TestBreakGlassStage(t *testing.T) {
 	t.Parallel()
 	rt := &config.Route{ID: "chart", Path: "/chart/", Policy: &config.Policy{
 		Allow:      []config.Rule{{Roles: []string{"clinician"}}},
-		BreakGlass: &config.BreakGlass{Allow: []config.Rule{{Roles: []string{"nurse"}}}},
+		BreakGlass: &config.BreakGlass{Allow: []config.Rule{{Roles: []string{"nurse"}}}, Duration: time.Hour},
 	}}
 	nurse := &scope.Identity{Issuer: "https://idp.test", Subject: "n1", Roles: []string{"nurse"}, AMR: []string{"mfa"}}
 	b := NewBreakGlass(10, audit.Discard{}, nil)

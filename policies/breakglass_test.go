@@ -117,7 +117,7 @@ func TestBreakGlassDurationCapped(t *testing.T) {
 	}
 	other := clinician()
 	other.Subject = "c-2"
-	bg.Grant(context.Background(), "r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}}, other, "emergency-care")
+	bg.Grant(context.Background(), "r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: config.DefaultBreakGlassDuration}, other, "emergency-care")
 	if bg.Active("r", clinician()) || !bg.Active("r", other) {
 		t.Fatal("table not bounded to 1 grant")
 	}

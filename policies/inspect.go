@@ -23,13 +23,9 @@ import (
 	"github.com/telegate/telegate/scope"
 )
 
-// Inspection defaults (docs/architecture.md: defaults live in one place).
+// Inspection limits. The paranoia level and anomaly threshold default in
+// config (config.DefaultParanoiaLevel, config.DefaultAnomalyThreshold).
 const (
-	// DefaultParanoiaLevel is the OWASP CRS blocking paranoia level.
-	DefaultParanoiaLevel = 1
-	// DefaultAnomalyThreshold is the CRS inbound anomaly score at which a
-	// request is blocked (one critical match scores 5).
-	DefaultAnomalyThreshold = 5
 	// DefaultInspectBodyBytes is the body limit for a request without a
 	// route (telegate's own endpoints) or with MaxBodyBytes unset.
 	DefaultInspectBodyBytes int64 = 10 << 20
@@ -67,8 +63,8 @@ type Inspector struct {
 }
 
 // NewInspector builds the inspection engine for cfg: CRS at
-// cfg.ParanoiaLevel (1..4, default 1) with the inbound anomaly threshold
-// cfg.AnomalyThreshold (default 5). Requests are inspected when
+// cfg.ParanoiaLevel (1..4) with the inbound anomaly threshold
+// cfg.AnomalyThreshold (at least 1), both defaulted by config. Requests are inspected when
 // cfg.Enabled, unless a route's Inspect says otherwise. With
 // cfg.DetectOnly a request that would be blocked is logged and audited but
 // passes. sink receives an "inspect" event for every request that matched
@@ -81,16 +77,10 @@ type Inspector struct {
 // that fail to load.
 func NewInspector(cfg config.Inspection, sink audit.Sink, logger *slog.Logger) (*Inspector, error) {
 	pl := cfg.ParanoiaLevel
-	if pl == 0 {
-		pl = DefaultParanoiaLevel
-	}
 	if pl < 1 || pl > 4 {
 		return nil, fmt.Errorf("inspection.paranoia_level %d: must be 1 to 4", cfg.ParanoiaLevel)
 	}
 	threshold := cfg.AnomalyThreshold
-	if threshold == 0 {
-		threshold = DefaultAnomalyThreshold
-	}
 	if threshold < 1 {
 		return nil, fmt.Errorf("inspection.anomaly_threshold %d: must be at least 1", cfg.AnomalyThreshold)
 	}

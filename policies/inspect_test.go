@@ -28,7 +28,7 @@ import (
 
 // sharedEngine builds the rule set once for the whole test binary.
 var sharedEngine = sync.OnceValues(func() (*Inspector, error) {
-	return NewInspector(config.Inspection{Enabled: true}, nil, nil)
+	return NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: config.DefaultParanoiaLevel, AnomalyThreshold: config.DefaultAnomalyThreshold}, nil, nil)
 })
 
 // inspectorFor returns an Inspector with the shared engine and its own

@@ -37,6 +37,8 @@ var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "
 // non-public policy with no allow rules (admits nobody: remove the policy or
 // add a rule); unknown, lower-case or duplicate methods; an allow rule that
 // sets no criterion; empty strings in a list; a claim listed with no values.
+// The rules of break_glass.allow are checked like those of allow. It is the
+// one place these rules live: config checks only the ids the rules name.
 func Validate(p *config.Policy) []error {
 	if p == nil {
 		return nil
@@ -67,9 +69,20 @@ func Validate(p *config.Policy) []error {
 			add(field, "unknown method %q; use one of %s", m, strings.Join(knownMethods, ", "))
 		}
 	}
-	for i := range p.Allow {
-		r := &p.Allow[i]
-		base := fmt.Sprintf("allow[%d]", i)
+	validateRules(add, "allow", p.Allow)
+	if p.BreakGlass != nil {
+		validateRules(add, "break_glass.allow", p.BreakGlass.Allow)
+	}
+	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+// validateRules checks each rule of a list (policy.allow,
+// policy.break_glass.allow) under field.
+func validateRules(add func(field, format string, args ...any), field string, rules []config.Rule) {
+	for i := range rules {
+		r := &rules[i]
+		base := fmt.Sprintf("%s[%d]", field, i)
 		used := false
 		for _, c := range criteria {
 			if c.set(r) {
@@ -99,6 +112,4 @@ func Validate(p *config.Policy) []error {
 			}
 		}
 	}
-	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errs
 }

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,5 +47,23 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRegressionEmptyAllowRuleRefused: a rule with no criteria must be an
+// error, not an open door, in allow and in break_glass.allow alike (the
+// rule lives here; config checks only the ids rules name).
+func TestRegressionEmptyAllowRuleRefused(t *testing.T) {
+	t.Parallel()
+	p := &config.Policy{
+		Allow:      []config.Rule{{}},
+		BreakGlass: &config.BreakGlass{Allow: []config.Rule{{}}, Duration: config.DefaultBreakGlassDuration},
+	}
+	var fields []string
+	for _, err := range Validate(p) {
+		fields = append(fields, err.(*ValidationError).Field)
+	}
+	if !slices.Contains(fields, "allow[0]") || !slices.Contains(fields, "break_glass.allow[0]") {
+		t.Fatalf("Validate = %v, want allow[0] and break_glass.allow[0] refused", fields)
 	}
 }

@@ -233,7 +233,7 @@ func (c cli) audit(args []string) int {
 	}
 	// Without -c the trail and key are found in the data directory
 	// (--data-dir, default the demo's ./telegate-data).
-	ac, dir := config.Audit{}, *dataDir
+	ac, dir := config.Audit{File: config.AuditFileIn(*dataDir)}, *dataDir
 	if cfgPath != "" {
 		cfg, err := config.Load(cfgPath)
 		if err != nil {
@@ -265,7 +265,7 @@ func (c cli) audit(args []string) int {
 	}
 	path := *file
 	if path == "" {
-		path = audit.Path(ac, dir)
+		path = ac.File
 	}
 	f, err := os.Open(path)
 	if err != nil {

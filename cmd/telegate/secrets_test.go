@@ -81,7 +81,9 @@ func secretFields() []secretField {
 			},
 			good: key32, short: "c2hvcnQ=\n", shortFrag: "32 bytes",
 			run: func(t *testing.T, path string) error {
-				st, err := auth.OpenStore(&config.Config{DataDir: t.TempDir(), Sessions: config.Sessions{Store: "file", EncryptionKeyFile: path}})
+				cfg := &config.Config{DataDir: t.TempDir(), Sessions: config.Sessions{Store: "file", EncryptionKeyFile: path}}
+				cfg.ApplyDefaults()
+				st, err := auth.OpenStore(cfg)
 				if err == nil {
 					_ = st.Close()
 				}

@@ -52,8 +52,10 @@ func TestRegression_PseudonymKeyIsNotAuditKey(t *testing.T) {
 	// The gateway, loading the key itself from the same data directory,
 	// logs the IPv4-mapped form of the address with the same pseudonym.
 	var logs bytes.Buffer
+	cfg := &config.Config{DataDir: dir, Assertion: config.Assertion{TTL: time.Minute}}
+	cfg.ApplyDefaults()
 	g, err := gateway.New(gateway.Options{
-		Config: &config.Config{DataDir: dir, Assertion: config.Assertion{TTL: time.Minute}},
+		Config: cfg,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	if err != nil {
