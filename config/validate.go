@@ -224,6 +224,20 @@ func CheckHTTPSURL(raw string, allowLoopbackHTTP bool) error {
 	return nil
 }
 
+// CheckIssuer is CheckHTTPSURL for an issuer identifier, which also has no
+// query (OpenID Connect Discovery 1.0 §2, RFC 8414 §2): a query there is
+// a mistake, and often a secret that would then be shown wherever the
+// issuer is (logs, /readyz).
+func CheckIssuer(raw string) error {
+	if err := CheckHTTPSURL(raw, true); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(raw); u.RawQuery != "" || u.ForceQuery {
+		return fmt.Errorf("must not have a query (an issuer is https://host[/path], OpenID Connect Discovery 1.0 §2)")
+	}
+	return nil
+}
+
 // checkFile is the check for a path that must name a readable file.
 func checkFile(r *Report, field, path string) {
 	if path != "" {
@@ -588,7 +602,7 @@ func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
 			if p.Issuer == "" {
 				r.Errorf("issuer", "is required")
 			} else {
-				r.check("issuer", CheckHTTPSURL(p.Issuer, true))
+				r.check("issuer", CheckIssuer(p.Issuer))
 			}
 			if p.ClientID == "" {
 				r.Errorf("client_id", "is required")
@@ -695,7 +709,7 @@ func (c *Config) checkBearer(root *Report) {
 		if b.Issuer == "" {
 			r.Errorf("issuer", "is required")
 		} else {
-			r.check("issuer", CheckHTTPSURL(b.Issuer, true))
+			r.check("issuer", CheckIssuer(b.Issuer))
 		}
 		if len(b.Audience) == 0 {
 			r.Errorf("audience", "at least one audience is required (RFC 9068 §4)")

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -59,7 +60,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", g.serveReadyz)
 	// A page in a browser on this host must not trigger a reload.
-	mux.Handle("POST /reload", http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /reload", addressedHost(http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		if g.o.Reload == nil {
@@ -73,9 +74,30 @@ func (g *Gateway) AdminHandler() http.Handler {
 			return
 		}
 		_, _ = fmt.Fprintf(w, "reloaded\ngeneration %d\nconfig_hash %s\n", id, hash)
-	})))
+	}))))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	return mux
+}
+
+// addressedHost answers 421 Misdirected Request (RFC 9110 §15.5.20) to a
+// request whose Host is not an IP address or "localhost". POST /reload
+// takes it: a page whose own name was rebound to the admin listener's
+// address (DNS rebinding) is same-origin with itself and would get past
+// the cross-origin check. The read-only endpoints accept any Host, since
+// probes and scrapers name their targets.
+func addressedHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if _, err := netip.ParseAddr(host); err != nil && !strings.EqualFold(host, "localhost") {
+			http.Error(w, "the admin listener is reached by its address", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // errorLog is net/http's and the reverse proxy's ErrorLog: their lines
