@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,7 @@ func (d *discovery) run(ctx context.Context, log *slog.Logger) {
 		if err == nil {
 			d.res.Store(r)
 		} else {
+			err = shortError(err)
 			d.lastErr.Store(&err)
 		}
 		if attempt == 1 {
@@ -111,6 +113,27 @@ func (d *discovery) once(ctx context.Context) (*discovered, error) {
 	}
 	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), d.jwks), jwksURL)
 	return &discovered{op: op, keys: keys, endSession: doc.EndSessionEndpoint}, nil
+}
+
+// maxErrorText bounds what a provider's failed answer puts in an error: a
+// provider's error page (or a hostile one) is logged on every retry and
+// every refused sign-in, and must not fill the disk.
+const maxErrorText = 200
+
+// shortError is err's first line, at most maxErrorText bytes (valid
+// UTF-8), control characters replaced.
+func shortError(err error) error {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	if len(msg) > maxErrorText {
+		msg = strings.ToValidUTF8(msg[:maxErrorText], "") + "…"
+	}
+	msg = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, msg)
+	return errors.New(msg)
 }
 
 // discoveryKey identifies an issuer's discovery: the issuer, a configured

@@ -2,9 +2,13 @@ package auth
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/telegate/telegate/config"
 )
@@ -73,6 +77,42 @@ func TestRegression_SessionsEndWithTheirProvider(t *testing.T) {
 					t.Errorf("the end hooks ran for the session: %v", hooked)
 				}
 			})
+		}
+	}
+}
+
+// TestRegression_ProviderErrorPagesAreNotLogged: an identity provider that
+// answers discovery with a large error page (or a hostile one, with lines
+// that look like log records) leaves at most a short, single-line reason
+// in the log and in /readyz, however many retries and refused sign-ins
+// follow.
+func TestRegression_ProviderErrorPagesAreNotLogged(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		strings.Repeat("<p>Service unavailable</p>", 40000), // ~1 MB
+		"oops\nlevel=ERROR msg=\"forged record\"\n" + strings.Repeat("x", 5000),
+		strings.Repeat("é", 300) + "\x1b[31m",
+	} {
+		err := shortError(errors.New("discovery at https://idp.test: 500 Internal Server Error: " + body))
+		if msg := err.Error(); len(msg) > maxErrorText+len("…") || strings.ContainsAny(msg, "\n\r\x1b") || !utf8.ValidString(msg) {
+			t.Errorf("%d bytes, %q", len(msg), msg[:min(len(msg), 80)])
+		}
+	}
+	h := newHarness(t)
+	h.op.set(func(op *testOP) { op.discoveryIssuer = strings.Repeat("https://evil.example/", 1000) })
+	cfg := *h.cfg
+	cfg.DataDir = t.TempDir()
+	svc, err := New(context.Background(), Options{Config: &cfg, HTTPClient: h.op.srv.Client(), Logger: slog.New(slog.NewTextHandler(h.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	if err := svc.View().ProviderReady("staff"); err == nil || len(err.Error()) > 300 {
+		t.Fatalf("ProviderReady: %d bytes", len(fmt.Sprint(err)))
+	}
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if len(line) > 1000 {
+			t.Errorf("a log line of %d bytes", len(line))
 		}
 	}
 }
