@@ -84,8 +84,11 @@ func stopped(ctx context.Context, logger *slog.Logger, err error) int {
 }
 
 // watchConfig asks the node to reload its configuration on SIGHUP and,
-// when poll is positive, whenever the file's content changes (a request
-// not yet taken is not queued twice). The node reads, checks and applies
+// when poll is positive, whenever the file's content has changed and then
+// stayed the same for one poll interval (a file still being written is
+// not taken half-way; write it elsewhere and rename it over, or use
+// SIGHUP, for a reload at once). A request not yet taken is not queued
+// twice. The node reads, checks and applies
 // the file and logs the outcome (node.Run).
 func watchConfig(ctx context.Context, path string, poll time.Duration, logger *slog.Logger, reloads chan<- struct{}) {
 	hup := make(chan os.Signal, 1)
@@ -109,6 +112,12 @@ func watchConfig(ctx context.Context, path string, poll time.Duration, logger *s
 			if now == last {
 				continue
 			}
+			// An editor or a deploy tool may still be writing: a file
+			// cut short can be valid and drop a route. Reload once it
+			// has stayed the same for a whole interval.
+			if !settled(ctx, path, now, poll) {
+				continue
+			}
 			logger.Info("reloading configuration", "reason", "file changed")
 		}
 		last = fileStamp(path)
@@ -117,6 +126,17 @@ func watchConfig(ctx context.Context, path string, poll time.Duration, logger *s
 		default: // one is pending: it will read the newest file
 		}
 	}
+}
+
+// settled waits one interval and reports whether the file at path still
+// has stamp, that is, whether a write had ended.
+func settled(ctx context.Context, path, stamp string, interval time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(interval):
+	}
+	return fileStamp(path) == stamp
 }
 
 // fileStamp identifies a version of the file cheaply: size and mtime.

@@ -78,8 +78,28 @@ func (c cli) demo(ctx context.Context, args []string) int {
 
 	// The demo's provider is a development provider: node.Run starts the
 	// development OpenID Provider and fills in its issuer and client.
+	// SIGHUP asks for a reload, as with run; the demo has no file to read
+	// again, so the node says so and keeps running (it does not die).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reloads <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
 	err = node.Run(ctx, cfg, node.Options{
-		Logger: logger,
+		Logger:  logger,
+		Reloads: reloads,
 		Ready: func(r node.Ready) {
 			roots.setPath(r.LocalRoot)
 			printBanner(c.stdout, r, cfg)

@@ -16,9 +16,11 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -338,5 +340,77 @@ func runUntilReady(t *testing.T, cfg *config.Config) error {
 		return err
 	case <-time.After(60 * time.Second):
 		return errors.New("not ready within 60s")
+	}
+}
+
+// TestRegression_WatchTakesNoHalfWrittenFile: --watch reloads a changed
+// file only once it has stayed the same for a whole interval, so a file
+// an editor or a deploy tool is still writing — valid YAML that has lost
+// its last routes — is not applied. Members: more bytes appended, the
+// file rewritten, and (the reload case) nothing changing.
+func TestRegression_WatchTakesNoHalfWrittenFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "telegate.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		during  func()
+		settles bool
+	}{
+		{"still appending", func() {
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = f.WriteString("  - id: admin\n")
+			f.Close()
+		}, false},
+		{"rewritten", func() { write("routes: []\n# rewritten\n") }, false},
+		{"written", func() {}, true},
+	} {
+		write("routes:\n  - id: home\n")
+		stamp := fileStamp(path)
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			tc.during()
+		}()
+		if got := settled(context.Background(), path, stamp, 300*time.Millisecond); got != tc.settles {
+			t.Errorf("%s: settled %v, want %v", tc.name, got, tc.settles)
+		}
+	}
+}
+
+// TestRegression_DemoSurvivesSIGHUP: SIGHUP asks telegate demo for a
+// reload like telegate run; the demo has no file to read again, says so
+// and keeps serving (it used to die with status 129, no drain and no
+// node.stop record), and SIGTERM still ends it with status 0.
+func TestRegression_DemoSurvivesSIGHUP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--relay", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, &logs, "configuration applied", 45*time.Second)
+	for range 2 {
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, &logs, "nothing to reload", 10*time.Second)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGHUP and SIGTERM: %v\n%s", err, logs.String())
 	}
 }
