@@ -106,10 +106,11 @@ type Gateway struct {
 
 	readiness *readiness
 
-	gen    atomic.Pointer[generation]
-	ready  atomic.Bool
-	addrs  atomic.Pointer[boundAddrs]
-	reload sync.Mutex
+	gen      atomic.Pointer[generation]
+	upgrades upgrades
+	ready    atomic.Bool
+	addrs    atomic.Pointer[boundAddrs]
+	reload   sync.Mutex
 
 	// draining is closed by BeginShutdown (once).
 	draining  chan struct{}
@@ -400,6 +401,7 @@ func (g *Gateway) Swap(next Generation) error {
 		return fmt.Errorf("reload refused, previous configuration kept: %w", err)
 	}
 	old := g.gen.Swap(st)
+	st.readmit()
 	if old != nil {
 		old.retired.Store(true)
 		old.inflight.Add(1)

@@ -352,7 +352,7 @@ func (g *generation) websocketGate(next http.Handler) http.Handler {
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
-		next.ServeHTTP(w, r)
+		g.upgrades.track(w, r, s, next)
 	})
 }
 

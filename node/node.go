@@ -25,6 +25,7 @@ import (
 	"github.com/telegate/telegate/media"
 	"github.com/telegate/telegate/media/relay"
 	"github.com/telegate/telegate/policies"
+	"github.com/telegate/telegate/scope"
 )
 
 // Options are what the caller hands to Run besides the configuration.
@@ -255,6 +256,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	n.gw = g
+	authn.OnSessionEnd(func(id string, _ *scope.Identity) { g.EndSession(id) })
 	if err := n.registerMetrics(reg); err != nil {
 		return err
 	}

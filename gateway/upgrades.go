@@ -1,0 +1,87 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"github.com/telegate/telegate/scope"
+)
+
+// upgrades are the proxied WebSocket connections open through the gateway
+// (routes with websocket: true). A connection was admitted once, at its
+// upgrade request; it is closed when that admission no longer holds: its
+// session ends (EndSession), or a new generation would not route or admit
+// it (Swap). Closing cancels the upgrade request's context, which makes
+// the reverse proxy close both sides.
+type upgrades struct {
+	mu   sync.Mutex
+	open map[*upgrade]struct{}
+}
+
+// upgrade is one open proxied WebSocket and what admitted it.
+type upgrade struct {
+	host, path, method, routeID string
+	identity                    *scope.Identity
+	cancel                      context.CancelFunc
+}
+
+// track runs next for the upgrade request r (admitted on the request's
+// route) so that closing it later ends the connection.
+func (u *upgrades) track(w http.ResponseWriter, r *http.Request, s *scope.Scope, next http.Handler) {
+	ctx, cancel := context.WithCancel(r.Context())
+	e := &upgrade{host: s.Host, path: s.Path, method: r.Method, routeID: s.RouteID, identity: s.Identity, cancel: cancel}
+	u.mu.Lock()
+	if u.open == nil {
+		u.open = map[*upgrade]struct{}{}
+	}
+	u.open[e] = struct{}{}
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		delete(u.open, e)
+		u.mu.Unlock()
+		cancel()
+	}()
+	next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// closeWhere closes every open upgrade for which gone reports true.
+func (u *upgrades) closeWhere(gone func(*upgrade) bool) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for e := range u.open {
+		if gone(e) {
+			e.cancel()
+			n++
+		}
+	}
+	return n
+}
+
+// EndSession closes the proxied WebSocket connections opened with the
+// session id (scope.Identity.SessionID): call it when a session ends
+// (sign-out, back-channel logout, timeouts), so that no connection
+// outlives the sign-in that admitted it.
+func (g *Gateway) EndSession(id string) {
+	if id == "" {
+		return
+	}
+	g.upgrades.closeWhere(func(e *upgrade) bool { return e.identity != nil && e.identity.SessionID == id })
+}
+
+// readmit closes the open upgrades that generation st would not route to
+// the same WebSocket route or whose identity its policy (with
+// break-glass) would not admit.
+func (st *generation) readmit() {
+	st.upgrades.closeWhere(func(e *upgrade) bool {
+		rt := st.router.match(e.host, e.path)
+		if rt == nil || rt.ID != e.routeID || !rt.WebSocket {
+			return true
+		}
+		s := &scope.Scope{Host: e.host, Path: e.path, RouteID: rt.ID, Route: rt, Identity: e.identity}
+		d := st.o.BreakGlass.Reconsider(s, evaluatePolicy(rt.Policy, e.identity, e.method), e.method)
+		return !d.Allow
+	})
+}

@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/telegate/telegate/config"
+)
+
+// TestRegression_ProxiedWebSocketsEndWithTheirAdmission: a proxied
+// WebSocket was admitted once, at its upgrade; it is closed within a
+// second when that admission no longer holds — its session ends, a reload
+// takes WebSockets off its route, moves its path to another route, or
+// changes the route's policy so that it no longer admits the identity —
+// and a reload that still admits it leaves it open.
+func TestRegression_ProxiedWebSocketsEndWithTheirAdmission(t *testing.T) {
+	t.Parallel()
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, b, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, b); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(echo.Close)
+	clinicWS := func(c *config.Config) {
+		for i := range c.Routes {
+			if c.Routes[i].ID == "clinic" {
+				c.Routes[i].WebSocket = true
+				c.Routes[i].Upstream = echo.URL
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(s *served)
+		closes bool
+	}{
+		{"session ended", func(s *served) { s.g.EndSession("sess-alice") }, true},
+		{"another session ended", func(s *served) { s.g.EndSession("sess-root") }, false},
+		{"reload that still admits", func(s *served) { s.reload(t, clinicWS, func(*config.Route) {}) }, false},
+		{"policy no longer admits", func(s *served) {
+			s.reload(t, clinicWS, func(r *config.Route) { r.Policy = &config.Policy{Allow: []config.Rule{{Roles: []string{"admin"}}}} })
+		}, true},
+		{"websocket turned off", func(s *served) { s.reload(t, clinicWS, func(r *config.Route) { r.WebSocket = false }) }, true},
+		{"path moved to another route", func(s *served) { s.reload(t, clinicWS, func(r *config.Route) { r.Path = "/clinic-new/" }) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := serveTestGateway(t, func(c *config.Config, _ *Options) { clinicWS(c) })
+			hc := s.client(s.addr)
+			hc.Transport.(*http.Transport).ForceAttemptHTTP2 = false
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "wss://"+appHost+"/clinic/live", &websocket.DialOptions{
+				HTTPClient: hc, HTTPHeader: http.Header{"Origin": {"https://" + appHost}, "Cookie": {"tg-test=alice"}},
+			})
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.CloseNow()
+			echoOnce := func() error {
+				rctx, rcancel := context.WithTimeout(ctx, time.Second)
+				defer rcancel()
+				if err := c.Write(rctx, websocket.MessageText, []byte("vitals")); err != nil {
+					return err
+				}
+				_, _, err := c.Read(rctx)
+				return err
+			}
+			if err := echoOnce(); err != nil {
+				t.Fatalf("before: %v", err)
+			}
+			tc.change(s)
+			err = echoOnce()
+			if closed := err != nil; closed != tc.closes {
+				t.Fatalf("after: closed %v (%v), want %v", closed, err, tc.closes)
+			}
+		})
+	}
+}
+
+// reload swaps in the test configuration with base applied and then edit
+// applied to the clinic route.
+func (s *served) reload(t *testing.T, base func(*config.Config), edit func(*config.Route)) {
+	t.Helper()
+	cfg := testConfig(t, s.rec.srv.URL)
+	base(cfg)
+	for i := range cfg.Routes {
+		if cfg.Routes[i].ID == "clinic" {
+			edit(&cfg.Routes[i])
+		}
+	}
+	if err := s.g.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
