@@ -279,7 +279,10 @@ type Route struct {
 	Policy     *Policy  `yaml:"policy"`
 	// AllowSemicolon permits ';' in the path.
 	AllowSemicolon bool `yaml:"allow_semicolon"`
-	// WebSocket permits upgrades, from Origins (default the route's hosts).
+	// WebSocket permits upgrades, from Origins (default the page's own
+	// origin: https, the host and port the browser addressed, and the
+	// route's hosts on that port). An upgraded connection is closed when
+	// its session ends or a reload no longer admits it.
 	WebSocket bool     `yaml:"websocket"`
 	Origins   []string `yaml:"origins"`
 	// MaxBodyBytes default 10 MiB.

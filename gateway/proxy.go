@@ -342,7 +342,7 @@ func (g *generation) websocketGate(next http.Handler) http.Handler {
 			refuse(w, r, http.StatusForbidden, scope.ReasonUpgradeNotAllowed)
 			return
 		}
-		if !originAllowed(r.Header.Values("Origin"), s) {
+		if !originAllowed(r.Header.Values("Origin"), s, r.Host) {
 			refuse(w, r, http.StatusForbidden, scope.ReasonUpgradeOrigin)
 			return
 		}
@@ -356,16 +356,22 @@ func (g *generation) websocketGate(next http.Handler) http.Handler {
 	})
 }
 
-func originAllowed(origins []string, s *scope.Scope) bool {
+func originAllowed(origins []string, s *scope.Scope, requestHost string) bool {
 	if len(origins) != 1 {
 		return false
 	}
 	o := strings.ToLower(strings.TrimSuffix(origins[0], "/"))
 	allowed := s.Route.Origins
 	if len(allowed) == 0 {
-		allowed = []string{"https://" + s.Host}
+		// The page's own origin (RFC 6454 §4): scheme, host and the port
+		// the browser addressed, which Host carries unless it is 443.
+		port := ""
+		if _, p, err := net.SplitHostPort(requestHost); err == nil && p != "443" {
+			port = ":" + p
+		}
+		allowed = []string{"https://" + s.Host + port}
 		for _, h := range s.Route.Hosts {
-			allowed = append(allowed, "https://"+strings.ToLower(strings.TrimSuffix(h, ".")))
+			allowed = append(allowed, "https://"+strings.ToLower(strings.TrimSuffix(h, "."))+port)
 		}
 	}
 	for _, a := range allowed {
