@@ -85,3 +85,40 @@ func deref(b *bool) any {
 	}
 	return *b
 }
+
+// TestRegression_ListenersThatCollideAreRefused: check refuses the
+// listener pairs that run could not bind together — the same port through
+// "localhost" and 127.0.0.1, every interface and one of them, the
+// unspecified and the loopback IPv6 address — not only the same string.
+func TestRegression_ListenersThatCollideAreRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b    string
+		overlap bool
+	}{
+		{"localhost:8443", "127.0.0.1:8443", true},
+		{":8443", "127.0.0.1:8443", true},
+		{"0.0.0.0:8443", "10.0.0.5:8443", true},
+		{"[::]:9090", "[::1]:9090", true},
+		{"[::1]:9090", "localhost:9090", true},
+		{"127.0.0.1:9090", "127.0.0.1:9090", true},
+		{"127.0.0.1:9090", "127.0.0.1:8443", false},
+		{"10.0.0.5:8443", "10.0.0.6:8443", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+	} {
+		if got := ListenersOverlap(tc.a, tc.b); got != tc.overlap {
+			t.Errorf("%s and %s: overlap %v, want %v", tc.a, tc.b, got, tc.overlap)
+		}
+	}
+	base := string(readTestdata(t, "valid.yaml"))
+	for _, tc := range []struct{ from, to, field string }{
+		{"  listen: \":8443\"", "  listen: \"localhost:9090\"", "server.admin"},
+		{"  http_listen: \"\"", "  http_listen: \"127.0.0.1:8443\"", "server.http_listen"},
+		{"  http_listen: \"\"", "  http_listen: \"localhost:9090\"", "server.http_listen"},
+	} {
+		_, err := parseTest(strings.Replace(base, tc.from, tc.to, 1), "valid.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.field+": must differ") {
+			t.Errorf("%s → %s: %v", tc.from, tc.to, err)
+		}
+	}
+}

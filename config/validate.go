@@ -319,6 +319,29 @@ func CheckID(id string, seen map[string]bool, what string) error {
 	return nil
 }
 
+// ListenersOverlap reports whether two TCP listen addresses ("host:port")
+// would bind the same socket: the same port (not 0, an ephemeral one)
+// with the same host, or either host empty or unspecified (every
+// interface), or both on loopback ("localhost" is loopback: 127.0.0.1
+// and ::1). It answers without resolving names: other host names are
+// compared as written.
+func ListenersOverlap(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	every := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return h == "" || (err == nil && ip.IsUnspecified())
+	}
+	loop := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return strings.EqualFold(h, "localhost") || (err == nil && ip.IsLoopback())
+	}
+	return every(ha) || every(hb) || strings.EqualFold(ha, hb) || (loop(ha) && loop(hb))
+}
+
 // ---- sections ----
 
 func (c *Config) checkServer(r *Report) {
@@ -335,9 +358,15 @@ func (c *Config) checkServer(r *Report) {
 		r.Errorf("admin", "is required")
 	} else {
 		r.check("admin", CheckPrivateListenAddr(s.Admin))
-		if s.Admin == s.Listen && !strings.HasSuffix(s.Admin, ":0") {
-			r.Errorf("admin", "must differ from server.listen: health and metrics never share the public listener")
+		if ListenersOverlap(s.Admin, s.Listen) {
+			r.Errorf("admin", "must differ from server.listen (%s): health and metrics never share the public listener", s.Listen)
 		}
+	}
+	if s.HTTPListen != "" && ListenersOverlap(s.HTTPListen, s.Listen) {
+		r.Errorf("http_listen", "must differ from server.listen (%s): both would bind the same port", s.Listen)
+	}
+	if s.HTTPListen != "" && s.Admin != "" && ListenersOverlap(s.HTTPListen, s.Admin) {
+		r.Errorf("http_listen", "must differ from server.admin (%s): both would bind the same port", s.Admin)
 	}
 	if s.PublicURL == "" {
 		r.Errorf("public_url", "is required (or name a host in tls.hosts to derive it)")
