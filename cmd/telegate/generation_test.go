@@ -90,6 +90,8 @@ func configCorpus(t *testing.T) []corpusEntry {
 	variant("route inspected", "api: true\n", "api: true\n    inspect: true\n")
 	variant("rate zero", "routes:", "rate_limits:\n  per_client: {rate: 0, burst: 10}\nroutes:")
 	variant("development provider off loopback", "  - id: staff\n", "  - id: dev\n    development: true\n  - id: staff\n")
+	variant("admin on the public port by another name", "listen: \":8443\"", "listen: \"localhost:9090\"")
+	variant("issuer with a query", "issuer: https://idp.example.test\n    client_id", "issuer: https://idp.example.test/?tenant=x\n    client_id")
 	variant("secret file", "client_secret: ${STAFF_SECRET}", "client_secret_file: staff.secret")
 	readable := corpusEntry{name: "valid+world-readable secret file", yaml: strings.Replace(valid, "client_secret: ${STAFF_SECRET}", "client_secret_file: staff.secret", 1), mode: 0o644}
 	return append(out, readable)
