@@ -54,7 +54,7 @@ func (c cli) run(ctx context.Context, args []string) int {
 	reloads := make(chan struct{}, 1)
 	go watchConfig(ctx, path, *poll, logger, reloads)
 
-	logger.Info("telegate starting", "config", path, "version", versionString())
+	logger.Info("telegate starting", "config", path, "version", versionString(), "pid", os.Getpid())
 	err = node.Run(ctx, cfg, node.Options{
 		Logger:  logger,
 		Reloads: reloads,
