@@ -4,7 +4,14 @@
 // policy, assertion) and Caddy, in alternating runs. Everything listens on
 // 127.0.0.1. It prints a Markdown table; scripts/bench-edge runs it.
 //
-// Usage: go run ./e2e/edgebench [-telegate BIN] [-duration 15s] [-rounds 3] [-connections 64]
+// With -before BIN it also runs a second telegate, BIN (the build before a
+// change), side by side with the first: in every round each route of one
+// build is measured right after the same route of the other, the order
+// alternating from round to round, and it prints the after/before ratios
+// of each round and their median. The two builds then see the same
+// machine conditions within seconds of each other.
+//
+// Usage: go run ./e2e/edgebench [-telegate BIN] [-before BIN] [-duration 15s] [-rounds 3] [-connections 64]
 package main
 
 import (
@@ -30,18 +37,19 @@ import (
 
 func main() {
 	bin := flag.String("telegate", "", "telegate binary (default: build ./cmd/telegate)")
+	before := flag.String("before", "", "a second telegate binary to compare with, route by route in every round (after/before ratios)")
 	dur := flag.Duration("duration", 15*time.Second, "length of each wrk run")
 	rounds := flag.Int("rounds", 3, "alternating rounds")
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	flag.Parse()
-	if err := run(*bin, *dur, *rounds, *conns, *threads); err != nil {
+	if err := run(*bin, *before, *dur, *rounds, *conns, *threads); err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, dur time.Duration, rounds, conns, threads int) error {
+func run(bin, before string, dur time.Duration, rounds, conns, threads int) error {
 	for _, tool := range []string{"wrk", "caddy"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install -y %s)", tool, tool)
@@ -74,22 +82,163 @@ func run(bin string, dur time.Duration, rounds, conns, threads int) error {
 		w.Write(body)
 	})}).Serve(up)
 
-	tgPort, adminPort, caddyPort := freePort(), freePort(), freePort()
-	base := fmt.Sprintf("https://localhost:%d", tgPort)
+	tgs := []*instance{{name: "telegate", bin: bin}}
+	if before != "" {
+		tgs[0].name = "after"
+		tgs = append(tgs, &instance{name: "before", bin: before})
+	}
+	caddyPort := freePort()
 	secret := "edgebench-client-secret-0123456789"
+	client := devop.Client{ID: "edgebench", Secret: secret}
+	for _, t := range tgs {
+		t.port, t.adminPort = freePort(), freePort()
+		t.base = fmt.Sprintf("https://localhost:%d", t.port)
+		client.RedirectURIs = append(client.RedirectURIs, t.base+"/.telegate/callback/bench")
+		client.PostLogoutRedirectURIs = append(client.PostLogoutRedirectURIs, t.base+"/.telegate/signed-out")
+	}
 	op, err := devop.Start(ctx, devop.Options{
-		Logger: slog.New(slog.DiscardHandler),
-		Clients: []devop.Client{{
-			ID: "edgebench", Secret: secret,
-			RedirectURIs:           []string{base + "/.telegate/callback/bench"},
-			PostLogoutRedirectURIs: []string{base + "/.telegate/signed-out"},
-		}},
+		Logger:  slog.New(slog.DiscardHandler),
+		Clients: []devop.Client{client},
 	})
 	if err != nil {
 		return err
 	}
 	defer op.Close()
+	for _, t := range tgs {
+		stop, err := t.start(ctx, filepath.Join(dir, t.name), op.Issuer(), secret, up.Addr().String())
+		if stop != nil {
+			defer stop()
+		}
+		if err != nil {
+			return err
+		}
+	}
 
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
+	admin off
+	skip_install_trust
+	storage file_system %s
+	log {
+		level ERROR
+	}
+}
+https://localhost:%d {
+	bind 127.0.0.1
+	tls internal
+	reverse_proxy %s
+}
+`, filepath.Join(dir, "caddy-data"), caddyPort, up.Addr()), 0o600); err != nil {
+		return err
+	}
+	cd := exec.CommandContext(ctx, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
+	cd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cdLog, _ := os.Create(filepath.Join(dir, "caddy.log"))
+	cd.Stdout, cd.Stderr = cdLog, cdLog
+	if err := cd.Start(); err != nil {
+		return err
+	}
+	defer cd.Process.Kill()
+	if err := waitTLS(fmt.Sprintf("127.0.0.1:%d", caddyPort)); err != nil {
+		out, _ := os.ReadFile(cdLog.Name())
+		return fmt.Errorf("caddy not ready: %w\n%s", err, out)
+	}
+
+	caddyTarget := target{name: "caddy reverse_proxy", url: fmt.Sprintf("https://localhost:%d/public/", caddyPort), pid: cd.Process.Pid}
+	if before != "" {
+		return compare(caddyTarget, tgs[1], tgs[0], dur, rounds, conns, threads)
+	}
+	tg := tgs[0]
+	targets := []target{caddyTarget, tg.public("telegate public route"), tg.signedIn("telegate signed-in route")}
+	for r := 0; r < rounds; r++ {
+		for i := range targets {
+			if err := targets[i].measure(r, dur, conns, threads); err != nil {
+				return err
+			}
+		}
+	}
+	caddy, pub, signed := targets[0].median(), targets[1].median(), targets[2].median()
+	printMedians(targets, rounds)
+	fmt.Printf("\npublic / caddy = %.2f× (target ≥ 1.0×); p99 public − caddy = %+.2f ms (target ≤ +1 ms)\n", pub.rps/caddy.rps, pub.p99ms-caddy.p99ms)
+	fmt.Printf("signed-in / public = %.2f× (target ≥ 0.9×)\n", signed.rps/pub.rps)
+	return nil
+}
+
+// compare measures Caddy once per round and then each telegate route of
+// the two builds back to back, before first in odd rounds and after first
+// in even ones, and prints every round's after/before ratios and their
+// medians.
+func compare(caddy target, before, after *instance, dur time.Duration, rounds, conns, threads int) error {
+	targets := []target{caddy,
+		before.public("before public route"), after.public("after public route"),
+		before.signedIn("before signed-in route"), after.signedIn("after signed-in route")}
+	for r := 0; r < rounds; r++ {
+		order := []int{0, 1, 2, 3, 4}
+		if r%2 == 1 {
+			order = []int{0, 2, 1, 4, 3}
+		}
+		for _, i := range order {
+			if err := targets[i].measure(r, dur, conns, threads); err != nil {
+				return err
+			}
+		}
+	}
+	printMedians(targets, rounds)
+	fmt.Printf("\n| round | first | route | req/s before | after | after/before | p99 ms before | after | after/before | CPU µs/req before | after | after/before |\n")
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	var ratios [2][3][]float64 // [public, signed-in][req/s, p99, CPU]
+	for r := 0; r < rounds; r++ {
+		first := "before"
+		if r%2 == 1 {
+			first = "after"
+		}
+		for k, route := range []string{"public", "signed-in"} {
+			b, a := targets[1+2*k].runs[r], targets[2+2*k].runs[r]
+			q := [3]float64{a.rps / b.rps, a.p99ms / b.p99ms, a.cpuUs / b.cpuUs}
+			for j := range q {
+				ratios[k][j] = append(ratios[k][j], q[j])
+			}
+			fmt.Printf("| %d | %s | %s | %.0f | %.0f | %.3f | %.2f | %.2f | %.3f | %.1f | %.1f | %.3f |\n",
+				r+1, first, route, b.rps, a.rps, q[0], b.p99ms, a.p99ms, q[1], b.cpuUs, a.cpuUs, q[2])
+		}
+	}
+	fmt.Println()
+	for k, route := range []string{"public", "signed-in"} {
+		fmt.Printf("median after/before, %s route: %.3f× req/s (target ≥ 0.97×), p99 %.3f×, CPU per request %.3f×\n",
+			route, medianOf(ratios[k][0]), medianOf(ratios[k][1]), medianOf(ratios[k][2]))
+	}
+	return nil
+}
+
+func printMedians(targets []target, rounds int) {
+	fmt.Printf("| target | requests/s (median of %d) | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|\n", rounds)
+	for _, t := range targets {
+		m := t.median()
+		fmt.Printf("| %s | %.0f | %.2f | %.2f | %d |\n", t.name, m.rps, m.p50ms, m.p99ms, m.bad)
+	}
+}
+
+func medianOf(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// instance is one telegate process under test.
+type instance struct {
+	name, bin, base, cookie string
+	port, adminPort, pid    int
+}
+
+// start writes the instance's configuration in dir, starts it, waits for
+// /readyz and signs in through the OpenID Provider. stop ends the process.
+func (t *instance) start(ctx context.Context, dir, issuer, secret, upstream string) (stop func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(dir, "telegate.yaml")
 	cfg := fmt.Sprintf(`data_dir: %s
 server:
@@ -127,99 +276,58 @@ routes:
     policy:
       allow:
         - roles: [clinician]
-`, filepath.Join(dir, "tg-data"), tgPort, adminPort, base, op.Issuer(), up.Addr(), up.Addr())
+`, filepath.Join(dir, "tg-data"), t.port, t.adminPort, t.base, issuer, upstream, upstream)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
+		return nil, err
 	}
-	tg := exec.CommandContext(ctx, bin, "run", "-c", cfgPath)
+	tg := exec.CommandContext(ctx, t.bin, "run", "-c", cfgPath)
 	tg.Env = append(os.Environ(), "EDGEBENCH_SECRET="+secret)
 	tgLog, _ := os.Create(filepath.Join(dir, "telegate.log"))
 	tg.Stdout, tg.Stderr = tgLog, tgLog
 	if err := tg.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	defer tg.Process.Kill()
-	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", adminPort)); err != nil {
+	stop = func() { _ = tg.Process.Kill() }
+	t.pid = tg.Process.Pid
+	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", t.adminPort)); err != nil {
 		out, _ := os.ReadFile(tgLog.Name())
-		return fmt.Errorf("telegate not ready: %w\n%s", err, out)
+		return stop, fmt.Errorf("%s not ready: %w\n%s", t.name, err, out)
 	}
-
 	c, err := webclient.New(filepath.Join(dir, "tg-data", "ca", "root.pem"))
 	if err != nil {
-		return err
+		return stop, err
 	}
-	resp, page, err := c.SignIn(base+"/app/", "clinician@demo.test", "demo")
+	resp, page, err := c.SignIn(t.base+"/app/", "clinician@demo.test", "demo")
 	if err != nil || resp.StatusCode != 200 {
-		return fmt.Errorf("sign-in: %v %.200s", err, page)
+		return stop, fmt.Errorf("%s sign-in: %v %.200s", t.name, err, page)
 	}
-	cookie := c.Cookie(base, "__Host-telegate")
+	cookie := c.Cookie(t.base, "__Host-telegate")
 	if cookie == nil {
-		return errors.New("sign-in: no session cookie")
+		return stop, fmt.Errorf("%s sign-in: no session cookie", t.name)
 	}
-
-	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
-	admin off
-	skip_install_trust
-	storage file_system %s
-	log {
-		level ERROR
-	}
+	t.cookie = cookie.Value
+	return stop, nil
 }
-https://localhost:%d {
-	bind 127.0.0.1
-	tls internal
-	reverse_proxy %s
-}
-`, filepath.Join(dir, "caddy-data"), caddyPort, up.Addr()), 0o600); err != nil {
-		return err
-	}
-	cd := exec.CommandContext(ctx, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
-	cd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-	cdLog, _ := os.Create(filepath.Join(dir, "caddy.log"))
-	cd.Stdout, cd.Stderr = cdLog, cdLog
-	if err := cd.Start(); err != nil {
-		return err
-	}
-	defer cd.Process.Kill()
-	if err := waitTLS(fmt.Sprintf("127.0.0.1:%d", caddyPort)); err != nil {
-		out, _ := os.ReadFile(cdLog.Name())
-		return fmt.Errorf("caddy not ready: %w\n%s", err, out)
-	}
 
-	targets := []target{
-		{name: "caddy reverse_proxy", url: fmt.Sprintf("https://localhost:%d/public/", caddyPort)},
-		{name: "telegate public route", url: base + "/public/"},
-		{name: "telegate signed-in route", url: base + "/app/", header: "Cookie: __Host-telegate=" + cookie.Value},
-	}
-	for r := 0; r < rounds; r++ {
-		for i := range targets {
-			res, err := wrk(targets[i], dur, conns, threads)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(os.Stderr, "round %d %-26s %10.0f req/s  p99 %7.2f ms  non-2xx %d\n", r+1, targets[i].name, res.rps, res.p99ms, res.bad)
-			targets[i].runs = append(targets[i].runs, res)
-		}
-	}
-	caddy, pub, signed := targets[0].median(), targets[1].median(), targets[2].median()
-	fmt.Printf("| target | requests/s (median of %d) | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|\n", rounds)
-	for _, t := range targets {
-		m := t.median()
-		fmt.Printf("| %s | %.0f | %.2f | %.2f | %d |\n", t.name, m.rps, m.p50ms, m.p99ms, m.bad)
-	}
-	fmt.Printf("\npublic / caddy = %.2f× (target ≥ 1.0×); p99 public − caddy = %+.2f ms (target ≤ +1 ms)\n", pub.rps/caddy.rps, pub.p99ms-caddy.p99ms)
-	fmt.Printf("signed-in / public = %.2f× (target ≥ 0.9×)\n", signed.rps/pub.rps)
-	return nil
+func (t *instance) public(name string) target {
+	return target{name: name, url: t.base + "/public/", pid: t.pid}
+}
+
+func (t *instance) signedIn(name string) target {
+	return target{name: name, url: t.base + "/app/", header: "Cookie: __Host-telegate=" + t.cookie, pid: t.pid}
 }
 
 type result struct {
 	rps, p50ms, p99ms float64
-	bad               int
+	bad, requests     int
+	// cpuUs is the server process's CPU time (user + system) per request
+	// during the run, in µs; 0 when unknown.
+	cpuUs float64
 }
 
 type target struct {
 	name, url, header string
+	pid               int // the server's process, for its CPU time
 	runs              []result
 }
 
@@ -230,7 +338,51 @@ func (t target) median() result {
 	return rs[len(rs)/2]
 }
 
+// measure runs wrk once against t and keeps the result as round r's.
+func (t *target) measure(r int, dur time.Duration, conns, threads int) error {
+	cpu0 := cpuTicks(t.pid)
+	res, err := wrk(*t, dur, conns, threads)
+	if err != nil {
+		return err
+	}
+	if cpu1 := cpuTicks(t.pid); cpu0 > 0 && cpu1 > cpu0 && res.requests > 0 {
+		res.cpuUs = float64(cpu1-cpu0) * 1e6 / clockTicks / float64(res.requests)
+	}
+	fmt.Fprintf(os.Stderr, "round %d %-26s %10.0f req/s  p99 %7.2f ms  non-2xx %d  cpu %6.1f µs/req\n", r+1, t.name, res.rps, res.p99ms, res.bad, res.cpuUs)
+	t.runs = append(t.runs, res)
+	return nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's utime and stime
+// (100 on Linux).
+const clockTicks = 100
+
+// cpuTicks is the CPU time (utime + stime, in clock ticks) the process pid
+// has used, or 0 when it cannot be read.
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return u + st
+}
+
 var (
+	reqsRe = regexp.MustCompile(`(\d+) requests in `)
 	rpsRe  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	p50Re  = regexp.MustCompile(`\n\s+50%\s+([0-9.]+)(us|ms|s)`)
 	p99Re  = regexp.MustCompile(`\n\s+99%\s+([0-9.]+)(us|ms|s)`)
@@ -253,6 +405,9 @@ func wrk(t target, dur time.Duration, conns, threads int) (result, error) {
 		return result{}, fmt.Errorf("wrk %s: no Requests/sec in\n%s", t.name, out)
 	}
 	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	if m := reqsRe.FindSubmatch(out); m != nil {
+		r.requests, _ = strconv.Atoi(string(m[1]))
+	}
 	r.p50ms = latency(p50Re, out)
 	r.p99ms = latency(p99Re, out)
 	if m := non2Re.FindSubmatch(out); m != nil {
