@@ -155,7 +155,9 @@ func (s *View) ends(sess *Session, now time.Time) string {
 		return "idle"
 	}
 	if sess.Provider != "" {
-		if rp := s.providers[sess.Provider]; rp == nil || rp.cfg.Issuer != sess.Issuer {
+		// A development provider gets a new loopback issuer at every
+		// start (node.startDevelopmentProviders): its id is what lasts.
+		if rp := s.providers[sess.Provider]; rp == nil || (rp.cfg.Issuer != sess.Issuer && !rp.cfg.Development) {
 			return "provider_removed"
 		}
 	}

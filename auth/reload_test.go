@@ -30,6 +30,10 @@ func TestRegression_SessionsEndWithTheirProvider(t *testing.T) {
 		{"provider removed", func(p *[]config.Provider) { *p = nil }, false},
 		{"issuer changed", func(p *[]config.Provider) { (*p)[0].Issuer = "https://other-idp.example.test" }, false},
 		{"another id", func(p *[]config.Provider) { (*p)[0].ID = "staff-2" }, false},
+		{"development provider restarted on another port", func(p *[]config.Provider) {
+			(*p)[0].Development = true
+			(*p)[0].Issuer = "http://127.0.0.1:5556"
+		}, true},
 		{"secret and roles changed", func(p *[]config.Provider) {
 			(*p)[0].ClientSecret = "rotated-secret"
 			(*p)[0].Roles.Always = []string{"staff", "on-call"}

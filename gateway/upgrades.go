@@ -21,7 +21,7 @@ type upgrades struct {
 
 // upgrade is one open proxied WebSocket and what admitted it.
 type upgrade struct {
-	host, path, method, routeID string
+	host, path, method string
 	identity                    *scope.Identity
 	cancel                      context.CancelFunc
 }
@@ -30,7 +30,7 @@ type upgrade struct {
 // route) so that closing it later ends the connection.
 func (u *upgrades) track(w http.ResponseWriter, r *http.Request, s *scope.Scope, next http.Handler) {
 	ctx, cancel := context.WithCancel(r.Context())
-	e := &upgrade{host: s.Host, path: s.Path, method: r.Method, routeID: s.RouteID, identity: s.Identity, cancel: cancel}
+	e := &upgrade{host: s.Host, path: s.Path, method: r.Method, identity: s.Identity, cancel: cancel}
 	u.mu.Lock()
 	if u.open == nil {
 		u.open = map[*upgrade]struct{}{}
@@ -71,13 +71,16 @@ func (g *Gateway) EndSession(id string) {
 	g.upgrades.closeWhere(func(e *upgrade) bool { return e.identity != nil && e.identity.SessionID == id })
 }
 
-// readmit closes the open upgrades that generation st would not route to
-// the same WebSocket route or whose identity its policy (with
-// break-glass) would not admit.
+// readmit closes the open upgrades that generation st would not admit
+// again: their path no longer routes to a route that permits WebSockets,
+// or that route's policy (with break-glass) does not admit their
+// identity. An upgrade that would still be admitted stays open on the
+// generation it started with, whatever else changed (its upstream, the
+// route's id).
 func (st *generation) readmit() {
 	st.upgrades.closeWhere(func(e *upgrade) bool {
 		rt := st.router.match(e.host, e.path)
-		if rt == nil || rt.ID != e.routeID || !rt.WebSocket {
+		if rt == nil || !rt.WebSocket {
 			return true
 		}
 		s := &scope.Scope{Host: e.host, Path: e.path, RouteID: rt.ID, Route: rt, Identity: e.identity}
