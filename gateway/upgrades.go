@@ -22,8 +22,8 @@ type upgrades struct {
 // upgrade is one open proxied WebSocket and what admitted it.
 type upgrade struct {
 	host, path, method string
-	identity                    *scope.Identity
-	cancel                      context.CancelFunc
+	identity           *scope.Identity
+	cancel             context.CancelFunc
 }
 
 // track runs next for the upgrade request r (admitted on the request's
