@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -191,13 +190,9 @@ func OpenStore(cfg *config.Config) (SessionStore, error) {
 
 // loadClientCA reads a device CA's PEM file into a pool of its own.
 func loadClientCA(ca config.ClientCA) (*x509.CertPool, error) {
-	b, err := os.ReadFile(ca.CAFile)
+	p, err := config.ReadCertPool(ca.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("client CA %q: %w", ca.ID, err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("client CA %q: %s holds no PEM certificates", ca.ID, ca.CAFile)
 	}
 	return p, nil
 }

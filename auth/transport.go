@@ -2,15 +2,15 @@ package auth
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/telegate/telegate/config"
 )
 
 const (
@@ -85,13 +85,9 @@ func idpClients(base *http.Client, caFile string, timeout time.Duration) (call, 
 		rt = base.Transport
 	}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := config.ReadCertPool(caFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("ca_root_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("ca_root_file %s: no PEM certificates", caFile)
 		}
 		ht, ok := rt.(*http.Transport)
 		if !ok {

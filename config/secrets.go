@@ -263,3 +263,20 @@ func isBase64Text(b []byte) bool {
 	}
 	return true
 }
+
+// ReadCertPool reads a PEM bundle of certificates (trust anchors: a
+// hospital CA, a device CA, an identity provider's or upstream's root)
+// into a pool of its own. It refuses a file it cannot read and one that
+// holds no PEM certificate. Every CA file of the configuration is read
+// through it.
+func ReadCertPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}

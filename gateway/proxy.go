@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,13 +52,9 @@ func newUpstream(r *config.Route) (*upstream, error) {
 	if u.Scheme == "https" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: ut.ServerName}
 		if ut.CAFile != "" {
-			pem, err := os.ReadFile(ut.CAFile)
+			pool, err := config.ReadCertPool(ut.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("upstream_tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("upstream_tls.ca_file %s: no PEM certificates", ut.CAFile)
 			}
 			tc.RootCAs = pool
 		}

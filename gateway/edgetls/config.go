@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -263,15 +262,5 @@ func readCAFile(path string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// readRoots reads a PEM bundle of trust anchors (any certificate).
-func readRoots(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
+// readRoots reads a PEM bundle of trust anchors (config.ReadCertPool).
+func readRoots(path string) (*x509.CertPool, error) { return config.ReadCertPool(path) }
