@@ -58,6 +58,7 @@ func newChainBench(b *testing.B) *chainBench {
 			cfg.Routes[i].Providers = []string{"staff"}
 		}
 	}
+	cfg.ApplyDefaults() // the provider's defaults too
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	store, err := auth.OpenBoltStore(filepath.Join(b.TempDir(), "sessions.db"), key, 1000)

@@ -152,6 +152,7 @@ type generation struct {
 	issuer          string
 	ttl             time.Duration
 	upstreams       map[string]*upstream // route id → upstream
+	hsts            string               // Strict-Transport-Security value
 	handler         http.Handler
 
 	// inflight counts requests running on this generation; retired is set
@@ -286,7 +287,7 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 		Gateway: g, Generation: in,
 		cfg: cfg, router: rt, trusted: cfg.Server.TrustedProxies,
 		assertionHeader: cfg.Assertion.Header, issuer: cfg.Assertion.Issuer, ttl: cfg.Assertion.TTL,
-		upstreams: map[string]*upstream{}, limits: policies.NewRouteLimits(cfg),
+		upstreams: map[string]*upstream{}, limits: policies.NewRouteLimits(cfg), hsts: hstsValue(cfg.Server.HSTSMaxAge),
 	}
 	// The rules for these settings are config's (one rule each, reported
 	// by Load with file:line); a configuration built in code meets them

@@ -45,7 +45,6 @@ func (sw *secWriter) apply(status int) {
 	}
 	sw.done = true
 	h := sw.ResponseWriter.Header()
-	cfg := sw.g.cfg
 	rs := stateFrom(sw.r.Context())
 	s := scope.From(sw.r.Context())
 	rid := ""
@@ -54,10 +53,10 @@ func (sw *secWriter) apply(status int) {
 	}
 	switch {
 	case sw.r.TLS != nil && s != nil:
-		setHeaders(h, "Strict-Transport-Security", hstsValue(cfg.Server.HSTSMaxAge),
+		setHeaders(h, "Strict-Transport-Security", sw.g.hsts,
 			"X-Content-Type-Options", "nosniff", RequestIDHeader, rid) // never the upstream's id
 	case sw.r.TLS != nil:
-		setHeaders(h, "Strict-Transport-Security", hstsValue(cfg.Server.HSTSMaxAge), "X-Content-Type-Options", "nosniff")
+		setHeaders(h, "Strict-Transport-Security", sw.g.hsts, "X-Content-Type-Options", "nosniff")
 	case s != nil:
 		setHeaders(h, "X-Content-Type-Options", "nosniff", RequestIDHeader, rid)
 	default:
@@ -89,7 +88,7 @@ func (sw *secWriter) apply(status int) {
 }
 
 // hstsValue is the Strict-Transport-Security field value (RFC 6797 §6.1)
-// for Server.HSTSMaxAge.
+// for Server.HSTSMaxAge, made once per generation (generation.hsts).
 func hstsValue(age time.Duration) string {
 	return "max-age=" + strconv.FormatInt(int64(age/time.Second), 10)
 }
