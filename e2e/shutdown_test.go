@@ -23,7 +23,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/demoapp"
+	"github.com/telegate/telegate/demo/demoapp"
 )
 
 // loadResult is one request of the load.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telegate/telegate/auth/devop"
+	"github.com/telegate/telegate/demo/devop"
 )
 
 // runWithDevOP starts the development OpenID Provider in the test process

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/auth"
-	"github.com/telegate/telegate/auth/devop"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/demo/devop"
 )
 
 // chainBench is the whole request chain with the real auth.Service (its

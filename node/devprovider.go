@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/telegate/telegate/auth/devop"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/demo/devop"
 )
 
 // startDevelopmentProviders starts the development OpenID Provider
-// (auth/devop, with the demo users) on an ephemeral loopback port for every
+// (demo/devop, with the demo users) on an ephemeral loopback port for every
 // provider that cfg declares with `development: true`, registers telegate
 // there as config.DevelopmentClientID with a fresh random secret and the
 // provider's redirect URI, and fills that provider's Issuer, ClientID and

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telegate/telegate/auth/devop"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/demo/devop"
 	"github.com/telegate/telegate/gateway"
 	"github.com/telegate/telegate/gateway/edgetls"
 	"github.com/telegate/telegate/internal/redistest"

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/gateway/demoapp"
+	"github.com/telegate/telegate/demo/demoapp"
 	"github.com/telegate/telegate/node"
 )
 
@@ -120,7 +120,7 @@ func checkLoopbackListen(addr string) error {
 	return nil
 }
 
-// startDemoApp starts the demo upstream app (gateway/demoapp, which
+// startDemoApp starts the demo upstream app (demo/demoapp, which
 // verifies the gateway's assertion against its JWKS) on an ephemeral
 // loopback port and returns its URL and a function that stops it. The app
 // fetches the JWKS over HTTPS from the gateway, trusting the local CA root

@@ -31,7 +31,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/telegate/telegate/auth/devop"
+	"github.com/telegate/telegate/demo/devop"
 	"github.com/telegate/telegate/e2e/webclient"
 )
 
