@@ -84,9 +84,9 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// sortErrors orders problems by line, then by field, keeping the order of
-// equal ones.
-func sortErrors(es Errors) {
+// SortErrors orders problems by line (problems without one last), then
+// by field, keeping the order of equal ones.
+func SortErrors(es Errors) {
 	sort.SliceStable(es, func(i, j int) bool {
 		if es[i].Line != es[j].Line {
 			// Problems without a line (not in the file) go last.
@@ -143,6 +143,37 @@ func Parse(data []byte, name string) (*Config, error) {
 }
 
 func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	cfg, errs := parseAll(data, name, lookupEnv)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+// LoadPartial is Load for reporting: besides the problems it returns what
+// could be decoded (nil when the file is not YAML at all), so that the
+// parts built from it can report their own problems in the same run
+// (node.Check). The configuration is never to be run.
+func LoadPartial(path string) (*Config, Errors) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Message: fmt.Sprintf("cannot read configuration: %v", errors.Unwrap(err))}}
+	}
+	return parseAll(data, path, os.LookupEnv)
+}
+
+// Covers reports whether es has a problem at field or at a field that
+// contains it: a part's problem there is a consequence, not news.
+func (es Errors) Covers(field string) bool {
+	for _, e := range es {
+		if underAny(field, []string{e.Field}) {
+			return true
+		}
+	}
+	return false
+}
+
+func parseAll(data []byte, name string, lookupEnv func(string) (string, bool)) (*Config, Errors) {
 	d := &decoder{
 		file:      name,
 		pos:       map[string]token.Position{},
@@ -203,13 +234,13 @@ func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Co
 	for i := range warns {
 		d.place(&warns[i])
 	}
-	sortErrors(d.errs)
-	sortErrors(warns)
+	SortErrors(d.errs)
+	SortErrors(warns)
 	cfg.Warnings = warns
-	if len(d.errs) > 0 {
-		return nil, d.errs
-	}
 	cfg.positions = d
+	if len(d.errs) > 0 {
+		return cfg, d.errs
+	}
 	return cfg, nil
 }
 

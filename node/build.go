@@ -284,3 +284,43 @@ func inspectsAny(cfg *config.Config) bool {
 	}
 	return false
 }
+
+// Check is `telegate check`: it loads the file at path and builds its
+// generation without listening or contacting anything, and returns every
+// problem of one run — the file's (syntax, values, references) and those
+// the parts find (Build) — each at its file:line, or the loaded
+// configuration when there is none. A part's problem at a field the file
+// already has a problem with is left out (it is a consequence).
+func Check(path string) (*config.Config, error) {
+	cfg, errs := config.LoadPartial(path)
+	if cfg == nil {
+		return nil, errs
+	}
+	_, err := buildForReport(cfg)
+	var more config.Errors
+	if !errors.As(err, &more) && err != nil {
+		more = config.Errors{cfg.Problem("", "%s", err.Error())}
+	}
+	for _, e := range more {
+		if !errs.Covers(e.Field) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		config.SortErrors(errs)
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+// buildForReport is Build(cfg, Env{}) on a configuration that may have
+// failed to load: a part that trips over what could not be decoded
+// reports nothing more rather than stopping the report.
+func buildForReport(cfg *config.Config) (g *Generation, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			g, err = nil, nil
+		}
+	}()
+	return Build(cfg, Env{})
+}

@@ -162,10 +162,7 @@ func (c cli) check(args []string) int {
 	if path == "" {
 		return c.usageError(fs, "-c FILE is required")
 	}
-	cfg, err := config.Load(path)
-	if err == nil {
-		_, err = node.Build(cfg, node.Env{})
-	}
+	cfg, err := node.Check(path)
 	if err != nil {
 		c.printErrors(err)
 		return exitFail

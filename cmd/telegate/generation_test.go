@@ -416,3 +416,44 @@ func TestRegression_DemoSurvivesSIGHUP(t *testing.T) {
 		t.Fatalf("after SIGHUP and SIGTERM: %v\n%s", err, logs.String())
 	}
 }
+
+// TestRegression_CheckReportsEveryProblemInOneRun: a file with problems
+// of the file (an unknown key, a bad duration) and problems only the parts
+// find (an upstream with a path, a policy that admits nobody, an
+// assertion header that is not an X- name) is reported whole by one
+// check, every problem with its line — not the parts' problems only once
+// the file's are fixed — and a part's problem at a field the file already
+// has a problem with is not reported twice.
+func TestRegression_CheckReportsEveryProblemInOneRun(t *testing.T) {
+	t.Parallel()
+	valid, err := os.ReadFile("../../config/testdata/valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(valid)
+	for _, e := range [][2]string{
+		{"  idle_timeout: 15m", "  idle_timeout: soon"},
+		{"sessions:", "assertion:\n  header: Telegate-Identity\nsessions:"},
+		{"upstream: http://127.0.0.1:8080", "upstream: http://127.0.0.1:8080/app"},
+		{"- roles: [scheduler]", "- {}"},
+		{"  admin: 127.0.0.1:9090", "  admin: 127.0.0.1:9090\n  colour: blue"},
+	} {
+		if !strings.Contains(src, e[0]) {
+			t.Fatalf("%q not in valid.yaml", e[0])
+		}
+		src = strings.Replace(src, e[0], e[1], 1)
+	}
+	path, env := writeCorpusEntry(t, corpusEntry{name: "several", yaml: src})
+	r := telegate(t, env, "check", "-c", path)
+	if r.code != 1 {
+		t.Fatalf("check exit %d", r.code)
+	}
+	for _, field := range []string{"sessions.idle_timeout", "server.colour", "assertion.header", "routes[0].upstream", "routes[1].policy.allow[0]"} {
+		if n := strings.Count(r.stderr, ": "+field+": "); n != 1 {
+			t.Errorf("%s reported %d times in:\n%s", field, n, r.stderr)
+		}
+	}
+	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 5 {
+		t.Errorf("%d problems, want 5:\n%s", len(lines), r.stderr)
+	}
+}
