@@ -233,6 +233,12 @@ func (g *generation) proxyError(w http.ResponseWriter, r *http.Request, err erro
 	rs := stateFrom(r.Context())
 	var mbe *http.MaxBytesError
 	switch {
+	case g.shuttingDown() && (errors.Is(err, context.Canceled) || rs != nil && rs.body != nil && rs.body.failed()):
+		// The drain deadline closed the connection: not the client's
+		// fault, and the record says so.
+		rs.reason = scope.ReasonShutdown
+		w.Header().Set("Connection", "close")
+		page.Error(w, r, http.StatusServiceUnavailable, "telegate is restarting; send the request again.", "")
 	case errors.As(err, &mbe) || rs != nil && rs.body != nil && rs.body.tooLarge():
 		rs.reason = scope.ReasonBodyTooLarge
 		w.Header().Set("Connection", "close")

@@ -27,6 +27,14 @@ func (g *generation) record(next http.Handler) http.Handler {
 			}
 			s := scope.From(r.Context())
 			rs := stateFrom(r.Context())
+			if p != nil && rw.status != 0 && rs.reason == "" {
+				// The status was sent and the response broke off: the
+				// record must not read as a complete answer.
+				rs.reason = scope.ReasonResponseCut
+				if g.shuttingDown() {
+					rs.reason = scope.ReasonShutdown
+				}
+			}
 			if rw.status == 0 && p != nil {
 				rw.status = http.StatusInternalServerError
 			}

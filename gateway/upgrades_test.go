@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -141,5 +142,64 @@ func TestRegression_WebSocketOriginIsTheWholeOrigin(t *testing.T) {
 		if got := originAllowed([]string{tc.origin}, s, tc.host); got != tc.ok {
 			t.Errorf("Host %s, Origin %s: allowed %v, want %v", tc.host, tc.origin, got, tc.ok)
 		}
+	}
+}
+
+// TestRegression_CutResponsesAreAuditedAsCut: a response whose status was
+// sent and whose body broke off — the upstream's stream closing in the
+// middle, with or without a declared length — is audited with the reason
+// "response:cut", not as a complete 200.
+func TestRegression_CutResponsesAreAuditedAsCut(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		length bool
+	}{{"declared length", true}, {"chunked", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.length {
+					w.Header().Set("Content-Length", "100000")
+				}
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write([]byte("part of a chart"))
+				w.(http.Flusher).Flush()
+				c, _, err := http.NewResponseController(w).Hijack()
+				if err == nil {
+					c.Close()
+				}
+			}))
+			t.Cleanup(up.Close)
+			tg := newTestGateway(t, func(c *config.Config, _ *Options) {
+				for i := range c.Routes {
+					if c.Routes[i].ID == "public" {
+						c.Routes[i].Upstream = up.URL
+					}
+				}
+			})
+			req, _ := http.NewRequest(http.MethodGet, "https://"+appHost+"/public/chart", nil)
+			if resp, err := tg.client(tg.ts.Listener.Addr().String()).Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body) // the body breaks off
+				resp.Body.Close()
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				var got []string
+				tg.audit.mu.Lock()
+				for _, e := range tg.audit.ev {
+					if e.Type == "request" && e.Path == "/public/chart" {
+						got = append(got, e.Reason)
+					}
+				}
+				tg.audit.mu.Unlock()
+				if len(got) == 1 && got[0] == string(scope.ReasonResponseCut) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("audit reasons %q, want one response:cut", got)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }

@@ -79,24 +79,30 @@ const (
 // Other refusals by the gateway before or instead of policy:
 // "kind:detail".
 const (
-	ReasonNoRoute              Reason = "no-route"
-	ReasonClientGone           Reason = "client-gone"
-	ReasonRateClient           Reason = "rate:client"
-	ReasonRateSubject          Reason = "rate:subject"
-	ReasonAssertionError       Reason = "assertion:error"
-	ReasonHostDuplicate        Reason = "host:duplicate"
-	ReasonHostMalformed        Reason = "host:malformed"
-	ReasonHostConflict         Reason = "host:conflict"
-	ReasonHostSNIMismatch      Reason = "host:sni-mismatch"
-	ReasonTargetForm           Reason = "target:form"
-	ReasonTargetAuthority      Reason = "target:authority"
-	ReasonQueryTooMany         Reason = "query:too-many"
-	ReasonQueryMalformed       Reason = "query:malformed"
-	ReasonQueryAccessToken     Reason = "query:access-token"
-	ReasonBodyTooLarge         Reason = "body:too-large"
-	ReasonBodyMalformed        Reason = "body:malformed"
-	ReasonUpstreamTimeout      Reason = "upstream:timeout"
-	ReasonUpstreamUnavailable  Reason = "upstream:unavailable"
+	ReasonNoRoute             Reason = "no-route"
+	ReasonClientGone          Reason = "client-gone"
+	ReasonRateClient          Reason = "rate:client"
+	ReasonRateSubject         Reason = "rate:subject"
+	ReasonAssertionError      Reason = "assertion:error"
+	ReasonHostDuplicate       Reason = "host:duplicate"
+	ReasonHostMalformed       Reason = "host:malformed"
+	ReasonHostConflict        Reason = "host:conflict"
+	ReasonHostSNIMismatch     Reason = "host:sni-mismatch"
+	ReasonTargetForm          Reason = "target:form"
+	ReasonTargetAuthority     Reason = "target:authority"
+	ReasonQueryTooMany        Reason = "query:too-many"
+	ReasonQueryMalformed      Reason = "query:malformed"
+	ReasonQueryAccessToken    Reason = "query:access-token"
+	ReasonBodyTooLarge        Reason = "body:too-large"
+	ReasonBodyMalformed       Reason = "body:malformed"
+	ReasonUpstreamTimeout     Reason = "upstream:timeout"
+	ReasonUpstreamUnavailable Reason = "upstream:unavailable"
+	// ReasonResponseCut: the response had begun (status sent) and did not
+	// end: the upstream's stream broke, or the client's connection did.
+	ReasonResponseCut Reason = "response:cut"
+	// ReasonShutdown: the node's drain deadline closed the connection
+	// while the request was still being read or answered.
+	ReasonShutdown             Reason = "shutdown"
 	ReasonUpgradeNotAllowed    Reason = "upgrade:not-allowed"
 	ReasonUpgradeOrigin        Reason = "upgrade:origin"
 	ReasonPathFragment         Reason = "path:fragment"
@@ -128,7 +134,7 @@ var declared = map[Reason]bool{
 	ReasonTargetForm: true, ReasonTargetAuthority: true,
 	ReasonQueryTooMany: true, ReasonQueryMalformed: true, ReasonQueryAccessToken: true,
 	ReasonBodyTooLarge: true, ReasonBodyMalformed: true,
-	ReasonUpstreamTimeout: true, ReasonUpstreamUnavailable: true,
+	ReasonUpstreamTimeout: true, ReasonUpstreamUnavailable: true, ReasonResponseCut: true, ReasonShutdown: true,
 	ReasonUpgradeNotAllowed: true, ReasonUpgradeOrigin: true,
 	ReasonPathFragment: true, ReasonPathSemicolon: true, ReasonPathForm: true, ReasonPathControl: true,
 	ReasonPathBackslash: true, ReasonPathEncodedSeparator: true, ReasonPathPercent: true,
