@@ -23,6 +23,18 @@ var reservedExact = map[string]bool{
 	"x-request-id":    true,
 	"x-original-uri":  true,
 	"x-original-host": true,
+	// Identities and client addresses that upstreams and their
+	// frameworks commonly trust from a proxy in front of them.
+	"x-user":              true,
+	"client-ip":           true,
+	"x-cluster-client-ip": true,
+	"cf-connecting-ip":    true,
+	"fastly-client-ip":    true,
+	// Method overrides: an upstream that honours one would run another
+	// method than the one the route's methods rule admitted.
+	"x-http-method-override": true,
+	"x-http-method":          true,
+	"x-method-override":      true,
 }
 
 // reservedPrefixes are folded name prefixes reserved the same way.

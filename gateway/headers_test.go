@@ -74,3 +74,40 @@ func FuzzStripReservedHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestRegression_TrustedHeadersNeverReachUpstream: identity, client
+// address and method-override headers that upstreams commonly trust from
+// a proxy — in every spelling frameworks fold together (case, "_", ".")
+// — are removed from the client's request; the upstream sees only the
+// method the route's policy admitted and telegate's own address headers.
+func TestRegression_TrustedHeadersNeverReachUpstream(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, nil)
+	names := []string{
+		"X-User", "x_user", "X-Remote-User", "Remote.User", "X-Auth-Request-Email",
+		"Client-IP", "True-Client-IP", "X-Client-IP", "X_Cluster_Client_IP", "CF-Connecting-IP", "fastly.client.ip",
+		"X-HTTP-Method-Override", "x_http_method_override", "X-HTTP-Method", "X-Method-Override", "X.Method.Override",
+	}
+	hdr := map[string]string{}
+	for _, n := range names {
+		hdr[n] = "DELETE"
+	}
+	resp, _ := get(t, tg, "/public/chart", hdr)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	r, ok := tg.rec.last()
+	if !ok {
+		t.Fatal("upstream not reached")
+	}
+	if r.Method != http.MethodGet {
+		t.Errorf("upstream method %s", r.Method)
+	}
+	for k, v := range r.Header {
+		for _, n := range names {
+			if FoldHeaderName(k) == FoldHeaderName(n) {
+				t.Errorf("upstream saw %s: %q", k, v)
+			}
+		}
+	}
+}
