@@ -148,6 +148,21 @@ func (m *muxListener) stopAccepting() {
 	<-m.ran
 }
 
+// plainHTTPAnswer is the whole answer to an HTTP request sent without TLS
+// to the HTTPS listener: 400 with a short text (nginx's 497 is the same
+// idea), then the connection is closed.
+const plainHTTPAnswer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 52\r\n\r\nThis port speaks HTTPS only: open the https:// URL.\n"
+
+// looksLikeHTTP reports whether the first five bytes of a connection that
+// is not TLS are the start of an HTTP/1 request line.
+func looksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH", "CONNE", "TRACE", "PRI *":
+		return true
+	}
+	return false
+}
+
 // handle completes the handshake and dispatches one connection.
 func (m *muxListener) handle(raw net.Conn) {
 	defer m.wg.Done()
@@ -173,6 +188,14 @@ func (m *muxListener) handle(raw net.Conn) {
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			// Plain HTTP on the HTTPS port (a typed http:// URL, a
+			// misconfigured probe): say so instead of an empty reply, as
+			// net/http's own server does.
+			_ = raw.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(raw, plainHTTPAnswer)
+		}
 		raw.Close()
 		return
 	}

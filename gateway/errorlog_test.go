@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -110,6 +112,38 @@ func TestRegression_AdminRefusesNamedHosts(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s Host %s: %d, want %d", tc.method, tc.path, tc.host, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+// TestRegression_PlainHTTPOnTheHTTPSPortIsTold: an HTTP request sent
+// without TLS to the HTTPS listener gets a short 400 saying to use https
+// — whatever its method — instead of an empty reply; anything else that
+// is not TLS is simply closed.
+func TestRegression_PlainHTTPOnTheHTTPSPortIsTold(t *testing.T) {
+	t.Parallel()
+	s := serveTestGateway(t, nil)
+	for _, tc := range []struct {
+		req  string
+		told bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: app.example.test\r\n\r\n", true},
+		{"POST /clinic/notes HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", true},
+		{"HEAD / HTTP/1.0\r\n\r\n", true},
+		{"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"\x00\x01binary garbage", false},
+	} {
+		c, err := net.DialTimeout("tcp", s.addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte(tc.req))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		got := string(b)
+		if told := strings.HasPrefix(got, "HTTP/1.1 400 ") && strings.Contains(got, "https://"); told != tc.told {
+			t.Errorf("%q: answer %q", tc.req[:8], got)
 		}
 	}
 }
