@@ -295,6 +295,12 @@ type Route struct {
 	IdentityHeaders bool `yaml:"identity_headers"`
 	// ResponseHeaders set on proxied responses (e.g. CSP).
 	ResponseHeaders map[string]string `yaml:"response_headers"`
+	// Cacheable keeps the upstream's Cache-Control on a route that is not
+	// public. By default such a route's responses get
+	// "Cache-Control: no-store" (RFC 9111 §5.2.2.5), since they may show
+	// patient data; set it only for content that is the same for every
+	// signed-in user (a style sheet, an icon).
+	Cacheable bool `yaml:"cacheable"`
 	// RateLimit replaces both rate_limits.per_client and
 	// rate_limits.per_subject for this route (its own buckets either way).
 	// Default: those of rate_limits.

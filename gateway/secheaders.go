@@ -71,6 +71,13 @@ func (sw *secWriter) apply(status int) {
 	}
 	if rs != nil && rs.proxied.Load() {
 		if s != nil && s.Route != nil {
+			// What a signed-in route answers may show patient data: no
+			// browser or shared cache keeps it, whatever the upstream
+			// said, unless the route allows caching.
+			if !s.Route.Cacheable && (s.Route.Policy == nil || !s.Route.Policy.Public) {
+				h.Set("Cache-Control", "no-store")
+				h.Del("Expires")
+			}
 			for k, v := range s.Route.ResponseHeaders {
 				h.Set(k, v)
 			}

@@ -203,3 +203,54 @@ func TestRegression_CutResponsesAreAuditedAsCut(t *testing.T) {
 		})
 	}
 }
+
+// TestRegression_PatientPagesAreNotCached: the responses of a route that
+// is not public carry "Cache-Control: no-store" whatever the upstream
+// said (a long max-age, public, an Expires date, nothing at all), so that
+// no browser or shared cache keeps a page that may show patient data; a
+// public route, and a route that allows caching, keep the upstream's.
+func TestRegression_PatientPagesAreNotCached(t *testing.T) {
+	t.Parallel()
+	for _, upstreamCache := range []string{"", "max-age=3600", "public, max-age=86400", "private"} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if upstreamCache != "" {
+				w.Header().Set("Cache-Control", upstreamCache)
+			}
+			w.Header().Set("Expires", "Thu, 01 Jan 2099 00:00:00 GMT")
+			_, _ = io.WriteString(w, "chart")
+		}))
+		tg := newTestGateway(t, func(c *config.Config, _ *Options) {
+			for i := range c.Routes {
+				c.Routes[i].Upstream = up.URL
+				if c.Routes[i].ID == "admin" {
+					c.Routes[i].Cacheable = true
+				}
+			}
+		})
+		for _, tc := range []struct {
+			path, user string
+			noStore    bool
+		}{
+			{"/clinic/chart", "alice", true},
+			{"/admin/x", "root", false},    // cacheable: true
+			{"/public/leaflet", "", false}, // public
+		} {
+			hdr := map[string]string{}
+			if tc.user != "" {
+				hdr["Cookie"] = "tg-test=" + tc.user
+			}
+			resp, _ := get(t, tg, tc.path, hdr)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %d", tc.path, resp.StatusCode)
+			}
+			cc := resp.Header.Get("Cache-Control")
+			if got := cc == "no-store" && resp.Header.Get("Expires") == ""; got != tc.noStore {
+				t.Errorf("upstream %q, %s: Cache-Control %q Expires %q", upstreamCache, tc.path, cc, resp.Header.Get("Expires"))
+			}
+			if !tc.noStore && cc != upstreamCache {
+				t.Errorf("upstream %q, %s: Cache-Control changed to %q", upstreamCache, tc.path, cc)
+			}
+		}
+		up.Close()
+	}
+}
