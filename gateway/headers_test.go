@@ -4,6 +4,8 @@ import (
 	"github.com/telegate/telegate/config"
 
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -109,5 +111,51 @@ func TestRegression_TrustedHeadersNeverReachUpstream(t *testing.T) {
 				t.Errorf("upstream saw %s: %q", k, v)
 			}
 		}
+	}
+}
+
+// TestRegression_UpstreamCannotSetTelegatesCookies: an upstream's
+// Set-Cookie that a browser would store or send back as one of telegate's
+// cookies is dropped in every form browsers parse — the exact name, other
+// letter case, surrounding whitespace, a nameless cookie whose value
+// starts with the name, the __Secure- or no prefix, and the sign-in
+// companion — while the app's own cookies pass.
+func TestRegression_UpstreamCannotSetTelegatesCookies(t *testing.T) {
+	t.Parallel()
+	forged := []string{
+		"__Host-telegate=fixated; Path=/; Secure",
+		"__HOST-TELEGATE=fixated; Path=/; Secure",
+		" __Host-telegate =fixated; Path=/",
+		"=__Host-telegate=fixated; Path=/; Secure",
+		"= __Host-telegate=fixated",
+		"__Secure-telegate=fixated; Secure",
+		"telegate=fixated",
+		"__Host-telegate-login=fixated; Path=/; Secure",
+	}
+	kept := []string{"app=1; Path=/", "theme=dark", "__Host-app=2; Path=/; Secure"}
+	for _, v := range append(append([]string{}, forged...), kept...) {
+		name := setCookieName(v)
+		drop := strings.HasPrefix(cookieStem(name), cookieStem("__Host-telegate"))
+		want := !slices.Contains(kept, v)
+		if drop != want {
+			t.Errorf("%q (name %q): dropped %v, want %v", v, name, drop, want)
+		}
+	}
+	// Through the gateway: an upstream sets them all; only the app's
+	// reach the browser.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, v := range append(append([]string{}, forged...), kept...) {
+			w.Header().Add("Set-Cookie", v)
+		}
+	}))
+	t.Cleanup(up.Close)
+	tg := newTestGateway(t, func(c *config.Config, _ *Options) {
+		for i := range c.Routes {
+			c.Routes[i].Upstream = up.URL
+		}
+	})
+	resp, _ := get(t, tg, "/public/x", nil)
+	if sc := resp.Header.Values("Set-Cookie"); !slices.Equal(sc, kept) {
+		t.Errorf("Set-Cookie through the gateway: %q, want %q", sc, kept)
 	}
 }

@@ -203,17 +203,12 @@ func (g *generation) modifyResponse(resp *http.Response) error {
 	if rs := stateFrom(resp.Request.Context()); rs != nil {
 		rs.proxied.Store(true)
 	}
-	own := g.cfg.Sessions.CookieName
-	if own == "" {
-		own = "__Host-telegate"
-	}
+	own := cookieStem(g.cfg.Sessions.CookieName)
 	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
 		keep := sc[:0:0]
 		for _, c := range sc {
-			name, _, _ := strings.Cut(c, "=")
-			name = strings.TrimSpace(name)
-			if name == own || strings.HasPrefix(name, "__Host-telegate") {
-				continue
+			if strings.HasPrefix(cookieStem(setCookieName(c)), own) {
+				continue // the session cookie or its sign-in companion
 			}
 			keep = append(keep, c)
 		}
@@ -223,6 +218,40 @@ func (g *generation) modifyResponse(resp *http.Response) error {
 		}
 	}
 	return nil
+}
+
+// setCookieName is the name a browser stores for a Set-Cookie field
+// value: the part before "=" of the first pair, trimmed; a nameless
+// cookie ("=x=y", RFC 6265bis §5.6) is sent back as "x=y", so it counts
+// as named by what precedes its value's "=".
+func setCookieName(v string) string {
+	pair, _, _ := strings.Cut(v, ";")
+	name, value, _ := strings.Cut(pair, "=")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		name, _, _ = strings.Cut(strings.TrimSpace(value), "=")
+		name = strings.TrimSpace(name)
+	}
+	return name
+}
+
+// cookieStem folds a cookie name the way telegate reads its own cookies
+// (case-insensitively) and drops the __Host- and __Secure- prefixes
+// (RFC 6265bis §4.1.3), which browsers match case-insensitively too:
+// "__HOST-Telegate" and "__Secure-telegate" are the same stem as
+// "__Host-telegate".
+func cookieStem(name string) string {
+	n := strings.ToLower(strings.TrimSpace(name))
+	for {
+		switch {
+		case strings.HasPrefix(n, "__host-"):
+			n = n[len("__host-"):]
+		case strings.HasPrefix(n, "__secure-"):
+			n = n[len("__secure-"):]
+		default:
+			return n
+		}
+	}
 }
 
 // proxyError maps proxy failures to pages with the request id and nothing
