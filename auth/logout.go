@@ -72,16 +72,8 @@ func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 					"state":                    {rec.State},
 					"client_id":                {l.oauth.ClientID},
 				}
-				if sess.IDToken != "" {
-					v.Set("id_token_hint", sess.IDToken)
-				}
 				if u, err := url.Parse(l.endSession); err == nil {
-					q := u.Query()
-					for k, vals := range v {
-						q[k] = vals
-					}
-					u.RawQuery = q.Encode()
-					target = u.String()
+					target = endSessionURL(u, v, sess.IDToken)
 				}
 			}
 		}
@@ -232,4 +224,32 @@ func (s *View) auditSignout(r *http.Request, sess *Session) {
 		}
 	}
 	s.audit.Record(r.Context(), ev)
+}
+
+// maxEndSessionURL is the longest end-session URL telegate sends a browser
+// to (bytes): longer ones are cut or refused by browsers, proxies and
+// providers, and the provider's session would survive the sign-out.
+const maxEndSessionURL = 2048
+
+// endSessionURL is the provider's end-session endpoint u with params and,
+// when it fits within maxEndSessionURL, the ID token as id_token_hint
+// (OIDC RP-Initiated Logout 1.0 §2). A large ID token is left out: params
+// carry client_id, which the provider then uses to know the client.
+func endSessionURL(u *url.URL, params url.Values, idToken string) string {
+	build := func(hint string) string {
+		q := u.Query()
+		for k, vals := range params {
+			q[k] = vals
+		}
+		if hint != "" {
+			q.Set("id_token_hint", hint)
+		}
+		out := *u
+		out.RawQuery = q.Encode()
+		return out.String()
+	}
+	if target := build(idToken); len(target) <= maxEndSessionURL {
+		return target
+	}
+	return build("")
 }

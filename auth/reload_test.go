@@ -120,3 +120,43 @@ func TestRegression_ProviderErrorPagesAreNotLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestRegression_SignOutWithLargeTokensEndsTheProviderSession: signing out
+// still sends the browser to the provider's end-session endpoint when the
+// ID token is too large for a URL — with client_id instead of
+// id_token_hint (OIDC RP-Initiated Logout 1.0 §2) — so the provider's
+// session ends too; with a small token the hint is sent. Members: a small
+// token, one just past the limit, a very large one.
+func TestRegression_SignOutWithLargeTokensEndsTheProviderSession(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{0, maxEndSessionURL, 6000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			h.op.set(claims(func(m map[string]any) {
+				if size > 0 {
+					m["note"] = strings.Repeat("x", size)
+				}
+			}))
+			h.signIn("/app/")
+			req, _ := http.NewRequest("POST", h.url+"/.telegate/logout", strings.NewReader("rd=%2Fapp%2F"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", h.url)
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			resp, err := h.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			h.op.mu.Lock()
+			es := h.op.lastEndSession
+			h.op.mu.Unlock()
+			if es == nil || es.Get("client_id") != h.op.clientID || es.Get("state") == "" {
+				t.Fatalf("the provider's end-session endpoint got %v", es)
+			}
+			if hinted := es.Get("id_token_hint") != ""; hinted != (size == 0) {
+				t.Errorf("id_token_hint sent %v for a token with a %d-byte claim", hinted, size)
+			}
+		})
+	}
+}
