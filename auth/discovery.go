@@ -30,9 +30,10 @@ var errNotDiscovered = errors.New("the identity provider has not been reached ye
 // configured jwks_url), its key set (RFC 7517) and its end-session
 // endpoint (RP-Initiated Logout 1.0 §2.1), if any.
 type discovered struct {
-	op         *oidc.Provider
-	keys       *oidc.RemoteKeySet
-	endSession string
+	op           *oidc.Provider
+	keys         *oidc.RemoteKeySet
+	endSession   string
+	issParameter bool // RFC 9207: authorization responses carry iss
 }
 
 // discovery is one issuer's discovery, shared by every View that names the
@@ -112,7 +113,7 @@ func (d *discovery) once(ctx context.Context) (*discovered, error) {
 		jwksURL = doc.JWKSURI
 	}
 	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), d.jwks), jwksURL)
-	return &discovered{op: op, keys: keys, endSession: doc.EndSessionEndpoint}, nil
+	return &discovered{op: op, keys: keys, endSession: doc.EndSessionEndpoint, issParameter: doc.IssParameter}, nil
 }
 
 // maxErrorText bounds what a provider's failed answer puts in an error: a

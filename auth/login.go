@@ -149,6 +149,18 @@ func (s *View) serveCallback(w http.ResponseWriter, r *http.Request) {
 		s.denySignin(w, r, pid, "", refuse("state_mismatch", http.StatusBadRequest, nil))
 		return
 	}
+	// RFC 9207 §2.4: the response names the provider that issued it (a
+	// mix-up attack swaps in another provider's response); checked on
+	// error responses too, and required when discovery announced it.
+	if iss, present := q["iss"]; present {
+		if len(iss) != 1 || iss[0] != rp.cfg.Issuer {
+			s.denySignin(w, r, pid, "", refuse("iss_mismatch", http.StatusBadRequest, nil))
+			return
+		}
+	} else if l, err := rp.ready(); err == nil && l.issRequired {
+		s.denySignin(w, r, pid, "", refuse("iss_missing", http.StatusBadRequest, nil))
+		return
+	}
 	if q.Get("error") != "" {
 		s.denySignin(w, r, pid, "", refuse("idp_error", http.StatusUnauthorized, nil))
 		return

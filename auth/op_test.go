@@ -50,6 +50,8 @@ type testOP struct {
 	signOverride    func(payload []byte) string // replaces signing
 	userinfoSub     string                      // "" means the subject
 	discoveryIssuer string                      // "" means issuer
+	issParam        *string                     // the authorization response's iss (RFC 9207); nil: none
+	issSupported    bool                        // discovery says authorization_response_iss_parameter_supported
 	noEndSession    bool
 	refreshFail     bool
 	lastAuthorize   url.Values
@@ -148,6 +150,9 @@ func (op *testOP) serve(w http.ResponseWriter, r *http.Request) {
 		if !op.noEndSession {
 			doc["end_session_endpoint"] = op.issuer + "/end_session"
 		}
+		if op.issSupported {
+			doc["authorization_response_iss_parameter_supported"] = true
+		}
 		op.mu.Unlock()
 		writeTestJSON(w, 200, doc)
 	case "/keys":
@@ -213,6 +218,11 @@ func (op *testOP) authorize(w http.ResponseWriter, r *http.Request) {
 	op.mu.Unlock()
 	u, _ := url.Parse(q.Get("redirect_uri"))
 	v := url.Values{"code": {code}, "state": {q.Get("state")}}
+	op.mu.Lock()
+	if op.issParam != nil {
+		v.Set("iss", *op.issParam)
+	}
+	op.mu.Unlock()
 	u.RawQuery = v.Encode()
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }

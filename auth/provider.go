@@ -64,12 +64,17 @@ type rpLive struct {
 	provider   *oidc.Provider
 	verifier   *oidc.IDTokenVerifier
 	endSession string
+	// issRequired: the provider announced the iss parameter (RFC 9207).
+	issRequired bool
 }
 
 // discoveryDoc holds the discovery fields go-oidc does not expose.
 type discoveryDoc struct {
 	JWKSURI            string `json:"jwks_uri"`
 	EndSessionEndpoint string `json:"end_session_endpoint"`
+	// IssParameter: the provider puts iss in its authorization responses
+	// (RFC 9207 §3), which telegate then requires.
+	IssParameter bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // newRelyingParty prepares p's OAuth 2.0 client: pinned algorithms, the
@@ -153,7 +158,8 @@ func (rp *relyingParty) ready() (*rpLive, error) {
 			SupportedSigningAlgs: rp.algs,
 			Now:                  rp.now,
 		}),
-		endSession: d.endSession,
+		endSession:  d.endSession,
+		issRequired: d.issParameter,
 	}
 	rp.live.CompareAndSwap(nil, l)
 	return rp.live.Load(), nil

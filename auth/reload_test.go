@@ -160,3 +160,43 @@ func TestRegression_SignOutWithLargeTokensEndsTheProviderSession(t *testing.T) {
 		})
 	}
 }
+
+// TestRegression_AuthorizationResponseNamesItsIssuer (RFC 9207): a
+// callback whose iss parameter is not the provider's issuer is refused
+// (a mix-up: another provider's response), an iss that is present twice
+// or empty too, and a callback without iss is refused when the provider's
+// discovery announced it; the provider's own iss, and no iss from a
+// provider that never sends it, sign in.
+func TestRegression_AuthorizationResponseNamesItsIssuer(t *testing.T) {
+	t.Parallel()
+	str := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name      string
+		iss       func(op *testOP) *string
+		supported bool
+		ok        bool
+	}{
+		{"no iss, not announced", func(*testOP) *string { return nil }, false, true},
+		{"own iss", func(op *testOP) *string { return str(op.issuer) }, true, true},
+		{"own iss, not announced", func(op *testOP) *string { return str(op.issuer) }, false, true},
+		{"another provider's iss", func(*testOP) *string { return str("https://other-idp.example.test") }, false, false},
+		{"empty iss", func(*testOP) *string { return str("") }, false, false},
+		{"iss with a trailing slash", func(op *testOP) *string { return str(op.issuer + "/") }, true, false},
+		{"no iss, announced", func(*testOP) *string { return nil }, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, func(h *harness) {
+				h.op.issSupported = tc.supported
+				h.op.issParam = tc.iss(h.op)
+			})
+			resp := h.signIn("/app/")
+			if ok := resp.StatusCode == http.StatusOK && h.sessionCookie() != ""; ok != tc.ok {
+				t.Fatalf("signed in %v (%d), want %v", ok, resp.StatusCode, tc.ok)
+			}
+			if !tc.ok && !h.audit.find("signin", "deny", "") {
+				t.Error("no signin deny record")
+			}
+		})
+	}
+}
