@@ -200,7 +200,7 @@ func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string
 		ACR:      c.ACR,
 		AuthTime: authTime(c.AuthTime, time.Time{}),
 	}
-	if kept := keptClaims(all); len(kept) > 0 {
+	if kept := keptClaims(all, false); len(kept) > 0 {
 		id.Claims = make(map[string]any, len(kept))
 		for k, v := range kept {
 			id.Claims[k] = v

@@ -240,7 +240,7 @@ func (s *View) completeSignin(ctx context.Context, rp *relyingParty, rec *preAut
 		Groups:       groups,
 		AMR:          v.claims.AMR,
 		ACR:          v.claims.ACR,
-		Claims:       keptClaims(v.all),
+		Claims:       keptClaims(v.all, rp.cfg.TrustUnverifiedEmail),
 		AuthTime:     authTime(v.claims.AuthTime, now),
 		Created:      now,
 		LastSeen:     now,

@@ -311,12 +311,17 @@ func mapRoles(m config.RoleMapping, all map[string]json.RawMessage) (groups, rol
 }
 
 // keptClaims returns the string claims a session keeps for policy and the
-// assertion allow-list.
-func keptClaims(all map[string]json.RawMessage) map[string]string {
+// assertion allow-list. The email is kept only when email_verified is
+// true (OIDC Core §5.1: JSON true, or the string "true" some providers
+// send), unless trustUnverified.
+func keptClaims(all map[string]json.RawMessage, trustUnverified bool) map[string]string {
 	var out map[string]string
 	for _, name := range []string{"name", "email", "preferred_username"} {
 		raw, ok := all[name]
 		if !ok {
+			continue
+		}
+		if name == "email" && !trustUnverified && !claimTrue(all["email_verified"]) {
 			continue
 		}
 		var s string
@@ -329,6 +334,16 @@ func keptClaims(all map[string]json.RawMessage) map[string]string {
 		out[name] = s
 	}
 	return out
+}
+
+// claimTrue reports whether a claim is JSON true or the string "true".
+func claimTrue(raw json.RawMessage) bool {
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b
+	}
+	var s string
+	return json.Unmarshal(raw, &s) == nil && s == "true"
 }
 
 // authTime returns the auth_time claim (OIDC Core §2) or def.

@@ -200,3 +200,48 @@ func TestRegression_AuthorizationResponseNamesItsIssuer(t *testing.T) {
 		})
 	}
 }
+
+// TestRegression_UnverifiedEmailIsNotTrusted: a session keeps the email
+// claim — which policy rules and the assertion may use — only when the
+// provider says it verified it (email_verified true), unless the
+// provider is configured with trust_unverified_email.
+func TestRegression_UnverifiedEmailIsNotTrusted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		verified any // nil: absent
+		trust    bool
+		kept     bool
+	}{
+		{"absent", nil, false, false},
+		{"false", false, false, false},
+		{"string false", "false", false, false},
+		{"a number", 1, false, false},
+		{"true", true, false, true},
+		{"string true", "true", false, true},
+		{"absent, trusted by configuration", nil, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, func(h *harness) { h.cfg.Providers[0].TrustUnverifiedEmail = tc.trust })
+			h.op.set(claims(func(m map[string]any) {
+				if tc.verified != nil {
+					m["email_verified"] = tc.verified
+				}
+			}))
+			if resp := h.signIn("/app/"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("sign-in: %d", resp.StatusCode)
+			}
+			sess, err := h.svc.store.Get(context.Background(), h.get("/app/").Header.Get("X-Session"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, kept := sess.Claims["email"]; kept != tc.kept {
+				t.Errorf("email kept %v, want %v (claims %v)", kept, tc.kept, sess.Claims)
+			}
+			if sess.Claims["name"] == "" {
+				t.Error("the name was dropped too")
+			}
+		})
+	}
+}

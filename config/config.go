@@ -173,6 +173,11 @@ type Provider struct {
 	// DisplayName on the chooser page. Default "Development sign-in — not
 	// for patients" for the development provider.
 	DisplayName string `yaml:"display_name"`
+	// TrustUnverifiedEmail keeps the email claim when the provider does
+	// not say it verified it (email_verified absent or false). By default
+	// an unverified email is dropped: a policy rule or the assertion
+	// never sees an address the person may not own (OIDC Core §5.1).
+	TrustUnverifiedEmail bool `yaml:"trust_unverified_email"`
 	// Development makes this the development provider: telegate starts its
 	// built-in development OpenID Provider (the one `telegate demo` uses,
 	// with the demo clinician, patient and admin, password "demo") on
