@@ -335,7 +335,10 @@ type Policy struct {
 	Public bool `yaml:"public"`
 	// Allow: a request passes when it matches any one entry.
 	Allow []Rule `yaml:"allow"`
-	// RequireMFA also requires a multi-factor sign-in (amr, RFC 8176).
+	// RequireMFA also requires a multi-factor sign-in: amr (RFC 8176)
+	// naming "mfa", or factors of two kinds (known: pwd, pin, kba; held:
+	// otp, hwk, swk, sms, tel, sc; the person: fpt, face, iris, retina,
+	// vbm). "pwd" with "kba" is one kind, not MFA.
 	RequireMFA bool `yaml:"require_mfa"`
 	// Methods, when set, are the only HTTP methods admitted (upper case).
 	Methods []string `yaml:"methods"`

@@ -47,26 +47,40 @@ func (id *Identity) HasRole(role string) bool {
 	return id != nil && slices.Contains(id.Roles, role)
 }
 
-// HasMFA reports whether the sign-in used more than one factor: amr
-// (RFC 8176) contains "mfa", or a second factor such as "otp", "hwk",
-// "swk", "sms", "fpt" next to another method.
+// HasMFA reports whether the sign-in used factors of at least two kinds
+// (knowledge, possession, inherence; NIST SP 800-63B §4): amr (RFC 8176
+// §2) contains "mfa", or values of two kinds — "pwd" with "otp", say. Two
+// values of one kind ("pwd" and "kba", "otp" and "sms") are one factor,
+// and methods that are not a factor of the person ("geo", "rba", "wia",
+// "user", "mca") count for nothing. A device's certificate is never MFA.
 func (id *Identity) HasMFA() bool {
-	if id == nil {
+	if id == nil || id.Kind == "device" {
 		return false
 	}
-	if id.Kind == "device" {
-		return false
+	var kinds [3]bool
+	for _, m := range id.AMR {
+		if m == "mfa" {
+			return true
+		}
+		if k, ok := factorKind[m]; ok {
+			kinds[k] = true
+		}
 	}
 	n := 0
-	for _, m := range id.AMR {
-		switch m {
-		case "mfa":
-			return true
-		case "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "retina", "vbm", "sc", "pin", "pwd", "kba", "tel", "user", "geo", "wia", "rba":
+	for _, k := range kinds {
+		if k {
 			n++
 		}
 	}
 	return n >= 2
+}
+
+// factorKind is the kind of authenticator each RFC 8176 §2 method value
+// proves: 0 something known, 1 something held, 2 something the person is.
+var factorKind = map[string]int{
+	"pwd": 0, "pin": 0, "kba": 0,
+	"otp": 1, "hwk": 1, "swk": 1, "sms": 1, "tel": 1, "sc": 1,
+	"fpt": 2, "face": 2, "iris": 2, "retina": 2, "vbm": 2,
 }
 
 // Decision is the outcome of authorisation for the request.
