@@ -188,11 +188,16 @@ func OpenStore(cfg *config.Config) (SessionStore, error) {
 	return OpenBoltStore(filepath.Join(cfg.DataDir, "sessions.db"), key, sc.MaxSessions)
 }
 
-// loadClientCA reads a device CA's PEM file into a pool of its own.
+// loadClientCA reads a device CA's bundle into a pool of its own, by the
+// rule the TLS listener applies (config.ReadCACertificates).
 func loadClientCA(ca config.ClientCA) (*x509.CertPool, error) {
-	p, err := config.ReadCertPool(ca.CAFile)
+	certs, err := config.ReadCACertificates(ca.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("client CA %q: %w", ca.ID, err)
+	}
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
 	}
 	return p, nil
 }

@@ -280,3 +280,49 @@ func ReadCertPool(path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// maxCAFileBytes bounds a CA bundle file.
+const maxCAFileBytes = 1 << 20
+
+// ReadCACertificates reads a PEM bundle that must hold only CA
+// certificates (basic constraints CA:TRUE, RFC 5280 §4.2.1.9): a device
+// CA of client_cas. It refuses a file it cannot read, one larger than
+// 1 MiB, a block that is not a CERTIFICATE, a certificate that is not a
+// CA, and a file with none.
+func ReadCACertificates(path string) ([]*x509.Certificate, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxCAFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxCAFileBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxCAFileBytes)
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s: unexpected PEM block %q (only CERTIFICATE)", path, blk.Type)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if !c.BasicConstraintsValid || !c.IsCA {
+			return nil, fmt.Errorf("%s: %q is not a CA certificate", path, c.Subject.String())
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return out, nil
+}

@@ -48,19 +48,18 @@ type running struct {
 	hashGauge *prometheus.GaugeVec
 }
 
-// reload loads the configuration again and builds it as the following
-// generation and swaps it in: the
-// edge's router, upstreams, policies and assertion settings, auth's
-// providers, routes and timeouts, inspection and rate limits change
-// together, for requests that start after the swap; in the same step the
-// TLS host table (names, modes, certificate files) is served from the
-// next handshake and the relay's limits apply to the next allocation.
-// Requests already running finish on their generation. Everything is
-// built and checked before anything changes: a configuration that
-// changes a setting of the process (see fixed), does not build, or whose
-// TLS hosts cannot be served (unreadable or mismatched files, names the
-// local CA may not vouch for) is refused with every problem, logged one
-// per line; the running generation stays.
+// reload loads the configuration again, builds it as the following
+// generation and swaps it in: the edge's router, upstreams, policies and
+// assertion settings, auth's providers, routes and timeouts, inspection
+// and rate limits change together, for requests that start after the
+// swap; in the same step the TLS host table (names, modes, certificate
+// files) is served from the next handshake and the relay's limits apply
+// to the next allocation. Requests already running finish on their
+// generation. Everything is built and checked before anything changes: a
+// configuration that changes a setting of the process (see fixed), does
+// not build, or whose TLS hosts cannot be served (unreadable or
+// mismatched files, names the local CA may not vouch for) is refused with
+// every problem, logged one per line; the running generation stays.
 func (n *running) reload() (uint64, string, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -85,6 +85,7 @@ func configCorpus(t *testing.T) []corpusEntry {
 	variant("unknown key", "sessions:", "session:\n  idle_timeout: 1m\nsessions:")
 	variant("duplicate route id", "id: api\n    path: /api/", "id: home\n    path: /api/")
 	variant("missing client CA", "ca_file: ca.pem", "ca_file: missing.pem")
+	variant("client CA that is not a CA", "ca_file: ca.pem", "ca_file: leaf.pem")
 	variant("visits without relay", "routes:", "visits:\n  enabled: true\nroutes:")
 	variant("inspection on", "routes:", "inspection:\n  enabled: true\nroutes:")
 	variant("route inspected", "api: true\n", "api: true\n    inspect: true\n")
@@ -137,6 +138,9 @@ func writeCorpusEntry(t *testing.T, e corpusEntry) (string, []string) {
 		switch field {
 		case "ca_file", "ca_root_file":
 			content, fileMode = caPEM, 0o644
+			if strings.HasSuffix(p, "leaf.pem") { // a certificate that is not a CA
+				content = certPEM
+			}
 		case "cert_file":
 			content, fileMode = certPEM, 0o644
 		case "key_file":

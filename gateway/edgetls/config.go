@@ -3,7 +3,6 @@ package edgetls
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -231,36 +230,9 @@ func loadClientCAs(cas []config.ClientCA) (map[string]*x509.CertPool, *x509.Cert
 	return byID, all, nil
 }
 
-// readCAFile parses a PEM bundle that must hold only CA certificates.
-func readCAFile(path string) ([]*x509.Certificate, error) {
-	b, err := readBounded(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: unexpected PEM block %q (only CERTIFICATE)", path, blk.Type)
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if !c.BasicConstraintsValid || !c.IsCA {
-			return nil, fmt.Errorf("%s: %q is not a CA certificate", path, c.Subject.String())
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return out, nil
-}
+// readCAFile is config.ReadCACertificates: the one rule for a device CA
+// bundle, applied by check (through auth) and by the TLS listener alike.
+func readCAFile(path string) ([]*x509.Certificate, error) { return config.ReadCACertificates(path) }
 
 // readRoots reads a PEM bundle of trust anchors (config.ReadCertPool).
 func readRoots(path string) (*x509.CertPool, error) { return config.ReadCertPool(path) }
