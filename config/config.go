@@ -17,21 +17,22 @@ type Config struct {
 	// gateway signing key and the audit trail. Default "./telegate-data".
 	DataDir string `yaml:"data_dir"`
 
-	Server     Server     `yaml:"server"`
-	TLS        TLS        `yaml:"tls"`
-	Sessions   Sessions   `yaml:"sessions"`
-	Assertion  Assertion  `yaml:"assertion"`
-	Providers  []Provider `yaml:"providers"`
-	Bearer     []Bearer   `yaml:"bearer"`
-	ClientCAs  []ClientCA `yaml:"client_cas"`
-	Routes     []Route    `yaml:"routes"`
-	RateLimits RateLimits `yaml:"rate_limits"`
-	Inspection Inspection `yaml:"inspection"`
-	Audit      Audit      `yaml:"audit"`
-	Relay      Relay      `yaml:"relay"`
-	Visits     Visits     `yaml:"visits"`
-	Redis      Redis      `yaml:"redis"`
-	Log        Log        `yaml:"log"`
+	Server      Server      `yaml:"server"`
+	Connections Connections `yaml:"connections"`
+	TLS         TLS         `yaml:"tls"`
+	Sessions    Sessions    `yaml:"sessions"`
+	Assertion   Assertion   `yaml:"assertion"`
+	Providers   []Provider  `yaml:"providers"`
+	Bearer      []Bearer    `yaml:"bearer"`
+	ClientCAs   []ClientCA  `yaml:"client_cas"`
+	Routes      []Route     `yaml:"routes"`
+	RateLimits  RateLimits  `yaml:"rate_limits"`
+	Inspection  Inspection  `yaml:"inspection"`
+	Audit       Audit       `yaml:"audit"`
+	Relay       Relay       `yaml:"relay"`
+	Visits      Visits      `yaml:"visits"`
+	Redis       Redis       `yaml:"redis"`
+	Log         Log         `yaml:"log"`
 
 	// Source is the file the configuration was read from ("" for built-in
 	// configurations such as the demo). Not part of the YAML.
@@ -89,6 +90,42 @@ type Server struct {
 	// (going away) so their pages rejoin; connections still open after it
 	// are closed. Default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Connections bounds the TCP connections of every listener — the HTTPS
+// listener (TURN over TLS on it included), the relay's dedicated TLS
+// listener, the plain-HTTP listener and the admin listener — each
+// listener with its own counts (internal/admission). A source is an IPv4
+// address or an IPv6 /64. A connection is pending until its handshake is
+// done (TLS; on plain HTTP, the first bytes of a request), then
+// established: active or idle (keep-alive). A newcomer is not refused
+// while something older can make room: past a source's pending cap its
+// oldest pending connection is closed; past the listener's pending cap,
+// the oldest pending connection of the source holding the most; past a
+// source's or the listener's connection cap, an idle connection first.
+// Fixed while telegate runs (restart to apply a change).
+type Connections struct {
+	// MaxPending caps connections whose handshake is not done, per
+	// listener. Default 1024.
+	MaxPending int `yaml:"max_pending"`
+	// MaxPendingPerSource caps them per source; at most max_pending.
+	// Default 32.
+	MaxPendingPerSource int `yaml:"max_pending_per_source"`
+	// MaxConns caps every connection of a listener (pending and
+	// established); at least max_pending. Default 16384.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerSource caps established connections (active and idle
+	// keep-alive ones) per source; at most max_conns. Raise it for a site
+	// whose clients share one address (NAT). Default 512.
+	MaxConnsPerSource int `yaml:"max_conns_per_source"`
+	// FirstByteTimeout is how long a new connection may take to send its
+	// first byte (of the TLS ClientHello, RFC 8446 §4.1.2, or of a
+	// plain-HTTP request); at most handshake_timeout. Default 2s.
+	FirstByteTimeout time.Duration `yaml:"first_byte_timeout"`
+	// HandshakeTimeout is how long a new connection may take, from
+	// accept, to finish its TLS handshake (on plain HTTP, to send its
+	// first bytes). Default 10s.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 }
 
 // TLS configures certificates: one entry per set of host names.

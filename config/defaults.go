@@ -109,6 +109,17 @@ func DefaultRateLimits() RateLimits {
 	}
 }
 
+// Connection admission defaults (connections): per listener; a source is
+// an IPv4 address or an IPv6 /64.
+const (
+	DefaultMaxPending          = 1024
+	DefaultMaxPendingPerSource = 32
+	DefaultMaxConns            = 16384
+	DefaultMaxConnsPerSource   = 512
+	DefaultFirstByteTimeout    = 2 * time.Second
+	DefaultHandshakeTimeout    = 10 * time.Second
+)
+
 // Readiness (/readyz on the admin listener); not settings of the file.
 const (
 	// DefaultReadyCheckTimeout bounds each dependency check behind /readyz.
@@ -193,6 +204,14 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 		s.PublicURL = derivePublicURL(c)
 	}
 	s.PublicURL = strings.TrimSuffix(s.PublicURL, "/")
+
+	cn := &c.Connections
+	num(&cn.MaxPending, DefaultMaxPending)
+	num(&cn.MaxPendingPerSource, min(DefaultMaxPendingPerSource, cn.MaxPending))
+	num(&cn.MaxConns, max(DefaultMaxConns, cn.MaxPending))
+	num(&cn.MaxConnsPerSource, min(DefaultMaxConnsPerSource, cn.MaxConns))
+	dur(&cn.HandshakeTimeout, DefaultHandshakeTimeout)
+	dur(&cn.FirstByteTimeout, min(DefaultFirstByteTimeout, cn.HandshakeTimeout))
 
 	str(&c.TLS.MinVersion, DefaultTLSMinVersion)
 	str(&c.TLS.ACME.CA, DefaultACMECA)

@@ -104,6 +104,7 @@ func (c *Config) check(fromEnv map[string]bool) (Errors, Errors) {
 		r.Errorf("data_dir", "must not be empty")
 	}
 	c.checkServer(r.Sub("server"))
+	c.checkConnections(r.Sub("connections"))
 	c.checkTLS(r.Sub("tls"))
 	c.checkSessions(r.Sub("sessions"), fromEnv)
 	c.checkAssertion(r.Sub("assertion"))
@@ -398,6 +399,32 @@ func (c *Config) checkServer(r *Report) {
 	}
 	if s.ShutdownTimeout < 0 {
 		r.Errorf("shutdown_timeout", "must not be negative")
+	}
+}
+
+func (c *Config) checkConnections(r *Report) {
+	cn := &c.Connections
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max_pending", cn.MaxPending}, {"max_pending_per_source", cn.MaxPendingPerSource}, {"max_conns", cn.MaxConns}, {"max_conns_per_source", cn.MaxConnsPerSource}} {
+		if f.v <= 0 {
+			r.Errorf(f.name, "must be positive")
+		}
+	}
+	if cn.MaxPendingPerSource > cn.MaxPending {
+		r.Errorf("max_pending_per_source", "must not exceed max_pending (%d)", cn.MaxPending)
+	}
+	if cn.MaxConnsPerSource > cn.MaxConns {
+		r.Errorf("max_conns_per_source", "must not exceed max_conns (%d)", cn.MaxConns)
+	}
+	if cn.MaxPending > cn.MaxConns {
+		r.Errorf("max_pending", "must not exceed max_conns (%d)", cn.MaxConns)
+	}
+	// Negative durations are refused by checkDurations; zero is the
+	// default.
+	if cn.FirstByteTimeout > cn.HandshakeTimeout {
+		r.Errorf("first_byte_timeout", "must not exceed handshake_timeout (%s)", cn.HandshakeTimeout)
 	}
 }
 

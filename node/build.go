@@ -224,6 +224,8 @@ var fixed = append([]fixedSetting{
 	{"server.max_header_bytes", func(c *config.Config) any { return c.Server.MaxHeaderBytes }},
 	{"server.h2_max_requests_per_second", func(c *config.Config) any { return c.Server.H2MaxRequestsPerSecond }},
 	{"server.h2_max_concurrent_streams", func(c *config.Config) any { return c.Server.H2MaxConcurrentStreams }},
+	// Every listener's admission controller is built from it at start.
+	{"connections", func(c *config.Config) any { return c.Connections }},
 	{"tls.min_version", func(c *config.Config) any { return c.TLS.MinVersion }},
 	{"tls.acme", func(c *config.Config) any { return c.TLS.ACME }},
 	{"client_cas", func(c *config.Config) any { return c.ClientCAs }},
