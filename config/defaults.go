@@ -120,6 +120,16 @@ const (
 	DefaultHandshakeTimeout    = 10 * time.Second
 )
 
+// DefaultConnections returns connections as ApplyDefaults fills it when
+// the file leaves it out.
+func DefaultConnections() Connections {
+	return Connections{
+		MaxPending: DefaultMaxPending, MaxPendingPerSource: DefaultMaxPendingPerSource,
+		MaxConns: DefaultMaxConns, MaxConnsPerSource: DefaultMaxConnsPerSource,
+		FirstByteTimeout: DefaultFirstByteTimeout, HandshakeTimeout: DefaultHandshakeTimeout,
+	}
+}
+
 // Readiness (/readyz on the admin listener); not settings of the file.
 const (
 	// DefaultReadyCheckTimeout bounds each dependency check behind /readyz.
@@ -205,13 +215,14 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	}
 	s.PublicURL = strings.TrimSuffix(s.PublicURL, "/")
 
-	cn := &c.Connections
-	num(&cn.MaxPending, DefaultMaxPending)
-	num(&cn.MaxPendingPerSource, min(DefaultMaxPendingPerSource, cn.MaxPending))
-	num(&cn.MaxConns, max(DefaultMaxConns, cn.MaxPending))
-	num(&cn.MaxConnsPerSource, min(DefaultMaxConnsPerSource, cn.MaxConns))
-	dur(&cn.HandshakeTimeout, DefaultHandshakeTimeout)
-	dur(&cn.FirstByteTimeout, min(DefaultFirstByteTimeout, cn.HandshakeTimeout))
+	// A cap the file lowers lowers the defaults that must not exceed it.
+	cn, dc := &c.Connections, DefaultConnections()
+	num(&cn.MaxPending, dc.MaxPending)
+	num(&cn.MaxPendingPerSource, min(dc.MaxPendingPerSource, cn.MaxPending))
+	num(&cn.MaxConns, max(dc.MaxConns, cn.MaxPending))
+	num(&cn.MaxConnsPerSource, min(dc.MaxConnsPerSource, cn.MaxConns))
+	dur(&cn.HandshakeTimeout, dc.HandshakeTimeout)
+	dur(&cn.FirstByteTimeout, min(dc.FirstByteTimeout, cn.HandshakeTimeout))
 
 	str(&c.TLS.MinVersion, DefaultTLSMinVersion)
 	str(&c.TLS.ACME.CA, DefaultACMECA)

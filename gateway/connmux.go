@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/telegate/telegate/internal/admission"
 )
 
 // stunMagicCookie is the fixed value at bytes 4..8 of every STUN message
@@ -26,8 +28,11 @@ func IsSTUN(b []byte) bool {
 	return len(b) >= 8 && b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == stunMagicCookie
 }
 
-// muxListener accepts TCP connections, completes the TLS handshake itself
-// (bounded in time and in number at once) and dispatches each connection:
+// muxListener accepts TCP connections through the listener's admission
+// controller (internal/admission: per-source and listener-wide caps on
+// connections in their handshake and established, first-byte and
+// handshake deadlines), completes the TLS handshake itself and
+// dispatches each connection:
 // a server name in Options.ConnHandlers → that handler; ALPN "h2" →
 // net/http's HTTP/2 server (the *tls.Conn itself); ALPN "acme-tls/1" →
 // closed after the handshake (the challenge is answered in it); a STUN
@@ -53,7 +58,6 @@ type muxListener struct {
 	// pending counts the connections accepted and not yet handed on
 	// (TLS handshake, first bytes).
 	pending inFlight
-	sem     chan struct{}
 	wg      sync.WaitGroup
 
 	// live are the HTTP/1 connections handed to net/http and not yet
@@ -74,21 +78,21 @@ type h1State struct {
 // unused (a browser's preconnect).
 const quietGrace = time.Second
 
-// maxHandshakes bounds TLS handshakes in progress at once.
-const maxHandshakes = 1024
-
+// newMuxListener serves ln, which is an admission listener
+// (admission.Controller.Listen): its connections are counted from accept,
+// and the TLS handshake is bounded by connections.handshake_timeout.
 func newMuxListener(g *Gateway, ln net.Listener, tlsCfg *tls.Config) *muxListener {
-	sc := g.current().cfg.Server
+	cfg := g.current().cfg
+	sc := cfg.Server
 	m := &muxListener{
 		ln: ln, g: g, tlsCfg: tlsCfg, stun: g.o.STUNConn,
 		handlers:  map[string]func(net.Conn){},
 		peek:      2 * time.Second,
-		handshake: 10 * time.Second,
+		handshake: cfg.Connections.HandshakeTimeout,
 		maxHead:   sc.MaxHeaderBytes,
 		conns:     make(chan net.Conn),
 		done:      make(chan struct{}),
 		ran:       make(chan struct{}),
-		sem:       make(chan struct{}, maxHandshakes),
 		live:      map[*h1Conn]*h1State{},
 	}
 	if rht := sc.ReadHeaderTimeout; rht > 0 && rht < m.peek {
@@ -126,12 +130,6 @@ func (m *muxListener) run() {
 			return
 		}
 		delay = 0
-		select {
-		case m.sem <- struct{}{}:
-		default:
-			c.Close() // too many handshakes in progress
-			continue
-		}
 		m.pending.add()
 		m.wg.Add(1)
 		go m.handle(c)
@@ -166,14 +164,6 @@ func looksLikeHTTP(hdr [5]byte) bool {
 // handle completes the handshake and dispatches one connection.
 func (m *muxListener) handle(raw net.Conn) {
 	defer m.wg.Done()
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-m.sem
-		}
-	}
-	defer release()
 	handedOn := false
 	handOn := func() { // before a handler that may keep the connection long
 		if !handedOn {
@@ -200,7 +190,9 @@ func (m *muxListener) handle(raw net.Conn) {
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
-	release()
+	if !admission.HandshakeDone(raw) {
+		return // its source holds as many connections as it may
+	}
 	cs := tc.ConnectionState()
 	if sni, err := CanonicalHost(cs.ServerName); err == nil {
 		if h := m.handlers[sni]; h != nil {
@@ -370,6 +362,13 @@ func (r *replayConn) Read(p []byte) (int, error) {
 	r.mu.Unlock()
 	return r.Conn.Read(p)
 }
+
+// NetConn returns the wrapped connection (admission.Of follows it).
+func (r *replayConn) NetConn() net.Conn { return r.Conn }
+
+// NetConn returns the connection under the scanner (admission.Of follows
+// it).
+func (h *h1Conn) NetConn() net.Conn { return h.Conn }
 
 // ConnectionState reports the TLS state of the wrapped connection.
 func (r *replayConn) ConnectionState() tls.ConnectionState {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/admission"
 	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/policies"
 )
@@ -57,6 +58,11 @@ type Options struct {
 	Endpoints []Endpoint
 	// Registry receives the gateway's metrics; nil means a new one.
 	Registry *prometheus.Registry
+	// ConnMetrics counts what the listeners' connection admission closes
+	// or refuses (telegate_edge_connections_closed_total); nil means new
+	// counters registered in Registry. The node shares one with the
+	// relay's dedicated TLS listener.
+	ConnMetrics *admission.Metrics
 	// ConnHandlers maps a TLS server name (SNI) to a handler that takes
 	// the TLS connection after the handshake (TURN over TLS on the HTTPS
 	// port); such connections are not served as HTTP.
@@ -94,15 +100,17 @@ type Endpoint struct {
 // every request runs start to end on the generation it started with
 // (docs/architecture.md "Generations").
 type Gateway struct {
-	o         Options
-	log       *slog.Logger
-	now       func() time.Time
-	audit     audit.Sink
-	limiter   Limiter
-	signer    *assertionSigner
-	metrics   *metrics
-	reg       *prometheus.Registry
-	pseudoKey []byte
+	o       Options
+	log     *slog.Logger
+	now     func() time.Time
+	audit   audit.Sink
+	limiter Limiter
+	signer  *assertionSigner
+	metrics *metrics
+	// connMetrics: Options.ConnMetrics.
+	connMetrics *admission.Metrics
+	reg         *prometheus.Registry
+	pseudoKey   []byte
 
 	readiness *readiness
 
@@ -201,6 +209,12 @@ func New(o Options) (*Gateway, error) {
 	}
 	if g.pseudoKey = o.PseudonymKey; g.pseudoKey == nil {
 		if g.pseudoKey, err = audit.PseudonymKey(o.Config.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	if g.connMetrics = o.ConnMetrics; g.connMetrics == nil {
+		g.connMetrics = admission.NewMetrics()
+		if err := g.reg.Register(g.connMetrics); err != nil {
 			return nil, err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/telegate/telegate/internal/admission"
 	"github.com/telegate/telegate/page"
 )
 
@@ -89,6 +90,22 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	return g.serve(ctx, ls, g.o.Certs.TLSConfig())
+}
+
+// Admit wraps ln in an admission controller built from the running
+// configuration's connections block (internal/admission): the one
+// admission mechanism of every listener. Connections it closes or refuses
+// are counted by Options.ConnMetrics under name ("public", "http",
+// "admin"). The error is the limits' (admission.Limits.Check).
+func (g *Gateway) Admit(name string, ln net.Listener) (*admission.Listener, error) {
+	ctl, err := admission.New(admission.Options{
+		Limits:  admission.LimitsOf(g.current().cfg.Connections),
+		OnEvent: g.connMetrics.Events(name),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", name, err)
+	}
+	return ctl.Listen(ln), nil
 }
 
 // PublicAddr is the public listener's address once Serve listens (nil
@@ -211,13 +228,26 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 	if err != nil {
 		return err
 	}
+	// Every listener admits its connections through its own admission
+	// controller (connections: in the configuration).
+	if ls.public, err = g.Admit("public", ls.public); err != nil {
+		return err
+	}
+	if ls.http != nil {
+		if ls.http, err = g.Admit("http", ls.http); err != nil {
+			return err
+		}
+	}
+	if ls.admin, err = g.Admit("admin", ls.admin); err != nil {
+		return err
+	}
 	// Every handler is counted while it runs, including those that
 	// hijacked their connection (WebSockets), which http.Server.Shutdown
 	// does not wait for.
 	var active inFlight
 	pub.Handler = active.track(pub.Handler)
 	mux := newMuxListener(g, ls.public, tlsCfg)
-	pub.ConnState = mux.observe
+	pub.ConnState = admission.ConnState(mux.observe)
 	go mux.run()
 	var httpSrv *http.Server
 	if ls.http != nil {
@@ -228,10 +258,12 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 			h = g.o.Certs.HTTPHandler()
 		}
 		httpSrv = &http.Server{Handler: active.track(h), ReadHeaderTimeout: ownReadHeaderTimeout, ReadTimeout: ownReadTimeout,
-			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: g.errorLog()}
+			WriteTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: g.errorLog(),
+			ConnState: admission.ConnState(nil)}
 	}
 	adminSrv := &http.Server{Handler: g.AdminHandler(), ReadHeaderTimeout: ownReadHeaderTimeout, ReadTimeout: ownReadTimeout,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: g.errorLog()}
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, ErrorLog: g.errorLog(),
+		ConnState: admission.ConnState(nil)}
 
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup

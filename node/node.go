@@ -22,6 +22,7 @@ import (
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway"
 	"github.com/telegate/telegate/gateway/edgetls"
+	"github.com/telegate/telegate/internal/admission"
 	"github.com/telegate/telegate/media"
 	"github.com/telegate/telegate/media/relay"
 	"github.com/telegate/telegate/policies"
@@ -199,9 +200,23 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	reg.MustRegister(limiter)
 	gw.Limiter = limiter
 
+	// One admission mechanism for every listener (internal/admission):
+	// the gateway's listeners build their controllers from cfg.Connections
+	// as they open; the relay's dedicated TLS listener gets its own here.
+	connMetrics := admission.NewMetrics()
+	reg.MustRegister(connMetrics)
+	gw.ConnMetrics = connMetrics
 	var turn *relay.Server
 	if cfg.Relay.Enabled {
+		turnAdmission, err := admission.New(admission.Options{
+			Limits:  admission.LimitsOf(cfg.Connections),
+			OnEvent: connMetrics.Events("turn-tls"),
+		})
+		if err != nil {
+			return fmt.Errorf("connections: %w", err)
+		}
 		turn, err = relay.New(relay.Options{
+			Admission: turnAdmission,
 			Config:    cfg.Relay,
 			Audit:     trail,
 			Logger:    log, // it names itself "relay"

@@ -54,6 +54,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/telegate/telegate/config"
 )
 
 // Limits are a Controller's caps. Every field must be positive;
@@ -77,6 +79,15 @@ type Limits struct {
 	// HandshakeTimeout is how long it may take, from accept, to finish
 	// its handshake.
 	HandshakeTimeout time.Duration
+}
+
+// LimitsOf converts the configuration's connections block.
+func LimitsOf(c config.Connections) Limits {
+	return Limits{
+		MaxPending: c.MaxPending, MaxPendingPerSource: c.MaxPendingPerSource,
+		MaxConns: c.MaxConns, MaxConnsPerSource: c.MaxConnsPerSource,
+		FirstByteTimeout: c.FirstByteTimeout, HandshakeTimeout: c.HandshakeTimeout,
+	}
 }
 
 // Check returns an error naming the first field out of range.

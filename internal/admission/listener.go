@@ -90,10 +90,18 @@ func Active(c net.Conn) {
 // ConnState returns an http.Server ConnState hook that reports each
 // connection's progress and then calls next (when not nil): StateActive
 // and StateHijacked → Active (for a plain-HTTP listener the first request
-// bytes are the handshake: HandshakeDone), StateIdle → Idle.
+// bytes are the handshake: HandshakeDone), StateIdle → Idle, and
+// StateNew → Idle for a connection whose handshake is already done (a TLS
+// connection that has not sent a whole request head yet: a browser's
+// preconnect, or a client dribbling its headers, is closed first when
+// room is needed).
 func ConnState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	return func(c net.Conn, st http.ConnState) {
 		switch st {
+		case http.StateNew:
+			if a := Of(c); a != nil && a.ctl.isEstablished(a) {
+				a.ctl.setIdle(a, true)
+			}
 		case http.StateActive, http.StateHijacked:
 			if a := Of(c); a != nil {
 				if a.ctl.established(a) {
@@ -107,6 +115,12 @@ func ConnState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnStat
 			next(c, st)
 		}
 	}
+}
+
+func (ctl *Controller) isEstablished(a *Conn) bool {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	return a.state == stateActive || a.state == stateIdle
 }
 
 // established moves a from pending to active, making room in its source

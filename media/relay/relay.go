@@ -51,6 +51,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/admission"
 )
 
 // Options configures New.
@@ -77,6 +78,10 @@ type Options struct {
 	// TLSConfig serves the dedicated TLS listener (Config.TLSListen).
 	// Required only when that listener is configured.
 	TLSConfig *tls.Config
+	// Admission admits the dedicated TLS listener's connections
+	// (internal/admission, the node's connections block). Nil: a
+	// controller with config.DefaultConnections.
+	Admission *admission.Controller
 	// DataDir is where a relay secret is generated when the configuration
 	// names none (DataDir/relay/secret). "" with no configured secret: an
 	// ephemeral secret for this process only.
@@ -95,6 +100,7 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 	tlsConfig *tls.Config
+	admission *admission.Controller
 	secrets   [][]byte
 	deny      denyList
 	pseudoKey []byte
@@ -160,6 +166,7 @@ func New(o Options) (*Server, error) {
 		log:       o.Logger,
 		now:       o.Now,
 		tlsConfig: o.TLSConfig,
+		admission: o.Admission,
 		deny:      denyList(cfg.DenyPeers),
 		pseudoKey: o.PseudonymKey,
 		nonces:    newNonceSource(),
@@ -178,6 +185,13 @@ func New(o Options) (*Server, error) {
 	s.log = s.log.With("component", "relay")
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.admission == nil {
+		ctl, err := admission.New(admission.Options{Limits: admission.LimitsOf(config.DefaultConnections())})
+		if err != nil {
+			return nil, err
+		}
+		s.admission = ctl
 	}
 	if len(s.pseudoKey) == 0 {
 		s.pseudoKey = make([]byte, 32)
@@ -363,11 +377,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.turn = ts
 	if s.cfg.TLSListen != "" {
-		ln, err := tls.Listen("tcp", s.cfg.TLSListen, s.tlsConfig)
+		tcp, err := net.Listen("tcp", s.cfg.TLSListen)
 		if err != nil {
 			_ = s.Close()
 			return fmt.Errorf("relay.tls_listen: %w", err)
 		}
+		ln := tls.NewListener(s.admission.Listen(tcp), s.tlsConfig)
 		s.tlsLn = ln
 		go s.acceptTLS(ln)
 	}
@@ -408,7 +423,7 @@ func (s *Server) acceptTLS(ln net.Listener) {
 				ctx, cancel := context.WithTimeout(context.Background(), tlsHandshakeTimout)
 				err := tc.HandshakeContext(ctx)
 				cancel()
-				if err != nil {
+				if err != nil || !admission.HandshakeDone(c) {
 					_ = c.Close()
 					return
 				}
