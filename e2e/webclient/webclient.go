@@ -30,7 +30,12 @@ type Client struct {
 
 // New returns a client that trusts only the PEM root at rootFile and dials
 // 127.0.0.1 whatever the host name (everything under test is on loopback).
-func New(rootFile string) (*Client, error) {
+func New(rootFile string) (*Client, error) { return NewFrom(rootFile, nil) }
+
+// NewFrom is New with the client's connections bound to the loopback
+// source address source (e.g. 127.0.0.60; nil: the kernel's choice), so
+// that tests can tell clients apart by address.
+func NewFrom(rootFile string, source net.IP) (*Client, error) {
 	pem, err := os.ReadFile(rootFile)
 	if err != nil {
 		return nil, fmt.Errorf("local CA root: %w", err)
@@ -41,6 +46,9 @@ func New(rootFile string) (*Client, error) {
 	}
 	jar, _ := cookiejar.New(nil)
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if source != nil {
+		dialer.LocalAddr = &net.TCPAddr{IP: source}
+	}
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool},
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
