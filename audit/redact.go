@@ -49,3 +49,33 @@ func looksNumeric(t string) bool {
 	seps := strings.Count(t, ".") + strings.Count(t, ":")
 	return seps >= 2
 }
+
+// quotedString matches a double-quoted string as Go's %q writes it (with
+// backslash escapes), the form in which libraries quote what a client
+// sent.
+var quotedString = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// maxLibraryLine is the longest library line kept, in bytes; the rest is
+// cut.
+const maxLibraryLine = 512
+
+// RedactLibraryLine is the filter for the lines third-party code writes
+// (net/http and x/net/http2 through http.Server.ErrorLog, pion through
+// its LoggerFactory): every quoted string becomes "[redacted]", since
+// that is how those libraries quote bytes a client sent (x/net/http2's
+// `bogus greeting "GET / HTTP/1.1…"`), control and non-ASCII bytes become
+// "?", the line is cut to 512 bytes, and every IP address is replaced by
+// hash(addr) (RedactAddrs).
+func RedactLibraryLine(msg string, hash func(netip.Addr) string) string {
+	msg = quotedString.ReplaceAllString(msg, `"[redacted]"`)
+	b := []byte(msg)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	if len(b) > maxLibraryLine {
+		b = append(b[:maxLibraryLine], "…"...)
+	}
+	return RedactAddrs(string(b), hash)
+}

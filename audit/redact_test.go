@@ -42,3 +42,21 @@ func FuzzRedactAddrs(f *testing.F) {
 		}
 	})
 }
+
+func TestRedactLibraryLine(t *testing.T) {
+	t.Parallel()
+	h := func(a netip.Addr) string { return "P(" + a.String() + ")" }
+	for in, want := range map[string]string{
+		`http2: server: error reading preface from client 127.0.0.77:4711: bogus greeting "GET /zq7marker HTTP/1.1\r\nHost: x\"y"`: `http2: server: error reading preface from client P(127.0.0.77): bogus greeting "[redacted]"`,
+		"turn: bad\x00\x1b[31mzq7marker\xff": "turn: bad??[31mzq7marker?",
+		"http: TLS handshake error from [::1]:443: tls: first record does not look like a TLS handshake": "http: TLS handshake error from P(::1): tls: first record does not look like a TLS handshake",
+	} {
+		if got := RedactLibraryLine(in, h); got != want {
+			t.Errorf("RedactLibraryLine(%q)\n = %q\nwant %q", in, got, want)
+		}
+	}
+	long := RedactLibraryLine(strings.Repeat("a", 2000), h)
+	if len(long) > maxLibraryLine+len("…") {
+		t.Errorf("a 2000-byte line kept %d bytes", len(long))
+	}
+}

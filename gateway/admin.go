@@ -100,11 +100,13 @@ func addressedHost(next http.Handler) http.Handler {
 	})
 }
 
-// errorLog is net/http's and the reverse proxy's ErrorLog: their lines
-// go to the gateway's logger at warning level with every IP address
-// replaced by its pseudonym (audit.RedactAddrs), since some of them name
-// the client ("http: panic serving 203.0.113.7:51234: …",
-// "http2: server: error reading preface from client …").
+// errorLog is net/http's, the HTTP/2 server's and the reverse proxy's
+// ErrorLog: their lines go to the gateway's logger at warning level
+// through audit.RedactLibraryLine — every IP address replaced by its
+// pseudonym, since some of them name the client ("http: panic serving
+// 203.0.113.7:51234: …"), and every quoted string dropped, since that is
+// how they quote what a client sent ("http2: server: error reading
+// preface from client …: bogus greeting \"…\"").
 func (g *Gateway) errorLog() *log.Logger {
 	return log.New(redactingWriter{g}, "", 0)
 }
@@ -113,6 +115,6 @@ type redactingWriter struct{ g *Gateway }
 
 func (w redactingWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimRight(string(p), "\n")
-	w.g.log.Warn(audit.RedactAddrs(msg, func(a netip.Addr) string { return audit.Pseudonym(w.g.pseudoKey, a) }))
+	w.g.log.Warn(audit.RedactLibraryLine(msg, func(a netip.Addr) string { return audit.Pseudonym(w.g.pseudoKey, a) }))
 	return len(p), nil
 }

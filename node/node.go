@@ -144,7 +144,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 
-	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient}) // it names itself "edgetls"
+	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient, PseudonymKey: pseudonymKey}) // it names itself "edgetls"
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}

@@ -33,6 +33,7 @@ package edgetls
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -53,6 +54,7 @@ import (
 	"github.com/mholt/acmez/v3"
 	"go.uber.org/zap"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/page"
 )
@@ -74,6 +76,10 @@ type Options struct {
 	// function, which lets tests trust a private test CA. When both this
 	// and tls.acme.ca_root_file give roots, the file wins.
 	HTTPClient *http.Client
+	// PseudonymKey keys the pseudonym (audit.Pseudonym) that stands for
+	// an IP address in certmagic's log lines: the node's one pseudonym
+	// key. Default: random per process.
+	PseudonymKey []byte
 
 	// pollInterval overrides defaultPollInterval (tests).
 	pollInterval time.Duration
@@ -197,7 +203,14 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	context.AfterFunc(ctx, func() { m.Close() })
 	m.storage = &certmagic.FileStorage{Path: filepath.Join(c.DataDir, "certmagic")}
 	m.localDir = filepath.Join(c.DataDir, "ca")
-	m.zl = zapToSlog(log)
+	key := o.PseudonymKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+	}
+	m.zl = zapToSlog(log, func(a netip.Addr) string { return audit.Pseudonym(key, a) })
 
 	sel := &selection{plan: p}
 	if len(p.localNames) > 0 {

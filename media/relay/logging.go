@@ -9,7 +9,8 @@ import (
 )
 
 // pionLoggerFactory routes pion's logs to slog: warnings and errors only,
-// rate limited, with every IP address replaced by its pseudonym (audit.RedactAddrs)
+// rate limited, through audit.RedactLibraryLine: every IP address replaced
+// by its pseudonym and every quoted string (what a client sent) dropped
 // (docs/architecture.md principle 6). Pion's debug and info lines name client and
 // peer addresses on every packet and are dropped.
 type pionLoggerFactory struct{ s *Server }
@@ -27,7 +28,7 @@ func (l pionLogger) emit(level, msg string) {
 	if !l.s.logLimit.Allow() {
 		return
 	}
-	l.s.log.Warn("turn: "+audit.RedactAddrs(msg, l.s.pseudonym), "scope", l.scope, "level", level)
+	l.s.log.Warn("turn: "+audit.RedactLibraryLine(msg, l.s.pseudonym), "scope", l.scope, "level", level)
 }
 
 func (pionLogger) Trace(string)          {}
