@@ -156,7 +156,7 @@ type peer struct {
 	info      peerInfo
 	iss, sub  string
 	sessionID string
-	conn      *websocket.Conn
+	conn      *wsConn
 	send      chan []byte
 	done      chan struct{}
 	wrote     chan struct{}
@@ -164,18 +164,23 @@ type peer struct {
 	code      websocket.StatusCode
 	reason    string
 	final     []byte
+	closeBy   time.Time // shutdown + closeDeadline
 	limiter   *rate.Limiter
 }
 
 // shutdown closes the socket with code and reason after sending final (a
-// message value or nil). Safe to call more than once and from any goroutine.
+// message value or nil): the writer sends final and the close frame, and
+// the TCP connection is gone within closeDeadline, whether or not the
+// client answers. Safe to call more than once and from any goroutine.
 func (p *peer) shutdown(code websocket.StatusCode, reason string, final any) {
 	p.once.Do(func() {
 		p.code, p.reason = code, reason
 		if final != nil {
 			p.final, _ = json.Marshal(final)
 		}
+		p.closeBy = time.Now().Add(closeDeadline)
 		close(p.done)
+		time.AfterFunc(closeDeadline, p.conn.closeTCP)
 	})
 }
 
@@ -189,38 +194,42 @@ func (p *peer) enqueue(b []byte) {
 	}
 }
 
+// writer writes p's queue in order until p is shut down, then closes the
+// socket (close).
 func (p *peer) writer() {
 	defer close(p.wrote)
-	write := func(b []byte) error {
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		defer cancel()
-		return p.conn.Write(ctx, websocket.MessageText, b)
-	}
 	for {
 		select {
+		case <-p.done:
+			p.close()
+			return
+		default:
+		}
+		select {
 		case b := <-p.send:
-			if err := write(b); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			err := p.conn.Write(ctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
 				p.shutdown(websocket.StatusGoingAway, "write failed", nil)
 			}
 		case <-p.done:
-			if p.final != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = p.conn.Write(ctx, websocket.MessageText, p.final)
-				cancel()
-			}
-			closed := make(chan struct{})
-			go func() {
-				_ = p.conn.Close(p.code, p.reason)
-				close(closed)
-			}()
-			select {
-			case <-closed:
-			case <-time.After(time.Second):
-				_ = p.conn.CloseNow()
-			}
+			p.close()
 			return
 		}
 	}
+}
+
+// close sends the final message (if any) and the close frame, and closes
+// the TCP connection closeGrace later at most; all of it within
+// closeDeadline of the shutdown.
+func (p *peer) close() {
+	if p.final != nil {
+		ctx, cancel := context.WithDeadline(context.Background(), p.closeBy.Add(-closeGrace))
+		_ = p.conn.Write(ctx, websocket.MessageText, p.final)
+		cancel()
+	}
+	p.conn.closeWithGrace(p.code, p.reason, min(closeGrace, time.Until(p.closeBy)))
 }
 
 func (p *peer) pinger() {
@@ -323,7 +332,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fail(http.StatusServiceUnavailable, "restarting", restartReason))
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	conn, err := acceptWS(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return // Accept answered
 	}
@@ -332,7 +341,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 
 	old, others, endsAt, err := s.register(p)
 	if err != nil {
-		_ = conn.Close(statusPolicy, err.Error())
+		conn.closeWithGrace(statusPolicy, err.Error(), closeGrace)
 		return
 	}
 	s.peersWG.Add(1)
@@ -368,6 +377,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	s.readLoop(p)
 	p.shutdown(websocket.StatusNormalClosure, "", nil)
 	<-p.wrote
+	p.conn.closeTCP()
 	s.unregister(p)
 }
 
@@ -449,9 +459,7 @@ func (s *Service) readLoop(p *peer) {
 	defer cancel()
 	go func() {
 		select {
-		case <-p.done:
-			// The writer closes the socket; make sure the read ends.
-			time.Sleep(2 * time.Second)
+		case <-p.conn.gone: // closed by the writer, or at the close deadline
 			cancel()
 		case <-ctx.Done():
 		}
