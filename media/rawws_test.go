@@ -221,29 +221,14 @@ func candidate(pid string, seq, size int) map[string]any {
 	return map[string]any{"type": "candidate", "to": pid, "candidate": map[string]any{"candidate": c, "sdpMid": "0"}}
 }
 
-// offer is an offer to pid carrying seq (in its session id), padded to
-// about size bytes; every offer has the same DTLS fingerprint.
-func offer(pid string, seq, size int) map[string]any {
-	sdp := strings.Replace(testSDP(fpOf(1), "ufA", "pwApwApwApwApwApwApwA"), "o=- 4611731400430051336 ", fmt.Sprintf("o=- %d ", seq), 1)
-	line := "a=x-pad:" + strings.Repeat("p", 1000) + "\r\n"
-	if n := (size - len(sdp)) / len(line); n > 0 {
-		sdp += strings.Repeat(line, n)
-	}
-	return map[string]any{"type": "offer", "to": pid, "sdp": sdp}
-}
-
-// seqOf is the seq of a message made by candidate or offer, or -1.
+// seqOf is the seq of a message made by candidate, or -1.
 func seqOf(m serverMsg) int {
 	var n int
-	switch {
-	case m.Type == "candidate" && m.Candidate != nil:
-		if _, err := fmt.Sscanf(m.Candidate.Candidate, "candidate:%d ", &n); err == nil {
-			return n
-		}
-	case m.Type == "offer":
-		if _, err := fmt.Sscanf(m.SDP, "v=0\r\no=- %d ", &n); err == nil {
-			return n
-		}
+	if m.Type != "candidate" || m.Candidate == nil {
+		return -1
 	}
-	return -1
+	if _, err := fmt.Sscanf(m.Candidate.Candidate, "candidate:%d ", &n); err != nil {
+		return -1
+	}
+	return n
 }
