@@ -45,9 +45,11 @@ type Visits struct {
 	MaxPeers int `yaml:"max_peers"`
 	// MaxMessageBytes caps one signaling message. Default 65536.
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`
-	// MessageRate (per second) and MessageBurst bound the signaling
-	// messages of one WebSocket; a socket past them is closed. Defaults 20
-	// and 200.
+	// MessageRate (per second) and MessageBurst are a participant's
+	// signaling allowance, shared by its successive sockets; a participant
+	// past it has its socket closed (1008). Each socket's send queue is
+	// sized for the burst (docs/visits.md, "Signaling"). Defaults 20 and
+	// 200; the burst at most 1000.
 	MessageRate  float64 `yaml:"message_rate"`
 	MessageBurst int     `yaml:"message_burst"`
 
@@ -126,6 +128,9 @@ func (v *Visits) Validate(c *Config, r *Report) {
 	}
 	if v.MaxMessageBytes < 4096 || v.MaxMessageBytes > 1<<20 {
 		r.Errorf("max_message_bytes", "must be between 4096 and 1048576")
+	}
+	if v.MessageBurst > 1000 {
+		r.Errorf("message_burst", "must be at most 1000 (every signaling socket's send queue holds a burst)")
 	}
 	if v.MaxWaiting > 1000 {
 		r.Errorf("max_waiting", "must be at most 1000")

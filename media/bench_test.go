@@ -31,7 +31,7 @@ import (
 func BenchmarkSignaling500Visits(b *testing.B) {
 	const visits = 500
 	h := &harness{t: &testing.T{}, relay: newSpyRelay(b), sink: &recordSink{}, clock: &clock{t: time.Now()}, dir: b.TempDir(),
-		cfg: config.Visits{MaxPeers: 2 * visits, MaxVisits: visits, MaxVisitsPerOwner: visits, MessageRate: 1e6, MessageBurst: 1e6}}
+		cfg: config.Visits{MaxPeers: 2 * visits, MaxVisits: visits, MaxVisitsPerOwner: visits, MessageRate: 1e6}}
 	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Audit: h.sink, Now: h.clock.Now})
 	if err != nil {
 		b.Fatal(err)

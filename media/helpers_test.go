@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,12 +192,23 @@ type harness struct {
 	// draining is every request's scope.Scope.Draining: the gateway
 	// closes it when the node begins to shut down.
 	draining chan struct{}
+	// sndbuf, when above zero, is the send buffer (SO_SNDBUF) of the
+	// server's connections: a client that stops reading stops the
+	// server's writes after a few kilobytes instead of megabytes.
+	sndbuf int
 }
 
 func newHarness(t *testing.T, cfg config.Visits) *harness {
 	t.Helper()
+	return newHarnessSndbuf(t, cfg, 0)
+}
+
+// newHarnessSndbuf is newHarness with the server's send buffers set to
+// sndbuf bytes (harness.sndbuf).
+func newHarnessSndbuf(t *testing.T, cfg config.Visits, sndbuf int) *harness {
+	t.Helper()
 	h := &harness{t: t, relay: newSpyRelay(t), sink: &recordSink{}, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, dir: t.TempDir(), cfg: cfg,
-		draining: make(chan struct{})}
+		draining: make(chan struct{}), sndbuf: sndbuf}
 	h.start()
 	t.Cleanup(func() {
 		h.srv.Close()
@@ -213,10 +225,29 @@ func (h *harness) start() {
 	}
 	h.svc = svc
 	draining := h.draining
-	h.srv = httptest.NewServer(withTestIdentity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.srv = httptest.NewUnstartedServer(withTestIdentity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scope.From(r.Context()).Draining = draining
 		svc.Handler().ServeHTTP(w, r)
 	})))
+	if h.sndbuf > 0 {
+		// Accepted connections inherit the listening socket's buffer.
+		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, h.sndbuf)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}
+		ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.srv.Listener.Close()
+		h.srv.Listener = ln
+	}
+	h.srv.Start()
 }
 
 // restart closes the service and opens a new one on the same data dir.
@@ -400,4 +431,29 @@ func fpOf(b byte) string {
 		parts[i] = fmt.Sprintf("%02X", b+byte(i))
 	}
 	return strings.Join(parts, ":")
+}
+
+// writeMsg writes v on c, reporting the error.
+func writeMsg(c *websocket.Conn, v any) error {
+	b, _ := json.Marshal(v)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.Write(ctx, websocket.MessageText, b)
+}
+
+// stillOpen fails unless c answers a ping message with a pong.
+func stillOpen(t *testing.T, who string, c *websocket.Conn) {
+	t.Helper()
+	if err := writeMsg(c, map[string]any{"type": "ping"}); err != nil {
+		t.Fatalf("%s: %v", who, err)
+	}
+	for {
+		m, err := readMsg(t, c)
+		if err != nil {
+			t.Fatalf("%s's socket was closed: %v", who, err)
+		}
+		if m.Type == "pong" {
+			return
+		}
+	}
 }

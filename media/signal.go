@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -34,11 +35,27 @@ const (
 const restartReason = "telegate is restarting; rejoining the call"
 
 const (
-	sendQueue    = 64
 	writeTimeout = 5 * time.Second
 	pingInterval = 20 * time.Second
 	pingTimeout  = 10 * time.Second
 )
+
+// queueSlack is the room in every send queue beyond the message burst
+// (visits.message_burst), for the server's own messages to the socket:
+// welcome, peer-joined, peer-left.
+const queueSlack = 16
+
+// sendWait is how long a message waits for room in a recipient's full
+// send queue. Meanwhile its sender waits too, reading nothing more
+// (backpressure: the sender's TCP window closes). A queue still full after
+// sendWait has overflowed: its socket (the recipient's) is closed with
+// 1013 "too slow", never the sender's.
+const sendWait = time.Second
+
+// sendQueue is the capacity (in messages) of one socket's send queue: a
+// participant's whole burst fits, so a sender within its allowance never
+// overflows a recipient that keeps reading at the allowed rate.
+func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 
 // Signaling messages. A client sends one JSON object per text message:
 //
@@ -148,6 +165,68 @@ func parseClientMessage(b []byte, max int64) (*clientMsg, error) {
 	return m, nil
 }
 
+// allowance is a participant's signaling allowance: a token bucket of
+// visits.message_rate messages per second and visits.message_burst, kept
+// with the participant (participant.allowance) so that reconnecting does
+// not refill it. A message is counted when the server reads it. While a
+// recipient's full queue holds the participant's reading back (enqueue),
+// the bucket may fill up and lose the tokens beyond its burst; those are
+// credited, for a full refill time, so that the messages the sender sent
+// meanwhile within its allowance, which the server then reads in a clump,
+// are not held against it.
+type allowance struct {
+	mu          sync.Mutex
+	bucket      *rate.Limiter
+	credit      float64   // messages, at most burst + rate × sendWait
+	creditUntil time.Time // the credit lapses then
+}
+
+func newAllowance(c config.Visits) *allowance {
+	return &allowance{bucket: rate.NewLimiter(rate.Limit(c.MessageRate), c.MessageBurst)}
+}
+
+// allow takes one message from the allowance and reports whether there
+// was one.
+func (a *allowance) allow() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if now.After(a.creditUntil) {
+		a.credit = 0
+	}
+	if a.bucket.AllowN(now, 1) {
+		return true
+	}
+	if a.credit >= 1 {
+		a.credit--
+		return true
+	}
+	return false
+}
+
+// hold starts a time the participant's reading is held back by
+// backpressure; the returned func ends it and credits the tokens the
+// bucket lost to its burst meanwhile.
+func (a *allowance) hold() (release func()) {
+	start := time.Now()
+	before := a.bucket.TokensAt(start)
+	return func() {
+		now := time.Now()
+		r, b := float64(a.bucket.Limit()), float64(a.bucket.Burst())
+		lost := before + now.Sub(start).Seconds()*r - b
+		if lost <= 0 {
+			return
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if now.After(a.creditUntil) {
+			a.credit = 0
+		}
+		a.credit = min(a.credit+lost, b+r*sendWait.Seconds())
+		a.creditUntil = now.Add(time.Duration(b / r * float64(time.Second)))
+	}
+}
+
 // peer is one participant's signaling socket.
 type peer struct {
 	s         *Service
@@ -156,71 +235,101 @@ type peer struct {
 	info      peerInfo
 	iss, sub  string
 	sessionID string
-	conn      *websocket.Conn
-	send      chan []byte
+	conn      *wsConn
+	send      chan []byte // the send queue, sendQueue messages
 	done      chan struct{}
 	wrote     chan struct{}
 	once      sync.Once
 	code      websocket.StatusCode
 	reason    string
 	final     []byte
-	limiter   *rate.Limiter
+	closeBy   time.Time  // shutdown + closeDeadline
+	allowance *allowance // the participant's (participant.allowance)
 }
 
 // shutdown closes the socket with code and reason after sending final (a
-// message value or nil). Safe to call more than once and from any goroutine.
+// message value or nil): the writer sends final and the close frame, and
+// the TCP connection is gone within closeDeadline, whether or not the
+// client answers. Safe to call more than once and from any goroutine.
 func (p *peer) shutdown(code websocket.StatusCode, reason string, final any) {
 	p.once.Do(func() {
 		p.code, p.reason = code, reason
 		if final != nil {
 			p.final, _ = json.Marshal(final)
 		}
+		p.closeBy = time.Now().Add(closeDeadline)
 		close(p.done)
+		time.AfterFunc(closeDeadline, p.conn.closeTCP)
 	})
 }
 
-// enqueue queues b for the writer; a peer too slow to keep up is closed.
-func (p *peer) enqueue(b []byte) {
+// enqueue queues b for p's writer on behalf of from (the participant whose
+// message b is, or nil for the server's own). When p's queue is full the
+// caller waits for room, up to sendWait: a sender is slowed down by a
+// recipient that is behind, and only the recipient whose queue stays full
+// is closed ("too slow").
+func (p *peer) enqueue(b []byte, from *peer) {
+	select {
+	case p.send <- b:
+		return
+	case <-p.done:
+		return
+	default:
+	}
+	var fromDone <-chan struct{}
+	if from != nil {
+		fromDone = from.done
+		if from != p {
+			defer from.allowance.hold()()
+		}
+	}
+	t := time.NewTimer(sendWait)
+	defer t.Stop()
 	select {
 	case p.send <- b:
 	case <-p.done:
-	default:
+	case <-fromDone:
+	case <-t.C:
 		p.shutdown(websocket.StatusTryAgainLater, "too slow", nil)
 	}
 }
 
+// writer writes p's queue in order until p is shut down, then closes the
+// socket (close).
 func (p *peer) writer() {
 	defer close(p.wrote)
-	write := func(b []byte) error {
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		defer cancel()
-		return p.conn.Write(ctx, websocket.MessageText, b)
-	}
 	for {
 		select {
+		case <-p.done:
+			p.close()
+			return
+		default:
+		}
+		select {
 		case b := <-p.send:
-			if err := write(b); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			err := p.conn.Write(ctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
 				p.shutdown(websocket.StatusGoingAway, "write failed", nil)
 			}
 		case <-p.done:
-			if p.final != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = p.conn.Write(ctx, websocket.MessageText, p.final)
-				cancel()
-			}
-			closed := make(chan struct{})
-			go func() {
-				_ = p.conn.Close(p.code, p.reason)
-				close(closed)
-			}()
-			select {
-			case <-closed:
-			case <-time.After(time.Second):
-				_ = p.conn.CloseNow()
-			}
+			p.close()
 			return
 		}
 	}
+}
+
+// close sends the final message (if any) and the close frame, and closes
+// the TCP connection closeGrace later at most; all of it within
+// closeDeadline of the shutdown.
+func (p *peer) close() {
+	if p.final != nil {
+		ctx, cancel := context.WithDeadline(context.Background(), p.closeBy.Add(-closeGrace))
+		_ = p.conn.Write(ctx, websocket.MessageText, p.final)
+		cancel()
+	}
+	p.conn.closeWithGrace(p.code, p.reason, min(closeGrace, time.Until(p.closeBy)))
 }
 
 func (p *peer) pinger() {
@@ -300,14 +409,17 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	full := s.npeers >= s.cfg.MaxPeers && s.rooms[v.ID][part.ID] == nil
+	if part.allowance == nil {
+		part.allowance = newAllowance(s.cfg)
+	}
 	p := &peer{
 		s: s, visitID: v.ID, pid: part.ID,
 		info: peerInfo{ID: part.ID, Name: part.Name, Role: part.Role},
 		iss:  id.Issuer, sub: id.Subject, sessionID: id.SessionID,
-		send:    make(chan []byte, sendQueue),
-		done:    make(chan struct{}),
-		wrote:   make(chan struct{}),
-		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst),
+		send:      make(chan []byte, sendQueue(s.cfg)),
+		done:      make(chan struct{}),
+		wrote:     make(chan struct{}),
+		allowance: part.allowance,
 	}
 	s.mu.Unlock()
 	if full {
@@ -323,7 +435,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fail(http.StatusServiceUnavailable, "restarting", restartReason))
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	conn, err := acceptWS(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return // Accept answered
 	}
@@ -332,7 +444,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 
 	old, others, endsAt, err := s.register(p)
 	if err != nil {
-		_ = conn.Close(statusPolicy, err.Error())
+		conn.closeWithGrace(statusPolicy, err.Error(), closeGrace)
 		return
 	}
 	s.peersWG.Add(1)
@@ -359,15 +471,16 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	for _, o := range others {
 		welcome.Peers = append(welcome.Peers, o.info)
 	}
-	p.enqueue(mustJSON(welcome))
+	p.enqueue(mustJSON(welcome), nil)
 	joined := mustJSON(serverMsg{Type: "peer-joined", Peer: &p.info})
 	for _, o := range others {
-		o.enqueue(joined)
+		o.enqueue(joined, nil)
 	}
 
 	s.readLoop(p)
 	p.shutdown(websocket.StatusNormalClosure, "", nil)
 	<-p.wrote
+	p.conn.closeTCP()
 	s.unregister(p)
 }
 
@@ -439,7 +552,7 @@ func (s *Service) unregister(p *peer) {
 	s.mu.Unlock()
 	left := mustJSON(serverMsg{Type: "peer-left", ID: p.pid})
 	for _, o := range others {
-		o.enqueue(left)
+		o.enqueue(left, nil)
 	}
 }
 
@@ -449,9 +562,7 @@ func (s *Service) readLoop(p *peer) {
 	defer cancel()
 	go func() {
 		select {
-		case <-p.done:
-			// The writer closes the socket; make sure the read ends.
-			time.Sleep(2 * time.Second)
+		case <-p.conn.gone: // closed by the writer, or at the close deadline
 			cancel()
 		case <-ctx.Done():
 		}
@@ -465,7 +576,7 @@ func (s *Service) readLoop(p *peer) {
 			p.shutdown(websocket.StatusUnsupportedData, "text messages only", nil)
 			return
 		}
-		if !p.limiter.Allow() {
+		if !p.allowance.allow() {
 			s.auditVisit(nil, "visit.signal", &scope.Identity{Issuer: p.iss, Subject: p.sub}, p.visitID, p.pid, "deny", "rate")
 			p.shutdown(statusPolicy, "too many messages", serverMsg{Type: "error", Error: "too many messages"})
 			return
@@ -486,7 +597,7 @@ func (s *Service) readLoop(p *peer) {
 func (s *Service) forward(p *peer, m *clientMsg) bool {
 	switch m.Type {
 	case "ping":
-		p.enqueue([]byte(`{"type":"pong"}`))
+		p.enqueue([]byte(`{"type":"pong"}`), p)
 		return true
 	case "bye":
 		p.shutdown(websocket.StatusNormalClosure, "bye", nil)
@@ -525,13 +636,13 @@ func (s *Service) forward(p *peer, m *clientMsg) bool {
 	s.mu.Unlock()
 	if len(targets) == 0 {
 		if m.To != "" {
-			p.enqueue([]byte(`{"type":"error","error":"no such peer"}`))
+			p.enqueue([]byte(`{"type":"error","error":"no such peer"}`), p)
 		}
 		return true
 	}
 	out := mustJSON(serverMsg{Type: m.Type, From: p.pid, SDP: m.SDP, Candidate: m.Candidate})
 	for _, t := range targets {
-		t.enqueue(out)
+		t.enqueue(out, p)
 	}
 	return true
 }

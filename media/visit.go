@@ -59,6 +59,12 @@ type participant struct {
 	FP    []string `json:"fp,omitempty"`
 	Ufrag []string `json:"ufrag,omitempty"`
 	Pwd   []string `json:"pwd,omitempty"`
+
+	// allowance is the participant's signaling allowance
+	// (visits.message_rate, visits.message_burst), shared by its
+	// successive sockets so that reconnecting does not refill it. Not
+	// stored: a restart refills it.
+	allowance *allowance
 }
 
 func (v *visit) active() bool { return v.Ended.IsZero() }
