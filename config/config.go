@@ -273,7 +273,10 @@ type Route struct {
 	// UpstreamTLS configures TLS toward an https upstream.
 	UpstreamTLS UpstreamTLS `yaml:"upstream_tls"`
 	// Providers accepted for sign-in (chooser page when several). Default
-	// all providers.
+	// all providers. The list binds the policy: a session from a provider
+	// not listed never passes the route, whatever its rules say (403,
+	// reason provider:route). Likewise a bearer token passes only from an
+	// issuer in Bearer and a device only from a CA in ClientCert.
 	Providers []string `yaml:"providers"`
 	// API routes answer 401 JSON with WWW-Authenticate instead of a
 	// redirect, and accept bearer tokens from Bearer.
