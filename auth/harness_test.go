@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,6 +201,7 @@ func (h *harness) front() http.Handler {
 		w.Header().Set("X-Subject", sc.Identity.Subject)
 		w.Header().Set("X-Roles", strings.Join(sc.Identity.Roles, ","))
 		w.Header().Set("X-Session", sc.Identity.SessionID)
+		w.Header().Set("X-MFA", strconv.FormatBool(sc.Identity.HasMFA()))
 		w.Header().Set("X-Upstream-Cookie", r.Header.Get("Cookie"))
 		fmt.Fprintf(w, "hello %s", sc.Identity.Subject)
 	})

@@ -216,6 +216,16 @@ type Provider struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// BackchannelLogout enables /.telegate/backchannel-logout/{id}.
 	BackchannelLogout bool `yaml:"backchannel_logout"`
+	// MFAAMR and MFAACR are what this provider's sign-ins must show to
+	// count as multi-factor for require_mfa and break-glass: an amr value
+	// (RFC 8176 §2) of MFAAMR, or an acr value (OIDC Core §2) of MFAACR.
+	// Setting either replaces the default rule for this provider, which
+	// is: amr names "mfa", or factors of two kinds (known: pwd, pin, kba;
+	// held: otp, hwk, swk, sms, tel, sc; the person: fpt, face, iris,
+	// retina, vbm). A knowledge factor alone (pwd, pin, kba) is refused
+	// here. Default none (the default rule).
+	MFAAMR []string `yaml:"mfa_amr"`
+	MFAACR []string `yaml:"mfa_acr"`
 }
 
 // RoleMapping turns claims into roles.
@@ -338,10 +348,11 @@ type Policy struct {
 	Public bool `yaml:"public"`
 	// Allow: a request passes when it matches any one entry.
 	Allow []Rule `yaml:"allow"`
-	// RequireMFA also requires a multi-factor sign-in: amr (RFC 8176)
-	// naming "mfa", or factors of two kinds (known: pwd, pin, kba; held:
-	// otp, hwk, swk, sms, tel, sc; the person: fpt, face, iris, retina,
-	// vbm). "pwd" with "kba" is one kind, not MFA.
+	// RequireMFA also requires a multi-factor sign-in: by the provider's
+	// mfa_amr/mfa_acr when it sets them, else amr (RFC 8176) naming "mfa",
+	// or factors of two kinds (known: pwd, pin, kba; held: otp, hwk, swk,
+	// sms, tel, sc; the person: fpt, face, iris, retina, vbm). "pwd" with
+	// "kba" is one kind, not MFA.
 	RequireMFA bool `yaml:"require_mfa"`
 	// Methods, when set, are the only HTTP methods admitted (upper case).
 	Methods []string `yaml:"methods"`

@@ -601,6 +601,24 @@ func CheckSigningAlg(a string) error {
 	return nil
 }
 
+// knowledgeOnlyAMR are the amr values (RFC 8176 §2) of a knowledge factor:
+// alone, none of them is a second factor.
+var knowledgeOnlyAMR = []string{"pwd", "pin", "kba"}
+
+// checkMFAValues checks the amr or acr values a provider names as
+// multi-factor: not empty and, for amr, not a knowledge factor alone.
+func checkMFAValues(r *Report, field string, values []string, amr bool) {
+	for i, v := range values {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case strings.TrimSpace(v) == "":
+			r.Errorf(f, "must not be empty")
+		case amr && slices.Contains(knowledgeOnlyAMR, v):
+			r.Errorf(f, "%q is a knowledge factor alone and never makes a sign-in multi-factor; list what proves a second factor (mfa, hwk, otp, …)", v)
+		}
+	}
+}
+
 func checkRoleMapping(r *Report, m RoleMapping) {
 	for k, roles := range m.Map {
 		if len(roles) == 0 {
@@ -655,6 +673,8 @@ func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
 			}
 		}
 		checkAlgs(r, p.SigningAlgs)
+		checkMFAValues(r, "mfa_amr", p.MFAAMR, true)
+		checkMFAValues(r, "mfa_acr", p.MFAACR, false)
 		checkRoleMapping(r.Sub("roles"), p.Roles)
 		checkFile(r, "ca_root_file", p.CARootFile)
 	}
