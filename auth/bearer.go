@@ -126,9 +126,11 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// verifyBearer verifies raw against the route's bearer issuers: signature
-// with a pinned algorithm, iss, exp (go-oidc), aud one of the configured
-// audiences, iat present and not in the future, non-empty sub (RFC 9068 §4).
+// verifyBearer verifies raw against the route's bearer issuers: typ
+// (at+jwt required when the issuer is rfc9068), signature with a pinned
+// algorithm, iss, exp (go-oidc), aud one of the configured audiences,
+// NumericDate claims that are JSON numbers, iat present and not in the
+// future (tokenRules), non-empty sub (RFC 9068 §4).
 // It returns the identity, or nil and a short reason.
 func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string) (*scope.Identity, string) {
 	// Find the issuer without trusting the token yet.
@@ -162,6 +164,10 @@ func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string
 	if bv == nil {
 		return nil, "issuer"
 	}
+	rules := tokenRules{use: useAccess, maxBytes: maxBearerLen, rfc9068: bv.cfg.RFC9068, now: bv.now}
+	if reason := rules.check(raw); reason != "" {
+		return nil, reason
+	}
 	verifier, err := bv.verifier()
 	if err != nil {
 		return nil, "unavailable"
@@ -185,8 +191,8 @@ func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string
 	if tok.Subject == "" {
 		return nil, "sub_missing"
 	}
-	if tok.IssuedAt.IsZero() || tok.IssuedAt.After(bv.now().Add(iatSkew)) {
-		return nil, "iat"
+	if reason := rules.checkClaims(all); reason != "" {
+		return nil, reason
 	}
 	groups, roles := mapRoles(bv.cfg.Roles, all)
 	id := &scope.Identity{

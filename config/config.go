@@ -216,6 +216,16 @@ type Provider struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// BackchannelLogout enables /.telegate/backchannel-logout/{id}.
 	BackchannelLogout bool `yaml:"backchannel_logout"`
+	// MaxTokenAge is how old an ID token or logout token may be: one whose
+	// iat (RFC 7519 §4.1.6) lies further back is refused, so that a token
+	// captured once cannot sign in or log out long after. At least 1m.
+	// Default 10m.
+	MaxTokenAge time.Duration `yaml:"max_token_age"`
+	// MaxIDTokenBytes caps an ID token (its compact serialisation, bytes):
+	// a larger one is refused with a sign-in error page, since the session
+	// keeps it and sign-out sends it back to the provider. Between 1024 and
+	// 1048576. Default 16384 (16 KiB).
+	MaxIDTokenBytes int `yaml:"max_id_token_bytes"`
 	// MFAAMR and MFAACR are what this provider's sign-ins must show to
 	// count as multi-factor for require_mfa and break-glass: an amr value
 	// (RFC 8176 §2) of MFAAMR, or an acr value (OIDC Core §2) of MFAACR.
@@ -256,6 +266,12 @@ type Bearer struct {
 	Roles RoleMapping `yaml:"roles"`
 	// CARootFile trusts a private CA for the issuer's HTTPS. Optional.
 	CARootFile string `yaml:"ca_root_file"`
+	// RFC9068 requires the issuer's tokens to be typed as JWT access
+	// tokens: JOSE header typ "at+jwt" (RFC 9068 §2.1, §4), so that an ID
+	// token or another JWT of the issuer is never taken for an access
+	// token. Without it a typ, when present, must be "JWT" or "at+jwt".
+	// Default false.
+	RFC9068 bool `yaml:"rfc9068"`
 }
 
 // ClientCA is a CA whose client certificates identify devices.

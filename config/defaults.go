@@ -40,6 +40,8 @@ const (
 	DefaultAssertionHeader    = "X-Telegate-Assertion"
 	DefaultRoleClaim          = "groups"
 	DefaultProviderTimeout    = 10 * time.Second
+	DefaultMaxTokenAge        = 10 * time.Minute
+	DefaultMaxIDTokenBytes    = 16 << 10
 	DefaultRouteMaxBodyBytes  = 10 << 20
 	DefaultRouteTimeout       = 30 * time.Second
 	DefaultMaxClients         = 100000
@@ -233,6 +235,8 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 		}
 		str(&p.Roles.Claim, DefaultRoleClaim)
 		dur(&p.Timeout, DefaultProviderTimeout)
+		dur(&p.MaxTokenAge, DefaultMaxTokenAge)
+		num(&p.MaxIDTokenBytes, DefaultMaxIDTokenBytes)
 	}
 	for i := range c.Bearer {
 		b := &c.Bearer[i]

@@ -673,6 +673,12 @@ func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
 			}
 		}
 		checkAlgs(r, p.SigningAlgs)
+		if p.MaxTokenAge < time.Minute {
+			r.Errorf("max_token_age", "must be at least 1m (got %v): a shorter one refuses tokens within ordinary clock skew", p.MaxTokenAge)
+		}
+		if p.MaxIDTokenBytes < 1024 || p.MaxIDTokenBytes > 1<<20 {
+			r.Errorf("max_id_token_bytes", "must be between 1024 and 1048576 bytes (got %d)", p.MaxIDTokenBytes)
+		}
 		checkMFAValues(r, "mfa_amr", p.MFAAMR, true)
 		checkMFAValues(r, "mfa_acr", p.MFAACR, false)
 		checkRoleMapping(r.Sub("roles"), p.Roles)
