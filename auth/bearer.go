@@ -23,14 +23,13 @@ const maxBearerLen = 16 << 10
 
 // bearerVerifier verifies JWT access tokens (RFC 9068) from one issuer.
 type bearerVerifier struct {
-	cfg        config.Bearer
-	algs       []jose.SignatureAlgorithm
-	oidcAlgs   []string
-	client     *http.Client
-	jwksClient *http.Client
-	now        func() time.Time
-	disc       *discovery
-	live       atomic.Pointer[oidc.IDTokenVerifier]
+	cfg      config.Bearer
+	algs     []jose.SignatureAlgorithm
+	oidcAlgs []string
+	client   *http.Client
+	now      func() time.Time
+	disc     *discovery
+	live     atomic.Pointer[oidc.IDTokenVerifier]
 }
 
 // newBearerVerifier prepares b's access-token checks (pinned algorithms,
@@ -43,11 +42,11 @@ func newBearerVerifier(b config.Bearer, base *http.Client, now func() time.Time)
 	}
 	// bearer issuers have no timeout setting: calls to them take the
 	// providers' default.
-	call, jwksClient, err := idpClients(base, b.CARootFile, config.DefaultProviderTimeout)
+	call, err := idpClient(base, b.CARootFile, config.DefaultProviderTimeout)
 	if err != nil {
 		return nil, err
 	}
-	bv := &bearerVerifier{cfg: b, oidcAlgs: algs, client: call, jwksClient: jwksClient, now: now}
+	bv := &bearerVerifier{cfg: b, oidcAlgs: algs, client: call, now: now}
 	for _, a := range algs {
 		bv.algs = append(bv.algs, jose.SignatureAlgorithm(a))
 	}
@@ -63,7 +62,7 @@ func (bv *bearerVerifier) verifier() (*oidc.IDTokenVerifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := oidc.NewVerifier(bv.cfg.Issuer, d.keys, &oidc.Config{
+	v := oidc.NewVerifier(bv.cfg.Issuer, d.signIn, &oidc.Config{
 		SkipClientIDCheck:    true, // audience is checked against the list below
 		SupportedSigningAlgs: bv.oidcAlgs,
 		Now:                  bv.now,

@@ -148,7 +148,7 @@ func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 		bad(reason)
 		return
 	}
-	lt, err := l.verifier.VerifyLogout(cctx, raw)
+	lt, err := l.logoutVerifier.VerifyLogout(cctx, raw)
 	if err != nil {
 		bad("logout_token invalid")
 		return

@@ -47,23 +47,26 @@ func pinAlgs(algs []string) ([]string, error) {
 // as one View configures it. Its endpoints and keys come from the issuer's
 // discovery, shared between views (see discovery).
 type relyingParty struct {
-	cfg        config.Provider
-	algs       []string
-	oauth      oauth2.Config // without Endpoint: ready() adds it
-	client     *http.Client
-	jwksClient *http.Client
-	timeout    time.Duration
-	now        func() time.Time
-	disc       *discovery
-	live       atomic.Pointer[rpLive]
+	cfg     config.Provider
+	algs    []string
+	oauth   oauth2.Config // without Endpoint: ready() adds it
+	client  *http.Client
+	timeout time.Duration
+	now     func() time.Time
+	disc    *discovery
+	live    atomic.Pointer[rpLive]
 }
 
 // rpLive is a relying party whose provider has been discovered.
 type rpLive struct {
-	oauth      *oauth2.Config
-	provider   *oidc.Provider
-	verifier   *oidc.IDTokenVerifier
-	endSession string
+	oauth    *oauth2.Config
+	provider *oidc.Provider
+	// verifier checks ID tokens, refetching keys on the sign-in budget;
+	// logoutVerifier checks back-channel logout tokens on the
+	// back-channel budget (discovered).
+	verifier       *oidc.IDTokenVerifier
+	logoutVerifier *oidc.IDTokenVerifier
+	endSession     string
 	// issRequired: the provider announced the iss parameter (RFC 9207).
 	issRequired bool
 }
@@ -93,7 +96,7 @@ func newRelyingParty(p config.Provider, base *http.Client, now func() time.Time)
 		}
 		secret = strings.TrimSpace(s)
 	}
-	call, jwksClient, err := idpClients(base, p.CARootFile, p.Timeout)
+	call, err := idpClient(base, p.CARootFile, p.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -113,10 +116,9 @@ func newRelyingParty(p config.Provider, base *http.Client, now func() time.Time)
 			RedirectURL:  redirect,
 			Scopes:       scopes,
 		},
-		client:     call,
-		jwksClient: jwksClient,
-		timeout:    call.Timeout,
-		now:        now,
+		client:  call,
+		timeout: call.Timeout,
+		now:     now,
 	}, nil
 }
 
@@ -150,16 +152,18 @@ func (rp *relyingParty) ready() (*rpLive, error) {
 	}
 	oc := rp.oauth
 	oc.Endpoint = d.op.Endpoint()
+	vc := &oidc.Config{
+		ClientID:             rp.cfg.ClientID,
+		SupportedSigningAlgs: rp.algs,
+		Now:                  rp.now,
+	}
 	l := &rpLive{
-		oauth:    &oc,
-		provider: d.op,
-		verifier: oidc.NewVerifier(rp.cfg.Issuer, d.keys, &oidc.Config{
-			ClientID:             rp.cfg.ClientID,
-			SupportedSigningAlgs: rp.algs,
-			Now:                  rp.now,
-		}),
-		endSession:  d.endSession,
-		issRequired: d.issParameter,
+		oauth:          &oc,
+		provider:       d.op,
+		verifier:       oidc.NewVerifier(rp.cfg.Issuer, d.signIn, vc),
+		logoutVerifier: oidc.NewVerifier(rp.cfg.Issuer, d.backchannel, vc),
+		endSession:     d.endSession,
+		issRequired:    d.issParameter,
 	}
 	rp.live.CompareAndSwap(nil, l)
 	return rp.live.Load(), nil

@@ -421,6 +421,13 @@ type RateLimits struct {
 	// PerSubject is the bucket per route and signed-in identity (issuer and
 	// subject), after authorisation. Default rate 20, burst 40.
 	PerSubject RateLimit `yaml:"per_subject"`
+	// BackchannelLogout is the bucket per client network on the
+	// back-channel logout endpoints (/.telegate/backchannel-logout/, OIDC
+	// Back-Channel Logout 1.0), which take unauthenticated posts: a
+	// provider's burst of logouts fits, a flood of junk tokens from one
+	// source is answered 429. It replaces per_client there. Default rate
+	// 5, burst 50.
+	BackchannelLogout RateLimit `yaml:"backchannel_logout"`
 	// MaxClients caps each bucket table, per client and per subject (LRU
 	// eviction: an evicted client starts again with a full bucket). Default
 	// 100000.

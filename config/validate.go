@@ -795,6 +795,12 @@ func (c *Config) checkClientCAs(root *Report) {
 // route may claim it.
 const OwnPathPrefix = "/.telegate/"
 
+// BackchannelLogoutPrefix is the path of the back-channel logout endpoints
+// (OIDC Back-Channel Logout 1.0 §2.5), one per provider id after it. The
+// endpoint is auth's; the rate-limit stage gives it its own bucket
+// (rate_limits.backchannel_logout).
+const BackchannelLogoutPrefix = OwnPathPrefix + "backchannel-logout/"
+
 // CheckRoutePath requires a canonical path prefix: it starts with "/" and
 // ends with "/" (or is "/"), has no empty, "." or ".." segments, no
 // percent-encoding, backslash, ';', '?', '#' or control characters, and is
@@ -1029,6 +1035,7 @@ func CheckRateLimit(r *Report, l RateLimit) {
 func (c *Config) checkRateLimits(r *Report) {
 	CheckRateLimit(r.Sub("per_client"), c.RateLimits.PerClient)
 	CheckRateLimit(r.Sub("per_subject"), c.RateLimits.PerSubject)
+	CheckRateLimit(r.Sub("backchannel_logout"), c.RateLimits.BackchannelLogout)
 	if c.RateLimits.MaxClients <= 0 {
 		r.Errorf("max_clients", "must be positive")
 	}
