@@ -23,14 +23,13 @@ const maxBearerLen = 16 << 10
 
 // bearerVerifier verifies JWT access tokens (RFC 9068) from one issuer.
 type bearerVerifier struct {
-	cfg        config.Bearer
-	algs       []jose.SignatureAlgorithm
-	oidcAlgs   []string
-	client     *http.Client
-	jwksClient *http.Client
-	now        func() time.Time
-	disc       *discovery
-	live       atomic.Pointer[oidc.IDTokenVerifier]
+	cfg      config.Bearer
+	algs     []jose.SignatureAlgorithm
+	oidcAlgs []string
+	client   *http.Client
+	now      func() time.Time
+	disc     *discovery
+	live     atomic.Pointer[oidc.IDTokenVerifier]
 }
 
 // newBearerVerifier prepares b's access-token checks (pinned algorithms,
@@ -43,11 +42,11 @@ func newBearerVerifier(b config.Bearer, base *http.Client, now func() time.Time)
 	}
 	// bearer issuers have no timeout setting: calls to them take the
 	// providers' default.
-	call, jwksClient, err := idpClients(base, b.CARootFile, config.DefaultProviderTimeout)
+	call, err := idpClient(base, b.CARootFile, config.DefaultProviderTimeout)
 	if err != nil {
 		return nil, err
 	}
-	bv := &bearerVerifier{cfg: b, oidcAlgs: algs, client: call, jwksClient: jwksClient, now: now}
+	bv := &bearerVerifier{cfg: b, oidcAlgs: algs, client: call, now: now}
 	for _, a := range algs {
 		bv.algs = append(bv.algs, jose.SignatureAlgorithm(a))
 	}
@@ -63,7 +62,7 @@ func (bv *bearerVerifier) verifier() (*oidc.IDTokenVerifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := oidc.NewVerifier(bv.cfg.Issuer, d.keys, &oidc.Config{
+	v := oidc.NewVerifier(bv.cfg.Issuer, d.signIn, &oidc.Config{
 		SkipClientIDCheck:    true, // audience is checked against the list below
 		SupportedSigningAlgs: bv.oidcAlgs,
 		Now:                  bv.now,
@@ -126,9 +125,11 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// verifyBearer verifies raw against the route's bearer issuers: signature
-// with a pinned algorithm, iss, exp (go-oidc), aud one of the configured
-// audiences, iat present and not in the future, non-empty sub (RFC 9068 §4).
+// verifyBearer verifies raw against the route's bearer issuers: typ
+// (at+jwt required when the issuer is rfc9068), signature with a pinned
+// algorithm, iss, exp (go-oidc), aud one of the configured audiences,
+// NumericDate claims that are JSON numbers, iat present and not in the
+// future (tokenRules), non-empty sub (RFC 9068 §4).
 // It returns the identity, or nil and a short reason.
 func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string) (*scope.Identity, string) {
 	// Find the issuer without trusting the token yet.
@@ -162,6 +163,10 @@ func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string
 	if bv == nil {
 		return nil, "issuer"
 	}
+	rules := tokenRules{use: useAccess, maxBytes: maxBearerLen, rfc9068: bv.cfg.RFC9068, now: bv.now}
+	if reason := rules.check(raw); reason != "" {
+		return nil, reason
+	}
 	verifier, err := bv.verifier()
 	if err != nil {
 		return nil, "unavailable"
@@ -185,8 +190,8 @@ func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string
 	if tok.Subject == "" {
 		return nil, "sub_missing"
 	}
-	if tok.IssuedAt.IsZero() || tok.IssuedAt.After(bv.now().Add(iatSkew)) {
-		return nil, "iat"
+	if reason := rules.checkClaims(all); reason != "" {
+		return nil, reason
 	}
 	groups, roles := mapRoles(bv.cfg.Roles, all)
 	id := &scope.Identity{

@@ -29,9 +29,18 @@ var errNotDiscovered = errors.New("the identity provider has not been reached ye
 // issuer: the provider's endpoints (nil for a bearer issuer with a
 // configured jwks_url), its key set (RFC 7517) and its end-session
 // endpoint (RP-Initiated Logout 1.0 §2.1), if any.
+//
+// The key set is seen through two refetch budgets: signIn for the tokens
+// telegate asks for itself (ID tokens at sign-in and refresh; a bearer
+// issuer's access tokens), backchannel for the logout tokens anyone may
+// post to the back-channel endpoint. Junk logout tokens with unknown kids
+// use up only the back-channel budget, and the first sign-in after the
+// provider rotates its key still fetches the new one.
 type discovered struct {
 	op           *oidc.Provider
-	keys         *oidc.RemoteKeySet
+	keys         *keySet
+	signIn       *keyBudget
+	backchannel  *keyBudget
 	endSession   string
 	issParameter bool // RFC 9207: authorization responses carry iss
 }
@@ -41,7 +50,7 @@ type discovered struct {
 // retried with backoff until it succeeds; nothing waits for it.
 type discovery struct {
 	key, issuer, jwksURL string
-	call, jwks           *http.Client
+	call                 *http.Client
 	res                  atomic.Pointer[discovered]
 	lastErr              atomic.Pointer[error]
 	cancel               context.CancelFunc
@@ -112,8 +121,11 @@ func (d *discovery) once(ctx context.Context) (*discovered, error) {
 		}
 		jwksURL = doc.JWKSURI
 	}
-	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), d.jwks), jwksURL)
-	return &discovered{op: op, keys: keys, endSession: doc.EndSessionEndpoint, issParameter: doc.IssParameter}, nil
+	keys := newKeySet(jwksURL, d.call)
+	return &discovered{op: op, keys: keys,
+		signIn:      keys.budget(jwksRefetchEvery, jwksRefetchBurst),
+		backchannel: keys.budget(jwksRefetchEvery, jwksRefetchBurst),
+		endSession:  doc.EndSessionEndpoint, issParameter: doc.IssParameter}, nil
 }
 
 // maxErrorText bounds what a provider's failed answer puts in an error: a
@@ -157,14 +169,14 @@ func (ds *discoveries) init(log *slog.Logger) {
 }
 
 // get returns the discovery for key, starting it when it is new.
-func (ds *discoveries) get(key, issuer, jwksURL string, call, jwks *http.Client) *discovery {
+func (ds *discoveries) get(key, issuer, jwksURL string, call *http.Client) *discovery {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	if d := ds.by[key]; d != nil {
 		return d
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &discovery{key: key, issuer: issuer, jwksURL: jwksURL, call: call, jwks: jwks, cancel: cancel, tried: make(chan struct{})}
+	d := &discovery{key: key, issuer: issuer, jwksURL: jwksURL, call: call, cancel: cancel, tried: make(chan struct{})}
 	ds.by[key] = d
 	if ds.closed {
 		cancel()

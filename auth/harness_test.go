@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,10 @@ type harness struct {
 	ended   []string // reasons: session ids ended (via OnSessionEnd)
 
 	reqN atomic.Int64
+
+	// limit, when set, is the gateway's per-client rate-limit stage, run
+	// after the scope is set and before Authenticate.
+	limit func(http.Handler) http.Handler
 }
 
 type harnessOpt func(h *harness)
@@ -200,14 +205,19 @@ func (h *harness) front() http.Handler {
 		w.Header().Set("X-Subject", sc.Identity.Subject)
 		w.Header().Set("X-Roles", strings.Join(sc.Identity.Roles, ","))
 		w.Header().Set("X-Session", sc.Identity.SessionID)
+		w.Header().Set("X-MFA", strconv.FormatBool(sc.Identity.HasMFA()))
 		w.Header().Set("X-Upstream-Cookie", r.Header.Get("Cookie"))
 		fmt.Fprintf(w, "hello %s", sc.Identity.Subject)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := netip.MustParseAddr("127.0.0.1")
+		if a, err := netip.ParseAddr(r.Header.Get(testClientHeader)); err == nil {
+			client = a // several sources, as trusted proxies would name them
+		}
 		sc := &scope.Scope{
 			RequestID:  fmt.Sprintf("req-%d", h.reqN.Add(1)),
 			Start:      time.Now(),
-			ClientAddr: netip.MustParseAddr("127.0.0.1"),
+			ClientAddr: client,
 			Host:       "127.0.0.1",
 			Path:       r.URL.Path,
 			RawQuery:   r.URL.RawQuery,
@@ -220,9 +230,17 @@ func (h *harness) front() http.Handler {
 				}
 			}
 		}
-		h.svc.View().Authenticate(app).ServeHTTP(w, r.WithContext(scope.With(r.Context(), sc)))
+		var next http.Handler = h.svc.View().Authenticate(app)
+		if h.limit != nil {
+			next = h.limit(next)
+		}
+		next.ServeHTTP(w, r.WithContext(scope.With(r.Context(), sc)))
 	})
 }
+
+// testClientHeader names the client address the harness front puts in the
+// scope (default 127.0.0.1).
+const testClientHeader = "X-Test-Client"
 
 type recordingTransport struct {
 	base http.RoundTripper

@@ -263,6 +263,10 @@ func (s *View) denySignin(w http.ResponseWriter, r *http.Request, pid, sub strin
 	case http.StatusServiceUnavailable:
 		msg, next = "Signing in is not possible right now.", "Try again in a minute."
 	}
+	if ref.reason == "token_too_large" {
+		msg, next = "Your identity provider sent a sign-in token larger than this site accepts.",
+			"Ask your administrator: the provider may be putting too many groups or claims into it."
+	}
 	page.Error(w, r, ref.status, msg, next)
 }
 

@@ -108,18 +108,13 @@ func (s *View) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 	renderPage(w, r, http.StatusOK, "signedout", pageData{Title: "Signed out", RequestID: requestID(r), ReturnTo: rd})
 }
 
-// logoutClaims are the logout token claims go-oidc does not check.
-type logoutClaims struct {
-	IssuedAt *json.Number               `json:"iat"`
-	Events   map[string]json.RawMessage `json:"events"`
-}
-
 // serveBackchannel implements OIDC Back-Channel Logout 1.0 §2.5–§2.8 at
 // POST /.telegate/backchannel-logout/{provider}: the form field
 // logout_token is verified as a JWT from the provider (pinned algorithms,
-// iss, aud = client id, exp, events with the back-channel logout event, sub
-// or sid, no nonce, iat present, jti not seen before), then every matching
-// session ends. 200 on success, 400 with a JSON error otherwise, both
+// iss, aud = client id, exp, sub or sid by go-oidc; typ, NumericDate
+// types, iat present and within max_token_age, events with the
+// back-channel logout event and no nonce by tokenRules; jti not seen
+// before), then every matching session ends. 200 on success, 400 with a JSON error otherwise, both
 // Cache-Control: no-store.
 func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	rp := s.providers[r.PathValue("provider")]
@@ -148,22 +143,23 @@ func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 		page.Write(w, r, page.Problem{Status: http.StatusServiceUnavailable, Reason: "provider-unavailable", Message: "The identity provider has not been reached yet; try again.", JSON: true})
 		return
 	}
-	lt, err := l.verifier.VerifyLogout(cctx, raw)
+	rules := tokenRules{use: useLogout, maxAge: rp.cfg.MaxTokenAge, now: s.now}
+	if reason := rules.check(raw); reason != "" {
+		bad(reason)
+		return
+	}
+	lt, err := l.logoutVerifier.VerifyLogout(cctx, raw)
 	if err != nil {
 		bad("logout_token invalid")
 		return
 	}
-	var c logoutClaims
-	if err := lt.Claims(&c); err != nil || c.IssuedAt == nil {
-		bad("iat missing")
+	var all map[string]json.RawMessage
+	if err := lt.Claims(&all); err != nil {
+		bad("logout_token invalid")
 		return
 	}
-	if _, ok := c.Events[backchannelEvent]; !ok {
-		bad("event missing")
-		return
-	}
-	if iat, err := c.IssuedAt.Float64(); err != nil || time.Unix(int64(iat), 0).After(s.now().Add(iatSkew)) {
-		bad("iat invalid")
+	if reason := rules.checkClaims(all); reason != "" {
+		bad(reason)
 		return
 	}
 	if !s.rememberJTI(lt.Issuer, lt.TokenID, lt.Expiry) {

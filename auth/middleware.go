@@ -127,11 +127,21 @@ func (s *View) Authenticate(next http.Handler) http.Handler {
 		}
 		if own.session != "" {
 			if sess := s.loadSession(ctx, own.session, r.Header.Get(BackgroundHeader) != "1"); sess != nil {
-				sc.Identity = sess.Identity()
+				sc.Identity = s.sessionIdentity(sess)
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// sessionIdentity is the identity sess stands for, with its provider's
+// rule of what counts as multi-factor (providers[].mfa_amr, mfa_acr).
+func (s *View) sessionIdentity(sess *Session) *scope.Identity {
+	id := sess.Identity()
+	if rp := s.providers[sess.Provider]; rp != nil {
+		id.MFA = scope.MFARule{AMR: rp.cfg.MFAAMR, ACR: rp.cfg.MFAACR}
+	}
+	return id
 }
 
 // BackgroundHeader marks a request that a page sends by itself, not on a

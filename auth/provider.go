@@ -47,23 +47,26 @@ func pinAlgs(algs []string) ([]string, error) {
 // as one View configures it. Its endpoints and keys come from the issuer's
 // discovery, shared between views (see discovery).
 type relyingParty struct {
-	cfg        config.Provider
-	algs       []string
-	oauth      oauth2.Config // without Endpoint: ready() adds it
-	client     *http.Client
-	jwksClient *http.Client
-	timeout    time.Duration
-	now        func() time.Time
-	disc       *discovery
-	live       atomic.Pointer[rpLive]
+	cfg     config.Provider
+	algs    []string
+	oauth   oauth2.Config // without Endpoint: ready() adds it
+	client  *http.Client
+	timeout time.Duration
+	now     func() time.Time
+	disc    *discovery
+	live    atomic.Pointer[rpLive]
 }
 
 // rpLive is a relying party whose provider has been discovered.
 type rpLive struct {
-	oauth      *oauth2.Config
-	provider   *oidc.Provider
-	verifier   *oidc.IDTokenVerifier
-	endSession string
+	oauth    *oauth2.Config
+	provider *oidc.Provider
+	// verifier checks ID tokens, refetching keys on the sign-in budget;
+	// logoutVerifier checks back-channel logout tokens on the
+	// back-channel budget (discovered).
+	verifier       *oidc.IDTokenVerifier
+	logoutVerifier *oidc.IDTokenVerifier
+	endSession     string
 	// issRequired: the provider announced the iss parameter (RFC 9207).
 	issRequired bool
 }
@@ -93,7 +96,7 @@ func newRelyingParty(p config.Provider, base *http.Client, now func() time.Time)
 		}
 		secret = strings.TrimSpace(s)
 	}
-	call, jwksClient, err := idpClients(base, p.CARootFile, p.Timeout)
+	call, err := idpClient(base, p.CARootFile, p.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -113,10 +116,9 @@ func newRelyingParty(p config.Provider, base *http.Client, now func() time.Time)
 			RedirectURL:  redirect,
 			Scopes:       scopes,
 		},
-		client:     call,
-		jwksClient: jwksClient,
-		timeout:    call.Timeout,
-		now:        now,
+		client:  call,
+		timeout: call.Timeout,
+		now:     now,
 	}, nil
 }
 
@@ -150,16 +152,18 @@ func (rp *relyingParty) ready() (*rpLive, error) {
 	}
 	oc := rp.oauth
 	oc.Endpoint = d.op.Endpoint()
+	vc := &oidc.Config{
+		ClientID:             rp.cfg.ClientID,
+		SupportedSigningAlgs: rp.algs,
+		Now:                  rp.now,
+	}
 	l := &rpLive{
-		oauth:    &oc,
-		provider: d.op,
-		verifier: oidc.NewVerifier(rp.cfg.Issuer, d.keys, &oidc.Config{
-			ClientID:             rp.cfg.ClientID,
-			SupportedSigningAlgs: rp.algs,
-			Now:                  rp.now,
-		}),
-		endSession:  d.endSession,
-		issRequired: d.issParameter,
+		oauth:          &oc,
+		provider:       d.op,
+		verifier:       oidc.NewVerifier(rp.cfg.Issuer, d.signIn, vc),
+		logoutVerifier: oidc.NewVerifier(rp.cfg.Issuer, d.backchannel, vc),
+		endSession:     d.endSession,
+		issRequired:    d.issParameter,
 	}
 	rp.live.CompareAndSwap(nil, l)
 	return rp.live.Load(), nil
@@ -211,14 +215,26 @@ type verifiedID struct {
 	all    map[string]json.RawMessage
 }
 
-// verifyIDToken applies OIDC Core §3.1.3.7: signature with a pinned
-// algorithm, iss, aud, exp (go-oidc), then the checks go-oidc leaves to the
-// caller: nonce equality (step 11), non-empty sub (§2), iat present and not
-// in the future beyond iatSkew (step 10), azp equal to the client id when
-// present and required when aud has several values (steps 4–5), and
-// at_hash when present (§3.1.3.8). nonce "" skips the nonce check (refresh,
-// §12.2).
+// idTokenRules are the provider's checks of an ID token beyond go-oidc's
+// (tokenRules): at most max_id_token_bytes, typ absent or JWT, NumericDate
+// claims that are JSON numbers, iat present, not ahead by more than
+// iatSkew and not older than max_token_age.
+func (rp *relyingParty) idTokenRules() tokenRules {
+	return tokenRules{use: useIDToken, maxBytes: rp.cfg.MaxIDTokenBytes, maxAge: rp.cfg.MaxTokenAge, now: rp.now}
+}
+
+// verifyIDToken applies OIDC Core §3.1.3.7: the size and JOSE header of
+// the token (idTokenRules), then signature with a pinned algorithm, iss,
+// aud, exp (go-oidc), then the checks go-oidc leaves to the caller: nonce
+// equality (step 11), non-empty sub (§2), the claims' types and iat (step
+// 10, idTokenRules), azp equal to the client id when present and required
+// when aud has several values (steps 4–5), and at_hash when present
+// (§3.1.3.8). nonce "" skips the nonce check (refresh, §12.2).
 func (rp *relyingParty) verifyIDToken(ctx context.Context, raw, nonce, accessToken string) (*verifiedID, *refusal) {
+	rules := rp.idTokenRules()
+	if reason := rules.check(raw); reason != "" {
+		return nil, refuse(reason, http.StatusUnauthorized, nil)
+	}
 	l, err := rp.ready()
 	if err != nil {
 		return nil, refuse("provider_unavailable", http.StatusServiceUnavailable, err)
@@ -233,17 +249,14 @@ func (rp *relyingParty) verifyIDToken(ctx context.Context, raw, nonce, accessTok
 	if tok.Subject == "" {
 		return nil, refuse("sub_missing", http.StatusUnauthorized, nil)
 	}
-	if tok.IssuedAt.IsZero() {
-		return nil, refuse("iat_missing", http.StatusUnauthorized, nil)
-	}
-	if tok.IssuedAt.After(rp.now().Add(iatSkew)) {
-		return nil, refuse("iat_future", http.StatusUnauthorized, nil)
-	}
 	v := &verifiedID{token: tok, raw: raw}
-	if err := tok.Claims(&v.claims); err != nil {
+	if err := tok.Claims(&v.all); err != nil {
 		return nil, refuse("id_token_claims", http.StatusUnauthorized, err)
 	}
-	if err := tok.Claims(&v.all); err != nil {
+	if reason := rules.checkClaims(v.all); reason != "" {
+		return nil, refuse(reason, http.StatusUnauthorized, nil)
+	}
+	if err := tok.Claims(&v.claims); err != nil {
 		return nil, refuse("id_token_claims", http.StatusUnauthorized, err)
 	}
 	if v.claims.AZP != "" && v.claims.AZP != rp.cfg.ClientID {

@@ -314,7 +314,7 @@ func (s *View) routesMux() http.Handler {
 	mux.HandleFunc("GET /.telegate/logout", s.serveLogoutConfirm)
 	mux.Handle("POST /.telegate/logout", s.csrfChecker.Handler(http.HandlerFunc(s.serveLogout)))
 	mux.HandleFunc("GET /.telegate/signed-out", s.serveSignedOut)
-	mux.HandleFunc("POST /.telegate/backchannel-logout/{provider}", s.serveBackchannel)
+	mux.HandleFunc("POST "+config.BackchannelLogoutPrefix+"{provider}", s.serveBackchannel)
 	return mux
 }
 

@@ -108,7 +108,7 @@ func NewView(cfg *config.Config, s *Service, clientCAs map[string]*x509.CertPool
 			continue
 		}
 		if s != nil {
-			rp.disc = s.discovery.get(discoveryKey(p.Issuer, "", p.CARootFile, p.Timeout), p.Issuer, "", rp.client, rp.jwksClient)
+			rp.disc = s.discovery.get(discoveryKey(p.Issuer, "", p.CARootFile, p.Timeout), p.Issuer, "", rp.client)
 		}
 		v.providers[p.ID] = rp
 		v.provOrder = append(v.provOrder, p.ID)
@@ -125,7 +125,7 @@ func NewView(cfg *config.Config, s *Service, clientCAs map[string]*x509.CertPool
 			continue
 		}
 		if s != nil {
-			bv.disc = s.discovery.get(discoveryKey(b.Issuer, b.JWKSURL, b.CARootFile, 0), b.Issuer, b.JWKSURL, bv.client, bv.jwksClient)
+			bv.disc = s.discovery.get(discoveryKey(b.Issuer, b.JWKSURL, b.CARootFile, 0), b.Issuer, b.JWKSURL, bv.client)
 		}
 		v.bearers[b.ID] = bv
 	}

@@ -253,6 +253,26 @@ type Provider struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// BackchannelLogout enables /.telegate/backchannel-logout/{id}.
 	BackchannelLogout bool `yaml:"backchannel_logout"`
+	// MaxTokenAge is how old an ID token or logout token may be: one whose
+	// iat (RFC 7519 §4.1.6) lies further back is refused, so that a token
+	// captured once cannot sign in or log out long after. At least 1m.
+	// Default 10m.
+	MaxTokenAge time.Duration `yaml:"max_token_age"`
+	// MaxIDTokenBytes caps an ID token (its compact serialisation, bytes):
+	// a larger one is refused with a sign-in error page, since the session
+	// keeps it and sign-out sends it back to the provider. Between 1024 and
+	// 1048576. Default 16384 (16 KiB).
+	MaxIDTokenBytes int `yaml:"max_id_token_bytes"`
+	// MFAAMR and MFAACR are what this provider's sign-ins must show to
+	// count as multi-factor for require_mfa and break-glass: an amr value
+	// (RFC 8176 §2) of MFAAMR, or an acr value (OIDC Core §2) of MFAACR.
+	// Setting either replaces the default rule for this provider, which
+	// is: amr names "mfa", or factors of two kinds (known: pwd, pin, kba;
+	// held: otp, hwk, swk, sms, tel, sc; the person: fpt, face, iris,
+	// retina, vbm). A knowledge factor alone (pwd, pin, kba) is refused
+	// here. Default none (the default rule).
+	MFAAMR []string `yaml:"mfa_amr"`
+	MFAACR []string `yaml:"mfa_acr"`
 }
 
 // RoleMapping turns claims into roles.
@@ -283,6 +303,12 @@ type Bearer struct {
 	Roles RoleMapping `yaml:"roles"`
 	// CARootFile trusts a private CA for the issuer's HTTPS. Optional.
 	CARootFile string `yaml:"ca_root_file"`
+	// RFC9068 requires the issuer's tokens to be typed as JWT access
+	// tokens: JOSE header typ "at+jwt" (RFC 9068 §2.1, §4), so that an ID
+	// token or another JWT of the issuer is never taken for an access
+	// token. Without it a typ, when present, must be "JWT" or "at+jwt".
+	// Default false.
+	RFC9068 bool `yaml:"rfc9068"`
 }
 
 // ClientCA is a CA whose client certificates identify devices.
@@ -310,7 +336,10 @@ type Route struct {
 	// UpstreamTLS configures TLS toward an https upstream.
 	UpstreamTLS UpstreamTLS `yaml:"upstream_tls"`
 	// Providers accepted for sign-in (chooser page when several). Default
-	// all providers.
+	// all providers. The list binds the policy: a session from a provider
+	// not listed never passes the route, whatever its rules say (403,
+	// reason provider:route). Likewise a bearer token passes only from an
+	// issuer in Bearer and a device only from a CA in ClientCert.
 	Providers []string `yaml:"providers"`
 	// API routes answer 401 JSON with WWW-Authenticate instead of a
 	// redirect, and accept bearer tokens from Bearer.
@@ -372,10 +401,11 @@ type Policy struct {
 	Public bool `yaml:"public"`
 	// Allow: a request passes when it matches any one entry.
 	Allow []Rule `yaml:"allow"`
-	// RequireMFA also requires a multi-factor sign-in: amr (RFC 8176)
-	// naming "mfa", or factors of two kinds (known: pwd, pin, kba; held:
-	// otp, hwk, swk, sms, tel, sc; the person: fpt, face, iris, retina,
-	// vbm). "pwd" with "kba" is one kind, not MFA.
+	// RequireMFA also requires a multi-factor sign-in: by the provider's
+	// mfa_amr/mfa_acr when it sets them, else amr (RFC 8176) naming "mfa",
+	// or factors of two kinds (known: pwd, pin, kba; held: otp, hwk, swk,
+	// sms, tel, sc; the person: fpt, face, iris, retina, vbm). "pwd" with
+	// "kba" is one kind, not MFA.
 	RequireMFA bool `yaml:"require_mfa"`
 	// Methods, when set, are the only HTTP methods admitted (upper case).
 	Methods []string `yaml:"methods"`
@@ -428,6 +458,13 @@ type RateLimits struct {
 	// PerSubject is the bucket per route and signed-in identity (issuer and
 	// subject), after authorisation. Default rate 20, burst 40.
 	PerSubject RateLimit `yaml:"per_subject"`
+	// BackchannelLogout is the bucket per client network on the
+	// back-channel logout endpoints (/.telegate/backchannel-logout/, OIDC
+	// Back-Channel Logout 1.0), which take unauthenticated posts: a
+	// provider's burst of logouts fits, a flood of junk tokens from one
+	// source is answered 429. It replaces per_client there. Default rate
+	// 5, burst 50.
+	BackchannelLogout RateLimit `yaml:"backchannel_logout"`
 	// MaxClients caps each bucket table, per client and per subject (LRU
 	// eviction: an evicted client starts again with a full bucket). Default
 	// 100000.

@@ -40,6 +40,8 @@ const (
 	DefaultAssertionHeader    = "X-Telegate-Assertion"
 	DefaultRoleClaim          = "groups"
 	DefaultProviderTimeout    = 10 * time.Second
+	DefaultMaxTokenAge        = 10 * time.Minute
+	DefaultMaxIDTokenBytes    = 16 << 10
 	DefaultRouteMaxBodyBytes  = 10 << 20
 	DefaultRouteTimeout       = 30 * time.Second
 	DefaultMaxClients         = 100000
@@ -90,6 +92,11 @@ const (
 	// subject).
 	DefaultPerSubjectRate  = 20.0
 	DefaultPerSubjectBurst = 40
+	// DefaultBackchannelLogoutRate and DefaultBackchannelLogoutBurst are
+	// rate_limits.backchannel_logout: per client network on the
+	// back-channel logout endpoints.
+	DefaultBackchannelLogoutRate  = 5.0
+	DefaultBackchannelLogoutBurst = 50
 	// RateLimitIPv6PrefixLen groups IPv6 clients into one per-client
 	// bucket per /64, the smallest block an end site is usually given
 	// (RFC 6177), so that one host cannot escape its limit by rotating
@@ -99,13 +106,15 @@ const (
 )
 
 // DefaultRateLimits returns rate_limits as ApplyDefaults fills it when the
-// file leaves it out: DefaultPerClientRate/Burst, DefaultPerSubjectRate/Burst
+// file leaves it out: DefaultPerClientRate/Burst, DefaultPerSubjectRate/Burst,
+// DefaultBackchannelLogoutRate/Burst
 // and DefaultMaxClients.
 func DefaultRateLimits() RateLimits {
 	return RateLimits{
-		PerClient:  RateLimit{Rate: DefaultPerClientRate, Burst: DefaultPerClientBurst},
-		PerSubject: RateLimit{Rate: DefaultPerSubjectRate, Burst: DefaultPerSubjectBurst},
-		MaxClients: DefaultMaxClients,
+		PerClient:         RateLimit{Rate: DefaultPerClientRate, Burst: DefaultPerClientBurst},
+		PerSubject:        RateLimit{Rate: DefaultPerSubjectRate, Burst: DefaultPerSubjectBurst},
+		BackchannelLogout: RateLimit{Rate: DefaultBackchannelLogoutRate, Burst: DefaultBackchannelLogoutBurst},
+		MaxClients:        DefaultMaxClients,
 	}
 }
 
@@ -263,6 +272,8 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 		}
 		str(&p.Roles.Claim, DefaultRoleClaim)
 		dur(&p.Timeout, DefaultProviderTimeout)
+		dur(&p.MaxTokenAge, DefaultMaxTokenAge)
+		num(&p.MaxIDTokenBytes, DefaultMaxIDTokenBytes)
 	}
 	for i := range c.Bearer {
 		b := &c.Bearer[i]
@@ -287,6 +298,9 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	}
 	if rl.PerSubject == (RateLimit{}) && !set("rate_limits.per_subject") {
 		rl.PerSubject = drl.PerSubject
+	}
+	if rl.BackchannelLogout == (RateLimit{}) && !set("rate_limits.backchannel_logout") {
+		rl.BackchannelLogout = drl.BackchannelLogout
 	}
 	num(&rl.MaxClients, drl.MaxClients)
 	num(&c.Inspection.ParanoiaLevel, DefaultParanoiaLevel)

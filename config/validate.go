@@ -628,6 +628,24 @@ func CheckSigningAlg(a string) error {
 	return nil
 }
 
+// knowledgeOnlyAMR are the amr values (RFC 8176 §2) of a knowledge factor:
+// alone, none of them is a second factor.
+var knowledgeOnlyAMR = []string{"pwd", "pin", "kba"}
+
+// checkMFAValues checks the amr or acr values a provider names as
+// multi-factor: not empty and, for amr, not a knowledge factor alone.
+func checkMFAValues(r *Report, field string, values []string, amr bool) {
+	for i, v := range values {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case strings.TrimSpace(v) == "":
+			r.Errorf(f, "must not be empty")
+		case amr && slices.Contains(knowledgeOnlyAMR, v):
+			r.Errorf(f, "%q is a knowledge factor alone and never makes a sign-in multi-factor; list what proves a second factor (mfa, hwk, otp, …)", v)
+		}
+	}
+}
+
 func checkRoleMapping(r *Report, m RoleMapping) {
 	for k, roles := range m.Map {
 		if len(roles) == 0 {
@@ -682,6 +700,14 @@ func (c *Config) checkProviders(root *Report, fromEnv map[string]bool) {
 			}
 		}
 		checkAlgs(r, p.SigningAlgs)
+		if p.MaxTokenAge < time.Minute {
+			r.Errorf("max_token_age", "must be at least 1m (got %v): a shorter one refuses tokens within ordinary clock skew", p.MaxTokenAge)
+		}
+		if p.MaxIDTokenBytes < 1024 || p.MaxIDTokenBytes > 1<<20 {
+			r.Errorf("max_id_token_bytes", "must be between 1024 and 1048576 bytes (got %d)", p.MaxIDTokenBytes)
+		}
+		checkMFAValues(r, "mfa_amr", p.MFAAMR, true)
+		checkMFAValues(r, "mfa_acr", p.MFAACR, false)
 		checkRoleMapping(r.Sub("roles"), p.Roles)
 		checkFile(r, "ca_root_file", p.CARootFile)
 	}
@@ -795,6 +821,12 @@ func (c *Config) checkClientCAs(root *Report) {
 // OwnPathPrefix is where telegate's own endpoints live on every host; no
 // route may claim it.
 const OwnPathPrefix = "/.telegate/"
+
+// BackchannelLogoutPrefix is the path of the back-channel logout endpoints
+// (OIDC Back-Channel Logout 1.0 §2.5), one per provider id after it. The
+// endpoint is auth's; the rate-limit stage gives it its own bucket
+// (rate_limits.backchannel_logout).
+const BackchannelLogoutPrefix = OwnPathPrefix + "backchannel-logout/"
 
 // CheckRoutePath requires a canonical path prefix: it starts with "/" and
 // ends with "/" (or is "/"), has no empty, "." or ".." segments, no
@@ -1030,6 +1062,7 @@ func CheckRateLimit(r *Report, l RateLimit) {
 func (c *Config) checkRateLimits(r *Report) {
 	CheckRateLimit(r.Sub("per_client"), c.RateLimits.PerClient)
 	CheckRateLimit(r.Sub("per_subject"), c.RateLimits.PerSubject)
+	CheckRateLimit(r.Sub("backchannel_logout"), c.RateLimits.BackchannelLogout)
 	if c.RateLimits.MaxClients <= 0 {
 		r.Errorf("max_clients", "must be positive")
 	}

@@ -73,30 +73,43 @@ func NewBreakGlass(maxGrants int, sink audit.Sink, now func() time.Time) *BreakG
 	return &BreakGlass{grants: c, sink: sink, now: now}
 }
 
-// Grant opens routeID to id until the returned expiry. The identity must be
-// signed in with MFA (scope.Identity.HasMFA; devices never qualify), match
-// one of rule.Allow, and give a reason from BreakGlassReasons. A grant is
-// recorded in the audit trail (type "break-glass.grant", reason, expiry).
-// Granting again extends the grant. Errors: the ErrBreakGlass* values.
-func (b *BreakGlass) Grant(ctx context.Context, routeID string, rule *BreakGlassRule, id *scope.Identity, reason string) (time.Time, error) {
+// Grant opens route rt to id until the returned expiry. The identity must
+// be signed in with MFA (scope.Identity.HasMFA; devices never qualify), be
+// eligible (bound to rt, Bound, and matching one of its
+// policy.break_glass.allow rules), and give a reason from
+// BreakGlassReasons. A grant is recorded in the audit trail (type
+// "break-glass.grant", reason, expiry). Granting again extends the grant.
+// Errors: the ErrBreakGlass* values.
+func (b *BreakGlass) Grant(ctx context.Context, rt *config.Route, id *scope.Identity, reason string) (time.Time, error) {
+	var routeID string
+	if rt != nil {
+		routeID = rt.ID
+	}
 	switch {
 	case id == nil || id.Issuer == "" || id.Subject == "":
 		return time.Time{}, ErrBreakGlassUnauthenticated
 	case !id.HasMFA():
 		return time.Time{}, ErrBreakGlassMFA
-	case rule == nil || !anyRuleMatches(rule.Allow, id):
+	case !eligible(rt, id):
 		b.sink.Record(ctx, audit.Event{Type: "break-glass.refused", RouteID: routeID, Issuer: id.Issuer, Subject: id.Subject, Decision: "deny", Reason: "not-eligible"})
 		return time.Time{}, ErrBreakGlassNotEligible
 	case !slices.Contains(BreakGlassReasons, reason):
 		return time.Time{}, ErrBreakGlassReason
 	}
-	d := min(rule.Duration, MaxBreakGlassDuration)
+	d := min(rt.Policy.BreakGlass.Duration, MaxBreakGlassDuration)
 	now := b.now()
 	exp := now.Add(d)
 	b.grants.Add(grantKey{routeID, id.Issuer, id.Subject}, exp)
 	b.sink.Record(ctx, audit.Event{Time: now, Type: "break-glass.grant", RouteID: routeID, Issuer: id.Issuer, Subject: id.Subject,
 		Decision: "allow", Reason: reason, Attrs: map[string]string{"expires": exp.UTC().Format(time.RFC3339)}})
 	return exp, nil
+}
+
+// eligible reports whether id may break the glass on rt: rt has a
+// break_glass section, is bound to id (Bound) and one of the section's
+// allow rules matches id.
+func eligible(rt *config.Route, id *scope.Identity) bool {
+	return rt != nil && rt.Policy != nil && rt.Policy.BreakGlass != nil && Bound(rt, id) && anyRuleMatches(rt.Policy.BreakGlass.Allow, id)
 }
 
 // Revoke ends id's grant on routeID (if any) and records it.
@@ -129,18 +142,24 @@ func (b *BreakGlass) Active(routeID string, id *scope.Identity) bool {
 // Decide is Evaluate with break-glass: a request the policy's allow rules
 // deny ("role", "group", …, "no-match", "empty-rule") passes with reason
 // "break-glass" while id holds an active grant on routeID. Every other
-// outcome (no policy, no rules, unauthenticated, method, mfa-required) is
-// Evaluate's. The gateway should audit every request allowed this way.
+// outcome (no policy, no rules, unauthenticated, provider:route, method,
+// mfa-required) is Evaluate's. The gateway should audit every request
+// allowed this way.
 func (b *BreakGlass) Decide(routeID string, p *config.Policy, id *scope.Identity, method string) scope.Decision {
-	d := Evaluate(p, id, method)
+	return b.decide(routeID, p, id, Evaluate(p, id, method))
+}
+
+// decide turns d, a decision of p for id on routeID, into an allow when
+// the deny is one a grant may lift and id holds an active grant.
+func (b *BreakGlass) decide(routeID string, p *config.Policy, id *scope.Identity, d scope.Decision) scope.Decision {
 	if d.Allow {
 		return d
 	}
 	switch d.Reason {
-	case scope.ReasonNoPolicy, scope.ReasonNoRules, scope.ReasonUnauthenticated, scope.ReasonMethod, scope.ReasonMFARequired:
+	case scope.ReasonNoPolicy, scope.ReasonNoRules, scope.ReasonUnauthenticated, scope.ReasonRouteProvider, scope.ReasonMethod, scope.ReasonMFARequired:
 		return d
 	}
-	if p.Public || !id.HasMFA() || !b.Active(routeID, id) {
+	if p == nil || p.Public || !id.HasMFA() || !b.Active(routeID, id) {
 		return d
 	}
 	return scope.Decision{Allow: true, Reason: scope.ReasonBreakGlass}

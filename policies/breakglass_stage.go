@@ -17,15 +17,17 @@ import (
 // rd (the path to return to, on that route). Same-origin requests only.
 const BreakGlassPath = "/.telegate/break-glass"
 
-// Reconsider re-decides a denied request with break-glass when the route
-// has a break_glass section: an active grant of the identity on the route
-// allows it (Decide). Allowed decisions, and a nil BreakGlass, are
+// Reconsider re-decides d, the route's decision for the request
+// (Authorise), with break-glass when the route has a break_glass section:
+// an active grant of the identity on the route lifts a deny by the allow
+// rules (Decide); a deny for anything else (provider:route, method,
+// mfa-required, …) stands. Allowed decisions, and a nil BreakGlass, are
 // returned as they are.
-func (b *BreakGlass) Reconsider(s *scope.Scope, d scope.Decision, method string) scope.Decision {
+func (b *BreakGlass) Reconsider(s *scope.Scope, d scope.Decision) scope.Decision {
 	if d.Allow || b == nil || s.Route == nil || s.Route.Policy == nil || s.Route.Policy.BreakGlass == nil {
 		return d
 	}
-	return b.Decide(s.RouteID, s.Route.Policy, s.Identity, method)
+	return b.decide(s.RouteID, s.Route.Policy, s.Identity, d)
 }
 
 // breakGlassPage is the 403 page that offers emergency access.
@@ -43,15 +45,15 @@ type breakGlassData struct {
 type breakGlassChoice struct{ Value, Label string }
 
 // Offer writes the 403 page with a break-glass form when the identity
-// could break the glass on the denied route (eligible by the route's
-// break_glass.allow and signed in with MFA; HTML requests on non-API
+// could break the glass on the denied route (bound to the route, eligible
+// by its break_glass.allow and signed in with MFA; HTML requests on non-API
 // routes only), and reports whether it did. A nil BreakGlass offers
 // nothing.
 func (b *BreakGlass) Offer(w http.ResponseWriter, r *http.Request, s *scope.Scope) bool {
 	if b == nil || s.Route == nil || s.Route.Policy == nil || s.Route.Policy.BreakGlass == nil || s.Route.API {
 		return false
 	}
-	if !s.Identity.HasMFA() || !Evaluate(&config.Policy{Allow: s.Route.Policy.BreakGlass.Allow}, s.Identity, http.MethodGet).Allow {
+	if !s.Identity.HasMFA() || !eligible(s.Route, s.Identity) {
 		return false
 	}
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
@@ -99,7 +101,7 @@ func (b *BreakGlass) Handler(route func(id string) *config.Route, returnTo func(
 			page.Error(w, r, http.StatusForbidden, "Emergency access is not available for this page.", "")
 			return
 		}
-		_, err := b.Grant(r.Context(), rt.ID, rt.Policy.BreakGlass, s.Identity, r.PostForm.Get("reason"))
+		_, err := b.Grant(r.Context(), rt, s.Identity, r.PostForm.Get("reason"))
 		switch {
 		case errors.Is(err, ErrBreakGlassReason):
 			page.Error(w, r, http.StatusBadRequest, "Choose one of the listed reasons.", "")

@@ -27,6 +27,11 @@ func TestBreakGlass(t *testing.T) {
 	bg := NewBreakGlass(0, al, clk.now)
 	oncology := &config.Policy{Methods: []string{"GET"}, Allow: []config.Rule{{Groups: []string{"oncology"}}}}
 	rule := &BreakGlassRule{Allow: []config.Rule{{Roles: []string{"clinician"}}}, Duration: 30 * time.Minute}
+	onc := func(rule *BreakGlassRule) *config.Route {
+		p := *oncology
+		p.BreakGlass = rule
+		return &config.Route{ID: "onc", Policy: &p}
+	}
 	ctx := context.Background()
 
 	doc := clinician() // cardiology, MFA
@@ -49,11 +54,11 @@ func TestBreakGlass(t *testing.T) {
 		{doc, &BreakGlassRule{Allow: []config.Rule{{Roles: []string{"admin"}}}}, "emergency-care", ErrBreakGlassNotEligible},
 		{doc, rule, "Patient Jane Doe collapsed", ErrBreakGlassReason},
 	} {
-		if _, err := bg.Grant(ctx, "onc", tc.rule, tc.id, tc.reason); !errors.Is(err, tc.want) {
+		if _, err := bg.Grant(ctx, onc(tc.rule), tc.id, tc.reason); !errors.Is(err, tc.want) {
 			t.Errorf("Grant(%v) err = %v, want %v", tc.reason, err, tc.want)
 		}
 	}
-	exp, err := bg.Grant(ctx, "onc", rule, doc, "emergency-care")
+	exp, err := bg.Grant(ctx, onc(rule), doc, "emergency-care")
 	if err != nil || !exp.Equal(clk.now().Add(30*time.Minute)) {
 		t.Fatalf("Grant = %v, %v", exp, err)
 	}
@@ -83,7 +88,7 @@ func TestBreakGlass(t *testing.T) {
 	if d := bg.Decide("onc", oncology, doc, "GET"); d.Allow {
 		t.Fatalf("grant outlived its expiry: %+v", d)
 	}
-	bg.Grant(ctx, "onc", rule, doc, "covering-clinician")
+	bg.Grant(ctx, onc(rule), doc, "covering-clinician")
 	bg.Revoke(ctx, "onc", doc)
 	if bg.Active("onc", doc) {
 		t.Fatal("revoked grant still active")
@@ -111,14 +116,19 @@ func TestBreakGlassDurationCapped(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	bg := NewBreakGlass(1, nil, clk.now)
-	exp, err := bg.Grant(context.Background(), "r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: 1000 * time.Hour}, clinician(), "emergency-care")
+	exp, err := bg.Grant(context.Background(), bgRoute("r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: 1000 * time.Hour}), clinician(), "emergency-care")
 	if err != nil || !exp.Equal(clk.now().Add(MaxBreakGlassDuration)) {
 		t.Fatalf("Grant = %v, %v; want now+%v", exp, err, MaxBreakGlassDuration)
 	}
 	other := clinician()
 	other.Subject = "c-2"
-	bg.Grant(context.Background(), "r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: config.DefaultBreakGlassDuration}, other, "emergency-care")
+	bg.Grant(context.Background(), bgRoute("r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: config.DefaultBreakGlassDuration}), other, "emergency-care")
 	if bg.Active("r", clinician()) || !bg.Active("r", other) {
 		t.Fatal("table not bounded to 1 grant")
 	}
+}
+
+// bgRoute is a route id with a policy whose break_glass section is rule.
+func bgRoute(id string, rule *BreakGlassRule) *config.Route {
+	return &config.Route{ID: id, Policy: &config.Policy{Allow: []config.Rule{{Roles: []string{"nobody"}}}, BreakGlass: rule}}
 }

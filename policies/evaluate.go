@@ -16,6 +16,8 @@ import (
 //  1. nil policy: deny "no-policy".
 //  2. Public: allow "public" when the method is permitted, else deny "method".
 //  3. anonymous: deny "unauthenticated" (the gateway then challenges).
+//     With Authorise, an identity the route is not bound to (Bound):
+//     deny "provider:route".
 //  4. method not in Methods (when set; HEAD passes where GET does,
 //     RFC 9110 §9.3.2): deny "method".
 //  5. RequireMFA and no second factor (RFC 8176 amr, scope.Identity.HasMFA):
@@ -32,6 +34,12 @@ import (
 // Evaluate never panics on partial identities and never returns Allow with
 // an empty Reason.
 func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decision {
+	return evaluate(p, nil, id, method)
+}
+
+// evaluate is Evaluate, and with rt set Authorise: the route's binding
+// (Bound) is checked right after the anonymous check.
+func evaluate(p *config.Policy, rt *config.Route, id *scope.Identity, method string) scope.Decision {
 	if p == nil {
 		return deny(scope.ReasonNoPolicy)
 	}
@@ -43,6 +51,9 @@ func Evaluate(p *config.Policy, id *scope.Identity, method string) scope.Decisio
 	}
 	if id == nil {
 		return deny(scope.ReasonUnauthenticated)
+	}
+	if rt != nil && !Bound(rt, id) {
+		return deny(scope.ReasonRouteProvider)
 	}
 	if !methodAllowed(p.Methods, method) {
 		return deny(scope.ReasonMethod)

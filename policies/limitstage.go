@@ -3,6 +3,7 @@ package policies
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/page"
@@ -12,6 +13,24 @@ import (
 // OwnRouteID is the rate-limit, metrics and audit route id of telegate's
 // own endpoints under /.telegate/.
 const OwnRouteID = ".telegate"
+
+// BackchannelRouteID is the rate-limit route id of the back-channel logout
+// endpoints (config.BackchannelLogoutPrefix): their per-client buckets are
+// their own, under rate_limits.backchannel_logout, apart from the other
+// endpoints' (OwnRouteID).
+const BackchannelRouteID = ".telegate/backchannel-logout"
+
+// limitID is the rate-limit route id of a request: its route's, else
+// BackchannelRouteID or OwnRouteID by its canonical path.
+func limitID(s *scope.Scope) string {
+	switch {
+	case s.RouteID != "":
+		return s.RouteID
+	case strings.HasPrefix(s.Path, config.BackchannelLogoutPrefix):
+		return BackchannelRouteID
+	}
+	return OwnRouteID
+}
 
 // Buckets are the rate-limit buckets the stages take tokens from: the
 // in-memory Limiter or the RedisLimiter.
@@ -25,8 +44,9 @@ type Buckets interface {
 }
 
 // LimitClient is the per-client-address rate-limit stage: a request whose
-// route (OwnRouteID for telegate's own endpoints) has no token left in the
-// bucket of its client address under limits gets 429 with Retry-After: 1
+// route (OwnRouteID for telegate's own endpoints, BackchannelRouteID for
+// back-channel logout) has no token left in the bucket of its client
+// address under limits gets 429 with Retry-After: 1
 // (RFC 6585 §4) and the reason scope.ReasonRateClient. limits is the
 // generation's (NewRouteLimits), so a reload changes the limit for the
 // next request.
@@ -34,10 +54,7 @@ func LimitClient(b Buckets, limits *RouteLimits) func(http.Handler) http.Handler
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := scope.From(r.Context())
-			id := s.RouteID
-			if id == "" {
-				id = OwnRouteID
-			}
+			id := limitID(s)
 			if !b.AllowClient(id, s.ClientAddr, limits.Client(id)) {
 				w.Header().Set("Retry-After", "1")
 				page.Refuse(w, r, http.StatusTooManyRequests, scope.ReasonRateClient)

@@ -49,6 +49,21 @@ func TestLimitStages(t *testing.T) {
 	if w, _ := do(client, &scope.Scope{ClientAddr: addr}); w.Code != http.StatusTooManyRequests {
 		t.Fatalf("own endpoints past the burst: %d", w.Code)
 	}
+	// Back-channel logout: a bucket of its own under
+	// rate_limits.backchannel_logout (here the default, burst 50), even
+	// though the other own endpoints are used up.
+	bc := &scope.Scope{ClientAddr: addr, Path: config.BackchannelLogoutPrefix + "staff"}
+	for i := range config.DefaultBackchannelLogoutBurst {
+		if w, _ := do(client, bc); w.Code != http.StatusNoContent {
+			t.Fatalf("back-channel logout %d: %d", i, w.Code)
+		}
+	}
+	if w, _ := do(client, bc); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("back-channel logout past the burst: %d", w.Code)
+	}
+	if w, _ := do(client, &scope.Scope{ClientAddr: netip.MustParseAddr("192.0.2.8"), Path: bc.Path}); w.Code != http.StatusNoContent {
+		t.Fatalf("back-channel logout from another source: %d", w.Code)
+	}
 	subject := LimitSubject(l, limits)(ok)
 	id := &scope.Identity{Issuer: "https://idp.test", Subject: "nurse-1"}
 	if w, _ := do(subject, &scope.Scope{RouteID: "chart", Identity: id}); w.Code != http.StatusNoContent {

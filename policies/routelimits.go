@@ -12,6 +12,7 @@ import "github.com/telegate/telegate/config"
 // defaults (config.DefaultRateLimits).
 type RouteLimits struct {
 	client, subject config.RateLimit
+	backchannel     config.RateLimit            // BackchannelRouteID's per-client limit
 	routes          map[string]config.RateLimit // route id → its own limit
 }
 
@@ -23,7 +24,7 @@ type RouteLimits struct {
 // changes to cfg do not show.
 func NewRouteLimits(cfg *config.Config) *RouteLimits {
 	d := config.DefaultRateLimits()
-	l := &RouteLimits{client: d.PerClient, subject: d.PerSubject, routes: map[string]config.RateLimit{}}
+	l := &RouteLimits{client: d.PerClient, subject: d.PerSubject, backchannel: d.BackchannelLogout, routes: map[string]config.RateLimit{}}
 	if cfg == nil {
 		return l
 	}
@@ -32,6 +33,9 @@ func NewRouteLimits(cfg *config.Config) *RouteLimits {
 	}
 	if cfg.RateLimits.PerSubject != (config.RateLimit{}) {
 		l.subject = cfg.RateLimits.PerSubject
+	}
+	if cfg.RateLimits.BackchannelLogout != (config.RateLimit{}) {
+		l.backchannel = cfg.RateLimits.BackchannelLogout
 	}
 	for i := range cfg.Routes {
 		if rl := cfg.Routes[i].RateLimit; rl != nil {
@@ -42,10 +46,17 @@ func NewRouteLimits(cfg *config.Config) *RouteLimits {
 }
 
 // Client returns the per-client limit of routeID (requests per second and
-// burst, per client network).
+// burst, per client network): rate_limits.backchannel_logout for
+// BackchannelRouteID.
 func (l *RouteLimits) Client(routeID string) config.RateLimit {
 	if l == nil {
+		if routeID == BackchannelRouteID {
+			return config.DefaultRateLimits().BackchannelLogout
+		}
 		return config.DefaultRateLimits().PerClient
+	}
+	if routeID == BackchannelRouteID {
+		return l.backchannel
 	}
 	if rl, ok := l.routes[routeID]; ok {
 		return rl

@@ -21,6 +21,11 @@ const (
 	ReasonPublic Reason = "public"
 	// ReasonUnauthenticated: the route needs an identity and there is none.
 	ReasonUnauthenticated Reason = "unauthenticated"
+	// ReasonRouteProvider: the identity was vouched for by a provider,
+	// bearer issuer or client CA the route does not name (routes[].providers,
+	// bearer, client_cert; policies.Bound). No criterion, break-glass
+	// grant or second factor makes up for it.
+	ReasonRouteProvider Reason = "provider:route"
 	// ReasonMethod: the method is not in the policy's methods.
 	ReasonMethod Reason = "method"
 	// ReasonMFARequired: a rule admits the identity, but the policy needs
@@ -119,7 +124,7 @@ const (
 
 // declared are the constants above.
 var declared = map[Reason]bool{
-	ReasonNoPolicy: true, ReasonPublic: true, ReasonUnauthenticated: true, ReasonMethod: true,
+	ReasonNoPolicy: true, ReasonPublic: true, ReasonUnauthenticated: true, ReasonRouteProvider: true, ReasonMethod: true,
 	ReasonMFARequired: true, ReasonNoRules: true, ReasonEmptyRule: true, ReasonNoMatch: true,
 	ReasonAuthenticated: true, ReasonProvider: true, ReasonIssuer: true, ReasonSubject: true,
 	ReasonDevice: true, ReasonRole: true, ReasonGroup: true, ReasonClaim: true,

@@ -32,6 +32,9 @@ type Identity struct {
 	// AMR and ACR as sent by the OpenID Provider (OIDC Core §2).
 	AMR []string
 	ACR string
+	// MFA is what counts as multi-factor for the provider that vouched
+	// (HasMFA); the zero rule is the default.
+	MFA MFARule
 	// Claims are the retained ID token / UserInfo claims (name, email, …),
 	// used for policy and the assertion allow-list. Never logged.
 	Claims map[string]any
@@ -47,18 +50,54 @@ func (id *Identity) HasRole(role string) bool {
 	return id != nil && slices.Contains(id.Roles, role)
 }
 
-// HasMFA reports whether the sign-in used factors of at least two kinds
-// (knowledge, possession, inherence; NIST SP 800-63B §4): amr (RFC 8176
-// §2) contains "mfa", or values of two kinds — "pwd" with "otp", say. Two
-// values of one kind ("pwd" and "kba", "otp" and "sms") are one factor,
-// and methods that are not a factor of the person ("geo", "rba", "wia",
-// "user", "mca") count for nothing. A device's certificate is never MFA.
+// HasMFA reports whether the sign-in counts as multi-factor by the rule of
+// the provider that vouched (id.MFA, MFARule.Satisfied): by default
+// TwoKindsOfFactor of its amr; a provider's configured amr/acr values
+// replace that. A device's certificate is never MFA.
 func (id *Identity) HasMFA() bool {
 	if id == nil || id.Kind == "device" {
 		return false
 	}
+	return id.MFA.Satisfied(id.AMR, id.ACR)
+}
+
+// MFARule says which sign-ins of one provider count as multi-factor
+// (providers[].mfa_amr, providers[].mfa_acr). The zero rule is the
+// default, TwoKindsOfFactor.
+type MFARule struct {
+	// AMR are amr values (RFC 8176 §2), any one of which makes a sign-in
+	// multi-factor.
+	AMR []string
+	// ACR are acr values (OIDC Core §2), any one of which makes a sign-in
+	// multi-factor.
+	ACR []string
+}
+
+// Satisfied reports whether a sign-in with amr and acr is multi-factor
+// under r: when r lists values, amr holds one of r.AMR or acr is one of
+// r.ACR (exact comparison), and nothing else counts; when r lists none,
+// TwoKindsOfFactor(amr).
+func (r MFARule) Satisfied(amr []string, acr string) bool {
+	if len(r.AMR) == 0 && len(r.ACR) == 0 {
+		return TwoKindsOfFactor(amr)
+	}
+	for _, m := range amr {
+		if slices.Contains(r.AMR, m) {
+			return true
+		}
+	}
+	return acr != "" && slices.Contains(r.ACR, acr)
+}
+
+// TwoKindsOfFactor is the default MFA rule: amr (RFC 8176 §2) contains
+// "mfa", or values of two kinds of factor (knowledge, possession,
+// inherence; NIST SP 800-63B §4) — "pwd" with "otp", say. Two values of one
+// kind ("pwd" and "kba", "otp" and "sms") are one factor, and methods that
+// are not a factor of the person ("geo", "rba", "wia", "user", "mca")
+// count for nothing.
+func TwoKindsOfFactor(amr []string) bool {
 	var kinds [3]bool
-	for _, m := range id.AMR {
+	for _, m := range amr {
 		if m == "mfa" {
 			return true
 		}
