@@ -114,8 +114,10 @@ func (s *View) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 // iss, aud = client id, exp, sub or sid by go-oidc; typ, NumericDate
 // types, iat present and within max_token_age, events with the
 // back-channel logout event and no nonce by tokenRules; jti not seen
-// before), then every matching session ends. 200 on success, 400 with a JSON error otherwise, both
-// Cache-Control: no-store.
+// before), then every matching session ends. 200 on success, 400 with a
+// JSON error otherwise, both Cache-Control: no-store. Its key refetches
+// take the back-channel budget (discovered), not sign-in's; the gateway
+// limits it per source (rate_limits.backchannel_logout).
 func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	rp := s.providers[r.PathValue("provider")]
 	if rp == nil || !rp.cfg.BackchannelLogout {

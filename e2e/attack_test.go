@@ -1125,3 +1125,30 @@ func TestRegression_TwoTabSignIn(t *testing.T) {
 		t.Errorf("first tab's callback: %d Location %q\n%.300s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 }
+
+// TestAttackIdentity: attacks on identity against the real node. A flood
+// of junk back-channel logout tokens from one source is answered 429 past
+// the back-channel bucket (rate_limits.backchannel_logout, default burst
+// 50) and never 2xx, while sign-in from the same address — whose own
+// endpoints have their own bucket — still works.
+func TestAttackIdentity(t *testing.T) {
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	b := newBrowser(t, d)
+	answers := map[int]int{}
+	for i := range 80 {
+		junk := "eyJhbGciOiJSUzI1NiIsImtpZCI6Imp1bmsifQ.eyJpYXQiOiIxNzAwMDAwMDAwIn0." + fmt.Sprint(i)
+		resp, _ := b.post(d.Base()+"/.telegate/backchannel-logout/demo", url.Values{"logout_token": {junk}}, nil)
+		answers[resp.StatusCode]++
+	}
+	for status := range answers {
+		if status < 400 {
+			t.Errorf("a junk logout token was answered %d", status)
+		}
+	}
+	if answers[http.StatusTooManyRequests] < 80-50 {
+		t.Errorf("80 junk logout tokens from one source answered %v, want 429 past the burst of 50", answers)
+	}
+	if resp, body := newBrowser(t, d).signIn(d.Base(), "/", "clinician@demo.test", "demo"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in during the flood: %d %.300s", resp.StatusCode, body)
+	}
+}
