@@ -88,20 +88,20 @@ func (r result) rate() float64 {
 // startAttacker runs this program again as the attacker kind with w
 // workers; stop ends it and returns its connections opened and closed by
 // the server.
-func startAttacker(kind abuse.Kind, target string, w int, pause time.Duration) (stop func() string, err error) {
+func startAttacker(kind abuse.Kind, target string, w int, pause time.Duration) (stop func() string, pid int, err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cmd := exec.Command(self, "-attack", string(kind), "-target", target, "-workers", strconv.Itoa(w), "-pause", pause.String())
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	return func() string {
 		in.Close()
@@ -111,7 +111,7 @@ func startAttacker(kind abuse.Kind, target string, w int, pause time.Duration) (
 			return "?"
 		}
 		return fmt.Sprintf("%d opened, %d closed", opened, closed)
-	}, nil
+	}, cmd.Process.Pid, nil
 }
 
 func run(bin string, dur time.Duration, rate, workers int, pause time.Duration, rounds int) error {
@@ -192,6 +192,9 @@ log:
 		attacker string
 		fresh    result
 		wrk      result
+		// tgCPU and atkCPU are the CPU shares (1 = one core) telegate and
+		// the attacker used while the loads ran.
+		tgCPU, atkCPU float64
 	}
 	scenarios := append([]abuse.Kind{""}, abuse.Kinds...)
 	runs := make([][]row, len(scenarios))
@@ -207,19 +210,21 @@ log:
 			k := scenarios[i]
 			name := "quiet"
 			var stop func() string
+			atk := 0
 			if k != "" {
 				name = string(k)
 				w := workers
 				if k != abuse.IdleTCP {
 					w = max(workers/5, 1)
 				}
-				if stop, err = startAttacker(k, target, w, pause); err != nil {
+				if stop, atk, err = startAttacker(k, target, w, pause); err != nil {
 					return err
 				}
 				time.Sleep(2 * time.Second) // let it fill what it can
 			}
 			var wg sync.WaitGroup
 			r := row{name: name, attacker: "—"}
+			t0, tg0, a0 := time.Now(), cpuTime(tg.Process.Pid), cpuTime(atk)
 			wg.Add(1)
 			go func() { defer wg.Done(); r.fresh = freshLoad(pool, target, rate, dur) }()
 			if wrkErr == nil {
@@ -227,12 +232,17 @@ log:
 				go func() { defer wg.Done(); r.wrk = wrkLoad(dir, url, dur) }()
 			}
 			wg.Wait()
+			el := time.Since(t0).Seconds()
+			r.tgCPU = (cpuTime(tg.Process.Pid) - tg0).Seconds() / el
+			if atk != 0 {
+				r.atkCPU = (cpuTime(atk) - a0).Seconds() / el
+			}
 			if stop != nil {
 				r.attacker = stop()
 			}
 			runs[i] = append(runs[i], r)
-			fmt.Fprintf(os.Stderr, "round %d, %s: new %d/%d p99 %v; keep-alive %d/%d p99 %v; attacker %s\n", round+1, name,
-				r.fresh.ok, r.fresh.total, r.fresh.p99, r.wrk.ok, r.wrk.total, r.wrk.p99, r.attacker)
+			fmt.Fprintf(os.Stderr, "round %d, %s: new %d/%d p99 %v; keep-alive %d/%d p99 %v; attacker %s; CPU telegate %.0f %%, attacker %.0f %%\n", round+1, name,
+				r.fresh.ok, r.fresh.total, r.fresh.p99, r.wrk.ok, r.wrk.total, r.wrk.p99, r.attacker, 100*r.tgCPU, 100*r.atkCPU)
 			time.Sleep(time.Second)
 		}
 	}
@@ -264,8 +274,8 @@ log:
 		return fmt.Sprintf("%.2f×", float64(d)/float64(q))
 	}
 	fmt.Printf("%d rounds of %v per scenario; success summed over the rounds, p99 the median round's.\n\n", rounds, dur)
-	fmt.Printf("| attacker (from 127.0.0.50) | attacker's connections (median round) | new connections (127.0.0.60, %d/s): success | p99 ms | × quiet | keep-alive (wrk): success | p99 ms | × quiet | targets met |\n", rate)
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| attacker (from 127.0.0.50) | attacker's connections (median round) | CPU telegate / attacker | new connections (127.0.0.60, %d/s): success | p99 ms | × quiet | keep-alive (wrk): success | p99 ms | × quiet | targets met |\n", rate)
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	quiet := rows[0]
 	for _, r := range rows {
 		met := r.fresh.rate() >= 99.9 && float64(r.fresh.p99) <= 2*float64(quiet.fresh.p99)
@@ -278,7 +288,7 @@ log:
 		if !met {
 			verdict = "**no**"
 		}
-		fmt.Printf("| %s | %s | %.2f %% (%d/%d) | %s | %s | %s | %s | %s | %s |\n", r.name, r.attacker,
+		fmt.Printf("| %s | %s | %.0f %% / %.0f %% | %.2f %% (%d/%d) | %s | %s | %s | %s | %s | %s |\n", r.name, r.attacker, 100*r.tgCPU, 100*r.atkCPU,
 			r.fresh.rate(), r.fresh.ok, r.fresh.total, ms(r.fresh.p99), ratio(r.fresh.p99, quiet.fresh.p99), w[0], w[1], w[2], verdict)
 	}
 	if wrkErr != nil {
@@ -383,6 +393,23 @@ func parseWrk(out string) result {
 		r.p99 = time.Duration(v * float64(unit))
 	}
 	return r
+}
+
+// cpuTime is the CPU time (user and system) process pid has used so far,
+// from /proc/<pid>/stat (0 where there is no /proc).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
 func p99(ds []time.Duration) time.Duration {
