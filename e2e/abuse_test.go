@@ -205,15 +205,17 @@ relay:
   listen: 127.0.0.1:%[5]d
   tls_listen: 127.0.0.1:%[6]d
   relay_addresses: [127.0.0.1]
+  unauthenticated_rate: {rate: 1000, burst: 1000} # the client's Bindings are not what is tested
 log:
   format: text
 `
 
 // TestRegression_ConnectionFloodEveryListener: idle TCP connections from
 // one source, renewed as the server closes them, past the pending pool of
-// each listener in turn — the HTTPS listener, the plain-HTTP listener, the
-// admin listener and the relay's dedicated TLS port — leave that listener
-// open to a client from another source every time.
+// each listener in turn — the HTTPS listener (HTTPS, and TURN over TLS on
+// it), the plain-HTTP listener, the admin listener and the relay's
+// dedicated TLS port — leave that listener open to a client from another
+// source every time.
 func TestRegression_ConnectionFloodEveryListener(t *testing.T) {
 	dir := t.TempDir()
 	d := &demo{t: t, dataDir: filepath.Join(dir, "data"), port: freePort(t), admin: freePort(t), relay: freeUDPPort(t)}
@@ -241,6 +243,19 @@ func TestRegression_ConnectionFloodEveryListener(t *testing.T) {
 		}
 		return nil
 	}
+	// binding is a STUN Binding over TLS to port (RFC 8489 §6.2.2), with
+	// ALPN protos.
+	binding := func(port int, protos []string) error {
+		dl := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: clientSource}},
+			Config: &tls.Config{ServerName: "localhost", RootCAs: pool, NextProtos: protos}}
+		c, err := dl.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = turnwire.NewStream(c, "", "").Raw(stun.TransactionID, stun.BindingRequest)
+		return err
+	}
 	for _, l := range []struct {
 		name  string
 		port  int
@@ -251,17 +266,8 @@ func TestRegression_ConnectionFloodEveryListener(t *testing.T) {
 			return status(fmt.Sprintf("http://localhost:%d/public/", httpPort), http.StatusPermanentRedirect)
 		}},
 		{"admin", d.admin, func() error { return status(fmt.Sprintf("http://127.0.0.1:%d/readyz", d.admin), http.StatusOK) }},
-		{"turn tls", turnsPort, func() error {
-			dl := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: clientSource}},
-				Config: &tls.Config{ServerName: "localhost", RootCAs: pool}}
-			c, err := dl.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", turnsPort))
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_, err = turnwire.NewStream(c, "", "").Raw(stun.TransactionID, stun.BindingRequest)
-			return err
-		}},
+		{"turn tls", turnsPort, func() error { return binding(turnsPort, nil) }},
+		{"turns on the https port", d.port, func() error { return binding(d.port, []string{"stun.turn"}) }},
 	} {
 		t.Run(l.name, func(t *testing.T) {
 			stop := abuse.Start(context.Background(), abuse.IdleTCP, abuse.Options{
