@@ -62,13 +62,13 @@ type Options struct {
 
 // Stats count what an attacker did.
 type Stats struct {
-	// Opened counts connections the attacker opened; Closed those the
-	// server closed (or that failed to open).
-	Opened, Closed atomic.Int64
+	// Opened counts connections the attacker opened, Closed those of them
+	// the server closed, Failed the dials that failed.
+	Opened, Closed, Failed atomic.Int64
 }
 
 func (s *Stats) String() string {
-	return fmt.Sprintf("%d opened, %d closed by the server", s.Opened.Load(), s.Closed.Load())
+	return fmt.Sprintf("%d opened, %d closed by the server, %d dials failed", s.Opened.Load(), s.Closed.Load(), s.Failed.Load())
 }
 
 // Run runs the attack kind until ctx ends, then closes its connections
@@ -123,7 +123,9 @@ func hold(ctx context.Context, kind Kind, o Options, st *Stats) {
 	d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: &net.TCPAddr{IP: o.Source}}
 	raw, err := d.DialContext(ctx, "tcp", o.Target)
 	if err != nil {
-		st.Closed.Add(1)
+		if ctx.Err() == nil {
+			st.Failed.Add(1)
+		}
 		return
 	}
 	st.Opened.Add(1)

@@ -32,6 +32,12 @@ type server struct {
 
 func newServer(t *testing.T, lim Limits) *server {
 	t.Helper()
+	return newServerOn(t, lim, "127.0.0.1:0")
+}
+
+// newServerOn is newServer on addr; nil when addr cannot be bound.
+func newServerOn(t *testing.T, lim Limits, addr string) *server {
+	t.Helper()
 	s := &server{t: t, accepted: make(chan *Conn, 1024)}
 	ctl, err := New(Options{Limits: lim, OnEvent: func(e Event) {
 		s.mu.Lock()
@@ -41,9 +47,9 @@ func newServer(t *testing.T, lim Limits) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	inner, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		return nil
 	}
 	s.ctl, s.ln = ctl, ctl.Listen(inner)
 	go func() {
@@ -286,6 +292,25 @@ func TestRegression_PreHandshakeSlotExhaustion(t *testing.T) {
 			}
 		}
 		s.settle(Stats{Active: 3, Idle: 1, Sources: 2})
+	})
+	t.Run("IPv6 sources count per /64", func(t *testing.T) {
+		t.Parallel()
+		lim := testLimits()
+		lim.MaxPendingPerSource = 2
+		s := newServerOn(t, lim, "[::1]:0")
+		if s == nil {
+			t.Skip("no IPv6 loopback")
+		}
+		first := s.dial("::1")
+		s.next()
+		s.dial("::1")
+		s.next()
+		s.dial("::1")
+		s.next()
+		if !closedByServer(first, time.Second) {
+			t.Error("the /64's oldest pending connection is still open past its cap")
+		}
+		s.settle(Stats{Pending: 2, Sources: 1})
 	})
 	t.Run("closing releases the slot", func(t *testing.T) {
 		t.Parallel()
