@@ -30,6 +30,10 @@ type reqState struct {
 	forwardedProto string
 	// semicolon reports a ';' in the canonical path.
 	semicolon bool
+	// normalised reports that the canonical path is the NFKC form of the
+	// one the client sent (canonicalPathNFKC): only a route with
+	// NormalizeUnicodePaths takes it.
+	normalised bool
 	// own is set for telegate's own endpoints (under /.telegate/).
 	own bool
 	// proxied is set once an upstream response is being relayed.
