@@ -449,8 +449,9 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, reason scope.Rea
 // not origin-form or whose authority differs from Host (RFC 9112 §3.2.2),
 // the faults of CanonicalPath and CanonicalHost, more query parameters than
 // Server.MaxQueryParams, an unparsable query, an access_token query
-// parameter (RFC 6750 §2.3 is not accepted: tokens in URLs leak to logs).
-// A path refused only for not being
+// parameter (RFC 6750 §2.3 is not accepted: tokens in URLs leak to logs),
+// and a method override query parameter (MethodOverrideParam, in every
+// spelling isMethodOverrideName folds). A path refused only for not being
 // in NFKC is normalised instead when a route normalises Unicode paths
 // (canonicalPathNFKC); the route stage then requires that route.
 func (g *generation) canonicalise(next http.Handler) http.Handler {
@@ -552,6 +553,10 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 			for k := range q {
 				if strings.EqualFold(k, "access_token") {
 					refuse(w, r, http.StatusBadRequest, scope.ReasonQueryAccessToken)
+					return
+				}
+				if isMethodOverrideName(k) {
+					refuse(w, r, http.StatusBadRequest, scope.ReasonQueryMethodOverride)
 					return
 				}
 			}

@@ -160,3 +160,77 @@ func TestRegression_UnicodePaths(t *testing.T) {
 		{"invisible stays refused on a normalising route", get1("/norm/a%E2%80%8B"), 400, ""},
 	})
 }
+
+// TestRegression_MethodOverride: a "_method" query parameter or form
+// field — in the spellings frameworks fold together — is refused, so that
+// an upstream that honours it cannot run another method than the one the
+// route's methods rule admitted; the upstream receives nothing when the
+// body fits the read-ahead, and never a complete body when it does not.
+func TestRegression_MethodOverride(t *testing.T) {
+	t.Parallel()
+	s := kindGateway(t)
+	form := func(ctype, body string) string {
+		h := "POST /public/a HTTP/1.1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
+		if ctype != "" {
+			h += "Content-Type: " + ctype + "\r\n"
+		}
+		return h + "\r\n" + body
+	}
+	const urlenc = "application/x-www-form-urlencoded"
+	chunked := "POST /public/a HTTP/1.1\r\nContent-Type: " + urlenc + "\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"5\r\na=1&_\r\n6\r\nmethod\r\n7\r\n=DELETE\r\n0\r\n\r\n"
+	sendKind(t, s, []kindCase{
+		{"query", get1("/public/a?_method=DELETE"), 400, ""},
+		{"query upper case", get1("/public/a?x=1&_METHOD=put"), 400, ""},
+		{"query encoded name", get1("/public/a?%5Fmethod=DELETE"), 400, ""},
+		{"query array name", get1("/public/a?_method[]=DELETE"), 400, ""},
+		{"query dotted name (PHP reads '.' as '_')", get1("/public/a?.method=DELETE"), 400, ""},
+		{"body", form(urlenc, "_method=DELETE"), 400, ""},
+		{"body after other fields", form(urlenc, "a=1&b=2&_method=DELETE"), 400, ""},
+		{"body encoded name", form(urlenc, "a=1&%5Fmethod=DELETE"), 400, ""},
+		{"body encoded letters", form(urlenc, "_%6D%45thod=PUT"), 400, ""},
+		{"body upper case", form(urlenc, "_METHOD=PUT"), 400, ""},
+		{"body leading space", form(urlenc, "+_method=PUT"), 400, ""},
+		{"body name without value", form(urlenc, "a=1&_method"), 400, ""},
+		{"body semicolon separator", form(urlenc, "a=1;_method=PUT"), 400, ""},
+		{"body with charset", form("Application/X-WWW-Form-URLEncoded; charset=utf-8", "_method=PUT"), 400, ""},
+		{"body without content type", form("", "_method=PUT"), 400, ""},
+		{"body in chunks split inside the name", chunked, 400, ""},
+		{"other names pass", form(urlenc, "method=PUT&a_method=x&_methods=y&x=_method"), 200, "/public/a"},
+		{"JSON body is not a form", form("application/json", `{"_method":"PUT"}`), 200, "/public/a"},
+		{"query value is not a name", get1("/public/a?x=_method"), 200, "/public/a?x=_method"},
+	})
+
+	// A body past the read-ahead is scanned as it streams, and cut before
+	// its end.
+	big := strings.Repeat("a=1&", formReadAhead/4+100)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"long body, override at the end", big + "_method=DELETE", 400},
+		{"long body, override split at the read-ahead", big[:formReadAhead-3] + "&_method=PUT", 400},
+		{"long body without override", big + "b=2", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mark := "big-" + tc.name
+			req := "POST /public/a HTTP/1.1\r\nHost: " + appHost + "\r\nX-Case: " + mark + "\r\nContent-Type: " + urlenc +
+				"\r\nContent-Length: " + strconv.Itoa(len(tc.body)) + "\r\n\r\n" + tc.body
+			res := s.raw(t, req, false)
+			if res.status != tc.status {
+				t.Fatalf("status %d, want %d", res.status, tc.status)
+			}
+			for _, r := range s.rec.all() {
+				if r.Header.Get("X-Case") != mark {
+					continue
+				}
+				if tc.status == 200 && r.Body != tc.body {
+					t.Errorf("upstream received %d body bytes, want the %d sent", len(r.Body), len(tc.body))
+				}
+				if tc.status != 200 && (len(r.Body) >= len(tc.body) || strings.Contains(r.Body, "_method")) {
+					t.Errorf("upstream received the whole body (%d bytes)", len(r.Body))
+				}
+			}
+		})
+	}
+}

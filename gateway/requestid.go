@@ -40,6 +40,9 @@ type reqState struct {
 	proxied atomic.Bool
 	// body records request-body read errors (client faults).
 	body *bodyReader
+	// form is a form body scanned for a method override as it streams
+	// (refuseMethodOverride).
+	form *formStream
 	// assertion minted for this request ("" when anonymous).
 	assertion string
 	// reason is the refusal reason for audit and metrics ("" when the

@@ -134,6 +134,10 @@ const (
 	// ReasonPathCase: with letter case ignored the path would fall under
 	// another route than the one it names exactly.
 	ReasonPathCase Reason = "path:case"
+	// ReasonQueryMethodOverride: a "_method" query parameter.
+	ReasonQueryMethodOverride Reason = "query:method-override"
+	// ReasonBodyMethodOverride: a "_method" field in a form body.
+	ReasonBodyMethodOverride Reason = "body:method-override"
 )
 
 // declared are the constants above.
@@ -160,7 +164,7 @@ var declared = map[Reason]bool{
 	ReasonPathDotSegment: true, ReasonPathEmptySegment: true, ReasonPathMalformed: true,
 	ReasonPathEncodedDelimiter: true, ReasonPathDoubleEncoding: true, ReasonPathWhitespace: true,
 	ReasonPathTrailingDot: true, ReasonPathUTF8: true, ReasonPathInvisible: true, ReasonPathUnicodeForm: true,
-	ReasonPathCase: true,
+	ReasonPathCase: true, ReasonQueryMethodOverride: true, ReasonBodyMethodOverride: true,
 }
 
 // Declared reports whether r is one of the Reason constants or a
