@@ -66,7 +66,7 @@ const (
 //   - every other percent-encoding is kept with upper-case hex (§6.2.2.1);
 //   - bytes outside pchar (§3.3), including non-ASCII, are percent-encoded.
 //
-// Refused: a path not starting with "/" (ErrNotOriginForm); NUL and
+// Refused: a path not starting with "/" or holding a '?' (ErrNotOriginForm); NUL and
 // control characters raw or encoded (ErrControlChar); a space raw or
 // encoded (ErrWhitespace); "\" (ErrBackslash); "#" (ErrFragment); "%2e",
 // "%2f", "%5c" (ErrEncodedSeparator), "%3b", "%3f", "%23"
@@ -164,6 +164,9 @@ func canonicalSyntax(p string) (string, pathFlags, error) {
 			return "", 0, ErrBackslash
 		case c == '#':
 			return "", 0, ErrFragment
+		case c == '?':
+			// The query is cut off before; a '?' here is not a path's.
+			return "", 0, ErrNotOriginForm
 		case c == '%':
 			if i+2 >= len(p) || !ishex(p[i+1]) || !ishex(p[i+2]) {
 				return "", 0, ErrBadPercent

@@ -35,6 +35,7 @@ func TestCanonicalPath(t *testing.T) {
 		{"", "", false, ErrNotOriginForm},
 		{"a/b", "", false, ErrNotOriginForm},
 		{"*", "", false, ErrNotOriginForm},
+		{"/a?b", "", false, ErrNotOriginForm}, // the query is cut off before
 		{"//a", "", false, ErrEmptySegment},
 		{"/a//b", "", false, ErrEmptySegment},
 		{"/a/./b", "", false, ErrDotSegment},
