@@ -158,6 +158,7 @@ func TestRegression_UnicodePaths(t *testing.T) {
 		{"normalised path under a route that does not normalise", get1("/%EF%BD%81dmin/x"), 400, ""},
 		{"normalisation that would add a separator", get1("/norm/a%EF%BC%8F..%EF%BC%8Fadmin"), 400, ""},
 		{"invisible stays refused on a normalising route", get1("/norm/a%E2%80%8B"), 400, ""},
+		{"normalised path under telegate's endpoints", get1("/.telegate/%EF%BD%8Cogin"), 400, ""},
 	})
 }
 

@@ -84,16 +84,6 @@ func newRouter(cfg *config.Config) (*router, error) {
 	return rt, nil
 }
 
-// match returns the route for a canonical host and path, or nil when no
-// route matches or pick refuses the path (see pick).
-func (rt *router) match(host, path string) *config.Route {
-	route, reason := rt.pick(host, path, false)
-	if reason != "" {
-		return nil
-	}
-	return route
-}
-
 // pick returns the route for a canonical host and path. Hosts compare
 // exactly (both are canonical: lower case, no trailing dot, no port). The
 // longest matching prefix wins; a prefix matches at a segment boundary:
@@ -209,6 +199,11 @@ func (g *generation) route(own, routed http.Handler) http.Handler {
 		if strings.HasPrefix(s.Path, OwnPrefix) {
 			if rs.semicolon {
 				refuse(w, r, http.StatusBadRequest, scope.ReasonPathSemicolon)
+				return
+			}
+			if rs.normalised {
+				// telegate's endpoints take no normalised path.
+				refuse(w, r, http.StatusBadRequest, scope.ReasonPathUnicodeForm)
 				return
 			}
 			rs.own = true
