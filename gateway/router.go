@@ -16,7 +16,7 @@ const OwnPrefix = "/.telegate/"
 
 // router maps (canonical host, canonical path) to one route.
 type router struct {
-	hosts map[string][]routeEntry // sorted by len(prefix), longest first
+	hosts map[string][]routeEntry // sorted by len(folded), longest first
 	// normalises is set when a route normalises Unicode paths
 	// (Route.NormalizeUnicodePaths): canonicalise then normalises a path
 	// that is refused only for not being in NFKC.
@@ -79,7 +79,7 @@ func newRouter(cfg *config.Config) (*router, error) {
 		}
 	}
 	for _, rs := range rt.hosts {
-		sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].prefix) > len(rs[j].prefix) })
+		sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].folded) > len(rs[j].folded) })
 	}
 	return rt, nil
 }
@@ -92,50 +92,35 @@ func newRouter(cfg *config.Config) (*router, error) {
 //
 // Paths are case-sensitive, except under a route whose upstream is
 // case-insensitive (Route.UpstreamCaseInsensitive), whose prefix matches
-// in any case. A path that with letter case folded (pathtext.Fold) would
-// fall under another route than the one it names is refused with reason
+// in any case. The route a path falls under with letter case folded
+// (pathtext.Fold; the longest folded prefix) must be the one it names: a
+// path that would fall under another route is refused with reason
 // scope.ReasonPathCase (and a nil route): "/CLINIC/x" when "/clinic/" and
 // "/" are routes. normalised says canonicalise normalised the path to
 // NFKC; the route must then be one that allows it
 // (Route.NormalizeUnicodePaths), else the reason is
 // scope.ReasonPathUnicodeForm. No route and no refusal: nil, "".
 //
-// An ASCII path is compared in one pass over the routes, folding as it
-// goes, without allocating; a path with non-ASCII text is folded once.
+// Entries are ordered by folded prefix, longest first, and a prefix that
+// matches exactly also matches folded (folding goes character by
+// character), so the first entry that matches folded decides: its route
+// when it also matches exactly or its upstream folds case, a refusal
+// otherwise. An ASCII path is folded as it is compared, without
+// allocating; a path with non-ASCII text is folded once.
 func (rt *router) pick(host, path string, normalised bool) (*config.Route, scope.Reason) {
 	entries := rt.hosts[host]
 	folded, ascii := "", true
 	if pathtext.HasEncodedNonASCII(path) {
 		folded, ascii = pathtext.Fold(path), false
 	}
-	// other is the first (longest) route that matches only with case
-	// folded and whose upstream does not fold case.
-	var other *config.Route
 	for i := range entries {
 		e := &entries[i]
-		var foldMatch bool
-		if prefixMatch(e.prefix, path) {
-			if other != nil {
-				return nil, scope.ReasonPathCase
-			}
-			return rt.allowed(e.route, normalised)
-		}
-		if ascii {
-			foldMatch = prefixMatchFold(e.folded, path)
-		} else {
-			foldMatch = prefixMatch(e.folded, folded)
-		}
-		if !foldMatch {
+		if ascii && !prefixMatchFold(e.folded, path) || !ascii && !prefixMatch(e.folded, folded) {
 			continue
 		}
-		if other == nil && e.route.UpstreamCaseInsensitive {
+		if e.route.UpstreamCaseInsensitive || prefixMatch(e.prefix, path) {
 			return rt.allowed(e.route, normalised)
 		}
-		if other == nil {
-			other = e.route
-		}
-	}
-	if other != nil {
 		return nil, scope.ReasonPathCase
 	}
 	return nil, ""

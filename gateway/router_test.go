@@ -71,6 +71,33 @@ func TestRouterMatch(t *testing.T) {
 			t.Errorf("pick(%q, %q) = %q, want %q", tc.host, tc.path, got, tc.want)
 		}
 	}
+	// Folding that changes a prefix's length: the longest folded prefix
+	// decides, whatever the order of the prefixes as written.
+	shift, err := newRouter(&config.Config{Routes: []config.Route{
+		{ID: "root", Hosts: []string{"a.test"}, Path: "/"},
+		{ID: "strasse", Hosts: []string{"a.test"}, Path: "/straße/"},
+		{ID: "strasse-a", Hosts: []string{"a.test"}, Path: "/strasse/a/"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/strasse/a/x":     "strasse-a",
+		"/stra%C3%9Fe/a/x": "path:case",
+		"/stra%C3%9Fe/b":   "strasse",
+		"/strasse/b":       "path:case",
+		"/STRA%C3%9FE/a/":  "path:case",
+		"/x":               "root",
+	} {
+		r, reason := shift.pick("a.test", path, false)
+		got := string(reason)
+		if r != nil {
+			got = r.ID
+		}
+		if got != want {
+			t.Errorf("pick(%q) = %q, want %q", path, got, want)
+		}
+	}
 	// Prefixes that differ only in case cannot both be routes.
 	cfg.Routes = append(cfg.Routes, config.Route{ID: "clinic-upper", Hosts: []string{"a.test"}, Path: "/Clinic/"})
 	if _, err := newRouter(cfg); err == nil {
