@@ -350,6 +350,24 @@ type Route struct {
 	Policy     *Policy  `yaml:"policy"`
 	// AllowSemicolon permits ';' in the path.
 	AllowSemicolon bool `yaml:"allow_semicolon"`
+	// UpstreamCaseInsensitive declares that the upstream treats paths
+	// without regard to letter case (IIS, a Windows or macOS file
+	// system): the route's path then matches in any case ("/Clinic/x"
+	// falls under "/clinic/") and is forwarded as sent. Without it a
+	// path that would fall under another route if case were ignored is
+	// refused with 400 (reason path:case), so that no upstream that folds
+	// case serves what another route's policy guards.
+	UpstreamCaseInsensitive bool `yaml:"upstream_case_insensitive"`
+	// NormalizeUnicodePaths accepts, on this route, a path whose decoded
+	// text is not in Unicode Normalization Form KC (UAX #15): it is
+	// normalised to NFKC ("ﬁle" → "file", "ａ" → "a"), and the
+	// normalised path is matched, authorised and forwarded. Normalisation
+	// that would add a '/', '\', '.', '%', ';', '?', '#', ':' or space is
+	// refused, as are, on every route, text that is not valid UTF-8 and
+	// invisible, format or space characters. Without it a path whose text
+	// NFKC would change is refused with 400 (reason path:unicode-form);
+	// non-ASCII text already in NFKC is accepted on every route.
+	NormalizeUnicodePaths bool `yaml:"normalize_unicode_paths"`
 	// WebSocket permits upgrades, from Origins (default the page's own
 	// origin: https, the host and port the browser addressed, and the
 	// route's hosts on that port). An upgraded connection is closed when

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/telegate/telegate/internal/pathtext"
 )
 
 // Validator is implemented (on the pointer) by a section of Config, such as
@@ -854,6 +856,16 @@ func CheckRoutePath(p string) error {
 			return fmt.Errorf("%q is not canonical: write it decoded, without %%, \\, ;, ?, # or spaces", p)
 		}
 	}
+	if p != "/" {
+		for _, seg := range strings.Split(p[1:len(p)-1], "/") {
+			if strings.HasSuffix(seg, ".") {
+				return fmt.Errorf("%q is not canonical: no segment may end in \".\" (servers trim it)", p)
+			}
+		}
+	}
+	if err := pathtext.Check(p); err != nil {
+		return fmt.Errorf("%q: %w: write the text valid, visible and in NFKC", p, err)
+	}
 	return nil
 }
 
@@ -941,9 +953,15 @@ func (c *Config) checkRoutes(root *Report) {
 			}
 		}
 		for _, h := range hosts {
-			k := strings.ToLower(strings.TrimSuffix(h, ".")) + " " + rt.Path
+			// Paths that differ only in letter case collide: a path in
+			// any case must name one route (routes[].upstream_case_insensitive).
+			k := strings.ToLower(strings.TrimSuffix(h, ".")) + " " + pathtext.FoldText(rt.Path)
 			if prev, ok := seenPrefix[k]; ok && rt.Path != "" {
-				r.Errorf("path", "%q on the same hosts as routes[%d]: the router could not choose", rt.Path, prev)
+				if c.Routes[prev].Path == rt.Path {
+					r.Errorf("path", "%q on the same hosts as routes[%d]: the router could not choose", rt.Path, prev)
+				} else {
+					r.Errorf("path", "%q differs only in letter case from routes[%d] %q on the same hosts: the router could not choose", rt.Path, prev, c.Routes[prev].Path)
+				}
 				break
 			}
 			seenPrefix[k] = i

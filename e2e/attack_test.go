@@ -131,6 +131,7 @@ func TestAttackRequests(t *testing.T) {
 		path    string
 		host    string
 		hdr     map[string]string
+		body    string // sent as application/x-www-form-urlencoded when set
 		status  int
 		subject string // when status is 200: the subject the upstream saw
 		route   string // when status is 200: the route the upstream saw
@@ -156,7 +157,36 @@ func TestAttackRequests(t *testing.T) {
 		{name: "percent-encoded admin", as: patient, path: "/%61dmin/", status: 403},
 		{name: "admin without slash", as: patient, path: "/admin", status: 403},
 		{name: "clinic as patient", as: patient, path: "/clinic/", status: 403},
-		{name: "double-encoded dot-dot never reaches admin", as: patient, path: "/public/%252e%252e/admin/", status: 403},
+		{name: "double-encoded dot-dot", as: patient, path: "/public/%252e%252e/admin/", status: 400},
+		// letter case: another route's prefix in other case
+		{name: "clinic prefix in upper case", as: patient, path: "/CLINIC/", status: 400},
+		{name: "admin prefix in mixed case", as: patient, path: "/Admin/x", status: 400},
+		{name: "telegate prefix in other case", as: patient, path: "/.TELEGATE/login", status: 400},
+		// segments servers trim or rewrite
+		{name: "trailing dot", as: patient, path: "/admin./", status: 400},
+		{name: "encoded space at a segment's end", as: patient, path: "/admin%20/", status: 400},
+		{name: "encoded tab", as: patient, path: "/admin%09/", status: 400},
+		{name: "encoded semicolon", as: patient, path: "/admin%3B/", status: 400},
+		{name: "encoded question mark", as: patient, path: "/public/%3F/../admin/", status: 400},
+		{name: "encoded percent", as: patient, path: "/public/%25", status: 400},
+		// Unicode
+		{name: "overlong slash", as: patient, path: "/public/%C0%AF../admin/", status: 400},
+		{name: "surrogate", as: patient, path: "/public/%ED%A0%80", status: 400},
+		{name: "fullwidth admin", as: patient, path: "/%EF%BD%81%EF%BD%84%EF%BD%8D%EF%BD%89%EF%BD%8E/", status: 400},
+		{name: "fullwidth solidus", as: patient, path: "/public%EF%BC%8F..%EF%BC%8Fadmin/", status: 400},
+		{name: "ligature", as: patient, path: "/public/%EF%AC%81le", status: 400},
+		{name: "zero-width space", as: patient, path: "/admin%E2%80%8B/", status: 400},
+		{name: "no-break space", as: patient, path: "/admin%C2%A0/", status: 400},
+		{name: "bidi override", as: patient, path: "/public/%E2%80%AEx", status: 400},
+		{name: "soft hyphen", as: patient, path: "/ad%C2%ADmin/", status: 400},
+		{name: "NFKC text passes", as: patient, path: "/caf%C3%A9", status: 200, subject: "patient@demo.test", route: "home"},
+		// method overrides
+		{name: "_method in the query", as: patient, path: "/?_method=DELETE", status: 400},
+		{name: "_METHOD in the query", as: patient, path: "/?_METHOD=DELETE", status: 400},
+		{name: "encoded _method in the query", as: patient, path: "/?%5Fmethod=DELETE", status: 400},
+		{name: "_method in a form body", as: patient, method: http.MethodPost, path: "/", body: "a=1&_method=DELETE", status: 400},
+		{name: "encoded _method in a form body", as: patient, method: http.MethodPost, path: "/", body: "%5Fmethod=DELETE", status: 400},
+		{name: "_METHOD in a form body", as: patient, method: http.MethodPost, path: "/", body: "_METHOD=DELETE", status: 400},
 		{name: "foreign Host", as: patient, path: "/", host: "evil.example", status: 421},
 		{name: "IP Host with SNI localhost", as: anon, path: "/public/", host: "127.0.0.1", status: 421},
 		{name: "admin metrics not on public listener", as: clinician, path: "/metrics", status: 200, subject: "clinician@demo.test", route: "home"},
@@ -178,9 +208,16 @@ func TestAttackRequests(t *testing.T) {
 			if method == "" {
 				method = http.MethodGet
 			}
-			req, err := http.NewRequest(method, a.Base()+"/", nil)
+			var form io.Reader
+			if tc.body != "" {
+				form = strings.NewReader(tc.body)
+			}
+			req, err := http.NewRequest(method, a.Base()+"/", form)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.body != "" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
 			// Opaque keeps the path byte for byte as written.
 			req.URL.Opaque = tc.path

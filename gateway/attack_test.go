@@ -100,10 +100,11 @@ func TestAttackRequests(t *testing.T) {
 		{"NUL", "GET /public/a%00.html HTTP/1.1\r\n" + h + "\r\n", 400, true, noUpstream},
 		{"encoded control", "GET /public/a%0d%0aSet-Cookie:x HTTP/1.1\r\n" + h + "\r\n", 400, true, noUpstream},
 		{"fragment", "GET /public/a#/../../admin HTTP/1.1\r\n" + h + "\r\n", 400, true, noUpstream},
-		{"upper case does not match", "GET /ADMIN/x HTTP/1.1\r\n" + h + root + "\r\n", 404, false, noUpstream},
+		{"upper case of another route's prefix", "GET /ADMIN/x HTTP/1.1\r\n" + h + root + "\r\n", 400, true, noUpstream},
+		{"upper case of no route's prefix", "GET /ELSEWHERE/x HTTP/1.1\r\n" + h + root + "\r\n", 404, false, noUpstream},
 		{"encoded unreserved is decoded", "GET /%61dmin/x HTTP/1.1\r\n" + h + root + "\r\n", 200, false, upstreamPath("/admin/x")},
 		{"encoded unreserved needs the admin policy", "GET /%61dmin/x HTTP/1.1\r\n" + h + "\r\n", 302, false, noUpstream},
-		{"tilde decoded, other encodings kept", "GET /public/%7euser/a%20b HTTP/1.1\r\n" + h + "\r\n", 200, false, upstreamPath("/public/~user/a%20b")},
+		{"tilde decoded, other encodings kept", "GET /public/%7euser/a%22b HTTP/1.1\r\n" + h + "\r\n", 200, false, upstreamPath("/public/~user/a%22b")},
 		{"no policy admits nobody", "GET /nopolicy/x HTTP/1.1\r\n" + h + root + "\r\n", 403, false, noUpstream},
 		{"wrong role", "GET /clinic/x HTTP/1.1\r\n" + h + root + "\r\n", 403, false, noUpstream},
 		// hosts

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/telegate/telegate/internal/pathtext"
 	"github.com/telegate/telegate/page"
 	"github.com/telegate/telegate/scope"
 )
@@ -23,9 +25,35 @@ var (
 	ErrDotSegment       = errors.New("dot segment in path")
 	ErrEmptySegment     = errors.New("empty path segment (//)")
 	ErrBadHost          = errors.New("malformed host")
+	// ErrEncodedDelimiter: "%3B", "%3F" or "%23" (an encoded ';', '?'
+	// or '#'), which servers that decode before parsing read as the
+	// delimiter.
+	ErrEncodedDelimiter = errors.New("encoded ';', '?' or '#' in path")
+	// ErrDoubleEncoding: "%25", an encoded '%', which a server that
+	// decodes twice reads as the start of another escape.
+	ErrDoubleEncoding = errors.New("encoded '%' (double encoding) in path")
+	// ErrWhitespace: a space, raw or encoded ("%20"); servers trim it
+	// from segments or split on it.
+	ErrWhitespace = errors.New("whitespace in path")
+	// ErrTrailingDot: a segment ending in '.' ("/admin./", "/a.../"),
+	// which Windows file systems and some servers trim.
+	ErrTrailingDot = errors.New("path segment ending in '.'")
+	// ErrInvalidUTF8, ErrInvisible and ErrNotNormalised are the Unicode
+	// rules of the path's decoded text (internal/pathtext).
+	ErrInvalidUTF8   = pathtext.ErrInvalidUTF8
+	ErrInvisible     = pathtext.ErrInvisible
+	ErrNotNormalised = pathtext.ErrNotNormalised
 )
 
 const upperhex = "0123456789ABCDEF"
+
+// pathFlags are facts about a canonical path that later stages use.
+type pathFlags uint8
+
+const (
+	pathSemicolon pathFlags = 1 << iota // a ';' (refused unless the route allows it)
+	pathNonASCII                        // percent-encoded bytes 0x80 and above
+)
 
 // CanonicalPath returns the one canonical form of an origin-form path
 // (RFC 9112 §3.2.1, without the query), or an error when the path cannot be
@@ -38,30 +66,81 @@ const upperhex = "0123456789ABCDEF"
 //   - every other percent-encoding is kept with upper-case hex (§6.2.2.1);
 //   - bytes outside pchar (§3.3), including non-ASCII, are percent-encoded.
 //
-// Refused: a path not starting with "/"; NUL and control characters raw or
-// encoded (ErrControlChar); "\" (ErrBackslash); "#" (ErrFragment); "%2e",
-// "%2f", "%5c" in any case (ErrEncodedSeparator); malformed "%"
-// (ErrBadPercent); "." or ".." segments (ErrDotSegment, RFC 3986 §3.3);
-// "//" (ErrEmptySegment). Case is kept: paths are case-sensitive. hasSemi
+// Refused: a path not starting with "/" or holding a '?' (ErrNotOriginForm); NUL and
+// control characters raw or encoded (ErrControlChar); a space raw or
+// encoded (ErrWhitespace); "\" (ErrBackslash); "#" (ErrFragment); "%2e",
+// "%2f", "%5c" (ErrEncodedSeparator), "%3b", "%3f", "%23"
+// (ErrEncodedDelimiter) and "%25" (ErrDoubleEncoding) in any case;
+// malformed "%" (ErrBadPercent); "." or ".." segments (ErrDotSegment,
+// RFC 3986 §3.3); any other segment ending in "." (ErrTrailingDot); "//"
+// and every other empty segment but a trailing one (ErrEmptySegment).
+// Decoded text that is not valid UTF-8 (ErrInvalidUTF8), that has a
+// non-ASCII control, format, private-use or space character
+// (ErrInvisible), or that NFKC would change (ErrNotNormalised) is refused
+// too (internal/pathtext Check). Case is kept: paths are case-sensitive
+// (the router refuses what case folding would route elsewhere). hasSemi
 // reports a ';' (refused later unless the route allows it).
 //
 // CanonicalPath is idempotent: CanonicalPath(CanonicalPath(p)) == the same.
+// A path that is already canonical is returned as it is, without
+// allocating.
 func CanonicalPath(p string) (canonical string, hasSemi bool, err error) {
-	if p == "" || p[0] != '/' {
-		return "", false, ErrNotOriginForm
+	c, f, err := canonicalPath(p)
+	return c, f&pathSemicolon != 0, err
+}
+
+// canonicalPath is CanonicalPath with all of its flags.
+func canonicalPath(p string) (string, pathFlags, error) {
+	out, flags, err := canonicalSyntax(p)
+	if err != nil {
+		return "", 0, err
 	}
-	var b strings.Builder
-	b.Grow(len(p))
-	segStart := 0 // index in b of the current segment's first byte
-	endSegment := func(last bool) error {
-		seg := b.String()[segStart:]
-		switch seg {
-		case ".", "..":
-			return ErrDotSegment
-		case "":
-			if !last {
-				return ErrEmptySegment
+	if flags&pathNonASCII != 0 {
+		if err := pathtext.Check(decodePath(out)); err != nil {
+			return "", 0, err
+		}
+	}
+	return out, flags, nil
+}
+
+// canonicalSyntax applies every rule of CanonicalPath but the Unicode
+// rules of the decoded text.
+func canonicalSyntax(p string) (string, pathFlags, error) {
+	if p == "" || p[0] != '/' {
+		return "", 0, ErrNotOriginForm
+	}
+	if flags, err, ok := canonicalPlain(p); ok {
+		return p, flags, err
+	}
+	var (
+		flags pathFlags
+		// buf is nil while the output is p[:i] (nothing changed yet).
+		buf []byte
+		// The current segment: its length, whether its last byte is
+		// '.', and whether it is only dots.
+		segLen   int
+		lastDot  bool
+		onlyDots = true
+	)
+	// put appends the output bytes s for input p[from:to].
+	put := func(from, to int, s string) {
+		if buf == nil {
+			if p[from:to] == s {
+				return
 			}
+			buf = make([]byte, 0, len(p)+8)
+			buf = append(buf, p[:from]...)
+		}
+		buf = append(buf, s...)
+	}
+	endSegment := func(last bool) error {
+		switch {
+		case segLen == 0 && !last:
+			return ErrEmptySegment
+		case lastDot && onlyDots && segLen <= 2:
+			return ErrDotSegment
+		case lastDot:
+			return ErrTrailingDot
 		}
 		return nil
 	}
@@ -71,50 +150,195 @@ func CanonicalPath(p string) (canonical string, hasSemi bool, err error) {
 		case c == '/':
 			if i > 0 {
 				if err := endSegment(false); err != nil {
-					return "", false, err
+					return "", 0, err
 				}
 			}
-			b.WriteByte('/')
-			segStart = b.Len()
+			put(i, i+1, "/")
+			segLen, lastDot, onlyDots = 0, false, true
+			continue
 		case c < 0x20 || c == 0x7f:
-			return "", false, ErrControlChar
+			return "", 0, ErrControlChar
+		case c == ' ':
+			return "", 0, ErrWhitespace
 		case c == '\\':
-			return "", false, ErrBackslash
+			return "", 0, ErrBackslash
 		case c == '#':
-			return "", false, ErrFragment
+			return "", 0, ErrFragment
+		case c == '?':
+			// The query is cut off before; a '?' here is not a path's.
+			return "", 0, ErrNotOriginForm
 		case c == '%':
 			if i+2 >= len(p) || !ishex(p[i+1]) || !ishex(p[i+2]) {
-				return "", false, ErrBadPercent
+				return "", 0, ErrBadPercent
 			}
 			v := unhex(p[i+1])<<4 | unhex(p[i+2])
-			i += 2
 			switch {
 			case v == '.' || v == '/' || v == '\\':
-				return "", false, ErrEncodedSeparator
+				return "", 0, ErrEncodedSeparator
+			case v == ';' || v == '?' || v == '#':
+				return "", 0, ErrEncodedDelimiter
+			case v == '%':
+				return "", 0, ErrDoubleEncoding
+			case v == ' ':
+				return "", 0, ErrWhitespace
 			case v < 0x20 || v == 0x7f:
-				return "", false, ErrControlChar
+				return "", 0, ErrControlChar
 			case isUnreserved(v):
-				b.WriteByte(v)
+				put(i, i+3, unreservedText[v:v+1])
 			default:
-				b.WriteByte('%')
-				b.WriteByte(upperhex[v>>4])
-				b.WriteByte(upperhex[v&15])
+				if v >= utf8.RuneSelf {
+					flags |= pathNonASCII
+				}
+				put(i, i+3, escapes[v])
 			}
+			i += 2
 		case c == ';':
-			hasSemi = true
-			b.WriteByte(c)
+			flags |= pathSemicolon
+			put(i, i+1, ";")
 		case isPchar(c):
-			b.WriteByte(c)
+			put(i, i+1, unreservedText[c:c+1])
 		default:
-			b.WriteByte('%')
-			b.WriteByte(upperhex[c>>4])
-			b.WriteByte(upperhex[c&15])
+			if c >= utf8.RuneSelf {
+				flags |= pathNonASCII
+			}
+			put(i, i+1, escapes[c])
 		}
+		segLen++
+		lastDot = c == '.'
+		onlyDots = onlyDots && lastDot
 	}
 	if err := endSegment(true); err != nil {
-		return "", false, err
+		return "", 0, err
 	}
-	return b.String(), hasSemi, nil
+	if buf != nil {
+		return string(buf), flags, nil
+	}
+	return p, flags, nil
+}
+
+// plainByte marks the bytes that stand for themselves in a canonical path:
+// pchar (RFC 3986 §3.3) without '%' and ';', which need more.
+var plainByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c != ';' && isPchar(byte(c))
+	}
+	return t
+}()
+
+// canonicalPlain is the fast path of canonicalSyntax for a path that is
+// already canonical and has no percent-encoding: ok reports that p was
+// such a path (p is then its own canonical form, or err says why it is
+// refused); a path that needs more takes the general loop.
+func canonicalPlain(p string) (flags pathFlags, err error, ok bool) {
+	seg := 1 // start of the current segment
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) {
+			c := p[i]
+			if plainByte[c] {
+				continue
+			}
+			if c == ';' {
+				flags |= pathSemicolon
+				continue
+			}
+			if c != '/' {
+				return 0, nil, false
+			}
+		}
+		// p[seg:i] is a segment.
+		switch n := i - seg; {
+		case n == 0 && i < len(p):
+			return 0, ErrEmptySegment, true
+		case n > 0 && p[i-1] == '.':
+			if n <= 2 && strings.Trim(p[seg:i], ".") == "" {
+				return 0, ErrDotSegment, true
+			}
+			return 0, ErrTrailingDot, true
+		}
+		seg = i + 1
+	}
+	return flags, nil, true
+}
+
+// canonicalPathNFKC is canonicalPath for a route that normalises Unicode
+// paths (Route.NormalizeUnicodePaths): a path refused only because NFKC
+// would change its text is normalised to NFKC and canonicalised again.
+// Normalisation that would add a delimiter ("／", "．", "：") is refused
+// (ErrNotNormalised), as is everything canonicalPath refuses.
+func canonicalPathNFKC(p string) (string, pathFlags, error) {
+	c, f, err := canonicalPath(p)
+	if err != ErrNotNormalised {
+		return c, f, err
+	}
+	// p passed every rule but NFKC. Decode only its non-ASCII bytes, so
+	// that ASCII escapes ("%22") stay escapes.
+	c, _, _ = canonicalSyntax(p)
+	text, ok := pathtext.NFKC(decodeNonASCII(c))
+	if !ok {
+		return "", 0, ErrNotNormalised
+	}
+	return canonicalPath(encodeNonASCII(text))
+}
+
+// escapes holds "%XX" (upper-case hex) for every byte.
+var escapes = func() (e [256]string) {
+	for i := range e {
+		e[i] = "%" + string(upperhex[i>>4]) + string(upperhex[i&15])
+	}
+	return e
+}()
+
+// unreservedText holds every byte as a one-byte string, so that slicing
+// it does not allocate.
+const unreservedText = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f" +
+	"\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f" +
+	" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f"
+
+// decodePath undoes every percent-encoding of a canonical path.
+func decodePath(c string) string {
+	var b strings.Builder
+	b.Grow(len(c))
+	for i := 0; i < len(c); i++ {
+		if c[i] == '%' && i+2 < len(c) {
+			b.WriteByte(unhex(c[i+1])<<4 | unhex(c[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(c[i])
+	}
+	return b.String()
+}
+
+// decodeNonASCII undoes the percent-encoding of the bytes 0x80 and above
+// of a canonical path, and keeps every other escape.
+func decodeNonASCII(c string) string {
+	var b strings.Builder
+	b.Grow(len(c))
+	for i := 0; i < len(c); i++ {
+		if c[i] == '%' && i+2 < len(c) {
+			if v := unhex(c[i+1])<<4 | unhex(c[i+2]); v >= utf8.RuneSelf {
+				b.WriteByte(v)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(c[i])
+	}
+	return b.String()
+}
+
+// encodeNonASCII percent-encodes the bytes 0x80 and above of s.
+func encodeNonASCII(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) * 2)
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			b.WriteString(escapes[s[i]])
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 func ishex(c byte) bool {
@@ -227,8 +451,12 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, reason scope.Rea
 // Transfer-Encoding other than "chunked" (RFC 9112 §6.1), a target that is
 // not origin-form or whose authority differs from Host (RFC 9112 §3.2.2),
 // the faults of CanonicalPath and CanonicalHost, more query parameters than
-// Server.MaxQueryParams, an unparsable query, and an access_token query
-// parameter (RFC 6750 §2.3 is not accepted: tokens in URLs leak to logs).
+// Server.MaxQueryParams, an unparsable query, an access_token query
+// parameter (RFC 6750 §2.3 is not accepted: tokens in URLs leak to logs),
+// and a method override query parameter (MethodOverrideParam, in every
+// spelling isMethodOverrideName folds). A path refused only for not being
+// in NFKC is normalised instead when a route normalises Unicode paths
+// (canonicalPathNFKC); the route stage then requires that route.
 func (g *generation) canonicalise(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
@@ -306,7 +534,11 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 				return
 			}
 		}
-		path, semi, err := CanonicalPath(rawPath)
+		path, flags, err := canonicalPath(rawPath)
+		if err == ErrNotNormalised && g.router.normalises {
+			path, flags, err = canonicalPathNFKC(rawPath)
+			rs.normalised = err == nil
+		}
 		if err != nil {
 			refuse(w, r, http.StatusBadRequest, pathReason(err))
 			return
@@ -326,10 +558,14 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 					refuse(w, r, http.StatusBadRequest, scope.ReasonQueryAccessToken)
 					return
 				}
+				if isMethodOverrideName(k) {
+					refuse(w, r, http.StatusBadRequest, scope.ReasonQueryMethodOverride)
+					return
+				}
 			}
 		}
 		s.Host, s.Path, s.RawQuery = host, path, rawQuery
-		rs.semicolon = semi
+		rs.semicolon = flags&pathSemicolon != 0
 		// One canonical request: later stages and the proxy read these.
 		r.URL.Path, r.URL.RawPath = unescapedPath(path), path
 		r.URL.RawQuery = rawQuery
@@ -370,6 +606,20 @@ func pathReason(err error) scope.Reason {
 		return scope.ReasonPathDotSegment
 	case ErrEmptySegment:
 		return scope.ReasonPathEmptySegment
+	case ErrEncodedDelimiter:
+		return scope.ReasonPathEncodedDelimiter
+	case ErrDoubleEncoding:
+		return scope.ReasonPathDoubleEncoding
+	case ErrWhitespace:
+		return scope.ReasonPathWhitespace
+	case ErrTrailingDot:
+		return scope.ReasonPathTrailingDot
+	case ErrInvalidUTF8:
+		return scope.ReasonPathUTF8
+	case ErrInvisible:
+		return scope.ReasonPathInvisible
+	case ErrNotNormalised:
+		return scope.ReasonPathUnicodeForm
 	}
 	return scope.ReasonPathMalformed
 }

@@ -252,7 +252,7 @@ func (g *generation) chain() http.Handler {
 	own := stages(g.ownEndpoints(), limitClient, g.authenticate)
 	routed := stages(g.proxyHandler(),
 		limitClient, g.authenticate, g.authorise, policies.LimitSubject(g.limiter, g.limits),
-		g.limitBody, g.inspect, g.websocketGate, g.forwardHeaders)
+		g.limitBody, g.refuseMethodOverride, g.inspect, g.websocketGate, g.forwardHeaders)
 	return stages(g.route(own, routed),
 		g.requestID, g.record, g.securityHeaders, g.canonicalise)
 }

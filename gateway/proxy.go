@@ -255,8 +255,9 @@ func cookieStem(name string) string {
 }
 
 // proxyError maps proxy failures to pages with the request id and nothing
-// internal: a request body over the route's limit → 413; a malformed
-// request body (client fault) → 400; an upstream timeout → 504; anything
+// internal: a form body that names a method override → 400 (see
+// refuseMethodOverride); a request body over the route's limit → 413; a
+// malformed request body (client fault) → 400; an upstream timeout → 504; anything
 // else (unreachable, refused, reset) → 502.
 func (g *generation) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	rs := stateFrom(r.Context())
@@ -268,6 +269,10 @@ func (g *generation) proxyError(w http.ResponseWriter, r *http.Request, err erro
 		rs.reason = scope.ReasonShutdown
 		w.Header().Set("Connection", "close")
 		page.Error(w, r, http.StatusServiceUnavailable, "telegate is restarting; send the request again.", "")
+	case rs != nil && rs.form.named():
+		rs.reason = scope.ReasonBodyMethodOverride
+		w.Header().Set("Connection", "close")
+		page.Error(w, r, http.StatusBadRequest, "The request names a method override (_method); send the method itself.", "")
 	case errors.As(err, &mbe) || rs != nil && rs.body != nil && rs.body.tooLarge():
 		rs.reason = scope.ReasonBodyTooLarge
 		w.Header().Set("Connection", "close")

@@ -30,12 +30,19 @@ type reqState struct {
 	forwardedProto string
 	// semicolon reports a ';' in the canonical path.
 	semicolon bool
+	// normalised reports that the canonical path is the NFKC form of the
+	// one the client sent (canonicalPathNFKC): only a route with
+	// NormalizeUnicodePaths takes it.
+	normalised bool
 	// own is set for telegate's own endpoints (under /.telegate/).
 	own bool
 	// proxied is set once an upstream response is being relayed.
 	proxied atomic.Bool
 	// body records request-body read errors (client faults).
 	body *bodyReader
+	// form is a form body scanned for a method override as it streams
+	// (refuseMethodOverride).
+	form *formStream
 	// assertion minted for this request ("" when anonymous).
 	assertion string
 	// reason is the refusal reason for audit and metrics ("" when the

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/pathtext"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -15,19 +16,33 @@ const OwnPrefix = "/.telegate/"
 
 // router maps (canonical host, canonical path) to one route.
 type router struct {
-	hosts map[string][]*config.Route // sorted by len(Path), longest first
+	hosts map[string][]routeEntry // sorted by len(folded), longest first
+	// normalises is set when a route normalises Unicode paths
+	// (Route.NormalizeUnicodePaths): canonicalise then normalises a path
+	// that is refused only for not being in NFKC.
+	normalises bool
+}
+
+// routeEntry is a route with its path prefix in canonical form (as
+// CanonicalPath writes request paths: non-ASCII percent-encoded) and that
+// prefix case-folded (pathtext.Fold), both computed once per generation.
+type routeEntry struct {
+	route          *config.Route
+	prefix, folded string
 }
 
 // newRouter indexes routes by host. A route without Hosts serves every name
 // of tls.hosts; when there are none it is a configuration error (an unknown
-// host never falls through to a permissive default).
+// host never falls through to a permissive default). Two routes of a host
+// whose paths differ only in letter case are refused: a path in any case
+// names at most one route.
 func newRouter(cfg *config.Config) (*router, error) {
-	rt := &router{hosts: map[string][]*config.Route{}}
+	rt := &router{hosts: map[string][]routeEntry{}}
 	var tlsNames []string
 	for _, h := range cfg.TLS.Hosts {
 		tlsNames = append(tlsNames, h.Names...)
 	}
-	seen := map[string]bool{}
+	seen := map[string]string{}
 	for i := range cfg.Routes {
 		route := &cfg.Routes[i]
 		hosts := route.Hosts
@@ -37,37 +52,86 @@ func newRouter(cfg *config.Config) (*router, error) {
 		if len(hosts) == 0 {
 			return nil, fmt.Errorf("route %q: no hosts, and tls.hosts names none: list the route's hosts", route.ID)
 		}
+		prefix := route.Path
+		if prefix != "" {
+			c, _, err := CanonicalPath(prefix)
+			if err != nil {
+				return nil, fmt.Errorf("route %q: path %q: %w", route.ID, route.Path, err)
+			}
+			prefix = c
+		}
+		e := routeEntry{route: route, prefix: prefix, folded: pathtext.Fold(prefix)}
+		rt.normalises = rt.normalises || route.NormalizeUnicodePaths
 		for _, h := range hosts {
 			ch, err := CanonicalHost(h)
 			if err != nil {
 				return nil, fmt.Errorf("route %q: host %q: %w", route.ID, h, err)
 			}
-			key := ch + " " + route.Path
-			if seen[key] {
-				return nil, fmt.Errorf("route %q: host %q path %q is already served by another route", route.ID, ch, route.Path)
+			key := ch + " " + e.folded
+			if prev, ok := seen[key]; ok {
+				if prev == route.Path {
+					return nil, fmt.Errorf("route %q: host %q path %q is already served by another route", route.ID, ch, route.Path)
+				}
+				return nil, fmt.Errorf("route %q: host %q path %q differs only in letter case from %q of another route", route.ID, ch, route.Path, prev)
 			}
-			seen[key] = true
-			rt.hosts[ch] = append(rt.hosts[ch], route)
+			seen[key] = route.Path
+			rt.hosts[ch] = append(rt.hosts[ch], e)
 		}
 	}
 	for _, rs := range rt.hosts {
-		sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].Path) > len(rs[j].Path) })
+		sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].folded) > len(rs[j].folded) })
 	}
 	return rt, nil
 }
 
-// match returns the route for a canonical host and path, or nil. Hosts
-// compare exactly (both are canonical: lower case, no trailing dot, no
-// port). The longest matching prefix wins; a prefix matches at a segment
-// boundary: "/clinic/" matches "/clinic/x" and "/clinic", "/api" matches
-// "/api" and "/api/x" but not "/apix". Paths are case-sensitive.
-func (rt *router) match(host, path string) *config.Route {
-	for _, route := range rt.hosts[host] {
-		if prefixMatch(route.Path, path) {
-			return route
-		}
+// pick returns the route for a canonical host and path. Hosts compare
+// exactly (both are canonical: lower case, no trailing dot, no port). The
+// longest matching prefix wins; a prefix matches at a segment boundary:
+// "/clinic/" matches "/clinic/x" and "/clinic", "/api" matches "/api" and
+// "/api/x" but not "/apix".
+//
+// Paths are case-sensitive, except under a route whose upstream is
+// case-insensitive (Route.UpstreamCaseInsensitive), whose prefix matches
+// in any case. The route a path falls under with letter case folded
+// (pathtext.Fold; the longest folded prefix) must be the one it names: a
+// path that would fall under another route is refused with reason
+// scope.ReasonPathCase (and a nil route): "/CLINIC/x" when "/clinic/" and
+// "/" are routes. normalised says canonicalise normalised the path to
+// NFKC; the route must then be one that allows it
+// (Route.NormalizeUnicodePaths), else the reason is
+// scope.ReasonPathUnicodeForm. No route and no refusal: nil, "".
+//
+// Entries are ordered by folded prefix, longest first, and a prefix that
+// matches exactly also matches folded (folding goes character by
+// character), so the first entry that matches folded decides: its route
+// when it also matches exactly or its upstream folds case, a refusal
+// otherwise. An ASCII path is folded as it is compared, without
+// allocating; a path with non-ASCII text is folded once.
+func (rt *router) pick(host, path string, normalised bool) (*config.Route, scope.Reason) {
+	entries := rt.hosts[host]
+	folded, ascii := "", true
+	if pathtext.HasEncodedNonASCII(path) {
+		folded, ascii = pathtext.Fold(path), false
 	}
-	return nil
+	for i := range entries {
+		e := &entries[i]
+		if ascii && !prefixMatchFold(e.folded, path) || !ascii && !prefixMatch(e.folded, folded) {
+			continue
+		}
+		if e.route.UpstreamCaseInsensitive || prefixMatch(e.prefix, path) {
+			return rt.allowed(e.route, normalised)
+		}
+		return nil, scope.ReasonPathCase
+	}
+	return nil, ""
+}
+
+// allowed refuses a normalised path on a route that does not normalise.
+func (rt *router) allowed(route *config.Route, normalised bool) (*config.Route, scope.Reason) {
+	if normalised && !route.NormalizeUnicodePaths {
+		return nil, scope.ReasonPathUnicodeForm
+	}
+	return route, ""
 }
 
 func prefixMatch(prefix, path string) bool {
@@ -80,12 +144,26 @@ func prefixMatch(prefix, path string) bool {
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
 
+// prefixMatchFold is prefixMatch(folded, pathtext.Fold(path)) for a
+// path without non-ASCII text, without allocating.
+func prefixMatchFold(folded, path string) bool {
+	if folded == "" || folded == "/" {
+		return true
+	}
+	if strings.HasSuffix(folded, "/") {
+		return pathtext.EqualFoldPrefix(path, folded) || pathtext.EqualFold(path, folded[:len(folded)-1])
+	}
+	return pathtext.EqualFold(path, folded) ||
+		len(path) > len(folded) && path[len(folded)] == '/' && pathtext.EqualFoldPrefix(path, folded)
+}
+
 // route is the third stage. Requests under /.telegate/ go to own (telegate's
 // endpoints, on every host); everything else to the route the router picks,
 // whose id and config go into the scope once. No route → 404; a TLS server
 // name that differs from the canonical Host → 421 Misdirected Request
-// (RFC 9110 §15.5.20); ';' in the path of a route without AllowSemicolon →
-// 400.
+// (RFC 9110 §15.5.20); ';' in the path of a route without AllowSemicolon,
+// a path that case folding would route elsewhere, and a path normalised to
+// NFKC on a route that does not normalise (router.pick) → 400.
 func (g *generation) route(own, routed http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
@@ -97,16 +175,31 @@ func (g *generation) route(own, routed http.Handler) http.Handler {
 				return
 			}
 		}
+		if !strings.HasPrefix(s.Path, OwnPrefix) && pathtext.EqualFoldPrefix(s.Path, OwnPrefix) {
+			// "/.Telegate/…" names telegate's endpoints to a server that
+			// folds case.
+			refuse(w, r, http.StatusBadRequest, scope.ReasonPathCase)
+			return
+		}
 		if strings.HasPrefix(s.Path, OwnPrefix) {
 			if rs.semicolon {
 				refuse(w, r, http.StatusBadRequest, scope.ReasonPathSemicolon)
+				return
+			}
+			if rs.normalised {
+				// telegate's endpoints take no normalised path.
+				refuse(w, r, http.StatusBadRequest, scope.ReasonPathUnicodeForm)
 				return
 			}
 			rs.own = true
 			own.ServeHTTP(w, r)
 			return
 		}
-		route := g.router.match(s.Host, s.Path)
+		route, reason := g.router.pick(s.Host, s.Path, rs.normalised)
+		if reason != "" {
+			refuse(w, r, http.StatusBadRequest, reason)
+			return
+		}
 		if route == nil {
 			refuse(w, r, http.StatusNotFound, scope.ReasonNoRoute)
 			return

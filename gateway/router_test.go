@@ -21,6 +21,10 @@ func TestRouterMatch(t *testing.T) {
 			{ID: "clinic-admin", Hosts: []string{"a.test"}, Path: "/clinic/admin/"},
 			{ID: "api", Hosts: []string{"A.TEST."}, Path: "/api"},
 			{ID: "every-tls-host", Path: "/shared/"},
+			{ID: "files", Hosts: []string{"a.test"}, Path: "/files/", UpstreamCaseInsensitive: true},
+			{ID: "cafe", Hosts: []string{"a.test"}, Path: "/café/"},
+			{ID: "strasse", Hosts: []string{"a.test"}, Path: "/strasse/"},
+			{ID: "files-private", Hosts: []string{"a.test"}, Path: "/files/private/"},
 		},
 	}
 	rt, err := newRouter(cfg)
@@ -35,7 +39,20 @@ func TestRouterMatch(t *testing.T) {
 		{"a.test", "/clinicx", "root"},
 		{"a.test", "/clinic/admin/", "clinic-admin"},
 		{"a.test", "/clinic/admin", "clinic-admin"},
-		{"a.test", "/clinic/ADMIN/", "clinic"},
+		{"a.test", "/clinic/ADMIN/", "path:case"},
+		{"a.test", "/CLINIC/x", "path:case"},
+		{"a.test", "/Clinic", "path:case"},
+		{"a.test", "/clinicX", "root"},
+		{"a.test", "/files/x", "files"},
+		{"a.test", "/FILES/x", "files"},
+		{"a.test", "/Files", "files"},
+		{"a.test", "/files/PRIVATE/x", "path:case"}, // files-private's upstream does not fold
+		{"a.test", "/files/private/x", "files-private"},
+		{"a.test", "/caf%C3%A9/x", "cafe"},
+		{"a.test", "/CAF%C3%89/x", "path:case"},
+		{"a.test", "/stra%C3%9Fe/", "path:case"}, // "ß" folds to "ss"
+		{"a.test", "/STRASSE", "path:case"},
+		{"a.test", "/API/v1", "path:case"},
 		{"a.test", "/api", "api"},
 		{"a.test", "/api/v1", "api"},
 		{"a.test", "/apix", "root"},
@@ -45,13 +62,46 @@ func TestRouterMatch(t *testing.T) {
 		{"A.test", "/", ""}, // callers pass canonical hosts only
 	}
 	for _, tc := range cases {
-		got := ""
-		if r := rt.match(tc.host, tc.path); r != nil {
+		r, reason := rt.pick(tc.host, tc.path, false)
+		got := string(reason)
+		if r != nil {
 			got = r.ID
 		}
 		if got != tc.want {
-			t.Errorf("match(%q, %q) = %q, want %q", tc.host, tc.path, got, tc.want)
+			t.Errorf("pick(%q, %q) = %q, want %q", tc.host, tc.path, got, tc.want)
 		}
+	}
+	// Folding that changes a prefix's length: the longest folded prefix
+	// decides, whatever the order of the prefixes as written.
+	shift, err := newRouter(&config.Config{Routes: []config.Route{
+		{ID: "root", Hosts: []string{"a.test"}, Path: "/"},
+		{ID: "strasse", Hosts: []string{"a.test"}, Path: "/straße/"},
+		{ID: "strasse-a", Hosts: []string{"a.test"}, Path: "/strasse/a/"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/strasse/a/x":     "strasse-a",
+		"/stra%C3%9Fe/a/x": "path:case",
+		"/stra%C3%9Fe/b":   "strasse",
+		"/strasse/b":       "path:case",
+		"/STRA%C3%9FE/a/":  "path:case",
+		"/x":               "root",
+	} {
+		r, reason := shift.pick("a.test", path, false)
+		got := string(reason)
+		if r != nil {
+			got = r.ID
+		}
+		if got != want {
+			t.Errorf("pick(%q) = %q, want %q", path, got, want)
+		}
+	}
+	// Prefixes that differ only in case cannot both be routes.
+	cfg.Routes = append(cfg.Routes, config.Route{ID: "clinic-upper", Hosts: []string{"a.test"}, Path: "/Clinic/"})
+	if _, err := newRouter(cfg); err == nil {
+		t.Errorf("newRouter took /clinic/ and /Clinic/ on one host")
 	}
 }
 
@@ -129,7 +179,7 @@ func BenchmarkRouteMatch(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if rt.match("a.test", "/app42/patients/1") == nil {
+		if r, _ := rt.pick("a.test", "/app42/patients/1", false); r == nil {
 			b.Fatal("no match")
 		}
 	}

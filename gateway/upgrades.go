@@ -22,8 +22,10 @@ type upgrades struct {
 // upgrade is one open proxied WebSocket and what admitted it.
 type upgrade struct {
 	host, path, method string
-	identity           *scope.Identity
-	cancel             context.CancelFunc
+	// normalised: path is the NFKC form of the one the client sent.
+	normalised bool
+	identity   *scope.Identity
+	cancel     context.CancelFunc
 }
 
 // track runs next for the upgrade request r (admitted on the request's
@@ -31,6 +33,9 @@ type upgrade struct {
 func (u *upgrades) track(w http.ResponseWriter, r *http.Request, s *scope.Scope, next http.Handler) {
 	ctx, cancel := context.WithCancel(r.Context())
 	e := &upgrade{host: s.Host, path: s.Path, method: r.Method, identity: s.Identity, cancel: cancel}
+	if rs := stateFrom(r.Context()); rs != nil {
+		e.normalised = rs.normalised
+	}
 	u.mu.Lock()
 	if u.open == nil {
 		u.open = map[*upgrade]struct{}{}
@@ -72,15 +77,16 @@ func (g *Gateway) EndSession(id string) {
 }
 
 // readmit closes the open upgrades that generation st would not admit
-// again: their path no longer routes to a route that permits WebSockets,
+// again: their path no longer routes to a route that permits WebSockets
+// (router.pick: case folding or Unicode normalisation refused included),
 // or that route's policy (with break-glass) does not admit their
 // identity. An upgrade that would still be admitted stays open on the
 // generation it started with, whatever else changed (its upstream, the
 // route's id).
 func (st *generation) readmit() {
 	st.upgrades.closeWhere(func(e *upgrade) bool {
-		rt := st.router.match(e.host, e.path)
-		if rt == nil || !rt.WebSocket {
+		rt, reason := st.router.pick(e.host, e.path, e.normalised)
+		if reason != "" || rt == nil || !rt.WebSocket {
 			return true
 		}
 		s := &scope.Scope{Host: e.host, Path: e.path, RouteID: rt.ID, Route: rt, Identity: e.identity}

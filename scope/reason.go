@@ -120,6 +120,29 @@ const (
 	ReasonPathDotSegment       Reason = "path:dot-segment"
 	ReasonPathEmptySegment     Reason = "path:empty-segment"
 	ReasonPathMalformed        Reason = "path:malformed"
+	// ReasonPathEncodedDelimiter: "%3B", "%3F" or "%23" in the path.
+	ReasonPathEncodedDelimiter Reason = "path:encoded-delimiter"
+	// ReasonPathDoubleEncoding: "%25" (an encoded '%') in the path.
+	ReasonPathDoubleEncoding Reason = "path:double-encoding"
+	// ReasonPathWhitespace: a space, raw or encoded, in the path.
+	ReasonPathWhitespace Reason = "path:whitespace"
+	// ReasonPathTrailingDot: a path segment ending in '.'.
+	ReasonPathTrailingDot Reason = "path:trailing-dot"
+	// ReasonPathUTF8: the decoded path is not valid UTF-8.
+	ReasonPathUTF8 Reason = "path:utf8"
+	// ReasonPathInvisible: an invisible, format or space character
+	// (Unicode Cc, Cf, Co, Cs, Z*) in the decoded path.
+	ReasonPathInvisible Reason = "path:invisible"
+	// ReasonPathUnicodeForm: the decoded path is not in NFKC and its
+	// route does not normalise Unicode paths.
+	ReasonPathUnicodeForm Reason = "path:unicode-form"
+	// ReasonPathCase: with letter case ignored the path would fall under
+	// another route than the one it names exactly.
+	ReasonPathCase Reason = "path:case"
+	// ReasonQueryMethodOverride: a "_method" query parameter.
+	ReasonQueryMethodOverride Reason = "query:method-override"
+	// ReasonBodyMethodOverride: a "_method" field in a form body.
+	ReasonBodyMethodOverride Reason = "body:method-override"
 )
 
 // declared are the constants above.
@@ -144,6 +167,9 @@ var declared = map[Reason]bool{
 	ReasonPathFragment: true, ReasonPathSemicolon: true, ReasonPathForm: true, ReasonPathControl: true,
 	ReasonPathBackslash: true, ReasonPathEncodedSeparator: true, ReasonPathPercent: true,
 	ReasonPathDotSegment: true, ReasonPathEmptySegment: true, ReasonPathMalformed: true,
+	ReasonPathEncodedDelimiter: true, ReasonPathDoubleEncoding: true, ReasonPathWhitespace: true,
+	ReasonPathTrailingDot: true, ReasonPathUTF8: true, ReasonPathInvisible: true, ReasonPathUnicodeForm: true,
+	ReasonPathCase: true, ReasonQueryMethodOverride: true, ReasonBodyMethodOverride: true,
 }
 
 // Declared reports whether r is one of the Reason constants or a

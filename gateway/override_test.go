@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestFormScannerSplits: the scanner finds the override name whatever
+// the boundaries between the chunks a body arrives in.
+func TestFormScannerSplits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{"_method=PUT", true},
+		{"a=1&_method=PUT", true},
+		{"a=1&%5Fmethod=PUT", true},
+		{"a=1&%5fMeThOd", true},
+		{"_method[x]=1", true},
+		{"++_method=1", true},
+		{"a=1;.method=1", true},
+		{"a=_method&b=%5Fmethod", false},
+		{"_methods=1&x_method=1&method=1", false},
+		{"%_method=1", false}, // a malformed escape is text: "%_method"
+		{"_meth%zzod=1", false},
+		{"_method%=1", false},
+		{"", false},
+	} {
+		for cut := 0; cut <= len(tc.body); cut++ {
+			var s formScanner
+			s.scan([]byte(tc.body[:cut]))
+			s.scan([]byte(tc.body[cut:]))
+			s.end()
+			if s.found != tc.want {
+				t.Errorf("%q cut at %d: found %v, want %v", tc.body, cut, s.found, tc.want)
+			}
+		}
+	}
+}
+
+func TestIsFormBody(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ctype []string
+		want  bool
+	}{
+		{nil, true},
+		{[]string{"application/x-www-form-urlencoded"}, true},
+		{[]string{" APPLICATION/X-WWW-FORM-URLENCODED ;charset=utf-8"}, true},
+		{[]string{"application/json", "application/x-www-form-urlencoded"}, true},
+		{[]string{"application/json"}, false},
+		{[]string{"text/plain"}, false},
+	} {
+		h := http.Header{}
+		for _, v := range tc.ctype {
+			h.Add("Content-Type", v)
+		}
+		if got := isFormBody(h); got != tc.want {
+			t.Errorf("isFormBody(%q) = %v, want %v", tc.ctype, got, tc.want)
+		}
+	}
+}

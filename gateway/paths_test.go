@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/telegate/telegate/config"
+)
+
+// kindCase is one member of a fault kind: a raw HTTP/1.1 request (without
+// Host, which kindGateway's send adds) and what the client and the upstream
+// must see.
+type kindCase struct {
+	name   string
+	req    string // request line and fields, each ending in "\r\n"; then "\r\n" and the body
+	status int
+	// upstream is the request target the upstream must receive; "" means
+	// the upstream receives nothing.
+	upstream string
+}
+
+// kindGateway serves the test configuration with a public root route,
+// a route whose upstream folds case, and a route that normalises
+// Unicode paths, on a real TLS listener.
+func kindGateway(t *testing.T) *served {
+	t.Helper()
+	return serveTestGateway(t, func(cfg *config.Config, _ *Options) {
+		up := cfg.Routes[0].Upstream
+		pub := &config.Policy{Public: true}
+		app := []string{appHost}
+		cfg.Routes = append(cfg.Routes,
+			config.Route{ID: "root", Hosts: app, Path: "/", Upstream: up, Policy: pub},
+			config.Route{ID: "files", Hosts: app, Path: "/files/", Upstream: up, Policy: pub, UpstreamCaseInsensitive: true},
+			config.Route{ID: "norm", Hosts: app, Path: "/norm/", Upstream: up, Policy: pub, NormalizeUnicodePaths: true},
+		)
+	})
+}
+
+// sendKind sends every member and checks the status the client got and
+// what the upstream received (nothing, for a refusal).
+func sendKind(t *testing.T, s *served, cases []kindCase) {
+	t.Helper()
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mark := t.Name() + "/" + strconv.Itoa(i)
+			line, rest, _ := strings.Cut(tc.req, "\r\n")
+			req := line + "\r\nHost: " + appHost + "\r\nX-Case: " + mark + "\r\n" + rest
+			res := s.raw(t, req, false)
+			if res.status != tc.status {
+				t.Fatalf("status %d, want %d (%.200q)", res.status, tc.status, res.body)
+			}
+			var seen []seenRequest
+			for _, r := range s.rec.all() {
+				if r.Header.Get("X-Case") == mark {
+					seen = append(seen, r)
+				}
+			}
+			switch {
+			case tc.upstream == "" && len(seen) > 0:
+				t.Errorf("upstream received %q", seen[0].RequestURI)
+			case tc.upstream != "" && (len(seen) != 1 || seen[0].RequestURI != tc.upstream):
+				t.Errorf("upstream received %v, want one request for %q", seen, tc.upstream)
+			}
+		})
+	}
+}
+
+func get1(path string, fields ...string) string {
+	return "GET " + path + " HTTP/1.1\r\n" + strings.Join(fields, "") + "\r\n"
+}
+
+// TestRegression_PathCase: a path that would fall under another route
+// if letter case were ignored is refused — a request for a guarded
+// route's prefix in other case must not reach the public route's upstream,
+// which may fold case — unless the route's upstream is declared
+// case-insensitive, whose prefix then matches in any case.
+func TestRegression_PathCase(t *testing.T) {
+	t.Parallel()
+	s := kindGateway(t)
+	const root = "Cookie: tg-test=root\r\n"
+	sendKind(t, s, []kindCase{
+		{"upper case prefix of a guarded route", get1("/ADMIN/x"), 400, ""},
+		{"mixed case prefix", get1("/Admin/x", root), 400, ""},
+		{"one letter", get1("/clinIc/notes"), 400, ""},
+		{"without slash", get1("/ADMIN"), 400, ""},
+		{"public in other case", get1("/PUBLIC/a"), 400, ""},
+		{"telegate's endpoints in other case", get1("/.TELEGATE/login"), 400, ""},
+		{"case-insensitive upstream takes any case", get1("/FILES/Report.pdf"), 200, "/FILES/Report.pdf"},
+		{"case-insensitive upstream, exact case", get1("/files/a"), 200, "/files/a"},
+		{"no other route in any case", get1("/elsewhere/X"), 200, "/elsewhere/X"},
+		{"exact case still routes", get1("/admin/x", root), 200, "/admin/x"},
+	})
+}
+
+// TestRegression_TrimmedSegments: what servers trim from a segment or
+// decode before parsing — a trailing '.', whitespace raw or encoded,
+// encoded delimiters, an encoded '%', encoded controls, empty segments —
+// is refused, and nothing reaches the upstream.
+func TestRegression_TrimmedSegments(t *testing.T) {
+	t.Parallel()
+	s := kindGateway(t)
+	sendKind(t, s, []kindCase{
+		{"trailing dot", get1("/admin./x"), 400, ""},
+		{"trailing dots", get1("/public/a.../b"), 400, ""},
+		{"trailing dot at the end", get1("/public/a."), 400, ""},
+		{"encoded space at a segment's end", get1("/admin%20/x"), 400, ""},
+		{"encoded space inside", get1("/public/a%20b"), 400, ""},
+		{"encoded tab", get1("/admin%09/x"), 400, ""},
+		{"encoded vertical tab", get1("/public/a%0B"), 400, ""},
+		{"encoded semicolon", get1("/admin%3Bx/"), 400, ""},
+		{"encoded question mark", get1("/public/a%3F/admin/"), 400, ""},
+		{"encoded hash", get1("/public/a%23b"), 400, ""},
+		{"encoded slash", get1("/public%2Fadmin/x"), 400, ""},
+		{"encoded backslash", get1("/public/a%5Cb"), 400, ""},
+		{"double encoding", get1("/public/%252e%252e/admin/"), 400, ""},
+		{"encoded percent", get1("/public/a%25"), 400, ""},
+		{"empty segment", get1("/public//a"), 400, ""},
+		{"empty first segment", get1("//public/a"), 400, ""},
+		{"trailing slash is fine", get1("/public/a/"), 200, "/public/a/"},
+		{"dot inside a segment is fine", get1("/public/a.b"), 200, "/public/a.b"},
+	})
+}
+
+// TestRegression_UnicodePaths: decoded text that is not valid UTF-8,
+// that compatibility normalisation would change, or that carries
+// invisible and format characters is refused; text already in NFKC is
+// accepted everywhere, and a route that normalises Unicode paths gets the
+// NFKC form — which must then be a route that normalises too.
+func TestRegression_UnicodePaths(t *testing.T) {
+	t.Parallel()
+	s := kindGateway(t)
+	sendKind(t, s, []kindCase{
+		{"overlong slash", get1("/public/%C0%AFadmin"), 400, ""},
+		{"surrogate", get1("/public/%ED%A0%80"), 400, ""},
+		{"raw invalid byte", get1("/public/a\xff"), 400, ""},
+		{"truncated sequence", get1("/public/%E6%97"), 400, ""},
+		{"fullwidth solidus", get1("/public%EF%BC%8Fadmin/x"), 400, ""},
+		{"fullwidth admin", get1("/%EF%BD%81%EF%BD%84%EF%BD%8D%EF%BD%89%EF%BD%8E/x"), 400, ""},
+		{"ligature", get1("/public/%EF%AC%81le"), 400, ""},
+		{"superscript", get1("/public/x%C2%B2"), 400, ""},
+		{"decomposed accent", get1("/public/cafe%CC%81"), 400, ""},
+		{"zero-width space", get1("/admin%E2%80%8B/x"), 400, ""},
+		{"zero-width non-joiner", get1("/public/a%E2%80%8Cb"), 400, ""},
+		{"zero-width joiner", get1("/public/a%E2%80%8Db"), 400, ""},
+		{"byte order mark", get1("/%EF%BB%BFadmin/x"), 400, ""},
+		{"no-break space", get1("/admin%C2%A0/x"), 400, ""},
+		{"bidi override", get1("/public/%E2%80%AEfdp.exe"), 400, ""},
+		{"bidi isolate", get1("/public/%E2%81%A6x%E2%81%A9"), 400, ""},
+		{"soft hyphen", get1("/ad%C2%ADmin/x"), 400, ""},
+		{"ideographic space", get1("/public/a%E3%80%80"), 400, ""},
+		{"raw zero-width space", get1("/public/a\xe2\x80\x8bb"), 400, ""},
+		{"NFKC text is accepted", get1("/public/caf%C3%A9"), 200, "/public/caf%C3%A9"},
+		{"raw NFKC text is encoded", get1("/public/caf\xc3\xa9"), 200, "/public/caf%C3%A9"},
+		{"normalised on a normalising route", get1("/norm/%EF%AC%81le"), 200, "/norm/file"},
+		{"normalised to NFC on a normalising route", get1("/norm/cafe%CC%81"), 200, "/norm/caf%C3%A9"},
+		{"fullwidth route name normalises into another route", get1("/%EF%BD%8Eorm/x"), 200, "/norm/x"},
+		{"normalised path under a route that does not normalise", get1("/%EF%BD%81dmin/x"), 400, ""},
+		{"normalisation that would add a separator", get1("/norm/a%EF%BC%8F..%EF%BC%8Fadmin"), 400, ""},
+		{"invisible stays refused on a normalising route", get1("/norm/a%E2%80%8B"), 400, ""},
+		{"normalised path under telegate's endpoints", get1("/.telegate/%EF%BD%8Cogin"), 400, ""},
+	})
+}
+
+// TestRegression_MethodOverride: a "_method" query parameter or form
+// field — in the spellings frameworks fold together — is refused, so that
+// an upstream that honours it cannot run another method than the one the
+// route's methods rule admitted; the upstream receives nothing when the
+// body fits the read-ahead, and never a complete body when it does not.
+func TestRegression_MethodOverride(t *testing.T) {
+	t.Parallel()
+	s := kindGateway(t)
+	form := func(ctype, body string) string {
+		h := "POST /public/a HTTP/1.1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
+		if ctype != "" {
+			h += "Content-Type: " + ctype + "\r\n"
+		}
+		return h + "\r\n" + body
+	}
+	const urlenc = "application/x-www-form-urlencoded"
+	chunked := "POST /public/a HTTP/1.1\r\nContent-Type: " + urlenc + "\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"5\r\na=1&_\r\n6\r\nmethod\r\n7\r\n=DELETE\r\n0\r\n\r\n"
+	sendKind(t, s, []kindCase{
+		{"query", get1("/public/a?_method=DELETE"), 400, ""},
+		{"query upper case", get1("/public/a?x=1&_METHOD=put"), 400, ""},
+		{"query encoded name", get1("/public/a?%5Fmethod=DELETE"), 400, ""},
+		{"query array name", get1("/public/a?_method[]=DELETE"), 400, ""},
+		{"query dotted name (PHP reads '.' as '_')", get1("/public/a?.method=DELETE"), 400, ""},
+		{"body", form(urlenc, "_method=DELETE"), 400, ""},
+		{"body after other fields", form(urlenc, "a=1&b=2&_method=DELETE"), 400, ""},
+		{"body encoded name", form(urlenc, "a=1&%5Fmethod=DELETE"), 400, ""},
+		{"body encoded letters", form(urlenc, "_%6D%45thod=PUT"), 400, ""},
+		{"body upper case", form(urlenc, "_METHOD=PUT"), 400, ""},
+		{"body leading space", form(urlenc, "+_method=PUT"), 400, ""},
+		{"body name without value", form(urlenc, "a=1&_method"), 400, ""},
+		{"body semicolon separator", form(urlenc, "a=1;_method=PUT"), 400, ""},
+		{"body with charset", form("Application/X-WWW-Form-URLEncoded; charset=utf-8", "_method=PUT"), 400, ""},
+		{"body without content type", form("", "_method=PUT"), 400, ""},
+		{"body in chunks split inside the name", chunked, 400, ""},
+		{"other names pass", form(urlenc, "method=PUT&a_method=x&_methods=y&x=_method"), 200, "/public/a"},
+		{"JSON body is not a form", form("application/json", `{"_method":"PUT"}`), 200, "/public/a"},
+		{"query value is not a name", get1("/public/a?x=_method"), 200, "/public/a?x=_method"},
+	})
+
+	// A body past the read-ahead is scanned as it streams, and cut before
+	// its end.
+	big := strings.Repeat("a=1&", formReadAhead/4+100)
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"long body, override at the end", big + "_method=DELETE", 400},
+		{"long body, override split at the read-ahead", big[:formReadAhead-3] + "&_method=PUT", 400},
+		{"long body without override", big + "b=2", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mark := "big-" + tc.name
+			req := "POST /public/a HTTP/1.1\r\nHost: " + appHost + "\r\nX-Case: " + mark + "\r\nContent-Type: " + urlenc +
+				"\r\nContent-Length: " + strconv.Itoa(len(tc.body)) + "\r\n\r\n" + tc.body
+			res := s.raw(t, req, false)
+			if res.status != tc.status {
+				t.Fatalf("status %d, want %d", res.status, tc.status)
+			}
+			for _, r := range s.rec.all() {
+				if r.Header.Get("X-Case") != mark {
+					continue
+				}
+				if tc.status == 200 && r.Body != tc.body {
+					t.Errorf("upstream received %d body bytes, want the %d sent", len(r.Body), len(tc.body))
+				}
+				if tc.status != 200 && (len(r.Body) >= len(tc.body) || strings.Contains(r.Body, "_method")) {
+					t.Errorf("upstream received the whole body (%d bytes)", len(r.Body))
+				}
+			}
+		})
+	}
+}
