@@ -94,10 +94,11 @@ func h2Block(path string, extra ...hpack.HeaderField) []byte {
 
 // TestRegression_HTTP2HeaderBlock: an HTTP/2 header block (HEADERS and
 // its CONTINUATION frames) that is not finished within the header
-// timeout, that runs past the cap on frames or bytes (CVE-2023-45288), or
-// that is broken by another frame, gets GOAWAY with its code and the
-// connection closed; a large block in a few frames, and a normal client,
-// are served.
+// timeout, that runs past the cap on frames or bytes (CVE-2023-45288),
+// that is broken by another frame, or that carries a connection-specific
+// field (RFC 9113 §8.2.2), gets GOAWAY with its code and the connection
+// closed, and nothing reaches the upstream; a large block in a few
+// frames, and a normal client, are served.
 func TestRegression_HTTP2HeaderBlock(t *testing.T) {
 	t.Parallel()
 	// quick has a short header timeout, for the member that waits for it;
@@ -181,6 +182,25 @@ func TestRegression_HTTP2HeaderBlock(t *testing.T) {
 			}
 			return fr.WriteContinuation(1, true, nil)
 		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"transfer-encoding in the block", slow, func(fr *http2.Framer) error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+				BlockFragment: h2Block("/public/h2smuggle", hpack.HeaderField{Name: "transfer-encoding", Value: "chunked"})})
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"connection in a continuation", slow, func(fr *http2.Framer) error {
+			block := h2Block("/public/h2smuggle", hpack.HeaderField{Name: "connection", Value: "x-telegate-assertion"})
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:len(block)/2], EndStream: true}); err != nil {
+				return err
+			}
+			return fr.WriteContinuation(1, true, block[len(block)/2:])
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"te other than trailers", slow, func(fr *http2.Framer) error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+				BlockFragment: h2Block("/public/h2smuggle", hpack.HeaderField{Name: "te", Value: "gzip"})})
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"te trailers is served", slow, func(fr *http2.Framer) error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+				BlockFragment: h2Block("/public/h2block", hpack.HeaderField{Name: "te", Value: "trailers"})})
+		}, 0, 0},
 		{"large block in a few frames is served", slow, func(fr *http2.Framer) error {
 			block := h2Block("/public/h2block", hpack.HeaderField{Name: "x-large", Value: strings.Repeat("v", 20<<10)})
 			n := len(block) / 4
@@ -199,45 +219,54 @@ func TestRegression_HTTP2HeaderBlock(t *testing.T) {
 			return nil
 		}, 0, 0},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			fr, answer, status := h2Raw(t, tc.s)
-			werr := make(chan error, 1)
-			go func() { werr <- tc.send(fr) }()
-			if tc.code == 0 {
-				select {
-				case a := <-answer:
-					t.Fatalf("connection ended (GOAWAY %v) before a response", a.goaway)
-				case st := <-status:
-					if st != "200" {
-						t.Errorf("status %s, want 200", st)
+	// The group returns once its parallel members have.
+	t.Run("members", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				fr, answer, status := h2Raw(t, tc.s)
+				werr := make(chan error, 1)
+				go func() { werr <- tc.send(fr) }()
+				if tc.code == 0 {
+					select {
+					case a := <-answer:
+						t.Fatalf("connection ended (GOAWAY %v) before a response", a.goaway)
+					case st := <-status:
+						if st != "200" {
+							t.Errorf("status %s, want 200", st)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatal("no response")
 					}
-				case <-time.After(5 * time.Second):
-					t.Fatal("no response")
+					return
 				}
-				return
-			}
-			a := <-answer
-			if !a.closed {
-				t.Fatalf("connection still open after %v", a.after)
-			}
-			if a.after > tc.within {
-				t.Errorf("closed after %v, want within %v", a.after, tc.within)
-			}
-			if a.goaway == nil {
-				t.Fatalf("closed after %v without GOAWAY", a.after)
-			}
-			if a.goaway.ErrCode != tc.code {
-				t.Errorf("GOAWAY %v, want %v", a.goaway.ErrCode, tc.code)
-			}
-			if a.status != "" {
-				t.Errorf("stream 1 answered %s", a.status)
-			}
-			if err := <-werr; err != nil && !errors.Is(err, io.EOF) {
-				t.Logf("write: %v", err)
-			}
-		})
+				a := <-answer
+				if !a.closed {
+					t.Fatalf("connection still open after %v", a.after)
+				}
+				if a.after > tc.within {
+					t.Errorf("closed after %v, want within %v", a.after, tc.within)
+				}
+				if a.goaway == nil {
+					t.Fatalf("closed after %v without GOAWAY", a.after)
+				}
+				if a.goaway.ErrCode != tc.code {
+					t.Errorf("GOAWAY %v, want %v", a.goaway.ErrCode, tc.code)
+				}
+				if a.status != "" {
+					t.Errorf("stream 1 answered %s", a.status)
+				}
+				if err := <-werr; err != nil && !errors.Is(err, io.EOF) {
+					t.Logf("write: %v", err)
+				}
+			})
+		}
+	})
+	// No malformed request reached the upstream.
+	for _, r := range append(quick.rec.all(), slow.rec.all()...) {
+		if strings.Contains(r.RequestURI, "h2smuggle") {
+			t.Errorf("the upstream received %s", r.RequestURI)
+		}
 	}
 	// A normal HTTP/2 client is still served.
 	resp, err := slow.client(slow.addr).Get("https://" + appHost + "/public/h2block")

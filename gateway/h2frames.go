@@ -47,7 +47,10 @@ type h2BlockLimits struct {
 //     HTTP/2 form of a slow request head): GOAWAY ENHANCE_YOUR_CALM;
 //   - any frame but a CONTINUATION of the same stream inside a header
 //     block, and a CONTINUATION outside one (§6.10): GOAWAY
-//     PROTOCOL_ERROR.
+//     PROTOCOL_ERROR;
+//   - a header block with a connection-specific field (h2Fields, §8.2.2):
+//     GOAWAY PROTOCOL_ERROR, before the block's last byte reaches the
+//     server; one that does not decode: GOAWAY COMPRESSION_ERROR.
 //
 // A refusal makes the next Read fail with http2.ConnectionError of that
 // code, so the server sends GOAWAY with it and closes the connection;
@@ -73,6 +76,9 @@ type h2FrameBudget struct {
 	blockBytes  int
 	blockSeq    uint64 // blocks begun, so a late timer knows its own
 	blockTimer  *time.Timer
+
+	cur    h2Frame   // the frame being passed
+	fields *h2Fields // the header fields of every block, decoded
 }
 
 func newH2FrameBudget(c *tls.Conn, g *h2Guard, l h2BlockLimits) *h2FrameBudget {
@@ -159,8 +165,19 @@ func (f *h2FrameBudget) scan(b []byte) int {
 			i += k
 		case f.skip > 0:
 			k := min(f.skip, len(b)-i)
+			ok := !f.cur.fields || f.fieldsOf().write(f.cur.fragment(b[i:i+k]))
 			f.skip -= k
 			i += k
+			code := http2.ErrCodeCompression
+			if ok && f.skip == 0 && f.cur.fields && f.cur.endHeaders {
+				code, ok = f.fields.end()
+			}
+			if !ok {
+				// Keep the block's last byte back: the server never
+				// has the whole block.
+				f.deny(code)
+				return i - 1
+			}
 		default:
 			start := i - len(f.hdr)
 			k := min(9-len(f.hdr), len(b)-i)
@@ -174,7 +191,11 @@ func (f *h2FrameBudget) scan(b []byte) int {
 			flags := http2.Flags(f.hdr[4])
 			stream := (uint32(f.hdr[5])<<24 | uint32(f.hdr[6])<<16 | uint32(f.hdr[7])<<8 | uint32(f.hdr[8])) & (1<<31 - 1)
 			f.hdr = f.hdr[:0]
-			if code, ok := f.frame(typ, flags, stream, length); !ok {
+			code, ok := f.frame(typ, flags, stream, length)
+			if ok && f.cur.fields && f.cur.endHeaders && length == 0 {
+				code, ok = f.fieldsOf().end()
+			}
+			if !ok {
 				f.deny(code)
 				return max(start, 0)
 			}
@@ -184,9 +205,32 @@ func (f *h2FrameBudget) scan(b []byte) int {
 	return i
 }
 
+// fieldsOf returns the connection's header field reader, made at first
+// use.
+func (f *h2FrameBudget) fieldsOf() *h2Fields {
+	if f.fields == nil {
+		f.fields = newH2Fields(f.limits.maxBytes)
+	}
+	return f.fields
+}
+
 // frame accounts for one frame header; false with the GOAWAY code when
 // the frame is refused.
 func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uint32, length int) (http2.ErrCode, bool) {
+	f.cur = h2Frame{length: length}
+	if typ == http2.FrameHeaders || typ == http2.FrameContinuation {
+		f.cur.fields = true
+		f.cur.endHeaders = flags.Has(http2.FlagHeadersEndHeaders)
+	}
+	if typ == http2.FrameHeaders {
+		f.cur.padded = flags.Has(http2.FlagHeadersPadded)
+		if f.cur.padded {
+			f.cur.fragStart++
+		}
+		if flags.Has(http2.FlagHeadersPriority) {
+			f.cur.fragStart += 5
+		}
+	}
 	switch {
 	case f.block != 0 && (typ != http2.FrameContinuation || stream != f.block),
 		f.block == 0 && typ == http2.FrameContinuation,
