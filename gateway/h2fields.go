@@ -110,3 +110,58 @@ func (fr *h2Frame) fragment(p []byte) []byte {
 	}
 	return p[lo-start : hi-start]
 }
+
+// maxSettingsRewrite is the largest SETTINGS payload the scanner gathers
+// for h2Settings: 100 parameters (the HTTP/2 server refuses more).
+const maxSettingsRewrite = 100 * 6
+
+// h2Settings returns a client's SETTINGS frame (header and payload, RFC
+// 9113 §6.5.1) with each parameter named once: the value of its last
+// occurrence, in the order of the last occurrences. Processing the
+// values in order (§6.5.3) leaves each parameter at its last value, so
+// the frame means the same, and the HTTP/2 server, which refuses a
+// parameter named twice, accepts it. A frame without repeats, with a
+// value that is not allowed (§6.5.2, for the server to refuse), or that
+// repeats SETTINGS_HEADER_TABLE_SIZE (each change of which the HPACK
+// encoder must signal, RFC 7541 §4.2) is returned as it is.
+func h2Settings(frame []byte) []byte {
+	payload := frame[9:]
+	if len(payload)%6 != 0 {
+		return frame
+	}
+	type param struct {
+		id  http2.SettingID
+		val uint32
+	}
+	var ps []param
+	last := map[http2.SettingID]int{}
+	repeated := false
+	for i := 0; i < len(payload); i += 6 {
+		p := param{http2.SettingID(uint16(payload[i])<<8 | uint16(payload[i+1])),
+			uint32(payload[i+2])<<24 | uint32(payload[i+3])<<16 | uint32(payload[i+4])<<8 | uint32(payload[i+5])}
+		if (http2.Setting{ID: p.id, Val: p.val}).Valid() != nil {
+			return frame
+		}
+		if _, ok := last[p.id]; ok {
+			repeated = true
+			if p.id == http2.SettingHeaderTableSize {
+				return frame
+			}
+		}
+		last[p.id] = len(ps)
+		ps = append(ps, p)
+	}
+	if !repeated {
+		return frame
+	}
+	out := append([]byte(nil), frame[:9]...)
+	for i, p := range ps {
+		if last[p.id] != i {
+			continue
+		}
+		out = append(out, byte(p.id>>8), byte(p.id), byte(p.val>>24), byte(p.val>>16), byte(p.val>>8), byte(p.val))
+	}
+	n := len(out) - 9
+	out[0], out[1], out[2] = byte(n>>16), byte(n>>8), byte(n)
+	return out
+}

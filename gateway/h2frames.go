@@ -52,6 +52,10 @@ type h2BlockLimits struct {
 //     GOAWAY PROTOCOL_ERROR, before the block's last byte reaches the
 //     server; one that does not decode: GOAWAY COMPRESSION_ERROR.
 //
+// It also rewrites a SETTINGS frame that names a parameter twice to name
+// it once (h2Settings), since the HTTP/2 server refuses one (RFC 9113
+// §6.5.3 wants the values processed in order).
+//
 // A refusal makes the next Read fail with http2.ConnectionError of that
 // code, so the server sends GOAWAY with it and closes the connection;
 // the h2Guard closes it within 500 ms whatever the server does. The
@@ -65,7 +69,7 @@ type h2FrameBudget struct {
 	preface int    // preface bytes still to pass
 	hdr     []byte // bytes of the frame header being read
 	skip    int    // payload bytes of the current frame still to pass
-	held    []byte // bytes read from the conn but not yet returned
+	held    []byte // bytes read from the conn but not yet scanned
 	denied  bool
 	code    http2.ErrCode // the refusal's GOAWAY code, once denied
 
@@ -77,36 +81,47 @@ type h2FrameBudget struct {
 	blockSeq    uint64 // blocks begun, so a late timer knows its own
 	blockTimer  *time.Timer
 
-	cur    h2Frame   // the frame being passed
-	fields *h2Fields // the header fields of every block, decoded
+	cur      h2Frame   // the frame being passed
+	fields   *h2Fields // the header fields of every block, decoded
+	settings []byte    // a SETTINGS frame being gathered for h2Settings
+	out      []byte    // bytes passed and not yet returned by Read
 }
 
 func newH2FrameBudget(c *tls.Conn, g *h2Guard, l h2BlockLimits) *h2FrameBudget {
 	return &h2FrameBudget{Conn: c, guard: g, limits: l, preface: len(http2.ClientPreface)}
 }
 
-// Read implements net.Conn.
+// Read implements net.Conn: it returns the bytes the scanner passed
+// (f.out), reading and scanning more while there are none, and the
+// refusal once those before it are returned.
 func (f *h2FrameBudget) Read(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.held) == 0 && !f.denied {
-		f.mu.Unlock()
-		n, err := f.Conn.Read(p)
-		f.mu.Lock()
-		if n == 0 && !f.denied {
-			return 0, err
+	for len(f.out) == 0 {
+		if f.denied {
+			return 0, http2.ConnectionError(f.code)
 		}
-		f.held = append(f.held[:0], p[:n]...)
+		if len(f.held) == 0 {
+			f.mu.Unlock()
+			n, err := f.Conn.Read(p)
+			f.mu.Lock()
+			if n == 0 {
+				if f.denied {
+					continue
+				}
+				return 0, err
+			}
+			f.held = append(f.held[:0], p[:n]...)
+			continue
+		}
+		n := f.scan(f.held)
+		f.held = f.held[n:]
 	}
-	if f.denied {
-		return 0, http2.ConnectionError(f.code)
-	}
-	// Pass bytes up to the first frame refused.
-	n := f.scan(f.held)
-	copy(p, f.held[:n])
-	f.held = f.held[n:]
-	if n == 0 && f.denied {
-		return 0, http2.ConnectionError(f.code)
+	n := copy(p, f.out)
+	if n == len(f.out) {
+		f.out = f.out[:0]
+	} else {
+		f.out = f.out[n:]
 	}
 	return n, nil
 }
@@ -152,34 +167,47 @@ func (f *h2FrameBudget) blockExpired(seq uint64) {
 	}
 }
 
-// scan walks b through the frame layout and returns how many of its bytes
-// may be passed on; at a refused frame it marks the connection denied and
-// stops at that frame's start.
+// scan walks b through the frame layout and appends to f.out what may
+// be passed on: everything but a refused frame and what follows it, and a
+// SETTINGS frame as h2Settings rewrites it. A frame header is held until
+// it is whole and judged. It returns how many bytes of b it used (all of
+// them unless the connection is refused).
 func (f *h2FrameBudget) scan(b []byte) int {
 	i := 0
 	for i < len(b) {
 		switch {
 		case f.preface > 0:
 			k := min(f.preface, len(b)-i)
+			f.out = append(f.out, b[i:i+k]...)
 			f.preface -= k
 			i += k
 		case f.skip > 0:
 			k := min(f.skip, len(b)-i)
-			ok := !f.cur.fields || f.fieldsOf().write(f.cur.fragment(b[i:i+k]))
+			part := b[i : i+k]
+			ok := !f.cur.fields || f.fieldsOf().write(f.cur.fragment(part))
 			f.skip -= k
 			i += k
 			code := http2.ErrCodeCompression
 			if ok && f.skip == 0 && f.cur.fields && f.cur.endHeaders {
 				code, ok = f.fields.end()
 			}
-			if !ok {
+			switch {
+			case !ok:
 				// Keep the block's last byte back: the server never
 				// has the whole block.
+				f.out = append(f.out, part[:len(part)-1]...)
 				f.deny(code)
 				return i - 1
+			case f.settings != nil:
+				f.settings = append(f.settings, part...)
+				if f.skip == 0 {
+					f.out = append(f.out, h2Settings(f.settings)...)
+					f.settings = nil
+				}
+			default:
+				f.out = append(f.out, part...)
 			}
 		default:
-			start := i - len(f.hdr)
 			k := min(9-len(f.hdr), len(b)-i)
 			f.hdr = append(f.hdr, b[i:i+k]...)
 			i += k
@@ -190,15 +218,21 @@ func (f *h2FrameBudget) scan(b []byte) int {
 			typ := http2.FrameType(f.hdr[3])
 			flags := http2.Flags(f.hdr[4])
 			stream := (uint32(f.hdr[5])<<24 | uint32(f.hdr[6])<<16 | uint32(f.hdr[7])<<8 | uint32(f.hdr[8])) & (1<<31 - 1)
-			f.hdr = f.hdr[:0]
 			code, ok := f.frame(typ, flags, stream, length)
 			if ok && f.cur.fields && f.cur.endHeaders && length == 0 {
 				code, ok = f.fieldsOf().end()
 			}
 			if !ok {
+				f.hdr = f.hdr[:0]
 				f.deny(code)
-				return max(start, 0)
+				return i
 			}
+			if typ == http2.FrameSettings && !flags.Has(http2.FlagSettingsAck) && length > 0 && length <= maxSettingsRewrite {
+				f.settings = append([]byte(nil), f.hdr...)
+			} else {
+				f.out = append(f.out, f.hdr...)
+			}
+			f.hdr = f.hdr[:0]
 			f.skip = length
 		}
 	}

@@ -11,7 +11,7 @@ import (
 // TestH2FrameBudgetCountsHeadersFrames: the frame scanner spends one token
 // per HEADERS frame however the bytes are split across reads, passes every
 // other frame, and stops exactly at the start of the first HEADERS frame
-// past the budget.
+// past the budget, none of whose bytes it passes.
 func TestH2FrameBudgetCountsHeadersFrames(t *testing.T) {
 	t.Parallel()
 	var stream bytes.Buffer
@@ -33,24 +33,53 @@ func TestH2FrameBudgetCountsHeadersFrames(t *testing.T) {
 	for _, chunk := range []int{1, 2, 7, 9, 10, 64, len(all)} {
 		g := &h2Guard{lim: rate.NewLimiter(0, budget)}
 		f := &h2FrameBudget{guard: g, preface: len(http2.ClientPreface)}
-		passed := 0
-		for off := 0; off < len(all); {
-			end := min(off+chunk, len(all))
-			n := f.scan(all[off:end])
-			passed += n
-			if n < end-off {
-				break
-			}
-			off = end
+		for off := 0; off < len(all) && !f.denied; off = min(off+chunk, len(all)) {
+			f.scan(all[off:min(off+chunk, len(all))])
 		}
 		if !f.denied {
 			t.Errorf("chunk %d: not denied after %d HEADERS frames", chunk, budget+2)
 			continue
 		}
-		// Bytes of the refused frame's header that arrived in earlier
-		// reads have been passed on; never anything after its header.
-		if passed < cut || passed > cut+8 {
-			t.Errorf("chunk %d: passed %d bytes, the refused HEADERS frame starts at %d", chunk, passed, cut)
+		// Everything before the refused frame is passed, nothing of it.
+		if !bytes.Equal(f.out, all[:cut]) {
+			t.Errorf("chunk %d: passed %d bytes, the refused HEADERS frame starts at %d", chunk, len(f.out), cut)
+		}
+	}
+}
+
+// TestH2SettingsRewrite: a SETTINGS frame that names a parameter twice
+// is passed with each named once, at its last value, whatever the reads'
+// sizes; one without repeats, with an invalid value or with a repeated
+// SETTINGS_HEADER_TABLE_SIZE is passed as it is.
+func TestH2SettingsRewrite(t *testing.T) {
+	t.Parallel()
+	frame := func(ss ...http2.Setting) []byte {
+		var b bytes.Buffer
+		_ = http2.NewFramer(&b, nil).WriteSettings(ss...)
+		return b.Bytes()
+	}
+	iws, mcs, hts := http2.SettingInitialWindowSize, http2.SettingMaxConcurrentStreams, http2.SettingHeaderTableSize
+	cases := []struct {
+		in, want []byte
+	}{
+		{frame(http2.Setting{ID: iws, Val: 100}, http2.Setting{ID: iws, Val: 1}), frame(http2.Setting{ID: iws, Val: 1})},
+		{frame(http2.Setting{ID: iws, Val: 100}, http2.Setting{ID: mcs, Val: 5}, http2.Setting{ID: iws, Val: 1}),
+			frame(http2.Setting{ID: mcs, Val: 5}, http2.Setting{ID: iws, Val: 1})},
+		{frame(http2.Setting{ID: iws, Val: 100}, http2.Setting{ID: mcs, Val: 5}), frame(http2.Setting{ID: iws, Val: 100}, http2.Setting{ID: mcs, Val: 5})},
+		{frame(http2.Setting{ID: hts, Val: 100}, http2.Setting{ID: hts, Val: 4096}), frame(http2.Setting{ID: hts, Val: 100}, http2.Setting{ID: hts, Val: 4096})},
+		{frame(http2.Setting{ID: iws, Val: 1 << 31}, http2.Setting{ID: iws, Val: 1}), frame(http2.Setting{ID: iws, Val: 1 << 31}, http2.Setting{ID: iws, Val: 1})},
+	}
+	for i, tc := range cases {
+		in := append([]byte(http2.ClientPreface), tc.in...)
+		want := append([]byte(http2.ClientPreface), tc.want...)
+		for _, chunk := range []int{1, 5, 9, 10, len(in)} {
+			f := &h2FrameBudget{preface: len(http2.ClientPreface)}
+			for off := 0; off < len(in); off += chunk {
+				f.scan(in[off:min(off+chunk, len(in))])
+			}
+			if !bytes.Equal(f.out, want) {
+				t.Errorf("case %d, chunk %d: passed %x, want %x", i, chunk, f.out, want)
+			}
 		}
 	}
 }
