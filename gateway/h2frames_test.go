@@ -83,3 +83,41 @@ func TestH2SettingsRewrite(t *testing.T) {
 		}
 	}
 }
+
+// FuzzH2FrameScanner: whatever a client sends after the preface, split
+// however, the scanner does not panic, never passes more than it read
+// (a SETTINGS rewrite only shortens), and passes the same bytes whatever
+// the split — up to a refusal inside a frame's payload, which is found
+// where the read ends, so one of the two is then a prefix of the other.
+func FuzzH2FrameScanner(f *testing.F) {
+	var seed bytes.Buffer
+	fr := http2.NewFramer(&seed, nil)
+	_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0x82, 0x86}, EndHeaders: false})
+	_ = fr.WriteContinuation(1, true, []byte{0x84})
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: []byte{0x40, 0x02, 't', 'e', 0x04, 'g', 'z', 'i', 'p'}, EndHeaders: true, PadLength: 3})
+	f.Add(seed.Bytes(), uint8(7))
+	f.Add([]byte{0, 0, 0, 9, 0, 0, 0, 0, 1}, uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint8) {
+		in := append([]byte(http2.ClientPreface), data...)
+		run := func(chunk int) ([]byte, bool) {
+			s := &h2FrameBudget{preface: len(http2.ClientPreface), limits: h2BlockLimits{maxBytes: 1 << 10}}
+			for off := 0; off < len(in) && !s.denied; off += chunk {
+				s.scan(in[off:min(off+chunk, len(in))])
+			}
+			return s.out, s.denied
+		}
+		whole, denied := run(len(in))
+		if len(whole) > len(in) {
+			t.Fatalf("passed %d bytes of %d", len(whole), len(in))
+		}
+		split, splitDenied := run(int(cut%32) + 1)
+		if denied != splitDenied {
+			t.Fatalf("refused %v in one read, %v in split reads", denied, splitDenied)
+		}
+		n := min(len(split), len(whole))
+		if !denied && !bytes.Equal(split, whole) || !bytes.Equal(split[:n], whole[:n]) {
+			t.Fatalf("split reads passed %x, one read %x", split, whole)
+		}
+	})
+}
