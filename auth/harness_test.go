@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,4 +351,28 @@ func (b *syncBuffer) String() string {
 func defaulted(cfg *config.Config) *config.Config {
 	cfg.ApplyDefaults()
 	return cfg
+}
+
+// continueRE finds the link of the "Signing out" page to the provider's
+// end-session endpoint.
+var continueRE = regexp.MustCompile(`<a class="btn" id="continue" href="([^"]+)"`)
+
+// continueSignOut follows the "Signing out" page that a sign-out POST
+// answers when the provider has an end-session endpoint, as the page's
+// meta refresh makes a browser do: it GETs the page's link with c and
+// returns that response (resp itself when it is not that page).
+func continueSignOut(t testing.TB, c *http.Client, resp *http.Response) *http.Response {
+	t.Helper()
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := continueRE.FindSubmatch(b)
+	if m == nil {
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		return resp
+	}
+	next, err := c.Get(html.UnescapeString(string(m[1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
 }

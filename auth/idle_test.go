@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,5 +69,73 @@ func TestRegression_IdleClockCountsActivity(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRegression_SessionEndedUnseenReauthenticates: a session that ends
+// without the browser signing out — idle timeout, absolute lifetime,
+// back-channel logout — leaves the provider's session alive, so the next
+// sign-in from that browser asks the provider to authenticate again
+// (prompt=login); a first sign-in, and one after signing out, do not.
+func TestRegression_SessionEndedUnseenReauthenticates(t *testing.T) {
+	t.Parallel()
+	ends := []struct {
+		name   string
+		prompt bool
+		end    func(h *harness)
+	}{
+		{"first sign-in", false, func(*harness) {}},
+		{"idle timeout", true, func(h *harness) { h.clock.Advance(h.cfg.Sessions.IdleTimeout + time.Second) }},
+		{"absolute lifetime", true, func(h *harness) {
+			for elapsed := time.Duration(0); elapsed <= h.cfg.Sessions.AbsoluteTimeout; elapsed += h.cfg.Sessions.IdleTimeout / 2 {
+				h.clock.Advance(h.cfg.Sessions.IdleTimeout / 2)
+				h.do(h.noRedirectClient(), http.MethodGet, "/app/", nil)
+			}
+		}},
+		{"back-channel logout", true, func(h *harness) {
+			sess, err := h.svc.store.Get(context.Background(), sessionIDFor(h.sessionCookie()))
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			if _, err := h.svc.store.DeleteBySubject(context.Background(), sess.Issuer, sess.Subject, ""); err != nil {
+				h.t.Fatal(err)
+			}
+		}},
+		{"sign-out", false, func(h *harness) {
+			req, _ := http.NewRequest("POST", h.url+"/.telegate/logout", strings.NewReader("rd=%2Fapp%2F"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", h.url)
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			resp, err := h.client.Do(req)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			continueSignOut(h.t, h.client, resp).Body.Close()
+		}},
+	}
+	for _, e := range ends {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			if e.name != "first sign-in" {
+				if resp := h.signIn("/app/"); resp.StatusCode != http.StatusOK {
+					t.Fatalf("sign-in: %d", resp.StatusCode)
+				}
+			}
+			e.end(h)
+			nr := h.noRedirectClient()
+			resp := h.do(nr, http.MethodGet, "/app/", nil)
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("after %s: %d, want 302 to sign in", e.name, resp.StatusCode)
+			}
+			login := h.do(nr, http.MethodGet, resp.Header.Get("Location"), nil)
+			authz, err := url.Parse(login.Header.Get("Location"))
+			if err != nil || login.StatusCode != http.StatusFound || !strings.HasPrefix(authz.String(), h.op.issuer) {
+				t.Fatalf("sign-in: %d to %q", login.StatusCode, login.Header.Get("Location"))
+			}
+			if got := authz.Query().Get("prompt") == "login"; got != e.prompt {
+				t.Errorf("after %s: prompt=login %v, want %v (%s)", e.name, got, e.prompt, authz.RawQuery)
+			}
+		})
 	}
 }

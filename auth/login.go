@@ -52,7 +52,8 @@ func (s *View) candidates(routeID string) []string {
 // With one candidate provider (or provider named) it redirects to the
 // provider's authorization endpoint (OIDC Core §3.1.2.1) with state, nonce
 // and a PKCE S256 challenge (RFC 7636 §4.2), all bound to a short-lived
-// pre-auth cookie; with several it shows a chooser page.
+// pre-auth cookie, and prompt=login when the browser's last session ended
+// without it (sessionEndedUnseen); with several it shows a chooser page.
 func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	rd := SafeReturnPath(q.Get("rd"))
@@ -111,9 +112,26 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	handles := append([]string{h}, pendingHandles(s.cookies(r).preauth)...)
 	handles = handles[:min(len(handles), maxPendingSignins)]
 	setCookie(w, s.preCookie, strings.Join(handles, "."), int(preAuthTTL/time.Second))
-	target := l.oauth.AuthCodeURL(rec.State, oidc.Nonce(rec.Nonce), oauth2.S256ChallengeOption(rec.Verifier))
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(rec.Nonce), oauth2.S256ChallengeOption(rec.Verifier)}
+	if s.sessionEndedUnseen(r) {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+	}
+	target := l.oauth.AuthCodeURL(rec.State, opts...)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// sessionEndedUnseen reports whether r carries the cookie of a session
+// that no longer lives: one that ended without the browser signing out —
+// idle or absolute timeout, back-channel logout, a reload that removed
+// its provider, a failed refresh. Signing out clears the cookie; these
+// cannot, as they happen without the browser. The provider's own session
+// may well have outlived it, so the next sign-in asks the provider to
+// authenticate the user again (prompt=login, OIDC Core §3.1.2.1) instead
+// of admitting whoever sits at the browser on that session.
+func (s *View) sessionEndedUnseen(r *http.Request) bool {
+	h := s.cookies(r).session
+	return validHandle(h) && s.loadSession(r.Context(), h, false) == nil
 }
 
 // serveCallback completes a sign-in at GET /.telegate/callback/{provider}

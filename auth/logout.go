@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/telegate/telegate/audit"
@@ -46,8 +47,11 @@ func (s *View) currentSessionID(r *http.Request) string {
 // via http.CrossOriginProtection): it destroys the server-side session,
 // clears the cookie, then starts RP-initiated logout (OIDC RP-Initiated
 // Logout 1.0 §2) at the provider's end_session_endpoint with id_token_hint,
-// post_logout_redirect_uri = /.telegate/signed-out and state, or goes
-// straight to /.telegate/signed-out when the provider has none.
+// post_logout_redirect_uri = /.telegate/signed-out and state — answering
+// 200 with a page that goes on there by itself (meta refresh) and links
+// there, since a cross-origin redirect would be held to the submitting
+// page's CSP form-action — or redirects (303) straight to
+// /.telegate/signed-out when the provider has none.
 func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	_ = r.ParseForm()
@@ -84,8 +88,19 @@ func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 	} else {
 		setCookie(w, s.preCookie, h, int(preAuthTTL/time.Second))
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	if strings.HasPrefix(target, "/") {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	// The provider is another origin. A redirect there from this POST is
+	// a navigation the submitting page's CSP form-action governs, in
+	// Chromium for every redirect of the submission: telegate's own pages
+	// say form-action 'self' and so may an app's, and the provider's
+	// session would survive. A page that navigates on by itself (meta
+	// refresh, with a link for when that is off) is not a form
+	// submission, so no form-action stands in its way.
+	renderPage(w, r, http.StatusOK, "leaving", pageData{Title: "Signing out", RequestID: requestID(r), EndSession: target})
 }
 
 // serveSignedOut is the post_logout_redirect_uri: it shows the signed-out

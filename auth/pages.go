@@ -12,6 +12,9 @@ var pages = page.Parse(`{{define "chooser"}}{{template "head" .}}<h1>Sign in</h1
 {{end}}{{template "foot" .}}{{end}}
 {{define "logout"}}{{template "head" .}}<h1>Sign out</h1><p>Sign out of this site?</p>
 <form method="post" action="/.telegate/logout"><input type="hidden" name="rd" value="{{.ReturnTo}}"><button type="submit">Sign out</button></form>{{template "foot" .}}{{end}}
+{{define "leaving"}}{{template "headstart" .}}<meta http-equiv="refresh" content="0; url={{.EndSession}}">{{template "headend" .}}<h1>Signing out</h1>
+<p>You are signed out of this site. Your identity provider signs you out next.</p>
+<p><a class="btn" id="continue" href="{{.EndSession}}">Continue</a></p>{{template "foot" .}}{{end}}
 {{define "signedout"}}{{template "head" .}}<h1>You are signed out</h1><p><a href="{{.ReturnTo}}">Continue</a></p>{{template "foot" .}}{{end}}
 `)
 
@@ -22,7 +25,9 @@ type pageData struct {
 	Next      string
 	RequestID string
 	ReturnTo  string
-	Choices   []choice
+	// EndSession is the provider's end-session URL ("leaving" page).
+	EndSession string
+	Choices    []choice
 }
 
 type choice struct {

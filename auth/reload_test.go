@@ -147,7 +147,7 @@ func TestRegression_SignOutWithLargeTokensEndsTheProviderSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			continueSignOut(t, h.client, resp).Body.Close()
 			h.op.mu.Lock()
 			es := h.op.lastEndSession
 			h.op.mu.Unlock()

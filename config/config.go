@@ -384,6 +384,13 @@ type Route struct {
 	IdentityHeaders bool `yaml:"identity_headers"`
 	// ResponseHeaders set on proxied responses (e.g. CSP).
 	ResponseHeaders map[string]string `yaml:"response_headers"`
+	// StripRequestHeaders are request header fields removed from the
+	// client's request before this route's upstream sees it, on top of
+	// the reserved ones (see "Reserved request headers"): names, or
+	// prefixes ending in "*" such as "X-Internal-*", matched in every
+	// spelling that folds to the same name (case, "_", "."). Default
+	// none.
+	StripRequestHeaders []string `yaml:"strip_request_headers"`
 	// Cacheable keeps the upstream's Cache-Control on a route that is not
 	// public. By default such a route's responses get
 	// "Cache-Control: no-store" (RFC 9111 §5.2.2.5), since they may show

@@ -213,8 +213,46 @@ func generateReference(structs map[string][]docField) string {
 	return b.String()
 }
 
-// TestConfigDocs keeps the generated key reference in docs/config.md in
-// step with the Go types (their yaml tags and doc comments).
+// reservedBegin and reservedEnd mark the list of reserved request
+// headers in docs/config.md, made from ReservedRequestHeaders.
+const (
+	reservedBegin = "<!-- BEGIN GENERATED RESERVED HEADERS: go test ./config -run TestConfigDocs -update -->"
+	reservedEnd   = "<!-- END GENERATED RESERVED HEADERS -->"
+)
+
+// reservedHeadersDoc renders ReservedRequestHeaders for docs/config.md.
+func reservedHeadersDoc() string {
+	var b strings.Builder
+	b.WriteString("\n")
+	for _, h := range ReservedRequestHeaders {
+		if p, ok := strings.CutSuffix(h, "*"); ok {
+			fmt.Fprintf(&b, "- `%s*` (every name that starts so)\n", p)
+		} else {
+			fmt.Fprintf(&b, "- `%s`\n", h)
+		}
+	}
+	return b.String()
+}
+
+// replaceGenerated replaces what lies between begin and end in doc.
+func replaceGenerated(t *testing.T, doc []byte, begin, end, content string) []byte {
+	t.Helper()
+	start := bytes.Index(doc, []byte(begin))
+	stop := bytes.Index(doc, []byte(end))
+	if start < 0 || stop < start {
+		t.Fatalf("docs/config.md lacks the markers %q … %q", begin, end)
+	}
+	var out bytes.Buffer
+	out.Write(doc[:start+len(begin)])
+	out.WriteString("\n" + content + "\n")
+	out.Write(doc[stop:])
+	return out.Bytes()
+}
+
+// TestConfigDocs keeps the generated parts of docs/config.md in step with
+// the code: the key reference with the Go types (their yaml tags and doc
+// comments), and the reserved request headers with
+// ReservedRequestHeaders.
 func TestConfigDocs(t *testing.T) {
 	structs := packageStructs(t)
 	ref := generateReference(structs)
@@ -222,20 +260,13 @@ func TestConfigDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := bytes.Index(doc, []byte(beginMark))
-	end := bytes.Index(doc, []byte(endMarker))
-	if start < 0 || end < start {
-		t.Fatalf("docs/config.md lacks the markers %q … %q", beginMark, endMarker)
-	}
-	var want bytes.Buffer
-	want.Write(doc[:start+len(beginMark)])
-	want.WriteString("\n" + ref + "\n")
-	want.Write(doc[end:])
-	if bytes.Equal(want.Bytes(), doc) {
+	want := replaceGenerated(t, doc, beginMark, endMarker, ref)
+	want = replaceGenerated(t, want, reservedBegin, reservedEnd, reservedHeadersDoc())
+	if bytes.Equal(want, doc) {
 		return
 	}
 	if *update {
-		if err := os.WriteFile(docsPath, want.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(docsPath, want, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return

@@ -1011,6 +1011,11 @@ func (c *Config) checkRoutes(root *Report) {
 				r.Errorf("response_headers."+name, "is not a header name")
 			}
 		}
+		for j, h := range rt.StripRequestHeaders {
+			if err := CheckHeaderPattern(h); err != nil {
+				r.Errorf(fmt.Sprintf("strip_request_headers[%d]", j), "%s", err.Error())
+			}
+		}
 		for j, claim := range rt.AssertionClaims {
 			if strings.TrimSpace(claim) == "" {
 				r.Errorf(fmt.Sprintf("assertion_claims[%d]", j), "must not be empty")

@@ -410,9 +410,24 @@ func (h *h2Guard) take() bool {
 	if h.lim.Allow() {
 		return true
 	}
+	h.closeSoonLocked()
+	return false
+}
+
+// closeSoon closes the connection within 500 ms (the HTTP/2 server's
+// GOAWAY goes out first), once: the frame scanner refused it.
+func (h *h2Guard) closeSoon() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closeSoonLocked()
+}
+
+func (h *h2Guard) closeSoonLocked() {
+	if h.closing {
+		return
+	}
 	h.closing = true
 	if h.conn != nil {
 		time.AfterFunc(500*time.Millisecond, func() { h.conn.Close() })
 	}
-	return false
 }

@@ -160,6 +160,7 @@ type generation struct {
 	issuer          string
 	ttl             time.Duration
 	upstreams       map[string]*upstream // route id → upstream
+	strip           map[string]headerSet // route id → routes[].strip_request_headers
 	hsts            string               // Strict-Transport-Security value
 	handler         http.Handler
 
@@ -301,7 +302,7 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 		Gateway: g, Generation: in,
 		cfg: cfg, router: rt, trusted: cfg.Server.TrustedProxies,
 		assertionHeader: cfg.Assertion.Header, issuer: cfg.Assertion.Issuer, ttl: cfg.Assertion.TTL,
-		upstreams: map[string]*upstream{}, limits: policies.NewRouteLimits(cfg), hsts: hstsValue(cfg.Server.HSTSMaxAge),
+		upstreams: map[string]*upstream{}, strip: map[string]headerSet{}, limits: policies.NewRouteLimits(cfg), hsts: hstsValue(cfg.Server.HSTSMaxAge),
 	}
 	// The rules for these settings are config's (one rule each, reported
 	// by Load with file:line); a configuration built in code meets them
@@ -320,6 +321,12 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 		if err := config.CheckRoutePath(r.Path); err != nil {
 			errs = append(errs, cfg.Problem(at("path"), "%s", err.Error()))
 		}
+		for j, h := range r.StripRequestHeaders {
+			if err := config.CheckHeaderPattern(h); err != nil {
+				errs = append(errs, cfg.Problem(at(fmt.Sprintf("strip_request_headers[%d]", j)), "%s", err.Error()))
+			}
+		}
+		st.strip[r.ID] = newHeaderSet(r.StripRequestHeaders...)
 		up, err := newUpstream(r)
 		if err != nil {
 			errs = append(errs, cfg.Problem(at("upstream"), "%s", err.Error()))

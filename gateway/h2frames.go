@@ -6,77 +6,208 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 )
 
-// h2FrameBudget counts the HEADERS frames a client sends on an HTTP/2
-// connection (RFC 9113 §4.1 frame layout, §6.2 HEADERS) as they are read,
-// before the HTTP/2 server sees them, and spends one token of the
-// connection's stream budget on each. A HEADERS frame past the budget is
-// held back and the next read fails with ENHANCE_YOUR_CALM, so the server
-// sends GOAWAY and closes the connection (CVE-2023-44487, rapid reset).
-// Counting frames, not handler calls, catches streams reset before their
-// handler ever starts. The connection preface (24 bytes, §3.4) is passed
-// through first.
+// maxHeaderBlockFrames is how many frames one HTTP/2 header block may
+// take: its HEADERS frame and its CONTINUATION frames together (RFC 9113
+// §4.3, §6.10). A browser sends a block in one frame, or a few when it
+// is larger than the peer's frame size (16 KiB at least, §6.5.2), so 32
+// frames leave room for a 64 KiB block in minimum-size frames many times
+// over; a client sending more is flooding the header decoder with tiny
+// frames (CVE-2023-45288, CONTINUATION flood).
+const maxHeaderBlockFrames = 32
+
+// h2BlockLimits bound one HTTP/2 header block (HEADERS and its
+// CONTINUATION frames, RFC 9113 §4.3) as the frame scanner reads it.
+type h2BlockLimits struct {
+	// timeout is how long a block may stay unfinished (no END_HEADERS)
+	// from its HEADERS frame on: server.read_header_timeout, the
+	// HTTP/1 header timeout. 0: none.
+	timeout time.Duration
+	// maxBytes caps the payload bytes of a block's frames, padding
+	// included: server.max_header_bytes, the HTTP/1 header cap (HPACK
+	// never makes a header list longer on the wire than decoded, give or
+	// take a few bytes per field). 0: none.
+	maxBytes int
+}
+
+// h2FrameBudget reads an HTTP/2 connection (RFC 9113 §4.1 frame layout)
+// for the HTTP/2 server and refuses, before the server sees them:
+//   - a HEADERS frame past the connection's stream budget: one token of
+//     its h2Guard per HEADERS frame (§6.2), so streams reset before their
+//     handler ever starts count too (CVE-2023-44487, rapid reset);
+//     answered with GOAWAY ENHANCE_YOUR_CALM;
+//   - a header block of more than maxHeaderBlockFrames frames, or of more
+//     than h2BlockLimits.maxBytes payload bytes (CVE-2023-45288,
+//     CONTINUATION flood): GOAWAY ENHANCE_YOUR_CALM;
+//   - a header block not finished within h2BlockLimits.timeout (the
+//     HTTP/2 form of a slow request head): GOAWAY ENHANCE_YOUR_CALM;
+//   - any frame but a CONTINUATION of the same stream inside a header
+//     block, and a CONTINUATION outside one (§6.10): GOAWAY
+//     PROTOCOL_ERROR;
+//   - a header block with a connection-specific field (h2Fields, §8.2.2):
+//     GOAWAY PROTOCOL_ERROR, before the block's last byte reaches the
+//     server; one that does not decode: GOAWAY COMPRESSION_ERROR.
+//
+// It also rewrites a SETTINGS frame that names a parameter twice to name
+// it once (h2Settings), since the HTTP/2 server refuses one (RFC 9113
+// §6.5.3 wants the values processed in order).
+//
+// A refusal makes the next Read fail with http2.ConnectionError of that
+// code, so the server sends GOAWAY with it and closes the connection;
+// the h2Guard closes it within 500 ms whatever the server does. The
+// connection preface (24 bytes, §3.4) is passed through first.
 type h2FrameBudget struct {
 	*tls.Conn // ConnectionState stays visible to the HTTP/2 server (r.TLS)
 	guard     *h2Guard
+	limits    h2BlockLimits
 
 	mu      sync.Mutex
 	preface int    // preface bytes still to pass
 	hdr     []byte // bytes of the frame header being read
 	skip    int    // payload bytes of the current frame still to pass
-	held    []byte // bytes read from the conn but not yet returned
+	held    []byte // bytes read from the conn but not yet scanned
 	denied  bool
+	code    http2.ErrCode // the refusal's GOAWAY code, once denied
+
+	// The header block being read: its stream (0: none), its frames and
+	// payload bytes so far, and the timer of its deadline.
+	block       uint32
+	blockFrames int
+	blockBytes  int
+	blockSeq    uint64 // blocks begun, so a late timer knows its own
+	blockTimer  *time.Timer
+
+	cur      h2Frame   // the frame being passed
+	fields   *h2Fields // the header fields of every block, decoded
+	settings []byte    // a SETTINGS frame being gathered for h2Settings
+	out      []byte    // bytes passed and not yet returned by Read
 }
 
-func newH2FrameBudget(c *tls.Conn, g *h2Guard) *h2FrameBudget {
-	return &h2FrameBudget{Conn: c, guard: g, preface: len(http2.ClientPreface)}
+func newH2FrameBudget(c *tls.Conn, g *h2Guard, l h2BlockLimits) *h2FrameBudget {
+	return &h2FrameBudget{Conn: c, guard: g, limits: l, preface: len(http2.ClientPreface)}
 }
 
-// Read implements net.Conn.
+// Read implements net.Conn: it returns the bytes the scanner passed
+// (f.out), reading and scanning more while there are none, and the
+// refusal once those before it are returned.
 func (f *h2FrameBudget) Read(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.denied {
-		return 0, http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
-	}
-	if len(f.held) == 0 {
-		f.mu.Unlock()
-		n, err := f.Conn.Read(p)
-		f.mu.Lock()
-		if n == 0 {
-			return 0, err
+	for len(f.out) == 0 {
+		if f.denied {
+			return 0, http2.ConnectionError(f.code)
 		}
-		f.held = append(f.held[:0], p[:n]...)
+		if len(f.held) == 0 {
+			f.mu.Unlock()
+			n, err := f.Conn.Read(p)
+			f.mu.Lock()
+			if n == 0 {
+				if f.denied {
+					continue
+				}
+				return 0, err
+			}
+			f.held = append(f.held[:0], p[:n]...)
+			continue
+		}
+		n := f.scan(f.held)
+		f.held = f.held[n:]
 	}
-	// Pass bytes up to the first HEADERS frame the budget refuses.
-	n := f.scan(f.held)
-	copy(p, f.held[:n])
-	f.held = f.held[n:]
-	if n == 0 && f.denied {
-		return 0, http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	n := copy(p, f.out)
+	if n == len(f.out) {
+		f.out = f.out[:0]
+	} else {
+		f.out = f.out[n:]
 	}
 	return n, nil
 }
 
-// scan walks b through the frame layout and returns how many of its bytes
-// may be passed on; it marks the connection denied at a refused HEADERS.
+// SetReadDeadline implements net.Conn. Once the connection is refused it
+// keeps the deadline that woke the read (the HTTP/2 server clears the
+// read deadline after each request's headers).
+func (f *h2FrameBudget) SetReadDeadline(t time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.denied {
+		return nil
+	}
+	return f.Conn.SetReadDeadline(t)
+}
+
+// deny refuses the connection with code; f.mu is held.
+func (f *h2FrameBudget) deny(code http2.ErrCode) {
+	if f.denied {
+		return
+	}
+	f.denied, f.code = true, code
+	if f.blockTimer != nil {
+		f.blockTimer.Stop()
+	}
+	if f.guard != nil {
+		f.guard.closeSoon()
+	}
+}
+
+// blockExpired is the deadline of header block seq: if it is still
+// unfinished the connection is refused and a read waiting on the socket
+// is woken.
+func (f *h2FrameBudget) blockExpired(seq uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.denied || f.block == 0 || f.blockSeq != seq {
+		return
+	}
+	f.deny(http2.ErrCodeEnhanceYourCalm)
+	if f.Conn != nil {
+		_ = f.Conn.SetReadDeadline(time.Now())
+	}
+}
+
+// scan walks b through the frame layout and appends to f.out what may
+// be passed on: everything but a refused frame and what follows it, and a
+// SETTINGS frame as h2Settings rewrites it. A frame header is held until
+// it is whole and judged. It returns how many bytes of b it used (all of
+// them unless the connection is refused).
 func (f *h2FrameBudget) scan(b []byte) int {
 	i := 0
 	for i < len(b) {
 		switch {
 		case f.preface > 0:
 			k := min(f.preface, len(b)-i)
+			f.out = append(f.out, b[i:i+k]...)
 			f.preface -= k
 			i += k
 		case f.skip > 0:
 			k := min(f.skip, len(b)-i)
+			part := b[i : i+k]
+			ok := !f.cur.fields || f.fieldsOf().write(f.cur.fragment(part))
 			f.skip -= k
 			i += k
+			code := http2.ErrCodeCompression
+			if ok && f.skip == 0 && f.cur.fields && f.cur.endHeaders {
+				code, ok = f.fields.end()
+			}
+			switch {
+			case !ok:
+				// Keep the block's last byte back: the server never
+				// has the whole block.
+				f.out = append(f.out, part[:len(part)-1]...)
+				f.deny(code)
+				return i - 1
+			case f.settings != nil:
+				f.settings = append(f.settings, part...)
+				if f.skip == 0 {
+					f.out = append(f.out, h2Settings(f.settings)...)
+					f.settings = nil
+				}
+			default:
+				f.out = append(f.out, part...)
+			}
 		default:
-			start := i - len(f.hdr)
 			k := min(9-len(f.hdr), len(b)-i)
 			f.hdr = append(f.hdr, b[i:i+k]...)
 			i += k
@@ -85,19 +216,96 @@ func (f *h2FrameBudget) scan(b []byte) int {
 			}
 			length := int(f.hdr[0])<<16 | int(f.hdr[1])<<8 | int(f.hdr[2])
 			typ := http2.FrameType(f.hdr[3])
-			f.hdr = f.hdr[:0]
-			if typ == http2.FrameHeaders && !f.guard.take() {
-				f.denied = true
-				return max(start, 0)
+			flags := http2.Flags(f.hdr[4])
+			stream := (uint32(f.hdr[5])<<24 | uint32(f.hdr[6])<<16 | uint32(f.hdr[7])<<8 | uint32(f.hdr[8])) & (1<<31 - 1)
+			code, ok := f.frame(typ, flags, stream, length)
+			if ok && f.cur.fields && f.cur.endHeaders && length == 0 {
+				code, ok = f.fieldsOf().end()
 			}
+			if !ok {
+				f.hdr = f.hdr[:0]
+				f.deny(code)
+				return i
+			}
+			if typ == http2.FrameSettings && !flags.Has(http2.FlagSettingsAck) && length > 0 && length <= maxSettingsRewrite {
+				f.settings = append([]byte(nil), f.hdr...)
+			} else {
+				f.out = append(f.out, f.hdr...)
+			}
+			f.hdr = f.hdr[:0]
 			f.skip = length
 		}
 	}
 	return i
 }
 
+// fieldsOf returns the connection's header field reader, made at first
+// use.
+func (f *h2FrameBudget) fieldsOf() *h2Fields {
+	if f.fields == nil {
+		f.fields = newH2Fields(f.limits.maxBytes)
+	}
+	return f.fields
+}
+
+// frame accounts for one frame header; false with the GOAWAY code when
+// the frame is refused.
+func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uint32, length int) (http2.ErrCode, bool) {
+	f.cur = h2Frame{length: length}
+	if typ == http2.FrameHeaders || typ == http2.FrameContinuation {
+		f.cur.fields = true
+		f.cur.endHeaders = flags.Has(http2.FlagHeadersEndHeaders)
+	}
+	if typ == http2.FrameHeaders {
+		f.cur.padded = flags.Has(http2.FlagHeadersPadded)
+		if f.cur.padded {
+			f.cur.fragStart++
+		}
+		if flags.Has(http2.FlagHeadersPriority) {
+			f.cur.fragStart += 5
+		}
+	}
+	switch {
+	case f.block != 0 && (typ != http2.FrameContinuation || stream != f.block),
+		f.block == 0 && typ == http2.FrameContinuation,
+		typ == http2.FrameHeaders && stream == 0:
+		return http2.ErrCodeProtocol, false
+	case typ == http2.FrameHeaders:
+		if f.guard != nil && !f.guard.take() {
+			return http2.ErrCodeEnhanceYourCalm, false
+		}
+		if flags.Has(http2.FlagHeadersEndHeaders) {
+			return 0, true
+		}
+		f.block, f.blockFrames, f.blockBytes = stream, 0, 0
+		f.blockSeq++
+		if f.limits.timeout > 0 {
+			seq := f.blockSeq
+			f.blockTimer = time.AfterFunc(f.limits.timeout, func() { f.blockExpired(seq) })
+		}
+	}
+	if typ != http2.FrameHeaders && typ != http2.FrameContinuation || f.block == 0 {
+		return 0, true
+	}
+	f.blockFrames++
+	f.blockBytes += length
+	if f.blockFrames > maxHeaderBlockFrames || f.limits.maxBytes > 0 && f.blockBytes > f.limits.maxBytes {
+		return http2.ErrCodeEnhanceYourCalm, false
+	}
+	if flags.Has(http2.FlagContinuationEndHeaders) {
+		f.block = 0
+		if f.blockTimer != nil {
+			f.blockTimer.Stop()
+			f.blockTimer = nil
+		}
+	}
+	return 0, true
+}
+
 // serveH2 is the HTTP/2 side of the public server: the connection goes to
-// h2s through the frame budget of its connInfo (set by ConnContext).
+// h2s through the frame scanner with the stream budget of its connInfo
+// (set by ConnContext) and hs's header timeout and header cap as the
+// header block's limits.
 //
 //lint:ignore SA1019 net/http serves HTTP/2 only from a *tls.Conn; see publicServer
 func serveH2(h2s *http2.Server) func(*http.Server, *tls.Conn, http.Handler) {
@@ -109,7 +317,7 @@ func serveH2(h2s *http2.Server) func(*http.Server, *tls.Conn, http.Handler) {
 		}
 		var conn net.Conn = c
 		if ci, _ := ctx.Value(connInfoKey{}).(*connInfo); ci != nil && ci.h2 != nil {
-			conn = newH2FrameBudget(c, ci.h2)
+			conn = newH2FrameBudget(c, ci.h2, h2BlockLimits{timeout: hs.ReadHeaderTimeout, maxBytes: hs.MaxHeaderBytes})
 		}
 		//lint:ignore SA1019 net/http serves HTTP/2 only from a *tls.Conn; see publicServer
 		h2s.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs})

@@ -5,40 +5,60 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/scope"
 )
 
-// reservedExact are header names (folded, see FoldHeaderName) that only
-// telegate sets toward upstreams; a client's copy is always removed.
-var reservedExact = map[string]bool{
-	"forwarded":       true, // RFC 7239
-	"x-real-ip":       true,
-	"x-original-url":  true,
-	"x-rewrite-url":   true,
-	"x-client-ip":     true,
-	"true-client-ip":  true,
-	"x-remote-user":   true,
-	"remote-user":     true,
-	"x-remote-addr":   true,
-	"x-request-id":    true,
-	"x-original-uri":  true,
-	"x-original-host": true,
-	// Identities and client addresses that upstreams and their
-	// frameworks commonly trust from a proxy in front of them.
-	"x-user":              true,
-	"client-ip":           true,
-	"x-cluster-client-ip": true,
-	"cf-connecting-ip":    true,
-	"fastly-client-ip":    true,
-	// Method overrides: an upstream that honours one would run another
-	// method than the one the route's methods rule admitted.
-	"x-http-method-override": true,
-	"x-http-method":          true,
-	"x-method-override":      true,
+// headerSet matches header field names by their folded form
+// (FoldHeaderName): whole names, and prefixes (an entry ending in "*").
+type headerSet struct {
+	exact    map[string]bool
+	prefixes []string
 }
 
-// reservedPrefixes are folded name prefixes reserved the same way.
-var reservedPrefixes = []string{"x-telegate-", "x-forwarded-", "x-auth-request-"}
+// newHeaderSet is the set of patterns (config.CheckHeaderPattern's form).
+func newHeaderSet(patterns ...string) headerSet {
+	s := headerSet{exact: map[string]bool{}}
+	for _, p := range patterns {
+		if pre, ok := strings.CutSuffix(p, "*"); ok {
+			s.prefixes = append(s.prefixes, FoldHeaderName(pre))
+		} else {
+			s.exact[FoldHeaderName(p)] = true
+		}
+	}
+	return s
+}
+
+// has reports whether name folds to a name of the set.
+func (s headerSet) has(name string) bool {
+	if len(s.exact) == 0 && len(s.prefixes) == 0 {
+		return false
+	}
+	f := FoldHeaderName(name)
+	if s.exact[f] {
+		return true
+	}
+	for _, p := range s.prefixes {
+		if strings.HasPrefix(f, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// strip removes from h every field of the set. Every name is scanned:
+// net/http canonicalises "x-forwarded-for" but keeps "X_forwarded_for"
+// and "X-Forwarded.for" as distinct keys.
+func (s headerSet) strip(h http.Header) {
+	for k := range h {
+		if s.has(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// reserved is config.ReservedRequestHeaders, the one list.
+var reserved = newHeaderSet(config.ReservedRequestHeaders...)
 
 // FoldHeaderName folds a header field name the way upstream frameworks may
 // read it: ASCII lower case, with "_" and "." mapped to "-" (CGI and many
@@ -58,33 +78,29 @@ func FoldHeaderName(name string) string {
 }
 
 // IsReservedHeader reports whether a client-supplied header named name
-// folds to a name only telegate may set: the assertion header
-// (assertionHeader), X-Telegate-*, X-Forwarded-*, Forwarded, X-Real-IP,
-// X-Original-URL, X-Rewrite-URL, X-Client-IP, True-Client-IP,
-// X-Remote-User, Remote-User, X-Auth-Request-* and X-Request-Id.
+// folds to a name only telegate may set: one of
+// config.ReservedRequestHeaders, or the assertion header
+// (assertionHeader).
 func IsReservedHeader(name, assertionHeader string) bool {
-	f := FoldHeaderName(name)
-	if reservedExact[f] || f == FoldHeaderName(assertionHeader) {
-		return true
-	}
-	for _, p := range reservedPrefixes {
-		if strings.HasPrefix(f, p) {
-			return true
-		}
-	}
-	return false
+	return reserved.has(name) || FoldHeaderName(name) == FoldHeaderName(assertionHeader)
 }
 
 // StripReservedHeaders removes from h every field whose name folds to a
-// reserved one (IsReservedHeader). Every name is scanned: net/http
-// canonicalises "x-forwarded-for" but keeps "X_forwarded_for" and
-// "X-Forwarded.for" as distinct keys.
+// reserved one (IsReservedHeader).
 func StripReservedHeaders(h http.Header, assertionHeader string) {
 	for k := range h {
 		if IsReservedHeader(k, assertionHeader) {
 			delete(h, k)
 		}
 	}
+}
+
+// stripClientHeaders removes from a request to route's upstream every
+// field the client may not send it: the reserved ones
+// (StripReservedHeaders) and the route's strip_request_headers.
+func (g *generation) stripClientHeaders(h http.Header, route string) {
+	StripReservedHeaders(h, g.assertionHeader)
+	g.strip[route].strip(h)
 }
 
 // hopByHop are the connection options a client may nominate in
@@ -131,10 +147,10 @@ func SanitizeConnection(h http.Header) {
 func (g *generation) forwardHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := g
-		StripReservedHeaders(r.Header, st.assertionHeader)
+		s := scope.From(r.Context())
+		st.stripClientHeaders(r.Header, s.RouteID)
 		SanitizeConnection(r.Header)
 		r.Trailer = nil
-		s := scope.From(r.Context())
 		if s.Identity != nil {
 			tok, err := g.signer.mint(s.Identity, assertionInput{
 				issuer: st.issuer, audience: s.RouteID, ttl: st.ttl, claims: s.Route.AssertionClaims, gen: st.ID,

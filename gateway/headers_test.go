@@ -159,3 +159,91 @@ func TestRegression_UpstreamCannotSetTelegatesCookies(t *testing.T) {
 		t.Errorf("Set-Cookie through the gateway: %q, want %q", sc, kept)
 	}
 }
+
+// spellings are the forms of name that frameworks fold together: as
+// written, lower and upper case, and with "_" or "." for "-".
+func spellings(name string) []string {
+	return []string{
+		name, strings.ToLower(name), strings.ToUpper(name),
+		strings.ReplaceAll(name, "-", "_"), strings.ReplaceAll(strings.ToLower(name), "-", "."),
+	}
+}
+
+// TestRegression_ReservedRequestHeaders: every entry of
+// config.ReservedRequestHeaders (a prefix entry with a suffix) in every
+// folded spelling, and a route's own strip_request_headers (a name and a
+// prefix, folded the same way), are removed from the client's request:
+// the upstream receives none of them, while a route without the extra
+// entries still receives those fields, and ordinary fields pass.
+func TestRegression_ReservedRequestHeaders(t *testing.T) {
+	t.Parallel()
+	tg := newTestGateway(t, func(c *config.Config, _ *Options) {
+		for i := range c.Routes {
+			if c.Routes[i].ID == "matrix" {
+				c.Routes[i].StripRequestHeaders = []string{"X-Internal-*", "X-Debug-User"}
+			}
+		}
+	})
+	var reserved []string
+	for _, h := range config.ReservedRequestHeaders {
+		if p, ok := strings.CutSuffix(h, "*"); ok {
+			h = p + "Anything"
+		}
+		reserved = append(reserved, spellings(h)...)
+	}
+	extra := append(spellings("X-Internal-Token"), spellings("X-Debug-User")...)
+	send := func(path string, names []string) seenRequest {
+		t.Helper()
+		req, err := http.NewRequest("GET", "https://"+appHost+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			req.Header[n] = []string{"forged"}
+		}
+		req.Header["X-App-Ordinary"] = []string{"kept"}
+		resp, err := tg.client(tg.ts.Listener.Addr().String()).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", path, resp.StatusCode)
+		}
+		r, ok := tg.rec.last()
+		if !ok || !strings.HasPrefix(r.RequestURI, path) {
+			t.Fatalf("%s: upstream not reached", path)
+		}
+		if r.Header.Get("X-App-Ordinary") != "kept" {
+			t.Errorf("%s: an ordinary field was removed", path)
+		}
+		return r
+	}
+	saw := func(r seenRequest, n string) bool {
+		for k, v := range r.Header {
+			if FoldHeaderName(k) == FoldHeaderName(n) && slices.Contains(v, "forged") {
+				return true
+			}
+		}
+		return false
+	}
+	// The route with its own entries: nothing the client forged arrives.
+	r := send("/matrix/a", append(append([]string{}, reserved...), extra...))
+	for _, n := range append(append([]string{}, reserved...), extra...) {
+		if saw(r, n) {
+			t.Errorf("/matrix/: upstream received %s", n)
+		}
+	}
+	// A route without them: the reserved ones go, the route's extras pass.
+	r = send("/public/a", append(append([]string{}, reserved...), extra...))
+	for _, n := range reserved {
+		if saw(r, n) {
+			t.Errorf("/public/: upstream received %s", n)
+		}
+	}
+	for _, n := range []string{"X-Internal-Token", "X-Debug-User"} {
+		if !saw(r, n) {
+			t.Errorf("/public/: %s removed though only /matrix/ strips it", n)
+		}
+	}
+}

@@ -150,7 +150,7 @@ func (g *generation) rewrite(up *upstream) func(*httputil.ProxyRequest) {
 		h := out.Header
 		// ReverseProxy copied the inbound header; the reserved ones were
 		// removed by forwardHeaders. Set ours now, after hop-by-hop removal.
-		StripReservedHeaders(h, st.assertionHeader)
+		st.stripClientHeaders(h, s.RouteID)
 		client := s.ClientAddr.String()
 		xff := client
 		if rs.forwardedFor != "" {

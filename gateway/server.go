@@ -185,7 +185,7 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 	// only it serves an HTTP/2 connection given as a net.Conn, which the
 	// frame-level stream budget needs; net/http has no hook for it.
 	//lint:ignore SA1019 see above
-	h2s := &http2.Server{MaxConcurrentStreams: streams}
+	h2s := &http2.Server{MaxConcurrentStreams: streams, MaxReadFrameSize: h2MaxFrameSize, MaxDecoderHeaderTableSize: h2DecoderTableSize}
 	//lint:ignore SA1019 see above
 	if err := http2.ConfigureServer(srv, h2s); err != nil {
 		return nil, fmt.Errorf("gateway: HTTP/2: %w", err)

@@ -31,13 +31,16 @@ const RequestIDHeader = "X-Request-Id"
 const CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // layout holds the "head" and "foot" templates every page uses, and the
-// error page. head reads .Title; foot reads .RequestID.
+// error page. head reads .Title; foot reads .RequestID. A page that needs
+// more in its <head> writes {{template "headstart" .}}, its elements,
+// then {{template "headend" .}} instead of head.
 var layout = template.Must(template.New("layout").Parse(layoutText))
 
-const layoutText = `{{define "head"}}<!doctype html>
+const layoutText = `{{define "head"}}{{template "headstart" .}}{{template "headend" .}}{{end}}
+{{define "headstart"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>{{.Title}} · telegate</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1b1f24}
+<meta name="referrer" content="no-referrer"><title>{{.Title}} · telegate</title>{{end}}
+{{define "headend"}}<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1b1f24}
 h1{font-size:1.4rem}a.btn,button{display:block;margin:.5rem 0;padding:.7rem 1rem;border:1px solid #0b5cad;border-radius:.4rem;background:#0b5cad;color:#fff;text-decoration:none;font-size:1rem;cursor:pointer;text-align:center;width:100%}
 select{font-size:1rem;padding:.4rem;width:100%}.rid{color:#57606a;font-size:.85rem}</style></head><body>{{end}}
 {{define "foot"}}{{if .RequestID}}<p class="rid">Request id: <code>{{.RequestID}}</code></p>{{end}}</body></html>

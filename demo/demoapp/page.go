@@ -6,9 +6,10 @@ import (
 )
 
 // pageCSP: the page's own <style> block only; no script, no external asset,
-// no framing. form-action is not set so that the sign-out POST may follow
-// the gateway's redirect to the identity provider.
-const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+// no framing, forms post to this origin only (the sign-out button posts to
+// the gateway, which goes on to the identity provider by a page of its
+// own, not a redirect that form-action would hold back).
+const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 func setHTMLHeaders(w http.ResponseWriter) {
 	h := w.Header()

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -79,22 +80,44 @@ func (c *Client) NoRedirect() *http.Client {
 // Close drops idle connections.
 func (c *Client) Close() { c.HTTP.CloseIdleConnections() }
 
+// metaRefresh is an HTML page's immediate refresh to another URL.
+var metaRefresh = regexp.MustCompile(`<meta http-equiv="refresh" content="0; url=([^"]+)">`)
+
+// maxRefreshes bounds the meta refreshes Do follows for one request.
+const maxRefreshes = 5
+
 // Do sends req with hc (nil: c.HTTP) and returns the response with its
-// body read (at most 1 MiB).
+// body read (at most 1 MiB). With c.HTTP, an HTML page that refreshes at
+// once to another URL (<meta http-equiv="refresh" content="0; url=…">) is
+// followed with a GET, as a browser does, up to maxRefreshes times; a
+// client that does not follow redirects (NoRedirect) stops there too.
 func (c *Client) Do(hc *http.Client, req *http.Request) (*http.Response, []byte, error) {
 	if hc == nil {
 		hc = c.HTTP
 	}
-	if req.Header.Get("Accept") == "" {
-		req.Header.Set("Accept", c.Accept)
+	for i := 0; ; i++ {
+		if req.Header.Get("Accept") == "" {
+			req.Header.Set("Accept", c.Accept)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		m := metaRefresh.FindSubmatch(body)
+		if err != nil || m == nil || hc.CheckRedirect != nil || i == maxRefreshes ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			return resp, body, err
+		}
+		next, err := resp.Request.URL.Parse(html.UnescapeString(string(m[1])))
+		if err != nil {
+			return resp, body, err
+		}
+		if req, err = http.NewRequest(http.MethodGet, next.String(), nil); err != nil {
+			return resp, body, err
+		}
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp, body, err
 }
 
 // Get fetches u, following redirects.

@@ -1,0 +1,280 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/telegate/telegate/config"
+)
+
+// h2Answer is what a raw HTTP/2 client read until the connection ended.
+type h2Answer struct {
+	goaway *http2.GoAwayFrame // nil: none read
+	status string             // :status of stream 1's response, "" if none
+	closed bool               // the server closed the connection
+	after  time.Duration      // from the first frame sent to the end
+}
+
+// h2Raw opens an h2 connection to s, sends the preface and SETTINGS, and
+// returns the framer, a channel that delivers what was read once the
+// connection ends (or after 8 s) and one that delivers the :status of
+// stream 1's response.
+func h2Raw(t *testing.T, s *served) (*http2.Framer, <-chan h2Answer, <-chan string) {
+	t.Helper()
+	c := s.dialTLS(t, appHost, "h2")
+	if c.ConnectionState().NegotiatedProtocol != "h2" {
+		t.Fatal("h2 not negotiated")
+	}
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	// The server's SETTINGS is acknowledged now, so that no frame of the
+	// client's comes between those a case sends.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if f, err := fr.ReadFrame(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := f.(*http2.SettingsFrame); !ok {
+		t.Fatalf("first frame %v, want SETTINGS", f)
+	}
+	if err := fr.WriteSettingsAck(); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan h2Answer, 1)
+	status := make(chan string, 1)
+	start := time.Now()
+	go func() {
+		var a h2Answer
+		_ = c.SetReadDeadline(time.Now().Add(8 * time.Second))
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				a.closed = !isTimeout(err)
+				a.after = time.Since(start)
+				out <- a
+				return
+			}
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				a.goaway = f
+			case *http2.MetaHeadersFrame:
+				if f.StreamID == 1 && a.status == "" {
+					a.status = f.PseudoValue("status")
+					status <- a.status
+				}
+			}
+		}
+	}()
+	return fr, out, status
+}
+
+// h2Block is the HPACK block of a GET of path with extra header fields.
+func h2Block(path string, extra ...hpack.HeaderField) []byte {
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", appHost}, {":path", path}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	for _, f := range extra {
+		_ = enc.WriteField(f)
+	}
+	return b.Bytes()
+}
+
+// TestRegression_HTTP2HeaderBlock: an HTTP/2 header block (HEADERS and
+// its CONTINUATION frames) that is not finished within the header
+// timeout, that runs past the cap on frames or bytes (CVE-2023-45288),
+// that is broken by another frame, or that carries a connection-specific
+// field (RFC 9113 §8.2.2), gets GOAWAY with its code and the connection
+// closed, and nothing reaches the upstream; a large block in a few
+// frames, and a normal client, are served.
+func TestRegression_HTTP2HeaderBlock(t *testing.T) {
+	t.Parallel()
+	// quick has a short header timeout, for the member that waits for it;
+	// every other member runs on slow, whose header timeout is far beyond
+	// the time it allows, so only the cap or the order rule can close it.
+	const headerTimeout = 300 * time.Millisecond
+	quick := serveTestGateway(t, func(c *config.Config, _ *Options) {
+		c.Server.ReadHeaderTimeout = headerTimeout
+	})
+	slow := serveTestGateway(t, func(c *config.Config, _ *Options) {
+		c.Server.ReadHeaderTimeout = time.Minute
+	})
+	start := h2Block("/public/h2block")
+	cases := []struct {
+		name string
+		s    *served
+		send func(fr *http2.Framer) error
+		code http2.ErrCode // the GOAWAY expected; 0: served (200)
+		// within bounds the time to the connection's end.
+		within time.Duration
+	}{
+		{"headers then silence", quick, func(fr *http2.Framer) error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start, EndStream: true})
+		}, http2.ErrCodeEnhanceYourCalm, headerTimeout + 2*time.Second},
+		{"endless tiny continuation", slow, func(fr *http2.Framer) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start, EndStream: true}); err != nil {
+				return err
+			}
+			for i := 0; i < 100000; i++ {
+				if err := fr.WriteContinuation(1, false, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, http2.ErrCodeEnhanceYourCalm, 3 * time.Second},
+		{"endless one-byte continuation", slow, func(fr *http2.Framer) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start, EndStream: true}); err != nil {
+				return err
+			}
+			// A literal field whose value never ends, a byte a frame.
+			if err := fr.WriteContinuation(1, false, []byte{0x40, 0x01, 'x', 0x7f, 0xff, 0x7f}); err != nil {
+				return err
+			}
+			for i := 0; i < 100000; i++ {
+				if err := fr.WriteContinuation(1, false, []byte{'a'}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, http2.ErrCodeEnhanceYourCalm, 3 * time.Second},
+		{"one huge continuation", slow, func(fr *http2.Framer) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start, EndStream: true}); err != nil {
+				return err
+			}
+			return fr.WriteContinuation(1, true, bytes.Repeat([]byte{0x82}, 256<<10))
+		}, http2.ErrCodeEnhanceYourCalm, 3 * time.Second},
+		{"continuation on another stream", slow, func(fr *http2.Framer) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start[:2], EndStream: true}); err != nil {
+				return err
+			}
+			return fr.WriteContinuation(3, true, start[2:])
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"ping inside the block", slow, func(fr *http2.Framer) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start[:2], EndStream: true}); err != nil {
+				return err
+			}
+			if err := fr.WritePing(false, [8]byte{1}); err != nil {
+				return err
+			}
+			return fr.WriteContinuation(1, true, start[2:])
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"headers of another stream inside the block", slow, func(fr *http2.Framer) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start[:2], EndStream: true}); err != nil {
+				return err
+			}
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: start, EndStream: true, EndHeaders: true})
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"continuation with no block", slow, func(fr *http2.Framer) error {
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: start, EndStream: true, EndHeaders: true}); err != nil {
+				return err
+			}
+			return fr.WriteContinuation(1, true, nil)
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"transfer-encoding in the block", slow, func(fr *http2.Framer) error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+				BlockFragment: h2Block("/public/h2smuggle", hpack.HeaderField{Name: "transfer-encoding", Value: "chunked"})})
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"connection in a continuation", slow, func(fr *http2.Framer) error {
+			block := h2Block("/public/h2smuggle", hpack.HeaderField{Name: "connection", Value: "x-telegate-assertion"})
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:len(block)/2], EndStream: true}); err != nil {
+				return err
+			}
+			return fr.WriteContinuation(1, true, block[len(block)/2:])
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"te other than trailers", slow, func(fr *http2.Framer) error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+				BlockFragment: h2Block("/public/h2smuggle", hpack.HeaderField{Name: "te", Value: "gzip"})})
+		}, http2.ErrCodeProtocol, 3 * time.Second},
+		{"te trailers is served", slow, func(fr *http2.Framer) error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+				BlockFragment: h2Block("/public/h2block", hpack.HeaderField{Name: "te", Value: "trailers"})})
+		}, 0, 0},
+		{"large block in a few frames is served", slow, func(fr *http2.Framer) error {
+			block := h2Block("/public/h2block", hpack.HeaderField{Name: "x-large", Value: strings.Repeat("v", 20<<10)})
+			n := len(block) / 4
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:n], EndStream: true}); err != nil {
+				return err
+			}
+			for i := 1; i < 4; i++ {
+				end := min((i+1)*n, len(block))
+				if i == 3 {
+					end = len(block)
+				}
+				if err := fr.WriteContinuation(1, i == 3, block[i*n:end]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, 0, 0},
+	}
+	// The group returns once its parallel members have.
+	t.Run("members", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				fr, answer, status := h2Raw(t, tc.s)
+				werr := make(chan error, 1)
+				go func() { werr <- tc.send(fr) }()
+				if tc.code == 0 {
+					select {
+					case a := <-answer:
+						t.Fatalf("connection ended (GOAWAY %v) before a response", a.goaway)
+					case st := <-status:
+						if st != "200" {
+							t.Errorf("status %s, want 200", st)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatal("no response")
+					}
+					return
+				}
+				a := <-answer
+				if !a.closed {
+					t.Fatalf("connection still open after %v", a.after)
+				}
+				if a.after > tc.within {
+					t.Errorf("closed after %v, want within %v", a.after, tc.within)
+				}
+				if a.goaway == nil {
+					t.Fatalf("closed after %v without GOAWAY", a.after)
+				}
+				if a.goaway.ErrCode != tc.code {
+					t.Errorf("GOAWAY %v, want %v", a.goaway.ErrCode, tc.code)
+				}
+				if a.status != "" {
+					t.Errorf("stream 1 answered %s", a.status)
+				}
+				if err := <-werr; err != nil && !errors.Is(err, io.EOF) {
+					t.Logf("write: %v", err)
+				}
+			})
+		}
+	})
+	// No malformed request reached the upstream.
+	for _, r := range append(quick.rec.all(), slow.rec.all()...) {
+		if strings.Contains(r.RequestURI, "h2smuggle") {
+			t.Errorf("the upstream received %s", r.RequestURI)
+		}
+	}
+	// A normal HTTP/2 client is still served.
+	resp, err := slow.client(slow.addr).Get("https://" + appHost + "/public/h2block")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Errorf("normal client: %s %d", resp.Proto, resp.StatusCode)
+	}
+}
