@@ -94,11 +94,12 @@ func NewLimits(cfg config.Relay) (*Limits, error) {
 // SetLimits makes l the relay's limits (l from NewLimits; nil is
 // ignored). From its return on, new credentials carry l's lifetime
 // (credentials already handed out keep theirs), each new allocation is
-// counted against l's quotas and rate, the per-credential and per-source
-// rate limiters take l's rates, every allocation — live ones too — is
-// capped at l's bandwidth, and new TURN-over-TLS connections are counted
-// against l's cap and idle timeout. Allocations over a lowered quota are
-// not closed; they count until they end.
+// counted against l's quotas and rate, the per-participant and
+// per-source rate limiters take l's rates, every allocation — live ones
+// too — is capped at l's bandwidth, and new TURN-over-TLS connections are
+// counted against l's cap and idle timeout.
+// Allocations over a lowered quota are not closed; they count until they
+// end.
 func (s *Server) SetLimits(l *Limits) {
 	if l == nil {
 		return
@@ -114,10 +115,7 @@ func (s *Server) SetLimits(l *Limits) {
 		lim.SetLimit(rate.Limit(l.allocRate.Rate))
 		lim.SetBurst(l.allocRate.Burst)
 	}
-	for _, lim := range s.unauth.Values() {
-		lim.SetLimit(rate.Limit(l.unauthRate.Rate))
-		lim.SetBurst(l.unauthRate.Burst)
-	}
+	s.unauth.setRate(l.unauthRate)
 	for _, a := range live {
 		if a.conn == nil {
 			continue

@@ -24,11 +24,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		totals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_allocations_total",
-			Help: "Allocate outcomes: created, unauthorized, expired, not_admitted, unsupported_transport, rate_limited, quota_participant, quota_visit, quota_total, error.",
+			Help: "Allocate outcomes: created, unauthorized, expired, revoked (ended visit or removed participant; 401), not_admitted, unsupported_transport, address_family (440), rate_limited, quota_participant, quota_visit, quota_total, error.",
 		}, []string{"outcome"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_permission_denials_total",
-			Help: "Refused peer operations and dropped packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, bandwidth, queue_full, unauthenticated_rate.",
+			Help: "Refused peer operations and dropped packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, bandwidth, queue_full, unauthenticated_rate, amplification (an answer without MESSAGE-INTEGRITY larger than 4 times its request).",
 		}, []string{"reason"}),
 		packets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telegate_media_relay_packets_total",

@@ -19,10 +19,11 @@
 //
 // Pion/turn answers the protocol; this package stands in front of it on
 // every listening socket (guard.go) and owns the long-term credential
-// challenge (unique nonces), the 437/441/442/403 answers pion does not
-// give, the per-source limit on unauthenticated answers, and it owns the
-// relay sockets (alloc.go): quotas, port pool, peer filter and bandwidth
-// caps.
+// challenge (unique nonces), the 437/441/442/403/440 answers pion does not
+// give, 401 for the stale credential of an ended visit or removed
+// participant, Binding answers, the per-source limit on unauthenticated
+// answers and their size bound (sourcelimit.go), and the relay sockets (alloc.go): quotas, port pool, peer filter and
+// bandwidth caps.
 package relay
 
 import (
@@ -107,14 +108,15 @@ type Server struct {
 	mu      sync.Mutex
 	visits  map[string]*visitState
 	ended   *lru.Cache[string, struct{}]
+	removed *lru.Cache[string, struct{}] // participantKey of participants removed and not admitted again
 	byTuple map[tupleKey]*allocation
 	tickets map[string]*ticket
 	total   int // live allocations + reservations
 
 	inflight  sync.Map // inflightKey → *inflight
 	pionNonce atomic.Pointer[harvestedNonce]
-	allocRate *lru.Cache[string, *rate.Limiter]
-	unauth    *lru.Cache[netip.Addr, *rate.Limiter]
+	allocRate *lru.Cache[string, *rate.Limiter] // by participantKey
+	unauth    *sourceLimiter
 	logLimit  *rate.Limiter
 
 	started  atomic.Bool
@@ -247,8 +249,9 @@ func New(o Options) (*Server, error) {
 		return nil, errors.Join(errs...)
 	}
 	s.ended, _ = lru.New[string, struct{}](maxVisits)
+	s.removed, _ = lru.New[string, struct{}](maxVisits)
 	s.allocRate, _ = lru.New[string, *rate.Limiter](cfg.MaxCredentials)
-	s.unauth, _ = lru.New[netip.Addr, *rate.Limiter](cfg.MaxSources)
+	s.unauth = newSourceLimiter(cfg.MaxSources, lim.unauthRate)
 	s.m, err = newMetrics(o.Registry)
 	if err != nil {
 		return nil, err
