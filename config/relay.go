@@ -119,6 +119,11 @@ type Relay struct {
 	// TLSIdleTimeout closes a TURN-over-TLS connection that sends nothing
 	// for this long. Default 5m.
 	TLSIdleTimeout time.Duration `yaml:"tls_idle_timeout"`
+	// TLSAllocateTimeout closes a TURN-over-TLS connection that has not
+	// made an authenticated allocation (a successful Allocate, RFC 8656
+	// §7.2) this long after it was handed to the relay, whatever it sent
+	// meanwhile. Default 5s.
+	TLSAllocateTimeout time.Duration `yaml:"tls_allocate_timeout"`
 }
 
 // DefaultRelayDenyPeers is the default peer deny list: special-purpose
@@ -221,6 +226,9 @@ func (r Relay) Defaults() Relay {
 	}
 	if r.TLSIdleTimeout == 0 {
 		r.TLSIdleTimeout = 5 * time.Minute
+	}
+	if r.TLSAllocateTimeout == 0 {
+		r.TLSAllocateTimeout = 5 * time.Second
 	}
 	return r
 }

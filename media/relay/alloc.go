@@ -257,6 +257,9 @@ func (g relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketC
 	}
 	s.mu.Unlock()
 
+	if a.transport == "tls" {
+		s.mux.allocated(a.key.src)
+	}
 	s.m.active.Inc()
 	s.m.total("created")
 	s.record(audit.Event{

@@ -25,6 +25,7 @@ var LimitFields = []string{
 	"bandwidth_bits_per_second",
 	"max_tls_conns",
 	"tls_idle_timeout",
+	"tls_allocate_timeout",
 }
 
 // Limits are the relay's quotas, rates, bandwidth cap, credential
@@ -41,6 +42,7 @@ type Limits struct {
 	burst          int
 	maxTLSConns    int
 	tlsIdleTimeout time.Duration
+	tlsAllocate    time.Duration
 }
 
 // NewLimits checks the limit settings of cfg (LimitFields; zero fields
@@ -74,6 +76,9 @@ func NewLimits(cfg config.Relay) (*Limits, error) {
 	if cfg.TLSIdleTimeout < 0 {
 		bad("tls_idle_timeout", "must be positive")
 	}
+	if cfg.TLSAllocateTimeout < 0 {
+		bad("tls_allocate_timeout", "must be positive")
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -88,6 +93,7 @@ func NewLimits(cfg config.Relay) (*Limits, error) {
 		burst:          max(int(cfg.BandwidthBitsPerSecond/8/4), 16*1024),
 		maxTLSConns:    cfg.MaxTLSConns,
 		tlsIdleTimeout: cfg.TLSIdleTimeout,
+		tlsAllocate:    cfg.TLSAllocateTimeout,
 	}, nil
 }
 
@@ -97,7 +103,7 @@ func NewLimits(cfg config.Relay) (*Limits, error) {
 // counted against l's quotas and rate, the per-participant and
 // per-source rate limiters take l's rates, every allocation — live ones
 // too — is capped at l's bandwidth, and new TURN-over-TLS connections are
-// counted against l's cap and idle timeout.
+// counted against l's cap, idle timeout and allocate deadline.
 // Allocations over a lowered quota are not closed; they count until they
 // end.
 func (s *Server) SetLimits(l *Limits) {

@@ -22,7 +22,9 @@
 // challenge (unique nonces), the 437/441/442/403/440 answers pion does not
 // give, 401 for the stale credential of an ended visit or removed
 // participant, Binding answers, the per-source limit on unauthenticated
-// answers and their size bound (sourcelimit.go), and the relay sockets (alloc.go): quotas, port pool, peer filter and
+// answers and their size bound (sourcelimit.go), the TURN-over-TLS
+// connections with their send queues and allocate deadline (tlsmux.go),
+// and the relay sockets (alloc.go): quotas, port pool, peer filter and
 // bandwidth caps.
 package relay
 
@@ -69,8 +71,10 @@ type Options struct {
 	// telegate_media_relay_allocations_active,
 	// telegate_media_relay_allocations_total{outcome},
 	// telegate_media_relay_permission_denials_total{reason},
-	// telegate_media_relay_packets_total and
-	// telegate_media_relay_bytes_total. Nil: not registered.
+	// telegate_media_relay_packets_total,
+	// telegate_media_relay_bytes_total and
+	// telegate_media_relay_tls_connections_closed_total{reason}. Nil: not
+	// registered.
 	Registry prometheus.Registerer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -425,7 +429,11 @@ func (s *Server) acceptTLS(ln net.Listener) {
 // the HTTPS listener has already terminated and handed over (SNI equal to
 // the relay name, or a STUN magic cookie in the first bytes). It blocks
 // until the connection ends, then closes c and every allocation made on
-// it. Connections past relay.max_tls_conns, or before Start, are closed.
+// it. A connection without an authenticated allocation within
+// relay.tls_allocate_timeout is closed; at relay.max_tls_conns the oldest
+// connection without an allocation is closed to make room, and with none
+// the new one is; before Start it is closed at once. Writes to the
+// connection never hold up other clients (see streamMux).
 func (s *Server) ServeTLSConn(c net.Conn) {
 	if !s.started.Load() || s.closed.Load() || s.mux == nil {
 		_ = c.Close()
