@@ -105,12 +105,21 @@ func (m *streamMux) WriteTo(p []byte, to net.Addr) (int, error) {
 
 // allocated records that the connection of ap made an allocation: it is
 // no longer subject to the allocate deadline nor evicted for a newcomer.
-func (m *streamMux) allocated(ap netip.AddrPort) {
+// False: the connection is gone or closing, and the allocation must not
+// outlive it.
+func (m *streamMux) allocated(ap netip.AddrPort) bool {
 	m.mu.Lock()
 	sc := m.conns[ap]
 	m.mu.Unlock()
-	if sc != nil {
-		sc.allocated.Store(true)
+	if sc == nil {
+		return false
+	}
+	sc.allocated.Store(true)
+	select {
+	case <-sc.done:
+		return false
+	default:
+		return true
 	}
 }
 
