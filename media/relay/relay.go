@@ -15,7 +15,8 @@
 //
 // What the relay refuses: TCP allocations (RFC 6062; 442), DTLS
 // listeners, mobility (RFC 8016; MOBILITY-TICKET is ignored), OAuth
-// third-party authorization (RFC 7635; ACCESS-TOKEN is answered 420).
+// third-party authorization (RFC 7635; a request with ACCESS-TOKEN is
+// challenged 401 like one without credentials).
 //
 // Pion/turn answers the protocol; this package stands in front of it on
 // every listening socket (guard.go) and owns the long-term credential
