@@ -80,17 +80,27 @@ type Relay struct {
 	MaxAllocationsPerParticipant int `yaml:"max_allocations_per_participant"`
 	MaxAllocationsPerVisit       int `yaml:"max_allocations_per_visit"`
 	MaxAllocations               int `yaml:"max_allocations"`
-	// AllocationRate limits Allocate requests per credential (token bucket,
-	// per second). Default rate 1, burst 6.
+	// AllocationRate limits Allocate requests per participant (token
+	// bucket, per second), keyed on the visit and participant a credential
+	// names: a freshly minted credential of the same participant shares the
+	// bucket. Default rate 1, burst 6.
 	AllocationRate RateLimit `yaml:"allocation_rate"`
-	// MaxCredentials caps the per-credential rate table (LRU eviction).
-	// Default 10000.
+	// MaxCredentials caps the per-participant allocation-rate table (LRU
+	// eviction). Default 10000.
 	MaxCredentials int `yaml:"max_credentials"`
 	// UnauthenticatedRate limits responses without MESSAGE-INTEGRITY
 	// (challenges, errors, Binding answers) per source address, so the
-	// relay is no reflection amplifier. Default rate 5, burst 20.
+	// relay is no reflection amplifier. Default rate 5, burst 20. Such an
+	// answer is also never more than 4 times the size of the request it
+	// answers (it is not sent otherwise): a challenge to an Allocate that
+	// carries REQUESTED-TRANSPORT fits with a realm of up to 36 bytes.
 	UnauthenticatedRate RateLimit `yaml:"unauthenticated_rate"`
-	// MaxSources caps the per-source table (LRU eviction). Default 10000.
+	// MaxSources caps the per-source table of UnauthenticatedRate. A
+	// source's bucket leaves the table only once it has refilled; while
+	// the table is full of sources that still owe, a new source shares the
+	// bucket of its /24 (IPv4) or /64 (IPv6), in a second table of the same
+	// size, and past that one bucket for every other source, so churning
+	// through sources never resets a limit. Default 10000.
 	MaxSources int `yaml:"max_sources"`
 	// BandwidthBitsPerSecond caps each allocation in each direction.
 	// Default 4000000 (4 Mbit/s).
@@ -109,6 +119,11 @@ type Relay struct {
 	// TLSIdleTimeout closes a TURN-over-TLS connection that sends nothing
 	// for this long. Default 5m.
 	TLSIdleTimeout time.Duration `yaml:"tls_idle_timeout"`
+	// TLSAllocateTimeout closes a TURN-over-TLS connection that has not
+	// made an authenticated allocation (a successful Allocate, RFC 8656
+	// §7.2) this long after it was handed to the relay, whatever it sent
+	// meanwhile. Default 5s.
+	TLSAllocateTimeout time.Duration `yaml:"tls_allocate_timeout"`
 }
 
 // DefaultRelayDenyPeers is the default peer deny list: special-purpose
@@ -211,6 +226,9 @@ func (r Relay) Defaults() Relay {
 	}
 	if r.TLSIdleTimeout == 0 {
 		r.TLSIdleTimeout = 5 * time.Minute
+	}
+	if r.TLSAllocateTimeout == 0 {
+		r.TLSAllocateTimeout = 5 * time.Second
 	}
 	return r
 }

@@ -142,6 +142,7 @@ var (
 	errNoFamily       = errors.New("relay: no relay address of the requested family")
 	errNoPort         = errors.New("relay: no free relay port")
 	errTCPUnsupported = errors.New("relay: TCP relaying (RFC 6062) is not offered")
+	errConnClosed     = errors.New("relay: the TURN-over-TLS connection closed")
 )
 
 func (relayGen) Validate() error { return nil }
@@ -270,6 +271,13 @@ func (g relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.PacketC
 		},
 	})
 	s.log.Debug("relay allocation created", "visit", a.visit, "participant", a.participant, "client", s.pseudonym(a.key.src.Addr()), "transport", a.transport)
+	if a.transport == "tls" && !s.mux.allocated(a.key.src) {
+		// The connection closed while the allocation was being made (its
+		// own end, the allocate deadline, or eviction): its cleanup may
+		// have run before the allocation was registered.
+		a.close("connection-closed")
+		return nil, nil, errConnClosed
+	}
 	go a.conn.readSocket()
 	var ret net.PacketConn = a.conn
 	if s.wrapRelay != nil {

@@ -24,6 +24,8 @@ const attrAccessToken stun.AttrType = 0x001B // RFC 7635 §6.2
 const (
 	protoUDP           = 17 // REQUESTED-TRANSPORT, RFC 8656 §18.7
 	protoTCP           = 6
+	familyIPv4         = 0x01 // REQUESTED-ADDRESS-FAMILY, RFC 8656 §18.11
+	familyIPv6         = 0x02
 	typeSendIndication = 0x0016
 	typeDataIndication = 0x0017
 )
@@ -41,9 +43,11 @@ const (
 // AuthHandler. ChannelData and Send indications pass untouched (the relay
 // socket filters them).
 //
-// Outbound, answers without MESSAGE-INTEGRITY to sources without an
-// allocation are rate limited per source address, and pion's own nonces
-// are replaced by telegate's.
+// Binding requests are answered here. Outbound, answers without
+// MESSAGE-INTEGRITY to sources without an allocation are rate limited per
+// source address (sourceLimiter), those the guard builds are at most
+// maxAnswerFactor times their request's size, and pion's own nonces are
+// replaced by telegate's.
 type guardConn struct {
 	net.PacketConn
 	s         *Server
@@ -161,7 +165,8 @@ func (g *guardConn) inspect(pkt []byte, from net.Addr) ([]byte, bool) {
 	}
 	switch m.Type.Method {
 	case stun.MethodBinding:
-		return pkt, true
+		g.answerBinding(from, m)
+		return nil, false
 	case stun.MethodAllocate, stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind,
 		stun.MethodConnect, stun.MethodConnectionBind:
 	default:
@@ -189,8 +194,14 @@ func (g *guardConn) inspect(pkt []byte, from net.Addr) ([]byte, bool) {
 		}
 		s.mu.Lock()
 		_, p := s.admittedLocked(ac.user.Visit, ac.user.Participant)
+		revoked := p == nil && s.revokedLocked(ac.user.Visit, ac.user.Participant)
 		s.mu.Unlock()
-		if p == nil {
+		switch {
+		case revoked:
+			s.denyAllocation(ac.username, ac.user, key, "revoked")
+			g.challenge(from, m, stun.CodeUnauthorized)
+			return nil, false
+		case p == nil:
 			s.denyAllocation(ac.username, ac.user, key, "not-admitted")
 			g.reply(from, m, stun.CodeForbidden, ac.key)
 			return nil, false
@@ -198,6 +209,11 @@ func (g *guardConn) inspect(pkt []byte, from net.Addr) ([]byte, bool) {
 		if v, err := m.Get(stun.AttrRequestedTransport); err == nil && len(v) == 4 && v[0] != protoUDP {
 			s.denyAllocation(ac.username, ac.user, key, "unsupported-transport")
 			g.reply(from, m, stun.CodeUnsupportedTransProto, ac.key)
+			return nil, false
+		}
+		if !g.hasFamily(m, src) {
+			s.denyAllocation(ac.username, ac.user, key, "address-family")
+			g.reply(from, m, stun.CodeAddrFamilyNotSupported, ac.key)
 			return nil, false
 		}
 	default: // Refresh, CreatePermission, ChannelBind: RFC 8656 §7.3, §9, §12
@@ -227,6 +243,54 @@ func (g *guardConn) inspect(pkt []byte, from net.Addr) ([]byte, bool) {
 		}
 	}
 	return g.handOver(m, ac, from, true)
+}
+
+// hasFamily reports whether the relay has a relay address of the family
+// an Allocate asks for: REQUESTED-ADDRESS-FAMILY (RFC 8656 §18.11, 0x01
+// IPv4, 0x02 IPv6; any other value is a family the relay does not have),
+// or without it the family pion defaults to (the listening socket's, or
+// the client's when that socket is bound to the unspecified address). A
+// malformed attribute is left to pion (400). False is answered 440
+// Address Family not Supported (RFC 8656 §7.2).
+func (g *guardConn) hasFamily(m *stun.Message, src netip.AddrPort) bool {
+	v6 := false
+	v, err := m.Get(stun.AttrRequestedAddressFamily)
+	switch {
+	case err == nil && len(v) != 4:
+		return true
+	case err == nil && v[0] == familyIPv4:
+	case err == nil && v[0] == familyIPv6:
+		v6 = true
+	case err == nil:
+		return false
+	default:
+		local, _ := addrPortOf(g.LocalAddr())
+		if local.Addr().IsUnspecified() || !local.IsValid() {
+			v6 = !src.Addr().Unmap().Is4()
+		} else {
+			v6 = !local.Addr().Unmap().Is4()
+		}
+	}
+	if v6 {
+		return g.s.relay6 != nil
+	}
+	return g.s.relay4 != nil
+}
+
+// answerBinding answers a Binding request (RFC 8489 §6.3.1) with the
+// source as XOR-MAPPED-ADDRESS: an answer without MESSAGE-INTEGRITY, so
+// subject to the per-source limit and the size bound.
+func (g *guardConn) answerBinding(from net.Addr, m *stun.Message) {
+	ap, ok := addrPortOf(from)
+	if !ok {
+		return
+	}
+	g.send(from, m, false,
+		&stun.Message{TransactionID: m.TransactionID},
+		stun.BindingSuccess,
+		&stun.XORMappedAddress{IP: ap.Addr().AsSlice(), Port: int(ap.Port())},
+		stun.Fingerprint,
+	)
 }
 
 // checkPeers applies the peer filter to CreatePermission (every
@@ -367,9 +431,9 @@ func resign(m *stun.Message, nonce string, key stun.MessageIntegrity) []byte {
 }
 
 // challenge answers 401 or 438 with REALM and a fresh NONCE (RFC 8489
-// §9.2.4), subject to the per-source limit.
+// §9.2.4), subject to the per-source limit and the size bound.
 func (g *guardConn) challenge(from net.Addr, m *stun.Message, code stun.ErrorCode) {
-	g.send(from, false,
+	g.send(from, m, false,
 		&stun.Message{TransactionID: m.TransactionID},
 		stun.NewType(m.Type.Method, stun.ClassErrorResponse),
 		&stun.ErrorCodeAttribute{Code: code},
@@ -388,22 +452,37 @@ func (g *guardConn) reply(from net.Addr, m *stun.Message, code stun.ErrorCode, k
 	if key != nil {
 		setters = append(setters, key)
 	}
-	g.send(from, key != nil, setters...)
+	g.send(from, m, key != nil, setters...)
 }
 
-func (g *guardConn) send(to net.Addr, authenticated bool, setters ...stun.Setter) {
-	if !authenticated && !g.allowUnauthenticated(to) {
-		return
-	}
+// maxAnswerFactor bounds an answer without MESSAGE-INTEGRITY to this many
+// times the size of the request it answers, so the relay is no reflection
+// amplifier whatever the rate: a larger one is not sent.
+const maxAnswerFactor = 4
+
+// send answers req. Without MESSAGE-INTEGRITY (authenticated false) the
+// answer is sent only if it is at most maxAnswerFactor times req's size
+// and the per-source limit allows it.
+func (g *guardConn) send(to net.Addr, req *stun.Message, authenticated bool, setters ...stun.Setter) {
 	msg, err := stun.Build(setters...)
 	if err != nil {
 		return
+	}
+	if !authenticated {
+		if len(msg.Raw) > maxAnswerFactor*len(req.Raw) {
+			g.s.m.denial("amplification")
+			return
+		}
+		if !g.allowUnauthenticated(to) {
+			return
+		}
 	}
 	_, _ = g.PacketConn.WriteTo(msg.Raw, to)
 }
 
 // allowUnauthenticated applies the per-source limit on answers without
-// MESSAGE-INTEGRITY. Sources holding an allocation are exempt.
+// MESSAGE-INTEGRITY (sourceLimiter). Sources holding an allocation are
+// exempt.
 func (g *guardConn) allowUnauthenticated(to net.Addr) bool {
 	ap, ok := addrPortOf(to)
 	if !ok {
@@ -413,14 +492,7 @@ func (g *guardConn) allowUnauthenticated(to net.Addr) bool {
 	if s.lookup(tupleKey{listener: g.id, src: ap}) != nil {
 		return true
 	}
-	lim, ok := s.unauth.Get(ap.Addr())
-	if !ok {
-		lim = rate.NewLimiter(rate.Limit(s.limits().unauthRate.Rate), s.limits().unauthRate.Burst)
-		if prev, found, _ := s.unauth.PeekOrAdd(ap.Addr(), lim); found {
-			lim = prev
-		}
-	}
-	if lim.Allow() {
+	if s.unauth.allow(ap.Addr(), s.now()) {
 		return true
 	}
 	s.m.denial("unauthenticated_rate")
@@ -495,8 +567,10 @@ func (s *Server) authHandler(ra *turn.RequestAttributes) (string, []byte, bool) 
 }
 
 // quotaHandler is pion's QuotaHandler: it reserves one allocation against
-// the participant, visit and total caps and the per-credential rate, or
-// refuses (486 Allocation Quota Reached, RFC 8656 §7.2 step 8).
+// the participant, visit and total caps and the per-participant rate (keyed
+// on visit and participant, not on the username, so a fresh credential
+// shares its participant's bucket), or refuses (486 Allocation Quota
+// Reached, RFC 8656 §7.2 step 8).
 func (s *Server) quotaHandler(userID, _ string, srcAddr net.Addr) bool {
 	parts := strings.SplitN(userID, "|", 3)
 	if len(parts) != 3 {
@@ -514,10 +588,11 @@ func (s *Server) quotaHandler(userID, _ string, srcAddr net.Addr) bool {
 	src, _ := addrPortOf(srcAddr)
 	key := tupleKey{listener: listener, src: src}
 
-	lim, ok := s.allocRate.Get(name)
+	pk := participantKey(u.Visit, u.Participant)
+	lim, ok := s.allocRate.Get(pk)
 	if !ok {
 		lim = rate.NewLimiter(rate.Limit(s.limits().allocRate.Rate), s.limits().allocRate.Burst)
-		if prev, found, _ := s.allocRate.PeekOrAdd(name, lim); found {
+		if prev, found, _ := s.allocRate.PeekOrAdd(pk, lim); found {
 			lim = prev
 		}
 	}

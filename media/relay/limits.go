@@ -25,6 +25,7 @@ var LimitFields = []string{
 	"bandwidth_bits_per_second",
 	"max_tls_conns",
 	"tls_idle_timeout",
+	"tls_allocate_timeout",
 }
 
 // Limits are the relay's quotas, rates, bandwidth cap, credential
@@ -41,6 +42,7 @@ type Limits struct {
 	burst          int
 	maxTLSConns    int
 	tlsIdleTimeout time.Duration
+	tlsAllocate    time.Duration
 }
 
 // NewLimits checks the limit settings of cfg (LimitFields; zero fields
@@ -74,6 +76,9 @@ func NewLimits(cfg config.Relay) (*Limits, error) {
 	if cfg.TLSIdleTimeout < 0 {
 		bad("tls_idle_timeout", "must be positive")
 	}
+	if cfg.TLSAllocateTimeout < 0 {
+		bad("tls_allocate_timeout", "must be positive")
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -88,17 +93,19 @@ func NewLimits(cfg config.Relay) (*Limits, error) {
 		burst:          max(int(cfg.BandwidthBitsPerSecond/8/4), 16*1024),
 		maxTLSConns:    cfg.MaxTLSConns,
 		tlsIdleTimeout: cfg.TLSIdleTimeout,
+		tlsAllocate:    cfg.TLSAllocateTimeout,
 	}, nil
 }
 
 // SetLimits makes l the relay's limits (l from NewLimits; nil is
 // ignored). From its return on, new credentials carry l's lifetime
 // (credentials already handed out keep theirs), each new allocation is
-// counted against l's quotas and rate, the per-credential and per-source
-// rate limiters take l's rates, every allocation — live ones too — is
-// capped at l's bandwidth, and new TURN-over-TLS connections are counted
-// against l's cap and idle timeout. Allocations over a lowered quota are
-// not closed; they count until they end.
+// counted against l's quotas and rate, the per-participant and
+// per-source rate limiters take l's rates, every allocation — live ones
+// too — is capped at l's bandwidth, and new TURN-over-TLS connections are
+// counted against l's cap, idle timeout and allocate deadline.
+// Allocations over a lowered quota are not closed; they count until they
+// end.
 func (s *Server) SetLimits(l *Limits) {
 	if l == nil {
 		return
@@ -114,10 +121,7 @@ func (s *Server) SetLimits(l *Limits) {
 		lim.SetLimit(rate.Limit(l.allocRate.Rate))
 		lim.SetBurst(l.allocRate.Burst)
 	}
-	for _, lim := range s.unauth.Values() {
-		lim.SetLimit(rate.Limit(l.unauthRate.Rate))
-		lim.SetBurst(l.unauthRate.Burst)
-	}
+	s.unauth.setRate(l.unauthRate)
 	for _, a := range live {
 		if a.conn == nil {
 			continue

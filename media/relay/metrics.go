@@ -14,6 +14,7 @@ type metrics struct {
 	denials *prometheus.CounterVec
 	packets prometheus.Counter
 	bytes   prometheus.Counter
+	tls     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -24,11 +25,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		totals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_allocations_total",
-			Help: "Allocate outcomes: created, unauthorized, expired, not_admitted, unsupported_transport, rate_limited, quota_participant, quota_visit, quota_total, error.",
+			Help: "Allocate outcomes: created, unauthorized, expired, revoked (ended visit or removed participant; 401), not_admitted, unsupported_transport, address_family (440), rate_limited, quota_participant, quota_visit, quota_total, error.",
 		}, []string{"outcome"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_permission_denials_total",
-			Help: "Refused peer operations and dropped packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, bandwidth, queue_full, unauthenticated_rate.",
+			Help: "Refused peer operations and dropped packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, bandwidth, queue_full, tls_send_queue (a message for a TURN-over-TLS client whose send queue is full), unauthenticated_rate, amplification (an answer without MESSAGE-INTEGRITY larger than 4 times its request).",
 		}, []string{"reason"}),
 		packets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telegate_media_relay_packets_total",
@@ -38,9 +39,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "telegate_media_relay_bytes_total",
 			Help: "Payload bytes relayed, counted like telegate_media_relay_packets_total.",
 		}),
+		tls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telegate_media_relay_tls_connections_closed_total",
+			Help: "TURN-over-TLS connections closed by reason: allocate_timeout (no allocation within relay.tls_allocate_timeout), write_stalled (the client did not read within the write deadline), evicted (a connection without allocation gave its slot to a new one), refused (no slot, or the address already connected), idle, ended (by the client or a bad frame), shutdown.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.active, m.totals, m.denials, m.packets, m.bytes} {
+		for _, c := range []prometheus.Collector{m.active, m.totals, m.denials, m.packets, m.bytes, m.tls} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if errors.As(err, &are) {
@@ -56,6 +61,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) total(outcome string) { m.totals.WithLabelValues(outcome).Inc() }
 
 func (m *metrics) denial(reason string) { m.denials.WithLabelValues(reason).Inc() }
+
+func (m *metrics) tlsClosed(reason string) { m.tls.WithLabelValues(reason).Inc() }
 
 func (m *metrics) packet(n int) {
 	m.packets.Inc()

@@ -15,14 +15,18 @@
 //
 // What the relay refuses: TCP allocations (RFC 6062; 442), DTLS
 // listeners, mobility (RFC 8016; MOBILITY-TICKET is ignored), OAuth
-// third-party authorization (RFC 7635; ACCESS-TOKEN is answered 420).
+// third-party authorization (RFC 7635; a request with ACCESS-TOKEN is
+// challenged 401 like one without credentials).
 //
 // Pion/turn answers the protocol; this package stands in front of it on
 // every listening socket (guard.go) and owns the long-term credential
-// challenge (unique nonces), the 437/441/442/403 answers pion does not
-// give, the per-source limit on unauthenticated answers, and it owns the
-// relay sockets (alloc.go): quotas, port pool, peer filter and bandwidth
-// caps.
+// challenge (unique nonces), the 437/441/442/403/440 answers pion does not
+// give, 401 for the stale credential of an ended visit or removed
+// participant, Binding answers, the per-source limit on unauthenticated
+// answers and their size bound (sourcelimit.go), the TURN-over-TLS
+// connections with their send queues and allocate deadline (tlsmux.go),
+// and the relay sockets (alloc.go): quotas, port pool, peer filter and
+// bandwidth caps.
 package relay
 
 import (
@@ -69,8 +73,10 @@ type Options struct {
 	// telegate_media_relay_allocations_active,
 	// telegate_media_relay_allocations_total{outcome},
 	// telegate_media_relay_permission_denials_total{reason},
-	// telegate_media_relay_packets_total and
-	// telegate_media_relay_bytes_total. Nil: not registered.
+	// telegate_media_relay_packets_total,
+	// telegate_media_relay_bytes_total and
+	// telegate_media_relay_tls_connections_closed_total{reason}. Nil: not
+	// registered.
 	Registry prometheus.Registerer
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -113,14 +119,15 @@ type Server struct {
 	mu      sync.Mutex
 	visits  map[string]*visitState
 	ended   *lru.Cache[string, struct{}]
+	removed *lru.Cache[string, struct{}] // participantKey of participants removed and not admitted again
 	byTuple map[tupleKey]*allocation
 	tickets map[string]*ticket
 	total   int // live allocations + reservations
 
 	inflight  sync.Map // inflightKey → *inflight
 	pionNonce atomic.Pointer[harvestedNonce]
-	allocRate *lru.Cache[string, *rate.Limiter]
-	unauth    *lru.Cache[netip.Addr, *rate.Limiter]
+	allocRate *lru.Cache[string, *rate.Limiter] // by participantKey
+	unauth    *sourceLimiter
 	logLimit  *rate.Limiter
 
 	started  atomic.Bool
@@ -261,8 +268,9 @@ func New(o Options) (*Server, error) {
 		return nil, errors.Join(errs...)
 	}
 	s.ended, _ = lru.New[string, struct{}](maxVisits)
+	s.removed, _ = lru.New[string, struct{}](maxVisits)
 	s.allocRate, _ = lru.New[string, *rate.Limiter](cfg.MaxCredentials)
-	s.unauth, _ = lru.New[netip.Addr, *rate.Limiter](cfg.MaxSources)
+	s.unauth = newSourceLimiter(cfg.MaxSources, lim.unauthRate)
 	s.m, err = newMetrics(o.Registry)
 	if err != nil {
 		return nil, err
@@ -437,7 +445,11 @@ func (s *Server) acceptTLS(ln net.Listener) {
 // the HTTPS listener has already terminated and handed over (SNI equal to
 // the relay name, or a STUN magic cookie in the first bytes). It blocks
 // until the connection ends, then closes c and every allocation made on
-// it. Connections past relay.max_tls_conns, or before Start, are closed.
+// it. A connection without an authenticated allocation within
+// relay.tls_allocate_timeout is closed; at relay.max_tls_conns the oldest
+// connection without an allocation is closed to make room, and with none
+// the new one is; before Start it is closed at once. Writes to the
+// connection never hold up other clients (see streamMux).
 func (s *Server) ServeTLSConn(c net.Conn) {
 	if !s.started.Load() || s.closed.Load() || s.mux == nil {
 		_ = c.Close()

@@ -169,7 +169,7 @@ func TestQuotaUnderConcurrentBurst(t *testing.T) {
 	}
 }
 
-func TestAllocationRatePerCredential(t *testing.T) {
+func TestAllocationRatePerParticipant(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *config.Relay) {
 		c.AllocationRate = config.RateLimit{Rate: 0.001, Burst: 2}
@@ -225,7 +225,7 @@ func TestNotAdmittedRefused(t *testing.T) {
 }
 
 // TestRemoveClosesAllocations: Remove and EndVisit close allocations within
-// a second and refuse new ones.
+// a second and refuse new ones (401: the credential is stale).
 func TestRemoveClosesAllocations(t *testing.T) {
 	t.Parallel()
 	for _, end := range []bool{false, true} {
@@ -262,8 +262,8 @@ func TestRemoveClosesAllocations(t *testing.T) {
 			t.Fatalf("end=%v: data reached a removed participant: %q", end, got)
 		}
 		_, err := f.client(t, "v", "bob").Allocate(turnwire.UDP)
-		if turnwire.Code(err) != 403 {
-			t.Fatalf("end=%v: new allocation after revocation: %v, want 403", end, err)
+		if turnwire.Code(err) != 401 {
+			t.Fatalf("end=%v: new allocation after revocation: %v, want 401", end, err)
 		}
 		if !f.audit.find("closed", "") {
 			t.Errorf("end=%v: no closed audit event", end)

@@ -7,14 +7,26 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // streamMux presents every TURN-over-TLS connection (RFC 8656 §3.1) as
 // one packet socket to pion: ReadFrom yields the next framed message of
-// any connection with the connection's remote address, WriteTo writes to
-// the connection of that address. Framing (RFC 8656 §12.5): STUN messages
-// carry their length; ChannelData messages are padded to four bytes.
+// any connection with the connection's remote address, WriteTo queues a
+// message for the connection of that address. Framing (RFC 8656 §12.5):
+// STUN messages carry their length; ChannelData messages are padded to
+// four bytes.
+//
+// One loop (pion's, behind the guard) reads every connection's messages
+// and answers them, so nothing it calls may wait for one client: WriteTo
+// never blocks. Each connection has its own send queue (sendQueueBytes)
+// drained by its own writer with a write deadline (streamWriteTimeout); a
+// message that does not fit is dropped (counted tls_send_queue), and a
+// write that cannot finish within the deadline closes that connection
+// (write_stalled). A connection without an authenticated allocation is
+// closed at relay.tls_allocate_timeout, and is the first to give up its
+// slot when relay.max_tls_conns is reached.
 type streamMux struct {
 	s     *Server
 	local net.Addr
@@ -30,15 +42,30 @@ type muxPacket struct {
 	from net.Addr
 }
 
+// streamConn is one TURN-over-TLS connection and its send queue.
 type streamConn struct {
-	c   net.Conn
-	wmu sync.Mutex
+	m      *streamMux
+	c      net.Conn
+	since  time.Time
+	queue  chan []byte
+	queued atomic.Int64 // bytes in queue
+	done   chan struct{}
+	once   sync.Once
+	// allocated: an Allocate on this connection succeeded (AllocatePacketConn).
+	allocated atomic.Bool
 }
 
 const (
-	maxFrame          = 1600 - 1 // pion drops datagrams of 1600 bytes and more
-	streamWriteTimout = 5 * time.Second
-	firstFrameTimeout = 10 * time.Second
+	maxFrame           = 1600 - 1 // pion drops datagrams of 1600 bytes and more
+	firstFrameTimeout  = 10 * time.Second
+	streamWriteTimeout = 2 * time.Second
+	// sendQueueBytes bounds what waits to be written to one connection:
+	// about 130 ms of media at the default 4 Mbit/s bandwidth cap, in
+	// front of the kernel's socket buffer.
+	sendQueueBytes = 64 << 10
+	sendQueueLen   = 256
+	// streamWriteBatch is how much of the queue one TLS write takes at most.
+	streamWriteBatch = 16 << 10
 )
 
 func newStreamMux(s *Server) *streamMux {
@@ -60,6 +87,8 @@ func (m *streamMux) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
+// WriteTo queues p for the connection of to without waiting; see
+// streamConn.enqueue. It always reports success (datagram semantics).
 func (m *streamMux) WriteTo(p []byte, to net.Addr) (int, error) {
 	ap, ok := addrPortOf(to)
 	if !ok {
@@ -68,26 +97,44 @@ func (m *streamMux) WriteTo(p []byte, to net.Addr) (int, error) {
 	m.mu.Lock()
 	sc := m.conns[ap]
 	m.mu.Unlock()
-	if sc == nil {
-		return len(p), nil
-	}
-	sc.wmu.Lock()
-	defer sc.wmu.Unlock()
-	_ = sc.c.SetWriteDeadline(time.Now().Add(streamWriteTimout))
-	if _, err := sc.c.Write(p); err != nil {
-		_ = sc.c.Close()
+	if sc != nil {
+		sc.enqueue(p)
 	}
 	return len(p), nil
+}
+
+// allocated records that the connection of ap made an allocation: it is
+// no longer subject to the allocate deadline nor evicted for a newcomer.
+// False: the connection is gone or closing, and the allocation must not
+// outlive it.
+func (m *streamMux) allocated(ap netip.AddrPort) bool {
+	m.mu.Lock()
+	sc := m.conns[ap]
+	m.mu.Unlock()
+	if sc == nil {
+		return false
+	}
+	sc.allocated.Store(true)
+	select {
+	case <-sc.done:
+		return false
+	default:
+		return true
+	}
 }
 
 func (m *streamMux) Close() error {
 	m.once.Do(func() {
 		close(m.done)
 		m.mu.Lock()
+		all := make([]*streamConn, 0, len(m.conns))
 		for _, sc := range m.conns {
-			_ = sc.c.Close()
+			all = append(all, sc)
 		}
 		m.mu.Unlock()
+		for _, sc := range all {
+			sc.close("shutdown")
+		}
 	})
 	return nil
 }
@@ -99,6 +146,46 @@ func (m *streamMux) SetWriteDeadline(time.Time) error { return nil }
 
 var errFrame = errors.New("relay: bad TURN-over-TLS frame")
 
+// admit registers sc under ap. At relay.max_tls_conns the oldest
+// connection without an allocation is closed to make room (evicted); with
+// none, or with ap already connected, sc is refused (false).
+func (m *streamMux) admit(ap netip.AddrPort, sc *streamConn) bool {
+	m.mu.Lock()
+	select {
+	case <-m.done:
+		m.mu.Unlock()
+		return false
+	default:
+	}
+	if m.conns[ap] != nil {
+		m.mu.Unlock()
+		return false
+	}
+	var victim *streamConn
+	if len(m.conns) >= m.s.limits().maxTLSConns {
+		for _, o := range m.conns {
+			if !o.allocated.Load() && (victim == nil || o.since.Before(victim.since)) {
+				victim = o
+			}
+		}
+		if victim == nil {
+			m.mu.Unlock()
+			return false
+		}
+		for k, o := range m.conns {
+			if o == victim {
+				delete(m.conns, k)
+			}
+		}
+	}
+	m.conns[ap] = sc
+	m.mu.Unlock()
+	if victim != nil {
+		victim.close("evicted")
+	}
+	return true
+}
+
 // serve reads frames from c until it ends, then closes c and its
 // allocation.
 func (m *streamMux) serve(c net.Conn) {
@@ -107,29 +194,27 @@ func (m *streamMux) serve(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	sc := &streamConn{c: c}
-	m.mu.Lock()
-	select {
-	case <-m.done:
-		m.mu.Unlock()
-		_ = c.Close()
-		return
-	default:
-	}
-	if len(m.conns) >= m.s.limits().maxTLSConns || m.conns[ap] != nil {
-		m.mu.Unlock()
+	sc := &streamConn{m: m, c: c, since: time.Now(), queue: make(chan []byte, sendQueueLen), done: make(chan struct{})}
+	if !m.admit(ap, sc) {
+		m.s.m.tlsClosed("refused")
 		_ = c.Close()
 		return
 	}
-	m.conns[ap] = sc
-	m.mu.Unlock()
+	l := m.s.limits()
+	deadline := time.AfterFunc(l.tlsAllocate, func() {
+		if !sc.allocated.Load() {
+			sc.close("allocate_timeout")
+		}
+	})
+	go sc.writeLoop()
 	defer func() {
+		deadline.Stop()
 		m.mu.Lock()
 		if m.conns[ap] == sc {
 			delete(m.conns, ap)
 		}
 		m.mu.Unlock()
-		_ = c.Close()
+		sc.close("ended")
 		m.s.closeTuple(tupleKey{listener: m.s.muxID, src: ap}, "connection-closed")
 	}()
 	from := net.TCPAddrFromAddrPort(ap)
@@ -137,9 +222,12 @@ func (m *streamMux) serve(c net.Conn) {
 	for {
 		b, err := readFrame(c, timeout)
 		if err != nil {
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				sc.close("idle")
+			}
 			return
 		}
-		timeout = m.s.limits().tlsIdleTimeout
+		timeout = l.tlsIdleTimeout
 		select {
 		case m.in <- muxPacket{b: b, from: from}:
 		case <-m.done:
@@ -147,6 +235,81 @@ func (m *streamMux) serve(c net.Conn) {
 		}
 	}
 }
+
+// close ends the connection once, counting why
+// (telegate_media_relay_tls_connections_closed_total). It closes the
+// socket under TLS without a close_notify alert: sending one waits for a
+// client that may not be reading (up to 5 s in crypto/tls).
+func (sc *streamConn) close(reason string) {
+	sc.once.Do(func() {
+		sc.m.s.m.tlsClosed(reason)
+		close(sc.done)
+		if nc, ok := sc.c.(interface{ NetConn() net.Conn }); ok {
+			_ = nc.NetConn().Close()
+		} else {
+			_ = sc.c.Close()
+		}
+	})
+}
+
+// enqueue copies p into the send queue, or drops it (tls_send_queue) when
+// the queue holds sendQueueBytes or sendQueueLen messages already.
+func (sc *streamConn) enqueue(p []byte) {
+	select {
+	case <-sc.done:
+		return
+	default:
+	}
+	if sc.queued.Add(int64(len(p))) > sendQueueBytes {
+		sc.queued.Add(-int64(len(p)))
+		sc.m.s.m.denial("tls_send_queue")
+		return
+	}
+	select {
+	case sc.queue <- append([]byte(nil), p...):
+	default:
+		sc.queued.Add(-int64(len(p)))
+		sc.m.s.m.denial("tls_send_queue")
+	}
+}
+
+// writeLoop writes the send queue to the connection, up to
+// streamWriteBatch bytes per write, each write within
+// streamWriteTimeout; a write that fails or runs out closes the
+// connection (write_stalled). The batch buffer is held only while
+// writing.
+func (sc *streamConn) writeLoop() {
+	for {
+		var first []byte
+		select {
+		case first = <-sc.queue:
+		case <-sc.done:
+			return
+		}
+		bp := batchPool.Get().(*[]byte)
+		buf := append((*bp)[:0], first...)
+	fill:
+		for len(buf) < streamWriteBatch {
+			select {
+			case b := <-sc.queue:
+				buf = append(buf, b...)
+			default:
+				break fill
+			}
+		}
+		sc.queued.Add(-int64(len(buf)))
+		_ = sc.c.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		_, err := sc.c.Write(buf)
+		*bp = buf[:0]
+		batchPool.Put(bp)
+		if err != nil {
+			sc.close("write_stalled")
+			return
+		}
+	}
+}
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, streamWriteBatch+maxFrame); return &b }}
 
 // readFrame reads one STUN or ChannelData message from a stream, waiting at
 // most timeout for it.

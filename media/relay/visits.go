@@ -6,6 +6,12 @@ type visitState struct {
 	count int // live allocations + reservations
 }
 
+// participantKey names a participant of a visit in the relay's tables
+// keyed per participant (allocation rate, removals).
+func participantKey(visitID, participantID string) string {
+	return visitID + "\x00" + participantID
+}
+
 type participant struct {
 	allocs map[*allocation]struct{}
 	count  int // live allocations + reservations
@@ -41,14 +47,19 @@ func (s *Server) Admit(visitID, participantID string) {
 		}
 		v.parts[participantID] = &participant{allocs: make(map[*allocation]struct{})}
 	}
+	s.removed.Remove(participantKey(visitID, participantID))
 	s.recomputeLocked(visitID)
 }
 
 // Remove revokes participantID of visitID: its allocations are closed
 // before Remove returns (so well within one second) and new ones are
-// refused until it is admitted again.
+// refused until it is admitted again (401, a stale credential: see
+// revokedLocked).
 func (s *Server) Remove(visitID, participantID string) {
 	s.mu.Lock()
+	if ValidID(visitID) && ValidID(participantID) {
+		s.removed.Add(participantKey(visitID, participantID), struct{}{})
+	}
 	var victims []*allocation
 	if v := s.visits[visitID]; v != nil {
 		if p := v.parts[participantID]; p != nil {
@@ -92,6 +103,15 @@ func (s *Server) EndVisit(visitID string) {
 	for _, a := range victims {
 		a.close("visit-ended")
 	}
+}
+
+// revokedLocked reports whether the participant's credentials are stale:
+// its visit has ended or it was removed and not admitted again. An
+// Allocate with such a credential is answered 401 with a fresh NONCE and
+// REALM (RFC 8489 §9.2.4), so a client fetches new credentials instead of
+// giving up as on 403.
+func (s *Server) revokedLocked(visitID, participantID string) bool {
+	return s.ended.Contains(visitID) || s.removed.Contains(participantKey(visitID, participantID))
 }
 
 // admittedLocked reports whether the participant may allocate.
