@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -142,6 +143,8 @@ type Log struct {
 	segment uint64
 	tree    tree
 	buf     []byte
+	mac     hash.Hash // HMAC-SHA256 with key, reset per line
+	sum     [sha256.Size]byte
 	total   uint64 // records written
 
 	head atomic.Pointer[treeHead] // after each write(2)
@@ -178,8 +181,10 @@ type pending struct {
 type treeHead struct {
 	total   uint64
 	segment uint64
-	size    int64
-	root    tlog.Hash
+	// tree is the open segment's tree; its frontier slice is never
+	// changed once made (tree.add makes a new one), so the syncer
+	// computes the root from it only when it checkpoints.
+	tree tree
 }
 
 // Open opens the trail at path with key and no checkpoints (OpenTrail).
@@ -620,7 +625,7 @@ func (l *Log) writeBatch(batch []pending) error {
 	}
 	l.total += uint64(len(batch))
 	l.written.Add(uint64(len(batch)))
-	l.head.Store(&treeHead{total: l.total, segment: l.segment, size: l.tree.n, root: l.tree.root()})
+	l.head.Store(&treeHead{total: l.total, segment: l.segment, tree: l.tree})
 	if cap(l.buf) > 4<<20 {
 		l.buf = nil
 	}
@@ -639,10 +644,15 @@ func (l *Log) encode(dst []byte, e Event) ([]byte, error) {
 			return dst, err
 		}
 	}
-	mac := computeMAC(l.key, l.prev, c)
+	if l.mac == nil {
+		l.mac = hmac.New(sha256.New, l.key)
+	}
+	l.mac.Reset()
+	l.mac.Write([]byte(l.prev))
+	l.mac.Write(c)
 	dst = append(dst, c[:len(c)-1]...)
 	dst = append(dst, `,"mac":"`...)
-	dst = append(dst, mac...)
+	dst = hex.AppendEncode(dst, l.mac.Sum(l.sum[:0]))
 	return append(dst, "\"}\n"...), nil
 }
 
@@ -678,23 +688,23 @@ func (l *Log) sync(final bool) error {
 		}
 		l.syncedN = h.total
 	}
-	if l.ckpt == nil || h.size <= l.ckptSize {
+	if l.ckpt == nil || h.tree.n <= l.ckptSize {
 		return nil
 	}
 	now := time.Now()
 	if l.ckptTime.IsZero() {
 		l.ckptTime = now
 	}
-	if !final && h.size-l.ckptSize < l.o.CheckpointEvery && now.Sub(l.ckptTime) < l.o.CheckpointInterval {
+	if !final && h.tree.n-l.ckptSize < l.o.CheckpointEvery && now.Sub(l.ckptTime) < l.o.CheckpointInterval {
 		return nil
 	}
-	if err := l.ckpt.write(Checkpoint{Segment: h.segment, Size: h.size, Root: h.root, Time: now.UTC()}); err != nil {
+	if err := l.ckpt.write(Checkpoint{Segment: h.segment, Size: h.tree.n, Root: h.tree.root(), Time: now.UTC()}); err != nil {
 		l.ckptErrors.Add(1)
 		l.logger.Error("audit checkpoint not written", "dir", l.ckpt.dir, "err", err)
 		return fmt.Errorf("audit: checkpoint: %w", err)
 	}
 	l.ckpts.Add(1)
-	l.ckptSize, l.ckptTime = h.size, now
+	l.ckptSize, l.ckptTime = h.tree.n, now
 	return nil
 }
 

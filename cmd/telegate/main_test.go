@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // bin is the telegate binary built once for these tests.
