@@ -1,8 +1,10 @@
 // Package audit is telegate's tamper-evident audit trail: an append-only
 // file of JSON lines, each carrying the HMAC-SHA256 of the previous line so
 // that any edit, deletion or reordering is found by `telegate audit verify`.
-// Records are PHI-free except the client address, which the trail keeps
-// (docs/architecture.md principle 6).
+// Records hold no tokens, cookies, bodies, query strings or SDP, but they
+// do hold the client address and the signed-in subject (iss, sub) of each
+// request, so the trail is access-controlled (docs/security-model.md,
+// "Audit and logs").
 package audit
 
 import (
@@ -10,8 +12,9 @@ import (
 	"time"
 )
 
-// Event is one audit record. Keep it PHI-free: no names, e-mail, tokens,
-// cookies, SDP, query strings or bodies.
+// Event is one audit record. It carries the client address and subject,
+// and nothing more about the person: no names, e-mail, tokens, cookies,
+// SDP, query strings or bodies.
 type Event struct {
 	Time time.Time `json:"time"`
 	// Type: "request", "signin", "signout", "session.end", "relay.allocation",

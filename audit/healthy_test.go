@@ -52,7 +52,7 @@ func TestHealthyAfterWriteError(t *testing.T) {
 	for l.WriteErrors() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := l.Healthy(); err == nil || !strings.Contains(err.Error(), "audit: flush") {
+	if err := l.Healthy(); err == nil || !strings.Contains(err.Error(), "audit: write") {
 		t.Errorf("Healthy after a failed write = %v", err)
 	}
 }

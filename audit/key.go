@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/internal/secretfile"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // KeyBytes is the size of a generated audit key.
@@ -66,3 +68,40 @@ func Key(cfg config.Audit, dataDir string) ([]byte, error) {
 
 // decodeKey is config.DecodeAuditKey: base64 of at least 32 bytes.
 func decodeKey(s string) ([]byte, error) { return config.DecodeAuditKey(s) }
+
+// CheckpointSigningKey returns the note signer key that signs the trail's
+// checkpoints (Ed25519; "PRIVATE+KEY+<name>+<hash>+<key>", see
+// golang.org/x/mod/sumdb/note), kept in <dataDir>/keys/audit-checkpoint.key
+// and generated there once (mode 0600) with the name
+// "telegate-audit/<host name>", which names the node in its checkpoints.
+// Its public half is VerifierKey.
+//
+// Errors: no data directory; a key file that cannot be read, breaks the
+// rule for secret files or holds no signer key; one that cannot be
+// written.
+func CheckpointSigningKey(dataDir string) (string, error) {
+	if dataDir == "" {
+		return "", errors.New("audit: no data directory to keep the checkpoint signing key in")
+	}
+	path := config.InDataDir(dataDir, config.AuditCheckpointKeyInDataDir)
+	if s, err := config.ReadSecretFile(path); err == nil {
+		if _, err := VerifierKey(strings.TrimSpace(s)); err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		return strings.TrimSpace(s), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("audit: %w", err)
+	}
+	skey, _, err := note.GenerateKey(rand.Reader, nodeName())
+	if err != nil {
+		return "", fmt.Errorf("audit: generate checkpoint signing key: %w", err)
+	}
+	err = secretfile.Write(path, []byte(skey+"\n"))
+	if errors.Is(err, fs.ErrExist) {
+		return CheckpointSigningKey(dataDir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("audit: write %s: %w", path, err)
+	}
+	return skey, nil
+}

@@ -1,22 +1,28 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/telegate/telegate/config"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Tuning of the writer. Records pass through a buffered channel of
@@ -24,14 +30,29 @@ import (
 const (
 	// QueueSize is the number of events that may wait for the writer.
 	QueueSize = 4096
-	// EnqueueTimeout is how long Record waits for room in a full queue
-	// before it drops the event, counts it (Dropped) and logs an error.
+	// EnqueueTimeout is how long Record and Commit wait for room in a
+	// full queue: then Record drops the event, counts it (Dropped) and
+	// logs an error, and Commit returns ErrSaturated.
 	EnqueueTimeout = 100 * time.Millisecond
-	// SyncInterval is the longest time a written record waits for fsync.
-	SyncInterval = time.Second
+	// CommitTimeout is how long Commit waits for its record's write(2)
+	// once queued before it returns ErrNotConfirmed.
+	CommitTimeout = time.Second
 	// MaxLineBytes caps one audit line. An event whose line would be longer
 	// loses its Attrs (and gains attrs {"truncated":"true"}).
 	MaxLineBytes = 64 << 10
+	// maxBatch caps the records of one write(2).
+	maxBatch = 512
+)
+
+// Errors of Commit.
+var (
+	// ErrSaturated: the writer's queue stayed full for EnqueueTimeout.
+	ErrSaturated = errors.New("audit: the trail's queue is full")
+	// ErrNotConfirmed: the record was queued but its write was not
+	// confirmed within CommitTimeout (it may still be written).
+	ErrNotConfirmed = errors.New("audit: the trail's write was not confirmed in time")
+	// ErrClosed: the log is closed.
+	ErrClosed = errors.New("audit: log closed")
 )
 
 // header is the chain part of a line, written before the event's fields.
@@ -49,6 +70,38 @@ type line struct {
 	Event
 }
 
+// Options configure OpenTrail. Zero durations and counts take the
+// defaults of config (config.DefaultAuditFsyncInterval, …).
+type Options struct {
+	// File is the trail's path.
+	File string
+	// Key is the HMAC key, at least 32 bytes (see Key).
+	Key []byte
+	// CheckpointDir receives the signed checkpoints and the verifier key
+	// file; "" writes none (and so cannot see a cut tail).
+	CheckpointDir string
+	// CheckpointKey is the note signer key that signs checkpoints
+	// (CheckpointSigningKey); required with CheckpointDir.
+	CheckpointKey string
+	// CheckpointEvery: a checkpoint at the latest after this many records.
+	CheckpointEvery int64
+	// CheckpointInterval: a checkpoint at the latest this long after a
+	// record.
+	CheckpointInterval time.Duration
+	// FsyncInterval: the longest time a written record waits for fsync.
+	FsyncInterval time.Duration
+	// NewSegmentReason, when set, starts a new segment at open (see
+	// NewSegment) and lets a trail cut below its latest checkpoint be
+	// opened: the segment's first record records the gap.
+	NewSegmentReason string
+	// Logger receives write errors and drop notices (never event
+	// contents); nil: slog.Default().
+	Logger *slog.Logger
+	// Writer, when set, wraps the file for the writer's writes (a test
+	// injects write errors with it).
+	Writer func(io.Writer) io.Writer
+}
+
 // Log is the append-only, hash-chained audit trail. Each line is one JSON
 // object:
 //
@@ -57,65 +110,156 @@ type line struct {
 // where mac = HMAC-SHA256(key, prev || C) (RFC 2104) and C is the line's
 // canonical JSON: the line itself with its trailing `,"mac":"…"` member
 // removed (the bytes up to the mac, then "}"). Editing, deleting, inserting
-// or reordering lines breaks a mac, a prev or a seq, which Verify reports
-// with the line number.
+// or reordering lines breaks a mac, a prev or a seq, which VerifyTrail
+// reports with the line number. Each line is also a leaf of its segment's
+// RFC 6962 Merkle tree, whose signed checkpoints (see Checkpoint) make
+// lines cut from the end visible.
 //
-// Writes are asynchronous and bounded: Record queues the event (QueueSize);
-// one goroutine writes lines through a buffer that is flushed to the file
-// whenever the queue runs empty, and fsynced at most SyncInterval later and
-// on Close. When the queue is full, Record waits up to EnqueueTimeout and
-// then drops the event, counts it in Dropped and logs an error naming only
-// the event type. A Log is safe for concurrent use.
+// Writing is group commit: one writer goroutine takes every event queued
+// (QueueSize) and writes them with one write(2), then wakes the callers of
+// Commit waiting for them; fsync follows within FsyncInterval, by another
+// goroutine, which also writes a checkpoint of the fsynced records every
+// CheckpointEvery records or CheckpointInterval, and on Close. Record
+// queues an event without waiting for its write. A Log is safe for
+// concurrent use.
 type Log struct {
 	path   string
 	key    []byte
 	logger *slog.Logger
+	o      Options
 
 	mu     sync.RWMutex // guards closed against sends on ch
 	closed bool
-	ch     chan Event
+	ch     chan pending
 	done   chan struct{}
+	stop   chan struct{} // stops the syncer
+	synced chan struct{} // closed when the syncer returned
 
-	// writer state, owned by the writer goroutine.
-	f    *os.File
-	w    *bufio.Writer
-	seq  uint64
-	prev string
+	f *os.File
+	w io.Writer
+	// writer state, owned by the writer goroutine (and Open before it).
+	seq     uint64
+	prev    string
+	segment uint64
+	tree    tree
+	buf     []byte
+	mac     hash.Hash // HMAC-SHA256 with key, reset per line
+	sum     [sha256.Size]byte
+	total   uint64 // records written
 
-	gen       atomic.Uint64
-	written   atomic.Uint64
-	dropped   atomic.Uint64
-	errs      atomic.Uint64
-	lastErr   atomic.Pointer[error]
-	closeErr  error
-	closeOnce sync.Once
+	head atomic.Pointer[treeHead] // after each write(2)
+
+	// syncer state, under syncMu.
+	syncMu     sync.Mutex
+	syncedN    uint64
+	ckpt       *checkpointSigner
+	ckptSize   int64
+	ckptTime   time.Time
+	vkey       string
+	ckptErrors atomic.Uint64
+	ckpts      atomic.Uint64
+
+	gen        atomic.Uint64
+	written    atomic.Uint64
+	dropped    atomic.Uint64
+	errs       atomic.Uint64
+	unconfirmd atomic.Uint64
+	lastErr    atomic.Pointer[error]
+	closeErr   error
+	closeOnce  sync.Once
 }
 
-// Open opens (or creates, with mode 0600 and parent directories 0700) the
-// audit file at path and continues its chain: the next line gets the
-// sequence number after the last line's and its hash as prev. key is the
-// HMAC key (at least 32 bytes, see Key). Logging errors go to slog's
-// default logger; use OpenWithLogger to choose.
-//
-// Errors: a key shorter than 32 bytes; a file that cannot be opened or
-// locked (another process writes it); a last line that is not a record or
-// does not verify with key (wrong key, or the tail was edited: run
-// `telegate audit verify`). An incomplete last line left by a crash (no
-// trailing newline) is cut off, and the log records an "audit.recover"
-// event with the number of bytes and their SHA-256, so the chain stays
-// verifiable.
+// pending is one queued event; done (nil for Record) receives the result
+// of its write.
+type pending struct {
+	e    Event
+	done chan error
+}
+
+// treeHead is the trail's state after a write(2): records written in
+// total, and the open segment's tree size and root.
+type treeHead struct {
+	total   uint64
+	segment uint64
+	// tree is the open segment's tree; its frontier slice is never
+	// changed once made (tree.add makes a new one), so the syncer
+	// computes the root from it only when it checkpoints.
+	tree tree
+}
+
+// Open opens the trail at path with key and no checkpoints (OpenTrail).
 func Open(path string, key []byte) (*Log, error) {
-	return OpenWithLogger(path, key, slog.Default())
+	return OpenTrail(Options{File: path, Key: key})
 }
 
 // OpenWithLogger is Open with the logger that receives write errors and
 // drop notices (never event contents).
 func OpenWithLogger(path string, key []byte, logger *slog.Logger) (*Log, error) {
-	if len(key) < 32 {
-		return nil, fmt.Errorf("audit: key is %d bytes, need at least 32", len(key))
+	return OpenTrail(Options{File: path, Key: key, Logger: logger})
+}
+
+// TrailError is OpenTrail's refusal of a trail that does not verify
+// against itself or its checkpoints: continuing its chain would make the
+// break undetectable.
+type TrailError struct {
+	// File is the trail.
+	File string
+	// Err is the *VerifyError or CheckpointProblem found.
+	Err error
+}
+
+// Error implements error, saying what to run next.
+func (e *TrailError) Error() string {
+	return fmt.Sprintf("audit: the trail %s does not verify, so telegate will not continue its chain: %v. Check the key, run `telegate audit verify` to see the damage; then, keeping the trail for investigation, `telegate audit new-segment --reason TEXT` starts a new segment that records the gap", e.File, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *TrailError) Unwrap() error { return e.Err }
+
+// OpenTrail opens (or creates, with mode 0600 and parent directories 0700)
+// the audit file o.File, verifies it whole (the chain with o.Key, the
+// trees against the checkpoints in o.CheckpointDir) and continues its
+// chain: the next line gets the next sequence number and the last line's
+// hash as prev. An incomplete last line left by a crash (no trailing
+// newline) is cut off, and the log records an "audit.recover" event with
+// the number of bytes and their SHA-256, so the chain stays verifiable.
+// With o.CheckpointDir, the verifier key file is written there when
+// absent.
+//
+// Errors: a key shorter than 32 bytes; a file that cannot be opened or
+// locked (another process writes it); a *TrailError for a trail that does
+// not verify — edited, or cut below its latest checkpoint (unless
+// o.NewSegmentReason starts a new segment), or a checkpoint directory
+// holding a file not signed by o.CheckpointKey, or a verifier key file of
+// another key.
+func OpenTrail(o Options) (*Log, error) {
+	path := o.File
+	if len(o.Key) < 32 {
+		return nil, fmt.Errorf("audit: key is %d bytes, need at least 32", len(o.Key))
 	}
-	if logger == nil {
-		logger = slog.Default()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.FsyncInterval <= 0 {
+		o.FsyncInterval = config.DefaultAuditFsyncInterval
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = config.DefaultAuditCheckpointEvery
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = config.DefaultAuditCheckpointInterval
+	}
+	l := &Log{
+		path: path, key: bytes.Clone(o.Key), logger: o.Logger, o: o,
+		ch: make(chan pending, QueueSize), done: make(chan struct{}),
+		stop: make(chan struct{}), synced: make(chan struct{}), segment: 1,
+	}
+	var cps []Checkpoint
+	if o.CheckpointDir != "" {
+		var err error
+		if cps, err = l.openCheckpoints(); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: create directory for %s: %w", path, err)
@@ -128,59 +272,131 @@ func OpenWithLogger(path string, key []byte, logger *slog.Logger) (*Log, error) 
 		f.Close()
 		return nil, fmt.Errorf("audit: %s is in use by another process: %w", path, err)
 	}
-	l := &Log{
-		path:   path,
-		key:    bytes.Clone(key),
-		logger: logger,
-		ch:     make(chan Event, QueueSize),
-		done:   make(chan struct{}),
-		f:      f,
-		w:      bufio.NewWriterSize(f, 64<<10),
-	}
-	last, partial, err := readTail(f)
-	if err != nil {
+	l.f, l.w = f, io.Writer(f)
+	if err := l.resume(cps); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("audit: read %s: %w", path, err)
+		return nil, err
 	}
-	if last != nil {
-		seq, err := checkLine(last, key)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("audit: last line of %s does not verify (%v); check the key, then run `telegate audit verify`", path, err)
-		}
-		l.seq = seq
-		l.prev = lineHash(last)
-	}
-	if len(partial) > 0 {
-		info, err := f.Stat()
-		if err == nil {
-			err = f.Truncate(info.Size() - int64(len(partial)))
-		}
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("audit: cut incomplete last line of %s: %w", path, err)
-		}
-		sum := sha256.Sum256(partial)
-		l.write(Event{Time: time.Now().UTC(), Type: "audit.recover", Reason: "incomplete-last-line",
-			Attrs: map[string]string{"bytes": fmt.Sprint(len(partial)), "sha256": hex.EncodeToString(sum[:])}})
-		if err := l.flushSync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("audit: write %s: %w", path, err)
-		}
+	if o.Writer != nil {
+		l.w = o.Writer(f)
 	}
 	go l.run()
+	go l.syncLoop()
 	return l, nil
+}
+
+// openCheckpoints prepares the signer, checks or writes the verifier key
+// file and loads the checkpoints.
+func (l *Log) openCheckpoints() ([]Checkpoint, error) {
+	dir := l.o.CheckpointDir
+	s, err := note.NewSigner(l.o.CheckpointKey)
+	if err != nil {
+		return nil, fmt.Errorf("audit: checkpoint signing key: %w", err)
+	}
+	vkey, err := VerifierKey(l.o.CheckpointKey)
+	if err != nil {
+		return nil, err
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	l.ckpt, l.vkey = &checkpointSigner{dir: dir, signer: s, vkey: vkey}, vkey
+	vpath := filepath.Join(dir, VerifierKeyFile)
+	switch b, err := os.ReadFile(vpath); {
+	case err == nil && !sameKey(string(b), vkey):
+		return nil, &TrailError{l.path, fmt.Errorf("the checkpoint directory %s belongs to the key %s, not this node's %s: restore the node's checkpoint signing key or point audit.checkpoint_dir elsewhere", dir, bytes.TrimSpace(b), vkey)}
+	case errors.Is(err, os.ErrNotExist):
+		if err := writeFileSynced(dir, VerifierKeyFile, []byte(vkey+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("audit: write the verifier key: %w", err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("audit: read the verifier key: %w", err)
+	}
+	cps, problems, err := LoadCheckpoints(dir, v)
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) > 0 {
+		return nil, &TrailError{l.path, problems[0]}
+	}
+	return cps, nil
+}
+
+// resume verifies the open file against cps and sets the writer's state
+// to continue it, cutting an incomplete last line and starting a new
+// segment when asked.
+func (l *Log) resume(cps []Checkpoint) error {
+	info, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit: read %s: %w", l.path, err)
+	}
+	st, err := walk(io.NewSectionReader(l.f, 0, info.Size()), l.key, cps)
+	var ve *VerifyError
+	cut := errors.As(err, &ve) && ve.cut
+	switch {
+	case cut && l.o.NewSegmentReason != "":
+	case ve != nil:
+		return &TrailError{l.path, err}
+	case err != nil:
+		return fmt.Errorf("audit: read %s: %w", l.path, err)
+	}
+	l.seq, l.prev, l.segment, l.tree = st.seq, st.prev, st.segment, st.tree
+	l.syncedN = 0
+	l.ckptSize = st.lastCheckpoint
+	if len(st.partial) > 0 {
+		if err := l.f.Truncate(st.offset); err != nil {
+			return fmt.Errorf("audit: cut incomplete last line of %s: %w", l.path, err)
+		}
+	}
+	if r := l.o.NewSegmentReason; r != "" {
+		var size int64
+		var root tlog.Hash
+		for _, c := range cps {
+			if c.Segment == st.segment && c.Size >= size {
+				size, root = c.Size, c.Root
+			}
+		}
+		l.segment++
+		l.tree = tree{}
+		l.ckptSize = 0
+		l.writeNow(Event{Type: SegmentEventType, Reason: r, Attrs: map[string]string{
+			"segment":              strconv.FormatUint(l.segment, 10),
+			"prev_segment":         strconv.FormatUint(st.segment, 10),
+			"prev_records":         strconv.FormatInt(st.tree.n, 10),
+			"prev_checkpoint_size": strconv.FormatInt(size, 10),
+			"prev_checkpoint_root": base64.StdEncoding.EncodeToString(root[:]),
+			"missing":              strconv.FormatInt(max(size-st.tree.n, 0), 10),
+		}})
+	}
+	if len(st.partial) > 0 {
+		sum := sha256.Sum256(st.partial)
+		l.writeNow(Event{Type: "audit.recover", Reason: "incomplete-last-line",
+			Attrs: map[string]string{"bytes": fmt.Sprint(len(st.partial)), "sha256": hex.EncodeToString(sum[:])}})
+	}
+	if l.total > 0 {
+		if p := l.lastErr.Load(); p != nil {
+			return *p
+		}
+		if err := l.sync(true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeNow writes e at once (Open, before the writer starts).
+func (l *Log) writeNow(e Event) {
+	e.Time = time.Now().UTC()
+	_ = l.writeBatch([]pending{{e: e}})
 }
 
 // SetGeneration sets the configuration generation stamped on events that
 // carry none (Event.Generation 0).
 func (l *Log) SetGeneration(id uint64) { l.gen.Store(id) }
 
-// Record implements Sink. It stamps e.Time (UTC) and e.Generation when
-// zero and queues e; it
-// never blocks longer than EnqueueTimeout. After Close, events are dropped
-// and counted.
-func (l *Log) Record(ctx context.Context, e Event) {
+// stamp sets e's time (UTC) and generation when zero.
+func (l *Log) stamp(e *Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -188,41 +404,95 @@ func (l *Log) Record(ctx context.Context, e Event) {
 	if e.Generation == 0 {
 		e.Generation = l.gen.Load()
 	}
+}
+
+// Record implements Sink. It stamps e.Time (UTC) and e.Generation when
+// zero and queues e without waiting for its write; it never blocks longer
+// than EnqueueTimeout. When the queue stays full, or after Close, the
+// event is dropped and counted (Dropped). Use Commit where the record
+// must be written before going on.
+func (l *Log) Record(ctx context.Context, e Event) {
+	l.stamp(&e)
+	if err := l.enqueue(pending{e: e}); err != nil {
+		l.drop(e, err)
+	}
+}
+
+// Commit implements Committer: it stamps and queues e like Record, then
+// waits until e's line has been written to the file (write(2), not yet
+// fsync: that follows within FsyncInterval). It waits at most
+// EnqueueTimeout for room in the queue and CommitTimeout for the write,
+// and does not stop for ctx (the record is written when it can be).
+//
+// Errors (each counted, Unconfirmed): ErrSaturated, ErrNotConfirmed,
+// ErrClosed, or the write error that stopped the trail (it stays stopped
+// until restart).
+func (l *Log) Commit(ctx context.Context, e Event) error {
+	if p := l.lastErr.Load(); p != nil {
+		l.unconfirmd.Add(1)
+		return *p
+	}
+	l.stamp(&e)
+	done := donePool.Get().(chan error)
+	if err := l.enqueue(pending{e: e, done: done}); err != nil {
+		donePool.Put(done)
+		l.unconfirmd.Add(1)
+		return err
+	}
+	t := time.NewTimer(CommitTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		donePool.Put(done)
+		if err != nil {
+			l.unconfirmd.Add(1)
+		}
+		return err
+	case <-t.C:
+		l.unconfirmd.Add(1)
+		return ErrNotConfirmed
+	}
+}
+
+var donePool = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+// Committer is a Sink whose records can be waited for: Commit returns
+// once the record is written, or the error why it is not.
+type Committer interface {
+	Sink
+	Commit(ctx context.Context, e Event) error
+}
+
+// enqueue queues p, waiting up to EnqueueTimeout for room.
+func (l *Log) enqueue(p pending) error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		l.drop(e, "closed")
-		return
+		return ErrClosed
 	}
 	select {
-	case l.ch <- e:
-		return
+	case l.ch <- p:
+		return nil
 	default:
 	}
 	t := time.NewTimer(EnqueueTimeout)
 	defer t.Stop()
 	select {
-	case l.ch <- e:
+	case l.ch <- p:
+		return nil
 	case <-t.C:
-		l.drop(e, "queue full")
-	case <-ctx.Done():
-		// The request is gone, the record is not: wait out the timer.
-		select {
-		case l.ch <- e:
-		case <-t.C:
-			l.drop(e, "queue full")
-		}
+		return ErrSaturated
 	}
 }
 
-func (l *Log) drop(e Event, why string) {
+func (l *Log) drop(e Event, why error) {
 	n := l.dropped.Add(1)
-	l.logger.Error("audit record dropped", "event_type", e.Type, "why", why, "dropped_total", n)
+	l.logger.Error("audit record dropped", "event_type", e.Type, "why", why.Error(), "dropped_total", n)
 }
 
-// Close stops accepting records, writes every queued one, flushes and
-// fsyncs the file and closes it. It returns the first error from writing,
-// syncing or closing. Close is idempotent.
+// Close stops accepting records, writes every queued one, fsyncs the file,
+// writes a last checkpoint and closes the file. It returns the first error
+// from writing, syncing, checkpointing or closing. Close is idempotent.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
@@ -230,7 +500,12 @@ func (l *Log) Close() error {
 		close(l.ch)
 		l.mu.Unlock()
 		<-l.done
-		err := l.flushSync()
+		close(l.stop)
+		<-l.synced
+		err := l.sync(true)
+		if p := l.lastErr.Load(); p != nil && err == nil {
+			err = *p
+		}
 		if cerr := l.f.Close(); err == nil {
 			err = cerr
 		}
@@ -249,6 +524,21 @@ func (l *Log) Dropped() uint64 { return l.dropped.Load() }
 // WriteErrors is the number of failed writes or syncs.
 func (l *Log) WriteErrors() uint64 { return l.errs.Load() }
 
+// Unconfirmed is the number of Commit calls that returned an error: each
+// a response refused, or served without its record (audit.on_failure).
+func (l *Log) Unconfirmed() uint64 { return l.unconfirmd.Load() }
+
+// Checkpoints is the number of checkpoints written since Open, and
+// CheckpointErrors the number that could not be.
+func (l *Log) Checkpoints() uint64 { return l.ckpts.Load() }
+
+// CheckpointErrors is the number of checkpoints that could not be written.
+func (l *Log) CheckpointErrors() uint64 { return l.ckptErrors.Load() }
+
+// VerifierKeyString is the verifier key of the log's checkpoints (note
+// format), "" without checkpoints.
+func (l *Log) VerifierKeyString() string { return l.vkey }
+
 // Healthy returns nil while the trail is being written, and otherwise why
 // not (for a readiness check): the last write or sync error (the writer
 // does not recover from one: restart to reopen the file), the log is
@@ -261,7 +551,7 @@ func (l *Log) Healthy() error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		return errors.New("audit: log closed")
+		return ErrClosed
 	}
 	// l.f stays open while l.closed is false and the read lock is held.
 	open, err := l.f.Stat()
@@ -275,84 +565,153 @@ func (l *Log) Healthy() error {
 	return nil
 }
 
+// run is the writer: it takes what is queued, writes it with one write(2)
+// and tells the waiters.
 func (l *Log) run() {
 	defer close(l.done)
-	tick := time.NewTicker(SyncInterval)
-	defer tick.Stop()
-	dirty := false
+	batch := make([]pending, 0, maxBatch)
 	for {
-		select {
-		case e, ok := <-l.ch:
-			if !ok {
-				return
-			}
-			l.write(e)
-			dirty = true
-			if len(l.ch) == 0 {
-				if err := l.w.Flush(); err != nil {
-					l.fail("flush", err)
+		p, ok := <-l.ch
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], p)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case p, ok := <-l.ch:
+				if !ok {
+					break drain
 				}
+				batch = append(batch, p)
+			default:
+				break drain
 			}
-		case <-tick.C:
-			if dirty {
-				if err := l.flushSync(); err != nil {
-					l.fail("sync", err)
-				}
-				dirty = false
+		}
+		err := l.writeBatch(batch)
+		for i := range batch {
+			if batch[i].done != nil {
+				batch[i].done <- err
 			}
+			batch[i] = pending{}
 		}
 	}
 }
 
-// write appends one line for e. Only the writer goroutine (or Open before
-// it starts) calls it.
-func (l *Log) write(e Event) {
-	b, err := l.encode(e)
-	if err != nil {
-		l.fail("encode", err)
-		return
+// writeBatch appends a line for each event with one write and publishes
+// the new head. After a failed write the trail stays stopped: its chain
+// cannot continue past lines that may be missing.
+func (l *Log) writeBatch(batch []pending) error {
+	if p := l.lastErr.Load(); p != nil {
+		return *p
 	}
-	if _, err := l.w.Write(b); err != nil {
+	l.buf = l.buf[:0]
+	for _, p := range batch {
+		start := len(l.buf)
+		var err error
+		if l.buf, err = l.encode(l.buf, p.e); err != nil {
+			l.buf = l.buf[:start]
+			l.fail("encode", err)
+			return *l.lastErr.Load()
+		}
+		b := l.buf[start : len(l.buf)-1]
+		l.seq++
+		l.prev = lineHash(b)
+		l.tree.add(b)
+	}
+	if _, err := l.w.Write(l.buf); err != nil {
 		l.fail("write", err)
-		return
+		return *l.lastErr.Load()
 	}
-	l.seq++
-	l.prev = lineHash(b[:len(b)-1])
-	l.written.Add(1)
+	l.total += uint64(len(batch))
+	l.written.Add(uint64(len(batch)))
+	l.head.Store(&treeHead{total: l.total, segment: l.segment, tree: l.tree})
+	if cap(l.buf) > 4<<20 {
+		l.buf = nil
+	}
+	return nil
 }
 
-// encode returns the full line for e, newline included.
-func (l *Log) encode(e Event) ([]byte, error) {
+// encode appends the full line for e, newline included, to dst.
+func (l *Log) encode(dst []byte, e Event) ([]byte, error) {
 	c, err := json.Marshal(line{header{Seq: l.seq + 1, Prev: l.prev}, e})
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if len(c) > MaxLineBytes-100 {
 		e.Attrs = map[string]string{"truncated": "true"}
 		if c, err = json.Marshal(line{header{Seq: l.seq + 1, Prev: l.prev}, e}); err != nil {
-			return nil, err
+			return dst, err
 		}
 	}
-	mac := computeMAC(l.key, l.prev, c)
-	out := make([]byte, 0, len(c)+80)
-	out = append(out, c[:len(c)-1]...)
-	out = append(out, `,"mac":"`...)
-	out = append(out, mac...)
-	out = append(out, "\"}\n"...)
-	return out, nil
+	if l.mac == nil {
+		l.mac = hmac.New(sha256.New, l.key)
+	}
+	l.mac.Reset()
+	l.mac.Write([]byte(l.prev))
+	l.mac.Write(c)
+	dst = append(dst, c[:len(c)-1]...)
+	dst = append(dst, `,"mac":"`...)
+	dst = hex.AppendEncode(dst, l.mac.Sum(l.sum[:0]))
+	return append(dst, "\"}\n"...), nil
 }
 
-func (l *Log) flushSync() error {
-	if err := l.w.Flush(); err != nil {
-		return err
+// syncLoop fsyncs what was written every FsyncInterval, and checkpoints.
+func (l *Log) syncLoop() {
+	defer close(l.synced)
+	t := time.NewTicker(l.o.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			_ = l.sync(false)
+		}
 	}
-	return l.f.Sync()
+}
+
+// sync fsyncs the records written so far and, when due (or final), writes
+// a checkpoint of them: only fsynced records are ever checkpointed, so a
+// crash cannot leave a checkpoint longer than the trail.
+func (l *Log) sync(final bool) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	h := l.head.Load()
+	if h == nil {
+		return nil
+	}
+	if h.total > l.syncedN {
+		if err := l.f.Sync(); err != nil {
+			l.fail("sync", err)
+			return *l.lastErr.Load()
+		}
+		l.syncedN = h.total
+	}
+	if l.ckpt == nil || h.tree.n <= l.ckptSize {
+		return nil
+	}
+	now := time.Now()
+	if l.ckptTime.IsZero() {
+		l.ckptTime = now
+	}
+	if !final && h.tree.n-l.ckptSize < l.o.CheckpointEvery && now.Sub(l.ckptTime) < l.o.CheckpointInterval {
+		return nil
+	}
+	if err := l.ckpt.write(Checkpoint{Segment: h.segment, Size: h.tree.n, Root: h.tree.root(), Time: now.UTC()}); err != nil {
+		l.ckptErrors.Add(1)
+		l.logger.Error("audit checkpoint not written", "dir", l.ckpt.dir, "err", err)
+		return fmt.Errorf("audit: checkpoint: %w", err)
+	}
+	l.ckpts.Add(1)
+	l.ckptSize, l.ckptTime = h.tree.n, now
+	return nil
 }
 
 func (l *Log) fail(op string, err error) {
 	l.errs.Add(1)
 	werr := fmt.Errorf("audit: %s %s: %w", op, l.path, err)
-	l.lastErr.Store(&werr)
+	l.lastErr.CompareAndSwap(nil, &werr)
 	l.logger.Error("audit write failed", "op", op, "err", err)
 }
 
@@ -368,40 +727,4 @@ func computeMAC(key []byte, prev string, canonical []byte) string {
 func lineHash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// readTail returns the last complete line of f (without newline, nil for an
-// empty file) and the incomplete bytes after it, if any.
-func readTail(f *os.File) (last, partial []byte, err error) {
-	info, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
-	size := info.Size()
-	if size == 0 {
-		return nil, nil, nil
-	}
-	n := min(size, 2*MaxLineBytes+1)
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, size-n); err != nil && err != io.EOF {
-		return nil, nil, err
-	}
-	end := len(buf)
-	if buf[end-1] != '\n' {
-		i := bytes.LastIndexByte(buf, '\n')
-		if i < 0 && n < size {
-			return nil, nil, fmt.Errorf("last line longer than %d bytes", 2*MaxLineBytes)
-		}
-		partial = bytes.Clone(buf[i+1:])
-		end = i + 1
-		if end == 0 {
-			return nil, partial, nil
-		}
-	}
-	body := buf[:end-1]
-	i := bytes.LastIndexByte(body, '\n')
-	if i < 0 && int64(len(buf)) < size {
-		return nil, nil, fmt.Errorf("last line longer than %d bytes", 2*MaxLineBytes)
-	}
-	return bytes.Clone(body[i+1:]), partial, nil
 }

@@ -107,7 +107,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			if ve.Line != tt.line || n != tt.n || !strings.Contains(ve.Reason, tt.contains) {
 				t.Fatalf("Verify = %d, %v; want line %d, n %d, reason containing %q", n, err, tt.line, tt.n, tt.contains)
 			}
-			if !strings.Contains(err.Error(), fmt.Sprintf("line %d:", tt.line)) {
+			if !strings.Contains(err.Error(), fmt.Sprintf("line %d ", tt.line)) {
 				t.Errorf("error %q does not name line %d", err, tt.line)
 			}
 		})
@@ -244,7 +244,7 @@ func TestConcurrentRecord(t *testing.T) {
 func TestRecordDoesNotBlockWhenQueueFull(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	l := &Log{ch: make(chan Event, 1), logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	l := &Log{ch: make(chan pending, 1), logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	l.Record(context.Background(), Event{Type: "request"})
 	start := time.Now()
 	l.Record(context.Background(), Event{Type: "request", Path: "/patients/alice", Client: "192.0.2.7"})

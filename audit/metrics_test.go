@@ -29,9 +29,12 @@ func TestLogMetrics(t *testing.T) {
 		got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
 	}
 	want := map[string]float64{
-		"telegate_edge_audit_records_total":         2,
-		"telegate_edge_audit_dropped_records_total": 1,
-		"telegate_edge_audit_write_errors_total":    0,
+		"telegate_edge_audit_records_total":             2,
+		"telegate_edge_audit_dropped_records_total":     1,
+		"telegate_edge_audit_write_errors_total":        0,
+		"telegate_edge_audit_unconfirmed_records_total": 0,
+		"telegate_edge_audit_checkpoints_total":         0,
+		"telegate_edge_audit_checkpoint_errors_total":   0,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("metrics %v", got)

@@ -1,115 +1,126 @@
 package audit
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/hmac"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
-// VerifyError names the first line of an audit file that breaks the chain.
+// VerifyError names the first line of an audit file that breaks the chain,
+// the tree or a checkpoint.
 type VerifyError struct {
-	// Line is the 1-based line number.
+	// Line is the 1-based line number (for records missing from the end,
+	// the line the first of them would be on).
 	Line int
+	// Offset is the byte offset in the file where that line starts.
+	Offset int64
 	// Reason says what is wrong and what it means (edited, deleted,
-	// reordered, truncated).
+	// reordered, cut, forked).
 	Reason string
+	// cut: records are missing from the end of the open segment, and
+	// nothing else is wrong.
+	cut bool
 }
 
-// Error implements error: "audit: line N: reason".
+// Error implements error: "audit: line N (byte O): reason".
 func (e *VerifyError) Error() string {
-	return fmt.Sprintf("audit: line %d: %s", e.Line, e.Reason)
+	return fmt.Sprintf("audit: line %d (byte %d): %s", e.Line, e.Offset, e.Reason)
 }
 
 // macSuffixLen is len(`,"mac":"` + 64 hex + `"}`).
 const macSuffixLen = 8 + 64 + 2
 
-// checkLine verifies one line (without newline) on its own: its shape and
-// its mac. It returns the line's seq and its prev.
-func checkLine(b, key []byte) (uint64, error) {
-	seq, _, err := checkLinePrev(b, key)
-	return seq, err
-}
-
-func checkLinePrev(b, key []byte) (uint64, string, error) {
-	if len(b) < macSuffixLen+2 || b[0] != '{' || !bytes.HasPrefix(b[len(b)-macSuffixLen:], []byte(`,"mac":"`)) || !bytes.HasSuffix(b, []byte(`"}`)) {
-		return 0, "", errors.New("not an audit record (no trailing mac): edited or truncated")
-	}
-	mac := b[len(b)-macSuffixLen+8 : len(b)-2]
-	canonical := make([]byte, 0, len(b)-macSuffixLen+1)
-	canonical = append(canonical, b[:len(b)-macSuffixLen]...)
-	canonical = append(canonical, '}')
-	var h header
-	dec := json.NewDecoder(bytes.NewReader(canonical))
-	if err := dec.Decode(&h); err != nil || dec.More() {
-		return 0, "", errors.New("not valid JSON: edited or truncated")
-	}
-	if h.Seq == 0 {
-		return 0, "", errors.New("no sequence number: edited")
-	}
-	want := computeMAC(key, h.Prev, canonical)
-	if !hmac.Equal(mac, []byte(want)) {
-		return 0, "", errors.New("mac does not match: the line was edited (or the key is wrong)")
-	}
-	return h.Seq, h.Prev, nil
-}
-
-// Verify walks an audit file's chain from its first line and returns the
-// number of lines that verified. err is nil when the whole input is one
-// intact chain, and otherwise a *VerifyError naming the first bad line and
-// why:
-//   - mac mismatch or malformed JSON: the line was edited (or the key is
-//     wrong);
-//   - prev is not the hash of the line before, or seq is not the next
-//     number: a line was deleted, inserted or reordered;
-//   - an incomplete last line: the file was truncated mid-record;
-//   - an empty line or one longer than 2*MaxLineBytes: edited.
-//
-// Verify reads r once, holding one line at a time. It cannot see lines cut
-// off cleanly at the end of the file; compare n with the Written count or
-// the SIEM's copy for that.
+// Verify walks an audit file's chain from its first line with the HMAC
+// key and no checkpoints, and returns the number of lines that verified;
+// see VerifyTrail. It cannot see records cut cleanly from the end of the
+// file: VerifyTrail with the checkpoints does.
 func Verify(r io.Reader, key []byte) (n int, err error) {
 	if len(key) == 0 {
 		return 0, errors.New("audit: empty key")
 	}
-	br := bufio.NewReaderSize(r, 2*MaxLineBytes+1)
-	var (
-		prev   string
-		expect uint64 = 1
-	)
-	for lineNo := 1; ; lineNo++ {
-		b, rerr := br.ReadSlice('\n')
-		switch {
-		case rerr == io.EOF && len(b) == 0:
-			return n, nil
-		case rerr == io.EOF:
-			return n, &VerifyError{lineNo, "incomplete last line: the file was truncated in the middle of a record"}
-		case errors.Is(rerr, bufio.ErrBufferFull):
-			return n, &VerifyError{lineNo, "line too long: edited"}
-		case rerr != nil:
-			return n, fmt.Errorf("audit: read line %d: %w", lineNo, rerr)
-		}
-		b = b[:len(b)-1]
-		if len(b) == 0 {
-			return n, &VerifyError{lineNo, "empty line: edited"}
-		}
-		seq, p, err := checkLinePrev(b, key)
+	rep, err := VerifyTrail(r, VerifyOptions{Key: key})
+	return rep.Records, err
+}
+
+// VerifyOptions says what VerifyTrail checks beyond the chain of seq and
+// prev hashes.
+type VerifyOptions struct {
+	// Key is the HMAC key (audit.key). With it every line's mac is
+	// checked too; nil checks the rest, which needs no secret.
+	Key []byte
+	// Verifier checks the checkpoints' signatures (ReadVerifierKey); nil
+	// with Checkpoints empty checks none.
+	Verifier note.Verifier
+	// CheckpointDir holds the checkpoints (LoadCheckpoints); "" none.
+	CheckpointDir string
+}
+
+// Report is what VerifyTrail found.
+type Report struct {
+	// Records is the number of lines that verified (before the first bad
+	// one, if any).
+	Records int
+	// Segments is the number of segments seen; Segment the last one.
+	Segments, Segment uint64
+	// Checkpoints is the number of checkpoints matched against records.
+	Checkpoints int
+	// Ignored counts checkpoints of segments before the file's first
+	// (the file starts with a new segment).
+	Ignored int
+	// Latest is the latest checkpoint of the last segment, if any.
+	Latest *Checkpoint
+	// Gaps are the recorded gaps (NewSegment), in order.
+	Gaps []Gap
+}
+
+// VerifyTrail walks an audit file from its first line and checks:
+//   - the chain: every line is a record (JSON ending in a mac), seq
+//     counts from 1, prev is the SHA-256 of the line before; with
+//     o.Key, every mac (HMAC-SHA256, see Log);
+//   - the tree: each segment's records, as leaves of an RFC 6962 tree,
+//     hash to the root of every checkpoint of that segment at its size;
+//   - the end: no checkpoint covers more records than the trail holds,
+//     unless a segment record acknowledges them (NewSegment; reported as
+//     a Gap, not an error);
+//   - the checkpoints: every file in o.CheckpointDir is signed by
+//     o.Verifier.
+//
+// err is nil when all hold, and otherwise names the first bad line
+// (*VerifyError: line number, byte offset, why — edited, deleted,
+// reordered, truncated mid-record, cut from the end, or not matching a
+// checkpoint, which is either changed records or a forked checkpoint), or
+// the first bad checkpoint file (CheckpointProblem). Errors reading r or
+// the directory are returned as they are. VerifyTrail reads r once,
+// holding one line and the tree's frontier (at most 64 hashes) at a time.
+func VerifyTrail(r io.Reader, o VerifyOptions) (Report, error) {
+	var cps []Checkpoint
+	if o.Verifier != nil && o.CheckpointDir != "" {
+		var problems []CheckpointProblem
+		var err error
+		cps, problems, err = LoadCheckpoints(o.CheckpointDir, o.Verifier)
 		if err != nil {
-			return n, &VerifyError{lineNo, err.Error()}
+			return Report{}, err
 		}
-		switch {
-		case seq > expect:
-			return n, &VerifyError{lineNo, fmt.Sprintf("sequence %d, expected %d: %d line(s) missing before this one (deleted or reordered)", seq, expect, seq-expect)}
-		case seq < expect:
-			return n, &VerifyError{lineNo, fmt.Sprintf("sequence %d, expected %d: lines reordered or repeated", seq, expect)}
-		case p != prev:
-			return n, &VerifyError{lineNo, "prev does not match the line before: a line was deleted, inserted or reordered"}
+		if len(problems) > 0 {
+			return Report{}, problems[0]
 		}
-		prev = lineHash(b)
-		expect++
-		n++
+	} else if o.CheckpointDir != "" {
+		return Report{}, errors.New("audit: checkpoints need the verifier key")
 	}
+	st, err := walk(r, o.Key, cps)
+	rep := Report{Records: st.lines, Segment: st.segment, Segments: uint64(len(st.gaps)) + 1,
+		Checkpoints: st.checkpoints, Ignored: st.ignored, Gaps: st.gaps}
+	for i := len(cps) - 1; i >= 0; i-- {
+		if cps[i].Segment == st.segment {
+			rep.Latest = &cps[i]
+			break
+		}
+	}
+	if err == nil && len(st.partial) > 0 {
+		err = &VerifyError{Line: st.lines + 1, Offset: st.offset, Reason: fmt.Sprintf(
+			"incomplete last line (%d bytes without a newline): the file was truncated in the middle of a record (telegate cuts it at its next start, recording audit.recover)", len(st.partial))}
+	}
+	return rep, err
 }

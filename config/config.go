@@ -529,6 +529,30 @@ type Audit struct {
 	// ${ENV} or KeyFile. Default: generated once in the data directory.
 	Key     string `yaml:"key"`
 	KeyFile string `yaml:"key_file"`
+	// CheckpointDir receives the trail's signed checkpoints (Ed25519
+	// signed notes of its Merkle tree's size and root) and their public
+	// verifier key, checkpoint.vkey. Put it on another volume than the
+	// trail, or ship it off the node: checkpoints are what shows records
+	// cut from the end of the trail. Default DataDir/audit-checkpoints.
+	CheckpointDir string `yaml:"checkpoint_dir"`
+	// CheckpointEvery: a checkpoint at the latest after this many records.
+	// Default 1000.
+	CheckpointEvery int `yaml:"checkpoint_every"`
+	// CheckpointInterval: a checkpoint at the latest this long after a
+	// record (and one at every clean shutdown). Default 10s.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// FsyncInterval: records are written (write(2)) before the response
+	// they record is sent, and fsynced in groups at most this far apart.
+	// Default 100ms; at most 1s.
+	FsyncInterval time.Duration `yaml:"fsync_interval"`
+	// OnFailure is what a request to a route that needs an identity, or
+	// to telegate's own endpoints, gets when its record cannot be written
+	// (I/O error, queue full): "refuse" answers 503, "degrade" serves it
+	// unrecorded and counts it (telegate_edge_audit_unconfirmed_records_total).
+	// Default "refuse".
+	OnFailure string `yaml:"on_failure"`
+	// OnFailurePublic is the same for public routes. Default "degrade".
+	OnFailurePublic string `yaml:"on_failure_public"`
 }
 
 // Redis for several nodes.

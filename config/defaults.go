@@ -52,6 +52,28 @@ const (
 	DefaultLogLevel           = "info"
 	callbackPathPrefix        = "/.telegate/callback/"
 	defaultAuditFileInDataDir = "audit/audit.log"
+	// DefaultAuditCheckpointEvery and DefaultAuditCheckpointInterval:
+	// a signed checkpoint of the trail at the latest after this many
+	// records or this long after a record.
+	DefaultAuditCheckpointEvery    = 1000
+	DefaultAuditCheckpointInterval = 10 * time.Second
+	// DefaultAuditFsyncInterval is the longest a written record waits for
+	// fsync.
+	DefaultAuditFsyncInterval = 100 * time.Millisecond
+	// DefaultAuditOnFailure (routes that need an identity, and
+	// telegate's own endpoints) and DefaultAuditOnFailurePublic (public
+	// routes): what a request gets when its record cannot be written.
+	DefaultAuditOnFailure       = AuditRefuse
+	DefaultAuditOnFailurePublic = AuditDegrade
+	defaultAuditCheckpointDir   = "audit-checkpoints"
+)
+
+// The values of audit.on_failure and audit.on_failure_public.
+const (
+	// AuditRefuse answers 503 when the request's record cannot be written.
+	AuditRefuse = "refuse"
+	// AuditDegrade serves the request unrecorded, and counts it.
+	AuditDegrade = "degrade"
 )
 
 // The development provider (providers[].development: true): telegate
@@ -313,6 +335,12 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	}
 
 	str(&c.Audit.File, AuditFileIn(c.DataDir))
+	str(&c.Audit.CheckpointDir, AuditCheckpointDirIn(c.DataDir))
+	num(&c.Audit.CheckpointEvery, DefaultAuditCheckpointEvery)
+	dur(&c.Audit.CheckpointInterval, DefaultAuditCheckpointInterval)
+	dur(&c.Audit.FsyncInterval, DefaultAuditFsyncInterval)
+	str(&c.Audit.OnFailure, DefaultAuditOnFailure)
+	str(&c.Audit.OnFailurePublic, DefaultAuditOnFailurePublic)
 
 	str(&c.Log.Format, DefaultLogFormat)
 	str(&c.Log.Level, DefaultLogLevel)
@@ -329,6 +357,12 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 // <dataDir>/audit/audit.log.
 func AuditFileIn(dataDir string) string {
 	return filepath.Join(dataDir, filepath.FromSlash(defaultAuditFileInDataDir))
+}
+
+// AuditCheckpointDirIn is the default checkpoint directory in dataDir:
+// <dataDir>/audit-checkpoints. Put it on another volume than the trail.
+func AuditCheckpointDirIn(dataDir string) string {
+	return filepath.Join(dataDir, defaultAuditCheckpointDir)
 }
 
 // ErrNoDefaults is returned by the builders (node.Build, gateway.New,

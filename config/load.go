@@ -108,7 +108,7 @@ func SortErrors(es Errors) {
 //  2. A scalar value that is exactly "${NAME}" is replaced by the
 //     environment variable NAME (a missing variable is an error naming it).
 //     Keys are never expanded; a "${" anywhere else in a value is an error.
-//  3. Relative paths (data_dir, audit.file and every *_file) are made
+//  3. Relative paths (data_dir, audit.file, every *_file and *_dir) are made
 //     absolute against the directory of path.
 //  4. Secrets given as *_file (client_secret_file, encryption_key_file,
 //     key_file, password_file, …) are read by the rule for secret files
@@ -143,7 +143,7 @@ func Parse(data []byte, name string) (*Config, error) {
 }
 
 func parse(data []byte, name string, lookupEnv func(string) (string, bool)) (*Config, error) {
-	cfg, errs := parseAll(data, name, lookupEnv)
+	cfg, errs := parseAll(data, name, lookupEnv, true)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -159,7 +159,29 @@ func LoadPartial(path string) (*Config, Errors) {
 	if err != nil {
 		return nil, Errors{{File: path, Message: fmt.Sprintf("cannot read configuration: %v", errors.Unwrap(err))}}
 	}
-	return parseAll(data, path, os.LookupEnv)
+	return parseAll(data, path, os.LookupEnv, true)
+}
+
+// LoadSettings reads the file at path like Load, but reads no secret — a
+// *_file is not opened and a "${NAME}" whose variable is not set becomes
+// "" — and does not validate. It is for commands that need only the
+// file's paths and settings, such as the audit trail's, without the
+// secrets of the running configuration (telegate audit verify). Errors:
+// the file cannot be read or decoded.
+func LoadSettings(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Message: fmt.Sprintf("cannot read configuration: %v", errors.Unwrap(err))}}
+	}
+	anyEnv := func(k string) (string, bool) {
+		v, _ := os.LookupEnv(k)
+		return v, true
+	}
+	cfg, errs := parseAll(data, path, anyEnv, false)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
 }
 
 // Covers reports whether es has a problem at field or at a field that
@@ -173,7 +195,9 @@ func (es Errors) Covers(field string) bool {
 	return false
 }
 
-func parseAll(data []byte, name string, lookupEnv func(string) (string, bool)) (*Config, Errors) {
+// parseAll decodes data; full is Load's way (secrets read, validated),
+// !full is LoadSettings'.
+func parseAll(data []byte, name string, lookupEnv func(string) (string, bool), full bool) (*Config, Errors) {
 	d := &decoder{
 		file:      name,
 		pos:       map[string]token.Position{},
@@ -215,12 +239,21 @@ func parseAll(data []byte, name string, lookupEnv func(string) (string, bool)) (
 	root := reflect.ValueOf(cfg).Elem()
 	d.resolvePaths(root, "", base)
 	n := len(d.errs)
-	d.readSecrets(root, "")
+	if full {
+		d.readSecrets(root, "")
+	}
 	for _, e := range d.errs[n:] { // a secret file already refused is not checked again
 		failed = append(failed, e.Field)
 	}
 	cfg.applyDefaults(d.present)
 	d.resolvePaths(root, "", base) // defaults such as data_dir are relative too
+	if !full {
+		for i := range d.errs {
+			d.place(&d.errs[i])
+		}
+		cfg.positions = d
+		return cfg, d.errs
+	}
 
 	errs, warns := cfg.check(d.envPaths)
 	for _, e := range errs {
@@ -661,7 +694,7 @@ func levenshtein(a, b string) int {
 // isPathField reports whether a string field with this YAML key names a
 // file or directory on disk.
 func isPathField(key string) bool {
-	return key == "data_dir" || key == "file" || strings.HasSuffix(key, "_file")
+	return key == "data_dir" || key == "file" || strings.HasSuffix(key, "_file") || strings.HasSuffix(key, "_dir")
 }
 
 // walkStrings calls fn for every string field reachable from v (through

@@ -32,18 +32,21 @@ import (
 //     private key (ParseSigningKey).
 //
 // Files telegate creates itself in the data directory on first start
-// (SessionKeyInDataDir, AuditKeyInDataDir, SigningKeyInDataDir,
-// RelaySecretInDataDir) may be absent; when present they follow the same
+// (SessionKeyInDataDir, AuditKeyInDataDir, AuditCheckpointKeyInDataDir,
+// SigningKeyInDataDir, RelaySecretInDataDir) may be absent; when present they follow the same
 // rule.
 
 // Files telegate generates once in the data directory when the
 // configuration names no key of its own (paths relative to data_dir, with
 // forward slashes).
 const (
-	SessionKeyInDataDir  = "keys/session.key"
-	AuditKeyInDataDir    = "keys/audit.key"
-	SigningKeyInDataDir  = "keys/assertion.pem"
-	RelaySecretInDataDir = "relay/secret"
+	SessionKeyInDataDir = "keys/session.key"
+	AuditKeyInDataDir   = "keys/audit.key"
+	// AuditCheckpointKeyInDataDir holds the Ed25519 key that signs the
+	// audit trail's checkpoints (a note signer key, one line).
+	AuditCheckpointKeyInDataDir = "keys/audit-checkpoint.key"
+	SigningKeyInDataDir         = "keys/assertion.pem"
+	RelaySecretInDataDir        = "relay/secret"
 )
 
 // RelaySecretMinBytes is the shortest relay secret accepted.

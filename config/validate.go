@@ -1114,6 +1114,23 @@ func (c *Config) checkAudit(r *Report, fromEnv map[string]bool) {
 		_, err := ReadAuditKeyFile(c.Audit.KeyFile)
 		r.check("key_file", err)
 	}
+	if c.Audit.CheckpointDir == "" {
+		r.Errorf("checkpoint_dir", "is required")
+	}
+	if c.Audit.CheckpointEvery < 1 {
+		r.Errorf("checkpoint_every", "must be at least 1")
+	}
+	if c.Audit.CheckpointInterval < 100*time.Millisecond {
+		r.Errorf("checkpoint_interval", "must be at least 100ms")
+	}
+	if c.Audit.FsyncInterval <= 0 || c.Audit.FsyncInterval > time.Second {
+		r.Errorf("fsync_interval", "must be more than 0 and at most 1s")
+	}
+	for _, f := range []struct{ key, v string }{{"on_failure", c.Audit.OnFailure}, {"on_failure_public", c.Audit.OnFailurePublic}} {
+		if f.v != AuditRefuse && f.v != AuditDegrade {
+			r.Errorf(f.key, "must be %q or %q", AuditRefuse, AuditDegrade)
+		}
+	}
 }
 
 func (c *Config) checkRedis(r *Report, fromEnv map[string]bool) {
@@ -1152,6 +1169,8 @@ func (c *Config) checkGeneratedSecrets(r *Report) {
 			func(p string) error { _, err := ReadSessionKeyFile(p); return err }},
 		{AuditKeyInDataDir, c.Audit.Key == "" && c.Audit.KeyFile == "",
 			func(p string) error { _, err := ReadAuditKeyFile(p); return err }},
+		{AuditCheckpointKeyInDataDir, true,
+			func(p string) error { _, err := ReadSecretFile(p); return err }},
 		{SigningKeyInDataDir, c.Assertion.SigningKeyFile == "",
 			func(p string) error { _, err := ReadSigningKeyFile(p); return err }},
 		{RelaySecretInDataDir, c.Relay.Enabled && len(c.Relay.Secrets) == 0 && c.Relay.SecretsFile == "",

@@ -148,7 +148,8 @@ func TestRegression_WebSocketOriginIsTheWholeOrigin(t *testing.T) {
 // TestRegression_CutResponsesAreAuditedAsCut: a response whose status was
 // sent and whose body broke off — the upstream's stream closing in the
 // middle, with or without a declared length — is audited with the reason
-// "response:cut", not as a complete 200.
+// "response:cut" (a "request.end" record after the "request" record
+// written as it started), not as a complete 200 only.
 func TestRegression_CutResponsesAreAuditedAsCut(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -187,7 +188,7 @@ func TestRegression_CutResponsesAreAuditedAsCut(t *testing.T) {
 				var got []string
 				tg.audit.mu.Lock()
 				for _, e := range tg.audit.ev {
-					if e.Type == "request" && e.Path == "/public/chart" {
+					if e.Type == "request.end" && e.Path == "/public/chart" {
 						got = append(got, e.Reason)
 					}
 				}

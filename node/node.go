@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -46,6 +47,9 @@ type Options struct {
 	// Applied, when set, is called with each configuration that took
 	// effect on a reload.
 	Applied func(*config.Config)
+	// AuditWriter, when set, wraps the audit trail's file for its writes
+	// (audit.Options.Writer): a test injects write errors with it.
+	AuditWriter func(io.Writer) io.Writer
 }
 
 // Ready describes a running node.
@@ -118,11 +122,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	auditKey, err := audit.Key(cfg.Audit, cfg.DataDir)
+	ao, err := AuditOptions(cfg)
 	if err != nil {
-		return fmt.Errorf("audit key: %w", err)
+		return err
 	}
-	trail, err := audit.OpenWithLogger(cfg.Audit.File, auditKey, log.With("component", "audit"))
+	ao.Logger = log.With("component", "audit")
+	ao.Writer = o.AuditWriter
+	trail, err := audit.OpenTrail(ao)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
 	}
@@ -306,6 +312,28 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			_, _, _ = n.reload()
 		}
 	}
+}
+
+// AuditOptions are the audit trail's options from cfg: its file, HMAC key
+// (audit.Key), checkpoint directory and signing key
+// (audit.CheckpointSigningKey, generated in the data directory at first
+// use) and intervals. `telegate audit new-segment` opens the trail with
+// the same options.
+func AuditOptions(cfg *config.Config) (audit.Options, error) {
+	key, err := audit.Key(cfg.Audit, cfg.DataDir)
+	if err != nil {
+		return audit.Options{}, fmt.Errorf("audit key: %w", err)
+	}
+	skey, err := audit.CheckpointSigningKey(cfg.DataDir)
+	if err != nil {
+		return audit.Options{}, fmt.Errorf("audit checkpoint key: %w", err)
+	}
+	a := cfg.Audit
+	return audit.Options{
+		File: a.File, Key: key, CheckpointDir: a.CheckpointDir, CheckpointKey: skey,
+		CheckpointEvery: int64(a.CheckpointEvery), CheckpointInterval: a.CheckpointInterval,
+		FsyncInterval: a.FsyncInterval,
+	}, nil
 }
 
 // waitListening returns once the gateway's listeners are bound, or the

@@ -8,13 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
 
-	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/node"
 )
@@ -225,78 +223,6 @@ func versionString() string {
 		return fmt.Sprintf("%s (rev %s, modified)", v, rev)
 	}
 	return fmt.Sprintf("%s (rev %s)", v, rev)
-}
-
-// audit: telegate audit verify [-c FILE | --file PATH] [--key-file PATH] [--data-dir DIR]
-func (c cli) audit(args []string) int {
-	const usage = "telegate audit verify [-c FILE | [--file PATH] [--key-file PATH] [--data-dir DIR]]"
-	if len(args) == 0 || args[0] != "verify" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-			fmt.Fprintf(c.stdout, "Usage: %s\n", usage)
-			return exitOK
-		}
-		fmt.Fprintf(c.stderr, "telegate audit: expected the subcommand \"verify\"\n\nUsage: %s\n", usage)
-		return exitUsage
-	}
-	fs := c.flags("audit verify", usage)
-	var cfgPath string
-	fs.StringVar(&cfgPath, "c", "", "configuration `FILE` naming the audit file and key")
-	fs.StringVar(&cfgPath, "config", "", "configuration `FILE` (same as -c)")
-	file := fs.String("file", "", "audit trail `PATH` to verify (default: the configuration's audit.file, or DIR/audit/audit.log)")
-	keyFile := fs.String("key-file", "", "audit key `PATH` (base64; default: the configuration's key, or DIR/keys/audit.key)")
-	dataDir := fs.String("data-dir", config.DefaultDataDir, "data `DIR` when no configuration is given")
-	if st := c.parse(fs, args[1:]); st >= 0 {
-		return st
-	}
-	// Without -c the trail and key are found in the data directory
-	// (--data-dir, default the demo's ./telegate-data).
-	ac, dir := config.Audit{File: config.AuditFileIn(*dataDir)}, *dataDir
-	if cfgPath != "" {
-		cfg, err := config.Load(cfgPath)
-		if err != nil {
-			c.printErrors(err)
-			return exitFail
-		}
-		ac, dir = cfg.Audit, cfg.DataDir
-	}
-	if *keyFile != "" {
-		k, err := config.ReadSecretFile(*keyFile)
-		if err != nil {
-			fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
-			return exitFail
-		}
-		ac.Key, ac.KeyFile = k, ""
-	}
-	if ac.Key == "" && ac.KeyFile == "" {
-		// audit.Key would generate a fresh key here; verifying needs the
-		// one the trail was written with.
-		if _, err := os.Stat(filepath.Join(dir, "keys", "audit.key")); err != nil {
-			fmt.Fprintf(c.stderr, "telegate audit verify: no audit key in %s; give -c FILE or --key-file PATH\n", dir)
-			return exitFail
-		}
-	}
-	key, err := audit.Key(ac, dir)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
-		return exitFail
-	}
-	path := *file
-	if path == "" {
-		path = ac.File
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
-		return exitFail
-	}
-	defer f.Close()
-	n, err := audit.Verify(f, key)
-	if err != nil {
-		fmt.Fprintf(c.stdout, "%s: BROKEN after %d intact records: %v\n", path, n, err)
-		return exitFail
-	}
-	fmt.Fprintf(c.stdout, "%s: ok, %d records verified\n", path, n)
-	return exitOK
 }
 
 // newLogger returns the process logger: JSON (default) or text on w.

@@ -45,7 +45,10 @@ Usage:
   telegate [run] -c FILE            run the gateway with a configuration file
   telegate demo [flags]             run the whole product on localhost (DEMO, not for patients)
   telegate check -c FILE            validate a configuration file without starting
-  telegate audit verify [flags]     verify the hash chain of an audit trail
+  telegate audit verify [flags]     verify an audit trail against its checkpoints (no secret needed)
+  telegate audit key [flags]        print the public key that verifies the trail's checkpoints
+  telegate audit new-segment [flags] --reason TEXT
+                                    continue a cut trail in a new segment that records the gap
   telegate version                  print the version
 
 Run "telegate COMMAND --help" for the flags of a command.

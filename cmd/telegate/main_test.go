@@ -18,8 +18,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/telegate/telegate/audit"
 )
 
 // bin is the telegate binary built once for these tests.
@@ -268,50 +266,6 @@ func TestDemoRefusesNonLoopback(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 			}
 		})
-	}
-}
-
-// TestAuditVerify writes a real trail with the audit package, verifies it,
-// then edits one byte and expects the break to be found.
-func TestAuditVerify(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	key := bytes.Repeat([]byte{7}, 32)
-	keyFile := filepath.Join(dir, "audit.key")
-	if err := os.WriteFile(keyFile, []byte("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	trail := filepath.Join(dir, "audit.log")
-	l, err := audit.Open(trail, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		l.Record(context.Background(), audit.Event{Time: time.Now(), Type: "request", RouteID: "home", Status: 200 + i})
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r := telegate(t, nil, "audit", "verify", "--file", trail, "--key-file", keyFile)
-	if r.code != 0 || r.stdout != trail+": ok, 3 records verified\n" {
-		t.Fatalf("verify: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	b, _ := os.ReadFile(trail)
-	b = bytes.Replace(b, []byte(`"status":201`), []byte(`"status":403`), 1)
-	if err := os.WriteFile(trail, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r = telegate(t, nil, "audit", "verify", "--file", trail, "--key-file", keyFile)
-	if r.code != 1 || !strings.Contains(r.stdout, "BROKEN after 1 intact records") {
-		t.Fatalf("verify of an edited trail: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	// Without a key, verify refuses rather than generating a new one.
-	r = telegate(t, nil, "audit", "verify", "--file", trail, "--data-dir", filepath.Join(dir, "empty"))
-	if r.code != 1 || !strings.Contains(r.stderr, "no audit key") {
-		t.Fatalf("verify without key: exit %d, stderr %q", r.code, r.stderr)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "empty")); err == nil {
-		t.Error("verify created a data directory")
 	}
 }
 
