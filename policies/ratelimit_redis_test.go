@@ -134,7 +134,10 @@ func TestRedisLimiterKeysHoldNoAddressOrSubject(t *testing.T) {
 				t.Errorf("key %q holds %q", k, secret)
 			}
 		}
-		if ttl := c.PTTL(context.Background(), k).Val(); ttl <= 0 || ttl > 3*time.Second {
+		// PTTL is -1 for a key that never expires and -2 for one that has
+		// already expired (a bucket one token short refills within
+		// milliseconds): only the first is a fault.
+		if ttl := c.PTTL(context.Background(), k).Val(); ttl == -1 || ttl > 3*time.Second {
 			t.Errorf("key %q TTL %v, want until the bucket is full again (≤2s at the defaults)", k, ttl)
 		}
 	}

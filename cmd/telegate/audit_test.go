@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/telegate/telegate/audit"
 )
 
@@ -173,7 +175,7 @@ func TestAuditKey(t *testing.T) {
 	path, _ := nodeConfig(t)
 	runNode(t, path)
 	r := telegate(t, nil, "audit", "key", "-c", path)
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "telegate-audit/") || strings.Count(r.stdout, "+") != 2 {
+	if _, err := note.NewVerifier(strings.TrimSpace(r.stdout)); r.code != 0 || !strings.HasPrefix(r.stdout, "telegate-audit/") || err != nil {
 		t.Fatalf("audit key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = telegate(t, nil, "audit", "verify", "-c", path, "--verifier-key", strings.TrimSpace(r.stdout))
