@@ -124,6 +124,11 @@ func writeCorpusEntry(t *testing.T, e corpusEntry) (string, []string) {
 	if mode == 0 {
 		mode = 0o600
 	}
+	// An absolute directory in a document (data_dir: /var/lib/telegate,
+	// audit.checkpoint_dir) is kept inside the test's directory too.
+	for _, m := range regexp.MustCompile(`(?m)^[^#\n]*?\b([a-z_]*dir):\s*(/[^\s#]*)`).FindAllStringSubmatch(e.yaml, -1) {
+		e.yaml = strings.ReplaceAll(e.yaml, m[0], strings.Replace(m[0], m[2], filepath.Join(dir, m[2]), 1))
+	}
 	for _, m := range regexp.MustCompile(`(?m)^[^#\n]*?\b([a-z_]+_file):\s*([^\s#]+)`).FindAllStringSubmatch(e.yaml, -1) {
 		field, p := m[1], m[2]
 		if strings.HasPrefix(p, "${") || p == "missing.pem" {
