@@ -3,8 +3,10 @@ package audit
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -117,11 +119,13 @@ func LocalNodeID() string {
 	return strings.TrimPrefix(nodeName(), originPrefix)
 }
 
-// openOrEmpty opens path, or an empty reader when the file was removed
-// whole and checkpoints can still tell what it held (haveVerifier).
-func openOrEmpty(path string, haveVerifier bool) (*os.File, error) {
+// OpenForVerify opens the trail at path for VerifyTrail, ReadTrail or
+// Export; a trail removed whole reads as empty when there are
+// checkpoints to tell what it held (haveCheckpoints), so that its
+// verification reports every record missing rather than failing to open.
+func OpenForVerify(path string, haveCheckpoints bool) (*os.File, error) {
 	f, err := os.Open(path)
-	if err != nil && os.IsNotExist(err) && haveVerifier {
+	if errors.Is(err, fs.ErrNotExist) && haveCheckpoints {
 		return os.Open(os.DevNull)
 	}
 	return f, err
