@@ -72,7 +72,7 @@ func (p auditPlace) settings() (*config.Config, error) {
 // trailFlags name a trail and what verifies it: -c FILE or --data-dir,
 // --file, --checkpoints, --verifier-key, --key-file.
 type trailFlags struct {
-	place                     auditPlace
+	place                      auditPlace
 	file, ckDir, vkey, keyFile *string
 }
 

@@ -106,7 +106,9 @@ func TestAuditExportCommand(t *testing.T) {
 		Entry              []struct {
 			Resource struct {
 				ResourceType, Recorded string
-				Source                 struct{ Observer struct{ Identifier struct{ Value string } } }
+				Source                 struct {
+					Observer struct{ Identifier struct{ Value string } }
+				}
 			}
 		}
 	}
