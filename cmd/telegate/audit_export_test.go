@@ -142,3 +142,59 @@ func TestAuditExportCommand(t *testing.T) {
 		t.Error("an edited trail's export was written")
 	}
 }
+
+// TestRegression_AuditCommandsNeedNoSecret: verify, export and verify
+// --merge read the trail, the checkpoints and the public verifier key
+// only — never a secret of the configuration: with the provider's client
+// secret from an unset variable or a missing file, the audit key file
+// and the Redis password file missing, each command still works.
+func TestRegression_AuditCommandsNeedNoSecret(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "not-here")
+	cfg := reloadConfig(dir) + `providers:
+  - id: staff
+    issuer: https://idp.example.test
+    client_id: telegate
+    client_secret: ${TELEGATE_TEST_UNSET_SECRET}
+  - id: other
+    issuer: https://other.example.test
+    client_id: telegate
+    client_secret_file: ` + missing + `
+sessions:
+  store: redis
+redis:
+  addr: 127.0.0.1:1
+  password_file: ` + missing + `
+audit:
+  key_file: ` + missing + `
+  checkpoint_dir: ` + filepath.Join(dir, "ck") + "\n"
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := telegate(t, nil, "check", "-c", path); r.code == 0 {
+		t.Fatalf("check accepted a configuration whose secrets are missing: the test proves nothing\n%s", r.stdout)
+	}
+	nodeTrail(t, "node-s", filepath.Join(dir, "data", "audit", "audit.log"), filepath.Join(dir, "ck"), 4, time.Now().UTC())
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"verify", []string{"audit", "verify", "-c", path}},
+		{"export fhir", []string{"audit", "export", "-c", path, "--format", "fhir"}},
+		{"export jsonl", []string{"audit", "export", "-c", path, "--format", "jsonl"}},
+		{"verify --merge", []string{"audit", "verify", "--merge", filepath.Join(dir, "data")}},
+	} {
+		name, args := c.name, c.args
+		if name == "verify --merge" {
+			// The data directory layout with the checkpoints beside it.
+			if err := os.Rename(filepath.Join(dir, "ck"), filepath.Join(dir, "data", "audit-checkpoints")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r := telegate(t, nil, args...); r.code != 0 {
+			t.Errorf("%s: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)
+		}
+	}
+}
