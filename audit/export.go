@@ -113,6 +113,18 @@ func NodeID(v note.Verifier) string {
 	return strings.TrimPrefix(v.Name(), originPrefix)
 }
 
+// SignerNodeID is the node id of the trail whose checkpoints the signer
+// key skey ("PRIVATE+KEY+<name>+…", CheckpointSigningKey) signs: the
+// name without the "telegate-audit/" prefix; LocalNodeID for a key
+// without a name.
+func SignerNodeID(skey string) string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(skey, "PRIVATE+KEY+"), "+")
+	if name == "" {
+		return LocalNodeID()
+	}
+	return strings.TrimPrefix(name, originPrefix)
+}
+
 // LocalNodeID is the node id this host's new checkpoint key would get:
 // its host name.
 func LocalNodeID() string {

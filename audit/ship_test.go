@@ -300,7 +300,7 @@ func newShipFixture(t *testing.T) *shipFixture {
 		syslog: &syslogReceiver{t: t, addr: loopbackAddr(t), cert: cert},
 		fhir:   &fhirReceiver{t: t, addr: loopbackAddr(t), cert: cert},
 	}
-	fx.shipO = ShipOptions{File: fx.logOpt.File, Dir: filepath.Join(dir, config.AuditShipDirInDataDir), Node: "node-s", Logger: quietLogger(),
+	fx.shipO = ShipOptions{File: fx.logOpt.File, Dir: config.AuditShipDirIn(dir), Node: "node-s", Logger: quietLogger(),
 		Ship: config.AuditShip{
 			Syslog:   config.AuditSyslog{Addr: fx.syslog.addr, CAFile: ca, AppName: "telegate"},
 			HTTPS:    config.AuditHTTPS{URL: "https://" + fx.fhir.addr + "/fhir", CAFile: ca},

@@ -3,6 +3,7 @@ package config
 import (
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -80,6 +81,10 @@ const (
 	// AuditShipDirInDataDir is where the shipping cursors are kept.
 	AuditShipDirInDataDir = "audit-ship"
 )
+
+// AuditShipDirIn is the directory of the shipping cursors in dataDir:
+// <dataDir>/audit-ship.
+func AuditShipDirIn(dataDir string) string { return filepath.Join(dataDir, AuditShipDirInDataDir) }
 
 // Enabled reports whether any target is set.
 func (s AuditShip) Enabled() bool { return s.Syslog.Addr != "" || s.HTTPS.URL != "" }
