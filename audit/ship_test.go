@@ -364,15 +364,25 @@ func (fx *shipFixture) restart() {
 	fx.startShipper()
 }
 
-// waitAll waits until both receivers hold every record of the trail.
-func (fx *shipFixture) waitAll(what string) {
+// waitAll waits until the receivers of targets ("syslog", "https"; none:
+// both) hold every record of the trail.
+func (fx *shipFixture) waitAll(what string, targets ...string) {
 	fx.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if fx.syslog.count() == fx.n && fx.fhir.count() == fx.n {
+	if len(targets) == 0 {
+		targets = []string{"syslog", "https"}
+	}
+	done := func() bool {
+		for _, tg := range targets {
+			if (tg == "syslog" && fx.syslog.count() != fx.n) || (tg == "https" && fx.fhir.count() != fx.n) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if done() {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	fx.t.Fatalf("%s: syslog holds %d, https %d of %d records", what, fx.syslog.count(), fx.fhir.count(), fx.n)
 }
@@ -480,10 +490,7 @@ func TestRegression_ShippingLostOrDuplicated(t *testing.T) {
 		fx.syslog.up()
 		fx.startShipper()
 		fx.record(40)
-		deadline := time.Now().Add(15 * time.Second)
-		for fx.syslog.count() < fx.n && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		fx.waitAll("delivery", "syslog")
 		fx.check("syslog")
 	})
 	t.Run("https failures and refused entries", func(t *testing.T) {
@@ -506,10 +513,7 @@ func TestRegression_ShippingLostOrDuplicated(t *testing.T) {
 		fx.fhir.up()
 		fx.startShipper()
 		fx.record(20)
-		deadline := time.Now().Add(15 * time.Second)
-		for fx.fhir.count() < fx.n && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		fx.waitAll("delivery", "https")
 		fx.check("https")
 		mu.Lock()
 		if calls < 4 {
@@ -523,15 +527,10 @@ func TestRegression_ShippingLostOrDuplicated(t *testing.T) {
 		fx.fhir.up()
 		fx.startShipper()
 		fx.record(15)
-		deadline := time.Now().Add(15 * time.Second)
-		for fx.fhir.count() < fx.n && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		fx.waitAll("delivery", "https")
 		fx.restart()
 		fx.record(5)
-		for fx.fhir.count() < fx.n && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		fx.waitAll("after the restart", "https")
 		fx.fhir.mu.Lock()
 		defer fx.fhir.mu.Unlock()
 		if len(fx.fhir.order) != fx.n || fx.fhir.deliveries != fx.n || len(fx.fhir.problems) > 0 {
@@ -544,10 +543,7 @@ func TestRegression_ShippingLostOrDuplicated(t *testing.T) {
 		fx.fhir.up()
 		fx.startShipper()
 		fx.record(10)
-		deadline := time.Now().Add(15 * time.Second)
-		for fx.fhir.count() < fx.n && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		fx.waitAll("delivery", "https")
 		fx.ship.Close()
 		fx.log.Close()
 		fx.ship, fx.log = nil, nil
