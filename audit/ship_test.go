@@ -28,6 +28,7 @@ import (
 	syslog "github.com/leodido/go-syslog/v4"
 	"github.com/leodido/go-syslog/v4/octetcounting"
 	"github.com/leodido/go-syslog/v4/rfc5424"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telegate/telegate/config"
 )
@@ -439,6 +440,9 @@ func TestShipping_ReceiverDownThenUp(t *testing.T) {
 	if fx.syslog.count() != 0 || fx.fhir.count() != 0 {
 		t.Fatal("records arrived at receivers that are down")
 	}
+	if f := shipMetric(t, fx.ship, "telegate_edge_audit_ship_failures", "syslog"); f < 1 {
+		t.Errorf("a target that is down shows %v failures", f)
+	}
 	fx.syslog.up()
 	fx.fhir.up()
 	fx.waitAll("after the receivers came up")
@@ -471,8 +475,16 @@ func TestShipping_ReceiverDownThenUp(t *testing.T) {
 	fx.fhir.up()
 	fx.waitAll("after a restart")
 	fx.check("syslog", "https")
-	if seq, _ := fx.ship.Shipped("https"); seq != uint64(fx.n) {
-		t.Errorf("the https cursor is at %d of %d", seq, fx.n)
+	// The cursors follow the receivers once each delivery is confirmed.
+	for _, tg := range []string{"syslog", "https"} {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if seq, _ := fx.ship.Shipped(tg); seq == uint64(fx.n) {
+				break
+			}
+		}
+		if p := shipMetric(t, fx.ship, "telegate_edge_audit_ship_position", tg); p != float64(fx.n) {
+			t.Errorf("%s: position metric %v, want %d", tg, p, fx.n)
+		}
 	}
 }
 
@@ -581,4 +593,27 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// shipMetric is the value of metric name for target, from sh's Collect.
+func shipMetric(t *testing.T, sh *Shipper, name, target string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(sh)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == name && m.GetLabel()[0].GetValue() == target {
+				if m.Counter != nil {
+					return m.Counter.GetValue()
+				}
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s{target=%q}", name, target)
+	return 0
 }

@@ -150,6 +150,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			return fmt.Errorf("audit shipping: %w", err)
 		}
 		closers = append(closers, func() error { sh.Close(); return nil })
+		reg.MustRegister(sh)
 	}
 	// Client addresses in logs: one pseudonym key for every plane, never
 	// the audit key.
