@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/telegate/telegate/scope"
 )
 
 // FHIR R4 AuditEvent (hl7.org/fhir/R4/auditevent.html) following IHE
@@ -209,7 +211,7 @@ func (m *FHIRMapper) AuditEvent(rec Record) AuditEvent {
 	ae.Type, ae.Subtype = fhirType(e)
 	person := e.Subject != "" || e.Client != ""
 	switch {
-	case e.Reason == "break-glass" || e.Type == "break-glass.grant":
+	case e.Reason == string(scope.ReasonBreakGlass) || e.Type == "break-glass.grant":
 		ae.PurposeOfEvent = []CodeableConcept{{Coding: []Coding{{System: fhirActReason, Code: "BTG", Display: "break the glass"}}}}
 	case person:
 		ae.PurposeOfEvent = []CodeableConcept{{Coding: []Coding{{System: fhirActReason, Code: "TREAT", Display: "treatment"}}}}

@@ -261,6 +261,12 @@ func (t *shipTarget) once(ctx context.Context) (int, error) {
 		recs, last = append(recs, rec), next
 		return nil
 	})
+	if err == nil && len(recs) > 0 {
+		// Only records on disk leave the node: a copy must never hold a
+		// record that a crash of the machine could take from the trail
+		// (its chain would then go on with another record at that seq).
+		err = f.Sync()
+	}
 	f.Close()
 	if err != nil || len(recs) == 0 {
 		return 0, err
