@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -448,4 +449,26 @@ func TestFHIRValidatorFindsFaults(t *testing.T) {
 			t.Errorf("%s: not found by the validator", name)
 		}
 	}
+}
+
+// BenchmarkExportFHIR: exporting a verified trail of request records as
+// a FHIR Bundle, per record.
+func BenchmarkExportFHIR(b *testing.B) {
+	fx := writeTrail(b, 10000, 1000)
+	v, err := note.NewVerifier(fx.vkey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		f, err := os.Open(fx.file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Export(io.Discard, f, VerifyOptions{Verifier: v, CheckpointDir: fx.ckDir}, ExportOptions{Format: FormatFHIR, Node: "n"}); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10000), "ns/record")
 }
