@@ -361,6 +361,8 @@ func (s *syslogSender) send(ctx context.Context, recs []Record) error {
 	}
 	deadline, _ := ctx.Deadline()
 	_ = s.conn.SetWriteDeadline(deadline)
+	conn := s.conn
+	defer context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })() // Close does not wait out a stuck write
 	if _, err := s.conn.Write(s.buf.Bytes()); err != nil {
 		s.close()
 		return err
