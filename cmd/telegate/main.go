@@ -6,6 +6,7 @@
 //	telegate demo [flags]         run the whole product on localhost (not for patients)
 //	telegate check -c FILE        validate a configuration file and exit
 //	telegate audit verify [flags] verify the hash chain of an audit trail
+//	telegate audit export [flags] write a time window of the trail as FHIR or JSON lines
 //	telegate version              print the version
 //
 // Exit status: 0 on success, 1 on failure (an invalid configuration, a
