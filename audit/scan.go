@@ -83,6 +83,12 @@ type walker struct {
 	goodOffset int64
 	segLine    int // first line of the open segment
 	first      uint64
+	// each, when set, receives every record once its chain, mac and
+	// segment are checked (before the checkpoints reached at it): its
+	// line number, sequence number, open segment and bytes (without the
+	// newline; valid only during the call). An error from it ends the
+	// walk with that error.
+	each func(lineNo int, seq, segment uint64, b []byte) error
 }
 
 // walk reads a trail from r and checks it (see Verify for what is
@@ -90,7 +96,12 @@ type walker struct {
 // break, or a read error; an incomplete last line is not an error here
 // but left in walkState.partial.
 func walk(r io.Reader, key []byte, cps []Checkpoint) (*walkState, error) {
-	w := &walker{key: key, cps: map[uint64][]Checkpoint{}, next: map[uint64]int{}}
+	return walkEach(r, key, cps, nil)
+}
+
+// walkEach is walk calling each for every record (walker.each).
+func walkEach(r io.Reader, key []byte, cps []Checkpoint, each func(lineNo int, seq, segment uint64, b []byte) error) (*walkState, error) {
+	w := &walker{key: key, cps: map[uint64][]Checkpoint{}, next: map[uint64]int{}, each: each}
 	for _, c := range cps {
 		w.cps[c.Segment] = append(w.cps[c.Segment], c)
 	}
@@ -136,6 +147,11 @@ func walk(r io.Reader, key []byte, cps []Checkpoint) (*walkState, error) {
 		}
 		if bytes.Contains(b, []byte(`"type":"`+SegmentEventType+`"`)) {
 			if err := w.startSegment(lineNo, b); err != nil {
+				return &w.st, err
+			}
+		}
+		if w.each != nil {
+			if err := w.each(lineNo, seq, w.st.segment, b); err != nil {
 				return &w.st, err
 			}
 		}

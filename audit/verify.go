@@ -95,6 +95,11 @@ type Report struct {
 // the directory are returned as they are. VerifyTrail reads r once,
 // holding one line and the tree's frontier (at most 64 hashes) at a time.
 func VerifyTrail(r io.Reader, o VerifyOptions) (Report, error) {
+	return verifyTrail(r, o, nil)
+}
+
+// verifyTrail is VerifyTrail calling each for every record (walkEach).
+func verifyTrail(r io.Reader, o VerifyOptions, each func(lineNo int, seq, segment uint64, b []byte) error) (Report, error) {
 	var cps []Checkpoint
 	if o.Verifier != nil && o.CheckpointDir != "" {
 		var problems []CheckpointProblem
@@ -109,7 +114,7 @@ func VerifyTrail(r io.Reader, o VerifyOptions) (Report, error) {
 	} else if o.CheckpointDir != "" {
 		return Report{}, errors.New("audit: checkpoints need the verifier key")
 	}
-	st, err := walk(r, o.Key, cps)
+	st, err := walkEach(r, o.Key, cps, each)
 	rep := Report{Records: st.lines, Segment: st.segment, Segments: uint64(len(st.gaps)) + 1,
 		Checkpoints: st.checkpoints, Ignored: st.ignored, Gaps: st.gaps}
 	for i := len(cps) - 1; i >= 0; i-- {

@@ -553,6 +553,9 @@ type Audit struct {
 	OnFailure string `yaml:"on_failure"`
 	// OnFailurePublic is the same for public routes. Default "degrade".
 	OnFailurePublic string `yaml:"on_failure_public"`
+	// Ship sends every record to a SIEM: syslog over TLS and/or FHIR
+	// Bundles over HTTPS (see audit.ship).
+	Ship AuditShip `yaml:"ship"`
 }
 
 // Redis for several nodes.

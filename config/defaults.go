@@ -341,6 +341,7 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	dur(&c.Audit.FsyncInterval, DefaultAuditFsyncInterval)
 	str(&c.Audit.OnFailure, DefaultAuditOnFailure)
 	str(&c.Audit.OnFailurePublic, DefaultAuditOnFailurePublic)
+	c.Audit.Ship.applyDefaults()
 
 	str(&c.Log.Format, DefaultLogFormat)
 	str(&c.Log.Level, DefaultLogLevel)

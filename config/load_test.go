@@ -186,6 +186,11 @@ func TestBadConfigs(t *testing.T) {
 		{"relay server name without certificate", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  server_names: [turn.elsewhere.test] # <-\n"}}, "relay.server_names[0]", "not a name in tls.hosts"},
 		{"relay short secret", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  secrets:\n    - ${SHORT_RELAY_SECRET} # <-\n"}}, "relay.secrets[0]", "at least 16 bytes"},
 		{"assertion header reserved", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  header: Authorization # <-\n"}}, "assertion.header", "proxy manages"},
+		{"audit ship syslog not host:port", []edit{{"data_dir: ./data\n", "data_dir: ./data\naudit:\n  ship:\n    syslog:\n      addr: siem.example.test # <-\n"}}, "audit.ship.syslog.addr", "host:port"},
+		{"audit ship https over http", []edit{{"data_dir: ./data\n", "data_dir: ./data\naudit:\n  ship:\n    https:\n      url: http://siem.example.test/fhir # <-\n"}}, "audit.ship.https.url", "https://"},
+		{"audit ship https without url", []edit{{"data_dir: ./data\n", "data_dir: ./data\naudit:\n  ship:\n    https: # <-\n      ca_file: ca.pem\n"}}, "audit.ship.https.url", "is required"},
+		{"audit ship client cert alone", []edit{{"data_dir: ./data\n", "data_dir: ./data\naudit:\n  ship:\n    syslog:\n      addr: siem.example.test:6514\n      cert_file: testdata/ca.pem # <-\n"}}, "audit.ship.syslog.cert_file", "go together"},
+		{"audit ship batch", []edit{{"data_dir: ./data\n", "data_dir: ./data\naudit:\n  ship:\n    batch: 0\n    interval: 2m # <-\n"}}, "audit.ship.interval", "10ms to 1m"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1131,6 +1131,7 @@ func (c *Config) checkAudit(r *Report, fromEnv map[string]bool) {
 			r.Errorf(f.key, "must be %q or %q", AuditRefuse, AuditDegrade)
 		}
 	}
+	c.Audit.Ship.validate(r.Sub("ship"))
 }
 
 func (c *Config) checkRedis(r *Report, fromEnv map[string]bool) {

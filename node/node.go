@@ -143,6 +143,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return trail.Close()
 	})
 	reg.MustRegister(trail)
+	if cfg.Audit.Ship.Enabled() {
+		sh, err := audit.StartShipper(audit.ShipOptions{File: ao.File, Dir: config.AuditShipDirIn(cfg.DataDir),
+			Node: audit.SignerNodeID(ao.CheckpointKey), Ship: cfg.Audit.Ship, Logger: ao.Logger})
+		if err != nil {
+			return fmt.Errorf("audit shipping: %w", err)
+		}
+		closers = append(closers, func() error { sh.Close(); return nil })
+		reg.MustRegister(sh)
+	}
 	// Client addresses in logs: one pseudonym key for every plane, never
 	// the audit key.
 	pseudonymKey, err := audit.PseudonymKey(cfg.DataDir)

@@ -27,7 +27,8 @@ const (
 )
 
 // BreakGlassReasons are the justifications a grant may give: a fixed list
-// so that the audit trail stays free of PHI (no free text).
+// so that the audit trail holds no free text (docs/security-model.md,
+// "Audit and logs", says what it does hold).
 var BreakGlassReasons = []string{"emergency-care", "covering-clinician", "continuity-of-care", "patient-request"}
 
 // Errors from BreakGlass.Grant.

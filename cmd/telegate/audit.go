@@ -4,9 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
@@ -15,6 +17,8 @@ import (
 
 const auditUsage = `Usage:
   telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH]
+  telegate audit verify --merge DIR...
+  telegate audit export [--format fhir|jsonl] [--since RFC3339] [--until RFC3339] [--out FILE] [flags of verify] [TRAIL]
   telegate audit key [-c FILE | --data-dir DIR] [--checkpoints DIR]
   telegate audit new-segment [-c FILE | --data-dir DIR] --reason TEXT
 `
@@ -25,6 +29,8 @@ func (c cli) audit(args []string) int {
 		switch args[0] {
 		case "verify":
 			return c.auditVerify(args[1:])
+		case "export":
+			return c.auditExport(args[1:])
 		case "key":
 			return c.auditKey(args[1:])
 		case "new-segment":
@@ -34,7 +40,7 @@ func (c cli) audit(args []string) int {
 			return exitOK
 		}
 	}
-	fmt.Fprintf(c.stderr, "telegate audit: expected the subcommand \"verify\", \"key\" or \"new-segment\"\n\n%s", auditUsage)
+	fmt.Fprintf(c.stderr, "telegate audit: expected the subcommand \"verify\", \"export\", \"key\" or \"new-segment\"\n\n%s", auditUsage)
 	return exitUsage
 }
 
@@ -63,43 +69,45 @@ func (p auditPlace) settings() (*config.Config, error) {
 	return cfg, nil
 }
 
-// auditVerify: telegate audit verify. It needs only the trail, the
-// checkpoints and the public verifier key; the HMAC key adds the check of
-// every line's mac.
-func (c cli) auditVerify(args []string) int {
-	fs := c.flags("audit verify", "telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH]")
-	place := c.placeFlags(fs)
-	file := fs.String("file", "", "audit trail `PATH` (default: the configuration's audit.file, or DIR/audit/audit.log)")
-	ckDir := fs.String("checkpoints", "", "checkpoint `DIR` (default: the configuration's audit.checkpoint_dir, or DIR/audit-checkpoints)")
-	vkey := fs.String("verifier-key", "", "the checkpoints' verifier `KEY`, or a file holding it (default: checkpoint.vkey in the checkpoint directory; give the key you recorded to catch a replaced directory)")
-	keyFile := fs.String("key-file", "", "also check every line's HMAC with the audit key in `PATH` (base64; a secret, not needed otherwise)")
-	if st := c.parse(fs, args); st >= 0 {
-		return st
+// trailFlags name a trail and what verifies it: -c FILE or --data-dir,
+// --file, --checkpoints, --verifier-key, --key-file.
+type trailFlags struct {
+	place                      auditPlace
+	file, ckDir, vkey, keyFile *string
+}
+
+func (c cli) trailFlags(fs *flag.FlagSet) trailFlags {
+	return trailFlags{
+		place:   c.placeFlags(fs),
+		file:    fs.String("file", "", "audit trail `PATH` (default: the configuration's audit.file, or DIR/audit/audit.log)"),
+		ckDir:   fs.String("checkpoints", "", "checkpoint `DIR` (default: the configuration's audit.checkpoint_dir, or DIR/audit-checkpoints)"),
+		vkey:    fs.String("verifier-key", "", "the checkpoints' verifier `KEY`, or a file holding it (default: checkpoint.vkey in the checkpoint directory; give the key you recorded to catch a replaced directory)"),
+		keyFile: fs.String("key-file", "", "also check every line's HMAC with the audit key in `PATH` (base64; a secret, not needed otherwise)"),
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
-		return exitFail
-	}
-	cfg, err := place.settings()
+}
+
+// resolve returns the trail's path and the options that verify it. No
+// secret of the configuration is read: only the trail, the checkpoints,
+// the public verifier key and, when given, --key-file. A missing
+// verifier key file is a warning on stderr (checkpoints not checked).
+func (c cli) resolve(cmd string, tf trailFlags) (string, audit.VerifyOptions, error) {
+	cfg, err := tf.place.settings()
 	if err != nil {
-		c.printErrors(err)
-		return exitFail
+		return "", audit.VerifyOptions{}, err
 	}
-	path, dir := or(*file, cfg.Audit.File), or(*ckDir, cfg.Audit.CheckpointDir)
+	path, dir := or(*tf.file, cfg.Audit.File), or(*tf.ckDir, cfg.Audit.CheckpointDir)
 	o := audit.VerifyOptions{}
-	if *keyFile != "" {
-		k, err := config.ReadAuditKeyFile(*keyFile)
-		if err != nil {
-			return fail(err)
+	if *tf.keyFile != "" {
+		if o.Key, err = config.ReadAuditKeyFile(*tf.keyFile); err != nil {
+			return "", o, err
 		}
-		o.Key = k
 	}
 	switch {
-	case *vkey != "":
-		v, err := audit.ParseVerifierKey(*vkey)
+	case *tf.vkey != "":
+		v, err := audit.ParseVerifierKey(*tf.vkey)
 		if err != nil {
-			if v, err = audit.ReadVerifierKey(*vkey); err != nil {
-				return fail(err)
+			if v, err = audit.ReadVerifierKey(*tf.vkey); err != nil {
+				return "", o, err
 			}
 		}
 		o.Verifier = v
@@ -107,9 +115,9 @@ func (c cli) auditVerify(args []string) int {
 		v, err := audit.ReadVerifierKey(filepath.Join(dir, audit.VerifierKeyFile))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			fmt.Fprintf(c.stderr, "telegate audit verify: warning: no verifier key in %s: checkpoints not checked, so records cut from the end cannot be seen\n", dir)
+			fmt.Fprintf(c.stderr, "telegate audit %s: warning: no verifier key in %s: checkpoints not checked, so records cut from the end cannot be seen\n", cmd, dir)
 		case err != nil:
-			return fail(err)
+			return "", o, err
 		default:
 			o.Verifier = v
 		}
@@ -117,12 +125,41 @@ func (c cli) auditVerify(args []string) int {
 	if o.Verifier != nil {
 		o.CheckpointDir = dir
 	}
-	f, err := os.Open(path)
+	return path, o, nil
+}
+
+// auditVerify: telegate audit verify. It needs only the trail, the
+// checkpoints and the public verifier key; the HMAC key adds the check of
+// every line's mac.
+func (c cli) auditVerify(args []string) int {
+	fs := c.flags("audit verify", "telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] | --merge DIR...")
+	tf := c.trailFlags(fs)
+	merge := fs.Bool("merge", false, "verify the trails of several nodes together: each argument DIR is a node's data directory, or a directory holding its audit.log and its checkpoints")
+	if st := c.parseArgs(fs, args, -1); st >= 0 {
+		return st
+	}
+	if !*merge && fs.NArg() > 0 {
+		return c.usageError(fs, fmt.Sprintf("unexpected argument %q (several trails: --merge DIR...)", fs.Arg(0)))
+	}
+	if *merge {
+		return c.auditVerifyMerge(fs.Args(), tf)
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
+		return exitFail
+	}
+	path, o, err := c.resolve("verify", tf)
+	var cerrs config.Errors
+	if errors.As(err, &cerrs) {
+		c.printErrors(err)
+		return exitFail
+	}
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) || o.Verifier == nil {
-			return fail(err)
-		}
-		f, _ = os.Open(os.DevNull) // a trail removed whole: the checkpoints still count
+		return fail(err)
+	}
+	f, err := audit.OpenForVerify(path, o.Verifier != nil)
+	if err != nil {
+		return fail(err)
 	}
 	defer f.Close()
 	rep, err := audit.VerifyTrail(f, o)
@@ -153,6 +190,154 @@ func (c cli) auditVerify(args []string) int {
 	fmt.Fprintf(c.stdout, "%s: ok, %d records verified (%s)\n", path, rep.Records, strings.Join(checked, "; "))
 	return exitOK
 }
+
+// auditVerifyMerge: telegate audit verify --merge DIR... verifies each
+// node's trail with its own checkpoints and key, and reports each node
+// and the merged view.
+func (c cli) auditVerifyMerge(dirs []string, tf trailFlags) int {
+	if len(dirs) == 0 {
+		fmt.Fprintf(c.stderr, "telegate audit verify: --merge needs one DIR per node\n")
+		return exitUsage
+	}
+	if *tf.file != "" || *tf.ckDir != "" || *tf.vkey != "" || *tf.keyFile != "" {
+		fmt.Fprintf(c.stderr, "telegate audit verify: --merge takes each node's trail and checkpoints from its DIR, not from --file, --checkpoints, --verifier-key or --key-file\n")
+		return exitUsage
+	}
+	var trails []audit.NodeTrail
+	for _, d := range dirs {
+		nt, err := audit.FindNodeTrail(d)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
+			return exitFail
+		}
+		trails = append(trails, nt)
+	}
+	mr := audit.VerifyNodes(trails)
+	const ts = "2006-01-02T15:04:05Z07:00"
+	for _, r := range mr.Nodes {
+		name := or(r.Node, "?")
+		if r.Err != nil {
+			fmt.Fprintf(c.stdout, "node %s (%s): BROKEN after %d intact records: %v\n", name, r.File, r.Report.Records, r.Err)
+			continue
+		}
+		s := fmt.Sprintf("node %s (%s): ok, %d records verified (chain; %d checkpoints", name, r.File, r.Report.Records, r.Report.Checkpoints)
+		if r.Report.Latest != nil {
+			s += fmt.Sprintf(", latest segment %d at %d records", r.Report.Latest.Segment, r.Report.Latest.Size)
+		}
+		s += ")"
+		if !r.First.IsZero() {
+			s += fmt.Sprintf(", %s .. %s", r.First.Format(ts), r.Last.Format(ts))
+		}
+		for _, g := range r.Report.Gaps {
+			if g.Missing > 0 {
+				s += fmt.Sprintf("; GAP recorded at line %d: segment %d lost %d records", g.Line, g.Segment, g.Missing)
+			}
+		}
+		fmt.Fprintln(c.stdout, s)
+	}
+	s := fmt.Sprintf("merged: %d records of %d nodes in time order", mr.Records, len(mr.Nodes))
+	if !mr.First.IsZero() {
+		s += fmt.Sprintf(", %s .. %s", mr.First.Format(ts), mr.Last.Format(ts))
+	}
+	if mr.Broken > 0 {
+		fmt.Fprintf(c.stdout, "%s; %d of %d nodes BROKEN\n", s, mr.Broken, len(mr.Nodes))
+		return exitFail
+	}
+	fmt.Fprintf(c.stdout, "%s; all verified\n", s)
+	return exitOK
+}
+
+// auditExport: telegate audit export writes the records of a time window
+// as a FHIR Bundle of AuditEvents or as JSON lines, from a trail that
+// verifies (no secret needed).
+func (c cli) auditExport(args []string) int {
+	fs := c.flags("audit export", exportUsage)
+	tf := c.trailFlags(fs)
+	format := fs.String("format", audit.FormatFHIR, "`FORMAT`: fhir (a FHIR R4 Bundle of AuditEvents) or jsonl (the trail's records as written, one a line)")
+	bundle := fs.String("bundle", audit.BundleCollection, "FHIR Bundle `TYPE`: collection, or batch (each AuditEvent PUT at AuditEvent/<id>)")
+	since := fs.String("since", "", "first record `TIME` (RFC 3339, inclusive; default: the first record)")
+	until := fs.String("until", "", "end `TIME` (RFC 3339, exclusive; default: after the last record)")
+	out := fs.String("out", "", "write to `FILE` (replaced only when the whole trail verified); default standard output")
+	node := fs.String("node", "", "node id in the AuditEvents (default: the name of the checkpoints' key, else this host's name)")
+	if st := c.parseArgs(fs, args, 1); st >= 0 {
+		return st
+	}
+	if fs.NArg() == 1 {
+		*tf.file = fs.Arg(0)
+	}
+	var xo audit.ExportOptions
+	xo.Format, xo.BundleType = *format, *bundle
+	for _, t := range []struct {
+		flag, v string
+		dst     *time.Time
+	}{{"--since", *since, &xo.Since}, {"--until", *until, &xo.Until}} {
+		if t.v == "" {
+			continue
+		}
+		v, err := time.Parse(time.RFC3339Nano, t.v)
+		if err != nil {
+			return c.usageError(fs, fmt.Sprintf("%s %q: not an RFC 3339 time such as 2026-03-01T00:00:00Z", t.flag, t.v))
+		}
+		*t.dst = v
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(c.stderr, "telegate audit export: %v\n", err)
+		return exitFail
+	}
+	path, o, err := c.resolve("export", tf)
+	if err != nil {
+		c.printErrors(err)
+		return exitFail
+	}
+	xo.Node = *node
+	switch {
+	case xo.Node != "":
+	case o.Verifier != nil:
+		xo.Node = audit.NodeID(o.Verifier)
+	default:
+		xo.Node = audit.LocalNodeID()
+	}
+	f, err := audit.OpenForVerify(path, o.Verifier != nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	w, commit := io.Writer(c.stdout), func() error { return nil }
+	if *out != "" {
+		tmp, err := os.CreateTemp(filepath.Dir(*out), ".export-*")
+		if err != nil {
+			return fail(err)
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		w = tmp
+		commit = func() error {
+			if err := tmp.Sync(); err != nil {
+				return err
+			}
+			if err := tmp.Close(); err != nil {
+				return err
+			}
+			return os.Rename(tmp.Name(), *out)
+		}
+	}
+	rep, err := audit.Export(w, f, o, xo)
+	if err == nil {
+		err = commit()
+	}
+	if err != nil {
+		var ve *audit.VerifyError
+		if errors.As(err, &ve) {
+			fmt.Fprintf(c.stderr, "telegate audit export: %s does not verify after %d records, nothing exported: %v\n", path, rep.Records, err)
+			return exitFail
+		}
+		return fail(err)
+	}
+	fmt.Fprintf(c.stderr, "telegate audit export: %d of %d records exported from %s\n", rep.Exported, rep.Records, path)
+	return exitOK
+}
+
+const exportUsage = "telegate audit export [--format fhir|jsonl] [--bundle collection|batch] [--since RFC3339] [--until RFC3339] [--out FILE] [-c FILE | --data-dir DIR] [--checkpoints DIR] [--verifier-key KEY|PATH] [--node NAME] [TRAIL]"
 
 // auditKey: telegate audit key prints the checkpoints' verifier key.
 func (c cli) auditKey(args []string) int {

@@ -90,7 +90,11 @@ audit:
 
 // runNode starts `telegate run -c path` with the provider's secret, waits
 // until it is ready and stops it with SIGINT.
-func runNode(t *testing.T, path string) {
+func runNode(t *testing.T, path string) { t.Helper(); runNodeUntil(t, path, nil) }
+
+// runNodeUntil is runNode waiting, once ready, until until() holds (at
+// most 20 s) before the SIGINT.
+func runNodeUntil(t *testing.T, path string, until func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -103,6 +107,9 @@ func runNode(t *testing.T, path string) {
 	}
 	defer cmd.Process.Kill()
 	waitFor(t, &logs, "telegate ready", 30*time.Second)
+	for deadline := time.Now().Add(20 * time.Second); until != nil && !until() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	_ = cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("after SIGINT: %v\n%s", err, logs.String())

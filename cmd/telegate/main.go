@@ -6,6 +6,7 @@
 //	telegate demo [flags]         run the whole product on localhost (not for patients)
 //	telegate check -c FILE        validate a configuration file and exit
 //	telegate audit verify [flags] verify the hash chain of an audit trail
+//	telegate audit export [flags] write a time window of the trail as FHIR or JSON lines
 //	telegate version              print the version
 //
 // Exit status: 0 on success, 1 on failure (an invalid configuration, a
@@ -46,6 +47,9 @@ Usage:
   telegate demo [flags]             run the whole product on localhost (DEMO, not for patients)
   telegate check -c FILE            validate a configuration file without starting
   telegate audit verify [flags]     verify an audit trail against its checkpoints (no secret needed)
+  telegate audit verify --merge DIR...
+                                    verify several nodes' trails together
+  telegate audit export [flags]     write a time window of the trail as a FHIR Bundle or JSON lines
   telegate audit key [flags]        print the public key that verifies the trail's checkpoints
   telegate audit new-segment [flags] --reason TEXT
                                     continue a cut trail in a new segment that records the gap
@@ -99,7 +103,11 @@ func (c cli) flags(name, usage string) *flag.FlagSet {
 // parse parses args into fs. It returns -1 to go on, or the exit status:
 // 0 after --help (usage on stdout), 2 after a usage error (message and
 // usage on stderr). Positional arguments are a usage error.
-func (c cli) parse(fs *flag.FlagSet, args []string) int {
+func (c cli) parse(fs *flag.FlagSet, args []string) int { return c.parseArgs(fs, args, 0) }
+
+// parseArgs is parse allowing up to maxArgs positional arguments after
+// the flags (-1: any number).
+func (c cli) parseArgs(fs *flag.FlagSet, args []string, maxArgs int) int {
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -111,8 +119,8 @@ func (c cli) parse(fs *flag.FlagSet, args []string) int {
 		fs.SetOutput(c.stderr)
 		fs.Usage()
 		return exitUsage
-	case fs.NArg() > 0:
-		fmt.Fprintf(c.stderr, "telegate %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+	case maxArgs >= 0 && fs.NArg() > maxArgs:
+		fmt.Fprintf(c.stderr, "telegate %s: unexpected argument %q\n", fs.Name(), fs.Arg(maxArgs))
 		fs.SetOutput(c.stderr)
 		fs.Usage()
 		return exitUsage
