@@ -624,7 +624,7 @@ func (s *Service) forward(p *peer, m *clientMsg) bool {
 			return false
 		}
 		if changed {
-			_ = s.persist(v)
+			s.saveFingerprint(v.ID, part)
 		}
 	}
 	var targets []*peer
