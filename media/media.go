@@ -122,6 +122,7 @@ type Service struct {
 	now      func() time.Time
 	invite   []byte
 	store    visitStore
+	bus      *bus // signaling between nodes; nil on one node
 
 	mu     sync.Mutex
 	visits map[string]*visit
@@ -198,6 +199,12 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.store = st
+	if rs, ok := st.(*redisStore); ok {
+		if s.bus, err = startBus(s, rs); err != nil {
+			st.close()
+			return nil, err
+		}
+	}
 	ctx, cancel := storeCtx()
 	vs, err := st.all(ctx)
 	cancel()
@@ -259,6 +266,7 @@ func (s *Service) Close() error {
 	case <-done:
 	case <-time.After(3 * time.Second):
 	}
+	s.bus.close()
 	if err := s.store.close(); err != nil {
 		return fmt.Errorf("media: closing the visit store: %w", err)
 	}

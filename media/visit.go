@@ -418,6 +418,7 @@ func (s *Service) apply(v *visit, pid, action string, after *func()) error {
 		vid := v.ID
 		*after = func() {
 			s.relay.Remove(vid, pid)
+			s.bus.removed(vid, pid)
 			if sock != nil {
 				sock.shutdown(statusRemoved, "removed from the visit", serverMsg{Type: "removed"})
 			}
@@ -471,6 +472,7 @@ func (s *Service) endLocked(v *visit, reason string) (func(), error) {
 	vid := v.ID
 	return func() {
 		s.relay.EndVisit(vid)
+		s.bus.ended(vid)
 		for _, p := range socks {
 			p.shutdown(statusEnded, "the visit has ended", serverMsg{Type: "ended"})
 		}

@@ -107,12 +107,31 @@ func (c *sealer) seal(v *visit) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.sealWith([]byte(v.ID), plain)
+}
+
+// sealWith returns nonce(12) | AES-256-GCM(plain) with ad as additional
+// data.
+func (c *sealer) sealWith(ad, plain []byte) ([]byte, error) {
 	ns := c.aead.NonceSize()
 	nonce := make([]byte, ns, ns+len(plain)+c.aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return c.aead.Seal(nonce, nonce, plain, []byte(v.ID)), nil
+	return c.aead.Seal(nonce, nonce, plain, ad), nil
+}
+
+// openWith reverses sealWith; errRecord when b does not open with ad.
+func (c *sealer) openWith(ad, b []byte) ([]byte, error) {
+	ns := c.aead.NonceSize()
+	if len(b) < ns {
+		return nil, errRecord
+	}
+	plain, err := c.aead.Open(nil, b[:ns], b[ns:], ad)
+	if err != nil {
+		return nil, errRecord
+	}
+	return plain, nil
 }
 
 // errRecord is a record that does not open: too short, sealed under
@@ -121,13 +140,9 @@ var errRecord = errors.New("media: visit record cannot be opened (changed invite
 
 // open reverses seal for the record stored under id.
 func (c *sealer) open(id string, b []byte) (*visit, error) {
-	ns := c.aead.NonceSize()
-	if len(b) < ns {
-		return nil, errRecord
-	}
-	plain, err := c.aead.Open(nil, b[:ns], b[ns:], []byte(id))
+	plain, err := c.openWith([]byte(id), b)
 	if err != nil {
-		return nil, errRecord
+		return nil, err
 	}
 	v := new(visit)
 	if err := json.Unmarshal(plain, v); err != nil || v.ID != id {

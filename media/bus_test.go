@@ -1,0 +1,134 @@
+package media
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/telegate/telegate/config"
+)
+
+// TestRedisSignalingAcrossNodes: two media services share one
+// redis-server; the clinician's socket is on node 1, the patient's on
+// node 2. Welcome, peer-joined and peer-left cross the nodes; messages
+// arrive with the server-stamped sender and the SDP unchanged; the
+// fingerprint rule holds on the sender's node; a participant's newer
+// socket on the other node replaces the older; removal and the end of
+// the visit on one node close the sockets and revoke the relay on the
+// other within 1 s.
+func TestRedisSignalingAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, config.Visits{})
+	vid, host, pid := n1.admitted()
+
+	dr := n1.mustDial("dr", vid)
+	if w := readType(t, dr, "welcome"); len(w.Peers) != 0 {
+		t.Fatalf("welcome %+v", w)
+	}
+	pat := n2.mustDial("pat", vid)
+	w := readType(t, pat, "welcome")
+	if w.Self != pid || len(w.Peers) != 1 || w.Peers[0].ID != host || w.Peers[0].Name != "Dr. Ada Owner" {
+		t.Fatalf("welcome on node 2: %+v", w)
+	}
+	if j := readType(t, dr, "peer-joined"); j.Peer == nil || j.Peer.ID != pid || j.Peer.Name != "Pat Patient" {
+		t.Fatalf("peer-joined on node 1: %+v", j)
+	}
+
+	sdp := testSDP(fpOf(1), "ufA", "pwApwApwApwApwApwApwA")
+	sendJSON(t, pat, map[string]any{"type": "offer", "sdp": sdp, "from": host}) // a forged sender is ignored
+	if got := readType(t, dr, "offer"); got.From != pid || got.SDP != sdp {
+		t.Fatalf("offer across nodes from %q, SDP unchanged %v", got.From, got.SDP == sdp)
+	}
+	sendJSON(t, dr, map[string]any{"type": "answer", "sdp": testSDP(fpOf(100), "uf2", "pw2pw2pw2pw2pw2pw2pw2pw2")})
+	if a := readType(t, pat, "answer"); a.From != host {
+		t.Fatalf("answer across nodes from %q", a.From)
+	}
+	cand := "candidate:1 1 udp 2113937151 198.51.100.7 50000 typ relay raddr 0.0.0.0 rport 0"
+	sendJSON(t, pat, map[string]any{"type": "candidate", "to": host, "candidate": map[string]any{"candidate": cand, "sdpMid": "0", "sdpMLineIndex": 0}})
+	if c := readType(t, dr, "candidate"); c.From != pid || c.Candidate.Candidate != cand {
+		t.Fatalf("candidate across nodes %+v", c)
+	}
+
+	// A new certificate without an ICE restart is refused on node 2; node
+	// 1 hears that the patient left.
+	sendJSON(t, pat, map[string]any{"type": "offer", "sdp": testSDP(fpOf(50), "ufA", "pwApwApwApwApwApwApwA")})
+	if code := closeStatus(t, pat); code != statusFingerprint {
+		t.Fatalf("fingerprint swap on node 2: close %d, want %d", code, statusFingerprint)
+	}
+	if l := readType(t, dr, "peer-left"); l.ID != pid {
+		t.Fatalf("peer-left on node 1: %+v", l)
+	}
+
+	// The patient comes back on node 1, then on node 2: the socket on node
+	// 1 is replaced.
+	pat1 := n1.mustDial("pat", vid)
+	readType(t, pat1, "welcome")
+	readType(t, dr, "peer-joined")
+	pat2 := n2.mustDial("pat", vid)
+	if w := readType(t, pat2, "welcome"); len(w.Peers) != 1 || w.Peers[0].ID != host {
+		t.Fatalf("welcome after moving to node 2: %+v", w)
+	}
+	if code := closeStatus(t, pat1); code != statusReplaced {
+		t.Fatalf("older socket on node 1: close %d, want %d", code, statusReplaced)
+	}
+	if j := readType(t, dr, "peer-joined"); j.Peer.ID != pid {
+		t.Fatalf("peer-joined after the move: %+v", j)
+	}
+	sendJSON(t, dr, map[string]any{"type": "candidate", "to": pid, "candidate": map[string]any{"candidate": cand}})
+	if c := readType(t, pat2, "candidate"); c.From != host {
+		t.Fatalf("candidate to the moved patient: %+v", c)
+	}
+
+	// Removed on node 1: the socket on node 2 closes, node 2's relay
+	// revokes, within 1 s.
+	if st, _ := n2.do("pat", "GET", "/.telegate/visits/"+vid+"/ice", nil); st != http.StatusOK || !n2.relay.isAdmitted(vid, pid) {
+		t.Fatalf("ICE on node 2: %d", st)
+	}
+	start := time.Now()
+	if st, _ := n1.do("dr", "POST", "/.telegate/visits/"+vid+"/remove", map[string]any{"participant": pid}); st != http.StatusNoContent {
+		t.Fatalf("remove on node 1: %d", st)
+	}
+	if code := closeStatus(t, pat2); code != statusRemoved {
+		t.Fatalf("removed patient's socket on node 2: close %d, want %d", code, statusRemoved)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("socket on node 2 closed %v after the removal on node 1, want ≤ 1 s", d)
+	}
+	if n2.relay.isAdmitted(vid, pid) {
+		t.Error("node 2's relay still admits the removed participant")
+	}
+
+	// Ended on node 2: the clinician's socket on node 1 closes, node 1's
+	// relay ends the visit, within 1 s.
+	start = time.Now()
+	if st, _ := n2.do("dr", "POST", "/.telegate/visits/"+vid+"/end", nil); st != http.StatusNoContent {
+		t.Fatalf("end on node 2: %d", st)
+	}
+	if code := closeStatus(t, dr); code != statusEnded {
+		t.Fatalf("clinician's socket on node 1: close %d, want %d", code, statusEnded)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("socket on node 1 closed %v after the end on node 2, want ≤ 1 s", d)
+	}
+	if !n1.relay.wasEnded(vid) {
+		t.Error("node 1's relay did not end the visit")
+	}
+}
+
+// TestRedisSessionEndedAcrossNodes: a sign-in session that ends on one
+// node closes its socket on the other.
+func TestRedisSessionEndedAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, config.Visits{})
+	vid, _, _ := n1.admitted()
+	pat := n2.mustDial("pat", vid)
+	readType(t, pat, "welcome")
+	start := time.Now()
+	n1.svc.SessionEnded(users["pat"].SessionID, users["pat"])
+	if code := closeStatus(t, pat); code != statusSignedOut {
+		t.Fatalf("socket on node 2 after sign-out on node 1: close %d, want %d", code, statusSignedOut)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("closed after %v, want ≤ 1 s", d)
+	}
+}
