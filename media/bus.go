@@ -46,6 +46,7 @@ type bus struct {
 	node   string
 	ps     *redis.PubSub
 	stop   chan struct{}
+	closed sync.Once
 	wg     sync.WaitGroup
 
 	// Guarded by s.mu:
@@ -161,17 +162,19 @@ func (b *bus) heartbeat() {
 }
 
 // close leaves the bus: no more messages, and this node's presence lapses
-// at once.
+// at once. Idempotent.
 func (b *bus) close() {
 	if b == nil {
 		return
 	}
-	close(b.stop)
-	_ = b.ps.Close()
-	b.wg.Wait()
-	ctx, cancel := storeCtx()
-	defer cancel()
-	_ = b.rdb.Del(ctx, b.nodeKey(b.node)).Err()
+	b.closed.Do(func() {
+		close(b.stop)
+		_ = b.ps.Close()
+		b.wg.Wait()
+		ctx, cancel := storeCtx()
+		defer cancel()
+		_ = b.rdb.Del(ctx, b.nodeKey(b.node)).Err()
+	})
 }
 
 // publish seals e and sends it on channel ch.

@@ -132,3 +132,19 @@ func TestRedisSessionEndedAcrossNodes(t *testing.T) {
 		t.Errorf("closed after %v, want ≤ 1 s", d)
 	}
 }
+
+// TestRedisSignalingIgnoresGoneNode: the presence a node left behind when
+// it stopped without closing its sockets (its heartbeat gone) is not shown
+// to a participant opening a socket elsewhere.
+func TestRedisSignalingIgnoresGoneNode(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, config.Visits{})
+	vid, _, _ := n1.admitted()
+	pat := n2.mustDial("pat", vid)
+	readType(t, pat, "welcome")
+	n2.svc.bus.close() // as a node that died: presence stays, heartbeat goes
+	dr := n1.mustDial("dr", vid)
+	if w := readType(t, dr, "welcome"); len(w.Peers) != 0 {
+		t.Fatalf("welcome lists a peer on a node that is gone: %+v", w.Peers)
+	}
+}

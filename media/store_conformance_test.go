@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/scope"
 )
@@ -398,6 +400,54 @@ func TestBoltVisitStoreConformance(t *testing.T) {
 }
 
 var testStoreKey = []byte("0123456789abcdef0123456789abcdef")
+
+// TestBoltVisitStoreReopen: the open and owner indexes are rebuilt when
+// visits.db is opened (also one written before they existed), so quotas
+// and listings hold across a restart.
+func TestBoltVisitStoreReopen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := openBoltStore(dir, testStoreKey, discardLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := quota{open: 10, perOwner: 2}
+	a, b := newVisit(ownerA, 2), newVisit(ownerA, 2)
+	for _, v := range []*visit{a, b} {
+		if err := st.create(ctx, v, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.update(ctx, a.ID, func(v *visit) error { v.Ended = time.Now(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// As a visits.db from before the indexes: drop them.
+	if err := st.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketOpen); err != nil {
+			return err
+		}
+		return tx.DeleteBucket(bucketOwners)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.close()
+	st, err = openBoltStore(dir, testStoreKey, discardLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	owned, _ := st.owned(ctx, ownerA.Issuer, ownerA.Subject)
+	if got := ids(owned); len(got) != 1 || got[0] != b.ID {
+		t.Errorf("owned after reopening = %v, want only the open visit %s", got, b.ID)
+	}
+	if err := st.create(ctx, newVisit(ownerA, 2), q); err != nil {
+		t.Errorf("second open visit after reopening: %v", err)
+	}
+	if err := st.create(ctx, newVisit(ownerA, 2), q); !errors.Is(err, errMaxVisitsPerOwner) {
+		t.Errorf("third open visit after reopening: %v, want errMaxVisitsPerOwner", err)
+	}
+}
 
 // ids lists the visits' ids, sorted.
 func ids(vs []*visit) []string {

@@ -94,10 +94,12 @@ func twoNodes(t *testing.T, cfg config.Visits) (*harness, *harness) {
 	return node(), node()
 }
 
-// TestRedisVisitsAcrossNodes: a visit created on one node is joined,
-// admitted, listed and ended through the other; admissions, waiting-room
-// places and quotas raced from both nodes never pass their bounds.
-func TestRedisVisitsAcrossNodes(t *testing.T) {
+// TestRegression_VisitRacesAcrossNodes: a visit created on one node is
+// joined, admitted, listed and ended through the other, and the
+// read-modify-write races of visit state, tried from both nodes at once,
+// never pass their bounds: one identity's second place, the waiting room,
+// the participant cap, max_visits_per_owner.
+func TestRegression_VisitRacesAcrossNodes(t *testing.T) {
 	t.Parallel()
 	n1, n2 := twoNodes(t, config.Visits{DefaultParticipants: 3, MaxWaiting: 10, MaxVisitsPerOwner: 4})
 
