@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/telegate/telegate/config"
 )
 
@@ -88,12 +90,7 @@ func TestRedisSignalingAcrossNodes(t *testing.T) {
 	if st, _ := n1.do("dr", "POST", "/.telegate/visits/"+vid+"/remove", map[string]any{"participant": pid}); st != http.StatusNoContent {
 		t.Fatalf("remove on node 1: %d", st)
 	}
-	if code := closeStatus(t, pat2); code != statusRemoved {
-		t.Fatalf("removed patient's socket on node 2: close %d, want %d", code, statusRemoved)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("socket on node 2 closed %v after the removal on node 1, want ≤ 1 s", d)
-	}
+	closedWithin(t, "removed patient's socket on node 2", pat2, statusRemoved, start)
 	if n2.relay.isAdmitted(vid, pid) {
 		t.Error("node 2's relay still admits the removed participant")
 	}
@@ -104,12 +101,7 @@ func TestRedisSignalingAcrossNodes(t *testing.T) {
 	if st, _ := n2.do("dr", "POST", "/.telegate/visits/"+vid+"/end", nil); st != http.StatusNoContent {
 		t.Fatalf("end on node 2: %d", st)
 	}
-	if code := closeStatus(t, dr); code != statusEnded {
-		t.Fatalf("clinician's socket on node 1: close %d, want %d", code, statusEnded)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("socket on node 1 closed %v after the end on node 2, want ≤ 1 s", d)
-	}
+	closedWithin(t, "clinician's socket on node 1 after the end on node 2", dr, statusEnded, start)
 	if !n1.relay.wasEnded(vid) {
 		t.Error("node 1's relay did not end the visit")
 	}
@@ -119,17 +111,31 @@ func TestRedisSignalingAcrossNodes(t *testing.T) {
 // node closes its socket on the other.
 func TestRedisSessionEndedAcrossNodes(t *testing.T) {
 	t.Parallel()
-	n1, n2 := twoNodes(t, config.Visits{})
-	vid, _, _ := n1.admitted()
-	pat := n2.mustDial("pat", vid)
-	readType(t, pat, "welcome")
+	n1, _, _, pat := patientOnNode2(t)
 	start := time.Now()
 	n1.svc.SessionEnded(users["pat"].SessionID, users["pat"])
-	if code := closeStatus(t, pat); code != statusSignedOut {
-		t.Fatalf("socket on node 2 after sign-out on node 1: close %d, want %d", code, statusSignedOut)
+	closedWithin(t, "socket on node 2 after sign-out on node 1", pat, statusSignedOut, start)
+}
+
+// patientOnNode2 starts two nodes, admits the patient to a visit created
+// on node 1 and opens the patient's socket on node 2.
+func patientOnNode2(t *testing.T) (n1, n2 *harness, vid string, pat *websocket.Conn) {
+	t.Helper()
+	n1, n2 = twoNodes(t, config.Visits{})
+	vid, _, _ = n1.admitted()
+	pat = n2.mustDial("pat", vid)
+	readType(t, pat, "welcome")
+	return n1, n2, vid, pat
+}
+
+// closedWithin fails unless c closes with code within 1 s of start.
+func closedWithin(t *testing.T, what string, c *websocket.Conn, code websocket.StatusCode, start time.Time) {
+	t.Helper()
+	if got := closeStatus(t, c); got != code {
+		t.Fatalf("%s: close %d, want %d", what, got, code)
 	}
 	if d := time.Since(start); d > time.Second {
-		t.Errorf("closed after %v, want ≤ 1 s", d)
+		t.Errorf("%s: closed %v after, want ≤ 1 s", what, d)
 	}
 }
 
@@ -138,10 +144,7 @@ func TestRedisSessionEndedAcrossNodes(t *testing.T) {
 // to a participant opening a socket elsewhere.
 func TestRedisSignalingIgnoresGoneNode(t *testing.T) {
 	t.Parallel()
-	n1, n2 := twoNodes(t, config.Visits{})
-	vid, _, _ := n1.admitted()
-	pat := n2.mustDial("pat", vid)
-	readType(t, pat, "welcome")
+	n1, n2, vid, _ := patientOnNode2(t)
 	n2.svc.bus.close() // as a node that died: presence stays, heartbeat goes
 	dr := n1.mustDial("dr", vid)
 	if w := readType(t, dr, "welcome"); len(w.Peers) != 0 {

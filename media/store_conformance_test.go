@@ -79,6 +79,19 @@ func reason(err error) string {
 	return err.Error()
 }
 
+// tally counts err as a success (nil) or as the expected refusal, and
+// fails the test on anything else.
+func tally(t *testing.T, err error, refusal string, ok, refused *atomic.Int32) {
+	switch reason(err) {
+	case "":
+		ok.Add(1)
+	case refusal:
+		refused.Add(1)
+	default:
+		t.Errorf("unexpected outcome: %v", err)
+	}
+}
+
 // runVisitStoreConformance is the contract of visitStore; every
 // implementation runs it.
 func runVisitStoreConformance(t *testing.T, nodes storeNodes) {
@@ -309,14 +322,7 @@ func runVisitStoreConformance(t *testing.T, nodes storeNodes) {
 				var after func()
 				return s.apply(v, pid, "admit", &after)
 			})
-			switch reason(err) {
-			case "":
-				ok.Add(1)
-			case "full":
-				full.Add(1)
-			default:
-				t.Errorf("admit: %v", err)
-			}
+			tally(t, err, "full", &ok, &full)
 		})
 		got, _ := b.get(ctx, v.ID)
 		if ok.Load() != capacity-1 || full.Load() != n-capacity+1 || got.count(stateAdmitted) != capacity {
@@ -339,14 +345,7 @@ func runVisitStoreConformance(t *testing.T, nodes storeNodes) {
 				var p *participant
 				return s.addWaiting(v, patient(i), time.Now(), &p)
 			})
-			switch reason(err) {
-			case "":
-				ok.Add(1)
-			case "waiting-room-full":
-				refused.Add(1)
-			default:
-				t.Errorf("join: %v", err)
-			}
+			tally(t, err, "waiting-room-full", &ok, &refused)
 		})
 		got, _ := a.get(ctx, v.ID)
 		if ok.Load() != bound || refused.Load() != n-bound || got.count(stateWaiting) != bound {
