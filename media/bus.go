@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,6 +49,9 @@ type bus struct {
 	stop   chan struct{}
 	closed sync.Once
 	wg     sync.WaitGroup
+	// lastWarn is when a failed publish was last logged (Unix ns): at
+	// most one line per warnEvery while Redis is away.
+	lastWarn atomic.Int64
 
 	// Guarded by s.mu:
 	// remote: visit id → participant id → where a peer elsewhere is, for
@@ -88,6 +92,7 @@ const (
 	nodeTTL       = 15 * time.Second
 	nodeHeartbeat = 5 * time.Second
 	presenceTTL   = 26 * time.Hour // beyond visits.max_duration's largest value
+	warnEvery     = 10 * time.Second
 )
 
 // joinScript: KEYS room; ARGV participant id, presence, TTL ms. Returns
@@ -191,7 +196,10 @@ func (b *bus) publish(ch string, e envelope) {
 	ctx, cancel := storeCtx()
 	defer cancel()
 	if err := b.rdb.Publish(ctx, ch, sealed).Err(); err != nil {
-		b.s.log.Warn("signaling bus publish failed", "visit", e.Visit, "err", err)
+		now := time.Now().UnixNano()
+		if last := b.lastWarn.Load(); now-last >= int64(warnEvery) && b.lastWarn.CompareAndSwap(last, now) {
+			b.s.log.Warn("signaling bus publish failed (further failures within 10 s not logged)", "visit", e.Visit, "err", err)
+		}
 	}
 }
 
