@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/internal/redistest"
@@ -25,21 +28,7 @@ import (
 //
 //	flock /tmp/telegate-bench.lock go test -run '^$' -bench SignalingAcrossNodes -benchtime 2000x ./media/
 func BenchmarkSignalingAcrossNodes(b *testing.B) {
-	r := redistest.Start(b)
-	ro := &RedisOptions{Addr: r.Addr, Password: r.Password, Prefix: "b{" + newID() + "}:"}
-	key := bytes.Repeat([]byte{7}, 32)
-	node := func() *harness {
-		h := &harness{t: &testing.T{}, relay: newSpyRelay(b), sink: &recordSink{}, clock: &clock{t: time.Now()}, dir: b.TempDir()}
-		svc, err := New(Options{Config: config.Visits{MessageRate: 1e6}, DataDir: h.dir, Relay: h.relay, Audit: h.sink, Now: h.clock.Now, InviteKey: key, Redis: ro})
-		if err != nil {
-			b.Fatal(err)
-		}
-		h.svc = svc
-		h.start2(b)
-		b.Cleanup(func() { h.srv.Close(); _ = h.svc.Close() })
-		return h
-	}
-	n1, n2 := node(), node()
+	_, n1, n2 := benchNodes(b, config.Visits{MessageRate: 1e6})
 	dr := users["dr"]
 	pair := func(pat string, patNode *harness) (host, guest *websocket.Conn) {
 		v, tok, err := n1.svc.create(createParams{Title: "bench", Participants: 2, OwnerIss: dr.Issuer, OwnerSub: dr.Subject, OwnerName: "Dr"})
@@ -101,5 +90,117 @@ func BenchmarkSignalingAcrossNodes(b *testing.B) {
 	b.ReportMetric(float64(cross[n/2])/float64(local[n/2]), "p50-ratio")
 	for _, c := range []*websocket.Conn{localHost, localPat, crossHost, crossPat} {
 		c.CloseNow()
+	}
+}
+
+// benchNodes starts a redis-server and two visits services on it.
+func benchNodes(b *testing.B, cfg config.Visits) (*redistest.Server, *harness, *harness) {
+	r := redistest.Start(b)
+	ro := &RedisOptions{Addr: r.Addr, Password: r.Password, Prefix: "b{" + newID() + "}:"}
+	key := bytes.Repeat([]byte{7}, 32)
+	node := func() *harness {
+		h := &harness{t: &testing.T{}, relay: newSpyRelay(b), sink: &recordSink{}, clock: &clock{t: time.Now()}, dir: b.TempDir()}
+		svc, err := New(Options{Config: cfg, DataDir: h.dir, Relay: h.relay, Audit: h.sink, Now: h.clock.Now, InviteKey: key, Redis: ro})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h.svc = svc
+		h.start2(b)
+		b.Cleanup(func() { h.srv.Close(); _ = h.svc.Close() })
+		return h
+	}
+	return r, node(), node()
+}
+
+// BenchmarkVisitRedisCommands counts, for each visit operation on visits
+// on Redis without contention, the round trips to Redis (commands the
+// stores' clients send, counted by a client hook) and the commands Redis
+// runs (INFO stats total_commands_processed, less the INFO itself; those
+// inside scripts included): create on node 1, join on node 2, admit on
+// node 1, and a status read (Service.lookup, as GET /visits/{id}) on node
+// 2.
+//
+//	go test -run '^$' -bench VisitRedisCommands -benchtime 200x ./media/
+func BenchmarkVisitRedisCommands(b *testing.B) {
+	r, n1, n2 := benchNodes(b, config.Visits{MaxVisits: 1 << 20, MaxVisitsPerOwner: 1 << 20})
+	raw := r.Client(b)
+	ctx := context.Background()
+	count := func() int64 {
+		info, err := raw.Info(ctx, "stats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		b.Fatal("no total_commands_processed")
+		return 0
+	}
+	var trips atomic.Int64
+	for _, h := range []*harness{n1, n2} {
+		h.svc.store.(*redisStore).rdb.AddHook(tripCounter{&trips})
+	}
+	dr := users["dr"]
+	var create, join, admit, read [2]int64 // round trips, commands
+	measure := func(into *[2]int64, f func()) {
+		before, t0 := count(), trips.Load()
+		f()
+		into[0] += trips.Load() - t0
+		into[1] += count() - before - 1
+	}
+	for i := range b.N {
+		var v *visit
+		var tok string
+		measure(&create, func() {
+			var err error
+			if v, tok, err = n1.svc.create(createParams{Title: "bench", Participants: 2, OwnerIss: dr.Issuer, OwnerSub: dr.Subject, OwnerName: "Dr"}); err != nil {
+				b.Fatal(err)
+			}
+		})
+		var p *participant
+		measure(&join, func() {
+			var err error
+			if _, p, err = n2.svc.join(benchUser("bench-"+strconv.Itoa(i)), tok); err != nil {
+				b.Fatal(err)
+			}
+		})
+		measure(&admit, func() {
+			if err := n1.svc.decide(dr, v.ID, p.ID, "admit"); err != nil {
+				b.Fatal(err)
+			}
+		})
+		measure(&read, func() {
+			n2.svc.mu.Lock()
+			n2.svc.lookup(v.ID)
+			n2.svc.mu.Unlock()
+		})
+	}
+	n := float64(b.N)
+	for _, m := range []struct {
+		name string
+		v    [2]int64
+	}{{"create", create}, {"join", join}, {"admit", admit}, {"read", read}} {
+		b.ReportMetric(float64(m.v[0])/n, "trips/"+m.name)
+		b.ReportMetric(float64(m.v[1])/n, "cmds/"+m.name)
+	}
+}
+
+// tripCounter is a go-redis hook counting the commands a client sends.
+type tripCounter struct{ n *atomic.Int64 }
+
+func (c tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (c tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
 	}
 }
