@@ -36,7 +36,8 @@ import (
 // node, exactly as for a local peer (Service.forward); the bus carries the
 // message as it goes out to sockets. Everything on the bus and in presence
 // is sealed (AES-256-GCM under the visits' key): names, SDP and candidates
-// never reach Redis in the clear. A message published while a node's
+// never reach Redis in the clear; a bus message older than 30 s (replayed)
+// is dropped. A message published while a node's
 // subscription is down (Redis restarting) is lost; the client's own
 // reconnection and ICE restart recover the call.
 type bus struct {
@@ -77,6 +78,7 @@ type presence struct {
 type envelope struct {
 	Kind    string          `json:"k"` // joined, left, msg; ended, removed, session
 	Node    string          `json:"n"` // the sending node
+	At      int64           `json:"a"` // when it was sent, Unix ms
 	Visit   string          `json:"v,omitempty"`
 	PID     string          `json:"p,omitempty"` // the participant it is about, or the sender
 	To      string          `json:"t,omitempty"`
@@ -93,6 +95,7 @@ const (
 	nodeHeartbeat = 5 * time.Second
 	presenceTTL   = 26 * time.Hour // beyond visits.max_duration's largest value
 	warnEvery     = 10 * time.Second
+	busMaxAge     = 30 * time.Second // nodes' clocks must agree within this
 )
 
 // joinScript: KEYS room; ARGV participant id, presence, TTL ms. Returns
@@ -184,7 +187,7 @@ func (b *bus) close() {
 
 // publish seals e and sends it on channel ch.
 func (b *bus) publish(ch string, e envelope) {
-	e.Node = b.node
+	e.Node, e.At = b.node, time.Now().UnixMilli()
 	plain, err := json.Marshal(e)
 	if err != nil {
 		return
@@ -217,6 +220,10 @@ func (b *bus) receive(ch <-chan *redis.Message) {
 			var e envelope
 			if err != nil || json.Unmarshal(plain, &e) != nil {
 				b.s.log.Warn("signaling bus message refused (another key?)")
+				continue
+			}
+			// A message replayed into Redis later is dropped.
+			if age := time.Since(time.UnixMilli(e.At)); age > busMaxAge || age < -busMaxAge {
 				continue
 			}
 			if e.Node != b.node {

@@ -1,6 +1,8 @@
 package media
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -150,4 +152,22 @@ func TestRedisSignalingIgnoresGoneNode(t *testing.T) {
 	if w := readType(t, dr, "welcome"); len(w.Peers) != 0 {
 		t.Fatalf("welcome lists a peer on a node that is gone: %+v", w.Peers)
 	}
+}
+
+// TestRedisSignalingDropsReplayedMessages: a sealed bus message replayed
+// into Redis later (here an "ended" a minute old) is not acted on.
+func TestRedisSignalingDropsReplayedMessages(t *testing.T) {
+	t.Parallel()
+	n1, _, vid, pat := patientOnNode2(t)
+	b := n1.svc.bus
+	plain, _ := json.Marshal(envelope{Kind: "ended", Node: b.node, Visit: vid, At: time.Now().Add(-time.Minute).UnixMilli()})
+	sealed, err := b.c.sealWith([]byte(busAD), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.rdb.Publish(context.Background(), b.allChan(), sealed).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stillOpen(t, "the patient on node 2", pat)
 }
