@@ -339,7 +339,11 @@ func (s *Service) lookupVisit(w http.ResponseWriter, r *http.Request, id *scope.
 		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
 		return nil
 	}
-	v := s.lookup(vid)
+	v, err := s.lookup(vid)
+	if err != nil {
+		writeError(w, r, err)
+		return nil
+	}
 	if v == nil {
 		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
 		return nil
@@ -481,8 +485,13 @@ type iceConfig struct {
 func (s *Service) admittedParticipant(w http.ResponseWriter, r *http.Request, id *scope.Identity) (*visit, *participant) {
 	vid := r.PathValue("id")
 	var v *visit
+	var err error
 	if validID(vid) {
-		v = s.lookup(vid)
+		v, err = s.lookup(vid)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return nil, nil
 	}
 	if v == nil {
 		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))

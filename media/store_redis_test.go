@@ -188,8 +188,8 @@ func TestRedisVisitsNeedSharedKey(t *testing.T) {
 	}
 }
 
-// TestRedisVisitsDownFailClosed: with Redis gone, creating, joining and
-// admitting answer 503 and nothing is admitted; once Redis is back (empty,
+// TestRedisVisitsDownFailClosed: with Redis gone, creating, admitting,
+// reading a visit, ICE and ending answer 503 and nothing is admitted; once Redis is back (empty,
 // as after a loss) the node serves again by itself.
 func TestRedisVisitsDownFailClosed(t *testing.T) {
 	t.Parallel()
@@ -202,11 +202,17 @@ func TestRedisVisitsDownFailClosed(t *testing.T) {
 	if st, _ := h.do("dr", "POST", "/.telegate/visits", map[string]any{"title": "x"}); st != http.StatusServiceUnavailable {
 		t.Errorf("create with Redis down: %d, want 503", st)
 	}
-	if st, _ := h.do("dr", "POST", "/.telegate/visits/"+vid+"/admit", map[string]any{"participant": pid}); st == http.StatusNoContent {
-		t.Errorf("admit with Redis down: %d, want a refusal", st)
+	if st, _ := h.do("dr", "POST", "/.telegate/visits/"+vid+"/admit", map[string]any{"participant": pid}); st != http.StatusServiceUnavailable {
+		t.Errorf("admit with Redis down: %d, want 503", st)
 	}
-	if st, _ := h.do("pat", "GET", "/.telegate/visits/"+vid+"/ice", nil); st == http.StatusOK {
-		t.Error("ICE handed out with Redis down")
+	if st, _ := h.do("pat", "GET", "/.telegate/visits/"+vid+"/ice", nil); st != http.StatusServiceUnavailable {
+		t.Errorf("ICE with Redis down: %d, want 503", st)
+	}
+	if st, _ := h.do("dr", "GET", "/.telegate/visits/"+vid, nil); st != http.StatusServiceUnavailable {
+		t.Errorf("visit status with Redis down: %d, want 503", st)
+	}
+	if st, _ := h.do("dr", "POST", "/.telegate/visits/"+vid+"/end", nil); st != http.StatusServiceUnavailable {
+		t.Errorf("end with Redis down: %d, want 503", st)
 	}
 	if h.relay.isAdmitted(vid, pid) {
 		t.Error("the relay admitted a participant while Redis was down")

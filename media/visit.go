@@ -432,8 +432,11 @@ func (s *Service) apply(v *visit, pid, action string, after *func()) error {
 // end ends visitID on behalf of id.
 func (s *Service) end(id *scope.Identity, visitID string) error {
 	s.mu.Lock()
-	v := s.lookup(visitID)
+	v, err := s.lookup(visitID)
 	switch {
+	case err != nil:
+		s.mu.Unlock()
+		return err
 	case v == nil:
 		s.mu.Unlock()
 		return fail(http.StatusNotFound, "unknown-visit", "no such visit")

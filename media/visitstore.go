@@ -215,12 +215,12 @@ func (s *Service) adopt(v *visit) *visit {
 }
 
 // lookup returns the visit with id: this node's copy, read again from the
-// store first when other nodes share it. nil when there is none (or the
-// store cannot be read: the caller then answers as for an unknown visit,
-// failing closed). Caller holds s.mu.
-func (s *Service) lookup(id string) *visit {
+// store first when other nodes share it; nil and no error when there is
+// none. A store that cannot be read is the 503 visits answer (fail
+// closed). Caller holds s.mu.
+func (s *Service) lookup(id string) (*visit, error) {
 	if !s.store.shared() {
-		return s.visits[id]
+		return s.visits[id], nil
 	}
 	ctx, cancel := storeCtx()
 	defer cancel()
@@ -228,12 +228,11 @@ func (s *Service) lookup(id string) *visit {
 	switch {
 	case errors.Is(err, errVisitNotFound):
 		delete(s.visits, id)
-		return nil
+		return nil, nil
 	case err != nil:
-		s.log.Error("visit store read failed", "visit", id, "err", err)
-		return nil
+		return nil, s.storeFailure(id, err)
 	}
-	return s.adopt(v)
+	return s.adopt(v), nil
 }
 
 // ownedVisits returns the open visits of (iss, sub). Caller holds s.mu.
