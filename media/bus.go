@@ -30,7 +30,8 @@ import (
 // script when a socket opens, so of two sockets opening at once on two
 // nodes the later sees the earlier and tells it. Each node keeps
 // node:<id> alive (15 s TTL, refreshed every 5 s); presence of a node
-// without it is ignored.
+// without it is ignored, and its peers are taken for gone (peer-left) at
+// the next heartbeat.
 //
 // The sender is stamped and the fingerprint rule applied on the sender's
 // node, exactly as for a local peer (Service.forward); the bus carries the
@@ -165,6 +166,7 @@ func (b *bus) heartbeat() {
 				b.s.log.Warn("signaling bus heartbeat failed", "err", err)
 			}
 			cancel()
+			b.dropGone()
 		}
 	}
 }
@@ -386,7 +388,7 @@ func (b *bus) announce(p *peer) ([]peerInfo, func()) {
 		found[pid] = pr
 		nodes[pr.Node] = true
 	}
-	live := b.live(ctx, nodes)
+	live, _ := b.live(ctx, nodes) // a node that cannot be checked is left out
 	var infos []peerInfo
 	b.s.mu.Lock()
 	if b.s.rooms[p.visitID][p.pid] == p {
@@ -414,14 +416,63 @@ func (b *bus) announce(p *peer) ([]peerInfo, func()) {
 	}
 }
 
-// live reports which of nodes keep their heartbeat.
-func (b *bus) live(ctx context.Context, nodes map[string]bool) map[string]bool {
+// live reports which of nodes keep their heartbeat, and the first error
+// of a check (that node then counts as not live).
+func (b *bus) live(ctx context.Context, nodes map[string]bool) (map[string]bool, error) {
 	out := map[string]bool{}
+	var first error
 	for node := range nodes {
 		n, err := b.rdb.Exists(ctx, b.nodeKey(node)).Result()
 		out[node] = err == nil && n == 1
+		if first == nil {
+			first = err
+		}
 	}
-	return out
+	return out, first
+}
+
+// dropGone forgets the peers on nodes whose heartbeat is gone (a node
+// that died without closing its sockets) and tells this node's sockets
+// they left. It does nothing while Redis cannot tell.
+func (b *bus) dropGone() {
+	nodes := map[string]bool{}
+	b.s.mu.Lock()
+	for _, r := range b.remote {
+		for _, rp := range r {
+			nodes[rp.node] = true
+		}
+	}
+	b.s.mu.Unlock()
+	if len(nodes) == 0 {
+		return
+	}
+	ctx, cancel := storeCtx()
+	live, err := b.live(ctx, nodes)
+	cancel()
+	if err != nil {
+		return
+	}
+	type gone struct {
+		pid    string
+		others []*peer
+	}
+	var left []gone
+	b.s.mu.Lock()
+	for vid, r := range b.remote {
+		for pid, rp := range r {
+			if !live[rp.node] {
+				delete(r, pid)
+				left = append(left, gone{pid, peersOf(b.s.rooms[vid], "")})
+			}
+		}
+	}
+	b.s.mu.Unlock()
+	for _, g := range left {
+		msg := mustJSON(serverMsg{Type: "peer-left", ID: g.pid})
+		for _, o := range g.others {
+			o.enqueue(msg, nil)
+		}
+	}
 }
 
 // leave removes p (just unregistered on this node) from presence and

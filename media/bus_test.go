@@ -154,6 +154,29 @@ func TestRedisSignalingIgnoresGoneNode(t *testing.T) {
 	}
 }
 
+// TestRedisSignalingPeerOnDeadNodeLeaves: peers already in a call hear
+// that a participant left when its node's heartbeat goes.
+func TestRedisSignalingPeerOnDeadNodeLeaves(t *testing.T) {
+	t.Parallel()
+	n1, n2, vid, pat := patientOnNode2(t)
+	dr := n1.mustDial("dr", vid)
+	w := readType(t, dr, "welcome")
+	if len(w.Peers) != 1 {
+		t.Fatalf("welcome %+v", w)
+	}
+	readType(t, pat, "peer-joined")
+	n1.svc.bus.dropGone() // a live node's peer stays
+	sendJSON(t, dr, map[string]any{"type": "ping"})
+	if m, err := readMsg(t, dr); err != nil || m.Type != "pong" {
+		t.Fatalf("after a heartbeat with every node alive: %+v, %v; want only the pong", m, err)
+	}
+	n2.svc.bus.close()    // as a node that died
+	n1.svc.bus.dropGone() // the next heartbeat
+	if l := readType(t, dr, "peer-left"); l.ID != w.Peers[0].ID {
+		t.Fatalf("peer-left %+v, want the patient %s", l, w.Peers[0].ID)
+	}
+}
+
 // TestRedisSignalingDropsReplayedMessages: a sealed bus message replayed
 // into Redis later (here an "ended" a minute old) is not acted on.
 func TestRedisSignalingDropsReplayedMessages(t *testing.T) {
