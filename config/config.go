@@ -177,7 +177,10 @@ type Sessions struct {
 	// AbsoluteTimeout: a session ends this long after sign-in. Default 12h.
 	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
 	// Store is "file" (default; encrypted embedded store in the data
-	// directory) or "redis".
+	// directory) or "redis". Visits follow it: with "redis" they live in
+	// the same Redis (shared by every node), their records sealed and
+	// their invite links signed with keys derived from the session
+	// encryption key, which must then be given, the same on every node.
 	Store string `yaml:"store"`
 	// EncryptionKey (base64, 32 bytes) encrypts sessions at rest; from
 	// ${ENV} or EncryptionKeyFile. Default: generated once in the data

@@ -323,10 +323,8 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []visitJSON{}
 	s.mu.Lock()
-	for _, v := range s.visits {
-		if v.active() && v.ownedBy(id) {
-			out = append(out, s.view(v, id))
-		}
+	for _, v := range s.ownedVisits(id.Issuer, id.Subject) {
+		out = append(out, s.view(v, id))
 	}
 	s.mu.Unlock()
 	sortVisits(out)
@@ -341,7 +339,11 @@ func (s *Service) lookupVisit(w http.ResponseWriter, r *http.Request, id *scope.
 		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
 		return nil
 	}
-	v := s.visits[vid]
+	v, err := s.lookup(vid)
+	if err != nil {
+		writeError(w, r, err)
+		return nil
+	}
 	if v == nil {
 		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
 		return nil
@@ -482,8 +484,16 @@ type iceConfig struct {
 // admitted participant, or answers 401/403/404/410.
 func (s *Service) admittedParticipant(w http.ResponseWriter, r *http.Request, id *scope.Identity) (*visit, *participant) {
 	vid := r.PathValue("id")
-	v := s.visits[vid]
-	if !validID(vid) || v == nil {
+	var v *visit
+	var err error
+	if validID(vid) {
+		v, err = s.lookup(vid)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return nil, nil
+	}
+	if v == nil {
 		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
 		return nil, nil
 	}

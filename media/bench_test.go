@@ -36,7 +36,7 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc.store.db.NoSync = true // setup speed only; the message path never writes
+	svc.store.(*boltStore).db.NoSync = true // setup speed only; the message path never writes
 	h.svc = svc
 	h.start2(b)
 	defer func() { h.srv.Close(); _ = h.svc.Close() }()

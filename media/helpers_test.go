@@ -192,6 +192,8 @@ type harness struct {
 	// draining is every request's scope.Scope.Draining: the gateway
 	// closes it when the node begins to shut down.
 	draining chan struct{}
+	// redis, when set before start, keeps the visits in that Redis.
+	redis *RedisOptions
 	// sndbuf, when above zero, is the send buffer (SO_SNDBUF) of the
 	// server's connections: a client that stops reading stops the
 	// server's writes after a few kilobytes instead of megabytes.
@@ -207,8 +209,16 @@ func newHarness(t *testing.T, cfg config.Visits) *harness {
 // sndbuf bytes (harness.sndbuf).
 func newHarnessSndbuf(t *testing.T, cfg config.Visits, sndbuf int) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, func(h *harness) { h.sndbuf = sndbuf })
+}
+
+// newHarnessWith is newHarness with set applied to the harness before its
+// service starts.
+func newHarnessWith(t *testing.T, cfg config.Visits, set func(*harness)) *harness {
+	t.Helper()
 	h := &harness{t: t, relay: newSpyRelay(t), sink: &recordSink{}, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, dir: t.TempDir(), cfg: cfg,
-		draining: make(chan struct{}), sndbuf: sndbuf}
+		draining: make(chan struct{})}
+	set(h)
 	h.start()
 	t.Cleanup(func() {
 		h.srv.Close()
@@ -219,7 +229,7 @@ func newHarnessSndbuf(t *testing.T, cfg config.Visits, sndbuf int) *harness {
 
 func (h *harness) start() {
 	h.t.Helper()
-	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key})
+	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key, Redis: h.redis})
 	if err != nil {
 		h.t.Fatal(err)
 	}

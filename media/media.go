@@ -103,8 +103,13 @@ type Options struct {
 	// Now is the clock. nil uses time.Now.
 	Now func() time.Time
 	// InviteKey is the HMAC-SHA256 key for invite links (at least 32
-	// bytes). nil loads or generates <DataDir>/keys/invite.key.
+	// bytes); the visit records are sealed under a key derived from it.
+	// nil loads or generates <DataDir>/keys/invite.key. Required with
+	// Redis: every node must have the same.
 	InviteKey []byte
+	// Redis, when set, keeps visits in that Redis, shared by every node,
+	// instead of <DataDir>/visits.db.
+	Redis *RedisOptions
 }
 
 // Service is the visits plane: API, pages, signaling hub and expiry.
@@ -116,13 +121,17 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	invite   []byte
-	store    *store
+	store    visitStore
+	bus      *bus // signaling between nodes; nil on one node
 
 	mu     sync.Mutex
 	visits map[string]*visit
 	rooms  map[string]map[string]*peer // visit id → participant id → socket
 	npeers int
 	closed bool
+	// refreshed is when the sweep last read every visit from a shared
+	// store.
+	refreshed time.Time
 
 	handler  http.Handler
 	stop     chan struct{}
@@ -133,9 +142,10 @@ type Service struct {
 // applyDefaults fills zero fields with the documented defaults.
 func applyDefaults(c config.Visits) config.Visits { return c.Defaults() }
 
-// New opens the visit store in o.DataDir, loads the visits that survive a
-// restart and starts the expiry loop. It fails when DataDir or Relay is
-// missing, or the store or invite key cannot be opened.
+// New opens the visit store (o.DataDir, or o.Redis), loads the visits that
+// survive a restart and starts the expiry loop. It fails when DataDir or
+// Relay is missing, o.Redis is set without o.InviteKey, or the store or
+// invite key cannot be opened.
 func New(o Options) (*Service, error) {
 	if o.DataDir == "" {
 		return nil, errors.New("media: a data directory is required for visit state")
@@ -164,6 +174,9 @@ func New(o Options) (*Service, error) {
 		s.now = time.Now
 	}
 	key := o.InviteKey
+	if key == nil && o.Redis != nil {
+		return nil, errors.New("media: visits on Redis need the invite key every node shares")
+	}
 	if key == nil {
 		k, err := loadOrCreateKey(o.DataDir)
 		if err != nil {
@@ -175,12 +188,26 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("media: the invite key must be at least 32 bytes")
 	}
 	s.invite = key
-	st, err := openStore(o.DataDir, key)
+	var st visitStore
+	var err error
+	if o.Redis != nil {
+		st, err = openRedisStore(*o.Redis, key, s.log)
+	} else {
+		st, err = openBoltStore(o.DataDir, key, s.log)
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.store = st
-	vs, err := st.load(s.log)
+	if rs, ok := st.(*redisStore); ok {
+		if s.bus, err = startBus(s, rs); err != nil {
+			st.close()
+			return nil, err
+		}
+	}
+	ctx, cancel := storeCtx()
+	vs, err := st.all(ctx)
+	cancel()
 	if err != nil {
 		st.close()
 		return nil, err
@@ -239,6 +266,7 @@ func (s *Service) Close() error {
 	case <-done:
 	case <-time.After(3 * time.Second):
 	}
+	s.bus.close()
 	if err := s.store.close(); err != nil {
 		return fmt.Errorf("media: closing the visit store: %w", err)
 	}

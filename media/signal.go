@@ -471,11 +471,14 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	for _, o := range others {
 		welcome.Peers = append(welcome.Peers, o.info)
 	}
+	elsewhere, tell := s.bus.announce(p)
+	welcome.Peers = append(welcome.Peers, elsewhere...)
 	p.enqueue(mustJSON(welcome), nil)
 	joined := mustJSON(serverMsg{Type: "peer-joined", Peer: &p.info})
 	for _, o := range others {
 		o.enqueue(joined, nil)
 	}
+	tell()
 
 	s.readLoop(p)
 	p.shutdown(websocket.StatusNormalClosure, "", nil)
@@ -554,6 +557,7 @@ func (s *Service) unregister(p *peer) {
 	for _, o := range others {
 		o.enqueue(left, nil)
 	}
+	s.bus.leave(p)
 }
 
 // readLoop reads p's messages until the socket closes or p breaks a rule.
@@ -624,7 +628,7 @@ func (s *Service) forward(p *peer, m *clientMsg) bool {
 			return false
 		}
 		if changed {
-			_ = s.persist(v)
+			s.saveFingerprint(v.ID, part)
 		}
 	}
 	var targets []*peer
@@ -633,8 +637,9 @@ func (s *Service) forward(p *peer, m *clientMsg) bool {
 			targets = append(targets, o)
 		}
 	}
+	nodes := s.bus.nodesLocked(p.visitID, m.To)
 	s.mu.Unlock()
-	if len(targets) == 0 {
+	if len(targets) == 0 && len(nodes) == 0 {
 		if m.To != "" {
 			p.enqueue([]byte(`{"type":"error","error":"no such peer"}`), p)
 		}
@@ -644,6 +649,7 @@ func (s *Service) forward(p *peer, m *clientMsg) bool {
 	for _, t := range targets {
 		t.enqueue(out, p)
 	}
+	s.bus.send(nodes, p.visitID, p.pid, m.To, out)
 	return true
 }
 
@@ -673,6 +679,12 @@ func acceptFingerprint(part *participant, f sdpFacts) (ok, changed bool) {
 // admitted: signing in again and reopening the call fetches fresh
 // credentials.
 func (s *Service) SessionEnded(sessionID string, id *scope.Identity) {
+	s.sessionEndedHere(sessionID, id)
+	s.bus.sessionEnded(sessionID, id)
+}
+
+// sessionEndedHere is SessionEnded for this node's sockets and relay.
+func (s *Service) sessionEndedHere(sessionID string, id *scope.Identity) {
 	type ref struct{ visit, pid string }
 	var socks []*peer
 	var revoke []ref

@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -198,15 +199,6 @@ func (s *Service) auditVisit(r *http.Request, typ string, id *scope.Identity, vi
 	s.record(ctx, e)
 }
 
-// persist writes v; a failure is logged (without PHI) and reported.
-func (s *Service) persist(v *visit) error {
-	if err := s.store.put(v); err != nil {
-		s.log.Error("visit store write failed", "visit", v.ID, "err", err)
-		return fail(http.StatusServiceUnavailable, "store", "visit state could not be saved; try again")
-	}
-	return nil
-}
-
 // createParams are the validated inputs of a new visit.
 type createParams struct {
 	Title        string
@@ -225,21 +217,6 @@ func (s *Service) create(p createParams) (*visit, string, error) {
 	if s.closed {
 		return nil, "", fail(http.StatusServiceUnavailable, "closed", "visits are shutting down; try again")
 	}
-	open, mine := 0, 0
-	for _, v := range s.visits {
-		if v.active() {
-			open++
-			if v.OwnerIss == p.OwnerIss && v.OwnerSub == p.OwnerSub {
-				mine++
-			}
-		}
-	}
-	if open >= s.cfg.MaxVisits {
-		return nil, "", fail(http.StatusServiceUnavailable, "max-visits", "too many open visits; end one and try again")
-	}
-	if mine >= s.cfg.MaxVisitsPerOwner {
-		return nil, "", fail(http.StatusTooManyRequests, "max-visits-per-owner", "you have too many open visits; end one and try again")
-	}
 	v := &visit{
 		ID:            newID(),
 		Title:         p.Title,
@@ -254,8 +231,10 @@ func (s *Service) create(p createParams) (*visit, string, error) {
 		ID: newID(), Iss: p.OwnerIss, Sub: p.OwnerSub, Name: p.OwnerName,
 		Role: roleHost, State: stateAdmitted, Joined: now, Decided: now,
 	}}
-	if err := s.persist(v); err != nil {
-		return nil, "", err
+	ctx, cancel := storeCtx()
+	defer cancel()
+	if err := s.store.create(ctx, v, quota{open: s.cfg.MaxVisits, perOwner: s.cfg.MaxVisitsPerOwner}); err != nil {
+		return nil, "", s.storeFailure(v.ID, quotaError(err))
 	}
 	s.visits[v.ID] = v
 	return v, signInvite(s.invite, v.ID, v.InviteExpires), nil
@@ -275,33 +254,33 @@ func inviteExpiry(now, scheduled time.Time, ttl time.Duration) time.Time {
 func (s *Service) reissue(id *scope.Identity, visitID string) (string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, err := s.manageable(id, visitID)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	exp := inviteExpiry(s.now(), v.Scheduled, s.cfg.InviteTTL)
-	if exp.After(v.InviteExpires) {
-		v.InviteExpires = exp
-		if err := s.persist(v); err != nil {
-			return "", time.Time{}, err
+	var exp time.Time
+	_, err := s.change(visitID, func(v *visit) error {
+		if err := s.mayManage(v, id); err != nil {
+			return err
 		}
+		exp = inviteExpiry(s.now(), v.Scheduled, s.cfg.InviteTTL)
+		if !exp.After(v.InviteExpires) {
+			return errNoChange
+		}
+		v.InviteExpires = exp
+		return nil
+	})
+	if err != nil {
+		return "", time.Time{}, unknownVisit(err, http.StatusNotFound, "no such visit")
 	}
-	return signInvite(s.invite, v.ID, exp), exp, nil
+	return signInvite(s.invite, visitID, exp), exp, nil
 }
 
-// manageable returns the active visit id may manage. Caller holds s.mu.
-func (s *Service) manageable(id *scope.Identity, visitID string) (*visit, error) {
-	v := s.visits[visitID]
-	if v == nil {
-		return nil, fail(http.StatusNotFound, "unknown-visit", "no such visit")
-	}
+// mayManage checks that v is active and id may manage it.
+func (s *Service) mayManage(v *visit, id *scope.Identity) error {
 	if !s.canManage(v, id) {
-		return nil, fail(http.StatusForbidden, "not-owner", "only the clinician who created this visit can do that")
+		return fail(http.StatusForbidden, "not-owner", "only the clinician who created this visit can do that")
 	}
 	if !v.active() {
-		return nil, fail(http.StatusGone, "ended", "this visit has ended")
+		return fail(http.StatusGone, "ended", "this visit has ended")
 	}
-	return v, nil
+	return nil
 }
 
 // join puts id in the waiting room of the invite's visit, or returns its
@@ -321,26 +300,36 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := s.visits[visitID]
-	if v == nil {
-		return nil, nil, fail(http.StatusGone, "unknown-visit", "this visit no longer exists")
-	}
-	if !v.active() {
-		return v, nil, fail(http.StatusGone, "ended", "this visit has ended")
-	}
-	if p := v.byIdentity(id); p != nil {
-		switch p.State {
-		case stateWaiting, stateAdmitted:
-			return v, p, nil
-		default:
-			return v, p, fail(http.StatusForbidden, p.State, "you cannot join this visit")
+	var p *participant
+	v, err := s.change(visitID, func(v *visit) error {
+		p = nil
+		if !v.active() {
+			return fail(http.StatusGone, "ended", "this visit has ended")
 		}
+		if p = v.byIdentity(id); p != nil {
+			switch p.State {
+			case stateWaiting, stateAdmitted:
+				return errNoChange
+			default:
+				return fail(http.StatusForbidden, p.State, "you cannot join this visit")
+			}
+		}
+		return s.addWaiting(v, id, now, &p)
+	})
+	if v == nil {
+		return nil, nil, unknownVisit(err, http.StatusGone, "this visit no longer exists")
 	}
+	return v, p, err
+}
+
+// addWaiting adds id to v's waiting room (in *out) within the
+// participant cap and the waiting-room bound.
+func (s *Service) addWaiting(v *visit, id *scope.Identity, now time.Time, out **participant) error {
 	if v.count(stateAdmitted) >= v.Cap {
-		return v, nil, fail(http.StatusConflict, "full", "this visit is full")
+		return fail(http.StatusConflict, "full", "this visit is full")
 	}
 	if v.count(stateWaiting) >= s.cfg.MaxWaiting {
-		return v, nil, fail(http.StatusConflict, "waiting-room-full", "the waiting room is full; try again later")
+		return fail(http.StatusConflict, "waiting-room-full", "the waiting room is full; try again later")
 	}
 	// Bound the record: drop the oldest declined or removed entries.
 	if len(v.Participants) >= v.Cap+s.cfg.MaxWaiting+16 {
@@ -356,11 +345,8 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 		Role: roleGuest, State: stateWaiting, Joined: now,
 	}
 	v.Participants = append(v.Participants, p)
-	if err := s.persist(v); err != nil {
-		v.Participants = v.Participants[:len(v.Participants)-1]
-		return nil, nil, err
-	}
-	return v, p, nil
+	*out = p
+	return nil
 }
 
 // decide applies admit, decline or remove to participant pid.
@@ -369,63 +355,14 @@ func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error 
 	err := func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		v, err := s.manageable(id, visitID)
-		if err != nil {
-			return err
-		}
-		p := v.participant(pid)
-		if p == nil {
-			return fail(http.StatusNotFound, "unknown-participant", "no such participant")
-		}
-		now := s.now()
-		switch action {
-		case "admit":
-			if p.State == stateAdmitted {
-				return nil
+		_, err := s.change(visitID, func(v *visit) error {
+			after = nil
+			if err := s.mayManage(v, id); err != nil {
+				return err
 			}
-			if p.State != stateWaiting {
-				return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
-			}
-			if v.count(stateAdmitted) >= v.Cap {
-				return fail(http.StatusConflict, "full", "this visit is full")
-			}
-			p.State, p.Decided = stateAdmitted, now
-			if v.Started.IsZero() {
-				v.Started = now
-				v.EndsAt = now.Add(s.cfg.MaxDuration)
-			}
-			after = func() { s.relay.Admit(v.ID, p.ID) }
-		case "decline":
-			if p.State == stateDeclined {
-				return nil
-			}
-			if p.State != stateWaiting {
-				return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
-			}
-			p.State, p.Decided = stateDeclined, now
-		case "remove":
-			if p.Role == roleHost {
-				return fail(http.StatusConflict, "host", "the host cannot be removed; end the visit instead")
-			}
-			if p.State == stateRemoved {
-				return nil
-			}
-			if p.State != stateAdmitted && p.State != stateWaiting {
-				return fail(http.StatusConflict, "not-present", "this participant is not in the visit")
-			}
-			p.State, p.Decided = stateRemoved, now
-			sock := s.rooms[v.ID][p.ID]
-			vid := v.ID
-			after = func() {
-				s.relay.Remove(vid, pid)
-				if sock != nil {
-					sock.shutdown(statusRemoved, "removed from the visit", serverMsg{Type: "removed"})
-				}
-			}
-		default:
-			return fail(http.StatusNotFound, "unknown-action", "no such action")
-		}
-		return s.persist(v)
+			return s.apply(v, pid, action, &after)
+		})
+		return unknownVisit(err, http.StatusNotFound, "no such visit")
 	}()
 	if err == nil && after != nil {
 		after()
@@ -433,11 +370,73 @@ func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error 
 	return err
 }
 
+// apply makes action's change to participant pid of v, setting *after to
+// what must follow once the change is stored (relay, sockets).
+func (s *Service) apply(v *visit, pid, action string, after *func()) error {
+	p := v.participant(pid)
+	if p == nil {
+		return fail(http.StatusNotFound, "unknown-participant", "no such participant")
+	}
+	now := s.now()
+	switch action {
+	case "admit":
+		if p.State == stateAdmitted {
+			return errNoChange
+		}
+		if p.State != stateWaiting {
+			return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
+		}
+		if v.count(stateAdmitted) >= v.Cap {
+			return fail(http.StatusConflict, "full", "this visit is full")
+		}
+		p.State, p.Decided = stateAdmitted, now
+		if v.Started.IsZero() {
+			v.Started = now
+			v.EndsAt = now.Add(s.cfg.MaxDuration)
+		}
+		*after = func() { s.relay.Admit(v.ID, p.ID) }
+	case "decline":
+		if p.State == stateDeclined {
+			return errNoChange
+		}
+		if p.State != stateWaiting {
+			return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
+		}
+		p.State, p.Decided = stateDeclined, now
+	case "remove":
+		if p.Role == roleHost {
+			return fail(http.StatusConflict, "host", "the host cannot be removed; end the visit instead")
+		}
+		if p.State == stateRemoved {
+			return errNoChange
+		}
+		if p.State != stateAdmitted && p.State != stateWaiting {
+			return fail(http.StatusConflict, "not-present", "this participant is not in the visit")
+		}
+		p.State, p.Decided = stateRemoved, now
+		sock := s.rooms[v.ID][p.ID]
+		vid := v.ID
+		*after = func() {
+			s.relay.Remove(vid, pid)
+			s.bus.removed(vid, pid)
+			if sock != nil {
+				sock.shutdown(statusRemoved, "removed from the visit", serverMsg{Type: "removed"})
+			}
+		}
+	default:
+		return fail(http.StatusNotFound, "unknown-action", "no such action")
+	}
+	return nil
+}
+
 // end ends visitID on behalf of id.
 func (s *Service) end(id *scope.Identity, visitID string) error {
 	s.mu.Lock()
-	v := s.visits[visitID]
+	v, err := s.lookup(visitID)
 	switch {
+	case err != nil:
+		s.mu.Unlock()
+		return err
 	case v == nil:
 		s.mu.Unlock()
 		return fail(http.StatusNotFound, "unknown-visit", "no such visit")
@@ -457,9 +456,18 @@ func (s *Service) end(id *scope.Identity, visitID string) error {
 // endLocked marks v ended and returns what to do after unlocking: revoke
 // the relay and close the visit's sockets. Caller holds s.mu.
 func (s *Service) endLocked(v *visit, reason string) (func(), error) {
-	v.Ended = s.now()
-	v.EndReason = reason
-	err := s.persist(v)
+	now := s.now()
+	_, err := s.change(v.ID, func(v *visit) error {
+		if !v.active() {
+			return errNoChange
+		}
+		v.Ended, v.EndReason = now, reason
+		return nil
+	})
+	if err != nil && !errors.Is(err, errVisitNotFound) {
+		// Not stored: end it on this node all the same (fail closed).
+		v.Ended, v.EndReason = now, reason
+	}
 	var socks []*peer
 	for _, p := range s.rooms[v.ID] {
 		socks = append(socks, p)
@@ -467,6 +475,7 @@ func (s *Service) endLocked(v *visit, reason string) (func(), error) {
 	vid := v.ID
 	return func() {
 		s.relay.EndVisit(vid)
+		s.bus.ended(vid)
 		for _, p := range socks {
 			p.shutdown(statusEnded, "the visit has ended", serverMsg{Type: "ended"})
 		}
@@ -495,11 +504,18 @@ func (s *Service) sweep() {
 	var afters []func()
 	var ended []string
 	s.mu.Lock()
+	if s.store.shared() && now.Sub(s.refreshed) >= time.Minute {
+		s.refreshed = now
+		s.refresh()
+	}
 	for id, v := range s.visits {
 		switch {
 		case !v.active():
 			if now.Sub(v.Ended) >= s.cfg.Retention {
-				if err := s.store.delete(id); err != nil {
+				ctx, cancel := storeCtx()
+				err := s.store.delete(ctx, id)
+				cancel()
+				if err != nil {
 					s.log.Error("visit store delete failed", "visit", id, "err", err)
 					continue
 				}

@@ -257,14 +257,18 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		}
 	}
 	if cfg.Visits.Enabled {
-		visits, err := media.New(media.Options{
+		vo := media.Options{
 			Config:   cfg.Visits,
 			DataDir:  cfg.DataDir,
 			Relay:    turn,
 			Sessions: authn,
 			Audit:    trail,
 			Logger:   log.With("component", "visits"),
-		})
+		}
+		if err := visitsOnRedis(cfg, &vo); err != nil {
+			return fmt.Errorf("visits: %w", err)
+		}
+		visits, err := media.New(vo)
 		if err != nil {
 			return fmt.Errorf("visits: %w", err)
 		}

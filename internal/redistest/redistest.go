@@ -1,7 +1,7 @@
 // Package redistest starts a real redis-server for tests: on 127.0.0.1, a
 // free port, a random password, no persistence, noeviction, killed at the
 // test's cleanup. It is imported only by tests of the packages that keep
-// state in Redis (sessions, sign-in round trips, rate limits).
+// state in Redis (sessions, sign-in round trips, rate limits, visits).
 package redistest
 
 import (

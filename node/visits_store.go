@@ -1,0 +1,35 @@
+package node
+
+import (
+	"github.com/telegate/telegate/auth"
+	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/media"
+	"github.com/telegate/telegate/policies"
+)
+
+// visitsInviteKeyPurpose names the invite key derived for visits on Redis
+// (auth.SharedKey).
+const visitsInviteKeyPurpose = "telegate visits invite key v1"
+
+// visitsOnRedis puts the visits where the sessions are: with
+// sessions.store "redis" they live in the same Redis (redis.addr,
+// redis.password(_file), redis.db), and their invite key — which also
+// seals their records — is derived from the session encryption key every
+// node shares. With the file store o is left as it is (visits.db and
+// keys/invite.key in the data directory).
+func visitsOnRedis(cfg *config.Config, o *media.Options) error {
+	if cfg.Sessions.Store != "redis" {
+		return nil
+	}
+	ro, err := policies.RedisLimiterOptionsFrom(cfg.Redis)
+	if err != nil {
+		return err
+	}
+	key, err := auth.SharedKey(cfg, visitsInviteKeyPurpose)
+	if err != nil {
+		return err
+	}
+	o.Redis = &media.RedisOptions{Addr: ro.Addr, Password: ro.Password, DB: ro.DB}
+	o.InviteKey = key
+	return nil
+}
