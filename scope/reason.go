@@ -166,7 +166,7 @@ var declared = map[Reason]bool{
 	ReasonQueryTooMany: true, ReasonQueryMalformed: true, ReasonQueryAccessToken: true,
 	ReasonBodyTooLarge: true, ReasonBodyMalformed: true,
 	ReasonUpstreamTimeout: true, ReasonUpstreamUnavailable: true, ReasonResponseCut: true, ReasonShutdown: true,
-	ReasonUpgradeNotAllowed: true, ReasonUpgradeOrigin: true,
+	ReasonPlainHTTP: true, ReasonUpgradeNotAllowed: true, ReasonUpgradeOrigin: true,
 	ReasonPathFragment: true, ReasonPathSemicolon: true, ReasonPathForm: true, ReasonPathControl: true,
 	ReasonPathBackslash: true, ReasonPathEncodedSeparator: true, ReasonPathPercent: true,
 	ReasonPathDotSegment: true, ReasonPathEmptySegment: true, ReasonPathMalformed: true,
