@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/telegate/telegate/grants"
 )
 
 // Bucket names of the grants in the embedded store.
@@ -22,15 +24,15 @@ var (
 
 var grantBuckets = [][]byte{bucketGrants, bucketGOrder, bucketGReview, bucketGActive, bucketGSubject}
 
-// boltGrants is the GrantStore kept in a BoltStore's file.
+// boltGrants is the grants.Store kept in a BoltStore's file.
 type boltGrants struct {
 	s *BoltStore
-	l GrantLimits
+	l grants.Limits
 }
 
-// Grants returns the GrantStore kept in the same file as the sessions,
+// Grants returns the grants.Store kept in the same file as the sessions,
 // sealed with the same key, capped by l. It is valid while s is open.
-func (s *BoltStore) Grants(l GrantLimits) GrantStore { return &boltGrants{s: s, l: l} }
+func (s *BoltStore) Grants(l grants.Limits) grants.Store { return &boltGrants{s: s, l: l} }
 
 func timeKey(t time.Time) []byte {
 	k := make([]byte, 8)
@@ -44,8 +46,8 @@ func timeKey(t time.Time) []byte {
 
 func concat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-// Create implements GrantStore.
-func (b *boltGrants) Create(_ context.Context, g *Grant, now time.Time) error {
+// Create implements grants.Store.
+func (b *boltGrants) Create(_ context.Context, g *grants.Grant, now time.Time) error {
 	if g == nil || g.ID == "" {
 		return errors.New("auth: grant without id")
 	}
@@ -54,8 +56,8 @@ func (b *boltGrants) Create(_ context.Context, g *Grant, now time.Time) error {
 		return err
 	}
 	err = b.s.db.Update(func(tx *bolt.Tx) error {
-		grants, order, reviewed := tx.Bucket(bucketGrants), tx.Bucket(bucketGOrder), tx.Bucket(bucketGReview)
-		if grants.Get([]byte(g.ID)) != nil {
+		recs, order, reviewed := tx.Bucket(bucketGrants), tx.Bucket(bucketGOrder), tx.Bucket(bucketGReview)
+		if recs.Get([]byte(g.ID)) != nil {
 			return errors.New("auth: grant id in use")
 		}
 		// Per subject: drop the entries that expired, count the rest.
@@ -78,11 +80,11 @@ func (b *boltGrants) Create(_ context.Context, g *Grant, now time.Time) error {
 			}
 		}
 		if b.l.PerSubject > 0 && live >= b.l.PerSubject {
-			return ErrGrantSubjectLimit
+			return grants.ErrSubjectLimit
 		}
 		// Globally: make room by removing the oldest reviewed grants.
 		if b.l.Max > 0 {
-			over := grants.Stats().KeyN - b.l.Max + 1
+			over := recs.Stats().KeyN - b.l.Max + 1
 			var gone [][]byte
 			oc := order.Cursor()
 			for k, _ := oc.First(); k != nil && len(gone) < over; k, _ = oc.Next() {
@@ -91,7 +93,7 @@ func (b *boltGrants) Create(_ context.Context, g *Grant, now time.Time) error {
 				}
 			}
 			if len(gone) < over {
-				return ErrGrantStoreFull
+				return grants.ErrStoreFull
 			}
 			for _, k := range gone {
 				if err := b.removeLocked(tx, k); err != nil {
@@ -104,7 +106,7 @@ func (b *boltGrants) Create(_ context.Context, g *Grant, now time.Time) error {
 			b    *bolt.Bucket
 			k, v []byte
 		}{
-			{grants, []byte(g.ID), val},
+			{recs, []byte(g.ID), val},
 			{order, concat(timeKey(g.Created), []byte(g.ID)), nil},
 			{bySub, concat(sub, exp, []byte(g.ID)), nil},
 			{tx.Bucket(bucketGActive), grantKeyHash(g.Route, g.Issuer, g.Subject), concat(exp, []byte(g.ID))},
@@ -115,7 +117,7 @@ func (b *boltGrants) Create(_ context.Context, g *Grant, now time.Time) error {
 		}
 		return nil
 	})
-	if errors.Is(err, ErrGrantSubjectLimit) || errors.Is(err, ErrGrantStoreFull) {
+	if errors.Is(err, grants.ErrSubjectLimit) || errors.Is(err, grants.ErrStoreFull) {
 		return err
 	}
 	if err != nil {
@@ -125,11 +127,11 @@ func (b *boltGrants) Create(_ context.Context, g *Grant, now time.Time) error {
 }
 
 // removeLocked deletes the grant whose bg-order key is k, and its index
-// entries, inside tx: every bucket stays bounded by GrantLimits.Max.
+// entries, inside tx: every bucket stays bounded by grants.Limits.Max.
 func (b *boltGrants) removeLocked(tx *bolt.Tx, k []byte) error {
 	id := k[8:]
-	grants, active := tx.Bucket(bucketGrants), tx.Bucket(bucketGActive)
-	if rec := grants.Get(id); rec != nil {
+	recs, active := tx.Bucket(bucketGrants), tx.Bucket(bucketGActive)
+	if rec := recs.Get(id); rec != nil {
 		if g, err := openGrant(b.s.aead, string(id), rec); err == nil {
 			if err := tx.Bucket(bucketGSubject).Delete(concat(indexHash(g.Issuer, g.Subject), timeKey(g.Expires), id)); err != nil {
 				return err
@@ -145,7 +147,7 @@ func (b *boltGrants) removeLocked(tx *bolt.Tx, k []byte) error {
 	for _, del := range []struct {
 		b *bolt.Bucket
 		k []byte
-	}{{grants, id}, {tx.Bucket(bucketGReview), id}, {tx.Bucket(bucketGOrder), k}} {
+	}{{recs, id}, {tx.Bucket(bucketGReview), id}, {tx.Bucket(bucketGOrder), k}} {
 		if err := del.b.Delete(del.k); err != nil {
 			return err
 		}
@@ -153,17 +155,17 @@ func (b *boltGrants) removeLocked(tx *bolt.Tx, k []byte) error {
 	return nil
 }
 
-// Active implements GrantStore.
-func (b *boltGrants) Active(_ context.Context, route, issuer, subject string, now time.Time) (*Grant, error) {
-	var g *Grant
+// Active implements grants.Store.
+func (b *boltGrants) Active(_ context.Context, route, issuer, subject string, now time.Time) (*grants.Grant, error) {
+	var g *grants.Grant
 	err := b.s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketGActive).Get(grantKeyHash(route, issuer, subject))
 		if len(v) <= 8 || bytes.Compare(v[:8], timeKey(now)) <= 0 {
-			return ErrNotFound
+			return grants.ErrNotFound
 		}
 		rec := tx.Bucket(bucketGrants).Get(v[8:])
 		if rec == nil {
-			return ErrNotFound
+			return grants.ErrNotFound
 		}
 		var err error
 		g, err = openGrant(b.s.aead, string(v[8:]), rec)
@@ -174,18 +176,18 @@ func (b *boltGrants) Active(_ context.Context, route, issuer, subject string, no
 	}
 	// The index is hashed: the record must name the same person and route.
 	if g.Route != route || g.Issuer != issuer || g.Subject != subject || !g.Unexpired(now) {
-		return nil, ErrNotFound
+		return nil, grants.ErrNotFound
 	}
 	return g, nil
 }
 
-// Get implements GrantStore.
-func (b *boltGrants) Get(_ context.Context, id string) (*Grant, error) {
-	var g *Grant
+// Get implements grants.Store.
+func (b *boltGrants) Get(_ context.Context, id string) (*grants.Grant, error) {
+	var g *grants.Grant
 	err := b.s.db.View(func(tx *bolt.Tx) error {
 		rec := tx.Bucket(bucketGrants).Get([]byte(id))
 		if rec == nil {
-			return ErrNotFound
+			return grants.ErrNotFound
 		}
 		var err error
 		g, err = openGrant(b.s.aead, id, rec)
@@ -194,15 +196,15 @@ func (b *boltGrants) Get(_ context.Context, id string) (*Grant, error) {
 	return g, err
 }
 
-// List implements GrantStore.
-func (b *boltGrants) List(_ context.Context, limit int) ([]*Grant, error) {
-	var out []*Grant
+// List implements grants.Store.
+func (b *boltGrants) List(_ context.Context, limit int) ([]*grants.Grant, error) {
+	var out []*grants.Grant
 	err := b.s.db.View(func(tx *bolt.Tx) error {
-		grants := tx.Bucket(bucketGrants)
+		recs := tx.Bucket(bucketGrants)
 		c := tx.Bucket(bucketGOrder).Cursor()
 		for k, _ := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
 			id := k[8:]
-			rec := grants.Get(id)
+			rec := recs.Get(id)
 			if rec == nil {
 				continue
 			}
@@ -217,28 +219,28 @@ func (b *boltGrants) List(_ context.Context, limit int) ([]*Grant, error) {
 	return out, err
 }
 
-// Review implements GrantStore.
-func (b *boltGrants) Review(_ context.Context, id string, r GrantReview) (*Grant, error) {
-	var g *Grant
+// Review implements grants.Store.
+func (b *boltGrants) Review(_ context.Context, id string, r grants.Review) (*grants.Grant, error) {
+	var g *grants.Grant
 	err := b.s.db.Update(func(tx *bolt.Tx) error {
-		grants, reviewed := tx.Bucket(bucketGrants), tx.Bucket(bucketGReview)
-		rec := grants.Get([]byte(id))
+		recs, reviewed := tx.Bucket(bucketGrants), tx.Bucket(bucketGReview)
+		rec := recs.Get([]byte(id))
 		if rec == nil {
-			return ErrNotFound
+			return grants.ErrNotFound
 		}
 		var err error
 		if g, err = openGrant(b.s.aead, id, rec); err != nil {
 			return err
 		}
 		if g.Review != nil || reviewed.Get([]byte(id)) != nil {
-			return ErrGrantReviewed
+			return grants.ErrReviewed
 		}
 		g.Review = &r
 		val, err := sealGrant(b.s.aead, g)
 		if err != nil {
 			return err
 		}
-		if err := grants.Put([]byte(id), val); err != nil {
+		if err := recs.Put([]byte(id), val); err != nil {
 			return err
 		}
 		return reviewed.Put([]byte(id), nil)

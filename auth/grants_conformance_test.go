@@ -10,34 +10,36 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/telegate/telegate/grants"
 )
 
 // grantStoreUnderTest is a fresh, empty grant store and a way to read
 // everything it holds at rest (file bytes, Redis keys and values).
 type grantStoreUnderTest struct {
-	GrantStore
+	grants.Store
 	atRest func(t *testing.T) []byte
 }
 
-// runGrantStoreConformance is the contract of GrantStore: the embedded
+// runGrantStoreConformance is the contract of grants.Store: the embedded
 // store and the Redis store both run it.
-func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantLimits) grantStoreUnderTest) {
+func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l grants.Limits) grantStoreUnderTest) {
 	ctx := context.Background()
 	now := time.Now().Round(time.Millisecond).UTC()
-	mk := func(route, sub string, created time.Time, d time.Duration) *Grant {
-		return &Grant{ID: NewGrantID(), Route: route, Provider: "staff", Issuer: "https://idp.test", Subject: sub,
+	mk := func(route, sub string, created time.Time, d time.Duration) *grants.Grant {
+		return &grants.Grant{ID: grants.NewID(), Route: route, Provider: "staff", Issuer: "https://idp.test", Subject: sub,
 			Reason: "emergency-care", Node: "n1", Created: created, Expires: created.Add(d)}
 	}
-	create := func(t *testing.T, st GrantStore, g *Grant) {
+	create := func(t *testing.T, st grants.Store, g *grants.Grant) {
 		t.Helper()
 		if err := st.Create(ctx, g, g.Created); err != nil {
 			t.Fatalf("Create(%s): %v", g.Subject, err)
 		}
 	}
-	review := GrantReview{Outcome: "justified", Note: "seen", Issuer: "https://idp.test", Subject: "officer", Via: "page", Time: now}
+	review := grants.Review{Outcome: "justified", Note: "seen", Issuer: "https://idp.test", Subject: "officer", Via: "page", Time: now}
 
 	t.Run("round trip and active window", func(t *testing.T) {
-		st := newStore(t, GrantLimits{Max: 10, PerSubject: 3})
+		st := newStore(t, grants.Limits{Max: 10, PerSubject: 3})
 		g := mk("records", "alice", now, 30*time.Minute)
 		create(t, st, g)
 		got, err := st.Get(ctx, g.ID)
@@ -52,16 +54,16 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 			{"other subject", "records", g.Issuer, "bob"},
 			{"other issuer", "records", "https://evil.test", "alice"},
 		} {
-			if _, err := st.Active(ctx, tc.route, tc.iss, tc.sub, now.Add(time.Minute)); !errors.Is(err, ErrNotFound) {
-				t.Errorf("Active, %s: %v, want ErrNotFound", tc.name, err)
+			if _, err := st.Active(ctx, tc.route, tc.iss, tc.sub, now.Add(time.Minute)); !errors.Is(err, grants.ErrNotFound) {
+				t.Errorf("Active, %s: %v, want grants.ErrNotFound", tc.name, err)
 			}
 		}
 		for _, at := range []time.Time{g.Expires, g.Expires.Add(time.Hour)} {
-			if _, err := st.Active(ctx, "records", g.Issuer, "alice", at); !errors.Is(err, ErrNotFound) {
-				t.Errorf("Active at %v (expiry %v): %v, want ErrNotFound", at, g.Expires, err)
+			if _, err := st.Active(ctx, "records", g.Issuer, "alice", at); !errors.Is(err, grants.ErrNotFound) {
+				t.Errorf("Active at %v (expiry %v): %v, want grants.ErrNotFound", at, g.Expires, err)
 			}
 		}
-		if _, err := st.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		if _, err := st.Get(ctx, "nope"); !errors.Is(err, grants.ErrNotFound) {
 			t.Errorf("Get unknown: %v", err)
 		}
 		// The latest grant on the route is the active one.
@@ -73,7 +75,7 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 	})
 
 	t.Run("list newest first", func(t *testing.T) {
-		st := newStore(t, GrantLimits{})
+		st := newStore(t, grants.Limits{})
 		var want []string
 		for i := range 5 {
 			g := mk("records", "alice", now.Add(time.Duration(i)*time.Second), time.Second)
@@ -95,7 +97,7 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 	})
 
 	t.Run("review once", func(t *testing.T) {
-		st := newStore(t, GrantLimits{Max: 10})
+		st := newStore(t, grants.Limits{Max: 10})
 		g := mk("records", "alice", now, time.Minute)
 		create(t, st, g)
 		got, err := st.Review(ctx, g.ID, review)
@@ -107,19 +109,19 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 		}
 		second := review
 		second.Outcome = "unjustified"
-		if _, err := st.Review(ctx, g.ID, second); !errors.Is(err, ErrGrantReviewed) {
-			t.Errorf("second review: %v, want ErrGrantReviewed", err)
+		if _, err := st.Review(ctx, g.ID, second); !errors.Is(err, grants.ErrReviewed) {
+			t.Errorf("second review: %v, want grants.ErrReviewed", err)
 		}
 		if got, _ := st.Get(ctx, g.ID); got.Review.Outcome != "justified" {
 			t.Errorf("the first review must stand, got %q", got.Review.Outcome)
 		}
-		if _, err := st.Review(ctx, "nope", review); !errors.Is(err, ErrNotFound) {
+		if _, err := st.Review(ctx, "nope", review); !errors.Is(err, grants.ErrNotFound) {
 			t.Errorf("review of an unknown grant: %v", err)
 		}
 	})
 
 	t.Run("concurrent reviews: one stands", func(t *testing.T) {
-		st := newStore(t, GrantLimits{})
+		st := newStore(t, grants.Limits{})
 		g := mk("records", "alice", now, time.Minute)
 		create(t, st, g)
 		var ok, refused atomic.Int32
@@ -130,7 +132,7 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 				switch {
 				case err == nil:
 					ok.Add(1)
-				case errors.Is(err, ErrGrantReviewed):
+				case errors.Is(err, grants.ErrReviewed):
 					refused.Add(1)
 				default:
 					t.Error(err)
@@ -144,7 +146,7 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 	})
 
 	t.Run("per-subject cap", func(t *testing.T) {
-		st := newStore(t, GrantLimits{Max: 100, PerSubject: 3})
+		st := newStore(t, grants.Limits{Max: 100, PerSubject: 3})
 		var wg sync.WaitGroup
 		var ok, capped atomic.Int32
 		for i := range 10 {
@@ -153,7 +155,7 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 				switch err := st.Create(ctx, g, now); {
 				case err == nil:
 					ok.Add(1)
-				case errors.Is(err, ErrGrantSubjectLimit):
+				case errors.Is(err, grants.ErrSubjectLimit):
 					capped.Add(1)
 				default:
 					t.Error(err)
@@ -173,25 +175,25 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 	})
 
 	t.Run("global cap evicts only reviewed grants", func(t *testing.T) {
-		st := newStore(t, GrantLimits{Max: 3})
-		var gs []*Grant
+		st := newStore(t, grants.Limits{Max: 3})
+		var gs []*grants.Grant
 		for i := range 3 {
 			g := mk("records", "u"+string(rune('a'+i)), now.Add(time.Duration(i)*time.Second), time.Minute)
 			create(t, st, g)
 			gs = append(gs, g)
 		}
 		extra := mk("records", "ux", now.Add(5*time.Second), time.Minute)
-		if err := st.Create(ctx, extra, extra.Created); !errors.Is(err, ErrGrantStoreFull) {
-			t.Fatalf("past the cap with nothing reviewed: %v, want ErrGrantStoreFull", err)
+		if err := st.Create(ctx, extra, extra.Created); !errors.Is(err, grants.ErrStoreFull) {
+			t.Fatalf("past the cap with nothing reviewed: %v, want grants.ErrStoreFull", err)
 		}
 		if _, err := st.Review(ctx, gs[1].ID, review); err != nil {
 			t.Fatal(err)
 		}
 		create(t, st, extra)
-		if _, err := st.Get(ctx, gs[1].ID); !errors.Is(err, ErrNotFound) {
+		if _, err := st.Get(ctx, gs[1].ID); !errors.Is(err, grants.ErrNotFound) {
 			t.Errorf("the reviewed grant should have made room: %v", err)
 		}
-		for _, g := range []*Grant{gs[0], gs[2], extra} {
+		for _, g := range []*grants.Grant{gs[0], gs[2], extra} {
 			if _, err := st.Get(ctx, g.ID); err != nil {
 				t.Errorf("unreviewed grant %s lost: %v", g.Subject, err)
 			}
@@ -202,11 +204,11 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 	})
 
 	t.Run("sealed at rest", func(t *testing.T) {
-		st := newStore(t, GrantLimits{})
+		st := newStore(t, grants.Limits{})
 		g := mk("records", "patient-chart-4711", now, time.Minute)
 		g.Issuer = "https://idp.secret-hospital.test"
 		create(t, st, g)
-		if _, err := st.Review(ctx, g.ID, GrantReview{Outcome: "justified", Note: "Jane Doe chart", Issuer: g.Issuer, Subject: "officer-99", Time: now}); err != nil {
+		if _, err := st.Review(ctx, g.ID, grants.Review{Outcome: "justified", Note: "Jane Doe chart", Issuer: g.Issuer, Subject: "officer-99", Time: now}); err != nil {
 			t.Fatal(err)
 		}
 		raw := st.atRest(t)
@@ -220,7 +222,7 @@ func runGrantStoreConformance(t *testing.T, newStore func(t *testing.T, l GrantL
 
 func TestBoltGrantStoreConformance(t *testing.T) {
 	t.Parallel()
-	runGrantStoreConformance(t, func(t *testing.T, l GrantLimits) grantStoreUnderTest {
+	runGrantStoreConformance(t, func(t *testing.T, l grants.Limits) grantStoreUnderTest {
 		path := filepath.Join(t.TempDir(), "sessions.db")
 		st, err := OpenBoltStore(path, testKey(1), 10)
 		if err != nil {
@@ -240,7 +242,7 @@ func TestBoltGrantStoreConformance(t *testing.T) {
 func TestRedisGrantStoreConformance(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
-	runGrantStoreConformance(t, func(t *testing.T, l GrantLimits) grantStoreUnderTest {
+	runGrantStoreConformance(t, func(t *testing.T, l grants.Limits) grantStoreUnderTest {
 		prefix := "t{" + randomToken(9) + "}:"
 		st := r.store(t, testKey(1), 10, prefix)
 		return grantStoreUnderTest{st.Grants(l), func(t *testing.T) []byte {
@@ -278,8 +280,8 @@ func TestBoltGrantsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &Grant{ID: NewGrantID(), Route: "records", Issuer: "https://idp.test", Subject: "alice", Reason: "emergency-care", Created: now, Expires: now.Add(time.Hour)}
-	if err := st.Grants(GrantLimits{}).Create(ctx, g, now); err != nil {
+	g := &grants.Grant{ID: grants.NewID(), Route: "records", Issuer: "https://idp.test", Subject: "alice", Reason: "emergency-care", Created: now, Expires: now.Add(time.Hour)}
+	if err := st.Grants(grants.Limits{}).Create(ctx, g, now); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(); err != nil {
@@ -290,7 +292,7 @@ func TestBoltGrantsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	gs := st.Grants(GrantLimits{})
+	gs := st.Grants(grants.Limits{})
 	if all, err := gs.List(ctx, 0); err != nil || len(all) != 1 || all[0].ID != g.ID {
 		t.Fatalf("after reopening: %+v, %v", all, err)
 	}
@@ -306,7 +308,7 @@ func TestBoltGrantsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st2.Close()
-	if _, err := st2.Grants(GrantLimits{}).Get(ctx, g.ID); err == nil {
+	if _, err := st2.Grants(grants.Limits{}).Get(ctx, g.ID); err == nil {
 		t.Error("a grant opened under another key")
 	}
 }

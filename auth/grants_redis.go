@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/grants"
 )
 
-// redisGrants is the GrantStore kept in a RedisStore's server. Keys, below
+// redisGrants is the grants.Store kept in a RedisStore's server. Keys, below
 // the store's Prefix (so in the same hash slot):
 //
 //	bg:g:<id>         the sealed grant (no TTL: past uses stay listed)
@@ -26,13 +28,13 @@ import (
 // two nodes never both pass a cap, and only the first review stands.
 type redisGrants struct {
 	s *RedisStore
-	l GrantLimits
+	l grants.Limits
 }
 
-// Grants returns the GrantStore kept in the same Redis as the sessions,
+// Grants returns the grants.Store kept in the same Redis as the sessions,
 // sealed with the same key, capped by l (globally, across every node). It
 // is valid while s is open.
-func (s *RedisStore) Grants(l GrantLimits) GrantStore { return &redisGrants{s: s, l: l} }
+func (s *RedisStore) Grants(l grants.Limits) grants.Store { return &redisGrants{s: s, l: l} }
 
 func (r *redisGrants) key(parts ...string) string {
 	return r.s.prefix + "bg:" + strings.Join(parts, ":")
@@ -88,8 +90,8 @@ redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[1])
 return 'OK'
 `)
 
-// Create implements GrantStore.
-func (r *redisGrants) Create(ctx context.Context, g *Grant, now time.Time) error {
+// Create implements grants.Store.
+func (r *redisGrants) Create(ctx context.Context, g *grants.Grant, now time.Time) error {
 	if g == nil || g.ID == "" {
 		return errors.New("auth: grant without id")
 	}
@@ -111,20 +113,20 @@ func (r *redisGrants) Create(ctx context.Context, g *Grant, now time.Time) error
 	case err == nil:
 		return nil
 	case strings.HasPrefix(err.Error(), "SUBJECT"):
-		return ErrGrantSubjectLimit
+		return grants.ErrSubjectLimit
 	case strings.HasPrefix(err.Error(), "FULL"):
-		return ErrGrantStoreFull
+		return grants.ErrStoreFull
 	}
 	return fmt.Errorf("auth: redis store grant: %w", err)
 }
 
-// Active implements GrantStore.
-func (r *redisGrants) Active(ctx context.Context, route, issuer, subject string, now time.Time) (*Grant, error) {
+// Active implements grants.Store.
+func (r *redisGrants) Active(ctx context.Context, route, issuer, subject string, now time.Time) (*grants.Grant, error) {
 	cctx, cancel := r.s.ctx(ctx)
 	defer cancel()
 	id, err := r.s.rdb.Get(cctx, r.key("active", hex.EncodeToString(grantKeyHash(route, issuer, subject)))).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		return nil, grants.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: redis get grant: %w", err)
@@ -136,15 +138,15 @@ func (r *redisGrants) Active(ctx context.Context, route, issuer, subject string,
 	// The index is hashed, and its TTL is Redis's clock: the record must
 	// name the same person and route and be unexpired by ours.
 	if g.Route != route || g.Issuer != issuer || g.Subject != subject || !g.Unexpired(now) {
-		return nil, ErrNotFound
+		return nil, grants.ErrNotFound
 	}
 	return g, nil
 }
 
-func (r *redisGrants) get(ctx context.Context, id string) (*Grant, error) {
+func (r *redisGrants) get(ctx context.Context, id string) (*grants.Grant, error) {
 	v, err := r.s.rdb.Get(ctx, r.key("g", id)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		return nil, grants.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: redis get grant: %w", err)
@@ -152,15 +154,15 @@ func (r *redisGrants) get(ctx context.Context, id string) (*Grant, error) {
 	return openGrant(r.s.codec.aead, id, v)
 }
 
-// Get implements GrantStore.
-func (r *redisGrants) Get(ctx context.Context, id string) (*Grant, error) {
+// Get implements grants.Store.
+func (r *redisGrants) Get(ctx context.Context, id string) (*grants.Grant, error) {
 	cctx, cancel := r.s.ctx(ctx)
 	defer cancel()
 	return r.get(cctx, id)
 }
 
-// List implements GrantStore.
-func (r *redisGrants) List(ctx context.Context, limit int) ([]*Grant, error) {
+// List implements grants.Store.
+func (r *redisGrants) List(ctx context.Context, limit int) ([]*grants.Grant, error) {
 	cctx, cancel := r.s.ctx(ctx)
 	defer cancel()
 	ids, err := r.s.rdb.ZRevRange(cctx, r.key("order"), 0, int64(limit)-1).Result()
@@ -178,7 +180,7 @@ func (r *redisGrants) List(ctx context.Context, limit int) ([]*Grant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: redis list grants: %w", err)
 	}
-	out := make([]*Grant, 0, len(ids))
+	out := make([]*grants.Grant, 0, len(ids))
 	for i, v := range vals {
 		s, ok := v.(string)
 		if !ok {
@@ -193,8 +195,8 @@ func (r *redisGrants) List(ctx context.Context, limit int) ([]*Grant, error) {
 	return out, nil
 }
 
-// Review implements GrantStore.
-func (r *redisGrants) Review(ctx context.Context, id string, rv GrantReview) (*Grant, error) {
+// Review implements grants.Store.
+func (r *redisGrants) Review(ctx context.Context, id string, rv grants.Review) (*grants.Grant, error) {
 	cctx, cancel := r.s.ctx(ctx)
 	defer cancel()
 	g, err := r.get(cctx, id)
@@ -202,7 +204,7 @@ func (r *redisGrants) Review(ctx context.Context, id string, rv GrantReview) (*G
 		return nil, err
 	}
 	if g.Review != nil {
-		return nil, ErrGrantReviewed
+		return nil, grants.ErrReviewed
 	}
 	g.Review = &rv
 	val, err := sealGrant(r.s.codec.aead, g)
@@ -214,9 +216,9 @@ func (r *redisGrants) Review(ctx context.Context, id string, rv GrantReview) (*G
 	case err == nil:
 		return g, nil
 	case strings.HasPrefix(err.Error(), "NOTFOUND"):
-		return nil, ErrNotFound
+		return nil, grants.ErrNotFound
 	case strings.HasPrefix(err.Error(), "REVIEWED"):
-		return nil, ErrGrantReviewed
+		return nil, grants.ErrReviewed
 	}
 	return nil, fmt.Errorf("auth: redis review grant: %w", err)
 }

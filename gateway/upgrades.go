@@ -90,7 +90,7 @@ func (st *generation) readmit() {
 			return true
 		}
 		s := &scope.Scope{Host: e.host, Path: e.path, RouteID: rt.ID, Route: rt, Identity: e.identity}
-		d := st.o.BreakGlass.Reconsider(s, authoriseRoute(rt, e.identity, e.method))
+		d := st.o.BreakGlass.Reconsider(context.Background(), s, authoriseRoute(rt, e.identity, e.method))
 		return !d.Allow
 	})
 }
