@@ -165,7 +165,7 @@ func (r *redisGrants) Get(ctx context.Context, id string) (*grants.Grant, error)
 func (r *redisGrants) List(ctx context.Context, limit int) ([]*grants.Grant, error) {
 	cctx, cancel := r.s.ctx(ctx)
 	defer cancel()
-	ids, err := r.s.rdb.ZRevRange(cctx, r.key("order"), 0, int64(limit)-1).Result()
+	ids, err := r.s.rdb.ZRangeArgs(cctx, redis.ZRangeArgs{Key: r.key("order"), Start: 0, Stop: int64(limit) - 1, Rev: true}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("auth: redis list grants: %w", err)
 	}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/audit"
-	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/auth"
+	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/grants"
 	"github.com/telegate/telegate/scope"
 )
