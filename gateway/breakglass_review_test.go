@@ -395,7 +395,7 @@ func TestBreakGlass_RestartKeepsUses(t *testing.T) {
 		t.Fatalf("admin list after the restart: %+v", uses)
 	}
 	_, body := get(t, again, BreakGlassUsesPath, map[string]string{"Cookie": "tg-test=officer", "Accept": "text/html"})
-	if !strings.Contains(body, uses[0].ID) || !strings.Contains(body, "unreviewed") {
+	if !strings.Contains(body, uses[0].GrantID) || !strings.Contains(body, "unreviewed") {
 		t.Errorf("review page after the restart does not list the use:\n%s", body)
 	}
 }
@@ -520,7 +520,7 @@ func TestBreakGlass_ReviewRecordedAndAudited(t *testing.T) {
 	}
 	for _, u := range adminList(t, tg) {
 		if u.Reviewed() == "unreviewed" {
-			t.Errorf("use %s still unreviewed", u.ID)
+			t.Errorf("use %s still unreviewed", u.GrantID)
 		}
 	}
 }

@@ -155,16 +155,31 @@ func reviewStatus(err error) (int, string) {
 	return http.StatusServiceUnavailable, "The review cannot be recorded right now."
 }
 
-// UseView is one use as the review page and the admin listener show it.
-type UseView struct {
-	ID      string    `json:"id"`
-	Route   string    `json:"route"`
-	Issuer  string    `json:"iss"`
-	Subject string    `json:"sub"`
-	Reason  string    `json:"reason"`
-	Node    string    `json:"node,omitempty"`
+// UseFacts are what every view of a grant shows (the review page, the
+// admin listener, the webhook): what its audit record holds, nothing more
+// about the person.
+type UseFacts struct {
+	GrantID string `json:"grant_id"`
+	Route   string `json:"route"`
+	// Issuer and Subject identify the person as the audit trail does.
+	Issuer  string `json:"iss"`
+	Subject string `json:"sub"`
+	// Reason is one of BreakGlassReasons (never free text).
+	Reason string `json:"reason"`
+	// Granted and Expires bound the window (RFC 3339, UTC).
 	Granted time.Time `json:"granted"`
 	Expires time.Time `json:"expires"`
+	Node    string    `json:"node,omitempty"`
+}
+
+func factsOf(g *grants.Grant) UseFacts {
+	return UseFacts{GrantID: g.ID, Route: g.Route, Issuer: g.Issuer, Subject: g.Subject, Reason: g.Reason,
+		Granted: g.Created.UTC(), Expires: g.Expires.UTC(), Node: g.Node}
+}
+
+// UseView is one use as the review page and the admin listener show it.
+type UseView struct {
+	UseFacts
 	// State is "active" (the window is open) or "expired".
 	State string `json:"state"`
 	// Review is nil while the use is "unreviewed".
@@ -193,8 +208,7 @@ func (b *BreakGlass) views(ctx context.Context) ([]UseView, error) {
 }
 
 func useView(g *grants.Grant, now time.Time) UseView {
-	u := UseView{ID: g.ID, Route: g.Route, Issuer: g.Issuer, Subject: g.Subject, Reason: g.Reason, Node: g.Node,
-		Granted: g.Created.UTC(), Expires: g.Expires.UTC(), State: "expired", Review: g.Review}
+	u := UseView{UseFacts: factsOf(g), State: "expired", Review: g.Review}
 	if g.Unexpired(now) {
 		u.State = "active"
 	}
@@ -204,10 +218,10 @@ func useView(g *grants.Grant, now time.Time) UseView {
 var usesPage = page.Parse(`{{define "uses"}}{{template "head" .}}<h1>Emergency access uses</h1>
 <p>Every break-glass use stays unreviewed until a reviewer records an outcome. Newest first.</p>
 {{if not .Uses}}<p>No uses.</p>{{end}}
-{{range .Uses}}<section id="use-{{.ID}}"><h2>{{.Route}} — {{.State}} — {{.Reviewed}}</h2>
-<p>Use <code>{{.ID}}</code> by <code>{{.Subject}}</code> ({{.Issuer}}), reason {{.Reason}}, from {{.Granted.Format "2006-01-02 15:04:05Z"}} to {{.Expires.Format "2006-01-02 15:04:05Z"}}{{if .Node}} on {{.Node}}{{end}}.</p>
+{{range .Uses}}<section id="use-{{.GrantID}}"><h2>{{.Route}} — {{.State}} — {{.Reviewed}}</h2>
+<p>Use <code>{{.GrantID}}</code> by <code>{{.Subject}}</code> ({{.Issuer}}), reason {{.Reason}}, from {{.Granted.Format "2006-01-02 15:04:05Z"}} to {{.Expires.Format "2006-01-02 15:04:05Z"}}{{if .Node}} on {{.Node}}{{end}}.</p>
 {{if .Review}}<p>Reviewed {{.Review.Outcome}} by <code>{{.Review.Subject}}</code> ({{.Review.Via}}) at {{.Review.Time.Format "2006-01-02 15:04:05Z"}}.{{if .Review.Note}} Note: {{.Review.Note}}{{end}}</p>
-{{else}}<form method="post" action="{{$.Action}}/{{.ID}}"><label>Outcome <select name="outcome" required>{{range $.Outcomes}}<option value="{{.}}">{{.}}</option>{{end}}</select></label>
+{{else}}<form method="post" action="{{$.Action}}/{{.GrantID}}"><label>Outcome <select name="outcome" required>{{range $.Outcomes}}<option value="{{.}}">{{.}}</option>{{end}}</select></label>
 <label>Note <textarea name="note" maxlength="{{$.MaxNote}}"></textarea></label> <button type="submit">Record review</button></form>{{end}}
 </section>{{end}}{{template "foot" .}}{{end}}`)
 

@@ -42,23 +42,12 @@ const (
 // reason "queue-full").
 const maxWebhookInFlight = 32
 
-// WebhookEvent is the JSON body POSTed for each grant: what the audit
-// record of the grant holds, nothing more about the person.
+// WebhookEvent is the JSON body POSTed for each grant: the grant's
+// UseFacts, with Type "break-glass.grant" and Purpose audit.PurposeBTG.
 type WebhookEvent struct {
-	// Type is "break-glass.grant"; Purpose is audit.PurposeBTG.
 	Type    string `json:"type"`
 	Purpose string `json:"purpose"`
-	GrantID string `json:"grant_id"`
-	Route   string `json:"route"`
-	// Issuer and Subject identify the person as the audit trail does.
-	Issuer  string `json:"iss"`
-	Subject string `json:"sub"`
-	// Reason is one of BreakGlassReasons (never free text).
-	Reason string `json:"reason"`
-	// Granted and Expires bound the window (RFC 3339, UTC).
-	Granted time.Time `json:"granted"`
-	Expires time.Time `json:"expires"`
-	Node    string    `json:"node,omitempty"`
+	UseFacts
 }
 
 // Webhook delivers WebhookEvents to break_glass.webhook.url: one POST per
@@ -165,11 +154,7 @@ func (h *Webhook) notify(g *grants.Grant, sink audit.Sink, log *slog.Logger) {
 // deliver POSTs g once and returns "delivered", "status:<code>" or
 // "error" with the cause (without the URL, which may be private).
 func (h *Webhook) deliver(g *grants.Grant) (outcome, cause string) {
-	body, err := json.Marshal(WebhookEvent{
-		Type: "break-glass.grant", Purpose: audit.PurposeBTG, GrantID: g.ID, Route: g.Route,
-		Issuer: g.Issuer, Subject: g.Subject, Reason: g.Reason,
-		Granted: g.Created.UTC(), Expires: g.Expires.UTC(), Node: g.Node,
-	})
+	body, err := json.Marshal(WebhookEvent{Type: "break-glass.grant", Purpose: audit.PurposeBTG, UseFacts: factsOf(g)})
 	if err != nil {
 		return "error", err.Error()
 	}

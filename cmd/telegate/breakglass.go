@@ -141,7 +141,7 @@ func (c cli) breakglassList(args []string) int {
 		if u.Review != nil {
 			review += " by " + u.Review.Subject + " (" + u.Review.Via + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Route, u.Issuer, u.Subject, u.Reason,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.GrantID, u.Route, u.Issuer, u.Subject, u.Reason,
 			u.Granted.Format(time.RFC3339), u.Expires.Format(time.RFC3339), u.State, review)
 	}
 	_ = tw.Flush()
@@ -185,6 +185,6 @@ func (c cli) breakglassReview(args []string) int {
 		fmt.Fprintf(c.stderr, "telegate breakglass review: %v\n", err)
 		return exitFail
 	}
-	fmt.Fprintf(c.stdout, "use %s (%s on %s) reviewed: %s by %s\n", u.ID, u.Subject, u.Route, u.Review.Outcome, u.Review.Subject)
+	fmt.Fprintf(c.stdout, "use %s (%s on %s) reviewed: %s by %s\n", u.GrantID, u.Subject, u.Route, u.Review.Outcome, u.Review.Subject)
 	return exitOK
 }

@@ -67,7 +67,7 @@ func TestBreakGlass_CLIListAndReview(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte("server:\n  admin: "+addr+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errs := runCLI("breakglass", "list", "-c", cfgPath, "--json"); code != 0 || !strings.Contains(out, `"id": "`+g.ID+`"`) {
+	if code, out, errs := runCLI("breakglass", "list", "-c", cfgPath, "--json"); code != 0 || !strings.Contains(out, `"grant_id": "`+g.ID+`"`) {
 		t.Errorf("list -c --json: %d\n%s%s", code, out, errs)
 	}
 
