@@ -81,6 +81,14 @@ func (b *BreakGlassSettings) Validate(c *Config, r *Report) {
 			r.Errorf("reviewer_roles", "must not hold an empty role")
 		}
 	}
+	if len(b.ReviewerRoles) == 0 {
+		for i := range c.Routes {
+			if p := c.Routes[i].Policy; p != nil && p.BreakGlass != nil {
+				r.Warnf("reviewer_roles", "is empty while routes offer break-glass: nobody can review their uses on the review page, only the operator with telegate breakglass review")
+				break
+			}
+		}
+	}
 	w := r.Sub("webhook")
 	if b.Webhook.URL == "" {
 		for _, f := range []struct{ key, v string }{{"secret_file", b.Webhook.SecretFile}, {"ca_file", b.Webhook.CAFile}} {

@@ -186,6 +186,13 @@ func TestBadConfigs(t *testing.T) {
 		{"relay server name without certificate", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  server_names: [turn.elsewhere.test] # <-\n"}}, "relay.server_names[0]", "not a name in tls.hosts"},
 		{"relay short secret", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  secrets:\n    - ${SHORT_RELAY_SECRET} # <-\n"}}, "relay.secrets[0]", "at least 16 bytes"},
 		{"assertion header reserved", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  header: Authorization # <-\n"}}, "assertion.header", "proxy manages"},
+		{"break-glass webhook over http", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    url: http://hooks.example.test/bg # <-\n"}}, "break_glass.webhook.url", "must use https"},
+		{"break-glass webhook with a query", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    url: https://hooks.example.test/bg?token=x # <-\n"}}, "break_glass.webhook.url", "must not have a query"},
+		{"break-glass webhook secret without url", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    secret_file: /nonexistent/hook.secret # <-\n"}}, "break_glass.webhook.secret_file", "webhook.url is not"},
+		{"break-glass webhook secret missing", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    url: https://hooks.example.test/bg\n    secret_file: /nonexistent/hook.secret # <-\n"}}, "break_glass.webhook.secret_file", "cannot read"},
+		{"break-glass webhook timeout long", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    url: https://hooks.example.test/bg\n    timeout: 2m # <-\n"}}, "break_glass.webhook.timeout", "at most 1m"},
+		{"break-glass grant cap negative", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  max_grants: -1 # <-\n"}}, "break_glass.max_grants", "at least 1"},
+		{"break-glass per-subject cap negative", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  max_grants_per_subject: -3 # <-\n"}}, "break_glass.max_grants_per_subject", "at least 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
