@@ -550,6 +550,7 @@ func TestRegression_BreakGlassReviewBypass(t *testing.T) {
 		{"note too long", "officer", id, url.Values{"outcome": {"justified"}, "note": {strings.Repeat("x", policies.MaxReviewNoteBytes+1)}}, http.StatusBadRequest},
 		{"note with control characters", "officer", id, url.Values{"outcome": {"justified"}, "note": {"a\x1b[2Jb"}}, http.StatusBadRequest},
 		{"unknown use", "officer", "AAAAAAAAAAAAAAAAAAAAAA", ok, http.StatusNotFound},
+		{"not a use id", "officer", "not-a-grant-id", ok, http.StatusNotFound},
 	} {
 		if st := reviewOnPage(t, tg, tc.user, tc.id, tc.form); st != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, st, tc.want)

@@ -105,6 +105,22 @@ type Store interface {
 	Review(ctx context.Context, id string, r Review) (*Grant, error)
 }
 
+// ValidID reports whether s has the shape of a grant id (22 base64url
+// characters). Anything else is never looked up, nor written to the
+// audit trail.
+func ValidID(s string) bool {
+	if len(s) != 22 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // NewID returns a fresh random grant id (22 base64url characters).
 func NewID() string {
 	var b [16]byte

@@ -73,6 +73,10 @@ func (b *BreakGlass) Review(ctx context.Context, grantID string, reviewer *scope
 	if reviewer == nil || reviewer.Issuer == "" || reviewer.Subject == "" {
 		return nil, ErrBreakGlassNotReviewer
 	}
+	shaped := grants.ValidID(grantID)
+	if !shaped {
+		grantID = "" // what the caller sent is not a grant id: not recorded
+	}
 	switch via {
 	case ReviewViaPage:
 		if !b.IsReviewer(reviewer) {
@@ -92,6 +96,9 @@ func (b *BreakGlass) Review(ctx context.Context, grantID string, reviewer *scope
 	}
 	if !validNote(note) {
 		return nil, ErrBreakGlassNote
+	}
+	if !shaped {
+		return nil, ErrBreakGlassUnknown
 	}
 	g, err := b.store.Get(ctx, grantID)
 	if err == nil && g.Issuer == reviewer.Issuer && g.Subject == reviewer.Subject {
