@@ -278,7 +278,7 @@ func TestBreakGlass_WindowAuditedAndNotified(t *testing.T) {
 		t.Fatalf("within the window: %d %+v, want 200 allowed by break-glass with purpose BTG", st, ev)
 	}
 	grantsMade := tg.audit.events("break-glass.grant")
-	if len(grantsMade) != 1 || grantsMade[0].Purpose != audit.PurposeBTG || grantsMade[0].Subject != "alice" || grantsMade[0].Attrs["grant_id"] == "" {
+	if len(grantsMade) != 1 || grantsMade[0].Purpose != audit.PurposeBTG || grantsMade[0].Subject != "alice" || grantsMade[0].Attrs["grant_id"] == "" || grantsMade[0].RequestID == "" {
 		t.Fatalf("grant records: %+v", grantsMade)
 	}
 	id := grantsMade[0].Attrs["grant_id"]

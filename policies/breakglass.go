@@ -143,7 +143,7 @@ func (b *BreakGlass) Grant(ctx context.Context, rt *config.Route, id *scope.Iden
 	case !id.HasMFA():
 		return nil, ErrBreakGlassMFA
 	case !eligible(rt, id):
-		b.sink.Record(ctx, audit.Event{Type: "break-glass.refused", RouteID: routeID, Issuer: id.Issuer, Subject: id.Subject, Decision: "deny", Reason: "not-eligible", Purpose: audit.PurposeBTG})
+		b.record(ctx, audit.Event{Type: "break-glass.refused", RouteID: routeID, Issuer: id.Issuer, Subject: id.Subject, Decision: "deny", Reason: "not-eligible", Purpose: audit.PurposeBTG})
 		return nil, ErrBreakGlassNotEligible
 	case !slices.Contains(BreakGlassReasons, reason):
 		return nil, ErrBreakGlassReason
@@ -164,16 +164,26 @@ func (b *BreakGlass) Grant(ctx context.Context, rt *config.Route, id *scope.Iden
 		default:
 			b.log.Error("break-glass grant refused: the grant store failed", "route", routeID, "error", err)
 		}
-		b.sink.Record(ctx, audit.Event{Time: now, Type: "break-glass.refused", RouteID: routeID, Issuer: id.Issuer, Subject: id.Subject, Decision: "deny", Reason: refusal, Purpose: audit.PurposeBTG})
+		b.record(ctx, audit.Event{Time: now, Type: "break-glass.refused", RouteID: routeID, Issuer: id.Issuer, Subject: id.Subject, Decision: "deny", Reason: refusal, Purpose: audit.PurposeBTG})
 		return nil, out
 	}
-	b.sink.Record(ctx, audit.Event{Time: now, Type: "break-glass.grant", RouteID: routeID, Issuer: id.Issuer, Subject: id.Subject,
+	b.record(ctx, audit.Event{Time: now, Type: "break-glass.grant", RouteID: routeID, Issuer: id.Issuer, Subject: id.Subject,
 		Decision: "allow", Reason: reason, Purpose: audit.PurposeBTG,
 		Attrs: map[string]string{"grant_id": g.ID, "expires": g.Expires.UTC().Format(time.RFC3339)}})
 	if b.hook != nil {
 		b.hook.notify(g, b.sink, b.log)
 	}
 	return g, nil
+}
+
+// record writes e to the audit trail with the request id of ctx's scope
+// (the grant or review request), so a record of break-glass names the
+// request that made it.
+func (b *BreakGlass) record(ctx context.Context, e audit.Event) {
+	if s := scope.From(ctx); s != nil && e.RequestID == "" {
+		e.RequestID = s.RequestID
+	}
+	b.sink.Record(ctx, e)
 }
 
 // eligible reports whether id may break the glass on rt: rt has a

@@ -80,7 +80,7 @@ func (b *BreakGlass) Review(ctx context.Context, grantID string, reviewer *scope
 	switch via {
 	case ReviewViaPage:
 		if !b.IsReviewer(reviewer) {
-			b.sink.Record(ctx, audit.Event{Type: "break-glass.review", Issuer: reviewer.Issuer, Subject: reviewer.Subject,
+			b.record(ctx, audit.Event{Type: "break-glass.review", Issuer: reviewer.Issuer, Subject: reviewer.Subject,
 				Decision: "deny", Reason: "not-reviewer", Attrs: map[string]string{"grant_id": grantID, "via": via}})
 			return nil, ErrBreakGlassNotReviewer
 		}
@@ -102,7 +102,7 @@ func (b *BreakGlass) Review(ctx context.Context, grantID string, reviewer *scope
 	}
 	g, err := b.store.Get(ctx, grantID)
 	if err == nil && g.Issuer == reviewer.Issuer && g.Subject == reviewer.Subject {
-		b.sink.Record(ctx, audit.Event{Type: "break-glass.review", RouteID: g.Route, Issuer: reviewer.Issuer, Subject: reviewer.Subject,
+		b.record(ctx, audit.Event{Type: "break-glass.review", RouteID: g.Route, Issuer: reviewer.Issuer, Subject: reviewer.Subject,
 			Decision: "deny", Reason: "own-use", Attrs: map[string]string{"grant_id": grantID, "via": via}})
 		return nil, ErrBreakGlassNotReviewer
 	}
@@ -112,7 +112,7 @@ func (b *BreakGlass) Review(ctx context.Context, grantID string, reviewer *scope
 			Outcome: outcome, Note: note, Issuer: reviewer.Issuer, Subject: reviewer.Subject, Via: via, Time: now,
 		})
 		if err == nil {
-			b.sink.Record(ctx, audit.Event{Time: now, Type: "break-glass.review", RouteID: g.Route, Issuer: reviewer.Issuer, Subject: reviewer.Subject,
+			b.record(ctx, audit.Event{Time: now, Type: "break-glass.review", RouteID: g.Route, Issuer: reviewer.Issuer, Subject: reviewer.Subject,
 				Decision: "allow", Reason: outcome, Attrs: map[string]string{
 					"grant_id": g.ID, "via": via, "note_bytes": strconv.Itoa(len(note)),
 					"grant_iss": g.Issuer, "grant_sub": g.Subject,
