@@ -204,6 +204,7 @@ func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string
 		AMR:      c.AMR,
 		ACR:      c.ACR,
 		AuthTime: authTime(c.AuthTime, time.Time{}),
+		NotAfter: tok.Expiry,
 	}
 	if kept := keptClaims(all, false); len(kept) > 0 {
 		id.Claims = make(map[string]any, len(kept))

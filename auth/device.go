@@ -54,6 +54,7 @@ func (s *View) deviceIdentity(r *http.Request, route *config.Route) *scope.Ident
 			Issuer:   "device:" + caID,
 			Subject:  sub,
 			Roles:    []string{"device"},
+			NotAfter: leaf.NotAfter,
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -148,6 +149,13 @@ func (d *demo) start(args ...string) *demo {
 		case <-d.done:
 			t.Fatalf("telegate %s exited early:\n%s", args[0], d.out.String())
 		default:
+		}
+		// The admin port was free a moment ago, but another process may
+		// have taken it since: only this process's own "listening" line
+		// naming the port makes its /readyz answer this process's.
+		if !strings.Contains(d.out.String(), fmt.Sprintf("admin=127.0.0.1:%d", d.admin)) {
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		resp, err := http.Get(d.AdminURL() + "/readyz")
 		if err == nil {

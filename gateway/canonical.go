@@ -433,13 +433,26 @@ func isPort(s string) bool {
 // refuse answers 400 with the request id, closes the connection
 // (Connection: close) and records reason for audit and metrics.
 func refuse(w http.ResponseWriter, r *http.Request, status int, reason scope.Reason) {
+	refuseWith(w, r, status, reason, "")
+}
+
+// refuseWith is refuse with the message the page shows ("" for the
+// generic "The request was refused.").
+func refuseWith(w http.ResponseWriter, r *http.Request, status int, reason scope.Reason, message string) {
 	if st := stateFrom(r.Context()); st != nil {
 		st.reason = reason
 	}
 	if status == http.StatusBadRequest && r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
-	page.Refuse(w, r, status, reason)
+	if message == "" {
+		page.Refuse(w, r, status, reason)
+		return
+	}
+	if s := scope.From(r.Context()); s != nil {
+		s.Decision = scope.Decision{Allow: false, Reason: reason}
+	}
+	page.Write(w, r, page.Problem{Status: status, Message: message})
 }
 
 // canonicalise is the second stage: it parses the request once and puts
@@ -471,11 +484,14 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 						rs.method = "-" // unreadable
 					}
 				}
-				status := http.StatusBadRequest
-				if reason == scope.ReasonFramingHeaderTooLarge {
-					status = http.StatusRequestHeaderFieldsTooLarge
+				switch reason {
+				case scope.ReasonFramingHeaderTooLarge:
+					refuse(w, r, http.StatusRequestHeaderFieldsTooLarge, reason)
+				case scope.ReasonPlainHTTP:
+					refuseWith(w, r, http.StatusBadRequest, reason, "This port speaks HTTPS only: open the https:// address.")
+				default:
+					refuse(w, r, http.StatusBadRequest, reason)
 				}
-				refuse(w, r, status, reason)
 				return
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/telegate/telegate/internal/admission"
+	"github.com/telegate/telegate/scope"
 )
 
 // stunMagicCookie is the fixed value at bytes 4..8 of every STUN message
@@ -146,11 +147,6 @@ func (m *muxListener) stopAccepting() {
 	<-m.ran
 }
 
-// plainHTTPAnswer is the whole answer to an HTTP request sent without TLS
-// to the HTTPS listener: 400 with a short text (nginx's 497 is the same
-// idea), then the connection is closed.
-const plainHTTPAnswer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 52\r\n\r\nThis port speaks HTTPS only: open the https:// URL.\n"
-
 // looksLikeHTTP reports whether the first five bytes of a connection that
 // is not TLS are the start of an HTTP/1 request line.
 func looksLikeHTTP(hdr [5]byte) bool {
@@ -173,7 +169,8 @@ func (m *muxListener) handle(raw net.Conn) {
 	}
 	defer handOn()
 	_ = raw.SetDeadline(time.Now().Add(m.handshake))
-	tc := tls.Server(raw, m.tlsCfg)
+	first := &firstBytesConn{Conn: raw}
+	tc := tls.Server(first, m.tlsCfg)
 	ctx, cancel := context.WithTimeout(context.Background(), m.handshake)
 	err := tc.HandshakeContext(ctx)
 	cancel()
@@ -181,10 +178,15 @@ func (m *muxListener) handle(raw net.Conn) {
 		var re tls.RecordHeaderError
 		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
 			// Plain HTTP on the HTTPS port (a typed http:// URL, a
-			// misconfigured probe): say so instead of an empty reply, as
-			// net/http's own server does.
-			_ = raw.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(raw, plainHTTPAnswer)
+			// misconfigured probe): its first request goes through the
+			// chain like a refused head (scope.ReasonPlainHTTP), so it
+			// is answered 400 with the page and request id, and audited;
+			// the connection closes after that answer. The handshake
+			// deadline still bounds the whole exchange.
+			info := &connInfo{h1: true}
+			info.poison(1, scope.ReasonPlainHTTP)
+			m.deliver(newH1Conn(raw, info, m.maxHead, first.head))
+			return
 		}
 		raw.Close()
 		return
@@ -343,6 +345,27 @@ func (m *muxListener) Close() error {
 
 // Addr implements net.Listener.
 func (m *muxListener) Addr() net.Addr { return m.ln.Addr() }
+
+// firstBytesConn keeps the bytes of its first reads, up to the five of a
+// TLS record header (RFC 8446 §5.1): all that crypto/tls consumed when it
+// refuses a connection at its first record header, so that a plain HTTP
+// request can still be read whole. Only the handshake reads it while it
+// records; later reads pass through.
+type firstBytesConn struct {
+	net.Conn
+	head []byte
+}
+
+func (f *firstBytesConn) Read(p []byte) (int, error) {
+	n, err := f.Conn.Read(p)
+	if len(f.head) < 5 {
+		f.head = append(f.head, p[:n]...)
+	}
+	return n, err
+}
+
+// NetConn returns the wrapped connection (admission.Of follows it).
+func (f *firstBytesConn) NetConn() net.Conn { return f.Conn }
 
 // replayConn returns prefix before reading on from Conn.
 type replayConn struct {

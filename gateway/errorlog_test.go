@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/scope"
 )
 
 // lockedLog is a log destination safe for concurrent writes.
@@ -117,9 +119,10 @@ func TestRegression_AdminRefusesNamedHosts(t *testing.T) {
 }
 
 // TestRegression_PlainHTTPOnTheHTTPSPortIsTold: an HTTP request sent
-// without TLS to the HTTPS listener gets a short 400 saying to use https
-// — whatever its method — instead of an empty reply; anything else that
-// is not TLS is simply closed.
+// without TLS to the HTTPS listener gets a 400 saying to use https —
+// whatever its method — instead of an empty reply, like every other
+// refusal: with a request id (header and page) and an audit record of
+// reason tls:plain-http; anything else that is not TLS is simply closed.
 func TestRegression_PlainHTTPOnTheHTTPSPortIsTold(t *testing.T) {
 	t.Parallel()
 	s := serveTestGateway(t, nil)
@@ -142,8 +145,26 @@ func TestRegression_PlainHTTPOnTheHTTPSPortIsTold(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		c.Close()
 		got := string(b)
-		if told := strings.HasPrefix(got, "HTTP/1.1 400 ") && strings.Contains(got, "https://"); told != tc.told {
+		head := strings.HasPrefix(tc.req, "HEAD ")
+		if told := strings.HasPrefix(got, "HTTP/1.") && strings.Contains(got, " 400 ") && (head || strings.Contains(got, "https://")); told != tc.told {
 			t.Errorf("%q: answer %q", tc.req[:8], got)
+		}
+		if !tc.told {
+			continue
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil)
+		if err != nil {
+			t.Errorf("%q: %v", tc.req[:8], err)
+			continue
+		}
+		rid := resp.Header.Get("X-Request-Id")
+		if rid == "" || (!head && !strings.Contains(got[strings.Index(got, "\r\n\r\n"):], rid)) {
+			t.Errorf("%q: no request id in header and page: %q", tc.req[:8], got)
+			continue
+		}
+		e, ok := s.audit.find(rid)
+		if !ok || e.Status != http.StatusBadRequest || e.Reason != string(scope.ReasonPlainHTTP) || e.Decision != "deny" {
+			t.Errorf("%q: audit record %+v (found %v), want 400 deny %s", tc.req[:8], e, ok, scope.ReasonPlainHTTP)
 		}
 	}
 }

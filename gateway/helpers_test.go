@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +125,27 @@ var testIdentities = map[string]*scope.Identity{
 		Claims: map[string]any{"name": "Root Admin"}},
 }
 
+// expiringIdentity is the clinician identity of a cookie value
+// "expiring:<kind>:<unix nanoseconds>": a bearer token or device
+// certificate (kind; of bearer "staff-api" or client CA "ward-ca") whose
+// NotAfter is that time; nil otherwise.
+func expiringIdentity(v string) *scope.Identity {
+	kind, at, ok := strings.Cut(strings.TrimPrefix(v, "expiring:"), ":")
+	if !strings.HasPrefix(v, "expiring:") || !ok {
+		return nil
+	}
+	n, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return nil
+	}
+	id := &scope.Identity{Kind: kind, Provider: "staff-api", Issuer: "https://idp.example.test", Subject: "carol",
+		Roles: []string{"clinician"}, AMR: []string{"pwd", "otp"}, NotAfter: time.Unix(0, n)}
+	if kind == "device" {
+		id.Provider, id.Issuer, id.Subject = "ward-ca", "device:ward-ca", "monitor-7"
+	}
+	return id
+}
+
 // testAuth is a small Authenticator: the cookie "tg-test" names an
 // identity of testIdentities.
 type testAuth struct{}
@@ -132,6 +154,8 @@ func (testAuth) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, err := r.Cookie("tg-test"); err == nil {
 			if id := testIdentities[c.Value]; id != nil {
+				scope.From(r.Context()).Identity = id
+			} else if id := expiringIdentity(c.Value); id != nil {
 				scope.From(r.Context()).Identity = id
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/telegate/telegate/scope"
 )
@@ -11,7 +12,8 @@ import (
 // upgrades are the proxied WebSocket connections open through the gateway
 // (routes with websocket: true). A connection was admitted once, at its
 // upgrade request; it is closed when that admission no longer holds: its
-// session ends (EndSession), or a new generation would not route or admit
+// session ends (EndSession), the bearer token or client certificate that
+// admitted it expires (scope.Identity.NotAfter), or a new generation would not route or admit
 // it (Swap). Closing cancels the upgrade request's context, which makes
 // the reverse proxy close both sides.
 type upgrades struct {
@@ -48,6 +50,12 @@ func (u *upgrades) track(w http.ResponseWriter, r *http.Request, s *scope.Scope,
 		u.mu.Unlock()
 		cancel()
 	}()
+	if s.Identity != nil && !s.Identity.NotAfter.IsZero() {
+		// The bearer token or client certificate that admitted it
+		// expires: so does the connection.
+		t := time.AfterFunc(time.Until(s.Identity.NotAfter), cancel)
+		defer t.Stop()
+	}
 	next.ServeHTTP(w, r.WithContext(ctx))
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,23 +23,7 @@ import (
 // and a reload that still admits it leaves it open.
 func TestRegression_ProxiedWebSocketsEndWithTheirAdmission(t *testing.T) {
 	t.Parallel()
-	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, b, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, b); err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(echo.Close)
+	echo := echoWebSocketServer(t)
 	clinicWS := func(c *config.Config) {
 		for i := range c.Routes {
 			if c.Routes[i].ID == "clinic" {
@@ -64,26 +49,7 @@ func TestRegression_ProxiedWebSocketsEndWithTheirAdmission(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := serveTestGateway(t, func(c *config.Config, _ *Options) { clinicWS(c) })
-			hc := s.client(s.addr)
-			hc.Transport.(*http.Transport).ForceAttemptHTTP2 = false
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, _, err := websocket.Dial(ctx, "wss://"+appHost+"/clinic/live", &websocket.DialOptions{
-				HTTPClient: hc, HTTPHeader: http.Header{"Origin": {"https://" + appHost}, "Cookie": {"tg-test=alice"}},
-			})
-			if err != nil {
-				t.Fatalf("dial: %v", err)
-			}
-			defer c.CloseNow()
-			echoOnce := func() error {
-				rctx, rcancel := context.WithTimeout(ctx, time.Second)
-				defer rcancel()
-				if err := c.Write(rctx, websocket.MessageText, []byte("vitals")); err != nil {
-					return err
-				}
-				_, _, err := c.Read(rctx)
-				return err
-			}
+			echoOnce := s.dialClinicWS(t, "alice")
 			if err := echoOnce(); err != nil {
 				t.Fatalf("before: %v", err)
 			}
@@ -100,6 +66,110 @@ func TestRegression_ProxiedWebSocketsEndWithTheirAdmission(t *testing.T) {
 				t.Fatalf("after: closed %v, want %v", closed, tc.closes)
 			}
 		})
+	}
+}
+
+// TestRegression_WebSocketsEndWhenTheirCredentialExpires: a proxied
+// WebSocket admitted on a bearer token or a client certificate is closed
+// when that credential expires (its exp, its notAfter), as one admitted on
+// a session is when the session ends; one whose credential is still valid
+// stays open.
+func TestRegression_WebSocketsEndWhenTheirCredentialExpires(t *testing.T) {
+	t.Parallel()
+	echo := echoWebSocketServer(t)
+	for _, tc := range []struct {
+		kind   string
+		valid  time.Duration // from the upgrade on
+		closes bool
+	}{
+		{"bearer", 1500 * time.Millisecond, true},
+		{"device", 1500 * time.Millisecond, true},
+		{"bearer", time.Hour, false},
+		{"device", time.Hour, false},
+	} {
+		t.Run(fmt.Sprintf("%s valid %v", tc.kind, tc.valid), func(t *testing.T) {
+			t.Parallel()
+			s := serveTestGateway(t, func(c *config.Config, _ *Options) {
+				for i := range c.Routes {
+					if c.Routes[i].ID == "clinic" {
+						c.Routes[i].WebSocket = true
+						c.Routes[i].Upstream = echo.URL
+						c.Routes[i].Bearer = []string{"staff-api"}
+						c.Routes[i].ClientCert = []string{"ward-ca"}
+					}
+				}
+			})
+			notAfter := time.Now().Add(tc.valid)
+			echoOnce := s.dialClinicWS(t, fmt.Sprintf("expiring:%s:%d", tc.kind, notAfter.UnixNano()))
+			if err := echoOnce(); err != nil {
+				t.Fatalf("before expiry: %v", err)
+			}
+			// Until a second past the short expiry, it keeps answering —
+			// or it is closed.
+			var closedAt time.Time
+			for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline) && closedAt.IsZero(); {
+				if echoOnce() != nil {
+					closedAt = time.Now()
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if closed := !closedAt.IsZero(); closed != tc.closes {
+				t.Fatalf("closed %v, want %v", closed, tc.closes)
+			}
+			if tc.closes && closedAt.Before(notAfter) {
+				t.Fatalf("closed %v before its credential expired", notAfter.Sub(closedAt))
+			}
+		})
+	}
+}
+
+// echoWebSocketServer is a loopback WebSocket upstream that echoes every
+// message.
+func echoWebSocketServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, b, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, b); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// dialClinicWS opens a WebSocket to /clinic/live with the test identity
+// cookie and returns a function that sends one message and reads its
+// echo, each within a second (an error once the connection is closed).
+func (s *served) dialClinicWS(t *testing.T, cookie string) func() error {
+	t.Helper()
+	hc := s.client(s.addr)
+	hc.Transport.(*http.Transport).ForceAttemptHTTP2 = false
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, _, err := websocket.Dial(ctx, "wss://"+appHost+"/clinic/live", &websocket.DialOptions{
+		HTTPClient: hc, HTTPHeader: http.Header{"Origin": {"https://" + appHost}, "Cookie": {"tg-test=" + cookie}},
+	})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return func() error {
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		defer rcancel()
+		if err := c.Write(rctx, websocket.MessageText, []byte("vitals")); err != nil {
+			return err
+		}
+		_, _, err := c.Read(rctx)
+		return err
 	}
 }
 

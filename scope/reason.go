@@ -107,7 +107,10 @@ const (
 	ReasonResponseCut Reason = "response:cut"
 	// ReasonShutdown: the node's drain deadline closed the connection
 	// while the request was still being read or answered.
-	ReasonShutdown             Reason = "shutdown"
+	ReasonShutdown Reason = "shutdown"
+	// ReasonPlainHTTP: an HTTP request without TLS on the HTTPS listener
+	// (answered 400, then the connection closes).
+	ReasonPlainHTTP            Reason = "tls:plain-http"
 	ReasonUpgradeNotAllowed    Reason = "upgrade:not-allowed"
 	ReasonUpgradeOrigin        Reason = "upgrade:origin"
 	ReasonPathFragment         Reason = "path:fragment"

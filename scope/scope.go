@@ -43,6 +43,12 @@ type Identity struct {
 	SessionID string
 	// AuthTime is when the user authenticated.
 	AuthTime time.Time
+	// NotAfter is when the credential presented with the request stops
+	// vouching for the identity: a bearer token's exp (RFC 7519 §4.1.4),
+	// a client certificate's notAfter (RFC 5280 §4.1.2.5). Zero for Kind
+	// "session", whose end the sign-in service reports instead. A
+	// connection admitted once (a proxied WebSocket) is closed then.
+	NotAfter time.Time
 }
 
 // HasRole reports whether the identity holds role.
