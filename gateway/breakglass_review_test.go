@@ -665,3 +665,56 @@ func TestRegression_BreakGlassGrantLost(t *testing.T) {
 		t.Errorf("uses after a restart: %+v", uses)
 	}
 }
+
+// TestRegression_BreakGlassWebSocketOutlivesGrant: a proxied WebSocket
+// admitted by a break-glass grant is closed when the grant expires, like
+// one admitted on an expiring credential; one whose grant still runs
+// stays open.
+func TestRegression_BreakGlassWebSocketOutlivesGrant(t *testing.T) {
+	t.Parallel()
+	echo := echoWebSocketServer(t)
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		closes bool
+	}{
+		{"short grant", 1500 * time.Millisecond, true},
+		{"grant still running", time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := serveTestGateway(t, func(c *config.Config, o *Options) {
+				for i := range c.Routes {
+					if c.Routes[i].ID == "clinic" {
+						c.Routes[i].WebSocket = true
+						c.Routes[i].Upstream = echo.URL
+						c.Routes[i].Policy = &config.Policy{Allow: []config.Rule{{Roles: []string{"admin"}}},
+							BreakGlass: &config.BreakGlass{Allow: []config.Rule{{Roles: []string{"clinician"}}}, Duration: tc.window}}
+					}
+				}
+				o.BreakGlass = newBreakGlass(t, bgNode{store: boltGrants(t, filepath.Join(t.TempDir(), "s.db"))}, o.Audit)
+			})
+			if st := grantAs(t, s.testGateway, "alice", url.Values{"route": {"clinic"}, "reason": {"emergency-care"}}); st != http.StatusSeeOther {
+				t.Fatalf("grant: %d", st)
+			}
+			expires := time.Now().Add(tc.window)
+			echoOnce := s.dialClinicWS(t, "alice")
+			if err := echoOnce(); err != nil {
+				t.Fatalf("within the grant: %v", err)
+			}
+			var closedAt time.Time
+			for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline) && closedAt.IsZero(); {
+				if echoOnce() != nil {
+					closedAt = time.Now()
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if closed := !closedAt.IsZero(); closed != tc.closes {
+				t.Fatalf("closed %v, want %v", closed, tc.closes)
+			}
+			if tc.closes && closedAt.Before(expires.Add(-200*time.Millisecond)) {
+				t.Fatalf("closed %v before the grant expired", expires.Sub(closedAt))
+			}
+		})
+	}
+}

@@ -193,17 +193,25 @@ func eligible(rt *config.Route, id *scope.Identity) bool {
 	return rt != nil && rt.Policy != nil && rt.Policy.BreakGlass != nil && Bound(rt, id) && anyRuleMatches(rt.Policy.BreakGlass.Allow, id)
 }
 
-// Active reports whether id holds an unexpired grant on routeID. A store
-// that fails answers false (fail closed), and the failure is logged.
+// Active reports whether id holds an unexpired grant on routeID.
 func (b *BreakGlass) Active(ctx context.Context, routeID string, id *scope.Identity) bool {
+	return b.active(ctx, routeID, id) != nil
+}
+
+// active is id's unexpired grant on routeID, or nil. A store that fails
+// answers nil (fail closed), and the failure is logged.
+func (b *BreakGlass) active(ctx context.Context, routeID string, id *scope.Identity) *grants.Grant {
 	if id == nil {
-		return false
+		return nil
 	}
-	_, err := b.store.Active(ctx, routeID, id.Issuer, id.Subject, b.now())
-	if err != nil && !errors.Is(err, grants.ErrNotFound) {
-		b.log.Error("break-glass grant lookup failed; access denied", "route", routeID, "error", err)
+	g, err := b.store.Active(ctx, routeID, id.Issuer, id.Subject, b.now())
+	if err != nil {
+		if !errors.Is(err, grants.ErrNotFound) {
+			b.log.Error("break-glass grant lookup failed; access denied", "route", routeID, "error", err)
+		}
+		return nil
 	}
-	return err == nil
+	return g
 }
 
 // Decide is Evaluate with break-glass: a request the policy's allow rules
@@ -226,10 +234,14 @@ func (b *BreakGlass) decide(ctx context.Context, routeID string, p *config.Polic
 	case scope.ReasonNoPolicy, scope.ReasonNoRules, scope.ReasonUnauthenticated, scope.ReasonRouteProvider, scope.ReasonMethod, scope.ReasonMFARequired:
 		return d
 	}
-	if p == nil || p.Public || !id.HasMFA() || !b.Active(ctx, routeID, id) {
+	if p == nil || p.Public || !id.HasMFA() {
 		return d
 	}
-	return scope.Decision{Allow: true, Reason: scope.ReasonBreakGlass}
+	g := b.active(ctx, routeID, id)
+	if g == nil {
+		return d
+	}
+	return scope.Decision{Allow: true, Reason: scope.ReasonBreakGlass, Until: g.Expires}
 }
 
 func anyRuleMatches(rules []config.Rule, id *scope.Identity) bool {
