@@ -38,7 +38,16 @@ type Event struct {
 	// hash of that generation's "config.apply" record it shows which
 	// policy a node applied. 0: stamped by the trail with the current one.
 	Generation uint64 `json:"gen,omitempty"`
+	// Purpose is the purpose of use the event served, a code of the HL7
+	// v3 PurposeOfUse value set (FHIR AuditEvent.purposeOfEvent): PurposeBTG
+	// on every event of a break-glass grant and on every request it let
+	// through; "" when the event names none.
+	Purpose string `json:"purpose,omitempty"`
 }
+
+// PurposeBTG is the HL7 v3 PurposeOfUse code "BTG" (break the glass):
+// emergency access outside the usual rules (45 CFR 164.312(a)(2)(ii)).
+const PurposeBTG = "BTG"
 
 // Sink receives audit events. Implementations must be safe for concurrent
 // use and must not block the request path for long.

@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -93,7 +91,7 @@ func OpenBoltStore(path string, key []byte, maxSessions int) (*BoltStore, error)
 	s := &BoltStore{db: db, aead: aead, max: maxSessions}
 	s.cache, _ = simplelru.NewLRU[string, *Session](DefaultSessionCacheSize, nil)
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketExpiry, bucketSubject, bucketSID} {
+		for _, b := range append([][]byte{bucketSessions, bucketExpiry, bucketSubject, bucketSID}, grantBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -128,11 +126,7 @@ func expiryKey(t time.Time, id string) []byte {
 }
 
 func (s *BoltStore) seal(sess *Session) ([]byte, error) {
-	plain, err := json.Marshal(sess)
-	if err != nil {
-		return nil, err
-	}
-	hdr := make([]byte, headerLen, headerLen+s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	hdr := make([]byte, headerLen)
 	ns := sess.Expires.UnixNano()
 	if ns < 0 {
 		ns = 0
@@ -142,33 +136,23 @@ func (s *BoltStore) seal(sess *Session) ([]byte, error) {
 	if sess.SID != "" {
 		copy(hdr[8+hashLen:], indexHash(sess.Issuer, sess.SID))
 	}
-	nonce := make([]byte, s.aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	out := append(hdr, nonce...)
-	return s.aead.Seal(out, nonce, plain, aad(sess.ID, hdr)), nil
+	return sealJSON(s.aead, sess.ID, hdr, sess)
 }
 
+// aad is the associated data of a record: its id, a zero byte, its
+// clear-text header.
 func aad(id string, hdr []byte) []byte {
 	a := make([]byte, 0, len(id)+1+len(hdr))
 	a = append(a, id...)
 	a = append(a, 0)
-	return append(a, hdr[:headerLen]...)
+	return append(a, hdr...)
 }
 
 // open decrypts v (valid only inside the transaction) into a new Session.
 func (s *BoltStore) open(id string, v []byte) (*Session, error) {
-	ns := s.aead.NonceSize()
-	if len(v) < headerLen+ns+s.aead.Overhead() {
-		return nil, errors.New("auth: session record truncated")
-	}
-	hdr, nonce, ct := v[:headerLen], v[headerLen:headerLen+ns], v[headerLen+ns:]
-	plain, err := s.aead.Open(nil, nonce, ct, aad(id, hdr))
-	if err != nil {
-		return nil, errors.New("auth: session record fails authentication")
-	}
 	sess := new(Session)
-	if err := json.Unmarshal(plain, sess); err != nil {
-		return nil, fmt.Errorf("auth: session record: %w", err)
+	if err := openJSON(s.aead, id, v, headerLen, "session", sess); err != nil {
+		return nil, err
 	}
 	if sess.ID != id {
 		return nil, errors.New("auth: session record id mismatch")

@@ -33,6 +33,9 @@ type Config struct {
 	Visits      Visits      `yaml:"visits"`
 	Redis       Redis       `yaml:"redis"`
 	Log         Log         `yaml:"log"`
+	// BreakGlass configures the review of emergency access and who is
+	// told of it.
+	BreakGlass BreakGlassSettings `yaml:"break_glass"`
 
 	// Source is the file the configuration was read from ("" for built-in
 	// configurations such as the demo). Not part of the YAML.

@@ -191,6 +191,13 @@ func TestBadConfigs(t *testing.T) {
 		{"audit ship https without url", []edit{{"data_dir: ./data\n", "data_dir: ./data\naudit:\n  ship:\n    https: # <-\n      ca_file: ca.pem\n"}}, "audit.ship.https.url", "is required"},
 		{"audit ship client cert alone", []edit{{"data_dir: ./data\n", "data_dir: ./data\naudit:\n  ship:\n    syslog:\n      addr: siem.example.test:6514\n      cert_file: testdata/ca.pem # <-\n"}}, "audit.ship.syslog.cert_file", "go together"},
 		{"audit ship batch", []edit{{"data_dir: ./data\n", "data_dir: ./data\naudit:\n  ship:\n    batch: 0\n    interval: 2m # <-\n"}}, "audit.ship.interval", "10ms to 1m"},
+		{"break-glass webhook over http", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    url: http://hooks.example.test/bg # <-\n"}}, "break_glass.webhook.url", "must use https"},
+		{"break-glass webhook with a query", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    url: https://hooks.example.test/bg?token=x # <-\n"}}, "break_glass.webhook.url", "must not have a query"},
+		{"break-glass webhook secret without url", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    secret_file: /nonexistent/hook.secret # <-\n"}}, "break_glass.webhook.secret_file", "webhook.url is not"},
+		{"break-glass webhook secret missing", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    url: https://hooks.example.test/bg\n    secret_file: /nonexistent/hook.secret # <-\n"}}, "break_glass.webhook.secret_file", "cannot read"},
+		{"break-glass webhook timeout long", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  webhook:\n    url: https://hooks.example.test/bg\n    timeout: 2m # <-\n"}}, "break_glass.webhook.timeout", "at most 1m"},
+		{"break-glass grant cap negative", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  max_grants: -1 # <-\n"}}, "break_glass.max_grants", "at least 1"},
+		{"break-glass per-subject cap negative", []edit{{"data_dir: ./data\n", "data_dir: ./data\nbreak_glass:\n  max_grants_per_subject: -3 # <-\n"}}, "break_glass.max_grants_per_subject", "at least 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,7 +48,9 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 // configuration is loaded and every Options.Dependencies check passes;
 // 503 before, and from the moment a shutdown begins, so a load balancer
 // stops sending; it names the running generation and its configuration
-// hash), /metrics (Prometheus text format) and POST /reload
+// hash), /metrics (Prometheus text format), the break-glass uses
+// (GET /break-glass, POST /break-glass/{id}/review:
+// policies.BreakGlass.AdminHandler) and POST /reload
 // (Options.Reload: 200 with the generation now running, 409 with the
 // problems, one per line, when the configuration is refused). None of it
 // is reachable through Handler().
@@ -76,6 +78,13 @@ func (g *Gateway) AdminHandler() http.Handler {
 		_, _ = fmt.Fprintf(w, "reloaded\ngeneration %d\nconfig_hash %s\n", id, hash)
 	}))))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
+	if g.o.BreakGlass != nil {
+		// The uses name people: like /reload, only by address, and never
+		// from a page in a browser on this host.
+		bg := addressedHost(http.NewCrossOriginProtection().Handler(g.o.BreakGlass.AdminHandler()))
+		mux.Handle("/break-glass", bg)
+		mux.Handle("/break-glass/", bg)
+	}
 	return mux
 }
 

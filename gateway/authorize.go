@@ -33,7 +33,7 @@ func (g *generation) authenticate(next http.Handler) http.Handler {
 func (g *generation) authorise(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
-		d := g.o.BreakGlass.Reconsider(s, authoriseRoute(s.Route, s.Identity, r.Method))
+		d := g.o.BreakGlass.Reconsider(r.Context(), s, authoriseRoute(s.Route, s.Identity, r.Method))
 		if d.Allow && d.Reason == "" {
 			d = scope.Decision{Allow: false, Reason: scope.ReasonError} // fail closed
 		}

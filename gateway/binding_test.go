@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +73,7 @@ func TestRegression_RouteProvidersBindEveryCriterion(t *testing.T) {
 			config.Route{ID: "bind-device-session", Hosts: []string{appHost}, Path: "/bind-device-session/", Upstream: up,
 				ClientCert: []string{"carts"}, Policy: &config.Policy{Allow: []config.Rule{{Authenticated: true}}}},
 		)
-		bg = policies.NewBreakGlass(0, o.Audit, nil)
+		bg = newBreakGlass(t, bgNode{store: boltGrants(t, filepath.Join(t.TempDir(), "sessions.db"))}, o.Audit)
 		o.BreakGlass = bg
 	})
 	// The outsider holds a break-glass grant on the break-glass route: it

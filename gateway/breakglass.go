@@ -10,6 +10,10 @@ import (
 // BreakGlassPath is policies.BreakGlassPath, under OwnPrefix.
 const BreakGlassPath = policies.BreakGlassPath
 
+// BreakGlassUsesPath is policies.BreakGlassUsesPath: the review page of
+// break-glass uses, for identities holding break_glass.reviewer_roles.
+const BreakGlassUsesPath = policies.BreakGlassUsesPath
+
 // routeByID is the generation's route with id, or nil.
 func (g *generation) routeByID(id string) *config.Route {
 	for i := range g.cfg.Routes {

@@ -4,12 +4,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/telegate/telegate/config"
-	"github.com/telegate/telegate/policies"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -20,19 +18,11 @@ func init() {
 }
 
 // newBreakGlassGateway adds route "records" (admins; clinicians may break
-// the glass for 30 minutes).
+// the glass for 30 minutes), with grants in a bbolt store of its own.
 func newBreakGlassGateway(t *testing.T) *testGateway {
 	t.Helper()
-	return newTestGateway(t, func(c *config.Config, o *Options) {
-		c.Routes = append(c.Routes, config.Route{
-			ID: "records", Hosts: []string{appHost}, Path: "/records/", Upstream: c.Routes[0].Upstream,
-			Policy: &config.Policy{
-				Allow:      []config.Rule{{Roles: []string{"admin"}}},
-				BreakGlass: &config.BreakGlass{Allow: []config.Rule{{Roles: []string{"clinician"}}}, Duration: 30 * time.Minute},
-			},
-		})
-		o.BreakGlass = policies.NewBreakGlass(0, o.Audit, nil)
-	})
+	tg, _ := newBreakGlassNode(t, bgNode{store: boltGrants(t, filepath.Join(t.TempDir(), "sessions.db"))})
+	return tg
 }
 
 func breakGlassPost(t *testing.T, tg *testGateway, user, origin string, form url.Values) *http.Response {

@@ -449,6 +449,7 @@ func (g *generation) ownEndpoints() http.Handler {
 		}
 	}
 	breakGlass := g.o.BreakGlass.Handler(g.routeByID, breakGlassReturn)
+	breakGlassUses := g.o.BreakGlass.ReviewHandler()
 	var authH http.Handler
 	if g.Auth != nil {
 		authH = g.Auth.Handler()
@@ -468,6 +469,10 @@ func (g *generation) ownEndpoints() http.Handler {
 		}
 		if p == BreakGlassPath {
 			breakGlass.ServeHTTP(w, r)
+			return
+		}
+		if prefixMatch(BreakGlassUsesPath, p) {
+			breakGlassUses.ServeHTTP(w, r)
 			return
 		}
 		for _, e := range eps {

@@ -135,6 +135,9 @@ func (g *generation) requestEvent(r *http.Request, status int) audit.Event {
 	if s.Identity != nil {
 		e.Issuer, e.Subject = s.Identity.Issuer, s.Identity.Subject
 	}
+	if s.Decision.Allow && s.Decision.Reason == scope.ReasonBreakGlass {
+		e.Purpose = audit.PurposeBTG
+	}
 	return e
 }
 

@@ -13,7 +13,8 @@ import (
 // (routes with websocket: true). A connection was admitted once, at its
 // upgrade request; it is closed when that admission no longer holds: its
 // session ends (EndSession), the bearer token or client certificate that
-// admitted it expires (scope.Identity.NotAfter), or a new generation would not route or admit
+// admitted it expires (scope.Identity.NotAfter), the break-glass grant that
+// admitted it expires (scope.Decision.Until), or a new generation would not route or admit
 // it (Swap). Closing cancels the upgrade request's context, which makes
 // the reverse proxy close both sides.
 type upgrades struct {
@@ -50,13 +51,28 @@ func (u *upgrades) track(w http.ResponseWriter, r *http.Request, s *scope.Scope,
 		u.mu.Unlock()
 		cancel()
 	}()
-	if s.Identity != nil && !s.Identity.NotAfter.IsZero() {
+	if until := admittedUntil(s); !until.IsZero() {
 		// The bearer token or client certificate that admitted it
-		// expires: so does the connection.
-		t := time.AfterFunc(time.Until(s.Identity.NotAfter), cancel)
+		// expires, or the break-glass grant: so does the connection.
+		t := time.AfterFunc(time.Until(until), cancel)
 		defer t.Stop()
 	}
 	next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// admittedUntil is when the admission of s stops holding: the earlier of
+// its credential's expiry (scope.Identity.NotAfter) and its decision's
+// (scope.Decision.Until, a break-glass grant's expiry); zero when neither
+// ends by itself.
+func admittedUntil(s *scope.Scope) time.Time {
+	var until time.Time
+	if s.Identity != nil {
+		until = s.Identity.NotAfter
+	}
+	if d := s.Decision.Until; !d.IsZero() && (until.IsZero() || d.Before(until)) {
+		until = d
+	}
+	return until
 }
 
 // closeWhere closes every open upgrade for which gone reports true.
@@ -98,7 +114,7 @@ func (st *generation) readmit() {
 			return true
 		}
 		s := &scope.Scope{Host: e.host, Path: e.path, RouteID: rt.ID, Route: rt, Identity: e.identity}
-		d := st.o.BreakGlass.Reconsider(s, authoriseRoute(rt, e.identity, e.method))
+		d := st.o.BreakGlass.Reconsider(context.Background(), s, authoriseRoute(rt, e.identity, e.method))
 		return !d.Allow
 	})
 }

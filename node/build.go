@@ -239,6 +239,9 @@ var fixed = append([]fixedSetting{
 	{"assertion.signing_key_file", func(c *config.Config) any { return c.Assertion.SigningKeyFile }},
 	{"rate_limits.max_clients", func(c *config.Config) any { return c.RateLimits.MaxClients }},
 	{"visits", func(c *config.Config) any { return c.Visits }},
+	// The grant store's caps, the reviewer roles and the webhook are
+	// set up once with the session store.
+	{"break_glass", func(c *config.Config) any { return c.BreakGlass }},
 }, relayFixed()...)
 
 // relayFixed is a fixed entry for every field of config.Relay that is not

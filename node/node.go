@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway"
 	"github.com/telegate/telegate/gateway/edgetls"
+	"github.com/telegate/telegate/grants"
 	"github.com/telegate/telegate/internal/admission"
 	"github.com/telegate/telegate/media"
 	"github.com/telegate/telegate/media/relay"
@@ -193,7 +195,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		Logger:   log.With("component", "gateway"),
 		Registry: reg,
 	}
-	gw.BreakGlass = policies.NewBreakGlass(0, trail, nil)
+	bg, err := openBreakGlass(cfg, authn, trail, log.With("component", "break-glass"))
+	if err != nil {
+		return err
+	}
+	closers = append(closers, bg.Close)
+	gw.BreakGlass = bg
 	gw.PseudonymKey = pseudonymKey
 	// Rate limits: in memory on one node; in Redis (global across nodes,
 	// falling back to per-node limits while Redis is down) when redis.addr
@@ -325,6 +332,26 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			_, _, _ = n.reload()
 		}
 	}
+}
+
+// openBreakGlass builds break-glass on the grant store kept in the session
+// store (auth.Service.Grants: the bbolt file, or the Redis every node
+// shares), capped by break_glass.max_grants(_per_subject), with the
+// webhook of break_glass.webhook and the node's host name in each grant.
+func openBreakGlass(cfg *config.Config, authn *auth.Service, trail audit.Sink, log *slog.Logger) (*policies.BreakGlass, error) {
+	bc := cfg.BreakGlass
+	store, err := authn.Grants(grants.Limits{Max: bc.MaxGrants, PerSubject: bc.MaxGrantsPerSubject})
+	if err != nil {
+		return nil, fmt.Errorf("break-glass: %w", err)
+	}
+	hook, err := policies.NewWebhook(bc.Webhook, nil)
+	if err != nil {
+		return nil, fmt.Errorf("break-glass: %w", err)
+	}
+	host, _ := os.Hostname()
+	return policies.NewBreakGlass(policies.BreakGlassOptions{
+		Store: store, Audit: trail, Webhook: hook, ReviewerRoles: bc.ReviewerRoles, Node: host, Logger: log,
+	})
 }
 
 // AuditOptions are the audit trail's options from cfg: its file, HMAC key

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -23,11 +24,11 @@ const BreakGlassPath = "/.telegate/break-glass"
 // rules (Decide); a deny for anything else (provider:route, method,
 // mfa-required, …) stands. Allowed decisions, and a nil BreakGlass, are
 // returned as they are.
-func (b *BreakGlass) Reconsider(s *scope.Scope, d scope.Decision) scope.Decision {
+func (b *BreakGlass) Reconsider(ctx context.Context, s *scope.Scope, d scope.Decision) scope.Decision {
 	if d.Allow || b == nil || s.Route == nil || s.Route.Policy == nil || s.Route.Policy.BreakGlass == nil {
 		return d
 	}
-	return b.decide(s.RouteID, s.Route.Policy, s.Identity, d)
+	return b.decide(ctx, s.RouteID, s.Route.Policy, s.Identity, d)
 }
 
 // breakGlassPage is the 403 page that offers emergency access.
@@ -108,6 +109,12 @@ func (b *BreakGlass) Handler(route func(id string) *config.Route, returnTo func(
 			return
 		case errors.Is(err, ErrBreakGlassMFA):
 			page.Error(w, r, http.StatusForbidden, "Sign in with a second factor first.", "")
+			return
+		case errors.Is(err, ErrBreakGlassLimit):
+			page.Error(w, r, http.StatusTooManyRequests, "You hold the most emergency grants allowed at once.", "Wait for one to end.")
+			return
+		case errors.Is(err, ErrBreakGlassUnavailable):
+			page.Error(w, r, http.StatusServiceUnavailable, "Emergency access cannot be recorded right now, so it is not granted.", "Contact the service desk.")
 			return
 		case err != nil:
 			page.Error(w, r, http.StatusForbidden, "Emergency access is not available to you on this page.", "")

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/grants"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -25,14 +27,14 @@ func TestBreakGlassStage(t *testing.T) {
 		BreakGlass: &config.BreakGlass{Allow: []config.Rule{{Roles: []string{"nurse"}}}, Duration: time.Hour},
 	}}
 	nurse := &scope.Identity{Kind: "session", Provider: "staff", Issuer: "https://idp.test", Subject: "n1", Roles: []string{"nurse"}, AMR: []string{"mfa"}}
-	b := NewBreakGlass(10, audit.Discard{}, nil)
+	b := newTestBreakGlass(t, audit.Discard{}, nil, grants.Limits{})
 	s := &scope.Scope{RouteID: rt.ID, Route: rt, Identity: nurse, Path: "/chart/7"}
 	denied := scope.Decision{Allow: false, Reason: scope.ReasonRole}
-	if d := b.Reconsider(s, denied); d.Allow {
+	if d := b.Reconsider(context.Background(), s, denied); d.Allow {
 		t.Fatalf("allowed before any grant: %+v", d)
 	}
 	var nilB *BreakGlass
-	if d := nilB.Reconsider(s, denied); d != denied {
+	if d := nilB.Reconsider(context.Background(), s, denied); d != denied {
 		t.Fatalf("nil BreakGlass changed the decision: %+v", d)
 	}
 	post := func(h http.Handler, id *scope.Identity, form url.Values, hdr map[string]string) *httptest.ResponseRecorder {
@@ -76,7 +78,7 @@ func TestBreakGlassStage(t *testing.T) {
 	if asked != "/chart/7" {
 		t.Errorf("returnTo asked for %q", asked)
 	}
-	if d := b.Reconsider(s, denied); !d.Allow {
+	if d := b.Reconsider(context.Background(), s, denied); !d.Allow {
 		t.Errorf("denied after the grant: %+v", d)
 	}
 	if w := post(nilB.Handler(routes, func(*config.Route, string) string { return "/" }), nurse, form, nil); w.Code != http.StatusForbidden {

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/audit"
+	"github.com/telegate/telegate/auth"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/grants"
 	"github.com/telegate/telegate/scope"
 )
 
@@ -24,7 +26,7 @@ func TestBreakGlass(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bg := NewBreakGlass(0, al, clk.now)
+	bg := newTestBreakGlass(t, al, clk.now, grants.Limits{})
 	oncology := &config.Policy{Methods: []string{"GET"}, Allow: []config.Rule{{Groups: []string{"oncology"}}}}
 	rule := &BreakGlassRule{Allow: []config.Rule{{Roles: []string{"clinician"}}}, Duration: 30 * time.Minute}
 	onc := func(rule *BreakGlassRule) *config.Route {
@@ -35,7 +37,7 @@ func TestBreakGlass(t *testing.T) {
 	ctx := context.Background()
 
 	doc := clinician() // cardiology, MFA
-	if d := bg.Decide("onc", oncology, doc, "GET"); d.Allow || d.Reason != "group" {
+	if d := bg.Decide(ctx, "onc", oncology, doc, "GET"); d.Allow || d.Reason != "group" {
 		t.Fatalf("before grant: %+v", d)
 	}
 	// Refusals.
@@ -58,9 +60,9 @@ func TestBreakGlass(t *testing.T) {
 			t.Errorf("Grant(%v) err = %v, want %v", tc.reason, err, tc.want)
 		}
 	}
-	exp, err := bg.Grant(ctx, onc(rule), doc, "emergency-care")
-	if err != nil || !exp.Equal(clk.now().Add(30*time.Minute)) {
-		t.Fatalf("Grant = %v, %v", exp, err)
+	g, err := bg.Grant(ctx, onc(rule), doc, "emergency-care")
+	if err != nil || !g.Expires.Equal(clk.now().Add(30*time.Minute)) {
+		t.Fatalf("Grant = %+v, %v", g, err)
 	}
 	tests := []struct {
 		name   string
@@ -80,18 +82,16 @@ func TestBreakGlass(t *testing.T) {
 		{"same subject other issuer", "onc", oncology, &scope.Identity{Kind: "session", Issuer: "https://evil.test", Subject: doc.Subject, AMR: []string{"mfa"}}, "GET", false, "group"},
 	}
 	for _, tt := range tests {
-		if d := bg.Decide(tt.route, tt.p, tt.id, tt.method); d.Allow != tt.allow || d.Reason != tt.reason {
+		if d := bg.Decide(ctx, tt.route, tt.p, tt.id, tt.method); d.Allow != tt.allow || d.Reason != tt.reason {
 			t.Errorf("%s: %+v, want allow=%v reason=%q", tt.name, d, tt.allow, tt.reason)
 		}
 	}
 	clk.add(30 * time.Minute)
-	if d := bg.Decide("onc", oncology, doc, "GET"); d.Allow {
+	if d := bg.Decide(ctx, "onc", oncology, doc, "GET"); d.Allow {
 		t.Fatalf("grant outlived its expiry: %+v", d)
 	}
-	bg.Grant(ctx, onc(rule), doc, "covering-clinician")
-	bg.Revoke(ctx, "onc", doc)
-	if bg.Active("onc", doc) {
-		t.Fatal("revoked grant still active")
+	if _, err := bg.Grant(ctx, onc(rule), doc, "covering-clinician"); err != nil || !bg.Active(ctx, "onc", doc) {
+		t.Fatalf("a new grant after expiry: %v", err)
 	}
 	al.Close()
 	b, _ := os.ReadFile(path)
@@ -102,8 +102,11 @@ func TestBreakGlass(t *testing.T) {
 			t.Fatal(err)
 		}
 		types = append(types, e.Type+":"+e.Reason)
+		if e.Purpose != audit.PurposeBTG {
+			t.Errorf("%s record with purpose %q, want %q", e.Type, e.Purpose, audit.PurposeBTG)
+		}
 	}
-	want := "break-glass.refused:not-eligible break-glass.refused:not-eligible break-glass.grant:emergency-care break-glass.grant:covering-clinician break-glass.revoke:"
+	want := "break-glass.refused:not-eligible break-glass.refused:not-eligible break-glass.grant:emergency-care break-glass.grant:covering-clinician"
 	if strings.Join(types, " ") != want {
 		t.Fatalf("audit %q, want %q", strings.Join(types, " "), want)
 	}
@@ -115,17 +118,42 @@ func TestBreakGlass(t *testing.T) {
 func TestBreakGlassDurationCapped(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
-	bg := NewBreakGlass(1, nil, clk.now)
-	exp, err := bg.Grant(context.Background(), bgRoute("r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: 1000 * time.Hour}), clinician(), "emergency-care")
-	if err != nil || !exp.Equal(clk.now().Add(MaxBreakGlassDuration)) {
-		t.Fatalf("Grant = %v, %v; want now+%v", exp, err, MaxBreakGlassDuration)
+	ctx := context.Background()
+	bg := newTestBreakGlass(t, nil, clk.now, grants.Limits{Max: 1, PerSubject: 1})
+	g, err := bg.Grant(ctx, bgRoute("r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: 1000 * time.Hour}), clinician(), "emergency-care")
+	if err != nil || !g.Expires.Equal(clk.now().Add(MaxBreakGlassDuration)) {
+		t.Fatalf("Grant = %+v, %v; want now+%v", g, err, MaxBreakGlassDuration)
+	}
+	// Bounded: one subject's second unexpired grant, and any grant past
+	// the store's cap while nothing is reviewed, are refused.
+	rule := &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: config.DefaultBreakGlassDuration}
+	if _, err := bg.Grant(ctx, bgRoute("r2", rule), clinician(), "emergency-care"); !errors.Is(err, ErrBreakGlassLimit) {
+		t.Errorf("second grant of one subject: %v, want ErrBreakGlassLimit", err)
 	}
 	other := clinician()
 	other.Subject = "c-2"
-	bg.Grant(context.Background(), bgRoute("r", &BreakGlassRule{Allow: []config.Rule{{Authenticated: true}}, Duration: config.DefaultBreakGlassDuration}), other, "emergency-care")
-	if bg.Active("r", clinician()) || !bg.Active("r", other) {
-		t.Fatal("table not bounded to 1 grant")
+	if _, err := bg.Grant(ctx, bgRoute("r", rule), other, "emergency-care"); !errors.Is(err, ErrBreakGlassUnavailable) {
+		t.Errorf("past the store's cap: %v, want ErrBreakGlassUnavailable", err)
 	}
+	if !bg.Active(ctx, "r", clinician()) || bg.Active(ctx, "r", other) {
+		t.Fatal("the first grant must stand and no other be made")
+	}
+}
+
+// newTestBreakGlass is a BreakGlass on a bbolt grant store in the test's
+// directory.
+func newTestBreakGlass(t *testing.T, sink audit.Sink, now func() time.Time, l grants.Limits) *BreakGlass {
+	t.Helper()
+	st, err := auth.OpenBoltStore(filepath.Join(t.TempDir(), "sessions.db"), bytes.Repeat([]byte{7}, 32), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	b, err := NewBreakGlass(BreakGlassOptions{Store: st.Grants(l), Audit: sink, Now: now, ReviewerRoles: []string{"privacy-officer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // bgRoute is a route id with a policy whose break_glass section is rule.

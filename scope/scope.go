@@ -133,6 +133,10 @@ type Decision struct {
 	Allow bool
 	// Reason says why (see Reason for every value).
 	Reason Reason
+	// Until, when set, is when an allow stops holding: the expiry of the
+	// break-glass grant that lifted a deny (ReasonBreakGlass). A
+	// connection admitted once (a proxied WebSocket) is closed then.
+	Until time.Time
 }
 
 // Scope is the one request-scoped value. Stages set their own fields once.

@@ -7,6 +7,7 @@
 //	telegate check -c FILE        validate a configuration file and exit
 //	telegate audit verify [flags] verify the hash chain of an audit trail
 //	telegate audit export [flags] write a time window of the trail as FHIR or JSON lines
+//	telegate breakglass list|review list break-glass uses, record a review
 //	telegate version              print the version
 //
 // Exit status: 0 on success, 1 on failure (an invalid configuration, a
@@ -53,6 +54,9 @@ Usage:
   telegate audit key [flags]        print the public key that verifies the trail's checkpoints
   telegate audit new-segment [flags] --reason TEXT
                                     continue a cut trail in a new segment that records the gap
+  telegate breakglass list [flags]  list the break-glass uses, active and past, with their reviews
+  telegate breakglass review ID --outcome OUTCOME [--note TEXT]
+                                    record the review of one break-glass use
   telegate version                  print the version
 
 Run "telegate COMMAND --help" for the flags of a command.
@@ -73,6 +77,8 @@ func (c cli) main(ctx context.Context, args []string) int {
 		return c.check(args[1:])
 	case "audit":
 		return c.audit(args[1:])
+	case "breakglass":
+		return c.breakglass(args[1:])
 	case "version":
 		return c.version(args[1:])
 	case "help", "-h", "-help", "--help":
