@@ -211,7 +211,7 @@ func (m *FHIRMapper) AuditEvent(rec Record) AuditEvent {
 	ae.Type, ae.Subtype = fhirType(e)
 	person := e.Subject != "" || e.Client != ""
 	switch {
-	case e.Reason == string(scope.ReasonBreakGlass) || e.Type == "break-glass.grant":
+	case e.Purpose == PurposeBTG || e.Reason == string(scope.ReasonBreakGlass) || e.Type == "break-glass.grant":
 		ae.PurposeOfEvent = []CodeableConcept{{Coding: []Coding{{System: fhirActReason, Code: "BTG", Display: "break the glass"}}}}
 	case person:
 		ae.PurposeOfEvent = []CodeableConcept{{Coding: []Coding{{System: fhirActReason, Code: "TREAT", Display: "treatment"}}}}

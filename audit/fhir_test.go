@@ -250,7 +250,7 @@ func writeVarietyTrail(t *testing.T) (file, ckDir string, v note.Verifier, secre
 		{Type: "request", RequestID: "r1", RouteID: "clinic", Method: "GET", Path: "/clinic/", Status: 200, Client: "192.0.2.7", Issuer: "https://idp.example", Subject: "u1", Decision: "allow", Reason: "rule:0", Attrs: attrs},
 		{Type: "request", RequestID: "r2", RouteID: "admin", Method: "POST", Path: "/admin/", Status: 403, Client: "2001:db8::7", Decision: "deny", Reason: "role"},
 		{Type: "request", RequestID: "r3", RouteID: "clinic", Method: "DELETE", Path: "/clinic/x", Status: 502, Client: "192.0.2.7", Decision: "allow"},
-		{Type: "request", RequestID: "r4", RouteID: "clinic", Method: "PUT", Path: "/clinic/y", Status: 200, Client: "192.0.2.7", Issuer: "https://idp.example", Subject: "u1", Decision: "allow", Reason: "break-glass"},
+		{Type: "request", RequestID: "r4", RouteID: "clinic", Method: "PUT", Path: "/clinic/y", Status: 200, Client: "192.0.2.7", Issuer: "https://idp.example", Subject: "u1", Decision: "allow", Reason: "rule:0", Purpose: PurposeBTG},
 		{Type: "inspect", RequestID: "r5", RouteID: "public", Method: "GET", Path: "/public/", Status: 403, Client: "192.0.2.9", Decision: "deny", Reason: "inspect", Attrs: map[string]string{"rule_id": "942100", "matched_rules": "942100"}},
 		{Type: "break-glass.grant", RouteID: "clinic", Issuer: "https://idp.example", Subject: "u1", Decision: "allow", Reason: "emergency", Attrs: map[string]string{"expires": "x"}},
 		{Type: "break-glass.revoke", RouteID: "clinic", Issuer: "https://idp.example", Subject: "u1"},
