@@ -81,7 +81,7 @@ log:
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, cfg, Options{Logger: quietLogger(), Ready: func(r Ready) { ready <- r },
-			AuditWriter: func(w io.Writer) io.Writer { return failingWriter{w, fail} }})
+			TuneAudit: func(o *audit.Options) { o.Writer = func(w io.Writer) io.Writer { return failingWriter{w, fail} } }})
 	}()
 	var once atomic.Bool
 	var runErr error

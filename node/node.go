@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,9 +46,10 @@ type Options struct {
 	// Applied, when set, is called with each configuration that took
 	// effect on a reload.
 	Applied func(*config.Config)
-	// AuditWriter, when set, wraps the audit trail's file for its writes
-	// (audit.Options.Writer): a test injects write errors with it.
-	AuditWriter func(io.Writer) io.Writer
+	// TuneAudit, when set, adjusts the audit trail's options before it is
+	// opened: a test injects write or fsync errors (audit.Options.Writer,
+	// audit.Options.Fsync) or a small queue with it.
+	TuneAudit func(*audit.Options)
 }
 
 // Ready describes a running node.
@@ -127,7 +127,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 	ao.Logger = log.With("component", "audit")
-	ao.Writer = o.AuditWriter
+	if o.TuneAudit != nil {
+		o.TuneAudit(&ao)
+	}
 	trail, err := audit.OpenTrail(ao)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
@@ -317,7 +319,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 // AuditOptions are the audit trail's options from cfg: its file, HMAC key
 // (audit.Key), checkpoint directory and signing key
 // (audit.CheckpointSigningKey, generated in the data directory at first
-// use) and intervals. `telegate audit new-segment` opens the trail with
+// use), intervals, rotation and encryption key (audit.encryption_key_file). `telegate audit new-segment` opens the trail with
 // the same options.
 func AuditOptions(cfg *config.Config) (audit.Options, error) {
 	key, err := audit.Key(cfg.Audit, cfg.DataDir)
@@ -329,10 +331,17 @@ func AuditOptions(cfg *config.Config) (audit.Options, error) {
 		return audit.Options{}, fmt.Errorf("audit checkpoint key: %w", err)
 	}
 	a := cfg.Audit
+	var ekey []byte
+	if a.EncryptionKeyFile != "" {
+		if ekey, err = config.ReadAuditEncryptionKeyFile(a.EncryptionKeyFile); err != nil {
+			return audit.Options{}, fmt.Errorf("audit encryption key: %w", err)
+		}
+	}
 	return audit.Options{
 		File: a.File, Key: key, CheckpointDir: a.CheckpointDir, CheckpointKey: skey,
 		CheckpointEvery: int64(a.CheckpointEvery), CheckpointInterval: a.CheckpointInterval,
-		FsyncInterval: a.FsyncInterval,
+		FsyncInterval: a.FsyncInterval, RotateSize: a.RotateSize, RotateAge: a.RotateAge,
+		EncryptionKey: ekey,
 	}, nil
 }
 
