@@ -14,7 +14,7 @@ import (
 )
 
 const auditUsage = `Usage:
-  telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH]
+  telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] [--encryption-key-file PATH]
   telegate audit key [-c FILE | --data-dir DIR] [--checkpoints DIR]
   telegate audit new-segment [-c FILE | --data-dir DIR] --reason TEXT
 `
@@ -63,16 +63,18 @@ func (p auditPlace) settings() (*config.Config, error) {
 	return cfg, nil
 }
 
-// auditVerify: telegate audit verify. It needs only the trail, the
-// checkpoints and the public verifier key; the HMAC key adds the check of
-// every line's mac.
+// auditVerify: telegate audit verify. It needs only the trail (its
+// segment files in order), the checkpoints and the public verifier key;
+// the HMAC key adds the check of every line's mac; a sealed trail needs
+// its encryption key file.
 func (c cli) auditVerify(args []string) int {
-	fs := c.flags("audit verify", "telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH]")
+	fs := c.flags("audit verify", "telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] [--encryption-key-file PATH]")
 	place := c.placeFlags(fs)
 	file := fs.String("file", "", "audit trail `PATH` (default: the configuration's audit.file, or DIR/audit/audit.log)")
 	ckDir := fs.String("checkpoints", "", "checkpoint `DIR` (default: the configuration's audit.checkpoint_dir, or DIR/audit-checkpoints)")
 	vkey := fs.String("verifier-key", "", "the checkpoints' verifier `KEY`, or a file holding it (default: checkpoint.vkey in the checkpoint directory; give the key you recorded to catch a replaced directory)")
 	keyFile := fs.String("key-file", "", "also check every line's HMAC with the audit key in `PATH` (base64; a secret, not needed otherwise)")
+	encFile := fs.String("encryption-key-file", "", "open sealed segment files with the key in `PATH` (default: the configuration's audit.encryption_key_file)")
 	if st := c.parse(fs, args); st >= 0 {
 		return st
 	}
@@ -117,15 +119,25 @@ func (c cli) auditVerify(args []string) int {
 	if o.Verifier != nil {
 		o.CheckpointDir = dir
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) || o.Verifier == nil {
+	tr := audit.Trail{File: path}
+	if ef := or(*encFile, cfg.Audit.EncryptionKeyFile); ef != "" {
+		if tr.EncryptionKey, err = config.ReadAuditEncryptionKeyFile(ef); err != nil {
 			return fail(err)
 		}
-		f, _ = os.Open(os.DevNull) // a trail removed whole: the checkpoints still count
 	}
-	defer f.Close()
-	rep, err := audit.VerifyTrail(f, o)
+	files, err := tr.Files()
+	if err != nil {
+		return fail(err)
+	}
+	if len(files) == 0 && o.Verifier == nil {
+		return fail(fmt.Errorf("no trail at %s", path))
+	} // a trail removed whole: the checkpoints still count
+	r, err := tr.Open()
+	if err != nil {
+		return fail(err)
+	}
+	defer r.Close()
+	rep, err := audit.VerifyTrail(r, o)
 	for _, g := range rep.Gaps {
 		if g.Missing > 0 {
 			fmt.Fprintf(c.stdout, "%s: GAP recorded at line %d (%s): segment %d lost records %d..%d (%d records) of its checkpoint at %d; reason: %q\n",
@@ -149,6 +161,9 @@ func (c cli) auditVerify(args []string) int {
 			s += fmt.Sprintf(", latest segment %d at %d records, %s", rep.Latest.Segment, rep.Latest.Size, rep.Latest.Time.Format("2006-01-02T15:04:05Z07:00"))
 		}
 		checked = append(checked, s)
+	}
+	if len(files) > 1 {
+		checked = append(checked, fmt.Sprintf("%d segment files", len(files)))
 	}
 	fmt.Fprintf(c.stdout, "%s: ok, %d records verified (%s)\n", path, rep.Records, strings.Join(checked, "; "))
 	return exitOK
@@ -213,7 +228,7 @@ func (c cli) auditNewSegment(args []string) int {
 		}
 	}
 	if te := (*audit.TrailError)(nil); errors.As(err, &te) {
-		fmt.Fprintf(c.stderr, "telegate audit new-segment: %v\n\nA new segment continues only a trail that is intact up to where it ends. Keep this one for investigation, move it aside, and run new-segment again: the new trail file then starts with the record of the gap.\n", te.Err)
+		fmt.Fprintf(c.stderr, "telegate audit new-segment: %v\n\nA new segment continues only a trail that is intact up to where it ends. Keep this one for investigation, move it (and its rotated segment files, FILE.NNNNNN) aside, and run new-segment again: the new trail file then starts with the record of the gap.\n", te.Err)
 		return exitFail
 	}
 	if err != nil {

@@ -55,12 +55,12 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = telegate(t, nil, "audit", "verify", "--file", trail, "--key-file", keyFile, "--data-dir", empty)
-	if r.code != 1 || !strings.Contains(r.stdout, "BROKEN after 1 intact records: audit: line 2 (byte ") {
+	if r.code != 1 || !strings.Contains(r.stdout, "BROKEN after 1 intact records: audit: "+trail+": line 2 of the trail (byte ") {
 		t.Fatalf("verify of an edited trail: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// Without the key the edit shows in the next line's prev.
 	r = telegate(t, nil, "audit", "verify", "--file", trail, "--data-dir", empty)
-	if r.code != 1 || !strings.Contains(r.stdout, "line 2 (byte ") || !strings.Contains(r.stdout, "edited") {
+	if r.code != 1 || !strings.Contains(r.stdout, "line 2 of the trail (byte ") || !strings.Contains(r.stdout, "edited") {
 		t.Fatalf("verify without key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if _, err := os.Stat(empty); err == nil {
