@@ -204,9 +204,8 @@ type pending struct {
 type treeHead struct {
 	total   uint64
 	segment uint64
-	// tree is the open segment's tree; its frontier slice is never
-	// changed once made (tree.add makes a new one), so the syncer
-	// computes the root from it only when it checkpoints.
+	// tree is a copy of the open segment's tree (tree.clone), so the
+	// syncer computes the root from it only when it checkpoints.
 	tree tree
 }
 
@@ -807,7 +806,7 @@ func (l *Log) writeBatch(batch []pending) error {
 	l.size += int64(len(out))
 	l.total += uint64(len(batch))
 	l.written.Add(uint64(len(batch)))
-	l.head.Store(&treeHead{total: l.total, segment: l.segment, tree: l.tree})
+	l.head.Store(&treeHead{total: l.total, segment: l.segment, tree: l.tree.clone()})
 	if cap(l.buf) > 4<<20 {
 		l.buf, l.sbuf = nil, nil
 	}
@@ -821,24 +820,25 @@ func (l *Log) writeBatch(batch []pending) error {
 
 // encode appends the full line for e, newline included, to dst.
 func (l *Log) encode(dst []byte, e Event) ([]byte, error) {
-	c, err := json.Marshal(line{header{Seq: l.seq + 1, Prev: l.prev}, e})
+	start := len(dst)
+	dst, err := appendLine(dst, l.seq+1, l.prev, &e)
 	if err != nil {
-		return dst, err
+		return dst[:start], err
 	}
-	if len(c) > MaxLineBytes-100 {
+	if len(dst)-start > MaxLineBytes-100 {
 		e.Attrs = map[string]string{"truncated": "true"}
-		if c, err = json.Marshal(line{header{Seq: l.seq + 1, Prev: l.prev}, e}); err != nil {
-			return dst, err
+		if dst, err = appendLine(dst[:start], l.seq+1, l.prev, &e); err != nil {
+			return dst[:start], err
 		}
 	}
+	c := dst[start:]
 	if l.mac == nil {
 		l.mac = hmac.New(sha256.New, l.key)
 	}
 	l.mac.Reset()
 	l.mac.Write([]byte(l.prev))
 	l.mac.Write(c)
-	dst = append(dst, c[:len(c)-1]...)
-	dst = append(dst, `,"mac":"`...)
+	dst = append(dst[:len(dst)-1], `,"mac":"`...)
 	dst = hex.AppendEncode(dst, l.mac.Sum(l.sum[:0]))
 	return append(dst, "\"}\n"...), nil
 }
