@@ -170,7 +170,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 	closers = append(closers, authn.Close)
-	env := Env{Auth: authn, Audit: trail, Logger: log, ClientCAs: certs.ClientCAs()}
+	env := Env{Auth: authn, Audit: requestSink(trail), Logger: log, ClientCAs: certs.ClientCAs()}
 	first, err := Build(cfg, env)
 	if err != nil {
 		return err
