@@ -153,6 +153,8 @@ type Log struct {
 	synced chan struct{} // closed when the syncer returned
 
 	f *os.File // replaced by rotate under syncMu
+	// cur is f, for Healthy, which must not wait for an fsync.
+	cur atomic.Pointer[os.File]
 	w io.Writer
 	// writer state, owned by the writer goroutine (and Open before it).
 	size    int64     // bytes in the open file
@@ -307,6 +309,7 @@ func OpenTrail(o Options) (*Log, error) {
 		return nil, fmt.Errorf("audit: %s is in use by another process: %w", path, err)
 	}
 	l.f, l.w = f, l.wrap(f)
+	l.cur.Store(f)
 	if err := l.resume(cps); err != nil {
 		l.f.Close()
 		return nil, err
@@ -441,6 +444,10 @@ func (l *Log) openFile(tr *Reader, st *walkState) error {
 	}
 	l.size = info.Size()
 	_, start, sealed := tr.lastFile()
+	if sealed && len(st.partial) > 0 {
+		// A block that opens holds whole lines, unless it was made so.
+		return &TrailError{l.path, &VerifyError{Line: st.lines + 1, File: l.path, Offset: st.offset - start, Reason: "a sealed block ends inside a record: edited"}}
+	}
 	cut := int64(-1)
 	if ok, at, _ := tr.TornTail(); ok {
 		cut = at
@@ -452,9 +459,6 @@ func (l *Log) openFile(tr *Reader, st *walkState) error {
 			return fmt.Errorf("audit: cut incomplete last line of %s: %w", l.path, err)
 		}
 		l.size = cut
-	}
-	if l.size > 0 && !sealed && len(st.partial) > 0 && cut == 0 {
-		l.size = 0 // only a cut magic was there
 	}
 	l.started = time.Now()
 	if l.size > 0 && st.lines > 0 {
@@ -542,8 +546,10 @@ func (l *Log) rotate() error {
 		f.Close()
 		return fmt.Errorf("audit: rotate: %w", err)
 	}
-	l.f.Close()
+	old := l.f
 	l.f, l.w = f, l.wrap(f)
+	l.cur.Store(f)
+	old.Close()
 	l.rotN++
 	l.size, l.started, l.seal, l.hdr = 0, time.Now(), nil, nil
 	if l.o.EncryptionKey != nil {
@@ -724,11 +730,12 @@ func (l *Log) Healthy() error {
 	if l.closed {
 		return ErrClosed
 	}
-	// l.f stays open while l.closed is false and the read lock is held;
-	// rotate replaces it under syncMu.
-	l.syncMu.Lock()
-	open, err := l.f.Stat()
-	l.syncMu.Unlock()
+	// The open file stays open while l.closed is false and the read lock
+	// is held, but for a rotation, which replaces it before closing it.
+	open, err := l.cur.Load().Stat()
+	if errors.Is(err, os.ErrClosed) {
+		open, err = l.cur.Load().Stat()
+	}
 	if err != nil {
 		return fmt.Errorf("audit: %s: %w", l.path, err)
 	}
