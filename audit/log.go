@@ -155,7 +155,7 @@ type Log struct {
 	f *os.File // replaced by rotate under syncMu
 	// cur is f, for Healthy, which must not wait for an fsync.
 	cur atomic.Pointer[os.File]
-	w io.Writer
+	w   io.Writer
 	// writer state, owned by the writer goroutine (and Open before it).
 	size    int64     // bytes in the open file
 	started time.Time // the open file's first record
