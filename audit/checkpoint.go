@@ -278,6 +278,12 @@ func writeFileSynced(dir, name string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
+	return syncDir(dir)
+}
+
+// syncDir fsyncs a directory, making the names created or renamed in it
+// durable.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -3,11 +3,9 @@ package audit
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 
@@ -131,14 +129,19 @@ func LocalNodeID() string {
 	return strings.TrimPrefix(nodeName(), originPrefix)
 }
 
-// OpenForVerify opens the trail at path for VerifyTrail, ReadTrail or
-// Export; a trail removed whole reads as empty when there are
-// checkpoints to tell what it held (haveCheckpoints), so that its
-// verification reports every record missing rather than failing to open.
-func OpenForVerify(path string, haveCheckpoints bool) (*os.File, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) && haveCheckpoints {
-		return os.Open(os.DevNull)
+// OpenForVerify opens trail t (its segment files in order, Trail.Open)
+// for VerifyTrail, ReadTrail or Export; a trail removed whole reads as
+// empty when there are checkpoints to tell what it held
+// (haveCheckpoints), so that its verification reports every record
+// missing rather than failing to open. Without checkpoints a missing
+// trail is an error wrapping fs.ErrNotExist.
+func OpenForVerify(t Trail, haveCheckpoints bool) (*Reader, error) {
+	files, err := t.Files()
+	if err != nil {
+		return nil, err
 	}
-	return f, err
+	if len(files) == 0 && !haveCheckpoints {
+		return nil, fmt.Errorf("audit: no trail at %s: %w", t.File, fs.ErrNotExist)
+	}
+	return t.Open()
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -97,9 +98,25 @@ type Options struct {
 	// Logger receives write errors and drop notices (never event
 	// contents); nil: slog.Default().
 	Logger *slog.Logger
+	// RotateSize: the open file is rotated into a segment file (see
+	// Trail) once a write takes it to this many bytes or more.
+	RotateSize int64
+	// RotateAge: the open file is rotated at the first write this long
+	// after its first record.
+	RotateAge time.Duration
+	// EncryptionKey, when set (EncryptionKeySize bytes), seals the
+	// segment files the log writes with AES-256-GCM (see sealMagic); a
+	// plain open file is rotated first. Reading them needs the same key.
+	EncryptionKey []byte
+	// QueueSize is the number of events that may wait for the writer;
+	// 0: the package's QueueSize.
+	QueueSize int
 	// Writer, when set, wraps the file for the writer's writes (a test
 	// injects write errors with it).
 	Writer func(io.Writer) io.Writer
+	// Fsync, when set, replaces fsync(2) of the file (a test injects
+	// fsync errors with it).
+	Fsync func(*os.File) error
 }
 
 // Log is the append-only, hash-chained audit trail. Each line is one JSON
@@ -135,9 +152,17 @@ type Log struct {
 	stop   chan struct{} // stops the syncer
 	synced chan struct{} // closed when the syncer returned
 
-	f *os.File
-	w io.Writer
+	f *os.File // replaced by rotate under syncMu
+	// cur is f, for Healthy, which must not wait for an fsync.
+	cur atomic.Pointer[os.File]
+	w   io.Writer
 	// writer state, owned by the writer goroutine (and Open before it).
+	size    int64     // bytes in the open file
+	started time.Time // the open file's first record
+	rotN    int       // the highest segment file number in use
+	seal    *sealer   // the sealing session of the open file, nil: plain
+	hdr     []byte    // written before the next block (magic, session)
+	sbuf    []byte    // a sealed write
 	seq     uint64
 	prev    string
 	segment uint64
@@ -181,9 +206,8 @@ type pending struct {
 type treeHead struct {
 	total   uint64
 	segment uint64
-	// tree is the open segment's tree; its frontier slice is never
-	// changed once made (tree.add makes a new one), so the syncer
-	// computes the root from it only when it checkpoints.
+	// tree is a copy of the open segment's tree (tree.clone), so the
+	// syncer computes the root from it only when it checkpoints.
 	tree tree
 }
 
@@ -249,9 +273,21 @@ func OpenTrail(o Options) (*Log, error) {
 	if o.CheckpointInterval <= 0 {
 		o.CheckpointInterval = config.DefaultAuditCheckpointInterval
 	}
+	if o.RotateSize <= 0 {
+		o.RotateSize = config.DefaultAuditRotateSize
+	}
+	if o.RotateAge <= 0 {
+		o.RotateAge = config.DefaultAuditRotateAge
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = QueueSize
+	}
+	if o.EncryptionKey != nil && len(o.EncryptionKey) != EncryptionKeySize {
+		return nil, fmt.Errorf("audit: encryption key is %d bytes, need %d", len(o.EncryptionKey), EncryptionKeySize)
+	}
 	l := &Log{
 		path: path, key: bytes.Clone(o.Key), logger: o.Logger, o: o,
-		ch: make(chan pending, QueueSize), done: make(chan struct{}),
+		ch: make(chan pending, o.QueueSize), done: make(chan struct{}),
 		stop: make(chan struct{}), synced: make(chan struct{}), segment: 1,
 	}
 	var cps []Checkpoint
@@ -272,13 +308,11 @@ func OpenTrail(o Options) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit: %s is in use by another process: %w", path, err)
 	}
-	l.f, l.w = f, io.Writer(f)
+	l.f, l.w = f, l.wrap(f)
+	l.cur.Store(f)
 	if err := l.resume(cps); err != nil {
-		f.Close()
+		l.f.Close()
 		return nil, err
-	}
-	if o.Writer != nil {
-		l.w = o.Writer(f)
 	}
 	go l.run()
 	go l.syncLoop()
@@ -327,11 +361,13 @@ func (l *Log) openCheckpoints() ([]Checkpoint, error) {
 // to continue it, cutting an incomplete last line and starting a new
 // segment when asked.
 func (l *Log) resume(cps []Checkpoint) error {
-	info, err := l.f.Stat()
+	tr, err := Trail{File: l.path, EncryptionKey: l.o.EncryptionKey}.Open()
 	if err != nil {
-		return fmt.Errorf("audit: read %s: %w", l.path, err)
+		return err
 	}
-	st, err := walk(io.NewSectionReader(l.f, 0, info.Size()), l.key, cps)
+	defer tr.Close()
+	st, err := walk(tr, l.key, cps)
+	placeError(tr, err)
 	var ve *VerifyError
 	cut := errors.As(err, &ve) && ve.cut
 	switch {
@@ -344,10 +380,8 @@ func (l *Log) resume(cps []Checkpoint) error {
 	l.seq, l.prev, l.segment, l.tree = st.seq, st.prev, st.segment, st.tree
 	l.syncedN = 0
 	l.ckptSize = st.lastCheckpoint
-	if len(st.partial) > 0 {
-		if err := l.f.Truncate(st.offset); err != nil {
-			return fmt.Errorf("audit: cut incomplete last line of %s: %w", l.path, err)
-		}
+	if err := l.openFile(tr, st); err != nil {
+		return err
 	}
 	if r := l.o.NewSegmentReason; r != "" {
 		var size int64
@@ -369,10 +403,10 @@ func (l *Log) resume(cps []Checkpoint) error {
 			"missing":              strconv.FormatInt(max(size-st.tree.n, 0), 10),
 		}})
 	}
-	if len(st.partial) > 0 {
-		sum := sha256.Sum256(st.partial)
+	if torn := l.torn(tr, st); len(torn) > 0 {
+		sum := sha256.Sum256(torn)
 		l.writeNow(Event{Type: "audit.recover", Reason: "incomplete-last-line",
-			Attrs: map[string]string{"bytes": fmt.Sprint(len(st.partial)), "sha256": hex.EncodeToString(sum[:])}})
+			Attrs: map[string]string{"bytes": fmt.Sprint(len(torn)), "sha256": hex.EncodeToString(sum[:])}})
 	}
 	if l.total > 0 {
 		if p := l.lastErr.Load(); p != nil {
@@ -381,6 +415,149 @@ func (l *Log) resume(cps []Checkpoint) error {
 		if err := l.sync(true); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// torn is the incomplete last line or block of the open file that
+// OpenTrail cut, if any.
+func (l *Log) torn(tr *Reader, st *walkState) []byte {
+	if ok, _, tail := tr.TornTail(); ok {
+		return tail
+	}
+	return st.partial
+}
+
+// openFile prepares the open file for writing after the walk tr, st of
+// the trail: it cuts an incomplete last line or block, learns the file's
+// size, age and kind, rotates it when its kind (plain or sealed) is not
+// the one configured, and starts a sealing session.
+func (l *Log) openFile(tr *Reader, st *walkState) error {
+	_, n, err := rotated(l.path)
+	if err != nil {
+		return err
+	}
+	l.rotN = n
+	info, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit: read %s: %w", l.path, err)
+	}
+	l.size = info.Size()
+	_, start, sealed := tr.lastFile()
+	if sealed && len(st.partial) > 0 {
+		// A block that opens holds whole lines, unless it was made so.
+		return &TrailError{l.path, &VerifyError{Line: st.lines + 1, File: l.path, Offset: st.offset - start, Reason: "a sealed block ends inside a record: edited"}}
+	}
+	cut := int64(-1)
+	if ok, at, _ := tr.TornTail(); ok {
+		cut = at
+	} else if len(st.partial) > 0 {
+		cut = st.offset - start
+	}
+	if cut >= 0 {
+		if err := l.f.Truncate(cut); err != nil {
+			return fmt.Errorf("audit: cut incomplete last line of %s: %w", l.path, err)
+		}
+		l.size = cut
+	}
+	l.started = time.Now()
+	if l.size > 0 && st.lines > 0 {
+		if t, ok := firstRecordTime(l.path, l.o.EncryptionKey); ok {
+			l.started = t
+		}
+	}
+	switch {
+	case l.size > 0 && sealed != (l.o.EncryptionKey != nil):
+		return l.rotate()
+	case l.o.EncryptionKey == nil:
+		return nil
+	case l.size == 0:
+		l.hdr = []byte(sealMagic)
+	}
+	s, frame, err := newSession(l.o.EncryptionKey)
+	if err != nil {
+		return fmt.Errorf("audit: start a sealing session: %w", err)
+	}
+	l.seal, l.hdr = s, append(l.hdr, frame...)
+	return nil
+}
+
+// firstRecordTime is the time of the first record in file.
+func firstRecordTime(file string, key []byte) (time.Time, bool) {
+	r := &Reader{t: Trail{File: file, EncryptionKey: key}, files: []string{file}}
+	defer r.Close()
+	b, err := bufio.NewReader(r).ReadSlice('\n')
+	if err != nil {
+		return time.Time{}, false
+	}
+	var e struct {
+		Time time.Time `json:"time"`
+	}
+	if json.Unmarshal(b, &e) != nil || e.Time.IsZero() {
+		return time.Time{}, false
+	}
+	return e.Time, true
+}
+
+// wrap is f as the writer writes it (Options.Writer).
+func (l *Log) wrap(f *os.File) io.Writer {
+	if l.o.Writer != nil {
+		return l.o.Writer(f)
+	}
+	return f
+}
+
+// fsync syncs the open file (Options.Fsync); under syncMu.
+func (l *Log) fsync() error {
+	if l.o.Fsync != nil {
+		return l.o.Fsync(l.f)
+	}
+	return l.f.Sync()
+}
+
+// rotate makes the open file the next segment file and opens a new one:
+// fsync, rename, create (locked), fsync of the directory. The writer's
+// state (chain, tree) goes on unchanged. Under the writer (or Open).
+func (l *Log) rotate() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if err := l.fsync(); err != nil {
+		return err
+	}
+	if h := l.head.Load(); h != nil {
+		l.syncedN = h.total
+	}
+	name := segmentName(l.path, l.rotN+1)
+	if _, err := os.Lstat(name); !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("audit: rotate %s: %s exists", l.path, name)
+	}
+	if err := os.Rename(l.path, name); err != nil {
+		return fmt.Errorf("audit: rotate: %w", err)
+	}
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_APPEND|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: rotate: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("audit: rotate: lock %s: %w", l.path, err)
+	}
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		f.Close()
+		return fmt.Errorf("audit: rotate: %w", err)
+	}
+	old := l.f
+	l.f, l.w = f, l.wrap(f)
+	l.cur.Store(f)
+	old.Close()
+	l.rotN++
+	l.size, l.started, l.seal, l.hdr = 0, time.Now(), nil, nil
+	if l.o.EncryptionKey != nil {
+		s, frame, err := newSession(l.o.EncryptionKey)
+		if err != nil {
+			return fmt.Errorf("audit: start a sealing session: %w", err)
+		}
+		l.seal, l.hdr = s, append([]byte(sealMagic), frame...)
 	}
 	return nil
 }
@@ -553,8 +730,12 @@ func (l *Log) Healthy() error {
 	if l.closed {
 		return ErrClosed
 	}
-	// l.f stays open while l.closed is false and the read lock is held.
-	open, err := l.f.Stat()
+	// The open file stays open while l.closed is false and the read lock
+	// is held, but for a rotation, which replaces it before closing it.
+	open, err := l.cur.Load().Stat()
+	if errors.Is(err, os.ErrClosed) {
+		open, err = l.cur.Load().Stat()
+	}
 	if err != nil {
 		return fmt.Errorf("audit: %s: %w", l.path, err)
 	}
@@ -619,39 +800,52 @@ func (l *Log) writeBatch(batch []pending) error {
 		l.prev = lineHash(b)
 		l.tree.add(b)
 	}
-	if _, err := l.w.Write(l.buf); err != nil {
+	out := l.buf
+	if l.seal != nil {
+		l.sbuf = l.seal.seal(append(l.sbuf[:0], l.hdr...), l.buf)
+		out = l.sbuf
+	}
+	if _, err := l.w.Write(out); err != nil {
 		l.fail("write", err)
 		return *l.lastErr.Load()
 	}
+	l.hdr = nil
+	l.size += int64(len(out))
 	l.total += uint64(len(batch))
 	l.written.Add(uint64(len(batch)))
-	l.head.Store(&treeHead{total: l.total, segment: l.segment, tree: l.tree})
+	l.head.Store(&treeHead{total: l.total, segment: l.segment, tree: l.tree.clone()})
 	if cap(l.buf) > 4<<20 {
-		l.buf = nil
+		l.buf, l.sbuf = nil, nil
+	}
+	if l.size >= l.o.RotateSize || time.Since(l.started) >= l.o.RotateAge {
+		if err := l.rotate(); err != nil {
+			l.fail("rotate", err)
+		}
 	}
 	return nil
 }
 
 // encode appends the full line for e, newline included, to dst.
 func (l *Log) encode(dst []byte, e Event) ([]byte, error) {
-	c, err := json.Marshal(line{header{Seq: l.seq + 1, Prev: l.prev}, e})
+	start := len(dst)
+	dst, err := appendLine(dst, l.seq+1, l.prev, &e)
 	if err != nil {
-		return dst, err
+		return dst[:start], err
 	}
-	if len(c) > MaxLineBytes-100 {
+	if len(dst)-start > MaxLineBytes-100 {
 		e.Attrs = map[string]string{"truncated": "true"}
-		if c, err = json.Marshal(line{header{Seq: l.seq + 1, Prev: l.prev}, e}); err != nil {
-			return dst, err
+		if dst, err = appendLine(dst[:start], l.seq+1, l.prev, &e); err != nil {
+			return dst[:start], err
 		}
 	}
+	c := dst[start:]
 	if l.mac == nil {
 		l.mac = hmac.New(sha256.New, l.key)
 	}
 	l.mac.Reset()
 	l.mac.Write([]byte(l.prev))
 	l.mac.Write(c)
-	dst = append(dst, c[:len(c)-1]...)
-	dst = append(dst, `,"mac":"`...)
+	dst = append(dst[:len(dst)-1], `,"mac":"`...)
 	dst = hex.AppendEncode(dst, l.mac.Sum(l.sum[:0]))
 	return append(dst, "\"}\n"...), nil
 }
@@ -682,7 +876,7 @@ func (l *Log) sync(final bool) error {
 		return nil
 	}
 	if h.total > l.syncedN {
-		if err := l.f.Sync(); err != nil {
+		if err := l.fsync(); err != nil {
 			l.fail("sync", err)
 			return *l.lastErr.Load()
 		}

@@ -116,7 +116,7 @@ func VerifyNodes(trails []NodeTrail) MergeReport {
 
 // verifyNode verifies one node's trail, noting its records' times in r.
 func verifyNode(nt NodeTrail, v note.Verifier, r *NodeResult) (Report, error) {
-	f, err := OpenForVerify(nt.File, true)
+	f, err := OpenForVerify(Trail{File: nt.File}, true)
 	if err != nil {
 		return Report{}, err
 	}

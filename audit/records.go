@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 )
 
@@ -67,11 +68,121 @@ type Position struct {
 	Offset int64 `json:"offset"`
 	// Segment is that record's segment (0 for Seq 0).
 	Segment uint64 `json:"segment"`
+	// File is the number of the trail file holding that record: n for the
+	// rotated segment file audit.file.00000n, and for the open file the
+	// number it gets when it is rotated (the rotated files' count + 1), so
+	// a position stays true across rotation. 0: the open file as it was
+	// (a position written before segment files, or Seq 0).
+	File int `json:"file,omitempty"`
 }
 
 // After is the position just after rec, whose line ends at offset end.
 func (rec Record) After(end int64) Position {
 	return Position{Seq: rec.Seq, Hash: rec.Hash, Offset: end, Segment: rec.Segment}
+}
+
+// ReadFrom is the package ReadFrom over trail t, across its files: it
+// reads on from pos in the file that holds it (Position.File, found again
+// under its rotated name when the open file was rotated since), then in
+// each later file from its start, the open file last; sealed files are
+// read decrypted (Position.Offset is then an offset in the file's lines).
+// The positions it passes to fn name their file (Position.File).
+// Errors: those of ReadFrom, and ErrNotAtPosition (wrapped) when the file
+// of pos is gone.
+func (t Trail) ReadFrom(pos Position, limit int, fn func(Record, Position) error) (Position, error) {
+	for attempt := 0; ; attempt++ {
+		end, err := t.readFrom(pos, limit, fn)
+		// The open file may have been rotated between finding it and
+		// reading it: its records are then under its rotated name.
+		if errors.Is(err, ErrNotAtPosition) && attempt == 0 && end == pos {
+			continue
+		}
+		return end, err
+	}
+}
+
+func (t Trail) readFrom(pos Position, limit int, fn func(Record, Position) error) (Position, error) {
+	_, last, err := rotated(t.File)
+	if err != nil {
+		return pos, err
+	}
+	k := pos.File
+	if k == 0 {
+		k = last + 1 // the open file (or, for Seq 0, the first file)
+		if pos.Seq == 0 {
+			k = 1
+		}
+	}
+	read := 0
+	for {
+		path := segmentName(t.File, k)
+		open := false
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if k != last+1 {
+				if k < last+1 && pos.Seq == 0 {
+					k++ // numbering that does not start at 1
+					continue
+				}
+				return pos, fmt.Errorf("%w: trail file %d (%s) is gone", ErrNotAtPosition, k, path)
+			}
+			path, open = t.File, true
+		} else if err != nil {
+			return pos, fmt.Errorf("audit: %w", err)
+		}
+		r := &Reader{t: t, files: []string{path}}
+		if open {
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				return pos, nil // no open file yet
+			}
+		}
+		var skip int64
+		if pos.File == k || (pos.File == 0 && pos.Seq > 0) {
+			skip = pos.Offset
+		}
+		if skip > 0 {
+			if _, err := io.CopyN(io.Discard, r, skip); err != nil {
+				r.Close()
+				if errors.Is(err, io.EOF) {
+					return pos, fmt.Errorf("%w: trail file %d ends before byte %d", ErrNotAtPosition, k, skip)
+				}
+				return pos, err
+			}
+		}
+		base := pos
+		base.Offset = skip
+		end, err := ReadFrom(readerAtFrom{r, &skip}, base, limit-read, func(rec Record, next Position) error {
+			next.File = k
+			read++
+			return fn(rec, next)
+		})
+		r.Close()
+		if end.Seq != pos.Seq {
+			end.File = k
+		}
+		pos = end
+		if err != nil || open || (limit > 0 && read >= limit) {
+			return pos, err
+		}
+		// A rotated file is complete: go on in the next one from its start.
+		k++
+		pos.File, pos.Offset = k, 0
+	}
+}
+
+// readerAtFrom serves ReadFrom's io.ReaderAt from a stream already at
+// offset at; ReadFrom reads it once, in order, from there.
+type readerAtFrom struct {
+	r  io.Reader
+	at *int64
+}
+
+func (ra readerAtFrom) ReadAt(p []byte, off int64) (int, error) {
+	if off != *ra.at {
+		return 0, fmt.Errorf("audit: read at %d of a stream at %d", off, *ra.at)
+	}
+	n, err := ra.r.Read(p)
+	*ra.at += int64(n)
+	return n, err
 }
 
 // ErrNotAtPosition is ReadFrom's error for a trail whose chain does not

@@ -121,6 +121,8 @@ func walkEach(r io.Reader, key []byte, cps []Checkpoint, each func(lineNo int, s
 			return &w.st, w.end(lineNo)
 		case errors.Is(rerr, bufio.ErrBufferFull):
 			return &w.st, w.fail(lineNo, "line too long: edited")
+		case errors.As(rerr, new(*VerifyError)):
+			return &w.st, rerr // a file of the trail that breaks off (Reader)
 		case rerr != nil:
 			return &w.st, fmt.Errorf("audit: read line %d: %w", lineNo, rerr)
 		}

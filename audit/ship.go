@@ -45,8 +45,12 @@ import (
 
 // ShipOptions configure StartShipper.
 type ShipOptions struct {
-	// File is the trail to ship.
+	// File is the trail to ship (audit.file; its rotated segment files
+	// beside it are read too).
 	File string
+	// EncryptionKey opens sealed segment files (audit.encryption_key_file);
+	// nil for plain files.
+	EncryptionKey []byte
 	// Dir holds the cursors (config.AuditShipDirInDataDir in the data
 	// directory).
 	Dir string
@@ -229,35 +233,27 @@ func (t *shipTarget) prime() error {
 	if t.pos.Seq == 0 {
 		return nil
 	}
-	f, err := os.Open(t.o.File)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	end, err := ReadFrom(f, Position{}, int(t.pos.Seq), func(rec Record, _ Position) error {
+	end, err := t.trail().ReadFrom(Position{}, int(t.pos.Seq), func(rec Record, _ Position) error {
 		t.m.Observe(rec)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if end != t.pos {
+	if end.Seq != t.pos.Seq || end.Hash != t.pos.Hash {
 		return fmt.Errorf("%w: the trail ends at record %d before the shipping cursor %s (record %d)", ErrNotAtPosition, end.Seq, t.cursor, t.pos.Seq)
 	}
+	t.pos = end // names its file (Position.File)
 	return nil
 }
 
 // once ships the next batch, if any, and returns its size.
 func (t *shipTarget) once(ctx context.Context) (int, error) {
-	f, err := os.Open(t.o.File)
-	if err != nil {
-		return 0, err
-	}
 	var (
 		recs []Record
 		last Position
 	)
-	_, err = ReadFrom(f, t.pos, t.o.Ship.Batch, func(rec Record, next Position) error {
+	_, err := t.trail().ReadFrom(t.pos, t.o.Ship.Batch, func(rec Record, next Position) error {
 		recs, last = append(recs, rec), next
 		return nil
 	})
@@ -265,9 +261,9 @@ func (t *shipTarget) once(ctx context.Context) (int, error) {
 		// Only records on disk leave the node: a copy must never hold a
 		// record that a crash of the machine could take from the trail
 		// (its chain would then go on with another record at that seq).
-		err = f.Sync()
+		// Rotated files were synced when they were rotated.
+		err = syncFile(t.o.File)
 	}
-	f.Close()
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
@@ -290,6 +286,25 @@ func (t *shipTarget) once(ctx context.Context) (int, error) {
 	}
 	t.shipped.Add(uint64(len(recs)))
 	return len(recs), nil
+}
+
+// trail is the trail the target ships.
+func (t *shipTarget) trail() Trail {
+	return Trail{File: t.o.File, EncryptionKey: t.o.EncryptionKey}
+}
+
+// syncFile fsyncs the file at path; a file that does not exist (rotated
+// away meanwhile, and synced then) is no error.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // writeCursor replaces the cursor file with pos, durably.

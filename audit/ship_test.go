@@ -393,7 +393,12 @@ func (fx *shipFixture) waitAll(what string, targets ...string) {
 // hash.
 func (fx *shipFixture) check(targets ...string) {
 	fx.t.Helper()
-	raw, err := os.ReadFile(fx.logOpt.File)
+	r, err := Trail{File: fx.logOpt.File, EncryptionKey: fx.logOpt.EncryptionKey}.Open()
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	raw, err := io.ReadAll(r)
+	r.Close()
 	if err != nil {
 		fx.t.Fatal(err)
 	}
@@ -485,6 +490,49 @@ func TestShipping_ReceiverDownThenUp(t *testing.T) {
 		if p := shipMetric(t, fx.ship, "telegate_edge_audit_ship_position", tg); p != float64(fx.n) {
 			t.Errorf("%s: position metric %v, want %d", tg, p, fx.n)
 		}
+	}
+}
+
+// TestRegression_ShippingAcrossSegmentFiles: a trail that rotates into
+// segment files while it is shipped — plain or sealed at rest, with the
+// receivers down across a rotation and telegate restarted after one — is
+// shipped whole, every record once and in order: a cursor in the open file
+// is found again in the segment file it was rotated into.
+func TestRegression_ShippingAcrossSegmentFiles(t *testing.T) {
+	for _, sealed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sealed=%v", sealed), func(t *testing.T) {
+			fx := newShipFixture(t)
+			fx.log.Close()
+			fx.logOpt.RotateSize = 4 << 10 // a few records a file
+			if sealed {
+				fx.logOpt.EncryptionKey = bytes.Repeat([]byte("k"), EncryptionKeySize)
+				fx.shipO.EncryptionKey = fx.logOpt.EncryptionKey
+			}
+			fx.openLog()
+			fx.syslog.up()
+			fx.fhir.up()
+			fx.startShipper()
+			for range 6 {
+				fx.record(7)
+				time.Sleep(15 * time.Millisecond)
+			}
+			fx.waitAll("while the trail rotates")
+			fx.syslog.down()
+			fx.fhir.down()
+			fx.record(40) // several rotations while nothing is delivered
+			fx.syslog.up()
+			fx.fhir.up()
+			fx.waitAll("after rotations with the receivers down")
+			fx.record(5)
+			fx.restart()
+			fx.record(30)
+			fx.waitAll("after a restart")
+			files, err := Trail{File: fx.logOpt.File}.Files()
+			if err != nil || len(files) < 4 {
+				t.Fatalf("the trail rotated into %d files (%v): the test shows nothing", len(files), err)
+			}
+			fx.check("syslog", "https")
+		})
 	}
 }
 

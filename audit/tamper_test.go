@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,8 @@ import (
 type trailFixture struct {
 	dir, file, ckDir, skey, vkey string
 	lines                        []string // with their newlines
+	rotate                       int64    // Options.RotateSize; 0 none
+	ekey                         []byte   // Options.EncryptionKey
 }
 
 func newSignerKey(t testing.TB, name string) (skey, vkey string) {
@@ -35,8 +38,15 @@ func newSignerKey(t testing.TB, name string) (skey, vkey string) {
 // and one at Close.
 func writeTrail(t testing.TB, n, every int) *trailFixture {
 	t.Helper()
+	return writeTrailWith(t, n, every, 0, nil)
+}
+
+// writeTrailWith is writeTrail rotating at rotate bytes (0: never) and
+// sealing with ekey (nil: plain).
+func writeTrailWith(t testing.TB, n, every int, rotate int64, ekey []byte) *trailFixture {
+	t.Helper()
 	dir := t.TempDir()
-	fx := &trailFixture{dir: dir, file: filepath.Join(dir, "audit", "audit.log"), ckDir: filepath.Join(dir, "ck")}
+	fx := &trailFixture{dir: dir, file: filepath.Join(dir, "audit", "audit.log"), ckDir: filepath.Join(dir, "ck"), rotate: rotate, ekey: ekey}
 	fx.skey, fx.vkey = newSignerKey(t, "telegate-audit/test-node")
 	l, err := OpenTrail(fx.options())
 	if err != nil {
@@ -64,13 +74,27 @@ func writeTrail(t testing.TB, n, every int) *trailFixture {
 }
 
 func (fx *trailFixture) options() Options {
+	rotate := fx.rotate
+	if rotate == 0 {
+		rotate = 1 << 40
+	}
 	return Options{File: fx.file, Key: testKey, CheckpointDir: fx.ckDir, CheckpointKey: fx.skey,
-		CheckpointEvery: 1 << 30, CheckpointInterval: time.Hour, Logger: quietLogger()}
+		CheckpointEvery: 1 << 30, CheckpointInterval: time.Hour, Logger: quietLogger(),
+		RotateSize: rotate, EncryptionKey: fx.ekey}
 }
 
+// trail is the fixture's trail, to read.
+func (fx *trailFixture) trail() Trail { return Trail{File: fx.file, EncryptionKey: fx.ekey} }
+
+// read returns every line of the trail, across its segment files.
 func (fx *trailFixture) read(t testing.TB) []string {
 	t.Helper()
-	b, err := os.ReadFile(fx.file)
+	r, err := fx.trail().Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +126,12 @@ func (fx *trailFixture) verify(t testing.TB, key []byte) (Report, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(fx.file)
+	r, err := fx.trail().Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	return VerifyTrail(f, VerifyOptions{Key: key, Verifier: v, CheckpointDir: fx.ckDir})
+	defer r.Close()
+	return VerifyTrail(r, VerifyOptions{Key: key, Verifier: v, CheckpointDir: fx.ckDir})
 }
 
 // signCheckpoint writes a checkpoint of the tree over lines, signed with

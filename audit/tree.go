@@ -1,8 +1,7 @@
 package audit
 
 import (
-	"fmt"
-	"math/bits"
+	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -10,78 +9,44 @@ import (
 // tree is the RFC 6962 Merkle tree (§2.1) over one segment's records, each
 // leaf being a record line without its newline (tlog.RecordHash). It keeps
 // only the frontier — the roots of the complete subtrees that make up the
-// tree, at most 64 hashes — which is all that tlog.StoredHashes needs to
-// add a record and tlog.TreeHash needs for the root.
+// tree, largest (leftmost) first, one per bit set in n, at most 64 hashes
+// — which is all that adding a record and computing the root need. add
+// changes the frontier in place; clone makes a copy that later adds do not
+// touch.
 type tree struct {
 	n        int64
-	frontier []storedHash
+	frontier []tlog.Hash
 }
 
-type storedHash struct {
-	index int64
-	hash  tlog.Hash
-}
-
-// ReadHashes implements tlog.HashReader for the frontier's hashes.
-func (t *tree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-next:
-	for i, x := range indexes {
-		for _, s := range t.frontier {
-			if s.index == x {
-				out[i] = s.hash
-				continue next
-			}
-		}
-		return nil, fmt.Errorf("audit: tree hash %d is not on the frontier of a tree of %d records", x, t.n)
-	}
-	return out, nil
-}
-
-// add appends one record (its line without the newline).
+// add appends one record (its line without the newline): its leaf hash
+// merges with the subtrees of equal size at the frontier's end.
 func (t *tree) add(line []byte) {
-	hs, err := tlog.StoredHashes(t.n, line, t)
-	if err != nil {
-		panic(err) // the frontier always holds what StoredHashes reads
+	h := tlog.RecordHash(line)
+	for n := t.n; n&1 == 1; n >>= 1 {
+		last := len(t.frontier) - 1
+		h = tlog.NodeHash(t.frontier[last], h)
+		t.frontier = t.frontier[:last]
 	}
-	base := tlog.StoredHashIndex(0, t.n)
+	t.frontier = append(t.frontier, h)
 	t.n++
-	keep := frontierIndexes(t.n)
-	next := make([]storedHash, 0, len(keep))
-	for _, x := range keep {
-		if x >= base {
-			next = append(next, storedHash{x, hs[x-base]})
-			continue
-		}
-		for _, s := range t.frontier {
-			if s.index == x {
-				next = append(next, s)
-			}
-		}
-	}
-	t.frontier = next
+}
+
+// clone is a copy of t whose frontier later adds to t do not change.
+func (t *tree) clone() tree {
+	return tree{n: t.n, frontier: slices.Clone(t.frontier)}
 }
 
 // root is the tree head (RFC 6962 §2.1), the hash of the empty string for
-// no records.
+// no records: MTH(D[0:n]) = H(1 || MTH(D[0:k]) || MTH(D[k:n])), k the
+// largest power of two below n, folded from the frontier's right end.
 func (t *tree) root() tlog.Hash {
-	h, err := tlog.TreeHash(t.n, t)
-	if err != nil {
-		panic(err)
+	if len(t.frontier) == 0 {
+		h, _ := tlog.TreeHash(0, nil) // SHA-256 of the empty string
+		return h
+	}
+	h := t.frontier[len(t.frontier)-1]
+	for i := len(t.frontier) - 2; i >= 0; i-- {
+		h = tlog.NodeHash(t.frontier[i], h)
 	}
 	return h
-}
-
-// frontierIndexes are the stored-hash indexes of the complete subtrees
-// that a tree of n records splits into, largest (leftmost) first.
-func frontierIndexes(n int64) []int64 {
-	var out []int64
-	var lo int64
-	for rest := uint64(n); rest != 0; {
-		level := 63 - bits.LeadingZeros64(rest)
-		out = append(out, tlog.StoredHashIndex(level, lo>>level))
-		lo += 1 << level
-		rest &^= 1 << level
-	}
-	return out
 }

@@ -11,10 +11,16 @@ import (
 // VerifyError names the first line of an audit file that breaks the chain,
 // the tree or a checkpoint.
 type VerifyError struct {
-	// Line is the 1-based line number (for records missing from the end,
+	// Line is the 1-based line number counted from the trail's first
+	// line, across its segment files (for records missing from the end,
 	// the line the first of them would be on).
 	Line int
-	// Offset is the byte offset in the file where that line starts.
+	// File is the segment file holding that line, when the trail was read
+	// by path (Trail.Open); "" for a trail read from an io.Reader.
+	File string
+	// Offset is the byte offset in File (or the reader) where that line
+	// starts; in a sealed file, the offset in its decrypted lines, or for
+	// a block that does not open, the block's byte offset in the file.
 	Offset int64
 	// Reason says what is wrong and what it means (edited, deleted,
 	// reordered, cut, forked).
@@ -24,8 +30,12 @@ type VerifyError struct {
 	cut bool
 }
 
-// Error implements error: "audit: line N (byte O): reason".
+// Error implements error: "audit: line N (byte O): reason", or with the
+// file "audit: FILE: line N of the trail (byte O of the file): reason".
 func (e *VerifyError) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("audit: %s: line %d of the trail (byte %d of the file): %s", e.File, e.Line, e.Offset, e.Reason)
+	}
 	return fmt.Sprintf("audit: line %d (byte %d): %s", e.Line, e.Offset, e.Reason)
 }
 
@@ -94,6 +104,8 @@ type Report struct {
 // the first bad checkpoint file (CheckpointProblem). Errors reading r or
 // the directory are returned as they are. VerifyTrail reads r once,
 // holding one line and the tree's frontier (at most 64 hashes) at a time.
+// With r a *Reader (Trail.Open), a trail of several segment files, the
+// *VerifyError names the file (VerifyError.File) and the offset in it.
 func VerifyTrail(r io.Reader, o VerifyOptions) (Report, error) {
 	return verifyTrail(r, o, nil)
 }
@@ -115,6 +127,9 @@ func verifyTrail(r io.Reader, o VerifyOptions, each func(lineNo int, seq, segmen
 		return Report{}, errors.New("audit: checkpoints need the verifier key")
 	}
 	st, err := walkEach(r, o.Key, cps, each)
+	if tr, ok := r.(*Reader); ok {
+		placeError(tr, err)
+	}
 	rep := Report{Records: st.lines, Segment: st.segment, Segments: uint64(len(st.gaps)) + 1,
 		Checkpoints: st.checkpoints, Ignored: st.ignored, Gaps: st.gaps}
 	for i := len(cps) - 1; i >= 0; i-- {
@@ -126,6 +141,25 @@ func verifyTrail(r io.Reader, o VerifyOptions, each func(lineNo int, seq, segmen
 	if err == nil && len(st.partial) > 0 {
 		err = &VerifyError{Line: st.lines + 1, Offset: st.offset, Reason: fmt.Sprintf(
 			"incomplete last line (%d bytes without a newline): the file was truncated in the middle of a record (telegate cuts it at its next start, recording audit.recover)", len(st.partial))}
+		if tr, ok := r.(*Reader); ok {
+			placeError(tr, err)
+		}
+	}
+	if tr, ok := r.(*Reader); ok && err == nil {
+		if torn, at, tail := tr.TornTail(); torn {
+			file, _, _ := tr.lastFile()
+			err = &VerifyError{Line: st.lines + 1, File: file, Offset: at, Reason: fmt.Sprintf(
+				"incomplete last block (%d bytes): the file was truncated in the middle of a write (telegate cuts it at its next start, recording audit.recover)", len(tail))}
+		}
 	}
 	return rep, err
+}
+
+// placeError sets the file and the offset in it of a *VerifyError found
+// in the lines read by r.
+func placeError(r *Reader, err error) {
+	var ve *VerifyError
+	if errors.As(err, &ve) && ve.File == "" {
+		ve.File, ve.Offset = r.locate(ve.Offset)
+	}
 }

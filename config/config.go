@@ -562,6 +562,21 @@ type Audit struct {
 	// Ship sends every record to a SIEM: syslog over TLS and/or FHIR
 	// Bundles over HTTPS (see audit.ship).
 	Ship AuditShip `yaml:"ship"`
+	// RotateSize: the trail's open file is rotated into a segment file
+	// (audit.log.000001, …) once a write takes it to this many bytes; the
+	// chain and the Merkle tree go on across segment files. Default 64 MiB
+	// (67108864); at least 65536.
+	RotateSize int64 `yaml:"rotate_size"`
+	// RotateAge: the open file is rotated at the first write this long
+	// after its first record. Default 24h; at least 1m.
+	RotateAge time.Duration `yaml:"rotate_age"`
+	// EncryptionKeyFile, when set, names a file holding 32 bytes in
+	// base64 (e.g. openssl rand -base64 32): segment files are then
+	// sealed at rest with AES-256-GCM (a fresh key per writer session,
+	// derived with HKDF; docs/architecture.md, "The audit trail"), and
+	// `telegate audit verify` needs the file too. Keep a copy apart from
+	// the node: without it the trail cannot be read. Default: plain files.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
 }
 
 // Redis for several nodes.

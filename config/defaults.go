@@ -60,6 +60,10 @@ const (
 	// DefaultAuditFsyncInterval is the longest a written record waits for
 	// fsync.
 	DefaultAuditFsyncInterval = 100 * time.Millisecond
+	// DefaultAuditRotateSize and DefaultAuditRotateAge: the trail's open
+	// file is rotated into a segment file at this size or age.
+	DefaultAuditRotateSize int64 = 64 << 20
+	DefaultAuditRotateAge        = 24 * time.Hour
 	// DefaultAuditOnFailure (routes that need an identity, and
 	// telegate's own endpoints) and DefaultAuditOnFailurePublic (public
 	// routes): what a request gets when its record cannot be written.
@@ -339,6 +343,10 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	num(&c.Audit.CheckpointEvery, DefaultAuditCheckpointEvery)
 	dur(&c.Audit.CheckpointInterval, DefaultAuditCheckpointInterval)
 	dur(&c.Audit.FsyncInterval, DefaultAuditFsyncInterval)
+	if c.Audit.RotateSize == 0 {
+		c.Audit.RotateSize = DefaultAuditRotateSize
+	}
+	dur(&c.Audit.RotateAge, DefaultAuditRotateAge)
 	str(&c.Audit.OnFailure, DefaultAuditOnFailure)
 	str(&c.Audit.OnFailurePublic, DefaultAuditOnFailurePublic)
 	c.Audit.Ship.applyDefaults()

@@ -221,6 +221,12 @@ func ReadAuditKeyFile(path string) ([]byte, error) {
 	return k, nil
 }
 
+// ReadAuditEncryptionKeyFile reads audit.encryption_key_file: 32 bytes
+// (AES-256), by the rule of the session key file (ReadSessionKeyFile).
+func ReadAuditEncryptionKeyFile(path string) ([]byte, error) {
+	return ReadSessionKeyFile(path)
+}
+
 // ReadRelaySecretsFile reads a relay secrets file by the rule
 // (CheckSecretFile, ParseRelaySecrets).
 func ReadRelaySecretsFile(path string) ([]string, error) {

@@ -1132,6 +1132,16 @@ func (c *Config) checkAudit(r *Report, fromEnv map[string]bool) {
 		}
 	}
 	c.Audit.Ship.validate(r.Sub("ship"))
+	if c.Audit.RotateSize < 64<<10 {
+		r.Errorf("rotate_size", "must be at least 65536 (bytes)")
+	}
+	if c.Audit.RotateAge < time.Minute {
+		r.Errorf("rotate_age", "must be at least 1m")
+	}
+	if c.Audit.EncryptionKeyFile != "" {
+		_, err := ReadAuditEncryptionKeyFile(c.Audit.EncryptionKeyFile)
+		r.check("encryption_key_file", err)
+	}
 }
 
 func (c *Config) checkRedis(r *Report, fromEnv map[string]bool) {

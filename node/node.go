@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -49,9 +48,10 @@ type Options struct {
 	// Applied, when set, is called with each configuration that took
 	// effect on a reload.
 	Applied func(*config.Config)
-	// AuditWriter, when set, wraps the audit trail's file for its writes
-	// (audit.Options.Writer): a test injects write errors with it.
-	AuditWriter func(io.Writer) io.Writer
+	// TuneAudit, when set, adjusts the audit trail's options before it is
+	// opened: a test injects write or fsync errors (audit.Options.Writer,
+	// audit.Options.Fsync) or a small queue with it.
+	TuneAudit func(*audit.Options)
 }
 
 // Ready describes a running node.
@@ -129,7 +129,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 	ao.Logger = log.With("component", "audit")
-	ao.Writer = o.AuditWriter
+	if o.TuneAudit != nil {
+		o.TuneAudit(&ao)
+	}
 	trail, err := audit.OpenTrail(ao)
 	if err != nil {
 		return fmt.Errorf("audit trail: %w", err)
@@ -146,7 +148,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	})
 	reg.MustRegister(trail)
 	if cfg.Audit.Ship.Enabled() {
-		sh, err := audit.StartShipper(audit.ShipOptions{File: ao.File, Dir: config.AuditShipDirIn(cfg.DataDir),
+		sh, err := audit.StartShipper(audit.ShipOptions{File: ao.File, EncryptionKey: ao.EncryptionKey, Dir: config.AuditShipDirIn(cfg.DataDir),
 			Node: audit.SignerNodeID(ao.CheckpointKey), Ship: cfg.Audit.Ship, Logger: ao.Logger})
 		if err != nil {
 			return fmt.Errorf("audit shipping: %w", err)
@@ -179,7 +181,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 	closers = append(closers, authn.Close)
-	env := Env{Auth: authn, Audit: trail, Logger: log, ClientCAs: certs.ClientCAs()}
+	env := Env{Auth: authn, Audit: requestSink(trail), Logger: log, ClientCAs: certs.ClientCAs()}
 	first, err := Build(cfg, env)
 	if err != nil {
 		return err
@@ -357,7 +359,7 @@ func openBreakGlass(cfg *config.Config, authn *auth.Service, trail audit.Sink, l
 // AuditOptions are the audit trail's options from cfg: its file, HMAC key
 // (audit.Key), checkpoint directory and signing key
 // (audit.CheckpointSigningKey, generated in the data directory at first
-// use) and intervals. `telegate audit new-segment` opens the trail with
+// use), intervals, rotation and encryption key (audit.encryption_key_file). `telegate audit new-segment` opens the trail with
 // the same options.
 func AuditOptions(cfg *config.Config) (audit.Options, error) {
 	key, err := audit.Key(cfg.Audit, cfg.DataDir)
@@ -369,10 +371,17 @@ func AuditOptions(cfg *config.Config) (audit.Options, error) {
 		return audit.Options{}, fmt.Errorf("audit checkpoint key: %w", err)
 	}
 	a := cfg.Audit
+	var ekey []byte
+	if a.EncryptionKeyFile != "" {
+		if ekey, err = config.ReadAuditEncryptionKeyFile(a.EncryptionKeyFile); err != nil {
+			return audit.Options{}, fmt.Errorf("audit encryption key: %w", err)
+		}
+	}
 	return audit.Options{
 		File: a.File, Key: key, CheckpointDir: a.CheckpointDir, CheckpointKey: skey,
 		CheckpointEvery: int64(a.CheckpointEvery), CheckpointInterval: a.CheckpointInterval,
-		FsyncInterval: a.FsyncInterval,
+		FsyncInterval: a.FsyncInterval, RotateSize: a.RotateSize, RotateAge: a.RotateAge,
+		EncryptionKey: ekey,
 	}, nil
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 const auditUsage = `Usage:
-  telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH]
+  telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] [--encryption-key-file PATH]
   telegate audit verify --merge DIR...
   telegate audit export [--format fhir|jsonl] [--since RFC3339] [--until RFC3339] [--out FILE] [flags of verify] [TRAIL]
   telegate audit key [-c FILE | --data-dir DIR] [--checkpoints DIR]
@@ -72,8 +72,8 @@ func (p auditPlace) settings() (*config.Config, error) {
 // trailFlags name a trail and what verifies it: -c FILE or --data-dir,
 // --file, --checkpoints, --verifier-key, --key-file.
 type trailFlags struct {
-	place                      auditPlace
-	file, ckDir, vkey, keyFile *string
+	place                               auditPlace
+	file, ckDir, vkey, keyFile, encFile *string
 }
 
 func (c cli) trailFlags(fs *flag.FlagSet) trailFlags {
@@ -83,23 +83,32 @@ func (c cli) trailFlags(fs *flag.FlagSet) trailFlags {
 		ckDir:   fs.String("checkpoints", "", "checkpoint `DIR` (default: the configuration's audit.checkpoint_dir, or DIR/audit-checkpoints)"),
 		vkey:    fs.String("verifier-key", "", "the checkpoints' verifier `KEY`, or a file holding it (default: checkpoint.vkey in the checkpoint directory; give the key you recorded to catch a replaced directory)"),
 		keyFile: fs.String("key-file", "", "also check every line's HMAC with the audit key in `PATH` (base64; a secret, not needed otherwise)"),
+		encFile: fs.String("encryption-key-file", "", "open sealed segment files with the key in `PATH` (default: the configuration's audit.encryption_key_file)"),
 	}
 }
 
-// resolve returns the trail's path and the options that verify it. No
-// secret of the configuration is read: only the trail, the checkpoints,
-// the public verifier key and, when given, --key-file. A missing
-// verifier key file is a warning on stderr (checkpoints not checked).
-func (c cli) resolve(cmd string, tf trailFlags) (string, audit.VerifyOptions, error) {
+// resolve returns the trail (its file, and the key of sealed segment
+// files) and the options that verify it. No secret of the configuration is
+// read: only the trail, the checkpoints, the public verifier key and, when
+// given, --key-file and the encryption key file (--encryption-key-file or
+// audit.encryption_key_file). A missing verifier key file is a warning on
+// stderr (checkpoints not checked).
+func (c cli) resolve(cmd string, tf trailFlags) (audit.Trail, audit.VerifyOptions, error) {
 	cfg, err := tf.place.settings()
 	if err != nil {
-		return "", audit.VerifyOptions{}, err
+		return audit.Trail{}, audit.VerifyOptions{}, err
 	}
 	path, dir := or(*tf.file, cfg.Audit.File), or(*tf.ckDir, cfg.Audit.CheckpointDir)
+	tr := audit.Trail{File: path}
 	o := audit.VerifyOptions{}
 	if *tf.keyFile != "" {
 		if o.Key, err = config.ReadAuditKeyFile(*tf.keyFile); err != nil {
-			return "", o, err
+			return tr, o, err
+		}
+	}
+	if ef := or(*tf.encFile, cfg.Audit.EncryptionKeyFile); ef != "" {
+		if tr.EncryptionKey, err = config.ReadAuditEncryptionKeyFile(ef); err != nil {
+			return tr, o, err
 		}
 	}
 	switch {
@@ -107,7 +116,7 @@ func (c cli) resolve(cmd string, tf trailFlags) (string, audit.VerifyOptions, er
 		v, err := audit.ParseVerifierKey(*tf.vkey)
 		if err != nil {
 			if v, err = audit.ReadVerifierKey(*tf.vkey); err != nil {
-				return "", o, err
+				return tr, o, err
 			}
 		}
 		o.Verifier = v
@@ -117,7 +126,7 @@ func (c cli) resolve(cmd string, tf trailFlags) (string, audit.VerifyOptions, er
 		case errors.Is(err, os.ErrNotExist):
 			fmt.Fprintf(c.stderr, "telegate audit %s: warning: no verifier key in %s: checkpoints not checked, so records cut from the end cannot be seen\n", cmd, dir)
 		case err != nil:
-			return "", o, err
+			return tr, o, err
 		default:
 			o.Verifier = v
 		}
@@ -125,14 +134,15 @@ func (c cli) resolve(cmd string, tf trailFlags) (string, audit.VerifyOptions, er
 	if o.Verifier != nil {
 		o.CheckpointDir = dir
 	}
-	return path, o, nil
+	return tr, o, nil
 }
 
-// auditVerify: telegate audit verify. It needs only the trail, the
-// checkpoints and the public verifier key; the HMAC key adds the check of
-// every line's mac.
+// auditVerify: telegate audit verify. It needs only the trail (its
+// segment files in order), the checkpoints and the public verifier key;
+// the HMAC key adds the check of every line's mac; a sealed trail needs
+// its encryption key file.
 func (c cli) auditVerify(args []string) int {
-	fs := c.flags("audit verify", "telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] | --merge DIR...")
+	fs := c.flags("audit verify", "telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] [--encryption-key-file PATH] | --merge DIR...")
 	tf := c.trailFlags(fs)
 	merge := fs.Bool("merge", false, "verify the trails of several nodes together: each argument DIR is a node's data directory, or a directory holding its audit.log and its checkpoints")
 	if st := c.parseArgs(fs, args, -1); st >= 0 {
@@ -148,7 +158,8 @@ func (c cli) auditVerify(args []string) int {
 		fmt.Fprintf(c.stderr, "telegate audit verify: %v\n", err)
 		return exitFail
 	}
-	path, o, err := c.resolve("verify", tf)
+	tr, o, err := c.resolve("verify", tf)
+	path := tr.File
 	var cerrs config.Errors
 	if errors.As(err, &cerrs) {
 		c.printErrors(err)
@@ -157,7 +168,11 @@ func (c cli) auditVerify(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	f, err := audit.OpenForVerify(path, o.Verifier != nil)
+	files, err := tr.Files()
+	if err != nil {
+		return fail(err)
+	}
+	f, err := audit.OpenForVerify(tr, o.Verifier != nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -186,6 +201,9 @@ func (c cli) auditVerify(args []string) int {
 			s += fmt.Sprintf(", latest segment %d at %d records, %s", rep.Latest.Segment, rep.Latest.Size, rep.Latest.Time.Format("2006-01-02T15:04:05Z07:00"))
 		}
 		checked = append(checked, s)
+	}
+	if len(files) > 1 {
+		checked = append(checked, fmt.Sprintf("%d segment files", len(files)))
 	}
 	fmt.Fprintf(c.stdout, "%s: ok, %d records verified (%s)\n", path, rep.Records, strings.Join(checked, "; "))
 	return exitOK
@@ -284,7 +302,8 @@ func (c cli) auditExport(args []string) int {
 		fmt.Fprintf(c.stderr, "telegate audit export: %v\n", err)
 		return exitFail
 	}
-	path, o, err := c.resolve("export", tf)
+	tr, o, err := c.resolve("export", tf)
+	path := tr.File
 	if err != nil {
 		c.printErrors(err)
 		return exitFail
@@ -297,7 +316,7 @@ func (c cli) auditExport(args []string) int {
 	default:
 		xo.Node = audit.LocalNodeID()
 	}
-	f, err := audit.OpenForVerify(path, o.Verifier != nil)
+	f, err := audit.OpenForVerify(tr, o.Verifier != nil)
 	if err != nil {
 		return fail(err)
 	}

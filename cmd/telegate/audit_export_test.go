@@ -87,7 +87,7 @@ func TestAuditVerifyMerge(t *testing.T) {
 			}
 			r := telegate(t, nil, "audit", "verify", "--merge", a, b)
 			if r.code != 1 || !strings.Contains(r.stdout, "ok, 7 records verified") ||
-				!strings.Contains(r.stdout, "node node-b ("+trailB+"): BROKEN after ") || !strings.Contains(r.stdout, "audit: line ") ||
+				!strings.Contains(r.stdout, "node node-b ("+trailB+"): BROKEN after ") || !strings.Contains(r.stdout, ": line ") ||
 				!strings.Contains(r.stdout, "1 of 2 nodes BROKEN") {
 				t.Errorf("merge with node-b %s: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)
 			}

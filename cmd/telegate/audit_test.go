@@ -55,12 +55,12 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = telegate(t, nil, "audit", "verify", "--file", trail, "--key-file", keyFile, "--data-dir", empty)
-	if r.code != 1 || !strings.Contains(r.stdout, "BROKEN after 1 intact records: audit: line 2 (byte ") {
+	if r.code != 1 || !strings.Contains(r.stdout, "BROKEN after 1 intact records: audit: "+trail+": line 2 of the trail (byte ") {
 		t.Fatalf("verify of an edited trail: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// Without the key the edit shows in the next line's prev.
 	r = telegate(t, nil, "audit", "verify", "--file", trail, "--data-dir", empty)
-	if r.code != 1 || !strings.Contains(r.stdout, "line 2 (byte ") || !strings.Contains(r.stdout, "edited") {
+	if r.code != 1 || !strings.Contains(r.stdout, "line 2 of the trail (byte ") || !strings.Contains(r.stdout, "edited") {
 		t.Fatalf("verify without key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if _, err := os.Stat(empty); err == nil {
@@ -300,5 +300,59 @@ func TestRegression_AuditCrash(t *testing.T) {
 	b, _ = os.ReadFile(trail)
 	if r.code != 0 || !bytes.Contains(b, []byte(`"type":"audit.recover","reason":"incomplete-last-line"`)) {
 		t.Fatalf("after restart: exit %d, stdout %q, recovery recorded: %v", r.code, r.stdout, bytes.Contains(b, []byte("audit.recover")))
+	}
+}
+
+// TestAuditVerifySealedSegments: `audit verify` reads a trail rotated
+// into several sealed segment files with its encryption key file and the
+// public verifier key, and names the segment file whose block was changed.
+func TestAuditVerifySealedSegments(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ekeyFile := filepath.Join(dir, "audit-encryption.key")
+	if err := os.WriteFile(ekeyFile, []byte("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	skey, _, err := note.GenerateKey(nil, "telegate-audit/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, ck := filepath.Join(dir, "trail", "audit.log"), filepath.Join(dir, "ck")
+	l, err := audit.OpenTrail(audit.Options{File: trail, Key: bytes.Repeat([]byte{9}, 32), CheckpointDir: ck, CheckpointKey: skey,
+		RotateSize: 600, EncryptionKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if err := l.Commit(context.Background(), audit.Event{Type: "request", RouteID: "home", RequestID: "secret-looking-id", Status: 200 + i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"audit", "verify", "--file", trail, "--checkpoints", ck}
+	r := telegate(t, nil, append(args, "--encryption-key-file", ekeyFile)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "ok, 8 records verified") || !strings.Contains(r.stdout, "segment files") {
+		t.Fatalf("verify: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := telegate(t, nil, args...); r.code != 1 || !strings.Contains(r.stdout, "encrypted") {
+		t.Fatalf("verify without the key file: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	seg := trail + ".000002"
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("secret-looking-id")) {
+		t.Fatal("a sealed segment file holds a record field in the clear")
+	}
+	b[len(b)-5] ^= 0x40
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = telegate(t, nil, append(args, "--encryption-key-file", ekeyFile)...)
+	if r.code != 1 || !strings.Contains(r.stdout, seg+": line ") || !strings.Contains(r.stdout, "does not decrypt") {
+		t.Fatalf("verify of a changed block: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }

@@ -11,7 +11,12 @@
 // of each round and their median. The two builds then see the same
 // machine conditions within seconds of each other.
 //
-// Usage: go run ./e2e/edgebench [-telegate BIN] [-before BIN] [-duration 15s] [-rounds 3] [-connections 64]
+// With -audit it builds telegate a second time with the tag
+// telegate_bench_notrail, whose gateway records no request, and compares
+// the two as -before does: "before" is the trail off, "after" the trail
+// on (docs/benchmarks.md, "Audit trail").
+//
+// Usage: go run ./e2e/edgebench [-telegate BIN] [-before BIN | -audit] [-duration 15s] [-rounds 3] [-connections 64]
 package main
 
 import (
@@ -42,14 +47,19 @@ func main() {
 	rounds := flag.Int("rounds", 3, "alternating rounds")
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
+	trail := flag.Bool("audit", false, "compare the audit trail off (before) with on (after): builds ./cmd/telegate with the tag telegate_bench_notrail as -before")
 	flag.Parse()
-	if err := run(*bin, *before, *dur, *rounds, *conns, *threads); err != nil {
+	if *trail && *before != "" {
+		fmt.Fprintln(os.Stderr, "edgebench: -audit and -before exclude each other")
+		os.Exit(2)
+	}
+	if err := run(*bin, *before, *trail, *dur, *rounds, *conns, *threads); err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, before string, dur time.Duration, rounds, conns, threads int) error {
+func run(bin, before string, trail bool, dur time.Duration, rounds, conns, threads int) error {
 	for _, tool := range []string{"wrk", "caddy"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install -y %s)", tool, tool)
@@ -69,6 +79,15 @@ func run(bin, before string, dur time.Duration, rounds, conns, threads int) erro
 		if err := b.Run(); err != nil {
 			return fmt.Errorf("building telegate: %w", err)
 		}
+	}
+	if trail {
+		before = filepath.Join(dir, "telegate-notrail")
+		b := exec.Command("go", "build", "-tags", "telegate_bench_notrail", "-o", before, "./cmd/telegate")
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("building telegate without the trail: %w", err)
+		}
+		fmt.Println("before = the audit trail off (telegate_bench_notrail), after = the trail on")
 	}
 
 	// The upstream both proxies share: a small fixed response.
