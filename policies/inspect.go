@@ -181,6 +181,7 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 			return
 		}
 		if it == nil {
+			i.logPassed(r, s, tx)
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -188,7 +189,7 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 		if st != http.StatusBadRequest && st != http.StatusRequestEntityTooLarge {
 			st = http.StatusForbidden
 		}
-		rules := matchedRuleIDs(tx.MatchedRules())
+		rules := matchedRuleIDs(tx.MatchedRules(), maxLoggedRules)
 		i.record(r, s, it.RuleID, rules, st)
 		if i.detectOnly {
 			i.detected.Add(1)
@@ -297,10 +298,25 @@ func (i *Inspector) record(r *http.Request, s *scope.Scope, ruleID int, rules []
 	i.logger.Warn(msg, "request_id", requestID(s), "route", routeID(s), "rule_id", ruleID, "matched_rules", e.Attrs["matched_rules"], "status", status)
 }
 
+// maxLoggedRules bounds the rule ids of one log line or audit event.
+const maxLoggedRules = 64
+
+// logPassed writes the inspection log's Debug line for a request the rules
+// let through: its request id, route and the detection rules that matched
+// below the anomaly threshold (matched_rules, "" for none). Nothing is
+// computed unless the logger takes Debug records.
+func (i *Inspector) logPassed(r *http.Request, s *scope.Scope, tx types.Transaction) {
+	if !i.logger.Enabled(r.Context(), slog.LevelDebug) {
+		return
+	}
+	rules := matchedRuleIDs(tx.MatchedRules(), maxLoggedRules)
+	i.logger.Debug("request passed inspection", "request_id", requestID(s), "route", routeID(s), "matched_rules", strings.Join(rules, ","))
+}
+
 // matchedRuleIDs lists the ids of the CRS detection rules that matched and
 // carry a message (911000 to 948999: not the paranoia-level markers, not
-// the blocking evaluation 949xxx), at most 16, in ascending order.
-func matchedRuleIDs(mrs []types.MatchedRule) []string {
+// the blocking evaluation 949xxx), at most max, in ascending order.
+func matchedRuleIDs(mrs []types.MatchedRule, max int) []string {
 	var ids []int
 	for _, mr := range mrs {
 		id := mr.Rule().ID()
@@ -309,8 +325,8 @@ func matchedRuleIDs(mrs []types.MatchedRule) []string {
 		}
 	}
 	slices.Sort(ids)
-	if len(ids) > 16 {
-		ids = ids[:16]
+	if len(ids) > max {
+		ids = ids[:max]
 	}
 	out := make([]string, len(ids))
 	for k, id := range ids {
