@@ -223,7 +223,7 @@ func TestCRSRegression(t *testing.T) {
 	}
 	t.Cleanup(func() { logFile.Close() })
 	logger := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	in, err := policies.NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: 4, AnomalyThreshold: config.DefaultAnomalyThreshold}, nil, logger)
+	in, err := policies.NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: 4, AnomalyThreshold: config.DefaultAnomalyThreshold}, nil, nil, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,7 +52,10 @@ const AllowedContentTypes = "|application/x-www-form-urlencoded| |multipart/form
 // arguments, body). The engine is built once by NewInspector and shared by
 // every request. Safe for concurrent use.
 type Inspector struct {
-	waf        coraza.WAF
+	waf coraza.WAF
+	// routeWAF holds the rule sets of routes with inspect_exclusions, by
+	// route id (routes with the same exclusions share one).
+	routeWAF   map[string]coraza.WAF
 	enabled    bool
 	detectOnly bool
 	sink       audit.Sink
@@ -73,9 +77,13 @@ type Inspector struct {
 // data. Building the engine parses the whole rule set and takes about a
 // second; do it once.
 //
+// Each route of routes with InspectExclusions gets its own rule set, the
+// same with the exclusions compiled in (see exclusionDirectives); routes
+// with the same exclusions share one. Each costs another such build.
+//
 // Errors: a paranoia level outside 1..4, a threshold below 1, or rules
-// that fail to load.
-func NewInspector(cfg config.Inspection, sink audit.Sink, logger *slog.Logger) (*Inspector, error) {
+// (or a route's exclusions) that fail to load.
+func NewInspector(cfg config.Inspection, routes []config.Route, sink audit.Sink, logger *slog.Logger) (*Inspector, error) {
 	pl := cfg.ParanoiaLevel
 	if pl < 1 || pl > 4 {
 		return nil, fmt.Errorf("inspection.paranoia_level %d: must be 1 to 4", cfg.ParanoiaLevel)
@@ -90,13 +98,71 @@ func NewInspector(cfg config.Inspection, sink audit.Sink, logger *slog.Logger) (
 	if logger == nil {
 		logger = slog.Default()
 	}
-	waf, err := coraza.NewWAF(coraza.NewWAFConfig().
-		WithRootFS(coreruleset.FS).
-		WithDirectives(directives(pl, threshold)))
+	base := directives(pl, threshold)
+	waf, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(base))
 	if err != nil {
 		return nil, fmt.Errorf("inspection: load the Core Rule Set: %w", err)
 	}
-	return &Inspector{waf: waf, enabled: cfg.Enabled, detectOnly: cfg.DetectOnly, sink: sink, logger: logger}, nil
+	in := &Inspector{waf: waf, enabled: cfg.Enabled, detectOnly: cfg.DetectOnly, sink: sink, logger: logger}
+	built := map[string]coraza.WAF{}
+	for _, rt := range routes {
+		if len(rt.InspectExclusions) == 0 {
+			continue
+		}
+		extra := exclusionDirectives(rt.InspectExclusions)
+		w, ok := built[extra]
+		if !ok {
+			w, err = coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(base + extra))
+			if err != nil {
+				return nil, fmt.Errorf("inspection: route %q: inspect_exclusions: %w", rt.ID, err)
+			}
+			built[extra] = w
+		}
+		if in.routeWAF == nil {
+			in.routeWAF = map[string]coraza.WAF{}
+		}
+		in.routeWAF[rt.ID] = w
+	}
+	return in, nil
+}
+
+// exclusionDirectives compiles a route's inspect_exclusions into rule
+// set updates, one SecRuleUpdateTargetById per rule group and exclusion,
+// removing the named arguments from the group's targets: "!ARGS:note",
+// or for a name with "*" the regular expression "!ARGS:/^json\.note\.[^.]+\.text$/".
+// Names are lower-cased (the engine's argument names are matched without
+// regard to case). config validates groups and names.
+func exclusionDirectives(exs []config.InspectExclusion) string {
+	var b strings.Builder
+	for _, ex := range exs {
+		targets := make([]string, len(ex.Args))
+		for k, a := range ex.Args {
+			a = strings.ToLower(a)
+			if strings.Contains(a, "*") {
+				parts := strings.Split(a, "*")
+				for p := range parts {
+					parts[p] = regexp.QuoteMeta(parts[p])
+				}
+				a = "/^" + strings.Join(parts, "[^.]+") + "$/"
+			}
+			targets[k] = "!ARGS:" + a
+		}
+		for _, g := range ex.Groups {
+			r := config.InspectRuleGroups[g]
+			fmt.Fprintf(&b, "SecRuleUpdateTargetById %d-%d \"%s\"\n", r[0], r[1], strings.Join(targets, "|"))
+		}
+	}
+	return b.String()
+}
+
+// wafFor is the rule set of the request's route.
+func (i *Inspector) wafFor(s *scope.Scope) coraza.WAF {
+	if s != nil {
+		if w, ok := i.routeWAF[s.RouteID]; ok {
+			return w
+		}
+	}
+	return i.waf
 }
 
 // MaxInspectedArguments is the most arguments (query, form and JSON leaves
@@ -164,10 +230,11 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 		}
 		i.inspected.Add(1)
 		var tx types.Transaction
+		waf := i.wafFor(s)
 		if s != nil && s.RequestID != "" {
-			tx = i.waf.NewTransactionWithID(s.RequestID)
+			tx = waf.NewTransactionWithID(s.RequestID)
 		} else {
-			tx = i.waf.NewTransaction()
+			tx = waf.NewTransaction()
 		}
 		defer func() {
 			tx.ProcessLogging()

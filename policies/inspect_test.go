@@ -28,7 +28,7 @@ import (
 
 // sharedEngine builds the rule set once for the whole test binary.
 var sharedEngine = sync.OnceValues(func() (*Inspector, error) {
-	return NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: config.DefaultParanoiaLevel, AnomalyThreshold: config.DefaultAnomalyThreshold}, nil, nil)
+	return NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: config.DefaultParanoiaLevel, AnomalyThreshold: config.DefaultAnomalyThreshold}, nil, nil, nil)
 })
 
 // inspectorFor returns an Inspector with the shared engine and its own
@@ -336,7 +336,7 @@ func TestInspectModes(t *testing.T) {
 func TestNewInspectorRejectsBadSettings(t *testing.T) {
 	t.Parallel()
 	for _, cfg := range []config.Inspection{{ParanoiaLevel: 5}, {ParanoiaLevel: -1}, {AnomalyThreshold: -3}} {
-		if _, err := NewInspector(cfg, nil, nil); err == nil {
+		if _, err := NewInspector(cfg, nil, nil, nil); err == nil {
 			t.Errorf("NewInspector(%+v) accepted", cfg)
 		}
 	}
@@ -347,7 +347,7 @@ func TestNewInspectorParanoia(t *testing.T) {
 		t.Skip("builds a second engine")
 	}
 	t.Parallel()
-	in, err := NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: 4, AnomalyThreshold: 1000}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	in, err := NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: 4, AnomalyThreshold: 1000}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
