@@ -215,7 +215,8 @@ func (i *Inspector) enabledFor(s *scope.Scope) bool {
 // Inspect implements gateway.Inspector. For an inspected route it runs the
 // request phases of the rule set over the request line, headers, query and
 // body. The body is read up to the route's MaxBodyBytes (413 past it; 400
-// when it cannot be read), kept in memory and handed on unchanged to next
+// when it cannot be read; 500 when the engine fails on it, in every mode:
+// inspection fails closed), kept in memory and handed on unchanged to next
 // with ContentLength set. A request the rules block gets 403 (or Coraza's
 // 400/413 for an unparsable or oversized body) carrying the request id, an
 // "inspect" audit event with the rule ids, and one log line; next is not
@@ -268,8 +269,27 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 	})
 }
 
-// errTooLarge is returned by process for a body past the route's limit.
-var errTooLarge = errors.New("request body too large")
+// errTooLarge is returned by process for a body past the route's limit;
+// errEngine when the engine itself failed on a readable request.
+var (
+	errTooLarge = errors.New("request body too large")
+	errEngine   = errors.New("inspection engine failed")
+)
+
+// readErr passes reads through and keeps the first error other than
+// io.EOF: it tells a client's unreadable body from an engine failure.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
 
 // process feeds the request to tx and returns Coraza's interruption, or an
 // error with the status to answer.
@@ -306,8 +326,14 @@ func (i *Inspector) process(tx types.Transaction, r *http.Request, s *scope.Scop
 		if r.ContentLength > limit {
 			return nil, http.StatusRequestEntityTooLarge, errTooLarge
 		}
-		it, n, err := tx.ReadRequestBodyFrom(&io.LimitedReader{R: r.Body, N: limit + 1})
+		src := &readErr{r: &io.LimitedReader{R: r.Body, N: limit + 1}}
+		it, n, err := tx.ReadRequestBodyFrom(src)
 		if err != nil {
+			if src.err == nil {
+				// The engine failed, not the client's body (its buffer
+				// could not take the body): refused, never forwarded.
+				return nil, http.StatusInternalServerError, errEngine
+			}
 			return nil, http.StatusBadRequest, err
 		}
 		if it != nil || int64(n) > limit {
@@ -317,7 +343,7 @@ func (i *Inspector) process(tx types.Transaction, r *http.Request, s *scope.Scop
 		}
 		body, err := tx.RequestBodyReader()
 		if err != nil {
-			return nil, http.StatusInternalServerError, err
+			return nil, http.StatusInternalServerError, errEngine
 		}
 		r.Body = struct {
 			io.Reader
@@ -438,6 +464,8 @@ func errKind(err error) string {
 	switch {
 	case errors.Is(err, errTooLarge):
 		return "body-too-large"
+	case errors.Is(err, errEngine):
+		return "engine-error"
 	default:
 		return "read-error"
 	}

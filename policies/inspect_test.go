@@ -536,3 +536,98 @@ func TestRegressionArgumentLimitBypass(t *testing.T) {
 		}
 	}
 }
+
+// TestRegression_InspectionFailsClosed: a request the engine cannot fully
+// inspect — a body past the limit, more arguments than it inspects, an
+// engine failure, a body it cannot parse — is refused with an error page
+// carrying the request id, never forwarded and never answered with an
+// empty 200; an over-limit body and an engine failure are refused in
+// detect-only mode too.
+func TestRegression_InspectionFailsClosed(t *testing.T) {
+	eng, err := sharedEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An engine whose body buffer must spill to a temporary directory that
+	// is gone once the engine is built: every body past 16 bytes makes the
+	// engine fail.
+	tmp := filepath.Join(t.TempDir(), "spill")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	broken, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives("SecRuleEngine On\nSecRequestBodyAccess On\nSecRequestBodyInMemoryLimit 16\nSecRequestBodyLimit 1000000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		t.Fatal(err)
+	}
+	many := strings.Repeat("a=1&", MaxInspectedArguments+1) + "z=1"
+	deep := strings.Repeat(`{"a":`, 1100) + "1" + strings.Repeat("}", 1100)
+	multipart := "--x\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain\r\n\r\nb\r\n--x\r\nbroken header without colon\r\n\r\nc\r\n--x--\r\n"
+	members := []struct {
+		name       string
+		waf        coraza.WAF
+		limit      int64 // the route's max_body_bytes
+		q          req
+		chunked    bool
+		want       int
+		detectOnly bool // also refused in detect-only mode
+	}{
+		{"body over the route limit", eng.waf, 2000, req{"POST", "/r", "text/plain", strings.Repeat("a", 2001)}, false, 413, true},
+		{"chunked body over the route limit", eng.waf, 2000, req{"POST", "/r", "text/plain", strings.Repeat("a", 2001)}, true, 413, true},
+		{"more arguments than inspected", eng.waf, 1 << 20, req{"POST", "/r", "application/x-www-form-urlencoded", many}, false, 403, false},
+		{"engine error", broken, 2000, req{"POST", "/r", "text/plain", strings.Repeat("b", 100)}, false, 500, true},
+		{"chunked body, engine error", broken, 2000, req{"POST", "/r", "application/json", `{"note":"` + strings.Repeat("b", 100) + `"}`}, true, 500, true},
+		{"malformed multipart", eng.waf, 2000, req{"POST", "/r", "multipart/form-data; boundary=x", multipart}, false, 400, false},
+		{"json too deep", eng.waf, 1 << 20, req{"POST", "/r", "application/json", deep}, false, 400, false},
+	}
+	for _, m := range members {
+		for _, detectOnly := range []bool{false, true} {
+			if detectOnly && !m.detectOnly {
+				continue
+			}
+			name := fmt.Sprintf("%s (detect only %v)", m.name, detectOnly)
+			in := &Inspector{waf: m.waf, enabled: true, detectOnly: detectOnly, sink: audit.Discard{}, logger: slog.New(slog.DiscardHandler)}
+			srv, seen := serve(t, in, &config.Route{ID: "r", MaxBodyBytes: m.limit})
+			var resp *http.Response
+			var body string
+			if m.chunked {
+				resp, body = chunkedDo(t, srv, m.q)
+			} else {
+				resp, body = m.q.do(t, srv)
+			}
+			if resp.StatusCode != m.want {
+				t.Errorf("%s: status %d, want %d", name, resp.StatusCode, m.want)
+			}
+			if body == "" || !strings.Contains(body, "req-t1") {
+				t.Errorf("%s: body %q lacks the error page with the request id", name, body)
+			}
+			if seen.calls != 0 {
+				t.Errorf("%s: forwarded to the upstream", name)
+			}
+		}
+	}
+}
+
+// chunkedDo sends q with a body of unknown length (chunked).
+func chunkedDo(t *testing.T, srv *httptest.Server, q req) (*http.Response, string) {
+	t.Helper()
+	hr, err := http.NewRequest(q.method, srv.URL+q.target, io.MultiReader(strings.NewReader(q.body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Host = "clinic.test"
+	hr.Header.Set("User-Agent", "telegate-test")
+	hr.Header.Set("Accept", "*/*")
+	hr.Header.Set("X-Test-Id", "t1")
+	hr.Header.Set("Content-Type", q.ctype)
+	resp, err := srv.Client().Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
