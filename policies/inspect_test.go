@@ -115,9 +115,18 @@ type req struct {
 
 func (q req) do(t testing.TB, srv *httptest.Server) (*http.Response, string) {
 	t.Helper()
+	return q.send(t, srv, false)
+}
+
+// send sends q; with chunked the body goes without a length.
+func (q req) send(t testing.TB, srv *httptest.Server, chunked bool) (*http.Response, string) {
+	t.Helper()
 	var body io.Reader
 	if q.body != "" {
 		body = strings.NewReader(q.body)
+		if chunked {
+			body = io.MultiReader(body)
+		}
 	}
 	hr, err := http.NewRequest(q.method, srv.URL+q.target, body)
 	if err != nil {
@@ -591,13 +600,7 @@ func TestRegression_InspectionFailsClosed(t *testing.T) {
 			name := fmt.Sprintf("%s (detect only %v)", m.name, detectOnly)
 			in := &Inspector{waf: m.waf, enabled: true, detectOnly: detectOnly, sink: audit.Discard{}, logger: slog.New(slog.DiscardHandler)}
 			srv, seen := serve(t, in, &config.Route{ID: "r", MaxBodyBytes: m.limit})
-			var resp *http.Response
-			var body string
-			if m.chunked {
-				resp, body = chunkedDo(t, srv, m.q)
-			} else {
-				resp, body = m.q.do(t, srv)
-			}
+			resp, body := m.q.send(t, srv, m.chunked)
 			if resp.StatusCode != m.want {
 				t.Errorf("%s: status %d, want %d", name, resp.StatusCode, m.want)
 			}
@@ -609,25 +612,4 @@ func TestRegression_InspectionFailsClosed(t *testing.T) {
 			}
 		}
 	}
-}
-
-// chunkedDo sends q with a body of unknown length (chunked).
-func chunkedDo(t *testing.T, srv *httptest.Server, q req) (*http.Response, string) {
-	t.Helper()
-	hr, err := http.NewRequest(q.method, srv.URL+q.target, io.MultiReader(strings.NewReader(q.body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hr.Host = "clinic.test"
-	hr.Header.Set("User-Agent", "telegate-test")
-	hr.Header.Set("Accept", "*/*")
-	hr.Header.Set("X-Test-Id", "t1")
-	hr.Header.Set("Content-Type", q.ctype)
-	resp, err := srv.Client().Do(hr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
 }
