@@ -409,6 +409,46 @@ type Route struct {
 	RateLimit *RateLimit `yaml:"rate_limit"`
 	// Inspect overrides inspection.enabled for this route.
 	Inspect *bool `yaml:"inspect"`
+	// InspectExclusions exempt named arguments of this route's requests
+	// from groups of Core Rule Set rules, for free-text fields such as a
+	// clinical note, where SQL words, quotes, "--", "<" or "|" are ordinary
+	// text. The rest of the request, and these arguments for every other
+	// rule group, are still inspected. The exclusions are compiled into
+	// the route's own rule set when the configuration loads
+	// (SecRuleUpdateTargetById), not applied per request. See "Note-field
+	// exclusions". Default none.
+	InspectExclusions []InspectExclusion `yaml:"inspect_exclusions"`
+}
+
+// InspectExclusion exempts arguments from rule groups (see
+// routes[].inspect_exclusions).
+type InspectExclusion struct {
+	// Args are argument names as the rule set names them, matched without
+	// regard to case: a query or form field ("note"), a multipart field,
+	// or a JSON leaf by its path from the root, "json." and the keys and
+	// array indexes joined by "." ("json.note.0.text"). A "*" stands for
+	// one whole key or index ("json.note.*.text"). At least one.
+	Args []string `yaml:"args"`
+	// Groups are the rule groups the arguments are exempt from, at least
+	// one of: sqli (CRS 942xxx), xss (941xxx), rce (932xxx), lfi (930xxx),
+	// rfi (931xxx), php (933xxx), generic (934xxx), java (944xxx),
+	// session-fixation (943xxx), protocol-attack (921xxx).
+	Groups []string `yaml:"groups"`
+}
+
+// InspectRuleGroups are the rule groups of routes[].inspect_exclusions:
+// each name's range of Core Rule Set rule ids (first, last).
+var InspectRuleGroups = map[string][2]int{
+	"protocol-attack":  {921000, 921999},
+	"lfi":              {930000, 930999},
+	"rfi":              {931000, 931999},
+	"rce":              {932000, 932999},
+	"php":              {933000, 933999},
+	"generic":          {934000, 934999},
+	"xss":              {941000, 941999},
+	"sqli":             {942000, 942999},
+	"session-fixation": {943000, 943999},
+	"java":             {944000, 944999},
 }
 
 // UpstreamTLS configures TLS toward an https upstream.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
@@ -1024,6 +1025,7 @@ func (c *Config) checkRoutes(root *Report) {
 		if rt.RateLimit != nil {
 			CheckRateLimit(r.Sub("rate_limit"), *rt.RateLimit)
 		}
+		checkInspectExclusions(r, rt.InspectExclusions)
 		c.checkPolicy(r, rt, providers, bearers, cas)
 	}
 }
@@ -1088,6 +1090,32 @@ func (c *Config) checkRateLimits(r *Report) {
 	CheckRateLimit(r.Sub("backchannel_logout"), c.RateLimits.BackchannelLogout)
 	if c.RateLimits.MaxClients <= 0 {
 		r.Errorf("max_clients", "must be positive")
+	}
+}
+
+// inspectArgName is an argument name of routes[].inspect_exclusions: no
+// space, quote, '|', '/' or ',' (they delimit the engine's target list).
+var inspectArgName = regexp.MustCompile(`^[^\s"'|/,:!]+$`)
+
+func checkInspectExclusions(r *Report, exs []InspectExclusion) {
+	for i, ex := range exs {
+		er := r.Sub(fmt.Sprintf("inspect_exclusions[%d]", i))
+		if len(ex.Args) == 0 {
+			er.Errorf("args", "name at least one argument")
+		}
+		for j, a := range ex.Args {
+			if !inspectArgName.MatchString(a) {
+				er.Errorf(fmt.Sprintf("args[%d]", j), "%q: an argument name has no spaces, quotes or any of | / , : !", a)
+			}
+		}
+		if len(ex.Groups) == 0 {
+			er.Errorf("groups", "name at least one rule group")
+		}
+		for j, g := range ex.Groups {
+			if _, ok := InspectRuleGroups[g]; !ok {
+				er.Errorf(fmt.Sprintf("groups[%d]", j), "%q: not a rule group (%s)", g, strings.Join(slices.Sorted(maps.Keys(InspectRuleGroups)), ", "))
+			}
+		}
 	}
 }
 

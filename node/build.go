@@ -106,10 +106,11 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 		add("providers", err)
 	}
 	g.Auth = view
-	if prev := env.Previous; inspectsAny(cfg) && prev != nil && prev.Inspector != nil && reflect.DeepEqual(prev.Config.Inspection, cfg.Inspection) {
+	if prev := env.Previous; inspectsAny(cfg) && prev != nil && prev.Inspector != nil && reflect.DeepEqual(prev.Config.Inspection, cfg.Inspection) &&
+		reflect.DeepEqual(inspectExclusions(prev.Config), inspectExclusions(cfg)) {
 		g.Inspector = prev.Inspector
 	} else if inspectsAny(cfg) {
-		insp, err := policies.NewInspector(cfg.Inspection, sink, log.With("component", "inspect"))
+		insp, err := policies.NewInspector(cfg.Inspection, cfg.Routes, sink, log.With("component", "inspect"))
 		if err != nil {
 			add("inspection", err)
 		}
@@ -328,4 +329,16 @@ func buildForReport(cfg *config.Config) (g *Generation, err error) {
 		}
 	}()
 	return Build(cfg, Env{})
+}
+
+// inspectExclusions are the routes' inspect_exclusions by route id: the
+// Inspector is reused across a reload only when they are unchanged.
+func inspectExclusions(cfg *config.Config) map[string][]config.InspectExclusion {
+	out := map[string][]config.InspectExclusion{}
+	for _, rt := range cfg.Routes {
+		if len(rt.InspectExclusions) > 0 {
+			out[rt.ID] = rt.InspectExclusions
+		}
+	}
+	return out
 }

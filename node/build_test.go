@@ -67,3 +67,40 @@ func TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload(t *testing.T) {
 		t.Errorf("%d problems, want 3: %v", len(probs), got)
 	}
 }
+
+// TestInspectorRebuiltWhenExclusionsChange: a reload reuses the running
+// generation's WAF while inspection and the routes' inspect_exclusions are
+// unchanged, and builds a new one when an exclusion changes.
+func TestInspectorRebuiltWhenExclusionsChange(t *testing.T) {
+	t.Parallel()
+	mk := func(exs []config.InspectExclusion) *config.Config {
+		cfg := &config.Config{
+			DataDir:    t.TempDir(),
+			Server:     config.Server{PublicURL: "https://gw.example.test"},
+			Inspection: config.Inspection{Enabled: true},
+			Routes: []config.Route{{ID: "notes", Hosts: []string{"gw.example.test"}, Path: "/", Upstream: "http://127.0.0.1:8080",
+				Policy: &config.Policy{Public: true}, InspectExclusions: exs}},
+		}
+		cfg.ApplyDefaults()
+		return cfg
+	}
+	notes := []config.InspectExclusion{{Args: []string{"note"}, Groups: []string{"sqli"}}}
+	g1, err := Build(mk(notes), Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := Build(mk(notes), Env{Previous: g1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g2.Inspector != g1.Inspector {
+		t.Error("unchanged exclusions: the WAF was rebuilt")
+	}
+	g3, err := Build(mk([]config.InspectExclusion{{Args: []string{"note"}, Groups: []string{"sqli", "xss"}}}), Env{Previous: g2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g3.Inspector == nil || g3.Inspector == g2.Inspector {
+		t.Error("changed exclusions: the running WAF was kept")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,7 +52,10 @@ const AllowedContentTypes = "|application/x-www-form-urlencoded| |multipart/form
 // arguments, body). The engine is built once by NewInspector and shared by
 // every request. Safe for concurrent use.
 type Inspector struct {
-	waf        coraza.WAF
+	waf coraza.WAF
+	// routeWAF holds the rule sets of routes with inspect_exclusions, by
+	// route id (routes with the same exclusions share one).
+	routeWAF   map[string]coraza.WAF
 	enabled    bool
 	detectOnly bool
 	sink       audit.Sink
@@ -73,9 +77,13 @@ type Inspector struct {
 // data. Building the engine parses the whole rule set and takes about a
 // second; do it once.
 //
+// Each route of routes with InspectExclusions gets its own rule set, the
+// same with the exclusions compiled in (see exclusionDirectives); routes
+// with the same exclusions share one. Each costs another such build.
+//
 // Errors: a paranoia level outside 1..4, a threshold below 1, or rules
-// that fail to load.
-func NewInspector(cfg config.Inspection, sink audit.Sink, logger *slog.Logger) (*Inspector, error) {
+// (or a route's exclusions) that fail to load.
+func NewInspector(cfg config.Inspection, routes []config.Route, sink audit.Sink, logger *slog.Logger) (*Inspector, error) {
 	pl := cfg.ParanoiaLevel
 	if pl < 1 || pl > 4 {
 		return nil, fmt.Errorf("inspection.paranoia_level %d: must be 1 to 4", cfg.ParanoiaLevel)
@@ -90,13 +98,71 @@ func NewInspector(cfg config.Inspection, sink audit.Sink, logger *slog.Logger) (
 	if logger == nil {
 		logger = slog.Default()
 	}
-	waf, err := coraza.NewWAF(coraza.NewWAFConfig().
-		WithRootFS(coreruleset.FS).
-		WithDirectives(directives(pl, threshold)))
+	base := directives(pl, threshold)
+	waf, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(base))
 	if err != nil {
 		return nil, fmt.Errorf("inspection: load the Core Rule Set: %w", err)
 	}
-	return &Inspector{waf: waf, enabled: cfg.Enabled, detectOnly: cfg.DetectOnly, sink: sink, logger: logger}, nil
+	in := &Inspector{waf: waf, enabled: cfg.Enabled, detectOnly: cfg.DetectOnly, sink: sink, logger: logger}
+	built := map[string]coraza.WAF{}
+	for _, rt := range routes {
+		if len(rt.InspectExclusions) == 0 {
+			continue
+		}
+		extra := exclusionDirectives(rt.InspectExclusions)
+		w, ok := built[extra]
+		if !ok {
+			w, err = coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(base + extra))
+			if err != nil {
+				return nil, fmt.Errorf("inspection: route %q: inspect_exclusions: %w", rt.ID, err)
+			}
+			built[extra] = w
+		}
+		if in.routeWAF == nil {
+			in.routeWAF = map[string]coraza.WAF{}
+		}
+		in.routeWAF[rt.ID] = w
+	}
+	return in, nil
+}
+
+// exclusionDirectives compiles a route's inspect_exclusions into rule
+// set updates, one SecRuleUpdateTargetById per rule group and exclusion,
+// removing the named arguments from the group's targets: "!ARGS:note",
+// or for a name with "*" the regular expression "!ARGS:/^json\.note\.[^.]+\.text$/".
+// Names are lower-cased (the engine's argument names are matched without
+// regard to case). config validates groups and names.
+func exclusionDirectives(exs []config.InspectExclusion) string {
+	var b strings.Builder
+	for _, ex := range exs {
+		targets := make([]string, len(ex.Args))
+		for k, a := range ex.Args {
+			a = strings.ToLower(a)
+			if strings.Contains(a, "*") {
+				parts := strings.Split(a, "*")
+				for p := range parts {
+					parts[p] = regexp.QuoteMeta(parts[p])
+				}
+				a = "/^" + strings.Join(parts, "[^.]+") + "$/"
+			}
+			targets[k] = "!ARGS:" + a
+		}
+		for _, g := range ex.Groups {
+			r := config.InspectRuleGroups[g]
+			fmt.Fprintf(&b, "SecRuleUpdateTargetById %d-%d \"%s\"\n", r[0], r[1], strings.Join(targets, "|"))
+		}
+	}
+	return b.String()
+}
+
+// wafFor is the rule set of the request's route.
+func (i *Inspector) wafFor(s *scope.Scope) coraza.WAF {
+	if s != nil {
+		if w, ok := i.routeWAF[s.RouteID]; ok {
+			return w
+		}
+	}
+	return i.waf
 }
 
 // MaxInspectedArguments is the most arguments (query, form and JSON leaves
@@ -149,7 +215,8 @@ func (i *Inspector) enabledFor(s *scope.Scope) bool {
 // Inspect implements gateway.Inspector. For an inspected route it runs the
 // request phases of the rule set over the request line, headers, query and
 // body. The body is read up to the route's MaxBodyBytes (413 past it; 400
-// when it cannot be read), kept in memory and handed on unchanged to next
+// when it cannot be read; 500 when the engine fails on it, in every mode:
+// inspection fails closed), kept in memory and handed on unchanged to next
 // with ContentLength set. A request the rules block gets 403 (or Coraza's
 // 400/413 for an unparsable or oversized body) carrying the request id, an
 // "inspect" audit event with the rule ids, and one log line; next is not
@@ -164,10 +231,11 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 		}
 		i.inspected.Add(1)
 		var tx types.Transaction
+		waf := i.wafFor(s)
 		if s != nil && s.RequestID != "" {
-			tx = i.waf.NewTransactionWithID(s.RequestID)
+			tx = waf.NewTransactionWithID(s.RequestID)
 		} else {
-			tx = i.waf.NewTransaction()
+			tx = waf.NewTransaction()
 		}
 		defer func() {
 			tx.ProcessLogging()
@@ -181,6 +249,7 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 			return
 		}
 		if it == nil {
+			i.logPassed(r, s, tx)
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -188,7 +257,7 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 		if st != http.StatusBadRequest && st != http.StatusRequestEntityTooLarge {
 			st = http.StatusForbidden
 		}
-		rules := matchedRuleIDs(tx.MatchedRules())
+		rules := matchedRuleIDs(tx.MatchedRules(), maxLoggedRules)
 		i.record(r, s, it.RuleID, rules, st)
 		if i.detectOnly {
 			i.detected.Add(1)
@@ -200,8 +269,27 @@ func (i *Inspector) Inspect(next http.Handler) http.Handler {
 	})
 }
 
-// errTooLarge is returned by process for a body past the route's limit.
-var errTooLarge = errors.New("request body too large")
+// errTooLarge is returned by process for a body past the route's limit;
+// errEngine when the engine itself failed on a readable request.
+var (
+	errTooLarge = errors.New("request body too large")
+	errEngine   = errors.New("inspection engine failed")
+)
+
+// readErr passes reads through and keeps the first error other than
+// io.EOF: it tells a client's unreadable body from an engine failure.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
 
 // process feeds the request to tx and returns Coraza's interruption, or an
 // error with the status to answer.
@@ -238,8 +326,14 @@ func (i *Inspector) process(tx types.Transaction, r *http.Request, s *scope.Scop
 		if r.ContentLength > limit {
 			return nil, http.StatusRequestEntityTooLarge, errTooLarge
 		}
-		it, n, err := tx.ReadRequestBodyFrom(&io.LimitedReader{R: r.Body, N: limit + 1})
+		src := &readErr{r: &io.LimitedReader{R: r.Body, N: limit + 1}}
+		it, n, err := tx.ReadRequestBodyFrom(src)
 		if err != nil {
+			if src.err == nil {
+				// The engine failed, not the client's body (its buffer
+				// could not take the body): refused, never forwarded.
+				return nil, http.StatusInternalServerError, errEngine
+			}
 			return nil, http.StatusBadRequest, err
 		}
 		if it != nil || int64(n) > limit {
@@ -249,7 +343,7 @@ func (i *Inspector) process(tx types.Transaction, r *http.Request, s *scope.Scop
 		}
 		body, err := tx.RequestBodyReader()
 		if err != nil {
-			return nil, http.StatusInternalServerError, err
+			return nil, http.StatusInternalServerError, errEngine
 		}
 		r.Body = struct {
 			io.Reader
@@ -297,10 +391,25 @@ func (i *Inspector) record(r *http.Request, s *scope.Scope, ruleID int, rules []
 	i.logger.Warn(msg, "request_id", requestID(s), "route", routeID(s), "rule_id", ruleID, "matched_rules", e.Attrs["matched_rules"], "status", status)
 }
 
+// maxLoggedRules bounds the rule ids of one log line or audit event.
+const maxLoggedRules = 64
+
+// logPassed writes the inspection log's Debug line for a request the rules
+// let through: its request id, route and the detection rules that matched
+// below the anomaly threshold (matched_rules, "" for none). Nothing is
+// computed unless the logger takes Debug records.
+func (i *Inspector) logPassed(r *http.Request, s *scope.Scope, tx types.Transaction) {
+	if !i.logger.Enabled(r.Context(), slog.LevelDebug) {
+		return
+	}
+	rules := matchedRuleIDs(tx.MatchedRules(), maxLoggedRules)
+	i.logger.Debug("request passed inspection", "request_id", requestID(s), "route", routeID(s), "matched_rules", strings.Join(rules, ","))
+}
+
 // matchedRuleIDs lists the ids of the CRS detection rules that matched and
 // carry a message (911000 to 948999: not the paranoia-level markers, not
-// the blocking evaluation 949xxx), at most 16, in ascending order.
-func matchedRuleIDs(mrs []types.MatchedRule) []string {
+// the blocking evaluation 949xxx), at most max, in ascending order.
+func matchedRuleIDs(mrs []types.MatchedRule, max int) []string {
 	var ids []int
 	for _, mr := range mrs {
 		id := mr.Rule().ID()
@@ -309,8 +418,8 @@ func matchedRuleIDs(mrs []types.MatchedRule) []string {
 		}
 	}
 	slices.Sort(ids)
-	if len(ids) > 16 {
-		ids = ids[:16]
+	if len(ids) > max {
+		ids = ids[:max]
 	}
 	out := make([]string, len(ids))
 	for k, id := range ids {
@@ -355,6 +464,8 @@ func errKind(err error) string {
 	switch {
 	case errors.Is(err, errTooLarge):
 		return "body-too-large"
+	case errors.Is(err, errEngine):
+		return "engine-error"
 	default:
 		return "read-error"
 	}

@@ -28,7 +28,7 @@ import (
 
 // sharedEngine builds the rule set once for the whole test binary.
 var sharedEngine = sync.OnceValues(func() (*Inspector, error) {
-	return NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: config.DefaultParanoiaLevel, AnomalyThreshold: config.DefaultAnomalyThreshold}, nil, nil)
+	return NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: config.DefaultParanoiaLevel, AnomalyThreshold: config.DefaultAnomalyThreshold}, nil, nil, nil)
 })
 
 // inspectorFor returns an Inspector with the shared engine and its own
@@ -115,9 +115,18 @@ type req struct {
 
 func (q req) do(t testing.TB, srv *httptest.Server) (*http.Response, string) {
 	t.Helper()
+	return q.send(t, srv, false)
+}
+
+// send sends q; with chunked the body goes without a length.
+func (q req) send(t testing.TB, srv *httptest.Server, chunked bool) (*http.Response, string) {
+	t.Helper()
 	var body io.Reader
 	if q.body != "" {
 		body = strings.NewReader(q.body)
+		if chunked {
+			body = io.MultiReader(body)
+		}
 	}
 	hr, err := http.NewRequest(q.method, srv.URL+q.target, body)
 	if err != nil {
@@ -336,7 +345,7 @@ func TestInspectModes(t *testing.T) {
 func TestNewInspectorRejectsBadSettings(t *testing.T) {
 	t.Parallel()
 	for _, cfg := range []config.Inspection{{ParanoiaLevel: 5}, {ParanoiaLevel: -1}, {AnomalyThreshold: -3}} {
-		if _, err := NewInspector(cfg, nil, nil); err == nil {
+		if _, err := NewInspector(cfg, nil, nil, nil); err == nil {
 			t.Errorf("NewInspector(%+v) accepted", cfg)
 		}
 	}
@@ -347,7 +356,7 @@ func TestNewInspectorParanoia(t *testing.T) {
 		t.Skip("builds a second engine")
 	}
 	t.Parallel()
-	in, err := NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: 4, AnomalyThreshold: 1000}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	in, err := NewInspector(config.Inspection{Enabled: true, ParanoiaLevel: 4, AnomalyThreshold: 1000}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,6 +542,74 @@ func TestRegressionArgumentLimitBypass(t *testing.T) {
 		seen.mu.Unlock()
 		if reached != (tc.status == 200) {
 			t.Errorf("%s: reached the upstream: %v", tc.name, reached)
+		}
+	}
+}
+
+// TestRegression_InspectionFailsClosed: a request the engine cannot fully
+// inspect — a body past the limit, more arguments than it inspects, an
+// engine failure, a body it cannot parse — is refused with an error page
+// carrying the request id, never forwarded and never answered with an
+// empty 200; an over-limit body and an engine failure are refused in
+// detect-only mode too.
+func TestRegression_InspectionFailsClosed(t *testing.T) {
+	eng, err := sharedEngine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An engine whose body buffer must spill to a temporary directory that
+	// is gone once the engine is built: every body past 16 bytes makes the
+	// engine fail.
+	tmp := filepath.Join(t.TempDir(), "spill")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	broken, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives("SecRuleEngine On\nSecRequestBodyAccess On\nSecRequestBodyInMemoryLimit 16\nSecRequestBodyLimit 1000000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		t.Fatal(err)
+	}
+	many := strings.Repeat("a=1&", MaxInspectedArguments+1) + "z=1"
+	deep := strings.Repeat(`{"a":`, 1100) + "1" + strings.Repeat("}", 1100)
+	multipart := "--x\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain\r\n\r\nb\r\n--x\r\nbroken header without colon\r\n\r\nc\r\n--x--\r\n"
+	members := []struct {
+		name       string
+		waf        coraza.WAF
+		limit      int64 // the route's max_body_bytes
+		q          req
+		chunked    bool
+		want       int
+		detectOnly bool // also refused in detect-only mode
+	}{
+		{"body over the route limit", eng.waf, 2000, req{"POST", "/r", "text/plain", strings.Repeat("a", 2001)}, false, 413, true},
+		{"chunked body over the route limit", eng.waf, 2000, req{"POST", "/r", "text/plain", strings.Repeat("a", 2001)}, true, 413, true},
+		{"more arguments than inspected", eng.waf, 1 << 20, req{"POST", "/r", "application/x-www-form-urlencoded", many}, false, 403, false},
+		{"engine error", broken, 2000, req{"POST", "/r", "text/plain", strings.Repeat("b", 100)}, false, 500, true},
+		{"chunked body, engine error", broken, 2000, req{"POST", "/r", "application/json", `{"note":"` + strings.Repeat("b", 100) + `"}`}, true, 500, true},
+		{"malformed multipart", eng.waf, 2000, req{"POST", "/r", "multipart/form-data; boundary=x", multipart}, false, 400, false},
+		{"json too deep", eng.waf, 1 << 20, req{"POST", "/r", "application/json", deep}, false, 400, false},
+	}
+	for _, m := range members {
+		for _, detectOnly := range []bool{false, true} {
+			if detectOnly && !m.detectOnly {
+				continue
+			}
+			name := fmt.Sprintf("%s (detect only %v)", m.name, detectOnly)
+			in := &Inspector{waf: m.waf, enabled: true, detectOnly: detectOnly, sink: audit.Discard{}, logger: slog.New(slog.DiscardHandler)}
+			srv, seen := serve(t, in, &config.Route{ID: "r", MaxBodyBytes: m.limit})
+			resp, body := m.q.send(t, srv, m.chunked)
+			if resp.StatusCode != m.want {
+				t.Errorf("%s: status %d, want %d", name, resp.StatusCode, m.want)
+			}
+			if body == "" || !strings.Contains(body, "req-t1") {
+				t.Errorf("%s: body %q lacks the error page with the request id", name, body)
+			}
+			if seen.calls != 0 {
+				t.Errorf("%s: forwarded to the upstream", name)
+			}
 		}
 	}
 }
