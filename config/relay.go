@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 	"slices"
 	"strings"
 	"time"
@@ -39,8 +41,11 @@ type Relay struct {
 	// first bytes are a STUN message (magic cookie 0x2112A442, RFC 8489
 	// §5). Default none.
 	ServerNames []string `yaml:"server_names"`
-	// TLSPort is the port advertised in turns: URLs. Default 443 (the HTTPS
-	// listener), or the port of TLSListen when set.
+	// TLSPort is the port advertised in turns: URLs: the port browsers
+	// reach TURN over TLS on. Default the port of TLSListen when set,
+	// otherwise the port of server.listen (TURN over TLS shares the HTTPS
+	// listener). Set it when a load balancer or NAT publishes that
+	// listener on another port (e.g. 443 in front of :8443).
 	TLSPort int `yaml:"tls_port"`
 	// UDPPort is the port advertised in turn: URLs. Default the port of
 	// Listen.
@@ -163,7 +168,30 @@ var relayAlwaysDenied = []netip.Prefix{
 
 // ApplyDefaults implements SectionDefaulter: it fills r's zero fields with
 // their defaults. It is idempotent.
-func (r *Relay) ApplyDefaults(*Config) { *r = r.Defaults() }
+func (r *Relay) ApplyDefaults(c *Config) {
+	*r = r.Defaults()
+	r.TLSPort = r.AdvertisedTLSPort(c.Server.Listen)
+}
+
+// AdvertisedTLSPort is the port turns: URLs name (RFC 7065): TLSPort when
+// set, else the port telegate serves TURN over TLS on — that of TLSListen
+// when set, else that of the HTTPS listener httpsListen (server.listen,
+// "host:port"), else 443.
+func (r Relay) AdvertisedTLSPort(httpsListen string) int {
+	if r.TLSPort > 0 {
+		return r.TLSPort
+	}
+	listen := httpsListen
+	if r.TLSListen != "" {
+		listen = r.TLSListen
+	}
+	if _, p, err := net.SplitHostPort(listen); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 443
+}
 
 // Defaults returns r with every zero field set to its default. It is
 // idempotent.

@@ -61,6 +61,7 @@ func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 //
 //	{"type":"offer"|"answer","sdp":"v=0…","to":"<participant id>"}
 //	{"type":"candidate","candidate":{"candidate":"candidate:…","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"…"},"to":"…"}
+//	{"type":"media","media":{"audio":"on","video":"blocked"}} (what the sender sends; see mediaJSON)
 //	{"type":"ping"} / {"type":"bye"}
 //
 // "to" is optional (default: every other participant). A "from" field is
@@ -70,6 +71,7 @@ func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 //	{"type":"peer-joined","peer":{…}} / {"type":"peer-left","id":"…"}
 //	{"type":"offer"|"answer","from":"<id>","sdp":"…"} (the SDP unchanged)
 //	{"type":"candidate","from":"<id>","candidate":{…}} (unchanged)
+//	{"type":"media","from":"<id>","media":{…}} (unchanged)
 //	{"type":"pong"} / {"type":"removed"} / {"type":"ended"} / {"type":"error","error":"…"}
 
 // candidateJSON is an RTCIceCandidateInit (W3C WebRTC §4.8.1).
@@ -80,6 +82,19 @@ type candidateJSON struct {
 	UsernameFragment *string `json:"usernameFragment,omitempty"`
 }
 
+// mediaJSON is what a participant's page sends of its microphone and
+// camera, so the others can say why there is no picture or sound instead
+// of showing a poor connection. Each is "on", "off" (turned off in the
+// call), "blocked" (permission denied) or "absent" (no such device, or it
+// failed to start).
+type mediaJSON struct {
+	Audio string `json:"audio"`
+	Video string `json:"video"`
+}
+
+// mediaStates are the values of mediaJSON's fields.
+var mediaStates = []string{"on", "off", "blocked", "absent"}
+
 // clientMsg is one message from a participant.
 type clientMsg struct {
 	Type      string          `json:"type"`
@@ -87,6 +102,7 @@ type clientMsg struct {
 	From      json.RawMessage `json:"from,omitempty"` // ignored
 	SDP       string          `json:"sdp,omitempty"`
 	Candidate *candidateJSON  `json:"candidate,omitempty"`
+	Media     *mediaJSON      `json:"media,omitempty"`
 
 	facts sdpFacts
 }
@@ -104,6 +120,7 @@ type serverMsg struct {
 	From      string         `json:"from,omitempty"`
 	SDP       string         `json:"sdp,omitempty"`
 	Candidate *candidateJSON `json:"candidate,omitempty"`
+	Media     *mediaJSON     `json:"media,omitempty"`
 	Self      string         `json:"self,omitempty"`
 	Peers     []peerInfo     `json:"peers,omitempty"`
 	Peer      *peerInfo      `json:"peer,omitempty"`
@@ -134,7 +151,15 @@ func parseClientMessage(b []byte, max int64) (*clientMsg, error) {
 	if m.To != "" && !validID(m.To) {
 		return nil, errMessage
 	}
+	if m.Media != nil && m.Type != "media" {
+		return nil, errMessage
+	}
 	switch m.Type {
+	case "media":
+		if m.Media == nil || m.SDP != "" || m.Candidate != nil ||
+			!slices.Contains(mediaStates, m.Media.Audio) || !slices.Contains(mediaStates, m.Media.Video) {
+			return nil, errMessage
+		}
 	case "offer", "answer":
 		if m.Candidate != nil || m.SDP == "" {
 			return nil, errMessage
@@ -640,7 +665,7 @@ func (s *Service) forward(p *peer, m *clientMsg) bool {
 		}
 		return true
 	}
-	out := mustJSON(serverMsg{Type: m.Type, From: p.pid, SDP: m.SDP, Candidate: m.Candidate})
+	out := mustJSON(serverMsg{Type: m.Type, From: p.pid, SDP: m.SDP, Candidate: m.Candidate, Media: m.Media})
 	for _, t := range targets {
 		t.enqueue(out, p)
 	}

@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -18,7 +19,17 @@ const (
 	stateAdmitted = "admitted"
 	stateDeclined = "declined"
 	stateRemoved  = "removed"
+	// stateLeft: a waiting participant whose waiting-room page was not
+	// heard from for visits.waiting_grace (tab closed, device gone). It
+	// is off the clinician's list; opening the link or the page again
+	// puts them back in the waiting room.
+	stateLeft = "left"
 )
+
+// awayAfter is how long a waiting participant's page may go unheard
+// before the clinician sees them as away: the waiting room asks for the
+// visit every 2 s (app.js), so three polls missed.
+const awayAfter = 6 * time.Second
 
 // Participant roles within a visit.
 const (
@@ -37,6 +48,9 @@ type visit struct {
 	Scheduled     time.Time      `json:"scheduled,omitzero"`
 	Created       time.Time      `json:"created"`
 	InviteExpires time.Time      `json:"invite_expires"`
+	// InviteGen is the generation of the visit's current invite link
+	// (see invite.go): a link of another generation is refused.
+	InviteGen int `json:"invite_gen,omitempty"`
 	Started       time.Time      `json:"started,omitzero"`
 	EndsAt        time.Time      `json:"ends_at,omitzero"`
 	Ended         time.Time      `json:"ended,omitzero"`
@@ -59,6 +73,11 @@ type participant struct {
 	FP    []string `json:"fp,omitempty"`
 	Ufrag []string `json:"ufrag,omitempty"`
 	Pwd   []string `json:"pwd,omitempty"`
+
+	// seen is when the participant's waiting-room page last asked for
+	// the visit (or the participant joined, or the node started). Not
+	// stored.
+	seen time.Time
 
 	// allowance is the participant's signaling allowance
 	// (visits.message_rate, visits.message_burst), shared by its
@@ -249,6 +268,7 @@ func (s *Service) create(p createParams) (*visit, string, error) {
 		Scheduled:     p.Scheduled,
 		Created:       now,
 		InviteExpires: inviteExpiry(now, p.Scheduled, s.cfg.InviteTTL),
+		InviteGen:     1,
 	}
 	v.Participants = []*participant{{
 		ID: newID(), Iss: p.OwnerIss, Sub: p.OwnerSub, Name: p.OwnerName,
@@ -258,7 +278,7 @@ func (s *Service) create(p createParams) (*visit, string, error) {
 		return nil, "", err
 	}
 	s.visits[v.ID] = v
-	return v, signInvite(s.invite, v.ID, v.InviteExpires), nil
+	return v, signInvite(s.invite, v.ID, v.InviteGen, v.InviteExpires), nil
 }
 
 // inviteExpiry is InviteTTL after now, or after the scheduled time when the
@@ -271,7 +291,9 @@ func inviteExpiry(now, scheduled time.Time, ttl time.Duration) time.Time {
 	return base.Add(ttl).Truncate(time.Second)
 }
 
-// reissue extends the invite and returns a fresh token.
+// reissue replaces the visit's invite link: the fresh token is of the
+// next generation, so every earlier link is refused from now on (people
+// already waiting or admitted stay).
 func (s *Service) reissue(id *scope.Identity, visitID string) (string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -280,13 +302,13 @@ func (s *Service) reissue(id *scope.Identity, visitID string) (string, time.Time
 		return "", time.Time{}, err
 	}
 	exp := inviteExpiry(s.now(), v.Scheduled, s.cfg.InviteTTL)
-	if exp.After(v.InviteExpires) {
-		v.InviteExpires = exp
-		if err := s.persist(v); err != nil {
-			return "", time.Time{}, err
-		}
+	oldExp, oldGen := v.InviteExpires, v.InviteGen
+	v.InviteExpires, v.InviteGen = exp, v.InviteGen+1
+	if err := s.persist(v); err != nil {
+		v.InviteExpires, v.InviteGen = oldExp, oldGen
+		return "", time.Time{}, err
 	}
-	return signInvite(s.invite, v.ID, exp), exp, nil
+	return signInvite(s.invite, v.ID, v.InviteGen, exp), exp, nil
 }
 
 // manageable returns the active visit id may manage. Caller holds s.mu.
@@ -308,7 +330,7 @@ func (s *Service) manageable(id *scope.Identity, visitID string) (*visit, error)
 // existing place.
 func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, error) {
 	now := s.now()
-	visitID, _, err := parseInvite(s.invite, token, now)
+	inv, err := parseInvite(s.invite, token, now)
 	if err != nil {
 		reason := "invite-malformed"
 		switch err {
@@ -321,23 +343,34 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := s.visits[visitID]
+	v := s.visits[inv.Visit]
 	if v == nil {
 		return nil, nil, fail(http.StatusGone, "unknown-visit", "this visit no longer exists")
 	}
 	if !v.active() {
 		return v, nil, fail(http.StatusGone, "ended", "this visit has ended")
 	}
+	// Someone already waiting or admitted keeps their place whichever
+	// link they open again; a replaced link lets nobody new in.
 	if p := v.byIdentity(id); p != nil {
 		switch p.State {
 		case stateWaiting, stateAdmitted:
+			p.seen = now
 			return v, p, nil
+		case stateLeft:
+			if inv.Gen == v.InviteGen {
+				p.State, p.seen = stateWaiting, now
+				return v, p, s.persist(v)
+			}
 		default:
 			return v, p, fail(http.StatusForbidden, p.State, "you cannot join this visit")
 		}
 	}
+	if inv.Gen != v.InviteGen {
+		return v, nil, fail(http.StatusForbidden, "invite-replaced", errInviteReplaced.Error())
+	}
 	if v.count(stateAdmitted) >= v.Cap {
-		return v, nil, fail(http.StatusConflict, "full", "this visit is full")
+		return v, nil, fail(http.StatusConflict, "full", fullMessage(v))
 	}
 	if v.count(stateWaiting) >= s.cfg.MaxWaiting {
 		return v, nil, fail(http.StatusConflict, "waiting-room-full", "the waiting room is full; try again later")
@@ -345,7 +378,7 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 	// Bound the record: drop the oldest declined or removed entries.
 	if len(v.Participants) >= v.Cap+s.cfg.MaxWaiting+16 {
 		for i, p := range v.Participants {
-			if p.State == stateDeclined || p.State == stateRemoved {
+			if p.State == stateDeclined || p.State == stateRemoved || p.State == stateLeft {
 				v.Participants = append(v.Participants[:i], v.Participants[i+1:]...)
 				break
 			}
@@ -353,7 +386,7 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 	}
 	p := &participant{
 		ID: newID(), Iss: id.Issuer, Sub: id.Subject, Name: displayName(id),
-		Role: roleGuest, State: stateWaiting, Joined: now,
+		Role: roleGuest, State: stateWaiting, Joined: now, seen: now,
 	}
 	v.Participants = append(v.Participants, p)
 	if err := s.persist(v); err != nil {
@@ -387,7 +420,7 @@ func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error 
 				return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
 			}
 			if v.count(stateAdmitted) >= v.Cap {
-				return fail(http.StatusConflict, "full", "this visit is full")
+				return fail(http.StatusConflict, "full", fullMessage(v))
 			}
 			p.State, p.Decided = stateAdmitted, now
 			if v.Started.IsZero() {
@@ -399,7 +432,7 @@ func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error 
 			if p.State == stateDeclined {
 				return nil
 			}
-			if p.State != stateWaiting {
+			if p.State != stateWaiting && p.State != stateLeft {
 				return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
 			}
 			p.State, p.Decided = stateDeclined, now
@@ -431,6 +464,29 @@ func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error 
 		after()
 	}
 	return err
+}
+
+// fullMessage says why v takes nobody more: its cap counts everyone
+// admitted, the clinician included.
+func fullMessage(v *visit) string {
+	return "this visit is full: it is for " + strconv.Itoa(v.Cap) + " people, the clinician included"
+}
+
+// seenBy notes that p's own page asked for the visit: a waiting
+// participant is present, and one who had left is back in the waiting
+// room. Caller holds s.mu.
+func (s *Service) seenBy(v *visit, p *participant) {
+	p.seen = s.now()
+	if p.State == stateLeft && v.active() {
+		p.State = stateWaiting
+		_ = s.persist(v)
+	}
+}
+
+// present reports whether waiting participant p's page was heard from
+// within awayAfter. Caller holds s.mu.
+func (s *Service) present(p *participant) bool {
+	return s.now().Sub(p.seen) < awayAfter
 }
 
 // end ends visitID on behalf of id.
@@ -489,6 +545,27 @@ func (s *Service) sweepLoop(interval time.Duration) {
 	}
 }
 
+// dropAbsentLocked moves the waiting participants of v whose page went
+// unheard for visits.waiting_grace to stateLeft. Caller holds s.mu.
+func (s *Service) dropAbsentLocked(v *visit, now time.Time) {
+	changed := false
+	for _, p := range v.Participants {
+		if p.State != stateWaiting {
+			continue
+		}
+		if p.seen.IsZero() {
+			p.seen = now // loaded from the store: the grace starts now
+		}
+		if now.Sub(p.seen) >= s.cfg.WaitingGrace {
+			p.State = stateLeft
+			changed = true
+		}
+	}
+	if changed {
+		_ = s.persist(v)
+	}
+}
+
 // sweep runs one expiry pass at s.now().
 func (s *Service) sweep() {
 	now := s.now()
@@ -496,6 +573,9 @@ func (s *Service) sweep() {
 	var ended []string
 	s.mu.Lock()
 	for id, v := range s.visits {
+		if v.active() {
+			s.dropAbsentLocked(v, now)
+		}
 		switch {
 		case !v.active():
 			if now.Sub(v.Ended) >= s.cfg.Retention {
