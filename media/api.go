@@ -184,10 +184,10 @@ type participantJSON struct {
 // visitJSON is a visit as its manager (or a participant, with fewer
 // fields) sees it.
 type visitJSON struct {
-	ID            string            `json:"id"`
-	Title         string            `json:"title,omitempty"`
-	Status        string            `json:"status"` // "open" or "ended"
-	EndReason     string            `json:"end_reason,omitempty"`
+	ID        string `json:"id"`
+	Title     string `json:"title,omitempty"`
+	Status    string `json:"status"` // "open" or "ended"
+	EndReason string `json:"end_reason,omitempty"`
 	// Cap is how many people may be admitted at once, the clinician
 	// (host) included.
 	Cap           int               `json:"participants_cap"`

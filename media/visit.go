@@ -40,22 +40,22 @@ const (
 // visit is one visit's state; it is stored (sealed) in visits.db. Guarded by
 // Service.mu.
 type visit struct {
-	ID            string         `json:"id"`
-	Title         string         `json:"title"`
-	OwnerIss      string         `json:"owner_iss"`
-	OwnerSub      string         `json:"owner_sub"`
-	Cap           int            `json:"cap"`
-	Scheduled     time.Time      `json:"scheduled,omitzero"`
-	Created       time.Time      `json:"created"`
-	InviteExpires time.Time      `json:"invite_expires"`
+	ID            string    `json:"id"`
+	Title         string    `json:"title"`
+	OwnerIss      string    `json:"owner_iss"`
+	OwnerSub      string    `json:"owner_sub"`
+	Cap           int       `json:"cap"`
+	Scheduled     time.Time `json:"scheduled,omitzero"`
+	Created       time.Time `json:"created"`
+	InviteExpires time.Time `json:"invite_expires"`
 	// InviteGen is the generation of the visit's current invite link
 	// (see invite.go): a link of another generation is refused.
-	InviteGen int `json:"invite_gen,omitempty"`
-	Started       time.Time      `json:"started,omitzero"`
-	EndsAt        time.Time      `json:"ends_at,omitzero"`
-	Ended         time.Time      `json:"ended,omitzero"`
-	EndReason     string         `json:"end_reason,omitempty"`
-	Participants  []*participant `json:"participants"`
+	InviteGen    int            `json:"invite_gen,omitempty"`
+	Started      time.Time      `json:"started,omitzero"`
+	EndsAt       time.Time      `json:"ends_at,omitzero"`
+	Ended        time.Time      `json:"ended,omitzero"`
+	EndReason    string         `json:"end_reason,omitempty"`
+	Participants []*participant `json:"participants"`
 }
 
 // participant is one person in a visit, keyed by (Iss, Sub).
