@@ -67,7 +67,7 @@ func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 // "to" is optional (default: every other participant). A "from" field is
 // accepted and ignored: the server stamps the sender. The server sends:
 //
-//	{"type":"welcome","self":"<id>","peers":[{"id","name","role"}],"ends_at":"…"}
+//	{"type":"welcome","self":"<id>","peers":[{"id","name","role","session"}],"ends_at":"…"}
 //	{"type":"peer-joined","peer":{…}} / {"type":"peer-left","id":"…"}
 //	{"type":"offer"|"answer","from":"<id>","sdp":"…"} (the SDP unchanged)
 //	{"type":"candidate","from":"<id>","candidate":{…}} (unchanged)
@@ -107,11 +107,32 @@ type clientMsg struct {
 	facts sdpFacts
 }
 
-// peerInfo describes a connected participant to the others.
+// peerInfo describes a connected participant to the others. Session is
+// the page's own call id (the signal URL's ?session=, up to 32 letters
+// and digits, or ""): a socket that reconnects with the same one resumes
+// the same peer connections; another one is a new page (a reload), whose
+// peers start afresh.
 type peerInfo struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	Role string `json:"role"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Session string `json:"session,omitempty"`
+}
+
+// callSession returns the signal request's ?session= when it is 1 to 32
+// ASCII letters and digits, else "".
+func callSession(r *http.Request) string {
+	v := r.URL.Query().Get("session")
+	if len(v) > 32 {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return ""
+		}
+	}
+	return v
 }
 
 // serverMsg is one message from the server.
@@ -439,7 +460,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	}
 	p := &peer{
 		s: s, visitID: v.ID, pid: part.ID,
-		info: peerInfo{ID: part.ID, Name: part.Name, Role: part.Role},
+		info: peerInfo{ID: part.ID, Name: part.Name, Role: part.Role, Session: callSession(r)},
 		iss:  id.Issuer, sub: id.Subject, sessionID: id.SessionID,
 		send:      make(chan []byte, sendQueue(s.cfg)),
 		done:      make(chan struct{}),
