@@ -81,14 +81,18 @@ type Relay struct {
 
 	// MaxAllocationsPerParticipant, MaxAllocationsPerVisit and
 	// MaxAllocations cap live allocations; past a cap Allocate fails with
-	// 486 Allocation Quota Reached. Defaults 3, 10, 1000.
+	// 486 Allocation Quota Reached. Defaults 12, 40, 1000: a call page
+	// holds up to three allocations per other participant (UDP and TURN
+	// over TLS), and twice that while an ICE restart replaces them, so a
+	// visit of 3 needs 12 per participant.
 	MaxAllocationsPerParticipant int `yaml:"max_allocations_per_participant"`
 	MaxAllocationsPerVisit       int `yaml:"max_allocations_per_visit"`
 	MaxAllocations               int `yaml:"max_allocations"`
 	// AllocationRate limits Allocate requests per participant (token
 	// bucket, per second), keyed on the visit and participant a credential
 	// names: a freshly minted credential of the same participant shares the
-	// bucket. Default rate 1, burst 6.
+	// bucket. Default rate 1, burst 12 (a page of a visit of 3 allocates 6
+	// at once, and 6 more at an ICE restart).
 	AllocationRate RateLimit `yaml:"allocation_rate"`
 	// MaxCredentials caps the per-participant allocation-rate table (LRU
 	// eviction). Default 10000.
@@ -215,16 +219,16 @@ func (r Relay) Defaults() Relay {
 		r.AllocationLifetime = 10 * time.Minute
 	}
 	if r.MaxAllocationsPerParticipant == 0 {
-		r.MaxAllocationsPerParticipant = 3
+		r.MaxAllocationsPerParticipant = 12
 	}
 	if r.MaxAllocationsPerVisit == 0 {
-		r.MaxAllocationsPerVisit = 10
+		r.MaxAllocationsPerVisit = 40
 	}
 	if r.MaxAllocations == 0 {
 		r.MaxAllocations = 1000
 	}
 	if r.AllocationRate == (RateLimit{}) {
-		r.AllocationRate = RateLimit{Rate: 1, Burst: 6}
+		r.AllocationRate = RateLimit{Rate: 1, Burst: 12}
 	}
 	if r.MaxCredentials == 0 {
 		r.MaxCredentials = 10000

@@ -189,25 +189,29 @@ async function join() {
 
 // ----------------------------------------------------------------- call ---
 
-// startMedia asks for the camera and microphone, falling back to either
-// alone, and says what each is: "on", "blocked" or "absent".
+// startMedia asks for the camera and microphone, and when that fails for
+// each alone, and says what each is: "on", "blocked" (permission denied)
+// or "absent" (no such device, or it would not start).
 async function startMedia() {
   const video = { width: { ideal: 640 }, height: { ideal: 480 } };
-  const state = k => k === 'NotAllowedError' || k === 'SecurityError' ? 'blocked' : 'absent';
+  const gum = c => navigator.mediaDevices.getUserMedia(c);
+  const state = err => err.name === 'NotAllowedError' || err.name === 'SecurityError' ? 'blocked' : 'absent';
   try {
-    return { stream: await navigator.mediaDevices.getUserMedia({ audio: true, video }), audio: 'on', video: 'on' };
+    return { stream: await gum({ audio: true, video }), audio: 'on', video: 'on' };
   } catch (err) {
     if (err.name === 'NotReadableError') return { stream: null, audio: 'absent', video: 'absent', inUse: true };
-    const both = state(err.name);
-    if (both === 'blocked') return { stream: null, audio: 'blocked', video: 'blocked' };
-    for (const [kind, c] of [['audio', { audio: true }], ['video', { video }]]) {
-      try {
-        const stream = await navigator.mediaDevices.getUserMedia(c);
-        return kind === 'audio' ? { stream, audio: 'on', video: 'absent' } : { stream, audio: 'absent', video: 'on' };
-      } catch (_) { /* try the other */ }
-    }
-    return { stream: null, audio: both, video: both };
   }
+  const out = { stream: null, audio: 'on', video: 'on' };
+  for (const [kind, c] of [['audio', { audio: true }], ['video', { video }]]) {
+    try {
+      const s = await gum(c);
+      if (!out.stream) out.stream = s;
+      else for (const tr of s.getTracks()) out.stream.addTrack(tr);
+    } catch (err) {
+      out[kind] = state(err);
+    }
+  }
+  return out;
 }
 
 async function call() {
