@@ -326,17 +326,24 @@ func TestVisitRecovers(t *testing.T) {
 	for _, p := range []*page{dr, pat} {
 		p.waitFor("the reconnecting notice", `window.__statuses.some(s => s.includes('Reconnecting'))`, 20*time.Second)
 	}
+	// The figure docs/benchmarks.md reports (a measurement, not a timed
+	// assertion): from the relay losing the allocations to both pages
+	// connected again, by the pages' own clocks (the same machine's).
 	var recovered time.Duration
 	for _, p := range []*page{dr, pat} {
-		p.waitFor("the recovery", `document.querySelector('#stats').dataset.recoveredMs !== undefined && document.querySelector('#connection-state').dataset.state === 'connected'`, 30*time.Second)
-		b := bytesOf(p)
-		p.waitFor("video flowing again", fmt.Sprintf(`Number(document.querySelector('#stats').dataset.inboundVideoBytes) > %v + 20000`, b), 20*time.Second)
-		if e := time.Since(lost); e > recovered {
+		p.waitFor("the recovery", `document.querySelector('#stats').dataset.recoveredAt !== undefined && document.querySelector('#connection-state').dataset.state === 'connected'`, 30*time.Second)
+		at := time.UnixMilli(int64(eval[float64](p, `Number(document.querySelector('#stats').dataset.recoveredAt)`)))
+		seen := time.UnixMilli(int64(eval[float64](p, `Number(document.querySelector('#stats').dataset.lostAt)`)))
+		if e := at.Sub(lost); e > recovered {
 			recovered = e
 		}
-		t.Logf("%s: ICE recovered %s ms after the connection was first seen lost", p.name, eval[string](p, `document.querySelector('#stats').dataset.recoveredMs`))
+		t.Logf("%s: loss seen after %v, connected again after %v", p.name, seen.Sub(lost).Round(10*time.Millisecond), at.Sub(lost).Round(10*time.Millisecond))
 	}
-	t.Logf("allocation lost to video flowing again both ways: %v", recovered.Round(100*time.Millisecond))
+	for _, p := range []*page{dr, pat} {
+		b := bytesOf(p)
+		p.waitFor("video flowing again", fmt.Sprintf(`Number(document.querySelector('#stats').dataset.inboundVideoBytes) > %v + 20000`, b), 20*time.Second)
+	}
+	t.Logf("relay allocation lost to the call connected again on both sides: %v", recovered.Round(10*time.Millisecond))
 	if c := eval[string](pat, `document.querySelector('#security-code').dataset.code`); c != code {
 		t.Fatalf("the security code changed over the restart: %s, was %s", c, code)
 	}

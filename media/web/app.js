@@ -301,9 +301,11 @@ async function call() {
     if (text) say('#call-status', text);
   });
   c.addEventListener('restarting', () => say('#call-status', t('call.restarting')));
+  c.addEventListener('lost', e => { $('#stats').dataset.lostAt = String(e.detail.at); });
   c.addEventListener('recovered', e => {
     say('#call-status', t('call.recovered'));
     $('#stats').dataset.recoveredMs = String(e.detail.ms);
+    $('#stats').dataset.recoveredAt = String(e.detail.at);
   });
   c.addEventListener('code', e => {
     if (firstPeer && e.detail.peerId !== firstPeer) return;

@@ -145,7 +145,8 @@ export async function callStats(pc) {
   const byId = new Map();
   report.forEach(s => byId.set(s.id, s));
   const out = { localCandidateType: '', remoteCandidateType: '', rtt: null, inboundVideoBytes: 0, inboundAudioBytes: 0,
-    packetsLost: 0, framesPerSecond: null, frameWidth: null, localFingerprint: null, remoteFingerprint: null };
+    packetsLost: 0, framesPerSecond: null, frameWidth: null, localFingerprint: null, remoteFingerprint: null,
+    transportBytesReceived: 0 };
   let transport = null;
   report.forEach(s => { if (s.type === 'transport' && !transport) transport = s; });
   let pair = transport && transport.selectedCandidatePairId ? byId.get(transport.selectedCandidatePairId) : null;
@@ -158,6 +159,7 @@ export async function callStats(pc) {
     out.rtt = pair.currentRoundTripTime ?? null;
   }
   if (transport) {
+    out.transportBytesReceived = transport.bytesReceived || 0;
     const lc = byId.get(transport.localCertificateId);
     const rc = byId.get(transport.remoteCertificateId);
     if (lc) out.localFingerprint = `${lc.fingerprintAlgorithm} ${lc.fingerprint}`;
@@ -178,7 +180,7 @@ export async function callStats(pc) {
 }
 
 /** Grace before an ICE connection that is `disconnected` is restarted (ms). */
-export const RESTART_GRACE_MS = 2000;
+export const RESTART_GRACE_MS = 1000;
 
 // Signaling reconnect backoff (ms): doubled from the first to the last,
 // with up to a quarter of jitter; reset by each welcome.
@@ -215,7 +217,8 @@ function randomSession() {
  *   stats {peerId, stats} (every second), peerleft {peerId},
  *   media {peerId, audio, video} (what the peer sends),
  *   iceerror {peerId, code, text, url} (a TURN server error while gathering),
- *   restarting {peerId, why} (an ICE restart begins), recovered {peerId, ms},
+ *   lost {peerId, state, at} (the connection is disconnected or failed; at: epoch ms),
+ *   restarting {peerId, why} (an ICE restart begins), recovered {peerId, ms, at} (ms since lost),
  *   reconnecting {code, reason} (signaling lost; it reconnects by itself),
  *   resumed {} (signaling back),
  *   closed {code, reason, why: 'ended'|'removed'|'signed-out'|'replaced'|'refused'|'hangup'|'network'}.
@@ -232,6 +235,7 @@ export class Call extends EventTarget {
     this.nego = new Map();     // peer id → {makingOffer, ignoreOffer, polite, lostAt, timer}
     this.peers = new Map();    // peer id → {id, name, role, session}
     this.codes = new Map();
+    this.peerMedia = new Map(); // peer id → {audio, video} as the peer says
     this.self = null;
     this.ws = null;
     this.closed = false;
@@ -369,6 +373,7 @@ export class Call extends EventTarget {
         break;
       }
       case 'media':
+        this.peerMedia.set(m.from, m.media);
         this.emit('media', { peerId: m.from, audio: m.media.audio, video: m.media.video });
         break;
       case 'ended': this.stop('ended'); break;
@@ -448,22 +453,20 @@ export class Call extends EventTarget {
   }
 
   // Restart ICE when the connection is lost: at once on `failed`, after
-  // the grace on `disconnected`.
-  watchIce(peerId, pc, n) {
-    const st = pc.iceConnectionState;
+  // the grace on `disconnected` — or on a silent transport (st
+  // "silent", from pollStats), which a browser reports as disconnected
+  // only seconds later.
+  watchIce(peerId, pc, n, silent = false) {
+    const st = silent ? 'disconnected' : pc.iceConnectionState;
     if (st === 'connected' || st === 'completed') {
-      clearTimeout(n.timer);
-      n.timer = null;
-      if (n.lostAt) {
-        const ms = Math.round(performance.now() - n.lostAt);
-        n.lostAt = 0;
-        console.info(`call: connection to ${peerId} recovered in ${ms} ms`);
-        this.emit('recovered', { peerId, ms });
-      }
+      if (!n.silent) this.recovered(peerId, n);
       return;
     }
     if (st !== 'disconnected' && st !== 'failed') return;
-    if (!n.lostAt) n.lostAt = performance.now();
+    if (!n.lostAt) {
+      n.lostAt = performance.now();
+      this.emit('lost', { peerId, state: st, at: Date.now() });
+    }
     if (st === 'failed') {
       clearTimeout(n.timer);
       n.timer = null;
@@ -471,9 +474,20 @@ export class Call extends EventTarget {
     } else if (!n.timer) {
       n.timer = setTimeout(() => {
         n.timer = null;
-        if (pc.iceConnectionState === 'disconnected') this.restart(peerId, 'disconnected');
-      }, this.restartGraceMs);
+        if (pc.iceConnectionState === 'disconnected' || n.silent) this.restart(peerId, n.silent ? 'silent' : 'disconnected');
+      }, silent ? 0 : this.restartGraceMs);
     }
+  }
+
+  // recovered ends a loss of the connection with peerId.
+  recovered(peerId, n) {
+    clearTimeout(n.timer);
+    n.timer = null;
+    if (!n.lostAt) return;
+    const ms = Math.round(performance.now() - n.lostAt);
+    n.lostAt = 0;
+    console.info(`call: connection to ${peerId} recovered in ${ms} ms`);
+    this.emit('recovered', { peerId, ms, at: Date.now() });
   }
 
   /** Restart ICE with peerId, with fresh relay credentials. */
@@ -503,9 +517,35 @@ export class Call extends EventTarget {
     for (const [peerId, pc] of this.pcs) {
       try {
         const stats = await callStats(pc);
+        this.watchSilence(peerId, pc, stats);
         this.emit('stats', { peerId, stats });
         if (pc.connectionState === 'connected' && !this.codes.has(peerId)) this.updateCode(peerId, pc);
       } catch (_) { /* closed meanwhile */ }
+    }
+  }
+
+  // A peer that says it sends sound or video (even muted or turned off,
+  // which still sends packets) sends something many times a second: a
+  // connected transport that received nothing for the grace is lost.
+  watchSilence(peerId, pc, stats) {
+    const n = this.nego.get(peerId);
+    const pm = this.peerMedia.get(peerId);
+    if (!n) return;
+    const now = performance.now();
+    const ice = pc.iceConnectionState;
+    if (stats.transportBytesReceived !== n.rxBytes) {
+      n.rxBytes = stats.transportBytesReceived;
+      n.rxAt = now;
+      if (n.silent && (ice === 'connected' || ice === 'completed')) {
+        n.silent = false;
+        this.recovered(peerId, n);
+      }
+      return;
+    }
+    const sends = pm && (['on', 'off'].includes(pm.audio) || ['on', 'off'].includes(pm.video));
+    if (sends && !n.silent && n.rxAt && (ice === 'connected' || ice === 'completed') && now - n.rxAt >= this.restartGraceMs) {
+      n.silent = true;
+      this.watchIce(peerId, pc, n, true);
     }
   }
 
