@@ -323,27 +323,33 @@ func TestVisitRecovers(t *testing.T) {
 	}
 	resp.Body.Close()
 	lost := time.Now()
-	for _, p := range []*page{dr, pat} {
-		p.waitFor("the reconnecting notice", `window.__statuses.some(s => s.includes('Reconnecting'))`, 20*time.Second)
-	}
+	// The patient, whose allocations went, sees the loss and says so; the
+	// clinician may see it too, or not at all when the patient's restart
+	// is quicker than the clinician's 1 s of silence.
+	pat.waitFor("the reconnecting notice", `window.__statuses.some(s => s.includes('Reconnecting'))`, 20*time.Second)
 	// The figure docs/benchmarks.md reports (a measurement, not a timed
-	// assertion): from the relay losing the allocations to both pages
-	// connected again, by the pages' own clocks (the same machine's).
+	// assertion): from the relay losing the allocations to media arriving
+	// again, by the pages' own clocks (the same machine's).
 	var recovered time.Duration
+	pat.waitFor("the recovery", `document.querySelector('#stats').dataset.recoveredAt !== undefined && document.querySelector('#connection-state').dataset.state === 'connected'`, 30*time.Second)
 	for _, p := range []*page{dr, pat} {
-		p.waitFor("the recovery", `document.querySelector('#stats').dataset.recoveredAt !== undefined && document.querySelector('#connection-state').dataset.state === 'connected'`, 30*time.Second)
+		if !eval[bool](p, `document.querySelector('#stats').dataset.lostAt !== undefined`) {
+			t.Logf("%s: no loss seen", p.name)
+			continue
+		}
+		p.waitFor("the recovery", `document.querySelector('#stats').dataset.recoveredAt !== undefined`, 30*time.Second)
 		at := time.UnixMilli(int64(eval[float64](p, `Number(document.querySelector('#stats').dataset.recoveredAt)`)))
 		seen := time.UnixMilli(int64(eval[float64](p, `Number(document.querySelector('#stats').dataset.lostAt)`)))
 		if e := at.Sub(lost); e > recovered {
 			recovered = e
 		}
-		t.Logf("%s: loss seen after %v, connected again after %v", p.name, seen.Sub(lost).Round(10*time.Millisecond), at.Sub(lost).Round(10*time.Millisecond))
+		t.Logf("%s: loss seen after %v, media again after %v", p.name, seen.Sub(lost).Round(10*time.Millisecond), at.Sub(lost).Round(10*time.Millisecond))
 	}
 	for _, p := range []*page{dr, pat} {
 		b := bytesOf(p)
-		p.waitFor("video flowing again", fmt.Sprintf(`Number(document.querySelector('#stats').dataset.inboundVideoBytes) > %v + 20000`, b), 20*time.Second)
+		p.waitFor("video flowing again", fmt.Sprintf(`document.querySelector('#connection-state').dataset.state === 'connected' && Number(document.querySelector('#stats').dataset.inboundVideoBytes) > %v + 20000`, b), 20*time.Second)
 	}
-	t.Logf("relay allocation lost to the call connected again on both sides: %v", recovered.Round(10*time.Millisecond))
+	t.Logf("relay allocation lost to media arriving again on both sides: %v", recovered.Round(10*time.Millisecond))
 	if c := eval[string](pat, `document.querySelector('#security-code').dataset.code`); c != code {
 		t.Fatalf("the security code changed over the restart: %s, was %s", c, code)
 	}

@@ -352,7 +352,9 @@ async function call() {
       say('#call-status', t('call.otherLeft'));
     }
   });
-  c.addEventListener('reconnecting', () => say('#call-status', t('call.reconnecting')));
+  // 1001: the node is restarting (its reason says so); otherwise the
+  // network.
+  c.addEventListener('reconnecting', e => say('#call-status', t(e.detail.code === 1001 ? 'call.nodeRestarting' : 'call.reconnecting')));
   c.addEventListener('resumed', () => {
     const st = $('#connection-state').dataset.state;
     if (st === 'connected') say('#call-status', t('call.connected'));

@@ -43,6 +43,7 @@ export const catalogue = {
     'call.connecting': 'Connecting…',
     'call.connected': 'Connected.',
     'call.reconnecting': 'Reconnecting…',
+    'call.nodeRestarting': 'The video service is restarting; rejoining the call…',
     'call.restarting': 'The connection dropped. Reconnecting…',
     'call.recovered': 'Reconnected.',
     'call.otherLeft': 'The other participant left. Waiting…',

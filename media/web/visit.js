@@ -341,7 +341,15 @@ export class Call extends EventTarget {
         }
         this.send({ type: 'media', media: this.media });
         this.emit('welcome', { self: m.self, peers: m.peers || [] });
-        if (resumed) this.emit('resumed', {});
+        if (resumed) {
+          // Back after signaling was lost: restart what broke meanwhile.
+          for (const [pid, pc] of this.pcs) {
+            const n = this.nego.get(pid);
+            const ice = pc.iceConnectionState;
+            if (n.pendingRestart || pc.signalingState !== 'stable' || (ice !== 'connected' && ice !== 'completed')) this.restart(pid, 'resumed');
+          }
+          this.emit('resumed', {});
+        }
         break;
       }
       case 'peer-joined': {
@@ -493,10 +501,21 @@ export class Call extends EventTarget {
   /** Restart ICE with peerId, with fresh relay credentials. */
   async restart(peerId, why = 'requested') {
     const pc = this.pcs.get(peerId);
+    const n = this.nego.get(peerId);
     if (!pc || this.closed) return;
     this.emit('restarting', { peerId, why });
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+      n.pendingRestart = true; // done on the next welcome
+      return;
+    }
+    n.pendingRestart = false;
     try { await this.refreshIce(); } catch (_) { /* the last ones may still do */ }
     if (this.pcs.get(peerId) !== pc) return;
+    // An offer that got no answer (sent as signaling was lost) is taken
+    // back first.
+    if (pc.signalingState === 'have-local-offer') {
+      try { await pc.setLocalDescription({ type: 'rollback' }); } catch (_) { /* answered meanwhile */ }
+    }
     pc.restartIce(); // negotiationneeded sends the offer
   }
 
