@@ -97,8 +97,7 @@ func (p *page) watchMedia(blockCamera bool) {
 })();`, blockCamera))
 }
 
-// metric returns the sum of the samples of a Prometheus counter whose
-// line starts with prefix, from d's admin listener.
+// metrics returns the Prometheus text of d's admin listener.
 func (d *demo) metrics(t *testing.T) string {
 	t.Helper()
 	resp, err := http.Get(d.AdminURL() + "/metrics")
@@ -234,6 +233,11 @@ func TestRegression_VisitPagesTellPeopleTheTruth(t *testing.T) {
 			t.Errorf("during a healthy call the relay counted %v more %s", v-before[k], k)
 		}
 	}
+	// Not vacuous: the relay did carry this call.
+	if m := regexp.MustCompile(`(?m)^telegate_media_relay_packets_total ([0-9.e+]+)$`).FindStringSubmatch(d.metrics(t)); m == nil || m[1] == "0" {
+		t.Errorf("the relay's packet counter reads %v during the call", m)
+	}
+	t.Logf("relay denials before the call %v, after %v", before, after)
 
 	// Hang-up: no stale figures, and Rejoin.
 	pat.do(chromedp.Click(chromedp.CSS("#hangup")))
@@ -283,14 +287,14 @@ func telegateWithHooks(t *testing.T) string {
 	return hooksBin.path
 }
 
-// TestVisitRecovers: a call whose relay allocations are lost mid-call
+// TestRegression_CallRecoversFromLoss: a call whose relay allocations are lost mid-call
 // (the relay closes the patient's allocations through a test hook), after
 // its relay credentials have expired (credential_ttl 5 s), restarts ICE
 // with fresh credentials and has video flowing again both ways, the page
 // saying "reconnecting" and then recovering, with the same security
 // code; the time to recover is logged. A page reload then rejoins the
 // same call.
-func TestVisitRecovers(t *testing.T) {
+func TestRegression_CallRecoversFromLoss(t *testing.T) {
 	hooks := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d, _ := startDemoWithDevOP(t, &demo{bin: telegateWithHooks(t), env: []string{"TELEGATE_TEST_HOOKS=" + hooks}}, visitsConfig)
 	d.logVisitOnFailure()
