@@ -20,51 +20,13 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// visitsConfig is a visits configuration for runWithDevOP: relay
-// credentials live 5 s, a waiting room page unheard for 10 s leaves the
-// list, and a visit holds three people.
-const visitsConfig = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
-    display_name: Development sign-in
-    issuer: %[5]s
-    client_id: telegate
-    client_secret_file: %[6]s
-    scopes: [openid, profile, email, groups]
-    roles:
-      claim: groups
-      map:
-        clinicians: [clinician]
-        patients: [patient]
-routes:
-  - id: public
-    path: /public/
-    upstream: http://127.0.0.1:9
-    policy:
-      public: true
-relay:
-  enabled: true
-  listen: 127.0.0.1:%[4]d
-  relay_addresses: [127.0.0.1]
-  secrets_file: %[7]s
-  credential_ttl: 5s
-visits:
-  enabled: true
-  ice_host: 127.0.0.1
-  default_participants: 3
-  waiting_grace: 10s
-log:
-  format: text
-`
+// visitsConfig is shortTimeouts (relay credentials live 5 s) with the
+// default sign-in idle timeout, visits of three people, and a waiting
+// room page unheard for 10 s off the list.
+var visitsConfig = strings.NewReplacer(
+	"sessions:\n  idle_timeout: 4s\n", "",
+	"  ice_host: 127.0.0.1\n", "  ice_host: 127.0.0.1\n  default_participants: 3\n  waiting_grace: 10s\n",
+).Replace(shortTimeouts)
 
 // onNewDocument runs src in every document p opens from now on, before
 // the page's own scripts.
