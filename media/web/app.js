@@ -59,10 +59,82 @@ function renderPeople(v, waiting, inCall, act) {
   if (!waiting.children.length) waiting.append(el('li', { class: 'empty', text: t('lobby.nobodyWaiting') }));
 }
 
+// ------------------------------------------------------------ alerts ---
+
+// alerter tells the clinician when someone arrives in a waiting room: a
+// short chime (Web Audio, no file), a desktop notification when allowed
+// (it names nobody: a locked screen may show it), the tab's title and
+// favicon with the number waiting, and a line in an aria-live region (the
+// sound's caption). It returns update(visits), to call with every list
+// the page fetches; people already waiting when the page opens count in
+// the title but do not chime.
+function alerter(captionSel) {
+  const baseTitle = document.title;
+  const seen = new Set();
+  let first = true;
+  let audio = null;
+  const icon = document.querySelector('link[rel=icon]') || document.head.appendChild(el('link', { rel: 'icon' }));
+  const baseIcon = icon.getAttribute('href') || '';
+  // Browsers let a page play sound only after a user gesture.
+  document.addEventListener('pointerdown', () => { audio = audio || new AudioContext(); audio.resume(); }, { once: true });
+  function chime() {
+    try {
+      audio = audio || new AudioContext();
+      const now = audio.currentTime;
+      for (const [i, f] of [[0, 660], [1, 880]]) {
+        const o = audio.createOscillator();
+        const g = audio.createGain();
+        o.frequency.value = f;
+        g.gain.setValueAtTime(0.15, now + i * 0.18);
+        g.gain.exponentialRampToValueAtTime(0.001, now + i * 0.18 + 0.3);
+        o.connect(g).connect(audio.destination);
+        o.start(now + i * 0.18);
+        o.stop(now + i * 0.18 + 0.32);
+      }
+    } catch (_) { /* no audio: the caption and the title still tell */ }
+  }
+  function badge(n) {
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#0b6bcb"/>` +
+      `<circle cx="23" cy="9" r="9" fill="#b3261e"/><text x="23" y="13" font-size="12" text-anchor="middle" fill="#fff" font-family="sans-serif">${Math.min(n, 9)}</text></svg>`;
+    return 'data:image/svg+xml,' + encodeURIComponent(svg);
+  }
+  return function update(visits) {
+    const waiting = [];
+    for (const v of visits) for (const p of v.participants || []) if (p.state === 'waiting' && !p.away) waiting.push(p);
+    const arrived = waiting.filter(p => !seen.has(p.id));
+    for (const p of waiting) seen.add(p.id);
+    document.title = waiting.length ? t('alert.title', { n: waiting.length, title: baseTitle }) : baseTitle;
+    if (waiting.length) icon.setAttribute('href', badge(waiting.length));
+    else if (baseIcon) icon.setAttribute('href', baseIcon);
+    else icon.removeAttribute('href');
+    if (first) { first = false; return; }
+    if (!arrived.length) return;
+    chime();
+    say(captionSel, t('alert.caption', { name: arrived.map(p => p.name).join(', ') }));
+    if (window.Notification && Notification.permission === 'granted') {
+      try { new Notification(t('alert.notificationTitle'), { body: t('alert.notificationBody'), tag: 'telegate-waiting' }); } catch (_) { /* not here */ }
+    }
+  };
+}
+
+// alertsButton offers desktop notifications while the browser has not
+// been asked yet (asking needs a click).
+function alertsButton(sel) {
+  const b = $(sel);
+  if (!b || !window.Notification || Notification.permission !== 'default') return;
+  b.hidden = false;
+  b.addEventListener('click', async () => {
+    await Notification.requestPermission();
+    b.hidden = true;
+  });
+}
+
 // ---------------------------------------------------------------- lobby ---
 
 async function lobby() {
   let current = null;
+  const alertArrivals = alerter('#alert-caption');
+  alertsButton('#enable-alerts');
   const form = $('#create-form');
   form.addEventListener('submit', async ev => {
     ev.preventDefault();
@@ -136,6 +208,7 @@ async function lobby() {
       failed(err);
       return;
     }
+    alertArrivals(visits);
     const list = $('#visit-list');
     list.replaceChildren();
     for (const v of visits) {
@@ -293,10 +366,19 @@ async function call() {
     }
     if (vid.srcObject !== s) vid.srcObject = s;
   });
+  // No path at all: still not connected 15 s after the connection
+  // failed (restarts included) — say what to do.
+  let noPath = null;
   c.addEventListener('state', e => {
     if (e.detail.peerId !== firstPeer && firstPeer) return;
     const st = e.detail.state;
     setState(st);
+    if (st === 'connected') { clearTimeout(noPath); noPath = null; }
+    if ((st === 'failed' || st === 'disconnected') && !noPath) {
+      noPath = setTimeout(() => {
+        if ($('#connection-state').dataset.state !== 'connected' && !c.closed) { say('#call-status', t('call.noPath')); offerRejoin(); }
+      }, 15000);
+    }
     const text = { connected: t('call.connected'), connecting: t('call.connecting'), failed: t('call.restarting'), disconnected: t('call.restarting') }[st];
     if (text) say('#call-status', text);
   });
@@ -404,6 +486,7 @@ async function call() {
 // (Admit, Decline for people who arrive later) and End visit.
 function hostPanel(id) {
   const panel = $('#host-panel');
+  const alertArrivals = alerter('#host-status');
   panel.hidden = false;
   const status = msg => say('#host-status', msg);
   async function refresh() {
@@ -411,6 +494,7 @@ function hostPanel(id) {
       // The page's own poll: not use of the sign-in session.
       const v = await visit.getVisit(id, { background: true });
       if (v.status === 'ended') { panel.hidden = true; return; }
+      alertArrivals([v]);
       renderPeople(v, $('#call-waiting-list'), null, act);
     } catch (err) {
       status(errorText(err));

@@ -30,6 +30,12 @@ export const catalogue = {
     'lobby.signedOutTitle': 'You were signed out',
     'lobby.signedOutText': 'This page was left unused, so you were signed out to protect patient information. Visits stay open.',
     'lobby.signInAgain': 'Sign in again',
+    // Alerts when someone arrives
+    'alert.title': '({n}) waiting · {title}',
+    'alert.caption': 'Chime: {name} arrived in the waiting room.',
+    'alert.notificationTitle': 'Someone is waiting',
+    'alert.notificationBody': 'A patient is waiting for your video visit.',
+    'alert.enable': 'Turn on desktop alerts',
     // Waiting room
     'wait.inRoom': 'You are in the waiting room. The clinician will let you in shortly.',
     'wait.admitted': 'You have been admitted. Joining…',
@@ -46,6 +52,7 @@ export const catalogue = {
     'call.nodeRestarting': 'The video service is restarting; rejoining the call…',
     'call.restarting': 'The connection dropped. Reconnecting…',
     'call.recovered': 'Reconnected.',
+    'call.noPath': 'Cannot reach the other person. Your network may block video calls: try another network (for example mobile data instead of Wi-Fi), then press Rejoin.',
     'call.otherLeft': 'The other participant left. Waiting…',
     'call.codeChanged': 'The security code changed. Read it aloud again before going on.',
     'call.ended': 'The visit has ended.',
