@@ -316,6 +316,8 @@ func TestRegression_CallRecoversFromLoss(t *testing.T) {
 		p.waitFor("video flowing again", fmt.Sprintf(`document.querySelector('#connection-state').dataset.state === 'connected' && Number(document.querySelector('#stats').dataset.inboundVideoBytes) > %v + 20000`, b), 20*time.Second)
 	}
 	t.Logf("relay allocation lost to media arriving again on both sides: %v", recovered.Round(10*time.Millisecond))
+	// The page said it was reconnecting, then that it had.
+	pat.waitFor("the reconnected notice", `(() => { const i = window.__statuses.findIndex(s => s.includes('Reconnecting')); return i >= 0 && window.__statuses.slice(i).some(s => s === 'Reconnected.' || s === 'Connected.'); })()`, 10*time.Second)
 	if c := eval[string](pat, `document.querySelector('#security-code').dataset.code`); c != code {
 		t.Fatalf("the security code changed over the restart: %s, was %s", c, code)
 	}

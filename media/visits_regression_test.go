@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/telegate/telegate/config"
 )
 
@@ -168,4 +170,60 @@ func TestRegression_ParticipantCapCountsClinician(t *testing.T) {
 	check("admitting a third guest", st, m)
 	st, m = h.do("bench-late", "POST", "/.telegate/visits/join", map[string]any{"invite": unescape(inv)})
 	check("joining a full visit", st, m)
+}
+
+// TestRegression_SignalingCarriesCallFacts: what the pages need to
+// explain and resume a call reaches the others — a participant's media
+// state (camera blocked, absent, off) with the sender stamped by the
+// server, and each socket's call session in welcome and peer-joined (the
+// same after a reconnect of the same page, another after a reload);
+// malformed ones are refused.
+func TestRegression_SignalingCarriesCallFacts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Visits{})
+	vid, host, pid := h.admitted()
+	dr := h.mustDial("dr", vid+"?session=pageA1")
+	readType(t, dr, "welcome")
+	pat := h.mustDial("pat", vid+"?session=patPage7")
+	w := readType(t, pat, "welcome")
+	if len(w.Peers) != 1 || w.Peers[0].ID != host || w.Peers[0].Session != "pageA1" {
+		t.Fatalf("welcome %+v", w)
+	}
+	if j := readType(t, dr, "peer-joined"); j.Peer.Session != "patPage7" {
+		t.Fatalf("peer-joined %+v", j.Peer)
+	}
+	for _, st := range []string{"blocked", "absent", "off", "on"} {
+		sendJSON(t, pat, map[string]any{"type": "media", "media": map[string]any{"audio": "on", "video": st}, "from": host})
+		m := readType(t, dr, "media")
+		if m.From != pid || m.Media == nil || m.Media.Video != st || m.Media.Audio != "on" {
+			t.Fatalf("media %q forwarded as %+v", st, m)
+		}
+	}
+	// The same page reconnecting keeps its session; a reload has another;
+	// a session that is not 1–32 letters and digits is none.
+	for _, tc := range []struct{ query, want string }{
+		{"?session=patPage7", "patPage7"},
+		{"?session=reloaded2", "reloaded2"},
+		{"?session=" + strings.Repeat("a", 33), ""},
+		{"?session=a-b", ""},
+	} {
+		pat.CloseNow()
+		pat = h.mustDial("pat", vid+tc.query)
+		readType(t, pat, "welcome")
+		if j := readType(t, dr, "peer-joined"); j.Peer.Session != tc.want {
+			t.Fatalf("%s: peer-joined session %q, want %q", tc.query, j.Peer.Session, tc.want)
+		}
+	}
+	for _, bad := range []map[string]any{
+		{"type": "media", "media": map[string]any{"audio": "on", "video": "loud"}},
+		{"type": "media"},
+		{"type": "ping", "media": map[string]any{"audio": "on", "video": "on"}},
+	} {
+		c := h.mustDial("pat", vid)
+		readType(t, c, "welcome")
+		sendJSON(t, c, bad)
+		if st := closeStatus(t, c); st != websocket.StatusPolicyViolation {
+			t.Fatalf("%v: closed with %v, want 1008", bad, st)
+		}
+	}
 }
