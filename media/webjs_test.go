@@ -55,7 +55,8 @@ func jsString(s string) string {
 // words in the web client's catalogue (web/strings.js); errorText gives
 // those words — or generic ones for an unknown reason, a server error or
 // a failed request — never the error's own message; and every key the
-// pages ask for (t('…') in web/app.js) is in the catalogue.
+// pages ask for (t('…') in web/app.js, data-t="…" in web/*.html) is in
+// the catalogue.
 func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 	t.Parallel()
 	node, err := exec.LookPath("node")
@@ -89,6 +90,19 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		if !strings.HasSuffix(m[1], ".") { // t('state.' + st): a family
 			keys[m[1]] = true
 		}
+	}
+	pages, _ := filepath.Glob("web/*.html")
+	for _, f := range pages {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`data-t="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+			keys[m[1]] = true
+		}
+	}
+	if len(keys) < 60 {
+		t.Fatalf("found only %d keys the pages use", len(keys))
 	}
 	abs, err := filepath.Abs("web/strings.js")
 	if err != nil {

@@ -510,5 +510,8 @@ function hostPanel(id) {
   setInterval(refresh, 2000);
 }
 
+// The pages' own text comes from the catalogue too (data-t="key").
+for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
+
 const page = document.body.dataset.page;
 ({ lobby, join, call })[page]?.();
