@@ -199,7 +199,8 @@ func TestRegression_VisitPagesTellPeopleTheTruth(t *testing.T) {
 	if m := regexp.MustCompile(`(?m)^telegate_media_relay_packets_total ([0-9.e+]+)$`).FindStringSubmatch(d.metrics(t)); m == nil || m[1] == "0" {
 		t.Errorf("the relay's packet counter reads %v during the call", m)
 	}
-	t.Logf("relay denials before the call %v, after %v", before, after)
+	t.Logf("relay denials before the call %v, after %v (drops for capacity, counted apart: %s)", before, after,
+		strings.Join(regexp.MustCompile(`(?m)^telegate_media_relay_dropped_datagrams_total\{.*$`).FindAllString(d.metrics(t), -1), "; "))
 
 	// Hang-up: no stale figures, and Rejoin.
 	pat.do(chromedp.Click(chromedp.CSS("#hangup")))

@@ -73,6 +73,7 @@ type Options struct {
 	// telegate_media_relay_allocations_active,
 	// telegate_media_relay_allocations_total{outcome},
 	// telegate_media_relay_permission_denials_total{reason},
+	// telegate_media_relay_dropped_datagrams_total{reason},
 	// telegate_media_relay_packets_total,
 	// telegate_media_relay_bytes_total and
 	// telegate_media_relay_tls_connections_closed_total{reason}. Nil: not
