@@ -536,6 +536,7 @@ export class Call extends EventTarget {
     for (const [peerId, pc] of this.pcs) {
       try {
         const stats = await callStats(pc);
+        if (this.closed || this.pcs.get(peerId) !== pc) continue; // hung up meanwhile: nothing stale
         this.watchSilence(peerId, pc, stats);
         this.emit('stats', { peerId, stats });
         if (pc.connectionState === 'connected' && !this.codes.has(peerId)) this.updateCode(peerId, pc);
