@@ -330,6 +330,9 @@ async function call() {
     $('#media-note').hidden = false;
     offerRejoin();
   }
+  // Nothing to turn off that is not there.
+  $('#camera').disabled = m.video !== 'on';
+  $('#mute').disabled = m.audio !== 'on';
   const c = new visit.Call(id, { localStream: m.stream, media: { audio: m.audio, video: m.video } });
   let firstPeer = null;
   const videos = new Map();
