@@ -253,7 +253,9 @@ func telegateWithHooks(t *testing.T) string {
 // TestRegression_CallRecoversFromLoss: a call whose relay allocations are lost mid-call
 // (the relay closes the patient's allocations through a test hook), after
 // its relay credentials have expired (credential_ttl 5 s), restarts ICE
-// with fresh credentials and has video flowing again both ways, the page
+// with fresh credentials — both pages usually see the loss within the
+// same second and restart at once, which perfect negotiation resolves —
+// and has video flowing again both ways, the page
 // saying "reconnecting" and then recovering, with the same security
 // code; the time to recover is logged. A page reload then rejoins the
 // same call.
