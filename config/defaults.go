@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -512,13 +511,6 @@ func Demo(o DemoOptions) *Config {
 	c.Relay.RelayAddresses = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	if ap, err := netip.ParseAddrPort(o.Relay); err == nil {
 		c.Relay.RelayAddresses = []netip.Addr{ap.Addr()}
-	}
-	// TURN over TLS shares the HTTPS listener (told apart by the STUN magic
-	// cookie), so turns: URLs name its port.
-	if _, port, err := net.SplitHostPort(o.Listen); err == nil {
-		if p, err := strconv.Atoi(port); err == nil {
-			c.Relay.TLSPort = p
-		}
 	}
 	c.Visits.Enabled = true
 	// The WAF (Coraza + OWASP CRS) inspects every demo route.

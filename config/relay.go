@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -39,8 +41,11 @@ type Relay struct {
 	// first bytes are a STUN message (magic cookie 0x2112A442, RFC 8489
 	// §5). Default none.
 	ServerNames []string `yaml:"server_names"`
-	// TLSPort is the port advertised in turns: URLs. Default 443 (the HTTPS
-	// listener), or the port of TLSListen when set.
+	// TLSPort is the port advertised in turns: URLs: the port browsers
+	// reach TURN over TLS on. Default the port of TLSListen when set,
+	// otherwise the port of server.listen (TURN over TLS shares the HTTPS
+	// listener). Set it when a load balancer or NAT publishes that
+	// listener on another port (e.g. 443 in front of :8443).
 	TLSPort int `yaml:"tls_port"`
 	// UDPPort is the port advertised in turn: URLs. Default the port of
 	// Listen.
@@ -76,14 +81,18 @@ type Relay struct {
 
 	// MaxAllocationsPerParticipant, MaxAllocationsPerVisit and
 	// MaxAllocations cap live allocations; past a cap Allocate fails with
-	// 486 Allocation Quota Reached. Defaults 3, 10, 1000.
+	// 486 Allocation Quota Reached. Defaults 12, 40, 1000: a call page
+	// holds up to three allocations per other participant (UDP and TURN
+	// over TLS), and twice that while an ICE restart replaces them, so a
+	// visit of 3 needs 12 per participant.
 	MaxAllocationsPerParticipant int `yaml:"max_allocations_per_participant"`
 	MaxAllocationsPerVisit       int `yaml:"max_allocations_per_visit"`
 	MaxAllocations               int `yaml:"max_allocations"`
 	// AllocationRate limits Allocate requests per participant (token
 	// bucket, per second), keyed on the visit and participant a credential
 	// names: a freshly minted credential of the same participant shares the
-	// bucket. Default rate 1, burst 6.
+	// bucket. Default rate 1, burst 12 (a page of a visit of 3 allocates 6
+	// at once, and 6 more at an ICE restart).
 	AllocationRate RateLimit `yaml:"allocation_rate"`
 	// MaxCredentials caps the per-participant allocation-rate table (LRU
 	// eviction). Default 10000.
@@ -163,7 +172,30 @@ var relayAlwaysDenied = []netip.Prefix{
 
 // ApplyDefaults implements SectionDefaulter: it fills r's zero fields with
 // their defaults. It is idempotent.
-func (r *Relay) ApplyDefaults(*Config) { *r = r.Defaults() }
+func (r *Relay) ApplyDefaults(c *Config) {
+	*r = r.Defaults()
+	r.TLSPort = r.AdvertisedTLSPort(c.Server.Listen)
+}
+
+// AdvertisedTLSPort is the port turns: URLs name (RFC 7065): TLSPort when
+// set, else the port telegate serves TURN over TLS on — that of TLSListen
+// when set, else that of the HTTPS listener httpsListen (server.listen,
+// "host:port"), else 443.
+func (r Relay) AdvertisedTLSPort(httpsListen string) int {
+	if r.TLSPort > 0 {
+		return r.TLSPort
+	}
+	listen := httpsListen
+	if r.TLSListen != "" {
+		listen = r.TLSListen
+	}
+	if _, p, err := net.SplitHostPort(listen); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 443
+}
 
 // Defaults returns r with every zero field set to its default. It is
 // idempotent.
@@ -187,16 +219,16 @@ func (r Relay) Defaults() Relay {
 		r.AllocationLifetime = 10 * time.Minute
 	}
 	if r.MaxAllocationsPerParticipant == 0 {
-		r.MaxAllocationsPerParticipant = 3
+		r.MaxAllocationsPerParticipant = 12
 	}
 	if r.MaxAllocationsPerVisit == 0 {
-		r.MaxAllocationsPerVisit = 10
+		r.MaxAllocationsPerVisit = 40
 	}
 	if r.MaxAllocations == 0 {
 		r.MaxAllocations = 1000
 	}
 	if r.AllocationRate == (RateLimit{}) {
-		r.AllocationRate = RateLimit{Rate: 1, Burst: 6}
+		r.AllocationRate = RateLimit{Rate: 1, Burst: 12}
 	}
 	if r.MaxCredentials == 0 {
 		r.MaxCredentials = 10000

@@ -29,6 +29,12 @@ type Visits struct {
 	MaxParticipants int `yaml:"max_participants"`
 	// MaxWaiting bounds the waiting room of one visit. Default 10.
 	MaxWaiting int `yaml:"max_waiting"`
+	// WaitingGrace drops a waiting participant from the clinician's list
+	// once their waiting-room page has gone unheard this long (tab
+	// closed, device gone); a few seconds after it goes quiet they are
+	// shown as away. Opening the invite link again puts them back.
+	// Default 2m; at least 10s.
+	WaitingGrace time.Duration `yaml:"waiting_grace"`
 	// AllowAnyClinician lets every clinician admit, decline, remove and end
 	// in any visit; by default only the clinician who created it may.
 	AllowAnyClinician bool `yaml:"allow_any_clinician"`
@@ -94,6 +100,9 @@ func (v Visits) Defaults() Visits {
 	if v.MaxVisitsPerOwner <= 0 {
 		v.MaxVisitsPerOwner = 50
 	}
+	if v.WaitingGrace <= 0 {
+		v.WaitingGrace = 2 * time.Minute
+	}
 	if v.Retention <= 0 {
 		v.Retention = 24 * time.Hour
 	}
@@ -134,6 +143,9 @@ func (v *Visits) Validate(c *Config, r *Report) {
 	}
 	if v.MaxWaiting > 1000 {
 		r.Errorf("max_waiting", "must be at most 1000")
+	}
+	if v.WaitingGrace != 0 && v.WaitingGrace < 10*time.Second {
+		r.Errorf("waiting_grace", "must be at least 10s (a waiting page is away after 6s without a poll)")
 	}
 	if strings.ContainsAny(v.ICEHost, ":/ ?#@[]") {
 		r.Errorf("ice_host", "must be a host name without scheme, port or path")

@@ -109,6 +109,10 @@ type demo struct {
 	cmd     *exec.Cmd
 	out     *lockedBuffer
 	done    chan struct{}
+	// bin and env, when set before start, are the binary to run instead
+	// of telegateBin and extra environment variables.
+	bin string
+	env []string
 }
 
 // Base is the public URL, e.g. "https://localhost:41234".
@@ -136,7 +140,14 @@ func (d *demo) start(args ...string) *demo {
 	t := d.t
 	t.Helper()
 	d.out, d.done = &lockedBuffer{}, make(chan struct{})
-	d.cmd = exec.Command(telegateBin, args...)
+	bin := telegateBin
+	if d.bin != "" {
+		bin = d.bin
+	}
+	d.cmd = exec.Command(bin, args...)
+	if d.env != nil {
+		d.cmd.Env = append(os.Environ(), d.env...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

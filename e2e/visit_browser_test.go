@@ -283,7 +283,9 @@ func startCall(t *testing.T, base string, dr, pat *page, artifacts string) (visi
 	admitted := time.Now()
 	dr.do(chromedp.Click(chromedp.CSS("#waiting-list button[data-action=admit]")))
 	pat.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
-	dr.do(chromedp.Click(chromedp.CSS("#start-call")))
+	// Join the call opens a tab of its own (the lobby stays); here the
+	// clinician's one tab goes there.
+	dr.do(chromedp.Navigate(base + eval[string](dr, `document.querySelector('#start-call').getAttribute('href')`)))
 	dr.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
 
 	for _, p := range []*page{dr, pat} {

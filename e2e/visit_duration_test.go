@@ -32,8 +32,15 @@ func runWithDevOP(t *testing.T, cfgYAML string, extra ...any) *demo {
 // verbs (for reloads).
 func startWithDevOP(t *testing.T, cfgYAML string, extra ...any) (d *demo, rewrite func(cfgYAML string, extra ...any)) {
 	t.Helper()
+	return startDemoWithDevOP(t, &demo{}, cfgYAML, extra...)
+}
+
+// startDemoWithDevOP is startWithDevOP for d, whose bin and env (if set)
+// are kept.
+func startDemoWithDevOP(t *testing.T, d *demo, cfgYAML string, extra ...any) (*demo, func(cfgYAML string, extra ...any)) {
+	t.Helper()
 	dir := t.TempDir()
-	d = &demo{t: t, dataDir: filepath.Join(dir, "data"), port: freePort(t), admin: freePort(t), relay: freeUDPPort(t)}
+	d.t, d.dataDir, d.port, d.admin, d.relay = t, filepath.Join(dir, "data"), freePort(t), freePort(t), freeUDPPort(t)
 	secret := func(name string) string {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
@@ -63,7 +70,7 @@ func startWithDevOP(t *testing.T, cfgYAML string, extra ...any) (d *demo, rewrit
 	}
 	t.Cleanup(func() { _ = op.Close() })
 	path := filepath.Join(dir, "telegate.yaml")
-	rewrite = func(cfgYAML string, extra ...any) {
+	rewrite := func(cfgYAML string, extra ...any) {
 		t.Helper()
 		args := append([]any{d.dataDir, d.port, d.admin, d.relay, op.Issuer(),
 			filepath.Join(dir, "client-secret"), filepath.Join(dir, "relay-secrets")}, extra...)

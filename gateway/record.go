@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
@@ -32,7 +33,7 @@ import (
 // (audit.Pseudonym), no query, no headers.
 func (g *generation) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &statusWriter{ResponseWriter: w}
+		rw := &statusWriter{ResponseWriter: w, now: g.now}
 		rw.commit = func(status int) bool { return g.commitRecord(rw, r, status) }
 		defer func() {
 			// A panic below (http.ErrAbortHandler from the proxy when a
@@ -75,7 +76,14 @@ func (g *generation) record(next http.Handler) http.Handler {
 			}
 			s.Status = rw.status
 			e := g.requestEvent(r, rw.status)
-			elapsed := g.now().Sub(s.Start)
+			// An upgraded connection (101, WebSocket) answered when it
+			// switched protocols; what follows is the connection's
+			// lifetime, not the request's latency.
+			end := g.now()
+			if !rw.switched.IsZero() {
+				end = rw.switched
+			}
+			elapsed := end.Sub(s.Start)
 			label := e.RouteID
 			if label == "" {
 				label = "none"
@@ -184,6 +192,15 @@ type statusWriter struct {
 	commit    func(status int) bool
 	committed bool
 	refused   bool
+	now       func() time.Time
+	switched  time.Time // when the response switched protocols (101), or zero
+}
+
+// switching notes the moment the response switches protocols.
+func (sw *statusWriter) switching() {
+	if sw.switched.IsZero() && sw.now != nil {
+		sw.switched = sw.now()
+	}
 }
 
 func (sw *statusWriter) WriteHeader(code int) {
@@ -200,6 +217,9 @@ func (sw *statusWriter) WriteHeader(code int) {
 	}
 	if sw.status == 0 && final {
 		sw.status = code
+	}
+	if code == http.StatusSwitchingProtocols {
+		sw.switching()
 	}
 	sw.ResponseWriter.WriteHeader(code)
 }
@@ -243,6 +263,7 @@ func (sw *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if sw.status == 0 {
 		sw.status = http.StatusSwitchingProtocols
 	}
+	sw.switching()
 	return http.NewResponseController(sw.ResponseWriter).Hijack()
 }
 

@@ -154,7 +154,8 @@ type createRequest struct {
 	Title string `json:"title"`
 	// Scheduled start (RFC 3339), optional.
 	Scheduled *time.Time `json:"scheduled,omitempty"`
-	// Participants is the cap, the owner included. Default from config.
+	// Participants is the cap: how many people may be admitted at once,
+	// the owner (clinician) included. Default visits.default_participants.
 	Participants int `json:"participants,omitempty"`
 	// Owner is required for a service caller: the clinician who will own
 	// the visit. Ignored for clinicians (they own what they create).
@@ -172,17 +173,23 @@ type participantJSON struct {
 	ID     string    `json:"id"`
 	Name   string    `json:"name,omitempty"`
 	Role   string    `json:"role"`
-	State  string    `json:"state"`
+	State  string    `json:"state"` // waiting, admitted, declined, removed, left
 	Joined time.Time `json:"joined"`
+	// Away is set for a waiting participant whose waiting-room page has
+	// not been heard from for a few seconds (tab closed, connection
+	// lost); after visits.waiting_grace they are "left".
+	Away bool `json:"away,omitempty"`
 }
 
 // visitJSON is a visit as its manager (or a participant, with fewer
 // fields) sees it.
 type visitJSON struct {
-	ID            string            `json:"id"`
-	Title         string            `json:"title,omitempty"`
-	Status        string            `json:"status"` // "open" or "ended"
-	EndReason     string            `json:"end_reason,omitempty"`
+	ID        string `json:"id"`
+	Title     string `json:"title,omitempty"`
+	Status    string `json:"status"` // "open" or "ended"
+	EndReason string `json:"end_reason,omitempty"`
+	// Cap is how many people may be admitted at once, the clinician
+	// (host) included.
 	Cap           int               `json:"participants_cap"`
 	Scheduled     *time.Time        `json:"scheduled,omitempty"`
 	Created       time.Time         `json:"created"`
@@ -204,11 +211,13 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func pJSON(p *participant, withName bool) participantJSON {
+// pJSON renders p. Caller holds s.mu.
+func (s *Service) pJSON(p *participant, withName bool) participantJSON {
 	j := participantJSON{ID: p.ID, Role: p.Role, State: p.State, Joined: p.Joined}
 	if withName {
 		j.Name = p.Name
 	}
+	j.Away = p.State == stateWaiting && !s.present(p)
 	return j
 }
 
@@ -224,7 +233,7 @@ func (s *Service) view(v *visit, id *scope.Identity) visitJSON {
 	}
 	self := v.byIdentity(id)
 	if self != nil {
-		sj := pJSON(self, true)
+		sj := s.pJSON(self, true)
 		j.Self = &sj
 		if self.State == stateAdmitted && v.active() {
 			j.CallURL = "/.telegate/visits/" + v.ID + "/call"
@@ -236,7 +245,9 @@ func (s *Service) view(v *visit, id *scope.Identity) visitJSON {
 		j.Scheduled = timePtr(v.Scheduled)
 		j.InviteExpires = timePtr(v.InviteExpires)
 		for _, p := range v.Participants {
-			j.Participants = append(j.Participants, pJSON(p, true))
+			if p.State != stateLeft {
+				j.Participants = append(j.Participants, s.pJSON(p, true))
+			}
 		}
 	}
 	return j
@@ -365,6 +376,9 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 	if v == nil {
 		s.mu.Unlock()
 		return
+	}
+	if p := v.byIdentity(id); p != nil && (p.State == stateWaiting || p.State == stateLeft) {
+		v = s.seenBy(v, p)
 	}
 	j := s.view(v, id)
 	s.mu.Unlock()

@@ -358,7 +358,12 @@ func (h *harness) dial(user, visitID, origin string) (*websocket.Conn, *http.Res
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	u := "ws" + strings.TrimPrefix(h.srv.URL, "http") + "/.telegate/visits/" + visitID + "/signal"
+	// visitID may carry the signal URL's query: "<id>?session=…".
+	id, query, _ := strings.Cut(visitID, "?")
+	if query != "" {
+		query = "?" + query
+	}
+	u := "ws" + strings.TrimPrefix(h.srv.URL, "http") + "/.telegate/visits/" + id + "/signal" + query
 	return websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: hdr})
 }
 

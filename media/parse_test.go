@@ -15,38 +15,49 @@ func TestInviteRoundTrip(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_800_000_000, 0)
 	id := newID()
-	tok := signInvite(fuzzKey, id, now.Add(time.Hour))
-	got, exp, err := parseInvite(fuzzKey, tok, now)
-	if err != nil || got != id || !exp.Equal(now.Add(time.Hour)) {
-		t.Fatalf("parse(sign) = %q %v %v", got, exp, err)
+	for _, gen := range []int{0, 1, 7} {
+		tok := signInvite(fuzzKey, id, gen, now.Add(time.Hour))
+		got, err := parseInvite(fuzzKey, tok, now)
+		if err != nil || got.Visit != id || got.Gen != gen || !got.Expires.Equal(now.Add(time.Hour)) {
+			t.Fatalf("parse(sign) = %+v %v", got, err)
+		}
+		if _, err := parseInvite([]byte("another key, 32 bytes long......"), tok, now); err != errInviteSignature {
+			t.Fatalf("other key: %v", err)
+		}
+		if _, err := parseInvite(fuzzKey, tok, now.Add(time.Hour)); err != errInviteExpired {
+			t.Fatalf("at expiry: %v", err)
+		}
+		if _, err := parseInvite(fuzzKey, strings.ToUpper(tok), now); err == nil {
+			t.Fatal("upper-cased token accepted")
+		}
 	}
-	if _, _, err := parseInvite([]byte("another key, 32 bytes long......"), tok, now); err != errInviteSignature {
-		t.Fatalf("other key: %v", err)
-	}
-	if _, _, err := parseInvite(fuzzKey, tok, now.Add(time.Hour)); err != errInviteExpired {
-		t.Fatalf("at expiry: %v", err)
-	}
-	if _, _, err := parseInvite(fuzzKey, strings.ToUpper(tok), now); err == nil {
-		t.Fatal("upper-cased token accepted")
+	// A generation is covered by the MAC: another generation's number in
+	// a token is a bad signature, not another link.
+	tok := signInvite(fuzzKey, id, 2, now.Add(time.Hour))
+	parts := strings.Split(tok, ".")
+	parts[2] = "3"
+	if _, err := parseInvite(fuzzKey, strings.Join(parts, "."), now); err != errInviteSignature {
+		t.Fatalf("generation changed: %v", err)
 	}
 }
 
 func FuzzParseInvite(f *testing.F) {
 	now := time.Unix(1_800_000_000, 0)
-	f.Add(signInvite(fuzzKey, newID(), now.Add(time.Hour)))
+	f.Add(signInvite(fuzzKey, newID(), 0, now.Add(time.Hour)))
+	f.Add(signInvite(fuzzKey, newID(), 3, now.Add(time.Hour)))
 	f.Add("aaaaaaaaaaaaaaaaaaaaaaaaaa.1800003600.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 	f.Add("")
 	f.Add("..")
 	f.Add("aaaaaaaaaaaaaaaaaaaaaaaaaa.01800003600.x")
 	f.Add("aaaaaaaaaaaaaaaaaaaaaaaaaa.-1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 	f.Fuzz(func(t *testing.T, tok string) {
-		id, exp, err := parseInvite(fuzzKey, tok, now)
+		inv, err := parseInvite(fuzzKey, tok, now)
 		if err != nil {
 			return
 		}
 		// Whatever is accepted must be exactly what we would sign.
-		if !validID(id) || !exp.After(now) || signInvite(fuzzKey, id, exp) != tok {
-			t.Fatalf("accepted %q as %q %v", tok, id, exp)
+		if !validID(inv.Visit) || !inv.Expires.After(now) || signInvite(fuzzKey, inv.Visit, inv.Gen, inv.Expires) != tok {
+			t.Fatalf("accepted %q as %+v", tok, inv)
 		}
 	})
 }

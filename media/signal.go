@@ -61,15 +61,17 @@ func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 //
 //	{"type":"offer"|"answer","sdp":"v=0…","to":"<participant id>"}
 //	{"type":"candidate","candidate":{"candidate":"candidate:…","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"…"},"to":"…"}
+//	{"type":"media","media":{"audio":"on","video":"blocked"}} (what the sender sends; see mediaJSON)
 //	{"type":"ping"} / {"type":"bye"}
 //
 // "to" is optional (default: every other participant). A "from" field is
 // accepted and ignored: the server stamps the sender. The server sends:
 //
-//	{"type":"welcome","self":"<id>","peers":[{"id","name","role"}],"ends_at":"…"}
+//	{"type":"welcome","self":"<id>","peers":[{"id","name","role","session"}],"ends_at":"…"}
 //	{"type":"peer-joined","peer":{…}} / {"type":"peer-left","id":"…"}
 //	{"type":"offer"|"answer","from":"<id>","sdp":"…"} (the SDP unchanged)
 //	{"type":"candidate","from":"<id>","candidate":{…}} (unchanged)
+//	{"type":"media","from":"<id>","media":{…}} (unchanged)
 //	{"type":"pong"} / {"type":"removed"} / {"type":"ended"} / {"type":"error","error":"…"}
 
 // candidateJSON is an RTCIceCandidateInit (W3C WebRTC §4.8.1).
@@ -80,6 +82,19 @@ type candidateJSON struct {
 	UsernameFragment *string `json:"usernameFragment,omitempty"`
 }
 
+// mediaJSON is what a participant's page sends of its microphone and
+// camera, so the others can say why there is no picture or sound instead
+// of showing a poor connection. Each is "on", "off" (turned off in the
+// call), "blocked" (permission denied) or "absent" (no such device, or it
+// failed to start).
+type mediaJSON struct {
+	Audio string `json:"audio"`
+	Video string `json:"video"`
+}
+
+// mediaStates are the values of mediaJSON's fields.
+var mediaStates = []string{"on", "off", "blocked", "absent"}
+
 // clientMsg is one message from a participant.
 type clientMsg struct {
 	Type      string          `json:"type"`
@@ -87,15 +102,37 @@ type clientMsg struct {
 	From      json.RawMessage `json:"from,omitempty"` // ignored
 	SDP       string          `json:"sdp,omitempty"`
 	Candidate *candidateJSON  `json:"candidate,omitempty"`
+	Media     *mediaJSON      `json:"media,omitempty"`
 
 	facts sdpFacts
 }
 
-// peerInfo describes a connected participant to the others.
+// peerInfo describes a connected participant to the others. Session is
+// the page's own call id (the signal URL's ?session=, up to 32 letters
+// and digits, or ""): a socket that reconnects with the same one resumes
+// the same peer connections; another one is a new page (a reload), whose
+// peers start afresh.
 type peerInfo struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	Role string `json:"role"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Session string `json:"session,omitempty"`
+}
+
+// callSession returns the signal request's ?session= when it is 1 to 32
+// ASCII letters and digits, else "".
+func callSession(r *http.Request) string {
+	v := r.URL.Query().Get("session")
+	if len(v) > 32 {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return ""
+		}
+	}
+	return v
 }
 
 // serverMsg is one message from the server.
@@ -104,6 +141,7 @@ type serverMsg struct {
 	From      string         `json:"from,omitempty"`
 	SDP       string         `json:"sdp,omitempty"`
 	Candidate *candidateJSON `json:"candidate,omitempty"`
+	Media     *mediaJSON     `json:"media,omitempty"`
 	Self      string         `json:"self,omitempty"`
 	Peers     []peerInfo     `json:"peers,omitempty"`
 	Peer      *peerInfo      `json:"peer,omitempty"`
@@ -134,7 +172,15 @@ func parseClientMessage(b []byte, max int64) (*clientMsg, error) {
 	if m.To != "" && !validID(m.To) {
 		return nil, errMessage
 	}
+	if m.Media != nil && m.Type != "media" {
+		return nil, errMessage
+	}
 	switch m.Type {
+	case "media":
+		if m.Media == nil || m.SDP != "" || m.Candidate != nil ||
+			!slices.Contains(mediaStates, m.Media.Audio) || !slices.Contains(mediaStates, m.Media.Video) {
+			return nil, errMessage
+		}
 	case "offer", "answer":
 		if m.Candidate != nil || m.SDP == "" {
 			return nil, errMessage
@@ -414,7 +460,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	}
 	p := &peer{
 		s: s, visitID: v.ID, pid: part.ID,
-		info: peerInfo{ID: part.ID, Name: part.Name, Role: part.Role},
+		info: peerInfo{ID: part.ID, Name: part.Name, Role: part.Role, Session: callSession(r)},
 		iss:  id.Issuer, sub: id.Subject, sessionID: id.SessionID,
 		send:      make(chan []byte, sendQueue(s.cfg)),
 		done:      make(chan struct{}),
@@ -645,7 +691,7 @@ func (s *Service) forward(p *peer, m *clientMsg) bool {
 		}
 		return true
 	}
-	out := mustJSON(serverMsg{Type: m.Type, From: p.pid, SDP: m.SDP, Candidate: m.Candidate})
+	out := mustJSON(serverMsg{Type: m.Type, From: p.pid, SDP: m.SDP, Candidate: m.Candidate, Media: m.Media})
 	for _, t := range targets {
 		t.enqueue(out, p)
 	}

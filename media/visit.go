@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -19,7 +21,22 @@ const (
 	stateAdmitted = "admitted"
 	stateDeclined = "declined"
 	stateRemoved  = "removed"
+	// stateLeft: a waiting participant whose waiting-room page was not
+	// heard from for visits.waiting_grace (tab closed, device gone). It
+	// is off the clinician's list; opening the link or the page again
+	// puts them back in the waiting room.
+	stateLeft = "left"
 )
+
+// awayAfter is how long a waiting participant's page may go unheard
+// before the clinician sees them as away: the waiting room asks for the
+// visit every 2 s (app.js), so three polls missed.
+const awayAfter = 6 * time.Second
+
+// seenWriteEvery is how often at most a waiting participant's presence
+// (participant.Seen) is written to the visit store: a third of awayAfter,
+// so a page that asks every few seconds never reads as away.
+const seenWriteEvery = awayAfter / 3
 
 // Participant roles within a visit.
 const (
@@ -30,19 +47,22 @@ const (
 // visit is one visit's state; it is stored (sealed) in visits.db. Guarded by
 // Service.mu.
 type visit struct {
-	ID            string         `json:"id"`
-	Title         string         `json:"title"`
-	OwnerIss      string         `json:"owner_iss"`
-	OwnerSub      string         `json:"owner_sub"`
-	Cap           int            `json:"cap"`
-	Scheduled     time.Time      `json:"scheduled,omitzero"`
-	Created       time.Time      `json:"created"`
-	InviteExpires time.Time      `json:"invite_expires"`
-	Started       time.Time      `json:"started,omitzero"`
-	EndsAt        time.Time      `json:"ends_at,omitzero"`
-	Ended         time.Time      `json:"ended,omitzero"`
-	EndReason     string         `json:"end_reason,omitempty"`
-	Participants  []*participant `json:"participants"`
+	ID            string    `json:"id"`
+	Title         string    `json:"title"`
+	OwnerIss      string    `json:"owner_iss"`
+	OwnerSub      string    `json:"owner_sub"`
+	Cap           int       `json:"cap"`
+	Scheduled     time.Time `json:"scheduled,omitzero"`
+	Created       time.Time `json:"created"`
+	InviteExpires time.Time `json:"invite_expires"`
+	// InviteGen is the generation of the visit's current invite link
+	// (see invite.go): a link of another generation is refused.
+	InviteGen    int            `json:"invite_gen,omitempty"`
+	Started      time.Time      `json:"started,omitzero"`
+	EndsAt       time.Time      `json:"ends_at,omitzero"`
+	Ended        time.Time      `json:"ended,omitzero"`
+	EndReason    string         `json:"end_reason,omitempty"`
+	Participants []*participant `json:"participants"`
 }
 
 // participant is one person in a visit, keyed by (Iss, Sub).
@@ -60,6 +80,12 @@ type participant struct {
 	FP    []string `json:"fp,omitempty"`
 	Ufrag []string `json:"ufrag,omitempty"`
 	Pwd   []string `json:"pwd,omitempty"`
+
+	// Seen is when the participant's waiting-room page last asked for
+	// the visit (or the participant joined). It is stored, at most every
+	// seenWriteEvery, so that every node sharing the visit sees the same
+	// presence.
+	Seen time.Time `json:"seen,omitzero"`
 
 	// allowance is the participant's signaling allowance
 	// (visits.message_rate, visits.message_burst), shared by its
@@ -226,6 +252,7 @@ func (s *Service) create(p createParams) (*visit, string, error) {
 		Scheduled:     p.Scheduled,
 		Created:       now,
 		InviteExpires: inviteExpiry(now, p.Scheduled, s.cfg.InviteTTL),
+		InviteGen:     1,
 	}
 	v.Participants = []*participant{{
 		ID: newID(), Iss: p.OwnerIss, Sub: p.OwnerSub, Name: p.OwnerName,
@@ -237,7 +264,7 @@ func (s *Service) create(p createParams) (*visit, string, error) {
 		return nil, "", s.storeFailure(v.ID, quotaError(err))
 	}
 	s.visits[v.ID] = v
-	return v, signInvite(s.invite, v.ID, v.InviteExpires), nil
+	return v, signInvite(s.invite, v.ID, v.InviteGen, v.InviteExpires), nil
 }
 
 // inviteExpiry is InviteTTL after now, or after the scheduled time when the
@@ -250,26 +277,31 @@ func inviteExpiry(now, scheduled time.Time, ttl time.Duration) time.Time {
 	return base.Add(ttl).Truncate(time.Second)
 }
 
-// reissue extends the invite and returns a fresh token.
+// reissue replaces the visit's invite link: the fresh token is of the
+// next generation, so every earlier link is refused from now on (people
+// already waiting or admitted stay).
 func (s *Service) reissue(id *scope.Identity, visitID string) (string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var exp time.Time
+	var (
+		exp time.Time
+		gen int
+	)
 	_, err := s.change(visitID, func(v *visit) error {
 		if err := s.mayManage(v, id); err != nil {
 			return err
 		}
+		// A new link replaces every earlier one (InviteGen), even one
+		// that would expire later.
 		exp = inviteExpiry(s.now(), v.Scheduled, s.cfg.InviteTTL)
-		if !exp.After(v.InviteExpires) {
-			return errNoChange
-		}
-		v.InviteExpires = exp
+		v.InviteExpires, v.InviteGen = exp, v.InviteGen+1
+		gen = v.InviteGen
 		return nil
 	})
 	if err != nil {
 		return "", time.Time{}, unknownVisit(err, http.StatusNotFound, "no such visit")
 	}
-	return signInvite(s.invite, visitID, exp), exp, nil
+	return signInvite(s.invite, visitID, gen, exp), exp, nil
 }
 
 // mayManage checks that v is active and id may manage it.
@@ -287,7 +319,7 @@ func (s *Service) mayManage(v *visit, id *scope.Identity) error {
 // existing place.
 func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, error) {
 	now := s.now()
-	visitID, _, err := parseInvite(s.invite, token, now)
+	inv, err := parseInvite(s.invite, token, now)
 	if err != nil {
 		reason := "invite-malformed"
 		switch err {
@@ -301,18 +333,33 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var p *participant
-	v, err := s.change(visitID, func(v *visit) error {
+	v, err := s.change(inv.Visit, func(v *visit) error {
 		p = nil
 		if !v.active() {
 			return fail(http.StatusGone, "ended", "this visit has ended")
 		}
+		// Someone already waiting or admitted keeps their place whichever
+		// link they open again; a replaced link lets nobody new in.
 		if p = v.byIdentity(id); p != nil {
 			switch p.State {
 			case stateWaiting, stateAdmitted:
-				return errNoChange
+				if now.Sub(p.Seen) < seenWriteEvery {
+					return errNoChange
+				}
+				p.Seen = now
+				return nil
+			case stateLeft:
+				if inv.Gen == v.InviteGen {
+					p.State, p.Seen = stateWaiting, now
+					return nil
+				}
 			default:
 				return fail(http.StatusForbidden, p.State, "you cannot join this visit")
 			}
+		}
+		if inv.Gen != v.InviteGen {
+			p = nil
+			return fail(http.StatusForbidden, "invite-replaced", errInviteReplaced.Error())
 		}
 		return s.addWaiting(v, id, now, &p)
 	})
@@ -326,7 +373,7 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 // participant cap and the waiting-room bound.
 func (s *Service) addWaiting(v *visit, id *scope.Identity, now time.Time, out **participant) error {
 	if v.count(stateAdmitted) >= v.Cap {
-		return fail(http.StatusConflict, "full", "this visit is full")
+		return fail(http.StatusConflict, "full", fullMessage(v))
 	}
 	if v.count(stateWaiting) >= s.cfg.MaxWaiting {
 		return fail(http.StatusConflict, "waiting-room-full", "the waiting room is full; try again later")
@@ -334,7 +381,7 @@ func (s *Service) addWaiting(v *visit, id *scope.Identity, now time.Time, out **
 	// Bound the record: drop the oldest declined or removed entries.
 	if len(v.Participants) >= v.Cap+s.cfg.MaxWaiting+16 {
 		for i, p := range v.Participants {
-			if p.State == stateDeclined || p.State == stateRemoved {
+			if p.State == stateDeclined || p.State == stateRemoved || p.State == stateLeft {
 				v.Participants = append(v.Participants[:i], v.Participants[i+1:]...)
 				break
 			}
@@ -342,7 +389,7 @@ func (s *Service) addWaiting(v *visit, id *scope.Identity, now time.Time, out **
 	}
 	p := &participant{
 		ID: newID(), Iss: id.Issuer, Sub: id.Subject, Name: displayName(id),
-		Role: roleGuest, State: stateWaiting, Joined: now,
+		Role: roleGuest, State: stateWaiting, Joined: now, Seen: now,
 	}
 	v.Participants = append(v.Participants, p)
 	*out = p
@@ -387,7 +434,7 @@ func (s *Service) apply(v *visit, pid, action string, after *func()) error {
 			return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
 		}
 		if v.count(stateAdmitted) >= v.Cap {
-			return fail(http.StatusConflict, "full", "this visit is full")
+			return fail(http.StatusConflict, "full", fullMessage(v))
 		}
 		p.State, p.Decided = stateAdmitted, now
 		if v.Started.IsZero() {
@@ -399,7 +446,7 @@ func (s *Service) apply(v *visit, pid, action string, after *func()) error {
 		if p.State == stateDeclined {
 			return errNoChange
 		}
-		if p.State != stateWaiting {
+		if p.State != stateWaiting && p.State != stateLeft {
 			return fail(http.StatusConflict, "not-waiting", "this participant is not waiting")
 		}
 		p.State, p.Decided = stateDeclined, now
@@ -427,6 +474,47 @@ func (s *Service) apply(v *visit, pid, action string, after *func()) error {
 		return fail(http.StatusNotFound, "unknown-action", "no such action")
 	}
 	return nil
+}
+
+// fullMessage says why v takes nobody more: its cap counts everyone
+// admitted, the clinician included.
+func fullMessage(v *visit) string {
+	return "this visit is full: it is for " + strconv.Itoa(v.Cap) + " people, the clinician included"
+}
+
+// seenBy notes that p's own page asked for the visit: a waiting
+// participant is present, and one who had left is back in the waiting
+// room. It returns v as stored after that. Caller holds s.mu.
+func (s *Service) seenBy(v *visit, p *participant) *visit {
+	now := s.now()
+	back := p.State == stateLeft && v.active()
+	if !back && now.Sub(p.Seen) < seenWriteEvery {
+		return v
+	}
+	nv, err := s.change(v.ID, func(v *visit) error {
+		q := v.participant(p.ID)
+		if q == nil || (q.State != stateWaiting && q.State != stateLeft) {
+			return errNoChange
+		}
+		if q.State == stateLeft {
+			if !v.active() {
+				return errNoChange
+			}
+			q.State = stateWaiting
+		}
+		q.Seen = now
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoChange) || nv == nil {
+		return v
+	}
+	return nv
+}
+
+// present reports whether waiting participant p's page was heard from
+// within awayAfter. Caller holds s.mu.
+func (s *Service) present(p *participant) bool {
+	return s.now().Sub(p.Seen) < awayAfter
 }
 
 // end ends visitID on behalf of id.
@@ -498,6 +586,33 @@ func (s *Service) sweepLoop(interval time.Duration) {
 	}
 }
 
+// dropAbsentLocked moves the waiting participants of v whose page went
+// unheard for visits.waiting_grace to stateLeft. Caller holds s.mu.
+func (s *Service) dropAbsentLocked(v *visit, now time.Time) {
+	gone := func(p *participant) bool {
+		seen := p.Seen
+		if seen.IsZero() {
+			seen = p.Joined
+		}
+		return p.State == stateWaiting && now.Sub(seen) >= s.cfg.WaitingGrace
+	}
+	if !slices.ContainsFunc(v.Participants, gone) {
+		return
+	}
+	_, _ = s.change(v.ID, func(v *visit) error {
+		changed := false
+		for _, p := range v.Participants {
+			if gone(p) {
+				p.State, changed = stateLeft, true
+			}
+		}
+		if !changed {
+			return errNoChange
+		}
+		return nil
+	})
+}
+
 // sweep runs one expiry pass at s.now().
 func (s *Service) sweep() {
 	now := s.now()
@@ -509,6 +624,9 @@ func (s *Service) sweep() {
 		s.refresh()
 	}
 	for id, v := range s.visits {
+		if v.active() {
+			s.dropAbsentLocked(v, now)
+		}
 		switch {
 		case !v.active():
 			if now.Sub(v.Ended) >= s.cfg.Retention {

@@ -180,7 +180,7 @@ func TestInviteRefused(t *testing.T) {
 	h := newHarness(t, config.Visits{InviteTTL: time.Hour})
 	vid, inv := h.createVisit("dr", nil)
 	other, _ := h.createVisit("dr", nil)
-	parts := strings.Split(inv, ".")
+	parts := strings.Split(unescape(inv), ".")
 	flip := func(s string) string {
 		b := []byte(s)
 		if b[len(b)/2] == 'A' {
@@ -194,9 +194,11 @@ func TestInviteRefused(t *testing.T) {
 		name, tok string
 		want      int
 	}{
-		{"tampered signature", parts[0] + "." + parts[1] + "." + flip(parts[2]), 403},
-		{"extended expiry", parts[0] + "." + "9999999999" + "." + parts[2], 403},
-		{"other visit", other + "." + parts[1] + "." + parts[2], 403},
+		{"tampered signature", parts[0] + "." + parts[1] + "." + parts[2] + "." + flip(parts[3]), 403},
+		{"extended expiry", parts[0] + "." + "9999999999" + "." + parts[2] + "." + parts[3], 403},
+		{"other generation", parts[0] + "." + parts[1] + ".9." + parts[3], 403},
+		{"generation left out", parts[0] + "." + parts[1] + "." + parts[3], 403},
+		{"other visit", other + "." + parts[1] + "." + parts[2] + "." + parts[3], 403},
 		{"truncated", parts[0] + "." + parts[1], 403},
 		{"empty", "", 403},
 		{"garbage", "not-an-invite", 403},

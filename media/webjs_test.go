@@ -1,8 +1,11 @@
 package media
 
 import (
+	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -44,4 +47,99 @@ func TestSecurityCodeMatchesWebClient(t *testing.T) {
 
 func jsString(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + "'"
+}
+
+// TestRegression_PagesShowCatalogueWords: people never see an API's
+// error text. Every reason the visits API can answer (each fail(…) in
+// this package, and the participant states a refusal names) has plain
+// words in the web client's catalogue (web/strings.js); errorText gives
+// those words — or generic ones for an unknown reason, a server error or
+// a failed request — never the error's own message; and every key the
+// pages ask for (t('…') in web/app.js, data-t="…" in web/*.html) is in
+// the catalogue.
+func TestRegression_PagesShowCatalogueWords(t *testing.T) {
+	t.Parallel()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	reasons := map[string]bool{stateDeclined: true, stateRemoved: true, stateLeft: true}
+	files, _ := filepath.Glob("*.go")
+	failRE := regexp.MustCompile(`fail\(http\.\w+, "([a-z-]+)"`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range failRE.FindAllStringSubmatch(string(b), -1) {
+			reasons[m[1]] = true
+		}
+	}
+	if len(reasons) < 20 {
+		t.Fatalf("found only %d reasons: %v", len(reasons), reasons)
+	}
+	app, err := os.ReadFile("web/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\bt\('([a-zA-Z.-]+)'`).FindAllStringSubmatch(string(app), -1) {
+		if !strings.HasSuffix(m[1], ".") { // t('state.' + st): a family
+			keys[m[1]] = true
+		}
+	}
+	pages, _ := filepath.Glob("web/*.html")
+	for _, f := range pages {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`data-t="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+			keys[m[1]] = true
+		}
+	}
+	if len(keys) < 60 {
+		t.Fatalf("found only %d keys the pages use", len(keys))
+	}
+	abs, err := filepath.Abs("web/strings.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs, ks []string
+	for r := range reasons {
+		rs = append(rs, r)
+	}
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	rj, _ := json.Marshal(rs)
+	kj, _ := json.Marshal(ks)
+	script := "import { catalogue, errorText, t } from " + jsString("file://"+abs) + ";\n" +
+		"const raw = 'RAW-SERVER-TEXT';\n" +
+		"const out = [];\n" +
+		"for (const r of " + string(rj) + ") {\n" +
+		"  if (!catalogue.en['error.' + r]) out.push('no words for reason ' + r);\n" +
+		"  const s = errorText({ reason: r, status: 403, message: raw });\n" +
+		"  if (s.includes(raw) || s !== catalogue.en['error.' + r]) out.push('errorText(' + r + ') = ' + s);\n" +
+		"}\n" +
+		"for (const k of " + string(kj) + ") if (catalogue.en[k] === undefined) out.push('app.js asks for missing key ' + k);\n" +
+		"const generic = catalogue.en['error.generic'];\n" +
+		"const cases = [[{ reason: 'no-such-reason', status: 400, message: raw }, generic],\n" +
+		"  [{ status: 502, message: raw }, catalogue.en['error.internal']],\n" +
+		"  [{ status: 401, message: raw }, catalogue.en['error.unauthenticated']],\n" +
+		"  [new TypeError('Failed to fetch'), catalogue.en['error.network']],\n" +
+		"  [new Error(raw), generic]];\n" +
+		"for (const [e, want] of cases) if (errorText(e) !== want) out.push('errorText(' + JSON.stringify(e) + ') = ' + errorText(e));\n" +
+		"if (t('lobby.admitName', { name: 'Ann' }) !== 'Admit Ann') out.push('placeholders: ' + t('lobby.admitName', { name: 'Ann' }));\n" +
+		"console.log(out.join('\\n'));"
+	out, err := exec.Command(node, "--input-type=module", "-e", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Fatalf("catalogue:\n%s", s)
+	}
 }

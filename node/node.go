@@ -257,6 +257,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			return fmt.Errorf("relay: %w", err)
 		}
 		closers = append(closers, turn.Close)
+		relayStarted(turn)
 		gw.STUNConn = turn.ServeTLSConn
 		for _, name := range cfg.Relay.ServerNames {
 			if gw.ConnHandlers == nil {
@@ -420,3 +421,7 @@ type routeLimiter interface {
 	gateway.Limiter
 	prometheus.Collector
 }
+
+// relayStarted is called with the relay once it serves; test binaries
+// (build tag telegate_testhooks, testhooks.go) hook in here.
+var relayStarted = func(*relay.Server) {}

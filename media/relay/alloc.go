@@ -440,7 +440,7 @@ func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
 	default:
 	}
 	if !c.down.AllowN(time.Now(), len(p)) {
-		c.a.s.m.denial("bandwidth")
+		c.a.s.m.drop("bandwidth")
 		return
 	}
 	b := packetPool.Get().(*[]byte)
@@ -463,7 +463,7 @@ func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
 	// already let a wait run out and has not taken a datagram since.
 	if c.a.transport != "udp" || c.stalled.Load() {
 		packetPool.Put(b)
-		c.a.s.m.denial("queue_full")
+		c.a.s.m.drop("queue_full")
 		return
 	}
 	t := time.NewTimer(handOverWait)
@@ -476,7 +476,7 @@ func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
 	case <-t.C:
 		c.stalled.Store(true)
 		packetPool.Put(b)
-		c.a.s.m.denial("queue_full")
+		c.a.s.m.drop("queue_full")
 	}
 }
 
@@ -526,7 +526,7 @@ func (c *relayConn) WriteTo(p []byte, to net.Addr) (int, error) {
 		return len(p), nil
 	}
 	if !c.up.AllowN(time.Now(), len(p)) {
-		c.a.s.m.denial("bandwidth")
+		c.a.s.m.drop("bandwidth")
 		return len(p), nil
 	}
 	b.conn.deliver(p, c.a.advUDP)

@@ -91,7 +91,7 @@ func TestHandOverFullInbox(t *testing.T) {
 					t.Fatalf("inbox holds %d, cap %d", len(c.inbox), cap(c.inbox))
 				}
 				packets := counterValue(t, c.a.s.m.packets)
-				full := counterValue(t, c.a.s.m.denials.WithLabelValues("queue_full"))
+				full := counterValue(t, c.a.s.m.drops.WithLabelValues("queue_full"))
 				if !tc.delivered {
 					if packets != 2 {
 						t.Fatalf("packets %v, want 2", packets)
@@ -146,7 +146,7 @@ func TestHandOverNeverWaitsForStreamOrStalledReader(t *testing.T) {
 			c := newTestRelayConn(t, 1)
 			c.deliver([]byte("one"), from)
 			tc.setup(t, c)
-			before := counterValue(t, c.a.s.m.denials.WithLabelValues("queue_full"))
+			before := counterValue(t, c.a.s.m.drops.WithLabelValues("queue_full"))
 			start := time.Now()
 			for range 100 {
 				c.deliver([]byte("more"), from)
@@ -156,8 +156,13 @@ func TestHandOverNeverWaitsForStreamOrStalledReader(t *testing.T) {
 			if took := time.Since(start); took >= 50*handOverWait {
 				t.Fatalf("100 hand-overs took %v, as if they waited (%v each); each must drop at once", took, handOverWait)
 			}
-			if got := counterValue(t, c.a.s.m.denials.WithLabelValues("queue_full")) - before; got != 100 {
+			if got := counterValue(t, c.a.s.m.drops.WithLabelValues("queue_full")) - before; got != 100 {
 				t.Fatalf("queue_full +%v, want +100", got)
+			}
+			// A drop for capacity is no permission denial: a loaded
+			// machine's healthy calls must not read as refused.
+			if d := counterValue(t, c.a.s.m.denials.WithLabelValues("queue_full")); d != 0 {
+				t.Fatalf("queue_full counted %v times as a permission denial", d)
 			}
 			// A reader that takes a datagram is waited for again.
 			<-c.inbox

@@ -12,6 +12,7 @@ type metrics struct {
 	active  prometheus.Gauge
 	totals  *prometheus.CounterVec
 	denials *prometheus.CounterVec
+	drops   *prometheus.CounterVec
 	packets prometheus.Counter
 	bytes   prometheus.Counter
 	tls     *prometheus.CounterVec
@@ -29,7 +30,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_permission_denials_total",
-			Help: "Refused peer operations and dropped packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, bandwidth, queue_full, tls_send_queue (a message for a TURN-over-TLS client whose send queue is full), unauthenticated_rate, amplification (an answer without MESSAGE-INTEGRITY larger than 4 times its request).",
+			Help: "Refused peer operations and packets by reason: deny_list, not_in_visit, bad_request, allocation_mismatch, wrong_credentials, send, ingress, unauthenticated_rate, amplification (an answer without MESSAGE-INTEGRITY larger than 4 times its request). Drops for capacity are telegate_media_relay_dropped_datagrams_total.",
+		}, []string{"reason"}),
+		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "telegate_media_relay_dropped_datagrams_total",
+			Help: "Datagrams of admitted allocations dropped for capacity, not refused, by reason: bandwidth (past relay.bandwidth_bits_per_second), queue_full (an allocation's inbox full), tls_send_queue (a message for a TURN-over-TLS client whose send queue is full). A loaded machine drops some in healthy calls, as any UDP path does.",
 		}, []string{"reason"}),
 		packets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "telegate_media_relay_packets_total",
@@ -45,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.active, m.totals, m.denials, m.packets, m.bytes, m.tls} {
+		for _, c := range []prometheus.Collector{m.active, m.totals, m.denials, m.drops, m.packets, m.bytes, m.tls} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if errors.As(err, &are) {
@@ -61,6 +66,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) total(outcome string) { m.totals.WithLabelValues(outcome).Inc() }
 
 func (m *metrics) denial(reason string) { m.denials.WithLabelValues(reason).Inc() }
+
+// drop counts a datagram dropped for capacity (see metrics.drops).
+func (m *metrics) drop(reason string) { m.drops.WithLabelValues(reason).Inc() }
 
 func (m *metrics) tlsClosed(reason string) { m.tls.WithLabelValues(reason).Inc() }
 

@@ -73,6 +73,7 @@ type Options struct {
 	// telegate_media_relay_allocations_active,
 	// telegate_media_relay_allocations_total{outcome},
 	// telegate_media_relay_permission_denials_total{reason},
+	// telegate_media_relay_dropped_datagrams_total{reason},
 	// telegate_media_relay_packets_total,
 	// telegate_media_relay_bytes_total and
 	// telegate_media_relay_tls_connections_closed_total{reason}. Nil: not
@@ -511,7 +512,9 @@ func (s *Server) Credential(visitID, participantID string) Credential {
 
 // ICEURLs returns the ICE server URLs (RFC 7065) of this relay at
 // publicHost (a host name or IP literal; a port is ignored):
-// "turn:HOST:UDPPORT?transport=udp" and "turns:HOST:TLSPORT?transport=tcp".
+// "turn:HOST:UDPPORT?transport=udp" and "turns:HOST:TLSPORT?transport=tcp",
+// TLSPORT as config.Relay.AdvertisedTLSPort (relay.tls_port, defaulted
+// by the configuration to the port TURN over TLS is served on).
 func (s *Server) ICEURLs(publicHost string) []string {
 	host := publicHost
 	if h, _, err := net.SplitHostPort(publicHost); err == nil {
@@ -530,15 +533,7 @@ func (s *Server) ICEURLs(publicHost string) []string {
 			udp, _ = strconv.Atoi(p)
 		}
 	}
-	tlsPort := s.cfg.TLSPort
-	if tlsPort == 0 && s.cfg.TLSListen != "" {
-		if _, p, err := net.SplitHostPort(s.cfg.TLSListen); err == nil {
-			tlsPort, _ = strconv.Atoi(p)
-		}
-	}
-	if tlsPort == 0 {
-		tlsPort = 443
-	}
+	tlsPort := s.cfg.AdvertisedTLSPort("")
 	return []string{
 		"turn:" + host + ":" + strconv.Itoa(udp) + "?transport=udp",
 		"turns:" + host + ":" + strconv.Itoa(tlsPort) + "?transport=tcp",

@@ -95,7 +95,7 @@ func TestQuotas(t *testing.T) {
 		parts  []string // participant of each allocation, in order
 		wantOK int
 	}{
-		{"per participant", nil, []string{"a", "a", "a", "a"}, 3},
+		{"per participant", func(c *config.Relay) { c.MaxAllocationsPerParticipant = 3 }, []string{"a", "a", "a", "a"}, 3},
 		{"per visit", func(c *config.Relay) { c.MaxAllocationsPerVisit = 4 }, []string{"a", "a", "b", "b", "c"}, 4},
 		{"total", func(c *config.Relay) { c.MaxAllocations = 2 }, []string{"a", "b", "c"}, 2},
 	}
@@ -129,7 +129,7 @@ func TestQuotas(t *testing.T) {
 // credential; exactly the cap succeeds, the rest get 486.
 func TestQuotaUnderConcurrentBurst(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(c *config.Relay) { c.UDPSockets = 2 })
+	f := newFixture(t, func(c *config.Relay) { c.UDPSockets = 2; c.MaxAllocationsPerParticipant = 3 })
 	f.s.Admit("v", "p")
 	const n = 24
 	clients := make([]*turnwire.Client, n)

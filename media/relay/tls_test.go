@@ -322,11 +322,11 @@ func stalledReader(t *testing.T, provoke func(*turnwire.Client, netip.AddrPort) 
 	if worst > 200*time.Millisecond {
 		t.Errorf("bob's media paused %v (inter-arrival gap %v) while another participant did not read", worst, worstRaw)
 	}
-	if d := counterValue(t, f.s.m.denials.WithLabelValues("tls_send_queue")); d == 0 {
+	if d := counterValue(t, f.s.m.drops.WithLabelValues("tls_send_queue")); d == 0 {
 		t.Error("no tls_send_queue drops for the participant that did not read")
 	}
 	if tlsClosedCount(t, f, "write_stalled") != 1 || !closedWithin(sconn, time.Second) {
 		t.Error("the connection that did not read was not closed (write_stalled)")
 	}
-	t.Logf("%d packets, worst pause %v (inter-arrival %v), %v dropped for the stuck one", len(recv), worst, worstRaw, counterValue(t, f.s.m.denials.WithLabelValues("tls_send_queue")))
+	t.Logf("%d packets, worst pause %v (inter-arrival %v), %v dropped for the stuck one", len(recv), worst, worstRaw, counterValue(t, f.s.m.drops.WithLabelValues("tls_send_queue")))
 }

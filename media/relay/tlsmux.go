@@ -262,14 +262,14 @@ func (sc *streamConn) enqueue(p []byte) {
 	}
 	if sc.queued.Add(int64(len(p))) > sendQueueBytes {
 		sc.queued.Add(-int64(len(p)))
-		sc.m.s.m.denial("tls_send_queue")
+		sc.m.s.m.drop("tls_send_queue")
 		return
 	}
 	select {
 	case sc.queue <- append([]byte(nil), p...):
 	default:
 		sc.queued.Add(-int64(len(p)))
-		sc.m.s.m.denial("tls_send_queue")
+		sc.m.s.m.drop("tls_send_queue")
 	}
 }
 

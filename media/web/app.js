@@ -1,6 +1,8 @@
 // Page logic of telegate's built-in visit client (lobby, waiting room, call).
-// Everything goes through the module at /.telegate/visit.js.
+// Everything goes through the module at /.telegate/visit.js; every word
+// shown comes from the catalogue in strings.js.
 import * as visit from '/.telegate/visit.js';
+import { t, errorText, mediaText } from '/.telegate/visit/strings.js';
 
 const $ = sel => document.querySelector(sel);
 
@@ -25,14 +27,118 @@ function fmtTime(s) {
   return new Date(s).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
 }
 
+// renderPeople fills the waiting list (Admit, Decline; who is away) and
+// the list of admitted guests (Remove) of visit v, for the lobby and the
+// host's call page alike. act(fn, participantId) runs a decision.
+function renderPeople(v, waiting, inCall, act) {
+  waiting.replaceChildren();
+  if (inCall) inCall.replaceChildren();
+  for (const p of v.participants || []) {
+    if (p.state === 'waiting') {
+      const li = el('li', { 'data-participant': p.id, 'data-away': String(!!p.away) }, el('span', { class: 'name', text: p.name }));
+      const mins = Math.floor((Date.now() - new Date(p.joined).getTime()) / 60000);
+      li.append(el('span', { class: 'hint presence', text: p.away ? t('lobby.away') : t('lobby.waitingFor', { min: mins }) }));
+      if (!p.away) {
+        const admit = el('button', { type: 'button', 'data-action': 'admit', 'data-participant': p.id, 'data-testid': 'admit', text: t('lobby.admit') });
+        admit.setAttribute('aria-label', t('lobby.admitName', { name: p.name }));
+        admit.addEventListener('click', () => act(visit.admit, p.id));
+        li.append(admit);
+      }
+      const dec = el('button', { type: 'button', 'data-action': 'decline', 'data-participant': p.id, 'data-testid': 'decline', class: 'secondary', text: t('lobby.decline') });
+      dec.setAttribute('aria-label', t('lobby.declineName', { name: p.name }));
+      dec.addEventListener('click', () => act(visit.decline, p.id));
+      li.append(dec);
+      waiting.append(li);
+    } else if (inCall && p.state === 'admitted' && p.role !== 'host') {
+      const rm = el('button', { type: 'button', 'data-action': 'remove', 'data-participant': p.id, class: 'danger', text: t('lobby.remove') });
+      rm.setAttribute('aria-label', t('lobby.removeName', { name: p.name }));
+      rm.addEventListener('click', () => act(visit.remove, p.id));
+      inCall.append(el('li', { 'data-participant': p.id }, el('span', { class: 'name', text: p.name }), rm));
+    }
+  }
+  if (!waiting.children.length) waiting.append(el('li', { class: 'empty', text: t('lobby.nobodyWaiting') }));
+}
+
+// ------------------------------------------------------------ alerts ---
+
+// alerter tells the clinician when someone arrives in a waiting room: a
+// short chime (Web Audio, no file), a desktop notification when allowed
+// (it names nobody: a locked screen may show it), the tab's title and
+// favicon with the number waiting, and a line in an aria-live region (the
+// sound's caption). It returns update(visits), to call with every list
+// the page fetches; people already waiting when the page opens count in
+// the title but do not chime.
+function alerter(captionSel) {
+  const baseTitle = document.title;
+  const seen = new Set();
+  let first = true;
+  let audio = null;
+  const icon = document.querySelector('link[rel=icon]') || document.head.appendChild(el('link', { rel: 'icon' }));
+  const baseIcon = icon.getAttribute('href') || '';
+  // Browsers let a page play sound only after a user gesture.
+  document.addEventListener('pointerdown', () => { audio = audio || new AudioContext(); audio.resume(); }, { once: true });
+  function chime() {
+    try {
+      audio = audio || new AudioContext();
+      const now = audio.currentTime;
+      for (const [i, f] of [[0, 660], [1, 880]]) {
+        const o = audio.createOscillator();
+        const g = audio.createGain();
+        o.frequency.value = f;
+        g.gain.setValueAtTime(0.15, now + i * 0.18);
+        g.gain.exponentialRampToValueAtTime(0.001, now + i * 0.18 + 0.3);
+        o.connect(g).connect(audio.destination);
+        o.start(now + i * 0.18);
+        o.stop(now + i * 0.18 + 0.32);
+      }
+    } catch (_) { /* no audio: the caption and the title still tell */ }
+  }
+  function badge(n) {
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#0b6bcb"/>` +
+      `<circle cx="23" cy="9" r="9" fill="#b3261e"/><text x="23" y="13" font-size="12" text-anchor="middle" fill="#fff" font-family="sans-serif">${Math.min(n, 9)}</text></svg>`;
+    return 'data:image/svg+xml,' + encodeURIComponent(svg);
+  }
+  return function update(visits) {
+    const waiting = [];
+    for (const v of visits) for (const p of v.participants || []) if (p.state === 'waiting' && !p.away) waiting.push(p);
+    const arrived = waiting.filter(p => !seen.has(p.id));
+    for (const p of waiting) seen.add(p.id);
+    document.title = waiting.length ? t('alert.title', { n: waiting.length, title: baseTitle }) : baseTitle;
+    if (waiting.length) icon.setAttribute('href', badge(waiting.length));
+    else if (baseIcon) icon.setAttribute('href', baseIcon);
+    else icon.removeAttribute('href');
+    if (first) { first = false; return; }
+    if (!arrived.length) return;
+    chime();
+    say(captionSel, t('alert.caption', { name: arrived.map(p => p.name).join(', ') }));
+    if (window.Notification && Notification.permission === 'granted') {
+      try { new Notification(t('alert.notificationTitle'), { body: t('alert.notificationBody'), tag: 'telegate-waiting' }); } catch (_) { /* not here */ }
+    }
+  };
+}
+
+// alertsButton offers desktop notifications while the browser has not
+// been asked yet (asking needs a click).
+function alertsButton(sel) {
+  const b = $(sel);
+  if (!b || !window.Notification || Notification.permission !== 'default') return;
+  b.hidden = false;
+  b.addEventListener('click', async () => {
+    await Notification.requestPermission();
+    b.hidden = true;
+  });
+}
+
 // ---------------------------------------------------------------- lobby ---
 
 async function lobby() {
   let current = null;
+  const alertArrivals = alerter('#alert-caption');
+  alertsButton('#enable-alerts');
   const form = $('#create-form');
   form.addEventListener('submit', async ev => {
     ev.preventDefault();
-    say('#lobby-status', 'Creating…');
+    say('#lobby-status', t('lobby.creating'));
     try {
       const v = await visit.createVisit({
         title: $('#visit-title').value,
@@ -41,7 +147,7 @@ async function lobby() {
       });
       current = v.id;
       showInvite(v.invite);
-      say('#lobby-status', 'Visit created. Send the invite link to the patient.');
+      say('#lobby-status', t('lobby.created'));
       await refresh();
     } catch (err) {
       failed(err);
@@ -51,25 +157,25 @@ async function lobby() {
     const input = $('#invite-link');
     try {
       await navigator.clipboard.writeText(input.value);
-      say('#lobby-status', 'Invite link copied.');
+      say('#lobby-status', t('lobby.copied'));
     } catch (_) {
       input.select();
-      say('#lobby-status', 'Select the link and copy it.');
+      say('#lobby-status', t('lobby.copyByHand'));
     }
   });
   $('#new-invite').addEventListener('click', async () => {
     if (!current) return;
-    try { showInvite(await visit.reissueInvite(current)); } catch (err) { failed(err); }
+    try { showInvite(await visit.reissueInvite(current)); say('#lobby-status', t('lobby.newInvite')); } catch (err) { failed(err); }
   });
   $('#end-visit').addEventListener('click', async () => {
     if (!current) return;
-    try { await visit.endVisit(current); current = null; await refresh(); say('#lobby-status', 'Visit ended.'); } catch (err) { failed(err); }
+    try { await visit.endVisit(current); current = null; await refresh(); say('#lobby-status', t('lobby.ended')); } catch (err) { failed(err); }
   });
 
   function showInvite(inv) {
     $('#invite').hidden = false;
     $('#invite-link').value = inv.url;
-    say('#invite-expires', 'Valid until ' + fmtTime(inv.expires));
+    say('#invite-expires', t('lobby.validUntil', { time: fmtTime(inv.expires) }));
   }
 
   async function act(fn, pid) {
@@ -81,17 +187,17 @@ async function lobby() {
   // names off the screen, stop polling and offer to sign in again.
   function signedOut() {
     clearInterval(poll);
-    const again = el('a', { class: 'button', href: '/.telegate/login?rd=' + encodeURIComponent('/.telegate/visits/lobby'), text: 'Sign in again' });
+    const again = el('a', { class: 'button', href: '/.telegate/login?rd=' + encodeURIComponent('/.telegate/visits/lobby'), text: t('lobby.signInAgain') });
     const card = el('section', { class: 'card', id: 'signed-out', 'data-testid': 'signed-out', role: 'alert' },
-      el('h2', { text: 'You were signed out' }),
-      el('p', { text: 'This page was left unused, so you were signed out to protect patient information. Visits stay open.' }),
+      el('h2', { text: t('lobby.signedOutTitle') }),
+      el('p', { text: t('lobby.signedOutText') }),
       again);
     $('main').replaceChildren(card);
   }
 
   function failed(err) {
     if (err.status === 401) signedOut();
-    else say('#lobby-status', err.message);
+    else say('#lobby-status', errorText(err));
   }
 
   async function refresh(opts = {}) {
@@ -102,10 +208,11 @@ async function lobby() {
       failed(err);
       return;
     }
+    alertArrivals(visits);
     const list = $('#visit-list');
     list.replaceChildren();
     for (const v of visits) {
-      const b = el('button', { type: 'button', 'data-visit': v.id, 'aria-pressed': String(v.id === current), text: `${v.title} · ${v.waiting} waiting` });
+      const b = el('button', { type: 'button', 'data-visit': v.id, 'aria-pressed': String(v.id === current), text: t('lobby.waitingCount', { title: v.title, n: v.waiting }) });
       b.addEventListener('click', () => { current = v.id; $('#invite').hidden = true; refresh(); });
       list.append(el('li', {}, b));
     }
@@ -114,29 +221,9 @@ async function lobby() {
     $('#current-visit').hidden = !v;
     if (!v) return;
     say('#current-title', v.title);
-    say('#current-times', (v.scheduled ? 'Scheduled ' + fmtTime(v.scheduled) + ' · ' : '') + (v.ends_at ? 'Ends by ' + fmtTime(v.ends_at) : 'Not started'));
+    say('#current-times', (v.scheduled ? t('lobby.scheduled', { time: fmtTime(v.scheduled) }) : '') + (v.ends_at ? t('lobby.endsBy', { time: fmtTime(v.ends_at) }) : t('lobby.notStarted')));
     $('#start-call').href = `/.telegate/visits/${v.id}/call`;
-    const waiting = $('#waiting-list');
-    const inCall = $('#participant-list');
-    waiting.replaceChildren();
-    inCall.replaceChildren();
-    for (const p of v.participants || []) {
-      if (p.state === 'waiting') {
-        const admit = el('button', { type: 'button', 'data-action': 'admit', 'data-participant': p.id, 'data-testid': 'admit', text: 'Admit' });
-        const dec = el('button', { type: 'button', 'data-action': 'decline', 'data-participant': p.id, 'data-testid': 'decline', class: 'secondary', text: 'Decline' });
-        admit.setAttribute('aria-label', `Admit ${p.name}`);
-        dec.setAttribute('aria-label', `Decline ${p.name}`);
-        admit.addEventListener('click', () => act(visit.admit, p.id));
-        dec.addEventListener('click', () => act(visit.decline, p.id));
-        waiting.append(el('li', { 'data-participant': p.id }, el('span', { class: 'name', text: p.name }), admit, dec));
-      } else if (p.state === 'admitted' && p.role !== 'host') {
-        const rm = el('button', { type: 'button', 'data-action': 'remove', 'data-participant': p.id, class: 'danger', text: 'Remove' });
-        rm.setAttribute('aria-label', `Remove ${p.name}`);
-        rm.addEventListener('click', () => act(visit.remove, p.id));
-        inCall.append(el('li', { 'data-participant': p.id }, el('span', { class: 'name', text: p.name }), rm));
-      }
-    }
-    if (!waiting.children.length) waiting.append(el('li', { class: 'empty', text: 'Nobody is waiting.' }));
+    renderPeople(v, $('#waiting-list'), $('#participant-list'), act);
   }
 
   await refresh();
@@ -158,64 +245,152 @@ async function join() {
       // Keep the invite out of the address bar and history from here on.
       history.replaceState(null, '', `/.telegate/visits/join?visit=${encodeURIComponent(id)}`);
     }
-    if (!id) throw new Error('This link is incomplete. Open the invite link you received.');
-    say('#waiting-status', 'You are in the waiting room. The clinician will let you in shortly.');
+    if (!id) throw Object.assign(new Error('no visit'), { reason: 'invite-malformed' });
+    say('#waiting-status', t('wait.inRoom'));
     const v = await visit.waitForAdmission(id, {
       onUpdate: () => {},
     });
-    say('#waiting-status', 'You have been admitted. Joining…');
+    say('#waiting-status', t('wait.admitted'));
     location.assign(v.call_url);
   } catch (err) {
     $('#waiting').classList.add('refused');
     // Nothing to wait for: drop the spinner and the "keep this page open" hint.
     for (const n of document.querySelectorAll('#waiting .spinner, #waiting .hint')) n.hidden = true;
-    say('#waiting-status', err.message);
+    say('#waiting-status', errorText(err));
   }
 }
 
 // ----------------------------------------------------------------- call ---
 
+// startMedia asks for the camera and microphone, and when that fails for
+// each alone, and says what each is: "on", "blocked" (permission denied)
+// or "absent" (no such device, or it would not start).
+async function startMedia() {
+  const video = { width: { ideal: 640 }, height: { ideal: 480 } };
+  const gum = c => navigator.mediaDevices.getUserMedia(c);
+  const state = err => err.name === 'NotAllowedError' || err.name === 'SecurityError' ? 'blocked' : 'absent';
+  try {
+    return { stream: await gum({ audio: true, video }), audio: 'on', video: 'on' };
+  } catch (err) {
+    if (err.name === 'NotReadableError') return { stream: null, audio: 'absent', video: 'absent', inUse: true };
+  }
+  const out = { stream: null, audio: 'on', video: 'on' };
+  for (const [kind, c] of [['audio', { audio: true }], ['video', { video }]]) {
+    try {
+      const s = await gum(c);
+      if (!out.stream) out.stream = s;
+      else for (const tr of s.getTracks()) out.stream.addTrack(tr);
+    } catch (err) {
+      out[kind] = state(err);
+    }
+  }
+  return out;
+}
+
 async function call() {
   const id = location.pathname.split('/')[3];
   const remote = $('#remote-video');
   const local = $('#local-video');
-  let stream = null;
-  say('#call-status', 'Starting camera…');
+  const rejoin = $('#rejoin');
+  rejoin.addEventListener('click', () => location.reload());
+  const offerRejoin = () => { rejoin.hidden = false; };
+
+  // Admission first: nothing is asked of the camera before the visit says
+  // this person is let in.
+  say('#call-status', t('call.checking'));
+  let v;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: { ideal: 640 }, height: { ideal: 480 } } });
-    local.srcObject = stream;
+    v = await visit.getVisit(id);
   } catch (err) {
-    say('#call-status', 'Camera or microphone unavailable: ' + err.name + '. You can still see and hear the others.');
+    say('#call-status', errorText(err));
+    return;
   }
-  const c = new visit.Call(id, { localStream: stream });
+  if (v.status === 'ended') {
+    say('#call-status', t('error.ended'));
+    return;
+  }
+  if (!v.self || v.self.state !== 'admitted') {
+    say('#call-status', v.self && v.self.state !== 'waiting' ? errorText({ reason: v.self.state }) : t('call.notAdmitted'));
+    if (v.self && v.self.state === 'waiting') {
+      const back = $('#back-to-waiting');
+      back.href = `/.telegate/visits/join?visit=${encodeURIComponent(id)}`;
+      back.hidden = false;
+    }
+    return;
+  }
+  if (v.manage) hostPanel(id);
+
+  say('#call-status', t('call.starting'));
+  const m = await startMedia();
+  if (m.stream) local.srcObject = m.stream;
+  // Kept apart from the call status, so "Connected." never hides it.
+  const note = m.inUse ? t('media.inUse') : mediaText(m.audio, m.video);
+  if (note) {
+    say('#media-note', note);
+    $('#media-note').hidden = false;
+    offerRejoin();
+  }
+  // Nothing to turn off that is not there.
+  $('#camera').disabled = m.video !== 'on';
+  $('#mute').disabled = m.audio !== 'on';
+  const c = new visit.Call(id, { localStream: m.stream, media: { audio: m.audio, video: m.video } });
   let firstPeer = null;
   const videos = new Map();
+  const peerMedia = new Map(); // peer id → {audio, video}
+
+  const peerName = pid => (c.peers.get(pid) || {}).name || t('name.other');
+  const setState = st => {
+    say('#connection-state', t('state.' + st));
+    $('#connection-state').dataset.state = st;
+  };
+  const clearFigures = () => {
+    say('#quality', t('quality.none'));
+    delete $('#stats').dataset.quality;
+    say('#security-code', '––– –––');
+    delete $('#security-code').dataset.code;
+  };
 
   c.addEventListener('welcome', e => {
-    say('#call-status', e.detail.peers.length ? 'Connecting…' : 'Waiting for the other participant…');
+    say('#call-status', e.detail.peers.length ? t('call.connecting') : t('call.waitingForOther'));
     for (const p of e.detail.peers) say('#remote-name', p.name);
   });
   c.addEventListener('peer', e => {
     say('#remote-name', e.detail.peer.name);
-    say('#call-status', 'Connecting…');
+    say('#call-status', t('call.connecting'));
   });
   c.addEventListener('remotestream', e => {
     const { peerId, stream: s } = e.detail;
     if (!firstPeer || firstPeer === peerId || !c.pcs.has(firstPeer)) firstPeer = peerId;
-    let v = peerId === firstPeer ? remote : videos.get(peerId);
-    if (!v) {
-      v = el('video', { autoplay: '', playsinline: '', class: 'remote', 'aria-label': 'Participant video' });
-      $('#remote-videos').append(v);
-      videos.set(peerId, v);
+    let vid = peerId === firstPeer ? remote : videos.get(peerId);
+    if (!vid) {
+      vid = el('video', { autoplay: '', playsinline: '', class: 'remote', 'aria-label': peerName(peerId) });
+      $('#remote-videos').append(vid);
+      videos.set(peerId, vid);
     }
-    if (v.srcObject !== s) v.srcObject = s;
+    if (vid.srcObject !== s) vid.srcObject = s;
   });
+  // No path at all: still not connected 15 s after the connection
+  // failed (restarts included) — say what to do.
+  let noPath = null;
   c.addEventListener('state', e => {
     if (e.detail.peerId !== firstPeer && firstPeer) return;
     const st = e.detail.state;
-    say('#connection-state', st);
-    $('#connection-state').dataset.state = st;
-    say('#call-status', { connected: 'Connected.', connecting: 'Connecting…', failed: 'Connection failed; retrying…', disconnected: 'Connection interrupted…' }[st] || '');
+    setState(st);
+    if (st === 'connected') { clearTimeout(noPath); noPath = null; }
+    if ((st === 'failed' || st === 'disconnected') && !noPath) {
+      noPath = setTimeout(() => {
+        if ($('#connection-state').dataset.state !== 'connected' && !c.closed) { say('#call-status', t('call.noPath')); offerRejoin(); }
+      }, 15000);
+    }
+    const text = { connected: t('call.connected'), connecting: t('call.connecting'), failed: t('call.restarting'), disconnected: t('call.restarting') }[st];
+    if (text) say('#call-status', text);
+  });
+  c.addEventListener('restarting', () => say('#call-status', t('call.restarting')));
+  c.addEventListener('lost', e => { $('#stats').dataset.lostAt = String(e.detail.at); });
+  c.addEventListener('recovered', e => {
+    say('#call-status', t('call.recovered'));
+    $('#stats').dataset.recoveredMs = String(e.detail.ms);
+    $('#stats').dataset.recoveredAt = String(e.detail.at);
   });
   c.addEventListener('code', e => {
     if (firstPeer && e.detail.peerId !== firstPeer) return;
@@ -223,6 +398,10 @@ async function call() {
     const sc = $('#security-code');
     sc.textContent = code.slice(0, 3) + ' ' + code.slice(3);
     sc.dataset.code = code;
+    if (e.detail.changed) say('#call-status', t('call.codeChanged'));
+  });
+  c.addEventListener('media', e => {
+    peerMedia.set(e.detail.peerId, e.detail);
   });
   c.addEventListener('stats', e => {
     if (firstPeer && e.detail.peerId !== firstPeer) return;
@@ -232,51 +411,68 @@ async function call() {
     box.dataset.inboundVideoBytes = String(s.inboundVideoBytes);
     box.dataset.localCandidateType = s.localCandidateType;
     box.dataset.remoteCandidateType = s.remoteCandidateType;
-    say('#candidate-type', s.localCandidateType || '–');
     const kbps = Math.max(0, Math.round((s.inboundVideoBytes - prev) * 8 / 1000));
-    const rtt = s.rtt == null ? '–' : Math.round(s.rtt * 1000) + ' ms';
+    box.dataset.kbps = String(kbps);
+    const pm = peerMedia.get(e.detail.peerId);
+    if (pm && pm.video !== 'on') {
+      // No picture is expected: say why, not "poor".
+      box.dataset.quality = 'no-video';
+      say('#quality', t('quality.noVideo', { name: peerName(e.detail.peerId), why: t('why.' + pm.video) }));
+      return;
+    }
     let quality = 'good';
     if (s.rtt > 0.3 || s.packetsLost > 50) quality = 'fair';
     if (s.rtt > 0.8 || kbps < 50) quality = 'poor';
     box.dataset.quality = quality;
-    say('#quality', `${quality} · ${kbps} kbit/s · RTT ${rtt} · lost ${s.packetsLost}` + (s.frameWidth ? ` · ${s.frameWidth}p` : ''));
+    say('#quality', t('quality.' + quality));
   });
   c.addEventListener('peerleft', e => {
-    const v = videos.get(e.detail.peerId);
-    if (v) { v.remove(); videos.delete(e.detail.peerId); }
+    const vid = videos.get(e.detail.peerId);
+    if (vid) { vid.remove(); videos.delete(e.detail.peerId); }
+    peerMedia.delete(e.detail.peerId);
     if (e.detail.peerId === firstPeer) {
       remote.srcObject = null;
-      say('#connection-state', 'waiting');
-      say('#security-code', '––– –––');
-      delete $('#security-code').dataset.code;
-      say('#call-status', 'The other participant left. Waiting…');
+      setState('waiting');
+      clearFigures();
+      say('#call-status', t('call.otherLeft'));
     }
   });
-  c.addEventListener('reconnecting', e => {
-    say('#call-status', e.detail.reason || 'Reconnecting…');
+  // 1001: the node is restarting (its reason says so); otherwise the
+  // network.
+  c.addEventListener('reconnecting', e => say('#call-status', t(e.detail.code === 1001 ? 'call.nodeRestarting' : 'call.reconnecting')));
+  c.addEventListener('resumed', () => {
+    const st = $('#connection-state').dataset.state;
+    if (st === 'connected') say('#call-status', t('call.connected'));
   });
   c.addEventListener('closed', e => {
-    const msg = {
-      ended: 'The visit has ended.', removed: 'You were removed from the visit.', 'signed-out': 'You were signed out.',
-      replaced: 'This visit was opened in another window.', refused: 'The connection was refused for safety. Reload to try again.',
-      hangup: 'You left the call.',
-    }[e.detail.why] || 'The call was closed.';
-    say('#call-status', msg);
-    say('#connection-state', 'closed');
-    $('#connection-state').dataset.state = 'closed';
+    const key = {
+      ended: 'call.ended', removed: 'call.removed', 'signed-out': 'call.signedOut',
+      replaced: 'call.replaced', refused: 'call.refused', hangup: 'call.hungUp',
+    }[e.detail.why] || 'call.closed';
+    say('#call-status', t(key));
+    setState('closed');
+    clearFigures();
+    remote.srcObject = null;
+    local.srcObject = null;
+    for (const vid of videos.values()) vid.remove();
+    videos.clear();
     for (const b of document.querySelectorAll('#controls button')) b.disabled = true;
+    if (e.detail.why !== 'ended' && e.detail.why !== 'removed') {
+      rejoin.disabled = false;
+      offerRejoin();
+    }
   });
 
   $('#mute').addEventListener('click', ev => {
     const on = ev.currentTarget.getAttribute('aria-pressed') !== 'true';
     ev.currentTarget.setAttribute('aria-pressed', String(on));
-    ev.currentTarget.textContent = on ? 'Unmute' : 'Mute';
+    ev.currentTarget.textContent = on ? t('call.unmute') : t('call.mute');
     c.setMuted(on);
   });
   $('#camera').addEventListener('click', ev => {
     const off = ev.currentTarget.getAttribute('aria-pressed') !== 'true';
     ev.currentTarget.setAttribute('aria-pressed', String(off));
-    ev.currentTarget.textContent = off ? 'Camera on' : 'Camera off';
+    ev.currentTarget.textContent = off ? t('call.cameraOn') : t('call.cameraOff');
     c.setCamera(!off);
   });
   $('#hangup').addEventListener('click', () => c.hangUp());
@@ -284,9 +480,41 @@ async function call() {
   try {
     await c.start();
   } catch (err) {
-    say('#call-status', err.message || 'Could not start the call.');
+    say('#call-status', err.reason ? errorText(err) : t('call.startFailed'));
+    offerRejoin();
   }
 }
+
+// hostPanel gives the clinician, on the call page, the waiting room
+// (Admit, Decline for people who arrive later) and End visit.
+function hostPanel(id) {
+  const panel = $('#host-panel');
+  const alertArrivals = alerter('#host-status');
+  panel.hidden = false;
+  const status = msg => say('#host-status', msg);
+  async function refresh() {
+    try {
+      // The page's own poll: not use of the sign-in session.
+      const v = await visit.getVisit(id, { background: true });
+      if (v.status === 'ended') { panel.hidden = true; return; }
+      alertArrivals([v]);
+      renderPeople(v, $('#call-waiting-list'), null, act);
+    } catch (err) {
+      status(errorText(err));
+    }
+  }
+  async function act(fn, pid) {
+    try { await fn(id, pid); await refresh(); } catch (err) { status(errorText(err)); }
+  }
+  $('#end-visit').addEventListener('click', async () => {
+    try { await visit.endVisit(id); status(t('call.visitEnded')); } catch (err) { status(errorText(err)); }
+  });
+  refresh();
+  setInterval(refresh, 2000);
+}
+
+// The pages' own text comes from the catalogue too (data-t="key").
+for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
 
 const page = document.body.dataset.page;
 ({ lobby, join, call })[page]?.();

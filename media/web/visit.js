@@ -74,8 +74,8 @@ export function createVisit(opts = {}) {
  * which does not keep the sign-in session from its idle timeout.
  */
 export async function listVisits(opts = {}) { return (await api('GET', BASE, undefined, opts)).visits; }
-/** One visit as the caller may see it. */
-export function getVisit(id) { return api('GET', `${BASE}/${encodeURIComponent(id)}`); }
+/** One visit as the caller may see it. opts.background: a poll the page makes by itself (see listVisits). */
+export function getVisit(id, opts = {}) { return api('GET', `${BASE}/${encodeURIComponent(id)}`, undefined, opts); }
 /** A fresh invite link {url, expires} (owner). */
 export function reissueInvite(id) { return api('POST', `${BASE}/${encodeURIComponent(id)}/invite`); }
 /** Admit a waiting participant (owner). */
@@ -145,7 +145,8 @@ export async function callStats(pc) {
   const byId = new Map();
   report.forEach(s => byId.set(s.id, s));
   const out = { localCandidateType: '', remoteCandidateType: '', rtt: null, inboundVideoBytes: 0, inboundAudioBytes: 0,
-    packetsLost: 0, framesPerSecond: null, frameWidth: null, localFingerprint: null, remoteFingerprint: null };
+    packetsLost: 0, framesPerSecond: null, frameWidth: null, localFingerprint: null, remoteFingerprint: null,
+    transportBytesReceived: 0 };
   let transport = null;
   report.forEach(s => { if (s.type === 'transport' && !transport) transport = s; });
   let pair = transport && transport.selectedCandidatePairId ? byId.get(transport.selectedCandidatePairId) : null;
@@ -158,6 +159,7 @@ export async function callStats(pc) {
     out.rtt = pair.currentRoundTripTime ?? null;
   }
   if (transport) {
+    out.transportBytesReceived = transport.bytesReceived || 0;
     const lc = byId.get(transport.localCertificateId);
     const rc = byId.get(transport.remoteCertificateId);
     if (lc) out.localFingerprint = `${lc.fingerprintAlgorithm} ${lc.fingerprint}`;
@@ -177,17 +179,48 @@ export async function callStats(pc) {
   return out;
 }
 
+/** Grace before an ICE connection that is `disconnected` is restarted (ms). */
+export const RESTART_GRACE_MS = 1000;
+
+// Signaling reconnect backoff (ms): doubled from the first to the last,
+// with up to a quarter of jitter; reset by each welcome.
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+
+function randomSession() {
+  const b = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(b, x => x.toString(16).padStart(2, '0')).join('');
+}
+
 /**
  * A call in one visit: one RTCPeerConnection per other participant, relay
  * only, one DTLS certificate for the whole page (so the fingerprint the
  * server sees never changes without an ICE restart).
  *
+ * Recovery: an ICE connection `disconnected` for RESTART_GRACE_MS, or
+ * `failed`, is restarted — with fresh relay credentials fetched first —
+ * by either side, without glare (perfect negotiation: the participant with
+ * the lower id is impolite and wins a collision; the polite one rolls
+ * back). Relay credentials are fetched again before they expire, for the
+ * next restart. The signaling socket reconnects with backoff and resumes:
+ * the page's call session (a random id sent as ?session=) tells the
+ * others it is the same page, so the peer connections are kept; a reload
+ * is a new session, and its peers start afresh. The security code is
+ * computed again after every (re)connection.
+ *
+ * opts: {localStream, media: {audio, video} ("on"|"off"|"blocked"|"absent"),
+ * restartGraceMs}.
+ *
  * Events (CustomEvent .detail):
  *   welcome {self, peers}, peer {peer} (joined), remotestream {peerId, stream},
- *   state {peerId, state} (RTCPeerConnectionState), code {peerId, code},
+ *   state {peerId, state} (RTCPeerConnectionState), code {peerId, code, changed},
  *   stats {peerId, stats} (every second), peerleft {peerId},
+ *   media {peerId, audio, video} (what the peer sends),
  *   iceerror {peerId, code, text, url} (a TURN server error while gathering),
- *   reconnecting {code, reason} (the node is restarting; the call rejoins by itself),
+ *   lost {peerId, state, at} (the connection is disconnected or failed; at: epoch ms),
+ *   restarting {peerId, why} (an ICE restart begins), recovered {peerId, ms, at} (ms since lost),
+ *   reconnecting {code, reason} (signaling lost; it reconnects by itself),
+ *   resumed {} (signaling back),
  *   closed {code, reason, why: 'ended'|'removed'|'signed-out'|'replaced'|'refused'|'hangup'|'network'}.
  */
 export class Call extends EventTarget {
@@ -195,34 +228,68 @@ export class Call extends EventTarget {
     super();
     this.visitId = visitId;
     this.localStream = opts.localStream || null;
+    this.media = opts.media || { audio: this.localStream ? 'on' : 'absent', video: this.localStream ? 'on' : 'absent' };
+    this.restartGraceMs = opts.restartGraceMs ?? RESTART_GRACE_MS;
+    this.session = randomSession();
     this.pcs = new Map();      // peer id → RTCPeerConnection
-    this.pending = new Map();  // peer id → queued candidates
-    this.peers = new Map();    // peer id → {id, name, role}
+    this.nego = new Map();     // peer id → {makingOffer, ignoreOffer, polite, lostAt, timer}
+    this.peers = new Map();    // peer id → {id, name, role, session}
     this.codes = new Map();
+    this.peerMedia = new Map(); // peer id → {audio, video} as the peer says
     this.self = null;
     this.ws = null;
     this.closed = false;
     this.statsTimer = null;
+    this.backoff = BACKOFF_FIRST_MS;
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
   /** Fetch ICE servers, make the certificate, open the signaling socket. */
   async start() {
-    this.ice = await iceConfig(this.visitId);
+    await this.refreshIce();
     this.certificate = await RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' });
     this.connect();
     this.statsTimer = setInterval(() => this.pollStats(), 1000);
   }
 
+  /**
+   * Fetch fresh relay credentials, hand them to every peer connection (for
+   * its next gathering) and schedule the next fetch before they expire.
+   */
+  async refreshIce() {
+    this.ice = await iceConfig(this.visitId);
+    for (const pc of this.pcs.values()) {
+      try { pc.setConfiguration(this.rtcConfig()); } catch (_) { /* closed meanwhile */ }
+    }
+    clearTimeout(this.iceTimer);
+    const left = new Date(this.ice.expires).getTime() - Date.now();
+    if (!this.closed && left > 0) {
+      this.iceTimer = setTimeout(() => this.refreshIce().catch(() => {}), Math.max(1000, left * 0.8));
+    }
+  }
+
+  rtcConfig() {
+    return {
+      iceServers: this.ice.iceServers,
+      iceTransportPolicy: 'relay',
+      bundlePolicy: 'max-bundle',
+      certificates: [this.certificate],
+    };
+  }
+
   connect() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(this.visitId)}/signal`);
+    const ws = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(this.visitId)}/signal?session=${this.session}`);
     this.ws = ws;
     ws.onmessage = ev => {
       let m;
       try { m = JSON.parse(ev.data); } catch (_) { return; }
-      this.onSignal(m).catch(err => console.warn('signaling:', m.type, err.name));
+      // One message at a time, in order: a candidate waits for the
+      // description before it.
+      this.inbox = (this.inbox || Promise.resolve())
+        .then(() => this.onSignal(m))
+        .catch(err => console.warn('signaling:', m.type, err.name, err.message));
     };
     ws.onclose = ev => {
       if (this.ws !== ws || this.closed) return;
@@ -231,18 +298,20 @@ export class Call extends EventTarget {
         this.stop(why, ev.code, ev.reason);
         return;
       }
-      // 1001: the node is restarting (the reason says so); the visit goes
-      // on. Otherwise network trouble. Either way rejoin; the peer
-      // connections keep their media meanwhile.
-      if (ev.code === 1001) this.emit('reconnecting', { code: ev.code, reason: ev.reason });
-      setTimeout(() => { if (!this.closed) this.reconnect(); }, 2000);
+      // 1001: the node is restarting; otherwise network trouble. Either
+      // way the visit goes on: rejoin with backoff; the peer connections
+      // keep their media meanwhile.
+      this.emit('reconnecting', { code: ev.code, reason: ev.reason });
+      const wait = this.backoff * (1 + Math.random() / 4);
+      this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+      setTimeout(() => { if (!this.closed) this.reconnect(); }, wait);
     };
     this.pingTimer = this.pingTimer || setInterval(() => this.send({ type: 'ping' }), 25000);
   }
 
   /** Fetch fresh relay credentials (the node may have changed), then reopen the socket. */
   async reconnect() {
-    try { this.ice = await iceConfig(this.visitId); } catch (_) { /* keep the last ones */ }
+    try { await this.refreshIce(); } catch (_) { /* keep the last ones */ }
     if (!this.closed) this.connect();
   }
 
@@ -250,76 +319,128 @@ export class Call extends EventTarget {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
   }
 
+  /** Tell the others what this page sends: {audio, video}, each "on"|"off"|"blocked"|"absent". */
+  setMedia(media) {
+    this.media = { ...this.media, ...media };
+    this.send({ type: 'media', media: this.media });
+  }
+
   async onSignal(m) {
     switch (m.type) {
-      case 'welcome':
+      case 'welcome': {
+        const resumed = this.self !== null;
         this.self = m.self;
+        this.backoff = BACKOFF_FIRST_MS;
         for (const p of m.peers || []) {
+          const known = this.peers.get(p.id);
           this.peers.set(p.id, p);
-          await this.offer(p.id);
+          // The same page of that peer as before: keep the connection.
+          if (known && known.session === p.session && this.pcs.has(p.id)) continue;
+          this.dropPeer(p.id);
+          this.makePC(p.id); // negotiationneeded sends the offer
         }
+        this.send({ type: 'media', media: this.media });
         this.emit('welcome', { self: m.self, peers: m.peers || [] });
+        if (resumed) {
+          // Back after signaling was lost: restart what broke meanwhile.
+          for (const [pid, pc] of this.pcs) {
+            const n = this.nego.get(pid);
+            const ice = pc.iceConnectionState;
+            if (n.pendingRestart || pc.signalingState !== 'stable' || (ice !== 'connected' && ice !== 'completed')) this.restart(pid, 'resumed');
+          }
+          this.emit('resumed', {});
+        }
         break;
-      case 'peer-joined':
+      }
+      case 'peer-joined': {
+        const known = this.peers.get(m.peer.id);
         this.peers.set(m.peer.id, m.peer);
+        // Another page of that participant (a reload): its offer follows.
+        if (!known || known.session !== m.peer.session) this.dropPeer(m.peer.id);
+        this.send({ type: 'media', to: m.peer.id, media: this.media });
         this.emit('peer', { peer: m.peer });
         break;
+      }
       case 'peer-left':
         this.dropPeer(m.id);
         this.emit('peerleft', { peerId: m.id });
         break;
-      case 'offer': {
-        this.dropPeer(m.from);
-        const pc = this.makePC(m.from);
-        await pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
-        await this.flush(m.from);
-        await pc.setLocalDescription(await pc.createAnswer());
-        this.send({ type: 'answer', to: m.from, sdp: pc.localDescription.sdp });
+      case 'offer':
+      case 'answer':
+        await this.onDescription(m.from, { type: m.type, sdp: m.sdp });
         break;
-      }
-      case 'answer': {
-        const pc = this.pcs.get(m.from);
-        if (pc && pc.signalingState === 'have-local-offer') {
-          await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
-          await this.flush(m.from);
-        }
-        break;
-      }
       case 'candidate': {
         const pc = this.pcs.get(m.from);
-        if (pc && pc.remoteDescription) {
+        const n = this.nego.get(m.from);
+        if (!pc) break;
+        try {
           await pc.addIceCandidate(m.candidate);
-        } else {
-          const q = this.pending.get(m.from) || [];
-          if (q.length < 100) q.push(m.candidate);
-          this.pending.set(m.from, q);
+        } catch (err) {
+          if (!n || !n.ignoreOffer) throw err;
         }
         break;
       }
+      case 'media':
+        this.peerMedia.set(m.from, m.media);
+        this.emit('media', { peerId: m.from, audio: m.media.audio, video: m.media.video });
+        break;
       case 'ended': this.stop('ended'); break;
       case 'removed': this.stop('removed'); break;
       default: break;
     }
   }
 
-  async flush(peerId) {
-    const pc = this.pcs.get(peerId);
-    const q = this.pending.get(peerId) || [];
-    this.pending.delete(peerId);
-    for (const c of q) await pc.addIceCandidate(c);
+  // Perfect negotiation (W3C WebRTC §10.7): a description from peerId.
+  async onDescription(peerId, desc) {
+    let pc = this.pcs.get(peerId);
+    if (!pc) {
+      if (desc.type !== 'offer') return;
+      pc = this.makePC(peerId, true);
+    }
+    const n = this.nego.get(peerId);
+    const collision = desc.type === 'offer' && (n.makingOffer || pc.signalingState !== 'stable');
+    n.ignoreOffer = !n.polite && collision;
+    if (n.ignoreOffer) return;
+    await pc.setRemoteDescription(desc); // a polite peer rolls back its own offer
+    if (!n.tracksAdded) this.addLocalTracks(pc, n);
+    if (desc.type === 'offer') {
+      await pc.setLocalDescription();
+      this.send({ type: 'answer', to: peerId, sdp: pc.localDescription.sdp });
+    }
   }
 
-  makePC(peerId) {
-    const pc = new RTCPeerConnection({
-      iceServers: this.ice.iceServers,
-      iceTransportPolicy: 'relay',
-      bundlePolicy: 'max-bundle',
-      certificates: [this.certificate],
-    });
-    this.pcs.set(peerId, pc);
-    if (this.localStream) {
-      for (const t of this.localStream.getTracks()) pc.addTrack(t, this.localStream);
+  // Local tracks, and a receive-only transceiver for a kind this page
+  // does not send, so the others' audio and video still arrive.
+  addLocalTracks(pc, n) {
+    n.tracksAdded = true;
+    const tracks = this.localStream ? this.localStream.getTracks() : [];
+    for (const t of tracks) pc.addTrack(t, this.localStream);
+    for (const kind of ['audio', 'video']) {
+      if (tracks.some(t => t.kind === kind)) continue;
+      const existing = pc.getTransceivers().find(tr => tr.receiver.track && tr.receiver.track.kind === kind);
+      if (!existing) pc.addTransceiver(kind, { direction: 'recvonly' });
     }
+  }
+
+  makePC(peerId, answering = false) {
+    const pc = new RTCPeerConnection(this.rtcConfig());
+    const n = { makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null };
+    this.pcs.set(peerId, pc);
+    this.nego.set(peerId, n);
+    // The answering side adds its tracks after the remote offer, into the
+    // transceivers that offer made (no second negotiation).
+    if (!answering) this.addLocalTracks(pc, n);
+    pc.onnegotiationneeded = async () => {
+      try {
+        n.makingOffer = true;
+        await pc.setLocalDescription();
+        this.send({ type: 'offer', to: peerId, sdp: pc.localDescription.sdp });
+      } catch (err) {
+        console.warn('negotiation:', err.name, err.message);
+      } finally {
+        n.makingOffer = false;
+      }
+    };
     pc.onicecandidate = e => {
       if (e.candidate && e.candidate.candidate) this.send({ type: 'candidate', to: peerId, candidate: e.candidate.toJSON() });
     };
@@ -331,22 +452,71 @@ export class Call extends EventTarget {
       const stream = e.streams[0] || new MediaStream([e.track]);
       this.emit('remotestream', { peerId, stream });
     };
+    pc.oniceconnectionstatechange = () => this.watchIce(peerId, pc, n);
     pc.onconnectionstatechange = () => {
       this.emit('state', { peerId, state: pc.connectionState });
       if (pc.connectionState === 'connected') this.updateCode(peerId, pc);
-      if (pc.connectionState === 'failed' && this.self && this.self < peerId) this.offer(peerId, true);
     };
     return pc;
   }
 
-  async offer(peerId, restart = false) {
-    let pc = this.pcs.get(peerId);
-    if (!pc || !restart) {
-      this.dropPeer(peerId, true);
-      pc = this.makePC(peerId);
+  // Restart ICE when the connection is lost: at once on `failed`, after
+  // the grace on `disconnected` — or on a silent transport (st
+  // "silent", from pollStats), which a browser reports as disconnected
+  // only seconds later.
+  watchIce(peerId, pc, n, silent = false) {
+    const st = silent ? 'disconnected' : pc.iceConnectionState;
+    if (st === 'connected' || st === 'completed') {
+      if (!n.silent) this.recovered(peerId, n);
+      return;
     }
-    await pc.setLocalDescription(await pc.createOffer({ iceRestart: restart }));
-    this.send({ type: 'offer', to: peerId, sdp: pc.localDescription.sdp });
+    if (st !== 'disconnected' && st !== 'failed') return;
+    if (!n.lostAt) {
+      n.lostAt = performance.now();
+      this.emit('lost', { peerId, state: st, at: Date.now() });
+    }
+    if (st === 'failed') {
+      clearTimeout(n.timer);
+      n.timer = null;
+      this.restart(peerId, 'failed');
+    } else if (!n.timer) {
+      n.timer = setTimeout(() => {
+        n.timer = null;
+        if (pc.iceConnectionState === 'disconnected' || n.silent) this.restart(peerId, n.silent ? 'silent' : 'disconnected');
+      }, silent ? 0 : this.restartGraceMs);
+    }
+  }
+
+  // recovered ends a loss of the connection with peerId.
+  recovered(peerId, n) {
+    clearTimeout(n.timer);
+    n.timer = null;
+    if (!n.lostAt) return;
+    const ms = Math.round(performance.now() - n.lostAt);
+    n.lostAt = 0;
+    console.info(`call: connection to ${peerId} recovered in ${ms} ms`);
+    this.emit('recovered', { peerId, ms, at: Date.now() });
+  }
+
+  /** Restart ICE with peerId, with fresh relay credentials. */
+  async restart(peerId, why = 'requested') {
+    const pc = this.pcs.get(peerId);
+    const n = this.nego.get(peerId);
+    if (!pc || this.closed) return;
+    this.emit('restarting', { peerId, why });
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+      n.pendingRestart = true; // done on the next welcome
+      return;
+    }
+    n.pendingRestart = false;
+    try { await this.refreshIce(); } catch (_) { /* the last ones may still do */ }
+    if (this.pcs.get(peerId) !== pc) return;
+    // An offer that got no answer (sent as signaling was lost) is taken
+    // back first.
+    if (pc.signalingState === 'have-local-offer') {
+      try { await pc.setLocalDescription({ type: 'rollback' }); } catch (_) { /* answered meanwhile */ }
+    }
+    pc.restartIce(); // negotiationneeded sends the offer
   }
 
   async updateCode(peerId, pc) {
@@ -355,9 +525,10 @@ export class Call extends EventTarget {
     const remote = st.remoteFingerprint || sdpFingerprint(pc.remoteDescription && pc.remoteDescription.sdp);
     if (!local || !remote) return;
     const code = await securityCode(local, remote);
-    if (this.codes.get(peerId) !== code) {
+    const before = this.codes.get(peerId);
+    if (before !== code) {
       this.codes.set(peerId, code);
-      this.emit('code', { peerId, code });
+      this.emit('code', { peerId, code, changed: before !== undefined });
     }
   }
 
@@ -365,28 +536,58 @@ export class Call extends EventTarget {
     for (const [peerId, pc] of this.pcs) {
       try {
         const stats = await callStats(pc);
+        if (this.closed || this.pcs.get(peerId) !== pc) continue; // hung up meanwhile: nothing stale
+        this.watchSilence(peerId, pc, stats);
         this.emit('stats', { peerId, stats });
         if (pc.connectionState === 'connected' && !this.codes.has(peerId)) this.updateCode(peerId, pc);
       } catch (_) { /* closed meanwhile */ }
     }
   }
 
-  dropPeer(peerId, keepInfo) {
+  // A peer that says it sends sound or video (even muted or turned off,
+  // which still sends packets) sends something many times a second: a
+  // connected transport that received nothing for the grace is lost.
+  watchSilence(peerId, pc, stats) {
+    const n = this.nego.get(peerId);
+    const pm = this.peerMedia.get(peerId);
+    if (!n) return;
+    const now = performance.now();
+    const ice = pc.iceConnectionState;
+    if (stats.transportBytesReceived !== n.rxBytes) {
+      n.rxBytes = stats.transportBytesReceived;
+      n.rxAt = now;
+      if (n.silent && (ice === 'connected' || ice === 'completed')) {
+        n.silent = false;
+        this.recovered(peerId, n);
+      }
+      return;
+    }
+    const sends = pm && (['on', 'off'].includes(pm.audio) || ['on', 'off'].includes(pm.video));
+    if (sends && !n.silent && n.rxAt && (ice === 'connected' || ice === 'completed') && now - n.rxAt >= this.restartGraceMs) {
+      n.silent = true;
+      this.watchIce(peerId, pc, n, true);
+    }
+  }
+
+  dropPeer(peerId) {
     const pc = this.pcs.get(peerId);
     if (pc) pc.close();
+    const n = this.nego.get(peerId);
+    if (n) clearTimeout(n.timer);
     this.pcs.delete(peerId);
-    this.pending.delete(peerId);
+    this.nego.delete(peerId);
     this.codes.delete(peerId);
-    if (!keepInfo && !this.pcs.has(peerId)) { /* peer info kept for names */ }
   }
 
   /** Mute or unmute the microphone. */
   setMuted(muted) {
     if (this.localStream) for (const t of this.localStream.getAudioTracks()) t.enabled = !muted;
+    if (this.media.audio === 'on' || this.media.audio === 'off') this.setMedia({ audio: muted ? 'off' : 'on' });
   }
   /** Turn the camera off or on. */
   setCamera(on) {
     if (this.localStream) for (const t of this.localStream.getVideoTracks()) t.enabled = !!on;
+    if (this.media.video === 'on' || this.media.video === 'off') this.setMedia({ video: on ? 'on' : 'off' });
   }
 
   /** Leave the call (others see the peer leave; the visit goes on). */
@@ -397,6 +598,7 @@ export class Call extends EventTarget {
     this.closed = true;
     clearInterval(this.statsTimer);
     clearInterval(this.pingTimer);
+    clearTimeout(this.iceTimer);
     for (const id of [...this.pcs.keys()]) this.dropPeer(id);
     if (this.ws) { try { this.ws.close(1000); } catch (_) { /* already closed */ } }
     if (this.localStream) for (const t of this.localStream.getTracks()) t.stop();
