@@ -61,3 +61,29 @@ func TestIsFormBody(t *testing.T) {
 		}
 	}
 }
+
+// TestDelimiterCounterSplits: the delimiter count of a multipart body is
+// the same whatever the chunks it arrives in, overlapping occurrences
+// included.
+func TestDelimiterCounterSplits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		pat, text string
+		want      int
+	}{
+		{"--b", "--b\r\nx\r\n--b--\r\n", 2},
+		{"--a--a", "--a--a--a--a", 3},
+		{"---", "-----", 3},
+		{"--b", "-b--", 0},
+		{"--boundary", "", 0},
+	} {
+		for cut := 0; cut <= len(tc.text); cut++ {
+			c := newKMPCounter(tc.pat)
+			c.write([]byte(tc.text[:cut]))
+			c.write([]byte(tc.text[cut:]))
+			if c.n != tc.want {
+				t.Errorf("%q in %q cut at %d: %d, want %d", tc.pat, tc.text, cut, c.n, tc.want)
+			}
+		}
+	}
+}
