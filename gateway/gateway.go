@@ -448,7 +448,7 @@ func (g *generation) ownEndpoints() http.Handler {
 			}
 		}
 	}
-	breakGlass := g.o.BreakGlass.Handler(g.routeByID, breakGlassReturn)
+	breakGlass := g.o.BreakGlass.Handler(g.routeByID, g.breakGlassReturn)
 	var authH http.Handler
 	if g.Auth != nil {
 		authH = g.Auth.Handler()
