@@ -203,7 +203,7 @@ func (g *generation) modifyResponse(resp *http.Response) error {
 	if rs := stateFrom(resp.Request.Context()); rs != nil {
 		rs.proxied.Store(true)
 	}
-	own := cookieStem(g.cfg.Sessions.CookieName)
+	own := g.ownCookie
 	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
 		keep := sc[:0:0]
 		for _, c := range sc {
