@@ -8,6 +8,13 @@ import (
 	"strings"
 )
 
+// multipartHeld is how much of a multipart body's stream is held back
+// until the whole body is scanned: mime/multipart reads ahead of what it
+// has parsed by at most its buffer (4 KiB, peekBufferSize in
+// mime/multipart), so bytes it has read but not yet parsed are never
+// passed on; twice that, as a margin.
+const multipartHeld = 8 << 10
+
 // multipartScan reads a multipart body (RFC 7578, RFC 2046 §5.1) with
 // mime/multipart as it streams by, and refuses it when a part names
 // MethodOverrideParam (errMethodOverride) or when the body could read

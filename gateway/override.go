@@ -281,10 +281,12 @@ type readCloser struct {
 }
 
 // formStream is a form body being scanned: it passes on only what has
-// been scanned, and holds back the last byte until the whole body is.
+// been scanned, and holds back its last held bytes until the whole body
+// is.
 type formStream struct {
 	src     io.ReadCloser
-	pending []byte // read and scanned, not yet returned
+	pending []byte // read (and, but for the last held bytes, scanned), not yet returned
+	held    int    // bytes of pending held back until done
 	done    bool   // the whole body is read and scanned
 	err     error
 	refused atomic.Pointer[scope.Reason]
@@ -323,9 +325,10 @@ func (f *formStream) push(p []byte) {
 // newFormStream scans src as a body of kind (bodyForm or bodyMultipart
 // with its boundary).
 func newFormStream(src io.ReadCloser, kind bodyKind, boundary string) *formStream {
-	f := &formStream{src: src}
+	f := &formStream{src: src, held: 1}
 	if kind == bodyMultipart {
 		f.more = newMultipartScan(f, boundary).step
+		f.held = multipartHeld
 	} else {
 		f.more = f.moreForm
 	}
@@ -367,7 +370,7 @@ func (f *formStream) Read(p []byte) (int, error) {
 		}
 		avail := len(f.pending)
 		if !f.done {
-			avail-- // held back
+			avail -= f.held
 		}
 		if avail > 0 {
 			n := copy(p, f.pending[:avail])

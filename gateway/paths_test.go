@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/policies"
 )
 
 // kindCase is one member of a fault kind: a raw HTTP/1.1 request (without
@@ -25,7 +26,18 @@ type kindCase struct {
 // Unicode paths, on a real TLS listener.
 func kindGateway(t *testing.T) *served {
 	t.Helper()
-	return serveTestGateway(t, func(cfg *config.Config, _ *Options) {
+	return kindGatewayInspected(t, false)
+}
+
+// kindGatewayInspected is kindGateway, with inspection (the Coraza WAF
+// with the OWASP CRS, policies.NewInspector) on every route when
+// inspected.
+func kindGatewayInspected(t *testing.T, inspected bool) *served {
+	t.Helper()
+	return serveTestGateway(t, func(cfg *config.Config, o *Options) {
+		if inspected {
+			inspectEveryRoute(t, cfg, o)
+		}
 		up := cfg.Routes[0].Upstream
 		pub := &config.Policy{Public: true}
 		app := []string{appHost}
@@ -35,6 +47,20 @@ func kindGateway(t *testing.T) *served {
 			config.Route{ID: "norm", Hosts: app, Path: "/norm/", Upstream: up, Policy: pub, NormalizeUnicodePaths: true},
 		)
 	})
+}
+
+// inspectEveryRoute turns inspection on for every route, with the real
+// inspector (Coraza with the OWASP CRS, policies.NewInspector), in
+// detect-only mode: the inspector reads every request and passes it on,
+// so that what telegate does after inspection is what is tested.
+func inspectEveryRoute(t *testing.T, cfg *config.Config, o *Options) {
+	t.Helper()
+	cfg.Inspection = config.Inspection{Enabled: true, DetectOnly: true, ParanoiaLevel: config.DefaultParanoiaLevel, AnomalyThreshold: config.DefaultAnomalyThreshold}
+	insp, err := policies.NewInspector(cfg.Inspection, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Inspector = insp
 }
 
 // sendKind sends every member and checks the status the client got and
@@ -167,9 +193,18 @@ func TestRegression_UnicodePaths(t *testing.T) {
 // an upstream that honours it cannot run another method than the one the
 // route's methods rule admitted; the upstream receives nothing when the
 // body fits the read-ahead, and never a complete body when it does not.
+// The same with inspection off and on.
 func TestRegression_MethodOverride(t *testing.T) {
 	t.Parallel()
-	s := kindGateway(t)
+	for _, inspected := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inspection off", true: "inspection on"}[inspected], func(t *testing.T) {
+			t.Parallel()
+			testMethodOverride(t, kindGatewayInspected(t, inspected))
+		})
+	}
+}
+
+func testMethodOverride(t *testing.T, s *served) {
 	form := func(ctype, body string) string {
 		h := "POST /public/a HTTP/1.1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
 		if ctype != "" {
