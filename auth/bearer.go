@@ -193,7 +193,7 @@ func (s *View) verifyBearer(ctx context.Context, route *config.Route, raw string
 	if reason := rules.checkClaims(all); reason != "" {
 		return nil, reason
 	}
-	groups, roles := mapRoles(bv.cfg.Roles, all)
+	groups, roles := mapRoles(bv.cfg.Roles, all, false)
 	id := &scope.Identity{
 		Kind:     "bearer",
 		Provider: bv.cfg.ID,

@@ -247,7 +247,7 @@ func (s *View) completeSignin(ctx context.Context, rp *relyingParty, rec *preAut
 	}
 	now := s.now()
 	handle, id := newHandle()
-	groups, roles := mapRoles(rp.cfg.Roles, v.all)
+	groups, roles := mapRoles(rp.cfg.Roles, v.all, rp.cfg.TrustUnverifiedEmail)
 	sess := &Session{
 		ID:           id,
 		Provider:     rp.cfg.ID,

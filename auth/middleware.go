@@ -262,7 +262,7 @@ func (s *View) refresh(ctx context.Context, sess *Session) (*Session, error) {
 				return nil, errors.New("refreshed ID token names another subject")
 			}
 			cur.IDToken = raw
-			cur.Groups, cur.Roles = mapRoles(rp.cfg.Roles, v.all)
+			cur.Groups, cur.Roles = mapRoles(rp.cfg.Roles, v.all, rp.cfg.TrustUnverifiedEmail)
 		}
 		if tok.RefreshToken != "" {
 			cur.RefreshToken = tok.RefreshToken

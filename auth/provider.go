@@ -295,9 +295,11 @@ func (rp *relyingParty) checkUserInfo(ctx context.Context, tok *oauth2.Token, su
 // mapRoles turns the group claim into groups and roles by m: every value of
 // the claim (a string or an array of strings) is a group; roles are
 // m.Always plus m.Map[group] for each group. Both are sorted and unique.
-func mapRoles(m config.RoleMapping, all map[string]json.RawMessage) (groups, roles []string) {
+// A group claim of email or phone_number that the provider did not
+// verify gives no group (unverifiedClaim).
+func mapRoles(m config.RoleMapping, all map[string]json.RawMessage, trustUnverifiedEmail bool) (groups, roles []string) {
 	claim := m.Claim
-	if raw, ok := all[claim]; ok {
+	if raw, ok := all[claim]; ok && !unverifiedClaim(all, claim, trustUnverifiedEmail) {
 		var list []any
 		if err := json.Unmarshal(raw, &list); err == nil {
 			for _, g := range list {
@@ -324,17 +326,13 @@ func mapRoles(m config.RoleMapping, all map[string]json.RawMessage) (groups, rol
 }
 
 // keptClaims returns the string claims a session keeps for policy and the
-// assertion allow-list. The email is kept only when email_verified is
-// true (OIDC Core §5.1: JSON true, or the string "true" some providers
-// send), unless trustUnverified.
-func keptClaims(all map[string]json.RawMessage, trustUnverified bool) map[string]string {
+// assertion allow-list: name, preferred_username, and email and
+// phone_number only when the provider verified them (unverifiedClaim).
+func keptClaims(all map[string]json.RawMessage, trustUnverifiedEmail bool) map[string]string {
 	var out map[string]string
-	for _, name := range []string{"name", "email", "preferred_username"} {
+	for _, name := range []string{"name", "email", "phone_number", "preferred_username"} {
 		raw, ok := all[name]
-		if !ok {
-			continue
-		}
-		if name == "email" && !trustUnverified && !claimTrue(all["email_verified"]) {
+		if !ok || unverifiedClaim(all, name, trustUnverifiedEmail) {
 			continue
 		}
 		var s string
@@ -342,11 +340,28 @@ func keptClaims(all map[string]json.RawMessage, trustUnverified bool) map[string
 			continue
 		}
 		if out == nil {
-			out = make(map[string]string, 3)
+			out = make(map[string]string, 4)
 		}
 		out[name] = s
 	}
 	return out
+}
+
+// unverifiedClaim reports whether claim is one whose value the provider
+// vouches for only with a verification claim (OIDC Core §5.1), and did
+// not: email without email_verified true (unless trustUnverifiedEmail,
+// providers[].trust_unverified_email), phone_number without
+// phone_number_verified true. Such a claim is used by no policy rule,
+// role mapping or assertion: the person may not own the address or
+// number. The one rule; keptClaims and mapRoles follow it.
+func unverifiedClaim(all map[string]json.RawMessage, claim string, trustUnverifiedEmail bool) bool {
+	switch claim {
+	case "email":
+		return !trustUnverifiedEmail && !claimTrue(all["email_verified"])
+	case "phone_number":
+		return !claimTrue(all["phone_number_verified"])
+	}
+	return false
 }
 
 // claimTrue reports whether a claim is JSON true or the string "true".

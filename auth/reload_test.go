@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -241,6 +242,54 @@ func TestRegression_UnverifiedEmailIsNotTrusted(t *testing.T) {
 			}
 			if sess.Claims["name"] == "" {
 				t.Error("the name was dropped too")
+			}
+		})
+	}
+
+	// The same rule for phone_number (phone_number_verified; no setting
+	// trusts an unverified number), and for a role mapping whose group
+	// claim is email or phone_number.
+	for _, tc := range []struct {
+		name     string
+		claim    string // the role mapping's group claim
+		set      map[string]any
+		trust    bool
+		kept     bool // the claim is kept for rules and the assertion
+		clinican bool // the mapping gave the role
+	}{
+		{"phone unverified", "phone_number", map[string]any{"phone_number": "+41790000000"}, false, false, false},
+		{"phone verified false", "phone_number", map[string]any{"phone_number": "+41790000000", "phone_number_verified": false}, false, false, false},
+		{"phone unverified, email trusted", "phone_number", map[string]any{"phone_number": "+41790000000"}, true, false, false},
+		{"phone verified", "phone_number", map[string]any{"phone_number": "+41790000000", "phone_number_verified": true}, false, true, true},
+		{"phone verified by a string", "phone_number", map[string]any{"phone_number": "+41790000000", "phone_number_verified": "true"}, false, true, true},
+		{"email role mapping unverified", "email", map[string]any{"email_verified": false}, false, false, false},
+		{"email role mapping verified", "email", map[string]any{"email_verified": true}, false, true, true},
+		{"email role mapping trusted by configuration", "email", nil, true, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, func(h *harness) {
+				h.cfg.Providers[0].TrustUnverifiedEmail = tc.trust
+				h.cfg.Providers[0].Roles = config.RoleMapping{Claim: tc.claim,
+					Map: map[string][]string{"alice@hospital.example": {"clinician"}, "+41790000000": {"clinician"}}}
+			})
+			h.op.set(claims(func(m map[string]any) {
+				for k, v := range tc.set {
+					m[k] = v
+				}
+			}))
+			if resp := h.signIn("/app/"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("sign-in: %d", resp.StatusCode)
+			}
+			sess, err := h.svc.store.Get(context.Background(), h.get("/app/").Header.Get("X-Session"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, kept := sess.Claims[tc.claim]; kept != tc.kept {
+				t.Errorf("%s kept %v, want %v (claims %v)", tc.claim, kept, tc.kept, sess.Claims)
+			}
+			if got := slices.Contains(sess.Roles, "clinician"); got != tc.clinican {
+				t.Errorf("role from the %s mapping: %v, want %v (roles %v)", tc.claim, got, tc.clinican, sess.Roles)
 			}
 		})
 	}

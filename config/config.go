@@ -218,8 +218,10 @@ type Provider struct {
 	DisplayName string `yaml:"display_name"`
 	// TrustUnverifiedEmail keeps the email claim when the provider does
 	// not say it verified it (email_verified absent or false). By default
-	// an unverified email is dropped: a policy rule or the assertion
-	// never sees an address the person may not own (OIDC Core §5.1).
+	// an unverified email is dropped: a policy rule, a role mapping or the
+	// assertion never sees an address the person may not own (OIDC Core
+	// §5.1). phone_number is kept only with phone_number_verified true,
+	// whatever this says.
 	TrustUnverifiedEmail bool `yaml:"trust_unverified_email"`
 	// Development makes this the development provider: telegate starts its
 	// built-in development OpenID Provider (the one `telegate demo` uses,

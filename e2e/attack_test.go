@@ -110,6 +110,17 @@ func rawExchange(t testing.TB, d *demo, raw string) (status int, body string, cl
 	return resp.StatusCode, string(b), closed
 }
 
+// attackBoundary is the multipart boundary of TestAttackRequests' bodies.
+const (
+	attackBoundary  = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
+	attackMultipart = "multipart/form-data; boundary=" + attackBoundary
+)
+
+// attackPart is one multipart part with the Content-Disposition given.
+func attackPart(disposition string) string {
+	return "--" + attackBoundary + "\r\nContent-Disposition: " + disposition + "\r\n\r\nDELETE\r\n"
+}
+
 // TestAttackRequests sends hostile requests through the real binary and
 // asserts what the client sees and, through the demo app's JSON view,
 // what the upstream saw. Reserved headers are stripped whatever their
@@ -132,6 +143,7 @@ func TestAttackRequests(t *testing.T) {
 		host    string
 		hdr     map[string]string
 		body    string // sent as application/x-www-form-urlencoded when set
+		ctype   string // the body's Content-Type instead
 		status  int
 		subject string // when status is 200: the subject the upstream saw
 		route   string // when status is 200: the route the upstream saw
@@ -187,6 +199,14 @@ func TestAttackRequests(t *testing.T) {
 		{name: "_method in a form body", as: patient, method: http.MethodPost, path: "/", body: "a=1&_method=DELETE", status: 400},
 		{name: "encoded _method in a form body", as: patient, method: http.MethodPost, path: "/", body: "%5Fmethod=DELETE", status: 400},
 		{name: "_METHOD in a form body", as: patient, method: http.MethodPost, path: "/", body: "_METHOD=DELETE", status: 400},
+		{name: "_method in a multipart body", as: patient, method: http.MethodPost, path: "/", ctype: attackMultipart, body: attackPart(`form-data; name="_method"`) + "--" + attackBoundary + "--\r\n", status: 400},
+		{name: "_METHOD in a multipart body, header in lower case", as: patient, method: http.MethodPost, path: "/", ctype: attackMultipart,
+			body: "--" + attackBoundary + "\r\ncontent-disposition: form-data; name=_METHOD\r\n\r\nDELETE\r\n--" + attackBoundary + "--\r\n", status: 400},
+		{name: "_method as a multipart file part", as: patient, method: http.MethodPost, path: "/", ctype: attackMultipart, body: attackPart(`form-data; name="_method"; filename="m.txt"`) + "--" + attackBoundary + "--\r\n", status: 400},
+		{name: "a multipart body without _method passes", as: patient, method: http.MethodPost, path: "/", ctype: attackMultipart, body: attackPart(`form-data; name="method"`) + "--" + attackBoundary + "--\r\n",
+			status: 200, subject: "patient@demo.test", route: "home"},
+		{name: "_method after a stray multipart delimiter", as: patient, method: http.MethodPost, path: "/", ctype: attackMultipart,
+			body: attackPart(`form-data; name="a"`) + "--" + attackBoundary + "--\r\n" + attackPart(`form-data; name="_method"`) + "--" + attackBoundary + "--\r\n", status: 400},
 		{name: "foreign Host", as: patient, path: "/", host: "evil.example", status: 421},
 		{name: "IP Host with SNI localhost", as: anon, path: "/public/", host: "127.0.0.1", status: 421},
 		{name: "admin metrics not on public listener", as: clinician, path: "/metrics", status: 200, subject: "clinician@demo.test", route: "home"},
@@ -217,7 +237,11 @@ func TestAttackRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.body != "" {
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				ctype := tc.ctype
+				if ctype == "" {
+					ctype = "application/x-www-form-urlencoded"
+				}
+				req.Header.Set("Content-Type", ctype)
 			}
 			// Opaque keeps the path byte for byte as written.
 			req.URL.Opaque = tc.path

@@ -24,13 +24,25 @@ func (g *generation) routeByID(id string) *config.Route {
 	return nil
 }
 
-// breakGlassReturn is where a break-glass grant sends the browser: rd
-// when it is a canonical path on the route (query dropped), else the
-// route's own path — never anywhere else (no open redirect).
-func breakGlassReturn(rt *config.Route, rd string) string {
-	rd, _, _ = strings.Cut(rd, "?")
-	if c, _, err := CanonicalPath(rd); err != nil || c != rd || !prefixMatch(rt.Path, rd) {
-		return rt.Path
+// breakGlassReturn is where a break-glass grant on rt sends the browser
+// of a request to host (canonical): rd (query dropped) when it is a
+// canonical path (CanonicalPath returns it unchanged) that the request
+// chain itself would give to rt — resolve, the router's one reading, with
+// letter case, Unicode normalisation and ';' as for a request — else the
+// route's own canonical prefix; never anywhere else (no open redirect,
+// no other route, not telegate's endpoints).
+func (g *generation) breakGlassReturn(host string, rt *config.Route, rd string) string {
+	home, _, err := CanonicalPath(rt.Path) // checked when the router was built
+	if err != nil || home == "" {
+		home = "/"
 	}
-	return rd
+	rd, _, _ = strings.Cut(rd, "?")
+	c, flags, err := canonicalPath(rd)
+	if err != nil || c != rd {
+		return home
+	}
+	if route, isOwn, reason := g.resolve(host, c, flags&pathSemicolon != 0, false); reason != "" || isOwn || route == nil || route.ID != rt.ID {
+		return home
+	}
+	return c
 }

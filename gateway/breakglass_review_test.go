@@ -53,12 +53,18 @@ type bgNode struct {
 // when the test ends.
 func boltGrants(t *testing.T, path string) grants.Store {
 	t.Helper()
+	return boltGrantsLimited(t, path, grants.Limits{Max: 100, PerSubject: 3})
+}
+
+// boltGrantsLimited is boltGrants with the grant store's limits.
+func boltGrantsLimited(t *testing.T, path string, lim grants.Limits) grants.Store {
+	t.Helper()
 	st, err := auth.OpenBoltStore(path, bytes.Repeat([]byte{3}, 32), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return st.Grants(grants.Limits{Max: 100, PerSubject: 3})
+	return st.Grants(lim)
 }
 
 // redisGrants opens a Redis session store on r with prefix (its grants),

@@ -160,7 +160,8 @@ type generation struct {
 	issuer          string
 	ttl             time.Duration
 	upstreams       map[string]*upstream // route id → upstream
-	strip           map[string]headerSet // route id → routes[].strip_request_headers
+	strip           map[string]headerSet // route id → clientHeaderSet (reserved, assertion, routes[].strip_request_headers)
+	ownCookie       string               // cookieStem(sessions.cookie_name)
 	hsts            string               // Strict-Transport-Security value
 	handler         http.Handler
 
@@ -303,6 +304,7 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 		cfg: cfg, router: rt, trusted: cfg.Server.TrustedProxies,
 		assertionHeader: cfg.Assertion.Header, issuer: cfg.Assertion.Issuer, ttl: cfg.Assertion.TTL,
 		upstreams: map[string]*upstream{}, strip: map[string]headerSet{}, limits: policies.NewRouteLimits(cfg), hsts: hstsValue(cfg.Server.HSTSMaxAge),
+		ownCookie: cookieStem(cfg.Sessions.CookieName),
 	}
 	// The rules for these settings are config's (one rule each, reported
 	// by Load with file:line); a configuration built in code meets them
@@ -326,7 +328,7 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 				errs = append(errs, cfg.Problem(at(fmt.Sprintf("strip_request_headers[%d]", j)), "%s", err.Error()))
 			}
 		}
-		st.strip[r.ID] = newHeaderSet(r.StripRequestHeaders...)
+		st.strip[r.ID] = clientHeaderSet(st.assertionHeader, r.StripRequestHeaders)
 		up, err := newUpstream(r)
 		if err != nil {
 			errs = append(errs, cfg.Problem(at("upstream"), "%s", err.Error()))
@@ -448,7 +450,7 @@ func (g *generation) ownEndpoints() http.Handler {
 			}
 		}
 	}
-	breakGlass := g.o.BreakGlass.Handler(g.routeByID, breakGlassReturn)
+	breakGlass := g.o.BreakGlass.Handler(g.routeByID, g.breakGlassReturn)
 	breakGlassUses := g.o.BreakGlass.ReviewHandler()
 	var authH http.Handler
 	if g.Auth != nil {

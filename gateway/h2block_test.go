@@ -253,7 +253,11 @@ func TestRegression_HTTP2HeaderBlock(t *testing.T) {
 				if a.goaway.ErrCode != tc.code {
 					t.Errorf("GOAWAY %v, want %v", a.goaway.ErrCode, tc.code)
 				}
-				if a.status != "" {
+				// A stray CONTINUATION after a whole, well-formed block:
+				// stream 1 may be answered before the frame after it is
+				// read (RFC 9113 §6.10 makes that frame the connection's
+				// error, not the stream's).
+				if a.status != "" && tc.name != "continuation with no block" {
 					t.Errorf("stream 1 answered %s", a.status)
 				}
 				if err := <-werr; err != nil && !errors.Is(err, io.EOF) {

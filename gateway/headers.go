@@ -11,6 +11,7 @@ import (
 
 // headerSet matches header field names by their folded form
 // (FoldHeaderName): whole names, and prefixes (an entry ending in "*").
+// Matching a name allocates nothing for names up to 64 bytes.
 type headerSet struct {
 	exact    map[string]bool
 	prefixes []string
@@ -34,12 +35,13 @@ func (s headerSet) has(name string) bool {
 	if len(s.exact) == 0 && len(s.prefixes) == 0 {
 		return false
 	}
-	f := FoldHeaderName(name)
-	if s.exact[f] {
+	var buf [64]byte
+	f := foldHeaderName(buf[:0], name)
+	if s.exact[string(f)] {
 		return true
 	}
 	for _, p := range s.prefixes {
-		if strings.HasPrefix(f, p) {
+		if len(f) >= len(p) && string(f[:len(p)]) == p {
 			return true
 		}
 	}
@@ -60,21 +62,36 @@ func (s headerSet) strip(h http.Header) {
 // reserved is config.ReservedRequestHeaders, the one list.
 var reserved = newHeaderSet(config.ReservedRequestHeaders...)
 
+// clientHeaderSet is what stripClientHeaders removes toward one route's
+// upstream: config.ReservedRequestHeaders, the assertion header and the
+// route's strip_request_headers patterns, in one set built once per
+// generation.
+func clientHeaderSet(assertionHeader string, routePatterns []string) headerSet {
+	all := append(append(append([]string(nil), config.ReservedRequestHeaders...), assertionHeader), routePatterns...)
+	return newHeaderSet(all...)
+}
+
 // FoldHeaderName folds a header field name the way upstream frameworks may
 // read it: ASCII lower case, with "_" and "." mapped to "-" (CGI and many
 // frameworks turn X_Forwarded_For and X-Forwarded-For into the same
 // variable). Field names are case-insensitive (RFC 9110 §5.1).
 func FoldHeaderName(name string) string {
-	b := []byte(name)
-	for i, c := range b {
+	return string(foldHeaderName(make([]byte, 0, len(name)), name))
+}
+
+// foldHeaderName appends FoldHeaderName(name) to dst.
+func foldHeaderName(dst []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
 		switch {
 		case 'A' <= c && c <= 'Z':
-			b[i] = c + 'a' - 'A'
+			c += 'a' - 'A'
 		case c == '_' || c == '.':
-			b[i] = '-'
+			c = '-'
 		}
+		dst = append(dst, c)
 	}
-	return string(b)
+	return dst
 }
 
 // IsReservedHeader reports whether a client-supplied header named name
@@ -82,7 +99,11 @@ func FoldHeaderName(name string) string {
 // config.ReservedRequestHeaders, or the assertion header
 // (assertionHeader).
 func IsReservedHeader(name, assertionHeader string) bool {
-	return reserved.has(name) || FoldHeaderName(name) == FoldHeaderName(assertionHeader)
+	if reserved.has(name) {
+		return true
+	}
+	var a, b [64]byte
+	return string(foldHeaderName(a[:0], name)) == string(foldHeaderName(b[:0], assertionHeader))
 }
 
 // StripReservedHeaders removes from h every field whose name folds to a
@@ -97,10 +118,15 @@ func StripReservedHeaders(h http.Header, assertionHeader string) {
 
 // stripClientHeaders removes from a request to route's upstream every
 // field the client may not send it: the reserved ones
-// (StripReservedHeaders) and the route's strip_request_headers.
+// (StripReservedHeaders) and the route's strip_request_headers, by the
+// route's clientHeaderSet (the reserved ones alone for a request of no
+// route).
 func (g *generation) stripClientHeaders(h http.Header, route string) {
+	if set, ok := g.strip[route]; ok {
+		set.strip(h)
+		return
+	}
 	StripReservedHeaders(h, g.assertionHeader)
-	g.strip[route].strip(h)
 }
 
 // hopByHop are the connection options a client may nominate in

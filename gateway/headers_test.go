@@ -81,10 +81,24 @@ func FuzzStripReservedHeaders(f *testing.F) {
 // address and method-override headers that upstreams commonly trust from
 // a proxy — in every spelling frameworks fold together (case, "_", ".")
 // — are removed from the client's request; the upstream sees only the
-// method the route's policy admitted and telegate's own address headers.
+// method the route's policy admitted and telegate's own address headers,
+// with inspection off and on.
 func TestRegression_TrustedHeadersNeverReachUpstream(t *testing.T) {
 	t.Parallel()
-	tg := newTestGateway(t, nil)
+	for _, inspected := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inspection off", true: "inspection on"}[inspected], func(t *testing.T) {
+			t.Parallel()
+			testTrustedHeaders(t, inspected)
+		})
+	}
+}
+
+func testTrustedHeaders(t *testing.T, inspected bool) {
+	tg := newTestGateway(t, func(cfg *config.Config, o *Options) {
+		if inspected {
+			inspectEveryRoute(t, cfg, o)
+		}
+	})
 	names := []string{
 		"X-User", "x_user", "X-Remote-User", "Remote.User", "X-Auth-Request-Email",
 		"Client-IP", "True-Client-IP", "X-Client-IP", "X_Cluster_Client_IP", "CF-Connecting-IP", "fastly.client.ip",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -151,29 +152,84 @@ func (s *formScanner) endName() {
 	s.name = nameFold{}
 }
 
-// isFormBody reports whether an upstream may parse the body as form
-// fields: a Content-Type of application/x-www-form-urlencoded (any case,
+// bodyKind is how an upstream may read a request body as form fields.
+type bodyKind uint8
+
+const (
+	bodyOther     bodyKind = iota // not a form
+	bodyForm                      // application/x-www-form-urlencoded, or untyped
+	bodyMultipart                 // multipart/*, with its boundary
+	bodyAmbiguous                 // a multipart type that cannot be read unambiguously
+)
+
+// maxBoundary is the longest multipart boundary, RFC 2046 §5.1.1.
+const maxBoundary = 70
+
+// formKind reports whether an upstream may parse the body as form fields
+// and how: a Content-Type of application/x-www-form-urlencoded (any case,
 // any parameters), or none at all (Rack reads a POST without one as a
-// form).
-func isFormBody(h http.Header) bool {
+// form), is bodyForm; multipart/form-data, and every other multipart/*
+// type (Rack parses multipart/mixed and multipart/related as forms too),
+// is bodyMultipart with its boundary parameter. A multipart type beside
+// another Content-Type field, without a boundary of 1 to 70 characters
+// (RFC 2046 §5.1.1) or with parameters mime.ParseMediaType refuses
+// (duplicates among them) is bodyAmbiguous: the boundary another parser
+// would use is not known.
+func formKind(h http.Header) (bodyKind, string) {
 	cts := h.Values("Content-Type")
 	if len(cts) == 0 {
-		return true
+		return bodyForm, ""
 	}
+	kind := bodyOther
 	for _, ct := range cts {
 		mt, _, _ := strings.Cut(ct, ";")
 		mt = strings.TrimSpace(mt)
-		if mt == "" || strings.EqualFold(mt, "application/x-www-form-urlencoded") {
-			return true
+		switch {
+		case len(mt) >= len("multipart/") && strings.EqualFold(mt[:len("multipart/")], "multipart/"):
+			if len(cts) != 1 {
+				return bodyAmbiguous, ""
+			}
+			_, params, err := mime.ParseMediaType(ct)
+			b := params["boundary"]
+			if err != nil || b == "" || len(b) > maxBoundary {
+				return bodyAmbiguous, ""
+			}
+			return bodyMultipart, b
+		case mt == "" || strings.EqualFold(mt, "application/x-www-form-urlencoded"):
+			kind = bodyForm
 		}
 	}
-	return false
+	return kind, ""
 }
 
-// refuseMethodOverride refuses, with 400, a form body (isFormBody) whose
+// isFormBody reports whether formKind reads h as a urlencoded form.
+func isFormBody(h http.Header) bool {
+	k, _ := formKind(h)
+	return k == bodyForm
+}
+
+// errMultipart ends a multipart body that cannot be read unambiguously.
+var errMultipart = errors.New("multipart body cannot be read unambiguously")
+
+// refusalReason is the reason a body scan refused err for, or "" when
+// err is not a refusal (a read error of the client's body).
+func refusalReason(err error) scope.Reason {
+	switch {
+	case errors.Is(err, errMethodOverride):
+		return scope.ReasonBodyMethodOverride
+	case errors.Is(err, errMultipart):
+		return scope.ReasonBodyMultipart
+	}
+	return ""
+}
+
+// refuseMethodOverride refuses, with 400, a form body (formKind) whose
 // fields name MethodOverrideParam in any of its spellings
-// (isMethodOverrideName; "%5Fmethod", "_METHOD", "_method[]"). The query
-// is checked by canonicalise.
+// (isMethodOverrideName; "%5Fmethod", "_METHOD", "_method[]"): the names
+// of a urlencoded body (formScanner) and the part names of a multipart
+// body (multipartScan). A multipart body that cannot be read
+// unambiguously is refused too (400, scope.ReasonBodyMultipart). The
+// query is checked by canonicalise.
 //
 // The body is never held whole: the first formReadAhead bytes are read
 // and scanned before the request is forwarded, so a body up to that size
@@ -184,26 +240,33 @@ func isFormBody(h http.Header) bool {
 // parse as a form) and the client gets 400.
 func (g *generation) refuseMethodOverride(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody || !isFormBody(r.Header) {
+		if r.Body == nil || r.Body == http.NoBody {
 			next.ServeHTTP(w, r)
 			return
 		}
-		head, err := io.ReadAll(io.LimitReader(r.Body, formReadAhead+1))
-		if err != nil {
-			g.proxyError(w, r, err)
+		kind, boundary := formKind(r.Header)
+		if kind == bodyOther {
+			next.ServeHTTP(w, r)
 			return
 		}
-		f := &formStream{src: r.Body, pending: head}
-		f.sc.scan(head)
-		if len(head) <= formReadAhead {
-			f.sc.end()
-		}
-		if f.sc.found {
-			refuse(w, r, http.StatusBadRequest, scope.ReasonBodyMethodOverride)
+		if kind == bodyAmbiguous {
+			refuse(w, r, http.StatusBadRequest, scope.ReasonBodyMultipart)
 			return
 		}
-		if len(head) <= formReadAhead {
-			r.Body = readCloser{bytes.NewReader(head), r.Body}
+		f := newFormStream(r.Body, kind, boundary)
+		for !f.done && f.err == nil && len(f.pending) <= formReadAhead {
+			f.more()
+		}
+		if f.err != nil {
+			if reason := refusalReason(f.err); reason != "" {
+				refuse(w, r, http.StatusBadRequest, reason)
+			} else {
+				g.proxyError(w, r, f.err)
+			}
+			return
+		}
+		if f.done {
+			r.Body = readCloser{bytes.NewReader(f.pending), r.Body}
 		} else {
 			stateFrom(r.Context()).form = f
 			r.Body = f
@@ -217,16 +280,87 @@ type readCloser struct {
 	io.Closer
 }
 
-// formStream is a form body past formReadAhead: it scans what it passes
-// on and holds back the last byte until the end is scanned.
+// formStream is a form body being scanned: it passes on only what has
+// been scanned, and holds back its last held bytes until the whole body
+// is.
 type formStream struct {
 	src     io.ReadCloser
-	sc      formScanner
-	pending []byte // scanned, not yet returned
-	buf     []byte
-	eof     bool
+	pending []byte // read (and, but for the last held bytes, scanned), not yet returned
+	held    int    // bytes of pending held back until done
+	done    bool   // the whole body is read and scanned
 	err     error
-	found   atomic.Bool
+	refused atomic.Pointer[scope.Reason]
+
+	// more reads on: the body is read and scanned a step further (into
+	// pending), or done is set, or err.
+	more func()
+
+	// store holds pending, reused as the body streams by.
+	store []byte
+
+	// A urlencoded body.
+	form formScanner
+	buf  []byte
+}
+
+// push appends p, read and scanned, to pending, in store: moved to the
+// front of store when there is no room after it, store grown when
+// there is none at all.
+func (f *formStream) push(p []byte) {
+	if cap(f.pending)-len(f.pending) >= len(p) {
+		f.pending = append(f.pending, p...)
+		return
+	}
+	need := len(f.pending) + len(p)
+	if need > cap(f.store) {
+		store := make([]byte, 0, max(2*need, 4<<10))
+		f.pending = append(store, f.pending...)
+		f.store = store
+	} else {
+		f.pending = f.store[:copy(f.store[:cap(f.store)], f.pending)]
+	}
+	f.pending = append(f.pending, p...)
+}
+
+// newFormStream scans src as a body of kind (bodyForm or bodyMultipart
+// with its boundary).
+func newFormStream(src io.ReadCloser, kind bodyKind, boundary string) *formStream {
+	f := &formStream{src: src, held: 1}
+	if kind == bodyMultipart {
+		f.more = newMultipartScan(f, boundary).step
+		f.held = multipartHeld
+	} else {
+		f.more = f.moreForm
+	}
+	return f
+}
+
+// fail ends the stream with err.
+func (f *formStream) fail(err error) {
+	f.err = err
+	if reason := refusalReason(err); reason != "" {
+		f.refused.Store(&reason)
+	}
+}
+
+// moreForm reads and scans the next chunk of a urlencoded body.
+func (f *formStream) moreForm() {
+	if f.buf == nil {
+		f.buf = make([]byte, 32<<10)
+	}
+	n, err := f.src.Read(f.buf)
+	f.form.scan(f.buf[:n])
+	f.push(f.buf[:n])
+	switch {
+	case err == io.EOF:
+		f.form.end()
+		f.done = true
+	case err != nil:
+		f.fail(err)
+	}
+	if f.form.found {
+		f.fail(errMethodOverride)
+	}
 }
 
 func (f *formStream) Read(p []byte) (int, error) {
@@ -235,39 +369,31 @@ func (f *formStream) Read(p []byte) (int, error) {
 			return 0, f.err
 		}
 		avail := len(f.pending)
-		if !f.eof {
-			avail-- // held back
+		if !f.done {
+			avail -= f.held
 		}
 		if avail > 0 {
 			n := copy(p, f.pending[:avail])
 			f.pending = f.pending[n:]
 			return n, nil
 		}
-		if f.eof {
+		if f.done {
 			return 0, io.EOF
 		}
-		if f.buf == nil {
-			f.buf = make([]byte, 32<<10)
-		}
-		held := copy(f.buf, f.pending) // 0 or 1 byte
-		n, err := f.src.Read(f.buf[held:])
-		f.sc.scan(f.buf[held : held+n])
-		f.pending = f.buf[:held+n]
-		switch {
-		case err == io.EOF:
-			f.eof = true
-			f.sc.end()
-		case err != nil:
-			f.err = err
-		}
-		if f.sc.found {
-			f.found.Store(true)
-			f.err = errMethodOverride
-		}
+		f.more()
 	}
 }
 
 func (f *formStream) Close() error { return f.src.Close() }
 
-// named reports whether the body was cut for naming MethodOverrideParam.
-func (f *formStream) named() bool { return f != nil && f.found.Load() }
+// refusal is why the body was cut (scope.ReasonBodyMethodOverride,
+// scope.ReasonBodyMultipart), or "".
+func (f *formStream) refusal() scope.Reason {
+	if f == nil {
+		return ""
+	}
+	if r := f.refused.Load(); r != nil {
+		return *r
+	}
+	return ""
+}

@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // TestFormScannerSplits: the scanner finds the override name whatever
@@ -58,6 +62,59 @@ func TestIsFormBody(t *testing.T) {
 		}
 		if got := isFormBody(h); got != tc.want {
 			t.Errorf("isFormBody(%q) = %v, want %v", tc.ctype, got, tc.want)
+		}
+	}
+}
+
+// TestDelimiterCounterSplits: the delimiter count of a multipart body is
+// the same whatever the chunks it arrives in, overlapping occurrences
+// included.
+func TestDelimiterCounterSplits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		pat, text string
+		want      int
+	}{
+		{"--b", "--b\r\nx\r\n--b--\r\n", 2},
+		{"--a--a", "--a--a--a--a", 3},
+		{"---", "-----", 3},
+		{"--b", "-b--", 0},
+		{"--boundary", "", 0},
+	} {
+		for cut := 0; cut <= len(tc.text); cut++ {
+			c := newKMPCounter(tc.pat)
+			c.write([]byte(tc.text[:cut]))
+			c.write([]byte(tc.text[cut:]))
+			if c.n != tc.want {
+				t.Errorf("%q in %q cut at %d: %d, want %d", tc.pat, tc.text, cut, c.n, tc.want)
+			}
+		}
+	}
+}
+
+// TestMultipartStreamPassesOnlyScanned: a multipart body past the
+// read-ahead passes on only what mime/multipart has parsed, whatever the
+// pieces the client's body arrives in: a part naming the override field
+// never reaches the upstream, not even before the body is cut.
+func TestMultipartStreamPassesOnlyScanned(t *testing.T) {
+	t.Parallel()
+	const b = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
+	part := func(d, v string) string { return "--" + b + "\r\nContent-Disposition: " + d + "\r\n\r\n" + v + "\r\n" }
+	for _, size := range []int{formReadAhead + 1000, formReadAhead + 5000, 3 * formReadAhead} {
+		body := part(`form-data; name="file"; filename="scan.bin"`, strings.Repeat("x", size)) + part(`form-data; name="_method"`, "DELETE") + "--" + b + "--\r\n"
+		for name, src := range map[string]func() io.Reader{
+			"whole":    func() io.Reader { return strings.NewReader(body) },
+			"one byte": func() io.Reader { return iotest.OneByteReader(strings.NewReader(body)) },
+			"halves":   func() io.Reader { return iotest.HalfReader(strings.NewReader(body)) },
+		} {
+			f := newFormStream(io.NopCloser(src()), bodyMultipart, b)
+			out, err := io.ReadAll(f)
+			if !errors.Is(err, errMethodOverride) {
+				t.Errorf("%d bytes, %s: error %v, want the override refused", size, name, err)
+			}
+			if strings.Contains(string(out), "_method") {
+				t.Errorf("%d bytes, %s: the override part was passed on (%d of %d bytes)", size, name, len(out), len(body))
+			}
 		}
 	}
 }

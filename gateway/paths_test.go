@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/policies"
 )
 
 // kindCase is one member of a fault kind: a raw HTTP/1.1 request (without
@@ -25,7 +26,18 @@ type kindCase struct {
 // Unicode paths, on a real TLS listener.
 func kindGateway(t *testing.T) *served {
 	t.Helper()
-	return serveTestGateway(t, func(cfg *config.Config, _ *Options) {
+	return kindGatewayInspected(t, false)
+}
+
+// kindGatewayInspected is kindGateway, with inspection (the Coraza WAF
+// with the OWASP CRS, policies.NewInspector) on every route when
+// inspected.
+func kindGatewayInspected(t *testing.T, inspected bool) *served {
+	t.Helper()
+	return serveTestGateway(t, func(cfg *config.Config, o *Options) {
+		if inspected {
+			inspectEveryRoute(t, cfg, o)
+		}
 		up := cfg.Routes[0].Upstream
 		pub := &config.Policy{Public: true}
 		app := []string{appHost}
@@ -35,6 +47,20 @@ func kindGateway(t *testing.T) *served {
 			config.Route{ID: "norm", Hosts: app, Path: "/norm/", Upstream: up, Policy: pub, NormalizeUnicodePaths: true},
 		)
 	})
+}
+
+// inspectEveryRoute turns inspection on for every route, with the real
+// inspector (Coraza with the OWASP CRS, policies.NewInspector), in
+// detect-only mode: the inspector reads every request and passes it on,
+// so that what telegate does after inspection is what is tested.
+func inspectEveryRoute(t *testing.T, cfg *config.Config, o *Options) {
+	t.Helper()
+	cfg.Inspection = config.Inspection{Enabled: true, DetectOnly: true, ParanoiaLevel: config.DefaultParanoiaLevel, AnomalyThreshold: config.DefaultAnomalyThreshold}
+	insp, err := policies.NewInspector(cfg.Inspection, cfg.Routes, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Inspector = insp
 }
 
 // sendKind sends every member and checks the status the client got and
@@ -167,9 +193,18 @@ func TestRegression_UnicodePaths(t *testing.T) {
 // an upstream that honours it cannot run another method than the one the
 // route's methods rule admitted; the upstream receives nothing when the
 // body fits the read-ahead, and never a complete body when it does not.
+// The same with inspection off and on.
 func TestRegression_MethodOverride(t *testing.T) {
 	t.Parallel()
-	s := kindGateway(t)
+	for _, inspected := range []bool{false, true} {
+		t.Run(map[bool]string{false: "inspection off", true: "inspection on"}[inspected], func(t *testing.T) {
+			t.Parallel()
+			testMethodOverride(t, kindGatewayInspected(t, inspected))
+		})
+	}
+}
+
+func testMethodOverride(t *testing.T, s *served) {
 	form := func(ctype, body string) string {
 		h := "POST /public/a HTTP/1.1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
 		if ctype != "" {
@@ -178,6 +213,13 @@ func TestRegression_MethodOverride(t *testing.T) {
 		return h + "\r\n" + body
 	}
 	const urlenc = "application/x-www-form-urlencoded"
+	const mpBoundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
+	const mpB = "multipart/form-data; boundary=" + mpBoundary
+	part := func(disposition, value string) string {
+		return "--" + mpBoundary + "\r\nContent-Disposition: " + disposition + "\r\n\r\n" + value + "\r\n"
+	}
+	mpParts := func(parts ...string) string { return strings.Join(parts, "") + "--" + mpBoundary + "--\r\n" }
+	mp := func(disposition, value string) string { return mpParts(part(disposition, value)) }
 	chunked := "POST /public/a HTTP/1.1\r\nContent-Type: " + urlenc + "\r\nTransfer-Encoding: chunked\r\n\r\n" +
 		"5\r\na=1&_\r\n6\r\nmethod\r\n7\r\n=DELETE\r\n0\r\n\r\n"
 	sendKind(t, s, []kindCase{
@@ -197,6 +239,39 @@ func TestRegression_MethodOverride(t *testing.T) {
 		{"body with charset", form("Application/X-WWW-Form-URLEncoded; charset=utf-8", "_method=PUT"), 400, ""},
 		{"body without content type", form("", "_method=PUT"), 400, ""},
 		{"body in chunks split inside the name", chunked, 400, ""},
+		// multipart/form-data (and the other multipart types Rack reads
+		// as forms): part names, part headers, delimiters.
+		{"multipart field", form(mpB, mp(`form-data; name="_method"`, "DELETE")), 400, ""},
+		{"multipart field after others", form(mpB, mpParts(part(`form-data; name="a"`, "1"), part(`form-data; name="_method"`, "PUT"))), 400, ""},
+		{"multipart upper case name", form(mpB, mp(`form-data; name="_METHOD"`, "PUT")), 400, ""},
+		{"multipart unquoted name", form(mpB, mp(`form-data; name=_Method`, "PUT")), 400, ""},
+		{"multipart array name", form(mpB, mp(`form-data; name="_method[]"`, "PUT")), 400, ""},
+		{"multipart dotted name", form(mpB, mp(`form-data; name=".method"`, "PUT")), 400, ""},
+		{"multipart percent-encoded name", form(mpB, mp(`form-data; name="%5Fmethod"`, "PUT")), 400, ""},
+		{"multipart backslash in quoted name", form(mpB, mp(`form-data; name="_me\thod"`, "PUT")), 400, ""},
+		{"multipart filename-bearing part", form(mpB, mp(`form-data; name="_method"; filename="m.txt"`, "PUT")), 400, ""},
+		{"multipart disposition not form-data", form(mpB, mp(`attachment; name="_method"`, "PUT")), 400, ""},
+		{"multipart disposition in upper case", form(mpB, mp(`FORM-DATA; NAME="_method"`, "PUT")), 400, ""},
+		{"multipart part header in lower case", form(mpB, "--"+mpBoundary+"\r\ncontent-disposition: form-data; name=_method\r\n\r\nPUT\r\n--"+mpBoundary+"--\r\n"), 400, ""},
+		{"multipart part header in upper case", form(mpB, "--"+mpBoundary+"\r\nCONTENT-DISPOSITION: form-data; name=_method\r\n\r\nPUT\r\n--"+mpBoundary+"--\r\n"), 400, ""},
+		{"multipart part header with underscore", form(mpB, "--"+mpBoundary+"\r\nContent_Disposition: form-data; name=_method\r\n\r\nPUT\r\n--"+mpBoundary+"--\r\n"), 400, ""},
+		{"multipart second disposition field", form(mpB, "--"+mpBoundary+"\r\nContent-Disposition: form-data; name=a\r\nContent-Disposition: form-data; name=_method\r\n\r\nPUT\r\n--"+mpBoundary+"--\r\n"), 400, ""},
+		{"multipart extended name beside a plain one", form(mpB, mp(`form-data; name="_method"; name*=UTF-8''a`, "PUT")), 400, ""},
+		{"multipart continued name", form(mpB, mp(`form-data; name*0="_me"; name*1="thod"`, "PUT")), 400, ""},
+		{"multipart duplicate name parameter", form(mpB, mp(`form-data; name="a"; name="_method"`, "PUT")), 400, ""},
+		{"multipart unparsable disposition", form(mpB, mp(`form-data; name="_method`, "PUT")), 400, ""},
+		{"multipart nested multipart part", form(mpB, "--"+mpBoundary+"\r\nContent-Disposition: form-data; name=files\r\nContent-Type: multipart/mixed; boundary=inner\r\n\r\n--inner\r\nContent-Disposition: form-data; name=_method\r\n\r\nPUT\r\n--inner--\r\n--"+mpBoundary+"--\r\n"), 400, ""},
+		{"multipart delimiter after a bare LF inside a part", form(mpB, "--"+mpBoundary+"\r\nContent-Disposition: form-data; name=a\r\n\r\n1\n--"+mpBoundary+"\nContent-Disposition: form-data; name=_method\n\nPUT\r\n--"+mpBoundary+"--\r\n"), 400, ""},
+		{"multipart delimiter in the preamble", form(mpB, "x--"+mpBoundary+"\r\nContent-Disposition: form-data; name=_method\r\n\r\nPUT\r\n"+mp(`form-data; name="a"`, "1")), 400, ""},
+		{"multipart part after the close delimiter", form(mpB, mp(`form-data; name="a"`, "1")+"--"+mpBoundary+"\r\nContent-Disposition: form-data; name=_method\r\n\r\nPUT\r\n--"+mpBoundary+"--\r\n"), 400, ""},
+		{"multipart without close delimiter", form(mpB, "--"+mpBoundary+"\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n"), 400, ""},
+		{"multipart without boundary", form("multipart/form-data", mp(`form-data; name="_method"`, "PUT")), 400, ""},
+		{"multipart duplicate boundary parameter", form("multipart/form-data; boundary=x; boundary="+mpBoundary, mp(`form-data; name="_method"`, "PUT")), 400, ""},
+		{"multipart beside another content type", "POST /public/a HTTP/1.1\r\nContent-Type: " + mpB + "\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc", 400, ""},
+		{"multipart type in upper case", form("Multipart/Form-Data; boundary="+mpBoundary, mp(`form-data; name="_method"`, "PUT")), 400, ""},
+		{"multipart/mixed", form("multipart/mixed; boundary="+mpBoundary, mp(`form-data; name="_method"`, "PUT")), 400, ""},
+		{"multipart delimiter followed by text inside a part", form(mpB, mpParts(part(`form-data; name="a"`, "--"+mpBoundary+"x"))), 400, ""},
+		{"multipart other names pass", form(mpB, mpParts(part(`form-data; name="method"`, "PUT"), part(`form-data; name="a_method"; filename="_method.txt"`, "_method"), part(`form-data; name="x"; filename*=UTF-8''a.txt`, "-- "+mpBoundary[2:]))), 200, "/public/a"},
 		{"other names pass", form(urlenc, "method=PUT&a_method=x&_methods=y&x=_method"), 200, "/public/a"},
 		{"JSON body is not a form", form("application/json", `{"_method":"PUT"}`), 200, "/public/a"},
 		{"query value is not a name", get1("/public/a?x=_method"), 200, "/public/a?x=_method"},
@@ -205,32 +280,42 @@ func TestRegression_MethodOverride(t *testing.T) {
 	// A body past the read-ahead is scanned as it streams, and cut before
 	// its end.
 	big := strings.Repeat("a=1&", formReadAhead/4+100)
+	bigPart := part(`form-data; name="file"; filename="scan.bin"`, strings.Repeat("x", formReadAhead+1000))
 	for _, tc := range []struct {
-		name, body string
-		status     int
+		name, ctype, body string
+		status            int
 	}{
-		{"long body, override at the end", big + "_method=DELETE", 400},
-		{"long body, override split at the read-ahead", big[:formReadAhead-3] + "&_method=PUT", 400},
-		{"long body without override", big + "b=2", 200},
+		{"long body, override at the end", urlenc, big + "_method=DELETE", 400},
+		{"long body, override split at the read-ahead", urlenc, big[:formReadAhead-3] + "&_method=PUT", 400},
+		{"long body without override", urlenc, big + "b=2", 200},
+		{"long multipart body, override at the end", mpB, mpParts(bigPart, part(`form-data; name="_method"`, "DELETE")), 400},
+		{"long multipart body, stray delimiter at the end", mpB, mpParts(bigPart) + "--" + mpBoundary + "\r\n", 400},
+		{"long multipart body cut short", mpB, bigPart, 400},
+		{"long multipart body without override", mpB, mpParts(bigPart, part(`form-data; name="a"`, "1")), 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mark := "big-" + tc.name
-			req := "POST /public/a HTTP/1.1\r\nHost: " + appHost + "\r\nX-Case: " + mark + "\r\nContent-Type: " + urlenc +
+			req := "POST /public/a HTTP/1.1\r\nHost: " + appHost + "\r\nX-Case: " + mark + "\r\nContent-Type: " + tc.ctype +
 				"\r\nContent-Length: " + strconv.Itoa(len(tc.body)) + "\r\n\r\n" + tc.body
 			res := s.raw(t, req, false)
 			if res.status != tc.status {
 				t.Fatalf("status %d, want %d", res.status, tc.status)
 			}
+			seen := 0
 			for _, r := range s.rec.all() {
 				if r.Header.Get("X-Case") != mark {
 					continue
 				}
+				seen++
 				if tc.status == 200 && r.Body != tc.body {
 					t.Errorf("upstream received %d body bytes, want the %d sent", len(r.Body), len(tc.body))
 				}
 				if tc.status != 200 && (len(r.Body) >= len(tc.body) || strings.Contains(r.Body, "_method")) {
 					t.Errorf("upstream received the whole body (%d bytes)", len(r.Body))
 				}
+			}
+			if tc.status == 200 && seen != 1 {
+				t.Errorf("upstream received %d requests, want 1", seen)
 			}
 		})
 	}

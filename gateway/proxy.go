@@ -203,7 +203,7 @@ func (g *generation) modifyResponse(resp *http.Response) error {
 	if rs := stateFrom(resp.Request.Context()); rs != nil {
 		rs.proxied.Store(true)
 	}
-	own := cookieStem(g.cfg.Sessions.CookieName)
+	own := g.ownCookie
 	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
 		keep := sc[:0:0]
 		for _, c := range sc {
@@ -255,7 +255,8 @@ func cookieStem(name string) string {
 }
 
 // proxyError maps proxy failures to pages with the request id and nothing
-// internal: a form body that names a method override → 400 (see
+// internal: a form body that names a method override, or a multipart
+// body that cannot be read unambiguously → 400 (see
 // refuseMethodOverride); a request body over the route's limit → 413; a
 // malformed request body (client fault) → 400; an upstream timeout → 504; anything
 // else (unreachable, refused, reset) → 502.
@@ -269,10 +270,14 @@ func (g *generation) proxyError(w http.ResponseWriter, r *http.Request, err erro
 		rs.reason = scope.ReasonShutdown
 		w.Header().Set("Connection", "close")
 		page.Error(w, r, http.StatusServiceUnavailable, "telegate is restarting; send the request again.", "")
-	case rs != nil && rs.form.named():
+	case rs != nil && rs.form.refusal() == scope.ReasonBodyMethodOverride:
 		rs.reason = scope.ReasonBodyMethodOverride
 		w.Header().Set("Connection", "close")
 		page.Error(w, r, http.StatusBadRequest, "The request names a method override (_method); send the method itself.", "")
+	case rs != nil && rs.form.refusal() == scope.ReasonBodyMultipart:
+		rs.reason = scope.ReasonBodyMultipart
+		w.Header().Set("Connection", "close")
+		page.Error(w, r, http.StatusBadRequest, "The multipart request body cannot be read unambiguously.", "")
 	case errors.As(err, &mbe) || rs != nil && rs.body != nil && rs.body.tooLarge():
 		rs.reason = scope.ReasonBodyTooLarge
 		w.Header().Set("Connection", "close")

@@ -161,9 +161,7 @@ func prefixMatchFold(folded, path string) bool {
 // endpoints, on every host); everything else to the route the router picks,
 // whose id and config go into the scope once. No route → 404; a TLS server
 // name that differs from the canonical Host → 421 Misdirected Request
-// (RFC 9110 §15.5.20); ';' in the path of a route without AllowSemicolon,
-// a path that case folding would route elsewhere, and a path normalised to
-// NFKC on a route that does not normalise (router.pick) → 400.
+// (RFC 9110 §15.5.20); the refusals of resolve → 400.
 func (g *generation) route(own, routed http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := scope.From(r.Context())
@@ -175,40 +173,52 @@ func (g *generation) route(own, routed http.Handler) http.Handler {
 				return
 			}
 		}
-		if !strings.HasPrefix(s.Path, OwnPrefix) && pathtext.EqualFoldPrefix(s.Path, OwnPrefix) {
-			// "/.Telegate/…" names telegate's endpoints to a server that
-			// folds case.
-			refuse(w, r, http.StatusBadRequest, scope.ReasonPathCase)
-			return
+		route, isOwn, reason := g.resolve(s.Host, s.Path, rs.semicolon, rs.normalised)
+		if route != nil {
+			s.RouteID, s.Route = route.ID, route
 		}
-		if strings.HasPrefix(s.Path, OwnPrefix) {
-			if rs.semicolon {
-				refuse(w, r, http.StatusBadRequest, scope.ReasonPathSemicolon)
-				return
-			}
-			if rs.normalised {
-				// telegate's endpoints take no normalised path.
-				refuse(w, r, http.StatusBadRequest, scope.ReasonPathUnicodeForm)
-				return
-			}
+		switch {
+		case reason != "":
+			refuse(w, r, http.StatusBadRequest, reason)
+		case isOwn:
 			rs.own = true
 			own.ServeHTTP(w, r)
-			return
-		}
-		route, reason := g.router.pick(s.Host, s.Path, rs.normalised)
-		if reason != "" {
-			refuse(w, r, http.StatusBadRequest, reason)
-			return
-		}
-		if route == nil {
+		case route == nil:
 			refuse(w, r, http.StatusNotFound, scope.ReasonNoRoute)
-			return
+		default:
+			routed.ServeHTTP(w, r)
 		}
-		s.RouteID, s.Route = route.ID, route
-		if rs.semicolon && !route.AllowSemicolon {
-			refuse(w, r, http.StatusBadRequest, scope.ReasonPathSemicolon)
-			return
-		}
-		routed.ServeHTTP(w, r)
 	})
+}
+
+// resolve is what a canonical host and path (CanonicalPath's output;
+// semicolon and normalised as canonicalise found them) name: telegate's
+// own endpoints (isOwn, under OwnPrefix), a route, or nothing (nil, "").
+// It is the one reading of a path's destination, for requests and for
+// every path telegate sends a browser back to. Refused, with the reason:
+// a path that names telegate's endpoints in other case ("/.Telegate/…",
+// scope.ReasonPathCase); under OwnPrefix, a ';' or a normalised path; the
+// refusals of router.pick; a ';' on a route without AllowSemicolon
+// (scope.ReasonPathSemicolon, with the route it names).
+func (g *generation) resolve(host, path string, semicolon, normalised bool) (route *config.Route, isOwn bool, reason scope.Reason) {
+	if strings.HasPrefix(path, OwnPrefix) {
+		switch {
+		case semicolon:
+			return nil, false, scope.ReasonPathSemicolon
+		case normalised:
+			// telegate's endpoints take no normalised path.
+			return nil, false, scope.ReasonPathUnicodeForm
+		}
+		return nil, true, ""
+	}
+	if pathtext.EqualFoldPrefix(path, OwnPrefix) {
+		// "/.Telegate/…" names telegate's endpoints to a server that
+		// folds case.
+		return nil, false, scope.ReasonPathCase
+	}
+	route, reason = g.router.pick(host, path, normalised)
+	if reason == "" && route != nil && semicolon && !route.AllowSemicolon {
+		return route, false, scope.ReasonPathSemicolon
+	}
+	return route, false, reason
 }

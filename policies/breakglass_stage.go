@@ -75,11 +75,12 @@ func (b *BreakGlass) Offer(w http.ResponseWriter, r *http.Request, s *scope.Scop
 // Handler serves BreakGlassPath: a same-origin POST by a signed-in
 // identity grants emergency access to the named route (Grant checks
 // eligibility, MFA and the reason, and audits the grant) and redirects
-// (303, RFC 9110 §15.4.4) to returnTo(route, rd): a canonical path on
-// that route, never anywhere else. route finds a route of the request's
-// generation by id (nil when there is none). A nil BreakGlass refuses
-// every grant.
-func (b *BreakGlass) Handler(route func(id string) *config.Route, returnTo func(rt *config.Route, rd string) string) http.Handler {
+// (303, RFC 9110 §15.4.4) to returnTo(host, route, rd), host the
+// request's canonical host (scope.Scope.Host): a canonical path that the
+// router gives to that route, never anywhere else. route finds a route of
+// the request's generation by id (nil when there is none). A nil
+// BreakGlass refuses every grant.
+func (b *BreakGlass) Handler(route func(id string) *config.Route, returnTo func(host string, rt *config.Route, rd string) string) http.Handler {
 	csrf := http.NewCrossOriginProtection()
 	return csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -121,7 +122,7 @@ func (b *BreakGlass) Handler(route func(id string) *config.Route, returnTo func(
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, returnTo(rt, r.PostForm.Get("rd")), http.StatusSeeOther)
+		http.Redirect(w, r, returnTo(s.Host, rt, r.PostForm.Get("rd")), http.StatusSeeOther)
 	}))
 }
 

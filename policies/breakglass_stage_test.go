@@ -55,7 +55,7 @@ func TestBreakGlassStage(t *testing.T) {
 		return nil
 	}
 	var asked string
-	h := b.Handler(routes, func(_ *config.Route, rd string) string { asked = rd; return "/chart/" })
+	h := b.Handler(routes, func(_ string, _ *config.Route, rd string) string { asked = rd; return "/chart/" })
 	form := url.Values{"route": {"chart"}, "reason": {"emergency-care"}, "rd": {"/chart/7"}}
 	for _, tc := range []struct {
 		name string
@@ -81,7 +81,7 @@ func TestBreakGlassStage(t *testing.T) {
 	if d := b.Reconsider(context.Background(), s, denied); !d.Allow {
 		t.Errorf("denied after the grant: %+v", d)
 	}
-	if w := post(nilB.Handler(routes, func(*config.Route, string) string { return "/" }), nurse, form, nil); w.Code != http.StatusForbidden {
+	if w := post(nilB.Handler(routes, func(string, *config.Route, string) string { return "/" }), nurse, form, nil); w.Code != http.StatusForbidden {
 		t.Errorf("nil BreakGlass granted: %d", w.Code)
 	}
 	r := httptest.NewRequest(http.MethodGet, "/chart/7", nil)

@@ -146,6 +146,10 @@ const (
 	ReasonQueryMethodOverride Reason = "query:method-override"
 	// ReasonBodyMethodOverride: a "_method" field in a form body.
 	ReasonBodyMethodOverride Reason = "body:method-override"
+	// ReasonBodyMultipart: a multipart body that parsers could read
+	// differently (a stray delimiter, an extended part name, a nested
+	// multipart part, no boundary, cut short).
+	ReasonBodyMultipart Reason = "body:multipart"
 )
 
 // declared are the constants above.
@@ -173,6 +177,7 @@ var declared = map[Reason]bool{
 	ReasonPathEncodedDelimiter: true, ReasonPathDoubleEncoding: true, ReasonPathWhitespace: true,
 	ReasonPathTrailingDot: true, ReasonPathUTF8: true, ReasonPathInvisible: true, ReasonPathUnicodeForm: true,
 	ReasonPathCase: true, ReasonQueryMethodOverride: true, ReasonBodyMethodOverride: true,
+	ReasonBodyMultipart: true,
 }
 
 // Declared reports whether r is one of the Reason constants or a
