@@ -306,9 +306,19 @@ func (s *Server) expireTicketsLocked(now time.Time) {
 	}
 }
 
+// Reasons an allocation is closed for by a decision of the visit: its
+// participant was removed (or signed out), or its visit ended.
+const (
+	reasonRevoked    = "revoked"
+	reasonVisitEnded = "visit-ended"
+)
+
 // close ends the allocation once: the relay socket is closed (pion then
 // drops its allocation), the port returns to the pool, quotas are given
-// back and the visit's peer sets are rebuilt.
+// back and the visit's peer sets are rebuilt. A TURN-over-TLS
+// connection carrying it is closed when reason is reasonRevoked or
+// reasonVisitEnded, and otherwise is left without an allocation
+// (streamMux.released).
 func (a *allocation) close(reason string) {
 	a.once.Do(func() {
 		s := a.s
@@ -325,6 +335,11 @@ func (a *allocation) close(reason string) {
 		}
 		s.recomputeLocked(a.visit)
 		s.mu.Unlock()
+		if a.transport == "tls" {
+			// The TURN-over-TLS connection outlives no revocation, and
+			// without an allocation it is one that never allocated.
+			s.mux.released(a.key.src, reason == reasonRevoked || reason == reasonVisitEnded)
+		}
 		s.m.active.Dec()
 		s.record(audit.Event{
 			Type:     "relay.allocation",
