@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telegate/telegate/media/relay/turnwire"
+)
+
+// visitPost POSTs body (JSON, nil for none) to the visits API path as b,
+// with the headers a browser's script sends, and returns the decoded
+// answer; any answer other than 2xx fails the test.
+func visitPost(t *testing.T, a *attackDemo, b *browser, path string, body any) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = strings.NewReader(string(j))
+	}
+	base := a.Base()
+	req, err := http.NewRequest(http.MethodPost, base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", base)
+	req.Header.Set("X-Telegate-CSRF", "1")
+	resp, out := b.do(b.noRedirect(), req)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %d %.300s", path, resp.StatusCode, out)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(out, &m)
+	return m
+}
+
+// admittedVisit creates a visit as the clinician, lets the patient in and
+// returns its id and the patient's participant id.
+func admittedVisit(t *testing.T, a *attackDemo) (id, pid string) {
+	t.Helper()
+	m := visitPost(t, a, a.clinician, "/.telegate/visits", map[string]any{"title": "visit", "participants": 2})
+	id, _ = m["id"].(string)
+	u, err := url.Parse(m["invite"].(map[string]any)["url"].(string))
+	if err != nil || id == "" {
+		t.Fatalf("create visit: %v %v", m, err)
+	}
+	j := visitPost(t, a, a.patient, "/.telegate/visits/join", map[string]any{"invite": u.Query().Get("invite")})
+	pid, _ = j["self"].(map[string]any)["id"].(string)
+	visitPost(t, a, a.clinician, "/.telegate/visits/"+id+"/admit", map[string]any{"participant": pid})
+	return id, pid
+}
+
+// turnsAllocation fetches b's ICE configuration for visit id and makes a
+// TURN allocation over its turns: URL (RFC 7065) as a browser would: TLS
+// to the URL's host and port (localhost dialled at 127.0.0.1), then an
+// authenticated Allocate (RFC 8656 §7.2). It returns the connection.
+func turnsAllocation(t *testing.T, a *attackDemo, b *browser, id string) *tls.Conn {
+	t.Helper()
+	resp, body := b.do(b.noRedirect(), mustRequest(t, "GET", a.Base()+"/.telegate/visits/"+id+"/ice", "application/json"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("ice: %d %.300s", resp.StatusCode, body)
+	}
+	var ice struct {
+		ICEServers []struct {
+			URLs       []string `json:"urls"`
+			Username   string   `json:"username"`
+			Credential string   `json:"credential"`
+		} `json:"iceServers"`
+	}
+	if err := json.Unmarshal(body, &ice); err != nil {
+		t.Fatalf("ice: %v %.300s", err, body)
+	}
+	for _, s := range ice.ICEServers {
+		for _, raw := range s.URLs {
+			if !strings.HasPrefix(raw, "turns:") {
+				continue
+			}
+			hostport, _, _ := strings.Cut(strings.TrimPrefix(raw, "turns:"), "?")
+			host, port, err := net.SplitHostPort(hostport)
+			if err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			addr := host
+			if host == "localhost" {
+				addr = "127.0.0.1"
+			} else if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				t.Fatalf("%s: the demo must name localhost or a loopback address", raw)
+			}
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(addr, port),
+				&tls.Config{ServerName: host, RootCAs: rootPool(t, a.demo)})
+			if err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			t.Cleanup(func() { c.Close() })
+			if _, err := turnwire.NewStream(c, s.Username, s.Credential).Allocate(turnwire.UDP); err != nil {
+				t.Fatalf("Allocate over %s: %v", raw, err)
+			}
+			return c
+		}
+	}
+	t.Fatalf("no turns: URL in %.300s", body)
+	return nil
+}
+
+// TestRegression_RemovedParticipantTLSConn: through the real node, a
+// participant's TURN-over-TLS connection on the HTTPS port, holding an
+// allocation and never closing by itself, is closed at the TCP level
+// within 1 s of the decision that revokes it: the clinician removes the
+// participant, the clinician ends the visit, the participant signs out.
+func TestRegression_RemovedParticipantTLSConn(t *testing.T) {
+	a := startAttackDemo(t)
+	base := a.Base()
+	for _, tc := range []struct {
+		name   string
+		decide func(id, pid string)
+	}{
+		{"participant removed", func(id, pid string) {
+			visitPost(t, a, a.clinician, "/.telegate/visits/"+id+"/remove", map[string]any{"participant": pid})
+		}},
+		{"visit ended", func(id, _ string) {
+			visitPost(t, a, a.clinician, "/.telegate/visits/"+id+"/end", nil)
+		}},
+		{"signed out", func(string, string) {
+			if resp, body := a.patient.post(base+"/.telegate/logout", url.Values{}, http.Header{"Origin": {base}}); resp.StatusCode != http.StatusOK {
+				t.Fatalf("sign-out: %d %.300s", resp.StatusCode, body)
+			}
+		}},
+	} {
+		id, pid := admittedVisit(t, a)
+		c := turnsAllocation(t, a, a.patient, id)
+		start := time.Now()
+		tc.decide(id, pid)
+		_ = c.SetReadDeadline(start.Add(time.Second))
+		buf := make([]byte, 2048)
+		for {
+			_, err := c.Read(buf)
+			if err == nil {
+				continue
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Errorf("%s: the TURN-over-TLS connection is still open 1 s after the decision", tc.name)
+			} else {
+				t.Logf("%s: TURN-over-TLS connection ended %v after the decision", tc.name, time.Since(start).Round(time.Millisecond))
+			}
+			break
+		}
+	}
+}
