@@ -80,12 +80,12 @@ func TestRegression_SignalingCloseIgnoredThroughTheNode(t *testing.T) {
 
 	c, br := ignoring(ended)
 	start := time.Now()
-	visitPost(t, a, a.clinician, "/.telegate/visits/"+ended+"/end", nil)
+	visitPost(t, a.clinician, base, "/.telegate/visits/"+ended+"/end", nil)
 	gone("visit ended", c, br, start, 4004)
 
 	c, br = ignoring(removed)
 	start = time.Now()
-	visitPost(t, a, a.clinician, "/.telegate/visits/"+removed+"/remove", map[string]any{"participant": pid})
+	visitPost(t, a.clinician, base, "/.telegate/visits/"+removed+"/remove", map[string]any{"participant": pid})
 	gone("participant removed", c, br, start, 4003)
 
 	c, br = ignoring(signedOut)

@@ -15,17 +15,16 @@ import (
 	"github.com/telegate/telegate/media/relay/turnwire"
 )
 
-// visitPost POSTs body (JSON, nil for none) to the visits API path as b,
+// visitPost POSTs body (JSON, nil for none) to the visits API path at base as b,
 // with the headers a browser's script sends, and returns the decoded
 // answer; any answer other than 2xx fails the test.
-func visitPost(t *testing.T, a *attackDemo, b *browser, path string, body any) map[string]any {
+func visitPost(t *testing.T, b *browser, base, path string, body any) map[string]any {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		j, _ := json.Marshal(body)
 		rd = strings.NewReader(string(j))
 	}
-	base := a.Base()
 	req, err := http.NewRequest(http.MethodPost, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
@@ -46,22 +45,22 @@ func visitPost(t *testing.T, a *attackDemo, b *browser, path string, body any) m
 // returns its id and the patient's participant id.
 func admittedVisit(t *testing.T, a *attackDemo) (id, pid string) {
 	t.Helper()
-	m := visitPost(t, a, a.clinician, "/.telegate/visits", map[string]any{"title": "visit", "participants": 2})
+	m := visitPost(t, a.clinician, a.Base(), "/.telegate/visits", map[string]any{"title": "visit", "participants": 2})
 	id, _ = m["id"].(string)
 	u, err := url.Parse(m["invite"].(map[string]any)["url"].(string))
 	if err != nil || id == "" {
 		t.Fatalf("create visit: %v %v", m, err)
 	}
-	j := visitPost(t, a, a.patient, "/.telegate/visits/join", map[string]any{"invite": u.Query().Get("invite")})
+	j := visitPost(t, a.patient, a.Base(), "/.telegate/visits/join", map[string]any{"invite": u.Query().Get("invite")})
 	pid, _ = j["self"].(map[string]any)["id"].(string)
-	visitPost(t, a, a.clinician, "/.telegate/visits/"+id+"/admit", map[string]any{"participant": pid})
+	visitPost(t, a.clinician, a.Base(), "/.telegate/visits/"+id+"/admit", map[string]any{"participant": pid})
 	return id, pid
 }
 
 // turnsAllocation fetches b's ICE configuration for visit id and makes a
-// TURN allocation over its turns: URL (RFC 7065) as a browser would: TLS
-// to the URL's host and port (localhost dialled at 127.0.0.1), then an
-// authenticated Allocate (RFC 8656 §7.2). It returns the connection.
+// TURN allocation over its turns: URL (RFC 7065) as a browser would
+// (dialTurns, then an authenticated Allocate, RFC 8656 §7.2). It returns
+// the connection.
 func turnsAllocation(t *testing.T, a *attackDemo, b *browser, id string) *tls.Conn {
 	t.Helper()
 	resp, body := b.do(b.noRedirect(), mustRequest(t, "GET", a.Base()+"/.telegate/visits/"+id+"/ice", "application/json"))
@@ -83,19 +82,7 @@ func turnsAllocation(t *testing.T, a *attackDemo, b *browser, id string) *tls.Co
 			if !strings.HasPrefix(raw, "turns:") {
 				continue
 			}
-			hostport, _, _ := strings.Cut(strings.TrimPrefix(raw, "turns:"), "?")
-			host, port, err := net.SplitHostPort(hostport)
-			if err != nil {
-				t.Fatalf("%s: %v", raw, err)
-			}
-			addr := host
-			if host == "localhost" {
-				addr = "127.0.0.1"
-			} else if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-				t.Fatalf("%s: the demo must name localhost or a loopback address", raw)
-			}
-			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(addr, port),
-				&tls.Config{ServerName: host, RootCAs: rootPool(t, a.demo)})
+			c, err := dialTurns(t, a.demo, raw)
 			if err != nil {
 				t.Fatalf("%s: %v", raw, err)
 			}
@@ -123,10 +110,10 @@ func TestRegression_RemovedParticipantTLSConn(t *testing.T) {
 		decide func(id, pid string)
 	}{
 		{"participant removed", func(id, pid string) {
-			visitPost(t, a, a.clinician, "/.telegate/visits/"+id+"/remove", map[string]any{"participant": pid})
+			visitPost(t, a.clinician, a.Base(), "/.telegate/visits/"+id+"/remove", map[string]any{"participant": pid})
 		}},
 		{"visit ended", func(id, _ string) {
-			visitPost(t, a, a.clinician, "/.telegate/visits/"+id+"/end", nil)
+			visitPost(t, a.clinician, a.Base(), "/.telegate/visits/"+id+"/end", nil)
 		}},
 		{"signed out", func(string, string) {
 			if resp, body := a.patient.post(base+"/.telegate/logout", url.Values{}, http.Header{"Origin": {base}}); resp.StatusCode != http.StatusOK {
@@ -139,19 +126,11 @@ func TestRegression_RemovedParticipantTLSConn(t *testing.T) {
 		start := time.Now()
 		tc.decide(id, pid)
 		_ = c.SetReadDeadline(start.Add(time.Second))
-		buf := make([]byte, 2048)
-		for {
-			_, err := c.Read(buf)
-			if err == nil {
-				continue
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Errorf("%s: the TURN-over-TLS connection is still open 1 s after the decision", tc.name)
-			} else {
-				t.Logf("%s: TURN-over-TLS connection ended %v after the decision", tc.name, time.Since(start).Round(time.Millisecond))
-			}
-			break
+		_, err := io.Copy(io.Discard, c)
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("%s: the TURN-over-TLS connection is still open 1 s after the decision", tc.name)
+		} else {
+			t.Logf("%s: TURN-over-TLS connection ended %v after the decision", tc.name, time.Since(start).Round(time.Millisecond))
 		}
 	}
 }
