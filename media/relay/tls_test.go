@@ -20,7 +20,7 @@ import (
 // tlsFront is a TLS listener on 127.0.0.1 that hands every connection to
 // the relay as the HTTPS listener does (ServeTLSConn). sndbuf, when set,
 // is the send buffer of each accepted socket.
-func (f *fixture) tlsFront(t *testing.T, sndbuf int) string {
+func (f *fixture) tlsFront(t testing.TB, sndbuf int) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,8 +55,19 @@ func (f *fixture) tlsFront(t *testing.T, sndbuf int) string {
 // tlsDial connects to addr from source IP src (an address in
 // 127.0.0.0/8); rcvbuf, when set, is the receive buffer of the socket,
 // set before connecting so the window stays small.
-func tlsDial(t *testing.T, addr, src string, rcvbuf int) *tls.Conn {
+func tlsDial(t testing.TB, addr, src string, rcvbuf int) *tls.Conn {
 	t.Helper()
+	c, err := dialTLSFrom(addr, src, rcvbuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// dialTLSFrom is tlsDial without a test: for clients that run outside
+// the test's goroutine.
+func dialTLSFrom(addr, src string, rcvbuf int) (*tls.Conn, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	if rcvbuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
@@ -70,17 +81,12 @@ func tlsDial(t *testing.T, addr, src string, rcvbuf int) *tls.Conn {
 			return serr
 		}
 	}
-	c, err := tls.DialWithDialer(&d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test server
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return tls.DialWithDialer(&d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test server
 }
 
 // tlsAllocate connects from src, admits (visit, part) and allocates over
 // TLS.
-func (f *fixture) tlsAllocate(t *testing.T, addr, src, visit, part string, rcvbuf int) (*turnwire.Client, netip.AddrPort, *tls.Conn) {
+func (f *fixture) tlsAllocate(t testing.TB, addr, src, visit, part string, rcvbuf int) (*turnwire.Client, netip.AddrPort, *tls.Conn) {
 	t.Helper()
 	f.s.Admit(visit, part)
 	cred := f.s.Credential(visit, part)
