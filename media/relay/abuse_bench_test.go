@@ -2,12 +2,9 @@ package relay
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"net"
 	"net/netip"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,13 +18,13 @@ import (
 // BenchmarkRelayUnderAbuse measures a legitimate pair's relayed media
 // while an attacker holds the relay's resources: a participant over UDP
 // and one over TURN over TLS (RFC 8656 §3.1) send each other a 200-byte
-// packet every legitInterval on a bound channel, one op being one packet
-// each way. Besides ns/op (the pace, about legitInterval) it reports:
+// packet every 2 ms on a bound channel (turnwire.MeasurePair), one op
+// being one packet each way. Besides ns/op (the pace, about 2 ms) it reports:
 //
 //   - loss_%: packets sent by the pair that never arrived (both ways);
 //   - gap_p99_ms and gap_max_ms: the 99th percentile and the largest
 //     inter-arrival time at the receivers, both ways pooled (the pace is
-//     legitInterval; a relay that pauses shows here);
+//     2 ms; a relay that pauses shows here);
 //   - out/in_bytes (the UDP flood only): bytes the relay answered the
 //     flood with over the bytes of the flood.
 //
@@ -83,11 +80,13 @@ func BenchmarkRelayUnderAbuse(b *testing.B) {
 				stats = sc.attack(ctx, b, f, addr)
 				time.Sleep(500 * time.Millisecond)
 			}
-			res := legitPair(b, a, t)
+			b.ResetTimer()
+			res := turnwire.MeasurePair(a, t, turnwire.Pair{Channel: 0x4000, Packets: b.N, Sent: b.StopTimer})
 			cancel()
-			b.ReportMetric(res.loss, "loss_%")
-			b.ReportMetric(res.p99, "gap_p99_ms")
-			b.ReportMetric(res.max, "gap_max_ms")
+			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+			b.ReportMetric(res.LossPercent(), "loss_%")
+			b.ReportMetric(ms(res.Gap(0.99)), "gap_p99_ms")
+			b.ReportMetric(ms(res.Gap(1)), "gap_max_ms")
 			if stats != nil {
 				for k, v := range stats() {
 					b.ReportMetric(v, k)
@@ -95,102 +94,6 @@ func BenchmarkRelayUnderAbuse(b *testing.B) {
 			}
 		})
 	}
-}
-
-// legitInterval is the legitimate pair's pace: 500 packets a second each
-// way, a video call's order of magnitude.
-const legitInterval = 2 * time.Millisecond
-
-// packetSize is the legitimate pair's payload; sentinelSize marks the end.
-const (
-	packetSize   = 200
-	sentinelSize = 201
-)
-
-type pairResult struct{ loss, p99, max float64 }
-
-// legitPair sends b.N packets each way between x and y, one every
-// legitInterval, and measures what arrives (waiting 300 ms for the last).
-func legitPair(b *testing.B, x, y *turnwire.Client) pairResult {
-	var (
-		mu   sync.Mutex
-		gaps []time.Duration
-		got  atomic.Int64
-		wg   sync.WaitGroup
-	)
-	var done [2]atomic.Bool
-	receive := func(c *turnwire.Client, done *atomic.Bool) {
-		defer wg.Done()
-		defer done.Store(true)
-		buf := make([]byte, 2048)
-		var last time.Time
-		var local []time.Duration
-		for {
-			// A read that waits this long means the relay has stopped;
-			// it never ends in the middle of a stream of packets.
-			n, err := c.Read(buf, time.Now().Add(3*time.Second))
-			if err != nil {
-				break
-			}
-			_, p, ok := turnwire.ParseChannelData(buf[:n])
-			if !ok {
-				_, p, ok = turnwire.ParseData(buf[:n])
-			}
-			if ok && len(p) == sentinelSize {
-				break
-			}
-			if !ok || len(p) != packetSize {
-				continue
-			}
-			now := time.Now()
-			if !last.IsZero() {
-				local = append(local, now.Sub(last))
-			}
-			last = now
-			got.Add(1)
-		}
-		mu.Lock()
-		gaps = append(gaps, local...)
-		mu.Unlock()
-	}
-	pair := []*turnwire.Client{x, y}
-	wg.Add(2)
-	go receive(x, &done[0])
-	go receive(y, &done[1])
-	b.ResetTimer()
-	tick := time.NewTicker(legitInterval)
-	p := make([]byte, packetSize)
-	var frame []byte
-	for i := range b.N {
-		<-tick.C
-		binary.BigEndian.PutUint64(p, uint64(i))
-		for _, c := range pair {
-			frame = turnwire.ChannelData(frame[:0], 0x4000, p)
-			_ = c.Write(frame)
-		}
-	}
-	tick.Stop()
-	b.StopTimer()
-	// What arrives within 300 ms counts; then an end marker, repeated
-	// until both receivers have seen it (or given up).
-	time.Sleep(300 * time.Millisecond)
-	for !done[0].Load() || !done[1].Load() {
-		for k, c := range pair {
-			if !done[1-k].Load() {
-				_ = c.Write(turnwire.ChannelData(nil, 0x4000, make([]byte, sentinelSize)))
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	wg.Wait()
-	slices.Sort(gaps)
-	r := pairResult{loss: 100 * (1 - float64(got.Load())/float64(2*b.N))}
-	if len(gaps) > 0 {
-		ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-		r.p99 = ms(gaps[(len(gaps)*99+99)/100-1])
-		r.max = ms(gaps[len(gaps)-1])
-	}
-	return r
 }
 
 // stalledTLSReader admits a participant that never reads its TLS
