@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/telegate/telegate/e2e/webclient"
 )
 
 // attackDemo starts one demo for a group of attacks and signs a patient, a
@@ -907,26 +909,16 @@ func iceURLs(t *testing.T, a *attackDemo) []string {
 }
 
 // dialTurns opens a TLS connection for the turns: URL raw (RFC 7065) as
-// a browser makes it: to the URL's host, with that host as the server name
-// (no SNI for an IP literal, RFC 6066 §3), verified against the local CA.
-// The URL must name loopback (a test may only dial loopback): the name
-// localhost, dialled at 127.0.0.1, or a loopback literal; otherwise the
-// test fails.
+// a browser makes it (webclient.TURNAddr: the URL's host as the server
+// name, no SNI for an IP literal, RFC 6066 §3), verified against the
+// local CA. A URL that does not name loopback fails the test.
 func dialTurns(t *testing.T, d *demo, raw string) (*tls.Conn, error) {
 	t.Helper()
-	hostport, _, _ := strings.Cut(strings.TrimPrefix(raw, "turns:"), "?")
-	host, port, err := net.SplitHostPort(hostport)
+	name, addr, err := webclient.TURNAddr(raw)
 	if err != nil {
-		t.Fatalf("%s: %v", raw, err)
+		t.Fatal(err)
 	}
-	addr := host
-	if host == "localhost" {
-		addr = "127.0.0.1"
-	} else if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		t.Fatalf("%s: the demo must name localhost or a loopback address", raw)
-	}
-	return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(addr, port),
-		&tls.Config{ServerName: host, RootCAs: rootPool(t, d)})
+	return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: rootPool(t, d)})
 }
 
 // TestRegression_TurnsURLHandshake: every turns: URL (RFC 7065) the demo

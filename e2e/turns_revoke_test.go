@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -20,24 +19,10 @@ import (
 // answer; any answer other than 2xx fails the test.
 func visitPost(t *testing.T, b *browser, base, path string, body any) map[string]any {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		j, _ := json.Marshal(body)
-		rd = strings.NewReader(string(j))
-	}
-	req, err := http.NewRequest(http.MethodPost, base+path, rd)
-	if err != nil {
+	var m map[string]any
+	if err := b.c.PostJSON(base, path, body, &m); err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", base)
-	req.Header.Set("X-Telegate-CSRF", "1")
-	resp, out := b.do(b.noRedirect(), req)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("POST %s: %d %.300s", path, resp.StatusCode, out)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(out, &m)
 	return m
 }
 
@@ -63,21 +48,11 @@ func admittedVisit(t *testing.T, a *attackDemo) (id, pid string) {
 // the connection.
 func turnsAllocation(t *testing.T, a *attackDemo, b *browser, id string) *tls.Conn {
 	t.Helper()
-	resp, body := b.do(b.noRedirect(), mustRequest(t, "GET", a.Base()+"/.telegate/visits/"+id+"/ice", "application/json"))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("ice: %d %.300s", resp.StatusCode, body)
+	servers, err := b.c.ICE(a.Base(), id)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var ice struct {
-		ICEServers []struct {
-			URLs       []string `json:"urls"`
-			Username   string   `json:"username"`
-			Credential string   `json:"credential"`
-		} `json:"iceServers"`
-	}
-	if err := json.Unmarshal(body, &ice); err != nil {
-		t.Fatalf("ice: %v %.300s", err, body)
-	}
-	for _, s := range ice.ICEServers {
+	for _, s := range servers {
 		for _, raw := range s.URLs {
 			if !strings.HasPrefix(raw, "turns:") {
 				continue
@@ -93,7 +68,7 @@ func turnsAllocation(t *testing.T, a *attackDemo, b *browser, id string) *tls.Co
 			return c
 		}
 	}
-	t.Fatalf("no turns: URL in %.300s", body)
+	t.Fatalf("no turns: URL among %v", servers)
 	return nil
 }
 
