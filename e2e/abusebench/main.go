@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,6 +216,10 @@ log:
 		fresh    result
 		wrk      result
 		media    result // ok, total: packets delivered, sent; p99: inter-arrival
+		mediaAt  [2]int // packets the clinician (UDP) and the patient (TLS) received
+		// drops are the relay's own drop counters over the run
+		// (telegate_media_relay_permission_denials_total by reason).
+		drops string
 		// tgCPU and atkCPU are the CPU shares (1 = one core) telegate and
 		// the attacker used while the loads ran.
 		tgCPU, atkCPU float64
@@ -252,12 +257,15 @@ log:
 			}
 			var wg sync.WaitGroup
 			r := row{name: name, attacker: "—"}
+			metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", admin)
+			d0 := relayDrops(metricsURL)
 			t0, tg0, a0 := time.Now(), load.CPUTime(tg.Process.Pid), load.CPUTime(atk)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				st := turnwire.MeasurePair(media.clinician, media.patient, turnwire.Pair{Channel: mediaChannel, Packets: int(dur / mediaInterval), Interval: mediaInterval})
 				r.media = result{ok: st.Received, total: st.Sent, p99: st.Gap(0.99), ran: true}
+				r.mediaAt = st.ReceivedAt
 			}()
 			wg.Add(1)
 			go func() { defer wg.Done(); r.fresh = freshLoad(pool, target, rate, dur) }()
@@ -274,9 +282,10 @@ log:
 			if stop != nil {
 				r.attacker = stop()
 			}
+			r.drops = dropsSince(d0, relayDrops(metricsURL))
 			runs[i] = append(runs[i], r)
-			fmt.Fprintf(os.Stderr, "round %d, %s: new %d/%d p99 %v; keep-alive %d/%d p99 %v; media %d/%d gap p99 %v; attacker %s; CPU telegate %.0f %%, attacker %.0f %%\n", round+1, name,
-				r.fresh.ok, r.fresh.total, r.fresh.p99, r.wrk.ok, r.wrk.total, r.wrk.p99, r.media.ok, r.media.total, r.media.p99, r.attacker, 100*r.tgCPU, 100*r.atkCPU)
+			fmt.Fprintf(os.Stderr, "round %d, %s: new %d/%d p99 %v; keep-alive %d/%d p99 %v; media %d/%d (clinician %d, patient %d) gap p99 %v, relay drops %s; attacker %s; CPU telegate %.0f %%, attacker %.0f %%\n", round+1, name,
+				r.fresh.ok, r.fresh.total, r.fresh.p99, r.wrk.ok, r.wrk.total, r.wrk.p99, r.media.ok, r.media.total, r.mediaAt[0], r.mediaAt[1], r.media.p99, r.drops, r.attacker, 100*r.tgCPU, 100*r.atkCPU)
 			time.Sleep(time.Second)
 		}
 	}
@@ -403,4 +412,37 @@ func wrkLoad(dir, url string, dur time.Duration) result {
 	total := w.Requests + w.Connect + w.Timeout
 	bad := w.Connect + w.Read + w.Write + w.Timeout + w.Non2xx
 	return result{ok: max(total-bad, 0), total: total, p99: w.P99, ran: true}
+}
+
+var dropLine = regexp.MustCompile(`(?m)^telegate_media_relay_permission_denials_total\{reason="([a-z_]+)"\} ([0-9.e+]+)$`)
+
+// relayDrops reads the relay's drop counters from telegate's /metrics.
+func relayDrops(u string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get(u)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	for _, m := range dropLine.FindAllSubmatch(b, -1) {
+		v, _ := strconv.ParseFloat(string(m[2]), 64)
+		out[string(m[1])] = v
+	}
+	return out
+}
+
+// dropsSince names the counters that grew from before to after.
+func dropsSince(before, after map[string]float64) string {
+	var parts []string
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, d))
+		}
+	}
+	slices.Sort(parts)
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

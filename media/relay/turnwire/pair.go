@@ -33,6 +33,9 @@ type Pair struct {
 type PairStats struct {
 	// Sent and Received count packets.
 	Sent, Received int
+	// ReceivedAt counts the packets the first (0) and the second (1)
+	// client received; each sent Sent/2.
+	ReceivedAt [2]int
 	// Gaps are the inter-arrival times at the receivers, sorted.
 	Gaps []time.Duration
 }
@@ -74,11 +77,11 @@ func MeasurePair(x, y *Client, p Pair) PairStats {
 	var (
 		mu   sync.Mutex
 		gaps []time.Duration
-		got  atomic.Int64
+		got  [2]atomic.Int64
 		wg   sync.WaitGroup
 		done [2]atomic.Bool
 	)
-	receive := func(c *Client, done *atomic.Bool) {
+	receive := func(c *Client, done *atomic.Bool, got *atomic.Int64) {
 		defer wg.Done()
 		defer done.Store(true)
 		buf := make([]byte, 2048)
@@ -114,8 +117,8 @@ func MeasurePair(x, y *Client, p Pair) PairStats {
 	}
 	pair := []*Client{x, y}
 	wg.Add(2)
-	go receive(x, &done[0])
-	go receive(y, &done[1])
+	go receive(x, &done[0], &got[0])
+	go receive(y, &done[1], &got[1])
 	tick := time.NewTicker(p.Interval)
 	payload := make([]byte, p.Size)
 	var frame []byte
@@ -143,5 +146,6 @@ func MeasurePair(x, y *Client, p Pair) PairStats {
 	}
 	wg.Wait()
 	slices.Sort(gaps)
-	return PairStats{Sent: 2 * p.Packets, Received: int(got.Load()), Gaps: gaps}
+	at := [2]int{int(got[0].Load()), int(got[1].Load())}
+	return PairStats{Sent: 2 * p.Packets, Received: at[0] + at[1], ReceivedAt: at, Gaps: gaps}
 }
