@@ -21,7 +21,7 @@
 // (build, upstream, wrk) are e2e/internal/load. scripts/bench-abuse
 // runs it.
 //
-// Usage: go run ./e2e/abusebench [-telegate BIN] [-duration 10s] [-rate 50] [-workers 1100] [-pause 1s]
+// Usage: go run ./e2e/abusebench [-telegate BIN] [-duration 10s] [-rounds 2] [-rate 50] [-workers 1100] [-pause 1s] [-attackers idle-tcp,…]
 package main
 
 import (
@@ -55,6 +55,7 @@ func main() {
 	workers := flag.Int("workers", 1100, "connections each attacker tries to hold (the slow and keep-alive attackers use a fifth)")
 	pause := flag.Duration("pause", time.Second, "how long an attacker's worker waits before replacing a closed connection")
 	rounds := flag.Int("rounds", 2, "rounds over every scenario (the order alternates; the table shows each scenario's median)")
+	only := flag.String("attackers", "", "comma-separated attackers to run besides quiet (default: every one)")
 	attack := flag.String("attack", "", "internal: run this attacker against -target until stdin closes, then print its stats")
 	target := flag.String("target", "", "internal: the attacker's target")
 	flag.Parse()
@@ -67,7 +68,7 @@ func main() {
 		fmt.Printf("%d %d\n", st.Opened.Load(), st.Closed.Load())
 		return
 	}
-	if err := run(*bin, *dur, *rate, *workers, *pause, *rounds); err != nil {
+	if err := run(*bin, *dur, *rate, *workers, *pause, *rounds, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "abusebench:", err)
 		os.Exit(1)
 	}
@@ -121,7 +122,7 @@ func startAttacker(kind abuse.Kind, target string, w int, pause time.Duration) (
 	}, cmd.Process.Pid, nil
 }
 
-func run(bin string, dur time.Duration, rate, workers int, pause time.Duration, rounds int) error {
+func run(bin string, dur time.Duration, rate, workers int, pause time.Duration, rounds int, only string) error {
 	dir, err := os.MkdirTemp("", "abusebench-")
 	if err != nil {
 		return err
@@ -224,7 +225,12 @@ log:
 		// the attacker used while the loads ran.
 		tgCPU, atkCPU float64
 	}
-	scenarios := append([]abuse.Kind{""}, abuse.Kinds...)
+	scenarios := []abuse.Kind{""}
+	for _, k := range abuse.Kinds {
+		if only == "" || slices.Contains(strings.Split(only, ","), string(k)) {
+			scenarios = append(scenarios, k)
+		}
+	}
 	runs := make([][]row, len(scenarios))
 	for round := range rounds {
 		order := make([]int, len(scenarios))
