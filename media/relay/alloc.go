@@ -467,16 +467,16 @@ func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
 		return
 	default:
 	}
-	// The inbox is full. For a UDP client its reader only writes
-	// datagrams, so it is runnable but not yet running: wait for it
-	// briefly rather than throw away a datagram already read; the
-	// listening socket's buffer absorbs what arrives meanwhile, and past
-	// overload the kernel drops there, before any work is spent on it.
-	// The caller is the read loop of a listening socket shared with other
-	// clients, so it never waits for a reader that can be held up by its
-	// client (a TLS stream that is not read), nor again for one that
+	// The inbox is full. Its reader only writes datagrams (to a UDP
+	// socket, or into a TURN-over-TLS connection's send queue, which never
+	// waits for the client: streamConn.enqueue), so it is runnable but not
+	// yet running: wait for it briefly rather than throw away a datagram
+	// already read; the listening socket's buffer absorbs what arrives
+	// meanwhile, and past overload the kernel drops there, before any work
+	// is spent on it. The caller is the read loop of a listening socket
+	// shared with other clients, so it never waits again for a reader that
 	// already let a wait run out and has not taken a datagram since.
-	if c.a.transport != "udp" || c.stalled.Load() {
+	if c.stalled.Load() {
 		packetPool.Put(b)
 		c.a.s.m.denial("queue_full")
 		return
