@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -146,19 +145,8 @@ func TestRegression_TLSSlotHoldingThroughTheNode(t *testing.T) {
 // own answers (tls_send_queue).
 func TestRegression_TLSStalledReaderThroughTheNode(t *testing.T) {
 	a := startRelayNode(t)
-	for _, tc := range []struct {
-		name    string
-		provoke func(s *turnwire.Client, peer netip.AddrPort) []byte
-	}{
-		{"Binding requests", func(*turnwire.Client, netip.AddrPort) []byte {
-			return stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw
-		}},
-		{"authenticated CreatePermission", func(s *turnwire.Client, peer netip.AddrPort) []byte {
-			return stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodCreatePermission, stun.ClassRequest),
-				turnwire.PeerAddress(peer), stun.NewUsername(s.Username), stun.NewRealm(s.Realm), stun.NewNonce(s.Nonce), s.Key()).Raw
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, tc := range turnwire.Provocations {
+		t.Run(tc.Name, func(t *testing.T) {
 			id, _ := visitWith(t, a, a.patient, a.admin)
 			c, rc, _ := relayAllocation(t, a, a.clinician, id, "turn:", nil)
 			p, rp, _ := relayAllocation(t, a, a.patient, id, "turns:", &net.Dialer{Timeout: 5 * time.Second})
@@ -191,7 +179,7 @@ func TestRegression_TLSStalledReaderThroughTheNode(t *testing.T) {
 				// Built once: the test's own CPU goes to measuring.
 				var burst []byte
 				for range 20 {
-					burst = append(burst, tc.provoke(s, rc)...)
+					burst = append(burst, tc.Build(s, rc)...)
 				}
 				for {
 					select {
