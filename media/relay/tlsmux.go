@@ -20,13 +20,19 @@ import (
 //
 // One loop (pion's, behind the guard) reads every connection's messages
 // and answers them, so nothing it calls may wait for one client: WriteTo
-// never blocks. Each connection has its own send queue (sendQueueBytes)
+// never blocks. Nor may one client fill that loop: at most
+// inFlightPerConn of a connection's messages wait for it at once, so a
+// client sending requests faster than they are answered is held back in
+// its own TCP connection while the others' messages pass. Each connection has its own send queue (sendQueueBytes)
 // drained by its own writer with a write deadline (streamWriteTimeout); a
 // message that does not fit is dropped (counted tls_send_queue), and a
 // write that cannot finish within the deadline closes that connection
 // (write_stalled). A connection without an authenticated allocation is
 // closed at relay.tls_allocate_timeout, and is the first to give up its
-// slot when relay.max_tls_conns is reached.
+// slot when relay.max_tls_conns is reached. A connection whose allocation
+// ends (a Refresh with LIFETIME 0 or expiry, RFC 8656 §7.3) is again one
+// without: the deadline starts anew. One whose allocation is revoked (its
+// participant removed, its visit ended) is closed at once (revoked).
 type streamMux struct {
 	s     *Server
 	local net.Addr
@@ -40,6 +46,7 @@ type streamMux struct {
 type muxPacket struct {
 	b    []byte
 	from net.Addr
+	sc   *streamConn // gives back its turn (streamConn.turns) when read
 }
 
 // streamConn is one TURN-over-TLS connection and its send queue.
@@ -51,8 +58,17 @@ type streamConn struct {
 	queued atomic.Int64 // bytes in queue
 	done   chan struct{}
 	once   sync.Once
-	// allocated: an Allocate on this connection succeeded (AllocatePacketConn).
+	// allocated: the connection holds an allocation (an Allocate on it
+	// succeeded, AllocatePacketConn, and it has not ended since).
 	allocated atomic.Bool
+	// deadline closes the connection relay.tls_allocate_timeout after it
+	// came or after its allocation ended, unless it holds one by then.
+	deadline *time.Timer
+	// turns bounds this connection's messages waiting for the shared
+	// loop (inFlightPerConn): a client that sends faster than the loop
+	// answers waits for its own, in TCP, and every other connection's
+	// message waits behind at most inFlightPerConn of its.
+	turns chan struct{}
 }
 
 const (
@@ -66,6 +82,9 @@ const (
 	sendQueueLen   = 256
 	// streamWriteBatch is how much of the queue one TLS write takes at most.
 	streamWriteBatch = 16 << 10
+	// inFlightPerConn is how many of one connection's messages may wait
+	// for the shared loop at once.
+	inFlightPerConn = 8
 )
 
 func newStreamMux(s *Server) *streamMux {
@@ -81,6 +100,7 @@ func newStreamMux(s *Server) *streamMux {
 func (m *streamMux) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
 	case pk := <-m.in:
+		<-pk.sc.turns
 		return copy(p, pk.b), pk.from, nil
 	case <-m.done:
 		return 0, nil, net.ErrClosed
@@ -121,6 +141,30 @@ func (m *streamMux) allocated(ap netip.AddrPort) bool {
 	default:
 		return true
 	}
+}
+
+// released records that an allocation of the connection of ap ended
+// (allocation.close, with its reason). revoked (the participant was
+// removed or the visit ended: "revoked", "visit-ended") closes the
+// connection at once; any other end leaves it without an allocation
+// unless another one holds its 5-tuple by now: the allocate deadline
+// starts anew and the connection may be evicted for a newcomer.
+func (m *streamMux) released(ap netip.AddrPort, revoked bool) {
+	m.mu.Lock()
+	sc := m.conns[ap]
+	m.mu.Unlock()
+	if sc == nil {
+		return
+	}
+	if revoked {
+		sc.close("revoked")
+		return
+	}
+	if m.s.lookup(tupleKey{listener: m.s.muxID, src: ap}) != nil {
+		return
+	}
+	sc.allocated.Store(false)
+	sc.deadline.Reset(m.s.limits().tlsAllocate)
 }
 
 func (m *streamMux) Close() error {
@@ -194,21 +238,24 @@ func (m *streamMux) serve(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	sc := &streamConn{m: m, c: c, since: time.Now(), queue: make(chan []byte, sendQueueLen), done: make(chan struct{})}
-	if !m.admit(ap, sc) {
-		m.s.m.tlsClosed("refused")
-		_ = c.Close()
-		return
-	}
 	l := m.s.limits()
-	deadline := time.AfterFunc(l.tlsAllocate, func() {
+	sc := &streamConn{m: m, c: c, since: time.Now(), queue: make(chan []byte, sendQueueLen), done: make(chan struct{}),
+		turns: make(chan struct{}, inFlightPerConn)}
+	// Armed before admit: released may Reset it as soon as sc is known.
+	sc.deadline = time.AfterFunc(l.tlsAllocate, func() {
 		if !sc.allocated.Load() {
 			sc.close("allocate_timeout")
 		}
 	})
+	if !m.admit(ap, sc) {
+		sc.deadline.Stop()
+		m.s.m.tlsClosed("refused")
+		_ = c.Close()
+		return
+	}
 	go sc.writeLoop()
 	defer func() {
-		deadline.Stop()
+		sc.deadline.Stop()
 		m.mu.Lock()
 		if m.conns[ap] == sc {
 			delete(m.conns, ap)
@@ -229,7 +276,12 @@ func (m *streamMux) serve(c net.Conn) {
 		}
 		timeout = l.tlsIdleTimeout
 		select {
-		case m.in <- muxPacket{b: b, from: from}:
+		case sc.turns <- struct{}{}:
+		case <-m.done:
+			return
+		}
+		select {
+		case m.in <- muxPacket{b: b, from: from, sc: sc}:
 		case <-m.done:
 			return
 		}
