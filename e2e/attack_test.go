@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/telegate/telegate/e2e/webclient"
 )
 
 // attackDemo starts one demo for a group of attacks and signs a patient, a
@@ -561,22 +563,11 @@ func TestAttackWebSocketSignal(t *testing.T) {
 // createVisit creates a visit as b (a clinician) and returns its id.
 func createVisit(t *testing.T, b *browser, base string) string {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, base+"/.telegate/visits", strings.NewReader(`{"title":"attack","participants":2}`))
-	if err != nil {
-		t.Fatal(err)
+	id, _ := visitPost(t, b, base, "/.telegate/visits", map[string]any{"title": "attack", "participants": 2})["id"].(string)
+	if id == "" {
+		t.Fatal("no visit id")
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", base)
-	req.Header.Set("X-Telegate-CSRF", "1")
-	resp, body := b.do(b.noRedirect(), req)
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create visit: %d %.300s", resp.StatusCode, body)
-	}
-	m := regexp.MustCompile(`"id":"([a-z0-9]+)"`).FindSubmatch(body)
-	if m == nil {
-		t.Fatalf("no visit id in %.300s", body)
-	}
-	return string(m[1])
+	return id
 }
 
 // TestAttackCSRF: sign-out and the visits API refuse cross-site requests
@@ -928,6 +919,19 @@ func iceURLs(t *testing.T, a *attackDemo) []string {
 	return urls
 }
 
+// dialTurns opens a TLS connection for the turns: URL raw (RFC 7065) as
+// a browser makes it (webclient.TURNAddr: the URL's host as the server
+// name, no SNI for an IP literal, RFC 6066 §3), verified against the
+// local CA. A URL that does not name loopback fails the test.
+func dialTurns(t *testing.T, d *demo, raw string) (*tls.Conn, error) {
+	t.Helper()
+	name, addr, err := webclient.TURNAddr(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: rootPool(t, d)})
+}
+
 // TestRegression_TurnsURLHandshake: every turns: URL (RFC 7065) the demo
 // hands a participant must complete a TLS handshake as a browser makes
 // it: to the URL's host, with that host as the server name (no SNI for an
@@ -939,21 +943,7 @@ func TestRegression_TurnsURLHandshake(t *testing.T) {
 		if !strings.HasPrefix(raw, "turns:") {
 			continue
 		}
-		hostport, _, _ := strings.Cut(strings.TrimPrefix(raw, "turns:"), "?")
-		host, port, err := net.SplitHostPort(hostport)
-		if err != nil {
-			t.Fatalf("%s: %v", raw, err)
-		}
-		// The demo must name loopback (a test may only dial loopback): the
-		// name localhost, dialled at 127.0.0.1, or a loopback literal.
-		addr := host
-		if host == "localhost" {
-			addr = "127.0.0.1"
-		} else if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			t.Fatalf("%s: the demo must name localhost or a loopback address", raw)
-		}
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(addr, port),
-			&tls.Config{ServerName: host, RootCAs: rootPool(t, a.demo)})
+		c, err := dialTurns(t, a.demo, raw)
 		if err != nil {
 			t.Errorf("%s: TLS handshake: %v", raw, err)
 			continue

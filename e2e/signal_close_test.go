@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -23,43 +22,6 @@ import (
 func TestRegression_SignalingCloseIgnoredThroughTheNode(t *testing.T) {
 	a := startAttackDemo(t)
 	base := a.Base()
-	api := func(b *browser, path string, body any) map[string]any {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			j, _ := json.Marshal(body)
-			rd = strings.NewReader(string(j))
-		}
-		req, err := http.NewRequest(http.MethodPost, base+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Origin", base)
-		req.Header.Set("X-Telegate-CSRF", "1")
-		resp, out := b.do(b.noRedirect(), req)
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("POST %s: %d %.300s", path, resp.StatusCode, out)
-		}
-		var m map[string]any
-		_ = json.Unmarshal(out, &m)
-		return m
-	}
-	// visit creates a visit, lets the patient in and returns its id and
-	// the patient's participant id.
-	visit := func() (id, pid string) {
-		t.Helper()
-		m := api(a.clinician, "/.telegate/visits", map[string]any{"title": "close", "participants": 2})
-		id, _ = m["id"].(string)
-		u, err := url.Parse(m["invite"].(map[string]any)["url"].(string))
-		if err != nil || id == "" {
-			t.Fatalf("create visit: %v %v", m, err)
-		}
-		j := api(a.patient, "/.telegate/visits/join", map[string]any{"invite": u.Query().Get("invite")})
-		pid, _ = j["self"].(map[string]any)["id"].(string)
-		api(a.clinician, "/.telegate/visits/"+id+"/admit", map[string]any{"participant": pid})
-		return id, pid
-	}
 	// ignoring opens the patient's signaling socket on a raw TLS
 	// connection that will never answer a close frame.
 	ignoring := func(id string) (net.Conn, *bufio.Reader) {
@@ -112,18 +74,18 @@ func TestRegression_SignalingCloseIgnoredThroughTheNode(t *testing.T) {
 		t.Logf("%s: TCP connection ended %v after the decision (close frame %d)", who, time.Since(start).Round(time.Millisecond), code)
 	}
 
-	ended, _ := visit()
-	removed, pid := visit()
-	signedOut, _ := visit()
+	ended, _ := admittedVisit(t, a)
+	removed, pid := admittedVisit(t, a)
+	signedOut, _ := admittedVisit(t, a)
 
 	c, br := ignoring(ended)
 	start := time.Now()
-	api(a.clinician, "/.telegate/visits/"+ended+"/end", nil)
+	visitPost(t, a.clinician, base, "/.telegate/visits/"+ended+"/end", nil)
 	gone("visit ended", c, br, start, 4004)
 
 	c, br = ignoring(removed)
 	start = time.Now()
-	api(a.clinician, "/.telegate/visits/"+removed+"/remove", map[string]any{"participant": pid})
+	visitPost(t, a.clinician, base, "/.telegate/visits/"+removed+"/remove", map[string]any{"participant": pid})
 	gone("participant removed", c, br, start, 4003)
 
 	c, br = ignoring(signedOut)

@@ -16,22 +16,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/telegate/telegate/demo/devop"
+	"github.com/telegate/telegate/e2e/internal/load"
 	"github.com/telegate/telegate/e2e/webclient"
 )
 
@@ -63,35 +58,27 @@ func run(bin, before string, dur time.Duration, rounds, conns, threads int) erro
 	}
 	defer os.RemoveAll(dir)
 	if bin == "" {
-		bin = filepath.Join(dir, "telegate")
-		b := exec.Command("go", "build", "-o", bin, "./cmd/telegate")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("building telegate: %w", err)
+		if bin, err = load.BuildTelegate(dir); err != nil {
+			return err
 		}
 	}
 
 	// The upstream both proxies share: a small fixed response.
-	up, err := net.Listen("tcp", "127.0.0.1:0")
+	upstream, err := load.Upstream()
 	if err != nil {
 		return err
 	}
-	body := []byte(strings.Repeat("x", 512))
-	go (&http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		w.Write(body)
-	})}).Serve(up)
 
 	tgs := []*instance{{name: "telegate", bin: bin}}
 	if before != "" {
 		tgs[0].name = "after"
 		tgs = append(tgs, &instance{name: "before", bin: before})
 	}
-	caddyPort := freePort()
+	caddyPort := load.FreePort()
 	secret := "edgebench-client-secret-0123456789"
 	client := devop.Client{ID: "edgebench", Secret: secret}
 	for _, t := range tgs {
-		t.port, t.adminPort = freePort(), freePort()
+		t.port, t.adminPort = load.FreePort(), load.FreePort()
 		t.base = fmt.Sprintf("https://localhost:%d", t.port)
 		client.RedirectURIs = append(client.RedirectURIs, t.base+"/.telegate/callback/bench")
 		client.PostLogoutRedirectURIs = append(client.PostLogoutRedirectURIs, t.base+"/.telegate/signed-out")
@@ -105,7 +92,7 @@ func run(bin, before string, dur time.Duration, rounds, conns, threads int) erro
 	}
 	defer op.Close()
 	for _, t := range tgs {
-		stop, err := t.start(ctx, filepath.Join(dir, t.name), op.Issuer(), secret, up.Addr().String())
+		stop, err := t.start(ctx, filepath.Join(dir, t.name), op.Issuer(), secret, upstream)
 		if stop != nil {
 			defer stop()
 		}
@@ -128,7 +115,7 @@ https://localhost:%d {
 	tls internal
 	reverse_proxy %s
 }
-`, filepath.Join(dir, "caddy-data"), caddyPort, up.Addr()), 0o600); err != nil {
+`, filepath.Join(dir, "caddy-data"), caddyPort, upstream), 0o600); err != nil {
 		return err
 	}
 	cd := exec.CommandContext(ctx, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
@@ -139,7 +126,7 @@ https://localhost:%d {
 		return err
 	}
 	defer cd.Process.Kill()
-	if err := waitTLS(fmt.Sprintf("127.0.0.1:%d", caddyPort)); err != nil {
+	if err := load.WaitTCP(fmt.Sprintf("127.0.0.1:%d", caddyPort), 30*time.Second); err != nil {
 		out, _ := os.ReadFile(cdLog.Name())
 		return fmt.Errorf("caddy not ready: %w\n%s", err, out)
 	}
@@ -289,7 +276,7 @@ routes:
 	}
 	stop = func() { _ = tg.Process.Kill() }
 	t.pid = tg.Process.Pid
-	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", t.adminPort)); err != nil {
+	if err := load.WaitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", t.adminPort), 30*time.Second); err != nil {
 		out, _ := os.ReadFile(tgLog.Name())
 		return stop, fmt.Errorf("%s not ready: %w\n%s", t.name, err, out)
 	}
@@ -340,126 +327,29 @@ func (t target) median() result {
 
 // measure runs wrk once against t and keeps the result as round r's.
 func (t *target) measure(r int, dur time.Duration, conns, threads int) error {
-	cpu0 := cpuTicks(t.pid)
+	cpu0 := load.CPUTime(t.pid)
 	res, err := wrk(*t, dur, conns, threads)
 	if err != nil {
 		return err
 	}
-	if cpu1 := cpuTicks(t.pid); cpu0 > 0 && cpu1 > cpu0 && res.requests > 0 {
-		res.cpuUs = float64(cpu1-cpu0) * 1e6 / clockTicks / float64(res.requests)
+	if cpu1 := load.CPUTime(t.pid); cpu0 > 0 && cpu1 > cpu0 && res.requests > 0 {
+		res.cpuUs = float64((cpu1 - cpu0).Microseconds()) / float64(res.requests)
 	}
 	fmt.Fprintf(os.Stderr, "round %d %-26s %10.0f req/s  p99 %7.2f ms  non-2xx %d  cpu %6.1f µs/req\n", r+1, t.name, res.rps, res.p99ms, res.bad, res.cpuUs)
 	t.runs = append(t.runs, res)
 	return nil
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's utime and stime
-// (100 on Linux).
-const clockTicks = 100
-
-// cpuTicks is the CPU time (utime + stime, in clock ticks) the process pid
-// has used, or 0 when it cannot be read.
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return u + st
-}
-
-var (
-	reqsRe = regexp.MustCompile(`(\d+) requests in `)
-	rpsRe  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-	p50Re  = regexp.MustCompile(`\n\s+50%\s+([0-9.]+)(us|ms|s)`)
-	p99Re  = regexp.MustCompile(`\n\s+99%\s+([0-9.]+)(us|ms|s)`)
-	non2Re = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
-)
-
 func wrk(t target, dur time.Duration, conns, threads int) (result, error) {
-	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns), "-d", fmt.Sprintf("%ds", int(dur.Seconds())), "--latency"}
-	if t.header != "" {
-		args = append(args, "-H", t.header)
-	}
-	args = append(args, t.url)
-	out, err := exec.Command("wrk", args...).CombinedOutput()
+	w, err := load.Wrk{URL: t.url, Duration: dur, Threads: threads, Conns: conns, Header: t.header}.Run()
 	if err != nil {
-		return result{}, fmt.Errorf("wrk %s: %w\n%s", t.name, err, out)
+		return result{}, err
 	}
-	var r result
-	m := rpsRe.FindSubmatch(out)
-	if m == nil {
-		return result{}, fmt.Errorf("wrk %s: no Requests/sec in\n%s", t.name, out)
-	}
-	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
-	if m := reqsRe.FindSubmatch(out); m != nil {
-		r.requests, _ = strconv.Atoi(string(m[1]))
-	}
-	r.p50ms = latency(p50Re, out)
-	r.p99ms = latency(p99Re, out)
-	if m := non2Re.FindSubmatch(out); m != nil {
-		r.bad, _ = strconv.Atoi(string(m[1]))
-	}
-	return r, nil
-}
-
-func latency(re *regexp.Regexp, out []byte) float64 {
-	m := re.FindSubmatch(out)
-	if m == nil {
-		return -1
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	switch string(m[2]) {
-	case "us":
-		return v / 1000
-	case "s":
-		return v * 1000
-	}
-	return v
-}
-
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitHTTP(u string) error {
-	for i := 0; i < 300; i++ {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+	ms := func(d time.Duration) float64 {
+		if d < 0 {
+			return -1
 		}
-		time.Sleep(100 * time.Millisecond)
+		return float64(d) / float64(time.Millisecond)
 	}
-	return errors.New("timed out")
-}
-
-func waitTLS(addr string) error {
-	for i := 0; i < 300; i++ {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("timed out")
+	return result{rps: w.RPS, requests: w.Requests, p50ms: ms(w.P50), p99ms: ms(w.P99), bad: w.Non2xx}, nil
 }

@@ -306,9 +306,19 @@ func (s *Server) expireTicketsLocked(now time.Time) {
 	}
 }
 
+// Reasons an allocation is closed for by a decision of the visit: its
+// participant was removed (or signed out), or its visit ended.
+const (
+	reasonRevoked    = "revoked"
+	reasonVisitEnded = "visit-ended"
+)
+
 // close ends the allocation once: the relay socket is closed (pion then
 // drops its allocation), the port returns to the pool, quotas are given
-// back and the visit's peer sets are rebuilt.
+// back and the visit's peer sets are rebuilt. A TURN-over-TLS
+// connection carrying it is closed when reason is reasonRevoked or
+// reasonVisitEnded, and otherwise is left without an allocation
+// (streamMux.released).
 func (a *allocation) close(reason string) {
 	a.once.Do(func() {
 		s := a.s
@@ -325,6 +335,11 @@ func (a *allocation) close(reason string) {
 		}
 		s.recomputeLocked(a.visit)
 		s.mu.Unlock()
+		if a.transport == "tls" {
+			// The TURN-over-TLS connection outlives no revocation, and
+			// without an allocation it is one that never allocated.
+			s.mux.released(a.key.src, reason == reasonRevoked || reason == reasonVisitEnded)
+		}
 		s.m.active.Dec()
 		s.record(audit.Event{
 			Type:     "relay.allocation",
@@ -452,16 +467,16 @@ func (c *relayConn) deliver(p []byte, from *net.UDPAddr) {
 		return
 	default:
 	}
-	// The inbox is full. For a UDP client its reader only writes
-	// datagrams, so it is runnable but not yet running: wait for it
-	// briefly rather than throw away a datagram already read; the
-	// listening socket's buffer absorbs what arrives meanwhile, and past
-	// overload the kernel drops there, before any work is spent on it.
-	// The caller is the read loop of a listening socket shared with other
-	// clients, so it never waits for a reader that can be held up by its
-	// client (a TLS stream that is not read), nor again for one that
+	// The inbox is full. Its reader only writes datagrams (to a UDP
+	// socket, or into a TURN-over-TLS connection's send queue, which never
+	// waits for the client: streamConn.enqueue), so it is runnable but not
+	// yet running: wait for it briefly rather than throw away a datagram
+	// already read; the listening socket's buffer absorbs what arrives
+	// meanwhile, and past overload the kernel drops there, before any work
+	// is spent on it. The caller is the read loop of a listening socket
+	// shared with other clients, so it never waits again for a reader that
 	// already let a wait run out and has not taken a datagram since.
-	if c.a.transport != "udp" || c.stalled.Load() {
+	if c.stalled.Load() {
 		packetPool.Put(b)
 		c.a.s.m.denial("queue_full")
 		return

@@ -118,13 +118,13 @@ func newFixture(t testing.TB, mod func(*config.Relay), opts ...func(*Server)) *f
 
 // client returns a turnwire client on a fresh loopback socket with the
 // credential of (visit, participant).
-func (f *fixture) client(t *testing.T, visit, part string) *turnwire.Client {
+func (f *fixture) client(t testing.TB, visit, part string) *turnwire.Client {
 	t.Helper()
 	cred := f.s.Credential(visit, part)
 	return f.clientWith(t, cred.Username, cred.Password)
 }
 
-func (f *fixture) clientWith(t *testing.T, user, pass string) *turnwire.Client {
+func (f *fixture) clientWith(t testing.TB, user, pass string) *turnwire.Client {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -137,7 +137,7 @@ func (f *fixture) clientWith(t *testing.T, user, pass string) *turnwire.Client {
 }
 
 // allocate admits (visit, part) and returns a client with an allocation.
-func (f *fixture) allocate(t *testing.T, visit, part string) (*turnwire.Client, netip.AddrPort) {
+func (f *fixture) allocate(t testing.TB, visit, part string) (*turnwire.Client, netip.AddrPort) {
 	t.Helper()
 	f.s.Admit(visit, part)
 	c := f.client(t, visit, part)

@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		tls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_tls_connections_closed_total",
-			Help: "TURN-over-TLS connections closed by reason: allocate_timeout (no allocation within relay.tls_allocate_timeout), write_stalled (the client did not read within the write deadline), evicted (a connection without allocation gave its slot to a new one), refused (no slot, or the address already connected), idle, ended (by the client or a bad frame), shutdown.",
+			Help: "TURN-over-TLS connections closed by reason: allocate_timeout (no allocation within relay.tls_allocate_timeout), write_stalled (the client did not read within the write deadline), evicted (a connection without allocation gave its slot to a new one), revoked (its allocation's participant was removed or its visit ended), refused (no slot, or the address already connected), idle, ended (by the client or a bad frame), shutdown.",
 		}, []string{"reason"}),
 	}
 	if reg != nil {

@@ -446,7 +446,10 @@ func (s *Server) acceptTLS(ln net.Listener) {
 // the relay name, or a STUN magic cookie in the first bytes). It blocks
 // until the connection ends, then closes c and every allocation made on
 // it. A connection without an authenticated allocation within
-// relay.tls_allocate_timeout is closed; at relay.max_tls_conns the oldest
+// relay.tls_allocate_timeout is closed, and so is one whose allocation
+// ended (Refresh with LIFETIME 0 or expiry) that timeout after the end
+// unless it allocates again; one whose allocation is revoked (Remove,
+// EndVisit) is closed at once. At relay.max_tls_conns the oldest
 // connection without an allocation is closed to make room, and with none
 // the new one is; before Start it is closed at once. Writes to the
 // connection never hold up other clients (see streamMux).

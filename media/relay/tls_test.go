@@ -20,7 +20,7 @@ import (
 // tlsFront is a TLS listener on 127.0.0.1 that hands every connection to
 // the relay as the HTTPS listener does (ServeTLSConn). sndbuf, when set,
 // is the send buffer of each accepted socket.
-func (f *fixture) tlsFront(t *testing.T, sndbuf int) string {
+func (f *fixture) tlsFront(t testing.TB, sndbuf int) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,8 +55,19 @@ func (f *fixture) tlsFront(t *testing.T, sndbuf int) string {
 // tlsDial connects to addr from source IP src (an address in
 // 127.0.0.0/8); rcvbuf, when set, is the receive buffer of the socket,
 // set before connecting so the window stays small.
-func tlsDial(t *testing.T, addr, src string, rcvbuf int) *tls.Conn {
+func tlsDial(t testing.TB, addr, src string, rcvbuf int) *tls.Conn {
 	t.Helper()
+	c, err := dialTLSFrom(addr, src, rcvbuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// dialTLSFrom is tlsDial without a test: for clients that run outside
+// the test's goroutine.
+func dialTLSFrom(addr, src string, rcvbuf int) (*tls.Conn, error) {
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	if rcvbuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
@@ -70,17 +81,12 @@ func tlsDial(t *testing.T, addr, src string, rcvbuf int) *tls.Conn {
 			return serr
 		}
 	}
-	c, err := tls.DialWithDialer(&d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test server
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return tls.DialWithDialer(&d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test server
 }
 
 // tlsAllocate connects from src, admits (visit, part) and allocates over
 // TLS.
-func (f *fixture) tlsAllocate(t *testing.T, addr, src, visit, part string, rcvbuf int) (*turnwire.Client, netip.AddrPort, *tls.Conn) {
+func (f *fixture) tlsAllocate(t testing.TB, addr, src, visit, part string, rcvbuf int) (*turnwire.Client, netip.AddrPort, *tls.Conn) {
 	t.Helper()
 	f.s.Admit(visit, part)
 	cred := f.s.Credential(visit, part)
@@ -329,4 +335,88 @@ func stalledReader(t *testing.T, provoke func(*turnwire.Client, netip.AddrPort) 
 		t.Error("the connection that did not read was not closed (write_stalled)")
 	}
 	t.Logf("%d packets, worst pause %v (inter-arrival %v), %v dropped for the stuck one", len(recv), worst, worstRaw, counterValue(t, f.s.m.denials.WithLabelValues("tls_send_queue")))
+}
+
+// TestRegression_TLSSlotAfterRelease: a TURN-over-TLS connection whose
+// allocation has ended is again a connection without one. Ended by the
+// client (a Refresh with LIFETIME 0, RFC 8656 §7.3) or by expiry, it is
+// closed at relay.tls_allocate_timeout after the end and gives its slot to
+// a newcomer meanwhile; revoked (the visit ended, the participant
+// removed) it is closed at once.
+func TestRegression_TLSSlotAfterRelease(t *testing.T) {
+	t.Parallel()
+	const allocDeadline = 2 * time.Second
+	for _, tc := range []struct {
+		name string
+		// release ends the allocation of c (visit "v", participant
+		// "alice") and returns when it has ended, at the latest.
+		release func(t *testing.T, f *fixture, c *turnwire.Client) time.Time
+		// within: how long after the release the connection must be
+		// closed, and why (telegate_media_relay_tls_connections_closed_total).
+		within time.Duration
+		reason string
+		// newcomer: another connection comes when every slot is taken
+		// and must get the released connection's slot.
+		newcomer bool
+	}{
+		{"Refresh with LIFETIME 0", refreshTo(0), allocDeadline + time.Second, "allocate_timeout", false},
+		{"Refresh with LIFETIME 0, every slot wanted", refreshTo(0), time.Second, "evicted", true},
+		{"allocation expired", refreshTo(time.Second), allocDeadline + time.Second, "allocate_timeout", false},
+		{"visit ended", func(_ *testing.T, f *fixture, _ *turnwire.Client) time.Time {
+			f.s.EndVisit("v")
+			return time.Now()
+		}, time.Second, "revoked", false},
+		{"participant removed", func(_ *testing.T, f *fixture, _ *turnwire.Client) time.Time {
+			f.s.Remove("v", "alice")
+			return time.Now()
+		}, time.Second, "revoked", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(c *config.Relay) {
+				c.MaxTLSConns = 2
+				c.TLSAllocateTimeout = allocDeadline
+			})
+			addr := f.tlsFront(t, 0)
+			a, _, aconn := f.tlsAllocate(t, addr, "127.0.2.1", "v", "alice", 0)
+			// A second participant holds the other slot with an allocation.
+			b, _, _ := f.tlsAllocate(t, addr, "127.0.2.2", "w", "bob", 0)
+			released := tc.release(t, f, a)
+			var newcomer *turnwire.Client
+			if tc.newcomer {
+				f.s.Admit("w", "carol")
+				cred := f.s.Credential("w", "carol")
+				newcomer = turnwire.NewStream(tlsDial(t, addr, "127.0.2.3", 0), cred.Username, cred.Password)
+				if _, err := newcomer.Allocate(turnwire.UDP); err != nil {
+					t.Fatalf("a newcomer with every slot taken, one by a connection whose allocation ended: %v", err)
+				}
+			}
+			if !closedWithin(aconn, time.Until(released.Add(tc.within))) {
+				t.Fatalf("the connection is still open %v after its allocation ended (allocate deadline %v)", time.Since(released), allocDeadline)
+			}
+			if n := tlsClosedCount(t, f, tc.reason); n != 1 {
+				t.Errorf("connections closed as %s: %v, want 1", tc.reason, n)
+			}
+			// Nobody else lost anything.
+			for _, c := range []*turnwire.Client{b, newcomer} {
+				if c != nil {
+					if err := c.Refresh(5 * time.Minute); err != nil {
+						t.Errorf("another participant's connection after the release: %v", err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// refreshTo releases the allocation by a Refresh with lifetime d (0
+// deletes it; a short one lets it expire) and returns when it has ended.
+func refreshTo(d time.Duration) func(t *testing.T, f *fixture, c *turnwire.Client) time.Time {
+	return func(t *testing.T, f *fixture, c *turnwire.Client) time.Time {
+		t.Helper()
+		if err := c.Refresh(d); err != nil {
+			t.Fatalf("Refresh(%v): %v", d, err)
+		}
+		return time.Now().Add(d)
+	}
 }

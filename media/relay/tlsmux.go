@@ -26,7 +26,10 @@ import (
 // write that cannot finish within the deadline closes that connection
 // (write_stalled). A connection without an authenticated allocation is
 // closed at relay.tls_allocate_timeout, and is the first to give up its
-// slot when relay.max_tls_conns is reached.
+// slot when relay.max_tls_conns is reached. A connection whose allocation
+// ends (a Refresh with LIFETIME 0 or expiry, RFC 8656 §7.3) is again one
+// without: the deadline starts anew. One whose allocation is revoked (its
+// participant removed, its visit ended) is closed at once (revoked).
 type streamMux struct {
 	s     *Server
 	local net.Addr
@@ -51,8 +54,12 @@ type streamConn struct {
 	queued atomic.Int64 // bytes in queue
 	done   chan struct{}
 	once   sync.Once
-	// allocated: an Allocate on this connection succeeded (AllocatePacketConn).
+	// allocated: the connection holds an allocation (an Allocate on it
+	// succeeded, AllocatePacketConn, and it has not ended since).
 	allocated atomic.Bool
+	// deadline closes the connection relay.tls_allocate_timeout after it
+	// came or after its allocation ended, unless it holds one by then.
+	deadline *time.Timer
 }
 
 const (
@@ -121,6 +128,30 @@ func (m *streamMux) allocated(ap netip.AddrPort) bool {
 	default:
 		return true
 	}
+}
+
+// released records that an allocation of the connection of ap ended
+// (allocation.close, with its reason). revoked (the participant was
+// removed or the visit ended: "revoked", "visit-ended") closes the
+// connection at once; any other end leaves it without an allocation
+// unless another one holds its 5-tuple by now: the allocate deadline
+// starts anew and the connection may be evicted for a newcomer.
+func (m *streamMux) released(ap netip.AddrPort, revoked bool) {
+	m.mu.Lock()
+	sc := m.conns[ap]
+	m.mu.Unlock()
+	if sc == nil {
+		return
+	}
+	if revoked {
+		sc.close("revoked")
+		return
+	}
+	if m.s.lookup(tupleKey{listener: m.s.muxID, src: ap}) != nil {
+		return
+	}
+	sc.allocated.Store(false)
+	sc.deadline.Reset(m.s.limits().tlsAllocate)
 }
 
 func (m *streamMux) Close() error {
@@ -194,21 +225,23 @@ func (m *streamMux) serve(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	sc := &streamConn{m: m, c: c, since: time.Now(), queue: make(chan []byte, sendQueueLen), done: make(chan struct{})}
-	if !m.admit(ap, sc) {
-		m.s.m.tlsClosed("refused")
-		_ = c.Close()
-		return
-	}
 	l := m.s.limits()
-	deadline := time.AfterFunc(l.tlsAllocate, func() {
+	sc := &streamConn{m: m, c: c, since: time.Now(), queue: make(chan []byte, sendQueueLen), done: make(chan struct{})}
+	// Armed before admit: released may Reset it as soon as sc is known.
+	sc.deadline = time.AfterFunc(l.tlsAllocate, func() {
 		if !sc.allocated.Load() {
 			sc.close("allocate_timeout")
 		}
 	})
+	if !m.admit(ap, sc) {
+		sc.deadline.Stop()
+		m.s.m.tlsClosed("refused")
+		_ = c.Close()
+		return
+	}
 	go sc.writeLoop()
 	defer func() {
-		deadline.Stop()
+		sc.deadline.Stop()
 		m.mu.Lock()
 		if m.conns[ap] == sc {
 			delete(m.conns, ap)

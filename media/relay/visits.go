@@ -79,7 +79,7 @@ func (s *Server) Remove(visitID, participantID string) {
 	}
 	s.mu.Unlock()
 	for _, a := range victims {
-		a.close("revoked")
+		a.close(reasonRevoked)
 	}
 }
 
@@ -101,7 +101,7 @@ func (s *Server) EndVisit(visitID string) {
 	}
 	s.mu.Unlock()
 	for _, a := range victims {
-		a.close("visit-ended")
+		a.close(reasonVisitEnded)
 	}
 }
 
