@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"syscall"
 	"time"
 )
@@ -56,7 +57,13 @@ func main() {
 	flag.StringVar(&c.oauth2Proxy, "oauth2-proxy", "oauth2-proxy", "oauth2-proxy binary")
 	flag.StringVar(&c.telegate, "telegate", "", "telegate binary (default: build ./cmd/telegate)")
 	flag.StringVar(&c.out, "out", "/tmp/telegate-bench.jsonl", "every round as a JSON line")
+	only := flag.String("only", "", "run only the HTTP scenarios whose name matches this regular expression")
+	flag.BoolVar(&c.skipRelay, "no-relay", false, "skip the relay scenarios")
+	flag.BoolVar(&c.skipResources, "no-resources", false, "skip the idle connection, relay and idle session measurements")
 	flag.Parse()
+	if *only != "" {
+		c.only = regexp.MustCompile(*only)
+	}
 	if c.quick {
 		c.dur, c.rounds, c.idleConns, c.idleSessions, c.pairs = 2*time.Second, 1, 500, 2000, 10
 	}
@@ -68,14 +75,22 @@ func main() {
 		os.Exit(130)
 	}()
 	err := run(&c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peerbench:", err)
+	}
 	killAll()
-	if left := leftRunning(); len(left) > 0 {
+	// Children of a killed group leader (nginx's workers) are reaped by
+	// init shortly after.
+	left := leftRunning()
+	for end := time.Now().Add(10 * time.Second); len(left) > 0 && time.Now().Before(end); left = leftRunning() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "peerbench: processes left running: %v\n", left)
 		os.Exit(1)
 	}
 	fmt.Println("\nEvery peer stopped; no process of the benchmark is left running.")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "peerbench:", err)
 		os.Exit(1)
 	}
 }

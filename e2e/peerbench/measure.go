@@ -48,6 +48,8 @@ type round struct {
 	PeakRSSKiB int64   `json:"peak_rss_kib"`
 	// Extra holds scenario-specific figures (relay: loss, latency).
 	Extra map[string]float64 `json:"extra,omitempty"`
+	// raw is the load generator's output, shown when a run fails.
+	raw string
 }
 
 type loadOpts struct {
@@ -123,7 +125,7 @@ func (o *loadOpts) measure(s scenario, t target) (round, error) {
 		rd.CPUus = float64((cpu1 - cpu0).Microseconds()) / float64(rd.Requests)
 	}
 	if rd.Requests == 0 || rd.Bad*100 > rd.Requests {
-		return rd, fmt.Errorf("%d of %d requests failed or were not 2xx", rd.Bad, rd.Requests)
+		return rd, fmt.Errorf("%d of %d requests failed or were not 2xx\n%s", rd.Bad, rd.Requests, rd.raw)
 	}
 	return rd, nil
 }
@@ -182,7 +184,7 @@ func (o *loadOpts) h2load(s scenario, t target) (round, error) {
 		return round{}, fmt.Errorf("h2load: no summary in\n%s", text)
 	}
 	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
-	var rd round
+	rd := round{raw: text}
 	rd.RPS, _ = strconv.ParseFloat(m[2], 64)
 	rd.Requests = atoi(rq[3])
 	rd.Bad = atoi(rq[5]) + atoi(rq[6]) + atoi(st[2]) + atoi(st[3]) + atoi(st[4])
@@ -224,12 +226,13 @@ func printScenario(w *os.File, r scenarioResult) {
 	base := r.runs[r.targets[0]]
 	for _, name := range r.targets {
 		runs := r.runs[name]
-		var rps, p99, cpu, ratios []float64
+		var rps, p99, mean, cpu, ratios []float64
 		var peak int64
 		var each []string
 		for i, rd := range runs {
 			rps = append(rps, rd.RPS)
 			p99 = append(p99, rd.P99ms)
+			mean = append(mean, rd.MeanMs)
 			cpu = append(cpu, rd.CPUus)
 			peak = max(peak, rd.PeakRSSKiB)
 			each = append(each, fmt.Sprintf("%.0f", rd.RPS))
@@ -241,9 +244,10 @@ func printScenario(w *os.File, r scenarioResult) {
 		if name != r.targets[0] {
 			ratio = fmt.Sprintf("%.2f×", median(ratios))
 		}
+		// h2load reports no percentiles, only the mean.
 		p99s := fmt.Sprintf("%.2f", median(p99))
 		if median(p99) == 0 {
-			p99s = "—"
+			p99s = fmt.Sprintf("mean %.2f", median(mean))
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.0f %% | %s | %.1f | %.1f | %s | %s |\n",
 			name, median(rps), spread(rps), p99s, median(cpu), float64(peak)/1024, ratio, strings.Join(each, ", "))

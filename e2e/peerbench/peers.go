@@ -37,7 +37,7 @@ func get(u string) error {
 // startTelegate runs telegate with a public, a signed-in and an inspected
 // route to the upstream; limits are raised out of the way.
 func startTelegate(c *benchConfig, port, admin int, issuer, secret string) (*proc, error) {
-	dir := filepath.Join(c.dir, "telegate")
+	dir := filepath.Join(c.dir, "telegate-run")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -48,6 +48,9 @@ server:
   http_listen: ""
   admin: 127.0.0.1:%[3]d
   public_url: https://localhost:%[2]d
+  # The rapid-reset guard (default 200 new streams/s per connection)
+  # would close an h2load connection: raised out of the way.
+  h2_max_requests_per_second: 1000000
 connections:
   max_conns: 40000
   max_conns_per_source: 40000

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -37,6 +38,8 @@ type benchConfig struct {
 	idleSessions, pairs            int
 	oauth2Proxy, telegate, out     string
 	dir, cert, key, self, upstream string
+	only                           *regexp.Regexp
+	skipRelay, skipResources       bool
 }
 
 // The upstream's answers: /…64k gets 64 KiB, anything else 1 KiB; a POST
@@ -185,11 +188,11 @@ func run(c *benchConfig) error {
 	if err != nil {
 		return err
 	}
-	tgCookie, err := signIn(filepath.Join(c.dir, "telegate", "data", "ca", "root.pem"), tgBase+"/app/1k", tgBase, "__Host-telegate")
+	tgCookie, err := signIn(filepath.Join(c.dir, "telegate-run", "data", "ca", "root.pem"), tgBase+"/app/1k", tgBase, "__Host-telegate")
 	if err != nil {
 		return fmt.Errorf("telegate sign-in: %w", err)
 	}
-	o2Cookie, err := signIn(c.cert, o2Base+"/1k", o2Base, "_oauth2_proxy")
+	o2Cookie, err := signIn(c.cert, o2Base+"/oauth2/start?rd=%2F1k", o2Base, "_oauth2_proxy")
 	if err != nil {
 		return fmt.Errorf("oauth2-proxy sign-in: %w", err)
 	}
@@ -240,6 +243,9 @@ func run(c *benchConfig) error {
 		{name: "stock Coraza", url: waf.base + "/1k", p: waf.p},
 	}})
 	for _, s := range scenarios {
+		if c.only != nil && !c.only.MatchString(s.name) {
+			continue
+		}
 		fmt.Fprintf(os.Stderr, "== %s\n", s.name)
 		if err := o.runScenario(s); err != nil {
 			return err
@@ -250,6 +256,9 @@ func run(c *benchConfig) error {
 		printScenario(os.Stdout, r)
 	}
 
+	if c.skipResources {
+		return nil
+	}
 	// Idle keep-alive connections.
 	fmt.Printf("\n## Idle keep-alive connections (%d per peer, each after one request)\n\n| peer | RSS growth per connection (KiB) |\n|---|---|\n", c.idleConns)
 	for _, p := range []httpPeer{tgPeer, caddy, nginx, goproxy, o2} {
@@ -264,8 +273,10 @@ func run(c *benchConfig) error {
 		fmt.Printf("| %s | %.1f |\n", p.name, per)
 	}
 
-	if err := relayBench(c, o); err != nil {
-		return err
+	if !c.skipRelay {
+		if err := relayBench(c, o); err != nil {
+			return err
+		}
 	}
 	return idleSessions(c)
 }
@@ -331,7 +342,15 @@ func printVersions(c *benchConfig) {
 	ver("Caddy", "caddy", "version")
 	ver("nginx", "nginx", "-v")
 	ver("coturn", "turnserver", "--version")
-	ver("oauth2-proxy", c.oauth2Proxy, "--version")
+	// go install leaves oauth2-proxy's --version unset; its build
+	// information names the module version.
+	if out, err := exec.Command("go", "version", "-m", c.oauth2Proxy).Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) >= 3 && f[0] == "mod" {
+				fmt.Printf("| oauth2-proxy | %s %s |\n", f[1], f[2])
+			}
+		}
+	}
 	ver("wrk", "wrk", "-v")
 	ver("h2load", "h2load", "--version")
 	if bi, ok := debug.ReadBuildInfo(); ok {
