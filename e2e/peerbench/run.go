@@ -263,8 +263,11 @@ func run(c *benchConfig) error {
 	fmt.Printf("\n## Idle keep-alive connections (%d per peer, each after one request)\n\n| peer | RSS growth per connection (KiB) |\n|---|---|\n", c.idleConns)
 	for _, p := range []httpPeer{tgPeer, caddy, nginx, goproxy, o2} {
 		path := "/1k"
-		if p.p == tg {
+		switch p.p {
+		case tg:
 			path = "/public/1k"
+		case o2.p:
+			path = "/ping" // answered without a session
 		}
 		per, err := idleConns(p, path, c.idleConns)
 		if err != nil {
