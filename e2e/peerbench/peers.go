@@ -42,59 +42,18 @@ func startTelegate(c *benchConfig, port, admin int, issuer, secret string) (*pro
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "telegate.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, `data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-  public_url: https://localhost:%[2]d
-  # The rapid-reset guard (default 200 new streams/s per connection)
-  # would close an h2load connection: raised out of the way.
-  h2_max_requests_per_second: 1000000
-connections:
-  max_conns: 40000
-  max_conns_per_source: 40000
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: bench
-    issuer: %[4]s
-    client_id: telegate
-    client_secret: ${PEERBENCH_SECRET}
-    roles:
-      claim: groups
-      map:
-        clinicians: [clinician]
-rate_limits:
-  per_client: {rate: 10000000, burst: 10000000}
-  per_subject: {rate: 10000000, burst: 10000000}
-inspection:
-  enabled: false
-log:
-  level: warn
-routes:
-  - id: public
-    path: /public/
-    upstream: http://%[5]s
-    policy: {public: true}
-  - id: inspected
-    path: /inspected/
-    upstream: http://%[5]s
-    inspect: true
-    policy: {public: true}
-  - id: app
-    path: /app/
-    upstream: http://%[5]s
-    providers: [bench]
-    policy:
-      allow:
-        - roles: [clinician]
-`, filepath.Join(dir, "data"), port, admin, issuer, c.upstream), 0o600); err != nil {
+	if err := os.WriteFile(cfg, load.TelegateConfig(load.TelegateSite{DataDir: filepath.Join(dir, "data"), Port: port, Admin: admin,
+		Issuer: issuer, ClientID: "telegate", Upstream: c.upstream,
+		// The rapid-reset guard (default 200 new streams/s per connection)
+		// would close h2load's connections, and the per-source connection
+		// cap would refuse the idle keep-alive connections.
+		Server: "  h2_max_requests_per_second: 1000000\n",
+		Top:    "connections:\n  max_conns: 40000\n  max_conns_per_source: 40000\ninspection:\n  enabled: false\n",
+		Routes: fmt.Sprintf("  - id: inspected\n    path: /inspected/\n    upstream: http://%s\n    inspect: true\n    policy: {public: true}\n", c.upstream),
+	}), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc(c.dir, "telegate", []string{"PEERBENCH_SECRET=" + secret}, c.telegate, "run", "-c", cfg)
+	p, err := startProc(c.dir, "telegate", []string{load.SecretEnv + "=" + secret}, c.telegate, "run", "-c", cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -104,20 +63,7 @@ routes:
 func startCaddy(c *benchConfig) (httpPeer, error) {
 	port := load.FreePort()
 	caddyfile := filepath.Join(c.dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
-	admin off
-	skip_install_trust
-	storage file_system %s
-	log {
-		level ERROR
-	}
-}
-https://localhost:%d {
-	bind 127.0.0.1
-	tls %s %s
-	reverse_proxy %s
-}
-`, filepath.Join(c.dir, "caddy-data"), port, c.cert, c.key, c.upstream), 0o600); err != nil {
+	if err := os.WriteFile(caddyfile, load.Caddyfile(filepath.Join(c.dir, "caddy-data"), port, c.cert+" "+c.key, c.upstream), 0o600); err != nil {
 		return httpPeer{}, err
 	}
 	p, err := startProc(c.dir, "caddy", []string{"HOME=" + c.dir, "XDG_DATA_HOME=" + c.dir, "XDG_CONFIG_HOME=" + c.dir},
