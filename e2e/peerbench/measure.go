@@ -133,7 +133,8 @@ func (o *loadOpts) measure(s scenario, t target) (round, error) {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func (o *loadOpts) wrk(s scenario, t target) (round, error) {
-	w := load.Wrk{URL: t.url, Duration: o.dur, Threads: o.threads, Conns: o.conns, Header: t.header}
+	// wrk's default 2 s request timeout is short on a loaded machine.
+	w := load.Wrk{URL: t.url, Duration: o.dur, Threads: o.threads, Conns: o.conns, Header: t.header, Timeout: 10 * time.Second}
 	if s.form != "" {
 		script := fmt.Sprintf("%s/post-%d.lua", o.dir, len(s.form))
 		lua := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n", s.form)
@@ -147,7 +148,8 @@ func (o *loadOpts) wrk(s scenario, t target) (round, error) {
 		return round{}, err
 	}
 	return round{RPS: r.RPS, P50ms: ms(r.P50), P99ms: ms(r.P99), Requests: r.Requests,
-		Bad: r.Non2xx + r.Connect + r.Read + r.Write + r.Timeout}, nil
+		Bad: r.Non2xx + r.Connect + r.Read + r.Write + r.Timeout,
+		raw: fmt.Sprintf("wrk: non-2xx %d, socket errors: connect %d, read %d, write %d, timeout %d", r.Non2xx, r.Connect, r.Read, r.Write, r.Timeout)}, nil
 }
 
 var (

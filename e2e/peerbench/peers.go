@@ -45,10 +45,12 @@ func startTelegate(c *benchConfig, port, admin int, issuer, secret string) (*pro
 	if err := os.WriteFile(cfg, load.TelegateConfig(load.TelegateSite{DataDir: filepath.Join(dir, "data"), Port: port, Admin: admin,
 		Issuer: issuer, ClientID: "telegate", Upstream: c.upstream,
 		// The rapid-reset guard (default 200 new streams/s per connection)
-		// would close h2load's connections, and the per-source connection
-		// cap would refuse the idle keep-alive connections.
+		// would close h2load's connections, the per-source pending cap
+		// (default 32) closes some of the 64 connections wrk and h2load
+		// open at once from 127.0.0.1, and the per-source connection cap
+		// would refuse the idle keep-alive connections.
 		Server: "  h2_max_requests_per_second: 1000000\n",
-		Top:    "connections:\n  max_conns: 40000\n  max_conns_per_source: 40000\ninspection:\n  enabled: false\n",
+		Top:    "connections:\n  max_pending_per_source: 1024\n  max_conns: 40000\n  max_conns_per_source: 40000\ninspection:\n  enabled: false\n",
 		Routes: fmt.Sprintf("  - id: inspected\n    path: /inspected/\n    upstream: http://%s\n    inspect: true\n    policy: {public: true}\n", c.upstream),
 	}), 0o600); err != nil {
 		return nil, err
