@@ -925,11 +925,18 @@ func iceURLs(t *testing.T, a *attackDemo) []string {
 // local CA. A URL that does not name loopback fails the test.
 func dialTurns(t *testing.T, d *demo, raw string) (*tls.Conn, error) {
 	t.Helper()
+	return dialTurnsWith(t, d, raw, &net.Dialer{Timeout: 5 * time.Second})
+}
+
+// dialTurnsWith is dialTurns with the dialer nd (a source address, socket
+// options).
+func dialTurnsWith(t *testing.T, d *demo, raw string, nd *net.Dialer) (*tls.Conn, error) {
+	t.Helper()
 	name, addr, err := webclient.TURNAddr(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: rootPool(t, d)})
+	return tls.DialWithDialer(nd, "tcp", addr, &tls.Config{ServerName: name, RootCAs: rootPool(t, d)})
 }
 
 // TestRegression_TurnsURLHandshake: every turns: URL (RFC 7065) the demo

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +19,36 @@ import (
 
 	"github.com/telegate/telegate/media/relay/turnwire"
 )
+
+// relayNodeConfig is tlsRelayReloadConfig with few TURN-over-TLS slots
+// (8), a 2 s allocate deadline, and turns: URLs naming the HTTPS port.
+var relayNodeConfig = strings.Replace(tlsRelayReloadConfig, "  max_allocations_per_participant: %[9]d\n",
+	"  max_allocations_per_participant: %[9]d\n  max_tls_conns: 8\n  tls_allocate_timeout: 2s\n  tls_port: %[2]d\n", 1)
+
+// startRelayNode runs the node with relayNodeConfig and signs the
+// clinician, the patient and the admin in, each in a browser of their own.
+func startRelayNode(t *testing.T) *attackDemo {
+	t.Helper()
+	if relayNodeConfig == tlsRelayReloadConfig {
+		t.Fatal("the relay block of tlsRelayReloadConfig changed")
+	}
+	d, _ := startWithDevOP(t, relayNodeConfig, "[localhost]", 4)
+	a := &attackDemo{demo: d}
+	for _, u := range []struct {
+		b    **browser
+		user string
+	}{{&a.clinician, "clinician@demo.test"}, {&a.patient, "patient@demo.test"}, {&a.admin, "admin@demo.test"}} {
+		b := newBrowser(t, d)
+		b.accept = "text/html"
+		// The lobby is the clinician's; the others, signed in, are told so.
+		if resp, body := b.signIn(d.Base(), "/.telegate/visits/lobby", u.user, "demo"); b.cookie(d.Base(), sessionCookie) == nil {
+			t.Fatalf("sign-in as %s: %d %.300s", u.user, resp.StatusCode, body)
+		}
+		b.accept = "application/json"
+		*u.b = b
+	}
+	return a
+}
 
 // TestRegression_TLSSlotHoldingThroughTheNode: through the real node,
 // unauthenticated TURN-over-TLS connections on the HTTPS port from one
@@ -25,27 +59,9 @@ import (
 // every holder is closed by relay.tls_allocate_timeout, and the patient's
 // connection still serves afterwards.
 func TestRegression_TLSSlotHoldingThroughTheNode(t *testing.T) {
-	const allocDeadline = 2 * time.Second
-	cfg := strings.Replace(tlsRelayReloadConfig, "  max_allocations_per_participant: %[9]d\n",
-		"  max_allocations_per_participant: %[9]d\n  max_tls_conns: 8\n  tls_allocate_timeout: 2s\n  tls_port: %[2]d\n", 1)
-	if cfg == tlsRelayReloadConfig {
-		t.Fatal("the relay block of tlsRelayReloadConfig changed")
-	}
-	d, _ := startWithDevOP(t, cfg, "[localhost]", 4)
-	a := &attackDemo{demo: d}
-	for _, u := range []struct {
-		b    **browser
-		user string
-	}{{&a.clinician, "clinician@demo.test"}, {&a.patient, "patient@demo.test"}} {
-		b := newBrowser(t, d)
-		b.accept = "text/html"
-		// The lobby is the clinician's; the patient, signed in, is told so.
-		if resp, body := b.signIn(d.Base(), "/.telegate/visits/lobby", u.user, "demo"); b.cookie(d.Base(), sessionCookie) == nil {
-			t.Fatalf("sign-in as %s: %d %.300s", u.user, resp.StatusCode, body)
-		}
-		b.accept = "application/json"
-		*u.b = b
-	}
+	const allocDeadline = 2 * time.Second // relayNodeConfig
+	a := startRelayNode(t)
+	d := a.demo
 	id, _ := admittedVisit(t, a)
 
 	allocate := func(user, pass string) func(c *tls.Conn) error {
@@ -117,4 +133,99 @@ func TestRegression_TLSSlotHoldingThroughTheNode(t *testing.T) {
 	if n, err := pc.Read(buf); err != nil || n < 20 || buf[0] != 1 || buf[1] != 1 {
 		t.Fatalf("the patient's connection after the holders: no Binding success (%v)", err)
 	}
+}
+
+// TestRegression_TLSStalledReaderThroughTheNode: through the real node, a
+// participant (the admin, from 127.0.0.50) that stops reading its
+// TURN-over-TLS connection on the HTTPS port while provoking answers — a
+// burst of Binding requests, or of authenticated CreatePermission
+// requests, every millisecond — never pauses the media between the other
+// two (the clinician over UDP, the patient over TURN over TLS on the same
+// port): no inter-arrival gap over 200 ms, while the stalled one loses its
+// own answers (tls_send_queue).
+func TestRegression_TLSStalledReaderThroughTheNode(t *testing.T) {
+	a := startRelayNode(t)
+	for _, tc := range turnwire.Provocations {
+		t.Run(tc.Name, func(t *testing.T) {
+			id, _ := visitWith(t, a, a.patient, a.admin)
+			c, rc, _ := relayAllocation(t, a, a.clinician, id, "turn:", nil)
+			p, rp, _ := relayAllocation(t, a, a.patient, id, "turns:", &net.Dialer{Timeout: 5 * time.Second})
+			stuckDialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: attackerSource}, Timeout: 5 * time.Second,
+				Control: func(_, _ string, rc syscall.RawConn) error {
+					var serr error
+					if err := rc.Control(func(fd uintptr) {
+						serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
+					}); err != nil {
+						return err
+					}
+					return serr
+				}}
+			s, _, sconn := relayAllocation(t, a, a.admin, id, "turns:", stuckDialer)
+			if err := c.ChannelBind(0x4000, rp); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.ChannelBind(0x4000, rc); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreatePermission(rc); err != nil {
+				t.Fatal(err)
+			}
+			// From here on the stuck participant reads nothing.
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Built once: the test's own CPU goes to measuring.
+				var burst []byte
+				for range 20 {
+					burst = append(burst, tc.Build(s, rc)...)
+				}
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Millisecond):
+					}
+					if _, err := sconn.Write(burst); err != nil {
+						return
+					}
+				}
+			}()
+			st := turnwire.MeasurePair(c, p, turnwire.Pair{Channel: 0x4000, Packets: 2500})
+			close(stop)
+			wg.Wait()
+			if st.Received < st.Sent/2 {
+				t.Fatalf("%d of %d packets arrived", st.Received, st.Sent)
+			}
+			// The inter-arrival gap less the sender's own lateness (a
+			// machine this loaded may not run it on time): a pause of
+			// the relay shows whole, a late sender does not.
+			if worst := st.Pause(1); worst > 200*time.Millisecond {
+				t.Errorf("the media paused %v while another participant did not read (inter-arrival gap %v, p99 %v)", worst, st.Gap(1), st.Gap(0.99))
+			}
+			if n := relayDenials(t, a.demo, "tls_send_queue"); n == 0 {
+				t.Error("the participant that did not read lost none of its own answers (tls_send_queue): it never stalled")
+			}
+			t.Logf("%d/%d packets, worst pause %v, inter-arrival max %v, p99 %v", st.Received, st.Sent, st.Pause(1), st.Gap(1), st.Gap(0.99))
+		})
+	}
+}
+
+// relayDenials is telegate_media_relay_permission_denials_total{reason}
+// on the node's /metrics.
+func relayDenials(t *testing.T, d *demo, reason string) float64 {
+	t.Helper()
+	resp, err := http.Get(d.AdminURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^telegate_media_relay_permission_denials_total\{reason="` + reason + `"\} (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
 }

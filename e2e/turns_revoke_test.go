@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/telegate/telegate/e2e/webclient"
 	"github.com/telegate/telegate/media/relay/turnwire"
 )
 
@@ -30,16 +32,28 @@ func visitPost(t *testing.T, b *browser, base, path string, body any) map[string
 // returns its id and the patient's participant id.
 func admittedVisit(t *testing.T, a *attackDemo) (id, pid string) {
 	t.Helper()
-	m := visitPost(t, a.clinician, a.Base(), "/.telegate/visits", map[string]any{"title": "visit", "participants": 2})
+	id, pids := visitWith(t, a, a.patient)
+	return id, pids[0]
+}
+
+// visitWith creates a visit as the clinician for the clinician and
+// guests, lets each guest in through the invite and returns the visit's
+// id and the guests' participant ids.
+func visitWith(t *testing.T, a *attackDemo, guests ...*browser) (id string, pids []string) {
+	t.Helper()
+	m := visitPost(t, a.clinician, a.Base(), "/.telegate/visits", map[string]any{"title": "visit", "participants": 1 + len(guests)})
 	id, _ = m["id"].(string)
 	u, err := url.Parse(m["invite"].(map[string]any)["url"].(string))
 	if err != nil || id == "" {
 		t.Fatalf("create visit: %v %v", m, err)
 	}
-	j := visitPost(t, a.patient, a.Base(), "/.telegate/visits/join", map[string]any{"invite": u.Query().Get("invite")})
-	pid, _ = j["self"].(map[string]any)["id"].(string)
-	visitPost(t, a.clinician, a.Base(), "/.telegate/visits/"+id+"/admit", map[string]any{"participant": pid})
-	return id, pid
+	for _, g := range guests {
+		j := visitPost(t, g, a.Base(), "/.telegate/visits/join", map[string]any{"invite": u.Query().Get("invite")})
+		pid, _ := j["self"].(map[string]any)["id"].(string)
+		visitPost(t, a.clinician, a.Base(), "/.telegate/visits/"+id+"/admit", map[string]any{"participant": pid})
+		pids = append(pids, pid)
+	}
+	return id, pids
 }
 
 // turnsAllocation fetches b's ICE configuration for visit id and makes a
@@ -48,28 +62,57 @@ func admittedVisit(t *testing.T, a *attackDemo) (id, pid string) {
 // the connection.
 func turnsAllocation(t *testing.T, a *attackDemo, b *browser, id string) *tls.Conn {
 	t.Helper()
+	_, _, c := relayAllocation(t, a, b, id, "turns:", &net.Dialer{Timeout: 5 * time.Second})
+	return c
+}
+
+// relayAllocation is turnsAllocation over the first URL with scheme
+// ("turn:" over UDP from 127.0.0.1, "turns:" over TLS dialled with nd),
+// returning the client and its relayed address too (the connection is nil
+// over UDP).
+func relayAllocation(t *testing.T, a *attackDemo, b *browser, id, scheme string, nd *net.Dialer) (*turnwire.Client, netip.AddrPort, *tls.Conn) {
+	t.Helper()
 	servers, err := b.c.ICE(a.Base(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range servers {
 		for _, raw := range s.URLs {
-			if !strings.HasPrefix(raw, "turns:") {
+			if !strings.HasPrefix(raw, scheme) {
 				continue
 			}
-			c, err := dialTurns(t, a.demo, raw)
-			if err != nil {
-				t.Fatalf("%s: %v", raw, err)
+			var (
+				c    *turnwire.Client
+				conn *tls.Conn
+			)
+			if scheme == "turns:" {
+				if conn, err = dialTurnsWith(t, a.demo, raw, nd); err != nil {
+					t.Fatalf("%s: %v", raw, err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				c = turnwire.NewStream(conn, s.Username, s.Credential)
+			} else {
+				_, addr, err := webclient.TURNAddr(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { pc.Close() })
+				ua, _ := net.ResolveUDPAddr("udp4", addr)
+				c = turnwire.NewUDP(pc, ua, s.Username, s.Credential)
 			}
-			t.Cleanup(func() { c.Close() })
-			if _, err := turnwire.NewStream(c, s.Username, s.Credential).Allocate(turnwire.UDP); err != nil {
+			relayed, err := c.Allocate(turnwire.UDP)
+			if err != nil {
 				t.Fatalf("Allocate over %s: %v", raw, err)
 			}
-			return c
+			return c, relayed, conn
 		}
 	}
-	t.Fatalf("no turns: URL among %v", servers)
-	return nil
+	t.Fatalf("no %s URL among %v", scheme, servers)
+	return nil, netip.AddrPort{}, nil
 }
 
 // TestRegression_RemovedParticipantTLSConn: through the real node, a

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -217,25 +218,14 @@ func TestRegression_TLSSlotHolding(t *testing.T) {
 // pauses for it (no inter-arrival gap over 200 ms beyond the sender's
 // own). It runs alone (not parallel): it measures timing.
 func TestRegression_TLSStalledReader(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		provoke func(s *turnwire.Client, peer netip.AddrPort) []byte
-	}{
-		{"Binding requests", func(*turnwire.Client, netip.AddrPort) []byte {
-			return stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw
+	for _, tc := range append(slices.Clone(turnwire.Provocations),
+		turnwire.Provocation{Name: "CreatePermission toward a denied peer", Build: func(s *turnwire.Client, _ netip.AddrPort) []byte {
+			return s.Request(stun.MethodCreatePermission, turnwire.PeerAddress(netip.MustParseAddrPort("10.0.0.1:9")))
 		}},
-		{"authenticated CreatePermission", func(s *turnwire.Client, peer netip.AddrPort) []byte {
-			return stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodCreatePermission, stun.ClassRequest),
-				turnwire.PeerAddress(peer), stun.NewUsername(s.Username), stun.NewRealm(s.Realm), stun.NewNonce(s.Nonce), s.Key()).Raw
-		}},
-		{"CreatePermission toward a denied peer", func(s *turnwire.Client, _ netip.AddrPort) []byte {
-			return stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodCreatePermission, stun.ClassRequest),
-				turnwire.PeerAddress(netip.MustParseAddrPort("10.0.0.1:9")), stun.NewUsername(s.Username), stun.NewRealm(s.Realm), stun.NewNonce(s.Nonce), s.Key()).Raw
-		}},
-		{"nothing", nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			stalledReader(t, tc.provoke)
+		turnwire.Provocation{Name: "nothing"},
+	) {
+		t.Run(tc.Name, func(t *testing.T) {
+			stalledReader(t, tc.Build)
 		})
 	}
 }

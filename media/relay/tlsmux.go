@@ -20,7 +20,10 @@ import (
 //
 // One loop (pion's, behind the guard) reads every connection's messages
 // and answers them, so nothing it calls may wait for one client: WriteTo
-// never blocks. Each connection has its own send queue (sendQueueBytes)
+// never blocks. Nor may one client fill that loop: at most
+// inFlightPerConn of a connection's messages wait for it at once, so a
+// client sending requests faster than they are answered is held back in
+// its own TCP connection while the others' messages pass. Each connection has its own send queue (sendQueueBytes)
 // drained by its own writer with a write deadline (streamWriteTimeout); a
 // message that does not fit is dropped (counted tls_send_queue), and a
 // write that cannot finish within the deadline closes that connection
@@ -43,6 +46,7 @@ type streamMux struct {
 type muxPacket struct {
 	b    []byte
 	from net.Addr
+	sc   *streamConn // gives back its turn (streamConn.turns) when read
 }
 
 // streamConn is one TURN-over-TLS connection and its send queue.
@@ -60,6 +64,11 @@ type streamConn struct {
 	// deadline closes the connection relay.tls_allocate_timeout after it
 	// came or after its allocation ended, unless it holds one by then.
 	deadline *time.Timer
+	// turns bounds this connection's messages waiting for the shared
+	// loop (inFlightPerConn): a client that sends faster than the loop
+	// answers waits for its own, in TCP, and every other connection's
+	// message waits behind at most inFlightPerConn of its.
+	turns chan struct{}
 }
 
 const (
@@ -73,6 +82,9 @@ const (
 	sendQueueLen   = 256
 	// streamWriteBatch is how much of the queue one TLS write takes at most.
 	streamWriteBatch = 16 << 10
+	// inFlightPerConn is how many of one connection's messages may wait
+	// for the shared loop at once.
+	inFlightPerConn = 8
 )
 
 func newStreamMux(s *Server) *streamMux {
@@ -88,6 +100,7 @@ func newStreamMux(s *Server) *streamMux {
 func (m *streamMux) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
 	case pk := <-m.in:
+		<-pk.sc.turns
 		return copy(p, pk.b), pk.from, nil
 	case <-m.done:
 		return 0, nil, net.ErrClosed
@@ -226,7 +239,8 @@ func (m *streamMux) serve(c net.Conn) {
 		return
 	}
 	l := m.s.limits()
-	sc := &streamConn{m: m, c: c, since: time.Now(), queue: make(chan []byte, sendQueueLen), done: make(chan struct{})}
+	sc := &streamConn{m: m, c: c, since: time.Now(), queue: make(chan []byte, sendQueueLen), done: make(chan struct{}),
+		turns: make(chan struct{}, inFlightPerConn)}
 	// Armed before admit: released may Reset it as soon as sc is known.
 	sc.deadline = time.AfterFunc(l.tlsAllocate, func() {
 		if !sc.allocated.Load() {
@@ -262,7 +276,12 @@ func (m *streamMux) serve(c net.Conn) {
 		}
 		timeout = l.tlsIdleTimeout
 		select {
-		case m.in <- muxPacket{b: b, from: from}:
+		case sc.turns <- struct{}{}:
+		case <-m.done:
+			return
+		}
+		select {
+		case m.in <- muxPacket{b: b, from: from, sc: sc}:
 		case <-m.done:
 			return
 		}

@@ -19,7 +19,8 @@ type Pair struct {
 	// Interval is the pace of each side's sending. Default 2ms (500
 	// packets a second).
 	Interval time.Duration
-	// Size is the payload in bytes (at least 8). Default 200.
+	// Size is the payload in bytes (at least 16: a sequence number and the
+	// send time). Default 200.
 	Size int
 	// Grace is how long after the last packet what arrives still counts.
 	// Default 300ms.
@@ -38,6 +39,11 @@ type PairStats struct {
 	ReceivedAt [2]int
 	// Gaps are the inter-arrival times at the receivers, sorted.
 	Gaps []time.Duration
+	// Pauses are the same less how late the sender already was (the
+	// inter-arrival time minus the send-time difference of the two
+	// packets, plus Interval), sorted: a pause of the relay shows whole, a
+	// sender held off its core does not.
+	Pauses []time.Duration
 }
 
 // LossPercent is the share of sent packets that did not arrive, in percent.
@@ -48,14 +54,19 @@ func (s PairStats) LossPercent() float64 {
 	return 100 * (1 - float64(s.Received)/float64(s.Sent))
 }
 
+// Pause returns the q quantile (0 < q ≤ 1) of Pauses, or 0 without any.
+func (s PairStats) Pause(q float64) time.Duration { return quantile(s.Pauses, q) }
+
 // Gap returns the q quantile (0 < q ≤ 1) of the inter-arrival times, or 0
 // without any.
-func (s PairStats) Gap(q float64) time.Duration {
-	if len(s.Gaps) == 0 {
+func (s PairStats) Gap(q float64) time.Duration { return quantile(s.Gaps, q) }
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(float64(len(s.Gaps))*q+0.999999) - 1
-	return s.Gaps[min(max(i, 0), len(s.Gaps)-1)]
+	i := int(float64(len(sorted))*q+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // MeasurePair relays media between the allocations of x and y: each sends
@@ -68,25 +79,26 @@ func MeasurePair(x, y *Client, p Pair) PairStats {
 	if p.Interval <= 0 {
 		p.Interval = 2 * time.Millisecond
 	}
-	if p.Size < 8 {
+	if p.Size < 16 {
 		p.Size = 200
 	}
 	if p.Grace <= 0 {
 		p.Grace = 300 * time.Millisecond
 	}
 	var (
-		mu   sync.Mutex
-		gaps []time.Duration
-		got  [2]atomic.Int64
-		wg   sync.WaitGroup
-		done [2]atomic.Bool
+		mu     sync.Mutex
+		gaps   []time.Duration
+		pauses []time.Duration
+		got    [2]atomic.Int64
+		wg     sync.WaitGroup
+		done   [2]atomic.Bool
 	)
 	receive := func(c *Client, done *atomic.Bool, got *atomic.Int64) {
 		defer wg.Done()
 		defer done.Store(true)
 		buf := make([]byte, 2048)
-		var last time.Time
-		var local []time.Duration
+		var last, lastSent time.Time
+		var local, localPauses []time.Duration
 		for {
 			// A read that waits this long means the relay has stopped;
 			// it never ends in the middle of a stream of packets.
@@ -105,14 +117,17 @@ func MeasurePair(x, y *Client, p Pair) PairStats {
 				continue
 			}
 			now := time.Now()
+			sent := time.Unix(0, int64(binary.BigEndian.Uint64(d[8:16])))
 			if !last.IsZero() {
 				local = append(local, now.Sub(last))
+				localPauses = append(localPauses, now.Sub(last)-sent.Sub(lastSent)+p.Interval)
 			}
-			last = now
+			last, lastSent = now, sent
 			got.Add(1)
 		}
 		mu.Lock()
 		gaps = append(gaps, local...)
+		pauses = append(pauses, localPauses...)
 		mu.Unlock()
 	}
 	pair := []*Client{x, y}
@@ -125,6 +140,7 @@ func MeasurePair(x, y *Client, p Pair) PairStats {
 	for i := range p.Packets {
 		<-tick.C
 		binary.BigEndian.PutUint64(payload, uint64(i))
+		binary.BigEndian.PutUint64(payload[8:], uint64(time.Now().UnixNano()))
 		for _, c := range pair {
 			frame = ChannelData(frame[:0], p.Channel, payload)
 			_ = c.Write(frame)
@@ -146,6 +162,7 @@ func MeasurePair(x, y *Client, p Pair) PairStats {
 	}
 	wg.Wait()
 	slices.Sort(gaps)
+	slices.Sort(pauses)
 	at := [2]int{int(got[0].Load()), int(got[1].Load())}
-	return PairStats{Sent: 2 * p.Packets, Received: at[0] + at[1], ReceivedAt: at, Gaps: gaps}
+	return PairStats{Sent: 2 * p.Packets, Received: at[0] + at[1], ReceivedAt: at, Gaps: gaps, Pauses: pauses}
 }

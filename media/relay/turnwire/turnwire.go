@@ -117,6 +117,43 @@ func (c *Client) Key() stun.MessageIntegrity {
 	return stun.NewLongTermIntegrity(c.Username, c.Realm, c.Password)
 }
 
+// Request builds, without sending it, a request of method with attrs and,
+// once the client has a nonce, its credentials (USERNAME, REALM, NONCE,
+// MESSAGE-INTEGRITY), as Do sends them; a fresh transaction id each call.
+func (c *Client) Request(method stun.Method, attrs ...stun.Setter) []byte {
+	return stun.MustBuild(c.request(method, attrs)...).Raw
+}
+
+// request is what Request and Do build a request from.
+func (c *Client) request(method stun.Method, attrs []stun.Setter) []stun.Setter {
+	setters := append([]stun.Setter{stun.TransactionID, stun.NewType(method, stun.ClassRequest)}, attrs...)
+	if c.Nonce != "" {
+		setters = append(setters, stun.NewUsername(c.Username), stun.NewRealm(c.Realm), stun.NewNonce(c.Nonce), c.Key())
+	}
+	return setters
+}
+
+// BindingRequest is a Binding request (RFC 8489 §6.1) with a fresh
+// transaction id.
+func BindingRequest() []byte { return stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw }
+
+// Provocation is a request that makes a TURN server answer, for tests of
+// a client that sends them and does not read the answers.
+type Provocation struct {
+	Name string
+	// Build returns the request for c, whose allocation may reach peer.
+	Build func(c *Client, peer netip.AddrPort) []byte
+}
+
+// Provocations: a Binding request, and an authenticated CreatePermission
+// toward peer.
+var Provocations = []Provocation{
+	{"Binding requests", func(*Client, netip.AddrPort) []byte { return BindingRequest() }},
+	{"authenticated CreatePermission", func(c *Client, peer netip.AddrPort) []byte {
+		return c.Request(stun.MethodCreatePermission, PeerAddress(peer))
+	}},
+}
+
 // Raw sends the message built from setters as is and returns the response
 // with the same transaction id (error responses as *ErrorResponse too).
 func (c *Client) Raw(setters ...stun.Setter) (*stun.Message, error) {
@@ -202,12 +239,7 @@ func (c *Client) errorOf(m *stun.Message) error {
 // 401 or 438 challenge.
 func (c *Client) Do(method stun.Method, attrs ...stun.Setter) (*stun.Message, error) {
 	for try := 0; try < 3; try++ {
-		setters := []stun.Setter{stun.TransactionID, stun.NewType(method, stun.ClassRequest)}
-		setters = append(setters, attrs...)
-		if c.Nonce != "" {
-			setters = append(setters, stun.NewUsername(c.Username), stun.NewRealm(c.Realm), stun.NewNonce(c.Nonce), c.Key())
-		}
-		m, err := c.Raw(setters...)
+		m, err := c.Raw(c.request(method, attrs)...)
 		var e *ErrorResponse
 		if errors.As(err, &e) && (e.Code == 401 || e.Code == 438) && e.Nonce != "" {
 			if e.Code == 401 && c.Nonce != "" && try > 0 {
