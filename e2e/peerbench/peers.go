@@ -312,11 +312,16 @@ func relayBench(c *benchConfig, o *loadOpts) error {
 					sum[key] = &agg{}
 				}
 				sum[key].fwd = append(sum[key].fwd, res.ForwardedPPS)
-				sum[key].kib = append(sum[key].kib, res.KiBPerAlloc)
+				// RSS growth per allocation means something only on the
+				// first full setup on a fresh server: later runs reuse
+				// memory the earlier allocations freed.
+				if r == 0 {
+					sum[key].kib = append(sum[key].kib, res.KiBPerAlloc)
+				}
 			}
 		}
 	}
-	fmt.Println("\n| payload | telegate forwarded pps (median) | coturn | telegate / coturn | KiB per allocation telegate / coturn |\n|---|---|---|---|---|")
+	fmt.Println("\n| payload | telegate forwarded pps (median) | coturn | telegate / coturn | RSS growth per allocation, first setup, KiB: telegate / coturn |\n|---|---|---|---|---|")
 	for _, size := range []int{120, 1200} {
 		t, k := sum[fmt.Sprintf("%d B telegate relay", size)], sum[fmt.Sprintf("%d B coturn", size)]
 		fmt.Printf("| %d B | %.0f | %.0f | %.2f× | %.1f / %.1f |\n", size, median(t.fwd), median(k.fwd), median(t.fwd)/median(k.fwd), median(t.kib), median(k.kib))
