@@ -170,6 +170,13 @@ func (i *Inspector) wafFor(s *scope.Scope) coraza.WAF {
 // refused (403): arguments past the cap would otherwise go uninspected.
 const MaxInspectedArguments = 5000
 
+// Directives is the engine configuration NewInspector loads for the
+// paranoia level (1..4) and inbound anomaly threshold, as Coraza
+// directives to be read with the embedded Core Rule Set
+// (coreruleset.FS) as root. Benchmarks load it into stock Coraza to
+// compare engines on the same rules.
+func Directives(paranoia, threshold int) string { return directives(paranoia, threshold) }
+
 // directives is the engine configuration: Coraza's recommended settings,
 // the CRS setup, telegate's choices, then the request rules. Binary upload
 // types (images, PDF, octet-stream) get the RAW body processor: CRS would

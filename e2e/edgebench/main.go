@@ -121,20 +121,7 @@ func run(bin, before string, trail bool, dur time.Duration, rounds, conns, threa
 	}
 
 	caddyfile := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(caddyfile, fmt.Appendf(nil, `{
-	admin off
-	skip_install_trust
-	storage file_system %s
-	log {
-		level ERROR
-	}
-}
-https://localhost:%d {
-	bind 127.0.0.1
-	tls internal
-	reverse_proxy %s
-}
-`, filepath.Join(dir, "caddy-data"), caddyPort, upstream), 0o600); err != nil {
+	if err := os.WriteFile(caddyfile, load.Caddyfile(filepath.Join(dir, "caddy-data"), caddyPort, "internal", upstream), 0o600); err != nil {
 		return err
 	}
 	cd := exec.CommandContext(ctx, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
@@ -246,48 +233,13 @@ func (t *instance) start(ctx context.Context, dir, issuer, secret, upstream stri
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "telegate.yaml")
-	cfg := fmt.Sprintf(`data_dir: %s
-server:
-  listen: 127.0.0.1:%d
-  http_listen: ""
-  admin: 127.0.0.1:%d
-  public_url: %s
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: bench
-    issuer: %s
-    client_id: edgebench
-    client_secret: ${EDGEBENCH_SECRET}
-    roles:
-      claim: groups
-      map:
-        clinicians: [clinician]
-rate_limits:
-  per_client: {rate: 1000000, burst: 1000000}
-  per_subject: {rate: 1000000, burst: 1000000}
-log:
-  level: warn
-routes:
-  - id: public
-    path: /public/
-    upstream: http://%s
-    policy: {public: true}
-  - id: app
-    path: /app/
-    upstream: http://%s
-    providers: [bench]
-    policy:
-      allow:
-        - roles: [clinician]
-`, filepath.Join(dir, "tg-data"), t.port, t.adminPort, t.base, issuer, upstream, upstream)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	cfg := load.TelegateConfig(load.TelegateSite{DataDir: filepath.Join(dir, "tg-data"), Port: t.port, Admin: t.adminPort,
+		Issuer: issuer, ClientID: "edgebench", Upstream: upstream})
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return nil, err
 	}
 	tg := exec.CommandContext(ctx, t.bin, "run", "-c", cfgPath)
-	tg.Env = append(os.Environ(), "EDGEBENCH_SECRET="+secret)
+	tg.Env = append(os.Environ(), load.SecretEnv+"="+secret)
 	tgLog, _ := os.Create(filepath.Join(dir, "telegate.log"))
 	tg.Stdout, tg.Stderr = tgLog, tgLog
 	if err := tg.Start(); err != nil {

@@ -217,3 +217,87 @@ func latency(re *regexp.Regexp, out string) time.Duration {
 	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
 	return time.Duration(v * float64(unit))
 }
+
+// Caddyfile is a Caddy 2 configuration of one site,
+// https://localhost:PORT bound to 127.0.0.1, that reverse-proxies to
+// upstream (host:port): admin API off, no trust-store install, logs at
+// ERROR, storage under dataDir. tls is the tls directive's arguments:
+// "internal" (Caddy's own CA) or "CERT.pem KEY.pem".
+func Caddyfile(dataDir string, port int, tls, upstream string) []byte {
+	return fmt.Appendf(nil, `{
+	admin off
+	skip_install_trust
+	storage file_system %s
+	log {
+		level ERROR
+	}
+}
+https://localhost:%d {
+	bind 127.0.0.1
+	tls %s
+	reverse_proxy %s
+}
+`, dataDir, port, tls, upstream)
+}
+
+// SecretEnv is the environment variable that carries the OpenID
+// Provider client secret into TelegateConfig's configuration.
+const SecretEnv = "BENCH_CLIENT_SECRET"
+
+// TelegateSite is what TelegateConfig needs to know.
+type TelegateSite struct {
+	DataDir     string
+	Port, Admin int    // HTTPS and admin listeners on 127.0.0.1
+	Issuer      string // the development OpenID Provider
+	ClientID    string // its client; the secret comes from $BENCH_CLIENT_SECRET
+	Upstream    string // host:port
+	// Server holds extra keys of the server mapping, Top extra top-level
+	// mappings and Routes extra routes, each as YAML indented as in the
+	// file; empty: none.
+	Server, Top, Routes string
+}
+
+// TelegateConfig is telegate's configuration for the HTTP benchmarks: the
+// local CA for localhost, rate limits raised out of the way, log level
+// warn, a public route /public/ and a signed-in route /app/ (provider
+// "bench", role clinician from the groups claim clinicians), both to the
+// upstream.
+func TelegateConfig(s TelegateSite) []byte {
+	return fmt.Appendf(nil, `data_dir: %[1]s
+server:
+  listen: 127.0.0.1:%[2]d
+  http_listen: ""
+  admin: 127.0.0.1:%[3]d
+  public_url: https://localhost:%[2]d
+%[7]stls:
+  hosts:
+    - names: [localhost]
+      mode: local
+providers:
+  - id: bench
+    issuer: %[4]s
+    client_id: %[5]s
+    client_secret: ${%[10]s}
+    roles:
+      claim: groups
+      map:
+        clinicians: [clinician]
+rate_limits:
+  per_client: {rate: 1000000, burst: 1000000}
+  per_subject: {rate: 1000000, burst: 1000000}
+log:
+  level: warn
+%[8]sroutes:
+  - id: public
+    path: /public/
+    upstream: http://%[6]s
+    policy: {public: true}
+  - id: app
+    path: /app/
+    upstream: http://%[6]s
+    providers: [bench]
+    policy:
+      allow:
+        - roles: [clinician]
+%[9]s`, s.DataDir, s.Port, s.Admin, s.Issuer, s.ClientID, s.Upstream, s.Server, s.Top, s.Routes, SecretEnv)
+}
