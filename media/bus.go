@@ -177,8 +177,9 @@ func (b *bus) heartbeat() {
 	}
 }
 
-// close leaves the bus: no more messages, and this node's presence lapses
-// at once. Idempotent.
+// close leaves the bus: no more messages, this node's presence lapses at
+// once, and its relay stays registered as draining until the registration
+// lapses (no visit is given it, the visits it served move). Idempotent.
 func (b *bus) close() {
 	if b == nil {
 		return
@@ -189,6 +190,7 @@ func (b *bus) close() {
 		b.wg.Wait()
 		ctx, cancel := storeCtx()
 		defer cancel()
+		_ = b.drain(ctx)
 		_ = b.rdb.Del(ctx, b.nodeKey(b.node)).Err()
 	})
 }

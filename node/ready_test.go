@@ -30,6 +30,12 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // its sessions and rate limits in rdb, and the relay on.
 func nodeConfig(t *testing.T, rdb *redistest.Server) *config.Config {
 	t.Helper()
+	return nodeConfigWith(t, rdb, "")
+}
+
+// nodeConfigWith is nodeConfig with extra (top-level YAML sections) added.
+func nodeConfigWith(t *testing.T, rdb *redistest.Server, extra string) *config.Config {
+	t.Helper()
 	dir := t.TempDir()
 	write := func(name, content string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -67,7 +73,7 @@ routes:
       public: true
 log:
   level: error
-`, rdb.Addr))
+`, rdb.Addr)+extra)
 	cfg, err := config.Load(filepath.Join(dir, "telegate.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,90 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telegate/telegate/internal/redistest"
+)
+
+// TestDrainMarksRelayInRedis: a node with visits on Redis registers its
+// relay (its turn: URL at visits.ice_host, not draining); POST /drain on
+// its admin listener answers 202 and marks the registration draining in
+// Redis, and the node exits cleanly, its relay still registered as
+// draining (no visit is given it until the registration lapses).
+func TestDrainMarksRelayInRedis(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Start(t)
+	cfg := nodeConfigWith(t, rdb, "visits:\n  enabled: true\n  ice_host: 127.0.0.1\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan Ready, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, Options{Logger: quietLogger(), Ready: func(r Ready) { ready <- r }}) }()
+	var r Ready
+	select {
+	case r = <-ready:
+	case err := <-done:
+		t.Fatalf("node did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("node did not start")
+	}
+	c := rdb.Client(t)
+	registration := func() (urls []string, draining bool) {
+		t.Helper()
+		keys, err := c.Keys(context.Background(), "*relay:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var regs []string
+		for _, k := range keys {
+			if !strings.Contains(k, "vrelay:") {
+				regs = append(regs, k)
+			}
+		}
+		if len(regs) != 1 {
+			t.Fatalf("relay registrations in Redis: %v, want one", keys)
+		}
+		var e struct {
+			URLs     []string `json:"urls"`
+			Draining bool     `json:"draining"`
+		}
+		v, err := c.Get(context.Background(), regs[0]).Result()
+		if err != nil || json.Unmarshal([]byte(v), &e) != nil {
+			t.Fatalf("registration %q: %v", v, err)
+		}
+		return e.URLs, e.Draining
+	}
+	urls, draining := registration()
+	if draining || len(urls) == 0 || !strings.HasPrefix(urls[0], "turn:127.0.0.1:") {
+		t.Fatalf("registration before the drain: %v draining %v", urls, draining)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+r.AdminAddr+"/drain", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /drain: %d", resp.StatusCode)
+	}
+	if _, draining := registration(); !draining {
+		t.Error("the relay is not marked draining in Redis after POST /drain")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the drained node exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the drained node did not exit")
+	}
+	if _, draining := registration(); !draining {
+		t.Error("the exited node's relay is registered as not draining")
+	}
+}
