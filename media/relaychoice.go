@@ -43,7 +43,10 @@ import (
 //
 // A node without visits.ice_host registers no relay; when no node
 // registers one, each node's visits use its own relay as on one node.
-// Registrations hold addresses and counts, no PHI; they are not sealed.
+// Registrations are sealed (AES-256-GCM under the visits' key, as the
+// bus): whoever can write to Redis cannot point browsers at a relay of
+// their own. A relay that is not healthy (relay.Server.Healthy) registers
+// as draining.
 
 // relayEntry is a node's relay registration (relay:<node id>).
 type relayEntry struct {
@@ -54,6 +57,13 @@ type relayEntry struct {
 
 // loadReporter is a Relay that tells its load (*relay.Server.Load).
 type loadReporter interface{ Load() int }
+
+// healthReporter is a Relay that knows whether its sockets work
+// (*relay.Server.Healthy).
+type healthReporter interface{ Healthy() error }
+
+// relayAD is the additional data of a sealed registration.
+const relayAD = "telegate relay registration v1"
 
 // moveScript: KEYS vrelay:<visit>; ARGV old node ("" when none), new node,
 // TTL ms. Sets the visit's relay to the new node only if it is still the
@@ -107,7 +117,14 @@ func (b *bus) registerRelay(ctx context.Context) error {
 	if l, ok := b.s.relay.(loadReporter); ok {
 		e.Load = l.Load()
 	}
-	v, err := json.Marshal(e)
+	if h, ok := b.s.relay.(healthReporter); ok && h.Healthy() != nil {
+		e.Draining = true
+	}
+	plain, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	v, err := b.c.sealWith([]byte(relayAD), plain)
 	if err != nil {
 		return err
 	}
@@ -145,10 +162,14 @@ func (b *bus) relays(ctx context.Context) (map[string]relayEntry, error) {
 	var gone []any
 	for i, v := range vals {
 		s, ok := v.(string)
-		var e relayEntry
-		if !ok || json.Unmarshal([]byte(s), &e) != nil {
+		if !ok {
 			gone = append(gone, ids[i])
 			continue
+		}
+		var e relayEntry
+		plain, err := b.c.openWith([]byte(relayAD), []byte(s))
+		if err != nil || json.Unmarshal(plain, &e) != nil {
+			continue // another key's: never chosen
 		}
 		out[ids[i]] = e
 	}
@@ -290,4 +311,26 @@ func (s *Service) Drain() error {
 	ctx, cancel := storeCtx()
 	defer cancel()
 	return s.bus.drain(ctx)
+}
+
+// RelayRegistration opens one sealed relay registration (the value of
+// relay:<node id> below the visits' Redis prefix) with the visits' key
+// (Options.InviteKey) and returns the relay's ICE URLs, its load
+// (allocations) and whether it is draining; errors when the value does
+// not open with that key. For operators' tools and tests: nothing in the
+// request path needs it.
+func RelayRegistration(key []byte, sealed string) (urls []string, load int, draining bool, err error) {
+	c, err := newSealer(key)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	plain, err := c.openWith([]byte(relayAD), []byte(sealed))
+	if err != nil {
+		return nil, 0, false, err
+	}
+	var e relayEntry
+	if err := json.Unmarshal(plain, &e); err != nil {
+		return nil, 0, false, err
+	}
+	return e.URLs, e.Load, e.Draining, nil
 }

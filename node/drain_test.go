@@ -2,13 +2,13 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/telegate/telegate/internal/redistest"
+	"github.com/telegate/telegate/media"
 )
 
 // TestDrainMarksRelayInRedis: a node with visits on Redis registers its
@@ -49,15 +49,22 @@ func TestDrainMarksRelayInRedis(t *testing.T) {
 		if len(regs) != 1 {
 			t.Fatalf("relay registrations in Redis: %v, want one", keys)
 		}
-		var e struct {
-			URLs     []string `json:"urls"`
-			Draining bool     `json:"draining"`
-		}
 		v, err := c.Get(context.Background(), regs[0]).Result()
-		if err != nil || json.Unmarshal([]byte(v), &e) != nil {
-			t.Fatalf("registration %q: %v", v, err)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return e.URLs, e.Draining
+		if strings.Contains(v, "turn:") || strings.Contains(v, "draining") {
+			t.Fatalf("the registration is in the clear: %q", v)
+		}
+		var o media.Options
+		if err := visitsOnRedis(cfg, &o); err != nil {
+			t.Fatal(err)
+		}
+		urls, _, draining, err = media.RelayRegistration(o.InviteKey, v)
+		if err != nil {
+			t.Fatalf("the registration does not open with the visits' key: %v", err)
+		}
+		return urls, draining
 	}
 	urls, draining := registration()
 	if draining || len(urls) == 0 || !strings.HasPrefix(urls[0], "turn:127.0.0.1:") {
