@@ -180,11 +180,12 @@ func (b *bus) relays(ctx context.Context) (map[string]relayEntry, error) {
 }
 
 // leastLoaded is the node of the least loaded relay in all that is not
-// draining (ties: the smaller node id), or "".
-func leastLoaded(all map[string]relayEntry) string {
+// draining (ties: the smaller node id), or "". With draining true, a
+// draining relay counts too: better than none.
+func leastLoaded(all map[string]relayEntry, draining bool) string {
 	best := ""
 	for id, e := range all {
-		if e.Draining {
+		if e.Draining && !draining {
 			continue
 		}
 		if b, ok := all[best]; best == "" || !ok || e.Load < b.Load || e.Load == b.Load && id < best {
@@ -194,7 +195,8 @@ func leastLoaded(all map[string]relayEntry) string {
 	return best
 }
 
-// errNoRelay: relays are registered, but none can take the visit.
+// errNoRelay: the visit's relay changed while it was being chosen, to
+// one whose registration is gone.
 var errNoRelay = errors.New("media: no relay can take the visit")
 
 // relayOf returns the node whose relay serves vid and its registration,
@@ -213,12 +215,12 @@ func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntr
 	if ce, ok := all[cur]; ok && !ce.Draining {
 		return cur, ce, nil
 	}
-	next := leastLoaded(all)
+	next := leastLoaded(all, false)
 	if next == "" {
 		if ce, ok := all[cur]; ok {
 			return cur, ce, nil // draining, and no other: it goes on serving
 		}
-		return "", relayEntry{}, errNoRelay
+		next = leastLoaded(all, true) // only draining ones are left
 	}
 	got, err := moveScript.Run(ctx, b.rdb, []string{b.visitRelayKey(vid)}, cur, next, presenceTTL.Milliseconds()).Text()
 	if err != nil {

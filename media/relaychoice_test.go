@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -83,7 +84,8 @@ func rawAllocate(t *testing.T, addr *net.UDPAddr, username, password string) (*s
 // the relay's node drains, /ice on either node moves the visit to the
 // other relay, which admits them, and the drained relay answers a new
 // Allocate of the visit with 300 ALTERNATE-SERVER at the new relay, while
-// another visit's participant is not redirected.
+// another visit's participant is not redirected. When the serving relay's
+// registration lapses, the visit moves to the only relay left.
 func TestRelayChoiceAcrossNodes(t *testing.T) {
 	t.Parallel()
 	n1, n2 := twoNodes(t, config.Visits{ICEHost: "127.0.0.1"})
@@ -157,5 +159,15 @@ func TestRelayChoiceAcrossNodes(t *testing.T) {
 	user2, pass2 := other.iceCred("pat", vid2)
 	if err := other.allocate(user2, pass2); err != nil {
 		t.Fatalf("allocation on the serving relay: %v", err)
+	}
+
+	// The serving relay's registration lapses (its node is gone): the next
+	// /ice moves the visit to the only relay left, though it drains.
+	b := other.svc.bus
+	if err := b.rdb.Del(context.Background(), b.relayKey(b.node)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if u := n2.iceURLsOf("pat", vid); relayOf(u) != first {
+		t.Fatalf("after the serving relay went: %v, want the draining relay", u)
 	}
 }
