@@ -20,19 +20,7 @@ func TestDrainMarksRelayInRedis(t *testing.T) {
 	t.Parallel()
 	rdb := redistest.Start(t)
 	cfg := nodeConfigWith(t, rdb, "visits:\n  enabled: true\n  ice_host: 127.0.0.1\n")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan Ready, 1)
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, Options{Logger: quietLogger(), Ready: func(r Ready) { ready <- r }}) }()
-	var r Ready
-	select {
-	case r = <-ready:
-	case err := <-done:
-		t.Fatalf("node did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("node did not start")
-	}
+	r, wait := runNode(t, cfg)
 	c := rdb.Client(t)
 	registration := func() (urls []string, draining bool) {
 		t.Helper()
@@ -83,8 +71,10 @@ func TestDrainMarksRelayInRedis(t *testing.T) {
 	if _, draining := registration(); !draining {
 		t.Error("the relay is not marked draining in Redis after POST /drain")
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- wait() }()
 	select {
-	case err := <-done:
+	case err := <-exited:
 		if err != nil {
 			t.Fatalf("the drained node exited with %v", err)
 		}
