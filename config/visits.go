@@ -60,7 +60,9 @@ type Visits struct {
 	MessageBurst int     `yaml:"message_burst"`
 
 	// ICEHost is the host name put into TURN URLs. Default the host the
-	// request came in on.
+	// request came in on. With visits on Redis, a node with `ice_host`
+	// registers its relay for relay choice across nodes
+	// (docs/deployment.md, "Several nodes").
 	ICEHost string `yaml:"ice_host"`
 	// Bearer lists bearer issuer ids (from bearer:) whose JWT access tokens
 	// may call the visits API (RFC 6750 §2.1), e.g. a hospital's scheduling

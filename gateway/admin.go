@@ -52,8 +52,9 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 // (GET /break-glass, POST /break-glass/{id}/review:
 // policies.BreakGlass.AdminHandler) and POST /reload
 // (Options.Reload: 200 with the generation now running, 409 with the
-// problems, one per line, when the configuration is refused). None of it
-// is reachable through Handler().
+// problems, one per line, when the configuration is refused) and POST
+// /drain (202; the drain of SIGTERM begins). None of it is reachable
+// through Handler().
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -76,6 +77,16 @@ func (g *Gateway) AdminHandler() http.Handler {
 			return
 		}
 		_, _ = fmt.Fprintf(w, "reloaded\ngeneration %d\nconfig_hash %s\n", id, hash)
+	}))))
+	// POST /drain is SIGTERM over HTTP, for orchestrators that cannot
+	// send signals: the drain begins (BeginShutdown, Options.OnDrain) and
+	// the process exits once it is done. 202 at once.
+	mux.Handle("POST /drain", addressedHost(http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		g.BeginShutdown()
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("draining\n"))
 	}))))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	if g.o.BreakGlass != nil {

@@ -85,6 +85,10 @@ type Options struct {
 	// Dependencies are checked by /readyz on the admin listener, which
 	// answers 503 while any is not ready. Nil: only the listeners count.
 	Dependencies []Dependency
+	// OnDrain, when set, is run once when the drain begins (BeginShutdown:
+	// SIGTERM, or POST /drain on the admin listener), before the
+	// listeners stop; a node marks itself draining in Redis with it.
+	OnDrain func()
 }
 
 // Endpoint is one of telegate's own endpoints. It is reached after

@@ -57,6 +57,9 @@ type Readiness struct {
 	// Dependencies in the order of Options.Dependencies (an empty list when
 	// none is configured).
 	Dependencies []DependencyStatus `json:"dependencies"`
+	// Draining is true from the moment the drain begins (SIGTERM or POST
+	// /drain): the node takes no new visit and is on its way out.
+	Draining bool `json:"draining"`
 }
 
 // maxReadyErrorBytes caps the error text of one dependency in /readyz.
@@ -206,6 +209,7 @@ func (g *Gateway) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	rd := Readiness{
 		Listening:    g.Ready(),
 		Dependencies: g.readiness.statuses(r.Context()),
+		Draining:     g.shuttingDown(),
 	}
 	rd.Generation, rd.ConfigHash = g.Current()
 	rd.Ready = rd.Listening

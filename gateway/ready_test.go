@@ -115,7 +115,7 @@ func TestReadyzWithoutDependencies(t *testing.T) {
 	g := readyGateway(t, nil)
 	w := httptest.NewRecorder()
 	g.AdminHandler().ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
-	if w.Code != http.StatusOK || strings.TrimSpace(w.Body.String()) != `{"ready":true,"listening":true,"generation":1,"config_hash":"","dependencies":[]}` {
+	if w.Code != http.StatusOK || strings.TrimSpace(w.Body.String()) != `{"ready":true,"listening":true,"generation":1,"config_hash":"","dependencies":[],"draining":false}` {
 		t.Fatalf("readyz: %d %s", w.Code, w.Body)
 	}
 }
@@ -236,5 +236,40 @@ func TestReadyzChecksConcurrentlyWithTimeout(t *testing.T) {
 	}
 	if d := rd.Dependencies[2]; d.Ready || d.Error != "no answer within 100ms" {
 		t.Errorf("stuck check = %+v", d)
+	}
+}
+
+// TestDrainOverAdmin: POST /drain on the admin listener begins the drain
+// of SIGTERM once: OnDrain runs once, /readyz answers 503 with draining
+// true, and a second POST changes nothing; a named Host is refused.
+func TestDrainOverAdmin(t *testing.T) {
+	t.Parallel()
+	var drains atomic.Int32
+	tg := newTestGateway(t, func(_ *config.Config, o *Options) { o.OnDrain = func() { drains.Add(1) } })
+	g := tg.g
+	g.ready.Store(true)
+	if st, rd := readyz(t, g); st != http.StatusOK || rd.Draining {
+		t.Fatalf("before the drain: %d %+v", st, rd)
+	}
+	post := func(host string) int {
+		r := httptest.NewRequest("POST", "/drain", nil)
+		r.Host = host
+		w := httptest.NewRecorder()
+		g.AdminHandler().ServeHTTP(w, r)
+		return w.Code
+	}
+	if st := post("rebind.attacker.test"); st != http.StatusMisdirectedRequest || drains.Load() != 0 {
+		t.Fatalf("POST /drain for a named host: %d, %d drains", st, drains.Load())
+	}
+	for range 2 {
+		if st := post("127.0.0.1:9090"); st != http.StatusAccepted {
+			t.Fatalf("POST /drain: %d", st)
+		}
+	}
+	if drains.Load() != 1 {
+		t.Errorf("OnDrain ran %d times, want once", drains.Load())
+	}
+	if st, rd := readyz(t, g); st != http.StatusServiceUnavailable || !rd.Draining || rd.Listening {
+		t.Fatalf("after POST /drain: %d %+v", st, rd)
 	}
 }

@@ -201,6 +201,9 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 func (g *Gateway) BeginShutdown() {
 	g.drainOnce.Do(func() {
 		g.ready.Store(false)
+		if g.o.OnDrain != nil {
+			g.o.OnDrain()
+		}
 		close(g.draining)
 	})
 }

@@ -227,7 +227,7 @@ func TestAdminListener(t *testing.T) {
 	s.raw(t, "GET /public/a HTTP/1.1\r\nHost: "+appHost+"\r\n\r\n", false)
 	s.raw(t, "GET //x HTTP/1.1\r\nHost: "+appHost+"\r\n\r\n", false)
 	hc := &http.Client{Timeout: 5 * time.Second}
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": `{"ready":true,"listening":true,"generation":1,"config_hash":"","dependencies":[]}`} {
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": `{"ready":true,"listening":true,"generation":1,"config_hash":"","dependencies":[],"draining":false}`} {
 		resp, err := hc.Get("http://" + s.admin + path)
 		if err != nil {
 			t.Fatal(err)

@@ -537,12 +537,14 @@ func (s *Service) handleICE(w http.ResponseWriter, r *http.Request) {
 	}
 	vid, pid := v.ID, p.ID
 	s.mu.Unlock()
-	// Admission on the relay is idempotent; it is renewed here because a
-	// sign-out revokes it while the participant stays admitted.
-	s.relay.Admit(vid, pid)
+	urls, err := s.iceRelay(r, vid, pid)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	c := s.relay.Credential(vid, pid)
 	writeJSON(w, http.StatusOK, iceConfig{
-		ICEServers:         []iceServer{{URLs: s.iceURLs(r), Username: c.Username, Credential: c.Password}},
+		ICEServers:         []iceServer{{URLs: urls, Username: c.Username, Credential: c.Password}},
 		ICETransportPolicy: "relay",
 		Expires:            c.Expires,
 	})

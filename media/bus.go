@@ -51,6 +51,8 @@ type bus struct {
 	stop   chan struct{}
 	closed sync.Once
 	wg     sync.WaitGroup
+	// rs is this node's part in relay choice (relaychoice.go).
+	rs relayState
 	// lastWarn is when a failed publish was last logged (Unix ns): at
 	// most one line per warnEvery while Redis is away.
 	lastWarn atomic.Int64
@@ -77,7 +79,7 @@ type presence struct {
 
 // envelope is one bus message (sealed).
 type envelope struct {
-	Kind    string          `json:"k"` // joined, left, msg; ended, removed, session
+	Kind    string          `json:"k"` // joined, left, msg, admit; ended, removed, session, moved
 	Node    string          `json:"n"` // the sending node
 	At      int64           `json:"a"` // when it was sent, Unix ms
 	Visit   string          `json:"v,omitempty"`
@@ -120,6 +122,7 @@ return 1
 func startBus(s *Service, st *redisStore) (*bus, error) {
 	b := &bus{s: s, rdb: st.rdb, c: st.c, prefix: st.prefix, node: newID(), stop: make(chan struct{}),
 		remote: map[string]map[string]remotePeer{}, mine: map[string]string{}}
+	b.startRelayChoice()
 	ctx, cancel := storeCtx()
 	defer cancel()
 	if err := b.beat(ctx); err != nil {
@@ -149,7 +152,10 @@ func (b *bus) roomKey(vid string) string   { return b.prefix + "room:" + vid }
 func (b *bus) nodeKey(node string) string  { return b.prefix + "node:" + node }
 
 func (b *bus) beat(ctx context.Context) error {
-	return b.rdb.Set(ctx, b.nodeKey(b.node), "1", nodeTTL).Err()
+	if err := b.rdb.Set(ctx, b.nodeKey(b.node), "1", nodeTTL).Err(); err != nil {
+		return err
+	}
+	return b.registerRelay(ctx)
 }
 
 func (b *bus) heartbeat() {
@@ -171,8 +177,9 @@ func (b *bus) heartbeat() {
 	}
 }
 
-// close leaves the bus: no more messages, and this node's presence lapses
-// at once. Idempotent.
+// close leaves the bus: no more messages, this node's presence lapses at
+// once, and its relay stays registered as draining until the registration
+// lapses (no visit is given it, the visits it served move). Idempotent.
 func (b *bus) close() {
 	if b == nil {
 		return
@@ -183,6 +190,7 @@ func (b *bus) close() {
 		b.wg.Wait()
 		ctx, cancel := storeCtx()
 		defer cancel()
+		_ = b.drain(ctx)
 		_ = b.rdb.Del(ctx, b.nodeKey(b.node)).Err()
 	})
 }
@@ -321,6 +329,13 @@ func (b *bus) handle(e envelope) {
 		s.mu.Unlock()
 		if sock != nil {
 			sock.shutdown(statusRemoved, "removed from the visit", serverMsg{Type: "removed"})
+		}
+	case "admit":
+		s.relay.Admit(e.Visit, e.PID)
+	case "moved":
+		var urls []string
+		if json.Unmarshal(e.Data, &urls) == nil {
+			b.moved(e.Visit, e.To, urls)
 		}
 	case "session":
 		var id *scope.Identity

@@ -217,18 +217,27 @@ func parseClientMessage(b []byte, max int64) (*clientMsg, error) {
 // not refill it. A message is counted when the server reads it. While a
 // recipient's full queue holds the participant's reading back (enqueue),
 // the bucket may fill up and lose the tokens beyond its burst; those are
-// credited, for a full refill time, so that the messages the sender sent
-// meanwhile within its allowance, which the server then reads in a clump,
-// are not held against it.
+// credited, so that the messages the sender sent meanwhile within its
+// allowance, which the server then reads in a clump, are not held against
+// it. The credit lasts while the server works through that clump, however
+// slowly a loaded node reads it: it lapses only once the reader has found
+// no message for a whole refill time (burst ÷ rate, the clump is read),
+// never at a fixed time after the hold.
 type allowance struct {
-	mu          sync.Mutex
-	bucket      *rate.Limiter
-	credit      float64   // messages, at most burst + rate × sendWait
-	creditUntil time.Time // the credit lapses then
+	mu     sync.Mutex
+	bucket *rate.Limiter
+	credit float64   // messages, at most burst + rate × sendWait
+	last   time.Time // the last read, or the end of the last hold
 }
 
 func newAllowance(c config.Visits) *allowance {
 	return &allowance{bucket: rate.NewLimiter(rate.Limit(c.MessageRate), c.MessageBurst)}
+}
+
+// idle is a whole refill time of the bucket: a reader that found no
+// message for that long has read every message sent before.
+func (a *allowance) idle() time.Duration {
+	return time.Duration(float64(a.bucket.Burst()) / float64(a.bucket.Limit()) * float64(time.Second))
 }
 
 // allow takes one message from the allowance and reports whether there
@@ -237,9 +246,10 @@ func (a *allowance) allow() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := time.Now()
-	if now.After(a.creditUntil) {
+	if now.Sub(a.last) >= a.idle() {
 		a.credit = 0
 	}
+	a.last = now
 	if a.bucket.AllowN(now, 1) {
 		return true
 	}
@@ -260,16 +270,12 @@ func (a *allowance) hold() (release func()) {
 		now := time.Now()
 		r, b := float64(a.bucket.Limit()), float64(a.bucket.Burst())
 		lost := before + now.Sub(start).Seconds()*r - b
-		if lost <= 0 {
-			return
-		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if now.After(a.creditUntil) {
-			a.credit = 0
+		a.last = now // the hold is no idle time of the reader
+		if lost > 0 {
+			a.credit = min(a.credit+lost, b+r*sendWait.Seconds())
 		}
-		a.credit = min(a.credit+lost, b+r*sendWait.Seconds())
-		a.creditUntil = now.Add(time.Duration(b / r * float64(time.Second)))
 	}
 }
 

@@ -166,7 +166,11 @@ func TestRegression_SignalingBurstStarvesOther(t *testing.T) {
 
 	t.Run("a sender past its allowance is the one closed", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, burstConfig)
+		// A slow refill: three bursts are past the allowance however
+		// slowly a loaded node reads them (within 40 s), so the sender is
+		// closed on every run, not only when the node reads faster than
+		// burstConfig's rate.
+		h := newHarness(t, config.Visits{MessageRate: 10, MessageBurst: burst})
 		vid, host, _ := h.admitted()
 		dr := h.mustDial("dr", vid)
 		readType(t, dr, "welcome")
@@ -251,11 +255,15 @@ func TestRegression_SignalingBurstStarvesOther(t *testing.T) {
 					t.Fatalf("round %d: the sender's socket failed: %v", round, err)
 				}
 			}
+			// Two refills between bursts: the sender stays at half its
+			// allowance. The allowance is counted when the node reads,
+			// and a loaded node that stalls reading for a refill time
+			// reads two bursts sent a refill apart as one clump.
 			select {
 			case <-left:
 				t.Logf("the recipient was closed in round %d, %v after the first", round, time.Since(start).Round(time.Millisecond))
 				break rounds
-			case <-time.After(refill):
+			case <-time.After(2 * refill):
 			}
 		}
 		select {

@@ -284,6 +284,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		}
 		closers = append(closers, visits.Close)
 		authn.OnSessionEnd(visits.SessionEnded)
+		// SIGTERM or POST /drain: the node's relay takes no new visit,
+		// and the visits it serves move to another node's relay.
+		gw.OnDrain = func() {
+			if err := visits.Drain(); err != nil {
+				log.Warn("marking the node draining in Redis failed", "err", err)
+			}
+		}
 		h := visits.Handler()
 		gw.Endpoints = append(gw.Endpoints,
 			gateway.Endpoint{Prefix: "/.telegate/visits", Handler: h},

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,48 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // nodeConfig writes and loads a configuration for a node on loopback with
 // its sessions and rate limits in rdb, and the relay on.
 func nodeConfig(t *testing.T, rdb *redistest.Server) *config.Config {
+	t.Helper()
+	return nodeConfigWith(t, rdb, "")
+}
+
+// runNode runs a node on cfg until the test ends (then it must stop within
+// 20 s), waits up to 30 s for it to listen, and returns what it reports
+// and a func that waits for Run's result (at most once before the end).
+func runNode(t *testing.T, cfg *config.Config) (Ready, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan Ready, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, Options{Logger: quietLogger(), Ready: func(r Ready) { ready <- r }}) }()
+	var once sync.Once
+	var result error
+	wait := func() error {
+		once.Do(func() { result = <-done })
+		return result
+	}
+	t.Cleanup(func() {
+		cancel()
+		stopped := make(chan struct{})
+		go func() { _ = wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(20 * time.Second):
+			t.Error("node did not stop")
+		}
+	})
+	select {
+	case r := <-ready:
+		return r, wait
+	case err := <-done:
+		t.Fatalf("node stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("node did not start")
+	}
+	return Ready{}, nil
+}
+
+// nodeConfigWith is nodeConfig with extra (top-level YAML sections) added.
+func nodeConfigWith(t *testing.T, rdb *redistest.Server, extra string) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	write := func(name, content string) {
@@ -67,7 +110,7 @@ routes:
       public: true
 log:
   level: error
-`, rdb.Addr))
+`, rdb.Addr)+extra)
 	cfg, err := config.Load(filepath.Join(dir, "telegate.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -141,28 +184,7 @@ func TestRegression_ReadyWhileDependencyDown(t *testing.T) {
 	t.Run("redis stopped and restarted, audit trail removed", func(t *testing.T) {
 		rdb := redistest.Start(t)
 		cfg := nodeConfig(t, rdb)
-		ctx, cancel := context.WithCancel(context.Background())
-		ready := make(chan Ready, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- Run(ctx, cfg, Options{Logger: quietLogger(), Ready: func(r Ready) { ready <- r }})
-		}()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				t.Error("node did not stop")
-			}
-		})
-		var r Ready
-		select {
-		case r = <-ready:
-		case err := <-done:
-			t.Fatalf("node stopped: %v", err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("node did not start")
-		}
+		r, _ := runNode(t, cfg)
 
 		rd := waitReadyz(t, r.AdminAddr, http.StatusOK)
 		if got, want := strings.Join(names(rd), ","), "redis:sessions,redis:rate-limits,relay,audit"; got != want {

@@ -192,6 +192,11 @@ func (g *guardConn) inspect(pkt []byte, from net.Addr) ([]byte, bool) {
 			g.challenge(from, m, stun.CodeUnauthorized)
 			return nil, false
 		}
+		if to, moved := s.redirectTo(ac.user.Visit); moved {
+			s.denyAllocation(ac.username, ac.user, key, "moved")
+			g.tryAlternate(from, m, to, ac.key)
+			return nil, false
+		}
 		s.mu.Lock()
 		_, p := s.admittedLocked(ac.user.Visit, ac.user.Participant)
 		revoked := p == nil && s.revokedLocked(ac.user.Visit, ac.user.Participant)

@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		totals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_allocations_total",
-			Help: "Allocate outcomes: created, unauthorized, expired, revoked (ended visit or removed participant; 401), not_admitted, unsupported_transport, address_family (440), rate_limited, quota_participant, quota_visit, quota_total, error.",
+			Help: "Allocate outcomes: created, unauthorized, expired, revoked (ended visit or removed participant; 401), not_admitted, unsupported_transport, address_family (440), moved (the visit has another relay; 300 ALTERNATE-SERVER), rate_limited, quota_participant, quota_visit, quota_total, error.",
 		}, []string{"outcome"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "telegate_media_relay_permission_denials_total",

@@ -115,7 +115,8 @@ type Server struct {
 	nonces    *nonceSource
 	relay4    *relayAddr
 	relay6    *relayAddr
-	lim       atomic.Pointer[Limits] // SetLimits
+	lim       atomic.Pointer[Limits]       // SetLimits
+	redirect  atomic.Pointer[RedirectFunc] // SetRedirect
 
 	mu      sync.Mutex
 	visits  map[string]*visitState

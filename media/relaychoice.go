@@ -1,0 +1,338 @@
+package media
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/media/relay"
+)
+
+// Relay choice across the nodes that share the visits' Redis. Each node
+// whose visits.ice_host is set registers its relay, below the store's
+// prefix, with the bus heartbeat (every 5 s, 15 s TTL):
+//
+//	relay:<node id>  JSON relayEntry: the relay's turn:/turns: URLs at
+//	                 visits.ice_host, its load (allocations and
+//	                 reservations) and whether the node is draining
+//	relays           the set of node ids that registered (members whose
+//	                 relay:<id> is gone are pruned when read)
+//	vrelay:<visit>   the node id whose relay serves the visit
+//
+// A visit is given its relay when its call starts (the first GET …/ice):
+// the least loaded registered relay that is not draining, written with
+// SET NX so that of two nodes choosing at once one choice holds. /ice on
+// any node then hands out that relay's URLs with a credential of the
+// shared relay secrets (relay.secrets must be the same on every node) and
+// tells that node, over the bus, to admit the participant — so the relay's
+// per-visit peer filter and its in-process hand-over see every participant
+// of the visit. When the visit's relay is gone (its registration lapsed)
+// or draining, the next /ice moves the visit to another relay
+// (moveScript: compare and set, so that every node agrees on one), and
+// the old relay answers new Allocates of the visit with 300
+// ALTERNATE-SERVER (relay.Options.Redirect). Nothing of this is on the
+// per-packet path: the relay reads Redis only to answer an Allocate for a
+// visit it does not serve.
+//
+// A node without visits.ice_host registers no relay; when no node
+// registers one, each node's visits use its own relay as on one node.
+// Registrations are sealed (AES-256-GCM under the visits' key, as the
+// bus): whoever can write to Redis cannot point browsers at a relay of
+// their own. A relay that is not healthy (relay.Server.Healthy) registers
+// as draining.
+
+// relayEntry is a node's relay registration (relay:<node id>).
+type relayEntry struct {
+	URLs     []string `json:"urls"`
+	Load     int      `json:"load"`
+	Draining bool     `json:"draining"`
+}
+
+// loadReporter is a Relay that tells its load (*relay.Server.Load).
+type loadReporter interface{ Load() int }
+
+// healthReporter is a Relay that knows whether its sockets work
+// (*relay.Server.Healthy).
+type healthReporter interface{ Healthy() error }
+
+// relayAD is the additional data of a sealed registration.
+const relayAD = "telegate relay registration v1"
+
+// moveScript: KEYS vrelay:<visit>; ARGV old node ("" when none), new node,
+// TTL ms. Sets the visit's relay to the new node only if it is still the
+// old one; returns the visit's relay after it.
+var moveScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if (cur == false and ARGV[1] == '') or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return ARGV[2]
+end
+return cur
+`)
+
+func (b *bus) relayKey(node string) string     { return b.prefix + "relay:" + node }
+func (b *bus) relaysKey() string               { return b.prefix + "relays" }
+func (b *bus) visitRelayKey(vid string) string { return b.prefix + "vrelay:" + vid }
+
+// relayState is this node's part in relay choice: set once by startBus.
+type relayState struct {
+	urls     []string // at visits.ice_host; nil: this node registers no relay
+	draining atomic.Bool
+	// away: visit id → the UDP address of its relay, for the visits moved
+	// off this node's relay (bounded: movedMax, least recently used out).
+	away *lru.Cache[string, netip.AddrPort]
+}
+
+// redirector is a Relay that can send a moved visit's Allocates elsewhere
+// (*relay.Server.SetRedirect).
+type redirector interface{ SetRedirect(relay.RedirectFunc) }
+
+// startRelayChoice sets this node's part in relay choice up: its
+// registration's URLs (when visits.ice_host is set) and the relay's
+// redirect.
+func (b *bus) startRelayChoice() {
+	b.rs.away, _ = lru.New[string, netip.AddrPort](movedMax)
+	if h := b.s.cfg.ICEHost; h != "" {
+		b.rs.urls = b.s.relay.ICEURLs(h)
+	}
+	if r, ok := b.s.relay.(redirector); ok {
+		r.SetRedirect(b.redirect)
+	}
+}
+
+// registerRelay writes this node's relay registration (on every
+// heartbeat, and at once when the node starts draining).
+func (b *bus) registerRelay(ctx context.Context) error {
+	if len(b.rs.urls) == 0 {
+		return nil
+	}
+	e := relayEntry{URLs: b.rs.urls, Draining: b.rs.draining.Load()}
+	if l, ok := b.s.relay.(loadReporter); ok {
+		e.Load = l.Load()
+	}
+	if h, ok := b.s.relay.(healthReporter); ok && h.Healthy() != nil {
+		e.Draining = true
+	}
+	plain, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	v, err := b.c.sealWith([]byte(relayAD), plain)
+	if err != nil {
+		return err
+	}
+	_, err = b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, b.relayKey(b.node), v, nodeTTL)
+		p.SAdd(ctx, b.relaysKey(), b.node)
+		return nil
+	})
+	return err
+}
+
+// drain marks this node's relay draining in Redis: no visit is given it
+// from now on, and the visits it serves move at their next /ice.
+func (b *bus) drain(ctx context.Context) error {
+	b.rs.draining.Store(true)
+	return b.registerRelay(ctx)
+}
+
+// relays reads every registered relay (node id → entry), pruning the
+// members of relays whose registration lapsed.
+func (b *bus) relays(ctx context.Context) (map[string]relayEntry, error) {
+	ids, err := b.rdb.SMembers(ctx, b.relaysKey()).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = b.relayKey(id)
+	}
+	vals, err := b.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]relayEntry{}
+	var gone []any
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			gone = append(gone, ids[i])
+			continue
+		}
+		var e relayEntry
+		plain, err := b.c.openWith([]byte(relayAD), []byte(s))
+		if err != nil || json.Unmarshal(plain, &e) != nil {
+			continue // another key's: never chosen
+		}
+		out[ids[i]] = e
+	}
+	if len(gone) > 0 {
+		_ = b.rdb.SRem(ctx, b.relaysKey(), gone...).Err()
+	}
+	return out, nil
+}
+
+// leastLoaded is the node of the least loaded relay in all that is not
+// draining (ties: the smaller node id), or "". With draining true, a
+// draining relay counts too: better than none.
+func leastLoaded(all map[string]relayEntry, draining bool) string {
+	best := ""
+	for id, e := range all {
+		if e.Draining && !draining {
+			continue
+		}
+		if b, ok := all[best]; best == "" || !ok || e.Load < b.Load || e.Load == b.Load && id < best {
+			best = id
+		}
+	}
+	return best
+}
+
+// errNoRelay: the visit's relay changed while it was being chosen, to
+// one whose registration is gone.
+var errNoRelay = errors.New("media: no relay can take the visit")
+
+// relayOf returns the node whose relay serves vid and its registration,
+// giving the visit one when it has none and moving it when its relay is
+// gone or draining (and another can take it). node is "" when no node
+// registers a relay: the visit uses this node's relay.
+func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntry, err error) {
+	all, err := b.relays(ctx)
+	if err != nil || len(all) == 0 {
+		return "", relayEntry{}, err
+	}
+	cur, err := b.rdb.Get(ctx, b.visitRelayKey(vid)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", relayEntry{}, err
+	}
+	if ce, ok := all[cur]; ok && !ce.Draining {
+		return cur, ce, nil
+	}
+	next := leastLoaded(all, false)
+	if next == "" {
+		if ce, ok := all[cur]; ok {
+			return cur, ce, nil // draining, and no other: it goes on serving
+		}
+		next = leastLoaded(all, true) // only draining ones are left
+	}
+	got, err := moveScript.Run(ctx, b.rdb, []string{b.visitRelayKey(vid)}, cur, next, presenceTTL.Milliseconds()).Text()
+	if err != nil {
+		return "", relayEntry{}, err
+	}
+	if ge, ok := all[got]; ok {
+		if cur != "" && got != cur {
+			b.s.log.Info("visit moved to another relay", "visit", vid, "from", cur, "to", got)
+			b.moved(vid, got, ge.URLs)
+			data, _ := json.Marshal(ge.URLs)
+			b.publish(b.allChan(), envelope{Kind: "moved", Visit: vid, To: got, Data: data})
+		}
+		return got, ge, nil
+	}
+	return "", relayEntry{}, errNoRelay
+}
+
+// movedMax bounds the table of visits moved off this node's relay.
+const movedMax = 4096
+
+// moved records, on every node (bus kind "moved"), that vid's relay is now
+// node's at urls: this node's relay answers the visit's new Allocates
+// with 300 ALTERNATE-SERVER (redirect), unless the visit came to it.
+func (b *bus) moved(vid, node string, urls []string) {
+	if node == b.node {
+		b.rs.away.Remove(vid)
+		return
+	}
+	if a, ok := udpAddrOf(urls); ok {
+		b.rs.away.Add(vid, a)
+	}
+}
+
+// redirect is this node's relay.RedirectFunc: from memory, never Redis.
+func (b *bus) redirect(vid string) (netip.AddrPort, bool) { return b.rs.away.Get(vid) }
+
+// udpAddrOf is the address of the first turn:IP:PORT?transport=udp URL in
+// urls (RFC 7065 §3.1); a host name is no address for ALTERNATE-SERVER.
+func udpAddrOf(urls []string) (netip.AddrPort, bool) {
+	for _, u := range urls {
+		rest, ok := strings.CutPrefix(u, "turn:")
+		if !ok {
+			continue
+		}
+		hp, _, _ := strings.Cut(rest, "?")
+		if a, err := netip.ParseAddrPort(hp); err == nil {
+			return a, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// admitOn tells node's relay to admit the participant (bus kind "admit").
+func (b *bus) admitOn(node, vid, pid string) {
+	b.publish(b.nodeChan(node), envelope{Kind: "admit", Visit: vid, PID: pid})
+}
+
+// iceRelay is the relay part of an /ice answer for (vid, pid): the URLs to
+// hand out, after admitting the participant on the visit's relay — this
+// node's (the URLs for the request, iceURLs) or another node's. It fails
+// (503) when Redis cannot tell which relay serves the visit.
+func (s *Service) iceRelay(r *http.Request, vid, pid string) ([]string, error) {
+	if s.bus != nil {
+		ctx, cancel := storeCtx()
+		node, e, err := s.bus.relayOf(ctx, vid)
+		cancel()
+		if err != nil {
+			return nil, fail(http.StatusServiceUnavailable, "relay", "the call's relay cannot be reached; try again shortly")
+		}
+		if node != "" && node != s.bus.node {
+			s.bus.admitOn(node, vid, pid)
+			return e.URLs, nil
+		}
+	}
+	// Admission on the relay is idempotent; it is renewed here because a
+	// sign-out revokes it while the participant stays admitted.
+	s.relay.Admit(vid, pid)
+	return s.iceURLs(r), nil
+}
+
+// Drain marks this node draining for relay choice: its relay is given no
+// new visit, the visits it serves move to another relay at their next
+// /ice, and their new Allocates here are answered with 300
+// ALTERNATE-SERVER. Calls in progress keep their allocations. Without
+// Redis (one node) it does nothing. Safe to call more than once.
+func (s *Service) Drain() error {
+	if s.bus == nil {
+		return nil
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	return s.bus.drain(ctx)
+}
+
+// RelayRegistration opens one sealed relay registration (the value of
+// relay:<node id> below the visits' Redis prefix) with the visits' key
+// (Options.InviteKey) and returns the relay's ICE URLs, its load
+// (allocations) and whether it is draining; errors when the value does
+// not open with that key. For operators' tools and tests: nothing in the
+// request path needs it.
+func RelayRegistration(key []byte, sealed string) (urls []string, load int, draining bool, err error) {
+	c, err := newSealer(key)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	plain, err := c.openWith([]byte(relayAD), []byte(sealed))
+	if err != nil {
+		return nil, 0, false, err
+	}
+	var e relayEntry
+	if err := json.Unmarshal(plain, &e); err != nil {
+		return nil, 0, false, err
+	}
+	return e.URLs, e.Load, e.Draining, nil
+}
