@@ -204,7 +204,7 @@ func TestRegression_TLSStalledReaderThroughTheNode(t *testing.T) {
 			if worst := st.Pause(1); worst > 200*time.Millisecond {
 				t.Errorf("the media paused %v while another participant did not read (inter-arrival gap %v, p99 %v)", worst, st.Gap(1), st.Gap(0.99))
 			}
-			if n := relayDenials(t, a.demo, "tls_send_queue"); n == 0 {
+			if n := relayDrops(t, a.demo, "tls_send_queue"); n == 0 {
 				t.Error("the participant that did not read lost none of its own answers (tls_send_queue): it never stalled")
 			}
 			t.Logf("%d/%d packets, worst pause %v, inter-arrival max %v, p99 %v", st.Received, st.Sent, st.Pause(1), st.Gap(1), st.Gap(0.99))
@@ -212,9 +212,9 @@ func TestRegression_TLSStalledReaderThroughTheNode(t *testing.T) {
 	}
 }
 
-// relayDenials is telegate_media_relay_permission_denials_total{reason}
+// relayDrops is telegate_media_relay_dropped_datagrams_total{reason}
 // on the node's /metrics.
-func relayDenials(t *testing.T, d *demo, reason string) float64 {
+func relayDrops(t *testing.T, d *demo, reason string) float64 {
 	t.Helper()
 	resp, err := http.Get(d.AdminURL() + "/metrics")
 	if err != nil {
@@ -222,7 +222,7 @@ func relayDenials(t *testing.T, d *demo, reason string) float64 {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^telegate_media_relay_permission_denials_total\{reason="` + reason + `"\} (\S+)$`).FindSubmatch(b)
+	m := regexp.MustCompile(`(?m)^telegate_media_relay_dropped_datagrams_total\{reason="` + reason + `"\} (\S+)$`).FindSubmatch(b)
 	if m == nil {
 		return 0
 	}
