@@ -193,6 +193,12 @@ func TestRegression_TLSStalledReaderThroughTheNode(t *testing.T) {
 				}
 			}()
 			st := turnwire.MeasurePair(c, p, turnwire.Pair{Channel: 0x4000, Packets: 2500})
+			if worst := st.Pause(1); worst > 200*time.Millisecond {
+				// A loaded machine stalls a process now and then; a relay
+				// that waits for the stuck reader pauses every time.
+				t.Logf("the media paused %v: measuring again, the stuck reader still stuck", worst)
+				st = turnwire.MeasurePair(c, p, turnwire.Pair{Channel: 0x4000, Packets: 2500})
+			}
 			close(stop)
 			wg.Wait()
 			if st.Received < st.Sent/2 {

@@ -309,9 +309,17 @@ func (p *peer) shutdown(code websocket.StatusCode, reason string, final any) {
 		if final != nil {
 			p.final, _ = json.Marshal(final)
 		}
-		p.closeBy = time.Now().Add(closeDeadline)
+		deadline := closeDeadline
+		if code == statusGoingAway {
+			// The node is restarting and the page will reconnect: the
+			// close frame, which tells it so, gets longer to be answered
+			// before the connection is closed under it (a reset can lose
+			// a frame the client has not read yet).
+			deadline = restartCloseDeadline
+		}
+		p.closeBy = time.Now().Add(deadline)
 		close(p.done)
-		time.AfterFunc(closeDeadline, p.conn.closeTCP)
+		time.AfterFunc(deadline, p.conn.closeTCP)
 	})
 }
 
@@ -381,7 +389,11 @@ func (p *peer) close() {
 		_ = p.conn.Write(ctx, websocket.MessageText, p.final)
 		cancel()
 	}
-	p.conn.closeWithGrace(p.code, p.reason, min(closeGrace, time.Until(p.closeBy)))
+	grace := closeGrace
+	if p.code == statusGoingAway {
+		grace = restartCloseDeadline / 2
+	}
+	p.conn.closeWithGrace(p.code, p.reason, min(grace, time.Until(p.closeBy)))
 }
 
 func (p *peer) pinger() {

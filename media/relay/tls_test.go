@@ -225,12 +225,29 @@ func TestRegression_TLSStalledReader(t *testing.T) {
 		turnwire.Provocation{Name: "nothing"},
 	) {
 		t.Run(tc.Name, func(t *testing.T) {
-			stalledReader(t, tc.Build)
+			worst, raw := stalledReader(t, tc.Build)
+			if worst > maxMediaPause {
+				// A loaded machine stalls a process now and then; a relay
+				// that waits for the stuck reader pauses every time.
+				t.Logf("bob's media paused %v: measuring again on a fresh relay", worst)
+				worst, raw = stalledReader(t, tc.Build)
+			}
+			if worst > maxMediaPause {
+				t.Errorf("bob's media paused %v (inter-arrival gap %v) while another participant did not read, twice", worst, raw)
+			}
 		})
 	}
 }
 
-func stalledReader(t *testing.T, provoke func(*turnwire.Client, netip.AddrPort) []byte) {
+// maxMediaPause is the longest pause of one participant's relayed media
+// that another participant's stalled reading may cause.
+const maxMediaPause = 200 * time.Millisecond
+
+// stalledReader runs bob's media beside a participant that stops
+// reading, checks what happens to the stuck one, and returns the worst
+// pause of bob's media (less alice's own lateness) and the raw
+// inter-arrival gap.
+func stalledReader(t *testing.T, provoke func(*turnwire.Client, netip.AddrPort) []byte) (worst, worstRaw time.Duration) {
 	f := newFixture(t, func(c *config.Relay) { c.BandwidthBitsPerSecond = 400_000_000 })
 	addr := f.tlsFront(t, 16<<10)
 	a, ra, _ := f.tlsAllocate(t, addr, "127.0.0.2", "v", "alice", 0)
@@ -309,14 +326,10 @@ func stalledReader(t *testing.T, provoke func(*turnwire.Client, netip.AddrPort) 
 	// The inter-arrival gap at bob, less what alice's own sending gap
 	// already was (a machine this loaded may not run her ticker on time):
 	// a pause of the relay shows whole, a late sender does not.
-	var worst, worstRaw time.Duration
 	for i := 1; i < len(recv); i++ {
 		gap := recv[i].Sub(recv[i-1])
 		worstRaw = max(worstRaw, gap)
 		worst = max(worst, gap-sent[i].Sub(sent[i-1])+10*time.Millisecond)
-	}
-	if worst > 200*time.Millisecond {
-		t.Errorf("bob's media paused %v (inter-arrival gap %v) while another participant did not read", worst, worstRaw)
 	}
 	if d := counterValue(t, f.s.m.drops.WithLabelValues("tls_send_queue")); d == 0 {
 		t.Error("no tls_send_queue drops for the participant that did not read")
@@ -325,6 +338,7 @@ func stalledReader(t *testing.T, provoke func(*turnwire.Client, netip.AddrPort) 
 		t.Error("the connection that did not read was not closed (write_stalled)")
 	}
 	t.Logf("%d packets, worst pause %v (inter-arrival %v), %v dropped for the stuck one", len(recv), worst, worstRaw, counterValue(t, f.s.m.drops.WithLabelValues("tls_send_queue")))
+	return worst, worstRaw
 }
 
 // TestRegression_TLSSlotAfterRelease: a TURN-over-TLS connection whose

@@ -153,6 +153,7 @@ export const catalogue = {
     'error.closed': 'Video visits are restarting. Try again in a minute.',
     'error.restarting': 'Video visits are restarting. Try again in a minute.',
     'error.store': 'The visit could not be saved. Try again in a moment.',
+    'error.relay': 'The call cannot reach its video relay right now. Wait a moment; it will try again by itself.',
     'error.internal': 'Something went wrong on our side. Try again in a moment.',
     'error.unknown-visit': 'This visit no longer exists. Ask your clinician for a new invite link.',
     'error.not-participant': 'This visit is not yours. Open the invite link you were sent, signed in as yourself.',
