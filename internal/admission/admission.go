@@ -170,7 +170,7 @@ type source struct {
 	key     netip.Prefix
 	pending connList // slot 0: pending connections, oldest first
 	idle    connList // slot 0: idle connections, oldest first
-	nEst    int       // established: active and idle
+	nEst    int      // established: active and idle
 }
 
 func (s *source) total() int { return s.pending.Len() + s.nEst }
