@@ -616,8 +616,12 @@ func (l *Log) Commit(ctx context.Context, e Event) error {
 		l.unconfirmd.Add(1)
 		return err
 	}
-	t := time.NewTimer(CommitTimeout)
-	defer t.Stop()
+	t := timerPool.Get().(*time.Timer)
+	t.Reset(CommitTimeout)
+	defer func() {
+		t.Stop() // since Go 1.23 a stopped timer's channel holds no stale tick
+		timerPool.Put(t)
+	}()
 	select {
 	case err := <-done:
 		donePool.Put(done)
@@ -632,6 +636,14 @@ func (l *Log) Commit(ctx context.Context, e Event) error {
 }
 
 var donePool = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+// timerPool holds stopped timers for Commit's wait, one per waiting
+// request: reusing them spares an allocation per record.
+var timerPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // Committer is a Sink whose records can be waited for: Commit returns
 // once the record is written, or the error why it is not.

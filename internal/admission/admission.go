@@ -47,7 +47,6 @@
 package admission
 
 import (
-	"container/list"
 	"errors"
 	"net"
 	"net/netip"
@@ -164,14 +163,14 @@ type Controller struct {
 	nPend   int
 	nConns  int
 	seq     uint64
-	idle    list.List // *Conn, oldest first, across sources
+	idle    connList // slot 1: idle connections, oldest first, across sources
 }
 
 type source struct {
 	key     netip.Prefix
-	pending list.List // *Conn, oldest first
-	idle    list.List // *Conn, oldest first
-	nEst    int       // established: active and idle
+	pending connList // slot 0: pending connections, oldest first
+	idle    connList // slot 0: idle connections, oldest first
+	nEst    int      // established: active and idle
 }
 
 func (s *source) total() int { return s.pending.Len() + s.nEst }
@@ -182,7 +181,7 @@ func New(o Options) (*Controller, error) {
 	if err := o.Limits.Check(); err != nil {
 		return nil, err
 	}
-	return &Controller{lim: o.Limits, onEvent: o.OnEvent, sources: map[netip.Prefix]*source{}}, nil
+	return &Controller{lim: o.Limits, onEvent: o.OnEvent, sources: map[netip.Prefix]*source{}, idle: connList{k: 1}}, nil
 }
 
 // Stats are a Controller's counts at one moment.
@@ -245,8 +244,7 @@ type Conn struct {
 	ctl   *Controller
 	src   *source
 	state connState // under ctl.mu
-	elem  *list.Element
-	gidle *list.Element // in ctl.idle
+	links [2]link   // under ctl.mu: in src.pending or src.idle (0), in ctl.idle (1)
 	timer *time.Timer
 	heard atomic.Bool
 	once  sync.Once
@@ -302,16 +300,15 @@ func (ctl *Controller) releaseLocked(c *Conn) {
 	case stateClosed:
 		return
 	case statePending:
-		s.pending.Remove(c.elem)
+		s.pending.Remove(c)
 		ctl.nPend--
 	case stateIdle:
-		s.idle.Remove(c.elem)
-		ctl.idle.Remove(c.gidle)
+		s.idle.Remove(c)
+		ctl.idle.Remove(c)
 		s.nEst--
 	case stateActive:
 		s.nEst--
 	}
-	c.elem, c.gidle = nil, nil
 	c.state = stateClosed
 	ctl.nConns--
 	if s.total() == 0 {
@@ -340,13 +337,13 @@ func (ctl *Controller) admit(raw net.Conn) *Conn {
 	refuse := Reason("")
 	if s.nEst >= lim.MaxConnsPerSource {
 		if e := s.idle.Front(); e != nil {
-			out = append(out, ctl.evictLocked(e.Value.(*Conn), SourceConns))
+			out = append(out, ctl.evictLocked(e, SourceConns))
 		} else {
 			refuse = SourceConns
 		}
 	}
 	if refuse == "" && s.pending.Len() >= lim.MaxPendingPerSource {
-		out = append(out, ctl.evictLocked(s.pending.Front().Value.(*Conn), SourcePending))
+		out = append(out, ctl.evictLocked(s.pending.Front(), SourcePending))
 	}
 	if refuse == "" && ctl.nPend >= lim.MaxPending {
 		if v := ctl.heaviestPendingLocked(); v != nil {
@@ -365,7 +362,7 @@ func (ctl *Controller) admit(raw net.Conn) *Conn {
 		ctl.sources[key] = s // again, in case an eviction emptied it
 		ctl.seq++
 		c = &Conn{Conn: raw, ctl: ctl, src: s, state: statePending, seq: ctl.seq}
-		c.elem = s.pending.PushBack(c)
+		s.pending.PushBack(c)
 		ctl.nPend++
 		ctl.nConns++
 		c.timer = time.AfterFunc(lim.FirstByteTimeout, func() { ctl.expire(c) })
@@ -423,7 +420,7 @@ func (ctl *Controller) heaviestPendingLocked() *Conn {
 	n := 0
 	for _, s := range ctl.sources {
 		if l := s.pending.Len(); l > 0 {
-			f := s.pending.Front().Value.(*Conn)
+			f := s.pending.Front()
 			if l > n || l == n && best != nil && f.older(best) {
 				best, n = f, l
 			}
@@ -443,7 +440,7 @@ func (ctl *Controller) roomLocked() *Conn {
 				best = s
 			}
 		}
-		return best.idle.Front().Value.(*Conn)
+		return best.idle.Front()
 	}
 	return ctl.heaviestPendingLocked()
 }

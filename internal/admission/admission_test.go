@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"testing"
@@ -363,4 +364,41 @@ func TestLimitsCheck(t *testing.T) {
 			t.Errorf("%+v accepted", l)
 		}
 	}
+}
+
+// TestIdleOrderAfterReuse: a keep-alive connection that serves another
+// request and goes idle again becomes the newest idle one, so the
+// source's oldest idle connection is the one closed for a newcomer; the
+// connection that just served stays open.
+func TestIdleOrderAfterReuse(t *testing.T) {
+	lim := testLimits()
+	lim.MaxConnsPerSource = 3
+	s := newServer(t, lim)
+	hook := ConnState(nil)
+	var clients []net.Conn
+	var conns []*Conn
+	for range 3 {
+		clients = append(clients, s.dial("127.0.0.1"))
+		c := s.next()
+		hook(c, http.StateActive)
+		hook(c, http.StateIdle)
+		conns = append(conns, c)
+	}
+	// conns[0] serves again (several requests): conns[1] is now the oldest idle.
+	for range 3 {
+		hook(conns[0], http.StateActive)
+		hook(conns[0], http.StateIdle)
+	}
+	s.settle(Stats{Idle: 3, Sources: 1})
+	s.dial("127.0.0.1")
+	hook(s.next(), http.StateActive)
+	if !closedByServer(clients[1], time.Second) {
+		t.Fatal("the oldest idle connection was not closed for the newcomer")
+	}
+	for _, i := range []int{0, 2} {
+		if closedByServer(clients[i], 100*time.Millisecond) {
+			t.Fatalf("connection %d was closed; only the oldest idle one should be", i)
+		}
+	}
+	s.settle(Stats{Active: 1, Idle: 2, Sources: 1})
 }

@@ -99,15 +99,11 @@ func ConnState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnStat
 	return func(c net.Conn, st http.ConnState) {
 		switch st {
 		case http.StateNew:
-			if a := Of(c); a != nil && a.ctl.isEstablished(a) {
-				a.ctl.setIdle(a, true)
+			if a := Of(c); a != nil {
+				a.ctl.markIdle(a, true)
 			}
 		case http.StateActive, http.StateHijacked:
-			if a := Of(c); a != nil {
-				if a.ctl.established(a) {
-					a.ctl.setIdle(a, false)
-				}
-			}
+			Active(c)
 		case http.StateIdle:
 			Idle(c)
 		}
@@ -115,12 +111,6 @@ func ConnState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnStat
 			next(c, st)
 		}
 	}
-}
-
-func (ctl *Controller) isEstablished(a *Conn) bool {
-	ctl.mu.Lock()
-	defer ctl.mu.Unlock()
-	return a.state == stateActive || a.state == stateIdle
 }
 
 // established moves a from pending to active, making room in its source
@@ -146,12 +136,11 @@ func (ctl *Controller) established(a *Conn) bool {
 			ctl.emit(Event{Reason: SourceConns, Refused: true})
 			return false
 		}
-		v := ctl.evictLocked(e.Value.(*Conn), SourceConns)
+		v := ctl.evictLocked(e, SourceConns)
 		out = &v
 	}
 	a.timer.Stop()
-	s.pending.Remove(a.elem)
-	a.elem = nil
+	s.pending.Remove(a)
 	ctl.nPend--
 	s.nEst++
 	a.state = stateActive
@@ -166,21 +155,31 @@ func (ctl *Controller) established(a *Conn) bool {
 // setIdle moves an established connection between active and idle; a
 // pending one is first made established.
 func (ctl *Controller) setIdle(a *Conn, idle bool) {
-	if !ctl.established(a) {
-		return
+	if !ctl.markIdle(a, idle) && ctl.established(a) {
+		ctl.markIdle(a, idle)
 	}
+}
+
+// markIdle moves an established a between active and idle under one
+// lock acquisition (the per-request path of a keep-alive connection). It
+// reports false, changing nothing, when a is still pending (the caller
+// makes it established first, HandshakeDone); a closed a is left alone.
+func (ctl *Controller) markIdle(a *Conn, idle bool) bool {
 	ctl.mu.Lock()
 	defer ctl.mu.Unlock()
 	s := a.src
 	switch {
+	case a.state == statePending:
+		return false
+	case a.state == stateClosed:
 	case idle && a.state == stateActive:
 		a.state = stateIdle
-		a.elem = s.idle.PushBack(a)
-		a.gidle = ctl.idle.PushBack(a)
+		s.idle.PushBack(a)
+		ctl.idle.PushBack(a)
 	case !idle && a.state == stateIdle:
-		s.idle.Remove(a.elem)
-		ctl.idle.Remove(a.gidle)
-		a.elem, a.gidle = nil, nil
+		s.idle.Remove(a)
+		ctl.idle.Remove(a)
 		a.state = stateActive
 	}
+	return true
 }
