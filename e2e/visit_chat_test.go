@@ -29,6 +29,9 @@ func TestVisitChatFileAndScreenShare(t *testing.T) {
 	artifacts := artifactsDir(t)
 	dr := newPage(t, newCtx, "clinician")
 	pat := newPage(t, newCtx, "patient")
+	// The page's CSP allows no fetch of blob: URLs, so the test keeps the
+	// blobs the pages make links for, to read what arrived.
+	pat.onNewDocument(`(() => { window.__blobs = {}; const orig = URL.createObjectURL; URL.createObjectURL = b => { const u = orig(b); window.__blobs[u] = b; return u; }; })();`)
 	startCall(t, d.Base(), dr, pat, artifacts)
 
 	// Chat: patient → clinician.
@@ -57,7 +60,7 @@ func TestVisitChatFileAndScreenShare(t *testing.T) {
 	pat.waitFor("the clinician's file", `document.querySelector('#chat-log a[download="discharge-notes.bin"]') !== null`, 20*time.Second)
 	got := eval[string](pat, `(async () => {
   const a = document.querySelector('#chat-log a[download="discharge-notes.bin"]');
-  const buf = await (await fetch(a.href)).arrayBuffer();
+  const buf = await window.__blobs[a.href].arrayBuffer();
   const h = await crypto.subtle.digest('SHA-256', buf);
   return buf.byteLength + ' ' + Array.from(new Uint8Array(h), b => b.toString(16).padStart(2, '0')).join('');
 })()`)

@@ -517,11 +517,11 @@ function chatAndScreen(c, peerName) {
     let n = 0;
     try { n = await c.sendFile(f); } catch (_) { n = 0; }
     if (!n) { chatStatus(t('chat.notSent')); return; }
-    line(t('chat.you'), t('chat.fileYou') + ' ', fileLink(f.name, f));
+    line(t('chat.you'), t('chat.file') + ' ', fileLink(f.name, f));
     chatStatus(t('chat.fileSent', { name: f.name }));
   });
   c.addEventListener('chat', e => line(peerName(e.detail.peerId), e.detail.text));
-  c.addEventListener('file', e => line(peerName(e.detail.peerId), t('chat.fileFrom', { name: peerName(e.detail.peerId) }) + ' ', fileLink(e.detail.name, e.detail.blob)));
+  c.addEventListener('file', e => line(peerName(e.detail.peerId), t('chat.file') + ' ', fileLink(e.detail.name, e.detail.blob)));
   c.addEventListener('fileerror', e => chatStatus(t(e.detail.why === 'too-big' ? 'chat.fileRefused' : 'chat.fileBroken', { name: peerName(e.detail.peerId) })));
 
   // Screen share: the button, and a banner on both sides while it is on.
@@ -529,7 +529,12 @@ function chatAndScreen(c, peerName) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) share.hidden = true;
   share.addEventListener('click', async () => {
     if (c.screenStream) { c.stopScreenShare(); return; }
-    try { await c.startScreenShare(); } catch (_) { say('#call-status', t('screen.failed')); }
+    try {
+      await c.startScreenShare();
+    } catch (err) {
+      console.warn('screen share:', err.name, err.message);
+      say('#call-status', t('screen.failed'));
+    }
   });
   c.addEventListener('sharing', e => {
     share.setAttribute('aria-pressed', String(e.detail.on));
