@@ -21,7 +21,7 @@ import (
 // 8 MiB limit is refused in plain words before anything is sent; the
 // patient's screen share arrives at the clinician as a second video (the
 // camera still flowing) with a banner on both sides, and stopping it
-// takes both banners away.
+// takes both banners away; then the clinician shares, the other way.
 func TestVisitChatFileAndScreenShare(t *testing.T) {
 	d := runWithDevOP(t, visitsConfig)
 	d.logVisitOnFailure()
@@ -104,4 +104,14 @@ func TestVisitChatFileAndScreenShare(t *testing.T) {
 	if st := eval[string](dr, `document.querySelector('#connection-state').dataset.state`); st != "connected" {
 		t.Errorf("after the share the clinician's call is %q", st)
 	}
+
+	// The other side shares too: the clinician's screen at the patient.
+	dr.do(chromedp.Click(chromedp.CSS("#share-screen")))
+	dr.waitFor("the clinician's banner", `!document.querySelector('#screen-self').hidden`, 15*time.Second)
+	pat.waitFor("the clinician's screen", `!document.querySelector('#screen-stage').hidden && document.querySelector('#remote-screen').videoWidth > 0`, 20*time.Second)
+	if b := eval[string](pat, `document.querySelector('#screen-remote').textContent`); b != "Dr. Demo Clinician is sharing their screen." {
+		t.Errorf("the patient's banner reads %q", b)
+	}
+	dr.do(chromedp.Click(chromedp.CSS("#share-screen")))
+	pat.waitFor("the clinician's screen gone", `document.querySelector('#screen-stage').hidden`, 10*time.Second)
 }

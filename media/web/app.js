@@ -550,7 +550,7 @@ function chatAndScreen(c, peerName) {
       video.srcObject = stream;
       video.setAttribute('aria-label', t('screen.label', { name: peerName(pid) }));
       say('#screen-remote', t('screen.remote', { name: peerName(pid) }));
-    } else if (pid === sharer) {
+    } else if (pid === sharer && sharer) {
       sharer = null;
       video.srcObject = null;
     }
@@ -559,8 +559,7 @@ function chatAndScreen(c, peerName) {
   c.addEventListener('screen', e => showScreen(e.detail.peerId, e.detail.stream));
   c.addEventListener('peerleft', e => showScreen(e.detail.peerId, null));
   c.addEventListener('closed', () => {
-    sharer = 'x';
-    showScreen('x', null);
+    showScreen(sharer, null);
     $('#screen-self').hidden = true;
     $('#chat-send').disabled = true;
     $('#chat-file').disabled = true;

@@ -769,6 +769,7 @@ export class Call extends EventTarget {
     if (pc) pc.close();
     const n = this.nego.get(peerId);
     if (n) clearTimeout(n.timer);
+    if (n && n.screenId) this.emit('screen', { peerId, stream: null }); // that page's share went with it
     this.pcs.delete(peerId);
     this.nego.delete(peerId);
     this.codes.delete(peerId);
