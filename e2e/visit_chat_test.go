@@ -23,12 +23,7 @@ import (
 // camera still flowing) with a banner on both sides, and stopping it
 // takes both banners away; then the clinician shares, the other way.
 func TestVisitChatFileAndScreenShare(t *testing.T) {
-	d := runWithDevOP(t, visitsConfig)
-	d.logVisitOnFailure()
-	newCtx := chromium(t)
-	artifacts := artifactsDir(t)
-	dr := newPage(t, newCtx, "clinician")
-	pat := newPage(t, newCtx, "patient")
+	d, _, artifacts, dr, pat := visitPages(t)
 	// The page's CSP allows no fetch of blob: URLs, so the test keeps the
 	// blobs the pages make links for, to read what arrived.
 	pat.onNewDocument(`(() => { window.__blobs = {}; const orig = URL.createObjectURL; URL.createObjectURL = b => { const u = orig(b); window.__blobs[u] = b; return u; }; })();`)
