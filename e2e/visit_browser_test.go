@@ -27,6 +27,8 @@ func chromium(t *testing.T) func() context.Context {
 		chromedp.ExecPath(path),
 		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		// getDisplayMedia picks the (fake) screen without a picker.
+		chromedp.Flag("auto-select-desktop-capture-source", "Entire screen"),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),

@@ -83,6 +83,18 @@ func (d *demo) denials(t *testing.T) map[string]float64 {
 	return out
 }
 
+// visitPages starts telegate (visitsConfig, its audit and output logged
+// on failure) and Chromium with a clinician's and a patient's page; it
+// returns them with the browser (for more pages) and the artefacts
+// directory.
+func visitPages(t *testing.T) (d *demo, newCtx func() context.Context, artifacts string, dr, pat *page) {
+	t.Helper()
+	d = runWithDevOP(t, visitsConfig)
+	d.logVisitOnFailure()
+	newCtx = chromium(t)
+	return d, newCtx, artifactsDir(t), newPage(t, newCtx, "clinician"), newPage(t, newCtx, "patient")
+}
+
 // TestRegression_VisitPagesTellPeopleTheTruth holds a visit in Chromium
 // and checks what each side is shown, one fault of the kind at a time:
 // the camera stays off until admission is confirmed (for someone waiting,
@@ -95,12 +107,7 @@ func (d *demo) denials(t *testing.T) map[string]float64 {
 // turns: names the port telegate serves; and a healthy call raises no
 // relay denials.
 func TestRegression_VisitPagesTellPeopleTheTruth(t *testing.T) {
-	d := runWithDevOP(t, visitsConfig)
-	d.logVisitOnFailure()
-	newCtx := chromium(t)
-	artifacts := artifactsDir(t)
-	dr := newPage(t, newCtx, "clinician")
-	pat := newPage(t, newCtx, "patient")
+	d, newCtx, artifacts, dr, pat := visitPages(t)
 	pat.watchMedia(true) // this patient's camera is blocked
 	late := newPage(t, newCtx, "later arrival")
 	late.watchMedia(false)

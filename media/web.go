@@ -36,7 +36,7 @@ func setPageHeaders(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=()")
+	h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 }
 

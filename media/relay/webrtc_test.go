@@ -45,9 +45,11 @@ func (c *recordingConn) WriteTo(p []byte, a net.Addr) (int, error) {
 }
 
 // TestWebRTCThroughRelay: two WebRTC peers restricted to relay candidates
-// connect through the relay, exchange a video track and a data channel
-// message, and the relay only ever sees ciphertext: the plaintext canary
-// never appears in a forwarded datagram, SRTP does.
+// connect through the relay, exchange a video track and, on the data
+// channel as the web client uses it (negotiated id 0, visit.js), a chat
+// message and a file in 64 KiB chunks; the relay only ever sees
+// ciphertext: the plaintext canary never appears in a forwarded
+// datagram, SRTP does.
 func TestWebRTCThroughRelay(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
@@ -91,12 +93,22 @@ func TestWebRTCThroughRelay(t *testing.T) {
 	if _, err := offerer.AddTrack(track); err != nil {
 		t.Fatal(err)
 	}
-	dc, err := offerer.CreateDataChannel("chat", nil)
+	// The web client's channel: negotiated on both sides, id 0.
+	negotiated, id := true, uint16(0)
+	dcInit := &webrtc.DataChannelInit{Negotiated: &negotiated, ID: &id}
+	dc, err := offerer.CreateDataChannel("telegate", dcInit)
 	if err != nil {
 		t.Fatal(err)
 	}
+	answerDC, err := answerer.CreateDataChannel("telegate", dcInit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file of 3 chunks and a bit, the canary all through it.
+	file := bytes.Repeat(append([]byte("file-"), canary...), 3*65536/36+100)
 	gotVideo := make(chan struct{})
 	gotMsg := make(chan string, 1)
+	gotFile := make(chan []byte, 1)
 	var videoOnce sync.Once
 	answerer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		for {
@@ -109,18 +121,32 @@ func TestWebRTCThroughRelay(t *testing.T) {
 			}
 		}
 	})
-	answerer.OnDataChannel(func(d *webrtc.DataChannel) {
-		d.OnMessage(func(m webrtc.DataChannelMessage) {
+	var received []byte // the answerer's file so far (its callbacks run one at a time)
+	answerDC.OnMessage(func(m webrtc.DataChannelMessage) {
+		switch {
+		case !m.IsString:
+			received = append(received, m.Data...)
+		case bytes.Contains(m.Data, []byte(`"t":"chat"`)):
 			select {
 			case gotMsg <- string(m.Data):
 			default:
 			}
-		})
+		case bytes.Contains(m.Data, []byte(`"t":"file-end"`)):
+			select {
+			case gotFile <- received:
+			default:
+			}
+		}
 	})
 	var open atomic.Bool
 	dc.OnOpen(func() {
 		open.Store(true)
-		_ = dc.SendText("hello from the clinician " + string(canary))
+		_ = dc.SendText(`{"t":"chat","text":"hello from the clinician ` + string(canary) + `"}`)
+		_ = dc.SendText(fmt.Sprintf(`{"t":"file","name":"notes.txt","size":%d,"type":"text/plain"}`, len(file)))
+		for off := 0; off < len(file); off += 65536 {
+			_ = dc.Send(file[off:min(off+65536, len(file))])
+		}
+		_ = dc.SendText(`{"t":"file-end"}`)
 	})
 
 	// Signal: offer and answer with every candidate gathered.
@@ -178,6 +204,14 @@ func TestWebRTCThroughRelay(t *testing.T) {
 		}
 	case <-timeout:
 		t.Fatal("no data channel message through the relay")
+	}
+	select {
+	case got := <-gotFile:
+		if !bytes.Equal(got, file) {
+			t.Fatalf("the file arrived as %d bytes, want %d", len(got), len(file))
+		}
+	case <-timeout:
+		t.Fatal("no file through the relay")
 	}
 
 	for name, pc := range map[string]*webrtc.PeerConnection{"offerer": offerer, "answerer": answerer} {

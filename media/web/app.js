@@ -476,6 +476,7 @@ async function call() {
     c.setCamera(!off);
   });
   $('#hangup').addEventListener('click', () => c.hangUp());
+  chatAndScreen(c, peerName);
 
   try {
     await c.start();
@@ -483,6 +484,86 @@ async function call() {
     say('#call-status', err.reason ? errorText(err) : t('call.startFailed'));
     offerRejoin();
   }
+}
+
+// chatAndScreen wires the call page's chat, file sending and screen
+// share to the call c (visit.js sends them over the data channel).
+function chatAndScreen(c, peerName) {
+  const log = $('#chat-log');
+  const status = sel => text => say(sel, text);
+  const chatStatus = status('#chat-status');
+  const line = (who, ...parts) => log.append(el('li', {}, el('strong', { text: who + ': ' }), ...parts));
+  const fileLink = (name, blob) => el('a', { href: URL.createObjectURL(blob), download: name, 'data-size': String(blob.size),
+    text: t('chat.fileSize', { name, size: Math.max(1, Math.round(blob.size / 1024)) }) });
+
+  $('#chat-form').addEventListener('submit', ev => {
+    ev.preventDefault();
+    const input = $('#chat-input');
+    const text = input.value.trim();
+    if (!text) return;
+    if (text.length > visit.CHAT_MAX_CHARS) { chatStatus(t('chat.tooLong', { n: visit.CHAT_MAX_CHARS })); return; }
+    if (!c.sendChat(text)) { chatStatus(t('chat.notSent')); return; }
+    line(t('chat.you'), text);
+    input.value = '';
+    chatStatus('');
+  });
+  $('#chat-file').addEventListener('change', async ev => {
+    const input = ev.currentTarget;
+    const f = input.files && input.files[0];
+    if (!f) return;
+    input.value = '';
+    if (f.size > visit.FILE_MAX_BYTES) { chatStatus(t('chat.fileTooBig')); return; }
+    chatStatus(t('chat.fileSending', { name: f.name }));
+    let n = 0;
+    try { n = await c.sendFile(f); } catch (_) { n = 0; }
+    if (!n) { chatStatus(t('chat.notSent')); return; }
+    line(t('chat.you'), t('chat.file') + ' ', fileLink(f.name, f));
+    chatStatus(t('chat.fileSent', { name: f.name }));
+  });
+  c.addEventListener('chat', e => line(peerName(e.detail.peerId), e.detail.text));
+  c.addEventListener('file', e => line(peerName(e.detail.peerId), t('chat.file') + ' ', fileLink(e.detail.name, e.detail.blob)));
+  c.addEventListener('fileerror', e => chatStatus(t(e.detail.why === 'too-big' ? 'chat.fileRefused' : 'chat.fileBroken', { name: peerName(e.detail.peerId) })));
+
+  // Screen share: the button, and a banner on both sides while it is on.
+  const share = $('#share-screen');
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) share.hidden = true;
+  share.addEventListener('click', async () => {
+    if (c.screenStream) { c.stopScreenShare(); return; }
+    try {
+      await c.startScreenShare();
+    } catch (err) {
+      console.warn('screen share:', err.name, err.message);
+      say('#call-status', t('screen.failed'));
+    }
+  });
+  c.addEventListener('sharing', e => {
+    share.setAttribute('aria-pressed', String(e.detail.on));
+    share.textContent = t(e.detail.on ? 'screen.stop' : 'screen.share');
+    say('#screen-self', t('screen.self'));
+    $('#screen-self').hidden = !e.detail.on;
+  });
+  let sharer = null;
+  const showScreen = (pid, stream) => {
+    const video = $('#remote-screen');
+    if (stream) {
+      sharer = pid;
+      video.srcObject = stream;
+      video.setAttribute('aria-label', t('screen.label', { name: peerName(pid) }));
+      say('#screen-remote', t('screen.remote', { name: peerName(pid) }));
+    } else if (pid === sharer && sharer) {
+      sharer = null;
+      video.srcObject = null;
+    }
+    $('#screen-stage').hidden = !sharer;
+  };
+  c.addEventListener('screen', e => showScreen(e.detail.peerId, e.detail.stream));
+  c.addEventListener('peerleft', e => showScreen(e.detail.peerId, null));
+  c.addEventListener('closed', () => {
+    showScreen(sharer, null);
+    $('#screen-self').hidden = true;
+    $('#chat-send').disabled = true;
+    $('#chat-file').disabled = true;
+  });
 }
 
 // hostPanel gives the clinician, on the call page, the waiting room

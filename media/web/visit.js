@@ -182,6 +182,20 @@ export async function callStats(pc) {
 /** Grace before an ICE connection that is `disconnected` is restarted (ms). */
 export const RESTART_GRACE_MS = 1000;
 
+/**
+ * Limits of chat and files in the call (the data channel, RFC 8831):
+ * a chat message is at most CHAT_MAX_CHARS UTF-16 code units; a file at
+ * most FILE_MAX_BYTES, sent in binary messages of FILE_CHUNK_BYTES (well
+ * under every browser's SCTP max-message-size, RFC 8841 §6); a file name
+ * at most FILE_NAME_MAX_CHARS. The receiving side enforces them too.
+ */
+export const CHAT_MAX_CHARS = 2000;
+export const FILE_MAX_BYTES = 8 * 1024 * 1024;
+export const FILE_CHUNK_BYTES = 64 * 1024;
+export const FILE_NAME_MAX_CHARS = 200;
+// Sending waits while more than this is queued on a data channel (bytes).
+const DC_HIGH_WATER = 1024 * 1024;
+
 // Signaling reconnect backoff (ms): doubled from the first to the last,
 // with up to a quarter of jitter; reset by each welcome.
 const BACKOFF_FIRST_MS = 500;
@@ -221,7 +235,22 @@ function randomSession() {
  *   restarting {peerId, why} (an ICE restart begins), recovered {peerId, ms, at} (ms since lost),
  *   reconnecting {code, reason} (signaling lost; it reconnects by itself),
  *   resumed {} (signaling back),
- *   closed {code, reason, why: 'ended'|'removed'|'signed-out'|'replaced'|'refused'|'hangup'|'network'}.
+ *   closed {code, reason, why: 'ended'|'removed'|'signed-out'|'replaced'|'refused'|'hangup'|'network'},
+ *   chat {peerId, text, at} (a chat message from a peer; at: epoch ms),
+ *   file {peerId, name, size, type, blob} (a file from a peer, complete),
+ *   fileerror {peerId, name, why: 'too-big'|'broken'} (a file refused or cut short),
+ *   screen {peerId, stream} (a peer's screen share began: stream; or ended: null),
+ *   sharing {on} (this page's own screen share began or ended).
+ *
+ * Chat and files go over one data channel per peer connection
+ * (negotiated, id 0, ordered and reliable): inside the same DTLS
+ * association as the media, end to end, so the gateway and the relay
+ * see only ciphertext. A chat message is a JSON text message
+ * {t: "chat", text}; a file is {t: "file", name, size, type}, its bytes
+ * as binary messages, then {t: "file-end"}. A screen share is a second
+ * video track on every peer connection (negotiationneeded renegotiates),
+ * announced first as {t: "screen", on: true, stream: <MediaStream id>}
+ * and withdrawn with {t: "screen", on: false}.
  */
 export class Call extends EventTarget {
   constructor(visitId, opts = {}) {
@@ -241,6 +270,8 @@ export class Call extends EventTarget {
     this.closed = false;
     this.statsTimer = null;
     this.backoff = BACKOFF_FIRST_MS;
+    this.dcs = new Map();      // peer id → RTCDataChannel (chat and files)
+    this.screenStream = null;  // this page's screen share, while on
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
@@ -413,8 +444,10 @@ export class Call extends EventTarget {
   // does not send, so the others' audio and video still arrive.
   addLocalTracks(pc, n) {
     n.tracksAdded = true;
+    this.openChannel(pc, n.peerId);
     const tracks = this.localStream ? this.localStream.getTracks() : [];
     for (const t of tracks) pc.addTrack(t, this.localStream);
+    if (this.screenStream) for (const t of this.screenStream.getVideoTracks()) n.screenSender = pc.addTrack(t, this.screenStream);
     for (const kind of ['audio', 'video']) {
       if (tracks.some(t => t.kind === kind)) continue;
       const existing = pc.getTransceivers().find(tr => tr.receiver.track && tr.receiver.track.kind === kind);
@@ -424,7 +457,8 @@ export class Call extends EventTarget {
 
   makePC(peerId, answering = false) {
     const pc = new RTCPeerConnection(this.rtcConfig());
-    const n = { makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null };
+    const n = { peerId, makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null,
+      cameraId: null, screenId: null, streams: new Map(), incoming: null, screenSender: null };
     this.pcs.set(peerId, pc);
     this.nego.set(peerId, n);
     // The answering side adds its tracks after the remote offer, into the
@@ -450,7 +484,14 @@ export class Call extends EventTarget {
     };
     pc.ontrack = e => {
       const stream = e.streams[0] || new MediaStream([e.track]);
-      this.emit('remotestream', { peerId, stream });
+      n.streams.set(stream.id, stream);
+      // The announced screen stream, or the peer's first (camera) stream;
+      // another one waits for its announcement.
+      if (stream.id === n.screenId) this.emit('screen', { peerId, stream });
+      else if (!n.cameraId || n.cameraId === stream.id) {
+        n.cameraId = stream.id;
+        this.emit('remotestream', { peerId, stream });
+      }
     };
     pc.oniceconnectionstatechange = () => this.watchIce(peerId, pc, n);
     pc.onconnectionstatechange = () => {
@@ -569,14 +610,170 @@ export class Call extends EventTarget {
     }
   }
 
+  // The chat and file channel with peerId: negotiated (both sides make
+  // it, id 0), so it needs no ondatachannel and rides the first offer.
+  openChannel(pc, peerId) {
+    const dc = pc.createDataChannel('telegate', { negotiated: true, id: 0, ordered: true });
+    dc.binaryType = 'arraybuffer';
+    dc.bufferedAmountLowThreshold = DC_HIGH_WATER / 4;
+    dc.onmessage = ev => this.onChannel(peerId, ev.data);
+    dc.onopen = () => {
+      if (this.screenStream) this.sendTo(dc, { t: 'screen', on: true, stream: this.screenStream.id });
+    };
+    this.dcs.set(peerId, dc);
+  }
+
+  sendTo(dc, m) {
+    if (dc && dc.readyState === 'open') dc.send(JSON.stringify(m));
+  }
+
+  // One message on the channel from peerId; anything out of bounds is
+  // dropped (a file that breaks them is refused as a whole).
+  onChannel(peerId, data) {
+    const n = this.nego.get(peerId);
+    if (!n) return;
+    if (data instanceof ArrayBuffer) {
+      const f = n.incoming;
+      if (!f || f.failed) return;
+      f.received += data.byteLength;
+      if (f.received > f.size) {
+        f.failed = true;
+        this.emit('fileerror', { peerId, name: f.name, why: 'broken' });
+        return;
+      }
+      f.parts.push(data);
+      return;
+    }
+    if (typeof data !== 'string' || data.length > CHAT_MAX_CHARS * 6 + 1024) return;
+    let m;
+    try { m = JSON.parse(data); } catch (_) { return; }
+    if (!m || typeof m !== 'object') return;
+    switch (m.t) {
+      case 'chat':
+        if (typeof m.text === 'string' && m.text.length > 0 && m.text.length <= CHAT_MAX_CHARS) this.emit('chat', { peerId, text: m.text, at: Date.now() });
+        break;
+      case 'file': {
+        const name = String(m.name || 'file').slice(0, FILE_NAME_MAX_CHARS);
+        const size = Number(m.size);
+        if (!Number.isSafeInteger(size) || size < 0 || size > FILE_MAX_BYTES) {
+          n.incoming = { name, size: 0, received: 0, parts: [], failed: true };
+          this.emit('fileerror', { peerId, name, why: 'too-big' });
+          break;
+        }
+        n.incoming = { name, size, type: typeof m.type === 'string' ? m.type.slice(0, 100) : '', received: 0, parts: [], failed: false };
+        break;
+      }
+      case 'file-end': {
+        const f = n.incoming;
+        n.incoming = null;
+        if (!f || f.failed) break;
+        if (f.received !== f.size) {
+          this.emit('fileerror', { peerId, name: f.name, why: 'broken' });
+          break;
+        }
+        const blob = new Blob(f.parts, { type: f.type || 'application/octet-stream' });
+        this.emit('file', { peerId, name: f.name, size: f.size, type: blob.type, blob });
+        break;
+      }
+      case 'screen':
+        if (m.on && typeof m.stream === 'string') {
+          n.screenId = m.stream;
+          const s = n.streams.get(m.stream);
+          if (s) this.emit('screen', { peerId, stream: s });
+        } else if (!m.on) {
+          if (n.screenId) n.streams.delete(n.screenId);
+          n.screenId = null;
+          this.emit('screen', { peerId, stream: null });
+        }
+        break;
+      default: break;
+    }
+  }
+
+  /** Send a chat message to everyone in the call. text: 1 … CHAT_MAX_CHARS characters; throws RangeError otherwise. Returns how many peers it went to. */
+  sendChat(text) {
+    text = String(text);
+    if (!text.length || text.length > CHAT_MAX_CHARS) throw new RangeError('chat message length');
+    let sent = 0;
+    for (const dc of this.dcs.values()) {
+      if (dc.readyState === 'open') { this.sendTo(dc, { t: 'chat', text }); sent++; }
+    }
+    return sent;
+  }
+
+  /**
+   * Send a file (a File or Blob, at most FILE_MAX_BYTES; RangeError
+   * otherwise) to everyone in the call, in FILE_CHUNK_BYTES messages,
+   * waiting while a channel's queue is full. Resolves with how many peers
+   * it went to.
+   */
+  async sendFile(file) {
+    if (file.size > FILE_MAX_BYTES) throw new RangeError('file too big');
+    const open = [...this.dcs.values()].filter(dc => dc.readyState === 'open');
+    const head = { t: 'file', name: String(file.name || 'file').slice(0, FILE_NAME_MAX_CHARS), size: file.size, type: file.type || '' };
+    for (const dc of open) this.sendTo(dc, head);
+    for (let off = 0; off < file.size; off += FILE_CHUNK_BYTES) {
+      const chunk = await file.slice(off, off + FILE_CHUNK_BYTES).arrayBuffer();
+      for (const dc of open) {
+        if (dc.readyState !== 'open') continue;
+        if (dc.bufferedAmount > DC_HIGH_WATER) {
+          await new Promise(r => { dc.addEventListener('bufferedamountlow', r, { once: true }); dc.addEventListener('close', r, { once: true }); });
+        }
+        if (dc.readyState === 'open') dc.send(chunk);
+      }
+    }
+    for (const dc of open) this.sendTo(dc, { t: 'file-end' });
+    return open.filter(dc => dc.readyState === 'open').length;
+  }
+
+  /**
+   * Share the screen (getDisplayMedia; must follow a user gesture) with
+   * everyone in the call, as a second video track on each connection.
+   * Stopping it in the browser's own bar ends the share too.
+   */
+  async startScreenShare() {
+    if (this.screenStream || this.closed) return;
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    if (this.closed) { for (const t of stream.getTracks()) t.stop(); return; }
+    this.screenStream = stream;
+    const [track] = stream.getVideoTracks();
+    track.addEventListener('ended', () => this.stopScreenShare());
+    for (const [pid, pc] of this.pcs) {
+      const n = this.nego.get(pid);
+      this.sendTo(this.dcs.get(pid), { t: 'screen', on: true, stream: stream.id });
+      if (n.tracksAdded) n.screenSender = pc.addTrack(track, stream); // negotiationneeded sends the offer
+    }
+    this.emit('sharing', { on: true });
+  }
+
+  /** End this page's screen share. */
+  stopScreenShare() {
+    const stream = this.screenStream;
+    if (!stream) return;
+    this.screenStream = null;
+    for (const t of stream.getTracks()) t.stop();
+    for (const [pid, pc] of this.pcs) {
+      const n = this.nego.get(pid);
+      const dc = this.dcs.get(pid);
+      if (dc) this.sendTo(dc, { t: 'screen', on: false });
+      if (n.screenSender) {
+        try { pc.removeTrack(n.screenSender); } catch (_) { /* closed meanwhile */ }
+        n.screenSender = null;
+      }
+    }
+    this.emit('sharing', { on: false });
+  }
+
   dropPeer(peerId) {
     const pc = this.pcs.get(peerId);
     if (pc) pc.close();
     const n = this.nego.get(peerId);
     if (n) clearTimeout(n.timer);
+    if (n && n.screenId) this.emit('screen', { peerId, stream: null }); // that page's share went with it
     this.pcs.delete(peerId);
     this.nego.delete(peerId);
     this.codes.delete(peerId);
+    this.dcs.delete(peerId);
   }
 
   /** Mute or unmute the microphone. */
@@ -599,6 +796,7 @@ export class Call extends EventTarget {
     clearInterval(this.statsTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.iceTimer);
+    this.stopScreenShare();
     for (const id of [...this.pcs.keys()]) this.dropPeer(id);
     if (this.ws) { try { this.ws.close(1000); } catch (_) { /* already closed */ } }
     if (this.localStream) for (const t of this.localStream.getTracks()) t.stop();
