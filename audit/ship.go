@@ -267,7 +267,10 @@ func (t *shipTarget) once(ctx context.Context) (int, error) {
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, t.o.Ship.Timeout)
+	// A delivery under way finishes (within the timeout) even when the
+	// shipper is closing: cut off after the receiver kept the batch but
+	// before its answer, the batch would be sent again at the next start.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.o.Ship.Timeout)
 	err = t.s.send(sctx, recs)
 	cancel()
 	if err != nil {
