@@ -97,7 +97,7 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range regexp.MustCompile(`data-t="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+		for _, m := range regexp.MustCompile(`data-t(?:-label)?="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
 			keys[m[1]] = true
 		}
 	}
@@ -141,5 +141,49 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 	}
 	if s := strings.TrimSpace(string(out)); s != "" {
 		t.Fatalf("catalogue:\n%s", s)
+	}
+}
+
+// TestRegression_CatalogueLanguagesHaveEveryKey: a page in Spanish (or any
+// other language of web/strings.js) never falls back to English words or
+// loses a name or number. Every language has exactly English's keys, each
+// with the same {placeholders} and a non-empty text; every language is
+// named for the switch; pickLanguage takes a remembered choice first, then
+// the browser's preferred languages by primary subtag, English otherwise.
+func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
+	t.Parallel()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	abs, err := filepath.Abs("web/strings.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := "import { catalogue, languageNames, pickLanguage } from " + jsString("file://"+abs) + ";\n" +
+		"const out = [];\n" +
+		"const ph = s => [...s.matchAll(/\\{(\\w+)\\}/g)].map(m => m[1]).sort().join(',');\n" +
+		"const langs = Object.keys(catalogue);\n" +
+		"if (langs.length < 2) out.push('only ' + langs.join(','));\n" +
+		"for (const l of langs) {\n" +
+		"  if (!languageNames[l]) out.push(l + ': not named in languageNames');\n" +
+		"  for (const k of Object.keys(catalogue.en)) {\n" +
+		"    const s = catalogue[l][k];\n" +
+		"    if (typeof s !== 'string' || s === '') { out.push(l + ': missing ' + k); continue; }\n" +
+		"    if (ph(s) !== ph(catalogue.en[k])) out.push(l + ': ' + k + ' has {' + ph(s) + '}, English {' + ph(catalogue.en[k]) + '}');\n" +
+		"  }\n" +
+		"  for (const k of Object.keys(catalogue[l])) if (catalogue.en[k] === undefined) out.push('en: missing ' + k + ' (in ' + l + ')');\n" +
+		"}\n" +
+		"for (const l of Object.keys(languageNames)) if (!catalogue[l]) out.push('languageNames names ' + l + ' without a catalogue');\n" +
+		"const picks = [[['es-MX', 'en'], null, 'es'], [['ES'], null, 'es'], [['fr-FR', 'es'], null, 'es'], [['fr'], null, 'en'], [[], null, 'en'],\n" +
+		"  [['en-US'], null, 'en'], [['en-US'], 'es', 'es'], [['es'], 'en', 'en'], [['es'], 'xx', 'es']];\n" +
+		"for (const [tags, saved, want] of picks) if (pickLanguage(tags, saved) !== want) out.push('pickLanguage(' + JSON.stringify(tags) + ', ' + saved + ') = ' + pickLanguage(tags, saved) + ', want ' + want);\n" +
+		"console.log(out.join('\\n'));"
+	out, err := exec.Command(node, "--input-type=module", "-e", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Fatalf("catalogue languages:\n%s", s)
 	}
 }
