@@ -152,6 +152,10 @@ func TestVisitPagesAccessibleInEnglishAndSpanish(t *testing.T) {
 	if h := eval[string](dr, `document.querySelector('#create-heading').textContent`); h != "Nueva consulta" {
 		t.Errorf("lobby after switching to Spanish: heading %q", h)
 	}
+	// Words the page showed before the switch are said again in Spanish.
+	if s := eval[string](dr, `document.querySelector('#lobby-status').textContent + ' | ' + document.querySelector('#invite-expires').textContent + ' | ' + document.querySelector('#waiting-list button[data-action=admit]').getAttribute('aria-label')`); !strings.HasPrefix(s, "Consulta creada.") || !strings.Contains(s, "| Válido hasta ") || !strings.HasSuffix(s, "| Admitir a Demo Patient") {
+		t.Errorf("lobby after switching to Spanish shows %q", s)
+	}
 	dr.audit(axe, artifacts, "lobby", "es")
 	pat.switchLanguage("en")
 	pat.audit(axe, artifacts, "waiting-room", "en")

@@ -149,7 +149,9 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 // loses a name or number. Every language has exactly English's keys, each
 // with the same {placeholders} and a non-empty text; every language is
 // named for the switch; pickLanguage takes a remembered choice first, then
-// the browser's preferred languages by primary subtag, English otherwise.
+// the browser's preferred languages by primary subtag, English otherwise;
+// retranslate (the switch's way with words already shown) says each
+// string, filled in, in the other language.
 func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 	t.Parallel()
 	node, err := exec.LookPath("node")
@@ -160,7 +162,7 @@ func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := "import { catalogue, languageNames, pickLanguage } from " + jsString("file://"+abs) + ";\n" +
+	script := "import { catalogue, languageNames, pickLanguage, retranslate } from " + jsString("file://"+abs) + ";\n" +
 		"const out = [];\n" +
 		"const ph = s => [...s.matchAll(/\\{(\\w+)\\}/g)].map(m => m[1]).sort().join(',');\n" +
 		"const langs = Object.keys(catalogue);\n" +
@@ -177,6 +179,18 @@ func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 		"for (const l of Object.keys(languageNames)) if (!catalogue[l]) out.push('languageNames names ' + l + ' without a catalogue');\n" +
 		"const picks = [[['es-MX', 'en'], null, 'es'], [['ES'], null, 'es'], [['fr-FR', 'es'], null, 'es'], [['fr'], null, 'en'], [[], null, 'en'],\n" +
 		"  [['en-US'], null, 'en'], [['en-US'], 'es', 'es'], [['es'], 'en', 'en'], [['es'], 'xx', 'es']];\n" +
+		"const fill = s => s.replace(/\\{(\\w+)\\}/g, (_, n) => 'Q' + n);\n" +
+		"for (const [from, to] of [['en', 'es'], ['es', 'en']]) {\n" +
+		"  const texts = Object.values(catalogue[from]);\n" +
+		"  for (const [k, s] of Object.entries(catalogue[from])) {\n" +
+		"    if (texts.indexOf(s) !== texts.lastIndexOf(s)) continue; // the same words for two keys\n" +
+		"    const got = retranslate(fill(s), from, to);\n" +
+		"    if (got !== fill(catalogue[to][k])) out.push('retranslate(' + k + ', ' + from + ' → ' + to + ') = ' + got);\n" +
+		"  }\n" +
+		"}\n" +
+		"const nv = retranslate('No picture from Ann: their camera is turned off. You can still hear each other if their microphone works.', 'en', 'es');\n" +
+		"if (nv !== 'No hay imagen de Ann: su cámara está apagada. Aun así pueden oírse si su micrófono funciona.') out.push('nested filling: ' + nv);\n" +
+		"if (retranslate('RAW-SERVER-TEXT', 'en', 'es') !== null) out.push('retranslate of a non-catalogue text is not null');\n" +
 		"for (const [tags, saved, want] of picks) if (pickLanguage(tags, saved) !== want) out.push('pickLanguage(' + JSON.stringify(tags) + ', ' + saved + ') = ' + pickLanguage(tags, saved) + ', want ' + want);\n" +
 		"console.log(out.join('\\n'));"
 	out, err := exec.Command(node, "--input-type=module", "-e", script).CombinedOutput()

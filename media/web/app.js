@@ -2,7 +2,7 @@
 // Everything goes through the module at /.telegate/visit.js; every word
 // shown comes from the catalogue in strings.js.
 import * as visit from '/.telegate/visit.js';
-import { t, errorText, mediaText, setLanguage, language, pickLanguage, languageNames, languageStorageKey } from '/.telegate/visit/strings.js';
+import { t, errorText, mediaText, setLanguage, language, pickLanguage, languageNames, languageStorageKey, retranslate } from '/.telegate/visit/strings.js';
 
 const $ = sel => document.querySelector(sel);
 
@@ -520,8 +520,25 @@ function hostPanel(id) {
 function savedLanguage() {
   try { return localStorage.getItem(languageStorageKey); } catch { return null; }
 }
-function applyLanguage() {
+function applyLanguage(prev) {
   document.documentElement.lang = language();
+  // Words shown before the switch (statuses, lists) are said again.
+  if (prev && prev !== language()) {
+    const again = x => retranslate(x, prev, language());
+    const title = again(document.title);
+    if (title !== null) document.title = title;
+    for (const e of document.body.querySelectorAll('*')) {
+      if (e.children.length === 0 && !e.dataset.t && e.textContent) {
+        const s = again(e.textContent);
+        if (s !== null) e.textContent = s;
+      }
+      const label = e.getAttribute('aria-label');
+      if (label && !e.dataset.tLabel) {
+        const s = again(label);
+        if (s !== null) e.setAttribute('aria-label', s);
+      }
+    }
+  }
   for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
   for (const e of document.querySelectorAll('[data-t-label]')) e.setAttribute('aria-label', t(e.dataset.tLabel));
   const nav = document.querySelector('#language-switch');
@@ -535,8 +552,9 @@ function languageSwitch() {
     const b = el('button', { type: 'button', class: 'secondary', lang: code, 'data-lang': code, 'data-testid': 'lang-' + code, text: name });
     b.addEventListener('click', () => {
       try { localStorage.setItem(languageStorageKey, code); } catch { /* private mode: this page only */ }
+      const prev = language();
       setLanguage(code);
-      applyLanguage();
+      applyLanguage(prev);
     });
     nav.append(b);
   }

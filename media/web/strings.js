@@ -406,6 +406,40 @@ export function t(key, vars = {}) {
   return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
 }
 
+const patterns = {};
+
+/**
+ * text, a string of language from's catalogue (its {placeholders} filled),
+ * said in language to with the same filling; null when text is no
+ * catalogue string of from. The language switch uses it to change words a
+ * page already shows.
+ */
+export function retranslate(text, from, to) {
+  const src = catalogue[from], dst = catalogue[to];
+  if (!src || !dst || from === to) return null;
+  for (const [k, tpl] of Object.entries(src)) {
+    if (!tpl.includes('{')) {
+      if (tpl === text) return dst[k];
+      continue;
+    }
+    const id = from + ' ' + k;
+    if (!patterns[id]) {
+      const names = [];
+      const re = tpl.split(/\{(\w+)\}/).map((part, i) => {
+        if (i % 2) { names.push(part); return '([\\s\\S]*?)'; }
+        return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      }).join('');
+      patterns[id] = { re: new RegExp('^' + re + '$'), names };
+    }
+    const m = patterns[id].re.exec(text);
+    if (!m) continue;
+    // A filling may itself be catalogue words (quality.noVideo's {why}).
+    const vars = Object.fromEntries(patterns[id].names.map((n, i) => [n, retranslate(m[i + 1], from, to) ?? m[i + 1]]));
+    return dst[k].replace(/\{(\w+)\}/g, (_, n) => vars[n] ?? '');
+  }
+  return null;
+}
+
 /**
  * Plain words for err: a visits API error (by its reason, or its HTTP
  * status), a failed request (no network), or anything else.
