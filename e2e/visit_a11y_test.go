@@ -165,13 +165,7 @@ func TestVisitPagesAccessibleInEnglishAndSpanish(t *testing.T) {
 	dr.do(chromedp.Reload())
 	dr.waitFor("the lobby in Spanish after a reload", `document.documentElement.lang === 'es' && document.querySelector('#create-heading').textContent === 'Nueva consulta'`, 15*time.Second)
 	dr.waitFor("the waiting patient", `document.querySelector('#waiting-list button[data-action=admit]') !== null`, 15*time.Second)
-	dr.do(chromedp.Click(chromedp.CSS("#waiting-list button[data-action=admit]")))
-	pat.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
-	dr.do(chromedp.Navigate(base + eval[string](dr, `document.querySelector('#start-call').getAttribute('href')`)))
-	dr.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
-	for _, p := range []*page{dr, pat} {
-		p.waitFor("connected", `document.querySelector('#connection-state').dataset.state === 'connected'`, 45*time.Second)
-	}
+	admitAndConnect(base, dr, pat)
 	if s := eval[string](pat, `document.querySelector('#hangup').textContent`); s != "Colgar" {
 		t.Errorf("Spanish call page: hang-up button %q", s)
 	}

@@ -135,13 +135,7 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		"for (const [e, want] of cases) if (errorText(e) !== want) out.push('errorText(' + JSON.stringify(e) + ') = ' + errorText(e));\n" +
 		"if (t('lobby.admitName', { name: 'Ann' }) !== 'Admit Ann') out.push('placeholders: ' + t('lobby.admitName', { name: 'Ann' }));\n" +
 		"console.log(out.join('\\n'));"
-	out, err := exec.Command(node, "--input-type=module", "-e", script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, out)
-	}
-	if s := strings.TrimSpace(string(out)); s != "" {
-		t.Fatalf("catalogue:\n%s", s)
-	}
+	expectNoOutput(t, node, script, "catalogue")
 }
 
 // TestRegression_CatalogueLanguagesHaveEveryKey: a page in Spanish (or any
@@ -193,11 +187,18 @@ func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 		"if (retranslate('RAW-SERVER-TEXT', 'en', 'es') !== null) out.push('retranslate of a non-catalogue text is not null');\n" +
 		"for (const [tags, saved, want] of picks) if (pickLanguage(tags, saved) !== want) out.push('pickLanguage(' + JSON.stringify(tags) + ', ' + saved + ') = ' + pickLanguage(tags, saved) + ', want ' + want);\n" +
 		"console.log(out.join('\\n'));"
+	expectNoOutput(t, node, script, "catalogue languages")
+}
+
+// expectNoOutput runs script as an ES module under node and fails t with
+// what it printed, under the heading what, unless it printed nothing.
+func expectNoOutput(t *testing.T, node, script, what string) {
+	t.Helper()
 	out, err := exec.Command(node, "--input-type=module", "-e", script).CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
 	if s := strings.TrimSpace(string(out)); s != "" {
-		t.Fatalf("catalogue languages:\n%s", s)
+		t.Fatalf("%s:\n%s", what, s)
 	}
 }
