@@ -283,16 +283,7 @@ func startCall(t *testing.T, base string, dr, pat *page, artifacts string) (visi
 		t.Fatalf("waiting list shows %q", name)
 	}
 	admitted := time.Now()
-	dr.do(chromedp.Click(chromedp.CSS("#waiting-list button[data-action=admit]")))
-	pat.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
-	// Join the call opens a tab of its own (the lobby stays); here the
-	// clinician's one tab goes there.
-	dr.do(chromedp.Navigate(base + eval[string](dr, `document.querySelector('#start-call').getAttribute('href')`)))
-	dr.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
-
-	for _, p := range []*page{dr, pat} {
-		p.waitFor("connected", `document.querySelector('#connection-state').dataset.state === 'connected'`, 45*time.Second)
-	}
+	admitAndConnect(base, dr, pat)
 	for _, p := range []*page{dr, pat} {
 		p.waitFor("stats of the selected pair", `document.querySelector('#stats').dataset.localCandidateType !== undefined && document.querySelector('#stats').dataset.localCandidateType !== ''`, 15*time.Second)
 		local := eval[string](p, `document.querySelector('#stats').dataset.localCandidateType`)
@@ -313,6 +304,21 @@ func startCall(t *testing.T, base string, dr, pat *page, artifacts string) (visi
 		p.waitFor("inbound video to grow", fmt.Sprintf(`Number(document.querySelector('#stats').dataset.inboundVideoBytes) > %s + 20000`, b0), 20*time.Second)
 	}
 	return visitID, invite
+}
+
+// admitAndConnect has dr, on the lobby with pat waiting, admit pat and
+// join the call; it returns once both call pages are connected.
+func admitAndConnect(base string, dr, pat *page) {
+	dr.t.Helper()
+	dr.do(chromedp.Click(chromedp.CSS("#waiting-list button[data-action=admit]")))
+	pat.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
+	// Join the call opens a tab of its own (the lobby stays); here the
+	// clinician's one tab goes there.
+	dr.do(chromedp.Navigate(base + eval[string](dr, `document.querySelector('#start-call').getAttribute('href')`)))
+	dr.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
+	for _, p := range []*page{dr, pat} {
+		p.waitFor("connected", `document.querySelector('#connection-state').dataset.state === 'connected'`, 45*time.Second)
+	}
 }
 
 // logVisitOnFailure logs, if the test fails, the relay and visit records

@@ -97,7 +97,7 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range regexp.MustCompile(`data-t="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+		for _, m := range regexp.MustCompile(`data-t(?:-label)?="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
 			keys[m[1]] = true
 		}
 	}
@@ -135,11 +135,70 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		"for (const [e, want] of cases) if (errorText(e) !== want) out.push('errorText(' + JSON.stringify(e) + ') = ' + errorText(e));\n" +
 		"if (t('lobby.admitName', { name: 'Ann' }) !== 'Admit Ann') out.push('placeholders: ' + t('lobby.admitName', { name: 'Ann' }));\n" +
 		"console.log(out.join('\\n'));"
+	expectNoOutput(t, node, script, "catalogue")
+}
+
+// TestRegression_CatalogueLanguagesHaveEveryKey: a page in Spanish (or any
+// other language of web/strings.js) never falls back to English words or
+// loses a name or number. Every language has exactly English's keys, each
+// with the same {placeholders} and a non-empty text; every language is
+// named for the switch; pickLanguage takes a remembered choice first, then
+// the browser's preferred languages by primary subtag, English otherwise;
+// retranslate (the switch's way with words already shown) says each
+// string, filled in, in the other language.
+func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
+	t.Parallel()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	abs, err := filepath.Abs("web/strings.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := "import { catalogue, languageNames, pickLanguage, retranslate } from " + jsString("file://"+abs) + ";\n" +
+		"const out = [];\n" +
+		"const ph = s => [...s.matchAll(/\\{(\\w+)\\}/g)].map(m => m[1]).sort().join(',');\n" +
+		"const langs = Object.keys(catalogue);\n" +
+		"if (langs.length < 2) out.push('only ' + langs.join(','));\n" +
+		"for (const l of langs) {\n" +
+		"  if (!languageNames[l]) out.push(l + ': not named in languageNames');\n" +
+		"  for (const k of Object.keys(catalogue.en)) {\n" +
+		"    const s = catalogue[l][k];\n" +
+		"    if (typeof s !== 'string' || s === '') { out.push(l + ': missing ' + k); continue; }\n" +
+		"    if (ph(s) !== ph(catalogue.en[k])) out.push(l + ': ' + k + ' has {' + ph(s) + '}, English {' + ph(catalogue.en[k]) + '}');\n" +
+		"  }\n" +
+		"  for (const k of Object.keys(catalogue[l])) if (catalogue.en[k] === undefined) out.push('en: missing ' + k + ' (in ' + l + ')');\n" +
+		"}\n" +
+		"for (const l of Object.keys(languageNames)) if (!catalogue[l]) out.push('languageNames names ' + l + ' without a catalogue');\n" +
+		"const picks = [[['es-MX', 'en'], null, 'es'], [['ES'], null, 'es'], [['fr-FR', 'es'], null, 'es'], [['fr'], null, 'en'], [[], null, 'en'],\n" +
+		"  [['en-US'], null, 'en'], [['en-US'], 'es', 'es'], [['es'], 'en', 'en'], [['es'], 'xx', 'es']];\n" +
+		"const fill = s => s.replace(/\\{(\\w+)\\}/g, (_, n) => 'Q' + n);\n" +
+		"for (const [from, to] of [['en', 'es'], ['es', 'en']]) {\n" +
+		"  const texts = Object.values(catalogue[from]);\n" +
+		"  for (const [k, s] of Object.entries(catalogue[from])) {\n" +
+		"    if (texts.indexOf(s) !== texts.lastIndexOf(s)) continue; // the same words for two keys\n" +
+		"    const got = retranslate(fill(s), from, to);\n" +
+		"    if (got !== fill(catalogue[to][k])) out.push('retranslate(' + k + ', ' + from + ' → ' + to + ') = ' + got);\n" +
+		"  }\n" +
+		"}\n" +
+		"const nv = retranslate('No picture from Ann: their camera is turned off. You can still hear each other if their microphone works.', 'en', 'es');\n" +
+		"if (nv !== 'No hay imagen de Ann: su cámara está apagada. Aun así pueden oírse si su micrófono funciona.') out.push('nested filling: ' + nv);\n" +
+		"if (retranslate('RAW-SERVER-TEXT', 'en', 'es') !== null) out.push('retranslate of a non-catalogue text is not null');\n" +
+		"for (const [tags, saved, want] of picks) if (pickLanguage(tags, saved) !== want) out.push('pickLanguage(' + JSON.stringify(tags) + ', ' + saved + ') = ' + pickLanguage(tags, saved) + ', want ' + want);\n" +
+		"console.log(out.join('\\n'));"
+	expectNoOutput(t, node, script, "catalogue languages")
+}
+
+// expectNoOutput runs script as an ES module under node and fails t with
+// what it printed, under the heading what, unless it printed nothing.
+func expectNoOutput(t *testing.T, node, script, what string) {
+	t.Helper()
 	out, err := exec.Command(node, "--input-type=module", "-e", script).CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
 	if s := strings.TrimSpace(string(out)); s != "" {
-		t.Fatalf("catalogue:\n%s", s)
+		t.Fatalf("%s:\n%s", what, s)
 	}
 }

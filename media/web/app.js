@@ -2,7 +2,7 @@
 // Everything goes through the module at /.telegate/visit.js; every word
 // shown comes from the catalogue in strings.js.
 import * as visit from '/.telegate/visit.js';
-import { t, errorText, mediaText } from '/.telegate/visit/strings.js';
+import { t, errorText, mediaText, setLanguage, language, pickLanguage, languageNames, languageStorageKey, retranslate } from '/.telegate/visit/strings.js';
 
 const $ = sel => document.querySelector(sel);
 
@@ -24,7 +24,7 @@ function say(sel, text) {
 
 function fmtTime(s) {
   if (!s) return '';
-  return new Date(s).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+  return new Date(s).toLocaleString(language(), { dateStyle: 'short', timeStyle: 'short' });
 }
 
 // renderPeople fills the waiting list (Admit, Decline; who is away) and
@@ -594,8 +594,56 @@ function hostPanel(id) {
   setInterval(refresh, 2000);
 }
 
-// The pages' own text comes from the catalogue too (data-t="key").
-for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
+// The pages speak the language chosen with the switch on this browser
+// (remembered in localStorage), else the browser's first preferred one the
+// catalogue has, else English; their own text comes from the catalogue too
+// (data-t="key"), and <html lang> names the language spoken.
+function savedLanguage() {
+  try { return localStorage.getItem(languageStorageKey); } catch { return null; }
+}
+function applyLanguage(prev) {
+  document.documentElement.lang = language();
+  // Words shown before the switch (statuses, lists) are said again.
+  if (prev && prev !== language()) {
+    const again = x => retranslate(x, prev, language());
+    const title = again(document.title);
+    if (title !== null) document.title = title;
+    for (const e of document.body.querySelectorAll('*')) {
+      if (e.children.length === 0 && !e.dataset.t && e.textContent) {
+        const s = again(e.textContent);
+        if (s !== null) e.textContent = s;
+      }
+      const label = e.getAttribute('aria-label');
+      if (label && !e.dataset.tLabel) {
+        const s = again(label);
+        if (s !== null) e.setAttribute('aria-label', s);
+      }
+    }
+  }
+  for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
+  for (const e of document.querySelectorAll('[data-t-label]')) e.setAttribute('aria-label', t(e.dataset.tLabel));
+  const nav = document.querySelector('#language-switch');
+  if (!nav) return;
+  nav.setAttribute('aria-label', t('lang.label'));
+  for (const b of nav.querySelectorAll('button')) b.setAttribute('aria-pressed', String(b.dataset.lang === language()));
+}
+function languageSwitch() {
+  const nav = el('nav', { id: 'language-switch', class: 'language-switch', 'data-testid': 'language-switch' });
+  for (const [code, name] of Object.entries(languageNames)) {
+    const b = el('button', { type: 'button', class: 'secondary', lang: code, 'data-lang': code, 'data-testid': 'lang-' + code, text: name });
+    b.addEventListener('click', () => {
+      try { localStorage.setItem(languageStorageKey, code); } catch { /* private mode: this page only */ }
+      const prev = language();
+      setLanguage(code);
+      applyLanguage(prev);
+    });
+    nav.append(b);
+  }
+  (document.querySelector('header') || document.querySelector('#panel') || document.body).append(nav);
+}
+setLanguage(pickLanguage(navigator.languages || [navigator.language], savedLanguage()));
+languageSwitch();
+applyLanguage();
 
 const page = document.body.dataset.page;
 ({ lobby, join, call })[page]?.();

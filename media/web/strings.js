@@ -1,5 +1,8 @@
-// The words telegate's visit pages show people, in one catalogue (ready
-// for translation: add a language as another object with the same keys).
+// The words telegate's visit pages show people, in one catalogue: one
+// object per language (English, Spanish), each with every key (media's
+// TestRegression_CatalogueLanguagesHaveEveryKey holds them to that). To add
+// a language, add an object with the same keys and name it in
+// languageNames.
 // Pages never show an API's own error text: errorText maps an error — a
 // VisitError's reason, a getUserMedia DOMException's name, a failed fetch —
 // to plain words that say what happened and what to do.
@@ -117,6 +120,7 @@ export const catalogue = {
     'why.blocked': 'blocked in their browser',
     'why.absent': 'not available',
     'name.other': 'the other person',
+    'lang.label': 'Language',
     // Page text (the HTML pages' data-t keys)
     'html.lobby.title1': 'Video visits · telegate',
     'html.lobby.h12': 'Video visits',
@@ -164,6 +168,11 @@ export const catalogue = {
     'html.call.chat-label': 'Message',
     'html.call.chat-send': 'Send',
     'html.call.chat-file': 'Send a file (up to 8 MB)',
+    'html.call.remote-screen': 'Shared screen',
+    'html.call.remote-video': "Other participant's video",
+    'html.call.local-video': 'Your video',
+    'html.call.panel': 'Call status',
+    'html.call.controls': 'Call controls',
     // Errors by reason (the visits API's "reason", see media/*.go)
     'error.unauthenticated': 'You are not signed in. Sign in again and reopen the link.',
     'error.csrf': 'This page is out of date. Reload it and try again.',
@@ -201,21 +210,292 @@ export const catalogue = {
     'error.not-admitted': 'You have not been let into this call yet. Go back to the waiting room and keep it open.',
     'error.origin': 'This page is out of date. Reload it and try again.',
     'error.max-peers': 'Too many calls are running at the moment. Try again in a minute.',
+    'error.relay': 'The video service cannot be reached right now. Try again in a minute.',
     'error.network': 'Cannot reach the clinic. Check your internet connection and try again.',
     'error.generic': 'Something went wrong. Try again in a moment; if it keeps happening, contact the clinic.',
   },
+  es: {
+    // Sala de espera del clínico (lobby)
+    'lobby.creating': 'Creando…',
+    'lobby.created': 'Consulta creada. Envíe el enlace de invitación al paciente.',
+    'lobby.copied': 'Enlace de invitación copiado.',
+    'lobby.copyByHand': 'Seleccione el enlace y cópielo.',
+    'lobby.newInvite': 'Se creó un enlace de invitación nuevo. El enlace anterior ya no funciona.',
+    'lobby.ended': 'Consulta finalizada.',
+    'lobby.waitingCount': '{title} · {n} en espera',
+    'lobby.scheduled': 'Programada {time} · ',
+    'lobby.endsBy': 'Termina a más tardar {time}',
+    'lobby.notStarted': 'Sin empezar',
+    'lobby.validUntil': 'Válido hasta {time}',
+    'lobby.nobodyWaiting': 'No hay nadie en espera.',
+    'lobby.admit': 'Admitir',
+    'lobby.decline': 'Rechazar',
+    'lobby.remove': 'Retirar',
+    'lobby.admitName': 'Admitir a {name}',
+    'lobby.declineName': 'Rechazar a {name}',
+    'lobby.removeName': 'Retirar a {name}',
+    'lobby.away': 'ausente: salió de la sala de espera',
+    'lobby.waitingFor': 'esperando {min} min',
+    'lobby.signedOutTitle': 'Se cerró su sesión',
+    'lobby.signedOutText': 'Esta página estuvo sin uso, así que se cerró su sesión para proteger la información de los pacientes. Las consultas siguen abiertas.',
+    'lobby.signInAgain': 'Iniciar sesión de nuevo',
+    // Avisos cuando llega alguien
+    'alert.title': '({n}) en espera · {title}',
+    'alert.caption': 'Aviso sonoro: {name} llegó a la sala de espera.',
+    'alert.notificationTitle': 'Hay alguien esperando',
+    'alert.notificationBody': 'Un paciente espera su consulta por video.',
+    'alert.enable': 'Activar avisos en el escritorio',
+    // Sala de espera
+    'wait.inRoom': 'Está en la sala de espera. El clínico le dejará pasar en breve.',
+    'wait.admitted': 'Ya puede pasar. Entrando…',
+    'wait.linkIncomplete': 'Este enlace está incompleto. Abra el enlace de invitación que recibió, tal como se lo enviaron.',
+    // Llamada
+    'call.checking': 'Comprobando su lugar en la consulta…',
+    'call.starting': 'Encendiendo la cámara…',
+    'call.notAdmitted': 'Todavía no le han dejado pasar a esta llamada. Vuelva a la sala de espera y manténgala abierta; el clínico le dejará pasar.',
+    'call.backToWaiting': 'Volver a la sala de espera',
+    'call.waitingForOther': 'Esperando al otro participante…',
+    'call.connecting': 'Conectando…',
+    'call.connected': 'Conectado.',
+    'call.reconnecting': 'Reconectando…',
+    'call.nodeRestarting': 'El servicio de video se está reiniciando; volviendo a entrar en la llamada…',
+    'call.restarting': 'Se cortó la conexión. Reconectando…',
+    'call.recovered': 'Conexión recuperada.',
+    'call.noPath': 'No se puede llegar a la otra persona. Puede que su red bloquee las videollamadas: pruebe otra red (por ejemplo, datos móviles en lugar de wifi) y pulse Volver a entrar.',
+    'call.otherLeft': 'El otro participante salió. Esperando…',
+    'call.codeChanged': 'El código de seguridad cambió. Léalo en voz alta otra vez antes de seguir.',
+    'call.ended': 'La consulta ha terminado.',
+    'call.removed': 'Le retiraron de la consulta.',
+    'call.signedOut': 'Se cerró su sesión. Inicie sesión de nuevo para volver a entrar.',
+    'call.replaced': 'Esta consulta se abrió en otra ventana o en otro dispositivo. Pulse Volver a entrar aquí para traer la llamada a esta pantalla.',
+    'call.refused': 'La conexión se rechazó por seguridad. Pulse Volver a entrar para intentarlo de nuevo.',
+    'call.hungUp': 'Salió de la llamada. La consulta continúa: pulse Volver a entrar para regresar.',
+    'call.closed': 'La llamada se cerró. Pulse Volver a entrar para intentarlo de nuevo.',
+    'call.rejoin': 'Volver a entrar',
+    'call.mute': 'Silenciar',
+    'call.unmute': 'Activar micrófono',
+    'call.cameraOff': 'Apagar cámara',
+    'call.cameraOn': 'Encender cámara',
+    'call.endVisit': 'Finalizar consulta',
+    'call.endConfirm': 'La consulta termina para todos.',
+    'call.visitEnded': 'Usted finalizó la consulta.',
+    'call.lobbyTitle': 'Sala de espera',
+    'call.startFailed': 'No se pudo iniciar la llamada. Compruebe su conexión a internet y pulse Volver a entrar.',
+    // Estado de la conexión, en palabras sencillas
+    'state.new': 'Iniciando',
+    'state.connecting': 'Conectando',
+    'state.connected': 'Conectado',
+    'state.disconnected': 'Reconectando',
+    'state.failed': 'Reconectando',
+    'state.closed': 'Llamada terminada',
+    'state.waiting': 'Esperando a la otra persona',
+    // Calidad
+    'quality.none': '–',
+    'quality.good': 'Buena',
+    'quality.fair': 'Regular: la imagen puede congelarse a ratos',
+    'quality.poor': 'Mala: la imagen puede congelarse. Acercarse al router wifi puede ayudar.',
+    'quality.noVideo': 'No hay imagen de {name}: su cámara está {why}. Aun así pueden oírse si su micrófono funciona.',
+    // Su cámara y micrófono
+    'media.blocked': 'La cámara y el micrófono están bloqueados en este navegador, así que los demás no pueden verle ni oírle. Permítalos (el icono de la cámara en la barra de direcciones) y pulse Volver a entrar.',
+    'media.cameraBlocked': 'La cámara está bloqueada en este navegador, así que los demás no pueden verle; sí pueden oírle. Permítala (el icono de la cámara en la barra de direcciones) y pulse Volver a entrar.',
+    'media.micBlocked': 'El micrófono está bloqueado en este navegador, así que los demás no pueden oírle. Permítalo (el icono de la cámara en la barra de direcciones) y pulse Volver a entrar.',
+    'media.absent': 'No se encontró ninguna cámara ni micrófono, así que los demás no pueden verle ni oírle. Usted sí puede verles y oírles. Conecte uno y pulse Volver a entrar.',
+    'media.cameraAbsent': 'No se encontró ninguna cámara, así que los demás no pueden verle; sí pueden oírle. Conecte una cámara y pulse Volver a entrar.',
+    'media.micAbsent': 'No se encontró ningún micrófono, así que los demás no pueden oírle. Conecte uno y pulse Volver a entrar.',
+    'media.inUse': 'Otro programa está usando la cámara o el micrófono. Ciérrelo y pulse Volver a entrar.',
+    // Cómo está la cámara del otro (quality.noVideo {why})
+    'why.off': 'apagada',
+    'why.blocked': 'bloqueada en su navegador',
+    'why.absent': 'no disponible',
+    'name.other': 'la otra persona',
+    'lang.label': 'Idioma',
+    // Texto de las páginas (claves data-t)
+    'html.lobby.title1': 'Consultas por video · telegate',
+    'html.lobby.h12': 'Consultas por video',
+    'html.lobby.enable-alerts': 'Activar avisos en el escritorio',
+    'html.lobby.create-heading': 'Nueva consulta',
+    'html.lobby.span3': 'Título',
+    'html.lobby.span4': '(solo lo ven los clínicos)',
+    'html.lobby.label5': 'Programada (opcional)',
+    'html.lobby.span6': 'Personas en la llamada',
+    'html.lobby.span7': '(usted incluido)',
+    'html.lobby.create-visit': 'Crear consulta',
+    'html.lobby.label8': 'Enlace de invitación para el paciente',
+    'html.lobby.copy-invite': 'Copiar',
+    'html.lobby.waiting-heading': 'Sala de espera',
+    'html.lobby.in-call-heading': 'Admitidos',
+    'html.lobby.span9': 'Entrar en la llamada',
+    'html.lobby.span10': '(se abre en una pestaña nueva; esta lista sigue aquí)',
+    'html.lobby.new-invite': 'Nuevo enlace de invitación',
+    'html.lobby.end-visit': 'Finalizar consulta',
+    'html.lobby.list-heading': 'Consultas abiertas',
+    'html.join.title1': 'Sala de espera · telegate',
+    'html.join.h12': 'Consulta por video',
+    'html.join.waiting-heading': 'Sala de espera',
+    'html.join.waiting-status': 'Entrando…',
+    'html.join.p3': 'Mantenga esta página abierta. Entrará en la llamada en cuanto el clínico le deje pasar. Su navegador le pedirá permiso para usar la cámara y el micrófono.',
+    'html.call.title1': 'Consulta por video · telegate',
+    'html.call.back-to-waiting': 'Volver a la sala de espera',
+    'html.call.dt2': 'Conexión',
+    'html.call.connection-state': 'Iniciando',
+    'html.call.dt3': 'Calidad',
+    'html.call.quality': '–',
+    'html.call.dt4': 'Código de seguridad',
+    'html.call.security-code': '––– –––',
+    'html.call.code-help': 'Lea el código de seguridad en voz alta. Si la otra persona ve los mismos dígitos, nadie está escuchando en medio.',
+    'html.call.host-waiting-heading': 'Sala de espera',
+    'html.call.end-visit': 'Finalizar consulta',
+    'html.call.mute': 'Silenciar',
+    'html.call.camera': 'Apagar cámara',
+    'html.call.hangup': 'Colgar',
+    'html.call.rejoin': 'Volver a entrar',
+    'html.call.screen-self': 'Está compartiendo su pantalla.',
+    'html.call.share-screen': 'Compartir pantalla',
+    'html.call.chat-heading': 'Chat',
+    'html.call.chat-help': 'Los mensajes y archivos van directamente a las demás personas de la llamada, cifrados, y no se guardan.',
+    'html.call.chat-label': 'Mensaje',
+    'html.call.chat-send': 'Enviar',
+    'html.call.chat-file': 'Enviar un archivo (hasta 8 MB)',
+    'html.call.remote-screen': 'Pantalla compartida',
+    'chat.you': 'Usted',
+    'chat.line': '{name}: {text}',
+    'chat.notSent': 'No se envió: todavía no hay nadie más conectado.',
+    'chat.tooLong': 'Ese mensaje es demasiado largo. Envíe como máximo {n} caracteres cada vez.',
+    'chat.fileTooBig': 'Ese archivo es demasiado grande. Se pueden enviar archivos de hasta 8 MB.',
+    'chat.fileSending': 'Enviando {name}…',
+    'chat.fileSent': 'Se envió {name}.',
+    'chat.file': 'Archivo:',
+    'chat.fileSize': '{name} ({size} KB)',
+    'chat.fileRefused': 'Se rechazó un archivo de {name}: pesa más de 8 MB.',
+    'chat.fileBroken': 'Un archivo de {name} no llegó completo. Pídale que lo envíe de nuevo.',
+    'screen.share': 'Compartir pantalla',
+    'screen.stop': 'Dejar de compartir',
+    'screen.self': 'Está compartiendo su pantalla.',
+    'screen.remote': '{name} está compartiendo su pantalla.',
+    'screen.failed': 'No se pudo compartir la pantalla. Si el navegador lo pidió, permita compartir e inténtelo de nuevo.',
+    'screen.label': 'Pantalla de {name}',
+    'html.call.remote-video': 'Video del otro participante',
+    'html.call.local-video': 'Su video',
+    'html.call.panel': 'Estado de la llamada',
+    'html.call.controls': 'Controles de la llamada',
+    // Errores por motivo (el "reason" de la API de consultas)
+    'error.unauthenticated': 'No ha iniciado sesión. Inicie sesión de nuevo y vuelva a abrir el enlace.',
+    'error.csrf': 'Esta página está desactualizada. Vuelva a cargarla e inténtelo de nuevo.',
+    'error.content-type': 'Esta página está desactualizada. Vuelva a cargarla e inténtelo de nuevo.',
+    'error.bad-json': 'Esta página está desactualizada. Vuelva a cargarla e inténtelo de nuevo.',
+    'error.body-too-large': 'Es demasiado largo. Acórtelo e inténtelo de nuevo.',
+    'error.owner': 'Una consulta necesita un clínico responsable.',
+    'error.role': 'Solo los clínicos pueden iniciar consultas. Para entrar en una, abra el enlace de invitación que le envió su clínico.',
+    'error.participants': 'Elija entre 2 y el número máximo de personas que permite esta clínica, usted incluido.',
+    'error.max-visits': 'Hay demasiadas consultas abiertas en este momento. Finalice una e inténtelo de nuevo.',
+    'error.max-visits-per-owner': 'Tiene demasiadas consultas abiertas. Finalice una e inténtelo de nuevo.',
+    'error.closed': 'Las consultas por video se están reiniciando. Inténtelo de nuevo en un minuto.',
+    'error.restarting': 'Las consultas por video se están reiniciando. Inténtelo de nuevo en un minuto.',
+    'error.store': 'No se pudo guardar la consulta. Inténtelo de nuevo en un momento.',
+    'error.internal': 'Algo falló por nuestra parte. Inténtelo de nuevo en un momento.',
+    'error.unknown-visit': 'Esta consulta ya no existe. Pida a su clínico un enlace de invitación nuevo.',
+    'error.not-participant': 'Esta consulta no es suya. Abra el enlace de invitación que le enviaron, con su propia cuenta.',
+    'error.not-owner': 'Solo el clínico que creó esta consulta puede hacer eso.',
+    'error.invite-malformed': 'Este enlace de invitación está incompleto o dañado. Ábralo tal como se lo envió su clínico, o pida uno nuevo.',
+    'error.invite-signature': 'Este enlace de invitación no es válido. Pida a su clínico que le envíe uno nuevo.',
+    'error.invite-expired': 'Este enlace de invitación ha caducado. Pida a su clínico que le envíe uno nuevo.',
+    'error.invite-replaced': 'Este enlace de invitación se sustituyó por uno más reciente. Use el último enlace que le envió su clínico, o pida uno nuevo.',
+    'error.ended': 'Esta consulta ha terminado. Si todavía necesita ver a su clínico, pídale un enlace de invitación nuevo.',
+    'error.declined': 'El clínico rechazó su solicitud para entrar en esta consulta. Si cree que es un error, comuníquese con la clínica.',
+    'error.removed': 'Le retiraron de esta consulta. Si cree que es un error, comuníquese con la clínica.',
+    'error.left': 'Salió de la sala de espera. Abra de nuevo el enlace de invitación para volver.',
+    'error.full': 'Esta consulta está completa: ya tiene a todas las personas previstas (el clínico cuenta como una). Pida ayuda al clínico.',
+    'error.waiting-room-full': 'La sala de espera está llena. Inténtelo de nuevo en unos minutos.',
+    'error.unknown-participant': 'Esa persona ya no está en la consulta. La lista se actualizará sola.',
+    'error.not-waiting': 'Esa persona ya no está esperando. La lista se actualizará sola.',
+    'error.host': 'No se puede retirar al clínico. Finalice la consulta en su lugar.',
+    'error.not-present': 'Esa persona ya no está en la consulta.',
+    'error.unknown-action': 'Esta página está desactualizada. Vuelva a cargarla e inténtelo de nuevo.',
+    'error.not-admitted': 'Todavía no le han dejado pasar a esta llamada. Vuelva a la sala de espera y manténgala abierta.',
+    'error.origin': 'Esta página está desactualizada. Vuelva a cargarla e inténtelo de nuevo.',
+    'error.max-peers': 'Hay demasiadas llamadas en curso en este momento. Inténtelo de nuevo en un minuto.',
+    'error.relay': 'No se puede conectar con el servicio de video en este momento. Inténtelo de nuevo en un minuto.',
+    'error.network': 'No se puede conectar con la clínica. Compruebe su conexión a internet e inténtelo de nuevo.',
+    'error.generic': 'Algo salió mal. Inténtelo de nuevo en un momento; si sigue pasando, comuníquese con la clínica.',
+  },
 };
+
+/** Each catalogue language named in itself, for the language switch. */
+export const languageNames = { en: 'English', es: 'Español' };
+
+/** The localStorage key under which a browser remembers the chosen language. */
+export const languageStorageKey = 'telegate.lang';
 
 let lang = 'en';
 
 /** Choose the language of the pages (a catalogue key); unknown ones keep English. */
 export function setLanguage(l) { if (catalogue[l]) lang = l; }
 
+/** The language the pages speak now (a catalogue key such as 'es'). */
+export function language() { return lang; }
+
+/**
+ * The catalogue language for a browser's preferred languages: tags is a
+ * list of BCP 47 language tags, most preferred first (navigator.languages,
+ * which the browser derives from its Accept-Language, RFC 9110 §12.5.4);
+ * the first whose primary subtag (RFC 5646 §2.2.1) has a catalogue wins,
+ * English when none has. saved, a language chosen earlier with the switch,
+ * comes before them all when it has a catalogue.
+ */
+export function pickLanguage(tags, saved) {
+  if (saved && catalogue[saved]) return saved;
+  for (const tag of tags || []) {
+    const primary = String(tag).toLowerCase().split('-')[0];
+    if (catalogue[primary]) return primary;
+  }
+  return 'en';
+}
+
 /** The text of key with {name} placeholders filled from vars. */
 export function t(key, vars = {}) {
   const s = (catalogue[lang] && catalogue[lang][key]) ?? catalogue.en[key];
   if (s === undefined) return catalogue.en['error.generic'];
   return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+}
+
+const patterns = {};
+
+/**
+ * text, a string of language from's catalogue (its {placeholders} filled),
+ * said in language to with the same filling; null when text is no
+ * catalogue string of from. The language switch uses it to change words a
+ * page already shows.
+ */
+export function retranslate(text, from, to) {
+  const src = catalogue[from], dst = catalogue[to];
+  if (!src || !dst || from === to) return null;
+  // Of the templates that match, the one with the most words of its own
+  // (a bare '{name}: {text}' matches nearly anything).
+  let best = null, bestLen = -1;
+  for (const [k, tpl] of Object.entries(src)) {
+    if (!tpl.includes('{')) {
+      if (tpl === text) return dst[k];
+      continue;
+    }
+    const id = from + ' ' + k;
+    if (!patterns[id]) {
+      const names = [];
+      const re = tpl.split(/\{(\w+)\}/).map((part, i) => {
+        if (i % 2) { names.push(part); return '([\\s\\S]*?)'; }
+        return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      }).join('');
+      patterns[id] = { re: new RegExp('^' + re + '$'), names };
+    }
+    const m = patterns[id].re.exec(text);
+    if (!m) continue;
+    const own = tpl.replace(/\{\w+\}/g, '').length;
+    if (own > bestLen) { best = [k, m]; bestLen = own; }
+  }
+  if (!best) return null;
+  const [k, m] = best;
+  // A filling may itself be catalogue words (quality.noVideo's {why}).
+  const vars = Object.fromEntries(patterns[from + ' ' + k].names.map((n, i) => [n, retranslate(m[i + 1], from, to) ?? m[i + 1]]));
+  return dst[k].replace(/\{(\w+)\}/g, (_, n) => vars[n] ?? '');
 }
 
 /**

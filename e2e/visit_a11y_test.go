@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+)
+
+// axeVersion is the axe-core release scripts/test installs (npm, pinned).
+const axeVersion = "4.10.2"
+
+// axeSource is axe-core's browser build: $TELEGATE_AXE_JS, else where
+// scripts/test installs it ($HOME/.cache/telegate-npm/axe-core@<version>).
+// Without it the test skips, unless TELEGATE_REQUIRE_AXE is set (as
+// scripts/test sets it), when it fails.
+func axeSource(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("TELEGATE_AXE_JS")
+	if path == "" {
+		home, _ := os.UserHomeDir()
+		path = filepath.Join(home, ".cache", "telegate-npm", "axe-core@"+axeVersion, "node_modules", "axe-core", "axe.min.js")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if os.Getenv("TELEGATE_REQUIRE_AXE") != "" {
+			t.Fatalf("axe-core: %v (scripts/test installs it)", err)
+		}
+		t.Skipf("axe-core is not installed (scripts/test installs it): %v", err)
+	}
+	return string(b)
+}
+
+// axeViolations loads axe-core into p's page and returns what it finds at
+// WCAG 2.1 AA, one line per rule and element ("" when nothing).
+func (p *page) axeViolations(axe string) string {
+	p.t.Helper()
+	if !eval[bool](p, `typeof window.axe === 'object'`) {
+		eval[bool](p, axe+"\n;true")
+		if v := eval[string](p, `axe.version`); v != axeVersion {
+			p.t.Fatalf("axe-core %s loaded, want %s (the version scripts/test pins)", v, axeVersion)
+		}
+	}
+	return eval[string](p, `axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+  .then(r => r.violations.flatMap(v => v.nodes.map(n => v.id + ' (' + v.impact + ') at ' + n.target.join(' ') + ': ' + n.failureSummary.replace(/\s+/g, ' '))).join('\n'))`)
+}
+
+// viewport sizes p's page as a desktop (mobile false) or a phone.
+func (p *page) viewport(width, height int64, mobile bool) {
+	p.t.Helper()
+	scale := 1.0
+	if mobile {
+		scale = 3
+	}
+	p.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+			Width: width, Height: height, DeviceScaleFactor: scale, Mobile: mobile,
+		})
+		return err
+	}))
+}
+
+// acceptLanguage makes p's browser prefer langs (an Accept-Language value,
+// RFC 9110 §12.5.4), as a browser set up in that language does.
+func (p *page) acceptLanguage(langs string) {
+	p.t.Helper()
+	ua := eval[string](p, `navigator.userAgent`)
+	p.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua, AcceptLanguage: langs})
+		return err
+	}))
+}
+
+// audit checks p's current page in lang at desktop and phone sizes: <html
+// lang> is lang, the pressed language switch button is lang's, axe-core
+// finds nothing at WCAG 2.1 AA, the page is no wider than the phone, and a
+// screenshot of each size goes to artifacts as <name>-<lang>-<size>.png.
+func (p *page) audit(axe, artifacts, name, lang string) {
+	p.t.Helper()
+	p.waitFor("the page in "+lang, fmt.Sprintf(`document.documentElement.lang === %q && document.querySelector('#language-switch [aria-pressed=true]')?.dataset.lang === %q`, lang, lang), 10*time.Second)
+	for _, size := range []struct {
+		name          string
+		width, height int64
+		mobile        bool
+	}{{"desktop", 1280, 900, false}, {"phone", 390, 844, true}, {"phone-landscape", 844, 390, true}} {
+		p.viewport(size.width, size.height, size.mobile)
+		time.Sleep(200 * time.Millisecond) // a layout pass
+		if v := p.axeViolations(axe); v != "" {
+			p.t.Errorf("%s page (%s, %s): WCAG 2.1 AA violations:\n%s", name, lang, size.name, v)
+		}
+		if w := eval[float64](p, `document.documentElement.scrollWidth`); w > float64(size.width)+1 {
+			wide := eval[string](p, fmt.Sprintf(`[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > %d).slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')`, size.width))
+			p.t.Errorf("%s page (%s, %s): %v px wide on a %d px screen: %s", name, lang, size.name, w, size.width, wide)
+		}
+		p.screenshot(artifacts, fmt.Sprintf("%s-%s-%s.png", name, lang, size.name))
+	}
+	p.viewport(1024, 900, false)
+}
+
+// switchLanguage presses p's language switch button for lang.
+func (p *page) switchLanguage(lang string) {
+	p.t.Helper()
+	p.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#language-switch [data-lang=%q]`, lang))))
+}
+
+// TestVisitPagesAccessibleInEnglishAndSpanish holds a visit in two
+// Chromium contexts, one browser preferring English and one Spanish
+// (Accept-Language), and checks the lobby, the waiting room and the call
+// page with axe-core at WCAG 2.1 AA in both languages at desktop and phone
+// sizes. The Spanish browser gets Spanish pages unasked; the language
+// switch changes a page's words and <html lang> at once, and the choice
+// is remembered on that browser across pages and reloads.
+func TestVisitPagesAccessibleInEnglishAndSpanish(t *testing.T) {
+	axe := axeSource(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	d := startDemo(t, dataDir, freePort(t), freePort(t))
+	d.logVisitOnFailure()
+	newCtx := chromium(t)
+	artifacts := artifactsDir(t)
+	base := d.Base()
+	dr := newPage(t, newCtx, "clinician")
+	pat := newPage(t, newCtx, "patient")
+
+	dr.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
+	dr.do(
+		chromedp.SetValue(chromedp.CSS("#visit-title"), "Accessibility visit"),
+		chromedp.Click(chromedp.CSS("#create-visit")),
+	)
+	dr.waitFor("the invite link", `document.querySelector('#invite-link').value.includes('invite=')`, 15*time.Second)
+	invite := eval[string](dr, `document.querySelector('#invite-link').value`)
+
+	// A browser that prefers Spanish gets the waiting room in Spanish.
+	pat.do(chromedp.Navigate("about:blank"))
+	pat.acceptLanguage("es-MX,es;q=0.9,en;q=0.5")
+	pat.signIn(invite, "patient@demo.test", "/.telegate/visits/join")
+	pat.waitFor("the waiting room in Spanish", `document.querySelector('#waiting-status').textContent.includes('sala de espera')`, 15*time.Second)
+	if h := eval[string](pat, `document.querySelector('h1').textContent`); h != "Consulta por video" {
+		t.Errorf("Spanish waiting room heading %q", h)
+	}
+	dr.waitFor("the waiting patient", `document.querySelector('#waiting-list button[data-action=admit]') !== null`, 15*time.Second)
+
+	dr.audit(axe, artifacts, "lobby", "en")
+	pat.audit(axe, artifacts, "waiting-room", "es")
+	dr.switchLanguage("es")
+	if h := eval[string](dr, `document.querySelector('#create-heading').textContent`); h != "Nueva consulta" {
+		t.Errorf("lobby after switching to Spanish: heading %q", h)
+	}
+	// Words the page showed before the switch are said again in Spanish.
+	if s := eval[string](dr, `document.querySelector('#lobby-status').textContent + ' | ' + document.querySelector('#invite-expires').textContent + ' | ' + document.querySelector('#waiting-list button[data-action=admit]').getAttribute('aria-label')`); !strings.HasPrefix(s, "Consulta creada.") || !strings.Contains(s, "| Válido hasta ") || !strings.HasSuffix(s, "| Admitir a Demo Patient") {
+		t.Errorf("lobby after switching to Spanish shows %q", s)
+	}
+	dr.audit(axe, artifacts, "lobby", "es")
+	pat.switchLanguage("en")
+	pat.audit(axe, artifacts, "waiting-room", "en")
+	pat.switchLanguage("es") // remembered into the call page
+
+	// The clinician's choice outlives a reload.
+	dr.do(chromedp.Reload())
+	dr.waitFor("the lobby in Spanish after a reload", `document.documentElement.lang === 'es' && document.querySelector('#create-heading').textContent === 'Nueva consulta'`, 15*time.Second)
+	dr.waitFor("the waiting patient", `document.querySelector('#waiting-list button[data-action=admit]') !== null`, 15*time.Second)
+	admitAndConnect(base, dr, pat)
+	if s := eval[string](pat, `document.querySelector('#hangup').textContent`); s != "Colgar" {
+		t.Errorf("Spanish call page: hang-up button %q", s)
+	}
+	pat.audit(axe, artifacts, "call", "es")
+	dr.audit(axe, artifacts, "call-host", "es")
+	dr.switchLanguage("en")
+	dr.audit(axe, artifacts, "call-host", "en")
+	if t.Failed() {
+		t.Logf("screenshots in %s", artifacts)
+	}
+	// The Spanish pages say nothing in English that the catalogue has in Spanish.
+	body := eval[string](pat, `document.body.innerText`)
+	for _, en := range []string{"Hang up", "Security code", "Connection"} {
+		if strings.Contains(body, en) {
+			t.Errorf("Spanish call page shows %q", en)
+		}
+	}
+}
