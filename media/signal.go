@@ -391,7 +391,7 @@ func (p *peer) close() {
 	}
 	grace := closeGrace
 	if p.code == statusGoingAway {
-		grace = restartCloseDeadline / 2
+		grace = restartCloseDeadline - closeGrace
 	}
 	p.conn.closeWithGrace(p.code, p.reason, min(grace, time.Until(p.closeBy)))
 }

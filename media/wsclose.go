@@ -26,8 +26,9 @@ const closeDeadline = 500 * time.Millisecond
 // restartCloseDeadline is closeDeadline for the sockets of a node that is
 // restarting (status 1001, going away): the visit goes on and the page
 // reconnects, so its close frame, which says why, is given longer to be
-// read and answered.
-const restartCloseDeadline = 2 * time.Second
+// read and answered — still within the second every socket of a visit has
+// to be gone in.
+const restartCloseDeadline = 800 * time.Millisecond
 
 // wsConn is a server-side WebSocket and the TCP (or TLS) connection under
 // it, so that closing it never depends on the client answering.
