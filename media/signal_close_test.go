@@ -66,10 +66,7 @@ func TestRegression_SignalingCloseIgnored(t *testing.T) {
 
 	t.Run("session ended", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, config.Visits{})
-		vid, _, _ := h.admitted()
-		pat := h.dialRaw("pat", vid, 0)
-		pat.readUntil("welcome", 3*time.Second)
+		h, _, pat := connectedPatient(t, config.Visits{})
 		start := time.Now()
 		h.svc.SessionEnded("sess-pat", users["pat"])
 		expectGone(t, "the patient", pat, start, statusSignedOut)
@@ -77,10 +74,7 @@ func TestRegression_SignalingCloseIgnored(t *testing.T) {
 
 	t.Run("visit reached its maximum duration", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, config.Visits{MaxDuration: 30 * time.Minute})
-		vid, _, _ := h.admitted()
-		pat := h.dialRaw("pat", vid, 0)
-		pat.readUntil("welcome", 3*time.Second)
+		h, _, pat := connectedPatient(t, config.Visits{MaxDuration: 30 * time.Minute})
 		h.clock.Add(31 * time.Minute)
 		start := time.Now()
 		h.svc.sweep()
@@ -102,10 +96,7 @@ func TestRegression_SignalingCloseIgnored(t *testing.T) {
 
 	t.Run("malformed message", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, config.Visits{})
-		vid, _, _ := h.admitted()
-		pat := h.dialRaw("pat", vid, 0)
-		pat.readUntil("welcome", 3*time.Second)
+		_, _, pat := connectedPatient(t, config.Visits{})
 		start := time.Now()
 		if err := pat.send(map[string]any{"type": "offer", "sdp": "v=0\r\n"}); err != nil {
 			t.Fatal(err)
@@ -115,10 +106,7 @@ func TestRegression_SignalingCloseIgnored(t *testing.T) {
 
 	t.Run("node shutting down", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, config.Visits{})
-		vid, _, _ := h.admitted()
-		pat := h.dialRaw("pat", vid, 0)
-		pat.readUntil("welcome", 3*time.Second)
+		h, _, pat := connectedPatient(t, config.Visits{})
 		start := time.Now()
 		close(h.draining)
 		expectGone(t, "the patient", pat, start, statusGoingAway)
@@ -154,4 +142,15 @@ func TestRegression_SignalingCloseIgnored(t *testing.T) {
 			t.Fatalf("the clinician: close code %d", code)
 		}
 	})
+}
+
+// connectedPatient starts a harness with c, an admitted visit, and the
+// patient's raw signaling socket past its welcome.
+func connectedPatient(t *testing.T, c config.Visits) (*harness, string, *rawClient) {
+	t.Helper()
+	h := newHarness(t, c)
+	vid, _, _ := h.admitted()
+	pat := h.dialRaw("pat", vid, 0)
+	pat.readUntil("welcome", 3*time.Second)
+	return h, vid, pat
 }
