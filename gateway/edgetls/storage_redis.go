@@ -151,7 +151,7 @@ func (s *RedisStorage) ctx(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-func (s *RedisStorage) fileKey(key string) string { return s.prefix + "v:" + key }
+func (s *RedisStorage) fileKey(key string) string  { return s.prefix + "v:" + key }
 func (s *RedisStorage) idxKey() string             { return s.prefix + "idx" }
 func (s *RedisStorage) lockKey(name string) string { return s.prefix + "lock:" + name }
 
