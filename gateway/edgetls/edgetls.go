@@ -300,7 +300,7 @@ func (m *Manager) startLocal(names []string) (*localState, error) {
 		}
 		return ls, nil
 	}
-	ca, err := loadOrCreateLocalCA(m.localDir, names)
+	ca, err := loadOrCreateLocalCA(m.localDir, names, sealedOf(m.fileStore))
 	if err != nil {
 		return nil, err
 	}
