@@ -248,6 +248,11 @@ func storageKeyFile(c *config.Config, kind string) ([]byte, error) {
 	return k, nil
 }
 
+// newFileStorage is certmagic's file storage in <dataDir>/certmagic.
+func newFileStorage(dataDir string) *certmagic.FileStorage {
+	return &certmagic.FileStorage{Path: filepath.Join(dataDir, "certmagic")}
+}
+
 // openStorage opens the node's sealed certificate storages: files, the
 // sealed file storage in <data_dir>/certmagic (migrated, checked), and
 // acme, the storage of ACME certificates (files itself, or Redis for
@@ -266,7 +271,7 @@ func openStorage(ctx context.Context, c *config.Config, o Options, log *slog.Log
 			return nil, nil, nil, err
 		}
 	}
-	fst := &certmagic.FileStorage{Path: filepath.Join(c.DataDir, "certmagic")}
+	fst := newFileStorage(c.DataDir)
 	if files, err = seal(fst, key); err != nil {
 		return nil, nil, nil, err
 	}
