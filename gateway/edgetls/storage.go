@@ -146,18 +146,24 @@ func (s *sealedStorage) TryLock(ctx context.Context, name string) (bool, error) 
 	return s.try.TryLock(ctx, name)
 }
 
-// checkKey opens the key check value, or stores it when there is none.
-func (s *sealedStorage) checkKey(ctx context.Context) error {
+// checkKey opens the key check value: missing reports that there is
+// none yet (markKey stores it once every check passed).
+func (s *sealedStorage) checkKey(ctx context.Context) (missing bool, err error) {
 	b, err := s.Load(ctx, storageCheckKey)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return s.Store(ctx, storageCheckKey, []byte(storageCheckValue))
+		return true, nil
 	case err != nil:
-		return err
+		return false, err
 	case string(b) != storageCheckValue:
-		return fmt.Errorf("tls storage: %s %w", storageCheckKey, errStorageKey)
+		return false, fmt.Errorf("tls storage: %s %w", storageCheckKey, errStorageKey)
 	}
-	return nil
+	return false, nil
+}
+
+// markKey stores the key check value.
+func (s *sealedStorage) markKey(ctx context.Context) error {
+	return s.Store(ctx, storageCheckKey, []byte(storageCheckValue))
 }
 
 // sealedOf returns the sealedStorage inside st (seal's result).
@@ -171,12 +177,12 @@ func sealedOf(st certmagic.Storage) *sealedStorage {
 	return nil
 }
 
-// migrateFiles seals every plaintext value of the file storage fst in
-// place (each rewritten atomically, by certmagic's FileStorage.Store) and
-// checks that every sealed one opens. Lock files are left alone. It
-// returns how many files it sealed.
-func (s *sealedStorage) migrateFiles(ctx context.Context, fst *certmagic.FileStorage) (int, error) {
-	n := 0
+// plaintextFiles checks that every sealed value of the file storage fst
+// opens and returns the keys of the plaintext ones (from before sealing),
+// for sealFiles. Lock files and atomic writes' temporary files are left
+// alone.
+func (s *sealedStorage) plaintextFiles(fst *certmagic.FileStorage) ([]string, error) {
+	var plain []string
 	err := filepath.WalkDir(fst.Path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == fst.Path && errors.Is(err, fs.ErrNotExist) {
@@ -196,7 +202,7 @@ func (s *sealedStorage) migrateFiles(ctx context.Context, fst *certmagic.FileSto
 			return nil
 		}
 		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
-			return nil // atomic writes' temporary files
+			return nil
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -206,13 +212,28 @@ func (s *sealedStorage) migrateFiles(ctx context.Context, fst *certmagic.FileSto
 			_, err := s.open(key, b)
 			return err
 		}
-		if err := s.Storage.Store(ctx, key, s.seal(key, b)); err != nil {
-			return fmt.Errorf("tls storage: sealing %s: %w", key, err)
-		}
-		n++
+		plain = append(plain, key)
 		return nil
 	})
-	return n, err
+	return plain, err
+}
+
+// sealFiles seals the plaintext values keys of fst in place, each
+// rewritten atomically (certmagic's FileStorage.Store).
+func (s *sealedStorage) sealFiles(ctx context.Context, fst *certmagic.FileStorage, keys []string) error {
+	for _, key := range keys {
+		b, err := fst.Load(ctx, key)
+		if err != nil {
+			return err
+		}
+		if bytes.HasPrefix(b, []byte(sealMagic)) {
+			continue // sealed meanwhile by another process on this directory
+		}
+		if err := fst.Store(ctx, key, s.seal(key, b)); err != nil {
+			return fmt.Errorf("tls storage: sealing %s: %w", key, err)
+		}
+	}
+	return nil
 }
 
 // storageKeyFile returns the key that seals certificate storage when
@@ -275,35 +296,55 @@ func openStorage(ctx context.Context, c *config.Config, o Options, log *slog.Log
 	if files, err = seal(fst, key); err != nil {
 		return nil, nil, nil, err
 	}
+	// Everything is checked before anything is written: a start that
+	// fails leaves storage as it was.
 	sf := sealedOf(files)
-	n, err := sf.migrateFiles(ctx, fst)
+	fileMissing, err := sf.checkKey(ctx)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("certificate storage %s: %w", fst.Path, err)
 	}
-	if n > 0 {
-		log.Info("sealed plaintext certificate storage files", "dir", fst.Path, "files", n)
-	}
-	if err := sf.checkKey(ctx); err != nil {
+	plain, err := sf.plaintextFiles(fst)
+	if err != nil {
 		return nil, nil, nil, fmt.Errorf("certificate storage %s: %w", fst.Path, err)
 	}
-	if kind == StorageFile {
-		return files, files, func() error { return nil }, nil
+	acme, closeFn = files, func() error { return nil }
+	redisMissing := false
+	if kind == StorageRedis {
+		if o.Redis == nil {
+			return nil, nil, nil, errors.New("tls.storage \"redis\": no Redis connection given (redis.addr)")
+		}
+		rs, err := OpenRedisStorage(ctx, *o.Redis)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if acme, err = seal(rs, key); err == nil {
+			redisMissing, err = sealedOf(acme).checkKey(ctx)
+		}
+		if err != nil {
+			_ = rs.Close()
+			return nil, nil, nil, fmt.Errorf("certificate storage on redis %s: %w", o.Redis.Addr, err)
+		}
+		closeFn = rs.Close
 	}
-	ro := o.Redis
-	if ro == nil {
-		return nil, nil, nil, errors.New("tls.storage \"redis\": no Redis connection given (redis.addr)")
-	}
-	rs, err := OpenRedisStorage(ctx, *ro)
-	if err != nil {
+	fail := func(err error) (certmagic.Storage, certmagic.Storage, func() error, error) {
+		_ = closeFn()
 		return nil, nil, nil, err
 	}
-	if acme, err = seal(rs, key); err != nil {
-		_ = rs.Close()
-		return nil, nil, nil, err
+	if err := sf.sealFiles(ctx, fst, plain); err != nil {
+		return fail(fmt.Errorf("certificate storage %s: %w", fst.Path, err))
 	}
-	if err := sealedOf(acme).checkKey(ctx); err != nil {
-		_ = rs.Close()
-		return nil, nil, nil, fmt.Errorf("certificate storage on redis %s: %w", ro.Addr, err)
+	if len(plain) > 0 {
+		log.Info("sealed plaintext certificate storage files", "dir", fst.Path, "files", len(plain))
 	}
-	return files, acme, rs.Close, nil
+	if fileMissing {
+		if err := sf.markKey(ctx); err != nil {
+			return fail(fmt.Errorf("certificate storage %s: %w", fst.Path, err))
+		}
+	}
+	if redisMissing {
+		if err := sealedOf(acme).markKey(ctx); err != nil {
+			return fail(fmt.Errorf("certificate storage on redis %s: %w", o.Redis.Addr, err))
+		}
+	}
+	return files, acme, closeFn, nil
 }
