@@ -151,11 +151,14 @@ type TLS struct {
 	Storage string `yaml:"storage"`
 	// StorageKeyFile names a file holding the 32-byte key (base64, e.g.
 	// openssl rand -base64 32) that seals Storage, the same on every
-	// node. Default: a key derived from the session encryption key (with
-	// tls.storage "redis", sessions.encryption_key or
-	// sessions.encryption_key_file must then be given). A wrong key makes
-	// telegate refuse to start rather than obtain new certificates over
-	// the ones it cannot open.
+	// node. Default: with tls.storage "redis", a key derived from the
+	// session encryption key (sessions.encryption_key or
+	// sessions.encryption_key_file, then required), the same on every
+	// node given the same session key; with "file",
+	// <data_dir>/keys/tls-storage.key, generated once (mode 0600). It also
+	// seals the local CA's root.key. A wrong key makes telegate refuse to
+	// start rather than obtain new certificates over the ones it cannot
+	// open.
 	StorageKeyFile string `yaml:"storage_key_file"`
 }
 
