@@ -54,7 +54,16 @@ func New(key []byte, purpose string) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := aes.NewCipher(k)
+	return FromKey(k)
+}
+
+// FromKey returns the Box that seals under key itself (KeySize bytes),
+// for a key already derived for its one use.
+func FromKey(key []byte) (*Box, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("sealbox: key is %d bytes, need %d", len(key), KeySize)
+	}
+	b, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
 	}
