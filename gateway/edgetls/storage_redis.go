@@ -64,7 +64,8 @@ type RedisStorageOptions struct {
 //
 // Every call is bounded by Timeout; a Redis that cannot be reached makes
 // the call fail (Load, Lock) rather than answer from elsewhere. Redis's
-// maxmemory policy must be "noeviction".
+// maxmemory policy must be "noeviction". Redis 6.2 or later (ZRANGE
+// BYLEX).
 type RedisStorage struct {
 	rdb     *redis.Client
 	prefix  string
@@ -221,7 +222,7 @@ func (s *RedisStorage) Delete(ctx context.Context, key string) error {
 // hasBelow reports whether a file lies below dir.
 func (s *RedisStorage) hasBelow(ctx context.Context, dir string) (bool, error) {
 	lo, hi := under(dir)
-	ks, err := s.rdb.ZRangeByLex(ctx, s.idxKey(), &redis.ZRangeBy{Min: lo, Max: hi, Count: 1}).Result()
+	ks, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.idxKey(), Start: lo, Stop: hi, ByLex: true, Count: 1}).Result()
 	return len(ks) > 0, err
 }
 
@@ -245,7 +246,7 @@ func (s *RedisStorage) List(ctx context.Context, dir string, recursive bool) ([]
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	lo, hi := under(dir)
-	files, err := s.rdb.ZRangeByLex(ctx, s.idxKey(), &redis.ZRangeBy{Min: lo, Max: hi}).Result()
+	files, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.idxKey(), Start: lo, Stop: hi, ByLex: true}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("tls storage: redis list %s: %w", dir, err)
 	}
