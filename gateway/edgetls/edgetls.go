@@ -85,8 +85,12 @@ type Options struct {
 	// key. Default: random per process.
 	PseudonymKey []byte
 
-	// StorageKey is the 32-byte key that seals certificate storage.
-	// Default: the file tls.storage_key_file, else (tls.storage "file")
+	// StorageKey is the 32-byte key that seals certificate storage: the
+	// file storage with tls.storage "file", the Redis storage with
+	// "redis" (the node's own file storage, which then keeps only local
+	// leaves, is sealed under tls.storage_key_file or
+	// <data_dir>/keys/tls-storage.key). Default: the file
+	// tls.storage_key_file, else (tls.storage "file")
 	// <data_dir>/keys/tls-storage.key, generated once. A node with
 	// tls.storage "redis" and no key file is given a key derived from the
 	// session key, the same on every node.

@@ -238,35 +238,37 @@ func (s *sealedStorage) sealFiles(ctx context.Context, fst *certmagic.FileStorag
 
 // storageKeyFile returns the key that seals certificate storage when
 // Options.StorageKey gives none: tls.storage_key_file, else (file storage
-// only) <data_dir>/keys/tls-storage.key, generated once with mode 0600.
-func storageKeyFile(c *config.Config, kind string) ([]byte, error) {
+// only) <data_dir>/keys/tls-storage.key. A key generated now comes with
+// save, which writes it (mode 0600) once the start checked everything;
+// save is nil for a key read from a file.
+func storageKeyFile(c *config.Config, kind string) (key []byte, save func() error, err error) {
 	if f := c.TLS.StorageKeyFile; f != "" {
 		k, err := config.ReadTLSStorageKeyFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("tls.storage_key_file: %w", err)
+			return nil, nil, fmt.Errorf("tls.storage_key_file: %w", err)
 		}
-		return k, nil
+		return k, nil, nil
 	}
 	if kind == StorageRedis {
-		return nil, errors.New("tls.storage \"redis\" needs tls.storage_key_file (or sessions.encryption_key_file to derive it from), the same on every node")
+		return nil, nil, errors.New("tls.storage \"redis\" needs tls.storage_key_file (or sessions.encryption_key_file to derive it from), the same on every node")
 	}
 	p := config.InDataDir(c.DataDir, config.TLSStorageKeyInDataDir)
 	k, err := config.ReadTLSStorageKeyFile(p)
 	if err == nil {
-		return k, nil
+		return k, nil, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("tls storage key: %w", err)
+		return nil, nil, fmt.Errorf("tls storage key: %w", err)
 	}
 	k = make([]byte, sealbox.KeySize)
 	_, _ = rand.Read(k)
-	if err := secretfile.Write(p, []byte(base64.StdEncoding.EncodeToString(k)+"\n")); err != nil {
-		if errors.Is(err, fs.ErrExist) { // another start made it meanwhile
-			return config.ReadTLSStorageKeyFile(p)
+	save = func() error {
+		if err := secretfile.Write(p, []byte(base64.StdEncoding.EncodeToString(k)+"\n")); err != nil {
+			return fmt.Errorf("tls storage key: %w", err) // fs.ErrExist: another start made one meanwhile
 		}
-		return nil, fmt.Errorf("tls storage key: %w", err)
+		return nil
 	}
-	return k, nil
+	return k, save, nil
 }
 
 // newFileStorage is certmagic's file storage in <dataDir>/certmagic.
@@ -286,14 +288,28 @@ func openStorage(ctx context.Context, c *config.Config, o Options, log *slog.Log
 	if kind != StorageFile && kind != StorageRedis {
 		return nil, nil, nil, fmt.Errorf("tls.storage %q is not one of file, redis", kind)
 	}
-	key := o.StorageKey
-	if key == nil {
-		if key, err = storageKeyFile(c, kind); err != nil {
+	// The node's own file storage is sealed under the storage key in
+	// file mode; with Redis, under tls.storage_key_file or the node's
+	// generated key, so that a node moved from file to Redis storage
+	// still opens what it kept (its local leaves) after the shared key
+	// changed.
+	fileKey := o.StorageKey
+	var saveKey func() error
+	if kind == StorageRedis || fileKey == nil {
+		if fileKey, saveKey, err = storageKeyFile(c, StorageFile); err != nil {
 			return nil, nil, nil, err
 		}
 	}
+	key := fileKey // the Redis storage's
+	if kind == StorageRedis {
+		if key = o.StorageKey; key == nil {
+			if key, _, err = storageKeyFile(c, kind); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
 	fst := newFileStorage(c.DataDir)
-	if files, err = seal(fst, key); err != nil {
+	if files, err = seal(fst, fileKey); err != nil {
 		return nil, nil, nil, err
 	}
 	// Everything is checked before anything is written: a start that
@@ -329,6 +345,11 @@ func openStorage(ctx context.Context, c *config.Config, o Options, log *slog.Log
 	fail := func(err error) (certmagic.Storage, certmagic.Storage, func() error, error) {
 		_ = closeFn()
 		return nil, nil, nil, err
+	}
+	if saveKey != nil {
+		if err := saveKey(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := sf.sealFiles(ctx, fst, plain); err != nil {
 		return fail(fmt.Errorf("certificate storage %s: %w", fst.Path, err))

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redistest"
 )
 
 // snapshot is the content of every file below dir.
@@ -169,5 +170,42 @@ func TestRegression_WrongStorageKey(t *testing.T) {
 			cfg.TLS.StorageKeyFile = p
 			refused(t, Options{Config: cfg}, content.want)
 		})
+	}
+}
+
+// TestRegression_StorageKindChangeKeepsNodeFiles: a node that kept its
+// certificates in file storage and moves to Redis storage (where the
+// shared key is another) still opens its own files — it starts, and
+// serves the local leaf it had — and the same holds moving back.
+func TestRegression_StorageKindChangeKeepsNodeFiles(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	cfg := baseConfig(t, config.TLSHost{Names: []string{"localhost"}, Mode: ModeLocal})
+	open := func(kind string) *Manager {
+		t.Helper()
+		c := *cfg
+		c.TLS.Storage = kind
+		o := Options{Config: &c}
+		if kind == StorageRedis {
+			o.StorageKey = testKey(t) // derived from the session key: not the node's file key
+			o.Redis = &RedisStorageOptions{Addr: srv.Addr, Password: srv.Password}
+		}
+		o.Logger, _ = testLogger(t)
+		m, err := New(context.Background(), o)
+		if err != nil {
+			t.Fatalf("start with tls.storage %s: %v", kind, err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	m := open(StorageFile)
+	first := localLeaf(t, m)
+	m.Close()
+	for _, kind := range []string{StorageRedis, StorageFile} {
+		m := open(kind)
+		if got := localLeaf(t, m); !bytes.Equal(got.Raw, first.Raw) {
+			t.Errorf("tls.storage %s: a new local leaf was issued instead of the stored one", kind)
+		}
+		m.Close()
 	}
 }
