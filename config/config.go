@@ -155,8 +155,9 @@ type TLS struct {
 	// session encryption key (sessions.encryption_key or
 	// sessions.encryption_key_file, then required), the same on every
 	// node given the same session key; with "file",
-	// <data_dir>/keys/tls-storage.key, generated once (mode 0600). It also
-	// seals the local CA's root.key. A wrong key makes telegate refuse to
+	// <data_dir>/keys/tls-storage.key, generated once (mode 0600). The
+	// node's own file storage (and the local CA's root.key) is sealed
+	// under this file's key, or the generated one, in either mode. A wrong key makes telegate refuse to
 	// start rather than obtain new certificates over the ones it cannot
 	// open.
 	StorageKeyFile string `yaml:"storage_key_file"`
