@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/telegate/telegate/internal/redistest"
 )
@@ -24,6 +25,7 @@ import (
 // holder of lock name vanish without unlocking, as a killed node does.
 type storagePair struct {
 	a, b certmagic.Storage
+	rdb  *redis.Client // the Redis underneath, for redis pairs
 	die  func(t *testing.T, name string)
 	// expiry is how long a dead holder's lock lasts at most.
 	expiry time.Duration
@@ -88,8 +90,9 @@ func redisStoragePair(t *testing.T) (storagePair, *redistest.Server) {
 	}
 	ra := open()
 	return storagePair{
-		a: mustSeal(t, ra, key),
-		b: mustSeal(t, open(), key),
+		a:   mustSeal(t, ra, key),
+		b:   mustSeal(t, open(), key),
+		rdb: srv.Client(t),
 		die: func(t *testing.T, name string) {
 			if ok, err := ra.TryLock(t.Context(), name); err != nil || !ok {
 				t.Fatalf("dying holder cannot take %s: %v %v", name, ok, err)
@@ -260,9 +263,11 @@ func testStorage(t *testing.T, pair func(t *testing.T) storagePair) {
 	})
 }
 
-// TestRedisLockRefreshOutlivesTTL: a live holder keeps its lock past the
-// TTL (it refreshes it); only when it dies does the lock free itself.
-func TestRedisLockRefreshOutlivesTTL(t *testing.T) {
+// TestRegression_LockLease: the Redis lock is a lease its holder keeps:
+// a live holder keeps it past the TTL (it refreshes it); a holder whose
+// lock is gone cannot release or renew the lock another node holds now.
+// (A dead holder's lock freeing itself is in TestStorageConformance.)
+func TestRegression_LockLease(t *testing.T) {
 	t.Parallel()
 	p, _ := redisStoragePair(t)
 	ctx := t.Context()
@@ -290,8 +295,15 @@ func TestRedisLockRefreshOutlivesTTL(t *testing.T) {
 	if ok, _ := p.a.(certmagic.TryLocker).TryLock(ctx, "renew_x"); ok {
 		t.Error("the other's lock was released by a stale Unlock")
 	}
+	if err := p.a.(certmagic.LockLeaseRenewer).RenewLockLease(ctx, "renew_x", 5*time.Second); err == nil {
+		t.Error("RenewLockLease of a lock another holds succeeded")
+	}
 	if err := p.b.(certmagic.LockLeaseRenewer).RenewLockLease(ctx, "renew_x", 5*time.Second); err != nil {
 		t.Errorf("RenewLockLease: %v", err)
+	}
+	// The renewed lease outlives the TTL even without refreshes.
+	if ttl := p.rdb.PTTL(ctx, "telegate:{certs}:lock:renew_x").Val(); ttl < 3*time.Second {
+		t.Errorf("lease after RenewLockLease(5s): %s left", ttl)
 	}
 }
 
