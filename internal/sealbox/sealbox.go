@@ -1,5 +1,7 @@
 // Package sealbox seals records at rest with AES-256-GCM (NIST SP
-// 800-38D): one record is nonce(12) | ciphertext | tag(16), the nonce
+// 800-38D) for every part of telegate that keeps them: sessions, grants
+// and sign-in round trips (auth), visits (media), certificate storage
+// (gateway/edgetls). One record is nonce(12) | ciphertext | tag(16), the nonce
 // fresh from crypto/rand for every record, with additional data that
 // names the record (its key or id), so a record copied under another
 // name, or sealed under another key, does not open.
@@ -73,6 +75,10 @@ func FromKey(key []byte) (*Box, error) {
 	}
 	return &Box{aead: aead}, nil
 }
+
+// FromAEAD returns the Box that seals with aead, an AES-GCM with the
+// standard 12-byte nonce (cipher.NewGCM) that its owner already keeps.
+func FromAEAD(aead cipher.AEAD) *Box { return &Box{aead: aead} }
 
 // Seal appends the sealed record of plain, with ad as additional data,
 // to dst and returns the result.
