@@ -55,7 +55,7 @@ type Visits struct {
 	// admitted take part in that one visit. Their session (a cookie
 	// telegate issues) is good for that visit's pages, relay credentials
 	// and signaling only, nothing else on the gateway. Default off: a
-	// guest signs in first.
+	// guest signs in first (on in demo mode).
 	GuestsWithoutAccount bool `yaml:"guests_without_account"`
 	// GuestProvider is the provider id (from providers:) that the guest
 	// page's "Sign in" goes to, e.g. an identity provider for people from
@@ -202,6 +202,8 @@ func (v *Visits) Validate(c *Config, r *Report) {
 // between the addresses "localhost" resolves to.
 func (v *Visits) DemoDefaults(c *Config, _ DemoOptions) {
 	v.Enabled = true
+	// Loopback only: a third window can try a guest without an account.
+	v.GuestsWithoutAccount = true
 	if v.ICEHost != "" {
 		return
 	}

@@ -639,8 +639,16 @@ function rosterList(c, visitId, self, manage) {
     code.dataset.code = e.detail.code;
     code.textContent = e.detail.code.slice(0, 3) + ' ' + e.detail.code.slice(3);
   });
+  // Each connection's own inbound video, on its row (what a test or a
+  // support person reads to see every pair's media flowing).
+  c.addEventListener('stats', e => {
+    const li = rows.get(e.detail.peerId);
+    if (!li) return;
+    li.dataset.inboundVideoBytes = String(e.detail.stats.inboundVideoBytes);
+    li.dataset.inboundVideoFrames = String(e.detail.stats.inboundVideoFrames);
+    li.dataset.candidates = e.detail.stats.localCandidateType + '/' + e.detail.stats.remoteCandidateType;
+  });
   c.addEventListener('closed', () => { for (const li of rows.values()) li.remove(); rows.clear(); });
-  return { rows };
 }
 
 // chatAndScreen wires the call page's chat, file sending and screen

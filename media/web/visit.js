@@ -160,7 +160,7 @@ export async function callStats(pc) {
   const report = await pc.getStats();
   const byId = new Map();
   report.forEach(s => byId.set(s.id, s));
-  const out = { localCandidateType: '', remoteCandidateType: '', rtt: null, inboundVideoBytes: 0, inboundAudioBytes: 0,
+  const out = { localCandidateType: '', remoteCandidateType: '', rtt: null, inboundVideoBytes: 0, inboundVideoFrames: 0, inboundAudioBytes: 0,
     packetsLost: 0, framesPerSecond: null, frameWidth: null, localFingerprint: null, remoteFingerprint: null,
     transportBytesReceived: 0 };
   let transport = null;
@@ -185,6 +185,7 @@ export async function callStats(pc) {
     if (s.type !== 'inbound-rtp') return;
     if (s.kind === 'video') {
       out.inboundVideoBytes += s.bytesReceived || 0;
+      out.inboundVideoFrames += s.framesDecoded || 0;
       out.framesPerSecond = s.framesPerSecond ?? out.framesPerSecond;
       out.frameWidth = s.frameWidth ?? out.frameWidth;
     } else if (s.kind === 'audio') {
