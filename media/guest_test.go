@@ -296,7 +296,9 @@ func TestRegression_GuestLinkExpiry(t *testing.T) {
 				st, m, _ := h.guestDo(nil, "POST", "/.telegate/visits/guest", map[string]any{"link": link})
 				return st, m
 			},
-			func() (int, map[string]any) { return h.do("pat2", "POST", "/.telegate/visits/guest", map[string]any{"link": link}) },
+			func() (int, map[string]any) {
+				return h.do("pat2", "POST", "/.telegate/visits/guest", map[string]any{"link": link})
+			},
 		} {
 			if st, m := try(); st != http.StatusGone || m["reason"] != "guest-link-expired" || !strings.Contains(m["error"].(string), "expired") {
 				t.Errorf("expired link: %d %v", st, m)
