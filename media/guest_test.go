@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -441,5 +443,41 @@ func TestRegression_GuestLinkWrongVisit(t *testing.T) {
 	}
 	if st, m := off.do("pat2", "POST", "/.telegate/visits/guest", map[string]any{"link": link}); st != http.StatusOK || m["self"].(map[string]any)["label"] != labelFamily {
 		t.Errorf("signed-in guest: %d %v", st, m)
+	}
+}
+
+// TestRegression_GuestLinkReuseAcrossNodes: with visits on Redis, a guest
+// link redeemed through two nodes at once still lets one person in, and
+// the account-less guest's session made on one node is good on the other.
+func TestRegression_GuestLinkReuseAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, withoutAccount(config.Visits{DefaultParticipants: 6, MaxWaiting: 30}))
+	vid, _, _ := n1.admitted()
+	link := n2.guestLink(vid, labelInterpreter, "")
+	nodes := []*Service{n1.svc, n2.svc}
+	var in, used atomic.Int32
+	race(20, nil, nil, func(i int, _ visitStore) {
+		id := guestIdentity(newID())
+		if i%2 == 1 {
+			id = benchUser(fmt.Sprintf("guest-%d", i))
+		}
+		_, _, err := nodes[i%2].redeemGuestLink(id, link, "")
+		tally(t, err, "guest-link-used", &in, &used)
+	})
+	if in.Load() != 1 || used.Load() != 19 {
+		t.Fatalf("20 redemptions through two nodes: %d in, %d refused as used; want 1, 19", in.Load(), used.Load())
+	}
+
+	link = n1.guestLink(vid, labelFamily, "")
+	cookie, gid := n1.guestJoin(link, "")
+	n2.do("dr", "POST", "/.telegate/visits/"+vid+"/admit", map[string]any{"participant": gid})
+	if st, _, _ := n2.guestDo(cookie, "GET", "/.telegate/visits/"+vid+"/ice", nil); st != http.StatusOK {
+		t.Fatalf("guest session of node 1 on node 2: %d", st)
+	}
+	if st, m := n2.do("dr", "POST", "/.telegate/visits/"+vid+"/remove", map[string]any{"participant": gid}); st != http.StatusNoContent {
+		t.Fatalf("remove on node 2: %d %v", st, m)
+	}
+	if st, _, _ := n1.guestDo(cookie, "GET", "/.telegate/visits/"+vid+"/ice", nil); st != http.StatusForbidden {
+		t.Fatalf("removed guest's session on node 1: %d", st)
 	}
 }
