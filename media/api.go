@@ -421,6 +421,15 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, p, err := s.join(id, req.Invite)
+	if s.joined(w, r, "visit.join", id, v, p, err, func(p *participant) string { return p.State }) {
+		s.writeView(w, v, id)
+	}
+}
+
+// joined audits a join into a visit's waiting room (audit type typ) as
+// an allow with reason allow(p) or a deny with the refusal's reason, and
+// answers a refusal itself. It reports whether the join succeeded.
+func (s *Service) joined(w http.ResponseWriter, r *http.Request, typ string, id *scope.Identity, v *visit, p *participant, err error, allow func(*participant) string) bool {
 	vid, pid := "", ""
 	if v != nil {
 		vid = v.ID
@@ -431,11 +440,16 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var ae *apiError
 		errors.As(err, &ae)
-		s.auditVisit(r, "visit.join", id, vid, pid, "deny", ae.reason)
+		s.auditVisit(r, typ, id, vid, pid, "deny", ae.reason)
 		writeError(w, r, err)
-		return
+		return false
 	}
-	s.auditVisit(r, "visit.join", id, vid, pid, "allow", p.State)
+	s.auditVisit(r, typ, id, vid, pid, "allow", allow(p))
+	return true
+}
+
+// writeView answers 200 with v as id sees it.
+func (s *Service) writeView(w http.ResponseWriter, v *visit, id *scope.Identity) {
 	s.mu.Lock()
 	j := s.view(v, id)
 	s.mu.Unlock()

@@ -473,26 +473,11 @@ func (s *Service) handleGuestJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, p, err := s.redeemGuestLink(id, req.Link, cleanText(req.Name, 80))
-	vid, pid := "", ""
-	if v != nil {
-		vid = v.ID
-	}
-	if p != nil {
-		pid = p.ID
-	}
-	if err != nil {
-		var ae *apiError
-		errors.As(err, &ae)
-		s.auditVisit(r, "visit.guest-join", id, vid, pid, "deny", ae.reason)
-		writeError(w, r, err)
+	if !s.joined(w, r, "visit.guest-join", id, v, p, err, func(p *participant) string { return p.Label }) {
 		return
 	}
-	s.auditVisit(r, "visit.guest-join", id, vid, pid, "allow", p.Label)
 	if !signedIn {
 		http.SetCookie(w, s.guestSession(r, v.ID, id.Subject, s.now().Add(s.cfg.MaxDuration+s.cfg.GuestLinkTTL)))
 	}
-	s.mu.Lock()
-	j := s.view(v, id)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, j)
+	s.writeView(w, v, id)
 }

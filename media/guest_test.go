@@ -55,15 +55,7 @@ func (h *harness) guestDo(cookie *http.Cookie, method, path string, body any) (i
 	if cookie != nil {
 		req.AddCookie(cookie)
 	}
-	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m, resp
+	return h.sendResp(req)
 }
 
 // guestJoin joins without an account with link and returns the guest
