@@ -82,16 +82,20 @@ func (d *demo) auditTime(t *testing.T, typ string) time.Time {
 	return time.Time{}
 }
 
-var allocationsRE = regexp.MustCompile(`(?m)^telegate_media_relay_allocations_active ([0-9.e+]+)$`)
-
-// allocations is the relay's open TURN allocations.
-func (d *demo) allocations(t *testing.T) float64 {
-	m := allocationsRE.FindStringSubmatch(d.metrics(t))
+// gauge reads the unlabelled metric name from d's metrics.
+func (d *demo) gauge(t *testing.T, name string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+]+)$`).FindStringSubmatch(d.metrics(t))
 	if m == nil {
-		t.Fatal("no telegate_media_relay_allocations_active in the metrics")
+		t.Fatalf("no %s in the metrics", name)
 	}
 	v, _ := strconv.ParseFloat(m[1], 64)
 	return v
+}
+
+// allocations is the relay's open TURN allocations.
+func (d *demo) allocations(t *testing.T) float64 {
+	return d.gauge(t, "telegate_media_relay_allocations_active")
 }
 
 // TestVisitGuestInterpreter: during a call the clinician invites an
@@ -178,6 +182,11 @@ func TestVisitGuestInterpreter(t *testing.T) {
 		}
 	}
 	pat.screenshot(artifacts, "visit-call-three.png")
+	// What the three-party mesh costs the relay (a measurement).
+	b0, t0 := d.gauge(t, "telegate_media_relay_bytes_total"), time.Now()
+	time.Sleep(3 * time.Second)
+	rate := (d.gauge(t, "telegate_media_relay_bytes_total") - b0) * 8 / time.Since(t0).Seconds() / 1e6
+	t.Logf("three-party mesh: %.2f Mbit/s relayed for the visit, %v allocations", rate, d.allocations(t))
 
 	// The clinician removes the interpreter. Times are measured from the
 	// click (the page's clock, the same as this test's: one machine) and
