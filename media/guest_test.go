@@ -424,14 +424,20 @@ func TestRegression_GuestLinkWrongVisit(t *testing.T) {
 	}
 
 	// Off by default: the guest must sign in.
-	off := newHarness(t, config.Visits{})
+	off := newHarness(t, config.Visits{GuestProvider: "outside"})
 	vid, _, _ := off.admitted()
 	link = off.guestLink(vid, labelFamily, "")
 	if st, m, resp := off.guestDo(nil, "POST", "/.telegate/visits/guest", map[string]any{"link": link}); st != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
 		t.Errorf("without an account when not allowed: %d %v", st, m)
 	}
-	if st, m, _ := off.guestDo(nil, "POST", "/.telegate/visits/guest/check", map[string]any{"link": link}); st != http.StatusOK || m["without_account"] != false {
+	st, m, _ := off.guestDo(nil, "POST", "/.telegate/visits/guest/check", map[string]any{"link": link})
+	if st != http.StatusOK || m["without_account"] != false {
 		t.Errorf("check when not allowed: %d %v", st, m)
+	}
+	// Sign-in goes to the guest provider and back to this guest page.
+	if u, err := url.Parse(m["sign_in_url"].(string)); err != nil || u.Path != "/.telegate/login" || u.Query().Get("provider") != "outside" ||
+		u.Query().Get("rd") != "/.telegate/visits/guest?link="+url.QueryEscape(link) {
+		t.Errorf("sign-in URL %v", m["sign_in_url"])
 	}
 	if st, m := off.do("pat2", "POST", "/.telegate/visits/guest", map[string]any{"link": link}); st != http.StatusOK || m["self"].(map[string]any)["label"] != labelFamily {
 		t.Errorf("signed-in guest: %d %v", st, m)
