@@ -146,16 +146,19 @@ type Log struct {
 	o      Options
 
 	// The queue, under mu (Healthy takes it shared).
-	mu           sync.RWMutex
-	closed       bool
-	queue        []pending     // records waiting for the writer, in order
-	spare        []pending     // the writer's last batch, reused as the next queue
-	wait         *batchWait    // the waiters of the records in queue; nil: none
+	mu     sync.RWMutex
+	closed bool
+	queue  []pending // records waiting for the writer, in order
+	spare  []pending // the writer's last batch, reused as the next queue
+	// wait is closed once the records in queue are written (or the trail
+	// stopped): the callers of Commit whose records are in one batch park
+	// on it together; nil: nobody waits.
+	wait         chan struct{}
 	room         chan struct{} // closed when the writer takes the queue; nil: nobody waits for room
 	awake        bool          // the writer has been kicked and has not gone idle
 	queued       uint64        // tickets handed out: records ever queued
 	inflight     uint64        // the last ticket of the batch being written
-	inflightWait *batchWait    // the waiters of that batch; nil: none
+	inflightWait chan struct{} // wait of the batch being written
 	kick         chan struct{} // wakes the writer (capacity 1)
 	tick         chan struct{} // closed by the watchdog (watch); nil: nobody waits on it
 	// writtenTicket is the last ticket written (its write(2) returned).
@@ -177,7 +180,8 @@ type Log struct {
 	hdr     []byte    // written before the next block (magic, session)
 	sbuf    []byte    // a sealed write
 	seq     uint64
-	prev    string
+	prev    []byte // hex SHA-256 of the last line, in prevBuf; empty before line 1
+	prevBuf [2 * sha256.Size]byte
 	segment uint64
 	tree    tree
 	buf     []byte
@@ -216,13 +220,6 @@ type Log struct {
 // pending is one queued event.
 type pending struct {
 	e Event
-}
-
-// batchWait is what the callers of Commit whose records are in one batch
-// wait on: done is closed once, after the batch's write(2) (or its
-// failure), which wakes all of them at once.
-type batchWait struct {
-	done chan struct{}
 }
 
 // treeHead is the trail's state after a write(2): records written in
@@ -400,7 +397,7 @@ func (l *Log) resume(cps []Checkpoint) error {
 	case err != nil:
 		return fmt.Errorf("audit: read %s: %w", l.path, err)
 	}
-	l.seq, l.prev, l.segment, l.tree = st.seq, st.prev, st.segment, st.tree
+	l.seq, l.prev, l.segment, l.tree = st.seq, append(l.prevBuf[:0], st.prev...), st.segment, st.tree
 	l.syncedN = 0
 	l.ckptSize = st.lastCheckpoint
 	if err := l.openFile(tr, st); err != nil {
@@ -678,9 +675,9 @@ func (l *Log) await(ticket uint64) error {
 		w = &l.inflightWait
 	}
 	if *w == nil {
-		*w = &batchWait{done: make(chan struct{})}
+		*w = make(chan struct{})
 	}
-	done, tick := (*w).done, l.tickLocked()
+	done, tick := *w, l.tickLocked()
 	l.mu.Unlock()
 	var start time.Time
 	for {
@@ -921,7 +918,7 @@ func (l *Log) run() {
 		l.spare = batch[:0]
 		if w := l.inflightWait; w != nil {
 			l.inflightWait = nil
-			close(w.done)
+			close(w)
 		}
 	}
 }
@@ -944,7 +941,8 @@ func (l *Log) writeBatch(batch []pending) error {
 		}
 		b := l.buf[start : len(l.buf)-1]
 		l.seq++
-		l.prev = lineHash(b)
+		sum := sha256.Sum256(b)
+		l.prev = hex.AppendEncode(l.prevBuf[:0], sum[:])
 		l.tree.add(b)
 	}
 	out := l.buf
@@ -993,7 +991,7 @@ func (l *Log) encode(dst []byte, e Event) ([]byte, error) {
 		l.mac = hmac.New(sha256.New, l.key)
 	}
 	l.mac.Reset()
-	l.mac.Write([]byte(l.prev))
+	l.mac.Write(l.prev)
 	l.mac.Write(c)
 	dst = append(dst[:len(dst)-1], `,"mac":"`...)
 	dst = hex.AppendEncode(dst, l.mac.Sum(l.sum[:0]))
