@@ -36,12 +36,14 @@ const (
 	// logs an error, and Commit returns ErrSaturated.
 	EnqueueTimeout = 100 * time.Millisecond
 	// CommitTimeout is how long Commit waits for its record's write(2)
-	// once queued before it returns ErrNotConfirmed.
+	// once queued before it returns ErrNotConfirmed (at most commitTick
+	// more: the watchdog's period).
 	CommitTimeout = time.Second
 	// MaxLineBytes caps one audit line. An event whose line would be longer
 	// loses its Attrs (and gains attrs {"truncated":"true"}).
 	MaxLineBytes = 64 << 10
-	// maxBatch caps the records of one write(2).
+	// maxBatch caps the records of one write(2) (and of one sealed
+	// block); the writer writes a longer queue in several.
 	maxBatch = 512
 )
 
@@ -133,12 +135,13 @@ type Options struct {
 // lines cut from the end visible.
 //
 // Writing is group commit: one writer goroutine takes every event queued
-// (QueueSize) and writes them with one write(2), then wakes the callers of
-// Commit waiting for them; fsync follows within FsyncInterval, by another
-// goroutine, which also writes a checkpoint of the fsynced records every
-// CheckpointEvery records or CheckpointInterval, and on Close. Record
-// queues an event without waiting for its write. A Log is safe for
-// concurrent use.
+// (QueueSize) and writes them with one write(2) per maxBatch records,
+// then publishes the last record written (a ticket number) and closes the
+// one channel the callers of Commit of that batch are parked on; fsync
+// follows within FsyncInterval, by another goroutine, which also writes a
+// checkpoint of the fsynced records every CheckpointEvery records or
+// CheckpointInterval, and on Close. Record queues an event without
+// waiting for its write. A Log is safe for concurrent use.
 type Log struct {
 	path   string
 	key    []byte
@@ -679,7 +682,7 @@ func (l *Log) await(ticket uint64) error {
 	}
 	done, tick := *w, l.tickLocked()
 	l.mu.Unlock()
-	var start time.Time
+	start := time.Now()
 	for {
 		select {
 		case <-done:
@@ -688,10 +691,7 @@ func (l *Log) await(ticket uint64) error {
 			}
 			return ErrNotConfirmed // not reached: the writer decides before it closes done
 		case <-tick:
-			if start.IsZero() {
-				// Parked since at least the previous tick.
-				start = time.Now().Add(-commitTick)
-			} else if time.Since(start) >= CommitTimeout {
+			if time.Since(start) >= CommitTimeout {
 				return ErrNotConfirmed
 			}
 			l.mu.Lock()
