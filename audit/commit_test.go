@@ -82,6 +82,16 @@ func TestRegression_CommitAnswersWhatTheFileHolds(t *testing.T) {
 	commit := func(fx *commitFixture, id string) error {
 		return fx.l.Commit(context.Background(), Event{Type: "request", RequestID: id, Status: 200})
 	}
+	// stalled is a trail of queue (0: the default) holding one record,
+	// whose writes then stall until fx.gate.Unlock.
+	stalled := func(t *testing.T, queue int) *commitFixture {
+		fx := newCommitFixture(t, queue)
+		if err := commit(fx, "before"); err != nil {
+			t.Fatal(err)
+		}
+		fx.gate.Lock()
+		return fx
+	}
 	verify := func(t *testing.T, fx *commitFixture, want int) {
 		t.Helper()
 		f, err := os.Open(fx.file)
@@ -133,11 +143,7 @@ func TestRegression_CommitAnswersWhatTheFileHolds(t *testing.T) {
 	})
 	t.Run("stalled, then going on", func(t *testing.T) {
 		t.Parallel()
-		fx := newCommitFixture(t, 0)
-		if err := commit(fx, "before"); err != nil {
-			t.Fatal(err)
-		}
-		fx.gate.Lock()
+		fx := stalled(t, 0)
 		// The first is in the batch being written (stalled), the others
 		// queue behind it.
 		errs := make([]error, 6)
@@ -206,11 +212,7 @@ func TestRegression_CommitAnswersWhatTheFileHolds(t *testing.T) {
 	})
 	t.Run("queue full", func(t *testing.T) {
 		t.Parallel()
-		fx := newCommitFixture(t, 2)
-		if err := commit(fx, "before"); err != nil {
-			t.Fatal(err)
-		}
-		fx.gate.Lock()
+		fx := stalled(t, 2)
 		var wg sync.WaitGroup
 		errs := make([]error, 5)
 		took := make([]time.Duration, len(errs))

@@ -714,20 +714,27 @@ func (l *Log) tickLocked() chan struct{} {
 // closes the channel they wait on besides their batch's, until the log
 // is closed.
 func (l *Log) watch() {
-	t := time.NewTicker(commitTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-		}
+	l.every(commitTick, func() {
 		l.mu.Lock()
 		if l.tick != nil {
 			close(l.tick)
 			l.tick = nil
 		}
 		l.mu.Unlock()
+	})
+}
+
+// every calls f every d until the log is closed.
+func (l *Log) every(d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			f()
+		}
 	}
 }
 
@@ -1001,16 +1008,7 @@ func (l *Log) encode(dst []byte, e Event) ([]byte, error) {
 // syncLoop fsyncs what was written every FsyncInterval, and checkpoints.
 func (l *Log) syncLoop() {
 	defer close(l.synced)
-	t := time.NewTicker(l.o.FsyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-			_ = l.sync(false)
-		}
-	}
+	l.every(l.o.FsyncInterval, func() { _ = l.sync(false) })
 }
 
 // sync fsyncs the records written so far and, when due (or final), writes
