@@ -21,12 +21,14 @@ type rxPrefilter struct {
 	ac   *ahocorasick.AhoCorasick
 }
 
-// Limits of the analysis: sets with more strings than maxPrefilterLits, or
-// whose shortest string is shorter than minPrefilterLen when the set has
-// more than a few strings, give no prefilter.
+// Limits of the analysis: a set of more than maxPrefilterLits strings
+// gives no prefilter; sets of up to fewPrefilterLits strings are checked
+// one string at a time (no allocation), larger ones with an Aho-Corasick
+// automaton; a character class of fewPrefilterLits characters or more
+// gives no set.
 const (
 	maxPrefilterLits = 512
-	fewPrefilterLits = 8
+	fewPrefilterLits = 24
 )
 
 // newRxPrefilter analyses pattern (parsed as regexp.Compile does) and
