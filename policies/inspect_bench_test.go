@@ -57,15 +57,15 @@ func benchRequest(kind string) *http.Request {
 
 var benchRoute = &config.Route{ID: "clinic"}
 
-// BenchmarkInspection compares telegate's inspection stage with stock
-// coraza/v3/http.WrapHandler over the same engine (the same directives:
-// CRS at paranoia level 1, request phases only), for an inspected GET and
-// an 8-field form POST, in process (no network). Run with -count to
-// alternate the two; docs/benchmarks.md ("Inspection") has the ratios.
-func BenchmarkInspection(b *testing.B) {
-	// Stock first: telegate's engine registers its own operators.
+// benchEngines returns stock Coraza loaded with Directives and an
+// Inspector over telegate's engine with the same directives. Stock keeps
+// Coraza's own operators only when it is built before the process's
+// first NewInspector registers telegate's: run the benchmarks alone
+// (-run '^$').
+func benchEngines(b *testing.B) (coraza.WAF, *Inspector) {
+	b.Helper()
 	stockWAF, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).
-		WithDirectives(directives(config.DefaultParanoiaLevel, config.DefaultAnomalyThreshold)))
+		WithDirectives(Directives(config.DefaultParanoiaLevel, config.DefaultAnomalyThreshold)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +73,16 @@ func BenchmarkInspection(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := &Inspector{waf: eng.waf, enabled: true, sink: audit.Discard{}, logger: slog.New(slog.DiscardHandler)}
+	return stockWAF, &Inspector{waf: eng.waf, enabled: true, sink: audit.Discard{}, logger: slog.New(slog.DiscardHandler)}
+}
+
+// BenchmarkInspection compares telegate's inspection stage with stock
+// coraza/v3/http.WrapHandler over the same engine (the same directives:
+// CRS at paranoia level 1, request phases only), for an inspected GET and
+// an 8-field form POST, in process (no network). Run with -count to
+// alternate the two; docs/benchmarks.md ("Inspection") has the ratios.
+func BenchmarkInspection(b *testing.B) {
+	stockWAF, in := benchEngines(b)
 	handlers := map[string]http.Handler{"telegate": in.Inspect(benchUpstream), "stock": txhttp.WrapHandler(stockWAF, benchUpstream)}
 	for _, kind := range []string{"GET", "POST"} {
 		for _, impl := range []string{"telegate", "stock"} {
@@ -107,17 +116,7 @@ func BenchmarkInspection(b *testing.B) {
 // for a core on a busy machine, and the collector's background work).
 // ns/op is the pair.
 func BenchmarkInspectionVsStock(b *testing.B) {
-	// Stock first: telegate's engine registers its own operators.
-	stockWAF, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).
-		WithDirectives(Directives(config.DefaultParanoiaLevel, config.DefaultAnomalyThreshold)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := sharedEngine()
-	if err != nil {
-		b.Fatal(err)
-	}
-	in := &Inspector{waf: eng.waf, enabled: true, sink: audit.Discard{}, logger: slog.New(slog.DiscardHandler)}
+	stockWAF, in := benchEngines(b)
 	for _, kind := range []string{"GET", "POST"} {
 		b.Run(kind, func(b *testing.B) {
 			runtime.LockOSThread()
