@@ -22,12 +22,12 @@ var registerOperators = sync.OnceFunc(func() { plugins.RegisterOperator("rx", ne
 // expression compiled as "(?sm)" + pattern with Go's regexp (RE2 syntax),
 // or with rsc.io/binaryregexp when the pattern matches bytes that are not
 // UTF-8, capture groups 0 to 8 for the rule's actions — evaluated more
-// cheaply: nearly every evaluation on ordinary traffic is a non-match, and
-// a rule that captures asks the stock operator for the submatch positions
-// on every input, which makes the regexp engine track them through the
-// whole search. rxOperator first asks only whether the expression matches
-// (the same answer, without positions) and computes the submatches for the
-// inputs that match.
+// cheaply. Nearly every evaluation on ordinary traffic is a non-match: the
+// expression's prefilter (rxPrefilter: literals one of which every match
+// contains) answers most of them without running the expression, and for
+// the rest rxOperator asks only whether the expression matches and
+// computes the submatch positions a capturing rule needs for the inputs
+// that do.
 type rxOperator struct {
 	re    *regexp.Regexp
 	binRe *binaryregexp.Regexp
