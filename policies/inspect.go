@@ -98,6 +98,7 @@ func NewInspector(cfg config.Inspection, routes []config.Route, sink audit.Sink,
 	if logger == nil {
 		logger = slog.Default()
 	}
+	registerOperators()
 	base := directives(pl, threshold)
 	waf, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(base))
 	if err != nil {
