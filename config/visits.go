@@ -64,6 +64,18 @@ type Visits struct {
 	// registers its relay for relay choice across nodes
 	// (docs/deployment.md, "Several nodes").
 	ICEHost string `yaml:"ice_host"`
+	// DrainTimeout is how long the calls of a draining node (SIGTERM, or
+	// POST /drain on the admin listener) run on before they are moved: its
+	// signaling sockets stay open and its relay keeps the allocations it
+	// has until the calls end or this time passes. Then, with visits on
+	// Redis, the visits its relay serves move to another node's relay
+	// (the pages fetch fresh ICE servers and restart ICE), its signaling
+	// sockets close with 1001 (the pages reconnect, through the load
+	// balancer, to another node) and the node exits once its relay carries
+	// nothing more, within server.shutdown_timeout. Must be less than
+	// server.shutdown_timeout, leaving the move time to finish. Default 0:
+	// the calls are moved as soon as the drain begins.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// Bearer lists bearer issuer ids (from bearer:) whose JWT access tokens
 	// may call the visits API (RFC 6750 §2.1), e.g. a hospital's scheduling
 	// app whose tokens map to role "service". Default none: the API then
@@ -148,6 +160,11 @@ func (v *Visits) Validate(c *Config, r *Report) {
 	}
 	if v.WaitingGrace != 0 && v.WaitingGrace < 10*time.Second {
 		r.Errorf("waiting_grace", "must be at least 10s (a waiting page is away after 6s without a poll)")
+	}
+	if v.DrainTimeout < 0 {
+		r.Errorf("drain_timeout", "must not be negative")
+	} else if v.DrainTimeout > 0 && v.DrainTimeout >= c.Server.ShutdownTimeout {
+		r.Errorf("drain_timeout", fmt.Sprintf("must be less than server.shutdown_timeout (%s): the node exits within it, after the calls are moved", c.Server.ShutdownTimeout))
 	}
 	if strings.ContainsAny(v.ICEHost, ":/ ?#@[]") {
 		r.Errorf("ice_host", "must be a host name without scheme, port or path")

@@ -520,15 +520,10 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	go p.pinger()
 	go p.keepSessionActive()
 	if draining != nil {
-		// The node is shutting down: tell the page at once, while the
-		// gateway drains the requests in flight.
-		go func() {
-			select {
-			case <-draining:
-				p.shutdown(statusGoingAway, restartReason, nil)
-			case <-p.done:
-			}
-		}()
+		// The node is shutting down: tell the page when its calls are
+		// over (drain.go), while the gateway drains the requests in
+		// flight.
+		go s.drainWatch(p, draining)
 	}
 
 	welcome := serverMsg{Type: "welcome", Self: p.pid, Peers: []peerInfo{}, EndsAt: timePtr(endsAt)}

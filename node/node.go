@@ -266,6 +266,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			gw.ConnHandlers[strings.ToLower(name)] = turn.ServeTLSConn
 		}
 	}
+	// drained is closed when the drain of the node's calls is over (nil
+	// without visits or before a drain); drainDeadline is when the node
+	// has to be gone. Both are set by the gateway's OnDrain, which runs
+	// before Serve returns.
+	var drained <-chan struct{}
+	var drainDeadline time.Time
 	if cfg.Visits.Enabled {
 		vo := media.Options{
 			Config:   cfg.Visits,
@@ -274,6 +280,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			Sessions: authn,
 			Audit:    trail,
 			Logger:   log.With("component", "visits"),
+		}
+		if len(cfg.Relay.ServerNames) > 0 {
+			vo.RelayName = cfg.Relay.ServerNames[0]
 		}
 		if err := visitsOnRedis(cfg, &vo); err != nil {
 			return fmt.Errorf("visits: %w", err)
@@ -284,12 +293,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		}
 		closers = append(closers, visits.Close)
 		authn.OnSessionEnd(visits.SessionEnded)
-		// SIGTERM or POST /drain: the node's relay takes no new visit,
-		// and the visits it serves move to another node's relay.
+		// SIGTERM or POST /drain: the node's relay takes no new visit;
+		// its calls run on for visits.drain_timeout, then move to another
+		// node's relay (media.Service.BeginDrain). The node exits once
+		// they have, within server.shutdown_timeout.
 		gw.OnDrain = func() {
-			if err := visits.Drain(); err != nil {
-				log.Warn("marking the node draining in Redis failed", "err", err)
-			}
+			drainDeadline = time.Now().Add(cfg.Server.ShutdownTimeout)
+			visits.BeginDrain(drainDeadline)
+			drained = visits.Drained()
 		}
 		h := visits.Handler()
 		gw.Endpoints = append(gw.Endpoints,
@@ -333,6 +344,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	for {
 		select {
 		case err := <-errc:
+			if drained != nil {
+				// The calls moved off this node; its relay closes when
+				// they have left it.
+				select {
+				case <-drained:
+				case <-time.After(time.Until(drainDeadline)):
+				}
+			}
 			return err
 		case _, ok := <-o.Reloads:
 			if !ok {

@@ -53,3 +53,17 @@ func (g *guardConn) tryAlternate(from net.Addr, m *stun.Message, to netip.AddrPo
 		key,
 	)
 }
+
+// ActiveVisits lists the visits with allocations (or reservations) on
+// this relay, in no order: the calls a draining node has to move.
+func (s *Server) ActiveVisits() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.visits))
+	for id, v := range s.visits {
+		if v.count > 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
