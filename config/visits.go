@@ -164,7 +164,7 @@ func (v *Visits) Validate(c *Config, r *Report) {
 	if v.DrainTimeout < 0 {
 		r.Errorf("drain_timeout", "must not be negative")
 	} else if v.DrainTimeout > 0 && v.DrainTimeout >= c.Server.ShutdownTimeout {
-		r.Errorf("drain_timeout", fmt.Sprintf("must be less than server.shutdown_timeout (%s): the node exits within it, after the calls are moved", c.Server.ShutdownTimeout))
+		r.Errorf("drain_timeout", "must be less than server.shutdown_timeout (%s): the node exits within it, after the calls are moved", c.Server.ShutdownTimeout)
 	}
 	if strings.ContainsAny(v.ICEHost, ":/ ?#@[]") {
 		r.Errorf("ice_host", "must be a host name without scheme, port or path")
