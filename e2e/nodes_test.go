@@ -540,6 +540,11 @@ func TestDrainLetsTheCallRunOnThenMovesIt(t *testing.T) {
 		t.Fatalf("the drained node exited with %d:\n%s", code, d.Output())
 	}
 	t.Logf("SIGTERM to exit 0: %v", exited.Round(10*time.Millisecond))
+	for _, l := range strings.Split(d.Output(), "\n") {
+		if strings.Contains(l, "calls") || strings.Contains(l, "drain") || strings.Contains(l, "moved") {
+			t.Logf("drained node: %s", l)
+		}
+	}
 	if exited > 12*time.Second+2*time.Second {
 		t.Errorf("the node took %v to exit, past server.shutdown_timeout", exited)
 	}
@@ -555,8 +560,12 @@ func TestDrainLetsTheCallRunOnThenMovesIt(t *testing.T) {
 		if cc := eval[string](p, `document.querySelector('#security-code').dataset.code`); cc != code {
 			t.Errorf("%s: the security code changed over the move: %s, was %s", p.name, cc, code)
 		}
-		if s := eval[[]any](p, `window.__statuses`); strings.Contains(fmt.Sprint(s), "ended") || strings.Contains(fmt.Sprint(s), "removed") {
+		if s := eval[[]any](p, `window.__statuses`); strings.Contains(fmt.Sprint(s), "ended") || strings.Contains(fmt.Sprint(s), "removed") || strings.Contains(fmt.Sprint(s), "Reconnecting") {
 			t.Errorf("%s was told %v during the drain", p.name, s)
+		}
+		// The move was made before the old relay went: no loss at all.
+		if lost := eval[bool](p, `document.querySelector('#stats').dataset.lostAt !== undefined`); lost {
+			t.Errorf("%s lost the call's media during the move", p.name)
 		}
 	}
 	states := eval[[]any](dr, fmt.Sprintf(`fetch('/.telegate/visits/%s').then(r => r.json()).then(v => v.participants.map(p => p.state))`, vid))

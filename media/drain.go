@@ -35,7 +35,9 @@ import (
 
 // activeReporter is a Relay that lists the visits it carries
 // (*relay.Server.ActiveVisits).
-type activeReporter interface{ ActiveVisits() []string }
+type activeReporter interface {
+	ActiveVisits(since time.Time) []string
+}
 
 // drainState is the drain's part of a Service.
 type drainState struct {
@@ -70,6 +72,7 @@ func (s *Service) drainCalls(deadline time.Time) {
 	defer close(s.drain.done)
 	began := time.Now()
 	until := began.Add(s.cfg.DrainTimeout)
+	s.log.Info("draining calls", "sockets", s.socketsHere(), "relayed", len(s.carried()), "run_on", s.cfg.DrainTimeout.String())
 	wait := func(until time.Time, busy func() bool) {
 		for time.Now().Before(until) && busy() {
 			select {
@@ -87,8 +90,8 @@ func (s *Service) drainCalls(deadline time.Time) {
 	}
 	close(s.drain.over)
 	left := deadline.Add(-time.Second)
-	wait(left, func() bool { return len(s.carried()) > 0 })
-	s.log.Info("calls drained", "moved", moved, "still_relayed", len(s.carried()),
+	wait(left, func() bool { return len(s.carried(time.Now().Add(-movedIdle))) > 0 })
+	s.log.Info("calls drained", "moved", moved, "still_relaying", len(s.carried(time.Now().Add(-movedIdle))),
 		"took", time.Since(began).Round(time.Millisecond).String())
 }
 
@@ -99,13 +102,25 @@ func (s *Service) socketsHere() int {
 	return s.npeers
 }
 
-// carried lists the visits this node's relay carries.
-func (s *Service) carried() []string {
-	if a, ok := s.relay.(activeReporter); ok {
-		return a.ActiveVisits()
+// carried lists the visits this node's relay carries: with allocations,
+// or (since set) with an allocation that relayed a packet since then.
+func (s *Service) carried(since ...time.Time) []string {
+	a, ok := s.relay.(activeReporter)
+	if !ok {
+		return nil
 	}
-	return nil
+	var t time.Time
+	if len(since) > 0 {
+		t = since[0]
+	}
+	return a.ActiveVisits(t)
 }
+
+// movedIdle is how long the allocations of a moved call have to relay
+// nothing before the call counts as gone from this node's relay (the
+// pages restarted ICE toward the new one; browsers keep the old
+// allocations alive a while).
+const movedIdle = 2 * time.Second
 
 // moveCalls moves every visit this node's relay carries to another
 // node's relay and tells their pages; it returns how many moved.

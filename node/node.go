@@ -253,7 +253,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
-		if err := turn.Start(ctx); err != nil {
+		// The relay outlives the drain (its calls run on, then move):
+		// it is closed by its closer, not when ctx ends.
+		if err := turn.Start(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
 		closers = append(closers, turn.Close)
@@ -266,12 +268,6 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			gw.ConnHandlers[strings.ToLower(name)] = turn.ServeTLSConn
 		}
 	}
-	// drained is closed when the drain of the node's calls is over (nil
-	// without visits or before a drain); drainDeadline is when the node
-	// has to be gone. Both are set by the gateway's OnDrain, which runs
-	// before Serve returns.
-	var drained <-chan struct{}
-	var drainDeadline time.Time
 	if cfg.Visits.Enabled {
 		vo := media.Options{
 			Config:   cfg.Visits,
@@ -297,11 +293,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		// its calls run on for visits.drain_timeout, then move to another
 		// node's relay (media.Service.BeginDrain). The node exits once
 		// they have, within server.shutdown_timeout.
-		gw.OnDrain = func() {
-			drainDeadline = time.Now().Add(cfg.Server.ShutdownTimeout)
-			visits.BeginDrain(drainDeadline)
-			drained = visits.Drained()
-		}
+		gw.OnDrain = func() { visits.BeginDrain(time.Now().Add(cfg.Server.ShutdownTimeout)) }
+		gw.Drained = visits.Drained
 		h := visits.Handler()
 		gw.Endpoints = append(gw.Endpoints,
 			gateway.Endpoint{Prefix: "/.telegate/visits", Handler: h},
@@ -344,14 +337,6 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	for {
 		select {
 		case err := <-errc:
-			if drained != nil {
-				// The calls moved off this node; its relay closes when
-				// they have left it.
-				select {
-				case <-drained:
-				case <-time.After(time.Until(drainDeadline)):
-				}
-			}
 			return err
 		case _, ok := <-o.Reloads:
 			if !ok {

@@ -55,7 +55,15 @@ type allocation struct {
 	peers       atomic.Pointer[peerSet]
 	created     time.Time
 	once        sync.Once
+	// sent is when the client last relayed a packet through the
+	// allocation (Unix ns, set at most every sentGrain): a call that
+	// moved to another relay leaves it idle.
+	sent atomic.Int64
 }
+
+// sentGrain is how stale allocation.sent may be: the packet path stores
+// it only when it is older than that.
+const sentGrain = int64(100 * time.Millisecond)
 
 // peerSet is what an allocation may reach: the relayed addresses of the
 // other admitted participants of its visit.
@@ -540,9 +548,13 @@ func (c *relayConn) WriteTo(p []byte, to net.Addr) (int, error) {
 		c.a.s.m.denial("send")
 		return len(p), nil
 	}
-	if !c.up.AllowN(time.Now(), len(p)) {
+	now := time.Now()
+	if !c.up.AllowN(now, len(p)) {
 		c.a.s.m.drop("bandwidth")
 		return len(p), nil
+	}
+	if ns := now.UnixNano(); ns-c.a.sent.Load() > sentGrain {
+		c.a.sent.Store(ns)
 	}
 	b.conn.deliver(p, c.a.advUDP)
 	return len(p), nil

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"net"
+	"time"
 	"net/netip"
 
 	"github.com/pion/stun/v4"
@@ -55,14 +56,30 @@ func (g *guardConn) tryAlternate(from net.Addr, m *stun.Message, to netip.AddrPo
 }
 
 // ActiveVisits lists the visits with allocations (or reservations) on
-// this relay, in no order: the calls a draining node has to move.
-func (s *Server) ActiveVisits() []string {
+// this relay, in no order: the calls a draining node has to move. With
+// since set, only those with an allocation its client relayed a packet
+// through since then (within 100 ms): the calls that have not yet moved
+// away.
+func (s *Server) ActiveVisits(since time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.visits))
 	for id, v := range s.visits {
-		if v.count > 0 {
+		if v.count == 0 {
+			continue
+		}
+		if since.IsZero() {
 			out = append(out, id)
+			continue
+		}
+	parts:
+		for _, p := range v.parts {
+			for a := range p.allocs {
+				if a.sent.Load() >= since.UnixNano() {
+					out = append(out, id)
+					break parts
+				}
+			}
 		}
 	}
 	return out
