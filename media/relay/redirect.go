@@ -2,8 +2,8 @@ package relay
 
 import (
 	"net"
-	"time"
 	"net/netip"
+	"time"
 
 	"github.com/pion/stun/v4"
 )

@@ -1,0 +1,155 @@
+package media
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/turn/v5"
+
+	"github.com/telegate/telegate/config"
+)
+
+// holdAllocation makes a TURN allocation (RFC 8656 §7.2) on h's relay with
+// the credential and keeps it until the test ends.
+func (h *harness) holdAllocation(username, password string) {
+	h.t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	c, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: h.relay.addr.String(), TURNServerAddr: h.relay.addr.String(),
+		Username: username, Password: password, Conn: pc, RTO: 200 * time.Millisecond,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	relayed, err := c.AllocateWithContext(ctx)
+	if err != nil {
+		h.t.Fatalf("allocation: %v", err)
+	}
+	h.t.Cleanup(func() { relayed.Close(); c.Close(); pc.Close() })
+}
+
+// TestRegression_DrainDropsCalls: a draining node must not drop the
+// calls it carries, whichever part of a call is on it. Two nodes on one
+// Redis, visits.drain_timeout 1.5 s; the first node drains while
+//   - a participant's signaling socket is on it: the socket stays open
+//     and carries the other node's messages for the drain timeout, then
+//     closes with 1001 (the page reconnects elsewhere), not at once;
+//   - its relay carries the visit (a live allocation): after the drain
+//     timeout the visit moves to the other node's relay and the pages —
+//     the socket on the other node and the one on the draining node —
+//     are told "relay-moved" (fresh ICE servers, ICE restart), and /ice
+//     on either node hands out the other relay;
+//   - the drain ends (Drained) once the moved call's allocation is idle,
+//     long before the deadline.
+//
+// And a relay whose node died without a word (its registration still in
+// Redis) is not handed out again: the next /ice probes it and moves the
+// visit at once, without waiting for the registration to lapse.
+func TestRegression_DrainDropsCalls(t *testing.T) {
+	t.Parallel()
+	const runOn = 1500 * time.Millisecond
+	n1, n2 := twoNodes(t, config.Visits{ICEHost: "127.0.0.1", DrainTimeout: runOn})
+	relayNode := func(urls []string) *harness {
+		t.Helper()
+		a, ok := udpAddrOf(urls)
+		switch {
+		case ok && a.String() == n1.relay.addr.String():
+			return n1
+		case ok && a.String() == n2.relay.addr.String():
+			return n2
+		}
+		t.Fatalf("ICE URLs %v name neither relay", urls)
+		return nil
+	}
+	// A visit whose relay is node 1's: the first visit given node 2's
+	// relay is replaced by another until one is given node 1's.
+	var vid, host, pid string
+	for range 20 {
+		vid, host, pid = n1.admitted()
+		if relayNode(n1.iceURLsOf("dr", vid)) == n1 {
+			break
+		}
+		vid = ""
+	}
+	if vid == "" {
+		t.Fatal("no visit was given node 1's relay")
+	}
+	user, pass := n2.iceCred("pat", vid)
+	n1.holdAllocation(user, pass)
+	dr := n1.mustDial("dr", vid) // on the draining node
+	readType(t, dr, "welcome")
+	pat := n2.mustDial("pat", vid)
+	readType(t, pat, "welcome")
+	readType(t, dr, "peer-joined")
+
+	began := time.Now()
+	close(n1.draining) // the gateway's drain signal
+	n1.svc.BeginDrain(began.Add(20 * time.Second))
+
+	// The socket on the draining node carries the call meanwhile.
+	time.Sleep(runOn / 2)
+	if err := writeMsg(pat, candidate(host, 1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if m := readType(t, dr, "candidate"); m.From != pid {
+		t.Fatalf("candidate from %q, want the patient", m.From)
+	}
+
+	// Then the call moves: both pages are told.
+	for _, c := range []*websocket.Conn{pat, dr} {
+		readType(t, c, "relay-moved")
+	}
+	if d := time.Since(began); d < runOn {
+		t.Errorf("the call was moved %v into the drain, before its %v", d, runOn)
+	}
+	for _, h := range []*harness{n1, n2} {
+		if got := relayNode(h.iceURLsOf("pat", vid)); got != n2 {
+			t.Errorf("/ice after the move hands out the draining relay")
+		}
+	}
+	// The draining node's socket closes with 1001, after the run-on.
+	if st := closeStatus(t, dr); st != websocket.StatusGoingAway {
+		t.Errorf("the socket on the draining node closed with %v, want 1001", st)
+	}
+	if d := time.Since(began); d < runOn {
+		t.Errorf("the socket on the draining node closed %v into the drain, before its %v", d, runOn)
+	}
+	select {
+	case <-n1.svc.Drained():
+		t.Logf("drained after %v", time.Since(began).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drain did not end once the moved call's allocation was idle")
+	}
+	// The socket on the other node stays.
+	if err := writeMsg(pat, map[string]any{"type": "ping"}); err != nil {
+		t.Errorf("the socket on the other node is gone: %v", err)
+	}
+
+	// A relay that dies without a word: node 2's is now the visit's.
+	if relayNode(n2.iceURLsOf("pat", vid)) != n2 {
+		t.Fatal("the moved visit is not on node 2's relay")
+	}
+	if err := n2.relay.Server.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// Node 1 is draining: with node 2's relay dead, it takes the visit
+	// back rather than hand out a relay that does not answer.
+	if got := relayNode(n1.iceURLsOf("dr", vid)); got != n1 {
+		t.Errorf("/ice after node 2's relay died hands it out still")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("finding the dead relay took %v", d)
+	}
+}
