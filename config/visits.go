@@ -166,6 +166,9 @@ func (v *Visits) Validate(c *Config, r *Report) {
 	} else if v.DrainTimeout > 0 && v.DrainTimeout >= c.Server.ShutdownTimeout {
 		r.Errorf("drain_timeout", "must be less than server.shutdown_timeout (%s): the node exits within it, after the calls are moved", c.Server.ShutdownTimeout)
 	}
+	if v.Enabled && c.Sessions.Store == "redis" && v.ICEHost != "" && c.Relay.Enabled && len(c.Relay.ServerNames) == 0 {
+		r.Warnf("ice_host", "visits on Redis register this node's relay for the other nodes, but relay.server_names is empty: turns: URLs handed out by another node name %q, which no certificate covers, so TURN over TLS to this relay fails there; add a name of this node's own to relay.server_names and tls.hosts", v.ICEHost)
+	}
 	if strings.ContainsAny(v.ICEHost, ":/ ?#@[]") {
 		r.Errorf("ice_host", "must be a host name without scheme, port or path")
 	}
