@@ -31,17 +31,18 @@ import (
 // nodeConfig is one node of a cluster: sessions and visits on the shared
 // Redis, its own data directory, every listener on its own loopback
 // address 127.0.0.N, public name nodeN.test and relay name relayN.test
-// (both in its certificate from its local CA). Verbs: %[1]s data
-// directory, %[2]s the address, %[3]d public port, %[4]d admin port,
-// %[5]d relay UDP port, %[6]s issuer, %[7]s directory of the shared
-// secrets, %[8]s Redis address, %[9]d N.
+// (both in its certificate from its local CA). Verbs as shortTimeouts'
+// (%[1]s data directory, %[2]d public port, %[3]d admin port, %[4]d relay
+// UDP port, %[5]s issuer, %[6]s client secret file, %[7]s relay secrets
+// file), then %[8]s the address, %[9]d N, %[10]s the directory of the
+// shared session key and Redis password, %[11]s the Redis address.
 const nodeConfig = `
 data_dir: %[1]s
 server:
-  listen: %[2]s:%[3]d
+  listen: %[8]s:%[2]d
   http_listen: ""
-  admin: %[2]s:%[4]d
-  public_url: https://node%[9]d.test:%[3]d
+  admin: %[8]s:%[3]d
+  public_url: https://node%[9]d.test:%[2]d
   shutdown_timeout: 12s
 tls:
   hosts:
@@ -49,38 +50,20 @@ tls:
       mode: local
 sessions:
   store: redis
-  encryption_key_file: %[7]s/session.key
+  encryption_key_file: %[10]s/session.key
 redis:
-  addr: %[8]s
-  password_file: %[7]s/redis.password
-providers:
-  - id: dev
-    display_name: Development sign-in
-    issuer: %[6]s
-    client_id: telegate
-    client_secret_file: %[7]s/client-secret
-    scopes: [openid, profile, email, groups]
-    roles:
-      claim: groups
-      map:
-        clinicians: [clinician]
-        patients: [patient]
-routes:
-  - id: public
-    path: /public/
-    upstream: http://127.0.0.1:9
-    policy:
-      public: true
-relay:
+  addr: %[11]s
+  password_file: %[10]s/redis.password
+` + devProviderAndRoute + `relay:
   enabled: true
-  listen: %[2]s:%[5]d
+  listen: %[8]s:%[4]d
   udp_sockets: 1
-  relay_addresses: [%[2]s]
+  relay_addresses: [%[8]s]
   server_names: [relay%[9]d.test]
-  secrets_file: %[7]s/relay-secrets
+  secrets_file: %[7]s
 visits:
   enabled: true
-  ice_host: %[2]s
+  ice_host: %[8]s
   drain_timeout: 3s
 log:
   format: text
@@ -138,7 +121,8 @@ func startCluster(t *testing.T, n int) *cluster {
 	t.Cleanup(func() { _ = op.Close() })
 	for i, d := range c.nodes {
 		path := filepath.Join(filepath.Dir(d.dataDir), "telegate.yaml")
-		yaml := fmt.Sprintf(nodeConfig, d.dataDir, d.ip, d.port, d.admin, d.relay, op.Issuer(), shared, c.rdb.Addr, i+1)
+		yaml := fmt.Sprintf(nodeConfig, d.dataDir, d.port, d.admin, d.relay, op.Issuer(),
+			filepath.Join(shared, "client-secret"), filepath.Join(shared, "relay-secrets"), d.ip, i+1, shared, c.rdb.Addr)
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -574,8 +558,8 @@ func TestDrainLetsTheCallRunOnThenMovesIt(t *testing.T) {
 			t.Errorf("a participant is %v after the drain (all: %v)", s, states)
 		}
 	}
-	if !strings.Contains(d.Output(), "calls drained") {
-		t.Errorf("the node did not log the drain of its calls:\n%s", d.Output())
+	if !strings.Contains(d.Output(), `msg="calls drained"`) || !strings.Contains(d.Output(), "still_relaying=0") {
+		t.Errorf("the node did not leave because its calls had moved (it logs how many its relay still carried):\n%s", d.Output())
 	}
 }
 

@@ -1,13 +1,10 @@
 package media
 
 import (
-	"context"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/turn/v5"
 
 	"github.com/telegate/telegate/config"
 )
@@ -16,27 +13,11 @@ import (
 // the credential and keeps it until the test ends.
 func (h *harness) holdAllocation(username, password string) {
 	h.t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	c, err := turn.NewClient(&turn.ClientConfig{
-		STUNServerAddr: h.relay.addr.String(), TURNServerAddr: h.relay.addr.String(),
-		Username: username, Password: password, Conn: pc, RTO: 200 * time.Millisecond,
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := c.Listen(); err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	relayed, err := c.AllocateWithContext(ctx)
+	end, err := h.allocation(username, password)
 	if err != nil {
 		h.t.Fatalf("allocation: %v", err)
 	}
-	h.t.Cleanup(func() { relayed.Close(); c.Close(); pc.Close() })
+	h.t.Cleanup(end)
 }
 
 // TestRegression_DrainDropsCalls: a draining node must not drop the

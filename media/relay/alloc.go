@@ -55,9 +55,11 @@ type allocation struct {
 	peers       atomic.Pointer[peerSet]
 	created     time.Time
 	once        sync.Once
-	// sent is when the client last relayed a packet through the
-	// allocation (Unix ns, set at most every sentGrain): a call that
-	// moved to another relay leaves it idle.
+	// sent is when the client last relayed media through the allocation
+	// (DTLS, SRTP or SRTCP: a first byte past 3, RFC 7983 §7; the STUN
+	// checks browsers keep sending on an old pair do not count; Unix ns,
+	// set at most every sentGrain): a call that moved to another relay
+	// leaves it idle.
 	sent atomic.Int64
 }
 
@@ -553,7 +555,7 @@ func (c *relayConn) WriteTo(p []byte, to net.Addr) (int, error) {
 		c.a.s.m.drop("bandwidth")
 		return len(p), nil
 	}
-	if ns := now.UnixNano(); ns-c.a.sent.Load() > sentGrain {
+	if ns := now.UnixNano(); len(p) > 0 && p[0] > 3 && ns-c.a.sent.Load() > sentGrain {
 		c.a.sent.Store(ns)
 	}
 	b.conn.deliver(p, c.a.advUDP)

@@ -57,9 +57,9 @@ func (g *guardConn) tryAlternate(from net.Addr, m *stun.Message, to netip.AddrPo
 
 // ActiveVisits lists the visits with allocations (or reservations) on
 // this relay, in no order: the calls a draining node has to move. With
-// since set, only those with an allocation its client relayed a packet
-// through since then (within 100 ms): the calls that have not yet moved
-// away.
+// since set, only those with an allocation its client relayed media
+// (not STUN) through since then (within 100 ms): the calls that have not
+// yet moved away.
 func (s *Server) ActiveVisits(since time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
