@@ -25,10 +25,11 @@ import (
 //     Allocates of a moved visit here are answered 300 ALTERNATE-SERVER.
 //  4. This node's signaling sockets close with 1001; their pages
 //     reconnect (through the load balancer, to another node) and resume.
-//  5. The node waits until its relay carries nothing more — the pages
-//     release their old allocations once the restart is done — or the
+//  5. The node waits until its relay relays the moved calls' media no
+//     more — the pages restarted ICE toward the new relay — or the
 //     deadline (server.shutdown_timeout from the start of the drain, less
-//     a second for closing), then Drained is closed.
+//     a second for closing), then Drained is closed. A call that could
+//     not move ends with the node.
 //
 // On one node (no Redis) there is nowhere to move to: step 3 does
 // nothing and the calls end with the node.
@@ -84,14 +85,25 @@ func (s *Service) drainCalls(deadline time.Time) {
 	}
 	wait(until, func() bool { return s.socketsHere() > 0 || len(s.carried()) > 0 })
 	moved := s.moveCalls()
-	if moved > 0 {
+	if len(moved) > 0 {
 		// The notices go out before the sockets here close.
 		wait(time.Now().Add(time.Second), func() bool { return true })
 	}
 	close(s.drain.over)
+	// The moved calls leave this relay; those that could not move end
+	// with the node.
+	relaying := func() int {
+		n := 0
+		for _, vid := range s.carried(time.Now().Add(-movedIdle)) {
+			if moved[vid] {
+				n++
+			}
+		}
+		return n
+	}
 	left := deadline.Add(-time.Second)
-	wait(left, func() bool { return len(s.carried(time.Now().Add(-movedIdle))) > 0 })
-	s.log.Info("calls drained", "moved", moved, "still_relaying", len(s.carried(time.Now().Add(-movedIdle))),
+	wait(left, func() bool { return relaying() > 0 })
+	s.log.Info("calls drained", "moved", len(moved), "still_relaying", relaying(),
 		"took", time.Since(began).Round(time.Millisecond).String())
 }
 
@@ -123,12 +135,12 @@ func (s *Service) carried(since ...time.Time) []string {
 const movedIdle = 2 * time.Second
 
 // moveCalls moves every visit this node's relay carries to another
-// node's relay and tells their pages; it returns how many moved.
-func (s *Service) moveCalls() int {
+// node's relay and tells their pages; it returns those that moved.
+func (s *Service) moveCalls() map[string]bool {
+	moved := map[string]bool{}
 	if s.bus == nil {
-		return 0
+		return moved
 	}
-	n := 0
 	for _, vid := range s.carried() {
 		ctx, cancel := storeCtx()
 		node, _, err := s.bus.relayOf(ctx, vid)
@@ -142,9 +154,9 @@ func (s *Service) moveCalls() int {
 		}
 		s.relayMoved(vid)
 		s.bus.publish(s.bus.allChan(), envelope{Kind: "relay-moved", Visit: vid})
-		n++
+		moved[vid] = true
 	}
-	return n
+	return moved
 }
 
 // relayMoved tells this node's sockets of vid that the visit's relay

@@ -62,6 +62,9 @@ func TestRegression_DrainDropsCalls(t *testing.T) {
 		o = n2
 	}
 	user, pass := o.iceCred("pat", vid)
+	if !d.admittedWithin(vid, pid) { // the admission crosses the bus
+		t.Fatal("the visit's relay does not admit the patient")
+	}
 	d.holdAllocation(user, pass)
 	dr := d.mustDial("dr", vid) // on the draining node
 	readType(t, dr, "welcome")
