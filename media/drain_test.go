@@ -129,3 +129,35 @@ func TestRegression_DrainDropsCalls(t *testing.T) {
 		t.Errorf("finding the dead relay took %v", d)
 	}
 }
+
+// TestRegression_DrainDropsCallsOnOneNode: without Redis there is no
+// other relay to move to; a drain still lets the call run on for
+// visits.drain_timeout — the socket open, the allocation kept — then
+// closes the socket with 1001 and ends at once, not at the deadline.
+func TestRegression_DrainDropsCallsOnOneNode(t *testing.T) {
+	t.Parallel()
+	const runOn = time.Second
+	h := newHarness(t, config.Visits{DrainTimeout: runOn})
+	vid, _, _ := h.admitted()
+	user, pass := h.iceCred("pat", vid)
+	h.holdAllocation(user, pass)
+	pat := h.mustDial("pat", vid)
+	readType(t, pat, "welcome")
+	began := time.Now()
+	close(h.draining)
+	h.svc.BeginDrain(began.Add(20 * time.Second))
+	if st := closeStatus(t, pat); st != websocket.StatusGoingAway {
+		t.Errorf("the socket closed with %v, want 1001", st)
+	}
+	if d := time.Since(began); d < runOn {
+		t.Errorf("the socket closed %v into the drain, before its %v", d, runOn)
+	}
+	select {
+	case <-h.svc.Drained():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the drain waited for a call that could not move")
+	}
+	if d := time.Since(began); d > runOn+2*time.Second {
+		t.Errorf("the drain took %v", d)
+	}
+}
