@@ -20,6 +20,18 @@ func (h *harness) holdAllocation(username, password string) {
 	h.t.Cleanup(end)
 }
 
+// closedAfterRunOn reads c until it closes and checks that it closed with
+// 1001 (going away), runOn or more after the drain began.
+func closedAfterRunOn(t *testing.T, what string, c *websocket.Conn, began time.Time, runOn time.Duration) {
+	t.Helper()
+	if st := closeStatus(t, c); st != websocket.StatusGoingAway {
+		t.Errorf("%s closed with %v, want 1001", what, st)
+	}
+	if d := time.Since(began); d < runOn {
+		t.Errorf("%s closed %v into the drain, before its %v", what, d, runOn)
+	}
+}
+
 // TestRegression_DrainDropsCalls: a draining node must not drop the
 // calls it carries, whichever part of a call is on it. Two nodes on one
 // Redis, visits.drain_timeout 1.5 s; the node whose relay the visit is
@@ -98,12 +110,7 @@ func TestRegression_DrainDropsCalls(t *testing.T) {
 		}
 	}
 	// The draining node's socket closes with 1001, after the run-on.
-	if st := closeStatus(t, dr); st != websocket.StatusGoingAway {
-		t.Errorf("the socket on the draining node closed with %v, want 1001", st)
-	}
-	if d := time.Since(began); d < runOn {
-		t.Errorf("the socket on the draining node closed %v into the drain, before its %v", d, runOn)
-	}
+	closedAfterRunOn(t, "the socket on the draining node", dr, began, runOn)
 	select {
 	case <-d.svc.Drained():
 		t.Logf("drained after %v", time.Since(began).Round(time.Millisecond))
@@ -146,12 +153,7 @@ func TestRegression_DrainDropsCallsOnOneNode(t *testing.T) {
 	began := time.Now()
 	close(h.draining)
 	h.svc.BeginDrain(began.Add(20 * time.Second))
-	if st := closeStatus(t, pat); st != websocket.StatusGoingAway {
-		t.Errorf("the socket closed with %v, want 1001", st)
-	}
-	if d := time.Since(began); d < runOn {
-		t.Errorf("the socket closed %v into the drain, before its %v", d, runOn)
-	}
+	closedAfterRunOn(t, "the socket", pat, began, runOn)
 	select {
 	case <-h.svc.Drained():
 	case <-time.After(5 * time.Second):
