@@ -73,6 +73,8 @@ func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 //	{"type":"candidate","from":"<id>","candidate":{…}} (unchanged)
 //	{"type":"media","from":"<id>","media":{…}} (unchanged)
 //	{"type":"pong"} / {"type":"removed"} / {"type":"ended"} / {"type":"error","error":"…"}
+//	{"type":"relay-moved"} (the visit's relay moved off a draining node:
+//	fetch fresh ICE servers and restart ICE; drain.go)
 
 // candidateJSON is an RTCIceCandidateInit (W3C WebRTC §4.8.1).
 type candidateJSON struct {
