@@ -233,8 +233,9 @@ func (c *cluster) nextRelay() int {
 
 var allocationsRE = regexp.MustCompile(`(?m)^telegate_media_relay_allocations_active ([0-9.e+]+)$`)
 
-// allocations is the number of live allocations on d's relay.
-func (d *demo) allocations() int {
+// allocationsNow is the number of live allocations on d's relay, -1 when
+// its admin listener does not answer (a node gone or going).
+func (d *demo) allocationsNow() int {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	resp, err := hc.Get(d.AdminURL() + "/metrics")
 	if err != nil {
@@ -390,11 +391,11 @@ func TestThreeNodesOneVisit(t *testing.T) {
 	if got := c.visitRelay(vid); got != r {
 		t.Fatalf("the visit's relay is node %d, want node %d", got+1, r+1)
 	}
-	if n := c.nodes[r].allocations(); n < 2 {
+	if n := c.nodes[r].allocationsNow(); n < 2 {
 		t.Fatalf("the relay node carries %d allocations during the call", n)
 	}
 	for _, i := range o {
-		if n := c.nodes[i].allocations(); n != 0 {
+		if n := c.nodes[i].allocationsNow(); n != 0 {
 			t.Errorf("node %d, not the visit's relay, carries %d allocations", i+1, n)
 		}
 	}
@@ -435,7 +436,7 @@ func TestThreeNodesOneVisit(t *testing.T) {
 			t.Errorf("%s: the security code changed over the move: %s, was %s", p.name, cc, code)
 		}
 	}
-	if n := c.nodes[moved].allocations(); n < 2 {
+	if n := c.nodes[moved].allocationsNow(); n < 2 {
 		t.Errorf("the new relay (node %d) carries %d allocations", moved+1, n)
 	}
 
@@ -443,7 +444,7 @@ func TestThreeNodesOneVisit(t *testing.T) {
 	dr.do(chromedp.Click(chromedp.CSS("#end-visit")))
 	ended := time.Now()
 	for time.Since(ended) < 5*time.Second {
-		if c.nodes[moved].allocations() == 0 && eval[string](pat, `document.querySelector('#connection-state').dataset.state`) == "closed" {
+		if c.nodes[moved].allocationsNow() == 0 && eval[string](pat, `document.querySelector('#connection-state').dataset.state`) == "closed" {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -452,7 +453,7 @@ func TestThreeNodesOneVisit(t *testing.T) {
 	t.Logf("visit ended on node %d: the patient's socket on node %d and the allocations on node %d gone after %v", drN+1, patN+1, moved+1, took.Round(time.Millisecond))
 	if took > time.Second {
 		t.Errorf("ending the visit took %v to close the patient's socket (state %q) and node %d's allocations (%d left); want within 1 s",
-			took, eval[string](pat, `document.querySelector('#connection-state').dataset.state`), moved+1, c.nodes[moved].allocations())
+			took, eval[string](pat, `document.querySelector('#connection-state').dataset.state`), moved+1, c.nodes[moved].allocationsNow())
 	}
 	pat.waitFor("the ended notice", `document.querySelector('#call-status').textContent.includes('visit has ended')`, 5*time.Second)
 }
@@ -507,7 +508,7 @@ func TestDrainLetsTheCallRunOnThenMovesIt(t *testing.T) {
 	}
 	// The call runs on through the draining relay meanwhile.
 	time.Sleep(time.Second)
-	if n := d.allocations(); n < 2 {
+	if n := d.allocationsNow(); n < 2 {
 		t.Errorf("1 s into the drain the draining relay carries %d allocations: the call did not run on", n)
 	}
 	for _, p := range []*page{dr, pat} {
