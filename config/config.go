@@ -90,8 +90,9 @@ type Server struct {
 	// ShutdownTimeout bounds the drain on SIGTERM or SIGINT: /readyz answers
 	// 503 at once, the listeners stop accepting, and requests in flight get
 	// this long to finish while signaling WebSockets are closed with 1001
-	// (going away) so their pages rejoin; connections still open after it
-	// are closed. Default 20s.
+	// (going away) so their pages rejoin — at once, or after
+	// visits.drain_timeout, when the calls are moved; connections still
+	// open after it are closed. Default 20s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 

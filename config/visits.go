@@ -87,6 +87,18 @@ type Visits struct {
 	// registers its relay for relay choice across nodes
 	// (docs/deployment.md, "Several nodes").
 	ICEHost string `yaml:"ice_host"`
+	// DrainTimeout is how long the calls of a draining node (SIGTERM, or
+	// POST /drain on the admin listener) run on before they are moved: its
+	// signaling sockets stay open and its relay keeps the allocations it
+	// has until the calls end or this time passes. Then, with visits on
+	// Redis, the visits its relay serves move to another node's relay
+	// (the pages fetch fresh ICE servers and restart ICE), its signaling
+	// sockets close with 1001 (the pages reconnect, through the load
+	// balancer, to another node) and the node exits once its relay carries
+	// nothing more, within server.shutdown_timeout. Must be less than
+	// server.shutdown_timeout, leaving the move time to finish. Default 0:
+	// the calls are moved as soon as the drain begins.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// Bearer lists bearer issuer ids (from bearer:) whose JWT access tokens
 	// may call the visits API (RFC 6750 §2.1), e.g. a hospital's scheduling
 	// app whose tokens map to role "service". Default none: the API then
@@ -177,6 +189,14 @@ func (v *Visits) Validate(c *Config, r *Report) {
 	}
 	if v.WaitingGrace != 0 && v.WaitingGrace < 10*time.Second {
 		r.Errorf("waiting_grace", "must be at least 10s (a waiting page is away after 6s without a poll)")
+	}
+	if v.DrainTimeout < 0 {
+		r.Errorf("drain_timeout", "must not be negative")
+	} else if v.DrainTimeout > 0 && v.DrainTimeout >= c.Server.ShutdownTimeout {
+		r.Errorf("drain_timeout", "must be less than server.shutdown_timeout (%s): the node exits within it, after the calls are moved", c.Server.ShutdownTimeout)
+	}
+	if v.Enabled && c.Sessions.Store == "redis" && v.ICEHost != "" && c.Relay.Enabled && len(c.Relay.ServerNames) == 0 {
+		r.Warnf("ice_host", "visits on Redis register this node's relay for the other nodes, but relay.server_names is empty: turns: URLs handed out by another node name %q, which no certificate covers, so TURN over TLS to this relay fails there; add a name of this node's own to relay.server_names and tls.hosts", v.ICEHost)
 	}
 	if v.GuestLinkTTL < time.Minute || v.GuestLinkTTL > 24*time.Hour {
 		r.Errorf("guest_link_ttl", "must be between 1m and 24h")

@@ -113,13 +113,33 @@ type demo struct {
 	// of telegateBin and extra environment variables.
 	bin string
 	env []string
+	// ip and name, when set, are the loopback address the node listens
+	// on (default 127.0.0.1) and its public host name (default
+	// localhost).
+	ip, name string
 }
 
 // Base is the public URL, e.g. "https://localhost:41234".
-func (d *demo) Base() string { return fmt.Sprintf("https://localhost:%d", d.port) }
+func (d *demo) Base() string { return fmt.Sprintf("https://%s:%d", d.hostName(), d.port) }
 
 // AdminURL is the admin listener's base URL.
-func (d *demo) AdminURL() string { return fmt.Sprintf("http://127.0.0.1:%d", d.admin) }
+func (d *demo) AdminURL() string { return fmt.Sprintf("http://%s:%d", d.addr(), d.admin) }
+
+// addr is the loopback address d listens on.
+func (d *demo) addr() string {
+	if d.ip != "" {
+		return d.ip
+	}
+	return "127.0.0.1"
+}
+
+// hostName is d's public host name.
+func (d *demo) hostName() string {
+	if d.name != "" {
+		return d.name
+	}
+	return "localhost"
+}
 
 // startDemo runs `telegate demo` on loopback ports with dataDir and waits
 // until its admin listener says it is ready.
@@ -164,7 +184,7 @@ func (d *demo) start(args ...string) *demo {
 		// The admin port was free a moment ago, but another process may
 		// have taken it since: only this process's own "listening" line
 		// naming the port makes its /readyz answer this process's.
-		if !strings.Contains(d.out.String(), fmt.Sprintf("admin=127.0.0.1:%d", d.admin)) {
+		if !strings.Contains(d.out.String(), fmt.Sprintf("admin=%s:%d", d.addr(), d.admin)) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}

@@ -18,7 +18,7 @@ import (
 // chromium starts one headless Chromium for the test with fake camera and
 // microphone, and returns a function that opens an isolated browser context
 // (its own cookies: one signed-in user each).
-func chromium(t *testing.T) func() context.Context {
+func chromium(t *testing.T, flags ...chromedp.ExecAllocatorOption) func() context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -42,6 +42,7 @@ func chromium(t *testing.T) func() context.Context {
 		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebRtcHideLocalIpsWithMdns"),
 		chromedp.WindowSize(1024, 900),
 	)
+	opts = append(opts, flags...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	root, cancelRoot := chromedp.NewContext(allocCtx)

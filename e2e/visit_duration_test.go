@@ -82,21 +82,10 @@ func startDemoWithDevOP(t *testing.T, d *demo, cfgYAML string, extra ...any) (*d
 	return d.start("run", "-c", path), rewrite
 }
 
-// shortTimeouts is a visits configuration whose sign-in idle timeout and
-// relay credential lifetime are seconds long (see runWithDevOP).
-const shortTimeouts = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-sessions:
-  idle_timeout: 4s
-providers:
+// devProviderAndRoute is the development OpenID Provider (%[5]s its
+// issuer, %[6]s the client secret file) with its role mapping, and one
+// public route: the part of the visits configurations every node shares.
+const devProviderAndRoute = `providers:
   - id: dev
     display_name: Development sign-in
     issuer: %[5]s
@@ -114,7 +103,23 @@ routes:
     upstream: http://127.0.0.1:9
     policy:
       public: true
-relay:
+`
+
+// shortTimeouts is a visits configuration whose sign-in idle timeout and
+// relay credential lifetime are seconds long (see runWithDevOP).
+const shortTimeouts = `
+data_dir: %[1]s
+server:
+  listen: 127.0.0.1:%[2]d
+  http_listen: ""
+  admin: 127.0.0.1:%[3]d
+tls:
+  hosts:
+    - names: [localhost]
+      mode: local
+sessions:
+  idle_timeout: 4s
+` + devProviderAndRoute + `relay:
   enabled: true
   listen: 127.0.0.1:%[4]d
   relay_addresses: [127.0.0.1]

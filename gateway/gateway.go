@@ -89,6 +89,12 @@ type Options struct {
 	// SIGTERM, or POST /drain on the admin listener), before the
 	// listeners stop; a node marks itself draining in Redis with it.
 	OnDrain func()
+	// Drained, when set, returns a channel closed once what OnDrain began
+	// is over (a node's calls moved off it): after the public side has
+	// drained, the gateway waits for it, up to Server.ShutdownTimeout from
+	// the start of the drain, before the admin listener stops — so
+	// /readyz and /metrics answer while the calls move.
+	Drained func() <-chan struct{}
 }
 
 // Endpoint is one of telegate's own endpoints. It is reached after

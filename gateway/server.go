@@ -296,7 +296,15 @@ func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) err
 	case err = <-errc:
 	}
 	g.BeginShutdown()
+	began := time.Now()
 	g.drain(public, mux, &active)
+	if g.o.Drained != nil {
+		select {
+		case <-g.o.Drained():
+		case <-time.After(time.Until(began.Add(g.current().cfg.Server.ShutdownTimeout))):
+			g.log.Warn("drain deadline reached with calls still on the node")
+		}
+	}
 	actx, cancel := context.WithTimeout(context.Background(), adminGrace)
 	defer cancel()
 	if adminSrv.Shutdown(actx) != nil {

@@ -333,10 +333,14 @@ func (b *bus) handle(e envelope) {
 	case "admit":
 		s.relay.Admit(e.Visit, e.PID)
 	case "moved":
-		var urls []string
-		if json.Unmarshal(e.Data, &urls) == nil {
-			b.moved(e.Visit, e.To, urls)
+		var re relayEntry
+		if json.Unmarshal(e.Data, &re) == nil {
+			b.moved(e.Visit, e.To, re)
+		} else if json.Unmarshal(e.Data, &re.URLs) == nil { // a node of the version before
+			b.moved(e.Visit, e.To, re)
 		}
+	case "relay-moved":
+		s.relayMoved(e.Visit)
 	case "session":
 		var id *scope.Identity
 		if e.Sub != "" {

@@ -117,12 +117,13 @@ func benchNodes(b *testing.B, cfg config.Visits) (*redistest.Server, *harness, *
 // stores' clients send, counted by a client hook) and the commands Redis
 // runs (INFO stats total_commands_processed, less the INFO itself; those
 // inside scripts included): create on node 1, join on node 2, admit on
-// node 1, and a status read (Service.lookup, as GET /visits/{id}) on node
-// 2.
+// node 1, a status read (Service.lookup, as GET /visits/{id}) on node
+// 2, and the relay choice of /ice on node 2 (both nodes register a
+// relay): the first, which gives the visit its relay, and a later one.
 //
 //	go test -run '^$' -bench VisitRedisCommands -benchtime 200x ./media/
 func BenchmarkVisitRedisCommands(b *testing.B) {
-	r, n1, n2 := benchNodes(b, config.Visits{MaxVisits: 1 << 20, MaxVisitsPerOwner: 1 << 20})
+	r, n1, n2 := benchNodes(b, config.Visits{MaxVisits: 1 << 20, MaxVisitsPerOwner: 1 << 20, ICEHost: "127.0.0.1"})
 	raw := r.Client(b)
 	ctx := context.Background()
 	count := func() int64 {
@@ -144,7 +145,7 @@ func BenchmarkVisitRedisCommands(b *testing.B) {
 		h.svc.store.(*redisStore).rdb.AddHook(tripCounter{&trips})
 	}
 	dr := users["dr"]
-	var create, join, admit, read [2]int64 // round trips, commands
+	var create, join, admit, read, choose, ice [2]int64 // round trips, commands
 	measure := func(into *[2]int64, f func()) {
 		before, t0 := count(), trips.Load()
 		f()
@@ -177,12 +178,21 @@ func BenchmarkVisitRedisCommands(b *testing.B) {
 			n2.svc.lookup(v.ID)
 			n2.svc.mu.Unlock()
 		})
+		// The relay part of /ice (Service.iceRelay): the first gives the
+		// visit its relay, a later one reads it.
+		for _, m := range []*[2]int64{&choose, &ice} {
+			measure(m, func() {
+				if _, _, err := n2.svc.bus.relayOf(ctx, v.ID); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
 	}
 	n := float64(b.N)
 	for _, m := range []struct {
 		name string
 		v    [2]int64
-	}{{"create", create}, {"join", join}, {"admit", admit}, {"read", read}} {
+	}{{"create", create}, {"join", join}, {"admit", admit}, {"read", read}, {"ice-choose", choose}, {"ice", ice}} {
 		b.ReportMetric(float64(m.v[0])/n, "trips/"+m.name)
 		b.ReportMetric(float64(m.v[1])/n, "cmds/"+m.name)
 	}

@@ -114,6 +114,11 @@ type Options struct {
 	// Redis, when set, keeps visits in that Redis, shared by every node,
 	// instead of <DataDir>/visits.db.
 	Redis *RedisOptions
+	// RelayName is the TLS server name of this node's relay
+	// (relay.server_names[0]): with visits on Redis, the turns: URL this
+	// node registers for pages that reach it from another node names it,
+	// so their browsers can verify the certificate. "": visits.ice_host.
+	RelayName string
 }
 
 // Service is the visits plane: API, pages, signaling hub and expiry.
@@ -127,6 +132,9 @@ type Service struct {
 	invite   []byte
 	store    visitStore
 	bus      *bus // signaling between nodes; nil on one node
+	// relayName: Options.RelayName.
+	relayName string
+	drain     drainState
 
 	mu     sync.Mutex
 	visits map[string]*visit
@@ -167,6 +175,9 @@ func New(o Options) (*Service, error) {
 		visits:   make(map[string]*visit),
 		rooms:    make(map[string]map[string]*peer),
 		stop:     make(chan struct{}),
+
+		relayName: o.RelayName,
+		drain:     drainState{over: make(chan struct{}), done: make(chan struct{})},
 	}
 	if s.audit == nil {
 		s.audit = audit.Discard{}

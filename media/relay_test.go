@@ -29,11 +29,22 @@ func (h *harness) iceCred(user, vid string) (string, string) {
 // the credential and reports the error, if any.
 func (h *harness) allocate(username, password string) error {
 	h.t.Helper()
+	end, err := h.allocation(username, password)
+	if err != nil {
+		return err
+	}
+	end()
+	return nil
+}
+
+// allocation makes a TURN allocation on the real relay with the
+// credential; end releases it.
+func (h *harness) allocation(username, password string) (end func(), err error) {
+	h.t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	defer pc.Close()
 	c, err := turn.NewClient(&turn.ClientConfig{
 		STUNServerAddr: h.relay.addr.String(),
 		TURNServerAddr: h.relay.addr.String(),
@@ -43,20 +54,23 @@ func (h *harness) allocate(username, password string) error {
 		RTO:            200 * time.Millisecond,
 	})
 	if err != nil {
+		pc.Close()
 		h.t.Fatal(err)
 	}
-	defer c.Close()
 	if err := c.Listen(); err != nil {
+		c.Close()
+		pc.Close()
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	relayed, err := c.AllocateWithContext(ctx)
 	if err != nil {
-		return err
+		c.Close()
+		pc.Close()
+		return nil, err
 	}
-	relayed.Close()
-	return nil
+	return func() { relayed.Close(); c.Close(); pc.Close() }, nil
 }
 
 // The relay credentials handed out by the ICE endpoint follow the visit's

@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/redis/go-redis/v9"
@@ -50,9 +55,12 @@ import (
 
 // relayEntry is a node's relay registration (relay:<node id>).
 type relayEntry struct {
-	URLs     []string `json:"urls"`
-	Load     int      `json:"load"`
-	Draining bool     `json:"draining"`
+	URLs []string `json:"urls"`
+	// Addr is the relay's UDP address (IP:port, the turn: URL's host
+	// resolved): where a liveness probe and ALTERNATE-SERVER point.
+	Addr     string `json:"addr,omitempty"`
+	Load     int    `json:"load"`
+	Draining bool   `json:"draining"`
 }
 
 // loadReporter is a Relay that tells its load (*relay.Server.Load).
@@ -84,11 +92,26 @@ func (b *bus) visitRelayKey(vid string) string { return b.prefix + "vrelay:" + v
 // relayState is this node's part in relay choice: set once by startBus.
 type relayState struct {
 	urls     []string // at visits.ice_host; nil: this node registers no relay
+	addr     string   // the UDP address of urls' turn: URL, or ""
 	draining atomic.Bool
+	// probes: node id → the last liveness probe of its relay (bounded by
+	// the registered relays; entries older than probeFor are probed anew).
+	probeMu sync.Mutex
+	probes  map[string]probe
 	// away: visit id → the UDP address of its relay, for the visits moved
 	// off this node's relay (bounded: movedMax, least recently used out).
 	away *lru.Cache[string, netip.AddrPort]
 }
+
+// probe is one liveness probe's outcome.
+type probe struct {
+	ok bool
+	at time.Time
+}
+
+// probeFor is how long a probe's outcome stands: a relay is probed at
+// most once per probeFor by each node, however many /ice requests name it.
+const probeFor = time.Second
 
 // redirector is a Relay that can send a moved visit's Allocates elsewhere
 // (*relay.Server.SetRedirect).
@@ -99,8 +122,12 @@ type redirector interface{ SetRedirect(relay.RedirectFunc) }
 // redirect.
 func (b *bus) startRelayChoice() {
 	b.rs.away, _ = lru.New[string, netip.AddrPort](movedMax)
+	b.rs.probes = map[string]probe{}
 	if h := b.s.cfg.ICEHost; h != "" {
-		b.rs.urls = b.s.relay.ICEURLs(h)
+		b.rs.urls = registeredURLs(b.s.relay, h, b.s.relayName)
+		if a, ok := resolveUDPAddr(b.rs.urls); ok {
+			b.rs.addr = a.String()
+		}
 	}
 	if r, ok := b.s.relay.(redirector); ok {
 		r.SetRedirect(b.redirect)
@@ -113,7 +140,7 @@ func (b *bus) registerRelay(ctx context.Context) error {
 	if len(b.rs.urls) == 0 {
 		return nil
 	}
-	e := relayEntry{URLs: b.rs.urls, Draining: b.rs.draining.Load()}
+	e := relayEntry{URLs: b.rs.urls, Addr: b.rs.addr, Draining: b.rs.draining.Load()}
 	if l, ok := b.s.relay.(loadReporter); ok {
 		e.Load = l.Load()
 	}
@@ -212,10 +239,20 @@ func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntr
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return "", relayEntry{}, err
 	}
+	// A relay whose node died keeps its registration until it lapses
+	// (nodeTTL): a probe finds out sooner, so that pages restarting ICE
+	// after the loss are handed a relay that works.
+	if ce, ok := all[cur]; ok && cur != b.node && !b.alive(cur, ce) {
+		delete(all, cur)
+	}
 	if ce, ok := all[cur]; ok && !ce.Draining {
 		return cur, ce, nil
 	}
 	next := leastLoaded(all, false)
+	for next != "" && next != b.node && !b.alive(next, all[next]) {
+		delete(all, next)
+		next = leastLoaded(all, false)
+	}
 	if next == "" {
 		if ce, ok := all[cur]; ok {
 			return cur, ce, nil // draining, and no other: it goes on serving
@@ -229,8 +266,8 @@ func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntr
 	if ge, ok := all[got]; ok {
 		if cur != "" && got != cur {
 			b.s.log.Info("visit moved to another relay", "visit", vid, "from", cur, "to", got)
-			b.moved(vid, got, ge.URLs)
-			data, _ := json.Marshal(ge.URLs)
+			b.moved(vid, got, ge)
+			data, _ := json.Marshal(ge)
 			b.publish(b.allChan(), envelope{Kind: "moved", Visit: vid, To: got, Data: data})
 		}
 		return got, ge, nil
@@ -242,16 +279,115 @@ func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntr
 const movedMax = 4096
 
 // moved records, on every node (bus kind "moved"), that vid's relay is now
-// node's at urls: this node's relay answers the visit's new Allocates
-// with 300 ALTERNATE-SERVER (redirect), unless the visit came to it.
-func (b *bus) moved(vid, node string, urls []string) {
+// node's (registration e): this node's relay answers the visit's new
+// Allocates with 300 ALTERNATE-SERVER (redirect) at e.Addr, unless the
+// visit came to it.
+func (b *bus) moved(vid, node string, e relayEntry) {
 	if node == b.node {
 		b.rs.away.Remove(vid)
 		return
 	}
-	if a, ok := udpAddrOf(urls); ok {
+	if a, err := netip.ParseAddrPort(e.Addr); err == nil {
+		b.rs.away.Add(vid, a)
+	} else if a, ok := udpAddrOf(e.URLs); ok {
 		b.rs.away.Add(vid, a)
 	}
+}
+
+// alive reports whether node's relay (registration e) answers a probe,
+// from the last probe when it is recent (probeFor). A registration
+// without an address cannot be probed and counts as alive.
+func (b *bus) alive(node string, e relayEntry) bool {
+	a, err := netip.ParseAddrPort(e.Addr)
+	if err != nil {
+		return true
+	}
+	b.rs.probeMu.Lock()
+	p, ok := b.rs.probes[node]
+	b.rs.probeMu.Unlock()
+	if ok && time.Since(p.at) < probeFor {
+		return p.ok
+	}
+	p = probe{ok: probeRelay(a), at: time.Now()}
+	b.rs.probeMu.Lock()
+	defer b.rs.probeMu.Unlock()
+	for id, q := range b.rs.probes {
+		if time.Since(q.at) > 10*probeFor {
+			delete(b.rs.probes, id)
+		}
+	}
+	if len(b.rs.probes) < movedMax {
+		b.rs.probes[node] = p
+	}
+	if !p.ok {
+		b.s.log.Warn("another node's relay does not answer; its visits move", "node", node)
+	}
+	return p.ok
+}
+
+// registeredURLs are the URLs this node registers for its relay: turn: at
+// iceHost (visits.ice_host) and turns: at name — the TLS server name of
+// the relay (relay.server_names[0]), one this node's certificate covers,
+// so a browser sent here from another node can verify it — or at
+// iceHost when there is none.
+func registeredURLs(r Relay, iceHost, name string) []string {
+	urls := r.ICEURLs(iceHost)
+	if name == "" {
+		return urls
+	}
+	var out []string
+	for _, u := range urls {
+		if !strings.HasPrefix(u, "turns:") {
+			out = append(out, u)
+		}
+	}
+	for _, u := range r.ICEURLs(name) {
+		if strings.HasPrefix(u, "turns:") {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// resolveUDPAddr is the address of the first turn:HOST:PORT?transport=udp
+// URL in urls, HOST resolved when it is a name (an IPv4 address first;
+// bounded to 2 s).
+func resolveUDPAddr(urls []string) (netip.AddrPort, bool) {
+	if a, ok := udpAddrOf(urls); ok {
+		return a, true
+	}
+	for _, u := range urls {
+		rest, ok := strings.CutPrefix(u, "turn:")
+		if !ok {
+			continue
+		}
+		hp, _, _ := strings.Cut(rest, "?")
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			continue
+		}
+		pn, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		cancel()
+		if err != nil || len(ips) == 0 {
+			continue
+		}
+		slices.SortStableFunc(ips, func(a, b netip.Addr) int {
+			if a.Is4() == b.Is4() {
+				return 0
+			}
+			if a.Is4() {
+				return -1
+			}
+			return 1
+		})
+		return netip.AddrPortFrom(ips[0].Unmap(), uint16(pn)), true
+	}
+	return netip.AddrPort{}, false
 }
 
 // redirect is this node's relay.RedirectFunc: from memory, never Redis.

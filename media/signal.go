@@ -73,6 +73,8 @@ func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 //	{"type":"candidate","from":"<id>","candidate":{…}} (unchanged)
 //	{"type":"media","from":"<id>","media":{…}} (unchanged)
 //	{"type":"pong"} / {"type":"removed"} / {"type":"ended"} / {"type":"error","error":"…"}
+//	{"type":"relay-moved"} (the visit's relay moved off a draining node:
+//	fetch fresh ICE servers and restart ICE; drain.go)
 
 // candidateJSON is an RTCIceCandidateInit (W3C WebRTC §4.8.1).
 type candidateJSON struct {
@@ -523,15 +525,10 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	go p.pinger()
 	go p.keepSessionActive()
 	if draining != nil {
-		// The node is shutting down: tell the page at once, while the
-		// gateway drains the requests in flight.
-		go func() {
-			select {
-			case <-draining:
-				p.shutdown(statusGoingAway, restartReason, nil)
-			case <-p.done:
-			}
-		}()
+		// The node is shutting down: tell the page when its calls are
+		// over (drain.go), while the gateway drains the requests in
+		// flight.
+		go s.drainWatch(p, draining)
 	}
 
 	welcome := serverMsg{Type: "welcome", Self: p.pid, Peers: []peerInfo{}, EndsAt: timePtr(endsAt)}

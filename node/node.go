@@ -257,7 +257,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
-		if err := turn.Start(ctx); err != nil {
+		// The relay outlives the drain (its calls run on, then move):
+		// it is closed by its closer, not when ctx ends.
+		if err := turn.Start(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
 		closers = append(closers, turn.Close)
@@ -279,6 +281,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			Audit:    trail,
 			Logger:   log.With("component", "visits"),
 		}
+		if len(cfg.Relay.ServerNames) > 0 {
+			vo.RelayName = cfg.Relay.ServerNames[0]
+		}
 		if err := visitsOnRedis(cfg, &vo); err != nil {
 			return fmt.Errorf("visits: %w", err)
 		}
@@ -288,13 +293,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		}
 		closers = append(closers, visits.Close)
 		authn.OnSessionEnd(visits.SessionEnded)
-		// SIGTERM or POST /drain: the node's relay takes no new visit,
-		// and the visits it serves move to another node's relay.
-		gw.OnDrain = func() {
-			if err := visits.Drain(); err != nil {
-				log.Warn("marking the node draining in Redis failed", "err", err)
-			}
-		}
+		// SIGTERM or POST /drain: the node's relay takes no new visit;
+		// its calls run on for visits.drain_timeout, then move to another
+		// node's relay (media.Service.BeginDrain). The node exits once
+		// they have, within server.shutdown_timeout.
+		gw.OnDrain = func() { visits.BeginDrain(time.Now().Add(cfg.Server.ShutdownTimeout)) }
+		gw.Drained = visits.Drained
 		h := visits.Handler()
 		gw.Endpoints = append(gw.Endpoints,
 			gateway.Endpoint{Prefix: "/.telegate/visits", Handler: h},

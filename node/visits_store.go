@@ -33,3 +33,15 @@ func visitsOnRedis(cfg *config.Config, o *media.Options) error {
 	o.InviteKey = key
 	return nil
 }
+
+// VisitsKey is the key the visits of cfg seal their records and relay
+// registrations with when they live on Redis (sessions.store "redis"),
+// derived from the session encryption key every node shares; nil with
+// the file store. For operators' tools and tests (media.RelayRegistration).
+func VisitsKey(cfg *config.Config) ([]byte, error) {
+	var o media.Options
+	if err := visitsOnRedis(cfg, &o); err != nil {
+		return nil, err
+	}
+	return o.InviteKey, nil
+}

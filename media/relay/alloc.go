@@ -55,7 +55,17 @@ type allocation struct {
 	peers       atomic.Pointer[peerSet]
 	created     time.Time
 	once        sync.Once
+	// sent is when the client last relayed media through the allocation
+	// (DTLS, SRTP or SRTCP: a first byte past 3, RFC 7983 §7; the STUN
+	// checks browsers keep sending on an old pair do not count; Unix ns,
+	// set at most every sentGrain): a call that moved to another relay
+	// leaves it idle.
+	sent atomic.Int64
 }
+
+// sentGrain is how stale allocation.sent may be: the packet path stores
+// it only when it is older than that.
+const sentGrain = int64(100 * time.Millisecond)
 
 // peerSet is what an allocation may reach: the relayed addresses of the
 // other admitted participants of its visit.
@@ -540,9 +550,13 @@ func (c *relayConn) WriteTo(p []byte, to net.Addr) (int, error) {
 		c.a.s.m.denial("send")
 		return len(p), nil
 	}
-	if !c.up.AllowN(time.Now(), len(p)) {
+	now := time.Now()
+	if !c.up.AllowN(now, len(p)) {
 		c.a.s.m.drop("bandwidth")
 		return len(p), nil
+	}
+	if ns := now.UnixNano(); len(p) > 0 && p[0] > 3 && ns-c.a.sent.Load() > sentGrain {
+		c.a.sent.Store(ns)
 	}
 	b.conn.deliver(p, c.a.advUDP)
 	return len(p), nil

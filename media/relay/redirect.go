@@ -3,6 +3,7 @@ package relay
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/pion/stun/v4"
 )
@@ -52,4 +53,34 @@ func (g *guardConn) tryAlternate(from net.Addr, m *stun.Message, to netip.AddrPo
 		&stun.AlternateServer{IP: net.IP(to.Addr().AsSlice()), Port: int(to.Port())},
 		key,
 	)
+}
+
+// ActiveVisits lists the visits with allocations (or reservations) on
+// this relay, in no order: the calls a draining node has to move. With
+// since set, only those with an allocation its client relayed media
+// (not STUN) through since then (within 100 ms): the calls that have not
+// yet moved away.
+func (s *Server) ActiveVisits(since time.Time) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.visits))
+	for id, v := range s.visits {
+		if v.count == 0 {
+			continue
+		}
+		if since.IsZero() {
+			out = append(out, id)
+			continue
+		}
+	parts:
+		for _, p := range v.parts {
+			for a := range p.allocs {
+				if a.sent.Load() >= since.UnixNano() {
+					out = append(out, id)
+					break parts
+				}
+			}
+		}
+	}
+	return out
 }

@@ -493,7 +493,8 @@ async function call() {
     const text = { connected: t('call.connected'), connecting: t('call.connecting'), failed: t('call.restarting'), disconnected: t('call.restarting') }[st];
     if (text) say('#call-status', text);
   });
-  c.addEventListener('restarting', () => say('#call-status', t('call.restarting')));
+  // A planned move to another relay keeps the call going: nothing to say.
+  c.addEventListener('restarting', e => { if (e.detail.why !== 'moved') say('#call-status', t('call.restarting')); });
   c.addEventListener('lost', e => { $('#stats').dataset.lostAt = String(e.detail.at); });
   c.addEventListener('recovered', e => {
     say('#call-status', t('call.recovered'));

@@ -228,6 +228,9 @@ function randomSession() {
  * only, one DTLS certificate for the whole page (so the fingerprint the
  * server sees never changes without an ICE restart).
  *
+ * A "relay-moved" message (the visit's relay node is draining) fetches
+ * fresh relay credentials and restarts ICE before the old relay goes.
+ *
  * Recovery: an ICE connection `disconnected` for RESTART_GRACE_MS, or
  * `failed`, is restarted — with fresh relay credentials fetched first —
  * by either side, without glare (perfect negotiation: the participant with
@@ -431,6 +434,14 @@ export class Call extends EventTarget {
       case 'media':
         this.peerMedia.set(m.from, m.media);
         this.emit('media', { peerId: m.from, audio: m.media.audio, video: m.media.video });
+        break;
+      case 'relay-moved':
+        // The visit's relay moved (its node is draining): fresh ICE
+        // servers, and an ICE restart toward the new relay while the old
+        // one still carries the call. The impolite side of each pair
+        // restarts; the polite one answers with the fresh servers.
+        try { await this.refreshIce(); } catch (_) { /* the restart fetches again */ }
+        for (const [pid, n] of this.nego) if (!n.polite) this.restart(pid, 'moved');
         break;
       case 'ended': this.stop('ended'); break;
       case 'removed': this.stop('removed'); break;
