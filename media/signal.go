@@ -772,6 +772,14 @@ func (s *Service) sessionEndedHere(sessionID string, id *scope.Identity) {
 			}
 		}
 	}
+	for _, room := range s.chats {
+		for p := range room {
+			if sessionID != "" && p.sessionID == sessionID ||
+				sessionID == "" && id != nil && p.iss == id.Issuer && p.sub == id.Subject {
+				socks = append(socks, p.peer)
+			}
+		}
+	}
 	s.mu.Unlock()
 	for _, r := range revoke {
 		s.relay.Remove(r.visit, r.pid)
