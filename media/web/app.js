@@ -513,7 +513,7 @@ function lobbyChat() {
 async function startMedia() {
   // The devices chosen in the pre-call check on this browser.
   const { audio: audioC, video } = visit.mediaConstraints();
-  const gum = c => navigator.mediaDevices.getUserMedia(c);
+  const gum = c => visit.getUserMediaChosen(c);
   const state = err => err.name === 'NotAllowedError' || err.name === 'SecurityError' ? 'blocked' : 'absent';
   try {
     return { stream: await gum({ audio: audioC, video }), audio: 'on', video: 'on' };

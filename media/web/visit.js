@@ -200,15 +200,41 @@ export function saveDevice(kind, deviceId) {
 }
 
 /**
- * getUserMedia constraints for the chosen devices (ideal, so a device
- * that is gone falls back to another): {audio, video} as for
- * navigator.mediaDevices.getUserMedia; video at 640×480 ideally.
+ * getUserMedia constraints for the chosen devices: {audio, video} as for
+ * navigator.mediaDevices.getUserMedia, each chosen device exactly; video
+ * at 640×480 ideally. getUserMediaChosen falls back to any device when a
+ * chosen one is gone.
  */
 export function mediaConstraints(devices = savedDevices()) {
   const video = { width: { ideal: 640 }, height: { ideal: 480 } };
-  if (devices.videoinput) video.deviceId = { ideal: devices.videoinput };
-  const audio = devices.audioinput ? { deviceId: { ideal: devices.audioinput } } : true;
+  if (devices.videoinput) video.deviceId = { exact: devices.videoinput };
+  const audio = devices.audioinput ? { deviceId: { exact: devices.audioinput } } : true;
   return { audio, video };
+}
+
+/**
+ * getUserMedia(c) with c from mediaConstraints: when a chosen device is
+ * gone (OverconstrainedError, NotFoundError) it asks again for any device
+ * of that kind.
+ */
+export async function getUserMediaChosen(c) {
+  try {
+    return await navigator.mediaDevices.getUserMedia(c);
+  } catch (err) {
+    const chosen = k => c[k] && typeof c[k] === 'object' && c[k].deviceId;
+    if ((err.name !== 'OverconstrainedError' && err.name !== 'NotFoundError') || (!chosen('audio') && !chosen('video'))) throw err;
+    const any = {};
+    for (const k of ['audio', 'video']) {
+      if (!c[k]) continue;
+      if (chosen(k)) {
+        const { deviceId: _, ...rest } = c[k];
+        any[k] = Object.keys(rest).length ? rest : true;
+      } else {
+        any[k] = c[k];
+      }
+    }
+    return navigator.mediaDevices.getUserMedia(any);
+  }
 }
 
 /** Start a pre-call check (waiting or admitted participant): the two relay configurations {caller, callee, expires}. */
