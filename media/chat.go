@@ -2,7 +2,6 @@ package media
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -103,6 +102,26 @@ type chatPeer struct {
 	manager bool
 }
 
+// activeVisit returns the active visit vid, or the error to answer:
+// 404 for an unknown one, 410 for an ended one, the store's error. Caller
+// holds s.mu.
+func (s *Service) activeVisit(vid string) (*visit, error) {
+	var v *visit
+	var err error
+	if validID(vid) {
+		v, err = s.lookup(vid)
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case v == nil:
+		return nil, fail(http.StatusNotFound, "unknown-visit", "no such visit")
+	case !v.active():
+		return nil, fail(http.StatusGone, "ended", "this visit has ended")
+	}
+	return v, nil
+}
+
 // chatRole returns the caller's participant id in v and whether the
 // caller may chat as a manager; "" when the caller may not chat. Caller
 // holds s.mu.
@@ -137,20 +156,10 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	var v *visit
-	var err error
-	if validID(vid) {
-		v, err = s.lookup(vid)
-	}
+	v, err := s.activeVisit(vid)
 	var pid, name string
 	var manager bool
-	switch {
-	case err != nil:
-	case v == nil:
-		err = fail(http.StatusNotFound, "unknown-visit", "no such visit")
-	case !v.active():
-		err = fail(http.StatusGone, "ended", "this visit has ended")
-	default:
+	if err == nil {
 		if pid, name, manager = s.chatRole(v, id); pid == "" {
 			err = fail(http.StatusForbidden, "not-waiting", "only someone in the waiting room and the clinician can chat here")
 		}
@@ -231,41 +240,18 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request) {
 // chatLoop reads p's messages until its socket closes or p may no longer
 // chat.
 func (s *Service) chatLoop(p *chatPeer) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-p.conn.gone:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	for {
-		typ, b, err := p.conn.Read(ctx)
-		if err != nil {
-			return
-		}
-		if typ != websocket.MessageText {
-			p.shutdown(websocket.StatusUnsupportedData, "text messages only", nil)
-			return
-		}
-		if !p.allowance.allow() {
-			p.shutdown(statusPolicy, "too many messages", chatServerMsg{Type: "error", Error: "too many messages"})
-			return
-		}
+	p.readMessages(nil, func(b []byte) bool {
 		m, ok := parseChat(b)
 		if !ok {
 			p.shutdown(statusPolicy, "malformed message", chatServerMsg{Type: "error", Error: "malformed message"})
-			return
+			return false
 		}
 		if m.Type == "ping" {
 			p.enqueue([]byte(`{"type":"pong"}`), nil)
-			continue
+			return true
 		}
-		if !s.chatForward(p, m) {
-			return
-		}
-	}
+		return s.chatForward(p, m)
+	})
 }
 
 // chatForward delivers m from p: a manager's to the sockets of the

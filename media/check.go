@@ -60,23 +60,12 @@ func (s *Service) handleCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	vid := r.PathValue("id")
 	s.mu.Lock()
-	var v *visit
-	var err error
-	if validID(vid) {
-		v, err = s.lookup(vid)
-	}
+	v, err := s.activeVisit(vid)
 	var p *participant
-	if v != nil {
-		p = v.byIdentity(id)
-	}
-	switch {
-	case err != nil:
-	case v == nil:
-		err = fail(http.StatusNotFound, "unknown-visit", "no such visit")
-	case !v.active():
-		err = fail(http.StatusGone, "ended", "this visit has ended")
-	case p == nil || (p.State != stateWaiting && p.State != stateAdmitted):
-		err = fail(http.StatusForbidden, "not-waiting", "only someone in the waiting room can check their connection")
+	if err == nil {
+		if p = v.byIdentity(id); p == nil || (p.State != stateWaiting && p.State != stateAdmitted) {
+			err = fail(http.StatusForbidden, "not-waiting", "only someone in the waiting room can check their connection")
+		}
 	}
 	if err != nil {
 		s.mu.Unlock()

@@ -626,6 +626,23 @@ func (s *Service) unregister(p *peer) {
 
 // readLoop reads p's messages until the socket closes or p breaks a rule.
 func (s *Service) readLoop(p *peer) {
+	p.readMessages(func() {
+		s.auditVisit(nil, "visit.signal", &scope.Identity{Issuer: p.iss, Subject: p.sub}, p.visitID, p.pid, "deny", "rate")
+	}, func(b []byte) bool {
+		m, err := parseClientMessage(b, s.cfg.MaxMessageBytes)
+		if err != nil {
+			p.shutdown(statusPolicy, "malformed message", serverMsg{Type: "error", Error: "malformed message"})
+			return false
+		}
+		return s.forward(p, m)
+	})
+}
+
+// readMessages reads p's text messages until the socket closes or handle
+// returns false. Each message costs one of p's allowance: past it,
+// overRate runs and the socket is closed (1008 "too many messages"); a
+// binary message closes it too (1003).
+func (p *peer) readMessages(overRate func(), handle func(b []byte) bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -645,16 +662,13 @@ func (s *Service) readLoop(p *peer) {
 			return
 		}
 		if !p.allowance.allow() {
-			s.auditVisit(nil, "visit.signal", &scope.Identity{Issuer: p.iss, Subject: p.sub}, p.visitID, p.pid, "deny", "rate")
+			if overRate != nil {
+				overRate()
+			}
 			p.shutdown(statusPolicy, "too many messages", serverMsg{Type: "error", Error: "too many messages"})
 			return
 		}
-		m, err := parseClientMessage(b, s.cfg.MaxMessageBytes)
-		if err != nil {
-			p.shutdown(statusPolicy, "malformed message", serverMsg{Type: "error", Error: "malformed message"})
-			return
-		}
-		if !s.forward(p, m) {
+		if !handle(b) {
 			return
 		}
 	}

@@ -76,17 +76,7 @@ func (s *Server) StartCheck(ttl time.Duration) (caller, callee Credential, end f
 		}
 		close(done)
 		s.checks--
-		var victims []*allocation
-		if v := s.visits[id]; v != nil {
-			for _, p := range v.parts {
-				for a := range p.allocs {
-					victims = append(victims, a)
-				}
-				p.allocs = map[*allocation]struct{}{}
-			}
-			s.total -= v.count
-			delete(s.visits, id)
-		}
+		victims := s.dropVisitLocked(id)
 		s.mu.Unlock()
 		for _, a := range victims {
 			a.close(reasonVisitEnded)
