@@ -13,6 +13,11 @@
 //
 //   // Patient: join with the invite token and wait for admission.
 //   const me = await visit.joinVisit(inviteToken);
+//   // Meanwhile: check the path through the relay, and chat with the clinic.
+//   const r = await visit.networkCheck(me.id); // {verdict: 'good'|'fair'|'poor'|'failed', rtt, loss, bps, …}
+//   const chat = new visit.WaitingRoomChat(me.id);
+//   chat.addEventListener('message', e => show(e.detail.name, e.detail.text));
+//   chat.open();
 //   await visit.waitForAdmission(me.id, { onUpdate: v => render(v) });
 //
 //   // Both: start the call.
