@@ -452,9 +452,9 @@ function waitingChat(id) {
   return chat;
 }
 
-// lobbyChat is the clinician's side of the waiting-room chat on the
-// lobby: one socket for the visit shown, a To list of the people
-// waiting. It returns update(visit) for every refresh of the visit.
+// lobbyChat is the clinician's side of the waiting-room chat, on the
+// lobby and the host's call page: one socket for the visit shown, a To
+// list of the people waiting. It returns update(visit) for every refresh of the visit.
 function lobbyChat() {
   let chat = null;
   let vid = null;
@@ -494,8 +494,9 @@ function lobbyChat() {
       });
       chat.open();
     }
-    $('#wchat').hidden = false;
     const waiting = (v.participants || []).filter(p => p.state === 'waiting' && !p.away);
+    // Shown while someone waits, and while there is a conversation to read.
+    $('#wchat').hidden = waiting.length === 0 && log.children.length === 0;
     const select = $('#wchat-to');
     const before = select.value;
     for (const p of waiting) names.set(p.id, p.name);
@@ -820,14 +821,16 @@ function chatAndScreen(c, peerName) {
 function hostPanel(id) {
   const panel = $('#host-panel');
   const alertArrivals = alerter('#host-status');
+  const chatUpdate = lobbyChat();
   panel.hidden = false;
   const status = msg => say('#host-status', msg);
   async function refresh() {
     try {
       // The page's own poll: not use of the sign-in session.
       const v = await visit.getVisit(id, { background: true });
-      if (v.status === 'ended') { panel.hidden = true; return; }
+      if (v.status === 'ended') { panel.hidden = true; chatUpdate(null); return; }
       alertArrivals([v]);
+      chatUpdate(v);
       renderPeople(v, $('#call-waiting-list'), null, act);
     } catch (err) {
       status(errorText(err));
