@@ -92,7 +92,7 @@ func TestWaitingRoomChat(t *testing.T) {
 // TestRegression_WaitingRoomChatBounds tries each bound of the chat: a
 // message too long, an unknown field (a forged sender), a patient naming
 // a recipient, too many messages — each closes that socket (1008) and no
-// other; admission and the visit's end close the chat.
+// other; sign-out, admission and the visit's end close the chat.
 func TestRegression_WaitingRoomChatBounds(t *testing.T) {
 	h := newHarness(t, config.Visits{})
 	vid, inv := h.createVisit("dr", nil)
@@ -127,6 +127,14 @@ func TestRegression_WaitingRoomChatBounds(t *testing.T) {
 	sendJSON(t, c, map[string]any{"type": "chat", "text": "after a reconnect"})
 	if st := closeStatus(t, c); st != websocket.StatusPolicyViolation {
 		t.Errorf("a new socket refilled the allowance: closed with %v", st)
+	}
+
+	// Sign-out closes the chat.
+	h.join("pat3", inv)
+	c = h.chatDial("pat3", vid)
+	h.svc.SessionEnded("sess-pat3", nil)
+	if st := closeStatus(t, c); st != statusSignedOut {
+		t.Errorf("signed out: the chat closed with %v", st)
 	}
 
 	// Admission ends the waiting-room chat; the visit's end closes the
