@@ -228,17 +228,25 @@ export async function getUserMediaChosen(c) {
   } catch (err) {
     const chosen = k => c[k] && typeof c[k] === 'object' && c[k].deviceId;
     if ((err.name !== 'OverconstrainedError' && err.name !== 'NotFoundError') || (!chosen('audio') && !chosen('video'))) throw err;
-    const any = {};
-    for (const k of ['audio', 'video']) {
-      if (!c[k]) continue;
-      if (chosen(k)) {
+    // Let go of one chosen device at a time (the camera first), then both.
+    const without = kinds => {
+      const out = { ...c };
+      for (const k of kinds) {
+        if (!chosen(k)) continue;
         const { deviceId: _, ...rest } = c[k];
-        any[k] = Object.keys(rest).length ? rest : true;
-      } else {
-        any[k] = c[k];
+        out[k] = Object.keys(rest).length ? rest : true;
+      }
+      return out;
+    };
+    const tries = [['video'], ['audio'], ['audio', 'video']].filter(ks => ks.some(chosen));
+    for (const [i, ks] of tries.entries()) {
+      try {
+        return await navigator.mediaDevices.getUserMedia(without(ks));
+      } catch (e) {
+        if (i === tries.length - 1 || (e.name !== 'OverconstrainedError' && e.name !== 'NotFoundError')) throw e;
       }
     }
-    return navigator.mediaDevices.getUserMedia(any);
+    throw err;
   }
 }
 
