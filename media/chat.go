@@ -1,9 +1,6 @@
 package media
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"unicode/utf8"
 
@@ -73,13 +70,8 @@ func parseChat(b []byte) (*chatClientMsg, bool) {
 	if len(b) > chatMaxBytes || !utf8.Valid(b) {
 		return nil, false
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	m := new(chatClientMsg)
-	if err := dec.Decode(m); err != nil {
-		return nil, false
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	m, ok := decodeStrict[chatClientMsg](b)
+	if !ok {
 		return nil, false
 	}
 	switch m.Type {

@@ -152,6 +152,21 @@ type serverMsg struct {
 
 var errMessage = errors.New("malformed signaling message")
 
+// decodeStrict decodes b as one JSON value of type T with known fields
+// only and nothing after it.
+func decodeStrict[T any](b []byte) (*T, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	m := new(T)
+	if err := dec.Decode(m); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return m, true
+}
+
 // parseClientMessage decodes and checks one signaling message of at most
 // max bytes: known fields only, a known type, the fields that type needs,
 // and for offers and answers an SDP with a DTLS fingerprint and ICE
@@ -160,13 +175,8 @@ func parseClientMessage(b []byte, max int64) (*clientMsg, error) {
 	if int64(len(b)) > max {
 		return nil, errMessage
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	m := new(clientMsg)
-	if err := dec.Decode(m); err != nil {
-		return nil, errMessage
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	m, ok := decodeStrict[clientMsg](b)
+	if !ok {
 		return nil, errMessage
 	}
 	if m.To != "" && !validID(m.To) {
