@@ -34,13 +34,14 @@ func (p *page) runPrecallCheck() (verdict, figures string) {
 // relayed on both ends) to a verdict in plain words. A microphone chosen
 // there is remembered across a reload and used when the call starts. The
 // patient and the clinician write to each other in the waiting room, both
-// ways, and the chat is gone once the patient is admitted.
+// ways, and the chat is gone once the patient is admitted; on the host's
+// call page the clinician writes with someone who arrives later.
 func TestVisitPreCallCheckAndWaitingRoomChat(t *testing.T) {
-	d, _, artifacts, dr, pat := visitPages(t)
+	d, newCtx, artifacts, dr, pat := visitPages(t)
 	pat.watchMedia(false)
 	base := d.Base()
 	dr.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
-	dr.do(chromedp.SetValue(chromedp.CSS("#visit-title"), "Pre-call visit"), chromedp.Click(chromedp.CSS("#create-visit")))
+	dr.do(chromedp.SetValue(chromedp.CSS("#visit-title"), "Pre-call visit"), chromedp.SetValue(chromedp.CSS("#visit-participants"), "3"), chromedp.Click(chromedp.CSS("#create-visit")))
 	dr.waitFor("the invite link", `document.querySelector('#invite-link').value.includes('invite=')`, 15*time.Second)
 	invite := eval[string](dr, `document.querySelector('#invite-link').value`)
 	pat.signIn(invite, "patient@demo.test", "/.telegate/visits/join")
@@ -128,4 +129,17 @@ func TestVisitPreCallCheckAndWaitingRoomChat(t *testing.T) {
 	pat.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
 	pat.waitFor("the call's microphone", fmt.Sprintf(`document.querySelector('#local-video').srcObject?.getAudioTracks()[0]?.getSettings().deviceId === %q`, mic), 15*time.Second)
 	dr.waitFor("the chat gone with nobody waiting", `document.querySelector('#wchat-to option') === null`, 15*time.Second)
+
+	// On the host's call page, with someone arriving later.
+	dr.do(chromedp.Navigate(base + "/.telegate/visits/" + visitID + "/call"))
+	dr.waitFor("the call page", `document.querySelector('#connection-state').dataset.state === 'connected'`, 45*time.Second)
+	late := newPage(t, newCtx, "later arrival")
+	late.signIn(invite, "admin@demo.test", "/.telegate/visits/join")
+	late.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('waiting room')`, 15*time.Second)
+	dr.waitFor("the waiting-room chat on the call page", `!document.querySelector('#host-panel #wchat').hidden && document.querySelector('#host-panel #wchat-to option') !== null`, 15*time.Second)
+	const late1 = "Chat-canary: I am the interpreter"
+	sendChat(late, late1)
+	dr.waitFor("the later arrival's message on the call page", fmt.Sprintf(`document.querySelector('#host-panel #wchat-log').textContent.includes(%q)`, late1), 15*time.Second)
+	sendChat(dr, "Chat-canary: one moment please")
+	late.waitFor("the host's reply from the call", `document.querySelector('#wchat-log').textContent.includes('one moment please')`, 15*time.Second)
 }
