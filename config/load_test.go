@@ -187,6 +187,8 @@ func TestBadConfigs(t *testing.T) {
 		{"relay rate 0", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  allocation_rate: {rate: 0, burst: 6} # <-\n"}}, "relay.allocation_rate.rate", "above 0"},
 		{"assertion ttl long", []edit{{"data_dir: ./data\n", "data_dir: ./data\nassertion:\n  ttl: 1h # <-\n"}}, "assertion.ttl", "at most 5m"},
 		{"visits bearer unknown", []edit{{"data_dir: ./data\n", "data_dir: ./data\nvisits:\n  enabled: true\n  bearer:\n    - nosuch # <-\n"}}, "visits.bearer[0]", "no bearer issuer"},
+		{"visits guest provider unknown", []edit{{"data_dir: ./data\n", "data_dir: ./data\nvisits:\n  enabled: true\n  guest_provider: nosuch # <-\n"}}, "visits.guest_provider", "no provider has id"},
+		{"visits guest link ttl long", []edit{{"data_dir: ./data\n", "data_dir: ./data\nvisits:\n  enabled: true\n  guest_link_ttl: 48h # <-\n"}}, "visits.guest_link_ttl", "between 1m and 24h"},
 		{"section validator (visits)", []edit{{"data_dir: ./data\n", "data_dir: ./data\nvisits:\n  enabled: true\n  max_participants: 99 # <-\n"}}, "visits.max_participants", "between 2 and 16"},
 		{"relay without relay addresses", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay: # <-\n  enabled: true\n"}}, "relay.relay_addresses", "is required"},
 		{"relay server name without certificate", []edit{{"data_dir: ./data\n", "data_dir: ./data\nrelay:\n  enabled: true\n  relay_addresses: [192.0.2.10]\n  server_names: [turn.elsewhere.test] # <-\n"}}, "relay.server_names[0]", "not a name in tls.hosts"},
