@@ -371,7 +371,7 @@ function preCallCheck(id) {
     for (const [kind, sel] of [['videoinput', '#precall-camera'], ['audioinput', '#precall-mic'], ['audiooutput', '#precall-speaker']]) {
       const select = $(sel);
       const list = devices.filter(d => d.kind === kind && d.deviceId);
-      select.replaceChildren(...list.map((d, i) => el('option', { value: d.deviceId, text: d.label || t('check.device', { kind: t('check.kind.' + kind), n: i + 1 }) })));
+      select.replaceChildren(...list.map((d, i) => el('option', { value: d.deviceId, text: d.label || t('check.device.' + kind, { n: i + 1 }) })));
       if (inUse[kind] && list.some(d => d.deviceId === inUse[kind])) select.value = inUse[kind];
       select.disabled = list.length === 0;
     }
