@@ -70,7 +70,8 @@ type Visits struct {
 	// it is deleted. Default 24h.
 	Retention time.Duration `yaml:"retention"`
 
-	// MaxPeers caps the signaling WebSockets across all visits. Default 2000.
+	// MaxPeers caps the signaling WebSockets across all visits, and apart
+	// from them the waiting-room chat sockets. Default 2000.
 	MaxPeers int `yaml:"max_peers"`
 	// MaxMessageBytes caps one signaling message. Default 65536.
 	MaxMessageBytes int64 `yaml:"max_message_bytes"`

@@ -112,8 +112,9 @@ func (p *page) switchLanguage(lang string) {
 
 // TestVisitPagesAccessibleInEnglishAndSpanish holds a visit in two
 // Chromium contexts, one browser preferring English and one Spanish
-// (Accept-Language), and checks the lobby, the waiting room, the call
-// page and the guest page with axe-core at WCAG 2.1 AA in both languages at desktop and phone
+// (Accept-Language), and checks the lobby (with the waiting-room chat),
+// the waiting room, its pre-call check, the call page and the guest page
+// with axe-core at WCAG 2.1 AA in both languages at desktop and phone
 // sizes. The Spanish browser gets Spanish pages unasked; the language
 // switch changes a page's words and <html lang> at once, and the choice
 // is remembered on that browser across pages and reloads.
@@ -159,7 +160,19 @@ func TestVisitPagesAccessibleInEnglishAndSpanish(t *testing.T) {
 	dr.audit(axe, artifacts, "lobby", "es")
 	pat.switchLanguage("en")
 	pat.audit(axe, artifacts, "waiting-room", "en")
+	// The pre-call check: preview, device choice, meter, test sound and
+	// verdict, in both languages.
+	if v, _ := pat.runPrecallCheck(); v == "failed" || v == "error" {
+		t.Errorf("the pre-call check ended %q", v)
+	}
+	pat.do(chromedp.Click(chromedp.CSS("#precall-sound")))
+	pat.waitFor("the test sound's caption", `document.querySelector('#precall-sound-caption').textContent !== ''`, 5*time.Second)
+	pat.audit(axe, artifacts, "precall", "en")
 	pat.switchLanguage("es") // remembered into the call page
+	if s := eval[string](pat, `document.querySelector('#precall-verdict').textContent + ' | ' + document.querySelector('#precall-sound-caption').textContent + ' | ' + document.querySelector('#precall-heading').textContent`); !strings.HasPrefix(s, "Su conexión") || !strings.Contains(s, "| Sonido de prueba") || !strings.HasSuffix(s, "| Compruebe antes de la consulta") {
+		t.Errorf("the pre-call check after switching to Spanish shows %q", s)
+	}
+	pat.audit(axe, artifacts, "precall", "es")
 
 	// The clinician's choice outlives a reload.
 	dr.do(chromedp.Reload())

@@ -31,7 +31,9 @@ func (s *Service) routes() http.Handler {
 	mux.HandleFunc("POST /.telegate/visits/{id}/invite", s.handleInvite)
 	mux.HandleFunc("POST /.telegate/visits/{id}/{action}", s.handleDecide)
 	mux.HandleFunc("GET /.telegate/visits/{id}/ice", s.handleICE)
+	mux.HandleFunc("POST /.telegate/visits/{id}/check", s.handleCheck)
 	mux.HandleFunc("GET /.telegate/visits/{id}/signal", s.handleSignal)
+	mux.HandleFunc("GET /.telegate/visits/{id}/chat", s.handleChat)
 	mux.HandleFunc("GET /.telegate/visits/{id}/call", s.page("call.html"))
 	mux.HandleFunc("GET /.telegate/visit.js", s.static)
 	mux.HandleFunc("GET /.telegate/visit/{file}", s.static)
@@ -518,22 +520,9 @@ type iceConfig struct {
 // admittedParticipant returns (under s.mu) the visit and the caller's
 // admitted participant, or answers 401/403/404/410.
 func (s *Service) admittedParticipant(w http.ResponseWriter, r *http.Request, id *scope.Identity) (*visit, *participant) {
-	vid := r.PathValue("id")
-	var v *visit
-	var err error
-	if validID(vid) {
-		v, err = s.lookup(vid)
-	}
+	v, err := s.activeVisit(r.PathValue("id"))
 	if err != nil {
 		writeError(w, r, err)
-		return nil, nil
-	}
-	if v == nil {
-		writeError(w, r, fail(http.StatusNotFound, "unknown-visit", "no such visit"))
-		return nil, nil
-	}
-	if !v.active() {
-		writeError(w, r, fail(http.StatusGone, "ended", "this visit has ended"))
 		return nil, nil
 	}
 	p := v.byIdentity(id)

@@ -356,6 +356,12 @@ func (h *harness) admitted() (visitID, hostPID, patPID string) {
 
 // dial opens a signaling socket as user with the given Origin.
 func (h *harness) dial(user, visitID, origin string) (*websocket.Conn, *http.Response, error) {
+	return h.dialAt(user, visitID, "signal", origin)
+}
+
+// dialAt opens the visit's WebSocket endpoint ("signal", "chat") as user
+// with the given Origin.
+func (h *harness) dialAt(user, visitID, endpoint, origin string) (*websocket.Conn, *http.Response, error) {
 	hdr := http.Header{}
 	if user != "" {
 		hdr.Set("X-Test-User", user)
@@ -370,7 +376,7 @@ func (h *harness) dial(user, visitID, origin string) (*websocket.Conn, *http.Res
 	if query != "" {
 		query = "?" + query
 	}
-	u := "ws" + strings.TrimPrefix(h.srv.URL, "http") + "/.telegate/visits/" + id + "/signal" + query
+	u := "ws" + strings.TrimPrefix(h.srv.URL, "http") + "/.telegate/visits/" + id + "/" + endpoint + query
 	return websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: hdr})
 }
 

@@ -140,6 +140,9 @@ type Service struct {
 	visits map[string]*visit
 	rooms  map[string]map[string]*peer // visit id → participant id → socket
 	npeers int
+	chats  map[string]map[*chatPeer]struct{} // visit id → waiting-room chat sockets
+	nchats int
+	checks map[string]*checkRun // visit id + participant id → its last pre-call check
 	closed bool
 	// refreshed is when the sweep last read every visit from a shared
 	// store.
@@ -174,6 +177,8 @@ func New(o Options) (*Service, error) {
 		now:      o.Now,
 		visits:   make(map[string]*visit),
 		rooms:    make(map[string]map[string]*peer),
+		checks:   make(map[string]*checkRun),
+		chats:    make(map[string]map[*chatPeer]struct{}),
 		stop:     make(chan struct{}),
 
 		relayName: o.RelayName,
@@ -267,6 +272,11 @@ func (s *Service) Close() error {
 	for _, room := range s.rooms {
 		for _, p := range room {
 			all = append(all, p)
+		}
+	}
+	for _, room := range s.chats {
+		for p := range room {
+			all = append(all, p.peer)
 		}
 	}
 	s.mu.Unlock()

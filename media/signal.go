@@ -157,6 +157,21 @@ type serverMsg struct {
 
 var errMessage = errors.New("malformed signaling message")
 
+// decodeStrict decodes b as one JSON value of type T with known fields
+// only and nothing after it.
+func decodeStrict[T any](b []byte) (*T, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	m := new(T)
+	if err := dec.Decode(m); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return m, true
+}
+
 // parseClientMessage decodes and checks one signaling message of at most
 // max bytes: known fields only, a known type, the fields that type needs,
 // and for offers and answers an SDP with a DTLS fingerprint and ICE
@@ -165,13 +180,8 @@ func parseClientMessage(b []byte, max int64) (*clientMsg, error) {
 	if int64(len(b)) > max {
 		return nil, errMessage
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	m := new(clientMsg)
-	if err := dec.Decode(m); err != nil {
-		return nil, errMessage
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	m, ok := decodeStrict[clientMsg](b)
+	if !ok {
 		return nil, errMessage
 	}
 	if m.To != "" && !validID(m.To) {
@@ -626,6 +636,23 @@ func (s *Service) unregister(p *peer) {
 
 // readLoop reads p's messages until the socket closes or p breaks a rule.
 func (s *Service) readLoop(p *peer) {
+	p.readMessages(func() {
+		s.auditVisit(nil, "visit.signal", &scope.Identity{Issuer: p.iss, Subject: p.sub}, p.visitID, p.pid, "deny", "rate")
+	}, func(b []byte) bool {
+		m, err := parseClientMessage(b, s.cfg.MaxMessageBytes)
+		if err != nil {
+			p.shutdown(statusPolicy, "malformed message", serverMsg{Type: "error", Error: "malformed message"})
+			return false
+		}
+		return s.forward(p, m)
+	})
+}
+
+// readMessages reads p's text messages until the socket closes or handle
+// returns false. Each message costs one of p's allowance: past it,
+// overRate runs and the socket is closed (1008 "too many messages"); a
+// binary message closes it too (1003).
+func (p *peer) readMessages(overRate func(), handle func(b []byte) bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -645,16 +672,13 @@ func (s *Service) readLoop(p *peer) {
 			return
 		}
 		if !p.allowance.allow() {
-			s.auditVisit(nil, "visit.signal", &scope.Identity{Issuer: p.iss, Subject: p.sub}, p.visitID, p.pid, "deny", "rate")
+			if overRate != nil {
+				overRate()
+			}
 			p.shutdown(statusPolicy, "too many messages", serverMsg{Type: "error", Error: "too many messages"})
 			return
 		}
-		m, err := parseClientMessage(b, s.cfg.MaxMessageBytes)
-		if err != nil {
-			p.shutdown(statusPolicy, "malformed message", serverMsg{Type: "error", Error: "malformed message"})
-			return
-		}
-		if !s.forward(p, m) {
+		if !handle(b) {
 			return
 		}
 	}
@@ -769,6 +793,14 @@ func (s *Service) sessionEndedHere(sessionID string, id *scope.Identity) {
 			}
 			if p := v.byIdentity(id); p != nil && p.State == stateAdmitted && s.rooms[v.ID][p.ID] == nil {
 				revoke = append(revoke, ref{v.ID, p.ID})
+			}
+		}
+	}
+	for _, room := range s.chats {
+		for p := range room {
+			if sessionID != "" && p.sessionID == sessionID ||
+				sessionID == "" && id != nil && p.iss == id.Issuer && p.sub == id.Subject {
+				socks = append(socks, p.peer)
 			}
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/coder/websocket"
+
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/scope"
 )
@@ -99,6 +101,9 @@ type participant struct {
 	// successive sockets so that reconnecting does not refill it. Not
 	// stored: a restart refills it.
 	allowance *allowance
+	// chatAllowance is the participant's waiting-room chat allowance
+	// (chatRate, chatBurst), shared by its chat sockets. Not stored.
+	chatAllowance *allowance
 }
 
 func (v *visit) active() bool { return v.Ended.IsZero() }
@@ -406,6 +411,7 @@ func (s *Service) addWaiting(v *visit, id *scope.Identity, now time.Time, out **
 // decide applies admit, decline or remove to participant pid.
 func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error {
 	var after func()
+	var chats []*chatPeer
 	err := func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -416,10 +422,17 @@ func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error 
 			}
 			return s.apply(v, pid, action, &after)
 		})
+		if err == nil {
+			// Out of the waiting room: its chat is over.
+			chats = s.closeChatsLocked(visitID, pid)
+		}
 		return unknownVisit(err, http.StatusNotFound, "no such visit")
 	}()
 	if err == nil && after != nil {
 		after()
+	}
+	for _, p := range chats {
+		p.shutdown(websocket.StatusNormalClosure, "left the waiting room", nil)
 	}
 	return err
 }
@@ -567,12 +580,16 @@ func (s *Service) endLocked(v *visit, reason string) (func(), error) {
 	for _, p := range s.rooms[v.ID] {
 		socks = append(socks, p)
 	}
+	chats := s.closeChatsLocked(v.ID, "")
 	vid := v.ID
 	return func() {
 		s.relay.EndVisit(vid)
 		s.bus.ended(vid)
 		for _, p := range socks {
 			p.shutdown(statusEnded, "the visit has ended", serverMsg{Type: "ended"})
+		}
+		for _, p := range chats {
+			p.shutdown(statusEnded, "the visit has ended", chatServerMsg{Type: "error", Error: "ended"})
 		}
 	}, err
 }

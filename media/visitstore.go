@@ -186,13 +186,20 @@ func (s *Service) change(id string, fn func(*visit) error) (*visit, error) {
 }
 
 // adopt makes v this node's copy of its visit, keeping what is not stored
-// (each participant's signaling allowance), and returns it. Caller holds
-// s.mu.
+// (each participant's signaling and chat allowances), and returns it.
+// Caller holds s.mu.
 func (s *Service) adopt(v *visit) *visit {
 	if old := s.visits[v.ID]; old != nil && old != v {
 		for _, p := range v.Participants {
-			if op := old.participant(p.ID); op != nil && p.allowance == nil {
+			op := old.participant(p.ID)
+			if op == nil {
+				continue
+			}
+			if p.allowance == nil {
 				p.allowance = op.allowance
+			}
+			if p.chatAllowance == nil {
+				p.chatAllowance = op.chatAllowance
 			}
 		}
 	}

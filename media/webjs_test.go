@@ -148,15 +148,8 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 // string, filled in, in the other language.
 func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 	t.Parallel()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
-	abs, err := filepath.Abs("web/strings.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := "import { catalogue, languageNames, pickLanguage, retranslate } from " + jsString("file://"+abs) + ";\n" +
+	node, from := nodeAndStrings(t)
+	script := "import { catalogue, languageNames, pickLanguage, retranslate } from " + from + ";\n" +
 		"const out = [];\n" +
 		"const ph = s => [...s.matchAll(/\\{(\\w+)\\}/g)].map(m => m[1]).sort().join(',');\n" +
 		"const langs = Object.keys(catalogue);\n" +
@@ -201,4 +194,41 @@ func expectNoOutput(t *testing.T, node, script, what string) {
 	if s := strings.TrimSpace(string(out)); s != "" {
 		t.Fatalf("%s:\n%s", what, s)
 	}
+}
+
+// TestRegression_CatalogueKeepsNamesAsTheyAre: the language switch says
+// again only catalogue words — people's names and free text (two words,
+// a title and a name, accented names, words that are also catalogue
+// labels) are left as they are, because no template is all placeholders:
+// each has words of its own that must be there for it to match.
+func TestRegression_CatalogueKeepsNamesAsTheyAre(t *testing.T) {
+	t.Parallel()
+	node, from := nodeAndStrings(t)
+	script := "import { catalogue, retranslate } from " + from + ";\n" +
+		"const out = [];\n" +
+		"for (const l of Object.keys(catalogue)) for (const [k, s] of Object.entries(catalogue[l])) {\n" +
+		"  if (/\\{\\w+\\}/.test(s) && !/[\\p{L}\\p{N}]/u.test(s.replace(/\\{\\w+\\}/g, ''))) out.push(l + ': ' + k + ' = ' + JSON.stringify(s) + ' has no words of its own');\n" +
+		"}\n" +
+		"const names = ['Demo Patient', 'Ann Lee', 'Dr. Demo Clinician', 'María José García', 'Interpreter Family', 'Demo Patient Chat-canary: hello there'];\n" +
+		"for (const [from, to] of [['en', 'es'], ['es', 'en']]) for (const n of names) {\n" +
+		"  const got = retranslate(n, from, to);\n" +
+		"  if (got !== null && got !== n) out.push('retranslate(' + JSON.stringify(n) + ', ' + from + ' → ' + to + ') = ' + JSON.stringify(got));\n" +
+		"}\n" +
+		"console.log(out.join('\\n'));"
+	expectNoOutput(t, node, script, "catalogue")
+}
+
+// nodeAndStrings returns node's path and web/strings.js as a module
+// specifier for a script's import; without node it skips t.
+func nodeAndStrings(t *testing.T) (node, from string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	abs, err := filepath.Abs("web/strings.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node, jsString("file://" + abs)
 }

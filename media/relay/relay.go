@@ -125,6 +125,7 @@ type Server struct {
 	byTuple map[tupleKey]*allocation
 	tickets map[string]*ticket
 	total   int // live allocations + reservations
+	checks  int // connection checks running (StartCheck)
 
 	inflight  sync.Map // inflightKey → *inflight
 	pionNonce atomic.Pointer[harvestedNonce]

@@ -88,6 +88,16 @@ func (s *Server) Remove(visitID, participantID string) {
 func (s *Server) EndVisit(visitID string) {
 	s.mu.Lock()
 	s.ended.Add(visitID, struct{}{})
+	victims := s.dropVisitLocked(visitID)
+	s.mu.Unlock()
+	for _, a := range victims {
+		a.close(reasonVisitEnded)
+	}
+}
+
+// dropVisitLocked takes visitID out of the relay's tables and returns its
+// allocations, for the caller to close once s.mu is released.
+func (s *Server) dropVisitLocked(visitID string) []*allocation {
 	var victims []*allocation
 	if v := s.visits[visitID]; v != nil {
 		for _, p := range v.parts {
@@ -99,10 +109,7 @@ func (s *Server) EndVisit(visitID string) {
 		s.total -= v.count
 		delete(s.visits, visitID)
 	}
-	s.mu.Unlock()
-	for _, a := range victims {
-		a.close(reasonVisitEnded)
-	}
+	return victims
 }
 
 // revokedLocked reports whether the participant's credentials are stale:

@@ -178,6 +178,7 @@ function alertsButton(sel) {
 async function lobby() {
   let current = null;
   const alertArrivals = alerter('#alert-caption');
+  const chatUpdate = lobbyChat();
   alertsButton('#enable-alerts');
   const form = $('#create-form');
   form.addEventListener('submit', async ev => {
@@ -264,6 +265,7 @@ async function lobby() {
     if (!current && visits.length) current = visits[visits.length - 1].id;
     const v = visits.find(x => x.id === current);
     $('#current-visit').hidden = !v;
+    chatUpdate(v);
     if (!v) return;
     say('#current-title', v.title);
     say('#current-times', (v.scheduled ? t('lobby.scheduled', { time: fmtTime(v.scheduled) }) : '') + (v.ends_at ? t('lobby.endsBy', { time: fmtTime(v.ends_at) }) : t('lobby.notStarted')));
@@ -291,18 +293,262 @@ async function join() {
       history.replaceState(null, '', `/.telegate/visits/join?visit=${encodeURIComponent(id)}`);
     }
     if (!id) throw Object.assign(new Error('no visit'), { reason: 'invite-malformed' });
-    say('#waiting-status', t('wait.inRoom'));
+    let chat = null;
+    let check = null;
     const v = await visit.waitForAdmission(id, {
-      onUpdate: () => {},
+      onUpdate: u => {
+        // In the waiting room of a live visit (checked by the server):
+        // only now the pre-call check and the chat are offered.
+        if (u.status === 'ended' || !u.self || u.self.state !== 'waiting') return;
+        say('#waiting-status', t('wait.inRoom'));
+        if (!check) check = preCallCheck(id);
+        if (!chat) chat = waitingChat(id);
+      },
     });
+    if (check) check.stop();
+    if (chat) chat.close();
     say('#waiting-status', t('wait.admitted'));
     location.assign(v.call_url);
   } catch (err) {
     $('#waiting').classList.add('refused');
     // Nothing to wait for: drop the spinner and the "keep this page open" hint.
     for (const n of document.querySelectorAll('#waiting .spinner, #waiting .hint')) n.hidden = true;
+    for (const n of document.querySelectorAll('#precall, #wchat')) n.hidden = true;
     say('#waiting-status', errorText(err));
   }
+}
+
+// preCallCheck runs the waiting room's check, on request: camera preview
+// with device choice, a microphone level meter, a speaker test sound with
+// a caption, and the network check through the relay (visit.networkCheck)
+// with a verdict in plain words. Chosen devices are remembered on this
+// browser (visit.saveDevice) and used when the call starts. It returns
+// {stop}, which lets go of the camera and microphone.
+function preCallCheck(id) {
+  const box = $('#precall');
+  box.hidden = false;
+  say('#precall-intro', t('check.intro'));
+  const video = $('#precall-video');
+  const sinkable = typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
+  let stream = null;
+  let audio = null;
+  let meterTimer = null;
+  let stopped = false;
+  let running = false;
+
+  function stopStream() {
+    clearInterval(meterTimer);
+    if (stream) for (const tr of stream.getTracks()) tr.stop();
+    stream = null;
+  }
+  async function preview() {
+    stopStream();
+    const note = $('#precall-media-note');
+    note.hidden = true;
+    let m;
+    try {
+      m = await startMedia();
+    } catch (_) {
+      m = { stream: null, audio: 'absent', video: 'absent' };
+    }
+    if (stopped) { if (m.stream) for (const tr of m.stream.getTracks()) tr.stop(); return; }
+    stream = m.stream;
+    video.srcObject = stream;
+    const text = m.inUse ? t('media.inUse') : mediaText(m.audio, m.video);
+    if (text) { say('#precall-media-note', text); note.hidden = false; }
+    await listDevices();
+    meter();
+  }
+  async function listDevices() {
+    let devices = [];
+    try { devices = await navigator.mediaDevices.enumerateDevices(); } catch (_) { /* none */ }
+    const saved = visit.savedDevices();
+    const inUse = {
+      videoinput: stream && stream.getVideoTracks()[0] ? stream.getVideoTracks()[0].getSettings().deviceId : '',
+      audioinput: stream && stream.getAudioTracks()[0] ? stream.getAudioTracks()[0].getSettings().deviceId : '',
+      audiooutput: saved.audiooutput || '',
+    };
+    for (const [kind, sel] of [['videoinput', '#precall-camera'], ['audioinput', '#precall-mic'], ['audiooutput', '#precall-speaker']]) {
+      const select = $(sel);
+      const list = devices.filter(d => d.kind === kind && d.deviceId);
+      select.replaceChildren(...list.map((d, i) => el('option', { value: d.deviceId, text: d.label || t('check.device.' + kind, { n: i + 1 }) })));
+      if (inUse[kind] && list.some(d => d.deviceId === inUse[kind])) select.value = inUse[kind];
+      select.disabled = list.length === 0;
+    }
+    $('#precall-speaker-row').hidden = !sinkable || !devices.some(d => d.kind === 'audiooutput' && d.deviceId);
+  }
+  function meter() {
+    const tr = stream && stream.getAudioTracks()[0];
+    if (!tr) return;
+    try {
+      audio = audio || new AudioContext();
+      const src = audio.createMediaStreamSource(new MediaStream([tr]));
+      const an = audio.createAnalyser();
+      an.fftSize = 512;
+      src.connect(an);
+      const buf = new Float32Array(an.fftSize);
+      const level = $('#precall-level');
+      meterTimer = setInterval(() => {
+        an.getFloatTimeDomainData(buf);
+        let sum = 0;
+        for (const x of buf) sum += x * x;
+        const rms = Math.sqrt(sum / buf.length);
+        level.value = Math.min(1, rms * 4);
+        level.dataset.level = String(level.value);
+      }, 100);
+    } catch (_) { /* no Web Audio: no meter */ }
+  }
+  async function sound() {
+    say('#precall-sound-caption', t('check.soundCaption'));
+    try {
+      audio = audio || new AudioContext();
+      await audio.resume();
+      const dest = audio.createMediaStreamDestination();
+      const out = new Audio();
+      out.srcObject = dest.stream;
+      const sink = visit.savedDevices().audiooutput;
+      if (sink && out.setSinkId) { try { await out.setSinkId(sink); } catch (_) { /* the default one */ } }
+      await out.play().catch(() => {});
+      const now = audio.currentTime;
+      for (const [i, f] of [[0, 523], [1, 659], [2, 784]]) {
+        const o = audio.createOscillator();
+        const g = audio.createGain();
+        o.frequency.value = f;
+        g.gain.setValueAtTime(0.2, now + i * 0.35);
+        g.gain.exponentialRampToValueAtTime(0.001, now + i * 0.35 + 0.3);
+        o.connect(g).connect(dest);
+        o.start(now + i * 0.35);
+        o.stop(now + i * 0.35 + 0.32);
+      }
+      setTimeout(() => { out.pause(); out.srcObject = null; $('#precall-sound-caption').dataset.played = 'true'; }, 1300);
+    } catch (_) { /* the caption still tells */ }
+  }
+  async function network() {
+    if (running) return;
+    running = true;
+    const verdict = $('#precall-verdict');
+    delete verdict.dataset.verdict;
+    say('#precall-verdict', t('check.running'));
+    say('#precall-figures', '');
+    $('#precall-network').disabled = true;
+    try {
+      const track = stream && stream.getVideoTracks()[0];
+      const r = await visit.networkCheck(id, { track: track && track.readyState === 'live' ? track : null });
+      if (stopped) return;
+      verdict.dataset.verdict = r.verdict;
+      verdict.dataset.localCandidateType = r.localCandidateType;
+      verdict.dataset.remoteCandidateType = r.remoteCandidateType;
+      verdict.dataset.rttMs = r.rtt === null ? '' : String(Math.round(r.rtt * 1000));
+      verdict.dataset.loss = String(r.loss);
+      verdict.dataset.bps = String(r.bps);
+      say('#precall-verdict', t('check.' + r.verdict));
+      if (r.rtt !== null) say('#precall-figures', t('check.figures', { ms: Math.round(r.rtt * 1000), loss: Math.round(r.loss * 100), kbps: Math.round(r.bps / 1000) }));
+    } catch (err) {
+      verdict.dataset.verdict = 'error';
+      say('#precall-verdict', err && err.status === 429 ? t('check.busy') : err && err.reason ? errorText(err) : t('check.failed'));
+    } finally {
+      running = false;
+      $('#precall-network').disabled = false;
+    }
+  }
+  $('#precall-start').addEventListener('click', async () => {
+    $('#precall-start').hidden = true;
+    $('#precall-body').hidden = false;
+    await preview();
+    network();
+  });
+  for (const [kind, sel] of [['videoinput', '#precall-camera'], ['audioinput', '#precall-mic']]) {
+    $(sel).addEventListener('change', ev => { visit.saveDevice(kind, ev.currentTarget.value); preview(); });
+  }
+  $('#precall-speaker').addEventListener('change', ev => visit.saveDevice('audiooutput', ev.currentTarget.value));
+  $('#precall-sound').addEventListener('click', sound);
+  $('#precall-network').addEventListener('click', network);
+  return {
+    stop() {
+      stopped = true;
+      stopStream();
+      video.srcObject = null;
+      if (audio) audio.close().catch(() => {});
+    },
+  };
+}
+
+// waitingChat opens the waiting-room chat of visit id on the patient's
+// page: messages to and from the clinic (visit.WaitingRoomChat).
+function waitingChat(id) {
+  $('#wchat').hidden = false;
+  const chat = new visit.WaitingRoomChat(id);
+  const log = $('#wchat-log');
+  const line = (who, text) => log.append(el('li', {}, el('strong', { text: who + ': ' }), text));
+  chat.addEventListener('message', e => line(e.detail.name || t('wchat.clinic'), e.detail.text));
+  chat.addEventListener('closed', () => { $('#wchat-send').disabled = true; });
+  $('#wchat-form').addEventListener('submit', ev => {
+    ev.preventDefault();
+    const input = $('#wchat-input');
+    const text = input.value.trim();
+    if (!text) return;
+    if (text.length > visit.WAITING_CHAT_MAX_CHARS) { say('#wchat-status', t('chat.tooLong', { n: visit.WAITING_CHAT_MAX_CHARS })); return; }
+    if (!chat.send(text)) { say('#wchat-status', t('wchat.notSent')); return; }
+    line(t('wchat.you'), text);
+    input.value = '';
+    say('#wchat-status', '');
+  });
+  chat.open();
+  return chat;
+}
+
+// lobbyChat is the clinician's side of the waiting-room chat, on the
+// lobby and the host's call page: one socket for the visit shown, a To
+// list of the people waiting. It returns update(visit) for every refresh of the visit.
+function lobbyChat() {
+  let chat = null;
+  let vid = null;
+  const log = $('#wchat-log');
+  const names = new Map();
+  const line = (who, text) => log.append(el('li', {}, el('strong', { text: who + ': ' }), text));
+  $('#wchat-form').addEventListener('submit', ev => {
+    ev.preventDefault();
+    const input = $('#wchat-input');
+    const to = $('#wchat-to').value;
+    const text = input.value.trim();
+    if (!text) return;
+    if (!to) { say('#wchat-status', t('wchat.nobody')); return; }
+    if (text.length > visit.WAITING_CHAT_MAX_CHARS) { say('#wchat-status', t('chat.tooLong', { n: visit.WAITING_CHAT_MAX_CHARS })); return; }
+    if (!chat || !chat.send(text, to)) { say('#wchat-status', t('wchat.notSent')); return; }
+    line(t('wchat.you'), t('wchat.to', { name: names.get(to) || '', text }));
+    input.value = '';
+    say('#wchat-status', '');
+  });
+  return function update(v) {
+    if (!v || v.status === 'ended') {
+      if (chat) chat.close();
+      chat = null;
+      vid = null;
+      $('#wchat').hidden = true;
+      return;
+    }
+    if (vid !== v.id) {
+      if (chat) chat.close();
+      vid = v.id;
+      log.replaceChildren();
+      chat = new visit.WaitingRoomChat(v.id);
+      chat.addEventListener('message', e => {
+        const d = e.detail;
+        // From someone waiting, or from another clinic page to them.
+        line(d.name, d.from === d.to ? d.text : t('wchat.to', { name: names.get(d.to) || '', text: d.text }));
+      });
+      chat.open();
+    }
+    const waiting = (v.participants || []).filter(p => p.state === 'waiting' && !p.away);
+    // Shown while someone waits, and while there is a conversation to read.
+    $('#wchat').hidden = waiting.length === 0 && log.children.length === 0;
+    const select = $('#wchat-to');
+    const before = select.value;
+    for (const p of waiting) names.set(p.id, p.name);
+    select.replaceChildren(...waiting.map(p => el('option', { value: p.id, text: p.name })));
+    if (waiting.some(p => p.id === before)) select.value = before;
+    select.disabled = waiting.length === 0;
+  };
 }
 
 // ---------------------------------------------------------- guest page ---
@@ -372,16 +618,17 @@ async function guest() {
 // each alone, and says what each is: "on", "blocked" (permission denied)
 // or "absent" (no such device, or it would not start).
 async function startMedia() {
-  const video = { width: { ideal: 640 }, height: { ideal: 480 } };
-  const gum = c => navigator.mediaDevices.getUserMedia(c);
+  // The devices chosen in the pre-call check on this browser.
+  const { audio: audioC, video } = visit.mediaConstraints();
+  const gum = c => visit.getUserMediaChosen(c);
   const state = err => err.name === 'NotAllowedError' || err.name === 'SecurityError' ? 'blocked' : 'absent';
   try {
-    return { stream: await gum({ audio: true, video }), audio: 'on', video: 'on' };
+    return { stream: await gum({ audio: audioC, video }), audio: 'on', video: 'on' };
   } catch (err) {
     if (err.name === 'NotReadableError') return { stream: null, audio: 'absent', video: 'absent', inUse: true };
   }
   const out = { stream: null, audio: 'on', video: 'on' };
-  for (const [kind, c] of [['audio', { audio: true }], ['video', { video }]]) {
+  for (const [kind, c] of [['audio', { audio: audioC }], ['video', { video }]]) {
     try {
       const s = await gum(c);
       if (!out.stream) out.stream = s;
@@ -476,6 +723,9 @@ async function call() {
       videos.set(peerId, vid);
     }
     if (vid.srcObject !== s) vid.srcObject = s;
+    // The speaker chosen in the pre-call check, where the browser can.
+    const sink = visit.savedDevices().audiooutput;
+    if (sink && vid.setSinkId && vid.sinkId !== sink) vid.setSinkId(sink).catch(() => {});
   });
   // No path at all: still not connected 15 s after the connection
   // failed (restarts included) — say what to do.
@@ -737,14 +987,16 @@ function chatAndScreen(c, peerName) {
 function hostPanel(id) {
   const panel = $('#host-panel');
   const alertArrivals = alerter('#host-status');
+  const chatUpdate = lobbyChat();
   panel.hidden = false;
   const status = msg => say('#host-status', msg);
   async function refresh() {
     try {
       // The page's own poll: not use of the sign-in session.
       const v = await visit.getVisit(id, { background: true });
-      if (v.status === 'ended') { panel.hidden = true; return; }
+      if (v.status === 'ended') { panel.hidden = true; chatUpdate(null); return; }
       alertArrivals([v]);
+      chatUpdate(v);
       renderPeople(v, $('#call-waiting-list'), null, act);
     } catch (err) {
       status(errorText(err));

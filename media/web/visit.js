@@ -13,6 +13,11 @@
 //
 //   // Patient: join with the invite token and wait for admission.
 //   const me = await visit.joinVisit(inviteToken);
+//   // Meanwhile: check the path through the relay, and chat with the clinic.
+//   const r = await visit.networkCheck(me.id); // {verdict: 'good'|'fair'|'poor'|'failed', rtt, loss, bps, …}
+//   const chat = new visit.WaitingRoomChat(me.id);
+//   chat.addEventListener('message', e => show(e.detail.name, e.detail.text));
+//   chat.open();
 //   await visit.waitForAdmission(me.id, { onUpdate: v => render(v) });
 //
 //   // Both: start the call.
@@ -194,6 +199,256 @@ export async function callStats(pc) {
     out.packetsLost += s.packetsLost || 0;
   });
   return out;
+}
+
+// ------------------------------------------------------ pre-call check ---
+
+/** localStorage key of the devices chosen on this browser: {videoinput, audioinput, audiooutput} device ids. */
+export const DEVICES_STORAGE_KEY = 'telegate.devices';
+
+/** The devices chosen on this browser ({} when none, or storage is off). */
+export function savedDevices() {
+  try {
+    const v = JSON.parse(localStorage.getItem(DEVICES_STORAGE_KEY) || '{}');
+    return v && typeof v === 'object' ? v : {};
+  } catch (_) { return {}; }
+}
+
+/** Remember a chosen device: kind is 'videoinput', 'audioinput' or 'audiooutput'. */
+export function saveDevice(kind, deviceId) {
+  const v = savedDevices();
+  if (deviceId) v[kind] = String(deviceId); else delete v[kind];
+  try { localStorage.setItem(DEVICES_STORAGE_KEY, JSON.stringify(v)); } catch (_) { /* private mode: this page only */ }
+}
+
+/**
+ * getUserMedia constraints for the chosen devices: {audio, video} as for
+ * navigator.mediaDevices.getUserMedia, each chosen device exactly; video
+ * at 640×480 ideally. getUserMediaChosen falls back to any device when a
+ * chosen one is gone.
+ */
+export function mediaConstraints(devices = savedDevices()) {
+  const video = { width: { ideal: 640 }, height: { ideal: 480 } };
+  if (devices.videoinput) video.deviceId = { exact: devices.videoinput };
+  const audio = devices.audioinput ? { deviceId: { exact: devices.audioinput } } : true;
+  return { audio, video };
+}
+
+/**
+ * getUserMedia(c) with c from mediaConstraints: when a chosen device is
+ * gone (OverconstrainedError, NotFoundError) it asks again for any device
+ * of that kind.
+ */
+export async function getUserMediaChosen(c) {
+  try {
+    return await navigator.mediaDevices.getUserMedia(c);
+  } catch (err) {
+    const chosen = k => c[k] && typeof c[k] === 'object' && c[k].deviceId;
+    if ((err.name !== 'OverconstrainedError' && err.name !== 'NotFoundError') || (!chosen('audio') && !chosen('video'))) throw err;
+    // Let go of one chosen device at a time (the camera first), then both.
+    const without = kinds => {
+      const out = { ...c };
+      for (const k of kinds) {
+        if (!chosen(k)) continue;
+        const { deviceId: _, ...rest } = c[k];
+        out[k] = Object.keys(rest).length ? rest : true;
+      }
+      return out;
+    };
+    const tries = [['video'], ['audio'], ['audio', 'video']].filter(ks => ks.some(chosen));
+    for (const [i, ks] of tries.entries()) {
+      try {
+        return await navigator.mediaDevices.getUserMedia(without(ks));
+      } catch (e) {
+        if (i === tries.length - 1 || (e.name !== 'OverconstrainedError' && e.name !== 'NotFoundError')) throw e;
+      }
+    }
+    throw err;
+  }
+}
+
+/** Start a pre-call check (waiting or admitted participant): the two relay configurations {caller, callee, expires}. */
+export function startCheck(id) { return api('POST', `${BASE}/${encodeURIComponent(id)}/check`); }
+
+/**
+ * Thresholds of networkCheck's verdict: "good" at most GOOD.rtt seconds
+ * round trip, GOOD.loss of probes lost and at least GOOD.bps available;
+ * "fair" within FAIR; otherwise "poor"; "failed" when no relayed
+ * connection came up within CHECK_CONNECT_MS.
+ */
+export const CHECK_GOOD = { rtt: 0.3, loss: 0.05, bps: 250000 };
+export const CHECK_FAIR = { rtt: 0.8, loss: 0.15, bps: 100000 };
+export const CHECK_CONNECT_MS = 10000;
+
+function testTrack() {
+  const canvas = Object.assign(document.createElement('canvas'), { width: 320, height: 240 });
+  const g = canvas.getContext('2d');
+  let n = 0;
+  const timer = setInterval(() => {
+    n++;
+    g.fillStyle = `hsl(${(n * 7) % 360} 60% 50%)`;
+    g.fillRect(0, 0, 320, 240);
+    g.fillStyle = '#fff';
+    g.fillRect((n * 5) % 320, 100, 40, 40);
+  }, 66);
+  const [track] = canvas.captureStream(15).getVideoTracks();
+  track.addEventListener('ended', () => clearInterval(timer));
+  return { track, stop: () => { clearInterval(timer); track.stop(); } };
+}
+
+/**
+ * Measure the path a call would take: two peer connections of this page,
+ * relay only, with the pre-call check's own credentials (startCheck), one
+ * sending video (opts.track, cloned, or a drawn test picture) and numbered
+ * probes on an unreliable data channel that the other echoes. Resolves
+ * with {verdict: 'good'|'fair'|'poor'|'failed', rtt (s, median of the
+ * echoes), loss (0…1, probes without an echo), bps (available outgoing
+ * bitrate, bits/s: the larger of the browser's estimate and the video
+ * actually sent), localCandidateType, remoteCandidateType (of the
+ * selected pair: 'relay' both when the relay carried it)}.
+ * opts: {track, probes (default 40), durationMs (default 4000)}.
+ */
+export async function networkCheck(id, opts = {}) {
+  const cfg = await startCheck(id);
+  const probes = opts.probes ?? 40;
+  const duration = opts.durationMs ?? 4000;
+  const conf = c => ({ iceServers: c.iceServers, iceTransportPolicy: 'relay', bundlePolicy: 'max-bundle' });
+  const a = new RTCPeerConnection(conf(cfg.caller));
+  const b = new RTCPeerConnection(conf(cfg.callee));
+  const src = opts.track ? { track: opts.track.clone(), stop() { this.track.stop(); } } : testTrack();
+  const out = { verdict: 'failed', rtt: null, loss: 1, bps: 0, localCandidateType: '', remoteCandidateType: '' };
+  try {
+    a.onicecandidate = e => { if (e.candidate && e.candidate.candidate) b.addIceCandidate(e.candidate).catch(() => {}); };
+    b.onicecandidate = e => { if (e.candidate && e.candidate.candidate) a.addIceCandidate(e.candidate).catch(() => {}); };
+    const probe = a.createDataChannel('check', { ordered: false, maxRetransmits: 0 });
+    b.ondatachannel = e => { const ch = e.channel; ch.onmessage = m => { if (ch.readyState === 'open') ch.send(m.data); }; };
+    a.addTrack(src.track, new MediaStream([src.track]));
+    await a.setLocalDescription();
+    await b.setRemoteDescription(a.localDescription);
+    await b.setLocalDescription();
+    await a.setRemoteDescription(b.localDescription);
+    const open = await new Promise(resolve => {
+      if (probe.readyState === 'open') { resolve(true); return; }
+      const timer = setTimeout(() => resolve(false), CHECK_CONNECT_MS);
+      probe.onopen = () => { clearTimeout(timer); resolve(true); };
+    });
+    if (!open) return out;
+    const sent = new Map();
+    const rtts = [];
+    probe.onmessage = m => {
+      let seq;
+      try { seq = JSON.parse(m.data).seq; } catch (_) { return; }
+      const t0 = sent.get(seq);
+      if (t0 !== undefined) { rtts.push((performance.now() - t0) / 1000); sent.delete(seq); }
+    };
+    const pad = 'x'.repeat(200);
+    const bytes0 = await outboundVideoBytes(a);
+    const t0 = performance.now();
+    for (let i = 0; i < probes; i++) {
+      sent.set(i, performance.now());
+      if (probe.readyState === 'open') probe.send(JSON.stringify({ seq: i, pad }));
+      await new Promise(r => setTimeout(r, duration / probes));
+    }
+    await new Promise(r => setTimeout(r, 1000)); // the last echoes
+    const st = await callStats(a);
+    const report = await a.getStats();
+    let estimate = 0;
+    report.forEach(s => { if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) estimate = Math.max(estimate, s.availableOutgoingBitrate); });
+    const sentBps = ((await outboundVideoBytes(a)) - bytes0) * 8 / ((performance.now() - t0) / 1000);
+    rtts.sort((x, y) => x - y);
+    out.rtt = rtts.length ? rtts[Math.floor(rtts.length / 2)] : null;
+    out.loss = (probes - rtts.length) / probes;
+    out.bps = Math.round(Math.max(estimate, sentBps));
+    out.localCandidateType = st.localCandidateType;
+    out.remoteCandidateType = st.remoteCandidateType;
+    const within = th => out.rtt !== null && out.rtt <= th.rtt && out.loss <= th.loss && out.bps >= th.bps;
+    out.verdict = within(CHECK_GOOD) ? 'good' : within(CHECK_FAIR) ? 'fair' : rtts.length ? 'poor' : 'failed';
+    return out;
+  } finally {
+    src.stop();
+    a.close();
+    b.close();
+  }
+}
+
+async function outboundVideoBytes(pc) {
+  let n = 0;
+  (await pc.getStats()).forEach(s => { if (s.type === 'outbound-rtp' && s.kind === 'video') n += s.bytesSent || 0; });
+  return n;
+}
+
+// -------------------------------------------------- waiting-room chat ---
+
+/** Most characters in one waiting-room chat message (the server's bound too). */
+export const WAITING_CHAT_MAX_CHARS = 1000;
+
+/**
+ * The waiting-room chat of a visit, for a waiting participant or the
+ * clinician (a WebSocket through the gateway: not stored, not logged).
+ * It reconnects with backoff while the page is in the waiting room.
+ *
+ * Events (CustomEvent .detail): open {self}, message {from, name, to,
+ * text, at} (the sender stamped by the server), closed {code, reason}
+ * (for good: the visit ended, the participant left the waiting room).
+ */
+export class WaitingRoomChat extends EventTarget {
+  constructor(visitId) {
+    super();
+    this.visitId = visitId;
+    this.ws = null;
+    this.closed = false;
+    this.backoff = BACKOFF_FIRST_MS;
+    this.self = null;
+  }
+
+  emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  /** Open the socket. */
+  open() {
+    if (this.closed) return;
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(this.visitId)}/chat`);
+    this.ws = ws;
+    ws.onmessage = ev => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch (_) { return; }
+      if (m.type === 'welcome') { this.self = m.self; this.backoff = BACKOFF_FIRST_MS; this.emit('open', { self: m.self }); }
+      if (m.type === 'chat' && typeof m.text === 'string') this.emit('message', { from: m.from, name: m.name, to: m.to, text: m.text, at: Date.now() });
+    };
+    ws.onclose = ev => {
+      if (this.ws !== ws || this.closed) return;
+      // Over for good: normal end (left the waiting room), a broken rule,
+      // the visit's end, removal, sign-out.
+      if ([1000, 1008, 4003, 4004, 4005].includes(ev.code)) { this.close(ev.code, ev.reason); return; }
+      const wait = this.backoff * (1 + Math.random() / 4);
+      this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+      setTimeout(() => this.open(), wait);
+    };
+    this.pingTimer = this.pingTimer || setInterval(() => this.sendRaw({ type: 'ping' }), 25000);
+  }
+
+  sendRaw(m) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) { this.ws.send(JSON.stringify(m)); return true; }
+    return false;
+  }
+
+  /** Send text (1 … WAITING_CHAT_MAX_CHARS characters; RangeError otherwise); to: the waiting participant (clinician only). Returns whether it went out. */
+  send(text, to) {
+    text = String(text);
+    if (!text.trim() || text.length > WAITING_CHAT_MAX_CHARS) throw new RangeError('chat message length');
+    const m = { type: 'chat', text };
+    if (to) m.to = to;
+    return this.sendRaw(m);
+  }
+
+  /** Close for good. */
+  close(code = 1000, reason = '') {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.pingTimer);
+    if (this.ws) { try { this.ws.close(1000); } catch (_) { /* closed */ } }
+    this.emit('closed', { code, reason });
+  }
 }
 
 /** Grace before an ICE connection that is `disconnected` is restarted (ms). */
