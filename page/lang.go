@@ -3,6 +3,7 @@ package page
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"golang.org/x/text/language"
 )
@@ -16,8 +17,8 @@ var matcher = language.NewMatcher([]language.Tag{language.English, language.Span
 
 // Lang returns the language of r's pages: the best match in Languages for
 // its Accept-Language (RFC 9110 §12.5.4; "es-MX", "es;q=0.9, en;q=0.1"
-// pick Spanish), English when nothing matches or the header is absent or
-// malformed.
+// pick Spanish; a list with malformed weights is read in its order),
+// English when nothing matches or the header is absent or unreadable.
 func Lang(r *http.Request) string {
 	if r == nil {
 		return Languages[0]
@@ -27,7 +28,18 @@ func Lang(r *http.Request) string {
 		return Languages[0]
 	}
 	tags, _, err := language.ParseAcceptLanguage(h)
-	if err != nil || len(tags) == 0 {
+	if err != nil {
+		// A list this parser refuses (a doubled ";q=", say) still names
+		// languages in order of preference: take its tags as they come.
+		tags = tags[:0]
+		for _, part := range strings.Split(h, ",") {
+			name, _, _ := strings.Cut(part, ";")
+			if t, err := language.Parse(strings.TrimSpace(name)); err == nil {
+				tags = append(tags, t)
+			}
+		}
+	}
+	if len(tags) == 0 {
 		return Languages[0]
 	}
 	_, i, conf := matcher.Match(tags...)
