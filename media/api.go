@@ -286,6 +286,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case id.HasRole("clinician"):
 		p.OwnerIss, p.OwnerSub, p.OwnerName = id.Issuer, id.Subject, displayName(id)
+		p.Clinic = s.alerts.clinicOf(id.Groups)
 	case id.HasRole("service"):
 		if req.Owner == nil || req.Owner.Iss == "" || req.Owner.Sub == "" || len(req.Owner.Iss) > 512 || len(req.Owner.Sub) > 512 {
 			deny(fail(http.StatusBadRequest, "owner", "a service must name the owning clinician (owner.iss, owner.sub)"))
@@ -296,6 +297,8 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		if p.OwnerName == "" {
 			p.OwnerName = "Clinician"
 		}
+		// The owner's groups are not known: the clinic without groups.
+		p.Clinic = s.alerts.clinicOf(nil)
 	default:
 		deny(fail(http.StatusForbidden, "role", "only clinicians can create visits"))
 		return
@@ -413,7 +416,7 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	v, p, err := s.join(id, req.Invite)
+	v, p, arrived, err := s.join(id, req.Invite)
 	vid, pid := "", ""
 	if v != nil {
 		vid = v.ID
@@ -431,7 +434,11 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 	s.auditVisit(r, "visit.join", id, vid, pid, "allow", p.State)
 	s.mu.Lock()
 	j := s.view(v, id)
+	waiting := v.count(stateWaiting)
 	s.mu.Unlock()
+	if arrived {
+		s.alertArrival(v, waiting)
+	}
 	writeJSON(w, http.StatusOK, j)
 }
 

@@ -41,6 +41,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/webhook"
 	"github.com/telegate/telegate/media/relay"
 )
 
@@ -110,6 +111,11 @@ type Options struct {
 	// Redis, when set, keeps visits in that Redis, shared by every node,
 	// instead of <DataDir>/visits.db.
 	Redis *RedisOptions
+	// AlertWebhook is the schedule (attempts, backoff, in flight),
+	// transport (tests) and metrics registry of the clinics' arrival
+	// webhooks (Config.AlertWebhooks); the zero value keeps the webhook
+	// defaults.
+	AlertWebhook webhook.Options
 }
 
 // Service is the visits plane: API, pages, signaling hub and expiry.
@@ -123,6 +129,7 @@ type Service struct {
 	invite   []byte
 	store    visitStore
 	bus      *bus // signaling between nodes; nil on one node
+	alerts   *alerts
 
 	mu     sync.Mutex
 	visits map[string]*visit
@@ -188,8 +195,12 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("media: the invite key must be at least 32 bytes")
 	}
 	s.invite = key
+	al, err := newAlerts(s.cfg.AlertWebhooks, o.AlertWebhook)
+	if err != nil {
+		return nil, err
+	}
+	s.alerts = al
 	var st visitStore
-	var err error
 	if o.Redis != nil {
 		st, err = openRedisStore(*o.Redis, key, s.log)
 	} else {
@@ -267,6 +278,7 @@ func (s *Service) Close() error {
 	case <-time.After(3 * time.Second):
 	}
 	s.bus.close()
+	s.alerts.close()
 	if err := s.store.close(); err != nil {
 		return fmt.Errorf("media: closing the visit store: %w", err)
 	}

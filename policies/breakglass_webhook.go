@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,30 +71,12 @@ func NewWebhook(c config.BreakGlassWebhook, base *http.Transport) (*Webhook, err
 // NewWebhookTuned is NewWebhook with the sender's schedule and metrics
 // registry set.
 func NewWebhookTuned(c config.BreakGlassWebhook, tu WebhookTuning) (*Webhook, error) {
-	if c.URL == "" {
-		return nil, nil
-	}
-	if err := config.CheckHTTPSURL(c.URL, false); err != nil {
-		return nil, fmt.Errorf("break_glass.webhook.url: %w", err)
-	}
-	o := webhook.Options{URL: c.URL, Timeout: c.Timeout, Base: tu.Base, Attempts: tu.Attempts, Backoff: tu.Backoff, InFlight: tu.InFlight, Registry: tu.Registry}
-	if c.SecretFile != "" {
-		s, err := config.ReadSecretFile(c.SecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("break_glass.webhook.secret_file: %w", err)
-		}
-		o.Secret = []byte(strings.TrimSpace(s))
-	}
-	if c.CAFile != "" {
-		pool, err := config.ReadCertPool(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("break_glass.webhook.ca_file: %w", err)
-		}
-		o.RootCAs = pool
-	}
-	s, err := webhook.New(o)
+	s, err := webhook.FromConfig(c, webhook.Options{Base: tu.Base, Attempts: tu.Attempts, Backoff: tu.Backoff, InFlight: tu.InFlight, Registry: tu.Registry})
 	if err != nil {
-		return nil, fmt.Errorf("break_glass.webhook: %w", err)
+		return nil, fmt.Errorf("break_glass.webhook.%w", err)
+	}
+	if s == nil {
+		return nil, nil
 	}
 	return &Webhook{s: s}, nil
 }
