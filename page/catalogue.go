@@ -40,7 +40,7 @@ var catalogue = map[string]map[string]string{
 		"Something went wrong.":                      "Algo salió mal.",
 
 		"Sign in, then open the page again.": "Inicie sesión y vuelva a abrir la página.",
-		"If you need this page, ask your administrator for access and give them the request id below. If you are signed in with the wrong account, switch account.": "Si necesita esta página, pida acceso a su administrador y dele el identificador de la solicitud que aparece abajo. Si inició sesión con otra cuenta, cambie de cuenta.",
+		"If you need this page, ask your administrator for access and give them the request id below. If you are signed in with the wrong account, switch account.": "Si necesita esta página, pida acceso a su administrador y dele el identificador de la solicitud que aparece abajo. Si inició sesión con una cuenta que no es la correcta, cambie de cuenta.",
 		"Check the address for typing mistakes, or go to the home page.":                                                                                            "Revise que la dirección esté bien escrita o vaya a la página de inicio.",
 		"Wait a minute, then try again.":                    "Espere un minuto y vuelva a intentarlo.",
 		"Send a smaller file or less text, then try again.": "Envíe un archivo más pequeño o menos texto y vuelva a intentarlo.",
