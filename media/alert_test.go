@@ -165,3 +165,53 @@ func TestRegression_ArrivalWebhookReceiverNeverUp(t *testing.T) {
 		t.Fatalf("visit.alert records %+v, want one deny after 3 attempts", evs)
 	}
 }
+
+// TestRegression_ArrivalWebhookReceiverDownThenUp: the clinic's receiver
+// is down when the patient arrives and comes up a moment later: the
+// arrival is delivered on a retry, signed, and audited as delivered with
+// the attempts it took.
+func TestRegression_ArrivalWebhookReceiverDownThenUp(t *testing.T) {
+	secret := "arrival-secret-down-then-up"
+	rc := newHookReceiver(t, []byte(secret))
+	// Nobody listens at the address the clinic's webhook names until the
+	// receiver is moved there.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := config.Visits{Enabled: true, AlertWebhooks: []config.VisitAlertWebhook{{Clinic: "main",
+		Webhook: config.Webhook{URL: "https://" + addr + "/hook", Timeout: 300 * time.Millisecond, SecretFile: secretFile(t, secret)}}}}
+	h := newHarnessWith(t, cfg, func(h *harness) {
+		h.alert = webhook.Options{Base: rc.srv.Client().Transport.(*http.Transport), Attempts: 5, Backoff: 150 * time.Millisecond}
+	})
+	vid, inv := h.createVisit("dr", nil)
+	h.join("pat", inv)
+	time.Sleep(50 * time.Millisecond) // the first attempt is refused
+	up := httptest.NewUnstartedServer(rc.srv.Config.Handler)
+	l2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken again: %v", err)
+	}
+	up.Listener.Close()
+	up.Listener, up.TLS = l2, rc.srv.TLS
+	up.StartTLS()
+	defer up.Close()
+	select {
+	case ev := <-rc.got:
+		if ev.VisitID != vid || ev.Waiting != 1 {
+			t.Errorf("event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not delivered after the receiver came up")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for len(alertEvents(h.sink)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	evs := alertEvents(h.sink)
+	if len(evs) != 1 || evs[0].Decision != "allow" || evs[0].Attrs["attempts"] == "1" {
+		t.Errorf("visit.alert records %+v, want one delivery after a retry", evs)
+	}
+}
