@@ -148,7 +148,11 @@ type layoutData struct {
 // not framed, no referrer, the CSP above. A template that fails to
 // execute answers a bare 500 page instead.
 func Render(w http.ResponseWriter, r *http.Request, d Doc, set *Set, name string, data any) {
-	lang := Lang(r)
+	render(w, r, Lang(r), d, set, name, data)
+}
+
+// render is Render in lang.
+func render(w http.ResponseWriter, r *http.Request, lang string, d Doc, set *Set, name string, data any) {
 	if set.english {
 		lang = Languages[0]
 	}
@@ -259,7 +263,7 @@ func Write(w http.ResponseWriter, r *http.Request, p Problem) {
 		if next == "" {
 			next = nextFor(p.Status)
 		}
-		Render(w, r, Doc{Status: p.Status, Title: title(p.Status)}, errorSet, "error", errorData{
+		render(w, r, lang, Doc{Status: p.Status, Title: title(p.Status)}, errorSet, "error", errorData{
 			Message: T(lang, p.Message, p.Args...), Next: T(lang, next),
 			MessageLang: untranslated(lang, p.Message), NextLang: untranslated(lang, next),
 		})
@@ -398,8 +402,10 @@ func statusReason(status int) string {
 	if t == "" {
 		return "error"
 	}
-	return strings.ToLower(strings.NewReplacer(" ", "-", "'", "").Replace(t))
+	return strings.ToLower(reasonReplacer.Replace(t))
 }
+
+var reasonReplacer = strings.NewReplacer(" ", "-", "'", "")
 
 func clearEntityHeaders(h http.Header) {
 	for _, k := range []string{"Content-Encoding", "Content-Length", "Content-Range", "Etag", "Last-Modified", "Content-Disposition", "Content-Language"} {
