@@ -98,7 +98,7 @@ func NewInspector(cfg config.Inspection, routes []config.Route, sink audit.Sink,
 	if logger == nil {
 		logger = slog.Default()
 	}
-	base := engineTuning + directives(pl, threshold)
+	base := directives(pl, threshold)
 	waf, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(base))
 	if err != nil {
 		return nil, fmt.Errorf("inspection: load the Core Rule Set: %w", err)
@@ -176,14 +176,6 @@ const MaxInspectedArguments = 5000
 // (coreruleset.FS) as root. Benchmarks load it into stock Coraza to
 // compare engines on the same rules.
 func Directives(paranoia, threshold int) string { return directives(paranoia, threshold) }
-
-// engineTuning are the engine settings telegate adds in front of
-// Directives: they change how fast the rules are evaluated, never what
-// they match (TestCRSRegression runs the Core Rule Set's own tests over
-// them). SecRxPreFilter: before running an @rx expression, the engine
-// checks the input for the literals every match must contain (and its
-// minimum length) and skips the expression when they are absent.
-const engineTuning = "SecRxPreFilter On\n"
 
 // directives is the engine configuration: Coraza's recommended settings,
 // the CRS setup, telegate's choices, then the request rules. Binary upload

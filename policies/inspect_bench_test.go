@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
@@ -21,40 +20,6 @@ import (
 // benchForm is the 8-field form of the inspection benchmarks.
 const benchForm = "patient=p-1029&visit=2026-03-01&clinician=dr-okafor&reason=Follow-up+after+knee+surgery" +
 	"&pain=3&swelling=reduced&medication=paracetamol+500+mg&notes=Patient+asks+about+returning+to+work"
-
-// benchUpstream is the handler behind the inspection benchmarks: it
-// reads the body and answers 200.
-var benchUpstream = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-	if r.Body != nil {
-		buf := make([]byte, 512)
-		for {
-			if _, err := r.Body.Read(buf); err != nil {
-				break
-			}
-		}
-	}
-})
-
-// benchRequest is the request of the inspection benchmarks: kind "GET" a
-// page with a three-parameter query, else a POST of benchForm; browser
-// headers and a session cookie; a scope on route "clinic".
-func benchRequest(kind string) *http.Request {
-	var r *http.Request
-	if kind == "GET" {
-		r = httptest.NewRequest("GET", "http://clinic.test/clinic/patients?page=2&sort=last_name&ward=cardiology", nil)
-	} else {
-		r = httptest.NewRequest("POST", "http://clinic.test/clinic/visits", strings.NewReader(benchForm))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36")
-	r.Header.Set("Accept", "text/html,application/xhtml+xml")
-	r.Header.Set("Accept-Language", "en-GB,en;q=0.9")
-	r.Header.Set("Cookie", "__Host-telegate=abc")
-	s := &scope.Scope{RequestID: "b", RouteID: "clinic", Route: benchRoute, ClientAddr: netip.MustParseAddr("192.0.2.1")}
-	return r.WithContext(scope.With(r.Context(), s))
-}
-
-var benchRoute = &config.Route{ID: "clinic"}
 
 // BenchmarkInspection compares telegate's inspection stage with stock
 // coraza/v3/http.WrapHandler over the same engine (the same directives:
@@ -71,8 +36,34 @@ func BenchmarkInspection(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			buf := make([]byte, 512)
+			for {
+				if _, err := r.Body.Read(buf); err != nil {
+					break
+				}
+			}
+		}
+	})
 	in := &Inspector{waf: eng.waf, enabled: true, sink: audit.Discard{}, logger: slog.New(slog.DiscardHandler)}
-	handlers := map[string]http.Handler{"telegate": in.Inspect(benchUpstream), "stock": txhttp.WrapHandler(stockWAF, benchUpstream)}
+	handlers := map[string]http.Handler{"telegate": in.Inspect(ok), "stock": txhttp.WrapHandler(stockWAF, ok)}
+	rt := &config.Route{ID: "clinic"}
+	newReq := func(kind string) *http.Request {
+		var r *http.Request
+		if kind == "GET" {
+			r = httptest.NewRequest("GET", "http://clinic.test/clinic/patients?page=2&sort=last_name&ward=cardiology", nil)
+		} else {
+			r = httptest.NewRequest("POST", "http://clinic.test/clinic/visits", strings.NewReader(benchForm))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36")
+		r.Header.Set("Accept", "text/html,application/xhtml+xml")
+		r.Header.Set("Accept-Language", "en-GB,en;q=0.9")
+		r.Header.Set("Cookie", "__Host-telegate=abc")
+		s := &scope.Scope{RequestID: "b", RouteID: "clinic", Route: rt, ClientAddr: netip.MustParseAddr("192.0.2.1")}
+		return r.WithContext(scope.With(r.Context(), s))
+	}
 	for _, kind := range []string{"GET", "POST"} {
 		for _, impl := range []string{"telegate", "stock"} {
 			h := handlers[impl]
@@ -80,7 +71,7 @@ func BenchmarkInspection(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					b.StopTimer()
-					r := benchRequest(kind)
+					r := newReq(kind)
 					w := httptest.NewRecorder()
 					b.StartTimer()
 					h.ServeHTTP(w, r)
@@ -90,50 +81,5 @@ func BenchmarkInspection(b *testing.B) {
 				}
 			})
 		}
-	}
-}
-
-// BenchmarkInspectionVsStock measures telegate's inspection stage and
-// stock coraza/v3/http.WrapHandler (Coraza's defaults, loaded with
-// Directives: the same Core Rule Set, paranoia level and threshold) in one
-// run, request by request alternating which goes first, so that a machine
-// whose load changes slows both alike. It reports each one's time per
-// request (telegate-ns/req, stock-ns/req) and the speed ratio
-// stock time / telegate time (x-stock: 3 means telegate inspects three
-// times as fast). ns/op is the pair.
-func BenchmarkInspectionVsStock(b *testing.B) {
-	eng, err := sharedEngine()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stockWAF, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).
-		WithDirectives(Directives(config.DefaultParanoiaLevel, config.DefaultAnomalyThreshold)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	in := &Inspector{waf: eng.waf, enabled: true, sink: audit.Discard{}, logger: slog.New(slog.DiscardHandler)}
-	for _, kind := range []string{"GET", "POST"} {
-		b.Run(kind, func(b *testing.B) {
-			impls := [2]http.Handler{in.Inspect(benchUpstream), txhttp.WrapHandler(stockWAF, benchUpstream)}
-			var spent [2]time.Duration
-			b.ReportAllocs()
-			n := 0
-			for b.Loop() {
-				for k := range 2 {
-					which := (n + k) % 2
-					r, w := benchRequest(kind), httptest.NewRecorder()
-					t0 := time.Now()
-					impls[which].ServeHTTP(w, r)
-					spent[which] += time.Since(t0)
-					if w.Code != 200 {
-						b.Fatalf("%d: status %d", which, w.Code)
-					}
-				}
-				n++
-			}
-			b.ReportMetric(float64(spent[0].Nanoseconds())/float64(n), "telegate-ns/req")
-			b.ReportMetric(float64(spent[1].Nanoseconds())/float64(n), "stock-ns/req")
-			b.ReportMetric(float64(spent[1])/float64(spent[0]), "x-stock")
-		})
 	}
 }
