@@ -355,7 +355,7 @@ func defaulted(cfg *config.Config) *config.Config {
 
 // continueRE finds the link of the "Signing out" page to the provider's
 // end-session endpoint.
-var continueRE = regexp.MustCompile(`<a class="btn" id="continue" href="([^"]+)"`)
+var continueRE = regexp.MustCompile(`id="continue" href="([^"]+)"`)
 
 // continueSignOut follows the "Signing out" page that a sign-out POST
 // answers when the provider has an end-session endpoint, as the page's

@@ -3,8 +3,11 @@ package auth
 import (
 	"context"
 	"errors"
+	"html"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +140,56 @@ func TestRegression_SessionEndedUnseenReauthenticates(t *testing.T) {
 				t.Errorf("after %s: prompt=login %v, want %v (%s)", e.name, got, e.prompt, authz.RawQuery)
 			}
 		})
+	}
+}
+
+// TestRegression_SwitchAccountAsksWhichAccount: "Switch account" signs
+// out (POST /.telegate/logout with switch=1), and the signed-out page then
+// offers signing in with another account first, a sign-in that asks the
+// provider which account (prompt=select_account, OIDC Core §3.1.2.1); a
+// plain sign-out offers it second.
+func TestRegression_SwitchAccountAsksWhichAccount(t *testing.T) {
+	t.Parallel()
+	for _, switching := range []bool{true, false} {
+		h := newHarness(t)
+		if resp := h.signIn("/app/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("sign-in: %d", resp.StatusCode)
+		}
+		form := "rd=%2Fapp%2F"
+		if switching {
+			form += "&switch=1"
+		}
+		req, _ := http.NewRequest("POST", h.url+"/.telegate/logout", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", h.url)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		resp, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp = continueSignOut(t, h.client, resp)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body := string(b)
+		other := strings.Index(body, `data-testid="sign-in-other"`)
+		cont := strings.Index(body, ">Continue<")
+		if other < 0 || cont < 0 || (other < cont) != switching {
+			t.Fatalf("switch=%v: signed-out page %s", switching, body)
+		}
+		if strings.Contains(body, `data-testid="signed-in-as"`) {
+			t.Errorf("the signed-out page names an account: %s", body)
+		}
+		m := regexp.MustCompile(`data-testid="sign-in-other" href="([^"]+)"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no sign-in link: %s", body)
+		}
+		login := h.do(h.noRedirectClient(), http.MethodGet, html.UnescapeString(m[1]), nil)
+		authz, err := url.Parse(login.Header.Get("Location"))
+		if err != nil || login.StatusCode != http.StatusFound || !strings.HasPrefix(authz.String(), h.op.issuer) {
+			t.Fatalf("sign-in: %d to %q", login.StatusCode, login.Header.Get("Location"))
+		}
+		if p := authz.Query().Get("prompt"); p != "select_account" {
+			t.Errorf("switch=%v: prompt %q, want select_account", switching, p)
+		}
 	}
 }

@@ -54,10 +54,13 @@ func (s *View) candidates(routeID string) []string {
 // and a PKCE S256 challenge (RFC 7636 §4.2), all bound to a short-lived
 // pre-auth cookie, and prompt=login when the browser's last session ended
 // without it (sessionEndedUnseen); with several it shows a chooser page.
+// prompt=select_account in the query (the signed-out page's "Sign in with
+// another account") is passed on to the provider, through the chooser.
 func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	rd := SafeReturnPath(q.Get("rd"))
 	routeID := q.Get("route")
+	selectAccount := q.Get("prompt") == "select_account"
 	cands := s.candidates(routeID)
 	if len(cands) == 0 {
 		page.Error(w, r, http.StatusNotFound, "No sign-in method is configured here.", "Contact your administrator.")
@@ -68,9 +71,12 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 		pid = cands[0]
 	}
 	if pid == "" {
-		d := pageData{Title: "Sign in", RequestID: requestID(r)}
+		d := pageData{}
 		for _, id := range cands {
 			v := url.Values{"rd": {rd}, "provider": {id}}
+			if selectAccount {
+				v.Set("prompt", "select_account")
+			}
 			if routeID != "" {
 				v.Set("route", routeID)
 			}
@@ -80,7 +86,7 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 			}
 			d.Choices = append(d.Choices, choice{Name: name, URL: "/.telegate/login?" + v.Encode()})
 		}
-		renderPage(w, r, http.StatusOK, "chooser", d)
+		renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign in"}, "chooser", d)
 		return
 	}
 	if !slices.Contains(cands, pid) {
@@ -91,7 +97,8 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Warn("auth: sign-in refused while the identity provider is unreachable", "provider", pid, "error", err)
 		s.auditSignin(r, pid, "", "", "deny", "provider_unavailable")
-		page.Error(w, r, http.StatusServiceUnavailable, "Sign-in with "+s.providers[pid].displayName()+" is not available right now.", "Try again in a minute.")
+		page.Write(w, r, page.Problem{Status: http.StatusServiceUnavailable, Message: "Sign-in with %s is not available right now.",
+			Args: []any{s.providers[pid].displayName()}, Next: "Try again in a minute."})
 		return
 	}
 	rec := &preAuth{
@@ -113,8 +120,17 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	handles = handles[:min(len(handles), maxPendingSignins)]
 	setCookie(w, s.preCookie, strings.Join(handles, "."), int(preAuthTTL/time.Second))
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(rec.Nonce), oauth2.S256ChallengeOption(rec.Verifier)}
+	// prompt (OIDC Core §3.1.2.1): select_account when switching account,
+	// login when the last session ended unseen; both may be asked.
+	var prompt []string
 	if s.sessionEndedUnseen(r) {
-		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+		prompt = append(prompt, "login")
+	}
+	if selectAccount {
+		prompt = append(prompt, "select_account")
+	}
+	if len(prompt) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", strings.Join(prompt, " ")))
 	}
 	target := l.oauth.AuthCodeURL(rec.State, opts...)
 	w.Header().Set("Cache-Control", "no-store")

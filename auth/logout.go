@@ -24,10 +24,8 @@ const (
 
 // serveLogoutConfirm shows the sign-out confirmation form (GET).
 func (s *View) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
-	renderPage(w, r, http.StatusOK, "logout", pageData{
-		Title:     "Sign out",
-		RequestID: requestID(r),
-		ReturnTo:  SafeReturnPath(r.URL.Query().Get("rd")),
+	renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign out"}, "logout", pageData{
+		ReturnTo: SafeReturnPath(r.URL.Query().Get("rd")),
 	})
 }
 
@@ -57,7 +55,7 @@ func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	rd := SafeReturnPath(r.PostForm.Get("rd"))
 	setCookie(w, s.cookieName, "", -1)
-	rec := &preAuth{Kind: "logout", State: randomToken(32), ReturnTo: rd, Expires: s.now().Add(preAuthTTL)}
+	rec := &preAuth{Kind: "logout", State: randomToken(32), ReturnTo: rd, Switch: r.PostForm.Get("switch") == "1", Expires: s.now().Add(preAuthTTL)}
 	target := "/.telegate/signed-out?" + url.Values{"state": {rec.State}}.Encode()
 	if id := s.currentSessionID(r); id != "" {
 		sess, err := s.store.Delete(r.Context(), id)
@@ -100,7 +98,7 @@ func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 	// session would survive. A page that navigates on by itself (meta
 	// refresh, with a link for when that is off) is not a form
 	// submission, so no form-action stands in its way.
-	renderPage(w, r, http.StatusOK, "leaving", pageData{Title: "Signing out", RequestID: requestID(r), EndSession: target})
+	renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Signing out", Refresh: target, Anonymous: true}, "leaving", pageData{EndSession: target})
 }
 
 // serveSignedOut is the post_logout_redirect_uri: it shows the signed-out
@@ -108,7 +106,7 @@ func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 // matches the pre-auth record (OIDC RP-Initiated Logout 1.0 §3).
 func (s *View) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 	own := s.cookies(r)
-	rd := "/"
+	rd, switching := "/", false
 	if own.preauth != "" {
 		setCookie(w, s.preCookie, "", -1)
 		rec, err := s.preauth.take(r.Context(), own.preauth, s.now())
@@ -117,10 +115,13 @@ func (s *View) serveSignedOut(w http.ResponseWriter, r *http.Request) {
 		}
 		if rec != nil && rec.Kind == "logout" &&
 			subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("state")), []byte(rec.State)) == 1 {
-			rd = rec.ReturnTo
+			rd, switching = rec.ReturnTo, rec.Switch
 		}
 	}
-	renderPage(w, r, http.StatusOK, "signedout", pageData{Title: "Signed out", RequestID: requestID(r), ReturnTo: rd})
+	renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "You are signed out", Anonymous: true}, "signedout", pageData{
+		ReturnTo: rd, Switch: switching,
+		SwitchURL: "/.telegate/login?" + url.Values{"rd": {rd}, "prompt": {"select_account"}}.Encode(),
+	})
 }
 
 // serveBackchannel implements OIDC Back-Channel Logout 1.0 §2.5–§2.8 at

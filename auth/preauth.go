@@ -29,7 +29,10 @@ type preAuth struct {
 	Nonce    string
 	Verifier string // PKCE code_verifier (RFC 7636 §4.1)
 	ReturnTo string
-	Expires  time.Time
+	// Switch marks a sign-out to switch account: the signed-out page
+	// offers signing in with another account first.
+	Switch  bool `json:",omitempty"`
+	Expires time.Time
 }
 
 // preAuthStore holds the pre-auth records of round trips in flight. Every

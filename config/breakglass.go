@@ -24,17 +24,24 @@ type BreakGlassSettings struct {
 	// MaxGrantsPerSubject caps the unexpired grants of one person.
 	// Default 5.
 	MaxGrantsPerSubject int `yaml:"max_grants_per_subject"`
-	// Webhook is told of every grant as it is made.
-	Webhook BreakGlassWebhook `yaml:"webhook"`
+	// Webhook is told of every grant as it is made: a JSON POST with the
+	// grant id, route, issuer and subject, reason and window (nothing
+	// else about the person).
+	Webhook Webhook `yaml:"webhook"`
 }
 
-// BreakGlassWebhook is an HTTPS endpoint that receives a JSON POST for
-// every break-glass grant (the grant id, route, issuer and subject,
-// reason, window; nothing else about the person).
-type BreakGlassWebhook struct {
+// BreakGlassWebhook is the break-glass webhook's endpoint (Webhook).
+type BreakGlassWebhook = Webhook
+
+// Webhook is an HTTPS endpoint that telegate tells of events with a
+// signed JSON POST, in the background, retried with backoff while a
+// failure may pass (no answer, 408, 429, 5xx): at most 4 attempts, 1s,
+// 2s, 4s apart. Each delivery's end is audited and counted in
+// telegate_webhook_deliveries_total.
+type Webhook struct {
 	// URL is the https endpoint. Default none (no webhook).
 	URL string `yaml:"url"`
-	// Timeout bounds one delivery (connect, TLS, request and response).
+	// Timeout bounds one attempt (connect, TLS, request and response).
 	// Default 5s.
 	Timeout time.Duration `yaml:"timeout"`
 	// SecretFile holds the key that signs each body: header
@@ -63,8 +70,12 @@ func (b *BreakGlassSettings) ApplyDefaults(*Config) {
 	if b.MaxGrantsPerSubject == 0 {
 		b.MaxGrantsPerSubject = DefaultBreakGlassMaxGrantsPerSubject
 	}
-	if b.Webhook.Timeout == 0 {
-		b.Webhook.Timeout = DefaultBreakGlassWebhookTimeout
+	b.Webhook.applyDefaults()
+}
+
+func (w *Webhook) applyDefaults() {
+	if w.Timeout == 0 {
+		w.Timeout = DefaultBreakGlassWebhookTimeout
 	}
 }
 
@@ -89,28 +100,35 @@ func (b *BreakGlassSettings) Validate(c *Config, r *Report) {
 			}
 		}
 	}
-	w := r.Sub("webhook")
-	if b.Webhook.URL == "" {
-		for _, f := range []struct{ key, v string }{{"secret_file", b.Webhook.SecretFile}, {"ca_file", b.Webhook.CAFile}} {
+	b.Webhook.validate(r.Sub("webhook"), false)
+}
+
+// validate checks w (defaults applied) into r: without a url nothing else
+// may be set; the url is https (http for a loopback host only when
+// allowLoopbackHTTP), without a query; the timeout is in (0, 1m]; the
+// secret and CA files can be read.
+func (w *Webhook) validate(r *Report, allowLoopbackHTTP bool) {
+	if w.URL == "" {
+		for _, f := range []struct{ key, v string }{{"secret_file", w.SecretFile}, {"ca_file", w.CAFile}} {
 			if f.v != "" {
-				w.Errorf(f.key, "is set but webhook.url is not")
+				r.Errorf(f.key, "is set but %s is not", r.Path("url"))
 			}
 		}
 		return
 	}
-	if err := CheckHTTPSURL(b.Webhook.URL, false); err != nil {
-		w.Errorf("url", "%v", err)
-	} else if u, _ := url.Parse(b.Webhook.URL); u.RawQuery != "" {
-		w.Errorf("url", "must not have a query (a token there would be shown wherever the URL is); sign with secret_file instead")
+	if err := CheckHTTPSURL(w.URL, allowLoopbackHTTP); err != nil {
+		r.Errorf("url", "%v", err)
+	} else if u, _ := url.Parse(w.URL); u.RawQuery != "" {
+		r.Errorf("url", "must not have a query (a token there would be shown wherever the URL is); sign with secret_file instead")
 	}
-	if b.Webhook.Timeout <= 0 || b.Webhook.Timeout > time.Minute {
-		w.Errorf("timeout", "must be more than 0 and at most 1m")
+	if w.Timeout <= 0 || w.Timeout > time.Minute {
+		r.Errorf("timeout", "must be more than 0 and at most 1m")
 	}
-	if b.Webhook.SecretFile != "" {
-		w.check("secret_file", CheckSecretFile(b.Webhook.SecretFile))
+	if w.SecretFile != "" {
+		r.check("secret_file", CheckSecretFile(w.SecretFile))
 	}
-	if b.Webhook.CAFile != "" {
-		_, err := ReadCertPool(b.Webhook.CAFile)
-		w.check("ca_file", err)
+	if w.CAFile != "" {
+		_, err := ReadCertPool(w.CAFile)
+		r.check("ca_file", err)
 	}
 }

@@ -105,6 +105,32 @@ type Visits struct {
 	// app whose tokens map to role "service". Default none: the API then
 	// takes sign-in sessions only.
 	Bearer []string `yaml:"bearer"`
+	// AlertWebhooks tell a clinic's scheduling system when a patient
+	// enters the waiting room, so it can page or text the clinician.
+	// Each visit belongs to the first clinic listing one of its creating
+	// clinician's groups (an entry without groups takes every clinician
+	// no earlier entry took). Default none: only the lobby's own alert
+	// (sound, notification, title) says someone is waiting.
+	AlertWebhooks []VisitAlertWebhook `yaml:"alert_webhooks"`
+}
+
+// VisitAlertWebhook is one clinic's arrival webhook. Each time a patient
+// or guest enters the waiting room of one of the clinic's visits (first
+// arrival, or back after leaving), telegate POSTs, signed like every
+// webhook (Webhook), X-Telegate-Event "visit.waiting" and
+//
+//	{"type": "visit.waiting", "clinic": "<clinic>", "visit_id": "<id>", "time": "<RFC 3339>", "waiting": <people waiting>}
+//
+// and nothing else: no name, no title, nothing about the person.
+type VisitAlertWebhook struct {
+	// Clinic names the clinic in each event: letters, digits, '-', '_',
+	// '.', at most 64. Required; unique.
+	Clinic string `yaml:"clinic"`
+	// Groups are the clinic's clinician groups (values of the groups
+	// claim). Empty: every clinician.
+	Groups []string `yaml:"groups"`
+	// Webhook is the clinic's endpoint; url is required.
+	Webhook Webhook `yaml:"webhook"`
 }
 
 // ApplyDefaults implements SectionDefaulter: it fills v's zero fields with
@@ -162,6 +188,12 @@ func (v Visits) Defaults() Visits {
 	if v.MessageBurst <= 0 {
 		v.MessageBurst = 200
 	}
+	if len(v.AlertWebhooks) > 0 {
+		v.AlertWebhooks = slices.Clone(v.AlertWebhooks)
+		for i := range v.AlertWebhooks {
+			v.AlertWebhooks[i].Webhook.applyDefaults()
+		}
+	}
 	return v
 }
 
@@ -215,6 +247,34 @@ func (v *Visits) Validate(c *Config, r *Report) {
 		if !slices.ContainsFunc(c.Bearer, func(b Bearer) bool { return b.ID == id }) {
 			r.Errorf(fmt.Sprintf("bearer[%d]", i), "no bearer issuer has id %q", id)
 		}
+	}
+	seen := map[string]bool{}
+	catchAll := -1
+	for i := range v.AlertWebhooks {
+		a := &v.AlertWebhooks[i]
+		ar := r.Sub(fmt.Sprintf("alert_webhooks[%d]", i))
+		switch {
+		case a.Clinic == "" || len(a.Clinic) > 64 || strings.Trim(a.Clinic, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "":
+			ar.Errorf("clinic", "must be 1 to 64 letters, digits, '-', '_' or '.'")
+		case seen[a.Clinic]:
+			ar.Errorf("clinic", "%q is named twice", a.Clinic)
+		}
+		seen[a.Clinic] = true
+		for j, g := range a.Groups {
+			if strings.TrimSpace(g) == "" {
+				ar.Errorf(fmt.Sprintf("groups[%d]", j), "must not be empty")
+			}
+		}
+		if catchAll >= 0 {
+			ar.Warnf("clinic", "comes after alert_webhooks[%d], which has no groups and takes every clinician: it is never used", catchAll)
+		} else if len(a.Groups) == 0 {
+			catchAll = i
+		}
+		if a.Webhook.URL == "" {
+			ar.Errorf("webhook.url", "is required")
+			continue
+		}
+		a.Webhook.validate(ar.Sub("webhook"), false)
 	}
 }
 

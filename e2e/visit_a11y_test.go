@@ -79,12 +79,13 @@ func (p *page) acceptLanguage(langs string) {
 }
 
 // audit checks p's current page in lang at desktop and phone sizes: <html
-// lang> is lang, the pressed language switch button is lang's, axe-core
+// lang> is lang, the pressed language switch button (on a page with one)
+// is lang's, axe-core
 // finds nothing at WCAG 2.1 AA, the page is no wider than the phone, and a
 // screenshot of each size goes to artifacts as <name>-<lang>-<size>.png.
 func (p *page) audit(axe, artifacts, name, lang string) {
 	p.t.Helper()
-	p.waitFor("the page in "+lang, fmt.Sprintf(`document.documentElement.lang === %q && document.querySelector('#language-switch [aria-pressed=true]')?.dataset.lang === %q`, lang, lang), 10*time.Second)
+	p.waitFor("the page in "+lang, fmt.Sprintf(`document.readyState === 'complete' && document.documentElement.lang === %q && (document.querySelector('#language-switch') === null || document.querySelector('#language-switch [aria-pressed=true]')?.dataset.lang === %q)`, lang, lang), 10*time.Second)
 	for _, size := range []struct {
 		name          string
 		width, height int64

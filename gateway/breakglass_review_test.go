@@ -144,15 +144,17 @@ func newWebhookReceiver(t *testing.T) *webhookReceiver {
 }
 
 // webhook is telegate's webhook pointed at the receiver, with the signing
-// secret in a file and the receiver's certificate trusted.
+// secret in a file and the receiver's certificate trusted, trying a
+// delivery twice.
 func (rc *webhookReceiver) webhook(t *testing.T) *policies.Webhook {
 	t.Helper()
 	secretFile := filepath.Join(t.TempDir(), "hook.secret")
 	if err := os.WriteFile(secretFile, append(rc.secret, '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h, err := policies.NewWebhook(config.BreakGlassWebhook{URL: rc.srv.URL + "/hooks/break-glass", Timeout: 2 * time.Second, SecretFile: secretFile},
-		rc.srv.Client().Transport.(*http.Transport))
+	// A failure is retried once, soon: the test waits for its audit.
+	h, err := policies.NewWebhookTuned(config.BreakGlassWebhook{URL: rc.srv.URL + "/hooks/break-glass", Timeout: 2 * time.Second, SecretFile: secretFile},
+		policies.WebhookTuning{Base: rc.srv.Client().Transport.(*http.Transport), Attempts: 2, Backoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

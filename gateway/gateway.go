@@ -449,7 +449,8 @@ func (g *Gateway) Swap(next Generation) error {
 // "ES256" and "use": "sig". It is served at /.telegate/jwks.json.
 func (g *Gateway) JWKS() []byte { return append([]byte(nil), g.signer.jwks...) }
 
-// ownEndpoints serves /.telegate/: the JWKS, Options.Endpoints (longest
+// ownEndpoints serves /.telegate/: the JWKS, the stylesheet every page
+// links (page.StylePath), Options.Endpoints (longest
 // prefix first) and the auth handler; anything else is 404.
 func (g *generation) ownEndpoints() http.Handler {
 	eps := append([]Endpoint(nil), g.o.Endpoints...)
@@ -477,6 +478,10 @@ func (g *generation) ownEndpoints() http.Handler {
 			w.Header().Set("Content-Type", "application/jwk-set+json")
 			w.Header().Set("Cache-Control", "public, max-age=300")
 			_, _ = w.Write(g.signer.jwks)
+			return
+		}
+		if p == page.StylePath {
+			page.ServeStyle(w, r)
 			return
 		}
 		if p == BreakGlassPath {

@@ -295,6 +295,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case id.HasRole("clinician"):
 		p.OwnerIss, p.OwnerSub, p.OwnerName = id.Issuer, id.Subject, displayName(id)
+		p.Clinic = s.alerts.clinicOf(id.Groups)
 	case id.HasRole("service"):
 		if req.Owner == nil || req.Owner.Iss == "" || req.Owner.Sub == "" || len(req.Owner.Iss) > 512 || len(req.Owner.Sub) > 512 {
 			deny(fail(http.StatusBadRequest, "owner", "a service must name the owning clinician (owner.iss, owner.sub)"))
@@ -305,6 +306,8 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		if p.OwnerName == "" {
 			p.OwnerName = "Clinician"
 		}
+		// The owner's groups are not known: the clinic without groups.
+		p.Clinic = s.alerts.clinicOf(nil)
 	default:
 		deny(fail(http.StatusForbidden, "role", "only clinicians can create visits"))
 		return
@@ -422,9 +425,9 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	v, p, err := s.join(id, req.Invite)
+	v, p, arrived, err := s.join(id, req.Invite)
 	if s.joined(w, r, "visit.join", id, v, p, err, func(p *participant) string { return p.State }) {
-		s.writeView(w, v, id)
+		s.writeView(w, v, id, arrived)
 	}
 }
 
@@ -450,11 +453,16 @@ func (s *Service) joined(w http.ResponseWriter, r *http.Request, typ string, id 
 	return true
 }
 
-// writeView answers 200 with v as id sees it.
-func (s *Service) writeView(w http.ResponseWriter, v *visit, id *scope.Identity) {
+// writeView answers 200 with v as id sees it; arrived (id has just come
+// into v's waiting room) tells v's clinic (alertArrival).
+func (s *Service) writeView(w http.ResponseWriter, v *visit, id *scope.Identity, arrived bool) {
 	s.mu.Lock()
 	j := s.view(v, id)
+	waiting := v.count(stateWaiting)
 	s.mu.Unlock()
+	if arrived {
+		s.alertArrival(v, waiting)
+	}
 	writeJSON(w, http.StatusOK, j)
 }
 

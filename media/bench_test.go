@@ -54,7 +54,7 @@ func BenchmarkSignaling500Visits(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, p, err := svc.join(benchUser("bench-"+strconv.Itoa(i)), tok)
+		_, p, _, err := svc.join(benchUser("bench-"+strconv.Itoa(i)), tok)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -35,7 +35,7 @@ func BenchmarkSignalingAcrossNodes(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, p, err := patNode.svc.join(benchUser(pat), tok)
+		_, p, _, err := patNode.svc.join(benchUser(pat), tok)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -164,7 +164,7 @@ func BenchmarkVisitRedisCommands(b *testing.B) {
 		var p *participant
 		measure(&join, func() {
 			var err error
-			if _, p, err = n2.svc.join(benchUser("bench-"+strconv.Itoa(i)), tok); err != nil {
+			if _, p, _, err = n2.svc.join(benchUser("bench-"+strconv.Itoa(i)), tok); err != nil {
 				b.Fatal(err)
 			}
 		})

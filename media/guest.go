@@ -249,22 +249,23 @@ func guestLinkFailure(err error) error {
 // the participant. Someone already waiting in or admitted to the visit
 // keeps their place and leaves the link unused; anyone the visit refused
 // (declined, removed) is refused again.
-func (s *Service) redeemGuestLink(id *scope.Identity, tok, typedName string) (*visit, *participant, error) {
+func (s *Service) redeemGuestLink(id *scope.Identity, tok, typedName string) (v *visit, p *participant, arrived bool, err error) {
 	now := s.now()
 	gt, err := parseVisitToken(s.invite, guestLinkPrefix, tok, now)
 	if err != nil {
-		return nil, nil, guestLinkFailure(err)
+		return nil, nil, false, guestLinkFailure(err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var p *participant
-	v, err := s.change(gt.Visit, func(v *visit) error {
-		return s.redeemIn(v, id, gt.ID, typedName, now, &p)
+	v, err = s.change(gt.Visit, func(v *visit) error {
+		err := s.redeemIn(v, id, gt.ID, typedName, now, &p)
+		arrived = err == nil
+		return err
 	})
 	if v == nil {
-		return nil, nil, unknownVisit(err, http.StatusGone, "this visit no longer exists")
+		return nil, nil, false, unknownVisit(err, http.StatusGone, "this visit no longer exists")
 	}
-	return v, p, err
+	return v, p, arrived && err == nil, err
 }
 
 // redeemIn is the transition of redeemGuestLink on v: it uses v's link
@@ -472,12 +473,12 @@ func (s *Service) handleGuestJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	v, p, err := s.redeemGuestLink(id, req.Link, cleanText(req.Name, 80))
+	v, p, arrived, err := s.redeemGuestLink(id, req.Link, cleanText(req.Name, 80))
 	if !s.joined(w, r, "visit.guest-join", id, v, p, err, func(p *participant) string { return p.Label }) {
 		return
 	}
 	if !signedIn {
 		http.SetCookie(w, s.guestSession(r, v.ID, id.Subject, s.now().Add(s.cfg.MaxDuration+s.cfg.GuestLinkTTL)))
 	}
-	s.writeView(w, v, id)
+	s.writeView(w, v, id, arrived)
 }

@@ -459,7 +459,7 @@ func TestRegression_GuestLinkReuseAcrossNodes(t *testing.T) {
 		if i%2 == 1 {
 			id = benchUser(fmt.Sprintf("guest-%d", i))
 		}
-		_, _, err := nodes[i%2].redeemGuestLink(id, link, "")
+		_, _, _, err := nodes[i%2].redeemGuestLink(id, link, "")
 		tally(t, err, "guest-link-used", &in, &used)
 	})
 	if in.Load() != 1 || used.Load() != 19 {

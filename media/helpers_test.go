@@ -22,6 +22,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/webhook"
 	"github.com/telegate/telegate/media/relay"
 	"github.com/telegate/telegate/scope"
 )
@@ -194,6 +195,9 @@ type harness struct {
 	draining chan struct{}
 	// redis, when set before start, keeps the visits in that Redis.
 	redis *RedisOptions
+	// alert, set before start, is the arrival webhooks' schedule and
+	// transport.
+	alert webhook.Options
 	// sndbuf, when above zero, is the send buffer (SO_SNDBUF) of the
 	// server's connections: a client that stops reading stops the
 	// server's writes after a few kilobytes instead of megabytes.
@@ -229,7 +233,7 @@ func newHarnessWith(t *testing.T, cfg config.Visits, set func(*harness)) *harnes
 
 func (h *harness) start() {
 	h.t.Helper()
-	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key, Redis: h.redis})
+	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key, Redis: h.redis, AlertWebhook: h.alert})
 	if err != nil {
 		h.t.Fatal(err)
 	}

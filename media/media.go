@@ -45,6 +45,7 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/webhook"
 	"github.com/telegate/telegate/media/relay"
 )
 
@@ -119,6 +120,11 @@ type Options struct {
 	// node registers for pages that reach it from another node names it,
 	// so their browsers can verify the certificate. "": visits.ice_host.
 	RelayName string
+	// AlertWebhook is the schedule (attempts, backoff, in flight),
+	// transport (tests) and metrics registry of the clinics' arrival
+	// webhooks (Config.AlertWebhooks); the zero value keeps the webhook
+	// defaults.
+	AlertWebhook webhook.Options
 }
 
 // Service is the visits plane: API, pages, signaling hub and expiry.
@@ -135,6 +141,7 @@ type Service struct {
 	// relayName: Options.RelayName.
 	relayName string
 	drain     drainState
+	alerts   *alerts
 
 	mu     sync.Mutex
 	visits map[string]*visit
@@ -208,8 +215,12 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("media: the invite key must be at least 32 bytes")
 	}
 	s.invite = key
+	al, err := newAlerts(s.cfg.AlertWebhooks, o.AlertWebhook)
+	if err != nil {
+		return nil, err
+	}
+	s.alerts = al
 	var st visitStore
-	var err error
 	if o.Redis != nil {
 		st, err = openRedisStore(*o.Redis, key, s.log)
 	} else {
@@ -292,6 +303,7 @@ func (s *Service) Close() error {
 	case <-time.After(3 * time.Second):
 	}
 	s.bus.close()
+	s.alerts.close()
 	if err := s.store.close(); err != nil {
 		return fmt.Errorf("media: closing the visit store: %w", err)
 	}

@@ -129,7 +129,7 @@ func TestRegression_VisitRacesAcrossNodes(t *testing.T) {
 	var joined atomic.Int32
 	pids := make([]string, 12)
 	race(12, nil, nil, func(i int, _ visitStore) {
-		_, p, err := nodes[i%2].join(benchUser(fmt.Sprintf("race-%d", i)), unescape(inv))
+		_, p, _, err := nodes[i%2].join(benchUser(fmt.Sprintf("race-%d", i)), unescape(inv))
 		if err == nil {
 			joined.Add(1)
 			pids[i] = p.ID

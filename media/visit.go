@@ -68,6 +68,10 @@ type visit struct {
 	// GuestLinks are the visit's guest links (guest.go): outstanding ones,
 	// and the used ones that say who used them.
 	GuestLinks []*guestLink `json:"guest_links,omitempty"`
+	// Clinic is the visits.alert_webhooks clinic told of arrivals in its
+	// waiting room ("" none), chosen at creation from the creating
+	// clinician's groups.
+	Clinic string `json:"clinic,omitempty"`
 }
 
 // participant is one person in a visit, keyed by (Iss, Sub).
@@ -245,6 +249,8 @@ type createParams struct {
 	OwnerIss     string
 	OwnerSub     string
 	OwnerName    string
+	// Clinic is the alert webhook's clinic (alerts.clinicOf).
+	Clinic string
 }
 
 // create adds a visit owned by p.Owner with the owner admitted as host.
@@ -265,6 +271,7 @@ func (s *Service) create(p createParams) (*visit, string, error) {
 		Created:       now,
 		InviteExpires: inviteExpiry(now, p.Scheduled, s.cfg.InviteTTL),
 		InviteGen:     1,
+		Clinic:        p.Clinic,
 	}
 	v.Participants = []*participant{{
 		ID: newID(), Iss: p.OwnerIss, Sub: p.OwnerSub, Name: p.OwnerName,
@@ -329,7 +336,10 @@ func (s *Service) mayManage(v *visit, id *scope.Identity) error {
 
 // join puts id in the waiting room of the invite's visit, or returns its
 // existing place.
-func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, error) {
+//
+// arrived reports whether id entered the waiting room now (first, or back
+// after leaving), which the clinic's alert webhook is told of.
+func (s *Service) join(id *scope.Identity, token string) (v *visit, p *participant, arrived bool, err error) {
 	now := s.now()
 	inv, err := parseInvite(s.invite, token, now)
 	if err != nil {
@@ -340,13 +350,12 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 		case errInviteSignature:
 			reason = "invite-signature"
 		}
-		return nil, nil, fail(http.StatusForbidden, reason, err.Error())
+		return nil, nil, false, fail(http.StatusForbidden, reason, err.Error())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var p *participant
-	v, err := s.change(inv.Visit, func(v *visit) error {
-		p = nil
+	v, err = s.change(inv.Visit, func(v *visit) error {
+		p, arrived = nil, false
 		if !v.active() {
 			return fail(http.StatusGone, "ended", "this visit has ended")
 		}
@@ -362,7 +371,7 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 				return nil
 			case stateLeft:
 				if inv.Gen == v.InviteGen {
-					p.State, p.Seen = stateWaiting, now
+					p.State, p.Seen, arrived = stateWaiting, now, true
 					return nil
 				}
 			default:
@@ -373,12 +382,19 @@ func (s *Service) join(id *scope.Identity, token string) (*visit, *participant, 
 			p = nil
 			return fail(http.StatusForbidden, "invite-replaced", errInviteReplaced.Error())
 		}
-		return s.addWaiting(v, id, now, &p)
+		if err := s.addWaiting(v, id, now, &p); err != nil {
+			return err
+		}
+		arrived = true
+		return nil
 	})
 	if v == nil {
-		return nil, nil, unknownVisit(err, http.StatusGone, "this visit no longer exists")
+		return nil, nil, false, unknownVisit(err, http.StatusGone, "this visit no longer exists")
 	}
-	return v, p, err
+	if err != nil {
+		arrived = false
+	}
+	return v, p, arrived, err
 }
 
 // addWaiting adds id to v's waiting room (in *out) within the

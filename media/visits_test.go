@@ -712,7 +712,7 @@ func TestPeerCap(t *testing.T) {
 func TestStaticClient(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, config.Visits{})
-	for _, p := range []string{"/.telegate/visit.js", "/.telegate/visit/app.js", "/.telegate/visit/style.css"} {
+	for _, p := range []string{"/.telegate/visit.js", "/.telegate/visit/app.js"} {
 		resp, err := http.Get(h.srv.URL + p)
 		if err != nil {
 			t.Fatal(err)

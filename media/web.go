@@ -80,7 +80,7 @@ func (s *Service) lobby(page http.HandlerFunc) http.HandlerFunc {
 			w.Header().Set("Cache-Control", "no-store")
 			w.WriteHeader(http.StatusForbidden)
 			_, _ = io.WriteString(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">`+
-				`<title>Video visits</title><link rel="stylesheet" href="/.telegate/visit/style.css"><main><h1>Video visits</h1>`+
+				`<title>Video visits</title><link rel="stylesheet" href="/.telegate/style.css"><main><h1>Video visits</h1>`+
 				`<p id="lobby-refused">Video visits are started by clinicians. To join a visit, open the invite link your clinician sent you.</p></main></html>`)
 			return
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/telegate/telegate/gateway/edgetls"
 	"github.com/telegate/telegate/grants"
 	"github.com/telegate/telegate/internal/admission"
+	"github.com/telegate/telegate/internal/webhook"
 	"github.com/telegate/telegate/media"
 	"github.com/telegate/telegate/media/relay"
 	"github.com/telegate/telegate/policies"
@@ -201,7 +202,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		Logger:   log.With("component", "gateway"),
 		Registry: reg,
 	}
-	bg, err := openBreakGlass(cfg, authn, trail, log.With("component", "break-glass"))
+	bg, err := openBreakGlass(cfg, authn, trail, reg, log.With("component", "break-glass"))
 	if err != nil {
 		return err
 	}
@@ -280,6 +281,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			Sessions: authn,
 			Audit:    trail,
 			Logger:   log.With("component", "visits"),
+			// The clinics' arrival webhooks count their deliveries
+			// beside break-glass's (telegate_webhook_deliveries_total).
+			AlertWebhook: webhook.Options{Registry: reg},
 		}
 		if len(cfg.Relay.ServerNames) > 0 {
 			vo.RelayName = cfg.Relay.ServerNames[0]
@@ -356,13 +360,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 // store (auth.Service.Grants: the bbolt file, or the Redis every node
 // shares), capped by break_glass.max_grants(_per_subject), with the
 // webhook of break_glass.webhook and the node's host name in each grant.
-func openBreakGlass(cfg *config.Config, authn *auth.Service, trail audit.Sink, log *slog.Logger) (*policies.BreakGlass, error) {
+func openBreakGlass(cfg *config.Config, authn *auth.Service, trail audit.Sink, reg prometheus.Registerer, log *slog.Logger) (*policies.BreakGlass, error) {
 	bc := cfg.BreakGlass
 	store, err := authn.Grants(grants.Limits{Max: bc.MaxGrants, PerSubject: bc.MaxGrantsPerSubject})
 	if err != nil {
 		return nil, fmt.Errorf("break-glass: %w", err)
 	}
-	hook, err := policies.NewWebhook(bc.Webhook, nil)
+	hook, err := policies.NewWebhookTuned(bc.Webhook, policies.WebhookTuning{Registry: reg})
 	if err != nil {
 		return nil, fmt.Errorf("break-glass: %w", err)
 	}

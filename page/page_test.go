@@ -131,7 +131,7 @@ func TestError(t *testing.T) {
 			if !strings.Contains(body, "<code>"+rid+"</code>") {
 				t.Errorf("page without the request id %q: %s", rid, body)
 			}
-			if !strings.Contains(body, "<title>"+http.StatusText(wantStatus)) {
+			if !strings.Contains(body, "<title>"+title(wantStatus)) {
 				t.Errorf("page without its title: %s", body)
 			}
 		})
@@ -139,17 +139,19 @@ func TestError(t *testing.T) {
 }
 
 func TestRenderKeepsLayoutAndEscapes(t *testing.T) {
-	tmpl := Parse(`{{define "p"}}{{template "head" .}}<a href="{{.URL}}">{{.Name}}</a>{{template "foot" .}}{{end}}`)
+	tmpl := Parse(`{{define "p"}}<a href="{{.URL}}">{{.Name}}</a>{{end}}`)
 	r := httptest.NewRequest("GET", "/", nil)
+	r = r.WithContext(scope.With(r.Context(), &scope.Scope{RequestID: "rid"}))
 	w := httptest.NewRecorder()
-	Render(w, r, http.StatusOK, tmpl, "p", struct{ Title, URL, Name, RequestID string }{"T", "javascript:alert(1)", "<b>", "rid"})
+	Render(w, r, Doc{Status: http.StatusOK, Title: "<T>"}, tmpl, "p", struct{ URL, Name string }{"javascript:alert(1)", "<b>"})
 	body := w.Body.String()
-	if w.Code != 200 || !strings.Contains(body, "#ZgotmplZ") || !strings.Contains(body, "&lt;b&gt;") || !strings.Contains(body, "<code>rid</code>") {
+	if w.Code != 200 || !strings.Contains(body, "#ZgotmplZ") || !strings.Contains(body, "&lt;b&gt;") || !strings.Contains(body, "<code>rid</code>") ||
+		!strings.Contains(body, "<h1>&lt;T&gt;</h1>") {
 		t.Errorf("%d %s", w.Code, body)
 	}
 	// A template that fails answers a 500 page, not half a page.
 	w = httptest.NewRecorder()
-	Render(w, r, http.StatusOK, tmpl, "p", struct{ Title string }{"T"})
+	Render(w, r, Doc{Status: http.StatusOK, Title: "T"}, tmpl, "p", struct{ Title string }{"T"})
 	if w.Code != 500 || strings.Contains(w.Body.String(), "ZgotmplZ") || w.Header().Get(RequestIDHeader) == "" {
 		t.Errorf("failed template: %d %s", w.Code, w.Body.String())
 	}

@@ -222,7 +222,7 @@ func useView(g *grants.Grant, now time.Time) UseView {
 	return u
 }
 
-var usesPage = page.Parse(`{{define "uses"}}{{template "head" .}}<h1>Emergency access uses</h1>
+var usesPage = page.ParseEnglish(`{{define "uses"}}
 <p>Every break-glass use stays unreviewed until a reviewer records an outcome. Newest first.</p>
 {{if not .Uses}}<p>No uses.</p>{{end}}
 {{range .Uses}}<section id="use-{{.GrantID}}"><h2>{{.Route}} — {{.State}} — {{.Reviewed}}</h2>
@@ -230,13 +230,13 @@ var usesPage = page.Parse(`{{define "uses"}}{{template "head" .}}<h1>Emergency a
 {{if .Review}}<p>Reviewed {{.Review.Outcome}} by <code>{{.Review.Subject}}</code> ({{.Review.Via}}) at {{.Review.Time.Format "2006-01-02 15:04:05Z"}}.{{if .Review.Note}} Note: {{.Review.Note}}{{end}}</p>
 {{else}}<form method="post" action="{{$.Action}}/{{.GrantID}}"><label>Outcome <select name="outcome" required>{{range $.Outcomes}}<option value="{{.}}">{{.}}</option>{{end}}</select></label>
 <label>Note <textarea name="note" maxlength="{{$.MaxNote}}"></textarea></label> <button type="submit">Record review</button></form>{{end}}
-</section>{{end}}{{template "foot" .}}{{end}}`)
+</section>{{end}}{{end}}`)
 
 type usesData struct {
-	Title, Action, RequestID string
-	Uses                     []UseView
-	Outcomes                 []string
-	MaxNote                  int
+	Action   string
+	Uses     []UseView
+	Outcomes []string
+	MaxNote  int
 }
 
 // ReviewHandler serves BreakGlassUsesPath on the public listener for
@@ -272,9 +272,9 @@ func (b *BreakGlass) ReviewHandler() http.Handler {
 				page.Error(w, r, http.StatusServiceUnavailable, "The uses cannot be listed right now.", "")
 				return
 			}
-			page.Render(w, r, http.StatusOK, usesPage, "uses", usesData{
-				Title: "Emergency access uses", Action: BreakGlassUsesPath, RequestID: s.RequestID,
-				Uses: uses, Outcomes: BreakGlassOutcomes, MaxNote: MaxReviewNoteBytes,
+			page.Render(w, r, page.Doc{Status: http.StatusOK, Title: "Emergency access uses"}, usesPage, "uses", usesData{
+				Action: BreakGlassUsesPath,
+				Uses:   uses, Outcomes: BreakGlassOutcomes, MaxNote: MaxReviewNoteBytes,
 			})
 		case strings.HasPrefix(r.URL.Path, BreakGlassUsesPath+"/") && r.Method == http.MethodPost:
 			r.Body = http.MaxBytesReader(w, r.Body, 4*MaxReviewNoteBytes)

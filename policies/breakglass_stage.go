@@ -32,15 +32,15 @@ func (b *BreakGlass) Reconsider(ctx context.Context, s *scope.Scope, d scope.Dec
 }
 
 // breakGlassPage is the 403 page that offers emergency access.
-var breakGlassPage = page.Parse(`{{define "break-glass"}}{{template "head" .}}<h1>{{.Title}}</h1><p>Your role does not open this page.</p>
+var breakGlassPage = page.ParseEnglish(`{{define "break-glass"}}<p>Your role does not open this page.</p>
 <h2>Emergency access</h2><p>In an emergency you may open it for {{.For}}. Your access and your reason are recorded and reviewed.</p>
 <form method="post" action="{{.Action}}"><input type="hidden" name="route" value="{{.RouteID}}"><input type="hidden" name="rd" value="{{.ReturnTo}}">
 <label for="reason">Reason</label> <select id="reason" name="reason" required>{{range .Reasons}}<option value="{{.Value}}">{{.Label}}</option>{{end}}</select>
-<button type="submit">Break the glass</button></form>{{template "foot" .}}{{end}}`)
+<button type="submit">Break the glass</button></form>{{end}}`)
 
 type breakGlassData struct {
-	Title, For, Action, RouteID, ReturnTo, RequestID string
-	Reasons                                          []breakGlassChoice
+	For, Action, RouteID, ReturnTo string
+	Reasons                        []breakGlassChoice
 }
 
 type breakGlassChoice struct{ Value, Label string }
@@ -60,14 +60,12 @@ func (b *BreakGlass) Offer(w http.ResponseWriter, r *http.Request, s *scope.Scop
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
 		return false
 	}
-	page.Render(w, r, http.StatusForbidden, breakGlassPage, "break-glass", breakGlassData{
-		Title:     http.StatusText(http.StatusForbidden),
-		For:       breakGlassGrantTTL(s.Route.Policy.BreakGlass).String(),
-		Action:    BreakGlassPath,
-		RouteID:   s.RouteID,
-		ReturnTo:  s.Path,
-		Reasons:   breakGlassChoices(),
-		RequestID: s.RequestID,
+	page.Render(w, r, page.Doc{Status: http.StatusForbidden, Title: "You cannot open this page"}, breakGlassPage, "break-glass", breakGlassData{
+		For:      breakGlassGrantTTL(s.Route.Policy.BreakGlass).String(),
+		Action:   BreakGlassPath,
+		RouteID:  s.RouteID,
+		ReturnTo: s.Path,
+		Reasons:  breakGlassChoices(),
 	})
 	return true
 }

@@ -26,8 +26,9 @@ func (s notifySink) Record(_ context.Context, e audit.Event) {
 // TestRegression_BreakGlassWebhookFailureAudited: every way a delivery
 // can fail — an error status, a redirect (never followed), a receiver
 // slower than the timeout, a closed port, a certificate not trusted — is
-// an audited "break-glass.notify" deny, and the grant stands; a good
-// receiver is an audited delivery.
+// an audited "break-glass.notify" deny after its retries (none for a
+// redirect, which will not pass), and the grant stands; a good receiver
+// is an audited delivery.
 func TestRegression_BreakGlassWebhookFailureAudited(t *testing.T) {
 	t.Parallel()
 	var followed atomic.Bool
@@ -60,16 +61,18 @@ func TestRegression_BreakGlassWebhookFailureAudited(t *testing.T) {
 		base      *http.Transport
 		decision  string
 		reason    string
+		attempts  string
 	}{
-		{"delivered", srv.URL + "/ok", trusted, "allow", "delivered"},
-		{"error status", srv.URL + "/fail", trusted, "deny", "status:500"},
-		{"redirect", srv.URL + "/moved", trusted, "deny", "status:307"},
-		{"slower than the timeout", srv.URL + "/slow", trusted, "deny", "error"},
-		{"closed port", closed, trusted, "deny", "error"},
-		{"untrusted certificate", srv.URL + "/ok", nil, "deny", "error"},
+		{"delivered", srv.URL + "/ok", trusted, "allow", "delivered", "1"},
+		{"error status", srv.URL + "/fail", trusted, "deny", "status:500", "3"},
+		{"redirect", srv.URL + "/moved", trusted, "deny", "status:307", "1"},
+		{"slower than the timeout", srv.URL + "/slow", trusted, "deny", "error", "3"},
+		{"closed port", closed, trusted, "deny", "error", "3"},
+		{"untrusted certificate", srv.URL + "/ok", nil, "deny", "error", "3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hook, err := NewWebhook(config.BreakGlassWebhook{URL: tc.url, Timeout: 300 * time.Millisecond}, tc.base)
+			hook, err := NewWebhookTuned(config.BreakGlassWebhook{URL: tc.url, Timeout: 300 * time.Millisecond},
+				WebhookTuning{Base: tc.base, Attempts: 3, Backoff: 20 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +85,7 @@ func TestRegression_BreakGlassWebhookFailureAudited(t *testing.T) {
 			}
 			select {
 			case e := <-sink.ev:
-				if e.Decision != tc.decision || e.Reason != tc.reason || e.Attrs["grant_id"] != g.ID || e.Purpose != audit.PurposeBTG {
+				if e.Decision != tc.decision || e.Reason != tc.reason || e.Attrs["grant_id"] != g.ID || e.Purpose != audit.PurposeBTG || e.Attrs["attempts"] != tc.attempts {
 					t.Errorf("notify record %+v, want %s %s for %s", e, tc.decision, tc.reason, g.ID)
 				}
 			case <-time.After(5 * time.Second):
