@@ -2,11 +2,14 @@ package media
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
@@ -288,5 +291,64 @@ func TestGuestNamesAreBoundedText(t *testing.T) {
 				t.Errorf("host %q typed %q: shown as %q, want %q", try.host, try.typed, p["name"], try.want)
 			}
 		}
+	}
+}
+
+// TestGuestEndpointsRefuseCrossSite: redeeming a guest link is checked
+// like every state-changing visit request (same-origin Origin, or
+// Sec-Fetch-Site, and X-Telegate-CSRF), with an account and without one;
+// a refused attempt leaves the link unused. A guest session's signaling
+// needs a same-origin Origin as everyone's does.
+func TestGuestEndpointsRefuseCrossSite(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withoutAccount(config.Visits{DefaultParticipants: 4}))
+	vid, _, _ := h.admitted()
+	link := h.guestLink(vid, labelFamily, "")
+	for name, set := range map[string]func(*http.Request){
+		"cross-site Origin":        func(r *http.Request) { r.Header.Set("Origin", "https://evil.example") },
+		"null Origin":              func(r *http.Request) { r.Header.Set("Origin", "null") },
+		"no CSRF header":           func(r *http.Request) { r.Header.Del("X-Telegate-CSRF") },
+		"no Origin, cross-site":    func(r *http.Request) { r.Header.Del("Origin"); r.Header.Set("Sec-Fetch-Site", "cross-site") },
+		"no Origin, no fetch data": func(r *http.Request) { r.Header.Del("Origin") },
+	} {
+		for _, user := range []string{"", "pat2"} {
+			b, _ := json.Marshal(map[string]any{"link": link})
+			req, _ := http.NewRequest("POST", h.srv.URL+"/.telegate/visits/guest", bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Origin", h.srv.URL)
+			req.Header.Set("X-Telegate-CSRF", "1")
+			if user != "" {
+				req.Header.Set("X-Test-User", user)
+			}
+			set(req)
+			if st, m, resp := h.sendResp(req); st != http.StatusForbidden || m["reason"] != "csrf" || len(resp.Cookies()) != 0 {
+				t.Errorf("%s (user %q): %d %v", name, user, st, m)
+			}
+		}
+	}
+	// The link is still good, and the session's signaling checks Origin.
+	cookie, gid := h.guestJoin(link, "")
+	h.do("dr", "POST", "/.telegate/visits/"+vid+"/admit", map[string]any{"participant": gid})
+	hdr := http.Header{"Origin": {"https://evil.example"}, "Cookie": {cookie.Name + "=" + cookie.Value}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.srv.URL, "http")+"/.telegate/visits/"+vid+"/signal", &websocket.DialOptions{HTTPHeader: hdr}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		if c != nil {
+			c.CloseNow()
+		}
+		t.Errorf("guest signaling from another origin: %v %v", resp, err)
+	}
+	// Once the visit ends the session is good for its status only.
+	h.do("dr", "POST", "/.telegate/visits/"+vid+"/end", nil)
+	for _, p := range []string{"/ice"} {
+		if st, m, _ := h.guestDo(cookie, "GET", "/.telegate/visits/"+vid+p, nil); st != http.StatusGone {
+			t.Errorf("guest %s after the end: %d %v", p, st, m)
+		}
+	}
+	if c, st := h.guestDial(cookie, vid); c != nil || st != http.StatusGone {
+		t.Errorf("guest signaling after the end: %d", st)
+	}
+	if st, m, _ := h.guestDo(cookie, "GET", "/.telegate/visits/"+vid, nil); st != http.StatusOK || m["status"] != "ended" || m["call_url"] != nil {
+		t.Errorf("guest status after the end: %d %v", st, m)
 	}
 }
