@@ -112,6 +112,12 @@ func TestRegression_GuestSessionOutOfScope(t *testing.T) {
 		t.Fatalf("own visit's relay credentials: %d", st)
 	}
 
+	// A restart keeps the session good (the key is the deployment's).
+	h.restart()
+	if st, _, _ := h.guestDo(cookie, "GET", "/.telegate/visits/"+vidA+"/ice", nil); st != http.StatusOK {
+		t.Fatalf("own visit's relay credentials after a restart: %d", st)
+	}
+
 	from := len(h.sink.all())
 	out := []struct{ method, path string }{
 		{"POST", "/.telegate/visits/" + vidA + "/admit"},
