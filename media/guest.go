@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -409,11 +408,7 @@ func (s *Service) handleGuestLink(w http.ResponseWriter, r *http.Request) {
 		tok, link, err = s.issueGuestLink(id, vid, req.Label, cleanText(req.Name, 80))
 	}
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) {
-			s.auditVisit(r, "visit.guest-link", id, vid, "", "deny", ae.reason)
-		}
-		writeError(w, r, err)
+		s.refuse(w, r, "visit.guest-link", id, vid, "", err)
 		return
 	}
 	s.auditVisit(r, "visit.guest-link", id, vid, "", "allow", link.Label)
@@ -493,7 +488,7 @@ func (s *Service) handleGuestJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	var req guestRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
+		s.refuse(w, r, "visit.guest-join", id, "", "", err)
 		return
 	}
 	v, p, err := s.redeemGuestLink(id, req.Link, cleanText(req.Name, 80))

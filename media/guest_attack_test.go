@@ -358,3 +358,75 @@ func TestGuestEndpointsRefuseCrossSite(t *testing.T) {
 		t.Errorf("guest status after the end: %d %v", st, m)
 	}
 }
+
+// TestRegression_UnauditedVisitRefusal: every refusal of a visit
+// decision leaves its audit record, whoever is refused: a signed-in
+// guest and the patient trying the host's actions (a new invite, a guest
+// link, admit, decline, remove, end) and reading a visit they are not
+// part of; a new invite is audited when it is issued too.
+func TestRegression_UnauditedVisitRefusal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Visits{DefaultParticipants: 4})
+	vid, _, patPID := h.admitted()
+	vidB, _ := h.createVisit("dr", nil)
+	st, m := h.do("bench-g", "POST", "/.telegate/visits/guest", map[string]any{"link": h.guestLink(vid, labelClinician, "")})
+	if st != http.StatusOK {
+		t.Fatalf("signed-in guest joins: %d %v", st, m)
+	}
+	gid := m["self"].(map[string]any)["id"].(string)
+	h.do("dr", "POST", "/.telegate/visits/"+vid+"/admit", map[string]any{"participant": gid})
+
+	subjects := map[string]string{"bench-g": "bench-g", "pat": users["pat"].Subject}
+	for user, sub := range subjects {
+		for _, try := range []struct{ method, path, typ string }{
+			{"POST", "/.telegate/visits/" + vid + "/invite", "visit.invite"},
+			{"POST", "/.telegate/visits/" + vid + "/guests", "visit.guest-link"},
+			{"POST", "/.telegate/visits/" + vid + "/admit", "visit.admit"},
+			{"POST", "/.telegate/visits/" + vid + "/decline", "visit.decline"},
+			{"POST", "/.telegate/visits/" + vid + "/remove", "visit.remove"},
+			{"POST", "/.telegate/visits/" + vid + "/end", "visit.end"},
+			{"GET", "/.telegate/visits/" + vidB, "visit.view"},
+		} {
+			from := len(h.sink.all())
+			var body any
+			switch {
+			case strings.HasSuffix(try.path, "/guests"):
+				body = map[string]any{"label": labelOther}
+			case try.method == "POST":
+				body = map[string]any{"participant": patPID}
+			}
+			if st, m := h.do(user, try.method, try.path, body); st != http.StatusForbidden {
+				t.Errorf("%s: %s %s: %d %v", user, try.method, try.path, st, m)
+			}
+			var seen bool
+			for _, e := range h.sink.all()[from:] {
+				seen = seen || e.Type == try.typ && e.Decision == "deny" && e.Subject == sub && e.Reason != ""
+			}
+			if !seen {
+				t.Errorf("%s: %s %s refused without a %s deny record", user, try.method, try.path, try.typ)
+			}
+		}
+	}
+	// Malformed requests to decisions are refused on the record too.
+	for _, try := range []struct{ path, typ string }{
+		{"/.telegate/visits/" + vid + "/admit", "visit.admit"},
+		{"/.telegate/visits/" + vid + "/guests", "visit.guest-link"},
+		{"/.telegate/visits/join", "visit.join"},
+		{"/.telegate/visits/guest", "visit.guest-join"},
+	} {
+		from := len(h.sink.all())
+		if st, m := h.do("dr", "POST", try.path, map[string]any{"participant": patPID, "extra": 1}); st != http.StatusBadRequest || m["reason"] != "bad-json" {
+			t.Errorf("malformed %s: %d %v", try.path, st, m)
+		}
+		if e := h.sink.all()[from:]; len(e) != 1 || e[0].Type != try.typ || e[0].Decision != "deny" || e[0].Reason != "bad-json" {
+			t.Errorf("malformed %s audited as %+v", try.path, e)
+		}
+	}
+	from := len(h.sink.all())
+	if st, m := h.do("dr", "POST", "/.telegate/visits/"+vid+"/invite", nil); st != http.StatusOK {
+		t.Fatalf("host's new invite: %d %v", st, m)
+	}
+	if e := h.sink.all()[from:]; len(e) != 1 || e[0].Type != "visit.invite" || e[0].Decision != "allow" || e[0].Attrs["visit"] != vid {
+		t.Errorf("host's new invite audited as %+v", e)
+	}
+}
