@@ -14,7 +14,7 @@ import (
 // session cookie, sent by hand to every part of the gateway besides its
 // own visit, opens nothing — the upstream routes (/, /clinic/, /admin/),
 // the visits list and create, the host's actions on the guest's own
-// visit, sign-out — and every one of those requests has its audit
+// visit, sign-out, the break-glass review — and every one of those requests has its audit
 // record; neither the guest link nor the session cookie appears in the
 // log or the audit trail; and guessing at guest links from one source
 // is cut off by the per-client rate limit.
@@ -64,6 +64,7 @@ func TestAttackGuestSession(t *testing.T) {
 		{"POST", "/.telegate/visits/" + id + "/admit"}, {"POST", "/.telegate/visits/" + id + "/remove"},
 		{"POST", "/.telegate/visits/" + id + "/end"}, {"POST", "/.telegate/visits/" + id + "/guests"},
 		{"POST", "/.telegate/visits/" + id + "/invite"}, {"POST", "/.telegate/logout"},
+		{"GET", "/.telegate/break-glass/uses"},
 	} {
 		resp := send(try.method, try.path)
 		if try.path == "/.telegate/logout" && resp.StatusCode == http.StatusSeeOther {
