@@ -35,6 +35,20 @@ func guestSessionDenials(h *harness, from int) []audit.Event {
 	return out
 }
 
+// hostActions are the endpoints of visit vid only its host may use, each
+// with the type of its audit record.
+func hostActions(vid string) []struct{ path, typ string } {
+	var out []struct{ path, typ string }
+	for _, a := range []string{"invite", "guests", "admit", "decline", "remove", "end"} {
+		typ := "visit." + a
+		if a == "guests" {
+			typ = "visit.guest-link"
+		}
+		out = append(out, struct{ path, typ string }{"/.telegate/visits/" + vid + "/" + a, typ})
+	}
+	return out
+}
+
 // TestRegression_WaitingRoomBoundOnReturn: visits.max_waiting bounds the
 // waiting room however people come into it, coming back after they had
 // left included: an account-less guest whose page polls again, a patient
@@ -119,20 +133,18 @@ func TestRegression_GuestSessionOutOfScope(t *testing.T) {
 	}
 
 	from := len(h.sink.all())
-	out := []struct{ method, path string }{
-		{"POST", "/.telegate/visits/" + vidA + "/admit"},
-		{"POST", "/.telegate/visits/" + vidA + "/decline"},
-		{"POST", "/.telegate/visits/" + vidA + "/remove"},
-		{"POST", "/.telegate/visits/" + vidA + "/end"},
-		{"POST", "/.telegate/visits/" + vidA + "/guests"},
-		{"POST", "/.telegate/visits/" + vidA + "/invite"},
+	var out []struct{ method, path string }
+	for _, a := range hostActions(vidA) {
+		out = append(out, struct{ method, path string }{"POST", a.path})
+	}
+	out = append(out, []struct{ method, path string }{
 		{"GET", "/.telegate/visits/" + vidA + "/"},
 		{"GET", "/.telegate/visits/" + vidB},
 		{"GET", "/.telegate/visits/" + vidB + "/ice"},
 		{"GET", "/.telegate/visits"},
 		{"POST", "/.telegate/visits"},
 		{"GET", "/.telegate/visits/lobby"},
-	}
+	}...)
 	for _, try := range out {
 		var body any
 		if try.method == "POST" {
@@ -378,32 +390,26 @@ func TestRegression_UnauditedVisitRefusal(t *testing.T) {
 
 	subjects := map[string]string{"bench-g": "bench-g", "pat": users["pat"].Subject}
 	for user, sub := range subjects {
-		for _, try := range []struct{ method, path, typ string }{
-			{"POST", "/.telegate/visits/" + vid + "/invite", "visit.invite"},
-			{"POST", "/.telegate/visits/" + vid + "/guests", "visit.guest-link"},
-			{"POST", "/.telegate/visits/" + vid + "/admit", "visit.admit"},
-			{"POST", "/.telegate/visits/" + vid + "/decline", "visit.decline"},
-			{"POST", "/.telegate/visits/" + vid + "/remove", "visit.remove"},
-			{"POST", "/.telegate/visits/" + vid + "/end", "visit.end"},
-			{"GET", "/.telegate/visits/" + vidB, "visit.view"},
-		} {
+		for _, try := range append(hostActions(vid), struct{ path, typ string }{"/.telegate/visits/" + vidB, "visit.view"}) {
 			from := len(h.sink.all())
-			var body any
-			switch {
-			case strings.HasSuffix(try.path, "/guests"):
+			method, body := "POST", any(map[string]any{"participant": patPID})
+			switch try.typ {
+			case "visit.guest-link":
 				body = map[string]any{"label": labelOther}
-			case try.method == "POST":
-				body = map[string]any{"participant": patPID}
+			case "visit.invite":
+				body = nil
+			case "visit.view":
+				method, body = "GET", nil
 			}
-			if st, m := h.do(user, try.method, try.path, body); st != http.StatusForbidden {
-				t.Errorf("%s: %s %s: %d %v", user, try.method, try.path, st, m)
+			if st, m := h.do(user, method, try.path, body); st != http.StatusForbidden {
+				t.Errorf("%s: %s %s: %d %v", user, method, try.path, st, m)
 			}
 			var seen bool
 			for _, e := range h.sink.all()[from:] {
 				seen = seen || e.Type == try.typ && e.Decision == "deny" && e.Subject == sub && e.Reason != ""
 			}
 			if !seen {
-				t.Errorf("%s: %s %s refused without a %s deny record", user, try.method, try.path, try.typ)
+				t.Errorf("%s: %s refused without a %s deny record", user, try.path, try.typ)
 			}
 		}
 	}
