@@ -279,13 +279,7 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if id == nil || !checkCSRF(w, r, id) {
 		return
 	}
-	deny := func(err error) {
-		var ae *apiError
-		if errors.As(err, &ae) {
-			s.auditVisit(r, "visit.create", id, "", "", "deny", ae.reason)
-		}
-		writeError(w, r, err)
-	}
+	deny := func(err error) { s.refuse(w, r, "visit.create", id, "", "", err) }
 	var req createRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		deny(err)
@@ -372,7 +366,7 @@ func (s *Service) lookupVisit(w http.ResponseWriter, r *http.Request, id *scope.
 		return nil
 	}
 	if !s.canManage(v, id) && !id.HasRole("service") && v.byIdentity(id) == nil {
-		writeError(w, r, fail(http.StatusForbidden, "not-participant", "you are not part of this visit"))
+		s.refuse(w, r, "visit.view", id, v.ID, "", fail(http.StatusForbidden, "not-participant", "you are not part of this visit"))
 		return nil
 	}
 	return v
@@ -402,11 +396,13 @@ func (s *Service) handleInvite(w http.ResponseWriter, r *http.Request) {
 	if id == nil || !checkCSRF(w, r, id) {
 		return
 	}
-	tok, exp, err := s.reissue(id, r.PathValue("id"))
+	vid := r.PathValue("id")
+	tok, exp, err := s.reissue(id, vid)
 	if err != nil {
-		writeError(w, r, err)
+		s.refuse(w, r, "visit.invite", id, vid, "", err)
 		return
 	}
+	s.auditVisit(r, "visit.invite", id, vid, "", "allow", "")
 	writeJSON(w, http.StatusOK, inviteJSON{URL: inviteURL(r, tok), Expires: exp})
 }
 
@@ -422,7 +418,7 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	var req joinRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
+		s.refuse(w, r, "visit.join", id, "", "", err)
 		return
 	}
 	v, p, arrived, err := s.join(id, req.Invite)
@@ -443,14 +439,24 @@ func (s *Service) joined(w http.ResponseWriter, r *http.Request, typ string, id 
 		pid = p.ID
 	}
 	if err != nil {
-		var ae *apiError
-		errors.As(err, &ae)
-		s.auditVisit(r, typ, id, vid, pid, "deny", ae.reason)
-		writeError(w, r, err)
+		s.refuse(w, r, typ, id, vid, pid, err)
 		return false
 	}
 	s.auditVisit(r, typ, id, vid, pid, "allow", allow(p))
 	return true
+}
+
+// refuse answers err (writeError) and audits it as a deny of type typ
+// with the refusal's reason ("internal" for an error that is not an
+// *apiError): every refusal of a visit decision leaves its record.
+func (s *Service) refuse(w http.ResponseWriter, r *http.Request, typ string, id *scope.Identity, vid, pid string, err error) {
+	reason := "internal"
+	var ae *apiError
+	if errors.As(err, &ae) {
+		reason = ae.reason
+	}
+	s.auditVisit(r, typ, id, vid, pid, "deny", reason)
+	writeError(w, r, err)
 }
 
 // writeView answers 200 with v as id sees it; arrived (id has just come
@@ -479,12 +485,8 @@ func (s *Service) handleDecide(w http.ResponseWriter, r *http.Request) {
 	action := r.PathValue("action")
 	vid := r.PathValue("id")
 	if action == "end" {
-		err := s.end(id, vid)
-		if err != nil {
-			var ae *apiError
-			errors.As(err, &ae)
-			s.auditVisit(r, "visit.end", id, vid, "", "deny", ae.reason)
-			writeError(w, r, err)
+		if err := s.end(id, vid); err != nil {
+			s.refuse(w, r, "visit.end", id, vid, "", err)
 			return
 		}
 		s.auditVisit(r, "visit.end", id, vid, "", "allow", "ended")
@@ -497,14 +499,11 @@ func (s *Service) handleDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	var req decideRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
+		s.refuse(w, r, "visit."+action, id, vid, "", err)
 		return
 	}
 	if err := s.decide(id, vid, req.Participant, action); err != nil {
-		var ae *apiError
-		errors.As(err, &ae)
-		s.auditVisit(r, "visit."+action, id, vid, req.Participant, "deny", ae.reason)
-		writeError(w, r, err)
+		s.refuse(w, r, "visit."+action, id, vid, req.Participant, err)
 		return
 	}
 	s.auditVisit(r, "visit."+action, id, vid, req.Participant, "allow", "")

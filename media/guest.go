@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -289,7 +288,9 @@ func (s *Service) redeemIn(v *visit, id *scope.Identity, linkID, typedName strin
 	var p *participant
 	if q := v.byIdentity(id); q != nil {
 		// Had left the waiting room: back in, now as this guest.
-		q.State, q.Seen = stateWaiting, now
+		if err := s.backToWaiting(v, q, now); err != nil {
+			return err
+		}
 		p = q
 	} else if err := s.addWaiting(v, id, now, &p); err != nil {
 		return err
@@ -320,11 +321,22 @@ func (s *Service) guestSession(r *http.Request, visitID, pid string, exp time.Ti
 // credentials, signaling and call page.
 var guestPaths = []string{"", "/ice", "/signal", "/call"}
 
+// guestPublicPaths are the endpoints anyone may use, where a browser
+// sends its guest session cookie along (its path covers them) without
+// the cookie standing for anything: the guest page and its API.
+var guestPublicPaths = []string{"/.telegate/visits/guest", "/.telegate/visits/guest/check"}
+
 // guestSessions gives a request that carries no identity of the gateway
 // the account-less guest identity of its guest session cookie, when the
 // request is for one of guestPaths of the cookie's own visit. Any other
 // request, and any cookie that does not check, passes unchanged (so
-// without identity).
+// without identity: the endpoint answers 401, or 403 where it needs no
+// sign-in), and, outside guestPublicPaths, is audited as a deny of type
+// visit.guest-session with reason guest-session-invalid (malformed, or
+// not signed by this deployment's key), guest-session-expired or
+// guest-session-out-of-scope (another visit, or an endpoint the session
+// is not good for; with the guest's visit and participant). A signed-in
+// caller's own identity always wins over a guest session cookie.
 func (s *Service) guestSessions(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sc := scope.From(r.Context())
@@ -338,12 +350,23 @@ func (s *Service) guestSessions(next http.Handler) http.Handler {
 			return
 		}
 		gt, err := parseVisitToken(s.invite, guestSessionPrefix, c.Value, s.now())
-		rest, ok := strings.CutPrefix(r.URL.Path, "/.telegate/visits/"+gt.Visit)
-		if err != nil || !ok || !slices.Contains(guestPaths, rest) {
-			next.ServeHTTP(w, r)
-			return
+		if err == nil {
+			if rest, ok := strings.CutPrefix(r.URL.Path, "/.telegate/visits/"+gt.Visit); ok && slices.Contains(guestPaths, rest) {
+				sc.Identity = guestIdentity(gt.ID)
+				next.ServeHTTP(w, r)
+				return
+			}
 		}
-		sc.Identity = guestIdentity(gt.ID)
+		if !slices.Contains(guestPublicPaths, r.URL.Path) {
+			switch err {
+			case nil:
+				s.auditVisit(r, "visit.guest-session", guestIdentity(gt.ID), gt.Visit, "", "deny", "guest-session-out-of-scope")
+			case errGuestLinkExpired:
+				s.auditVisit(r, "visit.guest-session", nil, "", "", "deny", "guest-session-expired")
+			default:
+				s.auditVisit(r, "visit.guest-session", nil, "", "", "deny", "guest-session-invalid")
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -386,11 +409,7 @@ func (s *Service) handleGuestLink(w http.ResponseWriter, r *http.Request) {
 		tok, link, err = s.issueGuestLink(id, vid, req.Label, cleanText(req.Name, 80))
 	}
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) {
-			s.auditVisit(r, "visit.guest-link", id, vid, "", "deny", ae.reason)
-		}
-		writeError(w, r, err)
+		s.refuse(w, r, "visit.guest-link", id, vid, "", err)
 		return
 	}
 	s.auditVisit(r, "visit.guest-link", id, vid, "", "allow", link.Label)
@@ -470,7 +489,7 @@ func (s *Service) handleGuestJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	var req guestRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
+		s.refuse(w, r, "visit.guest-join", id, "", "", err)
 		return
 	}
 	v, p, arrived, err := s.redeemGuestLink(id, req.Link, cleanText(req.Name, 80))

@@ -371,7 +371,10 @@ func (s *Service) join(id *scope.Identity, token string) (v *visit, p *participa
 				return nil
 			case stateLeft:
 				if inv.Gen == v.InviteGen {
-					p.State, p.Seen, arrived = stateWaiting, now, true
+					if err := s.backToWaiting(v, p, now); err != nil {
+						return err
+					}
+					arrived = true
 					return nil
 				}
 			default:
@@ -400,11 +403,8 @@ func (s *Service) join(id *scope.Identity, token string) (v *visit, p *participa
 // addWaiting adds id to v's waiting room (in *out) within the
 // participant cap and the waiting-room bound.
 func (s *Service) addWaiting(v *visit, id *scope.Identity, now time.Time, out **participant) error {
-	if v.count(stateAdmitted) >= v.Cap {
-		return fail(http.StatusConflict, "full", fullMessage(v))
-	}
-	if v.count(stateWaiting) >= s.cfg.MaxWaiting {
-		return fail(http.StatusConflict, "waiting-room-full", "the waiting room is full; try again later")
+	if err := s.waitingRoomOpen(v); err != nil {
+		return err
 	}
 	// Bound the record: drop the oldest declined or removed entries.
 	if len(v.Participants) >= v.Cap+s.cfg.MaxWaiting+16 {
@@ -421,6 +421,31 @@ func (s *Service) addWaiting(v *visit, id *scope.Identity, now time.Time, out **
 	}
 	v.Participants = append(v.Participants, p)
 	*out = p
+	return nil
+}
+
+// waitingRoomOpen says whether v takes one more person into its waiting
+// room: 409 "full" when the participant cap is reached, 409
+// "waiting-room-full" at visits.max_waiting. Everyone who enters the
+// waiting room passes it: a newcomer (addWaiting) and anyone coming back
+// after they had left (backToWaiting).
+func (s *Service) waitingRoomOpen(v *visit) error {
+	if v.count(stateAdmitted) >= v.Cap {
+		return fail(http.StatusConflict, "full", fullMessage(v))
+	}
+	if v.count(stateWaiting) >= s.cfg.MaxWaiting {
+		return fail(http.StatusConflict, "waiting-room-full", "the waiting room is full; try again later")
+	}
+	return nil
+}
+
+// backToWaiting puts p, who had left v's waiting room, back in it, within
+// waitingRoomOpen.
+func (s *Service) backToWaiting(v *visit, p *participant, now time.Time) error {
+	if err := s.waitingRoomOpen(v); err != nil {
+		return err
+	}
+	p.State, p.Seen = stateWaiting, now
 	return nil
 }
 
@@ -533,10 +558,12 @@ func (s *Service) seenBy(v *visit, p *participant) *visit {
 			return errNoChange
 		}
 		if q.State == stateLeft {
-			if !v.active() {
+			// Back only while the visit runs and its waiting room has
+			// room; otherwise the page goes on seeing "left".
+			if !v.active() || s.backToWaiting(v, q, now) != nil {
 				return errNoChange
 			}
-			q.State = stateWaiting
+			return nil
 		}
 		q.Seen = now
 		return nil
