@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,16 +14,21 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 )
 
 // RedisOptions configures a RedisStore.
 type RedisOptions struct {
 	// Addr is the Redis server, "host:port". Required.
 	Addr string
-	// Password is sent with AUTH (Redis ACL default user); "" sends none.
+	// Username is the Redis ACL user; "" is "default".
+	Username string
+	// Password is sent with AUTH; "" sends none.
 	Password string
 	// DB is the database number (SELECT). Default 0.
 	DB int
+	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
+	TLS *tls.Config
 	// Key is the 32-byte AES-256 key that seals every record. Every node
 	// sharing the Redis must use the same key.
 	Key []byte
@@ -127,21 +133,8 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		Password:              o.Password,
-		DB:                    o.DB,
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		PoolTimeout:           o.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            1,
-		DialerRetries:         2,
-		// No CLIENT SETINFO / HELLO probing beyond what AUTH needs.
-		DisableIdentity: true,
-		Protocol:        2,
-	})
+	conn := o.conn()
+	rdb := conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: 1, DialerRetries: 2})
 	s := &RedisStore{
 		rdb:     rdb,
 		codec:   &BoltStore{aead: aead},
@@ -155,9 +148,14 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	defer cancel()
 	if err := rdb.Ping(cctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("auth: redis %s: %w", o.Addr, err)
+		return nil, fmt.Errorf("auth: %w", conn.Explain(err))
 	}
 	return s, nil
+}
+
+// conn is the connection part of o.
+func (o RedisOptions) conn() redisconn.Conn {
+	return redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
 }
 
 func (s *RedisStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -474,7 +472,7 @@ func (s *Service) PingSessionStore(ctx context.Context) error {
 }
 
 // openRedisFromConfig opens the RedisStore for sessions.store "redis": the
-// server in cfg.Redis (password from Password or PasswordFile), records
+// server in cfg.Redis (redisconn.FromConfig: user, password, TLS), records
 // sealed with sessions.encryption_key(_file), which must be set so every
 // node shares it (a key generated in one node's data directory would not
 // open another node's sessions).
@@ -487,15 +485,13 @@ func openRedisFromConfig(cfg *config.Config) (SessionStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	pw := rc.Password
-	if pw == "" && rc.PasswordFile != "" {
-		s, err := config.ReadSecretFile(rc.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth: redis.password_file: %w", err)
-		}
-		pw = strings.TrimSpace(s)
+	c, err := redisconn.FromConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return OpenRedisStore(context.Background(), RedisOptions{
-		Addr: rc.Addr, Password: pw, DB: rc.DB, Key: key, MaxSessions: sc.MaxSessions,
+		Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS,
+		Key: key, MaxSessions: sc.MaxSessions,
 	})
+
 }

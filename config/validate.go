@@ -1188,6 +1188,27 @@ func (c *Config) checkRedis(r *Report, fromEnv map[string]bool) {
 	if rd.DB < 0 {
 		r.Errorf("db", "must not be negative")
 	}
+	if rd.Username != "" && !tokenPattern.MatchString(rd.Username) {
+		r.Errorf("username", "must be a Redis ACL user name: letters, digits and -._ without spaces")
+	}
+	t := rd.TLS
+	if t != (RedisTLS{}) {
+		tr := r.Sub("tls")
+		if !t.Enabled {
+			tr.Errorf("enabled", "ca_file, cert_file, key_file and server_name apply only with enabled: true")
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			tr.Errorf("cert_file", "cert_file and key_file go together")
+		}
+		if t.CAFile != "" {
+			_, err := ReadCertPool(t.CAFile)
+			tr.check("ca_file", err)
+		}
+		checkKeyPair(tr, t.CertFile, t.KeyFile)
+		if t.ServerName != "" && !validHostname(t.ServerName, false) && net.ParseIP(t.ServerName) == nil {
+			tr.Errorf("server_name", "must be a DNS name or an IP address")
+		}
+	}
 }
 
 // checkGeneratedSecrets applies the rule for secret files to the keys

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,16 +16,21 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 )
 
 // RedisLimiterOptions configures a RedisLimiter.
 type RedisLimiterOptions struct {
 	// Addr is the Redis server, "host:port". Required.
 	Addr string
+	// Username is the Redis ACL user; "" is "default".
+	Username string
 	// Password is sent with AUTH; "" sends none.
 	Password string
 	// DB is the database number (SELECT). Default 0.
 	DB int
+	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
+	TLS *tls.Config
 	// Prefix starts every bucket key. Default "telegate:rl:".
 	Prefix string
 	// HashKey keys the HMAC-SHA-256 (RFC 2104) that names buckets, so Redis
@@ -111,20 +116,9 @@ func NewRedisLimiter(o RedisLimiterOptions) (*RedisLimiter, error) {
 	if o.HashKey == nil {
 		o.HashKey = []byte(o.Password)
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		Password:              o.Password,
-		DB:                    o.DB,
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		PoolTimeout:           o.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1, // a retry would double the wait; the fallback answers instead
-		DialerRetries:         1,
-		DisableIdentity:       true,
-		Protocol:              2,
-	})
+	// No retry: a retry would double the wait; the fallback answers instead.
+	rdb := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}.
+		NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: -1, DialerRetries: 1})
 	return &RedisLimiter{
 		rdb:        rdb,
 		local:      NewLimiter(o.MaxClients, o.Now),
@@ -137,23 +131,15 @@ func NewRedisLimiter(o RedisLimiterOptions) (*RedisLimiter, error) {
 }
 
 // RedisLimiterOptionsFrom returns the options for the redis section of
-// the configuration: Addr, DB and the password from Password or
-// PasswordFile (surrounding white space removed). It fails when Addr is
-// empty or PasswordFile fails config's rule for secret files
-// (config.ReadSecretFile).
+// the configuration (redisconn.FromConfig: address, ACL user, password
+// from password or password_file, database, TLS). It fails when Addr is
+// empty or a file fails config's rule.
 func RedisLimiterOptionsFrom(rc config.Redis) (RedisLimiterOptions, error) {
-	if rc.Addr == "" {
-		return RedisLimiterOptions{}, errors.New("policies: redis address missing (redis.addr)")
+	c, err := redisconn.FromConfig(rc)
+	if err != nil {
+		return RedisLimiterOptions{}, fmt.Errorf("policies: %w", err)
 	}
-	o := RedisLimiterOptions{Addr: rc.Addr, Password: rc.Password, DB: rc.DB}
-	if o.Password == "" && rc.PasswordFile != "" {
-		s, err := config.ReadSecretFile(rc.PasswordFile)
-		if err != nil {
-			return RedisLimiterOptions{}, fmt.Errorf("policies: redis.password_file: %w", err)
-		}
-		o.Password = strings.TrimSpace(s)
-	}
-	return o, nil
+	return RedisLimiterOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}, nil
 }
 
 // bucketScript is Limiter's token bucket in Redis: KEYS[1] the bucket, a
