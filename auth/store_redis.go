@@ -47,6 +47,11 @@ type RedisOptions struct {
 	Grace time.Duration
 	// Now is the clock used for Redis TTLs. Default time.Now.
 	Now func() time.Time
+	// Stale is how long after Redis last confirmed a session to this node
+	// Get may still serve it while Redis is unreachable (see lastKnown):
+	// sessions.idle_timeout, so that live sessions ride out an outage
+	// within their idle window. 0 serves nothing without Redis.
+	Stale time.Duration
 }
 
 // RedisStore is the SessionStore for several nodes: sessions live in one
@@ -90,9 +95,12 @@ type RedisOptions struct {
 // maxmemory policy must be "noeviction" so that Redis never drops a live
 // session silently.
 //
-// Failure: every call is bounded by Timeout; a Redis that is down or slow
-// makes Get fail with an error other than ErrNotFound, and the caller
-// treats the request as unauthenticated (fail closed).
+// Failure: every call is bounded by Timeout. While Redis is down or slow,
+// Get serves a session Redis confirmed to this node less than Stale ago
+// (lastKnown; the caller's idle and absolute deadlines still apply), and
+// fails with an error other than ErrNotFound for any other, which the
+// caller treats as unauthenticated (fail closed). Writes fail: no new
+// session is made without Redis.
 type RedisStore struct {
 	rdb     *redis.Client
 	codec   *BoltStore // only its AEAD is set: seal and open are shared
@@ -101,6 +109,7 @@ type RedisStore struct {
 	timeout time.Duration
 	grace   time.Duration
 	now     func() time.Time
+	known   *lastKnown
 }
 
 // OpenRedisStore connects to o.Addr and checks the connection with PING
@@ -143,6 +152,7 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 		timeout: o.Timeout,
 		grace:   o.Grace,
 		now:     o.Now,
+		known:   newLastKnown(o.Stale),
 	}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -322,11 +332,18 @@ func (s *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
 	defer cancel()
 	v, err := s.rdb.Get(cctx, s.recKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
+		s.known.forget(id)
 		return nil, ErrNotFound
 	}
 	if err != nil {
+		if v, ok := s.known.get(id, s.now()); ok {
+			if sess, oerr := s.codec.open(id, v); oerr == nil {
+				return sess, nil
+			}
+		}
 		return nil, fmt.Errorf("auth: redis get session: %w", err)
 	}
+	s.known.put(id, v, s.now())
 	return s.codec.open(id, v)
 }
 
@@ -367,14 +384,21 @@ func (s *RedisStore) put(ctx context.Context, sess *Session, existing bool) ([]*
 		hex.EncodeToString(indexHash(sess.Issuer, sess.Subject)), sidHex, existingFlag(existing)).Result()
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "ENDED") {
+			s.known.forget(sess.ID)
 			return nil, ErrSessionEnded
 		}
 		if strings.HasPrefix(err.Error(), "NOTFOUND") {
+			s.known.forget(sess.ID)
 			return nil, ErrNotFound
 		}
 		return nil, fmt.Errorf("auth: redis store session: %w", err)
 	}
-	return s.pairs(res), nil
+	s.known.put(sess.ID, val, s.now())
+	evicted := s.pairs(res)
+	for _, e := range evicted {
+		s.known.forget(e.ID)
+	}
+	return evicted, nil
 }
 
 func existingFlag(b bool) string {
@@ -386,6 +410,7 @@ func existingFlag(b bool) string {
 
 // Delete implements SessionStore.
 func (s *RedisStore) Delete(ctx context.Context, id string) (*Session, error) {
+	s.known.forget(id)
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
 	v, err := deleteScript.Run(cctx, s.rdb, []string{s.recKey(id), s.expKey()}, s.prefix, id).Text()
@@ -405,6 +430,15 @@ func (s *RedisStore) Delete(ctx context.Context, id string) (*Session, error) {
 func (s *RedisStore) DeleteBySubject(ctx context.Context, issuer, subject, sid string) ([]*Session, error) {
 	if subject == "" && sid == "" {
 		return nil, errors.New("auth: delete by subject needs a subject or a sid")
+	}
+	if subject != "" {
+		var sidHash []byte
+		if sid != "" {
+			sidHash = indexHash(issuer, sid)
+		}
+		s.known.forgetIndexed(indexHash(issuer, subject), sidHash)
+	} else {
+		s.known.forgetIndexed(nil, indexHash(issuer, sid))
 	}
 	var set, filter string
 	if subject != "" {
@@ -441,7 +475,11 @@ func (s *RedisStore) DeleteExpired(ctx context.Context, now time.Time) ([]*Sessi
 			return out, fmt.Errorf("auth: redis sweep sessions: %w", err)
 		}
 		list, _ := res.([]any)
-		out = append(out, s.pairs(res)...)
+		ended := s.pairs(res)
+		for _, e := range ended {
+			s.known.forget(e.ID)
+		}
+		out = append(out, ended...)
 		if len(list) < 2*expireBatch {
 			return out, nil
 		}
@@ -491,7 +529,7 @@ func openRedisFromConfig(cfg *config.Config) (SessionStore, error) {
 	}
 	return OpenRedisStore(context.Background(), RedisOptions{
 		Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS,
-		Key: key, MaxSessions: sc.MaxSessions,
+		Key: key, MaxSessions: sc.MaxSessions, Stale: sc.IdleTimeout,
 	})
 
 }
