@@ -143,7 +143,7 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 		o.Now = time.Now
 	}
 	conn := o.conn()
-	rdb := conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: 1, DialerRetries: 2})
+	rdb := conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: 1, DialerRetries: 2, Rest: redisconn.DefaultRest})
 	s := &RedisStore{
 		rdb:     rdb,
 		codec:   &BoltStore{aead: aead},

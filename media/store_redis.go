@@ -72,7 +72,7 @@ func openRedisStore(o RedisOptions, key []byte, log *slog.Logger) (*redisStore, 
 		return nil, err
 	}
 	conn := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
-	rdb := conn.NewClient(redisconn.Tuning{Timeout: storeTimeout, MaxRetries: 1})
+	rdb := conn.NewClient(redisconn.Tuning{Timeout: storeTimeout, MaxRetries: 1, Rest: redisconn.DefaultRest})
 	ctx, cancel := storeCtx()
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {

@@ -81,15 +81,14 @@ type RedisLimiterOptions struct {
 // with Redis down the global limit becomes a per-node limit (at most
 // nodes × limit) rather than no limit. Safe for concurrent use.
 type RedisLimiter struct {
-	rdb        *redis.Client
-	local      *Limiter
-	prefix     string
-	hashKey    []byte
-	timeout    time.Duration
-	retryAfter time.Duration
-	now        func() time.Time
+	rdb     *redis.Client
+	local   *Limiter
+	prefix  string
+	hashKey []byte
+	timeout time.Duration
+	now     func() time.Time
 
-	downUntil atomic.Int64 // Unix ns; decisions are local before it
+	rest      redisconn.Breaker // decisions are local while it rests
 	fallbacks atomic.Uint64
 	errors    atomic.Uint64
 }
@@ -120,13 +119,13 @@ func NewRedisLimiter(o RedisLimiterOptions) (*RedisLimiter, error) {
 	rdb := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}.
 		NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: -1, DialerRetries: 1})
 	return &RedisLimiter{
-		rdb:        rdb,
-		local:      NewLimiter(o.MaxClients, o.Now),
-		prefix:     o.Prefix,
-		hashKey:    o.HashKey,
-		timeout:    o.Timeout,
-		retryAfter: o.RetryAfter,
-		now:        o.Now,
+		rdb:     rdb,
+		local:   NewLimiter(o.MaxClients, o.Now),
+		prefix:  o.Prefix,
+		hashKey: o.HashKey,
+		timeout: o.Timeout,
+		rest:    redisconn.Breaker{Rest: o.RetryAfter},
+		now:     o.Now,
 	}, nil
 }
 
@@ -219,15 +218,12 @@ func (r *RedisLimiter) AllowSubject(routeID, subjectKey string, lim config.RateL
 	return ok
 }
 
-// errRedisResting is returned while decisions stay local after an error.
-var errRedisResting = errors.New("policies: redis resting after an error")
-
 // take runs bucketScript for one bucket under lim (valid). An error
 // means the caller decides locally.
 func (r *RedisLimiter) take(kind, routeID, who string, lim config.RateLimit) (bool, error) {
-	if time.Now().UnixNano() < r.downUntil.Load() {
+	if r.rest.Resting() {
 		r.fallbacks.Add(1)
-		return false, errRedisResting
+		return false, redisconn.ErrResting
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
@@ -235,7 +231,7 @@ func (r *RedisLimiter) take(kind, routeID, who string, lim config.RateLimit) (bo
 	if err != nil {
 		r.errors.Add(1)
 		r.fallbacks.Add(1)
-		r.downUntil.Store(time.Now().Add(r.retryAfter).UnixNano())
+		r.rest.Fail()
 		return false, err
 	}
 	return n == 1, nil

@@ -87,6 +87,11 @@ type Tuning struct {
 	// DialerRetries is how many times a dial is tried; 0 is go-redis's
 	// default.
 	DialerRetries int
+	// Rest, when above 0, puts a Breaker on the client: after a call Redis
+	// did not answer, every call fails at once with ErrResting for Rest,
+	// so a Redis that is down or hung costs one timeout per Rest rather
+	// than one per request.
+	Rest time.Duration
 }
 
 // Options returns the go-redis options for c tuned by t. RESP2 and no
@@ -114,7 +119,16 @@ func (c Conn) Options(t Tuning) *redis.Options {
 }
 
 // NewClient returns a client for c tuned by t. It does not connect.
-func (c Conn) NewClient(t Tuning) *redis.Client { return redis.NewClient(c.Options(t)) }
+func (c Conn) NewClient(t Tuning) *redis.Client {
+	rdb := redis.NewClient(c.Options(t))
+	if t.Rest > 0 {
+		rdb.AddHook(breakerHook{b: &Breaker{Rest: t.Rest}})
+	}
+	return rdb
+}
+
+// DefaultRest is the Tuning.Rest of the clients of sessions and visits.
+const DefaultRest = time.Second
 
 // ErrRefused marks an error that will not pass by itself: Redis's
 // certificate does not verify, the TLS handshake fails, or Redis refuses

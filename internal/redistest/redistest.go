@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,6 +215,7 @@ func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused server too
 		_ = s.cmd.Process.Kill()
 		<-s.exited
 		s.cmd, s.exited = nil, nil
@@ -236,4 +238,30 @@ func (s *Server) options() *redis.Options {
 		o.TLSConfig = s.tls.Clone()
 	}
 	return o
+}
+
+// Pause stops the server's process with SIGSTOP: its port stays open and
+// its connections established, but nothing is answered (a Redis hung or
+// cut off by the network). Resume continues it.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT)
+}
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		t.Fatal("redis-server is not running")
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
 }
