@@ -533,3 +533,31 @@ func openRedisFromConfig(cfg *config.Config) (SessionStore, error) {
 	})
 
 }
+
+// jtiKey is the Redis key recording back-channel logout token (iss, jti):
+// "jti:" and the hex of indexHash, so Redis holds neither in the clear.
+func (s *RedisStore) jtiKey(iss, jti string) string {
+	return s.prefix + "jti:" + hex.EncodeToString(indexHash(iss, jti))
+}
+
+// rememberJTI records (iss, jti) until exp (SET NX with that TTL, at
+// least one second) and reports whether it was not recorded yet: one
+// atomic command, so of two nodes receiving the same token at once one
+// accepts it.
+func (s *RedisStore) rememberJTI(ctx context.Context, iss, jti string, exp time.Time) (bool, error) {
+	ttl := max(exp.Sub(s.now()), time.Second)
+	cctx, cancel := s.ctx(ctx)
+	defer cancel()
+	ok, err := s.rdb.SetNX(cctx, s.jtiKey(iss, jti), "1", ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("auth: redis record logout token: %w", err)
+	}
+	return ok, nil
+}
+
+// forgetJTI drops the record of (iss, jti), best effort.
+func (s *RedisStore) forgetJTI(ctx context.Context, iss, jti string) {
+	cctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_ = s.rdb.Del(cctx, s.jtiKey(iss, jti)).Err()
+}
