@@ -84,14 +84,14 @@ type Service struct {
 	discovery discoveries
 	// cur is the view of the running generation, for work no request
 	// carries (the sweeper, Active from signaling).
-	cur         atomic.Pointer[View]
-	refreshes   singleflight.Group
-	touching    sync.Map // session id → struct{}: a use being recorded
-	jtiMu       sync.Mutex
-	jtis        *lru.Cache[string, time.Time]
+	cur       atomic.Pointer[View]
+	refreshes singleflight.Group
+	touching  sync.Map // session id → struct{}: a use being recorded
+	jtiMu     sync.Mutex
+	jtis      *lru.Cache[string, time.Time]
 	// sharedJTIs, with sessions in Redis, holds the back-channel logout
 	// tokens seen by every node (jtis is then unused).
-	sharedJTIs *RedisStore
+	sharedJTIs  *RedisStore
 	hooksMu     sync.RWMutex
 	hooks       []func(string, *scope.Identity)
 	stop        chan struct{}
