@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +88,115 @@ func TestRegression_RedisRefusedFailsStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkWarnings runs Check on cfg's file and returns its warnings about
+// the redis section.
+func checkWarnings(t *testing.T, cfg *config.Config) []string {
+	t.Helper()
+	got, err := Check(cfg.Source)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	var out []string
+	for _, w := range got.Warnings {
+		if strings.HasPrefix(w.Field, "redis") {
+			out = append(out, w.Error())
+		}
+	}
+	return out
+}
+
+// TestCheckWarnsAboutRedisSetup: `telegate check` reads how the Redis
+// of a several-node configuration is set up and warns, at redis.addr's
+// line, of each setting docs/deployment.md asks for that it lacks:
+// maxmemory-policy noeviction, persistence (AOF or RDB); of no ACL user;
+// and of a Redis it cannot reach (nothing checked). A Redis set up as
+// asked gets none of these; an ACL user without CONFIG and INFO leaves
+// the settings unchecked rather than guessed; refused credentials are an
+// error, as at run.
+func TestCheckWarnsAboutRedisSetup(t *testing.T) {
+	t.Parallel()
+	const (
+		eviction = "maxmemory-policy is \"allkeys-lru\""
+		noDisk   = "keeps nothing on disk"
+		noUser   = "no ACL user"
+		noReach  = "cannot reach Redis"
+	)
+	has := func(ws []string, s string) bool {
+		for _, w := range ws {
+			if strings.Contains(w, s) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		name      string
+		opts      redistest.Options
+		user      bool
+		stop      bool
+		want, not []string
+	}{
+		{"evicting, nothing on disk, default user", redistest.Options{Args: []string{"--maxmemory-policy", "allkeys-lru"}}, false, false,
+			[]string{eviction, noDisk, noUser}, []string{noReach}},
+		{"as docs/deployment.md asks", redistest.Options{User: "telegate", CheckCommands: true, Args: []string{"--appendonly", "yes"}}, true, false,
+			nil, []string{eviction, noDisk, noUser, noReach}},
+		{"RDB snapshots only", redistest.Options{User: "telegate", CheckCommands: true, Args: []string{"--save", "3600 1"}}, true, false,
+			nil, []string{noDisk}},
+		{"ACL user without CONFIG and INFO: left unchecked", redistest.Options{User: "telegate", Args: []string{"--maxmemory-policy", "allkeys-lru"}}, true, false,
+			nil, []string{eviction, noDisk, noReach}},
+		{"unreachable", redistest.Options{}, false, true, []string{noReach}, []string{eviction}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := redistest.StartWith(t, tc.opts)
+			extra := ""
+			if tc.user {
+				extra = "  username: telegate\n"
+			}
+			cfg := nodeConfigWith(t, rdb, "")
+			if extra != "" {
+				b, err := os.ReadFile(cfg.Source)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b = []byte(strings.Replace(string(b), "redis:\n", "redis:\n"+extra, 1))
+				if err := os.WriteFile(cfg.Source, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.stop {
+				rdb.Stop()
+			}
+			ws := checkWarnings(t, cfg)
+			t.Logf("warnings: %q", ws)
+			for _, w := range tc.want {
+				if !has(ws, w) {
+					t.Errorf("no warning saying %q in %q", w, ws)
+				}
+			}
+			for _, w := range tc.not {
+				if has(ws, w) {
+					t.Errorf("a warning saying %q in %q", w, ws)
+				}
+			}
+			for _, w := range ws {
+				if strings.Contains(w, "redis.addr") && !strings.Contains(w, ".yaml:") {
+					t.Errorf("warning without file:line: %s", w)
+				}
+			}
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		rdb := redistest.Start(t)
+		cfg := nodeConfigWith(t, rdb, "")
+		if err := os.WriteFile(filepath.Join(filepath.Dir(cfg.Source), "redis.password"), []byte("wrong\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Check(cfg.Source); err == nil || !strings.Contains(err.Error(), "redis.password_file") {
+			t.Fatalf("check with a wrong password: %v, want an error naming redis.password_file", err)
+		}
+	})
 }
