@@ -84,3 +84,16 @@ func TestFromConfig(t *testing.T) {
 		t.Fatalf("a password file every user can read: %v", err)
 	}
 }
+
+// TestDeploymentDocListsACLRules: the ACL user docs/deployment.md tells a
+// hospital to create is exactly the one the tests run against.
+func TestDeploymentDocListsACLRules(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "deployment.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ACL SETUSER telegate >PASSWORD " + strings.Join(ACLRules(false), " ") + "\n"
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("docs/deployment.md does not give the ACL user as\n%s", want)
+	}
+}
