@@ -1207,7 +1207,7 @@ func (c *Config) checkRedis(r *Report, fromEnv map[string]bool) {
 	if t != (RedisTLS{}) {
 		tr := r.Sub("tls")
 		if !t.Enabled {
-			tr.Errorf("enabled", "ca_file, cert_file, key_file and server_name apply only with enabled: true")
+			tr.Errorf("", "ca_file, cert_file, key_file and server_name apply only with enabled: true")
 		}
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			tr.Errorf("cert_file", "cert_file and key_file go together")
