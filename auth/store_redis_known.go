@@ -47,8 +47,13 @@ func (k *lastKnown) put(id string, sealed []byte, now time.Time) {
 		return
 	}
 	k.mu.Lock()
+	defer k.mu.Unlock()
+	if r, ok := k.lru.Get(id); ok && bytes.Equal(r.sealed, sealed) {
+		r.at = now // the same record confirmed again: no copy
+		k.lru.Add(id, r)
+		return
+	}
 	k.lru.Add(id, knownRecord{sealed: bytes.Clone(sealed), at: now})
-	k.mu.Unlock()
 }
 
 // get returns id's record when Redis confirmed it less than stale ago.
