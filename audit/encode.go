@@ -11,8 +11,9 @@ import (
 // fields; no mac, no newline) to dst: the bytes json.Marshal(line{…})
 // gives, without its reflection. Strings that need escaping and Attrs go
 // through encoding/json, so the output is json.Marshal's in every case
-// (TestAppendLineIsMarshal).
-func appendLine(dst []byte, seq uint64, prev string, e *Event) ([]byte, error) {
+// (TestAppendLineIsMarshal). prev is a string or the bytes of one (the
+// writer keeps it in a buffer of its own, so it costs no allocation).
+func appendLine[P string | []byte](dst []byte, seq uint64, prev P, e *Event) ([]byte, error) {
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"prev":`...)
@@ -59,10 +60,10 @@ func appendLine(dst []byte, seq uint64, prev string, e *Event) ([]byte, error) {
 // appendString appends s as a JSON string the way encoding/json writes
 // it: printable ASCII other than `"`, `\`, `<`, `>` and `&` as it is,
 // anything else by json.Marshal.
-func appendString(dst []byte, s string) []byte {
+func appendString[S string | []byte](dst []byte, s S) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s) // a string always marshals
+			b, _ := json.Marshal(string(s)) // a string always marshals
 			return append(dst, b...)
 		}
 	}

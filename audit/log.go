@@ -36,12 +36,14 @@ const (
 	// logs an error, and Commit returns ErrSaturated.
 	EnqueueTimeout = 100 * time.Millisecond
 	// CommitTimeout is how long Commit waits for its record's write(2)
-	// once queued before it returns ErrNotConfirmed.
+	// once queued before it returns ErrNotConfirmed (at most commitTick
+	// more: the watchdog's period).
 	CommitTimeout = time.Second
 	// MaxLineBytes caps one audit line. An event whose line would be longer
 	// loses its Attrs (and gains attrs {"truncated":"true"}).
 	MaxLineBytes = 64 << 10
-	// maxBatch caps the records of one write(2).
+	// maxBatch caps the records of one write(2) (and of one sealed
+	// block); the writer writes a longer queue in several.
 	maxBatch = 512
 )
 
@@ -133,23 +135,40 @@ type Options struct {
 // lines cut from the end visible.
 //
 // Writing is group commit: one writer goroutine takes every event queued
-// (QueueSize) and writes them with one write(2), then wakes the callers of
-// Commit waiting for them; fsync follows within FsyncInterval, by another
-// goroutine, which also writes a checkpoint of the fsynced records every
-// CheckpointEvery records or CheckpointInterval, and on Close. Record
-// queues an event without waiting for its write. A Log is safe for
-// concurrent use.
+// (QueueSize) and writes them with one write(2) per maxBatch records,
+// then publishes the last record written (a ticket number) and closes the
+// one channel the callers of Commit of that batch are parked on; fsync
+// follows within FsyncInterval, by another goroutine, which also writes a
+// checkpoint of the fsynced records every CheckpointEvery records or
+// CheckpointInterval, and on Close. Record queues an event without
+// waiting for its write. A Log is safe for concurrent use.
 type Log struct {
 	path   string
 	key    []byte
 	logger *slog.Logger
 	o      Options
 
-	mu     sync.RWMutex // guards closed against sends on ch
+	// The queue, under mu (Healthy takes it shared).
+	mu     sync.RWMutex
 	closed bool
-	ch     chan pending
+	queue  []pending // records waiting for the writer, in order
+	spare  []pending // the writer's last batch, reused as the next queue
+	// wait is closed once the records in queue are written (or the trail
+	// stopped): the callers of Commit whose records are in one batch park
+	// on it together; nil: nobody waits.
+	wait         chan struct{}
+	room         chan struct{} // closed when the writer takes the queue; nil: nobody waits for room
+	awake        bool          // the writer has been kicked and has not gone idle
+	queued       uint64        // tickets handed out: records ever queued
+	inflight     uint64        // the last ticket of the batch being written
+	inflightWait chan struct{} // wait of the batch being written
+	kick         chan struct{} // wakes the writer (capacity 1)
+	tick         chan struct{} // closed by the watchdog (watch); nil: nobody waits on it
+	// writtenTicket is the last ticket written (its write(2) returned).
+	writtenTicket atomic.Uint64
+
 	done   chan struct{}
-	stop   chan struct{} // stops the syncer
+	stop   chan struct{} // stops the syncer and the watchdog
 	synced chan struct{} // closed when the syncer returned
 
 	f *os.File // replaced by rotate under syncMu
@@ -164,7 +183,8 @@ type Log struct {
 	hdr     []byte    // written before the next block (magic, session)
 	sbuf    []byte    // a sealed write
 	seq     uint64
-	prev    string
+	prev    []byte // hex SHA-256 of the last line, in prevBuf; empty before line 1
+	prevBuf [2 * sha256.Size]byte
 	segment uint64
 	tree    tree
 	buf     []byte
@@ -172,11 +192,17 @@ type Log struct {
 	sum     [sha256.Size]byte
 	total   uint64 // records written
 
-	head atomic.Pointer[treeHead] // after each write(2)
+	// head is the trail's state after the last write(2), for the
+	// syncer, under headMu: records written in total, the open segment
+	// and a copy of its tree (the syncer computes the root only when it
+	// checkpoints). Copied in place: no allocation per write.
+	headMu sync.Mutex
+	head   treeHead
 
 	// syncer state, under syncMu.
 	syncMu     sync.Mutex
 	syncedN    uint64
+	synced0    treeHead // the syncer's copy of head
 	ckpt       *checkpointSigner
 	ckptSize   int64
 	ckptTime   time.Time
@@ -194,21 +220,17 @@ type Log struct {
 	closeOnce  sync.Once
 }
 
-// pending is one queued event; done (nil for Record) receives the result
-// of its write.
+// pending is one queued event.
 type pending struct {
-	e    Event
-	done chan error
+	e Event
 }
 
 // treeHead is the trail's state after a write(2): records written in
-// total, and the open segment's tree size and root.
+// total, and the open segment's tree.
 type treeHead struct {
 	total   uint64
 	segment uint64
-	// tree is a copy of the open segment's tree (tree.clone), so the
-	// syncer computes the root from it only when it checkpoints.
-	tree tree
+	tree    tree
 }
 
 // Open opens the trail at path with key and no checkpoints (OpenTrail).
@@ -287,7 +309,7 @@ func OpenTrail(o Options) (*Log, error) {
 	}
 	l := &Log{
 		path: path, key: bytes.Clone(o.Key), logger: o.Logger, o: o,
-		ch: make(chan pending, o.QueueSize), done: make(chan struct{}),
+		kick: make(chan struct{}, 1), done: make(chan struct{}),
 		stop: make(chan struct{}), synced: make(chan struct{}), segment: 1,
 	}
 	var cps []Checkpoint
@@ -316,6 +338,7 @@ func OpenTrail(o Options) (*Log, error) {
 	}
 	go l.run()
 	go l.syncLoop()
+	go l.watch()
 	return l, nil
 }
 
@@ -377,7 +400,7 @@ func (l *Log) resume(cps []Checkpoint) error {
 	case err != nil:
 		return fmt.Errorf("audit: read %s: %w", l.path, err)
 	}
-	l.seq, l.prev, l.segment, l.tree = st.seq, st.prev, st.segment, st.tree
+	l.seq, l.prev, l.segment, l.tree = st.seq, append(l.prevBuf[:0], st.prev...), st.segment, st.tree
 	l.syncedN = 0
 	l.ckptSize = st.lastCheckpoint
 	if err := l.openFile(tr, st); err != nil {
@@ -524,9 +547,7 @@ func (l *Log) rotate() error {
 	if err := l.fsync(); err != nil {
 		return err
 	}
-	if h := l.head.Load(); h != nil {
-		l.syncedN = h.total
-	}
+	l.syncedN = l.total
 	name := segmentName(l.path, l.rotN+1)
 	if _, err := os.Lstat(name); !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("audit: rotate %s: %s exists", l.path, name)
@@ -590,7 +611,7 @@ func (l *Log) stamp(e *Event) {
 // must be written before going on.
 func (l *Log) Record(ctx context.Context, e Event) {
 	l.stamp(&e)
-	if err := l.enqueue(pending{e: e}); err != nil {
+	if _, err := l.enqueue(e); err != nil {
 		l.drop(e, err)
 	}
 }
@@ -601,6 +622,10 @@ func (l *Log) Record(ctx context.Context, e Event) {
 // EnqueueTimeout for room in the queue and CommitTimeout for the write,
 // and does not stop for ctx (the record is written when it can be).
 //
+// The callers whose records went into one write(2) park on one channel,
+// closed once by the writer; none holds a timer of its own (the
+// watchdog's tick, every commitTick, ends the waits past CommitTimeout).
+//
 // Errors (each counted, Unconfirmed): ErrSaturated, ErrNotConfirmed,
 // ErrClosed, or the write error that stopped the trail (it stays stopped
 // until restart).
@@ -610,40 +635,108 @@ func (l *Log) Commit(ctx context.Context, e Event) error {
 		return *p
 	}
 	l.stamp(&e)
-	done := donePool.Get().(chan error)
-	if err := l.enqueue(pending{e: e, done: done}); err != nil {
-		donePool.Put(done)
+	ticket, err := l.enqueue(e)
+	if err == nil {
+		err = l.await(ticket)
+	}
+	if err != nil {
 		l.unconfirmd.Add(1)
+	}
+	return err
+}
+
+// outcome is the result of the write of the record with ticket, and
+// whether it is known: written (nil), or the error that stopped the
+// trail before it was.
+func (l *Log) outcome(ticket uint64) (error, bool) {
+	if l.writtenTicket.Load() >= ticket {
+		return nil, true
+	}
+	if p := l.lastErr.Load(); p != nil {
+		return *p, true
+	}
+	return nil, false
+}
+
+// commitTick is how often the watchdog wakes the callers of Commit that
+// are still parked, so that each can see whether CommitTimeout has passed:
+// a parked Commit returns ErrNotConfirmed between CommitTimeout and
+// CommitTimeout+commitTick after it parked, with no timer of its own.
+const commitTick = CommitTimeout / 10
+
+// await waits for the write of the record with ticket: parked on the
+// wait of the batch that holds it, for up to CommitTimeout.
+func (l *Log) await(ticket uint64) error {
+	l.mu.Lock()
+	if err, ok := l.outcome(ticket); ok {
+		l.mu.Unlock()
 		return err
 	}
-	t := timerPool.Get().(*time.Timer)
-	t.Reset(CommitTimeout)
-	defer func() {
-		t.Stop() // since Go 1.23 a stopped timer's channel holds no stale tick
-		timerPool.Put(t)
-	}()
-	select {
-	case err := <-done:
-		donePool.Put(done)
-		if err != nil {
-			l.unconfirmd.Add(1)
+	// The record is in the batch being written, or still queued.
+	w := &l.wait
+	if ticket <= l.inflight {
+		w = &l.inflightWait
+	}
+	if *w == nil {
+		*w = make(chan struct{})
+	}
+	done, tick := *w, l.tickLocked()
+	l.mu.Unlock()
+	start := time.Now()
+	for {
+		select {
+		case <-done:
+			if err, ok := l.outcome(ticket); ok {
+				return err
+			}
+			return ErrNotConfirmed // not reached: the writer decides before it closes done
+		case <-tick:
+			if time.Since(start) >= CommitTimeout {
+				return ErrNotConfirmed
+			}
+			l.mu.Lock()
+			tick = l.tickLocked()
+			l.mu.Unlock()
 		}
-		return err
-	case <-t.C:
-		l.unconfirmd.Add(1)
-		return ErrNotConfirmed
 	}
 }
 
-var donePool = sync.Pool{New: func() any { return make(chan error, 1) }}
+// tickLocked is the channel the watchdog closes at its next tick; under
+// mu.
+func (l *Log) tickLocked() chan struct{} {
+	if l.tick == nil {
+		l.tick = make(chan struct{})
+	}
+	return l.tick
+}
 
-// timerPool holds stopped timers for Commit's wait, one per waiting
-// request: reusing them spares an allocation per record.
-var timerPool = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
-}}
+// watch is the watchdog of parked callers of Commit: every commitTick it
+// closes the channel they wait on besides their batch's, until the log
+// is closed.
+func (l *Log) watch() {
+	l.every(commitTick, func() {
+		l.mu.Lock()
+		if l.tick != nil {
+			close(l.tick)
+			l.tick = nil
+		}
+		l.mu.Unlock()
+	})
+}
+
+// every calls f every d until the log is closed.
+func (l *Log) every(d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
 
 // Committer is a Sink whose records can be waited for: Commit returns
 // once the record is written, or the error why it is not.
@@ -652,26 +745,54 @@ type Committer interface {
 	Commit(ctx context.Context, e Event) error
 }
 
-// enqueue queues p, waiting up to EnqueueTimeout for room.
-func (l *Log) enqueue(p pending) error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+// enqueue queues e, waiting up to EnqueueTimeout for room, wakes the
+// writer when it is idle, and returns e's ticket: its place among all
+// records ever queued, from 1.
+func (l *Log) enqueue(e Event) (uint64, error) {
+	var deadline time.Time
+	l.mu.Lock()
+	for len(l.queue) >= l.o.QueueSize {
+		if l.closed {
+			break
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(EnqueueTimeout)
+		}
+		if !now.Before(deadline) {
+			l.mu.Unlock()
+			return 0, ErrSaturated
+		}
+		if l.room == nil {
+			l.room = make(chan struct{})
+		}
+		room := l.room
+		l.mu.Unlock()
+		t := time.NewTimer(deadline.Sub(now))
+		select {
+		case <-room:
+		case <-t.C:
+		}
+		t.Stop()
+		l.mu.Lock()
+	}
 	if l.closed {
-		return ErrClosed
+		l.mu.Unlock()
+		return 0, ErrClosed
 	}
-	select {
-	case l.ch <- p:
-		return nil
-	default:
+	l.queue = append(l.queue, pending{e: e})
+	l.queued++
+	ticket := l.queued
+	kick := !l.awake
+	l.awake = true
+	l.mu.Unlock()
+	if kick {
+		select {
+		case l.kick <- struct{}{}: // capacity 1, sent only when the writer went idle
+		default:
+		}
 	}
-	t := time.NewTimer(EnqueueTimeout)
-	defer t.Stop()
-	select {
-	case l.ch <- p:
-		return nil
-	case <-t.C:
-		return ErrSaturated
-	}
+	return ticket, nil
 }
 
 func (l *Log) drop(e Event, why error) {
@@ -686,9 +807,13 @@ func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.closed = true
-		close(l.ch)
+		kick := !l.awake
+		l.awake = true
 		l.mu.Unlock()
-		<-l.done
+		if kick {
+			l.kick <- struct{}{}
+		}
+		<-l.done // the writer wrote everything queued
 		close(l.stop)
 		<-l.synced
 		err := l.sync(true)
@@ -758,35 +883,49 @@ func (l *Log) Healthy() error {
 	return nil
 }
 
-// run is the writer: it takes what is queued, writes it with one write(2)
-// and tells the waiters.
+// run is the writer: it takes everything queued, writes it (with one
+// write(2) per maxBatch records), publishes the highest ticket written
+// and wakes the callers of Commit parked on the batch; it sleeps while
+// the queue is empty and returns once the log is closed and everything
+// queued is written.
 func (l *Log) run() {
 	defer close(l.done)
-	batch := make([]pending, 0, maxBatch)
+	l.mu.Lock()
 	for {
-		p, ok := <-l.ch
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], p)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case p, ok := <-l.ch:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, p)
-			default:
-				break drain
+		for len(l.queue) == 0 {
+			if l.closed {
+				l.mu.Unlock()
+				return
 			}
+			l.awake = false
+			l.mu.Unlock()
+			<-l.kick
+			l.mu.Lock()
 		}
-		err := l.writeBatch(batch)
-		for i := range batch {
-			if batch[i].done != nil {
-				batch[i].done <- err
-			}
-			batch[i] = pending{}
+		batch := l.queue
+		l.queue, l.spare = l.spare, nil
+		l.inflight, l.inflightWait, l.wait = l.queued, l.wait, nil
+		if l.room != nil {
+			close(l.room)
+			l.room = nil
+		}
+		last := l.inflight
+		l.mu.Unlock()
+		var err error
+		for i := 0; i < len(batch) && err == nil; i += maxBatch {
+			err = l.writeBatch(batch[i:min(i+maxBatch, len(batch))])
+		}
+		if err == nil {
+			// The outcome is published before the parked callers are
+			// looked up (under mu), so none of them is missed.
+			l.writtenTicket.Store(last)
+		}
+		clear(batch)
+		l.mu.Lock()
+		l.spare = batch[:0]
+		if w := l.inflightWait; w != nil {
+			l.inflightWait = nil
+			close(w)
 		}
 	}
 }
@@ -809,7 +948,8 @@ func (l *Log) writeBatch(batch []pending) error {
 		}
 		b := l.buf[start : len(l.buf)-1]
 		l.seq++
-		l.prev = lineHash(b)
+		sum := sha256.Sum256(b)
+		l.prev = hex.AppendEncode(l.prevBuf[:0], sum[:])
 		l.tree.add(b)
 	}
 	out := l.buf
@@ -825,7 +965,10 @@ func (l *Log) writeBatch(batch []pending) error {
 	l.size += int64(len(out))
 	l.total += uint64(len(batch))
 	l.written.Add(uint64(len(batch)))
-	l.head.Store(&treeHead{total: l.total, segment: l.segment, tree: l.tree.clone()})
+	l.headMu.Lock()
+	l.head.total, l.head.segment, l.head.tree.n = l.total, l.segment, l.tree.n
+	l.head.tree.frontier = append(l.head.tree.frontier[:0], l.tree.frontier...)
+	l.headMu.Unlock()
 	if cap(l.buf) > 4<<20 {
 		l.buf, l.sbuf = nil, nil
 	}
@@ -855,7 +998,7 @@ func (l *Log) encode(dst []byte, e Event) ([]byte, error) {
 		l.mac = hmac.New(sha256.New, l.key)
 	}
 	l.mac.Reset()
-	l.mac.Write([]byte(l.prev))
+	l.mac.Write(l.prev)
 	l.mac.Write(c)
 	dst = append(dst[:len(dst)-1], `,"mac":"`...)
 	dst = hex.AppendEncode(dst, l.mac.Sum(l.sum[:0]))
@@ -865,16 +1008,7 @@ func (l *Log) encode(dst []byte, e Event) ([]byte, error) {
 // syncLoop fsyncs what was written every FsyncInterval, and checkpoints.
 func (l *Log) syncLoop() {
 	defer close(l.synced)
-	t := time.NewTicker(l.o.FsyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-			_ = l.sync(false)
-		}
-	}
+	l.every(l.o.FsyncInterval, func() { _ = l.sync(false) })
 }
 
 // sync fsyncs the records written so far and, when due (or final), writes
@@ -883,8 +1017,12 @@ func (l *Log) syncLoop() {
 func (l *Log) sync(final bool) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	h := l.head.Load()
-	if h == nil {
+	h := &l.synced0
+	l.headMu.Lock()
+	h.total, h.segment, h.tree.n = l.head.total, l.head.segment, l.head.tree.n
+	h.tree.frontier = append(h.tree.frontier[:0], l.head.tree.frontier...)
+	l.headMu.Unlock()
+	if h.total == 0 {
 		return nil
 	}
 	if h.total > l.syncedN {

@@ -244,7 +244,7 @@ func TestConcurrentRecord(t *testing.T) {
 func TestRecordDoesNotBlockWhenQueueFull(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	l := &Log{ch: make(chan pending, 1), logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	l := &Log{o: Options{QueueSize: 1}, logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	l.Record(context.Background(), Event{Type: "request"})
 	start := time.Now()
 	l.Record(context.Background(), Event{Type: "request", Path: "/patients/alice", Client: "192.0.2.7"})

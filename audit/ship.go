@@ -37,11 +37,17 @@ import (
 //
 // Acknowledgement: for HTTPS, a 2xx answer whose batch-response entries
 // (when it returns a Bundle) are all 2xx. Syslog over TLS (RFC 5425) has
-// no acknowledgement: a batch counts as delivered when it was written to
-// the connection and the server had not closed or reset the connection
-// a moment (syslogProbe) after the write; a receiver that fails after
-// that loses what it had not stored, which only a protocol with receipts
-// could prevent.
+// no acknowledgement of its own, so a batch counts as delivered ("shipped",
+// the cursor moves past it) when all three hold within the timeout: the
+// TLS write of the whole batch returned; the receiving host's TCP has
+// acknowledged every byte of it (the socket's send queue is empty,
+// SIOCOUTQ — on Linux; elsewhere this step is skipped); and the server had
+// not closed or reset the connection a moment (syslogProbe) later. A
+// receiver that stops reading, or a host or path that is gone, leaves
+// bytes unacknowledged, and the batch is sent again on a new connection.
+// What this cannot see is a receiver process that took the bytes into
+// its host and then failed before storing them: only a protocol with
+// receipts (the HTTPS target) could.
 
 // ShipOptions configure StartShipper.
 type ShipOptions struct {
@@ -385,6 +391,10 @@ func (s *syslogSender) send(ctx context.Context, recs []Record) error {
 		s.close()
 		return err
 	}
+	if err := waitAcked(ctx, s.conn.NetConn()); err != nil {
+		s.close()
+		return fmt.Errorf("the syslog server did not acknowledge the batch: %w", err)
+	}
 	// RFC 5425 servers send nothing: a read that times out means the
 	// connection is still open; anything else (EOF, reset, data) that it
 	// is not, and the batch is sent again on a new one.
@@ -400,6 +410,28 @@ func (s *syslogSender) send(ctx context.Context, recs []Record) error {
 		err = errors.New("the syslog server sent data")
 	}
 	return fmt.Errorf("the syslog connection closed after the write: %w", err)
+}
+
+// waitAcked waits until the peer's TCP has acknowledged every byte
+// written to c (unacked), polling with a wait doubling from 100 µs to
+// 10 ms, until ctx ends; on a system that does not say, it returns at
+// once.
+func waitAcked(ctx context.Context, c net.Conn) error {
+	wait := 100 * time.Microsecond
+	for {
+		n, ok := unacked(c)
+		if !ok || n == 0 {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%d bytes still unacknowledged: %w", n, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 10*time.Millisecond)
+	}
 }
 
 func (s *syslogSender) close() {

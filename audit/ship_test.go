@@ -19,9 +19,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,14 +120,25 @@ type syslogReceiver struct {
 	// after that many messages (what was in flight after them is lost on
 	// the wire).
 	cutAfter, cuts int
+	// rcvbuf, when > 0, is the receive buffer (SO_RCVBUF) of its sockets;
+	// while stall is open (not closed), each connection completes its
+	// TLS handshake and then reads nothing, as a receiver that stopped
+	// taking records.
+	rcvbuf int
+	stall  chan struct{}
 }
 
 func (r *syslogReceiver) up() {
 	r.t.Helper()
-	ln, err := tls.Listen("tcp", r.addr, &tls.Config{Certificates: []tls.Certificate{r.cert}, MinVersion: tls.VersionTLS12})
+	lc := net.ListenConfig{}
+	if r.rcvbuf > 0 {
+		lc.Control = func(_, _ string, c syscall.RawConn) error { return setRcvbuf(c, r.rcvbuf) }
+	}
+	tln, err := lc.Listen(context.Background(), "tcp", r.addr)
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	ln := tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{r.cert}, MinVersion: tls.VersionTLS12})
 	r.cmu.Lock()
 	r.ln, r.conns = ln, map[net.Conn]bool{}
 	r.cmu.Unlock()
@@ -145,6 +158,12 @@ func (r *syslogReceiver) up() {
 
 func (r *syslogReceiver) serve(c net.Conn) {
 	defer c.Close()
+	if r.stall != nil {
+		if err := c.(*tls.Conn).Handshake(); err != nil {
+			return
+		}
+		<-r.stall
+	}
 	n, cut := 0, false
 	r.mu.Lock()
 	cutAfter := 0
@@ -551,6 +570,31 @@ func TestRegression_ShippingLostOrDuplicated(t *testing.T) {
 		fx.startShipper()
 		fx.record(40)
 		fx.waitAll("delivery", "syslog")
+		fx.check("syslog")
+	})
+	t.Run("syslog receiver that stops reading", func(t *testing.T) {
+		// The batch fits this host's send buffer but not the receiver's
+		// window: the TLS write returns and the connection stays open,
+		// yet the receiver's TCP has not acknowledged the batch.
+		if runtime.GOOS != "linux" {
+			t.Skip("the send queue is read with SIOCOUTQ, on Linux")
+		}
+		fx := newShipFixture(t)
+		fx.shipO.Ship.HTTPS = config.AuditHTTPS{}
+		fx.shipO.Ship.Batch, fx.shipO.Ship.Timeout = 12, 300*time.Millisecond
+		fx.syslog.rcvbuf, fx.syslog.stall = 1, make(chan struct{})
+		fx.syslog.up()
+		fx.record(30)
+		fx.startShipper()
+		time.Sleep(1200 * time.Millisecond)
+		if seq, _ := fx.ship.Shipped("syslog"); seq != 0 {
+			t.Errorf("records up to %d count as shipped to a receiver that read none of them", seq)
+		}
+		if f := shipMetric(t, fx.ship, "telegate_edge_audit_ship_failures", "syslog"); f < 1 {
+			t.Errorf("a receiver that does not read shows %v failures", f)
+		}
+		close(fx.syslog.stall)
+		fx.waitAll("once the receiver reads again", "syslog")
 		fx.check("syslog")
 	})
 	t.Run("https failures and refused entries", func(t *testing.T) {

@@ -1,18 +1,14 @@
 package audit
 
-import (
-	"slices"
-
-	"golang.org/x/mod/sumdb/tlog"
-)
+import "golang.org/x/mod/sumdb/tlog"
 
 // tree is the RFC 6962 Merkle tree (§2.1) over one segment's records, each
 // leaf being a record line without its newline (tlog.RecordHash). It keeps
 // only the frontier — the roots of the complete subtrees that make up the
 // tree, largest (leftmost) first, one per bit set in n, at most 64 hashes
 // — which is all that adding a record and computing the root need. add
-// changes the frontier in place; clone makes a copy that later adds do not
-// touch.
+// changes the frontier in place (the writer copies it, in place too, for
+// the syncer: Log.head).
 type tree struct {
 	n        int64
 	frontier []tlog.Hash
@@ -29,11 +25,6 @@ func (t *tree) add(line []byte) {
 	}
 	t.frontier = append(t.frontier, h)
 	t.n++
-}
-
-// clone is a copy of t whose frontier later adds to t do not change.
-func (t *tree) clone() tree {
-	return tree{n: t.n, frontier: slices.Clone(t.frontier)}
 }
 
 // root is the tree head (RFC 6962 §2.1), the hash of the empty string for

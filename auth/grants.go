@@ -2,12 +2,12 @@ package auth
 
 import (
 	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/telegate/telegate/grants"
+	"github.com/telegate/telegate/internal/sealbox"
 )
 
 // Break-glass grants (package grants) live in the session store: in the
@@ -39,23 +39,18 @@ func sealJSON(aead cipher.AEAD, id string, hdr []byte, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, len(hdr), len(hdr)+aead.NonceSize()+len(plain)+aead.Overhead())
+	out := make([]byte, len(hdr), len(hdr)+sealbox.Overhead+len(plain))
 	copy(out, hdr)
-	nonce := make([]byte, aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	out = append(out, nonce...)
-	return aead.Seal(out, nonce, plain, aad(id, hdr)), nil
+	return sealbox.FromAEAD(aead).Seal(out, plain, aad(id, hdr)), nil
 }
 
 // openJSON opens a record of sealJSON with a header of hdrLen bytes into
 // v; what names the record in errors.
 func openJSON(aead cipher.AEAD, id string, rec []byte, hdrLen int, what string, v any) error {
-	ns := aead.NonceSize()
-	if len(rec) < hdrLen+ns+aead.Overhead() {
+	if len(rec) < hdrLen+sealbox.Overhead {
 		return fmt.Errorf("auth: %s record truncated", what)
 	}
-	hdr, nonce, ct := rec[:hdrLen], rec[hdrLen:hdrLen+ns], rec[hdrLen+ns:]
-	plain, err := aead.Open(nil, nonce, ct, aad(id, hdr))
+	plain, err := sealbox.FromAEAD(aead).Open(rec[hdrLen:], aad(id, rec[:hdrLen]))
 	if err != nil {
 		return fmt.Errorf("auth: %s record fails authentication", what)
 	}

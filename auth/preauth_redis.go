@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"crypto/cipher"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/internal/sealbox"
 )
 
 // redisPreAuth is the preAuthStore for several nodes (sessions.store
@@ -69,20 +70,14 @@ func (p *redisPreAuth) seal(key string, rec *preAuth) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns := p.aead.NonceSize()
-	out := make([]byte, ns, ns+len(plain)+p.aead.Overhead())
-	if _, err := rand.Read(out); err != nil {
-		return nil, err
-	}
-	return p.aead.Seal(out, out[:ns], plain, []byte(key)), nil
+	return sealbox.FromAEAD(p.aead).Seal(nil, plain, []byte(key)), nil
 }
 
 func (p *redisPreAuth) open(key string, v []byte) (*preAuth, error) {
-	ns := p.aead.NonceSize()
-	if len(v) < ns+p.aead.Overhead() {
+	if len(v) < sealbox.Overhead {
 		return nil, errors.New("auth: pre-auth record truncated")
 	}
-	plain, err := p.aead.Open(nil, v[:ns], v[ns:], []byte(key))
+	plain, err := sealbox.FromAEAD(p.aead).Open(v, []byte(key))
 	if err != nil {
 		return nil, errors.New("auth: pre-auth record fails authentication")
 	}

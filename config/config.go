@@ -137,6 +137,30 @@ type TLS struct {
 	MinVersion string    `yaml:"min_version"`
 	Hosts      []TLSHost `yaml:"hosts"`
 	ACME       ACME      `yaml:"acme"`
+	// Storage is where ACME certificates, their private keys and the ACME
+	// account live: "file" (certmagic file storage in
+	// <data_dir>/certmagic, this node only) or "redis" (the Redis of
+	// redis.addr, shared by every node: one node obtains or renews a
+	// certificate at a time, under a lock that expires when its holder
+	// dies, and every node serves it). Every value is sealed with
+	// AES-256-GCM under StorageKeyFile's key either way; plaintext files
+	// a file storage holds from an earlier version are sealed at the first
+	// start. Default "redis" with sessions.store "redis" (several nodes),
+	// else "file". Leaves of mode "local" stay in the file storage of
+	// their node, as its local CA does.
+	Storage string `yaml:"storage"`
+	// StorageKeyFile names a file holding the 32-byte key (base64, e.g.
+	// openssl rand -base64 32) that seals Storage, the same on every
+	// node. Default: with tls.storage "redis", a key derived from the
+	// session encryption key (sessions.encryption_key or
+	// sessions.encryption_key_file, then required), the same on every
+	// node given the same session key; with "file",
+	// <data_dir>/keys/tls-storage.key, generated once (mode 0600). The
+	// node's own file storage (and the local CA's root.key) is sealed
+	// under this file's key, or the generated one, in either mode. A wrong key makes telegate refuse to
+	// start rather than obtain new certificates over the ones it cannot
+	// open.
+	StorageKeyFile string `yaml:"storage_key_file"`
 }
 
 // TLSHost says how certificates for Names are obtained.

@@ -269,6 +269,12 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	dur(&ss.IdleTimeout, DefaultSessionIdle)
 	dur(&ss.AbsoluteTimeout, DefaultSessionAbsolute)
 	str(&ss.Store, DefaultSessionStore)
+	if c.TLS.Storage == "" {
+		c.TLS.Storage = "file"
+		if ss.Store == "redis" {
+			c.TLS.Storage = "redis"
+		}
+	}
 	num(&ss.MaxSessions, DefaultMaxSessions)
 
 	str(&c.Assertion.Issuer, s.PublicURL)

@@ -46,7 +46,10 @@ const (
 	// audit trail's checkpoints (a note signer key, one line).
 	AuditCheckpointKeyInDataDir = "keys/audit-checkpoint.key"
 	SigningKeyInDataDir         = "keys/assertion.pem"
-	RelaySecretInDataDir        = "relay/secret"
+	// TLSStorageKeyInDataDir seals the certificate file storage when
+	// tls.storage_key_file names no key.
+	TLSStorageKeyInDataDir = "keys/tls-storage.key"
+	RelaySecretInDataDir   = "relay/secret"
 )
 
 // RelaySecretMinBytes is the shortest relay secret accepted.
@@ -224,6 +227,12 @@ func ReadAuditKeyFile(path string) ([]byte, error) {
 // ReadAuditEncryptionKeyFile reads audit.encryption_key_file: 32 bytes
 // (AES-256), by the rule of the session key file (ReadSessionKeyFile).
 func ReadAuditEncryptionKeyFile(path string) ([]byte, error) {
+	return ReadSessionKeyFile(path)
+}
+
+// ReadTLSStorageKeyFile reads tls.storage_key_file: 32 bytes (AES-256),
+// by the rule of the session key file (ReadSessionKeyFile).
+func ReadTLSStorageKeyFile(path string) ([]byte, error) {
 	return ReadSessionKeyFile(path)
 }
 

@@ -507,6 +507,22 @@ func (c *Config) checkTLS(r *Report) {
 		ar.Errorf("renewal_window_ratio", "must be between 0 and 1")
 	}
 	checkFile(ar, "ca_root_file", a.CARootFile)
+	switch t.Storage {
+	case "file":
+	case "redis":
+		if c.Redis.Addr == "" {
+			r.Errorf("storage", "\"redis\" needs redis.addr")
+		}
+		if t.StorageKeyFile == "" && c.Sessions.EncryptionKey == "" && c.Sessions.EncryptionKeyFile == "" {
+			r.Errorf("storage", "\"redis\" needs storage_key_file (or sessions.encryption_key_file to derive it from): every node must seal certificates with the same key")
+		}
+	default:
+		r.Errorf("storage", "%q is not one of file, redis", t.Storage)
+	}
+	if t.StorageKeyFile != "" {
+		_, err := ReadTLSStorageKeyFile(t.StorageKeyFile)
+		r.check("storage_key_file", err)
+	}
 }
 
 // cookieNamePattern is an RFC 6265 §4.1.1 cookie-name (a token).
@@ -1245,6 +1261,8 @@ func (c *Config) checkGeneratedSecrets(r *Report) {
 			func(p string) error { _, err := ReadSecretFile(p); return err }},
 		{SigningKeyInDataDir, c.Assertion.SigningKeyFile == "",
 			func(p string) error { _, err := ReadSigningKeyFile(p); return err }},
+		{TLSStorageKeyInDataDir, c.TLS.StorageKeyFile == "",
+			func(p string) error { _, err := ReadTLSStorageKeyFile(p); return err }},
 		{RelaySecretInDataDir, c.Relay.Enabled && len(c.Relay.Secrets) == 0 && c.Relay.SecretsFile == "",
 			func(p string) error { _, err := ReadRelaySecretsFile(p); return err }},
 	}

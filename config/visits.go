@@ -22,8 +22,11 @@ type Visits struct {
 	// nobody was admitted to lapses MaxDuration after its invite expires.
 	// Default 2h.
 	MaxDuration time.Duration `yaml:"max_duration"`
-	// DefaultParticipants is the participant cap (the owner included) of a
-	// visit created without one. Default 2.
+	// DefaultParticipants is the participant cap of a visit created
+	// without one: how many people may be in its call at once, the
+	// clinician who hosts it, the patient and every guest counted. Every
+	// participant connects to every other through the relay (a mesh).
+	// Default 4.
 	DefaultParticipants int `yaml:"default_participants"`
 	// MaxParticipants is the largest cap a visit may ask for. Default 6.
 	MaxParticipants int `yaml:"max_participants"`
@@ -38,6 +41,26 @@ type Visits struct {
 	// AllowAnyClinician lets every clinician admit, decline, remove and end
 	// in any visit; by default only the clinician who created it may.
 	AllowAnyClinician bool `yaml:"allow_any_clinician"`
+
+	// GuestLinkTTL is how long a guest link (an interpreter, a family
+	// member, a second clinician, invited by the host into one visit)
+	// stays valid after it is issued; a link is used up by the first
+	// person who joins with it. Default 30m; between 1m and 24h.
+	GuestLinkTTL time.Duration `yaml:"guest_link_ttl"`
+	// MaxGuestLinks caps the guest links of one visit that are issued and
+	// neither used nor expired. Default 4; at most 32.
+	MaxGuestLinks int `yaml:"max_guest_links"`
+	// GuestsWithoutAccount lets a guest join with a guest link without
+	// signing in: they type a name and wait in the waiting room, and once
+	// admitted take part in that one visit. Their session (a cookie
+	// telegate issues) is good for that visit's pages, relay credentials
+	// and signaling only, nothing else on the gateway. Default off: a
+	// guest signs in first (on in demo mode).
+	GuestsWithoutAccount bool `yaml:"guests_without_account"`
+	// GuestProvider is the provider id (from providers:) that the guest
+	// page's "Sign in" goes to, e.g. an identity provider for people from
+	// outside the clinic. Default none: the sign-in chooser.
+	GuestProvider string `yaml:"guest_provider"`
 
 	// MaxVisits caps the visits that are not yet ended. Default 10000.
 	MaxVisits int `yaml:"max_visits"`
@@ -85,7 +108,7 @@ func (v Visits) Defaults() Visits {
 		v.MaxDuration = 2 * time.Hour
 	}
 	if v.DefaultParticipants <= 0 {
-		v.DefaultParticipants = 2
+		v.DefaultParticipants = 4
 	}
 	if v.MaxParticipants <= 0 {
 		v.MaxParticipants = 6
@@ -95,6 +118,12 @@ func (v Visits) Defaults() Visits {
 	}
 	if v.MaxWaiting <= 0 {
 		v.MaxWaiting = 10
+	}
+	if v.GuestLinkTTL <= 0 {
+		v.GuestLinkTTL = 30 * time.Minute
+	}
+	if v.MaxGuestLinks <= 0 {
+		v.MaxGuestLinks = 4
 	}
 	if v.MaxVisits <= 0 {
 		v.MaxVisits = 10000
@@ -149,6 +178,15 @@ func (v *Visits) Validate(c *Config, r *Report) {
 	if v.WaitingGrace != 0 && v.WaitingGrace < 10*time.Second {
 		r.Errorf("waiting_grace", "must be at least 10s (a waiting page is away after 6s without a poll)")
 	}
+	if v.GuestLinkTTL < time.Minute || v.GuestLinkTTL > 24*time.Hour {
+		r.Errorf("guest_link_ttl", "must be between 1m and 24h")
+	}
+	if v.MaxGuestLinks > 32 {
+		r.Errorf("max_guest_links", "must be at most 32")
+	}
+	if v.GuestProvider != "" && !slices.ContainsFunc(c.Providers, func(p Provider) bool { return p.ID == v.GuestProvider }) {
+		r.Errorf("guest_provider", "no provider has id %q", v.GuestProvider)
+	}
 	if strings.ContainsAny(v.ICEHost, ":/ ?#@[]") {
 		r.Errorf("ice_host", "must be a host name without scheme, port or path")
 	}
@@ -164,6 +202,8 @@ func (v *Visits) Validate(c *Config, r *Report) {
 // between the addresses "localhost" resolves to.
 func (v *Visits) DemoDefaults(c *Config, _ DemoOptions) {
 	v.Enabled = true
+	// Loopback only: a third window can try a guest without an account.
+	v.GuestsWithoutAccount = true
 	if v.ICEHost != "" {
 		return
 	}

@@ -112,8 +112,8 @@ func (p *page) switchLanguage(lang string) {
 
 // TestVisitPagesAccessibleInEnglishAndSpanish holds a visit in two
 // Chromium contexts, one browser preferring English and one Spanish
-// (Accept-Language), and checks the lobby, the waiting room and the call
-// page with axe-core at WCAG 2.1 AA in both languages at desktop and phone
+// (Accept-Language), and checks the lobby, the waiting room, the call
+// page and the guest page with axe-core at WCAG 2.1 AA in both languages at desktop and phone
 // sizes. The Spanish browser gets Spanish pages unasked; the language
 // switch changes a page's words and <html lang> at once, and the choice
 // is remembered on that browser across pages and reloads.
@@ -173,6 +173,27 @@ func TestVisitPagesAccessibleInEnglishAndSpanish(t *testing.T) {
 	dr.audit(axe, artifacts, "call-host", "es")
 	dr.switchLanguage("en")
 	dr.audit(axe, artifacts, "call-host", "en")
+
+	// The guest page a guest link opens, in a browser that prefers
+	// Spanish (the demo lets guests join without an account, so the page
+	// shows both ways in).
+	dr.do(
+		chromedp.SetValue(chromedp.CSS(`#call-guest-invite select`), "family"),
+		chromedp.Click(chromedp.CSS(`#call-guest-invite [data-testid=make-guest-link]`)),
+	)
+	dr.waitFor("the guest link", `document.querySelector('#call-guest-invite [data-testid=guest-link]').value.includes('link=')`, 15*time.Second)
+	link := eval[string](dr, `document.querySelector('#call-guest-invite [data-testid=guest-link]').value`)
+	guest := newPage(t, newCtx, "guest")
+	guest.do(chromedp.Navigate("about:blank"))
+	guest.acceptLanguage("es-ES,es;q=0.9")
+	guest.do(chromedp.Navigate(link))
+	guest.waitFor("the guest page in Spanish", `document.querySelector('#guest-invited').textContent.includes('Familiar') && !document.querySelector('#guest-form').hidden`, 15*time.Second)
+	guest.audit(axe, artifacts, "guest", "es")
+	guest.switchLanguage("en")
+	if s := eval[string](guest, `document.querySelector('#guest-invited').textContent + ' | ' + document.querySelector('#guest-join').textContent`); s != "You are invited to a video visit as: Family member. | Join without an account" {
+		t.Errorf("guest page after switching to English shows %q", s)
+	}
+	guest.audit(axe, artifacts, "guest", "en")
 	if t.Failed() {
 		t.Logf("screenshots in %s", artifacts)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -204,7 +205,7 @@ func TestVisitInBrowsers(t *testing.T) {
 	artifacts := artifactsDir(t)
 	dr := newPage(t, newCtx, "clinician")
 	pat := newPage(t, newCtx, "patient")
-	visitID, invite := startCall(t, d.Base(), dr, pat, artifacts)
+	visitID, invite := startCall(t, d.Base(), dr, pat, artifacts, 2)
 
 	// The same security code on both sides.
 	for _, p := range []*page{dr, pat} {
@@ -248,15 +249,18 @@ func TestVisitInBrowsers(t *testing.T) {
 // flowing both ways through the relay: dr signs in at the lobby, creates a
 // visit and reads the invite link; pat signs in through the invite and
 // waits (no ICE credentials yet); dr admits and joins the call. It returns
-// the visit id and the invite link. Screenshots go to artifacts.
-func startCall(t *testing.T, base string, dr, pat *page, artifacts string) (visitID, invite string) {
+// the visit id and the invite link. Screenshots go to artifacts. With
+// people, the visit is for that many (the lobby's "People in the call");
+// else for the lobby's default.
+func startCall(t *testing.T, base string, dr, pat *page, artifacts string, people ...int) (visitID, invite string) {
 	t.Helper()
 	// Clinician: sign in, create a visit, read the invite link.
 	dr.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
-	dr.do(
-		chromedp.SetValue(chromedp.CSS("#visit-title"), "Browser test visit"),
-		chromedp.Click(chromedp.CSS("#create-visit")),
-	)
+	dr.do(chromedp.SetValue(chromedp.CSS("#visit-title"), "Browser test visit"))
+	for _, n := range people {
+		dr.do(chromedp.SetValue(chromedp.CSS("#visit-participants"), strconv.Itoa(n)))
+	}
+	dr.do(chromedp.Click(chromedp.CSS("#create-visit")))
 	dr.waitFor("the invite link", `document.querySelector('#invite-link').value.includes('invite=')`, 15*time.Second)
 	invite = eval[string](dr, `document.querySelector('#invite-link').value`)
 	if !strings.HasPrefix(invite, base+"/.telegate/visits/join?invite=") {

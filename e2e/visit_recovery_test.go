@@ -118,7 +118,7 @@ func TestRegression_VisitPagesTellPeopleTheTruth(t *testing.T) {
 	dr.do(chromedp.SetValue(chromedp.CSS("#visit-title"), "Pages visit"), chromedp.SetValue(chromedp.CSS("#visit-participants"), "3"), chromedp.Click(chromedp.CSS("#create-visit")))
 	dr.waitFor("the invite link", `document.querySelector('#invite-link').value.includes('invite=')`, 15*time.Second)
 	invite := eval[string](dr, `document.querySelector('#invite-link').value`)
-	if lbl := eval[string](dr, `document.querySelector('label[for=visit-participants]').textContent`); !strings.Contains(lbl, "you included") {
+	if lbl := eval[string](dr, `document.querySelector('label[for=visit-participants]').textContent`); !strings.Contains(lbl, "you and any guests included") {
 		t.Errorf("the participant cap's label %q does not say it counts the clinician", lbl)
 	}
 	pat.signIn(invite, "patient@demo.test", "/.telegate/visits/join")

@@ -23,7 +23,11 @@ func (s *Service) routes() http.Handler {
 	mux.HandleFunc("GET /.telegate/visits/lobby", s.lobby(s.page("lobby.html")))
 	mux.HandleFunc("GET /.telegate/visits/join", s.page("join.html"))
 	mux.HandleFunc("POST /.telegate/visits/join", s.handleJoin)
+	mux.HandleFunc("GET /.telegate/visits/guest", s.publicPage("guest.html"))
+	mux.HandleFunc("POST /.telegate/visits/guest", s.handleGuestJoin)
+	mux.HandleFunc("POST /.telegate/visits/guest/check", s.handleGuestCheck)
 	mux.HandleFunc("GET /.telegate/visits/{id}", s.handleGet)
+	mux.HandleFunc("POST /.telegate/visits/{id}/guests", s.handleGuestLink)
 	mux.HandleFunc("POST /.telegate/visits/{id}/invite", s.handleInvite)
 	mux.HandleFunc("POST /.telegate/visits/{id}/{action}", s.handleDecide)
 	mux.HandleFunc("GET /.telegate/visits/{id}/ice", s.handleICE)
@@ -155,7 +159,7 @@ type createRequest struct {
 	// Scheduled start (RFC 3339), optional.
 	Scheduled *time.Time `json:"scheduled,omitempty"`
 	// Participants is the cap: how many people may be admitted at once,
-	// the owner (clinician) included. Default visits.default_participants.
+	// the owner (clinician) and every guest included. Default visits.default_participants.
 	Participants int `json:"participants,omitempty"`
 	// Owner is required for a service caller: the clinician who will own
 	// the visit. Ignored for clinicians (they own what they create).
@@ -170,9 +174,12 @@ type inviteJSON struct {
 }
 
 type participantJSON struct {
-	ID     string    `json:"id"`
-	Name   string    `json:"name,omitempty"`
-	Role   string    `json:"role"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	Role string `json:"role"`
+	// Label is what the participant is in the visit: host, patient,
+	// interpreter, family, clinician or other (guest.go).
+	Label  string    `json:"label"`
 	State  string    `json:"state"` // waiting, admitted, declined, removed, left
 	Joined time.Time `json:"joined"`
 	// Away is set for a waiting participant whose waiting-room page has
@@ -189,7 +196,7 @@ type visitJSON struct {
 	Status    string `json:"status"` // "open" or "ended"
 	EndReason string `json:"end_reason,omitempty"`
 	// Cap is how many people may be admitted at once, the clinician
-	// (host) included.
+	// (host) and every guest included.
 	Cap           int               `json:"participants_cap"`
 	Scheduled     *time.Time        `json:"scheduled,omitempty"`
 	Created       time.Time         `json:"created"`
@@ -213,7 +220,7 @@ func timePtr(t time.Time) *time.Time {
 
 // pJSON renders p. Caller holds s.mu.
 func (s *Service) pJSON(p *participant, withName bool) participantJSON {
-	j := participantJSON{ID: p.ID, Role: p.Role, State: p.State, Joined: p.Joined}
+	j := participantJSON{ID: p.ID, Role: p.Role, Label: labelOf(p), State: p.State, Joined: p.Joined}
 	if withName {
 		j.Name = p.Name
 	}
@@ -414,6 +421,15 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, p, err := s.join(id, req.Invite)
+	if s.joined(w, r, "visit.join", id, v, p, err, func(p *participant) string { return p.State }) {
+		s.writeView(w, v, id)
+	}
+}
+
+// joined audits a join into a visit's waiting room (audit type typ) as
+// an allow with reason allow(p) or a deny with the refusal's reason, and
+// answers a refusal itself. It reports whether the join succeeded.
+func (s *Service) joined(w http.ResponseWriter, r *http.Request, typ string, id *scope.Identity, v *visit, p *participant, err error, allow func(*participant) string) bool {
 	vid, pid := "", ""
 	if v != nil {
 		vid = v.ID
@@ -424,11 +440,16 @@ func (s *Service) handleJoin(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var ae *apiError
 		errors.As(err, &ae)
-		s.auditVisit(r, "visit.join", id, vid, pid, "deny", ae.reason)
+		s.auditVisit(r, typ, id, vid, pid, "deny", ae.reason)
 		writeError(w, r, err)
-		return
+		return false
 	}
-	s.auditVisit(r, "visit.join", id, vid, pid, "allow", p.State)
+	s.auditVisit(r, typ, id, vid, pid, "allow", allow(p))
+	return true
+}
+
+// writeView answers 200 with v as id sees it.
+func (s *Service) writeView(w http.ResponseWriter, v *visit, id *scope.Identity) {
 	s.mu.Lock()
 	j := s.view(v, id)
 	s.mu.Unlock()

@@ -293,6 +293,13 @@ func (h *harness) do(user, method, path string, body any) (int, map[string]any) 
 
 func (h *harness) send(req *http.Request) (int, map[string]any) {
 	h.t.Helper()
+	st, m, _ := h.sendResp(req)
+	return st, m
+}
+
+// sendResp is send that also returns the response (its body read).
+func (h *harness) sendResp(req *http.Request) (int, map[string]any, *http.Response) {
+	h.t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -302,7 +309,7 @@ func (h *harness) send(req *http.Request) (int, map[string]any) {
 	var m map[string]any
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &m)
-	return resp.StatusCode, m
+	return resp.StatusCode, m, resp
 }
 
 // createVisit creates a visit as user and returns its id and invite token.

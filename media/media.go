@@ -22,6 +22,10 @@
 //	POST /visits/join                join the waiting room with an invite
 //	GET  /visits/{id}                visit status (manager or participant view)
 //	POST /visits/{id}/invite         issue a fresh invite link
+//	POST /visits/{id}/guests         issue a single-use guest link {"label", "name"}
+//	GET  /visits/guest?link=…        guest page (sign in, or join without an account)
+//	POST /visits/guest/check         what a guest link is for, without using it
+//	POST /visits/guest               join the waiting room with a guest link
 //	POST /visits/{id}/admit|decline|remove   {"participant": id}
 //	POST /visits/{id}/end            end the visit
 //	GET  /visits/{id}/ice            ICE servers for an admitted participant
@@ -223,7 +227,7 @@ func New(o Options) (*Service, error) {
 			}
 		}
 	}
-	s.handler = s.routes()
+	s.handler = s.guestSessions(s.routes())
 	s.sweepers.Add(1)
 	go s.sweepLoop(time.Second)
 	return s, nil

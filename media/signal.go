@@ -67,7 +67,7 @@ func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 // "to" is optional (default: every other participant). A "from" field is
 // accepted and ignored: the server stamps the sender. The server sends:
 //
-//	{"type":"welcome","self":"<id>","peers":[{"id","name","role","session"}],"ends_at":"…"}
+//	{"type":"welcome","self":"<id>","peers":[{"id","name","role","label","session"}],"ends_at":"…"}
 //	{"type":"peer-joined","peer":{…}} / {"type":"peer-left","id":"…"}
 //	{"type":"offer"|"answer","from":"<id>","sdp":"…"} (the SDP unchanged)
 //	{"type":"candidate","from":"<id>","candidate":{…}} (unchanged)
@@ -113,9 +113,12 @@ type clientMsg struct {
 // the same peer connections; another one is a new page (a reload), whose
 // peers start afresh.
 type peerInfo struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Role    string `json:"role"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Label is what the participant is in the visit (labelOf): set by
+	// the server, never by the participant.
+	Label   string `json:"label"`
 	Session string `json:"session,omitempty"`
 }
 
@@ -478,7 +481,7 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	}
 	p := &peer{
 		s: s, visitID: v.ID, pid: part.ID,
-		info: peerInfo{ID: part.ID, Name: part.Name, Role: part.Role, Session: callSession(r)},
+		info: peerInfo{ID: part.ID, Name: part.Name, Role: part.Role, Label: labelOf(part), Session: callSession(r)},
 		iss:  id.Issuer, sub: id.Subject, sessionID: id.SessionID,
 		send:      make(chan []byte, sendQueue(s.cfg)),
 		done:      make(chan struct{}),

@@ -354,6 +354,38 @@ func runVisitStoreConformance(t *testing.T, nodes storeNodes) {
 		}
 	})
 
+	t.Run("race: a guest link lets one person in", func(t *testing.T) {
+		a, b := nodes(t)
+		const n = 24
+		s := logic(n)
+		v := newVisit(ownerA, 6)
+		now := time.Now()
+		link := &guestLink{ID: newID(), Label: labelInterpreter, Created: now, Expires: now.Add(time.Hour)}
+		v.GuestLinks = []*guestLink{link}
+		if err := a.create(ctx, v, big); err != nil {
+			t.Fatal(err)
+		}
+		var ok, used atomic.Int32
+		race(n, a, b, func(i int, st visitStore) {
+			_, err := st.update(ctx, v.ID, func(v *visit) error {
+				var p *participant
+				return s.redeemIn(v, patient(i), link.ID, "", now, &p)
+			})
+			tally(t, err, "guest-link-used", &ok, &used)
+		})
+		got, _ := b.get(ctx, v.ID)
+		var guests []*participant
+		for _, p := range got.Participants {
+			if p.Label == labelInterpreter {
+				guests = append(guests, p)
+			}
+		}
+		if ok.Load() != 1 || used.Load() != n-1 || len(guests) != 1 || got.GuestLinks[0].Participant != guests[0].ID || got.GuestLinks[0].Used.IsZero() {
+			t.Errorf("%d redemptions of one link: %d in, %d refused as used, %d interpreters stored (link %+v); want 1, %d, 1 named by the link",
+				n, ok.Load(), used.Load(), len(guests), got.GuestLinks[0], n-1)
+		}
+	})
+
 	t.Run("race: quotas", func(t *testing.T) {
 		a, b := nodes(t)
 		q := quota{open: 7, perOwner: 3}

@@ -63,15 +63,22 @@ type visit struct {
 	Ended        time.Time      `json:"ended,omitzero"`
 	EndReason    string         `json:"end_reason,omitempty"`
 	Participants []*participant `json:"participants"`
+	// GuestLinks are the visit's guest links (guest.go): outstanding ones,
+	// and the used ones that say who used them.
+	GuestLinks []*guestLink `json:"guest_links,omitempty"`
 }
 
 // participant is one person in a visit, keyed by (Iss, Sub).
 type participant struct {
-	ID      string    `json:"id"`
-	Iss     string    `json:"iss"`
-	Sub     string    `json:"sub"`
-	Name    string    `json:"name"`
-	Role    string    `json:"role"`
+	ID   string `json:"id"`
+	Iss  string `json:"iss"`
+	Sub  string `json:"sub"`
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Label is what a guest who joined with a guest link is in the visit
+	// (interpreter, family, clinician, other); "" for the host and the
+	// patient (see labelOf).
+	Label   string    `json:"label,omitempty"`
 	State   string    `json:"state"`
 	Joined  time.Time `json:"joined"`
 	Decided time.Time `json:"decided,omitzero"`
@@ -477,9 +484,9 @@ func (s *Service) apply(v *visit, pid, action string, after *func()) error {
 }
 
 // fullMessage says why v takes nobody more: its cap counts everyone
-// admitted, the clinician included.
+// admitted, the clinician and every guest included.
 func fullMessage(v *visit) string {
-	return "this visit is full: it is for " + strconv.Itoa(v.Cap) + " people, the clinician included"
+	return "this visit is full: it is for " + strconv.Itoa(v.Cap) + " people at once, the clinician and any guests included"
 }
 
 // seenBy notes that p's own page asked for the visit: a waiting

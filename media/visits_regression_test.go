@@ -162,7 +162,7 @@ func TestRegression_ParticipantCapCountsClinician(t *testing.T) {
 	check := func(what string, st int, m map[string]any) {
 		t.Helper()
 		msg, _ := m["error"].(string)
-		if st != http.StatusConflict || m["reason"] != "full" || !strings.Contains(msg, "3 people") || !strings.Contains(msg, "clinician included") {
+		if st != http.StatusConflict || m["reason"] != "full" || !strings.Contains(msg, "3 people") || !strings.Contains(msg, "clinician and any guests included") {
 			t.Fatalf("%s: %d %v, want 409 full naming 3 people, the clinician included", what, st, m)
 		}
 	}

@@ -340,7 +340,7 @@ func TestDeclinedPatientGetsNoICE(t *testing.T) {
 
 func TestThirdParticipantRefusedAtCapTwo(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, config.Visits{})
+	h := newHarness(t, config.Visits{DefaultParticipants: 2})
 	vid, _, _ := h.admitted()
 	_, m := h.do("dr", "POST", "/.telegate/visits/"+vid+"/invite", nil)
 	u := m["url"].(string)

@@ -2,16 +2,15 @@ package media
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/telegate/telegate/internal/sealbox"
 )
 
 // visitStore is where visits live: the embedded store in the data
@@ -77,7 +76,7 @@ const storeTimeout = 3 * time.Second
 // sealer seals visit records and names owners in the store's indexes
 // without their identity.
 type sealer struct {
-	aead  cipher.AEAD
+	box   *sealbox.Box
 	index []byte // HMAC key of owner hashes
 }
 
@@ -89,15 +88,11 @@ func newSealer(key []byte) (*sealer, error) {
 		m.Write([]byte(label))
 		return m.Sum(nil)
 	}
-	block, err := aes.NewCipher(derive("telegate visits at rest v1"))
+	box, err := sealbox.FromKey(derive("telegate visits at rest v1"))
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &sealer{aead: aead, index: derive("telegate visits owner index v1")}, nil
+	return &sealer{box: box, index: derive("telegate visits owner index v1")}, nil
 }
 
 // seal returns nonce(12) | AES-256-GCM(v as JSON), with v.ID as additional
@@ -111,23 +106,14 @@ func (c *sealer) seal(v *visit) ([]byte, error) {
 }
 
 // sealWith returns nonce(12) | AES-256-GCM(plain) with ad as additional
-// data.
+// data (internal/sealbox).
 func (c *sealer) sealWith(ad, plain []byte) ([]byte, error) {
-	ns := c.aead.NonceSize()
-	nonce := make([]byte, ns, ns+len(plain)+c.aead.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return c.aead.Seal(nonce, nonce, plain, ad), nil
+	return c.box.Seal(nil, plain, ad), nil
 }
 
 // openWith reverses sealWith; errRecord when b does not open with ad.
 func (c *sealer) openWith(ad, b []byte) ([]byte, error) {
-	ns := c.aead.NonceSize()
-	if len(b) < ns {
-		return nil, errRecord
-	}
-	plain, err := c.aead.Open(nil, b[:ns], b[ns:], ad)
+	plain, err := c.box.Open(b, ad)
 	if err != nil {
 		return nil, errRecord
 	}

@@ -42,13 +42,19 @@ func setPageHeaders(w http.ResponseWriter, r *http.Request) {
 
 // page serves an HTML page to a signed-in caller; without identity it
 // redirects to sign-in and back here (the invite URL for the join page).
-func (s *Service) page(name string) http.HandlerFunc {
+func (s *Service) page(name string) http.HandlerFunc { return s.servePage(name, true) }
+
+// publicPage serves an HTML page to anyone: the guest page, which itself
+// offers to sign in or, where allowed, to join without an account.
+func (s *Service) publicPage(name string) http.HandlerFunc { return s.servePage(name, false) }
+
+func (s *Service) servePage(name string, signedIn bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("id") != "" && !validID(r.PathValue("id")) {
 			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
 		}
-		if !requireIdentityPage(w, r) {
+		if signedIn && !requireIdentityPage(w, r) {
 			return
 		}
 		b, err := web.ReadFile("web/" + name)

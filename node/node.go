@@ -163,7 +163,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 
-	certs, err := edgetls.New(ctx, edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient, PseudonymKey: pseudonymKey}) // it names itself "edgetls"
+	eo := edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient, PseudonymKey: pseudonymKey} // it names itself "edgetls"
+	if err := certsOnRedis(cfg, &eo); err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	certs, err := edgetls.New(ctx, eo)
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}

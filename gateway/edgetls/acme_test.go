@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,7 @@ type pebbleCA struct {
 	directory string
 	client    *http.Client
 	roots     *x509.CertPool // roots of the certificates it issues
+	orders    *atomic.Int64  // new orders received (RFC 8555 §7.4)
 }
 
 func startPebble(t *testing.T, httpPort, tlsPort int) *pebbleCA {
@@ -76,11 +78,18 @@ func startPebble(t *testing.T, httpPort, tlsPort int) *pebbleCA {
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "test"}})
 	validator := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	srv := httptest.NewTLSServer(front.Handler())
+	orders := new(atomic.Int64)
+	h := front.Handler()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" { // pebble's newOrder
+			orders.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	roots := x509.NewCertPool()
 	roots.AddCert(authority.GetRootCert(0).Cert)
-	return &pebbleCA{directory: srv.URL + wfe.DirectoryPath, client: srv.Client(), roots: roots}
+	return &pebbleCA{directory: srv.URL + wfe.DirectoryPath, client: srv.Client(), roots: roots, orders: orders}
 }
 
 func listenLoopback(t *testing.T) (net.Listener, int) {

@@ -20,14 +20,18 @@
 // name, fails the handshake. No default certificate is served, so a scan
 // by IP address learns no host name.
 //
-// Certificates and ACME state live in certmagic file storage under
-// <data_dir>/certmagic.
+// Certificates and ACME state live in certmagic storage, sealed with
+// AES-256-GCM (storage.go): file storage under <data_dir>/certmagic, or
+// with tls.storage "redis" (ACME certificates only) a RedisStorage every
+// node shares, with a lock so that one node at a time obtains or renews a
+// certificate.
 //
 // A configuration reload changes the host table (Manager.Reload, or
 // Prepare then Apply): names, their modes and certificate files. The
 // listener's tls.Config stays; each handshake reads the table in force.
 // What belongs to the process — tls.min_version, tls.acme (account, CA
-// directory, challenges), client_cas and data_dir — is refused, and so is
+// directory, challenges), tls.storage, tls.storage_key_file, client_cas
+// and data_dir — is refused, and so is
 // the first acme host when none was configured at start.
 package edgetls
 
@@ -81,6 +85,19 @@ type Options struct {
 	// key. Default: random per process.
 	PseudonymKey []byte
 
+	// StorageKey is the 32-byte key that seals certificate storage: the
+	// file storage with tls.storage "file", the Redis storage with
+	// "redis" (the node's own file storage, which then keeps only local
+	// leaves, is sealed under tls.storage_key_file or
+	// <data_dir>/keys/tls-storage.key). Default: the file
+	// tls.storage_key_file, else (tls.storage "file")
+	// <data_dir>/keys/tls-storage.key, generated once. A node with
+	// tls.storage "redis" and no key file is given a key derived from the
+	// session key, the same on every node.
+	StorageKey []byte
+	// Redis is the connection of tls.storage "redis". Required with it.
+	Redis *RedisStorageOptions
+
 	// pollInterval overrides defaultPollInterval (tests).
 	pollInterval time.Duration
 }
@@ -103,7 +120,9 @@ type Manager struct {
 	ctx       context.Context // background work; ends with Close
 	interval  time.Duration   // file polling
 
-	storage    certmagic.Storage
+	storage    certmagic.Storage // ACME certificates: fileStore or Redis
+	fileStore  certmagic.Storage // sealed <data_dir>/certmagic: local leaves
+	closeStore func() error
 	acmeCache  *certmagic.Cache
 	acmeCfg    *certmagic.Config
 	acmeIssuer *certmagic.ACMEIssuer
@@ -131,6 +150,8 @@ type fixedTLS struct {
 	minVersion string
 	acme       config.ACME
 	clientCAs  []config.ClientCA
+	// storage and storageKeyFile are tls.storage and tls.storage_key_file.
+	storage, storageKeyFile string
 }
 
 // localState is the local CA and the certmagic cache of its leaves.
@@ -183,7 +204,8 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		return nil, fmt.Errorf("tls configuration: %w", err)
 	}
 	m := &Manager{log: log, start: p, interval: o.pollInterval,
-		fixed: fixedTLS{dataDir: c.DataDir, minVersion: c.TLS.MinVersion, acme: c.TLS.ACME, clientCAs: c.ClientCAs}}
+		fixed: fixedTLS{dataDir: c.DataDir, minVersion: c.TLS.MinVersion, acme: c.TLS.ACME, clientCAs: c.ClientCAs,
+			storage: c.TLS.Storage, storageKeyFile: c.TLS.StorageKeyFile}}
 	if m.interval <= 0 {
 		m.interval = defaultPollInterval
 	}
@@ -201,7 +223,10 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	m.ctx = ctx
 	// The end of ctx ends everything Close ends.
 	context.AfterFunc(ctx, func() { m.Close() })
-	m.storage = &certmagic.FileStorage{Path: filepath.Join(c.DataDir, "certmagic")}
+	if m.fileStore, m.storage, m.closeStore, err = openStorage(ctx, c, o, log); err != nil {
+		m.Close()
+		return nil, err
+	}
 	m.localDir = filepath.Join(c.DataDir, "ca")
 	key := o.PseudonymKey
 	if len(key) == 0 {
@@ -279,7 +304,7 @@ func (m *Manager) startLocal(names []string) (*localState, error) {
 		}
 		return ls, nil
 	}
-	ca, err := loadOrCreateLocalCA(m.localDir, names)
+	ca, err := loadOrCreateLocalCA(m.localDir, names, sealedOf(m.fileStore))
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +317,7 @@ func (m *Manager) startLocal(names []string) (*localState, error) {
 	cfg = certmagic.New(ls.cache, certmagic.Config{
 		RenewalWindowRatio: m.fixed.acme.RenewalWindowRatio,
 		Issuers:            []certmagic.Issuer{ca},
-		Storage:            m.storage,
+		Storage:            m.fileStore, // the leaves of this node's own CA
 		OCSP:               certmagic.OCSPConfig{DisableStapling: true},
 		DisableARI:         true,
 		Logger:             m.zl,
@@ -596,6 +621,9 @@ func (m *Manager) Close() error {
 		}
 		if ls := m.local.Load(); ls != nil {
 			ls.cache.Stop()
+		}
+		if m.closeStore != nil {
+			_ = m.closeStore()
 		}
 	})
 	return nil

@@ -123,7 +123,7 @@ func TestLocalRootIsNameConstrained(t *testing.T) {
 	t.Parallel()
 	cfg := baseConfig(t, config.TLSHost{Names: []string{"localhost"}, Mode: ModeLocal})
 	m := newManager(t, Options{Config: cfg})
-	ca, err := readLocalCA(m.LocalRootPath(), filepath.Join(cfg.DataDir, "ca", "root.key"))
+	ca, err := readLocalCA(m.LocalRootPath(), filepath.Join(cfg.DataDir, "ca", "root.key"), sealedOf(m.fileStore))
 	if err != nil {
 		t.Fatal(err)
 	}

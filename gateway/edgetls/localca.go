@@ -40,7 +40,8 @@ const (
 
 // localCA is the local certificate authority kept in <data_dir>/ca: a
 // self-signed ECDSA P-256 root (root.pem) and its PKCS #8 key (root.key,
-// mode 0600), generated once. Its root carries name constraints
+// mode 0600, sealed like certificate storage: rootKeyName), generated
+// once. Its root carries name constraints
 // (RFC 5280 §4.2.1.10) so that, even if trusted and leaked, it can only
 // vouch for local names.
 type localCA struct {
@@ -71,19 +72,19 @@ func (ca *localCA) allows(n string) bool {
 // loopback. A half-present pair (one file missing) is an error rather than
 // being overwritten, and so is a root whose constraints do not cover every
 // name.
-func loadOrCreateLocalCA(dir string, names []string) (*localCA, error) {
+func loadOrCreateLocalCA(dir string, names []string, sl *sealedStorage) (*localCA, error) {
 	certPath, keyPath := filepath.Join(dir, "root.pem"), filepath.Join(dir, "root.key")
 	_, certErr := os.Stat(certPath)
 	_, keyErr := os.Stat(keyPath)
 	switch {
 	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
-		if err := createLocalCA(dir, certPath, keyPath, names); err != nil {
+		if err := createLocalCA(dir, certPath, keyPath, names, sl); err != nil {
 			return nil, fmt.Errorf("creating local CA in %s: %w", dir, err)
 		}
 	case certErr != nil || keyErr != nil:
 		return nil, fmt.Errorf("local CA in %s is incomplete (root.pem: %v, root.key: %v); restore both files or remove both to create a new root", dir, certErr, keyErr)
 	}
-	ca, err := readLocalCA(certPath, keyPath)
+	ca, err := readLocalCA(certPath, keyPath, sl)
 	if err != nil {
 		return nil, fmt.Errorf("local CA in %s: %w", dir, err)
 	}
@@ -148,7 +149,7 @@ func rootPermits(root *x509.Certificate, name string) bool {
 	return false
 }
 
-func createLocalCA(dir, certPath, keyPath string, names []string) error {
+func createLocalCA(dir, certPath, keyPath string, names []string, sl *sealedStorage) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func createLocalCA(dir, certPath, keyPath string, names []string) error {
 	}
 	// The key first, exclusively: a concurrent creator fails here instead
 	// of pairing its certificate with our key.
-	if err := writeFileExcl(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := writeFileExcl(keyPath, sl.seal(rootKeyName, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})), 0o600); err != nil {
 		return err
 	}
 	return writeFileExcl(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
@@ -209,14 +210,36 @@ func writeFileExcl(path string, data []byte, perm os.FileMode) error {
 	return f.Close()
 }
 
-func readLocalCA(certPath, keyPath string) (*localCA, error) {
+// rootKeyName names root.key in its seal (the additional data).
+const rootKeyName = "ca/root.key"
+
+// replaceFile replaces path's content atomically (mode 0600).
+func replaceFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	if err := writeFileExcl(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// readLocalCA reads the pair; a root.key in plaintext (from before
+// sealing) is sealed in place once the pair checks out.
+
+func readLocalCA(certPath, keyPath string, sl *sealedStorage) (*localCA, error) {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	keyFile, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, err
+	}
+	keyPEM, plaintext := keyFile, !bytes.HasPrefix(keyFile, []byte(sealMagic))
+	if !plaintext {
+		if keyPEM, err = sl.open(rootKeyName, keyFile); err != nil {
+			return nil, err
+		}
 	}
 	cb, _ := pem.Decode(certPEM)
 	if cb == nil || cb.Type != "CERTIFICATE" {
@@ -247,6 +270,11 @@ func readLocalCA(certPath, keyPath string) (*localCA, error) {
 	}
 	if time.Now().After(root.NotAfter.Add(-leafLifetime)) {
 		return nil, fmt.Errorf("root.pem expires %s; remove root.pem and root.key to create a new root", root.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if plaintext {
+		if err := replaceFile(keyPath, sl.seal(rootKeyName, keyPEM)); err != nil {
+			return nil, fmt.Errorf("sealing root.key: %w", err)
+		}
 	}
 	sum := sha256.Sum256(root.Raw)
 	return &localCA{root: root, key: signer, keyID: "telegate-local-" + hex.EncodeToString(sum[:8])}, nil

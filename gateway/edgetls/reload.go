@@ -70,6 +70,8 @@ func (m *Manager) Prepare(ctx context.Context, c *config.Config) (*Pending, erro
 	fixed("data_dir", c.DataDir == m.fixed.dataDir)
 	fixed("tls.min_version", c.TLS.MinVersion == m.fixed.minVersion)
 	fixed("tls.acme", reflect.DeepEqual(c.TLS.ACME, m.fixed.acme))
+	fixed("tls.storage", c.TLS.Storage == m.fixed.storage)
+	fixed("tls.storage_key_file", c.TLS.StorageKeyFile == m.fixed.storageKeyFile)
 	fixed("client_cas", reflect.DeepEqual(c.ClientCAs, m.fixed.clientCAs))
 	if len(p.acmeNames) > 0 && m.acmeCfg == nil {
 		for i, h := range c.TLS.Hosts {

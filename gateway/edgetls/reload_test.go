@@ -126,6 +126,8 @@ func TestReloadRefusesProcessSettings(t *testing.T) {
 	}{
 		{"tls.min_version", func(c *config.Config) { c.TLS.MinVersion = "1.3" }},
 		{"tls.acme", func(c *config.Config) { c.TLS.ACME.Email = "ops@hospital.test" }},
+		{"tls.storage", func(c *config.Config) { c.TLS.Storage = StorageRedis }},
+		{"tls.storage_key_file", func(c *config.Config) { c.TLS.StorageKeyFile = "/etc/telegate/tls-storage.key" }},
 		{"data_dir", func(c *config.Config) { c.DataDir = t.TempDir() }},
 		{"client_cas", func(c *config.Config) { c.ClientCAs = []config.ClientCA{{ID: "devices", CAFile: "/nonexistent"}} }},
 		{"tls.hosts[1] (portal.hospital.test): mode acme", func(c *config.Config) {

@@ -1,9 +1,10 @@
 // Package redisconn builds the Redis client of every part of telegate
-// that keeps state in Redis: sessions, sign-in round trips and break-glass
-// grants (auth), rate limits (policies), visits, the signaling bus and the
-// relay registry (media). The address, ACL user, password, database and
-// TLS settings of the redis section reach go-redis only through Options,
-// so a setting added here (TLS, say) applies to every one of them.
+// that keeps state in Redis: sessions, sign-in round trips, break-glass
+// grants and logout tokens (auth), rate limits (policies), visits, the
+// signaling bus and the relay registry (media), certificate storage
+// (gateway/edgetls). The address, ACL user, password, database and TLS
+// settings of the redis section reach go-redis only through Options, so a
+// setting added here (TLS, say) applies to every one of them.
 package redisconn
 
 import (
@@ -223,9 +224,9 @@ var (
 	ACLCommands = []string{
 		"ping", "auth", "select",
 		"get", "set", "del", "exists", "getdel", "mget", "pexpire", "pttl",
-		"hset", "hget", "hgetall", "hmget", "hdel",
+		"hset", "hget", "hgetall", "hmget", "hdel", "hstrlen",
 		"sadd", "srem", "smembers", "scard",
-		"zadd", "zrem", "zcard", "zrange", "zrangebyscore", "zremrangebyscore", "zscore", "zpopmin",
+		"zadd", "zrem", "zcard", "zrange", "zrangebyscore", "zrangebylex", "zremrangebyscore", "zscore", "zpopmin",
 		"scan", "time",
 		"eval", "evalsha", "multi", "exec", "discard",
 		"publish", "subscribe", "unsubscribe",

@@ -35,7 +35,8 @@ function renderPeople(v, waiting, inCall, act) {
   if (inCall) inCall.replaceChildren();
   for (const p of v.participants || []) {
     if (p.state === 'waiting') {
-      const li = el('li', { 'data-participant': p.id, 'data-away': String(!!p.away) }, el('span', { class: 'name', text: p.name }));
+      const li = el('li', { 'data-participant': p.id, 'data-away': String(!!p.away) }, el('span', { class: 'name', text: p.name }),
+        ' ', el('span', { class: 'hint role', 'data-label': p.label, text: t('label.' + p.label) }));
       const mins = Math.floor((Date.now() - new Date(p.joined).getTime()) / 60000);
       li.append(el('span', { class: 'hint presence', text: p.away ? t('lobby.away') : t('lobby.waitingFor', { min: mins }) }));
       if (!p.away) {
@@ -53,10 +54,53 @@ function renderPeople(v, waiting, inCall, act) {
       const rm = el('button', { type: 'button', 'data-action': 'remove', 'data-participant': p.id, class: 'danger', text: t('lobby.remove') });
       rm.setAttribute('aria-label', t('lobby.removeName', { name: p.name }));
       rm.addEventListener('click', () => act(visit.remove, p.id));
-      inCall.append(el('li', { 'data-participant': p.id }, el('span', { class: 'name', text: p.name }), rm));
+      inCall.append(el('li', { 'data-participant': p.id }, el('span', { class: 'name', text: p.name }),
+        ' ', el('span', { class: 'hint role', 'data-label': p.label, text: t('label.' + p.label) }), rm));
     }
   }
   if (!waiting.children.length) waiting.append(el('li', { class: 'empty', text: t('lobby.nobodyWaiting') }));
+}
+
+// guestInviter puts the "Invite a guest" form into container: the host
+// picks who the guest is (the label everyone in the call will see) and,
+// optionally, their name, and gets a single-use guest link for the visit
+// visitId() names. status(text) reports.
+function guestInviter(container, visitId, status) {
+  const roles = ['interpreter', 'family', 'clinician', 'other'];
+  const select = el('select', { id: container.id + '-role', 'data-testid': 'guest-role' });
+  for (const r of roles) select.append(el('option', { value: r, text: t('label.' + r) }));
+  const name = el('input', { id: container.id + '-name', 'data-testid': 'guest-invite-name', maxlength: '80', autocomplete: 'off' });
+  const link = el('input', { id: container.id + '-link', 'data-testid': 'guest-link', readonly: '' });
+  const copy = el('button', { type: 'button', class: 'secondary', text: t('guestInvite.copy') });
+  const made = el('p', { class: 'hint', 'data-testid': 'guest-link-made' });
+  const out = el('div', { hidden: '' }, el('label', { for: link.id, text: t('guestInvite.link') }), el('div', { class: 'row' }, link, copy), made);
+  const form = el('form', { 'data-testid': 'guest-invite-form' },
+    el('div', { class: 'row' },
+      el('div', {}, el('label', { for: select.id, text: t('guestInvite.role') }), select),
+      el('div', {}, el('label', { for: name.id, text: t('guestInvite.name') }), name)),
+    el('button', { type: 'submit', 'data-testid': 'make-guest-link', text: t('guestInvite.make') }));
+  const heading = el('h3', { id: container.id + '-heading', text: t('guestInvite.heading') });
+  container.replaceChildren(heading, el('p', { class: 'hint', text: t('guestInvite.help') }), form, out);
+  container.setAttribute('role', 'group');
+  container.setAttribute('aria-labelledby', heading.id);
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const id = visitId();
+    if (!id) return;
+    try {
+      const g = await visit.createGuestLink(id, select.value, name.value.trim());
+      link.value = g.url;
+      out.hidden = false;
+      made.textContent = t('guestInvite.made', { label: t('label.' + g.label), time: fmtTime(g.expires) });
+      name.value = '';
+      status(made.textContent);
+    } catch (err) {
+      status(errorText(err));
+    }
+  });
+  copy.addEventListener('click', async () => {
+    try { await navigator.clipboard.writeText(link.value); status(t('guestInvite.copied')); } catch (_) { link.select(); status(t('lobby.copyByHand')); }
+  });
 }
 
 // ------------------------------------------------------------ alerts ---
@@ -163,6 +207,7 @@ async function lobby() {
       say('#lobby-status', t('lobby.copyByHand'));
     }
   });
+  guestInviter($('#lobby-guest-invite'), () => current, msg => say('#lobby-status', msg));
   $('#new-invite').addEventListener('click', async () => {
     if (!current) return;
     try { showInvite(await visit.reissueInvite(current)); say('#lobby-status', t('lobby.newInvite')); } catch (err) { failed(err); }
@@ -260,6 +305,67 @@ async function join() {
   }
 }
 
+// ---------------------------------------------------------- guest page ---
+
+// guest is the page a guest link opens: it says what the guest is invited
+// as, offers to sign in or (where allowed) to join without an account,
+// then waits in the waiting room like the patient's page. The link is
+// used once the guest joins; from then on the address names the visit.
+async function guest() {
+  const params = new URLSearchParams(location.search);
+  const link = params.get('link');
+  let id = params.get('visit');
+  const refused = err => {
+    $('#waiting').classList.add('refused');
+    $('#guest-choice').hidden = true;
+    for (const n of document.querySelectorAll('#waiting .spinner, #guest-keep')) n.hidden = true;
+    say('#waiting-status', errorText(err));
+    $('#waiting-status').focus?.();
+  };
+  const wait = async () => {
+    $('#guest-choice').hidden = true;
+    for (const n of document.querySelectorAll('#waiting .spinner, #guest-keep')) n.hidden = false;
+    say('#waiting-status', t('wait.inRoom'));
+    const v = await visit.waitForAdmission(id);
+    say('#waiting-status', t('wait.admitted'));
+    location.assign(v.call_url);
+  };
+  const enter = async name => {
+    const v = await visit.joinAsGuest(link, name);
+    id = v.id;
+    // The link is used: keep it out of the address bar and history.
+    history.replaceState(null, '', `/.telegate/visits/guest?visit=${encodeURIComponent(id)}`);
+    await wait();
+  };
+  try {
+    if (!link) {
+      if (!id) throw Object.assign(new Error('no link'), { reason: 'guest-link-malformed' });
+      await wait();
+      return;
+    }
+    say('#waiting-status', t('guest.checking'));
+    const g = await visit.checkGuestLink(link);
+    const label = t('label.' + g.label);
+    say('#guest-invited', g.name ? t('guest.invitedAsName', { name: g.name, label }) : t('guest.invitedAs', { label }));
+    if (g.signed_in) { await enter(''); return; }
+    $('#guest-sign-in').href = g.sign_in_url;
+    $('#guest-choice').hidden = false;
+    say('#waiting-status', t(g.without_account ? 'guest.signInOr' : 'guest.signInOnly'));
+    if (g.without_account) {
+      const form = $('#guest-form');
+      form.hidden = false;
+      if (g.name) $('#guest-name').value = g.name;
+      form.addEventListener('submit', async ev => {
+        ev.preventDefault();
+        $('#guest-join').disabled = true;
+        try { await enter($('#guest-name').value.trim()); } catch (err) { refused(err); }
+      });
+    }
+  } catch (err) {
+    refused(err);
+  }
+}
+
 // ----------------------------------------------------------------- call ---
 
 // startMedia asks for the camera and microphone, and when that fails for
@@ -319,6 +425,7 @@ async function call() {
     return;
   }
   if (v.manage) hostPanel(id);
+  const self = v.self;
 
   say('#call-status', t('call.starting'));
   const m = await startMedia();
@@ -350,6 +457,7 @@ async function call() {
     delete $('#security-code').dataset.code;
   };
 
+  rosterList(c, id, self, v.manage);
   c.addEventListener('welcome', e => {
     say('#call-status', e.detail.peers.length ? t('call.connecting') : t('call.waitingForOther'));
     for (const p of e.detail.peers) say('#remote-name', p.name);
@@ -486,6 +594,63 @@ async function call() {
   }
 }
 
+// rosterList keeps the call page's "In the call" list: this person and
+// every other participant connected, each named with what they are in the
+// visit (the label the server gives, never one a page sends) and the
+// security code of this page's connection with them. The host also gets
+// Remove for everyone else.
+function rosterList(c, visitId, self, manage) {
+  const list = $('#roster-list');
+  const rows = new Map(); // peer id → li
+  const selfRow = el('li', { 'data-participant': self.id, 'data-self': 'true' },
+    el('span', { class: 'name', text: t('roster.youAre', { name: self.name }) }), ' ',
+    el('span', { class: 'hint role', 'data-label': self.label, text: t('label.' + self.label) }));
+  list.replaceChildren(selfRow);
+  const add = p => {
+    let li = rows.get(p.id);
+    if (!li) {
+      li = el('li', { 'data-participant': p.id, 'data-testid': 'roster-peer' });
+      rows.set(p.id, li);
+      list.append(li);
+    }
+    const code = el('strong', { class: 'peer-code', 'data-testid': 'peer-code' });
+    const prev = li.querySelector('.peer-code');
+    if (prev && prev.dataset.code) { code.dataset.code = prev.dataset.code; code.textContent = prev.textContent; } else code.textContent = t('roster.noCode');
+    li.dataset.label = p.label;
+    li.replaceChildren(el('span', { class: 'name', text: p.name }), ' ',
+      el('span', { class: 'hint role', 'data-label': p.label, text: t('label.' + p.label) }), ' ',
+      el('span', { class: 'hint', text: t('roster.codeWith', { name: p.name }) + ': ' }), code);
+    if (manage && p.role !== 'host') {
+      const rm = el('button', { type: 'button', class: 'danger', 'data-action': 'remove', 'data-participant': p.id, 'aria-label': t('roster.remove', { name: p.name }), text: t('lobby.remove') });
+      rm.addEventListener('click', async () => {
+        rm.disabled = true;
+        try { await visit.remove(visitId, p.id); say('#host-status', t('roster.removed', { name: p.name })); } catch (err) { rm.disabled = false; say('#host-status', errorText(err)); }
+      });
+      li.append(' ', rm);
+    }
+  };
+  c.addEventListener('welcome', e => { for (const p of e.detail.peers) add(p); });
+  c.addEventListener('peer', e => add(e.detail.peer));
+  c.addEventListener('peerleft', e => { const li = rows.get(e.detail.peerId); if (li) { li.remove(); rows.delete(e.detail.peerId); } });
+  c.addEventListener('code', e => {
+    const li = rows.get(e.detail.peerId);
+    const code = li && li.querySelector('.peer-code');
+    if (!code) return;
+    code.dataset.code = e.detail.code;
+    code.textContent = e.detail.code.slice(0, 3) + ' ' + e.detail.code.slice(3);
+  });
+  // Each connection's own inbound video, on its row (what a test or a
+  // support person reads to see every pair's media flowing).
+  c.addEventListener('stats', e => {
+    const li = rows.get(e.detail.peerId);
+    if (!li) return;
+    li.dataset.inboundVideoBytes = String(e.detail.stats.inboundVideoBytes);
+    li.dataset.inboundVideoFrames = String(e.detail.stats.inboundVideoFrames);
+    li.dataset.candidates = e.detail.stats.localCandidateType + '/' + e.detail.stats.remoteCandidateType;
+  });
+  c.addEventListener('closed', () => { for (const li of rows.values()) li.remove(); rows.clear(); });
+}
+
 // chatAndScreen wires the call page's chat, file sending and screen
 // share to the call c (visit.js sends them over the data channel).
 function chatAndScreen(c, peerName) {
@@ -587,6 +752,7 @@ function hostPanel(id) {
   async function act(fn, pid) {
     try { await fn(id, pid); await refresh(); } catch (err) { status(errorText(err)); }
   }
+  guestInviter($('#call-guest-invite'), () => id, status);
   $('#end-visit').addEventListener('click', async () => {
     try { await visit.endVisit(id); status(t('call.visitEnded')); } catch (err) { status(errorText(err)); }
   });
@@ -646,4 +812,4 @@ languageSwitch();
 applyLanguage();
 
 const page = document.body.dataset.page;
-({ lobby, join, call })[page]?.();
+({ lobby, join, guest, call })[page]?.();

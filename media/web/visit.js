@@ -86,6 +86,22 @@ export function decline(id, participant) { return api('POST', `${BASE}/${encodeU
 export function remove(id, participant) { return api('POST', `${BASE}/${encodeURIComponent(id)}/remove`, { participant }); }
 /** End the visit for everyone (owner). */
 export function endVisit(id) { return api('POST', `${BASE}/${encodeURIComponent(id)}/end`); }
+/**
+ * A single-use guest link (owner): label is interpreter, family, clinician
+ * or other; name, optional, is shown for the guest. Returns {url, label,
+ * name, expires}.
+ */
+export function createGuestLink(id, label, name) { return api('POST', `${BASE}/${encodeURIComponent(id)}/guests`, { label, name: name || undefined }); }
+/**
+ * What a guest link (the link= value) is for, without using it: {label,
+ * name, expires, signed_in, sign_in_url, without_account}.
+ */
+export function checkGuestLink(link) { return api('POST', `${BASE}/guest/check`, { link }); }
+/**
+ * Enter the waiting room with a guest link: as the signed-in account, or
+ * (where the gateway allows it) without one, under the name typed.
+ */
+export function joinAsGuest(link, name) { return api('POST', `${BASE}/guest`, { link, name: name || undefined }); }
 /** Enter the waiting room with an invite token (the invite= value of the link). */
 export function joinVisit(invite) { return api('POST', `${BASE}/join`, { invite }); }
 
@@ -144,7 +160,7 @@ export async function callStats(pc) {
   const report = await pc.getStats();
   const byId = new Map();
   report.forEach(s => byId.set(s.id, s));
-  const out = { localCandidateType: '', remoteCandidateType: '', rtt: null, inboundVideoBytes: 0, inboundAudioBytes: 0,
+  const out = { localCandidateType: '', remoteCandidateType: '', rtt: null, inboundVideoBytes: 0, inboundVideoFrames: 0, inboundAudioBytes: 0,
     packetsLost: 0, framesPerSecond: null, frameWidth: null, localFingerprint: null, remoteFingerprint: null,
     transportBytesReceived: 0 };
   let transport = null;
@@ -169,6 +185,7 @@ export async function callStats(pc) {
     if (s.type !== 'inbound-rtp') return;
     if (s.kind === 'video') {
       out.inboundVideoBytes += s.bytesReceived || 0;
+      out.inboundVideoFrames += s.framesDecoded || 0;
       out.framesPerSecond = s.framesPerSecond ?? out.framesPerSecond;
       out.frameWidth = s.frameWidth ?? out.frameWidth;
     } else if (s.kind === 'audio') {

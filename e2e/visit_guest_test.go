@@ -1,0 +1,243 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// guestsConfig is visitsConfig (visits of three) with account-less guests
+// allowed.
+var guestsConfig = strings.Replace(visitsConfig, "  waiting_grace: 10s\n", "  waiting_grace: 10s\n  guests_without_account: true\n", 1)
+
+// recordPeerConnections keeps every RTCPeerConnection the page makes in
+// window.__pcs, so a test can read each connection's own inbound media.
+func (p *page) recordPeerConnections() {
+	p.onNewDocument(`(() => {
+  window.__pcs = [];
+  const Orig = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) { const pc = new Orig(...args); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Orig.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Orig);
+})();`)
+}
+
+// startMediaWatch starts, in p, a watch over every peer connection's
+// inbound video bytes that runs until window.__watchEnd (Unix ms; set by
+// endMediaWatch) or 30 s; awaitMediaWatch returns, per connection that
+// received video, when (Unix ms) its bytes last grew.
+func (p *page) startMediaWatch() {
+	eval[bool](p, `(() => { window.__watchEnd = Date.now() + 30000; window.__watch = (async () => {
+  const last = new Map(), prev = new Map();
+  while (Date.now() < window.__watchEnd) {
+    for (const pc of window.__pcs) {
+      if (pc.connectionState === 'closed') continue;
+      let b = 0;
+      try { (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video') b += s.bytesReceived || 0; }); } catch (_) { continue; }
+      if (b > 0 && b !== prev.get(pc)) { prev.set(pc, b); last.set(pc, Date.now()); }
+    }
+    await new Promise(r => setTimeout(r, 40));
+  }
+  return JSON.stringify([...last.values()]);
+})(); return true; })()`)
+}
+
+// endMediaWatch ends p's watch at end.
+func (p *page) endMediaWatch(end time.Time) {
+	eval[bool](p, fmt.Sprintf(`(() => { window.__watchEnd = %d; return true; })()`, end.UnixMilli()))
+}
+
+func (p *page) awaitMediaWatch() []int64 {
+	var out []int64
+	if err := json.Unmarshal([]byte(eval[string](p, `window.__watch`)), &out); err != nil {
+		p.t.Fatalf("%s: media watch: %v", p.name, err)
+	}
+	return out
+}
+
+// auditTime returns the time of the first record of type typ in d's
+// audit trail, waiting up to 5 s for it.
+func (d *demo) auditTime(t *testing.T, typ string) time.Time {
+	t.Helper()
+	re := regexp.MustCompile(`"time":"([^"]+)","type":"` + regexp.QuoteMeta(typ) + `"`)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(d.dataDir, "audit", "audit.log"))
+		if m := re.FindSubmatch(b); m != nil {
+			at, err := time.Parse(time.RFC3339Nano, string(m[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return at
+		}
+	}
+	t.Fatalf("no %s record in the audit trail", typ)
+	return time.Time{}
+}
+
+// gauge reads the unlabelled metric name from d's metrics.
+func (d *demo) gauge(t *testing.T, name string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+]+)$`).FindStringSubmatch(d.metrics(t))
+	if m == nil {
+		t.Fatalf("no %s in the metrics", name)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// allocations is the relay's open TURN allocations.
+func (d *demo) allocations(t *testing.T) float64 {
+	return d.gauge(t, "telegate_media_relay_allocations_active")
+}
+
+// TestVisitGuestInterpreter: during a call the clinician invites an
+// interpreter by a single-use guest link; the interpreter joins without
+// an account, waits and is admitted; all three see each other's video
+// (inbound frames on every connection, relay only), each with the other
+// two named by the label the server gives and a security code that both
+// sides of the pair show alike. The clinician removes the interpreter:
+// within 1 s the relay has closed their allocations and video from them
+// stops on both remaining pages, while the clinician and the patient go
+// on seeing each other; the used link does not let them back in.
+func TestVisitGuestInterpreter(t *testing.T) {
+	d := runWithDevOP(t, guestsConfig)
+	d.logVisitOnFailure()
+	newCtx := chromium(t)
+	artifacts := artifactsDir(t)
+	dr := newPage(t, newCtx, "clinician")
+	pat := newPage(t, newCtx, "patient")
+	interp := newPage(t, newCtx, "interpreter")
+	for _, p := range []*page{dr, pat, interp} {
+		p.recordPeerConnections()
+	}
+	startCall(t, d.Base(), dr, pat, artifacts)
+
+	// The clinician makes a guest link from the call page.
+	dr.waitFor("the guest invite form", `document.querySelector('#call-guest-invite [data-testid=make-guest-link]') !== null`, 15*time.Second)
+	dr.do(
+		chromedp.SetValue(chromedp.CSS(`#call-guest-invite select`), "interpreter"),
+		chromedp.SetValue(chromedp.CSS(`#call-guest-invite [data-testid=guest-invite-name]`), "Ana Interpreter"),
+		chromedp.Click(chromedp.CSS(`#call-guest-invite [data-testid=make-guest-link]`)),
+	)
+	dr.waitFor("the guest link", `document.querySelector('#call-guest-invite [data-testid=guest-link]').value.includes('/.telegate/visits/guest?link=')`, 15*time.Second)
+	link := eval[string](dr, `document.querySelector('#call-guest-invite [data-testid=guest-link]').value`)
+
+	// The interpreter opens it, without an account, and waits.
+	interp.do(chromedp.Navigate(link))
+	interp.waitFor("the guest form", `document.querySelector('#guest-form') && !document.querySelector('#guest-form').hidden`, 15*time.Second)
+	if got := eval[string](interp, `document.querySelector('#guest-invited').textContent`); !strings.Contains(got, "Ana Interpreter") || !strings.Contains(got, "Interpreter") {
+		t.Fatalf("guest page says %q", got)
+	}
+	interp.screenshot(artifacts, "visit-guest.png")
+	interp.do(chromedp.Click(chromedp.CSS("#guest-join")))
+	interp.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('You are in the waiting room')`, 15*time.Second)
+	if strings.Contains(eval[string](interp, `location.href`), "link=") {
+		t.Fatal("the used guest link stays in the address bar")
+	}
+
+	// The clinician admits from the call page's waiting list.
+	dr.waitFor("the waiting interpreter", `document.querySelector('#call-waiting-list button[data-action=admit]') !== null`, 15*time.Second)
+	if lbl := eval[string](dr, `document.querySelector('#call-waiting-list .role').dataset.label`); lbl != "interpreter" {
+		t.Fatalf("waiting list labels the guest %q", lbl)
+	}
+	dr.do(chromedp.Click(chromedp.CSS("#call-waiting-list button[data-action=admit]")))
+	interp.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
+
+	// Everyone sees the other two, with server labels, receiving video
+	// from each through the relay.
+	rows := `[...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')]`
+	for _, p := range []*page{dr, pat, interp} {
+		p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
+		p.waitFor("video from both", rows+`.every(li => Number(li.dataset.inboundVideoFrames) > 30 && li.dataset.candidates === 'relay/relay')`, 45*time.Second)
+	}
+	want := map[*page][]string{dr: {"interpreter", "patient"}, pat: {"host", "interpreter"}, interp: {"host", "patient"}}
+	for p, labels := range want {
+		got := eval[string](p, rows+`.map(li => li.dataset.label).sort().join(',')`)
+		if got != strings.Join(labels, ",") {
+			t.Errorf("%s sees labels %s, want %v", p.name, got, labels)
+		}
+		f0 := eval[string](p, rows+`.map(li => li.dataset.inboundVideoFrames).join(',')`)
+		p.waitFor("frames still arriving from both", fmt.Sprintf(`%s.every((li, i) => Number(li.dataset.inboundVideoFrames) > Number(%q.split(',')[i]) + 10)`, rows, f0), 20*time.Second)
+	}
+	// Each pair's security code is the same on both of its sides.
+	ids := map[*page]string{}
+	for _, p := range []*page{dr, pat, interp} {
+		ids[p] = eval[string](p, `document.querySelector('#roster-list li[data-self]').dataset.participant`)
+		p.waitFor("every security code", rows+`.every(li => /^[0-9]{6}$/.test(li.querySelector('.peer-code').dataset.code || ''))`, 15*time.Second)
+	}
+	codeOf := func(p, other *page) string {
+		return eval[string](p, fmt.Sprintf(`document.querySelector('#roster-list li[data-participant=%q] .peer-code').dataset.code`, ids[other]))
+	}
+	for _, pair := range [][2]*page{{dr, pat}, {dr, interp}, {pat, interp}} {
+		if a, b := codeOf(pair[0], pair[1]), codeOf(pair[1], pair[0]); a != b {
+			t.Errorf("security code of %s and %s: %s on one side, %s on the other", pair[0].name, pair[1].name, a, b)
+		}
+	}
+	pat.screenshot(artifacts, "visit-call-three.png")
+	// What the three-party mesh costs the relay (a measurement).
+	b0, t0 := d.gauge(t, "telegate_media_relay_bytes_total"), time.Now()
+	time.Sleep(3 * time.Second)
+	rate := (d.gauge(t, "telegate_media_relay_bytes_total") - b0) * 8 / time.Since(t0).Seconds() / 1e6
+	t.Logf("three-party mesh: %.2f Mbit/s relayed for the visit, %v allocations", rate, d.allocations(t))
+
+	// The clinician removes the interpreter. Times are measured from the
+	// click (the page's clock, the same as this test's: one machine) and
+	// from telegate's removal (its audit record): the 1 s is telegate's,
+	// the click's way to it depends on how loaded the machine is.
+	for _, p := range []*page{dr, pat} {
+		p.startMediaWatch()
+	}
+	before := d.allocations(t)
+	time.Sleep(400 * time.Millisecond)
+	clicked := time.UnixMilli(int64(eval[float64](dr, fmt.Sprintf(`(() => { const b = document.querySelector('#roster-list button[data-action=remove][data-participant=%q]'); const at = Date.now(); b.click(); return at; })()`, ids[interp]))))
+	var relayGoneAt time.Time
+	for relayGoneAt.IsZero() && time.Since(clicked) < 5*time.Second {
+		if d.allocations(t) < before {
+			relayGoneAt = time.Now()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	removed := d.auditTime(t, "visit.remove")
+	end := removed.Add(3 * time.Second)
+	for _, p := range []*page{dr, pat} {
+		p.endMediaWatch(end)
+	}
+	time.Sleep(time.Until(end) + 300*time.Millisecond)
+	t.Logf("the click reached telegate's removal in %v", removed.Sub(clicked).Round(time.Millisecond))
+	if relayGoneAt.IsZero() || relayGoneAt.Sub(removed) > time.Second {
+		t.Errorf("relay allocations %v before the removal, %v after (fewer %v after it); want fewer within 1 s", before, d.allocations(t), relayGoneAt.Sub(removed))
+	} else {
+		t.Logf("relay: the interpreter's allocations closed within %v of the removal (%v of the click)", relayGoneAt.Sub(removed).Round(time.Millisecond), relayGoneAt.Sub(clicked).Round(time.Millisecond))
+	}
+	for _, p := range []*page{dr, pat} {
+		var stopped, flowing, lasts []time.Duration
+		for _, ms := range p.awaitMediaWatch() {
+			at := time.UnixMilli(ms).Sub(removed)
+			lasts = append(lasts, at)
+			if at > 2*time.Second {
+				flowing = append(flowing, at)
+			} else {
+				stopped = append(stopped, at)
+			}
+		}
+		if len(stopped) != 1 || len(flowing) != 1 || stopped[0] > time.Second {
+			t.Errorf("%s: inbound video last grew at %v after the removal (per connection); want one connection stopped within 1 s and one still flowing", p.name, lasts)
+		} else {
+			t.Logf("%s: video from the removed interpreter last arrived %v after the removal (%v after the click)", p.name, stopped[0].Round(time.Millisecond), (stopped[0] + removed.Sub(clicked)).Round(time.Millisecond))
+		}
+		p.waitFor("the interpreter off the list", rows+`.length === 1`, 5*time.Second)
+	}
+	interp.waitFor("told they were removed", `document.querySelector('#call-status').textContent.includes('removed')`, 5*time.Second)
+
+	// The used link lets nobody in again, the interpreter included.
+	interp.do(chromedp.Navigate(link))
+	interp.waitFor("the refusal", `document.querySelector('#waiting-status').textContent.includes('already been used')`, 15*time.Second)
+}
