@@ -180,7 +180,14 @@ func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 		bad(reason)
 		return
 	}
-	if !s.rememberJTI(lt.Issuer, lt.TokenID, lt.Expiry) {
+	fresh, err := s.rememberJTI(r.Context(), lt.Issuer, lt.TokenID, lt.Expiry)
+	if err != nil {
+		// Not known to be fresh: refused, and the provider retries.
+		s.log.Warn("auth: back-channel logout token could not be recorded", "error", err)
+		page.Write(w, r, page.Problem{Status: http.StatusNotImplemented, Reason: "logout-failed", Message: "The sessions could not be ended; try again.", JSON: true})
+		return
+	}
+	if !fresh {
 		bad("logout_token replayed")
 		return
 	}
@@ -188,7 +195,7 @@ func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// §2.8: a logout that could not be carried out is an error.
 		s.log.Warn("auth: back-channel logout could not delete sessions", "error", err)
-		s.forgetJTI(lt.Issuer, lt.TokenID) // let the provider retry
+		s.forgetJTI(r.Context(), lt.Issuer, lt.TokenID) // let the provider retry
 		page.Write(w, r, page.Problem{Status: http.StatusNotImplemented, Reason: "logout-failed", Message: "The sessions could not be ended; try again.", JSON: true})
 		return
 	}
@@ -205,22 +212,32 @@ func (s *View) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 
 // rememberJTI records (iss, jti) until the token's exp and reports false
 // when it was already recorded and not yet expired: a replay (OIDC
-// Back-Channel Logout 1.0 §2.6 step 6). The cache holds maxJTIs entries,
-// least recently seen evicted first.
-func (s *Service) rememberJTI(iss, jti string, exp time.Time) bool {
+// Back-Channel Logout 1.0 §2.6 step 6). With sessions in Redis the record
+// is shared by every node (RedisStore.rememberJTI), so a token replayed
+// to another node is refused there too; an error means Redis could not
+// say. Otherwise the cache holds maxJTIs entries, least recently seen
+// evicted first.
+func (s *Service) rememberJTI(ctx context.Context, iss, jti string, exp time.Time) (bool, error) {
+	if s.sharedJTIs != nil {
+		return s.sharedJTIs.rememberJTI(ctx, iss, jti, exp)
+	}
 	now := s.now()
 	k := iss + "\x00" + jti
 	s.jtiMu.Lock()
 	defer s.jtiMu.Unlock()
 	if until, ok := s.jtis.Peek(k); ok && now.Before(until) {
-		return false
+		return false, nil
 	}
 	s.jtis.Add(k, exp)
-	return true
+	return true, nil
 }
 
 // forgetJTI drops a recorded (iss, jti).
-func (s *Service) forgetJTI(iss, jti string) {
+func (s *Service) forgetJTI(ctx context.Context, iss, jti string) {
+	if s.sharedJTIs != nil {
+		s.sharedJTIs.forgetJTI(ctx, iss, jti)
+		return
+	}
 	s.jtiMu.Lock()
 	s.jtis.Remove(iss + "\x00" + jti)
 	s.jtiMu.Unlock()

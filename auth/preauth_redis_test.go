@@ -367,3 +367,41 @@ func TestPreAuthSignOutAcrossNodes(t *testing.T) {
 		t.Fatalf("signed-out page on the other node: %d\n%s", page.StatusCode, body)
 	}
 }
+
+// TestRegression_LogoutTokenReplayAcrossNodes: a back-channel logout
+// token carried out on one node is a replay on every other node sharing
+// the Redis (OIDC Back-Channel Logout 1.0 §2.6): replayed to the first
+// node it is refused and does not end the session signed in since; and
+// while Redis is down a logout token is not accepted as fresh (the
+// provider is told to retry), never silently taken.
+func TestRegression_LogoutTokenReplayAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n := newTwoNodes(t)
+	n.use(n.a)
+	n.signIn("/app/")
+	token := n.op.signClaims(n.logoutClaims())
+
+	n.use(n.b)
+	if r := n.backchannel(token); r.StatusCode != http.StatusOK {
+		t.Fatalf("logout on node B: %d", r.StatusCode)
+	}
+	n.use(n.a)
+	if r := n.do(n.noRedirectClient(), http.MethodGet, "/app/", nil); r.StatusCode != http.StatusFound {
+		t.Fatalf("node A still serves the session logged out on node B: %d", r.StatusCode)
+	}
+	n.signIn("/app/")
+	if r := n.backchannel(token); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the token replayed to node A: %d, want 400", r.StatusCode)
+	}
+	if r := n.get("/app/"); r.StatusCode != http.StatusOK || r.Header.Get("X-Subject") != "alice" {
+		t.Fatalf("the replay ended the new session: %d", r.StatusCode)
+	}
+	if keys, _ := n.redis.Client(t).Keys(context.Background(), "*jti:*").Result(); len(keys) != 1 || strings.Contains(keys[0], "alice") {
+		t.Fatalf("logout tokens in Redis: %v, want one hashed key", keys)
+	}
+
+	n.redis.Stop()
+	if r := n.backchannel(n.op.signClaims(n.logoutClaims())); r.StatusCode == http.StatusOK || r.StatusCode == http.StatusBadRequest {
+		t.Fatalf("a logout token with Redis down: %d, want an error the provider retries", r.StatusCode)
+	}
+}

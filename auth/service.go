@@ -84,11 +84,14 @@ type Service struct {
 	discovery discoveries
 	// cur is the view of the running generation, for work no request
 	// carries (the sweeper, Active from signaling).
-	cur         atomic.Pointer[View]
-	refreshes   singleflight.Group
-	touching    sync.Map // session id → struct{}: a use being recorded
-	jtiMu       sync.Mutex
-	jtis        *lru.Cache[string, time.Time]
+	cur       atomic.Pointer[View]
+	refreshes singleflight.Group
+	touching  sync.Map // session id → struct{}: a use being recorded
+	jtiMu     sync.Mutex
+	jtis      *lru.Cache[string, time.Time]
+	// sharedJTIs, with sessions in Redis, holds the back-channel logout
+	// tokens seen by every node (jtis is then unused).
+	sharedJTIs  *RedisStore
 	hooksMu     sync.RWMutex
 	hooks       []func(string, *scope.Identity)
 	stop        chan struct{}
@@ -153,8 +156,10 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	// Pre-auth records live where sessions do: with a shared Redis, a
 	// sign-in may complete on another node than the one it started on.
+	// So do the logout tokens seen: a replay to another node is a replay.
 	if rs, ok := s.store.(*RedisStore); ok {
 		s.preauth = newRedisPreAuth(rs, s.now)
+		s.sharedJTIs = rs
 	} else {
 		s.preauth = memoryPreAuth{newPreAuthTable(maxPreAuth)}
 	}

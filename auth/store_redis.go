@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,16 +14,21 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 )
 
 // RedisOptions configures a RedisStore.
 type RedisOptions struct {
 	// Addr is the Redis server, "host:port". Required.
 	Addr string
-	// Password is sent with AUTH (Redis ACL default user); "" sends none.
+	// Username is the Redis ACL user; "" is "default".
+	Username string
+	// Password is sent with AUTH; "" sends none.
 	Password string
 	// DB is the database number (SELECT). Default 0.
 	DB int
+	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
+	TLS *tls.Config
 	// Key is the 32-byte AES-256 key that seals every record. Every node
 	// sharing the Redis must use the same key.
 	Key []byte
@@ -41,6 +47,11 @@ type RedisOptions struct {
 	Grace time.Duration
 	// Now is the clock used for Redis TTLs. Default time.Now.
 	Now func() time.Time
+	// Stale is how long after Redis last confirmed a session to this node
+	// Get may still serve it while Redis is unreachable (see lastKnown):
+	// sessions.idle_timeout, so that live sessions ride out an outage
+	// within their idle window. 0 serves nothing without Redis.
+	Stale time.Duration
 }
 
 // RedisStore is the SessionStore for several nodes: sessions live in one
@@ -84,9 +95,12 @@ type RedisOptions struct {
 // maxmemory policy must be "noeviction" so that Redis never drops a live
 // session silently.
 //
-// Failure: every call is bounded by Timeout; a Redis that is down or slow
-// makes Get fail with an error other than ErrNotFound, and the caller
-// treats the request as unauthenticated (fail closed).
+// Failure: every call is bounded by Timeout. While Redis is down or slow,
+// Get serves a session Redis confirmed to this node less than Stale ago
+// (lastKnown; the caller's idle and absolute deadlines still apply), and
+// fails with an error other than ErrNotFound for any other, which the
+// caller treats as unauthenticated (fail closed). Writes fail: no new
+// session is made without Redis.
 type RedisStore struct {
 	rdb     *redis.Client
 	codec   *BoltStore // only its AEAD is set: seal and open are shared
@@ -95,6 +109,7 @@ type RedisStore struct {
 	timeout time.Duration
 	grace   time.Duration
 	now     func() time.Time
+	known   *lastKnown
 }
 
 // OpenRedisStore connects to o.Addr and checks the connection with PING
@@ -127,21 +142,8 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		Password:              o.Password,
-		DB:                    o.DB,
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		PoolTimeout:           o.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            1,
-		DialerRetries:         2,
-		// No CLIENT SETINFO / HELLO probing beyond what AUTH needs.
-		DisableIdentity: true,
-		Protocol:        2,
-	})
+	conn := o.conn()
+	rdb := conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: 1, DialerRetries: 2, Rest: redisconn.DefaultRest})
 	s := &RedisStore{
 		rdb:     rdb,
 		codec:   &BoltStore{aead: aead},
@@ -150,14 +152,20 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 		timeout: o.Timeout,
 		grace:   o.Grace,
 		now:     o.Now,
+		known:   newLastKnown(o.Stale),
 	}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if err := rdb.Ping(cctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("auth: redis %s: %w", o.Addr, err)
+		return nil, fmt.Errorf("auth: %w", conn.Explain(err))
 	}
 	return s, nil
+}
+
+// conn is the connection part of o.
+func (o RedisOptions) conn() redisconn.Conn {
+	return redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
 }
 
 func (s *RedisStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -324,11 +332,18 @@ func (s *RedisStore) Get(ctx context.Context, id string) (*Session, error) {
 	defer cancel()
 	v, err := s.rdb.Get(cctx, s.recKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
+		s.known.forget(id)
 		return nil, ErrNotFound
 	}
 	if err != nil {
+		if v, ok := s.known.get(id, s.now()); ok {
+			if sess, oerr := s.codec.open(id, v); oerr == nil {
+				return sess, nil
+			}
+		}
 		return nil, fmt.Errorf("auth: redis get session: %w", err)
 	}
+	s.known.put(id, v, s.now())
 	return s.codec.open(id, v)
 }
 
@@ -369,14 +384,21 @@ func (s *RedisStore) put(ctx context.Context, sess *Session, existing bool) ([]*
 		hex.EncodeToString(indexHash(sess.Issuer, sess.Subject)), sidHex, existingFlag(existing)).Result()
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "ENDED") {
+			s.known.forget(sess.ID)
 			return nil, ErrSessionEnded
 		}
 		if strings.HasPrefix(err.Error(), "NOTFOUND") {
+			s.known.forget(sess.ID)
 			return nil, ErrNotFound
 		}
 		return nil, fmt.Errorf("auth: redis store session: %w", err)
 	}
-	return s.pairs(res), nil
+	s.known.put(sess.ID, val, s.now())
+	evicted := s.pairs(res)
+	for _, e := range evicted {
+		s.known.forget(e.ID)
+	}
+	return evicted, nil
 }
 
 func existingFlag(b bool) string {
@@ -388,6 +410,7 @@ func existingFlag(b bool) string {
 
 // Delete implements SessionStore.
 func (s *RedisStore) Delete(ctx context.Context, id string) (*Session, error) {
+	s.known.forget(id)
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
 	v, err := deleteScript.Run(cctx, s.rdb, []string{s.recKey(id), s.expKey()}, s.prefix, id).Text()
@@ -407,6 +430,15 @@ func (s *RedisStore) Delete(ctx context.Context, id string) (*Session, error) {
 func (s *RedisStore) DeleteBySubject(ctx context.Context, issuer, subject, sid string) ([]*Session, error) {
 	if subject == "" && sid == "" {
 		return nil, errors.New("auth: delete by subject needs a subject or a sid")
+	}
+	if subject != "" {
+		var sidHash []byte
+		if sid != "" {
+			sidHash = indexHash(issuer, sid)
+		}
+		s.known.forgetIndexed(indexHash(issuer, subject), sidHash)
+	} else {
+		s.known.forgetIndexed(nil, indexHash(issuer, sid))
 	}
 	var set, filter string
 	if subject != "" {
@@ -443,7 +475,11 @@ func (s *RedisStore) DeleteExpired(ctx context.Context, now time.Time) ([]*Sessi
 			return out, fmt.Errorf("auth: redis sweep sessions: %w", err)
 		}
 		list, _ := res.([]any)
-		out = append(out, s.pairs(res)...)
+		ended := s.pairs(res)
+		for _, e := range ended {
+			s.known.forget(e.ID)
+		}
+		out = append(out, ended...)
 		if len(list) < 2*expireBatch {
 			return out, nil
 		}
@@ -474,7 +510,7 @@ func (s *Service) PingSessionStore(ctx context.Context) error {
 }
 
 // openRedisFromConfig opens the RedisStore for sessions.store "redis": the
-// server in cfg.Redis (password from Password or PasswordFile), records
+// server in cfg.Redis (redisconn.FromConfig: user, password, TLS), records
 // sealed with sessions.encryption_key(_file), which must be set so every
 // node shares it (a key generated in one node's data directory would not
 // open another node's sessions).
@@ -487,15 +523,41 @@ func openRedisFromConfig(cfg *config.Config) (SessionStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	pw := rc.Password
-	if pw == "" && rc.PasswordFile != "" {
-		s, err := config.ReadSecretFile(rc.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth: redis.password_file: %w", err)
-		}
-		pw = strings.TrimSpace(s)
+	c, err := redisconn.FromConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return OpenRedisStore(context.Background(), RedisOptions{
-		Addr: rc.Addr, Password: pw, DB: rc.DB, Key: key, MaxSessions: sc.MaxSessions,
+		Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS,
+		Key: key, MaxSessions: sc.MaxSessions, Stale: sc.IdleTimeout,
 	})
+
+}
+
+// jtiKey is the Redis key recording back-channel logout token (iss, jti):
+// "jti:" and the hex of indexHash, so Redis holds neither in the clear.
+func (s *RedisStore) jtiKey(iss, jti string) string {
+	return s.prefix + "jti:" + hex.EncodeToString(indexHash(iss, jti))
+}
+
+// rememberJTI records (iss, jti) until exp (SET NX with that TTL, at
+// least one second) and reports whether it was not recorded yet: one
+// atomic command, so of two nodes receiving the same token at once one
+// accepts it.
+func (s *RedisStore) rememberJTI(ctx context.Context, iss, jti string, exp time.Time) (bool, error) {
+	ttl := max(exp.Sub(s.now()), time.Second)
+	cctx, cancel := s.ctx(ctx)
+	defer cancel()
+	ok, err := s.rdb.SetNX(cctx, s.jtiKey(iss, jti), "1", ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("auth: redis record logout token: %w", err)
+	}
+	return ok, nil
+}
+
+// forgetJTI drops the record of (iss, jti), best effort.
+func (s *RedisStore) forgetJTI(ctx context.Context, iss, jti string) {
+	cctx, cancel := s.ctx(ctx)
+	defer cancel()
+	_ = s.rdb.Del(cctx, s.jtiKey(iss, jti)).Err()
 }

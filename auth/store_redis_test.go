@@ -184,12 +184,18 @@ func TestRedisStoreSweepAcrossNodes(t *testing.T) {
 // a dependency that is down never turns a deny into an allow: a signed-in
 // user whose session lives in Redis is treated as signed out once Redis
 // stops, and the error is not mistaken for "no such session".
-func TestRedisStoreDownFailsClosed(t *testing.T) {
+// TestRedisStoreDownKeepsLiveSessions: with Redis gone, a session this
+// node saw confirmed keeps reaching its route within its idle window; a
+// request without one is sent to sign in (pages) or refused (API), and
+// the lookup failure is logged without the password or the cookie; once
+// the idle window has passed the session is refused too (fail closed).
+func TestRedisStoreDownKeepsLiveSessions(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
 	h := newHarness(t, func(h *harness) {
 		h.cfg.Sessions.Store = "redis"
 		h.cfg.Sessions.EncryptionKey = base64.StdEncoding.EncodeToString(testKey(7))
+		h.cfg.Sessions.IdleTimeout = 2 * time.Second
 		h.cfg.Redis = config.Redis{Addr: r.Addr, Password: r.Password}
 	})
 	if _, ok := h.svc.store.(*RedisStore); !ok {
@@ -202,14 +208,29 @@ func TestRedisStoreDownFailsClosed(t *testing.T) {
 
 	r.Stop()
 	start := time.Now()
-	if resp := h.do(h.noRedirectClient(), http.MethodGet, "/app/", nil); resp.StatusCode != http.StatusFound || resp.Header.Get("X-Subject") != "" {
-		t.Fatalf("page with Redis down: %d subject %q, want 302 to sign-in", resp.StatusCode, resp.Header.Get("X-Subject"))
+	if resp := h.get("/app/"); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Subject") != "alice" {
+		t.Fatalf("live session with Redis down: %d subject %q, want 200 alice", resp.StatusCode, resp.Header.Get("X-Subject"))
 	}
-	if resp := h.get("/api/x"); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("API with Redis down: %d, want 401", resp.StatusCode)
+	anon := &http.Client{Transport: h.noRedirectClient().Transport, CheckRedirect: h.noRedirectClient().CheckRedirect}
+	if resp := h.do(anon, http.MethodGet, "/app/", nil); resp.StatusCode != http.StatusFound || resp.Header.Get("X-Subject") != "" {
+		t.Fatalf("page without a session, Redis down: %d subject %q, want 302 to sign-in", resp.StatusCode, resp.Header.Get("X-Subject"))
+	}
+	st := h.svc.store.(*RedisStore)
+	if _, err := st.Get(context.Background(), sessionIDFor("unknown-handle-0123456789")); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a session never seen, Redis down = %v, want a connection error", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("requests with Redis down took %v", d)
+	}
+
+	// Past the idle window (the node's clock and the record's age both).
+	h.clock.Advance(3 * time.Second)
+	time.Sleep(2 * time.Second)
+	if resp := h.do(h.noRedirectClient(), http.MethodGet, "/app/", nil); resp.StatusCode != http.StatusFound || resp.Header.Get("X-Subject") != "" {
+		t.Fatalf("session past its idle window, Redis down: %d subject %q, want 302 to sign-in", resp.StatusCode, resp.Header.Get("X-Subject"))
+	}
+	if _, err := st.Get(context.Background(), sessionIDFor(h.sessionCookie())); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("Get past the idle window with Redis down = %v, want a connection error", err)
 	}
 	logs := h.logs.String()
 	if !strings.Contains(logs, "session lookup failed") {
@@ -218,11 +239,51 @@ func TestRedisStoreDownFailsClosed(t *testing.T) {
 	if strings.Contains(logs, r.Password) || strings.Contains(logs, h.sessionCookie()) {
 		t.Error("logs hold the Redis password or the session cookie")
 	}
+}
 
-	// The Redis store's own calls fail with an error, never ErrNotFound.
-	st := h.svc.store.(*RedisStore)
-	if _, err := st.Get(context.Background(), sessionIDFor(h.sessionCookie())); err == nil || errors.Is(err, ErrNotFound) {
-		t.Errorf("Get with Redis down = %v, want a connection error", err)
+// TestRegression_RedisDownNeverUndoesAnEnd: every way this node ends a
+// session — sign-out (Delete), back-channel logout by subject or by sid,
+// the expiry sweep — forgets the last-known copy even when Redis does not
+// answer, so the session is not served from memory during the outage.
+func TestRegression_RedisDownNeverUndoesAnEnd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		end  func(st *RedisStore, s *Session)
+	}{
+		{"sign-out", func(st *RedisStore, s *Session) { _, _ = st.Delete(ctx, s.ID) }},
+		{"back-channel logout by subject", func(st *RedisStore, s *Session) { _, _ = st.DeleteBySubject(ctx, s.Issuer, s.Subject, "") }},
+		{"back-channel logout by subject and sid", func(st *RedisStore, s *Session) { _, _ = st.DeleteBySubject(ctx, s.Issuer, s.Subject, s.SID) }},
+		{"back-channel logout by sid", func(st *RedisStore, s *Session) { _, _ = st.DeleteBySubject(ctx, s.Issuer, "", s.SID) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := startRedis(t)
+			st, err := OpenRedisStore(ctx, RedisOptions{Addr: r.Addr, Password: r.Password, Key: testKey(3), Stale: time.Minute, Timeout: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			now := time.Now()
+			s, other := cacheTestSession(now, "alice", "sid-a", time.Hour), cacheTestSession(now, "bob", "sid-b", time.Hour)
+			for _, x := range []*Session{s, other} {
+				if _, err := st.Put(ctx, x); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.Stop()
+			if got, err := st.Get(ctx, s.ID); err != nil || got.Subject != "alice" {
+				t.Fatalf("confirmed session with Redis down: %v %v", got, err)
+			}
+			tc.end(st, s)
+			if got, err := st.Get(ctx, s.ID); err == nil {
+				t.Fatalf("ended session served with Redis down: %+v", got)
+			}
+			if got, err := st.Get(ctx, other.ID); err != nil || got.Subject != "bob" {
+				t.Fatalf("another session lost with Redis down: %v %v", got, err)
+			}
+		})
 	}
 }
 

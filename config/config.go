@@ -646,15 +646,46 @@ type Audit struct {
 	EncryptionKeyFile string `yaml:"encryption_key_file"`
 }
 
-// Redis for several nodes.
+// Redis for several nodes. Every user of Redis (sessions, sign-in round
+// trips, break-glass grants, rate limits, visits, the signaling bus and
+// the relay registry) connects with these settings (package
+// internal/redisconn builds the one set of client options).
 type Redis struct {
 	// Addr is the server, "host:port". Required with sessions.store "redis".
 	Addr string `yaml:"addr"`
+	// Username is the Redis ACL user (AUTH username password, Redis ≥ 6).
+	// Default: none, which authenticates as Redis's "default" user.
+	// docs/deployment.md lists the commands and keys the user needs.
+	Username string `yaml:"username"`
 	// Password (AUTH) from ${ENV} or PasswordFile; never inline.
 	Password     string `yaml:"password"`
 	PasswordFile string `yaml:"password_file"`
 	// DB is the database number. Default 0.
 	DB int `yaml:"db"`
+	// TLS protects the connection (Redis's tls-port). Without it the
+	// connection is plain TCP, which `telegate check` warns about for a
+	// Redis that is not on loopback.
+	TLS RedisTLS `yaml:"tls"`
+}
+
+// RedisTLS configures TLS toward Redis: TLS 1.2 or later, the server's
+// certificate verified against CAFile (or the system roots) for
+// ServerName (or the host of redis.addr). A certificate that does not
+// verify stops the node at start: telegate never falls back to plain TCP.
+type RedisTLS struct {
+	// Enabled turns TLS on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// CAFile (PEM) is trusted for Redis's certificate instead of the
+	// system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile (PEM) are telegate's client certificate, for a
+	// Redis that requires one (tls-auth-clients yes); both or neither.
+	// KeyFile follows the rule for secret files.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name verified in Redis's certificate (and sent as
+	// SNI). Default: the host of redis.addr.
+	ServerName string `yaml:"server_name"`
 }
 
 // Log configures ordinary logging (log/slog).

@@ -1204,6 +1204,39 @@ func (c *Config) checkRedis(r *Report, fromEnv map[string]bool) {
 	if rd.DB < 0 {
 		r.Errorf("db", "must not be negative")
 	}
+	if rd.Username != "" && !tokenPattern.MatchString(rd.Username) {
+		r.Errorf("username", "must be a Redis ACL user name: letters, digits and -._ without spaces")
+	}
+	if rd.Addr != "" {
+		// What `telegate check` can tell without Redis (docs/deployment.md).
+		if host, _, err := net.SplitHostPort(rd.Addr); err == nil && !rd.TLS.Enabled && !IsLoopbackHost(host) {
+			r.Warnf("tls", "Redis at %s is reached over plain TCP: sealed sessions, visits and the password cross the network readable and unauthenticated; set redis.tls.enabled (docs/deployment.md, \"Redis\")", rd.Addr)
+		}
+		if rd.Username == "" {
+			r.Warnf("username", "no ACL user: telegate signs in as Redis's default user, who may run every command on every key; create a user with only telegate's commands and keys (docs/deployment.md, \"Redis\") and name it here")
+		}
+		if rd.Password == "" && rd.PasswordFile == "" {
+			r.Warnf("password_file", "Redis without a password: anyone who reaches it reads and ends every session; set password_file")
+		}
+	}
+	t := rd.TLS
+	if t != (RedisTLS{}) {
+		tr := r.Sub("tls")
+		if !t.Enabled {
+			tr.Errorf("", "ca_file, cert_file, key_file and server_name apply only with enabled: true")
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			tr.Errorf("cert_file", "cert_file and key_file go together")
+		}
+		if t.CAFile != "" {
+			_, err := ReadCertPool(t.CAFile)
+			tr.check("ca_file", err)
+		}
+		checkKeyPair(tr, t.CertFile, t.KeyFile)
+		if t.ServerName != "" && !validHostname(t.ServerName, false) && net.ParseIP(t.ServerName) == nil {
+			tr.Errorf("server_name", "must be a DNS name or an IP address")
+		}
+	}
 }
 
 // checkGeneratedSecrets applies the rule for secret files to the keys

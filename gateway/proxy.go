@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -50,24 +48,9 @@ func newUpstream(r *config.Route) (*upstream, error) {
 	}
 	ut := r.UpstreamTLS
 	if u.Scheme == "https" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: ut.ServerName}
-		if ut.CAFile != "" {
-			pool, err := config.ReadCertPool(ut.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("upstream_tls.ca_file: %w", err)
-			}
-			tc.RootCAs = pool
-		}
-		if ut.CertFile != "" || ut.KeyFile != "" {
-			// The key file follows config's rule for secret files, as at check.
-			if err := config.CheckSecretFile(ut.KeyFile); err != nil {
-				return nil, fmt.Errorf("upstream_tls.key_file: %w", err)
-			}
-			cert, err := tls.LoadX509KeyPair(ut.CertFile, ut.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("upstream_tls client certificate: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := config.ClientTLSConfig("upstream_tls", ut.CAFile, ut.CertFile, ut.KeyFile, ut.ServerName)
+		if err != nil {
+			return nil, err
 		}
 		t.TLSClientConfig = tc
 	} else if ut != (config.UpstreamTLS{}) {

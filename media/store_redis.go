@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/internal/redisconn"
 )
 
 // RedisOptions configure the visit store on Redis, shared by every node
@@ -18,10 +21,14 @@ import (
 type RedisOptions struct {
 	// Addr is the Redis server, "host:port". Required.
 	Addr string
-	// Password is sent with AUTH (Redis ACL default user); "" sends none.
+	// Username is the Redis ACL user; "" is "default".
+	Username string
+	// Password is sent with AUTH; "" sends none.
 	Password string
 	// DB is the database number (SELECT). Default 0.
 	DB int
+	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
+	TLS *tls.Config
 	// Prefix starts every key. It holds a hash tag ("{…}") so every key
 	// of the store lands in one slot (the scripts touch several). Default
 	// "telegate:{visits}:".
@@ -64,24 +71,13 @@ func openRedisStore(o RedisOptions, key []byte, log *slog.Logger) (*redisStore, 
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		Password:              o.Password,
-		DB:                    o.DB,
-		DialTimeout:           storeTimeout,
-		ReadTimeout:           storeTimeout,
-		WriteTimeout:          storeTimeout,
-		PoolTimeout:           storeTimeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            1,
-		DisableIdentity:       true,
-		Protocol:              2,
-	})
+	conn := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
+	rdb := conn.NewClient(redisconn.Tuning{Timeout: storeTimeout, MaxRetries: 1, Rest: redisconn.DefaultRest})
 	ctx, cancel := storeCtx()
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("media: redis %s: %w", o.Addr, err)
+		return nil, fmt.Errorf("media: %w", conn.Explain(err))
 	}
 	return &redisStore{rdb: rdb, c: c, prefix: o.Prefix, log: log}, nil
 }

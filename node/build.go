@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -292,7 +293,9 @@ func inspectsAny(cfg *config.Config) bool {
 }
 
 // Check is `telegate check`: it loads the file at path and builds its
-// generation without listening or contacting anything, and returns every
+// generation without listening or contacting anything but the Redis of
+// redis.addr (checkRedisSetup: refused credentials are a problem, its
+// settings give warnings in Config.Warnings), and returns every
 // problem of one run — the file's (syntax, values, references) and those
 // the parts find (Build) — each at its file:line, or the loaded
 // configuration when there is none. A part's problem at a field the file
@@ -311,6 +314,14 @@ func Check(path string) (*config.Config, error) {
 		if !errs.Covers(e.Field) {
 			errs = append(errs, e)
 		}
+	}
+	if len(errs) == 0 {
+		warns, err := checkRedisSetup(context.Background(), cfg)
+		var refused config.Errors
+		if errors.As(err, &refused) {
+			errs = append(errs, refused...)
+		}
+		cfg.Warnings = append(cfg.Warnings, warns...)
 	}
 	if len(errs) > 0 {
 		config.SortErrors(errs)

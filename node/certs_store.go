@@ -12,7 +12,7 @@ import (
 const certsStorageKeyPurpose = "telegate tls storage key v1"
 
 // certsOnRedis gives edgetls the Redis of tls.storage "redis" (redis.addr,
-// redis.password(_file), redis.db) and, when tls.storage_key_file names no
+// redis.username, redis.password(_file), redis.db, redis.tls) and, when tls.storage_key_file names no
 // key, the storage key derived from the session encryption key every node
 // shares. With tls.storage "file" o is left as it is (edgetls seals the
 // file storage with tls.storage_key_file or keys/tls-storage.key).
@@ -24,7 +24,7 @@ func certsOnRedis(cfg *config.Config, o *edgetls.Options) error {
 	if err != nil {
 		return err
 	}
-	o.Redis = &edgetls.RedisStorageOptions{Addr: ro.Addr, Password: ro.Password, DB: ro.DB}
+	o.Redis = &edgetls.RedisStorageOptions{Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB, TLS: ro.TLS}
 	if cfg.TLS.StorageKeyFile == "" {
 		key, err := auth.SharedKey(cfg, certsStorageKeyPurpose)
 		if err != nil {

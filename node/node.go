@@ -174,6 +174,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	closers = append(closers, certs.Close)
 
+	if err := checkRedisAtStart(ctx, cfg); err != nil {
+		return err
+	}
 	authn, err := auth.New(ctx, auth.Options{
 		Config:     cfg,
 		Audit:      trail,

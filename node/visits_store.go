@@ -13,7 +13,7 @@ const visitsInviteKeyPurpose = "telegate visits invite key v1"
 
 // visitsOnRedis puts the visits where the sessions are: with
 // sessions.store "redis" they live in the same Redis (redis.addr,
-// redis.password(_file), redis.db), and their invite key — which also
+// redis.username, redis.password(_file), redis.db, redis.tls), and their invite key — which also
 // seals their records — is derived from the session encryption key every
 // node shares. With the file store o is left as it is (visits.db and
 // keys/invite.key in the data directory).
@@ -29,7 +29,7 @@ func visitsOnRedis(cfg *config.Config, o *media.Options) error {
 	if err != nil {
 		return err
 	}
-	o.Redis = &media.RedisOptions{Addr: ro.Addr, Password: ro.Password, DB: ro.DB}
+	o.Redis = &media.RedisOptions{Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB, TLS: ro.TLS}
 	o.InviteKey = key
 	return nil
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,16 +16,21 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 )
 
 // RedisLimiterOptions configures a RedisLimiter.
 type RedisLimiterOptions struct {
 	// Addr is the Redis server, "host:port". Required.
 	Addr string
+	// Username is the Redis ACL user; "" is "default".
+	Username string
 	// Password is sent with AUTH; "" sends none.
 	Password string
 	// DB is the database number (SELECT). Default 0.
 	DB int
+	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
+	TLS *tls.Config
 	// Prefix starts every bucket key. Default "telegate:rl:".
 	Prefix string
 	// HashKey keys the HMAC-SHA-256 (RFC 2104) that names buckets, so Redis
@@ -76,15 +81,14 @@ type RedisLimiterOptions struct {
 // with Redis down the global limit becomes a per-node limit (at most
 // nodes × limit) rather than no limit. Safe for concurrent use.
 type RedisLimiter struct {
-	rdb        *redis.Client
-	local      *Limiter
-	prefix     string
-	hashKey    []byte
-	timeout    time.Duration
-	retryAfter time.Duration
-	now        func() time.Time
+	rdb     *redis.Client
+	local   *Limiter
+	prefix  string
+	hashKey []byte
+	timeout time.Duration
+	now     func() time.Time
 
-	downUntil atomic.Int64 // Unix ns; decisions are local before it
+	rest      redisconn.Breaker // decisions are local while it rests
 	fallbacks atomic.Uint64
 	errors    atomic.Uint64
 }
@@ -111,49 +115,30 @@ func NewRedisLimiter(o RedisLimiterOptions) (*RedisLimiter, error) {
 	if o.HashKey == nil {
 		o.HashKey = []byte(o.Password)
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		Password:              o.Password,
-		DB:                    o.DB,
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		PoolTimeout:           o.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1, // a retry would double the wait; the fallback answers instead
-		DialerRetries:         1,
-		DisableIdentity:       true,
-		Protocol:              2,
-	})
+	// No retry: a retry would double the wait; the fallback answers instead.
+	rdb := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}.
+		NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: -1, DialerRetries: 1})
 	return &RedisLimiter{
-		rdb:        rdb,
-		local:      NewLimiter(o.MaxClients, o.Now),
-		prefix:     o.Prefix,
-		hashKey:    o.HashKey,
-		timeout:    o.Timeout,
-		retryAfter: o.RetryAfter,
-		now:        o.Now,
+		rdb:     rdb,
+		local:   NewLimiter(o.MaxClients, o.Now),
+		prefix:  o.Prefix,
+		hashKey: o.HashKey,
+		timeout: o.Timeout,
+		rest:    redisconn.Breaker{Rest: o.RetryAfter},
+		now:     o.Now,
 	}, nil
 }
 
 // RedisLimiterOptionsFrom returns the options for the redis section of
-// the configuration: Addr, DB and the password from Password or
-// PasswordFile (surrounding white space removed). It fails when Addr is
-// empty or PasswordFile fails config's rule for secret files
-// (config.ReadSecretFile).
+// the configuration (redisconn.FromConfig: address, ACL user, password
+// from password or password_file, database, TLS). It fails when Addr is
+// empty or a file fails config's rule.
 func RedisLimiterOptionsFrom(rc config.Redis) (RedisLimiterOptions, error) {
-	if rc.Addr == "" {
-		return RedisLimiterOptions{}, errors.New("policies: redis address missing (redis.addr)")
+	c, err := redisconn.FromConfig(rc)
+	if err != nil {
+		return RedisLimiterOptions{}, fmt.Errorf("policies: %w", err)
 	}
-	o := RedisLimiterOptions{Addr: rc.Addr, Password: rc.Password, DB: rc.DB}
-	if o.Password == "" && rc.PasswordFile != "" {
-		s, err := config.ReadSecretFile(rc.PasswordFile)
-		if err != nil {
-			return RedisLimiterOptions{}, fmt.Errorf("policies: redis.password_file: %w", err)
-		}
-		o.Password = strings.TrimSpace(s)
-	}
-	return o, nil
+	return RedisLimiterOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}, nil
 }
 
 // bucketScript is Limiter's token bucket in Redis: KEYS[1] the bucket, a
@@ -233,15 +218,12 @@ func (r *RedisLimiter) AllowSubject(routeID, subjectKey string, lim config.RateL
 	return ok
 }
 
-// errRedisResting is returned while decisions stay local after an error.
-var errRedisResting = errors.New("policies: redis resting after an error")
-
 // take runs bucketScript for one bucket under lim (valid). An error
 // means the caller decides locally.
 func (r *RedisLimiter) take(kind, routeID, who string, lim config.RateLimit) (bool, error) {
-	if time.Now().UnixNano() < r.downUntil.Load() {
+	if r.rest.Resting() {
 		r.fallbacks.Add(1)
-		return false, errRedisResting
+		return false, redisconn.ErrResting
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
@@ -249,7 +231,7 @@ func (r *RedisLimiter) take(kind, routeID, who string, lim config.RateLimit) (bo
 	if err != nil {
 		r.errors.Add(1)
 		r.fallbacks.Add(1)
-		r.downUntil.Store(time.Now().Add(r.retryAfter).UnixNano())
+		r.rest.Fail()
 		return false, err
 	}
 	return n == 1, nil

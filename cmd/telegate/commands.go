@@ -147,8 +147,9 @@ func fileStamp(path string) string {
 }
 
 // check: telegate check -c FILE. It builds the configuration's generation
-// as run does (node.Build) without listening or contacting anything, so a
-// file check accepts is one run starts with.
+// as run does (node.Build) without listening or contacting anything but
+// the configured Redis (node.Check), so a file check accepts is one run
+// starts with.
 func (c cli) check(args []string) int {
 	fs := c.flags("check", "telegate check -c FILE")
 	var path string

@@ -8,17 +8,16 @@ import (
 	"strings"
 )
 
-// PostJSON posts body (JSON; nil for none) to base+path as a page's
-// script calls telegate's visits API (Origin base, X-Telegate-CSRF, no
-// redirects followed) and decodes a 2xx answer into out (nil: ignored).
-// Any other answer is an error naming its status and the start of its
-// body.
-func (c *Client) PostJSON(base, path string, body, out any) error {
+// PostJSONResponse posts body as JSON to base+path the way the visit
+// pages do (same Origin, X-Telegate-CSRF: 1, Accept: application/json),
+// without following redirects, and returns the answer whatever its
+// status.
+func (c *Client) PostJSONResponse(base, path string, body any) (*http.Response, []byte, error) {
 	var rd *strings.Reader
 	if body != nil {
 		j, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		rd = strings.NewReader(string(j))
 	} else {
@@ -26,7 +25,7 @@ func (c *Client) PostJSON(base, path string, body, out any) error {
 	}
 	req, err := http.NewRequest(http.MethodPost, base+path, rd)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -34,7 +33,20 @@ func (c *Client) PostJSON(base, path string, body, out any) error {
 	req.Header.Set("X-Telegate-CSRF", "1")
 	resp, b, err := c.Do(c.NoRedirect(), req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", path, err)
+		return nil, nil, fmt.Errorf("POST %s: %w", path, err)
+	}
+	return resp, b, nil
+}
+
+// PostJSON posts body (JSON; nil for none) to base+path as a page's
+// script calls telegate's visits API (Origin base, X-Telegate-CSRF, no
+// redirects followed) and decodes a 2xx answer into out (nil: ignored).
+// Any other answer is an error naming its status and the start of its
+// body.
+func (c *Client) PostJSON(base, path string, body, out any) error {
+	resp, b, err := c.PostJSONResponse(base, path, body)
+	if err != nil {
+		return err
 	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("POST %s: %d %.300s", path, resp.StatusCode, b)

@@ -3,6 +3,7 @@ package edgetls
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,16 +16,22 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/internal/redisconn"
 )
 
 // RedisStorageOptions configure a RedisStorage.
 type RedisStorageOptions struct {
 	// Addr is the Redis server, "host:port". Required.
 	Addr string
-	// Password is sent with AUTH (Redis ACL default user); "" sends none.
+	// Username is the Redis ACL user; "" is "default".
+	Username string
+	// Password is sent with AUTH; "" sends none.
 	Password string
 	// DB is the database number (SELECT). Default 0.
 	DB int
+	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
+	TLS *tls.Config
 	// Prefix starts every key. It holds a hash tag ("{…}") so every key
 	// lands in one slot. Default "telegate:{certs}:".
 	Prefix string
@@ -109,27 +116,15 @@ func OpenRedisStorage(ctx context.Context, o RedisStorageOptions) (*RedisStorage
 	if o.LockPoll <= 0 {
 		o.LockPoll = time.Second
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
-		Password:              o.Password,
-		DB:                    o.DB,
-		DialTimeout:           o.Timeout,
-		ReadTimeout:           o.Timeout,
-		WriteTimeout:          o.Timeout,
-		PoolTimeout:           o.Timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            1,
-		DialerRetries:         2,
-		DisableIdentity:       true,
-		Protocol:              2,
-	})
+	conn := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
+	rdb := conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: 1, DialerRetries: 2})
 	s := &RedisStorage{rdb: rdb, prefix: o.Prefix, timeout: o.Timeout, ttl: o.LockTTL, poll: o.LockPoll,
 		held: map[string]*redisLock{}}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if err := rdb.Ping(cctx).Err(); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("tls storage: redis %s: %w", o.Addr, err)
+		return nil, fmt.Errorf("tls storage: %w", conn.Explain(err))
 	}
 	return s, nil
 }

@@ -8,21 +8,39 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/telegate/telegate/internal/redisconn"
 )
 
 // Server is a running redis-server. Addr is "127.0.0.1:PORT".
 type Server struct {
 	Addr, Password string
+	// User is the ACL user of StartWith's Options.User ("" for the
+	// default user, whose password is Password either way).
+	User string
+	// CAFile is the PEM CA that signed the server's certificate, when it
+	// serves TLS (Options.TLS); ClientCertFile and ClientKeyFile are a
+	// client certificate from the same CA (mode 0600).
+	CAFile, ClientCertFile, ClientKeyFile string
+	// Dir is the server's directory (its certificates, files of tests).
+	Dir string
+	// admin is the default user's password (Password without User).
+	admin string
+	tls   *tls.Config
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -31,10 +49,30 @@ type Server struct {
 	args   []string // the command line minus the binary, for Restart
 }
 
-// Start starts redis-server (on PATH or /usr/bin). It skips the test only
-// when the binary is absent and CI is unset; in CI a missing binary fails
-// it (scripts/test installs redis-server).
-func Start(t testing.TB) *Server {
+// Options are what StartWith sets up besides the defaults.
+type Options struct {
+	// TLS serves TLS only (tls-port, no plain port) with a certificate
+	// for 127.0.0.1 and localhost from a CA made for the test (Server.CAFile).
+	TLS bool
+	// ClientCerts requires a client certificate from that CA
+	// (tls-auth-clients yes); with TLS only.
+	ClientCerts bool
+	// User, when set, is an ACL user with Password and exactly
+	// telegate's rules (redisconn.ACLRules, with the check commands when
+	// CheckCommands); the default user then has another random password.
+	User          string
+	CheckCommands bool
+	// Args are extra redis-server arguments (e.g. "--appendonly", "yes").
+	Args []string
+}
+
+// Start starts redis-server (on PATH or /usr/bin) with the defaults. It
+// skips the test only when the binary is absent and CI is unset; in CI a
+// missing binary fails it (scripts/test installs redis-server).
+func Start(t testing.TB) *Server { t.Helper(); return StartWith(t, Options{}) }
+
+// StartWith is Start with o.
+func StartWith(t testing.TB, o Options) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -46,10 +84,24 @@ func Start(t testing.TB) *Server {
 			t.Fatal("redis-server is not installed; scripts/test installs it")
 		}
 	}
-	pw := make([]byte, 16)
-	_, _ = rand.Read(pw)
-	s := &Server{Password: hex.EncodeToString(pw)}
-	dir := t.TempDir()
+	s := &Server{Password: randomHex(), User: o.User, Dir: t.TempDir()}
+	s.admin = s.Password
+	dir := s.Dir
+	var extra []string
+	if o.TLS {
+		extra = s.makeCerts(t, o.ClientCerts)
+	}
+	if o.User != "" {
+		acl := append([]string{"user", o.User, ">" + s.Password}, redisconn.ACLRules(o.CheckCommands)...)
+		aclFile := filepath.Join(dir, "users.acl")
+		s.admin = randomHex()
+		line := "user default on >" + s.admin + " ~* &* +@all\n" + strings.Join(acl, " ") + "\n"
+		if err := os.WriteFile(aclFile, []byte(line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, "--aclfile", aclFile)
+	}
+	extra = append(extra, o.Args...)
 	for attempt := 0; attempt < 5; attempt++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -58,11 +110,19 @@ func Start(t testing.TB) *Server {
 		port := l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
 		s.bin = bin
-		s.args = []string{
-			"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		ports := []string{"--port", strconv.Itoa(port)}
+		if o.TLS {
+			ports = []string{"--port", "0", "--tls-port", strconv.Itoa(port)}
+		}
+		s.args = append([]string{"--bind", "127.0.0.1"}, ports...)
+		s.args = append(s.args,
 			"--save", "", "--appendonly", "no", "--dir", dir,
-			"--requirepass", s.Password, "--protected-mode", "yes",
-			"--maxmemory-policy", "noeviction", "--loglevel", "warning"}
+			"--protected-mode", "yes",
+			"--maxmemory-policy", "noeviction", "--loglevel", "warning")
+		if o.User == "" {
+			s.args = append(s.args, "--requirepass", s.Password)
+		}
+		s.args = append(s.args, extra...)
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		cmd, exited, err := s.start()
 		if err != nil {
@@ -76,6 +136,12 @@ func Start(t testing.TB) *Server {
 	}
 	t.Fatal("redis-server did not start")
 	return nil
+}
+
+func randomHex() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // start runs the server and waits until it answers; it returns a nil
@@ -121,7 +187,9 @@ func (s *Server) Restart(t testing.TB) {
 
 // ready waits up to 5 s for the server to answer PING.
 func (s *Server) ready(exited <-chan struct{}) bool {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, DialTimeout: time.Second, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	o := s.options()
+	o.DialTimeout, o.MaxRetries = time.Second, -1
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -147,16 +215,53 @@ func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused server too
 		_ = s.cmd.Process.Kill()
 		<-s.exited
 		s.cmd, s.exited = nil, nil
 	}
 }
 
-// Client is a raw client, closed at cleanup, for looking at what was
-// stored.
+// Client is a raw client of the default user (every command and key),
+// closed at cleanup, for looking at what was stored.
 func (s *Server) Client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: s.Password, DisableIdentity: true, Protocol: 2})
+	c := redis.NewClient(s.options())
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// options are go-redis options reaching s as the default user (with the client
+// certificate when it serves TLS).
+func (s *Server) options() *redis.Options {
+	o := &redis.Options{Addr: s.Addr, Password: s.admin, DisableIdentity: true, Protocol: 2}
+	if s.tls != nil {
+		o.TLSConfig = s.tls.Clone()
+	}
+	return o
+}
+
+// Pause stops the server's process with SIGSTOP: its port stays open and
+// its connections established, but nothing is answered (a Redis hung or
+// cut off by the network). Resume continues it.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT)
+}
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		t.Fatal("redis-server is not running")
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
 }
