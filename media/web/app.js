@@ -538,12 +538,34 @@ async function call() {
     const vid = videos.get(e.detail.peerId);
     if (vid) { vid.remove(); videos.delete(e.detail.peerId); }
     peerMedia.delete(e.detail.peerId);
-    if (e.detail.peerId === firstPeer) {
+    if (e.detail.peerId !== firstPeer) return;
+    // Someone else is still in the call: they take the main picture,
+    // and the status, quality and security code are theirs from now on.
+    const next = [...videos.keys()].find(pid => c.pcs.has(pid));
+    if (!next) {
+      firstPeer = null;
       remote.srcObject = null;
       setState('waiting');
       clearFigures();
       say('#call-status', t('call.otherLeft'));
+      return;
     }
+    const nextVid = videos.get(next);
+    remote.srcObject = nextVid.srcObject;
+    nextVid.remove();
+    videos.delete(next);
+    firstPeer = next;
+    clearFigures();
+    say('#remote-name', peerName(next));
+    const code = c.codes.get(next);
+    if (code) {
+      const sc = $('#security-code');
+      sc.textContent = code.slice(0, 3) + ' ' + code.slice(3);
+      sc.dataset.code = code;
+    }
+    const st = c.pcs.get(next).connectionState;
+    setState(st);
+    say('#call-status', t('call.left', { name: peerName(e.detail.peerId) }));
   });
   // 1001: the node is restarting (its reason says so); otherwise the
   // network.
