@@ -207,3 +207,38 @@ func TestRegression_DemoAppPhoneLayout(t *testing.T) {
 		p.screenshot(artifacts, "demoapp-"+strings.Split(user, "@")[0]+"-phone.png")
 	}
 }
+
+// TestRegression_CheckReportsProblemOnce: `telegate check` on the example
+// configuration names each file it cannot read on one line, at the field
+// that names it, although both the file's validation and the part built
+// from it (identity provider, upstream, client CA, audit, relay) stumble
+// over it.
+func TestRegression_CheckReportsProblemOnce(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, telegateBin, "check", "-c", "config.example.yaml")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(),
+		"TELEGATE_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"TELEGATE_STAFF_CLIENT_SECRET=example-secret")
+	b, _ := cmd.CombinedOutput()
+	out := string(b)
+	for file, field := range map[string]string{
+		"secrets/patients-client-secret": "providers[1].client_secret_file",
+		"tls/internal-ca.pem":            "routes[1].upstream_tls.ca_file",
+		"tls/device-ca.pem":              "client_cas[0].ca_file",
+		"secrets/audit-key":              "audit.key_file",
+		"secrets/relay-secrets":          "relay.secrets_file",
+	} {
+		var lines []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, file) {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 1 || !strings.Contains(lines[0], ": "+field+": ") {
+			t.Errorf("%s: want one line at %s, got %d:\n%s", file, field, len(lines), strings.Join(lines, "\n"))
+		}
+	}
+}

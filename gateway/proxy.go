@@ -29,7 +29,9 @@ type upstream struct {
 
 // newUpstream builds the transport of one route: dial, TLS-handshake and
 // response-header timeouts (Route.Timeout, default 30s), and for https
-// upstreams the route's CA, client certificate and server name.
+// upstreams the route's CA, client certificate and server name. A problem
+// with a file the route names is a config.FieldError at that field
+// (relative to the route); any other problem is the upstream's.
 func newUpstream(r *config.Route) (*upstream, error) {
 	u, err := upstreamURL(r.Upstream)
 	if err != nil {
@@ -54,14 +56,14 @@ func newUpstream(r *config.Route) (*upstream, error) {
 		if ut.CAFile != "" {
 			pool, err := config.ReadCertPool(ut.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("upstream_tls.ca_file: %w", err)
+				return nil, config.FieldError{Field: "upstream_tls.ca_file", Message: err.Error()}
 			}
 			tc.RootCAs = pool
 		}
 		if ut.CertFile != "" || ut.KeyFile != "" {
 			// The key file follows config's rule for secret files, as at check.
 			if err := config.CheckSecretFile(ut.KeyFile); err != nil {
-				return nil, fmt.Errorf("upstream_tls.key_file: %w", err)
+				return nil, config.FieldError{Field: "upstream_tls.key_file", Message: err.Error()}
 			}
 			cert, err := tls.LoadX509KeyPair(ut.CertFile, ut.KeyFile)
 			if err != nil {
