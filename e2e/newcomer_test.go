@@ -101,15 +101,7 @@ func TestNewcomerCommands(t *testing.T) {
 	// The example names secrets by environment variable and files that a
 	// newcomer does not have: check must say so, each with file:line, and
 	// must not complain about the variables once they are set.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, telegateBin, "check", "-c", "config.example.yaml")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(),
-		"TELEGATE_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"TELEGATE_STAFF_CLIENT_SECRET=example-secret")
-	b, err := cmd.CombinedOutput()
-	out = string(b)
+	out, err = checkExample(t)
 	if err == nil {
 		t.Fatalf("check of the example without its files passed:\n%s", out)
 	}
@@ -215,15 +207,7 @@ func TestRegression_DemoAppPhoneLayout(t *testing.T) {
 // over it.
 func TestRegression_CheckReportsProblemOnce(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, telegateBin, "check", "-c", "config.example.yaml")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(),
-		"TELEGATE_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"TELEGATE_STAFF_CLIENT_SECRET=example-secret")
-	b, _ := cmd.CombinedOutput()
-	out := string(b)
+	out, _ := checkExample(t)
 	for file, field := range map[string]string{
 		"secrets/patients-client-secret": "providers[1].client_secret_file",
 		"tls/internal-ca.pem":            "routes[1].upstream_tls.ca_file",
@@ -241,4 +225,20 @@ func TestRegression_CheckReportsProblemOnce(t *testing.T) {
 			t.Errorf("%s: want one line at %s, got %d:\n%s", file, field, len(lines), strings.Join(lines, "\n"))
 		}
 	}
+}
+
+// checkExample runs `telegate check -c config.example.yaml` from the
+// repository's root with the example's secret environment variables set
+// (not its files) and returns what it printed.
+func checkExample(t *testing.T) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, telegateBin, "check", "-c", "config.example.yaml")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(),
+		"TELEGATE_SESSION_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"TELEGATE_STAFF_CLIENT_SECRET=example-secret")
+	b, err := cmd.CombinedOutput()
+	return string(b), err
 }

@@ -108,19 +108,7 @@ func (d *demo) allocations(t *testing.T) float64 {
 // stops on both remaining pages, while the clinician and the patient go
 // on seeing each other; the used link does not let them back in.
 func TestVisitGuestInterpreter(t *testing.T) {
-	d := runWithDevOP(t, guestsConfig)
-	d.logVisitOnFailure()
-	newCtx := chromium(t)
-	artifacts := artifactsDir(t)
-	dr := newPage(t, newCtx, "clinician")
-	pat := newPage(t, newCtx, "patient")
-	interp := newPage(t, newCtx, "interpreter")
-	for _, p := range []*page{dr, pat, interp} {
-		p.recordPeerConnections()
-	}
-	startCall(t, d.Base(), dr, pat, artifacts)
-
-	link := inviteGuest(t, dr, interp, "Ana Interpreter", artifacts)
+	d, dr, pat, interp, link, artifacts := threePartyCall(t, func(p *page) { p.recordPeerConnections() })
 
 	// Everyone sees the other two, with server labels, receiving video
 	// from each through the relay.
@@ -213,6 +201,29 @@ func TestVisitGuestInterpreter(t *testing.T) {
 	interp.waitFor("the refusal", `document.querySelector('#waiting-status').textContent.includes('already been used')`, 15*time.Second)
 }
 
+// threePartyCall starts the demo with guests allowed in without an
+// account and holds a call as README's walk-through does: the clinician
+// dr, the patient pat and an interpreter guest g ("Ana Interpreter",
+// through link), each page first prepared by prepare when it is not nil.
+func threePartyCall(t *testing.T, prepare func(*page)) (d *demo, dr, pat, g *page, link, artifacts string) {
+	t.Helper()
+	d = runWithDevOP(t, guestsConfig)
+	d.logVisitOnFailure()
+	newCtx := chromium(t)
+	artifacts = artifactsDir(t)
+	dr = newPage(t, newCtx, "clinician")
+	pat = newPage(t, newCtx, "patient")
+	g = newPage(t, newCtx, "interpreter")
+	if prepare != nil {
+		for _, p := range []*page{dr, pat, g} {
+			prepare(p)
+		}
+	}
+	startCall(t, d.Base(), dr, pat, artifacts)
+	link = inviteGuest(t, dr, g, "Ana Interpreter", artifacts)
+	return d, dr, pat, g, link, artifacts
+}
+
 // inviteGuest has dr, on a call page, make an interpreter's guest link for
 // name; g opens it, joins without an account and waits; dr admits g from
 // the call page's waiting list. The guest page's screenshot goes to
@@ -259,15 +270,7 @@ func inviteGuest(t *testing.T, dr, g *page, name, artifacts string) (link string
 // that stays: the clinician and the guest, when the patient (the first
 // person each of them saw) is removed.
 func TestRegression_CallKeepsRemainingPeer(t *testing.T) {
-	d := runWithDevOP(t, guestsConfig)
-	d.logVisitOnFailure()
-	newCtx := chromium(t)
-	artifacts := artifactsDir(t)
-	dr := newPage(t, newCtx, "clinician")
-	pat := newPage(t, newCtx, "patient")
-	g := newPage(t, newCtx, "interpreter")
-	startCall(t, d.Base(), dr, pat, artifacts)
-	inviteGuest(t, dr, g, "Ana Interpreter", artifacts)
+	_, dr, pat, g, _, artifacts := threePartyCall(t, nil)
 	rows := `[...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')]`
 	for _, p := range []*page{dr, pat, g} {
 		p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
