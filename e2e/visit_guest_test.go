@@ -279,6 +279,10 @@ func TestRegression_CallKeepsRemainingPeer(t *testing.T) {
 	patID := eval[string](pat, `document.querySelector('#roster-list li[data-self]').dataset.participant`)
 	dr.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#roster-list button[data-action=remove][data-participant=%q]`, patID))))
 	pat.waitFor("told they were removed", `document.querySelector('#call-status').textContent.includes('removed')`, 15*time.Second)
+	// Nobody is on the removed patient's stage: no name is shown there.
+	if tag := eval[string](pat, `(() => { const n = document.querySelector('#remote-name'); return n.getClientRects().length ? n.textContent || '(an empty tag)' : ''; })()`); tag != "" {
+		t.Errorf("the removed patient's stage still names %q", tag)
+	}
 	for p, other := range map[*page]string{dr: "Ana Interpreter", g: "Dr. Demo Clinician"} {
 		p.waitFor("the patient off the list", rows+`.length === 1`, 15*time.Second)
 		p.waitFor("connected with the one left", `document.querySelector('#connection-state').dataset.state === 'connected'`, 15*time.Second)

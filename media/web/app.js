@@ -545,6 +545,7 @@ async function call() {
     if (!next) {
       firstPeer = null;
       remote.srcObject = null;
+      say('#remote-name', '');
       setState('waiting');
       clearFigures();
       say('#call-status', t('call.otherLeft'));
@@ -583,6 +584,7 @@ async function call() {
     setState('closed');
     clearFigures();
     remote.srcObject = null;
+    say('#remote-name', ''); // nobody is on the stage any more
     local.srcObject = null;
     for (const vid of videos.values()) vid.remove();
     videos.clear();
