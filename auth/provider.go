@@ -82,7 +82,8 @@ type discoveryDoc struct {
 
 // newRelyingParty prepares p's OAuth 2.0 client: pinned algorithms, the
 // client secret (read from client_secret_file), redirect URI and scopes. It
-// contacts nothing.
+// contacts nothing. A problem with one of p's fields is a
+// config.FieldError naming that field (relative to p).
 func newRelyingParty(p config.Provider, base *http.Client, now func() time.Time) (*relyingParty, error) {
 	algs, err := pinAlgs(p.SigningAlgs)
 	if err != nil {
@@ -92,7 +93,7 @@ func newRelyingParty(p config.Provider, base *http.Client, now func() time.Time)
 	if secret == "" && p.ClientSecretFile != "" {
 		s, err := config.ReadSecretFile(p.ClientSecretFile)
 		if err != nil {
-			return nil, fmt.Errorf("client_secret_file: %w", err)
+			return nil, config.FieldError{Field: "client_secret_file", Message: err.Error()}
 		}
 		secret = strings.TrimSpace(s)
 	}

@@ -104,7 +104,7 @@ func NewView(cfg *config.Config, s *Service, clientCAs map[string]*x509.CertPool
 		}
 		rp, err := newRelyingParty(p, base, now)
 		if err != nil {
-			problem(fmt.Sprintf("providers[%d]", i), err)
+			errs = append(errs, cfg.ProblemOf(fmt.Sprintf("providers[%d]", i), err))
 			continue
 		}
 		if s != nil {

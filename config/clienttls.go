@@ -13,22 +13,24 @@ import (
 // certFile and keyFile, both or neither, are the client certificate for
 // mutual TLS; keyFile follows the rule for secret files
 // (CheckSecretFile). field names the configuration section in errors
-// (e.g. "redis.tls"); errors never contain the key.
+// (e.g. "redis.tls"); a problem with a file is a FieldError at that
+// file's field under field (e.g. "redis.tls.ca_file"), for the caller to
+// locate; errors never contain the key.
 func ClientTLSConfig(field, caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
 	if caFile != "" {
 		pool, err := ReadCertPool(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s.ca_file: %w", field, err)
+			return nil, FieldError{Field: field + ".ca_file", Message: err.Error()}
 		}
 		tc.RootCAs = pool
 	}
 	if certFile != "" || keyFile != "" {
 		if certFile == "" || keyFile == "" {
-			return nil, fmt.Errorf("%s: cert_file and key_file go together", field)
+			return nil, FieldError{Field: field, Message: "cert_file and key_file go together"}
 		}
 		if err := CheckSecretFile(keyFile); err != nil {
-			return nil, fmt.Errorf("%s.key_file: %w", field, err)
+			return nil, FieldError{Field: field + ".key_file", Message: err.Error()}
 		}
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {

@@ -290,6 +290,18 @@ func (c *Config) Problem(field, format string, args ...any) FieldError {
 	return e
 }
 
+// ProblemOf is Problem for err, a part's refusal of what it built at
+// field: when err is (or wraps) a FieldError naming a field relative to
+// that part (say "upstream_tls.ca_file"), the problem is at that field
+// under field, where the file's own report of it is (so Check shows it
+// once); otherwise at field, with err's text.
+func (c *Config) ProblemOf(field string, err error) FieldError {
+	if fe := (FieldError{}); errors.As(err, &fe) && fe.Field != "" {
+		return c.Problem(joinPath(field, fe.Field), "%s", fe.Message)
+	}
+	return c.Problem(field, "%s", err.Error())
+}
+
 // decoder walks the YAML AST alongside the Config type so that every
 // problem is found (not only the first) and every field's position is
 // known for later messages.

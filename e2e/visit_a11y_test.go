@@ -100,9 +100,40 @@ func (p *page) audit(axe, artifacts, name, lang string) {
 			wide := eval[string](p, fmt.Sprintf(`[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > %d).slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')`, size.width))
 			p.t.Errorf("%s page (%s, %s): %v px wide on a %d px screen: %s", name, lang, size.name, w, size.width, wide)
 		}
+		if f := p.controlFaults(); f != "" {
+			p.t.Errorf("%s page (%s, %s): controls laid out badly:\n%s", name, lang, size.name, f)
+		}
 		p.screenshot(artifacts, fmt.Sprintf("%s-%s-%s.png", name, lang, size.name))
 	}
 	p.viewport(1024, 900, false)
+}
+
+// controlFaults lists, one a line ("" when none), the visible form
+// controls of p's page that people would find hard to use: a select or
+// text field whose text is smaller than the page's (16 px) or that is
+// shorter than 36 px (a thumb's target), and a button whose parts sit
+// side by side as columns with one of them broken over several lines.
+func (p *page) controlFaults() string {
+	p.t.Helper()
+	return eval[string](p, `(() => {
+  const shown = e => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';
+  const where = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.dataset.testid ? '[' + e.dataset.testid + ']' : '');
+  const out = [];
+  for (const e of document.querySelectorAll('select, input:not([type=checkbox]):not([type=radio]):not([type=file]):not([type=hidden])')) {
+    if (!shown(e)) continue;
+    const fs = parseFloat(getComputedStyle(e).fontSize), h = e.getBoundingClientRect().height;
+    if (fs < 16 || h < 36) out.push(where(e) + ': ' + fs + ' px text, ' + Math.round(h) + ' px tall');
+  }
+  for (const b of document.querySelectorAll('button, .button')) {
+    const parts = [...b.children].filter(shown);
+    if (!shown(b) || parts.length < 2) continue;
+    const r0 = parts[0].getBoundingClientRect();
+    const beside = parts.slice(1).some(c => { const r = c.getBoundingClientRect(); return r.top < r0.bottom && r.bottom > r0.top && r.left >= r0.right - 1; });
+    const broken = parts.some(c => c.getBoundingClientRect().height > 1.6 * parseFloat(getComputedStyle(c).fontSize) * 1.25);
+    if (beside && broken) out.push(where(b) + ': "' + b.textContent.trim() + '" broken into columns');
+  }
+  return out.join('\n');
+})()`)
 }
 
 // switchLanguage presses p's language switch button for lang.

@@ -108,48 +108,7 @@ func (d *demo) allocations(t *testing.T) float64 {
 // stops on both remaining pages, while the clinician and the patient go
 // on seeing each other; the used link does not let them back in.
 func TestVisitGuestInterpreter(t *testing.T) {
-	d := runWithDevOP(t, guestsConfig)
-	d.logVisitOnFailure()
-	newCtx := chromium(t)
-	artifacts := artifactsDir(t)
-	dr := newPage(t, newCtx, "clinician")
-	pat := newPage(t, newCtx, "patient")
-	interp := newPage(t, newCtx, "interpreter")
-	for _, p := range []*page{dr, pat, interp} {
-		p.recordPeerConnections()
-	}
-	startCall(t, d.Base(), dr, pat, artifacts)
-
-	// The clinician makes a guest link from the call page.
-	dr.waitFor("the guest invite form", `document.querySelector('#call-guest-invite [data-testid=make-guest-link]') !== null`, 15*time.Second)
-	dr.do(
-		chromedp.SetValue(chromedp.CSS(`#call-guest-invite select`), "interpreter"),
-		chromedp.SetValue(chromedp.CSS(`#call-guest-invite [data-testid=guest-invite-name]`), "Ana Interpreter"),
-		chromedp.Click(chromedp.CSS(`#call-guest-invite [data-testid=make-guest-link]`)),
-	)
-	dr.waitFor("the guest link", `document.querySelector('#call-guest-invite [data-testid=guest-link]').value.includes('/.telegate/visits/guest?link=')`, 15*time.Second)
-	link := eval[string](dr, `document.querySelector('#call-guest-invite [data-testid=guest-link]').value`)
-
-	// The interpreter opens it, without an account, and waits.
-	interp.do(chromedp.Navigate(link))
-	interp.waitFor("the guest form", `document.querySelector('#guest-form') && !document.querySelector('#guest-form').hidden`, 15*time.Second)
-	if got := eval[string](interp, `document.querySelector('#guest-invited').textContent`); !strings.Contains(got, "Ana Interpreter") || !strings.Contains(got, "Interpreter") {
-		t.Fatalf("guest page says %q", got)
-	}
-	interp.screenshot(artifacts, "visit-guest.png")
-	interp.do(chromedp.Click(chromedp.CSS("#guest-join")))
-	interp.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('You are in the waiting room')`, 15*time.Second)
-	if strings.Contains(eval[string](interp, `location.href`), "link=") {
-		t.Fatal("the used guest link stays in the address bar")
-	}
-
-	// The clinician admits from the call page's waiting list.
-	dr.waitFor("the waiting interpreter", `document.querySelector('#call-waiting-list button[data-action=admit]') !== null`, 15*time.Second)
-	if lbl := eval[string](dr, `document.querySelector('#call-waiting-list .role').dataset.label`); lbl != "interpreter" {
-		t.Fatalf("waiting list labels the guest %q", lbl)
-	}
-	dr.do(chromedp.Click(chromedp.CSS("#call-waiting-list button[data-action=admit]")))
-	interp.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
+	d, dr, pat, interp, link, artifacts := threePartyCall(t, func(p *page) { p.recordPeerConnections() })
 
 	// Everyone sees the other two, with server labels, receiving video
 	// from each through the relay.
@@ -240,4 +199,106 @@ func TestVisitGuestInterpreter(t *testing.T) {
 	// The used link lets nobody in again, the interpreter included.
 	interp.do(chromedp.Navigate(link))
 	interp.waitFor("the refusal", `document.querySelector('#waiting-status').textContent.includes('already been used')`, 15*time.Second)
+}
+
+// threePartyCall starts the demo with guests allowed in without an
+// account and holds a call as README's walk-through does: the clinician
+// dr, the patient pat and an interpreter guest g ("Ana Interpreter",
+// through link), each page first prepared by prepare when it is not nil.
+func threePartyCall(t *testing.T, prepare func(*page)) (d *demo, dr, pat, g *page, link, artifacts string) {
+	t.Helper()
+	d = runWithDevOP(t, guestsConfig)
+	d.logVisitOnFailure()
+	newCtx := chromium(t)
+	artifacts = artifactsDir(t)
+	dr = newPage(t, newCtx, "clinician")
+	pat = newPage(t, newCtx, "patient")
+	g = newPage(t, newCtx, "interpreter")
+	if prepare != nil {
+		for _, p := range []*page{dr, pat, g} {
+			prepare(p)
+		}
+	}
+	startCall(t, d.Base(), dr, pat, artifacts)
+	link = inviteGuest(t, dr, g, "Ana Interpreter", artifacts)
+	return d, dr, pat, g, link, artifacts
+}
+
+// inviteGuest has dr, on a call page, make an interpreter's guest link for
+// name; g opens it, joins without an account and waits; dr admits g from
+// the call page's waiting list. The guest page's screenshot goes to
+// artifacts. It returns the link once g is on the call page.
+func inviteGuest(t *testing.T, dr, g *page, name, artifacts string) (link string) {
+	t.Helper()
+	// The clinician makes a guest link from the call page.
+	dr.waitFor("the guest invite form", `document.querySelector('#call-guest-invite [data-testid=make-guest-link]') !== null`, 15*time.Second)
+	dr.do(
+		chromedp.SetValue(chromedp.CSS(`#call-guest-invite select`), "interpreter"),
+		chromedp.SetValue(chromedp.CSS(`#call-guest-invite [data-testid=guest-invite-name]`), name),
+		chromedp.Click(chromedp.CSS(`#call-guest-invite [data-testid=make-guest-link]`)),
+	)
+	dr.waitFor("the guest link", `document.querySelector('#call-guest-invite [data-testid=guest-link]').value.includes('/.telegate/visits/guest?link=')`, 15*time.Second)
+	link = eval[string](dr, `document.querySelector('#call-guest-invite [data-testid=guest-link]').value`)
+
+	// The guest opens it, without an account, and waits.
+	g.do(chromedp.Navigate(link))
+	g.waitFor("the guest form", `document.querySelector('#guest-form') && !document.querySelector('#guest-form').hidden`, 15*time.Second)
+	if got := eval[string](g, `document.querySelector('#guest-invited').textContent`); !strings.Contains(got, name) || !strings.Contains(got, "Interpreter") {
+		t.Fatalf("guest page says %q", got)
+	}
+	g.screenshot(artifacts, "visit-guest.png")
+	g.do(chromedp.Click(chromedp.CSS("#guest-join")))
+	g.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('You are in the waiting room')`, 15*time.Second)
+	if strings.Contains(eval[string](g, `location.href`), "link=") {
+		t.Fatal("the used guest link stays in the address bar")
+	}
+
+	// The clinician admits from the call page's waiting list.
+	dr.waitFor("the waiting guest", `document.querySelector('#call-waiting-list button[data-action=admit]') !== null`, 15*time.Second)
+	if lbl := eval[string](dr, `document.querySelector('#call-waiting-list .role').dataset.label`); lbl != "interpreter" {
+		t.Fatalf("waiting list labels the guest %q", lbl)
+	}
+	dr.do(chromedp.Click(chromedp.CSS("#call-waiting-list button[data-action=admit]")))
+	g.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
+	return link
+}
+
+// TestRegression_CallKeepsRemainingPeer: when one of two others leaves a
+// three-person call, the call page does not say the call is empty: the
+// one still there takes the main picture, and the connection state, the
+// status line and the security code are theirs. Tried from each side
+// that stays: the clinician and the guest, when the patient (the first
+// person each of them saw) is removed.
+func TestRegression_CallKeepsRemainingPeer(t *testing.T) {
+	_, dr, pat, g, _, artifacts := threePartyCall(t, nil)
+	rows := `[...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')]`
+	for _, p := range []*page{dr, pat, g} {
+		p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
+		p.waitFor("every security code", rows+`.every(li => /^[0-9]{6}$/.test(li.querySelector('.peer-code').dataset.code || ''))`, 15*time.Second)
+	}
+	patID := eval[string](pat, `document.querySelector('#roster-list li[data-self]').dataset.participant`)
+	dr.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#roster-list button[data-action=remove][data-participant=%q]`, patID))))
+	pat.waitFor("told they were removed", `document.querySelector('#call-status').textContent.includes('removed')`, 15*time.Second)
+	// Nobody is on the removed patient's stage: no name is shown there.
+	if tag := eval[string](pat, `(() => { const n = document.querySelector('#remote-name'); return n.getClientRects().length ? n.textContent || '(an empty tag)' : ''; })()`); tag != "" {
+		t.Errorf("the removed patient's stage still names %q", tag)
+	}
+	for p, other := range map[*page]string{dr: "Ana Interpreter", g: "Dr. Demo Clinician"} {
+		p.waitFor("the patient off the list", rows+`.length === 1`, 15*time.Second)
+		p.waitFor("connected with the one left", `document.querySelector('#connection-state').dataset.state === 'connected'`, 15*time.Second)
+		if got := eval[string](p, `document.querySelector('#remote-name').textContent`); got != other {
+			t.Errorf("%s: the main picture is named %q, want %q", p.name, got, other)
+		}
+		if st := eval[string](p, `document.querySelector('#call-status').textContent`); strings.Contains(st, "Waiting") || (p == dr && !strings.Contains(st, "Demo Patient")) {
+			t.Errorf("%s: status %q, want one that the patient left or none about leaving", p.name, st)
+		}
+		code := eval[string](p, `document.querySelector('#security-code').dataset.code || ''`)
+		if want := eval[string](p, rows+`[0].querySelector('.peer-code').dataset.code`); code != want {
+			t.Errorf("%s: security code %q, want %q (the one shared with %s)", p.name, code, want, other)
+		}
+		if n := eval[float64](p, `document.querySelector('#remote-video').srcObject ? document.querySelector('#remote-video').srcObject.getVideoTracks().length : 0`); n != 1 {
+			t.Errorf("%s: the main picture has %v video tracks", p.name, n)
+		}
+	}
+	g.screenshot(artifacts, "visit-call-after-leave.png")
 }

@@ -341,7 +341,10 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 		st.strip[r.ID] = clientHeaderSet(st.assertionHeader, r.StripRequestHeaders)
 		up, err := newUpstream(r)
 		if err != nil {
-			errs = append(errs, cfg.Problem(at("upstream"), "%s", err.Error()))
+			if fe := (config.FieldError{}); !errors.As(err, &fe) {
+				err = config.FieldError{Field: "upstream", Message: err.Error()}
+			}
+			errs = append(errs, cfg.ProblemOf(fmt.Sprintf("routes[%d]", i), err))
 			continue
 		}
 		up.proxy = st.reverseProxy(up)

@@ -27,7 +27,9 @@ type upstream struct {
 
 // newUpstream builds the transport of one route: dial, TLS-handshake and
 // response-header timeouts (Route.Timeout, default 30s), and for https
-// upstreams the route's CA, client certificate and server name.
+// upstreams the route's CA, client certificate and server name. A problem
+// with a file the route names is a config.FieldError at that field
+// (relative to the route); any other problem is the upstream's.
 func newUpstream(r *config.Route) (*upstream, error) {
 	u, err := upstreamURL(r.Upstream)
 	if err != nil {

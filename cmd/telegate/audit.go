@@ -253,7 +253,11 @@ func (c cli) auditVerifyMerge(dirs []string, tf trailFlags) int {
 		}
 		fmt.Fprintln(c.stdout, s)
 	}
-	s := fmt.Sprintf("merged: %d records of %d nodes in time order", mr.Records, len(mr.Nodes))
+	nodes := "nodes"
+	if len(mr.Nodes) == 1 {
+		nodes = "node"
+	}
+	s := fmt.Sprintf("merged: %d records of %d %s in time order", mr.Records, len(mr.Nodes), nodes)
 	if !mr.First.IsZero() {
 		s += fmt.Sprintf(", %s .. %s", mr.First.Format(ts), mr.Last.Format(ts))
 	}

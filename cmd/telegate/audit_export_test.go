@@ -69,6 +69,10 @@ func TestAuditVerifyMerge(t *testing.T) {
 		!strings.Contains(r.stdout, "merged: 12 records of 2 nodes in time order, 2026-03-01T10:00:00Z .. 2026-03-01T10:06:00Z; all verified") {
 		t.Fatalf("merge of two intact trails: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	r = telegate(t, nil, "audit", "verify", "--merge", a)
+	if r.code != 0 || !strings.Contains(r.stdout, "merged: 7 records of 1 node in time order") {
+		t.Errorf("merge of one trail: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	r = telegate(t, nil, "audit", "verify", "--merge", a, a)
 	if r.code != 1 || !strings.Contains(r.stdout, "node node-a again") {
 		t.Errorf("one node given twice: exit %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -40,7 +40,8 @@ header strong{letter-spacing:.03em}
 nav a{color:#fff;margin-right:1em}
 nav a.here{font-weight:bold;text-decoration:none;border-bottom:2px solid #fff}
 main{max-width:44em;margin:1.5em auto;background:#fff;padding:1.2em 2em;border:1px solid #d6e0e6;border-radius:6px}
-dl{display:grid;grid-template-columns:10em 1fr;gap:.4em 1em}dt{font-weight:600}dd{margin:0;word-break:break-all}
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.4em 1em}dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
+@media (max-width:32em){main{margin:.5em;padding:1em}}
 .bad{color:#8a1020}.ok{color:#0b6b2e}
 button{padding:.5em 1.2em;font-size:1em}
 small{color:#556}

@@ -789,12 +789,35 @@ async function call() {
     const vid = videos.get(e.detail.peerId);
     if (vid) { vid.remove(); videos.delete(e.detail.peerId); }
     peerMedia.delete(e.detail.peerId);
-    if (e.detail.peerId === firstPeer) {
+    if (e.detail.peerId !== firstPeer) return;
+    // Someone else is still in the call: they take the main picture,
+    // and the status, quality and security code are theirs from now on.
+    const next = [...videos.keys()].find(pid => c.pcs.has(pid));
+    if (!next) {
+      firstPeer = null;
       remote.srcObject = null;
+      say('#remote-name', '');
       setState('waiting');
       clearFigures();
       say('#call-status', t('call.otherLeft'));
+      return;
     }
+    const nextVid = videos.get(next);
+    remote.srcObject = nextVid.srcObject;
+    nextVid.remove();
+    videos.delete(next);
+    firstPeer = next;
+    clearFigures();
+    say('#remote-name', peerName(next));
+    const code = c.codes.get(next);
+    if (code) {
+      const sc = $('#security-code');
+      sc.textContent = code.slice(0, 3) + ' ' + code.slice(3);
+      sc.dataset.code = code;
+    }
+    const st = c.pcs.get(next).connectionState;
+    setState(st);
+    say('#call-status', t('call.left', { name: peerName(e.detail.peerId) }));
   });
   // 1001: the node is restarting (its reason says so); otherwise the
   // network.
@@ -812,6 +835,7 @@ async function call() {
     setState('closed');
     clearFigures();
     remote.srcObject = null;
+    say('#remote-name', ''); // nobody is on the stage any more
     local.srcObject = null;
     for (const vid of videos.values()) vid.remove();
     videos.clear();
