@@ -141,7 +141,7 @@ type Service struct {
 	// relayName: Options.RelayName.
 	relayName string
 	drain     drainState
-	alerts   *alerts
+	alerts    *alerts
 
 	mu     sync.Mutex
 	visits map[string]*visit
