@@ -164,6 +164,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 
+	// Refused Redis credentials stop the node before any part uses them
+	// (the certificate storage is the first).
+	if err := checkRedisAtStart(ctx, cfg); err != nil {
+		return err
+	}
+
 	eo := edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient, PseudonymKey: pseudonymKey} // it names itself "edgetls"
 	if err := certsOnRedis(cfg, &eo); err != nil {
 		return fmt.Errorf("certificates: %w", err)
@@ -174,9 +180,6 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	closers = append(closers, certs.Close)
 
-	if err := checkRedisAtStart(ctx, cfg); err != nil {
-		return err
-	}
 	authn, err := auth.New(ctx, auth.Options{
 		Config:     cfg,
 		Audit:      trail,

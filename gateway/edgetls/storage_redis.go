@@ -120,11 +120,9 @@ func OpenRedisStorage(ctx context.Context, o RedisStorageOptions) (*RedisStorage
 	rdb := conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: 1, DialerRetries: 2})
 	s := &RedisStorage{rdb: rdb, prefix: o.Prefix, timeout: o.Timeout, ttl: o.LockTTL, poll: o.LockPoll,
 		held: map[string]*redisLock{}}
-	cctx, cancel := s.ctx(ctx)
-	defer cancel()
-	if err := rdb.Ping(cctx).Err(); err != nil {
+	if err := conn.Check(ctx, o.Timeout); err != nil {
 		_ = rdb.Close()
-		return nil, fmt.Errorf("tls storage: %w", conn.Explain(err))
+		return nil, fmt.Errorf("tls storage: %w", err)
 	}
 	return s, nil
 }
