@@ -181,6 +181,11 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.nchats--
 		s.mu.Unlock()
 	}
+	draining, ok := refuseWhileDraining(w, r)
+	if !ok {
+		release()
+		return
+	}
 	conn, aerr := acceptWS(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if aerr != nil {
 		release()
@@ -215,6 +220,11 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request) {
 	defer s.peersWG.Done()
 	go p.writer()
 	go p.pinger()
+	if draining != nil {
+		// Closed with 1001 as the node's signaling sockets are, so the
+		// drain never waits for a chat.
+		go s.drainWatch(p.peer, draining)
+	}
 	p.enqueue(mustJSON(chatServerMsg{Type: "welcome", Self: pid}), nil)
 	s.chatLoop(p)
 	p.shutdown(websocket.StatusNormalClosure, "", nil)

@@ -2,11 +2,14 @@ package media
 
 import (
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/pion/stun/v4"
+
+	"github.com/telegate/telegate/scope"
 )
 
 // The drain of a node's calls (SIGTERM, or POST /drain on the admin
@@ -191,6 +194,23 @@ func (s *Service) drainWatch(p *peer, draining <-chan struct{}) {
 		}
 	}
 	p.shutdown(statusGoingAway, restartReason, nil)
+}
+
+// refuseWhileDraining returns the gateway's drain signal of r
+// (scope.Scope.Draining; nil when there is none) for drainWatch, and
+// answers 503 (Retry-After 2 s, "restarting") and reports false when the
+// node is already draining: no new socket opens on a node going away.
+func refuseWhileDraining(w http.ResponseWriter, r *http.Request) (<-chan struct{}, bool) {
+	var draining <-chan struct{}
+	if sc := scope.From(r.Context()); sc != nil {
+		draining = sc.Draining
+	}
+	if isClosed(draining) {
+		w.Header().Set("Retry-After", "2")
+		writeError(w, r, fail(http.StatusServiceUnavailable, "restarting", restartReason))
+		return nil, false
+	}
+	return draining, true
 }
 
 // probeTimeout bounds one liveness probe of another node's relay.

@@ -505,13 +505,8 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fail(http.StatusServiceUnavailable, "max-peers", "too many calls at the moment; try again shortly"))
 		return
 	}
-	var draining <-chan struct{}
-	if sc := scope.From(r.Context()); sc != nil {
-		draining = sc.Draining
-	}
-	if isClosed(draining) {
-		w.Header().Set("Retry-After", "2")
-		writeError(w, r, fail(http.StatusServiceUnavailable, "restarting", restartReason))
+	draining, ok := refuseWhileDraining(w, r)
+	if !ok {
 		return
 	}
 	conn, err := acceptWS(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
