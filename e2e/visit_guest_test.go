@@ -276,6 +276,18 @@ func TestRegression_CallKeepsRemainingPeer(t *testing.T) {
 		p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
 		p.waitFor("every security code", rows+`.every(li => /^[0-9]{6}$/.test(li.querySelector('.peer-code').dataset.code || ''))`, 15*time.Second)
 	}
+	// The name beside the main picture is the participant whose security
+	// code is shown there, on every page, before anyone leaves: the
+	// stage is one person, not the last one who joined.
+	stage := `(() => { const name = document.querySelector('#remote-name').textContent;
+		const row = ` + rows + `.find(li => li.querySelector('.name').textContent === name);
+		return row ? (row.querySelector('.peer-code').dataset.code === document.querySelector('#security-code').dataset.code ? 'ok' : 'the code is another participant\'s') : 'named ' + JSON.stringify(name); })()`
+	for _, p := range []*page{dr, pat, g} {
+		p.waitFor("the stage's security code", `/^[0-9]{6}$/.test(document.querySelector('#security-code').dataset.code || '')`, 15*time.Second)
+		if got := eval[string](p, stage); got != "ok" {
+			t.Errorf("%s: the main picture's name and code disagree: %s", p.name, got)
+		}
+	}
 	patID := eval[string](pat, `document.querySelector('#roster-list li[data-self]').dataset.participant`)
 	dr.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#roster-list button[data-action=remove][data-participant=%q]`, patID))))
 	pat.waitFor("told they were removed", `document.querySelector('#call-status').textContent.includes('removed')`, 15*time.Second)
@@ -288,6 +300,9 @@ func TestRegression_CallKeepsRemainingPeer(t *testing.T) {
 		p.waitFor("connected with the one left", `document.querySelector('#connection-state').dataset.state === 'connected'`, 15*time.Second)
 		if got := eval[string](p, `document.querySelector('#remote-name').textContent`); got != other {
 			t.Errorf("%s: the main picture is named %q, want %q", p.name, got, other)
+		}
+		if got := eval[string](p, stage); got != "ok" {
+			t.Errorf("%s: after the patient left, the main picture's name and code disagree: %s", p.name, got)
 		}
 		if st := eval[string](p, `document.querySelector('#call-status').textContent`); strings.Contains(st, "Waiting") || (p == dr && !strings.Contains(st, "Demo Patient")) {
 			t.Errorf("%s: status %q, want one that the patient left or none about leaving", p.name, st)

@@ -705,17 +705,27 @@ async function call() {
   };
 
   rosterList(c, id, self, v.manage);
+  // The stage: one other participant in the main picture. Its name, and
+  // the connection state, quality and security code shown beside it, are
+  // always that participant's; only onStage changes who it is.
+  const onStage = pid => {
+    firstPeer = pid;
+    say('#remote-name', pid ? peerName(pid) : '');
+  };
+  const stageFree = () => !firstPeer || !c.pcs.has(firstPeer);
   c.addEventListener('welcome', e => {
     say('#call-status', e.detail.peers.length ? t('call.connecting') : t('call.waitingForOther'));
-    for (const p of e.detail.peers) say('#remote-name', p.name);
+    if (firstPeer && c.pcs.has(firstPeer)) say('#remote-name', peerName(firstPeer));
+    else if (e.detail.peers.length) onStage(e.detail.peers[0].id);
   });
   c.addEventListener('peer', e => {
-    say('#remote-name', e.detail.peer.name);
+    if (stageFree() || firstPeer === e.detail.peer.id) onStage(e.detail.peer.id);
     say('#call-status', t('call.connecting'));
   });
   c.addEventListener('remotestream', e => {
     const { peerId, stream: s } = e.detail;
-    if (!firstPeer || firstPeer === peerId || !c.pcs.has(firstPeer)) firstPeer = peerId;
+    if (firstPeer !== peerId && stageFree()) onStage(peerId);
+    if (peerId === firstPeer && videos.has(peerId)) { videos.get(peerId).remove(); videos.delete(peerId); }
     let vid = peerId === firstPeer ? remote : videos.get(peerId);
     if (!vid) {
       vid = el('video', { autoplay: '', playsinline: '', class: 'remote', 'aria-label': peerName(peerId) });
@@ -792,23 +802,22 @@ async function call() {
     if (e.detail.peerId !== firstPeer) return;
     // Someone else is still in the call: they take the main picture,
     // and the status, quality and security code are theirs from now on.
-    const next = [...videos.keys()].find(pid => c.pcs.has(pid));
+    // Whoever is still connected, a picture already showing first.
+    const left = [...c.pcs.keys()];
+    const next = left.find(pid => videos.has(pid)) || left[0];
     if (!next) {
-      firstPeer = null;
+      onStage(null);
       remote.srcObject = null;
-      say('#remote-name', '');
       setState('waiting');
       clearFigures();
       say('#call-status', t('call.otherLeft'));
       return;
     }
     const nextVid = videos.get(next);
-    remote.srcObject = nextVid.srcObject;
-    nextVid.remove();
-    videos.delete(next);
-    firstPeer = next;
+    remote.srcObject = nextVid ? nextVid.srcObject : null;
+    if (nextVid) { nextVid.remove(); videos.delete(next); }
+    onStage(next);
     clearFigures();
-    say('#remote-name', peerName(next));
     const code = c.codes.get(next);
     if (code) {
       const sc = $('#security-code');
@@ -835,7 +844,7 @@ async function call() {
     setState('closed');
     clearFigures();
     remote.srcObject = null;
-    say('#remote-name', ''); // nobody is on the stage any more
+    onStage(null); // nobody is on the stage any more
     local.srcObject = null;
     for (const vid of videos.values()) vid.remove();
     videos.clear();
