@@ -39,11 +39,10 @@ import (
 //
 //	<prefix>pre:index
 //
-// holds each record's key with its creation time (Unix ms) as the score;
-// put adds the record and its index entry, drops entries older than
-// preAuthTTL (their records are gone already) and then evicts the oldest
-// records past max, in one Lua script, so no two nodes can both fill the
-// last place. take removes the record and its entry in one script. Redis
+// holds each record's key in the order created (a counter,
+// <prefix>pre:seq, gives the scores); put adds the record and its index
+// entry and evicts the oldest records past max, in one Lua script, so no
+// two nodes can both fill the last place. take removes the record and its entry in one script. Redis
 // also drops every record by itself when its TTL ends; its maxmemory
 // policy must be "noeviction" as for sessions.
 //
@@ -112,9 +111,8 @@ func (p *redisPreAuth) put(ctx context.Context, rec *preAuth) (string, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	now := p.now().UnixMilli()
-	ok, err := preAuthPutScript.Run(cctx, p.rdb, []string{k, p.indexKey()},
-		v, ttl.Milliseconds(), now, now-preAuthTTL.Milliseconds(), limit, preAuthTTL.Milliseconds()).Int()
+	ok, err := preAuthPutScript.Run(cctx, p.rdb, []string{k, p.indexKey(), p.seqKey()},
+		v, ttl.Milliseconds(), limit, preAuthTTL.Milliseconds()).Int()
 	if err != nil {
 		return "", fmt.Errorf("auth: redis store pre-auth record: %w", err)
 	}
@@ -124,24 +122,31 @@ func (p *redisPreAuth) put(ctx context.Context, rec *preAuth) (string, error) {
 	return h, nil
 }
 
-// indexKey is the sorted set of every record's key by creation time.
+// indexKey is the sorted set of every record's key in the order created.
 func (p *redisPreAuth) indexKey() string { return p.prefix + "pre:index" }
 
+// seqKey counts the records created: each one's place in the index.
+func (p *redisPreAuth) seqKey() string { return p.prefix + "pre:seq" }
+
 // preAuthPutScript stores a record and keeps the table within its cap.
-// KEYS: record, index. ARGV: value, TTL (ms), now (Unix ms), the creation
-// time before which entries are stale (Unix ms), the cap, the index's own
-// TTL (ms). Returns 1, or 0 when the record's key is taken.
+// KEYS: record, index, sequence. ARGV: value, TTL (ms), the cap, the
+// index's own TTL (ms). Each record's score is the next number of the
+// sequence, so the order is the order of creation across every node (no
+// clocks, no ties); the oldest entries past the cap are evicted, and
+// entries whose records Redis has expired are among the oldest and go
+// first. Returns 1, or 0 when the record's key is taken.
 var preAuthPutScript = redis.NewScript(`
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
+local n = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[2], n, KEYS[1])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
 if over > 0 then
   local old = redis.call('ZRANGE', KEYS[2], 0, over - 1)
   redis.call('DEL', unpack(old))
   redis.call('ZREM', KEYS[2], unpack(old))
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return 1
 `)
 
