@@ -31,8 +31,9 @@ import (
 // A message is at most chatMaxChars characters (after control and
 // format characters are dropped and spaces folded), a frame at most
 // chatMaxBytes; each participant has chatRate messages per second with a
-// burst of chatBurst, kept across its sockets, and a socket over it is
-// closed (1008). Messages are not stored, not logged and not in the audit
+// burst of chatBurst, kept across its sockets on a node, and a socket
+// over it is closed (1008). With visits on Redis a message and the end of
+// a participant's chat reach every node over the signaling bus (bus.go). Messages are not stored, not logged and not in the audit
 // trail, which records only that a chat socket was refused. A socket is
 // closed when its participant leaves the waiting room (admitted,
 // declined, removed), at the visit's end and at sign-out.
