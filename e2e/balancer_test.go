@@ -230,15 +230,8 @@ func TestDrainBehindTheBalancer(t *testing.T) {
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the drained node has not exited 15 s after SIGTERM:\n%s", d.Output())
-	}
-	if ec := d.cmd.ProcessState.ExitCode(); ec != 0 {
-		t.Fatalf("the drained node exited with %d:\n%s", ec, d.Output())
-	}
-	t.Logf("SIGTERM to exit 0: %v; connections the balancer passed: node %d %d, node %d %d", time.Since(sent).Round(10*time.Millisecond),
+	exited := d.exitsZero(t, sent, 15*time.Second)
+	t.Logf("SIGTERM to exit 0: %v; connections the balancer passed: node %d %d, node %d %d", exited.Round(10*time.Millisecond),
 		first+1, lb.served[0].Load(), second+1, lb.served[1].Load())
 	if lb.served[1].Load() == 0 {
 		t.Fatalf("no page reconnected through the balancer to node %d", second+1)

@@ -547,15 +547,7 @@ func TestDrainLetsTheCallRunOnThenMovesIt(t *testing.T) {
 		videoFlows(p, "video during the drain", 5*time.Second)
 	}
 	// The node exits 0 within its deadline, the call moved.
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the draining node has not exited 15 s after SIGTERM:\n%s", d.Output())
-	}
-	exited := time.Since(sent)
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("the drained node exited with %d:\n%s", code, d.Output())
-	}
+	exited := d.exitsZero(t, sent, 15*time.Second)
 	t.Logf("SIGTERM to exit 0: %v", exited.Round(10*time.Millisecond))
 	for _, l := range strings.Split(d.Output(), "\n") {
 		if strings.Contains(l, "calls") || strings.Contains(l, "drain") || strings.Contains(l, "moved") {
@@ -609,4 +601,20 @@ func readyzOf(d *demo) (int, string) {
 	n, _ := resp.Body.Read(buf)
 	b.Write(buf[:n])
 	return resp.StatusCode, b.String()
+}
+
+// exitsZero waits up to within after sent (when d was sent SIGTERM) for
+// d to exit, fails the test unless it exits 0, and returns how long
+// after sent it exited.
+func (d *demo) exitsZero(t *testing.T, sent time.Time, within time.Duration) time.Duration {
+	t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(time.Until(sent.Add(within))):
+		t.Fatalf("the drained node has not exited %v after SIGTERM:\n%s", within, d.Output())
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("the drained node exited with %d:\n%s", code, d.Output())
+	}
+	return time.Since(sent)
 }
