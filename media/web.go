@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -57,7 +58,7 @@ func (s *Service) servePage(name string, signedIn bool) http.HandlerFunc {
 		if signedIn && !requireIdentityPage(w, r) {
 			return
 		}
-		b, err := web.ReadFile("web/" + name)
+		b, err := pageHTML(name)
 		if err != nil {
 			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
@@ -67,6 +68,29 @@ func (s *Service) servePage(name string, signedIn bool) http.HandlerFunc {
 		w.Header().Set("Cache-Control", "no-store")
 		_, _ = w.Write(b)
 	}
+}
+
+// includeRE is a page's include line: <!--#include NAME.html--> stands
+// for the part web/NAME.html (the waiting room's pre-call check and chat,
+// which the patient's and the guest's waiting pages both show).
+var includeRE = regexp.MustCompile(`<!--#include ([a-z][a-z0-9-]*\.html)-->`)
+
+// pageHTML returns page web/name with its include lines replaced by the
+// parts they name (one level: a part includes nothing).
+func pageHTML(name string) ([]byte, error) {
+	b, err := web.ReadFile("web/" + name)
+	if err != nil {
+		return nil, err
+	}
+	var ferr error
+	out := includeRE.ReplaceAllFunc(b, func(line []byte) []byte {
+		part, err := web.ReadFile("web/" + string(includeRE.FindSubmatch(line)[1]))
+		if err != nil {
+			ferr = err
+		}
+		return part
+	})
+	return out, ferr
 }
 
 // lobby serves the clinician lobby to clinicians; anyone else signed in
