@@ -58,7 +58,7 @@ func (s *View) candidates(routeID string) []string {
 // another account") is passed on to the provider, through the chooser.
 func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	rd := SafeReturnPath(q.Get("rd"))
+	rd := page.SafeReturnPath(q.Get("rd"))
 	routeID := q.Get("route")
 	selectAccount := q.Get("prompt") == "select_account"
 	cands := s.candidates(routeID)

@@ -25,7 +25,7 @@ const (
 // serveLogoutConfirm shows the sign-out confirmation form (GET).
 func (s *View) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
 	renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign out"}, "logout", pageData{
-		ReturnTo: SafeReturnPath(r.URL.Query().Get("rd")),
+		ReturnTo: page.SafeReturnPath(r.URL.Query().Get("rd")),
 	})
 }
 
@@ -53,7 +53,7 @@ func (s *View) currentSessionID(r *http.Request) string {
 func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	_ = r.ParseForm()
-	rd := SafeReturnPath(r.PostForm.Get("rd"))
+	rd := page.SafeReturnPath(r.PostForm.Get("rd"))
 	setCookie(w, s.cookieName, "", -1)
 	rec := &preAuth{Kind: "logout", State: randomToken(32), ReturnTo: rd, Switch: r.PostForm.Get("switch") == "1", Expires: s.now().Add(preAuthTTL)}
 	target := "/.telegate/signed-out?" + url.Values{"state": {rec.State}}.Encode()
