@@ -24,9 +24,8 @@ const (
 
 // serveLogoutConfirm shows the sign-out confirmation form (GET).
 func (s *View) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
-	renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign out"}, "logout", pageData{
-		ReturnTo: page.SafeReturnPath(r.URL.Query().Get("rd")),
-	})
+	rd := page.SafeReturnPath(r.URL.Query().Get("rd"))
+	renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign out", Return: "/.telegate/logout?" + url.Values{"rd": {rd}}.Encode()}, "logout", pageData{ReturnTo: rd})
 }
 
 // currentSession returns the id of the request's session, from the

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"embed"
 	"io"
 	"net/http"
@@ -66,8 +67,23 @@ func (s *Service) servePage(name string, signedIn bool) http.HandlerFunc {
 		setPageHeaders(w, r)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write(b)
+		_, _ = w.Write(inLanguage(w, r, b))
 	}
+}
+
+// inLanguage returns page b set in r's language (page.Lang: the one
+// chosen with a language switch, else the browser's): its <html lang>
+// names it, and says with data-lang-chosen when it was chosen with a
+// switch. The page's script speaks the language <html lang> names.
+func inLanguage(w http.ResponseWriter, r *http.Request, b []byte) []byte {
+	lang := page.Lang(r)
+	tag := `<html lang="` + lang + `">`
+	if _, ok := page.Chosen(r); ok {
+		tag = `<html lang="` + lang + `" data-lang-chosen="">`
+	}
+	w.Header().Set("Content-Language", lang)
+	w.Header().Set("Vary", "Accept-Language, Cookie")
+	return bytes.Replace(b, []byte(`<html lang="en">`), []byte(tag), 1)
 }
 
 // includeRE is a page's include line: <!--#include NAME.html--> stands

@@ -2,7 +2,7 @@
 // Everything goes through the module at /.telegate/visit.js; every word
 // shown comes from the catalogue in strings.js.
 import * as visit from '/.telegate/visit.js';
-import { t, errorText, mediaText, setLanguage, language, pickLanguage, languageNames, languageStorageKey, retranslate } from '/.telegate/visit/strings.js';
+import { t, errorText, mediaText, setLanguage, language, languageNames, oldLanguageStorageKey, retranslate } from '/.telegate/visit/strings.js';
 
 const $ = sel => document.querySelector(sel);
 
@@ -1063,12 +1063,38 @@ function hostPanel(id) {
   setInterval(refresh, 2000);
 }
 
-// The pages speak the language chosen with the switch on this browser
-// (remembered in localStorage), else the browser's first preferred one the
-// catalogue has, else English; their own text comes from the catalogue too
-// (data-t="key"), and <html lang> names the language spoken.
-function savedLanguage() {
-  try { return localStorage.getItem(languageStorageKey); } catch { return null; }
+// The pages speak the language telegate serves them in, named by <html
+// lang>: the one chosen with a language switch on this browser — on these
+// pages or on telegate's own (sign-in, errors): one choice, kept by the
+// server in a cookie only it reads — else the browser's first preferred
+// one the catalogue has, else English. Their own text comes from the
+// catalogue too (data-t="key"). The switch changes the words at once and
+// tells the server (rememberLanguage), so every page after speaks it.
+function rememberLanguage(code) {
+  const body = new URLSearchParams({ lang: code });
+  return fetch('/.telegate/lang', { method: 'POST', credentials: 'same-origin', headers: { Accept: 'application/json' }, body })
+    .then(r => {
+      // The server has the choice: say so as a page it served would.
+      if (r.ok) document.documentElement.setAttribute('data-lang-chosen', '');
+      return r.ok;
+    })
+    .catch(() => false); // offline: this page only
+}
+function chooseLanguage(code) {
+  const prev = language();
+  setLanguage(code);
+  applyLanguage(prev);
+  return rememberLanguage(code);
+}
+// A choice an earlier version kept in this browser's localStorage is
+// carried over once, unless one was made since.
+function carryOverOldChoice() {
+  let old = null;
+  try {
+    old = localStorage.getItem(oldLanguageStorageKey);
+    localStorage.removeItem(oldLanguageStorageKey);
+  } catch { return; }
+  if (old && languageNames[old] && !document.documentElement.hasAttribute('data-lang-chosen')) chooseLanguage(old);
 }
 function applyLanguage(prev) {
   document.documentElement.lang = language();
@@ -1100,19 +1126,15 @@ function languageSwitch() {
   const nav = el('nav', { id: 'language-switch', class: 'language-switch', 'data-testid': 'language-switch' });
   for (const [code, name] of Object.entries(languageNames)) {
     const b = el('button', { type: 'button', class: 'secondary', lang: code, 'data-lang': code, 'data-testid': 'lang-' + code, text: name });
-    b.addEventListener('click', () => {
-      try { localStorage.setItem(languageStorageKey, code); } catch { /* private mode: this page only */ }
-      const prev = language();
-      setLanguage(code);
-      applyLanguage(prev);
-    });
+    b.addEventListener('click', () => chooseLanguage(code));
     nav.append(b);
   }
   (document.querySelector('header') || document.querySelector('#panel') || document.body).append(nav);
 }
-setLanguage(pickLanguage(navigator.languages || [navigator.language], savedLanguage()));
+setLanguage(document.documentElement.lang);
 languageSwitch();
 applyLanguage();
+carryOverOldChoice();
 
 const page = document.body.dataset.page;
 ({ lobby, join, guest, call })[page]?.();

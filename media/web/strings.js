@@ -597,8 +597,14 @@ export const catalogue = {
 /** Each catalogue language named in itself, for the language switch. */
 export const languageNames = { en: 'English', es: 'Español' };
 
-/** The localStorage key under which a browser remembers the chosen language. */
-export const languageStorageKey = 'telegate.lang';
+/**
+ * The localStorage key under which earlier versions remembered the
+ * language chosen on this browser's visit pages. The choice now lives
+ * with the server (the telegate_lang cookie, shared with telegate's own
+ * pages), which serves every page in it (<html lang>); a choice found
+ * here is carried over once.
+ */
+export const oldLanguageStorageKey = 'telegate.lang';
 
 let lang = 'en';
 
@@ -607,23 +613,6 @@ export function setLanguage(l) { if (catalogue[l]) lang = l; }
 
 /** The language the pages speak now (a catalogue key such as 'es'). */
 export function language() { return lang; }
-
-/**
- * The catalogue language for a browser's preferred languages: tags is a
- * list of BCP 47 language tags, most preferred first (navigator.languages,
- * which the browser derives from its Accept-Language, RFC 9110 §12.5.4);
- * the first whose primary subtag (RFC 5646 §2.2.1) has a catalogue wins,
- * English when none has. saved, a language chosen earlier with the switch,
- * comes before them all when it has a catalogue.
- */
-export function pickLanguage(tags, saved) {
-  if (saved && catalogue[saved]) return saved;
-  for (const tag of tags || []) {
-    const primary = String(tag).toLowerCase().split('-')[0];
-    if (catalogue[primary]) return primary;
-  }
-  return 'en';
-}
 
 /** The text of key with {name} placeholders filled from vars. */
 export function t(key, vars = {}) {
