@@ -286,17 +286,7 @@ func guestWaitingRoom(t *testing.T, dr, g *page) {
 	g.checkVerdict(verdict, figures)
 	g.waitFor("the camera preview", `document.querySelector('#precall-video').videoWidth > 0`, 10*time.Second)
 
-	const ask = "Chat-canary: the interpreter is ready"
-	g.waitFor("the guest's chat", `!document.querySelector('#wchat').hidden`, 10*time.Second)
-	dr.waitFor("the waiting guest in the call page's chat", `!document.querySelector('#host-panel #wchat').hidden && [...document.querySelectorAll('#host-panel #wchat-to option')].some(o => o.textContent === 'Ana Interpreter')`, 15*time.Second)
-	g.sendWaitingChat(ask)
-	dr.waitFor("the guest's message", fmt.Sprintf(`document.querySelector('#host-panel #wchat-log').textContent.includes(%q)`, "Ana Interpreter: "+ask), 15*time.Second)
-	const reply = "Chat-canary: thank you, letting you in now"
-	dr.sendWaitingChat(reply)
-	g.waitFor("the clinician's reply", fmt.Sprintf(`document.querySelector('#wchat-log').textContent.includes(%q)`, reply), 15*time.Second)
-	if got := eval[string](g, `document.querySelector('#wchat-log li:last-child strong').textContent`); got != "Dr. Demo Clinician: " {
-		t.Errorf("the guest reads the reply from %q", got)
-	}
+	chatBothWays(t, g, dr, "#host-panel ", "Ana Interpreter", "Chat-canary: the interpreter is ready", "Chat-canary: thank you, letting you in now")
 }
 
 // TestRegression_CallKeepsRemainingPeer: when one of two others leaves a

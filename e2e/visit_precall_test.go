@@ -43,6 +43,24 @@ func (p *page) sendWaitingChat(text string) {
 	}
 }
 
+// chatBothWays has the waiting page w (which the clinic knows as name)
+// and the clinic's page dr write to each other in the waiting-room chat:
+// ask from w, then reply from dr, each read on the other side with its
+// sender named. in scopes dr's chat ("" the lobby's, "#host-panel " the
+// host's call page's).
+func chatBothWays(t *testing.T, w, dr *page, in, name, ask, reply string) {
+	t.Helper()
+	w.waitFor("the waiting page's chat", `!document.querySelector('#wchat').hidden`, 10*time.Second)
+	dr.waitFor(name+" in the clinic's chat", fmt.Sprintf(`!document.querySelector('%[1]s#wchat').hidden && [...document.querySelectorAll('%[1]s#wchat-to option')].some(o => o.textContent === %[2]q)`, in, name), 15*time.Second)
+	w.sendWaitingChat(ask)
+	dr.waitFor(name+"'s message", fmt.Sprintf(`document.querySelector('%s#wchat-log').textContent.includes(%q)`, in, name+": "+ask), 15*time.Second)
+	dr.sendWaitingChat(reply)
+	w.waitFor("the clinician's reply", fmt.Sprintf(`document.querySelector('#wchat-log').textContent.includes(%q)`, reply), 15*time.Second)
+	if got := eval[string](w, `document.querySelector('#wchat-log li:last-child strong').textContent`); got != "Dr. Demo Clinician: " {
+		t.Errorf("%s reads the reply from %q", w.name, got)
+	}
+}
+
 // checkVerdict fails the test unless verdict (with figures), from
 // runPrecallCheck on p, is one of precallVerdicts, read in plain words,
 // with the check's selected pair relayed on both ends.
@@ -122,17 +140,7 @@ func TestVisitPreCallCheckAndWaitingRoomChat(t *testing.T) {
 	pat.waitFor("the remembered microphone", fmt.Sprintf(`document.querySelector('#precall-mic').value === %q && document.querySelector('#precall-video').srcObject?.getAudioTracks()[0]?.getSettings().deviceId === %q`, mic, mic), 15*time.Second)
 
 	// Waiting-room chat, both ways.
-	dr.waitFor("the chat with the waiting room", `!document.querySelector('#wchat').hidden && document.querySelector('#wchat-to option') !== null`, 15*time.Second)
-	const ask = "Chat-canary: is the clinic running late?"
-	pat.waitFor("the patient's chat", `!document.querySelector('#wchat').hidden`, 10*time.Second)
-	pat.sendWaitingChat(ask)
-	dr.waitFor("the patient's message", fmt.Sprintf(`document.querySelector('#wchat-log').textContent.includes(%q)`, "Demo Patient: "+ask), 15*time.Second)
-	const reply = "Chat-canary: five more minutes, thank you for waiting"
-	dr.sendWaitingChat(reply)
-	pat.waitFor("the clinician's reply", fmt.Sprintf(`document.querySelector('#wchat-log').textContent.includes(%q)`, reply), 15*time.Second)
-	if got := eval[string](pat, `document.querySelector('#wchat-log li:last-child strong').textContent`); got != "Dr. Demo Clinician: " {
-		t.Errorf("the patient reads the reply from %q", got)
-	}
+	chatBothWays(t, pat, dr, "", "Demo Patient", "Chat-canary: is the clinic running late?", "Chat-canary: five more minutes, thank you for waiting")
 	t.Logf("waiting-room chat: %s, %s", pat.screenshot(artifacts, "visit-waiting-chat.png"), dr.screenshot(artifacts, "visit-lobby-chat.png"))
 
 	// Admitted: the call starts on the remembered microphone.
