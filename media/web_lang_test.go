@@ -3,6 +3,8 @@ package media
 import (
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,6 +18,14 @@ import (
 // speaks; a cookie that names no language of telegate's is no choice.
 func TestVisitPagesServedInTheChosenLanguage(t *testing.T) {
 	t.Parallel()
+	// Every page starts as <html lang="en">, which inLanguage sets.
+	pages, _ := filepath.Glob("web/*.html")
+	for _, f := range pages {
+		b, _ := os.ReadFile(f)
+		if strings.HasPrefix(string(b), "<!doctype html>") && strings.Count(string(b), `<html lang="en">`) != 1 {
+			t.Errorf("%s does not start its document as <html lang=\"en\">", f)
+		}
+	}
 	h := newHarness(t, config.Visits{})
 	for _, tc := range []struct{ cookie, accept, want string }{
 		{"", "", `<html lang="en">`},
