@@ -3,7 +3,6 @@ package media
 import (
 	"bytes"
 	"embed"
-	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/telegate/telegate/page"
+	"github.com/telegate/telegate/scope"
 )
 
 // web holds the built-in client: pages, the call logic, styles and the
@@ -110,21 +110,21 @@ func pageHTML(name string) ([]byte, error) {
 }
 
 // lobby serves the clinician lobby to clinicians; anyone else signed in
-// gets a 403 page that says how patients join (an invite link), instead of
-// a create form the visits API would refuse.
-func (s *Service) lobby(page http.HandlerFunc) http.HandlerFunc {
+// gets a 403 page (page.Write: their language, the request id, the
+// decision in the request's audit record) that says how patients join (an
+// invite link), instead of a create form the visits API would refuse.
+func (s *Service) lobby(serve http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if id := identity(r); id != nil && id.Subject != "" && !id.HasRole("clinician") {
-			setPageHeaders(w, r)
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = io.WriteString(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">`+
-				`<title>Video visits</title><link rel="stylesheet" href="/.telegate/style.css"><main><h1>Video visits</h1>`+
-				`<p id="lobby-refused">Video visits are started by clinicians. To join a visit, open the invite link your clinician sent you.</p></main></html>`)
+			if sc := scope.From(r.Context()); sc != nil {
+				sc.Decision = scope.Decision{Allow: false, Reason: scope.ReasonRole}
+			}
+			page.Write(w, r, page.Problem{Status: http.StatusForbidden, Reason: "not-a-clinician",
+				Message: "Video visits are started by clinicians.",
+				Next:    "To join a visit, open the invite link your clinician sent you."})
 			return
 		}
-		page(w, r)
+		serve(w, r)
 	}
 }
 

@@ -26,6 +26,9 @@ var catalogue = map[string]map[string]string{
 		"This language is not offered here.":                "Este idioma no se ofrece aquí.",
 		"Choose one of the languages the page offers.":      "Elija uno de los idiomas que ofrece la página.",
 
+		"Video visits are started by clinicians.":                        "Las visitas por video las inicia el personal clínico.",
+		"To join a visit, open the invite link your clinician sent you.": "Para unirse a una visita, abra el enlace de invitación que le envió su profesional clínico.",
+
 		"This request could not be read":         "No se pudo leer esta solicitud",
 		"Please sign in":                         "Inicie sesión",
 		"You cannot open this page":              "No puede abrir esta página",
