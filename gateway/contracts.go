@@ -30,9 +30,13 @@ type Inspector interface {
 
 // Certificates supplies TLS for the public listener (package gateway/edgetls).
 type Certificates interface {
-	// TLSConfig for the HTTPS listener: certificates by SNI, TLS 1.2+,
-	// ALPN h2/http1.1/acme-tls/1, client certificates verified if given.
-	TLSConfig() *tls.Config
+	// TLSConfig for a TLS listener offering protos by ALPN (none: h2,
+	// http/1.1; acme-tls/1 added when challenges need it): certificates
+	// by SNI, TLS 1.2+, client certificates verified if given. A reload
+	// of the configuration reaches every handshake on it, with these
+	// protos (the config's GetConfigForClient); a listener's additions to
+	// a clone of it need not.
+	TLSConfig(protos ...string) *tls.Config
 	// HTTPHandler answers ACME HTTP-01 challenges and redirects everything
 	// else to HTTPS.
 	HTTPHandler() http.Handler

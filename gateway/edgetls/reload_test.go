@@ -124,12 +124,10 @@ func TestReloadRefusesProcessSettings(t *testing.T) {
 		field  string
 		change func(c *config.Config)
 	}{
-		{"tls.min_version", func(c *config.Config) { c.TLS.MinVersion = "1.3" }},
 		{"tls.acme", func(c *config.Config) { c.TLS.ACME.Email = "ops@hospital.test" }},
 		{"tls.storage", func(c *config.Config) { c.TLS.Storage = StorageRedis }},
 		{"tls.storage_key_file", func(c *config.Config) { c.TLS.StorageKeyFile = "/etc/telegate/tls-storage.key" }},
 		{"data_dir", func(c *config.Config) { c.DataDir = t.TempDir() }},
-		{"client_cas", func(c *config.Config) { c.ClientCAs = []config.ClientCA{{ID: "devices", CAFile: "/nonexistent"}} }},
 		{"tls.hosts[1] (portal.hospital.test): mode acme", func(c *config.Config) {
 			c.TLS.Hosts = append(c.TLS.Hosts, config.TLSHost{Names: []string{"portal.hospital.test"}, Mode: ModeACME})
 		}},
@@ -157,7 +155,7 @@ func TestPrepareDiscardKeepsServedTable(t *testing.T) {
 	addr := serveHTTPS(t, m, nil)
 	next := *cfg
 	next.TLS.Hosts = []config.TLSHost{{Names: []string{"localhost", "app.localhost"}, Mode: ModeLocal}}
-	p, err := m.Prepare(context.Background(), &next)
+	p, err := m.Prepare(context.Background(), &next, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
