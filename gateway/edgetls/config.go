@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/telegate/telegate/config"
 )
@@ -250,22 +249,6 @@ func LoadClientTrust(c *config.Config) (*ClientTrust, error) {
 // route-level client certificate check (auth.NewView). The map and pools
 // must not be modified.
 func (t *ClientTrust) Pools() map[string]*x509.CertPool { return t.byID }
-
-// verify reports whether chain (leaf first, as a handshake presents it)
-// chains to one of t's CAs with the clientAuth extended key usage
-// (RFC 5280 §4.2.1.12) at now.
-func (t *ClientTrust) verify(chain []*x509.Certificate, now time.Time) error {
-	if t.all == nil {
-		return errors.New("edgetls: client certificate given, but no client CA is configured")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	_, err := chain[0].Verify(x509.VerifyOptions{Roots: t.all, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	return err
-}
 
 // readCAFile is config.ReadCACertificates: the one rule for a device CA
 // bundle, applied by check (through auth) and by the TLS listener alike.

@@ -494,10 +494,10 @@ var tls12Suites = []uint16{
 //     "acme-tls/1" (http.Server.TLSNextProto);
 //   - when client_cas are configured, tls.VerifyClientCertIfGiven against
 //     all of them: a client certificate that does not chain to one of them
-//     fails the handshake, none at all is allowed here. A resumed session
+//     fails the handshake, none at all is allowed here. A session ticket
 //     (RFC 8446 §2.2) whose certificate no longer chains to one of them
-//     fails too, so a CA a reload removed admits nobody from the next
-//     handshake. Which CA a route requires (routes[].client_cert) is
+//     is not resumed, so a CA a reload removed admits nobody from the
+//     next handshake. Which CA a route requires (routes[].client_cert) is
 //     checked later by auth against the same generation's ClientTrust.
 //
 // The fields of the returned config are those of the selection served
@@ -546,9 +546,10 @@ func (l *listenerTLS) forHello(*tls.ClientHelloInfo) (*tls.Config, error) {
 
 // build is the listener's tls.Config for sel. Its session ticket keys are
 // the listener's own (crypto/tls uses the first config's keys when the one
-// from GetConfigForClient sets none), so tickets survive a reload; whether
-// a resumed session's client certificate is still trusted is checked
-// against sel (VerifyConnection runs on resumptions too).
+// from GetConfigForClient sets none), so tickets survive a reload; a
+// ticket whose client certificate no longer chains to sel's ClientCAs is
+// not resumed (crypto/tls verifies its chains again against the config
+// of the handshake), and the full handshake that follows refuses it.
 func (l *listenerTLS) build(sel *selection) *tls.Config {
 	tc := &tls.Config{
 		MinVersion:     sel.plan.minVersion,
@@ -556,16 +557,9 @@ func (l *listenerTLS) build(sel *selection) *tls.Config {
 		NextProtos:     l.protos,
 		GetCertificate: l.m.getCertificate,
 	}
-	trust := sel.trust
-	if trust.all != nil {
+	if sel.trust.all != nil {
 		tc.ClientAuth = tls.VerifyClientCertIfGiven
-		tc.ClientCAs = trust.all
-	}
-	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		if !cs.DidResume || len(cs.PeerCertificates) == 0 {
-			return nil
-		}
-		return trust.verify(cs.PeerCertificates, time.Now())
+		tc.ClientCAs = sel.trust.all
 	}
 	return tc
 }
