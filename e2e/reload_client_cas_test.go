@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
@@ -23,13 +25,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/pion/stun/v4"
 
 	"github.com/telegate/telegate/media/relay/turnwire"
 )
 
-// clientCAsConfig is a configuration whose route /carts/ takes only
-// devices (see runWithDevOP for %[1]…%[7]): %[8]s is the client_cas list,
+// clientCAsConfig is a configuration whose routes /carts/ and, for
+// WebSockets, /carts-live/ take only devices (see runWithDevOP for %[1]…%[7]): %[8]s is the client_cas list,
 // %[9]s the route's client_cert, %[10]s the upstream, %[11]d the
 // plain-HTTP listener's port, %[12]d the relay's dedicated TLS port and
 // %[13]s the lowest TLS version.
@@ -57,6 +60,14 @@ routes:
     upstream: %[10]s
     client_cert: %[9]s
     identity_headers: true
+    policy:
+      allow:
+        - authenticated: true
+  - id: carts-live
+    path: /carts-live/
+    upstream: %[10]s
+    websocket: true
+    client_cert: %[9]s
     policy:
       allow:
         - authenticated: true
@@ -127,6 +138,33 @@ func (ca *deviceCA) issue(t *testing.T, name string) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
+// deviceUpstream is the devices' upstream: it echoes a WebSocket's
+// messages, and answers any other request with the subject the gateway
+// named (identity_headers) as JSON.
+func deviceUpstream(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]string{"subject": r.Header.Get("X-Telegate-Subject")})
+			return
+		}
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // the gateway checked the Origin
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, b, err := c.Read(r.Context())
+			if err != nil || c.Write(r.Context(), typ, b) != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // clientCAsNode is a running node of clientCAsConfig and what its tests
 // drive it with.
 type clientCAsNode struct {
@@ -144,7 +182,7 @@ func caEntry(id, file string) string { return fmt.Sprintf("  - id: %s\n    ca_fi
 
 func startClientCAsNode(t *testing.T, cas, clientCert string) *clientCAsNode {
 	t.Helper()
-	n := &clientCAsNode{t: t, upstream: identityEcho(t), httpPort: freePort(t), turnsPort: freePort(t), gen: 1}
+	n := &clientCAsNode{t: t, upstream: deviceUpstream(t), httpPort: freePort(t), turnsPort: freePort(t), gen: 1}
 	n.d, n.rewrite = startWithDevOP(t, clientCAsConfig, cas, clientCert, n.upstream, n.httpPort, n.turnsPort, "1.2")
 	n.roots = rootPool(t, n.d)
 	return n
@@ -293,6 +331,46 @@ func (dv *device) refusedAtHandshake(why string) {
 	}
 }
 
+// live opens the device's WebSocket to /carts-live/ (over HTTP/1.1, a
+// connection of its own) and returns a function that sends one message
+// and reads its echo within a second: an error once the gateway closed it.
+func (dv *device) live() func() error {
+	dv.n.t.Helper()
+	tr := dv.tr.Clone()
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	dv.n.t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	dv.n.t.Cleanup(cancel)
+	base := dv.n.d.Base()
+	c, _, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(base, "https")+"/carts-live/vitals",
+		&websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: http.Header{"Origin": {base}}})
+	if err != nil {
+		dv.n.t.Fatalf("%s: WebSocket: %v", dv.name, err)
+	}
+	dv.n.t.Cleanup(func() { c.CloseNow() })
+	return func() error {
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		defer rcancel()
+		if err := c.Write(rctx, websocket.MessageText, []byte("spo2 97")); err != nil {
+			return err
+		}
+		_, _, err := c.Read(rctx)
+		return err
+	}
+}
+
+// closedSoon reports whether echo fails within 2 s (the gateway closes the
+// upstream side, then the client's).
+func closedSoon(echo func() error) bool {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if echo() != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // audited fails the test unless the trail has the request's record with
 // status and a deny decision.
 func (n *clientCAsNode) audited(why, requestID string, status int) {
@@ -328,7 +406,8 @@ func (n *clientCAsNode) audited(why, requestID string, status int) {
 // without a restart. A reload that adds a CA admits its devices from
 // their first connection while the old CA's devices go on; one that
 // removes a CA refuses its devices' new connections at the handshake and
-// the next request on a connection they kept (403, audited); a reload
+// the next request on a connection they kept (403, audited), and their
+// WebSockets are closed, while the remaining CA's stay open; a reload
 // whose CA file is bad is refused with its field and line, and every
 // device goes on as before.
 func TestReloadClientCAs(t *testing.T) {
@@ -342,6 +421,7 @@ func TestReloadClientCAs(t *testing.T) {
 	a1, a2 := n.device(certA, true), n.device(certA, false)
 	a1.accepted("CA A configured", false)
 	a2.accepted("CA A configured", false)
+	aLive := a2.live()
 	b := n.device(certB, true)
 	b.refusedAtHandshake("CA B not configured yet")
 
@@ -350,6 +430,10 @@ func TestReloadClientCAs(t *testing.T) {
 	n.reload()
 	b.accepted("CA B added", false)
 	b.accepted("CA B added", true)
+	bLive := b.live()
+	if closedSoon(aLive) {
+		t.Error("CA B added: the WebSocket of CA A's device was closed")
+	}
 	a1.accepted("CA B added", true)
 	a2.accepted("CA B added", true)
 
@@ -379,6 +463,12 @@ func TestReloadClientCAs(t *testing.T) {
 	n.device(certA, false).refusedAtHandshake("CA A removed")
 	b.accepted("CA A removed", true)
 	n.device(certB, false).accepted("CA A removed: B over HTTP/1.1", false)
+	if !closedSoon(aLive) {
+		t.Error("CA A removed: the WebSocket of its device stays open")
+	}
+	if closedSoon(bLive) {
+		t.Error("CA A removed: the WebSocket of CA B's device was closed")
+	}
 }
 
 // TestRegression_ReloadHalfAppliesClientTrust: a reload that changes the
@@ -387,7 +477,8 @@ func TestReloadClientCAs(t *testing.T) {
 //   - the CA file of an id replaced in place (the configuration text
 //     unchanged): the handshake takes the new CA's devices, and so does
 //     the identity mapping, which must not keep the old pool (the new
-//     device answered as itself, the old one's kept connection refused);
+//     device answered as itself, the old one's kept connection refused
+//     and its WebSocket closed);
 //   - a session ticket (RFC 8446 §2.2) issued under a CA the reload
 //     removed resumes nothing: the handshake is refused like a full one;
 //   - the per-handshake configuration keeps each listener's ALPN: HTTP/2
@@ -449,6 +540,7 @@ func TestRegression_ReloadHalfAppliesClientTrust(t *testing.T) {
 	// Generation 1: the bundle holds CA old.
 	a := n.device(certA, true)
 	a.accepted("bundle of CA old", false)
+	aLive := a.live()
 	listeners("generation 1", 0)
 	// A device that resumes its TLS sessions: the second connection
 	// resumes (so the refusal below is the resumption's).
@@ -492,6 +584,9 @@ func TestRegression_ReloadHalfAppliesClientTrust(t *testing.T) {
 	n.reload()
 	n.device(certB, true).accepted("bundle replaced: CA new's device", false)
 	a.refusedOnItsConnection("bundle replaced: CA old's kept connection")
+	if !closedSoon(aLive) {
+		t.Error("bundle replaced: the WebSocket of CA old's device stays open")
+	}
 	if resumed, err := resumer(); resumed || err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("bundle replaced: CA old's device with its session ticket: resumed %v, %v; want no resumption and the handshake refused", resumed, err)
 	}

@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 
+	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/policies"
+	"github.com/telegate/telegate/scope"
 )
 
 // Authenticator is the control plane's "who is this" stage (package auth).
@@ -21,6 +24,19 @@ type Authenticator interface {
 	// Handler serves telegate's own auth endpoints under /.telegate/
 	// (login, callback/{provider}, logout, backchannel-logout/{provider}).
 	Handler() http.Handler
+}
+
+// DeviceChecker is implemented by an Authenticator that maps client
+// certificates to device identities (auth.View). On every swap the
+// gateway asks the new generation's, for each proxied WebSocket a device
+// holds open, whether the certificate chain that admitted it still maps
+// to the same identity on its route (the device CAs may have changed);
+// one that does not is closed. An Authenticator without it closes every
+// device's WebSocket on a swap (fail closed).
+type DeviceChecker interface {
+	// DeviceIdentity is the identity of chain (leaf first) on route, nil
+	// when none of the route's client CAs vouches for it.
+	DeviceIdentity(chain []*x509.Certificate, route *config.Route) *scope.Identity
 }
 
 // Inspector is the WAF stage (package policies).

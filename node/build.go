@@ -160,6 +160,10 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 	return g, nil
 }
 
+// The gateway asks the generation's View again about the devices' open
+// WebSockets on every swap.
+var _ gateway.DeviceChecker = (*auth.View)(nil)
+
 // asStarted is cfg as Run sees it once the development providers are
 // started (startDevelopmentProviders): a configuration that is only
 // checked has none running, so each unfilled development provider gets a
