@@ -117,7 +117,7 @@ type Options struct {
 // then Apply), which every handshake and every plain-HTTP request reads.
 type Manager struct {
 	log       *slog.Logger
-	start     *plan           // the plan of New: the settings that stay (min version, challenges)
+	start     *plan           // the plan of New: the settings that stay (challenges, whether acme-tls/1 is offered)
 	fixed     fixedTLS        // New's settings that Prepare refuses to change
 	httpsPort string          // ":port" for redirects, "" for 443
 	ctx       context.Context // background work; ends with Close
