@@ -131,6 +131,11 @@ const (
 	ReasonPathWhitespace Reason = "path:whitespace"
 	// ReasonPathTrailingDot: a path segment ending in '.'.
 	ReasonPathTrailingDot Reason = "path:trailing-dot"
+	// ReasonPathStream: an NTFS stream name (":$", "::$DATA",
+	// ":$I30:$INDEX_ALLOCATION") in the decoded path.
+	ReasonPathStream Reason = "path:stream"
+	// ReasonMethodCase: a request method with lower-case letters.
+	ReasonMethodCase Reason = "method:case"
 	// ReasonPathUTF8: the decoded path is not valid UTF-8.
 	ReasonPathUTF8 Reason = "path:utf8"
 	// ReasonPathInvisible: an invisible, format or space character
@@ -177,7 +182,7 @@ var declared = map[Reason]bool{
 	ReasonPathEncodedDelimiter: true, ReasonPathDoubleEncoding: true, ReasonPathWhitespace: true,
 	ReasonPathTrailingDot: true, ReasonPathUTF8: true, ReasonPathInvisible: true, ReasonPathUnicodeForm: true,
 	ReasonPathCase: true, ReasonQueryMethodOverride: true, ReasonBodyMethodOverride: true,
-	ReasonBodyMultipart: true,
+	ReasonBodyMultipart: true, ReasonPathStream: true, ReasonMethodCase: true,
 }
 
 // Declared reports whether r is one of the Reason constants or a
