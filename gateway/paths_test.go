@@ -228,6 +228,7 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"query encoded name", get1("/public/a?%5Fmethod=DELETE"), 400, ""},
 		{"query array name", get1("/public/a?_method[]=DELETE"), 400, ""},
 		{"query dotted name (PHP reads '.' as '_')", get1("/public/a?.method=DELETE"), 400, ""},
+		{"query name cut by NUL (PHP reads a C string)", get1("/public/a?_method%00x=DELETE"), 400, ""},
 		{"body", form(urlenc, "_method=DELETE"), 400, ""},
 		{"body after other fields", form(urlenc, "a=1&b=2&_method=DELETE"), 400, ""},
 		{"body encoded name", form(urlenc, "a=1&%5Fmethod=DELETE"), 400, ""},
@@ -235,6 +236,7 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"body upper case", form(urlenc, "_METHOD=PUT"), 400, ""},
 		{"body leading space", form(urlenc, "+_method=PUT"), 400, ""},
 		{"body name without value", form(urlenc, "a=1&_method"), 400, ""},
+		{"body name cut by NUL", form(urlenc, "a=1&_method%00=PUT"), 400, ""},
 		{"body semicolon separator", form(urlenc, "a=1;_method=PUT"), 400, ""},
 		{"body with charset", form("Application/X-WWW-Form-URLEncoded; charset=utf-8", "_method=PUT"), 400, ""},
 		{"body without content type", form("", "_method=PUT"), 400, ""},
@@ -273,7 +275,15 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"multipart delimiter followed by text inside a part", form(mpB, mpParts(part(`form-data; name="a"`, "--"+mpBoundary+"x"))), 400, ""},
 		{"multipart other names pass", form(mpB, mpParts(part(`form-data; name="method"`, "PUT"), part(`form-data; name="a_method"; filename="_method.txt"`, "_method"), part(`form-data; name="x"; filename*=UTF-8''a.txt`, "-- "+mpBoundary[2:]))), 200, "/public/a"},
 		{"other names pass", form(urlenc, "method=PUT&a_method=x&_methods=y&x=_method"), 200, "/public/a"},
-		{"JSON body is not a form", form("application/json", `{"_method":"PUT"}`), 200, "/public/a"},
+		// JSON: Laravel reads a JSON body's top-level members as form
+		// fields, Express's method-override is told to read req.body._method.
+		{"JSON top-level name", form("application/json", `{"_method":"PUT"}`), 400, ""},
+		{"JSON escaped name", form("application/json; charset=utf-8", `{"a":1,"\u005Fmethod":"PUT"}`), 400, ""},
+		{"JSON name in upper case", form("text/json", `{"_METHOD":"DELETE"}`), 400, ""},
+		{"JSON suffix type", form("application/vnd.api+json", ` {"data":{},"_method":"PATCH"}`), 400, ""},
+		{"JSON type in upper case", form("Application/JSON", `{"_method":"PUT"}`), 400, ""},
+		{"JSON nested names and values pass", form("application/json", `{"a":{"_method":"PUT"},"b":"_method","c":["_method"]}`), 200, "/public/a"},
+		{"JSON top-level array passes", form("application/json", `[{"_method":"PUT"}]`), 200, "/public/a"},
 		{"query value is not a name", get1("/public/a?x=_method"), 200, "/public/a?x=_method"},
 	})
 
@@ -288,6 +298,8 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"long body, override at the end", urlenc, big + "_method=DELETE", 400},
 		{"long body, override split at the read-ahead", urlenc, big[:formReadAhead-3] + "&_method=PUT", 400},
 		{"long body without override", urlenc, big + "b=2", 200},
+		{"long JSON body, override at the end", "application/json", `{"a":"` + big + `","_method":"DELETE"}`, 400},
+		{"long JSON body without override", "application/json", `{"a":"` + big + `","b":"_method"}`, 200},
 		{"long multipart body, override at the end", mpB, mpParts(bigPart, part(`form-data; name="_method"`, "DELETE")), 400},
 		{"long multipart body, stray delimiter at the end", mpB, mpParts(bigPart) + "--" + mpBoundary + "\r\n", 400},
 		{"long multipart body cut short", mpB, bigPart, 400},
