@@ -497,6 +497,8 @@ func refuseWith(w http.ResponseWriter, r *http.Request, status int, reason scope
 // and the proxy see exactly it. Anything ambiguous is answered 400
 // (docs/architecture.md principle 1): framing faults found on the connection
 // (Content-Length with Transfer-Encoding, obs-fold, …; see h1scan.go), a
+// method with lower-case letters ("post", which servers that fold case
+// run as POST), a
 // Transfer-Encoding other than "chunked" (RFC 9112 §6.1), a target that is
 // not origin-form or whose authority differs from Host (RFC 9112 §3.2.2),
 // the faults of CanonicalPath and CanonicalHost, more query parameters than
@@ -530,6 +532,13 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 				}
 				return
 			}
+		}
+		if hasLower(r.Method) {
+			// Methods are case-sensitive (RFC 9110 §9.1), but servers
+			// that fold them would run "post" as the POST that
+			// telegate's rules never saw.
+			refuse(w, r, http.StatusBadRequest, scope.ReasonMethodCase)
+			return
 		}
 		if len(r.TransferEncoding) > 0 {
 			if len(r.TransferEncoding) != 1 || !strings.EqualFold(r.TransferEncoding[0], "chunked") {
@@ -624,6 +633,16 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 		r.URL.Fragment, r.URL.RawFragment = "", ""
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hasLower reports whether s has an ASCII lower-case letter.
+func hasLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'a' <= s[i] && s[i] <= 'z' {
+			return true
+		}
+	}
+	return false
 }
 
 // unescapedPath decodes a canonical path for url.URL.Path (RawPath keeps

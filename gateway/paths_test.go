@@ -112,6 +112,13 @@ func TestRegression_PathCase(t *testing.T) {
 		{"without slash", get1("/ADMIN"), 400, ""},
 		{"public in other case", get1("/PUBLIC/a"), 400, ""},
 		{"telegate's endpoints in other case", get1("/.TELEGATE/login"), 400, ""},
+		// Java's equalsIgnoreCase and .NET's OrdinalIgnoreCase read these
+		// as "i", which Unicode case folding alone does not.
+		{"dotless i", get1("/adm%C4%B1n/x"), 400, ""},
+		{"raw dotless i", get1("/clin\xc4\xb1c/x"), 400, ""},
+		{"dotted capital I", get1("/adm%C4%B0n/x"), 400, ""},
+		{"dotted capital I without slash", get1("/adm%C4%B0n"), 400, ""},
+		{"dotless i on a case-insensitive upstream", get1("/f%C4%B1les/a"), 200, "/f%C4%B1les/a"},
 		{"case-insensitive upstream takes any case", get1("/FILES/Report.pdf"), 200, "/FILES/Report.pdf"},
 		{"case-insensitive upstream, exact case", get1("/files/a"), 200, "/files/a"},
 		{"no other route in any case", get1("/elsewhere/X"), 200, "/elsewhere/X"},
@@ -143,6 +150,23 @@ func TestRegression_TrimmedSegments(t *testing.T) {
 		{"encoded percent", get1("/public/a%25"), 400, ""},
 		{"empty segment", get1("/public//a"), 400, ""},
 		{"empty first segment", get1("//public/a"), 400, ""},
+		// Servers that drop a segment's parameters (";…", Tomcat, Jetty)
+		// read what comes before them: the rules hold there too, on a
+		// route that allows ';'.
+		{"dot-dot before parameters", get1("/matrix/..;/admin/x"), 400, ""},
+		{"dot-dot before parameters, encoded dots", get1("/matrix/%2E%2E;x/admin/"), 400, ""},
+		{"dot before parameters", get1("/matrix/.;x/a"), 400, ""},
+		{"trailing dot before parameters", get1("/matrix/admin.;x/y"), 400, ""},
+		{"empty segment with parameters", get1("/matrix/;x/a"), 400, ""},
+		{"parameters on a segment are fine", get1("/matrix/a;jsessionid=1/b"), 200, "/matrix/a;jsessionid=1/b"},
+		{"parameters on an empty last segment are fine", get1("/matrix/a/;jsessionid=1"), 200, "/matrix/a/;jsessionid=1"},
+		// NTFS stream names: IIS reads "/admin::$INDEX_ALLOCATION/x"
+		// as "/admin/x".
+		{"directory stream", get1("/admin::$INDEX_ALLOCATION/x"), 400, ""},
+		{"named directory stream", get1("/admin:$i30:$INDEX_ALLOCATION/x"), 400, ""},
+		{"data stream", get1("/public/web.config::$DATA"), 400, ""},
+		{"encoded stream marker", get1("/admin%3A%3A%24INDEX_ALLOCATION/x"), 400, ""},
+		{"colon and dollar apart are fine", get1("/public/a:b$c"), 200, "/public/a:b$c"},
 		{"trailing slash is fine", get1("/public/a/"), 200, "/public/a/"},
 		{"dot inside a segment is fine", get1("/public/a.b"), 200, "/public/a.b"},
 	})
@@ -224,6 +248,10 @@ func testMethodOverride(t *testing.T, s *served) {
 		"5\r\na=1&_\r\n6\r\nmethod\r\n7\r\n=DELETE\r\n0\r\n\r\n"
 	sendKind(t, s, []kindCase{
 		{"query", get1("/public/a?_method=DELETE"), 400, ""},
+		// A method in lower case: servers that fold it run "post" as
+		// the POST the route's methods rule never saw.
+		{"method in lower case", "delete /public/a HTTP/1.1\r\n\r\n", 400, ""},
+		{"method in mixed case", "Post /public/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 400, ""},
 		{"query upper case", get1("/public/a?x=1&_METHOD=put"), 400, ""},
 		{"query encoded name", get1("/public/a?%5Fmethod=DELETE"), 400, ""},
 		{"query array name", get1("/public/a?_method[]=DELETE"), 400, ""},
