@@ -282,3 +282,116 @@ func TestRegression_HTTP2HeaderBlock(t *testing.T) {
 		t.Errorf("normal client: %s %d", resp.Proto, resp.StatusCode)
 	}
 }
+
+// TestRegression_HTTP2ControlFrameFlood: a client that sends control
+// frames as fast as it can — PINGs or SETTINGS that each make the server
+// write an acknowledgement, PRIORITY frames, empty DATA frames — while
+// reading every answer (so the HTTP/2 server's own queue limit never
+// trips) gets GOAWAY ENHANCE_YOUR_CALM and its connection closed, instead
+// of keeping the server busy for every other client; a client sending a
+// few of them, and another connection, are served.
+func TestRegression_HTTP2ControlFrameFlood(t *testing.T) {
+	t.Parallel()
+	s := serveTestGateway(t, nil)
+	const flood = 5 * h2ControlFrameBurst
+	post := func(fr *http2.Framer) error {
+		var b bytes.Buffer
+		enc := hpack.NewEncoder(&b)
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", appHost}, {":path", "/public/h2flood"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true})
+	}
+	repeat := func(n int, send func(fr *http2.Framer, i int) error) func(fr *http2.Framer) error {
+		return func(fr *http2.Framer) error {
+			for i := 0; i < n; i++ {
+				if err := send(fr, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	ping := func(fr *http2.Framer, i int) error { return fr.WritePing(false, [8]byte{byte(i)}) }
+	cases := []struct {
+		name   string
+		send   func(fr *http2.Framer) error
+		served bool
+	}{
+		{"PING flood", repeat(flood, ping), false},
+		{"SETTINGS flood", repeat(flood, func(fr *http2.Framer, _ int) error {
+			return fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+		}), false},
+		{"empty SETTINGS flood", repeat(flood, func(fr *http2.Framer, _ int) error { return fr.WriteSettings() }), false},
+		{"PRIORITY flood", repeat(flood, func(fr *http2.Framer, i int) error {
+			return fr.WritePriority(uint32(2*i+3), http2.PriorityParam{StreamDep: 1, Weight: 10})
+		}), false},
+		{"empty DATA flood", func(fr *http2.Framer) error {
+			if err := post(fr); err != nil {
+				return err
+			}
+			return repeat(flood, func(fr *http2.Framer, _ int) error { return fr.WriteData(1, false, nil) })(fr)
+		}, false},
+		{"PINGs and SETTINGS mixed", repeat(flood, func(fr *http2.Framer, i int) error {
+			if i%2 == 0 {
+				return ping(fr, i)
+			}
+			return fr.WriteSettings()
+		}), false},
+		{"a few PINGs, then a request", func(fr *http2.Framer) error {
+			if err := repeat(20, ping)(fr); err != nil {
+				return err
+			}
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Block("/public/h2flood"), EndStream: true, EndHeaders: true})
+		}, true},
+	}
+	t.Run("members", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				fr, answer, status := h2Raw(t, s)
+				werr := make(chan error, 1)
+				go func() { werr <- tc.send(fr) }()
+				if tc.served {
+					select {
+					case a := <-answer:
+						t.Fatalf("connection ended (GOAWAY %v) before a response", a.goaway)
+					case st := <-status:
+						if st != "200" {
+							t.Errorf("status %s, want 200", st)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatal("no response")
+					}
+					return
+				}
+				a := <-answer
+				if !a.closed {
+					t.Fatalf("connection still open after %v", a.after)
+				}
+				if a.goaway == nil || a.goaway.ErrCode != http2.ErrCodeEnhanceYourCalm {
+					t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", a.goaway)
+				}
+				if a.after > 3*time.Second {
+					t.Errorf("closed after %v, want within 3s", a.after)
+				}
+				<-werr
+			})
+		}
+	})
+	// Nothing of the floods reached the upstream; another connection is
+	// served.
+	for _, r := range s.rec.all() {
+		if r.Method == "POST" && strings.Contains(r.RequestURI, "h2flood") {
+			t.Errorf("the upstream received %s %s", r.Method, r.RequestURI)
+		}
+	}
+	resp, err := s.client(s.addr).Get("https://" + appHost + "/public/h2flood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Errorf("another client: %s %d", resp.Proto, resp.StatusCode)
+	}
+}
