@@ -145,6 +145,11 @@ func TestRegression_UpstreamCannotSetTelegatesCookies(t *testing.T) {
 		"__Secure-telegate=fixated; Secure",
 		"telegate=fixated",
 		"__Host-telegate-login=fixated; Path=/; Secure",
+		"__Host-telegate; Path=/; Secure", // no "=": browsers send it back as "__Host-telegate"
+		"\t__Host-telegate=fixated; Path=/",
+		"__Secure-__Host-telegate=fixated; Secure",
+		"__hOsT-tElEgAtE=fixated; Domain=app.example.test; Path=/",
+		"TELEGATE-LOGIN=fixated; Path=/.telegate/",
 	}
 	kept := []string{"app=1; Path=/", "theme=dark", "__Host-app=2; Path=/; Secure"}
 	for _, v := range append(append([]string{}, forged...), kept...) {
