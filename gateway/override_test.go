@@ -9,6 +9,21 @@ import (
 	"testing/iotest"
 )
 
+// scanSplits scans body cut in two at every place with a fresh scanner of
+// newScanner, and checks that it finds the override name (want) each time.
+func scanSplits(t *testing.T, newScanner func() fieldScanner, body string, want bool) {
+	t.Helper()
+	for cut := 0; cut <= len(body); cut++ {
+		s := newScanner()
+		s.scan([]byte(body[:cut]))
+		s.scan([]byte(body[cut:]))
+		s.end()
+		if s.overrides() != want {
+			t.Errorf("%q cut at %d: found %v, want %v", body, cut, s.overrides(), want)
+		}
+	}
+}
+
 // TestFormScannerSplits: the scanner finds the override name whatever
 // the boundaries between the chunks a body arrives in.
 func TestFormScannerSplits(t *testing.T) {
@@ -31,15 +46,7 @@ func TestFormScannerSplits(t *testing.T) {
 		{"_method%=1", false},
 		{"", false},
 	} {
-		for cut := 0; cut <= len(tc.body); cut++ {
-			var s formScanner
-			s.scan([]byte(tc.body[:cut]))
-			s.scan([]byte(tc.body[cut:]))
-			s.end()
-			if s.found != tc.want {
-				t.Errorf("%q cut at %d: found %v, want %v", tc.body, cut, s.found, tc.want)
-			}
-		}
+		scanSplits(t, func() fieldScanner { return &formScanner{} }, tc.body, tc.want)
 	}
 }
 
@@ -66,15 +73,7 @@ func TestJSONScannerSplits(t *testing.T) {
 		{`{"\u005gmethod":1}`, false},
 		{``, false},
 	} {
-		for cut := 0; cut <= len(tc.body); cut++ {
-			var s jsonScanner
-			s.scan([]byte(tc.body[:cut]))
-			s.scan([]byte(tc.body[cut:]))
-			s.end()
-			if s.found != tc.want {
-				t.Errorf("%q cut at %d: found %v, want %v", tc.body, cut, s.found, tc.want)
-			}
-		}
+		scanSplits(t, func() fieldScanner { return &jsonScanner{} }, tc.body, tc.want)
 	}
 }
 
