@@ -359,7 +359,10 @@ func refusalReason(err error) scope.Reason {
 // of a urlencoded body (formScanner), the part names of a multipart
 // body (multipartScan) and the top-level member names of a JSON body
 // (jsonScanner). A multipart body that cannot be read
-// unambiguously is refused too (400, scope.ReasonBodyMultipart). The
+// unambiguously is refused too (400, scope.ReasonBodyMultipart), and so is
+// such a body content-coded, in a charset that is not ASCII-compatible
+// (readableCoding), or JSON that starts as UTF-16 or UTF-32 (wideJSON)
+// (400, scope.ReasonBodyEncoding). The
 // query is checked by canonicalise.
 //
 // The body is never held whole: the first formReadAhead bytes are read
@@ -384,6 +387,10 @@ func (g *generation) refuseMethodOverride(next http.Handler) http.Handler {
 			refuse(w, r, http.StatusBadRequest, scope.ReasonBodyMultipart)
 			return
 		}
+		if !readableCoding(r.Header) {
+			refuse(w, r, http.StatusBadRequest, scope.ReasonBodyEncoding)
+			return
+		}
 		f := newFormStream(r.Body, kind, boundary)
 		for !f.done && f.err == nil && len(f.pending) <= formReadAhead {
 			f.more()
@@ -396,6 +403,10 @@ func (g *generation) refuseMethodOverride(next http.Handler) http.Handler {
 			}
 			return
 		}
+		if kind == bodyJSON && wideJSON(f.pending) {
+			refuse(w, r, http.StatusBadRequest, scope.ReasonBodyEncoding)
+			return
+		}
 		if f.done {
 			r.Body = readCloser{bytes.NewReader(f.pending), r.Body}
 		} else {
@@ -404,6 +415,62 @@ func (g *generation) refuseMethodOverride(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readableCoding reports whether a body with header h is one the body
+// scanners read as an upstream may: no Content-Encoding but "identity"
+// (an upstream that inflates a gzip body would read fields the scanner
+// never saw), and no charset parameter naming a charset that is not
+// ASCII-compatible (asciiCharset), in which "_method" is other bytes.
+func readableCoding(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
+		}
+	}
+	for _, ct := range h.Values("Content-Type") {
+		_, params, err := mime.ParseMediaType(ct)
+		if err != nil {
+			if strings.Contains(strings.ToLower(ct), "charset") {
+				return false
+			}
+			continue
+		}
+		if cs, ok := params["charset"]; ok && !asciiCharset(cs) {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiCharset reports whether a charset name (RFC 2978) is one whose
+// ASCII characters are their ASCII bytes: UTF-8, US-ASCII, ISO 8859 and
+// the Windows-125x code pages, in any case.
+func asciiCharset(cs string) bool {
+	cs = strings.ToLower(strings.TrimSpace(cs))
+	switch cs {
+	case "utf-8", "utf8", "us-ascii", "ascii", "latin1":
+		return true
+	}
+	return strings.HasPrefix(cs, "iso-8859-") || strings.HasPrefix(cs, "windows-125")
+}
+
+// wideJSON reports whether a JSON body starts as UTF-16 or UTF-32 text
+// (a NUL among its first two bytes, or a UTF-16 byte order mark), which
+// parsers that detect the encoding (RFC 4627 §3) decode, and which the
+// scanner would not read.
+func wideJSON(start []byte) bool {
+	if len(start) >= 2 && (start[0] == 0xff && start[1] == 0xfe || start[0] == 0xfe && start[1] == 0xff) {
+		return true
+	}
+	for i := 0; i < len(start) && i < 2; i++ {
+		if start[i] == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 type readCloser struct {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/gzip"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,6 +92,25 @@ func sendKind(t *testing.T, s *served, cases []kindCase) {
 			}
 		})
 	}
+}
+
+// gzipped is s compressed with gzip.
+func gzipped(s string) string {
+	var b bytes.Buffer
+	z := gzip.NewWriter(&b)
+	_, _ = z.Write([]byte(s))
+	_ = z.Close()
+	return b.String()
+}
+
+// utf16le is ASCII text s in UTF-16LE.
+func utf16le(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(s[i])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func get1(path string, fields ...string) string {
@@ -236,6 +257,10 @@ func testMethodOverride(t *testing.T, s *served) {
 		}
 		return h + "\r\n" + body
 	}
+	encoded := func(ctype, coding, body string) string {
+		return "POST /public/a HTTP/1.1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\nContent-Type: " + ctype +
+			"\r\nContent-Encoding: " + coding + "\r\n\r\n" + body
+	}
 	const urlenc = "application/x-www-form-urlencoded"
 	const mpBoundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
 	const mpB = "multipart/form-data; boundary=" + mpBoundary
@@ -312,6 +337,22 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"JSON type in upper case", form("Application/JSON", `{"_method":"PUT"}`), 400, ""},
 		{"JSON nested names and values pass", form("application/json", `{"a":{"_method":"PUT"},"b":"_method","c":["_method"]}`), 200, "/public/a"},
 		{"JSON top-level array passes", form("application/json", `[{"_method":"PUT"}]`), 200, "/public/a"},
+		// A body telegate cannot read as the upstream may: content-coded
+		// (Jetty's GzipHandler and ASP.NET Core's request decompression
+		// inflate it), or in a charset that is not ASCII-compatible
+		// (body-parser and servlet containers decode UTF-16).
+		{"gzip form body", encoded(urlenc, "gzip", gzipped("_method=DELETE")), 400, ""},
+		{"deflate JSON body", encoded("application/json", "deflate", gzipped(`{"_method":"PUT"}`)), 400, ""},
+		{"coded multipart body", encoded(mpB, "br", mp(`form-data; name="a"`, "1")), 400, ""},
+		{"two codings, identity first", "POST /public/a HTTP/1.1\r\nContent-Type: " + urlenc + "\r\nContent-Encoding: identity\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\na=1", 400, ""},
+		{"UTF-16 form body", form(urlenc+"; charset=UTF-16LE", utf16le("_method=DELETE")), 400, ""},
+		{"UTF-16 JSON body", form("application/json; charset=utf-16", utf16le(`{"_method":"PUT"}`)), 400, ""},
+		{"UTF-32 JSON without charset", form("application/json", "{\x00\x00\x00\"\x00\x00\x00"), 400, ""},
+		{"UTF-16 JSON with a byte order mark", form("application/json", "\xff\xfe"+utf16le(`{"_method":"PUT"}`)), 400, ""},
+		{"UTF-7 form body", form(urlenc+"; charset=utf-7", "+AF8-method=PUT"), 400, ""},
+		{"identity coding passes", encoded(urlenc, "identity", "a=1"), 200, "/public/a"},
+		{"ASCII-compatible charsets pass", form(urlenc+"; charset=ISO-8859-1", "a=1"), 200, "/public/a"},
+		{"UTF-8 JSON passes", form(`application/json; charset="UTF-8"`, `{"a":1}`), 200, "/public/a"},
 		{"query value is not a name", get1("/public/a?x=_method"), 200, "/public/a?x=_method"},
 	})
 

@@ -151,6 +151,11 @@ const (
 	ReasonQueryMethodOverride Reason = "query:method-override"
 	// ReasonBodyMethodOverride: a "_method" field in a form body.
 	ReasonBodyMethodOverride Reason = "body:method-override"
+	// ReasonBodyEncoding: a form, JSON or multipart body that telegate
+	// cannot read as an upstream may: content-coded (Content-Encoding),
+	// or in a charset that is not ASCII-compatible (UTF-16, UTF-32,
+	// UTF-7).
+	ReasonBodyEncoding Reason = "body:encoding"
 	// ReasonBodyMultipart: a multipart body that parsers could read
 	// differently (a stray delimiter, an extended part name, a nested
 	// multipart part, no boundary, cut short).
@@ -182,7 +187,7 @@ var declared = map[Reason]bool{
 	ReasonPathEncodedDelimiter: true, ReasonPathDoubleEncoding: true, ReasonPathWhitespace: true,
 	ReasonPathTrailingDot: true, ReasonPathUTF8: true, ReasonPathInvisible: true, ReasonPathUnicodeForm: true,
 	ReasonPathCase: true, ReasonQueryMethodOverride: true, ReasonBodyMethodOverride: true,
-	ReasonBodyMultipart: true, ReasonPathStream: true, ReasonMethodCase: true,
+	ReasonBodyMultipart: true, ReasonPathStream: true, ReasonMethodCase: true, ReasonBodyEncoding: true,
 }
 
 // Declared reports whether r is one of the Reason constants or a
