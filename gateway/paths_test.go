@@ -47,6 +47,8 @@ func kindGatewayInspected(t *testing.T, inspected bool) *served {
 			config.Route{ID: "root", Hosts: app, Path: "/", Upstream: up, Policy: pub},
 			config.Route{ID: "files", Hosts: app, Path: "/files/", Upstream: up, Policy: pub, UpstreamCaseInsensitive: true},
 			config.Route{ID: "norm", Hosts: app, Path: "/norm/", Upstream: up, Policy: pub, NormalizeUnicodePaths: true},
+			config.Route{ID: "records", Hosts: app, Path: "/patient-records/", Upstream: up,
+				Policy: &config.Policy{Allow: []config.Rule{{Roles: []string{"admin"}}}}},
 		)
 	})
 }
@@ -188,6 +190,15 @@ func TestRegression_TrimmedSegments(t *testing.T) {
 		{"data stream", get1("/public/web.config::$DATA"), 400, ""},
 		{"encoded stream marker", get1("/admin%3A%3A%24INDEX_ALLOCATION/x"), 400, ""},
 		{"colon and dollar apart are fine", get1("/public/a:b$c"), 200, "/public/a:b$c"},
+		// Windows 8.3 short names: IIS reads "/PATIEN~1/x" as
+		// "/patient-records/x".
+		{"short name of a guarded prefix", get1("/PATIEN~1/x"), 400, ""},
+		{"short name in lower case", get1("/patien~1/x"), 400, ""},
+		{"short name, another number, no slash", get1("/PATIEN~2"), 400, ""},
+		{"short name with an extension", get1("/PATIEN~1.REC/x"), 400, ""},
+		{"a tilde in another segment is fine", get1("/public/PATIEN~1"), 200, "/public/PATIEN~1"},
+		{"the form of a short name of an 8.3 name is fine", get1("/files~1/x"), 200, "/files~1/x"},
+		{"a leading tilde is fine", get1("/~alice/x"), 200, "/~alice/x"},
 		{"trailing slash is fine", get1("/public/a/"), 200, "/public/a/"},
 		{"dot inside a segment is fine", get1("/public/a.b"), 200, "/public/a.b"},
 	})

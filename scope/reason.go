@@ -134,6 +134,10 @@ const (
 	// ReasonPathStream: an NTFS stream name (":$", "::$DATA",
 	// ":$I30:$INDEX_ALLOCATION") in the decoded path.
 	ReasonPathStream Reason = "path:stream"
+	// ReasonPathShortName: a segment in the form of a Windows 8.3 short
+	// name ("ADMINI~1") that stands for a segment of another route's
+	// prefix ("administration").
+	ReasonPathShortName Reason = "path:short-name"
 	// ReasonMethodCase: a request method with lower-case letters.
 	ReasonMethodCase Reason = "method:case"
 	// ReasonPathUTF8: the decoded path is not valid UTF-8.
@@ -188,6 +192,7 @@ var declared = map[Reason]bool{
 	ReasonPathTrailingDot: true, ReasonPathUTF8: true, ReasonPathInvisible: true, ReasonPathUnicodeForm: true,
 	ReasonPathCase: true, ReasonQueryMethodOverride: true, ReasonBodyMethodOverride: true,
 	ReasonBodyMultipart: true, ReasonPathStream: true, ReasonMethodCase: true, ReasonBodyEncoding: true,
+	ReasonPathShortName: true,
 }
 
 // Declared reports whether r is one of the Reason constants or a
