@@ -302,8 +302,13 @@ func formKind(h http.Header) (bodyKind, string) {
 	}
 	kind := bodyOther
 	for _, ct := range cts {
-		mt, _, _ := strings.Cut(ct, ";")
-		mt = strings.TrimSpace(mt)
+		// The media type ends at ';', and for PHP and Rack at ',' or a
+		// space too: "application/x-www-form-urlencoded,text/plain" is a
+		// form to them.
+		mt := strings.TrimSpace(ct)
+		if i := strings.IndexAny(mt, ";, \t"); i >= 0 {
+			mt = mt[:i]
+		}
 		switch {
 		case len(mt) >= len("multipart/") && strings.EqualFold(mt[:len("multipart/")], "multipart/"):
 			if len(cts) != 1 {

@@ -303,6 +303,10 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"body name cut by NUL", form(urlenc, "a=1&_method%00=PUT"), 400, ""},
 		{"body semicolon separator", form(urlenc, "a=1;_method=PUT"), 400, ""},
 		{"body with charset", form("Application/X-WWW-Form-URLEncoded; charset=utf-8", "_method=PUT"), 400, ""},
+		// PHP and Rack end the media type at ',' and at a space too.
+		{"form type before a comma", form("application/x-www-form-urlencoded,text/plain", "_method=PUT"), 400, ""},
+		{"form type before a space", form("application/x-www-form-urlencoded text/plain", "_method=PUT"), 400, ""},
+		{"multipart type before a comma", form("multipart/form-data, boundary="+mpBoundary, mp(`form-data; name="_method"`, "PUT")), 400, ""},
 		{"body without content type", form("", "_method=PUT"), 400, ""},
 		{"body in chunks split inside the name", chunked, 400, ""},
 		// multipart/form-data (and the other multipart types Rack reads
