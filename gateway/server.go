@@ -176,7 +176,8 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 				cs := cc.ConnectionState()
 				ci := &connInfo{tls: &cs}
 				if cs.NegotiatedProtocol == "h2" {
-					ci.h2 = &h2Guard{conn: cc, lim: rate.NewLimiter(rate.Limit(perSec), burst)}
+					ci.h2 = &h2Guard{conn: cc, lim: rate.NewLimiter(rate.Limit(perSec), burst),
+						control: rate.NewLimiter(h2ControlFramesPerSecond, h2ControlFrameBurst)}
 				}
 				return context.WithValue(ctx, connInfoKey{}, ci)
 			}

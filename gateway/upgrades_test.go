@@ -278,9 +278,26 @@ func TestRegression_WebSocketOriginIsTheWholeOrigin(t *testing.T) {
 		{"clinic.example.test:443", "https://clinic.example.test", true},
 		{"clinic.example.test", "https://clinic.example.test:8443", false},
 		{"clinic.example.test", "https://evil.example", false},
+		{"clinic.example.test", "null", false},                            // sandboxed frame, file:, data:
+		{"clinic.example.test", "https://clinic.example.test.", false},    // another origin to the browser
+		{"clinic.example.test", "https://clinic.example.test:443", false}, // never sent so by a browser
+		{"clinic.example.test", "HTTPS://CLINIC.EXAMPLE.TEST", true},      // scheme and host fold case
+		{"clinic.example.test", "https://clinic.example.test.evil.example", false},
+		{"clinic.example.test", "https://clinic.example.test@evil.example", false},
+		{"clinic.example.test", "https://evil.example/https://clinic.example.test", false},
+		{"clinic.example.test", "https://xn--clinc-9sa.example.test", false}, // a punycode look-alike
+		{"clinic.example.test", " https://clinic.example.test", false},
+		{"clinic.example.test", "wss://clinic.example.test", false},
+		{"clinic.example.test", "", false},
 	} {
 		if got := originAllowed([]string{tc.origin}, s, tc.host); got != tc.ok {
 			t.Errorf("Host %s, Origin %s: allowed %v, want %v", tc.host, tc.origin, got, tc.ok)
+		}
+	}
+	// Two Origin fields, or none, are no origin.
+	for _, origins := range [][]string{{"https://clinic.example.test", "https://evil.example"}, {"https://clinic.example.test", "https://clinic.example.test"}, nil} {
+		if originAllowed(origins, s, "clinic.example.test") {
+			t.Errorf("Origin fields %q allowed", origins)
 		}
 	}
 }
