@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,9 @@ func openWebhookStore(cfg *config.Config) (webhook.Store, error) {
 			return nil, fmt.Errorf("webhooks: %w", err)
 		}
 		return st, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
 	}
 	key, err := auth.LocalKey(cfg, webhookOutboxKeyPurpose)
 	if err != nil {
