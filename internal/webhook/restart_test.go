@@ -294,3 +294,51 @@ func TestRegression_WebhookOneSenderAtATime(t *testing.T) {
 		t.Logf("one node delivered everything: %v", by)
 	}
 }
+
+// TestRegression_WebhookOutboxBounded: a durable outbox stays bounded —
+// a delivery still failing past MaxAge ends as expired (its cause naming
+// the last failure), and one more than MaxPending drops the oldest, each
+// end reported with its delivery id.
+func TestRegression_WebhookOutboxBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	never := "http://" + ln.Addr().String() + "/"
+	ln.Close()
+	for _, k := range storeKinds {
+		t.Run(k.name, func(t *testing.T) {
+			st := k.open(t)()
+			defer st.Close()
+			type ended struct{ id, outcome, cause string }
+			ch := make(chan ended, 8)
+			o := Options{URL: never, Timeout: 200 * time.Millisecond, Backoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+				MaxAge: 600 * time.Millisecond, MaxPending: 2, Poll: 20 * time.Millisecond, Outbox: st.Queue("bounded"),
+				OnEnd: func(d Delivery, outcome, cause string, _ int) { ch <- ended{d.ID, outcome, cause} }}
+			s, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for _, id := range []string{"old", "mid", "new"} {
+				s.Send("visit.waiting", id, []byte(`{}`))
+				time.Sleep(30 * time.Millisecond)
+			}
+			want := map[string]string{"old": Dropped, "mid": Expired, "new": Expired}
+			for range 3 {
+				select {
+				case e := <-ch:
+					if want[e.id] != e.outcome {
+						t.Errorf("%s ended %s (%s), want %s", e.id, e.outcome, e.cause, want[e.id])
+					}
+					if e.outcome == Expired && !strings.Contains(e.cause, "error") {
+						t.Errorf("expired cause %q does not name the last failure", e.cause)
+					}
+					delete(want, e.id)
+				case <-time.After(10 * time.Second):
+					t.Fatalf("still pending: %v", want)
+				}
+			}
+		})
+	}
+}
