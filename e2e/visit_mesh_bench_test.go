@@ -148,7 +148,12 @@ func chromiumTicks(skip int) map[string]int64 {
 	renderers := 0
 	for _, pid := range pids {
 		cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
-		args := strings.Split(string(cmd), "\x00")
+		// Chromium rewrites its command line as one string (its process
+		// title): split on spaces too.
+		args := strings.FieldsFunc(string(cmd), func(r rune) bool { return r == 0 || r == ' ' })
+		if len(args) == 0 {
+			continue
+		}
 		kind := "browser"
 		if !strings.Contains(filepath.Base(args[0]), "chrom") {
 			kind = "other " + filepath.Base(args[0])

@@ -139,4 +139,3 @@ func notifyAudited(t *testing.T, cfg *config.Config, grant string) bool {
 		}
 	}
 }
-
