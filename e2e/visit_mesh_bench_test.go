@@ -77,9 +77,11 @@ func TestBenchThreePartyMesh(t *testing.T) {
 	for _, k := range names {
 		dt := kinds1[k] - kinds0[k]
 		total += dt
-		parts = append(parts, fmt.Sprintf("%s %.1f %%", k, pct(dt)))
+		if dt > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1f %%", k, pct(dt)))
+		}
 	}
-	t.Logf("chromium %.1f %% of a core in all: %s", pct(total), strings.Join(parts, ", "))
+	t.Logf("chromium %.1f %% of a core in all (one busy renderer per page): %s", pct(total), strings.Join(parts, ", "))
 	t.Logf("load average before %s, after %s", strings.TrimSpace(string(load0)), strings.TrimSpace(string(load1)))
 }
 
@@ -168,7 +170,7 @@ func chromiumTicks(skip int) map[string]int64 {
 		}
 		if kind == "renderer" {
 			renderers++
-			kind = fmt.Sprintf("renderer %d", renderers)
+			kind = fmt.Sprintf("renderer %02d", renderers)
 		}
 		if c := cpuTicks(pid); c >= 0 {
 			out[kind] += c

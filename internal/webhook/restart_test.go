@@ -252,7 +252,9 @@ func TestRegression_WebhookOneSenderAtATime(t *testing.T) {
 	by := map[string]int{}
 	tune := func(name string) func(*Options) {
 		return func(o *Options) {
-			o.Holder, o.Poll, o.Lease, o.InFlight = name, 10*time.Millisecond, 2*time.Second, 4
+			// An attempt never times out here (a timed-out attempt that
+			// reached the receiver is rightly sent again).
+			o.Holder, o.Poll, o.Timeout, o.Lease, o.InFlight = name, 10*time.Millisecond, 5*time.Second, 10*time.Second, 4
 		}
 	}
 	a, endsA := startSender(t, openNode(), rc.srv.URL, tune("node-a"))
