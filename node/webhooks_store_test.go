@@ -1,12 +1,9 @@
 package node
 
 import (
-	"bufio"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -119,23 +116,10 @@ func TestRegression_WebhookDeliveryOutlivesNodeRestart(t *testing.T) {
 // "break-glass.notify" for grant.
 func notifyAudited(t *testing.T, cfg *config.Config, grant string) bool {
 	t.Helper()
-	r, err := audit.Trail{File: cfg.Audit.File}.Open()
-	if err != nil {
-		return false
-	}
-	defer r.Close()
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadBytes('\n')
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				t.Fatal(err)
-			}
-			return false
-		}
-		var e audit.Event
-		if json.Unmarshal(line, &e) == nil && e.Type == "break-glass.notify" && e.Attrs["grant_id"] == grant && e.Decision == "allow" {
+	for _, e := range trailEvents(t, cfg) {
+		if e.Type == "break-glass.notify" && e.Attrs["grant_id"] == grant && e.Decision == "allow" {
 			return true
 		}
 	}
+	return false
 }

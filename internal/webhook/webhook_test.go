@@ -34,13 +34,7 @@ func newSender(t *testing.T, o Options) (*Sender, chan end) {
 func sendOne(t *testing.T, s *Sender, ch chan end, body string) end {
 	t.Helper()
 	s.Send("visit.waiting", "d1", []byte(body))
-	select {
-	case e := <-ch:
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("delivery never ended")
-	}
-	return end{}
+	return waitEnd(t, ch)
 }
 
 // TestDeliveredAndSignatureVerifies: a real loopback HTTPS receiver gets
