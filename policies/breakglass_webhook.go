@@ -65,10 +65,16 @@ func NewWebhook(c config.BreakGlassWebhook, base *http.Transport) (*Webhook, err
 // (webhook.Store.Queue).
 const WebhookQueue = "break-glass"
 
+// WebhookTuning is the sender's outbox (a webhook.Store queue,
+// WebhookQueue), schedule (attempts, backoff), bounds (pending, age),
+// transport (tests) and metrics registry; the zero value keeps the
+// webhook's defaults and waits in memory.
+type WebhookTuning = webhook.Options
+
 // NewWebhookTuned is NewWebhook with the sender's outbox, schedule,
 // bounds and metrics registry of o (its URL, timeout, secret, roots and
 // OnEnd are set here).
-func NewWebhookTuned(c config.BreakGlassWebhook, o webhook.Options) (*Webhook, error) {
+func NewWebhookTuned(c config.BreakGlassWebhook, o WebhookTuning) (*Webhook, error) {
 	h := &Webhook{}
 	o.OnEnd = h.ended
 	s, err := webhook.FromConfig(c, o)

@@ -12,7 +12,6 @@ import (
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/grants"
-	"github.com/telegate/telegate/internal/webhook"
 )
 
 // notifySink keeps the "break-glass.notify" records.
@@ -73,7 +72,7 @@ func TestRegression_BreakGlassWebhookFailureAudited(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hook, err := NewWebhookTuned(config.BreakGlassWebhook{URL: tc.url, Timeout: 300 * time.Millisecond},
-				webhook.Options{Base: tc.base, Attempts: 3, Backoff: 20 * time.Millisecond})
+				WebhookTuning{Base: tc.base, Attempts: 3, Backoff: 20 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
