@@ -37,9 +37,11 @@ var storeKinds = []storeKind{
 		}
 	}},
 	{"redis", func(t *testing.T) func() Store {
-		r := redistest.Start(t)
+		// As telegate's ACL user: the scripts use only the commands
+		// deployments grant it (redisconn.ACLRules).
+		r := redistest.StartWith(t, redistest.Options{User: "telegate"})
 		return func() Store {
-			st, err := OpenRedis(redisconn.Conn{Addr: r.Addr, Password: r.Password}, testKey)
+			st, err := OpenRedis(redisconn.Conn{Addr: r.Addr, Username: r.User, Password: r.Password}, testKey)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -147,7 +147,7 @@ func TestRegression_WebhookDeliveryLostAtStop(t *testing.T) {
 			case *boltStore:
 				storeEnv = "bbolt=" + s.db.Path()
 			case *redisStore:
-				storeEnv = "redis=" + s.conn.Addr + "=" + s.conn.Password
+				storeEnv = "redis=" + s.conn.Addr + "=" + s.conn.Username + "=" + s.conn.Password
 			}
 			st.Close()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSenderProcess$")
@@ -222,8 +222,8 @@ func TestHelperSenderProcess(t *testing.T) {
 	if p, ok := strings.CutPrefix(spec, "bbolt="); ok {
 		st, err = OpenBolt(p, testKey)
 	} else if r, ok := strings.CutPrefix(spec, "redis="); ok {
-		addr, pw, _ := strings.Cut(r, "=")
-		st, err = OpenRedis(redisconn.Conn{Addr: addr, Password: pw}, testKey)
+		f := strings.SplitN(r, "=", 3)
+		st, err = OpenRedis(redisconn.Conn{Addr: f[0], Username: f[1], Password: f[2]}, testKey)
 	}
 	if err != nil || st == nil {
 		fmt.Fprintln(os.Stderr, "helper store:", err)
