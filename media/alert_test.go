@@ -54,6 +54,44 @@ func newHookReceiver(t *testing.T, secret []byte) *hookReceiver {
 	return h
 }
 
+// downAddr returns a loopback address nobody listens at (yet).
+func downAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// upAt brings rc's handler up at addr (downAddr), with its certificate,
+// until the test ends; it skips the test if the port was taken meanwhile.
+func (rc *hookReceiver) upAt(t *testing.T, addr string) {
+	t.Helper()
+	up := httptest.NewUnstartedServer(rc.srv.Config.Handler)
+	l2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken again: %v", err)
+	}
+	up.Listener.Close()
+	up.Listener, up.TLS = l2, rc.srv.TLS
+	up.StartTLS()
+	t.Cleanup(up.Close)
+}
+
+// settledAlerts waits up to d for a first visit.alert record, then a
+// moment for any second one, and returns them.
+func settledAlerts(h *harness, d time.Duration) []audit.Event {
+	deadline := time.Now().Add(d)
+	for len(alertEvents(h.sink)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return alertEvents(h.sink)
+}
+
 func secretFile(t *testing.T, secret string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "hook-secret")
@@ -143,12 +181,7 @@ func TestArrivalWebhookDeliveredSignedAndPHIFree(t *testing.T) {
 // receiver never listening, joining still works at once, and the
 // delivery ends, after its bounded retries, as an audited failure.
 func TestRegression_ArrivalWebhookReceiverNeverUp(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "https://" + ln.Addr().String() + "/hook"
-	ln.Close()
+	url := "https://" + downAddr(t) + "/hook"
 	cfg := config.Visits{Enabled: true, AlertWebhooks: []config.VisitAlertWebhook{{Clinic: "main", Webhook: config.Webhook{URL: url, Timeout: 200 * time.Millisecond}}}}
 	h := newHarnessWith(t, cfg, func(h *harness) {
 		h.alert = webhook.Options{Attempts: 3, Backoff: 30 * time.Millisecond}
@@ -178,12 +211,7 @@ func TestRegression_ArrivalWebhookReceiverDownThenUp(t *testing.T) {
 	rc := newHookReceiver(t, []byte(secret))
 	// Nobody listens at the address the clinic's webhook names until the
 	// receiver is moved there.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := downAddr(t)
 	cfg := config.Visits{Enabled: true, AlertWebhooks: []config.VisitAlertWebhook{{Clinic: "main",
 		Webhook: config.Webhook{URL: "https://" + addr + "/hook", Timeout: 300 * time.Millisecond, SecretFile: secretFile(t, secret)}}}}
 	h := newHarnessWith(t, cfg, func(h *harness) {
@@ -192,15 +220,7 @@ func TestRegression_ArrivalWebhookReceiverDownThenUp(t *testing.T) {
 	vid, inv := h.createVisit("dr", nil)
 	h.join("pat", inv)
 	time.Sleep(50 * time.Millisecond) // the first attempt is refused
-	up := httptest.NewUnstartedServer(rc.srv.Config.Handler)
-	l2, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("the port was taken again: %v", err)
-	}
-	up.Listener.Close()
-	up.Listener, up.TLS = l2, rc.srv.TLS
-	up.StartTLS()
-	defer up.Close()
+	rc.upAt(t, addr)
 	select {
 	case ev := <-rc.got:
 		if ev.VisitID != vid || ev.Waiting != 1 {
@@ -209,11 +229,7 @@ func TestRegression_ArrivalWebhookReceiverDownThenUp(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not delivered after the receiver came up")
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for len(alertEvents(h.sink)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	evs := alertEvents(h.sink)
+	evs := settledAlerts(h, 2*time.Second)
 	if len(evs) != 1 || evs[0].Decision != "allow" || evs[0].Attrs["attempts"] == "1" {
 		t.Errorf("visit.alert records %+v, want one delivery after a retry", evs)
 	}
@@ -230,12 +246,7 @@ func TestRegression_ArrivalWebhookOutlivesRestart(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			secret := "arrival-secret-restart"
 			rc := newHookReceiver(t, []byte(secret))
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			ln.Close() // nobody listens yet
+			addr := downAddr(t)
 			var open func() webhook.Store
 			var ro *RedisOptions
 			if kind == "redis" {
@@ -283,15 +294,7 @@ func TestRegression_ArrivalWebhookOutlivesRestart(t *testing.T) {
 				t.Fatalf("ended before the restart: %+v", evs)
 			}
 
-			up := httptest.NewUnstartedServer(rc.srv.Config.Handler)
-			l2, err := net.Listen("tcp", addr)
-			if err != nil {
-				t.Skipf("the port was taken again: %v", err)
-			}
-			up.Listener.Close()
-			up.Listener, up.TLS = l2, rc.srv.TLS
-			up.StartTLS()
-			defer up.Close()
+			rc.upAt(t, addr)
 			h.hooks = open()
 			h.start()
 			select {
@@ -302,12 +305,7 @@ func TestRegression_ArrivalWebhookOutlivesRestart(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("not delivered after the restart")
 			}
-			deadline := time.Now().Add(3 * time.Second)
-			for len(alertEvents(h.sink)) == 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			time.Sleep(200 * time.Millisecond)
-			evs := alertEvents(h.sink)
+			evs := settledAlerts(h, 3*time.Second)
 			if len(evs) != 1 || evs[0].Decision != "allow" || evs[0].Attrs["visit_id"] != vid || evs[0].Attrs["attempts"] == "1" {
 				t.Errorf("visit.alert records %+v, want one delivery after a retry", evs)
 			}
