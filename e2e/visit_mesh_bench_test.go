@@ -29,7 +29,7 @@ func TestBenchThreePartyMesh(t *testing.T) {
 	// Each page marks when video first flows on as many of its
 	// connections as it has others in the call.
 	watch := func(p *page) { p.recordPeerConnections() }
-	d, dr, pat, g, _, _ := threePartyCall(t, watch)
+	d, dr, pat, g, _, _ := threePartyCall(t, watch, nil)
 	both := make(map[*page]int64)
 	for _, p := range []*page{g, dr, pat} {
 		both[p] = int64(eval[float64](p, `(async () => {
