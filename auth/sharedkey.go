@@ -28,3 +28,16 @@ func SharedKey(cfg *config.Config, purpose string) ([]byte, error) {
 	}
 	return hkdf.Key(sha256.New, k, nil, purpose, 32)
 }
+
+// LocalKey derives a 32-byte key for purpose from the session encryption
+// key as SharedKey does, and also, when the configuration names none,
+// from the session key generated in the data directory
+// (keys/session.key, made at first use): for records that only this
+// node opens, in its data directory.
+func LocalKey(cfg *config.Config, purpose string) ([]byte, error) {
+	k, err := sessionKey(cfg.Sessions, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return hkdf.Key(sha256.New, k, nil, purpose, 32)
+}

@@ -34,9 +34,12 @@ type BreakGlassSettings struct {
 type BreakGlassWebhook = Webhook
 
 // Webhook is an HTTPS endpoint that telegate tells of events with a
-// signed JSON POST, in the background, retried with backoff while a
-// failure may pass (no answer, 408, 429, 5xx): at most 4 attempts, 1s,
-// 2s, 4s apart. Each delivery's end is audited and counted in
+// signed JSON POST, in the background, from an outbox that outlives a
+// restart (webhooks), retried with backoff while a failure may pass (no
+// answer, 408, 429, 5xx): 1s, 2s, 4s … apart, at most webhooks.max_backoff,
+// until webhooks.max_age. X-Telegate-Delivery is the same on every
+// attempt (delivery is at least once: a receiver drops a second copy by
+// it). Each delivery's end is audited and counted in
 // telegate_webhook_deliveries_total.
 type Webhook struct {
 	// URL is the https endpoint. Default none (no webhook).

@@ -36,6 +36,9 @@ type Config struct {
 	// BreakGlass configures the review of emergency access and who is
 	// told of it.
 	BreakGlass BreakGlassSettings `yaml:"break_glass"`
+	// Webhooks bounds the outbox of the webhooks (how many deliveries
+	// wait, for how long, how far apart their attempts).
+	Webhooks Webhooks `yaml:"webhooks"`
 
 	// Source is the file the configuration was read from ("" for built-in
 	// configurations such as the demo). Not part of the YAML.

@@ -68,6 +68,9 @@ type page struct {
 	ctx     context.Context
 	name    string
 	console *lockedBuffer
+	// admitted is when the host clicked Admit for this page's person
+	// (inviteGuest); zero before.
+	admitted time.Time
 }
 
 // newPage opens an isolated browser context named name and records its

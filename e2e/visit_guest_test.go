@@ -265,6 +265,7 @@ func inviteGuest(t *testing.T, dr, g *page, name, artifacts string, waiting func
 	if lbl := eval[string](dr, `document.querySelector('#call-waiting-list .role').dataset.label`); lbl != "interpreter" {
 		t.Fatalf("waiting list labels the guest %q", lbl)
 	}
+	g.admitted = time.Now()
 	dr.do(chromedp.Click(chromedp.CSS("#call-waiting-list button[data-action=admit]")))
 	g.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
 	return link

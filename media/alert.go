@@ -37,10 +37,21 @@ type clinicHook struct {
 // alerts are the clinics' arrival webhooks, in configuration order.
 type alerts struct{ hooks []clinicHook }
 
-// newAlerts builds the senders of cfg with o's schedule and registry.
-func newAlerts(cfg []config.VisitAlertWebhook, o webhook.Options) (*alerts, error) {
+// AlertQueue is the outbox queue of clinic's arrival webhook
+// (webhook.Store.Queue).
+func AlertQueue(clinic string) string { return "visit-alert:" + clinic }
+
+// newAlerts builds the senders of cfg with o's schedule, bounds and
+// registry, each on its clinic's queue of store (nil: in memory), their
+// ends told to ended.
+func newAlerts(cfg []config.VisitAlertWebhook, o webhook.Options, store webhook.Store, ended func(webhook.Delivery, string, string, int)) (*alerts, error) {
 	a := &alerts{}
 	for i, c := range cfg {
+		o := o
+		if store != nil {
+			o.Outbox = store.Queue(AlertQueue(c.Clinic))
+		}
+		o.OnEnd = ended
 		s, err := webhook.FromConfig(c.Webhook, o)
 		if err != nil {
 			a.close()
@@ -76,7 +87,16 @@ func (a *alerts) sender(clinic string) *webhook.Sender {
 	return nil
 }
 
-// close stops the senders' retries and waits for attempts under way.
+// start starts the senders (the deliveries pending from before a
+// restart included).
+func (a *alerts) start() {
+	for _, h := range a.hooks {
+		h.send.Start()
+	}
+}
+
+// close stops the senders and waits for attempts under way; what is
+// pending stays in the outbox.
 func (a *alerts) close() {
 	for _, h := range a.hooks {
 		h.send.Close()
@@ -84,9 +104,7 @@ func (a *alerts) close() {
 }
 
 // alertArrival tells v's clinic that someone entered its waiting room,
-// now waiting people wait; the delivery's end is audited
-// ("visit.alert": allow "delivered", or deny with the failure and the
-// attempts made).
+// now waiting people wait; the delivery's end is audited by alertEnded.
 func (s *Service) alertArrival(v *visit, waiting int) {
 	send := s.alerts.sender(v.Clinic)
 	if send == nil {
@@ -97,15 +115,22 @@ func (s *Service) alertArrival(v *visit, waiting int) {
 	if err != nil {
 		return
 	}
-	vid, clinic := v.ID, v.Clinic
-	send.Send(alertEventType, vid+"."+strconv.FormatInt(now.UnixMilli(), 10), body, func(outcome, cause string, attempts int) {
-		e := audit.Event{Type: "visit.alert", Decision: "deny", Reason: outcome,
-			Attrs: map[string]string{"visit_id": vid, "clinic": clinic, "attempts": strconv.Itoa(attempts)}}
-		if outcome == webhook.Delivered {
-			e.Decision = "allow"
-		} else {
-			s.log.Warn("visit arrival webhook delivery failed", "visit_id", vid, "clinic", clinic, "outcome", outcome, "cause", cause, "attempts", attempts)
-		}
-		s.record(context.Background(), e)
-	})
+	send.Send(alertEventType, v.ID+"."+strconv.FormatInt(now.UnixMilli(), 10), body)
+}
+
+// alertEnded audits the end of an arrival delivery ("visit.alert": allow
+// "delivered", or deny with the failure and the attempts made), from the
+// visit and clinic in its body: the node ending it may not be the one
+// that sent it, nor the same process.
+func (s *Service) alertEnded(d webhook.Delivery, outcome, cause string, attempts int) {
+	var ev AlertEvent
+	_ = json.Unmarshal(d.Body, &ev)
+	e := audit.Event{Type: "visit.alert", Decision: "deny", Reason: outcome,
+		Attrs: map[string]string{"visit_id": ev.VisitID, "clinic": ev.Clinic, "attempts": strconv.Itoa(attempts)}}
+	if outcome == webhook.Delivered {
+		e.Decision = "allow"
+	} else {
+		s.log.Warn("visit arrival webhook delivery failed", "visit_id", ev.VisitID, "clinic", ev.Clinic, "outcome", outcome, "cause", cause, "attempts", attempts)
+	}
+	s.record(context.Background(), e)
 }

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"encoding/json"
 	"io"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
+	"github.com/telegate/telegate/internal/redistest"
 	"github.com/telegate/telegate/internal/webhook"
 )
 
@@ -49,6 +52,44 @@ func newHookReceiver(t *testing.T, secret []byte) *hookReceiver {
 	}))
 	t.Cleanup(h.srv.Close)
 	return h
+}
+
+// downAddr returns a loopback address nobody listens at (yet).
+func downAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// upAt brings rc's handler up at addr (downAddr), with its certificate,
+// until the test ends; it skips the test if the port was taken meanwhile.
+func (rc *hookReceiver) upAt(t *testing.T, addr string) {
+	t.Helper()
+	up := httptest.NewUnstartedServer(rc.srv.Config.Handler)
+	l2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken again: %v", err)
+	}
+	up.Listener.Close()
+	up.Listener, up.TLS = l2, rc.srv.TLS
+	up.StartTLS()
+	t.Cleanup(up.Close)
+}
+
+// settledAlerts waits up to d for a first visit.alert record, then a
+// moment for any second one, and returns them.
+func settledAlerts(h *harness, d time.Duration) []audit.Event {
+	deadline := time.Now().Add(d)
+	for len(alertEvents(h.sink)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return alertEvents(h.sink)
 }
 
 func secretFile(t *testing.T, secret string) string {
@@ -140,12 +181,7 @@ func TestArrivalWebhookDeliveredSignedAndPHIFree(t *testing.T) {
 // receiver never listening, joining still works at once, and the
 // delivery ends, after its bounded retries, as an audited failure.
 func TestRegression_ArrivalWebhookReceiverNeverUp(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "https://" + ln.Addr().String() + "/hook"
-	ln.Close()
+	url := "https://" + downAddr(t) + "/hook"
 	cfg := config.Visits{Enabled: true, AlertWebhooks: []config.VisitAlertWebhook{{Clinic: "main", Webhook: config.Webhook{URL: url, Timeout: 200 * time.Millisecond}}}}
 	h := newHarnessWith(t, cfg, func(h *harness) {
 		h.alert = webhook.Options{Attempts: 3, Backoff: 30 * time.Millisecond}
@@ -175,12 +211,7 @@ func TestRegression_ArrivalWebhookReceiverDownThenUp(t *testing.T) {
 	rc := newHookReceiver(t, []byte(secret))
 	// Nobody listens at the address the clinic's webhook names until the
 	// receiver is moved there.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := downAddr(t)
 	cfg := config.Visits{Enabled: true, AlertWebhooks: []config.VisitAlertWebhook{{Clinic: "main",
 		Webhook: config.Webhook{URL: "https://" + addr + "/hook", Timeout: 300 * time.Millisecond, SecretFile: secretFile(t, secret)}}}}
 	h := newHarnessWith(t, cfg, func(h *harness) {
@@ -189,15 +220,7 @@ func TestRegression_ArrivalWebhookReceiverDownThenUp(t *testing.T) {
 	vid, inv := h.createVisit("dr", nil)
 	h.join("pat", inv)
 	time.Sleep(50 * time.Millisecond) // the first attempt is refused
-	up := httptest.NewUnstartedServer(rc.srv.Config.Handler)
-	l2, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("the port was taken again: %v", err)
-	}
-	up.Listener.Close()
-	up.Listener, up.TLS = l2, rc.srv.TLS
-	up.StartTLS()
-	defer up.Close()
+	rc.upAt(t, addr)
 	select {
 	case ev := <-rc.got:
 		if ev.VisitID != vid || ev.Waiting != 1 {
@@ -206,12 +229,86 @@ func TestRegression_ArrivalWebhookReceiverDownThenUp(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not delivered after the receiver came up")
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for len(alertEvents(h.sink)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	evs := alertEvents(h.sink)
+	evs := settledAlerts(h, 2*time.Second)
 	if len(evs) != 1 || evs[0].Decision != "allow" || evs[0].Attrs["attempts"] == "1" {
 		t.Errorf("visit.alert records %+v, want one delivery after a retry", evs)
+	}
+}
+
+// TestRegression_ArrivalWebhookOutlivesRestart: the clinic's receiver is
+// down when the patient arrives, and the visits service stops (with its
+// outbox: the node's file, or Redis) while the delivery waits for its
+// retry; the receiver comes up and the service starts again: the arrival
+// is delivered, signed, with the same delivery id, and audited once as
+// delivered after more than one attempt.
+func TestRegression_ArrivalWebhookOutlivesRestart(t *testing.T) {
+	for _, kind := range []string{"bbolt", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			secret := "arrival-secret-restart"
+			rc := newHookReceiver(t, []byte(secret))
+			addr := downAddr(t)
+			var open func() webhook.Store
+			var ro *RedisOptions
+			if kind == "redis" {
+				r := redistest.Start(t)
+				ro = &RedisOptions{Addr: r.Addr, Password: r.Password, Prefix: "n{" + newID() + "}:"}
+				open = func() webhook.Store {
+					st, err := webhook.OpenRedis(redisconn.Conn{Addr: r.Addr, Password: r.Password}, bytes.Repeat([]byte{3}, 32))
+					if err != nil {
+						t.Fatal(err)
+					}
+					return st
+				}
+			} else {
+				path := filepath.Join(t.TempDir(), webhook.BoltFile)
+				open = func() webhook.Store {
+					st, err := webhook.OpenBolt(path, bytes.Repeat([]byte{3}, 32))
+					if err != nil {
+						t.Fatal(err)
+					}
+					return st
+				}
+			}
+			cfg := config.Visits{Enabled: true, AlertWebhooks: []config.VisitAlertWebhook{{Clinic: "main",
+				Webhook: config.Webhook{URL: "https://" + addr + "/hook", Timeout: 300 * time.Millisecond, SecretFile: secretFile(t, secret)}}}}
+			var h *harness
+			t.Cleanup(func() { _ = h.hooks.Close() }) // after the service's own cleanup
+			h = newHarnessWith(t, cfg, func(h *harness) {
+				h.alert = webhook.Options{Base: rc.srv.Client().Transport.(*http.Transport), Backoff: time.Second, Poll: 50 * time.Millisecond}
+				h.hooks = open()
+				if ro != nil {
+					h.redis, h.key = ro, bytes.Repeat([]byte{5}, 32)
+				}
+			})
+			vid, inv := h.createVisit("dr", nil)
+			h.join("pat", inv)
+			time.Sleep(300 * time.Millisecond) // refused; the retry is a second away
+			h.srv.Close()
+			if err := h.svc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.hooks.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if evs := alertEvents(h.sink); len(evs) != 0 {
+				t.Fatalf("ended before the restart: %+v", evs)
+			}
+
+			rc.upAt(t, addr)
+			h.hooks = open()
+			h.start()
+			select {
+			case ev := <-rc.got:
+				if ev.VisitID != vid || ev.Clinic != "main" {
+					t.Errorf("event %+v", ev)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("not delivered after the restart")
+			}
+			evs := settledAlerts(h, 3*time.Second)
+			if len(evs) != 1 || evs[0].Decision != "allow" || evs[0].Attrs["visit_id"] != vid || evs[0].Attrs["attempts"] == "1" {
+				t.Errorf("visit.alert records %+v, want one delivery after a retry", evs)
+			}
+		})
 	}
 }

@@ -198,6 +198,9 @@ type harness struct {
 	// alert, set before start, is the arrival webhooks' schedule and
 	// transport.
 	alert webhook.Options
+	// hooks, when set before start, keeps the arrival webhooks'
+	// deliveries (Options.WebhookStore).
+	hooks webhook.Store
 	// sndbuf, when above zero, is the send buffer (SO_SNDBUF) of the
 	// server's connections: a client that stops reading stops the
 	// server's writes after a few kilobytes instead of megabytes.
@@ -233,7 +236,7 @@ func newHarnessWith(t *testing.T, cfg config.Visits, set func(*harness)) *harnes
 
 func (h *harness) start() {
 	h.t.Helper()
-	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key, Redis: h.redis, AlertWebhook: h.alert})
+	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key, Redis: h.redis, AlertWebhook: h.alert, WebhookStore: h.hooks})
 	if err != nil {
 		h.t.Fatal(err)
 	}

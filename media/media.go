@@ -120,11 +120,15 @@ type Options struct {
 	// node registers for pages that reach it from another node names it,
 	// so their browsers can verify the certificate. "": visits.ice_host.
 	RelayName string
-	// AlertWebhook is the schedule (attempts, backoff, in flight),
-	// transport (tests) and metrics registry of the clinics' arrival
-	// webhooks (Config.AlertWebhooks); the zero value keeps the webhook
-	// defaults.
+	// AlertWebhook is the schedule (attempts, backoff, in flight), the
+	// outbox's bounds (pending, age), transport (tests) and metrics
+	// registry of the clinics' arrival webhooks (Config.AlertWebhooks);
+	// the zero value keeps the webhook defaults.
 	AlertWebhook webhook.Options
+	// WebhookStore keeps the arrival webhooks' pending deliveries, one
+	// queue per clinic (AlertQueue): the node's outbox on disk or in
+	// Redis. nil keeps them in memory.
+	WebhookStore webhook.Store
 }
 
 // Service is the visits plane: API, pages, signaling hub and expiry.
@@ -215,7 +219,7 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("media: the invite key must be at least 32 bytes")
 	}
 	s.invite = key
-	al, err := newAlerts(s.cfg.AlertWebhooks, o.AlertWebhook)
+	al, err := newAlerts(s.cfg.AlertWebhooks, o.AlertWebhook, o.WebhookStore, s.alertEnded)
 	if err != nil {
 		return nil, err
 	}
@@ -256,6 +260,7 @@ func New(o Options) (*Service, error) {
 	}
 	s.handler = s.guestSessions(s.routes())
 	s.sweepers.Add(1)
+	s.alerts.start()
 	go s.sweepLoop(time.Second)
 	return s, nil
 }

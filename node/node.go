@@ -208,7 +208,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		Logger:   log.With("component", "gateway"),
 		Registry: reg,
 	}
-	bg, err := openBreakGlass(cfg, authn, trail, reg, log.With("component", "break-glass"))
+	// The webhooks' outbox, closed after its senders (break-glass and
+	// the visits, below).
+	hooks, err := openWebhookStore(cfg)
+	if err != nil {
+		return err
+	}
+	if hooks != nil {
+		closers = append(closers, hooks.Close)
+	}
+	bg, err := openBreakGlass(cfg, authn, trail, reg, hooks, log.With("component", "break-glass"))
 	if err != nil {
 		return err
 	}
@@ -288,8 +297,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			Audit:    trail,
 			Logger:   log.With("component", "visits"),
 			// The clinics' arrival webhooks count their deliveries
-			// beside break-glass's (telegate_webhook_deliveries_total).
-			AlertWebhook: webhook.Options{Registry: reg},
+			// beside break-glass's (telegate_webhook_deliveries_total)
+			// and wait in the same outbox, a queue per clinic.
+			AlertWebhook: webhookOptions(cfg, reg, nil, ""),
+			WebhookStore: hooks,
 		}
 		if len(cfg.Relay.ServerNames) > 0 {
 			vo.RelayName = cfg.Relay.ServerNames[0]
@@ -365,14 +376,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 // openBreakGlass builds break-glass on the grant store kept in the session
 // store (auth.Service.Grants: the bbolt file, or the Redis every node
 // shares), capped by break_glass.max_grants(_per_subject), with the
-// webhook of break_glass.webhook and the node's host name in each grant.
-func openBreakGlass(cfg *config.Config, authn *auth.Service, trail audit.Sink, reg prometheus.Registerer, log *slog.Logger) (*policies.BreakGlass, error) {
+// webhook of break_glass.webhook (its deliveries waiting in hooks) and the
+// node's host name in each grant.
+func openBreakGlass(cfg *config.Config, authn *auth.Service, trail audit.Sink, reg prometheus.Registerer, hooks webhook.Store, log *slog.Logger) (*policies.BreakGlass, error) {
 	bc := cfg.BreakGlass
 	store, err := authn.Grants(grants.Limits{Max: bc.MaxGrants, PerSubject: bc.MaxGrantsPerSubject})
 	if err != nil {
 		return nil, fmt.Errorf("break-glass: %w", err)
 	}
-	hook, err := policies.NewWebhookTuned(bc.Webhook, policies.WebhookTuning{Registry: reg})
+	hook, err := policies.NewWebhookTuned(bc.Webhook, webhookOptions(cfg, reg, hooks, policies.WebhookQueue))
 	if err != nil {
 		return nil, fmt.Errorf("break-glass: %w", err)
 	}

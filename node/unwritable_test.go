@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -266,12 +267,28 @@ func (e enospcWriter) Write(b []byte) (int, error) {
 // the status recorded for each request id; a torn last line is skipped.
 func trailRecords(t *testing.T, cfg *config.Config) map[string]int {
 	t.Helper()
+	recs := map[string]int{}
+	for _, e := range trailEvents(t, cfg) {
+		if e.Type == "request" {
+			recs[e.RequestID] = e.Status
+		}
+	}
+	return recs
+}
+
+// trailEvents reads the node's trail (every segment file) and returns its
+// records; a torn last line is skipped. A trail not yet there is empty.
+func trailEvents(t *testing.T, cfg *config.Config) []audit.Event {
+	t.Helper()
 	r, err := audit.Trail{File: cfg.Audit.File}.Open()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	recs := map[string]int{}
+	var evs []audit.Event
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadBytes('\n')
@@ -279,11 +296,11 @@ func trailRecords(t *testing.T, cfg *config.Config) map[string]int {
 			if !errors.Is(err, io.EOF) {
 				t.Fatal(err)
 			}
-			return recs
+			return evs
 		}
 		var e audit.Event
-		if json.Unmarshal(line, &e) == nil && e.Type == "request" {
-			recs[e.RequestID] = e.Status
+		if json.Unmarshal(line, &e) == nil {
+			evs = append(evs, e)
 		}
 	}
 }

@@ -112,14 +112,18 @@ func NewBreakGlass(o BreakGlassOptions) (*BreakGlass, error) {
 	if b.now == nil {
 		b.now = time.Now
 	}
+	if b.hook != nil {
+		b.hook.start(b.sink, b.log)
+	}
 	return b, nil
 }
 
-// Close waits for the webhook deliveries under way (each bounded by the
-// webhook's timeout).
+// Close stops the webhook's deliveries, waiting for the attempts under
+// way (each bounded by the webhook's timeout); those still pending stay
+// in its outbox for the next start.
 func (b *BreakGlass) Close() error {
 	if b != nil && b.hook != nil {
-		b.hook.wait()
+		b.hook.close()
 	}
 	return nil
 }

@@ -17,17 +17,24 @@ type end struct {
 	attempts       int
 }
 
-func sendOne(t *testing.T, s *Sender, body string) end {
+// newSender is New(o) with its ends reported on the channel returned;
+// the sender is closed at the test's end.
+func newSender(t *testing.T, o Options) (*Sender, chan end) {
 	t.Helper()
-	ch := make(chan end, 1)
-	s.Send("visit.waiting", "d1", []byte(body), func(o, c string, n int) { ch <- end{o, c, n} })
-	select {
-	case e := <-ch:
-		return e
-	case <-time.After(10 * time.Second):
-		t.Fatal("delivery never ended")
+	ch := make(chan end, 16)
+	o.OnEnd = func(_ Delivery, outcome, cause string, n int) { ch <- end{outcome, cause, n} }
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return end{}
+	t.Cleanup(s.Close)
+	return s, ch
+}
+
+func sendOne(t *testing.T, s *Sender, ch chan end, body string) end {
+	t.Helper()
+	s.Send("visit.waiting", "d1", []byte(body))
+	return waitEnd(t, ch)
 }
 
 // TestDeliveredAndSignatureVerifies: a real loopback HTTPS receiver gets
@@ -46,12 +53,8 @@ func TestDeliveredAndSignatureVerifies(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	s, err := New(Options{URL: srv.URL, Secret: secret, Timeout: time.Second, Base: srv.Client().Transport.(*http.Transport)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if e := sendOne(t, s, `{"n":1}`); e.outcome != Delivered || e.attempts != 1 {
+	s, ch := newSender(t, Options{URL: srv.URL, Secret: secret, Timeout: time.Second, Base: srv.Client().Transport.(*http.Transport)})
+	if e := sendOne(t, s, ch, `{"n":1}`); e.outcome != Delivered || e.attempts != 1 {
 		t.Fatalf("ended %+v", e)
 	}
 	if !<-got {
@@ -101,14 +104,9 @@ func TestRegression_WebhookRetriesPassingFailures(t *testing.T) {
 			}
 			srv.StartTLS()
 			defer srv.Close()
-			s, err := New(Options{URL: "https://" + addr + "/", Timeout: 300 * time.Millisecond, Backoff: 100 * time.Millisecond, Attempts: 5,
+			s, ch := newSender(t, Options{URL: "https://" + addr + "/", Timeout: 300 * time.Millisecond, Backoff: 100 * time.Millisecond, Attempts: 5,
 				Base: srv.Client().Transport.(*http.Transport)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			ch := make(chan end, 1)
-			s.Send("visit.waiting", "d", []byte(`{}`), func(o, c string, n int) { ch <- end{o, c, n} })
+			s.Send("visit.waiting", "d", []byte(`{}`))
 			if kind == "down" {
 				time.Sleep(150 * time.Millisecond) // the first attempt fails
 				up := httptest.NewUnstartedServer(h)
@@ -137,7 +135,8 @@ func TestRegression_WebhookRetriesPassingFailures(t *testing.T) {
 // or refuses for good (400, a redirect), ends the delivery as a failure
 // — after every attempt for the first, at once for the others — within
 // attempts × timeout plus the backoffs; past InFlight deliveries under
-// way, one more ends at once as QueueFull; Close ends the waiting ones.
+// MaxPending deliveries pending, the oldest is dropped; Close ends the
+// waiting ones of a memory outbox as closed.
 func TestRegression_WebhookFailureBounded(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -163,13 +162,9 @@ func TestRegression_WebhookFailureBounded(t *testing.T) {
 		{"redirect", refuse.URL + "/moved", "status:302", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(Options{URL: tc.url, Timeout: 200 * time.Millisecond, Backoff: 50 * time.Millisecond, Attempts: 3, Base: tr})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s, ch := newSender(t, Options{URL: tc.url, Timeout: 200 * time.Millisecond, Backoff: 50 * time.Millisecond, Attempts: 3, Base: tr})
 			start := time.Now()
-			e := sendOne(t, s, `{}`)
+			e := sendOne(t, s, ch, `{}`)
 			if e.outcome != tc.outcome || e.attempts != tc.attempts {
 				t.Errorf("ended %+v, want %s after %d", e, tc.outcome, tc.attempts)
 			}
@@ -178,17 +173,19 @@ func TestRegression_WebhookFailureBounded(t *testing.T) {
 			}
 		})
 	}
-	// The queue is bounded.
-	s, err := New(Options{URL: never, Timeout: 200 * time.Millisecond, Backoff: time.Hour, Attempts: 2, InFlight: 2, Base: tr})
+	// The outbox is bounded: past MaxPending the oldest is dropped.
+	s, err := New(Options{URL: never, Timeout: 200 * time.Millisecond, Backoff: time.Hour, MaxPending: 2, Base: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ends := make(chan end, 3)
+	s.o.OnEnd = func(_ Delivery, o, c string, n int) { ends <- end{o, c, n} }
 	for range 3 {
-		s.Send("visit.waiting", "d", []byte(`{}`), func(o, c string, n int) { ends <- end{o, c, n} })
+		s.Send("visit.waiting", "d", []byte(`{}`))
+		time.Sleep(20 * time.Millisecond)
 	}
-	if e := <-ends; e.outcome != QueueFull {
-		t.Errorf("third delivery past InFlight 2 ended %+v, want queue-full", e)
+	if e := <-ends; e.outcome != Dropped {
+		t.Errorf("third delivery past MaxPending 2 ended %+v, want the oldest dropped", e)
 	}
 	done := make(chan struct{})
 	go func() { s.Close(); close(done) }()
