@@ -1,36 +1,32 @@
 package node
 
 import (
-	"github.com/telegate/telegate/auth"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway/edgetls"
-	"github.com/telegate/telegate/policies"
 )
 
 // certsStorageKeyPurpose names the key derived for certificate storage
-// on Redis when tls.storage_key_file names none (auth.SharedKey).
+// on Redis when tls.storage_key_file names none (openStore).
 const certsStorageKeyPurpose = "telegate tls storage key v1"
 
-// certsOnRedis gives edgetls the Redis of tls.storage "redis" (redis.addr,
-// redis.username, redis.password(_file), redis.db, redis.tls) and, when tls.storage_key_file names no
-// key, the storage key derived from the session encryption key every node
-// shares. With tls.storage "file" o is left as it is (edgetls seals the
-// file storage with tls.storage_key_file or keys/tls-storage.key).
+// certsOnRedis gives edgetls the Redis of tls.storage "redis" (openStore)
+// and, when tls.storage_key_file names no key, the storage key derived
+// from the session encryption key every node shares. With tls.storage
+// "file" o is left as it is (edgetls seals the file storage with
+// tls.storage_key_file or keys/tls-storage.key).
 func certsOnRedis(cfg *config.Config, o *edgetls.Options) error {
-	if cfg.TLS.Storage != edgetls.StorageRedis {
-		return nil
+	purpose := certsStorageKeyPurpose
+	if cfg.TLS.StorageKeyFile != "" {
+		purpose = "" // edgetls reads the operator's key
 	}
-	ro, err := policies.RedisLimiterOptionsFrom(cfg.Redis)
-	if err != nil {
+	s, err := openStore(cfg, cfg.TLS.Storage == edgetls.StorageRedis, purpose)
+	if err != nil || s == nil {
 		return err
 	}
-	o.Redis = &edgetls.RedisStorageOptions{Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB, TLS: ro.TLS}
-	if cfg.TLS.StorageKeyFile == "" {
-		key, err := auth.SharedKey(cfg, certsStorageKeyPurpose)
-		if err != nil {
-			return err
-		}
-		o.StorageKey = key
+	c := s.Conn
+	o.Redis = &edgetls.RedisStorageOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}
+	if s.Key != nil {
+		o.StorageKey = s.Key
 	}
 	return nil
 }

@@ -1,36 +1,27 @@
 package node
 
 import (
-	"github.com/telegate/telegate/auth"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/media"
-	"github.com/telegate/telegate/policies"
 )
 
 // visitsInviteKeyPurpose names the invite key derived for visits on Redis
-// (auth.SharedKey).
+// (openStore).
 const visitsInviteKeyPurpose = "telegate visits invite key v1"
 
 // visitsOnRedis puts the visits where the sessions are: with
-// sessions.store "redis" they live in the same Redis (redis.addr,
-// redis.username, redis.password(_file), redis.db, redis.tls), and their invite key — which also
-// seals their records — is derived from the session encryption key every
-// node shares. With the file store o is left as it is (visits.db and
-// keys/invite.key in the data directory).
+// sessions.store "redis" they live in the same Redis (openStore), and
+// their invite key — which also seals their records — is derived from the
+// session encryption key every node shares. With the file store o is left
+// as it is (visits.db and keys/invite.key in the data directory).
 func visitsOnRedis(cfg *config.Config, o *media.Options) error {
-	if cfg.Sessions.Store != "redis" {
-		return nil
-	}
-	ro, err := policies.RedisLimiterOptionsFrom(cfg.Redis)
-	if err != nil {
+	s, err := openStore(cfg, cfg.Sessions.Store == "redis", visitsInviteKeyPurpose)
+	if err != nil || s == nil {
 		return err
 	}
-	key, err := auth.SharedKey(cfg, visitsInviteKeyPurpose)
-	if err != nil {
-		return err
-	}
-	o.Redis = &media.RedisOptions{Addr: ro.Addr, Username: ro.Username, Password: ro.Password, DB: ro.DB, TLS: ro.TLS}
-	o.InviteKey = key
+	c := s.Conn
+	o.Redis = &media.RedisOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}
+	o.InviteKey = s.Key
 	return nil
 }
 
