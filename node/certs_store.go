@@ -23,8 +23,7 @@ func certsOnRedis(cfg *config.Config, o *edgetls.Options) error {
 	if err != nil || s == nil {
 		return err
 	}
-	c := s.Conn
-	o.Redis = &edgetls.RedisStorageOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}
+	o.Redis = &edgetls.RedisStorageOptions{Conn: s.Conn}
 	if s.Key != nil {
 		o.StorageKey = s.Key
 	}

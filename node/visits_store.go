@@ -19,8 +19,7 @@ func visitsOnRedis(cfg *config.Config, o *media.Options) error {
 	if err != nil || s == nil {
 		return err
 	}
-	c := s.Conn
-	o.Redis = &media.RedisOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}
+	o.Redis = &media.RedisOptions{Conn: s.Conn}
 	o.InviteKey = s.Key
 	return nil
 }
