@@ -266,12 +266,23 @@ func (e enospcWriter) Write(b []byte) (int, error) {
 // the status recorded for each request id; a torn last line is skipped.
 func trailRecords(t *testing.T, cfg *config.Config) map[string]int {
 	t.Helper()
+	recs := map[string]int{}
+	for _, e := range trailEvents(t, cfg, "request") {
+		recs[e.RequestID] = e.Status
+	}
+	return recs
+}
+
+// trailEvents reads the node's trail (every segment file) and returns
+// its events of type typ in order; a torn last line is skipped.
+func trailEvents(t *testing.T, cfg *config.Config, typ string) []audit.Event {
+	t.Helper()
 	r, err := audit.Trail{File: cfg.Audit.File}.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	recs := map[string]int{}
+	var out []audit.Event
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadBytes('\n')
@@ -279,11 +290,11 @@ func trailRecords(t *testing.T, cfg *config.Config) map[string]int {
 			if !errors.Is(err, io.EOF) {
 				t.Fatal(err)
 			}
-			return recs
+			return out
 		}
 		var e audit.Event
-		if json.Unmarshal(line, &e) == nil && e.Type == "request" {
-			recs[e.RequestID] = e.Status
+		if json.Unmarshal(line, &e) == nil && e.Type == typ {
+			out = append(out, e)
 		}
 	}
 }
