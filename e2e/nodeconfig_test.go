@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"strings"
+	"text/template"
+)
+
+// runConfig is the `telegate run` configuration of a node in these tests,
+// written once: each test sets only what its node does differently. Its
+// String is a format for runWithDevOP and startWithDevOP, whose verbs
+// are %[1]s the data directory, %[2]d the public port, %[3]d the admin
+// port, %[4]d the relay's UDP port, %[5]s the development provider's
+// issuer, %[6]s its client secret file and %[7]s the relay secrets file;
+// a test's own values follow from %[8] on, and its fields may name them.
+//
+// Every field is YAML text, whole lines each ending in "\n" and indented
+// as in the file, except Host, Names and Relay.
+type runConfig struct {
+	// Host is the address of every listener and of the relay's
+	// candidates (relay_addresses, visits.ice_host); default 127.0.0.1.
+	Host string
+	// Server are more keys of server ("  shutdown_timeout: 1s\n").
+	Server string
+	// Names is the flow list of the local CA's TLS names; default
+	// "[localhost]".
+	Names string
+	// Sections are more top-level sections (sessions, redis, rate_limits,
+	// inspection).
+	Sections string
+	// Providers are the items of providers; default devOP with devRoles.
+	Providers string
+	// Routes are the items of routes; default publicRoute.
+	Routes string
+	// Relay turns the relay and visits on; RelayMore and VisitsMore are
+	// more keys of each.
+	Relay                 bool
+	RelayMore, VisitsMore string
+}
+
+// devOP is the development OpenID Provider as a sign-in provider (the
+// item of providers), without a role mapping.
+const devOP = `  - id: dev
+    display_name: Development sign-in
+    issuer: %[5]s
+    client_id: telegate
+    client_secret_file: %[6]s
+    scopes: [openid, profile, email, groups]
+`
+
+// devRoles maps the development provider's groups to the demo's roles
+// (it follows devOP).
+const devRoles = `    roles:
+      claim: groups
+      map:
+        clinicians: [clinician]
+        patients: [patient]
+`
+
+// publicRoute is a route anyone may open, to an upstream that answers
+// nothing.
+const publicRoute = `  - id: public
+    path: /public/
+    upstream: http://127.0.0.1:9
+    policy:
+      public: true
+`
+
+var runConfigTemplate = template.Must(template.New("run").Parse(`
+data_dir: %[1]s
+server:
+  listen: {{.Host}}:%[2]d
+  http_listen: ""
+  admin: {{.Host}}:%[3]d
+{{.Server}}tls:
+  hosts:
+    - names: {{.Names}}
+      mode: local
+{{.Sections}}providers:
+{{.Providers}}routes:
+{{.Routes}}{{if .Relay}}relay:
+  enabled: true
+  listen: {{.Host}}:%[4]d
+  relay_addresses: [{{.Host}}]
+  secrets_file: %[7]s
+{{.RelayMore}}visits:
+  enabled: true
+  ice_host: {{.Host}}
+{{.VisitsMore}}{{end}}log:
+  format: text
+`))
+
+// String is c as a format for runWithDevOP, the defaults filled in.
+func (c runConfig) String() string {
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.Names == "" {
+		c.Names = "[localhost]"
+	}
+	if c.Providers == "" {
+		c.Providers = devOP + devRoles
+	}
+	if c.Routes == "" {
+		c.Routes = publicRoute
+	}
+	var b strings.Builder
+	if err := runConfigTemplate.Execute(&b, c); err != nil {
+		panic(err) // the template and its fields are the tests' own
+	}
+	return b.String()
+}
