@@ -56,6 +56,25 @@ const devRoles = `    roles:
         patients: [patient]
 `
 
+// developmentProvider is the development provider telegate starts itself
+// (development: true), for a node run without runWithDevOP.
+const developmentProvider = `  - id: dev
+    development: true
+`
+
+// clinicEcho is a route only clinicians may open, to the upstream at
+// %[4]s (identityEcho) with the identity forwarded: for a node with
+// developmentProvider, run without runWithDevOP, whose relay is off, so
+// that %[4] is free for it.
+const clinicEcho = `  - id: clinic
+    path: /clinic/
+    upstream: %[4]s
+    identity_headers: true
+    policy:
+      allow:
+        - roles: [clinician]
+`
+
 // publicRoute is a route anyone may open, to an upstream that answers
 // nothing.
 const publicRoute = `  - id: public
