@@ -57,7 +57,7 @@ func TestRunDevelopmentProvider(t *testing.T) {
 	out := d.Output()
 	for _, want := range []string{
 		// The configuration's warning, with file:line.
-		`level=WARN msg="configuration warning" problem="` + path + `:12: providers[0].development: development sign-in — not for patients`,
+		fmt.Sprintf(`level=WARN msg="configuration warning" problem="%s:%d: providers[0].development: development sign-in — not for patients`, path, lineOf(cfg, "development: true")),
 		// Start-up, naming the provider it started.
 		`level=WARN msg="development sign-in — not for patients`,
 	} {

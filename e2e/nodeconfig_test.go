@@ -128,3 +128,14 @@ func (c runConfig) String() string {
 	}
 	return b.String()
 }
+
+// lineOf is the number (from 1) of the first line of cfg that contains
+// text, where telegate names a field of cfg by file:line; 0 when none.
+func lineOf(cfg, text string) int {
+	for i, l := range strings.Split(cfg, "\n") {
+		if strings.Contains(l, text) {
+			return i + 1
+		}
+	}
+	return 0
+}
