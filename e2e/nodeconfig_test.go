@@ -19,8 +19,12 @@ type runConfig struct {
 	// Host is the address of every listener and of the relay's
 	// candidates (relay_addresses, visits.ice_host); default 127.0.0.1.
 	Host string
+	// HTTPListen is server.http_listen ("host:port"); default "", none.
+	HTTPListen string
 	// Server are more keys of server ("  shutdown_timeout: 1s\n").
 	Server string
+	// TLS are more keys of tls ("  min_version: \"1.3\"\n").
+	TLS string
 	// Names is the flow list of the local CA's TLS names; default
 	// "[localhost]".
 	Names string
@@ -31,9 +35,9 @@ type runConfig struct {
 	Providers string
 	// Routes are the items of routes; default publicRoute.
 	Routes string
-	// Relay turns the relay and visits on; RelayMore and VisitsMore are
-	// more keys of each.
-	Relay                 bool
+	// Relay turns the relay on, Visits the visits (which need the
+	// relay); RelayMore and VisitsMore are more keys of each.
+	Relay, Visits         bool
 	RelayMore, VisitsMore string
 }
 
@@ -88,10 +92,10 @@ var runConfigTemplate = template.Must(template.New("run").Parse(`
 data_dir: %[1]s
 server:
   listen: {{.Host}}:%[2]d
-  http_listen: ""
+  http_listen: {{printf "%q" .HTTPListen}}
   admin: {{.Host}}:%[3]d
 {{.Server}}tls:
-  hosts:
+{{.TLS}}  hosts:
     - names: {{.Names}}
       mode: local
 {{.Sections}}providers:
@@ -101,7 +105,7 @@ server:
   listen: {{.Host}}:%[4]d
   relay_addresses: [{{.Host}}]
   secrets_file: %[7]s
-{{.RelayMore}}visits:
+{{.RelayMore}}{{end}}{{if .Visits}}visits:
   enabled: true
   ice_host: {{.Host}}
 {{.VisitsMore}}{{end}}log:

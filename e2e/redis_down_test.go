@@ -56,7 +56,8 @@ redis:
         allow:
           - roles: [clinician]
 `,
-	Relay: true,
+	Relay:  true,
+	Visits: true,
 }.String()
 
 // startRedisNode starts redis-server (TLS only, client certificates, the

@@ -25,6 +25,7 @@ var tlsRelayReloadConfig = tlsRelayNode.String()
 var tlsRelayNode = runConfig{
 	Names:     "%[8]s",
 	Relay:     true,
+	Visits:    true,
 	RelayMore: "  max_allocations_per_participant: %[9]d\n",
 }
 

@@ -87,6 +87,7 @@ func startDemoWithDevOP(t *testing.T, d *demo, cfgYAML string, extra ...any) (*d
 var shortTimeouts = runConfig{
 	Sections:  "sessions:\n  idle_timeout: 4s\n",
 	Relay:     true,
+	Visits:    true,
 	RelayMore: "  credential_ttl: 5s\n",
 }.String()
 

@@ -28,6 +28,7 @@ var visitsConfig = visitsNode.String()
 // visitsNode is visitsConfig before it is written out.
 var visitsNode = runConfig{
 	Relay:      true,
+	Visits:     true,
 	RelayMore:  "  credential_ttl: 5s\n",
 	VisitsMore: "  default_participants: 3\n  waiting_grace: 10s\n",
 }

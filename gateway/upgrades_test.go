@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -118,6 +119,75 @@ func TestRegression_WebSocketsEndWhenTheirCredentialExpires(t *testing.T) {
 			}
 			if tc.closes && closedAt.Before(notAfter) {
 				t.Fatalf("closed %v before its credential expired", notAfter.Sub(closedAt))
+			}
+		})
+	}
+}
+
+// deviceAuth is testAuth that also answers for devices
+// (DeviceChecker): identity is what it maps every chain to.
+type deviceAuth struct {
+	testAuth
+	identity *scope.Identity
+}
+
+func (a deviceAuth) DeviceIdentity([]*x509.Certificate, *config.Route) *scope.Identity {
+	return a.identity
+}
+
+// TestRegression_DeviceWebSocketsReadmittedByTheirCertificate: on a swap,
+// a device's proxied WebSocket stays open only while the new generation's
+// device CAs still map its certificate to the same identity on its route
+// (a CA removed, or an id's file replaced by another CA's, changes that
+// even though the route and its policy do not); an Authenticator that
+// cannot say closes it (fail closed).
+func TestRegression_DeviceWebSocketsReadmittedByTheirCertificate(t *testing.T) {
+	t.Parallel()
+	echo := echoWebSocketServer(t)
+	deviceWS := func(c *config.Config) {
+		for i := range c.Routes {
+			if c.Routes[i].ID == "clinic" {
+				c.Routes[i].WebSocket = true
+				c.Routes[i].Upstream = echo.URL
+				c.Routes[i].ClientCert = []string{"ward-ca"}
+			}
+		}
+	}
+	same := expiringIdentity(fmt.Sprintf("expiring:device:%d", time.Now().Add(time.Hour).UnixNano()))
+	other := *same
+	other.Subject = "monitor-8"
+	otherCA := *same
+	otherCA.Provider, otherCA.Issuer = "ward-ca-2027", "device:ward-ca-2027"
+	for _, tc := range []struct {
+		name   string
+		auth   Authenticator
+		closes bool
+	}{
+		{"still the same device", deviceAuth{identity: same}, false},
+		{"no CA vouches for it any more", deviceAuth{}, true},
+		{"another device", deviceAuth{identity: &other}, true},
+		{"another CA", deviceAuth{identity: &otherCA}, true},
+		{"an authenticator that cannot check devices", testAuth{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := serveTestGateway(t, func(c *config.Config, _ *Options) { deviceWS(c) })
+			echoOnce := s.dialClinicWS(t, fmt.Sprintf("expiring:device:%d", same.NotAfter.UnixNano()))
+			if err := echoOnce(); err != nil {
+				t.Fatalf("before: %v", err)
+			}
+			cfg := testConfig(t, s.rec.srv.URL)
+			deviceWS(cfg)
+			if err := s.g.Swap(Generation{ID: s.g.current().ID + 1, Config: cfg, Auth: tc.auth}); err != nil {
+				t.Fatal(err)
+			}
+			closed := false
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !closed; {
+				closed = echoOnce() != nil
+				time.Sleep(50 * time.Millisecond)
+			}
+			if closed != tc.closes {
+				t.Fatalf("after: closed %v, want %v", closed, tc.closes)
 			}
 		})
 	}
