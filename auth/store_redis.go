@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,16 +18,10 @@ import (
 
 // RedisOptions configures a RedisStore.
 type RedisOptions struct {
-	// Addr is the Redis server, "host:port". Required.
-	Addr string
-	// Username is the Redis ACL user; "" is "default".
-	Username string
-	// Password is sent with AUTH; "" sends none.
-	Password string
-	// DB is the database number (SELECT). Default 0.
-	DB int
-	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
-	TLS *tls.Config
+	// Conn is the Redis server and how telegate proves itself to it
+	// (redisconn.FromConfig builds it from the redis section). Conn.Addr
+	// is required.
+	Conn redisconn.Conn
 	// Key is the 32-byte AES-256 key that seals every record. Every node
 	// sharing the Redis must use the same key.
 	Key []byte
@@ -119,7 +112,7 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	if len(o.Key) != 32 {
 		return nil, fmt.Errorf("auth: session encryption key must be 32 bytes, got %d", len(o.Key))
 	}
-	if o.Addr == "" {
+	if o.Conn.Addr == "" {
 		return nil, errors.New("auth: redis address missing (redis.addr)")
 	}
 	block, err := aes.NewCipher(o.Key)
@@ -142,7 +135,7 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	conn := o.conn()
+	conn := o.Conn
 	rdb := conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: 1, DialerRetries: 2, Rest: redisconn.DefaultRest})
 	s := &RedisStore{
 		rdb:     rdb,
@@ -161,11 +154,6 @@ func OpenRedisStore(ctx context.Context, o RedisOptions) (*RedisStore, error) {
 		return nil, fmt.Errorf("auth: %w", conn.Explain(err))
 	}
 	return s, nil
-}
-
-// conn is the connection part of o.
-func (o RedisOptions) conn() redisconn.Conn {
-	return redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
 }
 
 func (s *RedisStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -528,8 +516,7 @@ func openRedisFromConfig(cfg *config.Config) (SessionStore, error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return OpenRedisStore(context.Background(), RedisOptions{
-		Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS,
-		Key: key, MaxSessions: sc.MaxSessions, Stale: sc.IdleTimeout,
+		Conn: c, Key: key, MaxSessions: sc.MaxSessions, Stale: sc.IdleTimeout,
 	})
 
 }

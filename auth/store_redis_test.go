@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 
 	"github.com/telegate/telegate/config"
@@ -32,7 +33,7 @@ func (r *testRedis) store(t *testing.T, key []byte, max int, prefix string) *Red
 		prefix = "t{" + randomToken(9) + "}:"
 	}
 	st, err := OpenRedisStore(context.Background(), RedisOptions{
-		Addr: r.Addr, Password: r.Password, Key: key, MaxSessions: max, Prefix: prefix,
+		Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, Key: key, MaxSessions: max, Prefix: prefix,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +261,7 @@ func TestRegression_RedisDownNeverUndoesAnEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := startRedis(t)
-			st, err := OpenRedisStore(ctx, RedisOptions{Addr: r.Addr, Password: r.Password, Key: testKey(3), Stale: time.Minute, Timeout: 300 * time.Millisecond})
+			st, err := OpenRedisStore(ctx, RedisOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, Key: testKey(3), Stale: time.Minute, Timeout: 300 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,39 +23,21 @@ import (
 // directory, %[2]d the public port, %[3]d the admin port, %[4]s the
 // upstream. The pending pool (64) is the whole per-source pending cap, so
 // one source can fill it and eviction is what lets another in.
-const abuseConfig = `data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-connections:
+var abuseConfig = runConfig{
+	Sections: `connections:
   max_pending: 64
   max_pending_per_source: 64
   max_conns: 256
   max_conns_per_source: 32
   first_byte_timeout: 2s
   handshake_timeout: 10s
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
-    development: true
 rate_limits:
   per_client: {rate: 100000, burst: 100000}
   per_subject: {rate: 100000, burst: 100000}
-routes:
-  - id: clinic
-    path: /clinic/
-    upstream: %[4]s
-    identity_headers: true
-    policy:
-      allow:
-        - roles: [clinician]
-log:
-  format: text
-`
+`,
+	Providers: developmentProvider,
+	Routes:    clinicEcho,
+}.String()
 
 // Loopback sources: the attacker and the legitimate client.
 var (

@@ -16,29 +16,7 @@ import (
 // and nothing of an identity provider's own; %[1]s is the data
 // directory, %[2]d the public port, %[3]d the admin port and %[4]s the
 // upstream.
-const devProviderConfig = `data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
-    development: true
-routes:
-  - id: clinic
-    path: /clinic/
-    upstream: %[4]s
-    identity_headers: true
-    policy:
-      allow:
-        - roles: [clinician]
-log:
-  format: text
-`
+var devProviderConfig = runConfig{Providers: developmentProvider, Routes: clinicEcho}.String()
 
 // identityEcho is an upstream that answers with the identity the gateway
 // forwarded (identity_headers: true).
@@ -79,7 +57,7 @@ func TestRunDevelopmentProvider(t *testing.T) {
 	out := d.Output()
 	for _, want := range []string{
 		// The configuration's warning, with file:line.
-		`level=WARN msg="configuration warning" problem="` + path + `:12: providers[0].development: development sign-in — not for patients`,
+		fmt.Sprintf(`level=WARN msg="configuration warning" problem="%s:%d: providers[0].development: development sign-in — not for patients`, path, lineOf(cfg, "development: true")),
 		// Start-up, naming the provider it started.
 		`level=WARN msg="development sign-in — not for patients`,
 	} {

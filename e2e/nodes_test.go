@@ -37,38 +37,22 @@ import (
 // file), then %[8]s the address, %[9]d N, %[10]s the directory of the
 // shared session key and Redis password, %[11]s the Redis address, %[12]s
 // the public host name (nodeN.test, or the balancer's name shared by all).
-const nodeConfig = `
-data_dir: %[1]s
-server:
-  listen: %[8]s:%[2]d
-  http_listen: ""
-  admin: %[8]s:%[3]d
-  public_url: https://%[12]s:%[2]d
-  shutdown_timeout: 12s
-tls:
-  hosts:
-    - names: [%[12]s, relay%[9]d.test]
-      mode: local
-sessions:
+var nodeConfig = runConfig{
+	Host:   "%[8]s",
+	Server: "  public_url: https://%[12]s:%[2]d\n  shutdown_timeout: 12s\n",
+	Names:  "[%[12]s, relay%[9]d.test]",
+	Sections: `sessions:
   store: redis
   encryption_key_file: %[10]s/session.key
 redis:
   addr: %[11]s
   password_file: %[10]s/redis.password
-` + devProviderAndRoute + `relay:
-  enabled: true
-  listen: %[8]s:%[4]d
-  udp_sockets: 1
-  relay_addresses: [%[8]s]
-  server_names: [relay%[9]d.test]
-  secrets_file: %[7]s
-visits:
-  enabled: true
-  ice_host: %[8]s
-  drain_timeout: 3s
-log:
-  format: text
-`
+`,
+	Relay:      true,
+	Visits:     true,
+	RelayMore:  "  udp_sockets: 1\n  server_names: [relay%[9]d.test]\n",
+	VisitsMore: "  drain_timeout: 3s\n",
+}.String()
 
 // cluster is n telegate processes sharing one redis-server and one
 // development OpenID Provider, node i (from 1) on 127.0.0.i.

@@ -17,49 +17,22 @@ import (
 // ownPagesConfig offers two sign-in providers (so /.telegate/login shows
 // the chooser) and a route only clinicians may open (a 403 for a
 // patient). See runWithDevOP for the verbs.
-const ownPagesConfig = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
-    display_name: Development sign-in
-    issuer: %[5]s
-    client_id: telegate
-    client_secret_file: %[6]s
-    scopes: [openid, profile, email, groups]
-    roles:
-      claim: groups
-      map:
-        clinicians: [clinician]
-        patients: [patient]
-  - id: partner
+var ownPagesConfig = runConfig{
+	Providers: devOP + devRoles + `  - id: partner
     display_name: Partner clinic sign-in
     issuer: %[5]s
     client_id: telegate
     client_secret_file: %[6]s
     scopes: [openid, profile, email, groups]
-routes:
-  - id: clinic
+`,
+	Routes: `  - id: clinic
     path: /clinic/
     upstream: http://127.0.0.1:9
     policy:
       allow:
         - roles: [clinician]
-  - id: public
-    path: /public/
-    upstream: http://127.0.0.1:9
-    policy:
-      public: true
-log:
-  format: text
-`
+` + publicRoute,
+}.String()
 
 // cookieValues returns the values of every cookie p's browser holds.
 func (p *page) cookieValues() []string {

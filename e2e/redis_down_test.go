@@ -20,17 +20,8 @@ import (
 // client certificate as the ACL user "telegate"; %[8]s is the session key
 // file, %[10]s the Redis password file, %[11]s–%[13]s the CA, client
 // certificate and key, %[14]s the upstream.
-const redisNodeConfig = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-sessions:
+var redisNodeConfig = runConfig{
+	Sections: `sessions:
   store: redis
   encryption_key_file: %[8]s
   idle_timeout: 10m
@@ -43,21 +34,9 @@ redis:
     ca_file: %[11]s
     cert_file: %[12]s
     key_file: %[13]s
-providers:
-  - id: dev
-    display_name: Development sign-in
-    issuer: %[5]s
-    client_id: telegate
-    client_secret_file: %[6]s
-    scopes: [openid, profile, email, groups]
-    roles:
-      claim: groups
-      map:
-        clinicians: [clinician]
-        patients: [patient]
-        admins: [admin]
-routes:
-  - id: clinic
+`,
+	Providers: devOP + devRoles + "        admins: [admin]\n",
+	Routes: `  - id: clinic
     path: /clinic/
     upstream: %[14]s
     identity_headers: true
@@ -76,17 +55,10 @@ routes:
       break_glass:
         allow:
           - roles: [clinician]
-relay:
-  enabled: true
-  listen: 127.0.0.1:%[4]d
-  relay_addresses: [127.0.0.1]
-  secrets_file: %[7]s
-visits:
-  enabled: true
-  ice_host: 127.0.0.1
-log:
-  format: text
-`
+`,
+	Relay:  true,
+	Visits: true,
+}.String()
 
 // startRedisNode starts redis-server (TLS only, client certificates, the
 // ACL user with exactly telegate's rules, AOF fsync on every write so a

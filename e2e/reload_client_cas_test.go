@@ -36,26 +36,16 @@ import (
 // %[9]s the route's client_cert, %[10]s the upstream, %[11]d the
 // plain-HTTP listener's port, %[12]d the relay's dedicated TLS port and
 // %[13]s the lowest TLS version.
-const clientCAsConfig = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: 127.0.0.1:%[11]d
-  admin: 127.0.0.1:%[3]d
-tls:
-  min_version: "%[13]s"
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
+var clientCAsConfig = runConfig{
+	HTTPListen: "127.0.0.1:%[11]d",
+	TLS:        "  min_version: \"%[13]s\"\n",
+	Providers: `  - id: dev
     issuer: %[5]s
     client_id: telegate
     client_secret_file: %[6]s
-client_cas:
-%[8]s
-routes:
-  - id: carts
+`,
+	Sections: "client_cas:\n%[8]s\n",
+	Routes: `  - id: carts
     path: /carts/
     upstream: %[10]s
     client_cert: %[9]s
@@ -71,16 +61,10 @@ routes:
     policy:
       allow:
         - authenticated: true
-relay:
-  enabled: true
-  listen: 127.0.0.1:%[4]d
-  tls_listen: 127.0.0.1:%[12]d
-  relay_addresses: [127.0.0.1]
-  secrets_file: %[7]s
-  unauthenticated_rate: {rate: 1000, burst: 1000}
-log:
-  format: text
-`
+`,
+	Relay:     true,
+	RelayMore: "  tls_listen: 127.0.0.1:%[12]d\n  unauthenticated_rate: {rate: 1000, burst: 1000}\n",
+}.String()
 
 // deviceCA is a CA that signs the client certificates of connected
 // medical devices, its certificate in a PEM file.

@@ -21,18 +21,8 @@ import (
 // reloadConfig is a `telegate run` configuration for the reload tests (see
 // runWithDevOP for %[1]…%[7]): %[8]s is the provider's client secret file,
 // %[9]s the roles the "clinicians" group maps to, %[10]s the upstream.
-const reloadConfig = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
+var reloadConfig = runConfig{
+	Providers: `  - id: dev
     issuer: %[5]s
     client_id: telegate
     client_secret_file: %[8]s
@@ -41,16 +31,15 @@ providers:
       claim: groups
       map:
         clinicians: %[9]s
-routes:
-  - id: chart
+`,
+	Routes: `  - id: chart
     path: /chart/
     upstream: %[10]s
     policy:
       allow:
         - roles: [nurse]
-log:
-  format: text
-`
+`,
+}.String()
 
 // reloadNow asks the node to reload through its admin listener and
 // returns the status and body.
@@ -177,29 +166,20 @@ func writeConfig(t *testing.T, d *demo, cfg string) {
 // "B"), %[9]s is its upstream, %[10]s the policy of /gated/, %[11]d the
 // per-client rate, %[12]s the provider's display name, %[13]s the app
 // route's id.
-const loadConfig = `
-data_dir: %[1]s
-server:
-  h2_max_requests_per_second: 5000
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
+var loadConfig = runConfig{
+	Server: "  h2_max_requests_per_second: 5000\n",
+	Providers: `  - id: dev
     display_name: %[12]s
     issuer: %[5]s
     client_id: telegate
     client_secret_file: %[6]s
-rate_limits:
+`,
+	Sections: `rate_limits:
   per_client: {rate: %[11]d, burst: %[11]d}
 inspection:
   enabled: false
-routes:
-  - id: app-%[13]s
+`,
+	Routes: `  - id: app-%[13]s
     path: /app/
     upstream: %[9]s
     websocket: true
@@ -229,9 +209,8 @@ routes:
       X-Generation-Marker: %[8]s
     policy:
       public: true
-log:
-  format: text
-`
+`,
+}.String()
 
 // TestRegression_ReloadUnderLoadIsOneGeneration: 50 reloads between two
 // configurations that differ in routes, policies, a provider and rate

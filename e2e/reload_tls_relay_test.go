@@ -19,46 +19,15 @@ import (
 // tlsRelayReloadConfig is a configuration with the relay and visits on
 // (see runWithDevOP for %[1]…%[7]): %[8]s are the local TLS names, %[9]d
 // the relay's per-participant allocation quota.
-const tlsRelayReloadConfig = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: %[8]s
-      mode: local
-providers:
-  - id: dev
-    display_name: Development sign-in
-    issuer: %[5]s
-    client_id: telegate
-    client_secret_file: %[6]s
-    scopes: [openid, profile, email, groups]
-    roles:
-      claim: groups
-      map:
-        clinicians: [clinician]
-        patients: [patient]
-routes:
-  - id: public
-    path: /public/
-    upstream: http://127.0.0.1:9
-    policy:
-      public: true
-relay:
-  enabled: true
-  listen: 127.0.0.1:%[4]d
-  relay_addresses: [127.0.0.1]
-  secrets_file: %[7]s
-  max_allocations_per_participant: %[9]d
-visits:
-  enabled: true
-  ice_host: 127.0.0.1
-log:
-  format: text
-`
+var tlsRelayReloadConfig = tlsRelayNode.String()
+
+// tlsRelayNode is tlsRelayReloadConfig before it is written out.
+var tlsRelayNode = runConfig{
+	Names:     "%[8]s",
+	Relay:     true,
+	Visits:    true,
+	RelayMore: "  max_allocations_per_participant: %[9]d\n",
+}
 
 // TestRegression_ReloadAppliesTLSAndRelayLimits: a reload serves a TLS
 // host name it adds, from the next handshake, and stops serving one it

@@ -289,35 +289,18 @@ func lastAuditRecord(t *testing.T, path string) struct{ Type, Reason string } {
 }
 
 // deadlineConfig is `telegate run -c` with a route to a slow upstream
-// (%[8]s, filled in before runWithDevOP) and a one-second drain.
-const deadlineConfig = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-  shutdown_timeout: 1s
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
-    display_name: Development sign-in
-    issuer: %[5]s
-    client_id: telegate
-    client_secret_file: %[6]s
-    scopes: [openid, profile, email, groups]
-routes:
-  - id: hang
+// (%[8]s) and a one-second drain.
+var deadlineConfig = runConfig{
+	Server:    "  shutdown_timeout: 1s\n",
+	Providers: devOP,
+	Routes: `  - id: hang
     path: /hang/
-    upstream: UPSTREAM
+    upstream: %[8]s
     timeout: 60s
     policy:
       public: true
-log:
-  format: text
-`
+`,
+}.String()
 
 // TestRegression_SIGTERMDrainDeadlineClosesWhatIsLeft: a request that
 // outlasts server.shutdown_timeout does not keep the node up: at the
@@ -333,7 +316,7 @@ func TestRegression_SIGTERMDrainDeadlineClosesWhatIsLeft(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	d := runWithDevOP(t, strings.Replace(deadlineConfig, "UPSTREAM", up.URL, 1))
+	d := runWithDevOP(t, deadlineConfig, up.URL)
 
 	hung := make(chan error, 1)
 	go func() {

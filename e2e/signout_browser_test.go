@@ -17,35 +17,17 @@ import (
 
 // signOutConfig protects the app route behind the in-process development
 // provider (see runWithDevOP for %[1]…%[7]); %[8]s is the app.
-const signOutConfig = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-providers:
-  - id: dev
-    display_name: Development sign-in
-    issuer: %[5]s
-    client_id: telegate
-    client_secret_file: %[6]s
-    scopes: [openid, profile, email, groups]
-inspection:
-  enabled: false
-routes:
-  - id: app
+var signOutConfig = runConfig{
+	Providers: devOP,
+	Sections:  "inspection:\n  enabled: false\n",
+	Routes: `  - id: app
     path: /
     upstream: %[8]s
     policy:
       allow:
         - authenticated: true
-log:
-  format: text
-`
+`,
+}.String()
 
 // strictApp is an app page with a sign-out button, under the strictest
 // CSP an app may send: its forms post to its own origin only.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,16 +21,16 @@ import (
 
 // relayNodeConfig is tlsRelayReloadConfig with few TURN-over-TLS slots
 // (8), a 2 s allocate deadline, and turns: URLs naming the HTTPS port.
-var relayNodeConfig = strings.Replace(tlsRelayReloadConfig, "  max_allocations_per_participant: %[9]d\n",
-	"  max_allocations_per_participant: %[9]d\n  max_tls_conns: 8\n  tls_allocate_timeout: 2s\n  tls_port: %[2]d\n", 1)
+var relayNodeConfig = func() string {
+	c := tlsRelayNode
+	c.RelayMore += "  max_tls_conns: 8\n  tls_allocate_timeout: 2s\n  tls_port: %[2]d\n"
+	return c.String()
+}()
 
 // startRelayNode runs the node with relayNodeConfig and signs the
 // clinician, the patient and the admin in, each in a browser of their own.
 func startRelayNode(t *testing.T) *attackDemo {
 	t.Helper()
-	if relayNodeConfig == tlsRelayReloadConfig {
-		t.Fatal("the relay block of tlsRelayReloadConfig changed")
-	}
 	d, _ := startWithDevOP(t, relayNodeConfig, "[localhost]", 4)
 	a := &attackDemo{demo: d}
 	for _, u := range []struct {

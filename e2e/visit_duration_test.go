@@ -82,55 +82,14 @@ func startDemoWithDevOP(t *testing.T, d *demo, cfgYAML string, extra ...any) (*d
 	return d.start("run", "-c", path), rewrite
 }
 
-// devProviderAndRoute is the development OpenID Provider (%[5]s its
-// issuer, %[6]s the client secret file) with its role mapping, and one
-// public route: the part of the visits configurations every node shares.
-const devProviderAndRoute = `providers:
-  - id: dev
-    display_name: Development sign-in
-    issuer: %[5]s
-    client_id: telegate
-    client_secret_file: %[6]s
-    scopes: [openid, profile, email, groups]
-    roles:
-      claim: groups
-      map:
-        clinicians: [clinician]
-        patients: [patient]
-routes:
-  - id: public
-    path: /public/
-    upstream: http://127.0.0.1:9
-    policy:
-      public: true
-`
-
 // shortTimeouts is a visits configuration whose sign-in idle timeout and
 // relay credential lifetime are seconds long (see runWithDevOP).
-const shortTimeouts = `
-data_dir: %[1]s
-server:
-  listen: 127.0.0.1:%[2]d
-  http_listen: ""
-  admin: 127.0.0.1:%[3]d
-tls:
-  hosts:
-    - names: [localhost]
-      mode: local
-sessions:
-  idle_timeout: 4s
-` + devProviderAndRoute + `relay:
-  enabled: true
-  listen: 127.0.0.1:%[4]d
-  relay_addresses: [127.0.0.1]
-  secrets_file: %[7]s
-  credential_ttl: 5s
-visits:
-  enabled: true
-  ice_host: 127.0.0.1
-log:
-  format: text
-`
+var shortTimeouts = runConfig{
+	Sections:  "sessions:\n  idle_timeout: 4s\n",
+	Relay:     true,
+	Visits:    true,
+	RelayMore: "  credential_ttl: 5s\n",
+}.String()
 
 // TestRegression_CallOutlivesSessionTimeouts: a call lasts as long as the
 // visit. The sign-in idle timeout (4 s here) and the relay credential

@@ -16,7 +16,11 @@ import (
 
 // guestsConfig is visitsConfig (visits of three) with account-less guests
 // allowed.
-var guestsConfig = strings.Replace(visitsConfig, "  waiting_grace: 10s\n", "  waiting_grace: 10s\n  guests_without_account: true\n", 1)
+var guestsConfig = func() string {
+	c := visitsNode
+	c.VisitsMore += "  guests_without_account: true\n"
+	return c.String()
+}()
 
 // recordPeerConnections keeps every RTCPeerConnection the page makes in
 // window.__pcs, so a test can read each connection's own inbound media.

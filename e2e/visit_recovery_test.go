@@ -23,10 +23,15 @@ import (
 // visitsConfig is shortTimeouts (relay credentials live 5 s) with the
 // default sign-in idle timeout, visits of three people, and a waiting
 // room page unheard for 10 s off the list.
-var visitsConfig = strings.NewReplacer(
-	"sessions:\n  idle_timeout: 4s\n", "",
-	"  ice_host: 127.0.0.1\n", "  ice_host: 127.0.0.1\n  default_participants: 3\n  waiting_grace: 10s\n",
-).Replace(shortTimeouts)
+var visitsConfig = visitsNode.String()
+
+// visitsNode is visitsConfig before it is written out.
+var visitsNode = runConfig{
+	Relay:      true,
+	Visits:     true,
+	RelayMore:  "  credential_ttl: 5s\n",
+	VisitsMore: "  default_participants: 3\n  waiting_grace: 10s\n",
+}
 
 // onNewDocument runs src in every document p opens from now on, before
 // the page's own scripts.

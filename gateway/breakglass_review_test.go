@@ -21,6 +21,7 @@ import (
 	"github.com/telegate/telegate/auth"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/grants"
+	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 	"github.com/telegate/telegate/policies"
 	"github.com/telegate/telegate/scope"
@@ -71,7 +72,7 @@ func boltGrantsLimited(t *testing.T, path string, lim grants.Limits) grants.Stor
 // as every node sharing the Redis does.
 func redisGrants(t *testing.T, r *redistest.Server, prefix string) grants.Store {
 	t.Helper()
-	st, err := auth.OpenRedisStore(context.Background(), auth.RedisOptions{Addr: r.Addr, Password: r.Password, Key: bytes.Repeat([]byte{3}, 32), Prefix: prefix})
+	st, err := auth.OpenRedisStore(context.Background(), auth.RedisOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, Key: bytes.Repeat([]byte{3}, 32), Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

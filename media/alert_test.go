@@ -251,7 +251,7 @@ func TestRegression_ArrivalWebhookOutlivesRestart(t *testing.T) {
 			var ro *RedisOptions
 			if kind == "redis" {
 				r := redistest.Start(t)
-				ro = &RedisOptions{Addr: r.Addr, Password: r.Password, Prefix: "n{" + newID() + "}:"}
+				ro = &RedisOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, Prefix: "n{" + newID() + "}:"}
 				open = func() webhook.Store {
 					st, err := webhook.OpenRedis(redisconn.Conn{Addr: r.Addr, Password: r.Password}, bytes.Repeat([]byte{3}, 32))
 					if err != nil {

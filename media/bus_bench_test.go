@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 )
 
@@ -96,7 +97,7 @@ func BenchmarkSignalingAcrossNodes(b *testing.B) {
 // benchNodes starts a redis-server and two visits services on it.
 func benchNodes(b *testing.B, cfg config.Visits) (*redistest.Server, *harness, *harness) {
 	r := redistest.Start(b)
-	ro := &RedisOptions{Addr: r.Addr, Password: r.Password, Prefix: "b{" + newID() + "}:"}
+	ro := &RedisOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, Prefix: "b{" + newID() + "}:"}
 	key := bytes.Repeat([]byte{7}, 32)
 	node := func() *harness {
 		h := &harness{t: &testing.T{}, relay: newSpyRelay(b), sink: &recordSink{}, clock: &clock{t: time.Now()}, dir: b.TempDir()}

@@ -2,7 +2,6 @@ package media
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,16 +18,10 @@ import (
 // RedisOptions configure the visit store on Redis, shared by every node
 // of a deployment (sessions.store "redis": visits follow the sessions).
 type RedisOptions struct {
-	// Addr is the Redis server, "host:port". Required.
-	Addr string
-	// Username is the Redis ACL user; "" is "default".
-	Username string
-	// Password is sent with AUTH; "" sends none.
-	Password string
-	// DB is the database number (SELECT). Default 0.
-	DB int
-	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
-	TLS *tls.Config
+	// Conn is the Redis server and how telegate proves itself to it
+	// (redisconn.FromConfig builds it from the redis section). Conn.Addr
+	// is required.
+	Conn redisconn.Conn
 	// Prefix starts every key. It holds a hash tag ("{…}") so every key
 	// of the store lands in one slot (the scripts touch several). Default
 	// "telegate:{visits}:".
@@ -61,7 +54,7 @@ var _ visitStore = (*redisStore)(nil)
 
 // openRedisStore connects to o.Addr and checks it with PING.
 func openRedisStore(o RedisOptions, key []byte, log *slog.Logger) (*redisStore, error) {
-	if o.Addr == "" {
+	if o.Conn.Addr == "" {
 		return nil, errors.New("media: redis address missing (redis.addr)")
 	}
 	if o.Prefix == "" {
@@ -71,7 +64,7 @@ func openRedisStore(o RedisOptions, key []byte, log *slog.Logger) (*redisStore, 
 	if err != nil {
 		return nil, err
 	}
-	conn := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
+	conn := o.Conn
 	rdb := conn.NewClient(redisconn.Tuning{Timeout: storeTimeout, MaxRetries: 1, Rest: redisconn.DefaultRest})
 	ctx, cancel := storeCtx()
 	defer cancel()

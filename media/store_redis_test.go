@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 )
 
@@ -21,7 +22,7 @@ var discardLog = slog.New(slog.DiscardHandler)
 // redisNode opens a visit store on r under prefix, as one node would.
 func redisNode(t *testing.T, r *redistest.Server, prefix string, key []byte) *redisStore {
 	t.Helper()
-	st, err := openRedisStore(RedisOptions{Addr: r.Addr, Password: r.Password, Prefix: prefix}, key, discardLog)
+	st, err := openRedisStore(RedisOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, Prefix: prefix}, key, discardLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestRedisVisitStoreSealed(t *testing.T) {
 func twoNodes(t *testing.T, cfg config.Visits) (*harness, *harness) {
 	t.Helper()
 	r := redistest.Start(t)
-	ro := &RedisOptions{Addr: r.Addr, Password: r.Password, Prefix: "n{" + newID() + "}:"}
+	ro := &RedisOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, Prefix: "n{" + newID() + "}:"}
 	key := bytes.Repeat([]byte{5}, 32)
 	node := func() *harness {
 		return newHarnessWith(t, cfg, func(h *harness) { h.redis, h.key = ro, key })
@@ -182,7 +183,7 @@ func TestRegression_VisitRacesAcrossNodes(t *testing.T) {
 // per-node invite key.
 func TestRedisVisitsNeedSharedKey(t *testing.T) {
 	t.Parallel()
-	_, err := New(Options{DataDir: t.TempDir(), Relay: newSpyRelay(t), Redis: &RedisOptions{Addr: "127.0.0.1:1"}})
+	_, err := New(Options{DataDir: t.TempDir(), Relay: newSpyRelay(t), Redis: &RedisOptions{Conn: redisconn.Conn{Addr: "127.0.0.1:1"}}})
 	if err == nil || !strings.Contains(err.Error(), "invite key") {
 		t.Fatalf("New = %v, want a refusal naming the invite key", err)
 	}
@@ -194,7 +195,7 @@ func TestRedisVisitsNeedSharedKey(t *testing.T) {
 func TestRedisVisitsDownFailClosed(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	ro := &RedisOptions{Addr: r.Addr, Password: r.Password}
+	ro := &RedisOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}}
 	h := newHarnessWith(t, config.Visits{}, func(h *harness) { h.redis, h.key = ro, bytes.Repeat([]byte{6}, 32) })
 	vid, inv := h.createVisit("dr", nil)
 	pid := h.join("pat", inv)

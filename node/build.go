@@ -61,7 +61,7 @@ type Env struct {
 	Logger *slog.Logger
 	// Previous is the running generation, whose parts Build reuses where
 	// the configuration of a part is unchanged (the WAF's compiled rules);
-	// nil at start.
+	// at start, the generation Run built to check the configuration.
 	Previous *Generation
 	// ClientTrust is the device CA pools the TLS listener verifies with
 	// at start (edgetls.Manager.ClientTrust), for the first generation;
@@ -131,7 +131,7 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 		reflect.DeepEqual(inspectExclusions(prev.Config), inspectExclusions(cfg)) {
 		g.Inspector = prev.Inspector
 	} else if inspectsAny(cfg) {
-		insp, err := policies.NewInspector(cfg.Inspection, cfg.Routes, sink, log.With("component", "inspect"))
+		insp, err := newInspector(cfg.Inspection, cfg.Routes, sink, log.With("component", "inspect"))
 		if err != nil {
 			add("inspection", err)
 		}
@@ -375,3 +375,7 @@ func inspectExclusions(cfg *config.Config) map[string][]config.InspectExclusion 
 	}
 	return out
 }
+
+// newInspector is policies.NewInspector, a variable so that a test can
+// count how often the Core Rule Set is compiled.
+var newInspector = policies.NewInspector

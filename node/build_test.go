@@ -1,14 +1,22 @@
 package node
 
 import (
+	"crypto/tls"
+	"log/slog"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/gateway"
+	"github.com/telegate/telegate/internal/redistest"
 	"github.com/telegate/telegate/media/relay"
+	"github.com/telegate/telegate/policies"
 )
 
 // TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload: every relay
@@ -104,5 +112,65 @@ func TestInspectorRebuiltWhenExclusionsChange(t *testing.T) {
 	}
 	if g3.Inspector == nil || g3.Inspector == g2.Inspector {
 		t.Error("changed exclusions: the running WAF was kept")
+	}
+}
+
+// TestRegression_StartCompilesRulesOnce: a node started with inspection
+// compiles the Core Rule Set once — the check before anything opens and
+// the running generation share it — and that one WAF still refuses
+// attacks of several kinds and records each refusal in the node's trail.
+// Not parallel: it counts every build in the package.
+func TestRegression_StartCompilesRulesOnce(t *testing.T) {
+	var builds atomic.Int32
+	orig := newInspector
+	newInspector = func(c config.Inspection, routes []config.Route, sink audit.Sink, log *slog.Logger) (*policies.Inspector, error) {
+		builds.Add(1)
+		return orig(c, routes, sink, log)
+	}
+	t.Cleanup(func() { newInspector = orig })
+	cfg := nodeConfigWith(t, redistest.Start(t), "inspection:\n  enabled: true\n")
+	r, _ := runNode(t, cfg)
+	if n := builds.Load(); n != 1 {
+		t.Errorf("start compiled the Core Rule Set %d times, want once", n)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}}} // loopback only, the node's local CA
+	t.Cleanup(hc.CloseIdleConnections)
+	attacks := []string{
+		"/records?id=1'%20OR%20'1'='1",
+		"/search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E",
+		"/files?name=../../../../etc/passwd",
+	}
+	ids := map[string]bool{}
+	for _, path := range attacks {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+r.ListenAddr+path, nil)
+		req.Host = "localhost"
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("GET %s: %d, want 403 from the WAF", path, resp.StatusCode)
+		}
+		ids[resp.Header.Get(gateway.RequestIDHeader)] = true
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recorded := 0
+		for _, e := range trailEvents(t, cfg) {
+			if e.Type == "inspect" && e.Decision == "deny" && ids[e.RequestID] {
+				recorded++
+			}
+		}
+		if recorded == len(attacks) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d refusals in the trail", recorded, len(attacks))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := builds.Load(); n != 1 {
+		t.Errorf("serving compiled the Core Rule Set again: %d builds", n)
 	}
 }

@@ -6,27 +6,26 @@ import (
 )
 
 // certsStorageKeyPurpose names the key derived for certificate storage
-// on Redis when tls.storage_key_file names none (auth.SharedKey).
+// on Redis when tls.storage_key_file names none (openStore).
 const certsStorageKeyPurpose = "telegate tls storage key v1"
 
-// certsOnRedis gives edgetls the Redis of tls.storage "redis"
-// (sharedRedis) and, when tls.storage_key_file names no key, the storage
-// key derived from the session encryption key every node shares. With
-// tls.storage "file" o is left as it is (edgetls seals the file storage
-// with tls.storage_key_file or keys/tls-storage.key).
+// certsOnRedis gives edgetls the Redis of tls.storage "redis" (openStore)
+// and, when tls.storage_key_file names no key, the storage key derived
+// from the session encryption key every node shares. With tls.storage
+// "file" o is left as it is (edgetls seals the file storage with
+// tls.storage_key_file or keys/tls-storage.key).
 func certsOnRedis(cfg *config.Config, o *edgetls.Options) error {
-	if cfg.TLS.Storage != edgetls.StorageRedis {
-		return nil
+	purpose := certsStorageKeyPurpose
+	if cfg.TLS.StorageKeyFile != "" {
+		purpose = "" // edgetls reads the operator's key
 	}
-	purpose := ""
-	if cfg.TLS.StorageKeyFile == "" {
-		purpose = certsStorageKeyPurpose
-	}
-	c, key, err := sharedRedis(cfg, purpose)
-	if err != nil {
+	s, err := openStore(cfg, cfg.TLS.Storage == edgetls.StorageRedis, purpose)
+	if err != nil || s == nil {
 		return err
 	}
-	o.Redis = &edgetls.RedisStorageOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}
-	o.StorageKey = key
+	o.Redis = &edgetls.RedisStorageOptions{Conn: s.Conn}
+	if s.Key != nil {
+		o.StorageKey = s.Key
+	}
 	return nil
 }

@@ -29,7 +29,7 @@ func TestCertificatesFollowSessionStore(t *testing.T) {
 	if err := certsOnRedis(nodeConfig(t, rdb), &o2); err != nil {
 		t.Fatal(err)
 	}
-	if o1.Redis == nil || o1.Redis.Addr != rdb.Addr || o1.Redis.Password != rdb.Password {
+	if o1.Redis == nil || o1.Redis.Conn.Addr != rdb.Addr || o1.Redis.Conn.Password != rdb.Password {
 		t.Fatalf("certificates not on the sessions' Redis: %+v", o1.Redis)
 	}
 	if len(o1.StorageKey) != 32 || !bytes.Equal(o1.StorageKey, o2.StorageKey) {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -117,8 +118,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	closers = append(closers, stopDev)
 
-	// Check the whole configuration before anything is opened.
-	if _, err := Build(cfg, Env{}); err != nil {
+	// Check the whole configuration before anything is opened. What the
+	// check builds that does not depend on the running parts — the
+	// Inspector, whose Core Rule Set takes most of a build — is kept for
+	// the first generation (Env.Previous), so start compiles it once; its
+	// records reach the trail once the trail is open.
+	inspectSink := &laterSink{}
+	checked, err := Build(cfg, Env{Audit: inspectSink, Logger: log})
+	if err != nil {
 		return err
 	}
 
@@ -148,6 +155,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return trail.Close()
 	})
 	reg.MustRegister(trail)
+	inspectSink.open(requestSink(trail))
 	if cfg.Audit.Ship.Enabled() {
 		sh, err := audit.StartShipper(audit.ShipOptions{File: ao.File, EncryptionKey: ao.EncryptionKey, Dir: config.AuditShipDirIn(cfg.DataDir),
 			Node: audit.SignerNodeID(ao.CheckpointKey), Ship: cfg.Audit.Ship, Logger: ao.Logger})
@@ -193,7 +201,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	closers = append(closers, authn.Close)
 	env := Env{Auth: authn, Audit: requestSink(trail), Logger: log, ClientTrust: certs.ClientTrust()}
-	first, err := Build(cfg, env)
+	withChecked := env
+	withChecked.Previous = checked
+	first, err := Build(cfg, withChecked)
 	if err != nil {
 		return err
 	}
@@ -462,3 +472,21 @@ type routeLimiter interface {
 // relayStarted is called with the relay once it serves; test binaries
 // (build tag telegate_testhooks, testhooks.go) hook in here.
 var relayStarted = func(*relay.Server) {}
+
+// laterSink is an audit.Sink whose destination opens after it is handed
+// out: the configuration is checked, and its Inspector built, before the
+// audit trail opens (a configuration that does not build opens nothing).
+// Until open it drops records; none are made then, as nothing is served.
+type laterSink struct {
+	to atomic.Pointer[audit.Sink]
+}
+
+// open sends every later record to s.
+func (l *laterSink) open(s audit.Sink) { l.to.Store(&s) }
+
+// Record implements audit.Sink.
+func (l *laterSink) Record(ctx context.Context, e audit.Event) {
+	if s := l.to.Load(); s != nil {
+		(*s).Record(ctx, e)
+	}
+}

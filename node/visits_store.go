@@ -6,24 +6,21 @@ import (
 )
 
 // visitsInviteKeyPurpose names the invite key derived for visits on Redis
-// (auth.SharedKey).
+// (openStore).
 const visitsInviteKeyPurpose = "telegate visits invite key v1"
 
 // visitsOnRedis puts the visits where the sessions are: with
-// sessions.store "redis" they live in the same Redis (sharedRedis), and
+// sessions.store "redis" they live in the same Redis (openStore), and
 // their invite key — which also seals their records — is derived from the
 // session encryption key every node shares. With the file store o is left
 // as it is (visits.db and keys/invite.key in the data directory).
 func visitsOnRedis(cfg *config.Config, o *media.Options) error {
-	if cfg.Sessions.Store != "redis" {
-		return nil
-	}
-	c, key, err := sharedRedis(cfg, visitsInviteKeyPurpose)
-	if err != nil {
+	s, err := openStore(cfg, cfg.Sessions.Store == "redis", visitsInviteKeyPurpose)
+	if err != nil || s == nil {
 		return err
 	}
-	o.Redis = &media.RedisOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}
-	o.InviteKey = key
+	o.Redis = &media.RedisOptions{Conn: s.Conn}
+	o.InviteKey = s.Key
 	return nil
 }
 

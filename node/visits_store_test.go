@@ -24,7 +24,7 @@ func TestVisitsFollowSessionStore(t *testing.T) {
 	if err := visitsOnRedis(nodeConfig(t, rdb), &o2); err != nil {
 		t.Fatal(err)
 	}
-	if o1.Redis == nil || o1.Redis.Addr != rdb.Addr || o1.Redis.Password != rdb.Password {
+	if o1.Redis == nil || o1.Redis.Conn.Addr != rdb.Addr || o1.Redis.Conn.Password != rdb.Password {
 		t.Fatalf("visits not on the sessions' Redis: %+v", o1.Redis)
 	}
 	if len(o1.InviteKey) != 32 || !bytes.Equal(o1.InviteKey, o2.InviteKey) {

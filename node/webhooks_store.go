@@ -23,7 +23,7 @@ func hasWebhooks(cfg *config.Config) bool {
 }
 
 // openWebhookStore opens the outbox of the webhooks where the sessions
-// are: with sessions.store "redis" in the same Redis (sharedRedis), every
+// are: with sessions.store "redis" in the same Redis (openStore), every
 // node's senders sharing each queue, sealed with the key derived from the
 // session encryption key every node shares; with the file store in
 // <data_dir>/webhooks.db, sealed with a key derived from the session key.
@@ -32,12 +32,12 @@ func openWebhookStore(cfg *config.Config) (webhook.Store, error) {
 	if !hasWebhooks(cfg) {
 		return nil, nil
 	}
-	if cfg.Sessions.Store == "redis" {
-		c, key, err := sharedRedis(cfg, webhookOutboxKeyPurpose)
-		if err != nil {
-			return nil, fmt.Errorf("webhooks: %w", err)
-		}
-		st, err := webhook.OpenRedis(c, key)
+	s, err := openStore(cfg, cfg.Sessions.Store == "redis", webhookOutboxKeyPurpose)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	if s != nil {
+		st, err := webhook.OpenRedis(s.Conn, s.Key)
 		if err != nil {
 			return nil, fmt.Errorf("webhooks: %w", err)
 		}

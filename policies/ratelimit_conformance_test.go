@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 )
 
 // rateLimiter is the contract every rate limiter meets (gateway.Limiter),
@@ -283,7 +284,7 @@ func TestRedisLimiterConformance(t *testing.T) {
 	runLimiterConformance(t, limiterHarness{
 		new: func(t *testing.T, maxClients int) (rateLimiter, func(time.Duration)) {
 			l, err := NewRedisLimiter(RedisLimiterOptions{
-				Addr: r.Addr, Password: r.Password, HashKey: []byte("shared"),
+				Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, HashKey: []byte("shared"),
 				Prefix: "telegate:rl:" + t.Name() + ":", MaxClients: maxClients,
 			})
 			if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,16 +20,10 @@ import (
 
 // RedisLimiterOptions configures a RedisLimiter.
 type RedisLimiterOptions struct {
-	// Addr is the Redis server, "host:port". Required.
-	Addr string
-	// Username is the Redis ACL user; "" is "default".
-	Username string
-	// Password is sent with AUTH; "" sends none.
-	Password string
-	// DB is the database number (SELECT). Default 0.
-	DB int
-	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
-	TLS *tls.Config
+	// Conn is the Redis server and how telegate proves itself to it
+	// (redisconn.FromConfig builds it from the redis section). Conn.Addr
+	// is required.
+	Conn redisconn.Conn
 	// Prefix starts every bucket key. Default "telegate:rl:".
 	Prefix string
 	// HashKey keys the HMAC-SHA-256 (RFC 2104) that names buckets, so Redis
@@ -97,7 +90,7 @@ type RedisLimiter struct {
 // not contact Redis: a Redis that is down at start is the same as one that
 // fails later (local decisions). It fails only when o.Addr is empty.
 func NewRedisLimiter(o RedisLimiterOptions) (*RedisLimiter, error) {
-	if o.Addr == "" {
+	if o.Conn.Addr == "" {
 		return nil, errors.New("policies: redis address missing (redis.addr)")
 	}
 	if o.Timeout <= 0 {
@@ -113,11 +106,10 @@ func NewRedisLimiter(o RedisLimiterOptions) (*RedisLimiter, error) {
 		o.Now = time.Now
 	}
 	if o.HashKey == nil {
-		o.HashKey = []byte(o.Password)
+		o.HashKey = []byte(o.Conn.Password)
 	}
 	// No retry: a retry would double the wait; the fallback answers instead.
-	rdb := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}.
-		NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: -1, DialerRetries: 1})
+	rdb := o.Conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: -1, DialerRetries: 1})
 	return &RedisLimiter{
 		rdb:     rdb,
 		local:   NewLimiter(o.MaxClients, o.Now),
@@ -138,7 +130,7 @@ func RedisLimiterOptionsFrom(rc config.Redis) (RedisLimiterOptions, error) {
 	if err != nil {
 		return RedisLimiterOptions{}, fmt.Errorf("policies: %w", err)
 	}
-	return RedisLimiterOptions{Addr: c.Addr, Username: c.Username, Password: c.Password, DB: c.DB, TLS: c.TLS}, nil
+	return RedisLimiterOptions{Conn: c}, nil
 }
 
 // bucketScript is Limiter's token bucket in Redis: KEYS[1] the bucket, a

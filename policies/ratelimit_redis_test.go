@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +27,7 @@ func startRedis(t *testing.T) *testRedis { return &testRedis{redistest.Start(t)}
 
 func (r *testRedis) limiter(t *testing.T) *RedisLimiter {
 	t.Helper()
-	l, err := NewRedisLimiter(RedisLimiterOptions{Addr: r.Addr, Password: r.Password, HashKey: []byte("shared")})
+	l, err := NewRedisLimiter(RedisLimiterOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, HashKey: []byte("shared")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestRedisLimiterTimesOut(t *testing.T) {
 			go func() { <-silent; c.Close() }() // reads nothing, answers nothing
 		}
 	}()
-	l, err := NewRedisLimiter(RedisLimiterOptions{Addr: ln.Addr().String(), Timeout: 200 * time.Millisecond, RetryAfter: time.Minute})
+	l, err := NewRedisLimiter(RedisLimiterOptions{Conn: redisconn.Conn{Addr: ln.Addr().String()}, Timeout: 200 * time.Millisecond, RetryAfter: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

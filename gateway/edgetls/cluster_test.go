@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 )
 
@@ -116,7 +117,7 @@ func twoNodes(t *testing.T, name string) (a, b *acmeNode, pebble *pebbleCA, srv 
 	tune := func(c *config.Config, o *Options) {
 		c.TLS.Storage = StorageRedis
 		o.StorageKey = key
-		o.Redis = &RedisStorageOptions{Addr: srv.Addr, Password: srv.Password}
+		o.Redis = &RedisStorageOptions{Conn: redisconn.Conn{Addr: srv.Addr, Password: srv.Password}}
 	}
 	start := func(i int) *acmeNode {
 		httpsLn, _ := listenLoopback(t)

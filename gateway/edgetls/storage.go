@@ -338,7 +338,7 @@ func openStorage(ctx context.Context, c *config.Config, o Options, log *slog.Log
 		}
 		if err != nil {
 			_ = rs.Close()
-			return nil, nil, nil, fmt.Errorf("certificate storage on redis %s: %w", o.Redis.Addr, err)
+			return nil, nil, nil, fmt.Errorf("certificate storage on redis %s: %w", o.Redis.Conn.Addr, err)
 		}
 		closeFn = rs.Close
 	}
@@ -364,7 +364,7 @@ func openStorage(ctx context.Context, c *config.Config, o Options, log *slog.Log
 	}
 	if redisMissing {
 		if err := sealedOf(acme).markKey(ctx); err != nil {
-			return fail(fmt.Errorf("certificate storage on redis %s: %w", o.Redis.Addr, err))
+			return fail(fmt.Errorf("certificate storage on redis %s: %w", o.Redis.Conn.Addr, err))
 		}
 	}
 	return files, acme, closeFn, nil

@@ -3,7 +3,6 @@ package edgetls
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,16 +21,10 @@ import (
 
 // RedisStorageOptions configure a RedisStorage.
 type RedisStorageOptions struct {
-	// Addr is the Redis server, "host:port". Required.
-	Addr string
-	// Username is the Redis ACL user; "" is "default".
-	Username string
-	// Password is sent with AUTH; "" sends none.
-	Password string
-	// DB is the database number (SELECT). Default 0.
-	DB int
-	// TLS, when not nil, protects every connection (redisconn.Conn.TLS).
-	TLS *tls.Config
+	// Conn is the Redis server and how telegate proves itself to it
+	// (redisconn.FromConfig builds it from the redis section). Conn.Addr
+	// is required.
+	Conn redisconn.Conn
 	// Prefix starts every key. It holds a hash tag ("{…}") so every key
 	// lands in one slot. Default "telegate:{certs}:".
 	Prefix string
@@ -101,7 +94,7 @@ var (
 // OpenRedisStorage connects to o.Addr and checks the connection with PING
 // (bounded by o.Timeout).
 func OpenRedisStorage(ctx context.Context, o RedisStorageOptions) (*RedisStorage, error) {
-	if o.Addr == "" {
+	if o.Conn.Addr == "" {
 		return nil, errors.New("tls storage: redis address missing (redis.addr)")
 	}
 	if o.Prefix == "" {
@@ -116,7 +109,7 @@ func OpenRedisStorage(ctx context.Context, o RedisStorageOptions) (*RedisStorage
 	if o.LockPoll <= 0 {
 		o.LockPoll = time.Second
 	}
-	conn := redisconn.Conn{Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
+	conn := o.Conn
 	rdb := conn.NewClient(redisconn.Tuning{Timeout: o.Timeout, MaxRetries: 1, DialerRetries: 2})
 	s := &RedisStorage{rdb: rdb, prefix: o.Prefix, timeout: o.Timeout, ttl: o.LockTTL, poll: o.LockPoll,
 		held: map[string]*redisLock{}}

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 )
 
@@ -80,7 +81,7 @@ func redisStoragePair(t *testing.T) (storagePair, *redistest.Server) {
 	srv := redistest.Start(t)
 	key := testKey(t)
 	open := func() *RedisStorage {
-		rs, err := OpenRedisStorage(t.Context(), RedisStorageOptions{Addr: srv.Addr, Password: srv.Password,
+		rs, err := OpenRedisStorage(t.Context(), RedisStorageOptions{Conn: redisconn.Conn{Addr: srv.Addr, Password: srv.Password},
 			LockTTL: time.Second, LockPoll: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 )
 
@@ -130,7 +131,7 @@ func TestRegression_WrongStorageKey(t *testing.T) {
 		cfg.TLS.Storage = StorageRedis
 		cfg.TLS.ACME = config.ACME{CA: "https://127.0.0.1:9/dir", Challenges: []string{ChallengeHTTP01}}
 		before, _ := srv.Client(t).Keys(t.Context(), "*").Result()
-		refused(t, Options{Config: cfg, StorageKey: testKey(t), Redis: &RedisStorageOptions{Addr: srv.Addr, Password: srv.Password}},
+		refused(t, Options{Config: cfg, StorageKey: testKey(t), Redis: &RedisStorageOptions{Conn: redisconn.Conn{Addr: srv.Addr, Password: srv.Password}}},
 			"on redis "+srv.Addr)
 		after, _ := srv.Client(t).Keys(t.Context(), "*").Result()
 		if len(after) != len(before) {
@@ -147,7 +148,7 @@ func TestRegression_WrongStorageKey(t *testing.T) {
 		t.Parallel()
 		cfg := local(t)
 		cfg.TLS.Storage = StorageRedis
-		refused(t, Options{Config: cfg, StorageKey: testKey(t), Redis: &RedisStorageOptions{Addr: "127.0.0.1:1"}}, "redis 127.0.0.1:1")
+		refused(t, Options{Config: cfg, StorageKey: testKey(t), Redis: &RedisStorageOptions{Conn: redisconn.Conn{Addr: "127.0.0.1:1"}}}, "redis 127.0.0.1:1")
 	})
 	for name, content := range map[string]struct {
 		data []byte
@@ -188,7 +189,7 @@ func TestRegression_StorageKindChangeKeepsNodeFiles(t *testing.T) {
 		o := Options{Config: &c}
 		if kind == StorageRedis {
 			o.StorageKey = testKey(t) // derived from the session key: not the node's file key
-			o.Redis = &RedisStorageOptions{Addr: srv.Addr, Password: srv.Password}
+			o.Redis = &RedisStorageOptions{Conn: redisconn.Conn{Addr: srv.Addr, Password: srv.Password}}
 		}
 		o.Logger, _ = testLogger(t)
 		m, err := New(context.Background(), o)
