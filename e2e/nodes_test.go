@@ -35,19 +35,18 @@ import (
 // (%[1]s data directory, %[2]d public port, %[3]d admin port, %[4]d relay
 // UDP port, %[5]s issuer, %[6]s client secret file, %[7]s relay secrets
 // file), then %[8]s the address, %[9]d N, %[10]s the directory of the
-// shared session key and Redis password, %[11]s the Redis address.
+// shared session key and Redis password, %[11]s the Redis address,
+// %[12]s the tls section (nodeTLS unless clusterOptions say otherwise)
+// and %[13]s server.http_listen.
 const nodeConfig = `
 data_dir: %[1]s
 server:
   listen: %[8]s:%[2]d
-  http_listen: ""
+  http_listen: "%[13]s"
   admin: %[8]s:%[3]d
   public_url: https://node%[9]d.test:%[2]d
   shutdown_timeout: 12s
-tls:
-  hosts:
-    - names: [node%[9]d.test, relay%[9]d.test]
-      mode: local
+%[12]s
 sessions:
   store: redis
   encryption_key_file: %[10]s/session.key
@@ -69,6 +68,27 @@ log:
   format: text
 `
 
+// nodeTLS is a node's tls section in nodeConfig: its own names from its
+// local CA (%[1]d is N).
+const nodeTLS = `tls:
+  hosts:
+    - names: [node%[1]d.test, relay%[1]d.test]
+      mode: local`
+
+// clusterOptions change what startClusterWith starts.
+type clusterOptions struct {
+	// tls, when set, is node i's (from 1) tls section instead of nodeTLS;
+	// shared is the directory of the shared files (session key, Redis
+	// password), where it may put its own.
+	tls func(i int, shared string) string
+	// httpPort, when not 0, is every node's server.http_listen port (on
+	// its own address).
+	httpPort int
+	// together starts every node at once and only then waits for them,
+	// instead of one after the other.
+	together bool
+}
+
 // cluster is n telegate processes sharing one redis-server and one
 // development OpenID Provider, node i (from 1) on 127.0.0.i.
 type cluster struct {
@@ -80,6 +100,13 @@ type cluster struct {
 
 // startCluster starts redis-server, the OpenID Provider and n nodes.
 func startCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	return startClusterWith(t, n, clusterOptions{})
+}
+
+// startClusterWith starts redis-server, the OpenID Provider and n nodes
+// as o says.
+func startClusterWith(t *testing.T, n int, o clusterOptions) *cluster {
 	t.Helper()
 	c := &cluster{t: t, rdb: redistest.Start(t)}
 	shared := t.TempDir()
@@ -121,8 +148,17 @@ func startCluster(t *testing.T, n int) *cluster {
 	t.Cleanup(func() { _ = op.Close() })
 	for i, d := range c.nodes {
 		path := filepath.Join(filepath.Dir(d.dataDir), "telegate.yaml")
+		tlsYAML := fmt.Sprintf(nodeTLS, i+1)
+		if o.tls != nil {
+			tlsYAML = o.tls(i+1, shared)
+		}
+		httpListen := ""
+		if o.httpPort != 0 {
+			httpListen = fmt.Sprintf("%s:%d", d.ip, o.httpPort)
+		}
 		yaml := fmt.Sprintf(nodeConfig, d.dataDir, d.port, d.admin, d.relay, op.Issuer(),
-			filepath.Join(shared, "client-secret"), filepath.Join(shared, "relay-secrets"), d.ip, i+1, shared, c.rdb.Addr)
+			filepath.Join(shared, "client-secret"), filepath.Join(shared, "relay-secrets"), d.ip, i+1, shared, c.rdb.Addr,
+			tlsYAML, httpListen)
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +172,16 @@ func startCluster(t *testing.T, n int) *cluster {
 			}
 		}
 		d.logVisitOnFailure()
-		d.start("run", "-c", path)
+		if o.together {
+			d.launch("run", "-c", path)
+		} else {
+			d.start("run", "-c", path)
+		}
+	}
+	if o.together {
+		for _, d := range c.nodes {
+			d.waitReady("run")
+		}
 	}
 	return c
 }
