@@ -66,7 +66,7 @@ type relayEntry struct {
 	URLs []string `json:"urls"`
 	// Addr is the relay's UDP address (IP:port, the turn: URL's host
 	// resolved): where a liveness probe and ALTERNATE-SERVER point.
-	Addr     string `json:"addr,omitempty"`
+	Addr string `json:"addr,omitempty"`
 	// Load is the relay's load figure in allocation units
 	// (relay.Server.Load): Allocations plus one per Mbit/s of
 	// BitsPerSecond, rounded up. The least loaded relay is chosen.
