@@ -548,8 +548,9 @@ func (s *Service) Drain() error {
 
 // RelayRegistration opens one sealed relay registration (the value of
 // relay:<node id> below the visits' Redis prefix) with the visits' key
-// (Options.InviteKey) and returns the relay's ICE URLs, its load
-// (allocations) and whether it is draining; errors when the value does
+// (Options.InviteKey) and returns the relay's ICE URLs, its load (in
+// allocation units: allocations plus one per Mbit/s carried,
+// relay.Server.Load) and whether it is draining; errors when the value does
 // not open with that key. For operators' tools and tests: nothing in the
 // request path needs it.
 func RelayRegistration(key []byte, sealed string) (urls []string, load int, draining bool, err error) {
