@@ -40,21 +40,29 @@ const acmeName = "clinic.telegate.test"
 // the nodes' addresses in turn (127.0.0.1, then 127.0.0.2, …), as a
 // round-robin DNS name of a load balancer would, so a validation may reach
 // the node that did not order; both nodes' http-01 listeners are on one
-// port, each on its own address. Both start at the same moment.
-func acmeCluster(t *testing.T, hold func(*http.Request) bool) (*cluster, *pebbletest.CA) {
+// port, each on its own address. Both start at the same moment. drop
+// takes node i (from 0) out of the DNS name, as a load balancer takes out
+// a node that stopped answering.
+func acmeCluster(t *testing.T, hold func(*http.Request) bool) (c *cluster, pebble *pebbletest.CA, drop func(i int)) {
 	t.Helper()
 	const n = 2
 	httpPort := freePort(t)
 	var turn atomic.Int64
-	pebble := pebbletest.Start(t, pebbletest.Options{
+	var dropped [n]atomic.Bool
+	pebble = pebbletest.Start(t, pebbletest.Options{
 		HTTPPort: httpPort,
 		TLSPort:  freePort(t), // tls-alpn-01 is not enabled: never used
 		Resolve: func(string) net.IP {
-			return net.IPv4(127, 0, 0, byte(1+turn.Add(1)%n))
+			for range n {
+				if i := turn.Add(1) % n; !dropped[i].Load() {
+					return net.IPv4(127, 0, 0, byte(1+i))
+				}
+			}
+			return net.IPv4(127, 0, 0, 1)
 		},
 		Hold: hold,
 	})
-	c := startClusterWith(t, n, clusterOptions{
+	c = startClusterWith(t, n, clusterOptions{
 		httpPort: httpPort,
 		together: true,
 		tls: func(i int, shared string) string {
@@ -75,7 +83,7 @@ func acmeCluster(t *testing.T, hold func(*http.Request) bool) (*cluster, *pebble
     challenges: [http-01]`, i, acmeName, pebble.Directory, root)
 		},
 	})
-	return c, pebble
+	return c, pebble, func(i int) { dropped[i].Store(true) }
 }
 
 // servedLeaf waits up to within for d to serve acmeName over TLS on its
@@ -112,7 +120,7 @@ func serialOf(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNu
 // node's data directory holds a private key in clear (PEM, DER or the
 // base64 of DER).
 func TestTwoNodesOneCertificateOrder(t *testing.T) {
-	c, pebble := acmeCluster(t, nil)
+	c, pebble, _ := acmeCluster(t, nil)
 	leaves := make([]*x509.Certificate, len(c.nodes))
 	for i, d := range c.nodes {
 		leaves[i] = servedLeaf(t, d, pebble, 60*time.Second)
@@ -191,7 +199,7 @@ func TestRegression_CertificateLockOfKilledNode(t *testing.T) {
 		}
 		return false
 	}
-	c, pebble := acmeCluster(t, hold)
+	c, pebble, drop := acmeCluster(t, hold)
 	var from string
 	select {
 	case from = <-held:
@@ -208,6 +216,7 @@ func TestRegression_CertificateLockOfKilledNode(t *testing.T) {
 		t.Fatalf("no node owns the connection of the order from %s", from)
 	}
 	other := 1 - holder
+	drop(holder)
 	if err := c.nodes[holder].cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
