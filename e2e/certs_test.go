@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -184,7 +185,6 @@ func TestRegression_CertificateLockOfKilledNode(t *testing.T) {
 		held    = make(chan string, 1) // the held order's client address
 		release = make(chan struct{})
 	)
-	t.Cleanup(func() { close(release) })
 	hold := func(r *http.Request) bool {
 		if r.Method != http.MethodPost || r.URL.Path != "/order-plz" {
 			return true
@@ -194,6 +194,8 @@ func TestRegression_CertificateLockOfKilledNode(t *testing.T) {
 		if !first {
 			return true
 		}
+		// Read the body, so that the server notices the client is gone.
+		_, _ = io.Copy(io.Discard, r.Body)
 		held <- r.RemoteAddr
 		select {
 		case <-r.Context().Done():
@@ -202,6 +204,7 @@ func TestRegression_CertificateLockOfKilledNode(t *testing.T) {
 		return false
 	}
 	c, pebble, drop := acmeCluster(t, hold)
+	t.Cleanup(func() { close(release) }) // before pebble closes
 	var from string
 	select {
 	case from = <-held:
