@@ -58,7 +58,7 @@ func (s *View) candidates(routeID string) []string {
 // another account") is passed on to the provider, through the chooser.
 func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	rd := SafeReturnPath(q.Get("rd"))
+	rd := page.SafeReturnPath(q.Get("rd"))
 	routeID := q.Get("route")
 	selectAccount := q.Get("prompt") == "select_account"
 	cands := s.candidates(routeID)
@@ -72,6 +72,14 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if pid == "" {
 		d := pageData{}
+		// The chooser again, in the language chosen with its switch.
+		again := url.Values{"rd": {rd}}
+		if selectAccount {
+			again.Set("prompt", "select_account")
+		}
+		if routeID != "" {
+			again.Set("route", routeID)
+		}
 		for _, id := range cands {
 			v := url.Values{"rd": {rd}, "provider": {id}}
 			if selectAccount {
@@ -86,7 +94,7 @@ func (s *View) serveLogin(w http.ResponseWriter, r *http.Request) {
 			}
 			d.Choices = append(d.Choices, choice{Name: name, URL: "/.telegate/login?" + v.Encode()})
 		}
-		renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign in"}, "chooser", d)
+		renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign in", Return: "/.telegate/login?" + again.Encode()}, "chooser", d)
 		return
 	}
 	if !slices.Contains(cands, pid) {

@@ -24,9 +24,8 @@ const (
 
 // serveLogoutConfirm shows the sign-out confirmation form (GET).
 func (s *View) serveLogoutConfirm(w http.ResponseWriter, r *http.Request) {
-	renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign out"}, "logout", pageData{
-		ReturnTo: SafeReturnPath(r.URL.Query().Get("rd")),
-	})
+	rd := page.SafeReturnPath(r.URL.Query().Get("rd"))
+	renderPage(w, r, page.Doc{Status: http.StatusOK, Title: "Sign out", Return: "/.telegate/logout?" + url.Values{"rd": {rd}}.Encode()}, "logout", pageData{ReturnTo: rd})
 }
 
 // currentSession returns the id of the request's session, from the
@@ -53,7 +52,7 @@ func (s *View) currentSessionID(r *http.Request) string {
 func (s *View) serveLogout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	_ = r.ParseForm()
-	rd := SafeReturnPath(r.PostForm.Get("rd"))
+	rd := page.SafeReturnPath(r.PostForm.Get("rd"))
 	setCookie(w, s.cookieName, "", -1)
 	rec := &preAuth{Kind: "logout", State: randomToken(32), ReturnTo: rd, Switch: r.PostForm.Get("switch") == "1", Expires: s.now().Add(preAuthTTL)}
 	target := "/.telegate/signed-out?" + url.Values{"state": {rec.State}}.Encode()

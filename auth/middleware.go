@@ -319,7 +319,7 @@ func (s *View) Challenge(w http.ResponseWriter, r *http.Request) {
 	if sc.RawQuery != "" {
 		path += "?" + sc.RawQuery
 	}
-	q := url.Values{"rd": {SafeReturnPath(path)}}
+	q := url.Values{"rd": {page.SafeReturnPath(path)}}
 	if route != nil && route.ID != "" && len(route.Providers) > 0 {
 		q.Set("route", route.ID)
 	}

@@ -12,7 +12,10 @@ import (
 // runPreAuthConformance checks what every preAuthStore promises: records
 // come back intact, peek leaves them, take returns each at most once (also
 // under concurrent takes), expired and malformed handles match nothing.
-func runPreAuthConformance(t *testing.T, open func(t *testing.T) preAuthStore) {
+//
+// open gives a store holding at most size records; the table keeps its cap,
+// the least recently created records evicted first.
+func runPreAuthConformance(t *testing.T, open func(t *testing.T, size int) preAuthStore) {
 	ctx := context.Background()
 	now := time.Now()
 	rec := func() *preAuth {
@@ -35,7 +38,7 @@ func runPreAuthConformance(t *testing.T, open func(t *testing.T) preAuthStore) {
 
 	t.Run("peek then take once", func(t *testing.T) {
 		t.Parallel()
-		st := open(t)
+		st := open(t, maxPreAuth)
 		want := rec()
 		h := mustPut(t, st, want)
 		for i := 0; i < 2; i++ {
@@ -58,7 +61,7 @@ func runPreAuthConformance(t *testing.T, open func(t *testing.T) preAuthStore) {
 
 	t.Run("handles are distinct", func(t *testing.T) {
 		t.Parallel()
-		st := open(t)
+		st := open(t, maxPreAuth)
 		a, b := rec(), rec()
 		ha, hb := mustPut(t, st, a), mustPut(t, st, b)
 		if ha == hb {
@@ -74,7 +77,7 @@ func runPreAuthConformance(t *testing.T, open func(t *testing.T) preAuthStore) {
 
 	t.Run("expired", func(t *testing.T) {
 		t.Parallel()
-		st := open(t)
+		st := open(t, maxPreAuth)
 		r := rec()
 		h := mustPut(t, st, r)
 		for _, at := range []time.Time{r.Expires, r.Expires.Add(time.Minute)} {
@@ -89,7 +92,7 @@ func runPreAuthConformance(t *testing.T, open func(t *testing.T) preAuthStore) {
 
 	t.Run("unknown and malformed handles", func(t *testing.T) {
 		t.Parallel()
-		st := open(t)
+		st := open(t, maxPreAuth)
 		mustPut(t, st, rec())
 		for _, h := range []string{"", randomToken(32), strings.Repeat("a", 65), strings.Repeat("a", 4096)} {
 			if got, err := st.peek(ctx, h, now); got != nil || err != nil {
@@ -101,9 +104,36 @@ func runPreAuthConformance(t *testing.T, open func(t *testing.T) preAuthStore) {
 		}
 	})
 
+	t.Run("bounded, oldest evicted first", func(t *testing.T) {
+		t.Parallel()
+		const size = 4
+		st := open(t, size)
+		var hs []string
+		for i := 0; i < size+3; i++ {
+			hs = append(hs, mustPut(t, st, rec()))
+		}
+		for i, h := range hs {
+			got, err := st.peek(ctx, h, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kept := i >= len(hs)-size; kept != (got != nil) {
+				t.Errorf("record %d of %d: kept %v, want %v (cap %d)", i+1, len(hs), got != nil, kept, size)
+			}
+		}
+		// A taken record frees its place: the next put evicts nobody.
+		if got, _ := st.take(ctx, hs[len(hs)-1], now); got == nil {
+			t.Fatal("newest record not taken")
+		}
+		mustPut(t, st, rec())
+		if got, _ := st.peek(ctx, hs[len(hs)-size], now); got == nil {
+			t.Error("a put after a take evicted a record: the taken one still held its place")
+		}
+	})
+
 	t.Run("concurrent takes return it once", func(t *testing.T) {
 		t.Parallel()
-		st := open(t)
+		st := open(t, maxPreAuth)
 		h := mustPut(t, st, rec())
 		var got atomic.Int32
 		var wg sync.WaitGroup
@@ -139,15 +169,17 @@ func samePreAuth(a, b *preAuth) bool {
 
 func TestMemoryPreAuthConformance(t *testing.T) {
 	t.Parallel()
-	runPreAuthConformance(t, func(t *testing.T) preAuthStore {
-		return memoryPreAuth{newPreAuthTable(maxPreAuth)}
+	runPreAuthConformance(t, func(t *testing.T, size int) preAuthStore {
+		return memoryPreAuth{newPreAuthTable(size)}
 	})
 }
 
 func TestRedisPreAuthConformance(t *testing.T) {
 	t.Parallel()
 	r := startRedis(t)
-	runPreAuthConformance(t, func(t *testing.T) preAuthStore {
-		return newRedisPreAuth(r.store(t, testKey(1), 0, ""), nil)
+	runPreAuthConformance(t, func(t *testing.T, size int) preAuthStore {
+		p := newRedisPreAuth(r.store(t, testKey(1), 0, ""), nil)
+		p.max = size
+		return p
 	})
 }

@@ -30,20 +30,28 @@ import (
 // another key does not open. The record's Redis TTL is its Expires − now
 // (at least one second, at most preAuthTTL).
 //
-// Single use: take is GETDEL (Redis ≥ 6.2), atomic across nodes, so a
+// Single use: take is GETDEL (Redis ≥ 6.2) in a script, atomic across nodes, so a
 // record is returned to exactly one caller. peek is GET.
 //
-// Bounds: Redis drops every record by itself when its TTL ends, so the
-// table holds at most the records created in the last preAuthTTL (10
-// minutes); the rate limits in front of /.telegate/login bound that rate.
-// There is no count cap (unlike the in-memory table), and Redis's
-// maxmemory policy must be "noeviction" as for sessions.
+// Bounds: as the in-memory table, at most max records (maxPreAuth unless
+// set), the least recently created evicted first, across every node that
+// shares the Redis. A sorted set
+//
+//	<prefix>pre:index
+//
+// holds each record's key in the order created (a counter,
+// <prefix>pre:seq, gives the scores); put adds the record and its index
+// entry and evicts the oldest records past max, in one Lua script, so no
+// two nodes can both fill the last place. take removes the record and its entry in one script. Redis
+// also drops every record by itself when its TTL ends; its maxmemory
+// policy must be "noeviction" as for sessions.
 //
 // Failure: every call is bounded by the store's Timeout; an error (down,
 // slow, refused password, a record that fails authentication) is returned
 // as is and the caller refuses the sign-in.
 type redisPreAuth struct {
 	rdb     *redis.Client
+	max     int // records at most; 0 means maxPreAuth
 	aead    cipher.AEAD
 	prefix  string
 	timeout time.Duration
@@ -97,17 +105,58 @@ func (p *redisPreAuth) put(ctx context.Context, rec *preAuth) (string, error) {
 	}
 	ttl := min(rec.Expires.Sub(p.now()), preAuthTTL)
 	ttl = max(ttl, time.Second)
+	limit := p.max
+	if limit <= 0 {
+		limit = maxPreAuth
+	}
 	cctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	ok, err := p.rdb.SetNX(cctx, k, v, ttl).Result()
+	ok, err := preAuthPutScript.Run(cctx, p.rdb, []string{k, p.indexKey(), p.seqKey()},
+		v, ttl.Milliseconds(), limit, preAuthTTL.Milliseconds()).Int()
 	if err != nil {
 		return "", fmt.Errorf("auth: redis store pre-auth record: %w", err)
 	}
-	if !ok { // 256-bit handles do not collide; refuse rather than overwrite
+	if ok != 1 { // 256-bit handles do not collide; refuse rather than overwrite
 		return "", errors.New("auth: pre-auth handle already in use")
 	}
 	return h, nil
 }
+
+// indexKey is the sorted set of every record's key in the order created.
+func (p *redisPreAuth) indexKey() string { return p.prefix + "pre:index" }
+
+// seqKey counts the records created: each one's place in the index.
+func (p *redisPreAuth) seqKey() string { return p.prefix + "pre:seq" }
+
+// preAuthPutScript stores a record and keeps the table within its cap.
+// KEYS: record, index, sequence. ARGV: value, TTL (ms), the cap, the
+// index's own TTL (ms). Each record's score is the next number of the
+// sequence, so the order is the order of creation across every node (no
+// clocks, no ties); the oldest entries past the cap are evicted, and
+// entries whose records Redis has expired are among the oldest and go
+// first. Returns 1, or 0 when the record's key is taken.
+var preAuthPutScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+local n = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[2], n, KEYS[1])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if over > 0 then
+  local old = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+  redis.call('DEL', unpack(old))
+  redis.call('ZREM', KEYS[2], unpack(old))
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return 1
+`)
+
+// preAuthTakeScript returns a record and removes it with its index entry.
+// KEYS: record, index.
+var preAuthTakeScript = redis.NewScript(`
+local v = redis.call('GETDEL', KEYS[1])
+if v then redis.call('ZREM', KEYS[2], KEYS[1]) end
+return v
+`)
 
 func (p *redisPreAuth) take(ctx context.Context, handle string, now time.Time) (*preAuth, error) {
 	return p.read(ctx, handle, now, true)
@@ -124,13 +173,15 @@ func (p *redisPreAuth) read(ctx context.Context, handle string, now time.Time, d
 	k := p.key(handle)
 	cctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	var cmd *redis.StringCmd
+	var v []byte
+	var err error
 	if del {
-		cmd = p.rdb.GetDel(cctx, k)
+		var s string
+		s, err = preAuthTakeScript.Run(cctx, p.rdb, []string{k, p.indexKey()}).Text()
+		v = []byte(s)
 	} else {
-		cmd = p.rdb.Get(cctx, k)
+		v, err = p.rdb.Get(cctx, k).Bytes()
 	}
-	v, err := cmd.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

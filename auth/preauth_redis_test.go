@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -253,18 +254,24 @@ func TestRedisPreAuthAtRest(t *testing.T) {
 	}
 	raw := r.Client(t)
 	keys, err := raw.Keys(ctx, prefix+"*").Result()
-	if err != nil || len(keys) != 1 || keys[0] != st.key(h) {
-		t.Fatalf("keys %v, %v; want [%s]", keys, err, st.key(h))
+	slices.Sort(keys)
+	if want := []string{st.key(h), st.indexKey(), st.seqKey()}; err != nil || !slices.Equal(keys, want) {
+		t.Fatalf("keys %v, %v; want %v", keys, err, want)
 	}
 	val, err := raw.Get(ctx, keys[0]).Bytes()
 	if err != nil {
 		t.Fatal(err)
+	}
+	index, err := raw.ZRange(ctx, st.indexKey(), 0, -1).Result()
+	if err != nil || len(index) != 1 || index[0] != st.key(h) {
+		t.Fatalf("index %v, %v; want the record's key only", index, err)
 	}
 	for _, secret := range []string{h, rec.State, rec.Nonce, rec.Verifier, rec.ReturnTo, "staff"} {
 		if bytes.Contains(val, []byte(secret)) || strings.Contains(keys[0], secret) {
 			t.Errorf("Redis holds %q in clear", secret)
 		}
 	}
+	keys = keys[:1]
 	ttl, err := raw.PTTL(ctx, keys[0]).Result()
 	if err != nil || ttl <= preAuthTTL-time.Minute || ttl > preAuthTTL {
 		t.Errorf("TTL %v (%v), want about %v", ttl, err, preAuthTTL)

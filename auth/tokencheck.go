@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -47,7 +48,12 @@ type tokenRules struct {
 }
 
 // check returns why raw is refused before its signature is verified, or
-// "": "token_too_large" past maxBytes, "token_typ" when the JOSE header's
+// "": "token_too_large" past maxBytes; "claim_duplicate" when the JOSE
+// header or the claims set names a member twice, in any letter case (RFC
+// 7519 §4 lets a parser take the last duplicate; telegate's claims and
+// go-oidc's struct fields, which match names case-insensitively, would
+// then read different subjects); "token_typ" when the header has a cty
+// (a nested JWT, RFC 7519 §5.2, which telegate never unwraps) or its
 // typ (RFC 7515 §4.1.9: a media type, compared case-insensitively, the
 // "application/" prefix optional) is not one of the use's: absent or "JWT"
 // for an ID token; absent, "JWT" or "logout+jwt" for a logout token;
@@ -58,7 +64,7 @@ func (r tokenRules) check(raw string) string {
 	if r.maxBytes > 0 && len(raw) > r.maxBytes {
 		return "token_too_large"
 	}
-	head, _, ok := strings.Cut(raw, ".")
+	head, rest, ok := strings.Cut(raw, ".")
 	if !ok {
 		return ""
 	}
@@ -69,6 +75,17 @@ func (r tokenRules) check(raw string) string {
 	var h map[string]json.RawMessage
 	if json.Unmarshal(b, &h) != nil {
 		return ""
+	}
+	if duplicateMember(b) {
+		return "claim_duplicate"
+	}
+	if payload, _, ok := strings.Cut(rest, "."); ok {
+		if p, err := base64.RawURLEncoding.DecodeString(payload); err == nil && duplicateMember(p) {
+			return "claim_duplicate"
+		}
+	}
+	if _, nested := h["cty"]; nested {
+		return "token_typ"
 	}
 	typ := ""
 	if v, present := h["typ"]; present {
@@ -155,6 +172,34 @@ func (r tokenRules) checkClaims(all map[string]json.RawMessage) string {
 		}
 	}
 	return ""
+}
+
+// duplicateMember reports whether the JSON object b names a member twice
+// at its top level, letter case ignored. Text that is not an object is
+// left to the parsers after, which refuse it.
+func duplicateMember(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		name, _ := t.(string)
+		k := strings.ToLower(name)
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // numericDate reads a NumericDate (RFC 7519 §2): a finite JSON number,

@@ -1,7 +1,15 @@
 package auth
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -172,6 +180,14 @@ func TestRegression_TokensAreTypedForTheirUse(t *testing.T) {
 		h.op.set(withTyp(t, typ))
 		signInRefused(t, h, "ID token typed "+typ, "token_typ")
 	}
+	// A nested JWT (cty, RFC 7519 §5.2) is not an ID token: its payload
+	// would be another token, which telegate never unwraps.
+	for _, cty := range []string{"JWT", "jwt"} {
+		h.op.set(func(op *testOP) {
+			op.signOverride = func(p []byte) string { return signJWT(t, op.sign, p, map[jose.HeaderKey]any{"cty": cty}) }
+		})
+		signInRefused(t, h, "ID token with cty "+cty, "token_typ")
+	}
 	for _, typ := range []string{"JWT", "jwt", "application/JWT"} {
 		h.op.set(withTyp(t, typ))
 		h.jar.SetCookies(mustURL(h.url), nil)
@@ -262,4 +278,110 @@ func TestRegression_LargeIDTokenIsRefusedClearly(t *testing.T) {
 		}
 	})
 	signInAccepted(t, big, "1000 groups under max_id_token_bytes 256 KiB")
+}
+
+// signCompact signs the compact serialisation of header and payload, both
+// given as JSON text, with k (RS256 or ES256): the JOSE header as written,
+// which go-jose would rewrite.
+func signCompact(t *testing.T, k *opKey, header, payload string) string {
+	t.Helper()
+	in := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	sum := sha256.Sum256([]byte(in))
+	var sig []byte
+	switch priv := k.priv.(type) {
+	case *rsa.PrivateKey:
+		b, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig = b
+	case *ecdsa.PrivateKey:
+		r, s, err := ecdsa.Sign(rand.Reader, priv, sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig = append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
+	default:
+		t.Fatalf("key %T", k.priv)
+	}
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// TestRegression_ClaimNamesAreUnique: a token whose claims set or JOSE
+// header names a member twice — exactly, or in other letter case, which
+// go-oidc's struct fields read as the same claim while telegate's claims
+// do not — is refused as an ID token, a logout token and a bearer token:
+// one reading of who the subject is, not two.
+func TestRegression_ClaimNamesAreUnique(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withBearer)
+	// twice adds a member before and after the encoded claims' others.
+	twice := func(before, after string) func([]byte) []byte {
+		return func(p []byte) []byte {
+			p = bytes.Replace(p, []byte("{"), []byte("{"+before), 1)
+			if after != "" {
+				p = append(p[:len(p)-1], []byte(after+"}")...)
+			}
+			return p
+		}
+	}
+	members := []struct {
+		what    string
+		payload func([]byte) []byte
+		header  string // "" is the usual header
+	}{
+		{"sub twice", twice(`"sub":"mallory",`, ""), ""},
+		{"SUB before sub", twice(`"SUB":"mallory",`, ""), ""},
+		{"Sub after sub", twice("", `,"Sub":"mallory"`), ""},
+		{"iss in other case", twice("", `,"ISS":"https://evil.example"`), ""},
+		{"exp twice", twice(`"exp":1,`, ""), ""},
+		{"typ twice in the header", nil, `{"alg":"%s","kid":"%s","typ":"logout+jwt","typ":"JWT"}`},
+		{"kid in other case in the header", nil, `{"alg":"%s","kid":"%s","KID":"other"}`},
+	}
+	header := func(format string) string {
+		if format == "" {
+			format = `{"alg":"%s","kid":"%s"}`
+		}
+		return fmt.Sprintf(format, h.op.sign.alg, h.op.sign.kid)
+	}
+	sign := func(c map[string]any, payload func([]byte) []byte, hdr string) string {
+		p := mustJSON(c)
+		if payload != nil {
+			p = payload(p)
+		}
+		return signCompact(t, h.op.sign, header(hdr), string(p))
+	}
+	now := time.Now()
+	for _, m := range members {
+		h.op.set(func(op *testOP) {
+			op.signOverride = func(p []byte) string {
+				if m.payload != nil {
+					p = m.payload(p)
+				}
+				return signCompact(t, op.sign, header(m.header), string(p))
+			}
+		})
+		h.jar.SetCookies(mustURL(h.url), nil)
+		signInRefused(t, h, "ID token, "+m.what, "claim_duplicate")
+		if r := h.backchannel(sign(h.logoutClaims(), m.payload, m.header)); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("logout token, %s: status %d, want 400", m.what, r.StatusCode)
+		}
+		bc := map[string]any{"iss": h.op.issuer, "sub": "svc", "aud": "https://api.hospital.test",
+			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+		r := h.do(h.noRedirectClient(), "GET", "/api/v1", http.Header{"Authorization": {"Bearer " + sign(bc, m.payload, m.header)}})
+		if r.StatusCode != http.StatusUnauthorized || r.Header.Get("X-Subject") != "" {
+			t.Errorf("bearer token, %s: status %d (app reached: %v), want 401", m.what, r.StatusCode, r.Header.Get("X-Subject") != "")
+		}
+	}
+	// The same tokens signed as written, without the second member, pass.
+	h.op.set(func(op *testOP) {
+		op.signOverride = func(p []byte) string { return signCompact(t, op.sign, header(""), string(p)) }
+	})
+	h.jar.SetCookies(mustURL(h.url), nil)
+	signInAccepted(t, h, "ID token with unique names")
+	bc := map[string]any{"iss": h.op.issuer, "sub": "svc", "aud": "https://api.hospital.test",
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+	if r := h.do(h.noRedirectClient(), "GET", "/api/v1", http.Header{"Authorization": {"Bearer " + sign(bc, nil, "")}}); r.StatusCode != http.StatusOK {
+		t.Errorf("bearer token with unique names: status %d, want 200", r.StatusCode)
+	}
 }

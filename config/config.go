@@ -134,7 +134,8 @@ type Connections struct {
 
 // TLS configures certificates: one entry per set of host names.
 type TLS struct {
-	// MinVersion is "1.2" (default) or "1.3".
+	// MinVersion is "1.2" (default) or "1.3"; a reload applies it from the
+	// next handshake on every TLS listener.
 	MinVersion string    `yaml:"min_version"`
 	Hosts      []TLSHost `yaml:"hosts"`
 	ACME       ACME      `yaml:"acme"`
@@ -347,7 +348,13 @@ type Bearer struct {
 	RFC9068 bool `yaml:"rfc9068"`
 }
 
-// ClientCA is a CA whose client certificates identify devices.
+// ClientCA is a CA whose client certificates identify devices. A reload
+// applies a changed list or a changed file (a CA added for a rotation,
+// one removed): the next handshake verifies with the new CAs, a request on
+// a connection a device already holds is checked against them (403 when
+// none vouches for it any more), and a device's proxied WebSocket closes;
+// a file that is not a PEM bundle of CA certificates refuses the reload,
+// and the running CAs stay.
 type ClientCA struct {
 	// ID names the CA in routes' client_cert lists ([a-z0-9-]+).
 	ID string `yaml:"id"`

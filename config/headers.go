@@ -22,14 +22,40 @@ var ReservedRequestHeaders = []string{
 	"X-Telegate-*", "X-Forwarded-*", "Forwarded", "X-Request-Id",
 	// Client addresses.
 	"X-Real-IP", "X-Client-IP", "Client-IP", "True-Client-IP", "X-Cluster-Client-IP",
-	"CF-Connecting-IP", "Fastly-Client-IP", "X-Remote-Addr",
-	// Identities.
+	"CF-Connecting-IP", "Fastly-Client-IP", "X-Remote-Addr", "X-Remote-IP",
+	"X-Originating-IP", "X-Original-Forwarded-For", "X-ProxyUser-IP", "X-Real-Port",
+	// Identities, as authenticating proxies (oauth2-proxy, Kubernetes'
+	// front proxy, Grafana's auth proxy, Google IAP, AWS ALB, Azure App
+	// Service, Cloudflare Access, Pomerium, Kong) state them.
 	"X-User", "X-Remote-User", "Remote-User", "X-Auth-Request-*",
+	"X-Remote-Group", "X-Remote-Extra-*", "Impersonate-*", "X-WebAuth-*",
+	"X-Auth-User", "X-Auth-Email", "X-Authenticated-*", "X-Remote-Email", "X-Email",
+	"Proxy-User", "X-Proxy-User", "X-Credential-Username", "X-Consumer-*", "X-Userinfo",
+	"X-Goog-Authenticated-User-*", "X-Goog-IAP-JWT-Assertion", "X-Amzn-OIDC-*",
+	"X-MS-Client-Principal*", "X-MS-Token-*", "Cf-Access-*", "X-Pomerium-*",
+	// Client certificates, as TLS-terminating proxies pass them on
+	// (RFC 9440, nginx, HAProxy, IIS ARR): an upstream that trusts one
+	// takes the client for the device it names.
+	"Client-Cert", "Client-Cert-Chain", "SSL-Client-*", "X-SSL-*", "X-Client-Cert*",
+	"X-Client-Verify", "X-ARR-ClientCert",
 	// The original request, as rewriting proxies pass it on.
-	"X-Original-URL", "X-Original-URI", "X-Rewrite-URL", "X-Original-Host",
+	"X-Original-URL", "X-Original-URI", "X-Rewrite-URL", "X-Original-Host", "X-Host",
+	"X-Envoy-*",
 	// Method overrides: an upstream that honours one would run another
 	// method than the one the route's methods rule admitted.
-	"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+	"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-Method",
+}
+
+// ReadRequestHeaders are request header fields that telegate reads
+// itself to frame, route, authenticate or scan a request. A client field
+// whose name folds to one of these (see ReservedRequestHeaders) but is
+// spelled with "_" or "." ("Content_Length", "Transfer.Encoding",
+// "Authorization_") is removed: telegate did not read it, and an upstream
+// that folds "_" to "-" would take it for the field telegate decided on.
+var ReadRequestHeaders = []string{
+	"Content-Length", "Transfer-Encoding", "Host", "Content-Type", "Content-Encoding",
+	"Authorization", "Cookie", "Connection", "Upgrade", "TE", "Trailer", "Expect",
+	"Origin", "Sec-WebSocket-Key", "Sec-WebSocket-Protocol", "Sec-WebSocket-Version",
 }
 
 // CheckHeaderPattern is the rule for an entry of

@@ -176,6 +176,8 @@ func TestAttackRequests(t *testing.T) {
 		{name: "clinic prefix in upper case", as: patient, path: "/CLINIC/", status: 400},
 		{name: "admin prefix in mixed case", as: patient, path: "/Admin/x", status: 400},
 		{name: "telegate prefix in other case", as: patient, path: "/.TELEGATE/login", status: 400},
+		{name: "dotless i in the admin prefix", as: patient, path: "/adm%C4%B1n/", status: 400},
+		{name: "dotted capital I in the clinic prefix", as: patient, path: "/cl%C4%B0nic/", status: 400},
 		// segments servers trim or rewrite
 		{name: "trailing dot", as: patient, path: "/admin./", status: 400},
 		{name: "encoded space at a segment's end", as: patient, path: "/admin%20/", status: 400},
@@ -183,6 +185,7 @@ func TestAttackRequests(t *testing.T) {
 		{name: "encoded semicolon", as: patient, path: "/admin%3B/", status: 400},
 		{name: "encoded question mark", as: patient, path: "/public/%3F/../admin/", status: 400},
 		{name: "encoded percent", as: patient, path: "/public/%25", status: 400},
+		{name: "NTFS directory stream", as: patient, path: "/admin::$INDEX_ALLOCATION/", status: 400},
 		// Unicode
 		{name: "overlong slash", as: patient, path: "/public/%C0%AF../admin/", status: 400},
 		{name: "surrogate", as: patient, path: "/public/%ED%A0%80", status: 400},
@@ -199,6 +202,9 @@ func TestAttackRequests(t *testing.T) {
 		{name: "_METHOD in the query", as: patient, path: "/?_METHOD=DELETE", status: 400},
 		{name: "encoded _method in the query", as: patient, path: "/?%5Fmethod=DELETE", status: 400},
 		{name: "_method in a form body", as: patient, method: http.MethodPost, path: "/", body: "a=1&_method=DELETE", status: 400},
+		{name: "_method cut by NUL in the query", as: patient, path: "/?_method%00x=DELETE", status: 400},
+		{name: "_method in a JSON body", as: patient, method: http.MethodPost, path: "/", ctype: "application/json", body: `{"a":1,"_method":"DELETE"}`, status: 400},
+		{name: "method in lower case", as: patient, method: "post", path: "/", body: "a=1", status: 400},
 		{name: "encoded _method in a form body", as: patient, method: http.MethodPost, path: "/", body: "%5Fmethod=DELETE", status: 400},
 		{name: "_METHOD in a form body", as: patient, method: http.MethodPost, path: "/", body: "_METHOD=DELETE", status: 400},
 		{name: "_method in a multipart body", as: patient, method: http.MethodPost, path: "/", ctype: attackMultipart, body: attackPart(`form-data; name="_method"`) + "--" + attackBoundary + "--\r\n", status: 400},

@@ -66,16 +66,28 @@ func TestNewcomerHomePage(t *testing.T) {
 
 // TestRegression_PatientLobbyOffersCreate: a patient who opens the lobby
 // URL is not offered a "Create visit" form that the visits API will refuse
-// (only clinicians create visits).
+// (only clinicians create visits): they get telegate's own 403 page, in
+// their language, with the request id, saying how patients join.
 func TestRegression_PatientLobbyOffersCreate(t *testing.T) {
 
 	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
 	b := newBrowser(t, d)
 	b.accept = "text/html"
 	b.signIn(d.Base(), "/", "patient@demo.test", "demo")
-	resp, body := b.get(d.Base() + "/.telegate/visits/lobby")
-	if resp.StatusCode == http.StatusOK && strings.Contains(string(body), `id="visit-title"`) {
-		t.Errorf("a patient is offered the New visit form")
+	for _, tc := range []struct{ lang, says string }{
+		{"en-GB,en;q=0.9", "open the invite link your clinician sent you"},
+		{"es-MX,es;q=0.9", "abra el enlace de invitación"},
+	} {
+		req := mustRequest(t, http.MethodGet, d.Base()+"/.telegate/visits/lobby", "text/html")
+		req.Header.Set("Accept-Language", tc.lang)
+		resp, body := b.do(nil, req)
+		if resp.StatusCode == http.StatusOK && strings.Contains(string(body), `id="visit-title"`) {
+			t.Errorf("%s: a patient is offered the New visit form", tc.lang)
+		}
+		id := resp.Header.Get("X-Request-Id")
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), tc.says) || id == "" || !strings.Contains(string(body), id) {
+			t.Errorf("%s: %d, request id %q; want 403 saying %q with the request id:\n%s", tc.lang, resp.StatusCode, id, tc.says, body)
+		}
 	}
 }
 

@@ -35,18 +35,19 @@ import (
 // (%[1]s data directory, %[2]d public port, %[3]d admin port, %[4]d relay
 // UDP port, %[5]s issuer, %[6]s client secret file, %[7]s relay secrets
 // file), then %[8]s the address, %[9]d N, %[10]s the directory of the
-// shared session key and Redis password, %[11]s the Redis address,
-// %[12]s the tls section (nodeTLS unless clusterOptions say otherwise)
-// and %[13]s server.http_listen.
+// shared session key and Redis password, %[11]s the Redis address, %[12]s
+// the public host name (nodeN.test, or the balancer's name shared by all),
+// %[13]s the tls section (nodeTLS unless clusterOptions say otherwise)
+// and %[14]s server.http_listen.
 const nodeConfig = `
 data_dir: %[1]s
 server:
   listen: %[8]s:%[2]d
-  http_listen: "%[13]s"
+  http_listen: "%[14]s"
   admin: %[8]s:%[3]d
-  public_url: https://node%[9]d.test:%[2]d
+  public_url: https://%[12]s:%[2]d
   shutdown_timeout: 12s
-%[12]s
+%[13]s
 sessions:
   store: redis
   encryption_key_file: %[10]s/session.key
@@ -68,11 +69,11 @@ log:
   format: text
 `
 
-// nodeTLS is a node's tls section in nodeConfig: its own names from its
-// local CA (%[1]d is N).
+// nodeTLS is a node's tls section in nodeConfig: its public name
+// (%[1]s) and relay name (%[2]d is N) from its local CA.
 const nodeTLS = `tls:
   hosts:
-    - names: [node%[1]d.test, relay%[1]d.test]
+    - names: [%[1]s, relay%[2]d.test]
       mode: local`
 
 // clusterOptions change what startClusterWith starts.
@@ -87,6 +88,9 @@ type clusterOptions struct {
 	// together starts every node at once and only then waits for them,
 	// instead of one after the other.
 	together bool
+	// publicName, when not "", is every node's public name, as behind a
+	// load balancer (startClusterAs).
+	publicName string
 }
 
 // cluster is n telegate processes sharing one redis-server and one
@@ -96,6 +100,9 @@ type cluster struct {
 	rdb   *redistest.Server
 	nodes []*demo
 	key   []byte // the visits' key (relay registrations)
+	// publicName is the name every node serves behind a balancer, "" when
+	// each serves its own (nodeN.test).
+	publicName string
 }
 
 // startCluster starts redis-server, the OpenID Provider and n nodes.
@@ -104,11 +111,22 @@ func startCluster(t *testing.T, n int) *cluster {
 	return startClusterWith(t, n, clusterOptions{})
 }
 
+// startClusterAs is startCluster with every node's public name publicName
+// (when not ""), as behind a load balancer: each node serves that name
+// (public_url, certificate) on one port shared by every node, each on its
+// own address, and the balancer (startBalancer) listens on that port of
+// the next address, 127.0.0.(n+1).
+func startClusterAs(t *testing.T, n int, publicName string) *cluster {
+	t.Helper()
+	return startClusterWith(t, n, clusterOptions{publicName: publicName})
+}
+
 // startClusterWith starts redis-server, the OpenID Provider and n nodes
 // as o says.
 func startClusterWith(t *testing.T, n int, o clusterOptions) *cluster {
 	t.Helper()
-	c := &cluster{t: t, rdb: redistest.Start(t)}
+	publicName := o.publicName
+	c := &cluster{t: t, rdb: redistest.Start(t), publicName: publicName}
 	shared := t.TempDir()
 	write := func(name, v string) {
 		if err := os.WriteFile(filepath.Join(shared, name), []byte(v+"\n"), 0o600); err != nil {
@@ -125,10 +143,23 @@ func startClusterWith(t *testing.T, n int, o clusterOptions) *cluster {
 	write("relay-secrets", random())
 	write("session.key", base64.StdEncoding.EncodeToString([]byte(random())[:32]))
 	write("redis.password", c.rdb.Password)
+	sharedPort := 0
+	if publicName != "" {
+		var ips []string
+		for i := 1; i <= n+1; i++ {
+			ips = append(ips, fmt.Sprintf("127.0.0.%d", i))
+		}
+		sharedPort = freePortOn(t, ips)
+	}
 	for i := 1; i <= n; i++ {
 		ip := fmt.Sprintf("127.0.0.%d", i)
 		d := &demo{t: t, ip: ip, name: fmt.Sprintf("node%d.test", i), dataDir: filepath.Join(t.TempDir(), "data"),
-			port: freePort(t), admin: freePort(t), relay: freeUDPPort(t)}
+			port: sharedPort, admin: freePort(t), relay: freeUDPPort(t)}
+		if publicName != "" {
+			d.name = publicName
+		} else {
+			d.port = freePort(t)
+		}
 		c.nodes = append(c.nodes, d)
 	}
 	var redirects, logouts []string
@@ -148,7 +179,7 @@ func startClusterWith(t *testing.T, n int, o clusterOptions) *cluster {
 	t.Cleanup(func() { _ = op.Close() })
 	for i, d := range c.nodes {
 		path := filepath.Join(filepath.Dir(d.dataDir), "telegate.yaml")
-		tlsYAML := fmt.Sprintf(nodeTLS, i+1)
+		tlsYAML := fmt.Sprintf(nodeTLS, d.name, i+1)
 		if o.tls != nil {
 			tlsYAML = o.tls(i+1, shared)
 		}
@@ -157,7 +188,7 @@ func startClusterWith(t *testing.T, n int, o clusterOptions) *cluster {
 			httpListen = fmt.Sprintf("%s:%d", d.ip, o.httpPort)
 		}
 		yaml := fmt.Sprintf(nodeConfig, d.dataDir, d.port, d.admin, d.relay, op.Issuer(),
-			filepath.Join(shared, "client-secret"), filepath.Join(shared, "relay-secrets"), d.ip, i+1, shared, c.rdb.Addr,
+			filepath.Join(shared, "client-secret"), filepath.Join(shared, "relay-secrets"), d.ip, i+1, shared, c.rdb.Addr, d.name,
 			tlsYAML, httpListen)
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
@@ -187,11 +218,16 @@ func startClusterWith(t *testing.T, n int, o clusterOptions) *cluster {
 }
 
 // browser starts Chromium resolving every node's names (nodeN.test,
-// relayN.test) to its address, as DNS would in a deployment.
+// relayN.test) to its address, and a balancer's public name to the
+// balancer's, as DNS would in a deployment.
 func (c *cluster) browser() func() context.Context {
 	var rules []string
 	for i := range c.nodes {
 		rules = append(rules, fmt.Sprintf("MAP node%d.test 127.0.0.%d", i+1, i+1), fmt.Sprintf("MAP relay%d.test 127.0.0.%d", i+1, i+1))
+	}
+	if c.publicName != "" {
+		// The public name is the balancer's address.
+		rules = append(rules, fmt.Sprintf("MAP %s 127.0.0.%d", c.publicName, len(c.nodes)+1))
 	}
 	return chromium(c.t, chromedp.Flag("host-resolver-rules", strings.Join(rules, ",")))
 }
@@ -560,15 +596,7 @@ func TestDrainLetsTheCallRunOnThenMovesIt(t *testing.T) {
 		videoFlows(p, "video during the drain", 5*time.Second)
 	}
 	// The node exits 0 within its deadline, the call moved.
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the draining node has not exited 15 s after SIGTERM:\n%s", d.Output())
-	}
-	exited := time.Since(sent)
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("the drained node exited with %d:\n%s", code, d.Output())
-	}
+	exited := d.exitsZero(t, sent, 15*time.Second)
 	t.Logf("SIGTERM to exit 0: %v", exited.Round(10*time.Millisecond))
 	for _, l := range strings.Split(d.Output(), "\n") {
 		if strings.Contains(l, "calls") || strings.Contains(l, "drain") || strings.Contains(l, "moved") {
@@ -622,4 +650,20 @@ func readyzOf(d *demo) (int, string) {
 	n, _ := resp.Body.Read(buf)
 	b.Write(buf[:n])
 	return resp.StatusCode, b.String()
+}
+
+// exitsZero waits up to within after sent (when d was sent SIGTERM) for
+// d to exit, fails the test unless it exits 0, and returns how long
+// after sent it exited.
+func (d *demo) exitsZero(t *testing.T, sent time.Time, within time.Duration) time.Duration {
+	t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(time.Until(sent.Add(within))):
+		t.Fatalf("the drained node has not exited %v after SIGTERM:\n%s", within, d.Output())
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("the drained node exited with %d:\n%s", code, d.Output())
+	}
+	return time.Since(sent)
 }

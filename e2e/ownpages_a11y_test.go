@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // ownPagesConfig offers two sign-in providers (so /.telegate/login shows
@@ -212,5 +215,87 @@ func TestOwnPagesAccessibleInEnglishAndSpanish(t *testing.T) {
 	names("the chooser after signing out", "")
 	if t.Failed() {
 		t.Logf("screenshots in %s", artifacts)
+	}
+}
+
+// setLangCookie puts value into p's browser as telegate's language choice
+// for base, as a browser that kept an old or a tampered one would send it.
+func (p *page) setLangCookie(base, value string) {
+	p.t.Helper()
+	p.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.SetCookie, network.SetCookieParams{Name: "telegate_lang", Value: value, URL: base + "/", SameSite: network.CookieSameSiteLax})
+		return err
+	}))
+}
+
+// pressLanguage chooses lang with p's language switch from the keyboard:
+// the button focused, then Enter.
+func (p *page) pressLanguage(lang string) {
+	p.t.Helper()
+	p.do(chromedp.Focus(chromedp.CSS(fmt.Sprintf(`#language-switch [data-lang=%q]`, lang))), chromedp.KeyEvent(kb.Enter))
+}
+
+// TestOwnPagesLanguageSwitch: in a browser that prefers English, the
+// language switch of telegate's own 404 page, used from the keyboard,
+// turns the page into Spanish (axe-core finds nothing at WCAG 2.1 AA
+// either way, the switch labelled and the language shown pressed); the
+// choice carries to the visit pages (the lobby comes in Spanish), the
+// visit page's switch sets it back to English, and the own page follows.
+// A language cookie that is no language telegate speaks ("fr", "ES",
+// "es-MX", markup) is ignored: the pages follow Accept-Language, English
+// or Spanish.
+func TestOwnPagesLanguageSwitch(t *testing.T) {
+	axe := axeSource(t)
+	d := startDemo(t, filepath.Join(t.TempDir(), "data"), freePort(t), freePort(t))
+	newCtx := chromium(t)
+	artifacts := artifactsDir(t)
+	base := d.Base()
+	p := newPage(t, newCtx, "clinician")
+	p.do(chromedp.Navigate("about:blank"))
+	p.acceptLanguage("en-GB,en;q=0.9")
+
+	notFound := base + "/.telegate/no-such-page"
+	heading := func(what, want string) {
+		t.Helper()
+		p.waitFor(what, fmt.Sprintf(`document.readyState === 'complete' && document.querySelector('h1')?.textContent === %q`, want), 15*time.Second)
+	}
+	p.do(chromedp.Navigate(notFound))
+	heading("the 404 page in English", "Page not found")
+	if got := eval[string](p, `document.querySelector('#language-switch').getAttribute('aria-label') + ' | ' + [...document.querySelectorAll('#language-switch button')].map(b => b.lang + ':' + b.textContent + ':' + b.getAttribute('aria-pressed')).join(' ')`); got != "Language | en:English:true es:Español:false" {
+		t.Errorf("the 404 page's switch: %q", got)
+	}
+	p.audit(axe, artifacts, "lang-switch-404", "en")
+	p.pressLanguage("es")
+	heading("the 404 page in Spanish", "Página no encontrada")
+	if path := eval[string](p, `location.pathname`); path != "/.telegate/no-such-page" {
+		t.Errorf("after the switch the browser is at %s", path)
+	}
+	p.audit(axe, artifacts, "lang-switch-404", "es")
+
+	// To a visit page and back.
+	p.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
+	p.waitFor("the lobby in Spanish", `document.documentElement.lang === 'es' && document.querySelector('#create-heading').textContent === 'Nueva consulta'`, 15*time.Second)
+	p.audit(axe, artifacts, "lang-switch-lobby", "es")
+	eval[bool](p, `(() => { document.documentElement.removeAttribute('data-lang-chosen'); return true; })()`)
+	p.switchLanguage("en")
+	p.waitFor("the choice remembered", `document.documentElement.hasAttribute('data-lang-chosen') && document.querySelector('#create-heading').textContent === 'New visit'`, 10*time.Second)
+	p.do(chromedp.Navigate(notFound))
+	heading("the 404 page in English again", "Page not found")
+	p.pressLanguage("es")
+	heading("the 404 page in Spanish again", "Página no encontrada")
+	p.do(chromedp.Navigate(base + "/.telegate/visits/lobby"))
+	p.waitFor("the lobby in Spanish again", `document.documentElement.lang === 'es' && document.querySelector('#create-heading').textContent === 'Nueva consulta'`, 15*time.Second)
+
+	// Values that are no choice: Accept-Language decides.
+	for _, v := range []string{"fr", "ES", "es-MX", "%3Cb%3E"} {
+		for accept, want := range map[string][2]string{"en-GB,en;q=0.9": {"en", "Page not found"}, "es-MX,es;q=0.9": {"es", "Página no encontrada"}} {
+			p.do(chromedp.Navigate("about:blank"))
+			p.acceptLanguage(accept)
+			p.setLangCookie(base, v)
+			p.do(chromedp.Navigate(notFound))
+			heading(fmt.Sprintf("the 404 page with choice %q, Accept-Language %s", v, accept), want[1])
+			p.do(chromedp.Navigate(base + "/.telegate/visits/lobby"))
+			p.waitFor(fmt.Sprintf("the lobby with choice %q, Accept-Language %s", v, accept), fmt.Sprintf(`document.documentElement.lang === %q && document.querySelector('#create-heading').textContent !== '' && !document.documentElement.hasAttribute('data-lang-chosen')`, want[0]), 15*time.Second)
+		}
 	}
 }

@@ -80,8 +80,8 @@ func readyz(t *testing.T, d *demo) string {
 // TestRegression_ReloadAppliesProvidersAndRefusesFixedSettings: a reload
 // is one whole generation. A changed client secret and a changed role
 // mapping take effect at the next sign-in; what cannot change while the
-// process runs (listener addresses, the data directory, the TLS protocol
-// version) and what does
+// process runs (listener addresses, the data directory, the ACME
+// account) and what does
 // not build is refused with the field and line named, and the running
 // generation keeps serving.
 func TestRegression_ReloadAppliesProvidersAndRefusesFixedSettings(t *testing.T) {
@@ -137,7 +137,7 @@ func TestRegression_ReloadAppliesProvidersAndRefusesFixedSettings(t *testing.T) 
 		{"listener", fmt.Sprintf("listen: 127.0.0.1:%d", d.port), fmt.Sprintf("listen: 127.0.0.1:%d", d.port+1), "server.listen"},
 		{"admin listener", fmt.Sprintf("admin: 127.0.0.1:%d", d.admin), fmt.Sprintf("admin: 127.0.0.1:%d", d.admin+1), "server.admin"},
 		{"data directory", "data_dir: " + d.dataDir, "data_dir: " + d.dataDir + "-other", "data_dir"},
-		{"tls protocol version", "tls:\n  hosts:", "tls:\n  min_version: \"1.3\"\n  hosts:", "tls.min_version"},
+		{"acme account", "tls:\n  hosts:", "tls:\n  acme:\n    email: pki@hospital.test\n  hosts:", "tls.acme"},
 		{"route upstream", "upstream: " + up.URL, "upstream: " + up.URL + "/with/path", "routes[0].upstream"},
 		{"policy", "roles: [nurse]", "roles: []", "routes[0].policy"},
 		{"unknown key", "log:", "colour: blue\nlog:", "colour"},

@@ -145,8 +145,8 @@ func (p *page) switchLanguage(lang string) {
 // TestVisitPagesAccessibleInEnglishAndSpanish holds a visit in two
 // Chromium contexts, one browser preferring English and one Spanish
 // (Accept-Language), and checks the lobby (with the waiting-room chat),
-// the waiting room, its pre-call check, the call page and the guest page
-// with axe-core at WCAG 2.1 AA in both languages at desktop and phone
+// the waiting room, its pre-call check, the call page, the guest page and
+// the guest's waiting page with its pre-call check and chat with axe-core at WCAG 2.1 AA in both languages at desktop and phone
 // sizes. The Spanish browser gets Spanish pages unasked; the language
 // switch changes a page's words and <html lang> at once, and the choice
 // is remembered on that browser across pages and reloads.
@@ -239,6 +239,20 @@ func TestVisitPagesAccessibleInEnglishAndSpanish(t *testing.T) {
 		t.Errorf("guest page after switching to English shows %q", s)
 	}
 	guest.audit(axe, artifacts, "guest", "en")
+	// The guest's waiting page with its pre-call check, in both languages.
+	guest.do(chromedp.SetValue(chromedp.CSS("#guest-name"), "Fam Guest"), chromedp.Click(chromedp.CSS("#guest-join")))
+	guest.waitFor("the guest's waiting room", `document.querySelector('#waiting-status').textContent.includes('You are in the waiting room') && !document.querySelector('#wchat').hidden`, 15*time.Second)
+	if v, _ := guest.runPrecallCheck(); v == "failed" || v == "error" {
+		t.Errorf("the guest's pre-call check ended %q", v)
+	}
+	guest.do(chromedp.Click(chromedp.CSS("#precall-sound")))
+	guest.waitFor("the test sound's caption", `document.querySelector('#precall-sound-caption').textContent !== ''`, 5*time.Second)
+	guest.audit(axe, artifacts, "guest-precall", "en")
+	guest.switchLanguage("es")
+	if s := eval[string](guest, `document.querySelector('#precall-verdict').textContent + ' | ' + document.querySelector('#precall-heading').textContent + ' | ' + document.querySelector('#wchat-heading').textContent`); !strings.HasPrefix(s, "Su conexión") || !strings.HasSuffix(s, "| Compruebe antes de la consulta | Escribir a la clínica") {
+		t.Errorf("the guest's pre-call check after switching to Spanish shows %q", s)
+	}
+	guest.audit(axe, artifacts, "guest-precall", "es")
 	if t.Failed() {
 		t.Logf("screenshots in %s", artifacts)
 	}

@@ -100,7 +100,9 @@ func (d *demo) allocations(t *testing.T) float64 {
 
 // TestVisitGuestInterpreter: during a call the clinician invites an
 // interpreter by a single-use guest link; the interpreter joins without
-// an account, waits and is admitted; all three see each other's video
+// an account and, waiting, has what the patient's waiting room has (the
+// pre-call check through the relay, the chat with the clinician:
+// guestWaitingRoom); they are admitted; all three see each other's video
 // (inbound frames on every connection, relay only), each with the other
 // two named by the label the server gives and a security code that both
 // sides of the pair show alike. The clinician removes the interpreter:
@@ -108,7 +110,7 @@ func (d *demo) allocations(t *testing.T) float64 {
 // stops on both remaining pages, while the clinician and the patient go
 // on seeing each other; the used link does not let them back in.
 func TestVisitGuestInterpreter(t *testing.T) {
-	d, dr, pat, interp, link, artifacts := threePartyCall(t, func(p *page) { p.recordPeerConnections() })
+	d, dr, pat, interp, link, artifacts := threePartyCall(t, func(p *page) { p.recordPeerConnections() }, guestWaitingRoom)
 
 	// Everyone sees the other two, with server labels, receiving video
 	// from each through the relay.
@@ -204,8 +206,9 @@ func TestVisitGuestInterpreter(t *testing.T) {
 // threePartyCall starts the demo with guests allowed in without an
 // account and holds a call as README's walk-through does: the clinician
 // dr, the patient pat and an interpreter guest g ("Ana Interpreter",
-// through link), each page first prepared by prepare when it is not nil.
-func threePartyCall(t *testing.T, prepare func(*page)) (d *demo, dr, pat, g *page, link, artifacts string) {
+// through link), each page first prepared by prepare when it is not nil;
+// waiting, when not nil, runs while g waits to be admitted.
+func threePartyCall(t *testing.T, prepare func(*page), waiting func(t *testing.T, dr, g *page)) (d *demo, dr, pat, g *page, link, artifacts string) {
 	t.Helper()
 	d = runWithDevOP(t, guestsConfig)
 	d.logVisitOnFailure()
@@ -220,15 +223,16 @@ func threePartyCall(t *testing.T, prepare func(*page)) (d *demo, dr, pat, g *pag
 		}
 	}
 	startCall(t, d.Base(), dr, pat, artifacts)
-	link = inviteGuest(t, dr, g, "Ana Interpreter", artifacts)
+	link = inviteGuest(t, dr, g, "Ana Interpreter", artifacts, waiting)
 	return d, dr, pat, g, link, artifacts
 }
 
 // inviteGuest has dr, on a call page, make an interpreter's guest link for
 // name; g opens it, joins without an account and waits; dr admits g from
-// the call page's waiting list. The guest page's screenshot goes to
-// artifacts. It returns the link once g is on the call page.
-func inviteGuest(t *testing.T, dr, g *page, name, artifacts string) (link string) {
+// the call page's waiting list, after waiting (when not nil) has run. The
+// guest page's screenshot goes to artifacts. It returns the link once g
+// is on the call page.
+func inviteGuest(t *testing.T, dr, g *page, name, artifacts string, waiting func(t *testing.T, dr, g *page)) (link string) {
 	t.Helper()
 	// The clinician makes a guest link from the call page.
 	dr.waitFor("the guest invite form", `document.querySelector('#call-guest-invite [data-testid=make-guest-link]') !== null`, 15*time.Second)
@@ -252,6 +256,9 @@ func inviteGuest(t *testing.T, dr, g *page, name, artifacts string) (link string
 	if strings.Contains(eval[string](g, `location.href`), "link=") {
 		t.Fatal("the used guest link stays in the address bar")
 	}
+	if waiting != nil {
+		waiting(t, dr, g)
+	}
 
 	// The clinician admits from the call page's waiting list.
 	dr.waitFor("the waiting guest", `document.querySelector('#call-waiting-list button[data-action=admit]') !== null`, 15*time.Second)
@@ -263,6 +270,25 @@ func inviteGuest(t *testing.T, dr, g *page, name, artifacts string) (link string
 	return link
 }
 
+// guestWaitingRoom: the guest g, waiting, runs the pre-call check (a
+// verdict through the relay, the camera preview) and writes with the
+// clinician, who is on the host's call page (its waiting-room chat), both
+// ways, each side naming the other.
+func guestWaitingRoom(t *testing.T, dr, g *page) {
+	t.Helper()
+	// Nothing asked of the camera until the guest asks for the check.
+	if eval[bool](g, `document.querySelector('#precall-video').srcObject !== null`) {
+		t.Error("the guest's waiting page has the camera on before the check")
+	}
+	started := time.Now()
+	verdict, figures := g.runPrecallCheck()
+	t.Logf("the guest's pre-call check: %s in %v (%s)", verdict, time.Since(started).Round(time.Millisecond), figures)
+	g.checkVerdict(verdict, figures)
+	g.waitFor("the camera preview", `document.querySelector('#precall-video').videoWidth > 0`, 10*time.Second)
+
+	chatBothWays(t, g, dr, "#host-panel ", "Ana Interpreter", "Chat-canary: the interpreter is ready", "Chat-canary: thank you, letting you in now")
+}
+
 // TestRegression_CallKeepsRemainingPeer: when one of two others leaves a
 // three-person call, the call page does not say the call is empty: the
 // one still there takes the main picture, and the connection state, the
@@ -270,11 +296,23 @@ func inviteGuest(t *testing.T, dr, g *page, name, artifacts string) (link string
 // that stays: the clinician and the guest, when the patient (the first
 // person each of them saw) is removed.
 func TestRegression_CallKeepsRemainingPeer(t *testing.T) {
-	_, dr, pat, g, _, artifacts := threePartyCall(t, nil)
+	_, dr, pat, g, _, artifacts := threePartyCall(t, nil, nil)
 	rows := `[...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')]`
 	for _, p := range []*page{dr, pat, g} {
 		p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
 		p.waitFor("every security code", rows+`.every(li => /^[0-9]{6}$/.test(li.querySelector('.peer-code').dataset.code || ''))`, 15*time.Second)
+	}
+	// The name beside the main picture is the participant whose security
+	// code is shown there, on every page, before anyone leaves: the
+	// stage is one person, not the last one who joined.
+	stage := `(() => { const name = document.querySelector('#remote-name').textContent;
+		const row = ` + rows + `.find(li => li.querySelector('.name').textContent === name);
+		return row ? (row.querySelector('.peer-code').dataset.code === document.querySelector('#security-code').dataset.code ? 'ok' : 'the code is another participant\'s') : 'named ' + JSON.stringify(name); })()`
+	for _, p := range []*page{dr, pat, g} {
+		p.waitFor("the stage's security code", `/^[0-9]{6}$/.test(document.querySelector('#security-code').dataset.code || '')`, 15*time.Second)
+		if got := eval[string](p, stage); got != "ok" {
+			t.Errorf("%s: the main picture's name and code disagree: %s", p.name, got)
+		}
 	}
 	patID := eval[string](pat, `document.querySelector('#roster-list li[data-self]').dataset.participant`)
 	dr.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#roster-list button[data-action=remove][data-participant=%q]`, patID))))
@@ -288,6 +326,9 @@ func TestRegression_CallKeepsRemainingPeer(t *testing.T) {
 		p.waitFor("connected with the one left", `document.querySelector('#connection-state').dataset.state === 'connected'`, 15*time.Second)
 		if got := eval[string](p, `document.querySelector('#remote-name').textContent`); got != other {
 			t.Errorf("%s: the main picture is named %q, want %q", p.name, got, other)
+		}
+		if got := eval[string](p, stage); got != "ok" {
+			t.Errorf("%s: after the patient left, the main picture's name and code disagree: %s", p.name, got)
 		}
 		if st := eval[string](p, `document.querySelector('#call-status').textContent`); strings.Contains(st, "Waiting") || (p == dr && !strings.Contains(st, "Demo Patient")) {
 			t.Errorf("%s: status %q, want one that the patient left or none about leaving", p.name, st)

@@ -27,6 +27,62 @@ func (p *page) runPrecallCheck() (verdict, figures string) {
 	return eval[string](p, `document.querySelector('#precall-verdict').dataset.verdict`), eval[string](p, `document.querySelector('#precall-figures').textContent`)
 }
 
+// sendWaitingChat sends text in p's waiting-room chat (the waiting page's,
+// or the clinic's to the person chosen in its To list).
+func (p *page) sendWaitingChat(text string) {
+	p.t.Helper()
+	// The socket may still be opening: send until it shows as sent.
+	p.do(chromedp.SetValue(chromedp.CSS("#wchat-input"), text), chromedp.Click(chromedp.CSS("#wchat-send")))
+	deadline := time.Now().Add(10 * time.Second)
+	for eval[string](p, `document.querySelector('#wchat-input').value`) != "" {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: the chat message was not sent: %s", p.name, eval[string](p, `document.querySelector('#wchat-status').textContent`))
+		}
+		time.Sleep(300 * time.Millisecond)
+		p.do(chromedp.Click(chromedp.CSS("#wchat-send")))
+	}
+}
+
+// chatBothWays has the waiting page w (which the clinic knows as name)
+// and the clinic's page dr write to each other in the waiting-room chat:
+// ask from w, then reply from dr, each read on the other side with its
+// sender named. in scopes dr's chat ("" the lobby's, "#host-panel " the
+// host's call page's).
+func chatBothWays(t *testing.T, w, dr *page, in, name, ask, reply string) {
+	t.Helper()
+	w.waitFor("the waiting page's chat", `!document.querySelector('#wchat').hidden`, 10*time.Second)
+	dr.waitFor(name+" in the clinic's chat", fmt.Sprintf(`!document.querySelector('%[1]s#wchat').hidden && [...document.querySelectorAll('%[1]s#wchat-to option')].some(o => o.textContent === %[2]q)`, in, name), 15*time.Second)
+	w.sendWaitingChat(ask)
+	dr.waitFor(name+"'s message", fmt.Sprintf(`document.querySelector('%s#wchat-log').textContent.includes(%q)`, in, name+": "+ask), 15*time.Second)
+	dr.sendWaitingChat(reply)
+	w.waitFor("the clinician's reply", fmt.Sprintf(`document.querySelector('#wchat-log').textContent.includes(%q)`, reply), 15*time.Second)
+	if got := eval[string](w, `document.querySelector('#wchat-log li:last-child strong').textContent`); got != "Dr. Demo Clinician: " {
+		t.Errorf("%s reads the reply from %q", w.name, got)
+	}
+}
+
+// checkVerdict fails the test unless verdict (with figures), from
+// runPrecallCheck on p, is one of precallVerdicts, read in plain words,
+// with the check's selected pair relayed on both ends.
+func (p *page) checkVerdict(verdict, figures string) {
+	p.t.Helper()
+	want, ok := precallVerdicts[verdict]
+	if !ok {
+		p.t.Fatalf("%s: the pre-call check on loopback ended %q: %s", p.name, verdict, eval[string](p, `document.querySelector('#precall-verdict').textContent`))
+	}
+	if text := eval[string](p, `document.querySelector('#precall-verdict').textContent`); !strings.HasPrefix(text, want) {
+		p.t.Errorf("%s: verdict %s reads %q", p.name, verdict, text)
+	}
+	for _, side := range []string{"localCandidateType", "remoteCandidateType"} {
+		if ct := eval[string](p, `document.querySelector('#precall-verdict').dataset.`+side); ct != "relay" {
+			p.t.Errorf("%s: the check's selected pair: %s %q, want relay", p.name, side, ct)
+		}
+	}
+	if !strings.Contains(figures, "Delay ") || !strings.Contains(figures, "kbit/s") {
+		p.t.Errorf("%s: figures %q", p.name, figures)
+	}
+}
+
 // TestVisitPreCallCheckAndWaitingRoomChat holds a visit in two Chromium
 // contexts. The waiting patient runs the pre-call check: the camera
 // preview and microphone meter come up, the test sound is captioned, and
@@ -57,21 +113,7 @@ func TestVisitPreCallCheckAndWaitingRoomChat(t *testing.T) {
 	verdict, figures := pat.runPrecallCheck()
 	t.Logf("pre-call check: %s in %v (%s); %s", verdict, time.Since(started).Round(time.Millisecond), figures,
 		eval[string](pat, `JSON.stringify(document.querySelector('#precall-verdict').dataset)`))
-	want, ok := precallVerdicts[verdict]
-	if !ok {
-		t.Fatalf("the pre-call check on loopback ended %q: %s", verdict, eval[string](pat, `document.querySelector('#precall-verdict').textContent`))
-	}
-	if text := eval[string](pat, `document.querySelector('#precall-verdict').textContent`); !strings.HasPrefix(text, want) {
-		t.Errorf("verdict %s reads %q", verdict, text)
-	}
-	for _, side := range []string{"localCandidateType", "remoteCandidateType"} {
-		if ct := eval[string](pat, `document.querySelector('#precall-verdict').dataset.`+side); ct != "relay" {
-			t.Errorf("the check's selected pair: %s %q, want relay", side, ct)
-		}
-	}
-	if !strings.Contains(figures, "Delay ") || !strings.Contains(figures, "kbit/s") {
-		t.Errorf("figures %q", figures)
-	}
+	pat.checkVerdict(verdict, figures)
 	// The check's credentials never gave the waiting patient the call's.
 	if st := eval[float64](pat, fmt.Sprintf(`fetch('/.telegate/visits/%s/ice').then(r => r.status)`, visitID)); st != 403 {
 		t.Errorf("ICE for the waiting patient after the check: %v", st)
@@ -98,30 +140,7 @@ func TestVisitPreCallCheckAndWaitingRoomChat(t *testing.T) {
 	pat.waitFor("the remembered microphone", fmt.Sprintf(`document.querySelector('#precall-mic').value === %q && document.querySelector('#precall-video').srcObject?.getAudioTracks()[0]?.getSettings().deviceId === %q`, mic, mic), 15*time.Second)
 
 	// Waiting-room chat, both ways.
-	dr.waitFor("the chat with the waiting room", `!document.querySelector('#wchat').hidden && document.querySelector('#wchat-to option') !== null`, 15*time.Second)
-	const ask = "Chat-canary: is the clinic running late?"
-	pat.waitFor("the patient's chat", `!document.querySelector('#wchat').hidden`, 10*time.Second)
-	sendChat := func(p *page, text string) {
-		p.t.Helper()
-		// The socket may still be opening: send until it shows as sent.
-		p.do(chromedp.SetValue(chromedp.CSS("#wchat-input"), text), chromedp.Click(chromedp.CSS("#wchat-send")))
-		deadline := time.Now().Add(10 * time.Second)
-		for eval[string](p, `document.querySelector('#wchat-input').value`) != "" {
-			if time.Now().After(deadline) {
-				p.t.Fatalf("%s: the chat message was not sent: %s", p.name, eval[string](p, `document.querySelector('#wchat-status').textContent`))
-			}
-			time.Sleep(300 * time.Millisecond)
-			p.do(chromedp.Click(chromedp.CSS("#wchat-send")))
-		}
-	}
-	sendChat(pat, ask)
-	dr.waitFor("the patient's message", fmt.Sprintf(`document.querySelector('#wchat-log').textContent.includes(%q)`, "Demo Patient: "+ask), 15*time.Second)
-	const reply = "Chat-canary: five more minutes, thank you for waiting"
-	sendChat(dr, reply)
-	pat.waitFor("the clinician's reply", fmt.Sprintf(`document.querySelector('#wchat-log').textContent.includes(%q)`, reply), 15*time.Second)
-	if got := eval[string](pat, `document.querySelector('#wchat-log li:last-child strong').textContent`); got != "Dr. Demo Clinician: " {
-		t.Errorf("the patient reads the reply from %q", got)
-	}
+	chatBothWays(t, pat, dr, "", "Demo Patient", "Chat-canary: is the clinic running late?", "Chat-canary: five more minutes, thank you for waiting")
 	t.Logf("waiting-room chat: %s, %s", pat.screenshot(artifacts, "visit-waiting-chat.png"), dr.screenshot(artifacts, "visit-lobby-chat.png"))
 
 	// Admitted: the call starts on the remembered microphone.
@@ -138,8 +157,8 @@ func TestVisitPreCallCheckAndWaitingRoomChat(t *testing.T) {
 	late.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('waiting room')`, 15*time.Second)
 	dr.waitFor("the waiting-room chat on the call page", `!document.querySelector('#host-panel #wchat').hidden && document.querySelector('#host-panel #wchat-to option') !== null`, 15*time.Second)
 	const late1 = "Chat-canary: I am the interpreter"
-	sendChat(late, late1)
+	late.sendWaitingChat(late1)
 	dr.waitFor("the later arrival's message on the call page", fmt.Sprintf(`document.querySelector('#host-panel #wchat-log').textContent.includes(%q)`, late1), 15*time.Second)
-	sendChat(dr, "Chat-canary: one moment please")
+	dr.sendWaitingChat("Chat-canary: one moment please")
 	late.waitFor("the host's reply from the call", `document.querySelector('#wchat-log').textContent.includes('one moment please')`, 15*time.Second)
 }

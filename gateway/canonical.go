@@ -38,6 +38,11 @@ var (
 	// ErrTrailingDot: a segment ending in '.' ("/admin./", "/a.../"),
 	// which Windows file systems and some servers trim.
 	ErrTrailingDot = errors.New("path segment ending in '.'")
+	// ErrStreamName: ':' followed by '$', raw or encoded ("::$DATA",
+	// ":$I30:$INDEX_ALLOCATION"), which Windows file systems read as a
+	// stream of the file or directory before it: "/admin::$INDEX_ALLOCATION/x"
+	// is "/admin/x" to IIS.
+	ErrStreamName = errors.New("NTFS stream name (':$') in path")
 	// ErrInvalidUTF8, ErrInvisible and ErrNotNormalised are the Unicode
 	// rules of the path's decoded text (internal/pathtext).
 	ErrInvalidUTF8   = pathtext.ErrInvalidUTF8
@@ -74,6 +79,10 @@ const (
 // malformed "%" (ErrBadPercent); "." or ".." segments (ErrDotSegment,
 // RFC 3986 §3.3); any other segment ending in "." (ErrTrailingDot); "//"
 // and every other empty segment but a trailing one (ErrEmptySegment).
+// A segment with parameters (";", RFC 3986 §3.3) is held to these rules
+// before its first ';' too, as servers that drop parameters read it
+// ("/..;/", "/.;x/", "/admin.;x/", "/;x/" but in the last segment); ':'
+// then '$', raw or encoded, is refused (ErrStreamName).
 // Decoded text that is not valid UTF-8 (ErrInvalidUTF8), that has a
 // non-ASCII control, format, private-use or space character
 // (ErrInvisible), or that NFKC would change (ErrNotNormalised) is refused
@@ -121,6 +130,11 @@ func canonicalSyntax(p string) (string, pathFlags, error) {
 		segLen   int
 		lastDot  bool
 		onlyDots = true
+		// params: a ';' was seen in the segment, and emptyName: nothing
+		// came before it.
+		params, emptyName bool
+		// prevColon: the last decoded byte was ':'.
+		prevColon bool
 	)
 	// put appends the output bytes s for input p[from:to].
 	put := func(from, to int, s string) {
@@ -135,7 +149,7 @@ func canonicalSyntax(p string) (string, pathFlags, error) {
 	}
 	endSegment := func(last bool) error {
 		switch {
-		case segLen == 0 && !last:
+		case (segLen == 0 || emptyName) && !last:
 			return ErrEmptySegment
 		case lastDot && onlyDots && segLen <= 2:
 			return ErrDotSegment
@@ -154,7 +168,7 @@ func canonicalSyntax(p string) (string, pathFlags, error) {
 				}
 			}
 			put(i, i+1, "/")
-			segLen, lastDot, onlyDots = 0, false, true
+			segLen, lastDot, onlyDots, params, emptyName, prevColon = 0, false, true, false, false, false
 			continue
 		case c < 0x20 || c == 0x7f:
 			return "", 0, ErrControlChar
@@ -172,6 +186,10 @@ func canonicalSyntax(p string) (string, pathFlags, error) {
 				return "", 0, ErrBadPercent
 			}
 			v := unhex(p[i+1])<<4 | unhex(p[i+2])
+			if prevColon && v == '$' {
+				return "", 0, ErrStreamName
+			}
+			prevColon = v == ':'
 			switch {
 			case v == '.' || v == '/' || v == '\\':
 				return "", 0, ErrEncodedSeparator
@@ -195,9 +213,24 @@ func canonicalSyntax(p string) (string, pathFlags, error) {
 		case c == ';':
 			flags |= pathSemicolon
 			put(i, i+1, ";")
+			if !params {
+				// The segment as servers that drop parameters read it.
+				params, emptyName = true, segLen == 0
+				if lastDot {
+					if err := endSegment(false); err != nil {
+						return "", 0, err
+					}
+				}
+			}
+			prevColon = false
 		case isPchar(c):
+			if prevColon && c == '$' {
+				return "", 0, ErrStreamName
+			}
+			prevColon = c == ':'
 			put(i, i+1, unreservedText[c:c+1])
 		default:
+			prevColon = false
 			if c >= utf8.RuneSelf {
 				flags |= pathNonASCII
 			}
@@ -217,10 +250,10 @@ func canonicalSyntax(p string) (string, pathFlags, error) {
 }
 
 // plainByte marks the bytes that stand for themselves in a canonical path:
-// pchar (RFC 3986 §3.3) without '%' and ';', which need more.
+// pchar (RFC 3986 §3.3) without '%', ';' and '$', which need more.
 var plainByte = func() (t [256]bool) {
 	for c := 0; c < 256; c++ {
-		t[c] = c != ';' && isPchar(byte(c))
+		t[c] = c != ';' && c != '$' && isPchar(byte(c))
 	}
 	return t
 }()
@@ -237,11 +270,14 @@ func canonicalPlain(p string) (flags pathFlags, err error, ok bool) {
 			if plainByte[c] {
 				continue
 			}
-			if c == ';' {
-				flags |= pathSemicolon
+			if c == '$' {
+				if p[i-1] == ':' {
+					return 0, ErrStreamName, true
+				}
 				continue
 			}
 			if c != '/' {
+				// ';' (a segment's parameters) and '%' take the general loop.
 				return 0, nil, false
 			}
 		}
@@ -461,6 +497,8 @@ func refuseWith(w http.ResponseWriter, r *http.Request, status int, reason scope
 // and the proxy see exactly it. Anything ambiguous is answered 400
 // (docs/architecture.md principle 1): framing faults found on the connection
 // (Content-Length with Transfer-Encoding, obs-fold, …; see h1scan.go), a
+// method with lower-case letters ("post", which servers that fold case
+// run as POST), a
 // Transfer-Encoding other than "chunked" (RFC 9112 §6.1), a target that is
 // not origin-form or whose authority differs from Host (RFC 9112 §3.2.2),
 // the faults of CanonicalPath and CanonicalHost, more query parameters than
@@ -494,6 +532,13 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 				}
 				return
 			}
+		}
+		if hasLower(r.Method) {
+			// Methods are case-sensitive (RFC 9110 §9.1), but servers
+			// that fold them would run "post" as the POST that
+			// telegate's rules never saw.
+			refuse(w, r, http.StatusBadRequest, scope.ReasonMethodCase)
+			return
 		}
 		if len(r.TransferEncoding) > 0 {
 			if len(r.TransferEncoding) != 1 || !strings.EqualFold(r.TransferEncoding[0], "chunked") {
@@ -590,6 +635,16 @@ func (g *generation) canonicalise(next http.Handler) http.Handler {
 	})
 }
 
+// hasLower reports whether s has an ASCII lower-case letter.
+func hasLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'a' <= s[i] && s[i] <= 'z' {
+			return true
+		}
+	}
+	return false
+}
+
 // unescapedPath decodes a canonical path for url.URL.Path (RawPath keeps
 // the canonical encoded form, which url.URL.EscapedPath then returns).
 func unescapedPath(p string) string {
@@ -630,6 +685,8 @@ func pathReason(err error) scope.Reason {
 		return scope.ReasonPathWhitespace
 	case ErrTrailingDot:
 		return scope.ReasonPathTrailingDot
+	case ErrStreamName:
+		return scope.ReasonPathStream
 	case ErrInvalidUTF8:
 		return scope.ReasonPathUTF8
 	case ErrInvisible:

@@ -414,11 +414,46 @@ func (h *h1Conn) ConnectionState() tls.ConnectionState {
 // reset"): every HEADERS frame the client sends takes a token
 // (h2FrameBudget); past the bucket the connection is told to go away
 // (GOAWAY, ENHANCE_YOUR_CALM) and closed a moment later.
+//
+// It bounds the connection's control frames too: PING and SETTINGS that
+// ask for an acknowledgement, PRIORITY, and empty DATA frames that do
+// not end their stream each take a token of control, so that a client
+// cannot keep the server writing acknowledgements or walking its
+// priority tree as fast as it can send (CVE-2019-9512 ping flood,
+// CVE-2019-9515 settings flood, CVE-2019-9518 empty frames) and slow
+// every other connection down; past the bucket the connection goes away
+// the same way.
 type h2Guard struct {
 	conn    net.Conn
 	lim     *rate.Limiter
+	control *rate.Limiter // nil: control frames are not counted
 	mu      sync.Mutex
 	closing bool
+}
+
+// h2ControlFramesPerSecond and h2ControlFrameBurst are the control-frame
+// budget of an HTTP/2 connection (h2Guard.control). A browser sends a
+// handful of such frames on a connection (its SETTINGS, a few PRIORITY
+// frames, a liveness PING now and then); a client sending more than 100
+// a second, after a burst of 500, is flooding.
+const (
+	h2ControlFramesPerSecond = 100
+	h2ControlFrameBurst      = 500
+)
+
+// takeControl spends one token for a control frame; false once the
+// control budget is spent, and the connection is then closed like take's.
+func (h *h2Guard) takeControl() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	if h.control == nil || h.control.Allow() {
+		return true
+	}
+	h.closeSoonLocked()
+	return false
 }
 
 // take spends one token for a new stream (a HEADERS frame, counted by

@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 
+	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/policies"
+	"github.com/telegate/telegate/scope"
 )
 
 // Authenticator is the control plane's "who is this" stage (package auth).
@@ -23,6 +26,19 @@ type Authenticator interface {
 	Handler() http.Handler
 }
 
+// DeviceChecker is implemented by an Authenticator that maps client
+// certificates to device identities (auth.View). On every swap the
+// gateway asks the new generation's, for each proxied WebSocket a device
+// holds open, whether the certificate chain that admitted it still maps
+// to the same identity on its route (the device CAs may have changed);
+// one that does not is closed. An Authenticator without it closes every
+// device's WebSocket on a swap (fail closed).
+type DeviceChecker interface {
+	// DeviceIdentity is the identity of chain (leaf first) on route, nil
+	// when none of the route's client CAs vouches for it.
+	DeviceIdentity(chain []*x509.Certificate, route *config.Route) *scope.Identity
+}
+
 // Inspector is the WAF stage (package policies).
 type Inspector interface {
 	Inspect(next http.Handler) http.Handler
@@ -30,9 +46,13 @@ type Inspector interface {
 
 // Certificates supplies TLS for the public listener (package gateway/edgetls).
 type Certificates interface {
-	// TLSConfig for the HTTPS listener: certificates by SNI, TLS 1.2+,
-	// ALPN h2/http1.1/acme-tls/1, client certificates verified if given.
-	TLSConfig() *tls.Config
+	// TLSConfig for a TLS listener offering protos by ALPN (none: h2,
+	// http/1.1; acme-tls/1 added when challenges need it): certificates
+	// by SNI, TLS 1.2+, client certificates verified if given. A reload
+	// of the configuration reaches every handshake on it, with these
+	// protos (the config's GetConfigForClient); a listener's additions to
+	// a clone of it need not.
+	TLSConfig(protos ...string) *tls.Config
 	// HTTPHandler answers ACME HTTP-01 challenges and redirects everything
 	// else to HTTPS.
 	HTTPHandler() http.Handler

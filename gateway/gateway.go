@@ -453,7 +453,8 @@ func (g *Gateway) Swap(next Generation) error {
 func (g *Gateway) JWKS() []byte { return append([]byte(nil), g.signer.jwks...) }
 
 // ownEndpoints serves /.telegate/: the JWKS, the stylesheet every page
-// links (page.StylePath), Options.Endpoints (longest
+// links (page.StylePath), the language switch (page.LangPath),
+// Options.Endpoints (longest
 // prefix first) and the auth handler; anything else is 404.
 func (g *generation) ownEndpoints() http.Handler {
 	eps := append([]Endpoint(nil), g.o.Endpoints...)
@@ -485,6 +486,10 @@ func (g *generation) ownEndpoints() http.Handler {
 		}
 		if p == page.StylePath {
 			page.ServeStyle(w, r)
+			return
+		}
+		if p == page.LangPath {
+			page.ServeLang(w, r)
 			return
 		}
 		if p == BreakGlassPath {

@@ -92,6 +92,47 @@ func h2Block(path string, extra ...hpack.HeaderField) []byte {
 	return b.Bytes()
 }
 
+// h2Member runs one member on a fresh raw HTTP/2 connection to s (h2Raw):
+// send writes its frames; with code 0 stream 1 must be answered 200, and
+// otherwise the connection must end with GOAWAY code within within. It
+// returns what was read.
+func h2Member(t *testing.T, s *served, send func(*http2.Framer) error, code http2.ErrCode, within time.Duration) h2Answer {
+	t.Helper()
+	fr, answer, status := h2Raw(t, s)
+	werr := make(chan error, 1)
+	go func() { werr <- send(fr) }()
+	if code == 0 {
+		select {
+		case a := <-answer:
+			t.Fatalf("connection ended (GOAWAY %v) before a response", a.goaway)
+		case st := <-status:
+			if st != "200" {
+				t.Errorf("status %s, want 200", st)
+			}
+			return h2Answer{status: st}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no response")
+		}
+	}
+	a := <-answer
+	if !a.closed {
+		t.Fatalf("connection still open after %v", a.after)
+	}
+	if a.after > within {
+		t.Errorf("closed after %v, want within %v", a.after, within)
+	}
+	if a.goaway == nil {
+		t.Fatalf("closed after %v without GOAWAY", a.after)
+	}
+	if a.goaway.ErrCode != code {
+		t.Errorf("GOAWAY %v, want %v", a.goaway.ErrCode, code)
+	}
+	if err := <-werr; err != nil && !errors.Is(err, io.EOF) {
+		t.Logf("write: %v", err)
+	}
+	return a
+}
+
 // TestRegression_HTTP2HeaderBlock: an HTTP/2 header block (HEADERS and
 // its CONTINUATION frames) that is not finished within the header
 // timeout, that runs past the cap on frames or bytes (CVE-2023-45288),
@@ -224,44 +265,13 @@ func TestRegression_HTTP2HeaderBlock(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
-				fr, answer, status := h2Raw(t, tc.s)
-				werr := make(chan error, 1)
-				go func() { werr <- tc.send(fr) }()
-				if tc.code == 0 {
-					select {
-					case a := <-answer:
-						t.Fatalf("connection ended (GOAWAY %v) before a response", a.goaway)
-					case st := <-status:
-						if st != "200" {
-							t.Errorf("status %s, want 200", st)
-						}
-					case <-time.After(5 * time.Second):
-						t.Fatal("no response")
-					}
-					return
-				}
-				a := <-answer
-				if !a.closed {
-					t.Fatalf("connection still open after %v", a.after)
-				}
-				if a.after > tc.within {
-					t.Errorf("closed after %v, want within %v", a.after, tc.within)
-				}
-				if a.goaway == nil {
-					t.Fatalf("closed after %v without GOAWAY", a.after)
-				}
-				if a.goaway.ErrCode != tc.code {
-					t.Errorf("GOAWAY %v, want %v", a.goaway.ErrCode, tc.code)
-				}
+				a := h2Member(t, tc.s, tc.send, tc.code, tc.within)
 				// A stray CONTINUATION after a whole, well-formed block:
 				// stream 1 may be answered before the frame after it is
 				// read (RFC 9113 §6.10 makes that frame the connection's
 				// error, not the stream's).
-				if a.status != "" && tc.name != "continuation with no block" {
+				if tc.code != 0 && a.status != "" && tc.name != "continuation with no block" {
 					t.Errorf("stream 1 answered %s", a.status)
-				}
-				if err := <-werr; err != nil && !errors.Is(err, io.EOF) {
-					t.Logf("write: %v", err)
 				}
 			})
 		}
@@ -273,12 +283,102 @@ func TestRegression_HTTP2HeaderBlock(t *testing.T) {
 		}
 	}
 	// A normal HTTP/2 client is still served.
-	resp, err := slow.client(slow.addr).Get("https://" + appHost + "/public/h2block")
+	h2Served(t, slow, "/public/h2block")
+}
+
+// h2Served requires an ordinary HTTP/2 client to be served path by s.
+func h2Served(t *testing.T, s *served, path string) {
+	t.Helper()
+	resp, err := s.client(s.addr).Get("https://" + appHost + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
-		t.Errorf("normal client: %s %d", resp.Proto, resp.StatusCode)
+		t.Errorf("an ordinary HTTP/2 client: %s %d", resp.Proto, resp.StatusCode)
 	}
+}
+
+// TestRegression_HTTP2ControlFrameFlood: a client that sends control
+// frames as fast as it can — PINGs or SETTINGS that each make the server
+// write an acknowledgement, PRIORITY frames, empty DATA frames — while
+// reading every answer (so the HTTP/2 server's own queue limit never
+// trips) gets GOAWAY ENHANCE_YOUR_CALM and its connection closed, instead
+// of keeping the server busy for every other client; a client sending a
+// few of them, and another connection, are served.
+func TestRegression_HTTP2ControlFrameFlood(t *testing.T) {
+	t.Parallel()
+	s := serveTestGateway(t, nil)
+	const flood = 5 * h2ControlFrameBurst
+	post := func(fr *http2.Framer) error {
+		var b bytes.Buffer
+		enc := hpack.NewEncoder(&b)
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", appHost}, {":path", "/public/h2flood"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true})
+	}
+	repeat := func(n int, send func(fr *http2.Framer, i int) error) func(fr *http2.Framer) error {
+		return func(fr *http2.Framer) error {
+			for i := 0; i < n; i++ {
+				if err := send(fr, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	ping := func(fr *http2.Framer, i int) error { return fr.WritePing(false, [8]byte{byte(i)}) }
+	cases := []struct {
+		name   string
+		send   func(fr *http2.Framer) error
+		served bool
+	}{
+		{"PING flood", repeat(flood, ping), false},
+		{"SETTINGS flood", repeat(flood, func(fr *http2.Framer, _ int) error {
+			return fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+		}), false},
+		{"empty SETTINGS flood", repeat(flood, func(fr *http2.Framer, _ int) error { return fr.WriteSettings() }), false},
+		{"PRIORITY flood", repeat(flood, func(fr *http2.Framer, i int) error {
+			return fr.WritePriority(uint32(2*i+3), http2.PriorityParam{StreamDep: 1, Weight: 10})
+		}), false},
+		{"empty DATA flood", func(fr *http2.Framer) error {
+			if err := post(fr); err != nil {
+				return err
+			}
+			return repeat(flood, func(fr *http2.Framer, _ int) error { return fr.WriteData(1, false, nil) })(fr)
+		}, false},
+		{"PINGs and SETTINGS mixed", repeat(flood, func(fr *http2.Framer, i int) error {
+			if i%2 == 0 {
+				return ping(fr, i)
+			}
+			return fr.WriteSettings()
+		}), false},
+		{"a few PINGs, then a request", func(fr *http2.Framer) error {
+			if err := repeat(20, ping)(fr); err != nil {
+				return err
+			}
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Block("/public/h2flood"), EndStream: true, EndHeaders: true})
+		}, true},
+	}
+	t.Run("members", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				code := http2.ErrCodeEnhanceYourCalm
+				if tc.served {
+					code = 0
+				}
+				h2Member(t, s, tc.send, code, 3*time.Second)
+			})
+		}
+	})
+	// Nothing of the floods reached the upstream; another connection is
+	// served.
+	for _, r := range s.rec.all() {
+		if r.Method == "POST" && strings.Contains(r.RequestURI, "h2flood") {
+			t.Errorf("the upstream received %s %s", r.Method, r.RequestURI)
+		}
+	}
+	h2Served(t, s, "/public/h2flood")
 }

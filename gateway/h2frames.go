@@ -36,6 +36,9 @@ type h2BlockLimits struct {
 
 // h2FrameBudget reads an HTTP/2 connection (RFC 9113 §4.1 frame layout)
 // for the HTTP/2 server and refuses, before the server sees them:
+//   - a control frame (isControlFrame: PING, SETTINGS, PRIORITY, empty
+//     DATA) past the connection's control budget (h2Guard.takeControl):
+//     GOAWAY ENHANCE_YOUR_CALM;
 //   - a HEADERS frame past the connection's stream budget: one token of
 //     its h2Guard per HEADERS frame (§6.2), so streams reset before their
 //     handler ever starts count too (CVE-2023-44487, rapid reset);
@@ -270,6 +273,10 @@ func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uin
 		f.block == 0 && typ == http2.FrameContinuation,
 		typ == http2.FrameHeaders && stream == 0:
 		return http2.ErrCodeProtocol, false
+	case isControlFrame(typ, flags, length):
+		if f.guard != nil && !f.guard.takeControl() {
+			return http2.ErrCodeEnhanceYourCalm, false
+		}
 	case typ == http2.FrameHeaders:
 		if f.guard != nil && !f.guard.take() {
 			return http2.ErrCodeEnhanceYourCalm, false
@@ -300,6 +307,23 @@ func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uin
 		}
 	}
 	return 0, true
+}
+
+// isControlFrame reports whether a frame counts against the connection's
+// control-frame budget (h2Guard.takeControl): PING and SETTINGS without
+// ACK (each makes the server write an acknowledgement), PRIORITY, and an
+// empty DATA frame that does not end its stream (RFC 9113 §6.7, §6.5,
+// §6.3, §6.1).
+func isControlFrame(typ http2.FrameType, flags http2.Flags, length int) bool {
+	switch typ {
+	case http2.FramePing, http2.FrameSettings:
+		return !flags.Has(http2.FlagPingAck) // the ACK flag is 0x1 for both
+	case http2.FramePriority:
+		return true
+	case http2.FrameData:
+		return length == 0 && !flags.Has(http2.FlagDataEndStream)
+	}
+	return false
 }
 
 // serveH2 is the HTTP/2 side of the public server: the connection goes to

@@ -62,6 +62,20 @@ func (s headerSet) strip(h http.Header) {
 // reserved is config.ReservedRequestHeaders, the one list.
 var reserved = newHeaderSet(config.ReservedRequestHeaders...)
 
+// readHeaders is config.ReadRequestHeaders.
+var readHeaders = newHeaderSet(config.ReadRequestHeaders...)
+
+// stripLookalikes removes from h every field spelled with "_" or "."
+// whose name folds to one telegate reads (config.ReadRequestHeaders):
+// "Content_Length", "Transfer.Encoding".
+func stripLookalikes(h http.Header) {
+	for k := range h {
+		if strings.ContainsAny(k, "_.") && readHeaders.has(k) {
+			delete(h, k)
+		}
+	}
+}
+
 // clientHeaderSet is what stripClientHeaders removes toward one route's
 // upstream: config.ReservedRequestHeaders, the assertion header and the
 // route's strip_request_headers patterns, in one set built once per
@@ -117,11 +131,13 @@ func StripReservedHeaders(h http.Header, assertionHeader string) {
 }
 
 // stripClientHeaders removes from a request to route's upstream every
-// field the client may not send it: the reserved ones
-// (StripReservedHeaders) and the route's strip_request_headers, by the
+// field the client may not send it: look-alikes of the fields telegate
+// reads (stripLookalikes), the reserved ones (StripReservedHeaders) and
+// the route's strip_request_headers, by the
 // route's clientHeaderSet (the reserved ones alone for a request of no
 // route).
 func (g *generation) stripClientHeaders(h http.Header, route string) {
+	stripLookalikes(h)
 	if set, ok := g.strip[route]; ok {
 		set.strip(h)
 		return

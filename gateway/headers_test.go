@@ -145,6 +145,11 @@ func TestRegression_UpstreamCannotSetTelegatesCookies(t *testing.T) {
 		"__Secure-telegate=fixated; Secure",
 		"telegate=fixated",
 		"__Host-telegate-login=fixated; Path=/; Secure",
+		"__Host-telegate; Path=/; Secure", // no "=": browsers send it back as "__Host-telegate"
+		"\t__Host-telegate=fixated; Path=/",
+		"__Secure-__Host-telegate=fixated; Secure",
+		"__hOsT-tElEgAtE=fixated; Domain=app.example.test; Path=/",
+		"TELEGATE-LOGIN=fixated; Path=/.telegate/",
 	}
 	kept := []string{"app=1; Path=/", "theme=dark", "__Host-app=2; Path=/; Secure"}
 	for _, v := range append(append([]string{}, forged...), kept...) {
@@ -258,6 +263,19 @@ func TestRegression_ReservedRequestHeaders(t *testing.T) {
 	for _, n := range []string{"X-Internal-Token", "X-Debug-User"} {
 		if !saw(r, n) {
 			t.Errorf("/public/: %s removed though only /matrix/ strips it", n)
+		}
+	}
+	// Look-alikes of the fields telegate reads itself, which it did not
+	// decide on: an upstream folding "_" to "-" would frame, type or
+	// authenticate the request by them.
+	lookalikes := []string{"Content_Length", "Transfer_Encoding", "Transfer.Encoding", "Content_Type",
+		"Content.Encoding", "Sec_WebSocket_Key", "SEC_WEBSOCKET_VERSION"}
+	r = send("/public/a", lookalikes)
+	for _, n := range lookalikes {
+		for k, v := range r.Header {
+			if k == n || slices.Contains(v, "forged") {
+				t.Errorf("/public/: upstream received %s: %q", k, v)
+			}
 		}
 	}
 }

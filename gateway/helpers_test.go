@@ -293,8 +293,8 @@ type served struct {
 // testCerts implements Certificates for served gateways.
 type testCerts struct{ cert tls.Certificate }
 
-func (c testCerts) TLSConfig() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{c.cert}, NextProtos: []string{"h2", "http/1.1"}}
+func (c testCerts) TLSConfig(protos ...string) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{c.cert}, NextProtos: protos}
 }
 func (testCerts) HTTPHandler() http.Handler { return http.NotFoundHandler() }
 
@@ -313,7 +313,7 @@ func serveTestGateway(t testing.TB, edit func(*config.Config, *Options)) *served
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = tg.g.serve(ctx, listeners{public: ln, admin: adm}, testCerts{tg.cert}.TLSConfig())
+		_ = tg.g.serve(ctx, listeners{public: ln, admin: adm}, testCerts{tg.cert}.TLSConfig)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return &served{testGateway: tg, addr: ln.Addr().String(), admin: adm.Addr().String()}

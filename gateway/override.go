@@ -16,8 +16,9 @@ import (
 // frameworks (Rack::MethodOverride, Laravel, Symfony, Express
 // method-override) read as the request's method in place of the one sent.
 // An upstream that honours it would run another method than the one the
-// route's methods rule admitted, so telegate refuses it (400) in a query
-// and in a form body, whatever the route's inspection setting.
+// route's methods rule admitted, so telegate refuses it (400) in a query,
+// in a form body and among the top-level names of a JSON body, whatever
+// the route's inspection setting.
 const MethodOverrideParam = "_method"
 
 // formReadAhead is how much of a form body is read before the request is
@@ -31,8 +32,10 @@ var errMethodOverride = errors.New("form body names " + MethodOverrideParam)
 // nameFold folds a form or query field name, byte by byte as it is
 // decoded, the ways upstreams read it: ASCII letters in lower case,
 // leading spaces dropped and ' ' and '.' read as '_' (PHP), the name
-// ending at '[' ("_method[]" is "_method" to PHP and Rack). It keeps the
-// first 8 bytes, enough to tell MethodOverrideParam.
+// ending at '[' ("_method[]" is "_method" to PHP and Rack) and at NUL
+// (PHP registers a decoded name as a C string: "_method%00x" is
+// "_method"). It keeps the first 8 bytes, enough to tell
+// MethodOverrideParam.
 type nameFold struct {
 	buf    [8]byte
 	n      int
@@ -46,7 +49,7 @@ func (k *nameFold) add(b byte) {
 		return
 	case b == ' ' && k.n == 0 && !k.long:
 		return
-	case b == '[':
+	case b == '[' || b == 0:
 		k.closed = true
 		return
 	case 'A' <= b && b <= 'Z':
@@ -152,6 +155,121 @@ func (s *formScanner) endName() {
 	s.name = nameFold{}
 }
 
+func (s *formScanner) overrides() bool { return s.found }
+
+// jsonScanner finds MethodOverrideParam among the member names of a JSON
+// body's top-level object (RFC 8259 §4) as it streams by, whatever the
+// chunk boundaries: Laravel reads a JSON body's top-level members as the
+// request's form fields, "_method" among them, and Express's
+// method-override is commonly told to read req.body._method. Names are
+// decoded ("\u005fmethod") and folded as form field names are
+// (nameFold). The scanner does not validate the JSON: whatever is not a
+// top-level name is skipped by its brackets and strings.
+type jsonScanner struct {
+	started bool // the first byte that is not whitespace was seen
+	object  bool // the body is an object
+	depth   int  // brackets open outside strings
+	inStr   bool
+	isName  bool // the string being read may be a top-level name
+	esc     int  // 0; 1 after '\'; 2-5: digits of "\uXXXX" read + 1
+	u       rune
+	name    nameFold
+	colon   bool // a top-level string that folds to the override ended; a ':' makes it a name
+	found   bool
+}
+
+func (s *jsonScanner) scan(p []byte) {
+	for _, c := range p {
+		if s.inStr {
+			s.stringByte(c)
+			continue
+		}
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
+			!s.started && (c == 0xef || c == 0xbb || c == 0xbf) { // a byte order mark
+			continue
+		}
+		if s.colon && c == ':' {
+			s.found = true
+		}
+		s.colon = false
+		if !s.started {
+			s.started, s.object = true, c == '{'
+		}
+		switch c {
+		case '{', '[':
+			s.depth++
+		case '}', ']':
+			s.depth--
+		case '"':
+			s.inStr, s.isName, s.name = true, s.object && s.depth == 1, nameFold{}
+		}
+	}
+}
+
+// stringByte reads c inside a string.
+func (s *jsonScanner) stringByte(c byte) {
+	switch {
+	case s.esc == 1:
+		s.esc = 0
+		switch c {
+		case 'u':
+			s.esc, s.u = 2, 0
+			return
+		case 'b':
+			c = '\b'
+		case 'f':
+			c = '\f'
+		case 'n':
+			c = '\n'
+		case 'r':
+			c = '\r'
+		case 't':
+			c = '\t'
+		}
+		s.nameByte(c)
+	case s.esc >= 2:
+		if !ishex(c) {
+			s.esc = 0 // malformed: not a name any parser reads
+			s.nameByte(0xff)
+			return
+		}
+		s.u = s.u<<4 | rune(unhex(c))
+		if s.esc++; s.esc == 6 {
+			s.esc = 0
+			if s.u < 0x80 {
+				s.nameByte(byte(s.u))
+			} else {
+				s.nameByte(0xff)
+			}
+		}
+	case c == '\\':
+		s.esc = 1
+	case c == '"':
+		s.inStr = false
+		s.colon = s.isName && s.name.isOverride()
+	default:
+		s.nameByte(c)
+	}
+}
+
+func (s *jsonScanner) nameByte(c byte) {
+	if s.isName {
+		s.name.add(c)
+	}
+}
+
+func (s *jsonScanner) end()            {}
+func (s *jsonScanner) overrides() bool { return s.found }
+
+// fieldScanner finds MethodOverrideParam in a body as it streams by:
+// formScanner, jsonScanner.
+type fieldScanner interface {
+	scan(p []byte)
+	// end is the end of the body.
+	end()
+	overrides() bool
+}
+
 // bodyKind is how an upstream may read a request body as form fields.
 type bodyKind uint8
 
@@ -160,6 +278,7 @@ const (
 	bodyForm                      // application/x-www-form-urlencoded, or untyped
 	bodyMultipart                 // multipart/*, with its boundary
 	bodyAmbiguous                 // a multipart type that cannot be read unambiguously
+	bodyJSON                      // a JSON type (".../json", "...+json"), read as fields by some
 )
 
 // maxBoundary is the longest multipart boundary, RFC 2046 §5.1.1.
@@ -170,7 +289,8 @@ const maxBoundary = 70
 // any parameters), or none at all (Rack reads a POST without one as a
 // form), is bodyForm; multipart/form-data, and every other multipart/*
 // type (Rack parses multipart/mixed and multipart/related as forms too),
-// is bodyMultipart with its boundary parameter. A multipart type beside
+// is bodyMultipart with its boundary parameter. A JSON type (isJSONType)
+// is bodyJSON. A multipart type beside
 // another Content-Type field, without a boundary of 1 to 70 characters
 // (RFC 2046 §5.1.1) or with parameters mime.ParseMediaType refuses
 // (duplicates among them) is bodyAmbiguous: the boundary another parser
@@ -182,8 +302,13 @@ func formKind(h http.Header) (bodyKind, string) {
 	}
 	kind := bodyOther
 	for _, ct := range cts {
-		mt, _, _ := strings.Cut(ct, ";")
-		mt = strings.TrimSpace(mt)
+		// The media type ends at ';', and for PHP and Rack at ',' or a
+		// space too: "application/x-www-form-urlencoded,text/plain" is a
+		// form to them.
+		mt := strings.TrimSpace(ct)
+		if i := strings.IndexAny(mt, ";, \t"); i >= 0 {
+			mt = mt[:i]
+		}
 		switch {
 		case len(mt) >= len("multipart/") && strings.EqualFold(mt[:len("multipart/")], "multipart/"):
 			if len(cts) != 1 {
@@ -197,9 +322,19 @@ func formKind(h http.Header) (bodyKind, string) {
 			return bodyMultipart, b
 		case mt == "" || strings.EqualFold(mt, "application/x-www-form-urlencoded"):
 			kind = bodyForm
+		case kind == bodyOther && isJSONType(mt):
+			kind = bodyJSON
 		}
 	}
 	return kind, ""
+}
+
+// isJSONType reports whether a media type (without parameters) is one
+// that frameworks parse as JSON: it names "/json" or "+json", in any case
+// (Laravel's isJson, RFC 6839 §3.1 suffixes).
+func isJSONType(mt string) bool {
+	l := strings.ToLower(mt)
+	return strings.Contains(l, "/json") || strings.Contains(l, "+json")
 }
 
 // isFormBody reports whether formKind reads h as a urlencoded form.
@@ -226,9 +361,13 @@ func refusalReason(err error) scope.Reason {
 // refuseMethodOverride refuses, with 400, a form body (formKind) whose
 // fields name MethodOverrideParam in any of its spellings
 // (isMethodOverrideName; "%5Fmethod", "_METHOD", "_method[]"): the names
-// of a urlencoded body (formScanner) and the part names of a multipart
-// body (multipartScan). A multipart body that cannot be read
-// unambiguously is refused too (400, scope.ReasonBodyMultipart). The
+// of a urlencoded body (formScanner), the part names of a multipart
+// body (multipartScan) and the top-level member names of a JSON body
+// (jsonScanner). A multipart body that cannot be read
+// unambiguously is refused too (400, scope.ReasonBodyMultipart), and so is
+// such a body content-coded, in a charset that is not ASCII-compatible
+// (readableCoding), or JSON that starts as UTF-16 or UTF-32 (wideJSON)
+// (400, scope.ReasonBodyEncoding). The
 // query is checked by canonicalise.
 //
 // The body is never held whole: the first formReadAhead bytes are read
@@ -253,6 +392,10 @@ func (g *generation) refuseMethodOverride(next http.Handler) http.Handler {
 			refuse(w, r, http.StatusBadRequest, scope.ReasonBodyMultipart)
 			return
 		}
+		if !readableCoding(r.Header) {
+			refuse(w, r, http.StatusBadRequest, scope.ReasonBodyEncoding)
+			return
+		}
 		f := newFormStream(r.Body, kind, boundary)
 		for !f.done && f.err == nil && len(f.pending) <= formReadAhead {
 			f.more()
@@ -265,6 +408,10 @@ func (g *generation) refuseMethodOverride(next http.Handler) http.Handler {
 			}
 			return
 		}
+		if kind == bodyJSON && wideJSON(f.pending) {
+			refuse(w, r, http.StatusBadRequest, scope.ReasonBodyEncoding)
+			return
+		}
 		if f.done {
 			r.Body = readCloser{bytes.NewReader(f.pending), r.Body}
 		} else {
@@ -273,6 +420,62 @@ func (g *generation) refuseMethodOverride(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readableCoding reports whether a body with header h is one the body
+// scanners read as an upstream may: no Content-Encoding but "identity"
+// (an upstream that inflates a gzip body would read fields the scanner
+// never saw), and no charset parameter naming a charset that is not
+// ASCII-compatible (asciiCharset), in which "_method" is other bytes.
+func readableCoding(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
+		}
+	}
+	for _, ct := range h.Values("Content-Type") {
+		_, params, err := mime.ParseMediaType(ct)
+		if err != nil {
+			if strings.Contains(strings.ToLower(ct), "charset") {
+				return false
+			}
+			continue
+		}
+		if cs, ok := params["charset"]; ok && !asciiCharset(cs) {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiCharset reports whether a charset name (RFC 2978) is one whose
+// ASCII characters are their ASCII bytes: UTF-8, US-ASCII, ISO 8859 and
+// the Windows-125x code pages, in any case.
+func asciiCharset(cs string) bool {
+	cs = strings.ToLower(strings.TrimSpace(cs))
+	switch cs {
+	case "utf-8", "utf8", "us-ascii", "ascii", "latin1":
+		return true
+	}
+	return strings.HasPrefix(cs, "iso-8859-") || strings.HasPrefix(cs, "windows-125")
+}
+
+// wideJSON reports whether a JSON body starts as UTF-16 or UTF-32 text
+// (a NUL among its first two bytes, or a UTF-16 byte order mark), which
+// parsers that detect the encoding (RFC 4627 §3) decode, and which the
+// scanner would not read.
+func wideJSON(start []byte) bool {
+	if len(start) >= 2 && (start[0] == 0xff && start[1] == 0xfe || start[0] == 0xfe && start[1] == 0xff) {
+		return true
+	}
+	for i := 0; i < len(start) && i < 2; i++ {
+		if start[i] == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 type readCloser struct {
@@ -298,9 +501,9 @@ type formStream struct {
 	// store holds pending, reused as the body streams by.
 	store []byte
 
-	// A urlencoded body.
-	form formScanner
-	buf  []byte
+	// A urlencoded or JSON body.
+	fields fieldScanner
+	buf    []byte
 }
 
 // push appends p, read and scanned, to pending, in store: moved to the
@@ -322,14 +525,19 @@ func (f *formStream) push(p []byte) {
 	f.pending = append(f.pending, p...)
 }
 
-// newFormStream scans src as a body of kind (bodyForm or bodyMultipart
-// with its boundary).
+// newFormStream scans src as a body of kind (bodyForm, bodyJSON, or
+// bodyMultipart with its boundary).
 func newFormStream(src io.ReadCloser, kind bodyKind, boundary string) *formStream {
 	f := &formStream{src: src, held: 1}
-	if kind == bodyMultipart {
+	switch kind {
+	case bodyMultipart:
 		f.more = newMultipartScan(f, boundary).step
 		f.held = multipartHeld
-	} else {
+	case bodyJSON:
+		f.fields = &jsonScanner{}
+		f.more = f.moreForm
+	default:
+		f.fields = &formScanner{}
 		f.more = f.moreForm
 	}
 	return f
@@ -343,22 +551,22 @@ func (f *formStream) fail(err error) {
 	}
 }
 
-// moreForm reads and scans the next chunk of a urlencoded body.
+// moreForm reads and scans the next chunk of a urlencoded or JSON body.
 func (f *formStream) moreForm() {
 	if f.buf == nil {
 		f.buf = make([]byte, 32<<10)
 	}
 	n, err := f.src.Read(f.buf)
-	f.form.scan(f.buf[:n])
+	f.fields.scan(f.buf[:n])
 	f.push(f.buf[:n])
 	switch {
 	case err == io.EOF:
-		f.form.end()
+		f.fields.end()
 		f.done = true
 	case err != nil:
 		f.fail(err)
 	}
-	if f.form.found {
+	if f.fields.overrides() {
 		f.fail(errMethodOverride)
 	}
 }

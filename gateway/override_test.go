@@ -9,6 +9,21 @@ import (
 	"testing/iotest"
 )
 
+// scanSplits scans body cut in two at every place with a fresh scanner of
+// newScanner, and checks that it finds the override name (want) each time.
+func scanSplits(t *testing.T, newScanner func() fieldScanner, body string, want bool) {
+	t.Helper()
+	for cut := 0; cut <= len(body); cut++ {
+		s := newScanner()
+		s.scan([]byte(body[:cut]))
+		s.scan([]byte(body[cut:]))
+		s.end()
+		if s.overrides() != want {
+			t.Errorf("%q cut at %d: found %v, want %v", body, cut, s.overrides(), want)
+		}
+	}
+}
+
 // TestFormScannerSplits: the scanner finds the override name whatever
 // the boundaries between the chunks a body arrives in.
 func TestFormScannerSplits(t *testing.T) {
@@ -31,15 +46,34 @@ func TestFormScannerSplits(t *testing.T) {
 		{"_method%=1", false},
 		{"", false},
 	} {
-		for cut := 0; cut <= len(tc.body); cut++ {
-			var s formScanner
-			s.scan([]byte(tc.body[:cut]))
-			s.scan([]byte(tc.body[cut:]))
-			s.end()
-			if s.found != tc.want {
-				t.Errorf("%q cut at %d: found %v, want %v", tc.body, cut, s.found, tc.want)
-			}
-		}
+		scanSplits(t, func() fieldScanner { return &formScanner{} }, tc.body, tc.want)
+	}
+}
+
+// TestJSONScannerSplits: a JSON body's top-level member names are found
+// whatever the chunks the body arrives in; names deeper down, values and
+// members of a top-level array are not names the override is read from.
+func TestJSONScannerSplits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{`{"_method":"PUT"}`, true},
+		{` { "a" : 1 , "_METHOD" : "PUT" }`, true},
+		{`{"\u005fmethod":"PUT"}`, true},
+		{`{"_meth\u006fd":"PUT"}`, true},
+		{`{"a":"x\"y","_method":1}`, true},
+		{"\xef\xbb\xbf{\"_method\":1}", true},
+		{`{"a":{"_method":"PUT"}}`, false},
+		{`{"a":["_method"],"b":"_method"}`, false},
+		{`[{"_method":"PUT"}]`, false},
+		{`{"_methods":1,"x_method":2}`, false},
+		{`{"a":"_method"}`, false},
+		{`{"\u005gmethod":1}`, false},
+		{``, false},
+	} {
+		scanSplits(t, func() fieldScanner { return &jsonScanner{} }, tc.body, tc.want)
 	}
 }
 

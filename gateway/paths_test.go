@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/gzip"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,6 +47,8 @@ func kindGatewayInspected(t *testing.T, inspected bool) *served {
 			config.Route{ID: "root", Hosts: app, Path: "/", Upstream: up, Policy: pub},
 			config.Route{ID: "files", Hosts: app, Path: "/files/", Upstream: up, Policy: pub, UpstreamCaseInsensitive: true},
 			config.Route{ID: "norm", Hosts: app, Path: "/norm/", Upstream: up, Policy: pub, NormalizeUnicodePaths: true},
+			config.Route{ID: "records", Hosts: app, Path: "/patient-records/", Upstream: up,
+				Policy: &config.Policy{Allow: []config.Rule{{Roles: []string{"admin"}}}}},
 		)
 	})
 }
@@ -92,6 +96,25 @@ func sendKind(t *testing.T, s *served, cases []kindCase) {
 	}
 }
 
+// gzipped is s compressed with gzip.
+func gzipped(s string) string {
+	var b bytes.Buffer
+	z := gzip.NewWriter(&b)
+	_, _ = z.Write([]byte(s))
+	_ = z.Close()
+	return b.String()
+}
+
+// utf16le is ASCII text s in UTF-16LE.
+func utf16le(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(s[i])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 func get1(path string, fields ...string) string {
 	return "GET " + path + " HTTP/1.1\r\n" + strings.Join(fields, "") + "\r\n"
 }
@@ -112,6 +135,13 @@ func TestRegression_PathCase(t *testing.T) {
 		{"without slash", get1("/ADMIN"), 400, ""},
 		{"public in other case", get1("/PUBLIC/a"), 400, ""},
 		{"telegate's endpoints in other case", get1("/.TELEGATE/login"), 400, ""},
+		// Java's equalsIgnoreCase and .NET's OrdinalIgnoreCase read these
+		// as "i", which Unicode case folding alone does not.
+		{"dotless i", get1("/adm%C4%B1n/x"), 400, ""},
+		{"raw dotless i", get1("/clin\xc4\xb1c/x"), 400, ""},
+		{"dotted capital I", get1("/adm%C4%B0n/x"), 400, ""},
+		{"dotted capital I without slash", get1("/adm%C4%B0n"), 400, ""},
+		{"dotless i on a case-insensitive upstream", get1("/f%C4%B1les/a"), 200, "/f%C4%B1les/a"},
 		{"case-insensitive upstream takes any case", get1("/FILES/Report.pdf"), 200, "/FILES/Report.pdf"},
 		{"case-insensitive upstream, exact case", get1("/files/a"), 200, "/files/a"},
 		{"no other route in any case", get1("/elsewhere/X"), 200, "/elsewhere/X"},
@@ -143,6 +173,32 @@ func TestRegression_TrimmedSegments(t *testing.T) {
 		{"encoded percent", get1("/public/a%25"), 400, ""},
 		{"empty segment", get1("/public//a"), 400, ""},
 		{"empty first segment", get1("//public/a"), 400, ""},
+		// Servers that drop a segment's parameters (";…", Tomcat, Jetty)
+		// read what comes before them: the rules hold there too, on a
+		// route that allows ';'.
+		{"dot-dot before parameters", get1("/matrix/..;/admin/x"), 400, ""},
+		{"dot-dot before parameters, encoded dots", get1("/matrix/%2E%2E;x/admin/"), 400, ""},
+		{"dot before parameters", get1("/matrix/.;x/a"), 400, ""},
+		{"trailing dot before parameters", get1("/matrix/admin.;x/y"), 400, ""},
+		{"empty segment with parameters", get1("/matrix/;x/a"), 400, ""},
+		{"parameters on a segment are fine", get1("/matrix/a;jsessionid=1/b"), 200, "/matrix/a;jsessionid=1/b"},
+		{"parameters on an empty last segment are fine", get1("/matrix/a/;jsessionid=1"), 200, "/matrix/a/;jsessionid=1"},
+		// NTFS stream names: IIS reads "/admin::$INDEX_ALLOCATION/x"
+		// as "/admin/x".
+		{"directory stream", get1("/admin::$INDEX_ALLOCATION/x"), 400, ""},
+		{"named directory stream", get1("/admin:$i30:$INDEX_ALLOCATION/x"), 400, ""},
+		{"data stream", get1("/public/web.config::$DATA"), 400, ""},
+		{"encoded stream marker", get1("/admin%3A%3A%24INDEX_ALLOCATION/x"), 400, ""},
+		{"colon and dollar apart are fine", get1("/public/a:b$c"), 200, "/public/a:b$c"},
+		// Windows 8.3 short names: IIS reads "/PATIEN~1/x" as
+		// "/patient-records/x".
+		{"short name of a guarded prefix", get1("/PATIEN~1/x"), 400, ""},
+		{"short name in lower case", get1("/patien~1/x"), 400, ""},
+		{"short name, another number, no slash", get1("/PATIEN~2"), 400, ""},
+		{"short name with an extension", get1("/PATIEN~1.REC/x"), 400, ""},
+		{"a tilde in another segment is fine", get1("/public/PATIEN~1"), 200, "/public/PATIEN~1"},
+		{"the form of a short name of an 8.3 name is fine", get1("/files~1/x"), 200, "/files~1/x"},
+		{"a leading tilde is fine", get1("/~alice/x"), 200, "/~alice/x"},
 		{"trailing slash is fine", get1("/public/a/"), 200, "/public/a/"},
 		{"dot inside a segment is fine", get1("/public/a.b"), 200, "/public/a.b"},
 	})
@@ -212,6 +268,10 @@ func testMethodOverride(t *testing.T, s *served) {
 		}
 		return h + "\r\n" + body
 	}
+	encoded := func(ctype, coding, body string) string {
+		return "POST /public/a HTTP/1.1\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\nContent-Type: " + ctype +
+			"\r\nContent-Encoding: " + coding + "\r\n\r\n" + body
+	}
 	const urlenc = "application/x-www-form-urlencoded"
 	const mpBoundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW"
 	const mpB = "multipart/form-data; boundary=" + mpBoundary
@@ -224,10 +284,15 @@ func testMethodOverride(t *testing.T, s *served) {
 		"5\r\na=1&_\r\n6\r\nmethod\r\n7\r\n=DELETE\r\n0\r\n\r\n"
 	sendKind(t, s, []kindCase{
 		{"query", get1("/public/a?_method=DELETE"), 400, ""},
+		// A method in lower case: servers that fold it run "post" as
+		// the POST the route's methods rule never saw.
+		{"method in lower case", "delete /public/a HTTP/1.1\r\n\r\n", 400, ""},
+		{"method in mixed case", "Post /public/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 400, ""},
 		{"query upper case", get1("/public/a?x=1&_METHOD=put"), 400, ""},
 		{"query encoded name", get1("/public/a?%5Fmethod=DELETE"), 400, ""},
 		{"query array name", get1("/public/a?_method[]=DELETE"), 400, ""},
 		{"query dotted name (PHP reads '.' as '_')", get1("/public/a?.method=DELETE"), 400, ""},
+		{"query name cut by NUL (PHP reads a C string)", get1("/public/a?_method%00x=DELETE"), 400, ""},
 		{"body", form(urlenc, "_method=DELETE"), 400, ""},
 		{"body after other fields", form(urlenc, "a=1&b=2&_method=DELETE"), 400, ""},
 		{"body encoded name", form(urlenc, "a=1&%5Fmethod=DELETE"), 400, ""},
@@ -235,8 +300,13 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"body upper case", form(urlenc, "_METHOD=PUT"), 400, ""},
 		{"body leading space", form(urlenc, "+_method=PUT"), 400, ""},
 		{"body name without value", form(urlenc, "a=1&_method"), 400, ""},
+		{"body name cut by NUL", form(urlenc, "a=1&_method%00=PUT"), 400, ""},
 		{"body semicolon separator", form(urlenc, "a=1;_method=PUT"), 400, ""},
 		{"body with charset", form("Application/X-WWW-Form-URLEncoded; charset=utf-8", "_method=PUT"), 400, ""},
+		// PHP and Rack end the media type at ',' and at a space too.
+		{"form type before a comma", form("application/x-www-form-urlencoded,text/plain", "_method=PUT"), 400, ""},
+		{"form type before a space", form("application/x-www-form-urlencoded text/plain", "_method=PUT"), 400, ""},
+		{"multipart type before a comma", form("multipart/form-data, boundary="+mpBoundary, mp(`form-data; name="_method"`, "PUT")), 400, ""},
 		{"body without content type", form("", "_method=PUT"), 400, ""},
 		{"body in chunks split inside the name", chunked, 400, ""},
 		// multipart/form-data (and the other multipart types Rack reads
@@ -273,13 +343,38 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"multipart delimiter followed by text inside a part", form(mpB, mpParts(part(`form-data; name="a"`, "--"+mpBoundary+"x"))), 400, ""},
 		{"multipart other names pass", form(mpB, mpParts(part(`form-data; name="method"`, "PUT"), part(`form-data; name="a_method"; filename="_method.txt"`, "_method"), part(`form-data; name="x"; filename*=UTF-8''a.txt`, "-- "+mpBoundary[2:]))), 200, "/public/a"},
 		{"other names pass", form(urlenc, "method=PUT&a_method=x&_methods=y&x=_method"), 200, "/public/a"},
-		{"JSON body is not a form", form("application/json", `{"_method":"PUT"}`), 200, "/public/a"},
+		// JSON: Laravel reads a JSON body's top-level members as form
+		// fields, Express's method-override is told to read req.body._method.
+		{"JSON top-level name", form("application/json", `{"_method":"PUT"}`), 400, ""},
+		{"JSON escaped name", form("application/json; charset=utf-8", `{"a":1,"\u005Fmethod":"PUT"}`), 400, ""},
+		{"JSON name in upper case", form("text/json", `{"_METHOD":"DELETE"}`), 400, ""},
+		{"JSON suffix type", form("application/vnd.api+json", ` {"data":{},"_method":"PATCH"}`), 400, ""},
+		{"JSON type in upper case", form("Application/JSON", `{"_method":"PUT"}`), 400, ""},
+		{"JSON nested names and values pass", form("application/json", `{"a":{"_method":"PUT"},"b":"_method","c":["_method"]}`), 200, "/public/a"},
+		{"JSON top-level array passes", form("application/json", `[{"_method":"PUT"}]`), 200, "/public/a"},
+		// A body telegate cannot read as the upstream may: content-coded
+		// (Jetty's GzipHandler and ASP.NET Core's request decompression
+		// inflate it), or in a charset that is not ASCII-compatible
+		// (body-parser and servlet containers decode UTF-16).
+		{"gzip form body", encoded(urlenc, "gzip", gzipped("_method=DELETE")), 400, ""},
+		{"deflate JSON body", encoded("application/json", "deflate", gzipped(`{"_method":"PUT"}`)), 400, ""},
+		{"coded multipart body", encoded(mpB, "br", mp(`form-data; name="a"`, "1")), 400, ""},
+		{"two codings, identity first", "POST /public/a HTTP/1.1\r\nContent-Type: " + urlenc + "\r\nContent-Encoding: identity\r\nContent-Encoding: gzip\r\nContent-Length: 3\r\n\r\na=1", 400, ""},
+		{"UTF-16 form body", form(urlenc+"; charset=UTF-16LE", utf16le("_method=DELETE")), 400, ""},
+		{"UTF-16 JSON body", form("application/json; charset=utf-16", utf16le(`{"_method":"PUT"}`)), 400, ""},
+		{"UTF-32 JSON without charset", form("application/json", "{\x00\x00\x00\"\x00\x00\x00"), 400, ""},
+		{"UTF-16 JSON with a byte order mark", form("application/json", "\xff\xfe"+utf16le(`{"_method":"PUT"}`)), 400, ""},
+		{"UTF-7 form body", form(urlenc+"; charset=utf-7", "+AF8-method=PUT"), 400, ""},
+		{"identity coding passes", encoded(urlenc, "identity", "a=1"), 200, "/public/a"},
+		{"ASCII-compatible charsets pass", form(urlenc+"; charset=ISO-8859-1", "a=1"), 200, "/public/a"},
+		{"UTF-8 JSON passes", form(`application/json; charset="UTF-8"`, `{"a":1}`), 200, "/public/a"},
 		{"query value is not a name", get1("/public/a?x=_method"), 200, "/public/a?x=_method"},
 	})
 
 	// A body past the read-ahead is scanned as it streams, and cut before
 	// its end.
 	big := strings.Repeat("a=1&", formReadAhead/4+100)
+	bigJSON := "{" + strings.Repeat(`"a":1,`, formReadAhead/6+100)
 	bigPart := part(`form-data; name="file"; filename="scan.bin"`, strings.Repeat("x", formReadAhead+1000))
 	for _, tc := range []struct {
 		name, ctype, body string
@@ -288,6 +383,8 @@ func testMethodOverride(t *testing.T, s *served) {
 		{"long body, override at the end", urlenc, big + "_method=DELETE", 400},
 		{"long body, override split at the read-ahead", urlenc, big[:formReadAhead-3] + "&_method=PUT", 400},
 		{"long body without override", urlenc, big + "b=2", 200},
+		{"long JSON body, override at the end", "application/json", bigJSON + `"_method":"DELETE"}`, 400},
+		{"long JSON body without override", "application/json", bigJSON + `"b":"_method"}`, 200},
 		{"long multipart body, override at the end", mpB, mpParts(bigPart, part(`form-data; name="_method"`, "DELETE")), 400},
 		{"long multipart body, stray delimiter at the end", mpB, mpParts(bigPart) + "--" + mpBoundary + "\r\n", 400},
 		{"long multipart body cut short", mpB, bigPart, 400},

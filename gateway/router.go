@@ -99,7 +99,10 @@ func newRouter(cfg *config.Config) (*router, error) {
 // "/" are routes. normalised says canonicalise normalised the path to
 // NFKC; the route must then be one that allows it
 // (Route.NormalizeUnicodePaths), else the reason is
-// scope.ReasonPathUnicodeForm. No route and no refusal: nil, "".
+// scope.ReasonPathUnicodeForm. A path that a Windows server reads as
+// under a route's prefix through 8.3 short names ("/ADMINI~1/x" for
+// "/administration/", shortNameFor) is refused with reason
+// scope.ReasonPathShortName. No route and no refusal: nil, "".
 //
 // Entries are ordered by folded prefix, longest first, and a prefix that
 // matches exactly also matches folded (folding goes character by
@@ -113,6 +116,17 @@ func (rt *router) pick(host, path string, normalised bool) (*config.Route, scope
 	if pathtext.HasEncodedNonASCII(path) {
 		folded, ascii = pathtext.Fold(path), false
 	}
+	if strings.IndexByte(path, '~') >= 0 {
+		f := folded
+		if ascii {
+			f = pathtext.Fold(path)
+		}
+		for i := range entries {
+			if shortNameFor(entries[i].folded, f) {
+				return nil, scope.ReasonPathShortName
+			}
+		}
+	}
 	for i := range entries {
 		e := &entries[i]
 		if ascii && !prefixMatchFold(e.folded, path) || !ascii && !prefixMatch(e.folded, folded) {
@@ -124,6 +138,59 @@ func (rt *router) pick(host, path string, normalised bool) (*config.Route, scope
 		return nil, scope.ReasonPathCase
 	}
 	return nil, ""
+}
+
+// shortNameFor reports whether folded, a folded path, names the folded
+// prefix through Windows 8.3 short names (IIS and NTFS resolve them): its
+// segments are the prefix's, but at least one is the short form of the
+// prefix's segment there ("admini~1" for "administration", shortName),
+// the path possibly ending there.
+func shortNameFor(prefix, folded string) bool {
+	ps := strings.Split(strings.Trim(prefix, "/"), "/")
+	fs := strings.Split(strings.TrimPrefix(folded, "/"), "/")
+	if len(ps) == 1 && ps[0] == "" {
+		return false
+	}
+	short := false
+	for j, seg := range ps {
+		switch {
+		case j >= len(fs):
+			return false
+		case fs[j] == seg:
+		case shortName(fs[j], seg):
+			short = true
+		default:
+			return false
+		}
+	}
+	return short
+}
+
+// shortName reports whether seg has the form of an 8.3 short name
+// ("admini~1", "report~12.pdf": up to six characters, "~", digits, an
+// extension of up to three) that Windows may give long, a segment that is
+// not a valid 8.3 name itself and starts, without the characters short
+// names drop, with those six.
+func shortName(seg, long string) bool {
+	name, ext, _ := strings.Cut(seg, ".")
+	base, num, ok := strings.Cut(name, "~")
+	if !ok || base == "" || len(base) > 6 || num == "" || len(ext) > 3 || strings.Trim(num, "0123456789") != "" {
+		return false
+	}
+	lname, lext := long, ""
+	if i := strings.LastIndexByte(long, '.'); i >= 0 {
+		lname, lext = long[:i], long[i+1:]
+	}
+	if len(lname) <= 8 && len(lext) <= 3 && strings.Count(long, ".") <= 1 {
+		return false // long is an 8.3 name: it has no other short name
+	}
+	stripped := strings.Map(func(r rune) rune {
+		if strings.ContainsRune(". +,;=[]", r) {
+			return -1
+		}
+		return r
+	}, lname)
+	return strings.HasPrefix(stripped, base)
 }
 
 // allowed refuses a normalised path on a route that does not normalise.

@@ -89,7 +89,7 @@ func (g *Gateway) Serve(ctx context.Context) error {
 		closeAll()
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	return g.serve(ctx, ls, g.o.Certs.TLSConfig())
+	return g.serve(ctx, ls, g.o.Certs.TLSConfig)
 }
 
 // Admit wraps ln in an admission controller built from the running
@@ -129,19 +129,23 @@ func (g *Gateway) AdminAddr() net.Addr {
 type boundAddrs struct{ public, admin net.Addr }
 
 // publicTLS prepares the HTTPS listener's TLS configuration: TLS 1.2 or
-// later, ALPN h2 and http/1.1 (and stun.turn for TURN over TLS).
-func (g *Gateway) publicTLS(base *tls.Config) *tls.Config {
-	c := base.Clone()
+// later, ALPN h2 and http/1.1 (and stun.turn for TURN over TLS). The
+// protocols are asked of tlsFor (Certificates.TLSConfig), so that each
+// handshake, configured for the generation in force, offers them too; the
+// clone's own fields hold them for configurations read as they are.
+func (g *Gateway) publicTLS(tlsFor func(protos ...string) *tls.Config) *tls.Config {
+	protos := []string{"h2", "http/1.1"}
+	if g.o.STUNConn != nil {
+		protos = append(protos, "stun.turn")
+	}
+	c := tlsFor(protos...).Clone()
 	if c.MinVersion < tls.VersionTLS12 {
 		c.MinVersion = tls.VersionTLS12
 	}
-	for _, p := range []string{"h2", "http/1.1"} {
+	for _, p := range protos {
 		if !slices.Contains(c.NextProtos, p) {
 			c.NextProtos = append(c.NextProtos, p)
 		}
-	}
-	if g.o.STUNConn != nil && !slices.Contains(c.NextProtos, "stun.turn") {
-		c.NextProtos = append(c.NextProtos, "stun.turn")
 	}
 	return c
 }
@@ -172,7 +176,8 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 				cs := cc.ConnectionState()
 				ci := &connInfo{tls: &cs}
 				if cs.NegotiatedProtocol == "h2" {
-					ci.h2 = &h2Guard{conn: cc, lim: rate.NewLimiter(rate.Limit(perSec), burst)}
+					ci.h2 = &h2Guard{conn: cc, lim: rate.NewLimiter(rate.Limit(perSec), burst),
+						control: rate.NewLimiter(h2ControlFramesPerSecond, h2ControlFrameBurst)}
 				}
 				return context.WithValue(ctx, connInfoKey{}, ci)
 			}
@@ -225,8 +230,8 @@ func (g *Gateway) shuttingDown() bool {
 
 // serve runs the servers on ls until ctx ends or BeginShutdown is called,
 // then drains them (see Serve).
-func (g *Gateway) serve(ctx context.Context, ls listeners, base *tls.Config) error {
-	tlsCfg := g.publicTLS(base)
+func (g *Gateway) serve(ctx context.Context, ls listeners, tlsFor func(protos ...string) *tls.Config) error {
+	tlsCfg := g.publicTLS(tlsFor)
 	pub, err := g.publicServer(tlsCfg)
 	if err != nil {
 		return err

@@ -43,7 +43,7 @@ func serveDraining(t *testing.T, edit func(*config.Config, *Options)) *draining 
 	d := &draining{served: &served{testGateway: tg, addr: ln.Addr().String(), admin: adm.Addr().String()},
 		cancel: cancel, done: make(chan struct{})}
 	go func() {
-		d.err = tg.g.serve(ctx, listeners{public: ln, admin: adm}, testCerts{tg.cert}.TLSConfig())
+		d.err = tg.g.serve(ctx, listeners{public: ln, admin: adm}, testCerts{tg.cert}.TLSConfig)
 		close(d.done)
 	}()
 	t.Cleanup(func() {

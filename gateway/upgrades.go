@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"net/http"
 	"sync"
 	"time"
@@ -28,7 +29,10 @@ type upgrade struct {
 	// normalised: path is the NFKC form of the one the client sent.
 	normalised bool
 	identity   *scope.Identity
-	cancel     context.CancelFunc
+	// peer is the client certificate chain of the connection (leaf
+	// first), for a device's identity to be checked again on a swap.
+	peer   []*x509.Certificate
+	cancel context.CancelFunc
 }
 
 // track runs next for the upgrade request r (admitted on the request's
@@ -36,6 +40,9 @@ type upgrade struct {
 func (u *upgrades) track(w http.ResponseWriter, r *http.Request, s *scope.Scope, next http.Handler) {
 	ctx, cancel := context.WithCancel(r.Context())
 	e := &upgrade{host: s.Host, path: s.Path, method: r.Method, identity: s.Identity, cancel: cancel}
+	if r.TLS != nil {
+		e.peer = r.TLS.PeerCertificates
+	}
 	if rs := stateFrom(r.Context()); rs != nil {
 		e.normalised = rs.normalised
 	}
@@ -104,14 +111,26 @@ func (g *Gateway) EndSession(id string) {
 // again: their path no longer routes to a route that permits WebSockets
 // (router.pick: case folding or Unicode normalisation refused included),
 // or that route's policy (with break-glass) does not admit their
-// identity. An upgrade that would still be admitted stays open on the
-// generation it started with, whatever else changed (its upstream, the
-// route's id).
+// identity, or — for a device — st's device CAs no longer map its client
+// certificate to the same identity on that route (DeviceChecker: a CA
+// removed, or its file replaced by another CA's). An upgrade that would
+// still be admitted stays open on the generation it started with,
+// whatever else changed (its upstream, the route's id).
 func (st *generation) readmit() {
 	st.upgrades.closeWhere(func(e *upgrade) bool {
 		rt, reason := st.router.pick(e.host, e.path, e.normalised)
 		if reason != "" || rt == nil || !rt.WebSocket {
 			return true
+		}
+		if e.identity != nil && e.identity.Kind == "device" {
+			dc, ok := st.Auth.(DeviceChecker)
+			if !ok {
+				return true
+			}
+			id := dc.DeviceIdentity(e.peer, rt)
+			if id == nil || id.Provider != e.identity.Provider || id.Subject != e.identity.Subject {
+				return true
+			}
 		}
 		s := &scope.Scope{Host: e.host, Path: e.path, RouteID: rt.ID, Route: rt, Identity: e.identity}
 		d := st.o.BreakGlass.Reconsider(context.Background(), s, authoriseRoute(rt, e.identity, e.method))

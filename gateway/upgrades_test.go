@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -123,6 +124,75 @@ func TestRegression_WebSocketsEndWhenTheirCredentialExpires(t *testing.T) {
 	}
 }
 
+// deviceAuth is testAuth that also answers for devices
+// (DeviceChecker): identity is what it maps every chain to.
+type deviceAuth struct {
+	testAuth
+	identity *scope.Identity
+}
+
+func (a deviceAuth) DeviceIdentity([]*x509.Certificate, *config.Route) *scope.Identity {
+	return a.identity
+}
+
+// TestRegression_DeviceWebSocketsReadmittedByTheirCertificate: on a swap,
+// a device's proxied WebSocket stays open only while the new generation's
+// device CAs still map its certificate to the same identity on its route
+// (a CA removed, or an id's file replaced by another CA's, changes that
+// even though the route and its policy do not); an Authenticator that
+// cannot say closes it (fail closed).
+func TestRegression_DeviceWebSocketsReadmittedByTheirCertificate(t *testing.T) {
+	t.Parallel()
+	echo := echoWebSocketServer(t)
+	deviceWS := func(c *config.Config) {
+		for i := range c.Routes {
+			if c.Routes[i].ID == "clinic" {
+				c.Routes[i].WebSocket = true
+				c.Routes[i].Upstream = echo.URL
+				c.Routes[i].ClientCert = []string{"ward-ca"}
+			}
+		}
+	}
+	same := expiringIdentity(fmt.Sprintf("expiring:device:%d", time.Now().Add(time.Hour).UnixNano()))
+	other := *same
+	other.Subject = "monitor-8"
+	otherCA := *same
+	otherCA.Provider, otherCA.Issuer = "ward-ca-2027", "device:ward-ca-2027"
+	for _, tc := range []struct {
+		name   string
+		auth   Authenticator
+		closes bool
+	}{
+		{"still the same device", deviceAuth{identity: same}, false},
+		{"no CA vouches for it any more", deviceAuth{}, true},
+		{"another device", deviceAuth{identity: &other}, true},
+		{"another CA", deviceAuth{identity: &otherCA}, true},
+		{"an authenticator that cannot check devices", testAuth{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := serveTestGateway(t, func(c *config.Config, _ *Options) { deviceWS(c) })
+			echoOnce := s.dialClinicWS(t, fmt.Sprintf("expiring:device:%d", same.NotAfter.UnixNano()))
+			if err := echoOnce(); err != nil {
+				t.Fatalf("before: %v", err)
+			}
+			cfg := testConfig(t, s.rec.srv.URL)
+			deviceWS(cfg)
+			if err := s.g.Swap(Generation{ID: s.g.current().ID + 1, Config: cfg, Auth: tc.auth}); err != nil {
+				t.Fatal(err)
+			}
+			closed := false
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !closed; {
+				closed = echoOnce() != nil
+				time.Sleep(50 * time.Millisecond)
+			}
+			if closed != tc.closes {
+				t.Fatalf("after: closed %v, want %v", closed, tc.closes)
+			}
+		})
+	}
+}
+
 // echoWebSocketServer is a loopback WebSocket upstream that echoes every
 // message.
 func echoWebSocketServer(t *testing.T) *httptest.Server {
@@ -208,9 +278,26 @@ func TestRegression_WebSocketOriginIsTheWholeOrigin(t *testing.T) {
 		{"clinic.example.test:443", "https://clinic.example.test", true},
 		{"clinic.example.test", "https://clinic.example.test:8443", false},
 		{"clinic.example.test", "https://evil.example", false},
+		{"clinic.example.test", "null", false},                            // sandboxed frame, file:, data:
+		{"clinic.example.test", "https://clinic.example.test.", false},    // another origin to the browser
+		{"clinic.example.test", "https://clinic.example.test:443", false}, // never sent so by a browser
+		{"clinic.example.test", "HTTPS://CLINIC.EXAMPLE.TEST", true},      // scheme and host fold case
+		{"clinic.example.test", "https://clinic.example.test.evil.example", false},
+		{"clinic.example.test", "https://clinic.example.test@evil.example", false},
+		{"clinic.example.test", "https://evil.example/https://clinic.example.test", false},
+		{"clinic.example.test", "https://xn--clinc-9sa.example.test", false}, // a punycode look-alike
+		{"clinic.example.test", " https://clinic.example.test", false},
+		{"clinic.example.test", "wss://clinic.example.test", false},
+		{"clinic.example.test", "", false},
 	} {
 		if got := originAllowed([]string{tc.origin}, s, tc.host); got != tc.ok {
 			t.Errorf("Host %s, Origin %s: allowed %v, want %v", tc.host, tc.origin, got, tc.ok)
+		}
+	}
+	// Two Origin fields, or none, are no origin.
+	for _, origins := range [][]string{{"https://clinic.example.test", "https://evil.example"}, {"https://clinic.example.test", "https://clinic.example.test"}, nil} {
+		if originAllowed(origins, s, "clinic.example.test") {
+			t.Errorf("Origin fields %q allowed", origins)
 		}
 	}
 }

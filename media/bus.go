@@ -22,7 +22,9 @@ import (
 //	                    joined or left elsewhere, a message from a peer
 //	                    elsewhere to peers here
 //	sig:all             what every node must act on: a visit ended, a
-//	                    participant removed, a sign-in session ended
+//	                    participant removed, a sign-in session ended, a
+//	                    waiting-room chat message, a participant out of
+//	                    the waiting room (its chat sockets close)
 //
 // and keeps, per visit with a socket on it, where the visit's other peers
 // are (bus.remote). Presence lives in the hash room:<visit id>
@@ -38,7 +40,11 @@ import (
 // message as it goes out to sockets. Everything on the bus and in presence
 // is sealed (AES-256-GCM under the visits' key): names, SDP and candidates
 // never reach Redis in the clear; a bus message older than 30 s (replayed)
-// is dropped. A message published while a node's
+// is dropped. Waiting-room chat (chat.go) rides the same channel to every
+// node — no presence is kept for chat sockets; a message is small
+// (chatMaxBytes) and each participant's rate bounded (chatRate) — and,
+// like signaling, is published and delivered, never stored or logged. A
+// message published while a node's
 // subscription is down (Redis restarting) is lost; the client's own
 // reconnection and ICE restart recover the call.
 type bus struct {
@@ -79,7 +85,7 @@ type presence struct {
 
 // envelope is one bus message (sealed).
 type envelope struct {
-	Kind    string          `json:"k"` // joined, left, msg, admit; ended, removed, session, moved
+	Kind    string          `json:"k"` // joined, left, msg, admit; ended, removed, session, moved, chat, chat-left
 	Node    string          `json:"n"` // the sending node
 	At      int64           `json:"a"` // when it was sent, Unix ms
 	Visit   string          `json:"v,omitempty"`
@@ -90,6 +96,7 @@ type envelope struct {
 	Session string          `json:"s,omitempty"`
 	Iss     string          `json:"is,omitempty"`
 	Sub     string          `json:"su,omitempty"`
+	Manager bool            `json:"m,omitempty"` // chat: the sender manages the visit
 }
 
 const (
@@ -323,6 +330,16 @@ func (b *bus) handle(e envelope) {
 		for _, p := range socks {
 			p.shutdown(statusEnded, "the visit has ended", serverMsg{Type: "ended"})
 		}
+		s.chatOver(e.Visit, "")
+	case "chat":
+		s.mu.Lock()
+		targets := s.chatTargetsLocked(e.Visit, e.To, e.Manager, nil)
+		s.mu.Unlock()
+		for _, t := range targets {
+			t.enqueue(e.Data, nil)
+		}
+	case "chat-left":
+		s.chatOver(e.Visit, e.PID)
 	case "removed":
 		s.relay.Remove(e.Visit, e.PID)
 		s.mu.Lock()
@@ -582,4 +599,24 @@ func (b *bus) sessionEnded(sessionID string, id *scope.Identity) {
 		e.Iss, e.Sub = id.Issuer, id.Subject
 	}
 	b.publish(b.allChan(), e)
+}
+
+// chat tells every node a waiting-room chat message out (as it goes to
+// sockets) from participant from to participant to; each node delivers
+// it to its own sockets by chatTargetsLocked. The sender's node has
+// stamped the sender and checked both sides.
+func (b *bus) chat(vid, from, to string, manager bool, out []byte) {
+	if b == nil {
+		return
+	}
+	b.publish(b.allChan(), envelope{Kind: "chat", Visit: vid, PID: from, To: to, Manager: manager, Data: out})
+}
+
+// chatLeft tells every node that pid is out of vid's waiting room
+// (admitted, declined, removed): its chat sockets close there.
+func (b *bus) chatLeft(vid, pid string) {
+	if b == nil {
+		return
+	}
+	b.publish(b.allChan(), envelope{Kind: "chat-left", Visit: vid, PID: pid})
 }

@@ -31,8 +31,9 @@ import (
 // A message is at most chatMaxChars characters (after control and
 // format characters are dropped and spaces folded), a frame at most
 // chatMaxBytes; each participant has chatRate messages per second with a
-// burst of chatBurst, kept across its sockets, and a socket over it is
-// closed (1008). Messages are not stored, not logged and not in the audit
+// burst of chatBurst, kept across its sockets on a node, and a socket
+// over it is closed (1008). With visits on Redis a message and the end of
+// a participant's chat reach every node over the signaling bus (bus.go). Messages are not stored, not logged and not in the audit
 // trail, which records only that a chat socket was refused. A socket is
 // closed when its participant leaves the waiting room (admitted,
 // declined, removed), at the visit's end and at sign-out.
@@ -258,10 +259,19 @@ func (s *Service) chatLoop(p *chatPeer) {
 
 // chatForward delivers m from p: a manager's to the sockets of the
 // waiting participant it names, a waiting participant's to every manager
-// socket of the visit. It returns false when p's socket is being closed.
+// socket of the visit — on this node, and through the bus on every other
+// node that shares the visits (chatTargetsLocked there). Both sides'
+// states are read from the store (Redis, when the visits are shared), so
+// a decision taken on another node holds here. It returns false when p's
+// socket is being closed.
 func (s *Service) chatForward(p *chatPeer, m *chatClientMsg) bool {
 	s.mu.Lock()
-	v := s.visits[p.visitID]
+	v, err := s.lookup(p.visitID)
+	if err != nil {
+		s.mu.Unlock()
+		p.enqueue(mustJSON(chatServerMsg{Type: "error", Error: "unavailable"}), nil)
+		return true
+	}
 	if v == nil || !v.active() {
 		s.mu.Unlock()
 		p.shutdown(statusEnded, "the visit has ended", chatServerMsg{Type: "error", Error: "ended"})
@@ -291,24 +301,47 @@ func (s *Service) chatForward(p *chatPeer, m *chatClientMsg) bool {
 	default:
 		to = p.pid
 	}
-	var targets []*chatPeer
-	for o := range s.chats[p.visitID] {
-		if o == p {
-			continue
-		}
-		// A manager's message: to the participant's pages, and to the
-		// other manager pages (they see the whole conversation). A
-		// participant's: to the managers.
-		if o.manager || (p.manager && o.pid == to) {
-			targets = append(targets, o)
-		}
-	}
+	targets := s.chatTargetsLocked(p.visitID, to, p.manager, p)
 	s.mu.Unlock()
 	out := mustJSON(chatServerMsg{Type: "chat", From: p.pid, Name: p.info.Name, To: to, Text: m.Text})
 	for _, t := range targets {
 		t.enqueue(out, nil)
 	}
+	s.bus.chat(p.visitID, p.pid, to, p.manager, out)
 	return true
+}
+
+// chatTargetsLocked lists this node's chat sockets of vid that a message
+// to "to" reaches, but except's: a manager's message (fromManager) goes
+// to the participant's pages and to the other manager pages (they see
+// the whole conversation), a participant's to the manager pages. The
+// sender's node and every other node pick their sockets by this one
+// rule. Caller holds s.mu.
+func (s *Service) chatTargetsLocked(vid, to string, fromManager bool, except *chatPeer) []*chatPeer {
+	var out []*chatPeer
+	for o := range s.chats[vid] {
+		if o != except && (o.manager || (fromManager && o.pid == to)) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// chatOver closes this node's chat sockets of vid: participant pid's
+// (1000: it left the waiting room — admitted, declined, removed), or
+// every one when pid is "" (the visit ended). The node that took the
+// decision calls it and tells the others over the bus, which call it too.
+func (s *Service) chatOver(vid, pid string) {
+	s.mu.Lock()
+	chats := s.closeChatsLocked(vid, pid)
+	s.mu.Unlock()
+	for _, p := range chats {
+		if pid == "" {
+			p.shutdown(statusEnded, "the visit has ended", chatServerMsg{Type: "error", Error: "ended"})
+		} else {
+			p.shutdown(websocket.StatusNormalClosure, "left the waiting room", nil)
+		}
+	}
 }
 
 // closeChatsLocked returns the chat sockets of visitID to close — those

@@ -222,3 +222,117 @@ func TestRegression_PreCallCheckOnlyForTheWaitingRoom(t *testing.T) {
 		t.Errorf("a check in an ended visit: %d, want 410", st)
 	}
 }
+
+// TestRedisWaitingRoomChatAcrossNodes: with the visits on Redis, the
+// patient's chat socket on node 1 and the clinician's on node 2 write to
+// each other, each message with the sender the server stamped; a patient
+// who joins after the clinician's socket opened is reached too, and only
+// the participant named gets a clinician's message; the visit's end on
+// node 1 closes the clinician's chat on node 2 within 1 s.
+func TestRedisWaitingRoomChatAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, config.Visits{})
+	vid, inv := n1.createVisit("dr", nil)
+	pid := n1.join("pat", inv)
+	pat := n1.chatDial("pat", vid)
+	dr := n2.chatDial("dr", vid)
+
+	sendJSON(t, pat, map[string]any{"type": "chat", "text": "I am in the waiting room"})
+	m := readChat(t, dr, "chat")
+	if m.From != pid || m.Name != "Pat Patient" || m.To != pid || m.Text != "I am in the waiting room" {
+		t.Fatalf("the clinician on node 2 got %+v", m)
+	}
+	sendJSON(t, dr, map[string]any{"type": "chat", "text": "Five minutes", "to": pid})
+	m = readChat(t, pat, "chat")
+	if m.Name != "Dr. Ada Owner" || m.From == "" || m.From == pid || m.To != pid || m.Text != "Five minutes" {
+		t.Fatalf("the patient on node 1 got %+v", m)
+	}
+
+	// A second patient joins on node 1 after the clinician's socket on
+	// node 2 opened: node 2 reads the waiting room from Redis.
+	pid2 := n1.join("pat2", inv)
+	pat2 := n1.chatDial("pat2", vid)
+	sendJSON(t, dr, map[string]any{"type": "chat", "text": "For the second patient", "to": pid2})
+	if m := readChat(t, pat2, "chat"); m.To != pid2 || m.Name != "Dr. Ada Owner" {
+		t.Fatalf("the second patient got %+v", m)
+	}
+	sendJSON(t, pat2, map[string]any{"type": "chat", "text": "Thank you"})
+	if m := readChat(t, dr, "chat"); m.From != pid2 || m.Name != "Second Patient" {
+		t.Fatalf("the clinician got %+v from the second patient", m)
+	}
+	// The first patient saw neither: the next thing it reads is a pong.
+	sendJSON(t, pat, map[string]any{"type": "ping"})
+	if m := readChat(t, pat, "pong"); m.Type != "pong" {
+		t.Fatal(m)
+	}
+
+	start := time.Now()
+	if st, _ := n1.do("dr", "POST", "/.telegate/visits/"+vid+"/end", nil); st != http.StatusNoContent {
+		t.Fatalf("end on node 1: %d", st)
+	}
+	closedWithin(t, "clinician's chat on node 2 after the end on node 1", dr, statusEnded, start)
+}
+
+// TestRegression_WaitingRoomEventReachesEveryNode tries each waiting-room
+// event with its chat sockets on the other node than the one where it
+// happens: a message either way, admission, decline, removal from the
+// waiting room, the visit's end and sign-out each reach (or close) the
+// chat on the other node, within 1 s for the closing ones.
+func TestRegression_WaitingRoomEventReachesEveryNode(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, config.Visits{})
+	type event struct {
+		name string
+		// act happens on node 1 to the patient pid of visit vid.
+		act  func(vid, pid string)
+		code websocket.StatusCode
+	}
+	decide := func(action string) func(vid, pid string) {
+		return func(vid, pid string) {
+			if st, m := n1.do("dr", "POST", "/.telegate/visits/"+vid+"/"+action, map[string]any{"participant": pid}); st != http.StatusNoContent {
+				t.Fatalf("%s on node 1: %d %v", action, st, m)
+			}
+		}
+	}
+	for _, ev := range []event{
+		{"admitted", decide("admit"), websocket.StatusNormalClosure},
+		{"declined", decide("decline"), websocket.StatusNormalClosure},
+		{"removed", decide("remove"), websocket.StatusNormalClosure},
+		{"visit ended", func(vid, _ string) {
+			if st, _ := n1.do("dr", "POST", "/.telegate/visits/"+vid+"/end", nil); st != http.StatusNoContent {
+				t.Fatalf("end on node 1: %d", st)
+			}
+		}, statusEnded},
+		{"signed out", func(string, string) { n1.svc.SessionEnded(users["pat"].SessionID, users["pat"]) }, statusSignedOut},
+	} {
+		vid, inv := n1.createVisit("dr", nil)
+		pid := n1.join("pat", inv)
+		pat := n2.chatDial("pat", vid)
+		dr1 := n1.chatDial("dr", vid)
+		dr2 := n2.chatDial("dr", vid)
+		// The message events, both ways across the nodes (and to the
+		// clinician's page on the patient's node).
+		sendJSON(t, pat, map[string]any{"type": "chat", "text": "hello from node 2"})
+		for _, c := range []*websocket.Conn{dr1, dr2} {
+			if m := readChat(t, c, "chat"); m.From != pid || m.Text != "hello from node 2" {
+				t.Fatalf("%s: a clinician page got %+v", ev.name, m)
+			}
+		}
+		sendJSON(t, dr1, map[string]any{"type": "chat", "text": "hello from node 1", "to": pid})
+		for _, c := range []*websocket.Conn{pat, dr2} {
+			if m := readChat(t, c, "chat"); m.To != pid || m.Name != "Dr. Ada Owner" || m.Text != "hello from node 1" {
+				t.Fatalf("%s: a page on node 2 got %+v", ev.name, m)
+			}
+		}
+		start := time.Now()
+		ev.act(vid, pid)
+		closedWithin(t, ev.name+": the patient's chat on node 2", pat, ev.code, start)
+		if ev.code == statusEnded {
+			closedWithin(t, ev.name+": the clinician's chat on node 2", dr2, statusEnded, start)
+		} else {
+			stillOpen(t, ev.name+": the clinician's chat on node 2", dr2)
+		}
+		n1.clock.Add(time.Minute)
+		n2.clock.Add(time.Minute)
+	}
+}

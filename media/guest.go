@@ -318,8 +318,11 @@ func (s *Service) guestSession(r *http.Request, visitID, pid string, exp time.Ti
 
 // guestPaths are the endpoints an account-less guest's session is good
 // for, after /.telegate/visits/<its visit id>: the visit's status, relay
-// credentials, signaling and call page.
-var guestPaths = []string{"", "/ice", "/signal", "/call"}
+// credentials, signaling and call page, and the waiting room's pre-call
+// check and chat. Each endpoint then authorises the guest as it does any
+// participant (the check and the chat: only while waiting, or for the
+// check also admitted; never once declined or removed).
+var guestPaths = []string{"", "/ice", "/signal", "/call", "/check", "/chat"}
 
 // guestPublicPaths are the endpoints anyone may use, where a browser
 // sends its guest session cookie along (its path covers them) without

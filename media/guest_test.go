@@ -81,13 +81,21 @@ func (h *harness) guestJoin(link, name string) (*http.Cookie, string) {
 // guestDial opens a signaling socket for visit vid with a guest cookie.
 func (h *harness) guestDial(cookie *http.Cookie, vid string) (*websocket.Conn, int) {
 	h.t.Helper()
+	return h.guestDialAt(cookie, vid, "signal")
+}
+
+// guestDialAt opens the visit's WebSocket endpoint ("signal", "chat")
+// with a guest cookie; it returns the socket (nil when refused) and the
+// answer's status.
+func (h *harness) guestDialAt(cookie *http.Cookie, vid, endpoint string) (*websocket.Conn, int) {
+	h.t.Helper()
 	hdr := http.Header{"Origin": {h.srv.URL}}
 	if cookie != nil {
 		hdr.Set("Cookie", cookie.Name+"="+cookie.Value)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.srv.URL, "http")+"/.telegate/visits/"+vid+"/signal", &websocket.DialOptions{HTTPHeader: hdr})
+	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.srv.URL, "http")+"/.telegate/visits/"+vid+"/"+endpoint, &websocket.DialOptions{HTTPHeader: hdr})
 	if err != nil {
 		st := 0
 		if resp != nil {

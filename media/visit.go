@@ -11,8 +11,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/coder/websocket"
-
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/scope"
 )
@@ -452,7 +450,6 @@ func (s *Service) backToWaiting(v *visit, p *participant, now time.Time) error {
 // decide applies admit, decline or remove to participant pid.
 func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error {
 	var after func()
-	var chats []*chatPeer
 	err := func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -463,17 +460,15 @@ func (s *Service) decide(id *scope.Identity, visitID, pid, action string) error 
 			}
 			return s.apply(v, pid, action, &after)
 		})
-		if err == nil {
-			// Out of the waiting room: its chat is over.
-			chats = s.closeChatsLocked(visitID, pid)
-		}
 		return unknownVisit(err, http.StatusNotFound, "no such visit")
 	}()
 	if err == nil && after != nil {
 		after()
 	}
-	for _, p := range chats {
-		p.shutdown(websocket.StatusNormalClosure, "left the waiting room", nil)
+	if err == nil {
+		// Out of the waiting room: its chat is over, on every node.
+		s.chatOver(visitID, pid)
+		s.bus.chatLeft(visitID, pid)
 	}
 	return err
 }

@@ -1,15 +1,17 @@
 package media
 
 import (
+	"bytes"
 	"embed"
-	"io"
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/telegate/telegate/page"
+	"github.com/telegate/telegate/scope"
 )
 
 // web holds the built-in client: pages, the call logic, styles and the
@@ -57,7 +59,7 @@ func (s *Service) servePage(name string, signedIn bool) http.HandlerFunc {
 		if signedIn && !requireIdentityPage(w, r) {
 			return
 		}
-		b, err := web.ReadFile("web/" + name)
+		b, err := pageHTML(name)
 		if err != nil {
 			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
@@ -65,26 +67,64 @@ func (s *Service) servePage(name string, signedIn bool) http.HandlerFunc {
 		setPageHeaders(w, r)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write(b)
+		_, _ = w.Write(inLanguage(w, r, b))
 	}
 }
 
+// inLanguage returns page b set in r's language (page.Lang: the one
+// chosen with a language switch, else the browser's): its <html lang>
+// names it, and says with data-lang-chosen when it was chosen with a
+// switch. The page's script speaks the language <html lang> names.
+func inLanguage(w http.ResponseWriter, r *http.Request, b []byte) []byte {
+	lang := page.Lang(r)
+	tag := `<html lang="` + lang + `">`
+	if _, ok := page.Chosen(r); ok {
+		tag = `<html lang="` + lang + `" data-lang-chosen="">`
+	}
+	w.Header().Set("Content-Language", lang)
+	w.Header().Set("Vary", "Accept-Language, Cookie")
+	return bytes.Replace(b, []byte(`<html lang="en">`), []byte(tag), 1)
+}
+
+// includeRE is a page's include line: <!--#include NAME.html--> stands
+// for the part web/NAME.html (the waiting room's pre-call check and chat,
+// which the patient's and the guest's waiting pages both show).
+var includeRE = regexp.MustCompile(`<!--#include ([a-z][a-z0-9-]*\.html)-->`)
+
+// pageHTML returns page web/name with its include lines replaced by the
+// parts they name (one level: a part includes nothing).
+func pageHTML(name string) ([]byte, error) {
+	b, err := web.ReadFile("web/" + name)
+	if err != nil {
+		return nil, err
+	}
+	var ferr error
+	out := includeRE.ReplaceAllFunc(b, func(line []byte) []byte {
+		part, err := web.ReadFile("web/" + string(includeRE.FindSubmatch(line)[1]))
+		if err != nil {
+			ferr = err
+		}
+		return part
+	})
+	return out, ferr
+}
+
 // lobby serves the clinician lobby to clinicians; anyone else signed in
-// gets a 403 page that says how patients join (an invite link), instead of
-// a create form the visits API would refuse.
-func (s *Service) lobby(page http.HandlerFunc) http.HandlerFunc {
+// gets a 403 page (page.Write: their language, the request id, the
+// decision in the request's audit record) that says how patients join (an
+// invite link), instead of a create form the visits API would refuse.
+func (s *Service) lobby(serve http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if id := identity(r); id != nil && id.Subject != "" && !id.HasRole("clinician") {
-			setPageHeaders(w, r)
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-store")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = io.WriteString(w, `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">`+
-				`<title>Video visits</title><link rel="stylesheet" href="/.telegate/style.css"><main><h1>Video visits</h1>`+
-				`<p id="lobby-refused">Video visits are started by clinicians. To join a visit, open the invite link your clinician sent you.</p></main></html>`)
+			if sc := scope.From(r.Context()); sc != nil {
+				sc.Decision = scope.Decision{Allow: false, Reason: scope.ReasonRole}
+			}
+			page.Write(w, r, page.Problem{Status: http.StatusForbidden, Reason: "not-a-clinician",
+				Message: "Video visits are started by clinicians.",
+				Next:    "To join a visit, open the invite link your clinician sent you."})
 			return
 		}
-		page(w, r)
+		serve(w, r)
 	}
 }
 

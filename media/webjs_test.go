@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/telegate/telegate/page"
 )
 
 // The built-in client computes the security code in JavaScript
@@ -142,14 +144,16 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 // other language of web/strings.js) never falls back to English words or
 // loses a name or number. Every language has exactly English's keys, each
 // with the same {placeholders} and a non-empty text; every language is
-// named for the switch; pickLanguage takes a remembered choice first, then
-// the browser's preferred languages by primary subtag, English otherwise;
-// retranslate (the switch's way with words already shown) says each
+// named for the switch as telegate's own pages name it, and the languages
+// are those of the server-side catalogue (page.Languages), which decides
+// the language of every page; retranslate (the switch's way with words already shown) says each
 // string, filled in, in the other language.
 func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 	t.Parallel()
 	node, from := nodeAndStrings(t)
-	script := "import { catalogue, languageNames, pickLanguage, retranslate } from " + from + ";\n" +
+	names, _ := json.Marshal(page.LanguageNames)
+	langs, _ := json.Marshal(page.Languages)
+	script := "import { catalogue, languageNames, retranslate } from " + from + ";\n" +
 		"const out = [];\n" +
 		"const ph = s => [...s.matchAll(/\\{(\\w+)\\}/g)].map(m => m[1]).sort().join(',');\n" +
 		"const langs = Object.keys(catalogue);\n" +
@@ -164,8 +168,9 @@ func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 		"  for (const k of Object.keys(catalogue[l])) if (catalogue.en[k] === undefined) out.push('en: missing ' + k + ' (in ' + l + ')');\n" +
 		"}\n" +
 		"for (const l of Object.keys(languageNames)) if (!catalogue[l]) out.push('languageNames names ' + l + ' without a catalogue');\n" +
-		"const picks = [[['es-MX', 'en'], null, 'es'], [['ES'], null, 'es'], [['fr-FR', 'es'], null, 'es'], [['fr'], null, 'en'], [[], null, 'en'],\n" +
-		"  [['en-US'], null, 'en'], [['en-US'], 'es', 'es'], [['es'], 'en', 'en'], [['es'], 'xx', 'es']];\n" +
+		"const server = " + string(langs) + ";\n" +
+		"if (JSON.stringify(langs) !== JSON.stringify(server)) out.push('languages ' + langs + ', the server has ' + server);\n" +
+		"for (const [l, n] of Object.entries(" + string(names) + ")) if (languageNames[l] !== n) out.push(l + ' is named ' + languageNames[l] + ' here, ' + n + ' on own pages');\n" +
 		"const fill = s => s.replace(/\\{(\\w+)\\}/g, (_, n) => 'Q' + n);\n" +
 		"for (const [from, to] of [['en', 'es'], ['es', 'en']]) {\n" +
 		"  const texts = Object.values(catalogue[from]);\n" +
@@ -178,7 +183,6 @@ func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 		"const nv = retranslate('No picture from Ann: their camera is turned off. You can still hear each other if their microphone works.', 'en', 'es');\n" +
 		"if (nv !== 'No hay imagen de Ann: su cámara está apagada. Aun así pueden oírse si su micrófono funciona.') out.push('nested filling: ' + nv);\n" +
 		"if (retranslate('RAW-SERVER-TEXT', 'en', 'es') !== null) out.push('retranslate of a non-catalogue text is not null');\n" +
-		"for (const [tags, saved, want] of picks) if (pickLanguage(tags, saved) !== want) out.push('pickLanguage(' + JSON.stringify(tags) + ', ' + saved + ') = ' + pickLanguage(tags, saved) + ', want ' + want);\n" +
 		"console.log(out.join('\\n'));"
 	expectNoOutput(t, node, script, "catalogue languages")
 }

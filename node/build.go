@@ -15,6 +15,7 @@ import (
 	"github.com/telegate/telegate/auth"
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/gateway"
+	"github.com/telegate/telegate/gateway/edgetls"
 	"github.com/telegate/telegate/media/relay"
 	"github.com/telegate/telegate/policies"
 )
@@ -34,6 +35,12 @@ type Generation struct {
 	// Auth is auth's view: providers, bearer issuers, device CAs, routes,
 	// session timeouts.
 	Auth *auth.View
+	// ClientTrust is the device CA pools (client_cas), read once: the TLS
+	// listeners verify client certificates with them from the swap on
+	// (edgetls.Manager.Prepare), and Auth maps a device's identity from
+	// the CA in the same pools, so the two never come from different
+	// generations.
+	ClientTrust *edgetls.ClientTrust
 	// Inspector is the WAF, nil when no route is inspected.
 	Inspector *policies.Inspector
 	// RelayLimits are the relay's quotas, rates, bandwidth cap and
@@ -56,9 +63,10 @@ type Env struct {
 	// the configuration of a part is unchanged (the WAF's compiled rules);
 	// nil at start.
 	Previous *Generation
-	// ClientCAs are the device CA pools the TLS listener verifies with
-	// (edgetls); nil: auth loads client_cas itself.
-	ClientCAs map[string]*x509.CertPool
+	// ClientTrust is the device CA pools the TLS listener verifies with
+	// at start (edgetls.Manager.ClientTrust), for the first generation;
+	// nil: Build reads client_cas (a reload, a check).
+	ClientTrust *edgetls.ClientTrust
 }
 
 // Build turns cfg (loaded and validated by config.Load) into a
@@ -102,7 +110,19 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 			add(field, errors.New(ve.Message))
 		}
 	}
-	view, err := auth.NewView(asStarted(cfg), env.Auth, env.ClientCAs)
+	g.ClientTrust = env.ClientTrust
+	if g.ClientTrust == nil {
+		trust, err := edgetls.LoadClientTrust(cfg)
+		if err != nil {
+			add("client_cas", err)
+		}
+		g.ClientTrust = trust
+	}
+	pools := map[string]*x509.CertPool{} // not nil: auth reads no file of its own
+	if g.ClientTrust != nil {
+		pools = g.ClientTrust.Pools()
+	}
+	view, err := auth.NewView(asStarted(cfg), env.Auth, pools)
 	if err != nil {
 		add("providers", err)
 	}
@@ -139,6 +159,10 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 	}
 	return g, nil
 }
+
+// The gateway asks the generation's View again about the devices' open
+// WebSockets on every swap.
+var _ gateway.DeviceChecker = (*auth.View)(nil)
 
 // asStarted is cfg as Run sees it once the development providers are
 // started (startDevelopmentProviders): a configuration that is only
@@ -200,15 +224,15 @@ type fixedSetting struct {
 // generation: a reload that changes one is refused with the field named
 // (restart telegate to apply it).
 //
-// TLS: the host table (tls.hosts: names, modes, certificate files)
-// reloads (edgetls.Manager.Prepare); tls.min_version stays, since it is
-// set on the listeners' tls.Config that the gateway and the relay clone
-// at start, and so does tls.acme, the ACME account, CA directory,
-// challenge set and renewal ratio of the issuer certmagic runs for the
-// process. client_cas stay: the device CA pools are the listeners'
-// ClientCAs in that same cloned tls.Config (a per-handshake config from
-// GetConfigForClient would drop the ALPN protocols the gateway and the
-// relay add to their clones), and auth.Service holds them from New.
+// TLS: the host table (tls.hosts: names, modes, certificate files), the
+// device CA pools (client_cas) and tls.min_version reload
+// (edgetls.Manager.Prepare): each listener's handshakes take them from
+// the selection in force through a config built for that listener's ALPN
+// protocols, and auth maps device identities from the generation's own
+// pools (Generation.ClientTrust). tls.acme stays, the ACME account, CA
+// directory, challenge set and renewal ratio of the issuer certmagic
+// runs for the process; so do tls.storage and tls.storage_key_file
+// (edgetls refuses them).
 //
 // Relay: the limits (relay.LimitFields) reload; every other relay
 // setting is fixed, one entry per field (relayFixed).
@@ -228,9 +252,7 @@ var fixed = append([]fixedSetting{
 	{"server.h2_max_concurrent_streams", func(c *config.Config) any { return c.Server.H2MaxConcurrentStreams }},
 	// Every listener's admission controller is built from it at start.
 	{"connections", func(c *config.Config) any { return c.Connections }},
-	{"tls.min_version", func(c *config.Config) any { return c.TLS.MinVersion }},
 	{"tls.acme", func(c *config.Config) any { return c.TLS.ACME }},
-	{"client_cas", func(c *config.Config) any { return c.ClientCAs }},
 	{"sessions.store", func(c *config.Config) any { return c.Sessions.Store }},
 	{"sessions.cookie_name", func(c *config.Config) any { return c.Sessions.CookieName }},
 	{"sessions.encryption_key", func(c *config.Config) any { return c.Sessions.EncryptionKey }},

@@ -13,8 +13,8 @@ import (
 
 // TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload: every relay
 // setting is either a limit the relay applies on reload or fixed under
-// its own name; the TLS host table reloads while tls.min_version,
-// tls.acme and client_cas stay fixed.
+// its own name; the TLS host table, the device CAs (client_cas) and
+// tls.min_version reload while tls.acme stays fixed.
 func TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload(t *testing.T) {
 	t.Parallel()
 	names := map[string]bool{}
@@ -23,7 +23,7 @@ func TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload(t *testing.T) {
 	}
 	for _, want := range []string{"relay.listen", "relay.tls_listen", "relay.relay_addresses", "relay.external_addresses",
 		"relay.port_min", "relay.port_max", "relay.secrets", "relay.secrets_file", "relay.enabled", "relay.server_names",
-		"tls.min_version", "tls.acme", "client_cas", "server.listen", "data_dir"} {
+		"tls.acme", "server.listen", "data_dir"} {
 		if !names[want] {
 			t.Errorf("%s is not fixed", want)
 		}
@@ -33,7 +33,7 @@ func TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload(t *testing.T) {
 			t.Errorf("relay.%s is a limit the relay applies, yet fixed", f)
 		}
 	}
-	if names["relay"] || names["tls"] || names["tls.hosts"] {
+	if names["relay"] || names["tls"] || names["tls.hosts"] || names["client_cas"] || names["tls.min_version"] {
 		t.Error("a whole section is still fixed")
 	}
 
@@ -47,18 +47,20 @@ func TestFixedNamesRelayFieldsAndLetsLimitsAndTLSHostsReload(t *testing.T) {
 	next.Relay.MaxAllocationsPerParticipant = 1
 	next.Relay.CredentialTTL = time.Minute
 	next.Relay.AllocationRate = config.RateLimit{Rate: 2, Burst: 3}
+	next.TLS.MinVersion = "1.3"
+	next.ClientCAs = []config.ClientCA{{ID: "carts", CAFile: "/etc/telegate/carts-2027.pem"}}
 	if probs := checkFixed(cur, &next); len(probs) > 0 {
-		t.Fatalf("TLS hosts and relay limits refused: %v", probs)
+		t.Fatalf("TLS hosts, client CAs, min version and relay limits refused: %v", probs)
 	}
 	next.Relay.Listen = "127.0.0.1:3479"
 	next.Relay.PortMin = 40000
-	next.TLS.MinVersion = "1.3"
+	next.TLS.ACME.Email = "pki@hospital.test"
 	probs := checkFixed(cur, &next)
 	var got []string
 	for _, p := range probs {
 		got = append(got, p.Error())
 	}
-	for _, want := range []string{"relay.listen", "relay.port_min", "tls.min_version"} {
+	for _, want := range []string{"relay.listen", "relay.port_min", "tls.acme"} {
 		if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, want) }) {
 			t.Errorf("change of %s not refused by name: %v", want, got)
 		}

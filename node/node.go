@@ -185,14 +185,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		Audit:      trail,
 		Logger:     log.With("component", "auth"),
 		HTTPClient: o.HTTPClient,
-		ClientCAs:  certs.ClientCAs(),
+		ClientCAs:  certs.ClientTrust().Pools(),
 		Registry:   reg,
 	})
 	if err != nil {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 	closers = append(closers, authn.Close)
-	env := Env{Auth: authn, Audit: requestSink(trail), Logger: log, ClientCAs: certs.ClientCAs()}
+	env := Env{Auth: authn, Audit: requestSink(trail), Logger: log, ClientTrust: certs.ClientTrust()}
 	first, err := Build(cfg, env)
 	if err != nil {
 		return err

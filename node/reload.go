@@ -53,8 +53,11 @@ type running struct {
 // assertion settings, auth's providers, routes and timeouts, inspection
 // and rate limits change together, for requests that start after the
 // swap; in the same step the TLS host table (names, modes, certificate
-// files) is served from the next handshake and the relay's limits apply
-// to the next allocation. Requests already running finish on their
+// files), the device CA pools and the lowest TLS version are served from
+// the next handshake and the relay's limits apply to the next allocation.
+// A device whose CA the reload removed is refused at its next handshake,
+// and on a connection it already holds at its next request: auth checks
+// every request's client certificate against the generation's pools. Requests already running finish on their
 // generation. Everything is built and checked before anything changes: a
 // configuration that changes a setting of the process (see fixed), does
 // not build, or whose TLS hosts cannot be served (unreadable or
@@ -77,12 +80,13 @@ func (n *running) reload() (uint64, string, error) {
 	if err == nil {
 		env := n.env
 		env.Previous = n.cur
+		env.ClientTrust = nil // the next generation reads its client_cas
 		gen, err = Build(next, env)
 	}
 	var hosts *edgetls.Pending
 	if err == nil && n.certs != nil {
 		pctx, cancel := context.WithTimeout(context.Background(), tlsPrepareWait)
-		hosts, err = n.certs.Prepare(pctx, next)
+		hosts, err = n.certs.Prepare(pctx, next, gen.ClientTrust)
 		cancel()
 		if err != nil {
 			err = config.Errors{next.Problem("tls.hosts", "%s", strings.TrimPrefix(err.Error(), "tls configuration: "))}

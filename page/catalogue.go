@@ -19,6 +19,15 @@ var catalogue = map[string]map[string]string{
 		"Switch account":      "Cambiar de cuenta",
 		"Request id:":         "Identificador de la solicitud:",
 		"Go to the home page": "Ir a la página de inicio",
+		"Language":            "Idioma",
+
+		"This language change did not come from this site.": "Este cambio de idioma no vino de este sitio.",
+		"Use the language buttons on the page instead.":     "Use en su lugar los botones de idioma de la página.",
+		"This language is not offered here.":                "Este idioma no se ofrece aquí.",
+		"Choose one of the languages the page offers.":      "Elija uno de los idiomas que ofrece la página.",
+
+		"Video visits are started by clinicians.":                        "Las visitas por video las inicia el personal clínico.",
+		"To join a visit, open the invite link your clinician sent you.": "Para unirse a una visita, abra el enlace de invitación que le envió su profesional clínico.",
 
 		"This request could not be read":         "No se pudo leer esta solicitud",
 		"Please sign in":                         "Inicie sesión",

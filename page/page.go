@@ -31,15 +31,18 @@ const RequestIDHeader = "X-Request-Id"
 // site, and no one may frame the page.
 const CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// layoutText is the layout of every own page: a header naming the
-// signed-in account with sign-out and switch-account buttons (when a
-// session exists), then main with the title as its h1, the content and
+// layoutText is the layout of every own page: a header with the language
+// switch (a form posting to LangPath, one button per language, the
+// page's own pressed; not on English-only pages) and naming the signed-in
+// account with sign-out and switch-account buttons (when a session
+// exists), then main with the title as its h1, the content and
 // the request id. It reads a layoutData.
 const layoutText = `{{define "layout"}}<!doctype html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">{{if .Refresh}}<meta http-equiv="refresh" content="0; url={{.Refresh}}">{{end}}
 <title>{{.Title}} · telegate</title><link rel="stylesheet" href="` + StylePath + `"></head>
-<body class="own"><header><p class="brand">telegate</p>{{with .Account}}
+<body class="own"><header><p class="brand">telegate</p>{{with .Switch}}
+<nav id="language-switch" class="language-switch" data-testid="language-switch" aria-label="{{t "Language"}}"><form method="post" action="` + LangPath + `"><input type="hidden" name="rd" value="{{$.Here}}">{{range .}}<button type="submit" class="secondary" name="lang" value="{{.Code}}" lang="{{.Code}}" data-lang="{{.Code}}" data-testid="lang-{{.Code}}" aria-pressed="{{.On}}">{{.Name}}</button>{{end}}</form></nav>{{end}}{{with .Account}}
 <div class="account"><p class="who" data-testid="signed-in-as">{{t "Signed in as %s" .Name}}</p>
 <form method="post" action="/.telegate/logout"><input type="hidden" name="rd" value="{{.ReturnTo}}"><button type="submit" class="secondary" data-testid="sign-out">{{t "Sign out"}}</button></form>
 <form method="post" action="/.telegate/logout"><input type="hidden" name="rd" value="{{.ReturnTo}}"><input type="hidden" name="switch" value="1"><button type="submit" class="secondary" data-testid="switch-account">{{t "Switch account"}}</button></form>
@@ -101,6 +104,18 @@ type Doc struct {
 	// Anonymous leaves the signed-in account out of the header (the pages
 	// of signing out, whose session is ending).
 	Anonymous bool
+	// Return is where the language switch comes back to: a same-origin
+	// path with the query that says what the page shows (the sign-in
+	// chooser's rd), SafeReturnPath. "" is the request's path without its
+	// query, which may hold what the page must not repeat (a sign-in
+	// code).
+	Return string
+}
+
+// langChoice is one button of the language switch.
+type langChoice struct {
+	Code, Name string
+	On         bool
 }
 
 // Account is the signed-in person as an own page's header names them.
@@ -141,10 +156,29 @@ type layoutData struct {
 	Lang, Title, Refresh, RequestID string
 	Account                         *Account
 	Body                            template.HTML
+	// Switch is the language switch (nil: none); Here is where it comes
+	// back to.
+	Switch []langChoice
+	Here   string
+}
+
+// hereOf is where the language switch of r's page comes back to.
+func hereOf(r *http.Request, d Doc) string {
+	if d.Return != "" {
+		return SafeReturnPath(d.Return)
+	}
+	if r == nil {
+		return "/"
+	}
+	p := r.URL.Path
+	if s := scope.From(r.Context()); s != nil && s.Path != "" {
+		p = s.Path
+	}
+	return SafeReturnPath(p)
 }
 
 // Render writes template name of set with data, inside telegate's layout,
-// as an HTML page in the language of r (Lang): not cached, not sniffed,
+// as an HTML page in the language of r (Lang, with the language switch): not cached, not sniffed,
 // not framed, no referrer, the CSP above. A template that fails to
 // execute answers a bare 500 page instead.
 func Render(w http.ResponseWriter, r *http.Request, d Doc, set *Set, name string, data any) {
@@ -166,6 +200,12 @@ func render(w http.ResponseWriter, r *http.Request, lang string, d Doc, set *Set
 		_ = t.ExecuteTemplate(&body, "error", errorData{Message: T(lang, "Something went wrong."), Next: T(lang, nextFor(d.Status))})
 	}
 	ld := layoutData{Lang: lang, Title: T(lang, d.Title), Refresh: d.Refresh, RequestID: RequestID(w, r), Body: template.HTML(body.String())}
+	if !set.english {
+		ld.Here = hereOf(r, d)
+		for _, l := range Languages {
+			ld.Switch = append(ld.Switch, langChoice{Code: l, Name: LanguageNames[l], On: l == lang})
+		}
+	}
 	if !d.Anonymous {
 		ld.Account = AccountOf(r, lang)
 	}
@@ -179,7 +219,7 @@ func render(w http.ResponseWriter, r *http.Request, lang string, d Doc, set *Set
 	clearEntityHeaders(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Language", lang)
-	h.Set("Vary", "Accept-Language")
+	h.Set("Vary", "Accept-Language, Cookie")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", CSP)
 	h.Set("X-Content-Type-Options", "nosniff")

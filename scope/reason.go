@@ -131,6 +131,15 @@ const (
 	ReasonPathWhitespace Reason = "path:whitespace"
 	// ReasonPathTrailingDot: a path segment ending in '.'.
 	ReasonPathTrailingDot Reason = "path:trailing-dot"
+	// ReasonPathStream: an NTFS stream name (":$", "::$DATA",
+	// ":$I30:$INDEX_ALLOCATION") in the decoded path.
+	ReasonPathStream Reason = "path:stream"
+	// ReasonPathShortName: a segment in the form of a Windows 8.3 short
+	// name ("ADMINI~1") that stands for a segment of another route's
+	// prefix ("administration").
+	ReasonPathShortName Reason = "path:short-name"
+	// ReasonMethodCase: a request method with lower-case letters.
+	ReasonMethodCase Reason = "method:case"
 	// ReasonPathUTF8: the decoded path is not valid UTF-8.
 	ReasonPathUTF8 Reason = "path:utf8"
 	// ReasonPathInvisible: an invisible, format or space character
@@ -146,6 +155,11 @@ const (
 	ReasonQueryMethodOverride Reason = "query:method-override"
 	// ReasonBodyMethodOverride: a "_method" field in a form body.
 	ReasonBodyMethodOverride Reason = "body:method-override"
+	// ReasonBodyEncoding: a form, JSON or multipart body that telegate
+	// cannot read as an upstream may: content-coded (Content-Encoding),
+	// or in a charset that is not ASCII-compatible (UTF-16, UTF-32,
+	// UTF-7).
+	ReasonBodyEncoding Reason = "body:encoding"
 	// ReasonBodyMultipart: a multipart body that parsers could read
 	// differently (a stray delimiter, an extended part name, a nested
 	// multipart part, no boundary, cut short).
@@ -177,7 +191,8 @@ var declared = map[Reason]bool{
 	ReasonPathEncodedDelimiter: true, ReasonPathDoubleEncoding: true, ReasonPathWhitespace: true,
 	ReasonPathTrailingDot: true, ReasonPathUTF8: true, ReasonPathInvisible: true, ReasonPathUnicodeForm: true,
 	ReasonPathCase: true, ReasonQueryMethodOverride: true, ReasonBodyMethodOverride: true,
-	ReasonBodyMultipart: true,
+	ReasonBodyMultipart: true, ReasonPathStream: true, ReasonMethodCase: true, ReasonBodyEncoding: true,
+	ReasonPathShortName: true,
 }
 
 // Declared reports whether r is one of the Reason constants or a

@@ -202,33 +202,53 @@ func listenHostPort(addr string) (host string, port int, ok bool) {
 	return h, n, true
 }
 
-// loadClientCAs reads every config.ClientCA file: a PEM bundle of CA
-// certificates (BasicConstraints cA true, RFC 5280 §4.2.1.9).
-func loadClientCAs(cas []config.ClientCA) (map[string]*x509.CertPool, *x509.CertPool, error) {
-	if len(cas) == 0 {
-		return map[string]*x509.CertPool{}, nil, nil
+// ClientTrust is one configuration generation's device CA pools
+// (client_cas): each config.ClientCA's pool by id, which auth checks a
+// route's client_cert against, and their union, which the TLS handshake
+// verifies a client certificate against (tls.VerifyClientCertIfGiven) and
+// names in its CertificateRequest (RFC 8446 §4.3.2 certificate_authorities).
+// Both come from one reading of the files, so what the handshake accepts
+// and which CA a device's identity is mapped from never differ in
+// generation. A ClientTrust is immutable.
+type ClientTrust struct {
+	byID map[string]*x509.CertPool
+	all  *x509.CertPool // nil when no client CA is configured
+}
+
+// LoadClientTrust reads every client_cas entry of c: a PEM bundle of CA
+// certificates (BasicConstraints cA true, RFC 5280 §4.2.1.9;
+// config.ReadCACertificates). Every problem is reported at once as
+// config.Errors at the entry's ca_file, with c's file and line.
+func LoadClientTrust(c *config.Config) (*ClientTrust, error) {
+	t := &ClientTrust{byID: make(map[string]*x509.CertPool, len(c.ClientCAs))}
+	if len(c.ClientCAs) == 0 {
+		return t, nil
 	}
-	byID := make(map[string]*x509.CertPool, len(cas))
-	all := x509.NewCertPool()
-	var errs []error
-	for i, ca := range cas {
+	t.all = x509.NewCertPool()
+	var errs config.Errors
+	for i, ca := range c.ClientCAs {
 		certs, err := readCAFile(ca.CAFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("client_cas[%d] (%s): %w", i, ca.ID, err))
+			errs = append(errs, c.Problem(fmt.Sprintf("client_cas[%d].ca_file", i), "client CA %q: %s", ca.ID, err.Error()))
 			continue
 		}
 		pool := x509.NewCertPool()
 		for _, c := range certs {
 			pool.AddCert(c)
-			all.AddCert(c)
+			t.all.AddCert(c)
 		}
-		byID[ca.ID] = pool
+		t.byID[ca.ID] = pool
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
+	if len(errs) > 0 {
+		return nil, errs
 	}
-	return byID, all, nil
+	return t, nil
 }
+
+// Pools returns the device CA pools by config.ClientCA id, for the
+// route-level client certificate check (auth.NewView). The map and pools
+// must not be modified.
+func (t *ClientTrust) Pools() map[string]*x509.CertPool { return t.byID }
 
 // readCAFile is config.ReadCACertificates: the one rule for a device CA
 // bundle, applied by check (through auth) and by the TLS listener alike.

@@ -65,7 +65,7 @@ func TestConfigErrorsNameTheHostEntry(t *testing.T) {
 		}, []string{"server.http_listen is empty"}},
 		{"client CA that is not a CA", func(c *config.Config) {
 			c.ClientCAs = []config.ClientCA{{ID: "devices", CAFile: leafFile}}
-		}, []string{"client_cas[0] (devices)", "is not a CA certificate"}},
+		}, []string{"client_cas[0].ca_file", `client CA "devices"`, "is not a CA certificate"}},
 		{"client CA duplicate id", func(c *config.Config) {
 			c.ClientCAs = []config.ClientCA{{ID: "devices", CAFile: caFile}, {ID: "devices", CAFile: caFile}}
 		}, []string{`client_cas[1]: id "devices" is also used by client_cas[0]`}},

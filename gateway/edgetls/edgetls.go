@@ -27,12 +27,14 @@
 // certificate.
 //
 // A configuration reload changes the host table (Manager.Reload, or
-// Prepare then Apply): names, their modes and certificate files. The
-// listener's tls.Config stays; each handshake reads the table in force.
-// What belongs to the process — tls.min_version, tls.acme (account, CA
-// directory, challenges), tls.storage, tls.storage_key_file, client_cas
-// and data_dir — is refused, and so is
-// the first acme host when none was configured at start.
+// Prepare then Apply): names, their modes and certificate files, the
+// device CA pools (client_cas) and the lowest TLS version
+// (tls.min_version). Each listener keeps its tls.Config (TLSConfig, one per
+// listener and its ALPN protocols); each handshake reads the table in
+// force through GetConfigForClient. What belongs to the process —
+// tls.acme (account, CA directory, challenges), tls.storage,
+// tls.storage_key_file and data_dir — is refused, and so is the first
+// acme host when none was configured at start.
 package edgetls
 
 import (
@@ -48,6 +50,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,16 +108,16 @@ type Options struct {
 // Manager serves the public listener's certificates. Its methods are safe
 // for concurrent use.
 //
-// What a Manager serves comes in two layers. The process keeps one
-// tls.Config (TLSConfig), the certmagic caches and storage, the ACME
-// account and its challenge solvers, the local CA, and the client CA
-// pools; those follow the configuration New was given. The host table —
-// which names are served, in which mode, from which certificate files —
-// is a selection swapped atomically by Reload (Prepare, then Apply), which
-// every handshake and every plain-HTTP request reads.
+// What a Manager serves comes in two layers. The process keeps the
+// certmagic caches and storage, the ACME account and its challenge
+// solvers, and the local CA; those follow the configuration New was
+// given. The host table — which names are served, in which mode, from
+// which certificate files — with the device CA pools (ClientTrust) and the
+// lowest TLS version is a selection swapped atomically by Reload (Prepare,
+// then Apply), which every handshake and every plain-HTTP request reads.
 type Manager struct {
 	log       *slog.Logger
-	start     *plan           // the plan of New: the settings that stay (min version, challenges)
+	start     *plan           // the plan of New: the settings that stay (challenges, whether acme-tls/1 is offered)
 	fixed     fixedTLS        // New's settings that Prepare refuses to change
 	httpsPort string          // ":port" for redirects, "" for 443
 	ctx       context.Context // background work; ends with Close
@@ -134,9 +137,6 @@ type Manager struct {
 	local       atomic.Pointer[localState] // started with the first local host
 	cur         atomic.Pointer[selection]  // what is served
 
-	clientCAs  map[string]*x509.CertPool
-	clientPool *x509.CertPool
-
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -146,10 +146,8 @@ type Manager struct {
 // the life of the process; Prepare refuses a configuration that changes
 // one, naming it.
 type fixedTLS struct {
-	dataDir    string
-	minVersion string
-	acme       config.ACME
-	clientCAs  []config.ClientCA
+	dataDir string
+	acme    config.ACME
 	// storage and storageKeyFile are tls.storage and tls.storage_key_file.
 	storage, storageKeyFile string
 }
@@ -163,9 +161,11 @@ type localState struct {
 }
 
 // selection is one generation's host table: the checked plan (hosts,
-// modes, loaded certificate files) and the file watchers' cancel.
+// modes, loaded certificate files, lowest TLS version), the device CA
+// pools and the file watchers' cancel.
 type selection struct {
 	plan      *plan
+	trust     *ClientTrust
 	local     *localState // nil when no host uses mode local
 	stopFiles context.CancelFunc
 }
@@ -204,15 +204,15 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 		return nil, fmt.Errorf("tls configuration: %w", err)
 	}
 	m := &Manager{log: log, start: p, interval: o.pollInterval,
-		fixed: fixedTLS{dataDir: c.DataDir, minVersion: c.TLS.MinVersion, acme: c.TLS.ACME, clientCAs: c.ClientCAs,
-			storage: c.TLS.Storage, storageKeyFile: c.TLS.StorageKeyFile}}
+		fixed: fixedTLS{dataDir: c.DataDir, acme: c.TLS.ACME, storage: c.TLS.Storage, storageKeyFile: c.TLS.StorageKeyFile}}
 	if m.interval <= 0 {
 		m.interval = defaultPollInterval
 	}
 	if _, port, ok := listenHostPort(c.Server.Listen); ok && port != 443 {
 		m.httpsPort = ":" + strconv.Itoa(port)
 	}
-	if m.clientCAs, m.clientPool, err = loadClientCAs(c.ClientCAs); err != nil {
+	trust, err := LoadClientTrust(c)
+	if err != nil {
 		return nil, fmt.Errorf("client certificate CAs: %w", err)
 	}
 	if err := loadFiles(p, time.Now()); err != nil {
@@ -237,7 +237,7 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	}
 	m.zl = zapToSlog(log, func(a netip.Addr) string { return audit.Pseudonym(key, a) })
 
-	sel := &selection{plan: p}
+	sel := &selection{plan: p, trust: trust}
 	if len(p.localNames) > 0 {
 		ls, err := m.startLocal(p.localNames)
 		if err != nil {
@@ -478,35 +478,88 @@ var tls12Suites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
-// TLSConfig returns a new tls.Config for the HTTPS listener (it implements
-// gateway.Certificates):
+// TLSConfig returns a new tls.Config for a listener that offers protos by
+// ALPN (RFC 7301), in order of preference; none: "h2", "http/1.1". It
+// implements gateway.Certificates. Every handshake takes its settings from
+// the selection in force when its ClientHello arrives (GetConfigForClient),
+// built for this listener's protos, so a reload reaches listeners that
+// cloned their config at start without losing their protocols:
 //
 //   - certificates chosen by SNI among the configured names only;
 //   - MinVersion TLS 1.2 (or 1.3 per tls.min_version), ECDHE+AEAD suites;
-//   - ALPN (RFC 7301) "h2", "http/1.1", and "acme-tls/1" when TLS-ALPN-01
-//     is enabled for acme hosts; a ClientHello offering only "acme-tls/1"
-//     gets a challenge certificate during a pending challenge and a failed
-//     handshake otherwise. The HTTP server should close connections that
-//     negotiated "acme-tls/1" (http.Server.TLSNextProto);
+//   - ALPN protos, and "acme-tls/1" when TLS-ALPN-01 is enabled for acme
+//     hosts; a ClientHello offering only "acme-tls/1" gets a challenge
+//     certificate during a pending challenge and a failed handshake
+//     otherwise. The HTTP server should close connections that negotiated
+//     "acme-tls/1" (http.Server.TLSNextProto);
 //   - when client_cas are configured, tls.VerifyClientCertIfGiven against
 //     all of them: a client certificate that does not chain to one of them
-//     fails the handshake, none at all is allowed here. Which CA a route
-//     requires (routes[].client_cert) is checked later by auth against
-//     ClientCAs().
-func (m *Manager) TLSConfig() *tls.Config {
-	protos := []string{"h2", "http/1.1"}
-	if len(m.start.acmeNames) > 0 && m.start.tlsalpn01 {
+//     fails the handshake, none at all is allowed here. A session ticket
+//     (RFC 8446 §2.2) whose certificate no longer chains to one of them
+//     is not resumed, so a CA a reload removed admits nobody from the
+//     next handshake. Which CA a route requires (routes[].client_cert) is
+//     checked later by auth against the same generation's ClientTrust.
+//
+// The fields of the returned config are those of the selection served
+// when it was made; the handshake does not read them (a listener's own
+// additions to a clone of it, NextProtos included, have no effect: pass
+// them as protos).
+func (m *Manager) TLSConfig(protos ...string) *tls.Config {
+	if len(protos) == 0 {
+		protos = []string{"h2", "http/1.1"}
+	}
+	protos = slices.Clone(protos)
+	if len(m.start.acmeNames) > 0 && m.start.tlsalpn01 && !slices.Contains(protos, acmez.ACMETLS1Protocol) {
 		protos = append(protos, acmez.ACMETLS1Protocol)
 	}
-	tc := &tls.Config{
-		MinVersion:     m.start.minVersion,
-		CipherSuites:   tls12Suites,
-		NextProtos:     protos,
-		GetCertificate: m.getCertificate,
+	l := &listenerTLS{m: m, protos: protos}
+	tc := l.build(m.cur.Load())
+	tc.GetConfigForClient = l.forHello
+	return tc
+}
+
+// listenerTLS is one listener's per-handshake configuration: its ALPN
+// protocols and the tls.Config built for them from the selection served
+// (built again once per selection).
+type listenerTLS struct {
+	m      *Manager
+	protos []string
+	built  atomic.Pointer[builtTLS]
+}
+
+// builtTLS is a tls.Config made from sel.
+type builtTLS struct {
+	sel *selection
+	cfg *tls.Config
+}
+
+// forHello is GetConfigForClient: the config of the selection in force.
+func (l *listenerTLS) forHello(*tls.ClientHelloInfo) (*tls.Config, error) {
+	sel := l.m.cur.Load()
+	if b := l.built.Load(); b != nil && b.sel == sel {
+		return b.cfg, nil
 	}
-	if m.clientPool != nil {
+	b := &builtTLS{sel: sel, cfg: l.build(sel)}
+	l.built.Store(b)
+	return b.cfg, nil
+}
+
+// build is the listener's tls.Config for sel. Its session ticket keys are
+// the listener's own (crypto/tls uses the first config's keys when the one
+// from GetConfigForClient sets none), so tickets survive a reload; a
+// ticket whose client certificate no longer chains to sel's ClientCAs is
+// not resumed (crypto/tls verifies its chains again against the config
+// of the handshake), and the full handshake that follows refuses it.
+func (l *listenerTLS) build(sel *selection) *tls.Config {
+	tc := &tls.Config{
+		MinVersion:     sel.plan.minVersion,
+		CipherSuites:   tls12Suites,
+		NextProtos:     l.protos,
+		GetCertificate: l.m.getCertificate,
+	}
+	if sel.trust.all != nil {
 		tc.ClientAuth = tls.VerifyClientCertIfGiven
-		tc.ClientCAs = m.clientPool
+		tc.ClientCAs = sel.trust.all
 	}
 	return tc
 }
@@ -602,10 +655,9 @@ func (m *Manager) LocalRootPath() string {
 	return ""
 }
 
-// ClientCAs returns the configured client CAs (config.ClientCAs), id →
-// pool, for the route-level client certificate check. The map and pools
-// must not be modified.
-func (m *Manager) ClientCAs() map[string]*x509.CertPool { return m.clientCAs }
+// ClientTrust returns the device CA pools served now: those of the
+// configuration New was given, or of the last Apply.
+func (m *Manager) ClientTrust() *ClientTrust { return m.cur.Load().trust }
 
 // Close stops background work: ACME obtaining and renewal, local leaf
 // renewal and file polling. Certificates already issued keep being served

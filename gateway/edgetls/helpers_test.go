@@ -120,7 +120,7 @@ func writeAtomic(t *testing.T, path string, data []byte) {
 }
 
 // baseConfig is a minimal valid configuration in a fresh data directory.
-func baseConfig(t *testing.T, hosts ...config.TLSHost) *config.Config {
+func baseConfig(t testing.TB, hosts ...config.TLSHost) *config.Config {
 	t.Helper()
 	return &config.Config{
 		DataDir: t.TempDir(),
@@ -240,7 +240,7 @@ func get(addr, serverName string, cfg *tls.Config) (string, error) {
 	return string(b), err
 }
 
-func writeFile(t *testing.T, dir, name string, data []byte) string {
+func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/telegate/telegate/config"
 )
 
-func rootPool(t *testing.T, path string) *x509.CertPool {
+func rootPool(t testing.TB, path string) *x509.CertPool {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

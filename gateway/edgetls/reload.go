@@ -2,6 +2,7 @@ package edgetls
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"reflect"
@@ -25,10 +26,11 @@ type Pending struct {
 	done     bool
 }
 
-// Reload is Prepare then Apply: from its return on, handshakes and
-// plain-HTTP requests see c's host table. On error nothing changed.
+// Reload is Prepare then Apply, with c's client CAs read by Prepare: from
+// its return on, handshakes and plain-HTTP requests see c's host table and
+// device CA pools. On error nothing changed.
 func (m *Manager) Reload(ctx context.Context, c *config.Config) error {
-	p, err := m.Prepare(ctx, c)
+	p, err := m.Prepare(ctx, c, nil)
 	if err != nil {
 		return err
 	}
@@ -40,15 +42,19 @@ func (m *Manager) Reload(ctx context.Context, c *config.Config) error {
 // without serving it: certificate files are read and their key pairs and
 // names checked, the local CA (started now if no host used it before)
 // issues leaves for local names not served yet, and ACME names are noted
-// for management. A configuration that changes a setting the Manager
-// keeps for the life of the process — tls.min_version, tls.acme,
-// client_cas, data_dir — or that adds the first acme host when none was
-// configured at start, is refused naming the field; every problem is
-// reported at once. ctx bounds the local CA's issuing.
+// for management. trust is the device CA pools of c's client_cas that
+// handshakes are to verify with from Apply on: the generation's own
+// (LoadClientTrust of c), so that auth maps device identities from the
+// same pools; nil reads them here. A trust without a pool for each of c's
+// client_cas ids is refused. A configuration that changes a setting the
+// Manager keeps for the life of the process — tls.acme, tls.storage,
+// tls.storage_key_file, data_dir — or that adds the first acme host when
+// none was configured at start, is refused naming the field; every
+// problem is reported at once. ctx bounds the local CA's issuing.
 //
 // Prepare, Apply and Discard must not run concurrently with another
 // Prepare whose Pending is still open (the node's reloads are serialised).
-func (m *Manager) Prepare(ctx context.Context, c *config.Config) (*Pending, error) {
+func (m *Manager) Prepare(ctx context.Context, c *config.Config, trust *ClientTrust) (*Pending, error) {
 	if c == nil {
 		return nil, errors.New("edgetls: no configuration")
 	}
@@ -68,11 +74,9 @@ func (m *Manager) Prepare(ctx context.Context, c *config.Config) (*Pending, erro
 		}
 	}
 	fixed("data_dir", c.DataDir == m.fixed.dataDir)
-	fixed("tls.min_version", c.TLS.MinVersion == m.fixed.minVersion)
 	fixed("tls.acme", reflect.DeepEqual(c.TLS.ACME, m.fixed.acme))
 	fixed("tls.storage", c.TLS.Storage == m.fixed.storage)
 	fixed("tls.storage_key_file", c.TLS.StorageKeyFile == m.fixed.storageKeyFile)
-	fixed("client_cas", reflect.DeepEqual(c.ClientCAs, m.fixed.clientCAs))
 	if len(p.acmeNames) > 0 && m.acmeCfg == nil {
 		for i, h := range c.TLS.Hosts {
 			if h.Mode == ModeACME {
@@ -83,11 +87,25 @@ func (m *Manager) Prepare(ctx context.Context, c *config.Config) (*Pending, erro
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("tls configuration: %w", err)
 	}
+	if trust == nil {
+		var err error
+		if trust, err = LoadClientTrust(c); err != nil {
+			return nil, fmt.Errorf("client certificate CAs: %w", err)
+		}
+	}
+	for i, ca := range c.ClientCAs {
+		if trust.byID[ca.ID] == nil {
+			return nil, fmt.Errorf("client_cas[%d] (%s): no CA pool was loaded for it", i, ca.ID)
+		}
+	}
+	if len(trust.byID) != len(c.ClientCAs) {
+		return nil, errors.New("client_cas: the CA pools given are not those of this configuration")
+	}
 	if err := loadFiles(p, time.Now()); err != nil {
 		return nil, err
 	}
 	base := m.cur.Load()
-	sel := &selection{plan: p, local: base.local}
+	sel := &selection{plan: p, trust: trust, local: base.local}
 	pd := &Pending{m: m, base: base, sel: sel}
 	if len(p.localNames) > 0 {
 		ls, err := m.startLocal(p.localNames)
@@ -110,7 +128,8 @@ func (m *Manager) Prepare(ctx context.Context, c *config.Config) (*Pending, erro
 	return pd, nil
 }
 
-// Apply serves the prepared host table from the next handshake on: names
+// Apply serves the prepared host table, device CA pools and lowest TLS
+// version from the next handshake on: names
 // no longer configured stop being served (their certificates leave the
 // caches and are no longer renewed), new acme names are obtained in the
 // background, and the new table's certificate files are polled instead
@@ -147,7 +166,8 @@ func (p *Pending) Apply() {
 			}
 		}
 	}
-	m.log.Info("tls hosts applied", "local", next.plan.localNames, "acme", next.plan.acmeNames, "files", len(next.plan.files))
+	m.log.Info("tls hosts applied", "local", next.plan.localNames, "acme", next.plan.acmeNames, "files", len(next.plan.files),
+		"client_cas", len(next.trust.byID), "min_version", tls.VersionName(next.plan.minVersion))
 }
 
 // Discard drops the prepared table: leaves the local CA issued for it

@@ -3,7 +3,10 @@ package edgetls
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,12 +127,10 @@ func TestReloadRefusesProcessSettings(t *testing.T) {
 		field  string
 		change func(c *config.Config)
 	}{
-		{"tls.min_version", func(c *config.Config) { c.TLS.MinVersion = "1.3" }},
 		{"tls.acme", func(c *config.Config) { c.TLS.ACME.Email = "ops@hospital.test" }},
 		{"tls.storage", func(c *config.Config) { c.TLS.Storage = StorageRedis }},
 		{"tls.storage_key_file", func(c *config.Config) { c.TLS.StorageKeyFile = "/etc/telegate/tls-storage.key" }},
 		{"data_dir", func(c *config.Config) { c.DataDir = t.TempDir() }},
-		{"client_cas", func(c *config.Config) { c.ClientCAs = []config.ClientCA{{ID: "devices", CAFile: "/nonexistent"}} }},
 		{"tls.hosts[1] (portal.hospital.test): mode acme", func(c *config.Config) {
 			c.TLS.Hosts = append(c.TLS.Hosts, config.TLSHost{Names: []string{"portal.hospital.test"}, Mode: ModeACME})
 		}},
@@ -157,7 +158,7 @@ func TestPrepareDiscardKeepsServedTable(t *testing.T) {
 	addr := serveHTTPS(t, m, nil)
 	next := *cfg
 	next.TLS.Hosts = []config.TLSHost{{Names: []string{"localhost", "app.localhost"}, Mode: ModeLocal}}
-	p, err := m.Prepare(context.Background(), &next)
+	p, err := m.Prepare(context.Background(), &next, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,4 +176,106 @@ func TestPrepareDiscardKeepsServedTable(t *testing.T) {
 	if m.local.Load().ca.allows("app.localhost") {
 		t.Error("the local CA still signs for app.localhost after Discard")
 	}
+}
+
+// TestReloadClientCAsAndMinVersionReachEveryListener: a reload that
+// changes the device CAs and the lowest TLS version reaches handshakes on
+// listeners whose configs were made at start, each keeping the ALPN
+// protocols it was made for; the pools auth reads (ClientTrust) are the
+// ones the handshake verifies with; a CA file that is not a CA is refused
+// naming its field, and the served pools stay.
+func TestReloadClientCAsAndMinVersionReachEveryListener(t *testing.T) {
+	t.Parallel()
+	caA, caB := newTestCA(t, "Carts 2025"), newTestCA(t, "Carts 2027")
+	dir := t.TempDir()
+	cfg := baseConfig(t, config.TLSHost{Names: []string{"localhost"}, Mode: ModeLocal})
+	cfg.ClientCAs = []config.ClientCA{{ID: "carts", CAFile: writeFile(t, dir, "a.pem", caA.certPEM())}}
+	m := newManager(t, Options{Config: cfg})
+	roots := rootPool(t, m.LocalRootPath())
+	// Two listeners made at start: one offering the relay's protocol too.
+	listen := func(protos ...string) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		tl := tls.NewListener(ln, m.TLSConfig(protos...))
+		go func() {
+			for {
+				c, err := tl.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+					_ = c.(*tls.Conn).Handshake()
+					_, _ = c.Write([]byte{1})
+				}()
+			}
+		}()
+		return ln.Addr().String()
+	}
+	web, turn := listen("h2", "http/1.1"), listen("h2", "http/1.1", "stun.turn")
+	pair := func(ca *testCA, cn string) tls.Certificate {
+		c, k := ca.issue(t, time.Now().UnixNano(), true, time.Now().Add(time.Hour), cn)
+		kp, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp
+	}
+	devA, devB := pair(caA, "cart-a"), pair(caB, "cart-b")
+	try := func(addr string, cert *tls.Certificate, proto string, maxV uint16) error {
+		cs, err := handshake(addr, &tls.Config{RootCAs: roots, ServerName: "localhost", MaxVersion: maxV, NextProtos: []string{proto},
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }})
+		if err == nil && cs.NegotiatedProtocol != proto {
+			err = fmt.Errorf("negotiated %q, want %q", cs.NegotiatedProtocol, proto)
+		}
+		return err
+	}
+	expect := func(why string, okA, okB bool, maxV uint16) {
+		t.Helper()
+		for _, l := range []struct{ addr, proto string }{{web, "h2"}, {turn, "stun.turn"}, {turn, "h2"}} {
+			if err := try(l.addr, &devA, l.proto, maxV); (err == nil) != okA {
+				t.Errorf("%s: device of CA A over %s: %v, want ok %v", why, l.proto, err, okA)
+			}
+			if err := try(l.addr, &devB, l.proto, maxV); (err == nil) != okB {
+				t.Errorf("%s: device of CA B over %s: %v, want ok %v", why, l.proto, err, okB)
+			}
+		}
+	}
+	expect("CA A", true, false, 0)
+
+	next := *cfg
+	next.ClientCAs = append(slices.Clone(cfg.ClientCAs), config.ClientCA{ID: "carts-2027", CAFile: writeFile(t, dir, "b.pem", caB.certPEM())})
+	if err := m.Reload(context.Background(), &next); err != nil {
+		t.Fatal(err)
+	}
+	expect("CA B added", true, true, 0)
+	if p := m.ClientTrust().Pools(); len(p) != 2 || p["carts-2027"] == nil {
+		t.Errorf("ClientTrust after the reload: %v", p)
+	}
+
+	bad := next
+	bad.ClientCAs = []config.ClientCA{{ID: "carts", CAFile: writeFile(t, dir, "leaf.pem", mustLeafPEM(t, caA))}}
+	if err := m.Reload(context.Background(), &bad); err == nil || !strings.Contains(err.Error(), "client_cas[0].ca_file") {
+		t.Errorf("a CA file that is not a CA: %v, want refused at client_cas[0].ca_file", err)
+	}
+	expect("bad CA file refused", true, true, 0)
+
+	only := next
+	only.ClientCAs = next.ClientCAs[1:]
+	only.TLS.MinVersion = "1.3"
+	if err := m.Reload(context.Background(), &only); err != nil {
+		t.Fatal(err)
+	}
+	expect("CA A removed, TLS 1.3", false, true, 0)
+	expect("CA A removed, TLS 1.2 client", false, false, tls.VersionTLS12)
+}
+
+// mustLeafPEM is a client certificate of ca, as PEM: not a CA.
+func mustLeafPEM(t *testing.T, ca *testCA) []byte {
+	c, _ := ca.issue(t, 7, true, time.Now().Add(time.Hour), "cart-x")
+	return c
 }

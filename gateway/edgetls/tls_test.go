@@ -113,9 +113,9 @@ func TestClientCertificates(t *testing.T) {
 			}
 		})
 	}
-	pools := m.ClientCAs()
+	pools := m.ClientTrust().Pools()
 	if len(pools) != 1 || pools["devices"] == nil {
-		t.Fatalf("ClientCAs() = %v, want one pool \"devices\"", pools)
+		t.Fatalf("ClientTrust().Pools() = %v, want one pool \"devices\"", pools)
 	}
 }
 

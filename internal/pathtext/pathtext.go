@@ -94,8 +94,12 @@ func NFKC(decoded string) (string, bool) {
 // when the path carries non-ASCII text (percent-encoded bytes 0x80 and
 // above), that text folded by Unicode full case folding (Unicode §3.13,
 // golang.org/x/text/cases.Fold: "É" → "é", "ß" → "ss") and encoded again
-// with upper-case hex. Two paths that a case-insensitive server treats as
-// one have the same Fold.
+// with upper-case hex. Before folding, each character is mapped to the
+// lower case of its upper case (foldUnicode), the way Java's
+// equalsIgnoreCase and .NET's OrdinalIgnoreCase compare: dotless "ı" and
+// dotted "İ" fold to "i" there, where Unicode folding alone keeps them
+// apart. Two paths that a case-insensitive server treats as one have the
+// same Fold.
 func Fold(canonical string) string {
 	if !HasEncodedNonASCII(canonical) {
 		return lowerASCII(canonical)
@@ -112,7 +116,7 @@ func Fold(canonical string) string {
 		}
 		dec.WriteByte(c)
 	}
-	folded := cases.Fold().String(dec.String())
+	folded := foldUnicode(dec.String())
 	var out strings.Builder
 	for i := 0; i < len(folded); i++ {
 		c := folded[i]
@@ -127,12 +131,30 @@ func Fold(canonical string) string {
 	return lowerASCII(out.String())
 }
 
+// foldUnicode is Unicode full case folding (cases.Fold) of s after each
+// character is mapped to the lower case of its upper case
+// (unicode.ToLower(unicode.ToUpper(r))): a character that a
+// char-by-char case-insensitive comparison (Java, .NET) takes for an
+// ASCII letter ("ı" U+0131 and "İ" U+0130 for "i") folds to that letter.
+func foldUnicode(s string) string {
+	mapped := strings.Map(func(r rune) rune {
+		if r < utf8.RuneSelf {
+			return r
+		}
+		if l := unicode.ToLower(r); l < utf8.RuneSelf {
+			return l
+		}
+		return unicode.ToLower(unicode.ToUpper(r))
+	}, s)
+	return cases.Fold().String(mapped)
+}
+
 // FoldText folds decoded text the way Fold folds a canonical path: ASCII
 // letters to lower case, and non-ASCII text by Unicode full case folding.
 func FoldText(decoded string) string {
 	for i := 0; i < len(decoded); i++ {
 		if decoded[i] >= utf8.RuneSelf {
-			return lowerASCII(cases.Fold().String(decoded))
+			return lowerASCII(foldUnicode(decoded))
 		}
 	}
 	return lowerASCII(decoded)

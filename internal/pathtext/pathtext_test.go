@@ -42,6 +42,8 @@ func TestFold(t *testing.T) {
 		"/CAF%C3%89/%3C":      "/caf%c3%a9/%3c",
 		"/stra%C3%9Fe":        "/strasse",
 		"/%CE%A3%CE%AC%CF%82": "/%cf%83%ce%ac%cf%83", // final sigma folds to sigma
+		"/adm%C4%B1n":         "/admin",              // dotless i: Java and .NET read it as i
+		"/adm%C4%B0n":         "/admin",              // dotted capital I
 	} {
 		if got := Fold(in); got != want {
 			t.Errorf("Fold(%q) = %q, want %q", in, got, want)

@@ -128,7 +128,7 @@ func TestRegression_TLSSlotHolding(t *testing.T) {
 	t.Parallel()
 	const allocDeadline = 3 * time.Second
 	f := newFixture(t, func(c *config.Relay) {
-		c.MaxTLSConns = 6
+		c.MaxTLSConns = 9 // one per holder below
 		c.TLSAllocateTimeout = allocDeadline
 	})
 	addr := f.tlsFront(t, 0)
@@ -155,6 +155,31 @@ func TestRegression_TLSSlotHolding(t *testing.T) {
 		{"sends half a STUN header", func(t *testing.T, c *tls.Conn) {
 			if _, err := c.Write([]byte{0x00, 0x01}); err != nil {
 				t.Error(err)
+			}
+		}},
+		{"sends a ChannelData header and idles", func(t *testing.T, c *tls.Conn) {
+			if _, err := c.Write([]byte{0x40, 0x00, 0x00, 0x40}); err != nil {
+				t.Error(err)
+			}
+		}},
+		{"trickles a long STUN message a byte at a time", func(t *testing.T, c *tls.Conn) {
+			msg := stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw
+			msg[2], msg[3] = 0x04, 0x00 // announces 1 KiB of attributes
+			go func() {
+				for _, b := range append(msg, make([]byte, 60)...) {
+					if _, err := c.Write([]byte{b}); err != nil {
+						return
+					}
+					time.Sleep(60 * time.Millisecond)
+				}
+			}()
+		}},
+		{"sends a Binding a byte per TLS record", func(t *testing.T, c *tls.Conn) {
+			for _, b := range stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw {
+				if _, err := c.Write([]byte{b}); err != nil {
+					t.Error(err)
+					return
+				}
 			}
 		}},
 		{"is challenged and idles", func(t *testing.T, c *tls.Conn) {

@@ -2,7 +2,7 @@
 // Everything goes through the module at /.telegate/visit.js; every word
 // shown comes from the catalogue in strings.js.
 import * as visit from '/.telegate/visit.js';
-import { t, errorText, mediaText, setLanguage, language, pickLanguage, languageNames, languageStorageKey, retranslate } from '/.telegate/visit/strings.js';
+import { t, errorText, mediaText, setLanguage, language, languageNames, oldLanguageStorageKey, retranslate } from '/.telegate/visit/strings.js';
 
 const $ = sel => document.querySelector(sel);
 
@@ -293,29 +293,45 @@ async function join() {
       history.replaceState(null, '', `/.telegate/visits/join?visit=${encodeURIComponent(id)}`);
     }
     if (!id) throw Object.assign(new Error('no visit'), { reason: 'invite-malformed' });
-    let chat = null;
-    let check = null;
-    const v = await visit.waitForAdmission(id, {
+    await waitInRoom(id);
+  } catch (err) {
+    $('#waiting').classList.add('refused');
+    // Nothing to wait for: drop the spinner and the "keep this page open" hint.
+    for (const n of document.querySelectorAll('#waiting .spinner, #waiting .hint')) n.hidden = true;
+    say('#waiting-status', errorText(err));
+  }
+}
+
+// waitInRoom waits in visit id's waiting room until this person is
+// admitted, then opens the call. While the visit says they wait (checked
+// by the server) it offers the pre-call check and the chat with the
+// clinic (waiting-room.html): the patient's page and the guest's alike.
+// A refusal or an ended visit takes both away and is thrown.
+async function waitInRoom(id) {
+  let chat = null;
+  let check = null;
+  const leave = () => {
+    if (check) check.stop();
+    if (chat) chat.close();
+  };
+  let v;
+  try {
+    v = await visit.waitForAdmission(id, {
       onUpdate: u => {
-        // In the waiting room of a live visit (checked by the server):
-        // only now the pre-call check and the chat are offered.
         if (u.status === 'ended' || !u.self || u.self.state !== 'waiting') return;
         say('#waiting-status', t('wait.inRoom'));
         if (!check) check = preCallCheck(id);
         if (!chat) chat = waitingChat(id);
       },
     });
-    if (check) check.stop();
-    if (chat) chat.close();
-    say('#waiting-status', t('wait.admitted'));
-    location.assign(v.call_url);
   } catch (err) {
-    $('#waiting').classList.add('refused');
-    // Nothing to wait for: drop the spinner and the "keep this page open" hint.
-    for (const n of document.querySelectorAll('#waiting .spinner, #waiting .hint')) n.hidden = true;
+    leave();
     for (const n of document.querySelectorAll('#precall, #wchat')) n.hidden = true;
-    say('#waiting-status', errorText(err));
+    throw err;
   }
+  leave();
+  say('#waiting-status', t('wait.admitted'));
+  location.assign(v.call_url);
 }
 
 // preCallCheck runs the waiting room's check, on request: camera preview
@@ -473,7 +489,7 @@ function preCallCheck(id) {
   };
 }
 
-// waitingChat opens the waiting-room chat of visit id on the patient's
+// waitingChat opens the waiting-room chat of visit id on a waiting
 // page: messages to and from the clinic (visit.WaitingRoomChat).
 function waitingChat(id) {
   $('#wchat').hidden = false;
@@ -555,7 +571,8 @@ function lobbyChat() {
 
 // guest is the page a guest link opens: it says what the guest is invited
 // as, offers to sign in or (where allowed) to join without an account,
-// then waits in the waiting room like the patient's page. The link is
+// then waits in the waiting room as the patient's page does (waitInRoom:
+// the pre-call check and the chat with the clinic). The link is
 // used once the guest joins; from then on the address names the visit.
 async function guest() {
   const params = new URLSearchParams(location.search);
@@ -572,9 +589,7 @@ async function guest() {
     $('#guest-choice').hidden = true;
     for (const n of document.querySelectorAll('#waiting .spinner, #guest-keep')) n.hidden = false;
     say('#waiting-status', t('wait.inRoom'));
-    const v = await visit.waitForAdmission(id);
-    say('#waiting-status', t('wait.admitted'));
-    location.assign(v.call_url);
+    await waitInRoom(id);
   };
   const enter = async name => {
     const v = await visit.joinAsGuest(link, name);
@@ -666,7 +681,9 @@ async function call() {
     say('#call-status', v.self && v.self.state !== 'waiting' ? errorText({ reason: v.self.state }) : t('call.notAdmitted'));
     if (v.self && v.self.state === 'waiting') {
       const back = $('#back-to-waiting');
-      back.href = `/.telegate/visits/join?visit=${encodeURIComponent(id)}`;
+      // A guest waits on the guest page (which needs no account), the
+      // patient on the join page.
+      back.href = `/.telegate/visits/${v.self.label === 'patient' ? 'join' : 'guest'}?visit=${encodeURIComponent(id)}`;
       back.hidden = false;
     }
     return;
@@ -705,17 +722,27 @@ async function call() {
   };
 
   rosterList(c, id, self, v.manage);
+  // The stage: one other participant in the main picture. Its name, and
+  // the connection state, quality and security code shown beside it, are
+  // always that participant's; only onStage changes who it is.
+  const onStage = pid => {
+    firstPeer = pid;
+    say('#remote-name', pid ? peerName(pid) : '');
+  };
+  const stageFree = () => !firstPeer || !c.pcs.has(firstPeer);
   c.addEventListener('welcome', e => {
     say('#call-status', e.detail.peers.length ? t('call.connecting') : t('call.waitingForOther'));
-    for (const p of e.detail.peers) say('#remote-name', p.name);
+    if (firstPeer && c.pcs.has(firstPeer)) say('#remote-name', peerName(firstPeer));
+    else if (e.detail.peers.length) onStage(e.detail.peers[0].id);
   });
   c.addEventListener('peer', e => {
-    say('#remote-name', e.detail.peer.name);
+    if (stageFree() || firstPeer === e.detail.peer.id) onStage(e.detail.peer.id);
     say('#call-status', t('call.connecting'));
   });
   c.addEventListener('remotestream', e => {
     const { peerId, stream: s } = e.detail;
-    if (!firstPeer || firstPeer === peerId || !c.pcs.has(firstPeer)) firstPeer = peerId;
+    if (firstPeer !== peerId && stageFree()) onStage(peerId);
+    if (peerId === firstPeer && videos.has(peerId)) { videos.get(peerId).remove(); videos.delete(peerId); }
     let vid = peerId === firstPeer ? remote : videos.get(peerId);
     if (!vid) {
       vid = el('video', { autoplay: '', playsinline: '', class: 'remote', 'aria-label': peerName(peerId) });
@@ -792,23 +819,22 @@ async function call() {
     if (e.detail.peerId !== firstPeer) return;
     // Someone else is still in the call: they take the main picture,
     // and the status, quality and security code are theirs from now on.
-    const next = [...videos.keys()].find(pid => c.pcs.has(pid));
+    // Whoever is still connected, a picture already showing first.
+    const left = [...c.pcs.keys()];
+    const next = left.find(pid => videos.has(pid)) || left[0];
     if (!next) {
-      firstPeer = null;
+      onStage(null);
       remote.srcObject = null;
-      say('#remote-name', '');
       setState('waiting');
       clearFigures();
       say('#call-status', t('call.otherLeft'));
       return;
     }
     const nextVid = videos.get(next);
-    remote.srcObject = nextVid.srcObject;
-    nextVid.remove();
-    videos.delete(next);
-    firstPeer = next;
+    remote.srcObject = nextVid ? nextVid.srcObject : null;
+    if (nextVid) { nextVid.remove(); videos.delete(next); }
+    onStage(next);
     clearFigures();
-    say('#remote-name', peerName(next));
     const code = c.codes.get(next);
     if (code) {
       const sc = $('#security-code');
@@ -835,7 +861,7 @@ async function call() {
     setState('closed');
     clearFigures();
     remote.srcObject = null;
-    say('#remote-name', ''); // nobody is on the stage any more
+    onStage(null); // nobody is on the stage any more
     local.srcObject = null;
     for (const vid of videos.values()) vid.remove();
     videos.clear();
@@ -1037,12 +1063,38 @@ function hostPanel(id) {
   setInterval(refresh, 2000);
 }
 
-// The pages speak the language chosen with the switch on this browser
-// (remembered in localStorage), else the browser's first preferred one the
-// catalogue has, else English; their own text comes from the catalogue too
-// (data-t="key"), and <html lang> names the language spoken.
-function savedLanguage() {
-  try { return localStorage.getItem(languageStorageKey); } catch { return null; }
+// The pages speak the language telegate serves them in, named by <html
+// lang>: the one chosen with a language switch on this browser — on these
+// pages or on telegate's own (sign-in, errors): one choice, kept by the
+// server in a cookie only it reads — else the browser's first preferred
+// one the catalogue has, else English. Their own text comes from the
+// catalogue too (data-t="key"). The switch changes the words at once and
+// tells the server (rememberLanguage), so every page after speaks it.
+function rememberLanguage(code) {
+  const body = new URLSearchParams({ lang: code });
+  return fetch('/.telegate/lang', { method: 'POST', credentials: 'same-origin', headers: { Accept: 'application/json' }, body })
+    .then(r => {
+      // The server has the choice: say so as a page it served would.
+      if (r.ok) document.documentElement.setAttribute('data-lang-chosen', '');
+      return r.ok;
+    })
+    .catch(() => false); // offline: this page only
+}
+function chooseLanguage(code) {
+  const prev = language();
+  setLanguage(code);
+  applyLanguage(prev);
+  return rememberLanguage(code);
+}
+// A choice an earlier version kept in this browser's localStorage is
+// carried over once, unless one was made since.
+function carryOverOldChoice() {
+  let old = null;
+  try {
+    old = localStorage.getItem(oldLanguageStorageKey);
+    localStorage.removeItem(oldLanguageStorageKey);
+  } catch { return; }
+  if (old && languageNames[old] && !document.documentElement.hasAttribute('data-lang-chosen')) chooseLanguage(old);
 }
 function applyLanguage(prev) {
   document.documentElement.lang = language();
@@ -1074,19 +1126,15 @@ function languageSwitch() {
   const nav = el('nav', { id: 'language-switch', class: 'language-switch', 'data-testid': 'language-switch' });
   for (const [code, name] of Object.entries(languageNames)) {
     const b = el('button', { type: 'button', class: 'secondary', lang: code, 'data-lang': code, 'data-testid': 'lang-' + code, text: name });
-    b.addEventListener('click', () => {
-      try { localStorage.setItem(languageStorageKey, code); } catch { /* private mode: this page only */ }
-      const prev = language();
-      setLanguage(code);
-      applyLanguage(prev);
-    });
+    b.addEventListener('click', () => chooseLanguage(code));
     nav.append(b);
   }
   (document.querySelector('header') || document.querySelector('#panel') || document.body).append(nav);
 }
-setLanguage(pickLanguage(navigator.languages || [navigator.language], savedLanguage()));
+setLanguage(document.documentElement.lang);
 languageSwitch();
 applyLanguage();
+carryOverOldChoice();
 
 const page = document.body.dataset.page;
 ({ lobby, join, guest, call })[page]?.();

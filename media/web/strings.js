@@ -171,18 +171,18 @@ export const catalogue = {
     'html.join.waiting-status': 'Joining…',
     'html.join.p3': 'Keep this page open. You will join the call as soon as the clinician lets you in. Your browser will ask to use your camera and microphone.',
 
-    'html.join.precall-heading': 'Check before the call',
-    'html.join.precall-start': 'Check my camera, sound and connection',
-    'html.join.precall-camera-label': 'Camera',
-    'html.join.precall-mic-label': 'Microphone',
-    'html.join.precall-speaker-label': 'Speaker',
-    'html.join.precall-level-label': 'Microphone level (speak to see it move)',
-    'html.join.precall-sound': 'Play a test sound',
-    'html.join.precall-network': 'Check my connection again',
-    'html.join.wchat-heading': 'Message the clinic',
-    'html.join.wchat-help': 'Messages go only to the clinic staff of this visit and are not kept.',
-    'html.join.wchat-label': 'Message',
-    'html.join.wchat-send': 'Send',
+    'html.waiting.precall-heading': 'Check before the call',
+    'html.waiting.precall-start': 'Check my camera, sound and connection',
+    'html.waiting.precall-camera-label': 'Camera',
+    'html.waiting.precall-mic-label': 'Microphone',
+    'html.waiting.precall-speaker-label': 'Speaker',
+    'html.waiting.precall-level-label': 'Microphone level (speak to see it move)',
+    'html.waiting.precall-sound': 'Play a test sound',
+    'html.waiting.precall-network': 'Check my connection again',
+    'html.waiting.wchat-heading': 'Message the clinic',
+    'html.waiting.wchat-help': 'Messages go only to the clinic staff of this visit and are not kept.',
+    'html.waiting.wchat-label': 'Message',
+    'html.waiting.wchat-send': 'Send',
     'html.lobby.wchat-heading': 'Messages with the waiting room',
     'html.lobby.wchat-help': 'Messages go only to the person chosen and are not kept.',
     'html.lobby.wchat-to-label': 'To',
@@ -423,18 +423,18 @@ export const catalogue = {
     'html.join.waiting-status': 'Entrando…',
     'html.join.p3': 'Mantenga esta página abierta. Entrará en la llamada en cuanto el clínico le deje pasar. Su navegador le pedirá permiso para usar la cámara y el micrófono.',
 
-    'html.join.precall-heading': 'Compruebe antes de la consulta',
-    'html.join.precall-start': 'Comprobar mi cámara, sonido y conexión',
-    'html.join.precall-camera-label': 'Cámara',
-    'html.join.precall-mic-label': 'Micrófono',
-    'html.join.precall-speaker-label': 'Altavoz',
-    'html.join.precall-level-label': 'Nivel del micrófono (hable para verlo moverse)',
-    'html.join.precall-sound': 'Reproducir un sonido de prueba',
-    'html.join.precall-network': 'Comprobar mi conexión otra vez',
-    'html.join.wchat-heading': 'Escribir a la clínica',
-    'html.join.wchat-help': 'Los mensajes solo llegan al personal de la clínica de esta consulta y no se guardan.',
-    'html.join.wchat-label': 'Mensaje',
-    'html.join.wchat-send': 'Enviar',
+    'html.waiting.precall-heading': 'Compruebe antes de la consulta',
+    'html.waiting.precall-start': 'Comprobar mi cámara, sonido y conexión',
+    'html.waiting.precall-camera-label': 'Cámara',
+    'html.waiting.precall-mic-label': 'Micrófono',
+    'html.waiting.precall-speaker-label': 'Altavoz',
+    'html.waiting.precall-level-label': 'Nivel del micrófono (hable para verlo moverse)',
+    'html.waiting.precall-sound': 'Reproducir un sonido de prueba',
+    'html.waiting.precall-network': 'Comprobar mi conexión otra vez',
+    'html.waiting.wchat-heading': 'Escribir a la clínica',
+    'html.waiting.wchat-help': 'Los mensajes solo llegan al personal de la clínica de esta consulta y no se guardan.',
+    'html.waiting.wchat-label': 'Mensaje',
+    'html.waiting.wchat-send': 'Enviar',
     'html.lobby.wchat-heading': 'Mensajes con la sala de espera',
     'html.lobby.wchat-help': 'Los mensajes solo llegan a la persona elegida y no se guardan.',
     'html.lobby.wchat-to-label': 'Para',
@@ -597,8 +597,14 @@ export const catalogue = {
 /** Each catalogue language named in itself, for the language switch. */
 export const languageNames = { en: 'English', es: 'Español' };
 
-/** The localStorage key under which a browser remembers the chosen language. */
-export const languageStorageKey = 'telegate.lang';
+/**
+ * The localStorage key under which earlier versions remembered the
+ * language chosen on this browser's visit pages. The choice now lives
+ * with the server (the telegate_lang cookie, shared with telegate's own
+ * pages), which serves every page in it (<html lang>); a choice found
+ * here is carried over once.
+ */
+export const oldLanguageStorageKey = 'telegate.lang';
 
 let lang = 'en';
 
@@ -607,23 +613,6 @@ export function setLanguage(l) { if (catalogue[l]) lang = l; }
 
 /** The language the pages speak now (a catalogue key such as 'es'). */
 export function language() { return lang; }
-
-/**
- * The catalogue language for a browser's preferred languages: tags is a
- * list of BCP 47 language tags, most preferred first (navigator.languages,
- * which the browser derives from its Accept-Language, RFC 9110 §12.5.4);
- * the first whose primary subtag (RFC 5646 §2.2.1) has a catalogue wins,
- * English when none has. saved, a language chosen earlier with the switch,
- * comes before them all when it has a catalogue.
- */
-export function pickLanguage(tags, saved) {
-  if (saved && catalogue[saved]) return saved;
-  for (const tag of tags || []) {
-    const primary = String(tag).toLowerCase().split('-')[0];
-    if (catalogue[primary]) return primary;
-  }
-  return 'en';
-}
 
 /** The text of key with {name} placeholders filled from vars. */
 export function t(key, vars = {}) {

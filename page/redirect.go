@@ -1,4 +1,4 @@
-package auth
+package page
 
 import (
 	"net/url"
