@@ -8,19 +8,16 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telegate/telegate/internal/keyscan"
 	"github.com/telegate/telegate/internal/pebbletest"
 )
 
@@ -155,7 +153,7 @@ func TestTwoNodesOneCertificateOrder(t *testing.T) {
 	for k, vals := range c.rdb.Values(t) {
 		keys++
 		for _, v := range vals {
-			if found := privateKeysIn([]byte(v)); len(found) > 0 {
+			if found := keyscan.Find([]byte(v)); len(found) > 0 {
 				t.Errorf("redis key %s holds a private key in clear (%s)", k, strings.Join(found, ", "))
 			}
 		}
@@ -313,20 +311,10 @@ func certificateKeys(t *testing.T, c *cluster) int {
 // clear; it returns how many files it read.
 func scanDataDir(t *testing.T, dir string) int {
 	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		n++
-		if found := privateKeysIn(b); len(found) > 0 {
+	n, err := keyscan.Files(dir, func(p string, b []byte) {
+		if found := keyscan.Find(b); len(found) > 0 {
 			t.Errorf("%s holds a private key in clear (%s)", p, strings.Join(found, ", "))
 		}
-		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -334,68 +322,7 @@ func scanDataDir(t *testing.T, dir string) int {
 	return n
 }
 
-// base64Run is a run of base64 long enough to hold a private key's DER
-// (an EC P-256 key's SEC 1 DER is 121 bytes, 160 characters).
-var base64Run = regexp.MustCompile(`[A-Za-z0-9+/_-]{100,}={0,2}`)
-
-// privateKeysIn names the private keys in clear in b, whatever the key:
-// a PEM block labelled PRIVATE KEY (PKCS #8, "EC PRIVATE KEY", "RSA
-// PRIVATE KEY", "ENCRYPTED" excepted), a DER PKCS #8, SEC 1 or PKCS #1
-// private key at any offset, or one of those in base64 (a PEM body
-// without its label, a JSON []byte).
-func privateKeysIn(b []byte) []string {
-	var found []string
-	for rest := b; ; {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		if strings.HasSuffix(blk.Type, "PRIVATE KEY") && !strings.Contains(blk.Type, "ENCRYPTED") {
-			found = append(found, "PEM "+blk.Type)
-		}
-	}
-	if len(found) == 0 && bytes.Contains(b, []byte("PRIVATE KEY-----")) {
-		found = append(found, "PEM label")
-	}
-	found = append(found, derKeysIn(b)...)
-	for _, run := range base64Run.FindAll(b, -1) {
-		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-			if dec, err := enc.DecodeString(string(run)); err == nil {
-				for _, f := range derKeysIn(dec) {
-					found = append(found, f+" in base64")
-				}
-				break
-			}
-		}
-	}
-	return found
-}
-
-// derKeysIn names the DER private keys at any offset of b.
-func derKeysIn(b []byte) []string {
-	var found []string
-	for i := range b {
-		if b[i] != 0x30 { // SEQUENCE
-			continue
-		}
-		var raw asn1.RawValue
-		if _, err := asn1.Unmarshal(b[i:], &raw); err != nil || len(raw.FullBytes) < 32 {
-			continue
-		}
-		der := raw.FullBytes
-		if _, err := x509.ParsePKCS8PrivateKey(der); err == nil {
-			found = append(found, "PKCS #8 DER")
-		} else if _, err := x509.ParseECPrivateKey(der); err == nil {
-			found = append(found, "SEC 1 DER")
-		} else if _, err := x509.ParsePKCS1PrivateKey(der); err == nil {
-			found = append(found, "PKCS #1 DER")
-		}
-	}
-	return found
-}
-
-// checkScannerFindsKeys proves privateKeysIn can fail: keys of each kind
+// checkScannerFindsKeys proves keyscan.Find can fail: keys of each kind
 // in each form it looks for, alone and inside other bytes, are found.
 func checkScannerFindsKeys(t *testing.T) {
 	t.Helper()
@@ -420,7 +347,7 @@ func checkScannerFindsKeys(t *testing.T) {
 		"PEM body alone":    []byte(strings.Join(strings.Split(string(pem.EncodeToMemory(&pem.Block{Type: "X", Bytes: p8})), "\n")[1:4], "")),
 		"raw base64 of DER": []byte(`{"k":"` + base64.RawURLEncoding.EncodeToString(sec1) + `"}`),
 	} {
-		if len(privateKeysIn(b)) == 0 {
+		if len(keyscan.Find(b)) == 0 {
 			t.Fatalf("the scan misses a private key as %s: it cannot fail", name)
 		}
 	}

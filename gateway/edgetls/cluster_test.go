@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/keyscan"
 	"github.com/telegate/telegate/internal/redistest"
 )
 
@@ -230,23 +231,15 @@ func scanDirs(t *testing.T, forms map[string][]byte, dirs ...string) int {
 	t.Helper()
 	n := 0
 	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			n++
+		m, err := keyscan.Files(dir, func(p string, b []byte) {
 			if found := inClear(b, forms); len(found) > 0 {
 				t.Errorf("%s holds a private key in clear (%s)", p, strings.Join(found, ", "))
 			}
-			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
+		n += m
 	}
 	return n
 }
@@ -433,13 +426,10 @@ func unsealAll(t *testing.T, dataDir string) int {
 func scanDirsQuiet(forms map[string][]byte, dirs ...string) int {
 	n := 0
 	for _, dir := range dirs {
-		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				if b, err := os.ReadFile(p); err == nil && len(inClear(b, forms)) > 0 {
-					n++
-				}
+		_, _ = keyscan.Files(dir, func(_ string, b []byte) {
+			if len(inClear(b, forms)) > 0 {
+				n++
 			}
-			return nil
 		})
 	}
 	return n
