@@ -231,7 +231,10 @@ type Assertion struct {
 	// TTL of each assertion. Default 60s.
 	TTL time.Duration `yaml:"ttl"`
 	// SigningKeyFile is a PEM EC P-256 private key. Default: generated once
-	// in the data directory.
+	// in the data directory (keys/assertion.pem, sealed with AES-256-GCM
+	// under the key that seals the node's certificate file storage, as
+	// tls.storage_key_file says; one an earlier version left in clear is
+	// sealed at the next start).
 	SigningKeyFile string `yaml:"signing_key_file"`
 	// Header carrying the assertion: an X- header name that the proxy does
 	// not manage. Default "X-Telegate-Assertion".

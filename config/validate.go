@@ -1260,7 +1260,7 @@ func (c *Config) checkGeneratedSecrets(r *Report) {
 		{AuditCheckpointKeyInDataDir, true,
 			func(p string) error { _, err := ReadSecretFile(p); return err }},
 		{SigningKeyInDataDir, c.Assertion.SigningKeyFile == "",
-			func(p string) error { _, err := ReadSigningKeyFile(p); return err }},
+			func(string) error { _, _, err := ReadGeneratedSigningKey(c); return err }},
 		{TLSStorageKeyInDataDir, c.TLS.StorageKeyFile == "",
 			func(p string) error { _, err := ReadTLSStorageKeyFile(p); return err }},
 		{RelaySecretInDataDir, c.Relay.Enabled && len(c.Relay.Secrets) == 0 && c.Relay.SecretsFile == "",

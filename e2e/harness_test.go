@@ -157,6 +157,14 @@ func startDemo(t testing.TB, dataDir string, port, admin int) *demo {
 // directory the arguments name) and waits until its admin listener says
 // it is ready.
 func (d *demo) start(args ...string) *demo {
+	d.t.Helper()
+	d.launch(args...)
+	return d.waitReady(args[0])
+}
+
+// launch runs the telegate binary with args for d without waiting for it
+// (waitReady does), so that several nodes can start at one moment.
+func (d *demo) launch(args ...string) {
 	t := d.t
 	t.Helper()
 	d.out, d.done = &lockedBuffer{}, make(chan struct{})
@@ -174,11 +182,18 @@ func (d *demo) start(args ...string) *demo {
 	}
 	go func() { d.cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() { d.Stop() })
+}
+
+// waitReady waits until d's admin listener says it is ready; what names
+// the command in a failure.
+func (d *demo) waitReady(what string) *demo {
+	t := d.t
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-d.done:
-			t.Fatalf("telegate %s exited early:\n%s", args[0], d.out.String())
+			t.Fatalf("telegate %s exited early:\n%s", what, d.out.String())
 		default:
 		}
 		// The admin port was free a moment ago, but another process may
@@ -197,7 +212,7 @@ func (d *demo) start(args ...string) *demo {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("telegate %s not ready in time:\n%s", args[0], d.out.String())
+	t.Fatalf("telegate %s not ready in time:\n%s", what, d.out.String())
 	return nil
 }
 

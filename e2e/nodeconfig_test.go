@@ -14,7 +14,7 @@ import (
 // a test's own values follow from %[8] on, and its fields may name them.
 //
 // Every field is YAML text, whole lines each ending in "\n" and indented
-// as in the file, except Host, Names and Relay.
+// as in the file, except Host, HTTPListen, Names and Relay.
 type runConfig struct {
 	// Host is the address of every listener and of the relay's
 	// candidates (relay_addresses, visits.ice_host); default 127.0.0.1.
@@ -28,6 +28,9 @@ type runConfig struct {
 	// Names is the flow list of the local CA's TLS names; default
 	// "[localhost]".
 	Names string
+	// TLSSection, when set, is the whole tls section instead (TLS and
+	// Names are then unused).
+	TLSSection string
 	// Sections are more top-level sections (sessions, redis, rate_limits,
 	// inspection).
 	Sections string
@@ -94,11 +97,11 @@ server:
   listen: {{.Host}}:%[2]d
   http_listen: {{printf "%q" .HTTPListen}}
   admin: {{.Host}}:%[3]d
-{{.Server}}tls:
+{{.Server}}{{if .TLSSection}}{{.TLSSection}}{{else}}tls:
 {{.TLS}}  hosts:
     - names: {{.Names}}
       mode: local
-{{.Sections}}providers:
+{{end}}{{.Sections}}providers:
 {{.Providers}}routes:
 {{.Routes}}{{if .Relay}}relay:
   enabled: true

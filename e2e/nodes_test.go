@@ -36,11 +36,14 @@ import (
 // UDP port, %[5]s issuer, %[6]s client secret file, %[7]s relay secrets
 // file), then %[8]s the address, %[9]d N, %[10]s the directory of the
 // shared session key and Redis password, %[11]s the Redis address, %[12]s
-// the public host name (nodeN.test, or the balancer's name shared by all).
+// the public host name (nodeN.test, or the balancer's name shared by all),
+// %[13]s the tls section (nodeTLS unless clusterOptions say otherwise)
+// and %[14]s server.http_listen.
 var nodeConfig = runConfig{
-	Host:   "%[8]s",
-	Server: "  public_url: https://%[12]s:%[2]d\n  shutdown_timeout: 12s\n",
-	Names:  "[%[12]s, relay%[9]d.test]",
+	Host:       "%[8]s",
+	HTTPListen: "%[14]s",
+	Server:     "  public_url: https://%[12]s:%[2]d\n  shutdown_timeout: 12s\n",
+	TLSSection: "%[13]s\n",
 	Sections: `sessions:
   store: redis
   encryption_key_file: %[10]s/session.key
@@ -53,6 +56,30 @@ redis:
 	RelayMore:  "  udp_sockets: 1\n  server_names: [relay%[9]d.test]\n",
 	VisitsMore: "  drain_timeout: 3s\n",
 }.String()
+
+// nodeTLS is a node's tls section in nodeConfig: its public name
+// (%[1]s) and relay name (%[2]d is N) from its local CA.
+const nodeTLS = `tls:
+  hosts:
+    - names: [%[1]s, relay%[2]d.test]
+      mode: local`
+
+// clusterOptions change what startClusterWith starts.
+type clusterOptions struct {
+	// tls, when set, is node i's (from 1) tls section instead of nodeTLS;
+	// shared is the directory of the shared files (session key, Redis
+	// password), where it may put its own.
+	tls func(i int, shared string) string
+	// httpPort, when not 0, is every node's server.http_listen port (on
+	// its own address).
+	httpPort int
+	// together starts every node at once and only then waits for them,
+	// instead of one after the other.
+	together bool
+	// publicName, when not "", is every node's public name, as behind a
+	// load balancer (startClusterAs).
+	publicName string
+}
 
 // cluster is n telegate processes sharing one redis-server and one
 // development OpenID Provider, node i (from 1) on 127.0.0.i.
@@ -69,7 +96,7 @@ type cluster struct {
 // startCluster starts redis-server, the OpenID Provider and n nodes.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	return startClusterAs(t, n, "")
+	return startClusterWith(t, n, clusterOptions{})
 }
 
 // startClusterAs is startCluster with every node's public name publicName
@@ -79,6 +106,14 @@ func startCluster(t *testing.T, n int) *cluster {
 // the next address, 127.0.0.(n+1).
 func startClusterAs(t *testing.T, n int, publicName string) *cluster {
 	t.Helper()
+	return startClusterWith(t, n, clusterOptions{publicName: publicName})
+}
+
+// startClusterWith starts redis-server, the OpenID Provider and n nodes
+// as o says.
+func startClusterWith(t *testing.T, n int, o clusterOptions) *cluster {
+	t.Helper()
+	publicName := o.publicName
 	c := &cluster{t: t, rdb: redistest.Start(t), publicName: publicName}
 	shared := t.TempDir()
 	write := func(name, v string) {
@@ -132,8 +167,17 @@ func startClusterAs(t *testing.T, n int, publicName string) *cluster {
 	t.Cleanup(func() { _ = op.Close() })
 	for i, d := range c.nodes {
 		path := filepath.Join(filepath.Dir(d.dataDir), "telegate.yaml")
+		tlsYAML := fmt.Sprintf(nodeTLS, d.name, i+1)
+		if o.tls != nil {
+			tlsYAML = o.tls(i+1, shared)
+		}
+		httpListen := ""
+		if o.httpPort != 0 {
+			httpListen = fmt.Sprintf("%s:%d", d.ip, o.httpPort)
+		}
 		yaml := fmt.Sprintf(nodeConfig, d.dataDir, d.port, d.admin, d.relay, op.Issuer(),
-			filepath.Join(shared, "client-secret"), filepath.Join(shared, "relay-secrets"), d.ip, i+1, shared, c.rdb.Addr, d.name)
+			filepath.Join(shared, "client-secret"), filepath.Join(shared, "relay-secrets"), d.ip, i+1, shared, c.rdb.Addr, d.name,
+			tlsYAML, httpListen)
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +191,16 @@ func startClusterAs(t *testing.T, n int, publicName string) *cluster {
 			}
 		}
 		d.logVisitOnFailure()
-		d.start("run", "-c", path)
+		if o.together {
+			d.launch("run", "-c", path)
+		} else {
+			d.start("run", "-c", path)
+		}
+	}
+	if o.together {
+		for _, d := range c.nodes {
+			d.waitReady("run")
+		}
 	}
 	return c
 }

@@ -1,11 +1,19 @@
 package gateway
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,7 +141,7 @@ func TestAssertionVerifiesAgainstJWKS(t *testing.T) {
 
 func TestAssertionCachePerSessionAndAudience(t *testing.T) {
 	t.Parallel()
-	key, err := loadSigningKey("", t.TempDir())
+	key, err := loadSigningKey(&config.Config{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +177,7 @@ func TestAssertionCachePerSessionAndAudience(t *testing.T) {
 func TestSigningKeyGeneratedOnceWithMode0600(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	k1, err := loadSigningKey("", dir)
+	k1, err := loadSigningKey(&config.Config{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +188,7 @@ func TestSigningKeyGeneratedOnceWithMode0600(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", st.Mode().Perm())
 	}
-	k2, err := loadSigningKey("", dir)
+	k2, err := loadSigningKey(&config.Config{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,9 +197,77 @@ func TestSigningKeyGeneratedOnceWithMode0600(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.pem")
 	os.WriteFile(bad, []byte("not pem"), 0o600)
-	if _, err := loadSigningKey(bad, dir); err == nil {
+	if _, err := loadSigningKey(&config.Config{DataDir: dir, Assertion: config.Assertion{SigningKeyFile: bad}}); err == nil {
 		t.Error("garbage key accepted")
 	}
+}
+
+// TestRegression_GeneratedSigningKeyInClear: the assertion key telegate
+// generates is never in clear on disk — as generated, as an earlier
+// version wrote it (in clear, sealed at the next start with the same key
+// kept), and it opens only under the data directory's seal key.
+func TestRegression_GeneratedSigningKeyInClear(t *testing.T) {
+	t.Parallel()
+	inClear := func(t *testing.T, path string, k *ecdsa.PrivateKey) {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(k)
+		sec1, _ := x509.MarshalECPrivateKey(k)
+		d, _ := k.Bytes()
+		for name, f := range map[string][]byte{"PEM label": []byte("PRIVATE KEY"), "PKCS #8": der, "SEC 1": sec1, "scalar": d,
+			"base64": []byte(base64.StdEncoding.EncodeToString(der)[:64])} {
+			if bytes.Contains(b, f) {
+				t.Errorf("%s holds the key in clear (%s)", path, name)
+			}
+		}
+	}
+	t.Run("generated", func(t *testing.T) {
+		t.Parallel()
+		c := &config.Config{DataDir: t.TempDir()}
+		k, err := loadSigningKey(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inClear(t, config.InDataDir(c.DataDir, config.SigningKeyInDataDir), k)
+	})
+	t.Run("earlier version in clear", func(t *testing.T) {
+		t.Parallel()
+		c := &config.Config{DataDir: t.TempDir()}
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		der, _ := x509.MarshalPKCS8PrivateKey(k)
+		p := config.InDataDir(c.DataDir, config.SigningKeyInDataDir)
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := loadSigningKey(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(k) {
+			t.Fatal("the key in clear was replaced, not sealed")
+		}
+		inClear(t, p, k)
+		if again, err := loadSigningKey(c); err != nil || !again.Equal(k) {
+			t.Fatalf("the sealed key does not load back: %v", err)
+		}
+	})
+	t.Run("another seal key", func(t *testing.T) {
+		t.Parallel()
+		c := &config.Config{DataDir: t.TempDir()}
+		if _, err := loadSigningKey(c); err != nil {
+			t.Fatal(err)
+		}
+		other := filepath.Join(t.TempDir(), "other.key")
+		os.WriteFile(other, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))), 0o600)
+		c.TLS.StorageKeyFile = other
+		if _, err := loadSigningKey(c); err == nil || !strings.Contains(err.Error(), "does not open") {
+			t.Fatalf("a key sealed under another key loaded: %v", err)
+		}
+	})
 }
 
 func TestJWKSIsPublicOnly(t *testing.T) {
@@ -215,7 +291,7 @@ func TestJWKSIsPublicOnly(t *testing.T) {
 }
 
 func benchSigner(b *testing.B) *assertionSigner {
-	key, err := loadSigningKey("", b.TempDir())
+	key, err := loadSigningKey(&config.Config{DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -212,7 +212,7 @@ func New(o Options) (*Gateway, error) {
 	if err := checkAdminAddr(o.Config); err != nil {
 		return nil, err
 	}
-	key, err := loadSigningKey(o.Config.Assertion.SigningKeyFile, o.Config.DataDir)
+	key, err := loadSigningKey(o.Config)
 	if err != nil {
 		return nil, err
 	}

@@ -202,14 +202,20 @@ func (b *bus) close() {
 	})
 }
 
-// publish seals e and sends it on channel ch.
-func (b *bus) publish(ch string, e envelope) {
+// seal stamps e with this node and the time and seals it for the bus.
+func (b *bus) seal(e envelope) (string, error) {
 	e.Node, e.At = b.node, time.Now().UnixMilli()
 	plain, err := json.Marshal(e)
 	if err != nil {
-		return
+		return "", err
 	}
 	sealed, err := b.c.sealWith([]byte(busAD), plain)
+	return string(sealed), err
+}
+
+// publish seals e and sends it on channel ch.
+func (b *bus) publish(ch string, e envelope) {
+	sealed, err := b.seal(e)
 	if err != nil {
 		return
 	}

@@ -183,7 +183,7 @@ func BenchmarkVisitRedisCommands(b *testing.B) {
 		// visit its relay, a later one reads it.
 		for _, m := range []*[2]int64{&choose, &ice} {
 			measure(m, func() {
-				if _, _, err := n2.svc.bus.relayOf(ctx, v.ID); err != nil {
+				if _, _, err := n2.svc.bus.relayOf(ctx, v.ID, p.ID); err != nil {
 					b.Fatal(err)
 				}
 			})

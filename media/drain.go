@@ -146,7 +146,7 @@ func (s *Service) moveCalls() map[string]bool {
 	}
 	for _, vid := range s.carried() {
 		ctx, cancel := storeCtx()
-		node, _, err := s.bus.relayOf(ctx, vid)
+		node, _, err := s.bus.relayOf(ctx, vid, "")
 		cancel()
 		if err != nil {
 			s.log.Warn("moving a call off the draining relay failed", "visit", vid, "err", err)

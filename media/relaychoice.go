@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -25,15 +26,22 @@ import (
 // prefix, with the bus heartbeat (every 5 s, 15 s TTL):
 //
 //	relay:<node id>  JSON relayEntry: the relay's turn:/turns: URLs at
-//	                 visits.ice_host, its load (allocations and
-//	                 reservations) and whether the node is draining
+//	                 visits.ice_host, its load (relay.Server.Load: its
+//	                 allocations plus one per Mbit/s it carries) and
+//	                 whether the node is draining
 //	relays           the set of node ids that registered (members whose
 //	                 relay:<id> is gone are pruned when read)
 //	vrelay:<visit>   the node id whose relay serves the visit
 //
 // A visit is given its relay when its call starts (the first GET …/ice):
-// the least loaded registered relay that is not draining, written with
-// SET NX so that of two nodes choosing at once one choice holds. /ice on
+// the least loaded registered relay that is not draining, written only
+// when the visit has none, so that of two nodes choosing at once one
+// choice holds. /ice costs one Redis round trip (iceScript): it reads
+// every registration and the visit's relay, gives the visit the relay
+// this node picked from the registrations it read last (the heartbeat's
+// or the last /ice's) when it has none, and publishes the participant's
+// admission to that relay's node; only a move (the visit's relay gone or
+// draining, or the pick stale) takes a second one. /ice on
 // any node then hands out that relay's URLs with a credential of the
 // shared relay secrets (relay.secrets must be the same on every node) and
 // tells that node, over the bus, to admit the participant — so the relay's
@@ -58,13 +66,28 @@ type relayEntry struct {
 	URLs []string `json:"urls"`
 	// Addr is the relay's UDP address (IP:port, the turn: URL's host
 	// resolved): where a liveness probe and ALTERNATE-SERVER point.
-	Addr     string `json:"addr,omitempty"`
-	Load     int    `json:"load"`
-	Draining bool   `json:"draining"`
+	Addr string `json:"addr,omitempty"`
+	// Load is the relay's load figure in allocation units
+	// (relay.Server.Load): Allocations plus one per Mbit/s of
+	// BitsPerSecond, rounded up. The least loaded relay is chosen.
+	Load int `json:"load"`
+	// Allocations and BitsPerSecond are its parts: allocations live or
+	// being set up, and the traffic carried (bits/s, a 10 s moving
+	// average); for operators.
+	Allocations   int   `json:"allocations,omitempty"`
+	BitsPerSecond int64 `json:"bits_per_second,omitempty"`
+	Draining      bool  `json:"draining"`
 }
 
 // loadReporter is a Relay that tells its load (*relay.Server.Load).
 type loadReporter interface{ Load() int }
+
+// trafficReporter is a Relay that tells the parts of its load
+// (*relay.Server).
+type trafficReporter interface {
+	Allocations() int
+	Throughput() float64
+}
 
 // healthReporter is a Relay that knows whether its sockets work
 // (*relay.Server.Healthy).
@@ -72,6 +95,42 @@ type healthReporter interface{ Healthy() error }
 
 // relayAD is the additional data of a sealed registration.
 const relayAD = "telegate relay registration v1"
+
+// iceScript: KEYS relays, vrelay:<visit>; ARGV the prefix of relay:<id>
+// keys, the node this node picked for the visit should it have none
+// ("": none), the TTL of vrelay in ms, the prefix of the nodes' bus
+// channels, this node's id, and a sealed bus envelope to publish on the
+// channel of the visit's relay's node unless it is this node ("":
+// none). Prunes the members of relays whose registration lapsed and
+// returns {the visit's relay ("" none), 1 when it was given the pick now
+// else 0, id, registration, id, registration, …}. The relay:<id> keys are
+// named by the script, not KEYS: one Redis, no Cluster (they share the
+// prefix's hash tag).
+var iceScript = redis.NewScript(`
+local out = {'', 0}
+local gone = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('GET', ARGV[1] .. id)
+  if v then
+    out[#out + 1] = id
+    out[#out + 1] = v
+  else
+    gone[#gone + 1] = id
+  end
+end
+if #gone > 0 then redis.call('SREM', KEYS[1], unpack(gone)) end
+local cur = redis.call('GET', KEYS[2])
+if cur == false and ARGV[2] ~= '' and redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 1 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  cur = ARGV[2]
+  out[2] = 1
+end
+if cur then
+  out[1] = cur
+  if ARGV[6] ~= '' and cur ~= ARGV[5] then redis.call('PUBLISH', ARGV[4] .. cur, ARGV[6]) end
+end
+return out
+`)
 
 // moveScript: KEYS vrelay:<visit>; ARGV old node ("" when none), new node,
 // TTL ms. Sets the visit's relay to the new node only if it is still the
@@ -101,6 +160,10 @@ type relayState struct {
 	// away: visit id → the UDP address of its relay, for the visits moved
 	// off this node's relay (bounded: movedMax, least recently used out).
 	away *lru.Cache[string, netip.AddrPort]
+	// seen are the registrations read last (heartbeat or /ice), from
+	// which a visit without a relay is given one in the same round trip.
+	seenMu sync.Mutex
+	seen   map[string]relayEntry
 }
 
 // probe is one liveness probe's outcome.
@@ -141,6 +204,9 @@ func (b *bus) registerRelay(ctx context.Context) error {
 		return nil
 	}
 	e := relayEntry{URLs: b.rs.urls, Addr: b.rs.addr, Draining: b.rs.draining.Load()}
+	if l, ok := b.s.relay.(trafficReporter); ok {
+		e.Allocations, e.BitsPerSecond = l.Allocations(), int64(l.Throughput())
+	}
 	if l, ok := b.s.relay.(loadReporter); ok {
 		e.Load = l.Load()
 	}
@@ -160,6 +226,10 @@ func (b *bus) registerRelay(ctx context.Context) error {
 		p.SAdd(ctx, b.relaysKey(), b.node)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	_, _, _, err = b.readRelays(ctx, "", "", "")
 	return err
 }
 
@@ -170,40 +240,54 @@ func (b *bus) drain(ctx context.Context) error {
 	return b.registerRelay(ctx)
 }
 
-// relays reads every registered relay (node id → entry), pruning the
-// members of relays whose registration lapsed.
-func (b *bus) relays(ctx context.Context) (map[string]relayEntry, error) {
-	ids, err := b.rdb.SMembers(ctx, b.relaysKey()).Result()
-	if err != nil || len(ids) == 0 {
-		return nil, err
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = b.relayKey(id)
-	}
-	vals, err := b.rdb.MGet(ctx, keys...).Result()
+// readRelays runs iceScript for vid ("": none; the heartbeat's read)
+// with pick and the admission envelope admit, remembers the
+// registrations (rs.seen) and returns the visit's relay, whether it was
+// given pick now, and every registered relay (node id → entry; one that
+// does not open is left out, never chosen).
+func (b *bus) readRelays(ctx context.Context, vid, pick, admit string) (cur string, picked bool, all map[string]relayEntry, err error) {
+	res, err := iceScript.Run(ctx, b.rdb, []string{b.relaysKey(), b.visitRelayKey(vid)},
+		b.prefix+"relay:", pick, presenceTTL.Milliseconds(), b.prefix+"sig:node:", b.node, admit).Slice()
 	if err != nil {
-		return nil, err
+		return "", false, nil, err
 	}
-	out := map[string]relayEntry{}
-	var gone []any
-	for i, v := range vals {
-		s, ok := v.(string)
-		if !ok {
-			gone = append(gone, ids[i])
-			continue
-		}
+	if len(res) < 2 {
+		return "", false, nil, errors.New("media: relay script answered too little")
+	}
+	cur, _ = res[0].(string)
+	n, _ := res[1].(int64)
+	all = map[string]relayEntry{}
+	for i := 2; i+1 < len(res); i += 2 {
+		id, _ := res[i].(string)
+		v, _ := res[i+1].(string)
 		var e relayEntry
-		plain, err := b.c.openWith([]byte(relayAD), []byte(s))
+		plain, err := b.c.openWith([]byte(relayAD), []byte(v))
 		if err != nil || json.Unmarshal(plain, &e) != nil {
 			continue // another key's: never chosen
 		}
-		out[ids[i]] = e
+		all[id] = e
 	}
-	if len(gone) > 0 {
-		_ = b.rdb.SRem(ctx, b.relaysKey(), gone...).Err()
+	b.rs.seenMu.Lock()
+	b.rs.seen = maps.Clone(all)
+	b.rs.seenMu.Unlock()
+	return cur, n == 1, all, nil
+}
+
+// pick is the relay this node would give a visit now, from the
+// registrations it read last: the least loaded one not draining, leaving
+// out those a recent probe found dead ("" when none is known).
+func (b *bus) pick() string {
+	b.rs.seenMu.Lock()
+	all := maps.Clone(b.rs.seen)
+	b.rs.seenMu.Unlock()
+	b.rs.probeMu.Lock()
+	for id := range all {
+		if p, ok := b.rs.probes[id]; ok && !p.ok && time.Since(p.at) < probeFor {
+			delete(all, id)
+		}
 	}
-	return out, nil
+	b.rs.probeMu.Unlock()
+	return leastLoaded(all, false)
 }
 
 // leastLoaded is the node of the least loaded relay in all that is not
@@ -229,15 +313,24 @@ var errNoRelay = errors.New("media: no relay can take the visit")
 // relayOf returns the node whose relay serves vid and its registration,
 // giving the visit one when it has none and moving it when its relay is
 // gone or draining (and another can take it). node is "" when no node
-// registers a relay: the visit uses this node's relay.
-func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntry, err error) {
-	all, err := b.relays(ctx)
+// registers a relay: the visit uses this node's relay. When pid is not
+// "", the participant's admission reaches the relay's node over the bus
+// (bus kind "admit") unless it is this node: the caller admits it here.
+// One Redis round trip (iceScript); a move adds the compare-and-set and
+// the admission on the new relay.
+func (b *bus) relayOf(ctx context.Context, vid, pid string) (node string, e relayEntry, err error) {
+	admit := ""
+	if pid != "" {
+		if admit, err = b.seal(envelope{Kind: "admit", Visit: vid, PID: pid}); err != nil {
+			return "", relayEntry{}, err
+		}
+	}
+	cur, picked, all, err := b.readRelays(ctx, vid, b.pick(), admit)
 	if err != nil || len(all) == 0 {
 		return "", relayEntry{}, err
 	}
-	cur, err := b.rdb.Get(ctx, b.visitRelayKey(vid)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", relayEntry{}, err
+	if ce, ok := all[cur]; ok && picked && !ce.Draining && (cur == b.node || b.alive(cur, ce)) {
+		return cur, ce, nil // given its relay now, the admission sent
 	}
 	// A relay whose node died keeps its registration until it lapses
 	// (nodeTTL): a probe finds out sooner, so that pages restarting ICE
@@ -246,7 +339,7 @@ func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntr
 		delete(all, cur)
 	}
 	if ce, ok := all[cur]; ok && !ce.Draining {
-		return cur, ce, nil
+		return cur, ce, nil // the admission sent
 	}
 	next := leastLoaded(all, false)
 	for next != "" && next != b.node && !b.alive(next, all[next]) {
@@ -255,7 +348,7 @@ func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntr
 	}
 	if next == "" {
 		if ce, ok := all[cur]; ok {
-			return cur, ce, nil // draining, and no other: it goes on serving
+			return cur, ce, nil // draining, and no other: it goes on serving; the admission sent
 		}
 		next = leastLoaded(all, true) // only draining ones are left
 	}
@@ -264,11 +357,14 @@ func (b *bus) relayOf(ctx context.Context, vid string) (node string, e relayEntr
 		return "", relayEntry{}, err
 	}
 	if ge, ok := all[got]; ok {
-		if cur != "" && got != cur {
+		if cur != "" && got != cur && !picked {
 			b.s.log.Info("visit moved to another relay", "visit", vid, "from", cur, "to", got)
 			b.moved(vid, got, ge)
 			data, _ := json.Marshal(ge)
 			b.publish(b.allChan(), envelope{Kind: "moved", Visit: vid, To: got, Data: data})
+		}
+		if pid != "" && got != cur && got != b.node {
+			b.admitOn(got, vid, pid)
 		}
 		return got, ge, nil
 	}
@@ -421,14 +517,13 @@ func (b *bus) admitOn(node, vid, pid string) {
 func (s *Service) iceRelay(r *http.Request, vid, pid string) ([]string, error) {
 	if s.bus != nil {
 		ctx, cancel := storeCtx()
-		node, e, err := s.bus.relayOf(ctx, vid)
+		node, e, err := s.bus.relayOf(ctx, vid, pid)
 		cancel()
 		if err != nil {
 			return nil, fail(http.StatusServiceUnavailable, "relay", "the call's relay cannot be reached; try again shortly")
 		}
 		if node != "" && node != s.bus.node {
-			s.bus.admitOn(node, vid, pid)
-			return e.URLs, nil
+			return e.URLs, nil // admitted there by relayOf
 		}
 	}
 	// Admission on the relay is idempotent; it is renewed here because a
@@ -453,8 +548,9 @@ func (s *Service) Drain() error {
 
 // RelayRegistration opens one sealed relay registration (the value of
 // relay:<node id> below the visits' Redis prefix) with the visits' key
-// (Options.InviteKey) and returns the relay's ICE URLs, its load
-// (allocations) and whether it is draining; errors when the value does
+// (Options.InviteKey) and returns the relay's ICE URLs, its load (in
+// allocation units: allocations plus one per Mbit/s carried,
+// relay.Server.Load) and whether it is draining; errors when the value does
 // not open with that key. For operators' tools and tests: nothing in the
 // request path needs it.
 func RelayRegistration(key []byte, sealed string) (urls []string, load int, draining bool, err error) {

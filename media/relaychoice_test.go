@@ -2,15 +2,18 @@ package media
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v4"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/media/relay/turnwire"
 )
 
 // iceURLsOf fetches the ICE configuration as user and returns its URLs.
@@ -169,5 +172,130 @@ func TestRelayChoiceAcrossNodes(t *testing.T) {
 	}
 	if u := n2.iceURLsOf("pat", vid); relayOf(u) != first {
 		t.Fatalf("after the serving relay went: %v, want the draining relay", u)
+	}
+}
+
+// allocateOn makes an allocation on h's relay for the participant whose
+// credential /ice gave user, after admitting (vid, pid) there, and
+// returns the client and its relayed address.
+func (h *harness) allocateOn(user, vid, pid string) (*turnwire.Client, netip.AddrPort) {
+	h.t.Helper()
+	h.relay.Admit(vid, pid)
+	name, pass := h.iceCred(user, vid)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { pc.Close() })
+	c := turnwire.NewUDP(pc, h.relay.addr, name, pass)
+	ra, err := c.Allocate(turnwire.UDP)
+	if err != nil {
+		h.t.Fatalf("allocation on the relay for %s: %v", user, err)
+	}
+	return c, ra
+}
+
+// registration is h's relay registration as Redis holds it.
+func (h *harness) registration() relayEntry {
+	h.t.Helper()
+	b := h.svc.bus
+	v, err := b.rdb.Get(context.Background(), b.relayKey(b.node)).Result()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	plain, err := b.c.openWith([]byte(relayAD), []byte(v))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var e relayEntry
+	if err := json.Unmarshal(plain, &e); err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
+
+// TestRegression_RelayLoadCountsTraffic: relay choice weighs what a relay
+// carries, not only how many allocations it holds. Node 1's relay carries
+// a call's traffic (two allocations sending to each other at their
+// bandwidth cap) while node 2's holds three quiet allocations: a new
+// visit is given node 2's relay, and the registrations tell the parts of
+// each load (allocations, bits/s).
+func TestRegression_RelayLoadCountsTraffic(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, config.Visits{ICEHost: "127.0.0.1"})
+	ctx := context.Background()
+	busy, bh, bp := n1.admitted()
+	a, ra := n1.allocateOn("dr", busy, bh)
+	b, rb := n1.allocateOn("pat", busy, bp)
+	for _, p := range [][2]any{{a, rb}, {b, ra}} {
+		if err := p[0].(*turnwire.Client).CreatePermission(p[1].(netip.AddrPort)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	quiet, qh, qp := n2.admitted()
+	n2.allocateOn("dr", quiet, qh)
+	n2.allocateOn("dr", quiet, qh)
+	n2.allocateOn("pat", quiet, qp)
+	if err := n1.svc.bus.registerRelay(ctx); err != nil { // the traffic's average starts here
+		t.Fatal(err)
+	}
+	payload := make([]byte, 1000)
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		for range 2 {
+			_ = a.Send(rb, payload)
+			_ = b.Send(ra, payload)
+		}
+	}
+	for _, h := range []*harness{n2, n1} {
+		if err := h.svc.bus.registerRelay(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r1, r2 := n1.registration(), n2.registration()
+	t.Logf("node 1: load %d (%d allocations, %d bit/s); node 2: load %d (%d allocations, %d bit/s)",
+		r1.Load, r1.Allocations, r1.BitsPerSecond, r2.Load, r2.Allocations, r2.BitsPerSecond)
+	if r1.Allocations != 2 || r2.Allocations != 3 {
+		t.Fatalf("allocations registered: node 1 %d, node 2 %d; want 2 and 3", r1.Allocations, r2.Allocations)
+	}
+	if r1.BitsPerSecond < 1_000_000 || r2.BitsPerSecond != 0 {
+		t.Errorf("traffic registered: node 1 %d bit/s, node 2 %d bit/s", r1.BitsPerSecond, r2.BitsPerSecond)
+	}
+	nodes := map[string]*harness{n1.relay.addr.String(): n1, n2.relay.addr.String(): n2}
+	for _, h := range []*harness{n1, n2} {
+		vid, _, _ := h.admitted()
+		urls := h.iceURLsOf("pat", vid)
+		ua, _ := udpAddrOf(urls)
+		if nodes[ua.String()] != n2 {
+			t.Errorf("a new visit through node %v was given the relay carrying the traffic (%v)", h == n1, urls)
+		}
+	}
+}
+
+// TestRelayChoiceOneRoundTrip: the relay part of /ice (Service.iceRelay)
+// costs one Redis round trip — the first, which gives the visit its
+// relay and admits the participant on another node's relay, and a later
+// one — counted by a hook on the node's Redis client; the admission
+// still reaches the relay's node.
+func TestRelayChoiceOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, config.Visits{ICEHost: "127.0.0.1"})
+	ctx := context.Background()
+	var trips atomic.Int64
+	n2.svc.bus.rdb.AddHook(tripCounter{&trips})
+	for i := range 3 {
+		vid, _, pid := n1.admitted()
+		for _, what := range []string{"first", "later"} {
+			before := trips.Load()
+			node, _, err := n2.svc.bus.relayOf(ctx, vid, pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := trips.Load() - before; n != 1 {
+				t.Errorf("visit %d, %s /ice: %d Redis round trips, want 1", i, what, n)
+			}
+			if what == "first" && node == n1.svc.bus.node && !n1.admittedWithin(vid, pid) {
+				t.Errorf("visit %d: node 1's relay was not told to admit the participant", i)
+			}
+		}
 	}
 }

@@ -3,61 +3,16 @@ package edgetls
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/miekg/dns"
-
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/pebbletest"
 )
-
-func TestMain(m *testing.M) {
-	// Pebble reads these when its parts are created: no random validation
-	// delay, no deliberately rejected nonces.
-	os.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	os.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	os.Exit(m.Run())
-}
-
-// startDNS answers A queries for every name with 127.0.0.1 and everything
-// else with an empty answer, over TCP on loopback (pebble's VA asks over
-// TCP), so no validation traffic leaves the machine.
-func startDNS(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{Listener: ln, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		resp := new(dns.Msg)
-		resp.SetReply(r)
-		resp.Authoritative = true
-		for _, q := range r.Question {
-			if q.Qtype == dns.TypeA {
-				resp.Answer = append(resp.Answer, &dns.A{
-					Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-					A:   net.IPv4(127, 0, 0, 1),
-				})
-			}
-		}
-		w.WriteMsg(resp)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return ln.Addr().String()
-}
 
 // pebbleCA is an in-process ACME CA whose validation authority connects to
 // the given loopback ports.
@@ -70,26 +25,8 @@ type pebbleCA struct {
 
 func startPebble(t *testing.T, httpPort, tlsPort int) *pebbleCA {
 	t.Helper()
-	logger := log.New(io.Discard, "", 0)
-	if testing.Verbose() {
-		logger = log.New(tWriter{t}, "pebble ", 0)
-	}
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "test"}})
-	validator := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	orders := new(atomic.Int64)
-	h := front.Handler()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" { // pebble's newOrder
-			orders.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
-	return &pebbleCA{directory: srv.URL + wfe.DirectoryPath, client: srv.Client(), roots: roots, orders: orders}
+	c := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: tlsPort})
+	return &pebbleCA{directory: c.Directory, client: c.Client, roots: c.Roots, orders: c.Orders}
 }
 
 func listenLoopback(t *testing.T) (net.Listener, int) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/internal/keyscan"
 	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
 )
@@ -231,23 +232,15 @@ func scanDirs(t *testing.T, forms map[string][]byte, dirs ...string) int {
 	t.Helper()
 	n := 0
 	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			n++
+		m, err := keyscan.Files(dir, func(p string, b []byte) {
 			if found := inClear(b, forms); len(found) > 0 {
 				t.Errorf("%s holds a private key in clear (%s)", p, strings.Join(found, ", "))
 			}
-			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
+		n += m
 	}
 	return n
 }
@@ -257,41 +250,15 @@ func scanDirs(t *testing.T, forms map[string][]byte, dirs ...string) int {
 // keys it read.
 func scanRedis(t *testing.T, srv *redistest.Server, forms map[string][]byte) int {
 	t.Helper()
-	ctx := t.Context()
-	c := srv.Client(t)
-	n := 0
-	iter := c.Scan(ctx, 0, "*", 100).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		n++
-		var vals []string
-		switch typ := c.Type(ctx, k).Val(); typ {
-		case "string":
-			vals = []string{c.Get(ctx, k).Val()}
-		case "hash":
-			for f, v := range c.HGetAll(ctx, k).Val() {
-				vals = append(vals, f, v)
-			}
-		case "set":
-			vals = c.SMembers(ctx, k).Val()
-		case "zset":
-			vals = c.ZRange(ctx, k, 0, -1).Val()
-		case "list":
-			vals = c.LRange(ctx, k, 0, -1).Val()
-		default:
-			t.Errorf("redis key %s of type %s not scanned", k, typ)
-		}
-		vals = append(vals, k)
+	all := srv.Values(t)
+	for k, vals := range all {
 		for _, v := range vals {
 			if found := inClear([]byte(v), forms); len(found) > 0 {
 				t.Errorf("redis key %s holds a private key in clear (%s)", k, strings.Join(found, ", "))
 			}
 		}
 	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return len(all)
 }
 
 // servedKey is the private key m serves for name.
@@ -460,13 +427,10 @@ func unsealAll(t *testing.T, dataDir string) int {
 func scanDirsQuiet(forms map[string][]byte, dirs ...string) int {
 	n := 0
 	for _, dir := range dirs {
-		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				if b, err := os.ReadFile(p); err == nil && len(inClear(b, forms)) > 0 {
-					n++
-				}
+		_, _ = keyscan.Files(dir, func(_ string, b []byte) {
+			if len(inClear(b, forms)) > 0 {
+				n++
 			}
-			return nil
 		})
 	}
 	return n

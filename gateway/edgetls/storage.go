@@ -41,9 +41,9 @@ import (
 // value an earlier version wrote is sealed in place (migration), and a
 // sealed value that does not open stops the start.
 const (
-	// sealMagic starts every sealed value; a value without it is
-	// plaintext (from before sealing) and is never served.
-	sealMagic = "telegate-seal-1\x00"
+	// sealMagic starts every sealed value (sealbox.Magic); a value
+	// without it is plaintext (from before sealing) and is never served.
+	sealMagic = sealbox.Magic
 	// storagePurpose labels the key that seals certificate storage.
 	storagePurpose = "telegate tls storage v1"
 	// storageCheckKey is the storage key of the key check value.

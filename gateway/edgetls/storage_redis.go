@@ -368,22 +368,22 @@ func (s *RedisStorage) refresh(ctx context.Context, name string, l *redisLock) {
 	}
 }
 
-// RenewLockLease extends the lock lockKey, held by this instance, to d
-// from now, and keeps refreshing it to d (certmagic asks for it before a
-// long retry).
+// RenewLockLease confirms that this instance still holds the lock
+// lockKey and extends it to LockTTL from now. certmagic asks for a lease
+// of d (its retry interval plus the obtain timeout, minutes to hours)
+// before a long retry; the holder's refreshes keep the lock that long
+// while it lives, so the lease in Redis stays LockTTL: a holder killed
+// during the retry frees its lock within LockTTL, not d.
 func (s *RedisStorage) RenewLockLease(ctx context.Context, lockKey string, d time.Duration) error {
 	s.mu.Lock()
 	l := s.held[lockKey]
-	if l != nil && d > l.ttl {
-		l.ttl = d
-	}
 	s.mu.Unlock()
 	if l == nil {
 		return fmt.Errorf("tls storage: lock %s is not held here", lockKey)
 	}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := refreshScript.Run(cctx, s.rdb, []string{s.lockKey(lockKey)}, l.token, d.Milliseconds()).Int()
+	n, err := refreshScript.Run(cctx, s.rdb, []string{s.lockKey(lockKey)}, l.token, l.ttl.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("tls storage: redis renew lock %s: %w", lockKey, err)
 	}

@@ -265,12 +265,39 @@ func testStorage(t *testing.T, pair func(t *testing.T) storagePair) {
 }
 
 // TestRegression_LockLease: the Redis lock is a lease its holder keeps:
-// a live holder keeps it past the TTL (it refreshes it); a holder whose
-// lock is gone cannot release or renew the lock another node holds now.
-// (A dead holder's lock freeing itself is in TestStorageConformance.)
+// a live holder keeps it past the TTL (it refreshes it), also after
+// certmagic asked for a long lease, yet a holder that dies after asking
+// for one frees it within the TTL; a holder whose lock is gone cannot
+// release or renew the lock another node holds now. (A dead holder's lock
+// freeing itself is also in TestStorageConformance.)
 func TestRegression_LockLease(t *testing.T) {
 	t.Parallel()
 	p, _ := redisStoragePair(t)
+	t.Run("dies after a long lease", func(t *testing.T) {
+		q, srv := redisStoragePair(t)
+		ctx := t.Context()
+		dying, err := OpenRedisStorage(ctx, RedisStorageOptions{Conn: redisconn.Conn{Addr: srv.Addr, Password: srv.Password}, LockTTL: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dying.Lock(ctx, "long_x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := dying.RenewLockLease(ctx, "long_x", 6*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		dying.Close() // no Unlock: the refreshes stop
+		start := time.Now()
+		for {
+			if ok, err := q.b.(certmagic.TryLocker).TryLock(ctx, "long_x"); err == nil && ok {
+				break
+			}
+			if time.Since(start) > 3*time.Second {
+				t.Fatalf("the lock of a holder that died after asking for a 6 h lease is still held after %v (TTL 1 s)", time.Since(start))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	ctx := t.Context()
 	if err := p.a.Lock(ctx, "renew_x"); err != nil {
 		t.Fatal(err)
@@ -299,12 +326,24 @@ func TestRegression_LockLease(t *testing.T) {
 	if err := p.a.(certmagic.LockLeaseRenewer).RenewLockLease(ctx, "renew_x", 5*time.Second); err == nil {
 		t.Error("RenewLockLease of a lock another holds succeeded")
 	}
-	if err := p.b.(certmagic.LockLeaseRenewer).RenewLockLease(ctx, "renew_x", 5*time.Second); err != nil {
-		t.Errorf("RenewLockLease: %v", err)
+	// certmagic asks for leases of minutes to hours before a retry: the
+	// holder's refreshes keep the lock that long, not a long TTL in
+	// Redis, so a holder that dies during the retry frees it within the
+	// TTL (1 s here).
+	for _, d := range []time.Duration{5 * time.Second, 90 * time.Second, 6 * time.Hour} {
+		if err := p.b.(certmagic.LockLeaseRenewer).RenewLockLease(ctx, "renew_x", d); err != nil {
+			t.Errorf("RenewLockLease(%v): %v", d, err)
+		}
+		if ttl := p.rdb.PTTL(ctx, "telegate:{certs}:lock:renew_x").Val(); ttl <= 0 || ttl > time.Second {
+			t.Errorf("lease in Redis after RenewLockLease(%v): %s, want at most the TTL (1s)", d, ttl)
+		}
 	}
-	// The renewed lease outlives the TTL even without refreshes.
-	if ttl := p.rdb.PTTL(ctx, "telegate:{certs}:lock:renew_x").Val(); ttl < 3*time.Second {
-		t.Errorf("lease after RenewLockLease(5s): %s left", ttl)
+	deadline = time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok, err := p.a.(certmagic.TryLocker).TryLock(ctx, "renew_x"); err != nil || ok {
+			t.Fatalf("the renewed lock of a live holder was taken: %v %v", ok, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -265,3 +265,41 @@ func (s *Server) signal(t testing.TB, sig syscall.Signal) {
 		t.Fatal(err)
 	}
 }
+
+// Values reads every key in s (SCAN) and its values: a string's value, a
+// hash's fields and values, the members of a set or sorted set, a list's
+// items; the key itself comes first. A key of another type fails t.
+func (s *Server) Values(t testing.TB) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	c := s.Client(t)
+	out := map[string][]string{}
+	iter := c.Scan(ctx, 0, "*", 100).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		vals := []string{k}
+		switch typ := c.Type(ctx, k).Val(); typ {
+		case "string":
+			vals = append(vals, c.Get(ctx, k).Val())
+		case "hash":
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				vals = append(vals, f, v)
+			}
+		case "set":
+			vals = append(vals, c.SMembers(ctx, k).Val()...)
+		case "zset":
+			vals = append(vals, c.ZRange(ctx, k, 0, -1).Val()...)
+		case "list":
+			vals = append(vals, c.LRange(ctx, k, 0, -1).Val()...)
+		case "none": // gone meanwhile
+			continue
+		default:
+			t.Errorf("redis key %s of type %s not read", k, typ)
+		}
+		out[k] = vals
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

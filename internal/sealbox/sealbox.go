@@ -32,6 +32,13 @@ const KeySize = 32
 // Overhead is how many bytes sealing adds to a record: nonce and tag.
 const Overhead = 12 + 16
 
+// Magic starts every sealed value that shares a place with values of
+// other kinds and must be told apart from them: the certificate storage's
+// values and the generated assertion key file. A value without it is
+// plaintext written by an earlier version (sealed at the next start,
+// never served as is).
+const Magic = "telegate-seal-1\x00"
+
 // ErrOpen is returned by Open for a record that does not open: truncated,
 // changed, sealed under another key, or under another name.
 var ErrOpen = errors.New("sealbox: record does not open (another key, or changed)")

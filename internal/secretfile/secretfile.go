@@ -12,6 +12,18 @@ import (
 // atomically; it fails with an error matching fs.ErrExist if path already
 // exists.
 func Write(path string, data []byte) error {
+	return write(path, data, os.Link)
+}
+
+// Replace writes path as Write does, replacing the file that is there
+// (atomically: a reader sees the old file or the new one).
+func Replace(path string, data []byte) error {
+	return write(path, data, os.Rename)
+}
+
+// write writes data to a temporary file beside path (0600) and moves it
+// to path with put.
+func write(path string, data []byte, put func(from, to string) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
@@ -35,5 +47,5 @@ func Write(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Link(tmp.Name(), path)
+	return put(tmp.Name(), path)
 }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"time"
@@ -27,12 +28,50 @@ func (s *Server) SetRedirect(f RedirectFunc) {
 	s.redirect.Store(&f)
 }
 
-// Load is the relay's load for relay choice across nodes: its live
-// allocations plus those being set up.
+// LoadBitsPerUnit is the traffic that counts as one unit of Load: 1
+// Mbit/s, about what one allocation of a video call carries.
+const LoadBitsPerUnit = 1_000_000
+
+// throughputTau is the time constant of Throughput's average: a change
+// of traffic shows two thirds within 10 s.
+const throughputTau = 10 * time.Second
+
+// Load is the relay's load for relay choice across nodes, in units of
+// one allocation: its live allocations plus those being set up
+// (Allocations), plus the traffic it carries (Throughput) at one unit per
+// LoadBitsPerUnit, rounded up — so a relay carrying heavy traffic for a
+// few allocations counts as loaded as one holding many quiet ones.
 func (s *Server) Load() int {
+	return s.Allocations() + int(math.Ceil(s.Throughput()/LoadBitsPerUnit))
+}
+
+// Allocations is the number of live allocations plus those being set up.
+func (s *Server) Allocations() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total
+}
+
+// Throughput is the traffic the relay carries, in bits per second: the
+// payload of the datagrams it relays (telegate_media_relay_bytes_total),
+// as an exponentially weighted moving average with time constant 10 s
+// (throughputTau), updated from the counter at each call (each
+// registration heartbeat); 0 at the first call. Reading it costs nothing
+// on the packet path, which only adds to a counter.
+func (s *Server) Throughput() float64 {
+	now := time.Now()
+	n := s.m.carried.Load()
+	s.tp.Lock()
+	defer s.tp.Unlock()
+	if !s.tp.at.IsZero() {
+		if dt := now.Sub(s.tp.at); dt > 0 {
+			rate := float64(n-s.tp.bytes) * 8 / dt.Seconds()
+			alpha := 1 - math.Exp(-dt.Seconds()/throughputTau.Seconds())
+			s.tp.bps += alpha * (rate - s.tp.bps)
+		}
+	}
+	s.tp.at, s.tp.bytes = now, n
+	return s.tp.bps
 }
 
 // redirectTo reports the alternate relay of visit, if it moved.

@@ -127,6 +127,15 @@ type Server struct {
 	total   int // live allocations + reservations
 	checks  int // connection checks running (StartCheck)
 
+	// tp is Throughput's moving average: the counter and time of its
+	// last update and the average then (bits/s).
+	tp struct {
+		sync.Mutex
+		at    time.Time
+		bytes uint64
+		bps   float64
+	}
+
 	inflight  sync.Map // inflightKey → *inflight
 	pionNonce atomic.Pointer[harvestedNonce]
 	allocRate *lru.Cache[string, *rate.Limiter] // by participantKey
