@@ -58,12 +58,7 @@ func TestRegression_ProxiedWebSocketsEndWithTheirAdmission(t *testing.T) {
 			// Closing takes a moment (the proxy closes the upstream side,
 			// then the client's): within a second it is closed, or it
 			// keeps answering.
-			closed := false
-			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !closed; {
-				closed = echoOnce() != nil
-				time.Sleep(50 * time.Millisecond)
-			}
-			if closed != tc.closes {
+			if closed := closesWithinASecond(echoOnce); closed != tc.closes {
 				t.Fatalf("after: closed %v, want %v", closed, tc.closes)
 			}
 		})
@@ -181,12 +176,7 @@ func TestRegression_DeviceWebSocketsReadmittedByTheirCertificate(t *testing.T) {
 			if err := s.g.Swap(Generation{ID: s.g.current().ID + 1, Config: cfg, Auth: tc.auth}); err != nil {
 				t.Fatal(err)
 			}
-			closed := false
-			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !closed; {
-				closed = echoOnce() != nil
-				time.Sleep(50 * time.Millisecond)
-			}
-			if closed != tc.closes {
+			if closed := closesWithinASecond(echoOnce); closed != tc.closes {
 				t.Fatalf("after: closed %v, want %v", closed, tc.closes)
 			}
 		})
@@ -411,4 +401,16 @@ func TestRegression_PatientPagesAreNotCached(t *testing.T) {
 		}
 		up.Close()
 	}
+}
+
+// closesWithinASecond reports whether echo (one round trip over a
+// WebSocket) fails within a second: closing takes a moment (the proxy
+// closes the upstream side, then the client's).
+func closesWithinASecond(echo func() error) bool {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if echo() != nil {
+			return true
+		}
+	}
+	return false
 }
