@@ -60,8 +60,8 @@ func TestRegression_SignOutReachesProvider(t *testing.T) {
 	}{
 		{"sign-out page", func(p *page, base string) {
 			p.do(chromedp.Navigate(base + "/.telegate/logout"))
-			p.waitFor("the sign-out page", `document.querySelector('form button[type=submit]') !== null`, 20*time.Second)
-			p.do(chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
+			p.waitFor("the sign-out page", `document.querySelector('[data-testid=confirm-sign-out]') !== null`, 20*time.Second)
+			p.do(chromedp.Click(chromedp.CSS(`[data-testid=confirm-sign-out]`)))
 		}},
 		{"app's button", func(p *page, base string) {
 			p.do(chromedp.Click(chromedp.CSS(`#signout`)))

@@ -223,7 +223,7 @@ var (
 	// Lua scripts.
 	ACLCommands = []string{
 		"ping", "auth", "select",
-		"get", "set", "del", "exists", "getdel", "mget", "pexpire", "pttl",
+		"get", "set", "del", "exists", "getdel", "mget", "incr", "pexpire", "pttl",
 		"hset", "hget", "hgetall", "hmget", "hdel", "hstrlen",
 		"sadd", "srem", "smembers", "scard",
 		"zadd", "zrem", "zcard", "zrange", "zrangebyscore", "zrangebylex", "zremrangebyscore", "zscore", "zpopmin",

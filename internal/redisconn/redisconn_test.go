@@ -97,3 +97,56 @@ func TestDeploymentDocListsACLRules(t *testing.T) {
 		t.Fatalf("docs/deployment.md does not give the ACL user as\n%s", want)
 	}
 }
+
+// TestRegression_ScriptCommandNotInACL: every command a Lua script of
+// telegate's calls (redis.call / redis.pcall, in any package) is one of
+// ACLCommands, so the least ACL user docs/deployment.md gives can run
+// every script: a script calling a command the user lacks fails only when
+// it runs (a sign-in, an admission), against a production Redis.
+func TestRegression_ScriptCommandNotInACL(t *testing.T) {
+	root := filepath.Join("..", "..")
+	call := regexp.MustCompile(`redis\.p?call\(\s*['"]([A-Za-z]+)['"]`)
+	allowed := map[string]bool{}
+	for _, c := range ACLCommands {
+		allowed[c] = true
+	}
+	scripts := 0
+	var missing []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "node_modules", "testdata":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for i, l := range strings.Split(string(b), "\n") {
+			for _, m := range call.FindAllStringSubmatch(l, -1) {
+				scripts++
+				if cmd := strings.ToLower(m[1]); !allowed[cmd] {
+					missing = append(missing, fmt.Sprintf("%s:%d: %s", p, i+1, cmd))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scripts == 0 {
+		t.Fatal("no redis.call found: the scan reads nothing")
+	}
+	if len(missing) > 0 {
+		t.Fatalf("scripts call commands ACLCommands lacks (add them there and to docs/deployment.md):\n%s", strings.Join(missing, "\n"))
+	}
+}
