@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,37 +19,13 @@ import (
 // later user), so the redis section's TLS, ACL user and password reach
 // every connection. Test helpers (internal/redistest) are exempt.
 func TestRegression_RedisClientBuiltInOnePlace(t *testing.T) {
-	root := filepath.Join("..", "..")
 	pat := regexp.MustCompile(`redis\.(NewClient|NewUniversalClient|NewClusterClient|NewFailoverClient|ParseURL)\(|redis\.(Options|UniversalOptions|ClusterOptions|FailoverOptions)\{`)
 	var found []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	eachSourceLine(t, []string{"redisconn", "redistest"}, func(p string, n int, l string) {
+		if pat.MatchString(l) {
+			found = append(found, fmt.Sprintf("%s:%d: %s", p, n, strings.TrimSpace(l)))
 		}
-		if d.IsDir() {
-			switch d.Name() {
-			case ".git", "node_modules", "redisconn", "redistest", "testdata":
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for i, l := range strings.Split(string(b), "\n") {
-			if pat.MatchString(l) {
-				found = append(found, fmt.Sprintf("%s:%d: %s", p, i+1, strings.TrimSpace(l)))
-			}
-		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(found) > 0 {
 		t.Fatalf("Redis clients built outside internal/redisconn (use redisconn.Conn.NewClient):\n%s", strings.Join(found, "\n"))
 	}
@@ -104,7 +81,6 @@ func TestDeploymentDocListsACLRules(t *testing.T) {
 // every script: a script calling a command the user lacks fails only when
 // it runs (a sign-in, an admission), against a production Redis.
 func TestRegression_ScriptCommandNotInACL(t *testing.T) {
-	root := filepath.Join("..", "..")
 	call := regexp.MustCompile(`redis\.p?call\(\s*['"]([A-Za-z]+)['"]`)
 	allowed := map[string]bool{}
 	for _, c := range ACLCommands {
@@ -112,13 +88,33 @@ func TestRegression_ScriptCommandNotInACL(t *testing.T) {
 	}
 	scripts := 0
 	var missing []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	eachSourceLine(t, nil, func(p string, n int, l string) {
+		for _, m := range call.FindAllStringSubmatch(l, -1) {
+			scripts++
+			if cmd := strings.ToLower(m[1]); !allowed[cmd] {
+				missing = append(missing, fmt.Sprintf("%s:%d: %s", p, n, cmd))
+			}
+		}
+	})
+	if scripts == 0 {
+		t.Fatal("no redis.call found: the scan reads nothing")
+	}
+	if len(missing) > 0 {
+		t.Fatalf("scripts call commands ACLCommands lacks (add them there and to docs/deployment.md):\n%s", strings.Join(missing, "\n"))
+	}
+}
+
+// eachSourceLine calls fn with every line (numbered from 1) of every
+// non-test Go file of the module, skipping .git, node_modules, testdata
+// and the directories named in skip.
+func eachSourceLine(t *testing.T, skip []string, fn func(path string, n int, line string)) {
+	t.Helper()
+	err := filepath.WalkDir(filepath.Join("..", ".."), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			switch d.Name() {
-			case ".git", "node_modules", "testdata":
+			if n := d.Name(); n == ".git" || n == "node_modules" || n == "testdata" || slices.Contains(skip, n) {
 				return filepath.SkipDir
 			}
 			return nil
@@ -131,22 +127,11 @@ func TestRegression_ScriptCommandNotInACL(t *testing.T) {
 			return err
 		}
 		for i, l := range strings.Split(string(b), "\n") {
-			for _, m := range call.FindAllStringSubmatch(l, -1) {
-				scripts++
-				if cmd := strings.ToLower(m[1]); !allowed[cmd] {
-					missing = append(missing, fmt.Sprintf("%s:%d: %s", p, i+1, cmd))
-				}
-			}
+			fn(p, i+1, l)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if scripts == 0 {
-		t.Fatal("no redis.call found: the scan reads nothing")
-	}
-	if len(missing) > 0 {
-		t.Fatalf("scripts call commands ACLCommands lacks (add them there and to docs/deployment.md):\n%s", strings.Join(missing, "\n"))
 	}
 }
