@@ -22,11 +22,7 @@ func SharedKey(cfg *config.Config, purpose string) ([]byte, error) {
 	if sc.EncryptionKey == "" && sc.EncryptionKeyFile == "" {
 		return nil, errors.New("auth: a key shared by every node needs sessions.encryption_key or sessions.encryption_key_file")
 	}
-	k, err := sessionKey(sc, cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	return hkdf.Key(sha256.New, k, nil, purpose, 32)
+	return LocalKey(cfg, purpose)
 }
 
 // LocalKey derives a 32-byte key for purpose from the session encryption
