@@ -375,11 +375,17 @@ func TestRegression_SIGTERMDrainDeadlineClosesWhatIsLeft(t *testing.T) {
 }
 
 // TestRegression_CallRejoinsAfterNodeRestart: a call in two browsers
-// survives a restart of its node. SIGTERM closes both signaling sockets
-// with 1001, both call pages say telegate is restarting, the process
-// exits 0; once the node is back on the same ports and data directory the
-// pages reconnect by themselves, with fresh relay credentials, and video
-// flows again both ways.
+// survives restarts of its node, whichever page's signaling comes back
+// first. SIGTERM closes both signaling sockets with 1001, both call pages
+// say telegate is restarting, the process exits 0; once the node is back
+// on the same ports and data directory the pages reconnect by themselves,
+// with fresh relay credentials, and video flows again both ways. The kind
+// is a negotiation half lost while the other page is away: one page back
+// first restarts ICE toward a peer whose socket is still closed, and its
+// offer goes nowhere. Members: both back together, the clinician back
+// first, the patient back first (one of the two is the impolite side of
+// the pair, whose unanswered offer would otherwise make it ignore the
+// other's offer for good).
 func TestRegression_CallRejoinsAfterNodeRestart(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	port, admin := freePort(t), freePort(t)
@@ -388,8 +394,36 @@ func TestRegression_CallRejoinsAfterNodeRestart(t *testing.T) {
 	newCtx := chromium(t)
 	dr := newPage(t, newCtx, "clinician")
 	pat := newPage(t, newCtx, "patient")
-	startCall(t, d.Base(), dr, pat, t.TempDir())
+	visitID, _ := startCall(t, d.Base(), dr, pat, t.TempDir())
+	selfID := func(p *page) string {
+		return eval[string](p, fmt.Sprintf(`fetch('/.telegate/visits/%s').then(r => r.json()).then(v => v.self.id)`, visitID))
+	}
+	ids := map[*page]string{dr: selfID(dr), pat: selfID(pat)}
+	for _, held := range []*page{nil, pat, dr} {
+		d = restartDuringCall(t, d, dr, pat, held, ids)
+	}
+}
 
+// restartDuringCall restarts d's node under a call between dr and pat and
+// returns the new node once video flows again both ways. With held set,
+// that page's signaling stays away (its sockets go to a closed port) until
+// the other page is back, has restarted ICE toward it (an allocation on the
+// new relay shows it) and has seen that connection fail.
+func restartDuringCall(t *testing.T, d *demo, dr, pat, held *page, ids map[*page]string) *demo {
+	t.Helper()
+	round := "both back together"
+	if held != nil {
+		round = "the " + held.name + " back last"
+		_ = eval[bool](held, fmt.Sprintf(`(() => {
+  if (!window.__WebSocket) {
+    window.__WebSocket = WebSocket;
+    window.WebSocket = class extends window.__WebSocket {
+      constructor(url, protocols) { super(window.__holdSignal ? 'wss://127.0.0.1:%d/' : url, protocols); }
+    };
+  }
+  return window.__holdSignal = true;
+})()`, freePort(t)))
+	}
 	sigAt := time.Now()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -397,19 +431,38 @@ func TestRegression_CallRejoinsAfterNodeRestart(t *testing.T) {
 	select {
 	case <-d.done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30s after SIGTERM:\n%s", logLines(d))
+		t.Fatalf("%s: still running 30s after SIGTERM:\n%s", round, logLines(d))
 	}
 	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("exit status %d after SIGTERM during a call:\n%s", code, logLines(d))
+		t.Fatalf("%s: exit status %d after SIGTERM during a call:\n%s", round, code, logLines(d))
 	}
-	t.Logf("exit 0 %v after SIGTERM during the call", time.Since(sigAt).Round(time.Millisecond))
+	t.Logf("%s: exit 0 %v after SIGTERM during the call", round, time.Since(sigAt).Round(time.Millisecond))
 	for _, p := range []*page{dr, pat} {
 		p.waitFor("the restart notice", `document.querySelector('#call-status').textContent.includes('restarting')`, 10*time.Second)
 	}
 
 	restarted := time.Now()
-	d2 := startDemo(t, dataDir, port, admin)
+	d2 := startDemo(t, d.dataDir, d.port, d.admin)
 	d2.logVisitOnFailure()
+	if held != nil {
+		first := dr
+		if held == dr {
+			first = pat
+		}
+		first.waitFor("the call page back", `!document.querySelector('#call-status').textContent.includes('restarting')`, 30*time.Second)
+		deadline := time.Now().Add(30 * time.Second)
+		for !allocatedSince(t, d.dataDir, ids[first], restarted) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the %s restarted no ICE toward the page still away", round, first.name)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		// Away until the page back first has given up on its own restarts
+		// (its connection failed), so that only the return itself can
+		// bring the call back.
+		first.waitFor("the connection failed", `document.querySelector('#connection-state').dataset.state === 'failed'`, 60*time.Second)
+		_ = eval[bool](held, `!(window.__holdSignal = false)`)
+	}
 	// The old relay is gone with the old process: video that flows now
 	// flows through the new one, so it is enough to see it grow.
 	for _, p := range []*page{dr, pat} {
@@ -418,7 +471,7 @@ func TestRegression_CallRejoinsAfterNodeRestart(t *testing.T) {
 		deadline := time.Now().Add(45 * time.Second)
 		for grown < 50000 {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: video has not flowed again %v after the restart (grew %.0f bytes): %s", p.name,
+				t.Fatalf("%s: %s: video has not flowed again %v after the restart (grew %.0f bytes): %s", round, p.name,
 					time.Since(restarted).Round(time.Second), grown, eval[string](p, `document.querySelector('#call-status').textContent`))
 			}
 			v := eval[float64](p, `Number(document.querySelector('#stats').dataset.inboundVideoBytes || 0)`)
@@ -428,6 +481,29 @@ func TestRegression_CallRejoinsAfterNodeRestart(t *testing.T) {
 			prev = v
 			time.Sleep(250 * time.Millisecond)
 		}
-		t.Logf("%s: video flowing again %v after the node was started again", p.name, time.Since(restarted).Round(100*time.Millisecond))
+		t.Logf("%s: %s: video flowing again %v after the node was started again", round, p.name, time.Since(restarted).Round(100*time.Millisecond))
 	}
+	return d2
+}
+
+// allocatedSince reports whether the audit trail in dataDir holds a relay
+// allocation created for participant pid at or after since.
+func allocatedSince(t *testing.T, dataDir, pid string, since time.Time) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "audit", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var rec struct {
+			Type  string
+			Time  time.Time
+			Attrs map[string]string
+		}
+		if json.Unmarshal([]byte(l), &rec) == nil && rec.Type == "relay.allocation" &&
+			rec.Attrs["event"] == "created" && rec.Attrs["participant"] == pid && !rec.Time.Before(since) {
+			return true
+		}
+	}
+	return false
 }

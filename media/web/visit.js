@@ -377,6 +377,50 @@ async function outboundVideoBytes(pc) {
   return n;
 }
 
+// --------------------------------------------------------- sockets ---
+
+/** A socket not open this long after it was made is given up (ms). */
+export const SOCKET_OPEN_TIMEOUT_MS = 10000;
+
+/**
+ * openSocket opens a WebSocket to path on this page's origin and calls
+ * onLost(code, reason) exactly once when it is gone: closed (its close
+ * code), failed (1006: browsers do not always follow the error of a
+ * connection that could not be made with a close event), or still not
+ * open after SOCKET_OPEN_TIMEOUT_MS (1006). onMessage gets each message's
+ * JSON (others are dropped). A socket that cannot even be made (the
+ * constructor throws) is lost at once, on the next turn.
+ */
+export function openSocket(path, onMessage, onLost) {
+  let gone = false;
+  let ws = null;
+  const lost = (code, reason = '') => {
+    if (gone) return;
+    gone = true;
+    clearTimeout(timer);
+    if (ws) { try { ws.close(); } catch (_) { /* closed */ } }
+    onLost(code, reason);
+  };
+  const timer = setTimeout(() => { if (!ws || ws.readyState !== WebSocket.OPEN) lost(1006); }, SOCKET_OPEN_TIMEOUT_MS);
+  try {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    ws = new WebSocket(`${scheme}//${location.host}${path}`);
+  } catch (err) {
+    console.warn('socket:', err.name, err.message);
+    setTimeout(() => lost(1006), 0);
+    return null;
+  }
+  ws.onopen = () => clearTimeout(timer);
+  ws.onmessage = ev => {
+    let m;
+    try { m = JSON.parse(ev.data); } catch (_) { return; }
+    onMessage(m);
+  };
+  ws.onerror = () => { if (ws.readyState !== WebSocket.OPEN) lost(1006); };
+  ws.onclose = ev => lost(ev.code, ev.reason);
+  return ws;
+}
+
 // -------------------------------------------------- waiting-room chat ---
 
 /** Most characters in one waiting-room chat message (the server's bound too). */
@@ -406,24 +450,19 @@ export class WaitingRoomChat extends EventTarget {
   /** Open the socket. */
   open() {
     if (this.closed) return;
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(this.visitId)}/chat`);
-    this.ws = ws;
-    ws.onmessage = ev => {
-      let m;
-      try { m = JSON.parse(ev.data); } catch (_) { return; }
+    const ws = openSocket(`${BASE}/${encodeURIComponent(this.visitId)}/chat`, m => {
       if (m.type === 'welcome') { this.self = m.self; this.backoff = BACKOFF_FIRST_MS; this.emit('open', { self: m.self }); }
       if (m.type === 'chat' && typeof m.text === 'string') this.emit('message', { from: m.from, name: m.name, to: m.to, text: m.text, at: Date.now() });
-    };
-    ws.onclose = ev => {
+    }, (code, reason) => {
       if (this.ws !== ws || this.closed) return;
       // Over for good: normal end (left the waiting room), a broken rule,
       // the visit's end, removal, sign-out.
-      if ([1000, 1008, 4003, 4004, 4005].includes(ev.code)) { this.close(ev.code, ev.reason); return; }
+      if ([1000, 1008, 4003, 4004, 4005].includes(code)) { this.close(code, reason); return; }
       const wait = this.backoff * (1 + Math.random() / 4);
       this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
       setTimeout(() => this.open(), wait);
-    };
+    });
+    this.ws = ws;
     this.pingTimer = this.pingTimer || setInterval(() => this.sendRaw({ type: 'ping' }), 25000);
   }
 
@@ -585,34 +624,34 @@ export class Call extends EventTarget {
   }
 
   connect() {
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(this.visitId)}/signal?session=${this.session}`);
-    this.ws = ws;
-    ws.onmessage = ev => {
-      let m;
-      try { m = JSON.parse(ev.data); } catch (_) { return; }
+    const ws = openSocket(`${BASE}/${encodeURIComponent(this.visitId)}/signal?session=${this.session}`, m => {
       // One message at a time, in order: a candidate waits for the
       // description before it.
       this.inbox = (this.inbox || Promise.resolve())
         .then(() => this.onSignal(m))
         .catch(err => console.warn('signaling:', m.type, err.name, err.message));
-    };
-    ws.onclose = ev => {
+    }, (code, reason) => {
       if (this.ws !== ws || this.closed) return;
-      const why = { 4004: 'ended', 4003: 'removed', 4005: 'signed-out', 4009: 'replaced', 4001: 'refused', 1008: 'refused' }[ev.code];
+      const why = { 4004: 'ended', 4003: 'removed', 4005: 'signed-out', 4009: 'replaced', 4001: 'refused', 1008: 'refused' }[code];
       if (why) {
-        this.stop(why, ev.code, ev.reason);
+        this.stop(why, code, reason);
         return;
       }
       // 1001: the node is restarting; otherwise network trouble. Either
       // way the visit goes on: rejoin with backoff; the peer connections
       // keep their media meanwhile.
-      this.emit('reconnecting', { code: ev.code, reason: ev.reason });
-      const wait = this.backoff * (1 + Math.random() / 4);
-      this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
-      setTimeout(() => { if (!this.closed) this.reconnect(); }, wait);
-    };
+      this.emit('reconnecting', { code, reason });
+      this.reconnectLater();
+    });
+    this.ws = ws;
     this.pingTimer = this.pingTimer || setInterval(() => this.send({ type: 'ping' }), 25000);
+  }
+
+  // reconnectLater reopens the signaling socket after the backoff.
+  reconnectLater() {
+    const wait = this.backoff * (1 + Math.random() / 4);
+    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+    setTimeout(() => { if (!this.closed) this.reconnect(); }, wait);
   }
 
   /** Fetch fresh relay credentials (the node may have changed), then reopen the socket. */
@@ -648,11 +687,15 @@ export class Call extends EventTarget {
         this.send({ type: 'media', media: this.media });
         this.emit('welcome', { self: m.self, peers: m.peers || [] });
         if (resumed) {
-          // Back after signaling was lost: restart what broke meanwhile.
+          // Back after signaling was lost: restart what broke meanwhile
+          // with the peers that are here; one still away is restarted when
+          // it is back (peer-joined), since an offer sent to it now would
+          // be lost.
+          const here = new Set((m.peers || []).map(p => p.id));
           for (const [pid, pc] of this.pcs) {
             const n = this.nego.get(pid);
-            const ice = pc.iceConnectionState;
-            if (n.pendingRestart || pc.signalingState !== 'stable' || (ice !== 'connected' && ice !== 'completed')) this.restart(pid, 'resumed');
+            if (!here.has(pid)) n.pendingRestart = true;
+            else if (this.needsRestart(pc, n)) this.restart(pid, 'resumed');
           }
           this.emit('resumed', {});
         }
@@ -663,6 +706,13 @@ export class Call extends EventTarget {
         this.peers.set(m.peer.id, m.peer);
         // Another page of that participant (a reload): its offer follows.
         if (!known || known.session !== m.peer.session) this.dropPeer(m.peer.id);
+        else {
+          // The same page, back after its signaling was lost: whatever was
+          // sent to it meanwhile (an offer, an answer) never arrived.
+          const pc = this.pcs.get(m.peer.id);
+          const n = this.nego.get(m.peer.id);
+          if (pc && n && this.needsRestart(pc, n)) this.restart(m.peer.id, 'resumed');
+        }
         this.send({ type: 'media', to: m.peer.id, media: this.media });
         this.emit('peer', { peer: m.peer });
         break;
@@ -820,6 +870,14 @@ export class Call extends EventTarget {
     n.lostAt = 0;
     console.info(`call: connection to ${peerId} recovered in ${ms} ms`);
     this.emit('recovered', { peerId, ms, at: Date.now() });
+  }
+
+  // needsRestart: the connection with a peer is not up, or a negotiation
+  // with it is unfinished (its other half may have been lost with the
+  // signaling socket), or a restart waits for signaling.
+  needsRestart(pc, n) {
+    const ice = pc.iceConnectionState;
+    return n.pendingRestart || pc.signalingState !== 'stable' || (ice !== 'connected' && ice !== 'completed');
   }
 
   /** Restart ICE with peerId, with fresh relay credentials. */
