@@ -421,6 +421,15 @@ export function openSocket(path, onMessage, onLost) {
   return ws;
 }
 
+// backoffWait is the wait (ms) before o (with a backoff field, reset to
+// BACKOFF_FIRST_MS by each welcome) reopens its socket: its backoff with
+// up to a quarter of jitter; the backoff doubles, up to BACKOFF_MAX_MS.
+function backoffWait(o) {
+  const wait = o.backoff * (1 + Math.random() / 4);
+  o.backoff = Math.min(o.backoff * 2, BACKOFF_MAX_MS);
+  return wait;
+}
+
 // -------------------------------------------------- waiting-room chat ---
 
 /** Most characters in one waiting-room chat message (the server's bound too). */
@@ -458,9 +467,7 @@ export class WaitingRoomChat extends EventTarget {
       // Over for good: normal end (left the waiting room), a broken rule,
       // the visit's end, removal, sign-out.
       if ([1000, 1008, 4003, 4004, 4005].includes(code)) { this.close(code, reason); return; }
-      const wait = this.backoff * (1 + Math.random() / 4);
-      this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
-      setTimeout(() => this.open(), wait);
+      setTimeout(() => this.open(), backoffWait(this));
     });
     this.ws = ws;
     this.pingTimer = this.pingTimer || setInterval(() => this.sendRaw({ type: 'ping' }), 25000);
@@ -641,17 +648,10 @@ export class Call extends EventTarget {
       // way the visit goes on: rejoin with backoff; the peer connections
       // keep their media meanwhile.
       this.emit('reconnecting', { code, reason });
-      this.reconnectLater();
+      setTimeout(() => { if (!this.closed) this.reconnect(); }, backoffWait(this));
     });
     this.ws = ws;
     this.pingTimer = this.pingTimer || setInterval(() => this.send({ type: 'ping' }), 25000);
-  }
-
-  // reconnectLater reopens the signaling socket after the backoff.
-  reconnectLater() {
-    const wait = this.backoff * (1 + Math.random() / 4);
-    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
-    setTimeout(() => { if (!this.closed) this.reconnect(); }, wait);
   }
 
   /** Fetch fresh relay credentials (the node may have changed), then reopen the socket. */
