@@ -382,10 +382,11 @@ func TestRegression_SIGTERMDrainDeadlineClosesWhatIsLeft(t *testing.T) {
 // with fresh relay credentials, and video flows again both ways. The kind
 // is a negotiation half lost while the other page is away: one page back
 // first restarts ICE toward a peer whose socket is still closed, and its
-// offer goes nowhere. Members: both back together, the clinician back
-// first, the patient back first (one of the two is the impolite side of
-// the pair, whose unanswered offer would otherwise make it ignore the
-// other's offer for good).
+// offer goes nowhere, or an offer and an answer cross a restart. Members:
+// both back together, the polite side of the pair back last, the impolite
+// side back last (whose unanswered offer would otherwise make it ignore the
+// other's offer for good); a page whose restart did not bring the
+// connection up tries again.
 func TestRegression_CallRejoinsAfterNodeRestart(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	port, admin := freePort(t), freePort(t)
@@ -399,7 +400,13 @@ func TestRegression_CallRejoinsAfterNodeRestart(t *testing.T) {
 		return eval[string](p, fmt.Sprintf(`fetch('/.telegate/visits/%s').then(r => r.json()).then(v => v.self.id)`, visitID))
 	}
 	ids := map[*page]string{dr: selfID(dr), pat: selfID(pat)}
-	for _, held := range []*page{nil, pat, dr} {
+	polite, impolite := dr, pat
+	if ids[dr] < ids[pat] {
+		polite, impolite = pat, dr
+	}
+	// Both orders, named by side rather than by role: which role is the
+	// impolite one follows from the ids, drawn afresh each run.
+	for _, held := range []*page{nil, polite, impolite} {
 		d = restartDuringCall(t, d, dr, pat, held, ids)
 	}
 }
@@ -413,7 +420,11 @@ func restartDuringCall(t *testing.T, d *demo, dr, pat, held *page, ids map[*page
 	t.Helper()
 	round := "both back together"
 	if held != nil {
-		round = "the " + held.name + " back last"
+		side := "impolite"
+		if ids[held] == max(ids[dr], ids[pat]) {
+			side = "polite"
+		}
+		round = "the " + held.name + " (the " + side + " side) back last"
 		_ = eval[bool](held, fmt.Sprintf(`(() => {
   if (!window.__WebSocket) {
     window.__WebSocket = WebSocket;

@@ -519,6 +519,15 @@ const DC_HIGH_WATER = 1024 * 1024;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 8000;
 
+// An ICE restart that has not brought the connection up (both halves
+// of its negotiation done, ICE connected) is tried again after
+// RESTART_RETRY_FIRST_MS, then after twice as long each time, up to
+// RESTART_RETRY_MAX_MS: an offer or answer can be lost with a signaling
+// socket, or a relay can still be coming back, and one try is not
+// enough.
+const RESTART_RETRY_FIRST_MS = 6000;
+const RESTART_RETRY_MAX_MS = 24000;
+
 function randomSession() {
   const b = crypto.getRandomValues(new Uint8Array(12));
   return Array.from(b, x => x.toString(16).padStart(2, '0')).join('');
@@ -536,7 +545,8 @@ function randomSession() {
  * `failed`, is restarted — with fresh relay credentials fetched first —
  * by either side, without glare (perfect negotiation: the participant with
  * the lower id is impolite and wins a collision; the polite one rolls
- * back). Relay credentials are fetched again before they expire, for the
+ * back); a restart that has not brought the connection up within
+ * seconds is tried again, with backoff. Relay credentials are fetched again before they expire, for the
  * next restart. The signaling socket reconnects with backoff and resumes:
  * the page's call session (a random id sent as ?session=) tells the
  * others it is the same page, so the peer connections are kept; a reload
@@ -790,7 +800,7 @@ export class Call extends EventTarget {
 
   makePC(peerId, answering = false) {
     const pc = new RTCPeerConnection(this.rtcConfig());
-    const n = { peerId, makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null,
+    const n = { peerId, makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null, retryTimer: null, retries: 0,
       cameraId: null, screenId: null, streams: new Map(), incoming: null, screenSender: null };
     this.pcs.set(peerId, pc);
     this.nego.set(peerId, n);
@@ -865,6 +875,9 @@ export class Call extends EventTarget {
   recovered(peerId, n) {
     clearTimeout(n.timer);
     n.timer = null;
+    clearTimeout(n.retryTimer);
+    n.retryTimer = null;
+    n.retries = 0;
     if (!n.lostAt) return;
     const ms = Math.round(performance.now() - n.lostAt);
     n.lostAt = 0;
@@ -899,6 +912,21 @@ export class Call extends EventTarget {
       try { await pc.setLocalDescription({ type: 'rollback' }); } catch (_) { /* answered meanwhile */ }
     }
     pc.restartIce(); // negotiationneeded sends the offer
+    this.retryLater(peerId, pc, n);
+  }
+
+  // retryLater restarts again if this restart has not brought the
+  // connection with peerId up by its time (RESTART_RETRY_*).
+  retryLater(peerId, pc, n) {
+    clearTimeout(n.retryTimer);
+    const ms = Math.min(RESTART_RETRY_FIRST_MS * 2 ** (n.retries || 0), RESTART_RETRY_MAX_MS);
+    n.retries = (n.retries || 0) + 1;
+    n.retryTimer = setTimeout(() => {
+      n.retryTimer = null;
+      if (this.closed || this.pcs.get(peerId) !== pc) return;
+      if (this.needsRestart(pc, n)) this.restart(peerId, 'retry');
+      else n.retries = 0;
+    }, ms * (1 + Math.random() / 4));
   }
 
   async updateCode(peerId, pc) {
@@ -1109,7 +1137,7 @@ export class Call extends EventTarget {
     const pc = this.pcs.get(peerId);
     if (pc) pc.close();
     const n = this.nego.get(peerId);
-    if (n) clearTimeout(n.timer);
+    if (n) { clearTimeout(n.timer); clearTimeout(n.retryTimer); }
     if (n && n.screenId) this.emit('screen', { peerId, stream: null }); // that page's share went with it
     this.pcs.delete(peerId);
     this.nego.delete(peerId);
