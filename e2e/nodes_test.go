@@ -262,6 +262,53 @@ type relayReg struct {
 	draining bool
 }
 
+// waitRelaysSeen returns once every relay registration has been written
+// again (its TTL in Redis went up: a heartbeat, which reads all of them
+// next) since all of them were there.
+func (c *cluster) waitRelaysSeen() {
+	c.t.Helper()
+	rc := c.rdb.Client(c.t)
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	before := map[string]time.Duration{}
+	for {
+		keys, err := rc.Keys(ctx, "*relay:*").Result()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		fresh := 0
+		for _, k := range keys {
+			if strings.Contains(k, "vrelay:") {
+				continue
+			}
+			ttl, err := rc.PTTL(ctx, k).Result()
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			last, seen := before[k]
+			if seen && (last < 0 || ttl > last) {
+				before[k] = -1 // written again: stays fresh
+				fresh++
+				continue
+			}
+			if !seen || last >= 0 {
+				before[k] = ttl
+			}
+		}
+		if len(before) == len(c.nodes) && fresh == len(c.nodes) {
+			time.Sleep(200 * time.Millisecond) // the heartbeat's read follows its write
+			return
+		}
+		if len(before) != len(c.nodes) {
+			clear(before) // not all registered yet: count from when they are
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("relay registrations %v not all written again within 30s", before)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // visitRelay is the index of the node whose relay serves visit vid.
 func (c *cluster) visitRelay(vid string) int {
 	c.t.Helper()
@@ -282,9 +329,12 @@ func (c *cluster) visitRelay(vid string) int {
 
 // nextRelay is the index of the node whose relay a new visit is given:
 // every registered relay is idle, so the one with the smallest node id
-// (relay choice's tie-break).
+// (relay choice's tie-break). A node picks from the registrations it read
+// last, at its heartbeat: nextRelay first waits until every node has beaten
+// since all registrations were there, so that each sees them all.
 func (c *cluster) nextRelay() int {
 	c.t.Helper()
+	c.waitRelaysSeen()
 	best, node := "", -1
 	for id, r := range c.relays() {
 		if r.load != 0 || r.draining {
