@@ -267,8 +267,9 @@ func telegateWithHooks(t *testing.T) string {
 // its relay credentials have expired (credential_ttl 5 s), restarts ICE
 // with fresh credentials — both pages usually see the loss within the
 // same second and restart at once, which perfect negotiation resolves —
-// and has video flowing again both ways, the page
-// saying "reconnecting" and then recovering, with the same security
+// and has video flowing again both ways, each page saying
+// "reconnecting" and then recovering (also the page that had not yet seen
+// the loss when the other's restart reached it), with the same security
 // code; the time to recover is logged. A page reload then rejoins the
 // same call.
 func TestRegression_CallRecoversFromLoss(t *testing.T) {
@@ -304,10 +305,12 @@ func TestRegression_CallRecoversFromLoss(t *testing.T) {
 	}
 	resp.Body.Close()
 	lost := time.Now()
-	// The patient, whose allocations went, sees the loss and says so; the
-	// clinician may see it too, or not at all when the patient's restart
-	// is quicker than the clinician's 1 s of silence.
-	pat.waitFor("the reconnecting notice", `window.__statuses.some(s => s.includes('Reconnecting'))`, 20*time.Second)
+	// Both pages say the call is reconnecting, whichever saw the loss first:
+	// the page whose 1 s of silence ends later learns of it from the other's
+	// ICE restart.
+	for _, p := range []*page{pat, dr} {
+		p.waitFor("the reconnecting notice", `window.__statuses.some(s => s.includes('Reconnecting'))`, 20*time.Second)
+	}
 	// The figure docs/benchmarks.md reports (a measurement, not a timed
 	// assertion): from the relay losing the allocations to media arriving
 	// again, by the pages' own clocks (the same machine's).
@@ -315,8 +318,7 @@ func TestRegression_CallRecoversFromLoss(t *testing.T) {
 	pat.waitFor("the recovery", `document.querySelector('#stats').dataset.recoveredAt !== undefined && document.querySelector('#connection-state').dataset.state === 'connected'`, 30*time.Second)
 	for _, p := range []*page{dr, pat} {
 		if !eval[bool](p, `document.querySelector('#stats').dataset.lostAt !== undefined`) {
-			t.Logf("%s: no loss seen", p.name)
-			continue
+			t.Fatalf("%s: said it was reconnecting but counted no loss", p.name)
 		}
 		p.waitFor("the recovery", `document.querySelector('#stats').dataset.recoveredAt !== undefined`, 30*time.Second)
 		at := time.UnixMilli(int64(eval[float64](p, `Number(document.querySelector('#stats').dataset.recoveredAt)`)))
@@ -331,8 +333,10 @@ func TestRegression_CallRecoversFromLoss(t *testing.T) {
 		p.waitFor("video flowing again", fmt.Sprintf(`document.querySelector('#connection-state').dataset.state === 'connected' && Number(document.querySelector('#stats').dataset.inboundVideoBytes) > %v + 20000`, b), 20*time.Second)
 	}
 	t.Logf("relay allocation lost to media arriving again on both sides: %v", recovered.Round(10*time.Millisecond))
-	// The page said it was reconnecting, then that it had.
-	pat.waitFor("the reconnected notice", `(() => { const i = window.__statuses.findIndex(s => s.includes('Reconnecting')); return i >= 0 && window.__statuses.slice(i).some(s => s === 'Reconnected.' || s === 'Connected.'); })()`, 10*time.Second)
+	// Each page said it was reconnecting, then that it had.
+	for _, p := range []*page{pat, dr} {
+		p.waitFor("the reconnected notice", `(() => { const i = window.__statuses.findIndex(s => s.includes('Reconnecting')); return i >= 0 && window.__statuses.slice(i).some(s => s === 'Reconnected.' || s === 'Connected.'); })()`, 10*time.Second)
+	}
 	if c := eval[string](pat, `document.querySelector('#security-code').dataset.code`); c != code {
 		t.Fatalf("the security code changed over the restart: %s, was %s", c, code)
 	}

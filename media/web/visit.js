@@ -528,6 +528,19 @@ const BACKOFF_MAX_MS = 8000;
 const RESTART_RETRY_FIRST_MS = 6000;
 const RESTART_RETRY_MAX_MS = 24000;
 
+// After a relay-moved message, ICE restarts from peers are the move's for
+// MOVE_WINDOW_MS, not a loss.
+const MOVE_WINDOW_MS = 20000;
+
+// The longest a restart waits for fresh ICE servers (ms).
+const ICE_FETCH_WAIT_MS = 3000;
+
+// iceUfrag is the first ICE username fragment in sdp ("" when none).
+function iceUfrag(sdp) {
+  const m = /^a=ice-ufrag:(\S+)/m.exec(sdp || '');
+  return m ? m[1] : '';
+}
+
 function randomSession() {
   const b = crypto.getRandomValues(new Uint8Array(12));
   return Array.from(b, x => x.toString(16).padStart(2, '0')).join('');
@@ -546,7 +559,9 @@ function randomSession() {
  * by either side, without glare (perfect negotiation: the participant with
  * the lower id is impolite and wins a collision; the polite one rolls
  * back); a restart that has not brought the connection up within
- * seconds is tried again, with backoff. Relay credentials are fetched again before they expire, for the
+ * seconds is tried again, with backoff. A peer's ICE restart outside a
+ * relay move is a loss on this side too (lost, restarting, then
+ * recovered once media arrives again), so both pages say so. Relay credentials are fetched again before they expire, for the
  * next restart. The signaling socket reconnects with backoff and resumes:
  * the page's call session (a random id sent as ?session=) tells the
  * others it is the same page, so the peer connections are kept; a reload
@@ -603,6 +618,7 @@ export class Call extends EventTarget {
     this.backoff = BACKOFF_FIRST_MS;
     this.dcs = new Map();      // peer id → RTCDataChannel (chat and files)
     this.screenStream = null;  // this page's screen share, while on
+    this.movingUntil = 0;      // performance.now() until which a peer's ICE restart is a relay move's
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
@@ -629,6 +645,19 @@ export class Call extends EventTarget {
     if (!this.closed && left > 0) {
       this.iceTimer = setTimeout(() => this.refreshIce().catch(() => {}), Math.max(1000, left * 0.8));
     }
+  }
+
+  // freshIce fetches the ICE servers again before a connection gathers
+  // anew (a restart, either side's, or a reconnect): the relay admits the
+  // participant again at that fetch, and the credentials are new. It
+  // waits at most ICE_FETCH_WAIT_MS; on failure the last ones may still do.
+  async freshIce() {
+    let timer;
+    const fetched = this.refreshIce();
+    fetched.catch(() => { /* the last ones */ });
+    try {
+      await Promise.race([fetched, new Promise(r => { timer = setTimeout(r, ICE_FETCH_WAIT_MS); })]);
+    } catch (_) { /* the last ones */ } finally { clearTimeout(timer); }
   }
 
   rtcConfig() {
@@ -666,7 +695,7 @@ export class Call extends EventTarget {
 
   /** Fetch fresh relay credentials (the node may have changed), then reopen the socket. */
   async reconnect() {
-    try { await this.refreshIce(); } catch (_) { /* keep the last ones */ }
+    await this.freshIce();
     if (!this.closed) this.connect();
   }
 
@@ -755,7 +784,8 @@ export class Call extends EventTarget {
         // servers, and an ICE restart toward the new relay while the old
         // one still carries the call. The impolite side of each pair
         // restarts; the polite one answers with the fresh servers.
-        try { await this.refreshIce(); } catch (_) { /* the restart fetches again */ }
+        this.movingUntil = performance.now() + MOVE_WINDOW_MS;
+        await this.freshIce();
         for (const [pid, n] of this.nego) if (!n.polite) this.restart(pid, 'moved');
         break;
       case 'ended': this.stop('ended'); break;
@@ -775,7 +805,13 @@ export class Call extends EventTarget {
     const collision = desc.type === 'offer' && (n.makingOffer || pc.signalingState !== 'stable');
     n.ignoreOffer = !n.polite && collision;
     if (n.ignoreOffer) return;
+    const restarted = desc.type === 'offer' && pc.remoteDescription && iceUfrag(desc.sdp) !== iceUfrag(pc.remoteDescription.sdp);
     await pc.setRemoteDescription(desc); // a polite peer rolls back its own offer
+    if (restarted) {
+      this.peerRestarted(peerId, pc, n);
+      await this.freshIce(); // the answer gathers anew too
+      if (this.pcs.get(peerId) !== pc) return;
+    }
     if (!n.tracksAdded) this.addLocalTracks(pc, n);
     if (desc.type === 'offer') {
       await pc.setLocalDescription();
@@ -871,6 +907,26 @@ export class Call extends EventTarget {
     }
   }
 
+  // peerRestarted: peerId restarted ICE (its offer has a new ICE ufrag,
+  // RFC 8839 §4.4.1.1.1). Outside a relay move, which both sides are
+  // told of, the peer lost the connection — and so has this page, even
+  // when it had not seen it yet: it says so, and counts the loss as silent
+  // until media arrives again (the bytes it has by now are the baseline).
+  // A restart this page is about to make itself is left to the peer's.
+  async peerRestarted(peerId, pc, n) {
+    clearTimeout(n.timer);
+    n.timer = null;
+    if (performance.now() < this.movingUntil || n.lostAt) return;
+    n.lostAt = performance.now();
+    n.silent = true;
+    this.emit('lost', { peerId, state: 'restarted', at: Date.now() });
+    this.emit('restarting', { peerId, why: 'peer' });
+    try {
+      const st = await callStats(pc);
+      n.rxBytes = st.transportBytesReceived;
+    } catch (_) { /* closed meanwhile */ }
+  }
+
   // recovered ends a loss of the connection with peerId.
   recovered(peerId, n) {
     clearTimeout(n.timer);
@@ -904,7 +960,7 @@ export class Call extends EventTarget {
       return;
     }
     n.pendingRestart = false;
-    try { await this.refreshIce(); } catch (_) { /* the last ones may still do */ }
+    await this.freshIce();
     if (this.pcs.get(peerId) !== pc) return;
     // An offer that got no answer (sent as signaling was lost) is taken
     // back first.
