@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/telegate/telegate/audit"
 	"github.com/telegate/telegate/auth"
@@ -60,13 +61,9 @@ type Env struct {
 	// Logger for the parts built; nil discards.
 	Logger *slog.Logger
 	// Previous is the running generation, whose parts Build reuses where
-	// the configuration of a part is unchanged (the WAF's compiled rules);
-	// at start, the generation Run built to check the configuration.
+	// the configuration of a part is unchanged (the WAF's compiled rules):
+	// a reload's; nil at start and for a check.
 	Previous *Generation
-	// ClientTrust is the device CA pools the TLS listener verifies with
-	// at start (edgetls.Manager.ClientTrust), for the first generation;
-	// nil: Build reads client_cas (a reload, a check).
-	ClientTrust *edgetls.ClientTrust
 }
 
 // Build turns cfg (loaded and validated by config.Load) into a
@@ -76,6 +73,7 @@ type Env struct {
 // on nothing and contacts no identity provider or CA, so `telegate check`
 // accepts exactly the files `telegate run` starts with.
 func Build(cfg *config.Config, env Env) (*Generation, error) {
+	builds.Add(1)
 	if cfg == nil {
 		return nil, errors.New("telegate: no configuration")
 	}
@@ -110,14 +108,11 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 			add(field, errors.New(ve.Message))
 		}
 	}
-	g.ClientTrust = env.ClientTrust
-	if g.ClientTrust == nil {
-		trust, err := edgetls.LoadClientTrust(cfg)
-		if err != nil {
-			add("client_cas", err)
-		}
-		g.ClientTrust = trust
+	trust, err := edgetls.LoadClientTrust(cfg)
+	if err != nil {
+		add("client_cas", err)
 	}
+	g.ClientTrust = trust
 	pools := map[string]*x509.CertPool{} // not nil: auth reads no file of its own
 	if g.ClientTrust != nil {
 		pools = g.ClientTrust.Pools()
@@ -159,6 +154,10 @@ func Build(cfg *config.Config, env Env) (*Generation, error) {
 	}
 	return g, nil
 }
+
+// builds counts the calls of Build in this process
+// (telegate_config_builds_total).
+var builds atomic.Uint64
 
 // The gateway asks the generation's View again about the devices' open
 // WebSockets on every swap.

@@ -116,8 +116,8 @@ func TestInspectorRebuiltWhenExclusionsChange(t *testing.T) {
 }
 
 // TestRegression_StartCompilesRulesOnce: a node started with inspection
-// compiles the Core Rule Set once — the check before anything opens and
-// the running generation share it — and that one WAF still refuses
+// compiles the Core Rule Set once — in the one build at start, before
+// anything opens — and that one WAF still refuses
 // attacks of several kinds and records each refusal in the node's trail.
 // Not parallel: it counts every build in the package.
 func TestRegression_StartCompilesRulesOnce(t *testing.T) {

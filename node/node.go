@@ -70,7 +70,8 @@ type Ready struct {
 	RelayAddr string
 }
 
-// Run builds the first generation of cfg (Build), opens what lives as long
+// Run builds the first generation of cfg (Build, once, before anything is
+// opened: a configuration that does not build opens nothing), opens what lives as long
 // as the process — certificates (edgetls), the audit trail, the session
 // store (auth), the rate-limit buckets, the TURN relay and visits (media),
 // the listeners (gateway) — and serves until ctx ends. Every component is
@@ -118,13 +119,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	}
 	closers = append(closers, stopDev)
 
-	// Check the whole configuration before anything is opened. What the
-	// check builds that does not depend on the running parts — the
-	// Inspector, whose Core Rule Set takes most of a build — is kept for
-	// the first generation (Env.Previous), so start compiles it once; its
-	// records reach the trail once the trail is open.
+	// Build the first generation — the whole check of the configuration —
+	// before anything is opened: a configuration that does not build opens
+	// nothing. It is the only build at start: its device CA pools serve
+	// the TLS listener and the sign-in service, its WAF (whose Core Rule
+	// Set takes most of a build) records to the trail once the trail is
+	// open, and the sign-in service, once open, serves its view.
 	inspectSink := &laterSink{}
-	checked, err := Build(cfg, Env{Audit: inspectSink, Logger: log})
+	first, err := Build(cfg, Env{Audit: inspectSink, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -178,7 +180,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		return err
 	}
 
-	eo := edgetls.Options{Config: cfg, Logger: log, HTTPClient: o.HTTPClient, PseudonymKey: pseudonymKey} // it names itself "edgetls"
+	eo := edgetls.Options{Config: cfg, ClientTrust: first.ClientTrust, Logger: log, HTTPClient: o.HTTPClient, PseudonymKey: pseudonymKey} // it names itself "edgetls"
 	if err := certsOnRedis(cfg, &eo); err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}
@@ -193,21 +195,17 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 		Audit:      trail,
 		Logger:     log.With("component", "auth"),
 		HTTPClient: o.HTTPClient,
-		ClientCAs:  certs.ClientTrust().Pools(),
+		ClientCAs:  first.ClientTrust.Pools(),
 		Registry:   reg,
 	})
 	if err != nil {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 	closers = append(closers, authn.Close)
-	env := Env{Auth: authn, Audit: requestSink(trail), Logger: log, ClientTrust: certs.ClientTrust()}
-	withChecked := env
-	withChecked.Previous = checked
-	first, err := Build(cfg, withChecked)
-	if err != nil {
-		return err
-	}
-	authn.Activate(first.Auth)
+	env := Env{Auth: authn, Audit: requestSink(trail), Logger: log}
+	// The view auth.New made current is the first generation's: the same
+	// configuration and device CA pools, bound to the open service.
+	first.Auth = authn.View()
 	trail.SetGeneration(first.ID)
 
 	gw := gateway.Options{

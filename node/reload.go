@@ -80,7 +80,6 @@ func (n *running) reload() (uint64, string, error) {
 	if err == nil {
 		env := n.env
 		env.Previous = n.cur
-		env.ClientTrust = nil // the next generation reads its client_cas
 		gen, err = Build(next, env)
 	}
 	var hosts *edgetls.Pending
@@ -155,7 +154,8 @@ func (n *running) record(gen *Generation, why string) {
 // registerMetrics registers telegate_config_generation (the running
 // generation's ID) and telegate_config_hash_info{hash} (1 for the running
 // configuration's hash), so a fleet can show that all nodes run the same
-// configuration.
+// configuration, and telegate_config_builds_total (builds.Load: the
+// generations this process built, taken or refused).
 func (n *running) registerMetrics(reg *prometheus.Registry) error {
 	n.reg = reg
 	if n.cur.Inspector != nil {
@@ -169,7 +169,10 @@ func (n *running) registerMetrics(reg *prometheus.Registry) error {
 	n.hashGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "telegate_config_hash_info", Help: "1 for the SHA-256 of the running effective configuration.",
 	}, []string{"hash"})
-	for _, c := range []prometheus.Collector{n.genGauge, n.hashGauge} {
+	built := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "telegate_config_builds_total", Help: "Configuration generations built by this process (Build), taken or refused: one at start, one per reload that got as far as building.",
+	}, func() float64 { return float64(builds.Load()) })
+	for _, c := range []prometheus.Collector{n.genGauge, n.hashGauge, built} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

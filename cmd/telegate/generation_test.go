@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -467,5 +469,124 @@ func TestRegression_CheckReportsEveryProblemInOneRun(t *testing.T) {
 	}
 	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 5 {
 		t.Errorf("%d problems, want 5:\n%s", len(lines), r.stderr)
+	}
+}
+
+// TestRegression_StartBuildsOnce: a node builds its first generation
+// once — the check of the configuration before anything opens is that
+// build — and each reload builds once more, taken or refused, as
+// telegate_config_builds_total on the admin listener shows. Members: the
+// demo, run with a file (with the WAF on), a reload that takes effect and
+// one a part refuses (the running generation stays).
+func TestRegression_StartBuildsOnce(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGHUP")
+	}
+	t.Parallel()
+	t.Run("demo", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		n := startCLI(t, dir, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--relay", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+		n.want(t, 1, 1)
+	})
+	t.Run("run and reload", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		good := strings.Replace(reloadConfig(dir), "log:", "inspection:\n  enabled: true\nlog:", 1)
+		path := filepath.Join(dir, "config.yaml")
+		write := func(s string) {
+			if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write(good)
+		n := startCLI(t, dir, "run", "-c", path)
+		n.want(t, 1, 1)
+
+		write(strings.Replace(good, "format: json", "format: json\n  level: debug", 1))
+		n.hup(t, `"generation":2`)
+		n.want(t, 2, 2)
+
+		write(strings.Replace(good, "      public: true", "      allow:\n        - {}", 1)) // a policy that admits nobody: policies refuse it
+		n.hup(t, "configuration reload refused")
+		if want := path + ":17: routes[0].policy.allow[0]: the rule sets no criterion"; !strings.Contains(n.logs.String(), want) {
+			t.Errorf("the refusal does not name %q:\n%s", want, n.logs.String())
+		}
+		n.want(t, 3, 2)
+	})
+}
+
+// cliNode is a telegate process of a test, with its logs and admin
+// listener.
+type cliNode struct {
+	cmd   *exec.Cmd
+	logs  *syncBuffer
+	admin string
+}
+
+// startCLI starts the telegate binary with args and waits until it has
+// applied its configuration and listens.
+func startCLI(t *testing.T, dir string, args ...string) *cliNode {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("after SIGTERM: %v\n%s", err, logs.String())
+		}
+		cancel()
+	})
+	re := regexp.MustCompile(`listening.*admin[=":]+(127\.0\.0\.1:[0-9]+)`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			return &cliNode{cmd: cmd, logs: logs, admin: m[1]}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening admin address in:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hup sends SIGHUP and waits for want in the logs.
+func (n *cliNode) hup(t *testing.T, want string) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, n.logs, want, 20*time.Second)
+}
+
+// want checks telegate_config_builds_total and telegate_config_generation
+// on the admin listener's /metrics.
+func (n *cliNode) want(t *testing.T, builds, generation int) {
+	t.Helper()
+	resp, err := loopbackOnly().Get("http://" + n.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"telegate_config_builds_total": builds, "telegate_config_generation": generation} {
+		m := regexp.MustCompile(`(?m)^` + name + ` ([0-9.e+]+)$`).FindSubmatch(body)
+		if m == nil {
+			t.Errorf("no %s in /metrics", name)
+			continue
+		}
+		if got := string(m[1]); got != fmt.Sprint(want) {
+			t.Errorf("%s %s, want %d\n%s", name, got, want, n.logs.String())
+		}
 	}
 }

@@ -74,6 +74,11 @@ type Options struct {
 	// Config is read for TLS, DataDir, ClientCAs and the listener
 	// addresses in Server (Listen, HTTPListen). Required.
 	Config *config.Config
+	// ClientTrust is the device CA pools of Config's client_cas, already
+	// read (LoadClientTrust): the first generation's, so that the
+	// handshake and auth verify with one reading of the files. nil reads
+	// them from Config.
+	ClientTrust *ClientTrust
 	// Logger receives telegate's and certmagic's messages. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -211,9 +216,11 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	if _, port, ok := listenHostPort(c.Server.Listen); ok && port != 443 {
 		m.httpsPort = ":" + strconv.Itoa(port)
 	}
-	trust, err := LoadClientTrust(c)
-	if err != nil {
-		return nil, fmt.Errorf("client certificate CAs: %w", err)
+	trust := o.ClientTrust
+	if trust == nil {
+		if trust, err = LoadClientTrust(c); err != nil {
+			return nil, fmt.Errorf("client certificate CAs: %w", err)
+		}
 	}
 	if err := loadFiles(p, time.Now()); err != nil {
 		return nil, err
