@@ -31,9 +31,12 @@ import (
 // A message is at most chatMaxChars characters (after control and
 // format characters are dropped and spaces folded), a frame at most
 // chatMaxBytes; each participant has chatRate messages per second with a
-// burst of chatBurst, kept across its sockets on a node, and a socket
-// over it is closed (1008). With visits on Redis a message and the end of
-// a participant's chat reach every node over the signaling bus (bus.go). Messages are not stored, not logged and not in the audit
+// burst of chatBurst, kept across its sockets (with visits on Redis, on
+// every node: one bucket in Redis, bus.chatAllowed), and a socket over it
+// is closed (1008). With visits on Redis a message and the end of a
+// participant's chat reach every node over the signaling bus (bus.go);
+// the bounds and the allowance are applied once, on the sender's node.
+// Messages are not stored, not logged and not in the audit
 // trail, which records only that a chat socket was refused. A socket is
 // closed when its participant leaves the waiting room (admitted,
 // declined, removed), at the visit's end and at sign-out.
@@ -202,6 +205,7 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request) {
 		done:      make(chan struct{}),
 		wrote:     make(chan struct{}),
 		allowance: allow,
+		shared:    s.bus.chatAllowed(vid, id.Issuer, id.Subject),
 	}, manager: manager}
 	s.mu.Lock()
 	if s.closed {

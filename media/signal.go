@@ -312,6 +312,21 @@ type peer struct {
 	final     []byte
 	closeBy   time.Time  // shutdown + closeDeadline
 	allowance *allowance // the participant's (participant.allowance)
+	// shared, when set, is the allowance every node draws from (the
+	// waiting-room chat's with visits on Redis, bus.chatAllowed); it is
+	// asked instead of allowance, which stands in while it fails.
+	shared func() (bool, error)
+}
+
+// allow takes one message from p's allowance: the shared one when p has
+// it and Redis answers, else p's own.
+func (p *peer) allow() bool {
+	if p.shared != nil {
+		if ok, err := p.shared(); err == nil {
+			return ok
+		}
+	}
+	return p.allowance.allow()
 }
 
 // shutdown closes the socket with code and reason after sending final (a
@@ -344,6 +359,14 @@ func (p *peer) shutdown(code websocket.StatusCode, reason string, final any) {
 // recipient that is behind, and only the recipient whose queue stays full
 // is closed ("too slow").
 func (p *peer) enqueue(b []byte, from *peer) {
+	// Nothing is queued once p is being closed (its participant removed,
+	// out of the waiting room, the visit ended): a message that arrives
+	// after that decision is not delivered.
+	select {
+	case <-p.done:
+		return
+	default:
+	}
 	select {
 	case p.send <- b:
 		return
@@ -666,7 +689,7 @@ func (p *peer) readMessages(overRate func(), handle func(b []byte) bool) {
 			p.shutdown(websocket.StatusUnsupportedData, "text messages only", nil)
 			return
 		}
-		if !p.allowance.allow() {
+		if !p.allow() {
 			if overRate != nil {
 				overRate()
 			}
