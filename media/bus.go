@@ -2,7 +2,6 @@ package media
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/telegate/telegate/scope"
@@ -61,9 +59,6 @@ type bus struct {
 	wg     sync.WaitGroup
 	// rs is this node's part in relay choice (relaychoice.go).
 	rs relayState
-	// chatRate keeps the waiting-room chat allowances of every node
-	// (chatAllowed).
-	chatRate *redis_rate.Limiter
 	// lastWarn is when a failed publish was last logged (Unix ns): at
 	// most one line per warnEvery while Redis is away.
 	lastWarn atomic.Int64
@@ -133,8 +128,7 @@ return 1
 // confirm both) and starts the receive and heartbeat loops.
 func startBus(s *Service, st *redisStore) (*bus, error) {
 	b := &bus{s: s, rdb: st.rdb, c: st.c, prefix: st.prefix, node: newID(), stop: make(chan struct{}),
-		remote: map[string]map[string]remotePeer{}, mine: map[string]string{},
-		chatRate: redis_rate.NewLimiter(st.rdb)}
+		remote: map[string]map[string]remotePeer{}, mine: map[string]string{}}
 	b.startRelayChoice()
 	ctx, cancel := storeCtx()
 	defer cancel()
@@ -605,34 +599,6 @@ func (b *bus) sessionEnded(sessionID string, id *scope.Identity) {
 		e.Iss, e.Sub = id.Issuer, id.Subject
 	}
 	b.publish(b.allChan(), e)
-}
-
-// chatLimit is chatAllowance as a Redis bucket: chatRate a second, a
-// burst of chatBurst.
-var chatLimit = redis_rate.Limit{Rate: chatRate, Burst: chatBurst, Period: time.Second}
-
-// chatAllowed returns the waiting-room chat allowance of the person (iss,
-// sub) in visit vid that every node draws from: one GCRA bucket in Redis
-// (redis_rate; key rate:<prefix>chatrate:<visit id>:<owner index of the
-// person>, no identity in it, gone once full again), taken from on the
-// sender's node once per message, so pages on several nodes share one
-// allowance. The func reports whether there was a message left; an error
-// when Redis does not answer (the caller falls back to its node's own
-// allowance). Nil without a bus.
-func (b *bus) chatAllowed(vid, iss, sub string) func() (bool, error) {
-	if b == nil {
-		return nil
-	}
-	key := b.prefix + "chatrate:" + vid + ":" + hex.EncodeToString(b.c.owner(iss, sub))
-	return func() (bool, error) {
-		ctx, cancel := storeCtx()
-		defer cancel()
-		res, err := b.chatRate.Allow(ctx, key, chatLimit)
-		if err != nil {
-			return false, err
-		}
-		return res.Allowed > 0, nil
-	}
 }
 
 // chat tells every node a waiting-room chat message out (as it goes to

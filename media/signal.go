@@ -312,19 +312,17 @@ type peer struct {
 	final     []byte
 	closeBy   time.Time  // shutdown + closeDeadline
 	allowance *allowance // the participant's (participant.allowance)
-	// shared, when set, is the allowance every node draws from (the
-	// waiting-room chat's with visits on Redis, bus.chatAllowed); it is
-	// asked instead of allowance, which stands in while it fails.
-	shared func() (bool, error)
+	// shared, when set, is the allowance of the node's rate limiter the
+	// socket draws from instead (the waiting-room chat's,
+	// Service.chatAllowed).
+	shared func() bool
 }
 
 // allow takes one message from p's allowance: the shared one when p has
-// it and Redis answers, else p's own.
+// it, else the participant's signaling allowance.
 func (p *peer) allow() bool {
 	if p.shared != nil {
-		if ok, err := p.shared(); err == nil {
-			return ok
-		}
+		return p.shared()
 	}
 	return p.allowance.allow()
 }
