@@ -311,7 +311,7 @@ type peer struct {
 	reason    string
 	final     []byte
 	closeBy   time.Time  // shutdown + closeDeadline
-	allowance *allowance // the participant's (participant.allowance)
+	allowance *allowance // the participant's (participant.allowance); nil with shared
 	// shared, when set, is the allowance of the node's rate limiter the
 	// socket draws from instead (the waiting-room chat's,
 	// Service.chatAllowed).
