@@ -31,9 +31,12 @@ import (
 // A message is at most chatMaxChars characters (after control and
 // format characters are dropped and spaces folded), a frame at most
 // chatMaxBytes; each participant has chatRate messages per second with a
-// burst of chatBurst, kept across its sockets on a node, and a socket
-// over it is closed (1008). With visits on Redis a message and the end of
-// a participant's chat reach every node over the signaling bus (bus.go). Messages are not stored, not logged and not in the audit
+// burst of chatBurst, kept across its sockets and, with Redis, across
+// every node (chatAllowed), and a socket over it is closed (1008). With
+// visits on Redis a message and the end of a participant's chat reach
+// every node over the signaling bus (bus.go); the bounds and the
+// allowance are applied once, on the sender's node.
+// Messages are not stored, not logged and not in the audit
 // trail, which records only that a chat socket was refused. A socket is
 // closed when its participant leaves the waiting room (admitted,
 // declined, removed), at the visit's end and at sign-out.
@@ -62,8 +65,21 @@ type chatServerMsg struct {
 	Error string `json:"error,omitempty"`
 }
 
-// chatAllowance is the allowance of chat messages.
-var chatAllowance = config.Visits{MessageRate: chatRate, MessageBurst: chatBurst}
+// chatLimit is the allowance of chat messages of one person in one
+// visit, kept in Service.limiter (chatAllowed).
+var chatLimit = config.RateLimit{Rate: chatRate, Burst: chatBurst}
+
+// chatAllowed returns the func that takes one message from the
+// waiting-room chat allowance of the person (iss, sub) in visit vid:
+// one bucket of the node's rate limiter (Options.Limiter; with Redis,
+// policies.RedisLimiter, one bucket for every node, named by an HMAC, no
+// identity in Redis), whichever of its sockets and nodes the message
+// comes from. The bounds and the allowance are applied once, on the
+// sender's node.
+func (s *Service) chatAllowed(vid, iss, sub string) func() bool {
+	route, who := "visit-chat:"+vid, iss+"\x00"+sub
+	return func() bool { return s.limiter.AllowSubject(route, who, chatLimit) }
+}
 
 // parseChat decodes one chat message: known fields only, a known type,
 // for "chat" a text of 1 … chatMaxChars characters once cleaned.
@@ -168,13 +184,6 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	allow := newAllowance(chatAllowance)
-	if part := v.participant(pid); part != nil {
-		if part.chatAllowance == nil {
-			part.chatAllowance = allow
-		}
-		allow = part.chatAllowance
-	}
 	s.nchats++ // taken now: a burst of upgrades cannot pass the cap
 	s.mu.Unlock()
 	release := func() {
@@ -197,11 +206,11 @@ func (s *Service) handleChat(w http.ResponseWriter, r *http.Request) {
 		s: s, visitID: vid, pid: pid,
 		info: peerInfo{ID: pid, Name: name},
 		iss:  id.Issuer, sub: id.Subject, sessionID: id.SessionID,
-		conn:      conn,
-		send:      make(chan []byte, chatBurst+queueSlack),
-		done:      make(chan struct{}),
-		wrote:     make(chan struct{}),
-		allowance: allow,
+		conn:   conn,
+		send:   make(chan []byte, chatBurst+queueSlack),
+		done:   make(chan struct{}),
+		wrote:  make(chan struct{}),
+		shared: s.chatAllowed(vid, id.Issuer, id.Subject),
 	}, manager: manager}
 	s.mu.Lock()
 	if s.closed {

@@ -336,3 +336,75 @@ func TestRegression_WaitingRoomEventReachesEveryNode(t *testing.T) {
 		n2.clock.Add(time.Minute)
 	}
 }
+
+// TestRegression_WaitingRoomChatAllowanceAcrossNodes: a participant's
+// waiting-room chat allowance is one for every node: a burst split over
+// sockets on two nodes (the patient's, a clinician's, each in its own
+// visit) is cut once the burst is spent, and what was sent on one node
+// counts on the other after a reconnect there; another participant's
+// allowance is untouched.
+func TestRegression_WaitingRoomChatAllowanceAcrossNodes(t *testing.T) {
+	t.Parallel()
+	n1, n2 := twoNodes(t, config.Visits{})
+	burst := func(c *websocket.Conn, n int, to string) {
+		for range n {
+			if err := writeMsg(c, map[string]any{"type": "chat", "text": "burst", "to": to}); err != nil {
+				return
+			}
+		}
+	}
+	for _, who := range []string{"patient", "clinician"} {
+		vid, inv := n1.createVisit("dr", nil)
+		pid := n1.join("pat", inv)
+		user, to := "pat", ""
+		if who == "clinician" {
+			user, to = "dr", pid
+		}
+		a := n1.chatDial(user, vid)
+		b := n2.chatDial(user, vid)
+		// Both sockets are open before either writes: the burst is split.
+		stillOpen(t, who+" on node 1", a)
+		stillOpen(t, who+" on node 2", b)
+		burst(a, chatBurst/2+1, to)
+		burst(b, chatBurst/2+1, to)
+		ca, cb := closeStatusOrOpen(t, a), closeStatusOrOpen(t, b)
+		if ca != websocket.StatusPolicyViolation && cb != websocket.StatusPolicyViolation {
+			t.Errorf("%s: %d messages split over two nodes passed (closes %v, %v), want the burst of %d to hold", who, 2*(chatBurst/2+1), ca, cb, chatBurst)
+		}
+		// A new socket on the other node does not get a fresh allowance.
+		c := n2.chatDial(user, vid)
+		burst(c, 2, to)
+		if st := closeStatusOrOpen(t, c); st != websocket.StatusPolicyViolation {
+			t.Errorf("%s: a socket on node 2 after the burst got a fresh allowance (close %v)", who, st)
+		}
+		// Someone else in the visit still writes.
+		other := n2.chatDial("dr", vid)
+		if who == "clinician" {
+			other = n2.chatDial("pat", vid)
+		}
+		stillOpen(t, "the other side", other)
+		n1.clock.Add(time.Minute)
+		n2.clock.Add(time.Minute)
+	}
+}
+
+// closeStatusOrOpen is c's close status, or -1 when it answers a ping
+// (still open).
+func closeStatusOrOpen(t *testing.T, c *websocket.Conn) websocket.StatusCode {
+	t.Helper()
+	if err := writeMsg(c, map[string]any{"type": "ping"}); err != nil {
+		return closeStatus(t, c)
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, b, err := c.Read(ctx)
+		cancel()
+		if err != nil {
+			return websocket.CloseStatus(err)
+		}
+		var m chatServerMsg
+		if json.Unmarshal(b, &m) == nil && m.Type == "pong" {
+			return -1
+		}
+	}
+}

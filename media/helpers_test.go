@@ -195,6 +195,8 @@ type harness struct {
 	draining chan struct{}
 	// redis, when set before start, keeps the visits in that Redis.
 	redis *RedisOptions
+	// limiter is Options.Limiter (nil: the service's own).
+	limiter Limiter
 	// alert, set before start, is the arrival webhooks' schedule and
 	// transport.
 	alert webhook.Options
@@ -236,7 +238,7 @@ func newHarnessWith(t *testing.T, cfg config.Visits, set func(*harness)) *harnes
 
 func (h *harness) start() {
 	h.t.Helper()
-	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key, Redis: h.redis, AlertWebhook: h.alert, WebhookStore: h.hooks})
+	svc, err := New(Options{Config: h.cfg, DataDir: h.dir, Relay: h.relay, Sessions: h.sessions, Audit: h.sink, Now: h.clock.Now, InviteKey: h.key, Redis: h.redis, AlertWebhook: h.alert, WebhookStore: h.hooks, Limiter: h.limiter})
 	if err != nil {
 		h.t.Fatal(err)
 	}

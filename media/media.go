@@ -47,6 +47,7 @@ import (
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/internal/webhook"
 	"github.com/telegate/telegate/media/relay"
+	"github.com/telegate/telegate/policies"
 )
 
 // Credential is a TURN credential in the TURN REST form
@@ -129,6 +130,19 @@ type Options struct {
 	// queue per clinic (AlertQueue): the node's outbox on disk or in
 	// Redis. nil keeps them in memory.
 	WebhookStore webhook.Store
+	// Limiter keeps the waiting-room chat allowances (a bucket per person
+	// and visit): the node's rate limiter, so with Redis one allowance
+	// holds across every node (policies.RedisLimiter, per node while
+	// Redis is down). nil: an in-memory policies.Limiter of its own.
+	Limiter Limiter
+}
+
+// Limiter is the part of a rate limiter (policies.Limiter,
+// policies.RedisLimiter) the visits use: AllowSubject takes one token
+// from the bucket of (routeID, subjectKey) under lim and reports whether
+// there was one.
+type Limiter interface {
+	AllowSubject(routeID, subjectKey string, lim config.RateLimit) bool
 }
 
 // Service is the visits plane: API, pages, signaling hub and expiry.
@@ -146,6 +160,7 @@ type Service struct {
 	relayName string
 	drain     drainState
 	alerts    *alerts
+	limiter   Limiter // Options.Limiter
 
 	mu     sync.Mutex
 	visits map[string]*visit
@@ -179,6 +194,9 @@ func New(o Options) (*Service, error) {
 	if o.Relay == nil {
 		return nil, errors.New("media: a relay is required for visit media")
 	}
+	if o.Limiter == nil {
+		o.Limiter = policies.NewLimiter(0, nil)
+	}
 	s := &Service{
 		cfg:      applyDefaults(o.Config),
 		relay:    o.Relay,
@@ -186,6 +204,7 @@ func New(o Options) (*Service, error) {
 		audit:    o.Audit,
 		log:      o.Logger,
 		now:      o.Now,
+		limiter:  o.Limiter,
 		visits:   make(map[string]*visit),
 		rooms:    make(map[string]map[string]*peer),
 		checks:   make(map[string]*checkRun),

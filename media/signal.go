@@ -311,7 +311,20 @@ type peer struct {
 	reason    string
 	final     []byte
 	closeBy   time.Time  // shutdown + closeDeadline
-	allowance *allowance // the participant's (participant.allowance)
+	allowance *allowance // the participant's (participant.allowance); nil with shared
+	// shared, when set, is the allowance of the node's rate limiter the
+	// socket draws from instead (the waiting-room chat's,
+	// Service.chatAllowed).
+	shared func() bool
+}
+
+// allow takes one message from p's allowance: the shared one when p has
+// it, else the participant's signaling allowance.
+func (p *peer) allow() bool {
+	if p.shared != nil {
+		return p.shared()
+	}
+	return p.allowance.allow()
 }
 
 // shutdown closes the socket with code and reason after sending final (a
@@ -344,6 +357,14 @@ func (p *peer) shutdown(code websocket.StatusCode, reason string, final any) {
 // recipient that is behind, and only the recipient whose queue stays full
 // is closed ("too slow").
 func (p *peer) enqueue(b []byte, from *peer) {
+	// Nothing is queued once p is being closed (its participant removed,
+	// out of the waiting room, the visit ended): a message that arrives
+	// after that decision is not delivered.
+	select {
+	case <-p.done:
+		return
+	default:
+	}
 	select {
 	case p.send <- b:
 		return
@@ -666,7 +687,7 @@ func (p *peer) readMessages(overRate func(), handle func(b []byte) bool) {
 			p.shutdown(websocket.StatusUnsupportedData, "text messages only", nil)
 			return
 		}
-		if !p.allowance.allow() {
+		if !p.allow() {
 			if overRate != nil {
 				overRate()
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/internal/redisconn"
 	"github.com/telegate/telegate/internal/redistest"
+	"github.com/telegate/telegate/policies"
 )
 
 var discardLog = slog.New(slog.DiscardHandler)
@@ -89,8 +90,16 @@ func twoNodes(t *testing.T, cfg config.Visits) (*harness, *harness) {
 	r := redistest.Start(t)
 	ro := &RedisOptions{Conn: redisconn.Conn{Addr: r.Addr, Password: r.Password}, Prefix: "n{" + newID() + "}:"}
 	key := bytes.Repeat([]byte{5}, 32)
+	rl := policies.RedisLimiterOptions{Conn: ro.Conn, Prefix: "rl{" + newID() + "}:"}
 	node := func() *harness {
-		return newHarnessWith(t, cfg, func(h *harness) { h.redis, h.key = ro, key })
+		// Each node has its rate limiter on the same Redis, as node.Run
+		// builds it.
+		l, err := policies.NewRedisLimiter(rl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		return newHarnessWith(t, cfg, func(h *harness) { h.redis, h.key, h.limiter = ro, key, l })
 	}
 	return node(), node()
 }

@@ -103,9 +103,6 @@ type participant struct {
 	// successive sockets so that reconnecting does not refill it. Not
 	// stored: a restart refills it.
 	allowance *allowance
-	// chatAllowance is the participant's waiting-room chat allowance
-	// (chatRate, chatBurst), shared by its chat sockets. Not stored.
-	chatAllowance *allowance
 }
 
 func (v *visit) active() bool { return v.Ended.IsZero() }

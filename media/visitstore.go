@@ -186,7 +186,7 @@ func (s *Service) change(id string, fn func(*visit) error) (*visit, error) {
 }
 
 // adopt makes v this node's copy of its visit, keeping what is not stored
-// (each participant's signaling and chat allowances), and returns it.
+// (each participant's signaling allowance), and returns it.
 // Caller holds s.mu.
 func (s *Service) adopt(v *visit) *visit {
 	if old := s.visits[v.ID]; old != nil && old != v {
@@ -197,9 +197,6 @@ func (s *Service) adopt(v *visit) *visit {
 			}
 			if p.allowance == nil {
 				p.allowance = op.allowance
-			}
-			if p.chatAllowance == nil {
-				p.chatAllowance = op.chatAllowance
 			}
 		}
 	}

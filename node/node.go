@@ -309,6 +309,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 			// and wait in the same outbox, a queue per clinic.
 			AlertWebhook: webhookOptions(cfg, reg, nil, ""),
 			WebhookStore: hooks,
+			// The waiting-room chat allowances are buckets of the
+			// node's rate limiter: with Redis, one for every node.
+			Limiter: limiter,
 		}
 		if len(cfg.Relay.ServerNames) > 0 {
 			vo.RelayName = cfg.Relay.ServerNames[0]
