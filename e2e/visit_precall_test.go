@@ -10,7 +10,7 @@ import (
 )
 
 // precallVerdicts are the pre-call check's verdicts in English, as
-// media/web/strings.js has them.
+// telegate's catalogue (page/catalogue.go) has them.
 var precallVerdicts = map[string]string{
 	"good": "Your connection is good.",
 	"fair": "Your connection will work,",

@@ -149,7 +149,13 @@ var staticTypes = map[string]string{
 	".svg": "image/svg+xml",
 }
 
-// static serves /.telegate/visit.js and /.telegate/visit/{file}.
+// generated are the files of /.telegate/visit/ that are no file of web
+// but made from one Go source: catalogue.js, the visit pages' words from
+// telegate's one catalogue (page.ClientJS, at page.ClientCataloguePath).
+var generated = map[string]func() []byte{path.Base(page.ClientCataloguePath): page.ClientJS}
+
+// static serves /.telegate/visit.js and /.telegate/visit/{file}: a file
+// of web, or one of generated.
 func (s *Service) static(w http.ResponseWriter, r *http.Request) {
 	name := "visit.js"
 	if f := r.PathValue("file"); f != "" {
@@ -161,6 +167,9 @@ func (s *Service) static(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := web.ReadFile("web/" + name)
+	if gen, ok := generated[name]; ok {
+		b, err = gen(), nil
+	}
 	if err != nil {
 		page.Error(w, r, http.StatusNotFound, "Not found.", "")
 		return

@@ -55,3 +55,43 @@ func TestVisitPagesServedInTheChosenLanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestVisitPagesWordsFromTheOneCatalogue: the visit pages' script gets
+// its words from the server, made from telegate's one catalogue
+// (page.ClientJS at page.ClientCataloguePath), as a script this page's
+// CSP lets it import; web/ holds no catalogue of its own (strings.js
+// imports it, and no file of web/ has a Spanish text of it).
+func TestVisitPagesWordsFromTheOneCatalogue(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Visits{})
+	resp, err := http.Get(h.srv.URL + page.ClientCataloguePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("%s: %d %q %q", page.ClientCataloguePath, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("X-Content-Type-Options"))
+	}
+	if string(b) != string(page.ClientJS()) {
+		t.Errorf("%s is not page.ClientJS", page.ClientCataloguePath)
+	}
+	cat := page.ClientCatalogue()
+	for _, l := range page.Languages {
+		if cat[l]["lobby.admit"] == "" || !strings.Contains(string(b), cat[l]["lobby.admit"]) {
+			t.Errorf("%s lacks %s's lobby.admit %q", page.ClientCataloguePath, l, cat[l]["lobby.admit"])
+		}
+	}
+	files, _ := filepath.Glob("web/*")
+	for _, f := range files {
+		src, _ := os.ReadFile(f)
+		for _, k := range []string{"lobby.admitName", "call.noPath", "html.waiting.precall-heading", "wait.inRoom"} {
+			if es := cat["es"][k]; es == "" || strings.Contains(string(src), es) {
+				t.Errorf("%s has %s's Spanish %q itself (or the catalogue lacks it)", f, k, es)
+			}
+		}
+	}
+	if src, _ := os.ReadFile("web/strings.js"); !strings.Contains(string(src), "from './"+filepath.Base(page.ClientCataloguePath)+"'") {
+		t.Error("web/strings.js does not import the served catalogue")
+	}
+}

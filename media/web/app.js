@@ -1,6 +1,6 @@
 // Page logic of telegate's built-in visit client (lobby, waiting room, call).
 // Everything goes through the module at /.telegate/visit.js; every word
-// shown comes from the catalogue in strings.js.
+// shown comes from telegate's one catalogue, through strings.js.
 import * as visit from '/.telegate/visit.js';
 import { t, errorText, mediaText, setLanguage, language, languageNames, oldLanguageStorageKey, retranslate } from '/.telegate/visit/strings.js';
 
