@@ -58,7 +58,7 @@ func jsString(s string) string {
 // words in the web client's catalogue (page.ClientJS); errorText gives
 // those words — or generic ones for an unknown reason, a server error or
 // a failed request — never the error's own message; and every key the
-// pages ask for (t('…') in web/app.js, data-t="…" in web/*.html) is in
+// pages ask for (t('…') in web/app.js, data-t*="…" in web/*.html) is in
 // the catalogue.
 func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 	t.Parallel()
@@ -97,7 +97,7 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range regexp.MustCompile(`data-t(?:-label)?="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+		for _, m := range regexp.MustCompile(`data-t(?:-label|-placeholder)?="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
 			keys[m[1]] = true
 		}
 	}

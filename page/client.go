@@ -40,3 +40,16 @@ var ClientJS = sync.OnceValue(func() []byte {
 		"export const catalogue = " + string(cat) + ";\n" +
 		"export const languageNames = " + string(names) + ";\n")
 })
+
+// ClientText returns the visit pages' word key (a key of the catalogue
+// ClientJS serves, such as "lobby.admit") in lang, placeholders left as
+// they are; ok is false for a key the catalogue does not have. The media
+// service writes a visit page's own text with it, so the page arrives in
+// its language before its script runs.
+func ClientText(lang, key string) (text string, ok bool) {
+	msgid, ok := clientWords[key]
+	if !ok {
+		return "", false
+	}
+	return T(lang, msgid), true
+}
