@@ -10,7 +10,7 @@ import (
 )
 
 // precallVerdicts are the pre-call check's verdicts in English, as
-// media/web/strings.js has them.
+// telegate's catalogue (page/catalogue.go) has them.
 var precallVerdicts = map[string]string{
 	"good": "Your connection is good.",
 	"fair": "Your connection will work,",
@@ -83,6 +83,20 @@ func (p *page) checkVerdict(verdict, figures string) {
 	}
 }
 
+// patientWaiting has the clinician dr sign in to the lobby and make a
+// visit titled title for people, and the patient pat sign in through its
+// invite link and wait in its waiting room. It returns the invite link.
+func patientWaiting(base string, dr, pat *page, title string, people int) (invite string) {
+	dr.t.Helper()
+	dr.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
+	dr.do(chromedp.SetValue(chromedp.CSS("#visit-title"), title), chromedp.SetValue(chromedp.CSS("#visit-participants"), fmt.Sprint(people)), chromedp.Click(chromedp.CSS("#create-visit")))
+	dr.waitFor("the invite link", `document.querySelector('#invite-link').value.includes('invite=')`, 15*time.Second)
+	invite = eval[string](dr, `document.querySelector('#invite-link').value`)
+	pat.signIn(invite, "patient@demo.test", "/.telegate/visits/join")
+	pat.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('waiting room')`, 15*time.Second)
+	return invite
+}
+
 // TestVisitPreCallCheckAndWaitingRoomChat holds a visit in two Chromium
 // contexts. The waiting patient runs the pre-call check: the camera
 // preview and microphone meter come up, the test sound is captioned, and
@@ -96,12 +110,7 @@ func TestVisitPreCallCheckAndWaitingRoomChat(t *testing.T) {
 	d, newCtx, artifacts, dr, pat := visitPages(t)
 	pat.watchMedia(false)
 	base := d.Base()
-	dr.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
-	dr.do(chromedp.SetValue(chromedp.CSS("#visit-title"), "Pre-call visit"), chromedp.SetValue(chromedp.CSS("#visit-participants"), "3"), chromedp.Click(chromedp.CSS("#create-visit")))
-	dr.waitFor("the invite link", `document.querySelector('#invite-link').value.includes('invite=')`, 15*time.Second)
-	invite := eval[string](dr, `document.querySelector('#invite-link').value`)
-	pat.signIn(invite, "patient@demo.test", "/.telegate/visits/join")
-	pat.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('waiting room')`, 15*time.Second)
+	invite := patientWaiting(base, dr, pat, "Pre-call visit", 3)
 	visitID := eval[string](pat, `new URLSearchParams(location.search).get('visit')`)
 	// Nothing asked of the camera until the patient asks for the check.
 	if n := eval[float64](pat, `window.__gum`); n != 0 {

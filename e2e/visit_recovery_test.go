@@ -94,7 +94,13 @@ func (d *demo) denials(t *testing.T) map[string]float64 {
 // directory.
 func visitPages(t *testing.T) (d *demo, newCtx func() context.Context, artifacts string, dr, pat *page) {
 	t.Helper()
-	d = runWithDevOP(t, visitsConfig)
+	return visitPagesOn(t, visitsConfig)
+}
+
+// visitPagesOn is visitPages with telegate run on configuration cfgYAML.
+func visitPagesOn(t *testing.T, cfgYAML string) (d *demo, newCtx func() context.Context, artifacts string, dr, pat *page) {
+	t.Helper()
+	d = runWithDevOP(t, cfgYAML)
 	d.logVisitOnFailure()
 	newCtx = chromium(t)
 	return d, newCtx, artifactsDir(t), newPage(t, newCtx, "clinician"), newPage(t, newCtx, "patient")

@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"embed"
+	"html"
 	"net/http"
 	"net/url"
 	"path"
@@ -83,7 +84,51 @@ func inLanguage(w http.ResponseWriter, r *http.Request, b []byte) []byte {
 	}
 	w.Header().Set("Content-Language", lang)
 	w.Header().Set("Vary", "Accept-Language, Cookie")
-	return bytes.Replace(b, []byte(`<html lang="en">`), []byte(tag), 1)
+	return withWords(lang, bytes.Replace(b, []byte(`<html lang="en">`), []byte(tag), 1))
+}
+
+// textRE is an element whose text is the catalogue's word data-t names
+// (its content written by withWords: plain text, no child elements).
+var textRE = regexp.MustCompile(`(<[a-z][a-z0-9]*\s[^>]*\bdata-t="([a-zA-Z0-9.-]+)"[^>]*>)[^<]*(</)`)
+
+// wordAttrs are the attributes withWords writes from the catalogue, each
+// with the data- attribute naming its key: an element's aria-label
+// (data-t-label="key") and a text field's placeholder
+// (data-t-placeholder="key"). tagRE is an element with such a key.
+var (
+	wordAttrs = [][2]string{{"data-t-label", "aria-label"}, {"data-t-placeholder", "placeholder"}}
+	tagRE     = func() map[string]*regexp.Regexp {
+		m := map[string]*regexp.Regexp{}
+		for _, a := range wordAttrs {
+			m[a[0]] = regexp.MustCompile(`<[a-z][a-z0-9]*\s[^>]*\b` + a[0] + `="([a-zA-Z0-9.-]+)"[^>]*>`)
+		}
+		return m
+	}()
+)
+
+// withWords returns page b with its own words written in lang from
+// telegate's one catalogue (page.ClientText): the text of every element
+// with data-t="key" and the attributes of wordAttrs. The files of web
+// hold only the keys; the page's script says the same words again when
+// the language is switched.
+func withWords(lang string, b []byte) []byte {
+	b = textRE.ReplaceAllFunc(b, func(m []byte) []byte {
+		sub := textRE.FindSubmatch(m)
+		text, _ := page.ClientText(lang, string(sub[2]))
+		return slices.Concat(sub[1], []byte(html.EscapeString(text)), sub[3])
+	})
+	for _, a := range wordAttrs {
+		re := tagRE[a[0]]
+		b = re.ReplaceAllFunc(b, func(m []byte) []byte {
+			text, _ := page.ClientText(lang, string(re.FindSubmatch(m)[1]))
+			end := len(m) - 1 // before '>' (or "/>")
+			if bytes.HasSuffix(m, []byte("/>")) {
+				end--
+			}
+			return slices.Concat(bytes.TrimRight(m[:end], " "), []byte(" "+a[1]+`="`+html.EscapeString(text)+`"`), m[end:])
+		})
+	}
+	return b
 }
 
 // includeRE is a page's include line: <!--#include NAME.html--> stands
@@ -149,7 +194,13 @@ var staticTypes = map[string]string{
 	".svg": "image/svg+xml",
 }
 
-// static serves /.telegate/visit.js and /.telegate/visit/{file}.
+// generated are the files of /.telegate/visit/ that are no file of web
+// but made from one Go source: catalogue.js, the visit pages' words from
+// telegate's one catalogue (page.ClientJS, at page.ClientCataloguePath).
+var generated = map[string]func() []byte{path.Base(page.ClientCataloguePath): page.ClientJS}
+
+// static serves /.telegate/visit.js and /.telegate/visit/{file}: a file
+// of web, or one of generated.
 func (s *Service) static(w http.ResponseWriter, r *http.Request) {
 	name := "visit.js"
 	if f := r.PathValue("file"); f != "" {
@@ -161,6 +212,9 @@ func (s *Service) static(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := web.ReadFile("web/" + name)
+	if gen, ok := generated[name]; ok {
+		b, err = gen(), nil
+	}
 	if err != nil {
 		page.Error(w, r, http.StatusNotFound, "Not found.", "")
 		return

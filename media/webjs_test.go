@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -54,17 +55,14 @@ func jsString(s string) string {
 // TestRegression_PagesShowCatalogueWords: people never see an API's
 // error text. Every reason the visits API can answer (each fail(…) in
 // this package, and the participant states a refusal names) has plain
-// words in the web client's catalogue (web/strings.js); errorText gives
+// words in the web client's catalogue (page.ClientJS); errorText gives
 // those words — or generic ones for an unknown reason, a server error or
 // a failed request — never the error's own message; and every key the
-// pages ask for (t('…') in web/app.js, data-t="…" in web/*.html) is in
+// pages ask for (t('…') in web/app.js, data-t*="…" in web/*.html) is in
 // the catalogue.
 func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 	t.Parallel()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
+	node, from := nodeAndStrings(t)
 	reasons := map[string]bool{stateDeclined: true, stateRemoved: true, stateLeft: true}
 	files, _ := filepath.Glob("*.go")
 	failRE := regexp.MustCompile(`fail\(http\.\w+, "([a-z-]+)"`)
@@ -99,16 +97,12 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range regexp.MustCompile(`data-t(?:-label)?="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+		for _, m := range regexp.MustCompile(`data-t(?:-label|-placeholder)?="([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
 			keys[m[1]] = true
 		}
 	}
 	if len(keys) < 60 {
 		t.Fatalf("found only %d keys the pages use", len(keys))
-	}
-	abs, err := filepath.Abs("web/strings.js")
-	if err != nil {
-		t.Fatal(err)
 	}
 	var rs, ks []string
 	for r := range reasons {
@@ -119,7 +113,7 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 	}
 	rj, _ := json.Marshal(rs)
 	kj, _ := json.Marshal(ks)
-	script := "import { catalogue, errorText, t } from " + jsString("file://"+abs) + ";\n" +
+	script := "import { catalogue, errorText, t } from " + from + ";\n" +
 		"const raw = 'RAW-SERVER-TEXT';\n" +
 		"const out = [];\n" +
 		"for (const r of " + string(rj) + ") {\n" +
@@ -141,7 +135,7 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 }
 
 // TestRegression_CatalogueLanguagesHaveEveryKey: a page in Spanish (or any
-// other language of web/strings.js) never falls back to English words or
+// other language of the visit pages' catalogue, page.ClientJS) never falls back to English words or
 // loses a name or number. Every language has exactly English's keys, each
 // with the same {placeholders} and a non-empty text; every language is
 // named for the switch as telegate's own pages name it, and the languages
@@ -223,16 +217,24 @@ func TestRegression_CatalogueKeepsNamesAsTheyAre(t *testing.T) {
 }
 
 // nodeAndStrings returns node's path and web/strings.js as a module
-// specifier for a script's import; without node it skips t.
+// specifier for a script's import, laid out as the server serves it:
+// beside it the catalogue.js the server makes (page.ClientJS). Without
+// node it skips t.
 func nodeAndStrings(t *testing.T) (node, from string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node is not installed")
 	}
-	abs, err := filepath.Abs("web/strings.js")
+	src, err := os.ReadFile("web/strings.js")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return node, jsString("file://" + abs)
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"strings.js": src, path.Base(page.ClientCataloguePath): page.ClientJS()} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return node, jsString("file://" + filepath.Join(dir, "strings.js"))
 }

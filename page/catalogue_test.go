@@ -21,7 +21,8 @@ var tCall = regexp.MustCompile(`\{\{t "((?:[^"\\]|\\.)*)"`)
 // pages: the literal messages and advice of page.Error, page.Problem and
 // the gateway's refuseWith, strings assigned to a problem's Message or
 // Next (or to msg / next beside them), and {{t "…"}} in page.Parse
-// templates, with where each was found.
+// templates — and the visit pages' words (clientWords), with where each
+// was found.
 func msgids(t *testing.T) map[string]string {
 	t.Helper()
 	found := map[string]string{}
@@ -137,6 +138,9 @@ func msgids(t *testing.T) map[string]string {
 	for _, s := range titles {
 		found[s] = "page.titles"
 	}
+	for k, s := range clientWords {
+		found[s] = "page.clientWords " + k
+	}
 	for _, st := range []int{400, 401, 403, 404, 405, 413, 429, 500, 502, 503} {
 		found[nextFor(st)], found[messageFor(st)], found[title(st)] = "page.nextFor", "page.messageFor", "page.title"
 	}
@@ -171,17 +175,20 @@ func TestRegression_UntranslatedPageString(t *testing.T) {
 }
 
 // TestCatalogueHasNoStaleEntries: every entry is still used somewhere,
-// and keeps the msgid's format verbs.
+// and keeps the msgid's format verbs and {placeholders}.
 func TestCatalogueHasNoStaleEntries(t *testing.T) {
 	ids := msgids(t)
-	verbs := regexp.MustCompile(`%[a-z]`)
+	verbs, holes := regexp.MustCompile(`%[a-z]`), regexp.MustCompile(`\{\w+\}`)
 	for lang, m := range catalogue {
 		for id, tr := range m {
 			if _, ok := ids[id]; !ok {
 				t.Errorf("%s: %q is not used", lang, id)
 			}
-			if strings.Join(verbs.FindAllString(id, -1), "") != strings.Join(verbs.FindAllString(tr, -1), "") {
-				t.Errorf("%s: %q and %q differ in format verbs", lang, id, tr)
+			a, b := holes.FindAllString(id, -1), holes.FindAllString(tr, -1)
+			sort.Strings(a)
+			sort.Strings(b)
+			if strings.Join(verbs.FindAllString(id, -1), "") != strings.Join(verbs.FindAllString(tr, -1), "") || strings.Join(a, "") != strings.Join(b, "") {
+				t.Errorf("%s: %q and %q differ in format verbs or placeholders", lang, id, tr)
 			}
 		}
 	}

@@ -10,14 +10,14 @@ import (
 	"golang.org/x/text/language"
 )
 
-// Languages are the languages telegate's own pages are written in, the
-// first the default: English and Spanish, the same two the visit pages
-// offer (media/web/strings.js).
+// Languages are the languages telegate's pages are written in, its own
+// and the visit pages alike (one catalogue, catalogue.go), the first the
+// default: English and Spanish.
 var Languages = []string{"en", "es"}
 
 // LanguageNames names each language of Languages in itself, for the
-// language switch (the visit pages' switch, media/web/strings.js
-// languageNames, names them alike).
+// language switch of own pages and of the visit pages (which get it with
+// their words, ClientJS).
 var LanguageNames = map[string]string{"en": "English", "es": "Español"}
 
 var matcher = language.NewMatcher([]language.Tag{language.English, language.Spanish})

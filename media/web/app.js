@@ -1,6 +1,6 @@
 // Page logic of telegate's built-in visit client (lobby, waiting room, call).
 // Everything goes through the module at /.telegate/visit.js; every word
-// shown comes from the catalogue in strings.js.
+// shown comes from telegate's one catalogue, through strings.js.
 import * as visit from '/.telegate/visit.js';
 import { t, errorText, mediaText, setLanguage, language, languageNames, oldLanguageStorageKey, retranslate } from '/.telegate/visit/strings.js';
 
@@ -1068,7 +1068,8 @@ function hostPanel(id) {
 // pages or on telegate's own (sign-in, errors): one choice, kept by the
 // server in a cookie only it reads — else the browser's first preferred
 // one the catalogue has, else English. Their own text comes from the
-// catalogue too (data-t="key"). The switch changes the words at once and
+// catalogue too (data-t="key", data-t-label, data-t-placeholder), written
+// by the server in the page's language and again here on a switch. The switch changes the words at once and
 // tells the server (rememberLanguage), so every page after speaks it.
 function rememberLanguage(code) {
   const body = new URLSearchParams({ lang: code });
@@ -1117,6 +1118,7 @@ function applyLanguage(prev) {
   }
   for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
   for (const e of document.querySelectorAll('[data-t-label]')) e.setAttribute('aria-label', t(e.dataset.tLabel));
+  for (const e of document.querySelectorAll('[data-t-placeholder]')) e.placeholder = t(e.dataset.tPlaceholder);
   const nav = document.querySelector('#language-switch');
   if (!nav) return;
   nav.setAttribute('aria-label', t('lang.label'));
