@@ -175,7 +175,8 @@ func (c Conn) Explain(err error) error {
 // Check connects and sends PING, all within timeout, returning Explain's
 // error. A connection reset is tried again (up to three PINGs): under
 // TLS 1.3 a server refusing the client certificate sends its alert after
-// the handshake, and the reset that follows can overtake it.
+// the handshake, and the reset that follows can overtake it. Three resets
+// in a row over TLS are that refusal (ErrRefused).
 func (c Conn) Check(ctx context.Context, timeout time.Duration) error {
 	rdb := c.NewClient(Tuning{Timeout: timeout, MaxRetries: -1, DialerRetries: 1})
 	defer rdb.Close()
@@ -192,6 +193,11 @@ func (c Conn) Check(ctx context.Context, timeout time.Duration) error {
 			return err
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	if c.TLS != nil {
+		// Every try got through the TCP connection and the handshake, then
+		// was cut: a refusal whose alert the reset overtook each time.
+		return fmt.Errorf("%w: redis %s: the TLS handshake failed: the connection was cut right after it, three times (does Redis want a client certificate, redis.tls.cert_file?): %v", ErrRefused, c.Addr, err)
 	}
 	return err
 }
