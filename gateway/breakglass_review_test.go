@@ -631,6 +631,10 @@ func TestRegression_BreakGlassGrantLost(t *testing.T) {
 	if code := grantAs(t, tg, "alice", emergency); code != http.StatusSeeOther {
 		t.Fatalf("grant: %d", code)
 	}
+	// Its webhook delivered (from the outbox, in the background) before the
+	// receiver starts failing below.
+	rc.wait(t, 1)
+	tg.audit.waitEvents(t, "break-glass.notify", 1)
 	// A reload: a new generation, same grant.
 	if err := tg.g.Reload(tg.g.current().cfg); err != nil {
 		t.Fatal(err)
