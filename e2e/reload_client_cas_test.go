@@ -317,24 +317,28 @@ func (dv *device) refusedAtHandshake(why string) {
 
 // live opens the device's WebSocket to /carts-live/ (over HTTP/1.1, a
 // connection of its own) and returns a function that sends one message
-// and reads its echo within a second: an error once the gateway closed it.
+// and reads its echo within 5 s: an error once the gateway closed it.
 func (dv *device) live() func() error {
 	dv.n.t.Helper()
 	tr := dv.tr.Clone()
 	tr.ForceAttemptHTTP2 = false
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	dv.n.t.Cleanup(tr.CloseIdleConnections)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	dv.n.t.Cleanup(cancel)
 	base := dv.n.d.Base()
-	c, _, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(base, "https")+"/carts-live/vitals",
+	dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer dcancel()
+	c, _, err := websocket.Dial(dctx, "wss"+strings.TrimPrefix(base, "https")+"/carts-live/vitals",
 		&websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: http.Header{"Origin": {base}}})
 	if err != nil {
 		dv.n.t.Fatalf("%s: WebSocket: %v", dv.name, err)
 	}
 	dv.n.t.Cleanup(func() { c.CloseNow() })
 	return func() error {
-		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		// Generous: a read that times out closes the WebSocket, which
+		// would read as the gateway closing it.
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 		defer rcancel()
 		if err := c.Write(rctx, websocket.MessageText, []byte("spo2 97")); err != nil {
 			return err
