@@ -760,7 +760,13 @@ async function call() {
   // failed (restarts included) — say what to do.
   let noPath = null;
   c.addEventListener('state', e => {
-    if (e.detail.peerId !== firstPeer && firstPeer) return;
+    if (e.detail.peerId !== firstPeer && firstPeer) {
+      // Someone who joined later is connected: the status line, which
+      // said "Connecting…" when they arrived, says the call is connected
+      // once everyone in it is.
+      if (e.detail.state === 'connected' && [...c.pcs.values()].every(pc => pc.connectionState === 'connected')) say('#call-status', t('call.connected'));
+      return;
+    }
     const st = e.detail.state;
     setState(st);
     if (st === 'connected') { clearTimeout(noPath); noPath = null; }
