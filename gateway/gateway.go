@@ -307,7 +307,7 @@ func (g *Gateway) build(in Generation) (*generation, error) {
 	var errs config.Errors
 	rt, err := newRouter(cfg)
 	if err != nil {
-		errs = append(errs, cfg.Problem("routes", "%s", err.Error()))
+		errs = append(errs, cfg.ProblemOf("", err))
 	}
 	st := &generation{
 		Gateway: g, Generation: in,

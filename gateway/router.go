@@ -35,7 +35,9 @@ type routeEntry struct {
 // of tls.hosts; when there are none it is a configuration error (an unknown
 // host never falls through to a permissive default). Two routes of a host
 // whose paths differ only in letter case are refused: a path in any case
-// names at most one route.
+// names at most one route. A refusal is a config.FieldError at the field
+// it refuses ("routes[2].path", "routes[2].hosts[0]", "routes[2].hosts"),
+// so that it is reported at that field's line, once.
 func newRouter(cfg *config.Config) (*router, error) {
 	rt := &router{hosts: map[string][]routeEntry{}}
 	var tlsNames []string
@@ -50,13 +52,13 @@ func newRouter(cfg *config.Config) (*router, error) {
 			hosts = tlsNames
 		}
 		if len(hosts) == 0 {
-			return nil, fmt.Errorf("route %q: no hosts, and tls.hosts names none: list the route's hosts", route.ID)
+			return nil, routeProblem(i, "hosts", "route %q has no hosts, and tls.hosts names none: list the route's hosts", route.ID)
 		}
 		prefix := route.Path
 		if prefix != "" {
 			c, _, err := CanonicalPath(prefix)
 			if err != nil {
-				return nil, fmt.Errorf("route %q: path %q: %w", route.ID, route.Path, err)
+				return nil, routeProblem(i, "path", "%q: %v", route.Path, err)
 			}
 			prefix = c
 		}
@@ -65,14 +67,14 @@ func newRouter(cfg *config.Config) (*router, error) {
 		for _, h := range hosts {
 			ch, err := CanonicalHost(h)
 			if err != nil {
-				return nil, fmt.Errorf("route %q: host %q: %w", route.ID, h, err)
+				return nil, routeProblem(i, fmt.Sprintf("hosts[%d]", hostIndex(route, h)), "%q: %v", h, err)
 			}
 			key := ch + " " + e.folded
 			if prev, ok := seen[key]; ok {
 				if prev == route.Path {
-					return nil, fmt.Errorf("route %q: host %q path %q is already served by another route", route.ID, ch, route.Path)
+					return nil, routeProblem(i, "path", "host %q path %q is already served by another route", ch, route.Path)
 				}
-				return nil, fmt.Errorf("route %q: host %q path %q differs only in letter case from %q of another route", route.ID, ch, route.Path, prev)
+				return nil, routeProblem(i, "path", "host %q path %q differs only in letter case from %q of another route", ch, route.Path, prev)
 			}
 			seen[key] = route.Path
 			rt.hosts[ch] = append(rt.hosts[ch], e)
@@ -82,6 +84,23 @@ func newRouter(cfg *config.Config) (*router, error) {
 		sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].folded) > len(rs[j].folded) })
 	}
 	return rt, nil
+}
+
+// routeProblem is a refusal of routes[i]'s field (relative to the route,
+// such as "path"), formatted like fmt.Sprintf.
+func routeProblem(i int, field, format string, args ...any) config.FieldError {
+	return config.FieldError{Field: fmt.Sprintf("routes[%d].%s", i, field), Message: fmt.Sprintf(format, args...)}
+}
+
+// hostIndex is the index of h in route.Hosts, or 0 for a name that came
+// from tls.hosts (a route without hosts of its own).
+func hostIndex(route *config.Route, h string) int {
+	for j, x := range route.Hosts {
+		if x == h {
+			return j
+		}
+	}
+	return 0
 }
 
 // pick returns the route for a canonical host and path. Hosts compare

@@ -113,7 +113,9 @@ function guestInviter(container, visitId, status) {
 // the page fetches; people already waiting when the page opens count in
 // the title but do not chime.
 function alerter(captionSel) {
-  const baseTitle = document.title;
+  // The page's own title, in the language the page speaks now.
+  const titleKey = document.querySelector('title')?.dataset.t;
+  const baseTitle = () => titleKey ? t(titleKey) : '';
   const seen = new Set();
   let first = true;
   let audio = null;
@@ -147,7 +149,7 @@ function alerter(captionSel) {
     for (const v of visits) for (const p of v.participants || []) if (p.state === 'waiting' && !p.away) waiting.push(p);
     const arrived = waiting.filter(p => !seen.has(p.id));
     for (const p of waiting) seen.add(p.id);
-    document.title = waiting.length ? t('alert.title', { n: waiting.length, title: baseTitle }) : baseTitle;
+    document.title = waiting.length ? t('alert.title', { n: waiting.length, title: baseTitle() }) : baseTitle();
     if (waiting.length) icon.setAttribute('href', badge(waiting.length));
     else if (baseIcon) icon.setAttribute('href', baseIcon);
     else icon.removeAttribute('href');
@@ -758,7 +760,13 @@ async function call() {
   // failed (restarts included) — say what to do.
   let noPath = null;
   c.addEventListener('state', e => {
-    if (e.detail.peerId !== firstPeer && firstPeer) return;
+    if (e.detail.peerId !== firstPeer && firstPeer) {
+      // Someone who joined later is connected: the status line, which
+      // said "Connecting…" when they arrived, says the call is connected
+      // once everyone in it is.
+      if (e.detail.state === 'connected' && [...c.pcs.values()].every(pc => pc.connectionState === 'connected')) say('#call-status', t('call.connected'));
+      return;
+    }
     const st = e.detail.state;
     setState(st);
     if (st === 'connected') { clearTimeout(noPath); noPath = null; }
@@ -1097,27 +1105,47 @@ function carryOverOldChoice() {
   } catch { return; }
   if (old && languageNames[old] && !document.documentElement.hasAttribute('data-lang-chosen')) chooseLanguage(old);
 }
+// keyed holds, per element with data-t (text) or data-t-label
+// (aria-label), the words its key last gave it. The key names the words
+// an element starts with; once the page says something else there (a
+// status, Unmute, the security code, a title with a count), those are the
+// page's words: the switch says them again like any other (retranslate)
+// and never puts the starting words back.
+const keyed = new WeakMap(); // element → { text, label }
+const fromKey = (e, what, now) => (keyed.get(e)?.[what] ?? now) === now;
 function applyLanguage(prev) {
   document.documentElement.lang = language();
+  const texts = [...document.querySelectorAll('[data-t]')].filter(e => fromKey(e, 'text', e.textContent));
+  const labels = [...document.querySelectorAll('[data-t-label]')].filter(e => fromKey(e, 'label', e.getAttribute('aria-label')));
+  const ownText = new Set(texts), ownLabel = new Set(labels);
   // Words shown before the switch (statuses, lists) are said again.
   if (prev && prev !== language()) {
     const again = x => retranslate(x, prev, language());
-    const title = again(document.title);
-    if (title !== null) document.title = title;
+    const titleEl = document.querySelector('title');
+    if (!ownText.has(titleEl)) {
+      const title = again(document.title);
+      if (title !== null) document.title = title;
+    }
     for (const e of document.body.querySelectorAll('*')) {
-      if (e.children.length === 0 && !e.dataset.t && e.textContent) {
+      if (e.children.length === 0 && !ownText.has(e) && e.textContent) {
         const s = again(e.textContent);
         if (s !== null) e.textContent = s;
       }
       const label = e.getAttribute('aria-label');
-      if (label && !e.dataset.tLabel) {
+      if (label && !ownLabel.has(e)) {
         const s = again(label);
         if (s !== null) e.setAttribute('aria-label', s);
       }
     }
   }
-  for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
-  for (const e of document.querySelectorAll('[data-t-label]')) e.setAttribute('aria-label', t(e.dataset.tLabel));
+  for (const e of texts) {
+    e.textContent = t(e.dataset.t);
+    keyed.set(e, { ...keyed.get(e), text: e.textContent });
+  }
+  for (const e of labels) {
+    e.setAttribute('aria-label', t(e.dataset.tLabel));
+    keyed.set(e, { ...keyed.get(e), label: e.getAttribute('aria-label') });
+  }
   for (const e of document.querySelectorAll('[data-t-placeholder]')) e.placeholder = t(e.dataset.tPlaceholder);
   const nav = document.querySelector('#language-switch');
   if (!nav) return;
