@@ -559,7 +559,8 @@ function randomSession() {
  * Events (CustomEvent .detail):
  *   welcome {self, peers}, peer {peer} (joined), remotestream {peerId, stream},
  *   state {peerId, state} (RTCPeerConnectionState), code {peerId, code, changed},
- *   stats {peerId, stats} (every second), peerleft {peerId},
+ *   stats {peerId, stats} (every second),
+ *   peerleft {peerId, peer} (gone from the call, whichever way; peer: who they were, {id, name, role, label, session}),
  *   media {peerId, audio, video} (what the peer sends),
  *   iceerror {peerId, code, text, url} (a TURN server error while gathering),
  *   lost {peerId, state, at} (the connection is disconnected or failed; at: epoch ms),
@@ -593,7 +594,7 @@ export class Call extends EventTarget {
     this.session = randomSession();
     this.pcs = new Map();      // peer id → RTCPeerConnection
     this.nego = new Map();     // peer id → {makingOffer, ignoreOffer, polite, lostAt, timer}
-    this.peers = new Map();    // peer id → {id, name, role, session}
+    this.peers = new Map();    // peer id → {id, name, role, label, session}: who is in the call, as the server says
     this.codes = new Map();
     this.peerMedia = new Map(); // peer id → {audio, video} as the peer says
     this.self = null;
@@ -727,10 +728,17 @@ export class Call extends EventTarget {
         this.emit('peer', { peer: m.peer });
         break;
       }
-      case 'peer-left':
+      case 'peer-left': {
+        // Gone from the call, however they went (hung up, removed, their
+        // page closed, their signaling lost for good, their node gone):
+        // nothing of theirs is kept, so nothing shows them any more.
+        const peer = this.peers.get(m.id) || null;
         this.dropPeer(m.id);
-        this.emit('peerleft', { peerId: m.id });
+        this.peers.delete(m.id);
+        this.peerMedia.delete(m.id);
+        this.emit('peerleft', { peerId: m.id, peer });
         break;
+      }
       case 'offer':
       case 'answer':
         await this.onDescription(m.from, { type: m.type, sdp: m.sdp });
@@ -747,6 +755,7 @@ export class Call extends EventTarget {
         break;
       }
       case 'media':
+        if (!this.peers.has(m.from)) break; // from someone gone meanwhile
         this.peerMedia.set(m.from, m.media);
         this.emit('media', { peerId: m.from, audio: m.media.audio, video: m.media.video });
         break;
@@ -935,6 +944,7 @@ export class Call extends EventTarget {
     const remote = st.remoteFingerprint || sdpFingerprint(pc.remoteDescription && pc.remoteDescription.sdp);
     if (!local || !remote) return;
     const code = await securityCode(local, remote);
+    if (this.pcs.get(peerId) !== pc) return; // gone meanwhile: nothing stale
     const before = this.codes.get(peerId);
     if (before !== code) {
       this.codes.set(peerId, code);
