@@ -621,7 +621,9 @@ export class Call extends EventTarget {
    * its next gathering) and schedule the next fetch before they expire.
    */
   async refreshIce() {
+    const at = Date.now();
     this.ice = await iceConfig(this.visitId);
+    this.iceAt = at;
     for (const pc of this.pcs.values()) {
       try { pc.setConfiguration(this.rtcConfig()); } catch (_) { /* closed meanwhile */ }
     }
@@ -630,6 +632,19 @@ export class Call extends EventTarget {
     if (!this.closed && left > 0) {
       this.iceTimer = setTimeout(() => this.refreshIce().catch(() => {}), Math.max(1000, left * 0.8));
     }
+  }
+
+  /**
+   * Make sure the relay credentials are good for a new connection's
+   * gathering: fetched again first when less than half their lifetime is
+   * left. The scheduled refresh can come late on a busy page, and a
+   * connection that gathers with expired credentials gets no relay
+   * candidate at all (relay only: no connection).
+   */
+  async freshIce() {
+    const until = new Date(this.ice.expires).getTime();
+    if (until - Date.now() > (until - this.iceAt) / 2) return;
+    try { await this.refreshIce(); } catch (_) { /* the last ones may still do */ }
   }
 
   rtcConfig() {
@@ -684,6 +699,8 @@ export class Call extends EventTarget {
   async onSignal(m) {
     switch (m.type) {
       case 'welcome': {
+        await this.freshIce(); // for the connections made below
+        if (this.closed) break;
         const resumed = this.self !== null;
         this.self = m.self;
         this.backoff = BACKOFF_FIRST_MS;
@@ -778,7 +795,9 @@ export class Call extends EventTarget {
     let pc = this.pcs.get(peerId);
     if (!pc) {
       if (desc.type !== 'offer') return;
-      pc = this.makePC(peerId, true);
+      await this.freshIce();
+      if (this.closed) return;
+      pc = this.pcs.get(peerId) || this.makePC(peerId, true);
     }
     const n = this.nego.get(peerId);
     const collision = desc.type === 'offer' && (n.makingOffer || pc.signalingState !== 'stable');
