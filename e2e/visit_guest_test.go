@@ -453,3 +453,63 @@ func (p *page) waitForNothing(what, script string, timeout time.Duration) {
 	}
 	p.t.Errorf("%s: waiting for %s: %s", p.name, what, amiss)
 }
+
+// holdableRelayCredentials lets a test hold back p's requests for relay
+// credentials (GET …/ice): window.__holdIce() holds every one from then
+// on, window.__releaseIce() lets them go; window.__iceExpires is when
+// the latest credentials the page received expire (Unix ms).
+func holdableRelayCredentials(p *page) {
+	p.onNewDocument(`(() => {
+  const orig = window.fetch.bind(window);
+  window.__iceHold = null;
+  window.__iceExpires = 0;
+  window.fetch = async (input, init) => {
+    const url = new URL(typeof input === 'string' ? input : input.url, location.href);
+    if (!url.pathname.endsWith('/ice')) return orig(input, init);
+    while (window.__iceHold) await window.__iceHold;
+    const r = await orig(input, init);
+    r.clone().json().then(j => { if (j && j.expires) window.__iceExpires = Math.max(window.__iceExpires, new Date(j.expires).getTime()); }).catch(() => {});
+    return r;
+  };
+  window.__holdIce = () => { let go; window.__iceHold = new Promise(r => { go = r; }); window.__releaseIce = () => { window.__iceHold = null; go(); return true; }; return true; };
+})();`)
+}
+
+// TestRegression_NewConnectionGetsFreshRelayCredentials: a page whose
+// relay credentials expired (their refresh came late: here held back)
+// gets fresh ones before it makes a new connection, instead of
+// gathering with the expired ones (no relay candidate, so no
+// connection). Tried on both pages already in the call, the clinician's
+// and the patient's, when an interpreter joins: each answers the
+// newcomer's offer on a new connection, and all three end up connected,
+// each with a security code for both others.
+func TestRegression_NewConnectionGetsFreshRelayCredentials(t *testing.T) {
+	var prepared []*page
+	prepare := func(p *page) {
+		p.recordPeerConnections()
+		holdableRelayCredentials(p)
+		prepared = append(prepared, p)
+	}
+	_, dr, pat, g, _, _ := threePartyCall(t, prepare, func(t *testing.T, _, _ *page) {
+		// While the interpreter waits, the clinician's and the patient's
+		// pages get no new credentials until theirs have expired.
+		for _, p := range prepared[:2] {
+			eval[bool](p, `window.__holdIce()`)
+		}
+		for _, p := range prepared[:2] {
+			p.waitFor("its relay credentials expired", `window.__iceExpires > 0 && Date.now() > window.__iceExpires + 500`, 30*time.Second)
+		}
+	})
+	// The interpreter's offers are out; a moment for them to arrive,
+	// then the credentials come again.
+	g.waitFor("offers to both", `window.__pcs.length >= 2 && window.__pcs.every(pc => pc.localDescription)`, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	for _, p := range []*page{dr, pat} {
+		eval[bool](p, `window.__releaseIce()`)
+	}
+	rows := `[...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')]`
+	for _, p := range []*page{dr, pat, g} {
+		p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
+		p.waitFor("a security code with each", rows+`.every(li => /^[0-9]{6}$/.test(li.querySelector('.peer-code').dataset.code || ''))`, 45*time.Second)
+	}
+}
