@@ -348,3 +348,168 @@ func TestRegression_CallKeepsRemainingPeer(t *testing.T) {
 	}
 	g.screenshot(artifacts, "visit-call-after-leave.png")
 }
+
+// TestRegression_MainPictureFollowsWhoIsLeft: whichever way one of three
+// goes — removed by the host, hung up, their page closed — each page
+// still in the call shows, in the main picture, the one other person
+// still there: their name, live video from a connection that is open,
+// their security code and connection state; no other picture, and
+// neither the main picture nor the "In the call" list names the one who
+// went. Each member leaves someone on the stage of at least one page
+// that stays (the clinician's stage is the patient's, the patient's the
+// clinician's).
+func TestRegression_MainPictureFollowsWhoIsLeft(t *testing.T) {
+	removeByHost := func(t *testing.T, dr, leaver *page) {
+		id := eval[string](leaver, `document.querySelector('#roster-list li[data-self]').dataset.participant`)
+		dr.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#roster-list button[data-action=remove][data-participant=%q]`, id))))
+	}
+	hangUp := func(t *testing.T, _, leaver *page) { leaver.do(chromedp.Click(chromedp.CSS(`#hangup`))) }
+	closePage := func(t *testing.T, _, leaver *page) { leaver.do(chromedp.Navigate("about:blank")) }
+	for _, m := range []struct {
+		name   string
+		leaver string // clinician, patient or interpreter
+		leave  func(t *testing.T, dr, leaver *page)
+		// told is what the page that went says, when it still shows.
+		told string
+	}{
+		{"the host removes the patient", "patient", removeByHost, "removed"},
+		{"the clinician hangs up", "clinician", hangUp, "left the call"},
+		{"the patient's page is closed", "patient", closePage, ""},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			_, dr, pat, g, _, _ := threePartyCall(t, func(p *page) { p.recordPeerConnections() }, nil)
+			pages := map[string]*page{"clinician": dr, "patient": pat, "interpreter": g}
+			names := map[string]string{"clinician": "Dr. Demo Clinician", "patient": "Demo Patient", "interpreter": "Ana Interpreter"}
+			rows := `[...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')]`
+			for _, p := range pages {
+				p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
+				p.waitFor("every security code", rows+`.every(li => /^[0-9]{6}$/.test(li.querySelector('.peer-code').dataset.code || ''))`, 30*time.Second)
+			}
+			leaver := pages[m.leaver]
+			m.leave(t, dr, leaver)
+			if m.told != "" {
+				leaver.waitFor("told they are out of the call", fmt.Sprintf(`document.querySelector('#call-status').textContent.includes(%q)`, m.told), 15*time.Second)
+				if tag := eval[string](leaver, `document.querySelector('#remote-name').textContent`); tag != "" {
+					t.Errorf("%s: the page that went still names %q in the main picture", leaver.name, tag)
+				}
+			}
+			for who, p := range pages {
+				if who == m.leaver {
+					continue
+				}
+				var other string
+				for o := range pages {
+					if o != who && o != m.leaver {
+						other = o
+					}
+				}
+				p.waitForNothing("the main picture showing "+names[other], stageShows(names[other], names[m.leaver]), 20*time.Second)
+			}
+		})
+	}
+}
+
+// stageShows is a script that says (a short text) what on a call page
+// is not as it is with want the one other person in the call and gone
+// someone who left it, or "" when all is: the list names want alone; the
+// main picture is named want and shows live video of a connection still
+// open, with the security code of want's row and a connected state; no
+// other picture is shown; neither the stage nor the list names gone.
+func stageShows(want, gone string) string {
+	return fmt.Sprintf(`(() => {
+  const want = %q, gone = %q;
+  const rows = [...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')];
+  const names = rows.map(li => li.querySelector('.name').textContent);
+  if (names.length !== 1 || names[0] !== want) return 'the list names ' + JSON.stringify(names);
+  const tag = document.querySelector('#remote-name').textContent;
+  if (tag !== want) return 'the main picture is named ' + JSON.stringify(tag);
+  const v = document.querySelector('#remote-video');
+  const tr = v.srcObject && v.srcObject.getVideoTracks()[0];
+  if (!tr || tr.readyState !== 'live') return 'the main picture has no live video';
+  if (!window.__pcs.some(pc => pc.connectionState !== 'closed' && pc.getReceivers().some(r => r.track === tr))) return 'the main picture is from a closed connection';
+  if (!(v.videoWidth > 0)) return 'the main picture shows nothing';
+  const more = [...document.querySelectorAll('#stage video.remote')].filter(x => x !== v);
+  if (more.length) return more.length + ' more pictures: ' + more.map(x => x.getAttribute('aria-label')).join(', ');
+  const stage = document.querySelector('#stage');
+  const said = stage.innerText + ' ' + [...stage.querySelectorAll('[aria-label]')].map(e => e.getAttribute('aria-label')).join(' ') + ' ' + document.querySelector('#roster-list').innerText;
+  if (said.includes(gone)) return 'the stage or the list still names ' + gone;
+  const code = document.querySelector('#security-code').dataset.code;
+  if (!code || code !== rows[0].querySelector('.peer-code').dataset.code) return 'the security code shown is ' + JSON.stringify(code || '') + ', not the one with ' + want;
+  const st = document.querySelector('#connection-state').dataset.state;
+  if (st !== 'connected') return 'the connection state is ' + st;
+  return '';
+})()`, want, gone)
+}
+
+// waitForNothing polls script (which returns what is amiss, or "") in p
+// until it returns "", up to timeout; then it reports the last answer.
+func (p *page) waitForNothing(what, script string, timeout time.Duration) {
+	p.t.Helper()
+	var amiss string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if amiss = eval[string](p, script); amiss == "" {
+			return
+		}
+	}
+	p.t.Errorf("%s: waiting for %s: %s", p.name, what, amiss)
+}
+
+// holdableRelayCredentials lets a test hold back p's requests for relay
+// credentials (GET …/ice): window.__holdIce() holds every one from then
+// on, window.__releaseIce() lets them go; window.__iceExpires is when
+// the latest credentials the page received expire (Unix ms).
+func holdableRelayCredentials(p *page) {
+	p.onNewDocument(`(() => {
+  const orig = window.fetch.bind(window);
+  window.__iceHold = null;
+  window.__iceExpires = 0;
+  window.fetch = async (input, init) => {
+    const url = new URL(typeof input === 'string' ? input : input.url, location.href);
+    if (!url.pathname.endsWith('/ice')) return orig(input, init);
+    while (window.__iceHold) await window.__iceHold;
+    const r = await orig(input, init);
+    r.clone().json().then(j => { if (j && j.expires) window.__iceExpires = Math.max(window.__iceExpires, new Date(j.expires).getTime()); }).catch(() => {});
+    return r;
+  };
+  window.__holdIce = () => { let go; window.__iceHold = new Promise(r => { go = r; }); window.__releaseIce = () => { window.__iceHold = null; go(); return true; }; return true; };
+})();`)
+}
+
+// TestRegression_NewConnectionGetsFreshRelayCredentials: a page whose
+// relay credentials expired (their refresh came late: here held back)
+// gets fresh ones before it makes a new connection, instead of
+// gathering with the expired ones (no relay candidate, so no
+// connection). Tried on both pages already in the call, the clinician's
+// and the patient's, when an interpreter joins: each answers the
+// newcomer's offer on a new connection, and all three end up connected,
+// each with a security code for both others.
+func TestRegression_NewConnectionGetsFreshRelayCredentials(t *testing.T) {
+	var prepared []*page
+	prepare := func(p *page) {
+		p.recordPeerConnections()
+		holdableRelayCredentials(p)
+		prepared = append(prepared, p)
+	}
+	_, dr, pat, g, _, _ := threePartyCall(t, prepare, func(t *testing.T, _, _ *page) {
+		// While the interpreter waits, the clinician's and the patient's
+		// pages get no new credentials until theirs have expired.
+		for _, p := range prepared[:2] {
+			eval[bool](p, `window.__holdIce()`)
+		}
+		for _, p := range prepared[:2] {
+			p.waitFor("its relay credentials expired", `window.__iceExpires > 0 && Date.now() > window.__iceExpires + 500`, 30*time.Second)
+		}
+	})
+	// The interpreter's offers are out; a moment for them to arrive,
+	// then the credentials come again.
+	g.waitFor("offers to both", `window.__pcs.length >= 2 && window.__pcs.every(pc => pc.localDescription)`, 30*time.Second)
+	time.Sleep(2 * time.Second)
+	for _, p := range []*page{dr, pat} {
+		eval[bool](p, `window.__releaseIce()`)
+	}
+	rows := `[...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')]`
+	for _, p := range []*page{dr, pat, g} {
+		p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
+		p.waitFor("a security code with each", rows+`.every(li => /^[0-9]{6}$/.test(li.querySelector('.peer-code').dataset.code || ''))`, 45*time.Second)
+	}
+}

@@ -707,8 +707,9 @@ async function call() {
   $('#camera').disabled = m.video !== 'on';
   $('#mute').disabled = m.audio !== 'on';
   const c = new visit.Call(id, { localStream: m.stream, media: { audio: m.audio, video: m.video } });
-  let firstPeer = null;
-  const videos = new Map();
+  let firstPeer = null;       // who is on the stage (showStage decides)
+  const streams = new Map();  // peer id → that peer's camera stream
+  const videos = new Map();   // peer id → the small picture of a peer not on the stage
   const peerMedia = new Map(); // peer id → {audio, video}
 
   const peerName = pid => (c.peers.get(pid) || {}).name || t('name.other');
@@ -726,35 +727,74 @@ async function call() {
   rosterList(c, id, self, v.manage);
   // The stage: one other participant in the main picture. Its name, and
   // the connection state, quality and security code shown beside it, are
-  // always that participant's; only onStage changes who it is.
-  const onStage = pid => {
-    firstPeer = pid;
-    say('#remote-name', pid ? peerName(pid) : '');
+  // always that participant's. showStage alone decides who it is and what
+  // every picture shows, from who is in the call now (c.peers: what the
+  // signaling server says, a peer gone as soon as it says so, however
+  // they went) and the streams received; every event that changes either
+  // calls it. The one on the stage stays there while they are in the
+  // call; when they are not, someone still there takes it, a picture
+  // already arriving first.
+  const live = s => s.getVideoTracks().some(tr => tr.readyState === 'live') || s.getAudioTracks().some(tr => tr.readyState === 'live');
+  const sink = vid => {
+    // The speaker chosen in the pre-call check, where the browser can.
+    const out = visit.savedDevices().audiooutput;
+    if (out && vid.setSinkId && vid.sinkId !== out) vid.setSinkId(out).catch(() => {});
   };
-  const stageFree = () => !firstPeer || !c.pcs.has(firstPeer);
+  const showStage = () => {
+    const here = c.closed ? [] : [...c.peers.keys()];
+    // A stream of someone gone, or of a connection closed since (a page
+    // reloaded: its new connection brings a new one), is never shown.
+    for (const [pid, s] of streams) if (!here.includes(pid) || !live(s)) streams.delete(pid);
+    const was = firstPeer;
+    if (!here.includes(firstPeer)) firstPeer = here.find(pid => streams.has(pid)) || here[0] || null;
+    const s = firstPeer ? streams.get(firstPeer) || null : null;
+    if (remote.srcObject !== s) remote.srcObject = s;
+    if (s) sink(remote);
+    for (const [pid, vid] of videos) {
+      if (pid !== firstPeer && streams.has(pid)) continue;
+      vid.remove();
+      videos.delete(pid);
+    }
+    for (const [pid, ps] of streams) {
+      if (pid === firstPeer) continue;
+      let vid = videos.get(pid);
+      if (!vid) {
+        vid = el('video', { autoplay: '', playsinline: '', class: 'remote', 'aria-label': peerName(pid) });
+        $('#remote-videos').append(vid);
+        videos.set(pid, vid);
+      }
+      if (vid.srcObject !== ps) vid.srcObject = ps;
+      sink(vid);
+    }
+    say('#remote-name', firstPeer ? peerName(firstPeer) : '');
+    if (firstPeer === was) return firstPeer;
+    // Someone else is on the stage: the figures beside it are theirs.
+    clearFigures();
+    if (!firstPeer) return null;
+    const code = c.codes.get(firstPeer);
+    if (code) {
+      const sc = $('#security-code');
+      sc.textContent = code.slice(0, 3) + ' ' + code.slice(3);
+      sc.dataset.code = code;
+    }
+    const pc = c.pcs.get(firstPeer);
+    setState(pc ? pc.connectionState : 'new');
+    return firstPeer;
+  };
   c.addEventListener('welcome', e => {
     say('#call-status', e.detail.peers.length ? t('call.connecting') : t('call.waitingForOther'));
-    if (firstPeer && c.pcs.has(firstPeer)) say('#remote-name', peerName(firstPeer));
-    else if (e.detail.peers.length) onStage(e.detail.peers[0].id);
+    showStage();
   });
-  c.addEventListener('peer', e => {
-    if (stageFree() || firstPeer === e.detail.peer.id) onStage(e.detail.peer.id);
+  c.addEventListener('peer', () => {
+    showStage();
     say('#call-status', t('call.connecting'));
   });
   c.addEventListener('remotestream', e => {
     const { peerId, stream: s } = e.detail;
-    if (firstPeer !== peerId && stageFree()) onStage(peerId);
-    if (peerId === firstPeer && videos.has(peerId)) { videos.get(peerId).remove(); videos.delete(peerId); }
-    let vid = peerId === firstPeer ? remote : videos.get(peerId);
-    if (!vid) {
-      vid = el('video', { autoplay: '', playsinline: '', class: 'remote', 'aria-label': peerName(peerId) });
-      $('#remote-videos').append(vid);
-      videos.set(peerId, vid);
-    }
-    if (vid.srcObject !== s) vid.srcObject = s;
-    // The speaker chosen in the pre-call check, where the browser can.
-    const sink = visit.savedDevices().audiooutput;
-    if (sink && vid.setSinkId && vid.sinkId !== sink) vid.setSinkId(sink).catch(() => {});
+    streams.set(peerId, s);
+    // A track that ends (its connection closed) takes the picture away.
+    for (const tr of s.getTracks()) tr.addEventListener('ended', showStage, { once: true });
+    showStage();
   });
   // No path at all: still not connected 15 s after the connection
   // failed (restarts included) — say what to do.
@@ -821,37 +861,17 @@ async function call() {
     say('#quality', t('quality.' + quality));
   });
   c.addEventListener('peerleft', e => {
-    const vid = videos.get(e.detail.peerId);
-    if (vid) { vid.remove(); videos.delete(e.detail.peerId); }
     peerMedia.delete(e.detail.peerId);
-    if (e.detail.peerId !== firstPeer) return;
-    // Someone else is still in the call: they take the main picture,
-    // and the status, quality and security code are theirs from now on.
-    // Whoever is still connected, a picture already showing first.
-    const left = [...c.pcs.keys()];
-    const next = left.find(pid => videos.has(pid)) || left[0];
-    if (!next) {
-      onStage(null);
-      remote.srcObject = null;
+    const was = firstPeer;
+    const now = showStage();
+    if (e.detail.peerId !== was) return;
+    if (!now) {
       setState('waiting');
-      clearFigures();
       say('#call-status', t('call.otherLeft'));
       return;
     }
-    const nextVid = videos.get(next);
-    remote.srcObject = nextVid ? nextVid.srcObject : null;
-    if (nextVid) { nextVid.remove(); videos.delete(next); }
-    onStage(next);
-    clearFigures();
-    const code = c.codes.get(next);
-    if (code) {
-      const sc = $('#security-code');
-      sc.textContent = code.slice(0, 3) + ' ' + code.slice(3);
-      sc.dataset.code = code;
-    }
-    const st = c.pcs.get(next).connectionState;
-    setState(st);
-    say('#call-status', t('call.left', { name: peerName(e.detail.peerId) }));
+    // Someone else still in the call has the stage now.
+    say('#call-status', t('call.left', { name: (e.detail.peer && e.detail.peer.name) || t('name.other') }));
   });
   // 1001: the node is restarting (its reason says so); otherwise the
   // network.
@@ -866,13 +886,10 @@ async function call() {
       replaced: 'call.replaced', refused: 'call.refused', hangup: 'call.hungUp',
     }[e.detail.why] || 'call.closed';
     say('#call-status', t(key));
+    showStage(); // nobody is on the stage any more
     setState('closed');
     clearFigures();
-    remote.srcObject = null;
-    onStage(null); // nobody is on the stage any more
     local.srcObject = null;
-    for (const vid of videos.values()) vid.remove();
-    videos.clear();
     for (const b of document.querySelectorAll('#controls button')) b.disabled = true;
     if (e.detail.why !== 'ended' && e.detail.why !== 'removed') {
       rejoin.disabled = false;

@@ -574,7 +574,8 @@ function randomSession() {
  * Events (CustomEvent .detail):
  *   welcome {self, peers}, peer {peer} (joined), remotestream {peerId, stream},
  *   state {peerId, state} (RTCPeerConnectionState), code {peerId, code, changed},
- *   stats {peerId, stats} (every second), peerleft {peerId},
+ *   stats {peerId, stats} (every second),
+ *   peerleft {peerId, peer} (gone from the call, whichever way; peer: who they were, {id, name, role, label, session}),
  *   media {peerId, audio, video} (what the peer sends),
  *   iceerror {peerId, code, text, url} (a TURN server error while gathering),
  *   lost {peerId, state, at} (the connection is disconnected or failed; at: epoch ms),
@@ -608,7 +609,7 @@ export class Call extends EventTarget {
     this.session = randomSession();
     this.pcs = new Map();      // peer id → RTCPeerConnection
     this.nego = new Map();     // peer id → {makingOffer, ignoreOffer, polite, lostAt, timer}
-    this.peers = new Map();    // peer id → {id, name, role, session}
+    this.peers = new Map();    // peer id → {id, name, role, label, session}: who is in the call, as the server says
     this.codes = new Map();
     this.peerMedia = new Map(); // peer id → {audio, video} as the peer says
     this.self = null;
@@ -636,7 +637,9 @@ export class Call extends EventTarget {
    * its next gathering) and schedule the next fetch before they expire.
    */
   async refreshIce() {
+    const at = Date.now();
     this.ice = await iceConfig(this.visitId);
+    this.iceAt = at;
     for (const pc of this.pcs.values()) {
       try { pc.setConfiguration(this.rtcConfig()); } catch (_) { /* closed meanwhile */ }
     }
@@ -648,10 +651,16 @@ export class Call extends EventTarget {
   }
 
   // freshIce fetches the ICE servers again before a connection gathers
-  // anew (a restart, either side's, or a reconnect): the relay admits the
-  // participant again at that fetch, and the credentials are new. It
-  // waits at most ICE_FETCH_WAIT_MS; on failure the last ones may still do.
-  async freshIce() {
+  // (the relay admits the participant again at that fetch, and the
+  // credentials are new): always before a restart, either side's, or a
+  // reconnect; with onlyIfOld, for a new connection, only when less than
+  // half their lifetime is left — the scheduled refresh can come late on a
+  // busy page, and a connection that gathers with expired credentials gets
+  // no relay candidate at all (relay only: no connection). It waits at
+  // most ICE_FETCH_WAIT_MS; on failure the last ones may still do.
+  async freshIce(onlyIfOld = false) {
+    const until = new Date(this.ice.expires).getTime();
+    if (onlyIfOld && until - Date.now() > (until - this.iceAt) / 2) return;
     let timer;
     const fetched = this.refreshIce();
     fetched.catch(() => { /* the last ones */ });
@@ -712,6 +721,8 @@ export class Call extends EventTarget {
   async onSignal(m) {
     switch (m.type) {
       case 'welcome': {
+        await this.freshIce(true); // for the connections made below
+        if (this.closed) break;
         const resumed = this.self !== null;
         this.self = m.self;
         this.backoff = BACKOFF_FIRST_MS;
@@ -756,10 +767,17 @@ export class Call extends EventTarget {
         this.emit('peer', { peer: m.peer });
         break;
       }
-      case 'peer-left':
+      case 'peer-left': {
+        // Gone from the call, however they went (hung up, removed, their
+        // page closed, their signaling lost for good, their node gone):
+        // nothing of theirs is kept, so nothing shows them any more.
+        const peer = this.peers.get(m.id) || null;
         this.dropPeer(m.id);
-        this.emit('peerleft', { peerId: m.id });
+        this.peers.delete(m.id);
+        this.peerMedia.delete(m.id);
+        this.emit('peerleft', { peerId: m.id, peer });
         break;
+      }
       case 'offer':
       case 'answer':
         await this.onDescription(m.from, { type: m.type, sdp: m.sdp });
@@ -776,6 +794,7 @@ export class Call extends EventTarget {
         break;
       }
       case 'media':
+        if (!this.peers.has(m.from)) break; // from someone gone meanwhile
         this.peerMedia.set(m.from, m.media);
         this.emit('media', { peerId: m.from, audio: m.media.audio, video: m.media.video });
         break;
@@ -799,7 +818,9 @@ export class Call extends EventTarget {
     let pc = this.pcs.get(peerId);
     if (!pc) {
       if (desc.type !== 'offer') return;
-      pc = this.makePC(peerId, true);
+      await this.freshIce(true);
+      if (this.closed) return;
+      pc = this.pcs.get(peerId) || this.makePC(peerId, true);
     }
     const n = this.nego.get(peerId);
     const collision = desc.type === 'offer' && (n.makingOffer || pc.signalingState !== 'stable');
@@ -991,6 +1012,7 @@ export class Call extends EventTarget {
     const remote = st.remoteFingerprint || sdpFingerprint(pc.remoteDescription && pc.remoteDescription.sdp);
     if (!local || !remote) return;
     const code = await securityCode(local, remote);
+    if (this.pcs.get(peerId) !== pc) return; // gone meanwhile: nothing stale
     const before = this.codes.get(peerId);
     if (before !== code) {
       this.codes.set(peerId, code);
