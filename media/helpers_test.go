@@ -159,6 +159,8 @@ var users = map[string]*scope.Identity{
 	"pat2": {Kind: "session", Issuer: "https://patient-idp", Subject: "p-2", Roles: []string{"patient"}, Claims: map[string]any{"name": "Second Patient"}, SessionID: "sess-pat2"},
 	"pat3": {Kind: "session", Issuer: "https://patient-idp", Subject: "p-3", Roles: []string{"patient"}, Claims: map[string]any{"name": "Third Patient"}, SessionID: "sess-pat3"},
 	"svc":  {Kind: "bearer", Issuer: "https://scheduler", Subject: "scheduler", Roles: []string{"service"}},
+	"mark": {Kind: "session", Issuer: "https://patient-idp", Subject: "p-4", Roles: []string{"patient"}, Claims: map[string]any{"name": `<img src=x onerror=alert(1)> & "Co"`}, SessionID: "sess-mark"},
+	"mail": {Kind: "session", Issuer: "https://staff-idp", Subject: "dr-3", Roles: []string{"clinician"}, Claims: map[string]any{"email": "dr.mail@hospital.test"}, SessionID: "sess-mail"},
 }
 
 // benchUser is a patient identity with subject name.

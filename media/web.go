@@ -65,6 +65,10 @@ func (s *Service) servePage(name string, signedIn bool) http.HandlerFunc {
 			page.Error(w, r, http.StatusNotFound, "Not found.", "")
 			return
 		}
+		if b, err = withAccount(b, page.AccountOf(r, page.Lang(r))); err != nil {
+			page.Error(w, r, http.StatusInternalServerError, "Something went wrong.", "")
+			return
+		}
 		setPageHeaders(w, r)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -152,6 +156,27 @@ func pageHTML(name string) ([]byte, error) {
 		return part
 	})
 	return out, ferr
+}
+
+// withAccount puts the signed-in account into page b where it says
+// <!--#account-->: web/account.html, naming a (page.AccountOf: the
+// session's display name, never an id or a token) with Sign out and
+// Switch account, as telegate's own pages do; nothing for no session (a
+// guest without an account, a bearer token).
+func withAccount(b []byte, a *page.Account) ([]byte, error) {
+	marker := []byte("<!--#account-->")
+	if !bytes.Contains(b, marker) {
+		return b, nil
+	}
+	if a == nil {
+		return bytes.Replace(b, marker, nil, 1), nil
+	}
+	part, err := web.ReadFile("web/account.html")
+	if err != nil {
+		return nil, err
+	}
+	part = bytes.Replace(bytes.TrimSpace(part), []byte("<!--#account-name-->"), []byte(html.EscapeString(a.Name)), 1)
+	return bytes.Replace(b, marker, part, 1), nil
 }
 
 // lobby serves the clinician lobby to clinicians; anyone else signed in
