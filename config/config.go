@@ -370,8 +370,9 @@ type Route struct {
 	// ID names the route in policy decisions, audit records and the
 	// assertion's audience ([a-z0-9-]+, unique).
 	ID string `yaml:"id"`
-	// Hosts matched case-insensitively, trailing dot removed. Empty means
-	// every host named in tls.hosts.
+	// Hosts matched case-insensitively, trailing dot removed, each listed
+	// once. Empty means every host named in tls.hosts (then none of them
+	// may be a wildcard: list the route's hosts instead).
 	Hosts []string `yaml:"hosts"`
 	// Path prefix, e.g. "/clinic/". Longest prefix wins.
 	Path string `yaml:"path"`

@@ -969,12 +969,16 @@ func (c *Config) checkRoutes(root *Report) {
 				r.Errorf(field, "%q is not named in tls.hosts: no certificate would be served for it", h)
 			}
 		}
-		for _, h := range hosts {
+		for j, h := range hosts {
 			// Paths that differ only in letter case collide: a path in
 			// any case must name one route (routes[].upstream_case_insensitive).
 			k := strings.ToLower(strings.TrimSuffix(h, ".")) + " " + pathtext.FoldText(rt.Path)
 			if prev, ok := seenPrefix[k]; ok && rt.Path != "" {
-				if c.Routes[prev].Path == rt.Path {
+				if prev == i {
+					// The route's own list names one host twice, in
+					// any spelling: a fault of that entry, not of the path.
+					r.Errorf(fmt.Sprintf("hosts[%d]", j), "%q names a host already listed for this route", h)
+				} else if c.Routes[prev].Path == rt.Path {
 					r.Errorf("path", "%q on the same hosts as routes[%d]: the router could not choose", rt.Path, prev)
 				} else {
 					r.Errorf("path", "%q differs only in letter case from routes[%d] %q on the same hosts: the router could not choose", rt.Path, prev, c.Routes[prev].Path)

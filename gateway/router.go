@@ -44,12 +44,16 @@ func newRouter(cfg *config.Config) (*router, error) {
 	for _, h := range cfg.TLS.Hosts {
 		tlsNames = append(tlsNames, h.Names...)
 	}
-	seen := map[string]string{}
+	type servedBy struct {
+		path  string // the route's path as configured
+		route int    // its index in cfg.Routes
+	}
+	seen := map[string]servedBy{} // canonical host + " " + folded prefix
 	for i := range cfg.Routes {
 		route := &cfg.Routes[i]
-		hosts := route.Hosts
+		hosts, own := route.Hosts, true
 		if len(hosts) == 0 {
-			hosts = tlsNames
+			hosts, own = tlsNames, false
 		}
 		if len(hosts) == 0 {
 			return nil, routeProblem(i, "hosts", "route %q has no hosts, and tls.hosts names none: list the route's hosts", route.ID)
@@ -64,19 +68,29 @@ func newRouter(cfg *config.Config) (*router, error) {
 		}
 		e := routeEntry{route: route, prefix: prefix, folded: pathtext.Fold(prefix)}
 		rt.normalises = rt.normalises || route.NormalizeUnicodePaths
-		for _, h := range hosts {
+		for j, h := range hosts {
 			ch, err := CanonicalHost(h)
 			if err != nil {
-				return nil, routeProblem(i, fmt.Sprintf("hosts[%d]", hostIndex(route, h)), "%q: %v", h, err)
+				if !own {
+					return nil, routeProblem(i, "hosts", "route %q has no hosts and serves those of tls.hosts, whose %q the router cannot serve (%v): list the route's hosts", route.ID, h, err)
+				}
+				return nil, routeProblem(i, fmt.Sprintf("hosts[%d]", j), "%q: %v", h, err)
 			}
 			key := ch + " " + e.folded
 			if prev, ok := seen[key]; ok {
-				if prev == route.Path {
-					return nil, routeProblem(i, "path", "host %q path %q is already served by another route", ch, route.Path)
+				switch {
+				case prev.route == i && !own:
+					// tls.hosts names ch twice (refused there): the
+					// route serves it once.
+					continue
+				case prev.route == i:
+					return nil, routeProblem(i, fmt.Sprintf("hosts[%d]", j), "%q names host %q a second time", h, ch)
+				case prev.path == route.Path:
+					return nil, routeProblem(i, "path", "host %q path %q is already served by routes[%d]", ch, route.Path, prev.route)
 				}
-				return nil, routeProblem(i, "path", "host %q path %q differs only in letter case from %q of another route", ch, route.Path, prev)
+				return nil, routeProblem(i, "path", "host %q path %q differs only in letter case from %q of routes[%d]", ch, route.Path, prev.path, prev.route)
 			}
-			seen[key] = route.Path
+			seen[key] = servedBy{path: route.Path, route: i}
 			rt.hosts[ch] = append(rt.hosts[ch], e)
 		}
 	}
@@ -90,17 +104,6 @@ func newRouter(cfg *config.Config) (*router, error) {
 // such as "path"), formatted like fmt.Sprintf.
 func routeProblem(i int, field, format string, args ...any) config.FieldError {
 	return config.FieldError{Field: fmt.Sprintf("routes[%d].%s", i, field), Message: fmt.Sprintf(format, args...)}
-}
-
-// hostIndex is the index of h in route.Hosts, or 0 for a name that came
-// from tls.hosts (a route without hosts of its own).
-func hostIndex(route *config.Route, h string) int {
-	for j, x := range route.Hosts {
-		if x == h {
-			return j
-		}
-	}
-	return 0
 }
 
 // pick returns the route for a canonical host and path. Hosts compare
