@@ -532,8 +532,10 @@ const RESTART_RETRY_MAX_MS = 24000;
 // MOVE_WINDOW_MS, not a loss.
 const MOVE_WINDOW_MS = 20000;
 
-// The longest a restart waits for fresh ICE servers (ms).
+// The longest a restart waits for fresh ICE servers (ms), and the least
+// time between two such waits for one peer's restart offers (ms).
 const ICE_FETCH_WAIT_MS = 3000;
+const ICE_REUSE_MS = 2000;
 
 // iceUfrag is the first ICE username fragment in sdp ("" when none).
 function iceUfrag(sdp) {
@@ -657,12 +659,13 @@ export class Call extends EventTarget {
   // half their lifetime is left — the scheduled refresh can come late on a
   // busy page, and a connection that gathers with expired credentials gets
   // no relay candidate at all (relay only: no connection). It waits at
-  // most ICE_FETCH_WAIT_MS; on failure the last ones may still do.
+  // most ICE_FETCH_WAIT_MS; on failure the last ones may still do. One
+  // fetch at a time serves every caller.
   async freshIce(onlyIfOld = false) {
     const until = new Date(this.ice.expires).getTime();
     if (onlyIfOld && until - Date.now() > (until - this.iceAt) / 2) return;
     let timer;
-    const fetched = this.refreshIce();
+    const fetched = this.iceFetch ||= this.refreshIce().finally(() => { this.iceFetch = null; });
     fetched.catch(() => { /* the last ones */ });
     try {
       await Promise.race([fetched, new Promise(r => { timer = setTimeout(r, ICE_FETCH_WAIT_MS); })]);
@@ -830,8 +833,15 @@ export class Call extends EventTarget {
     await pc.setRemoteDescription(desc); // a polite peer rolls back its own offer
     if (restarted) {
       this.peerRestarted(peerId, pc, n);
-      await this.freshIce(); // the answer gathers anew too
-      if (this.pcs.get(peerId) !== pc) return;
+      // The answer gathers anew too — with fresh servers, but a peer that
+      // restarts again within ICE_REUSE_MS gets no second wait: one sending
+      // restart offers as fast as signaling lets it cannot hold this page's
+      // messages (every peer's) behind fetches.
+      if (performance.now() - n.restartFetchAt >= ICE_REUSE_MS) {
+        n.restartFetchAt = performance.now();
+        await this.freshIce();
+        if (this.pcs.get(peerId) !== pc) return;
+      }
     }
     if (!n.tracksAdded) this.addLocalTracks(pc, n);
     if (desc.type === 'offer') {
@@ -857,7 +867,7 @@ export class Call extends EventTarget {
 
   makePC(peerId, answering = false) {
     const pc = new RTCPeerConnection(this.rtcConfig());
-    const n = { peerId, makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null, retryTimer: null, retries: 0,
+    const n = { peerId, makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null, retryTimer: null, retries: 0, restartFetchAt: -Infinity,
       cameraId: null, screenId: null, streams: new Map(), incoming: null, screenSender: null };
     this.pcs.set(peerId, pc);
     this.nego.set(peerId, n);
