@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/config"
+	"github.com/telegate/telegate/scope"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -56,6 +57,11 @@ var (
 	ErrNotConfirmed = errors.New("audit: the trail's write was not confirmed in time")
 	// ErrClosed: the log is closed.
 	ErrClosed = errors.New("audit: log closed")
+	// ErrEarlierRecordLost: a record the same request made before (an
+	// Event passed to Record with the request's context: a sign-in, an
+	// inspection finding, a break-glass grant) was dropped, so the
+	// request cannot be recorded whole; its own record is not written.
+	ErrEarlierRecordLost = errors.New("audit: a record of this request was dropped")
 )
 
 // header is the chain part of a line, written before the event's fields.
@@ -607,12 +613,17 @@ func (l *Log) stamp(e *Event) {
 // Record implements Sink. It stamps e.Time (UTC) and e.Generation when
 // zero and queues e without waiting for its write; it never blocks longer
 // than EnqueueTimeout. When the queue stays full, or after Close, the
-// event is dropped and counted (Dropped). Use Commit where the record
-// must be written before going on.
+// event is dropped, logged and counted (Dropped), and the request of ctx,
+// if any, is marked (scope.Scope.MarkUnrecorded) so that its own record's
+// Commit fails with ErrEarlierRecordLost: the request is then refused or
+// counted as unrecorded like any other (audit.on_failure), never answered
+// as if all of it were on the trail. Use Commit where the record must be
+// written before going on.
 func (l *Log) Record(ctx context.Context, e Event) {
 	l.stamp(&e)
 	if _, err := l.enqueue(e); err != nil {
 		l.drop(e, err)
+		scope.From(ctx).MarkUnrecorded()
 	}
 }
 
@@ -627,12 +638,17 @@ func (l *Log) Record(ctx context.Context, e Event) {
 // watchdog's tick, every commitTick, ends the waits past CommitTimeout).
 //
 // Errors (each counted, Unconfirmed): ErrSaturated, ErrNotConfirmed,
-// ErrClosed, or the write error that stopped the trail (it stays stopped
-// until restart).
+// ErrClosed, ErrEarlierRecordLost (a record ctx's request made was
+// dropped; e is then not queued), or the write error that stopped the
+// trail (it stays stopped until restart).
 func (l *Log) Commit(ctx context.Context, e Event) error {
 	if p := l.lastErr.Load(); p != nil {
 		l.unconfirmd.Add(1)
 		return *p
+	}
+	if scope.From(ctx).Unrecorded() {
+		l.unconfirmd.Add(1)
+		return ErrEarlierRecordLost
 	}
 	l.stamp(&e)
 	ticket, err := l.enqueue(e)
@@ -830,6 +846,14 @@ func (l *Log) Close() error {
 
 // Written is the number of records written since Open.
 func (l *Log) Written() uint64 { return l.written.Load() }
+
+// Queued is the number of records waiting for the writer now (not
+// counting the batch being written).
+func (l *Log) Queued() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue)
+}
 
 // Dropped is the number of records dropped because the queue stayed full
 // or the log was closed (export as telegate_audit_dropped_records_total).

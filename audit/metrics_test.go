@@ -26,7 +26,12 @@ func TestLogMetrics(t *testing.T) {
 	}
 	got := map[string]float64{}
 	for _, mf := range mfs {
-		got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+		m := mf.GetMetric()[0]
+		if g := m.GetGauge(); g != nil {
+			got[mf.GetName()] = g.GetValue()
+			continue
+		}
+		got[mf.GetName()] = m.GetCounter().GetValue()
 	}
 	want := map[string]float64{
 		"telegate_edge_audit_records_total":             2,
@@ -35,6 +40,7 @@ func TestLogMetrics(t *testing.T) {
 		"telegate_edge_audit_unconfirmed_records_total": 0,
 		"telegate_edge_audit_checkpoints_total":         0,
 		"telegate_edge_audit_checkpoint_errors_total":   0,
+		"telegate_edge_audit_queued_records":            0,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("metrics %v", got)

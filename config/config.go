@@ -634,7 +634,8 @@ type Audit struct {
 	FsyncInterval time.Duration `yaml:"fsync_interval"`
 	// OnFailure is what a request to a route that needs an identity, or
 	// to telegate's own endpoints, gets when its record cannot be written
-	// (I/O error, queue full): "refuse" answers 503, "degrade" serves it
+	// (I/O error, queue full, or a record the request made on its way — a
+	// sign-in, an inspection finding — was dropped): "refuse" answers 503, "degrade" serves it
 	// unrecorded and counts it (telegate_edge_audit_unconfirmed_records_total).
 	// Default "refuse".
 	OnFailure string `yaml:"on_failure"`

@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/telegate/telegate/config"
@@ -164,7 +165,26 @@ type Scope struct {
 	// its client why, instead of waiting for the drain deadline. nil
 	// outside the gateway chain.
 	Draining <-chan struct{}
+	// unrecorded is set once a record the request made could not be
+	// queued (MarkUnrecorded); any goroutine of the request may set it.
+	unrecorded atomic.Bool
 }
+
+// MarkUnrecorded notes that one of the request's audit records was lost
+// (dropped: the trail's queue stayed full, or the trail was closed). The
+// request's own record then fails to commit, so a request is never
+// answered as served while a record it made is missing (45 CFR
+// 164.312(b)); see audit.ErrEarlierRecordLost. Safe on a nil Scope and
+// from any goroutine.
+func (s *Scope) MarkUnrecorded() {
+	if s != nil {
+		s.unrecorded.Store(true)
+	}
+}
+
+// Unrecorded reports whether MarkUnrecorded was called; false on a nil
+// Scope.
+func (s *Scope) Unrecorded() bool { return s != nil && s.unrecorded.Load() }
 
 type key struct{}
 

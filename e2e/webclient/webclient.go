@@ -155,23 +155,67 @@ var ErrNoLoginForm = errors.New("webclient: the identity provider's login form w
 // Provider, fills in its login form (fields username and password) and
 // returns the page the gateway finally serves.
 func (c *Client) SignIn(target, user, password string) (*http.Response, []byte, error) {
-	resp, body, err := c.Get(target)
+	action, form, resp, body, err := c.loginForm(target, user, password)
 	if err != nil {
-		return nil, nil, err
+		return resp, body, err
+	}
+	return c.PostForm(action, form, nil)
+}
+
+// loginForm opens target and returns the provider's login form's action
+// and fields filled for user; the page reached when it is not that form.
+func (c *Client) loginForm(target, user, password string) (action string, form url.Values, resp *http.Response, body []byte, err error) {
+	resp, body, err = c.Get(target)
+	if err != nil {
+		return "", nil, nil, nil, err
 	}
 	m := formAction.FindSubmatch(body)
 	if m == nil {
-		return resp, body, fmt.Errorf("%w (GET %s: %d at %s)", ErrNoLoginForm, target, resp.StatusCode, resp.Request.URL)
+		return "", nil, resp, body, fmt.Errorf("%w (GET %s: %d at %s)", ErrNoLoginForm, target, resp.StatusCode, resp.Request.URL)
 	}
-	action, err := resp.Request.URL.Parse(string(m[1]))
+	u, err := resp.Request.URL.Parse(string(m[1]))
 	if err != nil {
-		return nil, nil, err
+		return "", nil, nil, nil, err
 	}
-	form := url.Values{"username": {user}, "password": {password}}
+	form = url.Values{"username": {user}, "password": {password}}
 	if id := hiddenID.FindSubmatch(body); id != nil {
 		form.Set("id", string(id[1]))
 	}
-	return c.PostForm(action.String(), form, nil)
+	return u.String(), form, nil, nil, nil
+}
+
+// SignInUntil is SignIn that stops before the first redirect whose
+// target stop accepts (for instance the gateway's callback) and returns
+// that target unfollowed: the request that lands there is the caller's
+// to send. ErrNoLoginForm as SignIn; an error when no such redirect comes
+// within 10.
+func (c *Client) SignInUntil(target, user, password string, stop func(*url.URL) bool) (*url.URL, error) {
+	action, form, _, _, err := c.loginForm(target, user, password)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, action, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for range 10 {
+		resp, _, err := c.Do(c.NoRedirect(), req)
+		if err != nil {
+			return nil, err
+		}
+		loc, err := resp.Location()
+		if err != nil {
+			return nil, fmt.Errorf("webclient: %s answered %d with no redirect", req.URL, resp.StatusCode)
+		}
+		if stop(loc) {
+			return loc, nil
+		}
+		if req, err = http.NewRequest(http.MethodGet, loc.String(), nil); err != nil {
+			return nil, err
+		}
+	}
+	return nil, errors.New("webclient: too many redirects before the stop")
 }
 
 // Cookie returns the named cookie the jar holds for base, or nil.
