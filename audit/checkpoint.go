@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -163,32 +164,15 @@ func LoadCheckpoints(dir string, v note.Verifier) ([]Checkpoint, []CheckpointPro
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit: read checkpoint: %w", err)
 		}
-		n, err := note.Open(b, note.VerifierList(v))
-		if err != nil {
-			problems = append(problems, CheckpointProblem{path, noteProblem(err, v)})
-			continue
-		}
-		c, err := parseCheckpoint(n.Text)
+		c, err := OpenCheckpoint(b, v)
 		if err != nil {
 			problems = append(problems, CheckpointProblem{path, err.Error()})
-			continue
-		}
-		if c.Origin != v.Name() {
-			problems = append(problems, CheckpointProblem{path, fmt.Sprintf("origin %q is not the signer %q", c.Origin, v.Name())})
 			continue
 		}
 		c.File = path
 		cps = append(cps, c)
 	}
-	slices.SortFunc(cps, func(a, b Checkpoint) int {
-		if a.Segment != b.Segment {
-			return cmpU(a.Segment, b.Segment)
-		}
-		if a.Size != b.Size {
-			return cmpU(a.Size, b.Size)
-		}
-		return a.Time.Compare(b.Time)
-	})
+	sortCheckpoints(cps)
 	return cps, problems, nil
 }
 
@@ -220,14 +204,23 @@ type checkpointSigner struct {
 	dir    string
 	signer note.Signer
 	vkey   string
+	// witness, when set, is handed every checkpoint written
+	// (Log.SetCheckpointWitness).
+	witness atomic.Pointer[WitnessFunc]
+}
+
+// sign returns c's signed note, c.Origin set to the signer's name.
+func (s *checkpointSigner) sign(c Checkpoint) ([]byte, error) {
+	c.Origin = s.signer.Name()
+	return note.Sign(&note.Note{Text: c.text()}, s.signer)
 }
 
 // write signs c and writes it to its file in the directory (written
 // whole: a temporary file, fsync, rename, fsync of the directory), then
-// removes the oldest checkpoints of c's segment beyond CheckpointsKept.
+// removes the oldest checkpoints of c's segment beyond CheckpointsKept,
+// and hands it to the witness, if any.
 func (s *checkpointSigner) write(c Checkpoint) error {
-	c.Origin = s.signer.Name()
-	msg, err := note.Sign(&note.Note{Text: c.text()}, s.signer)
+	msg, err := s.sign(c)
 	if err != nil {
 		return err
 	}
@@ -235,6 +228,10 @@ func (s *checkpointSigner) write(c Checkpoint) error {
 		return err
 	}
 	s.prune(c.Segment)
+	if w := s.witness.Load(); w != nil {
+		c.Origin = s.signer.Name()
+		(*w)(c, msg)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -65,6 +66,12 @@ type VerifyOptions struct {
 	Verifier note.Verifier
 	// CheckpointDir holds the checkpoints (LoadCheckpoints); "" none.
 	CheckpointDir string
+	// Witnessed are checkpoints kept off the host (ReadCheckpointFile of
+	// the notes a witness received, config audit.witness), checked like
+	// those of CheckpointDir: the trail must hold each, so a tail cut
+	// together with a rolled-back or emptied CheckpointDir still shows.
+	// They need Verifier.
+	Witnessed []Checkpoint
 }
 
 // Report is what VerifyTrail found.
@@ -123,8 +130,12 @@ func verifyTrail(r io.Reader, o VerifyOptions, each func(lineNo int, seq, segmen
 		if len(problems) > 0 {
 			return Report{}, problems[0]
 		}
-	} else if o.CheckpointDir != "" {
+	} else if o.CheckpointDir != "" || len(o.Witnessed) > 0 {
 		return Report{}, errors.New("audit: checkpoints need the verifier key")
+	}
+	if len(o.Witnessed) > 0 {
+		cps = append(slices.Clip(cps), o.Witnessed...)
+		sortCheckpoints(cps)
 	}
 	st, err := walkEach(r, o.Key, cps, each)
 	if tr, ok := r.(*Reader); ok {

@@ -644,6 +644,16 @@ type Audit struct {
 	// Ship sends every record to a SIEM: syslog over TLS and/or FHIR
 	// Bundles over HTTPS (see audit.ship).
 	Ship AuditShip `yaml:"ship"`
+	// Witness, when its url is set, receives every checkpoint as it is
+	// written: a signed webhook (event "audit.checkpoint", the JSON
+	// object {"type", "node", "segment", "size", "root", "time", "note"},
+	// note the signed note as checkpoint_dir holds it), through the
+	// webhooks' outbox, so it survives restarts and a receiver down for a
+	// while. A copy kept off this host shows records cut from the end even
+	// when checkpoint_dir was rolled back with the trail: `telegate audit
+	// verify --witnessed FILE` checks the trail against the note the
+	// witness kept last. Timeout default 5s.
+	Witness Webhook `yaml:"witness"`
 	// RotateSize: the trail's open file is rotated into a segment file
 	// (audit.log.000001, …) once a write takes it to this many bytes; the
 	// chain and the Merkle tree go on across segment files. Default 64 MiB

@@ -355,6 +355,7 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	str(&c.Audit.OnFailure, DefaultAuditOnFailure)
 	str(&c.Audit.OnFailurePublic, DefaultAuditOnFailurePublic)
 	c.Audit.Ship.applyDefaults()
+	c.Audit.Witness.applyDefaults()
 
 	str(&c.Log.Format, DefaultLogFormat)
 	str(&c.Log.Level, DefaultLogLevel)

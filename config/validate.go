@@ -1180,6 +1180,7 @@ func (c *Config) checkAudit(r *Report, fromEnv map[string]bool) {
 		}
 	}
 	c.Audit.Ship.validate(r.Sub("ship"))
+	c.Audit.Witness.validate(r.Sub("witness"), false)
 	if c.Audit.RotateSize < 64<<10 {
 		r.Errorf("rotate_size", "must be at least 65536 (bytes)")
 	}

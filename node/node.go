@@ -6,6 +6,8 @@ package node
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -225,6 +227,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) (err error) {
 	if hooks != nil {
 		closers = append(closers, hooks.Close)
 	}
+	if err := witnessCheckpoints(cfg, trail, reg, hooks, audit.SignerNodeID(ao.CheckpointKey), &closers); err != nil {
+		return err
+	}
 	bg, err := openBreakGlass(cfg, authn, trail, reg, hooks, log.With("component", "break-glass"))
 	if err != nil {
 		return err
@@ -403,6 +408,53 @@ func openBreakGlass(cfg *config.Config, authn *auth.Service, trail audit.Sink, r
 	return policies.NewBreakGlass(policies.BreakGlassOptions{
 		Store: store, Audit: trail, Webhook: hook, ReviewerRoles: bc.ReviewerRoles, Node: host, Logger: log,
 	})
+}
+
+// WitnessQueue is the webhooks' outbox queue of the audit checkpoints
+// sent to audit.witness.
+const WitnessQueue = "audit-witness"
+
+// witnessCheckpoints hands every checkpoint of trail to audit.witness,
+// when set: a webhook "audit.checkpoint" through the outbox hooks, its
+// delivery id the node, segment and size (the same on every attempt), so
+// a witness keeps the latest per node. The sender closes before the
+// trail; the checkpoint written at shutdown reaches the witness at the
+// next start (audit.Log.SetCheckpointWitness hands on the latest).
+func witnessCheckpoints(cfg *config.Config, trail *audit.Log, reg prometheus.Registerer, hooks webhook.Store, node string, closers *[]func() error) error {
+	send, err := webhook.FromConfig(cfg.Audit.Witness, webhookOptions(cfg, reg, hooks, WitnessQueue))
+	if err != nil {
+		return fmt.Errorf("audit.witness.%w", err)
+	}
+	if send == nil {
+		return nil
+	}
+	*closers = append(*closers, func() error {
+		trail.SetCheckpointWitness(nil)
+		send.Close()
+		return nil
+	})
+	trail.SetCheckpointWitness(func(c audit.Checkpoint, note []byte) {
+		body, err := json.Marshal(witnessBody{Type: "audit.checkpoint", Node: node, Segment: c.Segment, Size: c.Size,
+			Root: base64.StdEncoding.EncodeToString(c.Root[:]), Time: c.Time.UTC(), Note: string(note)})
+		if err != nil {
+			return
+		}
+		send.Send("audit.checkpoint", fmt.Sprintf("%s.%d.%d", node, c.Segment, c.Size), body)
+	})
+	return nil
+}
+
+// witnessBody is the JSON body of an "audit.checkpoint" webhook: the
+// checkpoint's fields and Note, its signed note (golang.org/x/mod/sumdb/note
+// format), which `telegate audit verify --witnessed FILE` takes as it is.
+type witnessBody struct {
+	Type    string    `json:"type"`
+	Node    string    `json:"node"`
+	Segment uint64    `json:"segment"`
+	Size    int64     `json:"size"`
+	Root    string    `json:"root"`
+	Time    time.Time `json:"time"`
+	Note    string    `json:"note"`
 }
 
 // AuditOptions are the audit trail's options from cfg: its file, HMAC key

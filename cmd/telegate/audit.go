@@ -16,7 +16,7 @@ import (
 )
 
 const auditUsage = `Usage:
-  telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] [--encryption-key-file PATH]
+  telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] [--encryption-key-file PATH] [--witnessed FILE]...
   telegate audit verify --merge DIR...
   telegate audit export [--format fhir|jsonl] [--since RFC3339] [--until RFC3339] [--out FILE] [flags of verify] [TRAIL]
   telegate audit key [-c FILE | --data-dir DIR] [--checkpoints DIR]
@@ -142,11 +142,19 @@ func (c cli) resolve(cmd string, tf trailFlags) (audit.Trail, audit.VerifyOption
 // the HMAC key adds the check of every line's mac; a sealed trail needs
 // its encryption key file.
 func (c cli) auditVerify(args []string) int {
-	fs := c.flags("audit verify", "telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] [--encryption-key-file PATH] | --merge DIR...")
+	fs := c.flags("audit verify", "telegate audit verify [-c FILE | --data-dir DIR] [--file PATH] [--checkpoints DIR] [--verifier-key KEY|PATH] [--key-file PATH] [--encryption-key-file PATH] [--witnessed FILE]... | --merge DIR...")
 	tf := c.trailFlags(fs)
 	merge := fs.Bool("merge", false, "verify the trails of several nodes together: each argument DIR is a node's data directory, or a directory holding its audit.log and its checkpoints")
+	var witnessed []string
+	fs.Func("witnessed", "also check the trail against the checkpoint in `FILE`, as a witness kept it (audit.witness: the note, or the webhook's JSON body); repeatable", func(s string) error {
+		witnessed = append(witnessed, s)
+		return nil
+	})
 	if st := c.parseArgs(fs, args, -1); st >= 0 {
 		return st
+	}
+	if *merge && len(witnessed) > 0 {
+		return c.usageError(fs, "--witnessed checks one trail; verify each node's with its own")
 	}
 	if !*merge && fs.NArg() > 0 {
 		return c.usageError(fs, fmt.Sprintf("unexpected argument %q (several trails: --merge DIR...)", fs.Arg(0)))
@@ -167,6 +175,16 @@ func (c cli) auditVerify(args []string) int {
 	}
 	if err != nil {
 		return fail(err)
+	}
+	for _, w := range witnessed {
+		if o.Verifier == nil {
+			return fail(errors.New("--witnessed needs the verifier key (--verifier-key, or checkpoint.vkey in the checkpoint directory)"))
+		}
+		cp, err := audit.ReadCheckpointFile(w, o.Verifier)
+		if err != nil {
+			return fail(err)
+		}
+		o.Witnessed = append(o.Witnessed, cp)
 	}
 	files, err := tr.Files()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -355,4 +356,95 @@ func TestAuditVerifySealedSegments(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, seg+": line ") || !strings.Contains(r.stdout, "does not decrypt") {
 		t.Fatalf("verify of a changed block: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
+}
+
+// TestRegression_AuditVerifyWitnessed: `audit verify --witnessed FILE`
+// checks the trail against a checkpoint a witness kept (audit.witness),
+// as the note or as the webhook's JSON body: a tail cut with the
+// checkpoint directory emptied verifies "ok" on its own and is named cut
+// with the witness's copy; a note signed by another key, or a file that
+// is no checkpoint, is refused, naming the file; --witnessed needs the
+// verifier key.
+func TestRegression_AuditVerifyWitnessed(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	skey, _, err := note.GenerateKey(nil, "telegate-audit/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, ck := filepath.Join(dir, "audit.log"), filepath.Join(dir, "ck")
+	l, err := audit.OpenTrail(audit.Options{File: trail, Key: bytes.Repeat([]byte{9}, 32), CheckpointDir: ck, CheckpointKey: skey, CheckpointEvery: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest []byte
+	l.SetCheckpointWitness(func(c audit.Checkpoint, n []byte) { latest = bytes.Clone(n) })
+	for i := range 12 {
+		if err := l.Commit(context.Background(), audit.Event{Type: "request", RouteID: "home", Status: 200 + i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if latest == nil {
+		t.Fatal("no checkpoint reached the witness")
+	}
+	vkey := filepath.Join(dir, "recorded.vkey")
+	b, err := os.ReadFile(filepath.Join(ck, audit.VerifierKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("recorded.vkey", b)
+	noteFile := write("witnessed.note", latest)
+	body, _ := json.Marshal(map[string]any{"type": "audit.checkpoint", "note": string(latest)})
+	jsonFile := write("witnessed.json", body)
+	otherKey, _, _ := note.GenerateKey(nil, "telegate-audit/test")
+	s, _ := note.NewSigner(otherKey)
+	forged, _ := note.Sign(&note.Note{Text: "telegate-audit/test\n3\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nsegment 1\ntime 2026-12-07T10:00:00Z\n"}, s)
+	forgedFile := write("forged.note", forged)
+	junk := write("junk.json", []byte(`{"type":"audit.checkpoint"}`))
+
+	// The intruder's work: the last records cut, the checkpoints emptied.
+	lines := strings.SplitAfter(string(mustRead(t, trail)), "\n")
+	write("audit.log", []byte(strings.Join(lines[:5], "")))
+	empty := filepath.Join(dir, "emptied")
+	if err := os.Mkdir(empty, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"audit", "verify", "--file", trail, "--checkpoints", empty, "--verifier-key", vkey}
+	if r := telegate(t, nil, args...); r.code != 0 || !strings.Contains(r.stdout, "ok, 5 records verified") {
+		t.Fatalf("the cut trail on its own: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	for _, f := range []string{noteFile, jsonFile} {
+		r := telegate(t, nil, append(args, "--witnessed", f)...)
+		if r.code != 1 || !strings.Contains(r.stdout, "cut from the end") || !strings.Contains(r.stdout, "records 6..") {
+			t.Errorf("--witnessed %s: exit %d, stdout %q, stderr %q", filepath.Base(f), r.code, r.stdout, r.stderr)
+		}
+	}
+	for _, f := range []string{forgedFile, junk} {
+		r := telegate(t, nil, append(args, "--witnessed", f)...)
+		if r.code != 1 || !strings.Contains(r.stderr, f) {
+			t.Errorf("--witnessed %s: exit %d, stdout %q, stderr %q", filepath.Base(f), r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := telegate(t, nil, "audit", "verify", "--file", trail, "--checkpoints", empty, "--witnessed", noteFile); r.code != 1 || !strings.Contains(r.stderr, "needs the verifier key") {
+		t.Errorf("--witnessed without a verifier key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
