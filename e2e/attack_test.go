@@ -853,7 +853,7 @@ func TestAttackLeaksAndAudit(t *testing.T) {
 	code, state := cbu.Query().Get("code"), cbu.Query().Get("state")
 
 	var refused []string
-	for _, p := range []string{"/admin/?needle2=x", "/public/../admin/", "/public/?id=" + url.QueryEscape("1' OR '1'='1 needle3")} {
+	for _, p := range []string{"/admin/?needle2=x", "/public/../admin/", "/public/?id=" + url.QueryEscape("1' OR '1'='1 needle3"), "/admin/Patient/mrn-4471-pathmark"} {
 		req := mustRequest(t, "GET", d.Base()+"/", "application/json")
 		req.URL.Opaque = p
 		req.Header.Set("X-Forwarded-User", "needle4@evil.example")
@@ -877,10 +877,18 @@ func TestAttackLeaksAndAudit(t *testing.T) {
 		"id_token": "id_token", "access_token": "access_token", "e-mail address": "@demo.test", "spoofed header": "needle4",
 		"query string": "needle", "sign-in query": "secretq", "password field": "password=", "SDP line": "v=0",
 	}
+	// Paths name patients and records: the log keeps none (the trail
+	// does, access-controlled).
+	secretsInLog := map[string]string{"a path's patient id": "mrn-4471-pathmark", "the sign-in path": "/clinic/"}
 	for k, v := range visitSecrets {
 		secrets[k] = v
 	}
 	logs := logLines(d)
+	for name, secret := range secretsInLog {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log holds %s (%q)", name, secret)
+		}
+	}
 	for name, secret := range secrets {
 		if secret != "" && strings.Contains(logs, secret) {
 			t.Errorf("the log holds the %s (%q)", name, secret)

@@ -168,3 +168,43 @@ func TestRegression_PlainHTTPOnTheHTTPSPortIsTold(t *testing.T) {
 		}
 	}
 }
+
+// TestRegression_PathsStayOutOfTheLog: the path of a request names
+// patients and records (/Patient/123, a visit's id), so the ordinary
+// request log line never holds it — served, refused, not found, or
+// bounced off an upstream that is down — while the audit trail keeps it
+// under the same request id.
+func TestRegression_PathsStayOutOfTheLog(t *testing.T) {
+	t.Parallel()
+	var out lockedLog
+	tg := newTestGateway(t, func(_ *config.Config, o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&out, nil))
+	})
+	c := tg.client(tg.ts.Listener.Addr().String())
+	for _, p := range []string{
+		"/public/Patient/mrn-50117",          // served
+		"/admin/Patient/mrn-50118",           // refused: no identity
+		"/nowhere/Patient/mrn-50119",         // no route
+		"/down/Observation/mrn-50120/vitals", // the upstream is down
+	} {
+		resp, err := c.Get("https://" + appHost + p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		resp.Body.Close()
+		rid := resp.Header.Get("X-Request-Id")
+		mark := p[strings.LastIndex(p, "mrn-"):][:9]
+		deadline := time.Now().Add(3 * time.Second)
+		for !strings.Contains(out.String(), rid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := out.String(); !strings.Contains(got, rid) {
+			t.Errorf("%s (%d): no log line for request %s", p, resp.StatusCode, rid)
+		} else if strings.Contains(got, mark) {
+			t.Errorf("%s (%d): the log holds the path: %q", p, resp.StatusCode, got)
+		}
+		if e, ok := tg.audit.find(rid); !ok || e.Path != p {
+			t.Errorf("%s: the trail's record of request %s has path %q", p, rid, e.Path)
+		}
+	}
+}

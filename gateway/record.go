@@ -29,8 +29,11 @@ import (
 // telegate_edge_audit_unconfirmed_records_total). A response that breaks
 // off after it started gets a second record, "request.end", with the
 // reason. Then come the request metrics and at most one ordinary log line
-// with no PHI: the client address only as its pseudonym
-// (audit.Pseudonym), no query, no headers.
+// with no PHI: the request id, route, method, status, decision; the
+// client address only as its pseudonym (audit.Pseudonym); no path (an
+// upstream's paths name patients and records: /Patient/123, a visit's
+// id — the trail holds it, joined by the request id), no query, no
+// headers.
 func (g *generation) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &statusWriter{ResponseWriter: w, now: g.now}
@@ -100,7 +103,6 @@ func (g *generation) record(next http.Handler) http.Handler {
 				slog.String("request_id", s.RequestID),
 				slog.String("route", e.RouteID),
 				slog.String("method", e.Method),
-				slog.String("path", s.Path),
 				slog.Int("status", rw.status),
 				slog.String("client", audit.Pseudonym(g.pseudoKey, s.ClientAddr)),
 				slog.String("decision", e.Decision),
