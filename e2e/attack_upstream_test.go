@@ -381,8 +381,7 @@ func TestRegression_UpstreamCookiesThroughTheListener(t *testing.T) {
 // signed-in route answers, and telegate's own pages, carry
 // Cache-Control: no-store whatever the upstream said (it says
 // "public, max-age=3600"); a public route and a cacheable one keep the
-// upstream's. Plain HTTP sent to the HTTPS port is answered with a short
-// 400 that says to use https, whatever the method, not an empty reply.
+// upstream's.
 func TestRegression_PatientPagesAreNotCachedThroughTheListener(t *testing.T) {
 	n := startUpstreamNode(t)
 	for _, tc := range []struct {
@@ -418,34 +417,40 @@ func TestRegression_PatientPagesAreNotCachedThroughTheListener(t *testing.T) {
 			t.Errorf("%s: Expires %q beside no-store", tc.name, resp.Header.Get("Expires"))
 		}
 	}
-	t.Run("plain HTTP on the HTTPS port", func(t *testing.T) {
-		for _, raw := range []string{
-			"GET /chart/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
-			"POST /forms/intake HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=1",
-			"HEAD / HTTP/1.0\r\n\r\n",
-			"OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n",
-		} {
-			before := n.up.count()
-			resp, body := plainExchange(t, n.demo, raw)
-			what := strings.SplitN(raw, "\r\n", 2)[0]
-			if resp == nil {
-				t.Errorf("%s: an empty reply", what)
-				continue
-			}
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Errorf("%s: %d, want 400", what, resp.StatusCode)
-			}
-			if !strings.HasPrefix(what, "HEAD") && (!strings.Contains(strings.ToLower(body), "https") || len(body) > 2048) {
-				t.Errorf("%s: the answer does not say to use https, shortly: %q", what, body)
-			}
-			if resp.Header.Get("X-Request-Id") == "" {
-				t.Errorf("%s: no request id", what)
-			}
-			if got := n.up.count() - before; got != 0 {
-				t.Errorf("%s: the upstream received %d requests", what, got)
-			}
+}
+
+// TestRegression_PlainHTTPOnTheHTTPSPortThroughTheListener: plain HTTP
+// sent to the HTTPS port is answered with a short 400 that says to use
+// https and carries a request id, whatever the method, not an empty
+// reply; the upstream receives nothing.
+func TestRegression_PlainHTTPOnTheHTTPSPortThroughTheListener(t *testing.T) {
+	n := startUpstreamNode(t)
+	for _, raw := range []string{
+		"GET /chart/ HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"POST /forms/intake HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=1",
+		"HEAD / HTTP/1.0\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: localhost\r\n\r\n",
+	} {
+		before := n.up.count()
+		resp, body := plainExchange(t, n.demo, raw)
+		what := strings.SplitN(raw, "\r\n", 2)[0]
+		if resp == nil {
+			t.Errorf("%s: an empty reply", what)
+			continue
 		}
-	})
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", what, resp.StatusCode)
+		}
+		if !strings.HasPrefix(what, "HEAD") && (!strings.Contains(strings.ToLower(body), "https") || len(body) > 2048) {
+			t.Errorf("%s: the answer does not say to use https, shortly: %q", what, body)
+		}
+		if rid := resp.Header.Get("X-Request-Id"); rid == "" || (!strings.HasPrefix(what, "HEAD") && !strings.Contains(body, rid)) {
+			t.Errorf("%s: the answer does not show its request id %q: %q", what, rid, body)
+		}
+		if got := n.up.count() - before; got != 0 {
+			t.Errorf("%s: the upstream received %d requests", what, got)
+		}
+	}
 }
 
 // plainExchange writes raw on a plain TCP connection to d's HTTPS port
