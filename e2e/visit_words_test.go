@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// shortDate is moment (RFC 3339) as p's browser writes a short date and
+// time in lang's locale: how the visit pages show a moment.
+func shortDate(p *page, moment, lang string) string {
+	p.t.Helper()
+	if moment == "" {
+		p.t.Fatal("no moment to show")
+	}
+	return eval[string](p, fmt.Sprintf(`new Date(%q).toLocaleString(%q, { dateStyle: 'short', timeStyle: 'short' })`, moment, lang))
+}
+
+// chatLines is what each line of p's chat log sel says.
+func chatLines(p *page, sel string) string {
+	return eval[string](p, fmt.Sprintf(`[...document.querySelectorAll('%s li')].map(li => li.textContent).join(' | ')`, sel))
+}
+
+// TestRegression_LanguageSwitchSaysShownValuesAgain: words a visit page
+// already shows that carry a value — a moment, a name, what someone
+// typed — are said again in the new language after a switch, the moment
+// as a date in the new language's locale, the name and the typed text as
+// they were; and back again. Tried on:
+//   - the lobby: the invite's "Valid until …", the visit's "Scheduled … ·
+//     Ends by …", a guest link's "made for … until …", the waiting-room
+//     chat's lines from the patient (their name) and to them ("You: To
+//     …: …");
+//   - the waiting room: the patient's own line ("You: …") and the
+//     clinician's (their name);
+//   - the call: the patient's line and the clinician's received file, on
+//     both sides ("You: File: …", "<name>: File: …").
+//
+// The typed texts hold catalogue words and dates of their own ("You",
+// "Valid until …"), which must not change.
+func TestRegression_LanguageSwitchSaysShownValuesAgain(t *testing.T) {
+	d, _, artifacts, dr, pat := visitPages(t)
+	base := d.Base()
+	defer func() {
+		if t.Failed() {
+			t.Logf("clinician: %s, patient: %s", dr.screenshot(artifacts, "values-clinician.png"), pat.screenshot(artifacts, "values-patient.png"))
+		}
+	}()
+
+	dr.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
+	dr.do(chromedp.SetValue(chromedp.CSS("#visit-title"), "Values visit"),
+		chromedp.SetValue(chromedp.CSS("#visit-scheduled"), "2026-12-24T18:05"),
+		chromedp.Click(chromedp.CSS("#create-visit")))
+	dr.waitFor("the invite link", `document.querySelector('#invite-link').value.includes('invite=')`, 15*time.Second)
+	invite := eval[string](dr, `document.querySelector('#invite-link').value`)
+	dr.do(chromedp.SetValue(chromedp.CSS(`#lobby-guest-invite select`), "interpreter"),
+		chromedp.Click(chromedp.CSS(`#lobby-guest-invite [data-testid=make-guest-link]`)))
+	dr.waitFor("the guest link", `document.querySelector('#lobby-guest-invite [data-testid=guest-link]').value.includes('link=')`, 15*time.Second)
+	guestLink := eval[string](dr, `document.querySelector('#lobby-guest-invite [data-testid=guest-link]').value`)
+
+	pat.signIn(invite, "patient@demo.test", "/.telegate/visits/join")
+	pat.waitFor("the waiting room", `document.querySelector('#waiting-status').textContent.includes('waiting room')`, 15*time.Second)
+	visitID := eval[string](pat, `new URLSearchParams(location.search).get('visit')`)
+	const ask = "Wchat-canary: You said Valid until 12/24/26, 6:05 PM?"
+	const reply = "Wchat-canary: Yes, Scheduled 6:05 PM"
+	chatBothWays(t, pat, dr, "", "Demo Patient", ask, reply)
+
+	// The waiting room.
+	for _, tc := range []struct{ lang, want string }{
+		{"es", "Usted: " + ask + " | Dr. Demo Clinician: " + reply},
+		{"en", "You: " + ask + " | Dr. Demo Clinician: " + reply},
+	} {
+		pat.switchLanguage(tc.lang)
+		if got := chatLines(pat, "#wchat-log"); got != tc.want {
+			t.Errorf("the waiting-room chat after switching to %s: %q, want %q", tc.lang, got, tc.want)
+		}
+	}
+
+	// The lobby, once the visit has started (its end is set).
+	dr.do(chromedp.Click(chromedp.CSS("#waiting-list button[data-action=admit]")))
+	pat.waitFor("the call page", `location.pathname.endsWith('/call')`, 15*time.Second)
+	dr.waitFor("the visit's end", `document.querySelector('#current-times').textContent.includes('Ends by')`, 15*time.Second)
+	moments := eval[map[string]any](dr, fmt.Sprintf(`fetch('/.telegate/visits/%s').then(r => r.json())`, visitID))
+	u, err := url.Parse(guestLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest := eval[map[string]any](dr, fmt.Sprintf(`fetch('/.telegate/visits/guest/check', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Telegate-CSRF': '1' }, body: JSON.stringify({ link: %q }) }).then(r => r.json())`, u.Query().Get("link")))
+	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+	lobby := `['#invite-expires', '#current-times', '#lobby-guest-invite [data-testid=guest-link-made]'].map(s => document.querySelector(s).textContent).concat([...document.querySelectorAll('#wchat-log li')].map(li => li.textContent)).join(' | ')`
+	for _, lang := range []string{"es", "en", "es"} {
+		at := func(k string) string { return shortDate(dr, str(moments, k), lang) }
+		want := "Valid until " + at("invite_expires") + " | Scheduled " + at("scheduled") + " · Ends by " + at("ends_at") +
+			" | Guest link made for: Interpreter. It lets one person in, until " + shortDate(dr, str(guest, "expires"), lang) + "." +
+			" | Demo Patient: " + ask + " | You: To Demo Patient: " + reply
+		if lang == "es" {
+			want = "Válido hasta " + at("invite_expires") + " | Programada " + at("scheduled") + " · Termina a más tardar " + at("ends_at") +
+				" | Enlace de invitado creado para: Intérprete. Deja entrar a una persona, hasta " + shortDate(dr, str(guest, "expires"), lang) + "." +
+				" | Demo Patient: " + ask + " | Usted: Para Demo Patient: " + reply
+		}
+		dr.switchLanguage(lang)
+		if got := eval[string](dr, lobby); got != want {
+			t.Errorf("the lobby after switching to %s:\n got %q\nwant %q", lang, got, want)
+		}
+	}
+	if shortDate(dr, str(moments, "scheduled"), "es") == shortDate(dr, str(moments, "scheduled"), "en") {
+		t.Fatal("the browser writes dates alike in English and Spanish: this test cannot tell them apart")
+	}
+
+	// The call: a typed line one way, a file the other.
+	dr.switchLanguage("en")
+	dr.do(chromedp.Navigate(base + eval[string](dr, `document.querySelector('#start-call').getAttribute('href')`)))
+	for _, p := range []*page{dr, pat} {
+		p.waitFor("connected", `document.querySelector('#connection-state').dataset.state === 'connected'`, 45*time.Second)
+	}
+	const msg = "Chat-canary: You can read File: here"
+	pat.do(chromedp.SetValue(chromedp.CSS("#chat-input"), msg), chromedp.Click(chromedp.CSS("#chat-send")))
+	dr.waitFor("the patient's line", fmt.Sprintf(`document.querySelector('#chat-log').textContent.includes(%q)`, msg), 15*time.Second)
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, []byte(strings.Repeat("n", 700)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dr.do(chromedp.SetUploadFiles(chromedp.CSS("#chat-file"), []string{path}))
+	pat.waitFor("the clinician's file", `document.querySelector('#chat-log a[download="notes.txt"]') !== null`, 20*time.Second)
+	dr.waitFor("the file in the clinician's log", `document.querySelector('#chat-log a[download="notes.txt"]') !== null`, 20*time.Second)
+	for _, step := range []struct {
+		who                 *page
+		lang, you, file, pt string
+	}{
+		{pat, "es", "Usted", "Archivo:", "Demo Patient"},
+		{dr, "es", "Usted", "Archivo:", "Demo Patient"},
+		{pat, "en", "You", "File:", "Demo Patient"},
+		{dr, "en", "You", "File:", "Demo Patient"},
+	} {
+		step.who.switchLanguage(step.lang)
+		want := step.you + ": " + msg + " | Dr. Demo Clinician: " + step.file + " notes.txt (1 KB)"
+		if step.who == dr {
+			want = step.pt + ": " + msg + " | " + step.you + ": " + step.file + " notes.txt (1 KB)"
+		}
+		if got := chatLines(step.who, "#chat-log"); got != want {
+			t.Errorf("%s's call chat after switching to %s: %q, want %q", step.who.name, step.lang, got, want)
+		}
+	}
+}
