@@ -147,3 +147,80 @@ func TestRegression_LanguageSwitchSaysShownValuesAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestRegression_UntitledVisitCalledInReadersLanguage: a visit made
+// without a title (none, or only spaces) is stored and answered without
+// one — no English words in its place — and every place that shows a
+// visit's title calls it the catalogue's words for a visit in the
+// reader's language: the lobby's list and the chosen visit's heading, in
+// a browser that prefers English, in one that prefers Spanish, and after
+// each switches to the other. A title given is shown as it is in both.
+func TestRegression_UntitledVisitCalledInReadersLanguage(t *testing.T) {
+	d, newCtx, artifacts, en, _ := visitPages(t)
+	base := d.Base()
+	es := newPage(t, newCtx, "clinician in Spanish")
+	for p, accept := range map[*page]string{en: "en-US,en;q=0.9", es: "es-ES,es;q=0.9"} {
+		p.do(chromedp.Navigate("about:blank"))
+		p.acceptLanguage(accept)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s, %s", en.screenshot(artifacts, "untitled-en.png"), es.screenshot(artifacts, "untitled-es.png"))
+		}
+	}()
+	en.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
+	titles := []string{"", "   ", "Knee follow-up"}
+	var ids []string
+	for _, title := range titles {
+		n := len(ids)
+		eval[string](en, fmt.Sprintf(`document.querySelector('#visit-title').value = %q`, title))
+		en.do(chromedp.Click(chromedp.CSS("#create-visit")))
+		en.waitFor("the visit in the list", fmt.Sprintf(`document.querySelectorAll('#visit-list button').length === %d`, n+1), 15*time.Second)
+		ids = append(ids, eval[string](en, `document.querySelector('#visit-list li:last-child button').dataset.visit`))
+	}
+
+	// What telegate stores and answers.
+	answered := eval[string](en, `fetch('/.telegate/visits').then(r => r.json()).then(j => j.visits.map(v => 'title' in v ? JSON.stringify(v.title) : '(none)').join(', '))`)
+	if want := `(none), (none), "Knee follow-up"`; answered != want {
+		t.Errorf("the visits' titles as answered: %s, want %s", answered, want)
+	}
+	for i, id := range ids {
+		got := eval[string](en, fmt.Sprintf(`fetch('/.telegate/visits/%s').then(r => r.json()).then(v => 'title' in v ? JSON.stringify(v.title) : '(none)')`, id))
+		if want := map[bool]string{true: `"Knee follow-up"`, false: "(none)"}[titles[i] != "" && strings.TrimSpace(titles[i]) != ""]; got != want {
+			t.Errorf("visit %d (made with title %q) answers title %s, want %s", i, titles[i], got, want)
+		}
+	}
+
+	// What the lobby shows, in each reader's language.
+	es.signIn(base+"/.telegate/visits/lobby", "clinician@demo.test", "/.telegate/visits/lobby")
+	shows := func(p *page) string {
+		p.t.Helper()
+		p.waitFor("the list", `document.querySelectorAll('#visit-list button').length === 3`, 15*time.Second)
+		var heads []string
+		for _, id := range ids {
+			p.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#visit-list button[data-visit=%q]`, id))))
+			p.waitFor("the visit chosen", fmt.Sprintf(`document.querySelector('#visit-list button[data-visit=%q]').getAttribute('aria-pressed') === 'true'`, id), 10*time.Second)
+			heads = append(heads, eval[string](p, `document.querySelector('#current-title').textContent`))
+		}
+		return eval[string](p, `[...document.querySelectorAll('#visit-list button')].map(b => b.textContent).join(' | ')`) + " || " + strings.Join(heads, " | ")
+	}
+	inEnglish := "Video visit · 0 waiting | Video visit · 0 waiting | Knee follow-up · 0 waiting || Video visit | Video visit | Knee follow-up"
+	inSpanish := "Consulta por video · 0 en espera | Consulta por video · 0 en espera | Knee follow-up · 0 en espera || Consulta por video | Consulta por video | Knee follow-up"
+	for _, step := range []struct {
+		p          *page
+		switchTo   string
+		want, what string
+	}{
+		{en, "", inEnglish, "served in English"},
+		{es, "", inSpanish, "served in Spanish"},
+		{en, "es", inSpanish, "switched to Spanish"},
+		{es, "en", inEnglish, "switched to English"},
+	} {
+		if step.switchTo != "" {
+			step.p.switchLanguage(step.switchTo)
+		}
+		if got := shows(step.p); got != step.want {
+			t.Errorf("the lobby %s:\n got %q\nwant %q", step.what, got, step.want)
+		}
+	}
+}
