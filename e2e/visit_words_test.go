@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -223,4 +224,82 @@ func TestRegression_UntitledVisitCalledInReadersLanguage(t *testing.T) {
 			t.Errorf("the lobby %s:\n got %q\nwant %q", step.what, got, step.want)
 		}
 	}
+}
+
+// picturesNamed is a script that says (a short text) what on a call page
+// is not as it is with want (each other participant's "name label", as
+// the server's roster has them) the people whose pictures are shown, or
+// "" when all is: every remote picture, the main one and each small one,
+// carries a tag on the picture itself, not hidden or covered, naming one
+// of them and what they are in the visit; each of them has one picture.
+func picturesNamed(want ...string) string {
+	w, _ := json.Marshal(want)
+	return fmt.Sprintf(`(() => {
+  const want = %s.sort();
+  const seen = [];
+  for (const v of document.querySelectorAll('#stage video.remote')) {
+    if (!v.srcObject) continue;
+    const tag = v.closest('.tile')?.querySelector('.name-tag');
+    if (!tag || tag.hidden || !tag.getClientRects().length) return 'a picture (' + (v.getAttribute('aria-label') || v.id) + ') without a visible name';
+    tag.scrollIntoView({ block: 'center' });
+    const r = tag.getBoundingClientRect(), vr = v.getBoundingClientRect();
+    if (!(r.width > 0) || r.left < vr.left || r.top < vr.top || r.right > vr.right + 0.5 || r.bottom > vr.bottom + 0.5) return 'the name ' + JSON.stringify(tag.innerText) + ' is not on its picture';
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    if (!hit || !tag.contains(hit)) return 'the name ' + JSON.stringify(tag.innerText) + ' is covered by ' + (hit ? hit.tagName + '#' + hit.id : 'nothing');
+    seen.push(tag.innerText.replace(/\s+/g, ' ').trim());
+  }
+  seen.sort();
+  return JSON.stringify(seen) === JSON.stringify(want) ? '' : 'the pictures are named ' + JSON.stringify(seen) + ', want ' + JSON.stringify(want);
+})()`, w)
+}
+
+// TestRegression_EveryPictureNamed: in a call of three and more, every
+// other participant's picture — the main one and each small one — shows
+// their display name and what they are in the visit, from the server's
+// roster, on every page; and stays right as people go and come and the
+// main picture changes hands. Tried with the clinician, the patient and
+// an interpreter; then the patient hangs up (the clinician's main
+// picture goes to the interpreter); then a second interpreter joins.
+func TestRegression_EveryPictureNamed(t *testing.T) {
+	_, dr, pat, g, _, artifacts := threePartyCall(t, nil, nil)
+	defer func() {
+		if t.Failed() {
+			for _, p := range []*page{dr, pat, g} {
+				t.Logf("%s: %s", p.name, p.screenshot(artifacts, "named-"+p.name+".png"))
+			}
+		}
+	}()
+	const (
+		doctor  = "Dr. Demo Clinician Clinician (host)"
+		patient = "Demo Patient Patient"
+		ana     = "Ana Interpreter Interpreter"
+		bea     = "Bea Interpreter Interpreter"
+	)
+	for p, others := range map[*page][]string{dr: {patient, ana}, pat: {doctor, ana}, g: {doctor, patient}} {
+		p.waitForNothing("every picture named", picturesNamed(others...), 30*time.Second)
+	}
+
+	drStage := eval[string](dr, `document.querySelector('#remote-name').textContent`)
+	pat.do(chromedp.Click(chromedp.CSS("#hangup")))
+	for p, others := range map[*page][]string{dr: {ana}, g: {doctor}} {
+		p.waitForNothing("every picture named after the patient left", picturesNamed(others...), 30*time.Second)
+	}
+	if drStage != "Demo Patient" {
+		t.Logf("the clinician's main picture was %q's before the patient left", drStage)
+	}
+	if got := eval[string](dr, `document.querySelector('#remote-name').textContent`); got != "Ana Interpreter" {
+		t.Errorf("the clinician's main picture is named %q after the patient left", got)
+	}
+
+	g2 := newPage(t, chromium(t), "second interpreter")
+	// The first link is used: the form makes a new one.
+	eval[string](dr, `document.querySelector('#call-guest-invite [data-testid=guest-link]').value = ''`)
+	inviteGuest(t, dr, g2, "Bea Interpreter", artifacts, nil)
+	for p, others := range map[*page][]string{dr: {ana, bea}, g: {doctor, bea}, g2: {doctor, ana}} {
+		p.waitForNothing("every picture named after a second interpreter joined", picturesNamed(others...), 30*time.Second)
+	}
+	// The names stay the roster's in the other language too.
+	g.switchLanguage("es")
+	g.waitForNothing("every picture named in Spanish", picturesNamed("Dr. Demo Clinician Clínico (anfitrión)", "Bea Interpreter Intérprete"), 10*time.Second)
+	dr.screenshot(artifacts, "visit-call-pictures-named.png")
 }
