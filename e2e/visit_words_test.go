@@ -303,3 +303,99 @@ func TestRegression_EveryPictureNamed(t *testing.T) {
 	g.waitForNothing("every picture named in Spanish", picturesNamed("Dr. Demo Clinician Clínico (anfitrión)", "Bea Interpreter Intérprete"), 10*time.Second)
 	dr.screenshot(artifacts, "visit-call-pictures-named.png")
 }
+
+// holdableSignaling lets a test take p's call signaling away: window.
+// __dropSignal() closes its signaling socket and sends every reconnect to
+// deadPort (nothing listens there) until window.__holdSignal is false;
+// the peer connections stay up meanwhile.
+func holdableSignaling(p *page, deadPort int) {
+	p.onNewDocument(fmt.Sprintf(`(() => {
+  const W = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends W {
+    constructor(url, protocols) {
+      super(window.__holdSignal && String(url).includes('/signal') ? 'wss://127.0.0.1:%d/' : url, protocols);
+      window.__sockets.push(this);
+    }
+  };
+  window.__dropSignal = () => {
+    window.__holdSignal = true;
+    for (const ws of window.__sockets) if (ws.url.includes('/signal') && ws.readyState <= 1) ws.close();
+    return true;
+  };
+})();`, deadPort))
+}
+
+// TestRegression_LeftWhileAwayIsDropped: a call page whose signaling was
+// down while someone left the call drops them when it is back (the
+// server's welcome says who may still come back: one who hung up or was
+// removed may not): its main picture goes to the one still there, and
+// neither it nor "In the call" shows the one who went. (Whether media
+// with the one still there comes back at once after such a loss is
+// another matter: the pictures and the list are what is tried here.) Tried for each way
+// of leaving that the server knows of: the patient hangs up while the
+// clinician's page is away; the host removes the patient while the
+// interpreter's page is away.
+func TestRegression_LeftWhileAwayIsDropped(t *testing.T) {
+	for _, m := range []struct {
+		name, away string
+		leave      func(dr, pat *page)
+		told       string
+	}{
+		{"the patient hangs up", "clinician", func(_, pat *page) { pat.do(chromedp.Click(chromedp.CSS(`#hangup`))) }, "left the call"},
+		{"the host removes the patient", "interpreter", func(dr, pat *page) {
+			id := eval[string](pat, `document.querySelector('#roster-list li[data-self]').dataset.participant`)
+			dr.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#roster-list button[data-action=remove][data-participant=%q]`, id))))
+		}, "removed"},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			dead := freePort(t)
+			_, dr, pat, g, _, _ := threePartyCall(t, func(p *page) { p.recordPeerConnections(); holdableSignaling(p, dead) }, nil)
+			pages := map[string]*page{"clinician": dr, "interpreter": g}
+			names := map[string]string{"clinician": "Dr. Demo Clinician", "interpreter": "Ana Interpreter"}
+			rows := `[...document.querySelectorAll('#roster-list li[data-testid=roster-peer]')]`
+			for _, p := range []*page{dr, pat, g} {
+				p.waitFor("two others in the call", rows+`.length === 2`, 30*time.Second)
+				p.waitFor("every security code", rows+`.every(li => /^[0-9]{6}$/.test(li.querySelector('.peer-code').dataset.code || ''))`, 30*time.Second)
+			}
+			away := pages[m.away]
+			var other string
+			for who := range pages {
+				if who != m.away {
+					other = who
+				}
+			}
+			eval[bool](away, `window.__dropSignal()`)
+			away.waitFor("its signaling down", `!window.__sockets.some(ws => ws.url.includes('/signal') && ws.readyState === 1)`, 10*time.Second)
+			m.leave(dr, pat)
+			pat.waitFor("told they are out of the call", fmt.Sprintf(`document.querySelector('#call-status').textContent.includes(%q)`, m.told), 15*time.Second)
+			pages[other].waitFor("the patient gone", `!`+rows+`.some(li => li.querySelector('.name').textContent === 'Demo Patient')`, 15*time.Second)
+			// Away for long enough that its connections have noticed the
+			// others' ends were closed meanwhile (as a real loss of
+			// signaling lasts), so that the welcome restarts them.
+			away.waitFor("its connections interrupted", `window.__pcs.filter(pc => pc.connectionState !== 'closed').every(pc => !['connected', 'completed'].includes(pc.iceConnectionState))`, 30*time.Second)
+			eval[bool](away, `!(window.__holdSignal = false)`)
+			away.waitFor("its signaling back", `window.__sockets.some(ws => ws.url.includes('/signal') && !ws.url.startsWith('wss://127.0.0.1:') && ws.readyState === 1)`, 30*time.Second)
+			away.waitForNothing("only "+names[other]+" shown", namedOnly(names[other], "Demo Patient"), 30*time.Second)
+		})
+	}
+}
+
+// namedOnly is a script that says (a short text) what on a call page is
+// not as it is with want the one other person in the call and gone
+// someone who left it, or "" when all is: "In the call" lists want alone,
+// the main picture is named want, no picture is gone's and nothing on
+// the stage or the list names gone.
+func namedOnly(want, gone string) string {
+	return fmt.Sprintf(`(() => {
+  const want = %q, gone = %q;
+  const names = [...document.querySelectorAll('#roster-list li[data-testid=roster-peer] .name')].map(n => n.textContent);
+  if (names.length !== 1 || names[0] !== want) return 'the list names ' + JSON.stringify(names);
+  const tag = document.querySelector('#remote-name').textContent;
+  if (tag !== want) return 'the main picture is named ' + JSON.stringify(tag);
+  const stage = document.querySelector('#stage');
+  const said = stage.innerText + ' ' + [...stage.querySelectorAll('[aria-label]')].map(e => e.getAttribute('aria-label')).join(' ') + ' ' + document.querySelector('#roster-list').innerText;
+  if (said.includes(gone)) return 'the stage or the list still names ' + gone;
+  return '';
+})()`, want, gone)
+}
