@@ -44,9 +44,6 @@ class Words {
   toString() { return this.say(); }
 }
 
-/** Whether w is Words (said again on a switch) rather than a fixed string. */
-export function isWords(w) { return w instanceof Words; }
-
 /**
  * The words of key with {name} placeholders filled from vars (any value:
  * a string, a number, Words); a key the catalogue lacks says the generic
