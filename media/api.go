@@ -156,7 +156,9 @@ type principalJSON struct {
 // createRequest is the body of POST /.telegate/visits.
 type createRequest struct {
 	// Title shown to the clinician (may be PHI; never logged). Up to 200
-	// characters; default "Video visit".
+	// characters; optional. A visit made without one has none: it is
+	// stored and answered without a title, and the pages call it by the
+	// catalogue's words for a visit in the reader's language.
 	Title string `json:"title"`
 	// Scheduled start (RFC 3339), optional.
 	Scheduled *time.Time `json:"scheduled,omitempty"`
@@ -193,7 +195,9 @@ type participantJSON struct {
 // visitJSON is a visit as its manager (or a participant, with fewer
 // fields) sees it.
 type visitJSON struct {
-	ID        string `json:"id"`
+	ID string `json:"id"`
+	// Title is the visit's title, for its manager (and a service) only;
+	// absent when the visit was made without one.
 	Title     string `json:"title,omitempty"`
 	Status    string `json:"status"` // "open" or "ended"
 	EndReason string `json:"end_reason,omitempty"`
@@ -305,9 +309,6 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	default:
 		deny(fail(http.StatusForbidden, "role", "only clinicians can create visits"))
 		return
-	}
-	if p.Title == "" {
-		p.Title = "Video visit"
 	}
 	if p.Participants == 0 {
 		p.Participants = s.cfg.DefaultParticipants

@@ -67,7 +67,10 @@ func sendQueue(c config.Visits) int { return c.MessageBurst + queueSlack }
 // "to" is optional (default: every other participant). A "from" field is
 // accepted and ignored: the server stamps the sender. The server sends:
 //
-//	{"type":"welcome","self":"<id>","peers":[{"id","name","role","label","session"}],"ends_at":"…"}
+//	{"type":"welcome","self":"<id>","peers":[{"id","name","role","label","session"}],"away":["<id>",…],"ends_at":"…"}
+//	(away: the admitted participants not connected now who may come back,
+//	their signaling lost; anyone else a page knew of has left the call —
+//	hung up, removed — and is dropped)
 //	{"type":"peer-joined","peer":{…}} / {"type":"peer-left","id":"…"}
 //	{"type":"offer"|"answer","from":"<id>","sdp":"…"} (the SDP unchanged)
 //	{"type":"candidate","from":"<id>","candidate":{…}} (unchanged)
@@ -149,6 +152,7 @@ type serverMsg struct {
 	Media     *mediaJSON     `json:"media,omitempty"`
 	Self      string         `json:"self,omitempty"`
 	Peers     []peerInfo     `json:"peers,omitempty"`
+	Away      *[]string      `json:"away,omitempty"` // welcome only; present (maybe empty) there
 	Peer      *peerInfo      `json:"peer,omitempty"`
 	ID        string         `json:"id,omitempty"`
 	EndsAt    *time.Time     `json:"ends_at,omitempty"`
@@ -509,6 +513,13 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	full := s.npeers >= s.cfg.MaxPeers && s.rooms[v.ID][part.ID] == nil
+	// Who may come back: everyone else admitted who has not hung up.
+	var mayReturn []string
+	for _, q := range v.Participants {
+		if q.ID != part.ID && q.State == stateAdmitted && !q.HungUp {
+			mayReturn = append(mayReturn, q.ID)
+		}
+	}
 	if part.allowance == nil {
 		part.allowance = newAllowance(s.cfg)
 	}
@@ -520,6 +531,17 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 		done:      make(chan struct{}),
 		wrote:     make(chan struct{}),
 		allowance: part.allowance,
+	}
+	if part.HungUp && !full {
+		// Back in the call after hanging up.
+		_, _ = s.change(v.ID, func(v *visit) error {
+			q := v.participant(part.ID)
+			if q == nil || !q.HungUp {
+				return errNoChange
+			}
+			q.HungUp = false
+			return nil
+		})
 	}
 	s.mu.Unlock()
 	if full {
@@ -563,6 +585,13 @@ func (s *Service) handleSignal(w http.ResponseWriter, r *http.Request) {
 	}
 	elsewhere, tell := s.bus.announce(p)
 	welcome.Peers = append(welcome.Peers, elsewhere...)
+	away := []string{}
+	for _, id := range mayReturn {
+		if !slices.ContainsFunc(welcome.Peers, func(o peerInfo) bool { return o.ID == id }) {
+			away = append(away, id)
+		}
+	}
+	welcome.Away = &away
 	p.enqueue(mustJSON(welcome), nil)
 	joined := mustJSON(serverMsg{Type: "peer-joined", Peer: &p.info})
 	for _, o := range others {
@@ -700,6 +729,25 @@ func (p *peer) readMessages(overRate func(), handle func(b []byte) bool) {
 	}
 }
 
+// hungUp records that p's participant hung up (participant.HungUp),
+// when p is their current socket: a page that meets the call again
+// (welcome) drops them rather than waiting for them to come back.
+func (s *Service) hungUp(p *peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[p.visitID][p.pid] != p {
+		return
+	}
+	_, _ = s.change(p.visitID, func(v *visit) error {
+		q := v.participant(p.pid)
+		if q == nil || q.State != stateAdmitted || q.HungUp {
+			return errNoChange
+		}
+		q.HungUp = true
+		return nil
+	})
+}
+
 // forward checks m from p and sends it to its recipients. It returns false
 // when p's socket is being closed.
 func (s *Service) forward(p *peer, m *clientMsg) bool {
@@ -708,6 +756,7 @@ func (s *Service) forward(p *peer, m *clientMsg) bool {
 		p.enqueue([]byte(`{"type":"pong"}`), p)
 		return true
 	case "bye":
+		s.hungUp(p)
 		p.shutdown(websocket.StatusNormalClosure, "bye", nil)
 		return false
 	}

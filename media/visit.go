@@ -98,6 +98,13 @@ type participant struct {
 	// presence.
 	Seen time.Time `json:"seen,omitzero"`
 
+	// HungUp is set when an admitted participant hangs up (signaling
+	// "bye") and cleared when their page connects to the call again: the
+	// difference between one who left the call and one whose signaling is
+	// only away for now (signalJoin's welcome). Stored, so every node's
+	// welcome says the same.
+	HungUp bool `json:"hung_up,omitempty"`
+
 	// allowance is the participant's signaling allowance
 	// (visits.message_rate, visits.message_burst), shared by its
 	// successive sockets so that reconnecting does not refill it. Not

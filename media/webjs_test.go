@@ -118,7 +118,7 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		"const out = [];\n" +
 		"for (const r of " + string(rj) + ") {\n" +
 		"  if (!catalogue.en['error.' + r]) out.push('no words for reason ' + r);\n" +
-		"  const s = errorText({ reason: r, status: 403, message: raw });\n" +
+		"  const s = String(errorText({ reason: r, status: 403, message: raw }));\n" +
 		"  if (s.includes(raw) || s !== catalogue.en['error.' + r]) out.push('errorText(' + r + ') = ' + s);\n" +
 		"}\n" +
 		"for (const k of " + string(kj) + ") if (catalogue.en[k] === undefined) out.push('app.js asks for missing key ' + k);\n" +
@@ -128,8 +128,8 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 		"  [{ status: 401, message: raw }, catalogue.en['error.unauthenticated']],\n" +
 		"  [new TypeError('Failed to fetch'), catalogue.en['error.network']],\n" +
 		"  [new Error(raw), generic]];\n" +
-		"for (const [e, want] of cases) if (errorText(e) !== want) out.push('errorText(' + JSON.stringify(e) + ') = ' + errorText(e));\n" +
-		"if (t('lobby.admitName', { name: 'Ann' }) !== 'Admit Ann') out.push('placeholders: ' + t('lobby.admitName', { name: 'Ann' }));\n" +
+		"for (const [e, want] of cases) if (String(errorText(e)) !== want) out.push('errorText(' + JSON.stringify(e) + ') = ' + errorText(e));\n" +
+		"if (String(t('lobby.admitName', { name: 'Ann' })) !== 'Admit Ann') out.push('placeholders: ' + t('lobby.admitName', { name: 'Ann' }));\n" +
 		"console.log(out.join('\\n'));"
 	expectNoOutput(t, node, script, "catalogue")
 }
@@ -140,14 +140,17 @@ func TestRegression_PagesShowCatalogueWords(t *testing.T) {
 // with the same {placeholders} and a non-empty text; every language is
 // named for the switch as telegate's own pages name it, and the languages
 // are those of the server-side catalogue (page.Languages), which decides
-// the language of every page; retranslate (the switch's way with words already shown) says each
-// string, filled in, in the other language.
+// the language of every page. Words made once (t, concat, when: what the
+// pages remember an element shows) are said in the language of the
+// moment: every key, filled in, in one language and then in the other
+// after a switch; words within words (quality.noVideo's {why}) and a
+// moment (a date in the language's locale) too.
 func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 	t.Parallel()
 	node, from := nodeAndStrings(t)
 	names, _ := json.Marshal(page.LanguageNames)
 	langs, _ := json.Marshal(page.Languages)
-	script := "import { catalogue, languageNames, retranslate } from " + from + ";\n" +
+	script := "import { catalogue, languageNames, t, concat, when, setLanguage } from " + from + ";\n" +
 		"const out = [];\n" +
 		"const ph = s => [...s.matchAll(/\\{(\\w+)\\}/g)].map(m => m[1]).sort().join(',');\n" +
 		"const langs = Object.keys(catalogue);\n" +
@@ -166,17 +169,26 @@ func TestRegression_CatalogueLanguagesHaveEveryKey(t *testing.T) {
 		"if (JSON.stringify(langs) !== JSON.stringify(server)) out.push('languages ' + langs + ', the server has ' + server);\n" +
 		"for (const [l, n] of Object.entries(" + string(names) + ")) if (languageNames[l] !== n) out.push(l + ' is named ' + languageNames[l] + ' here, ' + n + ' on own pages');\n" +
 		"const fill = s => s.replace(/\\{(\\w+)\\}/g, (_, n) => 'Q' + n);\n" +
-		"for (const [from, to] of [['en', 'es'], ['es', 'en']]) {\n" +
-		"  const texts = Object.values(catalogue[from]);\n" +
-		"  for (const [k, s] of Object.entries(catalogue[from])) {\n" +
-		"    if (texts.indexOf(s) !== texts.lastIndexOf(s)) continue; // the same words for two keys\n" +
-		"    const got = retranslate(fill(s), from, to);\n" +
-		"    if (got !== fill(catalogue[to][k])) out.push('retranslate(' + k + ', ' + from + ' → ' + to + ') = ' + got);\n" +
-		"  }\n" +
+		"for (const [a, b] of [['en', 'es'], ['es', 'en']]) {\n" +
+		"  setLanguage(a);\n" +
+		"  const made = Object.keys(catalogue.en).map(k => [k, t(k, Object.fromEntries(ph(catalogue.en[k]).split(',').filter(Boolean).map(n => [n, 'Q' + n])))]);\n" +
+		"  for (const [k, w] of made) if (String(w) !== fill(catalogue[a][k])) out.push(k + ' in ' + a + ': ' + w);\n" +
+		"  setLanguage(b);\n" +
+		"  for (const [k, w] of made) if (String(w) !== fill(catalogue[b][k])) out.push(k + ', made in ' + a + ', said after the switch to ' + b + ': ' + w);\n" +
 		"}\n" +
-		"const nv = retranslate('No picture from Ann: their camera is turned off. You can still hear each other if their microphone works.', 'en', 'es');\n" +
-		"if (nv !== 'No hay imagen de Ann: su cámara está apagada. Aun así pueden oírse si su micrófono funciona.') out.push('nested filling: ' + nv);\n" +
-		"if (retranslate('RAW-SERVER-TEXT', 'en', 'es') !== null) out.push('retranslate of a non-catalogue text is not null');\n" +
+		"setLanguage('en');\n" +
+		"const at = Date.UTC(2026, 11, 24, 18, 5);\n" +
+		"const nv = t('quality.noVideo', { name: 'Ann', why: t('why.off') });\n" +
+		"const until = t('lobby.validUntil', { time: when(new Date(at).toISOString()) });\n" +
+		"const both = concat(t('lobby.scheduled', { time: when(at) }), t('lobby.notStarted'));\n" +
+		"const date = l => new Date(at).toLocaleString(l, { dateStyle: 'short', timeStyle: 'short' });\n" +
+		"if (String(until) !== 'Valid until ' + date('en')) out.push('date in English: ' + until);\n" +
+		"setLanguage('es');\n" +
+		"if (String(nv) !== 'No hay imagen de Ann: su cámara está apagada. Aun así pueden oírse si su micrófono funciona.') out.push('words within words: ' + nv);\n" +
+		"if (date('es') === date('en')) out.push('no Spanish locale here: ' + date('es'));\n" +
+		"if (String(until) !== 'Válido hasta ' + date('es')) out.push('date after the switch: ' + until);\n" +
+		"if (String(both) !== 'Programada ' + date('es') + ' · Sin empezar') out.push('joined words after the switch: ' + both);\n" +
+		"if (String(when('')) !== '') out.push('no moment: ' + when(''));\n" +
 		"console.log(out.join('\\n'));"
 	expectNoOutput(t, node, script, "catalogue languages")
 }
@@ -195,22 +207,24 @@ func expectNoOutput(t *testing.T, node, script, what string) {
 }
 
 // TestRegression_CatalogueKeepsNamesAsTheyAre: the language switch says
-// again only catalogue words — people's names and free text (two words,
-// a title and a name, accented names, words that are also catalogue
-// labels) are left as they are, because no template is all placeholders:
-// each has words of its own that must be there for it to match.
+// again only catalogue words — people's names and free text filled into
+// them (two words, a title and a name, accented names, words that are
+// also catalogue words or labels) are said as they were given, in every
+// language, after every switch.
 func TestRegression_CatalogueKeepsNamesAsTheyAre(t *testing.T) {
 	t.Parallel()
 	node, from := nodeAndStrings(t)
-	script := "import { catalogue, retranslate } from " + from + ";\n" +
+	script := "import { catalogue, t, concat, setLanguage } from " + from + ";\n" +
 		"const out = [];\n" +
-		"for (const l of Object.keys(catalogue)) for (const [k, s] of Object.entries(catalogue[l])) {\n" +
-		"  if (/\\{\\w+\\}/.test(s) && !/[\\p{L}\\p{N}]/u.test(s.replace(/\\{\\w+\\}/g, ''))) out.push(l + ': ' + k + ' = ' + JSON.stringify(s) + ' has no words of its own');\n" +
-		"}\n" +
-		"const names = ['Demo Patient', 'Ann Lee', 'Dr. Demo Clinician', 'María José García', 'Interpreter Family', 'Demo Patient Chat-canary: hello there'];\n" +
-		"for (const [from, to] of [['en', 'es'], ['es', 'en']]) for (const n of names) {\n" +
-		"  const got = retranslate(n, from, to);\n" +
-		"  if (got !== null && got !== n) out.push('retranslate(' + JSON.stringify(n) + ', ' + from + ' → ' + to + ') = ' + JSON.stringify(got));\n" +
+		"const names = ['Demo Patient', 'Ann Lee', 'Dr. Demo Clinician', 'María José García', 'Interpreter', 'Patient', 'Video visit', 'You', 'Demo Patient Chat-canary: hello there'];\n" +
+		"const made = names.map(n => [n, t('wchat.to', { name: n, text: n }), concat(n, ': ')]);\n" +
+		"for (const l of ['en', 'es', 'en']) {\n" +
+		"  setLanguage(l);\n" +
+		"  for (const [n, to, who] of made) {\n" +
+		"    const want = catalogue[l]['wchat.to'].replace('{name}', n).replace('{text}', n);\n" +
+		"    if (String(to) !== want) out.push(l + ': ' + JSON.stringify(String(to)) + ', want ' + JSON.stringify(want));\n" +
+		"    if (String(who) !== n + ': ') out.push(l + ': ' + JSON.stringify(String(who)));\n" +
+		"  }\n" +
 		"}\n" +
 		"console.log(out.join('\\n'));"
 	expectNoOutput(t, node, script, "catalogue")

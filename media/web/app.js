@@ -2,7 +2,7 @@
 // Everything goes through the module at /.telegate/visit.js; every word
 // shown comes from telegate's one catalogue, through strings.js.
 import * as visit from '/.telegate/visit.js';
-import { t, errorText, mediaText, setLanguage, language, languageNames, oldLanguageStorageKey, retranslate } from '/.telegate/visit/strings.js';
+import { t, concat, when, errorText, mediaText, setLanguage, language, languageNames, oldLanguageStorageKey } from '/.telegate/visit/strings.js';
 
 const $ = sel => document.querySelector(sel);
 
@@ -10,22 +10,42 @@ function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === 'dataset') Object.assign(e.dataset, v);
-    else if (k === 'text') e.textContent = v;
+    else if (k === 'text') put(e, v);
+    else if (k === 'aria-label') putLabel(e, v);
     else e.setAttribute(k, v);
   }
   for (const c of children) e.append(c);
   return e;
 }
 
-function say(sel, text) {
-  const e = $(sel);
-  if (e) e.textContent = text;
+// shown remembers, per element, the words (strings.js Words, or a fixed
+// string such as a name) the page last gave its text and its aria-label,
+// and the text they gave then: a language switch says each again
+// (applyLanguage) unless the page has put something else there since
+// without words (a security code's digits).
+const shown = new WeakMap(); // element → { text: {w, as}, label: {w, as} }
+function remember(e, what, w, as) { shown.set(e, { ...shown.get(e), [what]: { w, as } }); }
+
+// put makes w (Words, a string) e's text, remembered for a switch.
+function put(e, w) {
+  e.textContent = String(w ?? '');
+  remember(e, 'text', w, e.textContent);
 }
 
-function fmtTime(s) {
-  if (!s) return '';
-  return new Date(s).toLocaleString(language(), { dateStyle: 'short', timeStyle: 'short' });
+// putLabel makes w e's aria-label, remembered for a switch.
+function putLabel(e, w) {
+  e.setAttribute('aria-label', String(w ?? ''));
+  remember(e, 'label', w, e.getAttribute('aria-label'));
 }
+
+function say(sel, w) {
+  const e = $(sel);
+  if (e) put(e, w);
+}
+
+// visitTitle is what a visit is called: its title, or, for one made
+// without, the catalogue's words for a visit in the reader's language.
+const visitTitle = v => v.title || t('visit.untitled');
 
 // renderPeople fills the waiting list (Admit, Decline; who is away) and
 // the list of admitted guests (Remove) of visit v, for the lobby and the
@@ -41,18 +61,18 @@ function renderPeople(v, waiting, inCall, act) {
       li.append(el('span', { class: 'hint presence', text: p.away ? t('lobby.away') : t('lobby.waitingFor', { min: mins }) }));
       if (!p.away) {
         const admit = el('button', { type: 'button', 'data-action': 'admit', 'data-participant': p.id, 'data-testid': 'admit', text: t('lobby.admit') });
-        admit.setAttribute('aria-label', t('lobby.admitName', { name: p.name }));
+        putLabel(admit, t('lobby.admitName', { name: p.name }));
         admit.addEventListener('click', () => act(visit.admit, p.id));
         li.append(admit);
       }
       const dec = el('button', { type: 'button', 'data-action': 'decline', 'data-participant': p.id, 'data-testid': 'decline', class: 'secondary', text: t('lobby.decline') });
-      dec.setAttribute('aria-label', t('lobby.declineName', { name: p.name }));
+      putLabel(dec, t('lobby.declineName', { name: p.name }));
       dec.addEventListener('click', () => act(visit.decline, p.id));
       li.append(dec);
       waiting.append(li);
     } else if (inCall && p.state === 'admitted' && p.role !== 'host') {
       const rm = el('button', { type: 'button', 'data-action': 'remove', 'data-participant': p.id, class: 'danger', text: t('lobby.remove') });
-      rm.setAttribute('aria-label', t('lobby.removeName', { name: p.name }));
+      putLabel(rm, t('lobby.removeName', { name: p.name }));
       rm.addEventListener('click', () => act(visit.remove, p.id));
       inCall.append(el('li', { 'data-participant': p.id }, el('span', { class: 'name', text: p.name }),
         ' ', el('span', { class: 'hint role', 'data-label': p.label, text: t('label.' + p.label) }), rm));
@@ -91,9 +111,10 @@ function guestInviter(container, visitId, status) {
       const g = await visit.createGuestLink(id, select.value, name.value.trim());
       link.value = g.url;
       out.hidden = false;
-      made.textContent = t('guestInvite.made', { label: t('label.' + g.label), time: fmtTime(g.expires) });
+      const words = t('guestInvite.made', { label: t('label.' + g.label), time: when(g.expires) });
+      put(made, words);
       name.value = '';
-      status(made.textContent);
+      status(words);
     } catch (err) {
       status(errorText(err));
     }
@@ -149,7 +170,7 @@ function alerter(captionSel) {
     for (const v of visits) for (const p of v.participants || []) if (p.state === 'waiting' && !p.away) waiting.push(p);
     const arrived = waiting.filter(p => !seen.has(p.id));
     for (const p of waiting) seen.add(p.id);
-    document.title = waiting.length ? t('alert.title', { n: waiting.length, title: baseTitle() }) : baseTitle();
+    put(document.querySelector('title'), waiting.length ? t('alert.title', { n: waiting.length, title: baseTitle() }) : baseTitle());
     if (waiting.length) icon.setAttribute('href', badge(waiting.length));
     else if (baseIcon) icon.setAttribute('href', baseIcon);
     else icon.removeAttribute('href');
@@ -223,7 +244,7 @@ async function lobby() {
   function showInvite(inv) {
     $('#invite').hidden = false;
     $('#invite-link').value = inv.url;
-    say('#invite-expires', t('lobby.validUntil', { time: fmtTime(inv.expires) }));
+    say('#invite-expires', t('lobby.validUntil', { time: when(inv.expires) }));
   }
 
   async function act(fn, pid) {
@@ -260,7 +281,7 @@ async function lobby() {
     const list = $('#visit-list');
     list.replaceChildren();
     for (const v of visits) {
-      const b = el('button', { type: 'button', 'data-visit': v.id, 'aria-pressed': String(v.id === current), text: t('lobby.waitingCount', { title: v.title, n: v.waiting }) });
+      const b = el('button', { type: 'button', 'data-visit': v.id, 'aria-pressed': String(v.id === current), text: t('lobby.waitingCount', { title: visitTitle(v), n: v.waiting }) });
       b.addEventListener('click', () => { current = v.id; $('#invite').hidden = true; refresh(); });
       list.append(el('li', {}, b));
     }
@@ -269,8 +290,8 @@ async function lobby() {
     $('#current-visit').hidden = !v;
     chatUpdate(v);
     if (!v) return;
-    say('#current-title', v.title);
-    say('#current-times', (v.scheduled ? t('lobby.scheduled', { time: fmtTime(v.scheduled) }) : '') + (v.ends_at ? t('lobby.endsBy', { time: fmtTime(v.ends_at) }) : t('lobby.notStarted')));
+    say('#current-title', visitTitle(v));
+    say('#current-times', concat(v.scheduled ? t('lobby.scheduled', { time: when(v.scheduled) }) : '', v.ends_at ? t('lobby.endsBy', { time: when(v.ends_at) }) : t('lobby.notStarted')));
     $('#start-call').href = `/.telegate/visits/${v.id}/call`;
     renderPeople(v, $('#waiting-list'), $('#participant-list'), act);
   }
@@ -491,13 +512,21 @@ function preCallCheck(id) {
   };
 }
 
+// chatLine is one line of a chat log: who wrote it (a name, or Words
+// such as "You"), then its parts: what a person typed (a string, kept as
+// typed), Words (said again on a switch) or elements (a file's link).
+function chatLine(who, ...parts) {
+  return el('li', {}, el('strong', { text: concat(who, ': ') }),
+    ...parts.map(p => typeof p === 'string' || p instanceof Node ? p : el('span', { text: p })));
+}
+
 // waitingChat opens the waiting-room chat of visit id on a waiting
 // page: messages to and from the clinic (visit.WaitingRoomChat).
 function waitingChat(id) {
   $('#wchat').hidden = false;
   const chat = new visit.WaitingRoomChat(id);
   const log = $('#wchat-log');
-  const line = (who, text) => log.append(el('li', {}, el('strong', { text: who + ': ' }), text));
+  const line = (who, text) => log.append(chatLine(who, text));
   chat.addEventListener('message', e => line(e.detail.name || t('wchat.clinic'), e.detail.text));
   chat.addEventListener('closed', () => { $('#wchat-send').disabled = true; });
   $('#wchat-form').addEventListener('submit', ev => {
@@ -523,7 +552,7 @@ function lobbyChat() {
   let vid = null;
   const log = $('#wchat-log');
   const names = new Map();
-  const line = (who, text) => log.append(el('li', {}, el('strong', { text: who + ': ' }), text));
+  const line = (who, text) => log.append(chatLine(who, text));
   $('#wchat-form').addEventListener('submit', ev => {
     ev.preventDefault();
     const input = $('#wchat-input');
@@ -713,6 +742,15 @@ async function call() {
   const peerMedia = new Map(); // peer id → {audio, video}
 
   const peerName = pid => (c.peers.get(pid) || {}).name || t('name.other');
+  // nameTag names, on a picture's tag, participant pid as the server's
+  // roster has them (c.peers): their display name and what they are in
+  // the visit; no one (null) hides the tag.
+  const nameTag = (tag, pid) => {
+    const p = pid ? c.peers.get(pid) : null;
+    tag.hidden = !pid;
+    put(tag.querySelector('.name'), pid ? peerName(pid) : '');
+    put(tag.querySelector('.role'), p && p.label ? t('label.' + p.label) : '');
+  };
   const setState = st => {
     say('#connection-state', t('state.' + st));
     $('#connection-state').dataset.state = st;
@@ -750,23 +788,29 @@ async function call() {
     const s = firstPeer ? streams.get(firstPeer) || null : null;
     if (remote.srcObject !== s) remote.srcObject = s;
     if (s) sink(remote);
-    for (const [pid, vid] of videos) {
+    for (const [pid, tile] of videos) {
       if (pid !== firstPeer && streams.has(pid)) continue;
-      vid.remove();
+      tile.remove();
       videos.delete(pid);
     }
     for (const [pid, ps] of streams) {
       if (pid === firstPeer) continue;
-      let vid = videos.get(pid);
-      if (!vid) {
-        vid = el('video', { autoplay: '', playsinline: '', class: 'remote', 'aria-label': peerName(pid) });
-        $('#remote-videos').append(vid);
-        videos.set(pid, vid);
+      let tile = videos.get(pid);
+      if (!tile) {
+        tile = el('div', { class: 'tile', 'data-participant': pid },
+          el('video', { autoplay: '', playsinline: '', class: 'remote' }),
+          el('p', { class: 'name-tag', 'data-testid': 'name-tag' }, el('span', { class: 'name' }), ' ', el('span', { class: 'role' })));
+        $('#remote-videos').append(tile);
+        videos.set(pid, tile);
       }
+      const vid = tile.querySelector('video');
       if (vid.srcObject !== ps) vid.srcObject = ps;
       sink(vid);
+      nameTag(tile.querySelector('.name-tag'), pid);
+      putLabel(vid, peerName(pid));
     }
-    say('#remote-name', firstPeer ? peerName(firstPeer) : '');
+    nameTag($('#remote-tag'), firstPeer);
+    putLabel(remote, firstPeer ? peerName(firstPeer) : t('html.call.remote-video'));
     if (firstPeer === was) return firstPeer;
     // Someone else is on the stage: the figures beside it are theirs.
     clearFigures();
@@ -900,13 +944,13 @@ async function call() {
   $('#mute').addEventListener('click', ev => {
     const on = ev.currentTarget.getAttribute('aria-pressed') !== 'true';
     ev.currentTarget.setAttribute('aria-pressed', String(on));
-    ev.currentTarget.textContent = on ? t('call.unmute') : t('call.mute');
+    put(ev.currentTarget, on ? t('call.unmute') : t('call.mute'));
     c.setMuted(on);
   });
   $('#camera').addEventListener('click', ev => {
     const off = ev.currentTarget.getAttribute('aria-pressed') !== 'true';
     ev.currentTarget.setAttribute('aria-pressed', String(off));
-    ev.currentTarget.textContent = off ? t('call.cameraOn') : t('call.cameraOff');
+    put(ev.currentTarget, off ? t('call.cameraOn') : t('call.cameraOff'));
     c.setCamera(!off);
   });
   $('#hangup').addEventListener('click', () => c.hangUp());
@@ -941,11 +985,11 @@ function rosterList(c, visitId, self, manage) {
     }
     const code = el('strong', { class: 'peer-code', 'data-testid': 'peer-code' });
     const prev = li.querySelector('.peer-code');
-    if (prev && prev.dataset.code) { code.dataset.code = prev.dataset.code; code.textContent = prev.textContent; } else code.textContent = t('roster.noCode');
+    if (prev && prev.dataset.code) { code.dataset.code = prev.dataset.code; code.textContent = prev.textContent; } else put(code, t('roster.noCode'));
     li.dataset.label = p.label;
     li.replaceChildren(el('span', { class: 'name', text: p.name }), ' ',
       el('span', { class: 'hint role', 'data-label': p.label, text: t('label.' + p.label) }), ' ',
-      el('span', { class: 'hint', text: t('roster.codeWith', { name: p.name }) + ': ' }), code);
+      el('span', { class: 'hint', text: concat(t('roster.codeWith', { name: p.name }), ': ') }), code);
     if (manage && p.role !== 'host') {
       const rm = el('button', { type: 'button', class: 'danger', 'data-action': 'remove', 'data-participant': p.id, 'aria-label': t('roster.remove', { name: p.name }), text: t('lobby.remove') });
       rm.addEventListener('click', async () => {
@@ -983,7 +1027,7 @@ function chatAndScreen(c, peerName) {
   const log = $('#chat-log');
   const status = sel => text => say(sel, text);
   const chatStatus = status('#chat-status');
-  const line = (who, ...parts) => log.append(el('li', {}, el('strong', { text: who + ': ' }), ...parts));
+  const line = (who, ...parts) => log.append(chatLine(who, ...parts));
   const fileLink = (name, blob) => el('a', { href: URL.createObjectURL(blob), download: name, 'data-size': String(blob.size),
     text: t('chat.fileSize', { name, size: Math.max(1, Math.round(blob.size / 1024)) }) });
 
@@ -1008,11 +1052,11 @@ function chatAndScreen(c, peerName) {
     let n = 0;
     try { n = await c.sendFile(f); } catch (_) { n = 0; }
     if (!n) { chatStatus(t('chat.notSent')); return; }
-    line(t('chat.you'), t('chat.file') + ' ', fileLink(f.name, f));
+    line(t('chat.you'), concat(t('chat.file'), ' '), fileLink(f.name, f));
     chatStatus(t('chat.fileSent', { name: f.name }));
   });
   c.addEventListener('chat', e => line(peerName(e.detail.peerId), e.detail.text));
-  c.addEventListener('file', e => line(peerName(e.detail.peerId), t('chat.file') + ' ', fileLink(e.detail.name, e.detail.blob)));
+  c.addEventListener('file', e => line(peerName(e.detail.peerId), concat(t('chat.file'), ' '), fileLink(e.detail.name, e.detail.blob)));
   c.addEventListener('fileerror', e => chatStatus(t(e.detail.why === 'too-big' ? 'chat.fileRefused' : 'chat.fileBroken', { name: peerName(e.detail.peerId) })));
 
   // Screen share: the button, and a banner on both sides while it is on.
@@ -1029,7 +1073,7 @@ function chatAndScreen(c, peerName) {
   });
   c.addEventListener('sharing', e => {
     share.setAttribute('aria-pressed', String(e.detail.on));
-    share.textContent = t(e.detail.on ? 'screen.stop' : 'screen.share');
+    put(share, t(e.detail.on ? 'screen.stop' : 'screen.share'));
     say('#screen-self', t('screen.self'));
     $('#screen-self').hidden = !e.detail.on;
   });
@@ -1039,7 +1083,7 @@ function chatAndScreen(c, peerName) {
     if (stream) {
       sharer = pid;
       video.srcObject = stream;
-      video.setAttribute('aria-label', t('screen.label', { name: peerName(pid) }));
+      putLabel(video, t('screen.label', { name: peerName(pid) }));
       say('#screen-remote', t('screen.remote', { name: peerName(pid) }));
     } else if (pid === sharer && sharer) {
       sharer = null;
@@ -1107,9 +1151,8 @@ function rememberLanguage(code) {
     .catch(() => false); // offline: this page only
 }
 function chooseLanguage(code) {
-  const prev = language();
   setLanguage(code);
-  applyLanguage(prev);
+  applyLanguage();
   return rememberLanguage(code);
 }
 // A choice an earlier version kept in this browser's localStorage is
@@ -1122,46 +1165,29 @@ function carryOverOldChoice() {
   } catch { return; }
   if (old && languageNames[old] && !document.documentElement.hasAttribute('data-lang-chosen')) chooseLanguage(old);
 }
-// keyed holds, per element with data-t (text) or data-t-label
-// (aria-label), the words its key last gave it. The key names the words
-// an element starts with; once the page says something else there (a
-// status, Unmute, the security code, a title with a count), those are the
-// page's words: the switch says them again like any other (retranslate)
-// and never puts the starting words back.
-const keyed = new WeakMap(); // element → { text, label }
-const fromKey = (e, what, now) => (keyed.get(e)?.[what] ?? now) === now;
-function applyLanguage(prev) {
+// applyLanguage says the page's words in the language of the moment:
+// the first time, its own text (data-t="key" for the text, data-t-label
+// for the aria-label, data-t-placeholder), remembered like the rest;
+// after a switch, every element's remembered words (put, putLabel: a
+// status, Unmute, a date, a chat line's "You", a title with a count),
+// said again from their key and fillings — unless the page has put
+// something else there since without words (the security code's
+// digits), which stays as it is. The words an element started with never
+// come back in place of what it says now.
+let started = false;
+function applyLanguage() {
   document.documentElement.lang = language();
-  const texts = [...document.querySelectorAll('[data-t]')].filter(e => fromKey(e, 'text', e.textContent));
-  const labels = [...document.querySelectorAll('[data-t-label]')].filter(e => fromKey(e, 'label', e.getAttribute('aria-label')));
-  const ownText = new Set(texts), ownLabel = new Set(labels);
-  // Words shown before the switch (statuses, lists) are said again.
-  if (prev && prev !== language()) {
-    const again = x => retranslate(x, prev, language());
-    const titleEl = document.querySelector('title');
-    if (!ownText.has(titleEl)) {
-      const title = again(document.title);
-      if (title !== null) document.title = title;
+  if (!started) {
+    started = true;
+    for (const e of document.querySelectorAll('[data-t]')) put(e, t(e.dataset.t));
+    for (const e of document.querySelectorAll('[data-t-label]')) putLabel(e, t(e.dataset.tLabel));
+  } else {
+    for (const e of document.querySelectorAll('*')) {
+      const r = shown.get(e);
+      if (!r) continue;
+      if (r.text && e.textContent === r.text.as) put(e, r.text.w);
+      if (r.label && e.getAttribute('aria-label') === r.label.as) putLabel(e, r.label.w);
     }
-    for (const e of document.body.querySelectorAll('*')) {
-      if (e.children.length === 0 && !ownText.has(e) && e.textContent) {
-        const s = again(e.textContent);
-        if (s !== null) e.textContent = s;
-      }
-      const label = e.getAttribute('aria-label');
-      if (label && !ownLabel.has(e)) {
-        const s = again(label);
-        if (s !== null) e.setAttribute('aria-label', s);
-      }
-    }
-  }
-  for (const e of texts) {
-    e.textContent = t(e.dataset.t);
-    keyed.set(e, { ...keyed.get(e), text: e.textContent });
-  }
-  for (const e of labels) {
-    e.setAttribute('aria-label', t(e.dataset.tLabel));
-    keyed.set(e, { ...keyed.get(e), label: e.getAttribute('aria-label') });
   }
   for (const e of document.querySelectorAll('[data-t-placeholder]')) e.placeholder = t(e.dataset.tPlaceholder);
   const nav = document.querySelector('#language-switch');

@@ -28,51 +28,48 @@ export function setLanguage(l) { if (catalogue[l]) lang = l; }
 /** The language the pages speak now (a catalogue key such as 'es'). */
 export function language() { return lang; }
 
-/** The text of key with {name} placeholders filled from vars. */
-export function t(key, vars = {}) {
-  const s = (catalogue[lang] && catalogue[lang][key]) ?? catalogue.en[key];
-  if (s === undefined) return catalogue.en['error.generic'];
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+/**
+ * Words: what t, concat and when give. They are said when they are turned
+ * into text (String(w), textContent = w), in the language the pages
+ * speak at that moment, from what they were made of: a catalogue key and
+ * its fillings, each filling kept as it was given — a person's name or
+ * typed text as it is, words as words, a moment (when) as a timestamp —
+ * so the same words said again after a language switch are in the new
+ * language, with dates in its locale, and nothing a person typed changes.
+ * The pages remember the words each element shows and say them again on
+ * a switch (app.js, applyLanguage).
+ */
+class Words {
+  constructor(say) { this.say = say; }
+  toString() { return this.say(); }
 }
 
-const patterns = {};
+/**
+ * The words of key with {name} placeholders filled from vars (any value:
+ * a string, a number, Words); a key the catalogue lacks says the generic
+ * error. Said in the language of the moment (Words).
+ */
+export function t(key, vars = {}) {
+  return new Words(() => {
+    const s = (catalogue[lang] && catalogue[lang][key]) ?? catalogue.en[key];
+    if (s === undefined) return catalogue.en['error.generic'];
+    return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+  });
+}
+
+/** parts (strings, Words, moments) said one after another, as Words. */
+export function concat(...parts) {
+  return new Words(() => parts.map(p => String(p ?? '')).join(''));
+}
 
 /**
- * text, a string of language from's catalogue (its {placeholders} filled),
- * said in language to with the same filling; null when text is no
- * catalogue string of from. The language switch uses it to change words a
- * page already shows.
+ * The moment s (an RFC 3339 string, a Date or Unix ms) as a short date
+ * and time in the locale of the language of the moment; '' for none.
  */
-export function retranslate(text, from, to) {
-  const src = catalogue[from], dst = catalogue[to];
-  if (!src || !dst || from === to) return null;
-  // Of the templates that match, the one with the most words of its own
-  // (a bare '{name}: {text}' matches nearly anything).
-  let best = null, bestLen = -1;
-  for (const [k, tpl] of Object.entries(src)) {
-    if (!tpl.includes('{')) {
-      if (tpl === text) return dst[k];
-      continue;
-    }
-    const id = from + ' ' + k;
-    if (!patterns[id]) {
-      const names = [];
-      const re = tpl.split(/\{(\w+)\}/).map((part, i) => {
-        if (i % 2) { names.push(part); return '([\\s\\S]*?)'; }
-        return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      }).join('');
-      patterns[id] = { re: new RegExp('^' + re + '$'), names };
-    }
-    const m = patterns[id].re.exec(text);
-    if (!m) continue;
-    const own = tpl.replace(/\{\w+\}/g, '').length;
-    if (own > bestLen) { best = [k, m]; bestLen = own; }
-  }
-  if (!best) return null;
-  const [k, m] = best;
-  // A filling may itself be catalogue words (quality.noVideo's {why}).
-  const vars = Object.fromEntries(patterns[from + ' ' + k].names.map((n, i) => [n, retranslate(m[i + 1], from, to) ?? m[i + 1]]));
-  return dst[k].replace(/\{(\w+)\}/g, (_, n) => vars[n] ?? '');
+export function when(s) {
+  if (!s) return '';
+  const at = new Date(s).getTime();
+  return new Words(() => new Date(at).toLocaleString(lang, { dateStyle: 'short', timeStyle: 'short' }));
 }
 
 /**

@@ -721,6 +721,20 @@ export class Call extends EventTarget {
     this.send({ type: 'media', media: this.media });
   }
 
+  /**
+   * pid is gone from the call, however they went (hung up, removed, their
+   * page closed, their signaling lost for good, their node gone; told by
+   * peer-left, or by a welcome that lists them neither here nor away):
+   * nothing of theirs is kept, so nothing shows them any more.
+   */
+  peerGone(pid) {
+    const peer = this.peers.get(pid) || null;
+    this.dropPeer(pid);
+    this.peers.delete(pid);
+    this.peerMedia.delete(pid);
+    this.emit('peerleft', { peerId: pid, peer });
+  }
+
   async onSignal(m) {
     switch (m.type) {
       case 'welcome': {
@@ -740,11 +754,16 @@ export class Call extends EventTarget {
         this.send({ type: 'media', media: this.media });
         this.emit('welcome', { self: m.self, peers: m.peers || [] });
         if (resumed) {
-          // Back after signaling was lost: restart what broke meanwhile
-          // with the peers that are here; one still away is restarted when
-          // it is back (peer-joined), since an offer sent to it now would
-          // be lost.
+          // Back after signaling was lost: one who left the call meanwhile
+          // (hung up, removed: neither here nor away, as the server
+          // says) is gone; restart what broke meanwhile with the peers
+          // that are here; one still away is restarted when it is back
+          // (peer-joined), since an offer sent to it now would be lost.
           const here = new Set((m.peers || []).map(p => p.id));
+          if (Array.isArray(m.away)) {
+            const away = new Set(m.away);
+            for (const pid of [...this.peers.keys()]) if (!here.has(pid) && !away.has(pid)) this.peerGone(pid);
+          }
           for (const [pid, pc] of this.pcs) {
             const n = this.nego.get(pid);
             if (!here.has(pid)) n.pendingRestart = true;
@@ -770,17 +789,9 @@ export class Call extends EventTarget {
         this.emit('peer', { peer: m.peer });
         break;
       }
-      case 'peer-left': {
-        // Gone from the call, however they went (hung up, removed, their
-        // page closed, their signaling lost for good, their node gone):
-        // nothing of theirs is kept, so nothing shows them any more.
-        const peer = this.peers.get(m.id) || null;
-        this.dropPeer(m.id);
-        this.peers.delete(m.id);
-        this.peerMedia.delete(m.id);
-        this.emit('peerleft', { peerId: m.id, peer });
+      case 'peer-left':
+        this.peerGone(m.id);
         break;
-      }
       case 'offer':
       case 'answer':
         await this.onDescription(m.from, { type: m.type, sdp: m.sdp });
