@@ -136,8 +136,8 @@ type Options struct {
 //
 // Writing is group commit: one writer goroutine takes every event queued
 // (QueueSize) and writes them with one write(2) per maxBatch records,
-// then publishes the last record written (a ticket number) and closes the
-// one channel the callers of Commit of that batch are parked on; fsync
+// then publishes the last record written (a ticket number) and sends a
+// token to each caller of Commit of that batch parked on it; fsync
 // follows within FsyncInterval, by another goroutine, which also writes a
 // checkpoint of the fsynced records every CheckpointEvery records or
 // CheckpointInterval, and on Close. Record queues an event without
@@ -153,17 +153,18 @@ type Log struct {
 	closed bool
 	queue  []pending // records waiting for the writer, in order
 	spare  []pending // the writer's last batch, reused as the next queue
-	// wait is closed once the records in queue are written (or the trail
-	// stopped): the callers of Commit whose records are in one batch park
-	// on it together; nil: nobody waits.
-	wait         chan struct{}
-	room         chan struct{} // closed when the writer takes the queue; nil: nobody waits for room
-	awake        bool          // the writer has been kicked and has not gone idle
-	queued       uint64        // tickets handed out: records ever queued
-	inflight     uint64        // the last ticket of the batch being written
-	inflightWait chan struct{} // wait of the batch being written
-	kick         chan struct{} // wakes the writer (capacity 1)
-	tick         chan struct{} // closed by the watchdog (watch); nil: nobody waits on it
+	// waiters are the callers of Commit parked until the records in
+	// queue are written (or the trail stopped), each on a token channel
+	// of its own (capacity 1, reused: waiterPool) that the writer sends
+	// one token to once the batch holding its record is written.
+	waiters         []chan struct{}
+	room            chan struct{}   // closed when the writer takes the queue; nil: nobody waits for room
+	awake           bool            // the writer has been kicked and has not gone idle
+	queued          uint64          // tickets handed out: records ever queued
+	inflight        uint64          // the last ticket of the batch being written
+	inflightWaiters []chan struct{} // waiters of the batch being written
+	kick            chan struct{}   // wakes the writer (capacity 1)
+	tick            chan struct{}   // closed by the watchdog (watch); nil: nobody waits on it
 	// writtenTicket is the last ticket written (its write(2) returned).
 	writtenTicket atomic.Uint64
 
@@ -622,9 +623,10 @@ func (l *Log) Record(ctx context.Context, e Event) {
 // EnqueueTimeout for room in the queue and CommitTimeout for the write,
 // and does not stop for ctx (the record is written when it can be).
 //
-// The callers whose records went into one write(2) park on one channel,
-// closed once by the writer; none holds a timer of its own (the
-// watchdog's tick, every commitTick, ends the waits past CommitTimeout).
+// Each caller parks on a token channel of its own, reused from call to
+// call, that the writer sends to once the write(2) holding its record
+// returned; none holds a timer of its own (the watchdog's tick, every
+// commitTick, ends the waits past CommitTimeout).
 //
 // Errors (each counted, Unconfirmed): ErrSaturated, ErrNotConfirmed,
 // ErrClosed, or the write error that stopped the trail (it stays stopped
@@ -664,8 +666,15 @@ func (l *Log) outcome(ticket uint64) (error, bool) {
 // CommitTimeout+commitTick after it parked, with no timer of its own.
 const commitTick = CommitTimeout / 10
 
-// await waits for the write of the record with ticket: parked on the
-// wait of the batch that holds it, for up to CommitTimeout.
+// waiterPool holds the token channels (capacity 1) of callers of Commit
+// that received their token, for reuse: a wait costs no allocation. A
+// channel whose caller gave up (CommitTimeout) may still get its token
+// later, so it is never put back.
+var waiterPool = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
+// await waits for the write of the record with ticket: parked on a token
+// channel of its own, listed with the batch that holds the record, for up
+// to CommitTimeout.
 func (l *Log) await(ticket uint64) error {
 	l.mu.Lock()
 	if err, ok := l.outcome(ticket); ok {
@@ -673,23 +682,23 @@ func (l *Log) await(ticket uint64) error {
 		return err
 	}
 	// The record is in the batch being written, or still queued.
-	w := &l.wait
+	done := waiterPool.Get().(chan struct{})
 	if ticket <= l.inflight {
-		w = &l.inflightWait
+		l.inflightWaiters = append(l.inflightWaiters, done)
+	} else {
+		l.waiters = append(l.waiters, done)
 	}
-	if *w == nil {
-		*w = make(chan struct{})
-	}
-	done, tick := *w, l.tickLocked()
+	tick := l.tickLocked()
 	l.mu.Unlock()
 	start := time.Now()
 	for {
 		select {
 		case <-done:
+			waiterPool.Put(done)
 			if err, ok := l.outcome(ticket); ok {
 				return err
 			}
-			return ErrNotConfirmed // not reached: the writer decides before it closes done
+			return ErrNotConfirmed // not reached: the writer decides before it sends the token
 		case <-tick:
 			if time.Since(start) >= CommitTimeout {
 				return ErrNotConfirmed
@@ -904,7 +913,8 @@ func (l *Log) run() {
 		}
 		batch := l.queue
 		l.queue, l.spare = l.spare, nil
-		l.inflight, l.inflightWait, l.wait = l.queued, l.wait, nil
+		l.inflight = l.queued
+		l.inflightWaiters, l.waiters = l.waiters, l.inflightWaiters[:0]
 		if l.room != nil {
 			close(l.room)
 			l.room = nil
@@ -923,10 +933,11 @@ func (l *Log) run() {
 		clear(batch)
 		l.mu.Lock()
 		l.spare = batch[:0]
-		if w := l.inflightWait; w != nil {
-			l.inflightWait = nil
-			close(w)
+		for i, w := range l.inflightWaiters {
+			w <- struct{}{} // capacity 1, one token per wait: never blocks
+			l.inflightWaiters[i] = nil
 		}
+		l.inflightWaiters = l.inflightWaiters[:0]
 	}
 }
 
