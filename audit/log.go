@@ -333,8 +333,16 @@ func OpenTrail(o Options) (*Log, error) {
 	}
 	l.f, l.w = f, l.wrap(f)
 	l.cur.Store(f)
+	if l.ckpt != nil {
+		// Only the trail's writer (it holds the lock) cuts a torn frame.
+		if err := l.ckpt.start(cps); err != nil {
+			l.f.Close()
+			return nil, fmt.Errorf("audit: checkpoint log: %w", err)
+		}
+	}
 	if err := l.resume(cps); err != nil {
 		l.f.Close()
+		_ = l.ckpt.close()
 		return nil, err
 	}
 	go l.run()
@@ -371,13 +379,14 @@ func (l *Log) openCheckpoints() ([]Checkpoint, error) {
 	case err != nil:
 		return nil, fmt.Errorf("audit: read the verifier key: %w", err)
 	}
-	cps, problems, err := LoadCheckpoints(dir, v)
+	cps, problems, whole, err := loadCheckpoints(dir, v)
 	if err != nil {
 		return nil, err
 	}
 	if len(problems) > 0 {
 		return nil, &TrailError{l.path, problems[0]}
 	}
+	l.ckpt.whole = whole
 	return cps, nil
 }
 
@@ -828,6 +837,9 @@ func (l *Log) Close() error {
 		err := l.sync(true)
 		if p := l.lastErr.Load(); p != nil && err == nil {
 			err = *p
+		}
+		if cerr := l.ckpt.close(); err == nil {
+			err = cerr
 		}
 		if cerr := l.f.Close(); err == nil {
 			err = cerr
