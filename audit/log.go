@@ -155,16 +155,17 @@ type Log struct {
 	spare  []pending // the writer's last batch, reused as the next queue
 	// waiters are the callers of Commit parked until the records in
 	// queue are written (or the trail stopped), each on a token channel
-	// of its own (capacity 1, reused: waiterPool) that the writer sends
-	// one token to once the batch holding its record is written.
-	waiters         []chan struct{}
-	room            chan struct{}   // closed when the writer takes the queue; nil: nobody waits for room
-	awake           bool            // the writer has been kicked and has not gone idle
-	queued          uint64          // tickets handed out: records ever queued
-	inflight        uint64          // the last ticket of the batch being written
-	inflightWaiters []chan struct{} // waiters of the batch being written
-	kick            chan struct{}   // wakes the writer (capacity 1)
-	tick            chan struct{}   // closed by the watchdog (watch); nil: nobody waits on it
+	// of its own (capacity 1, reused: waiterPool) that gets one token:
+	// from the writer once the batch holding its record is written, or
+	// from the watchdog (watch) once it waited CommitTimeout. Whoever
+	// sends takes it off its list.
+	waiters         []waiter
+	room            chan struct{} // closed when the writer takes the queue; nil: nobody waits for room
+	awake           bool          // the writer has been kicked and has not gone idle
+	queued          uint64        // tickets handed out: records ever queued
+	inflight        uint64        // the last ticket of the batch being written
+	inflightWaiters []waiter      // waiters of the batch being written
+	kick            chan struct{} // wakes the writer (capacity 1)
 	// writtenTicket is the last ticket written (its write(2) returned).
 	writtenTicket atomic.Uint64
 
@@ -219,6 +220,12 @@ type Log struct {
 	lastErr    atomic.Pointer[error]
 	closeErr   error
 	closeOnce  sync.Once
+}
+
+// waiter is a caller of Commit parked on ch since since.
+type waiter struct {
+	ch    chan struct{}
+	since time.Time
 }
 
 // pending is one queued event.
@@ -634,8 +641,8 @@ func (l *Log) Record(ctx context.Context, e Event) {
 //
 // Each caller parks on a token channel of its own, reused from call to
 // call, that the writer sends to once the write(2) holding its record
-// returned; none holds a timer of its own (the watchdog's tick, every
-// commitTick, ends the waits past CommitTimeout).
+// returned; none holds a timer of its own (the watchdog, every
+// commitTick, sends the token of the waits past CommitTimeout).
 //
 // Errors (each counted, Unconfirmed): ErrSaturated, ErrNotConfirmed,
 // ErrClosed, or the write error that stopped the trail (it stays stopped
@@ -669,21 +676,19 @@ func (l *Log) outcome(ticket uint64) (error, bool) {
 	return nil, false
 }
 
-// commitTick is how often the watchdog wakes the callers of Commit that
-// are still parked, so that each can see whether CommitTimeout has passed:
-// a parked Commit returns ErrNotConfirmed between CommitTimeout and
+// commitTick is how often the watchdog looks at the callers of Commit
+// that are still parked and wakes those parked for CommitTimeout: a
+// parked Commit returns ErrNotConfirmed between CommitTimeout and
 // CommitTimeout+commitTick after it parked, with no timer of its own.
 const commitTick = CommitTimeout / 10
 
 // waiterPool holds the token channels (capacity 1) of callers of Commit
-// that received their token, for reuse: a wait costs no allocation. A
-// channel whose caller gave up (CommitTimeout) may still get its token
-// later, so it is never put back.
+// once they received their token, for reuse: a wait costs no allocation.
 var waiterPool = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
 // await waits for the write of the record with ticket: parked on a token
 // channel of its own, listed with the batch that holds the record, for up
-// to CommitTimeout.
+// to CommitTimeout (the watchdog's token then).
 func (l *Log) await(ticket uint64) error {
 	l.mu.Lock()
 	if err, ok := l.outcome(ticket); ok {
@@ -691,53 +696,43 @@ func (l *Log) await(ticket uint64) error {
 		return err
 	}
 	// The record is in the batch being written, or still queued.
-	done := waiterPool.Get().(chan struct{})
+	w := waiter{waiterPool.Get().(chan struct{}), time.Now()}
 	if ticket <= l.inflight {
-		l.inflightWaiters = append(l.inflightWaiters, done)
+		l.inflightWaiters = append(l.inflightWaiters, w)
 	} else {
-		l.waiters = append(l.waiters, done)
+		l.waiters = append(l.waiters, w)
 	}
-	tick := l.tickLocked()
 	l.mu.Unlock()
-	start := time.Now()
-	for {
-		select {
-		case <-done:
-			waiterPool.Put(done)
-			if err, ok := l.outcome(ticket); ok {
-				return err
-			}
-			return ErrNotConfirmed // not reached: the writer decides before it sends the token
-		case <-tick:
-			if time.Since(start) >= CommitTimeout {
-				return ErrNotConfirmed
-			}
-			l.mu.Lock()
-			tick = l.tickLocked()
-			l.mu.Unlock()
-		}
+	<-w.ch
+	// The sender took w off its list: nobody else sends on w.ch.
+	waiterPool.Put(w.ch)
+	if err, ok := l.outcome(ticket); ok {
+		return err
 	}
-}
-
-// tickLocked is the channel the watchdog closes at its next tick; under
-// mu.
-func (l *Log) tickLocked() chan struct{} {
-	if l.tick == nil {
-		l.tick = make(chan struct{})
-	}
-	return l.tick
+	return ErrNotConfirmed // the watchdog's token: not written within CommitTimeout
 }
 
 // watch is the watchdog of parked callers of Commit: every commitTick it
-// closes the channel they wait on besides their batch's, until the log
-// is closed.
+// sends their token to those parked for CommitTimeout or longer, until
+// the log is closed.
 func (l *Log) watch() {
-	l.every(commitTick, func() {
-		l.mu.Lock()
-		if l.tick != nil {
-			close(l.tick)
-			l.tick = nil
+	expire := func(ws []waiter, now time.Time) []waiter {
+		kept := ws[:0]
+		for _, w := range ws {
+			if now.Sub(w.since) >= CommitTimeout {
+				w.ch <- struct{}{} // capacity 1, one token per wait: never blocks
+				continue
+			}
+			kept = append(kept, w)
 		}
+		clear(ws[len(kept):])
+		return kept
+	}
+	l.every(commitTick, func() {
+		now := time.Now()
+		l.mu.Lock()
+		l.waiters = expire(l.waiters, now)
+		l.inflightWaiters = expire(l.inflightWaiters, now)
 		l.mu.Unlock()
 	})
 }
@@ -945,10 +940,10 @@ func (l *Log) run() {
 		clear(batch)
 		l.mu.Lock()
 		l.spare = batch[:0]
-		for i, w := range l.inflightWaiters {
-			w <- struct{}{} // capacity 1, one token per wait: never blocks
-			l.inflightWaiters[i] = nil
+		for _, w := range l.inflightWaiters {
+			w.ch <- struct{}{} // capacity 1, one token per wait: never blocks
 		}
+		clear(l.inflightWaiters)
 		l.inflightWaiters = l.inflightWaiters[:0]
 	}
 }
