@@ -110,6 +110,35 @@ func (fx *trailFixture) write(t testing.TB, lines []string) {
 	}
 }
 
+// appendRecord opens the trail with o, commits one request record with
+// request id id and closes it; OpenTrail's refusal is fatal, naming why.
+func (fx *trailFixture) appendRecord(t testing.TB, o Options, id, why string) {
+	t.Helper()
+	l, err := OpenTrail(o)
+	if err != nil {
+		t.Fatalf("OpenTrail %s: %v", why, err)
+	}
+	if err := l.Commit(context.Background(), Event{Type: "request", RequestID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkpointLog reads the checkpoint log: its path, its bytes and its
+// whole frames.
+func (fx *trailFixture) checkpointLog(t testing.TB) (string, []byte, []logFrame) {
+	t.Helper()
+	path := filepath.Join(fx.ckDir, CheckpointLogFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _, _ := logFrames(b)
+	return path, b, fs
+}
+
 // offset is the byte offset of line (1-based) in the original trail.
 func (fx *trailFixture) offset(line int) int64 {
 	var n int64
@@ -336,17 +365,12 @@ func TestRegression_AuditTamper(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			fx := writeTrail(t, n, every)
-			path := filepath.Join(fx.ckDir, CheckpointLogFile)
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fs, _, _ := logFrames(b)
+			path, b, fs := fx.checkpointLog(t)
 			last := fs[len(fs)-1].off
 			if err := os.WriteFile(path, tt.tamper(fx, b, last), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err = fx.verify(t, nil)
+			_, err := fx.verify(t, nil)
 			var p CheckpointProblem
 			if !errors.As(err, &p) || p.File != path || !strings.Contains(p.Reason, fmt.Sprintf("%d", last)) || !strings.Contains(p.Reason, tt.want) {
 				t.Fatalf("VerifyTrail = %v; want the log's frame at byte %d named, %q", err, last, tt.want)
@@ -404,16 +428,7 @@ func TestRegression_CheckpointLogTornFrame(t *testing.T) {
 			if err != nil || rep.Latest == nil || rep.Latest.Size != n || rep.Records != n+2 {
 				t.Fatalf("VerifyTrail with a torn last frame = %+v, %v; want %d records, the latest checkpoint at %d", rep, err, n+2, n)
 			}
-			l, err = OpenTrail(fx.options())
-			if err != nil {
-				t.Fatalf("OpenTrail with a torn last frame: %v", err)
-			}
-			if err := l.Commit(context.Background(), Event{Type: "request", RequestID: "after"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
+			fx.appendRecord(t, fx.options(), "after", "with a torn last frame")
 			rep, err = fx.verify(t, testKey)
 			if err != nil || rep.Latest == nil || rep.Latest.Size != n+3 {
 				t.Fatalf("VerifyTrail after the next open = %+v, %v; want the latest checkpoint at %d", rep, err, n+3)
@@ -437,12 +452,7 @@ func TestCheckpointFilesOfEarlierVersionsRead(t *testing.T) {
 	t.Parallel()
 	const n, every = 12, 4
 	fx := writeTrail(t, n, every)
-	path := filepath.Join(fx.ckDir, CheckpointLogFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, _, _ := logFrames(b)
+	path, b, fs := fx.checkpointLog(t)
 	v, _ := ParseVerifierKey(fx.vkey)
 	for _, f := range fs {
 		c, reason := openCheckpoint(b[f.start:f.end], v)
@@ -460,16 +470,7 @@ func TestCheckpointFilesOfEarlierVersionsRead(t *testing.T) {
 	if err != nil || rep.Checkpoints != len(fs) || rep.Latest == nil || rep.Latest.Size != n || !strings.HasSuffix(rep.Latest.File, ".ckpt") {
 		t.Fatalf("VerifyTrail with checkpoint files = %+v, %v", rep, err)
 	}
-	l, err := OpenTrail(fx.options())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Commit(context.Background(), Event{Type: "request", RequestID: "after"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	fx.appendRecord(t, fx.options(), "after", "with checkpoint files")
 	rep, err = fx.verify(t, testKey)
 	if err != nil || rep.Latest == nil || rep.Latest.Size != n+1 || rep.Latest.File != path {
 		t.Fatalf("VerifyTrail after continuing = %+v, %v", rep, err)
@@ -506,8 +507,7 @@ func TestCheckpointLogCompacted(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(filepath.Join(fx.ckDir, CheckpointLogFile))
-	fs, _, _ := logFrames(b)
+	_, b, fs := fx.checkpointLog(t)
 	v, _ := ParseVerifierKey(fx.vkey)
 	perSegment := map[uint64][]int64{}
 	for _, f := range fs {
@@ -581,16 +581,7 @@ func TestRegression_AuditCutRefusedAtStart(t *testing.T) {
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			l, err = OpenTrail(fx.options())
-			if err != nil {
-				t.Fatalf("OpenTrail after new segment: %v", err)
-			}
-			if err := l.Commit(context.Background(), Event{Type: "request", RequestID: "after"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
+			fx.appendRecord(t, fx.options(), "after", "after new segment")
 			for _, key := range [][]byte{nil, testKey} {
 				rep, err := fx.verify(t, key)
 				if err != nil {
