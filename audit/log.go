@@ -163,7 +163,6 @@ type Log struct {
 	room            chan struct{} // closed when the writer takes the queue; nil: nobody waits for room
 	awake           bool          // the writer has been kicked and has not gone idle
 	queued          uint64        // tickets handed out: records ever queued
-	inflight        uint64        // the last ticket of the batch being written
 	inflightWaiters []waiter      // waiters of the batch being written
 	kick            chan struct{} // wakes the writer (capacity 1)
 	// writtenTicket is the last ticket written (its write(2) returned).
@@ -628,7 +627,7 @@ func (l *Log) stamp(e *Event) {
 // must be written before going on.
 func (l *Log) Record(ctx context.Context, e Event) {
 	l.stamp(&e)
-	if _, err := l.enqueue(e); err != nil {
+	if _, err := l.enqueue(e, nil); err != nil {
 		l.drop(e, err)
 	}
 }
@@ -653,9 +652,12 @@ func (l *Log) Commit(ctx context.Context, e Event) error {
 		return *p
 	}
 	l.stamp(&e)
-	ticket, err := l.enqueue(e)
+	w := waiter{waiterPool.Get().(chan struct{}), time.Now()}
+	ticket, err := l.enqueue(e, &w)
 	if err == nil {
-		err = l.await(ticket)
+		err = l.await(ticket, w)
+	} else {
+		waiterPool.Put(w.ch) // never listed: nobody sends on it
 	}
 	if err != nil {
 		l.unconfirmd.Add(1)
@@ -686,23 +688,10 @@ const commitTick = CommitTimeout / 10
 // once they received their token, for reuse: a wait costs no allocation.
 var waiterPool = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
 
-// await waits for the write of the record with ticket: parked on a token
-// channel of its own, listed with the batch that holds the record, for up
-// to CommitTimeout (the watchdog's token then).
-func (l *Log) await(ticket uint64) error {
-	l.mu.Lock()
-	if err, ok := l.outcome(ticket); ok {
-		l.mu.Unlock()
-		return err
-	}
-	// The record is in the batch being written, or still queued.
-	w := waiter{waiterPool.Get().(chan struct{}), time.Now()}
-	if ticket <= l.inflight {
-		l.inflightWaiters = append(l.inflightWaiters, w)
-	} else {
-		l.waiters = append(l.waiters, w)
-	}
-	l.mu.Unlock()
+// await waits for the write of the record with ticket, parked on w's
+// token channel (listed with the record's batch by enqueue) until the
+// writer or the watchdog sends its token.
+func (l *Log) await(ticket uint64, w waiter) error {
 	<-w.ch
 	// The sender took w off its list: nobody else sends on w.ch.
 	waiterPool.Put(w.ch)
@@ -760,8 +749,10 @@ type Committer interface {
 
 // enqueue queues e, waiting up to EnqueueTimeout for room, wakes the
 // writer when it is idle, and returns e's ticket: its place among all
-// records ever queued, from 1.
-func (l *Log) enqueue(e Event) (uint64, error) {
+// records ever queued, from 1. With w, it lists w with the queued
+// records' waiters in the same step, so the writer cannot write e
+// before w waits for it.
+func (l *Log) enqueue(e Event, w *waiter) (uint64, error) {
 	var deadline time.Time
 	l.mu.Lock()
 	for len(l.queue) >= l.o.QueueSize {
@@ -796,6 +787,9 @@ func (l *Log) enqueue(e Event) (uint64, error) {
 	l.queue = append(l.queue, pending{e: e})
 	l.queued++
 	ticket := l.queued
+	if w != nil {
+		l.waiters = append(l.waiters, *w)
+	}
 	kick := !l.awake
 	l.awake = true
 	l.mu.Unlock()
@@ -920,21 +914,20 @@ func (l *Log) run() {
 		}
 		batch := l.queue
 		l.queue, l.spare = l.spare, nil
-		l.inflight = l.queued
 		l.inflightWaiters, l.waiters = l.waiters, l.inflightWaiters[:0]
 		if l.room != nil {
 			close(l.room)
 			l.room = nil
 		}
-		last := l.inflight
+		last := l.queued
 		l.mu.Unlock()
 		var err error
 		for i := 0; i < len(batch) && err == nil; i += maxBatch {
 			err = l.writeBatch(batch[i:min(i+maxBatch, len(batch))])
 		}
 		if err == nil {
-			// The outcome is published before the parked callers are
-			// looked up (under mu), so none of them is missed.
+			// The outcome is published before the batch's waiters get
+			// their token, so each sees it.
 			l.writtenTicket.Store(last)
 		}
 		clear(batch)
