@@ -35,20 +35,38 @@ import (
 //	segment <n>          the segment, from 1
 //	time <RFC 3339>      when it was signed, UTC
 //
-// followed by a blank line and the signature line. The files are
-// <CheckpointDir>/<segment>-<size>.ckpt (zero padded, so they sort), and
-// the verifier key (note's verifier key format, public) is
-// <CheckpointDir>/VerifierKeyFile.
+// followed by a blank line and the signature line. The log appends each
+// checkpoint to one file, <CheckpointDir>/CheckpointLogFile, as a frame
+//
+//	checkpoint <n>\n     the frame header: n, decimal, is the note's length
+//	<signed note>        n bytes
+//
+// fsynced after each append; a frame torn by a crash (the file ends inside
+// it) is what an interrupted append leaves, ignored by LoadCheckpoints and
+// cut by the next OpenTrail, and every frame before it stays valid. Earlier
+// versions wrote each checkpoint to a file of its own,
+// <CheckpointDir>/<segment>-<size>.ckpt (zero padded, so they sort);
+// those are still read. The verifier key (note's verifier key format,
+// public) is <CheckpointDir>/VerifierKeyFile.
 const (
 	// VerifierKeyFile is the name of the verifier key file in the
 	// checkpoint directory.
 	VerifierKeyFile = "checkpoint.vkey"
-	// CheckpointsKept is how many checkpoint files of the current segment
-	// are kept; older ones are removed (the last one of every earlier
-	// segment is always kept).
+	// CheckpointLogFile is the name of the file in the checkpoint
+	// directory the log appends its checkpoints to.
+	CheckpointLogFile = "checkpoints.log"
+	// CheckpointsKept is how many checkpoints of the current segment the
+	// checkpoint log keeps at least: once it holds twice as many, it is
+	// rewritten with the last CheckpointsKept of the current segment and
+	// the last one of every earlier segment (a new file, fsynced, renamed
+	// over the log, the directory fsynced).
 	CheckpointsKept = 256
-	// checkpointExt ends every checkpoint file name.
+	// checkpointExt ends every checkpoint file name of earlier versions.
 	checkpointExt = ".ckpt"
+	// frameHeader starts every frame of the checkpoint log.
+	frameHeader = "checkpoint "
+	// maxNoteBytes caps the length a frame header may declare.
+	maxNoteBytes = 16 << 10
 	// originPrefix starts every checkpoint signer's name.
 	originPrefix = "telegate-audit/"
 )
@@ -67,6 +85,9 @@ type Checkpoint struct {
 	Time time.Time
 	// File is the file it was read from ("" for one not read from a file).
 	File string
+	// Offset is the byte offset of its frame in File when File is a
+	// checkpoint log (CheckpointLogFile); 0 otherwise.
+	Offset int64
 }
 
 // text is the checkpoint's note text.
@@ -83,6 +104,9 @@ func (c Checkpoint) fileName() string {
 // String names the checkpoint for messages: its file, or its segment and
 // size.
 func (c Checkpoint) String() string {
+	if c.File != "" && filepath.Base(c.File) == CheckpointLogFile {
+		return fmt.Sprintf("checkpoint at byte %d of %s (segment %d, %d records)", c.Offset, c.File, c.Segment, c.Size)
+	}
 	if c.File != "" {
 		return fmt.Sprintf("checkpoint %s (segment %d, %d records)", c.File, c.Segment, c.Size)
 	}
@@ -138,42 +162,140 @@ func (p CheckpointProblem) Error() string {
 	return fmt.Sprintf("audit: checkpoint %s: %s", p.File, p.Reason)
 }
 
-// LoadCheckpoints reads every *.ckpt file in dir and returns the
-// checkpoints signed by v (sorted by segment, then size, then time) and a
-// problem for each file that is not one (another signer, a bad signature,
-// not a checkpoint). A directory that does not exist holds no checkpoint.
-// Errors: a directory that cannot be read.
+// LoadCheckpoints reads the checkpoint log (CheckpointLogFile) and every
+// *.ckpt file in dir and returns the checkpoints signed by v (sorted by
+// segment, then size, then time) and a problem for each frame or file
+// that is not one (another signer, a bad signature, not a checkpoint, or
+// bytes of the log that are no frame). A frame torn at the log's end is
+// not a problem: it is skipped (OpenTrail cuts it). A directory that does
+// not exist holds no checkpoint.
+// Errors: a directory or file that cannot be read.
 func LoadCheckpoints(dir string, v note.Verifier) ([]Checkpoint, []CheckpointProblem, error) {
+	cps, problems, _, err := loadCheckpoints(dir, v)
+	return cps, problems, err
+}
+
+// loadCheckpoints is LoadCheckpoints, also returning the length of the
+// checkpoint log's whole frames (where a torn frame starts, or its size).
+func loadCheckpoints(dir string, v note.Verifier) ([]Checkpoint, []CheckpointProblem, int64, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, nil
+		return nil, nil, 0, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit: read checkpoints: %w", err)
+		return nil, nil, 0, fmt.Errorf("audit: read checkpoints: %w", err)
 	}
 	var (
 		cps      []Checkpoint
 		problems []CheckpointProblem
+		whole    int64
 	)
-	for _, e := range ents {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), checkpointExt) {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, nil, fmt.Errorf("audit: read checkpoint: %w", err)
-		}
+	// open verifies one signed note read from path (at offset off of a
+	// log) and keeps the checkpoint or the problem.
+	open := func(path string, off int64, b []byte) {
 		c, err := OpenCheckpoint(b, v)
 		if err != nil {
-			problems = append(problems, CheckpointProblem{path, err.Error()})
-			continue
+			reason := err.Error()
+			if filepath.Base(path) == CheckpointLogFile {
+				reason = fmt.Sprintf("the frame at byte %d: %s", off, reason)
+			}
+			problems = append(problems, CheckpointProblem{path, reason})
+			return
 		}
-		c.File = path
+		c.File, c.Offset = path, off
 		cps = append(cps, c)
 	}
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || (!strings.HasSuffix(name, checkpointExt) && name != CheckpointLogFile) {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("audit: read checkpoint: %w", err)
+		}
+		if name != CheckpointLogFile {
+			open(path, 0, b)
+			continue
+		}
+		frames, end, damaged := logFrames(b)
+		for _, f := range frames {
+			open(path, f.off, b[f.start:f.end])
+		}
+		if damaged {
+			problems = append(problems, CheckpointProblem{path, fmt.Sprintf("the bytes from %d on are not a checkpoint frame (edited or damaged)", end)})
+		}
+		whole = end
+	}
 	sortCheckpoints(cps)
-	return cps, problems, nil
+	return cps, problems, whole, nil
+}
+
+// logFrame is one whole frame of a checkpoint log: it starts at off, its
+// note is b[start:end].
+type logFrame struct {
+	off, start, end int64
+}
+
+// logFrames splits a checkpoint log b into its whole frames. end is where
+// they end: len(b), or where a torn last frame starts (a header cut
+// short, or a note shorter than its header says; or zero bytes, which a
+// crash may leave past the data written). damaged reports bytes at end
+// that are neither a frame nor a torn one.
+func logFrames(b []byte) (frames []logFrame, end int64, damaged bool) {
+	off := 0
+	for off < len(b) {
+		rest := b[off:]
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return frames, int64(off), !tornHeader(rest)
+		}
+		digits, ok := bytes.CutPrefix(rest[:i], []byte(frameHeader))
+		n, err := strconv.Atoi(string(digits))
+		if !ok || err != nil || n <= 0 || n > maxNoteBytes || strconv.Itoa(n) != string(digits) {
+			return frames, int64(off), !allZero(rest)
+		}
+		if len(rest)-i-1 < n {
+			return frames, int64(off), false
+		}
+		start := off + i + 1
+		frames = append(frames, logFrame{int64(off), int64(start), int64(start + n)})
+		off = start + n
+	}
+	return frames, int64(off), false
+}
+
+// tornHeader reports whether b, which holds no newline, is what an
+// interrupted append of a frame header leaves: a prefix of "checkpoint "
+// and digits, or zero bytes.
+func tornHeader(b []byte) bool {
+	if allZero(b) {
+		return true
+	}
+	h := []byte(frameHeader)
+	if len(b) <= len(h) {
+		return bytes.HasPrefix(h, b)
+	}
+	if !bytes.HasPrefix(b, h) {
+		return false
+	}
+	for _, c := range b[len(h):] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func cmpU[T int64 | uint64](a, b T) int {
@@ -199,11 +321,20 @@ func noteProblem(err error, v note.Verifier) string {
 	return "not a signed note: " + err.Error()
 }
 
-// checkpointSigner signs checkpoints and writes them to a directory.
+// checkpointSigner signs checkpoints and appends them to the checkpoint
+// log of a directory.
 type checkpointSigner struct {
 	dir    string
 	signer note.Signer
 	vkey   string
+	// f is the checkpoint log, opened for appending at the first write
+	// (after OpenTrail cut a torn frame); nil before.
+	f *os.File
+	// frames are the log's frames, for its compaction.
+	frames []signedFrame
+	// whole is the length of the log's whole frames when it was loaded
+	// (where a torn last frame starts, or its size).
+	whole int64
 	// witness, when set, is handed every checkpoint written
 	// (Log.SetCheckpointWitness).
 	witness atomic.Pointer[WitnessFunc]
@@ -215,37 +346,132 @@ func (s *checkpointSigner) sign(c Checkpoint) ([]byte, error) {
 	return note.Sign(&note.Note{Text: c.text()}, s.signer)
 }
 
-// write signs c and writes it to its file in the directory (written
-// whole: a temporary file, fsync, rename, fsync of the directory), then
-// removes the oldest checkpoints of c's segment beyond CheckpointsKept,
-// and hands it to the witness, if any.
+// signedFrame is one frame of the checkpoint log: the checkpoint's
+// segment and the frame's bytes.
+type signedFrame struct {
+	segment uint64
+	frame   []byte
+}
+
+// frame is the checkpoint log frame of a signed note.
+func frame(msg []byte) []byte {
+	b := strconv.AppendInt([]byte(frameHeader), int64(len(msg)), 10)
+	return append(append(b, '\n'), msg...)
+}
+
+// start prepares the signer to append to the checkpoint log of dir: it
+// cuts a torn last frame (at s.whole, the length of the log's whole
+// frames when cps were loaded from it) and learns the frames of cps the
+// log holds, for compaction.
+func (s *checkpointSigner) start(cps []Checkpoint) error {
+	whole := s.whole
+	path := filepath.Join(s.dir, CheckpointLogFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if whole < int64(len(b)) {
+		if err := os.Truncate(path, whole); err != nil {
+			return fmt.Errorf("cut the torn last frame of %s: %w", path, err)
+		}
+		b = b[:whole]
+	}
+	segment := map[int64]uint64{} // a frame's offset → its checkpoint's segment
+	for _, c := range cps {
+		if c.File == path {
+			segment[c.Offset] = c.Segment
+		}
+	}
+	fs, _, _ := logFrames(b)
+	for _, f := range fs {
+		if seg, ok := segment[f.off]; ok {
+			s.frames = append(s.frames, signedFrame{seg, bytes.Clone(b[f.off:f.end])})
+		}
+	}
+	slices.SortStableFunc(s.frames, func(a, b signedFrame) int { return cmpU(a.segment, b.segment) })
+	return nil
+}
+
+// write signs c and appends it to the checkpoint log (one write, then
+// fsync), hands it to the witness, if any, and once the log holds
+// 2×CheckpointsKept checkpoints of c's segment compacts it (see
+// CheckpointsKept).
 func (s *checkpointSigner) write(c Checkpoint) error {
 	msg, err := s.sign(c)
 	if err != nil {
 		return err
 	}
-	if err := writeFileSynced(s.dir, c.fileName(), msg, 0o644); err != nil {
+	fr := frame(msg)
+	if s.f == nil {
+		if err := os.MkdirAll(s.dir, 0o700); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(filepath.Join(s.dir, CheckpointLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		if err := syncDir(s.dir); err != nil {
+			f.Close()
+			return err
+		}
+		s.f = f
+	}
+	if _, err := s.f.Write(fr); err != nil {
 		return err
 	}
-	s.prune(c.Segment)
+	if err := s.f.Sync(); err != nil {
+		return err
+	}
+	s.frames = append(s.frames, signedFrame{c.Segment, fr})
 	if w := s.witness.Load(); w != nil {
 		c.Origin = s.signer.Name()
 		(*w)(c, msg)
 	}
-	return nil
+	return s.compact(c.Segment)
 }
 
-// prune removes the oldest checkpoint files of segment beyond
-// CheckpointsKept (by name, which sorts by size).
-func (s *checkpointSigner) prune(segment uint64) {
-	names, err := filepath.Glob(filepath.Join(s.dir, fmt.Sprintf("%06d-*%s", segment, checkpointExt)))
-	if err != nil || len(names) <= CheckpointsKept {
-		return
+// compact rewrites the checkpoint log once it holds 2×CheckpointsKept
+// frames of segment: the last frame of every earlier segment and the
+// last CheckpointsKept of segment, written whole (writeFileSynced).
+func (s *checkpointSigner) compact(segment uint64) error {
+	first := len(s.frames)
+	for first > 0 && s.frames[first-1].segment == segment {
+		first--
 	}
-	slices.Sort(names)
-	for _, n := range names[:len(names)-CheckpointsKept] {
-		_ = os.Remove(n)
+	if len(s.frames)-first < 2*CheckpointsKept {
+		return nil
 	}
+	var kept []signedFrame
+	for i, f := range s.frames[:first] {
+		if i+1 == first || s.frames[i+1].segment != f.segment {
+			kept = append(kept, f)
+		}
+	}
+	kept = append(kept, s.frames[len(s.frames)-CheckpointsKept:]...)
+	var b []byte
+	for _, f := range kept {
+		b = append(b, f.frame...)
+	}
+	if err := writeFileSynced(s.dir, CheckpointLogFile, b, 0o644); err != nil {
+		return err
+	}
+	// The log is the new file now: append to it from here on.
+	old := s.f
+	s.f, s.frames = nil, kept
+	return old.Close()
+}
+
+// close closes the checkpoint log.
+func (s *checkpointSigner) close() error {
+	if s == nil || s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
 }
 
 // writeFileSynced writes dir/name whole (temporary file, fsync, rename,

@@ -62,7 +62,7 @@ func appendLine[P string | []byte](dst []byte, seq uint64, prev P, e *Event) ([]
 // anything else by json.Marshal.
 func appendString[S string | []byte](dst []byte, s S) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !asIs[s[i]] {
 			b, _ := json.Marshal(string(s)) // a string always marshals
 			return append(dst, b...)
 		}
@@ -71,3 +71,12 @@ func appendString[S string | []byte](dst []byte, s S) []byte {
 	dst = append(dst, s...)
 	return append(dst, '"')
 }
+
+// asIs[c] reports whether encoding/json writes the byte c of a string as
+// it is: printable ASCII other than `"`, `\`, `<`, `>` and `&`.
+var asIs = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()

@@ -142,8 +142,8 @@ type Options struct {
 //
 // Writing is group commit: one writer goroutine takes every event queued
 // (QueueSize) and writes them with one write(2) per maxBatch records,
-// then publishes the last record written (a ticket number) and closes the
-// one channel the callers of Commit of that batch are parked on; fsync
+// then publishes the last record written (a ticket number) and sends a
+// token to each caller of Commit of that batch parked on it; fsync
 // follows within FsyncInterval, by another goroutine, which also writes a
 // checkpoint of the fsynced records every CheckpointEvery records or
 // CheckpointInterval, and on Close. Record queues an event without
@@ -159,17 +159,18 @@ type Log struct {
 	closed bool
 	queue  []pending // records waiting for the writer, in order
 	spare  []pending // the writer's last batch, reused as the next queue
-	// wait is closed once the records in queue are written (or the trail
-	// stopped): the callers of Commit whose records are in one batch park
-	// on it together; nil: nobody waits.
-	wait         chan struct{}
-	room         chan struct{} // closed when the writer takes the queue; nil: nobody waits for room
-	awake        bool          // the writer has been kicked and has not gone idle
-	queued       uint64        // tickets handed out: records ever queued
-	inflight     uint64        // the last ticket of the batch being written
-	inflightWait chan struct{} // wait of the batch being written
-	kick         chan struct{} // wakes the writer (capacity 1)
-	tick         chan struct{} // closed by the watchdog (watch); nil: nobody waits on it
+	// waiters are the callers of Commit parked until the records in
+	// queue are written (or the trail stopped), each on a token channel
+	// of its own (capacity 1, reused: waiterPool) that gets one token:
+	// from the writer once the batch holding its record is written, or
+	// from the watchdog (watch) once it waited CommitTimeout. Whoever
+	// sends takes it off its list.
+	waiters         []waiter
+	room            chan struct{} // closed when the writer takes the queue; nil: nobody waits for room
+	awake           bool          // the writer has been kicked and has not gone idle
+	queued          uint64        // tickets handed out: records ever queued
+	inflightWaiters []waiter      // waiters of the batch being written
+	kick            chan struct{} // wakes the writer (capacity 1)
 	// writtenTicket is the last ticket written (its write(2) returned).
 	writtenTicket atomic.Uint64
 
@@ -224,6 +225,12 @@ type Log struct {
 	lastErr    atomic.Pointer[error]
 	closeErr   error
 	closeOnce  sync.Once
+}
+
+// waiter is a caller of Commit parked on ch since since.
+type waiter struct {
+	ch    chan struct{}
+	since time.Time
 }
 
 // pending is one queued event.
@@ -338,8 +345,16 @@ func OpenTrail(o Options) (*Log, error) {
 	}
 	l.f, l.w = f, l.wrap(f)
 	l.cur.Store(f)
+	if l.ckpt != nil {
+		// Only the trail's writer (it holds the lock) cuts a torn frame.
+		if err := l.ckpt.start(cps); err != nil {
+			l.f.Close()
+			return nil, fmt.Errorf("audit: checkpoint log: %w", err)
+		}
+	}
 	if err := l.resume(cps); err != nil {
 		l.f.Close()
+		_ = l.ckpt.close()
 		return nil, err
 	}
 	go l.run()
@@ -376,13 +391,14 @@ func (l *Log) openCheckpoints() ([]Checkpoint, error) {
 	case err != nil:
 		return nil, fmt.Errorf("audit: read the verifier key: %w", err)
 	}
-	cps, problems, err := LoadCheckpoints(dir, v)
+	cps, problems, whole, err := loadCheckpoints(dir, v)
 	if err != nil {
 		return nil, err
 	}
 	if len(problems) > 0 {
 		return nil, &TrailError{l.path, problems[0]}
 	}
+	l.ckpt.whole = whole
 	return cps, nil
 }
 
@@ -621,7 +637,7 @@ func (l *Log) stamp(e *Event) {
 // written before going on.
 func (l *Log) Record(ctx context.Context, e Event) {
 	l.stamp(&e)
-	if _, err := l.enqueue(e); err != nil {
+	if _, err := l.enqueue(e, nil); err != nil {
 		l.drop(e, err)
 		scope.From(ctx).MarkUnrecorded()
 	}
@@ -633,9 +649,10 @@ func (l *Log) Record(ctx context.Context, e Event) {
 // EnqueueTimeout for room in the queue and CommitTimeout for the write,
 // and does not stop for ctx (the record is written when it can be).
 //
-// The callers whose records went into one write(2) park on one channel,
-// closed once by the writer; none holds a timer of its own (the
-// watchdog's tick, every commitTick, ends the waits past CommitTimeout).
+// Each caller parks on a token channel of its own, reused from call to
+// call, that the writer sends to once the write(2) holding its record
+// returned; none holds a timer of its own (the watchdog, every
+// commitTick, sends the token of the waits past CommitTimeout).
 //
 // Errors (each counted, Unconfirmed): ErrSaturated, ErrNotConfirmed,
 // ErrClosed, ErrEarlierRecordLost (a record ctx's request made was
@@ -651,9 +668,12 @@ func (l *Log) Commit(ctx context.Context, e Event) error {
 		return ErrEarlierRecordLost
 	}
 	l.stamp(&e)
-	ticket, err := l.enqueue(e)
+	w := waiter{waiterPool.Get().(chan struct{}), time.Now()}
+	ticket, err := l.enqueue(e, &w)
 	if err == nil {
-		err = l.await(ticket)
+		err = l.await(ticket, w)
+	} else {
+		waiterPool.Put(w.ch) // never listed: nobody sends on it
 	}
 	if err != nil {
 		l.unconfirmd.Add(1)
@@ -674,68 +694,50 @@ func (l *Log) outcome(ticket uint64) (error, bool) {
 	return nil, false
 }
 
-// commitTick is how often the watchdog wakes the callers of Commit that
-// are still parked, so that each can see whether CommitTimeout has passed:
-// a parked Commit returns ErrNotConfirmed between CommitTimeout and
+// commitTick is how often the watchdog looks at the callers of Commit
+// that are still parked and wakes those parked for CommitTimeout: a
+// parked Commit returns ErrNotConfirmed between CommitTimeout and
 // CommitTimeout+commitTick after it parked, with no timer of its own.
 const commitTick = CommitTimeout / 10
 
-// await waits for the write of the record with ticket: parked on the
-// wait of the batch that holds it, for up to CommitTimeout.
-func (l *Log) await(ticket uint64) error {
-	l.mu.Lock()
+// waiterPool holds the token channels (capacity 1) of callers of Commit
+// once they received their token, for reuse: a wait costs no allocation.
+var waiterPool = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
+// await waits for the write of the record with ticket, parked on w's
+// token channel (listed with the record's batch by enqueue) until the
+// writer or the watchdog sends its token.
+func (l *Log) await(ticket uint64, w waiter) error {
+	<-w.ch
+	// The sender took w off its list: nobody else sends on w.ch.
+	waiterPool.Put(w.ch)
 	if err, ok := l.outcome(ticket); ok {
-		l.mu.Unlock()
 		return err
 	}
-	// The record is in the batch being written, or still queued.
-	w := &l.wait
-	if ticket <= l.inflight {
-		w = &l.inflightWait
-	}
-	if *w == nil {
-		*w = make(chan struct{})
-	}
-	done, tick := *w, l.tickLocked()
-	l.mu.Unlock()
-	start := time.Now()
-	for {
-		select {
-		case <-done:
-			if err, ok := l.outcome(ticket); ok {
-				return err
-			}
-			return ErrNotConfirmed // not reached: the writer decides before it closes done
-		case <-tick:
-			if time.Since(start) >= CommitTimeout {
-				return ErrNotConfirmed
-			}
-			l.mu.Lock()
-			tick = l.tickLocked()
-			l.mu.Unlock()
-		}
-	}
-}
-
-// tickLocked is the channel the watchdog closes at its next tick; under
-// mu.
-func (l *Log) tickLocked() chan struct{} {
-	if l.tick == nil {
-		l.tick = make(chan struct{})
-	}
-	return l.tick
+	return ErrNotConfirmed // the watchdog's token: not written within CommitTimeout
 }
 
 // watch is the watchdog of parked callers of Commit: every commitTick it
-// closes the channel they wait on besides their batch's, until the log
-// is closed.
+// sends their token to those parked for CommitTimeout or longer, until
+// the log is closed.
 func (l *Log) watch() {
-	l.every(commitTick, func() {
-		l.mu.Lock()
-		if l.tick != nil {
-			close(l.tick)
-			l.tick = nil
+	expire := func(ws []waiter, now time.Time) []waiter {
+		kept := ws[:0]
+		for _, w := range ws {
+			if now.Sub(w.since) >= CommitTimeout {
+				w.ch <- struct{}{} // capacity 1, one token per wait: never blocks
+				continue
+			}
+			kept = append(kept, w)
 		}
+		clear(ws[len(kept):])
+		return kept
+	}
+	l.every(commitTick, func() {
+		now := time.Now()
+		l.mu.Lock()
+		l.waiters = expire(l.waiters, now)
+		l.inflightWaiters = expire(l.inflightWaiters, now)
 		l.mu.Unlock()
 	})
 }
@@ -763,8 +765,10 @@ type Committer interface {
 
 // enqueue queues e, waiting up to EnqueueTimeout for room, wakes the
 // writer when it is idle, and returns e's ticket: its place among all
-// records ever queued, from 1.
-func (l *Log) enqueue(e Event) (uint64, error) {
+// records ever queued, from 1. With w, it lists w with the queued
+// records' waiters in the same step, so the writer cannot write e
+// before w waits for it.
+func (l *Log) enqueue(e Event, w *waiter) (uint64, error) {
 	var deadline time.Time
 	l.mu.Lock()
 	for len(l.queue) >= l.o.QueueSize {
@@ -799,6 +803,9 @@ func (l *Log) enqueue(e Event) (uint64, error) {
 	l.queue = append(l.queue, pending{e: e})
 	l.queued++
 	ticket := l.queued
+	if w != nil {
+		l.waiters = append(l.waiters, *w)
+	}
 	kick := !l.awake
 	l.awake = true
 	l.mu.Unlock()
@@ -835,6 +842,9 @@ func (l *Log) Close() error {
 		err := l.sync(true)
 		if p := l.lastErr.Load(); p != nil && err == nil {
 			err = *p
+		}
+		if cerr := l.ckpt.close(); err == nil {
+			err = cerr
 		}
 		if cerr := l.f.Close(); err == nil {
 			err = cerr
@@ -928,29 +938,30 @@ func (l *Log) run() {
 		}
 		batch := l.queue
 		l.queue, l.spare = l.spare, nil
-		l.inflight, l.inflightWait, l.wait = l.queued, l.wait, nil
+		l.inflightWaiters, l.waiters = l.waiters, l.inflightWaiters[:0]
 		if l.room != nil {
 			close(l.room)
 			l.room = nil
 		}
-		last := l.inflight
+		last := l.queued
 		l.mu.Unlock()
 		var err error
 		for i := 0; i < len(batch) && err == nil; i += maxBatch {
 			err = l.writeBatch(batch[i:min(i+maxBatch, len(batch))])
 		}
 		if err == nil {
-			// The outcome is published before the parked callers are
-			// looked up (under mu), so none of them is missed.
+			// The outcome is published before the batch's waiters get
+			// their token, so each sees it.
 			l.writtenTicket.Store(last)
 		}
 		clear(batch)
 		l.mu.Lock()
 		l.spare = batch[:0]
-		if w := l.inflightWait; w != nil {
-			l.inflightWait = nil
-			close(w)
+		for _, w := range l.inflightWaiters {
+			w.ch <- struct{}{} // capacity 1, one token per wait: never blocks
 		}
+		clear(l.inflightWaiters)
+		l.inflightWaiters = l.inflightWaiters[:0]
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,35 @@ func (fx *trailFixture) write(t testing.TB, lines []string) {
 	}
 }
 
+// appendRecord opens the trail with o, commits one request record with
+// request id id and closes it; OpenTrail's refusal is fatal, naming why.
+func (fx *trailFixture) appendRecord(t testing.TB, o Options, id, why string) {
+	t.Helper()
+	l, err := OpenTrail(o)
+	if err != nil {
+		t.Fatalf("OpenTrail %s: %v", why, err)
+	}
+	if err := l.Commit(context.Background(), Event{Type: "request", RequestID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkpointLog reads the checkpoint log: its path, its bytes and its
+// whole frames.
+func (fx *trailFixture) checkpointLog(t testing.TB) (string, []byte, []logFrame) {
+	t.Helper()
+	path := filepath.Join(fx.ckDir, CheckpointLogFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _, _ := logFrames(b)
+	return path, b, fs
+}
+
 // offset is the byte offset of line (1-based) in the original trail.
 func (fx *trailFixture) offset(line int) int64 {
 	var n int64
@@ -135,8 +165,36 @@ func (fx *trailFixture) verify(t testing.TB, key []byte) (Report, error) {
 }
 
 // signCheckpoint writes a checkpoint of the tree over lines, signed with
-// skey, as file name in the checkpoint directory.
+// skey, as file name in the checkpoint directory (the layout of earlier
+// versions), or appends it to the checkpoint log when name is
+// CheckpointLogFile.
 func (fx *trailFixture) signCheckpoint(t testing.TB, skey, name string, lines []string) {
+	t.Helper()
+	if name == CheckpointLogFile {
+		fx.appendLog(t, frame(fx.signedNote(t, skey, lines)))
+		return
+	}
+	if err := os.WriteFile(filepath.Join(fx.ckDir, name), fx.signedNote(t, skey, lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendLog appends b to the checkpoint log.
+func (fx *trailFixture) appendLog(t testing.TB, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(fx.ckDir, CheckpointLogFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signedNote is a checkpoint of the tree over lines as a note signed with
+// skey.
+func (fx *trailFixture) signedNote(t testing.TB, skey string, lines []string) []byte {
 	t.Helper()
 	var tr tree
 	for _, l := range lines {
@@ -151,9 +209,7 @@ func (fx *trailFixture) signCheckpoint(t testing.TB, skey, name string, lines []
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(fx.ckDir, name), msg, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return msg
 }
 
 // TestRegression_AuditTamper: every way of changing a trail that was
@@ -216,6 +272,15 @@ func TestRegression_AuditTamper(t *testing.T) {
 			ls[6] = flip(ls[6])
 			fx.signCheckpoint(t, fx.skey, "000001-0000000000000008.ckpt", ls)
 		}, 5, "forked"},
+		{"cut tail, a checkpoint re-signed and appended to the log", func(t *testing.T, fx *trailFixture) {
+			fx.write(t, fx.lines[:10])
+			fx.signCheckpoint(t, fx.skey, CheckpointLogFile, fx.lines[:10])
+		}, 11, "cut from the end"},
+		{"forked checkpoint appended to the log", func(t *testing.T, fx *trailFixture) {
+			ls := cp(fx.lines[:8])
+			ls[6] = flip(ls[6])
+			fx.signCheckpoint(t, fx.skey, CheckpointLogFile, ls)
+		}, 5, "forked"},
 		{"two checkpoints of one size disagree", func(t *testing.T, fx *trailFixture) {
 			ls := cp(fx.lines[:12])
 			ls[10] = flip(ls[10])
@@ -276,6 +341,195 @@ func TestRegression_AuditTamper(t *testing.T) {
 			t.Fatal("OpenTrail accepted a checkpoint directory of another key")
 		}
 	})
+	// A frame of the checkpoint log replaced, edited, or bytes that are
+	// no frame put between frames: the log and the byte are named, and a
+	// node refuses to continue.
+	other, _ := newSignerKey(t, "telegate-audit/test-node")
+	for _, tt := range []struct {
+		name   string
+		tamper func(fx *trailFixture, b []byte, last int64) []byte
+		want   string
+	}{
+		{"replaced frame of the log", func(fx *trailFixture, b []byte, last int64) []byte {
+			return append(b[:last], frame(fx.signedNote(t, other, fx.lines))...)
+		}, "not signed by the verifier key"},
+		{"edited frame of the log", func(fx *trailFixture, b []byte, last int64) []byte {
+			i := int(last) + bytes.Index(b[last:], []byte("\ntime ")) + len("\ntime 2")
+			b[i]++ // the year, within the signed text
+			return b
+		}, "signature does not verify"},
+		{"bytes between frames of the log", func(fx *trailFixture, b []byte, last int64) []byte {
+			return slices.Concat(b[:last], []byte("checkpoint x\n"), b[last:])
+		}, "not a checkpoint frame"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fx := writeTrail(t, n, every)
+			path, b, fs := fx.checkpointLog(t)
+			last := fs[len(fs)-1].off
+			if err := os.WriteFile(path, tt.tamper(fx, b, last), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := fx.verify(t, nil)
+			var p CheckpointProblem
+			if !errors.As(err, &p) || p.File != path || !strings.Contains(p.Reason, fmt.Sprintf("%d", last)) || !strings.Contains(p.Reason, tt.want) {
+				t.Fatalf("VerifyTrail = %v; want the log's frame at byte %d named, %q", err, last, tt.want)
+			}
+			if l, err := OpenTrail(fx.options()); err == nil {
+				l.Close()
+				t.Fatal("OpenTrail accepted a tampered checkpoint log")
+			}
+		})
+	}
+}
+
+// TestRegression_CheckpointLogTornFrame: a crash in the middle of an
+// append leaves the checkpoint log ending inside a frame (or in zero
+// bytes). The frames before it still verify the trail; the next open cuts
+// the torn frame and appends after the whole ones.
+func TestRegression_CheckpointLogTornFrame(t *testing.T) {
+	t.Parallel()
+	const n, every = 20, 4
+	for _, tt := range []struct {
+		name string
+		tail func(fr []byte) []byte // what is left of the appended frame fr
+	}{
+		{"in the header", func(fr []byte) []byte { return fr[:4] }},
+		{"in the length", func(fr []byte) []byte { return fr[:len(frameHeader)+1] }},
+		{"after the header", func(fr []byte) []byte { return fr[:bytes.IndexByte(fr, '\n')+1] }},
+		{"in the note", func(fr []byte) []byte { return fr[:len(fr)/2] }},
+		{"one byte short", func(fr []byte) []byte { return fr[:len(fr)-1] }},
+		{"zero bytes", func(fr []byte) []byte { return make([]byte, len(fr)) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fx := writeTrail(t, n, every)
+			// Records 21 and 22 are written, their checkpoint's append torn.
+			l, err := OpenTrail(fx.options())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2 {
+				if err := l.Commit(context.Background(), Event{Type: "request", RequestID: fmt.Sprint("late", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(fx.ckDir, CheckpointLogFile)
+			before, _ := os.ReadFile(path)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			after, _ := os.ReadFile(path)
+			torn := tt.tail(after[len(before):])
+			if err := os.WriteFile(path, append(before, torn...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := fx.verify(t, testKey)
+			if err != nil || rep.Latest == nil || rep.Latest.Size != n || rep.Records != n+2 {
+				t.Fatalf("VerifyTrail with a torn last frame = %+v, %v; want %d records, the latest checkpoint at %d", rep, err, n+2, n)
+			}
+			fx.appendRecord(t, fx.options(), "after", "with a torn last frame")
+			rep, err = fx.verify(t, testKey)
+			if err != nil || rep.Latest == nil || rep.Latest.Size != n+3 {
+				t.Fatalf("VerifyTrail after the next open = %+v, %v; want the latest checkpoint at %d", rep, err, n+3)
+			}
+			b, _ := os.ReadFile(path)
+			if !bytes.HasPrefix(b, before) {
+				t.Fatal("the whole frames before the torn one changed")
+			}
+			if _, end, damaged := logFrames(b); damaged || end != int64(len(b)) {
+				t.Fatalf("the log after the next open ends in a torn frame at %d of %d bytes", end, len(b))
+			}
+		})
+	}
+}
+
+// TestCheckpointFilesOfEarlierVersionsRead: a checkpoint directory of one
+// file per checkpoint (the layout before the checkpoint log) still
+// verifies its trail and shows a cut; a node continues it, appending to
+// the log beside the files.
+func TestCheckpointFilesOfEarlierVersionsRead(t *testing.T) {
+	t.Parallel()
+	const n, every = 12, 4
+	fx := writeTrail(t, n, every)
+	path, b, fs := fx.checkpointLog(t)
+	v, _ := ParseVerifierKey(fx.vkey)
+	for _, f := range fs {
+		c, err := OpenCheckpoint(b[f.start:f.end], v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(fx.ckDir, c.fileName()), b[f.start:f.end], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := fx.verify(t, testKey)
+	if err != nil || rep.Checkpoints != len(fs) || rep.Latest == nil || rep.Latest.Size != n || !strings.HasSuffix(rep.Latest.File, ".ckpt") {
+		t.Fatalf("VerifyTrail with checkpoint files = %+v, %v", rep, err)
+	}
+	fx.appendRecord(t, fx.options(), "after", "with checkpoint files")
+	rep, err = fx.verify(t, testKey)
+	if err != nil || rep.Latest == nil || rep.Latest.Size != n+1 || rep.Latest.File != path {
+		t.Fatalf("VerifyTrail after continuing = %+v, %v", rep, err)
+	}
+	// Cut below the files' latest checkpoint (and the log's): found.
+	fx.write(t, fx.lines[:n-1])
+	if _, err := fx.verify(t, nil); err == nil || !strings.Contains(err.Error(), "cut from the end") {
+		t.Fatalf("cut trail with checkpoint files: %v", err)
+	}
+}
+
+// TestCheckpointLogCompacted: the checkpoint log stays bounded — between
+// CheckpointsKept and 2×CheckpointsKept frames of the open segment, and
+// the last checkpoint of each earlier segment — and still verifies the
+// trail and shows a cut of either segment.
+func TestCheckpointLogCompacted(t *testing.T) {
+	t.Parallel()
+	fx := writeTrail(t, 3, 1)
+	o := fx.options()
+	o.NewSegmentReason = "test"
+	l, err := OpenTrail(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const more = 2*CheckpointsKept + 10
+	for i := range more {
+		if err := l.Commit(context.Background(), Event{Type: "request", RequestID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.sync(true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, b, fs := fx.checkpointLog(t)
+	v, _ := ParseVerifierKey(fx.vkey)
+	perSegment := map[uint64][]int64{}
+	for _, f := range fs {
+		c, err := OpenCheckpoint(b[f.start:f.end], v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perSegment[c.Segment] = append(perSegment[c.Segment], c.Size)
+	}
+	s1, s2 := perSegment[1], perSegment[2]
+	if len(s1) != 1 || s1[0] != 3 || len(s2) < CheckpointsKept || len(s2) >= 2*CheckpointsKept || s2[len(s2)-1] != more+1 {
+		t.Fatalf("the log holds segment 1 at sizes %v, segment 2 at %d sizes ending %d", s1, len(s2), s2[len(s2)-1])
+	}
+	rep, err := fx.verify(t, testKey)
+	if err != nil || rep.Segment != 2 || rep.Latest == nil || rep.Latest.Size != more+1 {
+		t.Fatalf("VerifyTrail of the compacted log = %+v, %v", rep, err)
+	}
+	ls := fx.read(t)
+	fx.write(t, ls[:len(ls)-1])
+	if _, err := fx.verify(t, nil); err == nil || !strings.Contains(err.Error(), "cut from the end") {
+		t.Fatalf("cut of segment 2 with a compacted log: %v", err)
+	}
 }
 
 // TestUntouchedTrailVerifies: a trail written over several opens, with
@@ -327,16 +581,7 @@ func TestRegression_AuditCutRefusedAtStart(t *testing.T) {
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			l, err = OpenTrail(fx.options())
-			if err != nil {
-				t.Fatalf("OpenTrail after new segment: %v", err)
-			}
-			if err := l.Commit(context.Background(), Event{Type: "request", RequestID: "after"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
+			fx.appendRecord(t, fx.options(), "after", "after new segment")
 			for _, key := range [][]byte{nil, testKey} {
 				rep, err := fx.verify(t, key)
 				if err != nil {

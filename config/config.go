@@ -617,10 +617,11 @@ type Audit struct {
 	Key     string `yaml:"key"`
 	KeyFile string `yaml:"key_file"`
 	// CheckpointDir receives the trail's signed checkpoints (Ed25519
-	// signed notes of its Merkle tree's size and root) and their public
-	// verifier key, checkpoint.vkey. Put it on another volume than the
-	// trail, or ship it off the node: checkpoints are what shows records
-	// cut from the end of the trail. Default DataDir/audit-checkpoints.
+	// signed notes of its Merkle tree's size and root, appended to
+	// checkpoints.log) and their public verifier key, checkpoint.vkey.
+	// Put it on another volume than the trail, or ship it off the node:
+	// checkpoints are what shows records cut from the end of the trail.
+	// Default DataDir/audit-checkpoints.
 	CheckpointDir string `yaml:"checkpoint_dir"`
 	// CheckpointEvery: a checkpoint at the latest after this many records.
 	// Default 1000.
