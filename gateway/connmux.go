@@ -169,6 +169,13 @@ func (m *muxListener) handle(raw net.Conn) {
 	}
 	defer handOn()
 	_ = raw.SetDeadline(time.Now().Add(m.handshake))
+	// Nothing is built for a connection before its first byte: one that
+	// never sends any (an idle-TCP flood) costs this wait alone until the
+	// admission's first-byte deadline or eviction closes it.
+	if admission.AwaitFirstByte(raw) != nil {
+		raw.Close()
+		return
+	}
 	first := &firstBytesConn{Conn: raw}
 	tc := tls.Server(first, m.tlsCfg)
 	ctx, cancel := context.WithTimeout(context.Background(), m.handshake)

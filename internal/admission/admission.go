@@ -216,6 +216,12 @@ func SourceOf(a net.Addr) netip.Prefix {
 			ip = ap.Addr()
 		}
 	}
+	return sourceOfIP(ip)
+}
+
+// sourceOfIP is SourceOf for an IP address (the zero Addr: the zero
+// prefix).
+func sourceOfIP(ip netip.Addr) netip.Prefix {
 	ip = ip.Unmap()
 	switch {
 	case ip.Is4():
