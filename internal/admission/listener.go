@@ -290,8 +290,8 @@ func (ctl *Controller) established(a *Conn) bool {
 		v := ctl.evictLocked(e, SourceConns)
 		out = &v
 	}
-	a.timer.Stop()
 	s.pending.Remove(a)
+	ctl.unlistPendingLocked(a)
 	ctl.nPend--
 	s.nEst++
 	a.state = stateActive

@@ -200,3 +200,54 @@ func TestAwaitFirstByte(t *testing.T) {
 		}
 	})
 }
+
+// TestRegression_SharedDeadlineTimer: with one timer for every pending
+// connection's deadlines, each connection is still closed at its own:
+// a silent newcomer at its first-byte deadline while an older one that
+// has spoken waits for its handshake deadline, a silent one admitted
+// before a speaking one, and the speaking one at its handshake deadline
+// but not at its first-byte deadline.
+func TestRegression_SharedDeadlineTimer(t *testing.T) {
+	t.Parallel()
+	lim := testLimits()
+	lim.FirstByteTimeout, lim.HandshakeTimeout = 200*time.Millisecond, 3*time.Second
+	s := newServer(t, lim)
+	talker := s.dial("127.0.0.50")
+	tc := s.next()
+	go func() { _, _ = io.Copy(io.Discard, tc) }()
+	if _, err := talker.Write([]byte{0x16}); err != nil {
+		t.Fatal(err)
+	}
+	silentBefore := s.dial("127.0.0.51")
+	s.next()
+	// Past the talker's first-byte deadline: the timer now waits for its
+	// handshake deadline, 3 s after its accept.
+	time.Sleep(300 * time.Millisecond)
+	silentAfter := s.dial("127.0.0.52")
+	s.next()
+	if !closedByServer(silentBefore, 100*time.Millisecond) {
+		t.Error("a silent connection outlived its first-byte deadline")
+	}
+	if !closedByServer(silentAfter, time.Second) {
+		t.Error("a silent connection admitted after a speaking one waited for that one's handshake deadline")
+	}
+	if closedByServer(talker, 100*time.Millisecond) {
+		t.Fatal("the connection that spoke was closed before its handshake deadline")
+	}
+	if !closedByServer(talker, 4*time.Second) {
+		t.Error("the connection that spoke outlived its handshake deadline")
+	}
+	s.waitEvents(3)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := []Reason{FirstByte, FirstByte, Handshake}
+	if len(s.events) != 3 {
+		t.Fatalf("events %+v, want %v", s.events, want)
+	}
+	for i, e := range s.events {
+		if e.Reason != want[i] {
+			t.Errorf("event %d: %+v, want %s", i, e, want[i])
+		}
+	}
+	s.settle(Stats{})
+}
