@@ -225,17 +225,20 @@ func TestRegression_SharedDeadlineTimer(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	silentAfter := s.dial("127.0.0.52")
 	s.next()
-	if !closedByServer(silentBefore, 100*time.Millisecond) {
-		t.Error("a silent connection outlived its first-byte deadline")
-	}
-	if !closedByServer(silentAfter, time.Second) {
-		t.Error("a silent connection admitted after a speaking one waited for that one's handshake deadline")
-	}
-	if closedByServer(talker, 100*time.Millisecond) {
-		t.Fatal("the connection that spoke was closed before its handshake deadline")
-	}
-	if !closedByServer(talker, 4*time.Second) {
-		t.Error("the connection that spoke outlived its handshake deadline")
+	for _, c := range []struct {
+		conn   net.Conn
+		wait   time.Duration
+		closed bool
+		what   string
+	}{
+		{silentBefore, 100 * time.Millisecond, true, "a silent connection outlived its first-byte deadline"},
+		{silentAfter, time.Second, true, "a silent connection admitted after a speaking one waited for that one's handshake deadline"},
+		{talker, 100 * time.Millisecond, false, "the connection that spoke was closed before its handshake deadline"},
+		{talker, 4 * time.Second, true, "the connection that spoke outlived its handshake deadline"},
+	} {
+		if closedByServer(c.conn, c.wait) != c.closed {
+			t.Error(c.what)
+		}
 	}
 	s.waitEvents(3)
 	s.mu.Lock()
