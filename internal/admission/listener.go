@@ -86,6 +86,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		for len(l.ready) > 0 {
 			a := l.ready[0]
+			l.ready[0] = accepted{} // the slice keeps no connection it returned
 			l.ready = l.ready[1:]
 			raw := a.conn
 			if raw == nil {
