@@ -65,8 +65,10 @@ func processCPU() time.Duration {
 // in waves, and nearly every one is evicted as its source's oldest
 // pending connection. cpu-µs/conn is this process's CPU time (user and
 // system, getrusage) per attacker connection, from the first accept
-// until every connection is gone: the server side alone, and not a
-// matter of how busy the machine is. ns/op is wall time per connection.
+// until every connection is gone: the server side alone, and far less a
+// matter of how busy the machine is than wall time (not free of it: a
+// loaded machine's caches and scheduling add to it; compare trees in
+// alternating runs). ns/op is wall time per connection.
 func BenchmarkIdleTCPFlood(b *testing.B) {
 	s := serveTestGateway(b, nil)
 	n := max(b.N, 2000)
