@@ -168,6 +168,15 @@ func (m *muxListener) handle(raw net.Conn) {
 		}
 	}
 	defer handOn()
+	// Nothing is built for a connection before its first byte: one that
+	// never sends any (an idle-TCP flood) costs this wait alone until the
+	// admission's first-byte deadline or eviction closes it. The
+	// admission's handshake deadline bounds the handshake from accept;
+	// this one bounds the exchange from the first byte on.
+	if admission.AwaitFirstByte(raw) != nil {
+		raw.Close()
+		return
+	}
 	_ = raw.SetDeadline(time.Now().Add(m.handshake))
 	first := &firstBytesConn{Conn: raw}
 	tc := tls.Server(first, m.tlsCfg)

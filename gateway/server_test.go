@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -284,3 +285,49 @@ type responseRecorder struct {
 func (r *responseRecorder) Header() http.Header         { return r.header }
 func (r *responseRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *responseRecorder) WriteHeader(c int)           { r.code = c }
+
+// TestQuietStartThenFirstBytes: a connection that waits before its first
+// bytes (the listener puts off its TLS handshake until then) is served
+// as any other: HTTP/1.1 and HTTP/2 over TLS, and plain HTTP on the
+// HTTPS port told to use https.
+func TestQuietStartThenFirstBytes(t *testing.T) {
+	t.Parallel()
+	s := serveTestGateway(t, nil)
+	quiet := func(t *testing.T) net.Conn {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", s.addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		time.Sleep(100 * time.Millisecond) // the server waits for the first byte
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		return c
+	}
+	for _, proto := range []string{"http/1.1", "h2"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			tc := tls.Client(quiet(t), &tls.Config{ServerName: appHost, RootCAs: s.pool, NextProtos: []string{proto}})
+			tr := &http.Transport{DialTLSContext: func(context.Context, string, string) (net.Conn, error) { return tc, nil }, ForceAttemptHTTP2: true}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr}).Get("https://" + appHost + "/public/q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "upstream ok" || (proto == "h2") != (resp.ProtoMajor == 2) {
+				t.Errorf("%s %d %q", resp.Proto, resp.StatusCode, body)
+			}
+		})
+	}
+	t.Run("plain HTTP", func(t *testing.T) {
+		t.Parallel()
+		c := quiet(t)
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+appHost+"\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		if got := string(b); !strings.HasPrefix(got, "HTTP/1.1 400 ") || !strings.Contains(got, "https://") {
+			t.Errorf("answer %q", got)
+		}
+	})
+}

@@ -58,6 +58,9 @@ type Options struct {
 	ServerName string
 	// Path is what the HTTP attacks ask for. Default "/".
 	Path string
+	// Stats, when set, is where Run counts (and what it returns), so
+	// that the counts can be read while it runs. Default a new one.
+	Stats *Stats
 }
 
 // Stats count what an attacker did.
@@ -86,7 +89,10 @@ func Run(ctx context.Context, kind Kind, o Options) *Stats {
 	if o.Path == "" {
 		o.Path = "/"
 	}
-	st := &Stats{}
+	st := o.Stats
+	if st == nil {
+		st = &Stats{}
+	}
 	var wg sync.WaitGroup
 	for range o.Workers {
 		wg.Add(1)

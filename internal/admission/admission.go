@@ -164,6 +164,16 @@ type Controller struct {
 	nConns  int
 	seq     uint64
 	idle    connList // slot 1: idle connections, oldest first, across sources
+	// early and late are the pending connections, oldest first, across
+	// sources (slot 1, which a pending connection does not use for idle):
+	// early those before their first-byte deadline or that had sent
+	// nothing by it, late those that had and wait for their handshake
+	// deadline. One timer, sweep, serves both: it is armed for the
+	// earliest deadline (due) while either holds a connection (armed).
+	early, late connList
+	sweep       *time.Timer
+	armed       bool
+	due         time.Time
 }
 
 type source struct {
@@ -181,7 +191,11 @@ func New(o Options) (*Controller, error) {
 	if err := o.Limits.Check(); err != nil {
 		return nil, err
 	}
-	return &Controller{lim: o.Limits, onEvent: o.OnEvent, sources: map[netip.Prefix]*source{}, idle: connList{k: 1}}, nil
+	ctl := &Controller{lim: o.Limits, onEvent: o.OnEvent, sources: map[netip.Prefix]*source{},
+		idle: connList{k: 1}, early: connList{k: 1}, late: connList{k: 1}}
+	ctl.sweep = time.AfterFunc(time.Hour, ctl.expire)
+	ctl.sweep.Stop()
+	return ctl, nil
 }
 
 // Stats are a Controller's counts at one moment.
@@ -216,6 +230,12 @@ func SourceOf(a net.Addr) netip.Prefix {
 			ip = ap.Addr()
 		}
 	}
+	return sourceOfIP(ip)
+}
+
+// sourceOfIP is SourceOf for an IP address (the zero Addr: the zero
+// prefix).
+func sourceOfIP(ip netip.Addr) netip.Prefix {
 	ip = ip.Unmap()
 	switch {
 	case ip.Is4():
@@ -245,11 +265,11 @@ type Conn struct {
 	src   *source
 	state connState // under ctl.mu
 	links [2]link   // under ctl.mu: in src.pending or src.idle (0), in ctl.idle (1)
-	timer *time.Timer
 	heard atomic.Bool
 	once  sync.Once
-	seq   uint64 // admission order
-	late  bool   // under ctl.mu: the timer is in its second phase
+	seq   uint64    // admission order
+	at    time.Time // admission time: the deadlines run from it
+	late  bool      // under ctl.mu: in ctl.late, not ctl.early
 }
 
 // NetConn returns the underlying connection.
@@ -285,9 +305,6 @@ func (c *Conn) Close() error {
 func (c *Conn) closeSocket() error {
 	err := net.ErrClosed
 	c.once.Do(func() {
-		if c.timer != nil {
-			c.timer.Stop()
-		}
 		err = c.Conn.Close()
 	})
 	return err
@@ -301,6 +318,7 @@ func (ctl *Controller) releaseLocked(c *Conn) {
 		return
 	case statePending:
 		s.pending.Remove(c)
+		ctl.unlistPendingLocked(c)
 		ctl.nPend--
 	case stateIdle:
 		s.idle.Remove(c)
@@ -361,11 +379,14 @@ func (ctl *Controller) admit(raw net.Conn) *Conn {
 	if refuse == "" {
 		ctl.sources[key] = s // again, in case an eviction emptied it
 		ctl.seq++
-		c = &Conn{Conn: raw, ctl: ctl, src: s, state: statePending, seq: ctl.seq}
+		c = &Conn{Conn: raw, ctl: ctl, src: s, state: statePending, seq: ctl.seq, at: time.Now()}
 		s.pending.PushBack(c)
+		ctl.early.PushBack(c)
 		ctl.nPend++
 		ctl.nConns++
-		c.timer = time.AfterFunc(lim.FirstByteTimeout, func() { ctl.expire(c) })
+		if d := c.at.Add(lim.FirstByteTimeout); !ctl.armed || d.Before(ctl.due) {
+			ctl.armLocked(d, c.at)
+		}
 	}
 	ctl.mu.Unlock()
 	for _, v := range out {
@@ -379,31 +400,68 @@ func (ctl *Controller) admit(raw net.Conn) *Conn {
 	return c
 }
 
-// expire runs at FirstByteTimeout after accept and, when the first byte
-// came by then, again at HandshakeTimeout: a connection still pending is
-// closed.
-func (ctl *Controller) expire(c *Conn) {
+// armLocked sets the sweep timer for due (now is the current time).
+func (ctl *Controller) armLocked(due, now time.Time) {
+	ctl.armed, ctl.due = true, due
+	ctl.sweep.Reset(due.Sub(now))
+}
+
+// unlistPendingLocked takes the pending c out of early or late.
+func (ctl *Controller) unlistPendingLocked(c *Conn) {
+	if c.late {
+		ctl.late.Remove(c)
+	} else {
+		ctl.early.Remove(c)
+	}
+}
+
+// expire is the sweep timer's function: every pending connection past
+// its first-byte deadline (FirstByteTimeout from accept) that has sent
+// nothing is closed, one that has waits in late for its handshake
+// deadline (HandshakeTimeout from accept), and one still pending past
+// that is closed; then the timer is armed for the next deadline.
+func (ctl *Controller) expire() {
+	type closing struct {
+		c   *Conn
+		why Reason
+	}
+	var out []closing
 	ctl.mu.Lock()
-	if c.state != statePending {
-		ctl.mu.Unlock()
-		return
-	}
-	why := FirstByte
-	if c.heard.Load() {
-		why = Handshake
-		if !c.late {
+	now := time.Now()
+	for c := ctl.early.Front(); c != nil && !now.Before(c.at.Add(ctl.lim.FirstByteTimeout)); c = ctl.early.Front() {
+		if c.heard.Load() && now.Before(c.at.Add(ctl.lim.HandshakeTimeout)) {
+			ctl.early.Remove(c)
 			c.late = true
-			if rest := ctl.lim.HandshakeTimeout - ctl.lim.FirstByteTimeout; rest > 0 {
-				c.timer.Reset(rest)
-				ctl.mu.Unlock()
-				return
-			}
+			ctl.late.PushBack(c)
+			continue
 		}
+		why := FirstByte
+		if c.heard.Load() {
+			why = Handshake
+		}
+		ctl.releaseLocked(c)
+		out = append(out, closing{c, why})
 	}
-	ctl.releaseLocked(c)
+	for c := ctl.late.Front(); c != nil && !now.Before(c.at.Add(ctl.lim.HandshakeTimeout)); c = ctl.late.Front() {
+		ctl.releaseLocked(c)
+		out = append(out, closing{c, Handshake})
+	}
+	ctl.armed = false
+	var next time.Time
+	if c := ctl.early.Front(); c != nil {
+		next = c.at.Add(ctl.lim.FirstByteTimeout)
+	}
+	if c := ctl.late.Front(); c != nil && (next.IsZero() || c.at.Add(ctl.lim.HandshakeTimeout).Before(next)) {
+		next = c.at.Add(ctl.lim.HandshakeTimeout)
+	}
+	if !next.IsZero() {
+		ctl.armLocked(next, now)
+	}
 	ctl.mu.Unlock()
-	_ = c.closeSocket()
-	ctl.emit(Event{Reason: why})
+	for _, o := range out {
+		_ = o.c.closeSocket()
+		ctl.emit(Event{Reason: o.why})
+	}
 }
 
 // evictLocked releases v and returns it to be closed outside the lock.

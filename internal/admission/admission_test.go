@@ -39,6 +39,14 @@ func newServer(t *testing.T, lim Limits) *server {
 // newServerOn is newServer on addr; nil when addr cannot be bound.
 func newServerOn(t *testing.T, lim Limits, addr string) *server {
 	t.Helper()
+	return newQueuedServer(t, lim, addr, func(*server) {})
+}
+
+// newQueuedServer is newServer on addr that starts accepting only once
+// queue has dialed: what queue dials waits in the kernel's accept queue.
+// Nil when addr cannot be bound.
+func newQueuedServer(t *testing.T, lim Limits, addr string, queue func(s *server)) *server {
+	t.Helper()
 	s := &server{t: t, accepted: make(chan *Conn, 1024)}
 	ctl, err := New(Options{Limits: lim, OnEvent: func(e Event) {
 		s.mu.Lock()
@@ -53,6 +61,15 @@ func newServerOn(t *testing.T, lim Limits, addr string) *server {
 		return nil
 	}
 	s.ctl, s.ln = ctl, ctl.Listen(inner)
+	queue(s)
+	s.serve()
+	return s
+}
+
+// serve accepts on s.ln until it is closed, keeping every admitted
+// connection on s.accepted.
+func (s *server) serve() {
+	t := s.t
 	go func() {
 		for {
 			c, err := s.ln.Accept()
@@ -73,7 +90,6 @@ func newServerOn(t *testing.T, lim Limits, addr string) *server {
 			}
 		}
 	})
-	return s
 }
 
 // dial opens a connection from the loopback address src.

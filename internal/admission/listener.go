@@ -1,36 +1,188 @@
 package admission
 
 import (
+	"errors"
 	"net"
 	"net/http"
+	"net/netip"
+	"sync"
+	"syscall"
 )
 
 // Listener is a net.Listener whose Accept returns only admitted
 // connections, each a *Conn.
+//
+// Over a TCP listener on Linux, once the inner listener's Accept returns
+// a connection, it takes the rest of the kernel's accept queue with it
+// (accept4 until the queue is empty, at most acceptBatch in all) and
+// decides on the whole batch before the rest is registered with the
+// runtime's poller: of a source with more connections in one batch than
+// its MaxPendingPerSource, the oldest are closed at once (the source's
+// newer connections would evict them as its oldest pending ones, Reason
+// SourcePending), as bare descriptors, and only the rest become
+// net.Conns and are admitted, in accept order; the dropped ones are
+// closed after those. A flood from one source that queues a wave of
+// connections thus costs an accept and a close for most of them, and the
+// queue drains faster than the flood refills it.
 type Listener struct {
 	net.Listener
 	ctl *Controller
+	rc  syscall.RawConn // the inner listener's; nil: one connection at a time
+
+	mu     sync.Mutex // Accept and Close
+	ready  []accepted // to admit, oldest first
+	drop   []accepted // to close
+	closed bool
+}
+
+// acceptBatch bounds the connections one batch holds.
+const acceptBatch = 1024
+
+// accepted is a connection taken off the accept queue: conn, or the bare
+// descriptor fd when conn is nil.
+type accepted struct {
+	conn net.Conn
+	fd   int
+	src  netip.Prefix
+}
+
+func (a accepted) close() {
+	if a.conn != nil {
+		_ = a.conn.Close()
+	} else {
+		closeFD(a.fd)
+	}
 }
 
 // Listen wraps ln: every connection it accepts is admitted by c (older
 // ones may be closed to make room) or refused and closed, and Accept
 // returns the next admitted one.
 func (c *Controller) Listen(ln net.Listener) *Listener {
-	return &Listener{Listener: ln, ctl: c}
+	l := &Listener{Listener: ln, ctl: c}
+	if tl, ok := ln.(*net.TCPListener); ok && batchAccept {
+		if rc, err := tl.SyscallConn(); err == nil {
+			l.rc = rc
+		}
+	}
+	return l
 }
 
 // Accept returns the next admitted connection (a *Conn), or the inner
 // listener's error.
 func (l *Listener) Accept() (net.Conn, error) {
+	if l.rc == nil {
+		for {
+			raw, err := l.Listener.Accept()
+			if err != nil {
+				return nil, err
+			}
+			if c := l.ctl.admit(raw); c != nil {
+				return c, nil
+			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for {
+		for len(l.ready) > 0 {
+			a := l.ready[0]
+			l.ready[0] = accepted{} // the slice keeps no connection it returned
+			l.ready = l.ready[1:]
+			raw := a.conn
+			if raw == nil {
+				var err error
+				if raw, err = fdConn(a.fd); err != nil {
+					continue // fdConn closed it
+				}
+			}
+			if c := l.ctl.admit(raw); c != nil {
+				return c, nil
+			}
+		}
+		// The batch's survivors are on their way: now close what it
+		// dropped.
+		for _, a := range l.drop {
+			a.close()
+			l.ctl.emit(Event{Reason: SourcePending})
+		}
+		l.drop = l.drop[:0]
+		if l.closed {
+			return nil, net.ErrClosed
+		}
+		l.mu.Unlock()
 		raw, err := l.Listener.Accept()
+		l.mu.Lock()
 		if err != nil {
 			return nil, err
 		}
-		if c := l.ctl.admit(raw); c != nil {
-			return c, nil
+		if l.closed {
+			_ = raw.Close()
+			return nil, net.ErrClosed
 		}
+		l.ready = append(l.ready, accepted{conn: raw, src: SourceOf(raw.RemoteAddr())})
+		l.drain()
+		l.sortBatch()
 	}
+}
+
+// drain appends to ready what the accept queue holds, up to acceptBatch
+// connections in ready. An error ends it: the inner listener's next
+// Accept reports it.
+func (l *Listener) drain() {
+	_ = l.rc.Control(func(lfd uintptr) {
+		for len(l.ready) < acceptBatch {
+			a, err := acceptFD(int(lfd))
+			switch {
+			case err == nil:
+				l.ready = append(l.ready, a)
+			case errors.Is(err, syscall.EINTR), errors.Is(err, syscall.ECONNABORTED):
+			default:
+				return
+			}
+		}
+	})
+}
+
+// sortBatch moves to drop, in ready's order, the oldest connections of
+// each source that has more than MaxPendingPerSource in ready.
+func (l *Listener) sortBatch() {
+	per := l.ctl.lim.MaxPendingPerSource
+	if len(l.ready) <= per {
+		return
+	}
+	n := map[netip.Prefix]int{}
+	for _, a := range l.ready {
+		n[a.src]++
+	}
+	keep := l.ready[:0]
+	for _, a := range l.ready {
+		if n[a.src] > per {
+			n[a.src]--
+			l.drop = append(l.drop, a)
+			continue
+		}
+		keep = append(keep, a)
+	}
+	l.ready = keep
+}
+
+// Close closes the inner listener and the connections taken off its
+// queue and not yet returned by Accept.
+func (l *Listener) Close() error {
+	err := l.Listener.Close()
+	if l.rc != nil {
+		l.mu.Lock()
+		l.closed = true
+		for _, a := range l.ready {
+			a.close()
+		}
+		for _, a := range l.drop {
+			a.close()
+		}
+		l.ready, l.drop = nil, nil
+		l.mu.Unlock()
+	}
+	return err
 }
 
 // Controller is the listener's controller.
@@ -139,8 +291,8 @@ func (ctl *Controller) established(a *Conn) bool {
 		v := ctl.evictLocked(e, SourceConns)
 		out = &v
 	}
-	a.timer.Stop()
 	s.pending.Remove(a)
+	ctl.unlistPendingLocked(a)
 	ctl.nPend--
 	s.nEst++
 	a.state = stateActive
@@ -182,4 +334,30 @@ func (ctl *Controller) markIdle(a *Conn, idle bool) bool {
 		a.state = stateActive
 	}
 	return true
+}
+
+// AwaitFirstByte waits until c (an admitted connection or a wrapper of
+// one, see Of) has a byte to read, has been closed by its peer or by the
+// controller, or its read deadline has passed, without reading anything;
+// the error is the last two's (net.ErrClosed, os.ErrDeadlineExceeded).
+// It lets a server put off what it builds for a connection (a TLS
+// handshake's state, the goroutine stack it grows) until the connection
+// has something to say: connections that never send a byte cost only
+// their wait. It returns nil at once when it cannot wait that way (a
+// connection not admitted by a Controller, not a socket, another
+// system than Linux).
+func AwaitFirstByte(c net.Conn) error {
+	a := Of(c)
+	if a == nil {
+		return nil
+	}
+	sc, ok := a.Conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc.Read(readable)
 }
