@@ -168,7 +168,9 @@ type createRequest struct {
 	// Owner is required for a service caller: the clinician who will own
 	// the visit. Ignored for clinicians (they own what they create).
 	Owner *principalJSON `json:"owner,omitempty"`
-	// OwnerName is the owner's display name when a service creates the visit.
+	// OwnerName is the owner's display name when a service creates the
+	// visit; optional: without one the visit's clinician has no stored
+	// name, and the pages show the catalogue's word for a clinician.
 	OwnerName string `json:"owner_name,omitempty"`
 }
 
@@ -300,10 +302,9 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.OwnerIss, p.OwnerSub = req.Owner.Iss, req.Owner.Sub
+		// Without an owner name none is stored: the pages call the
+		// clinician by the catalogue's word, in the reader's language.
 		p.OwnerName = cleanText(req.OwnerName, 80)
-		if p.OwnerName == "" {
-			p.OwnerName = "Clinician"
-		}
 		// The owner's groups are not known: the clinic without groups.
 		p.Clinic = s.alerts.clinicOf(nil)
 	default:

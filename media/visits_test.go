@@ -822,3 +822,53 @@ func TestCloseTellsParticipantsTheNodeRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRegression_ServiceVisitOwnerNameNotInvented: a visit a service
+// creates for a clinician stores the owner name it is given (cleaned) and
+// none when it is given none — no English word standing in for it; the
+// pages call such a clinician by the catalogue's word in the reader's
+// language. Tried without owner_name, with an empty one, with only spaces
+// and format characters, and with a real name.
+func TestRegression_ServiceVisitOwnerNameNotInvented(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Visits{})
+	for _, c := range []struct {
+		name      string
+		ownerName any // nil: not sent
+		want      string
+	}{
+		{"no owner name", nil, ""},
+		{"an empty owner name", "", ""},
+		{"only spaces and format characters", "  \u200b\t ", ""},
+		{"a real name", "  Dr. Rivera ", "Dr. Rivera"},
+	} {
+		body := map[string]any{"title": "t", "owner": map[string]any{"iss": "https://staff-idp", "sub": "dr-1"}}
+		if c.ownerName != nil {
+			body["owner_name"] = c.ownerName
+		}
+		st, m := h.do("svc", "POST", "/.telegate/visits", body)
+		if st != 201 {
+			t.Fatalf("%s: service create: %d %v", c.name, st, m)
+		}
+		st, v := h.do("dr", "GET", "/.telegate/visits/"+m["id"].(string), nil)
+		if st != 200 {
+			t.Fatalf("%s: owner view: %d %v", c.name, st, v)
+		}
+		var host map[string]any
+		for _, p := range v["participants"].([]any) {
+			if p := p.(map[string]any); p["role"] == "host" {
+				host = p
+			}
+		}
+		if host == nil {
+			t.Fatalf("%s: no host in %v", c.name, v["participants"])
+		}
+		name, has := host["name"]
+		if c.want == "" && has {
+			t.Errorf("%s: the clinician is stored as %q, want no name", c.name, name)
+		}
+		if c.want != "" && name != c.want {
+			t.Errorf("%s: the clinician is stored as %v, want %q", c.name, name, c.want)
+		}
+	}
+}

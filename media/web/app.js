@@ -47,6 +47,12 @@ function say(sel, w) {
 // without, the catalogue's words for a visit in the reader's language.
 const visitTitle = v => v.title || t('visit.untitled');
 
+// nameOf is what a participant p ({name, role, …}) is called: their name,
+// or, for one without (a clinician whose visit a service made without an
+// owner name), the catalogue's word for their role in the reader's
+// language.
+const nameOf = p => (p && p.name) || t(p && p.role === 'host' ? 'label.clinician' : 'name.other');
+
 // renderPeople fills the waiting list (Admit, Decline; who is away) and
 // the list of admitted guests (Remove) of visit v, for the lobby and the
 // host's call page alike. act(fn, participantId) runs a decision.
@@ -55,26 +61,26 @@ function renderPeople(v, waiting, inCall, act) {
   if (inCall) inCall.replaceChildren();
   for (const p of v.participants || []) {
     if (p.state === 'waiting') {
-      const li = el('li', { 'data-participant': p.id, 'data-away': String(!!p.away) }, el('span', { class: 'name', text: p.name }),
+      const li = el('li', { 'data-participant': p.id, 'data-away': String(!!p.away) }, el('span', { class: 'name', text: nameOf(p) }),
         ' ', el('span', { class: 'hint role', 'data-label': p.label, text: t('label.' + p.label) }));
       const mins = Math.floor((Date.now() - new Date(p.joined).getTime()) / 60000);
       li.append(el('span', { class: 'hint presence', text: p.away ? t('lobby.away') : t('lobby.waitingFor', { min: mins }) }));
       if (!p.away) {
         const admit = el('button', { type: 'button', 'data-action': 'admit', 'data-participant': p.id, 'data-testid': 'admit', text: t('lobby.admit') });
-        putLabel(admit, t('lobby.admitName', { name: p.name }));
+        putLabel(admit, t('lobby.admitName', { name: nameOf(p) }));
         admit.addEventListener('click', () => act(visit.admit, p.id));
         li.append(admit);
       }
       const dec = el('button', { type: 'button', 'data-action': 'decline', 'data-participant': p.id, 'data-testid': 'decline', class: 'secondary', text: t('lobby.decline') });
-      putLabel(dec, t('lobby.declineName', { name: p.name }));
+      putLabel(dec, t('lobby.declineName', { name: nameOf(p) }));
       dec.addEventListener('click', () => act(visit.decline, p.id));
       li.append(dec);
       waiting.append(li);
     } else if (inCall && p.state === 'admitted' && p.role !== 'host') {
       const rm = el('button', { type: 'button', 'data-action': 'remove', 'data-participant': p.id, class: 'danger', text: t('lobby.remove') });
-      putLabel(rm, t('lobby.removeName', { name: p.name }));
+      putLabel(rm, t('lobby.removeName', { name: nameOf(p) }));
       rm.addEventListener('click', () => act(visit.remove, p.id));
-      inCall.append(el('li', { 'data-participant': p.id }, el('span', { class: 'name', text: p.name }),
+      inCall.append(el('li', { 'data-participant': p.id }, el('span', { class: 'name', text: nameOf(p) }),
         ' ', el('span', { class: 'hint role', 'data-label': p.label, text: t('label.' + p.label) }), rm));
     }
   }
@@ -177,7 +183,7 @@ function alerter(captionSel) {
     if (first) { first = false; return; }
     if (!arrived.length) return;
     chime();
-    say(captionSel, t('alert.caption', { name: arrived.map(p => p.name).join(', ') }));
+    say(captionSel, t('alert.caption', { name: arrived.map(p => nameOf(p)).join(', ') }));
     if (window.Notification && Notification.permission === 'granted') {
       try { new Notification(t('alert.notificationTitle'), { body: t('alert.notificationBody'), tag: 'telegate-waiting' }); } catch (_) { /* not here */ }
     }
@@ -591,8 +597,8 @@ function lobbyChat() {
     $('#wchat').hidden = waiting.length === 0 && log.children.length === 0;
     const select = $('#wchat-to');
     const before = select.value;
-    for (const p of waiting) names.set(p.id, p.name);
-    select.replaceChildren(...waiting.map(p => el('option', { value: p.id, text: p.name })));
+    for (const p of waiting) names.set(p.id, nameOf(p));
+    select.replaceChildren(...waiting.map(p => el('option', { value: p.id, text: nameOf(p) })));
     if (waiting.some(p => p.id === before)) select.value = before;
     select.disabled = waiting.length === 0;
   };
@@ -741,7 +747,7 @@ async function call() {
   const videos = new Map();   // peer id → the small picture of a peer not on the stage
   const peerMedia = new Map(); // peer id → {audio, video}
 
-  const peerName = pid => (c.peers.get(pid) || {}).name || t('name.other');
+  const peerName = pid => nameOf(c.peers.get(pid));
   // nameTag names, on a picture's tag, participant pid as the server's
   // roster has them (c.peers): their display name and what they are in
   // the visit; no one (null) hides the tag.
@@ -915,7 +921,7 @@ async function call() {
       return;
     }
     // Someone else still in the call has the stage now.
-    say('#call-status', t('call.left', { name: (e.detail.peer && e.detail.peer.name) || t('name.other') }));
+    say('#call-status', t('call.left', { name: nameOf(e.detail.peer) }));
   });
   // 1001: the node is restarting (its reason says so); otherwise the
   // network.
@@ -973,7 +979,7 @@ function rosterList(c, visitId, self, manage) {
   const list = $('#roster-list');
   const rows = new Map(); // peer id → li
   const selfRow = el('li', { 'data-participant': self.id, 'data-self': 'true' },
-    el('span', { class: 'name', text: t('roster.youAre', { name: self.name }) }), ' ',
+    el('span', { class: 'name', text: t('roster.youAre', { name: nameOf(self) }) }), ' ',
     el('span', { class: 'hint role', 'data-label': self.label, text: t('label.' + self.label) }));
   list.replaceChildren(selfRow);
   const add = p => {
@@ -987,14 +993,14 @@ function rosterList(c, visitId, self, manage) {
     const prev = li.querySelector('.peer-code');
     if (prev && prev.dataset.code) { code.dataset.code = prev.dataset.code; code.textContent = prev.textContent; } else put(code, t('roster.noCode'));
     li.dataset.label = p.label;
-    li.replaceChildren(el('span', { class: 'name', text: p.name }), ' ',
+    li.replaceChildren(el('span', { class: 'name', text: nameOf(p) }), ' ',
       el('span', { class: 'hint role', 'data-label': p.label, text: t('label.' + p.label) }), ' ',
-      el('span', { class: 'hint', text: concat(t('roster.codeWith', { name: p.name }), ': ') }), code);
+      el('span', { class: 'hint', text: concat(t('roster.codeWith', { name: nameOf(p) }), ': ') }), code);
     if (manage && p.role !== 'host') {
-      const rm = el('button', { type: 'button', class: 'danger', 'data-action': 'remove', 'data-participant': p.id, 'aria-label': t('roster.remove', { name: p.name }), text: t('lobby.remove') });
+      const rm = el('button', { type: 'button', class: 'danger', 'data-action': 'remove', 'data-participant': p.id, 'aria-label': t('roster.remove', { name: nameOf(p) }), text: t('lobby.remove') });
       rm.addEventListener('click', async () => {
         rm.disabled = true;
-        try { await visit.remove(visitId, p.id); say('#host-status', t('roster.removed', { name: p.name })); } catch (err) { rm.disabled = false; say('#host-status', errorText(err)); }
+        try { await visit.remove(visitId, p.id); say('#host-status', t('roster.removed', { name: nameOf(p) })); } catch (err) { rm.disabled = false; say('#host-status', errorText(err)); }
       });
       li.append(' ', rm);
     }

@@ -537,6 +537,24 @@ const MOVE_WINDOW_MS = 20000;
 const ICE_FETCH_WAIT_MS = 3000;
 const ICE_REUSE_MS = 2000;
 
+// An offer that has had no answer after OFFER_ANSWER_WAIT_MS (it or its
+// answer was lost with a signaling socket, or the two sides' offers
+// crossed and neither was answered) is rolled back and made again as an
+// ICE restart, which the retries above then carry on.
+const OFFER_ANSWER_WAIT_MS = RESTART_RETRY_FIRST_MS;
+
+// The most SDP session ids of a peer's closed connections kept per peer
+// (sdpSession): a description that carries one is late and ignored.
+const STALE_SESSIONS_MAX = 8;
+
+// sdpSession is the session id of sdp's origin line (RFC 8866 §5.2),
+// "" when none: the same for every description of one RTCPeerConnection
+// (its restarts included, RFC 8829 §5.2.2), another for a new one.
+function sdpSession(sdp) {
+  const m = /^o=\S+ (\S+) /m.exec(sdp || '');
+  return m ? m[1] : '';
+}
+
 // iceUfrag is the first ICE username fragment in sdp ("" when none).
 function iceUfrag(sdp) {
   const m = /^a=ice-ufrag:(\S+)/m.exec(sdp || '');
@@ -566,8 +584,13 @@ function randomSession() {
  * recovered once media arrives again), so both pages say so. Relay credentials are fetched again before they expire, for the
  * next restart. The signaling socket reconnects with backoff and resumes:
  * the page's call session (a random id sent as ?session=) tells the
- * others it is the same page, so the peer connections are kept; a reload
- * is a new session, and its peers start afresh. The security code is
+ * others it is the same page, so the peer connections are kept — but a
+ * peer told it left (peer-left) closed its end, and makes one fresh
+ * connection when it is back (a connection is known by its SDP session
+ * id: an offer from another one of the peer's replaces this page's, and
+ * a description from one closed here is ignored); a reload is a new
+ * session, and its peers start afresh. An offer unanswered for
+ * OFFER_ANSWER_WAIT_MS is rolled back and made again as an ICE restart. The security code is
  * computed again after every (re)connection.
  *
  * opts: {localStream, media: {audio, video} ("on"|"off"|"blocked"|"absent"),
@@ -612,6 +635,8 @@ export class Call extends EventTarget {
     this.pcs = new Map();      // peer id → RTCPeerConnection
     this.nego = new Map();     // peer id → {makingOffer, ignoreOffer, polite, lostAt, timer}
     this.peers = new Map();    // peer id → {id, name, role, label, session}: who is in the call, as the server says
+    this.leftSessions = new Map(); // peer id → call session of theirs whose connection peer-left closed
+    this.staleSessions = new Map(); // peer id → SDP session ids of their closed connections (at most STALE_SESSIONS_MAX)
     this.codes = new Map();
     this.peerMedia = new Map(); // peer id → {audio, video} as the peer says
     this.self = null;
@@ -729,6 +754,7 @@ export class Call extends EventTarget {
    */
   peerGone(pid) {
     const peer = this.peers.get(pid) || null;
+    if (peer && this.pcs.has(pid)) this.leftSessions.set(pid, peer.session);
     this.dropPeer(pid);
     this.peers.delete(pid);
     this.peerMedia.delete(pid);
@@ -775,10 +801,21 @@ export class Call extends EventTarget {
       }
       case 'peer-joined': {
         const known = this.peers.get(m.peer.id);
+        const left = this.leftSessions.get(m.peer.id);
+        this.leftSessions.delete(m.peer.id);
         this.peers.set(m.peer.id, m.peer);
-        // Another page of that participant (a reload): its offer follows.
-        if (!known || known.session !== m.peer.session) this.dropPeer(m.peer.id);
-        else {
+        if (!known && left && left === m.peer.session && !this.pcs.has(m.peer.id)) {
+          // The same page, back after its signaling was lost, whose
+          // connection peer-left closed here: it still holds its end of
+          // that one, so this side makes the one fresh connection (its
+          // SDP session id tells the peer to replace its own).
+          await this.freshIce(true);
+          if (this.closed) break;
+          if (!this.pcs.has(m.peer.id)) this.makePC(m.peer.id); // negotiationneeded sends the offer
+        } else if (!known || known.session !== m.peer.session) {
+          // Another page of that participant (a reload): its offer follows.
+          this.dropPeer(m.peer.id);
+        } else {
           // The same page, back after its signaling was lost: whatever was
           // sent to it meanwhile (an offer, an answer) never arrived.
           const pc = this.pcs.get(m.peer.id);
@@ -828,8 +865,21 @@ export class Call extends EventTarget {
   }
 
   // Perfect negotiation (W3C WebRTC §10.7): a description from peerId.
+  // A connection is known by its SDP session id (sdpSession): a
+  // description from a connection of the peer's already closed here is
+  // late and ignored; an offer from another connection than the one
+  // this page has with the peer (the peer closed ours, on peer-left, and
+  // made a fresh one) replaces ours with a fresh one that answers it.
   async onDescription(peerId, desc) {
+    const sess = sdpSession(desc.sdp);
+    const stale = this.staleSessions.get(peerId);
+    if (sess && stale && stale.includes(sess)) return;
     let pc = this.pcs.get(peerId);
+    const had = pc && pc.remoteDescription && sdpSession(pc.remoteDescription.sdp);
+    if (pc && desc.type === 'offer' && had && sess && had !== sess) {
+      this.dropPeer(peerId);
+      pc = null;
+    }
     if (!pc) {
       if (desc.type !== 'offer') return;
       await this.freshIce(true);
@@ -878,7 +928,7 @@ export class Call extends EventTarget {
 
   makePC(peerId, answering = false) {
     const pc = new RTCPeerConnection(this.rtcConfig());
-    const n = { peerId, makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null, retryTimer: null, retries: 0, restartFetchAt: -Infinity,
+    const n = { peerId, makingOffer: false, ignoreOffer: false, polite: this.self > peerId, tracksAdded: false, lostAt: 0, timer: null, retryTimer: null, answerTimer: null, retries: 0, restartFetchAt: -Infinity,
       cameraId: null, screenId: null, streams: new Map(), incoming: null, screenSender: null };
     this.pcs.set(peerId, pc);
     this.nego.set(peerId, n);
@@ -889,7 +939,14 @@ export class Call extends EventTarget {
       try {
         n.makingOffer = true;
         await pc.setLocalDescription();
-        this.send({ type: 'offer', to: peerId, sdp: pc.localDescription.sdp });
+        const sdp = pc.localDescription.sdp;
+        this.send({ type: 'offer', to: peerId, sdp });
+        clearTimeout(n.answerTimer);
+        n.answerTimer = setTimeout(() => {
+          n.answerTimer = null;
+          if (this.closed || this.pcs.get(peerId) !== pc) return;
+          if (pc.signalingState === 'have-local-offer' && pc.localDescription && pc.localDescription.sdp === sdp) this.restart(peerId, 'unanswered');
+        }, OFFER_ANSWER_WAIT_MS * (1 + Math.random() / 4));
       } catch (err) {
         console.warn('negotiation:', err.name, err.message);
       } finally {
@@ -1234,9 +1291,18 @@ export class Call extends EventTarget {
 
   dropPeer(peerId) {
     const pc = this.pcs.get(peerId);
-    if (pc) pc.close();
+    if (pc) {
+      // Anything still on its way from the peer's end of it is late.
+      const sess = pc.remoteDescription && sdpSession(pc.remoteDescription.sdp);
+      if (sess) {
+        const stale = (this.staleSessions.get(peerId) || []).filter(s => s !== sess);
+        stale.push(sess);
+        this.staleSessions.set(peerId, stale.slice(-STALE_SESSIONS_MAX));
+      }
+      pc.close();
+    }
     const n = this.nego.get(peerId);
-    if (n) { clearTimeout(n.timer); clearTimeout(n.retryTimer); }
+    if (n) { clearTimeout(n.timer); clearTimeout(n.retryTimer); clearTimeout(n.answerTimer); }
     if (n && n.screenId) this.emit('screen', { peerId, stream: null }); // that page's share went with it
     this.pcs.delete(peerId);
     this.nego.delete(peerId);
