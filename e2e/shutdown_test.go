@@ -435,6 +435,17 @@ func restartDuringCall(t *testing.T, d *demo, dr, pat, held *page, ids map[*page
   return window.__holdSignal = true;
 })()`, freePort(t)))
 	}
+	// Every status each page shows from now on, so that the restart
+	// notice counts once shown, even if a later status (Reconnecting…)
+	// took its place before the check looked.
+	for _, p := range []*page{dr, pat} {
+		_ = eval[bool](p, `(() => {
+  const el = document.querySelector('#call-status');
+  window.__statuses = [el.textContent];
+  new MutationObserver(() => window.__statuses.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+  return true;
+})()`)
+	}
 	sigAt := time.Now()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -449,7 +460,7 @@ func restartDuringCall(t *testing.T, d *demo, dr, pat, held *page, ids map[*page
 	}
 	t.Logf("%s: exit 0 %v after SIGTERM during the call", round, time.Since(sigAt).Round(time.Millisecond))
 	for _, p := range []*page{dr, pat} {
-		p.waitFor("the restart notice", `document.querySelector('#call-status').textContent.includes('restarting')`, 10*time.Second)
+		p.waitFor("the restart notice", `(window.__statuses || []).concat(document.querySelector('#call-status').textContent).some(s => s.includes('restarting'))`, 10*time.Second)
 	}
 
 	restarted := time.Now()

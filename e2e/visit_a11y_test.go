@@ -139,7 +139,19 @@ func (p *page) controlFaults() string {
 // switchLanguage presses p's language switch button for lang.
 func (p *page) switchLanguage(lang string) {
 	p.t.Helper()
-	p.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#language-switch [data-lang=%q]`, lang))))
+	sel := fmt.Sprintf(`#language-switch [data-lang=%q]`, lang)
+	p.do(chromedp.Click(chromedp.CSS(sel)))
+	// A click at the button's place can miss it on a busy page whose
+	// layout moved between finding the button and clicking (a picture
+	// arriving): press it again until the page speaks lang.
+	deadline := time.Now().Add(10 * time.Second)
+	for !eval[bool](p, fmt.Sprintf(`document.documentElement.lang === %q`, lang)) {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("the language switch to %s did not take", lang)
+		}
+		_ = eval[bool](p, fmt.Sprintf(`(document.querySelector(%q).click(), true)`, sel))
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestVisitPagesAccessibleInEnglishAndSpanish holds a visit in two
