@@ -13,39 +13,15 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/telegate/telegate/internal/freeport"
 )
 
 // freePortOn returns a TCP port that was free a moment ago on every one
 // of ips (loopback addresses), and that no earlier call handed out.
 func freePortOn(t testing.TB, ips []string) int {
 	t.Helper()
-	return unusedPort(t, "tcp", func() (int, func(), error) {
-		for range 100 {
-			first, err := net.Listen("tcp", ips[0]+":0")
-			if err != nil {
-				return 0, nil, err
-			}
-			port := first.Addr().(*net.TCPAddr).Port
-			lns := []net.Listener{first}
-			for _, ip := range ips[1:] {
-				ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
-				if err != nil {
-					break
-				}
-				lns = append(lns, ln)
-			}
-			closeAll := func() {
-				for _, ln := range lns {
-					ln.Close()
-				}
-			}
-			if len(lns) == len(ips) {
-				return port, closeAll, nil
-			}
-			closeAll()
-		}
-		return 0, nil, fmt.Errorf("no port free on all of %v", ips)
-	})
+	return freeport.TCPOn(t, ips...)
 }
 
 // balancer is a hospital's load balancer in front of a cluster, at layer

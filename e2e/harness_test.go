@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/telegate/telegate/e2e/webclient"
+	"github.com/telegate/telegate/internal/freeport"
 )
 
 // telegateBin is the binary built once by TestMain.
@@ -44,59 +44,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// handedOut are the ports freePort and freeUDPPort gave out in this
-// process: the kernel may offer a port again once it is closed, and two
-// listeners of one test (public and admin, say) must never be told the
-// same one.
-var handedOut = struct {
-	sync.Mutex
-	ports map[string]bool
-}{ports: map[string]bool{}}
-
-// unusedPort returns a port that open found free a moment ago and that no
-// earlier call handed out.
-func unusedPort(t testing.TB, network string, open func() (int, func(), error)) int {
-	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for range 100 {
-		port, closeIt, err := open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		closeIt()
-		key := fmt.Sprintf("%s/%d", network, port)
-		if !handedOut.ports[key] {
-			handedOut.ports[key] = true
-			return port
-		}
-	}
-	t.Fatalf("no unused %s port", network)
-	return 0
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago
+// (internal/freeport: below the ephemeral range, once per test binary).
 func freePort(t testing.TB) int {
 	t.Helper()
-	return unusedPort(t, "tcp", func() (int, func(), error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, nil, err
-		}
-		return ln.Addr().(*net.TCPAddr).Port, func() { ln.Close() }, nil
-	})
+	return freeport.TCP(t)
 }
 
 // freeUDPPort returns a loopback UDP port that was free a moment ago.
 func freeUDPPort(t testing.TB) int {
 	t.Helper()
-	return unusedPort(t, "udp", func() (int, func(), error) {
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			return 0, nil, err
-		}
-		return c.LocalAddr().(*net.UDPAddr).Port, func() { c.Close() }, nil
-	})
+	return freeport.UDP(t)
 }
 
 // demo is a running `telegate demo` process.

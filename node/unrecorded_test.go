@@ -22,6 +22,7 @@ import (
 	"github.com/telegate/telegate/config"
 	"github.com/telegate/telegate/demo/devop"
 	"github.com/telegate/telegate/e2e/webclient"
+	"github.com/telegate/telegate/internal/freeport"
 )
 
 // dropHook is a log handler that runs onDrop when the trail logs that it
@@ -116,7 +117,7 @@ func startStallableNode(t *testing.T, mode string) *stallableNode {
 	}
 	go func() { _ = up.Serve(upLn) }()
 	t.Cleanup(func() { _ = up.Close() })
-	port := freeTCPPort(t)
+	port := freeport.TCP(t)
 	opLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,17 +209,6 @@ log:
 	}
 	n.filler = n.client(t)
 	return n
-}
-
-// freeTCPPort is a loopback TCP port nothing listens on now.
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func (n *stallableNode) client(t *testing.T) *webclient.Client {

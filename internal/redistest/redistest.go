@@ -23,6 +23,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/telegate/telegate/internal/freeport"
 	"github.com/telegate/telegate/internal/redisconn"
 )
 
@@ -103,12 +104,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	}
 	extra = append(extra, o.Args...)
 	for attempt := 0; attempt < 5; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
+		port := freeport.TCP(t)
 		s.bin = bin
 		ports := []string{"--port", strconv.Itoa(port)}
 		if o.TLS {
