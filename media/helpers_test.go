@@ -153,14 +153,17 @@ func (c *clock) Add(d time.Duration) {
 // header that the test middleware (standing in for the gateway's
 // authentication stage) turns into scope.Identity.
 var users = map[string]*scope.Identity{
-	"dr":   {Kind: "session", Issuer: "https://staff-idp", Subject: "dr-1", Roles: []string{"clinician"}, Claims: map[string]any{"name": "Dr. Ada Owner"}, SessionID: "sess-dr"},
-	"dr2":  {Kind: "session", Issuer: "https://staff-idp", Subject: "dr-2", Roles: []string{"clinician"}, Claims: map[string]any{"name": "Dr. Other"}, SessionID: "sess-dr2"},
-	"pat":  {Kind: "session", Issuer: "https://patient-idp", Subject: "p-1", Roles: []string{"patient"}, Claims: map[string]any{"name": "Pat Patient"}, SessionID: "sess-pat"},
-	"pat2": {Kind: "session", Issuer: "https://patient-idp", Subject: "p-2", Roles: []string{"patient"}, Claims: map[string]any{"name": "Second Patient"}, SessionID: "sess-pat2"},
-	"pat3": {Kind: "session", Issuer: "https://patient-idp", Subject: "p-3", Roles: []string{"patient"}, Claims: map[string]any{"name": "Third Patient"}, SessionID: "sess-pat3"},
-	"svc":  {Kind: "bearer", Issuer: "https://scheduler", Subject: "scheduler", Roles: []string{"service"}},
-	"mark": {Kind: "session", Issuer: "https://patient-idp", Subject: "p-4", Roles: []string{"patient"}, Claims: map[string]any{"name": `<img src=x onerror=alert(1)> & "Co"`}, SessionID: "sess-mark"},
-	"mail": {Kind: "session", Issuer: "https://staff-idp", Subject: "dr-3", Roles: []string{"clinician"}, Claims: map[string]any{"email": "dr.mail@hospital.test"}, SessionID: "sess-mail"},
+	"dr":      {Kind: "session", Issuer: "https://staff-idp", Subject: "dr-1", Roles: []string{"clinician"}, Claims: map[string]any{"name": "Dr. Ada Owner"}, SessionID: "sess-dr"},
+	"dr2":     {Kind: "session", Issuer: "https://staff-idp", Subject: "dr-2", Roles: []string{"clinician"}, Claims: map[string]any{"name": "Dr. Other"}, SessionID: "sess-dr2"},
+	"pat":     {Kind: "session", Issuer: "https://patient-idp", Subject: "p-1", Roles: []string{"patient"}, Claims: map[string]any{"name": "Pat Patient"}, SessionID: "sess-pat"},
+	"pat2":    {Kind: "session", Issuer: "https://patient-idp", Subject: "p-2", Roles: []string{"patient"}, Claims: map[string]any{"name": "Second Patient"}, SessionID: "sess-pat2"},
+	"pat3":    {Kind: "session", Issuer: "https://patient-idp", Subject: "p-3", Roles: []string{"patient"}, Claims: map[string]any{"name": "Third Patient"}, SessionID: "sess-pat3"},
+	"svc":     {Kind: "bearer", Issuer: "https://scheduler", Subject: "scheduler", Roles: []string{"service"}},
+	"mark":    {Kind: "session", Issuer: "https://patient-idp", Subject: "p-4", Roles: []string{"patient"}, Claims: map[string]any{"name": `<img src=x onerror=alert(1)> & "Co"`}, SessionID: "sess-mark"},
+	"mail":    {Kind: "session", Issuer: "https://staff-idp", Subject: "dr-3", Roles: []string{"clinician"}, Claims: map[string]any{"email": "dr.mail@hospital.test"}, SessionID: "sess-mail"},
+	"anon":    {Kind: "session", Issuer: "https://patient-idp", Subject: "p-5", Roles: []string{"patient"}, SessionID: "sess-anon"},
+	"blank":   {Kind: "session", Issuer: "https://patient-idp", Subject: "p-6", Roles: []string{"patient"}, Claims: map[string]any{"name": " \u200b\t "}, SessionID: "sess-blank"},
+	"numeric": {Kind: "session", Issuer: "https://patient-idp", Subject: "p-7", Roles: []string{"patient"}, Claims: map[string]any{"name": 42}, SessionID: "sess-numeric"},
 }
 
 // benchUser is a patient identity with subject name.

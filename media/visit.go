@@ -171,14 +171,12 @@ func fail(status int, reason, msg string) *apiError {
 }
 
 // displayName takes the OIDC "name" claim (OIDC Core §5.1), cleaned and
-// capped at 80 characters.
+// capped at 80 characters; "" when there is none. A participant without a
+// name is called by their role in each reader's language (the visit
+// page's nameOf), never by a word stored here in one language.
 func displayName(id *scope.Identity) string {
 	n, _ := id.Claims["name"].(string)
-	n = cleanText(n, 80)
-	if n == "" {
-		return "Guest"
-	}
-	return n
+	return cleanText(n, 80)
 }
 
 // cleanText drops control and format characters, collapses space, and caps

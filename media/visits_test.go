@@ -872,3 +872,38 @@ func TestRegression_ServiceVisitOwnerNameNotInvented(t *testing.T) {
 		}
 	}
 }
+
+// TestRegression_NoNameClaimNotStoredInOneLanguage: a participant whose
+// provider sends no usable "name" claim (none, only spaces and format
+// characters, not a string) is stored without a name, never with an
+// English word ("Guest") that a Spanish reader would then see; the visit
+// page names them by their role in the reader's language (nameOf in
+// web/app.js).
+func TestRegression_NoNameClaimNotStoredInOneLanguage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Visits{})
+	// A clinician without a name claim hosts.
+	vid, inv := h.createVisit("mail", nil)
+	pids := map[string]string{}
+	for _, u := range []string{"anon", "blank", "numeric"} {
+		pids[h.join(u, inv)] = u
+	}
+	st, v := h.do("mail", "GET", "/.telegate/visits/"+vid, nil)
+	if st != 200 {
+		t.Fatalf("host view: %d %v", st, v)
+	}
+	seen := 0
+	for _, p := range v["participants"].([]any) {
+		p := p.(map[string]any)
+		if p["role"] != "host" && pids[p["id"].(string)] == "" {
+			continue
+		}
+		seen++
+		if name, has := p["name"]; has {
+			t.Errorf("participant %v (role %v) stored as %q, want no name", pids[fmt.Sprint(p["id"])], p["role"], name)
+		}
+	}
+	if seen != 4 {
+		t.Fatalf("saw %d of the host and 3 patients: %v", seen, v["participants"])
+	}
+}

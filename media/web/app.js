@@ -47,11 +47,12 @@ function say(sel, w) {
 // without, the catalogue's words for a visit in the reader's language.
 const visitTitle = v => v.title || t('visit.untitled');
 
-// nameOf is what a participant p ({name, role, …}) is called: their name,
-// or, for one without (a clinician whose visit a service made without an
-// owner name), the catalogue's word for their role in the reader's
+// nameOf is what a participant p ({name, role, label, …}) is called:
+// their name, or, for one without (a clinician whose visit a service made
+// without an owner name, a patient whose provider sends no name claim),
+// the catalogue's word for what they are in the visit, in the reader's
 // language.
-const nameOf = p => (p && p.name) || t(p && p.role === 'host' ? 'label.clinician' : 'name.other');
+const nameOf = p => (p && p.name) || t(!p ? 'name.other' : p.role === 'host' ? 'label.clinician' : 'label.' + (p.label || 'patient'));
 
 // renderPeople fills the waiting list (Admit, Decline; who is away) and
 // the list of admitted guests (Remove) of visit v, for the lobby and the
@@ -588,7 +589,7 @@ function lobbyChat() {
       chat.addEventListener('message', e => {
         const d = e.detail;
         // From someone waiting, or from another clinic page to them.
-        line(d.name, d.from === d.to ? d.text : t('wchat.to', { name: names.get(d.to) || '', text: d.text }));
+        line(d.name || names.get(d.from) || t('label.other'), d.from === d.to ? d.text : t('wchat.to', { name: names.get(d.to) || '', text: d.text }));
       });
       chat.open();
     }
