@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -93,7 +95,12 @@ func newChainBench(b *testing.B) *chainBench {
 	return &chainBench{h: g.Handler(), cookie: "__Host-telegate=" + handle}
 }
 
-func (cb *chainBench) run(b *testing.B, path string, signedIn bool) {
+// run serves GET path through the chain, as HTTP/1.1 on the benchmark's
+// goroutines, or (h2) as the HTTP/2 server presents a request: on a
+// goroutine of its own per stream (RFC 9113 §5.1), ProtoMajor 2, and the
+// server's own body of a stream that HEADERS ended (ContentLength 0, not
+// http.NoBody).
+func (cb *chainBench) run(b *testing.B, path string, signedIn, h2 bool) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -106,7 +113,18 @@ func (cb *chainBench) run(b *testing.B, path string, signedIn bool) {
 				r.Header.Set("Cookie", cb.cookie+"; theme=dark")
 			}
 			w := httptest.NewRecorder()
-			cb.h.ServeHTTP(w, r)
+			if h2 {
+				r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
+				r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(nil)), 0
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					cb.h.ServeHTTP(w, r)
+				}()
+				<-done
+			} else {
+				cb.h.ServeHTTP(w, r)
+			}
 			if w.Code != http.StatusOK {
 				b.Fatalf("GET %s: %d %s", path, w.Code, w.Body.String())
 			}
@@ -117,11 +135,17 @@ func (cb *chainBench) run(b *testing.B, path string, signedIn bool) {
 // BenchmarkChainPublic is one request on a public route through the whole
 // chain and the reverse proxy to a loopback upstream.
 func BenchmarkChainPublic(b *testing.B) {
-	newChainBench(b).run(b, "/public/page?x=1", false)
+	newChainBench(b).run(b, "/public/page?x=1", false, false)
+}
+
+// BenchmarkChainPublicHTTP2 is BenchmarkChainPublic as HTTP/2 streams: a
+// goroutine and a body per request.
+func BenchmarkChainPublicHTTP2(b *testing.B) {
+	newChainBench(b).run(b, "/public/page?x=1", false, true)
 }
 
 // BenchmarkChainSignedIn is one signed-in request: session lookup, policy,
 // identity assertion, reverse proxy.
 func BenchmarkChainSignedIn(b *testing.B) {
-	newChainBench(b).run(b, "/clinic/page?x=1", true)
+	newChainBench(b).run(b, "/clinic/page?x=1", true, false)
 }

@@ -401,11 +401,39 @@ func (g *generation) leave() {
 // ServeHTTP is the whole public chain: it reads the current generation
 // once and runs the request on it to the end.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		reserveStack()
+	}
 	st := g.current()
 	st.inflight.Add(1)
 	defer st.leave()
 	st.handler.ServeHTTP(w, r)
 }
+
+// chainStack is about the stack the public chain uses at its deepest (the
+// upstream round trip under inspection and sign-in), in bytes.
+const chainStack = 24 << 10
+
+// reserveStack grows the calling goroutine's stack at once to hold
+// chainStack more bytes. The HTTP/2 server runs each stream's handler on
+// a goroutine of its own (RFC 9113 §5.1), started with a small stack that
+// the chain would otherwise grow by doubling, copying every frame on it
+// each time (7 % of the node's CPU under h2load, against 1 % for the same
+// load over HTTP/1.1, whose connection goroutine keeps its stack from one
+// request to the next). Grown here, with a few frames on it, the stack is
+// copied once; a stack that is already large enough costs the zeroing of
+// the frame (about 0.5 µs).
+//
+//go:noinline
+func reserveStack() {
+	var frame [chainStack]byte
+	holdFrame(&frame)
+}
+
+// holdFrame keeps reserveStack's frame from being optimised away.
+//
+//go:noinline
+func holdFrame(*[chainStack]byte) {}
 
 // Handler is the whole public chain, for tests that serve it themselves
 // (httptest.NewUnstartedServer with TLS). Serve uses the same handler.

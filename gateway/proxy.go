@@ -340,6 +340,14 @@ func (g *generation) limitBody(next http.Handler) http.Handler {
 			refuse(w, r, http.StatusRequestEntityTooLarge, scope.ReasonBodyTooLarge)
 			return
 		}
+		if r.ContentLength == 0 {
+			// Known empty: HTTP/1.1 gives NoBody already; the HTTP/2
+			// server gives 0 only when HEADERS ended the stream or
+			// content-length was 0, and refuses a DATA byte past a
+			// declared length (RFC 9113 §8.1.1). Every later step then
+			// sees the same NoBody on both protocols, and reads nothing.
+			r.Body = http.NoBody
+		}
 		if r.Body != nil && r.Body != http.NoBody {
 			br := &bodyReader{rc: r.Body, left: limit}
 			stateFrom(r.Context()).body = br
