@@ -410,8 +410,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.handler.ServeHTTP(w, r)
 }
 
-// chainStack is about the stack the public chain uses at its deepest (the
-// upstream round trip under inspection and sign-in), in bytes.
+// chainStack is about the stack the public chain uses down to the
+// upstream round trip of a public or signed-in route, in bytes (under
+// h2load no stack grows past it; inspection may grow it once more).
 const chainStack = 24 << 10
 
 // reserveStack grows the calling goroutine's stack at once to hold
