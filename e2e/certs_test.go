@@ -210,9 +210,11 @@ func TestRegression_CertificateLockOfKilledNode(t *testing.T) {
 		t.Fatal("no node placed an order within 60 s")
 	}
 	holder := -1
-	for i, d := range c.nodes {
-		if ownsConnection(t, d.cmd.Process.Pid, from) {
-			holder = i
+	for deadline := time.Now().Add(5 * time.Second); holder < 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for i, d := range c.nodes {
+			if ownsConnection(t, d.cmd.Process.Pid, from) {
+				holder = i
+			}
 		}
 	}
 	if holder < 0 {
@@ -277,19 +279,23 @@ func ownsConnection(t *testing.T, pid int, addr string) bool {
 	// /proc/net/tcp writes an IPv4 address as its 32 bits in host (little
 	// endian) order, then the port, both in hex.
 	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ap.Port)
-	inode := ""
+	// The table is the network namespace's, not the process's, and an
+	// earlier connection from the same port may still be listed in
+	// TIME_WAIT with no socket (inode 0): every live socket bound to the
+	// address is a candidate.
+	sockets := map[string]bool{}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
-		if len(f) > 9 && f[1] == local {
-			inode = f[9]
+		if len(f) > 9 && f[1] == local && f[9] != "0" {
+			sockets["socket:["+f[9]+"]"] = true
 		}
 	}
-	if inode == "" {
+	if len(sockets) == 0 {
 		return false
 	}
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	for _, fd := range fds {
-		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && l == "socket:["+inode+"]" {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && sockets[l] {
 			return true
 		}
 	}
