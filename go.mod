@@ -1,6 +1,6 @@
 module github.com/telegate/telegate
 
-go 1.26.8
+go 1.27.3
 
 require (
 	github.com/caddyserver/certmagic v0.25.6

@@ -35,7 +35,7 @@ func IsSTUN(b []byte) bool {
 // handshake deadlines), completes the TLS handshake itself and
 // dispatches each connection:
 // a server name in Options.ConnHandlers → that handler; ALPN "h2" →
-// net/http's HTTP/2 server (the *tls.Conn itself); ALPN "acme-tls/1" →
+// net/http's HTTP/2 server through the frame budget (h2FrameBudget); ALPN "acme-tls/1" →
 // closed after the handshake (the challenge is answered in it); a STUN
 // message first (Options.STUNConn set; no ALPN, "http/1.1" or "stun.turn")
 // → Options.STUNConn; everything else → HTTP/1 through the framing scanner
@@ -49,6 +49,11 @@ type muxListener struct {
 	peek      time.Duration
 	handshake time.Duration
 	maxHead   int
+	// An HTTP/2 connection's stream budget (new streams a second, burst)
+	// and header block limits (h2Guard, h2FrameBudget).
+	h2PerSec rate.Limit
+	h2Burst  int
+	h2Limits h2BlockLimits
 
 	conns     chan net.Conn
 	done      chan struct{}
@@ -91,6 +96,9 @@ func newMuxListener(g *Gateway, ln net.Listener, tlsCfg *tls.Config) *muxListene
 		peek:      2 * time.Second,
 		handshake: cfg.Connections.HandshakeTimeout,
 		maxHead:   sc.MaxHeaderBytes,
+		h2PerSec:  rate.Limit(sc.H2MaxRequestsPerSecond),
+		h2Burst:   max(int(sc.H2MaxRequestsPerSecond), 2*int(sc.H2MaxConcurrentStreams)),
+		h2Limits:  h2BlockLimits{timeout: sc.ReadHeaderTimeout, maxBytes: sc.MaxHeaderBytes},
 		conns:     make(chan net.Conn),
 		done:      make(chan struct{}),
 		ran:       make(chan struct{}),
@@ -214,7 +222,9 @@ func (m *muxListener) handle(raw net.Conn) {
 	}
 	switch cs.NegotiatedProtocol {
 	case "h2":
-		m.deliver(tc)
+		guard := &h2Guard{conn: tc, lim: rate.NewLimiter(m.h2PerSec, m.h2Burst),
+			control: rate.NewLimiter(h2ControlFramesPerSecond, h2ControlFrameBurst)}
+		m.deliver(newH2Conn(tc, &connInfo{tls: &cs, h2: guard}, guard, m.h2Limits))
 		return
 	case "acme-tls/1":
 		tc.Close()

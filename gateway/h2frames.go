@@ -1,11 +1,11 @@
 package gateway
 
 import (
-	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"net"
-	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -59,14 +59,26 @@ type h2BlockLimits struct {
 // it once (h2Settings), since the HTTP/2 server refuses one (RFC 9113
 // §6.5.3 wants the values processed in order).
 //
-// A refusal makes the next Read fail with http2.ConnectionError of that
-// code, so the server sends GOAWAY with it and closes the connection;
-// the h2Guard closes it within 500 ms whatever the server does. The
+// A refusal is answered by the scanner itself, whichever HTTP/2 server
+// reads the connection: it writes GOAWAY with the refusal's code and the
+// highest stream the server was given (§6.8) between two of the
+// server's frames (Write follows their layout), stops passing bytes, and
+// the h2Guard closes the connection within 500 ms; until then Read reads
+// and discards what the client still sends, so that the close does not
+// reset the connection before the client has read the GOAWAY. The
 // connection preface (24 bytes, §3.4) is passed through first.
 type h2FrameBudget struct {
 	*tls.Conn // ConnectionState stays visible to the HTTP/2 server (r.TLS)
+	info      *connInfo
 	guard     *h2Guard
 	limits    h2BlockLimits
+
+	// The server's side: wmu serialises its writes and the scanner's
+	// GOAWAY; wout follows the frames written.
+	wmu       sync.Mutex
+	wout      h2Layout
+	goAwayDue atomic.Bool // a refusal's GOAWAY waits for a frame boundary
+	lastID    atomic.Uint32
 
 	mu      sync.Mutex
 	preface int    // preface bytes still to pass
@@ -90,19 +102,26 @@ type h2FrameBudget struct {
 	out      []byte    // bytes passed and not yet returned by Read
 }
 
-func newH2FrameBudget(c *tls.Conn, g *h2Guard, l h2BlockLimits) *h2FrameBudget {
-	return &h2FrameBudget{Conn: c, guard: g, limits: l, preface: len(http2.ClientPreface)}
+// newH2Conn is an HTTP/2 connection as the public server is given it: c
+// read through its frame budget, with info (its TLS state and stream
+// budget g) for ConnContext.
+func newH2Conn(c *tls.Conn, info *connInfo, g *h2Guard, l h2BlockLimits) *h2FrameBudget {
+	return &h2FrameBudget{Conn: c, info: info, guard: g, limits: l, preface: len(http2.ClientPreface)}
 }
 
 // Read implements net.Conn: it returns the bytes the scanner passed
-// (f.out), reading and scanning more while there are none, and the
-// refusal once those before it are returned.
+// (f.out), reading and scanning more while there are none; once those
+// before a refusal are returned it discards what the client sends until
+// the connection is closed (h2Guard.closeSoon) or a second has passed.
 func (f *h2FrameBudget) Read(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for len(f.out) == 0 {
 		if f.denied {
-			return 0, http2.ConnectionError(f.code)
+			f.mu.Unlock()
+			err := f.discard(p)
+			f.mu.Lock()
+			return 0, err
 		}
 		if len(f.held) == 0 {
 			f.mu.Unlock()
@@ -153,6 +172,110 @@ func (f *h2FrameBudget) deny(code http2.ErrCode) {
 	if f.guard != nil {
 		f.guard.closeSoon()
 	}
+	f.goAwayDue.Store(true)
+	if f.Conn != nil {
+		go func() {
+			f.wmu.Lock()
+			defer f.wmu.Unlock()
+			f.goAwayLocked()
+		}()
+	}
+}
+
+// discard reads and drops the client's bytes after a refusal, until the
+// connection is closed or its one-second deadline passes.
+func (f *h2FrameBudget) discard(p []byte) error {
+	if f.Conn == nil {
+		return net.ErrClosed
+	}
+	_ = f.Conn.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		if _, err := f.Conn.Read(p); err != nil {
+			return err
+		}
+	}
+}
+
+// Write implements net.Conn: the server's bytes pass unchanged, frame by
+// frame, and a refusal's GOAWAY goes out at the first boundary between
+// two of them.
+func (f *h2FrameBudget) Write(p []byte) (int, error) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	n := 0
+	for len(p) > 0 {
+		if err := f.goAwayLocked(); err != nil {
+			return n, err
+		}
+		k := f.wout.next(p)
+		m, err := f.Conn.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, f.goAwayLocked()
+}
+
+// goAwayLocked writes the refusal's GOAWAY (RFC 9113 §6.8: the last
+// stream the server was given, the refusal's code) if one is due and the
+// server's output is between frames; f.wmu is held.
+func (f *h2FrameBudget) goAwayLocked() error {
+	if !f.goAwayDue.Load() || !f.wout.boundary() {
+		return nil
+	}
+	f.goAwayDue.Store(false)
+	f.mu.Lock()
+	code := f.code
+	f.mu.Unlock()
+	var b [9 + 8]byte
+	b[2] = 8
+	b[3] = byte(http2.FrameGoAway)
+	binary.BigEndian.PutUint32(b[9:], f.lastID.Load())
+	binary.BigEndian.PutUint32(b[13:], uint32(code))
+	_, err := f.Conn.Write(b[:])
+	return err
+}
+
+// h2Layout follows a stream of HTTP/2 frames (RFC 9113 §4.1: a 9-byte
+// header whose first 3 bytes are the payload length, then the payload).
+type h2Layout struct {
+	hdr  int // header bytes seen of the current frame
+	len  int // the current frame's length, as its header's bytes arrive
+	skip int // payload bytes of the current frame still to come
+}
+
+// boundary reports whether the bytes so far end a frame.
+func (l *h2Layout) boundary() bool { return l.hdr == 0 && l.skip == 0 }
+
+// next consumes p up to the end of the current frame, or all of it, and
+// returns how many bytes that is.
+func (l *h2Layout) next(p []byte) int {
+	i := 0
+	for i < len(p) {
+		if l.skip > 0 {
+			k := min(l.skip, len(p)-i)
+			l.skip -= k
+			i += k
+			if l.skip == 0 {
+				return i
+			}
+			continue
+		}
+		if l.hdr < 3 {
+			l.len = l.len<<8 | int(p[i])
+		}
+		l.hdr++
+		i++
+		if l.hdr == 9 {
+			l.skip, l.hdr, l.len = l.len, 0, 0
+			if l.skip == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }
 
 // blockExpired is the deadline of header block seq: if it is still
@@ -281,6 +404,9 @@ func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uin
 		if f.guard != nil && !f.guard.take() {
 			return http2.ErrCodeEnhanceYourCalm, false
 		}
+		if stream > f.lastID.Load() {
+			f.lastID.Store(stream)
+		}
 		if flags.Has(http2.FlagHeadersEndHeaders) {
 			return 0, true
 		}
@@ -324,26 +450,4 @@ func isControlFrame(typ http2.FrameType, flags http2.Flags, length int) bool {
 		return length == 0 && !flags.Has(http2.FlagDataEndStream)
 	}
 	return false
-}
-
-// serveH2 is the HTTP/2 side of the public server: the connection goes to
-// h2s through the frame scanner with the stream budget of its connInfo
-// (set by ConnContext) and hs's header timeout and header cap as the
-// header block's limits.
-//
-//lint:ignore SA1019 net/http serves HTTP/2 only from a *tls.Conn; see publicServer
-func serveH2(h2s *http2.Server) func(*http.Server, *tls.Conn, http.Handler) {
-	type baseContexter interface{ BaseContext() context.Context }
-	return func(hs *http.Server, c *tls.Conn, h http.Handler) {
-		ctx := context.Background()
-		if bc, ok := h.(baseContexter); ok {
-			ctx = bc.BaseContext()
-		}
-		var conn net.Conn = c
-		if ci, _ := ctx.Value(connInfoKey{}).(*connInfo); ci != nil && ci.h2 != nil {
-			conn = newH2FrameBudget(c, ci.h2, h2BlockLimits{timeout: hs.ReadHeaderTimeout, maxBytes: hs.MaxHeaderBytes})
-		}
-		//lint:ignore SA1019 net/http serves HTTP/2 only from a *tls.Conn; see publicServer
-		h2s.ServeConn(conn, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs})
-	}
 }

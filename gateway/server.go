@@ -11,10 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
-
-	"golang.org/x/time/rate"
-
 	"github.com/telegate/telegate/internal/admission"
 	"github.com/telegate/telegate/page"
 )
@@ -152,13 +148,17 @@ func (g *Gateway) publicTLS(tlsFor func(protos ...string) *tls.Config) *tls.Conf
 
 // publicServer is the hardened http.Server of the HTTPS listener: header,
 // read and idle timeouts, a header size cap, HTTP/1.1 and HTTP/2 over TLS
-// only (no h2c), MaxConcurrentStreams per HTTP/2 connection, and a
-// per-connection stream budget (h2Guard).
+// only (no h2c), MaxConcurrentStreams per HTTP/2 connection. The
+// listener (muxListener) hands it every connection with its connInfo:
+// HTTP/1 ones through the framing scanner (h1Conn), HTTP/2 ones through
+// the frame budget (h2FrameBudget), which net/http's HTTP/2 server reads
+// like the *tls.Conn it wraps (it serves any connection that reports a
+// TLS state with ALPN "h2").
 func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 	sc := g.current().cfg.Server
-	streams := sc.H2MaxConcurrentStreams
-	perSec := sc.H2MaxRequestsPerSecond
-	burst := max(int(perSec), 2*int(streams))
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
 	srv := &http.Server{
 		Handler:           g,
 		TLSConfig:         tlsCfg,
@@ -168,34 +168,22 @@ func (g *Gateway) publicServer(tlsCfg *tls.Config) (*http.Server, error) {
 		IdleTimeout:       sc.IdleTimeout,
 		MaxHeaderBytes:    sc.MaxHeaderBytes,
 		ErrorLog:          g.errorLog(),
+		Protocols:         &protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:      int(sc.H2MaxConcurrentStreams),
+			MaxReadFrameSize:          h2MaxFrameSize,
+			MaxDecoderHeaderTableSize: h2DecoderTableSize,
+		},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			switch cc := c.(type) {
 			case *h1Conn:
 				return context.WithValue(ctx, connInfoKey{}, cc.info)
-			case *tls.Conn:
-				cs := cc.ConnectionState()
-				ci := &connInfo{tls: &cs}
-				if cs.NegotiatedProtocol == "h2" {
-					ci.h2 = &h2Guard{conn: cc, lim: rate.NewLimiter(rate.Limit(perSec), burst),
-						control: rate.NewLimiter(h2ControlFramesPerSecond, h2ControlFrameBurst)}
-				}
-				return context.WithValue(ctx, connInfoKey{}, ci)
+			case *h2FrameBudget:
+				return context.WithValue(ctx, connInfoKey{}, cc.info)
 			}
 			return ctx
 		},
 	}
-	// HTTP/2 over TLS only (no h2c): connections that negotiated h2 go to
-	// the HTTP/2 server through their stream budget (h2frames.go).
-	// x/net/http2's Server is deprecated in favour of net/http's own, but
-	// only it serves an HTTP/2 connection given as a net.Conn, which the
-	// frame-level stream budget needs; net/http has no hook for it.
-	//lint:ignore SA1019 see above
-	h2s := &http2.Server{MaxConcurrentStreams: streams, MaxReadFrameSize: h2MaxFrameSize, MaxDecoderHeaderTableSize: h2DecoderTableSize}
-	//lint:ignore SA1019 see above
-	if err := http2.ConfigureServer(srv, h2s); err != nil {
-		return nil, fmt.Errorf("gateway: HTTP/2: %w", err)
-	}
-	srv.TLSNextProto["h2"] = serveH2(h2s)
 	return srv, nil
 }
 
