@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"strings"
@@ -27,6 +28,14 @@ type h2Answer struct {
 // connection ends (or after 8 s) and one that delivers the :status of
 // stream 1's response.
 func h2Raw(t *testing.T, s *served) (*http2.Framer, <-chan h2Answer, <-chan string) {
+	t.Helper()
+	_, fr, out, status := h2RawConn(t, s)
+	return fr, out, status
+}
+
+// h2RawConn is h2Raw with the connection itself, for bytes written
+// outside frames' order or pace.
+func h2RawConn(t *testing.T, s *served) (*tls.Conn, *http2.Framer, <-chan h2Answer, <-chan string) {
 	t.Helper()
 	c := s.dialTLS(t, appHost, "h2")
 	if c.ConnectionState().NegotiatedProtocol != "h2" {
@@ -76,7 +85,7 @@ func h2Raw(t *testing.T, s *served) (*http2.Framer, <-chan h2Answer, <-chan stri
 			}
 		}
 	}()
-	return fr, out, status
+	return c, fr, out, status
 }
 
 // h2Block is the HPACK block of a GET of path with extra header fields.
@@ -381,4 +390,146 @@ func TestRegression_HTTP2ControlFrameFlood(t *testing.T) {
 		}
 	}
 	h2Served(t, s, "/public/h2flood")
+}
+
+// TestRegression_HTTP2SlowHeaderBlock: a header block whose frames are
+// whole but whose bytes come slowly — one HEADERS frame with END_HEADERS,
+// or the last CONTINUATION of a block, its payload a byte at a time — is
+// refused with GOAWAY ENHANCE_YOUR_CALM once the header timeout has
+// passed, like a block whose END_HEADERS never comes; nothing reaches the
+// upstream, and a normal client is served.
+func TestRegression_HTTP2SlowHeaderBlock(t *testing.T) {
+	t.Parallel()
+	const headerTimeout = 500 * time.Millisecond
+	s := serveTestGateway(t, func(c *config.Config, _ *Options) {
+		c.Server.ReadHeaderTimeout = headerTimeout
+	})
+	frame := func(typ http2.FrameType, flags http2.Flags, payload []byte) []byte {
+		var b bytes.Buffer
+		_ = http2.NewFramer(&b, nil).WriteRawFrame(typ, flags, 1, payload)
+		return b.Bytes()
+	}
+	block := h2Block("/public/h2slow", hpack.HeaderField{Name: "x-pad", Value: strings.Repeat("p", 64)})
+	endStream, endHeaders := http2.Flags(http2.FlagHeadersEndStream), http2.Flags(http2.FlagHeadersEndHeaders)
+	cases := []struct {
+		name  string
+		whole []byte // sent at once
+		slow  []byte // sent a byte every 100 ms
+	}{
+		{"one HEADERS frame, payload dribbled", nil, frame(http2.FrameHeaders, endStream|endHeaders, block)},
+		{"one HEADERS frame, header whole, payload dribbled", frame(http2.FrameHeaders, endStream|endHeaders, block)[:9], frame(http2.FrameHeaders, endStream|endHeaders, block)[9:]},
+		{"last CONTINUATION dribbled", frame(http2.FrameHeaders, endStream, block[:10]), frame(http2.FrameContinuation, endHeaders, block[10:])},
+		{"last CONTINUATION, header whole, payload dribbled", append(frame(http2.FrameHeaders, endStream, block[:10]), frame(http2.FrameContinuation, endHeaders, block[10:])[:9]...), frame(http2.FrameContinuation, endHeaders, block[10:])[9:]},
+	}
+	t.Run("members", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				c, _, answer, _ := h2RawConn(t, s)
+				if _, err := c.Write(tc.whole); err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					for _, b := range tc.slow {
+						if _, err := c.Write([]byte{b}); err != nil {
+							return
+						}
+						time.Sleep(100 * time.Millisecond)
+					}
+				}()
+				a := <-answer
+				if !a.closed || a.goaway == nil {
+					t.Fatalf("after %v: closed %v, GOAWAY %v", a.after, a.closed, a.goaway)
+				}
+				if a.goaway.ErrCode != http2.ErrCodeEnhanceYourCalm {
+					t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", a.goaway.ErrCode)
+				}
+				if a.after > headerTimeout+2*time.Second {
+					t.Errorf("closed after %v, header timeout %v", a.after, headerTimeout)
+				}
+				if a.status != "" {
+					t.Errorf("stream 1 answered %s", a.status)
+				}
+			})
+		}
+	})
+	for _, r := range s.rec.all() {
+		if strings.Contains(r.RequestURI, "h2slow") {
+			t.Errorf("the upstream received %s", r.RequestURI)
+		}
+	}
+	h2Served(t, s, "/public/h2block")
+}
+
+// TestRegression_HTTP2ResetFlood: a client whose frames make the server
+// write a RST_STREAM each (CVE-2019-9514) — empty or one-byte DATA frames
+// on a stream already closed, requests the server refuses as malformed —
+// gets GOAWAY ENHANCE_YOUR_CALM and its connection closed; a client whose
+// few uploads are cut short is served.
+func TestRegression_HTTP2ResetFlood(t *testing.T) {
+	t.Parallel()
+	s := serveTestGateway(t, nil)
+	const flood = 5 * h2ControlFrameBurst
+	get := func(fr *http2.Framer) error {
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Block("/public/h2reset"), EndStream: true, EndHeaders: true})
+	}
+	onClosed := func(payload []byte, end bool) func(fr *http2.Framer) error {
+		return func(fr *http2.Framer) error {
+			if err := get(fr); err != nil {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond) // stream 1 answered and closed
+			for i := 0; i < flood; i++ {
+				if err := fr.WriteData(1, end, payload); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	cases := []struct {
+		name   string
+		send   func(fr *http2.Framer) error
+		served bool
+	}{
+		{"empty DATA ending a closed stream", onClosed(nil, true), false},
+		{"one-byte DATA on a closed stream", onClosed([]byte{'x'}, false), false},
+		{"one-byte DATA ending a closed stream", onClosed([]byte{'x'}, true), false},
+		{"malformed requests", func(fr *http2.Framer) error {
+			for i := 0; i < flood; i++ {
+				// An upper-case field name: a malformed request, reset
+				// by the server (RFC 9113 §8.2.1).
+				bad := h2Block("/public/h2reset", hpack.HeaderField{Name: "X-Upper", Value: "1"})
+				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: bad, EndStream: true, EndHeaders: true}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, false},
+		{"a few DATA frames on a closed stream, then a request", func(fr *http2.Framer) error {
+			if err := get(fr); err != nil {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+			for i := 0; i < 20; i++ {
+				if err := fr.WriteData(1, true, nil); err != nil {
+					return err
+				}
+			}
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h2Block("/public/h2reset"), EndStream: true, EndHeaders: true})
+		}, true},
+	}
+	t.Run("members", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				code := http2.ErrCodeEnhanceYourCalm
+				if tc.served {
+					code = 0
+				}
+				h2Member(t, s, tc.send, code, 3*time.Second)
+			})
+		}
+	})
+	h2Served(t, s, "/public/h2reset")
 }

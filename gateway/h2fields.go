@@ -89,6 +89,7 @@ func (h *h2Fields) end() (http2.ErrCode, bool) {
 type h2Frame struct {
 	fields     bool // HEADERS or CONTINUATION: the fragment is decoded
 	endHeaders bool
+	endsBlock  bool // the last frame of a header block the scanner times and caps
 	length     int  // payload bytes
 	pos        int  // payload bytes passed so far
 	padded     bool // HEADERS with PADDED: the first byte is the pad length

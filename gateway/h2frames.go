@@ -46,8 +46,14 @@ type h2BlockLimits struct {
 //   - a header block of more than maxHeaderBlockFrames frames, or of more
 //     than h2BlockLimits.maxBytes payload bytes (CVE-2023-45288,
 //     CONTINUATION flood): GOAWAY ENHANCE_YOUR_CALM;
-//   - a header block not finished within h2BlockLimits.timeout (the
-//     HTTP/2 form of a slow request head): GOAWAY ENHANCE_YOUR_CALM;
+//   - a header block not finished within h2BlockLimits.timeout, from
+//     its HEADERS frame to the last byte of its END_HEADERS frame, one
+//     frame or many (the HTTP/2 form of a slow request head): GOAWAY
+//     ENHANCE_YOUR_CALM;
+//   - past the control budget, the RST_STREAM frames the server writes
+//     (h2FrameBudget.countResets: each one a client frame made it write —
+//     DATA on a closed stream, a malformed request; CVE-2019-9514, reset
+//     flood): GOAWAY ENHANCE_YOUR_CALM;
 //   - any frame but a CONTINUATION of the same stream inside a header
 //     block, and a CONTINUATION outside one (§6.10): GOAWAY
 //     PROTOCOL_ERROR;
@@ -61,8 +67,9 @@ type h2BlockLimits struct {
 //
 // A refusal is answered by the scanner itself, whichever HTTP/2 server
 // reads the connection: it writes GOAWAY with the refusal's code and the
-// highest stream the server was given (§6.8) between two of the
-// server's frames (Write follows their layout), stops passing bytes, and
+// highest stream the server was given (§6.8; never above the server's
+// own GOAWAY's) between two of the server's frames and after its SETTINGS
+// (§3.4; Write follows their layout, h2Layout), stops passing bytes, and
 // the h2Guard closes the connection within 500 ms; until then Read reads
 // and discards what the client still sends, so that the close does not
 // reset the connection before the client has read the GOAWAY. The
@@ -208,6 +215,7 @@ func (f *h2FrameBudget) Write(p []byte) (int, error) {
 			return n, err
 		}
 		k := f.wout.next(p)
+		f.countResets()
 		m, err := f.Conn.Write(p[:k])
 		n += m
 		if err != nil {
@@ -216,6 +224,23 @@ func (f *h2FrameBudget) Write(p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, f.goAwayLocked()
+}
+
+// countResets spends a token of the control budget for every RST_STREAM
+// the server begins to write: a client whose frames make the server reset
+// streams as fast as it can send them — DATA on closed streams, malformed
+// requests (CVE-2019-9514, reset flood) — is refused like a control-frame
+// flood. f.wmu is held.
+func (f *h2FrameBudget) countResets() {
+	for ; f.wout.resets > 0; f.wout.resets-- {
+		if f.guard != nil && !f.guard.takeControl() {
+			f.mu.Lock()
+			f.deny(http2.ErrCodeEnhanceYourCalm)
+			f.mu.Unlock()
+			f.wout.resets = 0
+			return
+		}
+	}
 }
 
 // goAwayLocked writes the refusal's GOAWAY (RFC 9113 §6.8: the last
@@ -229,25 +254,42 @@ func (f *h2FrameBudget) goAwayLocked() error {
 	f.mu.Lock()
 	code := f.code
 	f.mu.Unlock()
+	last := f.lastID.Load()
+	if f.wout.goAway {
+		last = min(last, f.wout.goAwayID) // it never grows (§6.8)
+	}
 	var b [9 + 8]byte
 	b[2] = 8
 	b[3] = byte(http2.FrameGoAway)
-	binary.BigEndian.PutUint32(b[9:], f.lastID.Load())
+	binary.BigEndian.PutUint32(b[9:], last)
 	binary.BigEndian.PutUint32(b[13:], uint32(code))
 	_, err := f.Conn.Write(b[:])
 	return err
 }
 
-// h2Layout follows a stream of HTTP/2 frames (RFC 9113 §4.1: a 9-byte
-// header whose first 3 bytes are the payload length, then the payload).
+// h2Layout follows the server's HTTP/2 frames (RFC 9113 §4.1: a 9-byte
+// header — payload length (3 bytes), type, flags, stream — then the
+// payload), for what the frame budget needs of them: where one ends, the
+// RST_STREAM frames the server writes, and the last-stream-id of a GOAWAY
+// of its own.
 type h2Layout struct {
-	hdr  int // header bytes seen of the current frame
-	len  int // the current frame's length, as its header's bytes arrive
-	skip int // payload bytes of the current frame still to come
+	hdr    [9]byte
+	n      int // header bytes seen of the current frame
+	skip   int // payload bytes of the current frame still to come
+	frames int // frames written whole
+	typ    http2.FrameType
+	pos    int // payload bytes seen of the current frame
+
+	resets   int    // RST_STREAM frames begun and not yet counted
+	goAway   bool   // the server wrote a GOAWAY
+	goAwayID uint32 // its last-stream-id (the lowest, if several)
+	id       uint32 // the last-stream-id of the GOAWAY being read
 }
 
-// boundary reports whether the bytes so far end a frame.
-func (l *h2Layout) boundary() bool { return l.hdr == 0 && l.skip == 0 }
+// boundary reports whether the bytes so far end a frame, and the server's
+// first frame — its SETTINGS, which must open its side of the connection
+// (§3.4) — is written.
+func (l *h2Layout) boundary() bool { return l.n == 0 && l.skip == 0 && l.frames > 0 }
 
 // next consumes p up to the end of the current frame, or all of it, and
 // returns how many bytes that is.
@@ -256,21 +298,40 @@ func (l *h2Layout) next(p []byte) int {
 	for i < len(p) {
 		if l.skip > 0 {
 			k := min(l.skip, len(p)-i)
+			if l.typ == http2.FrameGoAway {
+				for j := i; j < i+k && l.pos < 4; j++ {
+					l.id = l.id<<8 | uint32(p[j])
+					l.pos++
+				}
+				if l.pos == 4 {
+					l.id &= 1<<31 - 1
+					if !l.goAway || l.id < l.goAwayID {
+						l.goAwayID = l.id
+					}
+					l.goAway = true
+					l.pos++
+				}
+			}
 			l.skip -= k
 			i += k
 			if l.skip == 0 {
+				l.frames++
 				return i
 			}
 			continue
 		}
-		if l.hdr < 3 {
-			l.len = l.len<<8 | int(p[i])
-		}
-		l.hdr++
+		l.hdr[l.n] = p[i]
+		l.n++
 		i++
-		if l.hdr == 9 {
-			l.skip, l.hdr, l.len = l.len, 0, 0
+		if l.n == 9 {
+			l.n, l.pos, l.id = 0, 0, 0
+			l.skip = int(l.hdr[0])<<16 | int(l.hdr[1])<<8 | int(l.hdr[2])
+			l.typ = http2.FrameType(l.hdr[3])
+			if l.typ == http2.FrameRSTStream {
+				l.resets++
+			}
 			if l.skip == 0 {
+				l.frames++
 				return i
 			}
 		}
@@ -317,6 +378,9 @@ func (f *h2FrameBudget) scan(b []byte) int {
 			if ok && f.skip == 0 && f.cur.fields && f.cur.endHeaders {
 				code, ok = f.fields.end()
 			}
+			if ok && f.skip == 0 && f.cur.endsBlock {
+				f.endBlock()
+			}
 			switch {
 			case !ok:
 				// Keep the block's last byte back: the server never
@@ -344,7 +408,7 @@ func (f *h2FrameBudget) scan(b []byte) int {
 			typ := http2.FrameType(f.hdr[3])
 			flags := http2.Flags(f.hdr[4])
 			stream := (uint32(f.hdr[5])<<24 | uint32(f.hdr[6])<<16 | uint32(f.hdr[7])<<8 | uint32(f.hdr[8])) & (1<<31 - 1)
-			code, ok := f.frame(typ, flags, stream, length)
+			code, ok := f.frame(typ, flags, stream, length, len(b)-i)
 			if ok && f.cur.fields && f.cur.endHeaders && length == 0 {
 				code, ok = f.fieldsOf().end()
 			}
@@ -374,9 +438,9 @@ func (f *h2FrameBudget) fieldsOf() *h2Fields {
 	return f.fields
 }
 
-// frame accounts for one frame header; false with the GOAWAY code when
-// the frame is refused.
-func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uint32, length int) (http2.ErrCode, bool) {
+// frame accounts for one frame header, with held payload bytes of it
+// already read; false with the GOAWAY code when the frame is refused.
+func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uint32, length, held int) (http2.ErrCode, bool) {
 	f.cur = h2Frame{length: length}
 	if typ == http2.FrameHeaders || typ == http2.FrameContinuation {
 		f.cur.fields = true
@@ -407,12 +471,12 @@ func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uin
 		if stream > f.lastID.Load() {
 			f.lastID.Store(stream)
 		}
-		if flags.Has(http2.FlagHeadersEndHeaders) {
-			return 0, true
-		}
 		f.block, f.blockFrames, f.blockBytes = stream, 0, 0
 		f.blockSeq++
-		if f.limits.timeout > 0 {
+		// The block's deadline runs from its HEADERS frame to the last
+		// byte of its END_HEADERS frame; a block already whole in the
+		// bytes read (a browser's) needs no timer.
+		if f.limits.timeout > 0 && (!flags.Has(http2.FlagHeadersEndHeaders) || length > held) {
 			seq := f.blockSeq
 			f.blockTimer = time.AfterFunc(f.limits.timeout, func() { f.blockExpired(seq) })
 		}
@@ -425,14 +489,23 @@ func (f *h2FrameBudget) frame(typ http2.FrameType, flags http2.Flags, stream uin
 	if f.blockFrames > maxHeaderBlockFrames || f.limits.maxBytes > 0 && f.blockBytes > f.limits.maxBytes {
 		return http2.ErrCodeEnhanceYourCalm, false
 	}
-	if flags.Has(http2.FlagContinuationEndHeaders) {
-		f.block = 0
-		if f.blockTimer != nil {
-			f.blockTimer.Stop()
-			f.blockTimer = nil
+	if flags.Has(http2.FlagHeadersEndHeaders) { // the same bit as CONTINUATION's
+		f.cur.endsBlock = true
+		if length == 0 {
+			f.endBlock()
 		}
 	}
 	return 0, true
+}
+
+// endBlock is the end of the header block being read: its last frame's
+// last byte has been read.
+func (f *h2FrameBudget) endBlock() {
+	f.block = 0
+	if f.blockTimer != nil {
+		f.blockTimer.Stop()
+		f.blockTimer = nil
+	}
 }
 
 // isControlFrame reports whether a frame counts against the connection's

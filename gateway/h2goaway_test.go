@@ -16,9 +16,10 @@ import (
 // GOAWAY goes out between two of the server's frames, never inside one,
 // however the server splits its frames across writes and wherever the
 // refusal falls — before any write, inside a frame header, inside a
-// payload, exactly at a boundary — and carries the highest stream the
-// server was given and the refusal's code; every frame the server wrote
-// reaches the client intact and in order.
+// payload, exactly at a boundary — never before the server's SETTINGS
+// (RFC 9113 §3.4), and carries the highest stream the server was given
+// (never above the server's own GOAWAY's, §6.8) and the refusal's code;
+// every frame the server wrote reaches the client intact and in order.
 func TestRegression_HTTP2RefusalGoAwayBetweenFrames(t *testing.T) {
 	t.Parallel()
 	// The server's output: SETTINGS, HEADERS of stream 5, DATA frames of
@@ -32,21 +33,33 @@ func TestRegression_HTTP2RefusalGoAwayBetweenFrames(t *testing.T) {
 	}
 	_ = fr.WritePing(true, [8]byte{7})
 	frames := out.Bytes()
+	// The same output with the server's own GOAWAY (last stream 3) in it.
+	var own bytes.Buffer
+	ofr := http2.NewFramer(&own, nil)
+	_ = ofr.WriteSettings()
+	_ = ofr.WriteGoAway(3, http2.ErrCodeProtocol, []byte("debug"))
+	_ = ofr.WriteData(5, false, bytes.Repeat([]byte{'d'}, 100))
 	cert, pool := testCert(t, appHost)
 	cases := []struct {
-		name  string
-		chunk int // the server's write size
-		at    int // bytes written when the refusal comes (-1: before any)
+		name   string
+		chunk  int    // the server's write size
+		at     int    // bytes written when the refusal comes (-1: before any)
+		frames []byte // the server's output (nil: frames)
+		last   uint32 // the GOAWAY's last-stream-id (0: 5)
 	}{
-		{"before any write", 4096, -1},
-		{"inside a frame header", 3, 12},
-		{"inside a payload, one write per frame", 1 << 20, 0},
-		{"inside a payload, small writes", 1000, 5000},
-		{"inside a payload, odd writes", 4093, 20000},
-		{"at a boundary", 15, 15},
-		{"inside the last frame", 7, len(frames) - 3},
+		{"before any write", 4096, -1, nil, 0},
+		{"inside a frame header", 3, 12, nil, 0},
+		{"inside a payload, one write per frame", 1 << 20, 0, nil, 0},
+		{"inside a payload, small writes", 1000, 5000, nil, 0},
+		{"inside a payload, odd writes", 4093, 20000, nil, 0},
+		{"at a boundary", 15, 15, nil, 0},
+		{"inside the last frame", 7, len(frames) - 3, nil, 0},
+		{"after the server's own GOAWAY", 5, own.Len() - 50, own.Bytes(), 3},
 	}
 	for _, tc := range cases {
+		if tc.frames == nil {
+			tc.frames, tc.last = frames, 5
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			sc, cc := net.Pipe()
@@ -64,14 +77,14 @@ func TestRegression_HTTP2RefusalGoAwayBetweenFrames(t *testing.T) {
 			// refusal's offset; the refusal comes after the write ending
 			// there.
 			var cuts []int
-			for off := tc.chunk; off < len(frames); off += tc.chunk {
+			for off := tc.chunk; off < len(tc.frames); off += tc.chunk {
 				cuts = append(cuts, off)
 			}
 			if tc.at > 0 {
 				cuts = append(cuts, tc.at)
 			}
 			slices.Sort(cuts)
-			cuts = append(slices.Compact(cuts), len(frames))
+			cuts = append(slices.Compact(cuts), len(tc.frames))
 			werr := make(chan error, 1)
 			go func() {
 				if err := srv.Handshake(); err != nil {
@@ -83,7 +96,7 @@ func TestRegression_HTTP2RefusalGoAwayBetweenFrames(t *testing.T) {
 				}
 				prev := 0
 				for _, c := range cuts {
-					if _, err := f.Write(frames[prev:c]); err != nil {
+					if _, err := f.Write(tc.frames[prev:c]); err != nil {
 						werr <- err
 						return
 					}
@@ -98,15 +111,15 @@ func TestRegression_HTTP2RefusalGoAwayBetweenFrames(t *testing.T) {
 			rf := http2.NewFramer(nil, cli)
 			rf.SetMaxReadFrameSize(1 << 20)
 			var got []string
-			want := frameList(t, frames)
+			want := frameList(t, tc.frames)
 			for len(got) < len(want)+1 {
 				fm, err := rf.ReadFrame()
 				if err != nil {
 					t.Fatalf("after %d frames %v: %v", len(got), got, err)
 				}
-				if ga, ok := fm.(*http2.GoAwayFrame); ok {
-					if ga.ErrCode != http2.ErrCodeEnhanceYourCalm || ga.LastStreamID != 5 || ga.StreamID != 0 {
-						t.Errorf("GOAWAY %v, last stream %d, on stream %d", ga.ErrCode, ga.LastStreamID, ga.StreamID)
+				if ga, ok := fm.(*http2.GoAwayFrame); ok && ga.ErrCode == http2.ErrCodeEnhanceYourCalm {
+					if ga.LastStreamID != tc.last || ga.StreamID != 0 {
+						t.Errorf("GOAWAY last stream %d on stream %d, want last stream %d on 0", ga.LastStreamID, ga.StreamID, tc.last)
 					}
 					got = append(got, "GOAWAY")
 					continue
@@ -127,9 +140,10 @@ func TestRegression_HTTP2RefusalGoAwayBetweenFrames(t *testing.T) {
 			}
 			// The GOAWAY follows the frame the refusal fell in (none
 			// when it fell before any byte or at a boundary).
+			// The server's SETTINGS comes first in any case (§3.4).
 			before, end := 0, 0
-			for _, n := range frameLengths(frames) {
-				if end >= max(tc.at, 0) {
+			for _, n := range frameLengths(tc.frames) {
+				if end >= max(tc.at, 1) {
 					break
 				}
 				end += n
