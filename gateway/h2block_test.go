@@ -338,11 +338,7 @@ func TestRegression_HTTP2ControlFrameFlood(t *testing.T) {
 		}
 	}
 	ping := func(fr *http2.Framer, i int) error { return fr.WritePing(false, [8]byte{byte(i)}) }
-	cases := []struct {
-		name   string
-		send   func(fr *http2.Framer) error
-		served bool
-	}{
+	cases := []h2Flood{
 		{"PING flood", repeat(flood, ping), false},
 		{"SETTINGS flood", repeat(flood, func(fr *http2.Framer, _ int) error {
 			return fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
@@ -370,18 +366,7 @@ func TestRegression_HTTP2ControlFrameFlood(t *testing.T) {
 			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2Block("/public/h2flood"), EndStream: true, EndHeaders: true})
 		}, true},
 	}
-	t.Run("members", func(t *testing.T) {
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				t.Parallel()
-				code := http2.ErrCodeEnhanceYourCalm
-				if tc.served {
-					code = 0
-				}
-				h2Member(t, s, tc.send, code, 3*time.Second)
-			})
-		}
-	})
+	h2Floods(t, s, cases)
 	// Nothing of the floods reached the upstream; another connection is
 	// served.
 	for _, r := range s.rec.all() {
@@ -487,11 +472,7 @@ func TestRegression_HTTP2ResetFlood(t *testing.T) {
 			return nil
 		}
 	}
-	cases := []struct {
-		name   string
-		send   func(fr *http2.Framer) error
-		served bool
-	}{
+	cases := []h2Flood{
 		{"empty DATA ending a closed stream", onClosed(nil, true), false},
 		{"one-byte DATA on a closed stream", onClosed([]byte{'x'}, false), false},
 		{"one-byte DATA ending a closed stream", onClosed([]byte{'x'}, true), false},
@@ -519,6 +500,22 @@ func TestRegression_HTTP2ResetFlood(t *testing.T) {
 			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: h2Block("/public/h2reset"), EndStream: true, EndHeaders: true})
 		}, true},
 	}
+	h2Floods(t, s, cases)
+	h2Served(t, s, "/public/h2reset")
+}
+
+// h2Flood is a member of a flood test: what it sends, and whether stream 1
+// must be served (otherwise the connection must get GOAWAY
+// ENHANCE_YOUR_CALM and be closed within 3 s).
+type h2Flood struct {
+	name   string
+	send   func(fr *http2.Framer) error
+	served bool
+}
+
+// h2Floods runs every member on a fresh connection to s, in parallel; it
+// returns once they have.
+func h2Floods(t *testing.T, s *served, cases []h2Flood) {
 	t.Run("members", func(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -531,5 +528,4 @@ func TestRegression_HTTP2ResetFlood(t *testing.T) {
 			})
 		}
 	})
-	h2Served(t, s, "/public/h2reset")
 }
