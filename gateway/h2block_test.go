@@ -529,3 +529,77 @@ func h2Floods(t *testing.T, s *served, cases []h2Flood) {
 		}
 	})
 }
+
+// TestRegression_HTTP2LongDecodedField: a header block within
+// server.max_header_bytes on the wire whose Huffman-coded value decodes
+// past the cap (RFC 7541 §5.2) is a header list too large — answered 431
+// on its stream, the connection kept — not a compression error; a value
+// within the cap is served, and one past the HTTP/2 server's own decoder
+// limit gets COMPRESSION_ERROR from both alike.
+func TestRegression_HTTP2LongDecodedField(t *testing.T) {
+	t.Parallel()
+	s := serveTestGateway(t, nil)
+	maxHead := defaulted(testConfig(t, "http://127.0.0.1:1")).Server.MaxHeaderBytes
+	cases := []struct {
+		name   string
+		n      int    // decoded length of the value
+		status string // "": the connection is refused
+	}{
+		{"within the maxHead", maxHead - 8<<10, "200"},
+		{"just past the maxHead", maxHead + 100, "431"},
+		{"past the maxHead by 200", maxHead + 200, "431"},
+		{"at the server's string limit", maxHead + h2FieldOverhead, "431"},
+		{"past the server's string limit", maxHead + h2FieldOverhead + 2000, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var b bytes.Buffer
+			enc := hpack.NewEncoder(&b)
+			for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", appHost}, {":path", "/public/h2long"}, {"x-long", strings.Repeat("a", tc.n)}} {
+				_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			block := b.Bytes()
+			if len(block) > maxHead {
+				t.Fatalf("the block is %d bytes on the wire, past the maxHead %d", len(block), maxHead)
+			}
+			send := func(fr *http2.Framer) error {
+				const frame = 16 << 10
+				first := min(frame, len(block))
+				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:first], EndStream: true, EndHeaders: first == len(block)}); err != nil {
+					return err
+				}
+				for off := first; off < len(block); off += frame {
+					end := min(off+frame, len(block))
+					if err := fr.WriteContinuation(1, end == len(block), block[off:end]); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			fr, answer, status := h2Raw(t, s)
+			werr := make(chan error, 1)
+			go func() { werr <- send(fr) }()
+			if tc.status == "" {
+				a := <-answer
+				if a.goaway == nil || a.goaway.ErrCode != http2.ErrCodeCompression {
+					t.Errorf("GOAWAY %v, want COMPRESSION_ERROR", a.goaway)
+				}
+				return
+			}
+			select {
+			case st := <-status:
+				if st != tc.status {
+					t.Errorf("status %s, want %s", st, tc.status)
+				}
+			case a := <-answer:
+				t.Errorf("connection ended (GOAWAY %v) before a response", a.goaway)
+			case <-time.After(5 * time.Second):
+				t.Error("no response")
+			}
+			if err := <-werr; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}

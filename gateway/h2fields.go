@@ -36,14 +36,26 @@ type h2Fields struct {
 	err bool // the decoder failed
 }
 
-func newH2Fields(maxString int) *h2Fields {
+// newH2Fields reads the blocks of a connection whose header cap is
+// maxHeaderBytes (server.max_header_bytes; 0: none). Its decoder refuses
+// a string longer than the HTTP/2 server's own decoder does: the cap plus
+// h2FieldOverhead, which the server allows for HPACK's 32 bytes a field
+// (RFC 7541 §4.1) on ten fields. A block whose strings are within that
+// but whose header list is over the cap is the server's to answer (431),
+// not a compression error.
+func newH2Fields(maxHeaderBytes int) *h2Fields {
 	h := &h2Fields{}
 	h.dec = hpack.NewDecoder(h2DecoderTableSize, h.field)
-	if maxString > 0 {
-		h.dec.SetMaxStringLength(maxString)
+	if maxHeaderBytes > 0 {
+		h.dec.SetMaxStringLength(maxHeaderBytes + h2FieldOverhead)
 	}
 	return h
 }
+
+// h2FieldOverhead is what net/http's HTTP/2 server adds to MaxHeaderBytes
+// for its header list size (SETTINGS_MAX_HEADER_LIST_SIZE, RFC 9113
+// §6.5.2) and its decoder's longest string: 10 fields × 32 bytes.
+const h2FieldOverhead = 10 * 32
 
 // field is the decoder's emit function.
 func (h *h2Fields) field(f hpack.HeaderField) {
