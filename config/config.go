@@ -78,7 +78,15 @@ type Server struct {
 	ReadTimeout       time.Duration `yaml:"read_timeout"`        // default 30s
 	WriteTimeout      time.Duration `yaml:"write_timeout"`       // default 0 (streaming); per-route timeouts apply
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // default 120s
-	MaxHeaderBytes    int           `yaml:"max_header_bytes"`    // default 65536
+	// SendTimeout bounds each write of a response to the client, not the
+	// whole response (nginx's send_timeout): a write that makes no
+	// progress this long — a client that stops reading, or keeps an
+	// HTTP/2 flow-control window at zero — ends the response (HTTP/1.1:
+	// the connection; HTTP/2: the stream, RST_STREAM). Idle time between
+	// writes (server-sent events, long polls) does not count. At least
+	// 1s; default 60s.
+	SendTimeout    time.Duration `yaml:"send_timeout"`
+	MaxHeaderBytes int           `yaml:"max_header_bytes"` // default 65536
 	// MaxQueryParams is the cap on query parameters per request (400 past it).
 	// Default 100.
 	MaxQueryParams int `yaml:"max_query_params"`

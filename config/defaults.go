@@ -21,6 +21,7 @@ const (
 	DefaultReadHeaderTimeout      = 5 * time.Second
 	DefaultReadTimeout            = 30 * time.Second
 	DefaultIdleTimeout            = 120 * time.Second
+	DefaultSendTimeout            = 60 * time.Second
 	DefaultMaxHeaderBytes         = 64 << 10
 	DefaultMaxQueryParams         = 100
 	DefaultH2MaxRequestsPerSecond = 200
@@ -234,6 +235,7 @@ func (c *Config) applyDefaults(present func(path string) bool) {
 	dur(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	dur(&s.ReadTimeout, DefaultReadTimeout)
 	dur(&s.IdleTimeout, DefaultIdleTimeout)
+	dur(&s.SendTimeout, DefaultSendTimeout)
 	num(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	num(&s.MaxQueryParams, DefaultMaxQueryParams)
 	if s.H2MaxRequestsPerSecond == 0 {

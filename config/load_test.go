@@ -95,6 +95,8 @@ func TestBadConfigs(t *testing.T) {
 		{"list expected", []edit{{"routes:\n", "routes: 3 # <-\nroutes_old:\n"}}, "routes", "expected a list"},
 		{"listen not host:port", []edit{{"  listen: \":8443\"", "  listen: \"8443\" # <-"}}, "server.listen", "host:port"},
 		{"listen bad port", []edit{{"  listen: \":8443\"", "  listen: \":99999\" # <-"}}, "server.listen", "port"},
+		{"send timeout below a second", []edit{{"  listen: \":8443\"", "  listen: \":8443\"\n  send_timeout: 200ms # <-"}}, "server.send_timeout", "at least 1s"},
+		{"send timeout negative", []edit{{"  listen: \":8443\"", "  listen: \":8443\"\n  send_timeout: -1s # <-"}}, "server.send_timeout", "at least 1s"},
 		{"admin on every interface", []edit{{"  admin: 127.0.0.1:9090", "  admin: 0.0.0.0:9090 # <-"}}, "server.admin", "loopback or private"},
 		{"admin public address", []edit{{"  admin: 127.0.0.1:9090", "  admin: 8.8.8.8:9090 # <-"}}, "server.admin", "loopback or private"},
 		{"admin without host", []edit{{"  admin: 127.0.0.1:9090", "  admin: \":9090\" # <-"}}, "server.admin", "loopback or private"},

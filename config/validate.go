@@ -388,6 +388,9 @@ func (c *Config) checkServer(r *Report) {
 			r.Errorf(fmt.Sprintf("trusted_proxies[%d]", i), "%s has host bits set; did you mean %s?", p, p.Masked())
 		}
 	}
+	if s.SendTimeout < time.Second {
+		r.Errorf("send_timeout", "(%s) must be at least 1s", s.SendTimeout)
+	}
 	if s.MaxHeaderBytes <= 0 {
 		r.Errorf("max_header_bytes", "must be positive")
 	}

@@ -36,9 +36,18 @@ import (
 // headers.
 func (g *generation) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &statusWriter{ResponseWriter: w, now: g.now}
+		rw := &statusWriter{ResponseWriter: w, now: g.now, send: g.cfg.Server.SendTimeout, h2: r.ProtoMajor == 2}
 		rw.commit = func(status int) bool { return g.commitRecord(rw, r, status) }
+		if !rw.h2 {
+			// What net/http writes itself before the handler's first write
+			// (100 Continue) has the same bound.
+			_ = rw.sendDeadline()
+		}
 		defer func() {
+			// net/http writes the end of the response once the handler
+			// returns (the buffered body, the last chunk): that write has
+			// the same bound; an HTTP/2 stream's deadline ends with it.
+			defer func() { _ = rw.sendDeadline() }()
 			// A panic below (http.ErrAbortHandler from the proxy when a
 			// stream breaks) is recorded, then passed on to net/http.
 			p := recover()
@@ -196,6 +205,30 @@ type statusWriter struct {
 	refused   bool
 	now       func() time.Time
 	switched  time.Time // when the response switched protocols (101), or zero
+
+	// send is server.send_timeout: every write to the client must make
+	// progress within it (sendDeadline); h2 marks an HTTP/2 stream.
+	send time.Duration
+	h2   bool
+}
+
+// sendDeadline gives the next write to the client send to make progress
+// (http.ResponseController.SetWriteDeadline: HTTP/1.1 the connection's
+// deadline, HTTP/2 the stream's, past which net/http resets it). It
+// returns the deadline's undo for HTTP/2, whose deadline fires whether a
+// write is under way or not, so that idle time between writes does not
+// count; an HTTP/1.1 deadline only acts on a write under way, and the
+// next write moves it.
+func (sw *statusWriter) sendDeadline() (undo func()) {
+	if sw.send <= 0 || !sw.switched.IsZero() {
+		return func() {}
+	}
+	rc := http.NewResponseController(sw.ResponseWriter)
+	_ = rc.SetWriteDeadline(time.Now().Add(sw.send))
+	if !sw.h2 {
+		return func() {}
+	}
+	return func() { _ = rc.SetWriteDeadline(time.Time{}) }
 }
 
 // switching notes the moment the response switches protocols.
@@ -233,7 +266,10 @@ func (sw *statusWriter) Write(b []byte) (int, error) {
 	if sw.refused {
 		return len(b), nil
 	}
-	return sw.ResponseWriter.Write(b)
+	undo := sw.sendDeadline()
+	n, err := sw.ResponseWriter.Write(b)
+	undo()
+	return n, err
 }
 
 // Flush implements http.Flusher.
@@ -244,7 +280,9 @@ func (sw *statusWriter) Flush() {
 	if sw.refused {
 		return
 	}
+	undo := sw.sendDeadline()
 	_ = http.NewResponseController(sw.ResponseWriter).Flush()
+	undo()
 }
 
 // errNotRecorded refuses a hijack whose record could not be written.
