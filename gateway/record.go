@@ -208,8 +208,9 @@ type statusWriter struct {
 
 	// send is server.send_timeout: every write to the client must make
 	// progress within it (sendDeadline); h2 marks an HTTP/2 stream.
-	send time.Duration
-	h2   bool
+	send     time.Duration
+	h2       bool
+	buffered int // HTTP/2: body bytes written while they fit h2HandlerBuffer
 }
 
 // sendDeadline gives the next write to the client send to make progress
@@ -266,11 +267,25 @@ func (sw *statusWriter) Write(b []byte) (int, error) {
 	if sw.refused {
 		return len(b), nil
 	}
+	if sw.h2 && sw.buffered+len(b) <= h2HandlerBuffer {
+		// It only fills net/http's buffer, which the deadline set when
+		// the handler returns covers.
+		sw.buffered += len(b)
+		return sw.ResponseWriter.Write(b)
+	}
+	sw.buffered = h2HandlerBuffer + 1
 	undo := sw.sendDeadline()
 	n, err := sw.ResponseWriter.Write(b)
 	undo()
 	return n, err
 }
+
+// h2HandlerBuffer is what net/http's HTTP/2 server buffers of a handler's
+// body before writing to the stream (its handlerChunkWriteSize, 4 KiB): a
+// response whose body is no longer cannot block in Write, only in the
+// write after the handler returns, so its writes need no deadline of
+// their own (each costs a message to the connection's serve loop).
+const h2HandlerBuffer = 4 << 10
 
 // Flush implements http.Flusher.
 func (sw *statusWriter) Flush() {

@@ -37,6 +37,8 @@ func TestRegression_SlowReaderEndedBySendTimeout(t *testing.T) {
 					return
 				}
 			}
+		case "/public/small":
+			_, _ = w.Write(bytes.Repeat([]byte{'s'}, 1<<10))
 		case "/public/pause":
 			for _, part := range []string{"a", "b", "c"} {
 				_, _ = io.WriteString(w, part)
@@ -61,10 +63,10 @@ func TestRegression_SlowReaderEndedBySendTimeout(t *testing.T) {
 		return b.Bytes()
 	}
 	// h2Stalled opens an HTTP/2 connection with the given SETTINGS, asks
-	// for the big response and reads frames without ever sending
+	// for path and reads frames without ever sending
 	// WINDOW_UPDATE: stream 1 must be reset within the send timeout (and
 	// a margin) after its last DATA frame.
-	h2Stalled := func(t *testing.T, settings ...http2.Setting) {
+	h2Stalled := func(t *testing.T, path string, settings ...http2.Setting) {
 		c := s.dialTLS(t, appHost, "h2")
 		if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
 			t.Fatal(err)
@@ -73,7 +75,7 @@ func TestRegression_SlowReaderEndedBySendTimeout(t *testing.T) {
 		if err := fr.WriteSettings(settings...); err != nil {
 			t.Fatal(err)
 		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: get("/public/big"), EndStream: true, EndHeaders: true}); err != nil {
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: get(path), EndStream: true, EndHeaders: true}); err != nil {
 			t.Fatal(err)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -98,7 +100,7 @@ func TestRegression_SlowReaderEndedBySendTimeout(t *testing.T) {
 				if took := time.Since(lastData); took > sendTimeout+2*time.Second {
 					t.Errorf("reset %v after the last DATA frame, send timeout %v", took, sendTimeout)
 				}
-				if received >= bigSize {
+				if path == "/public/big" && received >= bigSize || received >= 1<<10 && path == "/public/small" {
 					t.Errorf("received the whole response (%d bytes) before the reset", received)
 				}
 				t.Logf("stream 1 reset (%v) after %d bytes", f.ErrCode, received)
@@ -111,15 +113,19 @@ func TestRegression_SlowReaderEndedBySendTimeout(t *testing.T) {
 	t.Run("members", func(t *testing.T) {
 		t.Run("HTTP/2, window zero from the start", func(t *testing.T) {
 			t.Parallel()
-			h2Stalled(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+			h2Stalled(t, "/public/big", http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		})
+		t.Run("HTTP/2, window zero from the start, small response", func(t *testing.T) {
+			t.Parallel()
+			h2Stalled(t, "/public/small", http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
 		})
 		t.Run("HTTP/2, window never reopened", func(t *testing.T) {
 			t.Parallel()
-			h2Stalled(t)
+			h2Stalled(t, "/public/big")
 		})
 		t.Run("HTTP/2, small window never reopened", func(t *testing.T) {
 			t.Parallel()
-			h2Stalled(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
+			h2Stalled(t, "/public/big", http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
 		})
 		t.Run("HTTP/1.1, socket not read", func(t *testing.T) {
 			t.Parallel()
