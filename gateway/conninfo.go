@@ -18,8 +18,6 @@ type connInfo struct {
 	tls *tls.ConnectionState
 	// h1 marks an HTTP/1 connection read through the framing scanner.
 	h1 bool
-	// h2 is the stream budget of an HTTP/2 connection (nil otherwise).
-	h2 *h2Guard
 	// served counts requests handed to the chain on this connection.
 	served atomic.Int64
 

@@ -224,7 +224,7 @@ func (m *muxListener) handle(raw net.Conn) {
 	case "h2":
 		guard := &h2Guard{conn: tc, lim: rate.NewLimiter(m.h2PerSec, m.h2Burst),
 			control: rate.NewLimiter(h2ControlFramesPerSecond, h2ControlFrameBurst)}
-		m.deliver(newH2Conn(tc, &connInfo{tls: &cs, h2: guard}, guard, m.h2Limits))
+		m.deliver(newH2Conn(tc, &connInfo{tls: &cs}, guard, m.h2Limits))
 		return
 	case "acme-tls/1":
 		tc.Close()

@@ -110,8 +110,8 @@ type h2FrameBudget struct {
 }
 
 // newH2Conn is an HTTP/2 connection as the public server is given it: c
-// read through its frame budget, with info (its TLS state and stream
-// budget g) for ConnContext.
+// read through its frame budget with stream budget g and block limits l,
+// and info (its TLS state) for ConnContext.
 func newH2Conn(c *tls.Conn, info *connInfo, g *h2Guard, l h2BlockLimits) *h2FrameBudget {
 	return &h2FrameBudget{Conn: c, info: info, guard: g, limits: l, preface: len(http2.ClientPreface)}
 }
