@@ -159,12 +159,21 @@ func (c cli) breakglassReview(args []string) int {
 		who = u.Username
 	}
 	reviewer := fs.String("reviewer", who, "the reviewer's `NAME`, recorded with the review and in the audit trail (default the login name)")
+	// The ID comes first, or after the flags ("--" before it there when it
+	// starts with "-", as base64url IDs may): a first argument is a flag
+	// only if it names one.
 	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && !namesFlag(fs, args[0]) {
 		id, args = args[0], args[1:]
 	}
-	if st := c.parse(fs, args); st >= 0 {
+	if st := c.parseArgs(fs, args, 1); st >= 0 {
 		return st
+	}
+	if fs.NArg() == 1 {
+		if id != "" {
+			return c.usageError(fs, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+		}
+		id = fs.Arg(0)
 	}
 	if id == "" {
 		return c.usageError(fs, "the use's ID is required (see telegate breakglass list)")
@@ -187,4 +196,14 @@ func (c cli) breakglassReview(args []string) int {
 	}
 	fmt.Fprintf(c.stdout, "use %s (%s on %s) reviewed: %s by %s\n", u.GrantID, u.Subject, u.Route, u.Review.Outcome, u.Review.Subject)
 	return exitOK
+}
+
+// namesFlag reports whether arg is a flag of fs (-name, --name, -name=v),
+// -h or --help, or the "--" that ends the flags.
+func namesFlag(fs *flag.FlagSet, arg string) bool {
+	if !strings.HasPrefix(arg, "-") {
+		return false
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-"), "=")
+	return name == "" || name == "h" || name == "help" || fs.Lookup(name) != nil
 }

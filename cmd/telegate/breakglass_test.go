@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -104,6 +105,42 @@ func TestBreakGlass_CLIListAndReview(t *testing.T) {
 		code, _, errs := runCLI(append([]string{"breakglass"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errs, tc.msg) {
 			t.Errorf("%s: exit %d, want %d with %q:\n%s", tc.name, code, tc.code, tc.msg, errs)
+		}
+	}
+}
+
+// TestRegression_BreakGlassIDLikeAFlag: a use's ID is 22 base64url
+// characters and may start with "-" or "_"; `telegate breakglass review`
+// takes it as the ID, first or after "--", never as an unknown flag. The
+// admin listener here is a closed port, so what is checked is that the
+// command gets as far as calling it (exit 1), not a usage error (exit 2).
+func TestRegression_BreakGlassIDLikeAFlag(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ids := []string{"-dxNSumDD8kZukVWymMBSA", "--xNSumDD8kZukVWymMBSA", "_dxNSumDD8kZukVWymMBSA", "-c-NSumDD8kZukVWymMBSA", "AdxNSumDD8kZukVWymMB-A"}
+	for _, id := range ids {
+		for _, args := range [][]string{
+			{id, "--admin", addr, "--outcome", "justified"},
+			{"--admin", addr, "--outcome", "justified", "--", id},
+		} {
+			code, _, errs := runCLI(append([]string{"breakglass", "review"}, args...)...)
+			if code != exitFail || strings.Contains(errs, "flag provided but not defined") || !strings.Contains(errs, addr) {
+				t.Errorf("review %q: exit %d, want %d (the admin listener unreachable)\n%s", args, code, exitFail, errs)
+			}
+		}
+	}
+	// Two IDs, or none, are still usage errors.
+	for _, args := range [][]string{
+		{ids[0], "--admin", addr, "--outcome", "justified", "--", ids[2]},
+		{"--admin", addr, "--outcome", "justified"},
+	} {
+		if code, _, errs := runCLI(append([]string{"breakglass", "review"}, args...)...); code != exitUsage {
+			t.Errorf("review %q: exit %d, want %d\n%s", args, code, exitUsage, errs)
 		}
 	}
 }
